@@ -1,0 +1,114 @@
+/*
+ * The wzp client: stays registered with a relay, places and answers calls.
+ *
+ * A client owns one event-loop thread, its UDP sockets (one IPv4, one
+ * IPv6-only) and everything riding on them: the control connection to the
+ * relay and one end-to-end QUIC connection per call. Every callback runs on
+ * that thread; API calls may come from any thread.
+ */
+#ifndef WZP_CLIENT_H
+#define WZP_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <wzp/wzp.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct wzp_client wzp_client;
+typedef struct wzp_call wzp_call;
+
+/* Audio is 48 kHz mono signed 16-bit, in 20 ms frames. */
+#define WZP_SAMPLE_RATE   48000
+#define WZP_FRAME_SAMPLES 960
+
+typedef enum wzp_call_state {
+    WZP_CALL_DIALING,   /* offer sent, callee not yet reached */
+    WZP_CALL_RINGING,   /* callee reached (caller side) or incoming (callee side) */
+    WZP_CALL_CONNECTING, /* accepted; end-to-end handshake in progress */
+    WZP_CALL_ACTIVE,    /* handshake done, media flowing */
+    WZP_CALL_ENDED,     /* terminal; the reason is an error code (WZP_OK for a local hang-up) */
+} wzp_call_state;
+
+typedef enum wzp_path_kind {
+    WZP_PATH_NONE = 0,
+    WZP_PATH_RELAY,
+    WZP_PATH_DIRECT,
+} wzp_path_kind;
+
+typedef struct wzp_call_stats {
+    wzp_path_kind path;
+    char path_desc[96];           /* e.g. "direct 192.0.2.1:4000 -> 198.51.100.2:5000" */
+    double rtt_ms;                /* smoothed round trip of the end-to-end connection */
+    double loss_pct;              /* media frames lost, percent of expected */
+    double bitrate_kbps;          /* media bitrate sent */
+    uint64_t frames_sent, frames_received, frames_lost;
+    int64_t time_to_first_audio_ms; /* answer to first decoded frame on this side, -1 if none */
+    int64_t time_to_direct_ms;      /* answer to first direct route, -1 if never */
+    uint32_t path_changes;
+} wzp_call_stats;
+
+typedef struct wzp_client_callbacks {
+    /* Registration succeeded (again); `reflexive` is the address the relay sees, as text. */
+    void (*on_registered)(wzp_client *c, const char *reflexive, void *user);
+    /* Registration was lost or failed; the client keeps retrying with backoff unless fatal. */
+    void (*on_unregistered)(wzp_client *c, int err, bool fatal, void *user);
+    /* Someone calls. Answer, reject, or leave it ringing (the relay expires it). */
+    void (*on_incoming)(wzp_client *c, wzp_call *call, const char *caller_fp,
+                        const char *caller_alias, void *user);
+    /* Every call state change. After WZP_CALL_ENDED the call handle stays valid until
+       wzp_call_release(). */
+    void (*on_call_state)(wzp_client *c, wzp_call *call, wzp_call_state state, int reason,
+                          void *user);
+    /* The call's route changed (relay <-> direct). */
+    void (*on_path)(wzp_client *c, wzp_call *call, const wzp_call_stats *stats, void *user);
+    /* Every 20 ms while active: fill `pcm` with the next frame to send; return false for
+       silence. */
+    bool (*pcm_source)(wzp_client *c, wzp_call *call, int16_t pcm[WZP_FRAME_SAMPLES], void *user);
+    /* Every 20 ms while active: the next played-out frame (decoded or concealed). */
+    void (*pcm_sink)(wzp_client *c, wzp_call *call, const int16_t pcm[WZP_FRAME_SAMPLES],
+                     bool concealed, void *user);
+} wzp_client_callbacks;
+
+typedef struct wzp_client_config {
+    const char *home;        /* identity directory; NULL = $WZP_HOME or ~/.config/wzp */
+    const char *relay;       /* "HOST:PORT" (numeric) */
+    const char *relay_pin;   /* the relay's fingerprint, text form */
+    const char *alias;       /* optional, registered with the relay */
+    const char *bind_v4;     /* local IPv4 "HOST:PORT"; NULL = 0.0.0.0:0 */
+    const char *bind_v6;     /* local IPv6 "[HOST]:PORT"; NULL = [::]:0; "" = no IPv6 */
+    bool host_candidates_loopback; /* also offer loopback addresses (tests, demos) */
+    bool direct_disabled;    /* never probe: always relay (diagnostics) */
+    wzp_client_callbacks cb;
+    void *user;
+} wzp_client_config;
+
+int wzp_client_new(const wzp_client_config *cfg, wzp_client **out);
+/* Starts the loop thread and connects to the relay. */
+int wzp_client_start(wzp_client *c);
+/* Hangs up every call, closes the relay connection and joins the thread. */
+void wzp_client_stop(wzp_client *c);
+void wzp_client_free(wzp_client *c);
+/* This client's fingerprint, text form. */
+const char *wzp_client_fingerprint(const wzp_client *c);
+
+/* Places a call to a fingerprint (text form) or alias. */
+int wzp_client_call(wzp_client *c, const char *peer, wzp_call **out);
+int wzp_call_answer(wzp_call *call);
+int wzp_call_reject(wzp_call *call);
+int wzp_call_hangup(wzp_call *call);
+int wzp_call_set_mute(wzp_call *call, bool mute);
+int wzp_call_get_stats(wzp_call *call, wzp_call_stats *out);
+/* Frees an ended call's handle. */
+void wzp_call_release(wzp_call *call);
+
+const char *wzp_path_name(wzp_path_kind kind);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
