@@ -97,8 +97,11 @@ int wzp_ifaddrs_get(wzp_ifaddr *out, size_t cap, unsigned flags)
             dup = wzp_addr_equal(&out[i].addr, &cand.addr);
         if (dup)
             continue;
-        cand.ifindex = if_nametoindex(ifa->ifa_name);
         snprintf(cand.ifname, sizeof(cand.ifname), "%s", ifa->ifa_name);
+        /* An alias label ("eth0:1") names no device of its own: index its base device. */
+        char base[IF_NAMESIZE];
+        snprintf(base, sizeof(base), "%.*s", (int)strcspn(cand.ifname, ":"), cand.ifname);
+        cand.ifindex = if_nametoindex(base);
         out[n++] = cand;
     }
     if (proc)

@@ -212,7 +212,8 @@ static size_t frame(uint8_t *buf, uint16_t type, const uint8_t *body, size_t bod
     buf[6] = 0xa4;
     buf[7] = 0x42;
     memcpy(buf + 8, rfc5769_tid, 12);
-    memcpy(buf + 20, body, body_len);
+    if (body_len)
+        memcpy(buf + 20, body, body_len);
     return 20 + body_len;
 }
 
