@@ -158,6 +158,79 @@ static void test_past_deadline_fires(void **state)
     assert_int_equal(log.fired[0], 1);
 }
 
+/* Many timers, random deadlines, random stops and re-arms: the heap must keep them ordered. */
+typedef struct heap_item {
+    wzp_timer t;
+    wzp_ts deadline;
+    bool live;
+    bool fired;
+} heap_item;
+
+static wzp_ts g_last_fired;
+static bool g_heap_order_ok;
+static int g_heap_fired;
+
+static void on_heap_item(wzp_loop *loop, wzp_timer *t)
+{
+    heap_item *it = t->arg;
+    if (!it->live || it->fired || t->deadline < g_last_fired)
+        g_heap_order_ok = false;
+    g_last_fired = t->deadline;
+    it->fired = true;
+    g_heap_fired++;
+}
+
+static void on_heap_done(wzp_loop *loop, wzp_timer *t)
+{
+    wzp_loop_stop(loop);
+}
+
+static void test_timer_heap_stress(void **state)
+{
+    fixture *f = *state;
+    enum { N = 500 };
+    static heap_item items[N];
+    uint32_t rng = 12345;
+    /* All deadlines in the past, so one pass fires them all in deadline order. */
+    wzp_ts base = wzp_now() - WZP_SEC(100);
+    for (int i = 0; i < N; i++) {
+        rng = rng * 1103515245u + 12345u;
+        items[i] = (heap_item){.deadline = base + (rng >> 8) % 1000000, .live = true};
+        wzp_timer_init(&items[i].t, on_heap_item, &items[i]);
+        assert_int_equal(wzp_timer_start(f->loop, &items[i].t, items[i].deadline), 0);
+    }
+    int live = N;
+    for (int round = 0; round < 3 * N; round++) {
+        rng = rng * 1103515245u + 12345u;
+        heap_item *it = &items[(rng >> 8) % N];
+        if ((rng >> 4) % 3 == 0 && it->live) {
+            wzp_timer_stop(f->loop, &it->t);
+            it->live = false;
+            live--;
+        } else {
+            it->deadline = base + (rng >> 3) % 1000000;
+            if (!it->live)
+                live++;
+            it->live = true;
+            assert_int_equal(wzp_timer_start(f->loop, &it->t, it->deadline), 0);
+        }
+    }
+    wzp_timer done;
+    wzp_timer_init(&done, on_heap_done, NULL);
+    wzp_timer_start(f->loop, &done, wzp_now() + WZP_MS(1));
+    g_last_fired = 0;
+    g_heap_order_ok = true;
+    g_heap_fired = 0;
+    assert_int_equal(wzp_loop_run(f->loop), 0);
+    assert_false(f->timed_out);
+    assert_true(g_heap_order_ok);
+    assert_int_equal(g_heap_fired, live);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(items[i].fired, items[i].live);
+        assert_false(wzp_timer_active(&items[i].t));
+    }
+}
+
 /* --- stop ----------------------------------------------------------------------------- */
 
 static void test_stop_before_run(void **state)
@@ -360,6 +433,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timer_rearm_moves_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_rearm_from_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_past_deadline_fires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timer_heap_stress, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_before_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_from_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_from_thread, setup, teardown),
