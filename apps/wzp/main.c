@@ -1,0 +1,48 @@
+/* wzp: the client command line. A table maps subcommand names to handlers. */
+#include <stdio.h>
+#include <string.h>
+
+#include <wzp/wzp.h>
+
+#include "commands.h"
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"id", wzp_cmd_id, "show (creating on first use) your identity fingerprint"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: wzp [--help] [--version] COMMAND [ARGS...]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nRun 'wzp COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return WZP_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        usage(stdout);
+        return WZP_EXIT_OK;
+    }
+    if (!strcmp(name, "--version")) {
+        printf("wzp %s\n", WZP_VERSION_STRING);
+        return WZP_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(name, commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "wzp: unknown command '%s'\n\n", name);
+    usage(stderr);
+    return WZP_EXIT_USAGE;
+}

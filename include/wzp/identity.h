@@ -1,0 +1,78 @@
+/*
+ * Identities: a long-lived ECDSA P-256 key pair and a self-signed X.509
+ * certificate over it, stored in a state directory. Peers know each other by
+ * the key's fingerprint and pin it during the TLS handshake.
+ *
+ * Fingerprint = SHA-256 of the certificate's SubjectPublicKeyInfo, so
+ * re-issuing the certificate for the same key keeps the fingerprint.
+ * Text form: lowercase RFC 4648 base32 without padding (52 characters) in
+ * groups of 4 joined by '-', e.g. "abcd-efgh-...-xyza" (64 characters).
+ *
+ * Files in the directory: identity.key (PKCS#8 PEM, mode 0600) and
+ * identity.crt (PEM). Both are written atomically (temp file + rename).
+ */
+#ifndef WZP_IDENTITY_H
+#define WZP_IDENTITY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <wzp/wzp.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WZP_FINGERPRINT_LEN    32 /* bytes */
+#define WZP_FINGERPRINT_STRLEN 65 /* text form, NUL included */
+
+typedef struct wzp_identity wzp_identity;
+
+/*
+ * The default state directory: $WZP_HOME if set and non-empty, else
+ * $HOME/.config/wzp. Writes it into buf; WZP_ERR_INVALID if neither
+ * variable is set, WZP_ERR_TOO_BIG if buf is too small.
+ */
+int wzp_identity_default_dir(char *buf, size_t len);
+
+/*
+ * Loads the identity from dir, creating the directory (mode 0700, missing
+ * parents too) and a new key pair on first use. If the key exists but the
+ * certificate is missing, unreadable, expired or for another key, a new
+ * certificate is issued for the same key (the fingerprint is unchanged).
+ * *created (may be NULL) tells whether a new key was generated.
+ * Returns 0, WZP_ERR_IO (filesystem) or WZP_ERR_IDENTITY (bad key file).
+ */
+int wzp_identity_load_or_create(const char *dir, wzp_identity **out, bool *created);
+
+/* Like wzp_identity_load_or_create but never generates a key:
+ * WZP_ERR_NOT_FOUND when dir holds none. May still re-issue the certificate. */
+int wzp_identity_load(const char *dir, wzp_identity **out);
+
+/* A fresh identity kept in memory only (tests, ephemeral relays). */
+int wzp_identity_generate(wzp_identity **out);
+
+void wzp_identity_free(wzp_identity *id);
+
+void wzp_identity_fingerprint(const wzp_identity *id, uint8_t fp[WZP_FINGERPRINT_LEN]);
+
+/* Seconds since the epoch after which the certificate is no longer valid. */
+int64_t wzp_identity_cert_expiry(const wzp_identity *id);
+
+/* Formats fp in the text form. buf needs WZP_FINGERPRINT_STRLEN bytes;
+ * returns buf, or "" (when len allows) if it is too small. */
+const char *wzp_fingerprint_format(const uint8_t fp[WZP_FINGERPRINT_LEN], char *buf, size_t len);
+
+/*
+ * Parses the text form: any case, '-' and whitespace anywhere are ignored.
+ * Anything else (another length, characters outside the base32 alphabet, a
+ * non-zero unused last bit pattern) gives WZP_ERR_INVALID.
+ */
+int wzp_fingerprint_parse(const char *text, uint8_t fp[WZP_FINGERPRINT_LEN]);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,426 @@
+/* Identity key pair + self-signed certificate, their files, and fingerprints. */
+#include <wzp/identity.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/rand.h"
+#include "quic/identity_tls.h"
+
+#define KEY_FILE  "identity.key"
+#define CERT_FILE "identity.crt"
+/* Certificates are cheap to re-issue for the same key; keep them long-lived
+ * and renew when less than a month is left. */
+#define CERT_LIFETIME_S (5LL * 365 * 24 * 3600)
+#define CERT_RENEW_S    (30LL * 24 * 3600)
+
+struct wzp_identity {
+    gnutls_datum_t key_pem;
+    gnutls_datum_t cert_pem;
+    uint8_t fp[WZP_FINGERPRINT_LEN];
+    int64_t expiry;
+};
+
+static const char b32_alpha[] = "abcdefghijklmnopqrstuvwxyz234567";
+
+const char *wzp_fingerprint_format(const uint8_t fp[WZP_FINGERPRINT_LEN], char *buf, size_t len)
+{
+    if (len < WZP_FINGERPRINT_STRLEN) {
+        if (len)
+            buf[0] = '\0';
+        return buf;
+    }
+    size_t out = 0, nchar = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i <= WZP_FINGERPRINT_LEN; i++) {
+        if (i < WZP_FINGERPRINT_LEN) {
+            acc = (acc << 8) | fp[i];
+            bits += 8;
+        } else if (bits > 0) {
+            acc <<= 5 - bits; /* pad the last partial group with zero bits */
+            bits = 5;
+        }
+        while (bits >= 5) {
+            if (nchar && nchar % 4 == 0)
+                buf[out++] = '-';
+            buf[out++] = b32_alpha[(acc >> (bits - 5)) & 31];
+            bits -= 5;
+            nchar++;
+        }
+    }
+    buf[out] = '\0';
+    return buf;
+}
+
+int wzp_fingerprint_parse(const char *text, uint8_t fp[WZP_FINGERPRINT_LEN])
+{
+    if (!text)
+        return WZP_ERR_INVALID;
+    uint8_t out[WZP_FINGERPRINT_LEN];
+    size_t n = 0, nchar = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (const char *p = text; *p; p++) {
+        char c = *p;
+        if (c == '-' || c == ' ' || c == '\t' || c == '\n' || c == '\r')
+            continue;
+        int v;
+        if (c >= 'a' && c <= 'z')
+            v = c - 'a';
+        else if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= '2' && c <= '7')
+            v = 26 + (c - '2');
+        else
+            return WZP_ERR_INVALID;
+        if (++nchar > 52)
+            return WZP_ERR_INVALID;
+        acc = (acc << 5) | (uint32_t)v;
+        bits += 5;
+        if (bits >= 8) {
+            if (n < sizeof(out))
+                out[n++] = (uint8_t)(acc >> (bits - 8));
+            bits -= 8;
+        }
+        acc &= (1u << bits) - 1;
+    }
+    /* 52 characters carry 260 bits: 256 of data and 4 that must be zero, so
+     * every fingerprint has exactly one accepted spelling (up to case). */
+    if (nchar != 52 || n != WZP_FINGERPRINT_LEN || acc != 0)
+        return WZP_ERR_INVALID;
+    memcpy(fp, out, sizeof(out));
+    return 0;
+}
+
+int wzp_identity_default_dir(char *buf, size_t len)
+{
+    const char *home = getenv("WZP_HOME");
+    int n;
+    if (home && *home) {
+        n = snprintf(buf, len, "%s", home);
+    } else {
+        home = getenv("HOME");
+        if (!home || !*home)
+            return WZP_ERR_INVALID;
+        n = snprintf(buf, len, "%s/.config/wzp", home);
+    }
+    if (n < 0 || (size_t)n >= len)
+        return WZP_ERR_TOO_BIG;
+    return 0;
+}
+
+/* mkdir -p with mode 0700 for every component we create. */
+static int make_dirs(const char *dir)
+{
+    char path[PATH_MAX];
+    size_t len = strlen(dir);
+    if (len == 0 || len >= sizeof(path))
+        return WZP_ERR_INVALID;
+    memcpy(path, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char saved = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            WZP_ERROR("identity: cannot create %s: %s", path, strerror(errno));
+            return WZP_ERR_IO;
+        }
+        path[i] = saved;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        WZP_ERROR("identity: %s is not a directory", dir);
+        return WZP_ERR_IO;
+    }
+    return 0;
+}
+
+static int join(char *buf, size_t len, const char *dir, const char *name)
+{
+    int n = snprintf(buf, len, "%s/%s", dir, name);
+    return (n < 0 || (size_t)n >= len) ? WZP_ERR_TOO_BIG : 0;
+}
+
+/* Writes data to dir/name via a temp file, fsync and rename: readers see the
+ * old file or the complete new one, never a torn one. */
+static int write_atomic(const char *dir, const char *name, const gnutls_datum_t *data, mode_t mode)
+{
+    char tmp[PATH_MAX], final[PATH_MAX];
+    if (join(final, sizeof(final), dir, name) || join(tmp, sizeof(tmp), dir, ".tmp-XXXXXX"))
+        return WZP_ERR_TOO_BIG;
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        WZP_ERROR("identity: cannot create a file in %s: %s", dir, strerror(errno));
+        return WZP_ERR_IO;
+    }
+    int rc = 0;
+    size_t off = 0;
+    if (fchmod(fd, mode) != 0)
+        rc = WZP_ERR_IO;
+    while (rc == 0 && off < data->size) {
+        ssize_t w = write(fd, data->data + off, data->size - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            rc = WZP_ERR_IO;
+        else
+            off += (size_t)w;
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = WZP_ERR_IO;
+    if (close(fd) != 0)
+        rc = WZP_ERR_IO;
+    if (rc == 0 && rename(tmp, final) != 0)
+        rc = WZP_ERR_IO;
+    if (rc != 0) {
+        WZP_ERROR("identity: cannot write %s: %s", final, strerror(errno));
+        unlink(tmp);
+    }
+    return rc;
+}
+
+/* Reads a whole small file. WZP_ERR_NOT_FOUND when it does not exist. */
+static int read_file(const char *dir, const char *name, gnutls_datum_t *out)
+{
+    char path[PATH_MAX];
+    if (join(path, sizeof(path), dir, name))
+        return WZP_ERR_TOO_BIG;
+    int rc = gnutls_load_file(path, out);
+    if (rc == 0)
+        return 0;
+    return access(path, F_OK) == 0 ? WZP_ERR_IO : WZP_ERR_NOT_FOUND;
+}
+
+static int spki_fingerprint(gnutls_x509_crt_t crt, uint8_t fp[WZP_FINGERPRINT_LEN])
+{
+    gnutls_pubkey_t pub;
+    gnutls_datum_t der = {NULL, 0};
+    int rc = WZP_ERR_MALFORMED;
+    if (gnutls_pubkey_init(&pub) < 0)
+        return WZP_ERR_NOMEM;
+    /* The DER export of a public key is its SubjectPublicKeyInfo. */
+    if (gnutls_pubkey_import_x509(pub, crt, 0) == 0 &&
+        gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &der) == 0 &&
+        gnutls_hash_fast(GNUTLS_DIG_SHA256, der.data, der.size, fp) == 0)
+        rc = 0;
+    gnutls_free(der.data);
+    gnutls_pubkey_deinit(pub);
+    return rc;
+}
+
+int wzp_fingerprint_of_cert_der(const uint8_t *der, size_t len, uint8_t fp[WZP_FINGERPRINT_LEN])
+{
+    gnutls_x509_crt_t crt;
+    if (len > UINT_MAX)
+        return WZP_ERR_MALFORMED;
+    if (gnutls_x509_crt_init(&crt) < 0)
+        return WZP_ERR_NOMEM;
+    gnutls_datum_t d = {(unsigned char *)der, (unsigned)len};
+    int rc = gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER) == 0 ? spki_fingerprint(crt, fp)
+                                                                       : WZP_ERR_MALFORMED;
+    gnutls_x509_crt_deinit(crt);
+    return rc;
+}
+
+static int issue_cert(gnutls_x509_privkey_t key, gnutls_datum_t *pem)
+{
+    gnutls_x509_crt_t crt;
+    if (gnutls_x509_crt_init(&crt) < 0)
+        return WZP_ERR_NOMEM;
+    uint8_t serial[16];
+    wzp_random_nonce(serial, sizeof(serial));
+    serial[0] &= 0x7f; /* a positive INTEGER */
+    serial[0] |= 0x01;
+    time_t now = time(NULL);
+    int rc = 0;
+    if (gnutls_x509_crt_set_version(crt, 3) < 0 ||
+        gnutls_x509_crt_set_serial(crt, serial, sizeof(serial)) < 0 ||
+        gnutls_x509_crt_set_activation_time(crt, now - 3600) < 0 ||
+        gnutls_x509_crt_set_expiration_time(crt, (time_t)(now + CERT_LIFETIME_S)) < 0 ||
+        gnutls_x509_crt_set_dn(crt, "CN=wzp", NULL) < 0 || gnutls_x509_crt_set_key(crt, key) < 0 ||
+        gnutls_x509_crt_set_basic_constraints(crt, 0, -1) < 0 ||
+        gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE) < 0 ||
+        gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0) < 0 ||
+        gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, pem) < 0)
+        rc = WZP_ERR_IDENTITY;
+    gnutls_x509_crt_deinit(crt);
+    return rc;
+}
+
+/* Checks the PEM certificate belongs to key and is valid for a while yet;
+ * fills fingerprint and expiry. */
+static bool cert_usable(const gnutls_datum_t *pem, gnutls_x509_privkey_t key, uint8_t *fp,
+                        int64_t *expiry)
+{
+    gnutls_x509_crt_t crt;
+    if (gnutls_x509_crt_init(&crt) < 0)
+        return false;
+    bool ok = false;
+    uint8_t cid[64], kid[64];
+    size_t clen = sizeof(cid), klen = sizeof(kid);
+    if (gnutls_x509_crt_import(crt, pem, GNUTLS_X509_FMT_PEM) == 0 &&
+        gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, cid, &clen) == 0 &&
+        gnutls_x509_privkey_get_key_id(key, GNUTLS_KEYID_USE_SHA256, kid, &klen) == 0 &&
+        clen == klen && memcmp(cid, kid, clen) == 0) {
+        time_t exp = gnutls_x509_crt_get_expiration_time(crt);
+        *expiry = (int64_t)exp;
+        ok = exp != (time_t)-1 && (int64_t)exp > (int64_t)time(NULL) + CERT_RENEW_S &&
+             spki_fingerprint(crt, fp) == 0;
+    }
+    gnutls_x509_crt_deinit(crt);
+    return ok;
+}
+
+static void identity_clear(wzp_identity *id)
+{
+    if (id->key_pem.data) {
+        gnutls_memset(id->key_pem.data, 0, id->key_pem.size);
+        gnutls_free(id->key_pem.data);
+    }
+    gnutls_free(id->cert_pem.data);
+    memset(id, 0, sizeof(*id));
+}
+
+/* dir == NULL: in memory only. may_create: generate a key when none exists. */
+static int identity_open(const char *dir, bool may_create, wzp_identity **out, bool *created)
+{
+    *out = NULL;
+    if (created)
+        *created = false;
+    wzp_identity *id = calloc(1, sizeof(*id));
+    if (!id)
+        return WZP_ERR_NOMEM;
+    gnutls_x509_privkey_t key = NULL;
+    int rc = 0;
+    bool new_key = false;
+
+    if (dir) {
+        rc = make_dirs(dir);
+        if (rc)
+            goto fail;
+        rc = read_file(dir, KEY_FILE, &id->key_pem);
+        if (rc == WZP_ERR_NOT_FOUND && may_create)
+            new_key = true;
+        else if (rc)
+            goto fail;
+    } else {
+        new_key = true;
+    }
+
+    if (gnutls_x509_privkey_init(&key) < 0) {
+        rc = WZP_ERR_NOMEM;
+        goto fail;
+    }
+    if (new_key) {
+        /* ECDSA P-256: the one key type every TLS 1.3 stack signs and
+         * verifies for client and server certificates alike. */
+        if (gnutls_x509_privkey_generate2(key, GNUTLS_PK_ECDSA,
+                                          GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0, NULL,
+                                          0) < 0 ||
+            gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN,
+                                              &id->key_pem) < 0) {
+            rc = WZP_ERR_IDENTITY;
+            goto fail;
+        }
+        if (dir && (rc = write_atomic(dir, KEY_FILE, &id->key_pem, 0600)))
+            goto fail;
+    } else if (gnutls_x509_privkey_import2(key, &id->key_pem, GNUTLS_X509_FMT_PEM, NULL, 0) < 0) {
+        WZP_ERROR("identity: %s/%s is not a valid private key", dir, KEY_FILE);
+        rc = WZP_ERR_IDENTITY;
+        goto fail;
+    }
+
+    bool have_cert = false;
+    if (dir && !new_key && read_file(dir, CERT_FILE, &id->cert_pem) == 0)
+        have_cert = cert_usable(&id->cert_pem, key, id->fp, &id->expiry);
+    if (!have_cert) {
+        gnutls_free(id->cert_pem.data);
+        id->cert_pem.data = NULL;
+        if ((rc = issue_cert(key, &id->cert_pem)))
+            goto fail;
+        if (!cert_usable(&id->cert_pem, key, id->fp, &id->expiry)) {
+            rc = WZP_ERR_INTERNAL;
+            goto fail;
+        }
+        if (dir && (rc = write_atomic(dir, CERT_FILE, &id->cert_pem, 0644)))
+            goto fail;
+        if (dir && !new_key)
+            WZP_INFO("identity: issued a new certificate for the existing key in %s", dir);
+    }
+    gnutls_x509_privkey_deinit(key);
+    if (created)
+        *created = new_key && dir;
+    *out = id;
+    return 0;
+
+fail:
+    if (key)
+        gnutls_x509_privkey_deinit(key);
+    identity_clear(id);
+    free(id);
+    return rc;
+}
+
+int wzp_identity_load_or_create(const char *dir, wzp_identity **out, bool *created)
+{
+    if (!dir || !out)
+        return WZP_ERR_INVALID;
+    return identity_open(dir, true, out, created);
+}
+
+int wzp_identity_load(const char *dir, wzp_identity **out)
+{
+    if (!dir || !out)
+        return WZP_ERR_INVALID;
+    return identity_open(dir, false, out, NULL);
+}
+
+int wzp_identity_generate(wzp_identity **out)
+{
+    if (!out)
+        return WZP_ERR_INVALID;
+    return identity_open(NULL, true, out, NULL);
+}
+
+void wzp_identity_free(wzp_identity *id)
+{
+    if (!id)
+        return;
+    identity_clear(id);
+    free(id);
+}
+
+void wzp_identity_fingerprint(const wzp_identity *id, uint8_t fp[WZP_FINGERPRINT_LEN])
+{
+    memcpy(fp, id->fp, WZP_FINGERPRINT_LEN);
+}
+
+int64_t wzp_identity_cert_expiry(const wzp_identity *id)
+{
+    return id->expiry;
+}
+
+int wzp_identity_set_credentials(const wzp_identity *id, gnutls_certificate_credentials_t cred)
+{
+    int rc = gnutls_certificate_set_x509_key_mem2(cred, &id->cert_pem, &id->key_pem,
+                                                  GNUTLS_X509_FMT_PEM, NULL, 0);
+    if (rc < 0) {
+        WZP_ERROR("identity: cannot load credentials: %s", gnutls_strerror(rc));
+        return WZP_ERR_TLS;
+    }
+    return 0;
+}

@@ -1,0 +1,18 @@
+/* Identity internals the TLS glue needs: credentials and peer fingerprints. */
+#ifndef WZP_QUIC_IDENTITY_TLS_H
+#define WZP_QUIC_IDENTITY_TLS_H
+
+#include <gnutls/gnutls.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <wzp/identity.h>
+
+/* Installs the identity's certificate and key into cred (GnuTLS copies them). */
+int wzp_identity_set_credentials(const wzp_identity *id, gnutls_certificate_credentials_t cred);
+
+/* SHA-256 of the SubjectPublicKeyInfo of a DER certificate; WZP_ERR_MALFORMED
+ * when it does not parse. */
+int wzp_fingerprint_of_cert_der(const uint8_t *der, size_t len, uint8_t fp[WZP_FINGERPRINT_LEN]);
+
+#endif

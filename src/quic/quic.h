@@ -1,0 +1,213 @@
+/*
+ * Sans-I/O QUIC (ngtcp2 0.12 + GnuTLS): endpoints, connections, pinning.
+ *
+ * An endpoint is everything behind one UDP socket: a table from connection
+ * ID to connection, the TLS credentials of one identity, counters. It never
+ * touches sockets or clocks; the owner drives it:
+ *
+ *   wzp_quic_endpoint_feed(ep, local, remote, bytes, len, now)  per packet in
+ *   wzp_quic_endpoint_flush(ep, now, send, user)                 packets out
+ *   wzp_quic_endpoint_expiry(ep)  /  wzp_quic_endpoint_handle_expiry(ep, now)
+ *
+ * Call flush after every feed, handle_expiry, send or close (it writes what
+ * they made due). Connections are created by wzp_quic_connect (client) or by
+ * the `accept` callback on an Initial packet (server).
+ *
+ * Authentication: every connection uses TLS 1.3 with ALPN "wzp/1"
+ * (mandatory), both sides present their identity certificate, and each side
+ * checks the SHA-256 of the peer's SubjectPublicKeyInfo against a pinned
+ * fingerprint (WZP_QUIC_PIN_EXACT) or accepts any key and reports its
+ * fingerprint (WZP_QUIC_PIN_ANY: the relay identifies clients by the key
+ * they prove to hold). A mismatch fails the handshake (TLS alert 42) and the
+ * connection closes with WZP_ERR_PIN_MISMATCH and a detail string naming the
+ * expected and the presented fingerprints.
+ *
+ * Paths. The addresses given to feed() are the connection's path as ngtcp2
+ * sees it, byte for byte. Two ways to use that:
+ *  (a) real addresses: pass the socket's local address and the packet's
+ *      source, and send each packet of flush() to the `remote` it names.
+ *      A server connection follows NAT rebinding: packets from a new source
+ *      address trigger ngtcp2's path validation, after which the connection
+ *      (and wzp_quic_conn_remote_addr) uses the new address.
+ *  (b) virtual addresses: a path manager above routes packets itself (relay
+ *      or direct). It passes one fixed local/remote pair on every feed for
+ *      that connection (the pair it gave wzp_quic_connect, or the first one
+ *      the server saw) and ignores the addresses flush() reports. Because
+ *      the path never changes, QUIC never starts a path validation.
+ *
+ * Events arrive through wzp_quic_callbacks during feed, handle_expiry or
+ * flush. A callback may only queue work (send_datagram, send_message, close,
+ * set_user, read accessors); it must never call feed, flush, handle_expiry
+ * or free the endpoint.
+ *
+ * Connection lifetime: the endpoint owns every connection. Each connection
+ * the owner has seen gets exactly one `closed` callback; the handle is
+ * invalid once that callback returns (the endpoint keeps the closing or
+ * draining state internally for 3 PTO and then frees it).
+ *
+ * Message channel: one bidirectional stream (client-opened, id 0) carries
+ * messages framed as a 4-byte big-endian length and the payload. An empty
+ * message is a no-op: the client sends one to open the stream so the server
+ * may speak first. A message longer than max_message closes the connection
+ * with PROTOCOL_VIOLATION (WZP_ERR_PROTOCOL on both sides).
+ */
+#ifndef WZP_QUIC_QUIC_H
+#define WZP_QUIC_QUIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <wzp/identity.h>
+#include <wzp/wzp.h>
+
+#include "common/addr.h"
+#include "common/time.h"
+
+#define WZP_QUIC_ALPN   "wzp/1"
+#define WZP_QUIC_CIDLEN 16 /* every connection ID we issue has this length */
+/* Largest datagram payload accepted by wzp_quic_conn_send_datagram: fits a
+ * 1200-byte QUIC packet with a short header and a DATAGRAM frame header. */
+#define WZP_QUIC_MAX_DATAGRAM 1150
+#define WZP_QUIC_MAX_PACKET   1500 /* buffer size that holds any packet we write */
+
+typedef struct wzp_quic_endpoint wzp_quic_endpoint;
+typedef struct wzp_quic_conn wzp_quic_conn;
+
+typedef enum wzp_quic_pin_mode {
+    WZP_QUIC_PIN_EXACT = 0, /* the peer's fingerprint must equal `pin` */
+    WZP_QUIC_PIN_ANY = 1,   /* any key; its fingerprint is reported */
+} wzp_quic_pin_mode;
+
+typedef struct wzp_quic_conn_opts {
+    wzp_quic_pin_mode pin_mode;
+    uint8_t pin[WZP_FINGERPRINT_LEN];
+    wzp_ts initial_rtt;       /* RTT assumed before the first sample; 0 = 100 ms */
+    wzp_ts idle_timeout;      /* 0 = 30 s */
+    wzp_ts keep_alive;        /* send a PING after this much silence; 0 = off */
+    wzp_ts handshake_timeout; /* 0 = 10 s */
+    size_t max_message;       /* largest message accepted from the peer; 0 = 64 KiB */
+    size_t datagram_queue;    /* datagrams queued before send gives AGAIN; 0 = 64 */
+    const char *alpn;         /* NULL = WZP_QUIC_ALPN; other values only for tests */
+    void *user;               /* initial wzp_quic_conn_user() value */
+} wzp_quic_conn_opts;
+
+void wzp_quic_conn_opts_default(wzp_quic_conn_opts *o);
+
+typedef struct wzp_quic_close_info {
+    int error;          /* 0: closed by an application (app_code, reason); else a wzp_error */
+    bool by_peer;       /* the peer closed (or failed) the connection, not us */
+    uint64_t app_code;  /* application close code, when error == 0 */
+    const char *reason; /* peer's or our reason phrase, printable, maybe "" */
+    const char *detail; /* diagnostic, same as wzp_quic_conn_error_detail() */
+} wzp_quic_close_info;
+
+typedef struct wzp_quic_callbacks {
+    /* Server: an Initial from a new peer. Fill *opts (pre-set to defaults)
+     * and return 0 to accept, or a negative value to drop it. NULL: refuse. */
+    int (*accept)(void *user, const wzp_addr *local, const wzp_addr *remote,
+                  wzp_quic_conn_opts *opts);
+    /* Handshake complete and the peer's key checked. */
+    void (*established)(void *user, wzp_quic_conn *c, const uint8_t peer_fp[WZP_FINGERPRINT_LEN]);
+    void (*datagram)(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len);
+    void (*message)(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len);
+    /* Exactly once per connection; c is invalid after it returns. */
+    void (*closed)(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info);
+} wzp_quic_callbacks;
+
+/* Endpoint counters. Every packet fed lands in exactly one rx_* bucket. */
+typedef struct wzp_quic_stats {
+    uint64_t rx_packets;     /* handed to a connection */
+    uint64_t rx_not_quic;    /* first byte is not QUIC (see wire/demux.h) */
+    uint64_t rx_malformed;   /* header does not parse (truncated, garbage) */
+    uint64_t rx_bad_version; /* long header with a version we do not speak */
+    uint64_t rx_unknown_cid; /* no such connection and not a valid new Initial */
+    uint64_t rx_refused;     /* Initial refused by the accept callback or creation failed */
+    uint64_t rx_closed_conn; /* for a connection already closing or draining */
+    uint64_t tx_packets;
+    uint64_t tx_bytes;
+    uint64_t conns_accepted; /* server connections created */
+    uint64_t conns_active;   /* connections the endpoint holds now */
+} wzp_quic_stats;
+
+typedef struct wzp_quic_conn_stats {
+    wzp_ts smoothed_rtt, min_rtt, latest_rtt; /* 0 until the first sample */
+    uint64_t pto_count;
+    uint64_t cwnd, bytes_in_flight;
+    uint64_t pkts_sent, pkts_recv;     /* packets written / accepted by ngtcp2 */
+    uint64_t dgrams_sent, dgrams_recv; /* DATAGRAM frames */
+    uint64_t dgrams_lost;              /* declared lost by ngtcp2 */
+    uint64_t dgrams_dropped;           /* not sendable (peer limit, closing) */
+    uint64_t msgs_sent, msgs_recv;
+} wzp_quic_conn_stats;
+
+/*
+ * Creates an endpoint presenting `id` (borrowed; must outlive the endpoint).
+ * `server` lets it accept new connections via cb->accept. cb is copied.
+ */
+int wzp_quic_endpoint_new(const wzp_identity *id, bool server, const wzp_quic_callbacks *cb,
+                          void *user, wzp_quic_endpoint **out);
+/* Frees the endpoint and every connection, without callbacks and without
+ * sending anything (close connections and flush first for a clean end). */
+void wzp_quic_endpoint_free(wzp_quic_endpoint *ep);
+
+/* One received UDP payload. Bad or unknown packets are dropped and counted;
+ * the return value is 0 or WZP_ERR_NOMEM. */
+int wzp_quic_endpoint_feed(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,
+                           const uint8_t *pkt, size_t len, wzp_ts now);
+
+/* Receives each packet to send, with the path it belongs to. The bytes are
+ * valid during the call only. */
+typedef void (*wzp_quic_send_fn)(void *user, const wzp_addr *local, const wzp_addr *remote,
+                                 const uint8_t *pkt, size_t len);
+/* Writes everything due at `now`. Returns the number of packets written. */
+int wzp_quic_endpoint_flush(wzp_quic_endpoint *ep, wzp_ts now, wzp_quic_send_fn send,
+                            void *send_user);
+
+/* Next time handle_expiry must run; may be in the past; WZP_TS_NEVER if none. */
+wzp_ts wzp_quic_endpoint_expiry(const wzp_quic_endpoint *ep);
+/* Runs timers (loss recovery, idle, keep-alive, closing periods). Flush after. */
+void wzp_quic_endpoint_handle_expiry(wzp_quic_endpoint *ep, wzp_ts now);
+
+const wzp_quic_stats *wzp_quic_endpoint_stats(const wzp_quic_endpoint *ep);
+size_t wzp_quic_endpoint_conn_count(const wzp_quic_endpoint *ep);
+
+/* Starts a client connection on `ep` over the path local -> remote. */
+int wzp_quic_connect(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,
+                     const wzp_quic_conn_opts *opts, wzp_ts now, wzp_quic_conn **out);
+
+/*
+ * Queues one datagram (copied). WZP_ERR_AGAIN before the handshake completes
+ * or when the queue is full (media should drop it then), WZP_ERR_TOO_BIG
+ * over WZP_QUIC_MAX_DATAGRAM or the peer's limit, WZP_ERR_STATE if the peer
+ * does not accept datagrams, WZP_ERR_CLOSED once closing. A queued datagram
+ * held back by congestion control waits for the next flush.
+ */
+int wzp_quic_conn_send_datagram(wzp_quic_conn *c, const uint8_t *data, size_t len);
+
+/* Queues one reliable message (copied; 1..4 GiB-1 bytes, the peer enforces
+ * its max_message). Sent in order once the stream is open. */
+int wzp_quic_conn_send_message(wzp_quic_conn *c, const uint8_t *data, size_t len);
+
+/* Closes with an application code and reason (truncated to 200 bytes): the
+ * next flush sends CONNECTION_CLOSE and `closed` fires. Idempotent. */
+void wzp_quic_conn_close(wzp_quic_conn *c, uint64_t app_code, const char *reason);
+
+/* RFC 5705/8446 exporter on the TLS session; WZP_ERR_STATE before the handshake. */
+int wzp_quic_conn_export(wzp_quic_conn *c, const char *label, const uint8_t *context,
+                         size_t context_len, uint8_t *out, size_t len);
+
+bool wzp_quic_conn_is_established(const wzp_quic_conn *c);
+bool wzp_quic_conn_is_server(const wzp_quic_conn *c);
+/* The peer's fingerprint once the handshake checked it; WZP_ERR_STATE before. */
+int wzp_quic_conn_peer_fingerprint(const wzp_quic_conn *c, uint8_t fp[WZP_FINGERPRINT_LEN]);
+/* The path ngtcp2 currently uses (after a migration: the new one). */
+void wzp_quic_conn_remote_addr(const wzp_quic_conn *c, wzp_addr *out);
+void wzp_quic_conn_local_addr(const wzp_quic_conn *c, wzp_addr *out);
+/* Why the connection failed or closed; "" while open. */
+const char *wzp_quic_conn_error_detail(const wzp_quic_conn *c);
+void wzp_quic_conn_get_stats(const wzp_quic_conn *c, wzp_quic_conn_stats *s);
+void *wzp_quic_conn_user(const wzp_quic_conn *c);
+void wzp_quic_conn_set_user(wzp_quic_conn *c, void *user);
+
+#endif

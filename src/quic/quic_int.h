@@ -1,0 +1,121 @@
+/* Internals shared by the QUIC endpoint, connection and TLS files. */
+#ifndef WZP_QUIC_QUIC_INT_H
+#define WZP_QUIC_QUIC_INT_H
+
+#include <gnutls/gnutls.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+
+#include "common/hmap.h"
+#include "quic/quic.h"
+
+#define WZP_QUIC_MAX_CIDS 16 /* CIDs one connection may have registered at once */
+
+typedef enum conn_state {
+    CONN_HANDSHAKE,
+    CONN_ESTABLISHED,
+    CONN_CLOSING,  /* we sent CONNECTION_CLOSE; answer with it for 3 PTO */
+    CONN_DRAINING, /* the peer closed; stay silent for 3 PTO */
+    CONN_DEAD,     /* nothing more to do; freed at the next timer run */
+} conn_state;
+
+/* One queued outgoing message: length prefix + payload, kept until acked
+ * because ngtcp2 does not copy stream data. */
+typedef struct wzp_quic_msg {
+    struct wzp_quic_msg *next;
+    uint64_t offset; /* stream offset of data[0] */
+    size_t len, sent;
+    uint8_t data[];
+} wzp_quic_msg;
+
+typedef struct wzp_quic_dgram {
+    struct wzp_quic_dgram *next;
+    size_t len;
+    uint8_t data[];
+} wzp_quic_dgram;
+
+struct wzp_quic_conn {
+    wzp_quic_endpoint *ep;
+    wzp_quic_conn *prev, *next;
+    ngtcp2_conn *qc;
+    gnutls_session_t tls;
+    ngtcp2_crypto_conn_ref ref;
+    bool server;
+    bool creating; /* inside ngtcp2_conn_*_new (see cb_rand) */
+    wzp_quic_conn_opts opts;
+    char alpn[32];
+    wzp_addr local, remote; /* the path of the last packet fed / given to connect */
+    conn_state state;
+    wzp_ts close_deadline;
+    bool seen_by_owner; /* established or closed delivered, or client */
+    bool closed_reported;
+    bool close_requested;
+    bool resend_close;
+    bool fail_pending; /* a callback failed; fail_* say how to close */
+    int fail_err;
+    uint64_t fail_transport_code;
+    uint64_t close_app_code;
+    uint8_t *close_pkt;
+    size_t close_pkt_len;
+    /* close report */
+    int err;
+    bool by_peer;
+    uint64_t app_code;
+    char reason[208];
+    char detail[256];
+    /* pinning */
+    bool pin_failed;
+    bool have_peer_fp;
+    uint8_t peer_fp[WZP_FINGERPRINT_LEN];
+    /* connection IDs registered in the endpoint table */
+    ngtcp2_cid cids[WZP_QUIC_MAX_CIDS];
+    size_t ncids;
+    /* message channel */
+    int64_t stream_id; /* -1 until open */
+    bool stream_blocked;
+    wzp_quic_msg *tx_head, *tx_cur, *tx_tail;
+    uint64_t tx_offset; /* bytes queued on the stream so far */
+    uint8_t rx_hdr[4];
+    size_t rx_hdr_have;
+    uint8_t *rx_body;
+    size_t rx_body_len, rx_body_have;
+    bool rx_in_body;
+    /* datagrams */
+    wzp_quic_dgram *dg_head, *dg_tail;
+    size_t dg_count;
+    wzp_quic_conn_stats st;
+};
+
+struct wzp_quic_endpoint {
+    const wzp_identity *id;
+    bool server;
+    wzp_quic_callbacks cb;
+    void *user;
+    gnutls_certificate_credentials_t cred;
+    wzp_hmap cids; /* CID bytes -> wzp_quic_conn */
+    wzp_quic_conn *conns;
+    wzp_quic_stats stats;
+};
+
+/* conn.c */
+int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
+                      const wzp_addr *remote, const wzp_quic_conn_opts *opts,
+                      const ngtcp2_pkt_hd *initial, wzp_ts now, wzp_quic_conn **out);
+void wzp_quic_conn_free(wzp_quic_conn *c);
+/* Processes one packet for c; never fails (errors move c to a closing state). */
+void wzp_quic_conn_read(wzp_quic_conn *c, const wzp_addr *local, const wzp_addr *remote,
+                        const uint8_t *pkt, size_t len, wzp_ts now);
+int wzp_quic_conn_write(wzp_quic_conn *c, wzp_ts now, wzp_quic_send_fn send, void *send_user);
+wzp_ts wzp_quic_conn_expiry(const wzp_quic_conn *c);
+void wzp_quic_conn_handle_expiry(wzp_quic_conn *c, wzp_ts now);
+bool wzp_quic_conn_is_dead(const wzp_quic_conn *c, wzp_ts now);
+
+/* endpoint.c: connection ID table */
+int wzp_quic_ep_add_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_cid *cid);
+void wzp_quic_ep_del_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_cid *cid);
+
+/* tls.c */
+int wzp_quic_tls_new(wzp_quic_conn *c);
+void wzp_quic_tls_free(wzp_quic_conn *c);
+
+#endif

@@ -1,0 +1,109 @@
+/* GnuTLS sessions for QUIC connections: TLS 1.3 only, mandatory ALPN, and
+ * certificate pinning by SPKI fingerprint on both sides. */
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "quic/identity_tls.h"
+#include "quic/quic_int.h"
+
+/* Compatibility mode would add fake ChangeCipherSpec records, which QUIC forbids. */
+#define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:%DISABLE_TLS13_COMPAT_MODE"
+
+static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
+{
+    wzp_quic_conn *c = ref->user_data;
+    return c->qc;
+}
+
+/* Runs once the peer's Certificate arrived (the TLS layer then checks that
+ * the peer holds the key via CertificateVerify). ALPN is settled by now on
+ * both sides, so it is checked here too: GnuTLS lets a peer that sends no
+ * ALPN extension at all through. */
+static int verify_peer(gnutls_session_t s)
+{
+    ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(s);
+    wzp_quic_conn *c = ref->user_data;
+
+    gnutls_datum_t proto;
+    if (gnutls_alpn_get_selected_protocol(s, &proto) != 0 || proto.size != strlen(c->alpn) ||
+        memcmp(proto.data, c->alpn, proto.size) != 0) {
+        snprintf(c->detail, sizeof(c->detail), "ALPN mismatch: %s not negotiated", c->alpn);
+        return -1;
+    }
+
+    unsigned int n = 0;
+    const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
+    if (!certs || n == 0) {
+        snprintf(c->detail, sizeof(c->detail), "peer presented no certificate");
+        return -1;
+    }
+    uint8_t fp[WZP_FINGERPRINT_LEN];
+    if (wzp_fingerprint_of_cert_der(certs[0].data, certs[0].size, fp) != 0) {
+        snprintf(c->detail, sizeof(c->detail), "peer certificate does not parse");
+        return -1;
+    }
+    if (c->opts.pin_mode == WZP_QUIC_PIN_EXACT &&
+        memcmp(fp, c->opts.pin, WZP_FINGERPRINT_LEN) != 0) {
+        char want[WZP_FINGERPRINT_STRLEN], got[WZP_FINGERPRINT_STRLEN];
+        wzp_fingerprint_format(c->opts.pin, want, sizeof(want));
+        wzp_fingerprint_format(fp, got, sizeof(got));
+        snprintf(c->detail, sizeof(c->detail), "pin mismatch: expected %s, peer presented %s", want,
+                 got);
+        c->pin_failed = true;
+        WZP_WARN("quic: %s", c->detail);
+        return -1;
+    }
+    memcpy(c->peer_fp, fp, sizeof(fp));
+    c->have_peer_fp = true;
+    return 0;
+}
+
+int wzp_quic_tls_new(wzp_quic_conn *c)
+{
+    unsigned flags = GNUTLS_NO_END_OF_EARLY_DATA;
+    flags |= c->server ? GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET : GNUTLS_CLIENT;
+    if (gnutls_init(&c->tls, flags) != 0) {
+        c->tls = NULL;
+        return WZP_ERR_NOMEM;
+    }
+    const char *errpos = NULL;
+    gnutls_datum_t alpn = {(unsigned char *)c->alpn, (unsigned)strlen(c->alpn)};
+    int rc = c->server ? ngtcp2_crypto_gnutls_configure_server_session(c->tls)
+                       : ngtcp2_crypto_gnutls_configure_client_session(c->tls);
+    if (rc != 0 || gnutls_priority_set_direct(c->tls, TLS_PRIORITY, &errpos) != 0 ||
+        gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, c->ep->cred) != 0 ||
+        gnutls_alpn_set_protocols(c->tls, &alpn, 1, GNUTLS_ALPN_MANDATORY) != 0) {
+        WZP_ERROR("quic: TLS session setup failed");
+        gnutls_deinit(c->tls);
+        c->tls = NULL;
+        return WZP_ERR_TLS;
+    }
+    if (c->server)
+        gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_REQUIRE);
+    gnutls_session_set_verify_function(c->tls, verify_peer);
+    c->ref.get_conn = get_conn;
+    c->ref.user_data = c;
+    gnutls_session_set_ptr(c->tls, &c->ref);
+    return 0;
+}
+
+void wzp_quic_tls_free(wzp_quic_conn *c)
+{
+    if (c->tls)
+        gnutls_deinit(c->tls);
+    c->tls = NULL;
+}
+
+int wzp_quic_conn_export(wzp_quic_conn *c, const char *label, const uint8_t *context,
+                         size_t context_len, uint8_t *out, size_t len)
+{
+    if (!c || !label || !out || (!context && context_len))
+        return WZP_ERR_INVALID;
+    if (!c->tls || !c->qc || !ngtcp2_conn_get_handshake_completed(c->qc))
+        return WZP_ERR_STATE;
+    int rc = gnutls_prf_rfc5705(c->tls, strlen(label), label, context_len, (const char *)context,
+                                len, (char *)out);
+    return rc == 0 ? 0 : WZP_ERR_TLS;
+}
