@@ -450,6 +450,8 @@ static int on_ended(wzp_sigc *sc, const wzp_sig_msg *m)
         k = find_rid(sc, m->request_id);
         if (!k || (k->state != WZP_SIGC_CALL_OFFERING && k->state != CALL_CANCELLING))
             return WZP_ERR_STATE;
+        k->has_id = true;
+        memcpy(k->id, m->u.end.call_id, WZP_SIG_CALL_ID_LEN);
     }
     end_call(sc, k, wzp_sig_end_reason_error(m->u.end.reason), m->u.end.reason, m);
     return 0;

@@ -557,7 +557,9 @@ int wzp_sig_decode(const uint8_t *buf, size_t len, wzp_sig_msg *msg)
         return WZP_ERR_MALFORMED;
     msg->request_id = e->request_id;
     int rc = 0;
-    if (e->version != WZP_SIG_VERSION)
+    if (e->version == 0)
+        rc = WZP_ERR_MALFORMED; /* absent: not a wzp signaling message at all */
+    else if (e->version != WZP_SIG_VERSION)
         rc = WZP_ERR_PROTOCOL;
     else if (!dec_body(msg, e) || !check_msg(msg))
         rc = WZP_ERR_MALFORMED;

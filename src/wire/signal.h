@@ -179,8 +179,8 @@ int wzp_sig_encode(const wzp_sig_msg *msg, uint8_t *out, size_t cap);
 
 /*
  * Decodes and validates one message. Returns 0, WZP_ERR_TOO_BIG (over
- * WZP_SIG_MAX_SIZE; nothing parsed), WZP_ERR_PROTOCOL (another protocol
- * version) or WZP_ERR_MALFORMED. On MALFORMED and PROTOCOL, msg->request_id
+ * WZP_SIG_MAX_SIZE; nothing parsed), WZP_ERR_PROTOCOL (a non-zero version
+ * other than ours) or WZP_ERR_MALFORMED. On MALFORMED and PROTOCOL, msg->request_id
  * holds the envelope's request id if the envelope itself parsed (0 if not),
  * so the error reply can still be correlated. Unknown fields are ignored;
  * candidates of unknown type are skipped; unknown end reasons read as ERROR

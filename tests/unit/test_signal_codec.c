@@ -285,9 +285,9 @@ static void test_decode_rejects_malformed(void **state)
     n = pack(&e, buf);
     assert_int_equal(wzp_sig_decode(buf, n, &d), WZP_ERR_PROTOCOL);
     assert_true(d.request_id == 42);
-    e.version = 0;
+    e.version = 0; /* absent */
     n = pack(&e, buf);
-    assert_int_equal(wzp_sig_decode(buf, n, &d), WZP_ERR_PROTOCOL);
+    assert_int_equal(wzp_sig_decode(buf, n, &d), WZP_ERR_MALFORMED);
     e.version = 1;
 
     /* Fingerprint of 31 bytes. */
