@@ -1,0 +1,303 @@
+/*
+ * The relay's call state machine. A call is RINGING from the Offer until the
+ * callee accepts (-> ACTIVE) or anything ends it; ACTIVE until a party hangs
+ * up or goes away. The caller's candidates and parameters wait here while
+ * ringing and reach the callee only in its CallSetup.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <wzp/wzp.h>
+
+#include "common/log.h"
+#include "common/rand.h"
+#include "relay/control_internal.h"
+
+/* ---- bookkeeping ----------------------------------------------------------- */
+
+static void link_side(rc_call *k, int s, rc_conn *c)
+{
+    k->side[s].conn = c;
+    k->side[s].prev = NULL;
+    k->side[s].next = c->calls;
+    if (c->calls) {
+        rc_call *h = c->calls;
+        h->side[h->side[CALLER].conn == c ? CALLER : CALLEE].prev = k;
+    }
+    c->calls = k;
+    c->n_calls++;
+}
+
+static int side_of(const rc_call *k, const rc_conn *c)
+{
+    if (k->side[CALLER].conn == c)
+        return CALLER;
+    if (k->side[CALLEE].conn == c)
+        return CALLEE;
+    return -1;
+}
+
+static void unlink_side(rc_call *k, int s)
+{
+    rc_conn *c = k->side[s].conn;
+    rc_call *p = k->side[s].prev, *n = k->side[s].next;
+    if (p)
+        p->side[side_of(p, c)].next = n;
+    else
+        c->calls = n;
+    if (n)
+        n->side[side_of(n, c)].prev = p;
+    c->n_calls--;
+}
+
+/* Ringing calls are kept sorted by expiry; with a steady clock that is append. */
+static void ring_insert(wzp_relay_control *rc, rc_call *k)
+{
+    rc_call *after = rc->ring_tail;
+    while (after && after->expires > k->expires)
+        after = after->tprev;
+    k->tprev = after;
+    k->tnext = after ? after->tnext : rc->ring_head;
+    if (k->tnext)
+        k->tnext->tprev = k;
+    else
+        rc->ring_tail = k;
+    if (after)
+        after->tnext = k;
+    else
+        rc->ring_head = k;
+}
+
+static void ring_remove(wzp_relay_control *rc, rc_call *k)
+{
+    if (k->tprev)
+        k->tprev->tnext = k->tnext;
+    else
+        rc->ring_head = k->tnext;
+    if (k->tnext)
+        k->tnext->tprev = k->tprev;
+    else
+        rc->ring_tail = k->tprev;
+    k->tprev = k->tnext = NULL;
+}
+
+static void send_ended(wzp_relay_control *rc, rc_conn *c, const uint8_t *id,
+                       wzp_sig_end_reason reason, uint64_t request_id)
+{
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_CALL_ENDED, request_id);
+    memcpy(m.u.end.call_id, id, WZP_SIG_CALL_ID_LEN);
+    m.u.end.reason = reason;
+    wzp_rc_send(rc, c, &m);
+}
+
+/* Ends k: tells the sides flagged in tell[], closes its channels, frees it. */
+static void end_call(wzp_relay_control *rc, rc_call *k, wzp_sig_end_reason reason, bool tell_caller,
+                     bool tell_callee)
+{
+    if (tell_caller)
+        send_ended(rc, k->side[CALLER].conn, k->id, reason, 0);
+    if (tell_callee)
+        send_ended(rc, k->side[CALLEE].conn, k->id, reason, 0);
+    if (k->state == RC_ACTIVE) {
+        if (rc->cb.channels_close)
+            rc->cb.channels_close(rc->cb.user, k->side[CALLER].chan, k->side[CALLEE].chan);
+    } else {
+        ring_remove(rc, k);
+    }
+    unlink_side(k, CALLER);
+    unlink_side(k, CALLEE);
+    wzp_hmap_del(&rc->calls, k->id, WZP_SIG_CALL_ID_LEN);
+    rc->stats.calls_ended[reason]++;
+    free(k);
+}
+
+void wzp_rc_end_calls_of(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason reason)
+{
+    while (c->calls) {
+        rc_call *k = c->calls;
+        int s = side_of(k, c);
+        end_call(rc, k, reason, s == CALLEE, s == CALLER);
+    }
+}
+
+void wzp_rc_expire_calls(wzp_relay_control *rc, wzp_ts now)
+{
+    while (rc->ring_head && rc->ring_head->expires <= now)
+        end_call(rc, rc->ring_head, WZP_SIG_END_EXPIRED, true, true);
+}
+
+void wzp_rc_free_calls(wzp_relay_control *rc)
+{
+    const wzp_hmap_slot *slot;
+    for (size_t i = 0; wzp_hmap_next(&rc->calls, &i, &slot);)
+        free(slot->value);
+}
+
+static bool over_call_limit(const wzp_relay_control *rc, const rc_conn *c)
+{
+    return rc->cfg.max_calls_per_identity && c->n_calls >= rc->cfg.max_calls_per_identity;
+}
+
+/* ---- offer ----------------------------------------------------------------- */
+
+void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, wzp_ts now)
+{
+    const bool by_alias = m->u.offer.by_alias;
+    rc_conn *callee = by_alias ? wzp_hmap_get(&rc->aliases, m->u.offer.callee_alias,
+                                              strlen(m->u.offer.callee_alias))
+                               : wzp_hmap_get(&rc->regs, m->u.offer.callee_fp, WZP_SIG_FP_LEN);
+    uint8_t id[WZP_SIG_CALL_ID_LEN];
+
+    if (callee == c) {
+        wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_INVALID, "cannot call yourself");
+        return;
+    }
+    if (over_call_limit(rc, c) || rc->calls.count >= rc->cfg.max_calls) {
+        rc->stats.offers_over_limit++;
+        wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_LIMIT, "too many calls");
+        return;
+    }
+    do
+        wzp_random(id, sizeof(id));
+    while (wzp_hmap_get(&rc->calls, id, sizeof(id)));
+    rc->stats.calls_offered++;
+
+    if (!callee || over_call_limit(rc, callee)) {
+        wzp_sig_end_reason why = callee     ? WZP_SIG_END_BUSY
+                                 : by_alias ? WZP_SIG_END_UNKNOWN_PEER
+                                            : WZP_SIG_END_OFFLINE;
+        rc->stats.calls_ended[why]++;
+        send_ended(rc, c, id, why, m->request_id);
+        return;
+    }
+
+    rc_call *k = calloc(1, sizeof(*k));
+    if (!k || wzp_hmap_put(&rc->calls, id, sizeof(id), k) < 0) {
+        free(k);
+        wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    k->handle = rc->next_call_handle++;
+    memcpy(k->id, id, sizeof(id));
+    k->state = RC_RINGING;
+    k->expires = now + rc->cfg.ring_timeout;
+    k->offer_params = m->u.offer.params;
+    k->offer_cands = m->u.offer.cands;
+    link_side(k, CALLER, c);
+    link_side(k, CALLEE, callee);
+    ring_insert(rc, k);
+
+    /* The callee hears who calls (proven identity), nothing about where from. */
+    wzp_sig_msg in;
+    wzp_sig_init(&in, WZP_SIG_INCOMING_CALL, 0);
+    memcpy(in.u.incoming.call_id, id, sizeof(id));
+    memcpy(in.u.incoming.caller_fp, c->fp, WZP_SIG_FP_LEN);
+    memcpy(in.u.incoming.caller_alias, c->alias, sizeof(c->alias));
+    wzp_rc_send(rc, callee, &in);
+
+    wzp_sig_msg r;
+    wzp_sig_init(&r, WZP_SIG_RINGING, m->request_id);
+    memcpy(r.u.call.call_id, id, sizeof(id));
+    wzp_rc_send(rc, c, &r);
+}
+
+/* ---- accept and the ways a call ends ---------------------------------------- */
+
+static void send_setup(wzp_relay_control *rc, rc_call *k, int s, const wzp_sig_params *peer_params,
+                       const wzp_sig_candidates *peer_cands, uint64_t request_id)
+{
+    const rc_conn *peer = k->side[!s].conn;
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_CALL_SETUP, request_id);
+    memcpy(m.u.setup.call_id, k->id, WZP_SIG_CALL_ID_LEN);
+    memcpy(m.u.setup.peer_fp, peer->fp, WZP_SIG_FP_LEN);
+    memcpy(m.u.setup.peer_alias, peer->alias, sizeof(peer->alias));
+    m.u.setup.peer_params = *peer_params;
+    m.u.setup.peer_cands = *peer_cands;
+    m.u.setup.role = s == CALLER ? WZP_SIG_ROLE_CALLER : WZP_SIG_ROLE_CALLEE;
+    m.u.setup.relay_channel = k->side[s].chan;
+    m.u.setup.relay_addr = rc->cfg.relay_addr;
+    wzp_rc_send(rc, k->side[s].conn, &m);
+}
+
+static void accept_call(wzp_relay_control *rc, rc_call *k, const wzp_sig_msg *m)
+{
+    uint32_t chan_a = 0, chan_b = 0;
+    if (rc->cb.channels_open) {
+        int err = rc->cb.channels_open(rc->cb.user, k->handle, k->side[CALLER].conn->id,
+                                       k->side[CALLEE].conn->id, &chan_a, &chan_b);
+        if (err < 0) {
+            WZP_WARN("relay control: no forwarding channels for a call: %s", wzp_strerror(err));
+            rc->stats.channel_open_failures++;
+            end_call(rc, k, WZP_SIG_END_ERROR, true, true);
+            return;
+        }
+    }
+    ring_remove(rc, k);
+    k->state = RC_ACTIVE;
+    k->side[CALLER].chan = chan_a;
+    k->side[CALLEE].chan = chan_b;
+    rc->stats.calls_setup++;
+    send_setup(rc, k, CALLER, &m->u.accept.params, &m->u.accept.cands, 0);
+    send_setup(rc, k, CALLEE, &k->offer_params, &k->offer_cands, m->request_id);
+}
+
+static const uint8_t *msg_call_id(const wzp_sig_msg *m)
+{
+    switch (m->type) {
+    case WZP_SIG_ACCEPT:
+        return m->u.accept.call_id;
+    case WZP_SIG_HANGUP:
+        return m->u.end.call_id;
+    default:
+        return m->u.call.call_id;
+    }
+}
+
+void wzp_rc_handle_call_msg(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m)
+{
+    rc_call *k = wzp_hmap_get(&rc->calls, msg_call_id(m), WZP_SIG_CALL_ID_LEN);
+    int s = k ? side_of(k, c) : -1;
+    if (s < 0) {
+        /* Same answer whether the call does not exist or is someone else's. */
+        rc->stats.drop_no_such_call++;
+        wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_NO_SUCH_CALL, "no such call");
+        return;
+    }
+    const bool ringing = k->state == RC_RINGING;
+    switch (m->type) {
+    case WZP_SIG_ACCEPT:
+        if (s == CALLEE && ringing) {
+            accept_call(rc, k, m);
+            return;
+        }
+        break;
+    case WZP_SIG_REJECT:
+    case WZP_SIG_BUSY:
+        if (s == CALLEE && ringing) {
+            end_call(rc, k, m->type == WZP_SIG_BUSY ? WZP_SIG_END_BUSY : WZP_SIG_END_REJECTED, true,
+                     false);
+            return;
+        }
+        break;
+    case WZP_SIG_CANCEL:
+        if (s == CALLER && ringing) {
+            end_call(rc, k, WZP_SIG_END_CANCELLED, false, true);
+            return;
+        }
+        break;
+    case WZP_SIG_HANGUP: {
+        /* Before the answer a hang-up is a cancel (caller) or a reject (callee). */
+        wzp_sig_end_reason why = !ringing      ? m->u.end.reason
+                                 : s == CALLER ? WZP_SIG_END_CANCELLED
+                                               : WZP_SIG_END_REJECTED;
+        end_call(rc, k, why, s == CALLEE, s == CALLER);
+        return;
+    }
+    default:
+        break;
+    }
+    rc->stats.drop_bad_state++;
+    wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_STATE, "not valid in this call state");
+}

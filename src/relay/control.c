@@ -1,0 +1,364 @@
+/*
+ * Relay control plane: connections, rate limiting, registrations and aliases,
+ * and dispatch of decoded messages (calls live in calls.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wzp/wzp.h>
+
+#include "common/log.h"
+#include "relay/control_internal.h"
+
+#define MILLI 1000u
+
+void wzp_relay_control_config_default(wzp_relay_control_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->ring_timeout = WZP_SEC(60);
+    cfg->max_registrations = 100000;
+    cfg->max_calls = 100000;
+    cfg->max_calls_per_identity = 1;
+    cfg->rate_per_sec = 20;
+    cfg->rate_burst = 40;
+    cfg->abuse_close_after = 50;
+    cfg->max_bad_messages = 10;
+}
+
+wzp_relay_control *wzp_relay_control_new(const wzp_relay_control_config *cfg,
+                                         const wzp_relay_control_callbacks *cb)
+{
+    wzp_relay_control_config def;
+    if (!cfg) {
+        wzp_relay_control_config_default(&def);
+        cfg = &def;
+    }
+    /* The bucket arithmetic assumes a bounded rate (see refill()). */
+    if (!cb || !cb->send || !cb->close || cfg->rate_per_sec == 0 || cfg->rate_per_sec > 1000000 ||
+        cfg->rate_burst == 0 || cfg->rate_burst > 1000000 || cfg->ring_timeout == 0)
+        return NULL;
+    wzp_relay_control *rc = calloc(1, sizeof(*rc));
+    if (!rc)
+        return NULL;
+    rc->cfg = *cfg;
+    rc->cb = *cb;
+    wzp_hmap_init(&rc->conns);
+    wzp_hmap_init(&rc->regs);
+    wzp_hmap_init(&rc->aliases);
+    wzp_hmap_init(&rc->calls);
+    rc->next_call_handle = 1;
+    return rc;
+}
+
+void wzp_relay_control_free(wzp_relay_control *rc)
+{
+    if (!rc)
+        return;
+    wzp_rc_free_calls(rc);
+    const wzp_hmap_slot *slot;
+    for (size_t i = 0; wzp_hmap_next(&rc->conns, &i, &slot);)
+        free(slot->value);
+    wzp_hmap_free(&rc->conns);
+    wzp_hmap_free(&rc->regs);
+    wzp_hmap_free(&rc->aliases);
+    wzp_hmap_free(&rc->calls);
+    free(rc);
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+void wzp_rc_send(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m)
+{
+    uint8_t buf[WZP_SIG_MAX_SIZE];
+    int n = wzp_sig_encode(m, buf, sizeof(buf));
+    if (n < 0) {
+        /* Everything we send is built from validated input; this is a bug. */
+        WZP_ERROR("relay control: cannot encode %s: %s", wzp_sig_type_name(m->type),
+                  wzp_strerror(n));
+        return;
+    }
+    rc->stats.msgs_out++;
+    rc->cb.send(rc->cb.user, c->id, buf, (size_t)n);
+}
+
+void wzp_rc_send_error(wzp_relay_control *rc, rc_conn *c, uint64_t request_id, wzp_sig_err code,
+                       const char *text)
+{
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_ERROR, request_id);
+    m.u.error.code = code;
+    snprintf(m.u.error.text, sizeof(m.u.error.text), "%s", text);
+    wzp_rc_send(rc, c, &m);
+}
+
+/* ---- connections and registry -------------------------------------------- */
+
+static rc_conn *find_conn(const wzp_relay_control *rc, uint64_t id)
+{
+    return wzp_hmap_get(&rc->conns, &id, sizeof(id));
+}
+
+static void unbind_alias(wzp_relay_control *rc, rc_conn *c)
+{
+    if (c->alias[0] && wzp_hmap_get(&rc->aliases, c->alias, strlen(c->alias)) == c)
+        wzp_hmap_del(&rc->aliases, c->alias, strlen(c->alias));
+    c->alias[0] = '\0';
+}
+
+/*
+ * Forgets a connection: its calls end (the other parties hear `reason`), its
+ * registration and alias go if they are still its own. Never removes a
+ * registration that a newer connection holds.
+ */
+static void drop_conn(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason reason)
+{
+    wzp_rc_end_calls_of(rc, c, reason);
+    unbind_alias(rc, c);
+    if (c->registered && wzp_hmap_get(&rc->regs, c->fp, WZP_SIG_FP_LEN) == c)
+        wzp_hmap_del(&rc->regs, c->fp, WZP_SIG_FP_LEN);
+    wzp_hmap_del(&rc->conns, &c->id, sizeof(c->id));
+    free(c);
+}
+
+/* Asks the transport to close c, then forgets it. c is freed on return. */
+static void close_conn(wzp_relay_control *rc, rc_conn *c, wzp_relay_close_code code,
+                       const char *reason)
+{
+    uint64_t id = c->id;
+    drop_conn(rc, c, WZP_SIG_END_PEER_GONE);
+    rc->stats.closes++;
+    rc->cb.close(rc->cb.user, id, code, reason);
+}
+
+int wzp_relay_control_on_connect(wzp_relay_control *rc, uint64_t conn,
+                                 const uint8_t fp[WZP_SIG_FP_LEN], const wzp_addr *remote,
+                                 wzp_ts now)
+{
+    int fam = wzp_addr_family(remote);
+    if (find_conn(rc, conn) || (fam != AF_INET && fam != AF_INET6) || wzp_addr_port(remote) == 0)
+        return WZP_ERR_INVALID;
+    rc_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return WZP_ERR_NOMEM;
+    c->id = conn;
+    memcpy(c->fp, fp, WZP_SIG_FP_LEN);
+    c->addr = *remote;
+    c->millitokens = (uint64_t)rc->cfg.rate_burst * MILLI;
+    c->refilled = now;
+    if (wzp_hmap_put(&rc->conns, &c->id, sizeof(c->id), c) < 0) {
+        free(c);
+        return WZP_ERR_NOMEM;
+    }
+    return 0;
+}
+
+void wzp_relay_control_on_disconnect(wzp_relay_control *rc, uint64_t conn, wzp_ts now)
+{
+    (void)now;
+    rc_conn *c = find_conn(rc, conn);
+    if (!c) {
+        rc->stats.late_disconnects++;
+        return;
+    }
+    drop_conn(rc, c, WZP_SIG_END_PEER_GONE);
+}
+
+void wzp_relay_control_on_addr_change(wzp_relay_control *rc, uint64_t conn, const wzp_addr *remote,
+                                      wzp_ts now)
+{
+    (void)now;
+    rc_conn *c = find_conn(rc, conn);
+    int fam = wzp_addr_family(remote);
+    if (!c || (fam != AF_INET && fam != AF_INET6) || wzp_addr_port(remote) == 0 ||
+        wzp_addr_equal(&c->addr, remote))
+        return;
+    c->addr = *remote;
+    if (c->registered) {
+        wzp_sig_msg m;
+        wzp_sig_init(&m, WZP_SIG_REFLEXIVE_ADDRESS, 0);
+        m.u.reflexive.reflexive = *remote;
+        wzp_rc_send(rc, c, &m);
+    }
+}
+
+static void handle_register(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m)
+{
+    const char *alias = m->u.reg.alias;
+    rc_conn *old = wzp_hmap_get(&rc->regs, c->fp, WZP_SIG_FP_LEN);
+    if (old == c)
+        old = NULL; /* re-registering on the same connection: only the alias may change */
+
+    /* Check everything that can fail before changing anything. */
+    if (alias[0]) {
+        rc_conn *holder = wzp_hmap_get(&rc->aliases, alias, strlen(alias));
+        if (holder && memcmp(holder->fp, c->fp, WZP_SIG_FP_LEN) != 0) {
+            rc->stats.reg_alias_taken++;
+            wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_ALIAS_TAKEN, "alias taken");
+            return;
+        }
+    }
+    if (!c->registered && !old && rc->regs.count >= rc->cfg.max_registrations) {
+        rc->stats.reg_over_cap++;
+        wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_LIMIT, "registration limit");
+        close_conn(rc, c, WZP_RELAY_CLOSE_REG_LIMIT, "registration limit");
+        return;
+    }
+    if (old) {
+        /* Same identity from a new connection: the old one goes, with its calls. */
+        rc->stats.reg_replaced++;
+        close_conn(rc, old, WZP_RELAY_CLOSE_REPLACED, "replaced by a newer connection");
+    }
+    if (strcmp(c->alias, alias) != 0)
+        unbind_alias(rc, c);
+    if (wzp_hmap_put(&rc->regs, c->fp, WZP_SIG_FP_LEN, c) < 0 ||
+        (alias[0] && wzp_hmap_put(&rc->aliases, alias, strlen(alias), c) < 0)) {
+        wzp_hmap_del(&rc->regs, c->fp, WZP_SIG_FP_LEN);
+        c->registered = false;
+        unbind_alias(rc, c);
+        wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    c->registered = true;
+    snprintf(c->alias, sizeof(c->alias), "%s", alias);
+    rc->stats.reg_ok++;
+
+    wzp_sig_msg r;
+    wzp_sig_init(&r, WZP_SIG_REGISTERED, m->request_id);
+    memcpy(r.u.registered.fingerprint, c->fp, WZP_SIG_FP_LEN);
+    r.u.registered.reflexive = c->addr;
+    snprintf(r.u.registered.alias, sizeof(r.u.registered.alias), "%s", c->alias);
+    wzp_rc_send(rc, c, &r);
+}
+
+/* ---- input --------------------------------------------------------------- */
+
+/* Token bucket in thousandths of a message, refilled lazily from `now`. */
+static bool take_token(wzp_relay_control *rc, rc_conn *c, wzp_ts now)
+{
+    uint64_t cap = (uint64_t)rc->cfg.rate_burst * MILLI;
+    if (now > c->refilled) {
+        wzp_ts dt = now - c->refilled;
+        if (dt > WZP_SEC(1000000))
+            dt = WZP_SEC(1000000); /* far beyond any bucket; keeps the product < 2^64 */
+        uint64_t add = dt / 1000 * rc->cfg.rate_per_sec / 1000; /* us * msg/s -> milli */
+        if (add > 0) {
+            c->millitokens = c->millitokens + add > cap ? cap : c->millitokens + add;
+            c->refilled = now;
+        }
+    }
+    if (c->millitokens < MILLI)
+        return false;
+    c->millitokens -= MILLI;
+    return true;
+}
+
+void wzp_relay_control_on_message(wzp_relay_control *rc, uint64_t conn, const uint8_t *bytes,
+                                  size_t len, wzp_ts now)
+{
+    rc_conn *c = find_conn(rc, conn);
+    if (!c) {
+        rc->stats.drop_unknown_conn++;
+        return;
+    }
+    rc->stats.msgs_in++;
+    if (len > WZP_SIG_MAX_SIZE) {
+        rc->stats.drop_too_big++;
+        wzp_rc_send_error(rc, c, 0, WZP_SIG_ERR_TOO_BIG, "message too big");
+        close_conn(rc, c, WZP_RELAY_CLOSE_TOO_BIG, "message too big");
+        return;
+    }
+    if (!take_token(rc, c, now)) {
+        rc->stats.drop_rate_limited++;
+        /* One Error per burst of excess, not one per message: no amplification. */
+        if (++c->strikes == 1)
+            wzp_rc_send_error(rc, c, 0, WZP_SIG_ERR_RATE_LIMITED, "rate limited");
+        if (c->strikes >= rc->cfg.abuse_close_after)
+            close_conn(rc, c, WZP_RELAY_CLOSE_RATE_LIMIT, "sustained rate limit");
+        return;
+    }
+    c->strikes = 0;
+
+    wzp_sig_msg m;
+    int rcode = wzp_sig_decode(bytes, len, &m);
+    if (rcode < 0) {
+        if (rcode == WZP_ERR_PROTOCOL) {
+            rc->stats.drop_version++;
+            wzp_rc_send_error(rc, c, m.request_id, WZP_SIG_ERR_VERSION, "unsupported version");
+        } else {
+            rc->stats.drop_malformed++;
+            wzp_rc_send_error(rc, c, m.request_id, WZP_SIG_ERR_MALFORMED, "malformed message");
+        }
+        if (++c->bad >= rc->cfg.max_bad_messages)
+            close_conn(rc, c, WZP_RELAY_CLOSE_BAD_MESSAGES, "too many malformed messages");
+        return;
+    }
+
+    switch (m.type) {
+    case WZP_SIG_REGISTER:
+        handle_register(rc, c, &m);
+        return;
+    case WZP_SIG_PING: {
+        wzp_sig_msg r;
+        wzp_sig_init(&r, WZP_SIG_PONG, m.request_id);
+        wzp_rc_send(rc, c, &r);
+        return;
+    }
+    case WZP_SIG_OFFER:
+    case WZP_SIG_ACCEPT:
+    case WZP_SIG_REJECT:
+    case WZP_SIG_BUSY:
+    case WZP_SIG_CANCEL:
+    case WZP_SIG_HANGUP:
+        if (!c->registered) {
+            rc->stats.drop_not_registered++;
+            wzp_rc_send_error(rc, c, m.request_id, WZP_SIG_ERR_NOT_REGISTERED, "register first");
+            return;
+        }
+        if (m.type == WZP_SIG_OFFER)
+            wzp_rc_handle_offer(rc, c, &m, now);
+        else
+            wzp_rc_handle_call_msg(rc, c, &m);
+        return;
+    default:
+        rc->stats.drop_unexpected++;
+        wzp_rc_send_error(rc, c, m.request_id, WZP_SIG_ERR_UNEXPECTED, "not a client message");
+        return;
+    }
+}
+
+void wzp_relay_control_handle_timer(wzp_relay_control *rc, wzp_ts now)
+{
+    wzp_rc_expire_calls(rc, now);
+}
+
+wzp_ts wzp_relay_control_next_deadline(const wzp_relay_control *rc)
+{
+    return rc->ring_head ? rc->ring_head->expires : WZP_TS_NEVER;
+}
+
+const wzp_relay_control_stats *wzp_relay_control_stats_get(const wzp_relay_control *rc)
+{
+    return &rc->stats;
+}
+
+size_t wzp_relay_control_num_conns(const wzp_relay_control *rc)
+{
+    return rc->conns.count;
+}
+
+size_t wzp_relay_control_num_registrations(const wzp_relay_control *rc)
+{
+    return rc->regs.count;
+}
+
+size_t wzp_relay_control_num_calls(const wzp_relay_control *rc)
+{
+    return rc->calls.count;
+}
+
+uint64_t wzp_relay_control_lookup(const wzp_relay_control *rc, const uint8_t fp[WZP_SIG_FP_LEN])
+{
+    const rc_conn *c = wzp_hmap_get(&rc->regs, fp, WZP_SIG_FP_LEN);
+    return c ? c->id : 0;
+}

@@ -1,0 +1,136 @@
+/*
+ * The relay's control plane, sans-I/O: registrations, reflexive addresses and
+ * call setup between clients connected over their control QUIC connections.
+ *
+ * The transport owns the connections. It tells this object about each one
+ * (an opaque 64-bit handle, the client's fingerprint proven by its TLS
+ * certificate, its address), hands it every complete signaling message read
+ * from the connection's stream, and carries out what the callbacks ask
+ * (send, close, open/close forwarding channels). Time is `now` on every call;
+ * nothing here reads a clock, touches a socket or starts a thread.
+ *
+ * Rules it enforces:
+ *  - Identity is the proven fingerprint. One connection per fingerprint: a
+ *    new connection registering it replaces the old one atomically (the old
+ *    one is closed and forgotten; its late on_disconnect changes nothing).
+ *  - An alias is bound first come to one fingerprint while it is registered.
+ *  - A callee learns the caller's addresses only when it accepts (CallSetup);
+ *    IncomingCall carries only the caller's proven identity.
+ *  - Only the two parties may act on a call; others get ERR_NO_SUCH_CALL,
+ *    exactly as for an id that does not exist.
+ *  - Unanswered calls expire; a party's connection ending ends its calls;
+ *    forwarding channels are closed whenever an accepted call ends.
+ *  - Abuse (message rate, bad or oversized messages, registration cap) is
+ *    answered with an Error, counted, and on repetition with close().
+ *
+ * Callbacks run synchronously inside the on_* / handle_timer calls and must
+ * not call back into this object. Connection handles must not be reused
+ * during the object's lifetime (a counter is fine).
+ */
+#ifndef WZP_RELAY_CONTROL_H
+#define WZP_RELAY_CONTROL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/addr.h"
+#include "common/time.h"
+#include "wire/signal.h"
+
+/* Why the control plane asked the transport to close a connection. */
+typedef enum wzp_relay_close_code {
+    WZP_RELAY_CLOSE_REPLACED = 1,     /* the same fingerprint registered elsewhere */
+    WZP_RELAY_CLOSE_TOO_BIG = 2,      /* a message over WZP_SIG_MAX_SIZE */
+    WZP_RELAY_CLOSE_RATE_LIMIT = 3,   /* kept sending while rate limited */
+    WZP_RELAY_CLOSE_BAD_MESSAGES = 4, /* too many malformed messages */
+    WZP_RELAY_CLOSE_REG_LIMIT = 5,    /* registration cap reached */
+} wzp_relay_close_code;
+
+typedef struct wzp_relay_control_config {
+    wzp_ts ring_timeout;             /* unanswered calls end after this; default 60 s */
+    uint32_t max_registrations;      /* registered fingerprints; default 100000 */
+    uint32_t max_calls;              /* calls ringing or active; default 100000 */
+    uint32_t max_calls_per_identity; /* ringing or active per fingerprint; default 1, 0 = any */
+    uint32_t rate_per_sec;           /* message tokens per second per connection; default 20 */
+    uint32_t rate_burst;             /* bucket size; default 40 */
+    uint32_t abuse_close_after;      /* consecutive rate-limited messages before close; 50 */
+    uint32_t max_bad_messages;       /* malformed messages per connection before close; 10 */
+    wzp_addr relay_addr;             /* forwarding plane address put in CallSetup; len 0: none */
+} wzp_relay_control_config;
+
+typedef struct wzp_relay_control_callbacks {
+    void *user;
+    /* Queue one message on the connection's control stream. */
+    void (*send)(void *user, uint64_t conn, const uint8_t *msg, size_t len);
+    /* Close the connection (after flushing what was sent). Its state here is already gone. */
+    void (*close)(void *user, uint64_t conn, wzp_relay_close_code code, const char *reason);
+    /*
+     * Allocate a forwarding channel for each side of an accepted call: chan_a
+     * for conn_a (the caller), chan_b for conn_b (the callee). Returns 0 or a
+     * negative wzp_error (the call then ends with END_ERROR). Optional: NULL
+     * gives channel ids 0 (no relay path).
+     */
+    int (*channels_open)(void *user, uint64_t call, uint64_t conn_a, uint64_t conn_b,
+                         uint32_t *chan_a, uint32_t *chan_b);
+    void (*channels_close)(void *user, uint32_t chan_a, uint32_t chan_b);
+} wzp_relay_control_callbacks;
+
+/* Counters; "drop_*" count messages not acted on, by cause. */
+typedef struct wzp_relay_control_stats {
+    uint64_t msgs_in, msgs_out;
+    uint64_t drop_unknown_conn; /* message for a connection not (or no longer) known */
+    uint64_t drop_too_big;
+    uint64_t drop_malformed;
+    uint64_t drop_version;
+    uint64_t drop_rate_limited;
+    uint64_t drop_not_registered;
+    uint64_t drop_unexpected;   /* relay->client message types sent by a client */
+    uint64_t drop_no_such_call; /* unknown call id or not a party */
+    uint64_t drop_bad_state;    /* wrong role or call state */
+    uint64_t reg_ok, reg_replaced, reg_alias_taken, reg_over_cap;
+    uint64_t offers_over_limit; /* caller over its per-identity or the global call cap */
+    uint64_t closes;            /* close() requests we made */
+    uint64_t late_disconnects;  /* on_disconnect for a handle we had already dropped */
+    uint64_t calls_offered, calls_setup;
+    uint64_t channel_open_failures;
+    uint64_t calls_ended[WZP_SIG_END_ERROR + 1]; /* by wzp_sig_end_reason */
+} wzp_relay_control_stats;
+
+typedef struct wzp_relay_control wzp_relay_control;
+
+void wzp_relay_control_config_default(wzp_relay_control_config *cfg);
+
+/* cfg NULL: defaults. NULL on a bad config (zero rate or burst) or out of memory. */
+wzp_relay_control *wzp_relay_control_new(const wzp_relay_control_config *cfg,
+                                         const wzp_relay_control_callbacks *cb);
+/* Frees all state without invoking callbacks (the transport is going away too). */
+void wzp_relay_control_free(wzp_relay_control *rc);
+
+/*
+ * A control connection finished its handshake. WZP_ERR_INVALID for a handle
+ * already known or an address that is not IPv4/IPv6 with a port.
+ */
+int wzp_relay_control_on_connect(wzp_relay_control *rc, uint64_t conn,
+                                 const uint8_t fp[WZP_SIG_FP_LEN], const wzp_addr *remote,
+                                 wzp_ts now);
+/* One complete message from the connection's control stream. */
+void wzp_relay_control_on_message(wzp_relay_control *rc, uint64_t conn, const uint8_t *msg,
+                                  size_t len, wzp_ts now);
+/* The connection ended (any cause). Unknown or already dropped handles are ignored. */
+void wzp_relay_control_on_disconnect(wzp_relay_control *rc, uint64_t conn, wzp_ts now);
+/* The transport saw the client's address change (NAT rebinding, migration). */
+void wzp_relay_control_on_addr_change(wzp_relay_control *rc, uint64_t conn, const wzp_addr *remote,
+                                      wzp_ts now);
+
+void wzp_relay_control_handle_timer(wzp_relay_control *rc, wzp_ts now);
+/* When handle_timer should next run; WZP_TS_NEVER if nothing is pending. */
+wzp_ts wzp_relay_control_next_deadline(const wzp_relay_control *rc);
+
+const wzp_relay_control_stats *wzp_relay_control_stats_get(const wzp_relay_control *rc);
+size_t wzp_relay_control_num_conns(const wzp_relay_control *rc);
+size_t wzp_relay_control_num_registrations(const wzp_relay_control *rc);
+size_t wzp_relay_control_num_calls(const wzp_relay_control *rc);
+/* The connection currently registered for fp, or 0 (tests, admin). */
+uint64_t wzp_relay_control_lookup(const wzp_relay_control *rc, const uint8_t fp[WZP_SIG_FP_LEN]);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * Shared state of the relay control plane: control.c owns connections,
+ * registrations and message dispatch; calls.c owns the call state machine.
+ */
+#ifndef WZP_RELAY_CONTROL_INTERNAL_H
+#define WZP_RELAY_CONTROL_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "common/hmap.h"
+#include "relay/control.h"
+
+enum { CALLER = 0, CALLEE = 1 };
+
+typedef struct rc_call rc_call;
+
+typedef struct rc_conn {
+    uint64_t id;
+    uint8_t fp[WZP_SIG_FP_LEN];
+    wzp_addr addr;
+    bool registered;     /* the registry maps fp to this connection */
+    wzp_sig_alias alias; /* bound alias, "" for none */
+    uint64_t millitokens;
+    wzp_ts refilled;
+    uint32_t strikes; /* consecutive rate-limited messages */
+    uint32_t bad;     /* malformed messages so far */
+    rc_call *calls;   /* calls this connection is a party to */
+    size_t n_calls;
+} rc_conn;
+
+typedef enum rc_call_state { RC_RINGING, RC_ACTIVE } rc_call_state;
+
+struct rc_call {
+    uint64_t handle;
+    uint8_t id[WZP_SIG_CALL_ID_LEN];
+    rc_call_state state;
+    struct {
+        rc_conn *conn;
+        rc_call *prev, *next; /* in conn->calls */
+        uint32_t chan;
+    } side[2];
+    wzp_ts expires;              /* while ringing */
+    rc_call *tprev, *tnext;      /* ringing calls, in expiry order */
+    wzp_sig_params offer_params; /* the caller's, held until the callee accepts */
+    wzp_sig_candidates offer_cands;
+};
+
+struct wzp_relay_control {
+    wzp_relay_control_config cfg;
+    wzp_relay_control_callbacks cb;
+    wzp_relay_control_stats stats;
+    wzp_hmap conns;   /* handle (8 bytes) -> rc_conn */
+    wzp_hmap regs;    /* fingerprint -> rc_conn */
+    wzp_hmap aliases; /* alias -> rc_conn */
+    wzp_hmap calls;   /* call id -> rc_call */
+    rc_call *ring_head, *ring_tail;
+    uint64_t next_call_handle;
+};
+
+/* control.c */
+void wzp_rc_send(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m);
+void wzp_rc_send_error(wzp_relay_control *rc, rc_conn *c, uint64_t request_id, wzp_sig_err code,
+                       const char *text);
+
+/* calls.c */
+void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, wzp_ts now);
+/* ACCEPT, REJECT, BUSY, CANCEL, HANGUP */
+void wzp_rc_handle_call_msg(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m);
+/* Ends every call of c, telling the other parties `reason`. */
+void wzp_rc_end_calls_of(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason reason);
+void wzp_rc_expire_calls(wzp_relay_control *rc, wzp_ts now);
+/* Frees every call without callbacks (teardown). */
+void wzp_rc_free_calls(wzp_relay_control *rc);
+
+#endif

@@ -1,0 +1,399 @@
+#include "relay/forwarder.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <wzp/wzp.h>
+
+#include "common/log.h"
+#include "wire/demux.h"
+#include "wire/relay_frame.h"
+
+/* One control packet waiting for the control thread. */
+typedef struct ctl_pkt {
+    wzp_addr from;
+    size_t len;
+    uint8_t data[WZP_FWD_MAX_DGRAM];
+} ctl_pkt;
+
+/*
+ * Counters written by one worker only (plain load+store, no RMW), read by
+ * anyone: atomics so the cross-thread reads are well-defined.
+ */
+typedef struct wstats {
+    _Atomic uint64_t v[10];
+} wstats;
+
+enum {
+    S_RX,
+    S_FWD,
+    S_FWD_BYTES,
+    S_KEEPALIVE,
+    S_UNKNOWN_CHAN,
+    S_WRONG_SRC,
+    S_MALFORMED,
+    S_CTL_QUEUED,
+    S_CTL_FULL,
+    S_SEND_FAILED,
+};
+
+typedef struct worker {
+    struct wzp_forwarder *fwd;
+    unsigned index;
+    int fd;
+    pthread_t thread;
+    bool started;
+    /* Control queue: SPSC ring, producer = this worker, consumer = control thread. */
+    ctl_pkt *ring;
+    size_t ring_mask;
+    _Alignas(64) _Atomic size_t head; /* consumer position */
+    _Alignas(64) _Atomic size_t tail; /* producer position */
+    _Alignas(64) wstats stats;
+    /* Receive buffers and the outgoing batch (worker-private). */
+    uint8_t (*bufs)[WZP_FWD_MAX_DGRAM];
+} worker;
+
+struct wzp_forwarder {
+    wzp_chan_table *table;
+    unsigned nworkers;
+    worker *workers;
+    wzp_addr local;
+    int ctl_efd;  /* workers -> control thread: "packets queued" */
+    int stop_efd; /* stop -> workers: readable once stopping */
+    _Atomic bool stopping;
+    size_t ctl_next; /* round-robin start for ctl_recv (consumer-only) */
+};
+
+static inline void add(worker *w, int which, uint64_t n)
+{
+    _Atomic uint64_t *c = &w->stats.v[which];
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static wzp_ts now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (wzp_ts)ts.tv_sec * 1000000000ull + (wzp_ts)ts.tv_nsec;
+}
+
+/* Producer side of the ring. False when full. */
+static bool ctl_push(worker *w, const wzp_udp_msg *m)
+{
+    size_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
+    size_t h = atomic_load_explicit(&w->head, memory_order_acquire);
+    if (t - h > w->ring_mask)
+        return false;
+    ctl_pkt *p = &w->ring[t & w->ring_mask];
+    p->from = m->peer;
+    p->len = m->len;
+    memcpy(p->data, m->data, m->len);
+    atomic_store_explicit(&w->tail, t + 1, memory_order_release);
+    return true;
+}
+
+/* Handles one received datagram; appends to out when something must be sent. */
+static void handle(worker *w, wzp_udp_msg *m, wzp_ts now, wzp_udp_msg *out, size_t *nout,
+                   bool *queued)
+{
+    wzp_chan_table *t = w->fwd->table;
+    if (m->len == 0) { /* truncated (over WZP_FWD_MAX_DGRAM) or empty */
+        add(w, S_MALFORMED, 1);
+        return;
+    }
+    switch (wzp_pkt_classify(m->data, m->len)) {
+    case WZP_PKT_RELAY:
+        break;
+    case WZP_PKT_STUN:
+    case WZP_PKT_QUIC:
+    case WZP_PKT_PROBE:
+        if (ctl_push(w, m)) {
+            add(w, S_CTL_QUEUED, 1);
+            *queued = true;
+        } else {
+            add(w, S_CTL_FULL, 1);
+        }
+        return;
+    default:
+        add(w, S_MALFORMED, 1);
+        return;
+    }
+    wzp_relay_frame f;
+    if (wzp_relay_frame_decode(&f, m->data, m->len) < 0 ||
+        f.type == WZP_RELAY_FRAME_KEEPALIVE_ACK) {
+        add(w, S_MALFORMED, 1);
+        return;
+    }
+    wzp_udp_msg *o = &out[*nout];
+    int rv;
+    if (f.type == WZP_RELAY_FRAME_DATA) {
+        uint32_t partner;
+        rv = wzp_chan_table_route(t, f.channel, &m->peer, now, m->len, &partner, &o->peer);
+        if (rv == 0) {
+            /* Same header size in and out: the packet cannot grow. */
+            wzp_relay_frame_rewrite(m->data, WZP_RELAY_FRAME_DATA, partner);
+            o->data = m->data;
+            o->len = m->len;
+            (*nout)++;
+            return;
+        }
+    } else {
+        rv = wzp_chan_table_touch(t, f.channel, &m->peer, now);
+        if (rv == 0) {
+            add(w, S_KEEPALIVE, 1);
+            m->data[0] = WZP_RELAY_FRAME_KEEPALIVE_ACK;
+            o->data = m->data;
+            o->len = m->len;
+            o->peer = m->peer;
+            (*nout)++;
+            return;
+        }
+    }
+    add(w, rv == WZP_ERR_REJECTED ? S_WRONG_SRC : S_UNKNOWN_CHAN, 1);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    wzp_forwarder *fwd = w->fwd;
+    wzp_udp_msg in[WZP_UDP_BATCH], out[WZP_UDP_BATCH];
+    for (size_t i = 0; i < WZP_UDP_BATCH; i++) {
+        in[i].data = w->bufs[i];
+        in[i].cap = WZP_FWD_MAX_DGRAM;
+        out[i].cap = WZP_FWD_MAX_DGRAM;
+    }
+    struct pollfd pfd[2] = {{.fd = w->fd, .events = POLLIN},
+                            {.fd = fwd->stop_efd, .events = POLLIN}};
+    bool full = true; /* last batch was full: more is probably waiting, skip poll */
+    while (!atomic_load_explicit(&fwd->stopping, memory_order_relaxed)) {
+        if (!full) {
+            int pr = poll(pfd, 2, -1);
+            if (pr < 0 && errno != EINTR)
+                break;
+            if (pfd[1].revents)
+                break;
+        }
+        int got = wzp_udp_recv_batch(w->fd, in, WZP_UDP_BATCH);
+        if (got < 0) {
+            WZP_WARN("relay worker %u: receive failed", w->index);
+            full = false;
+            continue;
+        }
+        full = got == WZP_UDP_BATCH;
+        if (got == 0)
+            continue;
+        wzp_ts now = now_ns();
+        size_t nout = 0;
+        bool queued = false;
+        add(w, S_RX, (uint64_t)got);
+        for (int i = 0; i < got; i++)
+            handle(w, &in[i], now, out, &nout, &queued);
+        if (queued) {
+            uint64_t one = 1;
+            ssize_t wr = write(fwd->ctl_efd, &one, sizeof(one));
+            (void)wr; /* only fails when the counter is saturated: still readable */
+        }
+        if (nout) {
+            uint64_t bytes = 0, fwded = 0;
+            int sent = wzp_udp_send_batch(w->fd, out, nout);
+            size_t ok = sent < 0 ? 0 : (size_t)sent;
+            for (size_t i = 0; i < ok; i++) {
+                if (out[i].data[0] == WZP_RELAY_FRAME_DATA) {
+                    fwded++;
+                    bytes += out[i].len;
+                }
+            }
+            add(w, S_FWD, fwded);
+            add(w, S_FWD_BYTES, bytes);
+            add(w, S_SEND_FAILED, nout - ok);
+        }
+    }
+    return NULL;
+}
+
+static void destroy(wzp_forwarder *f)
+{
+    for (unsigned i = 0; i < f->nworkers; i++) {
+        worker *w = &f->workers[i];
+        if (w->fd >= 0)
+            close(w->fd);
+        free(w->ring);
+        free(w->bufs);
+    }
+    free(f->workers);
+    if (f->ctl_efd >= 0)
+        close(f->ctl_efd);
+    if (f->stop_efd >= 0)
+        close(f->stop_efd);
+    free(f);
+}
+
+int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
+{
+    if (!cfg || !cfg->table || !out || wzp_addr_family(&cfg->bind) == AF_UNSPEC)
+        return WZP_ERR_INVALID;
+    unsigned n = cfg->workers;
+    if (n == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (unsigned)c : 1;
+    }
+    if (n > 256)
+        return WZP_ERR_INVALID;
+    size_t qcap = 1;
+    while (qcap < (cfg->ctl_queue ? cfg->ctl_queue : 256))
+        qcap <<= 1;
+    wzp_forwarder *f = calloc(1, sizeof(*f));
+    if (!f)
+        return WZP_ERR_NOMEM;
+    f->table = cfg->table;
+    f->ctl_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    f->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    f->workers = aligned_alloc(64, ((n * sizeof(worker) + 63) / 64) * 64);
+    if (f->workers)
+        memset(f->workers, 0, n * sizeof(worker));
+    f->nworkers = f->workers ? n : 0;
+    for (unsigned i = 0; i < f->nworkers; i++)
+        f->workers[i].fd = -1;
+    if (f->ctl_efd < 0 || f->stop_efd < 0 || !f->workers) {
+        destroy(f);
+        return WZP_ERR_NOMEM;
+    }
+    wzp_udp_opts opts = {.reuseport = true,
+                         .rcvbuf = cfg->rcvbuf ? cfg->rcvbuf : 4 << 20,
+                         .sndbuf = cfg->sndbuf ? cfg->sndbuf : 4 << 20};
+    wzp_addr bind = cfg->bind;
+    int rv = 0;
+    for (unsigned i = 0; i < n; i++) {
+        worker *w = &f->workers[i];
+        w->fwd = f;
+        w->index = i;
+        w->ring_mask = qcap - 1;
+        w->ring = malloc(qcap * sizeof(ctl_pkt));
+        w->bufs = malloc((size_t)WZP_UDP_BATCH * WZP_FWD_MAX_DGRAM);
+        if (!w->ring || !w->bufs) {
+            rv = WZP_ERR_NOMEM;
+            break;
+        }
+        /* The first socket fixes the port (when 0 was asked); the others join it. */
+        w->fd = wzp_udp_open(&bind, &opts, i == 0 ? &f->local : NULL);
+        if (w->fd < 0) {
+            rv = w->fd;
+            break;
+        }
+        if (i == 0)
+            bind = f->local;
+    }
+    for (unsigned i = 0; rv == 0 && i < n; i++) {
+        worker *w = &f->workers[i];
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            rv = WZP_ERR_NOMEM;
+            break;
+        }
+        w->started = true;
+        char name[16];
+        snprintf(name, sizeof(name), "wzp-fwd-%u", i);
+        pthread_setname_np(w->thread, name);
+    }
+    if (rv < 0) {
+        wzp_forwarder_stop(f);
+        return rv;
+    }
+    *out = f;
+    return 0;
+}
+
+void wzp_forwarder_stop(wzp_forwarder *f)
+{
+    if (!f)
+        return;
+    atomic_store(&f->stopping, true);
+    uint64_t one = 1;
+    ssize_t wr = write(f->stop_efd, &one, sizeof(one));
+    (void)wr;
+    for (unsigned i = 0; i < f->nworkers; i++)
+        if (f->workers[i].started)
+            pthread_join(f->workers[i].thread, NULL);
+    destroy(f);
+}
+
+const wzp_addr *wzp_forwarder_local_addr(const wzp_forwarder *f)
+{
+    return &f->local;
+}
+
+unsigned wzp_forwarder_workers(const wzp_forwarder *f)
+{
+    return f->nworkers;
+}
+
+int wzp_forwarder_ctl_fd(const wzp_forwarder *f)
+{
+    return f->ctl_efd;
+}
+
+int wzp_forwarder_ctl_recv(wzp_forwarder *f, wzp_udp_msg *msgs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i].cap < WZP_FWD_MAX_DGRAM)
+            return WZP_ERR_INVALID;
+    /* Reset the eventfd before draining: a push after this re-arms it. */
+    uint64_t v;
+    ssize_t rd = read(f->ctl_efd, &v, sizeof(v));
+    (void)rd;
+    size_t got = 0;
+    for (unsigned k = 0; k < f->nworkers && got < n; k++) {
+        worker *w = &f->workers[(f->ctl_next + k) % f->nworkers];
+        size_t h = atomic_load_explicit(&w->head, memory_order_relaxed);
+        size_t t = atomic_load_explicit(&w->tail, memory_order_acquire);
+        while (h != t && got < n) {
+            ctl_pkt *p = &w->ring[h & w->ring_mask];
+            msgs[got].peer = p->from;
+            msgs[got].len = p->len;
+            memcpy(msgs[got].data, p->data, p->len);
+            got++;
+            h++;
+        }
+        atomic_store_explicit(&w->head, h, memory_order_release);
+    }
+    f->ctl_next++;
+    /* Packets left behind (n too small): keep the fd readable so the caller comes back. */
+    if (got == n) {
+        uint64_t one = 1;
+        ssize_t wr = write(f->ctl_efd, &one, sizeof(one));
+        (void)wr;
+    }
+    return (int)got;
+}
+
+int wzp_forwarder_send(wzp_forwarder *f, const wzp_addr *to, const uint8_t *bytes, size_t len)
+{
+    return wzp_udp_send(f->workers[0].fd, to, bytes, len);
+}
+
+void wzp_forwarder_stats(const wzp_forwarder *f, wzp_fwd_stats *out)
+{
+    uint64_t sum[10] = {0};
+    for (unsigned i = 0; i < f->nworkers; i++)
+        for (int k = 0; k < 10; k++)
+            sum[k] += atomic_load_explicit(&f->workers[i].stats.v[k], memory_order_relaxed);
+    out->rx = sum[S_RX];
+    out->forwarded = sum[S_FWD];
+    out->forwarded_bytes = sum[S_FWD_BYTES];
+    out->keepalives = sum[S_KEEPALIVE];
+    out->unknown_channel = sum[S_UNKNOWN_CHAN];
+    out->wrong_source = sum[S_WRONG_SRC];
+    out->malformed = sum[S_MALFORMED];
+    out->ctl_queued = sum[S_CTL_QUEUED];
+    out->ctl_full = sum[S_CTL_FULL];
+    out->send_failed = sum[S_SEND_FAILED];
+}

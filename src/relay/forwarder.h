@@ -1,0 +1,91 @@
+/*
+ * The relay's forwarding plane: worker threads, each with its own
+ * SO_REUSEPORT socket on the relay port, that carry relay frames between the
+ * two peers of a channel pair without looking inside them.
+ *
+ * Per received batch (recvmmsg), each worker:
+ *   - relay DATA frame: looks the channel up (wzp_chan_table_route), checks
+ *     the source address is the channel's peer, rewrites the channel id to the
+ *     receiver's own, in place (same length: never more bytes out than in),
+ *     and queues it for the partner's current address;
+ *   - relay KEEPALIVE: same check, refreshes activity, echoes KEEPALIVE_ACK;
+ *   - STUN, QUIC, probes: copied to this worker's control queue (bounded,
+ *     lock-free, single producer / single consumer) for the control thread;
+ *   - anything else: dropped and counted.
+ * then sends everything with one sendmmsg.
+ *
+ * The control plane owns the wzp_chan_table and runs its own event loop:
+ * it polls wzp_forwarder_ctl_fd(), drains packets with
+ * wzp_forwarder_ctl_recv(), answers with wzp_forwarder_send(), opens/moves/
+ * closes channels in the table, and calls wzp_chan_table_expire() about once
+ * a second.
+ */
+#ifndef WZP_RELAY_FORWARDER_H
+#define WZP_RELAY_FORWARDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/addr.h"
+#include "net/udp.h"
+#include "relay/chan_table.h"
+
+/* Largest datagram the relay port accepts; longer ones are dropped as malformed. */
+#define WZP_FWD_MAX_DGRAM 2048
+
+typedef struct wzp_forwarder wzp_forwarder;
+
+typedef struct wzp_forwarder_cfg {
+    wzp_addr bind;         /* relay port; port 0 picks one (see wzp_forwarder_local_addr) */
+    unsigned workers;      /* 0 = number of online CPUs */
+    unsigned ctl_queue;    /* control-queue slots per worker, rounded up to 2^k; 0 = 256 */
+    int rcvbuf, sndbuf;    /* socket buffers per worker; 0 = 4 MiB */
+    wzp_chan_table *table; /* borrowed; must outlive the forwarder */
+} wzp_forwarder_cfg;
+
+/* Why packets were dropped, forwarded or queued; sums over all workers. */
+typedef struct wzp_fwd_stats {
+    uint64_t rx;              /* datagrams received */
+    uint64_t forwarded;       /* data frames sent on to the partner */
+    uint64_t forwarded_bytes; /* their bytes */
+    uint64_t keepalives;      /* keep-alives accepted (and answered) */
+    uint64_t unknown_channel; /* unknown, stale or closed channel */
+    uint64_t wrong_source;    /* known channel, source is not its peer */
+    uint64_t malformed;       /* short, truncated, unknown relay type or unknown protocol */
+    uint64_t ctl_queued;      /* handed to the control plane */
+    uint64_t ctl_full;        /* dropped: control queue full */
+    uint64_t send_failed;     /* kernel refused (socket buffer full) */
+} wzp_fwd_stats;
+
+/* Binds the sockets and starts the workers. 0 or a negative wzp_error. */
+int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out);
+/* Stops and joins the workers, closes the sockets, frees everything. NULL is fine. */
+void wzp_forwarder_stop(wzp_forwarder *f);
+
+/* The bound relay address (with the actual port). */
+const wzp_addr *wzp_forwarder_local_addr(const wzp_forwarder *f);
+unsigned wzp_forwarder_workers(const wzp_forwarder *f);
+
+/*
+ * An eventfd that becomes readable when control packets are queued; level
+ * stays set until wzp_forwarder_ctl_recv() is called. Owned by the forwarder.
+ */
+int wzp_forwarder_ctl_fd(const wzp_forwarder *f);
+
+/*
+ * Copies up to n queued control packets (STUN, QUIC, probes) into msgs, each
+ * msgs[i].data having cap >= WZP_FWD_MAX_DGRAM (else WZP_ERR_INVALID), and
+ * sets len and peer (the sender). Returns the count (0 when none). Call from
+ * one thread only: the queues are single-consumer.
+ */
+int wzp_forwarder_ctl_recv(wzp_forwarder *f, wzp_udp_msg *msgs, size_t n);
+
+/*
+ * Sends one datagram from the relay port (control replies: QUIC, STUN).
+ * Any thread. 0, WZP_ERR_AGAIN (socket buffer full) or WZP_ERR_IO.
+ */
+int wzp_forwarder_send(wzp_forwarder *f, const wzp_addr *to, const uint8_t *bytes, size_t len);
+
+void wzp_forwarder_stats(const wzp_forwarder *f, wzp_fwd_stats *out);
+
+#endif

@@ -1,0 +1,199 @@
+/*
+ * Signaling messages between a client and the relay (proto/wzp_signal.proto),
+ * as plain C structs with fixed-size fields. The protobuf-c representation
+ * stays inside signal.c: decoding validates every field, copies it into a
+ * wzp_sig_msg and frees the protobuf-c allocation before returning, so callers
+ * never own anything.
+ */
+#ifndef WZP_WIRE_SIGNAL_H
+#define WZP_WIRE_SIGNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/addr.h"
+
+#define WZP_SIG_VERSION        1
+#define WZP_SIG_MAX_SIZE       8192 /* whole encoded message, bytes */
+#define WZP_SIG_FP_LEN         32   /* SHA-256 of the certificate's SPKI */
+#define WZP_SIG_CALL_ID_LEN    16   /* 128 random bits */
+#define WZP_SIG_ALIAS_MAX      32   /* bytes, [a-z0-9._-], first [a-z0-9] */
+#define WZP_SIG_MAX_CANDIDATES 16
+#define WZP_SIG_MAX_CODECS     8
+#define WZP_SIG_PROBE_KEY_MIN  16
+#define WZP_SIG_PROBE_KEY_MAX  32
+#define WZP_SIG_TEXT_MAX       128 /* error text, bytes */
+
+typedef enum wzp_sig_type {
+    WZP_SIG_NONE = 0,
+    WZP_SIG_REGISTER,          /* client -> relay */
+    WZP_SIG_REGISTERED,        /* relay -> client */
+    WZP_SIG_REFLEXIVE_ADDRESS, /* relay -> client */
+    WZP_SIG_OFFER,             /* caller -> relay */
+    WZP_SIG_INCOMING_CALL,     /* relay -> callee */
+    WZP_SIG_RINGING,           /* relay -> caller */
+    WZP_SIG_ACCEPT,            /* callee -> relay */
+    WZP_SIG_REJECT,            /* callee -> relay */
+    WZP_SIG_BUSY,              /* callee -> relay */
+    WZP_SIG_CANCEL,            /* caller -> relay */
+    WZP_SIG_HANGUP,            /* party -> relay */
+    WZP_SIG_CALL_SETUP,        /* relay -> both parties */
+    WZP_SIG_CALL_ENDED,        /* relay -> party */
+    WZP_SIG_ERROR,             /* relay -> client */
+    WZP_SIG_PING,              /* client -> relay */
+    WZP_SIG_PONG,              /* relay -> client */
+} wzp_sig_type;
+
+/* Values match the .proto enums. */
+typedef enum wzp_sig_cand_type {
+    WZP_SIG_CAND_HOST = 1,
+    WZP_SIG_CAND_SRFLX = 2,
+    WZP_SIG_CAND_PRFLX = 3,
+    WZP_SIG_CAND_RELAY = 4,
+} wzp_sig_cand_type;
+
+typedef enum wzp_sig_role {
+    WZP_SIG_ROLE_CALLER = 1,
+    WZP_SIG_ROLE_CALLEE = 2,
+} wzp_sig_role;
+
+typedef enum wzp_sig_end_reason {
+    WZP_SIG_END_HANGUP = 1,
+    WZP_SIG_END_REJECTED = 2,
+    WZP_SIG_END_BUSY = 3,
+    WZP_SIG_END_CANCELLED = 4,
+    WZP_SIG_END_EXPIRED = 5,
+    WZP_SIG_END_PEER_GONE = 6,
+    WZP_SIG_END_OFFLINE = 7,
+    WZP_SIG_END_UNKNOWN_PEER = 8,
+    WZP_SIG_END_ERROR = 9,
+} wzp_sig_end_reason;
+
+typedef enum wzp_sig_err {
+    WZP_SIG_ERR_UNSPECIFIED = 0,
+    WZP_SIG_ERR_MALFORMED = 1,
+    WZP_SIG_ERR_TOO_BIG = 2,
+    WZP_SIG_ERR_VERSION = 3,
+    WZP_SIG_ERR_RATE_LIMITED = 4,
+    WZP_SIG_ERR_NOT_REGISTERED = 5,
+    WZP_SIG_ERR_ALIAS_TAKEN = 6,
+    WZP_SIG_ERR_NO_SUCH_CALL = 7,
+    WZP_SIG_ERR_STATE = 8,
+    WZP_SIG_ERR_LIMIT = 9,
+    WZP_SIG_ERR_UNEXPECTED = 10,
+    WZP_SIG_ERR_INVALID = 11,
+    WZP_SIG_ERR_INTERNAL = 12,
+} wzp_sig_err;
+
+typedef struct wzp_sig_candidate {
+    wzp_sig_cand_type type;
+    uint32_t priority;
+    wzp_addr addr;
+} wzp_sig_candidate;
+
+typedef struct wzp_sig_params {
+    uint32_t media_version;
+    uint32_t codecs[WZP_SIG_MAX_CODECS];
+    size_t n_codecs;
+    uint32_t max_bitrate;
+    uint8_t probe_key[WZP_SIG_PROBE_KEY_MAX];
+    size_t probe_key_len; /* 0 or WZP_SIG_PROBE_KEY_MIN..MAX */
+} wzp_sig_params;
+
+typedef struct wzp_sig_candidates {
+    wzp_sig_candidate c[WZP_SIG_MAX_CANDIDATES];
+    size_t n;
+} wzp_sig_candidates;
+
+/* Aliases are NUL-terminated; "" means none. */
+typedef char wzp_sig_alias[WZP_SIG_ALIAS_MAX + 1];
+
+typedef struct wzp_sig_msg {
+    wzp_sig_type type;
+    uint64_t request_id; /* see the .proto: client-chosen, echoed on replies */
+    union {
+        struct {
+            wzp_sig_alias alias;
+        } reg;
+        struct {
+            uint8_t fingerprint[WZP_SIG_FP_LEN];
+            wzp_addr reflexive;
+            wzp_sig_alias alias;
+        } registered;
+        struct {
+            wzp_addr reflexive;
+        } reflexive;
+        struct {
+            bool by_alias; /* callee_alias if set, else callee_fp */
+            uint8_t callee_fp[WZP_SIG_FP_LEN];
+            wzp_sig_alias callee_alias;
+            wzp_sig_params params;
+            wzp_sig_candidates cands;
+        } offer;
+        struct {
+            uint8_t call_id[WZP_SIG_CALL_ID_LEN];
+            uint8_t caller_fp[WZP_SIG_FP_LEN];
+            wzp_sig_alias caller_alias;
+        } incoming;
+        /* RINGING, REJECT, BUSY, CANCEL */
+        struct {
+            uint8_t call_id[WZP_SIG_CALL_ID_LEN];
+        } call;
+        struct {
+            uint8_t call_id[WZP_SIG_CALL_ID_LEN];
+            wzp_sig_params params;
+            wzp_sig_candidates cands;
+        } accept;
+        /* HANGUP (reason HANGUP or ERROR) and CALL_ENDED */
+        struct {
+            uint8_t call_id[WZP_SIG_CALL_ID_LEN];
+            wzp_sig_end_reason reason;
+        } end;
+        struct {
+            uint8_t call_id[WZP_SIG_CALL_ID_LEN];
+            uint8_t peer_fp[WZP_SIG_FP_LEN];
+            wzp_sig_alias peer_alias;
+            wzp_sig_params peer_params;
+            wzp_sig_candidates peer_cands;
+            wzp_sig_role role;
+            uint32_t relay_channel;
+            wzp_addr relay_addr; /* len 0: none */
+        } setup;
+        struct {
+            wzp_sig_err code;
+            char text[WZP_SIG_TEXT_MAX + 1];
+        } error;
+    } u;
+} wzp_sig_msg;
+
+/* Zeroes msg and sets its type and request id. */
+void wzp_sig_init(wzp_sig_msg *msg, wzp_sig_type type, uint64_t request_id);
+
+/*
+ * Encodes msg into out (cap bytes). Returns the length, WZP_ERR_INVALID if a
+ * field would not pass the decoder's validation (so we never send what a peer
+ * must reject) or WZP_ERR_TOO_BIG if it does not fit cap or WZP_SIG_MAX_SIZE.
+ */
+int wzp_sig_encode(const wzp_sig_msg *msg, uint8_t *out, size_t cap);
+
+/*
+ * Decodes and validates one message. Returns 0, WZP_ERR_TOO_BIG (over
+ * WZP_SIG_MAX_SIZE; nothing parsed), WZP_ERR_PROTOCOL (a non-zero version
+ * other than ours) or WZP_ERR_MALFORMED. On MALFORMED and PROTOCOL, msg->request_id
+ * holds the envelope's request id if the envelope itself parsed (0 if not),
+ * so the error reply can still be correlated. Unknown fields are ignored;
+ * candidates of unknown type are skipped; unknown end reasons read as ERROR
+ * and unknown error codes as UNSPECIFIED (forward compatibility).
+ */
+int wzp_sig_decode(const uint8_t *buf, size_t len, wzp_sig_msg *msg);
+
+/* Alias syntax: 1..WZP_SIG_ALIAS_MAX bytes of [a-z0-9._-], first one [a-z0-9]. */
+bool wzp_sig_alias_valid(const char *alias);
+
+const char *wzp_sig_type_name(wzp_sig_type type);
+const char *wzp_sig_end_reason_name(wzp_sig_end_reason reason);
+/* The wzp_error a caller would see for a call that ended this way. */
+int wzp_sig_end_reason_error(wzp_sig_end_reason reason);
+
+#endif

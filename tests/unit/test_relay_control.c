@@ -1,0 +1,1121 @@
+/*
+ * The relay control plane and several signaling clients wired together in
+ * memory on a virtual clock: registration, reflexive addresses, every way a
+ * call starts and ends, replacement of a registration, third parties, abuse.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wzp/wzp.h>
+
+#include "call/signal_client.h"
+#include "relay/control.h"
+#include "wire/signal.h"
+
+#define MAX_CLIENTS 8
+#define MAX_EVENTS  48
+#define RAW_MAX     (64 * 1024)
+#define QUEUE_MAX   4096
+
+typedef struct rec_event {
+    wzp_sigc_event_type type;
+    uint32_t call;
+    bool has_id;
+    uint8_t call_id[WZP_SIG_CALL_ID_LEN];
+    int err;
+    wzp_sig_end_reason reason;
+    bool has_msg;
+    wzp_sig_msg msg;
+} rec_event;
+
+typedef struct tclient {
+    bool used;
+    uint64_t conn;
+    uint8_t fp[WZP_SIG_FP_LEN];
+    wzp_addr addr;
+    wzp_sigc *sc;
+    rec_event ev[MAX_EVENTS];
+    size_t n_ev;
+    uint8_t raw[RAW_MAX]; /* everything the relay sent this client, concatenated */
+    size_t raw_len;
+    bool closed;
+    wzp_relay_close_code close_code;
+} tclient;
+
+typedef struct pending {
+    bool to_relay;
+    size_t client;
+    uint64_t conn;
+    uint8_t *data;
+    size_t len;
+} pending;
+
+static struct world {
+    wzp_relay_control *rc;
+    wzp_relay_control_config cfg;
+    wzp_ts now;
+    tclient c[MAX_CLIENTS];
+    pending q[QUEUE_MAX];
+    size_t qh, qt;
+    uint64_t next_conn;
+    bool drop_to_relay;
+    int open_fail;
+    size_t n_open, n_close;
+    uint64_t open_conn_a, open_conn_b;
+    uint32_t chan_a, chan_b, closed_a, closed_b, next_chan;
+} * W;
+
+enum { A = 0, B = 1, C = 2, D = 3 };
+
+/* ---- plumbing -------------------------------------------------------------- */
+
+static void enqueue(bool to_relay, size_t client, uint64_t conn, const uint8_t *data, size_t len)
+{
+    assert_true(W->qt - W->qh < QUEUE_MAX);
+    pending *p = &W->q[W->qt++ % QUEUE_MAX];
+    p->to_relay = to_relay;
+    p->client = client;
+    p->conn = conn;
+    p->data = malloc(len ? len : 1);
+    assert_non_null(p->data);
+    memcpy(p->data, data, len);
+    p->len = len;
+}
+
+static tclient *by_conn(uint64_t conn, size_t *idx)
+{
+    for (size_t i = 0; i < MAX_CLIENTS; i++) {
+        if (W->c[i].used && W->c[i].conn == conn) {
+            *idx = i;
+            return &W->c[i];
+        }
+    }
+    return NULL;
+}
+
+static void relay_send(void *user, uint64_t conn, const uint8_t *msg, size_t len)
+{
+    (void)user;
+    size_t i;
+    if (by_conn(conn, &i))
+        enqueue(false, i, conn, msg, len);
+}
+
+static void relay_close(void *user, uint64_t conn, wzp_relay_close_code code, const char *reason)
+{
+    (void)user;
+    (void)reason;
+    size_t i;
+    tclient *t = by_conn(conn, &i);
+    if (t) {
+        t->closed = true;
+        t->close_code = code;
+    }
+}
+
+static int channels_open(void *user, uint64_t call, uint64_t a, uint64_t b, uint32_t *ca,
+                         uint32_t *cb)
+{
+    (void)user;
+    (void)call;
+    if (W->open_fail)
+        return WZP_ERR_LIMIT;
+    W->n_open++;
+    W->open_conn_a = a;
+    W->open_conn_b = b;
+    *ca = W->chan_a = ++W->next_chan;
+    *cb = W->chan_b = ++W->next_chan;
+    return 0;
+}
+
+static void channels_close(void *user, uint32_t a, uint32_t b)
+{
+    (void)user;
+    W->n_close++;
+    W->closed_a = a;
+    W->closed_b = b;
+}
+
+static void client_send(void *user, const uint8_t *msg, size_t len)
+{
+    tclient *t = user;
+    if (!W->drop_to_relay)
+        enqueue(true, (size_t)(t - W->c), t->conn, msg, len);
+}
+
+static void client_event(void *user, const wzp_sigc_event *ev)
+{
+    tclient *t = user;
+    assert_true(t->n_ev < MAX_EVENTS);
+    rec_event *r = &t->ev[t->n_ev++];
+    memset(r, 0, sizeof(*r));
+    r->type = ev->type;
+    r->call = ev->call;
+    if (ev->call_id) {
+        r->has_id = true;
+        memcpy(r->call_id, ev->call_id, WZP_SIG_CALL_ID_LEN);
+    }
+    r->err = ev->err;
+    r->reason = ev->reason;
+    if (ev->msg) {
+        r->has_msg = true;
+        r->msg = *ev->msg;
+    }
+}
+
+static void pump(void)
+{
+    while (W->qh != W->qt) {
+        pending p = W->q[W->qh++ % QUEUE_MAX];
+        if (p.to_relay) {
+            wzp_relay_control_on_message(W->rc, p.conn, p.data, p.len, W->now);
+        } else {
+            tclient *t = &W->c[p.client];
+            assert_true(t->raw_len + p.len <= RAW_MAX);
+            memcpy(t->raw + t->raw_len, p.data, p.len);
+            t->raw_len += p.len;
+            wzp_sigc_on_message(t->sc, p.data, p.len, W->now);
+        }
+        free(p.data);
+    }
+}
+
+static void advance_to(wzp_ts t)
+{
+    W->now = t;
+    if (wzp_relay_control_next_deadline(W->rc) <= t)
+        wzp_relay_control_handle_timer(W->rc, t);
+    for (size_t i = 0; i < MAX_CLIENTS; i++)
+        if (W->c[i].used && wzp_sigc_next_deadline(W->c[i].sc) <= t)
+            wzp_sigc_handle_timer(W->c[i].sc, t);
+    pump();
+}
+
+static wzp_addr addr(const char *text)
+{
+    wzp_addr a;
+    assert_int_equal(wzp_addr_parse(&a, text, false), 0);
+    return a;
+}
+
+/* Client i with identity `idbyte` connects from `from`. */
+static void connect_as(size_t i, uint8_t idbyte, const char *from)
+{
+    tclient *t = &W->c[i];
+    if (t->sc)
+        wzp_sigc_free(t->sc);
+    memset(t, 0, sizeof(*t));
+    t->used = true;
+    t->conn = ++W->next_conn;
+    memset(t->fp, idbyte, sizeof(t->fp));
+    t->addr = addr(from);
+    wzp_sigc_callbacks cb = {t, client_send, client_event};
+    t->sc = wzp_sigc_new(NULL, &cb);
+    assert_non_null(t->sc);
+    assert_int_equal(wzp_relay_control_on_connect(W->rc, t->conn, t->fp, &t->addr, W->now), 0);
+}
+
+static rec_event *last_event(size_t i, wzp_sigc_event_type type)
+{
+    tclient *t = &W->c[i];
+    for (size_t k = t->n_ev; k-- > 0;)
+        if (t->ev[k].type == type)
+            return &t->ev[k];
+    return NULL;
+}
+
+static size_t count_events(size_t i, wzp_sigc_event_type type)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < W->c[i].n_ev; k++)
+        n += W->c[i].ev[k].type == type;
+    return n;
+}
+
+static void register_as(size_t i, const char *alias)
+{
+    size_t before = count_events(i, WZP_SIGC_EV_REGISTERED);
+    assert_int_equal(wzp_sigc_register(W->c[i].sc, alias, W->now), 0);
+    pump();
+    assert_int_equal(count_events(i, WZP_SIGC_EV_REGISTERED), before + 1);
+    assert_int_equal(wzp_sigc_reg_state_get(W->c[i].sc), WZP_SIGC_REGISTERED);
+}
+
+static void join(size_t i, uint8_t idbyte, const char *from, const char *alias)
+{
+    connect_as(i, idbyte, from);
+    register_as(i, alias);
+}
+
+/* Sends a message to the relay as if client i's signaling sent it. */
+static void send_raw(size_t i, const wzp_sig_msg *m)
+{
+    uint8_t buf[WZP_SIG_MAX_SIZE];
+    int n = wzp_sig_encode(m, buf, sizeof(buf));
+    assert_true(n > 0);
+    enqueue(true, i, W->c[i].conn, buf, (size_t)n);
+    pump();
+}
+
+static void send_bytes(size_t i, const uint8_t *p, size_t len)
+{
+    enqueue(true, i, W->c[i].conn, p, len);
+    pump();
+}
+
+static bool raw_contains(size_t i, const uint8_t *needle, size_t n)
+{
+    const tclient *t = &W->c[i];
+    for (size_t k = 0; k + n <= t->raw_len; k++)
+        if (memcmp(t->raw + k, needle, n) == 0)
+            return true;
+    return false;
+}
+
+/* The caller's candidates in every test: a LAN address and a public one. */
+static const uint8_t CALLER_LAN_IP[4] = {10, 99, 0, 5};
+static const uint8_t CALLER_PUBLIC_IP[4] = {203, 0, 113, 77};
+
+static size_t caller_cands(wzp_sig_candidate *c)
+{
+    memset(c, 0, 2 * sizeof(*c));
+    c[0].type = WZP_SIG_CAND_HOST;
+    c[0].priority = 200;
+    c[0].addr = addr("10.99.0.5:5000");
+    c[1].type = WZP_SIG_CAND_SRFLX;
+    c[1].priority = 100;
+    c[1].addr = addr("203.0.113.77:6000");
+    return 2;
+}
+
+static size_t callee_cands(wzp_sig_candidate *c)
+{
+    memset(c, 0, 2 * sizeof(*c));
+    c[0].type = WZP_SIG_CAND_HOST;
+    c[0].priority = 210;
+    c[0].addr = addr("[fd00::9]:7000");
+    c[1].type = WZP_SIG_CAND_SRFLX;
+    c[1].priority = 110;
+    c[1].addr = addr("192.0.2.200:7001");
+    return 2;
+}
+
+static void params(wzp_sig_params *p, uint32_t version)
+{
+    memset(p, 0, sizeof(*p));
+    p->media_version = version;
+    p->codecs[0] = 1;
+    p->n_codecs = 1;
+    memset(p->probe_key, (int)version, 16);
+    p->probe_key_len = 16;
+}
+
+/* Asserts that client i never received the caller's candidate or control addresses. */
+static void assert_no_caller_addresses(size_t i, size_t caller)
+{
+    size_t n;
+    const uint8_t *ctl = wzp_addr_ip(&W->c[caller].addr, &n);
+    assert_false(raw_contains(i, CALLER_LAN_IP, 4));
+    assert_false(raw_contains(i, CALLER_PUBLIC_IP, 4));
+    assert_false(raw_contains(i, ctl, n));
+}
+
+static uint32_t place_call(size_t from, size_t to)
+{
+    wzp_sig_candidate cands[2];
+    wzp_sig_params p;
+    uint32_t call = 0;
+    params(&p, 1);
+    size_t n = caller_cands(cands);
+    assert_int_equal(wzp_sigc_call_fp(W->c[from].sc, W->c[to].fp, &p, cands, n, &call, W->now), 0);
+    pump();
+    return call;
+}
+
+static void accept_call(size_t callee, uint32_t call)
+{
+    wzp_sig_candidate cands[2];
+    wzp_sig_params p;
+    params(&p, 2);
+    size_t n = callee_cands(cands);
+    assert_int_equal(wzp_sigc_accept(W->c[callee].sc, call, &p, cands, n, W->now), 0);
+    pump();
+}
+
+/* A call from `from` to `to`, accepted; returns the caller's and callee's handles. */
+static void establish(size_t from, size_t to, uint32_t *caller_call, uint32_t *callee_call)
+{
+    *caller_call = place_call(from, to);
+    rec_event *in = last_event(to, WZP_SIGC_EV_INCOMING);
+    assert_non_null(in);
+    *callee_call = in->call;
+    accept_call(to, *callee_call);
+    assert_int_equal(wzp_sigc_call_state_get(W->c[from].sc, *caller_call), WZP_SIGC_CALL_SETUP);
+    assert_int_equal(wzp_sigc_call_state_get(W->c[to].sc, *callee_call), WZP_SIGC_CALL_SETUP);
+}
+
+static int setup_with(const wzp_relay_control_config *cfg)
+{
+    W = calloc(1, sizeof(*W));
+    if (!W)
+        return -1;
+    W->now = WZP_SEC(1000);
+    if (cfg)
+        W->cfg = *cfg;
+    else
+        wzp_relay_control_config_default(&W->cfg);
+    W->cfg.relay_addr = addr("198.51.100.250:3478");
+    wzp_relay_control_callbacks cb = {NULL, relay_send, relay_close, channels_open, channels_close};
+    W->rc = wzp_relay_control_new(&W->cfg, &cb);
+    return W->rc ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return setup_with(NULL);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    while (W->qh != W->qt)
+        free(W->q[W->qh++ % QUEUE_MAX].data);
+    for (size_t i = 0; i < MAX_CLIENTS; i++)
+        wzp_sigc_free(W->c[i].sc);
+    wzp_relay_control_free(W->rc);
+    free(W);
+    W = NULL;
+    return 0;
+}
+
+/* ---- registration and reflexive addresses ----------------------------------- */
+
+static void test_register_and_reflexive(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    rec_event *r = last_event(A, WZP_SIGC_EV_REGISTERED);
+    assert_memory_equal(r->msg.u.registered.fingerprint, W->c[A].fp, WZP_SIG_FP_LEN);
+    assert_true(wzp_addr_equal(&r->msg.u.registered.reflexive, &W->c[A].addr));
+    assert_string_equal(r->msg.u.registered.alias, "alice");
+    assert_true(wzp_addr_equal(wzp_sigc_reflexive(W->c[A].sc), &W->c[A].addr));
+    assert_int_equal(wzp_relay_control_num_registrations(W->rc), 1);
+    assert_true(wzp_relay_control_lookup(W->rc, W->c[A].fp) == W->c[A].conn);
+
+    /* NAT rebinding: told once per change. */
+    wzp_addr moved = addr("198.51.100.1:40001");
+    wzp_relay_control_on_addr_change(W->rc, W->c[A].conn, &moved, W->now);
+    pump();
+    r = last_event(A, WZP_SIGC_EV_REFLEXIVE);
+    assert_non_null(r);
+    assert_true(wzp_addr_equal(&r->msg.u.reflexive.reflexive, &moved));
+    assert_true(wzp_addr_equal(wzp_sigc_reflexive(W->c[A].sc), &moved));
+    wzp_relay_control_on_addr_change(W->rc, W->c[A].conn, &moved, W->now);
+    pump();
+    assert_int_equal(count_events(A, WZP_SIGC_EV_REFLEXIVE), 1);
+    wzp_addr v6 = addr("[2001:db8::44]:50000");
+    wzp_relay_control_on_addr_change(W->rc, W->c[A].conn, &v6, W->now);
+    pump();
+    assert_int_equal(count_events(A, WZP_SIGC_EV_REFLEXIVE), 2);
+
+    /* A later Registered carries the current address; the alias can change. */
+    register_as(A, "alice2");
+    r = last_event(A, WZP_SIGC_EV_REGISTERED);
+    assert_true(wzp_addr_equal(&r->msg.u.registered.reflexive, &v6));
+    assert_string_equal(r->msg.u.registered.alias, "alice2");
+    join(B, 0xb2, "198.51.100.2:40000", "alice"); /* released by A */
+    assert_int_equal(wzp_relay_control_num_registrations(W->rc), 2);
+}
+
+static void test_alias_taken(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    connect_as(B, 0xb2, "198.51.100.2:40000");
+    assert_int_equal(wzp_sigc_register(W->c[B].sc, "alice", W->now), 0);
+    pump();
+    rec_event *r = last_event(B, WZP_SIGC_EV_REGISTER_FAILED);
+    assert_non_null(r);
+    assert_int_equal(r->err, WZP_ERR_IDENTITY);
+    assert_int_equal(wzp_sigc_reg_state_get(W->c[B].sc), WZP_SIGC_UNREGISTERED);
+    assert_true(wzp_relay_control_lookup(W->rc, W->c[B].fp) == 0);
+    assert_int_equal(wzp_relay_control_stats_get(W->rc)->reg_alias_taken, 1);
+}
+
+/* ---- calls ----------------------------------------------------------------- */
+
+static void test_offer_ring_accept_hangup(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+
+    uint32_t ac = place_call(A, B);
+    rec_event *in = last_event(B, WZP_SIGC_EV_INCOMING);
+    rec_event *ring = last_event(A, WZP_SIGC_EV_RINGING);
+    assert_non_null(in);
+    assert_non_null(ring);
+    assert_int_equal(ring->call, ac);
+    assert_memory_equal(in->call_id, ring->call_id, WZP_SIG_CALL_ID_LEN);
+    /* The caller's identity as proven by its certificate, and its alias. */
+    assert_memory_equal(in->msg.u.incoming.caller_fp, W->c[A].fp, WZP_SIG_FP_LEN);
+    assert_string_equal(in->msg.u.incoming.caller_alias, "alice");
+    assert_int_equal(wzp_sigc_call_state_get(W->c[A].sc, ac), WZP_SIGC_CALL_RINGING);
+    assert_int_equal(wzp_sigc_call_state_get(W->c[B].sc, in->call), WZP_SIGC_CALL_INCOMING);
+    /* Nothing about where the caller is reaches the callee before it answers. */
+    assert_no_caller_addresses(B, A);
+    assert_int_equal(W->n_open, 0);
+
+    uint32_t bc = in->call;
+    accept_call(B, bc);
+    assert_int_equal(W->n_open, 1);
+    assert_true(W->open_conn_a == W->c[A].conn);
+    assert_true(W->open_conn_b == W->c[B].conn);
+
+    wzp_sig_candidate cc[2], ce[2];
+    caller_cands(cc);
+    callee_cands(ce);
+    rec_event *sa = last_event(A, WZP_SIGC_EV_SETUP);
+    rec_event *sb = last_event(B, WZP_SIGC_EV_SETUP);
+    assert_non_null(sa);
+    assert_non_null(sb);
+    assert_int_equal(sa->call, ac);
+    assert_int_equal(sb->call, bc);
+    /* Each side gets the other's identity, candidates and parameters, and its own channel. */
+    assert_int_equal(sa->msg.u.setup.role, WZP_SIG_ROLE_CALLER);
+    assert_memory_equal(sa->msg.u.setup.peer_fp, W->c[B].fp, WZP_SIG_FP_LEN);
+    assert_string_equal(sa->msg.u.setup.peer_alias, "bob");
+    assert_int_equal(sa->msg.u.setup.peer_params.media_version, 2);
+    assert_int_equal(sa->msg.u.setup.peer_cands.n, 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_true(wzp_addr_equal(&sa->msg.u.setup.peer_cands.c[i].addr, &ce[i].addr));
+        assert_int_equal(sa->msg.u.setup.peer_cands.c[i].type, ce[i].type);
+        assert_int_equal(sa->msg.u.setup.peer_cands.c[i].priority, ce[i].priority);
+        assert_true(wzp_addr_equal(&sb->msg.u.setup.peer_cands.c[i].addr, &cc[i].addr));
+    }
+    assert_int_equal(sa->msg.u.setup.relay_channel, W->chan_a);
+    assert_int_equal(sb->msg.u.setup.role, WZP_SIG_ROLE_CALLEE);
+    assert_memory_equal(sb->msg.u.setup.peer_fp, W->c[A].fp, WZP_SIG_FP_LEN);
+    assert_int_equal(sb->msg.u.setup.peer_params.media_version, 1);
+    assert_int_equal(sb->msg.u.setup.relay_channel, W->chan_b);
+    assert_true(wzp_addr_equal(&sb->msg.u.setup.relay_addr, &W->cfg.relay_addr));
+    assert_memory_equal(sa->call_id, sb->call_id, WZP_SIG_CALL_ID_LEN);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 1);
+    assert_true(wzp_relay_control_next_deadline(W->rc) == WZP_TS_NEVER); /* no expiry once up */
+
+    /* The callee hangs up: the caller is told, channels close, nothing is left. */
+    assert_int_equal(wzp_sigc_hangup(W->c[B].sc, bc, false, W->now), 0);
+    pump();
+    rec_event *end = last_event(A, WZP_SIGC_EV_ENDED);
+    assert_non_null(end);
+    assert_int_equal(end->call, ac);
+    assert_int_equal(end->reason, WZP_SIG_END_HANGUP);
+    assert_int_equal(end->err, WZP_ERR_HANGUP);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_ENDED), 0); /* local hang-up: no event */
+    assert_int_equal(W->n_close, 1);
+    assert_int_equal(W->closed_a, W->chan_a);
+    assert_int_equal(W->closed_b, W->chan_b);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 0);
+    assert_int_equal(wzp_sigc_call_state_get(W->c[A].sc, ac), WZP_ERR_NOT_FOUND);
+    assert_int_equal(wzp_sigc_call_state_get(W->c[B].sc, bc), WZP_ERR_NOT_FOUND);
+    assert_int_equal(wzp_relay_control_stats_get(W->rc)->calls_ended[WZP_SIG_END_HANGUP], 1);
+}
+
+static void test_caller_hangs_up_with_error(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "");
+    join(B, 0xb2, "198.51.100.2:40000", "");
+    uint32_t ac, bc;
+    establish(A, B, &ac, &bc);
+    assert_int_equal(wzp_sigc_hangup(W->c[A].sc, ac, true, W->now), 0);
+    pump();
+    rec_event *end = last_event(B, WZP_SIGC_EV_ENDED);
+    assert_non_null(end);
+    assert_int_equal(end->call, bc);
+    assert_int_equal(end->reason, WZP_SIG_END_ERROR);
+    assert_int_equal(W->n_close, 1);
+}
+
+static void test_reject_and_busy_reply(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+
+    uint32_t ac = place_call(A, B);
+    assert_int_equal(wzp_sigc_reject(W->c[B].sc, last_event(B, WZP_SIGC_EV_INCOMING)->call, W->now),
+                     0);
+    pump();
+    rec_event *end = last_event(A, WZP_SIGC_EV_ENDED);
+    assert_non_null(end);
+    assert_int_equal(end->call, ac);
+    assert_int_equal(end->reason, WZP_SIG_END_REJECTED);
+    assert_int_equal(end->err, WZP_ERR_REJECTED);
+
+    ac = place_call(A, B);
+    assert_int_equal(wzp_sigc_busy(W->c[B].sc, last_event(B, WZP_SIGC_EV_INCOMING)->call, W->now),
+                     0);
+    pump();
+    end = last_event(A, WZP_SIGC_EV_ENDED);
+    assert_int_equal(end->call, ac);
+    assert_int_equal(end->reason, WZP_SIG_END_BUSY);
+    assert_int_equal(end->err, WZP_ERR_BUSY);
+
+    /* A callee who never answered never learned where the caller is. */
+    assert_no_caller_addresses(B, A);
+    assert_int_equal(W->n_open, 0);
+    assert_int_equal(W->n_close, 0);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 0);
+}
+
+static void test_busy_when_in_a_call(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join(C, 0xc3, "198.51.100.3:40000", "carol");
+    uint32_t ac, bc;
+    establish(A, B, &ac, &bc);
+    size_t b_events = W->c[B].n_ev;
+
+    uint32_t cc = place_call(C, B);
+    rec_event *end = last_event(C, WZP_SIGC_EV_ENDED);
+    assert_non_null(end);
+    assert_int_equal(end->call, cc);
+    assert_int_equal(end->reason, WZP_SIG_END_BUSY);
+    assert_true(end->has_id);
+    assert_int_equal(W->c[B].n_ev, b_events); /* B was not disturbed */
+
+    /* A caller already in a call may not place another (one call per identity). */
+    cc = place_call(A, C);
+    end = last_event(A, WZP_SIGC_EV_ENDED);
+    assert_non_null(end);
+    assert_int_equal(end->call, cc);
+    assert_int_equal(end->err, WZP_ERR_LIMIT);
+    assert_int_equal(count_events(C, WZP_SIGC_EV_INCOMING), 0);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 1);
+}
+
+static void test_cancel(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+
+    uint32_t ac = place_call(A, B);
+    assert_int_equal(wzp_sigc_cancel(W->c[A].sc, ac, W->now), 0);
+    pump();
+    rec_event *end = last_event(B, WZP_SIGC_EV_ENDED);
+    assert_non_null(end);
+    assert_int_equal(end->reason, WZP_SIG_END_CANCELLED);
+    assert_int_equal(end->err, WZP_ERR_CANCELLED);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 0);
+
+    /* Hanging up before the relay even answered the offer still withdraws the call. */
+    wzp_sig_candidate cands[2];
+    size_t n = caller_cands(cands);
+    uint32_t call;
+    assert_int_equal(wzp_sigc_call_fp(W->c[A].sc, W->c[B].fp, NULL, cands, n, &call, W->now), 0);
+    assert_int_equal(wzp_sigc_hangup(W->c[A].sc, call, false, W->now), 0);
+    assert_int_equal(wzp_sigc_call_state_get(W->c[A].sc, call), WZP_ERR_NOT_FOUND);
+    size_t a_events = W->c[A].n_ev;
+    pump();
+    assert_int_equal(W->c[A].n_ev, a_events); /* no RINGING for a call we dropped */
+    assert_int_equal(count_events(B, WZP_SIGC_EV_ENDED), 2);
+    assert_int_equal(last_event(B, WZP_SIGC_EV_ENDED)->reason, WZP_SIG_END_CANCELLED);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 0);
+    assert_no_caller_addresses(B, A);
+}
+
+static void test_unanswered_call_expires(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    wzp_ts t0 = W->now;
+    uint32_t ac = place_call(A, B);
+    assert_true(wzp_relay_control_next_deadline(W->rc) == t0 + WZP_SEC(60));
+
+    advance_to(t0 + WZP_SEC(59));
+    assert_int_equal(count_events(A, WZP_SIGC_EV_ENDED), 0);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_ENDED), 0);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 1);
+
+    advance_to(t0 + WZP_SEC(60));
+    rec_event *ea = last_event(A, WZP_SIGC_EV_ENDED);
+    rec_event *eb = last_event(B, WZP_SIGC_EV_ENDED);
+    assert_non_null(ea);
+    assert_non_null(eb);
+    assert_int_equal(ea->call, ac);
+    assert_int_equal(ea->reason, WZP_SIG_END_EXPIRED);
+    assert_int_equal(eb->reason, WZP_SIG_END_EXPIRED);
+    assert_int_equal(ea->err, WZP_ERR_EXPIRED);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 0);
+    assert_true(wzp_relay_control_next_deadline(W->rc) == WZP_TS_NEVER);
+    assert_no_caller_addresses(B, A);
+    /* Accepting afterwards is too late. */
+    assert_int_equal(wzp_sigc_accept(W->c[B].sc, eb->call, NULL, NULL, 0, W->now),
+                     WZP_ERR_NOT_FOUND);
+}
+
+static void test_ring_timeout_configurable(void **state)
+{
+    (void)state;
+    teardown(NULL);
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    cfg.ring_timeout = WZP_SEC(5);
+    assert_int_equal(setup_with(&cfg), 0);
+    join(A, 0xa1, "198.51.100.1:40000", "");
+    join(B, 0xb2, "198.51.100.2:40000", "");
+    join(C, 0xc3, "198.51.100.3:40000", "");
+    join(D, 0xd4, "198.51.100.4:40000", "");
+    wzp_ts t0 = W->now;
+    place_call(A, B);
+    advance_to(t0 + WZP_SEC(2));
+    place_call(C, D);
+    advance_to(t0 + WZP_SEC(5));
+    assert_int_equal(count_events(A, WZP_SIGC_EV_ENDED), 1);
+    assert_int_equal(count_events(C, WZP_SIGC_EV_ENDED), 0);
+    assert_true(wzp_relay_control_next_deadline(W->rc) == t0 + WZP_SEC(7));
+    advance_to(t0 + WZP_SEC(7));
+    assert_int_equal(count_events(C, WZP_SIGC_EV_ENDED), 1);
+    assert_int_equal(count_events(D, WZP_SIGC_EV_ENDED), 1);
+}
+
+static void test_dropped_connection_ends_calls(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join(C, 0xc3, "198.51.100.3:40000", "carol");
+    join(D, 0xd4, "198.51.100.4:40000", "dave");
+    uint32_t ac, bc;
+    establish(A, B, &ac, &bc);
+    place_call(C, D); /* ringing */
+
+    /* B's control connection drops mid-call. */
+    wzp_relay_control_on_disconnect(W->rc, W->c[B].conn, W->now);
+    wzp_sigc_on_disconnect(W->c[B].sc, W->now);
+    pump();
+    rec_event *end = last_event(A, WZP_SIGC_EV_ENDED);
+    assert_non_null(end);
+    assert_int_equal(end->call, ac);
+    assert_int_equal(end->reason, WZP_SIG_END_PEER_GONE);
+    assert_int_equal(end->err, WZP_ERR_CLOSED);
+    assert_int_equal(W->n_close, 1);
+    assert_true(wzp_relay_control_lookup(W->rc, W->c[B].fp) == 0);
+    assert_int_equal(last_event(B, WZP_SIGC_EV_ENDED)->err, WZP_ERR_UNREACHABLE);
+    assert_int_equal(wzp_sigc_reg_state_get(W->c[B].sc), WZP_SIGC_UNREGISTERED);
+
+    /* The caller of a ringing call drops: the callee stops ringing. */
+    wzp_relay_control_on_disconnect(W->rc, W->c[C].conn, W->now);
+    pump();
+    end = last_event(D, WZP_SIGC_EV_ENDED);
+    assert_non_null(end);
+    assert_int_equal(end->reason, WZP_SIG_END_PEER_GONE);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 0);
+    assert_int_equal(wzp_relay_control_num_registrations(W->rc), 2);
+    assert_int_equal(wzp_relay_control_num_conns(W->rc), 2);
+    assert_true(wzp_relay_control_next_deadline(W->rc) == WZP_TS_NEVER);
+}
+
+static void test_reregistration_replaces_old_connection(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join(C, 0xc3, "198.51.100.3:40000", "carol");
+    uint32_t ac, bc;
+    establish(A, B, &ac, &bc);
+    uint64_t old_conn = W->c[A].conn;
+
+    /* The same identity comes back on a new connection (say, after a network change). */
+    join(D, 0xa1, "198.51.100.9:41000", "alice");
+    assert_true(W->c[A].closed);
+    assert_int_equal(W->c[A].close_code, WZP_RELAY_CLOSE_REPLACED);
+    assert_true(wzp_relay_control_lookup(W->rc, W->c[D].fp) == W->c[D].conn);
+    assert_int_equal(wzp_relay_control_num_registrations(W->rc), 3);
+    assert_int_equal(wzp_relay_control_stats_get(W->rc)->reg_replaced, 1);
+    /* The old connection's call is over, for the peer too, with its channels. */
+    rec_event *end = last_event(B, WZP_SIGC_EV_ENDED);
+    assert_non_null(end);
+    assert_int_equal(end->reason, WZP_SIG_END_PEER_GONE);
+    assert_int_equal(W->n_close, 1);
+
+    /* The old connection's late disconnect must not undo the new registration. */
+    wzp_relay_control_on_disconnect(W->rc, old_conn, W->now);
+    pump();
+    assert_true(wzp_relay_control_lookup(W->rc, W->c[D].fp) == W->c[D].conn);
+    assert_int_equal(wzp_relay_control_stats_get(W->rc)->late_disconnects, 1);
+    /* ... and what it still sends is ignored. */
+    assert_int_equal(wzp_sigc_ping(W->c[A].sc, W->now), 0);
+    pump();
+    assert_int_equal(count_events(A, WZP_SIGC_EV_PONG), 0);
+
+    /* The alias follows the identity to the new connection. */
+    wzp_sig_candidate cands[2];
+    size_t n = caller_cands(cands);
+    uint32_t call;
+    assert_int_equal(wzp_sigc_call_alias(W->c[C].sc, "alice", NULL, cands, n, &call, W->now), 0);
+    pump();
+    rec_event *in = last_event(D, WZP_SIGC_EV_INCOMING);
+    assert_non_null(in);
+    assert_memory_equal(in->msg.u.incoming.caller_fp, W->c[C].fp, WZP_SIG_FP_LEN);
+    assert_int_equal(count_events(A, WZP_SIGC_EV_INCOMING), 0); /* not the replaced one */
+}
+
+static void test_third_party_cannot_touch_a_call(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join(C, 0xc3, "198.51.100.3:40000", "mallory");
+    uint32_t ac = place_call(A, B);
+    uint8_t id[WZP_SIG_CALL_ID_LEN];
+    memcpy(id, last_event(A, WZP_SIGC_EV_RINGING)->call_id, sizeof(id));
+
+    /* Mallory somehow learned the call id: hang-up, accept and cancel are refused. */
+    wzp_sig_type attempts[] = {WZP_SIG_HANGUP, WZP_SIG_ACCEPT, WZP_SIG_CANCEL, WZP_SIG_REJECT};
+    for (size_t i = 0; i < 4; i++) {
+        wzp_sig_msg m;
+        wzp_sig_init(&m, attempts[i], 500 + i);
+        if (attempts[i] == WZP_SIG_HANGUP) {
+            memcpy(m.u.end.call_id, id, sizeof(id));
+            m.u.end.reason = WZP_SIG_END_HANGUP;
+        } else if (attempts[i] == WZP_SIG_ACCEPT) {
+            memcpy(m.u.accept.call_id, id, sizeof(id));
+        } else {
+            memcpy(m.u.call.call_id, id, sizeof(id));
+        }
+        send_raw(C, &m);
+        rec_event *e = last_event(C, WZP_SIGC_EV_ERROR);
+        assert_non_null(e);
+        assert_int_equal(e->msg.u.error.code, WZP_SIG_ERR_NO_SUCH_CALL);
+        assert_true(e->msg.request_id == 500 + i);
+        assert_int_equal(wzp_relay_control_num_calls(W->rc), 1);
+    }
+    assert_int_equal(count_events(A, WZP_SIGC_EV_ENDED), 0);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_ENDED), 0);
+    assert_no_caller_addresses(C, A);
+
+    /* The caller cannot accept its own call either (wrong role). */
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_ACCEPT, 600);
+    memcpy(m.u.accept.call_id, id, sizeof(id));
+    send_raw(A, &m);
+    rec_event *e = last_event(A, WZP_SIGC_EV_ERROR);
+    assert_non_null(e);
+    assert_int_equal(e->msg.u.error.code, WZP_SIG_ERR_STATE);
+
+    /* The real callee still can; afterwards a third party still cannot hang up. */
+    accept_call(B, last_event(B, WZP_SIGC_EV_INCOMING)->call);
+    assert_non_null(last_event(A, WZP_SIGC_EV_SETUP));
+    wzp_sig_init(&m, WZP_SIG_HANGUP, 700);
+    memcpy(m.u.end.call_id, id, sizeof(id));
+    m.u.end.reason = WZP_SIG_END_HANGUP;
+    send_raw(C, &m);
+    assert_true(last_event(C, WZP_SIGC_EV_ERROR)->msg.request_id == 700);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 1);
+    assert_int_equal(wzp_sigc_call_state_get(W->c[A].sc, ac), WZP_SIGC_CALL_SETUP);
+    assert_int_equal(W->n_close, 0);
+    assert_true(wzp_relay_control_stats_get(W->rc)->drop_no_such_call >= 5);
+}
+
+static void test_unknown_and_offline_callees(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    wzp_sig_candidate cands[2];
+    size_t n = caller_cands(cands);
+    uint32_t call;
+
+    assert_int_equal(wzp_sigc_call_alias(W->c[A].sc, "nobody", NULL, cands, n, &call, W->now), 0);
+    pump();
+    rec_event *end = last_event(A, WZP_SIGC_EV_ENDED);
+    assert_non_null(end);
+    assert_int_equal(end->call, call);
+    assert_int_equal(end->reason, WZP_SIG_END_UNKNOWN_PEER);
+    assert_int_equal(end->err, WZP_ERR_NOT_FOUND);
+
+    uint8_t stranger[WZP_SIG_FP_LEN];
+    memset(stranger, 0x5e, sizeof(stranger));
+    assert_int_equal(wzp_sigc_call_fp(W->c[A].sc, stranger, NULL, cands, n, &call, W->now), 0);
+    pump();
+    end = last_event(A, WZP_SIGC_EV_ENDED);
+    assert_int_equal(end->call, call);
+    assert_int_equal(end->reason, WZP_SIG_END_OFFLINE);
+    assert_int_equal(end->err, WZP_ERR_OFFLINE);
+
+    /* Calling yourself is refused with an Error, which ends the call. */
+    assert_int_equal(wzp_sigc_call_fp(W->c[A].sc, W->c[A].fp, NULL, cands, n, &call, W->now), 0);
+    pump();
+    end = last_event(A, WZP_SIGC_EV_ENDED);
+    assert_int_equal(end->call, call);
+    assert_int_equal(end->err, WZP_ERR_INVALID);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 0);
+
+    /* A registered peer that goes offline is OFFLINE again. */
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    wzp_relay_control_on_disconnect(W->rc, W->c[B].conn, W->now);
+    assert_int_equal(wzp_sigc_call_alias(W->c[A].sc, "bob", NULL, cands, n, &call, W->now), 0);
+    pump();
+    assert_int_equal(last_event(A, WZP_SIGC_EV_ENDED)->reason, WZP_SIG_END_UNKNOWN_PEER);
+}
+
+static void test_channel_open_failure_ends_call(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    W->open_fail = 1;
+    place_call(A, B);
+    accept_call(B, last_event(B, WZP_SIGC_EV_INCOMING)->call);
+    assert_int_equal(last_event(A, WZP_SIGC_EV_ENDED)->reason, WZP_SIG_END_ERROR);
+    assert_int_equal(last_event(B, WZP_SIGC_EV_ENDED)->reason, WZP_SIG_END_ERROR);
+    assert_int_equal(count_events(A, WZP_SIGC_EV_SETUP), 0);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_SETUP), 0);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 0);
+    assert_int_equal(W->n_close, 0);
+    assert_int_equal(wzp_relay_control_stats_get(W->rc)->channel_open_failures, 1);
+}
+
+/* ---- abuse ----------------------------------------------------------------- */
+
+static void test_rate_limit(void **state)
+{
+    (void)state;
+    teardown(NULL);
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    cfg.rate_per_sec = 5;
+    cfg.rate_burst = 5;
+    cfg.abuse_close_after = 10;
+    assert_int_equal(setup_with(&cfg), 0);
+
+    /* A polite client: a burst, then the same again a second later. */
+    connect_as(B, 0xb2, "198.51.100.2:40000");
+    for (int i = 0; i < 5; i++)
+        wzp_sigc_ping(W->c[B].sc, W->now);
+    pump();
+    advance_to(W->now + WZP_SEC(1));
+    for (int i = 0; i < 5; i++)
+        wzp_sigc_ping(W->c[B].sc, W->now);
+    pump();
+    assert_int_equal(count_events(B, WZP_SIGC_EV_PONG), 10);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_ERROR), 0);
+
+    /* A flood: five answered, then one Error, then silence, then the connection is closed. */
+    connect_as(A, 0xa1, "198.51.100.1:40000");
+    for (int i = 0; i < 14; i++) {
+        wzp_sigc_ping(W->c[A].sc, W->now);
+        pump();
+        assert_false(W->c[A].closed);
+    }
+    assert_int_equal(count_events(A, WZP_SIGC_EV_PONG), 5);
+    assert_int_equal(count_events(A, WZP_SIGC_EV_ERROR), 1);
+    assert_int_equal(last_event(A, WZP_SIGC_EV_ERROR)->err, WZP_ERR_RATE_LIMITED);
+    wzp_sigc_ping(W->c[A].sc, W->now);
+    pump();
+    assert_true(W->c[A].closed);
+    assert_int_equal(W->c[A].close_code, WZP_RELAY_CLOSE_RATE_LIMIT);
+    assert_int_equal(wzp_relay_control_stats_get(W->rc)->drop_rate_limited, 10);
+    assert_int_equal(wzp_relay_control_num_conns(W->rc), 1);
+}
+
+static void test_registration_cap(void **state)
+{
+    (void)state;
+    teardown(NULL);
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    cfg.max_registrations = 2;
+    assert_int_equal(setup_with(&cfg), 0);
+
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    connect_as(C, 0xc3, "198.51.100.3:40000");
+    assert_int_equal(wzp_sigc_register(W->c[C].sc, "carol", W->now), 0);
+    pump();
+    rec_event *f = last_event(C, WZP_SIGC_EV_REGISTER_FAILED);
+    assert_non_null(f);
+    assert_int_equal(f->err, WZP_ERR_LIMIT);
+    assert_true(W->c[C].closed);
+    assert_int_equal(W->c[C].close_code, WZP_RELAY_CLOSE_REG_LIMIT);
+    assert_int_equal(wzp_relay_control_num_registrations(W->rc), 2);
+    assert_int_equal(wzp_relay_control_stats_get(W->rc)->reg_over_cap, 1);
+
+    /* At the cap, an identity already registered may still move to a new connection. */
+    join(D, 0xa1, "198.51.100.7:40000", "alice");
+    assert_true(wzp_relay_control_lookup(W->rc, W->c[D].fp) == W->c[D].conn);
+}
+
+static void test_garbage_is_answered_with_errors(void **state)
+{
+    (void)state;
+    connect_as(A, 0xa1, "198.51.100.1:40000");
+    const wzp_relay_control_stats *st = wzp_relay_control_stats_get(W->rc);
+
+    uint8_t junk[32];
+    memset(junk, 0xff, sizeof(junk));
+    send_bytes(A, junk, sizeof(junk));
+    rec_event *e = last_event(A, WZP_SIGC_EV_ERROR);
+    assert_non_null(e);
+    assert_int_equal(e->msg.u.error.code, WZP_SIG_ERR_MALFORMED);
+    assert_int_equal(st->drop_malformed, 1);
+    send_bytes(A, junk, 0); /* empty: no body */
+    assert_int_equal(st->drop_malformed, 2);
+
+    /* A future protocol version. */
+    uint8_t v2[] = {0x08, 0x02, 0x10, 0x2a, 0xc2, 0x01, 0x00}; /* version 2, rid 42, ping */
+    send_bytes(A, v2, sizeof(v2));
+    e = last_event(A, WZP_SIGC_EV_ERROR);
+    assert_int_equal(e->msg.u.error.code, WZP_SIG_ERR_VERSION);
+    assert_true(e->msg.request_id == 42);
+    assert_int_equal(st->drop_version, 1);
+
+    /* Call messages before Register. */
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_OFFER, 77);
+    memset(m.u.offer.callee_fp, 1, WZP_SIG_FP_LEN);
+    send_raw(A, &m);
+    e = last_event(A, WZP_SIGC_EV_ERROR);
+    assert_int_equal(e->msg.u.error.code, WZP_SIG_ERR_NOT_REGISTERED);
+    assert_true(e->msg.request_id == 77);
+
+    /* Relay-to-client messages from a client. */
+    wzp_sig_init(&m, WZP_SIG_INCOMING_CALL, 78);
+    send_raw(A, &m);
+    e = last_event(A, WZP_SIGC_EV_ERROR);
+    assert_int_equal(e->msg.u.error.code, WZP_SIG_ERR_UNEXPECTED);
+    assert_int_equal(st->drop_unexpected, 1);
+
+    /* Still a working connection after all that. */
+    register_as(A, "alice");
+    assert_false(W->c[A].closed);
+
+    /* Oversized: Error, then closed. */
+    uint8_t *big = calloc(1, WZP_SIG_MAX_SIZE + 1);
+    assert_non_null(big);
+    send_bytes(A, big, WZP_SIG_MAX_SIZE + 1);
+    free(big);
+    e = last_event(A, WZP_SIGC_EV_ERROR);
+    assert_int_equal(e->msg.u.error.code, WZP_SIG_ERR_TOO_BIG);
+    assert_true(W->c[A].closed);
+    assert_int_equal(W->c[A].close_code, WZP_RELAY_CLOSE_TOO_BIG);
+    assert_int_equal(wzp_relay_control_num_registrations(W->rc), 0);
+    assert_int_equal(st->drop_too_big, 1);
+
+    /* Persistent garbage gets the connection closed. */
+    connect_as(B, 0xb2, "198.51.100.2:40000");
+    for (uint32_t i = 0; i < W->cfg.max_bad_messages; i++) {
+        assert_false(W->c[B].closed);
+        send_bytes(B, junk, 8);
+    }
+    assert_true(W->c[B].closed);
+    assert_int_equal(W->c[B].close_code, WZP_RELAY_CLOSE_BAD_MESSAGES);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_ERROR), W->cfg.max_bad_messages);
+
+    /* Messages for connections the relay never heard of are counted and dropped. */
+    wzp_relay_control_on_message(W->rc, 999999, junk, 8, W->now);
+    assert_int_equal(st->drop_unknown_conn, 1);
+}
+
+/* ---- client-side timeouts ---------------------------------------------------- */
+
+static void test_client_request_timeouts(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    connect_as(C, 0xc3, "198.51.100.3:40000");
+    W->drop_to_relay = true; /* the relay hears nothing from now on */
+    wzp_ts t0 = W->now;
+
+    assert_int_equal(wzp_sigc_register(W->c[C].sc, "carol", W->now), 0);
+    assert_true(wzp_sigc_next_deadline(W->c[C].sc) == t0 + WZP_SEC(10));
+    assert_int_equal(wzp_sigc_reg_state_get(W->c[C].sc), WZP_SIGC_REGISTERING);
+    uint32_t call = place_call(A, B);
+    assert_int_equal(wzp_sigc_call_state_get(W->c[A].sc, call), WZP_SIGC_CALL_OFFERING);
+
+    advance_to(t0 + WZP_SEC(9));
+    assert_int_equal(count_events(C, WZP_SIGC_EV_REGISTER_FAILED), 0);
+    advance_to(t0 + WZP_SEC(10));
+    rec_event *f = last_event(C, WZP_SIGC_EV_REGISTER_FAILED);
+    assert_non_null(f);
+    assert_int_equal(f->err, WZP_ERR_TIMEOUT);
+    assert_int_equal(wzp_sigc_reg_state_get(W->c[C].sc), WZP_SIGC_UNREGISTERED);
+    rec_event *end = last_event(A, WZP_SIGC_EV_ENDED);
+    assert_non_null(end);
+    assert_int_equal(end->call, call);
+    assert_int_equal(end->err, WZP_ERR_TIMEOUT);
+    assert_true(wzp_sigc_next_deadline(W->c[A].sc) == WZP_TS_NEVER);
+}
+
+static void test_client_api_misuse(void **state)
+{
+    (void)state;
+    connect_as(A, 0xa1, "198.51.100.1:40000");
+    uint32_t call;
+    uint8_t fp[WZP_SIG_FP_LEN] = {0};
+    /* Not registered yet. */
+    assert_int_equal(wzp_sigc_call_fp(W->c[A].sc, fp, NULL, NULL, 0, &call, W->now), WZP_ERR_STATE);
+    assert_int_equal(wzp_sigc_register(W->c[A].sc, "Bad Alias", W->now), WZP_ERR_INVALID);
+    register_as(A, NULL);
+    assert_int_equal(wzp_sigc_call_alias(W->c[A].sc, "UPPER", NULL, NULL, 0, &call, W->now),
+                     WZP_ERR_INVALID);
+    assert_int_equal(
+        wzp_sigc_call_fp(W->c[A].sc, fp, NULL, NULL, WZP_SIG_MAX_CANDIDATES + 1, &call, W->now),
+        WZP_ERR_INVALID);
+    assert_int_equal(wzp_sigc_accept(W->c[A].sc, 12345, NULL, NULL, 0, W->now), WZP_ERR_NOT_FOUND);
+    assert_int_equal(wzp_sigc_hangup(W->c[A].sc, 12345, false, W->now), WZP_ERR_NOT_FOUND);
+
+    /* Stale or unsolicited relay messages are dropped, not acted on. */
+    wzp_sig_msg m;
+    uint8_t buf[WZP_SIG_MAX_SIZE];
+    wzp_sig_init(&m, WZP_SIG_CALL_SETUP, 0);
+    m.u.setup.role = WZP_SIG_ROLE_CALLER;
+    int n = wzp_sig_encode(&m, buf, sizeof(buf));
+    assert_true(n > 0);
+    uint64_t dropped = wzp_sigc_dropped(W->c[A].sc);
+    assert_int_equal(wzp_sigc_on_message(W->c[A].sc, buf, (size_t)n, W->now), WZP_ERR_STATE);
+    assert_int_equal(wzp_sigc_on_message(W->c[A].sc, buf, 3, W->now), WZP_ERR_MALFORMED);
+    assert_true(wzp_sigc_dropped(W->c[A].sc) == dropped + 2);
+    assert_int_equal(count_events(A, WZP_SIGC_EV_SETUP), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_register_and_reflexive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alias_taken, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offer_ring_accept_hangup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_caller_hangs_up_with_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reject_and_busy_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_when_in_a_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unanswered_call_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ring_timeout_configurable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dropped_connection_ends_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reregistration_replaces_old_connection, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_third_party_cannot_touch_a_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_and_offline_callees, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_channel_open_failure_ends_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registration_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_is_answered_with_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_request_timeouts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_api_misuse, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,537 @@
+/*
+ * Relay forwarding plane on loopback: frame codec, channel table, and the
+ * forwarder with fake peers (plain UDP sockets).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <arpa/inet.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <wzp/wzp.h>
+
+#include "common/addr.h"
+#include "net/udp.h"
+#include "relay/chan_table.h"
+#include "relay/forwarder.h"
+#include "wire/relay_frame.h"
+
+/* ---- frame codec ---------------------------------------------------------- */
+
+static void test_frame_roundtrip(void **state)
+{
+    (void)state;
+    uint8_t buf[64], payload[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    int n = wzp_relay_frame_encode(buf, sizeof(buf), WZP_RELAY_FRAME_DATA, 0xdeadbeef, payload,
+                                   sizeof(payload));
+    assert_int_equal(n, WZP_RELAY_FRAME_HDR + 10);
+    assert_int_equal(buf[0], 0x80);
+    wzp_relay_frame f;
+    assert_int_equal(wzp_relay_frame_decode(&f, buf, (size_t)n), 0);
+    assert_int_equal(f.type, WZP_RELAY_FRAME_DATA);
+    assert_int_equal(f.channel, 0xdeadbeef);
+    assert_int_equal(f.payload_len, 10);
+    assert_memory_equal(f.payload, payload, 10);
+
+    wzp_relay_frame_rewrite(buf, WZP_RELAY_FRAME_DATA, 0x01020304);
+    assert_int_equal(wzp_relay_frame_decode(&f, buf, (size_t)n), 0);
+    assert_int_equal(f.channel, 0x01020304);
+    assert_memory_equal(f.payload, payload, 10);
+
+    /* Header only is a valid (empty) frame. */
+    assert_int_equal(wzp_relay_frame_decode(&f, buf, WZP_RELAY_FRAME_HDR), 0);
+    assert_int_equal(f.payload_len, 0);
+    /* Short, unknown type, channel 0. */
+    for (size_t len = 0; len < WZP_RELAY_FRAME_HDR; len++)
+        assert_int_equal(wzp_relay_frame_decode(&f, buf, len), WZP_ERR_MALFORMED);
+    buf[0] = 0x8f;
+    assert_int_equal(wzp_relay_frame_decode(&f, buf, (size_t)n), WZP_ERR_MALFORMED);
+    uint8_t zero[] = {0x80, 0, 0, 0, 0, 1};
+    assert_int_equal(wzp_relay_frame_decode(&f, zero, sizeof(zero)), WZP_ERR_MALFORMED);
+    /* Encoder limits. */
+    assert_int_equal(wzp_relay_frame_encode(buf, 14, WZP_RELAY_FRAME_DATA, 1, payload, 10),
+                     WZP_ERR_TOO_BIG);
+    assert_int_equal(wzp_relay_frame_encode(buf, 64, WZP_RELAY_FRAME_DATA, 0, payload, 10),
+                     WZP_ERR_INVALID);
+    assert_int_equal(wzp_relay_frame_encode(buf, 64, 0x8e, 1, payload, 10), WZP_ERR_INVALID);
+}
+
+/* ---- channel table ------------------------------------------------------- */
+
+static wzp_addr addr(const char *s)
+{
+    wzp_addr a;
+    assert_int_equal(wzp_addr_parse(&a, s, false), 0);
+    return a;
+}
+
+static void test_table_basic(void **state)
+{
+    (void)state;
+    wzp_chan_table *t = wzp_chan_table_new(8);
+    assert_non_null(t);
+    wzp_addr a = addr("192.0.2.1:1000"), b = addr("[2001:db8::2]:2000"), c = addr("192.0.2.1:1001");
+    uint32_t ca, cb, partner;
+    wzp_addr to;
+    assert_int_equal(wzp_chan_table_open_pair(t, &a, &b, 100, &ca, &cb), 0);
+    assert_int_not_equal(ca, 0);
+    assert_int_not_equal(cb, 0);
+    assert_int_not_equal(ca, cb);
+    assert_int_equal(wzp_chan_table_pairs(t), 1);
+
+    assert_int_equal(wzp_chan_table_route(t, ca, &a, 200, 50, &partner, &to), 0);
+    assert_int_equal(partner, cb);
+    assert_true(wzp_addr_equal(&to, &b));
+    assert_int_equal(wzp_chan_table_route(t, cb, &b, 300, 60, &partner, &to), 0);
+    assert_int_equal(partner, ca);
+    assert_true(wzp_addr_equal(&to, &a));
+    /* Wrong source (same IP, other port), unknown ids. */
+    assert_int_equal(wzp_chan_table_route(t, ca, &c, 300, 1, &partner, &to), WZP_ERR_REJECTED);
+    assert_int_equal(wzp_chan_table_route(t, 0, &a, 300, 1, &partner, &to), WZP_ERR_NOT_FOUND);
+    assert_int_equal(wzp_chan_table_route(t, ca ^ 0x80000000u, &a, 300, 1, &partner, &to),
+                     WZP_ERR_NOT_FOUND);
+
+    wzp_chan_info info;
+    assert_int_equal(wzp_chan_table_info(t, ca, &info), 0);
+    assert_int_equal(info.partner, cb);
+    assert_int_equal(info.packets, 1);
+    assert_int_equal(info.bytes, 50);
+    assert_true(wzp_addr_equal(&info.addr, &a));
+
+    /* Rebinding. */
+    assert_int_equal(wzp_chan_table_set_addr(t, ca, &c), 0);
+    assert_int_equal(wzp_chan_table_route(t, ca, &a, 400, 1, &partner, &to), WZP_ERR_REJECTED);
+    assert_int_equal(wzp_chan_table_route(t, ca, &c, 400, 1, &partner, &to), 0);
+    assert_int_equal(wzp_chan_table_route(t, cb, &b, 400, 1, &partner, &to), 0);
+    assert_true(wzp_addr_equal(&to, &c));
+
+    /* Close by either id; stale ids never hit the reused slots. */
+    assert_int_equal(wzp_chan_table_close_pair(t, cb), 0);
+    assert_int_equal(wzp_chan_table_close_pair(t, ca), WZP_ERR_NOT_FOUND);
+    assert_int_equal(wzp_chan_table_pairs(t), 0);
+    assert_int_equal(wzp_chan_table_route(t, ca, &c, 500, 1, &partner, &to), WZP_ERR_NOT_FOUND);
+    uint32_t ca2, cb2;
+    assert_int_equal(wzp_chan_table_open_pair(t, &a, &b, 600, &ca2, &cb2), 0);
+    assert_true(ca2 != ca && ca2 != cb && cb2 != ca && cb2 != cb);
+    assert_int_equal(wzp_chan_table_route(t, ca, &a, 700, 1, &partner, &to), WZP_ERR_NOT_FOUND);
+    assert_int_equal(wzp_chan_table_route(t, cb, &b, 700, 1, &partner, &to), WZP_ERR_NOT_FOUND);
+    assert_int_equal(wzp_chan_table_info(t, ca2, &info), 0);
+    assert_int_equal(info.packets, 0);
+
+    /* Capacity: 8 channels = 4 pairs. */
+    uint32_t x, y;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(wzp_chan_table_open_pair(t, &a, &b, 700, &x, &y), 0);
+    assert_int_equal(wzp_chan_table_open_pair(t, &a, &b, 700, &x, &y), WZP_ERR_LIMIT);
+    wzp_addr none;
+    wzp_addr_clear(&none);
+    assert_int_equal(wzp_chan_table_open_pair(t, &none, &b, 700, &x, &y), WZP_ERR_INVALID);
+    wzp_chan_table_free(t);
+}
+
+typedef struct expired_log {
+    uint32_t a[8], b[8];
+    size_t n;
+} expired_log;
+
+static void on_expired(uint32_t a, uint32_t b, void *user)
+{
+    expired_log *l = user;
+    l->a[l->n] = a;
+    l->b[l->n] = b;
+    l->n++;
+}
+
+static void test_table_expire(void **state)
+{
+    (void)state;
+    wzp_chan_table *t = wzp_chan_table_new(16);
+    wzp_addr a = addr("127.0.0.1:1"), b = addr("127.0.0.1:2");
+    uint32_t a1, b1, a2, b2, partner;
+    wzp_addr to;
+    wzp_ts t0 = WZP_SEC(10);
+    assert_int_equal(wzp_chan_table_open_pair(t, &a, &b, t0, &a1, &b1), 0);
+    assert_int_equal(wzp_chan_table_open_pair(t, &a, &b, t0, &a2, &b2), 0);
+    /* Only B of pair 2 keeps talking (a keep-alive); that keeps the pair alive. */
+    assert_int_equal(wzp_chan_table_touch(t, b2, &b, t0 + WZP_SEC(20)), 0);
+    assert_int_equal(wzp_chan_table_touch(t, b2, &a, t0 + WZP_SEC(20)), WZP_ERR_REJECTED);
+    expired_log log = {0};
+    assert_int_equal(wzp_chan_table_expire(t, t0 + WZP_SEC(29), WZP_SEC(30), on_expired, &log), 0);
+    assert_int_equal(wzp_chan_table_expire(t, t0 + WZP_SEC(30), WZP_SEC(30), on_expired, &log), 1);
+    assert_int_equal(log.n, 1);
+    assert_true((log.a[0] == a1 && log.b[0] == b1) || (log.a[0] == b1 && log.b[0] == a1));
+    assert_int_equal(wzp_chan_table_route(t, a1, &a, t0 + WZP_SEC(31), 1, &partner, &to),
+                     WZP_ERR_NOT_FOUND);
+    assert_int_equal(wzp_chan_table_route(t, a2, &a, t0 + WZP_SEC(31), 1, &partner, &to), 0);
+    assert_int_equal(wzp_chan_table_expire(t, t0 + WZP_SEC(100), WZP_SEC(30), NULL, NULL), 1);
+    assert_int_equal(wzp_chan_table_pairs(t), 0);
+    wzp_chan_table_free(t);
+}
+
+/* Readers route while a writer keeps rebinding, closing and reopening: under
+ * TSan/ASan this exercises the seqlock; here it checks no torn address is seen. */
+typedef struct race_ctx {
+    wzp_chan_table *t;
+    uint32_t chan;
+    wzp_addr from;
+    _Atomic int stop;
+    long bad;
+} race_ctx;
+
+static void *race_reader(void *arg)
+{
+    race_ctx *c = arg;
+    wzp_addr to;
+    uint32_t partner;
+    while (!atomic_load(&c->stop)) {
+        if (wzp_chan_table_route(c->t, c->chan, &c->from, 1, 1, &partner, &to) == 0) {
+            /* The partner is always one of two complete addresses. */
+            uint16_t port = wzp_addr_port(&to);
+            if (port != 2000 && port != 3000)
+                c->bad++;
+            if (port == 2000 && to.u.v4.sin_addr.s_addr != htonl(0x7f000002))
+                c->bad++;
+            if (port == 3000 && to.u.v4.sin_addr.s_addr != htonl(0x7f000003))
+                c->bad++;
+        }
+    }
+    return NULL;
+}
+
+static void test_table_concurrent(void **state)
+{
+    (void)state;
+    wzp_chan_table *t = wzp_chan_table_new(64);
+    wzp_addr a = addr("127.0.0.1:1000"), b1 = addr("127.0.0.2:2000"), b2 = addr("127.0.0.3:3000");
+    uint32_t ca, cb;
+    assert_int_equal(wzp_chan_table_open_pair(t, &a, &b1, 1, &ca, &cb), 0);
+    race_ctx c = {.t = t, .chan = ca, .from = a};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, race_reader, &c), 0);
+    for (int i = 0; i < 20000; i++) {
+        assert_int_equal(wzp_chan_table_set_addr(t, cb, (i & 1) ? &b1 : &b2), 0);
+        if (i % 1000 == 999) {
+            uint32_t x, y;
+            assert_int_equal(wzp_chan_table_open_pair(t, &a, &b1, 1, &x, &y), 0);
+            assert_int_equal(wzp_chan_table_close_pair(t, x), 0);
+        }
+    }
+    atomic_store(&c.stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(c.bad, 0);
+    wzp_chan_table_free(t);
+}
+
+/* ---- forwarder on loopback ---------------------------------------------- */
+
+static int peer_open(wzp_addr *bound)
+{
+    wzp_addr lo = addr("127.0.0.1:0");
+    int fd = wzp_udp_open(&lo, NULL, bound);
+    assert_true(fd >= 0);
+    return fd;
+}
+
+/* Waits (bounded) for one datagram; returns its length or -1. */
+static int peer_recv(int fd, uint8_t *buf, size_t cap, wzp_addr *from, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, timeout_ms) <= 0)
+        return -1;
+    wzp_udp_msg m = {.data = buf, .cap = cap};
+    if (wzp_udp_recv_batch(fd, &m, 1) != 1)
+        return -1;
+    if (from)
+        *from = m.peer;
+    return (int)m.len;
+}
+
+static bool nothing_waiting(int fd)
+{
+    uint8_t buf[64];
+    return recv(fd, buf, sizeof(buf), MSG_DONTWAIT) < 0 && errno == EAGAIN;
+}
+
+static void send_frame(int fd, const wzp_addr *relay, uint8_t type, uint32_t chan,
+                       const uint8_t *payload, size_t len)
+{
+    uint8_t buf[256];
+    int n = wzp_relay_frame_encode(buf, sizeof(buf), type, chan, payload, len);
+    assert_true(n > 0);
+    assert_int_equal(wzp_udp_send(fd, relay, buf, (size_t)n), 0);
+}
+
+/* Waits until a counter reaches `want` (the worker runs asynchronously). */
+static uint64_t stat_wait(wzp_forwarder *f, size_t off, uint64_t want)
+{
+    wzp_fwd_stats s;
+    for (int i = 0; i < 2000; i++) {
+        wzp_forwarder_stats(f, &s);
+        uint64_t v = *(uint64_t *)((char *)&s + off);
+        if (v >= want)
+            return v;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    wzp_forwarder_stats(f, &s);
+    return *(uint64_t *)((char *)&s + off);
+}
+#define STAT_WAIT(f, field, want) stat_wait((f), offsetof(wzp_fwd_stats, field), (want))
+
+/* Sends a data frame from (fd, chan) and checks the partner receives it intact. */
+static void expect_delivery(int from_fd, uint32_t chan, const wzp_addr *relay, int to_fd,
+                            uint32_t to_chan, uint8_t tag)
+{
+    uint8_t payload[200], buf[512];
+    for (size_t i = 0; i < sizeof(payload); i++)
+        payload[i] = (uint8_t)(tag + i * 7);
+    send_frame(from_fd, relay, WZP_RELAY_FRAME_DATA, chan, payload, sizeof(payload));
+    wzp_addr src;
+    int n = peer_recv(to_fd, buf, sizeof(buf), &src, 2000);
+    assert_int_equal(n, WZP_RELAY_FRAME_HDR + sizeof(payload));
+    assert_true(wzp_addr_equal(&src, relay));
+    wzp_relay_frame f;
+    assert_int_equal(wzp_relay_frame_decode(&f, buf, (size_t)n), 0);
+    assert_int_equal(f.type, WZP_RELAY_FRAME_DATA);
+    assert_int_equal(f.channel, to_chan);
+    assert_memory_equal(f.payload, payload, sizeof(payload));
+}
+
+typedef struct fixture {
+    wzp_chan_table *t;
+    wzp_forwarder *f;
+    wzp_addr relay;
+} fixture;
+
+static void fixture_start(fixture *x, unsigned workers)
+{
+    x->t = wzp_chan_table_new(1024);
+    assert_non_null(x->t);
+    wzp_forwarder_cfg cfg = {.workers = workers, .ctl_queue = 4, .table = x->t};
+    cfg.bind = addr("127.0.0.1:0");
+    assert_int_equal(wzp_forwarder_start(&cfg, &x->f), 0);
+    assert_int_equal(wzp_forwarder_workers(x->f), workers);
+    x->relay = *wzp_forwarder_local_addr(x->f);
+    assert_int_not_equal(wzp_addr_port(&x->relay), 0);
+}
+
+static void fixture_stop(fixture *x)
+{
+    wzp_forwarder_stop(x->f);
+    wzp_chan_table_free(x->t);
+}
+
+static wzp_ts mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (wzp_ts)ts.tv_sec * 1000000000ull + (wzp_ts)ts.tv_nsec;
+}
+
+static void test_forward_pair(void **state)
+{
+    (void)state;
+    fixture x;
+    fixture_start(&x, 2);
+    wzp_addr aa, ba, ca, a2a;
+    int a = peer_open(&aa), b = peer_open(&ba), c = peer_open(&ca), a2 = peer_open(&a2a);
+    uint32_t cha, chb;
+    assert_int_equal(wzp_chan_table_open_pair(x.t, &aa, &ba, mono_now(), &cha, &chb), 0);
+
+    /* Both directions, payload untouched, receiver's own channel id. */
+    expect_delivery(a, cha, &x.relay, b, chb, 1);
+    expect_delivery(b, chb, &x.relay, a, cha, 2);
+    assert_int_equal(STAT_WAIT(x.f, forwarded, 2), 2);
+
+    /* Wrong source: C uses A's channel. Dropped, nothing reaches B. */
+    uint8_t p[20] = {0};
+    send_frame(c, &x.relay, WZP_RELAY_FRAME_DATA, cha, p, sizeof(p));
+    assert_int_equal(STAT_WAIT(x.f, wrong_source, 1), 1);
+    assert_true(nothing_waiting(b));
+
+    /* Unknown channel. */
+    send_frame(a, &x.relay, WZP_RELAY_FRAME_DATA, cha ^ 0x00f00000u, p, sizeof(p));
+    assert_int_equal(STAT_WAIT(x.f, unknown_channel, 1), 1);
+
+    /* Malformed: short frame, reserved type, unknown first byte. */
+    uint8_t shortf[] = {0x80, 0, 0}, reserved[] = {0x8a, 0, 0, 0, 1, 9}, junk[] = {0x20, 1, 2};
+    uint8_t ackf[] = {0x82, 0, 0, 0, 1};
+    assert_int_equal(wzp_udp_send(a, &x.relay, shortf, sizeof(shortf)), 0);
+    assert_int_equal(wzp_udp_send(a, &x.relay, reserved, sizeof(reserved)), 0);
+    assert_int_equal(wzp_udp_send(a, &x.relay, junk, sizeof(junk)), 0);
+    assert_int_equal(wzp_udp_send(a, &x.relay, ackf, sizeof(ackf)), 0);
+    assert_int_equal(STAT_WAIT(x.f, malformed, 4), 4);
+    assert_true(nothing_waiting(b));
+
+    /* Keep-alive: answered to the sender, same size, not forwarded. */
+    uint8_t ka[] = {1, 2, 3, 4, 5, 6, 7, 8};
+    send_frame(a, &x.relay, WZP_RELAY_FRAME_KEEPALIVE, cha, ka, sizeof(ka));
+    uint8_t buf[256];
+    int n = peer_recv(a, buf, sizeof(buf), NULL, 2000);
+    assert_int_equal(n, WZP_RELAY_FRAME_HDR + sizeof(ka));
+    assert_int_equal(buf[0], WZP_RELAY_FRAME_KEEPALIVE_ACK);
+    assert_memory_equal(buf + WZP_RELAY_FRAME_HDR, ka, sizeof(ka));
+    assert_int_equal(STAT_WAIT(x.f, keepalives, 1), 1);
+    assert_true(nothing_waiting(b));
+
+    /* Rebinding: A moves to a2. */
+    assert_int_equal(wzp_chan_table_set_addr(x.t, cha, &a2a), 0);
+    expect_delivery(b, chb, &x.relay, a2, cha, 3);
+    expect_delivery(a2, cha, &x.relay, b, chb, 4);
+    send_frame(a, &x.relay, WZP_RELAY_FRAME_DATA, cha, p, sizeof(p));
+    assert_int_equal(STAT_WAIT(x.f, wrong_source, 2), 2);
+    assert_true(nothing_waiting(b));
+
+    /* Idle expiry closes the pair; afterwards its channels are unknown. */
+    assert_int_equal(wzp_chan_table_expire(x.t, mono_now(), WZP_SEC(60), NULL, NULL), 0);
+    assert_int_equal(wzp_chan_table_expire(x.t, mono_now() + WZP_SEC(61), WZP_SEC(60), NULL, NULL),
+                     1);
+    send_frame(a2, &x.relay, WZP_RELAY_FRAME_DATA, cha, p, sizeof(p));
+    assert_int_equal(STAT_WAIT(x.f, unknown_channel, 2), 2);
+
+    /* Closed channel (explicit close) is dropped too. */
+    uint32_t c1, c2;
+    assert_int_equal(wzp_chan_table_open_pair(x.t, &aa, &ba, mono_now(), &c1, &c2), 0);
+    expect_delivery(a, c1, &x.relay, b, c2, 5);
+    assert_int_equal(wzp_chan_table_close_pair(x.t, c1), 0);
+    send_frame(b, &x.relay, WZP_RELAY_FRAME_DATA, c2, p, sizeof(p));
+    assert_int_equal(STAT_WAIT(x.f, unknown_channel, 3), 3);
+    assert_true(nothing_waiting(a));
+
+    wzp_fwd_stats s;
+    wzp_forwarder_stats(x.f, &s);
+    assert_int_equal(s.forwarded, 5);
+    assert_int_equal(s.forwarded_bytes, 5 * (WZP_RELAY_FRAME_HDR + 200));
+    assert_int_equal(s.wrong_source, 2);
+    assert_int_equal(s.unknown_channel, 3);
+    assert_int_equal(s.malformed, 4);
+    assert_int_equal(s.keepalives, 1);
+    assert_int_equal(s.ctl_queued, 0);
+    assert_int_equal(s.rx, 5 + 2 + 3 + 4 + 1);
+    close(a);
+    close(b);
+    close(c);
+    close(a2);
+    fixture_stop(&x);
+}
+
+static void test_forward_control_queue(void **state)
+{
+    (void)state;
+    fixture x;
+    fixture_start(&x, 1); /* one worker, queue of 4: makes "full" deterministic */
+    wzp_addr aa;
+    int a = peer_open(&aa);
+    uint8_t stun[20] = {0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42};
+    uint8_t quic[30] = {0xc3, 0, 0, 0, 1};
+    uint8_t probe[12] = {0x90, 7};
+    assert_int_equal(wzp_udp_send(a, &x.relay, stun, sizeof(stun)), 0);
+    assert_int_equal(wzp_udp_send(a, &x.relay, quic, sizeof(quic)), 0);
+    assert_int_equal(wzp_udp_send(a, &x.relay, probe, sizeof(probe)), 0);
+    assert_int_equal(STAT_WAIT(x.f, ctl_queued, 3), 3);
+
+    struct pollfd p = {.fd = wzp_forwarder_ctl_fd(x.f), .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 2000), 1);
+    static uint8_t bufs[4][WZP_FWD_MAX_DGRAM];
+    wzp_udp_msg m[4];
+    for (int i = 0; i < 4; i++)
+        m[i] = (wzp_udp_msg){.data = bufs[i], .cap = WZP_FWD_MAX_DGRAM};
+    assert_int_equal(wzp_forwarder_ctl_recv(x.f, m, 4), 3);
+    assert_int_equal(m[0].len, sizeof(stun));
+    assert_memory_equal(m[0].data, stun, sizeof(stun));
+    assert_true(wzp_addr_equal(&m[0].peer, &aa));
+    assert_int_equal(m[1].len, sizeof(quic));
+    assert_memory_equal(m[1].data, quic, sizeof(quic));
+    assert_int_equal(m[2].len, sizeof(probe));
+    assert_int_equal(wzp_forwarder_ctl_recv(x.f, m, 4), 0);
+    assert_int_equal(poll(&p, 1, 0), 0); /* drained: no longer readable */
+    wzp_udp_msg small = {.data = bufs[0], .cap = 100};
+    assert_int_equal(wzp_forwarder_ctl_recv(x.f, &small, 1), WZP_ERR_INVALID);
+
+    /* A full queue drops and counts; the worker never blocks. */
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(wzp_udp_send(a, &x.relay, quic, sizeof(quic)), 0);
+    assert_int_equal(STAT_WAIT(x.f, ctl_full, 2), 2);
+    assert_int_equal(STAT_WAIT(x.f, ctl_queued, 7), 7);
+    assert_int_equal(wzp_forwarder_ctl_recv(x.f, m, 4), 4);
+
+    /* Control replies leave from the relay port. */
+    uint8_t reply[] = {0x01, 0x01, 0, 0};
+    assert_int_equal(wzp_forwarder_send(x.f, &aa, reply, sizeof(reply)), 0);
+    uint8_t buf[64];
+    wzp_addr src;
+    assert_int_equal(peer_recv(a, buf, sizeof(buf), &src, 2000), (int)sizeof(reply));
+    assert_true(wzp_addr_equal(&src, &x.relay));
+    close(a);
+    fixture_stop(&x);
+}
+
+/* Several workers, several pairs (distinct source ports spread over workers). */
+static void test_forward_multi_worker(void **state)
+{
+    (void)state;
+    enum { PAIRS = 16, ROUNDS = 20 };
+    fixture x;
+    fixture_start(&x, 4);
+    int fa[PAIRS], fb[PAIRS];
+    uint32_t ca[PAIRS], cb[PAIRS];
+    for (int i = 0; i < PAIRS; i++) {
+        wzp_addr aa, ba;
+        fa[i] = peer_open(&aa);
+        fb[i] = peer_open(&ba);
+        assert_int_equal(wzp_chan_table_open_pair(x.t, &aa, &ba, mono_now(), &ca[i], &cb[i]), 0);
+    }
+    assert_int_equal(wzp_chan_table_pairs(x.t), PAIRS);
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < PAIRS; i++) {
+            expect_delivery(fa[i], ca[i], &x.relay, fb[i], cb[i], (uint8_t)(r + i));
+            expect_delivery(fb[i], cb[i], &x.relay, fa[i], ca[i], (uint8_t)(r * i));
+        }
+    }
+    wzp_fwd_stats s;
+    wzp_forwarder_stats(x.f, &s);
+    assert_int_equal(s.forwarded, 2 * PAIRS * ROUNDS);
+    assert_int_equal(s.rx, 2 * PAIRS * ROUNDS);
+    wzp_chan_info info;
+    assert_int_equal(wzp_chan_table_info(x.t, ca[3], &info), 0);
+    assert_int_equal(info.packets, ROUNDS);
+    for (int i = 0; i < PAIRS; i++) {
+        close(fa[i]);
+        close(fb[i]);
+    }
+    fixture_stop(&x);
+}
+
+static void test_forward_start_errors(void **state)
+{
+    (void)state;
+    wzp_forwarder *f = NULL;
+    wzp_forwarder_cfg cfg = {0};
+    assert_int_equal(wzp_forwarder_start(&cfg, &f), WZP_ERR_INVALID);
+    cfg.bind = addr("127.0.0.1:0");
+    assert_int_equal(wzp_forwarder_start(&cfg, &f), WZP_ERR_INVALID); /* no table */
+    wzp_forwarder_stop(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_frame_roundtrip),      cmocka_unit_test(test_table_basic),
+        cmocka_unit_test(test_table_expire),         cmocka_unit_test(test_table_concurrent),
+        cmocka_unit_test(test_forward_pair),         cmocka_unit_test(test_forward_control_queue),
+        cmocka_unit_test(test_forward_multi_worker), cmocka_unit_test(test_forward_start_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
