@@ -1,0 +1,134 @@
+/* wzp-relay: the rendezvous and forwarding server clients stay registered with. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wzp/identity.h>
+#include <wzp/wzp.h>
+
+#include "relay/server.h"
+
+enum { EXIT_USAGE = 2, EXIT_IDENTITY = 3, EXIT_BIND = 4 };
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: wzp-relay [--listen HOST:PORT] [--home DIR] [options]\n"
+            "  --listen HOST:PORT     UDP port for QUIC, STUN and relayed frames (0.0.0.0:4433)\n"
+            "  --home DIR             identity directory (default $WZP_HOME or ~/.config/wzp)\n"
+            "  --workers N            forwarding threads (default: one per core)\n"
+            "  --ring-timeout SEC     unanswered calls expire after this (60)\n"
+            "  --max-registrations N  registered identities (100000)\n"
+            "  --max-calls N          concurrent calls (100000)\n"
+            "  --verbose, -v          more logging (repeat for more)\n");
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"home", required_argument, NULL, 'H'},
+        {"workers", required_argument, NULL, 'w'},
+        {"ring-timeout", required_argument, NULL, 'r'},
+        {"max-registrations", required_argument, NULL, 'R'},
+        {"max-calls", required_argument, NULL, 'C'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    wzp_relay_server_config cfg;
+    wzp_relay_server_config_default(&cfg);
+    int verbose = 0, c;
+    unsigned long v;
+
+    while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            if (wzp_addr_parse(&cfg.listen, optarg, false) < 0) {
+                fprintf(stderr, "wzp-relay: --listen wants a numeric HOST:PORT, got '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'H': cfg.home = optarg; break;
+        case 'w':
+            if (parse_uint(optarg, 256, &v) < 0) {
+                fprintf(stderr, "wzp-relay: --workers wants 0..256\n");
+                return EXIT_USAGE;
+            }
+            cfg.workers = (unsigned)v;
+            break;
+        case 'r':
+            if (parse_uint(optarg, 86400, &v) < 0 || v == 0) {
+                fprintf(stderr, "wzp-relay: --ring-timeout wants 1..86400 seconds\n");
+                return EXIT_USAGE;
+            }
+            cfg.control.ring_timeout = WZP_SEC(v);
+            break;
+        case 'R':
+            if (parse_uint(optarg, 10000000, &v) < 0 || v == 0) {
+                fprintf(stderr, "wzp-relay: --max-registrations wants 1..10000000\n");
+                return EXIT_USAGE;
+            }
+            cfg.control.max_registrations = (uint32_t)v;
+            cfg.max_conns = (uint32_t)v * 2;
+            break;
+        case 'C':
+            if (parse_uint(optarg, 10000000, &v) < 0 || v == 0) {
+                fprintf(stderr, "wzp-relay: --max-calls wants 1..10000000\n");
+                return EXIT_USAGE;
+            }
+            cfg.control.max_calls = (uint32_t)v;
+            break;
+        case 'v': verbose++; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "wzp-relay: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    wzp_set_log_level(verbose >= 2 ? WZP_LOG_DEBUG : verbose ? WZP_LOG_INFO : WZP_LOG_WARN);
+
+    wzp_relay_server *srv;
+    int rv = wzp_relay_server_new(&cfg, &srv);
+    if (rv < 0) {
+        char buf[WZP_ADDR_STRLEN];
+        if (rv == WZP_ERR_IDENTITY) {
+            fprintf(stderr, "wzp-relay: cannot load or create the identity: %s\n",
+                    wzp_strerror(rv));
+            return EXIT_IDENTITY;
+        }
+        fprintf(stderr, "wzp-relay: cannot listen on %s: %s\n",
+                wzp_addr_format(&cfg.listen, buf, sizeof(buf)), wzp_strerror(rv));
+        return EXIT_BIND;
+    }
+    uint8_t fp[WZP_FINGERPRINT_LEN];
+    char fptext[WZP_FINGERPRINT_STRLEN], addr[WZP_ADDR_STRLEN];
+    wzp_relay_server_fingerprint(srv, fp);
+    wzp_fingerprint_format(fp, fptext, sizeof(fptext));
+    /* Stable lines that scripts parse: keep their shape. */
+    printf("wzp-relay: listening on %s\n",
+           wzp_addr_format(wzp_relay_server_addr(srv), addr, sizeof(addr)));
+    printf("wzp-relay: fingerprint %s\n", fptext);
+    fflush(stdout);
+    rv = wzp_relay_server_run(srv, true);
+    wzp_relay_server_free(srv);
+    printf("wzp-relay: stopped\n");
+    return rv < 0 ? 1 : 0;
+}

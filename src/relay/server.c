@@ -1,0 +1,439 @@
+#include "relay/server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <wzp/wzp.h>
+
+#include "common/hmap.h"
+#include "common/log.h"
+#include "net/clock.h"
+#include "net/loop.h"
+#include "quic/quic.h"
+#include "relay/chan_table.h"
+#include "relay/forwarder.h"
+#include "wire/demux.h"
+#include "wire/signal.h"
+#include "wire/stun_server.h"
+
+/* How often the control thread looks for NAT rebinding and idle channels. */
+#define ADDR_SCAN_INTERVAL WZP_MS(250)
+#define CHAN_EXPIRE_INTERVAL WZP_SEC(1)
+#define RX_BATCH 64
+/* Application close codes on control connections: 0 = shutdown, 0x100 + wzp_relay_close_code. */
+#define CLOSE_SHUTDOWN 0
+#define CLOSE_CONTROL_BASE 0x100
+
+/* One established control connection, as the control plane knows it. */
+typedef struct relay_conn {
+    uint64_t handle;
+    wzp_quic_conn *conn;
+    wzp_addr addr;   /* last remote address we told the control plane */
+    uint32_t *chans; /* this side's forwarding channels (one per active call) */
+    size_t nchans, chans_cap;
+} relay_conn;
+
+struct wzp_relay_server {
+    wzp_relay_server_config cfg;
+    wzp_identity *id;
+    wzp_chan_table *chans;
+    wzp_forwarder *fwd;
+    wzp_loop *loop;
+    wzp_io ctl_io;
+    wzp_timer timer;
+    wzp_quic_endpoint *ep;
+    wzp_relay_control *ctl;
+    wzp_hmap conns; /* handle -> relay_conn */
+    wzp_hmap chan_owner; /* channel id -> relay_conn */
+    uint64_t next_handle;
+    wzp_ts next_scan, next_expire;
+    bool stopping;
+    uint64_t rx_stun, rx_dropped;
+    uint8_t rxbuf[RX_BATCH][WZP_FWD_MAX_DGRAM];
+    wzp_udp_msg msgs[RX_BATCH];
+};
+
+void wzp_relay_server_config_default(wzp_relay_server_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    wzp_addr_parse(&cfg->listen, "0.0.0.0:4433", false);
+    cfg->max_conns = 200000;
+    cfg->conn_idle_timeout = WZP_SEC(60);
+    cfg->chan_idle_timeout = WZP_SEC(90);
+    wzp_relay_control_config_default(&cfg->control);
+}
+
+static relay_conn *conn_by_handle(wzp_relay_server *s, uint64_t handle)
+{
+    return wzp_hmap_get(&s->conns, &handle, sizeof(handle));
+}
+
+/* --- control plane callbacks ------------------------------------------------------- */
+
+static void ctl_send(void *user, uint64_t handle, const uint8_t *msg, size_t len)
+{
+    relay_conn *rc = conn_by_handle(user, handle);
+    if (rc && wzp_quic_conn_send_message(rc->conn, msg, len) < 0)
+        WZP_DEBUG("relay: message to connection %llu not queued", (unsigned long long)handle);
+}
+
+static void ctl_close(void *user, uint64_t handle, wzp_relay_close_code code, const char *reason)
+{
+    relay_conn *rc = conn_by_handle(user, handle);
+    if (rc)
+        wzp_quic_conn_close(rc->conn, CLOSE_CONTROL_BASE + (uint64_t)code, reason);
+}
+
+static int conn_add_chan(wzp_relay_server *s, relay_conn *rc, uint32_t chan)
+{
+    if (rc->nchans == rc->chans_cap) {
+        size_t ncap = rc->chans_cap ? rc->chans_cap * 2 : 2;
+        uint32_t *n = realloc(rc->chans, ncap * sizeof(*n));
+        if (!n)
+            return WZP_ERR_NOMEM;
+        rc->chans = n;
+        rc->chans_cap = ncap;
+    }
+    int rv = wzp_hmap_put(&s->chan_owner, &chan, sizeof(chan), rc);
+    if (rv < 0)
+        return rv;
+    rc->chans[rc->nchans++] = chan;
+    return 0;
+}
+
+static void conn_drop_chan(wzp_relay_server *s, uint32_t chan)
+{
+    relay_conn *rc = wzp_hmap_del(&s->chan_owner, &chan, sizeof(chan));
+    if (!rc)
+        return;
+    for (size_t i = 0; i < rc->nchans; i++) {
+        if (rc->chans[i] == chan) {
+            rc->chans[i] = rc->chans[--rc->nchans];
+            break;
+        }
+    }
+}
+
+static void ctl_channels_close(void *user, uint32_t chan_a, uint32_t chan_b)
+{
+    wzp_relay_server *s = user;
+    /* The pair may already be gone (idle expiry); that is fine. */
+    wzp_chan_table_close_pair(s->chans, chan_a);
+    conn_drop_chan(s, chan_a);
+    conn_drop_chan(s, chan_b);
+}
+
+static int ctl_channels_open(void *user, uint64_t call, uint64_t conn_a, uint64_t conn_b,
+                             uint32_t *chan_a, uint32_t *chan_b)
+{
+    wzp_relay_server *s = user;
+    relay_conn *a = conn_by_handle(s, conn_a), *b = conn_by_handle(s, conn_b);
+    (void)call;
+    if (!a || !b)
+        return WZP_ERR_NOT_FOUND;
+    int rv = wzp_chan_table_open_pair(s->chans, &a->addr, &b->addr, wzp_now(), chan_a, chan_b);
+    if (rv < 0)
+        return rv;
+    if (conn_add_chan(s, a, *chan_a) < 0 || conn_add_chan(s, b, *chan_b) < 0) {
+        ctl_channels_close(s, *chan_a, *chan_b);
+        return WZP_ERR_NOMEM;
+    }
+    return 0;
+}
+
+/* --- QUIC callbacks ---------------------------------------------------------------- */
+
+static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
+                    wzp_quic_conn_opts *opts)
+{
+    wzp_relay_server *s = user;
+    (void)local;
+    (void)remote;
+    if (s->stopping || wzp_quic_endpoint_conn_count(s->ep) >= s->cfg.max_conns)
+        return WZP_ERR_LIMIT;
+    opts->pin_mode = WZP_QUIC_PIN_ANY; /* a client is whoever proves its key */
+    opts->idle_timeout = s->cfg.conn_idle_timeout;
+    opts->max_message = WZP_SIG_MAX_SIZE;
+    opts->initial_rtt = WZP_MS(50);
+    return 0;
+}
+
+static void q_established(void *user, wzp_quic_conn *c, const uint8_t fp[WZP_FINGERPRINT_LEN])
+{
+    wzp_relay_server *s = user;
+    relay_conn *rc = calloc(1, sizeof(*rc));
+    if (!rc) {
+        wzp_quic_conn_close(c, CLOSE_SHUTDOWN, "out of memory");
+        return;
+    }
+    rc->handle = ++s->next_handle;
+    rc->conn = c;
+    wzp_quic_conn_remote_addr(c, &rc->addr);
+    if (wzp_hmap_put(&s->conns, &rc->handle, sizeof(rc->handle), rc) < 0) {
+        free(rc);
+        wzp_quic_conn_close(c, CLOSE_SHUTDOWN, "out of memory");
+        return;
+    }
+    wzp_quic_conn_set_user(c, rc);
+    if (wzp_relay_control_on_connect(s->ctl, rc->handle, fp, &rc->addr, wzp_now()) < 0)
+        wzp_quic_conn_close(c, CLOSE_SHUTDOWN, "refused");
+}
+
+static void q_message(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len)
+{
+    wzp_relay_server *s = user;
+    relay_conn *rc = wzp_quic_conn_user(c);
+    if (rc && len > 0) /* an empty message only opens the stream */
+        wzp_relay_control_on_message(s->ctl, rc->handle, data, len, wzp_now());
+}
+
+static void q_datagram(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len)
+{
+    wzp_relay_server *s = user;
+    (void)c;
+    (void)data;
+    (void)len;
+    s->rx_dropped++; /* control connections carry no datagrams */
+}
+
+static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info)
+{
+    wzp_relay_server *s = user;
+    relay_conn *rc = wzp_quic_conn_user(c);
+    (void)info;
+    if (!rc)
+        return; /* never finished its handshake */
+    /* Ends its calls (which closes their channels through ctl_channels_close). */
+    wzp_relay_control_on_disconnect(s->ctl, rc->handle, wzp_now());
+    while (rc->nchans) {
+        uint32_t chan = rc->chans[0];
+        wzp_chan_table_close_pair(s->chans, chan);
+        conn_drop_chan(s, chan);
+    }
+    wzp_hmap_del(&s->conns, &rc->handle, sizeof(rc->handle));
+    free(rc->chans);
+    free(rc);
+}
+
+/* --- the control thread's loop ------------------------------------------------------ */
+
+static void q_send(void *user, const wzp_addr *local, const wzp_addr *remote, const uint8_t *pkt,
+                   size_t len)
+{
+    wzp_relay_server *s = user;
+    (void)local;
+    wzp_forwarder_send(s->fwd, remote, pkt, len);
+}
+
+/* NAT rebinding: QUIC follows the client to its new address after path
+ * validation; the control plane and the client's channels follow QUIC. */
+static void scan_addresses(wzp_relay_server *s, wzp_ts now)
+{
+    const wzp_hmap_slot *slot;
+    for (size_t it = 0; wzp_hmap_next(&s->conns, &it, &slot);) {
+        relay_conn *rc = slot->value;
+        wzp_addr cur;
+        wzp_quic_conn_remote_addr(rc->conn, &cur);
+        if (wzp_addr_family(&cur) == AF_UNSPEC || wzp_addr_equal(&cur, &rc->addr))
+            continue;
+        rc->addr = cur;
+        for (size_t i = 0; i < rc->nchans; i++)
+            wzp_chan_table_set_addr(s->chans, rc->chans[i], &cur);
+        wzp_relay_control_on_addr_change(s->ctl, rc->handle, &cur, now);
+    }
+}
+
+static void service(wzp_relay_server *s)
+{
+    wzp_ts now = wzp_now();
+    wzp_quic_endpoint_flush(s->ep, now, q_send, s);
+    wzp_ts next = wzp_ts_min(wzp_quic_endpoint_expiry(s->ep),
+                             wzp_relay_control_next_deadline(s->ctl));
+    next = wzp_ts_min(next, wzp_ts_min(s->next_scan, s->next_expire));
+    wzp_timer_start(s->loop, &s->timer, next);
+}
+
+static void on_timer(wzp_loop *loop, wzp_timer *t)
+{
+    wzp_relay_server *s = t->arg;
+    wzp_ts now = wzp_now();
+    (void)loop;
+    if (wzp_quic_endpoint_expiry(s->ep) <= now)
+        wzp_quic_endpoint_handle_expiry(s->ep, now);
+    if (wzp_relay_control_next_deadline(s->ctl) <= now)
+        wzp_relay_control_handle_timer(s->ctl, now);
+    if (s->next_scan <= now) {
+        scan_addresses(s, now);
+        s->next_scan = now + ADDR_SCAN_INTERVAL;
+    }
+    if (s->next_expire <= now) {
+        wzp_chan_table_expire(s->chans, now, s->cfg.chan_idle_timeout, NULL, NULL);
+        s->next_expire = now + CHAN_EXPIRE_INTERVAL;
+    }
+    service(s);
+}
+
+static void on_ctl_packets(wzp_loop *loop, wzp_io *io, unsigned events)
+{
+    wzp_relay_server *s = io->arg;
+    const wzp_addr *local = wzp_forwarder_local_addr(s->fwd);
+    (void)loop;
+    (void)events;
+    int n;
+    while ((n = wzp_forwarder_ctl_recv(s->fwd, s->msgs, RX_BATCH)) > 0) {
+        wzp_ts now = wzp_now();
+        for (int i = 0; i < n; i++) {
+            wzp_udp_msg *m = &s->msgs[i];
+            switch (wzp_pkt_classify(m->data, m->len)) {
+            case WZP_PKT_QUIC:
+                wzp_quic_endpoint_feed(s->ep, local, &m->peer, m->data, m->len, now);
+                break;
+            case WZP_PKT_STUN: {
+                uint8_t out[WZP_FWD_MAX_DGRAM];
+                int len = wzp_stun_respond(m->data, m->len, &m->peer, out, sizeof(out));
+                if (len > 0) {
+                    s->rx_stun++;
+                    wzp_forwarder_send(s->fwd, &m->peer, out, (size_t)len);
+                } else {
+                    s->rx_dropped++;
+                }
+                break;
+            }
+            default: s->rx_dropped++; break;
+            }
+        }
+        if (n < RX_BATCH)
+            break;
+    }
+    service(s);
+}
+
+static void do_stop(wzp_loop *loop, void *arg)
+{
+    wzp_relay_server *s = arg;
+    const wzp_hmap_slot *slot;
+    if (!s->stopping) {
+        s->stopping = true;
+        for (size_t it = 0; wzp_hmap_next(&s->conns, &it, &slot);)
+            wzp_quic_conn_close(((relay_conn *)slot->value)->conn, CLOSE_SHUTDOWN,
+                                "relay shutting down");
+        wzp_quic_endpoint_flush(s->ep, wzp_now(), q_send, s);
+    }
+    wzp_loop_stop(loop);
+}
+
+static void on_signal(wzp_loop *loop, int signo, void *arg)
+{
+    WZP_INFO("relay: signal %d, shutting down", signo);
+    do_stop(loop, arg);
+}
+
+int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **out)
+{
+    int rv;
+    wzp_relay_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return WZP_ERR_NOMEM;
+    s->cfg = *cfg;
+    wzp_hmap_init(&s->conns);
+    wzp_hmap_init(&s->chan_owner);
+    wzp_io_init(&s->ctl_io, on_ctl_packets, s);
+    wzp_timer_init(&s->timer, on_timer, s);
+    for (size_t i = 0; i < RX_BATCH; i++)
+        s->msgs[i] = (wzp_udp_msg){.data = s->rxbuf[i], .cap = sizeof(s->rxbuf[i])};
+
+    char home[4096];
+    if (!cfg->home && (rv = wzp_identity_default_dir(home, sizeof(home))) < 0)
+        goto fail;
+    if ((rv = wzp_identity_load_or_create(cfg->home ? cfg->home : home, &s->id, NULL)) < 0) {
+        rv = WZP_ERR_IDENTITY;
+        goto fail;
+    }
+    uint32_t max_chans = 2 * (cfg->control.max_calls ? cfg->control.max_calls : 100000);
+    rv = WZP_ERR_NOMEM;
+    if (!(s->chans = wzp_chan_table_new(max_chans)))
+        goto fail;
+    wzp_forwarder_cfg fcfg = {.bind = cfg->listen, .workers = cfg->workers, .table = s->chans};
+    if ((rv = wzp_forwarder_start(&fcfg, &s->fwd)) < 0)
+        goto fail;
+    rv = WZP_ERR_NOMEM;
+    if (!(s->loop = wzp_loop_new()))
+        goto fail;
+    wzp_quic_callbacks qcb = {.accept = q_accept,
+                              .established = q_established,
+                              .datagram = q_datagram,
+                              .message = q_message,
+                              .closed = q_closed};
+    if ((rv = wzp_quic_endpoint_new(s->id, true, &qcb, s, &s->ep)) < 0)
+        goto fail;
+    wzp_relay_control_callbacks ccb = {.user = s,
+                                       .send = ctl_send,
+                                       .close = ctl_close,
+                                       .channels_open = ctl_channels_open,
+                                       .channels_close = ctl_channels_close};
+    rv = WZP_ERR_INVALID;
+    if (!(s->ctl = wzp_relay_control_new(&cfg->control, &ccb)))
+        goto fail;
+    if ((rv = wzp_io_start(s->loop, &s->ctl_io, wzp_forwarder_ctl_fd(s->fwd), WZP_IO_READ)) < 0)
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    wzp_relay_server_free(s);
+    return rv;
+}
+
+int wzp_relay_server_run(wzp_relay_server *s, bool handle_signals)
+{
+    if (handle_signals) {
+        int rv = wzp_loop_watch_signals(s->loop, on_signal, s);
+        if (rv < 0)
+            return rv;
+    }
+    wzp_ts now = wzp_now();
+    s->next_scan = now + ADDR_SCAN_INTERVAL;
+    s->next_expire = now + CHAN_EXPIRE_INTERVAL;
+    service(s);
+    return wzp_loop_run(s->loop);
+}
+
+void wzp_relay_server_stop(wzp_relay_server *s)
+{
+    wzp_loop_post(s->loop, do_stop, s);
+}
+
+void wzp_relay_server_free(wzp_relay_server *s)
+{
+    if (!s)
+        return;
+    const wzp_hmap_slot *slot;
+    for (size_t it = 0; wzp_hmap_next(&s->conns, &it, &slot);) {
+        relay_conn *rc = slot->value;
+        free(rc->chans);
+        free(rc);
+    }
+    wzp_hmap_free(&s->conns);
+    wzp_hmap_free(&s->chan_owner);
+    if (s->loop) {
+        wzp_timer_stop(s->loop, &s->timer);
+        if (s->ctl_io.fd >= 0)
+            wzp_io_stop(s->loop, &s->ctl_io);
+    }
+    wzp_relay_control_free(s->ctl);
+    wzp_quic_endpoint_free(s->ep);
+    wzp_forwarder_stop(s->fwd);
+    wzp_chan_table_free(s->chans);
+    wzp_loop_free(s->loop);
+    wzp_identity_free(s->id);
+    free(s);
+}
+
+const wzp_addr *wzp_relay_server_addr(const wzp_relay_server *s)
+{
+    return wzp_forwarder_local_addr(s->fwd);
+}
+
+void wzp_relay_server_fingerprint(const wzp_relay_server *s, uint8_t fp[WZP_FINGERPRINT_LEN])
+{
+    wzp_identity_fingerprint(s->id, fp);
+}

@@ -1,0 +1,43 @@
+/*
+ * The relay daemon: one UDP port serving QUIC control connections, STUN and
+ * relayed frames. Forwarding runs on the forwarder's worker threads; this
+ * object is the control thread: it owns the event loop, the QUIC endpoint
+ * (server side, clients identified by the key they prove), the sans-I/O
+ * control plane and the channel table it fills.
+ */
+#ifndef WZP_RELAY_SERVER_H
+#define WZP_RELAY_SERVER_H
+
+#include <stdbool.h>
+
+#include <wzp/identity.h>
+
+#include "common/addr.h"
+#include "common/time.h"
+#include "relay/control.h"
+
+typedef struct wzp_relay_server_config {
+    wzp_addr listen;          /* the relay port (port 0: pick one) */
+    const char *home;         /* identity directory; NULL = default */
+    unsigned workers;         /* forwarding threads; 0 = number of cores */
+    uint32_t max_conns;       /* control connections, handshaking included; default 200000 */
+    wzp_ts conn_idle_timeout; /* control connection idle timeout; default 60 s */
+    wzp_ts chan_idle_timeout; /* a call's channels close after this much silence; default 90 s */
+    wzp_relay_control_config control;
+} wzp_relay_server_config;
+
+typedef struct wzp_relay_server wzp_relay_server;
+
+void wzp_relay_server_config_default(wzp_relay_server_config *cfg);
+/* Loads (or creates) the identity, binds the port and starts the workers. */
+int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **out);
+/* Runs until wzp_relay_server_stop() or SIGINT/SIGTERM (with handle_signals). */
+int wzp_relay_server_run(wzp_relay_server *s, bool handle_signals);
+/* Any thread: closes every connection politely and makes run() return. */
+void wzp_relay_server_stop(wzp_relay_server *s);
+void wzp_relay_server_free(wzp_relay_server *s);
+
+const wzp_addr *wzp_relay_server_addr(const wzp_relay_server *s);
+void wzp_relay_server_fingerprint(const wzp_relay_server *s, uint8_t fp[WZP_FINGERPRINT_LEN]);
+
+#endif
