@@ -392,6 +392,13 @@ static int cb_lost_datagram(ngtcp2_conn *qc, uint64_t id, void *ud)
     return 0;
 }
 
+static int cb_handshake_confirmed(ngtcp2_conn *qc, void *ud)
+{
+    wzp_quic_conn *c = ud;
+    c->confirmed = true;
+    return 0;
+}
+
 static int cb_extend_streams(ngtcp2_conn *qc, uint64_t max, void *ud)
 {
     return 0;
@@ -419,6 +426,7 @@ static const ngtcp2_callbacks conn_callbacks = {
     .recv_datagram = cb_recv_datagram,
     .lost_datagram = cb_lost_datagram,
     .extend_max_local_streams_bidi = cb_extend_streams,
+    .handshake_confirmed = cb_handshake_confirmed,
 };
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -552,7 +560,12 @@ void wzp_quic_conn_free(wzp_quic_conn *c)
 /* After ngtcp2 processed input: report the handshake, open the stream. */
 static void after_progress(wzp_quic_conn *c)
 {
-    if (c->state != CONN_HANDSHAKE || !ngtcp2_conn_get_handshake_completed(c->qc))
+    /* A TLS 1.3 client finishes its handshake before the server has checked
+     * the client's certificate; only confirmation (HANDSHAKE_DONE) says the
+     * server accepted it. So "established" means: both sides authenticated.
+     * (A server's handshake is confirmed when it completes, RFC 9001 4.1.2.) */
+    if (c->state != CONN_HANDSHAKE || !ngtcp2_conn_get_handshake_completed(c->qc) ||
+        (!c->server && !c->confirmed))
         return;
     if (!c->have_peer_fp) {
         /* Cannot happen with GNUTLS_CERT_REQUIRE and the verify hook; refuse anyway. */

@@ -107,7 +107,10 @@ typedef struct wzp_quic_callbacks {
      * and return 0 to accept, or a negative value to drop it. NULL: refuse. */
     int (*accept)(void *user, const wzp_addr *local, const wzp_addr *remote,
                   wzp_quic_conn_opts *opts);
-    /* Handshake complete and the peer's key checked. */
+    /* Handshake confirmed: the peer's key checked, and the peer accepted
+     * ours (on a client this waits for HANDSHAKE_DONE, one RTT after TLS
+     * completes, because a TLS 1.3 server checks the client's certificate
+     * last). Datagrams can be sent from here on. */
     void (*established)(void *user, wzp_quic_conn *c, const uint8_t peer_fp[WZP_FINGERPRINT_LEN]);
     void (*datagram)(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len);
     void (*message)(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len);

@@ -46,6 +46,7 @@ struct wzp_quic_conn {
     char alpn[32];
     wzp_addr local, remote; /* the path of the last packet fed / given to connect */
     conn_state state;
+    bool confirmed; /* ngtcp2 reported the handshake confirmed */
     wzp_ts close_deadline;
     bool seen_by_owner; /* established or closed delivered, or client */
     bool closed_reported;
