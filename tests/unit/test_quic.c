@@ -449,8 +449,8 @@ static void test_large_messages_flow_control(void **state)
     assert_non_null(s);
     /* Twenty maximum-size messages each way: more than the flow-control
      * windows, so sending depends on the receiver reopening them. */
-    uint8_t *big = malloc(64 * 1024);
-    for (size_t i = 0; i < 64 * 1024; i++)
+    uint8_t *big = malloc(64 * 1024 + 1);
+    for (size_t i = 0; i <= 64 * 1024; i++)
         big[i] = (uint8_t)(i * 7);
     for (int i = 0; i < 20; i++) {
         big[0] = (uint8_t)i;
