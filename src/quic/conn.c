@@ -158,10 +158,8 @@ static void conn_fail(wzp_quic_conn *c, int lib_err, wzp_ts now)
         enter_draining(c, now);
         return;
     }
-    if (lib_err == NGTCP2_ERR_CLOSING) {
-        c->resend_close = c->close_pkt_len > 0;
+    if (lib_err == NGTCP2_ERR_CLOSING)
         return;
-    }
     if (lib_err == NGTCP2_ERR_DROP_CONN || lib_err == NGTCP2_ERR_RETRY ||
         lib_err == NGTCP2_ERR_IDLE_CLOSE || lib_err == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
         /* Silently gone: no CONNECTION_CLOSE may be sent. */
@@ -576,7 +574,6 @@ static void after_progress(wzp_quic_conn *c)
         return;
     }
     c->state = CONN_ESTABLISHED;
-    c->seen_by_owner = true;
     if (c->ep->cb.established)
         c->ep->cb.established(c->ep->user, c, c->peer_fp);
 }
@@ -594,7 +591,11 @@ void wzp_quic_conn_read(wzp_quic_conn *c, const wzp_addr *local, const wzp_addr 
                         const uint8_t *pkt, size_t len, wzp_ts now)
 {
     if (c->state == CONN_CLOSING) {
-        c->resend_close = c->close_pkt_len > 0;
+        /* Answer with our CONNECTION_CLOSE, exponentially less often, so a
+         * flood of packets cannot make us send as much back. */
+        c->closing_rx++;
+        if ((c->closing_rx & (c->closing_rx - 1)) == 0)
+            c->resend_close = c->close_pkt_len > 0;
         return;
     }
     if (c->state >= CONN_DRAINING)
@@ -659,7 +660,6 @@ int wzp_quic_conn_write(wzp_quic_conn *c, wzp_ts now, wzp_quic_send_fn send, voi
             &ce, c->close_app_code, (const uint8_t *)c->reason, strlen(c->reason));
         c->err = 0;
         c->app_code = c->close_app_code;
-        c->seen_by_owner = true;
         enter_closing(c, &ce, now);
         return wzp_quic_conn_write(c, now, send, su);
     }

@@ -41,9 +41,15 @@
  * or free the endpoint.
  *
  * Connection lifetime: the endpoint owns every connection. Each connection
- * the owner has seen gets exactly one `closed` callback; the handle is
+ * gets exactly one `closed` callback (server connections that failed their
+ * handshake too, so the owner can log the pin mismatch); the handle is
  * invalid once that callback returns (the endpoint keeps the closing or
  * draining state internally for 3 PTO and then frees it).
+ *
+ * Queues: messages queued with send_message are not bounded here (the
+ * owner decides how much to queue); datagrams are (opts.datagram_queue).
+ *
+ * Not thread-safe: one thread drives an endpoint and its connections.
  *
  * Message channel: one bidirectional stream (client-opened, id 0) carries
  * messages framed as a 4-byte big-endian length and the payload. An empty

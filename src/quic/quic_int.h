@@ -48,11 +48,11 @@ struct wzp_quic_conn {
     conn_state state;
     bool confirmed; /* ngtcp2 reported the handshake confirmed */
     wzp_ts close_deadline;
-    bool seen_by_owner; /* established or closed delivered, or client */
     bool closed_reported;
     bool close_requested;
     bool resend_close;
-    bool fail_pending; /* a callback failed; fail_* say how to close */
+    uint32_t closing_rx; /* packets received while closing */
+    bool fail_pending;   /* a callback failed; fail_* say how to close */
     int fail_err;
     uint64_t fail_transport_code;
     uint64_t close_app_code;

@@ -648,6 +648,24 @@ static void test_idle_timeout_and_keep_alive(void **state)
     assert_int_equal(sv->ev.closed, 0);
     assert_true(wzp_quic_conn_is_established(c));
     net_free(&nt);
+
+    /* A server that never answers: the handshake times out. */
+    net_init(&nt);
+    sv = net_add(&nt, id_server, true);
+    cl = net_add(&nt, id_client[0], false);
+    nt.drop_to = 0;
+    o.keep_alive = 0;
+    o.handshake_timeout = WZP_SEC(3);
+    assert_int_equal(wzp_quic_connect(cl->ep, &cl->addr, &sv->public, &o, nt.now, &c), 0);
+    start = nt.now;
+    net_run(&nt, WZP_SEC(60), client_closed);
+    assert_int_equal(cl->ev.closed, 1);
+    assert_int_equal(cl->ev.close_err, WZP_ERR_TIMEOUT);
+    assert_true(nt.now - start >= WZP_SEC(2));
+    assert_true(nt.now - start <= WZP_SEC(4));
+    net_run(&nt, WZP_SEC(1), NULL);
+    assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
+    net_free(&nt);
 }
 
 static void test_garbage_truncated_replayed(void **state)
