@@ -673,6 +673,7 @@ int wzp_quic_conn_write(wzp_quic_conn *c, wzp_ts now, wzp_quic_send_fn send, voi
         cap = sizeof(buf);
     int count = 0;
     bool stream_blocked = false;
+    int dg_refused = 0;
     for (;;) {
         ngtcp2_ssize n;
         bool have_stream = c->stream_id >= 0 && c->tx_cur && !stream_blocked;
@@ -684,6 +685,13 @@ int wzp_quic_conn_write(wzp_quic_conn *c, wzp_ts now, wzp_quic_send_fn send, voi
             if (accepted) {
                 c->st.dgrams_sent++;
                 dgram_pop(c);
+                dg_refused = 0;
+            } else if (n > 0 && ++dg_refused >= 2) {
+                /* Two packets went out without it: it does not fit beside
+                 * what ngtcp2 must send. Drop it rather than stall the queue. */
+                c->st.dgrams_dropped++;
+                dgram_pop(c);
+                dg_refused = 0;
             }
             if (n == NGTCP2_ERR_WRITE_MORE)
                 continue;

@@ -129,6 +129,8 @@ static int accept_new(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_ad
 int wzp_quic_endpoint_feed(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,
                            const uint8_t *pkt, size_t len, wzp_ts now)
 {
+    if (!ep || !local || !remote || (!pkt && len))
+        return WZP_ERR_INVALID;
     if (wzp_pkt_classify(pkt, len) != WZP_PKT_QUIC) {
         ep->stats.rx_not_quic++;
         return 0;

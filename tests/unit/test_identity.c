@@ -59,6 +59,7 @@ static void test_create_and_reload(void **state)
     uint8_t fp1[32], fp2[32];
 
     assert_int_equal(wzp_identity_load(t->dir, &id), WZP_ERR_NOT_FOUND);
+    assert_int_equal(access(t->dir, F_OK), -1); /* load never creates anything */
     assert_int_equal(wzp_identity_load_or_create(t->dir, &id, &created), 0);
     assert_true(created);
     wzp_identity_fingerprint(id, fp1);

@@ -347,6 +347,9 @@ static void test_handshake_datagrams_messages_close(void **state)
     wzp_quic_conn *c = dial(&nt, cl, sv, fp_server);
     assert_false(wzp_quic_conn_is_established(c));
     assert_int_equal(wzp_quic_conn_send_datagram(c, (const uint8_t *)"x", 1), WZP_ERR_AGAIN);
+    uint8_t early[16];
+    assert_int_equal(wzp_quic_conn_export(c, "EXPORTER-wzp-probe", NULL, 0, early, 16),
+                     WZP_ERR_STATE);
     net_run(&nt, WZP_SEC(5), all_settled);
     if (getenv("QDEBUG")) {
         const wzp_quic_stats *a = wzp_quic_endpoint_stats(sv->ep),
