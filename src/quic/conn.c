@@ -178,7 +178,7 @@ static void conn_fail(wzp_quic_conn *c, int lib_err, wzp_ts now)
         c->err = c->fail_err;
         ngtcp2_connection_close_error_set_transport_error(
             &ce, c->fail_transport_code, (const uint8_t *)c->detail, strlen(c->detail));
-    } else if (lib_err == NGTCP2_ERR_CRYPTO || lib_err == NGTCP2_ERR_CALLBACK_FAILURE) {
+    } else if (lib_err == NGTCP2_ERR_CRYPTO) {
         uint8_t alert = ngtcp2_conn_get_tls_alert(c->qc);
         if (c->pin_failed) {
             c->err = WZP_ERR_PIN_MISMATCH;
@@ -191,6 +191,10 @@ static void conn_fail(wzp_quic_conn *c, int lib_err, wzp_ts now)
         if (!alert)
             alert = 80; /* internal_error */
         ngtcp2_connection_close_error_set_transport_error_tls_alert(&ce, alert, NULL, 0);
+    } else if (lib_err == NGTCP2_ERR_CALLBACK_FAILURE || lib_err == NGTCP2_ERR_NOMEM) {
+        c->err = lib_err == NGTCP2_ERR_NOMEM ? WZP_ERR_NOMEM : WZP_ERR_INTERNAL;
+        set_detail(c, "local failure: %s", ngtcp2_strerror(lib_err));
+        ngtcp2_connection_close_error_set_transport_error(&ce, NGTCP2_INTERNAL_ERROR, NULL, 0);
     } else {
         c->err = WZP_ERR_PROTOCOL;
         set_detail(c, "QUIC error: %s", ngtcp2_strerror(lib_err));
@@ -277,8 +281,10 @@ static int msg_rx(wzp_quic_conn *c, const uint8_t *data, size_t len)
             if (mlen == 0)
                 continue; /* the stream opener */
             c->rx_body = malloc(mlen);
-            if (!c->rx_body)
+            if (!c->rx_body) {
+                fail_in_callback(c, WZP_ERR_NOMEM, NGTCP2_INTERNAL_ERROR, "out of memory");
                 return NGTCP2_ERR_CALLBACK_FAILURE;
+            }
             c->rx_body_len = mlen;
             c->rx_body_have = 0;
             c->rx_in_body = true;
