@@ -149,6 +149,14 @@ static void enter_closing(wzp_quic_conn *c, const ngtcp2_connection_close_error 
     report_closed(c);
 }
 
+void wzp_quic_conn_fail_later(wzp_quic_conn *c, int err, uint64_t code, const char *detail)
+{
+    c->fail_pending = true;
+    c->fail_err = err;
+    c->fail_transport_code = code;
+    snprintf(c->detail, sizeof(c->detail), "%s", detail);
+}
+
 /* An error from ngtcp2 (or one of our callbacks) on this connection. */
 static void conn_fail(wzp_quic_conn *c, int lib_err, wzp_ts now)
 {
@@ -215,96 +223,6 @@ void wzp_quic_conn_close(wzp_quic_conn *c, uint64_t app_code, const char *reason
     copy_printable(c->reason, sizeof(c->reason), (const uint8_t *)(reason ? reason : ""), n);
 }
 
-/* ---- message channel -------------------------------------------------------------------- */
-
-int wzp_quic_conn_send_message(wzp_quic_conn *c, const uint8_t *data, size_t len)
-{
-    if (!c || (!data && len))
-        return WZP_ERR_INVALID;
-    if (c->state >= CONN_CLOSING || c->close_requested)
-        return WZP_ERR_CLOSED;
-    if (len > UINT32_MAX)
-        return WZP_ERR_TOO_BIG;
-    wzp_quic_msg *m = malloc(sizeof(*m) + 4 + len);
-    if (!m)
-        return WZP_ERR_NOMEM;
-    wzp_wr w = wzp_wr_init(m->data, 4 + len);
-    wzp_wr_u32(&w, (uint32_t)len);
-    wzp_wr_bytes(&w, data, len);
-    m->next = NULL;
-    m->len = 4 + len;
-    m->sent = 0;
-    m->offset = c->tx_offset;
-    c->tx_offset += m->len;
-    if (c->tx_tail)
-        c->tx_tail->next = m;
-    else
-        c->tx_head = m;
-    c->tx_tail = m;
-    if (!c->tx_cur)
-        c->tx_cur = m;
-    if (len)
-        c->st.msgs_sent++;
-    return 0;
-}
-
-static void fail_in_callback(wzp_quic_conn *c, int err, uint64_t code, const char *detail)
-{
-    c->fail_pending = true;
-    c->fail_err = err;
-    c->fail_transport_code = code;
-    snprintf(c->detail, sizeof(c->detail), "%s", detail);
-}
-
-/* Reassembles length-prefixed messages; ngtcp2 delivers stream bytes in order. */
-static int msg_rx(wzp_quic_conn *c, const uint8_t *data, size_t len)
-{
-    wzp_rd r = wzp_rd_init(data, len);
-    while (wzp_rd_left(&r) > 0) {
-        if (!c->rx_in_body) {
-            size_t want = 4 - c->rx_hdr_have, left = wzp_rd_left(&r);
-            size_t n = want < left ? want : left;
-            wzp_rd_copy(&r, c->rx_hdr + c->rx_hdr_have, n);
-            c->rx_hdr_have += n;
-            if (c->rx_hdr_have < 4)
-                break;
-            wzp_rd h = wzp_rd_init(c->rx_hdr, 4);
-            uint32_t mlen = wzp_rd_u32(&h);
-            c->rx_hdr_have = 0;
-            if (mlen > c->opts.max_message) {
-                char d[96];
-                snprintf(d, sizeof(d), "peer sent a %u-byte message (limit %zu)", mlen,
-                         c->opts.max_message);
-                fail_in_callback(c, WZP_ERR_PROTOCOL, NGTCP2_PROTOCOL_VIOLATION, d);
-                return NGTCP2_ERR_CALLBACK_FAILURE;
-            }
-            if (mlen == 0)
-                continue; /* the stream opener */
-            c->rx_body = malloc(mlen);
-            if (!c->rx_body) {
-                fail_in_callback(c, WZP_ERR_NOMEM, NGTCP2_INTERNAL_ERROR, "out of memory");
-                return NGTCP2_ERR_CALLBACK_FAILURE;
-            }
-            c->rx_body_len = mlen;
-            c->rx_body_have = 0;
-            c->rx_in_body = true;
-        }
-        size_t want = c->rx_body_len - c->rx_body_have, left = wzp_rd_left(&r);
-        size_t n = want < left ? want : left;
-        wzp_rd_copy(&r, c->rx_body + c->rx_body_have, n);
-        c->rx_body_have += n;
-        if (c->rx_body_have == c->rx_body_len) {
-            c->st.msgs_recv++;
-            if (c->ep->cb.message && !c->close_requested)
-                c->ep->cb.message(c->ep->user, c, c->rx_body, c->rx_body_len);
-            free(c->rx_body);
-            c->rx_body = NULL;
-            c->rx_in_body = false;
-        }
-    }
-    return 0;
-}
-
 /* ---- ngtcp2 callbacks ------------------------------------------------------------------- */
 
 static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
@@ -346,7 +264,7 @@ static int cb_recv_stream_data(ngtcp2_conn *qc, uint32_t flags, int64_t sid, uin
     if (c->stream_id < 0 && c->server && sid == 0)
         c->stream_id = 0;
     if (sid == c->stream_id)
-        rc = msg_rx(c, data, len);
+        rc = wzp_quic_msg_rx(c, data, len);
     if (rc)
         return rc;
     /* Everything is consumed at once (copied into a bounded message buffer),
@@ -359,15 +277,7 @@ static int cb_recv_stream_data(ngtcp2_conn *qc, uint32_t flags, int64_t sid, uin
 static int cb_acked_stream_data(ngtcp2_conn *qc, int64_t sid, uint64_t offset, uint64_t len,
                                 void *ud, void *sud)
 {
-    wzp_quic_conn *c = ud;
-    uint64_t acked = offset + len;
-    while (c->tx_head && c->tx_head != c->tx_cur && c->tx_head->offset + c->tx_head->len <= acked) {
-        wzp_quic_msg *m = c->tx_head;
-        c->tx_head = m->next;
-        if (c->tx_tail == m)
-            c->tx_tail = NULL;
-        free(m);
-    }
+    wzp_quic_msg_acked(ud, offset + len);
     return 0;
 }
 
@@ -546,17 +456,12 @@ void wzp_quic_conn_free(wzp_quic_conn *c)
     if (c->qc)
         ngtcp2_conn_del(c->qc);
     wzp_quic_tls_free(c);
-    while (c->tx_head) {
-        wzp_quic_msg *m = c->tx_head;
-        c->tx_head = m->next;
-        free(m);
-    }
+    wzp_quic_msg_free_all(c);
     while (c->dg_head) {
         wzp_quic_dgram *d = c->dg_head;
         c->dg_head = d->next;
         free(d);
     }
-    free(c->rx_body);
     free(c->close_pkt);
     free(c);
 }

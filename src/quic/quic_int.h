@@ -111,6 +111,16 @@ wzp_ts wzp_quic_conn_expiry(const wzp_quic_conn *c);
 void wzp_quic_conn_handle_expiry(wzp_quic_conn *c, wzp_ts now);
 bool wzp_quic_conn_is_dead(const wzp_quic_conn *c, wzp_ts now);
 
+/* Records why the connection must close; the error surfaces after ngtcp2
+ * returns from the callback that found it (callbacks cannot close). */
+void wzp_quic_conn_fail_later(wzp_quic_conn *c, int err, uint64_t transport_code,
+                              const char *detail);
+
+/* msgchan.c */
+int wzp_quic_msg_rx(wzp_quic_conn *c, const uint8_t *data, size_t len); /* 0 or NGTCP2_ERR_* */
+void wzp_quic_msg_acked(wzp_quic_conn *c, uint64_t acked_offset);
+void wzp_quic_msg_free_all(wzp_quic_conn *c);
+
 /* endpoint.c: connection ID table */
 int wzp_quic_ep_add_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_cid *cid);
 void wzp_quic_ep_del_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_cid *cid);
