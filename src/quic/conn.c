@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/bytes.h"
 #include "common/log.h"
 #include "common/rand.h"
 #include "quic/quic_int.h"
@@ -223,6 +222,8 @@ void wzp_quic_conn_close(wzp_quic_conn *c, uint64_t app_code, const char *reason
     copy_printable(c->reason, sizeof(c->reason), (const uint8_t *)(reason ? reason : ""), n);
 }
 
+static void after_progress(wzp_quic_conn *c);
+
 /* ---- ngtcp2 callbacks ------------------------------------------------------------------- */
 
 static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
@@ -294,6 +295,12 @@ static int cb_recv_datagram(ngtcp2_conn *qc, uint32_t flags, const uint8_t *data
 {
     wzp_quic_conn *c = ud;
     c->st.dgrams_recv++;
+    /* The server sends datagrams only once it has checked our certificate,
+     * so one may arrive beside (or before) HANDSHAKE_DONE: it confirms too. */
+    if (!c->server && c->state == CONN_HANDSHAKE && ngtcp2_conn_get_handshake_completed(qc)) {
+        c->confirmed = true;
+        after_progress(c);
+    }
     if (c->ep->cb.datagram && !c->close_requested && c->state == CONN_ESTABLISHED)
         c->ep->cb.datagram(c->ep->user, c, data, len);
     return 0;
