@@ -765,6 +765,30 @@ static void test_nat_rebinding(void **state)
     net_free(&nt);
 }
 
+static void test_close_before_handshake(void **state)
+{
+    (void)state;
+    net nt;
+    net_init(&nt);
+    node *sv = net_add(&nt, id_server, true);
+    node *cl = net_add(&nt, id_client[0], false);
+    server_pins(sv, 0);
+    wzp_quic_conn *c = dial(&nt, cl, sv, fp_server);
+    net_flush(&nt); /* the Initial is on its way */
+    wzp_quic_conn_close(c, 3, "changed my mind");
+    wzp_quic_conn_close(c, 4, "twice"); /* idempotent */
+    net_run(&nt, WZP_SEC(15), NULL);
+    assert_int_equal(cl->ev.closed, 1);
+    assert_int_equal(cl->ev.close_err, 0);
+    assert_int_equal(cl->ev.close_app, 3);
+    assert_int_equal(cl->ev.established, 0);
+    /* The server either saw the close or timed out the half-open attempt. */
+    assert_int_equal(sv->ev.established, 0);
+    assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
+    assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
+    net_free(&nt);
+}
+
 /* Virtual paths: the owner passes one fixed pair whatever the route. */
 static void test_virtual_path(void **state)
 {
@@ -966,6 +990,7 @@ int main(void)
         cmocka_unit_test(test_garbage_truncated_replayed),
         cmocka_unit_test(test_nat_rebinding),
         cmocka_unit_test(test_virtual_path),
+        cmocka_unit_test(test_close_before_handshake),
         cmocka_unit_test(test_loopback_udp),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
