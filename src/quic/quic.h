@@ -194,8 +194,9 @@ int wzp_quic_connect(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_add
  */
 int wzp_quic_conn_send_datagram(wzp_quic_conn *c, const uint8_t *data, size_t len);
 
-/* Queues one reliable message (copied; 1..4 GiB-1 bytes, the peer enforces
- * its max_message). Sent in order once the stream is open. */
+/* Queues one reliable message (copied; the peer enforces its max_message;
+ * an empty message is delivered to nobody). Sent in order once the stream
+ * is open; WZP_ERR_CLOSED once closing. */
 int wzp_quic_conn_send_message(wzp_quic_conn *c, const uint8_t *data, size_t len);
 
 /* Closes with an application code and reason (truncated to 200 bytes): the
