@@ -399,7 +399,8 @@ static bool dec_params(wzp_sig_params *p, const Wzp__CallParams *pp)
         (pp->probe_key.len != 0 && pp->probe_key.len < WZP_SIG_PROBE_KEY_MIN))
         return false;
     p->media_version = pp->media_version;
-    memcpy(p->codecs, pp->codecs, pp->n_codecs * sizeof(uint32_t));
+    if (pp->n_codecs) /* codecs is NULL when there are none */
+        memcpy(p->codecs, pp->codecs, pp->n_codecs * sizeof(uint32_t));
     p->n_codecs = pp->n_codecs;
     p->max_bitrate = pp->max_bitrate;
     if (pp->probe_key.len)
