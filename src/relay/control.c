@@ -34,9 +34,14 @@ wzp_relay_control *wzp_relay_control_new(const wzp_relay_control_config *cfg,
         wzp_relay_control_config_default(&def);
         cfg = &def;
     }
-    /* The bucket arithmetic assumes a bounded rate (see refill()). */
+    /* The bucket arithmetic assumes a bounded rate (see take_token()). */
     if (!cb || !cb->send || !cb->close || cfg->rate_per_sec == 0 || cfg->rate_per_sec > 1000000 ||
         cfg->rate_burst == 0 || cfg->rate_burst > 1000000 || cfg->ring_timeout == 0)
+        return NULL;
+    /* Every CallSetup carries relay_addr: it must be one the codec accepts. */
+    if (cfg->relay_addr.len && ((wzp_addr_family(&cfg->relay_addr) != AF_INET &&
+                                 wzp_addr_family(&cfg->relay_addr) != AF_INET6) ||
+                                wzp_addr_port(&cfg->relay_addr) == 0))
         return NULL;
     wzp_relay_control *rc = calloc(1, sizeof(*rc));
     if (!rc)

@@ -100,7 +100,10 @@ typedef struct wzp_relay_control wzp_relay_control;
 
 void wzp_relay_control_config_default(wzp_relay_control_config *cfg);
 
-/* cfg NULL: defaults. NULL on a bad config (zero rate or burst) or out of memory. */
+/*
+ * cfg NULL: defaults. NULL on a bad config (zero rate, burst or ring timeout,
+ * a relay_addr without a port) or out of memory.
+ */
 wzp_relay_control *wzp_relay_control_new(const wzp_relay_control_config *cfg,
                                          const wzp_relay_control_callbacks *cb);
 /* Frees all state without invoking callbacks (the transport is going away too). */
