@@ -1093,6 +1093,86 @@ static void test_client_api_misuse(void **state)
     assert_int_equal(count_events(A, WZP_SIGC_EV_SETUP), 0);
 }
 
+static void test_calls_per_identity_configurable(void **state)
+{
+    (void)state;
+    teardown(NULL);
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    cfg.max_calls_per_identity = 2;
+    assert_int_equal(setup_with(&cfg), 0);
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join(C, 0xc3, "198.51.100.3:40000", "carol");
+    join(D, 0xd4, "198.51.100.4:40000", "dave");
+    uint32_t ac, bc;
+    establish(A, B, &ac, &bc);
+    /* B may take a second call now; a third is busy. */
+    place_call(C, B);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_INCOMING), 2);
+    assert_int_equal(count_events(C, WZP_SIGC_EV_RINGING), 1);
+    place_call(D, B);
+    assert_int_equal(last_event(D, WZP_SIGC_EV_ENDED)->reason, WZP_SIG_END_BUSY);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_INCOMING), 2);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 2);
+}
+
+static void test_connection_edge_cases(void **state)
+{
+    (void)state;
+    connect_as(A, 0xa1, "198.51.100.1:40000");
+    /* The same handle twice, or an address without a port, is refused. */
+    assert_int_equal(
+        wzp_relay_control_on_connect(W->rc, W->c[A].conn, W->c[A].fp, &W->c[A].addr, W->now),
+        WZP_ERR_INVALID);
+    wzp_addr noport = addr("198.51.100.5:1");
+    wzp_addr_set_port(&noport, 0);
+    assert_int_equal(wzp_relay_control_on_connect(W->rc, 4242, W->c[A].fp, &noport, W->now),
+                     WZP_ERR_INVALID);
+    /* No ReflexiveAddress before registering: the Registered reply carries it. */
+    wzp_addr moved = addr("198.51.100.1:40009");
+    wzp_relay_control_on_addr_change(W->rc, W->c[A].conn, &moved, W->now);
+    pump();
+    assert_int_equal(W->c[A].raw_len, 0);
+    register_as(A, "");
+    assert_true(
+        wzp_addr_equal(&last_event(A, WZP_SIGC_EV_REGISTERED)->msg.u.registered.reflexive, &moved));
+    /* Unregistered connections do not count against registrations. */
+    connect_as(B, 0xb2, "198.51.100.2:40000");
+    assert_int_equal(wzp_relay_control_num_registrations(W->rc), 1);
+    assert_int_equal(wzp_relay_control_num_conns(W->rc), 2);
+    /* A bad config is refused. */
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    cfg.rate_per_sec = 0;
+    wzp_relay_control_callbacks cb = {NULL, relay_send, relay_close, NULL, NULL};
+    assert_null(wzp_relay_control_new(&cfg, &cb));
+}
+
+static void test_client_full_answers_busy(void **state)
+{
+    (void)state;
+    teardown(NULL);
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    cfg.max_calls_per_identity = 0; /* unlimited at the relay */
+    assert_int_equal(setup_with(&cfg), 0);
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join(C, 0xc3, "198.51.100.3:40000", "carol");
+    /* B's signaling holds at most 4 calls (default); the fifth is refused as busy at once. */
+    for (int i = 0; i < 3; i++)
+        place_call(A, B);
+    place_call(C, B);
+    assert_int_equal(count_events(C, WZP_SIGC_EV_ENDED), 0);
+    place_call(C, B);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_INCOMING), 4);
+    assert_int_equal(count_events(A, WZP_SIGC_EV_ENDED), 0);
+    assert_int_equal(count_events(C, WZP_SIGC_EV_ENDED), 1);
+    assert_int_equal(last_event(C, WZP_SIGC_EV_ENDED)->reason, WZP_SIG_END_BUSY);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1116,6 +1196,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_garbage_is_answered_with_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_request_timeouts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_api_misuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_calls_per_identity_configurable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_edge_cases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_full_answers_busy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
