@@ -76,15 +76,20 @@ static void on_chan_close(void *user, uint32_t a, uint32_t b)
 static size_t call_msg(uint64_t conn, const uint8_t *p, size_t n, uint8_t *out)
 {
     static const wzp_sig_type kinds[] = {WZP_SIG_ACCEPT, WZP_SIG_REJECT, WZP_SIG_BUSY,
-                                         WZP_SIG_CANCEL, WZP_SIG_HANGUP};
+                                         WZP_SIG_CANCEL, WZP_SIG_HANGUP, WZP_SIG_CANDIDATES_UPDATE};
     wzp_sig_msg m;
-    wzp_sig_init(&m, kinds[(n ? p[0] : 0) % 5], 9);
+    wzp_sig_init(&m, kinds[(n ? p[0] : 0) % 6], 9);
     const uint8_t *id = F.last_call_id[conn];
     if (m.type == WZP_SIG_ACCEPT) {
         memcpy(m.u.accept.call_id, id, WZP_SIG_CALL_ID_LEN);
         m.u.accept.cands.n = 1;
         m.u.accept.cands.c[0].type = WZP_SIG_CAND_HOST;
         wzp_addr_parse(&m.u.accept.cands.c[0].addr, "192.0.2.1:9", false);
+    } else if (m.type == WZP_SIG_CANDIDATES_UPDATE) {
+        memcpy(m.u.update.call_id, id, WZP_SIG_CALL_ID_LEN);
+        m.u.update.cands.n = 1;
+        m.u.update.cands.c[0].type = WZP_SIG_CAND_PRFLX;
+        wzp_addr_parse(&m.u.update.cands.c[0].addr, "[2001:db8::2]:9", false);
     } else if (m.type == WZP_SIG_HANGUP) {
         memcpy(m.u.end.call_id, id, WZP_SIG_CALL_ID_LEN);
         m.u.end.reason = WZP_SIG_END_HANGUP;

@@ -250,6 +250,8 @@ static const uint8_t *msg_call_id(const wzp_sig_msg *m)
         return m->u.accept.call_id;
     case WZP_SIG_HANGUP:
         return m->u.end.call_id;
+    case WZP_SIG_CANDIDATES_UPDATE:
+        return m->u.update.call_id;
     default:
         return m->u.call.call_id;
     }
@@ -295,6 +297,15 @@ void wzp_rc_handle_call_msg(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg
         end_call(rc, k, why, s == CALLEE, s == CALLER);
         return;
     }
+    case WZP_SIG_CANDIDATES_UPDATE:
+        /* Only once both sides have accepted each other's addresses. */
+        if (!ringing) {
+            wzp_sig_msg fwd = *m;
+            fwd.request_id = 0;
+            wzp_rc_send(rc, k->side[!s].conn, &fwd);
+            return;
+        }
+        break;
     default:
         break;
     }

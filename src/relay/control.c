@@ -315,6 +315,7 @@ void wzp_relay_control_on_message(wzp_relay_control *rc, uint64_t conn, const ui
     case WZP_SIG_BUSY:
     case WZP_SIG_CANCEL:
     case WZP_SIG_HANGUP:
+    case WZP_SIG_CANDIDATES_UPDATE:
         if (!c->registered) {
             rc->stats.drop_not_registered++;
             wzp_rc_send_error(rc, c, m.request_id, WZP_SIG_ERR_NOT_REGISTERED, "register first");

@@ -64,7 +64,7 @@ void wzp_rc_send_error(wzp_relay_control *rc, rc_conn *c, uint64_t request_id, w
 
 /* calls.c */
 void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, wzp_ts now);
-/* ACCEPT, REJECT, BUSY, CANCEL, HANGUP */
+/* ACCEPT, REJECT, BUSY, CANCEL, HANGUP, CANDIDATES_UPDATE */
 void wzp_rc_handle_call_msg(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m);
 /* Ends every call of c, telling the other parties `reason`. */
 void wzp_rc_end_calls_of(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason reason);

@@ -1173,6 +1173,57 @@ static void test_client_full_answers_busy(void **state)
     assert_int_equal(wzp_relay_control_num_calls(W->rc), 4);
 }
 
+static void send_update(size_t i, const uint8_t *id, uint64_t rid)
+{
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_CANDIDATES_UPDATE, rid);
+    memcpy(m.u.update.call_id, id, WZP_SIG_CALL_ID_LEN);
+    m.u.update.cands.n = caller_cands(m.u.update.cands.c);
+    send_raw(i, &m);
+}
+
+static void test_candidates_update_only_after_setup(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join(C, 0xc3, "198.51.100.3:40000", "mallory");
+    uint32_t ac = place_call(A, B);
+    uint8_t id[WZP_SIG_CALL_ID_LEN];
+    memcpy(id, last_event(A, WZP_SIGC_EV_RINGING)->call_id, sizeof(id));
+
+    /* While ringing, the caller cannot slip its addresses to the callee this way. */
+    wzp_sig_candidate cands[2];
+    size_t n = caller_cands(cands);
+    assert_int_equal(wzp_sigc_update_candidates(W->c[A].sc, ac, cands, n, W->now), WZP_ERR_STATE);
+    send_update(A, id, 800);
+    assert_int_equal(last_event(A, WZP_SIGC_EV_ERROR)->msg.u.error.code, WZP_SIG_ERR_STATE);
+    assert_no_caller_addresses(B, A);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_CANDIDATES), 0);
+
+    accept_call(B, last_event(B, WZP_SIGC_EV_INCOMING)->call);
+    uint32_t bc = last_event(B, WZP_SIGC_EV_SETUP)->call;
+
+    /* After setup the callee learns a new candidate of the caller's, and vice versa. */
+    wzp_sig_candidate fresh = {WZP_SIG_CAND_SRFLX, 99, addr("203.0.113.78:6001")};
+    assert_int_equal(wzp_sigc_update_candidates(W->c[A].sc, ac, &fresh, 1, W->now), 0);
+    pump();
+    rec_event *u = last_event(B, WZP_SIGC_EV_CANDIDATES);
+    assert_non_null(u);
+    assert_int_equal(u->call, bc);
+    assert_int_equal(u->msg.u.update.cands.n, 1);
+    assert_true(wzp_addr_equal(&u->msg.u.update.cands.c[0].addr, &fresh.addr));
+    assert_int_equal(wzp_sigc_update_candidates(W->c[B].sc, bc, &fresh, 1, W->now), 0);
+    pump();
+    assert_int_equal(last_event(A, WZP_SIGC_EV_CANDIDATES)->call, ac);
+
+    /* Not for third parties. */
+    send_update(C, id, 801);
+    assert_int_equal(last_event(C, WZP_SIGC_EV_ERROR)->msg.u.error.code, WZP_SIG_ERR_NO_SUCH_CALL);
+    assert_int_equal(count_events(A, WZP_SIGC_EV_CANDIDATES), 1);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_CANDIDATES), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1199,6 +1250,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_calls_per_identity_configurable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_edge_cases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_full_answers_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_candidates_update_only_after_setup, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
