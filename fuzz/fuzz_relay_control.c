@@ -50,10 +50,13 @@ static void on_close(void *user, uint64_t conn, wzp_relay_close_code code, const
     (void)reason;
 }
 
-static int on_open(void *user, uint64_t call, uint64_t a, uint64_t b, uint32_t *ca, uint32_t *cb)
+static int on_open(void *user, uint64_t call, uint64_t a, const wzp_addr *addr_a, uint64_t b,
+                   const wzp_addr *addr_b, uint32_t *ca, uint32_t *cb)
 {
     (void)user;
     (void)call;
+    if (wzp_addr_port(addr_a) == 0 || wzp_addr_port(addr_b) == 0)
+        abort();
     if (a == b || F.next_chan + 2 > CHANS)
         return -1;
     *ca = F.next_chan++;
@@ -70,6 +73,13 @@ static void on_chan_close(void *user, uint32_t a, uint32_t b)
         abort();
     F.chan_open[a] = F.chan_open[b] = false;
     F.open -= 2;
+}
+
+static void on_moved(void *user, uint32_t chan, const wzp_addr *addr)
+{
+    (void)user;
+    if (chan >= CHANS || !F.chan_open[chan] || wzp_addr_port(addr) == 0)
+        abort();
 }
 
 /* A message about the last call this connection heard of; p[0] picks the kind. */
@@ -109,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.rate_burst = 64;
     cfg.max_registrations = 4;
     cfg.ring_timeout = 5ull * 1000000000ull;
-    wzp_relay_control_callbacks cb = {NULL, on_send, on_close, on_open, on_chan_close};
+    wzp_relay_control_callbacks cb = {NULL, on_send, on_close, on_open, on_chan_close, on_moved};
     wzp_relay_control *rc = wzp_relay_control_new(&cfg, &cb);
     if (!rc)
         abort();

@@ -121,6 +121,18 @@ void wzp_rc_end_calls_of(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason r
     }
 }
 
+void wzp_rc_conn_moved(wzp_relay_control *rc, rc_conn *c)
+{
+    if (!rc->cb.channel_moved)
+        return;
+    for (rc_call *k = c->calls; k;) {
+        int s = side_of(k, c);
+        if (k->state == RC_ACTIVE)
+            rc->cb.channel_moved(rc->cb.user, k->side[s].chan, &c->addr);
+        k = k->side[s].next;
+    }
+}
+
 void wzp_rc_expire_calls(wzp_relay_control *rc, wzp_ts now)
 {
     while (rc->ring_head && rc->ring_head->expires <= now)
@@ -225,8 +237,9 @@ static void accept_call(wzp_relay_control *rc, rc_call *k, const wzp_sig_msg *m)
 {
     uint32_t chan_a = 0, chan_b = 0;
     if (rc->cb.channels_open) {
-        int err = rc->cb.channels_open(rc->cb.user, k->handle, k->side[CALLER].conn->id,
-                                       k->side[CALLEE].conn->id, &chan_a, &chan_b);
+        const rc_conn *a = k->side[CALLER].conn, *b = k->side[CALLEE].conn;
+        int err = rc->cb.channels_open(rc->cb.user, k->handle, a->id, &a->addr, b->id, &b->addr,
+                                       &chan_a, &chan_b);
         if (err < 0) {
             WZP_WARN("relay control: no forwarding channels for a call: %s", wzp_strerror(err));
             rc->stats.channel_open_failures++;

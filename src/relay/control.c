@@ -179,6 +179,7 @@ void wzp_relay_control_on_addr_change(wzp_relay_control *rc, uint64_t conn, cons
         wzp_addr_equal(&c->addr, remote))
         return;
     c->addr = *remote;
+    wzp_rc_conn_moved(rc, c);
     if (c->registered) {
         wzp_sig_msg m;
         wzp_sig_init(&m, WZP_SIG_REFLEXIVE_ADDRESS, 0);

@@ -68,6 +68,8 @@ void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m
 void wzp_rc_handle_call_msg(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m);
 /* Ends every call of c, telling the other parties `reason`. */
 void wzp_rc_end_calls_of(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason reason);
+/* c's address changed: the channels of its accepted calls follow it. */
+void wzp_rc_conn_moved(wzp_relay_control *rc, rc_conn *c);
 void wzp_rc_expire_calls(wzp_relay_control *rc, wzp_ts now);
 /* Frees every call without callbacks (teardown). */
 void wzp_rc_free_calls(wzp_relay_control *rc);

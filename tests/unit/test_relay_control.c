@@ -70,6 +70,10 @@ static struct world {
     size_t n_open, n_close;
     uint64_t open_conn_a, open_conn_b;
     uint32_t chan_a, chan_b, closed_a, closed_b, next_chan;
+    wzp_addr open_addr_a, open_addr_b;
+    size_t n_moved;
+    uint32_t moved_chan;
+    wzp_addr moved_addr;
 } * W;
 
 enum { A = 0, B = 1, C = 2, D = 3 };
@@ -120,11 +124,13 @@ static void relay_close(void *user, uint64_t conn, wzp_relay_close_code code, co
     }
 }
 
-static int channels_open(void *user, uint64_t call, uint64_t a, uint64_t b, uint32_t *ca,
-                         uint32_t *cb)
+static int channels_open(void *user, uint64_t call, uint64_t a, const wzp_addr *addr_a, uint64_t b,
+                         const wzp_addr *addr_b, uint32_t *ca, uint32_t *cb)
 {
     (void)user;
     (void)call;
+    W->open_addr_a = *addr_a;
+    W->open_addr_b = *addr_b;
     if (W->open_fail)
         return WZP_ERR_LIMIT;
     W->n_open++;
@@ -141,6 +147,14 @@ static void channels_close(void *user, uint32_t a, uint32_t b)
     W->n_close++;
     W->closed_a = a;
     W->closed_b = b;
+}
+
+static void channel_moved(void *user, uint32_t chan, const wzp_addr *a)
+{
+    (void)user;
+    W->n_moved++;
+    W->moved_chan = chan;
+    W->moved_addr = *a;
 }
 
 static void client_send(void *user, const uint8_t *msg, size_t len)
@@ -372,7 +386,8 @@ static int setup_with(const wzp_relay_control_config *cfg)
     else
         wzp_relay_control_config_default(&W->cfg);
     W->cfg.relay_addr = addr("198.51.100.250:3478");
-    wzp_relay_control_callbacks cb = {NULL, relay_send, relay_close, channels_open, channels_close};
+    wzp_relay_control_callbacks cb = {NULL,          relay_send,     relay_close,
+                                      channels_open, channels_close, channel_moved};
     W->rc = wzp_relay_control_new(&W->cfg, &cb);
     return W->rc ? 0 : -1;
 }
@@ -479,6 +494,8 @@ static void test_offer_ring_accept_hangup(void **state)
     assert_int_equal(W->n_open, 1);
     assert_true(W->open_conn_a == W->c[A].conn);
     assert_true(W->open_conn_b == W->c[B].conn);
+    assert_true(wzp_addr_equal(&W->open_addr_a, &W->c[A].addr));
+    assert_true(wzp_addr_equal(&W->open_addr_b, &W->c[B].addr));
 
     wzp_sig_candidate cc[2], ce[2];
     caller_cands(cc);
@@ -1145,7 +1162,7 @@ static void test_connection_edge_cases(void **state)
     wzp_relay_control_config cfg;
     wzp_relay_control_config_default(&cfg);
     cfg.rate_per_sec = 0;
-    wzp_relay_control_callbacks cb = {NULL, relay_send, relay_close, NULL, NULL};
+    wzp_relay_control_callbacks cb = {NULL, relay_send, relay_close, NULL, NULL, NULL};
     assert_null(wzp_relay_control_new(&cfg, &cb));
 }
 
@@ -1224,6 +1241,34 @@ static void test_candidates_update_only_after_setup(void **state)
     assert_int_equal(count_events(B, WZP_SIGC_EV_CANDIDATES), 1);
 }
 
+static void test_channels_follow_rebinding(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join(C, 0xc3, "198.51.100.3:40000", "carol");
+    join(D, 0xd4, "198.51.100.4:40000", "dave");
+    uint32_t ac, bc;
+    establish(A, B, &ac, &bc);
+    place_call(C, D); /* ringing: no channels yet */
+
+    wzp_addr moved = addr("198.51.100.1:40123");
+    wzp_relay_control_on_addr_change(W->rc, W->c[A].conn, &moved, W->now);
+    assert_int_equal(W->n_moved, 1);
+    assert_int_equal(W->moved_chan, W->chan_a);
+    assert_true(wzp_addr_equal(&W->moved_addr, &moved));
+    moved = addr("198.51.100.2:40777");
+    wzp_relay_control_on_addr_change(W->rc, W->c[B].conn, &moved, W->now);
+    assert_int_equal(W->n_moved, 2);
+    assert_int_equal(W->moved_chan, W->chan_b);
+    moved = addr("198.51.100.3:40777");
+    wzp_relay_control_on_addr_change(W->rc, W->c[C].conn, &moved, W->now);
+    assert_int_equal(W->n_moved, 2);
+    pump();
+    assert_int_equal(count_events(A, WZP_SIGC_EV_REFLEXIVE), 1);
+    assert_int_equal(count_events(C, WZP_SIGC_EV_REFLEXIVE), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1251,6 +1296,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_edge_cases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_full_answers_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_candidates_update_only_after_setup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_channels_follow_rebinding, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
