@@ -39,10 +39,16 @@ struct rc_call {
         rc_call *prev, *next; /* in conn->calls */
         uint32_t chan;
     } side[2];
-    wzp_ts expires;              /* while ringing */
-    rc_call *tprev, *tnext;      /* ringing calls, in expiry order */
-    wzp_sig_params offer_params; /* the caller's, held until the callee accepts */
-    wzp_sig_candidates offer_cands;
+    wzp_ts expires;         /* while ringing */
+    rc_call *tprev, *tnext; /* ringing calls, in expiry order */
+    /*
+     * The caller's params and candidates, held only while ringing (they are
+     * most of a call's size; an accepted call keeps just its bookkeeping).
+     */
+    struct rc_offer {
+        wzp_sig_params params;
+        wzp_sig_candidates cands;
+    } * offer;
 };
 
 struct wzp_relay_control {
