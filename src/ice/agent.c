@@ -110,7 +110,8 @@ struct wzp_ice_agent {
     int active; /* index into pairs, -1 = RELAY */
     int challenger;
     wzp_ts challenger_since;
-    wzp_ts fail_epoch; /* pairs must answer after this to be chosen */
+    wzp_ts fail_epoch; /* after a path death, pairs must answer after this to be chosen */
+    bool failed_once;
     wzp_ts next_pace;
     bool ever_direct;
     wzp_ts now; /* latest time seen by any entry point */
@@ -232,7 +233,8 @@ static bool pair_eligible(const wzp_ice_agent *a, const pair *p)
 /* Valid, and answered since the last path death (stale validity is not proof). */
 static bool pair_selectable(const wzp_ice_agent *a, const pair *p)
 {
-    return pair_eligible(a, p) && p->state == WZP_PAIR_VALID && p->last_resp_rx > a->fail_epoch;
+    return pair_eligible(a, p) && p->state == WZP_PAIR_VALID &&
+           (!a->failed_once || p->last_resp_rx > a->fail_epoch);
 }
 
 static bool peer_is_active_on(const wzp_ice_agent *a, const pair *p)
@@ -252,14 +254,6 @@ static wzp_ts pair_cost(const wzp_ice_agent *a, const pair *p)
         pct -= COST_V6_PCT;
     if (!p->peer_valid)
         pct += COST_NOT_MUTUAL;
-    /*
-     * When the two sides disagree, one of them (deterministically: the larger
-     * agent id) leans towards the peer's choice, so they converge without
-     * both moving at once and swapping forever.
-     */
-    if (a->have_peer_id && memcmp(a->cfg.agent_id, a->peer_id, WZP_PROBE_SENDER_LEN) > 0 &&
-        peer_is_active_on(a, p))
-        pct -= COST_PEER_ACTIVE;
     return rtt / 100 * pct;
 }
 
@@ -348,29 +342,48 @@ static void reselect(wzp_ice_agent *a, wzp_ts now)
             set_route(a, best, a->ever_direct ? WZP_ROUTE_RECOVERED : WZP_ROUTE_FIRST_DIRECT, now);
         return;
     }
-    if (best < 0 || best == a->active) {
-        a->challenger = -1;
-        return;
-    }
     /* Hysteresis: a clearly lower cost, or a better class at no higher cost, sustained. */
-    const pair *cur = &a->pairs[a->active], *cand = &a->pairs[best];
-    wzp_ts cc = pair_cost(a, cur), nc = pair_cost(a, cand);
+    const pair *cur = &a->pairs[a->active];
+    wzp_ts cc = pair_cost(a, cur);
     wzp_ts margin = cc / 100 * a->cfg.switch_pct;
     if (margin < a->cfg.switch_abs)
         margin = a->cfg.switch_abs;
-    bool clearly = nc + margin < cc;
-    bool by_class = pair_class(cand) < pair_class(cur) && nc <= cc;
-    if (!clearly && !by_class) {
+    int want = -1;
+    if (best >= 0 && best != a->active) {
+        const pair *cand = &a->pairs[best];
+        wzp_ts nc = pair_cost(a, cand);
+        if (nc + margin < cc || (pair_class(cand) < pair_class(cur) && nc <= cc))
+            want = best;
+    }
+    /*
+     * Convergence: when the two sides settled on different pairs that are
+     * about as good, one of them (deterministically, the larger agent id)
+     * moves to the peer's choice. Only one side ever follows, so they cannot
+     * swap back and forth.
+     */
+    if (want < 0 && a->have_peer_id &&
+        memcmp(a->cfg.agent_id, a->peer_id, WZP_PROBE_SENDER_LEN) > 0 &&
+        !peer_is_active_on(a, cur)) {
+        for (size_t i = 0; i < a->npairs; i++) {
+            const pair *p = &a->pairs[i];
+            if ((int)i != a->active && pair_selectable(a, p) && peer_is_active_on(a, p) &&
+                pair_cost(a, p) <= cc + margin) {
+                want = (int)i;
+                break;
+            }
+        }
+    }
+    if (want < 0) {
         a->challenger = -1;
         return;
     }
-    if (a->challenger != best) {
-        a->challenger = best;
+    if (a->challenger != want) {
+        a->challenger = want;
         a->challenger_since = now;
         return;
     }
     if (now >= a->challenger_since + a->cfg.switch_hold)
-        set_route(a, best, WZP_ROUTE_BETTER_PAIR, now);
+        set_route(a, want, WZP_ROUTE_BETTER_PAIR, now);
 }
 
 /* ---- pairs and candidates ------------------------------------------------------------- */
@@ -797,6 +810,7 @@ void wzp_ice_handle_timer(wzp_ice_agent *a, wzp_ts now)
                      wzp_addr_format(&p->remote, buf, sizeof(buf)));
             fail_pair(a, p, now);
             a->fail_epoch = now;
+            a->failed_once = true;
             /* Other valid pairs may have died with it: re-prove them before use. */
             for (size_t i = 0; i < a->npairs; i++)
                 if (a->pairs[i].state == WZP_PAIR_VALID)
