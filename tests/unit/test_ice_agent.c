@@ -33,11 +33,14 @@ typedef struct sim sim;
 typedef struct node {
     wzp_ice_agent *ag;
     wzp_addr addr[WZP_ICE_SOCK_COUNT]; /* the sockets' local addresses */
-    /* A trivial NAT (endpoint-independent mapping, address-dependent filtering). */
-    bool nat;
+    /*
+     * A trivial NAT: endpoint-independent mapping (or endpoint-dependent with
+     * `edm`: a new public port per destination), address-dependent filtering.
+     */
+    bool nat, edm;
     wzp_addr nat_ip;
     struct {
-        wzp_addr priv, pub;
+        wzp_addr priv, pub, dst;
         wzp_addr allowed[8]; /* remote IPs this mapping has sent to */
         int nallowed;
     } map[MAXMAP];
@@ -177,11 +180,13 @@ static wzp_addr nat_out(node *n, const wzp_addr *priv, const wzp_addr *dst)
 {
     int m;
     for (m = 0; m < n->nmap; m++)
-        if (wzp_addr_equal(&n->map[m].priv, priv))
+        if (wzp_addr_equal(&n->map[m].priv, priv) &&
+            (!n->edm || wzp_addr_equal(&n->map[m].dst, dst)))
             break;
     if (m == n->nmap) {
         assert_true(n->nmap < MAXMAP);
         n->map[m].priv = *priv;
+        n->map[m].dst = *dst;
         n->map[m].pub = n->nat_ip;
         wzp_addr_set_port(&n->map[m].pub, (uint16_t)(40000 + m));
         n->map[m].nallowed = 0;
@@ -808,6 +813,85 @@ static void test_remove_active_and_network_change(void **state)
     sim_free(&s);
 }
 
+/*
+ * Both behind NATs, each knowing its server-reflexive address (the mapping
+ * towards the relay) and telling the peer host + srflx. Returns after `run`.
+ */
+static void setup_nats(sim *s, bool edm0, bool edm1)
+{
+    sim_init(s, NULL);
+    wzp_addr relay = A("192.0.2.250:3478");
+    const char *priv[2] = {"10.0.0.1:4000", "10.1.0.2:5000"};
+    const char *pub[2] = {"198.51.100.9:0", "203.0.113.9:0"};
+    wzp_addr srflx[2];
+    for (int i = 0; i < 2; i++) {
+        node *n = &s->n[i];
+        n->nat = true;
+        n->edm = i ? edm1 : edm0;
+        n->nat_ip = A(pub[i]);
+        add_local(s, i, WZP_ICE_SOCK_V4, WZP_CAND_HOST, priv[i]);
+        wzp_addr pa = A(priv[i]);
+        srflx[i] = nat_out(n, &pa, &relay); /* what the relay reflected */
+        assert_int_equal(wzp_ice_add_local(n->ag, WZP_CAND_SRFLX, &srflx[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        wzp_candidate c[4];
+        size_t nc = wzp_ice_local_candidates(s->n[1 - i].ag, c, 4);
+        for (size_t k = 0; k < nc; k++)
+            assert_int_equal(wzp_ice_add_remote(s->n[i].ag, c[k].type, &c[k].addr, s->now), 0);
+    }
+}
+
+static void test_nat_pairs(void **state)
+{
+    (void)state;
+    static sim s;
+    /* Both endpoint-independent: direct on srflx <-> srflx. */
+    setup_nats(&s, false, false);
+    start(&s);
+    sim_run(&s, s.now + WZP_SEC(2));
+    assert_true(both_direct(&s));
+    wzp_ice_route r0 = wzp_ice_route_get(s.n[0].ag);
+    assert_true(wzp_addr_equal(&r0.remote, &s.n[1].map[0].pub));
+    sim_free(&s);
+
+    /* One endpoint-dependent (symmetric), the other endpoint-independent: direct via the
+     * symmetric side's peer-reflexive mapping, learned from its authenticated probes. */
+    for (int sym = 0; sym < 2; sym++) {
+        setup_nats(&s, sym == 0, sym == 1);
+        start(&s);
+        sim_run(&s, s.now + WZP_SEC(3));
+        assert_true(both_direct(&s));
+        node *cone = &s.n[1 - sym];
+        wzp_ice_stats st;
+        wzp_ice_get_stats(cone->ag, &st);
+        assert_true(st.prflx_learned >= 1);
+        /* The cone side sends to the symmetric side's second mapping (towards the cone). */
+        wzp_ice_route r = wzp_ice_route_get(cone->ag);
+        node *symn = &s.n[sym];
+        bool match = false;
+        for (int m = 0; m < symn->nmap; m++)
+            match |= wzp_addr_equal(&symn->map[m].dst, &cone->map[0].pub) &&
+                     wzp_addr_equal(&r.remote, &symn->map[m].pub);
+        assert_true(match);
+        sim_free(&s);
+    }
+
+    /* Both endpoint-dependent: no direct path without port prediction; stays on the relay,
+     * and keeps probing only at the backoff cap. */
+    setup_nats(&s, true, true);
+    start(&s);
+    sim_run(&s, s.now + WZP_SEC(30));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(wzp_ice_route_get(s.n[i].ag).kind, WZP_ROUTE_RELAY);
+        assert_int_equal(s.n[i].route_events, 0);
+    }
+    uint64_t before = s.n[0].requests_tx;
+    sim_run(&s, s.now + WZP_SEC(60));
+    assert_true(s.n[0].requests_tx - before <= 4 * 13); /* <= 4 pairs at one per 5 s */
+    sim_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -820,6 +904,7 @@ int main(void)
         cmocka_unit_test(test_forged_ignored),
         cmocka_unit_test(test_pair_cap),
         cmocka_unit_test(test_remove_active_and_network_change),
+        cmocka_unit_test(test_nat_pairs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
