@@ -50,6 +50,7 @@
 
 #define INFLIGHT 4 /* outstanding requests remembered per pair (fresh txid each) */
 #define TXQ_LEN  16
+#define SEEN_LEN 64 /* request txids remembered for replay detection */
 
 /* Cost multipliers, in percent of the smoothed RTT (lower is better). */
 #define COST_LAN_PCT     10 /* LAN host pair: small preference */
@@ -115,6 +116,15 @@ struct wzp_ice_agent {
     wzp_ts next_pace;
     bool ever_direct;
     wzp_ts now; /* latest time seen by any entry point */
+
+    /*
+     * Recently received request txids. Our retransmits always use a fresh
+     * txid, so a repeat is a replay (or a network duplicate): dropping it
+     * keeps a captured probe replayed from a spoofed source from teaching us
+     * a bogus peer-reflexive address or making us answer a third party.
+     */
+    uint8_t seen[SEEN_LEN][WZP_PROBE_TXID_LEN];
+    unsigned seen_next, seen_count;
 
     txq_entry txq[TXQ_LEN];
     unsigned txq_head, txq_count;
@@ -623,9 +633,25 @@ static void learn_local(wzp_ice_agent *a, const wzp_addr *observed)
         a->cfg.cb.local_candidate(a->cfg.cb.user, &c);
 }
 
-static void on_request(wzp_ice_agent *a, int sock, const wzp_addr *from, const wzp_probe *req,
-                       wzp_ts now)
+static bool seen_before(wzp_ice_agent *a, const uint8_t *txid)
 {
+    for (unsigned i = 0; i < a->seen_count; i++)
+        if (memcmp(a->seen[i], txid, WZP_PROBE_TXID_LEN) == 0)
+            return true;
+    memcpy(a->seen[a->seen_next], txid, WZP_PROBE_TXID_LEN);
+    a->seen_next = (a->seen_next + 1) % SEEN_LEN;
+    if (a->seen_count < SEEN_LEN)
+        a->seen_count++;
+    return false;
+}
+
+static int on_request(wzp_ice_agent *a, int sock, const wzp_addr *from, const wzp_probe *req,
+                      wzp_ts now)
+{
+    if (seen_before(a, req->txid)) {
+        a->st.rx_replayed++;
+        return WZP_ERR_PROTOCOL;
+    }
     a->st.requests_rcvd++;
     int idx = find_pair(a, sock, from);
     if (idx < 0) {
@@ -658,6 +684,7 @@ static void on_request(wzp_ice_agent *a, int sock, const wzp_addr *from, const w
     }
     /* Answer even when the pair table is full: the peer's validation does not depend on it. */
     queue_response(a, sock, from, req, idx);
+    return 0;
 }
 
 static bool find_txid(wzp_ice_agent *a, const uint8_t *txid, int *pidx, int *slot)
@@ -756,9 +783,8 @@ int wzp_ice_recv(wzp_ice_agent *a, int sock, const wzp_addr *from, const uint8_t
     memcpy(a->peer_id, pr.sender, sizeof(a->peer_id));
     a->have_peer_id = true;
     if (pr.type == WZP_PROBE_REQUEST)
-        on_request(a, sock, from, &pr, now);
-    else
-        on_response(a, sock, from, &pr, now);
+        return on_request(a, sock, from, &pr, now);
+    on_response(a, sock, from, &pr, now);
     return 0;
 }
 

@@ -42,7 +42,11 @@
  *     sleep until wzp_ice_next_deadline(a) (or the next datagram);
  *     send the call's QUIC packets as wzp_ice_route(a) says (relay or direct).
  *
- * All calls take the caller's `now` (wzp_ts, ns, monotonic). Callbacks fire
+ * Any call may move the deadline or queue a packet (a recv queues the answer;
+ * add_remote schedules a check): after each, poll_transmit until it returns 0
+ * and re-read wzp_ice_next_deadline.
+ *
+ * All calls take the caller's `now` (wzp_ts, ns, monotonic, > 0). Callbacks fire
  * synchronously from inside recv/handle_timer/poll_transmit/add_*; they must
  * not call back into the agent except for the read-only accessors.
  */
@@ -164,9 +168,11 @@ const uint8_t *wzp_ice_tag(const wzp_ice_agent *a);
  * A probe datagram received on socket `sock` from `from`. Returns 0 if it was
  * an authentic probe of this call (consumed), or a negative code if it was
  * dropped (and counted): WZP_ERR_MALFORMED, WZP_ERR_NOT_FOUND (another call's
- * tag), WZP_ERR_PROTOCOL (failed authentication, or our own probe reflected
- * back), WZP_ERR_STATE (no key yet), WZP_ERR_LIMIT (no room for a new pair).
- * Never fatal to the call.
+ * tag), WZP_ERR_PROTOCOL (failed authentication, our own probe reflected
+ * back, or a replayed request), WZP_ERR_STATE (no key yet), WZP_ERR_INVALID
+ * (sock does not match from's family). Never fatal to the call. An authentic
+ * request is answered even when the pair table is full (then its source is
+ * not learned; stats.pairs_dropped).
  */
 int wzp_ice_recv(wzp_ice_agent *a, int sock, const wzp_addr *from, const uint8_t *pkt, size_t len,
                  wzp_ts now);
@@ -219,6 +225,7 @@ typedef struct wzp_ice_stats {
     uint64_t rx_wrong_tag;   /* a probe for another call */
     uint64_t rx_auth_failed; /* bad MAC: forged, corrupted or wrong key */
     uint64_t rx_reflected;   /* our own request came back to us */
+    uint64_t rx_replayed;    /* a request with a txid seen before (replay or duplicate) */
     uint64_t rx_unmatched;  /* authentic response to no outstanding request (late, or asymmetric) */
     uint64_t rx_before_key; /* probes before set_key */
     uint64_t tx_queue_drops; /* responses dropped because the send queue was full */

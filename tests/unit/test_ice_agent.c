@@ -892,6 +892,85 @@ static void test_nat_pairs(void **state)
     sim_free(&s);
 }
 
+static void test_replay_dropped(void **state)
+{
+    (void)state;
+    wzp_ice_agent *a = wzp_ice_new(NULL);
+    wzp_addr l = A("198.51.100.1:4000"), peer = A("203.0.113.2:5000"), victim = A("192.0.2.99:53");
+    wzp_ts now = WZP_SEC(1);
+    assert_int_equal(wzp_ice_add_local(a, WZP_CAND_HOST, &l), 0);
+    assert_int_equal(wzp_ice_add_remote(a, WZP_CAND_HOST, &peer, now), 0);
+    assert_int_equal(wzp_ice_set_key(a, test_key, now), 0);
+    wzp_probe p;
+    memset(&p, 0, sizeof(p));
+    p.type = WZP_PROBE_REQUEST;
+    memcpy(p.tag, wzp_ice_tag(a), WZP_PROBE_TAG_LEN);
+    p.sender[0] = 0x42;
+    p.txid[0] = 7;
+    uint8_t buf[WZP_PROBE_MAX_LEN];
+    int n = wzp_probe_encode(&p, test_key, buf, sizeof(buf));
+    assert_int_equal(wzp_ice_recv(a, WZP_ICE_SOCK_V4, &peer, buf, (size_t)n, now), 0);
+    /* The same bytes again, "from" a third party: not answered, not learned. */
+    assert_int_equal(wzp_ice_recv(a, WZP_ICE_SOCK_V4, &victim, buf, (size_t)n, now),
+                     WZP_ERR_PROTOCOL);
+    wzp_ice_stats st;
+    wzp_ice_get_stats(a, &st);
+    assert_int_equal(st.rx_replayed, 1);
+    assert_int_equal(st.requests_rcvd, 1);
+    assert_int_equal(st.prflx_learned, 0);
+    int sock, responses = 0;
+    wzp_addr dst;
+    while ((n = poll_one(a, now, buf, &sock, &dst)) > 0) {
+        assert_false(wzp_addr_equal(&dst, &victim));
+        responses += buf[0] == WZP_PROBE_RESPONSE;
+    }
+    assert_int_equal(responses, 1);
+    wzp_ice_free(a);
+}
+
+static void test_failover_to_other_pair(void **state)
+{
+    (void)state;
+    static sim s;
+    sim_init(&s, NULL);
+    /* Dual stack: v6 is preferred and active; then only v6 dies. */
+    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
+    add_local(&s, 0, WZP_ICE_SOCK_V6, WZP_CAND_HOST, "[2001:db8:a::1]:4000");
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "203.0.113.2:5000");
+    add_local(&s, 1, WZP_ICE_SOCK_V6, WZP_CAND_HOST, "[2001:db8:b::2]:5000");
+    add_remote(&s, 0, WZP_CAND_HOST, "203.0.113.2:5000");
+    add_remote(&s, 0, WZP_CAND_HOST, "[2001:db8:b::2]:5000");
+    add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
+    add_remote(&s, 1, WZP_CAND_HOST, "[2001:db8:a::1]:4000");
+    sim_link(&s, "203.0.113.2:5000", WZP_MS(12), 0);
+    sim_link(&s, "[2001:db8:b::2]:5000", WZP_MS(10), 0);
+    s.media_interval = WZP_MS(20);
+    s.next_media = s.now;
+    start(&s);
+    sim_run(&s, s.now + WZP_SEC(3));
+    assert_true(both_direct(&s));
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(wzp_ice_route_get(s.n[i].ag).sock, WZP_ICE_SOCK_V6);
+
+    wzp_ts cut_at = s.now;
+    s.links[1].up = false;
+    s.n[0].max_media_gap = s.n[1].max_media_gap = 0;
+    sim_run(&s, s.now + WZP_SEC(1));
+    for (int i = 0; i < 2; i++) {
+        wzp_ice_route r = wzp_ice_route_get(s.n[i].ag);
+        assert_int_equal(r.kind, WZP_ROUTE_DIRECT);
+        assert_int_equal(r.sock, WZP_ICE_SOCK_V4);
+        assert_int_equal(s.n[i].last_reason, WZP_ROUTE_RECOVERED);
+        /* Relay first (within the bound), the surviving pair once re-proven. */
+        assert_true(s.n[i].last_route_at - cut_at <= WZP_MS(300));
+        assert_true(s.n[i].max_media_gap <= WZP_MS(300));
+        wzp_ice_stats st;
+        wzp_ice_get_stats(s.n[i].ag, &st);
+        assert_int_equal(st.fallbacks, 1);
+    }
+    sim_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -905,6 +984,8 @@ int main(void)
         cmocka_unit_test(test_pair_cap),
         cmocka_unit_test(test_remove_active_and_network_change),
         cmocka_unit_test(test_nat_pairs),
+        cmocka_unit_test(test_replay_dropped),
+        cmocka_unit_test(test_failover_to_other_pair),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
