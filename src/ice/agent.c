@@ -341,7 +341,8 @@ static void set_route(wzp_ice_agent *a, int idx, wzp_route_reason reason, wzp_ts
 /* Re-evaluates the route after anything that may change it. */
 static void reselect(wzp_ice_agent *a, wzp_ts now)
 {
-    a->now = now;
+    if (now > a->now)
+        a->now = now;
     int best = -1;
     for (size_t i = 0; i < a->npairs; i++)
         if (pair_selectable(a, &a->pairs[i]) && pair_better(a, (int)i, best))
@@ -746,7 +747,8 @@ static void on_response(wzp_ice_agent *a, int sock, const wzp_addr *from, const 
     }
     if (idx != a->active)
         p->next_tx = p->last_req_sent + a->cfg.keepalive_backup;
-    learn_local(a, &resp->observed);
+    if (wzp_cand_sock_for(&resp->observed) == p->sock)
+        learn_local(a, &resp->observed);
     reselect(a, now);
 }
 

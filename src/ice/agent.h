@@ -121,7 +121,14 @@ typedef struct wzp_ice_config {
     wzp_ts switch_abs;      /* ... and by more than this (5 ms) */
     unsigned max_pairs;     /* pair cap (64) */
     unsigned max_local;     /* local candidate cap (16) */
-    /* 8 bytes identifying this agent in its probes; all zero = random. For reflection detection. */
+    /*
+     * 8 bytes identifying this agent in its probes; all zero = random (the
+     * default is fine). Must differ from the peer's: it detects our own
+     * probes reflected back, and breaks ties (when the two sides chose
+     * different, equally good pairs, the larger id moves to the peer's).
+     * Deriving it from the local certificate fingerprint makes runs
+     * reproducible.
+     */
     uint8_t agent_id[WZP_PROBE_SENDER_LEN];
     wzp_ice_callbacks cb;
 } wzp_ice_config;
