@@ -21,10 +21,15 @@
  *   death and the fallback are lost: at most 150 ms plus the time since the
  *   last packet (< 20 ms with media, < 50 ms without) - about 200 ms, leaving
  *   ~100 ms of the budget for the relay leg's one-way latency.
- * - dead_after_noresp 300 ms: liveness above counts anything from the peer,
- *   which proves only the inbound direction. If only our outbound direction
- *   dies, the peer falls back within 150 ms and stops sending on the pair, so
- *   we notice 150 ms later anyway; the response timer is the backstop.
+ * - dead_after_noresp 1 s: liveness above counts anything from the peer
+ *   (its probes, our answers, QUIC via note_rx), which proves only the
+ *   inbound direction. If only our outbound direction dies, the peer falls
+ *   back within 150 ms and then sends on the pair only sparse re-probes, so we
+ *   notice ~150 ms later anyway (~300 ms in all). This timer is the consent
+ *   backstop (the peer's QUIC still arrives but it no longer answers probes).
+ *   It is long because it is the loss-sensitive one: at 20 % loss each way a
+ *   probe round trip fails 36 % of the time, so 300 ms (6 probes) would fire
+ *   spuriously every half minute; 1 s (20 probes) essentially never.
  * - reprobe 250 ms doubling to 5 s after a fallback: the path often comes back
  *   quickly (Wi-Fi roam, short outage); the peer's own re-probes trigger an
  *   immediate check on our side too, so recovery is usually one RTT after the
@@ -157,7 +162,7 @@ void wzp_ice_config_default(wzp_ice_config *cfg)
     cfg->rto_max = WZP_SEC(5);
     cfg->keepalive_active = WZP_MS(50);
     cfg->dead_after = WZP_MS(150);
-    cfg->dead_after_noresp = WZP_MS(300);
+    cfg->dead_after_noresp = WZP_SEC(1);
     cfg->reprobe_initial = WZP_MS(250);
     cfg->keepalive_backup = WZP_SEC(5);
     cfg->backup_retry = WZP_MS(500);

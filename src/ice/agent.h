@@ -110,7 +110,7 @@ typedef struct wzp_ice_config {
     wzp_ts rto_max;           /* backoff cap for unproven / failed pairs (5 s) */
     wzp_ts keepalive_active;  /* probe interval on the active direct pair (50 ms) */
     wzp_ts dead_after;        /* nothing received on the active pair for this long: dead (150 ms) */
-    wzp_ts dead_after_noresp; /* no answer to our own probes for this long: dead (300 ms) */
+    wzp_ts dead_after_noresp; /* no answer to our own probes for this long: dead (1 s) */
     wzp_ts reprobe_initial;   /* first re-probe of a pair that died (250 ms), doubling to rto_max */
     wzp_ts
         keepalive_backup;   /* probe interval on valid but inactive pairs (5 s; NAT timeout 30 s) */

@@ -62,6 +62,7 @@ typedef struct node {
 typedef struct link {
     wzp_addr addr;
     wzp_ts latency, jitter;
+    unsigned loss_pct;
     bool up;
 } link_t;
 
@@ -80,7 +81,8 @@ struct sim {
     link_t links[MAXLINKS];
     int nlinks;
     wzp_ts default_latency;
-    bool cut; /* every direct packet dropped */
+    bool cut;         /* every direct packet dropped */
+    bool drop_probes; /* direct probes dropped, media passes */
     simpkt q[MAXPKT];
     int nq;
     uint64_t rng;
@@ -231,7 +233,9 @@ static void send_direct(sim *s, int from, int sock, const wzp_addr *dst, const u
     if (len)
         memcpy(p.buf, buf, len);
     link_t *l = find_link(s, &p.src, &p.dst);
-    if (s->cut || (l && !l->up))
+    if (s->cut || (l && !l->up) || (s->drop_probes && !media))
+        return;
+    if (l && l->loss_pct && rnd(s) % 100 < l->loss_pct)
         return;
     wzp_ts lat = l ? l->latency : s->default_latency;
     if (l && l->jitter)
@@ -971,6 +975,51 @@ static void test_failover_to_other_pair(void **state)
     sim_free(&s);
 }
 
+static void test_quic_counts_as_liveness(void **state)
+{
+    (void)state;
+    static sim s;
+    setup_public(&s, NULL);
+    s.media_interval = WZP_MS(20);
+    s.next_media = s.now;
+    start(&s);
+    sim_run(&s, s.now + WZP_SEC(1));
+    assert_true(both_direct(&s));
+    /* Probes stop getting through but the call's packets still do: stay direct ... */
+    wzp_ts t = s.now;
+    s.drop_probes = true;
+    sim_run(&s, t + WZP_MS(700));
+    assert_true(both_direct(&s));
+    /* ... until the consent backstop (no answers to our probes for 1 s) fires. */
+    sim_run(&s, t + WZP_MS(1300));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(wzp_ice_route_get(s.n[i].ag).kind, WZP_ROUTE_RELAY);
+        assert_int_equal(s.n[i].last_reason, WZP_ROUTE_PATH_DEAD);
+    }
+    sim_free(&s);
+}
+
+static void test_lossy_link_no_false_fallback(void **state)
+{
+    (void)state;
+    static sim s;
+    setup_public(&s, NULL);
+    sim_link(&s, "203.0.113.2:5000", WZP_MS(30), WZP_MS(20));
+    s.links[0].loss_pct = 20;
+    s.media_interval = WZP_MS(20);
+    s.next_media = s.now;
+    start(&s);
+    sim_run(&s, s.now + WZP_SEC(120));
+    assert_true(both_direct(&s));
+    for (int i = 0; i < 2; i++) {
+        wzp_ice_stats st;
+        wzp_ice_get_stats(s.n[i].ag, &st);
+        assert_int_equal(st.fallbacks, 0);
+        assert_int_equal(st.route_changes, 1);
+    }
+    sim_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -986,6 +1035,8 @@ int main(void)
         cmocka_unit_test(test_nat_pairs),
         cmocka_unit_test(test_replay_dropped),
         cmocka_unit_test(test_failover_to_other_pair),
+        cmocka_unit_test(test_quic_counts_as_liveness),
+        cmocka_unit_test(test_lossy_link_no_false_fallback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
