@@ -4,7 +4,7 @@
  * best proven direct pair, for the whole call.
  *
  * There is one end-to-end QUIC connection per call; this agent never sees it.
- * It only answers "where do the call's packets go now?" (wzp_ice_route) and
+ * It only answers "where do the call's packets go now?" (wzp_ice_route_get) and
  * sends/receives its own probes (src/wire/probe.h) on the same two sockets.
  *
  * Model
@@ -40,7 +40,14 @@
  *     while ((n = wzp_ice_poll_transmit(a, now, buf, sizeof buf, &sock, &dest)) > 0)
  *         send buf[0..n) from socket `sock` to `dest`;
  *     sleep until wzp_ice_next_deadline(a) (or the next datagram);
- *     send the call's QUIC packets as wzp_ice_route(a) says (relay or direct).
+ *     send the call's QUIC packets as wzp_ice_route_get(a) says (relay or direct);
+ *     accept the call's QUIC packets from every path whatever the route.
+ *
+ * Under QUIC: the connection must not see addresses change when the route
+ * does (ngtcp2 would start path validation / migration). Give it one fixed
+ * path, map it to the route at send time, and feed it every packet of the
+ * call whatever path it came by. stats.first_rtt (or the pair_valid
+ * callback) is a good initial_rtt for a connection set up after the checks.
  *
  * Any call may move the deadline or queue a packet (a recv queues the answer;
  * add_remote schedules a check): after each, poll_transmit until it returns 0
