@@ -1020,9 +1020,86 @@ static void test_lossy_link_no_false_fallback(void **state)
     sim_free(&s);
 }
 
+static void test_candidate_priority(void **state)
+{
+    (void)state;
+    wzp_addr lan = A("192.168.1.5:1"), lan6 = A("[fd00::5]:1"), pub6 = A("[2001:db8::5]:1"),
+             pub4 = A("198.51.100.5:1"), ll = A("[fe80::1]:1");
+    uint32_t order[] = {
+        wzp_cand_priority(WZP_CAND_HOST, &lan6),  wzp_cand_priority(WZP_CAND_HOST, &lan),
+        wzp_cand_priority(WZP_CAND_HOST, &pub6),  wzp_cand_priority(WZP_CAND_HOST, &pub4),
+        wzp_cand_priority(WZP_CAND_HOST, &ll),    wzp_cand_priority(WZP_CAND_SRFLX, &pub6),
+        wzp_cand_priority(WZP_CAND_SRFLX, &pub4), wzp_cand_priority(WZP_CAND_PRFLX, &pub6),
+        wzp_cand_priority(WZP_CAND_PRFLX, &pub4),
+    };
+    for (size_t i = 1; i < sizeof(order) / sizeof(order[0]); i++)
+        assert_true(order[i - 1] > order[i]);
+    assert_int_equal(wzp_cand_sock_for(&lan), WZP_ICE_SOCK_V4);
+    assert_int_equal(wzp_cand_sock_for(&pub6), WZP_ICE_SOCK_V6);
+    assert_true(wzp_cand_addr_usable(&pub4));
+    const char *bad[] = {"0.0.0.0:1",   "239.1.2.3:1",        "255.255.255.255:1", "[::]:1",
+                         "[ff02::1]:1", "[::ffff:1.2.3.4]:1", "1.2.3.4:0",         "[fe80::1]:1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        wzp_addr b = A(bad[i]);
+        assert_false(wzp_cand_addr_usable(&b));
+    }
+
+    /* The agent lists local candidates best first, deduplicated, type upgraded. */
+    wzp_ice_agent *a = wzp_ice_new(NULL);
+    assert_int_equal(wzp_ice_add_local(a, WZP_CAND_PRFLX, &pub4), 0);
+    assert_int_equal(wzp_ice_add_local(a, WZP_CAND_HOST, &lan), 0);
+    assert_int_equal(wzp_ice_add_local(a, WZP_CAND_SRFLX, &pub4), 0); /* upgrades the prflx */
+    assert_int_equal(wzp_ice_add_local(a, WZP_CAND_HOST, &lan), 0);
+    wzp_candidate c[4];
+    assert_int_equal(wzp_ice_local_candidates(a, c, 4), 2);
+    assert_int_equal(c[0].type, WZP_CAND_HOST);
+    assert_int_equal(c[1].type, WZP_CAND_SRFLX);
+    wzp_addr any = A("0.0.0.0:9");
+    assert_int_equal(wzp_ice_add_local(a, WZP_CAND_HOST, &any), WZP_ERR_INVALID);
+    wzp_ice_clear_local(a, WZP_SEC(1));
+    assert_int_equal(wzp_ice_local_candidates(a, c, 4), 0);
+    wzp_ice_free(a);
+}
+
+static void test_late_key_and_trickle(void **state)
+{
+    (void)state;
+    static sim s;
+    sim_init(&s, NULL);
+    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "10.0.0.2:5000");
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_SRFLX, "203.0.113.9:40000");
+    s.n[1].nat = true;
+    s.n[1].nat_ip = A("203.0.113.9:0");
+    /* A starts at once, knowing only B's private address. */
+    add_remote(&s, 0, WZP_CAND_HOST, "10.0.0.2:5000");
+    assert_int_equal(wzp_ice_set_key(s.n[0].ag, test_key, s.now), 0);
+    sim_run(&s, s.now + WZP_MS(150));
+    /* B gets its key 150 ms later but no candidates yet: it cannot send; A's
+     * probes go to an unreachable address. */
+    assert_int_equal(wzp_ice_set_key(s.n[1].ag, test_key, s.now), 0);
+    sim_run(&s, s.now + WZP_MS(300));
+    assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+    /* B's srflx is trickled to A; A's probe is filtered by B's NAT (B never sent to A) ... */
+    add_remote(&s, 0, WZP_CAND_SRFLX, "203.0.113.9:40000");
+    sim_run(&s, s.now + WZP_MS(300));
+    assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+    /* ... until A's candidate reaches B and B probes: both direct within a round trip or two. */
+    wzp_ts t = s.now;
+    add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
+    sim_run(&s, s.now + WZP_MS(200));
+    assert_true(both_direct(&s));
+    wzp_ice_stats st;
+    wzp_ice_get_stats(s.n[0].ag, &st);
+    assert_true(st.first_direct_at - t <= WZP_MS(60));
+    sim_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_candidate_priority),
+        cmocka_unit_test(test_late_key_and_trickle),
         cmocka_unit_test(test_both_direct),
         cmocka_unit_test(test_paced_not_burst),
         cmocka_unit_test(test_prflx_through_nat),
