@@ -55,7 +55,13 @@
 
 #define INFLIGHT 4 /* outstanding requests remembered per pair (fresh txid each) */
 #define TXQ_LEN  16
-#define SEEN_LEN 64 /* request txids remembered for replay detection */
+/*
+ * A pair about to replace the active one is probed this often during the
+ * switch hold, so the "better for a sustained interval" decision rests on
+ * fresh RTT samples rather than on its last 5 s keepalive.
+ */
+#define CHALLENGER_PROBE WZP_MS(200)
+#define SEEN_LEN         64 /* request txids remembered for replay detection */
 
 /* Cost multipliers, in percent of the smoothed RTT (lower is better). */
 #define COST_LAN_PCT     10 /* LAN host pair: small preference */
@@ -396,6 +402,9 @@ static void reselect(wzp_ice_agent *a, wzp_ts now)
     if (a->challenger != want) {
         a->challenger = want;
         a->challenger_since = now;
+        pair *c = &a->pairs[want];
+        if (c->next_tx > now)
+            c->next_tx = now; /* fresh samples for the hold */
         return;
     }
     if (now >= a->challenger_since + a->cfg.switch_hold)
@@ -751,7 +760,8 @@ static void on_response(wzp_ice_agent *a, int sock, const wzp_addr *from, const 
         p->srtt = (7 * p->srtt + rtt) / 8;
     }
     if (idx != a->active)
-        p->next_tx = p->last_req_sent + a->cfg.keepalive_backup;
+        p->next_tx =
+            p->last_req_sent + (idx == a->challenger ? CHALLENGER_PROBE : a->cfg.keepalive_backup);
     if (wzp_cand_sock_for(&resp->observed) == p->sock)
         learn_local(a, &resp->observed);
     reselect(a, now);
@@ -923,7 +933,7 @@ int wzp_ice_poll_transmit(wzp_ice_agent *a, wzp_ts now, uint8_t *buf, size_t cap
         p->next_tx = now + a->cfg.keepalive_active;
     } else if (p->state == WZP_PAIR_VALID) {
         p->unanswered++;
-        p->next_tx = now + a->cfg.backup_retry;
+        p->next_tx = now + (idx == a->challenger ? CHALLENGER_PROBE : a->cfg.backup_retry);
     } else {
         p->state = WZP_PAIR_CHECKING;
         p->next_tx = now + p->interval;
