@@ -21,10 +21,15 @@
  *   death and the fallback are lost: at most 150 ms plus the time since the
  *   last packet (< 20 ms with media, < 50 ms without) - about 200 ms, leaving
  *   ~100 ms of the budget for the relay leg's one-way latency.
- * - dead_after_noresp 300 ms: liveness above counts anything from the peer,
- *   which proves only the inbound direction. If only our outbound direction
- *   dies, the peer falls back within 150 ms and stops sending on the pair, so
- *   we notice 150 ms later anyway; the response timer is the backstop.
+ * - dead_after_noresp 1 s: liveness above counts anything from the peer
+ *   (its probes, our answers, QUIC via note_rx), which proves only the
+ *   inbound direction. If only our outbound direction dies, the peer falls
+ *   back within 150 ms and then sends on the pair only sparse re-probes, so we
+ *   notice ~150 ms later anyway (~300 ms in all). This timer is the consent
+ *   backstop (the peer's QUIC still arrives but it no longer answers probes).
+ *   It is long because it is the loss-sensitive one: at 20 % loss each way a
+ *   probe round trip fails 36 % of the time, so 300 ms (6 probes) would fire
+ *   spuriously every half minute; 1 s (20 probes) essentially never.
  * - reprobe 250 ms doubling to 5 s after a fallback: the path often comes back
  *   quickly (Wi-Fi roam, short outage); the peer's own re-probes trigger an
  *   immediate check on our side too, so recovery is usually one RTT after the
@@ -50,6 +55,13 @@
 
 #define INFLIGHT 4 /* outstanding requests remembered per pair (fresh txid each) */
 #define TXQ_LEN  16
+/*
+ * A pair about to replace the active one is probed this often during the
+ * switch hold, so the "better for a sustained interval" decision rests on
+ * fresh RTT samples rather than on its last 5 s keepalive.
+ */
+#define CHALLENGER_PROBE WZP_MS(200)
+#define SEEN_LEN         64 /* request txids remembered for replay detection */
 
 /* Cost multipliers, in percent of the smoothed RTT (lower is better). */
 #define COST_LAN_PCT     10 /* LAN host pair: small preference */
@@ -110,10 +122,20 @@ struct wzp_ice_agent {
     int active; /* index into pairs, -1 = RELAY */
     int challenger;
     wzp_ts challenger_since;
-    wzp_ts fail_epoch; /* pairs must answer after this to be chosen */
+    wzp_ts fail_epoch; /* after a path death, pairs must answer after this to be chosen */
+    bool failed_once;
     wzp_ts next_pace;
     bool ever_direct;
     wzp_ts now; /* latest time seen by any entry point */
+
+    /*
+     * Recently received request txids. Our retransmits always use a fresh
+     * txid, so a repeat is a replay (or a network duplicate): dropping it
+     * keeps a captured probe replayed from a spoofed source from teaching us
+     * a bogus peer-reflexive address or making us answer a third party.
+     */
+    uint8_t seen[SEEN_LEN][WZP_PROBE_TXID_LEN];
+    unsigned seen_next, seen_count;
 
     txq_entry txq[TXQ_LEN];
     unsigned txq_head, txq_count;
@@ -146,7 +168,7 @@ void wzp_ice_config_default(wzp_ice_config *cfg)
     cfg->rto_max = WZP_SEC(5);
     cfg->keepalive_active = WZP_MS(50);
     cfg->dead_after = WZP_MS(150);
-    cfg->dead_after_noresp = WZP_MS(300);
+    cfg->dead_after_noresp = WZP_SEC(1);
     cfg->reprobe_initial = WZP_MS(250);
     cfg->keepalive_backup = WZP_SEC(5);
     cfg->backup_retry = WZP_MS(500);
@@ -232,7 +254,8 @@ static bool pair_eligible(const wzp_ice_agent *a, const pair *p)
 /* Valid, and answered since the last path death (stale validity is not proof). */
 static bool pair_selectable(const wzp_ice_agent *a, const pair *p)
 {
-    return pair_eligible(a, p) && p->state == WZP_PAIR_VALID && p->last_resp_rx > a->fail_epoch;
+    return pair_eligible(a, p) && p->state == WZP_PAIR_VALID &&
+           (!a->failed_once || p->last_resp_rx > a->fail_epoch);
 }
 
 static bool peer_is_active_on(const wzp_ice_agent *a, const pair *p)
@@ -252,14 +275,6 @@ static wzp_ts pair_cost(const wzp_ice_agent *a, const pair *p)
         pct -= COST_V6_PCT;
     if (!p->peer_valid)
         pct += COST_NOT_MUTUAL;
-    /*
-     * When the two sides disagree, one of them (deterministically: the larger
-     * agent id) leans towards the peer's choice, so they converge without
-     * both moving at once and swapping forever.
-     */
-    if (a->have_peer_id && memcmp(a->cfg.agent_id, a->peer_id, WZP_PROBE_SENDER_LEN) > 0 &&
-        peer_is_active_on(a, p))
-        pct -= COST_PEER_ACTIVE;
     return rtt / 100 * pct;
 }
 
@@ -337,7 +352,8 @@ static void set_route(wzp_ice_agent *a, int idx, wzp_route_reason reason, wzp_ts
 /* Re-evaluates the route after anything that may change it. */
 static void reselect(wzp_ice_agent *a, wzp_ts now)
 {
-    a->now = now;
+    if (now > a->now)
+        a->now = now;
     int best = -1;
     for (size_t i = 0; i < a->npairs; i++)
         if (pair_selectable(a, &a->pairs[i]) && pair_better(a, (int)i, best))
@@ -348,29 +364,51 @@ static void reselect(wzp_ice_agent *a, wzp_ts now)
             set_route(a, best, a->ever_direct ? WZP_ROUTE_RECOVERED : WZP_ROUTE_FIRST_DIRECT, now);
         return;
     }
-    if (best < 0 || best == a->active) {
-        a->challenger = -1;
-        return;
-    }
     /* Hysteresis: a clearly lower cost, or a better class at no higher cost, sustained. */
-    const pair *cur = &a->pairs[a->active], *cand = &a->pairs[best];
-    wzp_ts cc = pair_cost(a, cur), nc = pair_cost(a, cand);
+    const pair *cur = &a->pairs[a->active];
+    wzp_ts cc = pair_cost(a, cur);
     wzp_ts margin = cc / 100 * a->cfg.switch_pct;
     if (margin < a->cfg.switch_abs)
         margin = a->cfg.switch_abs;
-    bool clearly = nc + margin < cc;
-    bool by_class = pair_class(cand) < pair_class(cur) && nc <= cc;
-    if (!clearly && !by_class) {
+    int want = -1;
+    if (best >= 0 && best != a->active) {
+        const pair *cand = &a->pairs[best];
+        wzp_ts nc = pair_cost(a, cand);
+        if (nc + margin < cc || (pair_class(cand) < pair_class(cur) && nc <= cc))
+            want = best;
+    }
+    /*
+     * Convergence: when the two sides settled on different pairs that are
+     * about as good, one of them (deterministically, the larger agent id)
+     * moves to the peer's choice. Only one side ever follows, so they cannot
+     * swap back and forth.
+     */
+    if (want < 0 && a->have_peer_id &&
+        memcmp(a->cfg.agent_id, a->peer_id, WZP_PROBE_SENDER_LEN) > 0 &&
+        !peer_is_active_on(a, cur)) {
+        for (size_t i = 0; i < a->npairs; i++) {
+            const pair *p = &a->pairs[i];
+            if ((int)i != a->active && pair_selectable(a, p) && peer_is_active_on(a, p) &&
+                pair_cost(a, p) <= cc + margin) {
+                want = (int)i;
+                break;
+            }
+        }
+    }
+    if (want < 0) {
         a->challenger = -1;
         return;
     }
-    if (a->challenger != best) {
-        a->challenger = best;
+    if (a->challenger != want) {
+        a->challenger = want;
         a->challenger_since = now;
+        pair *c = &a->pairs[want];
+        if (c->next_tx > now)
+            c->next_tx = now; /* fresh samples for the hold */
         return;
     }
     if (now >= a->challenger_since + a->cfg.switch_hold)
-        set_route(a, best, WZP_ROUTE_BETTER_PAIR, now);
+        set_route(a, want, WZP_ROUTE_BETTER_PAIR, now);
 }
 
 /* ---- pairs and candidates ------------------------------------------------------------- */
@@ -610,9 +648,25 @@ static void learn_local(wzp_ice_agent *a, const wzp_addr *observed)
         a->cfg.cb.local_candidate(a->cfg.cb.user, &c);
 }
 
-static void on_request(wzp_ice_agent *a, int sock, const wzp_addr *from, const wzp_probe *req,
-                       wzp_ts now)
+static bool seen_before(wzp_ice_agent *a, const uint8_t *txid)
 {
+    for (unsigned i = 0; i < a->seen_count; i++)
+        if (memcmp(a->seen[i], txid, WZP_PROBE_TXID_LEN) == 0)
+            return true;
+    memcpy(a->seen[a->seen_next], txid, WZP_PROBE_TXID_LEN);
+    a->seen_next = (a->seen_next + 1) % SEEN_LEN;
+    if (a->seen_count < SEEN_LEN)
+        a->seen_count++;
+    return false;
+}
+
+static int on_request(wzp_ice_agent *a, int sock, const wzp_addr *from, const wzp_probe *req,
+                      wzp_ts now)
+{
+    if (seen_before(a, req->txid)) {
+        a->st.rx_replayed++;
+        return WZP_ERR_PROTOCOL;
+    }
     a->st.requests_rcvd++;
     int idx = find_pair(a, sock, from);
     if (idx < 0) {
@@ -645,6 +699,7 @@ static void on_request(wzp_ice_agent *a, int sock, const wzp_addr *from, const w
     }
     /* Answer even when the pair table is full: the peer's validation does not depend on it. */
     queue_response(a, sock, from, req, idx);
+    return 0;
 }
 
 static bool find_txid(wzp_ice_agent *a, const uint8_t *txid, int *pidx, int *slot)
@@ -705,8 +760,10 @@ static void on_response(wzp_ice_agent *a, int sock, const wzp_addr *from, const 
         p->srtt = (7 * p->srtt + rtt) / 8;
     }
     if (idx != a->active)
-        p->next_tx = p->last_req_sent + a->cfg.keepalive_backup;
-    learn_local(a, &resp->observed);
+        p->next_tx =
+            p->last_req_sent + (idx == a->challenger ? CHALLENGER_PROBE : a->cfg.keepalive_backup);
+    if (wzp_cand_sock_for(&resp->observed) == p->sock)
+        learn_local(a, &resp->observed);
     reselect(a, now);
 }
 
@@ -743,9 +800,8 @@ int wzp_ice_recv(wzp_ice_agent *a, int sock, const wzp_addr *from, const uint8_t
     memcpy(a->peer_id, pr.sender, sizeof(a->peer_id));
     a->have_peer_id = true;
     if (pr.type == WZP_PROBE_REQUEST)
-        on_request(a, sock, from, &pr, now);
-    else
-        on_response(a, sock, from, &pr, now);
+        return on_request(a, sock, from, &pr, now);
+    on_response(a, sock, from, &pr, now);
     return 0;
 }
 
@@ -797,6 +853,7 @@ void wzp_ice_handle_timer(wzp_ice_agent *a, wzp_ts now)
                      wzp_addr_format(&p->remote, buf, sizeof(buf)));
             fail_pair(a, p, now);
             a->fail_epoch = now;
+            a->failed_once = true;
             /* Other valid pairs may have died with it: re-prove them before use. */
             for (size_t i = 0; i < a->npairs; i++)
                 if (a->pairs[i].state == WZP_PAIR_VALID)
@@ -876,7 +933,7 @@ int wzp_ice_poll_transmit(wzp_ice_agent *a, wzp_ts now, uint8_t *buf, size_t cap
         p->next_tx = now + a->cfg.keepalive_active;
     } else if (p->state == WZP_PAIR_VALID) {
         p->unanswered++;
-        p->next_tx = now + a->cfg.backup_retry;
+        p->next_tx = now + (idx == a->challenger ? CHALLENGER_PROBE : a->cfg.backup_retry);
     } else {
         p->state = WZP_PAIR_CHECKING;
         p->next_tx = now + p->interval;

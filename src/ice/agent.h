@@ -4,7 +4,7 @@
  * best proven direct pair, for the whole call.
  *
  * There is one end-to-end QUIC connection per call; this agent never sees it.
- * It only answers "where do the call's packets go now?" (wzp_ice_route) and
+ * It only answers "where do the call's packets go now?" (wzp_ice_route_get) and
  * sends/receives its own probes (src/wire/probe.h) on the same two sockets.
  *
  * Model
@@ -40,9 +40,20 @@
  *     while ((n = wzp_ice_poll_transmit(a, now, buf, sizeof buf, &sock, &dest)) > 0)
  *         send buf[0..n) from socket `sock` to `dest`;
  *     sleep until wzp_ice_next_deadline(a) (or the next datagram);
- *     send the call's QUIC packets as wzp_ice_route(a) says (relay or direct).
+ *     send the call's QUIC packets as wzp_ice_route_get(a) says (relay or direct);
+ *     accept the call's QUIC packets from every path whatever the route.
  *
- * All calls take the caller's `now` (wzp_ts, ns, monotonic). Callbacks fire
+ * Under QUIC: the connection must not see addresses change when the route
+ * does (ngtcp2 would start path validation / migration). Give it one fixed
+ * path, map it to the route at send time, and feed it every packet of the
+ * call whatever path it came by. stats.first_rtt (or the pair_valid
+ * callback) is a good initial_rtt for a connection set up after the checks.
+ *
+ * Any call may move the deadline or queue a packet (a recv queues the answer;
+ * add_remote schedules a check): after each, poll_transmit until it returns 0
+ * and re-read wzp_ice_next_deadline.
+ *
+ * All calls take the caller's `now` (wzp_ts, ns, monotonic, > 0). Callbacks fire
  * synchronously from inside recv/handle_timer/poll_transmit/add_*; they must
  * not call back into the agent except for the read-only accessors.
  */
@@ -106,7 +117,7 @@ typedef struct wzp_ice_config {
     wzp_ts rto_max;           /* backoff cap for unproven / failed pairs (5 s) */
     wzp_ts keepalive_active;  /* probe interval on the active direct pair (50 ms) */
     wzp_ts dead_after;        /* nothing received on the active pair for this long: dead (150 ms) */
-    wzp_ts dead_after_noresp; /* no answer to our own probes for this long: dead (300 ms) */
+    wzp_ts dead_after_noresp; /* no answer to our own probes for this long: dead (1 s) */
     wzp_ts reprobe_initial;   /* first re-probe of a pair that died (250 ms), doubling to rto_max */
     wzp_ts
         keepalive_backup;   /* probe interval on valid but inactive pairs (5 s; NAT timeout 30 s) */
@@ -117,7 +128,14 @@ typedef struct wzp_ice_config {
     wzp_ts switch_abs;      /* ... and by more than this (5 ms) */
     unsigned max_pairs;     /* pair cap (64) */
     unsigned max_local;     /* local candidate cap (16) */
-    /* 8 bytes identifying this agent in its probes; all zero = random. For reflection detection. */
+    /*
+     * 8 bytes identifying this agent in its probes; all zero = random (the
+     * default is fine). Must differ from the peer's: it detects our own
+     * probes reflected back, and breaks ties (when the two sides chose
+     * different, equally good pairs, the larger id moves to the peer's).
+     * Deriving it from the local certificate fingerprint makes runs
+     * reproducible.
+     */
     uint8_t agent_id[WZP_PROBE_SENDER_LEN];
     wzp_ice_callbacks cb;
 } wzp_ice_config;
@@ -164,9 +182,11 @@ const uint8_t *wzp_ice_tag(const wzp_ice_agent *a);
  * A probe datagram received on socket `sock` from `from`. Returns 0 if it was
  * an authentic probe of this call (consumed), or a negative code if it was
  * dropped (and counted): WZP_ERR_MALFORMED, WZP_ERR_NOT_FOUND (another call's
- * tag), WZP_ERR_PROTOCOL (failed authentication, or our own probe reflected
- * back), WZP_ERR_STATE (no key yet), WZP_ERR_LIMIT (no room for a new pair).
- * Never fatal to the call.
+ * tag), WZP_ERR_PROTOCOL (failed authentication, our own probe reflected
+ * back, or a replayed request), WZP_ERR_STATE (no key yet), WZP_ERR_INVALID
+ * (sock does not match from's family). Never fatal to the call. An authentic
+ * request is answered even when the pair table is full (then its source is
+ * not learned; stats.pairs_dropped).
  */
 int wzp_ice_recv(wzp_ice_agent *a, int sock, const wzp_addr *from, const uint8_t *pkt, size_t len,
                  wzp_ts now);
@@ -219,6 +239,7 @@ typedef struct wzp_ice_stats {
     uint64_t rx_wrong_tag;   /* a probe for another call */
     uint64_t rx_auth_failed; /* bad MAC: forged, corrupted or wrong key */
     uint64_t rx_reflected;   /* our own request came back to us */
+    uint64_t rx_replayed;    /* a request with a txid seen before (replay or duplicate) */
     uint64_t rx_unmatched;  /* authentic response to no outstanding request (late, or asymmetric) */
     uint64_t rx_before_key; /* probes before set_key */
     uint64_t tx_queue_drops; /* responses dropped because the send queue was full */

@@ -65,6 +65,8 @@ bool wzp_cand_addr_usable(const wzp_addr *addr)
         return false;
     if (f == AF_INET6 && ip[0] == 0xff) /* multicast */
         return false;
+    if (f == AF_INET6 && ip[0] == 0xfe && (ip[1] & 0xc0) == 0x80)
+        return false; /* link-local: needs an interface scope the peer cannot give us */
     if (f == AF_INET6) {
         /* IPv4-mapped addresses belong on the IPv4 socket: refuse them on the IPv6-only one. */
         static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};

@@ -46,8 +46,9 @@ int wzp_cand_sock_for(const wzp_addr *addr);
 
 /*
  * Whether a remote address is worth a pair at all: IPv4 or IPv6, non-zero
- * port, not the unspecified address, not multicast. (Loopback is allowed: tests
- * and same-host calls use it.)
+ * port, not the unspecified address, not multicast, not IPv6 link-local (its
+ * scope is meaningless across hosts), not IPv4-mapped IPv6. (Loopback is
+ * allowed: tests and same-host calls use it.)
  */
 bool wzp_cand_addr_usable(const wzp_addr *addr);
 
