@@ -364,6 +364,25 @@ int wzp_sigc_hangup(wzp_sigc *sc, uint32_t call, bool error, wzp_ts now)
     return 0;
 }
 
+int wzp_sigc_update_candidates(wzp_sigc *sc, uint32_t call, const wzp_sig_candidate *cands,
+                               size_t n_cands, wzp_ts now)
+{
+    (void)now;
+    sigc_call *k = find_handle(sc, call);
+    if (!k)
+        return WZP_ERR_NOT_FOUND;
+    if (k->state != WZP_SIGC_CALL_SETUP)
+        return WZP_ERR_STATE;
+    if (!cands_fit(cands, n_cands) || n_cands == 0)
+        return WZP_ERR_INVALID;
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_CANDIDATES_UPDATE, new_rid(sc));
+    memcpy(m.u.update.call_id, k->id, WZP_SIG_CALL_ID_LEN);
+    memcpy(m.u.update.cands.c, cands, n_cands * sizeof(*cands));
+    m.u.update.cands.n = n_cands;
+    return send_msg(sc, &m);
+}
+
 int wzp_sigc_ping(wzp_sigc *sc, wzp_ts now)
 {
     (void)now;
@@ -517,6 +536,14 @@ int wzp_sigc_on_message(wzp_sigc *sc, const uint8_t *bytes, size_t len, wzp_ts n
         case WZP_SIG_PONG:
             emit(sc, WZP_SIGC_EV_PONG, 0, NULL, 0, 0, &m);
             break;
+        case WZP_SIG_CANDIDATES_UPDATE: {
+            sigc_call *k = find_id(sc, m.u.update.call_id);
+            if (!k || k->state != WZP_SIGC_CALL_SETUP)
+                err = WZP_ERR_STATE;
+            else
+                emit(sc, WZP_SIGC_EV_CANDIDATES, k->handle, k->id, 0, 0, &m);
+            break;
+        }
         default:
             err = WZP_ERR_PROTOCOL; /* a client->relay message sent to us */
             break;

@@ -48,6 +48,7 @@ typedef enum wzp_sigc_event_type {
     WZP_SIGC_EV_ENDED, /* call, call_id if known; err, reason; the handle is now free */
     WZP_SIGC_EV_ERROR, /* a relay Error not tied to a pending request; msg: ERROR */
     WZP_SIGC_EV_PONG,  /* msg: PONG */
+    WZP_SIGC_EV_CANDIDATES, /* call, call_id; msg: CANDIDATES_UPDATE from the peer */
 } wzp_sigc_event_type;
 
 typedef struct wzp_sigc_event {
@@ -113,6 +114,9 @@ int wzp_sigc_cancel(wzp_sigc *sc, uint32_t call, wzp_ts now);
  * no event. WZP_ERR_NOT_FOUND for an unknown handle.
  */
 int wzp_sigc_hangup(wzp_sigc *sc, uint32_t call, bool error, wzp_ts now);
+/* Sends the peer more candidates through the relay; only in SETUP (WZP_ERR_STATE otherwise). */
+int wzp_sigc_update_candidates(wzp_sigc *sc, uint32_t call, const wzp_sig_candidate *cands,
+                               size_t n_cands, wzp_ts now);
 int wzp_sigc_ping(wzp_sigc *sc, wzp_ts now);
 
 /* One complete message from the relay. WZP_ERR_MALFORMED etc. if dropped. */

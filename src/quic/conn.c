@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/bytes.h"
 #include "common/log.h"
 #include "common/rand.h"
 #include "quic/quic_int.h"
@@ -149,6 +148,14 @@ static void enter_closing(wzp_quic_conn *c, const ngtcp2_connection_close_error 
     report_closed(c);
 }
 
+void wzp_quic_conn_fail_later(wzp_quic_conn *c, int err, uint64_t code, const char *detail)
+{
+    c->fail_pending = true;
+    c->fail_err = err;
+    c->fail_transport_code = code;
+    snprintf(c->detail, sizeof(c->detail), "%s", detail);
+}
+
 /* An error from ngtcp2 (or one of our callbacks) on this connection. */
 static void conn_fail(wzp_quic_conn *c, int lib_err, wzp_ts now)
 {
@@ -158,10 +165,8 @@ static void conn_fail(wzp_quic_conn *c, int lib_err, wzp_ts now)
         enter_draining(c, now);
         return;
     }
-    if (lib_err == NGTCP2_ERR_CLOSING) {
-        c->resend_close = c->close_pkt_len > 0;
+    if (lib_err == NGTCP2_ERR_CLOSING)
         return;
-    }
     if (lib_err == NGTCP2_ERR_DROP_CONN || lib_err == NGTCP2_ERR_RETRY ||
         lib_err == NGTCP2_ERR_IDLE_CLOSE || lib_err == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
         /* Silently gone: no CONNECTION_CLOSE may be sent. */
@@ -180,7 +185,7 @@ static void conn_fail(wzp_quic_conn *c, int lib_err, wzp_ts now)
         c->err = c->fail_err;
         ngtcp2_connection_close_error_set_transport_error(
             &ce, c->fail_transport_code, (const uint8_t *)c->detail, strlen(c->detail));
-    } else if (lib_err == NGTCP2_ERR_CRYPTO || lib_err == NGTCP2_ERR_CALLBACK_FAILURE) {
+    } else if (lib_err == NGTCP2_ERR_CRYPTO) {
         uint8_t alert = ngtcp2_conn_get_tls_alert(c->qc);
         if (c->pin_failed) {
             c->err = WZP_ERR_PIN_MISMATCH;
@@ -193,6 +198,10 @@ static void conn_fail(wzp_quic_conn *c, int lib_err, wzp_ts now)
         if (!alert)
             alert = 80; /* internal_error */
         ngtcp2_connection_close_error_set_transport_error_tls_alert(&ce, alert, NULL, 0);
+    } else if (lib_err == NGTCP2_ERR_CALLBACK_FAILURE || lib_err == NGTCP2_ERR_NOMEM) {
+        c->err = lib_err == NGTCP2_ERR_NOMEM ? WZP_ERR_NOMEM : WZP_ERR_INTERNAL;
+        set_detail(c, "local failure: %s", ngtcp2_strerror(lib_err));
+        ngtcp2_connection_close_error_set_transport_error(&ce, NGTCP2_INTERNAL_ERROR, NULL, 0);
     } else {
         c->err = WZP_ERR_PROTOCOL;
         set_detail(c, "QUIC error: %s", ngtcp2_strerror(lib_err));
@@ -213,93 +222,7 @@ void wzp_quic_conn_close(wzp_quic_conn *c, uint64_t app_code, const char *reason
     copy_printable(c->reason, sizeof(c->reason), (const uint8_t *)(reason ? reason : ""), n);
 }
 
-/* ---- message channel -------------------------------------------------------------------- */
-
-int wzp_quic_conn_send_message(wzp_quic_conn *c, const uint8_t *data, size_t len)
-{
-    if (!c || (!data && len))
-        return WZP_ERR_INVALID;
-    if (c->state >= CONN_CLOSING || c->close_requested)
-        return WZP_ERR_CLOSED;
-    if (len > UINT32_MAX)
-        return WZP_ERR_TOO_BIG;
-    wzp_quic_msg *m = malloc(sizeof(*m) + 4 + len);
-    if (!m)
-        return WZP_ERR_NOMEM;
-    wzp_wr w = wzp_wr_init(m->data, 4 + len);
-    wzp_wr_u32(&w, (uint32_t)len);
-    wzp_wr_bytes(&w, data, len);
-    m->next = NULL;
-    m->len = 4 + len;
-    m->sent = 0;
-    m->offset = c->tx_offset;
-    c->tx_offset += m->len;
-    if (c->tx_tail)
-        c->tx_tail->next = m;
-    else
-        c->tx_head = m;
-    c->tx_tail = m;
-    if (!c->tx_cur)
-        c->tx_cur = m;
-    if (len)
-        c->st.msgs_sent++;
-    return 0;
-}
-
-static void fail_in_callback(wzp_quic_conn *c, int err, uint64_t code, const char *detail)
-{
-    c->fail_pending = true;
-    c->fail_err = err;
-    c->fail_transport_code = code;
-    snprintf(c->detail, sizeof(c->detail), "%s", detail);
-}
-
-/* Reassembles length-prefixed messages; ngtcp2 delivers stream bytes in order. */
-static int msg_rx(wzp_quic_conn *c, const uint8_t *data, size_t len)
-{
-    wzp_rd r = wzp_rd_init(data, len);
-    while (wzp_rd_left(&r) > 0) {
-        if (!c->rx_in_body) {
-            size_t want = 4 - c->rx_hdr_have, left = wzp_rd_left(&r);
-            size_t n = want < left ? want : left;
-            wzp_rd_copy(&r, c->rx_hdr + c->rx_hdr_have, n);
-            c->rx_hdr_have += n;
-            if (c->rx_hdr_have < 4)
-                break;
-            wzp_rd h = wzp_rd_init(c->rx_hdr, 4);
-            uint32_t mlen = wzp_rd_u32(&h);
-            c->rx_hdr_have = 0;
-            if (mlen > c->opts.max_message) {
-                char d[96];
-                snprintf(d, sizeof(d), "peer sent a %u-byte message (limit %zu)", mlen,
-                         c->opts.max_message);
-                fail_in_callback(c, WZP_ERR_PROTOCOL, NGTCP2_PROTOCOL_VIOLATION, d);
-                return NGTCP2_ERR_CALLBACK_FAILURE;
-            }
-            if (mlen == 0)
-                continue; /* the stream opener */
-            c->rx_body = malloc(mlen);
-            if (!c->rx_body)
-                return NGTCP2_ERR_CALLBACK_FAILURE;
-            c->rx_body_len = mlen;
-            c->rx_body_have = 0;
-            c->rx_in_body = true;
-        }
-        size_t want = c->rx_body_len - c->rx_body_have, left = wzp_rd_left(&r);
-        size_t n = want < left ? want : left;
-        wzp_rd_copy(&r, c->rx_body + c->rx_body_have, n);
-        c->rx_body_have += n;
-        if (c->rx_body_have == c->rx_body_len) {
-            c->st.msgs_recv++;
-            if (c->ep->cb.message && !c->close_requested)
-                c->ep->cb.message(c->ep->user, c, c->rx_body, c->rx_body_len);
-            free(c->rx_body);
-            c->rx_body = NULL;
-            c->rx_in_body = false;
-        }
-    }
-    return 0;
-}
+static void after_progress(wzp_quic_conn *c);
 
 /* ---- ngtcp2 callbacks ------------------------------------------------------------------- */
 
@@ -342,7 +265,7 @@ static int cb_recv_stream_data(ngtcp2_conn *qc, uint32_t flags, int64_t sid, uin
     if (c->stream_id < 0 && c->server && sid == 0)
         c->stream_id = 0;
     if (sid == c->stream_id)
-        rc = msg_rx(c, data, len);
+        rc = wzp_quic_msg_rx(c, data, len);
     if (rc)
         return rc;
     /* Everything is consumed at once (copied into a bounded message buffer),
@@ -355,15 +278,7 @@ static int cb_recv_stream_data(ngtcp2_conn *qc, uint32_t flags, int64_t sid, uin
 static int cb_acked_stream_data(ngtcp2_conn *qc, int64_t sid, uint64_t offset, uint64_t len,
                                 void *ud, void *sud)
 {
-    wzp_quic_conn *c = ud;
-    uint64_t acked = offset + len;
-    while (c->tx_head && c->tx_head != c->tx_cur && c->tx_head->offset + c->tx_head->len <= acked) {
-        wzp_quic_msg *m = c->tx_head;
-        c->tx_head = m->next;
-        if (c->tx_tail == m)
-            c->tx_tail = NULL;
-        free(m);
-    }
+    wzp_quic_msg_acked(ud, offset + len);
     return 0;
 }
 
@@ -380,6 +295,12 @@ static int cb_recv_datagram(ngtcp2_conn *qc, uint32_t flags, const uint8_t *data
 {
     wzp_quic_conn *c = ud;
     c->st.dgrams_recv++;
+    /* The server sends datagrams only once it has checked our certificate,
+     * so one may arrive beside (or before) HANDSHAKE_DONE: it confirms too. */
+    if (!c->server && c->state == CONN_HANDSHAKE && ngtcp2_conn_get_handshake_completed(qc)) {
+        c->confirmed = true;
+        after_progress(c);
+    }
     if (c->ep->cb.datagram && !c->close_requested && c->state == CONN_ESTABLISHED)
         c->ep->cb.datagram(c->ep->user, c, data, len);
     return 0;
@@ -389,6 +310,13 @@ static int cb_lost_datagram(ngtcp2_conn *qc, uint64_t id, void *ud)
 {
     wzp_quic_conn *c = ud;
     c->st.dgrams_lost++;
+    return 0;
+}
+
+static int cb_handshake_confirmed(ngtcp2_conn *qc, void *ud)
+{
+    wzp_quic_conn *c = ud;
+    c->confirmed = true;
     return 0;
 }
 
@@ -419,6 +347,7 @@ static const ngtcp2_callbacks conn_callbacks = {
     .recv_datagram = cb_recv_datagram,
     .lost_datagram = cb_lost_datagram,
     .extend_max_local_streams_bidi = cb_extend_streams,
+    .handshake_confirmed = cb_handshake_confirmed,
 };
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -534,17 +463,12 @@ void wzp_quic_conn_free(wzp_quic_conn *c)
     if (c->qc)
         ngtcp2_conn_del(c->qc);
     wzp_quic_tls_free(c);
-    while (c->tx_head) {
-        wzp_quic_msg *m = c->tx_head;
-        c->tx_head = m->next;
-        free(m);
-    }
+    wzp_quic_msg_free_all(c);
     while (c->dg_head) {
         wzp_quic_dgram *d = c->dg_head;
         c->dg_head = d->next;
         free(d);
     }
-    free(c->rx_body);
     free(c->close_pkt);
     free(c);
 }
@@ -552,7 +476,12 @@ void wzp_quic_conn_free(wzp_quic_conn *c)
 /* After ngtcp2 processed input: report the handshake, open the stream. */
 static void after_progress(wzp_quic_conn *c)
 {
-    if (c->state != CONN_HANDSHAKE || !ngtcp2_conn_get_handshake_completed(c->qc))
+    /* A TLS 1.3 client finishes its handshake before the server has checked
+     * the client's certificate; only confirmation (HANDSHAKE_DONE) says the
+     * server accepted it. So "established" means: both sides authenticated.
+     * (A server's handshake is confirmed when it completes, RFC 9001 4.1.2.) */
+    if (c->state != CONN_HANDSHAKE || !ngtcp2_conn_get_handshake_completed(c->qc) ||
+        (!c->server && !c->confirmed))
         return;
     if (!c->have_peer_fp) {
         /* Cannot happen with GNUTLS_CERT_REQUIRE and the verify hook; refuse anyway. */
@@ -563,7 +492,6 @@ static void after_progress(wzp_quic_conn *c)
         return;
     }
     c->state = CONN_ESTABLISHED;
-    c->seen_by_owner = true;
     if (c->ep->cb.established)
         c->ep->cb.established(c->ep->user, c, c->peer_fp);
 }
@@ -581,7 +509,11 @@ void wzp_quic_conn_read(wzp_quic_conn *c, const wzp_addr *local, const wzp_addr 
                         const uint8_t *pkt, size_t len, wzp_ts now)
 {
     if (c->state == CONN_CLOSING) {
-        c->resend_close = c->close_pkt_len > 0;
+        /* Answer with our CONNECTION_CLOSE, exponentially less often, so a
+         * flood of packets cannot make us send as much back. */
+        c->closing_rx++;
+        if ((c->closing_rx & (c->closing_rx - 1)) == 0)
+            c->resend_close = c->close_pkt_len > 0;
         return;
     }
     if (c->state >= CONN_DRAINING)
@@ -646,7 +578,6 @@ int wzp_quic_conn_write(wzp_quic_conn *c, wzp_ts now, wzp_quic_send_fn send, voi
             &ce, c->close_app_code, (const uint8_t *)c->reason, strlen(c->reason));
         c->err = 0;
         c->app_code = c->close_app_code;
-        c->seen_by_owner = true;
         enter_closing(c, &ce, now);
         return wzp_quic_conn_write(c, now, send, su);
     }
@@ -660,6 +591,7 @@ int wzp_quic_conn_write(wzp_quic_conn *c, wzp_ts now, wzp_quic_send_fn send, voi
         cap = sizeof(buf);
     int count = 0;
     bool stream_blocked = false;
+    int dg_refused = 0;
     for (;;) {
         ngtcp2_ssize n;
         bool have_stream = c->stream_id >= 0 && c->tx_cur && !stream_blocked;
@@ -671,6 +603,13 @@ int wzp_quic_conn_write(wzp_quic_conn *c, wzp_ts now, wzp_quic_send_fn send, voi
             if (accepted) {
                 c->st.dgrams_sent++;
                 dgram_pop(c);
+                dg_refused = 0;
+            } else if (n > 0 && ++dg_refused >= 2) {
+                /* Two packets went out without it: it does not fit beside
+                 * what ngtcp2 must send. Drop it rather than stall the queue. */
+                c->st.dgrams_dropped++;
+                dgram_pop(c);
+                dg_refused = 0;
             }
             if (n == NGTCP2_ERR_WRITE_MORE)
                 continue;

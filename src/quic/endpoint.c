@@ -96,10 +96,7 @@ int wzp_quic_connect(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_add
         o = *opts;
     else
         wzp_quic_conn_opts_default(&o);
-    int rc = wzp_quic_conn_new(ep, false, local, remote, &o, NULL, now, out);
-    if (rc == 0)
-        (*out)->seen_by_owner = true;
-    return rc;
+    return wzp_quic_conn_new(ep, false, local, remote, &o, NULL, now, out);
 }
 
 /* A packet for no known connection: maybe a new client's Initial. */
@@ -132,6 +129,8 @@ static int accept_new(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_ad
 int wzp_quic_endpoint_feed(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,
                            const uint8_t *pkt, size_t len, wzp_ts now)
 {
+    if (!ep || !local || !remote || (!pkt && len))
+        return WZP_ERR_INVALID;
     if (wzp_pkt_classify(pkt, len) != WZP_PKT_QUIC) {
         ep->stats.rx_not_quic++;
         return 0;

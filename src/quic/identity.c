@@ -285,6 +285,16 @@ static bool cert_usable(const gnutls_datum_t *pem, gnutls_x509_privkey_t key, ui
     return ok;
 }
 
+/* A private key readable by others is worth a warning, not a refusal. */
+static void warn_if_exposed(const char *dir)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    if (join(path, sizeof(path), dir, KEY_FILE) == 0 && stat(path, &st) == 0 && (st.st_mode & 077))
+        WZP_WARN("identity: %s is accessible to other users (mode %03o); chmod 600 it", path,
+                 (unsigned)(st.st_mode & 0777));
+}
+
 static void identity_clear(wzp_identity *id)
 {
     if (id->key_pem.data) {
@@ -309,7 +319,11 @@ static int identity_open(const char *dir, bool may_create, wzp_identity **out, b
     bool new_key = false;
 
     if (dir) {
-        rc = make_dirs(dir);
+        struct stat st;
+        if (may_create)
+            rc = make_dirs(dir);
+        else if (stat(dir, &st) != 0)
+            rc = WZP_ERR_NOT_FOUND;
         if (rc)
             goto fail;
         rc = read_file(dir, KEY_FILE, &id->key_pem);
@@ -338,10 +352,13 @@ static int identity_open(const char *dir, bool may_create, wzp_identity **out, b
         }
         if (dir && (rc = write_atomic(dir, KEY_FILE, &id->key_pem, 0600)))
             goto fail;
-    } else if (gnutls_x509_privkey_import2(key, &id->key_pem, GNUTLS_X509_FMT_PEM, NULL, 0) < 0) {
-        WZP_ERROR("identity: %s/%s is not a valid private key", dir, KEY_FILE);
-        rc = WZP_ERR_IDENTITY;
-        goto fail;
+    } else {
+        warn_if_exposed(dir);
+        if (gnutls_x509_privkey_import2(key, &id->key_pem, GNUTLS_X509_FMT_PEM, NULL, 0) < 0) {
+            WZP_ERROR("identity: %s/%s is not a valid private key", dir, KEY_FILE);
+            rc = WZP_ERR_IDENTITY;
+            goto fail;
+        }
     }
 
     bool have_cert = false;

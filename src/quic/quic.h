@@ -41,9 +41,15 @@
  * or free the endpoint.
  *
  * Connection lifetime: the endpoint owns every connection. Each connection
- * the owner has seen gets exactly one `closed` callback; the handle is
+ * gets exactly one `closed` callback (server connections that failed their
+ * handshake too, so the owner can log the pin mismatch); the handle is
  * invalid once that callback returns (the endpoint keeps the closing or
  * draining state internally for 3 PTO and then frees it).
+ *
+ * Queues: messages queued with send_message are not bounded here (the
+ * owner decides how much to queue); datagrams are (opts.datagram_queue).
+ *
+ * Not thread-safe: one thread drives an endpoint and its connections.
  *
  * Message channel: one bidirectional stream (client-opened, id 0) carries
  * messages framed as a 4-byte big-endian length and the payload. An empty
@@ -107,7 +113,10 @@ typedef struct wzp_quic_callbacks {
      * and return 0 to accept, or a negative value to drop it. NULL: refuse. */
     int (*accept)(void *user, const wzp_addr *local, const wzp_addr *remote,
                   wzp_quic_conn_opts *opts);
-    /* Handshake complete and the peer's key checked. */
+    /* Handshake confirmed: the peer's key checked, and the peer accepted
+     * ours (on a client this waits for HANDSHAKE_DONE, one RTT after TLS
+     * completes, because a TLS 1.3 server checks the client's certificate
+     * last). Datagrams can be sent from here on. */
     void (*established)(void *user, wzp_quic_conn *c, const uint8_t peer_fp[WZP_FINGERPRINT_LEN]);
     void (*datagram)(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len);
     void (*message)(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len);
@@ -185,8 +194,9 @@ int wzp_quic_connect(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_add
  */
 int wzp_quic_conn_send_datagram(wzp_quic_conn *c, const uint8_t *data, size_t len);
 
-/* Queues one reliable message (copied; 1..4 GiB-1 bytes, the peer enforces
- * its max_message). Sent in order once the stream is open. */
+/* Queues one reliable message (copied; the peer enforces its max_message;
+ * an empty message is delivered to nobody). Sent in order once the stream
+ * is open; WZP_ERR_CLOSED once closing. */
 int wzp_quic_conn_send_message(wzp_quic_conn *c, const uint8_t *data, size_t len);
 
 /* Closes with an application code and reason (truncated to 200 bytes): the

@@ -46,12 +46,13 @@ struct wzp_quic_conn {
     char alpn[32];
     wzp_addr local, remote; /* the path of the last packet fed / given to connect */
     conn_state state;
+    bool confirmed; /* ngtcp2 reported the handshake confirmed */
     wzp_ts close_deadline;
-    bool seen_by_owner; /* established or closed delivered, or client */
     bool closed_reported;
     bool close_requested;
     bool resend_close;
-    bool fail_pending; /* a callback failed; fail_* say how to close */
+    uint32_t closing_rx; /* packets received while closing */
+    bool fail_pending;   /* a callback failed; fail_* say how to close */
     int fail_err;
     uint64_t fail_transport_code;
     uint64_t close_app_code;
@@ -109,6 +110,16 @@ int wzp_quic_conn_write(wzp_quic_conn *c, wzp_ts now, wzp_quic_send_fn send, voi
 wzp_ts wzp_quic_conn_expiry(const wzp_quic_conn *c);
 void wzp_quic_conn_handle_expiry(wzp_quic_conn *c, wzp_ts now);
 bool wzp_quic_conn_is_dead(const wzp_quic_conn *c, wzp_ts now);
+
+/* Records why the connection must close; the error surfaces after ngtcp2
+ * returns from the callback that found it (callbacks cannot close). */
+void wzp_quic_conn_fail_later(wzp_quic_conn *c, int err, uint64_t transport_code,
+                              const char *detail);
+
+/* msgchan.c */
+int wzp_quic_msg_rx(wzp_quic_conn *c, const uint8_t *data, size_t len); /* 0 or NGTCP2_ERR_* */
+void wzp_quic_msg_acked(wzp_quic_conn *c, uint64_t acked_offset);
+void wzp_quic_msg_free_all(wzp_quic_conn *c);
 
 /* endpoint.c: connection ID table */
 int wzp_quic_ep_add_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_cid *cid);

@@ -109,6 +109,7 @@ static void end_call(wzp_relay_control *rc, rc_call *k, wzp_sig_end_reason reaso
     unlink_side(k, CALLEE);
     wzp_hmap_del(&rc->calls, k->id, WZP_SIG_CALL_ID_LEN);
     rc->stats.calls_ended[reason]++;
+    free(k->offer);
     free(k);
 }
 
@@ -121,6 +122,18 @@ void wzp_rc_end_calls_of(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason r
     }
 }
 
+void wzp_rc_conn_moved(wzp_relay_control *rc, rc_conn *c)
+{
+    if (!rc->cb.channel_moved)
+        return;
+    for (rc_call *k = c->calls; k;) {
+        int s = side_of(k, c);
+        if (k->state == RC_ACTIVE)
+            rc->cb.channel_moved(rc->cb.user, k->side[s].chan, &c->addr);
+        k = k->side[s].next;
+    }
+}
+
 void wzp_rc_expire_calls(wzp_relay_control *rc, wzp_ts now)
 {
     while (rc->ring_head && rc->ring_head->expires <= now)
@@ -130,8 +143,11 @@ void wzp_rc_expire_calls(wzp_relay_control *rc, wzp_ts now)
 void wzp_rc_free_calls(wzp_relay_control *rc)
 {
     const wzp_hmap_slot *slot;
-    for (size_t i = 0; wzp_hmap_next(&rc->calls, &i, &slot);)
-        free(slot->value);
+    for (size_t i = 0; wzp_hmap_next(&rc->calls, &i, &slot);) {
+        rc_call *k = slot->value;
+        free(k->offer);
+        free(k);
+    }
 }
 
 static bool over_call_limit(const wzp_relay_control *rc, const rc_conn *c)
@@ -173,7 +189,11 @@ void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m
     }
 
     rc_call *k = calloc(1, sizeof(*k));
-    if (!k || wzp_hmap_put(&rc->calls, id, sizeof(id), k) < 0) {
+    if (k)
+        k->offer = malloc(sizeof(*k->offer));
+    if (!k || !k->offer || wzp_hmap_put(&rc->calls, id, sizeof(id), k) < 0) {
+        if (k)
+            free(k->offer);
         free(k);
         wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_INTERNAL, "out of memory");
         return;
@@ -182,8 +202,8 @@ void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m
     memcpy(k->id, id, sizeof(id));
     k->state = RC_RINGING;
     k->expires = now + rc->cfg.ring_timeout;
-    k->offer_params = m->u.offer.params;
-    k->offer_cands = m->u.offer.cands;
+    k->offer->params = m->u.offer.params;
+    k->offer->cands = m->u.offer.cands;
     link_side(k, CALLER, c);
     link_side(k, CALLEE, callee);
     ring_insert(rc, k);
@@ -225,8 +245,9 @@ static void accept_call(wzp_relay_control *rc, rc_call *k, const wzp_sig_msg *m)
 {
     uint32_t chan_a = 0, chan_b = 0;
     if (rc->cb.channels_open) {
-        int err = rc->cb.channels_open(rc->cb.user, k->handle, k->side[CALLER].conn->id,
-                                       k->side[CALLEE].conn->id, &chan_a, &chan_b);
+        const rc_conn *a = k->side[CALLER].conn, *b = k->side[CALLEE].conn;
+        int err = rc->cb.channels_open(rc->cb.user, k->handle, a->id, &a->addr, b->id, &b->addr,
+                                       &chan_a, &chan_b);
         if (err < 0) {
             WZP_WARN("relay control: no forwarding channels for a call: %s", wzp_strerror(err));
             rc->stats.channel_open_failures++;
@@ -240,7 +261,9 @@ static void accept_call(wzp_relay_control *rc, rc_call *k, const wzp_sig_msg *m)
     k->side[CALLEE].chan = chan_b;
     rc->stats.calls_setup++;
     send_setup(rc, k, CALLER, &m->u.accept.params, &m->u.accept.cands, 0);
-    send_setup(rc, k, CALLEE, &k->offer_params, &k->offer_cands, m->request_id);
+    send_setup(rc, k, CALLEE, &k->offer->params, &k->offer->cands, m->request_id);
+    free(k->offer);
+    k->offer = NULL;
 }
 
 static const uint8_t *msg_call_id(const wzp_sig_msg *m)
@@ -250,6 +273,8 @@ static const uint8_t *msg_call_id(const wzp_sig_msg *m)
         return m->u.accept.call_id;
     case WZP_SIG_HANGUP:
         return m->u.end.call_id;
+    case WZP_SIG_CANDIDATES_UPDATE:
+        return m->u.update.call_id;
     default:
         return m->u.call.call_id;
     }
@@ -295,6 +320,15 @@ void wzp_rc_handle_call_msg(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg
         end_call(rc, k, why, s == CALLEE, s == CALLER);
         return;
     }
+    case WZP_SIG_CANDIDATES_UPDATE:
+        /* Only once both sides have accepted each other's addresses. */
+        if (!ringing) {
+            wzp_sig_msg fwd = *m;
+            fwd.request_id = 0;
+            wzp_rc_send(rc, k->side[!s].conn, &fwd);
+            return;
+        }
+        break;
     default:
         break;
     }

@@ -34,9 +34,14 @@ wzp_relay_control *wzp_relay_control_new(const wzp_relay_control_config *cfg,
         wzp_relay_control_config_default(&def);
         cfg = &def;
     }
-    /* The bucket arithmetic assumes a bounded rate (see refill()). */
+    /* The bucket arithmetic assumes a bounded rate (see take_token()). */
     if (!cb || !cb->send || !cb->close || cfg->rate_per_sec == 0 || cfg->rate_per_sec > 1000000 ||
         cfg->rate_burst == 0 || cfg->rate_burst > 1000000 || cfg->ring_timeout == 0)
+        return NULL;
+    /* Every CallSetup carries relay_addr: it must be one the codec accepts. */
+    if (cfg->relay_addr.len && ((wzp_addr_family(&cfg->relay_addr) != AF_INET &&
+                                 wzp_addr_family(&cfg->relay_addr) != AF_INET6) ||
+                                wzp_addr_port(&cfg->relay_addr) == 0))
         return NULL;
     wzp_relay_control *rc = calloc(1, sizeof(*rc));
     if (!rc)
@@ -174,6 +179,7 @@ void wzp_relay_control_on_addr_change(wzp_relay_control *rc, uint64_t conn, cons
         wzp_addr_equal(&c->addr, remote))
         return;
     c->addr = *remote;
+    wzp_rc_conn_moved(rc, c);
     if (c->registered) {
         wzp_sig_msg m;
         wzp_sig_init(&m, WZP_SIG_REFLEXIVE_ADDRESS, 0);
@@ -310,6 +316,7 @@ void wzp_relay_control_on_message(wzp_relay_control *rc, uint64_t conn, const ui
     case WZP_SIG_BUSY:
     case WZP_SIG_CANCEL:
     case WZP_SIG_HANGUP:
+    case WZP_SIG_CANDIDATES_UPDATE:
         if (!c->registered) {
             rc->stats.drop_not_registered++;
             wzp_rc_send_error(rc, c, m.request_id, WZP_SIG_ERR_NOT_REGISTERED, "register first");

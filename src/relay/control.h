@@ -66,13 +66,22 @@ typedef struct wzp_relay_control_callbacks {
     void (*close)(void *user, uint64_t conn, wzp_relay_close_code code, const char *reason);
     /*
      * Allocate a forwarding channel for each side of an accepted call: chan_a
-     * for conn_a (the caller), chan_b for conn_b (the callee). Returns 0 or a
-     * negative wzp_error (the call then ends with END_ERROR). Optional: NULL
-     * gives channel ids 0 (no relay path).
+     * for conn_a (the caller, now at addr_a), chan_b for conn_b (the callee, at
+     * addr_b); the addresses are those of the control connections, which the
+     * clients' relay frames share. Returns 0 or a negative wzp_error (the call
+     * then ends with END_ERROR). Optional: NULL gives channel ids 0 (no relay
+     * path).
      */
-    int (*channels_open)(void *user, uint64_t call, uint64_t conn_a, uint64_t conn_b,
-                         uint32_t *chan_a, uint32_t *chan_b);
+    int (*channels_open)(void *user, uint64_t call, uint64_t conn_a, const wzp_addr *addr_a,
+                         uint64_t conn_b, const wzp_addr *addr_b, uint32_t *chan_a,
+                         uint32_t *chan_b);
+    /* The call ended: release both channels. Optional. */
     void (*channels_close)(void *user, uint32_t chan_a, uint32_t chan_b);
+    /*
+     * A party of an accepted call moved (on_addr_change): its channel must
+     * now accept frames from, and deliver to, addr. Optional.
+     */
+    void (*channel_moved)(void *user, uint32_t chan, const wzp_addr *addr);
 } wzp_relay_control_callbacks;
 
 /* Counters; "drop_*" count messages not acted on, by cause. */
@@ -100,7 +109,10 @@ typedef struct wzp_relay_control wzp_relay_control;
 
 void wzp_relay_control_config_default(wzp_relay_control_config *cfg);
 
-/* cfg NULL: defaults. NULL on a bad config (zero rate or burst) or out of memory. */
+/*
+ * cfg NULL: defaults. NULL on a bad config (zero rate, burst or ring timeout,
+ * a relay_addr without a port) or out of memory.
+ */
 wzp_relay_control *wzp_relay_control_new(const wzp_relay_control_config *cfg,
                                          const wzp_relay_control_callbacks *cb);
 /* Frees all state without invoking callbacks (the transport is going away too). */

@@ -39,10 +39,16 @@ struct rc_call {
         rc_call *prev, *next; /* in conn->calls */
         uint32_t chan;
     } side[2];
-    wzp_ts expires;              /* while ringing */
-    rc_call *tprev, *tnext;      /* ringing calls, in expiry order */
-    wzp_sig_params offer_params; /* the caller's, held until the callee accepts */
-    wzp_sig_candidates offer_cands;
+    wzp_ts expires;         /* while ringing */
+    rc_call *tprev, *tnext; /* ringing calls, in expiry order */
+    /*
+     * The caller's params and candidates, held only while ringing (they are
+     * most of a call's size; an accepted call keeps just its bookkeeping).
+     */
+    struct rc_offer {
+        wzp_sig_params params;
+        wzp_sig_candidates cands;
+    } * offer;
 };
 
 struct wzp_relay_control {
@@ -64,10 +70,12 @@ void wzp_rc_send_error(wzp_relay_control *rc, rc_conn *c, uint64_t request_id, w
 
 /* calls.c */
 void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, wzp_ts now);
-/* ACCEPT, REJECT, BUSY, CANCEL, HANGUP */
+/* ACCEPT, REJECT, BUSY, CANCEL, HANGUP, CANDIDATES_UPDATE */
 void wzp_rc_handle_call_msg(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m);
 /* Ends every call of c, telling the other parties `reason`. */
 void wzp_rc_end_calls_of(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason reason);
+/* c's address changed: the channels of its accepted calls follow it. */
+void wzp_rc_conn_moved(wzp_relay_control *rc, rc_conn *c);
 void wzp_rc_expire_calls(wzp_relay_control *rc, wzp_ts now);
 /* Frees every call without callbacks (teardown). */
 void wzp_rc_free_calls(wzp_relay_control *rc);

@@ -95,6 +95,8 @@ static bool check_msg(const wzp_sig_msg *m)
                cands_ok(&m->u.setup.peer_cands) &&
                (m->u.setup.role == WZP_SIG_ROLE_CALLER || m->u.setup.role == WZP_SIG_ROLE_CALLEE) &&
                (m->u.setup.relay_addr.len == 0 || addr_ok(&m->u.setup.relay_addr));
+    case WZP_SIG_CANDIDATES_UPDATE:
+        return cands_ok(&m->u.update.cands);
     case WZP_SIG_ERROR:
         return strnlen(m->u.error.text, WZP_SIG_TEXT_MAX + 1) <= WZP_SIG_TEXT_MAX;
     case WZP_SIG_RINGING:
@@ -148,6 +150,7 @@ typedef struct enc_scratch {
         Wzp__Error error;
         Wzp__Ping ping;
         Wzp__Pong pong;
+        Wzp__CandidatesUpdate update;
     } b;
 } enc_scratch;
 
@@ -346,6 +349,14 @@ int wzp_sig_encode(const wzp_sig_msg *m, uint8_t *out, size_t cap)
         env.body_case = WZP__ENVELOPE__BODY_PONG;
         env.pong = &s.b.pong;
         break;
+    case WZP_SIG_CANDIDATES_UPDATE:
+        wzp__candidates_update__init(&s.b.update);
+        s.b.update.call_id = enc_call_id(&s, m->u.update.call_id);
+        s.b.update.candidates = enc_cand_list(&s.cands, &m->u.update.cands);
+        s.b.update.n_candidates = m->u.update.cands.n;
+        env.body_case = WZP__ENVELOPE__BODY_CANDIDATES_UPDATE;
+        env.candidates_update = &s.b.update;
+        break;
     case WZP_SIG_NONE:
         return WZP_ERR_INVALID;
     }
@@ -399,7 +410,8 @@ static bool dec_params(wzp_sig_params *p, const Wzp__CallParams *pp)
         (pp->probe_key.len != 0 && pp->probe_key.len < WZP_SIG_PROBE_KEY_MIN))
         return false;
     p->media_version = pp->media_version;
-    memcpy(p->codecs, pp->codecs, pp->n_codecs * sizeof(uint32_t));
+    if (pp->n_codecs) /* codecs is NULL when there are none */
+        memcpy(p->codecs, pp->codecs, pp->n_codecs * sizeof(uint32_t));
     p->n_codecs = pp->n_codecs;
     p->max_bitrate = pp->max_bitrate;
     if (pp->probe_key.len)
@@ -542,6 +554,12 @@ static bool dec_body(wzp_sig_msg *m, const Wzp__Envelope *e)
     case WZP__ENVELOPE__BODY_PONG:
         m->type = WZP_SIG_PONG;
         return true;
+    case WZP__ENVELOPE__BODY_CANDIDATES_UPDATE:
+        m->type = WZP_SIG_CANDIDATES_UPDATE;
+        return dec_fixed(m->u.update.call_id, &e->candidates_update->call_id,
+                         WZP_SIG_CALL_ID_LEN) &&
+               dec_cands(&m->u.update.cands, e->candidates_update->candidates,
+                         e->candidates_update->n_candidates);
     default:
         return false; /* no body, or one from a newer protocol */
     }
@@ -577,11 +595,15 @@ int wzp_sig_decode(const uint8_t *buf, size_t len, wzp_sig_msg *msg)
 const char *wzp_sig_type_name(wzp_sig_type t)
 {
     static const char *const names[] = {
-        "none",       "register",      "registered", "reflexive_address",
-        "offer",      "incoming_call", "ringing",    "accept",
-        "reject",     "busy",          "cancel",     "hangup",
-        "call_setup", "call_ended",    "error",      "ping",
-        "pong",
+        "none",       "register",
+        "registered", "reflexive_address",
+        "offer",      "incoming_call",
+        "ringing",    "accept",
+        "reject",     "busy",
+        "cancel",     "hangup",
+        "call_setup", "call_ended",
+        "error",      "ping",
+        "pong",       "candidates_update",
     };
     return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }

@@ -43,6 +43,7 @@ typedef enum wzp_sig_type {
     WZP_SIG_ERROR,             /* relay -> client */
     WZP_SIG_PING,              /* client -> relay */
     WZP_SIG_PONG,              /* relay -> client */
+    WZP_SIG_CANDIDATES_UPDATE, /* party -> relay -> other party, after setup */
 } wzp_sig_type;
 
 /* Values match the .proto enums. */
@@ -160,6 +161,10 @@ typedef struct wzp_sig_msg {
             uint32_t relay_channel;
             wzp_addr relay_addr; /* len 0: none */
         } setup;
+        struct {
+            uint8_t call_id[WZP_SIG_CALL_ID_LEN];
+            wzp_sig_candidates cands;
+        } update;
         struct {
             wzp_sig_err code;
             char text[WZP_SIG_TEXT_MAX + 1];

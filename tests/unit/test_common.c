@@ -32,8 +32,8 @@ static void test_addr_parse_format(void **state)
     assert_int_equal(wzp_addr_port(&a), 0);
     assert_true(wzp_addr_is_loopback(&a));
 
-    const char *bad[] = {"", "1.2.3.4", "1.2.3.4:", "1.2.3.4:65536", "1.2.3.4:-1",
-                         "[::1", "[::1]x", "host.example:80", "1.2.3.4:80x", "[]:1"};
+    const char *bad[] = {"",     "1.2.3.4", "1.2.3.4:",        "1.2.3.4:65536", "1.2.3.4:-1",
+                         "[::1", "[::1]x",  "host.example:80", "1.2.3.4:80x",   "[]:1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_not_equal(wzp_addr_parse(&a, bad[i], false), 0);
 }

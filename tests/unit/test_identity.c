@@ -59,6 +59,7 @@ static void test_create_and_reload(void **state)
     uint8_t fp1[32], fp2[32];
 
     assert_int_equal(wzp_identity_load(t->dir, &id), WZP_ERR_NOT_FOUND);
+    assert_int_equal(access(t->dir, F_OK), -1); /* load never creates anything */
     assert_int_equal(wzp_identity_load_or_create(t->dir, &id, &created), 0);
     assert_true(created);
     wzp_identity_fingerprint(id, fp1);
@@ -213,6 +214,20 @@ static void test_generate_in_memory(void **state)
     wzp_identity_free(b);
 }
 
+static void test_default_dir(void **state)
+{
+    (void)state;
+    char buf[256];
+    setenv("WZP_HOME", "/tmp/somewhere", 1);
+    assert_int_equal(wzp_identity_default_dir(buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "/tmp/somewhere");
+    assert_int_equal(wzp_identity_default_dir(buf, 5), WZP_ERR_TOO_BIG);
+    unsetenv("WZP_HOME");
+    setenv("HOME", "/home/x", 1);
+    assert_int_equal(wzp_identity_default_dir(buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "/home/x/.config/wzp");
+}
+
 /* The CLI: `wzp id` prints the same fingerprint the library computes. */
 static void test_cli(void **state)
 {
@@ -252,6 +267,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reissue_keeps_fingerprint, setup, teardown),
         cmocka_unit_test(test_fingerprint_text),
         cmocka_unit_test(test_generate_in_memory),
+        cmocka_unit_test(test_default_dir),
         cmocka_unit_test_setup_teardown(test_cli, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -70,7 +70,8 @@ typedef struct rec {
     size_t max_message;
     wzp_ts idle, keep_alive;
     bool refuse;
-    bool echo; /* echo datagrams back */
+    bool echo;  /* echo datagrams back */
+    bool greet; /* send a datagram as soon as established */
 } rec;
 
 static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o)
@@ -97,6 +98,8 @@ static void on_established(void *user, wzp_quic_conn *c, const uint8_t fp[32])
     e->conn = c;
     if (e->nconns < MAXNODES)
         e->conns[e->nconns++] = c;
+    if (e->greet)
+        assert_int_equal(wzp_quic_conn_send_datagram(c, (const uint8_t *)"welcome", 7), 0);
 }
 
 static void on_datagram(void *user, wzp_quic_conn *c, const uint8_t *d, size_t n)
@@ -347,6 +350,9 @@ static void test_handshake_datagrams_messages_close(void **state)
     wzp_quic_conn *c = dial(&nt, cl, sv, fp_server);
     assert_false(wzp_quic_conn_is_established(c));
     assert_int_equal(wzp_quic_conn_send_datagram(c, (const uint8_t *)"x", 1), WZP_ERR_AGAIN);
+    uint8_t early[16];
+    assert_int_equal(wzp_quic_conn_export(c, "EXPORTER-wzp-probe", NULL, 0, early, 16),
+                     WZP_ERR_STATE);
     net_run(&nt, WZP_SEC(5), all_settled);
     if (getenv("QDEBUG")) {
         const wzp_quic_stats *a = wzp_quic_endpoint_stats(sv->ep),
@@ -449,8 +455,8 @@ static void test_large_messages_flow_control(void **state)
     assert_non_null(s);
     /* Twenty maximum-size messages each way: more than the flow-control
      * windows, so sending depends on the receiver reopening them. */
-    uint8_t *big = malloc(64 * 1024);
-    for (size_t i = 0; i < 64 * 1024; i++)
+    uint8_t *big = malloc(64 * 1024 + 1);
+    for (size_t i = 0; i <= 64 * 1024; i++)
         big[i] = (uint8_t)(i * 7);
     for (int i = 0; i < 20; i++) {
         big[0] = (uint8_t)i;
@@ -524,10 +530,12 @@ static void test_pin_mismatch_server_side(void **state)
     assert_int_equal(sv->ev.closed, 1);
     assert_int_equal(sv->ev.close_err, WZP_ERR_PIN_MISMATCH);
     check_names_both(sv->ev.close_detail, fp_client[2], fp_client[0]);
+    /* The client never reports success: it waits for confirmation. */
+    assert_int_equal(cl->ev.established, 0);
     assert_int_equal(cl->ev.closed, 1);
-    assert_int_not_equal(cl->ev.close_err, 0);
-    /* A TLS 1.3 client may believe the handshake complete before the
-     * server checked its certificate; it must not report success for long. */
+    assert_int_equal(cl->ev.close_err, WZP_ERR_TLS);
+    assert_true(cl->ev.close_by_peer);
+    assert_non_null(strstr(cl->ev.close_detail, "rejected our certificate"));
     net_run(&nt, WZP_SEC(5), NULL);
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
     assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
@@ -646,6 +654,24 @@ static void test_idle_timeout_and_keep_alive(void **state)
     assert_int_equal(sv->ev.closed, 0);
     assert_true(wzp_quic_conn_is_established(c));
     net_free(&nt);
+
+    /* A server that never answers: the handshake times out. */
+    net_init(&nt);
+    sv = net_add(&nt, id_server, true);
+    cl = net_add(&nt, id_client[0], false);
+    nt.drop_to = 0;
+    o.keep_alive = 0;
+    o.handshake_timeout = WZP_SEC(3);
+    assert_int_equal(wzp_quic_connect(cl->ep, &cl->addr, &sv->public, &o, nt.now, &c), 0);
+    start = nt.now;
+    net_run(&nt, WZP_SEC(60), client_closed);
+    assert_int_equal(cl->ev.closed, 1);
+    assert_int_equal(cl->ev.close_err, WZP_ERR_TIMEOUT);
+    assert_true(nt.now - start >= WZP_SEC(2));
+    assert_true(nt.now - start <= WZP_SEC(4));
+    net_run(&nt, WZP_SEC(1), NULL);
+    assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
+    net_free(&nt);
 }
 
 static void test_garbage_truncated_replayed(void **state)
@@ -739,6 +765,30 @@ static void test_nat_rebinding(void **state)
     net_free(&nt);
 }
 
+static void test_close_before_handshake(void **state)
+{
+    (void)state;
+    net nt;
+    net_init(&nt);
+    node *sv = net_add(&nt, id_server, true);
+    node *cl = net_add(&nt, id_client[0], false);
+    server_pins(sv, 0);
+    wzp_quic_conn *c = dial(&nt, cl, sv, fp_server);
+    net_flush(&nt); /* the Initial is on its way */
+    wzp_quic_conn_close(c, 3, "changed my mind");
+    wzp_quic_conn_close(c, 4, "twice"); /* idempotent */
+    net_run(&nt, WZP_SEC(15), NULL);
+    assert_int_equal(cl->ev.closed, 1);
+    assert_int_equal(cl->ev.close_err, 0);
+    assert_int_equal(cl->ev.close_app, 3);
+    assert_int_equal(cl->ev.established, 0);
+    /* The server either saw the close or timed out the half-open attempt. */
+    assert_int_equal(sv->ev.established, 0);
+    assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
+    assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
+    net_free(&nt);
+}
+
 /* Virtual paths: the owner passes one fixed pair whatever the route. */
 static void test_virtual_path(void **state)
 {
@@ -748,8 +798,11 @@ static void test_virtual_path(void **state)
     node *sv = net_add(&nt, id_server, true);
     node *cl = net_add(&nt, id_client[0], false);
     server_pins(sv, 0);
+    sv->ev.greet = true; /* may reach the client beside HANDSHAKE_DONE */
     dial(&nt, cl, sv, fp_server);
     net_run(&nt, WZP_SEC(5), all_settled);
+    net_run(&nt, WZP_MS(50), NULL);
+    assert_int_equal(cl->ev.dgrams, 1);
     /* The net keeps feeding the same addresses even though a path manager
      * would move packets between relay and direct routes: nothing changes. */
     for (int i = 0; i < 10; i++) {
@@ -937,6 +990,7 @@ int main(void)
         cmocka_unit_test(test_garbage_truncated_replayed),
         cmocka_unit_test(test_nat_rebinding),
         cmocka_unit_test(test_virtual_path),
+        cmocka_unit_test(test_close_before_handshake),
         cmocka_unit_test(test_loopback_udp),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

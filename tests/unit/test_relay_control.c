@@ -70,6 +70,10 @@ static struct world {
     size_t n_open, n_close;
     uint64_t open_conn_a, open_conn_b;
     uint32_t chan_a, chan_b, closed_a, closed_b, next_chan;
+    wzp_addr open_addr_a, open_addr_b;
+    size_t n_moved;
+    uint32_t moved_chan;
+    wzp_addr moved_addr;
 } * W;
 
 enum { A = 0, B = 1, C = 2, D = 3 };
@@ -120,11 +124,13 @@ static void relay_close(void *user, uint64_t conn, wzp_relay_close_code code, co
     }
 }
 
-static int channels_open(void *user, uint64_t call, uint64_t a, uint64_t b, uint32_t *ca,
-                         uint32_t *cb)
+static int channels_open(void *user, uint64_t call, uint64_t a, const wzp_addr *addr_a, uint64_t b,
+                         const wzp_addr *addr_b, uint32_t *ca, uint32_t *cb)
 {
     (void)user;
     (void)call;
+    W->open_addr_a = *addr_a;
+    W->open_addr_b = *addr_b;
     if (W->open_fail)
         return WZP_ERR_LIMIT;
     W->n_open++;
@@ -141,6 +147,14 @@ static void channels_close(void *user, uint32_t a, uint32_t b)
     W->n_close++;
     W->closed_a = a;
     W->closed_b = b;
+}
+
+static void channel_moved(void *user, uint32_t chan, const wzp_addr *a)
+{
+    (void)user;
+    W->n_moved++;
+    W->moved_chan = chan;
+    W->moved_addr = *a;
 }
 
 static void client_send(void *user, const uint8_t *msg, size_t len)
@@ -372,7 +386,8 @@ static int setup_with(const wzp_relay_control_config *cfg)
     else
         wzp_relay_control_config_default(&W->cfg);
     W->cfg.relay_addr = addr("198.51.100.250:3478");
-    wzp_relay_control_callbacks cb = {NULL, relay_send, relay_close, channels_open, channels_close};
+    wzp_relay_control_callbacks cb = {NULL,          relay_send,     relay_close,
+                                      channels_open, channels_close, channel_moved};
     W->rc = wzp_relay_control_new(&W->cfg, &cb);
     return W->rc ? 0 : -1;
 }
@@ -479,6 +494,8 @@ static void test_offer_ring_accept_hangup(void **state)
     assert_int_equal(W->n_open, 1);
     assert_true(W->open_conn_a == W->c[A].conn);
     assert_true(W->open_conn_b == W->c[B].conn);
+    assert_true(wzp_addr_equal(&W->open_addr_a, &W->c[A].addr));
+    assert_true(wzp_addr_equal(&W->open_addr_b, &W->c[B].addr));
 
     wzp_sig_candidate cc[2], ce[2];
     caller_cands(cc);
@@ -1093,6 +1110,165 @@ static void test_client_api_misuse(void **state)
     assert_int_equal(count_events(A, WZP_SIGC_EV_SETUP), 0);
 }
 
+static void test_calls_per_identity_configurable(void **state)
+{
+    (void)state;
+    teardown(NULL);
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    cfg.max_calls_per_identity = 2;
+    assert_int_equal(setup_with(&cfg), 0);
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join(C, 0xc3, "198.51.100.3:40000", "carol");
+    join(D, 0xd4, "198.51.100.4:40000", "dave");
+    uint32_t ac, bc;
+    establish(A, B, &ac, &bc);
+    /* B may take a second call now; a third is busy. */
+    place_call(C, B);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_INCOMING), 2);
+    assert_int_equal(count_events(C, WZP_SIGC_EV_RINGING), 1);
+    place_call(D, B);
+    assert_int_equal(last_event(D, WZP_SIGC_EV_ENDED)->reason, WZP_SIG_END_BUSY);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_INCOMING), 2);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 2);
+}
+
+static void test_connection_edge_cases(void **state)
+{
+    (void)state;
+    connect_as(A, 0xa1, "198.51.100.1:40000");
+    /* The same handle twice, or an address without a port, is refused. */
+    assert_int_equal(
+        wzp_relay_control_on_connect(W->rc, W->c[A].conn, W->c[A].fp, &W->c[A].addr, W->now),
+        WZP_ERR_INVALID);
+    wzp_addr noport = addr("198.51.100.5:1");
+    wzp_addr_set_port(&noport, 0);
+    assert_int_equal(wzp_relay_control_on_connect(W->rc, 4242, W->c[A].fp, &noport, W->now),
+                     WZP_ERR_INVALID);
+    /* No ReflexiveAddress before registering: the Registered reply carries it. */
+    wzp_addr moved = addr("198.51.100.1:40009");
+    wzp_relay_control_on_addr_change(W->rc, W->c[A].conn, &moved, W->now);
+    pump();
+    assert_int_equal(W->c[A].raw_len, 0);
+    register_as(A, "");
+    assert_true(
+        wzp_addr_equal(&last_event(A, WZP_SIGC_EV_REGISTERED)->msg.u.registered.reflexive, &moved));
+    /* Unregistered connections do not count against registrations. */
+    connect_as(B, 0xb2, "198.51.100.2:40000");
+    assert_int_equal(wzp_relay_control_num_registrations(W->rc), 1);
+    assert_int_equal(wzp_relay_control_num_conns(W->rc), 2);
+    /* A bad config is refused. */
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    cfg.rate_per_sec = 0;
+    wzp_relay_control_callbacks cb = {NULL, relay_send, relay_close, NULL, NULL, NULL};
+    assert_null(wzp_relay_control_new(&cfg, &cb));
+}
+
+static void test_client_full_answers_busy(void **state)
+{
+    (void)state;
+    teardown(NULL);
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    cfg.max_calls_per_identity = 0; /* unlimited at the relay */
+    assert_int_equal(setup_with(&cfg), 0);
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join(C, 0xc3, "198.51.100.3:40000", "carol");
+    /* B's signaling holds at most 4 calls (default); the fifth is refused as busy at once. */
+    for (int i = 0; i < 3; i++)
+        place_call(A, B);
+    place_call(C, B);
+    assert_int_equal(count_events(C, WZP_SIGC_EV_ENDED), 0);
+    place_call(C, B);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_INCOMING), 4);
+    assert_int_equal(count_events(A, WZP_SIGC_EV_ENDED), 0);
+    assert_int_equal(count_events(C, WZP_SIGC_EV_ENDED), 1);
+    assert_int_equal(last_event(C, WZP_SIGC_EV_ENDED)->reason, WZP_SIG_END_BUSY);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 4);
+}
+
+static void send_update(size_t i, const uint8_t *id, uint64_t rid)
+{
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_CANDIDATES_UPDATE, rid);
+    memcpy(m.u.update.call_id, id, WZP_SIG_CALL_ID_LEN);
+    m.u.update.cands.n = caller_cands(m.u.update.cands.c);
+    send_raw(i, &m);
+}
+
+static void test_candidates_update_only_after_setup(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join(C, 0xc3, "198.51.100.3:40000", "mallory");
+    uint32_t ac = place_call(A, B);
+    uint8_t id[WZP_SIG_CALL_ID_LEN];
+    memcpy(id, last_event(A, WZP_SIGC_EV_RINGING)->call_id, sizeof(id));
+
+    /* While ringing, the caller cannot slip its addresses to the callee this way. */
+    wzp_sig_candidate cands[2];
+    size_t n = caller_cands(cands);
+    assert_int_equal(wzp_sigc_update_candidates(W->c[A].sc, ac, cands, n, W->now), WZP_ERR_STATE);
+    send_update(A, id, 800);
+    assert_int_equal(last_event(A, WZP_SIGC_EV_ERROR)->msg.u.error.code, WZP_SIG_ERR_STATE);
+    assert_no_caller_addresses(B, A);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_CANDIDATES), 0);
+
+    accept_call(B, last_event(B, WZP_SIGC_EV_INCOMING)->call);
+    uint32_t bc = last_event(B, WZP_SIGC_EV_SETUP)->call;
+
+    /* After setup the callee learns a new candidate of the caller's, and vice versa. */
+    wzp_sig_candidate fresh = {WZP_SIG_CAND_SRFLX, 99, addr("203.0.113.78:6001")};
+    assert_int_equal(wzp_sigc_update_candidates(W->c[A].sc, ac, &fresh, 1, W->now), 0);
+    pump();
+    rec_event *u = last_event(B, WZP_SIGC_EV_CANDIDATES);
+    assert_non_null(u);
+    assert_int_equal(u->call, bc);
+    assert_int_equal(u->msg.u.update.cands.n, 1);
+    assert_true(wzp_addr_equal(&u->msg.u.update.cands.c[0].addr, &fresh.addr));
+    assert_int_equal(wzp_sigc_update_candidates(W->c[B].sc, bc, &fresh, 1, W->now), 0);
+    pump();
+    assert_int_equal(last_event(A, WZP_SIGC_EV_CANDIDATES)->call, ac);
+
+    /* Not for third parties. */
+    send_update(C, id, 801);
+    assert_int_equal(last_event(C, WZP_SIGC_EV_ERROR)->msg.u.error.code, WZP_SIG_ERR_NO_SUCH_CALL);
+    assert_int_equal(count_events(A, WZP_SIGC_EV_CANDIDATES), 1);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_CANDIDATES), 1);
+}
+
+static void test_channels_follow_rebinding(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join(C, 0xc3, "198.51.100.3:40000", "carol");
+    join(D, 0xd4, "198.51.100.4:40000", "dave");
+    uint32_t ac, bc;
+    establish(A, B, &ac, &bc);
+    place_call(C, D); /* ringing: no channels yet */
+
+    wzp_addr moved = addr("198.51.100.1:40123");
+    wzp_relay_control_on_addr_change(W->rc, W->c[A].conn, &moved, W->now);
+    assert_int_equal(W->n_moved, 1);
+    assert_int_equal(W->moved_chan, W->chan_a);
+    assert_true(wzp_addr_equal(&W->moved_addr, &moved));
+    moved = addr("198.51.100.2:40777");
+    wzp_relay_control_on_addr_change(W->rc, W->c[B].conn, &moved, W->now);
+    assert_int_equal(W->n_moved, 2);
+    assert_int_equal(W->moved_chan, W->chan_b);
+    moved = addr("198.51.100.3:40777");
+    wzp_relay_control_on_addr_change(W->rc, W->c[C].conn, &moved, W->now);
+    assert_int_equal(W->n_moved, 2);
+    pump();
+    assert_int_equal(count_events(A, WZP_SIGC_EV_REFLEXIVE), 1);
+    assert_int_equal(count_events(C, WZP_SIGC_EV_REFLEXIVE), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1116,6 +1292,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_garbage_is_answered_with_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_request_timeouts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_api_misuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_calls_per_identity_configurable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_edge_cases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_full_answers_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_candidates_update_only_after_setup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_channels_follow_rebinding, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

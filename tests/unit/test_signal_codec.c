@@ -178,6 +178,13 @@ static void test_round_trip_all_types(void **state)
     assert_int_equal(d.u.error.code, WZP_SIG_ERR_ALIAS_TAKEN);
     assert_string_equal(d.u.error.text, "alias taken");
 
+    wzp_sig_init(&m, WZP_SIG_CANDIDATES_UPDATE, 12);
+    fill(m.u.update.call_id, WZP_SIG_CALL_ID_LEN, 9);
+    some_cands(&m.u.update.cands, 5);
+    round_trip(&m, &d);
+    assert_int_equal(d.u.update.cands.n, 5);
+    assert_memory_equal(d.u.update.call_id, m.u.update.call_id, WZP_SIG_CALL_ID_LEN);
+
     wzp_sig_init(&m, WZP_SIG_PING, 11);
     round_trip(&m, &d);
     wzp_sig_init(&m, WZP_SIG_PONG, 11);

@@ -1,0 +1,166 @@
+/*
+ * Arbitrary bytes fed as one UDP payload to a QUIC server endpoint and to a
+ * client endpoint holding an established connection to it. Between inputs
+ * the pair keeps talking (keep-alive on a virtual clock), so the fuzzer hits
+ * live connections, handshakes in progress and the demultiplexer alike.
+ *
+ * WZP_FUZZ_WRITE_SEEDS=DIR makes the first call write real packets of a
+ * handshake (client Initial, server Initial, short-header packets) to DIR:
+ * that is how fuzz/corpus/quic_demux/ was made.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quic/quic.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+typedef struct side {
+    wzp_quic_endpoint *ep;
+    wzp_addr addr;
+    int established, closed;
+} side;
+
+static wzp_identity *id_s, *id_c;
+static side srv, cli;
+static wzp_ts now = 1000000000ULL;
+static uint8_t fp_s[32];
+
+/* Packets in flight between the two, delivered on the next pump. */
+#define QMAX 256
+static struct {
+    int to;
+    size_t len;
+    uint8_t data[WZP_QUIC_MAX_PACKET];
+} q[QMAX];
+static int qn;
+static const char *seed_dir;
+static int seeds_written;
+
+static int on_accept(void *u, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o)
+{
+    side *s = u;
+    /* Bound what garbage Initials can make us hold. */
+    if (wzp_quic_endpoint_conn_count(s->ep) > 32)
+        return -1;
+    o->pin_mode = WZP_QUIC_PIN_ANY;
+    o->keep_alive = WZP_MS(200);
+    o->initial_rtt = WZP_MS(10);
+    return 0;
+}
+
+static void on_established(void *u, wzp_quic_conn *c, const uint8_t *fp)
+{
+    ((side *)u)->established++;
+}
+
+static void on_closed(void *u, wzp_quic_conn *c, const wzp_quic_close_info *i)
+{
+    ((side *)u)->closed++;
+}
+
+static const wzp_quic_callbacks cbs = {
+    .accept = on_accept,
+    .established = on_established,
+    .closed = on_closed,
+};
+
+static void save_seed(const uint8_t *p, size_t n)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/pkt-%02d", seed_dir, seeds_written++);
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(p, 1, n, f);
+        fclose(f);
+    }
+}
+
+static void on_send(void *u, const wzp_addr *l, const wzp_addr *r, const uint8_t *p, size_t n)
+{
+    if (qn >= QMAX)
+        return; /* the network drops it */
+    q[qn].to = wzp_addr_equal(r, &srv.addr) ? 0 : 1;
+    q[qn].len = n;
+    memcpy(q[qn].data, p, n);
+    qn++;
+    if (seed_dir && seeds_written < 8)
+        save_seed(p, n);
+}
+
+static void pump(int rounds)
+{
+    for (int i = 0; i < rounds; i++) {
+        now += WZP_MS(5);
+        wzp_quic_endpoint_handle_expiry(srv.ep, now);
+        wzp_quic_endpoint_handle_expiry(cli.ep, now);
+        wzp_quic_endpoint_flush(srv.ep, now, on_send, NULL);
+        wzp_quic_endpoint_flush(cli.ep, now, on_send, NULL);
+        int n = qn;
+        qn = 0;
+        for (int k = 0; k < n; k++) {
+            side *d = q[k].to == 0 ? &srv : &cli;
+            side *s = q[k].to == 0 ? &cli : &srv;
+            wzp_quic_endpoint_feed(d->ep, &d->addr, &s->addr, q[k].data, q[k].len, now);
+        }
+    }
+}
+
+static void connect_pair(void)
+{
+    wzp_quic_conn_opts o;
+    wzp_quic_conn_opts_default(&o);
+    memcpy(o.pin, fp_s, 32);
+    o.keep_alive = WZP_MS(200);
+    o.initial_rtt = WZP_MS(10);
+    wzp_quic_conn *c;
+    int before = cli.established;
+    if (wzp_quic_connect(cli.ep, &cli.addr, &srv.addr, &o, now, &c) != 0)
+        abort();
+    for (int i = 0; i < 100 && cli.established == before; i++)
+        pump(1);
+}
+
+static void setup(void)
+{
+    seed_dir = getenv("WZP_FUZZ_WRITE_SEEDS");
+    if (wzp_identity_generate(&id_s) || wzp_identity_generate(&id_c))
+        abort();
+    wzp_identity_fingerprint(id_s, fp_s);
+    wzp_addr_parse(&srv.addr, "10.0.0.1:443", false);
+    wzp_addr_parse(&cli.addr, "10.0.0.2:5000", false);
+    if (wzp_quic_endpoint_new(id_s, true, &cbs, &srv, &srv.ep) ||
+        wzp_quic_endpoint_new(id_c, false, &cbs, &cli, &cli.ep))
+        abort();
+    connect_pair();
+    seed_dir = NULL;
+}
+
+static void cleanup(void)
+{
+    wzp_quic_endpoint_free(srv.ep);
+    wzp_quic_endpoint_free(cli.ep);
+    wzp_identity_free(id_s);
+    wzp_identity_free(id_c);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static int ready;
+    if (!ready) {
+        setup();
+        atexit(cleanup);
+        ready = 1;
+    }
+    wzp_addr stranger;
+    wzp_addr_parse(&stranger, "192.0.2.1:1234", false);
+    wzp_quic_endpoint_feed(srv.ep, &srv.addr, &stranger, data, size, now);
+    wzp_quic_endpoint_feed(srv.ep, &srv.addr, &cli.addr, data, size, now);
+    wzp_quic_endpoint_feed(cli.ep, &cli.addr, &srv.addr, data, size, now);
+    pump(2);
+    /* If the input managed to end the connection, start another. */
+    if (wzp_quic_endpoint_conn_count(cli.ep) == 0)
+        connect_pair();
+    return 0;
+}

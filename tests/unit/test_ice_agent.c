@@ -1,0 +1,1119 @@
+/*
+ * Unit tests for the path manager (src/ice/agent): two agents wired through a
+ * tiny simulated network on a virtual clock. The network here is deliberately
+ * minimal (links with latency/jitter that can be cut, and one trivial
+ * endpoint-independent NAT); the full NAT model and the NAT matrix live in
+ * tests/support/netsim.* and their own tests.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wzp/wzp.h>
+
+#include "common/addr.h"
+#include "ice/agent.h"
+#include "wire/demux.h"
+#include "wire/probe.h"
+
+/* ---- the simulated network ----------------------------------------------------------- */
+
+#define MAXPKT   4096
+#define MAXLINKS 8
+#define MAXMAP   16
+
+typedef struct sim sim;
+
+typedef struct node {
+    wzp_ice_agent *ag;
+    wzp_addr addr[WZP_ICE_SOCK_COUNT]; /* the sockets' local addresses */
+    /*
+     * A trivial NAT: endpoint-independent mapping (or endpoint-dependent with
+     * `edm`: a new public port per destination), address-dependent filtering.
+     */
+    bool nat, edm;
+    wzp_addr nat_ip;
+    struct {
+        wzp_addr priv, pub, dst;
+        wzp_addr allowed[8]; /* remote IPs this mapping has sent to */
+        int nallowed;
+    } map[MAXMAP];
+    int nmap;
+    /* Route log. */
+    int route_events;
+    wzp_ice_route route;
+    wzp_route_reason last_reason;
+    wzp_ts last_route_at;
+    /* Media accounting (packets from the peer). */
+    wzp_ts last_media_rx, max_media_gap;
+    uint64_t media_rx;
+    uint64_t requests_tx;
+    wzp_ts last_request_tx, min_request_gap;
+    sim *s;
+} node;
+
+/* A path property keyed by an address on the wire (either end): latency, jitter, up. */
+typedef struct link {
+    wzp_addr addr;
+    wzp_ts latency, jitter;
+    unsigned loss_pct;
+    bool up;
+} link_t;
+
+typedef struct simpkt {
+    wzp_ts at;
+    wzp_addr src, dst;
+    bool media, via_relay;
+    int to_node; /* for relay delivery */
+    size_t len;
+    uint8_t buf[WZP_PROBE_MAX_LEN];
+} simpkt;
+
+struct sim {
+    wzp_ts now;
+    node n[2];
+    link_t links[MAXLINKS];
+    int nlinks;
+    wzp_ts default_latency;
+    bool cut;         /* every direct packet dropped */
+    bool drop_probes; /* direct probes dropped, media passes */
+    simpkt q[MAXPKT];
+    int nq;
+    uint64_t rng;
+    wzp_ts media_interval; /* 0 = no media */
+    wzp_ts next_media;
+    wzp_ts relay_latency;
+};
+
+static uint64_t rnd(sim *s)
+{
+    s->rng ^= s->rng << 13;
+    s->rng ^= s->rng >> 7;
+    s->rng ^= s->rng << 17;
+    return s->rng;
+}
+
+static wzp_addr A(const char *text)
+{
+    wzp_addr a;
+    assert_int_equal(wzp_addr_parse(&a, text, false), 0);
+    return a;
+}
+
+static void on_route(void *user, const wzp_ice_route *r, wzp_route_reason reason)
+{
+    node *n = user;
+    n->route_events++;
+    n->route = *r;
+    n->last_reason = reason;
+    n->last_route_at = n->s->now;
+}
+
+static uint8_t test_key[WZP_PROBE_KEY_LEN];
+
+static void node_init(sim *s, int i, const wzp_ice_config *base)
+{
+    node *n = &s->n[i];
+    n->s = s;
+    wzp_ice_config cfg;
+    if (base)
+        cfg = *base;
+    else
+        wzp_ice_config_default(&cfg);
+    cfg.cb.route_changed = on_route;
+    cfg.cb.user = n;
+    cfg.agent_id[0] = (uint8_t)(i + 1);
+    n->ag = wzp_ice_new(&cfg);
+    assert_non_null(n->ag);
+    n->min_request_gap = WZP_TS_NEVER;
+}
+
+static void sim_init(sim *s, const wzp_ice_config *cfg)
+{
+    memset(s, 0, sizeof(*s));
+    s->now = WZP_SEC(1);
+    s->rng = 0x9e3779b97f4a7c15ULL;
+    s->default_latency = WZP_MS(10);
+    s->relay_latency = WZP_MS(30);
+    for (int i = 0; i < WZP_PROBE_KEY_LEN; i++)
+        test_key[i] = (uint8_t)(0x55 ^ i);
+    node_init(s, 0, cfg);
+    node_init(s, 1, cfg);
+}
+
+static void sim_free(sim *s)
+{
+    wzp_ice_free(s->n[0].ag);
+    wzp_ice_free(s->n[1].ag);
+}
+
+static void sim_link(sim *s, const char *addr, wzp_ts latency, wzp_ts jitter)
+{
+    assert_true(s->nlinks < MAXLINKS);
+    link_t *l = &s->links[s->nlinks++];
+    l->addr = A(addr);
+    l->latency = latency;
+    l->jitter = jitter;
+    l->up = true;
+}
+
+static link_t *find_link(sim *s, const wzp_addr *src, const wzp_addr *dst)
+{
+    for (int i = 0; i < s->nlinks; i++)
+        if (wzp_addr_equal(&s->links[i].addr, src) || wzp_addr_equal(&s->links[i].addr, dst))
+            return &s->links[i];
+    return NULL;
+}
+
+static void enqueue(sim *s, const simpkt *p)
+{
+    assert_true(s->nq < MAXPKT);
+    s->q[s->nq++] = *p;
+}
+
+/* NAT outbound: private source -> public mapping, remembering the destination's IP. */
+static wzp_addr nat_out(node *n, const wzp_addr *priv, const wzp_addr *dst)
+{
+    int m;
+    for (m = 0; m < n->nmap; m++)
+        if (wzp_addr_equal(&n->map[m].priv, priv) &&
+            (!n->edm || wzp_addr_equal(&n->map[m].dst, dst)))
+            break;
+    if (m == n->nmap) {
+        assert_true(n->nmap < MAXMAP);
+        n->map[m].priv = *priv;
+        n->map[m].dst = *dst;
+        n->map[m].pub = n->nat_ip;
+        wzp_addr_set_port(&n->map[m].pub, (uint16_t)(40000 + m));
+        n->map[m].nallowed = 0;
+        n->nmap++;
+    }
+    bool known = false;
+    for (int k = 0; k < n->map[m].nallowed; k++)
+        known |= wzp_addr_ip_equal(&n->map[m].allowed[k], dst);
+    if (!known && n->map[m].nallowed < 8)
+        n->map[m].allowed[n->map[m].nallowed++] = *dst;
+    return n->map[m].pub;
+}
+
+/* NAT inbound: public destination -> private address, if the filter lets src in. */
+static bool nat_in(node *n, const wzp_addr *pub, const wzp_addr *src, wzp_addr *priv)
+{
+    for (int m = 0; m < n->nmap; m++) {
+        if (!wzp_addr_equal(&n->map[m].pub, pub))
+            continue;
+        for (int k = 0; k < n->map[m].nallowed; k++)
+            if (wzp_addr_ip_equal(&n->map[m].allowed[k], src)) {
+                *priv = n->map[m].priv;
+                return true;
+            }
+        return false;
+    }
+    return false;
+}
+
+static void send_direct(sim *s, int from, int sock, const wzp_addr *dst, const uint8_t *buf,
+                        size_t len, bool media)
+{
+    node *n = &s->n[from];
+    simpkt p;
+    memset(&p, 0, sizeof(p));
+    p.src = n->addr[sock];
+    if (n->nat)
+        p.src = nat_out(n, &p.src, dst);
+    p.dst = *dst;
+    p.media = media;
+    p.len = len;
+    if (len)
+        memcpy(p.buf, buf, len);
+    link_t *l = find_link(s, &p.src, &p.dst);
+    if (s->cut || (l && !l->up) || (s->drop_probes && !media))
+        return;
+    if (l && l->loss_pct && rnd(s) % 100 < l->loss_pct)
+        return;
+    wzp_ts lat = l ? l->latency : s->default_latency;
+    if (l && l->jitter)
+        lat += rnd(s) % l->jitter;
+    p.at = s->now + lat;
+    enqueue(s, &p);
+}
+
+static void send_relay_media(sim *s, int from)
+{
+    simpkt p;
+    memset(&p, 0, sizeof(p));
+    p.media = true;
+    p.via_relay = true;
+    p.to_node = 1 - from;
+    p.at = s->now + s->relay_latency;
+    enqueue(s, &p);
+}
+
+static void media_rx(node *n, wzp_ts now)
+{
+    if (n->media_rx && now - n->last_media_rx > n->max_media_gap)
+        n->max_media_gap = now - n->last_media_rx;
+    n->last_media_rx = now;
+    n->media_rx++;
+}
+
+static void deliver(sim *s, const simpkt *p)
+{
+    if (p->via_relay) {
+        media_rx(&s->n[p->to_node], s->now);
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        node *n = &s->n[i];
+        wzp_addr local = p->dst;
+        if (n->nat) {
+            if (!wzp_addr_ip_equal(&n->nat_ip, &p->dst))
+                continue;
+            if (!nat_in(n, &p->dst, &p->src, &local))
+                return; /* filtered */
+        }
+        for (int sock = 0; sock < WZP_ICE_SOCK_COUNT; sock++) {
+            if (!n->addr[sock].len || !wzp_addr_equal(&n->addr[sock], &local))
+                continue;
+            if (p->media) {
+                media_rx(n, s->now);
+                wzp_ice_note_rx(n->ag, sock, &p->src, s->now);
+            } else {
+                assert_int_equal(wzp_pkt_classify(p->buf, p->len), WZP_PKT_PROBE);
+                wzp_ice_recv(n->ag, sock, &p->src, p->buf, p->len, s->now);
+            }
+            return;
+        }
+    }
+    /* Nobody owns the address: dropped. */
+}
+
+static void pump_tx(sim *s, int i)
+{
+    node *n = &s->n[i];
+    uint8_t buf[WZP_PROBE_MAX_LEN];
+    int sock, len;
+    wzp_addr dst;
+    wzp_ice_handle_timer(n->ag, s->now);
+    while ((len = wzp_ice_poll_transmit(n->ag, s->now, buf, sizeof(buf), &sock, &dst)) > 0) {
+        if (buf[0] == WZP_PROBE_REQUEST) {
+            if (n->requests_tx && s->now - n->last_request_tx < n->min_request_gap)
+                n->min_request_gap = s->now - n->last_request_tx;
+            n->last_request_tx = s->now;
+            n->requests_tx++;
+        }
+        send_direct(s, i, sock, &dst, buf, (size_t)len, false);
+    }
+    assert_true(len == 0);
+}
+
+static void send_media(sim *s)
+{
+    for (int i = 0; i < 2; i++) {
+        wzp_ice_route r = wzp_ice_route_get(s->n[i].ag);
+        if (r.kind == WZP_ROUTE_DIRECT)
+            send_direct(s, i, r.sock, &r.remote, NULL, 0, true);
+        else
+            send_relay_media(s, i);
+    }
+}
+
+/* Runs the world until `until` (virtual time). */
+static void sim_run(sim *s, wzp_ts until)
+{
+    long guard = 0;
+    while (s->now <= until) {
+        assert_true(++guard < 10000000);
+        /* Deliver everything due. */
+        for (int k = 0; k < s->nq;) {
+            if (s->q[k].at <= s->now) {
+                simpkt p = s->q[k];
+                s->q[k] = s->q[--s->nq];
+                deliver(s, &p);
+            } else {
+                k++;
+            }
+        }
+        if (s->media_interval && s->now >= s->next_media) {
+            send_media(s);
+            s->next_media = s->now + s->media_interval;
+        }
+        pump_tx(s, 0);
+        pump_tx(s, 1);
+        wzp_ts next = until + 1;
+        for (int k = 0; k < s->nq; k++)
+            next = wzp_ts_min(next, s->q[k].at);
+        for (int i = 0; i < 2; i++)
+            next = wzp_ts_min(next, wzp_ice_next_deadline(s->n[i].ag));
+        if (s->media_interval)
+            next = wzp_ts_min(next, s->next_media);
+        if (next <= s->now)
+            next = s->now + 1; /* a deadline in the past was just served */
+        s->now = next;
+    }
+}
+
+static void start(sim *s)
+{
+    assert_int_equal(wzp_ice_set_key(s->n[0].ag, test_key, s->now), 0);
+    assert_int_equal(wzp_ice_set_key(s->n[1].ag, test_key, s->now), 0);
+}
+
+static void add_remote(sim *s, int i, wzp_cand_type t, const char *addr)
+{
+    wzp_addr a = A(addr);
+    assert_int_equal(wzp_ice_add_remote(s->n[i].ag, t, &a, s->now), 0);
+}
+
+static void add_local(sim *s, int i, int sock, wzp_cand_type t, const char *addr)
+{
+    wzp_addr a = A(addr);
+    if (t == WZP_CAND_HOST)
+        s->n[i].addr[sock] = a;
+    assert_int_equal(wzp_ice_add_local(s->n[i].ag, t, &a), 0);
+}
+
+static bool both_direct(sim *s)
+{
+    return wzp_ice_route_get(s->n[0].ag).kind == WZP_ROUTE_DIRECT &&
+           wzp_ice_route_get(s->n[1].ag).kind == WZP_ROUTE_DIRECT;
+}
+
+/* Two public hosts, loss-free 10 ms link each way. */
+static void setup_public(sim *s, const wzp_ice_config *cfg)
+{
+    sim_init(s, cfg);
+    add_local(s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
+    add_local(s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "203.0.113.2:5000");
+    add_remote(s, 0, WZP_CAND_HOST, "203.0.113.2:5000");
+    add_remote(s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static void test_both_direct(void **state)
+{
+    (void)state;
+    static sim s;
+    setup_public(&s, NULL);
+    /* Nothing happens before the key. */
+    sim_run(&s, s.now + WZP_MS(100));
+    assert_int_equal(s.n[0].requests_tx, 0);
+    assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+
+    wzp_ts t0 = s.now;
+    start(&s);
+    sim_run(&s, s.now + WZP_MS(500));
+    assert_true(both_direct(&s));
+    for (int i = 0; i < 2; i++) {
+        wzp_ice_route r = wzp_ice_route_get(s.n[i].ag);
+        assert_int_equal(r.sock, WZP_ICE_SOCK_V4);
+        assert_true(wzp_addr_equal(&r.remote, &s.n[1 - i].addr[WZP_ICE_SOCK_V4]));
+        /* RTT is 20 ms in the simulation (10 ms each way). */
+        assert_true(r.rtt >= WZP_MS(20) && r.rtt <= WZP_MS(21));
+        assert_int_equal(s.n[i].last_reason, WZP_ROUTE_FIRST_DIRECT);
+        wzp_ice_stats st;
+        wzp_ice_get_stats(s.n[i].ag, &st);
+        assert_int_equal(st.started_at, t0);
+        assert_true(st.first_valid_at != WZP_TS_NEVER && st.first_direct_at != WZP_TS_NEVER);
+        assert_true(st.first_rtt >= WZP_MS(20));
+        assert_int_equal(st.route_changes, 1);
+        assert_int_equal(st.pairs_valid, 1);
+        assert_int_equal(st.rx_auth_failed, 0);
+        /* Both sides report the pair as confirmed by the peer and used by the peer. */
+        wzp_ice_pair_info pi[4];
+        assert_int_equal(wzp_ice_pairs(s.n[i].ag, pi, 4), 1);
+        assert_true(pi[0].active && pi[0].peer_valid && pi[0].peer_active);
+    }
+    /* Stays direct and keeps probing (keepalive) for a long quiet period. */
+    uint64_t before = s.n[0].requests_tx;
+    sim_run(&s, s.now + WZP_SEC(60));
+    assert_true(both_direct(&s));
+    assert_int_equal(s.n[0].route_events, 1);
+    assert_true(s.n[0].requests_tx - before >= 60 * 15);
+    sim_free(&s);
+}
+
+static void test_paced_not_burst(void **state)
+{
+    (void)state;
+    static sim s;
+    sim_init(&s, NULL);
+    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "203.0.113.2:5000");
+    /* Twelve candidates nobody answers on, plus the real one. */
+    char buf[64];
+    for (int k = 0; k < 12; k++) {
+        snprintf(buf, sizeof(buf), "192.0.2.%d:%d", 10 + k, 6000 + k);
+        add_remote(&s, 0, WZP_CAND_SRFLX, buf);
+    }
+    add_remote(&s, 0, WZP_CAND_HOST, "203.0.113.2:5000");
+    start(&s);
+    sim_run(&s, s.now + WZP_MS(300));
+    wzp_ice_config d;
+    wzp_ice_config_default(&d);
+    assert_true(s.n[0].requests_tx >= 13);
+    assert_true(s.n[0].min_request_gap >= d.pace);
+    /* B never got B's candidates from A, yet learned A as peer-reflexive and both went direct. */
+    assert_true(both_direct(&s));
+    /* Over a long run the 12 dead pairs back off to the cap: ~0.2 probes/s each. */
+    uint64_t before = s.n[0].requests_tx;
+    sim_run(&s, s.now + WZP_SEC(60));
+    uint64_t per_min = s.n[0].requests_tx - before;
+    /* 50 ms keepalive (1200/min) + 12 pairs at 5 s (144/min) + small change. */
+    assert_true(per_min < 1200 + 12 * 14 + 50);
+    sim_free(&s);
+}
+
+static void test_prflx_through_nat(void **state)
+{
+    (void)state;
+    static sim s;
+    sim_init(&s, NULL);
+    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
+    /* B behind an EIM NAT; it only tells A its private address (no srflx known). */
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "10.0.0.2:5000");
+    s.n[1].nat = true;
+    s.n[1].nat_ip = A("203.0.113.9:0");
+    add_remote(&s, 0, WZP_CAND_HOST, "10.0.0.2:5000");
+    add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
+    start(&s);
+    sim_run(&s, s.now + WZP_MS(800));
+    assert_true(both_direct(&s));
+    wzp_ice_stats st;
+    wzp_ice_get_stats(s.n[0].ag, &st);
+    assert_int_equal(st.prflx_learned, 1);
+    wzp_ice_route r = wzp_ice_route_get(s.n[0].ag);
+    assert_true(wzp_addr_equal(&r.remote, &s.n[1].map[0].pub));
+    /* B learned its public mapping from A's responses (for trickling). */
+    wzp_candidate lc[4];
+    size_t nl = wzp_ice_local_candidates(s.n[1].ag, lc, 4);
+    bool found = false;
+    for (size_t k = 0; k < nl && k < 4; k++)
+        found |= lc[k].type == WZP_CAND_PRFLX && wzp_addr_equal(&lc[k].addr, &s.n[1].map[0].pub);
+    assert_true(found);
+    sim_free(&s);
+}
+
+static void test_failover_and_recovery(void **state)
+{
+    (void)state;
+    static sim s;
+    sim_init(&s, NULL);
+    /* A public, B behind the NAT with its srflx known: the common case. */
+    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "10.0.0.2:5000");
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_SRFLX, "203.0.113.9:40000");
+    s.n[1].nat = true;
+    s.n[1].nat_ip = A("203.0.113.9:0");
+    add_remote(&s, 0, WZP_CAND_HOST, "10.0.0.2:5000");
+    add_remote(&s, 0, WZP_CAND_SRFLX, "203.0.113.9:40000");
+    add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
+    s.media_interval = WZP_MS(20); /* 50 packets/s both ways */
+    s.next_media = s.now;
+    start(&s);
+    sim_run(&s, s.now + WZP_SEC(2));
+    assert_true(both_direct(&s));
+
+    /* Cut the direct path mid-call. */
+    wzp_ts cut_at = s.now;
+    s.cut = true;
+    s.n[0].max_media_gap = s.n[1].max_media_gap = 0;
+    sim_run(&s, s.now + WZP_SEC(2));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(wzp_ice_route_get(s.n[i].ag).kind, WZP_ROUTE_RELAY);
+        assert_int_equal(s.n[i].last_reason, WZP_ROUTE_PATH_DEAD);
+        /* The fallback happened within 200 ms of the cut ... */
+        assert_true(s.n[i].last_route_at - cut_at <= WZP_MS(200));
+        /* ... and the media gap (incl. the relay leg) stayed within 300 ms. */
+        assert_true(s.n[i].max_media_gap <= WZP_MS(300));
+        print_message("node %d: fallback after %.0f ms, media gap %.0f ms\n", i,
+                      (double)(s.n[i].last_route_at - cut_at) / 1e6,
+                      (double)s.n[i].max_media_gap / 1e6);
+        wzp_ice_stats st;
+        wzp_ice_get_stats(s.n[i].ag, &st);
+        assert_int_equal(st.fallbacks, 1);
+    }
+    /* Re-probing backs off while cut: a few probes per second, not a storm. */
+    uint64_t before = s.n[0].requests_tx;
+    sim_run(&s, s.now + WZP_SEC(10));
+    assert_true(s.n[0].requests_tx - before < 40);
+
+    /* The path comes back: both sides return to direct by themselves. */
+    s.cut = false;
+    wzp_ts back_at = s.now;
+    sim_run(&s, s.now + WZP_SEC(7));
+    assert_true(both_direct(&s));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(s.n[i].last_reason, WZP_ROUTE_RECOVERED);
+        /* Backoff cap (5 s) plus one round trip. */
+        assert_true(s.n[i].last_route_at - back_at <= WZP_MS(5200));
+    }
+    sim_free(&s);
+}
+
+static void test_hysteresis_no_flapping(void **state)
+{
+    (void)state;
+    static sim s;
+    sim_init(&s, NULL);
+    /* B reachable at two public addresses (v4 and v6), similar latency, lots of jitter. */
+    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
+    add_local(&s, 0, WZP_ICE_SOCK_V6, WZP_CAND_HOST, "[2001:db8:a::1]:4000");
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "203.0.113.2:5000");
+    add_local(&s, 1, WZP_ICE_SOCK_V6, WZP_CAND_HOST, "[2001:db8:b::2]:5000");
+    add_remote(&s, 0, WZP_CAND_HOST, "203.0.113.2:5000");
+    add_remote(&s, 0, WZP_CAND_HOST, "[2001:db8:b::2]:5000");
+    add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
+    add_remote(&s, 1, WZP_CAND_HOST, "[2001:db8:a::1]:4000");
+    sim_link(&s, "203.0.113.2:5000", WZP_MS(15), WZP_MS(12));
+    sim_link(&s, "[2001:db8:b::2]:5000", WZP_MS(16), WZP_MS(12));
+    start(&s);
+    sim_run(&s, s.now + WZP_SEC(120));
+    assert_true(both_direct(&s));
+    for (int i = 0; i < 2; i++) {
+        wzp_ice_stats st;
+        wzp_ice_get_stats(s.n[i].ag, &st);
+        assert_int_equal(st.pairs_valid, 2);
+        /* First direct, at most one deliberate switch; no flapping. */
+        assert_true(st.route_changes <= 2);
+    }
+    /* Both ends settle on the same path (same family). */
+    assert_int_equal(wzp_ice_route_get(s.n[0].ag).sock, wzp_ice_route_get(s.n[1].ag).sock);
+
+    /* Now the v6 path gets clearly better (15 -> 3 ms one way): switch, once. */
+    s.links[0].latency = WZP_MS(40);
+    s.links[0].jitter = WZP_MS(2);
+    s.links[1].latency = WZP_MS(5);
+    s.links[1].jitter = WZP_MS(2);
+    int ev0 = s.n[0].route_events;
+    sim_run(&s, s.now + WZP_SEC(30));
+    for (int i = 0; i < 2; i++) {
+        wzp_ice_route r = wzp_ice_route_get(s.n[i].ag);
+        assert_int_equal(r.kind, WZP_ROUTE_DIRECT);
+        assert_int_equal(r.sock, WZP_ICE_SOCK_V6);
+    }
+    assert_true(s.n[0].route_events - ev0 <= 1);
+    sim_free(&s);
+}
+
+static void test_lan_preferred(void **state)
+{
+    (void)state;
+    static sim s;
+    sim_init(&s, NULL);
+    /* Same LAN; srflx candidates at a NAT that does not hairpin (nobody owns them). */
+    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "192.168.1.10:4000");
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "192.168.1.20:5000");
+    add_remote(&s, 0, WZP_CAND_SRFLX, "203.0.113.1:41000");
+    add_remote(&s, 0, WZP_CAND_HOST, "192.168.1.20:5000");
+    add_remote(&s, 1, WZP_CAND_SRFLX, "203.0.113.1:42000");
+    add_remote(&s, 1, WZP_CAND_HOST, "192.168.1.10:4000");
+    s.default_latency = WZP_US(300);
+    start(&s);
+    sim_run(&s, s.now + WZP_MS(300));
+    assert_true(both_direct(&s));
+    wzp_ice_route r = wzp_ice_route_get(s.n[0].ag);
+    assert_true(wzp_addr_equal(&r.remote, &s.n[1].addr[WZP_ICE_SOCK_V4]));
+    wzp_ice_stats st;
+    wzp_ice_get_stats(s.n[0].ag, &st);
+    /* Direct within a few pacing slots of the start on a LAN. */
+    assert_true(st.first_direct_at - st.started_at <= WZP_MS(20));
+    sim_free(&s);
+}
+
+/* Records what an agent sends so the test can feed packets by hand. */
+static int poll_one(wzp_ice_agent *ag, wzp_ts now, uint8_t *buf, int *sock, wzp_addr *dst)
+{
+    return wzp_ice_poll_transmit(ag, now, buf, WZP_PROBE_MAX_LEN, sock, dst);
+}
+
+static void test_forged_ignored(void **state)
+{
+    (void)state;
+    static sim s;
+    setup_public(&s, NULL);
+    start(&s);
+    wzp_ice_agent *a = s.n[0].ag;
+    wzp_addr peer = s.n[1].addr[WZP_ICE_SOCK_V4], stranger = A("192.0.2.66:666");
+    wzp_ts now = s.now;
+
+    /* A request signed with another key (same call tag: an attacker who knows signaling). */
+    uint8_t evil_key[WZP_PROBE_KEY_LEN], buf[WZP_PROBE_MAX_LEN];
+    memset(evil_key, 0x11, sizeof(evil_key));
+    wzp_probe p;
+    memset(&p, 0, sizeof(p));
+    p.type = WZP_PROBE_REQUEST;
+    memcpy(p.tag, wzp_ice_tag(a), WZP_PROBE_TAG_LEN);
+    p.sender[0] = 0x77;
+    int n = wzp_probe_encode(&p, evil_key, buf, sizeof(buf));
+    assert_int_equal(wzp_ice_recv(a, WZP_ICE_SOCK_V4, &stranger, buf, (size_t)n, now),
+                     WZP_ERR_PROTOCOL);
+    /* A forged response to a real outstanding request (txid sniffed): also rejected. */
+    int sock;
+    wzp_addr dst;
+    uint8_t req[WZP_PROBE_MAX_LEN];
+    assert_true(poll_one(a, now, req, &sock, &dst) > 0);
+    wzp_probe q;
+    assert_int_equal(wzp_probe_decode(&q, test_key, NULL, req, WZP_PROBE_REQUEST_LEN), 0);
+    q.type = WZP_PROBE_RESPONSE;
+    q.observed = peer;
+    n = wzp_probe_encode(&q, evil_key, buf, sizeof(buf));
+    assert_int_equal(wzp_ice_recv(a, WZP_ICE_SOCK_V4, &peer, buf, (size_t)n, now),
+                     WZP_ERR_PROTOCOL);
+    /* Another call's probe. */
+    uint8_t other_key[WZP_PROBE_KEY_LEN];
+    memset(other_key, 0x22, sizeof(other_key));
+    wzp_probe_derive_tag(other_key, p.tag);
+    n = wzp_probe_encode(&p, other_key, buf, sizeof(buf));
+    assert_int_equal(wzp_ice_recv(a, WZP_ICE_SOCK_V4, &stranger, buf, (size_t)n, now),
+                     WZP_ERR_NOT_FOUND);
+    /* Our own request reflected back to us (same key, our sender id). */
+    assert_int_equal(wzp_ice_recv(a, WZP_ICE_SOCK_V4, &peer, req, WZP_PROBE_REQUEST_LEN, now),
+                     WZP_ERR_PROTOCOL);
+    /* Garbage, and a QUIC-looking packet. */
+    uint8_t junk[40] = {0x90, 1, 2, 3};
+    assert_int_equal(wzp_ice_recv(a, WZP_ICE_SOCK_V4, &peer, junk, sizeof(junk), now),
+                     WZP_ERR_MALFORMED);
+    junk[0] = 0xc3;
+    assert_int_equal(wzp_ice_recv(a, WZP_ICE_SOCK_V4, &peer, junk, sizeof(junk), now),
+                     WZP_ERR_MALFORMED);
+    /* Family/socket mismatch. */
+    assert_int_equal(wzp_ice_recv(a, WZP_ICE_SOCK_V6, &peer, req, WZP_PROBE_REQUEST_LEN, now),
+                     WZP_ERR_INVALID);
+
+    wzp_ice_stats st;
+    wzp_ice_get_stats(a, &st);
+    assert_int_equal(st.rx_auth_failed, 2);
+    assert_int_equal(st.rx_wrong_tag, 1);
+    assert_int_equal(st.rx_reflected, 1);
+    assert_int_equal(st.rx_malformed, 3);
+    assert_int_equal(st.prflx_learned, 0);
+    assert_int_equal(st.pairs, 1);
+    assert_int_equal(st.responses_sent, 0);
+    assert_int_equal(wzp_ice_route_get(a).kind, WZP_ROUTE_RELAY);
+    /* Nothing was answered: the next packet out is a request, not a response. */
+    int len = poll_one(a, now + WZP_MS(5), buf, &sock, &dst);
+    assert_true(len == 0 || buf[0] == WZP_PROBE_REQUEST);
+
+    /* Probes before the key are refused too. */
+    wzp_ice_agent *b = wzp_ice_new(NULL);
+    assert_int_equal(wzp_ice_recv(b, WZP_ICE_SOCK_V4, &peer, req, WZP_PROBE_REQUEST_LEN, now),
+                     WZP_ERR_STATE);
+    assert_int_equal(poll_one(b, now, buf, &sock, &dst), 0);
+    assert_int_equal(wzp_ice_next_deadline(b), WZP_TS_NEVER);
+    wzp_ice_free(b);
+    sim_free(&s);
+}
+
+static void test_pair_cap(void **state)
+{
+    (void)state;
+    wzp_ice_config cfg;
+    wzp_ice_config_default(&cfg);
+    cfg.max_pairs = 8;
+    wzp_ice_agent *a = wzp_ice_new(&cfg);
+    wzp_addr l = A("198.51.100.1:4000");
+    assert_int_equal(wzp_ice_add_local(a, WZP_CAND_HOST, &l), 0);
+    wzp_ts now = WZP_SEC(1);
+    int refused = 0;
+    char buf[64];
+    for (int k = 0; k < 20; k++) {
+        snprintf(buf, sizeof(buf), "192.0.2.%d:%d", 10 + k, 6000 + k);
+        wzp_addr r = A(buf);
+        int rc = wzp_ice_add_remote(a, WZP_CAND_SRFLX, &r, now);
+        assert_true(rc == 0 || rc == WZP_ERR_LIMIT);
+        refused += rc == WZP_ERR_LIMIT;
+    }
+    assert_int_equal(refused, 12);
+    /* A higher-priority (host) candidate evicts an unproven srflx one. */
+    wzp_addr h = A("203.0.113.5:7000");
+    assert_int_equal(wzp_ice_add_remote(a, WZP_CAND_HOST, &h, now), 0);
+    /* Duplicates are no-ops. */
+    assert_int_equal(wzp_ice_add_remote(a, WZP_CAND_HOST, &h, now), 0);
+    /* Unusable addresses are refused. */
+    wzp_addr bad = A("0.0.0.0:1");
+    assert_int_equal(wzp_ice_add_remote(a, WZP_CAND_HOST, &bad, now), WZP_ERR_INVALID);
+    bad = A("224.0.0.1:1");
+    assert_int_equal(wzp_ice_add_remote(a, WZP_CAND_HOST, &bad, now), WZP_ERR_INVALID);
+    bad = A("192.0.2.1:0");
+    assert_int_equal(wzp_ice_add_remote(a, WZP_CAND_HOST, &bad, now), WZP_ERR_INVALID);
+
+    /* An authentic request from an unknown address still gets a pair (it is proven inbound). */
+    assert_int_equal(wzp_ice_set_key(a, test_key, now), 0);
+    wzp_probe p;
+    memset(&p, 0, sizeof(p));
+    p.type = WZP_PROBE_REQUEST;
+    memcpy(p.tag, wzp_ice_tag(a), WZP_PROBE_TAG_LEN);
+    p.sender[0] = 0x42;
+    uint8_t pkt[WZP_PROBE_MAX_LEN];
+    int n = wzp_probe_encode(&p, test_key, pkt, sizeof(pkt));
+    wzp_addr from = A("198.51.100.77:9999");
+    assert_int_equal(wzp_ice_recv(a, WZP_ICE_SOCK_V4, &from, pkt, (size_t)n, now), 0);
+
+    wzp_ice_stats st;
+    wzp_ice_get_stats(a, &st);
+    assert_int_equal(st.pairs, 8);
+    assert_int_equal(st.prflx_learned, 1);
+    assert_int_equal(st.pairs_dropped, 14);
+    wzp_ice_pair_info pi[16];
+    assert_int_equal(wzp_ice_pairs(a, pi, 16), 8);
+    bool has_host = false, has_prflx = false;
+    for (int k = 0; k < 8; k++) {
+        has_host |= wzp_addr_equal(&pi[k].remote, &h);
+        has_prflx |= wzp_addr_equal(&pi[k].remote, &from) && pi[k].remote_type == WZP_CAND_PRFLX;
+        if (k)
+            assert_true(pi[k - 1].priority >= pi[k].priority);
+    }
+    assert_true(has_host && has_prflx);
+    /* The response goes first, to the prflx source, and echoes it. */
+    int sock;
+    wzp_addr dst;
+    n = poll_one(a, now, pkt, &sock, &dst);
+    assert_true(n > 0);
+    wzp_probe r;
+    assert_int_equal(wzp_probe_decode(&r, test_key, NULL, pkt, (size_t)n), 0);
+    assert_int_equal(r.type, WZP_PROBE_RESPONSE);
+    assert_true(wzp_addr_equal(&dst, &from) && wzp_addr_equal(&r.observed, &from));
+    /* Then the triggered check to it, before any other pair. */
+    n = poll_one(a, now, pkt, &sock, &dst);
+    assert_true(n > 0);
+    assert_int_equal(pkt[0], WZP_PROBE_REQUEST);
+    assert_true(wzp_addr_equal(&dst, &from));
+    /* And then pacing: nothing more in the same instant. */
+    assert_int_equal(poll_one(a, now, pkt, &sock, &dst), 0);
+    wzp_ice_free(a);
+}
+
+static void test_remove_active_and_network_change(void **state)
+{
+    (void)state;
+    static sim s;
+    setup_public(&s, NULL);
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_SRFLX, "203.0.113.2:5000"); /* duplicate: no-op */
+    start(&s);
+    sim_run(&s, s.now + WZP_MS(300));
+    assert_true(both_direct(&s));
+    wzp_addr b = s.n[1].addr[WZP_ICE_SOCK_V4];
+    assert_int_equal(wzp_ice_remove_remote(s.n[0].ag, &b, s.now), 0);
+    assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+    assert_int_equal(s.n[0].last_reason, WZP_ROUTE_PAIR_REMOVED);
+    /* B's probes reach A again: A relearns B as peer-reflexive and goes back direct. */
+    sim_run(&s, s.now + WZP_SEC(1));
+    assert_true(both_direct(&s));
+    /* A network change re-checks at once but keeps the working route. */
+    int ev = s.n[0].route_events;
+    wzp_ice_network_changed(s.n[0].ag, s.now);
+    assert_true(wzp_ice_next_deadline(s.n[0].ag) <= s.now + WZP_MS(5));
+    sim_run(&s, s.now + WZP_SEC(1));
+    assert_true(both_direct(&s));
+    assert_int_equal(s.n[0].route_events, ev);
+    sim_free(&s);
+}
+
+/*
+ * Both behind NATs, each knowing its server-reflexive address (the mapping
+ * towards the relay) and telling the peer host + srflx. Returns after `run`.
+ */
+static void setup_nats(sim *s, bool edm0, bool edm1)
+{
+    sim_init(s, NULL);
+    wzp_addr relay = A("192.0.2.250:3478");
+    const char *priv[2] = {"10.0.0.1:4000", "10.1.0.2:5000"};
+    const char *pub[2] = {"198.51.100.9:0", "203.0.113.9:0"};
+    wzp_addr srflx[2];
+    for (int i = 0; i < 2; i++) {
+        node *n = &s->n[i];
+        n->nat = true;
+        n->edm = i ? edm1 : edm0;
+        n->nat_ip = A(pub[i]);
+        add_local(s, i, WZP_ICE_SOCK_V4, WZP_CAND_HOST, priv[i]);
+        wzp_addr pa = A(priv[i]);
+        srflx[i] = nat_out(n, &pa, &relay); /* what the relay reflected */
+        assert_int_equal(wzp_ice_add_local(n->ag, WZP_CAND_SRFLX, &srflx[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        wzp_candidate c[4];
+        size_t nc = wzp_ice_local_candidates(s->n[1 - i].ag, c, 4);
+        for (size_t k = 0; k < nc; k++)
+            assert_int_equal(wzp_ice_add_remote(s->n[i].ag, c[k].type, &c[k].addr, s->now), 0);
+    }
+}
+
+static void test_nat_pairs(void **state)
+{
+    (void)state;
+    static sim s;
+    /* Both endpoint-independent: direct on srflx <-> srflx. */
+    setup_nats(&s, false, false);
+    start(&s);
+    sim_run(&s, s.now + WZP_SEC(2));
+    assert_true(both_direct(&s));
+    wzp_ice_route r0 = wzp_ice_route_get(s.n[0].ag);
+    assert_true(wzp_addr_equal(&r0.remote, &s.n[1].map[0].pub));
+    sim_free(&s);
+
+    /* One endpoint-dependent (symmetric), the other endpoint-independent: direct via the
+     * symmetric side's peer-reflexive mapping, learned from its authenticated probes. */
+    for (int sym = 0; sym < 2; sym++) {
+        setup_nats(&s, sym == 0, sym == 1);
+        start(&s);
+        sim_run(&s, s.now + WZP_SEC(3));
+        assert_true(both_direct(&s));
+        node *cone = &s.n[1 - sym];
+        wzp_ice_stats st;
+        wzp_ice_get_stats(cone->ag, &st);
+        assert_true(st.prflx_learned >= 1);
+        /* The cone side sends to the symmetric side's second mapping (towards the cone). */
+        wzp_ice_route r = wzp_ice_route_get(cone->ag);
+        node *symn = &s.n[sym];
+        bool match = false;
+        for (int m = 0; m < symn->nmap; m++)
+            match |= wzp_addr_equal(&symn->map[m].dst, &cone->map[0].pub) &&
+                     wzp_addr_equal(&r.remote, &symn->map[m].pub);
+        assert_true(match);
+        sim_free(&s);
+    }
+
+    /* Both endpoint-dependent: no direct path without port prediction; stays on the relay,
+     * and keeps probing only at the backoff cap. */
+    setup_nats(&s, true, true);
+    start(&s);
+    sim_run(&s, s.now + WZP_SEC(30));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(wzp_ice_route_get(s.n[i].ag).kind, WZP_ROUTE_RELAY);
+        assert_int_equal(s.n[i].route_events, 0);
+    }
+    uint64_t before = s.n[0].requests_tx;
+    sim_run(&s, s.now + WZP_SEC(60));
+    assert_true(s.n[0].requests_tx - before <= 4 * 13); /* <= 4 pairs at one per 5 s */
+    sim_free(&s);
+}
+
+static void test_replay_dropped(void **state)
+{
+    (void)state;
+    wzp_ice_agent *a = wzp_ice_new(NULL);
+    wzp_addr l = A("198.51.100.1:4000"), peer = A("203.0.113.2:5000"), victim = A("192.0.2.99:53");
+    wzp_ts now = WZP_SEC(1);
+    assert_int_equal(wzp_ice_add_local(a, WZP_CAND_HOST, &l), 0);
+    assert_int_equal(wzp_ice_add_remote(a, WZP_CAND_HOST, &peer, now), 0);
+    assert_int_equal(wzp_ice_set_key(a, test_key, now), 0);
+    wzp_probe p;
+    memset(&p, 0, sizeof(p));
+    p.type = WZP_PROBE_REQUEST;
+    memcpy(p.tag, wzp_ice_tag(a), WZP_PROBE_TAG_LEN);
+    p.sender[0] = 0x42;
+    p.txid[0] = 7;
+    uint8_t buf[WZP_PROBE_MAX_LEN];
+    int n = wzp_probe_encode(&p, test_key, buf, sizeof(buf));
+    assert_int_equal(wzp_ice_recv(a, WZP_ICE_SOCK_V4, &peer, buf, (size_t)n, now), 0);
+    /* The same bytes again, "from" a third party: not answered, not learned. */
+    assert_int_equal(wzp_ice_recv(a, WZP_ICE_SOCK_V4, &victim, buf, (size_t)n, now),
+                     WZP_ERR_PROTOCOL);
+    wzp_ice_stats st;
+    wzp_ice_get_stats(a, &st);
+    assert_int_equal(st.rx_replayed, 1);
+    assert_int_equal(st.requests_rcvd, 1);
+    assert_int_equal(st.prflx_learned, 0);
+    int sock, responses = 0;
+    wzp_addr dst;
+    while ((n = poll_one(a, now, buf, &sock, &dst)) > 0) {
+        assert_false(wzp_addr_equal(&dst, &victim));
+        responses += buf[0] == WZP_PROBE_RESPONSE;
+    }
+    assert_int_equal(responses, 1);
+    wzp_ice_free(a);
+}
+
+static void test_failover_to_other_pair(void **state)
+{
+    (void)state;
+    static sim s;
+    sim_init(&s, NULL);
+    /* Dual stack: v6 is preferred and active; then only v6 dies. */
+    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
+    add_local(&s, 0, WZP_ICE_SOCK_V6, WZP_CAND_HOST, "[2001:db8:a::1]:4000");
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "203.0.113.2:5000");
+    add_local(&s, 1, WZP_ICE_SOCK_V6, WZP_CAND_HOST, "[2001:db8:b::2]:5000");
+    add_remote(&s, 0, WZP_CAND_HOST, "203.0.113.2:5000");
+    add_remote(&s, 0, WZP_CAND_HOST, "[2001:db8:b::2]:5000");
+    add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
+    add_remote(&s, 1, WZP_CAND_HOST, "[2001:db8:a::1]:4000");
+    sim_link(&s, "203.0.113.2:5000", WZP_MS(12), 0);
+    sim_link(&s, "[2001:db8:b::2]:5000", WZP_MS(10), 0);
+    s.media_interval = WZP_MS(20);
+    s.next_media = s.now;
+    start(&s);
+    sim_run(&s, s.now + WZP_SEC(3));
+    assert_true(both_direct(&s));
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(wzp_ice_route_get(s.n[i].ag).sock, WZP_ICE_SOCK_V6);
+
+    wzp_ts cut_at = s.now;
+    s.links[1].up = false;
+    s.n[0].max_media_gap = s.n[1].max_media_gap = 0;
+    sim_run(&s, s.now + WZP_SEC(1));
+    for (int i = 0; i < 2; i++) {
+        wzp_ice_route r = wzp_ice_route_get(s.n[i].ag);
+        assert_int_equal(r.kind, WZP_ROUTE_DIRECT);
+        assert_int_equal(r.sock, WZP_ICE_SOCK_V4);
+        assert_int_equal(s.n[i].last_reason, WZP_ROUTE_RECOVERED);
+        /* Relay first (within the bound), the surviving pair once re-proven. */
+        assert_true(s.n[i].last_route_at - cut_at <= WZP_MS(300));
+        assert_true(s.n[i].max_media_gap <= WZP_MS(300));
+        wzp_ice_stats st;
+        wzp_ice_get_stats(s.n[i].ag, &st);
+        assert_int_equal(st.fallbacks, 1);
+    }
+    sim_free(&s);
+}
+
+static void test_quic_counts_as_liveness(void **state)
+{
+    (void)state;
+    static sim s;
+    setup_public(&s, NULL);
+    s.media_interval = WZP_MS(20);
+    s.next_media = s.now;
+    start(&s);
+    sim_run(&s, s.now + WZP_SEC(1));
+    assert_true(both_direct(&s));
+    /* Probes stop getting through but the call's packets still do: stay direct ... */
+    wzp_ts t = s.now;
+    s.drop_probes = true;
+    sim_run(&s, t + WZP_MS(700));
+    assert_true(both_direct(&s));
+    /* ... until the consent backstop (no answers to our probes for 1 s) fires. */
+    sim_run(&s, t + WZP_MS(1300));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(wzp_ice_route_get(s.n[i].ag).kind, WZP_ROUTE_RELAY);
+        assert_int_equal(s.n[i].last_reason, WZP_ROUTE_PATH_DEAD);
+    }
+    sim_free(&s);
+}
+
+static void test_lossy_link_no_false_fallback(void **state)
+{
+    (void)state;
+    static sim s;
+    setup_public(&s, NULL);
+    sim_link(&s, "203.0.113.2:5000", WZP_MS(30), WZP_MS(20));
+    s.links[0].loss_pct = 20;
+    s.media_interval = WZP_MS(20);
+    s.next_media = s.now;
+    start(&s);
+    sim_run(&s, s.now + WZP_SEC(120));
+    assert_true(both_direct(&s));
+    for (int i = 0; i < 2; i++) {
+        wzp_ice_stats st;
+        wzp_ice_get_stats(s.n[i].ag, &st);
+        assert_int_equal(st.fallbacks, 0);
+        assert_int_equal(st.route_changes, 1);
+    }
+    sim_free(&s);
+}
+
+static void test_candidate_priority(void **state)
+{
+    (void)state;
+    wzp_addr lan = A("192.168.1.5:1"), lan6 = A("[fd00::5]:1"), pub6 = A("[2001:db8::5]:1"),
+             pub4 = A("198.51.100.5:1"), ll = A("[fe80::1]:1");
+    uint32_t order[] = {
+        wzp_cand_priority(WZP_CAND_HOST, &lan6),  wzp_cand_priority(WZP_CAND_HOST, &lan),
+        wzp_cand_priority(WZP_CAND_HOST, &pub6),  wzp_cand_priority(WZP_CAND_HOST, &pub4),
+        wzp_cand_priority(WZP_CAND_HOST, &ll),    wzp_cand_priority(WZP_CAND_SRFLX, &pub6),
+        wzp_cand_priority(WZP_CAND_SRFLX, &pub4), wzp_cand_priority(WZP_CAND_PRFLX, &pub6),
+        wzp_cand_priority(WZP_CAND_PRFLX, &pub4),
+    };
+    for (size_t i = 1; i < sizeof(order) / sizeof(order[0]); i++)
+        assert_true(order[i - 1] > order[i]);
+    assert_int_equal(wzp_cand_sock_for(&lan), WZP_ICE_SOCK_V4);
+    assert_int_equal(wzp_cand_sock_for(&pub6), WZP_ICE_SOCK_V6);
+    assert_true(wzp_cand_addr_usable(&pub4));
+    const char *bad[] = {"0.0.0.0:1",   "239.1.2.3:1",        "255.255.255.255:1", "[::]:1",
+                         "[ff02::1]:1", "[::ffff:1.2.3.4]:1", "1.2.3.4:0",         "[fe80::1]:1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        wzp_addr b = A(bad[i]);
+        assert_false(wzp_cand_addr_usable(&b));
+    }
+
+    /* The agent lists local candidates best first, deduplicated, type upgraded. */
+    wzp_ice_agent *a = wzp_ice_new(NULL);
+    assert_int_equal(wzp_ice_add_local(a, WZP_CAND_PRFLX, &pub4), 0);
+    assert_int_equal(wzp_ice_add_local(a, WZP_CAND_HOST, &lan), 0);
+    assert_int_equal(wzp_ice_add_local(a, WZP_CAND_SRFLX, &pub4), 0); /* upgrades the prflx */
+    assert_int_equal(wzp_ice_add_local(a, WZP_CAND_HOST, &lan), 0);
+    wzp_candidate c[4];
+    assert_int_equal(wzp_ice_local_candidates(a, c, 4), 2);
+    assert_int_equal(c[0].type, WZP_CAND_HOST);
+    assert_int_equal(c[1].type, WZP_CAND_SRFLX);
+    wzp_addr any = A("0.0.0.0:9");
+    assert_int_equal(wzp_ice_add_local(a, WZP_CAND_HOST, &any), WZP_ERR_INVALID);
+    wzp_ice_clear_local(a, WZP_SEC(1));
+    assert_int_equal(wzp_ice_local_candidates(a, c, 4), 0);
+    wzp_ice_free(a);
+}
+
+static void test_late_key_and_trickle(void **state)
+{
+    (void)state;
+    static sim s;
+    sim_init(&s, NULL);
+    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "10.0.0.2:5000");
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_SRFLX, "203.0.113.9:40000");
+    s.n[1].nat = true;
+    s.n[1].nat_ip = A("203.0.113.9:0");
+    /* A starts at once, knowing only B's private address. */
+    add_remote(&s, 0, WZP_CAND_HOST, "10.0.0.2:5000");
+    assert_int_equal(wzp_ice_set_key(s.n[0].ag, test_key, s.now), 0);
+    sim_run(&s, s.now + WZP_MS(150));
+    /* B gets its key 150 ms later but no candidates yet: it cannot send; A's
+     * probes go to an unreachable address. */
+    assert_int_equal(wzp_ice_set_key(s.n[1].ag, test_key, s.now), 0);
+    sim_run(&s, s.now + WZP_MS(300));
+    assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+    /* B's srflx is trickled to A; A's probe is filtered by B's NAT (B never sent to A) ... */
+    add_remote(&s, 0, WZP_CAND_SRFLX, "203.0.113.9:40000");
+    sim_run(&s, s.now + WZP_MS(300));
+    assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+    /* ... until A's candidate reaches B and B probes: both direct within a round trip or two. */
+    wzp_ts t = s.now;
+    add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
+    sim_run(&s, s.now + WZP_MS(200));
+    assert_true(both_direct(&s));
+    wzp_ice_stats st;
+    wzp_ice_get_stats(s.n[0].ag, &st);
+    assert_true(st.first_direct_at - t <= WZP_MS(60));
+    sim_free(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_candidate_priority),
+        cmocka_unit_test(test_late_key_and_trickle),
+        cmocka_unit_test(test_both_direct),
+        cmocka_unit_test(test_paced_not_burst),
+        cmocka_unit_test(test_prflx_through_nat),
+        cmocka_unit_test(test_failover_and_recovery),
+        cmocka_unit_test(test_hysteresis_no_flapping),
+        cmocka_unit_test(test_lan_preferred),
+        cmocka_unit_test(test_forged_ignored),
+        cmocka_unit_test(test_pair_cap),
+        cmocka_unit_test(test_remove_active_and_network_change),
+        cmocka_unit_test(test_nat_pairs),
+        cmocka_unit_test(test_replay_dropped),
+        cmocka_unit_test(test_failover_to_other_pair),
+        cmocka_unit_test(test_quic_counts_as_liveness),
+        cmocka_unit_test(test_lossy_link_no_false_fallback),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
