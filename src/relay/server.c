@@ -29,8 +29,6 @@ typedef struct relay_conn {
     uint64_t handle;
     wzp_quic_conn *conn;
     wzp_addr addr;   /* last remote address we told the control plane */
-    uint32_t *chans; /* this side's forwarding channels (one per active call) */
-    size_t nchans, chans_cap;
 } relay_conn;
 
 struct wzp_relay_server {
@@ -44,7 +42,6 @@ struct wzp_relay_server {
     wzp_quic_endpoint *ep;
     wzp_relay_control *ctl;
     wzp_hmap conns; /* handle -> relay_conn */
-    wzp_hmap chan_owner; /* channel id -> relay_conn */
     uint64_t next_handle;
     wzp_ts next_scan, next_expire;
     bool stopping;
@@ -84,61 +81,29 @@ static void ctl_close(void *user, uint64_t handle, wzp_relay_close_code code, co
         wzp_quic_conn_close(rc->conn, CLOSE_CONTROL_BASE + (uint64_t)code, reason);
 }
 
-static int conn_add_chan(wzp_relay_server *s, relay_conn *rc, uint32_t chan)
-{
-    if (rc->nchans == rc->chans_cap) {
-        size_t ncap = rc->chans_cap ? rc->chans_cap * 2 : 2;
-        uint32_t *n = realloc(rc->chans, ncap * sizeof(*n));
-        if (!n)
-            return WZP_ERR_NOMEM;
-        rc->chans = n;
-        rc->chans_cap = ncap;
-    }
-    int rv = wzp_hmap_put(&s->chan_owner, &chan, sizeof(chan), rc);
-    if (rv < 0)
-        return rv;
-    rc->chans[rc->nchans++] = chan;
-    return 0;
-}
-
-static void conn_drop_chan(wzp_relay_server *s, uint32_t chan)
-{
-    relay_conn *rc = wzp_hmap_del(&s->chan_owner, &chan, sizeof(chan));
-    if (!rc)
-        return;
-    for (size_t i = 0; i < rc->nchans; i++) {
-        if (rc->chans[i] == chan) {
-            rc->chans[i] = rc->chans[--rc->nchans];
-            break;
-        }
-    }
-}
-
 static void ctl_channels_close(void *user, uint32_t chan_a, uint32_t chan_b)
 {
     wzp_relay_server *s = user;
+    (void)chan_b;
     /* The pair may already be gone (idle expiry); that is fine. */
     wzp_chan_table_close_pair(s->chans, chan_a);
-    conn_drop_chan(s, chan_a);
-    conn_drop_chan(s, chan_b);
 }
 
-static int ctl_channels_open(void *user, uint64_t call, uint64_t conn_a, uint64_t conn_b,
-                             uint32_t *chan_a, uint32_t *chan_b)
+static int ctl_channels_open(void *user, uint64_t call, uint64_t conn_a, const wzp_addr *addr_a,
+                             uint64_t conn_b, const wzp_addr *addr_b, uint32_t *chan_a,
+                             uint32_t *chan_b)
 {
     wzp_relay_server *s = user;
-    relay_conn *a = conn_by_handle(s, conn_a), *b = conn_by_handle(s, conn_b);
     (void)call;
-    if (!a || !b)
-        return WZP_ERR_NOT_FOUND;
-    int rv = wzp_chan_table_open_pair(s->chans, &a->addr, &b->addr, wzp_now(), chan_a, chan_b);
-    if (rv < 0)
-        return rv;
-    if (conn_add_chan(s, a, *chan_a) < 0 || conn_add_chan(s, b, *chan_b) < 0) {
-        ctl_channels_close(s, *chan_a, *chan_b);
-        return WZP_ERR_NOMEM;
-    }
-    return 0;
+    (void)conn_a;
+    (void)conn_b;
+    return wzp_chan_table_open_pair(s->chans, addr_a, addr_b, wzp_now(), chan_a, chan_b);
+}
+
+static void ctl_channel_moved(void *user, uint32_t chan, const wzp_addr *addr)
+{
+    wzp_relay_server *s = user;
+    wzp_chan_table_set_addr(s->chans, chan, addr);
 }
 
 /* --- QUIC callbacks ---------------------------------------------------------------- */
@@ -203,15 +168,9 @@ static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *in
     (void)info;
     if (!rc)
         return; /* never finished its handshake */
-    /* Ends its calls (which closes their channels through ctl_channels_close). */
+    /* Ends its calls, which closes their channels through ctl_channels_close. */
     wzp_relay_control_on_disconnect(s->ctl, rc->handle, wzp_now());
-    while (rc->nchans) {
-        uint32_t chan = rc->chans[0];
-        wzp_chan_table_close_pair(s->chans, chan);
-        conn_drop_chan(s, chan);
-    }
     wzp_hmap_del(&s->conns, &rc->handle, sizeof(rc->handle));
-    free(rc->chans);
     free(rc);
 }
 
@@ -237,8 +196,6 @@ static void scan_addresses(wzp_relay_server *s, wzp_ts now)
         if (wzp_addr_family(&cur) == AF_UNSPEC || wzp_addr_equal(&cur, &rc->addr))
             continue;
         rc->addr = cur;
-        for (size_t i = 0; i < rc->nchans; i++)
-            wzp_chan_table_set_addr(s->chans, rc->chans[i], &cur);
         wzp_relay_control_on_addr_change(s->ctl, rc->handle, &cur, now);
     }
 }
@@ -336,7 +293,6 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
         return WZP_ERR_NOMEM;
     s->cfg = *cfg;
     wzp_hmap_init(&s->conns);
-    wzp_hmap_init(&s->chan_owner);
     wzp_io_init(&s->ctl_io, on_ctl_packets, s);
     wzp_timer_init(&s->timer, on_timer, s);
     for (size_t i = 0; i < RX_BATCH; i++)
@@ -370,7 +326,8 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
                                        .send = ctl_send,
                                        .close = ctl_close,
                                        .channels_open = ctl_channels_open,
-                                       .channels_close = ctl_channels_close};
+                                       .channels_close = ctl_channels_close,
+                                       .channel_moved = ctl_channel_moved};
     rv = WZP_ERR_INVALID;
     if (!(s->ctl = wzp_relay_control_new(&cfg->control, &ccb)))
         goto fail;
@@ -409,11 +366,9 @@ void wzp_relay_server_free(wzp_relay_server *s)
     const wzp_hmap_slot *slot;
     for (size_t it = 0; wzp_hmap_next(&s->conns, &it, &slot);) {
         relay_conn *rc = slot->value;
-        free(rc->chans);
         free(rc);
     }
     wzp_hmap_free(&s->conns);
-    wzp_hmap_free(&s->chan_owner);
     if (s->loop) {
         wzp_timer_stop(s->loop, &s->timer);
         if (s->ctl_io.fd >= 0)
