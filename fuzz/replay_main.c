@@ -29,7 +29,7 @@ static int run_file(const char *path)
 int main(int argc, char **argv)
 {
     size_t files = 0;
-    uint8_t edge[4096];
+    uint8_t edge[4096] = {0};
     /* Edge cases every parser must survive: empty, tiny, all-zero, all-ones, counting. */
     LLVMFuzzerTestOneInput(edge, 0);
     for (size_t n = 1; n <= sizeof(edge); n *= 2) {
