@@ -6,7 +6,7 @@
 
 #include <wzp/wzp.h>
 
-#define COARSE_BUDGET 50000000.0 /* multiply-adds for the decimated pass */
+#define COARSE_BUDGET 20000000.0 /* multiply-adds for the decimated pass */
 #define MAX_DECIM     32
 #define CANDIDATES    3
 
@@ -60,22 +60,6 @@ static double ncc_prefix(const float *a, size_t na, const double *pa, const floa
     return xy / sqrt(xx * yy);
 }
 
-static float *decimate(const float *x, size_t n, unsigned d, size_t *nout)
-{
-    size_t m = n / d;
-    float *y = malloc((m ? m : 1) * sizeof(*y));
-    if (!y)
-        return NULL;
-    for (size_t k = 0; k < m; k++) {
-        float s = 0;
-        for (unsigned j = 0; j < d; j++)
-            s += x[k * d + j];
-        y[k] = s / (float)d;
-    }
-    *nout = m;
-    return y;
-}
-
 static double *prefix_sq(const float *x, size_t n)
 {
     double *p = malloc((n + 1) * sizeof(*p));
@@ -85,6 +69,58 @@ static double *prefix_sq(const float *x, size_t n)
     for (size_t i = 0; i < n; i++)
         p[i + 1] = p[i] + (double)x[i] * x[i];
     return p;
+}
+
+/* One level of the pyramid: both signals averaged over blocks of f samples. */
+typedef struct level {
+    unsigned f;
+    const float *a, *b;
+    double *pa, *pb;
+    size_t na, nb;
+} level;
+
+static void level_free(level *l)
+{
+    if (l->f != 1) { /* level 1 borrows the caller's signals */
+        free((void *)l->a);
+        free((void *)l->b);
+    }
+    free(l->pa);
+    free(l->pb);
+}
+
+/* Halves a signal by averaging pairs: the mean of means over aligned
+ * power-of-two blocks, so level k is the signal decimated by 2^k. */
+static float *halve(const float *x, size_t n, size_t *nout)
+{
+    size_t m = n / 2;
+    float *y = malloc((m ? m : 1) * sizeof(*y));
+    if (!y)
+        return NULL;
+    for (size_t k = 0; k < m; k++)
+        y[k] = 0.5f * (x[2 * k] + x[2 * k + 1]);
+    *nout = m;
+    return y;
+}
+
+static long floor_div(long a, long b)
+{
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+/* Best lag in [lo, hi] at one level; -INFINITY if none has enough overlap. */
+static double best_in(const level *l, long lo, long hi, size_t min_ov, long *lag)
+{
+    double best = -INFINITY;
+    for (long k = lo; k <= hi; k++) {
+        int ok = 0;
+        double v = ncc_prefix(l->a, l->na, l->pa, l->b, l->nb, l->pb, k, min_ov, &ok);
+        if (ok && v > best) {
+            best = v;
+            *lag = k;
+        }
+    }
+    return best;
 }
 
 int wzp_ncc_search(const float *ref, size_t nref, const float *rec, size_t nrec, long min_lag,
@@ -107,83 +143,91 @@ int wzp_ncc_search(const float *ref, size_t nref, const float *rec, size_t nrec,
 
     double span = (double)(max_lag - min_lag + 1);
     double len = (double)(nref < nrec ? nref : nrec);
-    unsigned d = 1;
-    while (d < MAX_DECIM && (len / d) * (span / d) > COARSE_BUDGET)
-        d *= 2;
+    int top = 0;
+    while ((1u << top) < MAX_DECIM && (len / (1u << top)) * (span / (1u << top)) > COARSE_BUDGET &&
+           len / (2u << top) >= 64)
+        top++;
 
-    size_t na, nb;
-    float *a = decimate(ref, nref, d, &na);
-    float *b = decimate(rec, nrec, d, &nb);
-    double *pa = a ? prefix_sq(a, na) : NULL;
-    double *pb = b ? prefix_sq(b, nb) : NULL;
-    if (!a || !b || !pa || !pb) {
-        free(a);
-        free(b);
-        free(pa);
-        free(pb);
-        return WZP_ERR_NOMEM;
-    }
-
-    /* Coarse pass: keep the best few local peaks (by coarse lag). */
-    long cand[CANDIDATES];
-    double cval[CANDIDATES];
-    for (int c = 0; c < CANDIDATES; c++) {
-        cand[c] = 0;
-        cval[c] = -INFINITY;
-    }
-    size_t cov = min_overlap / d ? min_overlap / d : 1;
-    long clo = min_lag >= 0 ? min_lag / (long)d : -((-min_lag + (long)d - 1) / (long)d);
-    long chi = max_lag >= 0 ? (max_lag + (long)d - 1) / (long)d : -(-max_lag / (long)d);
-    double prev2 = -INFINITY, prev1 = -INFINITY;
-    for (long l = clo; l <= chi + 1; l++) {
-        int ok = 0;
-        double v = l <= chi ? ncc_prefix(a, na, pa, b, nb, pb, l, cov, &ok) : -INFINITY;
-        if (!ok)
-            v = -INFINITY;
-        /* prev1 (at l-1) is a peak if >= both neighbours. */
-        if (prev1 > -INFINITY && prev1 >= prev2 && prev1 >= v) {
-            int worst = 0;
-            for (int c = 1; c < CANDIDATES; c++)
-                if (cval[c] < cval[worst])
-                    worst = c;
-            if (prev1 > cval[worst]) {
-                cval[worst] = prev1;
-                cand[worst] = l - 1;
-            }
+    level lv[8] = {{0}};
+    int rc = 0;
+    lv[0] = (level){1, ref, rec, NULL, NULL, nref, nrec};
+    for (int k = 0; k <= top && !rc; k++) {
+        if (k > 0) {
+            lv[k].f = lv[k - 1].f * 2;
+            lv[k].a = halve(lv[k - 1].a, lv[k - 1].na, &lv[k].na);
+            lv[k].b = halve(lv[k - 1].b, lv[k - 1].nb, &lv[k].nb);
         }
-        prev2 = prev1;
-        prev1 = v;
+        if (lv[k].a && lv[k].b) {
+            lv[k].pa = prefix_sq(lv[k].a, lv[k].na);
+            lv[k].pb = prefix_sq(lv[k].b, lv[k].nb);
+        }
+        if (!lv[k].a || !lv[k].b || !lv[k].pa || !lv[k].pb)
+            rc = WZP_ERR_NOMEM;
     }
-    free(a);
-    free(b);
-    free(pa);
-    free(pb);
 
-    /* Fine pass at full rate around each candidate. */
+    /* Coarse pass at the top level: keep the best few local peaks. */
+    long cand[CANDIDATES] = {0};
+    double cval[CANDIDATES];
+    for (int c = 0; c < CANDIDATES; c++)
+        cval[c] = -INFINITY;
+    if (!rc) {
+        const level *l = &lv[top];
+        long f = (long)l->f;
+        size_t cov = min_overlap / l->f ? min_overlap / l->f : 1;
+        long clo = floor_div(min_lag, f), chi = -floor_div(-max_lag, f);
+        double prev2 = -INFINITY, prev1 = -INFINITY;
+        for (long k = clo; k <= chi + 1; k++) {
+            int ok = 0;
+            double v = k <= chi ? ncc_prefix(l->a, l->na, l->pa, l->b, l->nb, l->pb, k, cov, &ok)
+                                : -INFINITY;
+            if (!ok)
+                v = -INFINITY;
+            /* prev1 (at k-1) is a peak if >= both neighbours. */
+            if (prev1 > -INFINITY && prev1 >= prev2 && prev1 >= v) {
+                int worst = 0;
+                for (int c = 1; c < CANDIDATES; c++)
+                    if (cval[c] < cval[worst])
+                        worst = c;
+                if (prev1 > cval[worst]) {
+                    cval[worst] = prev1;
+                    cand[worst] = k - 1;
+                }
+            }
+            prev2 = prev1;
+            prev1 = v;
+        }
+    }
+
+    /* Each candidate descends the pyramid, re-searching a few lags around
+     * twice its position at every finer level (block averaging can shift
+     * the coarse peak by about one coarse sample). */
     int found = 0;
-    out->lag = 0;
-    out->ncc = -INFINITY;
-    for (int c = 0; c < CANDIDATES; c++) {
+    for (int c = 0; !rc && c < CANDIDATES; c++) {
         if (cval[c] == -INFINITY)
             continue;
-        long lo = cand[c] * (long)d - (long)d, hi = cand[c] * (long)d + (long)d;
-        if (lo < min_lag)
-            lo = min_lag;
-        if (hi > max_lag)
-            hi = max_lag;
-        for (long l = lo; l <= hi; l++) {
-            size_t olo, ohi;
-            overlap(nref, nrec, l, &olo, &ohi);
-            if (ohi - olo < min_overlap)
-                continue;
-            double v = wzp_ncc_at(ref, nref, rec, nrec, l);
-            if (!found || v > out->ncc) {
-                out->ncc = v;
-                out->lag = l;
-                found = 1;
-            }
+        long lag = cand[c];
+        double v = cval[c];
+        for (int k = top - 1; k >= 0 && v > -INFINITY; k--) {
+            long f = (long)lv[k].f;
+            long lo = 2 * lag - 3, hi = 2 * lag + 3;
+            long llo = -floor_div(-min_lag, f), lhi = floor_div(max_lag, f);
+            if (lo < llo)
+                lo = llo;
+            if (hi > lhi)
+                hi = lhi;
+            size_t cov = min_overlap / lv[k].f ? min_overlap / lv[k].f : 1;
+            v = best_in(&lv[k], lo, hi, cov, &lag);
+        }
+        if (v > -INFINITY && (!found || v > out->ncc)) {
+            out->lag = lag;
+            out->ncc = v;
+            found = 1;
         }
     }
+    for (int k = 0; k <= top; k++)
+        level_free(&lv[k]);
+    if (rc)
+        return rc;
     return found ? 0 : WZP_ERR_INVALID;
 }
 
