@@ -45,14 +45,14 @@ static float *delayed(const float *ref, size_t n, size_t delay, float gain, floa
 static void test_known_delays(void **state)
 {
     (void)state;
-    const size_t n = 3 * WZP_AUDIO_RATE; /* 3 s */
+    const size_t n = 2 * WZP_AUDIO_RATE; /* 2 s */
     float *ref = probe(n, 7);
-    const size_t delays[] = {0, 1, 37, 960, 2881, 4800 + 13, 24000 - 1};
+    const size_t delays[] = {0, 37, 2881, 24000 - 1};
     for (size_t d = 0; d < sizeof(delays) / sizeof(delays[0]); d++) {
         size_t nrec;
         float *rec = delayed(ref, n, delays[d], 0.3f, 0.01f, &nrec);
         wzp_ncc_result res;
-        assert_int_equal(wzp_ncc_search(ref, n, rec, nrec, -4800, 48000, 0, &res), 0);
+        assert_int_equal(wzp_ncc_search(ref, n, rec, nrec, -4800, 26000, 0, &res), 0);
         assert_int_equal(res.lag, (long)delays[d]);
         assert_true(res.ncc > 0.95);
         free(rec);
