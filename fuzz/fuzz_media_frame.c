@@ -81,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     wzp_playout_stats st;
     wzp_playout_get_stats(pb, &st);
-    CHECK(st.played + st.concealed + st.dtx == pulls);
+    CHECK(st.played + st.concealed + st.dtx + st.held == pulls);
     CHECK(st.received + st.duplicate + st.late + st.invalid <= st.inserted);
     wzp_playout_free(pb);
     wzp_media_rx_free(rx);

@@ -148,6 +148,7 @@ void wzp_media_rx_config_default(wzp_media_rx_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->use_fec = true;
+    cfg->playout.adaptive = true;
 }
 
 wzp_media_rx *wzp_media_rx_new(const wzp_media_rx_config *cfg, int *err)
@@ -235,7 +236,7 @@ int wzp_media_rx_pull(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_
     case WZP_PLAYOUT_MISSING:
         if (!rx->decoded_any)
             break;
-        if (rx->use_fec && !fr.dtx && fr.next_payload &&
+        if (rx->use_fec && !fr.dtx && !fr.hold && fr.next_payload &&
             wzp_opus_packet_has_fec(fr.next_payload, fr.next_len) &&
             wzp_opus_decode_fec(rx->dec, fr.next_payload, fr.next_len, pcm) > 0) {
             rx->st.fec_recovered++;

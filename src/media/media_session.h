@@ -88,7 +88,7 @@ typedef enum wzp_media_rx_out {
 
 typedef struct wzp_media_rx wzp_media_rx;
 
-/* Playout defaults, FEC on. */
+/* Playout defaults with adaptive delay, FEC on. */
 void wzp_media_rx_config_default(wzp_media_rx_config *cfg);
 wzp_media_rx *wzp_media_rx_new(const wzp_media_rx_config *cfg, int *err);
 void wzp_media_rx_free(wzp_media_rx *rx);

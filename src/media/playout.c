@@ -13,6 +13,11 @@
 #define LATE_RUN_RESYNC 8
 /* Adaptive trimming looks at the smallest depth over this many ticks (1 s). */
 #define TRIM_WINDOW 50
+/* Added delay is given back one frame per this many ticks without lateness (10 s). */
+#define CALM_TICKS 500
+/* Frames later than this are a reordering straggler or a restart, not a
+ * slower path: they do not add delay. */
+#define GROW_MAX_LATE 5
 
 enum { SLOT_EMPTY = 0, SLOT_FILLED, SLOT_PLAYED };
 
@@ -30,6 +35,7 @@ struct wzp_playout {
     unsigned cap;
     bool adaptive;
     unsigned target_frames;
+    unsigned max_extra; /* adaptive: frames of delay above the target we may add */
     slot *slots;
 
     bool anchored; /* a first frame fixed base_ts and start */
@@ -48,6 +54,9 @@ struct wzp_playout {
     uint64_t lost_before;
 
     unsigned win_count, win_min;
+    unsigned extra; /* frames of delay added by holds */
+    unsigned hold;  /* holds still to perform */
+    unsigned calm;  /* ticks since the last late frame */
     wzp_playout_stats st;
 };
 
@@ -81,6 +90,11 @@ wzp_playout *wzp_playout_new(const wzp_playout_config *cfg, int *err)
     pb->cap = c.capacity;
     pb->adaptive = c.adaptive;
     pb->target_frames = target_frames;
+    wzp_ts maxd = c.max_delay ? c.max_delay : WZP_PLAYOUT_DEFAULT_MAX;
+    unsigned max_frames = (unsigned)(maxd / WZP_MS(WZP_AUDIO_FRAME_MS));
+    if (max_frames > c.capacity - 2)
+        max_frames = c.capacity - 2;
+    pb->max_extra = max_frames > target_frames ? max_frames - target_frames : 0;
     pb->slots = slots;
     pb->start = WZP_TS_NEVER;
     pb->win_min = UINT32_MAX;
@@ -178,6 +192,9 @@ static void anchor(wzp_playout *pb, uint16_t seq, int64_t ext_ts, uint8_t flags,
     pb->seq_unique = 0;
     pb->win_count = 0;
     pb->win_min = UINT32_MAX;
+    pb->hold = 0;
+    pb->extra = 0;
+    pb->calm = 0;
     store(pb, 0, seq, flags, p, len);
 }
 
@@ -216,6 +233,12 @@ int wzp_playout_insert(wzp_playout *pb, uint16_t seq, uint32_t timestamp, uint8_
         }
         pb->st.late++;
         note_seq(pb, seq);
+        pb->calm = 0;
+        /* A slower path: hold playout back by as many frames as this one
+         * missed its slot by (holds already pending count towards it). */
+        if (pb->adaptive && pb->playing && pb->next - idx <= GROW_MAX_LATE &&
+            pb->hold < pb->next - idx && pb->extra + pb->hold < pb->max_extra)
+            pb->hold++;
         if (++pb->late_run >= LATE_RUN_RESYNC && wzp_playout_depth(pb) == 0)
             anchor(pb, seq, ext, flags, payload, len, now);
         return 1;
@@ -245,15 +268,20 @@ unsigned wzp_playout_depth(const wzp_playout *pb)
 }
 
 /* With adaptation: a whole window in which the buffer never ran below
- * target + 2 frames means the extra delay is not buying anything. */
+ * target + added + 2 frames means the excess delay is not buying anything. */
 static void maybe_trim(wzp_playout *pb)
 {
+    if (++pb->calm >= CALM_TICKS) {
+        pb->calm = 0;
+        if (pb->extra)
+            pb->extra--;
+    }
     unsigned d = wzp_playout_depth(pb);
     if (d < pb->win_min)
         pb->win_min = d;
     if (++pb->win_count < TRIM_WINDOW)
         return;
-    if (pb->win_min > pb->target_frames + 2) {
+    if (pb->win_min > pb->target_frames + pb->extra + 2) {
         slot *s = slot_at(pb, pb->next);
         if (s->idx == pb->next && s->state == SLOT_FILLED) {
             s->state = SLOT_PLAYED;
@@ -279,6 +307,18 @@ void wzp_playout_pull(wzp_playout *pb, wzp_ts now, wzp_playout_frame *out)
     }
     if (pb->adaptive)
         maybe_trim(pb);
+    if (pb->hold) {
+        /* Play one concealed frame without consuming a slot: every frame
+         * after this one is played 20 ms later than before. */
+        pb->hold--;
+        pb->extra++;
+        pb->st.held++;
+        out->kind = WZP_PLAYOUT_MISSING;
+        out->hold = true;
+        out->index = pb->next;
+        out->timestamp = (uint32_t)(pb->base_ts + pb->next * WZP_AUDIO_FRAME_SAMPLES);
+        return;
+    }
 
     int64_t idx = pb->next++;
     out->index = idx;

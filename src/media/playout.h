@@ -13,10 +13,16 @@
  * frame whose slot already played is late: dropped and counted. A frame too
  * far ahead for the buffer (a sender jump or a receiver stall), or a run of
  * late frames with nothing buffered (a sender restart), re-anchors playout
- * on it. With `adaptive`, a sustained excess of buffered frames over the
- * target (sender clock faster than ours, or a delay spike that has passed)
- * is trimmed one frame at a time. Memory is capacity slots, fixed at
- * creation.
+ * on it.
+ *
+ * With `adaptive`, the delay follows the network within [target,
+ * max_delay]: a late frame (the path got slower, e.g. a switch from a
+ * direct path to the relay) holds playout back one tick (one concealed
+ * frame, no audio skipped later), and a sustained excess of buffered frames
+ * (the path got faster, or the sender's clock runs fast) is trimmed one
+ * frame at a time. Added delay is given back after 10 s without lateness.
+ * Without it the delay stays at the target. Memory is capacity slots,
+ * fixed at creation.
  */
 #ifndef WZP_MEDIA_PLAYOUT_H
 #define WZP_MEDIA_PLAYOUT_H
@@ -30,11 +36,13 @@
 #define WZP_PLAYOUT_DEFAULT_DELAY    WZP_MS(60)
 #define WZP_PLAYOUT_DEFAULT_CAPACITY 50 /* frames = 1 s */
 #define WZP_PLAYOUT_MAX_CAPACITY     1000
+#define WZP_PLAYOUT_DEFAULT_MAX      WZP_MS(200)
 
 typedef struct wzp_playout_config {
     wzp_ts target_delay; /* from first arrival to first playout; 0 = default */
     unsigned capacity;   /* slots (20 ms each), > target delay; 0 = default */
-    bool adaptive;       /* trim sustained excess delay */
+    bool adaptive;       /* follow the network's delay (see above) */
+    wzp_ts max_delay;    /* adaptive ceiling; 0 = 200 ms (clamped to capacity) */
 } wzp_playout_config;
 
 typedef struct wzp_playout_stats {
@@ -50,12 +58,14 @@ typedef struct wzp_playout_stats {
     uint64_t dropped;   /* buffered frames discarded by re-anchoring or trimming */
     uint64_t resyncs;   /* re-anchors */
     uint64_t trimmed;   /* adaptive one-frame delay reductions */
+    uint64_t held;      /* adaptive one-frame delay increases (pulled as MISSING) */
 } wzp_playout_stats;
 
 typedef enum wzp_playout_kind {
     WZP_PLAYOUT_WAIT = 0, /* nothing to play yet (no frame, or still buffering): silence */
     WZP_PLAYOUT_FRAME,    /* decode payload */
-    WZP_PLAYOUT_MISSING,  /* conceal; next_payload, when set, holds FEC for this frame */
+    WZP_PLAYOUT_MISSING,  /* conceal; next_payload, when set, holds FEC for this frame;
+                           * also an adaptive hold, which does not advance playout */
 } wzp_playout_kind;
 
 typedef struct wzp_playout_frame {
@@ -65,6 +75,7 @@ typedef struct wzp_playout_frame {
     uint16_t seq;       /* FRAME only */
     uint8_t flags;      /* FRAME only: WZP_MEDIA_F_* */
     bool dtx;           /* MISSING only: the sender said it stopped sending */
+    bool hold;          /* MISSING only: inserted delay, not a lost frame (no FEC) */
     /* Valid until the next call on this buffer. */
     const uint8_t *payload;
     size_t len;

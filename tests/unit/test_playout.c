@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include <wzp/wzp.h>
@@ -317,6 +318,52 @@ static void test_adaptive_trim(void **state)
     }
 }
 
+static void test_adaptive_follows_slower_path(void **state)
+{
+    (void)state;
+    /* One-way delay 20 ms (+0/4/8 ms jitter), then from frame 100 on 55 ms:
+     * a switch to a slower path, 35 ms more against 40 ms of buffering.
+     * Fixed: every third frame now misses its slot. Adaptive: one late
+     * frame, one hold, then playout runs 20 ms later and nothing is late. */
+    for (int adaptive = 0; adaptive <= 1; adaptive++) {
+        wzp_playout *pb = mk(40, 50, adaptive);
+        stream s = {0, 0};
+        wzp_playout_frame f;
+        unsigned sent = 0, holds = 0;
+        for (unsigned tick = 0; tick < 600; tick++) {
+            wzp_ts now = tick * WZP_MS(5); /* 5 ms resolution clock */
+            /* Deliver every frame whose arrival time has come. */
+            for (;;) {
+                wzp_ts owd = sent < 100 ? WZP_MS(20) : WZP_MS(55);
+                wzp_ts at = sent * TICK + owd + (sent % 3) * WZP_MS(4);
+                if (at > now)
+                    break;
+                put(pb, &s, sent++, 0, now);
+            }
+            if (tick % 4 == 0 && now >= wzp_playout_start_time(pb)) {
+                wzp_playout_pull(pb, now, &f);
+                holds += f.hold;
+            }
+        }
+        wzp_playout_stats st;
+        wzp_playout_get_stats(pb, &st);
+        printf("# %s: late %llu held %llu concealed %llu played %llu\n",
+               adaptive ? "adaptive" : "fixed", (unsigned long long)st.late,
+               (unsigned long long)st.held, (unsigned long long)st.concealed,
+               (unsigned long long)st.played);
+        if (adaptive) {
+            assert_true(st.late <= 3);
+            assert_true(st.held >= 1 && st.held <= 3);
+            assert_int_equal(holds, st.held);
+        } else {
+            assert_true(st.late >= 10);
+            assert_int_equal(st.concealed, st.late);
+            assert_int_equal(st.held, 0);
+        }
+        wzp_playout_free(pb);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_invalid_and_bounds),
         cmocka_unit_test(test_resync_far_ahead_and_restart),
         cmocka_unit_test(test_adaptive_trim),
+        cmocka_unit_test(test_adaptive_follows_slower_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
