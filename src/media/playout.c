@@ -220,9 +220,10 @@ int wzp_playout_insert(wzp_playout *pb, uint16_t seq, uint32_t timestamp, uint8_
     }
     int64_t idx = rel / WZP_AUDIO_FRAME_SAMPLES;
 
-    /* Still buffering: an earlier frame that overtook nothing yet played
-     * simply moves the start of playout back to it. */
-    if (!pb->playing && idx < pb->next && pb->newest - idx < (int64_t)pb->cap - 1)
+    /* Still buffering: an earlier frame (it was overtaken by the first one)
+     * moves the start of playout back to it, by at most the target delay. */
+    if (!pb->playing && idx < pb->next && idx >= -(int64_t)pb->target_frames &&
+        pb->newest - idx < (int64_t)pb->cap - 1)
         pb->next = idx;
 
     if (idx < pb->next) {
@@ -232,7 +233,11 @@ int wzp_playout_insert(wzp_playout *pb, uint16_t seq, uint32_t timestamp, uint8_
             return 1;
         }
         pb->st.late++;
-        note_seq(pb, seq);
+        /* Count it as seen for loss statistics, unless its sequence number
+         * is far off (a restarted sender), which would inflate them. */
+        int64_t e = extend(pb->seq_ref, seq, 16);
+        if (e >= pb->seq_min - (int64_t)pb->cap && e <= pb->seq_max + (int64_t)pb->cap)
+            note_seq(pb, seq);
         pb->calm = 0;
         /* A slower path: hold playout back by as many frames as this one
          * missed its slot by (holds already pending count towards it). */
