@@ -244,8 +244,12 @@ int wzp_playout_insert(wzp_playout *pb, uint16_t seq, uint32_t timestamp, uint8_
         if (pb->adaptive && pb->playing && pb->next - idx <= GROW_MAX_LATE &&
             pb->hold < pb->next - idx && pb->extra + pb->hold < pb->max_extra)
             pb->hold++;
-        if (++pb->late_run >= LATE_RUN_RESYNC && wzp_playout_depth(pb) == 0)
+        if (++pb->late_run >= LATE_RUN_RESYNC && wzp_playout_depth(pb) == 0) {
+            /* Not late after all: playout restarts on it. */
+            pb->st.late--;
             anchor(pb, seq, ext, flags, payload, len, now);
+            return 0;
+        }
         return 1;
     }
     if (idx >= pb->next + (int64_t)pb->cap) {
