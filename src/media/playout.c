@@ -167,7 +167,9 @@ static void store(wzp_playout *pb, int64_t idx, uint16_t seq, uint8_t flags, con
 }
 
 /* Starts (or restarts) playout on this frame: it becomes slot 0, played
- * target_delay from now. Anything buffered is discarded. */
+ * target_delay from now. Anything buffered is discarded. Extension restarts
+ * from the raw wire timestamp, so no run of jumps can walk the extended
+ * values towards overflow. */
 static void anchor(wzp_playout *pb, uint16_t seq, int64_t ext_ts, uint8_t flags, const uint8_t *p,
                    size_t len, wzp_ts now)
 {
@@ -247,14 +249,14 @@ int wzp_playout_insert(wzp_playout *pb, uint16_t seq, uint32_t timestamp, uint8_
         if (++pb->late_run >= LATE_RUN_RESYNC && wzp_playout_depth(pb) == 0) {
             /* Not late after all: playout restarts on it. */
             pb->st.late--;
-            anchor(pb, seq, ext, flags, payload, len, now);
+            anchor(pb, seq, timestamp, flags, payload, len, now);
             return 0;
         }
         return 1;
     }
     if (idx >= pb->next + (int64_t)pb->cap) {
         /* Too far ahead for the buffer: the sender jumped or we stalled. */
-        anchor(pb, seq, ext, flags, payload, len, now);
+        anchor(pb, seq, timestamp, flags, payload, len, now);
         return 0;
     }
     slot *s = slot_at(pb, idx);
