@@ -1,0 +1,13 @@
+/*
+ * The one audio format wzp calls use end to end: 48 kHz mono, 20 ms frames.
+ * Fixing it keeps the codec, playout buffer, generators and files in step
+ * (a media timestamp is a sample count at this rate).
+ */
+#ifndef WZP_MEDIA_AUDIO_FORMAT_H
+#define WZP_MEDIA_AUDIO_FORMAT_H
+
+#define WZP_AUDIO_RATE          48000
+#define WZP_AUDIO_FRAME_MS      20
+#define WZP_AUDIO_FRAME_SAMPLES 960 /* WZP_AUDIO_RATE * WZP_AUDIO_FRAME_MS / 1000 */
+
+#endif

@@ -1,0 +1,272 @@
+#include "media/media_session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <wzp/wzp.h>
+
+#include "common/log.h"
+#include "common/rand.h"
+#include "wire/media_frame.h"
+
+struct wzp_media_tx {
+    wzp_opus_enc *enc;
+    uint16_t seq;
+    uint32_t ts;
+    bool mute;
+    bool in_dtx;  /* last frame was suppressed or announced DTX */
+    bool started; /* first frame sent (marker) */
+    wzp_media_tx_stats st;
+    uint8_t pkt[WZP_OPUS_MAX_PACKET];
+};
+
+void wzp_media_tx_config_default(wzp_media_tx_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    wzp_opus_config_default(&cfg->opus);
+    uint8_t r[6];
+    wzp_random_nonce(r, sizeof(r));
+    cfg->initial_seq = (uint16_t)(r[0] << 8 | r[1]);
+    cfg->initial_ts = (uint32_t)r[2] << 24 | (uint32_t)r[3] << 16 | (uint32_t)r[4] << 8 | r[5];
+}
+
+wzp_media_tx *wzp_media_tx_new(const wzp_media_tx_config *cfg, int *err)
+{
+    wzp_media_tx_config def;
+    if (!cfg) {
+        wzp_media_tx_config_default(&def);
+        cfg = &def;
+    }
+    wzp_media_tx *tx = calloc(1, sizeof(*tx));
+    if (!tx) {
+        if (err)
+            *err = WZP_ERR_NOMEM;
+        return NULL;
+    }
+    tx->enc = wzp_opus_enc_new(&cfg->opus, err);
+    if (!tx->enc) {
+        free(tx);
+        return NULL;
+    }
+    tx->seq = cfg->initial_seq;
+    tx->ts = cfg->initial_ts;
+    return tx;
+}
+
+void wzp_media_tx_free(wzp_media_tx *tx)
+{
+    if (!tx)
+        return;
+    wzp_opus_enc_free(tx->enc);
+    free(tx);
+}
+
+int wzp_media_tx_frame(wzp_media_tx *tx, const int16_t pcm[WZP_AUDIO_FRAME_SAMPLES], uint8_t *out,
+                       size_t cap)
+{
+    if (!tx || !pcm || !out)
+        return WZP_ERR_INVALID;
+    static const int16_t silence[WZP_AUDIO_FRAME_SAMPLES];
+    uint32_t ts = tx->ts;
+    tx->ts += WZP_AUDIO_FRAME_SAMPLES; /* media time runs whether or not we send */
+    tx->st.frames++;
+    int n = wzp_opus_encode(tx->enc, tx->mute ? silence : pcm, tx->pkt, sizeof(tx->pkt));
+    if (n < 0) {
+        tx->st.errors++;
+        return n;
+    }
+    uint8_t flags = tx->mute ? WZP_MEDIA_F_MUTE : 0;
+    if (wzp_opus_packet_is_dtx((size_t)n)) {
+        /* The first DTX frame goes out flagged so the receiver knows the
+         * silence that follows is deliberate; the rest stay home. */
+        if (tx->in_dtx) {
+            tx->st.suppressed++;
+            return 0;
+        }
+        tx->in_dtx = true;
+        flags |= WZP_MEDIA_F_DTX;
+    } else if (tx->in_dtx || !tx->started) {
+        tx->in_dtx = false;
+        flags |= WZP_MEDIA_F_MARKER;
+    }
+    if (wzp_opus_packet_has_fec(tx->pkt, (size_t)n))
+        flags |= WZP_MEDIA_F_FEC;
+    wzp_media_frame f = {
+        .version = WZP_MEDIA_VERSION,
+        .payload_type = WZP_MEDIA_PT_OPUS,
+        .flags = flags,
+        .seq = tx->seq,
+        .timestamp = ts,
+        .payload = tx->pkt,
+        .payload_len = (size_t)n,
+    };
+    int len = wzp_media_frame_encode(&f, out, cap);
+    if (len < 0) {
+        tx->st.errors++;
+        return len;
+    }
+    tx->started = true;
+    tx->seq++;
+    tx->st.sent++;
+    tx->st.bytes += (uint64_t)len;
+    return len;
+}
+
+void wzp_media_tx_set_mute(wzp_media_tx *tx, bool mute)
+{
+    if (tx)
+        tx->mute = mute;
+}
+
+int wzp_media_tx_set_bitrate(wzp_media_tx *tx, int bitrate)
+{
+    return tx ? wzp_opus_enc_set_bitrate(tx->enc, bitrate) : WZP_ERR_INVALID;
+}
+
+int wzp_media_tx_set_expected_loss(wzp_media_tx *tx, int pct)
+{
+    return tx ? wzp_opus_enc_set_expected_loss(tx->enc, pct) : WZP_ERR_INVALID;
+}
+
+void wzp_media_tx_get_stats(const wzp_media_tx *tx, wzp_media_tx_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (tx)
+        *out = tx->st;
+}
+
+struct wzp_media_rx {
+    wzp_playout *pb;
+    wzp_opus_dec *dec;
+    bool use_fec;
+    bool decoded_any; /* concealment needs a decoder history to extend */
+    wzp_ts last_pull;
+    wzp_media_rx_stats st;
+};
+
+void wzp_media_rx_config_default(wzp_media_rx_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->use_fec = true;
+    cfg->playout.adaptive = true;
+}
+
+wzp_media_rx *wzp_media_rx_new(const wzp_media_rx_config *cfg, int *err)
+{
+    wzp_media_rx_config def;
+    if (!cfg) {
+        wzp_media_rx_config_default(&def);
+        cfg = &def;
+    }
+    wzp_media_rx *rx = calloc(1, sizeof(*rx));
+    if (!rx) {
+        if (err)
+            *err = WZP_ERR_NOMEM;
+        return NULL;
+    }
+    rx->pb = wzp_playout_new(&cfg->playout, err);
+    rx->dec = rx->pb ? wzp_opus_dec_new(err) : NULL;
+    if (!rx->dec) {
+        wzp_playout_free(rx->pb);
+        free(rx);
+        return NULL;
+    }
+    rx->use_fec = cfg->use_fec;
+    rx->last_pull = WZP_TS_NEVER;
+    rx->st.first_datagram = WZP_TS_NEVER;
+    rx->st.first_decoded = WZP_TS_NEVER;
+    return rx;
+}
+
+void wzp_media_rx_free(wzp_media_rx *rx)
+{
+    if (!rx)
+        return;
+    wzp_playout_free(rx->pb);
+    wzp_opus_dec_free(rx->dec);
+    free(rx);
+}
+
+int wzp_media_rx_datagram(wzp_media_rx *rx, const uint8_t *dg, size_t len, wzp_ts now)
+{
+    if (!rx || (len && !dg))
+        return WZP_ERR_INVALID;
+    rx->st.datagrams++;
+    wzp_media_frame f;
+    int rc = wzp_media_frame_decode(&f, dg, len);
+    if (rc < 0) {
+        rx->st.malformed++;
+        return rc;
+    }
+    if (f.payload_type != WZP_MEDIA_PT_OPUS) {
+        rx->st.unsupported++;
+        return WZP_ERR_PROTOCOL;
+    }
+    rc = wzp_playout_insert(rx->pb, f.seq, f.timestamp, f.flags, f.payload, f.payload_len, now);
+    if (rc == 0 && rx->st.first_datagram == WZP_TS_NEVER)
+        rx->st.first_datagram = now;
+    return rc;
+}
+
+int wzp_media_rx_pull(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_SAMPLES])
+{
+    if (!rx || !pcm)
+        return WZP_ERR_INVALID;
+    wzp_playout_frame fr;
+    wzp_playout_pull(rx->pb, now, &fr);
+    if (fr.kind != WZP_PLAYOUT_WAIT)
+        rx->last_pull = now;
+    switch (fr.kind) {
+    case WZP_PLAYOUT_FRAME: {
+        int rc = wzp_opus_decode(rx->dec, fr.payload, fr.len, pcm);
+        rx->decoded_any = true;
+        if (rc < 0) {
+            rx->st.decode_errors++;
+            return WZP_MEDIA_RX_CONCEALED;
+        }
+        if (!fr.len) { /* empty payload: the sender had nothing, conceal */
+            rx->st.plc++;
+            return WZP_MEDIA_RX_CONCEALED;
+        }
+        rx->st.decoded++;
+        if (rx->st.first_decoded == WZP_TS_NEVER)
+            rx->st.first_decoded = now;
+        return WZP_MEDIA_RX_DECODED;
+    }
+    case WZP_PLAYOUT_MISSING:
+        if (!rx->decoded_any)
+            break;
+        if (rx->use_fec && !fr.dtx && !fr.hold && fr.next_payload &&
+            wzp_opus_packet_has_fec(fr.next_payload, fr.next_len) &&
+            wzp_opus_decode_fec(rx->dec, fr.next_payload, fr.next_len, pcm) > 0) {
+            rx->st.fec_recovered++;
+            return WZP_MEDIA_RX_FEC;
+        }
+        wzp_opus_decode_plc(rx->dec, pcm);
+        rx->st.plc++;
+        return WZP_MEDIA_RX_CONCEALED;
+    case WZP_PLAYOUT_WAIT:
+        break;
+    }
+    memset(pcm, 0, WZP_AUDIO_FRAME_SAMPLES * sizeof(*pcm));
+    rx->st.silence++;
+    return WZP_MEDIA_RX_SILENCE;
+}
+
+wzp_ts wzp_media_rx_next_deadline(const wzp_media_rx *rx)
+{
+    if (!rx)
+        return WZP_TS_NEVER;
+    if (!wzp_playout_playing(rx->pb) || rx->last_pull == WZP_TS_NEVER)
+        return wzp_playout_start_time(rx->pb);
+    return rx->last_pull + WZP_MS(WZP_AUDIO_FRAME_MS);
+}
+
+void wzp_media_rx_get_stats(const wzp_media_rx *rx, wzp_media_rx_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!rx)
+        return;
+    *out = rx->st;
+    wzp_playout_get_stats(rx->pb, &out->playout);
+}

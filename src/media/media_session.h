@@ -1,0 +1,104 @@
+/*
+ * The media half of a call, sans-I/O: what the call layer drives.
+ *
+ * Sender: one 20 ms PCM frame in -> at most one media datagram out (Opus
+ * encoded, seq/timestamp/flags stamped). Receiver: datagrams in (with their
+ * arrival time) -> playout buffer; one 20 ms PCM frame out per pull, decoded,
+ * rebuilt from FEC, concealed, or silence before audio starts.
+ *
+ * The receiver does not own a clock: the caller pulls once per 20 ms tick of
+ * its audio clock (a timer or a sound card). wzp_media_rx_next_deadline
+ * says when the first pull is due (playout start) and, after that, 20 ms
+ * after the previous pull.
+ */
+#ifndef WZP_MEDIA_MEDIA_SESSION_H
+#define WZP_MEDIA_MEDIA_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/time.h"
+#include "media/audio_format.h"
+#include "media/opus_codec.h"
+#include "media/playout.h"
+
+/* ---- sender ---- */
+
+typedef struct wzp_media_tx_config {
+    wzp_opus_config opus;
+    uint16_t initial_seq; /* RTP practice is random; tests pin them */
+    uint32_t initial_ts;
+} wzp_media_tx_config;
+
+typedef struct wzp_media_tx_stats {
+    uint64_t frames;     /* PCM frames in */
+    uint64_t sent;       /* datagrams out */
+    uint64_t bytes;      /* datagram bytes out */
+    uint64_t suppressed; /* DTX frames not sent */
+    uint64_t errors;     /* encoder failures (frame skipped) */
+} wzp_media_tx_stats;
+
+typedef struct wzp_media_tx wzp_media_tx;
+
+/* Opus defaults, random initial seq and timestamp. */
+void wzp_media_tx_config_default(wzp_media_tx_config *cfg);
+wzp_media_tx *wzp_media_tx_new(const wzp_media_tx_config *cfg, int *err);
+void wzp_media_tx_free(wzp_media_tx *tx);
+
+/* Encodes one frame into a datagram in out (cap >= WZP_MEDIA_MAX_FRAME is
+ * always enough). Returns its length, 0 when there is nothing to send
+ * (DTX silence), or an error. Media time advances either way. */
+int wzp_media_tx_frame(wzp_media_tx *tx, const int16_t pcm[WZP_AUDIO_FRAME_SAMPLES], uint8_t *out,
+                       size_t cap);
+/* While muted, silence is encoded and frames carry WZP_MEDIA_F_MUTE. */
+void wzp_media_tx_set_mute(wzp_media_tx *tx, bool mute);
+/* Runtime knobs for the call layer's congestion / loss feedback. */
+int wzp_media_tx_set_bitrate(wzp_media_tx *tx, int bitrate);
+int wzp_media_tx_set_expected_loss(wzp_media_tx *tx, int pct);
+void wzp_media_tx_get_stats(const wzp_media_tx *tx, wzp_media_tx_stats *out);
+
+/* ---- receiver ---- */
+
+typedef struct wzp_media_rx_config {
+    wzp_playout_config playout;
+    bool use_fec; /* rebuild a lost frame from the next one's in-band FEC */
+} wzp_media_rx_config;
+
+typedef struct wzp_media_rx_stats {
+    uint64_t datagrams;     /* offered */
+    uint64_t malformed;     /* did not parse */
+    uint64_t unsupported;   /* parsed, but not an Opus payload */
+    uint64_t decoded;       /* frames decoded from their own packet */
+    uint64_t fec_recovered; /* missing frames rebuilt from the next packet's FEC */
+    uint64_t plc;           /* missing frames concealed (incl. sender DTX) */
+    uint64_t decode_errors; /* corrupt packets (concealed instead) */
+    uint64_t silence;       /* pulls before audio started */
+    wzp_ts first_datagram;  /* arrival of the first accepted datagram, or WZP_TS_NEVER */
+    wzp_ts first_decoded;   /* pull time of the first decoded frame, or WZP_TS_NEVER */
+    wzp_playout_stats playout;
+} wzp_media_rx_stats;
+
+typedef enum wzp_media_rx_out {
+    WZP_MEDIA_RX_SILENCE = 0, /* nothing received / still buffering: zeros */
+    WZP_MEDIA_RX_DECODED,
+    WZP_MEDIA_RX_FEC,
+    WZP_MEDIA_RX_CONCEALED,
+} wzp_media_rx_out;
+
+typedef struct wzp_media_rx wzp_media_rx;
+
+/* Playout defaults with adaptive delay, FEC on. */
+void wzp_media_rx_config_default(wzp_media_rx_config *cfg);
+wzp_media_rx *wzp_media_rx_new(const wzp_media_rx_config *cfg, int *err);
+void wzp_media_rx_free(wzp_media_rx *rx);
+
+/* One received datagram. 0 = buffered, 1 = dropped (duplicate, late, ...),
+ * WZP_ERR_MALFORMED / WZP_ERR_TOO_BIG / WZP_ERR_PROTOCOL (not Opus): counted. */
+int wzp_media_rx_datagram(wzp_media_rx *rx, const uint8_t *dg, size_t len, wzp_ts now);
+/* Writes one frame of PCM and returns what it is (wzp_media_rx_out). */
+int wzp_media_rx_pull(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_SAMPLES]);
+wzp_ts wzp_media_rx_next_deadline(const wzp_media_rx *rx);
+void wzp_media_rx_get_stats(const wzp_media_rx *rx, wzp_media_rx_stats *out);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * Playout (jitter) buffer for 20 ms media frames. Sans-I/O: the caller
+ * inserts each received frame with its arrival time and pulls exactly one
+ * frame per 20 ms tick of its audio clock.
+ *
+ * Frames are placed by media timestamp (one slot per 960 samples since the
+ * first frame), so reordering and duplicates fall out of the slot layout and
+ * timestamp gaps the sender left on purpose (DTX) are not mistaken for loss;
+ * sequence numbers only feed the loss statistics. Both are extended from
+ * their 16/32-bit wire forms, so wrap-around is invisible.
+ *
+ * Playout starts target_delay after the first frame arrives. After that a
+ * frame whose slot already played is late: dropped and counted. A frame too
+ * far ahead for the buffer (a sender jump or a receiver stall), or a run of
+ * late frames with nothing buffered (a sender restart), re-anchors playout
+ * on it.
+ *
+ * With `adaptive`, the delay follows the network within [target,
+ * max_delay]: a late frame (the path got slower, e.g. a switch from a
+ * direct path to the relay) holds playout back one tick (one concealed
+ * frame, no audio skipped later), and a sustained excess of buffered frames
+ * (the path got faster, or the sender's clock runs fast) is trimmed one
+ * frame at a time. Added delay is given back after 10 s without lateness.
+ * Without it the delay stays at the target. Memory is capacity slots,
+ * fixed at creation.
+ */
+#ifndef WZP_MEDIA_PLAYOUT_H
+#define WZP_MEDIA_PLAYOUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/time.h"
+
+#define WZP_PLAYOUT_DEFAULT_DELAY    WZP_MS(60)
+#define WZP_PLAYOUT_DEFAULT_CAPACITY 50 /* frames = 1 s */
+#define WZP_PLAYOUT_MAX_CAPACITY     1000
+#define WZP_PLAYOUT_DEFAULT_MAX      WZP_MS(200)
+
+typedef struct wzp_playout_config {
+    wzp_ts target_delay; /* from first arrival to first playout; 0 = default */
+    unsigned capacity;   /* slots (20 ms each), > target delay; 0 = default */
+    bool adaptive;       /* follow the network's delay (see above) */
+    wzp_ts max_delay;    /* adaptive ceiling; 0 = 200 ms (clamped to capacity) */
+} wzp_playout_config;
+
+typedef struct wzp_playout_stats {
+    uint64_t inserted;  /* insert calls */
+    uint64_t received;  /* unique frames accepted in time */
+    uint64_t duplicate; /* same slot already buffered or played */
+    uint64_t late;      /* arrived after their slot played: dropped */
+    uint64_t invalid;   /* timestamp not on a frame boundary, or payload too big */
+    uint64_t lost;      /* sequence numbers never seen (RTP-style cumulative loss) */
+    uint64_t played;    /* slots pulled with a frame */
+    uint64_t concealed; /* slots pulled without one, outside sender DTX */
+    uint64_t dtx;       /* slots pulled without one while the sender announced DTX */
+    uint64_t dropped;   /* buffered frames discarded by re-anchoring or trimming */
+    uint64_t resyncs;   /* re-anchors */
+    uint64_t trimmed;   /* adaptive one-frame delay reductions */
+    uint64_t held;      /* adaptive one-frame delay increases (pulled as MISSING) */
+} wzp_playout_stats;
+
+typedef enum wzp_playout_kind {
+    WZP_PLAYOUT_WAIT = 0, /* nothing to play yet (no frame, or still buffering): silence */
+    WZP_PLAYOUT_FRAME,    /* decode payload */
+    WZP_PLAYOUT_MISSING,  /* conceal; next_payload, when set, holds FEC for this frame;
+                           * also an adaptive hold, which does not advance playout */
+} wzp_playout_kind;
+
+typedef struct wzp_playout_frame {
+    wzp_playout_kind kind;
+    int64_t index;      /* slot number since the first frame (extended timestamp / 960) */
+    uint32_t timestamp; /* wire timestamp of this slot */
+    uint16_t seq;       /* FRAME only */
+    uint8_t flags;      /* FRAME only: WZP_MEDIA_F_* */
+    bool dtx;           /* MISSING only: the sender said it stopped sending */
+    bool hold;          /* MISSING only: inserted delay, not a lost frame (no FEC) */
+    /* Valid until the next call on this buffer. */
+    const uint8_t *payload;
+    size_t len;
+    const uint8_t *next_payload; /* MISSING only: the following frame, if buffered */
+    size_t next_len;
+} wzp_playout_frame;
+
+typedef struct wzp_playout wzp_playout;
+
+/* NULL cfg = defaults. NULL on failure with *err (WZP_ERR_INVALID / NOMEM). */
+wzp_playout *wzp_playout_new(const wzp_playout_config *cfg, int *err);
+void wzp_playout_free(wzp_playout *pb);
+
+/* Offers one received frame. Returns 0 if buffered; 1 if dropped as
+ * duplicate, late or invalid (counted); WZP_ERR_INVALID for bad arguments. */
+int wzp_playout_insert(wzp_playout *pb, uint16_t seq, uint32_t timestamp, uint8_t flags,
+                       const uint8_t *payload, size_t len, wzp_ts now);
+
+/* Pulls the frame for the current tick and advances (except in WAIT). */
+void wzp_playout_pull(wzp_playout *pb, wzp_ts now, wzp_playout_frame *out);
+
+/* When playout starts (first arrival + target delay), WZP_TS_NEVER before
+ * the first frame. A tick-driven caller starts its 20 ms clock there. */
+wzp_ts wzp_playout_start_time(const wzp_playout *pb);
+bool wzp_playout_playing(const wzp_playout *pb);
+/* Frames buffered from the next slot to play through the newest one. */
+unsigned wzp_playout_depth(const wzp_playout *pb);
+void wzp_playout_get_stats(const wzp_playout *pb, wzp_playout_stats *out);
+
+#endif

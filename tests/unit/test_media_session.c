@@ -1,0 +1,307 @@
+/* End to end through the media layer on a virtual clock: probe signal ->
+ * sender -> lossy, jittery, reordering, duplicating channel -> receiver
+ * (playout, FEC, concealment) -> recording, which must match what was sent
+ * (NCC > 0.9) at the delay the schedule predicts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wzp/wzp.h>
+
+#include "media/audio_format.h"
+#include "media/compare.h"
+#include "media/media_session.h"
+#include "media/tone.h"
+#include "wire/media_frame.h"
+
+#define N      WZP_AUDIO_FRAME_SAMPLES
+#define TICK   WZP_MS(20)
+#define FRAMES 300 /* 6 s */
+#define MAXPKT (FRAMES * 2)
+
+typedef struct pkt {
+    wzp_ts at;
+    size_t len;
+    uint8_t b[WZP_MEDIA_MAX_FRAME];
+} pkt;
+
+typedef struct channel {
+    uint64_t rng;
+    unsigned loss_pct, dup_pct, spike_pct;
+    wzp_ts base, jitter, spike;
+    pkt *q;
+    size_t n;
+} channel;
+
+static uint64_t rnd(channel *c)
+{
+    c->rng ^= c->rng << 13;
+    c->rng ^= c->rng >> 7;
+    c->rng ^= c->rng << 17;
+    return c->rng;
+}
+
+static void channel_send(channel *c, const uint8_t *b, size_t len, wzp_ts now)
+{
+    if (rnd(c) % 100 < c->loss_pct)
+        return;
+    int copies = rnd(c) % 100 < c->dup_pct ? 2 : 1;
+    for (int i = 0; i < copies && c->n < MAXPKT; i++) {
+        pkt *p = &c->q[c->n++];
+        p->at = now + c->base + (c->jitter ? rnd(c) % c->jitter : 0);
+        if (rnd(c) % 100 < c->spike_pct)
+            p->at += c->spike;
+        p->len = len;
+        memcpy(p->b, b, len);
+    }
+}
+
+static int by_arrival(const void *a, const void *b)
+{
+    const pkt *x = a, *y = b;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+typedef struct result {
+    int16_t *sent, *rec;
+    size_t nrec;
+    long expect_lag;
+    uint64_t tail; /* pulls after the last frame's slot: concealed */
+    wzp_media_tx_stats tx;
+    wzp_media_rx_stats rx;
+} result;
+
+/* Runs the whole call; pulls happen on the receiver's own 20 ms grid,
+ * offset from the sender's by `phase`. */
+static void run_call(channel *c, const wzp_media_tx_config *tcfg, const wzp_media_rx_config *rcfg,
+                     int16_t *sent, wzp_ts phase, result *out)
+{
+    int err = 1;
+    wzp_media_tx *tx = wzp_media_tx_new(tcfg, &err);
+    assert_non_null(tx);
+    wzp_media_rx *rx = wzp_media_rx_new(rcfg, &err);
+    assert_non_null(rx);
+    c->q = calloc(MAXPKT, sizeof(pkt));
+    c->n = 0;
+    uint8_t dg[WZP_MEDIA_MAX_FRAME];
+    for (int k = 0; k < FRAMES; k++) {
+        int len = wzp_media_tx_frame(tx, sent + k * N, dg, sizeof(dg));
+        assert_true(len >= 0);
+        if (len > 0)
+            channel_send(c, dg, (size_t)len, (wzp_ts)k * TICK);
+    }
+    qsort(c->q, c->n, sizeof(pkt), by_arrival);
+
+    size_t ticks = FRAMES + 40;
+    out->rec = calloc(ticks * N, sizeof(int16_t));
+    out->nrec = ticks * N;
+    out->sent = sent;
+    size_t next = 0;
+    long first_tick = -1;
+    for (size_t j = 0; j < ticks; j++) {
+        wzp_ts now = phase + j * TICK;
+        while (next < c->n && c->q[next].at <= now) {
+            wzp_media_rx_datagram(rx, c->q[next].b, c->q[next].len, c->q[next].at);
+            next++;
+        }
+        /* The receiver says when the first pull is due. */
+        wzp_ts due = wzp_media_rx_next_deadline(rx);
+        int kind = wzp_media_rx_pull(rx, now, out->rec + j * N);
+        if (kind != WZP_MEDIA_RX_SILENCE && first_tick < 0) {
+            first_tick = (long)j;
+            assert_true(now >= due);
+        }
+    }
+    /* Frame 0 plays at first_tick; Opus adds its look-ahead (~6.5 ms). */
+    out->expect_lag = first_tick * N + 312;
+    out->tail = ticks - (size_t)first_tick - FRAMES;
+    wzp_media_tx_get_stats(tx, &out->tx);
+    wzp_media_rx_get_stats(rx, &out->rx);
+    free(c->q);
+    wzp_media_tx_free(tx);
+    wzp_media_rx_free(rx);
+}
+
+static int16_t *probe_pcm(void)
+{
+    int16_t *s = malloc(FRAMES * N * sizeof(*s));
+    wzp_probe_signal p;
+    wzp_probe_signal_init(&p, 2026, 0.5f);
+    wzp_probe_signal_fill_s16(&p, s, FRAMES * N);
+    return s;
+}
+
+static void check_match(const result *r, const char *what)
+{
+    wzp_ncc_result m;
+    assert_int_equal(wzp_ncc_search_s16(r->sent, FRAMES * N, r->rec, r->nrec, 0, 12000, 0, &m), 0);
+    printf("# %s: expected lag %ld, measured %ld (%.1f ms), ncc %.3f\n", what, r->expect_lag, m.lag,
+           m.lag / 48.0, m.ncc);
+    printf("#   tx sent %llu; rx decoded %llu fec %llu plc %llu; playout late %llu dup %llu "
+           "lost %llu concealed %llu\n",
+           (unsigned long long)r->tx.sent, (unsigned long long)r->rx.decoded,
+           (unsigned long long)r->rx.fec_recovered, (unsigned long long)r->rx.plc,
+           (unsigned long long)r->rx.playout.late, (unsigned long long)r->rx.playout.duplicate,
+           (unsigned long long)r->rx.playout.lost, (unsigned long long)r->rx.playout.concealed);
+    assert_true(labs(m.lag - r->expect_lag) <= 10);
+    assert_true(m.ncc > 0.9);
+}
+
+static void test_clean_channel(void **state)
+{
+    (void)state;
+    int16_t *sent = probe_pcm();
+    channel c = {.rng = 1, .base = WZP_MS(30)};
+    wzp_media_tx_config t;
+    wzp_media_tx_config_default(&t);
+    t.initial_seq = 65000; /* wraps during the call */
+    t.initial_ts = 0xffffffffu - 50 * N + 1;
+    wzp_media_rx_config r;
+    wzp_media_rx_config_default(&r);
+    result res;
+    run_call(&c, &t, &r, sent, WZP_MS(7), &res);
+    check_match(&res, "clean");
+    assert_int_equal(res.tx.sent, FRAMES);
+    assert_int_equal(res.rx.decoded, FRAMES);
+    assert_int_equal(res.rx.playout.lost + res.rx.fec_recovered, 0);
+    assert_int_equal(res.rx.plc, res.tail);
+    /* First decoded frame: first arrival (30 ms) + 60 ms, on the 7 ms grid. */
+    assert_int_equal(res.rx.first_datagram, WZP_MS(30));
+    assert_int_equal(res.rx.first_decoded, WZP_MS(107));
+    free(res.rec);
+    free(sent);
+}
+
+static void test_lossy_reordering_channel(void **state)
+{
+    (void)state;
+    int16_t *sent = probe_pcm();
+    /* 40-70 ms one way (reorders: jitter > frame interval), 5 % loss,
+     * 2 % duplicates, 1 % spikes of +200 ms (late). */
+    channel c = {.rng = 0x5eed,
+                 .loss_pct = 5,
+                 .dup_pct = 2,
+                 .spike_pct = 1,
+                 .base = WZP_MS(40),
+                 .jitter = WZP_MS(30),
+                 .spike = WZP_MS(200)};
+    wzp_media_tx_config t;
+    wzp_media_tx_config_default(&t);
+    t.opus.expected_loss_pct = 10;
+    wzp_media_rx_config r;
+    wzp_media_rx_config_default(&r);
+    r.playout.target_delay = WZP_MS(80);
+    result res;
+    run_call(&c, &t, &r, sent, WZP_MS(13), &res);
+    check_match(&res, "lossy");
+    assert_true(res.rx.fec_recovered > 0);
+    assert_true(res.rx.playout.late > 0);
+    assert_true(res.rx.playout.duplicate > 0);
+    assert_true(res.rx.playout.lost > 0);
+    assert_int_equal(res.rx.decoded + res.rx.fec_recovered + res.rx.plc,
+                     FRAMES + 40 - res.rx.silence);
+    free(res.rec);
+
+    /* Without FEC the same channel still matches, but every loss is concealed. */
+    c.rng = 0x5eed;
+    r.use_fec = false;
+    run_call(&c, &t, &r, sent, WZP_MS(13), &res);
+    check_match(&res, "lossy, no fec");
+    assert_int_equal(res.rx.fec_recovered, 0);
+    free(res.rec);
+    free(sent);
+}
+
+static void test_dtx_and_mute(void **state)
+{
+    (void)state;
+    /* Talk 1 s, silence 2 s, talk 1 s: with DTX the silence is mostly not sent,
+     * and the receiver treats the gap as DTX, not loss. */
+    int16_t *sent = probe_pcm();
+    memset(sent + 50 * N, 0, 100 * N * sizeof(int16_t));
+    memset(sent + 200 * N, 0, 100 * N * sizeof(int16_t));
+    channel c = {.rng = 3, .base = WZP_MS(25)};
+    wzp_media_tx_config t;
+    wzp_media_tx_config_default(&t);
+    t.opus.dtx = true;
+    wzp_media_rx_config r;
+    wzp_media_rx_config_default(&r);
+    result res;
+    run_call(&c, &t, &r, sent, WZP_MS(3), &res);
+    printf("# dtx: sent %llu suppressed %llu; playout dtx %llu lost %llu concealed %llu\n",
+           (unsigned long long)res.tx.sent, (unsigned long long)res.tx.suppressed,
+           (unsigned long long)res.rx.playout.dtx, (unsigned long long)res.rx.playout.lost,
+           (unsigned long long)res.rx.playout.concealed);
+    assert_true(res.tx.suppressed > 50);
+    assert_int_equal(res.tx.sent + res.tx.suppressed, FRAMES);
+    assert_true(res.rx.playout.dtx > 50);
+    assert_int_equal(res.rx.playout.lost, 0);
+    check_match(&res, "dtx");
+    free(res.rec);
+    free(sent);
+
+    /* Mute: frames still flow (flagged), the far end hears silence. */
+    int err;
+    wzp_media_tx *tx = wzp_media_tx_new(NULL, &err);
+    assert_non_null(tx);
+    wzp_media_tx_set_mute(tx, true);
+    int16_t pcm[N];
+    wzp_tone tone;
+    wzp_tone_init(&tone, 500, 0.5f);
+    wzp_tone_fill_s16(&tone, pcm, N);
+    uint8_t dg[WZP_MEDIA_MAX_FRAME];
+    int len = wzp_media_tx_frame(tx, pcm, dg, sizeof(dg));
+    assert_true(len > WZP_MEDIA_HEADER_LEN);
+    wzp_media_frame f;
+    assert_int_equal(wzp_media_frame_decode(&f, dg, (size_t)len), 0);
+    assert_true(f.flags & WZP_MEDIA_F_MUTE);
+    assert_true(f.flags & WZP_MEDIA_F_MARKER);
+    assert_int_equal(wzp_media_tx_set_bitrate(tx, 16000), 0);
+    assert_int_equal(wzp_media_tx_set_expected_loss(tx, 30), 0);
+    /* Output buffer too small for the datagram. */
+    assert_int_equal(wzp_media_tx_frame(tx, pcm, dg, 4), WZP_ERR_TOO_BIG);
+    wzp_media_tx_free(tx);
+}
+
+static void test_rx_rejects_garbage(void **state)
+{
+    (void)state;
+    wzp_media_rx *rx = wzp_media_rx_new(NULL, NULL);
+    assert_non_null(rx);
+    const uint8_t shortdg[3] = {0x11, 0, 0};
+    uint8_t other[12] = {0x12, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4};
+    uint8_t junk_opus[12] = {0x11, 0, 0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
+    assert_int_equal(wzp_media_rx_datagram(rx, shortdg, sizeof(shortdg), 0), WZP_ERR_MALFORMED);
+    assert_int_equal(wzp_media_rx_datagram(rx, other, sizeof(other), 0), WZP_ERR_PROTOCOL);
+    assert_int_equal(wzp_media_rx_datagram(rx, junk_opus, sizeof(junk_opus), 0), 0);
+    assert_int_equal(wzp_media_rx_next_deadline(rx), WZP_PLAYOUT_DEFAULT_DELAY);
+    int16_t pcm[N];
+    assert_int_equal(wzp_media_rx_pull(rx, 0, pcm), WZP_MEDIA_RX_SILENCE);
+    assert_int_equal(wzp_media_rx_pull(rx, WZP_MS(60), pcm), WZP_MEDIA_RX_CONCEALED);
+    assert_int_equal(wzp_media_rx_next_deadline(rx), WZP_MS(80));
+    wzp_media_rx_stats st;
+    wzp_media_rx_get_stats(rx, &st);
+    assert_int_equal(st.datagrams, 3);
+    assert_int_equal(st.malformed, 1);
+    assert_int_equal(st.unsupported, 1);
+    assert_int_equal(st.decode_errors, 1);
+    assert_int_equal(st.first_decoded, WZP_TS_NEVER);
+    wzp_media_rx_free(rx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_clean_channel),
+        cmocka_unit_test(test_lossy_reordering_channel),
+        cmocka_unit_test(test_dtx_and_mute),
+        cmocka_unit_test(test_rx_rejects_garbage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

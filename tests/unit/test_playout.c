@@ -1,0 +1,381 @@
+/* Playout buffer: order, reordering, duplicates, late frames, loss, wrap, DTX, resync. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include <wzp/wzp.h>
+
+#include "media/audio_format.h"
+#include "media/playout.h"
+#include "wire/media_frame.h"
+
+#define TICK WZP_MS(20)
+
+/* Frame k of a stream: seq s0+k, ts t0+960k, payload = k's low bytes. */
+typedef struct stream {
+    uint16_t s0;
+    uint32_t t0;
+} stream;
+
+static int put(wzp_playout *pb, const stream *s, unsigned k, uint8_t flags, wzp_ts now)
+{
+    uint8_t p[4] = {(uint8_t)k, (uint8_t)(k >> 8), 0xaa, 0x55};
+    return wzp_playout_insert(pb, (uint16_t)(s->s0 + k), s->t0 + k * WZP_AUDIO_FRAME_SAMPLES, flags,
+                              p, sizeof(p), now);
+}
+
+static unsigned payload_k(const wzp_playout_frame *f)
+{
+    assert_int_equal(f->kind, WZP_PLAYOUT_FRAME);
+    assert_int_equal(f->len, 4);
+    return f->payload[0] | (unsigned)f->payload[1] << 8;
+}
+
+static wzp_playout *mk(unsigned delay_ms, unsigned cap, bool adaptive)
+{
+    wzp_playout_config c = {
+        .target_delay = WZP_MS(delay_ms), .capacity = cap, .adaptive = adaptive};
+    int err = 1;
+    wzp_playout *pb = wzp_playout_new(&c, &err);
+    assert_non_null(pb);
+    assert_int_equal(err, 0);
+    return pb;
+}
+
+static void test_in_order(void **state)
+{
+    (void)state;
+    wzp_playout *pb = mk(60, 50, false);
+    stream s = {100, 5000};
+    wzp_playout_frame f;
+    wzp_ts t = WZP_SEC(1);
+
+    wzp_playout_pull(pb, t, &f);
+    assert_int_equal(f.kind, WZP_PLAYOUT_WAIT);
+    assert_int_equal(wzp_playout_start_time(pb), WZP_TS_NEVER);
+
+    assert_int_equal(put(pb, &s, 0, 0, t), 0);
+    assert_int_equal(wzp_playout_start_time(pb), t + WZP_MS(60));
+    /* Frames arrive every 20 ms; pulls before start wait. */
+    for (unsigned k = 1; k <= 3; k++) {
+        wzp_playout_pull(pb, t + (k - 1) * TICK + WZP_MS(10), &f);
+        assert_int_equal(f.kind, WZP_PLAYOUT_WAIT);
+        assert_int_equal(put(pb, &s, k, 0, t + k * TICK), 0);
+    }
+    assert_int_equal(wzp_playout_depth(pb), 4);
+    for (unsigned k = 0; k < 20; k++) {
+        wzp_ts now = t + WZP_MS(60) + k * TICK;
+        if (k)
+            put(pb, &s, k + 3, 0, now);
+        wzp_playout_pull(pb, now, &f);
+        assert_int_equal(payload_k(&f), k);
+        assert_int_equal(f.seq, (uint16_t)(100 + k));
+        assert_int_equal(f.timestamp, 5000 + k * 960);
+        assert_int_equal(f.index, k);
+    }
+    wzp_playout_stats st;
+    wzp_playout_get_stats(pb, &st);
+    assert_int_equal(st.received, 23);
+    assert_int_equal(st.played, 20);
+    assert_int_equal(st.lost, 0);
+    assert_int_equal(st.concealed + st.late + st.duplicate + st.invalid, 0);
+    wzp_playout_free(pb);
+}
+
+static void test_reorder_and_duplicates(void **state)
+{
+    (void)state;
+    wzp_playout *pb = mk(60, 50, false);
+    stream s = {7, 0};
+    wzp_ts t = 0;
+    /* 2 arrives first, then 0, 1 (earlier frames move the start back), 4, 3. */
+    const unsigned order[] = {2, 0, 1, 4, 3, 3, 0, 6, 5, 7};
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        put(pb, &s, order[i], 0, t + WZP_MS(5) * i);
+    wzp_playout_frame f;
+    for (unsigned k = 0; k < 8; k++) {
+        wzp_playout_pull(pb, WZP_MS(60) + k * TICK, &f);
+        assert_int_equal(payload_k(&f), k);
+    }
+    /* A duplicate of an already played frame is a duplicate, not late. */
+    assert_int_equal(put(pb, &s, 1, 0, WZP_MS(300)), 1);
+    wzp_playout_stats st;
+    wzp_playout_get_stats(pb, &st);
+    assert_int_equal(st.received, 8);
+    assert_int_equal(st.duplicate, 3);
+    assert_int_equal(st.late, 0);
+    assert_int_equal(st.lost, 0);
+    wzp_playout_free(pb);
+}
+
+static void test_loss_late_and_fec_hint(void **state)
+{
+    (void)state;
+    wzp_playout *pb = mk(40, 50, false);
+    stream s = {65530, 0};
+    wzp_playout_frame f;
+    /* Frames 0..9 except 3 and 4; 4 turns up after its slot played. */
+    for (unsigned k = 0; k < 10; k++)
+        if (k != 3 && k != 4)
+            put(pb, &s, k, 0, k * TICK);
+    for (unsigned k = 0; k < 3; k++) {
+        wzp_playout_pull(pb, WZP_MS(40) + k * TICK, &f);
+        assert_int_equal(payload_k(&f), k);
+    }
+    wzp_playout_pull(pb, WZP_MS(100), &f);
+    assert_int_equal(f.kind, WZP_PLAYOUT_MISSING);
+    assert_int_equal(f.index, 3);
+    assert_false(f.dtx);
+    assert_null(f.next_payload); /* 4 is missing too: no FEC source */
+    wzp_playout_pull(pb, WZP_MS(120), &f);
+    assert_int_equal(f.kind, WZP_PLAYOUT_MISSING);
+    assert_non_null(f.next_payload); /* 5 is buffered: its FEC can rebuild 4 */
+    assert_int_equal(f.next_len, 4);
+    assert_int_equal(f.next_payload[0], 5);
+    assert_int_equal(put(pb, &s, 4, 0, WZP_MS(125)), 1); /* late */
+    assert_int_equal(put(pb, &s, 1, 0, WZP_MS(125)), 1); /* duplicate of a played frame */
+    assert_int_equal(put(pb, &s, 3, 0, WZP_MS(125)), 1); /* late */
+    for (unsigned k = 5; k < 10; k++) {
+        wzp_playout_pull(pb, WZP_MS(40) + k * TICK, &f);
+        assert_int_equal(payload_k(&f), k);
+    }
+    wzp_playout_stats st;
+    wzp_playout_get_stats(pb, &st);
+    assert_int_equal(st.received, 8);
+    assert_int_equal(st.late, 2);
+    assert_int_equal(st.duplicate, 1);
+    assert_int_equal(st.concealed, 2);
+    assert_int_equal(st.played, 8);
+    /* Late frames were seen, so the network lost nothing. */
+    assert_int_equal(st.lost, 0);
+
+    /* Frames that never arrive are lost. */
+    put(pb, &s, 12, 0, WZP_MS(250));
+    wzp_playout_get_stats(pb, &st);
+    assert_int_equal(st.lost, 2);
+    wzp_playout_free(pb);
+}
+
+static void test_wraparound(void **state)
+{
+    (void)state;
+    wzp_playout *pb = mk(40, 20, false);
+    /* Both seq and timestamp wrap within the run. */
+    stream s = {65500, 0xffffffffu - 960 * 40 + 1};
+    wzp_playout_frame f;
+    wzp_ts t = 0;
+    put(pb, &s, 0, 0, t);
+    put(pb, &s, 1, 0, t + TICK);
+    for (unsigned k = 0; k < 200; k++) {
+        wzp_ts now = WZP_MS(40) + k * TICK;
+        put(pb, &s, k + 2, 0, now);
+        wzp_playout_pull(pb, now, &f);
+        assert_int_equal(f.kind, WZP_PLAYOUT_FRAME);
+        assert_int_equal(f.index, k);
+        assert_int_equal(f.payload[0] | f.payload[1] << 8, k);
+        assert_int_equal(f.seq, (uint16_t)(65500 + k));
+        assert_int_equal(f.timestamp, (uint32_t)(s.t0 + k * 960));
+    }
+    wzp_playout_stats st;
+    wzp_playout_get_stats(pb, &st);
+    assert_int_equal(st.played, 200);
+    assert_int_equal(st.lost + st.late + st.concealed, 0);
+    wzp_playout_free(pb);
+}
+
+static void test_dtx_gap_is_not_loss(void **state)
+{
+    (void)state;
+    wzp_playout *pb = mk(40, 50, false);
+    stream s = {0, 0};
+    wzp_playout_frame f;
+    /* Frames 0..4, the last flagged DTX; the sender then skips timestamps
+     * 5..14 without using sequence numbers, and resumes at ts slot 15. */
+    for (unsigned k = 0; k < 5; k++)
+        put(pb, &s, k, k == 4 ? WZP_MEDIA_F_DTX : 0, k * TICK);
+    uint8_t p[4] = {15, 0, 0, 0};
+    unsigned played = 0, dtx = 0;
+    for (unsigned k = 0; k < 20; k++) {
+        wzp_ts now = WZP_MS(40) + k * TICK;
+        if (k == 13)
+            wzp_playout_insert(pb, 5, 15 * 960, WZP_MEDIA_F_MARKER, p, 4, now);
+        wzp_playout_pull(pb, now, &f);
+        if (f.kind == WZP_PLAYOUT_FRAME)
+            played++;
+        else if (f.dtx)
+            dtx++;
+        if (k == 15) {
+            assert_int_equal(f.kind, WZP_PLAYOUT_FRAME);
+            assert_int_equal(f.flags, WZP_MEDIA_F_MARKER);
+        }
+    }
+    wzp_playout_stats st;
+    wzp_playout_get_stats(pb, &st);
+    assert_int_equal(played, 6);
+    assert_int_equal(st.dtx, 10);
+    assert_int_equal(st.lost, 0);
+    assert_int_equal(st.concealed, 4); /* 16..19: after the talkspurt, nothing */
+    wzp_playout_free(pb);
+}
+
+static void test_invalid_and_bounds(void **state)
+{
+    (void)state;
+    wzp_playout_config bad = {.target_delay = WZP_MS(200), .capacity = 5};
+    int err = 0;
+    assert_null(wzp_playout_new(&bad, &err));
+    assert_int_equal(err, WZP_ERR_INVALID);
+    bad.capacity = WZP_PLAYOUT_MAX_CAPACITY + 1;
+    assert_null(wzp_playout_new(&bad, &err));
+
+    wzp_playout *pb = mk(60, 50, false);
+    static uint8_t big[WZP_MEDIA_MAX_PAYLOAD + 1];
+    assert_int_equal(wzp_playout_insert(pb, 1, 0, 0, big, sizeof(big), 0), 1);
+    assert_int_equal(wzp_playout_insert(pb, 1, 0, 0, NULL, 3, 0), WZP_ERR_INVALID);
+    assert_int_equal(wzp_playout_insert(pb, 1, 0, 0, big, 10, 0), 0);
+    /* Off the 960-sample grid. */
+    assert_int_equal(wzp_playout_insert(pb, 2, 961, 0, big, 10, 0), 1);
+    wzp_playout_stats st;
+    wzp_playout_get_stats(pb, &st);
+    assert_int_equal(st.invalid, 2);
+    assert_int_equal(st.received, 1);
+    wzp_playout_free(pb);
+}
+
+static void test_resync_far_ahead_and_restart(void **state)
+{
+    (void)state;
+    wzp_playout *pb = mk(40, 20, false);
+    stream s = {0, 0};
+    wzp_playout_frame f;
+    for (unsigned k = 0; k < 5; k++)
+        put(pb, &s, k, 0, k * TICK);
+    wzp_playout_pull(pb, WZP_MS(40), &f);
+    assert_int_equal(payload_k(&f), 0);
+    /* A jump of 10 s: re-anchor, play it 40 ms later. */
+    assert_int_equal(put(pb, &s, 500, 0, WZP_MS(60)), 0);
+    wzp_playout_pull(pb, WZP_MS(80), &f);
+    assert_int_equal(f.kind, WZP_PLAYOUT_WAIT);
+    wzp_playout_pull(pb, WZP_MS(100), &f);
+    assert_int_equal(payload_k(&f), 500);
+    wzp_playout_stats st;
+    wzp_playout_get_stats(pb, &st);
+    assert_int_equal(st.resyncs, 1);
+    assert_int_equal(st.dropped, 4);
+
+    /* The sender restarts far in the past: after a run of late frames with
+     * nothing buffered, playout follows it. */
+    stream r = {9000, 960 * 100};
+    wzp_ts now = WZP_MS(120);
+    bool followed = false;
+    for (unsigned k = 0; k < 20 && !followed; k++, now += TICK) {
+        put(pb, &r, k, 0, now);
+        wzp_playout_pull(pb, now, &f);
+        followed = f.kind == WZP_PLAYOUT_FRAME && f.seq >= 9000;
+    }
+    assert_true(followed);
+    wzp_playout_get_stats(pb, &st);
+    assert_int_equal(st.resyncs, 2);
+    wzp_playout_free(pb);
+}
+
+static void test_adaptive_trim(void **state)
+{
+    (void)state;
+    /* The first frame is 200 ms early relative to the rest (or the rest
+     * are late): the buffer holds ~10 extra frames. Adaptation trims them;
+     * the fixed buffer keeps them. */
+    for (int adaptive = 0; adaptive <= 1; adaptive++) {
+        wzp_playout *pb = mk(40, 50, adaptive);
+        stream s = {0, 0};
+        wzp_playout_frame f;
+        put(pb, &s, 0, 0, 0);
+        /* Playback begins at 40 ms, but the stream really arrives starting
+         * at 0 with frames 1..10 all at once at 40 ms (a burst). */
+        for (unsigned k = 1; k <= 10; k++)
+            put(pb, &s, k, 0, WZP_MS(40));
+        for (unsigned k = 0; k < 400; k++) {
+            wzp_ts now = WZP_MS(40) + k * TICK;
+            put(pb, &s, k + 11, 0, now);
+            wzp_playout_pull(pb, now, &f);
+            assert_int_equal(f.kind, WZP_PLAYOUT_FRAME);
+        }
+        wzp_playout_stats st;
+        wzp_playout_get_stats(pb, &st);
+        if (adaptive) {
+            assert_true(wzp_playout_depth(pb) <= 5);
+            assert_true(st.trimmed >= 6);
+        } else {
+            assert_int_equal(wzp_playout_depth(pb), 11);
+            assert_int_equal(st.trimmed, 0);
+        }
+        wzp_playout_free(pb);
+    }
+}
+
+static void test_adaptive_follows_slower_path(void **state)
+{
+    (void)state;
+    /* One-way delay 20 ms (+0/4/8 ms jitter), then from frame 100 on 55 ms:
+     * a switch to a slower path, 35 ms more against 40 ms of buffering.
+     * Fixed: every third frame now misses its slot. Adaptive: one late
+     * frame, one hold, then playout runs 20 ms later and nothing is late. */
+    for (int adaptive = 0; adaptive <= 1; adaptive++) {
+        wzp_playout *pb = mk(40, 50, adaptive);
+        stream s = {0, 0};
+        wzp_playout_frame f;
+        unsigned sent = 0, holds = 0;
+        for (unsigned tick = 0; tick < 600; tick++) {
+            wzp_ts now = tick * WZP_MS(5); /* 5 ms resolution clock */
+            /* Deliver every frame whose arrival time has come. */
+            for (;;) {
+                wzp_ts owd = sent < 100 ? WZP_MS(20) : WZP_MS(55);
+                wzp_ts at = sent * TICK + owd + (sent % 3) * WZP_MS(4);
+                if (at > now)
+                    break;
+                put(pb, &s, sent++, 0, now);
+            }
+            if (tick % 4 == 0 && now >= wzp_playout_start_time(pb)) {
+                wzp_playout_pull(pb, now, &f);
+                holds += f.hold;
+            }
+        }
+        wzp_playout_stats st;
+        wzp_playout_get_stats(pb, &st);
+        printf("# %s: late %llu held %llu concealed %llu played %llu\n",
+               adaptive ? "adaptive" : "fixed", (unsigned long long)st.late,
+               (unsigned long long)st.held, (unsigned long long)st.concealed,
+               (unsigned long long)st.played);
+        if (adaptive) {
+            assert_true(st.late <= 3);
+            assert_true(st.held >= 1 && st.held <= 3);
+            assert_int_equal(holds, st.held);
+        } else {
+            assert_true(st.late >= 10);
+            assert_int_equal(st.concealed, st.late);
+            assert_int_equal(st.held, 0);
+        }
+        wzp_playout_free(pb);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_in_order),
+        cmocka_unit_test(test_reorder_and_duplicates),
+        cmocka_unit_test(test_loss_late_and_fec_hint),
+        cmocka_unit_test(test_wraparound),
+        cmocka_unit_test(test_dtx_gap_is_not_loss),
+        cmocka_unit_test(test_invalid_and_bounds),
+        cmocka_unit_test(test_resync_far_ahead_and_restart),
+        cmocka_unit_test(test_adaptive_trim),
+        cmocka_unit_test(test_adaptive_follows_slower_path),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
