@@ -129,13 +129,17 @@ struct wzp_ice_agent {
     wzp_ts now; /* latest time seen by any entry point */
 
     /*
-     * Recently received request txids. Our retransmits always use a fresh
-     * txid, so a repeat is a replay (or a network duplicate): dropping it
-     * keeps a captured probe replayed from a spoofed source from teaching us
-     * a bogus peer-reflexive address or making us answer a third party.
+     * Anti-replay. A request's txid starts with the sender's request counter
+     * (then 8 random bytes); it is authenticated, so we keep the highest
+     * counter seen from the peer and a 64-wide window below it, as IPsec does.
+     * Retransmits always use a new txid, so a repeat is a replay (or a network
+     * duplicate): dropping it keeps a captured probe replayed from a spoofed
+     * source from teaching us a bogus peer-reflexive address or making us
+     * answer a third party.
      */
-    uint8_t seen[SEEN_LEN][WZP_PROBE_TXID_LEN];
-    unsigned seen_next, seen_count;
+    uint32_t tx_seq;
+    uint32_t rx_seq_max;
+    uint64_t rx_seq_window; /* bit i: rx_seq_max - i was seen */
 
     txq_entry txq[TXQ_LEN];
     unsigned txq_head, txq_count;
@@ -648,22 +652,28 @@ static void learn_local(wzp_ice_agent *a, const wzp_addr *observed)
         a->cfg.cb.local_candidate(a->cfg.cb.user, &c);
 }
 
-static bool seen_before(wzp_ice_agent *a, const uint8_t *txid)
+static bool replayed(wzp_ice_agent *a, const uint8_t *txid)
 {
-    for (unsigned i = 0; i < a->seen_count; i++)
-        if (memcmp(a->seen[i], txid, WZP_PROBE_TXID_LEN) == 0)
-            return true;
-    memcpy(a->seen[a->seen_next], txid, WZP_PROBE_TXID_LEN);
-    a->seen_next = (a->seen_next + 1) % SEEN_LEN;
-    if (a->seen_count < SEEN_LEN)
-        a->seen_count++;
+    uint32_t seq =
+        ((uint32_t)txid[0] << 24) | ((uint32_t)txid[1] << 16) | ((uint32_t)txid[2] << 8) | txid[3];
+    if (seq > a->rx_seq_max) {
+        uint32_t shift = seq - a->rx_seq_max;
+        a->rx_seq_window = shift >= 64 ? 0 : a->rx_seq_window << shift;
+        a->rx_seq_window |= 1;
+        a->rx_seq_max = seq;
+        return false;
+    }
+    uint32_t back = a->rx_seq_max - seq;
+    if (seq == 0 || back >= 64 || (a->rx_seq_window >> back) & 1)
+        return true;
+    a->rx_seq_window |= (uint64_t)1 << back;
     return false;
 }
 
 static int on_request(wzp_ice_agent *a, int sock, const wzp_addr *from, const wzp_probe *req,
                       wzp_ts now)
 {
-    if (seen_before(a, req->txid)) {
+    if (replayed(a, req->txid)) {
         a->st.rx_replayed++;
         return WZP_ERR_PROTOCOL;
     }
@@ -917,7 +927,12 @@ int wzp_ice_poll_transmit(wzp_ice_agent *a, wzp_ts now, uint8_t *buf, size_t cap
     r.type = WZP_PROBE_REQUEST;
     r.flags = pair_flags(a, idx);
     memcpy(r.tag, a->tag, sizeof(r.tag));
-    wzp_random_nonce(r.txid, sizeof(r.txid));
+    a->tx_seq++;
+    r.txid[0] = (uint8_t)(a->tx_seq >> 24);
+    r.txid[1] = (uint8_t)(a->tx_seq >> 16);
+    r.txid[2] = (uint8_t)(a->tx_seq >> 8);
+    r.txid[3] = (uint8_t)a->tx_seq;
+    wzp_random_nonce(r.txid + 4, sizeof(r.txid) - 4);
     memcpy(r.sender, a->cfg.agent_id, sizeof(r.sender));
     int n = wzp_probe_encode(&r, a->key, buf, cap);
     if (n < 0)
