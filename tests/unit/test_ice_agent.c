@@ -80,7 +80,8 @@ struct sim {
     node n[2];
     link_t links[MAXLINKS];
     int nlinks;
-    wzp_ts default_latency;
+    wzp_ts default_latency, default_jitter;
+    unsigned default_loss_pct;
     bool cut;         /* every direct packet dropped */
     bool drop_probes; /* direct probes dropped, media passes */
     simpkt q[MAXPKT];
@@ -235,11 +236,13 @@ static void send_direct(sim *s, int from, int sock, const wzp_addr *dst, const u
     link_t *l = find_link(s, &p.src, &p.dst);
     if (s->cut || (l && !l->up) || (s->drop_probes && !media))
         return;
-    if (l && l->loss_pct && rnd(s) % 100 < l->loss_pct)
+    unsigned loss = l ? l->loss_pct : s->default_loss_pct;
+    if (loss && rnd(s) % 100 < loss)
         return;
     wzp_ts lat = l ? l->latency : s->default_latency;
-    if (l && l->jitter)
-        lat += rnd(s) % l->jitter;
+    wzp_ts jit = l ? l->jitter : s->default_jitter;
+    if (jit)
+        lat += rnd(s) % jit;
     p.at = s->now + lat;
     enqueue(s, &p);
 }
@@ -822,9 +825,8 @@ static void test_remove_active_and_network_change(void **state)
  * Both behind NATs, each knowing its server-reflexive address (the mapping
  * towards the relay) and telling the peer host + srflx. Returns after `run`.
  */
-static void setup_nats(sim *s, bool edm0, bool edm1)
+static void setup_nat_nodes(sim *s, bool edm0, bool edm1)
 {
-    sim_init(s, NULL);
     wzp_addr relay = A("192.0.2.250:3478");
     const char *priv[2] = {"10.0.0.1:4000", "10.1.0.2:5000"};
     const char *pub[2] = {"198.51.100.9:0", "203.0.113.9:0"};
@@ -839,6 +841,22 @@ static void setup_nats(sim *s, bool edm0, bool edm1)
         srflx[i] = nat_out(n, &pa, &relay); /* what the relay reflected */
         assert_int_equal(wzp_ice_add_local(n->ag, WZP_CAND_SRFLX, &srflx[i]), 0);
     }
+}
+
+/* Node i learns the other's candidates (as signaling would deliver them). */
+static void exchange(sim *s, int i)
+{
+    wzp_candidate c[4];
+    size_t nc = wzp_ice_local_candidates(s->n[1 - i].ag, c, 4);
+    for (size_t k = 0; k < nc && k < 4; k++)
+        if (c[k].type != WZP_CAND_PRFLX)
+            assert_int_equal(wzp_ice_add_remote(s->n[i].ag, c[k].type, &c[k].addr, s->now), 0);
+}
+
+static void setup_nats(sim *s, bool edm0, bool edm1)
+{
+    sim_init(s, NULL);
+    setup_nat_nodes(s, edm0, edm1);
     for (int i = 0; i < 2; i++) {
         wzp_candidate c[4];
         size_t nc = wzp_ice_local_candidates(s->n[1 - i].ag, c, 4);
@@ -1115,6 +1133,63 @@ static void test_late_key_and_trickle(void **state)
     sim_free(&s);
 }
 
+/*
+ * Many seeds: NAT kinds, latencies, jitter, a little loss, and the two sides
+ * getting their key and the peer's candidates at different moments. Direct
+ * whenever at least one side maps endpoint-independently, relay otherwise.
+ */
+static void test_random_schedules(void **state)
+{
+    (void)state;
+    static sim s;
+    for (uint64_t seed = 1; seed <= 120; seed++) {
+        uint64_t r = seed * 0x9e3779b97f4a7c15ULL;
+        r ^= r >> 29;
+        bool edm0 = (r & 3) == 1, edm1 = (r & 3) == 2 || (r & 3) == 3;
+        if ((r & 3) == 3)
+            edm0 = (seed % 8) == 0; /* a few both-symmetric cases */
+        sim_init(&s, NULL);
+        s.rng ^= r;
+        s.default_latency = WZP_MS(2 + (r >> 8) % 80);
+        s.default_jitter = WZP_MS((r >> 16) % 20);
+        s.default_loss_pct = (unsigned)((r >> 24) % 4);
+        setup_nat_nodes(&s, edm0, edm1);
+        /* Events: key and candidates for each side at random offsets within 400 ms. */
+        wzp_ts t0 = s.now, at[4];
+        for (int k = 0; k < 4; k++)
+            at[k] = t0 + WZP_MS((r >> (32 + 8 * k)) % 400);
+        bool done[4] = {false, false, false, false};
+        for (int step = 0; step < 4; step++) {
+            int next = -1;
+            for (int k = 0; k < 4; k++)
+                if (!done[k] && (next < 0 || at[k] < at[next]))
+                    next = k;
+            sim_run(&s, at[next]);
+            done[next] = true;
+            if (next < 2)
+                assert_int_equal(wzp_ice_set_key(s.n[next].ag, test_key, s.now), 0);
+            else
+                exchange(&s, next - 2);
+        }
+        sim_run(&s, s.now + WZP_SEC(4));
+        bool possible = !(edm0 && edm1);
+        if (possible) {
+            if (!both_direct(&s))
+                fail_msg("seed %llu (edm %d/%d): not direct", (unsigned long long)seed, edm0, edm1);
+        } else {
+            assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+            assert_int_equal(wzp_ice_route_get(s.n[1].ag).kind, WZP_ROUTE_RELAY);
+        }
+        /* And it stays that way: no flapping in the next 20 s. */
+        int ev0 = s.n[0].route_events, ev1 = s.n[1].route_events;
+        sim_run(&s, s.now + WZP_SEC(20));
+        assert_true(s.n[0].route_events - ev0 <= 1 && s.n[1].route_events - ev1 <= 1);
+        if (possible)
+            assert_true(both_direct(&s));
+        sim_free(&s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1130,6 +1205,7 @@ int main(void)
         cmocka_unit_test(test_pair_cap),
         cmocka_unit_test(test_remove_active_and_network_change),
         cmocka_unit_test(test_nat_pairs),
+        cmocka_unit_test(test_random_schedules),
         cmocka_unit_test(test_replay_dropped),
         cmocka_unit_test(test_failover_to_other_pair),
         cmocka_unit_test(test_quic_counts_as_liveness),
