@@ -13,6 +13,11 @@
  *   (sent as soon as the peer's probe arrives) is what usually succeeds, so
  *   retransmits only need to cover loss. Never give up (the issue asks for
  *   upgrades at any time): the cap keeps a dead pair at 0.2 probes/s.
+ * - but capped at 500 ms for a pair's first 10 s: if the peer behind the
+ *   port-preserving-filter NAT starts (gets key or candidates) a few seconds
+ *   after the one behind the symmetric NAT, only the symmetric side's probes
+ *   can open the way, and they must not be 3-5 s apart by then. Costs 2
+ *   probes/s per unproven pair for 10 s.
  * - keepalive_active 50 ms, dead_after 150 ms: the media-gap budget is 300 ms
  *   at 50 packets/s. Both peers probe the active pair every 50 ms and media
  *   arrives every 20 ms, so a healthy pair never goes more than ~50 ms without
@@ -86,6 +91,7 @@ typedef struct pair {
     bool peer_valid; /* latest request from the peer had F_VALID */
     bool triggered;  /* a triggered check is queued */
     wzp_ts peer_active_at;
+    wzp_ts created;  /* pair creation (or checks start, if later) */
     wzp_ts next_tx;  /* next request due */
     wzp_ts interval; /* current backoff while not valid */
     unsigned unanswered;
@@ -170,6 +176,8 @@ void wzp_ice_config_default(wzp_ice_config *cfg)
     cfg->pace = WZP_MS(5);
     cfg->rto_initial = WZP_MS(100);
     cfg->rto_max = WZP_SEC(5);
+    cfg->startup_window = WZP_SEC(10);
+    cfg->rto_startup_max = WZP_MS(500);
     cfg->keepalive_active = WZP_MS(50);
     cfg->dead_after = WZP_MS(150);
     cfg->dead_after_noresp = WZP_SEC(1);
@@ -194,6 +202,8 @@ static void fill_defaults(wzp_ice_config *c)
     DEF(pace);
     DEF(rto_initial);
     DEF(rto_max);
+    DEF(startup_window);
+    DEF(rto_startup_max);
     DEF(keepalive_active);
     DEF(dead_after);
     DEF(dead_after_noresp);
@@ -508,6 +518,7 @@ static int add_pair(wzp_ice_agent *a, wzp_cand_type type, const wzp_addr *addr, 
     p->state = WZP_PAIR_WAITING;
     p->interval = a->cfg.rto_initial;
     p->next_tx = now;
+    p->created = now;
     return (int)pos;
 }
 
@@ -556,8 +567,27 @@ int wzp_ice_add_remote(wzp_ice_agent *a, wzp_cand_type type, const wzp_addr *add
 {
     if (!a || !addr)
         return WZP_ERR_INVALID;
+    size_t before = a->npairs;
     int rc = add_pair(a, type, addr, false, now);
-    return rc < 0 ? rc : 0;
+    if (rc < 0)
+        return rc;
+    if (a->npairs > before || a->pairs[rc].state != WZP_PAIR_VALID) {
+        /*
+         * A new candidate from the peer means it is (re)starting checks now:
+         * pull the retries of our unproven pairs in, so that one of them
+         * crosses the peer's NAT soon after the peer's own probes open it,
+         * instead of seconds later at the backoff cap.
+         */
+        for (size_t i = 0; i < a->npairs; i++) {
+            pair *p = &a->pairs[i];
+            if (p->state == WZP_PAIR_VALID || p->interval <= a->cfg.rto_initial)
+                continue;
+            p->interval = a->cfg.rto_initial;
+            if (p->next_tx > now + a->cfg.rto_initial)
+                p->next_tx = now + a->cfg.rto_initial;
+        }
+    }
+    return 0;
 }
 
 int wzp_ice_remove_remote(wzp_ice_agent *a, const wzp_addr *addr, wzp_ts now)
@@ -581,9 +611,11 @@ int wzp_ice_set_key(wzp_ice_agent *a, const uint8_t key[WZP_PROBE_KEY_LEN], wzp_
     a->have_key = true;
     a->st.started_at = now;
     a->next_pace = now;
-    for (size_t i = 0; i < a->npairs; i++)
+    for (size_t i = 0; i < a->npairs; i++) {
         if (a->pairs[i].next_tx < now)
             a->pairs[i].next_tx = now;
+        a->pairs[i].created = now;
+    }
     return 0;
 }
 
@@ -952,7 +984,10 @@ int wzp_ice_poll_transmit(wzp_ice_agent *a, wzp_ts now, uint8_t *buf, size_t cap
     } else {
         p->state = WZP_PAIR_CHECKING;
         p->next_tx = now + p->interval;
-        p->interval = p->interval * 2 > a->cfg.rto_max ? a->cfg.rto_max : p->interval * 2;
+        /* Early on, the peer may start late: keep retrying densely for a while. */
+        wzp_ts rto_cap =
+            now < p->created + a->cfg.startup_window ? a->cfg.rto_startup_max : a->cfg.rto_max;
+        p->interval = p->interval * 2 > rto_cap ? rto_cap : p->interval * 2;
     }
     a->next_pace = now + a->cfg.pace;
     a->st.requests_sent++;

@@ -115,6 +115,8 @@ typedef struct wzp_ice_config {
     wzp_ts pace;              /* min spacing between requests, all pairs together (5 ms) */
     wzp_ts rto_initial;       /* first retransmit of a check on an unproven pair (100 ms) */
     wzp_ts rto_max;           /* backoff cap for unproven / failed pairs (5 s) */
+    wzp_ts startup_window;    /* for this long after a pair appears (10 s) ... */
+    wzp_ts rto_startup_max;   /* ... its backoff is capped lower (500 ms) */
     wzp_ts keepalive_active;  /* probe interval on the active direct pair (50 ms) */
     wzp_ts dead_after;        /* nothing received on the active pair for this long: dead (150 ms) */
     wzp_ts dead_after_noresp; /* no answer to our own probes for this long: dead (1 s) */

@@ -465,7 +465,8 @@ static void test_paced_not_burst(void **state)
     assert_true(s.n[0].min_request_gap >= d.pace);
     /* B never got B's candidates from A, yet learned A as peer-reflexive and both went direct. */
     assert_true(both_direct(&s));
-    /* Over a long run the 12 dead pairs back off to the cap: ~0.2 probes/s each. */
+    /* After the startup window the 12 dead pairs back off to the cap: ~0.2 probes/s each. */
+    sim_run(&s, s.now + WZP_SEC(10));
     uint64_t before = s.n[0].requests_tx;
     sim_run(&s, s.now + WZP_SEC(60));
     uint64_t per_min = s.n[0].requests_tx - before;
@@ -1190,6 +1191,30 @@ static void test_random_schedules(void **state)
     }
 }
 
+static void test_late_cone_side(void **state)
+{
+    (void)state;
+    static sim s;
+    /* Node 0 symmetric (EDM), node 1 EIM with address-dependent filtering, which
+     * starts 3.5 s late: only node 0's probes can open the way, so they must
+     * still be coming often. */
+    sim_init(&s, NULL);
+    setup_nat_nodes(&s, true, false);
+    exchange(&s, 0);
+    assert_int_equal(wzp_ice_set_key(s.n[0].ag, test_key, s.now), 0);
+    sim_run(&s, s.now + WZP_MS(3500));
+    assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+    exchange(&s, 1);
+    assert_int_equal(wzp_ice_set_key(s.n[1].ag, test_key, s.now), 0);
+    wzp_ts t = s.now;
+    sim_run(&s, s.now + WZP_SEC(1));
+    assert_true(both_direct(&s));
+    wzp_ice_stats st;
+    wzp_ice_get_stats(s.n[1].ag, &st);
+    assert_true(st.first_direct_at - t <= WZP_MS(600));
+    sim_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1205,6 +1230,7 @@ int main(void)
         cmocka_unit_test(test_pair_cap),
         cmocka_unit_test(test_remove_active_and_network_change),
         cmocka_unit_test(test_nat_pairs),
+        cmocka_unit_test(test_late_cone_side),
         cmocka_unit_test(test_random_schedules),
         cmocka_unit_test(test_replay_dropped),
         cmocka_unit_test(test_failover_to_other_pair),
