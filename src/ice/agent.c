@@ -128,7 +128,7 @@ struct wzp_ice_agent {
     int active; /* index into pairs, -1 = RELAY */
     int challenger;
     wzp_ts challenger_since;
-    wzp_ts fail_epoch; /* after a path death, pairs must answer after this to be chosen */
+    wzp_ts fail_epoch; /* after a path death, pairs must have answered after this to be chosen */
     bool failed_once;
     wzp_ts next_pace;
     bool ever_direct;
@@ -894,7 +894,13 @@ void wzp_ice_handle_timer(wzp_ice_agent *a, wzp_ts now)
             WZP_INFO("ice: active pair %s stopped answering",
                      wzp_addr_format(&p->remote, buf, sizeof(buf)));
             fail_pair(a, p, now);
-            a->fail_epoch = now;
+            /*
+             * Other pairs count as alive if they answered after this one fell
+             * silent (a NAT rebinding: the peer's new mapping is usually
+             * proven before the old one is declared dead). The rest must
+             * answer again first.
+             */
+            a->fail_epoch = now >= rx + a->cfg.dead_after ? rx : resp;
             a->failed_once = true;
             /* Other valid pairs may have died with it: re-prove them before use. */
             for (size_t i = 0; i < a->npairs; i++)

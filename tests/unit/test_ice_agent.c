@@ -45,6 +45,7 @@ typedef struct node {
         int nallowed;
     } map[MAXMAP];
     int nmap;
+    uint16_t port_base; /* bumped to simulate a NAT rebinding */
     /* Route log. */
     int route_events;
     wzp_ice_route route;
@@ -191,7 +192,7 @@ static wzp_addr nat_out(node *n, const wzp_addr *priv, const wzp_addr *dst)
         n->map[m].priv = *priv;
         n->map[m].dst = *dst;
         n->map[m].pub = n->nat_ip;
-        wzp_addr_set_port(&n->map[m].pub, (uint16_t)(40000 + m));
+        wzp_addr_set_port(&n->map[m].pub, (uint16_t)(40000 + n->port_base + m));
         n->map[m].nallowed = 0;
         n->nmap++;
     }
@@ -1215,6 +1216,37 @@ static void test_late_cone_side(void **state)
     sim_free(&s);
 }
 
+static void test_nat_rebinding(void **state)
+{
+    (void)state;
+    static sim s;
+    sim_init(&s, NULL);
+    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "10.0.0.2:5000");
+    s.n[1].nat = true;
+    s.n[1].nat_ip = A("203.0.113.9:0");
+    add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
+    s.media_interval = WZP_MS(20);
+    s.next_media = s.now;
+    start(&s);
+    sim_run(&s, s.now + WZP_SEC(2));
+    assert_true(both_direct(&s));
+    /* B's NAT forgets its mapping and picks a new port (rebinding). */
+    s.n[1].nmap = 0;
+    s.n[1].port_base = 100;
+    s.n[0].max_media_gap = s.n[1].max_media_gap = 0;
+    sim_run(&s, s.now + WZP_SEC(2));
+    assert_true(both_direct(&s));
+    wzp_ice_route r = wzp_ice_route_get(s.n[0].ag);
+    assert_true(wzp_addr_equal(&r.remote, &s.n[1].map[0].pub));
+    assert_int_equal(wzp_addr_port(&r.remote), 40100);
+    for (int i = 0; i < 2; i++)
+        assert_true(s.n[i].max_media_gap <= WZP_MS(300));
+    print_message("rebinding: media gap at A %.0f ms, at B %.0f ms\n",
+                  (double)s.n[0].max_media_gap / 1e6, (double)s.n[1].max_media_gap / 1e6);
+    sim_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1230,6 +1262,7 @@ int main(void)
         cmocka_unit_test(test_pair_cap),
         cmocka_unit_test(test_remove_active_and_network_change),
         cmocka_unit_test(test_nat_pairs),
+        cmocka_unit_test(test_nat_rebinding),
         cmocka_unit_test(test_late_cone_side),
         cmocka_unit_test(test_random_schedules),
         cmocka_unit_test(test_replay_dropped),
