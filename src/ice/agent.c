@@ -532,9 +532,12 @@ int wzp_ice_add_local(wzp_ice_agent *a, wzp_cand_type type, const wzp_addr *addr
     wzp_candidate c = {type, *addr, wzp_cand_priority(type, addr)};
     for (size_t i = 0; i < a->nlocal; i++) {
         if (wzp_cand_same(&a->local[i], &c)) {
-            if (c.priority > a->local[i].priority)
-                a->local[i] = c;
-            return 0;
+            if (c.priority <= a->local[i].priority)
+                return 0;
+            /* Better-known type: take the old entry out and re-insert in order below. */
+            memmove(&a->local[i], &a->local[i + 1], (a->nlocal - i - 1) * sizeof(c));
+            a->nlocal--;
+            break;
         }
     }
     if (a->nlocal >= a->cfg.max_local)
