@@ -86,10 +86,14 @@ typedef struct wzp_ice_route {
 typedef enum wzp_route_reason {
     WZP_ROUTE_FIRST_DIRECT = 0, /* relay -> direct: the first pair was proven */
     WZP_ROUTE_BETTER_PAIR,      /* direct -> direct: another pair was better for a while */
-    WZP_ROUTE_PATH_DEAD, /* direct -> relay (or another valid pair): active pair stopped answering
-                          */
-    WZP_ROUTE_RECOVERED, /* relay -> direct after a fallback */
-    WZP_ROUTE_PAIR_REMOVED, /* active pair went away (candidate removed, reset) */
+    /*
+     * direct -> relay: the active pair stopped answering. If another pair
+     * answered after it fell silent, a RECOVERED change to that pair follows
+     * in the same call.
+     */
+    WZP_ROUTE_PATH_DEAD,
+    WZP_ROUTE_RECOVERED,    /* relay -> direct after a fallback or a removal */
+    WZP_ROUTE_PAIR_REMOVED, /* direct -> relay: the active pair's remote candidate was removed */
 } wzp_route_reason;
 
 const char *wzp_route_reason_name(wzp_route_reason r);
