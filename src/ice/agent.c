@@ -14,8 +14,8 @@
  *   retransmits only need to cover loss. Never give up (the issue asks for
  *   upgrades at any time): the cap keeps a dead pair at 0.2 probes/s.
  * - but capped at 500 ms for a pair's first 10 s: if the peer behind the
- *   port-preserving-filter NAT starts (gets key or candidates) a few seconds
- *   after the one behind the symmetric NAT, only the symmetric side's probes
+ *   endpoint-independent NAT starts (gets key or candidates) a few seconds
+ *   after the one behind the endpoint-dependent NAT, only the latter's probes
  *   can open the way, and they must not be 3-5 s apart by then. Costs 2
  *   probes/s per unproven pair for 10 s.
  * - keepalive_active 50 ms, dead_after 150 ms: the media-gap budget is 300 ms
@@ -45,6 +45,10 @@
  * - switch_hold 1 s, 20 % and 5 ms: jitter moves smoothed RTTs by a few ms;
  *   a switch costs nothing on the wire but flapping makes RTT and loss
  *   estimates above us noisy, so only switch for a clear, sustained win.
+ *   During the hold the challenger is probed every 200 ms so the decision
+ *   rests on fresh samples. A better class (LAN host over srflx, say) at no
+ *   higher cost also wins after the hold: sub-millisecond RTTs on a LAN are
+ *   inside the 5 ms margin, yet a hairpin through the NAT is worse.
  */
 #include "ice/agent.h"
 
