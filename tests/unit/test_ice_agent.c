@@ -32,7 +32,8 @@ typedef struct sim sim;
 
 typedef struct node {
     wzp_ice_agent *ag;
-    wzp_addr addr[WZP_ICE_SOCK_COUNT]; /* the sockets' local addresses */
+    wzp_addr addr[WZP_ICE_SOCK_COUNT];  /* the sockets' local addresses */
+    wzp_addr alias[WZP_ICE_SOCK_COUNT]; /* optional: a hairpinning NAT's mapping of it */
     /*
      * A trivial NAT: endpoint-independent mapping (or endpoint-dependent with
      * `edm`: a new public port per destination), address-dependent filtering.
@@ -227,7 +228,9 @@ static void send_direct(sim *s, int from, int sock, const wzp_addr *dst, const u
     simpkt p;
     memset(&p, 0, sizeof(p));
     p.src = n->addr[sock];
-    if (n->nat)
+    if (s->n[1 - from].alias[sock].len && wzp_addr_equal(dst, &s->n[1 - from].alias[sock]))
+        p.src = n->alias[sock]; /* hairpin: both ends see each other's mapping */
+    else if (n->nat)
         p.src = nat_out(n, &p.src, dst);
     p.dst = *dst;
     p.media = media;
@@ -283,7 +286,9 @@ static void deliver(sim *s, const simpkt *p)
                 return; /* filtered */
         }
         for (int sock = 0; sock < WZP_ICE_SOCK_COUNT; sock++) {
-            if (!n->addr[sock].len || !wzp_addr_equal(&n->addr[sock], &local))
+            if (!n->addr[sock].len ||
+                (!wzp_addr_equal(&n->addr[sock], &local) &&
+                 !(n->alias[sock].len && wzp_addr_equal(&n->alias[sock], &local))))
                 continue;
             if (p->media) {
                 media_rx(n, s->now);
@@ -1247,6 +1252,40 @@ static void test_nat_rebinding(void **state)
     sim_free(&s);
 }
 
+static void test_hairpin_then_lan(void **state)
+{
+    (void)state;
+    static sim s;
+    sim_init(&s, NULL);
+    /* Same LAN behind a hairpinning NAT: first only the srflx candidates are known. */
+    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "192.168.1.10:4000");
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "192.168.1.20:5000");
+    s.n[0].alias[0] = A("203.0.113.1:41000");
+    s.n[1].alias[0] = A("203.0.113.1:42000");
+    sim_link(&s, "203.0.113.1:41000", WZP_MS(2), 0);
+    sim_link(&s, "203.0.113.1:42000", WZP_MS(2), 0);
+    s.default_latency = WZP_US(300);
+    add_remote(&s, 0, WZP_CAND_SRFLX, "203.0.113.1:42000");
+    add_remote(&s, 1, WZP_CAND_SRFLX, "203.0.113.1:41000");
+    start(&s);
+    sim_run(&s, s.now + WZP_SEC(1));
+    assert_true(both_direct(&s));
+    wzp_ice_route r = wzp_ice_route_get(s.n[0].ag);
+    assert_true(wzp_addr_equal(&r.remote, &s.n[1].alias[0]));
+    /* The host candidates arrive later. The LAN pair is faster by less than the 5 ms
+     * margin, but of a better class: both move to it after the hold, once. */
+    add_remote(&s, 0, WZP_CAND_HOST, "192.168.1.20:5000");
+    add_remote(&s, 1, WZP_CAND_HOST, "192.168.1.10:4000");
+    sim_run(&s, s.now + WZP_SEC(5));
+    for (int i = 0; i < 2; i++) {
+        r = wzp_ice_route_get(s.n[i].ag);
+        assert_true(wzp_addr_equal(&r.remote, &s.n[1 - i].addr[0]));
+        assert_int_equal(s.n[i].last_reason, WZP_ROUTE_BETTER_PAIR);
+        assert_int_equal(s.n[i].route_events, 2);
+    }
+    sim_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1258,6 +1297,7 @@ int main(void)
         cmocka_unit_test(test_failover_and_recovery),
         cmocka_unit_test(test_hysteresis_no_flapping),
         cmocka_unit_test(test_lan_preferred),
+        cmocka_unit_test(test_hairpin_then_lan),
         cmocka_unit_test(test_forged_ignored),
         cmocka_unit_test(test_pair_cap),
         cmocka_unit_test(test_remove_active_and_network_change),
