@@ -47,6 +47,9 @@ typedef struct node {
     } map[MAXMAP];
     int nmap;
     uint16_t port_base; /* bumped to simulate a NAT rebinding */
+    int local_cands, valid_pairs;
+    wzp_candidate last_local;
+    wzp_ts first_pair_rtt;
     /* Route log. */
     int route_events;
     wzp_ice_route route;
@@ -118,6 +121,22 @@ static void on_route(void *user, const wzp_ice_route *r, wzp_route_reason reason
     n->last_route_at = n->s->now;
 }
 
+static void on_local(void *user, const wzp_candidate *c)
+{
+    node *n = user;
+    n->local_cands++;
+    n->last_local = *c;
+}
+
+static void on_valid(void *user, int sock, const wzp_addr *remote, wzp_ts rtt)
+{
+    node *n = user;
+    (void)sock;
+    (void)remote;
+    if (!n->valid_pairs++)
+        n->first_pair_rtt = rtt;
+}
+
 static uint8_t test_key[WZP_PROBE_KEY_LEN];
 
 static void node_init(sim *s, int i, const wzp_ice_config *base)
@@ -130,6 +149,8 @@ static void node_init(sim *s, int i, const wzp_ice_config *base)
     else
         wzp_ice_config_default(&cfg);
     cfg.cb.route_changed = on_route;
+    cfg.cb.local_candidate = on_local;
+    cfg.cb.pair_valid = on_valid;
     cfg.cb.user = n;
     cfg.agent_id[0] = (uint8_t)(i + 1);
     n->ag = wzp_ice_new(&cfg);
@@ -508,6 +529,14 @@ static void test_prflx_through_nat(void **state)
     for (size_t k = 0; k < nl && k < 4; k++)
         found |= lc[k].type == WZP_CAND_PRFLX && wzp_addr_equal(&lc[k].addr, &s.n[1].map[0].pub);
     assert_true(found);
+    /* ... and said so (to be trickled to A), and both reported the pair's first RTT. */
+    assert_int_equal(s.n[1].local_cands, 1);
+    assert_true(wzp_addr_equal(&s.n[1].last_local.addr, &s.n[1].map[0].pub));
+    assert_int_equal(s.n[0].local_cands, 0); /* A is not NATed: nothing new to learn */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(s.n[i].valid_pairs, 1);
+        assert_int_equal(s.n[i].first_pair_rtt, WZP_MS(20));
+    }
     sim_free(&s);
 }
 
