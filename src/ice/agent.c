@@ -13,6 +13,11 @@
  *   (sent as soon as the peer's probe arrives) is what usually succeeds, so
  *   retransmits only need to cover loss. Never give up (the issue asks for
  *   upgrades at any time): the cap keeps a dead pair at 0.2 probes/s.
+ * - but capped at 500 ms for a pair's first 10 s: if the peer behind the
+ *   endpoint-independent NAT starts (gets key or candidates) a few seconds
+ *   after the one behind the endpoint-dependent NAT, only the latter's probes
+ *   can open the way, and they must not be 3-5 s apart by then. Costs 2
+ *   probes/s per unproven pair for 10 s.
  * - keepalive_active 50 ms, dead_after 150 ms: the media-gap budget is 300 ms
  *   at 50 packets/s. Both peers probe the active pair every 50 ms and media
  *   arrives every 20 ms, so a healthy pair never goes more than ~50 ms without
@@ -40,6 +45,10 @@
  * - switch_hold 1 s, 20 % and 5 ms: jitter moves smoothed RTTs by a few ms;
  *   a switch costs nothing on the wire but flapping makes RTT and loss
  *   estimates above us noisy, so only switch for a clear, sustained win.
+ *   During the hold the challenger is probed every 200 ms so the decision
+ *   rests on fresh samples. A better class (LAN host over srflx, say) at no
+ *   higher cost also wins after the hold: sub-millisecond RTTs on a LAN are
+ *   inside the 5 ms margin, yet a hairpin through the NAT is worse.
  */
 #include "ice/agent.h"
 
@@ -86,6 +95,7 @@ typedef struct pair {
     bool peer_valid; /* latest request from the peer had F_VALID */
     bool triggered;  /* a triggered check is queued */
     wzp_ts peer_active_at;
+    wzp_ts created;  /* pair creation (or checks start, if later) */
     wzp_ts next_tx;  /* next request due */
     wzp_ts interval; /* current backoff while not valid */
     unsigned unanswered;
@@ -122,20 +132,24 @@ struct wzp_ice_agent {
     int active; /* index into pairs, -1 = RELAY */
     int challenger;
     wzp_ts challenger_since;
-    wzp_ts fail_epoch; /* after a path death, pairs must answer after this to be chosen */
+    wzp_ts fail_epoch; /* after a path death, pairs must have answered after this to be chosen */
     bool failed_once;
     wzp_ts next_pace;
     bool ever_direct;
     wzp_ts now; /* latest time seen by any entry point */
 
     /*
-     * Recently received request txids. Our retransmits always use a fresh
-     * txid, so a repeat is a replay (or a network duplicate): dropping it
-     * keeps a captured probe replayed from a spoofed source from teaching us
-     * a bogus peer-reflexive address or making us answer a third party.
+     * Anti-replay. A request's txid starts with the sender's request counter
+     * (then 8 random bytes); it is authenticated, so we keep the highest
+     * counter seen from the peer and a 64-wide window below it, as IPsec does.
+     * Retransmits always use a new txid, so a repeat is a replay (or a network
+     * duplicate): dropping it keeps a captured probe replayed from a spoofed
+     * source from teaching us a bogus peer-reflexive address or making us
+     * answer a third party.
      */
-    uint8_t seen[SEEN_LEN][WZP_PROBE_TXID_LEN];
-    unsigned seen_next, seen_count;
+    uint32_t tx_seq;
+    uint32_t rx_seq_max;
+    uint64_t rx_seq_window; /* bit i: rx_seq_max - i was seen */
 
     txq_entry txq[TXQ_LEN];
     unsigned txq_head, txq_count;
@@ -166,6 +180,8 @@ void wzp_ice_config_default(wzp_ice_config *cfg)
     cfg->pace = WZP_MS(5);
     cfg->rto_initial = WZP_MS(100);
     cfg->rto_max = WZP_SEC(5);
+    cfg->startup_window = WZP_SEC(10);
+    cfg->rto_startup_max = WZP_MS(500);
     cfg->keepalive_active = WZP_MS(50);
     cfg->dead_after = WZP_MS(150);
     cfg->dead_after_noresp = WZP_SEC(1);
@@ -190,6 +206,8 @@ static void fill_defaults(wzp_ice_config *c)
     DEF(pace);
     DEF(rto_initial);
     DEF(rto_max);
+    DEF(startup_window);
+    DEF(rto_startup_max);
     DEF(keepalive_active);
     DEF(dead_after);
     DEF(dead_after_noresp);
@@ -504,6 +522,7 @@ static int add_pair(wzp_ice_agent *a, wzp_cand_type type, const wzp_addr *addr, 
     p->state = WZP_PAIR_WAITING;
     p->interval = a->cfg.rto_initial;
     p->next_tx = now;
+    p->created = now;
     return (int)pos;
 }
 
@@ -517,9 +536,12 @@ int wzp_ice_add_local(wzp_ice_agent *a, wzp_cand_type type, const wzp_addr *addr
     wzp_candidate c = {type, *addr, wzp_cand_priority(type, addr)};
     for (size_t i = 0; i < a->nlocal; i++) {
         if (wzp_cand_same(&a->local[i], &c)) {
-            if (c.priority > a->local[i].priority)
-                a->local[i] = c;
-            return 0;
+            if (c.priority <= a->local[i].priority)
+                return 0;
+            /* Better-known type: take the old entry out and re-insert in order below. */
+            memmove(&a->local[i], &a->local[i + 1], (a->nlocal - i - 1) * sizeof(c));
+            a->nlocal--;
+            break;
         }
     }
     if (a->nlocal >= a->cfg.max_local)
@@ -552,8 +574,27 @@ int wzp_ice_add_remote(wzp_ice_agent *a, wzp_cand_type type, const wzp_addr *add
 {
     if (!a || !addr)
         return WZP_ERR_INVALID;
+    size_t before = a->npairs;
     int rc = add_pair(a, type, addr, false, now);
-    return rc < 0 ? rc : 0;
+    if (rc < 0)
+        return rc;
+    if (a->npairs > before || a->pairs[rc].state != WZP_PAIR_VALID) {
+        /*
+         * A new candidate from the peer means it is (re)starting checks now:
+         * pull the retries of our unproven pairs in, so that one of them
+         * crosses the peer's NAT soon after the peer's own probes open it,
+         * instead of seconds later at the backoff cap.
+         */
+        for (size_t i = 0; i < a->npairs; i++) {
+            pair *p = &a->pairs[i];
+            if (p->state == WZP_PAIR_VALID || p->interval <= a->cfg.rto_initial)
+                continue;
+            p->interval = a->cfg.rto_initial;
+            if (p->next_tx > now + a->cfg.rto_initial)
+                p->next_tx = now + a->cfg.rto_initial;
+        }
+    }
+    return 0;
 }
 
 int wzp_ice_remove_remote(wzp_ice_agent *a, const wzp_addr *addr, wzp_ts now)
@@ -577,9 +618,11 @@ int wzp_ice_set_key(wzp_ice_agent *a, const uint8_t key[WZP_PROBE_KEY_LEN], wzp_
     a->have_key = true;
     a->st.started_at = now;
     a->next_pace = now;
-    for (size_t i = 0; i < a->npairs; i++)
+    for (size_t i = 0; i < a->npairs; i++) {
         if (a->pairs[i].next_tx < now)
             a->pairs[i].next_tx = now;
+        a->pairs[i].created = now;
+    }
     return 0;
 }
 
@@ -648,22 +691,28 @@ static void learn_local(wzp_ice_agent *a, const wzp_addr *observed)
         a->cfg.cb.local_candidate(a->cfg.cb.user, &c);
 }
 
-static bool seen_before(wzp_ice_agent *a, const uint8_t *txid)
+static bool replayed(wzp_ice_agent *a, const uint8_t *txid)
 {
-    for (unsigned i = 0; i < a->seen_count; i++)
-        if (memcmp(a->seen[i], txid, WZP_PROBE_TXID_LEN) == 0)
-            return true;
-    memcpy(a->seen[a->seen_next], txid, WZP_PROBE_TXID_LEN);
-    a->seen_next = (a->seen_next + 1) % SEEN_LEN;
-    if (a->seen_count < SEEN_LEN)
-        a->seen_count++;
+    uint32_t seq =
+        ((uint32_t)txid[0] << 24) | ((uint32_t)txid[1] << 16) | ((uint32_t)txid[2] << 8) | txid[3];
+    if (seq > a->rx_seq_max) {
+        uint32_t shift = seq - a->rx_seq_max;
+        a->rx_seq_window = shift >= 64 ? 0 : a->rx_seq_window << shift;
+        a->rx_seq_window |= 1;
+        a->rx_seq_max = seq;
+        return false;
+    }
+    uint32_t back = a->rx_seq_max - seq;
+    if (seq == 0 || back >= 64 || (a->rx_seq_window >> back) & 1)
+        return true;
+    a->rx_seq_window |= (uint64_t)1 << back;
     return false;
 }
 
 static int on_request(wzp_ice_agent *a, int sock, const wzp_addr *from, const wzp_probe *req,
                       wzp_ts now)
 {
-    if (seen_before(a, req->txid)) {
+    if (replayed(a, req->txid)) {
         a->st.rx_replayed++;
         return WZP_ERR_PROTOCOL;
     }
@@ -852,7 +901,13 @@ void wzp_ice_handle_timer(wzp_ice_agent *a, wzp_ts now)
             WZP_INFO("ice: active pair %s stopped answering",
                      wzp_addr_format(&p->remote, buf, sizeof(buf)));
             fail_pair(a, p, now);
-            a->fail_epoch = now;
+            /*
+             * Other pairs count as alive if they answered after this one fell
+             * silent (a NAT rebinding: the peer's new mapping is usually
+             * proven before the old one is declared dead). The rest must
+             * answer again first.
+             */
+            a->fail_epoch = now >= rx + a->cfg.dead_after ? rx : resp;
             a->failed_once = true;
             /* Other valid pairs may have died with it: re-prove them before use. */
             for (size_t i = 0; i < a->npairs; i++)
@@ -917,7 +972,12 @@ int wzp_ice_poll_transmit(wzp_ice_agent *a, wzp_ts now, uint8_t *buf, size_t cap
     r.type = WZP_PROBE_REQUEST;
     r.flags = pair_flags(a, idx);
     memcpy(r.tag, a->tag, sizeof(r.tag));
-    wzp_random_nonce(r.txid, sizeof(r.txid));
+    a->tx_seq++;
+    r.txid[0] = (uint8_t)(a->tx_seq >> 24);
+    r.txid[1] = (uint8_t)(a->tx_seq >> 16);
+    r.txid[2] = (uint8_t)(a->tx_seq >> 8);
+    r.txid[3] = (uint8_t)a->tx_seq;
+    wzp_random_nonce(r.txid + 4, sizeof(r.txid) - 4);
     memcpy(r.sender, a->cfg.agent_id, sizeof(r.sender));
     int n = wzp_probe_encode(&r, a->key, buf, cap);
     if (n < 0)
@@ -937,7 +997,10 @@ int wzp_ice_poll_transmit(wzp_ice_agent *a, wzp_ts now, uint8_t *buf, size_t cap
     } else {
         p->state = WZP_PAIR_CHECKING;
         p->next_tx = now + p->interval;
-        p->interval = p->interval * 2 > a->cfg.rto_max ? a->cfg.rto_max : p->interval * 2;
+        /* Early on, the peer may start late: keep retrying densely for a while. */
+        wzp_ts rto_cap =
+            now < p->created + a->cfg.startup_window ? a->cfg.rto_startup_max : a->cfg.rto_max;
+        p->interval = p->interval * 2 > rto_cap ? rto_cap : p->interval * 2;
     }
     a->next_pace = now + a->cfg.pace;
     a->st.requests_sent++;

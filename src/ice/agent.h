@@ -86,10 +86,14 @@ typedef struct wzp_ice_route {
 typedef enum wzp_route_reason {
     WZP_ROUTE_FIRST_DIRECT = 0, /* relay -> direct: the first pair was proven */
     WZP_ROUTE_BETTER_PAIR,      /* direct -> direct: another pair was better for a while */
-    WZP_ROUTE_PATH_DEAD, /* direct -> relay (or another valid pair): active pair stopped answering
-                          */
-    WZP_ROUTE_RECOVERED, /* relay -> direct after a fallback */
-    WZP_ROUTE_PAIR_REMOVED, /* active pair went away (candidate removed, reset) */
+    /*
+     * direct -> relay: the active pair stopped answering. If another pair
+     * answered after it fell silent, a RECOVERED change to that pair follows
+     * in the same call.
+     */
+    WZP_ROUTE_PATH_DEAD,
+    WZP_ROUTE_RECOVERED,    /* relay -> direct after a fallback or a removal */
+    WZP_ROUTE_PAIR_REMOVED, /* direct -> relay: the active pair's remote candidate was removed */
 } wzp_route_reason;
 
 const char *wzp_route_reason_name(wzp_route_reason r);
@@ -115,6 +119,8 @@ typedef struct wzp_ice_config {
     wzp_ts pace;              /* min spacing between requests, all pairs together (5 ms) */
     wzp_ts rto_initial;       /* first retransmit of a check on an unproven pair (100 ms) */
     wzp_ts rto_max;           /* backoff cap for unproven / failed pairs (5 s) */
+    wzp_ts startup_window;    /* for this long after a pair appears (10 s) ... */
+    wzp_ts rto_startup_max;   /* ... its backoff is capped lower (500 ms) */
     wzp_ts keepalive_active;  /* probe interval on the active direct pair (50 ms) */
     wzp_ts dead_after;        /* nothing received on the active pair for this long: dead (150 ms) */
     wzp_ts dead_after_noresp; /* no answer to our own probes for this long: dead (1 s) */

@@ -24,6 +24,11 @@
  * (as STUN does) so that NAT "helpers" rewriting embedded addresses leave it
  * alone; it is authenticated by the HMAC either way.
  *
+ * The codec treats the transaction id as opaque. The agent fills a
+ * request's with a 4-byte request counter and 8 random bytes (the counter
+ * gives replay protection, the random part makes ids unguessable); a
+ * response echoes the request's.
+ *
  * The key is per call, 32 bytes, taken from the end-to-end QUIC connection's
  * TLS exporter, so the relay (which sees signaling) cannot forge probes. The
  * tag is derived from the key, so a client with several calls routes a probe

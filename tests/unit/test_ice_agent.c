@@ -32,7 +32,8 @@ typedef struct sim sim;
 
 typedef struct node {
     wzp_ice_agent *ag;
-    wzp_addr addr[WZP_ICE_SOCK_COUNT]; /* the sockets' local addresses */
+    wzp_addr addr[WZP_ICE_SOCK_COUNT];  /* the sockets' local addresses */
+    wzp_addr alias[WZP_ICE_SOCK_COUNT]; /* optional: a hairpinning NAT's mapping of it */
     /*
      * A trivial NAT: endpoint-independent mapping (or endpoint-dependent with
      * `edm`: a new public port per destination), address-dependent filtering.
@@ -45,6 +46,10 @@ typedef struct node {
         int nallowed;
     } map[MAXMAP];
     int nmap;
+    uint16_t port_base; /* bumped to simulate a NAT rebinding */
+    int local_cands, valid_pairs;
+    wzp_candidate last_local;
+    wzp_ts first_pair_rtt;
     /* Route log. */
     int route_events;
     wzp_ice_route route;
@@ -80,7 +85,8 @@ struct sim {
     node n[2];
     link_t links[MAXLINKS];
     int nlinks;
-    wzp_ts default_latency;
+    wzp_ts default_latency, default_jitter;
+    unsigned default_loss_pct;
     bool cut;         /* every direct packet dropped */
     bool drop_probes; /* direct probes dropped, media passes */
     simpkt q[MAXPKT];
@@ -115,6 +121,22 @@ static void on_route(void *user, const wzp_ice_route *r, wzp_route_reason reason
     n->last_route_at = n->s->now;
 }
 
+static void on_local(void *user, const wzp_candidate *c)
+{
+    node *n = user;
+    n->local_cands++;
+    n->last_local = *c;
+}
+
+static void on_valid(void *user, int sock, const wzp_addr *remote, wzp_ts rtt)
+{
+    node *n = user;
+    (void)sock;
+    (void)remote;
+    if (!n->valid_pairs++)
+        n->first_pair_rtt = rtt;
+}
+
 static uint8_t test_key[WZP_PROBE_KEY_LEN];
 
 static void node_init(sim *s, int i, const wzp_ice_config *base)
@@ -127,6 +149,8 @@ static void node_init(sim *s, int i, const wzp_ice_config *base)
     else
         wzp_ice_config_default(&cfg);
     cfg.cb.route_changed = on_route;
+    cfg.cb.local_candidate = on_local;
+    cfg.cb.pair_valid = on_valid;
     cfg.cb.user = n;
     cfg.agent_id[0] = (uint8_t)(i + 1);
     n->ag = wzp_ice_new(&cfg);
@@ -190,7 +214,7 @@ static wzp_addr nat_out(node *n, const wzp_addr *priv, const wzp_addr *dst)
         n->map[m].priv = *priv;
         n->map[m].dst = *dst;
         n->map[m].pub = n->nat_ip;
-        wzp_addr_set_port(&n->map[m].pub, (uint16_t)(40000 + m));
+        wzp_addr_set_port(&n->map[m].pub, (uint16_t)(40000 + n->port_base + m));
         n->map[m].nallowed = 0;
         n->nmap++;
     }
@@ -225,7 +249,9 @@ static void send_direct(sim *s, int from, int sock, const wzp_addr *dst, const u
     simpkt p;
     memset(&p, 0, sizeof(p));
     p.src = n->addr[sock];
-    if (n->nat)
+    if (s->n[1 - from].alias[sock].len && wzp_addr_equal(dst, &s->n[1 - from].alias[sock]))
+        p.src = n->alias[sock]; /* hairpin: both ends see each other's mapping */
+    else if (n->nat)
         p.src = nat_out(n, &p.src, dst);
     p.dst = *dst;
     p.media = media;
@@ -235,11 +261,13 @@ static void send_direct(sim *s, int from, int sock, const wzp_addr *dst, const u
     link_t *l = find_link(s, &p.src, &p.dst);
     if (s->cut || (l && !l->up) || (s->drop_probes && !media))
         return;
-    if (l && l->loss_pct && rnd(s) % 100 < l->loss_pct)
+    unsigned loss = l ? l->loss_pct : s->default_loss_pct;
+    if (loss && rnd(s) % 100 < loss)
         return;
     wzp_ts lat = l ? l->latency : s->default_latency;
-    if (l && l->jitter)
-        lat += rnd(s) % l->jitter;
+    wzp_ts jit = l ? l->jitter : s->default_jitter;
+    if (jit)
+        lat += rnd(s) % jit;
     p.at = s->now + lat;
     enqueue(s, &p);
 }
@@ -279,7 +307,9 @@ static void deliver(sim *s, const simpkt *p)
                 return; /* filtered */
         }
         for (int sock = 0; sock < WZP_ICE_SOCK_COUNT; sock++) {
-            if (!n->addr[sock].len || !wzp_addr_equal(&n->addr[sock], &local))
+            if (!n->addr[sock].len ||
+                (!wzp_addr_equal(&n->addr[sock], &local) &&
+                 !(n->alias[sock].len && wzp_addr_equal(&n->alias[sock], &local))))
                 continue;
             if (p->media) {
                 media_rx(n, s->now);
@@ -462,7 +492,8 @@ static void test_paced_not_burst(void **state)
     assert_true(s.n[0].min_request_gap >= d.pace);
     /* B never got B's candidates from A, yet learned A as peer-reflexive and both went direct. */
     assert_true(both_direct(&s));
-    /* Over a long run the 12 dead pairs back off to the cap: ~0.2 probes/s each. */
+    /* After the startup window the 12 dead pairs back off to the cap: ~0.2 probes/s each. */
+    sim_run(&s, s.now + WZP_SEC(10));
     uint64_t before = s.n[0].requests_tx;
     sim_run(&s, s.now + WZP_SEC(60));
     uint64_t per_min = s.n[0].requests_tx - before;
@@ -498,6 +529,14 @@ static void test_prflx_through_nat(void **state)
     for (size_t k = 0; k < nl && k < 4; k++)
         found |= lc[k].type == WZP_CAND_PRFLX && wzp_addr_equal(&lc[k].addr, &s.n[1].map[0].pub);
     assert_true(found);
+    /* ... and said so (to be trickled to A), and both reported the pair's first RTT. */
+    assert_int_equal(s.n[1].local_cands, 1);
+    assert_true(wzp_addr_equal(&s.n[1].last_local.addr, &s.n[1].map[0].pub));
+    assert_int_equal(s.n[0].local_cands, 0); /* A is not NATed: nothing new to learn */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(s.n[i].valid_pairs, 1);
+        assert_int_equal(s.n[i].first_pair_rtt, WZP_MS(20));
+    }
     sim_free(&s);
 }
 
@@ -752,6 +791,7 @@ static void test_pair_cap(void **state)
     p.type = WZP_PROBE_REQUEST;
     memcpy(p.tag, wzp_ice_tag(a), WZP_PROBE_TAG_LEN);
     p.sender[0] = 0x42;
+    p.txid[3] = 1; /* request counter 1 */
     uint8_t pkt[WZP_PROBE_MAX_LEN];
     int n = wzp_probe_encode(&p, test_key, pkt, sizeof(pkt));
     wzp_addr from = A("198.51.100.77:9999");
@@ -821,9 +861,8 @@ static void test_remove_active_and_network_change(void **state)
  * Both behind NATs, each knowing its server-reflexive address (the mapping
  * towards the relay) and telling the peer host + srflx. Returns after `run`.
  */
-static void setup_nats(sim *s, bool edm0, bool edm1)
+static void setup_nat_nodes(sim *s, bool edm0, bool edm1)
 {
-    sim_init(s, NULL);
     wzp_addr relay = A("192.0.2.250:3478");
     const char *priv[2] = {"10.0.0.1:4000", "10.1.0.2:5000"};
     const char *pub[2] = {"198.51.100.9:0", "203.0.113.9:0"};
@@ -838,6 +877,22 @@ static void setup_nats(sim *s, bool edm0, bool edm1)
         srflx[i] = nat_out(n, &pa, &relay); /* what the relay reflected */
         assert_int_equal(wzp_ice_add_local(n->ag, WZP_CAND_SRFLX, &srflx[i]), 0);
     }
+}
+
+/* Node i learns the other's candidates (as signaling would deliver them). */
+static void exchange(sim *s, int i)
+{
+    wzp_candidate c[4];
+    size_t nc = wzp_ice_local_candidates(s->n[1 - i].ag, c, 4);
+    for (size_t k = 0; k < nc && k < 4; k++)
+        if (c[k].type != WZP_CAND_PRFLX)
+            assert_int_equal(wzp_ice_add_remote(s->n[i].ag, c[k].type, &c[k].addr, s->now), 0);
+}
+
+static void setup_nats(sim *s, bool edm0, bool edm1)
+{
+    sim_init(s, NULL);
+    setup_nat_nodes(s, edm0, edm1);
     for (int i = 0; i < 2; i++) {
         wzp_candidate c[4];
         size_t nc = wzp_ice_local_candidates(s->n[1 - i].ag, c, 4);
@@ -910,7 +965,7 @@ static void test_replay_dropped(void **state)
     p.type = WZP_PROBE_REQUEST;
     memcpy(p.tag, wzp_ice_tag(a), WZP_PROBE_TAG_LEN);
     p.sender[0] = 0x42;
-    p.txid[0] = 7;
+    p.txid[3] = 100; /* the sender's request counter */
     uint8_t buf[WZP_PROBE_MAX_LEN];
     int n = wzp_probe_encode(&p, test_key, buf, sizeof(buf));
     assert_int_equal(wzp_ice_recv(a, WZP_ICE_SOCK_V4, &peer, buf, (size_t)n, now), 0);
@@ -929,6 +984,25 @@ static void test_replay_dropped(void **state)
         responses += buf[0] == WZP_PROBE_RESPONSE;
     }
     assert_int_equal(responses, 1);
+
+    /* Counters may arrive out of order within the window (paths differ in latency) ... */
+    int accepted = 0;
+    const uint32_t seqs[] = {90, 101, 140, 99, 77, 76, 140, 0};
+    const int expect[] = {0, 0, 0, 0, 0, WZP_ERR_PROTOCOL, WZP_ERR_PROTOCOL, WZP_ERR_PROTOCOL};
+    for (int k = 0; k < 8; k++) {
+        p.txid[0] = (uint8_t)(seqs[k] >> 24);
+        p.txid[1] = (uint8_t)(seqs[k] >> 16);
+        p.txid[2] = (uint8_t)(seqs[k] >> 8);
+        p.txid[3] = (uint8_t)seqs[k];
+        n = wzp_probe_encode(&p, test_key, buf, sizeof(buf));
+        int rc = wzp_ice_recv(a, WZP_ICE_SOCK_V4, &peer, buf, (size_t)n, now);
+        /* ... but a counter 64 or more below the highest, or a repeat, is a replay. */
+        assert_int_equal(rc, expect[k]);
+        accepted += rc == 0;
+    }
+    wzp_ice_get_stats(a, &st);
+    assert_int_equal(st.rx_replayed, 1 + 3);
+    assert_int_equal(st.requests_rcvd, 1 + accepted);
     wzp_ice_free(a);
 }
 
@@ -1095,6 +1169,152 @@ static void test_late_key_and_trickle(void **state)
     sim_free(&s);
 }
 
+/*
+ * Many seeds: NAT kinds, latencies, jitter, a little loss, and the two sides
+ * getting their key and the peer's candidates at different moments. Direct
+ * whenever at least one side maps endpoint-independently, relay otherwise.
+ */
+static void test_random_schedules(void **state)
+{
+    (void)state;
+    static sim s;
+    for (uint64_t seed = 1; seed <= 120; seed++) {
+        uint64_t r = seed * 0x9e3779b97f4a7c15ULL;
+        r ^= r >> 29;
+        bool edm0 = (r & 3) == 1, edm1 = (r & 3) == 2 || (r & 3) == 3;
+        if ((r & 3) == 3)
+            edm0 = (seed % 8) == 0; /* a few both-symmetric cases */
+        sim_init(&s, NULL);
+        s.rng ^= r;
+        s.default_latency = WZP_MS(2 + (r >> 8) % 80);
+        s.default_jitter = WZP_MS((r >> 16) % 20);
+        s.default_loss_pct = (unsigned)((r >> 24) % 4);
+        setup_nat_nodes(&s, edm0, edm1);
+        /* Events: key and candidates for each side at random offsets within 400 ms. */
+        wzp_ts t0 = s.now, at[4];
+        for (int k = 0; k < 4; k++)
+            at[k] = t0 + WZP_MS((r >> (32 + 8 * k)) % 400);
+        bool done[4] = {false, false, false, false};
+        for (int step = 0; step < 4; step++) {
+            int next = -1;
+            for (int k = 0; k < 4; k++)
+                if (!done[k] && (next < 0 || at[k] < at[next]))
+                    next = k;
+            sim_run(&s, at[next]);
+            done[next] = true;
+            if (next < 2)
+                assert_int_equal(wzp_ice_set_key(s.n[next].ag, test_key, s.now), 0);
+            else
+                exchange(&s, next - 2);
+        }
+        sim_run(&s, s.now + WZP_SEC(4));
+        bool possible = !(edm0 && edm1);
+        if (possible) {
+            if (!both_direct(&s))
+                fail_msg("seed %llu (edm %d/%d): not direct", (unsigned long long)seed, edm0, edm1);
+        } else {
+            assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+            assert_int_equal(wzp_ice_route_get(s.n[1].ag).kind, WZP_ROUTE_RELAY);
+        }
+        /* And it stays that way: no flapping in the next 20 s. */
+        int ev0 = s.n[0].route_events, ev1 = s.n[1].route_events;
+        sim_run(&s, s.now + WZP_SEC(20));
+        assert_true(s.n[0].route_events - ev0 <= 1 && s.n[1].route_events - ev1 <= 1);
+        if (possible)
+            assert_true(both_direct(&s));
+        sim_free(&s);
+    }
+}
+
+static void test_late_cone_side(void **state)
+{
+    (void)state;
+    static sim s;
+    /* Node 0 symmetric (EDM), node 1 EIM with address-dependent filtering, which
+     * starts 3.5 s late: only node 0's probes can open the way, so they must
+     * still be coming often. */
+    sim_init(&s, NULL);
+    setup_nat_nodes(&s, true, false);
+    exchange(&s, 0);
+    assert_int_equal(wzp_ice_set_key(s.n[0].ag, test_key, s.now), 0);
+    sim_run(&s, s.now + WZP_MS(3500));
+    assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+    exchange(&s, 1);
+    assert_int_equal(wzp_ice_set_key(s.n[1].ag, test_key, s.now), 0);
+    wzp_ts t = s.now;
+    sim_run(&s, s.now + WZP_SEC(1));
+    assert_true(both_direct(&s));
+    wzp_ice_stats st;
+    wzp_ice_get_stats(s.n[1].ag, &st);
+    assert_true(st.first_direct_at - t <= WZP_MS(600));
+    sim_free(&s);
+}
+
+static void test_nat_rebinding(void **state)
+{
+    (void)state;
+    static sim s;
+    sim_init(&s, NULL);
+    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "10.0.0.2:5000");
+    s.n[1].nat = true;
+    s.n[1].nat_ip = A("203.0.113.9:0");
+    add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
+    s.media_interval = WZP_MS(20);
+    s.next_media = s.now;
+    start(&s);
+    sim_run(&s, s.now + WZP_SEC(2));
+    assert_true(both_direct(&s));
+    /* B's NAT forgets its mapping and picks a new port (rebinding). */
+    s.n[1].nmap = 0;
+    s.n[1].port_base = 100;
+    s.n[0].max_media_gap = s.n[1].max_media_gap = 0;
+    sim_run(&s, s.now + WZP_SEC(2));
+    assert_true(both_direct(&s));
+    wzp_ice_route r = wzp_ice_route_get(s.n[0].ag);
+    assert_true(wzp_addr_equal(&r.remote, &s.n[1].map[0].pub));
+    assert_int_equal(wzp_addr_port(&r.remote), 40100);
+    for (int i = 0; i < 2; i++)
+        assert_true(s.n[i].max_media_gap <= WZP_MS(300));
+    print_message("rebinding: media gap at A %.0f ms, at B %.0f ms\n",
+                  (double)s.n[0].max_media_gap / 1e6, (double)s.n[1].max_media_gap / 1e6);
+    sim_free(&s);
+}
+
+static void test_hairpin_then_lan(void **state)
+{
+    (void)state;
+    static sim s;
+    sim_init(&s, NULL);
+    /* Same LAN behind a hairpinning NAT: first only the srflx candidates are known. */
+    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "192.168.1.10:4000");
+    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "192.168.1.20:5000");
+    s.n[0].alias[0] = A("203.0.113.1:41000");
+    s.n[1].alias[0] = A("203.0.113.1:42000");
+    sim_link(&s, "203.0.113.1:41000", WZP_MS(2), 0);
+    sim_link(&s, "203.0.113.1:42000", WZP_MS(2), 0);
+    s.default_latency = WZP_US(300);
+    add_remote(&s, 0, WZP_CAND_SRFLX, "203.0.113.1:42000");
+    add_remote(&s, 1, WZP_CAND_SRFLX, "203.0.113.1:41000");
+    start(&s);
+    sim_run(&s, s.now + WZP_SEC(1));
+    assert_true(both_direct(&s));
+    wzp_ice_route r = wzp_ice_route_get(s.n[0].ag);
+    assert_true(wzp_addr_equal(&r.remote, &s.n[1].alias[0]));
+    /* The host candidates arrive later. The LAN pair is faster by less than the 5 ms
+     * margin, but of a better class: both move to it after the hold, once. */
+    add_remote(&s, 0, WZP_CAND_HOST, "192.168.1.20:5000");
+    add_remote(&s, 1, WZP_CAND_HOST, "192.168.1.10:4000");
+    sim_run(&s, s.now + WZP_SEC(5));
+    for (int i = 0; i < 2; i++) {
+        r = wzp_ice_route_get(s.n[i].ag);
+        assert_true(wzp_addr_equal(&r.remote, &s.n[1 - i].addr[0]));
+        assert_int_equal(s.n[i].last_reason, WZP_ROUTE_BETTER_PAIR);
+        assert_int_equal(s.n[i].route_events, 2);
+    }
+    sim_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1106,10 +1326,14 @@ int main(void)
         cmocka_unit_test(test_failover_and_recovery),
         cmocka_unit_test(test_hysteresis_no_flapping),
         cmocka_unit_test(test_lan_preferred),
+        cmocka_unit_test(test_hairpin_then_lan),
         cmocka_unit_test(test_forged_ignored),
         cmocka_unit_test(test_pair_cap),
         cmocka_unit_test(test_remove_active_and_network_change),
         cmocka_unit_test(test_nat_pairs),
+        cmocka_unit_test(test_nat_rebinding),
+        cmocka_unit_test(test_late_cone_side),
+        cmocka_unit_test(test_random_schedules),
         cmocka_unit_test(test_replay_dropped),
         cmocka_unit_test(test_failover_to_other_pair),
         cmocka_unit_test(test_quic_counts_as_liveness),
