@@ -210,7 +210,7 @@ static int run(int cmd, int argc, char **argv)
     fflush(stdout);
     code = cmd == CMD_CALL ? session_run_call(&s, peer, &interrupted)
                            : session_run_listen(&s, &interrupted);
-    if (s.call)
+    if (s.call && (so.json || s.active))
         session_summary(&s, code);
     return session_finish(&s, code);
 }
