@@ -191,6 +191,26 @@ void wzp_core__call_end(wzp_core *core, core_call *call, int err, const char *de
     call->end_err = err;
     snprintf(call->detail, sizeof(call->detail), "%s", detail ? detail : "");
     call->state = WZP_CALL_ENDED;
+    if (call->conn) {
+        wzp_quic_conn_stats qs;
+        wzp_quic_conn_get_stats(call->conn, &qs);
+        WZP_INFO("client: call %u quic: srtt %.2f ms, pto %llu, cwnd %llu, in flight %llu, "
+                 "dgrams sent %llu recv %llu lost %llu dropped %llu",
+                 call->id, (double)qs.smoothed_rtt / 1e6, (unsigned long long)qs.pto_count,
+                 (unsigned long long)qs.cwnd, (unsigned long long)qs.bytes_in_flight,
+                 (unsigned long long)qs.dgrams_sent, (unsigned long long)qs.dgrams_recv,
+                 (unsigned long long)qs.dgrams_lost, (unsigned long long)qs.dgrams_dropped);
+    }
+    if (call->rx) {
+        wzp_media_rx_stats rs;
+        wzp_media_rx_get_stats(call->rx, &rs);
+        WZP_INFO("client: call %u media: %llu decoded, %llu fec, %llu plc, %llu late, %llu lost, "
+                 "%llu held, %llu trimmed, %llu resyncs",
+                 call->id, (unsigned long long)rs.decoded, (unsigned long long)rs.fec_recovered,
+                 (unsigned long long)rs.plc, (unsigned long long)rs.playout.late,
+                 (unsigned long long)rs.playout.lost, (unsigned long long)rs.playout.held,
+                 (unsigned long long)rs.playout.trimmed, (unsigned long long)rs.playout.resyncs);
+    }
     WZP_INFO("client: call %u ended: %s%s%s", call->id, err ? wzp_strerror(err) : "hung up",
              call->detail[0] ? ": " : "", call->detail);
     emit_state(core, call);
@@ -666,6 +686,16 @@ void wzp_core__call_stats(wzp_core *core, core_call *call, wzp_call_stats *out, 
         if (call->active_at != WZP_TS_NEVER && now > call->active_at)
             out->bitrate_kbps =
                 (double)ts.bytes * 8.0 / ((double)(now - call->active_at) / 1e9) / 1000.0;
+    }
+    if (call->conn) {
+        wzp_quic_conn_stats qs;
+        wzp_quic_conn_get_stats(call->conn, &qs);
+        WZP_INFO("client: call %u quic: srtt %.2f ms, pto %llu, cwnd %llu, in flight %llu, "
+                 "dgrams sent %llu recv %llu lost %llu dropped %llu",
+                 call->id, (double)qs.smoothed_rtt / 1e6, (unsigned long long)qs.pto_count,
+                 (unsigned long long)qs.cwnd, (unsigned long long)qs.bytes_in_flight,
+                 (unsigned long long)qs.dgrams_sent, (unsigned long long)qs.dgrams_recv,
+                 (unsigned long long)qs.dgrams_lost, (unsigned long long)qs.dgrams_dropped);
     }
     if (call->rx) {
         wzp_media_rx_stats rs;
