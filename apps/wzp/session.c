@@ -404,11 +404,10 @@ static void print_status(session *s)
     pthread_mutex_unlock(&s->mu);
     if (s->o.status_line)
         fprintf(stderr,
-                "\r\033[K%s%s | rtt %.1f ms | loss %.1f%% | %.1f kbps | sent %llu recv %llu",
-                s->o.label ? s->o.label : "", s->o.label ? ": " : "", st.rtt_ms, st.loss_pct,
-                st.bitrate_kbps, (unsigned long long)st.frames_sent,
+                "\r\033[K%s%s%s | rtt %.1f ms | loss %.1f%% | %.1f kbps | sent %llu recv %llu",
+                s->o.label ? s->o.label : "", s->o.label ? ": " : "", wzp_path_name(st.path),
+                st.rtt_ms, st.loss_pct, st.bitrate_kbps, (unsigned long long)st.frames_sent,
                 (unsigned long long)st.frames_received);
-    (void)st.path_desc;
 }
 
 /* Runs an accepted/placed call until it ends, the duration passes, the file

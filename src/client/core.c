@@ -133,6 +133,10 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
         return;
     }
     case WZP_SIGC_EV_REFLEXIVE:
+        for (size_t i = 0; i < CORE_MAX_CALLS; i++)
+            if (core->calls[i])
+                wzp_core__call_reflexive(core, core->calls[i], &ev->msg->u.reflexive.reflexive);
+        return;
     case WZP_SIGC_EV_ERROR:
     case WZP_SIGC_EV_PONG:
         return;

@@ -296,6 +296,20 @@ static void gather(wzp_core *core, core_call *call)
         add_local(call, WZP_CAND_SRFLX, refl);
 }
 
+void wzp_core__call_reflexive(wzp_core *core, core_call *call, const wzp_addr *refl)
+{
+    /* The relay sees us at a new address (NAT rebinding): tell the peer, check it. */
+    if (core->cfg.direct_disabled || !call->sig || !call->ice ||
+        (call->state != WZP_CALL_CONNECTING && call->state != WZP_CALL_ACTIVE))
+        return;
+    size_t before = call->n_local;
+    add_local(call, WZP_CAND_SRFLX, refl);
+    if (call->n_local == before)
+        return;
+    wzp_ice_add_local(call->ice, WZP_CAND_SRFLX, refl);
+    wzp_sigc_update_candidates(core->sc, call->sig, &call->local[call->n_local - 1], 1, core->now);
+}
+
 static void ice_route_changed(void *user, const wzp_ice_route *route, wzp_route_reason reason)
 {
     core_call *call = user;
