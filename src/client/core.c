@@ -386,19 +386,26 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
                    wzp_ts now)
 {
     core->now = now;
-    if (sock < 0 || sock >= WZP_CORE_SOCKS)
+    wzp_core_counters *n = &core->counters;
+    if (sock < 0 || sock >= WZP_CORE_SOCKS || !from || (!pkt && len)) {
+        n->rx_unknown++;
         return;
+    }
     switch (wzp_pkt_classify(pkt, len)) {
     case WZP_PKT_QUIC: {
         if (from_relay(core, NULL, from)) {
+            n->rx_ctrl++;
             wzp_quic_endpoint_feed(core->ep, &core->cfg.local[sock], from, pkt, len, now);
             break;
         }
         /* An end-to-end packet on a direct path. */
         wzp_quic_conn *c = wzp_quic_endpoint_lookup(core->ep, pkt, len);
         core_call *call = c && c != core->ctrl ? wzp_quic_conn_user(c) : NULL;
-        if (!call || call->conn != c)
+        if (!call || call->conn != c) {
+            n->rx_no_call++;
             break;
+        }
+        n->rx_direct++;
         wzp_quic_conn_stats before, after_st;
         wzp_quic_conn_get_stats(c, &before);
         wzp_quic_endpoint_feed(core->ep, &core->vlocal, &call->vremote, pkt, len, now);
@@ -412,33 +419,57 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
     }
     case WZP_PKT_RELAY: {
         wzp_relay_frame f;
-        if (wzp_relay_frame_decode(&f, pkt, len) < 0 || f.type != WZP_RELAY_FRAME_DATA)
+        if (wzp_relay_frame_decode(&f, pkt, len) < 0) {
+            n->rx_malformed++;
             break;
-        core_call *call = wzp_core__find_chan(core, f.channel);
+        }
+        if (f.type == WZP_RELAY_FRAME_KEEPALIVE_ACK) {
+            n->rx_keepalive_ack++;
+            break;
+        }
+        core_call *call =
+            f.type == WZP_RELAY_FRAME_DATA ? wzp_core__find_chan(core, f.channel) : NULL;
         if (!call || !from_relay(core, call, from) ||
-            (call->state == WZP_CALL_ENDED && !call->conn))
+            (call->state == WZP_CALL_ENDED && !call->conn)) {
+            n->rx_no_call++;
             break;
+        }
+        n->rx_relay++;
         feed_call(core, call, f.payload, f.payload_len, now);
         break;
     }
     case WZP_PKT_PROBE: {
         uint8_t tag[WZP_PROBE_TAG_LEN];
-        if (wzp_probe_peek_tag(pkt, len, tag) < 0)
+        if (wzp_probe_peek_tag(pkt, len, tag) < 0) {
+            n->rx_malformed++;
             break;
-        for (size_t i = 0; i < CORE_MAX_CALLS; i++) {
+        }
+        core_call *match = NULL;
+        for (size_t i = 0; i < CORE_MAX_CALLS && !match; i++) {
             core_call *call = core->calls[i];
             if (call && call->keyed && call->state == WZP_CALL_ACTIVE &&
-                !memcmp(call->tag, tag, sizeof(tag))) {
-                wzp_ice_recv(call->ice, sock, from, pkt, len, now);
-                break;
-            }
+                !memcmp(call->tag, tag, sizeof(tag)))
+                match = call;
         }
+        if (!match) {
+            n->rx_no_call++;
+            break;
+        }
+        n->rx_probe++;
+        wzp_ice_recv(match->ice, sock, from, pkt, len, now);
         break;
     }
     default:
+        /* STUN (we learn our reflexive address from signaling) and anything else. */
+        n->rx_unknown++;
         break;
     }
     after(core, now);
+}
+
+const wzp_core_counters *wzp_core_get_counters(const wzp_core *core)
+{
+    return &core->counters;
 }
 
 /* --- timers -------------------------------------------------------------------------------------

@@ -113,6 +113,20 @@ int wzp_core_get_stats(wzp_core *core, uint32_t call, wzp_call_stats *out, wzp_t
 /* The handle is no longer used by the owner; the call must have ended (else it is hung up). */
 void wzp_core_release(wzp_core *core, uint32_t call, wzp_ts now);
 
+/* Every datagram fed lands in exactly one rx_* bucket. */
+typedef struct wzp_core_counters {
+    uint64_t rx_ctrl;          /* QUIC from the relay: control connection */
+    uint64_t rx_relay;         /* relay DATA frames for a call */
+    uint64_t rx_direct;        /* e2e QUIC from a peer's address */
+    uint64_t rx_probe;         /* connectivity probes handed to a call's agent */
+    uint64_t rx_keepalive_ack; /* the relay echoing our channel keep-alives */
+    uint64_t rx_no_call;       /* well-formed, but for no call of ours (or not from the relay) */
+    uint64_t rx_malformed;     /* a relay frame or probe that does not parse */
+    uint64_t rx_unknown;       /* STUN, unknown first byte, bad arguments */
+} wzp_core_counters;
+
+const wzp_core_counters *wzp_core_get_counters(const wzp_core *core);
+
 bool wzp_core_registered(const wzp_core *core);
 /* Smoothed RTT of the control connection, 0 before a sample. */
 wzp_ts wzp_core_relay_rtt(const wzp_core *core);

@@ -73,6 +73,7 @@ struct wzp_core {
     uint16_t next_vport;
     wzp_addr vlocal;
     wzp_ts now; /* time of the current entry point (QUIC callbacks carry none) */
+    wzp_core_counters counters;
 };
 
 void wzp_core__emit(wzp_core *core, const wzp_core_event *ev);
