@@ -1,5 +1,6 @@
 /* One client in one call, for the CLI: see session.h. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,27 +156,39 @@ static void cb_incoming(wzp_client *c, wzp_call *call, const char *fp, const cha
 {
     session *s = user;
     pthread_mutex_lock(&s->mu);
-    bool take = !s->call && s->o.auto_answer;
+    bool free_line = !s->call && !s->pending;
+    bool take = free_line && s->o.auto_answer;
+    bool ask = free_line && !take && s->o.ask;
     if (take) {
         s->call = call;
         s->state = WZP_CALL_RINGING;
     }
+    if (ask) {
+        s->pending = call;
+        s->pending_ended = false;
+    }
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     if (s->o.json) {
         json_begin(s, "incoming");
         printf(",\"from\":\"%s\",\"alias\":", fp);
         json_str(stdout, alias);
-        printf(",\"answer\":%s", take ? "true" : "false");
+        printf(",\"answer\":%s", take ? "true" : ask ? "\"asking\"" : "false");
         json_end();
-    } else {
+    } else if (!ask) {
         say(s, "incoming call from %s %s", fp, alias ? alias : "");
     }
-    if (take)
+    if (ask) {
+        clear_status(s);
+        fprintf(stderr, "incoming call from %s%s%s%s - answer? [y/N] ", fp,
+                alias && alias[0] ? " (" : "", alias ? alias : "", alias && alias[0] ? ")" : "");
+        return;
+    }
+    if (take) {
         wzp_call_answer(call);
-    else
-        wzp_call_reject(call); /* the handle stays ours until released below */
-    if (!take) {
-        /* Rejected calls end at once; their handle is not kept. */
+    } else {
+        /* Busy or not answering: decline; rejected calls end at once, drop the handle. */
+        wzp_call_reject(call);
         wzp_call_release(call);
     }
 }
@@ -184,6 +197,10 @@ static void cb_call_state(wzp_client *c, wzp_call *call, wzp_call_state st, int 
 {
     session *s = user;
     pthread_mutex_lock(&s->mu);
+    if (call == s->pending && st == WZP_CALL_ENDED) {
+        s->pending_ended = true; /* the caller gave up before we answered */
+        pthread_cond_broadcast(&s->cv);
+    }
     if (call != s->call) {
         pthread_mutex_unlock(&s->mu);
         return;
@@ -388,7 +405,7 @@ int session_wait_registered(session *s)
 /* --- running a call -----------------------------------------------------------------------------
  */
 
-static void print_status(session *s)
+static void print_status(session *s, bool show)
 {
     wzp_call_stats st;
     if (!s->call || wzp_call_get_stats(s->call, &st) < 0)
@@ -402,7 +419,7 @@ static void print_status(session *s)
         s->last.rtt_ms = rtt;
     }
     pthread_mutex_unlock(&s->mu);
-    if (s->o.status_line)
+    if (show && s->o.status_line)
         fprintf(stderr,
                 "\r\033[K%s%s%s | rtt %.1f ms | loss %.1f%% | %.1f kbps | sent %llu recv %llu",
                 s->o.label ? s->o.label : "", s->o.label ? ": " : "", wzp_path_name(st.path),
@@ -435,17 +452,17 @@ static int run_until_end(session *s, volatile sig_atomic_t *interrupted, bool ca
             pthread_mutex_lock(&s->mu);
             s->we_hung_up = true;
             pthread_mutex_unlock(&s->mu);
-            print_status(s);
+            print_status(s, false);
             wzp_call_hangup(s->call);
             continue;
         }
         if (active && now - last_status >= (s->o.status_line ? 0.5 : 1.0)) {
             last_status = now;
-            print_status(s);
+            print_status(s, true);
         }
     }
+    print_status(s, false);
     clear_status(s);
-    print_status(s);
     int reason = s->end_reason;
     if (reason == 0)
         return WZP_EXIT_OK;
@@ -507,6 +524,44 @@ int session_run_call(session *s, const char *peer, volatile sig_atomic_t *interr
     return report_end(s, run_until_end(s, interrupted, true));
 }
 
+/* A call waits for the user's y/N on the terminal: true once it was answered. */
+static bool ask_user(session *s)
+{
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        wzp_call *p = s->pending;
+        bool gone = s->pending_ended;
+        pthread_mutex_unlock(&s->mu);
+        if (!p)
+            return false;
+        if (gone) {
+            fprintf(stderr, "\nmissed call (the caller hung up)\n");
+            break;
+        }
+        struct pollfd pf = {STDIN_FILENO, POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0)
+            continue;
+        char line[64] = "";
+        if (!fgets(line, sizeof(line), stdin) || (line[0] != 'y' && line[0] != 'Y')) {
+            wzp_call_reject(p);
+            break;
+        }
+        pthread_mutex_lock(&s->mu);
+        s->call = p;
+        s->pending = NULL;
+        s->state = WZP_CALL_RINGING;
+        pthread_mutex_unlock(&s->mu);
+        wzp_call_answer(p);
+        return true;
+    }
+    pthread_mutex_lock(&s->mu);
+    wzp_call *p = s->pending;
+    s->pending = NULL;
+    pthread_mutex_unlock(&s->mu);
+    wzp_call_release(p);
+    return false;
+}
+
 int session_run_listen(session *s, volatile sig_atomic_t *interrupted)
 {
     say(s, "listening as %s%s", wzp_client_fingerprint(s->client), "");
@@ -514,11 +569,14 @@ int session_run_listen(session *s, volatile sig_atomic_t *interrupted)
         pthread_mutex_lock(&s->mu);
         struct timespec ts;
         deadline_in(&ts, 0.1);
-        if (!s->call)
+        if (!s->call && !s->pending)
             pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-        bool have = s->call != NULL, fatal = s->unregistered && s->unreg_fatal;
+        bool have = s->call != NULL, pending = s->pending != NULL;
+        bool fatal = s->unregistered && s->unreg_fatal;
         pthread_mutex_unlock(&s->mu);
         if (have)
+            break;
+        if (pending && ask_user(s))
             break;
         if (fatal) {
             fprintf(stderr, "%s: the relay connection failed for good\n", s->o.name);
@@ -588,7 +646,9 @@ int session_finish(session *s, int exit_code)
         wzp_client_stop(s->client);
         if (s->call)
             wzp_call_release(s->call);
-        s->call = NULL;
+        if (s->pending)
+            wzp_call_release(s->pending);
+        s->call = s->pending = NULL;
         wzp_client_free(s->client);
         s->client = NULL;
     }

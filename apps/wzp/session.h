@@ -30,6 +30,7 @@ typedef struct session_opts {
     bool status_line; /* live status on stderr (terminals) */
     bool quiet;       /* no human-readable lines on stdout */
     bool auto_answer;
+    bool ask; /* without auto_answer: ask on the terminal (else incoming calls are rejected) */
     session_source source;
     const char *send_file;
     double tone_hz;
@@ -63,6 +64,8 @@ typedef struct session {
     int unreg_err;
     char reflexive[64];
     wzp_call *call;
+    wzp_call *pending; /* incoming, waiting for the user's answer */
+    bool pending_ended;
     wzp_call_state state;
     bool active, ended;
     int end_reason;
