@@ -1,0 +1,549 @@
+/*
+ * The sans-I/O client core on a simulated network (tests/support/netsim.h),
+ * virtual clock, deterministic: two clients behind NATs and a relay built
+ * from the relay's own sans-I/O pieces (QUIC endpoint + control plane) with a
+ * minimal channel forwarder. Covers what real loopback sockets cannot:
+ * hole punching through NATs, falling back to the relay when the direct path
+ * dies and recovering it, staying on the relay behind symmetric NATs, relay
+ * channel keep-alives while direct, and every datagram counted.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wzp/identity.h>
+
+#include "client/core.h"
+#include "quic/quic.h"
+#include "relay/control.h"
+#include "support/netsim.h"
+#include "wire/demux.h"
+#include "wire/relay_frame.h"
+
+/* --- a relay: QUIC endpoint + control plane + a tiny channel forwarder ----------------------- */
+
+#define MAX_CONNS 8
+#define MAX_CHANS 32
+
+typedef struct simrelay {
+    wzp_sim *sim;
+    wzp_sim_sock *sock;
+    wzp_identity *id;
+    wzp_quic_endpoint *ep;
+    wzp_relay_control *ctl;
+    struct {
+        wzp_quic_conn *conn;
+        uint64_t handle;
+    } conns[MAX_CONNS];
+    uint64_t next_handle;
+    struct simchan {
+        bool open;
+        uint32_t partner;
+        wzp_addr addr;
+    } chans[MAX_CHANS];
+    uint32_t next_chan;
+    uint64_t timer;
+    uint64_t forwarded, keepalives;
+} simrelay;
+
+static wzp_quic_conn *relay_conn(simrelay *r, uint64_t handle)
+{
+    for (int i = 0; i < MAX_CONNS; i++)
+        if (r->conns[i].conn && r->conns[i].handle == handle)
+            return r->conns[i].conn;
+    return NULL;
+}
+
+static void relay_ctl_send(void *user, uint64_t h, const uint8_t *msg, size_t len)
+{
+    wzp_quic_conn *c = relay_conn(user, h);
+    if (c)
+        wzp_quic_conn_send_message(c, msg, len);
+}
+
+static void relay_ctl_close(void *user, uint64_t h, wzp_relay_close_code code, const char *why)
+{
+    wzp_quic_conn *c = relay_conn(user, h);
+    if (c)
+        wzp_quic_conn_close(c, 0x100 + code, why);
+}
+
+static int relay_open(void *user, uint64_t call, uint64_t ca, const wzp_addr *aa, uint64_t cb,
+                      const wzp_addr *ab, uint32_t *chan_a, uint32_t *chan_b)
+{
+    simrelay *r = user;
+    if (r->next_chan + 2 >= MAX_CHANS)
+        return WZP_ERR_LIMIT;
+    uint32_t a = ++r->next_chan, b = ++r->next_chan;
+    r->chans[a] = (struct simchan){true, b, *aa};
+    r->chans[b] = (struct simchan){true, a, *ab};
+    *chan_a = a;
+    *chan_b = b;
+    return 0;
+}
+
+static void relay_close_chans(void *user, uint32_t a, uint32_t b)
+{
+    simrelay *r = user;
+    if (a < MAX_CHANS)
+        r->chans[a].open = false;
+    if (b < MAX_CHANS)
+        r->chans[b].open = false;
+}
+
+static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
+                    wzp_quic_conn_opts *o)
+{
+    simrelay *r = user;
+    o->pin_mode = WZP_QUIC_PIN_ANY;
+    o->max_message = 8192;
+    o->user = (void *)(uintptr_t)++r->next_handle;
+    return 0;
+}
+
+static void q_established(void *user, wzp_quic_conn *c, const uint8_t *fp)
+{
+    simrelay *r = user;
+    uint64_t h = (uintptr_t)wzp_quic_conn_user(c);
+    for (int i = 0; i < MAX_CONNS; i++)
+        if (!r->conns[i].conn) {
+            r->conns[i].conn = c;
+            r->conns[i].handle = h;
+            break;
+        }
+    wzp_addr remote;
+    wzp_quic_conn_remote_addr(c, &remote);
+    wzp_relay_control_on_connect(r->ctl, h, fp, &remote, wzp_sim_now(r->sim));
+}
+
+static void q_message(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len)
+{
+    simrelay *r = user;
+    if (len)
+        wzp_relay_control_on_message(r->ctl, (uintptr_t)wzp_quic_conn_user(c), d, len,
+                                     wzp_sim_now(r->sim));
+}
+
+static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info)
+{
+    simrelay *r = user;
+    uint64_t h = (uintptr_t)wzp_quic_conn_user(c);
+    for (int i = 0; i < MAX_CONNS; i++)
+        if (r->conns[i].conn == c)
+            r->conns[i].conn = NULL;
+    wzp_relay_control_on_disconnect(r->ctl, h, wzp_sim_now(r->sim));
+}
+
+static void relay_send(void *user, const wzp_addr *local, const wzp_addr *remote,
+                       const uint8_t *pkt, size_t len)
+{
+    simrelay *r = user;
+    wzp_sim_send(r->sock, remote, pkt, len);
+}
+
+static void relay_timer(void *ctx);
+
+static void relay_kick(simrelay *r)
+{
+    wzp_ts now = wzp_sim_now(r->sim);
+    wzp_quic_endpoint_flush(r->ep, now, relay_send, r);
+    wzp_ts d = wzp_ts_min(wzp_quic_endpoint_expiry(r->ep), wzp_relay_control_next_deadline(r->ctl));
+    wzp_sim_cancel(r->sim, r->timer);
+    r->timer = d == WZP_TS_NEVER ? 0 : wzp_sim_at(r->sim, d, relay_timer, r);
+}
+
+static void relay_timer(void *ctx)
+{
+    simrelay *r = ctx;
+    wzp_ts now = wzp_sim_now(r->sim);
+    r->timer = 0;
+    wzp_quic_endpoint_handle_expiry(r->ep, now);
+    wzp_relay_control_handle_timer(r->ctl, now);
+    relay_kick(r);
+}
+
+static void relay_recv(void *ctx, wzp_sim_sock *s, const wzp_addr *from, const uint8_t *d,
+                       size_t len)
+{
+    simrelay *r = ctx;
+    wzp_ts now = wzp_sim_now(r->sim);
+    if (wzp_pkt_classify(d, len) == WZP_PKT_QUIC) {
+        wzp_quic_endpoint_feed(r->ep, wzp_sim_sock_addr(s), from, d, len, now);
+    } else if (wzp_pkt_classify(d, len) == WZP_PKT_RELAY) {
+        wzp_relay_frame f;
+        if (wzp_relay_frame_decode(&f, d, len) == 0 && f.channel < MAX_CHANS &&
+            r->chans[f.channel].open && wzp_addr_equal(&r->chans[f.channel].addr, from)) {
+            uint8_t buf[2048];
+            memcpy(buf, d, len);
+            if (f.type == WZP_RELAY_FRAME_DATA) {
+                uint32_t p = r->chans[f.channel].partner;
+                wzp_relay_frame_rewrite(buf, WZP_RELAY_FRAME_DATA, p);
+                wzp_sim_send(r->sock, &r->chans[p].addr, buf, len);
+                r->forwarded++;
+            } else if (f.type == WZP_RELAY_FRAME_KEEPALIVE) {
+                wzp_relay_frame_rewrite(buf, WZP_RELAY_FRAME_KEEPALIVE_ACK, f.channel);
+                wzp_sim_send(r->sock, from, buf, len);
+                r->keepalives++;
+            }
+        }
+    }
+    relay_kick(r);
+}
+
+static void relay_start(simrelay *r, wzp_sim *sim)
+{
+    memset(r, 0, sizeof(*r));
+    r->sim = sim;
+    wzp_sim_host *h = wzp_sim_host_new(sim, "relay");
+    wzp_sim_link link = {.latency = WZP_MS(5)};
+    assert_int_equal(wzp_sim_host_add_addr(h, wzp_sim_internet(sim), "203.0.113.1", link), 0);
+    wzp_sim_host_set_infra(h, true);
+    r->sock = wzp_sim_sock_bind(h, "203.0.113.1:4433", relay_recv, r);
+    assert_int_equal(wzp_identity_generate(&r->id), 0);
+    wzp_quic_callbacks qcb = {q_accept, q_established, NULL, q_message, q_closed};
+    assert_int_equal(wzp_quic_endpoint_new(r->id, true, &qcb, r, &r->ep), 0);
+    wzp_relay_control_callbacks ccb = {.user = r,
+                                       .send = relay_ctl_send,
+                                       .close = relay_ctl_close,
+                                       .channels_open = relay_open,
+                                       .channels_close = relay_close_chans};
+    r->ctl = wzp_relay_control_new(NULL, &ccb);
+    assert_non_null(r->ctl);
+}
+
+static void relay_free(simrelay *r)
+{
+    wzp_sim_cancel(r->sim, r->timer);
+    wzp_relay_control_free(r->ctl);
+    wzp_quic_endpoint_free(r->ep);
+    wzp_identity_free(r->id);
+}
+
+/* --- a client: the core on one simulated IPv4 socket ---------------------------------------------
+ */
+
+typedef struct simclient {
+    wzp_sim *sim;
+    wzp_sim_sock *sock;
+    wzp_identity *id;
+    wzp_core *core;
+    uint64_t timer;
+    bool auto_answer;
+    int registrations;
+    uint32_t call;
+    wzp_call_state state;
+    int reason;
+    int path_events;
+    uint64_t frames_played;
+} simclient;
+
+static void client_kick(simclient *c);
+
+static void core_event(void *user, const wzp_core_event *ev)
+{
+    simclient *c = user;
+    wzp_ts now = wzp_sim_now(c->sim);
+    switch (ev->type) {
+    case WZP_CORE_EV_REGISTERED:
+        c->registrations++;
+        break;
+    case WZP_CORE_EV_INCOMING:
+        c->call = ev->call;
+        c->state = ev->state;
+        if (c->auto_answer)
+            assert_int_equal(wzp_core_answer(c->core, ev->call, now), 0);
+        break;
+    case WZP_CORE_EV_CALL_STATE:
+        if (ev->call == c->call) {
+            c->state = ev->state;
+            c->reason = ev->err;
+        }
+        break;
+    case WZP_CORE_EV_PATH:
+        c->path_events++;
+        break;
+    case WZP_CORE_EV_PCM:
+        c->frames_played++;
+        break;
+    default:
+        break;
+    }
+}
+
+static bool tone_source(void *user, uint32_t call, void *call_user, int16_t *pcm)
+{
+    for (int i = 0; i < WZP_FRAME_SAMPLES; i++)
+        pcm[i] = (int16_t)((i % 48) * 400 - 9600);
+    return true;
+}
+
+static void client_send(void *user, int sock, const wzp_addr *to, const uint8_t *pkt, size_t len)
+{
+    simclient *c = user;
+    assert_int_equal(sock, 0); /* IPv4 only here */
+    wzp_sim_send(c->sock, to, pkt, len);
+}
+
+static void client_timer(void *ctx)
+{
+    simclient *c = ctx;
+    c->timer = 0;
+    wzp_core_handle_timer(c->core, wzp_sim_now(c->sim));
+    client_kick(c);
+}
+
+static void client_kick(simclient *c)
+{
+    wzp_ts now = wzp_sim_now(c->sim);
+    wzp_core_flush(c->core, now, client_send, c);
+    wzp_ts d = wzp_core_next_deadline(c->core);
+    wzp_sim_cancel(c->sim, c->timer);
+    c->timer = d == WZP_TS_NEVER ? 0 : wzp_sim_at(c->sim, d, client_timer, c);
+}
+
+static void client_recv(void *ctx, wzp_sim_sock *s, const wzp_addr *from, const uint8_t *d,
+                        size_t len)
+{
+    simclient *c = ctx;
+    wzp_core_feed(c->core, 0, from, d, len, wzp_sim_now(c->sim));
+    client_kick(c);
+}
+
+/* A client on its own LAN behind a NAT of the given kind. */
+static void client_start(simclient *c, wzp_sim *sim, simrelay *r, int idx, wzp_sim_dep mapping,
+                         bool direct_disabled)
+{
+    memset(c, 0, sizeof(*c));
+    c->sim = sim;
+    char name[16], wan[32], gw[32], ip[32], bind[40];
+    snprintf(name, sizeof(name), "nat%d", idx);
+    snprintf(wan, sizeof(wan), "198.51.100.%d", idx + 1);
+    snprintf(gw, sizeof(gw), "10.0.%d.1", idx + 1);
+    snprintf(ip, sizeof(ip), "10.0.%d.2", idx + 1);
+    snprintf(bind, sizeof(bind), "%s:5000", ip);
+    wzp_sim_nat_cfg nat = {.mapping = mapping, .filtering = mapping, .port_preservation = true};
+    wzp_sim_link wl = {.latency = WZP_MS(10)}, ll = {.latency = WZP_MS(1)};
+    wzp_sim_router *rt =
+        wzp_sim_router_new(sim, name, wzp_sim_internet(sim), wan, wl, gw, ll, &nat);
+    assert_non_null(rt);
+    wzp_sim_host *h = wzp_sim_host_new(sim, name);
+    assert_int_equal(wzp_sim_host_add_addr(h, wzp_sim_router_lan(rt), ip, ll), 0);
+    c->sock = wzp_sim_sock_bind(h, bind, client_recv, c);
+    assert_non_null(c->sock);
+    assert_int_equal(wzp_identity_generate(&c->id), 0);
+    wzp_core_config cfg = {.id = c->id,
+                           .relay = *wzp_sim_sock_addr(r->sock),
+                           .direct_disabled = direct_disabled,
+                           .event = core_event,
+                           .pcm_source = tone_source,
+                           .user = c};
+    wzp_identity_fingerprint(r->id, cfg.relay_pin);
+    cfg.local[0] = *wzp_sim_sock_addr(c->sock);
+    assert_int_equal(wzp_core_new(&cfg, &c->core), 0);
+    wzp_addr host = wzp_sim_addr(ip);
+    assert_int_equal(wzp_core_add_host_addr(c->core, &host), 0);
+    assert_int_equal(wzp_core_start(c->core, wzp_sim_now(sim)), 0);
+    client_kick(c);
+}
+
+static void client_free(simclient *c)
+{
+    wzp_sim_cancel(c->sim, c->timer);
+    wzp_core_free(c->core);
+    wzp_identity_free(c->id);
+}
+
+static wzp_call_stats stats_of(simclient *c)
+{
+    wzp_call_stats st;
+    assert_int_equal(wzp_core_get_stats(c->core, c->call, &st, wzp_sim_now(c->sim)), 0);
+    return st;
+}
+
+/* Runs the simulation in 10 ms steps until cond or the virtual deadline. */
+static bool run_until(wzp_sim *sim, bool (*cond)(simclient *, simclient *), simclient *a,
+                      simclient *b, wzp_ts max)
+{
+    wzp_ts end = wzp_sim_now(sim) + max;
+    while (wzp_sim_now(sim) < end) {
+        if (cond && cond(a, b))
+            return true;
+        wzp_sim_run_until(sim, wzp_sim_now(sim) + WZP_MS(10));
+    }
+    return cond ? cond(a, b) : true;
+}
+
+static bool both_registered(simclient *a, simclient *b)
+{
+    return a->registrations && b->registrations;
+}
+static bool both_active(simclient *a, simclient *b)
+{
+    return a->state == WZP_CALL_ACTIVE && b->state == WZP_CALL_ACTIVE;
+}
+static bool both_direct(simclient *a, simclient *b)
+{
+    return stats_of(a).path == WZP_PATH_DIRECT && stats_of(b).path == WZP_PATH_DIRECT;
+}
+static bool both_relay(simclient *a, simclient *b)
+{
+    return stats_of(a).path == WZP_PATH_RELAY && stats_of(b).path == WZP_PATH_RELAY;
+}
+static bool both_ended(simclient *a, simclient *b)
+{
+    return a->state == WZP_CALL_ENDED && b->state == WZP_CALL_ENDED;
+}
+
+typedef struct world {
+    wzp_sim *sim;
+    simrelay r;
+    simclient a, b;
+} world;
+
+/* a calls b (by fingerprint) and both reach ACTIVE. */
+static void world_call(world *w, uint64_t seed, wzp_sim_dep nat_a, wzp_sim_dep nat_b,
+                       bool direct_disabled)
+{
+    w->sim = wzp_sim_new(seed);
+    relay_start(&w->r, w->sim);
+    client_start(&w->a, w->sim, &w->r, 0, nat_a, direct_disabled);
+    client_start(&w->b, w->sim, &w->r, 1, nat_b, direct_disabled);
+    w->b.auto_answer = true;
+    assert_true(run_until(w->sim, both_registered, &w->a, &w->b, WZP_SEC(5)));
+    uint8_t fp[WZP_FINGERPRINT_LEN];
+    char text[WZP_FINGERPRINT_STRLEN];
+    wzp_identity_fingerprint(w->b.id, fp);
+    wzp_fingerprint_format(fp, text, sizeof(text));
+    assert_int_equal(wzp_core_call(w->a.core, text, NULL, &w->a.call, wzp_sim_now(w->sim)), 0);
+    client_kick(&w->a);
+    assert_true(run_until(w->sim, both_active, &w->a, &w->b, WZP_SEC(5)));
+}
+
+static void world_free(world *w)
+{
+    client_free(&w->a);
+    client_free(&w->b);
+    relay_free(&w->r);
+    wzp_sim_free(w->sim);
+}
+
+static void check_counters(simclient *c)
+{
+    const wzp_core_counters *n = wzp_core_get_counters(c->core);
+    assert_true(n->rx_ctrl > 0);
+    assert_int_equal(n->rx_malformed, 0);
+}
+
+/* --- tests
+ * ------------------------------------------------------------------------------------------ */
+
+/* Behind endpoint-independent NATs the call punches through, and the relay
+ * channel is kept alive the whole time. */
+static void test_nat_direct_and_keepalive(void **state)
+{
+    world w;
+    world_call(&w, 1, WZP_SIM_EI, WZP_SIM_EI, false);
+    assert_true(run_until(w.sim, both_direct, &w.a, &w.b, WZP_SEC(5)));
+    wzp_call_stats sa = stats_of(&w.a);
+    printf("direct after %lld ms, first audio after %lld ms (virtual)\n",
+           (long long)sa.time_to_direct_ms, (long long)sa.time_to_first_audio_ms);
+    assert_true(sa.time_to_direct_ms >= 0);
+    assert_int_equal(w.a.path_events, (int)sa.path_changes);
+    uint64_t fwd_before = w.r.forwarded;
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_SEC(40));
+    /* Still direct; media no longer through the relay, but keep-alives are. */
+    assert_true(both_direct(&w.a, &w.b));
+    assert_true(w.r.keepalives >= 4); /* 2 per client over 40 s */
+    assert_true(w.r.forwarded - fwd_before < 50);
+    assert_true(wzp_core_get_counters(w.a.core)->rx_keepalive_ack >= 2);
+    assert_true(wzp_core_get_counters(w.a.core)->rx_direct > 1000);
+    sa = stats_of(&w.a);
+    assert_true(sa.frames_received > 1500);
+    assert_true(sa.loss_pct < 1.0);
+    check_counters(&w.a);
+    check_counters(&w.b);
+    /* b hangs up: a sees HANGUP. */
+    assert_int_equal(wzp_core_hangup(w.b.core, w.b.call, wzp_sim_now(w.sim)), 0);
+    client_kick(&w.b);
+    assert_true(run_until(w.sim, both_ended, &w.a, &w.b, WZP_SEC(5)));
+    assert_int_equal(w.a.reason, WZP_ERR_HANGUP);
+    assert_int_equal(w.b.reason, 0);
+    world_free(&w);
+}
+
+/* The direct path dies: back to the relay without losing the call; then back to direct. */
+static void test_fallback_and_recovery(void **state)
+{
+    world w;
+    world_call(&w, 2, WZP_SIM_EI, WZP_SIM_EI, false);
+    assert_true(run_until(w.sim, both_direct, &w.a, &w.b, WZP_SEC(5)));
+    wzp_sim_host *ha = wzp_sim_sock_host(w.a.sock);
+    wzp_sim_host_set_drop_direct(ha, true);
+    assert_true(run_until(w.sim, both_relay, &w.a, &w.b, WZP_SEC(5)));
+    uint64_t got = stats_of(&w.b).frames_received;
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_SEC(3));
+    assert_true(stats_of(&w.b).frames_received >= got + 140); /* ~150 in 3 s: media flows */
+    assert_int_equal(w.a.state, WZP_CALL_ACTIVE);
+    wzp_sim_host_set_drop_direct(ha, false);
+    assert_true(run_until(w.sim, both_direct, &w.a, &w.b, WZP_SEC(20)));
+    wzp_call_stats sa = stats_of(&w.a);
+    wzp_call_stats sb = stats_of(&w.b);
+    printf("path changes %u, a: lost %llu received %llu sent %llu; b: lost %llu received %llu sent "
+           "%llu\n",
+           sa.path_changes, (unsigned long long)sa.frames_lost,
+           (unsigned long long)sa.frames_received, (unsigned long long)sa.frames_sent,
+           (unsigned long long)sb.frames_lost, (unsigned long long)sb.frames_received,
+           (unsigned long long)sb.frames_sent);
+    assert_true(sa.path_changes >= 3);
+    /* Only what was in flight while the dead path was detected (dead_after 150 ms). */
+    assert_true(sa.frames_lost <= 15);
+    assert_true(sb.frames_lost <= 15);
+    world_free(&w);
+}
+
+/* Symmetric NATs on both sides: no direct path; the call works on the relay. */
+static void test_symmetric_stays_relay(void **state)
+{
+    world w;
+    world_call(&w, 3, WZP_SIM_APD, WZP_SIM_APD, false);
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_SEC(5));
+    assert_true(both_relay(&w.a, &w.b));
+    assert_int_equal(stats_of(&w.a).time_to_direct_ms, -1);
+    assert_true(stats_of(&w.a).frames_received > 200);
+    assert_true(stats_of(&w.b).frames_received > 200);
+    /* a hangs up this time. */
+    assert_int_equal(wzp_core_hangup(w.a.core, w.a.call, wzp_sim_now(w.sim)), 0);
+    client_kick(&w.a);
+    assert_true(run_until(w.sim, both_ended, &w.a, &w.b, WZP_SEC(5)));
+    assert_int_equal(w.b.reason, WZP_ERR_HANGUP);
+    world_free(&w);
+}
+
+/* direct_disabled: no candidates, no probes, relay only. */
+static void test_direct_disabled(void **state)
+{
+    world w;
+    world_call(&w, 4, WZP_SIM_EI, WZP_SIM_EI, true);
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_SEC(3));
+    assert_true(both_relay(&w.a, &w.b));
+    assert_int_equal(wzp_core_get_counters(w.a.core)->rx_probe, 0);
+    assert_int_equal(wzp_core_get_counters(w.b.core)->rx_direct, 0);
+    assert_int_equal(stats_of(&w.a).path_changes, 0);
+    world_free(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_nat_direct_and_keepalive),
+        cmocka_unit_test(test_fallback_and_recovery),
+        cmocka_unit_test(test_symmetric_stays_relay),
+        cmocka_unit_test(test_direct_disabled),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
