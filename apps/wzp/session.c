@@ -431,7 +431,7 @@ static void print_status(session *s, bool show)
  * ends or the user interrupts. Returns the exit code. */
 static int run_until_end(session *s, volatile sig_atomic_t *interrupted, bool caller)
 {
-    double last_status = 0, active_since = 0;
+    double last_status = 0, active_since = 0, done_since = 0;
     for (;;) {
         pthread_mutex_lock(&s->mu);
         struct timespec ts;
@@ -445,9 +445,12 @@ static int run_until_end(session *s, volatile sig_atomic_t *interrupted, bool ca
         double now = session_now_s();
         if (active && !active_since)
             active_since = now;
+        if (done && !done_since)
+            done_since = now;
+        /* After the file: let the peer's playout buffer drain before hanging up. */
         bool stop = (interrupted && *interrupted) ||
                     (active && s->o.duration_s > 0 && now - active_since >= s->o.duration_s) ||
-                    (active && s->o.duration_s <= 0 && done);
+                    (active && s->o.duration_s <= 0 && done && now - done_since >= 0.3);
         if (stop) {
             pthread_mutex_lock(&s->mu);
             s->we_hung_up = true;
