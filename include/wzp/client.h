@@ -49,6 +49,9 @@ typedef struct wzp_call_stats {
     int64_t time_to_first_audio_ms; /* answer to first decoded frame on this side, -1 if none */
     int64_t time_to_direct_ms;      /* answer to first direct route, -1 if never */
     uint32_t path_changes;
+    /* What the peer reports hearing from us (its Stats message, every 2 s; 0 until then). */
+    uint64_t peer_frames_received, peer_frames_lost;
+    bool peer_muted;
 } wzp_call_stats;
 
 typedef struct wzp_client_callbacks {

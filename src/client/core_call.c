@@ -722,6 +722,9 @@ void wzp_core__call_stats(wzp_core *core, core_call *call, wzp_call_stats *out, 
     out->time_to_first_audio_ms = ms_since(call->answered_at, call->first_audio_at);
     out->time_to_direct_ms = ms_since(call->answered_at, call->direct_at);
     out->path_changes = call->path_changes;
+    out->peer_frames_received = call->peer_frames_received;
+    out->peer_frames_lost = call->peer_frames_lost;
+    out->peer_muted = call->peer_mute;
 }
 
 /* --- commands

@@ -465,6 +465,14 @@ static void test_nat_direct_and_keepalive(void **state)
     sa = stats_of(&w.a);
     assert_true(sa.frames_received > 1500);
     assert_true(sa.loss_pct < 1.0);
+    /* b's Stats messages tell a what b hears. */
+    assert_true(sa.peer_frames_received > 1500);
+    assert_true(stats_of(&w.b).peer_frames_received > 1500);
+    /* Mute travels to the peer. */
+    assert_int_equal(wzp_core_set_mute(w.a.core, w.a.call, true), 0);
+    client_kick(&w.a);
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_MS(500));
+    assert_true(stats_of(&w.b).peer_muted);
     check_counters(&w.a);
     check_counters(&w.b);
     /* b hangs up: a sees HANGUP. */
