@@ -19,6 +19,7 @@
 #include <wzp/identity.h>
 
 #include "client/core.h"
+#include "client/core_int.h"
 #include "quic/quic.h"
 #include "relay/control.h"
 #include "support/netsim.h"
@@ -143,7 +144,8 @@ static void relay_send(void *user, const wzp_addr *local, const wzp_addr *remote
                        const uint8_t *pkt, size_t len)
 {
     simrelay *r = user;
-    wzp_sim_send(r->sock, remote, pkt, len);
+    if (r->sock) /* NULL once the test killed the relay */
+        wzp_sim_send(r->sock, remote, pkt, len);
 }
 
 static void relay_timer(void *ctx);
@@ -514,6 +516,36 @@ static void test_fallback_and_recovery(void **state)
     world_free(&w);
 }
 
+/* The relay dies during a direct call: registration is lost (and retried),
+ * the call carries on over its own connection. */
+static int unregistered_events;
+static void count_unreg(void *user, const wzp_core_event *ev)
+{
+    if (ev->type == WZP_CORE_EV_UNREGISTERED)
+        unregistered_events++;
+    core_event(user, ev);
+}
+
+static void test_relay_dies_direct_call_survives(void **state)
+{
+    world w;
+    world_call(&w, 6, WZP_SIM_EI, WZP_SIM_EI, false);
+    assert_true(run_until(w.sim, both_direct, &w.a, &w.b, WZP_SEC(5)));
+    w.a.core->cfg.event = count_unreg; /* white-box: count a's registration losses */
+    unregistered_events = 0;
+    wzp_sim_sock_close(w.r.sock);
+    w.r.sock = NULL;
+    uint64_t got = stats_of(&w.b).frames_received;
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_SEC(45));
+    assert_true(unregistered_events >= 1);
+    assert_false(wzp_core_registered(w.a.core));
+    assert_int_equal(w.a.state, WZP_CALL_ACTIVE);
+    assert_int_equal(w.b.state, WZP_CALL_ACTIVE);
+    assert_true(both_direct(&w.a, &w.b));
+    assert_true(stats_of(&w.b).frames_received > got + 2000); /* 45 s of media kept flowing */
+    world_free(&w);
+}
+
 /* Symmetric NATs on both sides: no direct path; the call works on the relay. */
 static void test_symmetric_stays_relay(void **state)
 {
@@ -550,6 +582,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nat_direct_and_keepalive),
         cmocka_unit_test(test_fallback_and_recovery),
+        cmocka_unit_test(test_relay_dies_direct_call_survives),
         cmocka_unit_test(test_symmetric_stays_relay),
         cmocka_unit_test(test_direct_disabled),
     };
