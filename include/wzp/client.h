@@ -26,11 +26,11 @@ typedef struct wzp_call wzp_call;
 #define WZP_FRAME_SAMPLES 960
 
 typedef enum wzp_call_state {
-    WZP_CALL_DIALING,   /* offer sent, callee not yet reached */
-    WZP_CALL_RINGING,   /* callee reached (caller side) or incoming (callee side) */
+    WZP_CALL_DIALING,    /* offer sent, callee not yet reached */
+    WZP_CALL_RINGING,    /* callee reached (caller side) or incoming (callee side) */
     WZP_CALL_CONNECTING, /* accepted; end-to-end handshake in progress */
-    WZP_CALL_ACTIVE,    /* handshake done, media flowing */
-    WZP_CALL_ENDED,     /* terminal; the reason is an error code (WZP_OK for a local hang-up) */
+    WZP_CALL_ACTIVE,     /* handshake done, media flowing */
+    WZP_CALL_ENDED,      /* terminal; the reason is an error code (WZP_OK for a local hang-up) */
 } wzp_call_state;
 
 typedef enum wzp_path_kind {
@@ -41,10 +41,10 @@ typedef enum wzp_path_kind {
 
 typedef struct wzp_call_stats {
     wzp_path_kind path;
-    char path_desc[96];           /* e.g. "direct 192.0.2.1:4000 -> 198.51.100.2:5000" */
-    double rtt_ms;                /* smoothed round trip of the end-to-end connection */
-    double loss_pct;              /* media frames lost, percent of expected */
-    double bitrate_kbps;          /* media bitrate sent */
+    char path_desc[96];  /* e.g. "direct 192.0.2.1:4000 -> 198.51.100.2:5000" */
+    double rtt_ms;       /* smoothed round trip of the end-to-end connection */
+    double loss_pct;     /* media frames lost, percent of expected */
+    double bitrate_kbps; /* media bitrate sent */
     uint64_t frames_sent, frames_received, frames_lost;
     int64_t time_to_first_audio_ms; /* answer to first decoded frame on this side, -1 if none */
     int64_t time_to_direct_ms;      /* answer to first direct route, -1 if never */
@@ -74,14 +74,14 @@ typedef struct wzp_client_callbacks {
 } wzp_client_callbacks;
 
 typedef struct wzp_client_config {
-    const char *home;        /* identity directory; NULL = $WZP_HOME or ~/.config/wzp */
-    const char *relay;       /* "HOST:PORT" (numeric) */
-    const char *relay_pin;   /* the relay's fingerprint, text form */
-    const char *alias;       /* optional, registered with the relay */
-    const char *bind_v4;     /* local IPv4 "HOST:PORT"; NULL = 0.0.0.0:0 */
-    const char *bind_v6;     /* local IPv6 "[HOST]:PORT"; NULL = [::]:0; "" = no IPv6 */
+    const char *home;              /* identity directory; NULL = $WZP_HOME or ~/.config/wzp */
+    const char *relay;             /* "HOST:PORT" (numeric) */
+    const char *relay_pin;         /* the relay's fingerprint, text form */
+    const char *alias;             /* optional, registered with the relay */
+    const char *bind_v4;           /* local IPv4 "HOST:PORT"; NULL = 0.0.0.0:0 */
+    const char *bind_v6;           /* local IPv6 "[HOST]:PORT"; NULL = [::]:0; "" = no IPv6 */
     bool host_candidates_loopback; /* also offer loopback addresses (tests, demos) */
-    bool direct_disabled;    /* never probe: always relay (diagnostics) */
+    bool direct_disabled;          /* never probe: always relay (diagnostics) */
     wzp_client_callbacks cb;
     void *user;
 } wzp_client_config;
