@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -104,10 +105,14 @@ typedef struct snap {
 
 static void read_slot(slot *s, snap *out)
 {
-    for (;;) {
+    for (unsigned spins = 0;; spins++) {
         uint32_t s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
-        if (s1 & 1u)
-            continue; /* a writer is mid-update: it only stores a few words */
+        if (s1 & 1u) {
+            /* A writer is mid-update (a few stores); if it was preempted there, let it run. */
+            if (spins > 64)
+                sched_yield();
+            continue;
+        }
         out->id = atomic_load_explicit(&s->id, memory_order_relaxed);
         out->partner = atomic_load_explicit(&s->partner, memory_order_relaxed);
         out->addr.hdr = atomic_load_explicit(&s->addr_hdr, memory_order_relaxed);
