@@ -105,7 +105,7 @@ static bool ctl_push(worker *w, const wzp_udp_msg *m)
 
 /* Handles one received datagram; appends to out when something must be sent. */
 static void handle(worker *w, wzp_udp_msg *m, wzp_ts now, wzp_udp_msg *out, size_t *nout,
-                   bool *queued)
+                   unsigned *queued)
 {
     wzp_chan_table *t = w->fwd->table;
     if (m->len == 0) { /* truncated (over WZP_FWD_MAX_DGRAM) or empty */
@@ -119,8 +119,7 @@ static void handle(worker *w, wzp_udp_msg *m, wzp_ts now, wzp_udp_msg *out, size
     case WZP_PKT_QUIC:
     case WZP_PKT_PROBE:
         if (ctl_push(w, m)) {
-            add(w, S_CTL_QUEUED, 1);
-            *queued = true;
+            (*queued)++; /* counted once the eventfd is written */
         } else {
             add(w, S_CTL_FULL, 1);
         }
@@ -222,7 +221,7 @@ static void *worker_main(void *arg)
             continue;
         wzp_ts now = now_ns();
         size_t nout = 0;
-        bool queued = false;
+        unsigned queued = 0;
         add(w, S_RX, (uint64_t)got);
         for (int i = 0; i < got; i++)
             handle(w, &in[i], now, out, &nout, &queued);
@@ -230,6 +229,7 @@ static void *worker_main(void *arg)
             uint64_t one = 1;
             ssize_t wr = write(fwd->ctl_efd, &one, sizeof(one));
             (void)wr; /* only fails when the counter is saturated: still readable */
+            add(w, S_CTL_QUEUED, queued);
         }
         if (nout) {
             uint64_t bytes = 0, fwded = 0;
