@@ -52,6 +52,7 @@ typedef struct worker {
     struct wzp_forwarder *fwd;
     unsigned index;
     int fd;
+    int family; /* AF_INET or AF_INET6 */
     pthread_t thread;
     bool started;
     /* Control queue: SPSC ring, producer = this worker, consumer = control thread. */
@@ -68,8 +69,10 @@ struct wzp_forwarder {
     wzp_chan_table *table;
     unsigned nworkers;
     worker *workers;
-    wzp_addr local;
-    int ctl_efd; /* workers -> control thread: "packets queued" */
+    wzp_addr local;   /* cfg->bind with the actual port */
+    wzp_addr local6;  /* cfg->bind6 with the actual port, len 0 if none */
+    int family_fd[2]; /* one socket per family (worker-owned) for cross-family sends */
+    int ctl_efd;      /* workers -> control thread: "packets queued" */
     _Atomic bool stopping;
     size_t ctl_next; /* round-robin start for ctl_recv (consumer-only) */
 };
@@ -195,6 +198,53 @@ static int recv_wait(int fd, wzp_udp_msg *msgs, struct mmsghdr *hdr, struct iove
     return got;
 }
 
+static int fam_idx(int family)
+{
+    return family == AF_INET6;
+}
+
+/* Sends n messages from fd (-1: none of that family) and counts the outcome. */
+static void send_part(worker *w, int fd, wzp_udp_msg *out, size_t n)
+{
+    int sent = fd >= 0 ? wzp_udp_send_batch(fd, out, n) : 0;
+    size_t ok = sent < 0 ? 0 : (size_t)sent;
+    uint64_t bytes = 0, fwded = 0;
+    for (size_t i = 0; i < ok; i++) {
+        if (out[i].data[0] == WZP_RELAY_FRAME_DATA) {
+            fwded++;
+            bytes += out[i].len;
+        }
+    }
+    add(w, S_FWD, fwded);
+    add(w, S_FWD_BYTES, bytes);
+    add(w, S_SEND_FAILED, n - ok);
+}
+
+/*
+ * Sends a batch. A pair may join an IPv4 peer and an IPv6 peer: those packets
+ * leave through the other family's relay socket (same port set, so the
+ * receiver sees the relay address it talks to).
+ */
+static void send_out(worker *w, wzp_udp_msg *out, size_t n)
+{
+    size_t same = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (out[i].peer.u.sa.sa_family == w->family) {
+            if (i != same) {
+                wzp_udp_msg tmp = out[i];
+                out[i] = out[same];
+                out[same] = tmp;
+            }
+            same++;
+        }
+    }
+    send_part(w, w->fd, out, same);
+    if (same < n) {
+        int other = w->fwd->family_fd[!fam_idx(w->family)];
+        send_part(w, other, out + same, n - same);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -231,20 +281,8 @@ static void *worker_main(void *arg)
             (void)wr; /* only fails when the counter is saturated: still readable */
             add(w, S_CTL_QUEUED, queued);
         }
-        if (nout) {
-            uint64_t bytes = 0, fwded = 0;
-            int sent = wzp_udp_send_batch(w->fd, out, nout);
-            size_t ok = sent < 0 ? 0 : (size_t)sent;
-            for (size_t i = 0; i < ok; i++) {
-                if (out[i].data[0] == WZP_RELAY_FRAME_DATA) {
-                    fwded++;
-                    bytes += out[i].len;
-                }
-            }
-            add(w, S_FWD, fwded);
-            add(w, S_FWD_BYTES, bytes);
-            add(w, S_SEND_FAILED, nout - ok);
-        }
+        if (nout)
+            send_out(w, out, nout);
     }
     return NULL;
 }
@@ -268,13 +306,18 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
 {
     if (!cfg || !cfg->table || !out || wzp_addr_family(&cfg->bind) == AF_UNSPEC)
         return WZP_ERR_INVALID;
-    unsigned n = cfg->workers;
-    if (n == 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        n = c > 0 ? (unsigned)c : 1;
-    }
-    if (n > 256)
+    bool dual = cfg->bind6.len != 0;
+    if (dual &&
+        (wzp_addr_family(&cfg->bind) != AF_INET || wzp_addr_family(&cfg->bind6) != AF_INET6))
         return WZP_ERR_INVALID;
+    unsigned per = cfg->workers;
+    if (per == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        per = c > 0 ? (unsigned)c : 1;
+    }
+    if (per > 256)
+        return WZP_ERR_INVALID;
+    unsigned n = dual ? 2 * per : per;
     size_t qcap = 1;
     while (qcap < (cfg->ctl_queue ? cfg->ctl_queue : 256))
         qcap <<= 1;
@@ -282,6 +325,7 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
     if (!f)
         return WZP_ERR_NOMEM;
     f->table = cfg->table;
+    f->family_fd[0] = f->family_fd[1] = -1;
     f->ctl_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     f->workers = aligned_alloc(64, ((n * sizeof(worker) + 63) / 64) * 64);
     if (f->workers)
@@ -296,10 +340,11 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
     wzp_udp_opts opts = {.reuseport = true,
                          .rcvbuf = cfg->rcvbuf ? cfg->rcvbuf : 4 << 20,
                          .sndbuf = cfg->sndbuf ? cfg->sndbuf : 4 << 20};
-    wzp_addr bind = cfg->bind;
     int rv = 0;
-    for (unsigned i = 0; i < n; i++) {
+    for (unsigned i = 0; i < n && rv == 0; i++) {
         worker *w = &f->workers[i];
+        bool second = i >= per; /* the IPv6 set of a dual-stack forwarder */
+        wzp_addr *local = second ? &f->local6 : &f->local;
         w->fwd = f;
         w->index = i;
         w->ring_mask = qcap - 1;
@@ -309,14 +354,17 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
             rv = WZP_ERR_NOMEM;
             break;
         }
-        /* The first socket fixes the port (when 0 was asked); the others join it. */
-        w->fd = wzp_udp_open(&bind, &opts, i == 0 ? &f->local : NULL);
+        /* The first socket of a family fixes the port (when 0 was asked); the others join it. */
+        bool first = i == 0 || i == per;
+        w->fd = wzp_udp_open(first ? (second ? &cfg->bind6 : &cfg->bind) : local, &opts,
+                             first ? local : NULL);
         if (w->fd < 0) {
             rv = w->fd;
             break;
         }
-        if (i == 0)
-            bind = f->local;
+        w->family = wzp_addr_family(local);
+        if (first)
+            f->family_fd[fam_idx(w->family)] = w->fd;
         /*
          * Workers block in recvmmsg (sends still pass MSG_DONTWAIT). Stop wakes
          * them with shutdown(SHUT_RD); the timeout is a backstop for that.
@@ -324,10 +372,8 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
         struct timeval tv = {0, 200000};
         int fl = fcntl(w->fd, F_GETFL);
         if (fl < 0 || fcntl(w->fd, F_SETFL, fl & ~O_NONBLOCK) < 0 ||
-            setsockopt(w->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+            setsockopt(w->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
             rv = WZP_ERR_IO;
-            break;
-        }
     }
     for (unsigned i = 0; rv == 0 && i < n; i++) {
         worker *w = &f->workers[i];
@@ -365,6 +411,11 @@ void wzp_forwarder_stop(wzp_forwarder *f)
 const wzp_addr *wzp_forwarder_local_addr(const wzp_forwarder *f)
 {
     return &f->local;
+}
+
+const wzp_addr *wzp_forwarder_local_addr6(const wzp_forwarder *f)
+{
+    return f->local6.len ? &f->local6 : NULL;
 }
 
 unsigned wzp_forwarder_workers(const wzp_forwarder *f)
@@ -413,7 +464,10 @@ int wzp_forwarder_ctl_recv(wzp_forwarder *f, wzp_udp_msg *msgs, size_t n)
 
 int wzp_forwarder_send(wzp_forwarder *f, const wzp_addr *to, const uint8_t *bytes, size_t len)
 {
-    return wzp_udp_send(f->workers[0].fd, to, bytes, len);
+    int family = wzp_addr_family(to);
+    if (family == AF_UNSPEC || f->family_fd[fam_idx(family)] < 0)
+        return WZP_ERR_INVALID;
+    return wzp_udp_send(f->family_fd[fam_idx(family)], to, bytes, len);
 }
 
 void wzp_forwarder_stats(const wzp_forwarder *f, wzp_fwd_stats *out)
