@@ -42,6 +42,10 @@ typedef struct wzp_forwarder_cfg {
     unsigned workers;      /* per address family; 0 = number of online CPUs */
     unsigned ctl_queue;    /* control-queue slots per worker, rounded up to 2^k; 0 = 256 */
     int rcvbuf, sndbuf;    /* socket buffers per worker; 0 = 4 MiB */
+    unsigned slice_us;     /* 0 = kernel default; else the scheduler slice workers ask for
+                              (Linux EEVDF custom slice): shorter = scheduled sooner after a
+                              wake-up on busy cores. Not shown to help on the shared bench
+                              machine, hence off by default. */
     wzp_chan_table *table; /* borrowed; must outlive the forwarder */
 } wzp_forwarder_cfg;
 

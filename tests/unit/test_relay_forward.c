@@ -522,7 +522,7 @@ static void test_forward_dual_stack(void **state)
 {
     (void)state;
     wzp_chan_table *t = wzp_chan_table_new(16);
-    wzp_forwarder_cfg cfg = {.workers = 1, .table = t};
+    wzp_forwarder_cfg cfg = {.workers = 1, .table = t, .slice_us = 500};
     cfg.bind = addr("127.0.0.1:0");
     cfg.bind6 = addr("[::1]:0");
     wzp_forwarder *f;
