@@ -173,17 +173,24 @@ static void handle(worker *w, wzp_udp_msg *m, wzp_ts now, wzp_udp_msg *out, size
  * matters at voice load where a wake-up often carries only a few packets.
  * Returns the count, 0 on timeout/shutdown, or -1 on error.
  */
-static int recv_wait(int fd, wzp_udp_msg *msgs, struct mmsghdr *hdr, struct iovec *iov)
+static void recv_init(wzp_udp_msg *msgs, struct mmsghdr *hdr, struct iovec *iov)
 {
+    memset(hdr, 0, WZP_UDP_BATCH * sizeof(*hdr));
     for (size_t i = 0; i < WZP_UDP_BATCH; i++) {
         iov[i].iov_base = msgs[i].data;
         iov[i].iov_len = WZP_FWD_MAX_DGRAM;
-        memset(&hdr[i].msg_hdr, 0, sizeof(hdr[i].msg_hdr));
         hdr[i].msg_hdr.msg_iov = &iov[i];
         hdr[i].msg_hdr.msg_iovlen = 1;
         hdr[i].msg_hdr.msg_name = &msgs[i].peer.u.ss;
         hdr[i].msg_hdr.msg_namelen = sizeof(msgs[i].peer.u.ss);
     }
+}
+
+/* `used`: entries the previous call filled; only their name lengths need resetting. */
+static int recv_wait(int fd, wzp_udp_msg *msgs, struct mmsghdr *hdr, int used)
+{
+    for (int i = 0; i < used; i++)
+        hdr[i].msg_hdr.msg_namelen = sizeof(msgs[i].peer.u.ss);
     int got = recvmmsg(fd, hdr, WZP_UDP_BATCH, MSG_WAITFORONE, NULL);
     if (got < 0) {
         /* Timeout, signal, or ICMP errors of earlier sends surfacing here: not fatal. */
@@ -289,8 +296,11 @@ static void *worker_main(void *arg)
         in[i].cap = WZP_FWD_MAX_DGRAM;
         out[i].cap = WZP_FWD_MAX_DGRAM;
     }
+    recv_init(in, hdr, iov);
+    int used = 0;
     while (!atomic_load_explicit(&fwd->stopping, memory_order_acquire)) {
-        int got = recv_wait(w->fd, in, hdr, iov);
+        int got = recv_wait(w->fd, in, hdr, used);
+        used = got > 0 ? got : 0;
         if (atomic_load_explicit(&fwd->stopping, memory_order_acquire))
             break; /* shutdown() wakes us with an empty "datagram" */
         if (got < 0) {
