@@ -88,7 +88,12 @@
 #define PKT_MAX      256
 #define BODY_LEN     20 /* call u32, dir u8, tag u8, pad u16, ts u64, seq u32 */
 
-/* WZP_BENCH_QUICK=1: short points, first few loads only (a smoke run, not a figure). */
+/*
+ * Knobs for exploring (the default run uses none):
+ *   WZP_BENCH_QUICK=1     short points, first few loads only (a smoke run, not a figure);
+ *   WZP_BENCH_SKIP=K      skip the first K wzp voice loads;
+ *   WZP_BENCH_WORKERS=N   wzp forwarding workers (default: one per core).
+ */
 static wzp_ts MEASURE_NS = 2000000000ull;
 static size_t max_points = 100;
 
@@ -1111,6 +1116,9 @@ int main(void)
     double wzp_mem_per_call = (double)(rss1 > rss0 ? rss1 - rss0 : 0) / (double)max_wzp;
 
     wzp_forwarder_cfg cfg = {.table = table};
+    if (getenv("WZP_BENCH_WORKERS"))
+        cfg.workers = (unsigned)atoi(getenv("WZP_BENCH_WORKERS"));
+    size_t skip = getenv("WZP_BENCH_SKIP") ? (size_t)atoi(getenv("WZP_BENCH_SKIP")) : 0;
     wzp_addr_parse(&cfg.bind, "127.0.0.1:0", false);
     wzp_forwarder *fwd;
     if (wzp_forwarder_start(&cfg, &fwd) < 0)
@@ -1121,7 +1129,7 @@ int main(void)
     result wzp_voice[NPOINTS(wzp_points)];
     size_t nwzp = 0;
     print_head("wzp relay, voice load (each preceded by its direct peer-to-peer baseline)");
-    for (size_t i = 0; i < NPOINTS(wzp_points) && i < max_points; i++) {
+    for (size_t i = skip; i < NPOINTS(wzp_points) && i < skip + max_points; i++) {
         bool again;
         baseline(wzp_points[i], false);
         result r = measure_voice(M_WZP, wzp_points[i], getpid(), "wzp-fwd", &again);
