@@ -37,7 +37,10 @@ def ep(addr):
 
 
 def send(sock, dest, msg):
-    sock.sendto(json.dumps(msg).encode(), dest)
+    try:
+        sock.sendto(json.dumps(msg).encode(), dest)
+    except OSError:
+        pass  # e.g. EPERM from a local firewall drop: same as a lost packet
 
 
 def recv(sock, timeout):
@@ -108,7 +111,7 @@ def new_sock(server_ip):
     return s
 
 
-def request(sock, dest, msg, tries=3, wait=0.25):
+def request(sock, dest, msg, tries=3, wait=0.2):
     """Sends msg (with a fresh tid) up to `tries` times; the matching reply or None."""
     tid = os.urandom(6).hex()
     msg = dict(msg, tid=tid)
