@@ -202,7 +202,18 @@ if lab_start public-public --delay-ms $DELAY; then
         fail "delay: min RTT '${min}' ms < $DELAY ms: $out"
     fi
     punch public-public ok
-    lab_stop public-public-delay
+    logs="$(mktemp -d)"
+    NATLAB_LOG_DIR="$logs" lab_stop public-public-delay
+    # the delay line exited cleanly on SIGTERM (no sanitizer report) after passing packets
+    for h in a b; do
+        log="$logs/$ID/netdelay-$h.log"
+        if grep -Eq 'passed [1-9]' "$log" 2>/dev/null && ! grep -Eq 'Sanitizer|runtime error' "$log"; then
+            ok "delay: $h: $(tail -1 "$log")"
+        else
+            fail "delay: $h: delay line log: $(cat "$log" 2>/dev/null)"
+        fi
+    done
+    rm -rf "$logs"
 fi
 
 # Loss: --loss-pct 100 drops every UDP packet leaving the end hosts.
