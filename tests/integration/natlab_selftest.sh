@@ -178,6 +178,7 @@ prc-prc          a,b    ok
 sym-symr         a,b    fail
 sym-prc          -      fail
 sym-full         b      ok
+sym-arc          b      ok
 snat-snatr       a,b    fail
 cgn-prc          a      ok
 cgnsym-prc       a      fail
