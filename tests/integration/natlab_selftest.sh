@@ -167,6 +167,8 @@ punch() {
 
 # Classification + punch per NAT kind: every kind is classified once, the
 # punch checks the interesting pairs ("-": not classified / not punched).
+# snat-snatr is not punched: its random mapping draws from only 1000 ports,
+# so a punch succeeds by chance once in a thousand runs.
 #   scenario         classify  punch
 while read -r scn hosts expect; do
     lab_start "$scn" || continue
@@ -179,7 +181,7 @@ sym-symr         a,b    fail
 sym-prc          -      fail
 sym-full         b      ok
 sym-arc          b      ok
-snat-snatr       a,b    fail
+snat-snatr       a,b    -
 cgn-prc          a      ok
 cgnsym-prc       a      fail
 prc-prc-nofw     a      -
