@@ -11,7 +11,9 @@ classification, a simple simultaneous hole punch, and RTT.
            Prints {"mapping": EIM|ADM|APDM, "filtering": EIF|ADF|APDF, ...}.
   punch    --server IP --port P --room R --me a --peer b [--timeout S]
            Learns the peer's mapped address through the server, then both
-           sides send to each other; exit 0 when a packet crossed each way.
+           sides send to each other for --timeout seconds; exit 0 when a
+           packet crossed each way (answering where the peer's packets came
+           from, i.e. learning peer-reflexive addresses).
   rtt      --server IP --port P [--count N]
            Prints {"min_ms": ..., "replies": ...}; exit 1 when nothing came back.
 
@@ -188,7 +190,9 @@ def classify(args):
 def punch(args):
     server = (args.server, args.port)
     s = new_sock(args.server)
-    deadline = time.monotonic() + args.timeout
+    # Waiting for the peer to show up is bounded separately, so a slow start
+    # of the other side never eats into the punching time.
+    deadline = time.monotonic() + args.register_timeout
     peer = None
     while peer is None and time.monotonic() < deadline:
         r = request(s, server, {"op": "reg", "room": args.room, "me": args.me,
@@ -201,6 +205,7 @@ def punch(args):
     if peer is None:
         print(json.dumps({"ok": False, "error": "peer never registered"}))
         return 1
+    deadline = time.monotonic() + args.timeout
     # Keep registering while punching so a late peer still learns our address.
     targets = {peer}
     got_punch = got_ack = None
@@ -267,7 +272,8 @@ def main():
     a.add_argument("--room", required=True)
     a.add_argument("--me", required=True)
     a.add_argument("--peer", required=True)
-    a.add_argument("--timeout", type=float, default=5.0)
+    a.add_argument("--timeout", type=float, default=5.0, help="seconds of punching")
+    a.add_argument("--register-timeout", type=float, default=10.0)
     a.add_argument("--interval", type=float, default=0.05)
     a.add_argument("--linger", type=float, default=0.5)
     a = sub.add_parser("rtt")
