@@ -63,7 +63,9 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
-        case 'H': cfg.home = optarg; break;
+        case 'H':
+            cfg.home = optarg;
+            break;
         case 'w':
             if (parse_uint(optarg, 256, &v) < 0) {
                 fprintf(stderr, "wzp-relay: --workers wants 0..256\n");
@@ -93,9 +95,15 @@ int main(int argc, char **argv)
             }
             cfg.control.max_calls = (uint32_t)v;
             break;
-        case 'v': verbose++; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return EXIT_USAGE;
+        case 'v':
+            verbose++;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
         }
     }
     if (optind != argc) {

@@ -140,27 +140,41 @@ int wzp_addr_family(const wzp_addr *a)
 uint16_t wzp_addr_port(const wzp_addr *a)
 {
     switch (wzp_addr_family(a)) {
-    case AF_INET: return ntohs(a->u.v4.sin_port);
-    case AF_INET6: return ntohs(a->u.v6.sin6_port);
-    default: return 0;
+    case AF_INET:
+        return ntohs(a->u.v4.sin_port);
+    case AF_INET6:
+        return ntohs(a->u.v6.sin6_port);
+    default:
+        return 0;
     }
 }
 
 void wzp_addr_set_port(wzp_addr *a, uint16_t port)
 {
     switch (wzp_addr_family(a)) {
-    case AF_INET: a->u.v4.sin_port = htons(port); break;
-    case AF_INET6: a->u.v6.sin6_port = htons(port); break;
-    default: break;
+    case AF_INET:
+        a->u.v4.sin_port = htons(port);
+        break;
+    case AF_INET6:
+        a->u.v6.sin6_port = htons(port);
+        break;
+    default:
+        break;
     }
 }
 
 const uint8_t *wzp_addr_ip(const wzp_addr *a, size_t *len)
 {
     switch (wzp_addr_family(a)) {
-    case AF_INET: *len = 4; return (const uint8_t *)&a->u.v4.sin_addr;
-    case AF_INET6: *len = 16; return (const uint8_t *)&a->u.v6.sin6_addr;
-    default: *len = 0; return NULL;
+    case AF_INET:
+        *len = 4;
+        return (const uint8_t *)&a->u.v4.sin_addr;
+    case AF_INET6:
+        *len = 16;
+        return (const uint8_t *)&a->u.v6.sin6_addr;
+    default:
+        *len = 0;
+        return NULL;
     }
 }
 

@@ -12,9 +12,9 @@ typedef uint64_t wzp_ts;
 
 #define WZP_TS_NEVER UINT64_MAX
 #define WZP_NS(x)    ((wzp_ts)(x))
-#define WZP_US(x)    ((wzp_ts)(x) * 1000ULL)
-#define WZP_MS(x)    ((wzp_ts)(x) * 1000000ULL)
-#define WZP_SEC(x)   ((wzp_ts)(x) * 1000000000ULL)
+#define WZP_US(x)    ((wzp_ts)(x)*1000ULL)
+#define WZP_MS(x)    ((wzp_ts)(x)*1000000ULL)
+#define WZP_SEC(x)   ((wzp_ts)(x)*1000000000ULL)
 
 static inline wzp_ts wzp_ts_min(wzp_ts a, wzp_ts b)
 {

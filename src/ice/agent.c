@@ -18,18 +18,19 @@
  *   after the one behind the endpoint-dependent NAT, only the latter's probes
  *   can open the way, and they must not be 3-5 s apart by then. Costs 2
  *   probes/s per unproven pair for 10 s.
- * - keepalive_active 50 ms, dead_after 150 ms: the media-gap budget is 300 ms
+ * - keepalive_active 50 ms, dead_after 120 ms: the media-gap budget is 300 ms
  *   at 50 packets/s. Both peers probe the active pair every 50 ms and media
  *   arrives every 20 ms, so a healthy pair never goes more than ~50 ms without
- *   receiving something; 150 ms of silence is three missed probes from the
- *   peer and seven missed media packets. Packets sent between the path's
- *   death and the fallback are lost: at most 150 ms plus the time since the
- *   last packet (< 20 ms with media, < 50 ms without) - about 200 ms, leaving
- *   ~100 ms of the budget for the relay leg's one-way latency.
+ *   receiving something; 120 ms of silence is two missed probes from the
+ *   peer and six missed media packets. Packets sent between the path's
+ *   death and the fallback are lost: at most 120 ms plus the time since the
+ *   last packet (< 20 ms with media, < 50 ms without) - about 170 ms, leaving
+ *   ~130 ms of the budget for the relay leg's one-way latency. (150 ms left
+ *   too little: the NAT-matrix bench measured 306 ms gaps on slow topologies.)
  * - dead_after_noresp 1 s: liveness above counts anything from the peer
  *   (its probes, our answers, QUIC via note_rx), which proves only the
  *   inbound direction. If only our outbound direction dies, the peer falls
- *   back within 150 ms and then sends on the pair only sparse re-probes, so we
+ *   back within 120 ms and then sends on the pair only sparse re-probes, so we
  *   notice ~150 ms later anyway (~300 ms in all). This timer is the consent
  *   backstop (the peer's QUIC still arrives but it no longer answers probes).
  *   It is long because it is the loss-sensitive one: at 20 % loss each way a
@@ -183,7 +184,7 @@ void wzp_ice_config_default(wzp_ice_config *cfg)
     cfg->startup_window = WZP_SEC(10);
     cfg->rto_startup_max = WZP_MS(500);
     cfg->keepalive_active = WZP_MS(50);
-    cfg->dead_after = WZP_MS(150);
+    cfg->dead_after = WZP_MS(120);
     cfg->dead_after_noresp = WZP_SEC(1);
     cfg->reprobe_initial = WZP_MS(250);
     cfg->keepalive_backup = WZP_SEC(5);

@@ -122,7 +122,7 @@ typedef struct wzp_ice_config {
     wzp_ts startup_window;    /* for this long after a pair appears (10 s) ... */
     wzp_ts rto_startup_max;   /* ... its backoff is capped lower (500 ms) */
     wzp_ts keepalive_active;  /* probe interval on the active direct pair (50 ms) */
-    wzp_ts dead_after;        /* nothing received on the active pair for this long: dead (150 ms) */
+    wzp_ts dead_after;        /* nothing received on the active pair for this long: dead (120 ms) */
     wzp_ts dead_after_noresp; /* no answer to our own probes for this long: dead (1 s) */
     wzp_ts reprobe_initial;   /* first re-probe of a pair that died (250 ms), doubling to rto_max */
     wzp_ts

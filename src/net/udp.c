@@ -39,10 +39,9 @@ int wzp_udp_open(const wzp_addr *bind_addr, const wzp_udp_opts *opts, wzp_addr *
             goto fail;
     }
     return fd;
-fail: {
+fail : {
     char buf[WZP_ADDR_STRLEN];
-    WZP_WARN("udp socket on %s: %s", wzp_addr_format(bind_addr, buf, sizeof(buf)),
-             strerror(errno));
+    WZP_WARN("udp socket on %s: %s", wzp_addr_format(bind_addr, buf, sizeof(buf)), strerror(errno));
     close(fd);
     return WZP_ERR_IO;
 }

@@ -14,9 +14,9 @@
 #include "common/addr.h"
 
 typedef struct wzp_udp_opts {
-    bool reuseport;   /* SO_REUSEPORT, for several worker sockets on one port */
-    int rcvbuf;       /* SO_RCVBUF bytes, 0 = system default */
-    int sndbuf;       /* SO_SNDBUF bytes, 0 = system default */
+    bool reuseport; /* SO_REUSEPORT, for several worker sockets on one port */
+    int rcvbuf;     /* SO_RCVBUF bytes, 0 = system default */
+    int sndbuf;     /* SO_SNDBUF bytes, 0 = system default */
 } wzp_udp_opts;
 
 /*

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -26,21 +27,33 @@ typedef struct packed_addr {
     uint64_t ip[2];
 } packed_addr;
 
-/* One channel, one cache line. Everything a reader touches is atomic. */
+/*
+ * One channel's routing state: written only by the control plane, read by
+ * every worker, so two share a cache line (a pair's slots are usually
+ * adjacent). Everything a reader touches is atomic.
+ */
 typedef struct slot {
     _Atomic uint32_t seq;     /* odd while the writer changes id/partner/addr */
     _Atomic uint32_t id;      /* channel id living here, 0 = free */
     _Atomic uint32_t partner; /* paired channel id */
     _Atomic uint32_t addr_hdr;
     _Atomic uint64_t addr_ip[2];
-    /* Outside the seqlock: stamped by workers, reset on open. */
+} __attribute__((aligned(32))) slot;
+
+/*
+ * What workers write per packet, on its own cache line: kept apart from the
+ * routing state so the worker forwarding B->A (which reads A's slot) does not
+ * lose that line each time the worker forwarding A->B counts a packet.
+ */
+typedef struct slot_stats {
     _Atomic uint64_t last_active;
     _Atomic uint64_t packets;
     _Atomic uint64_t bytes;
-} __attribute__((aligned(64))) slot;
+} __attribute__((aligned(64))) slot_stats;
 
 struct wzp_chan_table {
     slot *slots;
+    slot_stats *stats;
     uint32_t mask;     /* capacity - 1 */
     uint32_t bits;     /* log2(capacity) */
     uint32_t gen_mask; /* generation field width, shifted down */
@@ -104,10 +117,14 @@ typedef struct snap {
 
 static void read_slot(slot *s, snap *out)
 {
-    for (;;) {
+    for (unsigned spins = 0;; spins++) {
         uint32_t s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
-        if (s1 & 1u)
-            continue; /* a writer is mid-update: it only stores a few words */
+        if (s1 & 1u) {
+            /* A writer is mid-update (a few stores); if it was preempted there, let it run. */
+            if (spins > 64)
+                sched_yield();
+            continue;
+        }
         out->id = atomic_load_explicit(&s->id, memory_order_relaxed);
         out->partner = atomic_load_explicit(&s->partner, memory_order_relaxed);
         out->addr.hdr = atomic_load_explicit(&s->addr_hdr, memory_order_relaxed);
@@ -155,16 +172,23 @@ wzp_chan_table *wzp_chan_table_new(uint32_t max_channels)
     if (posix_memalign(&mem, 64, (size_t)cap * sizeof(slot)) != 0)
         mem = NULL;
     t->slots = mem;
+    mem = NULL;
+    if (posix_memalign(&mem, 64, (size_t)cap * sizeof(slot_stats)) != 0)
+        mem = NULL;
+    t->stats = mem;
     t->free_idx = malloc((size_t)cap * sizeof(uint32_t));
     t->gen = malloc((size_t)cap * sizeof(uint32_t));
-    if (!t->slots || !t->free_idx || !t->gen || pthread_mutex_init(&t->lock, NULL) != 0) {
+    if (!t->slots || !t->stats || !t->free_idx || !t->gen ||
+        pthread_mutex_init(&t->lock, NULL) != 0) {
         free(t->slots);
+        free(t->stats);
         free(t->free_idx);
         free(t->gen);
         free(t);
         return NULL;
     }
     memset(t->slots, 0, (size_t)cap * sizeof(slot));
+    memset(t->stats, 0, (size_t)cap * sizeof(slot_stats));
     t->bits = bits;
     t->mask = cap - 1;
     t->gen_mask = (uint32_t)((1ull << (32 - bits)) - 1);
@@ -187,6 +211,7 @@ void wzp_chan_table_free(wzp_chan_table *t)
         return;
     pthread_mutex_destroy(&t->lock);
     free(t->slots);
+    free(t->stats);
     free(t->free_idx);
     free(t->gen);
     free(t);
@@ -195,6 +220,11 @@ void wzp_chan_table_free(wzp_chan_table *t)
 static inline slot *slot_of(wzp_chan_table *t, uint32_t chan)
 {
     return &t->slots[chan & t->mask];
+}
+
+static inline slot_stats *stats_of(wzp_chan_table *t, uint32_t chan)
+{
+    return &t->stats[chan & t->mask];
 }
 
 /* Lock held. A channel is open if its slot currently holds exactly this id. */
@@ -211,11 +241,14 @@ static uint32_t take_id(wzp_chan_table *t)
     return g << t->bits | idx;
 }
 
-static void open_slot(slot *s, uint32_t id, uint32_t partner, const packed_addr *p, wzp_ts now)
+static void open_slot(wzp_chan_table *t, uint32_t id, uint32_t partner, const packed_addr *p,
+                      wzp_ts now)
 {
-    atomic_store_explicit(&s->last_active, now, memory_order_relaxed);
-    atomic_store_explicit(&s->packets, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->bytes, 0, memory_order_relaxed);
+    slot *s = slot_of(t, id);
+    slot_stats *st = stats_of(t, id);
+    atomic_store_explicit(&st->last_active, now, memory_order_relaxed);
+    atomic_store_explicit(&st->packets, 0, memory_order_relaxed);
+    atomic_store_explicit(&st->bytes, 0, memory_order_relaxed);
     write_begin(s);
     atomic_store_explicit(&s->id, id, memory_order_relaxed);
     atomic_store_explicit(&s->partner, partner, memory_order_relaxed);
@@ -235,8 +268,8 @@ int wzp_chan_table_open_pair(wzp_chan_table *t, const wzp_addr *addr_a, const wz
         return WZP_ERR_LIMIT;
     }
     uint32_t a = take_id(t), b = take_id(t);
-    open_slot(slot_of(t, a), a, b, &pa, now);
-    open_slot(slot_of(t, b), b, a, &pb, now);
+    open_slot(t, a, b, &pa, now);
+    open_slot(t, b, a, &pb, now);
     t->pairs++;
     pthread_mutex_unlock(&t->lock);
     *chan_a = a;
@@ -315,9 +348,9 @@ size_t wzp_chan_table_expire(wzp_chan_table *t, wzp_ts now, wzp_ts idle, wzp_cha
             /* Each pair once: from its lower slot index. */
             if ((partner & t->mask) < i)
                 continue;
-            wzp_ts last = atomic_load_explicit(&s->last_active, memory_order_relaxed);
+            wzp_ts last = atomic_load_explicit(&t->stats[i].last_active, memory_order_relaxed);
             wzp_ts lp =
-                atomic_load_explicit(&slot_of(t, partner)->last_active, memory_order_relaxed);
+                atomic_load_explicit(&stats_of(t, partner)->last_active, memory_order_relaxed);
             if (lp > last)
                 last = lp;
             if (now > last && now - last >= idle) {
@@ -345,9 +378,10 @@ int wzp_chan_table_info(wzp_chan_table *t, uint32_t chan, wzp_chan_info *out)
     memset(out, 0, sizeof(*out));
     out->partner = sn.partner;
     unpack_addr(&sn.addr, &out->addr);
-    out->last_active = atomic_load_explicit(&s->last_active, memory_order_relaxed);
-    out->packets = atomic_load_explicit(&s->packets, memory_order_relaxed);
-    out->bytes = atomic_load_explicit(&s->bytes, memory_order_relaxed);
+    slot_stats *st = stats_of(t, chan);
+    out->last_active = atomic_load_explicit(&st->last_active, memory_order_relaxed);
+    out->packets = atomic_load_explicit(&st->packets, memory_order_relaxed);
+    out->bytes = atomic_load_explicit(&st->bytes, memory_order_relaxed);
     return 0;
 }
 
@@ -361,7 +395,7 @@ size_t wzp_chan_table_pairs(wzp_chan_table *t)
 
 /* Activity is stamped at most every ~1 ms per channel: expiry needs no finer
  * grain, and skipping the store keeps the line clean for the other workers. */
-static inline void stamp(slot *s, wzp_ts now)
+static inline void stamp(slot_stats *s, wzp_ts now)
 {
     wzp_ts last = atomic_load_explicit(&s->last_active, memory_order_relaxed);
     if (now > last + WZP_MS(1))
@@ -391,10 +425,10 @@ int wzp_chan_table_route(wzp_chan_table *t, uint32_t chan, const wzp_addr *from,
     read_slot(slot_of(t, me.partner), &other);
     if (other.id != me.partner || other.partner != chan)
         return WZP_ERR_NOT_FOUND;
-    slot *s = slot_of(t, chan);
-    stamp(s, now);
-    atomic_fetch_add_explicit(&s->packets, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->bytes, bytes, memory_order_relaxed);
+    slot_stats *st = stats_of(t, chan);
+    stamp(st, now);
+    atomic_fetch_add_explicit(&st->packets, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->bytes, bytes, memory_order_relaxed);
     *partner = me.partner;
     unpack_addr(&other.addr, to);
     return 0;
@@ -405,6 +439,6 @@ int wzp_chan_table_touch(wzp_chan_table *t, uint32_t chan, const wzp_addr *from,
     snap me;
     int rv = check_source(t, chan, from, &me);
     if (rv == 0)
-        stamp(slot_of(t, chan), now);
+        stamp(stats_of(t, chan), now);
     return rv;
 }

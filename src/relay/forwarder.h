@@ -37,9 +37,15 @@ typedef struct wzp_forwarder wzp_forwarder;
 
 typedef struct wzp_forwarder_cfg {
     wzp_addr bind;         /* relay port; port 0 picks one (see wzp_forwarder_local_addr) */
-    unsigned workers;      /* 0 = number of online CPUs */
+    wzp_addr bind6;        /* optional (len 0 = none): also serve this IPv6 address, with
+                              `bind` IPv4; pairs may then join an IPv4 and an IPv6 peer */
+    unsigned workers;      /* per address family; 0 = number of online CPUs */
     unsigned ctl_queue;    /* control-queue slots per worker, rounded up to 2^k; 0 = 256 */
     int rcvbuf, sndbuf;    /* socket buffers per worker; 0 = 4 MiB */
+    unsigned slice_us;     /* 0 = kernel default; else the scheduler slice workers ask for
+                              (Linux EEVDF custom slice): shorter = scheduled sooner after a
+                              wake-up on busy cores. Not shown to help on the shared bench
+                              machine, hence off by default. */
     wzp_chan_table *table; /* borrowed; must outlive the forwarder */
 } wzp_forwarder_cfg;
 
@@ -64,6 +70,9 @@ void wzp_forwarder_stop(wzp_forwarder *f);
 
 /* The bound relay address (with the actual port). */
 const wzp_addr *wzp_forwarder_local_addr(const wzp_forwarder *f);
+/* The bound IPv6 address of a dual-stack forwarder, or NULL. */
+const wzp_addr *wzp_forwarder_local_addr6(const wzp_forwarder *f);
+/* Worker threads in all (per family times families). */
 unsigned wzp_forwarder_workers(const wzp_forwarder *f);
 
 /*
@@ -82,7 +91,8 @@ int wzp_forwarder_ctl_recv(wzp_forwarder *f, wzp_udp_msg *msgs, size_t n);
 
 /*
  * Sends one datagram from the relay port (control replies: QUIC, STUN).
- * Any thread. 0, WZP_ERR_AGAIN (socket buffer full) or WZP_ERR_IO.
+ * Any thread. 0, WZP_ERR_AGAIN (socket buffer full), WZP_ERR_INVALID (no
+ * socket of that address family) or WZP_ERR_IO.
  */
 int wzp_forwarder_send(wzp_forwarder *f, const wzp_addr *to, const uint8_t *bytes, size_t len);
 

@@ -17,18 +17,18 @@
 #include "wire/stun_server.h"
 
 /* How often the control thread looks for NAT rebinding and idle channels. */
-#define ADDR_SCAN_INTERVAL WZP_MS(250)
+#define ADDR_SCAN_INTERVAL   WZP_MS(250)
 #define CHAN_EXPIRE_INTERVAL WZP_SEC(1)
-#define RX_BATCH 64
+#define RX_BATCH             64
 /* Application close codes on control connections: 0 = shutdown, 0x100 + wzp_relay_close_code. */
-#define CLOSE_SHUTDOWN 0
+#define CLOSE_SHUTDOWN     0
 #define CLOSE_CONTROL_BASE 0x100
 
 /* One established control connection, as the control plane knows it. */
 typedef struct relay_conn {
     uint64_t handle;
     wzp_quic_conn *conn;
-    wzp_addr addr;   /* last remote address we told the control plane */
+    wzp_addr addr; /* last remote address we told the control plane */
 } relay_conn;
 
 struct wzp_relay_server {
@@ -211,8 +211,8 @@ static void service(wzp_relay_server *s)
 {
     wzp_ts now = wzp_now();
     wzp_quic_endpoint_flush(s->ep, now, q_send, s);
-    wzp_ts next = wzp_ts_min(wzp_quic_endpoint_expiry(s->ep),
-                             wzp_relay_control_next_deadline(s->ctl));
+    wzp_ts next =
+        wzp_ts_min(wzp_quic_endpoint_expiry(s->ep), wzp_relay_control_next_deadline(s->ctl));
     next = wzp_ts_min(next, wzp_ts_min(s->next_scan, s->next_expire));
     wzp_timer_start(s->loop, &s->timer, next);
 }
@@ -263,7 +263,9 @@ static void on_ctl_packets(wzp_loop *loop, wzp_io *io, unsigned events)
                 }
                 break;
             }
-            default: s->rx_dropped++; break;
+            default:
+                s->rx_dropped++;
+                break;
             }
         }
         if (n < RX_BATCH)

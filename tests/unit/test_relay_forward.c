@@ -410,6 +410,8 @@ static void test_forward_pair(void **state)
     assert_int_equal(STAT_WAIT(x.f, unknown_channel, 3), 3);
     assert_true(nothing_waiting(a));
 
+    /* A worker counts a forward after sendmmsg returns: the peer may be faster. */
+    assert_int_equal(STAT_WAIT(x.f, forwarded, 5), 5);
     wzp_fwd_stats s;
     wzp_forwarder_stats(x.f, &s);
     assert_int_equal(s.forwarded, 5);
@@ -500,6 +502,7 @@ static void test_forward_multi_worker(void **state)
             expect_delivery(fb[i], cb[i], &x.relay, fa[i], ca[i], (uint8_t)(r * i));
         }
     }
+    assert_int_equal(STAT_WAIT(x.f, forwarded, 2 * PAIRS * ROUNDS), 2 * PAIRS * ROUNDS);
     wzp_fwd_stats s;
     wzp_forwarder_stats(x.f, &s);
     assert_int_equal(s.forwarded, 2 * PAIRS * ROUNDS);
@@ -512,6 +515,56 @@ static void test_forward_multi_worker(void **state)
         close(fb[i]);
     }
     fixture_stop(&x);
+}
+
+/* Dual stack: one pair joining an IPv4 peer and an IPv6 peer. */
+static void test_forward_dual_stack(void **state)
+{
+    (void)state;
+    wzp_chan_table *t = wzp_chan_table_new(16);
+    wzp_forwarder_cfg cfg = {.workers = 1, .table = t, .slice_us = 500};
+    cfg.bind = addr("127.0.0.1:0");
+    cfg.bind6 = addr("[::1]:0");
+    wzp_forwarder *f;
+    int rv = wzp_forwarder_start(&cfg, &f);
+    if (rv == WZP_ERR_IO) { /* no IPv6 loopback here */
+        wzp_chan_table_free(t);
+        skip();
+    }
+    assert_int_equal(rv, 0);
+    assert_int_equal(wzp_forwarder_workers(f), 2);
+    wzp_addr r4 = *wzp_forwarder_local_addr(f), r6 = *wzp_forwarder_local_addr6(f);
+    assert_int_equal(wzp_addr_family(&r6), AF_INET6);
+
+    wzp_addr aa, ba, lo6 = addr("[::1]:0");
+    int a = peer_open(&aa);
+    int b = wzp_udp_open(&lo6, NULL, &ba);
+    assert_true(b >= 0);
+    uint32_t ca, cb;
+    assert_int_equal(wzp_chan_table_open_pair(t, &aa, &ba, mono_now(), &ca, &cb), 0);
+    uint8_t p[40] = {1, 2, 3}, buf[128];
+    wzp_addr src;
+    send_frame(a, &r4, WZP_RELAY_FRAME_DATA, ca, p, sizeof(p));
+    assert_int_equal(peer_recv(b, buf, sizeof(buf), &src, 2000), WZP_RELAY_FRAME_HDR + sizeof(p));
+    assert_true(wzp_addr_equal(&src, &r6)); /* from the relay address B talks to */
+    assert_memory_equal(buf + WZP_RELAY_FRAME_HDR, p, sizeof(p));
+    send_frame(b, &r6, WZP_RELAY_FRAME_DATA, cb, p, sizeof(p));
+    assert_int_equal(peer_recv(a, buf, sizeof(buf), &src, 2000), WZP_RELAY_FRAME_HDR + sizeof(p));
+    assert_true(wzp_addr_equal(&src, &r4));
+
+    /* Control replies go out of the socket of the right family. */
+    uint8_t reply[] = {0x01, 0x01, 0, 0};
+    assert_int_equal(wzp_forwarder_send(f, &ba, reply, sizeof(reply)), 0);
+    assert_int_equal(peer_recv(b, buf, sizeof(buf), &src, 2000), (int)sizeof(reply));
+    assert_true(wzp_addr_equal(&src, &r6));
+    close(a);
+    close(b);
+    wzp_forwarder_stop(f);
+
+    /* bind6 needs an IPv4 bind beside it. */
+    cfg.bind = addr("[::1]:0");
+    assert_int_equal(wzp_forwarder_start(&cfg, &f), WZP_ERR_INVALID);
+    wzp_chan_table_free(t);
 }
 
 static void test_forward_start_errors(void **state)
@@ -531,7 +584,8 @@ int main(void)
         cmocka_unit_test(test_frame_roundtrip),      cmocka_unit_test(test_table_basic),
         cmocka_unit_test(test_table_expire),         cmocka_unit_test(test_table_concurrent),
         cmocka_unit_test(test_forward_pair),         cmocka_unit_test(test_forward_control_queue),
-        cmocka_unit_test(test_forward_multi_worker), cmocka_unit_test(test_forward_start_errors),
+        cmocka_unit_test(test_forward_multi_worker), cmocka_unit_test(test_forward_dual_stack),
+        cmocka_unit_test(test_forward_start_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
