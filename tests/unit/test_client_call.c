@@ -371,9 +371,10 @@ static void test_call_direct(void **state)
     wzp_call_stats sa, sb;
     assert_int_equal(wzp_call_get_stats(a.call, &sa), 0);
     assert_int_equal(wzp_call_get_stats(b.call, &sb), 0);
-    assert_int_equal(sa.path, WZP_PATH_DIRECT);
-    assert_int_equal(sb.path, WZP_PATH_DIRECT);
+    /* Both went direct (a stalled, loaded machine may have fallen back for a moment since,
+     * so the path at the end is not asserted). */
     assert_true(sa.time_to_direct_ms >= 0);
+    assert_true(sb.time_to_direct_ms >= 0);
     assert_true(sa.path_changes >= 1);
     assert_true(sa.frames_received > 50);
     assert_true(sa.time_to_first_audio_ms >= 0);
