@@ -349,11 +349,11 @@ int wzp_client_new(const wzp_client_config *cfg, wzp_client **out)
         goto fail;
     }
     wzp_timer_init(&c->timer, on_timer, c);
-    for (int s = 0; s < WZP_CORE_SOCKS; s++) {
+    for (int s = 0; s < WZP_CORE_SOCKS; s++)
         wzp_io_init(&c->io[s], on_readable, c);
+    for (int s = 0; s < WZP_CORE_SOCKS; s++)
         if (c->fd[s] >= 0 && (rc = wzp_io_start(c->loop, &c->io[s], c->fd[s], WZP_IO_READ)) < 0)
             goto fail;
-    }
     *out = c;
     return 0;
 fail:
