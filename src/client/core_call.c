@@ -470,7 +470,31 @@ static void e2e_opts(wzp_core *core, core_call *call, wzp_quic_conn_opts *o)
     o->keep_alive = E2E_KEEP_ALIVE;
     o->idle_timeout = E2E_IDLE_TIMEOUT;
     o->max_message = E2E_MAX_MESSAGE;
+    /* The caller's first media leaves with its Finished instead of one round trip later. */
+    o->early_datagrams = true;
     o->user = call;
+}
+
+/* Codec state for the call; sending starts now (once per call). */
+static int start_media(wzp_core *core, core_call *call, wzp_ts now)
+{
+    if (call->tx)
+        return 0;
+    int err = 0;
+    wzp_media_tx_config tc;
+    wzp_media_tx_config_default(&tc);
+    call->tx = wzp_media_tx_new(&tc, &err);
+    wzp_media_rx_config rc;
+    wzp_media_rx_config_default(&rc);
+    if (call->tx)
+        call->rx = wzp_media_rx_new(&rc, &err);
+    if (!call->tx || !call->rx) {
+        wzp_core__call_end(core, call, WZP_ERR_AUDIO, "cannot start the Opus codec");
+        return WZP_ERR_AUDIO;
+    }
+    wzp_media_tx_set_mute(call->tx, call->mute);
+    call->tx_next = now;
+    return 0;
 }
 
 int wzp_core__accept(wzp_core *core, const wzp_addr *remote, wzp_quic_conn_opts *opts)
@@ -493,21 +517,9 @@ void wzp_core__call_established(wzp_core *core, core_call *call, wzp_quic_conn *
     if (call->state == WZP_CALL_ENDED)
         return;
     wzp_ts now = core->now;
-    int err = 0;
-    wzp_media_tx_config tc;
-    wzp_media_tx_config_default(&tc);
-    call->tx = wzp_media_tx_new(&tc, &err);
-    wzp_media_rx_config rc;
-    wzp_media_rx_config_default(&rc);
-    if (call->tx)
-        call->rx = wzp_media_rx_new(&rc, &err);
-    if (!call->tx || !call->rx) {
-        wzp_core__call_end(core, call, WZP_ERR_AUDIO, "cannot start the Opus codec");
+    if (start_media(core, call, now) < 0)
         return;
-    }
-    wzp_media_tx_set_mute(call->tx, call->mute);
     call->active_at = now;
-    call->tx_next = now;
     call->next_stats = now + STATS_INTERVAL;
     if (call->ice) {
         uint8_t key[WZP_PROBE_KEY_LEN];
@@ -530,6 +542,10 @@ void wzp_core__call_datagram(wzp_core *core, core_call *call, const uint8_t *d, 
 
 void wzp_core__call_after(wzp_core *core, core_call *call, wzp_ts now)
 {
+    /* Caller: the server's key is checked; media may go before confirmation. */
+    if (call->outgoing && call->state == WZP_CALL_CONNECTING && call->conn && !call->tx &&
+        wzp_quic_conn_can_send_datagram(call->conn))
+        start_media(core, call, now);
     if (!call->need_connect)
         return;
     call->need_connect = false;
@@ -553,7 +569,8 @@ static void media_tick(wzp_core *core, core_call *call, wzp_ts now)
     /* Send: one frame per 20 ms of schedule; after a long stall, resynchronise. */
     if (call->tx_next + WZP_MS(200) < now)
         call->tx_next = now;
-    while (call->state == WZP_CALL_ACTIVE && call->tx_next <= now) {
+    while ((call->state == WZP_CALL_ACTIVE || call->state == WZP_CALL_CONNECTING) && call->tx &&
+           call->tx_next <= now) {
         int16_t pcm[WZP_FRAME_SAMPLES];
         if (!core->cfg.pcm_source ||
             !core->cfg.pcm_source(core->cfg.user, call->id, call->user, pcm))
@@ -588,6 +605,8 @@ static void media_tick(wzp_core *core, core_call *call, wzp_ts now)
 
 void wzp_core__call_timer(wzp_core *core, core_call *call, wzp_ts now)
 {
+    if (call->state == WZP_CALL_CONNECTING && call->tx) /* early media (caller) */
+        media_tick(core, call, now);
     if (call->state != WZP_CALL_ACTIVE)
         return;
     if (call->keyed && wzp_ice_next_deadline(call->ice) <= now)
@@ -606,6 +625,8 @@ wzp_ts wzp_core__call_deadline(const core_call *call)
         return 0;
     if (call->state == WZP_CALL_CONNECTING || call->state == WZP_CALL_ACTIVE)
         t = call->next_keepalive;
+    if (call->state == WZP_CALL_CONNECTING && call->tx)
+        t = wzp_ts_min(t, call->tx_next);
     if (call->state != WZP_CALL_ACTIVE)
         return t;
     if (call->keyed)

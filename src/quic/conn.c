@@ -301,6 +301,10 @@ static int cb_recv_datagram(ngtcp2_conn *qc, uint32_t flags, const uint8_t *data
         c->confirmed = true;
         after_progress(c);
     }
+    /* A client with early_datagrams sends its first ones beside its Finished:
+     * the handshake just completed in this very read, report it first. */
+    if (c->server && c->state == CONN_HANDSHAKE && ngtcp2_conn_get_handshake_completed(qc))
+        after_progress(c);
     if (c->ep->cb.datagram && !c->close_requested && c->state == CONN_ESTABLISHED)
         c->ep->cb.datagram(c->ep->user, c, data, len);
     return 0;
@@ -595,7 +599,7 @@ int wzp_quic_conn_write(wzp_quic_conn *c, wzp_ts now, wzp_quic_send_fn send, voi
     for (;;) {
         ngtcp2_ssize n;
         bool have_stream = c->stream_id >= 0 && c->tx_cur && !stream_blocked;
-        if (c->dg_head && c->state == CONN_ESTABLISHED) {
+        if (c->dg_head && wzp_quic_conn_can_send_datagram(c)) {
             int accepted = 0;
             ngtcp2_vec v = {c->dg_head->data, c->dg_head->len};
             n = ngtcp2_conn_writev_datagram(c->qc, &ps.path, NULL, buf, cap, &accepted,
@@ -691,13 +695,24 @@ bool wzp_quic_conn_is_dead(const wzp_quic_conn *c, wzp_ts now)
 
 /* ---- datagrams and accessors ------------------------------------------------------------ */
 
+bool wzp_quic_conn_can_send_datagram(const wzp_quic_conn *c)
+{
+    if (!c || c->close_requested)
+        return false;
+    if (c->state == CONN_ESTABLISHED)
+        return true;
+    /* early_datagrams: the server's key is checked, 1-RTT keys exist. */
+    return c->opts.early_datagrams && !c->server && c->state == CONN_HANDSHAKE && c->have_peer_fp &&
+           ngtcp2_conn_get_handshake_completed(c->qc);
+}
+
 int wzp_quic_conn_send_datagram(wzp_quic_conn *c, const uint8_t *data, size_t len)
 {
     if (!c || (!data && len))
         return WZP_ERR_INVALID;
     if (c->state >= CONN_CLOSING || c->close_requested)
         return WZP_ERR_CLOSED;
-    if (c->state != CONN_ESTABLISHED)
+    if (!wzp_quic_conn_can_send_datagram(c))
         return WZP_ERR_AGAIN;
     const ngtcp2_transport_params *rp = ngtcp2_conn_get_remote_transport_params(c->qc);
     if (!rp || rp->max_datagram_frame_size == 0)

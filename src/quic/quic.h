@@ -95,7 +95,16 @@ typedef struct wzp_quic_conn_opts {
     size_t max_message;       /* largest message accepted from the peer; 0 = 64 KiB */
     size_t datagram_queue;    /* datagrams queued before send gives AGAIN; 0 = 64 */
     const char *alpn;         /* NULL = WZP_QUIC_ALPN; other values only for tests */
-    void *user;               /* initial wzp_quic_conn_user() value */
+    /*
+     * Client only (ignored on servers): datagrams may be queued and sent as
+     * soon as the client's TLS handshake completes (the server's key checked
+     * against the pin), one round trip before `established`, which waits for
+     * the server to accept our key. Saves that round trip for the first media
+     * of a call; the server drops datagrams that arrive before its own
+     * handshake completes. See wzp_quic_conn_can_send_datagram.
+     */
+    bool early_datagrams;
+    void *user; /* initial wzp_quic_conn_user() value */
 } wzp_quic_conn_opts;
 
 void wzp_quic_conn_opts_default(wzp_quic_conn_opts *o);
@@ -217,6 +226,9 @@ int wzp_quic_conn_export(wzp_quic_conn *c, const char *label, const uint8_t *con
                          size_t context_len, uint8_t *out, size_t len);
 
 bool wzp_quic_conn_is_established(const wzp_quic_conn *c);
+/* Whether send_datagram would queue now: established, or (early_datagrams) a
+ * client whose TLS handshake completed. */
+bool wzp_quic_conn_can_send_datagram(const wzp_quic_conn *c);
 bool wzp_quic_conn_is_server(const wzp_quic_conn *c);
 /* The peer's fingerprint once the handshake checked it; WZP_ERR_STATE before. */
 int wzp_quic_conn_peer_fingerprint(const wzp_quic_conn *c, uint8_t fp[WZP_FINGERPRINT_LEN]);
