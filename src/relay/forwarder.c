@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -273,7 +274,21 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
                          .sndbuf = cfg->sndbuf ? cfg->sndbuf : 4 << 20};
     wzp_addr bind = cfg->bind;
     int rv = 0;
-    for (unsigned i = 0; i < n; i++) {
+    /* SO_REUSEPORT would let us silently share a port another process of the
+     * same user (e.g. a second relay) already serves, and the kernel may even
+     * pick such a port for port 0. A socket that does not share finds (or
+     * checks) a free port first. */
+    {
+        wzp_addr free_port;
+        int probe = wzp_udp_open(&bind, NULL, &free_port);
+        if (probe < 0) {
+            rv = probe;
+        } else {
+            close(probe);
+            bind = free_port;
+        }
+    }
+    for (unsigned i = 0; rv == 0 && i < n; i++) {
         worker *w = &f->workers[i];
         w->fwd = f;
         w->index = i;
@@ -293,6 +308,12 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
         if (i == 0)
             bind = f->local;
     }
+    /* Workers take no signals: a process-directed SIGTERM must reach the thread
+     * that watches for it (signalfd), not kill the process from a worker that
+     * has the default disposition. They inherit this mask. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     for (unsigned i = 0; rv == 0 && i < n; i++) {
         worker *w = &f->workers[i];
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
@@ -304,6 +325,7 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
         snprintf(name, sizeof(name), "wzp-fwd-%u", i);
         pthread_setname_np(w->thread, name);
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rv < 0) {
         wzp_forwarder_stop(f);
         return rv;
