@@ -132,6 +132,10 @@ static void q_closed(void *user, wzp_quic_conn *conn, const wzp_quic_close_info 
     c->close_by_peer = info->by_peer;
     c->close_app = info->app_code;
     snprintf(c->close_detail, sizeof(c->close_detail), "%s", info->detail ? info->detail : "");
+    if (getenv("WZP_TEST_DEBUG"))
+        fprintf(stderr, "relay_client %p: closed error=%d by_peer=%d app=%llu detail=%s\n",
+                (void *)c, info->error, info->by_peer, (unsigned long long)info->app_code,
+                c->close_detail);
     c->conn = NULL;
     wzp_sigc_on_disconnect(c->sigc, wzp_now());
 }

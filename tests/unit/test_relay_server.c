@@ -608,7 +608,8 @@ static void test_cannot_act_as_someone_else(void **state)
     PUMP_UNTIL(cx, 1, x->closed == 1);
     assert_int_equal(x->closed, 1);
     assert_int_equal(x->established, 0);
-    assert_int_not_equal(x->close_err, 0);
+    assert_int_equal(x->close_err, WZP_ERR_TLS); /* the relay's alert: certificate required */
+    assert_true(x->close_by_peer);
     client_del(x);
 
     /* Nor can one present A's certificate without A's key. */
@@ -634,6 +635,8 @@ static void test_cannot_act_as_someone_else(void **state)
     PUMP_UNTIL(cxv, 2, x->closed == 1);
     assert_int_equal(x->closed, 1);
     assert_int_equal(x->established, 0);
+    assert_int_equal(x->close_err, WZP_ERR_TLS); /* the relay's alert: bad CertificateVerify */
+    assert_true(x->close_by_peer);
     assert_int_equal(relay_client_count(x, WZP_SIGC_EV_REGISTERED), 0);
     PUMP_FOR(cxv, 2, 200);
     /* The victim's registration is untouched. */
