@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -122,6 +123,32 @@ static long relay_rss_kib(void)
     return kib;
 }
 
+/* The relay's CPU time (user + system), seconds. */
+static double relay_cpu_s(void)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)relay_pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 static void start_relay(const char *bin, const char *home, size_t max_regs)
 {
     int pfd[2];
@@ -137,6 +164,7 @@ static void start_relay(const char *bin, const char *home, size_t max_regs)
         exit(1);
     }
     if (relay_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the bench */
         dup2(pfd[1], 1);
         close(pfd[0]);
         close(pfd[1]);
@@ -456,6 +484,7 @@ int main(int argc, char **argv)
     row("relay idle", 0, 0, -1, rss0);
 
     /* 4. Register everyone, IN_FLIGHT at a time. */
+    double rcpu0 = relay_cpu_s(), ccpu0 = self_cpu_s();
     wzp_ts t3 = wzp_now(), limit = t3 + WZP_SEC(90);
     size_t next = 0;
     size_t milestone = nclients / 4;
@@ -477,6 +506,9 @@ int main(int argc, char **argv)
     size_t regs = n_registered;
     double reg_rate = (double)regs / secs(t3, t4);
     row("register", regs, secs(t3, t4), reg_rate, rss1);
+    double rcpu = relay_cpu_s() - rcpu0, ccpu = self_cpu_s() - ccpu0;
+    printf("  cpu during register: relay %.2f s (%.0f us per registration), clients %.2f s\n", rcpu,
+           regs ? rcpu * 1e6 / (double)regs : 0.0, ccpu);
     if (regs < nclients)
         fprintf(stderr, "only %zu of %zu registered (%zu closed, %zu in flight)\n", regs, nclients,
                 n_closed, n_inflight);
