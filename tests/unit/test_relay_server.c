@@ -1029,9 +1029,8 @@ static void test_garbage(void **state)
 
 /* ---- NAT rebinding ------------------------------------------------------------------------ */
 
-static void test_nat_rebinding(void **state)
+static void rebinding(bool tell_quic)
 {
-    (void)state;
     relay_thread rt;
     start_relay(&rt, 0, 0);
     relay_client *a = client_new(&rt, 0, NULL), *b = client_new(&rt, 1, NULL);
@@ -1040,7 +1039,7 @@ static void test_nat_rebinding(void **state)
     call_pair cp = setup_call(a, 0, b, 1);
     wzp_addr old = a->sock_addr;
 
-    assert_int_equal(relay_client_rebind(a), 0);
+    assert_int_equal(relay_client_rebind(a, tell_quic), 0);
     assert_false(wzp_addr_equal(&old, &a->sock_addr));
     /* Traffic on the control connection from the new port: QUIC validates the
      * new path, the relay tells A its new reflexive address. */
@@ -1084,6 +1083,18 @@ static void test_nat_rebinding(void **state)
     relay_thread_stop(&rt);
 }
 
+static void test_nat_rebinding(void **state)
+{
+    (void)state;
+    rebinding(false);
+}
+
+static void test_port_change_known_to_client(void **state)
+{
+    (void)state;
+    rebinding(true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1102,6 +1113,7 @@ int main(void)
         cmocka_unit_test(test_relay_frames),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_nat_rebinding),
+        cmocka_unit_test(test_port_change_known_to_client),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
