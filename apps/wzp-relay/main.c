@@ -1,5 +1,6 @@
 /* wzp-relay: the rendezvous and forwarding server clients stay registered with. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,8 @@ int main(int argc, char **argv)
     int verbose = 0, c;
     unsigned long v;
 
+    /* Our last line may meet a closed stdout pipe: that must not turn a clean exit into a kill. */
+    signal(SIGPIPE, SIG_IGN);
     opterr = 0; /* one line of our own instead of getopt's message plus the usage */
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {

@@ -756,6 +756,21 @@ void wzp_quic_conn_remote_addr(const wzp_quic_conn *c, wzp_addr *out)
     *out = c->remote;
 }
 
+int wzp_quic_conn_set_local_addr(wzp_quic_conn *c, const wzp_addr *local)
+{
+    if (!c || !local || !local->len)
+        return WZP_ERR_INVALID;
+    if (c->server)
+        return WZP_ERR_STATE;
+    if (c->state >= CONN_CLOSING)
+        return WZP_ERR_CLOSED;
+    c->local = *local;
+    ngtcp2_addr a = {.addr = (ngtcp2_sockaddr *)&c->local.u.sa, .addrlen = c->local.len};
+    ngtcp2_conn_set_local_addr(c->qc, &a); /* copied into the current path */
+    c->tx_due = true;
+    return 0;
+}
+
 void wzp_quic_conn_local_addr(const wzp_quic_conn *c, wzp_addr *out)
 {
     const ngtcp2_path *p = ngtcp2_conn_get_path(c->qc);

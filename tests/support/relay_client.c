@@ -308,7 +308,7 @@ bool relay_client_pump(relay_client **cs, size_t n, wzp_ts budget, bool (*done)(
     }
 }
 
-int relay_client_rebind(relay_client *c)
+int relay_client_rebind(relay_client *c, bool tell_quic)
 {
     wzp_addr bind, bound;
     wzp_addr_parse(&bind, "127.0.0.1:0", false);
@@ -318,6 +318,11 @@ int relay_client_rebind(relay_client *c)
     close(c->fd);
     c->fd = fd;
     c->sock_addr = bound;
+    if (tell_quic) {
+        c->quic_local = bound;
+        if (c->conn)
+            return wzp_quic_conn_set_local_addr(c->conn, &bound);
+    }
     return 0;
 }
 

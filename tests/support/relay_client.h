@@ -130,9 +130,13 @@ void relay_client_close(relay_client *c, uint64_t app_code);
  */
 bool relay_client_pump(relay_client **cs, size_t n, wzp_ts budget, bool (*done)(void *), void *arg);
 
-/* Replaces the socket with a new one on another port, as a NAT rebinding does:
- * QUIC keeps using its original local address, it cannot tell. */
-int relay_client_rebind(relay_client *c);
+/*
+ * Replaces the socket with a new one on another port. tell_quic false: as a
+ * NAT rebinding does, QUIC keeps using its original local address (it cannot
+ * tell); true: packets are fed to QUIC with the new local address, as after
+ * a client-side port change the client knows about.
+ */
+int relay_client_rebind(relay_client *c, bool tell_quic);
 
 /* Sends bytes from the client's socket to the relay port. 0 or a wzp_error. */
 int relay_client_send_raw(relay_client *c, const uint8_t *data, size_t len);

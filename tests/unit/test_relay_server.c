@@ -448,8 +448,7 @@ static void test_peer_vanishes(void **state)
     relay_client *a = client_new(&rt, 0, NULL), *b = client_new(&rt, 1, NULL);
     relay_client *cs[] = {a, b};
     register_all(cs, 2);
-    call_pair cp = setup_call(a, 0, b, 1);
-    (void)cp;
+    setup_call(a, 0, b, 1);
     /* A vanishes: no CONNECTION_CLOSE, nothing. */
     relay_client_free(a);
     relay_client *only_b[] = {b};
@@ -464,6 +463,12 @@ static void test_peer_vanishes(void **state)
     assert_int_equal(e->reason, WZP_SIG_END_PEER_GONE);
     assert_int_equal(b->closed, 0);
     free(a);
+    /* A comes back on a new connection: registered again, reachable again. */
+    a = client_new(&rt, 0, NULL);
+    relay_client *cs2[] = {a, b};
+    register_all(cs2, 2);
+    setup_call(b, 1, a, 0);
+    client_del(a);
     client_del(b);
     relay_thread_stop(&rt);
 }
@@ -518,13 +523,78 @@ static void test_second_registration_replaces_first(void **state)
     const rc_event *r = relay_client_last(a2, WZP_SIGC_EV_REGISTERED);
     assert_memory_equal(r->msg.u.registered.fingerprint, fps[0], 32);
     assert_string_equal(r->msg.u.registered.alias, "alice");
-    relay_client *cs2[] = {a2, b};
     setup_call(b, 1, a2, 0);
-    (void)cs2;
     client_del(a1);
     client_del(a2);
     client_del(b);
     relay_thread_stop(&rt);
+}
+
+/* Bad messages on the control stream: answered with errors, then the
+ * connection is closed; an oversized one is refused by the transport. */
+static void test_bad_messages_close_the_connection(void **state)
+{
+    (void)state;
+    relay_thread rt;
+    start_relay(&rt, 0, 0);
+    relay_client *a = client_new(&rt, 0, NULL), *b = client_new(&rt, 1, NULL);
+    relay_client *cs[] = {a, b};
+    register_all(cs, 2);
+    uint8_t junk[64];
+    memset(junk, 0xee, sizeof(junk));
+    assert_int_equal(wzp_quic_conn_send_message(a->conn, junk, sizeof(junk)), 0);
+    PUMP_UNTIL(cs, 2, relay_client_errors(a, WZP_SIG_ERR_MALFORMED) == 1);
+    assert_int_equal(relay_client_errors(a, WZP_SIG_ERR_MALFORMED), 1);
+    assert_int_equal(a->closed, 0);
+    for (int i = 0; i < 20 && a->conn; i++) {
+        wzp_quic_conn_send_message(a->conn, junk, sizeof(junk));
+        PUMP_FOR(cs, 2, 20);
+    }
+    PUMP_UNTIL(cs, 2, a->closed == 1);
+    assert_int_equal(a->closed, 1);
+    assert_true(a->close_by_peer);
+    assert_int_equal(a->close_app, 0x100 + 4); /* WZP_RELAY_CLOSE_BAD_MESSAGES */
+
+    /* Over WZP_SIG_MAX_SIZE: the relay's QUIC layer refuses to buffer it. */
+    static uint8_t big[WZP_SIG_MAX_SIZE + 100];
+    assert_int_equal(wzp_quic_conn_send_message(b->conn, big, sizeof(big)), 0);
+    PUMP_UNTIL(cs, 2, b->closed == 1);
+    assert_int_equal(b->closed, 1);
+    assert_true(b->close_by_peer);
+    assert_int_equal(b->close_err, WZP_ERR_PROTOCOL);
+
+    /* Others are unaffected. */
+    relay_client *c = client_new(&rt, 2, NULL);
+    relay_client *cc[] = {c};
+    register_all(cc, 1);
+    client_del(a);
+    client_del(b);
+    client_del(c);
+    relay_thread_stop(&rt);
+}
+
+/* Stopping the relay closes every control connection politely. */
+static void test_relay_shutdown_closes_clients(void **state)
+{
+    (void)state;
+    relay_thread rt;
+    start_relay(&rt, 0, 0);
+    relay_client *a = client_new(&rt, 0, NULL), *b = client_new(&rt, 1, NULL);
+    relay_client *cs[] = {a, b};
+    register_all(cs, 2);
+    setup_call(a, 0, b, 1);
+    relay_thread_stop(&rt);
+    PUMP_UNTIL(cs, 2, a->closed && b->closed);
+    assert_int_equal(a->closed, 1);
+    assert_int_equal(b->closed, 1);
+    assert_true(a->close_by_peer);
+    assert_int_equal(a->close_err, 0);
+    assert_int_equal(a->close_app, 0);
+    /* The signal clients learn the control connection is gone. */
+    assert_false(registered(a));
+    assert_int_equal(relay_client_last(a, WZP_SIGC_EV_ENDED)->err, WZP_ERR_UNREACHABLE);
+    client_del(a);
+    client_del(b);
 }
 
 /* ---- identity: nobody can act as someone else ------------------------------------- */
@@ -962,9 +1032,8 @@ static void test_garbage(void **state)
 
 /* ---- NAT rebinding ------------------------------------------------------------------------ */
 
-static void test_nat_rebinding(void **state)
+static void rebinding(bool tell_quic)
 {
-    (void)state;
     relay_thread rt;
     start_relay(&rt, 0, 0);
     relay_client *a = client_new(&rt, 0, NULL), *b = client_new(&rt, 1, NULL);
@@ -973,7 +1042,7 @@ static void test_nat_rebinding(void **state)
     call_pair cp = setup_call(a, 0, b, 1);
     wzp_addr old = a->sock_addr;
 
-    assert_int_equal(relay_client_rebind(a), 0);
+    assert_int_equal(relay_client_rebind(a, tell_quic), 0);
     assert_false(wzp_addr_equal(&old, &a->sock_addr));
     /* Traffic on the control connection from the new port: QUIC validates the
      * new path, the relay tells A its new reflexive address. */
@@ -1017,6 +1086,18 @@ static void test_nat_rebinding(void **state)
     relay_thread_stop(&rt);
 }
 
+static void test_nat_rebinding(void **state)
+{
+    (void)state;
+    rebinding(false);
+}
+
+static void test_port_change_known_to_client(void **state)
+{
+    (void)state;
+    rebinding(true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1027,12 +1108,15 @@ int main(void)
         cmocka_unit_test(test_peer_vanishes),
         cmocka_unit_test(test_peer_closes),
         cmocka_unit_test(test_second_registration_replaces_first),
+        cmocka_unit_test(test_bad_messages_close_the_connection),
+        cmocka_unit_test(test_relay_shutdown_closes_clients),
         cmocka_unit_test(test_cannot_act_as_someone_else),
         cmocka_unit_test(test_wrong_relay_pin),
         cmocka_unit_test(test_stun_binding),
         cmocka_unit_test(test_relay_frames),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_nat_rebinding),
+        cmocka_unit_test(test_port_change_known_to_client),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
