@@ -1,5 +1,6 @@
 /* wzp-relay: the rendezvous and forwarding server clients stay registered with. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,9 @@ int main(int argc, char **argv)
     int verbose = 0, c;
     unsigned long v;
 
+    /* Our last line may meet a closed stdout pipe: that must not turn a clean exit into a kill. */
+    signal(SIGPIPE, SIG_IGN);
+    opterr = 0; /* one line of our own instead of getopt's message plus the usage */
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
         case 'l':
@@ -102,13 +106,14 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         default:
-            usage(stderr);
+            fprintf(stderr,
+                    "wzp-relay: bad option '%s' (unknown or missing its value); see --help\n",
+                    argv[optind - 1]);
             return EXIT_USAGE;
         }
     }
     if (optind != argc) {
-        fprintf(stderr, "wzp-relay: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
+        fprintf(stderr, "wzp-relay: unexpected argument '%s'; see --help\n", argv[optind]);
         return EXIT_USAGE;
     }
     wzp_set_log_level(verbose >= 2 ? WZP_LOG_DEBUG : verbose ? WZP_LOG_INFO : WZP_LOG_WARN);

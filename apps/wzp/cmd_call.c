@@ -47,7 +47,7 @@ static void usage(FILE *out, int cmd)
         "  --record FILE.wav      record what the peer sends (48 kHz mono WAV)\n"
         "  --duration SECONDS     hang up this long after the call is up\n"
         "  --no-direct            never try a direct path (always through the relay)\n"
-        "  --loopback-candidates  also offer loopback addresses (tests on one host)\n";
+        "  --loopback-candidates  offer only loopback addresses (tests on one host)\n";
     switch (cmd) {
     case CMD_LISTEN:
         fprintf(out,

@@ -83,7 +83,7 @@ typedef struct wzp_client_config {
     const char *alias;             /* optional, registered with the relay */
     const char *bind_v4;           /* local IPv4 "HOST:PORT"; NULL = 0.0.0.0:0 */
     const char *bind_v6;           /* local IPv6 "[HOST]:PORT"; NULL = [::]:0; "" = no IPv6 */
-    bool host_candidates_loopback; /* also offer loopback addresses (tests, demos) */
+    bool host_candidates_loopback; /* offer loopback host addresses only (tests, demos) */
     bool direct_disabled;          /* never probe: always relay (diagnostics) */
     wzp_client_callbacks cb;
     void *user;

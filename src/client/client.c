@@ -241,7 +241,9 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-/* Host candidates: the bound address itself if specific, else every usable interface address. */
+/* Host candidates: the bound address itself if specific, else every usable interface address.
+ * With host_candidates_loopback only loopback addresses are offered, so a test or demo on one
+ * machine never sends a packet to any other interface's address. */
 static void add_hosts(wzp_client *c, const wzp_addr bound[WZP_CORE_SOCKS])
 {
     bool need_ifaddrs = false;
@@ -250,7 +252,7 @@ static void add_hosts(wzp_client *c, const wzp_addr bound[WZP_CORE_SOCKS])
             continue;
         if (wzp_addr_is_any(&bound[s]))
             need_ifaddrs = true;
-        else if (!wzp_addr_is_loopback(&bound[s]) || c->cfg.host_candidates_loopback)
+        else if (wzp_addr_is_loopback(&bound[s]) == c->cfg.host_candidates_loopback)
             wzp_core_add_host_addr(c->core, &bound[s]);
     }
     if (!need_ifaddrs)
@@ -259,6 +261,8 @@ static void add_hosts(wzp_client *c, const wzp_addr bound[WZP_CORE_SOCKS])
     int n = wzp_ifaddrs_get(ifs, 32, c->cfg.host_candidates_loopback ? WZP_IFADDR_LOOPBACK : 0);
     for (int i = 0; i < n; i++) {
         int s = wzp_addr_family(&ifs[i].addr) == AF_INET ? 0 : 1;
+        if (c->cfg.host_candidates_loopback && !wzp_addr_is_loopback(&ifs[i].addr))
+            continue;
         if (bound[s].len && wzp_addr_is_any(&bound[s]))
             wzp_core_add_host_addr(c->core, &ifs[i].addr);
     }

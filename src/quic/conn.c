@@ -215,6 +215,7 @@ void wzp_quic_conn_close(wzp_quic_conn *c, uint64_t app_code, const char *reason
     if (!c || c->close_requested || c->state >= CONN_CLOSING)
         return;
     c->close_requested = true;
+    c->tx_due = true;
     c->close_app_code = app_code;
     size_t n = reason ? strlen(reason) : 0;
     if (n > 200)
@@ -373,6 +374,7 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
     c->local = *local;
     c->remote = *remote;
     c->stream_id = -1;
+    c->tx_due = true;
 
     ngtcp2_settings s;
     ngtcp2_settings_default(&s);
@@ -512,6 +514,7 @@ static void open_stream(wzp_quic_conn *c)
 void wzp_quic_conn_read(wzp_quic_conn *c, const wzp_addr *local, const wzp_addr *remote,
                         const uint8_t *pkt, size_t len, wzp_ts now)
 {
+    c->tx_due = true;
     if (c->state == CONN_CLOSING) {
         /* Answer with our CONNECTION_CLOSE, exponentially less often, so a
          * flood of packets cannot make us send as much back. */
@@ -681,6 +684,7 @@ void wzp_quic_conn_handle_expiry(wzp_quic_conn *c, wzp_ts now)
         return;
     if (ngtcp2_conn_get_expiry(c->qc) > now)
         return;
+    c->tx_due = true;
     int rc = ngtcp2_conn_handle_expiry(c->qc, now);
     if (rc != 0)
         conn_fail(c, rc, now);
@@ -729,6 +733,7 @@ int wzp_quic_conn_send_datagram(wzp_quic_conn *c, const uint8_t *data, size_t le
     d->len = len;
     if (len)
         memcpy(d->data, data, len);
+    c->tx_due = true;
     if (c->dg_tail)
         c->dg_tail->next = d;
     else
@@ -764,6 +769,21 @@ void wzp_quic_conn_remote_addr(const wzp_quic_conn *c, wzp_addr *out)
             0)
         return;
     *out = c->remote;
+}
+
+int wzp_quic_conn_set_local_addr(wzp_quic_conn *c, const wzp_addr *local)
+{
+    if (!c || !local || !local->len)
+        return WZP_ERR_INVALID;
+    if (c->server)
+        return WZP_ERR_STATE;
+    if (c->state >= CONN_CLOSING)
+        return WZP_ERR_CLOSED;
+    c->local = *local;
+    ngtcp2_addr a = {.addr = (ngtcp2_sockaddr *)&c->local.u.sa, .addrlen = c->local.len};
+    ngtcp2_conn_set_local_addr(c->qc, &a); /* copied into the current path */
+    c->tx_due = true;
+    return 0;
 }
 
 void wzp_quic_conn_local_addr(const wzp_quic_conn *c, wzp_addr *out)

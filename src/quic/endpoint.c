@@ -185,8 +185,14 @@ int wzp_quic_endpoint_flush(wzp_quic_endpoint *ep, wzp_ts now, wzp_quic_send_fn 
                             void *send_user)
 {
     int count = 0;
-    for (wzp_quic_conn *c = ep->conns; c; c = c->next)
+    for (wzp_quic_conn *c = ep->conns; c; c = c->next) {
+        /* Nothing fed, queued or timed out since the last write: nothing to send. */
+        if (!c->tx_due && c->expiry_cache > now)
+            continue;
+        c->tx_due = false;
         count += wzp_quic_conn_write(c, now, send, send_user);
+        c->expiry_cache = wzp_quic_conn_expiry(c);
+    }
     return count;
 }
 
@@ -194,13 +200,14 @@ wzp_ts wzp_quic_endpoint_expiry(const wzp_quic_endpoint *ep)
 {
     wzp_ts t = WZP_TS_NEVER;
     for (const wzp_quic_conn *c = ep->conns; c; c = c->next)
-        t = wzp_ts_min(t, wzp_quic_conn_expiry(c));
+        t = wzp_ts_min(t, c->tx_due ? wzp_quic_conn_expiry(c) : c->expiry_cache);
     return t;
 }
 
 void wzp_quic_endpoint_handle_expiry(wzp_quic_endpoint *ep, wzp_ts now)
 {
     for (wzp_quic_conn *c = ep->conns; c; c = c->next)
-        wzp_quic_conn_handle_expiry(c, now);
+        if (c->tx_due || c->expiry_cache <= now)
+            wzp_quic_conn_handle_expiry(c, now);
     reap(ep, now);
 }

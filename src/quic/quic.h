@@ -235,6 +235,14 @@ int wzp_quic_conn_peer_fingerprint(const wzp_quic_conn *c, uint8_t fp[WZP_FINGER
 /* The path ngtcp2 currently uses (after a migration: the new one). */
 void wzp_quic_conn_remote_addr(const wzp_quic_conn *c, wzp_addr *out);
 void wzp_quic_conn_local_addr(const wzp_quic_conn *c, wzp_addr *out);
+/*
+ * Client: our own socket moved to `local` (a new port or interface we know
+ * about; a NAT rebinding we cannot see needs nothing). Feed later packets
+ * with `local`; the server validates the new path and follows. Without this
+ * the client drops packets fed with an address it does not know.
+ * WZP_ERR_STATE on a server connection, WZP_ERR_CLOSED once closing.
+ */
+int wzp_quic_conn_set_local_addr(wzp_quic_conn *c, const wzp_addr *local);
 /* Why the connection failed or closed; "" while open. */
 const char *wzp_quic_conn_error_detail(const wzp_quic_conn *c);
 void wzp_quic_conn_get_stats(const wzp_quic_conn *c, wzp_quic_conn_stats *s);

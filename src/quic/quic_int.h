@@ -46,6 +46,13 @@ struct wzp_quic_conn {
     char alpn[32];
     wzp_addr local, remote; /* the path of the last packet fed / given to connect */
     conn_state state;
+    /* Set by whatever can make packets due or move the timer (a packet fed,
+     * a timer run, data queued, close); cleared by flush, which then caches
+     * the expiry. A connection without it has nothing to send before
+     * expiry_cache, so flush and the timer scans of an endpoint with many
+     * idle connections cost almost nothing per connection. */
+    bool tx_due;
+    wzp_ts expiry_cache;
     bool confirmed; /* ngtcp2 reported the handshake confirmed */
     wzp_ts close_deadline;
     bool closed_reported;

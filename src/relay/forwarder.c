@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -384,7 +385,22 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
                          .rcvbuf = cfg->rcvbuf ? cfg->rcvbuf : 4 << 20,
                          .sndbuf = cfg->sndbuf ? cfg->sndbuf : 4 << 20};
     int rv = 0;
-    for (unsigned i = 0; i < n && rv == 0; i++) {
+    /* SO_REUSEPORT would let us silently share a port another process of the
+     * same user (e.g. a second relay) already serves, and the kernel may even
+     * pick such a port for port 0. A socket that does not share finds (or
+     * checks) a free port first, for each family. */
+    wzp_addr binds[2] = {cfg->bind, cfg->bind6};
+    for (int fam = 0; fam < (dual ? 2 : 1) && rv == 0; fam++) {
+        wzp_addr free_port;
+        int probe = wzp_udp_open(&binds[fam], NULL, &free_port);
+        if (probe < 0) {
+            rv = probe;
+        } else {
+            close(probe);
+            binds[fam] = free_port;
+        }
+    }
+    for (unsigned i = 0; rv == 0 && i < n; i++) {
         worker *w = &f->workers[i];
         bool second = i >= per; /* the IPv6 set of a dual-stack forwarder */
         wzp_addr *local = second ? &f->local6 : &f->local;
@@ -399,8 +415,7 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
         }
         /* The first socket of a family fixes the port (when 0 was asked); the others join it. */
         bool first = i == 0 || i == per;
-        w->fd = wzp_udp_open(first ? (second ? &cfg->bind6 : &cfg->bind) : local, &opts,
-                             first ? local : NULL);
+        w->fd = wzp_udp_open(first ? &binds[second ? 1 : 0] : local, &opts, first ? local : NULL);
         if (w->fd < 0) {
             rv = w->fd;
             break;
@@ -418,6 +433,12 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
             setsockopt(w->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
             rv = WZP_ERR_IO;
     }
+    /* Workers take no signals: a process-directed SIGTERM must reach the thread
+     * that watches for it (signalfd), not kill the process from a worker that
+     * has the default disposition. They inherit this mask. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     for (unsigned i = 0; rv == 0 && i < n; i++) {
         worker *w = &f->workers[i];
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
@@ -429,6 +450,7 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
         snprintf(name, sizeof(name), "wzp-fwd-%u", i);
         pthread_setname_np(w->thread, name);
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rv < 0) {
         wzp_forwarder_stop(f);
         return rv;

@@ -20,6 +20,12 @@
 #define ADDR_SCAN_INTERVAL   WZP_MS(250)
 #define CHAN_EXPIRE_INTERVAL WZP_SEC(1)
 #define RX_BATCH             64
+/* Control packets (QUIC, STUN) each worker may hold for this thread. The
+ * forwarder's default (256) overflows when thousands of clients (re)connect
+ * or signal at once, and every drop costs a QUIC retransmission timeout:
+ * bench register ran 1.4x (registrations) and 3x (pings) faster with this.
+ * Slots are touched only as used. */
+#define CTL_QUEUE 4096
 /* Application close codes on control connections: 0 = shutdown, 0x100 + wzp_relay_close_code. */
 #define CLOSE_SHUTDOWN     0
 #define CLOSE_CONTROL_BASE 0x100
@@ -318,7 +324,8 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
     rv = WZP_ERR_NOMEM;
     if (!(s->chans = wzp_chan_table_new(max_chans)))
         goto fail;
-    wzp_forwarder_cfg fcfg = {.bind = cfg->listen, .workers = cfg->workers, .table = s->chans};
+    wzp_forwarder_cfg fcfg = {
+        .bind = cfg->listen, .workers = cfg->workers, .table = s->chans, .ctl_queue = CTL_QUEUE};
     if ((rv = wzp_forwarder_start(&fcfg, &s->fwd)) < 0)
         goto fail;
     rv = WZP_ERR_NOMEM;

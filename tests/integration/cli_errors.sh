@@ -31,7 +31,8 @@ for _ in $(seq 50); do grep -q fingerprint "$T/relay.out" && break; sleep 0.1; d
 RA=$(sed -n 's/.*listening on //p' "$T/relay.out")
 RP=$(sed -n 's/.*fingerprint //p' "$T/relay.out")
 [ -n "$RP" ] || { echo "relay did not start"; cat "$T/relay.out"; exit 1; }
-R=(--relay "$RA" --relay-pin "$RP")
+# Loopback candidates only: nothing is sent to any other interface of this machine.
+R=(--relay "$RA" --relay-pin "$RP" --loopback-candidates)
 OTHER_FP=$("$WZP" id --home "$T/other" 2>/dev/null)
 
 # reflect works

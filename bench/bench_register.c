@@ -1,0 +1,584 @@
+/*
+ * Registration load on loopback: the wzp-relay binary as a child process,
+ * then CLIENTS idle clients, each with its own identity, UDP socket and QUIC
+ * control connection, register with it; all stay connected for HOLD seconds
+ * and are then checked (every client pings, a sample of them call each other).
+ * The relay's memory is its VmRSS from /proc, before and after.
+ *
+ * usage: bench_register [CLIENTS] [HOLD_SECONDS] [IN_FLIGHT]   (10000, 10, 64)
+ *
+ * Handshakes are paced by IN_FLIGHT: at most that many clients are between
+ * "connect" and "Registered" at any time, so the relay is loaded steadily
+ * instead of flooded. Client and relay share the machine's cores, so the
+ * rates include the clients' own TLS work.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <wzp/identity.h>
+#include <wzp/wzp.h>
+
+#include "common/addr.h"
+#include "net/clock.h"
+#include "net/udp.h"
+#include "quic/quic.h"
+#include "wire/signal.h"
+
+enum { ST_IDLE, ST_CONNECTING, ST_REGISTERING, ST_REGISTERED, ST_CLOSED };
+
+typedef struct bclient {
+    wzp_identity *id;
+    wzp_quic_endpoint *ep;
+    wzp_quic_conn *conn;
+    int fd;
+    wzp_addr local;
+    int state;
+    wzp_ts due; /* the QUIC expiry last pushed on the heap */
+    uint32_t pongs, incoming, ringing;
+} bclient;
+
+static bclient *clients;
+static size_t nclients;
+static wzp_addr relay_addr;
+static uint8_t relay_fp[WZP_FINGERPRINT_LEN];
+static size_t n_registered, n_closed, n_inflight;
+static int epfd;
+
+/* ---- a min-heap of (due, client), stale entries skipped on pop ---- */
+
+typedef struct hent {
+    wzp_ts due;
+    uint32_t idx;
+} hent;
+static hent *heap;
+static size_t hlen, hcap;
+
+static void heap_push(wzp_ts due, uint32_t idx)
+{
+    if (hlen == hcap) {
+        hcap = hcap ? hcap * 2 : 1024;
+        heap = realloc(heap, hcap * sizeof(*heap));
+        if (!heap)
+            abort();
+    }
+    size_t i = hlen++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (heap[p].due <= due)
+            break;
+        heap[i] = heap[p];
+        i = p;
+    }
+    heap[i] = (hent){due, idx};
+}
+
+static hent heap_pop(void)
+{
+    hent top = heap[0], last = heap[--hlen];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l >= hlen)
+            break;
+        m = l;
+        if (l + 1 < hlen && heap[l + 1].due < heap[l].due)
+            m = l + 1;
+        if (heap[m].due >= last.due)
+            break;
+        heap[i] = heap[m];
+        i = m;
+    }
+    if (hlen)
+        heap[i] = last;
+    return top;
+}
+
+/* ---- the relay child ---- */
+
+static pid_t relay_pid;
+static FILE *relay_out;
+
+static long relay_rss_kib(void)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)relay_pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long kib = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+/* The relay's CPU time (user + system), seconds. */
+static double relay_cpu_s(void)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)relay_pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void start_relay(const char *bin, const char *home, size_t max_regs)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0) {
+        perror("pipe");
+        exit(1);
+    }
+    char regs[32];
+    snprintf(regs, sizeof(regs), "%zu", max_regs);
+    relay_pid = fork();
+    if (relay_pid < 0) {
+        perror("fork");
+        exit(1);
+    }
+    if (relay_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the bench */
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        close(pfd[1]);
+        execl(bin, bin, "--listen", "127.0.0.1:0", "--home", home, "--max-registrations", regs,
+              (char *)NULL);
+        perror("exec wzp-relay");
+        _exit(127);
+    }
+    close(pfd[1]);
+    FILE *f = fdopen(pfd[0], "r");
+    char line[256];
+    bool have_addr = false, have_fp = false;
+    while ((!have_addr || !have_fp) && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = 0;
+        static const char addr_tag[] = "wzp-relay: listening on ",
+                          fp_tag[] = "wzp-relay: fingerprint ";
+        if (!strncmp(line, addr_tag, sizeof(addr_tag) - 1))
+            have_addr = wzp_addr_parse(&relay_addr, line + sizeof(addr_tag) - 1, false) == 0;
+        else if (!strncmp(line, fp_tag, sizeof(fp_tag) - 1))
+            have_fp = wzp_fingerprint_parse(line + sizeof(fp_tag) - 1, relay_fp) == 0;
+    }
+    relay_out = f; /* kept open: the relay's last line must not meet a closed pipe (SIGPIPE) */
+    if (!have_addr || !have_fp) {
+        fprintf(stderr, "bench_register: wzp-relay did not start (%s)\n", bin);
+        exit(1);
+    }
+}
+
+static int stop_relay(void)
+{
+    kill(relay_pid, SIGTERM);
+    int st = 0, rc = -1;
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(relay_pid, &st, WNOHANG) == relay_pid) {
+            rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            break;
+        }
+        usleep(100000);
+    }
+    if (rc < 0) {
+        kill(relay_pid, SIGKILL);
+        waitpid(relay_pid, &st, 0);
+    }
+    fclose(relay_out);
+    return rc;
+}
+
+/* ---- clients ---- */
+
+static void send_udp(void *u, const wzp_addr *l, const wzp_addr *r, const uint8_t *p, size_t n)
+{
+    bclient *c = u;
+    (void)l;
+    wzp_udp_send(c->fd, r, p, n);
+}
+
+static void send_sig(bclient *c, const wzp_sig_msg *m)
+{
+    uint8_t buf[WZP_SIG_MAX_SIZE];
+    int n = wzp_sig_encode(m, buf, sizeof(buf));
+    if (n > 0 && c->conn)
+        wzp_quic_conn_send_message(c->conn, buf, (size_t)n);
+}
+
+static void on_established(void *u, wzp_quic_conn *conn, const uint8_t *fp)
+{
+    bclient *c = u;
+    (void)conn;
+    (void)fp;
+    c->state = ST_REGISTERING;
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_REGISTER, 1);
+    send_sig(c, &m);
+}
+
+static void on_message(void *u, wzp_quic_conn *conn, const uint8_t *d, size_t n)
+{
+    bclient *c = u;
+    (void)conn;
+    wzp_sig_msg m;
+    if (wzp_sig_decode(d, n, &m) != 0)
+        return;
+    switch (m.type) {
+    case WZP_SIG_REGISTERED:
+        if (c->state == ST_REGISTERING) {
+            c->state = ST_REGISTERED;
+            n_registered++;
+            n_inflight--;
+        }
+        break;
+    case WZP_SIG_PONG:
+        c->pongs++;
+        break;
+    case WZP_SIG_INCOMING_CALL:
+        c->incoming++;
+        break;
+    case WZP_SIG_RINGING: {
+        c->ringing++;
+        wzp_sig_msg x;
+        wzp_sig_init(&x, WZP_SIG_CANCEL, 0);
+        memcpy(x.u.call.call_id, m.u.call.call_id, WZP_SIG_CALL_ID_LEN);
+        send_sig(c, &x);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+static void on_closed(void *u, wzp_quic_conn *conn, const wzp_quic_close_info *info)
+{
+    bclient *c = u;
+    (void)conn;
+    static int logged;
+    if (logged++ < 5)
+        fprintf(stderr, "client %zu closed: error %d app %llu %s\n", (size_t)(c - clients),
+                info->error, (unsigned long long)info->app_code, info->detail);
+    if (c->state == ST_CONNECTING || c->state == ST_REGISTERING)
+        n_inflight--;
+    if (c->state == ST_REGISTERED)
+        n_registered--;
+    c->state = ST_CLOSED;
+    c->conn = NULL;
+    n_closed++;
+}
+
+static const wzp_quic_callbacks cbs = {
+    .established = on_established,
+    .message = on_message,
+    .closed = on_closed,
+};
+
+/* Flushes one client and re-arms its timer. */
+static void settle(bclient *c, wzp_ts now)
+{
+    wzp_quic_endpoint_flush(c->ep, now, send_udp, c);
+    wzp_ts due = wzp_quic_endpoint_expiry(c->ep);
+    if (due != c->due && due != WZP_TS_NEVER) {
+        c->due = due;
+        heap_push(due, (uint32_t)(c - clients));
+    } else if (due == WZP_TS_NEVER) {
+        c->due = WZP_TS_NEVER;
+    }
+}
+
+static int client_setup(bclient *c)
+{
+    wzp_addr any;
+    wzp_addr_parse(&any, "127.0.0.1:0", false);
+    c->fd = wzp_udp_open(&any, NULL, &c->local);
+    if (c->fd < 0)
+        return c->fd;
+    int rv = wzp_quic_endpoint_new(c->id, false, &cbs, c, &c->ep);
+    if (rv < 0)
+        return rv;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(c - clients)};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+        return WZP_ERR_IO;
+    c->due = WZP_TS_NEVER;
+    return 0;
+}
+
+static void client_connect(bclient *c, wzp_ts now)
+{
+    wzp_quic_conn_opts o;
+    wzp_quic_conn_opts_default(&o);
+    memcpy(o.pin, relay_fp, sizeof(relay_fp));
+    o.initial_rtt = WZP_MS(10);
+    o.keep_alive = WZP_SEC(20); /* under the relay's 60 s idle timeout */
+    o.idle_timeout = WZP_SEC(120);
+    o.handshake_timeout = WZP_SEC(60);
+    o.max_message = WZP_SIG_MAX_SIZE;
+    if (wzp_quic_connect(c->ep, &c->local, &relay_addr, &o, now, &c->conn) != 0) {
+        c->state = ST_CLOSED;
+        n_closed++;
+        return;
+    }
+    c->state = ST_CONNECTING;
+    n_inflight++;
+    settle(c, now);
+}
+
+/* One round: packets and timers, waiting at most max_wait. */
+static void pump(wzp_ts max_wait)
+{
+    static uint8_t bufs[16][1500];
+    wzp_udp_msg msgs[16];
+    struct epoll_event evs[256];
+    wzp_ts now = wzp_now();
+    /* Drop stale heap entries so the wait is right. */
+    while (hlen && heap[0].due != clients[heap[0].idx].due)
+        heap_pop();
+    wzp_ts next = now + max_wait;
+    if (hlen)
+        next = wzp_ts_min(next, heap[0].due);
+    int timeout = next <= now ? 0 : (int)((next - now + 999999) / 1000000);
+    int n = epoll_wait(epfd, evs, 256, timeout);
+    now = wzp_now();
+    for (int i = 0; i < n; i++) {
+        bclient *c = &clients[evs[i].data.u32];
+        for (int round = 0; round < 4; round++) {
+            for (int k = 0; k < 16; k++)
+                msgs[k] = (wzp_udp_msg){.data = bufs[k], .cap = sizeof(bufs[k])};
+            int got = wzp_udp_recv_batch(c->fd, msgs, 16);
+            for (int k = 0; k < got; k++)
+                if (msgs[k].len)
+                    wzp_quic_endpoint_feed(c->ep, &c->local, &msgs[k].peer, msgs[k].data,
+                                           msgs[k].len, now);
+            if (got < 16)
+                break;
+        }
+        settle(c, now);
+    }
+    while (hlen && heap[0].due <= now) {
+        hent e = heap_pop();
+        bclient *c = &clients[e.idx];
+        if (e.due != c->due)
+            continue; /* stale */
+        c->due = 0;   /* force a fresh push */
+        wzp_quic_endpoint_handle_expiry(c->ep, now);
+        settle(c, now);
+    }
+    /* Compact the heap when stale entries pile up. */
+    if (hlen > 4 * nclients + 1024) {
+        hlen = 0;
+        for (size_t i = 0; i < nclients; i++)
+            if (clients[i].due != WZP_TS_NEVER && clients[i].due != 0)
+                heap_push(clients[i].due, (uint32_t)i);
+    }
+}
+
+static double secs(wzp_ts a, wzp_ts b)
+{
+    return (double)(b - a) / 1e9;
+}
+
+static void row(const char *phase, size_t n, double s, double rate, long rss_kib)
+{
+    char r[32] = "-", m[32] = "-";
+    if (rate >= 0)
+        snprintf(r, sizeof(r), "%.0f", rate);
+    if (rss_kib >= 0)
+        snprintf(m, sizeof(m), "%.1f", (double)rss_kib / 1024.0);
+    printf("%-26s %8zu %9.2f %10s %14s\n", phase, n, s, r, m);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    nclients = argc > 1 ? strtoul(argv[1], NULL, 10) : 10000;
+    int hold = argc > 2 ? atoi(argv[2]) : 10;
+    size_t window = argc > 3 ? strtoul(argv[3], NULL, 10) : 64;
+    if (nclients < 2 || window < 1) {
+        fprintf(stderr, "usage: bench_register [CLIENTS] [HOLD_SECONDS] [IN_FLIGHT]\n");
+        return 2;
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < nclients + 64) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        if (rl.rlim_cur < nclients + 64) {
+            fprintf(stderr, "bench_register: need %zu file descriptors, limit is %llu\n",
+                    nclients + 64, (unsigned long long)rl.rlim_cur);
+            return 1;
+        }
+    }
+    char bin[4096];
+    const char *bindir = getenv("WZP_BIN_DIR");
+    if (bindir) {
+        snprintf(bin, sizeof(bin), "%s/wzp-relay", bindir);
+    } else {
+        /* build/bench/bench_register -> build/bin/wzp-relay */
+        snprintf(bin, sizeof(bin), "%s", argv[0]);
+        char *slash = strrchr(bin, '/');
+        if (slash)
+            snprintf(slash, sizeof(bin) - (size_t)(slash - bin), "/../bin/wzp-relay");
+        else
+            snprintf(bin, sizeof(bin), "../bin/wzp-relay");
+    }
+    char home[] = "/tmp/wzp-bench-register-XXXXXX";
+    if (!mkdtemp(home)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    clients = calloc(nclients, sizeof(*clients));
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (!clients || epfd < 0)
+        return 1;
+
+    printf("%-26s %8s %9s %10s %14s\n", "phase", "clients", "seconds", "per_s", "relay_rss_MiB");
+
+    /* 1. Identities: one key pair and certificate each, generated in memory. */
+    wzp_ts t0 = wzp_now();
+    for (size_t i = 0; i < nclients; i++) {
+        if (wzp_identity_generate(&clients[i].id) != 0) {
+            fprintf(stderr, "identity generation failed\n");
+            return 1;
+        }
+    }
+    wzp_ts t1 = wzp_now();
+    row("generate identities", nclients, secs(t0, t1), (double)nclients / secs(t0, t1), -1);
+
+    /* 2. Sockets and endpoints (client side only). */
+    for (size_t i = 0; i < nclients; i++) {
+        if (client_setup(&clients[i]) != 0) {
+            fprintf(stderr, "client %zu setup failed\n", i);
+            return 1;
+        }
+    }
+    wzp_ts t2 = wzp_now();
+    row("client sockets+endpoints", nclients, secs(t1, t2), (double)nclients / secs(t1, t2), -1);
+
+    /* 3. The relay. */
+    start_relay(bin, home, nclients + 1000);
+    usleep(200000);
+    long rss0 = relay_rss_kib();
+    row("relay idle", 0, 0, -1, rss0);
+
+    /* 4. Register everyone, IN_FLIGHT at a time. */
+    double rcpu0 = relay_cpu_s(), ccpu0 = self_cpu_s();
+    wzp_ts t3 = wzp_now(), limit = t3 + WZP_SEC(90);
+    size_t next = 0;
+    size_t milestone = nclients / 4;
+    while (n_registered + n_closed < nclients && wzp_now() < limit) {
+        wzp_ts now = wzp_now();
+        while (next < nclients && n_inflight < window)
+            client_connect(&clients[next++], now);
+        pump(WZP_MS(5));
+        if (n_registered >= milestone && milestone < nclients) {
+            char name[64];
+            snprintf(name, sizeof(name), "  registered %zu", milestone);
+            double s = secs(t3, wzp_now());
+            row(name, n_registered, s, (double)n_registered / s, relay_rss_kib());
+            milestone += nclients / 4;
+        }
+    }
+    wzp_ts t4 = wzp_now();
+    long rss1 = relay_rss_kib();
+    size_t regs = n_registered;
+    double reg_rate = (double)regs / secs(t3, t4);
+    row("register", regs, secs(t3, t4), reg_rate, rss1);
+    double rcpu = relay_cpu_s() - rcpu0, ccpu = self_cpu_s() - ccpu0;
+    printf("  cpu during register: relay %.2f s (%.0f us per registration), clients %.2f s\n", rcpu,
+           regs ? rcpu * 1e6 / (double)regs : 0.0, ccpu);
+    if (regs < nclients)
+        fprintf(stderr, "only %zu of %zu registered (%zu closed, %zu in flight)\n", regs, nclients,
+                n_closed, n_inflight);
+
+    /* 5. Hold: everyone stays connected and idle. */
+    wzp_ts hold_end = wzp_now() + WZP_SEC(hold);
+    while (wzp_now() < hold_end)
+        pump(WZP_MS(50));
+    wzp_ts t5 = wzp_now();
+    long rss2 = relay_rss_kib();
+    char name[64];
+    snprintf(name, sizeof(name), "hold %d s (still up)", hold);
+    row(name, n_registered, secs(t4, t5), -1, rss2);
+
+    /* 6. Check: every client pings; 100 pairs call each other (the callee must
+     * be registered for IncomingCall to reach it), then the callers cancel. */
+    wzp_ts now = wzp_now();
+    for (size_t i = 0; i < nclients; i++) {
+        if (clients[i].state != ST_REGISTERED)
+            continue;
+        wzp_sig_msg m;
+        wzp_sig_init(&m, WZP_SIG_PING, 2);
+        send_sig(&clients[i], &m);
+        settle(&clients[i], now);
+    }
+    size_t pairs = nclients / 2 < 100 ? nclients / 2 : 100, stride = nclients / 2 / pairs;
+    for (size_t k = 0; k < pairs; k++) {
+        bclient *a = &clients[2 * k * stride], *b = &clients[2 * k * stride + 1];
+        wzp_sig_msg m;
+        wzp_sig_init(&m, WZP_SIG_OFFER, 3);
+        wzp_identity_fingerprint(b->id, m.u.offer.callee_fp);
+        m.u.offer.params.media_version = 1;
+        send_sig(a, &m);
+        settle(a, now);
+    }
+    wzp_ts check_end = wzp_now() + WZP_SEC(20);
+    size_t pongs = 0, incoming = 0;
+    while (wzp_now() < check_end) {
+        pump(WZP_MS(20));
+        pongs = incoming = 0;
+        for (size_t i = 0; i < nclients; i++) {
+            pongs += clients[i].pongs;
+            incoming += clients[i].incoming;
+        }
+        if (pongs >= n_registered && incoming >= pairs)
+            break;
+    }
+    wzp_ts t6 = wzp_now();
+    snprintf(name, sizeof(name), "ping all (pongs)");
+    row(name, pongs, secs(t5, t6), (double)pongs / secs(t5, t6), relay_rss_kib());
+    printf("%-26s %8zu (of %zu calls placed)\n", "  sample calls ringing", incoming, pairs);
+    printf("%-26s %8zu\n", "  connections closed", n_closed);
+
+    int rc = stop_relay();
+    printf("relay exit status after SIGTERM: %d\n", rc);
+    for (size_t i = 0; i < nclients; i++) {
+        wzp_quic_endpoint_free(clients[i].ep);
+        if (clients[i].fd >= 0)
+            close(clients[i].fd);
+        wzp_identity_free(clients[i].id);
+    }
+    free(clients);
+    free(heap);
+    close(epfd);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", home);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", home);
+
+    long per = regs ? (rss1 - rss0) * 1024 / (long)regs : 0;
+    printf("register: clients=%zu regs_per_s=%.0f rss_bytes_per_client=%ld\n", regs, reg_rate, per);
+    return regs == nclients && pongs >= regs && incoming >= pairs ? 0 : 1;
+}
