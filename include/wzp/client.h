@@ -68,8 +68,8 @@ typedef struct wzp_client_callbacks {
                           void *user);
     /* The call's route changed (relay <-> direct). */
     void (*on_path)(wzp_client *c, wzp_call *call, const wzp_call_stats *stats, void *user);
-    /* Every 20 ms while active: fill `pcm` with the next frame to send; return false for
-       silence. */
+    /* Every 20 ms once media flows (the caller starts with its TLS Finished, a moment before
+       ACTIVE): fill `pcm` with the next frame to send; return false for silence. */
     bool (*pcm_source)(wzp_client *c, wzp_call *call, int16_t pcm[WZP_FRAME_SAMPLES], void *user);
     /* Every 20 ms while active: the next played-out frame (decoded or concealed). */
     void (*pcm_sink)(wzp_client *c, wzp_call *call, const int16_t pcm[WZP_FRAME_SAMPLES],
