@@ -8,11 +8,41 @@
 
 enum {
     WZP_EXIT_OK = 0,
-    WZP_EXIT_FAILURE = 1,  /* anything not covered below */
-    WZP_EXIT_USAGE = 2,    /* bad command line */
-    WZP_EXIT_IDENTITY = 3, /* identity missing, unreadable or not creatable */
+    WZP_EXIT_FAILURE = 1,      /* anything not covered below */
+    WZP_EXIT_USAGE = 2,        /* bad command line */
+    WZP_EXIT_IDENTITY = 3,     /* identity missing, unreadable or not creatable */
+    WZP_EXIT_UNREACHABLE = 4,  /* the relay did not answer (or the connection to it was lost) */
+    WZP_EXIT_RELAY_PIN = 5,    /* the relay presented another key than --relay-pin */
+    WZP_EXIT_PEER_UNAVAIL = 6, /* unknown alias or fingerprint, or the peer is offline */
+    WZP_EXIT_REJECTED = 7,     /* the peer rejected the call (or was busy) */
+    WZP_EXIT_AUDIO = 8,        /* an audio file could not be read or written */
+    WZP_EXIT_HANGUP = 9,       /* the peer hung up first (wzp call) */
+    WZP_EXIT_MITM = 10,        /* the peer's key is not the one the relay vouched for */
+    WZP_EXIT_MISMATCH = 11,    /* wzp demo: what was recorded does not match what was sent */
+    WZP_EXIT_CALL_FAILED = 12, /* the call failed otherwise (no answer, timeout, lost) */
 };
 
+/* The exit-code table printed by `wzp --help`. */
+#define WZP_EXIT_HELP                                                                              \
+    "exit codes:\n"                                                                                \
+    "   0  success\n"                                                                              \
+    "   1  other failure\n"                                                                        \
+    "   2  bad command line\n"                                                                     \
+    "   3  identity missing, unreadable or not creatable\n"                                        \
+    "   4  relay unreachable (or the connection to it was lost)\n"                                 \
+    "   5  wrong relay pin: the relay presented another key\n"                                     \
+    "   6  unknown or offline peer\n"                                                              \
+    "   7  call rejected (or peer busy)\n"                                                         \
+    "   8  audio file unreadable or unwritable\n"                                                  \
+    "   9  the peer hung up first (wzp call)\n"                                                    \
+    "  10  possible man-in-the-middle: the peer's key is not the one the relay vouched for\n"      \
+    "  11  wzp demo: recorded audio does not match what was sent\n"                                \
+    "  12  the call failed otherwise (unanswered, timed out, connection lost)\n"
+
 int wzp_cmd_id(int argc, char **argv);
+int wzp_cmd_listen(int argc, char **argv);
+int wzp_cmd_call(int argc, char **argv);
+int wzp_cmd_reflect(int argc, char **argv);
+int wzp_cmd_demo(int argc, char **argv);
 
 #endif

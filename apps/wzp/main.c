@@ -14,6 +14,10 @@ struct command {
 
 static const struct command commands[] = {
     {"id", wzp_cmd_id, "show (creating on first use) your identity fingerprint"},
+    {"listen", wzp_cmd_listen, "stay registered with a relay and answer a call"},
+    {"call", wzp_cmd_call, "call a peer (fingerprint or alias) through a relay"},
+    {"reflect", wzp_cmd_reflect, "print the address the relay sees you at"},
+    {"demo", wzp_cmd_demo, "relay + two clients on loopback: one call, which path, audio check"},
 };
 
 static void usage(FILE *out)
@@ -21,7 +25,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: wzp [--help] [--version] COMMAND [ARGS...]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\nRun 'wzp COMMAND --help' for a command's options.\n");
+    fprintf(out, "\nRun 'wzp COMMAND --help' for a command's options.\n\n%s", WZP_EXIT_HELP);
 }
 
 int main(int argc, char **argv)

@@ -94,6 +94,8 @@ void wzp_client_stop(wzp_client *c);
 void wzp_client_free(wzp_client *c);
 /* This client's fingerprint, text form. */
 const char *wzp_client_fingerprint(const wzp_client *c);
+/* Smoothed round trip to the relay (control connection), 0 before a sample. */
+double wzp_client_relay_rtt_ms(wzp_client *c);
 
 /* Places a call to a fingerprint (text form) or alias. */
 int wzp_client_call(wzp_client *c, const char *peer, wzp_call **out);
@@ -102,8 +104,15 @@ int wzp_call_reject(wzp_call *call);
 int wzp_call_hangup(wzp_call *call);
 int wzp_call_set_mute(wzp_call *call, bool mute);
 int wzp_call_get_stats(wzp_call *call, wzp_call_stats *out);
-/* Frees an ended call's handle. */
+/* Frees a call's handle (a call not yet ended is hung up first). */
 void wzp_call_release(wzp_call *call);
+/* After WZP_CALL_ENDED: a one-line explanation ("" when we hung up), e.g. the
+ * man-in-the-middle warning for WZP_ERR_PIN_MISMATCH. */
+const char *wzp_call_detail(const wzp_call *call);
+/* The peer's fingerprint (text form; "" until known) and alias ("" if none).
+ * Read them from callbacks or after the call ended. */
+const char *wzp_call_peer_fingerprint(const wzp_call *call);
+const char *wzp_call_peer_alias(const wzp_call *call);
 
 const char *wzp_path_name(wzp_path_kind kind);
 

@@ -159,6 +159,16 @@ int wzp_quic_endpoint_feed(wzp_quic_endpoint *ep, const wzp_addr *local, const w
     return 0;
 }
 
+wzp_quic_conn *wzp_quic_endpoint_lookup(const wzp_quic_endpoint *ep, const uint8_t *pkt, size_t len)
+{
+    if (!ep || !pkt || wzp_pkt_classify(pkt, len) != WZP_PKT_QUIC)
+        return NULL;
+    ngtcp2_version_cid vc;
+    if (ngtcp2_pkt_decode_version_cid(&vc, pkt, len, WZP_QUIC_CIDLEN) != 0 || vc.dcidlen == 0)
+        return NULL;
+    return wzp_hmap_get(&ep->cids, vc.dcid, vc.dcidlen);
+}
+
 /* Frees connections whose closing or draining period is over. */
 static void reap(wzp_quic_endpoint *ep, wzp_ts now)
 {

@@ -181,6 +181,15 @@ void wzp_quic_endpoint_handle_expiry(wzp_quic_endpoint *ep, wzp_ts now);
 const wzp_quic_stats *wzp_quic_endpoint_stats(const wzp_quic_endpoint *ep);
 size_t wzp_quic_endpoint_conn_count(const wzp_quic_endpoint *ep);
 
+/*
+ * The connection a received packet belongs to, by its destination connection
+ * ID (closing ones included), or NULL. Reads nothing else and changes nothing:
+ * a path manager uses it to find the call of an end-to-end packet that
+ * arrived on a direct path before feeding it with the call's virtual path.
+ */
+wzp_quic_conn *wzp_quic_endpoint_lookup(const wzp_quic_endpoint *ep, const uint8_t *pkt,
+                                        size_t len);
+
 /* Starts a client connection on `ep` over the path local -> remote. */
 int wzp_quic_connect(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,
                      const wzp_quic_conn_opts *opts, wzp_ts now, wzp_quic_conn **out);

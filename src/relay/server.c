@@ -69,6 +69,13 @@ static relay_conn *conn_by_handle(wzp_relay_server *s, uint64_t handle)
 
 static void ctl_send(void *user, uint64_t handle, const uint8_t *msg, size_t len)
 {
+    wzp_relay_server *s = user;
+    uint8_t rewritten[WZP_SIG_MAX_SIZE];
+    if (s->cfg.test_rewrite && len <= sizeof(rewritten)) {
+        memcpy(rewritten, msg, len);
+        s->cfg.test_rewrite(s->cfg.test_user, rewritten, &len, sizeof(rewritten));
+        msg = rewritten;
+    }
     relay_conn *rc = conn_by_handle(user, handle);
     if (rc && wzp_quic_conn_send_message(rc->conn, msg, len) < 0)
         WZP_DEBUG("relay: message to connection %llu not queued", (unsigned long long)handle);

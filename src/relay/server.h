@@ -24,6 +24,14 @@ typedef struct wzp_relay_server_config {
     wzp_ts conn_idle_timeout; /* control connection idle timeout; default 60 s */
     wzp_ts chan_idle_timeout; /* a call's channels close after this much silence; default 90 s */
     wzp_relay_control_config control;
+    /*
+     * Test hook, NULL in production: sees every signaling message the relay
+     * is about to send (on the control thread) and may rewrite it in place
+     * (*len <= cap). Tests use it to play a lying relay, e.g. one that
+     * vouches for the wrong fingerprint in CallSetup.
+     */
+    void (*test_rewrite)(void *user, uint8_t *msg, size_t *len, size_t cap);
+    void *test_user;
 } wzp_relay_server_config;
 
 typedef struct wzp_relay_server wzp_relay_server;

@@ -1,0 +1,231 @@
+/* wzp listen / call / reflect: one client, one relay, at most one call. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <wzp/client.h>
+
+#include "commands.h"
+#include "session.h"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+enum { CMD_LISTEN, CMD_CALL, CMD_REFLECT };
+
+static void usage(FILE *out, int cmd)
+{
+    const char *common =
+        "  --relay HOST:PORT      the relay (numeric address)\n"
+        "  --relay-pin FP         the relay's fingerprint (wzp-relay prints it)\n"
+        "  --home DIR             identity directory (default $WZP_HOME, else ~/.config/wzp)\n"
+        "  --alias NAME           register under this alias too\n"
+        "  --bind HOST:PORT       local IPv4 address (default 0.0.0.0:0)\n"
+        "  --bind6 [HOST]:PORT    local IPv6 address (default [::]:0; \"\" for none)\n"
+        "  --json                 one JSON object per line per event, then a summary\n"
+        "  --verbose, -v          log more (repeat for more)\n";
+    const char *media =
+        "  --send FILE            send this audio file (any format libsndfile reads)\n"
+        "  --tone HZ              send a sine tone instead\n"
+        "  --record FILE.wav      record what the peer sends (48 kHz mono WAV)\n"
+        "  --duration SECONDS     hang up this long after the call is up\n"
+        "  --no-direct            never try a direct path (always through the relay)\n"
+        "  --loopback-candidates  also offer loopback addresses (tests on one host)\n";
+    switch (cmd) {
+    case CMD_LISTEN:
+        fprintf(out,
+                "usage: wzp listen --relay HOST:PORT --relay-pin FP [--auto-answer] [options]\n"
+                "Stays registered and takes one call; exits when it ends.\n"
+                "  --auto-answer          answer the first incoming call (else calls are "
+                "rejected)\n%s%s",
+                common, media);
+        break;
+    case CMD_CALL:
+        fprintf(out,
+                "usage: wzp call PEER --relay HOST:PORT --relay-pin FP [options]\n"
+                "PEER is a fingerprint or an alias. Without --duration the call lasts until "
+                "the file\nis sent, the peer hangs up or Ctrl-C.\n%s%s",
+                common, media);
+        break;
+    default:
+        fprintf(out,
+                "usage: wzp reflect --relay HOST:PORT --relay-pin FP [--json]\n"
+                "Prints the address the relay sees this host at.\n%s",
+                common);
+    }
+}
+
+static int run(int cmd, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"relay", required_argument, NULL, 'r'},
+        {"relay-pin", required_argument, NULL, 'p'},
+        {"home", required_argument, NULL, 'H'},
+        {"alias", required_argument, NULL, 'a'},
+        {"bind", required_argument, NULL, 'b'},
+        {"bind6", required_argument, NULL, 'B'},
+        {"json", no_argument, NULL, 'j'},
+        {"auto-answer", no_argument, NULL, 'A'},
+        {"send", required_argument, NULL, 's'},
+        {"tone", required_argument, NULL, 't'},
+        {"record", required_argument, NULL, 'R'},
+        {"duration", required_argument, NULL, 'd'},
+        {"no-direct", no_argument, NULL, 'n'},
+        {"loopback-candidates", no_argument, NULL, 'L'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *names[] = {"wzp listen", "wzp call", "wzp reflect"};
+    session_opts so = {.name = names[cmd]};
+    wzp_client_config cfg = {0};
+    int c, verbose = 0;
+    char *end;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            cfg.relay = optarg;
+            break;
+        case 'p':
+            cfg.relay_pin = optarg;
+            break;
+        case 'H':
+            cfg.home = optarg;
+            break;
+        case 'a':
+            cfg.alias = optarg;
+            break;
+        case 'b':
+            cfg.bind_v4 = optarg;
+            break;
+        case 'B':
+            cfg.bind_v6 = optarg;
+            break;
+        case 'j':
+            so.json = true;
+            break;
+        case 'A':
+            so.auto_answer = true;
+            break;
+        case 's':
+            so.source = SRC_FILE;
+            so.send_file = optarg;
+            break;
+        case 't':
+            so.source = SRC_TONE;
+            so.tone_hz = strtod(optarg, &end);
+            if (*end || so.tone_hz <= 0 || so.tone_hz >= 24000) {
+                fprintf(stderr, "%s: --tone wants a frequency in (0, 24000) Hz\n", so.name);
+                return WZP_EXIT_USAGE;
+            }
+            break;
+        case 'R':
+            so.record_file = optarg;
+            break;
+        case 'd':
+            so.duration_s = strtod(optarg, &end);
+            if (*end || so.duration_s <= 0) {
+                fprintf(stderr, "%s: --duration wants a positive number of seconds\n", so.name);
+                return WZP_EXIT_USAGE;
+            }
+            break;
+        case 'n':
+            cfg.direct_disabled = true;
+            break;
+        case 'L':
+            cfg.host_candidates_loopback = true;
+            break;
+        case 'v':
+            verbose++;
+            break;
+        case 'h':
+            usage(stdout, cmd);
+            return WZP_EXIT_OK;
+        default:
+            usage(stderr, cmd);
+            return WZP_EXIT_USAGE;
+        }
+    }
+    const char *peer = NULL;
+    if (cmd == CMD_CALL) {
+        if (optind >= argc) {
+            fprintf(stderr, "wzp call: which peer? (a fingerprint or an alias)\n");
+            usage(stderr, cmd);
+            return WZP_EXIT_USAGE;
+        }
+        peer = argv[optind++];
+    }
+    if (optind != argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", so.name, argv[optind]);
+        return WZP_EXIT_USAGE;
+    }
+    if (!cfg.relay || !cfg.relay_pin) {
+        fprintf(stderr, "%s: --relay and --relay-pin are required\n", so.name);
+        return WZP_EXIT_USAGE;
+    }
+    wzp_set_log_level(verbose >= 2 ? WZP_LOG_DEBUG : verbose ? WZP_LOG_INFO : WZP_LOG_ERROR);
+    so.status_line = !so.json && cmd != CMD_REFLECT && isatty(STDERR_FILENO);
+
+    session s;
+    session_init(&s, &so);
+    int code = session_load_audio(&s);
+    if (code) {
+        session_finish(&s, code);
+        return code;
+    }
+    catch_signals();
+    code = session_start(&s, &cfg);
+    if (!code)
+        code = session_wait_registered(&s);
+    if (code)
+        return session_finish(&s, code);
+    if (cmd == CMD_REFLECT) {
+        if (so.json)
+            printf("{\"event\":\"reflexive\",\"address\":\"%s\"}\n", s.reflexive);
+        else
+            printf("%s\n", s.reflexive);
+        return session_finish(&s, WZP_EXIT_OK);
+    }
+    if (!so.json)
+        printf("registered as %s%s%s\n", wzp_client_fingerprint(s.client),
+               cfg.alias ? " alias " : "", cfg.alias ? cfg.alias : "");
+    fflush(stdout);
+    code = cmd == CMD_CALL ? session_run_call(&s, peer, &interrupted)
+                           : session_run_listen(&s, &interrupted);
+    if (s.call && (so.json || s.active))
+        session_summary(&s, code);
+    return session_finish(&s, code);
+}
+
+int wzp_cmd_listen(int argc, char **argv)
+{
+    return run(CMD_LISTEN, argc, argv);
+}
+
+int wzp_cmd_call(int argc, char **argv)
+{
+    return run(CMD_CALL, argc, argv);
+}
+
+int wzp_cmd_reflect(int argc, char **argv)
+{
+    return run(CMD_REFLECT, argc, argv);
+}

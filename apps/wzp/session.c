@@ -1,0 +1,616 @@
+/* One client in one call, for the CLI: see session.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "media/audio_file.h"
+#include "session.h"
+
+double session_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *state_name(wzp_call_state st)
+{
+    switch (st) {
+    case WZP_CALL_DIALING:
+        return "dialing";
+    case WZP_CALL_RINGING:
+        return "ringing";
+    case WZP_CALL_CONNECTING:
+        return "connecting";
+    case WZP_CALL_ACTIVE:
+        return "active";
+    case WZP_CALL_ENDED:
+        return "ended";
+    }
+    return "?";
+}
+
+int session_exit_for(int err)
+{
+    switch (err) {
+    case 0:
+        return WZP_EXIT_OK;
+    case WZP_ERR_UNREACHABLE:
+    case WZP_ERR_TIMEOUT:
+        return WZP_EXIT_UNREACHABLE;
+    case WZP_ERR_NOT_FOUND:
+    case WZP_ERR_OFFLINE:
+        return WZP_EXIT_PEER_UNAVAIL;
+    case WZP_ERR_REJECTED:
+    case WZP_ERR_BUSY:
+        return WZP_EXIT_REJECTED;
+    case WZP_ERR_AUDIO:
+        return WZP_EXIT_AUDIO;
+    case WZP_ERR_HANGUP:
+        return WZP_EXIT_HANGUP;
+    case WZP_ERR_PIN_MISMATCH:
+        return WZP_EXIT_MITM;
+    case WZP_ERR_IDENTITY:
+        return WZP_EXIT_IDENTITY;
+    default:
+        return WZP_EXIT_CALL_FAILED;
+    }
+}
+
+/* Minimal JSON string escaping (our strings are ASCII diagnostics). */
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static void json_begin(session *s, const char *event)
+{
+    flockfile(stdout);
+    printf("{\"event\":\"%s\"", event);
+    if (s->o.label) {
+        printf(",\"who\":");
+        json_str(stdout, s->o.label);
+    }
+}
+
+static void json_end(void)
+{
+    printf("}\n");
+    fflush(stdout);
+    funlockfile(stdout);
+}
+
+static void clear_status(session *s)
+{
+    if (s->o.status_line)
+        fprintf(stderr, "\r\033[K");
+}
+
+static void say(session *s, const char *fmt, const char *a, const char *b)
+{
+    if (s->o.json || s->o.quiet)
+        return;
+    clear_status(s);
+    flockfile(stdout);
+    if (s->o.label)
+        printf("[%s] ", s->o.label);
+    printf(fmt, a, b);
+    printf("\n");
+    fflush(stdout);
+    funlockfile(stdout);
+}
+
+/* --- client callbacks (loop thread) ------------------------------------------------------- */
+
+static void cb_registered(wzp_client *c, const char *reflexive, void *user)
+{
+    session *s = user;
+    pthread_mutex_lock(&s->mu);
+    s->registered = true;
+    snprintf(s->reflexive, sizeof(s->reflexive), "%s", reflexive);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->o.json) {
+        json_begin(s, "registered");
+        printf(",\"fingerprint\":\"%s\",\"reflexive\":", wzp_client_fingerprint(c));
+        json_str(stdout, reflexive);
+        json_end();
+    }
+}
+
+static void cb_unregistered(wzp_client *c, int err, bool fatal, void *user)
+{
+    session *s = user;
+    pthread_mutex_lock(&s->mu);
+    s->unregistered = true;
+    s->unreg_err = err;
+    s->unreg_fatal = fatal;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->o.json) {
+        json_begin(s, "unregistered");
+        printf(",\"error\":");
+        json_str(stdout, wzp_strerror(err));
+        printf(",\"fatal\":%s", fatal ? "true" : "false");
+        json_end();
+    }
+}
+
+static void cb_incoming(wzp_client *c, wzp_call *call, const char *fp, const char *alias,
+                        void *user)
+{
+    session *s = user;
+    pthread_mutex_lock(&s->mu);
+    bool take = !s->call && s->o.auto_answer;
+    if (take) {
+        s->call = call;
+        s->state = WZP_CALL_RINGING;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (s->o.json) {
+        json_begin(s, "incoming");
+        printf(",\"from\":\"%s\",\"alias\":", fp);
+        json_str(stdout, alias);
+        printf(",\"answer\":%s", take ? "true" : "false");
+        json_end();
+    } else {
+        say(s, "incoming call from %s %s", fp, alias ? alias : "");
+    }
+    if (take)
+        wzp_call_answer(call);
+    else
+        wzp_call_reject(call); /* the handle stays ours until released below */
+    if (!take) {
+        /* Rejected calls end at once; their handle is not kept. */
+        wzp_call_release(call);
+    }
+}
+
+static void cb_call_state(wzp_client *c, wzp_call *call, wzp_call_state st, int reason, void *user)
+{
+    session *s = user;
+    pthread_mutex_lock(&s->mu);
+    if (call != s->call) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    s->state = st;
+    if (st == WZP_CALL_ACTIVE && !s->active) {
+        s->active = true;
+        s->active_at_ms = (int64_t)(session_now_s() * 1000);
+    }
+    if (st == WZP_CALL_ENDED) {
+        s->ended = true;
+        s->end_reason = reason;
+        snprintf(s->end_detail, sizeof(s->end_detail), "%s", wzp_call_detail(call));
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->o.json) {
+        json_begin(s, "state");
+        printf(",\"state\":\"%s\"", state_name(st));
+        if (st == WZP_CALL_ENDED) {
+            printf(",\"reason\":");
+            json_str(stdout, reason ? wzp_strerror(reason) : "hung up");
+            printf(",\"detail\":");
+            json_str(stdout, wzp_call_detail(call));
+        }
+        json_end();
+    } else if (st != WZP_CALL_ENDED) {
+        say(s, "call %s%s", state_name(st), "");
+    }
+}
+
+static void cb_path(wzp_client *c, wzp_call *call, const wzp_call_stats *st, void *user)
+{
+    session *s = user;
+    if (s->o.json) {
+        json_begin(s, "path");
+        printf(",\"path\":\"%s\",\"desc\":", wzp_path_name(st->path));
+        json_str(stdout, st->path_desc);
+        json_end();
+    } else {
+        say(s, "path: %s%s", st->path_desc, "");
+    }
+}
+
+static void push(int16_t **buf, size_t *n, size_t *cap, const int16_t *pcm)
+{
+    if (*n + WZP_FRAME_SAMPLES > *cap) {
+        size_t ncap = *cap ? *cap * 2 : WZP_SAMPLE_RATE * 8;
+        int16_t *nb = realloc(*buf, ncap * sizeof(int16_t));
+        if (!nb)
+            return;
+        *buf = nb;
+        *cap = ncap;
+    }
+    memcpy(*buf + *n, pcm, WZP_FRAME_SAMPLES * sizeof(int16_t));
+    *n += WZP_FRAME_SAMPLES;
+}
+
+static bool cb_source(wzp_client *c, wzp_call *call, int16_t pcm[WZP_FRAME_SAMPLES], void *user)
+{
+    session *s = user;
+    bool have = true;
+    switch (s->o.source) {
+    case SRC_FILE: {
+        size_t left = s->file_n - s->file_pos,
+               take = left < WZP_FRAME_SAMPLES ? left : WZP_FRAME_SAMPLES;
+        memset(pcm, 0, WZP_FRAME_SAMPLES * sizeof(int16_t));
+        memcpy(pcm, s->file_pcm + s->file_pos, take * sizeof(int16_t));
+        s->file_pos += take;
+        if (s->file_pos >= s->file_n) {
+            pthread_mutex_lock(&s->mu);
+            s->source_done = true;
+            pthread_cond_broadcast(&s->cv);
+            pthread_mutex_unlock(&s->mu);
+        }
+        have = take > 0;
+        break;
+    }
+    case SRC_TONE:
+        wzp_tone_fill_s16(&s->tone, pcm, WZP_FRAME_SAMPLES);
+        break;
+    case SRC_PROBE:
+        wzp_probe_signal_fill_s16(&s->probe, pcm, WZP_FRAME_SAMPLES);
+        break;
+    default:
+        memset(pcm, 0, WZP_FRAME_SAMPLES * sizeof(int16_t));
+        have = false;
+    }
+    if (s->o.keep_sent)
+        push(&s->sent, &s->sent_n, &s->sent_cap, pcm);
+    return have;
+}
+
+static void cb_sink(wzp_client *c, wzp_call *call, const int16_t pcm[WZP_FRAME_SAMPLES],
+                    bool concealed, void *user)
+{
+    session *s = user;
+    if (s->o.record_file || s->o.keep_recording)
+        push(&s->rec, &s->rec_n, &s->rec_cap, pcm);
+}
+
+/* --- setup -------------------------------------------------------------------------------------
+ */
+
+void session_init(session *s, const session_opts *o)
+{
+    memset(s, 0, sizeof(*s));
+    s->o = *o;
+    if (!s->o.register_timeout_s)
+        s->o.register_timeout_s = 10;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (o->source == SRC_TONE)
+        wzp_tone_init(&s->tone, o->tone_hz, 0.5f);
+    if (o->source == SRC_PROBE)
+        wzp_probe_signal_init(&s->probe, o->probe_seed, 0.5f);
+}
+
+int session_load_audio(session *s)
+{
+    if (s->o.source != SRC_FILE)
+        return 0;
+    int rc = wzp_audio_read_s16(s->o.send_file, &s->file_pcm, &s->file_n);
+    if (rc < 0) {
+        fprintf(stderr, "%s: cannot read audio file %s: %s\n", s->o.name, s->o.send_file,
+                rc == WZP_ERR_NOT_FOUND ? "no such file" : wzp_strerror(rc));
+        return WZP_EXIT_AUDIO;
+    }
+    return 0;
+}
+
+int session_start(session *s, const wzp_client_config *base)
+{
+    wzp_client_config cfg = *base;
+    cfg.cb = (wzp_client_callbacks){
+        .on_registered = cb_registered,
+        .on_unregistered = cb_unregistered,
+        .on_incoming = cb_incoming,
+        .on_call_state = cb_call_state,
+        .on_path = cb_path,
+        .pcm_source = cb_source,
+        .pcm_sink = cb_sink,
+    };
+    cfg.user = s;
+    int rc = wzp_client_new(&cfg, &s->client);
+    if (rc < 0) {
+        if (rc == WZP_ERR_IDENTITY) {
+            fprintf(stderr, "%s: cannot load or create the identity\n", s->o.name);
+            return WZP_EXIT_IDENTITY;
+        }
+        if (rc == WZP_ERR_INVALID) {
+            fprintf(stderr, "%s: bad --relay (numeric HOST:PORT), --relay-pin or --alias\n",
+                    s->o.name);
+            return WZP_EXIT_USAGE;
+        }
+        fprintf(stderr, "%s: cannot start the client: %s\n", s->o.name, wzp_strerror(rc));
+        return WZP_EXIT_FAILURE;
+    }
+    rc = wzp_client_start(s->client);
+    if (rc < 0) {
+        fprintf(stderr, "%s: cannot start the client: %s\n", s->o.name, wzp_strerror(rc));
+        return WZP_EXIT_FAILURE;
+    }
+    return 0;
+}
+
+static void deadline_in(struct timespec *ts, double secs)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    double t = (double)ts->tv_sec + (double)ts->tv_nsec / 1e9 + secs;
+    ts->tv_sec = (time_t)t;
+    ts->tv_nsec = (long)((t - (double)ts->tv_sec) * 1e9);
+}
+
+int session_wait_registered(session *s)
+{
+    double end = session_now_s() + s->o.register_timeout_s;
+    pthread_mutex_lock(&s->mu);
+    while (!s->registered && !s->unregistered && session_now_s() < end) {
+        struct timespec ts;
+        deadline_in(&ts, 0.1);
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    bool ok = s->registered;
+    int err = s->unregistered ? s->unreg_err : WZP_ERR_UNREACHABLE;
+    pthread_mutex_unlock(&s->mu);
+    if (ok)
+        return 0;
+    if (err == WZP_ERR_PIN_MISMATCH) {
+        fprintf(stderr, "%s: wrong relay pin: the relay at that address presented another key\n",
+                s->o.name);
+        return WZP_EXIT_RELAY_PIN;
+    }
+    if (err == WZP_ERR_IDENTITY) {
+        fprintf(stderr, "%s: the relay refused the registration (alias taken?)\n", s->o.name);
+        return WZP_EXIT_FAILURE;
+    }
+    fprintf(stderr, "%s: relay unreachable: no answer from it\n", s->o.name);
+    return WZP_EXIT_UNREACHABLE;
+}
+
+/* --- running a call -----------------------------------------------------------------------------
+ */
+
+static void print_status(session *s)
+{
+    wzp_call_stats st;
+    if (!s->call || wzp_call_get_stats(s->call, &st) < 0)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (st.rtt_ms > 0 || s->last.rtt_ms == 0)
+        s->last = st;
+    else {
+        double rtt = s->last.rtt_ms;
+        s->last = st;
+        s->last.rtt_ms = rtt;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (s->o.status_line)
+        fprintf(stderr,
+                "\r\033[K%s%s%s | rtt %.1f ms | loss %.1f%% | %.1f kbps | sent %llu recv %llu",
+                s->o.label ? s->o.label : "", s->o.label ? ": " : "", wzp_path_name(st.path),
+                st.rtt_ms, st.loss_pct, st.bitrate_kbps, (unsigned long long)st.frames_sent,
+                (unsigned long long)st.frames_received);
+}
+
+/* Runs an accepted/placed call until it ends, the duration passes, the file
+ * ends or the user interrupts. Returns the exit code. */
+static int run_until_end(session *s, volatile sig_atomic_t *interrupted, bool caller)
+{
+    double last_status = 0, active_since = 0;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        struct timespec ts;
+        deadline_in(&ts, 0.05);
+        if (!s->ended)
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        bool ended = s->ended, active = s->active, done = s->source_done;
+        pthread_mutex_unlock(&s->mu);
+        if (ended)
+            break;
+        double now = session_now_s();
+        if (active && !active_since)
+            active_since = now;
+        bool stop = (interrupted && *interrupted) ||
+                    (active && s->o.duration_s > 0 && now - active_since >= s->o.duration_s) ||
+                    (active && s->o.duration_s <= 0 && done);
+        if (stop) {
+            pthread_mutex_lock(&s->mu);
+            s->we_hung_up = true;
+            pthread_mutex_unlock(&s->mu);
+            print_status(s);
+            wzp_call_hangup(s->call);
+            continue;
+        }
+        if (active && now - last_status >= (s->o.status_line ? 0.5 : 1.0)) {
+            last_status = now;
+            print_status(s);
+        }
+    }
+    clear_status(s);
+    print_status(s);
+    int reason = s->end_reason;
+    if (reason == 0)
+        return WZP_EXIT_OK;
+    if (reason == WZP_ERR_HANGUP)
+        return caller ? WZP_EXIT_HANGUP : WZP_EXIT_OK; /* a listener's call ends that way */
+    return session_exit_for(reason);
+}
+
+static int report_end(session *s, int code)
+{
+    if (code == WZP_EXIT_OK)
+        return code;
+    const char *detail = s->end_detail;
+    switch (s->end_reason) {
+    case WZP_ERR_NOT_FOUND:
+        fprintf(stderr, "%s: unknown peer: no client is registered under that name\n", s->o.name);
+        break;
+    case WZP_ERR_OFFLINE:
+        fprintf(stderr, "%s: the peer is offline (not registered with the relay)\n", s->o.name);
+        break;
+    case WZP_ERR_REJECTED:
+        fprintf(stderr, "%s: the peer rejected the call\n", s->o.name);
+        break;
+    case WZP_ERR_BUSY:
+        fprintf(stderr, "%s: the peer is busy in another call\n", s->o.name);
+        break;
+    case WZP_ERR_HANGUP:
+        fprintf(stderr, "%s: the peer hung up\n", s->o.name);
+        break;
+    case WZP_ERR_PIN_MISMATCH:
+        fprintf(stderr, "%s: %s\n", s->o.name, detail);
+        break;
+    case WZP_ERR_UNREACHABLE:
+        fprintf(stderr, "%s: lost the connection to the relay\n", s->o.name);
+        break;
+    default:
+        fprintf(stderr, "%s: call failed: %s%s%s\n", s->o.name, wzp_strerror(s->end_reason),
+                detail[0] ? ": " : "", detail);
+    }
+    return code;
+}
+
+int session_run_call(session *s, const char *peer, volatile sig_atomic_t *interrupted)
+{
+    wzp_call *call;
+    pthread_mutex_lock(&s->mu);
+    int rc = wzp_client_call(s->client, peer, &call);
+    if (rc == 0)
+        s->call = call; /* set under the lock: callbacks for it wait for it */
+    pthread_mutex_unlock(&s->mu);
+    if (rc < 0) {
+        if (rc == WZP_ERR_INVALID)
+            fprintf(stderr, "%s: '%s' is neither a fingerprint nor an alias\n", s->o.name, peer);
+        else
+            fprintf(stderr, "%s: cannot place the call: %s\n", s->o.name, wzp_strerror(rc));
+        return rc == WZP_ERR_INVALID ? WZP_EXIT_USAGE : WZP_EXIT_FAILURE;
+    }
+    say(s, "calling %s%s", peer, "");
+    return report_end(s, run_until_end(s, interrupted, true));
+}
+
+int session_run_listen(session *s, volatile sig_atomic_t *interrupted)
+{
+    say(s, "listening as %s%s", wzp_client_fingerprint(s->client), "");
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        struct timespec ts;
+        deadline_in(&ts, 0.1);
+        if (!s->call)
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        bool have = s->call != NULL, fatal = s->unregistered && s->unreg_fatal;
+        pthread_mutex_unlock(&s->mu);
+        if (have)
+            break;
+        if (fatal) {
+            fprintf(stderr, "%s: the relay connection failed for good\n", s->o.name);
+            return WZP_EXIT_UNREACHABLE;
+        }
+        if (interrupted && *interrupted)
+            return WZP_EXIT_OK;
+    }
+    return report_end(s, run_until_end(s, interrupted, false));
+}
+
+void session_summary(session *s, int exit_code)
+{
+    wzp_call_stats st = s->last;
+    if (s->call) {
+        wzp_call_stats now;
+        if (wzp_call_get_stats(s->call, &now) == 0) {
+            double rtt = st.rtt_ms;
+            st = now;
+            if (st.rtt_ms == 0)
+                st.rtt_ms = rtt;
+        }
+    }
+    if (s->o.json) {
+        json_begin(s, "summary");
+        printf(",\"path\":\"%s\"", st.path == WZP_PATH_DIRECT ? "direct" : "relay");
+        if (st.time_to_first_audio_ms >= 0)
+            printf(",\"time_to_first_audio_ms\":%lld", (long long)st.time_to_first_audio_ms);
+        else
+            printf(",\"time_to_first_audio_ms\":null");
+        if (st.time_to_direct_ms >= 0)
+            printf(",\"time_to_direct_ms\":%lld", (long long)st.time_to_direct_ms);
+        else
+            printf(",\"time_to_direct_ms\":null");
+        printf(",\"frames_sent\":%llu,\"frames_received\":%llu,\"frames_lost\":%llu",
+               (unsigned long long)st.frames_sent, (unsigned long long)st.frames_received,
+               (unsigned long long)st.frames_lost);
+        printf(",\"rtt_ms\":%.3f,\"path_changes\":%u,\"loss_pct\":%.2f,\"bitrate_kbps\":%.1f",
+               st.rtt_ms, st.path_changes, st.loss_pct, st.bitrate_kbps);
+        printf(",\"end\":");
+        json_str(stdout, s->end_reason ? wzp_strerror(s->end_reason) : "hung up");
+        printf(",\"exit_code\":%d", exit_code);
+        json_end();
+        return;
+    }
+    if (s->o.quiet)
+        return;
+    flockfile(stdout);
+    if (s->o.label)
+        printf("[%s] ", s->o.label);
+    char direct[32] = "never";
+    if (st.time_to_direct_ms >= 0)
+        snprintf(direct, sizeof(direct), "%lld ms", (long long)st.time_to_direct_ms);
+    printf("summary: path %s (direct after %s), first audio %lld ms after answer, sent %llu, "
+           "received %llu, lost %llu, rtt %.2f ms, path changes %u\n",
+           st.path == WZP_PATH_DIRECT ? "direct" : "relay", direct,
+           (long long)st.time_to_first_audio_ms, (unsigned long long)st.frames_sent,
+           (unsigned long long)st.frames_received, (unsigned long long)st.frames_lost, st.rtt_ms,
+           st.path_changes);
+    fflush(stdout);
+    funlockfile(stdout);
+}
+
+int session_finish(session *s, int exit_code)
+{
+    if (s->client) {
+        wzp_client_stop(s->client);
+        if (s->call)
+            wzp_call_release(s->call);
+        s->call = NULL;
+        wzp_client_free(s->client);
+        s->client = NULL;
+    }
+    if (s->o.record_file) {
+        int rc = wzp_audio_write_wav(s->o.record_file, s->rec, s->rec_n);
+        if (rc < 0) {
+            fprintf(stderr, "%s: cannot write %s: %s\n", s->o.name, s->o.record_file,
+                    wzp_strerror(rc));
+            if (exit_code == WZP_EXIT_OK)
+                exit_code = WZP_EXIT_AUDIO;
+        }
+    }
+    free(s->file_pcm);
+    if (!s->o.keep_recording) {
+        free(s->rec);
+        s->rec = NULL;
+    }
+    if (!s->o.keep_sent) {
+        free(s->sent);
+        s->sent = NULL;
+    }
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    return exit_code;
+}

@@ -1,0 +1,96 @@
+/*
+ * One client taking part in one call, for the CLI commands (listen, call,
+ * reflect) and the demo (two of them in one process): audio source and
+ * recording, JSON events, the terminal status line, the final summary and
+ * the mapping of what happened to an exit code.
+ */
+#ifndef WZP_APP_SESSION_H
+#define WZP_APP_SESSION_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <wzp/client.h>
+
+#include "media/tone.h"
+
+typedef enum session_source {
+    SRC_SILENCE = 0,
+    SRC_FILE,
+    SRC_TONE,
+    SRC_PROBE, /* media/tone.h probe signal (demo) */
+} session_source;
+
+typedef struct session_opts {
+    const char *name;  /* command name for messages ("wzp call") */
+    const char *label; /* demo: "alice"/"bob" in JSON events, NULL otherwise */
+    bool json;
+    bool status_line; /* live status on stderr (terminals) */
+    bool quiet;       /* no human-readable lines on stdout */
+    bool auto_answer;
+    session_source source;
+    const char *send_file;
+    double tone_hz;
+    uint64_t probe_seed;
+    const char *record_file;
+    bool keep_recording; /* keep the received PCM in memory (demo compare) */
+    bool keep_sent;      /* keep the sent PCM in memory (demo compare) */
+    double duration_s;   /* after the call is active; 0 = until it ends / the file ends */
+    double register_timeout_s;
+} session_opts;
+
+typedef struct session {
+    session_opts o;
+    wzp_client *client;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+
+    /* audio */
+    int16_t *file_pcm;
+    size_t file_n, file_pos;
+    wzp_tone tone;
+    wzp_probe_signal probe;
+    int16_t *rec;
+    size_t rec_n, rec_cap;
+    int16_t *sent;
+    size_t sent_n, sent_cap;
+    bool source_done; /* the file has been sent completely */
+
+    /* state, under mu */
+    bool registered, unregistered, unreg_fatal;
+    int unreg_err;
+    char reflexive[64];
+    wzp_call *call;
+    wzp_call_state state;
+    bool active, ended;
+    int end_reason;
+    char end_detail[400];
+    wzp_call_stats last;
+    bool we_hung_up;
+    int64_t active_at_ms;
+} session;
+
+/* The exit code and one-line message for an error (used by every command). */
+int session_exit_for(int err);
+
+void session_init(session *s, const session_opts *o);
+/* Loads the audio file (if any): 0 or an exit code (message printed). */
+int session_load_audio(session *s);
+/* Creates and starts the client: 0 or an exit code (message printed). */
+int session_start(session *s, const wzp_client_config *base);
+/* Waits for registration: 0 or an exit code (message printed). */
+int session_wait_registered(session *s);
+/* Places a call and runs it to the end; returns the exit code. */
+int session_run_call(session *s, const char *peer, volatile sig_atomic_t *interrupted);
+/* Waits for one incoming call and runs it to the end; returns the exit code. */
+int session_run_listen(session *s, volatile sig_atomic_t *interrupted);
+/* Prints the summary (JSON or text). */
+void session_summary(session *s, int exit_code);
+/* Stops the client, writes the recording; returns exit_code or an audio error code. */
+int session_finish(session *s, int exit_code);
+
+double session_now_s(void);
+
+#endif

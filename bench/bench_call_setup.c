@@ -1,0 +1,346 @@
+/*
+ * Call setup time: from the answer to the first decoded audio frame, at both
+ * ends, on loopback (in-process relay, two clients) and with 50 ms of delay
+ * added each way between each client and the relay (a UDP delay proxy per
+ * client; direct paths disabled so the call stays on the relay path).
+ *
+ * "First decoded audio" includes the receiver's playout buffer (its
+ * target_delay, 60 ms by default), so the table also shows the arrival of the
+ * first media datagram. The target is <= 3 x the relay-path round trip
+ * (peer -> relay -> peer and back = 2 x the client-relay RTT) + 20 ms.
+ *
+ * Last line: call-setup: loopback_ms=... relay_rtt_ms=... with_delay_ms=...
+ * (worst end, median of the runs; relay_rtt_ms is the client-relay RTT of
+ * the delayed setup).
+ */
+#include <ftw.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <wzp/client.h>
+#include <wzp/identity.h>
+
+#include "net/clock.h"
+#include "net/udp.h"
+#include "relay/server.h"
+
+#define RUNS 5
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+/* --- a UDP delay proxy: client <-> proxy <-> relay, `delay` each way
+ * ------------------------------ */
+
+#define QCAP 4096
+typedef struct pkt {
+    wzp_ts due;
+    int to_relay;
+    size_t len;
+    uint8_t data[1600];
+} pkt;
+
+typedef struct dproxy {
+    int front, back;
+    wzp_addr front_addr, relay, client;
+    wzp_ts delay;
+    volatile int stop;
+    pthread_t thread;
+    pkt *q;
+    size_t head, tail; /* FIFO: constant delay keeps it ordered */
+} dproxy;
+
+static void *dproxy_main(void *arg)
+{
+    dproxy *x = arg;
+    while (!x->stop) {
+        wzp_ts now = wzp_now();
+        while (x->head != x->tail && x->q[x->head % QCAP].due <= now) {
+            pkt *p = &x->q[x->head % QCAP];
+            if (p->to_relay)
+                wzp_udp_send(x->back, &x->relay, p->data, p->len);
+            else if (x->client.len)
+                wzp_udp_send(x->front, &x->client, p->data, p->len);
+            x->head++;
+        }
+        int timeout = 1;
+        struct pollfd pf[2] = {{x->front, POLLIN, 0}, {x->back, POLLIN, 0}};
+        if (poll(pf, 2, timeout) <= 0)
+            continue;
+        for (int i = 0; i < 2; i++) {
+            if (!(pf[i].revents & POLLIN) || x->tail - x->head >= QCAP)
+                continue;
+            pkt *p = &x->q[x->tail % QCAP];
+            wzp_udp_msg m = {.data = p->data, .cap = sizeof(p->data)};
+            if (wzp_udp_recv_batch(i == 0 ? x->front : x->back, &m, 1) != 1 || m.len == 0)
+                continue;
+            if (i == 0)
+                x->client = m.peer;
+            p->len = m.len;
+            p->to_relay = i == 0;
+            p->due = wzp_now() + x->delay;
+            x->tail++;
+        }
+    }
+    return NULL;
+}
+
+static void dproxy_start(dproxy *x, const wzp_addr *relay, wzp_ts delay)
+{
+    memset(x, 0, sizeof(*x));
+    x->q = calloc(QCAP, sizeof(pkt));
+    x->relay = *relay;
+    x->delay = delay;
+    wzp_addr any;
+    wzp_addr_parse(&any, "127.0.0.1:0", false);
+    x->front = wzp_udp_open(&any, NULL, &x->front_addr);
+    x->back = wzp_udp_open(&any, NULL, NULL);
+    pthread_create(&x->thread, NULL, dproxy_main, x);
+}
+
+static void dproxy_stop(dproxy *x)
+{
+    x->stop = 1;
+    pthread_join(x->thread, NULL);
+    close(x->front);
+    close(x->back);
+    free(x->q);
+}
+
+/* --- clients
+ * ---------------------------------------------------------------------------------------- */
+
+typedef struct party {
+    wzp_client *c;
+    pthread_mutex_t mu;
+    bool registered, auto_answer;
+    wzp_call *call;
+    bool ended;
+} party;
+
+static void on_registered(wzp_client *c, const char *refl, void *user)
+{
+    party *p = user;
+    pthread_mutex_lock(&p->mu);
+    p->registered = true;
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void on_incoming(wzp_client *c, wzp_call *call, const char *fp, const char *alias,
+                        void *user)
+{
+    party *p = user;
+    pthread_mutex_lock(&p->mu);
+    p->call = call;
+    p->ended = false;
+    pthread_mutex_unlock(&p->mu);
+    wzp_call_answer(call);
+}
+
+static void on_state(wzp_client *c, wzp_call *call, wzp_call_state st, int reason, void *user)
+{
+    party *p = user;
+    pthread_mutex_lock(&p->mu);
+    if (call == p->call && st == WZP_CALL_ENDED)
+        p->ended = true;
+    pthread_mutex_unlock(&p->mu);
+}
+
+static bool source(wzp_client *c, wzp_call *call, int16_t pcm[WZP_FRAME_SAMPLES], void *user)
+{
+    for (int i = 0; i < WZP_FRAME_SAMPLES; i++)
+        pcm[i] = (int16_t)((i % 48) * 300 - 7200); /* a 1 kHz sawtooth: never silent */
+    return true;
+}
+
+static void party_start(party *p, const char *home, const char *alias, const char *relay,
+                        const char *pin, bool direct)
+{
+    memset(p, 0, sizeof(*p));
+    pthread_mutex_init(&p->mu, NULL);
+    wzp_client_config cfg = {.home = home,
+                             .relay = relay,
+                             .relay_pin = pin,
+                             .alias = alias,
+                             .bind_v4 = "127.0.0.1:0",
+                             .bind_v6 = "",
+                             .host_candidates_loopback = true,
+                             .direct_disabled = !direct,
+                             .cb = {.on_registered = on_registered,
+                                    .on_incoming = on_incoming,
+                                    .on_call_state = on_state,
+                                    .pcm_source = source},
+                             .user = p};
+    if (wzp_client_new(&cfg, &p->c) < 0 || wzp_client_start(p->c) < 0) {
+        fprintf(stderr, "bench: cannot start a client\n");
+        exit(1);
+    }
+}
+
+static bool wait_registered(party *p)
+{
+    for (int i = 0; i < 1000; i++) {
+        pthread_mutex_lock(&p->mu);
+        bool ok = p->registered;
+        pthread_mutex_unlock(&p->mu);
+        if (ok)
+            return true;
+        sleep_ms(10);
+    }
+    return false;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct result {
+    double worst_ms, caller_ms, callee_ms, relay_rtt_ms;
+} result;
+
+/* One scenario: RUNS calls from a to b; medians. */
+static result scenario(const char *name, const char *root, const char *relay_addr,
+                       const char *relay_fp, wzp_ts delay)
+{
+    wzp_addr raddr;
+    wzp_addr_parse(&raddr, relay_addr, false);
+    dproxy pa, pb;
+    char via_a[WZP_ADDR_STRLEN], via_b[WZP_ADDR_STRLEN];
+    snprintf(via_a, sizeof(via_a), "%s", relay_addr);
+    snprintf(via_b, sizeof(via_b), "%s", relay_addr);
+    if (delay) {
+        dproxy_start(&pa, &raddr, delay);
+        dproxy_start(&pb, &raddr, delay);
+        wzp_addr_format(&pa.front_addr, via_a, sizeof(via_a));
+        wzp_addr_format(&pb.front_addr, via_b, sizeof(via_b));
+    }
+    char ha[256], hb[256];
+    snprintf(ha, sizeof(ha), "%s/a", root);
+    snprintf(hb, sizeof(hb), "%s/b", root);
+    party a, b;
+    party_start(&a, ha, "caller", via_a, relay_fp, delay == 0);
+    party_start(&b, hb, "callee", via_b, relay_fp, delay == 0);
+    if (!wait_registered(&a) || !wait_registered(&b)) {
+        fprintf(stderr, "bench: registration failed\n");
+        exit(1);
+    }
+    sleep_ms(300); /* let the control connections sample their RTT */
+    double worst[RUNS], caller[RUNS], callee[RUNS];
+    double rtt = wzp_client_relay_rtt_ms(a.c);
+    printf("%-10s relay rtt %6.1f ms\n", name, rtt);
+    printf("  run  caller_first_audio_ms  callee_first_audio_ms\n");
+    for (int run = 0; run < RUNS; run++) {
+        wzp_call *call;
+        if (wzp_client_call(a.c, "callee", &call) < 0) {
+            fprintf(stderr, "bench: call failed\n");
+            exit(1);
+        }
+        wzp_call_stats sa = {0}, sb = {0};
+        for (int i = 0; i < 500; i++) {
+            sleep_ms(10);
+            pthread_mutex_lock(&b.mu);
+            wzp_call *bc = b.call;
+            pthread_mutex_unlock(&b.mu);
+            wzp_call_get_stats(call, &sa);
+            if (bc)
+                wzp_call_get_stats(bc, &sb);
+            if (sa.time_to_first_audio_ms >= 0 && bc && sb.time_to_first_audio_ms >= 0)
+                break;
+        }
+        caller[run] = (double)sa.time_to_first_audio_ms;
+        callee[run] = (double)sb.time_to_first_audio_ms;
+        worst[run] = caller[run] > callee[run] ? caller[run] : callee[run];
+        printf("  %3d  %21.0f  %21.0f\n", run + 1, caller[run], callee[run]);
+        wzp_call_hangup(call);
+        for (int i = 0; i < 300; i++) {
+            pthread_mutex_lock(&b.mu);
+            bool ended = b.ended;
+            pthread_mutex_unlock(&b.mu);
+            if (ended)
+                break;
+            sleep_ms(10);
+        }
+        wzp_call_release(call);
+        pthread_mutex_lock(&b.mu);
+        wzp_call *bc = b.call;
+        b.call = NULL;
+        pthread_mutex_unlock(&b.mu);
+        wzp_call_release(bc);
+        sleep_ms(200);
+    }
+    qsort(worst, RUNS, sizeof(double), cmp_double);
+    qsort(caller, RUNS, sizeof(double), cmp_double);
+    qsort(callee, RUNS, sizeof(double), cmp_double);
+    result r = {worst[RUNS / 2], caller[RUNS / 2], callee[RUNS / 2], rtt};
+    double target = 3 * (2 * rtt) + 20;
+    printf("  median: caller %.0f ms, callee %.0f ms, worst end %.0f ms; target 3 x %.1f + 20 = "
+           "%.0f ms (%s; includes the 60 ms playout buffer)\n",
+           r.caller_ms, r.callee_ms, r.worst_ms, 2 * rtt, target,
+           r.worst_ms <= target ? "met" : "NOT met");
+    wzp_client_free(a.c);
+    wzp_client_free(b.c);
+    pthread_mutex_destroy(&a.mu);
+    pthread_mutex_destroy(&b.mu);
+    if (delay) {
+        dproxy_stop(&pa);
+        dproxy_stop(&pb);
+    }
+    return r;
+}
+
+static void *relay_main(void *arg)
+{
+    wzp_relay_server_run(arg, false);
+    return NULL;
+}
+
+int main(void)
+{
+    wzp_set_log_level(WZP_LOG_ERROR);
+    char root[] = "/tmp/wzp-bench-setup-XXXXXX";
+    if (!mkdtemp(root))
+        return 1;
+    char rhome[256];
+    snprintf(rhome, sizeof(rhome), "%s/relay", root);
+    wzp_relay_server_config rc;
+    wzp_relay_server_config_default(&rc);
+    wzp_addr_parse(&rc.listen, "127.0.0.1:0", false);
+    rc.home = rhome;
+    rc.workers = 1;
+    wzp_relay_server *srv;
+    if (wzp_relay_server_new(&rc, &srv) < 0)
+        return 1;
+    pthread_t rt;
+    pthread_create(&rt, NULL, relay_main, srv);
+    char addr[WZP_ADDR_STRLEN], fp[WZP_FINGERPRINT_STRLEN];
+    uint8_t fpb[WZP_FINGERPRINT_LEN];
+    wzp_relay_server_fingerprint(srv, fpb);
+    wzp_fingerprint_format(fpb, fp, sizeof(fp));
+    wzp_addr_format(wzp_relay_server_addr(srv), addr, sizeof(addr));
+
+    result lo = scenario("loopback", root, addr, fp, 0);
+    result dl = scenario("+50ms/leg", root, addr, fp, WZP_MS(50));
+
+    wzp_relay_server_stop(srv);
+    pthread_join(rt, NULL);
+    wzp_relay_server_free(srv);
+    nftw(root, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    printf("call-setup: loopback_ms=%.0f relay_rtt_ms=%.1f with_delay_ms=%.0f\n", lo.worst_ms,
+           dl.relay_rtt_ms, dl.worst_ms);
+    return 0;
+}

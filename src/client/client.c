@@ -1,0 +1,548 @@
+/*
+ * The client runtime (include/wzp/client.h): one event-loop thread driving
+ * the sans-I/O core (core.h) with two UDP sockets (IPv4, IPv6-only) and one
+ * timer armed at the core's next deadline. Public calls post a job into the
+ * loop and wait for it, or run it directly when already on the loop thread
+ * (from a callback).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <wzp/client.h>
+#include <wzp/identity.h>
+
+#include "client/core.h"
+#include "common/log.h"
+#include "net/clock.h"
+#include "net/ifaddrs.h"
+#include "net/loop.h"
+#include "net/udp.h"
+
+struct wzp_call {
+    wzp_client *c;
+    uint32_t id;
+    char detail[384];
+    char peer_fp[WZP_FINGERPRINT_STRLEN];
+    char peer_alias[40];
+};
+
+struct wzp_client {
+    wzp_client_config cfg;
+    char *relay_text, *pin_text, *alias, *home;
+    char fp_text[WZP_FINGERPRINT_STRLEN];
+    wzp_identity *id;
+    wzp_core *core;
+    wzp_loop *loop;
+    pthread_t thread;
+    bool running;
+    int fd[WZP_CORE_SOCKS];
+    wzp_io io[WZP_CORE_SOCKS];
+    wzp_timer timer;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+const char *wzp_path_name(wzp_path_kind kind)
+{
+    switch (kind) {
+    case WZP_PATH_RELAY:
+        return "relay";
+    case WZP_PATH_DIRECT:
+        return "direct";
+    default:
+        return "none";
+    }
+}
+
+/* --- loop plumbing ------------------------------------------------------------------------- */
+
+static void send_pkt(void *user, int sock, const wzp_addr *to, const uint8_t *pkt, size_t len)
+{
+    wzp_client *c = user;
+    if (c->fd[sock] >= 0)
+        wzp_udp_send(c->fd[sock], to, pkt, len);
+}
+
+static void rearm(wzp_client *c)
+{
+    wzp_ts now = wzp_now();
+    wzp_core_flush(c->core, now, send_pkt, c);
+    wzp_ts d = wzp_core_next_deadline(c->core);
+    if (d == WZP_TS_NEVER)
+        wzp_timer_stop(c->loop, &c->timer);
+    else
+        wzp_timer_start(c->loop, &c->timer, d);
+}
+
+static void on_timer(wzp_loop *loop, wzp_timer *t)
+{
+    wzp_client *c = t->arg;
+    wzp_core_handle_timer(c->core, wzp_now());
+    rearm(c);
+}
+
+static void on_readable(wzp_loop *loop, wzp_io *io, unsigned events)
+{
+    wzp_client *c = io->arg;
+    int sock = io == &c->io[0] ? 0 : 1;
+    static _Thread_local uint8_t bufs[16][2048];
+    wzp_udp_msg msgs[16];
+    for (int round = 0; round < 8; round++) {
+        for (size_t i = 0; i < 16; i++)
+            msgs[i] = (wzp_udp_msg){.data = bufs[i], .cap = sizeof(bufs[i])};
+        int n = wzp_udp_recv_batch(c->fd[sock], msgs, 16);
+        if (n <= 0)
+            break;
+        wzp_ts now = wzp_now();
+        for (int i = 0; i < n; i++) {
+            wzp_addr from = msgs[i].peer;
+            wzp_addr_unmap_v4(&from);
+            if (msgs[i].len)
+                wzp_core_feed(c->core, sock, &from, msgs[i].data, msgs[i].len, now);
+        }
+        if (n < 16)
+            break;
+    }
+    rearm(c);
+}
+
+static void *loop_main(void *arg)
+{
+    wzp_client *c = arg;
+    wzp_loop_run(c->loop);
+    return NULL;
+}
+
+static bool on_loop_thread(wzp_client *c)
+{
+    return c->running && pthread_equal(pthread_self(), c->thread);
+}
+
+typedef struct job {
+    wzp_client *c;
+    int (*fn)(struct job *j, wzp_ts now);
+    wzp_call *call;
+    const char *text;
+    bool flag;
+    uint32_t id;
+    wzp_call_stats *stats;
+    int rc;
+    bool done;
+} job;
+
+static void job_run(wzp_loop *loop, void *arg)
+{
+    job *j = arg;
+    wzp_client *c = j->c;
+    int rc = j->fn(j, wzp_now());
+    rearm(c);
+    pthread_mutex_lock(&c->mu);
+    j->rc = rc;
+    j->done = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int run_job(wzp_client *c, job *j)
+{
+    j->c = c;
+    if (!c->running)
+        return WZP_ERR_STATE;
+    if (on_loop_thread(c)) {
+        int rc = j->fn(j, wzp_now());
+        rearm(c);
+        return rc;
+    }
+    int rc = wzp_loop_post(c->loop, job_run, j);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&c->mu);
+    while (!j->done)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    return j->rc;
+}
+
+/* --- core events -> public callbacks ---------------------------------------------------------- */
+
+static void core_event(void *user, const wzp_core_event *ev)
+{
+    wzp_client *c = user;
+    const wzp_client_callbacks *cb = &c->cfg.cb;
+    wzp_call *call = ev->call_user;
+    switch (ev->type) {
+    case WZP_CORE_EV_REGISTERED:
+        if (cb->on_registered)
+            cb->on_registered(c, ev->text, c->cfg.user);
+        break;
+    case WZP_CORE_EV_UNREGISTERED:
+        if (cb->on_unregistered)
+            cb->on_unregistered(c, ev->err, ev->fatal, c->cfg.user);
+        break;
+    case WZP_CORE_EV_INCOMING:
+        call = calloc(1, sizeof(*call));
+        if (!call) {
+            wzp_core_reject(c->core, ev->call, wzp_now());
+            break;
+        }
+        call->c = c;
+        call->id = ev->call;
+        snprintf(call->peer_fp, sizeof(call->peer_fp), "%s", ev->peer_fp ? ev->peer_fp : "");
+        snprintf(call->peer_alias, sizeof(call->peer_alias), "%s",
+                 ev->peer_alias ? ev->peer_alias : "");
+        wzp_core_set_call_user(c->core, ev->call, call);
+        if (cb->on_incoming)
+            cb->on_incoming(c, call, call->peer_fp, call->peer_alias, c->cfg.user);
+        else
+            wzp_core_reject(c->core, ev->call, wzp_now());
+        break;
+    case WZP_CORE_EV_CALL_STATE:
+        if (!call)
+            break;
+        if (ev->peer_fp && ev->peer_fp[0])
+            snprintf(call->peer_fp, sizeof(call->peer_fp), "%s", ev->peer_fp);
+        if (ev->peer_alias && ev->peer_alias[0])
+            snprintf(call->peer_alias, sizeof(call->peer_alias), "%s", ev->peer_alias);
+        if (ev->state == WZP_CALL_ENDED)
+            snprintf(call->detail, sizeof(call->detail), "%s", ev->text ? ev->text : "");
+        if (cb->on_call_state)
+            cb->on_call_state(c, call, ev->state, ev->err, c->cfg.user);
+        break;
+    case WZP_CORE_EV_PATH:
+        if (call && cb->on_path) {
+            wzp_call_stats st;
+            wzp_core_get_stats(c->core, ev->call, &st, wzp_now());
+            cb->on_path(c, call, &st, c->cfg.user);
+        }
+        break;
+    case WZP_CORE_EV_PCM:
+        if (call && cb->pcm_sink)
+            cb->pcm_sink(c, call, ev->pcm, ev->concealed, c->cfg.user);
+        break;
+    }
+}
+
+static bool core_pcm_source(void *user, uint32_t id, void *call_user, int16_t *pcm)
+{
+    wzp_client *c = user;
+    if (!call_user || !c->cfg.cb.pcm_source)
+        return false;
+    return c->cfg.cb.pcm_source(c, call_user, pcm, c->cfg.user);
+}
+
+/* --- lifetime ------------------------------------------------------------------------------------
+ */
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* Host candidates: the bound address itself if specific, else every usable interface address. */
+static void add_hosts(wzp_client *c, const wzp_addr bound[WZP_CORE_SOCKS])
+{
+    bool need_ifaddrs = false;
+    for (int s = 0; s < WZP_CORE_SOCKS; s++) {
+        if (bound[s].len == 0)
+            continue;
+        if (wzp_addr_is_any(&bound[s]))
+            need_ifaddrs = true;
+        else if (!wzp_addr_is_loopback(&bound[s]) || c->cfg.host_candidates_loopback)
+            wzp_core_add_host_addr(c->core, &bound[s]);
+    }
+    if (!need_ifaddrs)
+        return;
+    wzp_ifaddr ifs[32];
+    int n = wzp_ifaddrs_get(ifs, 32, c->cfg.host_candidates_loopback ? WZP_IFADDR_LOOPBACK : 0);
+    for (int i = 0; i < n; i++) {
+        int s = wzp_addr_family(&ifs[i].addr) == AF_INET ? 0 : 1;
+        if (bound[s].len && wzp_addr_is_any(&bound[s]))
+            wzp_core_add_host_addr(c->core, &ifs[i].addr);
+    }
+}
+
+static int open_sockets(wzp_client *c, const wzp_client_config *cfg, wzp_addr bound[WZP_CORE_SOCKS])
+{
+    wzp_addr a;
+    const char *v4 = cfg->bind_v4 ? cfg->bind_v4 : "0.0.0.0:0";
+    if (wzp_addr_parse(&a, v4, false) < 0 || wzp_addr_family(&a) != AF_INET)
+        return WZP_ERR_INVALID;
+    c->fd[0] = wzp_udp_open(&a, NULL, &bound[0]);
+    if (c->fd[0] < 0)
+        return c->fd[0];
+    const char *v6 = cfg->bind_v6;
+    if (v6 && !v6[0])
+        return 0;
+    if (wzp_addr_parse(&a, v6 ? v6 : "[::]:0", false) < 0 || wzp_addr_family(&a) != AF_INET6)
+        return WZP_ERR_INVALID;
+    c->fd[1] = wzp_udp_open(&a, NULL, &bound[1]);
+    if (c->fd[1] < 0) {
+        int rc = c->fd[1];
+        wzp_addr_clear(&bound[1]);
+        c->fd[1] = -1;
+        return v6 ? rc : 0; /* no IPv6 on this host is fine unless asked for */
+    }
+    return 0;
+}
+
+int wzp_client_new(const wzp_client_config *cfg, wzp_client **out)
+{
+    if (!cfg || !out || !cfg->relay || !cfg->relay_pin)
+        return WZP_ERR_INVALID;
+    wzp_core_config cc = {0};
+    if (wzp_addr_parse(&cc.relay, cfg->relay, false) < 0)
+        return WZP_ERR_INVALID;
+    if (wzp_fingerprint_parse(cfg->relay_pin, cc.relay_pin) < 0)
+        return WZP_ERR_INVALID;
+    wzp_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return WZP_ERR_NOMEM;
+    c->fd[0] = c->fd[1] = -1;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->cfg = *cfg;
+    c->relay_text = dup_or_null(cfg->relay);
+    c->pin_text = dup_or_null(cfg->relay_pin);
+    c->alias = dup_or_null(cfg->alias);
+    c->home = dup_or_null(cfg->home);
+    c->cfg.relay = c->relay_text;
+    c->cfg.relay_pin = c->pin_text;
+    c->cfg.alias = c->alias;
+    c->cfg.home = c->home;
+    c->cfg.bind_v4 = c->cfg.bind_v6 = NULL; /* only used below */
+
+    int rc;
+    char dir[4096];
+    if (cfg->home)
+        snprintf(dir, sizeof(dir), "%s", cfg->home);
+    else if ((rc = wzp_identity_default_dir(dir, sizeof(dir))) < 0)
+        goto fail;
+    if ((rc = wzp_identity_load_or_create(dir, &c->id, NULL)) < 0) {
+        rc = WZP_ERR_IDENTITY;
+        goto fail;
+    }
+    uint8_t fp[WZP_FINGERPRINT_LEN];
+    wzp_identity_fingerprint(c->id, fp);
+    wzp_fingerprint_format(fp, c->fp_text, sizeof(c->fp_text));
+
+    wzp_addr bound[WZP_CORE_SOCKS] = {0};
+    rc = open_sockets(c, cfg, bound);
+    if (rc < 0)
+        goto fail;
+    cc.id = c->id;
+    cc.alias = cfg->alias;
+    cc.direct_disabled = cfg->direct_disabled;
+    cc.local[0] = bound[0];
+    cc.local[1] = bound[1];
+    cc.event = core_event;
+    cc.pcm_source = core_pcm_source;
+    cc.user = c;
+    if ((rc = wzp_core_new(&cc, &c->core)) < 0)
+        goto fail;
+    add_hosts(c, bound);
+    c->loop = wzp_loop_new();
+    if (!c->loop) {
+        rc = WZP_ERR_NOMEM;
+        goto fail;
+    }
+    wzp_timer_init(&c->timer, on_timer, c);
+    for (int s = 0; s < WZP_CORE_SOCKS; s++) {
+        wzp_io_init(&c->io[s], on_readable, c);
+        if (c->fd[s] >= 0 && (rc = wzp_io_start(c->loop, &c->io[s], c->fd[s], WZP_IO_READ)) < 0)
+            goto fail;
+    }
+    *out = c;
+    return 0;
+fail:
+    wzp_client_free(c);
+    return rc;
+}
+
+static int do_start(job *j, wzp_ts now)
+{
+    return wzp_core_start(j->c->core, now);
+}
+
+int wzp_client_start(wzp_client *c)
+{
+    if (!c || c->running)
+        return WZP_ERR_STATE;
+    if (pthread_create(&c->thread, NULL, loop_main, c) != 0)
+        return WZP_ERR_NOMEM;
+    c->running = true;
+    job j = {.fn = do_start};
+    return run_job(c, &j);
+}
+
+static int do_shutdown(job *j, wzp_ts now)
+{
+    wzp_core_shutdown(j->c->core, now);
+    return 0;
+}
+
+void wzp_client_stop(wzp_client *c)
+{
+    if (!c || !c->running)
+        return;
+    if (on_loop_thread(c)) {
+        WZP_ERROR("client: wzp_client_stop called from a callback (ignored)");
+        return;
+    }
+    job j = {.fn = do_shutdown};
+    run_job(c, &j); /* the flush after it sends every CONNECTION_CLOSE */
+    wzp_loop_stop(c->loop);
+    pthread_join(c->thread, NULL);
+    c->running = false;
+}
+
+void wzp_client_free(wzp_client *c)
+{
+    if (!c)
+        return;
+    wzp_client_stop(c);
+    for (int s = 0; s < WZP_CORE_SOCKS; s++)
+        if (c->loop && c->fd[s] >= 0)
+            wzp_io_stop(c->loop, &c->io[s]);
+    if (c->loop)
+        wzp_timer_stop(c->loop, &c->timer);
+    wzp_core_free(c->core);
+    wzp_loop_free(c->loop);
+    for (int s = 0; s < WZP_CORE_SOCKS; s++)
+        if (c->fd[s] >= 0)
+            close(c->fd[s]);
+    wzp_identity_free(c->id);
+    free(c->relay_text);
+    free(c->pin_text);
+    free(c->alias);
+    free(c->home);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+const char *wzp_client_fingerprint(const wzp_client *c)
+{
+    return c ? c->fp_text : "";
+}
+
+/* --- calls
+ * ----------------------------------------------------------------------------------------- */
+
+static int do_call(job *j, wzp_ts now)
+{
+    return wzp_core_call(j->c->core, j->text, j->call, &j->call->id, now);
+}
+
+int wzp_client_call(wzp_client *c, const char *peer, wzp_call **out)
+{
+    if (!c || !peer || !out)
+        return WZP_ERR_INVALID;
+    wzp_call *call = calloc(1, sizeof(*call));
+    if (!call)
+        return WZP_ERR_NOMEM;
+    call->c = c;
+    job j = {.fn = do_call, .call = call, .text = peer};
+    int rc = run_job(c, &j);
+    if (rc < 0) {
+        free(call);
+        return rc;
+    }
+    *out = call;
+    return 0;
+}
+
+static int do_answer(job *j, wzp_ts now)
+{
+    return wzp_core_answer(j->c->core, j->id, now);
+}
+static int do_reject(job *j, wzp_ts now)
+{
+    return wzp_core_reject(j->c->core, j->id, now);
+}
+static int do_hangup(job *j, wzp_ts now)
+{
+    return wzp_core_hangup(j->c->core, j->id, now);
+}
+static int do_mute(job *j, wzp_ts now)
+{
+    return wzp_core_set_mute(j->c->core, j->id, j->flag);
+}
+static int do_stats(job *j, wzp_ts now)
+{
+    return wzp_core_get_stats(j->c->core, j->id, j->stats, now);
+}
+static int do_release(job *j, wzp_ts now)
+{
+    wzp_core_release(j->c->core, j->id, now);
+    return 0;
+}
+
+static int call_job(wzp_call *call, int (*fn)(job *, wzp_ts), bool flag, wzp_call_stats *st)
+{
+    if (!call)
+        return WZP_ERR_INVALID;
+    job j = {.fn = fn, .id = call->id, .flag = flag, .stats = st};
+    return run_job(call->c, &j);
+}
+
+int wzp_call_answer(wzp_call *call)
+{
+    return call_job(call, do_answer, false, NULL);
+}
+int wzp_call_reject(wzp_call *call)
+{
+    return call_job(call, do_reject, false, NULL);
+}
+int wzp_call_hangup(wzp_call *call)
+{
+    return call_job(call, do_hangup, false, NULL);
+}
+int wzp_call_set_mute(wzp_call *call, bool mute)
+{
+    return call_job(call, do_mute, mute, NULL);
+}
+int wzp_call_get_stats(wzp_call *call, wzp_call_stats *out)
+{
+    if (!out)
+        return WZP_ERR_INVALID;
+    return call_job(call, do_stats, false, out);
+}
+
+void wzp_call_release(wzp_call *call)
+{
+    if (!call)
+        return;
+    call_job(call, do_release, false, NULL); /* fails harmlessly once the client stopped */
+    free(call);
+}
+
+static int do_rtt(job *j, wzp_ts now)
+{
+    j->rc = 0;
+    return (int)(wzp_core_relay_rtt(j->c->core) / 1000); /* microseconds */
+}
+
+double wzp_client_relay_rtt_ms(wzp_client *c)
+{
+    job j = {.fn = do_rtt};
+    int us = run_job(c, &j);
+    return us > 0 ? us / 1000.0 : 0.0;
+}
+
+const char *wzp_call_detail(const wzp_call *call)
+{
+    return call ? call->detail : "";
+}
+
+const char *wzp_call_peer_fingerprint(const wzp_call *call)
+{
+    return call ? call->peer_fp : "";
+}
+
+const char *wzp_call_peer_alias(const wzp_call *call)
+{
+    return call ? call->peer_alias : "";
+}

@@ -1,0 +1,120 @@
+/*
+ * The client core, sans-I/O: everything a wzp client does, minus sockets,
+ * clocks and threads (src/client/client.c is the runtime around it).
+ *
+ * It owns one QUIC endpoint (server-capable) carrying
+ *  - the control connection to the relay (client role, relay pinned, real
+ *    path: the socket's local address -> the relay), which carries signaling
+ *    (src/call/signal_client.h), and
+ *  - one end-to-end connection per call (the caller is the QUIC client),
+ *    pinned to the fingerprint the relay vouched for in CallSetup. It runs
+ *    on a *virtual path* per call: local [100::1]:1, remote [100::2]:vport
+ *    (100::/64 is the IPv6 discard prefix; never on the wire). Outgoing
+ *    packets on a virtual path go where the call's ICE agent routes them:
+ *    wrapped in a relay DATA frame to the relay, or straight to the peer.
+ *    Incoming ones are accepted from any path and fed with the virtual one.
+ *
+ * Receive demultiplexing (first byte, wire/demux.h):
+ *    QUIC from the relay      -> control connection
+ *    QUIC from anywhere else  -> the call owning its DCID (direct path)
+ *    relay DATA from the relay -> the call owning the channel id
+ *    probe                    -> the call whose probe tag matches
+ *
+ * Driving: feed() every datagram, handle_timer() at next_deadline(), and
+ * flush() after each of those and after every command; flush hands out the
+ * datagrams to send with the socket to send them from.
+ */
+#ifndef WZP_CLIENT_CORE_H
+#define WZP_CLIENT_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <wzp/client.h>
+#include <wzp/identity.h>
+
+#include "common/addr.h"
+#include "common/time.h"
+
+typedef struct wzp_core wzp_core;
+
+/* Sockets, as in src/ice/candidate.h: 0 = IPv4, 1 = IPv6. */
+#define WZP_CORE_SOCKS 2
+
+typedef enum wzp_core_ev_type {
+    WZP_CORE_EV_REGISTERED = 1, /* text: our reflexive address */
+    WZP_CORE_EV_UNREGISTERED,   /* err, fatal (no more retries) */
+    WZP_CORE_EV_INCOMING,       /* call; peer_fp, peer_alias */
+    WZP_CORE_EV_CALL_STATE,     /* call; state, err (ENDED: why; 0 = we hung up), text: detail */
+    WZP_CORE_EV_PATH,           /* call: the route changed (get_stats for the new one) */
+    WZP_CORE_EV_PCM,            /* call; pcm: one played-out frame, concealed */
+} wzp_core_ev_type;
+
+typedef struct wzp_core_event {
+    wzp_core_ev_type type;
+    uint32_t call;
+    void *call_user;
+    wzp_call_state state;
+    int err;
+    bool fatal;
+    const char *text;
+    const char *peer_fp, *peer_alias;
+    const int16_t *pcm;
+    bool concealed;
+} wzp_core_event;
+
+typedef struct wzp_core_config {
+    const wzp_identity *id; /* borrowed; outlives the core */
+    wzp_addr relay;
+    uint8_t relay_pin[WZP_FINGERPRINT_LEN];
+    const char *alias; /* copied; NULL or "" for none */
+    bool direct_disabled;
+    /* The bound address of each socket (len 0: no such socket). Host
+     * candidates get the port of their family's socket. */
+    wzp_addr local[WZP_CORE_SOCKS];
+    wzp_ts reconnect_min, reconnect_max; /* backoff; defaults 250 ms, 8 s */
+    void (*event)(void *user, const wzp_core_event *ev);
+    /* The next frame to send for a call; false for silence. */
+    bool (*pcm_source)(void *user, uint32_t call, void *call_user, int16_t pcm[WZP_FRAME_SAMPLES]);
+    void *user;
+} wzp_core_config;
+
+typedef void (*wzp_core_send_fn)(void *user, int sock, const wzp_addr *to, const uint8_t *pkt,
+                                 size_t len);
+
+int wzp_core_new(const wzp_core_config *cfg, wzp_core **out);
+void wzp_core_free(wzp_core *core);
+
+/* A host address to offer as a candidate (its port is replaced by the socket's). */
+int wzp_core_add_host_addr(wzp_core *core, const wzp_addr *ip);
+
+/* Connects to the relay (and keeps reconnecting after losses). */
+int wzp_core_start(wzp_core *core, wzp_ts now);
+/* Ends every call and closes the relay connection; flush until wzp_core_idle. */
+void wzp_core_shutdown(wzp_core *core, wzp_ts now);
+/* No connection left (closing periods over): safe to stop flushing. */
+bool wzp_core_idle(const wzp_core *core);
+
+void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t *pkt, size_t len,
+                   wzp_ts now);
+void wzp_core_handle_timer(wzp_core *core, wzp_ts now);
+wzp_ts wzp_core_next_deadline(const wzp_core *core);
+void wzp_core_flush(wzp_core *core, wzp_ts now, wzp_core_send_fn send, void *user);
+
+/* Calls are named by ids (never reused). */
+int wzp_core_call(wzp_core *core, const char *peer, void *call_user, uint32_t *out, wzp_ts now);
+int wzp_core_set_call_user(wzp_core *core, uint32_t call, void *call_user);
+int wzp_core_answer(wzp_core *core, uint32_t call, wzp_ts now);
+int wzp_core_reject(wzp_core *core, uint32_t call, wzp_ts now);
+int wzp_core_hangup(wzp_core *core, uint32_t call, wzp_ts now);
+int wzp_core_set_mute(wzp_core *core, uint32_t call, bool mute);
+int wzp_core_get_stats(wzp_core *core, uint32_t call, wzp_call_stats *out, wzp_ts now);
+/* The handle is no longer used by the owner; the call must have ended (else it is hung up). */
+void wzp_core_release(wzp_core *core, uint32_t call, wzp_ts now);
+
+bool wzp_core_registered(const wzp_core *core);
+/* Smoothed RTT of the control connection, 0 before a sample. */
+wzp_ts wzp_core_relay_rtt(const wzp_core *core);
+
+#endif

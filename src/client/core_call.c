@@ -1,0 +1,836 @@
+/*
+ * Client core, one call: signaling state, the end-to-end QUIC connection on
+ * its virtual path, the ICE agent that routes it (relay or direct), media
+ * (Opus in DATAGRAM frames) and peer-to-peer call control on the message
+ * stream (proto/wzp_call.proto).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/core_int.h"
+#include "common/log.h"
+#include "common/rand.h"
+#include "ice/candidate.h"
+#include "wire/relay_frame.h"
+#include "wzp_call.pb-c.h"
+
+#define RELAY_KEEPALIVE  WZP_SEC(15) /* keeps the channel and the NAT mapping to the relay */
+#define STATS_INTERVAL   WZP_SEC(2)
+#define E2E_KEEP_ALIVE   WZP_SEC(5)
+#define E2E_IDLE_TIMEOUT WZP_SEC(15)
+#define E2E_MAX_MESSAGE  4096
+#define MEDIA_CODEC_OPUS 1
+
+static const char *fp_text(const uint8_t fp[WZP_FINGERPRINT_LEN], char *buf)
+{
+    return wzp_fingerprint_format(fp, buf, WZP_FINGERPRINT_STRLEN);
+}
+
+static void emit_state(wzp_core *core, core_call *call)
+{
+    wzp_core_event e = {.type = WZP_CORE_EV_CALL_STATE,
+                        .call = call->id,
+                        .call_user = call->user,
+                        .state = call->state,
+                        .err = call->state == WZP_CALL_ENDED ? call->end_err : 0,
+                        .text = call->detail,
+                        .peer_fp = call->peer_fp_text,
+                        .peer_alias = call->peer_alias};
+    wzp_core__emit(core, &e);
+}
+
+static void set_state(wzp_core *core, core_call *call, wzp_call_state st)
+{
+    if (call->state == st || call->state == WZP_CALL_ENDED)
+        return;
+    call->state = st;
+    emit_state(core, call);
+}
+
+core_call *wzp_core__call_new(wzp_core *core, bool outgoing, void *user)
+{
+    size_t slot = CORE_MAX_CALLS;
+    for (size_t i = 0; i < CORE_MAX_CALLS; i++)
+        if (!core->calls[i]) {
+            slot = i;
+            break;
+        }
+    if (slot == CORE_MAX_CALLS)
+        return NULL;
+    core_call *call = calloc(1, sizeof(*call));
+    if (!call)
+        return NULL;
+    call->core = core;
+    call->id = core->next_id++;
+    call->user = user;
+    call->outgoing = outgoing;
+    call->state = WZP_CALL_DIALING;
+    /* A virtual port no live call uses (wraps after 65535 calls). */
+    do {
+        call->vport = core->next_vport++;
+        if (!core->next_vport)
+            core->next_vport = 1;
+    } while (!call->vport || wzp_core__find_vport(core, call->vport));
+    static const uint8_t vremote_ip[16] = {0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+    wzp_addr_from_ip(&call->vremote, AF_INET6, vremote_ip, call->vport);
+    call->answered_at = call->active_at = call->first_audio_at = call->direct_at = WZP_TS_NEVER;
+    call->tx_next = call->rx_next = call->next_keepalive = call->next_stats = WZP_TS_NEVER;
+    core->calls[slot] = call;
+    return call;
+}
+
+void wzp_core__call_free(wzp_core *core, core_call *call)
+{
+    (void)core;
+    wzp_ice_free(call->ice);
+    wzp_media_tx_free(call->tx);
+    wzp_media_rx_free(call->rx);
+    free(call);
+}
+
+/* --- call control messages ---------------------------------------------------------------- */
+
+static void send_ctl(core_call *call, Wzpcall__CallMsg *m)
+{
+    if (!call->conn || !wzp_quic_conn_is_established(call->conn))
+        return;
+    uint8_t buf[256];
+    size_t n = wzpcall__call_msg__get_packed_size(m);
+    if (n > sizeof(buf))
+        return;
+    wzpcall__call_msg__pack(m, buf);
+    wzp_quic_conn_send_message(call->conn, buf, n);
+}
+
+static void send_hangup(core_call *call, bool error)
+{
+    Wzpcall__CallMsg m = WZPCALL__CALL_MSG__INIT;
+    Wzpcall__Hangup h = WZPCALL__HANGUP__INIT;
+    h.error = error;
+    m.body_case = WZPCALL__CALL_MSG__BODY_HANGUP;
+    m.hangup = &h;
+    send_ctl(call, &m);
+}
+
+static void send_mute(core_call *call)
+{
+    Wzpcall__CallMsg m = WZPCALL__CALL_MSG__INIT;
+    Wzpcall__Mute mu = WZPCALL__MUTE__INIT;
+    mu.muted = call->mute;
+    m.body_case = WZPCALL__CALL_MSG__BODY_MUTE;
+    m.mute = &mu;
+    send_ctl(call, &m);
+}
+
+static void send_stats(core_call *call)
+{
+    if (!call->rx)
+        return;
+    wzp_media_rx_stats rs;
+    wzp_media_rx_get_stats(call->rx, &rs);
+    wzp_quic_conn_stats qs;
+    wzp_quic_conn_get_stats(call->conn, &qs);
+    Wzpcall__CallMsg m = WZPCALL__CALL_MSG__INIT;
+    Wzpcall__Stats st = WZPCALL__STATS__INIT;
+    st.frames_received = rs.playout.received;
+    st.frames_lost = rs.playout.lost;
+    st.rtt_us = (uint32_t)(qs.smoothed_rtt / 1000);
+    m.body_case = WZPCALL__CALL_MSG__BODY_STATS;
+    m.stats = &st;
+    send_ctl(call, &m);
+}
+
+void wzp_core__call_message(wzp_core *core, core_call *call, const uint8_t *d, size_t len)
+{
+    Wzpcall__CallMsg *m = wzpcall__call_msg__unpack(NULL, len, d);
+    if (!m) {
+        WZP_DEBUG("client: malformed call message dropped");
+        return;
+    }
+    switch (m->body_case) {
+    case WZPCALL__CALL_MSG__BODY_HANGUP:
+        wzp_core__call_end(core, call, WZP_ERR_HANGUP,
+                           m->hangup && m->hangup->error ? "the peer ended the call after an error"
+                                                         : "the peer hung up");
+        break;
+    case WZPCALL__CALL_MSG__BODY_MUTE:
+        call->peer_mute = m->mute && m->mute->muted;
+        break;
+    case WZPCALL__CALL_MSG__BODY_STATS:
+        if (m->stats) {
+            call->peer_frames_received = m->stats->frames_received;
+            call->peer_frames_lost = m->stats->frames_lost;
+        }
+        break;
+    default:
+        break;
+    }
+    wzpcall__call_msg__free_unpacked(m, NULL);
+}
+
+/* --- ending -------------------------------------------------------------------------------------
+ */
+
+void wzp_core__call_end(wzp_core *core, core_call *call, int err, const char *detail)
+{
+    if (call->state == WZP_CALL_ENDED)
+        return;
+    bool failure = err != 0 && err != WZP_ERR_HANGUP;
+    if (call->sig) {
+        uint32_t sig = call->sig;
+        call->sig = 0;
+        wzp_sigc_hangup(core->sc, sig, failure, core->now);
+    }
+    if (call->conn) {
+        if (err != WZP_ERR_HANGUP)
+            send_hangup(call, failure);
+        wzp_quic_conn_close(call->conn, failure ? CORE_CLOSE_ERROR : CORE_CLOSE_HANGUP,
+                            failure ? "error" : "hangup");
+    }
+    call->end_err = err;
+    snprintf(call->detail, sizeof(call->detail), "%s", detail ? detail : "");
+    call->state = WZP_CALL_ENDED;
+    if (call->conn) {
+        wzp_quic_conn_stats qs;
+        wzp_quic_conn_get_stats(call->conn, &qs);
+        WZP_INFO("client: call %u quic: srtt %.2f ms, pto %llu, cwnd %llu, in flight %llu, "
+                 "dgrams sent %llu recv %llu lost %llu dropped %llu",
+                 call->id, (double)qs.smoothed_rtt / 1e6, (unsigned long long)qs.pto_count,
+                 (unsigned long long)qs.cwnd, (unsigned long long)qs.bytes_in_flight,
+                 (unsigned long long)qs.dgrams_sent, (unsigned long long)qs.dgrams_recv,
+                 (unsigned long long)qs.dgrams_lost, (unsigned long long)qs.dgrams_dropped);
+    }
+    if (call->rx) {
+        wzp_media_rx_stats rs;
+        wzp_media_rx_get_stats(call->rx, &rs);
+        WZP_INFO("client: call %u media: %llu decoded, %llu fec, %llu plc, %llu late, %llu lost, "
+                 "%llu held, %llu trimmed, %llu resyncs",
+                 call->id, (unsigned long long)rs.decoded, (unsigned long long)rs.fec_recovered,
+                 (unsigned long long)rs.plc, (unsigned long long)rs.playout.late,
+                 (unsigned long long)rs.playout.lost, (unsigned long long)rs.playout.held,
+                 (unsigned long long)rs.playout.trimmed, (unsigned long long)rs.playout.resyncs);
+    }
+    WZP_INFO("client: call %u ended: %s%s%s", call->id, err ? wzp_strerror(err) : "hung up",
+             call->detail[0] ? ": " : "", call->detail);
+    emit_state(core, call);
+}
+
+void wzp_core__call_closed(wzp_core *core, core_call *call, const wzp_quic_close_info *info)
+{
+    call->conn = NULL;
+    if (call->state == WZP_CALL_ENDED)
+        return;
+    char detail[sizeof(call->detail)];
+    int err;
+    if (info->error == WZP_ERR_PIN_MISMATCH && !info->by_peer) {
+        char want[WZP_FINGERPRINT_STRLEN];
+        err = WZP_ERR_PIN_MISMATCH;
+        snprintf(
+            detail, sizeof(detail),
+            "possible man-in-the-middle: relay vouched for %s, peer presented another key (%s)",
+            fp_text(call->peer_fp, want), info->detail);
+    } else if (info->error) {
+        err = info->error;
+        snprintf(detail, sizeof(detail), "end-to-end connection failed: %s", info->detail);
+    } else if (info->app_code == CORE_CLOSE_HANGUP) {
+        err = WZP_ERR_HANGUP;
+        snprintf(detail, sizeof(detail), "the peer hung up");
+    } else {
+        err = WZP_ERR_CLOSED;
+        snprintf(detail, sizeof(detail), "the peer closed the call: %s", info->detail);
+    }
+    wzp_core__call_end(core, call, err, detail);
+}
+
+/* --- candidates and the ICE agent ---------------------------------------------------------------
+ */
+
+static wzp_sig_cand_type to_sig_type(wzp_cand_type t)
+{
+    return t == WZP_CAND_HOST    ? WZP_SIG_CAND_HOST
+           : t == WZP_CAND_SRFLX ? WZP_SIG_CAND_SRFLX
+                                 : WZP_SIG_CAND_PRFLX;
+}
+
+static bool from_sig_type(wzp_sig_cand_type t, wzp_cand_type *out)
+{
+    switch (t) {
+    case WZP_SIG_CAND_HOST:
+        *out = WZP_CAND_HOST;
+        return true;
+    case WZP_SIG_CAND_SRFLX:
+        *out = WZP_CAND_SRFLX;
+        return true;
+    case WZP_SIG_CAND_PRFLX:
+        *out = WZP_CAND_PRFLX;
+        return true;
+    default:
+        return false; /* relay candidates: the relay path is implicit */
+    }
+}
+
+static void add_local(core_call *call, wzp_cand_type type, const wzp_addr *a)
+{
+    if (call->n_local >= WZP_SIG_MAX_CANDIDATES || !wzp_cand_addr_usable(a))
+        return;
+    for (size_t i = 0; i < call->n_local; i++)
+        if (wzp_addr_equal(&call->local[i].addr, a))
+            return;
+    wzp_sig_candidate *c = &call->local[call->n_local++];
+    c->type = to_sig_type(type);
+    c->priority = wzp_cand_priority(type, a);
+    c->addr = *a;
+}
+
+/* Our candidates for the offer/accept: host addresses and the reflexive one. */
+static void gather(wzp_core *core, core_call *call)
+{
+    call->n_local = 0;
+    if (core->cfg.direct_disabled)
+        return;
+    for (size_t i = 0; i < core->n_hosts; i++)
+        add_local(call, WZP_CAND_HOST, &core->hosts[i]);
+    const wzp_addr *refl = wzp_sigc_reflexive(core->sc);
+    if (refl && refl->len)
+        add_local(call, WZP_CAND_SRFLX, refl);
+}
+
+void wzp_core__call_reflexive(wzp_core *core, core_call *call, const wzp_addr *refl)
+{
+    /* The relay sees us at a new address (NAT rebinding): tell the peer, check it. */
+    if (core->cfg.direct_disabled || !call->sig || !call->ice ||
+        (call->state != WZP_CALL_CONNECTING && call->state != WZP_CALL_ACTIVE))
+        return;
+    size_t before = call->n_local;
+    add_local(call, WZP_CAND_SRFLX, refl);
+    if (call->n_local == before)
+        return;
+    wzp_ice_add_local(call->ice, WZP_CAND_SRFLX, refl);
+    wzp_sigc_update_candidates(core->sc, call->sig, &call->local[call->n_local - 1], 1, core->now);
+}
+
+static void ice_route_changed(void *user, const wzp_ice_route *route, wzp_route_reason reason)
+{
+    core_call *call = user;
+    wzp_core *core = call->core;
+    call->path_changes++;
+    if (route->kind == WZP_ROUTE_DIRECT && call->direct_at == WZP_TS_NEVER)
+        call->direct_at = core->now;
+    char buf[WZP_ADDR_STRLEN];
+    WZP_INFO("client: call %u route -> %s %s (%s)", call->id,
+             route->kind == WZP_ROUTE_DIRECT ? "direct" : "relay",
+             route->kind == WZP_ROUTE_DIRECT ? wzp_addr_format(&route->remote, buf, sizeof(buf))
+                                             : "",
+             wzp_route_reason_name(reason));
+    wzp_core_event e = {.type = WZP_CORE_EV_PATH, .call = call->id, .call_user = call->user};
+    wzp_core__emit(core, &e);
+}
+
+static void ice_local_candidate(void *user, const wzp_candidate *cand)
+{
+    core_call *call = user;
+    if (!call->sig)
+        return;
+    wzp_sig_candidate c = {
+        .type = to_sig_type(cand->type), .priority = cand->priority, .addr = cand->addr};
+    wzp_sigc_update_candidates(call->core->sc, call->sig, &c, 1, call->core->now);
+}
+
+static int start_ice(wzp_core *core, core_call *call, const wzp_sig_candidates *peer, wzp_ts now)
+{
+    if (core->cfg.direct_disabled)
+        return 0;
+    wzp_ice_config ic;
+    wzp_ice_config_default(&ic);
+    uint8_t fp[WZP_FINGERPRINT_LEN];
+    wzp_identity_fingerprint(core->cfg.id, fp);
+    memcpy(ic.agent_id, fp, sizeof(ic.agent_id));
+    ic.cb.route_changed = ice_route_changed;
+    ic.cb.local_candidate = ice_local_candidate;
+    ic.cb.user = call;
+    call->ice = wzp_ice_new(&ic);
+    if (!call->ice)
+        return WZP_ERR_NOMEM;
+    for (size_t i = 0; i < call->n_local; i++) {
+        wzp_cand_type t;
+        if (from_sig_type(call->local[i].type, &t))
+            wzp_ice_add_local(call->ice, t, &call->local[i].addr);
+    }
+    for (size_t i = 0; i < peer->n; i++) {
+        wzp_cand_type t;
+        if (from_sig_type(peer->c[i].type, &t))
+            wzp_ice_add_remote(call->ice, t, &peer->c[i].addr, now);
+    }
+    return 0;
+}
+
+/* --- signaling events ----------------------------------------------------------------------------
+ */
+
+static void on_setup(wzp_core *core, core_call *call, const wzp_sig_msg *m, wzp_ts now)
+{
+    memcpy(call->peer_fp, m->u.setup.peer_fp, WZP_FINGERPRINT_LEN);
+    call->have_peer_fp = true;
+    fp_text(call->peer_fp, call->peer_fp_text);
+    snprintf(call->peer_alias, sizeof(call->peer_alias), "%s", m->u.setup.peer_alias);
+    call->chan = m->u.setup.relay_channel;
+    call->relay = m->u.setup.relay_addr.len ? m->u.setup.relay_addr : core->cfg.relay;
+    if (wzp_cand_sock_for(&call->relay) < 0 ||
+        core->cfg.local[wzp_cand_sock_for(&call->relay)].len == 0)
+        call->relay = core->cfg.relay; /* no socket of that family: the control address */
+    if (call->chan)
+        call->next_keepalive = now + RELAY_KEEPALIVE;
+    if (call->outgoing)
+        call->answered_at = now;
+    if (start_ice(core, call, &m->u.setup.peer_cands, now) < 0) {
+        wzp_core__call_end(core, call, WZP_ERR_NOMEM, "out of memory");
+        return;
+    }
+    if (call->outgoing)
+        call->need_connect = true;
+    set_state(core, call, WZP_CALL_CONNECTING);
+}
+
+void wzp_core__call_sig_event(wzp_core *core, core_call *call, const wzp_sigc_event *ev)
+{
+    switch (ev->type) {
+    case WZP_SIGC_EV_INCOMING: {
+        const wzp_sig_msg *m = ev->msg;
+        memcpy(call->peer_fp, m->u.incoming.caller_fp, WZP_FINGERPRINT_LEN);
+        fp_text(call->peer_fp, call->peer_fp_text);
+        snprintf(call->peer_alias, sizeof(call->peer_alias), "%s", m->u.incoming.caller_alias);
+        call->state = WZP_CALL_RINGING;
+        wzp_core_event e = {.type = WZP_CORE_EV_INCOMING,
+                            .call = call->id,
+                            .call_user = call->user,
+                            .state = call->state,
+                            .peer_fp = call->peer_fp_text,
+                            .peer_alias = call->peer_alias};
+        wzp_core__emit(core, &e);
+        break;
+    }
+    case WZP_SIGC_EV_RINGING:
+        set_state(core, call, WZP_CALL_RINGING);
+        break;
+    case WZP_SIGC_EV_SETUP:
+        on_setup(core, call, ev->msg, core->now);
+        break;
+    case WZP_SIGC_EV_CANDIDATES:
+        if (call->ice)
+            for (size_t i = 0; i < ev->msg->u.update.cands.n; i++) {
+                wzp_cand_type t;
+                if (from_sig_type(ev->msg->u.update.cands.c[i].type, &t))
+                    wzp_ice_add_remote(call->ice, t, &ev->msg->u.update.cands.c[i].addr, core->now);
+            }
+        break;
+    case WZP_SIGC_EV_ENDED: {
+        call->sig = 0;
+        /* A call already set up outlives the relay connection: its own QUIC
+         * connection decides (it may be direct, and the relay may come back). */
+        if (ev->err == WZP_ERR_UNREACHABLE && call->conn &&
+            (call->state == WZP_CALL_CONNECTING || call->state == WZP_CALL_ACTIVE))
+            break;
+        char detail[128];
+        if (ev->reason)
+            snprintf(detail, sizeof(detail), "relay: %s", wzp_sig_end_reason_name(ev->reason));
+        else
+            snprintf(detail, sizeof(detail), "%s", wzp_strerror(ev->err));
+        if (ev->err == WZP_ERR_HANGUP)
+            snprintf(detail, sizeof(detail), "the peer hung up");
+        wzp_core__call_end(core, call, ev->err ? ev->err : WZP_ERR_CLOSED, detail);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* --- the end-to-end connection
+ * --------------------------------------------------------------------- */
+
+static wzp_ts e2e_initial_rtt(const wzp_core *core)
+{
+    /* Peer to peer through the relay is two legs of the relay round trip. */
+    wzp_ts rtt = 2 * wzp_core_relay_rtt(core);
+    if (rtt == 0)
+        return WZP_MS(100);
+    if (rtt < WZP_MS(2))
+        rtt = WZP_MS(2);
+    if (rtt > WZP_SEC(1))
+        rtt = WZP_SEC(1);
+    return rtt;
+}
+
+static void e2e_opts(wzp_core *core, core_call *call, wzp_quic_conn_opts *o)
+{
+    o->pin_mode = WZP_QUIC_PIN_EXACT;
+    memcpy(o->pin, call->peer_fp, sizeof(o->pin));
+    o->initial_rtt = e2e_initial_rtt(core);
+    o->keep_alive = E2E_KEEP_ALIVE;
+    o->idle_timeout = E2E_IDLE_TIMEOUT;
+    o->max_message = E2E_MAX_MESSAGE;
+    o->user = call;
+}
+
+int wzp_core__accept(wzp_core *core, const wzp_addr *remote, wzp_quic_conn_opts *opts)
+{
+    /* Only an Initial that came through one of our calls' relay channels. */
+    if (!wzp_core__is_virtual(remote))
+        return WZP_ERR_INVALID;
+    core_call *call = wzp_core__find_vport(core, wzp_addr_port(remote));
+    if (!call || call->outgoing || call->conn || call->state != WZP_CALL_CONNECTING ||
+        !call->have_peer_fp)
+        return WZP_ERR_INVALID;
+    e2e_opts(core, call, opts);
+    return 0;
+}
+
+void wzp_core__call_established(wzp_core *core, core_call *call, wzp_quic_conn *c)
+{
+    if (!call->conn)
+        call->conn = c;
+    if (call->state == WZP_CALL_ENDED)
+        return;
+    wzp_ts now = core->now;
+    int err = 0;
+    wzp_media_tx_config tc;
+    wzp_media_tx_config_default(&tc);
+    call->tx = wzp_media_tx_new(&tc, &err);
+    wzp_media_rx_config rc;
+    wzp_media_rx_config_default(&rc);
+    if (call->tx)
+        call->rx = wzp_media_rx_new(&rc, &err);
+    if (!call->tx || !call->rx) {
+        wzp_core__call_end(core, call, WZP_ERR_AUDIO, "cannot start the Opus codec");
+        return;
+    }
+    wzp_media_tx_set_mute(call->tx, call->mute);
+    call->active_at = now;
+    call->tx_next = now;
+    call->next_stats = now + STATS_INTERVAL;
+    if (call->ice) {
+        uint8_t key[WZP_PROBE_KEY_LEN];
+        if (wzp_quic_conn_export(c, "EXPORTER-wzp-probe-key", NULL, 0, key, sizeof(key)) == 0 &&
+            wzp_ice_set_key(call->ice, key, now) == 0) {
+            call->keyed = true;
+            memcpy(call->tag, wzp_ice_tag(call->ice), sizeof(call->tag));
+        }
+    }
+    if (call->mute)
+        send_mute(call);
+    set_state(core, call, WZP_CALL_ACTIVE);
+}
+
+void wzp_core__call_datagram(wzp_core *core, core_call *call, const uint8_t *d, size_t len)
+{
+    if (call->rx && call->state == WZP_CALL_ACTIVE)
+        wzp_media_rx_datagram(call->rx, d, len, core->now);
+}
+
+void wzp_core__call_after(wzp_core *core, core_call *call, wzp_ts now)
+{
+    if (!call->need_connect)
+        return;
+    call->need_connect = false;
+    if (call->state != WZP_CALL_CONNECTING)
+        return;
+    wzp_quic_conn_opts o;
+    wzp_quic_conn_opts_default(&o);
+    e2e_opts(core, call, &o);
+    int rc = wzp_quic_connect(core->ep, &core->vlocal, &call->vremote, &o, now, &call->conn);
+    if (rc < 0) {
+        call->conn = NULL;
+        wzp_core__call_end(core, call, rc, "cannot start the end-to-end connection");
+    }
+}
+
+/* --- timers and sending --------------------------------------------------------------------------
+ */
+
+static void media_tick(wzp_core *core, core_call *call, wzp_ts now)
+{
+    /* Send: one frame per 20 ms of schedule; after a long stall, resynchronise. */
+    if (call->tx_next + WZP_MS(200) < now)
+        call->tx_next = now;
+    while (call->state == WZP_CALL_ACTIVE && call->tx_next <= now) {
+        int16_t pcm[WZP_FRAME_SAMPLES];
+        if (!core->cfg.pcm_source ||
+            !core->cfg.pcm_source(core->cfg.user, call->id, call->user, pcm))
+            memset(pcm, 0, sizeof(pcm));
+        uint8_t dg[WZP_QUIC_MAX_DATAGRAM];
+        int n = wzp_media_tx_frame(call->tx, pcm, dg, sizeof(dg));
+        if (n > 0 && call->conn)
+            wzp_quic_conn_send_datagram(call->conn, dg, (size_t)n);
+        call->tx_next += WZP_MS(20);
+    }
+    /* Play out on our own 20 ms schedule from the playout start (the receive
+     * clock must not drift with our wake-up latency). */
+    if (call->state == WZP_CALL_ACTIVE && call->rx_next == WZP_TS_NEVER)
+        call->rx_next = wzp_media_rx_next_deadline(call->rx);
+    if (call->rx_next != WZP_TS_NEVER && call->rx_next + WZP_MS(200) < now)
+        call->rx_next = now;
+    while (call->state == WZP_CALL_ACTIVE && call->rx_next <= now) {
+        int16_t pcm[WZP_FRAME_SAMPLES];
+        int kind = wzp_media_rx_pull(call->rx, now, pcm);
+        call->rx_next += WZP_MS(20);
+        if ((kind == WZP_MEDIA_RX_DECODED || kind == WZP_MEDIA_RX_FEC) &&
+            call->first_audio_at == WZP_TS_NEVER)
+            call->first_audio_at = now;
+        wzp_core_event e = {.type = WZP_CORE_EV_PCM,
+                            .call = call->id,
+                            .call_user = call->user,
+                            .pcm = pcm,
+                            .concealed = kind == WZP_MEDIA_RX_CONCEALED};
+        wzp_core__emit(core, &e);
+    }
+}
+
+void wzp_core__call_timer(wzp_core *core, core_call *call, wzp_ts now)
+{
+    if (call->state != WZP_CALL_ACTIVE)
+        return;
+    if (call->keyed && wzp_ice_next_deadline(call->ice) <= now)
+        wzp_ice_handle_timer(call->ice, now);
+    media_tick(core, call, now);
+    if (call->state == WZP_CALL_ACTIVE && call->next_stats <= now) {
+        send_stats(call);
+        call->next_stats = now + STATS_INTERVAL;
+    }
+}
+
+wzp_ts wzp_core__call_deadline(const core_call *call)
+{
+    wzp_ts t = WZP_TS_NEVER;
+    if (call->need_connect)
+        return 0;
+    if (call->state == WZP_CALL_CONNECTING || call->state == WZP_CALL_ACTIVE)
+        t = call->next_keepalive;
+    if (call->state != WZP_CALL_ACTIVE)
+        return t;
+    if (call->keyed)
+        t = wzp_ts_min(t, wzp_ice_next_deadline(call->ice));
+    t = wzp_ts_min(t, call->tx_next);
+    t = wzp_ts_min(t, call->rx_next != WZP_TS_NEVER ? call->rx_next
+                                                    : wzp_media_rx_next_deadline(call->rx));
+    return wzp_ts_min(t, call->next_stats);
+}
+
+void wzp_core__call_flush(wzp_core *core, core_call *call, wzp_ts now, wzp_core_send_fn send,
+                          void *user)
+{
+    if (call->state == WZP_CALL_ACTIVE && call->keyed) {
+        uint8_t buf[WZP_PROBE_MAX_LEN];
+        int sock, n;
+        wzp_addr dest;
+        while ((n = wzp_ice_poll_transmit(call->ice, now, buf, sizeof(buf), &sock, &dest)) > 0)
+            if (core->cfg.local[sock].len)
+                send(user, sock, &dest, buf, (size_t)n);
+    }
+    if ((call->state == WZP_CALL_CONNECTING || call->state == WZP_CALL_ACTIVE) && call->chan &&
+        call->next_keepalive <= now) {
+        uint8_t frame[WZP_RELAY_FRAME_HDR + 4], nonce[4];
+        wzp_random_nonce(nonce, sizeof(nonce));
+        int n = wzp_relay_frame_encode(frame, sizeof(frame), WZP_RELAY_FRAME_KEEPALIVE, call->chan,
+                                       nonce, sizeof(nonce));
+        if (n > 0)
+            send(user, wzp_cand_sock_for(&call->relay), &call->relay, frame, (size_t)n);
+        call->next_keepalive = now + RELAY_KEEPALIVE;
+    }
+}
+
+void wzp_core__call_route(wzp_core *core, core_call *call, const uint8_t *pkt, size_t len,
+                          wzp_core_send_fn send, void *user)
+{
+    if (call->keyed) {
+        wzp_ice_route r = wzp_ice_route_get(call->ice);
+        if (r.kind == WZP_ROUTE_DIRECT && core->cfg.local[r.sock].len) {
+            send(user, r.sock, &r.remote, pkt, len);
+            return;
+        }
+    }
+    if (!call->chan)
+        return;
+    uint8_t frame[WZP_RELAY_FRAME_HDR + WZP_QUIC_MAX_PACKET];
+    int n =
+        wzp_relay_frame_encode(frame, sizeof(frame), WZP_RELAY_FRAME_DATA, call->chan, pkt, len);
+    if (n > 0)
+        send(user, wzp_cand_sock_for(&call->relay), &call->relay, frame, (size_t)n);
+}
+
+/* --- stats
+ * ------------------------------------------------------------------------------------------ */
+
+static int64_t ms_since(wzp_ts from, wzp_ts to)
+{
+    if (from == WZP_TS_NEVER || to == WZP_TS_NEVER || to < from)
+        return -1;
+    return (int64_t)((to - from) / 1000000);
+}
+
+void wzp_core__call_stats(wzp_core *core, core_call *call, wzp_call_stats *out, wzp_ts now)
+{
+    memset(out, 0, sizeof(*out));
+    char a[WZP_ADDR_STRLEN], b[WZP_ADDR_STRLEN];
+    out->path = WZP_PATH_NONE;
+    snprintf(out->path_desc, sizeof(out->path_desc), "none");
+    if (call->chan) {
+        out->path = WZP_PATH_RELAY;
+        snprintf(out->path_desc, sizeof(out->path_desc), "relay %s channel %u",
+                 wzp_addr_format(&call->relay, a, sizeof(a)), call->chan);
+    }
+    if (call->keyed) {
+        wzp_ice_route r = wzp_ice_route_get(call->ice);
+        if (r.kind == WZP_ROUTE_DIRECT) {
+            out->path = WZP_PATH_DIRECT;
+            snprintf(out->path_desc, sizeof(out->path_desc), "direct %s -> %s",
+                     wzp_addr_format(&core->cfg.local[r.sock], a, sizeof(a)),
+                     wzp_addr_format(&r.remote, b, sizeof(b)));
+        }
+    }
+    if (call->conn) {
+        wzp_quic_conn_stats qs;
+        wzp_quic_conn_get_stats(call->conn, &qs);
+        out->rtt_ms = (double)qs.smoothed_rtt / 1e6;
+    }
+    if (call->tx) {
+        wzp_media_tx_stats ts;
+        wzp_media_tx_get_stats(call->tx, &ts);
+        out->frames_sent = ts.sent;
+        if (call->active_at != WZP_TS_NEVER && now > call->active_at)
+            out->bitrate_kbps =
+                (double)ts.bytes * 8.0 / ((double)(now - call->active_at) / 1e9) / 1000.0;
+    }
+    if (call->conn) {
+        wzp_quic_conn_stats qs;
+        wzp_quic_conn_get_stats(call->conn, &qs);
+        WZP_INFO("client: call %u quic: srtt %.2f ms, pto %llu, cwnd %llu, in flight %llu, "
+                 "dgrams sent %llu recv %llu lost %llu dropped %llu",
+                 call->id, (double)qs.smoothed_rtt / 1e6, (unsigned long long)qs.pto_count,
+                 (unsigned long long)qs.cwnd, (unsigned long long)qs.bytes_in_flight,
+                 (unsigned long long)qs.dgrams_sent, (unsigned long long)qs.dgrams_recv,
+                 (unsigned long long)qs.dgrams_lost, (unsigned long long)qs.dgrams_dropped);
+    }
+    if (call->rx) {
+        wzp_media_rx_stats rs;
+        wzp_media_rx_get_stats(call->rx, &rs);
+        out->frames_received = rs.playout.received;
+        out->frames_lost = rs.playout.lost;
+        uint64_t expected = out->frames_received + out->frames_lost;
+        out->loss_pct = expected ? 100.0 * (double)out->frames_lost / (double)expected : 0.0;
+    }
+    out->time_to_first_audio_ms = ms_since(call->answered_at, call->first_audio_at);
+    out->time_to_direct_ms = ms_since(call->answered_at, call->direct_at);
+    out->path_changes = call->path_changes;
+}
+
+/* --- commands
+ * ------------------------------------------------------------------------------------------ */
+
+static void default_params(wzp_sig_params *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->media_version = 1;
+    p->codecs[0] = MEDIA_CODEC_OPUS;
+    p->n_codecs = 1;
+    p->max_bitrate = 64000;
+}
+
+int wzp_core_call(wzp_core *core, const char *peer, void *call_user, uint32_t *out, wzp_ts now)
+{
+    if (!peer || !out)
+        return WZP_ERR_INVALID;
+    core->now = now;
+    uint8_t fp[WZP_FINGERPRINT_LEN];
+    bool by_fp = wzp_fingerprint_parse(peer, fp) == 0;
+    if (!by_fp && !wzp_sig_alias_valid(peer))
+        return WZP_ERR_INVALID;
+    if (!wzp_core_registered(core))
+        return WZP_ERR_STATE;
+    core_call *call = wzp_core__call_new(core, true, call_user);
+    if (!call)
+        return WZP_ERR_LIMIT;
+    gather(core, call);
+    wzp_sig_params params;
+    default_params(&params);
+    int rc =
+        by_fp ? wzp_sigc_call_fp(core->sc, fp, &params, call->local, call->n_local, &call->sig, now)
+              : wzp_sigc_call_alias(core->sc, peer, &params, call->local, call->n_local, &call->sig,
+                                    now);
+    if (rc < 0) {
+        for (size_t i = 0; i < CORE_MAX_CALLS; i++)
+            if (core->calls[i] == call)
+                core->calls[i] = NULL;
+        wzp_core__call_free(core, call);
+        return rc;
+    }
+    if (by_fp) {
+        memcpy(call->peer_fp, fp, sizeof(fp));
+        fp_text(fp, call->peer_fp_text);
+    } else {
+        snprintf(call->peer_alias, sizeof(call->peer_alias), "%s", peer);
+    }
+    *out = call->id;
+    return 0;
+}
+
+int wzp_core_answer(wzp_core *core, uint32_t id, wzp_ts now)
+{
+    core_call *call = wzp_core__find(core, id);
+    if (!call)
+        return WZP_ERR_NOT_FOUND;
+    if (call->outgoing || call->state != WZP_CALL_RINGING || !call->sig)
+        return WZP_ERR_STATE;
+    core->now = now;
+    gather(core, call);
+    wzp_sig_params params;
+    default_params(&params);
+    int rc = wzp_sigc_accept(core->sc, call->sig, &params, call->local, call->n_local, now);
+    if (rc < 0)
+        return rc;
+    call->answered_at = now;
+    set_state(core, call, WZP_CALL_CONNECTING);
+    return 0;
+}
+
+int wzp_core_reject(wzp_core *core, uint32_t id, wzp_ts now)
+{
+    core_call *call = wzp_core__find(core, id);
+    if (!call)
+        return WZP_ERR_NOT_FOUND;
+    if (call->outgoing || call->state != WZP_CALL_RINGING)
+        return WZP_ERR_STATE;
+    core->now = now;
+    if (call->sig) {
+        wzp_sigc_reject(core->sc, call->sig, now);
+        call->sig = 0;
+    }
+    wzp_core__call_end(core, call, 0, "rejected");
+    return 0;
+}
+
+int wzp_core_hangup(wzp_core *core, uint32_t id, wzp_ts now)
+{
+    core_call *call = wzp_core__find(core, id);
+    if (!call)
+        return WZP_ERR_NOT_FOUND;
+    if (call->state == WZP_CALL_ENDED)
+        return WZP_ERR_CLOSED;
+    core->now = now;
+    wzp_core__call_end(core, call, 0, "");
+    return 0;
+}
+
+int wzp_core_set_mute(wzp_core *core, uint32_t id, bool mute)
+{
+    core_call *call = wzp_core__find(core, id);
+    if (!call)
+        return WZP_ERR_NOT_FOUND;
+    if (call->state == WZP_CALL_ENDED)
+        return WZP_ERR_CLOSED;
+    call->mute = mute;
+    if (call->tx)
+        wzp_media_tx_set_mute(call->tx, mute);
+    send_mute(call);
+    return 0;
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The errors a user meets with `wzp call/listen/reflect`, with the real
+# binaries on loopback: each gives a one-line message and its own exit code,
+# and nothing is left running. Also one good call both ways (file in, WAV out).
+set -uo pipefail
+BIN="${WZP_BIN_DIR:-$(dirname "$0")/../../build/bin}"
+WZP="$BIN/wzp"
+RELAY="$BIN/wzp-relay"
+[ -x "$WZP" ] && [ -x "$RELAY" ] || { echo "skip: binaries not built"; exit 77; }
+
+T=$(mktemp -d /tmp/wzp-cli-XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+fail=0
+check() { # name expected actual
+    if [ "$2" = "$3" ]; then echo "ok   $1 (exit $3)"; else echo "FAIL $1: expected exit $2, got $3"; fail=1; fi
+}
+one_line() { # name file: exactly one line on stderr
+    local n; n=$(grep -c . "$2")
+    if [ "$n" = 1 ]; then echo "ok   $1: $(cat "$2")"; else echo "FAIL $1: $n lines on stderr:"; cat "$2"; fail=1; fi
+}
+
+"$RELAY" --listen 127.0.0.1:0 --home "$T/relay" --workers 1 >"$T/relay.out" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do grep -q fingerprint "$T/relay.out" && break; sleep 0.1; done
+RA=$(sed -n 's/.*listening on //p' "$T/relay.out")
+RP=$(sed -n 's/.*fingerprint //p' "$T/relay.out")
+[ -n "$RP" ] || { echo "relay did not start"; cat "$T/relay.out"; exit 1; }
+R=(--relay "$RA" --relay-pin "$RP")
+OTHER_FP=$("$WZP" id --home "$T/other" 2>/dev/null)
+
+# reflect works
+out=$("$WZP" reflect "${R[@]}" --home "$T/b" 2>"$T/err"); rc=$?
+check "reflect" 0 $rc
+case "$out" in 127.0.0.1:*) echo "ok   reflexive address $out" ;; *) echo "FAIL reflect printed '$out'"; fail=1 ;; esac
+
+# wrong relay pin
+"$WZP" reflect --relay "$RA" --relay-pin "$OTHER_FP" --home "$T/b" 2>"$T/err" >/dev/null; rc=$?
+check "wrong relay pin" 5 $rc; one_line "wrong relay pin" "$T/err"
+
+# relay unreachable (a port nobody listens on)
+"$WZP" reflect --relay 127.0.0.1:9 --relay-pin "$RP" --home "$T/b" 2>"$T/err" >/dev/null; rc=$?
+check "relay unreachable" 4 $rc; one_line "relay unreachable" "$T/err"
+
+# unknown alias, offline fingerprint
+"$WZP" call nobody "${R[@]}" --home "$T/b" --duration 1 2>"$T/err" >/dev/null; rc=$?
+check "unknown peer" 6 $rc; one_line "unknown peer" "$T/err"
+"$WZP" call "$OTHER_FP" "${R[@]}" --home "$T/b" --duration 1 2>"$T/err" >/dev/null; rc=$?
+check "offline peer" 6 $rc; one_line "offline peer" "$T/err"
+
+# unreadable audio file
+"$WZP" call nobody "${R[@]}" --home "$T/b" --send "$T/missing.wav" 2>"$T/err" >/dev/null; rc=$?
+check "missing audio file" 8 $rc; one_line "missing audio file" "$T/err"
+echo "not audio" >"$T/bad.wav"
+"$WZP" call nobody "${R[@]}" --home "$T/b" --send "$T/bad.wav" 2>"$T/err" >/dev/null; rc=$?
+check "bad audio file" 8 $rc; one_line "bad audio file" "$T/err"
+
+# rejected: a listener without --auto-answer rejects
+"$WZP" listen "${R[@]}" --home "$T/a" --alias alice >/dev/null 2>&1 &
+LP=$!; PIDS+=($LP)
+sleep 0.7
+"$WZP" call alice "${R[@]}" --home "$T/b" --duration 1 2>"$T/err" >/dev/null; rc=$?
+check "rejected" 7 $rc; one_line "rejected" "$T/err"
+kill -INT $LP; wait $LP; check "listener interrupted" 0 $?
+
+# the peer hangs up mid-call: the listener leaves after 1 s, the caller wanted 10
+"$WZP" listen "${R[@]}" --home "$T/a" --alias alice --auto-answer --duration 1 >/dev/null 2>"$T/lerr" &
+LP=$!; PIDS+=($LP)
+sleep 0.7
+"$WZP" call alice "${R[@]}" --home "$T/b" --duration 10 --tone 440 2>"$T/err" >/dev/null; rc=$?
+check "peer hung up" 9 $rc; one_line "peer hung up" "$T/err"
+wait $LP; check "listener that hung up" 0 $?
+
+# a good call: a file one way, a tone the other, both recorded, JSON summary
+"$WZP" listen "${R[@]}" --home "$T/a" --alias alice --auto-answer --tone 440 --record "$T/a.wav" --json >"$T/a.json" 2>"$T/lerr" &
+LP=$!; PIDS+=($LP)
+sleep 0.7
+"$WZP" call alice "${R[@]}" --home "$T/b" --tone 660 --duration 2 --record "$T/b.wav" --json >"$T/b.json" 2>"$T/err"; rc=$?
+check "good call" 0 $rc
+wait $LP; check "listener after a good call" 0 $?
+for side in a b; do
+    s=$(grep '"event":"summary"' "$T/$side.json")
+    for key in '"path":"' '"time_to_first_audio_ms":' '"time_to_direct_ms":' '"frames_sent":' \
+        '"frames_received":' '"frames_lost":' '"rtt_ms":' '"path_changes":'; do
+        case "$s" in *"$key"*) ;; *) echo "FAIL summary of $side lacks $key: $s"; fail=1 ;; esac
+    done
+    [ -s "$T/$side.wav" ] || { echo "FAIL no recording $side.wav"; fail=1; }
+done
+echo "ok   summaries: $(grep -h summary "$T/a.json" "$T/b.json" | tr '\n' ' ')"
+
+# nothing left running but the relay
+for p in "${PIDS[@]:1}"; do
+    if kill -0 "$p" 2>/dev/null; then echo "FAIL pid $p still running"; fail=1; fi
+done
+exit $fail
