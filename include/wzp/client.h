@@ -49,6 +49,7 @@ typedef struct wzp_call_stats {
     int64_t time_to_first_audio_ms; /* answer to first decoded frame on this side, -1 if none */
     int64_t time_to_direct_ms;      /* answer to first direct route, -1 if never */
     uint32_t path_changes;
+    int64_t max_gap_ms; /* longest interval between received media frames while active */
 } wzp_call_stats;
 
 typedef struct wzp_client_callbacks {
