@@ -16,7 +16,7 @@ set -uo pipefail
 SRC="${WZP_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
 NATLAB="$SRC/scripts/natlab"
 export WZP_BIN_DIR="${WZP_BIN_DIR:-$SRC/build/bin}"
-SCENARIOS="${NATLAB_E2E_SCENARIOS:-prc-prc sym-sym sym-full samelan cgn-prc v6-v6 public-public}"
+SCENARIOS="${NATLAB_E2E_SCENARIOS:-prc-prc sym-sym sym-full samelan cgn-prc v6-v6 v6-prc public-public}"
 
 skip() {
     echo "SKIP: $*"
