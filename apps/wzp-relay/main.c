@@ -17,6 +17,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: wzp-relay [--listen HOST:PORT] [--home DIR] [options]\n"
             "  --listen HOST:PORT     UDP port for QUIC, STUN and relayed frames (0.0.0.0:4433)\n"
+            "  --listen6 [HOST]:PORT  also serve IPv6 here (with an IPv4 --listen): dual stack\n"
             "  --home DIR             identity directory (default $WZP_HOME or ~/.config/wzp)\n"
             "  --workers N            forwarding threads (default: one per core)\n"
             "  --ring-timeout SEC     unanswered calls expire after this (60)\n"
@@ -41,6 +42,7 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'},
+        {"listen6", required_argument, NULL, '6'},
         {"home", required_argument, NULL, 'H'},
         {"workers", required_argument, NULL, 'w'},
         {"ring-timeout", required_argument, NULL, 'r'},
@@ -63,6 +65,14 @@ int main(int argc, char **argv)
         case 'l':
             if (wzp_addr_parse(&cfg.listen, optarg, false) < 0) {
                 fprintf(stderr, "wzp-relay: --listen wants a numeric HOST:PORT, got '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case '6':
+            if (wzp_addr_parse(&cfg.listen6, optarg, false) < 0 ||
+                wzp_addr_family(&cfg.listen6) != AF_INET6) {
+                fprintf(stderr, "wzp-relay: --listen6 wants a numeric [HOST]:PORT, got '%s'\n",
                         optarg);
                 return EXIT_USAGE;
             }
@@ -112,6 +122,10 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
+    if (cfg.listen6.len && wzp_addr_family(&cfg.listen) != AF_INET) {
+        fprintf(stderr, "wzp-relay: --listen6 goes with an IPv4 --listen\n");
+        return EXIT_USAGE;
+    }
     if (optind != argc) {
         fprintf(stderr, "wzp-relay: unexpected argument '%s'; see --help\n", argv[optind]);
         return EXIT_USAGE;
@@ -138,6 +152,9 @@ int main(int argc, char **argv)
     /* Stable lines that scripts parse: keep their shape. */
     printf("wzp-relay: listening on %s\n",
            wzp_addr_format(wzp_relay_server_addr(srv), addr, sizeof(addr)));
+    if (wzp_relay_server_addr6(srv))
+        printf("wzp-relay: listening on %s\n",
+               wzp_addr_format(wzp_relay_server_addr6(srv), addr, sizeof(addr)));
     printf("wzp-relay: fingerprint %s\n", fptext);
     fflush(stdout);
     rv = wzp_relay_server_run(srv, true);

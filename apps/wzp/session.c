@@ -237,7 +237,10 @@ static void cb_path(wzp_client *c, wzp_call *call, const wzp_call_stats *st, voi
     session *s = user;
     if (s->o.json) {
         json_begin(s, "path");
-        printf(",\"path\":\"%s\",\"desc\":", wzp_path_name(st->path));
+        struct timespec wall; /* wall clock: scripts line path changes up with their own events */
+        clock_gettime(CLOCK_REALTIME, &wall);
+        printf(",\"path\":\"%s\",\"at_ms\":%lld,\"desc\":", wzp_path_name(st->path),
+               (long long)wall.tv_sec * 1000 + wall.tv_nsec / 1000000);
         json_str(stdout, st->path_desc);
         json_end();
     } else {
@@ -619,6 +622,7 @@ void session_summary(session *s, int exit_code)
                (unsigned long long)st.frames_lost);
         printf(",\"rtt_ms\":%.3f,\"path_changes\":%u,\"loss_pct\":%.2f,\"bitrate_kbps\":%.1f",
                st.rtt_ms, st.path_changes, st.loss_pct, st.bitrate_kbps);
+        printf(",\"max_gap_ms\":%lld", (long long)st.max_gap_ms);
         printf(",\"end\":");
         json_str(stdout, s->end_reason ? wzp_strerror(s->end_reason) : "hung up");
         printf(",\"exit_code\":%d", exit_code);

@@ -52,6 +52,7 @@ typedef struct wzp_call_stats {
     /* What the peer reports hearing from us (its Stats message, every 2 s; 0 until then). */
     uint64_t peer_frames_received, peer_frames_lost;
     bool peer_muted;
+    int64_t max_gap_ms; /* longest interval between received media frames while active */
 } wzp_call_stats;
 
 typedef struct wzp_client_callbacks {

@@ -75,6 +75,7 @@ core_call *wzp_core__call_new(wzp_core *core, bool outgoing, void *user)
     static const uint8_t vremote_ip[16] = {0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
     wzp_addr_from_ip(&call->vremote, AF_INET6, vremote_ip, call->vport);
     call->answered_at = call->active_at = call->first_audio_at = call->direct_at = WZP_TS_NEVER;
+    call->last_rx_at = WZP_TS_NEVER;
     call->tx_next = call->rx_next = call->next_keepalive = call->next_stats = WZP_TS_NEVER;
     core->calls[slot] = call;
     return call;
@@ -536,8 +537,12 @@ void wzp_core__call_established(wzp_core *core, core_call *call, wzp_quic_conn *
 
 void wzp_core__call_datagram(wzp_core *core, core_call *call, const uint8_t *d, size_t len)
 {
-    if (call->rx && call->state == WZP_CALL_ACTIVE)
+    if (call->rx && call->state == WZP_CALL_ACTIVE) {
         wzp_media_rx_datagram(call->rx, d, len, core->now);
+        if (call->last_rx_at != WZP_TS_NEVER && core->now - call->last_rx_at > call->max_gap)
+            call->max_gap = core->now - call->last_rx_at;
+        call->last_rx_at = core->now;
+    }
 }
 
 void wzp_core__call_after(wzp_core *core, core_call *call, wzp_ts now)
@@ -746,6 +751,7 @@ void wzp_core__call_stats(wzp_core *core, core_call *call, wzp_call_stats *out, 
     out->peer_frames_received = call->peer_frames_received;
     out->peer_frames_lost = call->peer_frames_lost;
     out->peer_muted = call->peer_mute;
+    out->max_gap_ms = (int64_t)(call->max_gap / 1000000);
 }
 
 /* --- commands

@@ -51,6 +51,7 @@ typedef struct core_call {
     wzp_ts tx_next, rx_next;
     wzp_ts answered_at, active_at, first_audio_at, direct_at;
     uint32_t path_changes;
+    wzp_ts last_rx_at, max_gap; /* media datagrams: latest, longest interval */
     wzp_ts next_keepalive, next_stats;
     uint64_t peer_frames_received, peer_frames_lost;
 } core_call;

@@ -246,7 +246,8 @@ static void on_timer(wzp_loop *loop, wzp_timer *t)
 static void on_ctl_packets(wzp_loop *loop, wzp_io *io, unsigned events)
 {
     wzp_relay_server *s = io->arg;
-    const wzp_addr *local = wzp_forwarder_local_addr(s->fwd);
+    const wzp_addr *local4 = wzp_forwarder_local_addr(s->fwd),
+                   *local6 = wzp_forwarder_local_addr6(s->fwd);
     (void)loop;
     (void)events;
     int n;
@@ -254,6 +255,9 @@ static void on_ctl_packets(wzp_loop *loop, wzp_io *io, unsigned events)
         wzp_ts now = wzp_now();
         for (int i = 0; i < n; i++) {
             wzp_udp_msg *m = &s->msgs[i];
+            /* a dual-stack relay's QUIC paths keep the local address of the peer's family */
+            const wzp_addr *local =
+                local6 && wzp_addr_family(&m->peer) == AF_INET6 ? local6 : local4;
             switch (wzp_pkt_classify(m->data, m->len)) {
             case WZP_PKT_QUIC:
                 wzp_quic_endpoint_feed(s->ep, local, &m->peer, m->data, m->len, now);
@@ -324,8 +328,11 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
     rv = WZP_ERR_NOMEM;
     if (!(s->chans = wzp_chan_table_new(max_chans)))
         goto fail;
-    wzp_forwarder_cfg fcfg = {
-        .bind = cfg->listen, .workers = cfg->workers, .table = s->chans, .ctl_queue = CTL_QUEUE};
+    wzp_forwarder_cfg fcfg = {.bind = cfg->listen,
+                              .bind6 = cfg->listen6,
+                              .workers = cfg->workers,
+                              .table = s->chans,
+                              .ctl_queue = CTL_QUEUE};
     if ((rv = wzp_forwarder_start(&fcfg, &s->fwd)) < 0)
         goto fail;
     rv = WZP_ERR_NOMEM;
@@ -402,6 +409,11 @@ void wzp_relay_server_free(wzp_relay_server *s)
 const wzp_addr *wzp_relay_server_addr(const wzp_relay_server *s)
 {
     return wzp_forwarder_local_addr(s->fwd);
+}
+
+const wzp_addr *wzp_relay_server_addr6(const wzp_relay_server *s)
+{
+    return wzp_forwarder_local_addr6(s->fwd);
 }
 
 void wzp_relay_server_fingerprint(const wzp_relay_server *s, uint8_t fp[WZP_FINGERPRINT_LEN])

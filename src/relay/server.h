@@ -18,6 +18,8 @@
 
 typedef struct wzp_relay_server_config {
     wzp_addr listen;          /* the relay port (port 0: pick one) */
+    wzp_addr listen6;         /* optional (len 0 = none): also serve this IPv6 address, with
+                                 `listen` IPv4 (a dual-stack relay joins v4 and v6 peers) */
     const char *home;         /* identity directory; NULL = default */
     unsigned workers;         /* forwarding threads; 0 = number of cores */
     uint32_t max_conns;       /* control connections, handshaking included; default 200000 */
@@ -46,6 +48,8 @@ void wzp_relay_server_stop(wzp_relay_server *s);
 void wzp_relay_server_free(wzp_relay_server *s);
 
 const wzp_addr *wzp_relay_server_addr(const wzp_relay_server *s);
+/* The IPv6 address of a dual-stack relay (listen6), or NULL. */
+const wzp_addr *wzp_relay_server_addr6(const wzp_relay_server *s);
 void wzp_relay_server_fingerprint(const wzp_relay_server *s, uint8_t fp[WZP_FINGERPRINT_LEN]);
 
 #endif
