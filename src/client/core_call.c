@@ -487,6 +487,10 @@ static int start_media(wzp_core *core, core_call *call, wzp_ts now)
     call->tx = wzp_media_tx_new(&tc, &err);
     wzp_media_rx_config rc;
     wzp_media_rx_config_default(&rc);
+    /* Start playout one frame after the first arrival and let the adaptive buffer grow on
+     * late frames: a fixed 60 ms start made the first audio wait for jitter that loopback,
+     * LANs and most direct paths never show. */
+    rc.playout.target_delay = WZP_MS(20);
     if (call->tx)
         call->rx = wzp_media_rx_new(&rc, &err);
     if (!call->tx || !call->rx) {
