@@ -11,6 +11,10 @@
 #include "media/audio_file.h"
 #include "session.h"
 
+#include <wzp/identity.h>
+
+#include "common/addr.h"
+
 double session_now_s(void)
 {
     struct timespec ts;
@@ -348,6 +352,19 @@ int session_start(session *s, const wzp_client_config *base)
         .pcm_sink = cb_sink,
     };
     cfg.user = s;
+    /* Name the bad option precisely before the library's generic WZP_ERR_INVALID. */
+    wzp_addr relay_addr;
+    uint8_t relay_fp[WZP_FINGERPRINT_LEN];
+    if (!cfg.relay || wzp_addr_parse(&relay_addr, cfg.relay, false) < 0) {
+        fprintf(stderr, "%s: --relay wants a numeric HOST:PORT, got '%s'\n", s->o.name,
+                cfg.relay ? cfg.relay : "");
+        return WZP_EXIT_USAGE;
+    }
+    if (!cfg.relay_pin || wzp_fingerprint_parse(cfg.relay_pin, relay_fp) < 0) {
+        fprintf(stderr, "%s: --relay-pin wants the relay's fingerprint (as wzp-relay prints it)\n",
+                s->o.name);
+        return WZP_EXIT_USAGE;
+    }
     int rc = wzp_client_new(&cfg, &s->client);
     if (rc < 0) {
         if (rc == WZP_ERR_IDENTITY) {
@@ -355,8 +372,7 @@ int session_start(session *s, const wzp_client_config *base)
             return WZP_EXIT_IDENTITY;
         }
         if (rc == WZP_ERR_INVALID) {
-            fprintf(stderr, "%s: bad --relay (numeric HOST:PORT), --relay-pin or --alias\n",
-                    s->o.name);
+            fprintf(stderr, "%s: bad --alias or local address (--bind/--bind6)\n", s->o.name);
             return WZP_EXIT_USAGE;
         }
         fprintf(stderr, "%s: cannot start the client: %s\n", s->o.name, wzp_strerror(rc));
