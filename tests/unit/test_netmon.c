@@ -9,8 +9,14 @@
 #include <stddef.h>
 
 #include <cmocka.h>
+#include <ftw.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
+#include <wzp/client.h>
+#include <wzp/identity.h>
 #include <wzp/wzp.h>
 
 #include "net/loop.h"
@@ -48,11 +54,49 @@ static void test_drain_bad_fd(void **state)
     assert_false(wzp_netmon_drain(-1));
 }
 
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* A client on a wildcard socket sets up its address watch (netlink + rescan
+ * timer) and tears it down again. Not started: nothing is sent. */
+static void test_client_wildcard_watch(void **state)
+{
+    (void)state;
+    char home[64];
+    snprintf(home, sizeof(home), "/tmp/wzp-netmon-test-XXXXXX");
+    assert_non_null(mkdtemp(home));
+    wzp_identity *relay_id;
+    assert_int_equal(wzp_identity_generate(&relay_id), 0);
+    uint8_t fp[WZP_FINGERPRINT_LEN];
+    char pin[WZP_FINGERPRINT_STRLEN];
+    wzp_identity_fingerprint(relay_id, fp);
+    wzp_fingerprint_format(fp, pin, sizeof(pin));
+    wzp_client_config cfg = {
+        .home = home,
+        .relay = "127.0.0.1:9",
+        .relay_pin = pin,
+        .bind_v4 = "0.0.0.0:0",
+        .bind_v6 = "",
+        .host_candidates_loopback = true,
+    };
+    wzp_client *c = NULL;
+    assert_int_equal(wzp_client_new(&cfg, &c), 0);
+    wzp_client_free(c);
+    wzp_identity_free(relay_id);
+    nftw(home, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_poll_drain),
         cmocka_unit_test(test_drain_bad_fd),
+        cmocka_unit_test(test_client_wildcard_watch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
