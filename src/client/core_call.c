@@ -306,8 +306,11 @@ void wzp_core__call_hosts_changed(wzp_core *core, core_call *call, wzp_ts now)
     memcpy(old, call->local, n_old * sizeof(old[0]));
     /* Before signaling is done this only changes what the Offer/Accept or ICE start will use. */
     gather(core, call);
-    if (!call->ice)
+    if (!call->ice) {
+        /* The peer may have our old set already: update it once the call is set up. */
+        call->cands_stale = call->sig != 0;
         return;
+    }
     /* Peer-reflexive candidates were learned by the agent itself: keep them. */
     wzp_candidate prev[WZP_SIG_MAX_CANDIDATES];
     size_t n_prev = wzp_ice_local_candidates(call->ice, prev, WZP_SIG_MAX_CANDIDATES);
@@ -433,6 +436,10 @@ static void on_setup(wzp_core *core, core_call *call, const wzp_sig_msg *m, wzp_
     if (call->outgoing)
         call->need_connect = true;
     set_state(core, call, WZP_CALL_CONNECTING);
+    if (call->cands_stale && call->ice && call->sig && call->n_local) {
+        call->cands_stale = false;
+        wzp_sigc_update_candidates(core->sc, call->sig, call->local, call->n_local, now);
+    }
 }
 
 void wzp_core__call_sig_event(wzp_core *core, core_call *call, const wzp_sigc_event *ev)

@@ -712,6 +712,36 @@ static void test_host_address_change(void **state)
     world_free(&w);
 }
 
+/* a's address set changes while its Offer is ringing at b: once the call is
+ * set up, b is sent the new candidates (the Offer carried the old ones). */
+static void test_host_change_before_setup(void **state)
+{
+    world w;
+    w.sim = wzp_sim_new(9);
+    relay_start(&w.r, w.sim);
+    client_start(&w.a, w.sim, &w.r, 0, WZP_SIM_EI, false);
+    client_start(&w.b, w.sim, &w.r, 1, WZP_SIM_EI, false);
+    assert_true(run_until(w.sim, both_registered, &w.a, &w.b, WZP_SEC(5)));
+    uint8_t fp[WZP_FINGERPRINT_LEN];
+    char text[WZP_FINGERPRINT_STRLEN];
+    wzp_identity_fingerprint(w.b.id, fp);
+    wzp_fingerprint_format(fp, text, sizeof(text));
+    assert_int_equal(wzp_core_call(w.a.core, text, NULL, &w.a.call, wzp_sim_now(w.sim)), 0);
+    client_kick(&w.a);
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_MS(300));
+    assert_int_equal(w.b.state, WZP_CALL_RINGING);
+    wzp_addr hosts[2] = {wzp_sim_addr("10.0.1.2"), wzp_sim_addr("10.0.1.77")};
+    assert_int_equal(wzp_core_set_host_addrs(w.a.core, hosts, 2, wzp_sim_now(w.sim)), 1);
+    client_kick(&w.a);
+    assert_int_equal(wzp_core_answer(w.b.core, w.b.call, wzp_sim_now(w.sim)), 0);
+    client_kick(&w.b);
+    assert_true(run_until(w.sim, both_active, &w.a, &w.b, WZP_SEC(5)));
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_SEC(1));
+    wzp_addr added = wzp_sim_addr("10.0.1.77:5000");
+    assert_true(peer_has_remote(w.b.core, w.b.call, &added));
+    world_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -722,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_direct_disabled),
         cmocka_unit_test(test_host_addrs_unchanged),
         cmocka_unit_test(test_host_address_change),
+        cmocka_unit_test(test_host_change_before_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
