@@ -19,7 +19,12 @@
 #include "net/clock.h"
 #include "net/ifaddrs.h"
 #include "net/loop.h"
+#include "net/netmon.h"
 #include "net/udp.h"
+
+/* Fallback re-read of interface addresses where rtnetlink is unavailable (and for missed events).
+ */
+#define HOST_RESCAN_INTERVAL WZP_SEC(10)
 
 struct wzp_call {
     wzp_client *c;
@@ -41,6 +46,11 @@ struct wzp_client {
     int fd[WZP_CORE_SOCKS];
     wzp_io io[WZP_CORE_SOCKS];
     wzp_timer timer;
+    /* Host address changes (only when a socket is bound to the wildcard). */
+    wzp_addr bound[WZP_CORE_SOCKS];
+    int nm_fd; /* rtnetlink, -1 if unavailable */
+    wzp_io nm_io;
+    wzp_timer rescan; /* periodic fallback */
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
@@ -243,29 +253,68 @@ static char *dup_or_null(const char *s)
 
 /* Host candidates: the bound address itself if specific, else every usable interface address.
  * With host_candidates_loopback only loopback addresses are offered, so a test or demo on one
- * machine never sends a packet to any other interface's address. */
-static void add_hosts(wzp_client *c, const wzp_addr bound[WZP_CORE_SOCKS])
+ * machine never sends a packet to any other interface's address. Returns how many, or a negative
+ * wzp_error if the interfaces could not be read. */
+static int collect_hosts(const wzp_client *c, wzp_addr *out, int cap)
 {
+    int k = 0;
     bool need_ifaddrs = false;
     for (int s = 0; s < WZP_CORE_SOCKS; s++) {
-        if (bound[s].len == 0)
+        if (c->bound[s].len == 0)
             continue;
-        if (wzp_addr_is_any(&bound[s]))
+        if (wzp_addr_is_any(&c->bound[s]))
             need_ifaddrs = true;
-        else if (wzp_addr_is_loopback(&bound[s]) == c->cfg.host_candidates_loopback)
-            wzp_core_add_host_addr(c->core, &bound[s]);
+        else if (wzp_addr_is_loopback(&c->bound[s]) == c->cfg.host_candidates_loopback && k < cap)
+            out[k++] = c->bound[s];
     }
     if (!need_ifaddrs)
-        return;
+        return k;
     wzp_ifaddr ifs[32];
     int n = wzp_ifaddrs_get(ifs, 32, c->cfg.host_candidates_loopback ? WZP_IFADDR_LOOPBACK : 0);
-    for (int i = 0; i < n; i++) {
+    if (n < 0)
+        return n;
+    for (int i = 0; i < n && k < cap; i++) {
         int s = wzp_addr_family(&ifs[i].addr) == AF_INET ? 0 : 1;
         if (c->cfg.host_candidates_loopback && !wzp_addr_is_loopback(&ifs[i].addr))
             continue;
-        if (bound[s].len && wzp_addr_is_any(&bound[s]))
-            wzp_core_add_host_addr(c->core, &ifs[i].addr);
+        if (c->bound[s].len && wzp_addr_is_any(&c->bound[s]))
+            out[k++] = ifs[i].addr;
     }
+    return k;
+}
+
+static bool wildcard_bound(const wzp_client *c)
+{
+    for (int s = 0; s < WZP_CORE_SOCKS; s++)
+        if (c->bound[s].len && wzp_addr_is_any(&c->bound[s]))
+            return true;
+    return false;
+}
+
+/* Re-reads the interface addresses; the core re-gathers (and signals) only if they changed. */
+static void rescan_hosts(wzp_client *c)
+{
+    wzp_addr hosts[32];
+    int n = collect_hosts(c, hosts, 32);
+    /* A failed read is not "no addresses": keep the current set. */
+    if (n >= 0 && wzp_core_set_host_addrs(c->core, hosts, (size_t)n, wzp_now()) > 0)
+        rearm(c);
+}
+
+static void on_netmon(wzp_loop *loop, wzp_io *io, unsigned events)
+{
+    wzp_client *c = io->arg;
+    (void)loop;
+    (void)events;
+    if (wzp_netmon_drain(c->nm_fd))
+        rescan_hosts(c);
+}
+
+static void on_rescan(wzp_loop *loop, wzp_timer *t)
+{
+    wzp_client *c = t->arg;
+    rescan_hosts(c);
+    wzp_timer_start(loop, &c->rescan, wzp_now() + HOST_RESCAN_INTERVAL);
 }
 
 static int open_sockets(wzp_client *c, const wzp_client_config *cfg, wzp_addr bound[WZP_CORE_SOCKS])
@@ -305,6 +354,8 @@ int wzp_client_new(const wzp_client_config *cfg, wzp_client **out)
     if (!c)
         return WZP_ERR_NOMEM;
     c->fd[0] = c->fd[1] = -1;
+    c->nm_fd = -1;
+    wzp_timer_init(&c->rescan, on_rescan, c);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     c->cfg = *cfg;
@@ -332,7 +383,7 @@ int wzp_client_new(const wzp_client_config *cfg, wzp_client **out)
     wzp_identity_fingerprint(c->id, fp);
     wzp_fingerprint_format(fp, c->fp_text, sizeof(c->fp_text));
 
-    wzp_addr bound[WZP_CORE_SOCKS] = {0};
+    wzp_addr *bound = c->bound;
     rc = open_sockets(c, cfg, bound);
     if (rc < 0)
         goto fail;
@@ -346,7 +397,12 @@ int wzp_client_new(const wzp_client_config *cfg, wzp_client **out)
     cc.user = c;
     if ((rc = wzp_core_new(&cc, &c->core)) < 0)
         goto fail;
-    add_hosts(c, bound);
+    {
+        wzp_addr hosts[32];
+        int n = collect_hosts(c, hosts, 32);
+        for (int i = 0; i < n; i++)
+            wzp_core_add_host_addr(c->core, &hosts[i]);
+    }
     c->loop = wzp_loop_new();
     if (!c->loop) {
         rc = WZP_ERR_NOMEM;
@@ -358,6 +414,19 @@ int wzp_client_new(const wzp_client_config *cfg, wzp_client **out)
     for (int s = 0; s < WZP_CORE_SOCKS; s++)
         if (c->fd[s] >= 0 && (rc = wzp_io_start(c->loop, &c->io[s], c->fd[s], WZP_IO_READ)) < 0)
             goto fail;
+    if (wildcard_bound(c)) {
+        /* Interface addresses can change under a wildcard socket: watch them. */
+        wzp_io_init(&c->nm_io, on_netmon, c);
+        c->nm_fd = wzp_netmon_open();
+        if (c->nm_fd >= 0 && wzp_io_start(c->loop, &c->nm_io, c->nm_fd, WZP_IO_READ) < 0) {
+            wzp_netmon_close(c->nm_fd);
+            c->nm_fd = -1;
+        }
+        if (c->nm_fd < 0)
+            WZP_INFO("client: no rtnetlink; host addresses re-read every %d s",
+                     (int)(HOST_RESCAN_INTERVAL / WZP_SEC(1)));
+        wzp_timer_start(c->loop, &c->rescan, wzp_now() + HOST_RESCAN_INTERVAL);
+    }
     *out = c;
     return 0;
 fail:
@@ -410,8 +479,13 @@ void wzp_client_free(wzp_client *c)
     for (int s = 0; s < WZP_CORE_SOCKS; s++)
         if (c->loop && c->fd[s] >= 0)
             wzp_io_stop(c->loop, &c->io[s]);
-    if (c->loop)
+    if (c->loop && c->nm_fd >= 0)
+        wzp_io_stop(c->loop, &c->nm_io);
+    if (c->loop) {
         wzp_timer_stop(c->loop, &c->timer);
+        wzp_timer_stop(c->loop, &c->rescan);
+    }
+    wzp_netmon_close(c->nm_fd);
     wzp_core_free(c->core);
     wzp_loop_free(c->loop);
     for (int s = 0; s < WZP_CORE_SOCKS; s++)

@@ -311,6 +311,47 @@ int wzp_core_add_host_addr(wzp_core *core, const wzp_addr *ip)
     return 0;
 }
 
+static bool host_known(const wzp_addr *set, size_t n, const wzp_addr *a)
+{
+    for (size_t i = 0; i < n; i++)
+        if (wzp_addr_equal(&set[i], a))
+            return true;
+    return false;
+}
+
+int wzp_core_set_host_addrs(wzp_core *core, const wzp_addr *ips, size_t n, wzp_ts now)
+{
+    if (!core || (n && !ips))
+        return WZP_ERR_INVALID;
+    wzp_addr set[CORE_MAX_HOSTS];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < CORE_MAX_HOSTS; i++) {
+        int s = wzp_cand_sock_for(&ips[i]);
+        if (s < 0 || core->cfg.local[s].len == 0)
+            continue;
+        wzp_addr a = ips[i];
+        wzp_addr_set_port(&a, wzp_addr_port(&core->cfg.local[s]));
+        if (!host_known(set, k, &a))
+            set[k++] = a;
+    }
+    /* Order does not matter: the same addresses are the same set. */
+    bool same = k == core->n_hosts;
+    for (size_t i = 0; same && i < k; i++)
+        same = host_known(core->hosts, core->n_hosts, &set[i]);
+    if (same)
+        return 0;
+    memcpy(core->hosts, set, k * sizeof(set[0]));
+    core->n_hosts = k;
+    core->now = now;
+    char buf[WZP_ADDR_STRLEN];
+    WZP_INFO("client: host addresses changed (%zu, first %s)", k,
+             k ? wzp_addr_format(&set[0], buf, sizeof(buf)) : "none");
+    for (int i = 0; i < CORE_MAX_CALLS; i++)
+        if (core->calls[i])
+            wzp_core__call_hosts_changed(core, core->calls[i], now);
+    return 1;
+}
+
 int wzp_core_start(wzp_core *core, wzp_ts now)
 {
     if (core->started)

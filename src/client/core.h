@@ -88,6 +88,17 @@ void wzp_core_free(wzp_core *core);
 
 /* A host address to offer as a candidate (its port is replaced by the socket's). */
 int wzp_core_add_host_addr(wzp_core *core, const wzp_addr *ip);
+/*
+ * Replaces the host addresses (after an interface or address change; ports
+ * are replaced as above, addresses of a family without a socket skipped, at
+ * most CORE_MAX_HOSTS kept). If the set differs, every call re-gathers: its
+ * ICE agent gets the new host candidates plus the current reflexive one,
+ * re-checks every pair now (wzp_ice_network_changed), and the peer is sent
+ * the new candidates; later Offers/Accepts carry the new set. Returns 1 if
+ * the set changed, 0 if not (nothing else happens), or a negative wzp_error.
+ * Flush afterwards.
+ */
+int wzp_core_set_host_addrs(wzp_core *core, const wzp_addr *ips, size_t n, wzp_ts now);
 
 /* Connects to the relay (and keeps reconnecting after losses). */
 int wzp_core_start(wzp_core *core, wzp_ts now);

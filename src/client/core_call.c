@@ -297,6 +297,51 @@ static void gather(wzp_core *core, core_call *call)
         add_local(call, WZP_CAND_SRFLX, refl);
 }
 
+void wzp_core__call_hosts_changed(wzp_core *core, core_call *call, wzp_ts now)
+{
+    if (core->cfg.direct_disabled || call->state == WZP_CALL_ENDED)
+        return;
+    wzp_sig_candidate old[WZP_SIG_MAX_CANDIDATES];
+    size_t n_old = call->n_local;
+    memcpy(old, call->local, n_old * sizeof(old[0]));
+    /* Before signaling is done this only changes what the Offer/Accept or ICE start will use. */
+    gather(core, call);
+    if (!call->ice) {
+        /* The peer may have our old set already: update it once the call is set up. */
+        call->cands_stale = call->sig != 0;
+        return;
+    }
+    /* Peer-reflexive candidates were learned by the agent itself: keep them. */
+    wzp_candidate prev[WZP_SIG_MAX_CANDIDATES];
+    size_t n_prev = wzp_ice_local_candidates(call->ice, prev, WZP_SIG_MAX_CANDIDATES);
+    if (n_prev > WZP_SIG_MAX_CANDIDATES)
+        n_prev = WZP_SIG_MAX_CANDIDATES;
+    wzp_ice_clear_local(call->ice, now);
+    for (size_t i = 0; i < call->n_local; i++) {
+        wzp_cand_type t;
+        if (from_sig_type(call->local[i].type, &t))
+            wzp_ice_add_local(call->ice, t, &call->local[i].addr);
+    }
+    for (size_t i = 0; i < n_prev; i++)
+        if (prev[i].type == WZP_CAND_PRFLX)
+            wzp_ice_add_local(call->ice, WZP_CAND_PRFLX, &prev[i].addr);
+    wzp_ice_network_changed(call->ice, now);
+    if (!call->sig || (call->state != WZP_CALL_CONNECTING && call->state != WZP_CALL_ACTIVE))
+        return;
+    /* Updates only add on the peer's side: send what it has not been told yet. */
+    wzp_sig_candidate fresh[WZP_SIG_MAX_CANDIDATES];
+    size_t n_fresh = 0;
+    for (size_t i = 0; i < call->n_local; i++) {
+        bool known = false;
+        for (size_t j = 0; j < n_old && !known; j++)
+            known = wzp_addr_equal(&old[j].addr, &call->local[i].addr);
+        if (!known)
+            fresh[n_fresh++] = call->local[i];
+    }
+    if (n_fresh)
+        wzp_sigc_update_candidates(core->sc, call->sig, fresh, n_fresh, now);
+}
+
 void wzp_core__call_reflexive(wzp_core *core, core_call *call, const wzp_addr *refl)
 {
     /* The relay sees us at a new address (NAT rebinding): tell the peer, check it. */
@@ -391,6 +436,10 @@ static void on_setup(wzp_core *core, core_call *call, const wzp_sig_msg *m, wzp_
     if (call->outgoing)
         call->need_connect = true;
     set_state(core, call, WZP_CALL_CONNECTING);
+    if (call->cands_stale && call->ice && call->sig && call->n_local) {
+        call->cands_stale = false;
+        wzp_sigc_update_candidates(core->sc, call->sig, call->local, call->n_local, now);
+    }
 }
 
 void wzp_core__call_sig_event(wzp_core *core, core_call *call, const wzp_sigc_event *ev)

@@ -44,6 +44,7 @@ typedef struct core_call {
     uint8_t tag[WZP_PROBE_TAG_LEN];
     wzp_sig_candidate local[WZP_SIG_MAX_CANDIDATES];
     size_t n_local;
+    bool cands_stale; /* hosts changed after our Offer/Accept went out, before setup */
 
     wzp_media_tx *tx;
     wzp_media_rx *rx;
@@ -88,6 +89,7 @@ bool wzp_core__is_virtual(const wzp_addr *a);
 core_call *wzp_core__call_new(wzp_core *core, bool outgoing, void *user);
 void wzp_core__call_free(wzp_core *core, core_call *call);
 void wzp_core__call_end(wzp_core *core, core_call *call, int err, const char *detail);
+void wzp_core__call_hosts_changed(wzp_core *core, core_call *call, wzp_ts now);
 void wzp_core__call_reflexive(wzp_core *core, core_call *call, const wzp_addr *refl);
 void wzp_core__call_sig_event(wzp_core *core, core_call *call, const wzp_sigc_event *ev);
 int wzp_core__accept(wzp_core *core, const wzp_addr *remote, wzp_quic_conn_opts *opts);

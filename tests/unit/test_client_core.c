@@ -40,6 +40,7 @@ typedef struct simrelay {
     struct {
         wzp_quic_conn *conn;
         uint64_t handle;
+        wzp_addr addr; /* where the control plane believes it is */
     } conns[MAX_CONNS];
     uint64_t next_handle;
     struct simchan {
@@ -97,6 +98,29 @@ static void relay_close_chans(void *user, uint32_t a, uint32_t b)
         r->chans[b].open = false;
 }
 
+static void relay_chan_moved(void *user, uint32_t chan, const wzp_addr *addr)
+{
+    simrelay *r = user;
+    if (chan < MAX_CHANS)
+        r->chans[chan].addr = *addr;
+}
+
+/* NAT rebinding, as the real relay does it: the control plane (and with it the
+ * client's channels) follows QUIC to the client's new address. */
+static void relay_scan_addrs(simrelay *r)
+{
+    for (int i = 0; i < MAX_CONNS; i++) {
+        if (!r->conns[i].conn)
+            continue;
+        wzp_addr cur;
+        wzp_quic_conn_remote_addr(r->conns[i].conn, &cur);
+        if (cur.len == 0 || wzp_addr_equal(&cur, &r->conns[i].addr))
+            continue;
+        r->conns[i].addr = cur;
+        wzp_relay_control_on_addr_change(r->ctl, r->conns[i].handle, &cur, wzp_sim_now(r->sim));
+    }
+}
+
 static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
                     wzp_quic_conn_opts *o)
 {
@@ -119,6 +143,9 @@ static void q_established(void *user, wzp_quic_conn *c, const uint8_t *fp)
         }
     wzp_addr remote;
     wzp_quic_conn_remote_addr(c, &remote);
+    for (int i = 0; i < MAX_CONNS; i++)
+        if (r->conns[i].conn == c)
+            r->conns[i].addr = remote;
     wzp_relay_control_on_connect(r->ctl, h, fp, &remote, wzp_sim_now(r->sim));
 }
 
@@ -153,6 +180,7 @@ static void relay_timer(void *ctx);
 static void relay_kick(simrelay *r)
 {
     wzp_ts now = wzp_sim_now(r->sim);
+    relay_scan_addrs(r);
     wzp_quic_endpoint_flush(r->ep, now, relay_send, r);
     wzp_ts d = wzp_ts_min(wzp_quic_endpoint_expiry(r->ep), wzp_relay_control_next_deadline(r->ctl));
     wzp_sim_cancel(r->sim, r->timer);
@@ -213,7 +241,8 @@ static void relay_start(simrelay *r, wzp_sim *sim)
                                        .send = relay_ctl_send,
                                        .close = relay_ctl_close,
                                        .channels_open = relay_open,
-                                       .channels_close = relay_close_chans};
+                                       .channels_close = relay_close_chans,
+                                       .channel_moved = relay_chan_moved};
     r->ctl = wzp_relay_control_new(NULL, &ccb);
     assert_non_null(r->ctl);
 }
@@ -232,6 +261,7 @@ static void relay_free(simrelay *r)
 typedef struct simclient {
     wzp_sim *sim;
     wzp_sim_sock *sock;
+    wzp_sim_router *rt; /* the client's NAT */
     wzp_identity *id;
     wzp_core *core;
     uint64_t timer;
@@ -333,6 +363,7 @@ static void client_start(simclient *c, wzp_sim *sim, simrelay *r, int idx, wzp_s
     wzp_sim_router *rt =
         wzp_sim_router_new(sim, name, wzp_sim_internet(sim), wan, wl, gw, ll, &nat);
     assert_non_null(rt);
+    c->rt = rt;
     wzp_sim_host *h = wzp_sim_host_new(sim, name);
     assert_int_equal(wzp_sim_host_add_addr(h, wzp_sim_router_lan(rt), ip, ll), 0);
     c->sock = wzp_sim_sock_bind(h, bind, client_recv, c);
@@ -577,6 +608,140 @@ static void test_direct_disabled(void **state)
     world_free(&w);
 }
 
+static size_t sent_count;
+static void count_send(void *user, int sock, const wzp_addr *to, const uint8_t *pkt, size_t len)
+{
+    sent_count++;
+    client_send(user, sock, to, pkt, len);
+}
+
+/* Datagrams a's core sends when flushed right now (after a flush at the same instant). */
+static size_t flush_count(simclient *c)
+{
+    sent_count = 0;
+    wzp_core_flush(c->core, wzp_sim_now(c->sim), count_send, c);
+    client_kick(c);
+    return sent_count;
+}
+
+static bool peer_has_remote(wzp_core *core, uint32_t id, const wzp_addr *addr)
+{
+    core_call *call = wzp_core__find(core, id); /* white-box: the peer's ICE pairs */
+    assert_non_null(call);
+    assert_non_null(call->ice);
+    wzp_ice_pair_info pairs[32];
+    size_t n = wzp_ice_pairs(call->ice, pairs, 32);
+    for (size_t i = 0; i < n && i < 32; i++)
+        if (wzp_addr_equal(&pairs[i].remote, addr))
+            return true;
+    return false;
+}
+
+/* Re-reading the same addresses (any order, duplicates, ports, a family
+ * without a socket) changes nothing and sends nothing. */
+static void test_host_addrs_unchanged(void **state)
+{
+    world w;
+    world_call(&w, 8, WZP_SIM_EI, WZP_SIM_EI, false);
+    assert_true(run_until(w.sim, both_direct, &w.a, &w.b, WZP_SEC(5)));
+    core_call *call = wzp_core__find(w.a.core, w.a.call);
+    size_t n_local = call->n_local;
+    wzp_addr same[3] = {wzp_sim_addr("10.0.1.2:7"), wzp_sim_addr("[2001:db8::1]"),
+                        wzp_sim_addr("10.0.1.2")};
+    client_kick(&w.a);
+    assert_int_equal(wzp_core_set_host_addrs(w.a.core, same, 3, wzp_sim_now(w.sim)), 0);
+    assert_int_equal(flush_count(&w.a), 0);
+    assert_int_equal(call->n_local, n_local);
+    assert_int_equal(wzp_core_set_host_addrs(w.a.core, NULL, 1, wzp_sim_now(w.sim)),
+                     WZP_ERR_INVALID);
+    /* A real change at the same instant does send (the update and fresh checks). */
+    wzp_addr other = wzp_sim_addr("10.0.1.9");
+    assert_int_equal(wzp_core_set_host_addrs(w.a.core, &other, 1, wzp_sim_now(w.sim)), 1);
+    assert_true(flush_count(&w.a) > 0);
+    world_free(&w);
+}
+
+/* a's LAN address changes mid-call (10.0.1.2 -> 10.0.1.3, a new NAT mapping):
+ * the core is told, b learns a's new candidates, media carries on over the
+ * relay meanwhile, and the call goes direct again on the new address. */
+static void test_host_address_change(void **state)
+{
+    world w;
+    world_call(&w, 7, WZP_SIM_EI, WZP_SIM_EI, false);
+    assert_true(run_until(w.sim, both_direct, &w.a, &w.b, WZP_SEC(5)));
+    core_call *bc = wzp_core__find(w.b.core, w.b.call);
+    wzp_addr old_route = wzp_ice_route_get(bc->ice).remote;
+    uint32_t changes = stats_of(&w.b).path_changes;
+
+    wzp_sim_host *ha = wzp_sim_sock_host(w.a.sock);
+    wzp_sim_link ll = {.latency = WZP_MS(1)};
+    assert_int_equal(wzp_sim_host_add_addr(ha, wzp_sim_router_lan(w.a.rt), "10.0.1.3", ll), 0);
+    wzp_sim_sock_close(w.a.sock); /* the old address is gone */
+    w.a.sock = wzp_sim_sock_bind(ha, "10.0.1.3:5000", client_recv, &w.a);
+    assert_non_null(w.a.sock);
+    wzp_addr nh = wzp_sim_addr("10.0.1.3");
+    assert_int_equal(wzp_core_set_host_addrs(w.a.core, &nh, 1, wzp_sim_now(w.sim)), 1);
+    client_kick(&w.a);
+    core_call *ac = wzp_core__find(w.a.core, w.a.call);
+    wzp_addr host = wzp_sim_addr("10.0.1.3:5000"), gone = wzp_sim_addr("10.0.1.2:5000");
+    bool has_new = false, has_old = false;
+    for (size_t i = 0; i < ac->n_local; i++) {
+        has_new |= wzp_addr_equal(&ac->local[i].addr, &host);
+        has_old |= wzp_addr_equal(&ac->local[i].addr, &gone);
+    }
+    assert_true(has_new);
+    assert_false(has_old);
+
+    uint64_t got = stats_of(&w.b).frames_received;
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_SEC(1));
+    assert_true(peer_has_remote(w.b.core, w.b.call, &host)); /* the CandidatesUpdate arrived */
+    assert_true(run_until(w.sim, both_direct, &w.a, &w.b, WZP_SEC(20)));
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_SEC(1));
+    assert_true(both_direct(&w.a, &w.b));
+    wzp_addr new_route = wzp_ice_route_get(bc->ice).remote;
+    assert_false(wzp_addr_equal(&new_route, &old_route)); /* a's new NAT mapping */
+    assert_true(stats_of(&w.b).path_changes > changes);   /* b saw a's old address die */
+    wzp_call_stats sb = stats_of(&w.b);
+    printf("after the move: b received %llu frames, lost %llu, b path changes %u\n",
+           (unsigned long long)(sb.frames_received - got), (unsigned long long)sb.frames_lost,
+           sb.path_changes - changes);
+    assert_true(sb.frames_received - got >= 90); /* >= 2 s of 50 frames/s: media kept flowing */
+    assert_true(sb.frames_lost <= 15);
+    assert_int_equal(w.a.state, WZP_CALL_ACTIVE);
+    assert_int_equal(w.b.state, WZP_CALL_ACTIVE);
+    world_free(&w);
+}
+
+/* a's address set changes while its Offer is ringing at b: once the call is
+ * set up, b is sent the new candidates (the Offer carried the old ones). */
+static void test_host_change_before_setup(void **state)
+{
+    world w;
+    w.sim = wzp_sim_new(9);
+    relay_start(&w.r, w.sim);
+    client_start(&w.a, w.sim, &w.r, 0, WZP_SIM_EI, false);
+    client_start(&w.b, w.sim, &w.r, 1, WZP_SIM_EI, false);
+    assert_true(run_until(w.sim, both_registered, &w.a, &w.b, WZP_SEC(5)));
+    uint8_t fp[WZP_FINGERPRINT_LEN];
+    char text[WZP_FINGERPRINT_STRLEN];
+    wzp_identity_fingerprint(w.b.id, fp);
+    wzp_fingerprint_format(fp, text, sizeof(text));
+    assert_int_equal(wzp_core_call(w.a.core, text, NULL, &w.a.call, wzp_sim_now(w.sim)), 0);
+    client_kick(&w.a);
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_MS(300));
+    assert_int_equal(w.b.state, WZP_CALL_RINGING);
+    wzp_addr hosts[2] = {wzp_sim_addr("10.0.1.2"), wzp_sim_addr("10.0.1.77")};
+    assert_int_equal(wzp_core_set_host_addrs(w.a.core, hosts, 2, wzp_sim_now(w.sim)), 1);
+    client_kick(&w.a);
+    assert_int_equal(wzp_core_answer(w.b.core, w.b.call, wzp_sim_now(w.sim)), 0);
+    client_kick(&w.b);
+    assert_true(run_until(w.sim, both_active, &w.a, &w.b, WZP_SEC(5)));
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_SEC(1));
+    wzp_addr added = wzp_sim_addr("10.0.1.77:5000");
+    assert_true(peer_has_remote(w.b.core, w.b.call, &added));
+    world_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,6 +750,9 @@ int main(void)
         cmocka_unit_test(test_relay_dies_direct_call_survives),
         cmocka_unit_test(test_symmetric_stays_relay),
         cmocka_unit_test(test_direct_disabled),
+        cmocka_unit_test(test_host_addrs_unchanged),
+        cmocka_unit_test(test_host_address_change),
+        cmocka_unit_test(test_host_change_before_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

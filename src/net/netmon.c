@@ -1,0 +1,55 @@
+/* rtnetlink address-change notifications; see netmon.h. */
+#include "net/netmon.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+
+#include <wzp/wzp.h>
+
+int wzp_netmon_open(void)
+{
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0)
+        return WZP_ERR_IO;
+    struct sockaddr_nl sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.nl_family = AF_NETLINK;
+    sa.nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        return WZP_ERR_IO;
+    }
+    return fd;
+}
+
+bool wzp_netmon_drain(int fd)
+{
+    bool changed = false;
+    char buf[8192];
+    /* Bounded: a storm of events must not starve the loop; level-triggered
+     * polling brings us back for the rest. */
+    for (int i = 0; i < 64; i++) {
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n > 0) {
+            changed = true;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == ENOBUFS) /* events were lost: assume a change */
+            changed = true;
+        break;
+    }
+    return changed;
+}
+
+void wzp_netmon_close(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
