@@ -780,16 +780,6 @@ void wzp_core__call_stats(wzp_core *core, core_call *call, wzp_call_stats *out, 
             out->bitrate_kbps =
                 (double)ts.bytes * 8.0 / ((double)(now - call->active_at) / 1e9) / 1000.0;
     }
-    if (call->conn) {
-        wzp_quic_conn_stats qs;
-        wzp_quic_conn_get_stats(call->conn, &qs);
-        WZP_INFO("client: call %u quic: srtt %.2f ms, pto %llu, cwnd %llu, in flight %llu, "
-                 "dgrams sent %llu recv %llu lost %llu dropped %llu",
-                 call->id, (double)qs.smoothed_rtt / 1e6, (unsigned long long)qs.pto_count,
-                 (unsigned long long)qs.cwnd, (unsigned long long)qs.bytes_in_flight,
-                 (unsigned long long)qs.dgrams_sent, (unsigned long long)qs.dgrams_recv,
-                 (unsigned long long)qs.dgrams_lost, (unsigned long long)qs.dgrams_dropped);
-    }
     if (call->rx) {
         wzp_media_rx_stats rs;
         wzp_media_rx_get_stats(call->rx, &rs);

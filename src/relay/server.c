@@ -290,6 +290,13 @@ static void do_stop(wzp_loop *loop, void *arg)
     const wzp_hmap_slot *slot;
     if (!s->stopping) {
         s->stopping = true;
+        wzp_fwd_stats fs;
+        wzp_forwarder_stats(s->fwd, &fs);
+        WZP_INFO("relay: stopping; %llu STUN answered, %llu control packets dropped, "
+                 "%llu frames forwarded, %llu unknown channel, %llu wrong source, %llu malformed",
+                 (unsigned long long)s->rx_stun, (unsigned long long)s->rx_dropped,
+                 (unsigned long long)fs.forwarded, (unsigned long long)fs.unknown_channel,
+                 (unsigned long long)fs.wrong_source, (unsigned long long)fs.malformed);
         for (size_t it = 0; wzp_hmap_next(&s->conns, &it, &slot);)
             wzp_quic_conn_close(((relay_conn *)slot->value)->conn, CLOSE_SHUTDOWN,
                                 "relay shutting down");
