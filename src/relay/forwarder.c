@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -22,6 +24,21 @@
 #include "wire/demux.h"
 #include "wire/relay_frame.h"
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+/*
+ * A receive buffer holds one datagram or, with UDP_GRO, a train of same-size
+ * datagrams from one sender (the kernel caps a train at 64 KiB).
+ */
+#define RX_BUF 65536
+/* The kernel's limit on segments per GSO send (UDP_MAX_SEGMENTS). */
+#define GSO_MAX_SEGS 64
+
 /* One control packet waiting for the control thread. */
 typedef struct ctl_pkt {
     wzp_addr from;
@@ -33,8 +50,9 @@ typedef struct ctl_pkt {
  * Counters written by one worker only (plain load+store, no RMW), read by
  * anyone: atomics so the cross-thread reads are well-defined.
  */
+#define NSTATS 12
 typedef struct wstats {
-    _Atomic uint64_t v[10];
+    _Atomic uint64_t v[NSTATS];
 } wstats;
 
 enum {
@@ -48,7 +66,23 @@ enum {
     S_CTL_QUEUED,
     S_CTL_FULL,
     S_SEND_FAILED,
+    S_RX_TRAINS,
+    S_TX_TRAINS,
 };
+
+/*
+ * One datagram to send, or (nseg > 1) a train of nseg datagrams of `seg`
+ * bytes each (the last may be shorter), contiguous at data, to one peer: a
+ * single UDP GSO send.
+ */
+typedef struct out_msg {
+    uint8_t *data;
+    size_t len;
+    wzp_addr peer;
+    uint16_t seg;
+    uint16_t nseg;
+    bool is_data; /* DATA frames (counted as forwarded), else KEEPALIVE_ACKs */
+} out_msg;
 
 typedef struct worker {
     struct wzp_forwarder *fwd;
@@ -63,8 +97,9 @@ typedef struct worker {
     _Alignas(64) _Atomic size_t head; /* consumer position */
     _Alignas(64) _Atomic size_t tail; /* producer position */
     _Alignas(64) wstats stats;
-    /* Receive buffers and the outgoing batch (worker-private). */
-    uint8_t (*bufs)[WZP_FWD_MAX_DGRAM];
+    /* Receive buffers (worker-private). */
+    uint8_t (*bufs)[RX_BUF];
+    bool gso_off; /* a GSO send failed: send trains one datagram at a time */
 } worker;
 
 struct wzp_forwarder {
@@ -95,77 +130,176 @@ static wzp_ts now_ns(void)
 }
 
 /* Producer side of the ring. False when full. */
-static bool ctl_push(worker *w, const wzp_udp_msg *m)
+static bool ctl_push(worker *w, const wzp_addr *from, const uint8_t *data, size_t len)
 {
     size_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
     size_t h = atomic_load_explicit(&w->head, memory_order_acquire);
     if (t - h > w->ring_mask)
         return false;
     ctl_pkt *p = &w->ring[t & w->ring_mask];
-    p->from = m->peer;
-    p->len = m->len;
-    memcpy(p->data, m->data, m->len);
+    p->from = *from;
+    p->len = len;
+    memcpy(p->data, data, len);
     atomic_store_explicit(&w->tail, t + 1, memory_order_release);
     return true;
 }
 
-/* Handles one received datagram; appends to out when something must be sent. */
-static void handle(worker *w, wzp_udp_msg *m, wzp_ts now, wzp_udp_msg *out, size_t *nout,
-                   unsigned *queued)
+/* Where one received datagram goes. */
+enum verdict { V_DROP, V_CTL, V_SEND };
+
+/*
+ * Decides one datagram: forwards a DATA frame (header rewritten in place, so
+ * it cannot grow), answers a KEEPALIVE, queues control packets, counts the
+ * rest. On V_SEND, *to and *is_data say where and what.
+ */
+static enum verdict judge(worker *w, uint8_t *p, size_t len, const wzp_addr *from, wzp_ts now,
+                          wzp_addr *to, bool *is_data)
 {
     wzp_chan_table *t = w->fwd->table;
-    if (m->len == 0) { /* truncated (over WZP_FWD_MAX_DGRAM) or empty */
+    if (len == 0 || len > WZP_FWD_MAX_DGRAM) {
         add(w, S_MALFORMED, 1);
-        return;
+        return V_DROP;
     }
-    switch (wzp_pkt_classify(m->data, m->len)) {
+    switch (wzp_pkt_classify(p, len)) {
     case WZP_PKT_RELAY:
         break;
     case WZP_PKT_STUN:
     case WZP_PKT_QUIC:
     case WZP_PKT_PROBE:
-        if (ctl_push(w, m)) {
-            (*queued)++; /* counted once the eventfd is written */
-        } else {
-            add(w, S_CTL_FULL, 1);
-        }
-        return;
+        if (ctl_push(w, from, p, len))
+            return V_CTL;
+        add(w, S_CTL_FULL, 1);
+        return V_DROP;
     default:
         add(w, S_MALFORMED, 1);
-        return;
+        return V_DROP;
     }
     wzp_relay_frame f;
-    if (wzp_relay_frame_decode(&f, m->data, m->len) < 0 ||
-        f.type == WZP_RELAY_FRAME_KEEPALIVE_ACK) {
+    if (wzp_relay_frame_decode(&f, p, len) < 0 || f.type == WZP_RELAY_FRAME_KEEPALIVE_ACK) {
         add(w, S_MALFORMED, 1);
-        return;
+        return V_DROP;
     }
-    wzp_udp_msg *o = &out[*nout];
     int rv;
     if (f.type == WZP_RELAY_FRAME_DATA) {
         uint32_t partner;
-        rv = wzp_chan_table_route(t, f.channel, &m->peer, now, m->len, &partner, &o->peer);
+        rv = wzp_chan_table_route(t, f.channel, from, now, len, &partner, to);
         if (rv == 0) {
-            /* Same header size in and out: the packet cannot grow. */
-            wzp_relay_frame_rewrite(m->data, WZP_RELAY_FRAME_DATA, partner);
-            o->data = m->data;
-            o->len = m->len;
-            (*nout)++;
-            return;
+            wzp_relay_frame_rewrite(p, WZP_RELAY_FRAME_DATA, partner);
+            *is_data = true;
+            return V_SEND;
         }
     } else {
-        rv = wzp_chan_table_touch(t, f.channel, &m->peer, now);
+        rv = wzp_chan_table_touch(t, f.channel, from, now);
         if (rv == 0) {
             add(w, S_KEEPALIVE, 1);
-            m->data[0] = WZP_RELAY_FRAME_KEEPALIVE_ACK;
-            o->data = m->data;
-            o->len = m->len;
-            o->peer = m->peer;
-            (*nout)++;
-            return;
+            p[0] = WZP_RELAY_FRAME_KEEPALIVE_ACK;
+            *to = *from;
+            *is_data = false;
+            return V_SEND;
         }
     }
     add(w, rv == WZP_ERR_REJECTED ? S_WRONG_SRC : S_UNKNOWN_CHAN, 1);
+    return V_DROP;
+}
+
+/*
+ * Appends one datagram to the outgoing batch, joining the previous entry when
+ * it extends that entry's train: same peer and kind, contiguous in memory,
+ * same size (only the last of a train may be shorter). A GRO train of one
+ * bulk flow thus leaves as one GSO send; lone voice packets stay single.
+ */
+static void emit(out_msg *out, size_t *nout, uint8_t *p, size_t len, const wzp_addr *to,
+                 bool is_data)
+{
+    if (*nout) {
+        out_msg *o = &out[*nout - 1];
+        if (o->is_data == is_data && o->data + o->len == p && o->nseg < GSO_MAX_SEGS &&
+            o->len == (size_t)o->seg * o->nseg && len <= o->seg && o->len + len <= 65000 &&
+            wzp_addr_equal(&o->peer, to)) {
+            o->len += len;
+            o->nseg++;
+            return;
+        }
+    }
+    out_msg *o = &out[(*nout)++];
+    o->data = p;
+    o->len = len;
+    o->peer = *to;
+    o->seg = (uint16_t)len;
+    o->nseg = 1;
+    o->is_data = is_data;
+}
+
+/*
+ * Handles one received buffer: a datagram, or a GRO train of `seg`-byte
+ * datagrams from one sender, each judged on its own. Returns how many
+ * datagrams it held.
+ */
+static size_t handle(worker *w, uint8_t *buf, size_t len, size_t seg, const wzp_addr *from,
+                     wzp_ts now, out_msg *out, size_t *nout, unsigned *queued)
+{
+    if (len == 0) { /* truncated (MSG_TRUNC) or empty */
+        add(w, S_MALFORMED, 1);
+        return 1;
+    }
+    if (seg == 0 || seg > len)
+        seg = len;
+    size_t n = 0;
+    for (size_t off = 0; off < len; off += seg, n++) {
+        size_t l = len - off < seg ? len - off : seg;
+        wzp_addr to;
+        bool is_data = false;
+        switch (judge(w, buf + off, l, from, now, &to, &is_data)) {
+        case V_SEND:
+            emit(out, nout, buf + off, l, &to, is_data);
+            break;
+        case V_CTL:
+            (*queued)++; /* counted once the eventfd is written */
+            break;
+        case V_DROP:
+            break;
+        }
+    }
+    return n;
+}
+
+/* Per-message control buffer: UDP_GRO on receive, UDP_SEGMENT on send. */
+typedef union cmsgbuf {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+} cmsgbuf;
+
+typedef struct rx_batch {
+    struct mmsghdr hdr[WZP_UDP_BATCH];
+    struct iovec iov[WZP_UDP_BATCH];
+    wzp_addr from[WZP_UDP_BATCH];
+    cmsgbuf ctl[WZP_UDP_BATCH];
+} rx_batch;
+
+static void recv_init(worker *w, rx_batch *b)
+{
+    memset(b, 0, sizeof(*b));
+    for (size_t i = 0; i < WZP_UDP_BATCH; i++) {
+        b->iov[i].iov_base = w->bufs[i];
+        b->iov[i].iov_len = RX_BUF;
+        b->hdr[i].msg_hdr.msg_iov = &b->iov[i];
+        b->hdr[i].msg_hdr.msg_iovlen = 1;
+        b->hdr[i].msg_hdr.msg_name = &b->from[i].u.ss;
+    }
+}
+
+/* The train's segment size from a UDP_GRO control message; 0 = a single datagram. */
+static size_t gro_segment(struct msghdr *mh)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+            c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int v;
+            memcpy(&v, CMSG_DATA(c), sizeof(v));
+            return v > 0 ? (size_t)v : 0;
+        }
+    }
+    return 0;
 }
 
 /*
@@ -174,25 +308,15 @@ static void handle(worker *w, wzp_udp_msg *m, wzp_ts now, wzp_udp_msg *out, size
  * matters at voice load where a wake-up often carries only a few packets.
  * Returns the count, 0 on timeout/shutdown, or -1 on error.
  */
-static void recv_init(wzp_udp_msg *msgs, struct mmsghdr *hdr, struct iovec *iov)
+static int recv_wait(int fd, rx_batch *b, int used)
 {
-    memset(hdr, 0, WZP_UDP_BATCH * sizeof(*hdr));
-    for (size_t i = 0; i < WZP_UDP_BATCH; i++) {
-        iov[i].iov_base = msgs[i].data;
-        iov[i].iov_len = WZP_FWD_MAX_DGRAM;
-        hdr[i].msg_hdr.msg_iov = &iov[i];
-        hdr[i].msg_hdr.msg_iovlen = 1;
-        hdr[i].msg_hdr.msg_name = &msgs[i].peer.u.ss;
-        hdr[i].msg_hdr.msg_namelen = sizeof(msgs[i].peer.u.ss);
+    /* Only the entries the previous call filled need their lengths reset. */
+    for (int i = 0; i < used; i++) {
+        b->hdr[i].msg_hdr.msg_namelen = sizeof(b->from[i].u.ss);
+        b->hdr[i].msg_hdr.msg_control = b->ctl[i].buf;
+        b->hdr[i].msg_hdr.msg_controllen = sizeof(b->ctl[i].buf);
     }
-}
-
-/* `used`: entries the previous call filled; only their name lengths need resetting. */
-static int recv_wait(int fd, wzp_udp_msg *msgs, struct mmsghdr *hdr, int used)
-{
-    for (int i = 0; i < used; i++)
-        hdr[i].msg_hdr.msg_namelen = sizeof(msgs[i].peer.u.ss);
-    int got = recvmmsg(fd, hdr, WZP_UDP_BATCH, MSG_WAITFORONE, NULL);
+    int got = recvmmsg(fd, b->hdr, WZP_UDP_BATCH, MSG_WAITFORONE, NULL);
     if (got < 0) {
         /* Timeout, signal, or ICMP errors of earlier sends surfacing here: not fatal. */
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNREFUSED ||
@@ -201,9 +325,8 @@ static int recv_wait(int fd, wzp_udp_msg *msgs, struct mmsghdr *hdr, int used)
         return -1;
     }
     for (int i = 0; i < got; i++) {
-        msgs[i].peer.len = hdr[i].msg_hdr.msg_namelen;
-        wzp_addr_unmap_v4(&msgs[i].peer);
-        msgs[i].len = (hdr[i].msg_hdr.msg_flags & MSG_TRUNC) ? 0 : hdr[i].msg_len;
+        b->from[i].len = b->hdr[i].msg_hdr.msg_namelen;
+        wzp_addr_unmap_v4(&b->from[i]);
     }
     return got;
 }
@@ -213,21 +336,119 @@ static int fam_idx(int family)
     return family == AF_INET6;
 }
 
-/* Sends n messages from fd (-1: none of that family) and counts the outcome. */
-static void send_part(worker *w, int fd, wzp_udp_msg *out, size_t n)
+/* Fills a sendmmsg header for one entry; ctl receives its UDP_SEGMENT when a train. */
+static void tx_fill(const out_msg *o, struct mmsghdr *h, struct iovec *iov, cmsgbuf *ctl, bool gso)
 {
-    int sent = fd >= 0 ? wzp_udp_send_batch(fd, out, n) : 0;
-    size_t ok = sent < 0 ? 0 : (size_t)sent;
-    uint64_t bytes = 0, fwded = 0;
-    for (size_t i = 0; i < ok; i++) {
-        if (out[i].data[0] == WZP_RELAY_FRAME_DATA) {
-            fwded++;
-            bytes += out[i].len;
-        }
+    memset(h, 0, sizeof(*h));
+    iov->iov_base = o->data;
+    iov->iov_len = o->len;
+    h->msg_hdr.msg_iov = iov;
+    h->msg_hdr.msg_iovlen = 1;
+    h->msg_hdr.msg_name = (void *)&o->peer.u.ss;
+    h->msg_hdr.msg_namelen = o->peer.len;
+    if (gso && o->nseg > 1) {
+        memset(ctl, 0, sizeof(*ctl));
+        h->msg_hdr.msg_control = ctl->buf;
+        h->msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&h->msg_hdr);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t seg = o->seg;
+        memcpy(CMSG_DATA(c), &seg, sizeof(seg));
     }
-    add(w, S_FWD, fwded);
+}
+
+/* Errors that doom one datagram (or train), not the socket: skip it, as UDP may. */
+static bool skippable(int e)
+{
+    return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EAFNOSUPPORT ||
+           e == EINVAL || e == EPERM || e == EMSGSIZE || e == EDESTADDRREQ || e == EADDRNOTAVAIL;
+}
+
+/* Splits a train into single datagrams, in place of one entry: at most GSO_MAX_SEGS. */
+static size_t split_train(const out_msg *t, out_msg *one)
+{
+    size_t n = 0;
+    for (size_t off = 0; off < t->len; off += t->seg, n++) {
+        one[n] = *t;
+        one[n].data = t->data + off;
+        one[n].len = t->len - off < t->seg ? t->len - off : t->seg;
+        one[n].nseg = 1;
+    }
+    return n;
+}
+
+/*
+ * Sends n entries from fd with as few sendmmsg calls as the kernel allows.
+ * Returns how many datagrams (segments) were handed over, forwarded DATA
+ * counted into *fwd / *bytes.
+ */
+static size_t tx_batch(worker *w, int fd, const out_msg *out, size_t n, uint64_t *fwd,
+                       uint64_t *bytes)
+{
+    struct mmsghdr hdr[WZP_UDP_BATCH];
+    struct iovec iov[WZP_UDP_BATCH];
+    cmsgbuf ctl[WZP_UDP_BATCH];
+    bool gso = !w->gso_off;
+    for (size_t i = 0; i < n; i++)
+        tx_fill(&out[i], &hdr[i], &iov[i], &ctl[i], gso);
+    size_t done = 0, segs = 0;
+    while (done < n) {
+        int r = sendmmsg(fd, hdr + done, (unsigned)(n - done), MSG_DONTWAIT);
+        if (r > 0) {
+            for (size_t i = done; i < done + (size_t)r; i++) {
+                segs += out[i].nseg;
+                if (out[i].is_data) {
+                    *fwd += out[i].nseg;
+                    *bytes += out[i].len;
+                }
+            }
+            done += (size_t)r;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+            break;
+        const out_msg *o = &out[done];
+        if (gso && o->nseg > 1 && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP)) {
+            /* No GSO on this path (an old kernel, a device without it): send the
+             * train as single datagrams, now and from here on. */
+            w->gso_off = true;
+            out_msg one[GSO_MAX_SEGS];
+            size_t k = split_train(o, one);
+            segs += tx_batch(w, fd, one, k, fwd, bytes);
+            done++;
+            continue;
+        }
+        if (!skippable(errno))
+            break;
+        /* Skipped: counted as sent, like any datagram lost on the way. */
+        segs += o->nseg;
+        if (o->is_data) {
+            *fwd += o->nseg;
+            *bytes += o->len;
+        }
+        done++;
+    }
+    return segs;
+}
+
+/* Sends n entries from fd (-1: none of that family) and counts the outcome. */
+static void send_part(worker *w, int fd, const out_msg *out, size_t n)
+{
+    uint64_t fwd = 0, bytes = 0, want = 0, trains = 0;
+    for (size_t i = 0; i < n; i++) {
+        want += out[i].nseg;
+        trains += out[i].nseg > 1;
+    }
+    size_t sent = fd >= 0 ? tx_batch(w, fd, out, n, &fwd, &bytes) : 0;
+    add(w, S_FWD, fwd);
     add(w, S_FWD_BYTES, bytes);
-    add(w, S_SEND_FAILED, n - ok);
+    add(w, S_SEND_FAILED, want - sent);
+    if (!w->gso_off)
+        add(w, S_TX_TRAINS, trains);
 }
 
 /*
@@ -235,13 +456,13 @@ static void send_part(worker *w, int fd, wzp_udp_msg *out, size_t n)
  * leave through the other family's relay socket (same port set, so the
  * receiver sees the relay address it talks to).
  */
-static void send_out(worker *w, wzp_udp_msg *out, size_t n)
+static void send_out(worker *w, out_msg *out, size_t n)
 {
     size_t same = 0;
     for (size_t i = 0; i < n; i++) {
         if (out[i].peer.u.sa.sa_family == w->family) {
             if (i != same) {
-                wzp_udp_msg tmp = out[i];
+                out_msg tmp = out[i];
                 out[i] = out[same];
                 out[same] = tmp;
             }
@@ -289,18 +510,20 @@ static void *worker_main(void *arg)
     wzp_forwarder *fwd = w->fwd;
     if (fwd->slice_us)
         request_short_slice(fwd->slice_us);
-    wzp_udp_msg in[WZP_UDP_BATCH], out[WZP_UDP_BATCH];
-    struct mmsghdr hdr[WZP_UDP_BATCH];
-    struct iovec iov[WZP_UDP_BATCH];
-    for (size_t i = 0; i < WZP_UDP_BATCH; i++) {
-        in[i].data = w->bufs[i];
-        in[i].cap = WZP_FWD_MAX_DGRAM;
-        out[i].cap = WZP_FWD_MAX_DGRAM;
+    /* A GRO train of up to 64 datagrams per buffer can become 64 entries. */
+    enum { OUT_MAX = WZP_UDP_BATCH * GSO_MAX_SEGS };
+    rx_batch *b = malloc(sizeof(*b));
+    out_msg *out = malloc(OUT_MAX * sizeof(*out));
+    if (!b || !out) {
+        WZP_ERROR("relay worker %u: out of memory", w->index);
+        free(b);
+        free(out);
+        return NULL;
     }
-    recv_init(in, hdr, iov);
-    int used = 0;
+    recv_init(w, b);
+    int used = WZP_UDP_BATCH;
     while (!atomic_load_explicit(&fwd->stopping, memory_order_acquire)) {
-        int got = recv_wait(w->fd, in, hdr, used);
+        int got = recv_wait(w->fd, b, used);
         used = got > 0 ? got : 0;
         if (atomic_load_explicit(&fwd->stopping, memory_order_acquire))
             break; /* shutdown() wakes us with an empty "datagram" */
@@ -313,20 +536,38 @@ static void *worker_main(void *arg)
         if (got == 0)
             continue;
         wzp_ts now = now_ns();
-        size_t nout = 0;
+        size_t nout = 0, flushed = 0;
         unsigned queued = 0;
-        add(w, S_RX, (uint64_t)got);
-        for (int i = 0; i < got; i++)
-            handle(w, &in[i], now, out, &nout, &queued);
+        uint64_t rx = 0, trains = 0;
+        for (int i = 0; i < got; i++) {
+            struct msghdr *mh = &b->hdr[i].msg_hdr;
+            size_t len = (mh->msg_flags & MSG_TRUNC) ? 0 : b->hdr[i].msg_len;
+            size_t seg = gro_segment(mh);
+            size_t k = handle(w, w->bufs[i], len, seg, &b->from[i], now, out, &nout, &queued);
+            rx += k;
+            trains += k > 1;
+            /* Keep the sendmmsg batch within its limit; trains count as one entry. */
+            if (nout - flushed > WZP_UDP_BATCH) { /* the last entry may still grow */
+                send_out(w, out + flushed, WZP_UDP_BATCH);
+                flushed += WZP_UDP_BATCH;
+            }
+        }
+        add(w, S_RX, rx);
+        add(w, S_RX_TRAINS, trains);
         if (queued) {
             uint64_t one = 1;
             ssize_t wr = write(fwd->ctl_efd, &one, sizeof(one));
             (void)wr; /* only fails when the counter is saturated: still readable */
             add(w, S_CTL_QUEUED, queued);
         }
-        if (nout)
-            send_out(w, out, nout);
+        while (flushed < nout) {
+            size_t k = nout - flushed < WZP_UDP_BATCH ? nout - flushed : WZP_UDP_BATCH;
+            send_out(w, out + flushed, k);
+            flushed += k;
+        }
     }
+    free(b);
+    free(out);
     return NULL;
 }
 
@@ -408,7 +649,7 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
         w->index = i;
         w->ring_mask = qcap - 1;
         w->ring = malloc(qcap * sizeof(ctl_pkt));
-        w->bufs = malloc((size_t)WZP_UDP_BATCH * WZP_FWD_MAX_DGRAM);
+        w->bufs = malloc((size_t)WZP_UDP_BATCH * RX_BUF);
         if (!w->ring || !w->bufs) {
             rv = WZP_ERR_NOMEM;
             break;
@@ -428,6 +669,13 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
          * them with shutdown(SHUT_RD); the timeout is a backstop for that.
          */
         struct timeval tv = {0, 200000};
+        /* Trains in (GRO) and out (GSO) where the kernel has them; without, one
+         * datagram per buffer as before. DF on IPv4: forwarded QUIC must not be
+         * fragmented, and the kernel then skips per-packet IP id hashing. */
+        int on = 1, pmtu = IP_PMTUDISC_DO;
+        (void)setsockopt(w->fd, SOL_UDP, UDP_GRO, &on, sizeof(on));
+        if (w->family == AF_INET)
+            (void)setsockopt(w->fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu));
         int fl = fcntl(w->fd, F_GETFL);
         if (fl < 0 || fcntl(w->fd, F_SETFL, fl & ~O_NONBLOCK) < 0 ||
             setsockopt(w->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
@@ -537,9 +785,9 @@ int wzp_forwarder_send(wzp_forwarder *f, const wzp_addr *to, const uint8_t *byte
 
 void wzp_forwarder_stats(const wzp_forwarder *f, wzp_fwd_stats *out)
 {
-    uint64_t sum[10] = {0};
+    uint64_t sum[NSTATS] = {0};
     for (unsigned i = 0; i < f->nworkers; i++)
-        for (int k = 0; k < 10; k++)
+        for (int k = 0; k < NSTATS; k++)
             sum[k] += atomic_load_explicit(&f->workers[i].stats.v[k], memory_order_relaxed);
     out->rx = sum[S_RX];
     out->forwarded = sum[S_FWD];
@@ -551,4 +799,6 @@ void wzp_forwarder_stats(const wzp_forwarder *f, wzp_fwd_stats *out)
     out->ctl_queued = sum[S_CTL_QUEUED];
     out->ctl_full = sum[S_CTL_FULL];
     out->send_failed = sum[S_SEND_FAILED];
+    out->rx_trains = sum[S_RX_TRAINS];
+    out->tx_trains = sum[S_TX_TRAINS];
 }

@@ -3,7 +3,9 @@
  * SO_REUSEPORT socket on the relay port, that carry relay frames between the
  * two peers of a channel pair without looking inside them.
  *
- * Per received batch (recvmmsg), each worker:
+ * Per received batch (recvmmsg), each worker takes every datagram on its
+ * own (a buffer may hold a UDP GRO train of same-size datagrams from one
+ * sender; it is split into them):
  *   - relay DATA frame: looks the channel up (wzp_chan_table_route), checks
  *     the source address is the channel's peer, rewrites the channel id to the
  *     receiver's own, in place (same length: never more bytes out than in),
@@ -12,7 +14,9 @@
  *   - STUN, QUIC, probes: copied to this worker's control queue (bounded,
  *     lock-free, single producer / single consumer) for the control thread;
  *   - anything else: dropped and counted.
- * then sends everything with one sendmmsg.
+ * then sends everything with sendmmsg. Consecutive datagrams of a train that
+ * all go to the same peer leave as one UDP GSO send: a bulk flow costs one
+ * kernel pass per train, while lone voice packets are unaffected.
  *
  * The control plane owns the wzp_chan_table and runs its own event loop:
  * it polls wzp_forwarder_ctl_fd(), drains packets with
@@ -61,6 +65,8 @@ typedef struct wzp_fwd_stats {
     uint64_t ctl_queued;      /* handed to the control plane */
     uint64_t ctl_full;        /* dropped: control queue full */
     uint64_t send_failed;     /* kernel refused (socket buffer full) */
+    uint64_t rx_trains;       /* GRO buffers holding several datagrams of one sender */
+    uint64_t tx_trains;       /* GSO sends carrying several datagrams to one peer */
 } wzp_fwd_stats;
 
 /* Binds the sockets and starts the workers. 0 or a negative wzp_error. */

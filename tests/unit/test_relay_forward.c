@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <arpa/inet.h>
 #include <string.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -429,6 +430,141 @@ static void test_forward_pair(void **state)
     fixture_stop(&x);
 }
 
+/* ---- trains: UDP GSO in, GRO at the relay, GSO out ------------------------- */
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+/* Sends `n` frames of `seg` bytes each (the last may be shorter: `last`) as one GSO send. */
+static void send_train(int fd, const wzp_addr *to, uint8_t *buf, size_t seg, size_t n, size_t last)
+{
+    struct iovec iov = {.iov_base = buf, .iov_len = seg * (n - 1) + last};
+    union {
+        char b[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctl;
+    memset(&ctl, 0, sizeof(ctl));
+    struct msghdr mh = {.msg_name = (void *)&to->u.ss,
+                        .msg_namelen = to->len,
+                        .msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = ctl.b,
+                        .msg_controllen = sizeof(ctl.b)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t s16 = (uint16_t)seg;
+    memcpy(CMSG_DATA(c), &s16, sizeof(s16));
+    assert_int_equal(sendmsg(fd, &mh, 0), (ssize_t)iov.iov_len);
+}
+
+/* Frame i of a train: DATA on `chan`, payload bytes derived from i. */
+static void train_frame(uint8_t *p, size_t len, uint32_t chan, size_t i)
+{
+    wzp_relay_frame_encode_hdr(p, len, WZP_RELAY_FRAME_DATA, chan);
+    for (size_t k = WZP_RELAY_FRAME_HDR; k < len; k++)
+        p[k] = (uint8_t)(i * 31 + k);
+}
+
+/* Receives one datagram at `fd` and checks it is frame i for `chan`, `len` bytes. */
+static void expect_frame(int fd, uint32_t chan, size_t i, size_t len)
+{
+    uint8_t got[2048], want[2048];
+    int n = peer_recv(fd, got, sizeof(got), NULL, 2000);
+    assert_int_equal(n, (int)len);
+    train_frame(want, len, chan, i);
+    assert_memory_equal(got, want, len);
+}
+
+static void test_forward_trains(void **state)
+{
+    (void)state;
+    fixture x;
+    fixture_start(&x, 1);
+    wzp_addr aa, ba, ca;
+    int a = peer_open(&aa), b = peer_open(&ba), c = peer_open(&ca);
+    uint32_t cha, chb;
+    assert_int_equal(wzp_chan_table_open_pair(x.t, &aa, &ba, mono_now(), &cha, &chb), 0);
+    enum { SEG = 120, N = 16 };
+    uint8_t buf[SEG * N];
+
+    /* A bulk train: every frame arrives at B on B's channel, in order, intact;
+     * the relay saw one GRO buffer and sent one GSO train. */
+    for (size_t i = 0; i < N; i++)
+        train_frame(buf + i * SEG, SEG, cha, i);
+    send_train(a, &x.relay, buf, SEG, N, SEG);
+    for (size_t i = 0; i < N; i++)
+        expect_frame(b, chb, i, SEG);
+    assert_int_equal(STAT_WAIT(x.f, forwarded, N), N);
+    wzp_fwd_stats s;
+    wzp_forwarder_stats(x.f, &s);
+    assert_int_equal(s.rx, N);
+    assert_int_equal(s.rx_trains, 1);
+    assert_int_equal(s.tx_trains, 1);
+    assert_int_equal(s.forwarded_bytes, N * SEG);
+
+    /* A shorter last frame stays the train's last. */
+    for (size_t i = 0; i < 4; i++)
+        train_frame(buf + i * SEG, i == 3 ? 40 : SEG, chb, 100 + i);
+    send_train(b, &x.relay, buf, SEG, 4, 40);
+    for (size_t i = 0; i < 4; i++)
+        expect_frame(a, cha, 100 + i, i == 3 ? 40 : SEG);
+    assert_int_equal(STAT_WAIT(x.f, forwarded, N + 4), N + 4);
+
+    /* A mixed train: each frame is judged alone. Frames 0-2 and 6-7 go through,
+     * 3 names an unknown channel, 4 is junk, 5 is a keep-alive (answered to A). */
+    for (size_t i = 0; i < 8; i++)
+        train_frame(buf + i * SEG, SEG, cha, 200 + i);
+    wzp_relay_frame_encode_hdr(buf + 3 * SEG, SEG, WZP_RELAY_FRAME_DATA, cha ^ 0x00f00000u);
+    buf[4 * SEG] = 0x20;
+    wzp_relay_frame_encode_hdr(buf + 5 * SEG, SEG, WZP_RELAY_FRAME_KEEPALIVE, cha);
+    send_train(a, &x.relay, buf, SEG, 8, SEG);
+    for (size_t i = 0; i < 8; i++)
+        if (i < 3 || i > 5)
+            expect_frame(b, chb, 200 + i, SEG);
+    uint8_t ack[256];
+    assert_int_equal(peer_recv(a, ack, sizeof(ack), NULL, 2000), SEG);
+    assert_int_equal(ack[0], WZP_RELAY_FRAME_KEEPALIVE_ACK);
+    assert_int_equal(STAT_WAIT(x.f, forwarded, N + 4 + 5), N + 4 + 5);
+    assert_int_equal(STAT_WAIT(x.f, unknown_channel, 1), 1);
+    assert_int_equal(STAT_WAIT(x.f, malformed, 1), 1);
+    assert_int_equal(STAT_WAIT(x.f, keepalives, 1), 1);
+    assert_true(nothing_waiting(b));
+    assert_true(nothing_waiting(a));
+
+    /* A train from the wrong source: every frame dropped and counted. */
+    for (size_t i = 0; i < 8; i++)
+        train_frame(buf + i * SEG, SEG, cha, 300 + i);
+    send_train(c, &x.relay, buf, SEG, 8, SEG);
+    assert_int_equal(STAT_WAIT(x.f, wrong_source, 8), 8);
+    assert_true(nothing_waiting(b));
+
+    /* A train of STUN-looking control packets: each one queued on its own. */
+    for (size_t i = 0; i < 3; i++) {
+        memset(buf + i * 40, 0, 40);
+        buf[i * 40 + 1] = 1; /* Binding request */
+        buf[i * 40 + 39] = (uint8_t)i;
+    }
+    send_train(c, &x.relay, buf, 40, 3, 40);
+    assert_int_equal(STAT_WAIT(x.f, ctl_queued, 3), 3);
+    uint8_t cbuf[3][WZP_FWD_MAX_DGRAM];
+    wzp_udp_msg m[3];
+    for (int i = 0; i < 3; i++)
+        m[i] = (wzp_udp_msg){.data = cbuf[i], .cap = sizeof(cbuf[i])};
+    assert_int_equal(wzp_forwarder_ctl_recv(x.f, m, 3), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(m[i].len, 40);
+        assert_int_equal(m[i].data[39], i);
+        assert_true(wzp_addr_equal(&m[i].peer, &ca));
+    }
+    close(a);
+    close(b);
+    close(c);
+    fixture_stop(&x);
+}
+
 static void test_forward_control_queue(void **state)
 {
     (void)state;
@@ -580,11 +716,11 @@ static void test_forward_start_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_frame_roundtrip),      cmocka_unit_test(test_table_basic),
-        cmocka_unit_test(test_table_expire),         cmocka_unit_test(test_table_concurrent),
-        cmocka_unit_test(test_forward_pair),         cmocka_unit_test(test_forward_control_queue),
-        cmocka_unit_test(test_forward_multi_worker), cmocka_unit_test(test_forward_dual_stack),
-        cmocka_unit_test(test_forward_start_errors),
+        cmocka_unit_test(test_frame_roundtrip),       cmocka_unit_test(test_table_basic),
+        cmocka_unit_test(test_table_expire),          cmocka_unit_test(test_table_concurrent),
+        cmocka_unit_test(test_forward_pair),          cmocka_unit_test(test_forward_trains),
+        cmocka_unit_test(test_forward_control_queue), cmocka_unit_test(test_forward_multi_worker),
+        cmocka_unit_test(test_forward_dual_stack),    cmocka_unit_test(test_forward_start_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
