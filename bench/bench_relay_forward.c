@@ -92,6 +92,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -110,6 +111,7 @@
 #include "wire/relay_frame.h"
 
 #define GEN_THREADS 2
+#define GEN_TICK_NS 100000ull   /* voice: send and receive every 100 us */
 #define PERIOD_NS   20000000ull /* 50 packets/s */
 #define VOICE_BYTES 200
 #define SAT_BYTES   64
@@ -137,12 +139,13 @@ _Static_assert(SAT_WINDOW % (2 * SAT_BURST) == 0, "the window holds whole burst 
  * Knobs for exploring (the default run uses none):
  *   WZP_BENCH_QUICK=1     short points, first few loads only (a smoke run, not a figure);
  *   WZP_BENCH_SKIP=K      skip the first K wzp voice loads;
- *   WZP_BENCH_WORKERS=N   wzp forwarding workers (default: one per core).
+ *   WZP_BENCH_WORKERS=N   wzp forwarding workers (default: one per core);
+ *   WZP_BENCH_COALESCE=US the relay's receive coalescing (default: the relay's; -1 = off).
  */
 static wzp_ts MEASURE_NS = 2000000000ull;
 static size_t max_points = 100;
 
-static const unsigned wzp_points[] = {500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 12000};
+static const unsigned wzp_points[] = {250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 12000};
 static const unsigned coturn_points[] = {250, 500, 1000, 2000, 3000};
 #define NPOINTS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -553,6 +556,7 @@ static void poll_recv(gen *g, int timeout_ms)
 static void *gen_main(void *arg)
 {
     gen *g = arg;
+    (void)prctl(PR_SET_TIMERSLACK, 5000ul, 0, 0, 0); /* ticks of 100 us, not 150 */
     wzp_ts t0 = now_ns(), last_rx = t0;
     uint64_t done = 0;
     size_t rr = 0;
@@ -568,7 +572,11 @@ static void *gen_main(void *arg)
                 send_msg(g, c, 1, tag, 1);
             }
             flush(g);
-            poll_recv(g, 1);
+            /* Take what has arrived, then sleep to the next tick: the generator
+             * never waits on its sockets, so a sender (the relay, on loopback)
+             * is not charged for waking it, as it would not be on a real NIC. */
+            poll_recv(g, 0);
+            sleep_ns(GEN_TICK_NS);
             continue;
         }
         uint64_t before = g->recvd_all;
@@ -1472,6 +1480,8 @@ int main(void)
     wzp_forwarder_cfg cfg = {.table = table};
     if (getenv("WZP_BENCH_WORKERS"))
         cfg.workers = (unsigned)atoi(getenv("WZP_BENCH_WORKERS"));
+    if (getenv("WZP_BENCH_COALESCE"))
+        cfg.coalesce_us = atoi(getenv("WZP_BENCH_COALESCE"));
     size_t skip = getenv("WZP_BENCH_SKIP") ? (size_t)atoi(getenv("WZP_BENCH_SKIP")) : 0;
     wzp_addr_parse(&cfg.bind, "127.0.0.1:0", false);
     wzp_forwarder *fwd;
@@ -1611,6 +1621,11 @@ int main(void)
     for (size_t k = 0; k < nwzp; k++)
         if (wzp_voice[k].loss_pct < 0.1)
             best = &wzp_voice[k];
+    /* ... and the most calls also under 1 ms of added p99 (the latency target). */
+    const result *fast = NULL;
+    for (size_t k = 0; k < nwzp; k++)
+        if (wzp_voice[k].loss_pct < 0.1 && wzp_voice[k].add99_us < 1000)
+            fast = &wzp_voice[k];
     double ratio =
         have_coturn && cot_sat.pps_per_core > 0 ? wzp_sat.pps_per_core / cot_sat.pps_per_core : 0;
     /* Voice CPU cost, at the highest load both relays held under 0.1 % loss. */
@@ -1634,8 +1649,9 @@ int main(void)
     printf("targets: wzp >= 5x coturn pkt/core-s; >= 5000 calls under 0.1%% loss; added p99 < "
            "1000 us\n");
     printf("relay-forward: wzp_pps_per_core=%.0f coturn_pps_per_core=%.0f ratio=%.2f max_calls=%u "
-           "loss_pct=%.3f p99_added_us=%.0f voice_ratio=%.2f\n",
+           "loss_pct=%.3f p99_added_us=%.0f voice_ratio=%.2f max_calls_p99_1ms=%u\n",
            wzp_sat.pps_per_core, cot_sat.pps_per_core, ratio, best ? best->calls : 0,
-           best ? best->loss_pct : 0.0, best ? best->add99_us : 0.0, voice_ratio);
+           best ? best->loss_pct : 0.0, best ? best->add99_us : 0.0, voice_ratio,
+           fast ? fast->calls : 0);
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -112,6 +113,7 @@ struct wzp_forwarder {
     int ctl_efd;      /* workers -> control thread: "packets queued" */
     _Atomic bool stopping;
     unsigned slice_us;
+    wzp_ts coalesce; /* ns; 0 = off */
     size_t ctl_next; /* round-robin start for ctl_recv (consumer-only) */
 };
 
@@ -522,6 +524,9 @@ static void *worker_main(void *arg)
     }
     recv_init(w, b);
     int used = WZP_UDP_BATCH;
+    wzp_ts last_wake = 0;
+    if (fwd->coalesce) /* a timer slack of its own: the default 50 us would dwarf the wait */
+        (void)prctl(PR_SET_TIMERSLACK, 5000ul, 0, 0, 0);
     while (!atomic_load_explicit(&fwd->stopping, memory_order_acquire)) {
         int got = recv_wait(w->fd, b, used);
         used = got > 0 ? got : 0;
@@ -564,6 +569,13 @@ static void *worker_main(void *arg)
             size_t k = nout - flushed < WZP_UDP_BATCH ? nout - flushed : WZP_UDP_BATCH;
             send_out(w, out + flushed, k);
             flushed += k;
+        }
+        /* Woken often for less than a batch: let the next one gather first. */
+        bool busy = now - last_wake < 10 * fwd->coalesce;
+        last_wake = now;
+        if (fwd->coalesce && busy && got < WZP_UDP_BATCH) {
+            struct timespec ts = {0, (long)fwd->coalesce};
+            nanosleep(&ts, NULL);
         }
     }
     free(b);
@@ -610,6 +622,9 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
         return WZP_ERR_NOMEM;
     f->table = cfg->table;
     f->slice_us = cfg->slice_us;
+    f->coalesce = cfg->coalesce_us < 0    ? 0
+                  : cfg->coalesce_us == 0 ? WZP_US(WZP_FWD_COALESCE_US)
+                                          : WZP_US((wzp_ts)cfg->coalesce_us);
     f->family_fd[0] = f->family_fd[1] = -1;
     f->ctl_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     f->workers = aligned_alloc(64, ((n * sizeof(worker) + 63) / 64) * 64);

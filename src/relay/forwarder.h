@@ -37,6 +37,16 @@
 /* Largest datagram the relay port accepts; longer ones are dropped as malformed. */
 #define WZP_FWD_MAX_DGRAM 2048
 
+/*
+ * Receive coalescing, as a NIC moderates interrupts: a worker that keeps being
+ * woken for a few datagrams at a time (wake-ups under 1 ms apart, batch not
+ * full) waits this long before its next receive, so one wake-up collects what
+ * arrived meanwhile instead of one wake-up per voice packet. Costs at most
+ * this much added latency per relay hop, only under load; idle relays answer
+ * the first packet at once.
+ */
+#define WZP_FWD_COALESCE_US 100
+
 typedef struct wzp_forwarder wzp_forwarder;
 
 typedef struct wzp_forwarder_cfg {
@@ -50,6 +60,7 @@ typedef struct wzp_forwarder_cfg {
                               (Linux EEVDF custom slice): shorter = scheduled sooner after a
                               wake-up on busy cores. Not shown to help on the shared bench
                               machine, hence off by default. */
+    int coalesce_us;       /* 0 = WZP_FWD_COALESCE_US, < 0 = off: see below */
     wzp_chan_table *table; /* borrowed; must outlive the forwarder */
 } wzp_forwarder_cfg;
 
