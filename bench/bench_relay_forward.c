@@ -1434,6 +1434,127 @@ static void print_head(const char *title)
            "deliv/s", "loss%", "cpu%", "pkt/core-s", "p50_us", "p99_us", "+p50_us", "+p99_us");
 }
 
+/* ---- the kernel's own floor ------------------------------------------------ */
+
+/*
+ * What any socket relay must spend on loopback, measured in this run: the CPU
+ * of sending one 200-byte datagram from a per-peer address (sendmmsg with
+ * IP_PKTINFO, 64 per call; on loopback the sender also pays the receive path
+ * up to the socket queue) and of receiving it (recvmmsg, 64 per call). A
+ * relayed voice packet takes two of each (peer -> relay -> peer), so with the
+ * generator on the same 2 cores no relay can hold more than
+ * cores * 1e6 / (100 packets/s per call * 2 * (send + recv) us) calls.
+ */
+static struct {
+    int fd;
+    _Atomic uint64_t got;
+    _Atomic int stop;
+    double cpu_s;
+} floor_sink;
+
+static double thread_cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void *floor_drain(void *arg)
+{
+    (void)arg;
+    static uint8_t buf[OUT_MSGS][VOICE_BYTES + 64];
+    struct mmsghdr h[OUT_MSGS];
+    struct iovec iov[OUT_MSGS];
+    double c0 = thread_cpu_s();
+    while (!atomic_load(&floor_sink.stop)) {
+        memset(h, 0, sizeof(h));
+        for (int i = 0; i < OUT_MSGS; i++) {
+            iov[i].iov_base = buf[i];
+            iov[i].iov_len = sizeof(buf[i]);
+            h[i].msg_hdr.msg_iov = &iov[i];
+            h[i].msg_hdr.msg_iovlen = 1;
+        }
+        int n = recvmmsg(floor_sink.fd, h, OUT_MSGS, MSG_DONTWAIT, NULL);
+        if (n > 0)
+            atomic_fetch_add(&floor_sink.got, (uint64_t)n);
+        else
+            sleep_ns(GEN_TICK_NS); /* polled, as the generator does: nobody is woken */
+    }
+    floor_sink.cpu_s = thread_cpu_s() - c0;
+    return NULL;
+}
+
+/* Returns false when the measurement could not be made. */
+static bool kernel_floor(double *send_us, double *recv_us)
+{
+    wzp_addr lo, any, dst;
+    wzp_addr_parse(&lo, "127.0.0.1:0", false);
+    wzp_addr_parse(&any, "0.0.0.0:0", false);
+    wzp_udp_opts o = {.rcvbuf = 4 << 20, .sndbuf = 4 << 20};
+    floor_sink.fd = wzp_udp_open(&lo, &o, &dst);
+    int fd = wzp_udp_open(&any, &o, NULL);
+    if (floor_sink.fd < 0 || fd < 0)
+        return false;
+    atomic_store(&floor_sink.got, 0);
+    atomic_store(&floor_sink.stop, 0);
+    pthread_t th;
+    if (pthread_create(&th, NULL, floor_drain, NULL) != 0)
+        return false;
+    static uint8_t pay[VOICE_BYTES];
+    struct mmsghdr h[OUT_MSGS];
+    struct iovec iov[OUT_MSGS];
+    union {
+        char b[CMSG_SPACE(sizeof(struct in_pktinfo))];
+        struct cmsghdr align;
+    } ctl[OUT_MSGS];
+    const uint64_t total = 400000;
+    uint64_t sent = 0;
+    double c0 = thread_cpu_s();
+    while (sent < total) {
+        memset(h, 0, sizeof(h));
+        for (int i = 0; i < OUT_MSGS; i++) {
+            iov[i].iov_base = pay;
+            iov[i].iov_len = sizeof(pay);
+            h[i].msg_hdr.msg_iov = &iov[i];
+            h[i].msg_hdr.msg_iovlen = 1;
+            h[i].msg_hdr.msg_name = &dst.u.ss;
+            h[i].msg_hdr.msg_namelen = dst.len;
+            memset(&ctl[i], 0, sizeof(ctl[i]));
+            h[i].msg_hdr.msg_control = ctl[i].b;
+            h[i].msg_hdr.msg_controllen = sizeof(ctl[i].b);
+            struct cmsghdr *c = CMSG_FIRSTHDR(&h[i].msg_hdr);
+            c->cmsg_level = IPPROTO_IP;
+            c->cmsg_type = IP_PKTINFO;
+            c->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
+            struct in_pktinfo pi;
+            memset(&pi, 0, sizeof(pi));
+            wzp_addr src;
+            peer_addr(&src, (size_t)((sent + (uint64_t)i) % 20000), 0);
+            pi.ipi_spec_dst = src.u.v4.sin_addr;
+            memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+        }
+        int r = sendmmsg(fd, h, OUT_MSGS, 0);
+        if (r <= 0)
+            break;
+        sent += (uint64_t)r;
+        while (sent - atomic_load(&floor_sink.got) > 20000) /* stay within the socket buffer */
+            sleep_ns(GEN_TICK_NS);
+    }
+    double send_cpu = thread_cpu_s() - c0;
+    for (int i = 0; i < 100 && atomic_load(&floor_sink.got) < sent; i++)
+        sleep_ns(WZP_MS(2));
+    atomic_store(&floor_sink.stop, 1);
+    pthread_join(th, NULL);
+    uint64_t got = atomic_load(&floor_sink.got);
+    close(fd);
+    close(floor_sink.fd);
+    if (sent < total || got == 0)
+        return false;
+    *send_us = send_cpu / (double)sent * 1e6;
+    *recv_us = floor_sink.cpu_s / (double)got * 1e6;
+    return true;
+}
+
 int main(void)
 {
     /* First, while single-threaded: unshare(CLONE_NEWNET) moves the calling thread only. */
@@ -1462,6 +1583,16 @@ int main(void)
            "127.16.0.0/12 chosen by IP_PKTINFO (checked); receive with UDP GRO (%s)\n",
            net.gro ? "GSO sends arrive whole and are split at gso_size"
                    : "not coalescing here: one datagram per packet");
+
+    double floor_send = 0, floor_recv = 0;
+    unsigned floor_calls = 0;
+    if (kernel_floor(&floor_send, &floor_recv)) {
+        floor_calls = (unsigned)((double)cores * 1e6 / (100.0 * 2 * (floor_send + floor_recv)));
+        printf("kernel floor: send %.2f us + receive %.2f us per 200-byte datagram; a relayed "
+               "packet needs 2 of each, so %ld cores (generator and relay together) hold at most "
+               "%u voice calls, whatever the relay does\n",
+               floor_send, floor_recv, cores, floor_calls);
+    }
 
     /* --- wzp (and the direct baseline on the same sockets) --- */
     setup_shared(max_wzp);
@@ -1649,9 +1780,9 @@ int main(void)
     printf("targets: wzp >= 5x coturn pkt/core-s; >= 5000 calls under 0.1%% loss; added p99 < "
            "1000 us\n");
     printf("relay-forward: wzp_pps_per_core=%.0f coturn_pps_per_core=%.0f ratio=%.2f max_calls=%u "
-           "loss_pct=%.3f p99_added_us=%.0f voice_ratio=%.2f max_calls_p99_1ms=%u\n",
+           "loss_pct=%.3f p99_added_us=%.0f voice_ratio=%.2f max_calls_p99_1ms=%u floor_calls=%u\n",
            wzp_sat.pps_per_core, cot_sat.pps_per_core, ratio, best ? best->calls : 0,
            best ? best->loss_pct : 0.0, best ? best->add99_us : 0.0, voice_ratio,
-           fast ? fast->calls : 0);
+           fast ? fast->calls : 0, floor_calls);
     return 0;
 }

@@ -39,6 +39,8 @@
 #define RX_BUF 65536
 /* The kernel's limit on segments per GSO send (UDP_MAX_SEGMENTS). */
 #define GSO_MAX_SEGS 64
+/* Datagrams a coalescing wait aims to gather per wake-up. */
+#define COALESCE_PKTS 16
 
 /* One control packet waiting for the control thread. */
 typedef struct ctl_pkt {
@@ -570,11 +572,15 @@ static void *worker_main(void *arg)
             send_out(w, out + flushed, k);
             flushed += k;
         }
-        /* Woken often for less than a batch: let the next one gather first. */
-        bool busy = now - last_wake < 10 * fwd->coalesce;
+        /* Woken often for less than a batch: let the next one gather first,
+         * for about COALESCE_PKTS datagrams at the rate just seen, capped. */
+        wzp_ts gap = now - last_wake;
         last_wake = now;
-        if (fwd->coalesce && busy && got < WZP_UDP_BATCH) {
-            struct timespec ts = {0, (long)fwd->coalesce};
+        if (fwd->coalesce && gap < 10 * fwd->coalesce && rx < COALESCE_PKTS) {
+            wzp_ts wait = rx ? gap * COALESCE_PKTS / rx : fwd->coalesce;
+            if (wait > fwd->coalesce)
+                wait = fwd->coalesce;
+            struct timespec ts = {0, (long)wait};
             nanosleep(&ts, NULL);
         }
     }

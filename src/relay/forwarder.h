@@ -39,13 +39,14 @@
 
 /*
  * Receive coalescing, as a NIC moderates interrupts: a worker that keeps being
- * woken for a few datagrams at a time (wake-ups under 1 ms apart, batch not
- * full) waits this long before its next receive, so one wake-up collects what
- * arrived meanwhile instead of one wake-up per voice packet. Costs at most
- * this much added latency per relay hop, only under load; idle relays answer
- * the first packet at once.
+ * woken for a few datagrams at a time (wake-ups close together, fewer than
+ * 16 datagrams each) waits before its next receive, long enough to gather
+ * about 16 at the rate just seen, at most this long. One wake-up then carries
+ * many voice packets instead of one or two: a wake-up costs several times a
+ * packet's own kernel work. It adds at most this much latency per relay hop,
+ * only under load; an idle relay answers the first packet at once.
  */
-#define WZP_FWD_COALESCE_US 100
+#define WZP_FWD_COALESCE_US 250
 
 typedef struct wzp_forwarder wzp_forwarder;
 
