@@ -20,6 +20,8 @@ static void usage(FILE *out)
             "  --listen6 [HOST]:PORT  also serve IPv6 here (with an IPv4 --listen): dual stack\n"
             "  --home DIR             identity directory (default $WZP_HOME or ~/.config/wzp)\n"
             "  --workers N            forwarding threads (default: one per core)\n"
+            "  --coalesce-us US       under load, wait up to US for more packets per wake-up\n"
+            "                         (default 250; 0 = off: lowest latency, most CPU)\n"
             "  --ring-timeout SEC     unanswered calls expire after this (60)\n"
             "  --max-registrations N  registered identities (100000)\n"
             "  --max-calls N          concurrent calls (100000)\n"
@@ -45,6 +47,7 @@ int main(int argc, char **argv)
         {"listen6", required_argument, NULL, '6'},
         {"home", required_argument, NULL, 'H'},
         {"workers", required_argument, NULL, 'w'},
+        {"coalesce-us", required_argument, NULL, 'c'},
         {"ring-timeout", required_argument, NULL, 'r'},
         {"max-registrations", required_argument, NULL, 'R'},
         {"max-calls", required_argument, NULL, 'C'},
@@ -86,6 +89,13 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             cfg.workers = (unsigned)v;
+            break;
+        case 'c':
+            if (parse_uint(optarg, 10000, &v) < 0) {
+                fprintf(stderr, "wzp-relay: --coalesce-us wants 0..10000\n");
+                return EXIT_USAGE;
+            }
+            cfg.coalesce_us = v == 0 ? -1 : (int)v;
             break;
         case 'r':
             if (parse_uint(optarg, 86400, &v) < 0 || v == 0) {

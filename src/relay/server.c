@@ -338,6 +338,7 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
     wzp_forwarder_cfg fcfg = {.bind = cfg->listen,
                               .bind6 = cfg->listen6,
                               .workers = cfg->workers,
+                              .coalesce_us = cfg->coalesce_us,
                               .table = s->chans,
                               .ctl_queue = CTL_QUEUE};
     if ((rv = wzp_forwarder_start(&fcfg, &s->fwd)) < 0)

@@ -31,6 +31,8 @@ usage_case --listen not-an-address
 usage_case --listen 127.0.0.1
 usage_case --workers lots
 usage_case --workers 100000
+usage_case --coalesce-us soon
+usage_case --coalesce-us 20000
 usage_case --ring-timeout 0
 usage_case --max-registrations -5
 usage_case --max-calls ""
@@ -113,7 +115,7 @@ fi
 echo "ok: unusable home -> 3"
 
 # --- identity persists across restarts; SIGINT is clean too ------------------------------
-start_relay "$work/home" "$work/log5"
+start_relay "$work/home" "$work/log5" --coalesce-us 0 # options that change nothing visible still start
 [ "$RELAY_FP" = "$fp1" ] || fail "fingerprint changed across restart: $fp1 -> $RELAY_FP"
 echo "ok: same fingerprint after restart"
 stop_relay INT
