@@ -53,7 +53,7 @@ typedef struct ctl_pkt {
  * Counters written by one worker only (plain load+store, no RMW), read by
  * anyone: atomics so the cross-thread reads are well-defined.
  */
-#define NSTATS 12
+#define NSTATS 13
 typedef struct wstats {
     _Atomic uint64_t v[NSTATS];
 } wstats;
@@ -71,6 +71,7 @@ enum {
     S_SEND_FAILED,
     S_RX_TRAINS,
     S_TX_TRAINS,
+    S_WAITS,
 };
 
 /*
@@ -582,6 +583,7 @@ static void *worker_main(void *arg)
                 wait = fwd->coalesce;
             struct timespec ts = {0, (long)wait};
             nanosleep(&ts, NULL);
+            add(w, S_WAITS, 1);
         }
     }
     free(b);
@@ -822,4 +824,5 @@ void wzp_forwarder_stats(const wzp_forwarder *f, wzp_fwd_stats *out)
     out->send_failed = sum[S_SEND_FAILED];
     out->rx_trains = sum[S_RX_TRAINS];
     out->tx_trains = sum[S_TX_TRAINS];
+    out->coalesce_waits = sum[S_WAITS];
 }

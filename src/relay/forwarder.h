@@ -79,6 +79,7 @@ typedef struct wzp_fwd_stats {
     uint64_t send_failed;     /* kernel refused (socket buffer full) */
     uint64_t rx_trains;       /* GRO buffers holding several datagrams of one sender */
     uint64_t tx_trains;       /* GSO sends carrying several datagrams to one peer */
+    uint64_t coalesce_waits;  /* receive-coalescing waits taken */
 } wzp_fwd_stats;
 
 /* Binds the sockets and starts the workers. 0 or a negative wzp_error. */

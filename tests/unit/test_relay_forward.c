@@ -316,16 +316,22 @@ typedef struct fixture {
     wzp_addr relay;
 } fixture;
 
-static void fixture_start(fixture *x, unsigned workers)
+static void fixture_start_cfg(fixture *x, unsigned workers, int coalesce_us)
 {
     x->t = wzp_chan_table_new(1024);
     assert_non_null(x->t);
-    wzp_forwarder_cfg cfg = {.workers = workers, .ctl_queue = 4, .table = x->t};
+    wzp_forwarder_cfg cfg = {
+        .workers = workers, .ctl_queue = 4, .coalesce_us = coalesce_us, .table = x->t};
     cfg.bind = addr("127.0.0.1:0");
     assert_int_equal(wzp_forwarder_start(&cfg, &x->f), 0);
     assert_int_equal(wzp_forwarder_workers(x->f), workers);
     x->relay = *wzp_forwarder_local_addr(x->f);
     assert_int_not_equal(wzp_addr_port(&x->relay), 0);
+}
+
+static void fixture_start(fixture *x, unsigned workers)
+{
+    fixture_start_cfg(x, workers, 0);
 }
 
 static void fixture_stop(fixture *x)
@@ -565,6 +571,54 @@ static void test_forward_trains(void **state)
     fixture_stop(&x);
 }
 
+/* Sends `n` numbered data frames from (fd, chan), `gap_us` apart. */
+static void send_numbered(int fd, const wzp_addr *relay, uint32_t chan, int first, int n,
+                          long gap_us)
+{
+    for (int i = first; i < first + n; i++) {
+        uint8_t p[4] = {(uint8_t)(i >> 8), (uint8_t)i, 0x5a, 0xa5};
+        send_frame(fd, relay, WZP_RELAY_FRAME_DATA, chan, p, sizeof(p));
+        struct timespec ts = {0, gap_us * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/*
+ * Receive coalescing: a worker woken again and again for a datagram or two
+ * waits before its next receive. Whatever arrives meanwhile is delivered,
+ * complete and in order; with coalescing off it never waits.
+ */
+static void test_forward_coalescing(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 2; round++) {
+        fixture x;
+        fixture_start_cfg(&x, 1, round == 0 ? 5000 : -1); /* 5 ms cap: surely engaged */
+        wzp_addr aa, ba;
+        int a = peer_open(&aa), b = peer_open(&ba);
+        uint32_t cha, chb;
+        assert_int_equal(wzp_chan_table_open_pair(x.t, &aa, &ba, mono_now(), &cha, &chb), 0);
+        enum { N = 40 };
+        send_numbered(a, &x.relay, cha, 0, N, 500);
+        for (int i = 0; i < N; i++) {
+            uint8_t buf[64];
+            int n = peer_recv(b, buf, sizeof(buf), NULL, 2000);
+            assert_int_equal(n, WZP_RELAY_FRAME_HDR + 4);
+            assert_int_equal(buf[WZP_RELAY_FRAME_HDR] << 8 | buf[WZP_RELAY_FRAME_HDR + 1], i);
+        }
+        assert_int_equal(STAT_WAIT(x.f, forwarded, N), N);
+        wzp_fwd_stats s;
+        wzp_forwarder_stats(x.f, &s);
+        if (round == 0)
+            assert_true(s.coalesce_waits >= 1);
+        else
+            assert_int_equal(s.coalesce_waits, 0);
+        close(a);
+        close(b);
+        fixture_stop(&x);
+    }
+}
+
 static void test_forward_control_queue(void **state)
 {
     (void)state;
@@ -716,11 +770,12 @@ static void test_forward_start_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_frame_roundtrip),       cmocka_unit_test(test_table_basic),
-        cmocka_unit_test(test_table_expire),          cmocka_unit_test(test_table_concurrent),
-        cmocka_unit_test(test_forward_pair),          cmocka_unit_test(test_forward_trains),
-        cmocka_unit_test(test_forward_control_queue), cmocka_unit_test(test_forward_multi_worker),
-        cmocka_unit_test(test_forward_dual_stack),    cmocka_unit_test(test_forward_start_errors),
+        cmocka_unit_test(test_frame_roundtrip),      cmocka_unit_test(test_table_basic),
+        cmocka_unit_test(test_table_expire),         cmocka_unit_test(test_table_concurrent),
+        cmocka_unit_test(test_forward_pair),         cmocka_unit_test(test_forward_trains),
+        cmocka_unit_test(test_forward_coalescing),   cmocka_unit_test(test_forward_control_queue),
+        cmocka_unit_test(test_forward_multi_worker), cmocka_unit_test(test_forward_dual_stack),
+        cmocka_unit_test(test_forward_start_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
