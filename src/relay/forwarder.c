@@ -418,9 +418,12 @@ static size_t tx_batch(worker *w, int fd, const out_msg *out, size_t n, uint64_t
             break;
         const out_msg *o = &out[done];
         if (gso && o->nseg > 1 && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP)) {
-            /* No GSO on this path (an old kernel, a device without it): send the
-             * train as single datagrams, now and from here on. */
-            w->gso_off = true;
+            /* EIO / EOPNOTSUPP: no GSO on this path (a device or IPsec route
+             * without it): single datagrams from here on. EINVAL: this train
+             * alone (segments over the path MTU, say): single datagrams, which
+             * meet the same fate one by one. */
+            if (errno != EINVAL)
+                w->gso_off = true;
             out_msg one[GSO_MAX_SEGS];
             size_t k = split_train(o, one);
             segs += tx_batch(w, fd, one, k, fwd, bytes);
