@@ -168,7 +168,7 @@ typedef struct wzp_quic_stats {
     uint64_t rx_malformed;   /* header does not parse (truncated, garbage) */
     uint64_t rx_bad_version; /* long header with a version we do not speak */
     uint64_t rx_unknown_cid; /* no such connection and not a valid new Initial */
-    uint64_t rx_refused;     /* Initial refused by the accept callback or creation failed */
+    uint64_t rx_refused;     /* Initial refused by accept, creation failed, or Retry queue full */
     uint64_t rx_closed_conn; /* for a connection already closing or draining */
     uint64_t rx_bad_token;   /* Initial with an invalid, expired or misbound token */
     uint64_t rx_addr_capped; /* Initial from an IP at max_handshakes_per_addr */
