@@ -3,6 +3,10 @@
  * client endpoint holding an established connection to it. Between inputs
  * the pair keeps talking (keep-alive on a virtual clock), so the fuzzer hits
  * live connections, handshakes in progress and the demultiplexer alike.
+ * The same bytes also go to a second server that answers every new client
+ * with a Retry (address validation always on, a small per-IP cap), so
+ * Retry tokens and their checks get fuzzed; the client holds a connection
+ * to it made through a Retry.
  *
  * WZP_FUZZ_WRITE_SEEDS=DIR makes the first call write real packets of a
  * handshake (client Initial, server Initial, short-header packets) to DIR:
@@ -23,14 +27,14 @@ typedef struct side {
 } side;
 
 static wzp_identity *id_s, *id_c;
-static side srv, cli;
+static side srv, cli, rsrv;
 static wzp_ts now = 1000000000ULL;
 static uint8_t fp_s[32];
 
 /* Packets in flight between the two, delivered on the next pump. */
 #define QMAX 256
 static struct {
-    int to;
+    side *from, *to;
     size_t len;
     uint8_t data[WZP_QUIC_MAX_PACKET];
 } q[QMAX];
@@ -81,11 +85,12 @@ static void on_send(void *u, const wzp_addr *l, const wzp_addr *r, const uint8_t
 {
     if (qn >= QMAX)
         return; /* the network drops it */
-    q[qn].to = wzp_addr_equal(r, &srv.addr) ? 0 : 1;
+    q[qn].from = u;
+    q[qn].to = wzp_addr_equal(r, &srv.addr) ? &srv : wzp_addr_equal(r, &rsrv.addr) ? &rsrv : &cli;
     q[qn].len = n;
     memcpy(q[qn].data, p, n);
     qn++;
-    if (seed_dir && seeds_written < 8)
+    if (seed_dir && seeds_written < 24)
         save_seed(p, n);
 }
 
@@ -94,20 +99,21 @@ static void pump(int rounds)
     for (int i = 0; i < rounds; i++) {
         now += WZP_MS(5);
         wzp_quic_endpoint_handle_expiry(srv.ep, now);
+        wzp_quic_endpoint_handle_expiry(rsrv.ep, now);
         wzp_quic_endpoint_handle_expiry(cli.ep, now);
-        wzp_quic_endpoint_flush(srv.ep, now, on_send, NULL);
-        wzp_quic_endpoint_flush(cli.ep, now, on_send, NULL);
+        wzp_quic_endpoint_flush(srv.ep, now, on_send, &srv);
+        wzp_quic_endpoint_flush(rsrv.ep, now, on_send, &rsrv);
+        wzp_quic_endpoint_flush(cli.ep, now, on_send, &cli);
         int n = qn;
         qn = 0;
         for (int k = 0; k < n; k++) {
-            side *d = q[k].to == 0 ? &srv : &cli;
-            side *s = q[k].to == 0 ? &cli : &srv;
+            side *d = q[k].to, *s = q[k].from;
             wzp_quic_endpoint_feed(d->ep, &d->addr, &s->addr, q[k].data, q[k].len, now);
         }
     }
 }
 
-static void connect_pair(void)
+static void connect_pair(const side *to)
 {
     wzp_quic_conn_opts o;
     wzp_quic_conn_opts_default(&o);
@@ -116,7 +122,7 @@ static void connect_pair(void)
     o.initial_rtt = WZP_MS(10);
     wzp_quic_conn *c;
     int before = cli.established;
-    if (wzp_quic_connect(cli.ep, &cli.addr, &srv.addr, &o, now, &c) != 0)
+    if (wzp_quic_connect(cli.ep, &cli.addr, &to->addr, &o, now, &c) != 0)
         abort();
     for (int i = 0; i < 100 && cli.established == before; i++)
         pump(1);
@@ -130,16 +136,25 @@ static void setup(void)
     wzp_identity_fingerprint(id_s, fp_s);
     wzp_addr_parse(&srv.addr, "10.0.0.1:443", false);
     wzp_addr_parse(&cli.addr, "10.0.0.2:5000", false);
+    wzp_addr_parse(&rsrv.addr, "10.0.0.3:443", false);
     if (wzp_quic_endpoint_new(id_s, true, &cbs, &srv, &srv.ep) ||
+        wzp_quic_endpoint_new(id_s, true, &cbs, &rsrv, &rsrv.ep) ||
         wzp_quic_endpoint_new(id_c, false, &cbs, &cli, &cli.ep))
         abort();
-    connect_pair();
+    wzp_quic_endpoint_config cfg;
+    wzp_quic_endpoint_config_default(&cfg);
+    cfg.retry_threshold = 0;
+    cfg.max_handshakes_per_addr = 4;
+    wzp_quic_endpoint_configure(rsrv.ep, &cfg);
+    connect_pair(&srv);
+    connect_pair(&rsrv);
     seed_dir = NULL;
 }
 
 static void cleanup(void)
 {
     wzp_quic_endpoint_free(srv.ep);
+    wzp_quic_endpoint_free(rsrv.ep);
     wzp_quic_endpoint_free(cli.ep);
     wzp_identity_free(id_s);
     wzp_identity_free(id_c);
@@ -157,10 +172,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wzp_addr_parse(&stranger, "192.0.2.1:1234", false);
     wzp_quic_endpoint_feed(srv.ep, &srv.addr, &stranger, data, size, now);
     wzp_quic_endpoint_feed(srv.ep, &srv.addr, &cli.addr, data, size, now);
+    wzp_quic_endpoint_feed(rsrv.ep, &rsrv.addr, &stranger, data, size, now);
+    wzp_quic_endpoint_feed(rsrv.ep, &rsrv.addr, &cli.addr, data, size, now);
     wzp_quic_endpoint_feed(cli.ep, &cli.addr, &srv.addr, data, size, now);
     pump(2);
     /* If the input managed to end the connection, start another. */
     if (wzp_quic_endpoint_conn_count(cli.ep) == 0)
-        connect_pair();
+        connect_pair(&srv);
     return 0;
 }

@@ -25,6 +25,11 @@ static void usage(FILE *out)
             "  --ring-timeout SEC     unanswered calls expire after this (60)\n"
             "  --max-registrations N  registered identities (100000)\n"
             "  --max-calls N          concurrent calls (100000)\n"
+            "  --retry-threshold N    while N connections handshake, new clients first get a\n"
+            "                         QUIC Retry (address validation; default 1000, 0 = always,\n"
+            "                         'never' = off)\n"
+            "  --max-handshakes-per-ip N\n"
+            "                         handshaking connections per source IP (16; 0 = no cap)\n"
             "  --verbose, -v          more logging (repeat for more)\n");
 }
 
@@ -51,6 +56,8 @@ int main(int argc, char **argv)
         {"ring-timeout", required_argument, NULL, 'r'},
         {"max-registrations", required_argument, NULL, 'R'},
         {"max-calls", required_argument, NULL, 'C'},
+        {"retry-threshold", required_argument, NULL, 'T'},
+        {"max-handshakes-per-ip", required_argument, NULL, 'P'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -118,6 +125,24 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             cfg.control.max_calls = (uint32_t)v;
+            break;
+        case 'T':
+            if (strcmp(optarg, "never") == 0) {
+                cfg.retry_threshold = WZP_QUIC_RETRY_NEVER;
+                break;
+            }
+            if (parse_uint(optarg, 10000000, &v) < 0) {
+                fprintf(stderr, "wzp-relay: --retry-threshold wants 0..10000000 or 'never'\n");
+                return EXIT_USAGE;
+            }
+            cfg.retry_threshold = (size_t)v;
+            break;
+        case 'P':
+            if (parse_uint(optarg, 1000000, &v) < 0) {
+                fprintf(stderr, "wzp-relay: --max-handshakes-per-ip wants 0..1000000\n");
+                return EXIT_USAGE;
+            }
+            cfg.max_handshakes_per_addr = (uint32_t)v;
             break;
         case 'v':
             verbose++;

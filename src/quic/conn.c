@@ -71,6 +71,7 @@ static void report_closed(wzp_quic_conn *c)
     if (c->closed_reported)
         return;
     c->closed_reported = true;
+    wzp_quic_ep_release_handshake(c->ep, c);
     if (c->detail[0] == '\0') {
         if (c->err == 0)
             snprintf(c->detail, sizeof(c->detail), "%s closed with application code %llu",
@@ -359,7 +360,8 @@ static const ngtcp2_callbacks conn_callbacks = {
 
 int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
                       const wzp_addr *remote, const wzp_quic_conn_opts *opts,
-                      const ngtcp2_pkt_hd *initial, wzp_ts now, wzp_quic_conn **out)
+                      const ngtcp2_pkt_hd *initial, const ngtcp2_cid *retry_odcid, wzp_ts now,
+                      wzp_quic_conn **out)
 {
     *out = NULL;
     wzp_quic_conn *c = calloc(1, sizeof(*c));
@@ -404,7 +406,17 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
     int rc;
     c->creating = true;
     if (server) {
-        p.original_dcid = initial->dcid;
+        if (retry_odcid) {
+            /* The client came back with our Retry token: the transport
+             * parameters prove to it that we sent that Retry (RFC 9000 7.3),
+             * and the token marks its address validated (no 3x limit). */
+            p.original_dcid = *retry_odcid;
+            p.retry_scid = initial->dcid;
+            p.retry_scid_present = 1;
+            s.token = initial->token;
+        } else {
+            p.original_dcid = initial->dcid;
+        }
         p.stateless_reset_token_present = 1;
         wzp_random(p.stateless_reset_token, sizeof(p.stateless_reset_token));
         rc = ngtcp2_conn_server_new(&c->qc, &initial->scid, &scid, &path, initial->version,
@@ -455,6 +467,7 @@ void wzp_quic_conn_free(wzp_quic_conn *c)
     if (!c)
         return;
     wzp_quic_endpoint *ep = c->ep;
+    wzp_quic_ep_release_handshake(ep, c);
     while (c->ncids)
         wzp_quic_ep_del_cid(ep, c, &c->cids[c->ncids - 1]);
     if (c->prev || ep->conns == c) {
@@ -498,6 +511,7 @@ static void after_progress(wzp_quic_conn *c)
         return;
     }
     c->state = CONN_ESTABLISHED;
+    wzp_quic_ep_release_handshake(c->ep, c);
     if (c->ep->cb.established)
         c->ep->cb.established(c->ep->user, c, c->peer_fp);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/rand.h"
 #include "quic/identity_tls.h"
 #include "quic/quic_int.h"
 #include "wire/demux.h"
@@ -36,6 +37,79 @@ void wzp_quic_ep_del_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_c
     }
 }
 
+/* ---- handshake slots -------------------------------------------------------------------- */
+
+/* The per-address key: the IP alone (any port), IPv4-mapped IPv6 as IPv4. */
+static size_t ip_key(const wzp_addr *a, uint8_t key[16])
+{
+    wzp_addr u = *a;
+    wzp_addr_unmap_v4(&u);
+    size_t n = 0;
+    const uint8_t *ip = wzp_addr_ip(&u, &n);
+    if (!ip || n > 16)
+        return 0;
+    memcpy(key, ip, n);
+    return n;
+}
+
+static size_t handshakes_from(const wzp_quic_endpoint *ep, const uint8_t *key, size_t keylen)
+{
+    /* Counts are stored in the pointer itself: no allocation per entry. */
+    return keylen ? (size_t)(uintptr_t)wzp_hmap_get(&ep->hs_by_ip, key, keylen) : 0;
+}
+
+static int take_handshake(wzp_quic_endpoint *ep, wzp_quic_conn *c, const wzp_addr *remote)
+{
+    uint8_t key[16];
+    size_t n = ip_key(remote, key);
+    if (n) {
+        size_t cnt = handshakes_from(ep, key, n);
+        int rc = wzp_hmap_put(&ep->hs_by_ip, key, n, (void *)(uintptr_t)(cnt + 1));
+        if (rc)
+            return rc;
+        memcpy(c->hs_ip, key, n);
+    }
+    c->hs_iplen = (uint8_t)n;
+    c->hs_slot = true;
+    ep->handshaking++;
+    return 0;
+}
+
+void wzp_quic_ep_release_handshake(wzp_quic_endpoint *ep, wzp_quic_conn *c)
+{
+    if (!c->hs_slot)
+        return;
+    c->hs_slot = false;
+    ep->handshaking--;
+    if (!c->hs_iplen)
+        return;
+    size_t cnt = handshakes_from(ep, c->hs_ip, c->hs_iplen);
+    if (cnt > 1)
+        wzp_hmap_put(&ep->hs_by_ip, c->hs_ip, c->hs_iplen, (void *)(uintptr_t)(cnt - 1));
+    else
+        wzp_hmap_del(&ep->hs_by_ip, c->hs_ip, c->hs_iplen);
+}
+
+/* ---- endpoint --------------------------------------------------------------------------- */
+
+void wzp_quic_endpoint_config_default(wzp_quic_endpoint_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->retry_threshold = WZP_QUIC_RETRY_NEVER;
+    cfg->retry_token_lifetime = WZP_SEC(5);
+    cfg->max_handshakes_per_addr = 0;
+}
+
+int wzp_quic_endpoint_configure(wzp_quic_endpoint *ep, const wzp_quic_endpoint_config *cfg)
+{
+    if (!ep || !cfg)
+        return WZP_ERR_INVALID;
+    ep->cfg = *cfg;
+    if (!ep->cfg.retry_token_lifetime)
+        ep->cfg.retry_token_lifetime = WZP_SEC(5);
+    return 0;
+}
+
 int wzp_quic_endpoint_new(const wzp_identity *id, bool server, const wzp_quic_callbacks *cb,
                           void *user, wzp_quic_endpoint **out)
 {
@@ -51,6 +125,9 @@ int wzp_quic_endpoint_new(const wzp_identity *id, bool server, const wzp_quic_ca
         ep->cb = *cb;
     ep->user = user;
     wzp_hmap_init(&ep->cids);
+    wzp_hmap_init(&ep->hs_by_ip);
+    wzp_quic_endpoint_config_default(&ep->cfg);
+    wzp_random(ep->retry_secret, sizeof(ep->retry_secret));
     if (gnutls_certificate_allocate_credentials(&ep->cred) != 0) {
         free(ep);
         return WZP_ERR_NOMEM;
@@ -72,6 +149,7 @@ void wzp_quic_endpoint_free(wzp_quic_endpoint *ep)
     while (ep->conns)
         wzp_quic_conn_free(ep->conns);
     wzp_hmap_free(&ep->cids);
+    wzp_hmap_free(&ep->hs_by_ip);
     gnutls_certificate_free_credentials(ep->cred);
     free(ep);
 }
@@ -96,7 +174,55 @@ int wzp_quic_connect(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_add
         o = *opts;
     else
         wzp_quic_conn_opts_default(&o);
-    return wzp_quic_conn_new(ep, false, local, remote, &o, NULL, now, out);
+    return wzp_quic_conn_new(ep, false, local, remote, &o, NULL, NULL, now, out);
+}
+
+/* The client address a Retry token is bound to, in one canonical byte form
+ * (the token authenticates the sockaddr bytes: padding, flow labels and
+ * IPv4-mapped forms must not make the same address differ). */
+static void token_addr(const wzp_addr *remote, wzp_addr *out)
+{
+    wzp_addr u = *remote;
+    wzp_addr_unmap_v4(&u);
+    size_t n = 0;
+    const uint8_t *ip = wzp_addr_ip(&u, &n);
+    if (!ip || wzp_addr_from_ip(out, n == 4 ? AF_INET : AF_INET6, ip, wzp_addr_port(&u)) != 0)
+        *out = u;
+}
+
+/* Answers the Initial `hd` with a Retry carrying a fresh token; the client
+ * comes back with it to the new connection ID. */
+static void send_retry(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,
+                       const ngtcp2_pkt_hd *hd, wzp_ts now)
+{
+    if (ep->n_stateless >= WZP_QUIC_STATELESS_QUEUE) {
+        ep->stats.rx_refused++;
+        return;
+    }
+    uint8_t buf[WZP_QUIC_CIDLEN];
+    wzp_random_nonce(buf, sizeof(buf));
+    ngtcp2_cid scid;
+    ngtcp2_cid_init(&scid, buf, sizeof(buf));
+    wzp_addr ta;
+    token_addr(remote, &ta);
+    uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+    ngtcp2_ssize tlen = ngtcp2_crypto_generate_retry_token(
+        token, ep->retry_secret, sizeof(ep->retry_secret), hd->version,
+        (const ngtcp2_sockaddr *)&ta.u.sa, ta.len, &scid, &hd->dcid, now);
+    wzp_quic_stateless_pkt *sp = &ep->stateless[ep->n_stateless];
+    ngtcp2_ssize n =
+        tlen < 0 ? -1
+                 : ngtcp2_crypto_write_retry(sp->data, sizeof(sp->data), hd->version, &hd->scid,
+                                             &scid, &hd->dcid, token, (size_t)tlen);
+    if (n <= 0) {
+        ep->stats.rx_refused++;
+        return;
+    }
+    sp->len = (size_t)n;
+    sp->local = *local;
+    sp->remote = *remote;
+    ep->n_stateless++;
+    ep->stats.retries_sent++;
 }
 
 /* A packet for no known connection: maybe a new client's Initial. */
@@ -108,6 +234,35 @@ static int accept_new(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_ad
         ep->stats.rx_unknown_cid++;
         return 0;
     }
+    /* Cheapest check first: a source already holding its share of
+     * handshakes gets nothing, not even a Retry. */
+    uint8_t key[16];
+    size_t keylen = ip_key(remote, key);
+    if (ep->cfg.max_handshakes_per_addr &&
+        handshakes_from(ep, key, keylen) >= ep->cfg.max_handshakes_per_addr) {
+        ep->stats.rx_addr_capped++;
+        return 0;
+    }
+    /* A token can only be one of our Retry tokens (we send no NEW_TOKEN).
+     * One that does not verify is dropped (RFC 9000 8.1.2 allows that):
+     * the client will not accept a second Retry anyway. */
+    ngtcp2_cid odcid;
+    bool validated = false;
+    if (hd.token.len) {
+        wzp_addr ta;
+        token_addr(remote, &ta);
+        if (ngtcp2_crypto_verify_retry_token(&odcid, hd.token.base, hd.token.len, ep->retry_secret,
+                                             sizeof(ep->retry_secret), hd.version,
+                                             (const ngtcp2_sockaddr *)&ta.u.sa, ta.len, &hd.dcid,
+                                             ep->cfg.retry_token_lifetime, now) != 0) {
+            ep->stats.rx_bad_token++;
+            return 0;
+        }
+        validated = true;
+    } else if (ep->handshaking >= ep->cfg.retry_threshold) {
+        send_retry(ep, local, remote, &hd, now);
+        return 0;
+    }
     wzp_quic_conn_opts o;
     wzp_quic_conn_opts_default(&o);
     if (!ep->cb.accept || ep->cb.accept(ep->user, local, remote, &o) != 0) {
@@ -115,7 +270,10 @@ static int accept_new(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_ad
         return 0;
     }
     wzp_quic_conn *c;
-    int rc = wzp_quic_conn_new(ep, true, local, remote, &o, &hd, now, &c);
+    int rc =
+        wzp_quic_conn_new(ep, true, local, remote, &o, &hd, validated ? &odcid : NULL, now, &c);
+    if (rc == 0 && (rc = take_handshake(ep, c, remote)) != 0)
+        wzp_quic_conn_free(c);
     if (rc) {
         ep->stats.rx_refused++;
         return rc == WZP_ERR_NOMEM ? rc : 0;
@@ -185,6 +343,14 @@ int wzp_quic_endpoint_flush(wzp_quic_endpoint *ep, wzp_ts now, wzp_quic_send_fn 
                             void *send_user)
 {
     int count = 0;
+    for (size_t i = 0; i < ep->n_stateless; i++) {
+        const wzp_quic_stateless_pkt *sp = &ep->stateless[i];
+        ep->stats.tx_packets++;
+        ep->stats.tx_bytes += sp->len;
+        send(send_user, &sp->local, &sp->remote, sp->data, sp->len);
+        count++;
+    }
+    ep->n_stateless = 0;
     for (wzp_quic_conn *c = ep->conns; c; c = c->next) {
         /* Nothing fed, queued or timed out since the last write: nothing to send. */
         if (!c->tx_due && c->expiry_cache > now)
@@ -198,7 +364,8 @@ int wzp_quic_endpoint_flush(wzp_quic_endpoint *ep, wzp_ts now, wzp_quic_send_fn 
 
 wzp_ts wzp_quic_endpoint_expiry(const wzp_quic_endpoint *ep)
 {
-    wzp_ts t = WZP_TS_NEVER;
+    /* Queued Retry packets are due now. */
+    wzp_ts t = ep->n_stateless ? 0 : WZP_TS_NEVER;
     for (const wzp_quic_conn *c = ep->conns; c; c = c->next)
         t = wzp_ts_min(t, c->tx_due ? wzp_quic_conn_expiry(c) : c->expiry_cache);
     return t;

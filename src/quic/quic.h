@@ -119,7 +119,9 @@ typedef struct wzp_quic_close_info {
 
 typedef struct wzp_quic_callbacks {
     /* Server: an Initial from a new peer. Fill *opts (pre-set to defaults)
-     * and return 0 to accept, or a negative value to drop it. NULL: refuse. */
+     * and return 0 to accept, or a negative value to drop it. NULL: refuse.
+     * Not called for Initials answered with a Retry or dropped by the
+     * address validation rules (see wzp_quic_endpoint_config). */
     int (*accept)(void *user, const wzp_addr *local, const wzp_addr *remote,
                   wzp_quic_conn_opts *opts);
     /* Handshake confirmed: the peer's key checked, and the peer accepted
@@ -133,15 +135,44 @@ typedef struct wzp_quic_callbacks {
     void (*closed)(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info);
 } wzp_quic_callbacks;
 
-/* Endpoint counters. Every packet fed lands in exactly one rx_* bucket. */
+/*
+ * Address validation for servers (RFC 9000 8.1), against Initial floods
+ * from spoofed sources. A server connection costs about 90 KB (ngtcp2 and
+ * GnuTLS state) and its first flight is larger than the Initial that made
+ * it, so while many connections are handshaking the endpoint answers an
+ * Initial without a token with a stateless Retry instead: only a client that
+ * receives packets at its source address comes back with the token, which is
+ * bound to that address (IP and port) and expires. Clients follow Retry
+ * transparently (one extra round trip). Independently, one IP address may
+ * hold only so many handshaking connections at once.
+ */
+#define WZP_QUIC_RETRY_NEVER SIZE_MAX
+
+typedef struct wzp_quic_endpoint_config {
+    /* Retry a token-less Initial while at least this many connections are
+     * handshaking: 0 = always, WZP_QUIC_RETRY_NEVER (default) = never. */
+    size_t retry_threshold;
+    wzp_ts retry_token_lifetime; /* 0 = 5 s: a round trip plus a few Initial retransmissions */
+    /* Handshaking connections one IP address (any port) may hold; Initials
+     * beyond it are dropped. 0 (default) = no cap. */
+    size_t max_handshakes_per_addr;
+} wzp_quic_endpoint_config;
+
+void wzp_quic_endpoint_config_default(wzp_quic_endpoint_config *cfg);
+
+/* Endpoint counters. Every packet fed lands in exactly one rx_* bucket, or
+ * in retries_sent. */
 typedef struct wzp_quic_stats {
     uint64_t rx_packets;     /* handed to a connection */
     uint64_t rx_not_quic;    /* first byte is not QUIC (see wire/demux.h) */
     uint64_t rx_malformed;   /* header does not parse (truncated, garbage) */
     uint64_t rx_bad_version; /* long header with a version we do not speak */
     uint64_t rx_unknown_cid; /* no such connection and not a valid new Initial */
-    uint64_t rx_refused;     /* Initial refused by the accept callback or creation failed */
+    uint64_t rx_refused;     /* Initial refused by accept, creation failed, or Retry queue full */
     uint64_t rx_closed_conn; /* for a connection already closing or draining */
+    uint64_t rx_bad_token;   /* Initial with an invalid, expired or misbound token */
+    uint64_t rx_addr_capped; /* Initial from an IP at max_handshakes_per_addr */
+    uint64_t retries_sent;   /* Initials answered with a Retry */
     uint64_t tx_packets;
     uint64_t tx_bytes;
     uint64_t conns_accepted; /* server connections created */
@@ -165,6 +196,9 @@ typedef struct wzp_quic_conn_stats {
  */
 int wzp_quic_endpoint_new(const wzp_identity *id, bool server, const wzp_quic_callbacks *cb,
                           void *user, wzp_quic_endpoint **out);
+/* Server address validation (see wzp_quic_endpoint_config); applies to
+ * Initials fed from now on. WZP_ERR_INVALID for a NULL argument. */
+int wzp_quic_endpoint_configure(wzp_quic_endpoint *ep, const wzp_quic_endpoint_config *cfg);
 /* Frees the endpoint and every connection, without callbacks and without
  * sending anything (close connections and flush first for a clean end). */
 void wzp_quic_endpoint_free(wzp_quic_endpoint *ep);

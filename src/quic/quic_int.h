@@ -92,7 +92,24 @@ struct wzp_quic_conn {
     wzp_quic_dgram *dg_head, *dg_tail;
     size_t dg_count;
     wzp_quic_conn_stats st;
+    /* A server connection holds a handshake slot (the endpoint's count and
+     * its IP's) from creation until established or closed. */
+    bool hs_slot;
+    uint8_t hs_iplen;
+    uint8_t hs_ip[16];
 };
+
+/* Retry packets are built when the Initial arrives and sent by the next
+ * flush. A relay feeds a batch of packets per flush; more Retries than this
+ * between two flushes are not sent (the client retransmits its Initial). */
+#define WZP_QUIC_STATELESS_QUEUE 64
+#define WZP_QUIC_RETRY_PKT_MAX   256 /* long header + two CIDs + token + tag */
+
+typedef struct wzp_quic_stateless_pkt {
+    wzp_addr local, remote;
+    size_t len;
+    uint8_t data[WZP_QUIC_RETRY_PKT_MAX];
+} wzp_quic_stateless_pkt;
 
 struct wzp_quic_endpoint {
     const wzp_identity *id;
@@ -103,12 +120,20 @@ struct wzp_quic_endpoint {
     wzp_hmap cids; /* CID bytes -> wzp_quic_conn */
     wzp_quic_conn *conns;
     wzp_quic_stats stats;
+    /* address validation (server) */
+    wzp_quic_endpoint_config cfg;
+    uint8_t retry_secret[32]; /* keys the Retry tokens; random per endpoint */
+    size_t handshaking;       /* connections holding a handshake slot */
+    wzp_hmap hs_by_ip;        /* IP bytes -> handshaking count, stored as a pointer */
+    size_t n_stateless;
+    wzp_quic_stateless_pkt stateless[WZP_QUIC_STATELESS_QUEUE];
 };
 
 /* conn.c */
 int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
                       const wzp_addr *remote, const wzp_quic_conn_opts *opts,
-                      const ngtcp2_pkt_hd *initial, wzp_ts now, wzp_quic_conn **out);
+                      const ngtcp2_pkt_hd *initial, const ngtcp2_cid *retry_odcid, wzp_ts now,
+                      wzp_quic_conn **out);
 void wzp_quic_conn_free(wzp_quic_conn *c);
 /* Processes one packet for c; never fails (errors move c to a closing state). */
 void wzp_quic_conn_read(wzp_quic_conn *c, const wzp_addr *local, const wzp_addr *remote,
@@ -131,6 +156,8 @@ void wzp_quic_msg_free_all(wzp_quic_conn *c);
 /* endpoint.c: connection ID table */
 int wzp_quic_ep_add_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_cid *cid);
 void wzp_quic_ep_del_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_cid *cid);
+/* Gives back c's handshake slot, if it holds one (idempotent). */
+void wzp_quic_ep_release_handshake(wzp_quic_endpoint *ep, wzp_quic_conn *c);
 
 /* tls.c */
 int wzp_quic_tls_new(wzp_quic_conn *c);

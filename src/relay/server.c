@@ -63,6 +63,8 @@ void wzp_relay_server_config_default(wzp_relay_server_config *cfg)
     cfg->max_conns = 200000;
     cfg->conn_idle_timeout = WZP_SEC(60);
     cfg->chan_idle_timeout = WZP_SEC(90);
+    cfg->retry_threshold = 1000;
+    cfg->max_handshakes_per_addr = 16;
     wzp_relay_control_config_default(&cfg->control);
 }
 
@@ -353,6 +355,11 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
                               .closed = q_closed};
     if ((rv = wzp_quic_endpoint_new(s->id, true, &qcb, s, &s->ep)) < 0)
         goto fail;
+    wzp_quic_endpoint_config qcfg;
+    wzp_quic_endpoint_config_default(&qcfg);
+    qcfg.retry_threshold = cfg->retry_threshold;
+    qcfg.max_handshakes_per_addr = cfg->max_handshakes_per_addr;
+    wzp_quic_endpoint_configure(s->ep, &qcfg);
     wzp_relay_control_callbacks ccb = {.user = s,
                                        .send = ctl_send,
                                        .close = ctl_close,
@@ -427,4 +434,9 @@ const wzp_addr *wzp_relay_server_addr6(const wzp_relay_server *s)
 void wzp_relay_server_fingerprint(const wzp_relay_server *s, uint8_t fp[WZP_FINGERPRINT_LEN])
 {
     wzp_identity_fingerprint(s->id, fp);
+}
+
+const wzp_quic_stats *wzp_relay_server_quic_stats(const wzp_relay_server *s)
+{
+    return wzp_quic_endpoint_stats(s->ep);
 }

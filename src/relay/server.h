@@ -9,11 +9,14 @@
 #define WZP_RELAY_SERVER_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include <wzp/identity.h>
 
 #include "common/addr.h"
 #include "common/time.h"
+#include "quic/quic.h"
 #include "relay/control.h"
 
 typedef struct wzp_relay_server_config {
@@ -26,6 +29,17 @@ typedef struct wzp_relay_server_config {
     uint32_t max_conns;       /* control connections, handshaking included; default 200000 */
     wzp_ts conn_idle_timeout; /* control connection idle timeout; default 60 s */
     wzp_ts chan_idle_timeout; /* a call's channels close after this much silence; default 90 s */
+    /*
+     * Handshake-flood hardening (wzp_quic_endpoint_config). While this many
+     * control connections are handshaking, a new client first gets a
+     * stateless Retry (one more round trip, proves its address): default
+     * 1000, so normal load pays nothing; 0 = always (tests), SIZE_MAX
+     * (WZP_QUIC_RETRY_NEVER) = never.
+     */
+    size_t retry_threshold;
+    /* Handshaking connections one IP address may hold; default 16, 0 = no
+     * cap (load generators running many clients on one host). */
+    uint32_t max_handshakes_per_addr;
     wzp_relay_control_config control;
     /*
      * Test hook, NULL in production: sees every signaling message the relay
@@ -52,5 +66,8 @@ const wzp_addr *wzp_relay_server_addr(const wzp_relay_server *s);
 /* The IPv6 address of a dual-stack relay (listen6), or NULL. */
 const wzp_addr *wzp_relay_server_addr6(const wzp_relay_server *s);
 void wzp_relay_server_fingerprint(const wzp_relay_server *s, uint8_t fp[WZP_FINGERPRINT_LEN]);
+/* The QUIC endpoint's counters (Retries sent, bad tokens, ...). Read them on
+ * the control thread or once run() has returned: they are not atomic. */
+const wzp_quic_stats *wzp_relay_server_quic_stats(const wzp_relay_server *s);
 
 #endif

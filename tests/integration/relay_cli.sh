@@ -36,6 +36,8 @@ usage_case --coalesce-us 20000
 usage_case --ring-timeout 0
 usage_case --max-registrations -5
 usage_case --max-calls ""
+usage_case --retry-threshold sometimes
+usage_case --max-handshakes-per-ip -1
 usage_case stray-argument
 "$BIN" --help | grep -q -- "--listen" || fail "--help does not describe --listen"
 
@@ -115,7 +117,7 @@ fi
 echo "ok: unusable home -> 3"
 
 # --- identity persists across restarts; SIGINT is clean too ------------------------------
-start_relay "$work/home" "$work/log5" --coalesce-us 0 # options that change nothing visible still start
+start_relay "$work/home" "$work/log5" --coalesce-us 0 --retry-threshold never --max-handshakes-per-ip 0 # options that change nothing visible still start
 [ "$RELAY_FP" = "$fp1" ] || fail "fingerprint changed across restart: $fp1 -> $RELAY_FP"
 echo "ok: same fingerprint after restart"
 stop_relay INT

@@ -65,11 +65,16 @@ static void *relay_main(void *arg)
     return NULL;
 }
 
+/* Retry threshold for the next relay_start_cfg (tests of a relay under load). */
+static size_t next_retry_threshold = 1000;
+
 static void relay_start_cfg(relay *r, const char *home, const char *listen,
                             void (*rewrite)(void *, uint8_t *, size_t *, size_t), void *user)
 {
     wzp_relay_server_config cfg;
     wzp_relay_server_config_default(&cfg);
+    cfg.retry_threshold = next_retry_threshold;
+    next_retry_threshold = 1000;
     assert_int_equal(wzp_addr_parse(&cfg.listen, listen, false), 0);
     cfg.home = home;
     cfg.workers = 1;
@@ -388,6 +393,31 @@ static void test_call_direct(void **state)
     relay_stop(&r);
 }
 
+/* A relay that sends every client a Retry (as under a handshake flood):
+ * the real client follows it, registers, and calls as usual. */
+static void test_call_through_retry(void **state)
+{
+    relay r;
+    char home[128];
+    snprintf(home, sizeof(home), "%s/%s", tmp_root, "relay-retry");
+    next_retry_threshold = 0;
+    relay_start_cfg(&r, home, "127.0.0.1:0", NULL, NULL);
+    peer a, b;
+    peer_start(&a, "alice", r.addr, r.fp, 5, true);
+    peer_start(&b, "bob", r.addr, r.fp, 6, true);
+    run_call(&a, &b, 1.0, &a);
+    assert_true(audio_matches(&a, &b));
+    peer_free(&a);
+    peer_free(&b);
+    wzp_relay_server_stop(r.srv);
+    pthread_join(r.thread, NULL);
+    const wzp_quic_stats *st = wzp_relay_server_quic_stats(r.srv);
+    assert_true(st->retries_sent >= 2);
+    assert_true(st->conns_accepted >= 2);
+    assert_int_equal(st->rx_bad_token, 0);
+    wzp_relay_server_free(r.srv);
+}
+
 static void test_call_relay_only(void **state)
 {
     relay r;
@@ -602,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_register_reflect),
         cmocka_unit_test(test_call_direct),
         cmocka_unit_test(test_call_relay_only),
+        cmocka_unit_test(test_call_through_retry),
         cmocka_unit_test(test_relay_cannot_read_media),
         cmocka_unit_test(test_lying_relay),
         cmocka_unit_test(test_reconnect),

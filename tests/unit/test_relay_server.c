@@ -293,6 +293,41 @@ static void test_register_and_reflect(void **state)
     relay_thread_stop(&rt);
 }
 
+/* A relay that answers every new client with a Retry (threshold 0): clients
+ * follow it, register and signal as usual. */
+static void test_register_through_retry(void **state)
+{
+    (void)state;
+    relay_thread rt;
+    wzp_relay_server_config cfg;
+    wzp_relay_server_config_default(&cfg);
+    assert_int_equal(cfg.retry_threshold, 1000);
+    assert_int_equal(cfg.max_handshakes_per_addr, 16);
+    cfg.workers = 1;
+    cfg.retry_threshold = 0;
+    assert_int_equal(relay_thread_start(&rt, &cfg), 0);
+    relay_client *a = client_new(&rt, 0, "alice"), *b = client_new(&rt, 1, "bob");
+    relay_client *cs[] = {a, b};
+    register_all(cs, 2);
+    assert_true(registered(a) && registered(b));
+    assert_int_equal(wzp_sigc_ping(a->sigc, wzp_now()), 0);
+    PUMP_UNTIL(cs, 2, relay_client_count(a, WZP_SIGC_EV_PONG) == 1);
+    assert_int_equal(relay_client_count(a, WZP_SIGC_EV_PONG), 1);
+    offer(a, b, 1, NULL, 0);
+
+    /* The counters, read once the relay's thread is done. */
+    wzp_relay_server_stop(rt.srv);
+    pthread_join(rt.thread, NULL);
+    rt.running = false;
+    const wzp_quic_stats *st = wzp_relay_server_quic_stats(rt.srv);
+    assert_true(st->retries_sent >= 2); /* one per client (more if an Initial was resent) */
+    assert_int_equal(st->conns_accepted, 2);
+    assert_int_equal(st->rx_bad_token, 0);
+    client_del(a);
+    client_del(b);
+    relay_thread_stop(&rt);
+}
+
 /* ---- calls ---------------------------------------------------------------------------- */
 
 static void test_offer_ring_accept_hangup(void **state)
@@ -1102,6 +1137,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_register_and_reflect),
+        cmocka_unit_test(test_register_through_retry),
         cmocka_unit_test(test_offer_ring_accept_hangup),
         cmocka_unit_test(test_reject_cancel_busy),
         cmocka_unit_test(test_ring_expiry),

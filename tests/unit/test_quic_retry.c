@@ -1,0 +1,581 @@
+/*
+ * Server address validation (wzp_quic_endpoint_config): stateless Retry
+ * under handshake pressure, Retry tokens (forged, expired, presented from
+ * another address), and the cap on handshakes per source IP. Endpoints
+ * wired through an in-memory network on a virtual clock; a filter lets a
+ * test hold back the client's token-carrying Initial and replay it at will.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wzp/identity.h>
+
+#include "quic/quic.h"
+
+static wzp_identity *id_s, *id_c;
+static uint8_t fp_s[WZP_FINGERPRINT_LEN], fp_c[WZP_FINGERPRINT_LEN];
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (wzp_identity_generate(&id_s) || wzp_identity_generate(&id_c))
+        return -1;
+    wzp_identity_fingerprint(id_s, fp_s);
+    wzp_identity_fingerprint(id_c, fp_c);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    wzp_identity_free(id_s);
+    wzp_identity_free(id_c);
+    return 0;
+}
+
+/* ---- nodes and events ---- */
+
+#define MAXNODES 6
+#define MAXCONNS 8
+
+typedef struct node {
+    struct tnet *net;
+    wzp_quic_endpoint *ep;
+    wzp_addr addr;
+    int established, closed, dgrams, msgs;
+    wzp_quic_conn *conns[MAXCONNS]; /* established ones, in order */
+    int nconns;
+} node;
+
+typedef struct pkt {
+    struct pkt *next;
+    wzp_ts at;
+    int to;
+    wzp_addr from;
+    size_t len;
+    uint8_t data[];
+} pkt;
+
+typedef struct tnet {
+    node nodes[MAXNODES];
+    int n;
+    pkt *head, *tail;
+    wzp_ts now;
+    /* Hold: packets to node hold_to that carry a token are kept here (the
+     * first one) instead of delivered. */
+    int hold_to;
+    uint8_t held[1500];
+    size_t held_len;
+    size_t held_count;
+    wzp_addr held_from;
+    /* Drop everything sent to this node (-1: none). */
+    int drop_to;
+} tnet;
+
+static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o)
+{
+    (void)user;
+    (void)l;
+    (void)r;
+    o->pin_mode = WZP_QUIC_PIN_EXACT;
+    memcpy(o->pin, fp_c, sizeof(fp_c));
+    o->initial_rtt = WZP_MS(10);
+    return 0;
+}
+
+static void on_est(void *user, wzp_quic_conn *c, const uint8_t *fp)
+{
+    (void)fp;
+    node *nd = user;
+    nd->established++;
+    if (nd->nconns < MAXCONNS)
+        nd->conns[nd->nconns++] = c;
+}
+
+static void on_dgram(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len)
+{
+    (void)c;
+    (void)d;
+    (void)len;
+    ((node *)user)->dgrams++;
+}
+
+static void on_msg(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len)
+{
+    (void)c;
+    (void)d;
+    (void)len;
+    ((node *)user)->msgs++;
+}
+
+static void on_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *i)
+{
+    (void)i;
+    node *nd = user;
+    nd->closed++;
+    for (int k = 0; k < nd->nconns; k++)
+        if (nd->conns[k] == c)
+            nd->conns[k] = NULL;
+}
+
+static const wzp_quic_callbacks cbs = {.accept = on_accept,
+                                       .established = on_est,
+                                       .datagram = on_dgram,
+                                       .message = on_msg,
+                                       .closed = on_closed};
+
+/* ---- a QUIC v1 Initial's token, parsed by hand (the layer under test must
+ * not be what decides where the token is) ---- */
+
+static bool initial_token(const uint8_t *p, size_t len, size_t *off, size_t *tlen)
+{
+    /* long header, fixed bit, type Initial; version; DCID; SCID; token length varint */
+    if (len < 7 || (p[0] & 0xf0) != 0xc0)
+        return false;
+    size_t i = 5;
+    for (int k = 0; k < 2; k++) {
+        if (i >= len || i + 1 + p[i] > len)
+            return false;
+        i += 1 + (size_t)p[i];
+    }
+    if (i >= len)
+        return false;
+    size_t vlen = (size_t)1 << (p[i] >> 6);
+    if (i + vlen > len)
+        return false;
+    uint64_t v = p[i] & 0x3f;
+    for (size_t k = 1; k < vlen; k++)
+        v = (v << 8) | p[i + k];
+    i += vlen;
+    if (v > len - i)
+        return false;
+    *off = i;
+    *tlen = (size_t)v;
+    return true;
+}
+
+/* ---- network ---- */
+
+static void net_send(void *user, const wzp_addr *l, const wzp_addr *r, const uint8_t *d, size_t n)
+{
+    (void)l;
+    node *src = user;
+    tnet *nt = src->net;
+    int to = -1;
+    for (int i = 0; i < nt->n; i++)
+        if (wzp_addr_equal(&nt->nodes[i].addr, r))
+            to = i;
+    if (to < 0 || to == nt->drop_to)
+        return;
+    size_t off, tlen;
+    if (to == nt->hold_to && initial_token(d, n, &off, &tlen) && tlen > 0) {
+        if (nt->held_count++ == 0) {
+            memcpy(nt->held, d, n);
+            nt->held_len = n;
+            nt->held_from = src->addr;
+        }
+        return;
+    }
+    pkt *p = malloc(sizeof(*p) + n);
+    assert_non_null(p);
+    p->next = NULL;
+    p->at = nt->now + WZP_MS(1);
+    p->to = to;
+    p->from = src->addr;
+    p->len = n;
+    memcpy(p->data, d, n);
+    if (nt->tail)
+        nt->tail->next = p;
+    else
+        nt->head = p;
+    nt->tail = p;
+}
+
+static void net_init(tnet *nt)
+{
+    memset(nt, 0, sizeof(*nt));
+    nt->now = WZP_SEC(1000);
+    nt->hold_to = -1;
+    nt->drop_to = -1;
+}
+
+static node *net_add(tnet *nt, const wzp_identity *id, bool server, const char *addr)
+{
+    node *nd = &nt->nodes[nt->n++];
+    nd->net = nt;
+    assert_int_equal(wzp_addr_parse(&nd->addr, addr, false), 0);
+    assert_int_equal(wzp_quic_endpoint_new(id, server, &cbs, nd, &nd->ep), 0);
+    return nd;
+}
+
+static void net_free(tnet *nt)
+{
+    for (int i = 0; i < nt->n; i++)
+        wzp_quic_endpoint_free(nt->nodes[i].ep);
+    while (nt->head) {
+        pkt *p = nt->head;
+        nt->head = p->next;
+        free(p);
+    }
+}
+
+static void net_flush(tnet *nt)
+{
+    for (int i = 0; i < nt->n; i++)
+        wzp_quic_endpoint_flush(nt->nodes[i].ep, nt->now, net_send, &nt->nodes[i]);
+}
+
+/* Runs the network for dur of virtual time, or until done() holds. */
+static void net_run(tnet *nt, wzp_ts dur, bool (*done)(tnet *))
+{
+    wzp_ts end = nt->now + dur;
+    for (;;) {
+        net_flush(nt);
+        if (done && done(nt))
+            return;
+        wzp_ts next = end;
+        if (nt->head && nt->head->at < next)
+            next = nt->head->at;
+        for (int i = 0; i < nt->n; i++) {
+            wzp_ts t = wzp_quic_endpoint_expiry(nt->nodes[i].ep);
+            if (t < next)
+                next = t;
+        }
+        if (next < nt->now)
+            next = nt->now;
+        if (next >= end) {
+            nt->now = end;
+            for (int i = 0; i < nt->n; i++)
+                wzp_quic_endpoint_handle_expiry(nt->nodes[i].ep, nt->now);
+            net_flush(nt);
+            return;
+        }
+        nt->now = next;
+        while (nt->head && nt->head->at <= nt->now) {
+            pkt *p = nt->head;
+            nt->head = p->next;
+            if (!nt->head)
+                nt->tail = NULL;
+            node *d = &nt->nodes[p->to];
+            wzp_quic_endpoint_feed(d->ep, &d->addr, &p->from, p->data, p->len, nt->now);
+            free(p);
+        }
+        for (int i = 0; i < nt->n; i++)
+            wzp_quic_endpoint_handle_expiry(nt->nodes[i].ep, nt->now);
+    }
+}
+
+static wzp_quic_conn *dial(tnet *nt, node *cl, node *sv)
+{
+    wzp_quic_conn_opts o;
+    wzp_quic_conn_opts_default(&o);
+    memcpy(o.pin, fp_s, sizeof(fp_s));
+    o.initial_rtt = WZP_MS(10);
+    wzp_quic_conn *c;
+    assert_int_equal(wzp_quic_connect(cl->ep, &cl->addr, &sv->addr, &o, nt->now, &c), 0);
+    return c;
+}
+
+static void configure(node *sv, size_t retry_threshold, size_t per_addr)
+{
+    wzp_quic_endpoint_config cfg;
+    wzp_quic_endpoint_config_default(&cfg);
+    assert_true(cfg.retry_threshold == WZP_QUIC_RETRY_NEVER);
+    assert_int_equal(cfg.max_handshakes_per_addr, 0);
+    cfg.retry_threshold = retry_threshold;
+    cfg.max_handshakes_per_addr = per_addr;
+    assert_int_equal(wzp_quic_endpoint_configure(sv->ep, &cfg), 0);
+}
+
+/* Everything but node 0 (the server) is a client with nothing pending. */
+static int want_established;
+static bool clients_established(tnet *nt)
+{
+    int n = 0;
+    for (int i = 1; i < nt->n; i++)
+        n += nt->nodes[i].established;
+    return n >= want_established;
+}
+
+/* ---- tests ---- */
+
+/* Threshold 0: every new client goes through a Retry and then works. */
+static void test_retry_always(void **state)
+{
+    (void)state;
+    tnet nt;
+    net_init(&nt);
+    node *sv = net_add(&nt, id_s, true, "10.0.0.1:4433");
+    node *cl = net_add(&nt, id_c, false, "10.0.0.2:5000");
+    configure(sv, 0, 16);
+    wzp_quic_conn *c = dial(&nt, cl, sv);
+    want_established = 1;
+    net_run(&nt, WZP_SEC(5), clients_established);
+    net_run(&nt, WZP_MS(100), NULL);
+    assert_int_equal(cl->established, 1);
+    assert_int_equal(sv->established, 1);
+    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
+    assert_int_equal(st->retries_sent, 1);
+    assert_int_equal(st->conns_accepted, 1);
+    assert_int_equal(st->rx_bad_token, 0);
+    assert_int_equal(st->rx_addr_capped, 0);
+    assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 1);
+
+    /* Messages and datagrams flow both ways. */
+    wzp_quic_conn *s = sv->conns[0];
+    assert_non_null(s);
+    assert_int_equal(wzp_quic_conn_send_message(s, (const uint8_t *)"hi", 2), 0);
+    assert_int_equal(wzp_quic_conn_send_message(c, (const uint8_t *)"yo", 2), 0);
+    assert_int_equal(wzp_quic_conn_send_datagram(s, (const uint8_t *)"d1", 2), 0);
+    assert_int_equal(wzp_quic_conn_send_datagram(c, (const uint8_t *)"d2", 2), 0);
+    net_run(&nt, WZP_MS(200), NULL);
+    assert_int_equal(cl->msgs, 1);
+    assert_int_equal(sv->msgs, 1);
+    assert_int_equal(cl->dgrams, 1);
+    assert_int_equal(sv->dgrams, 1);
+    assert_int_equal(wzp_quic_endpoint_stats(sv->ep)->retries_sent, 1);
+    net_free(&nt);
+}
+
+/* Threshold 1: the first client is let in directly; a second one arriving
+ * while the first still handshakes gets a Retry, and both connect. */
+static void test_retry_above_threshold(void **state)
+{
+    (void)state;
+    tnet nt;
+    net_init(&nt);
+    node *sv = net_add(&nt, id_s, true, "10.0.0.1:4433");
+    node *c1 = net_add(&nt, id_c, false, "10.0.0.2:5000");
+    node *c2 = net_add(&nt, id_c, false, "10.0.0.3:5000");
+    configure(sv, 1, 0);
+    dial(&nt, c1, sv);
+    dial(&nt, c2, sv);
+    want_established = 2;
+    net_run(&nt, WZP_SEC(5), clients_established);
+    assert_int_equal(c1->established + c2->established, 2);
+    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
+    assert_int_equal(st->retries_sent, 1);
+    assert_int_equal(st->conns_accepted, 2);
+
+    /* With nothing handshaking, the next client is let in without one. */
+    net_run(&nt, WZP_MS(100), NULL);
+    dial(&nt, c1, sv);
+    want_established = 3;
+    net_run(&nt, WZP_SEC(5), clients_established);
+    assert_int_equal(st->retries_sent, 1);
+    assert_int_equal(st->conns_accepted, 3);
+    net_free(&nt);
+}
+
+/* The default configuration never sends a Retry. */
+static void test_default_no_retry(void **state)
+{
+    (void)state;
+    tnet nt;
+    net_init(&nt);
+    node *sv = net_add(&nt, id_s, true, "10.0.0.1:4433");
+    node *cl = net_add(&nt, id_c, false, "10.0.0.2:5000");
+    for (int i = 0; i < 3; i++)
+        dial(&nt, cl, sv);
+    want_established = 3;
+    net_run(&nt, WZP_SEC(5), clients_established);
+    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
+    assert_int_equal(cl->established, 3);
+    assert_int_equal(st->retries_sent, 0);
+    assert_int_equal(st->conns_accepted, 3);
+    assert_int_equal(st->rx_addr_capped, 0);
+    net_free(&nt);
+}
+
+/* Runs a client into the server's Retry and keeps its answer (the Initial
+ * with the token) in nt->held instead of delivering it. */
+static void hold_token_initial(tnet *nt, node *cl, node *sv)
+{
+    nt->hold_to = 0;
+    dial(nt, cl, sv);
+    net_run(nt, WZP_MS(20), NULL);
+    assert_int_equal(wzp_quic_endpoint_stats(sv->ep)->retries_sent, 1);
+    assert_true(nt->held_count >= 1);
+    size_t off, tlen;
+    assert_true(initial_token(nt->held, nt->held_len, &off, &tlen));
+    assert_true(tlen > 16);
+}
+
+static void feed_held(tnet *nt, node *sv, const uint8_t *p, size_t len, const wzp_addr *from)
+{
+    assert_int_equal(wzp_quic_endpoint_feed(sv->ep, &sv->addr, from, p, len, nt->now), 0);
+}
+
+/* Forged, garbage, foreign and expired tokens are dropped and counted. */
+static void test_bad_tokens(void **state)
+{
+    (void)state;
+    tnet nt;
+    net_init(&nt);
+    node *sv = net_add(&nt, id_s, true, "10.0.0.1:4433");
+    node *cl = net_add(&nt, id_c, false, "10.0.0.2:5000");
+    node *other = net_add(&nt, id_s, true, "10.0.0.9:4433"); /* a second server, own secret */
+    configure(sv, 0, 16);
+    hold_token_initial(&nt, cl, sv);
+    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
+    size_t off, tlen;
+    assert_true(initial_token(nt.held, nt.held_len, &off, &tlen));
+    uint8_t p[1500];
+
+    /* One bit flipped in the token. */
+    memcpy(p, nt.held, nt.held_len);
+    p[off + tlen / 2] ^= 0x01;
+    feed_held(&nt, sv, p, nt.held_len, &cl->addr);
+    assert_int_equal(st->rx_bad_token, 1);
+
+    /* A token of random bytes, with and without our token's magic byte. */
+    memcpy(p, nt.held, nt.held_len);
+    for (size_t i = 0; i < tlen; i++)
+        p[off + i] = (uint8_t)(i * 37 + 11);
+    feed_held(&nt, sv, p, nt.held_len, &cl->addr);
+    p[off] = nt.held[off];
+    feed_held(&nt, sv, p, nt.held_len, &cl->addr);
+    assert_int_equal(st->rx_bad_token, 3);
+
+    /* A valid token of another server (different secret), at default config. */
+    feed_held(&nt, other, nt.held, nt.held_len, &cl->addr);
+    assert_int_equal(wzp_quic_endpoint_stats(other->ep)->rx_bad_token, 1);
+    assert_int_equal(wzp_quic_endpoint_stats(other->ep)->conns_accepted, 0);
+
+    /* The genuine token, after its lifetime (5 s by default). */
+    nt.now += WZP_SEC(6);
+    feed_held(&nt, sv, nt.held, nt.held_len, &cl->addr);
+    assert_int_equal(st->rx_bad_token, 4);
+
+    assert_int_equal(st->conns_accepted, 0);
+    assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
+    assert_int_equal(st->retries_sent, 1);
+    net_free(&nt);
+}
+
+/* A token is bound to the address it was issued to. */
+static void test_token_bound_to_address(void **state)
+{
+    (void)state;
+    tnet nt;
+    net_init(&nt);
+    node *sv = net_add(&nt, id_s, true, "10.0.0.1:4433");
+    node *cl = net_add(&nt, id_c, false, "10.0.0.2:5000");
+    configure(sv, 0, 16);
+    hold_token_initial(&nt, cl, sv);
+    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
+
+    wzp_addr b;
+    wzp_addr_parse(&b, "10.0.0.3:5000", false); /* another IP */
+    feed_held(&nt, sv, nt.held, nt.held_len, &b);
+    wzp_addr_parse(&b, "10.0.0.2:5001", false); /* same IP, another port */
+    feed_held(&nt, sv, nt.held, nt.held_len, &b);
+    assert_int_equal(st->rx_bad_token, 2);
+    assert_int_equal(st->conns_accepted, 0);
+
+    /* From the right address it is accepted, and the handshake completes. */
+    feed_held(&nt, sv, nt.held, nt.held_len, &cl->addr);
+    assert_int_equal(st->conns_accepted, 1);
+    assert_int_equal(st->rx_bad_token, 2);
+    nt.hold_to = -1;
+    want_established = 1;
+    net_run(&nt, WZP_SEC(5), clients_established);
+    assert_int_equal(cl->established, 1);
+    net_run(&nt, WZP_MS(50), NULL);
+    assert_int_equal(sv->established, 1);
+    assert_int_equal(st->retries_sent, 1);
+    net_free(&nt);
+}
+
+/* At most N handshakes per source IP; others still get in; a slot frees
+ * when a handshake completes. */
+static void test_per_source_cap(void **state)
+{
+    (void)state;
+    tnet nt;
+    net_init(&nt);
+    node *sv = net_add(&nt, id_s, true, "10.0.0.1:4433");
+    node *a = net_add(&nt, id_c, false, "10.0.0.2:5000");
+    node *a2 = net_add(&nt, id_c, false, "10.0.0.2:5001"); /* same IP, another port */
+    node *b = net_add(&nt, id_c, false, "10.0.0.3:5000");
+    configure(sv, WZP_QUIC_RETRY_NEVER, 2);
+    dial(&nt, a, sv);
+    dial(&nt, a, sv);
+    dial(&nt, a2, sv);
+    dial(&nt, b, sv);
+    /* Just long enough for the server to see the four Initials, not for a
+     * handshake to complete. */
+    net_run(&nt, WZP_US(1500), NULL);
+    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
+    assert_int_equal(st->conns_accepted, 3);
+    assert_int_equal(st->rx_addr_capped, 1);
+    assert_int_equal(sv->established, 0);
+
+    /* The two from A complete, then the third one's retransmitted Initial
+     * gets in. */
+    want_established = 4;
+    net_run(&nt, WZP_SEC(5), clients_established);
+    assert_int_equal(a->established + a2->established + b->established, 4);
+    assert_int_equal(st->conns_accepted, 4);
+    uint64_t capped = st->rx_addr_capped;
+
+    /* Nothing handshaking: A gets in at once. */
+    net_run(&nt, WZP_MS(100), NULL);
+    dial(&nt, a2, sv);
+    want_established = 5;
+    net_run(&nt, WZP_SEC(5), clients_established);
+    assert_int_equal(st->conns_accepted, 5);
+    assert_int_equal(st->rx_addr_capped, capped);
+    net_free(&nt);
+}
+
+/* A handshake that never completes holds its slot until it times out. */
+static void test_per_source_slot_freed_on_close(void **state)
+{
+    (void)state;
+    tnet nt;
+    net_init(&nt);
+    node *sv = net_add(&nt, id_s, true, "10.0.0.1:4433");
+    node *a = net_add(&nt, id_c, false, "10.0.0.2:5000");
+    configure(sv, WZP_QUIC_RETRY_NEVER, 1);
+    nt.drop_to = 1; /* A never hears back */
+    dial(&nt, a, sv);
+    net_run(&nt, WZP_SEC(2), NULL);
+    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
+    assert_int_equal(st->conns_accepted, 1);
+    /* A's client gives up and tries again: the server still handshakes. */
+    dial(&nt, a, sv);
+    net_run(&nt, WZP_MS(5), NULL);
+    assert_int_equal(st->conns_accepted, 1);
+    assert_true(st->rx_addr_capped >= 1);
+    /* The server's handshake timeout (10 s) ends the first one. */
+    net_run(&nt, WZP_SEC(9), NULL);
+    assert_int_equal(sv->closed, 1);
+    nt.drop_to = -1;
+    dial(&nt, a, sv);
+    want_established = 1;
+    net_run(&nt, WZP_SEC(5), clients_established);
+    assert_int_equal(a->established, 1);
+    assert_true(st->conns_accepted >= 2);
+    net_free(&nt);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_retry_always),
+        cmocka_unit_test(test_retry_above_threshold),
+        cmocka_unit_test(test_default_no_retry),
+        cmocka_unit_test(test_bad_tokens),
+        cmocka_unit_test(test_token_bound_to_address),
+        cmocka_unit_test(test_per_source_cap),
+        cmocka_unit_test(test_per_source_slot_freed_on_close),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
