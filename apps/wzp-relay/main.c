@@ -29,7 +29,8 @@ static void usage(FILE *out)
             "                         QUIC Retry (address validation; default 1000, 0 = always,\n"
             "                         'never' = off)\n"
             "  --max-handshakes-per-ip N\n"
-            "                         handshaking connections per source IP (16; 0 = no cap)\n"
+            "                         handshaking connections per source IPv4 address or IPv6\n"
+            "                         /64 (16; 0 = no cap)\n"
             "  --verbose, -v          more logging (repeat for more)\n");
 }
 

@@ -39,7 +39,11 @@ void wzp_quic_ep_del_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_c
 
 /* ---- handshake slots -------------------------------------------------------------------- */
 
-/* The per-address key: the IP alone (any port), IPv4-mapped IPv6 as IPv4. */
+/*
+ * The per-source key: an IPv4 address alone (any port; IPv4-mapped IPv6 as
+ * IPv4), or an IPv6 /64. A single IPv6 host usually owns a whole /64, so
+ * keying the full address would let it open as many handshakes as it likes.
+ */
 static size_t ip_key(const wzp_addr *a, uint8_t key[16])
 {
     wzp_addr u = *a;
@@ -48,6 +52,8 @@ static size_t ip_key(const wzp_addr *a, uint8_t key[16])
     const uint8_t *ip = wzp_addr_ip(&u, &n);
     if (!ip || n > 16)
         return 0;
+    if (n == 16)
+        n = 8;
     memcpy(key, ip, n);
     return n;
 }

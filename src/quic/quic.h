@@ -153,7 +153,7 @@ typedef struct wzp_quic_endpoint_config {
      * handshaking: 0 = always, WZP_QUIC_RETRY_NEVER (default) = never. */
     size_t retry_threshold;
     wzp_ts retry_token_lifetime; /* 0 = 5 s: a round trip plus a few Initial retransmissions */
-    /* Handshaking connections one IP address (any port) may hold; Initials
+    /* Handshaking connections one IPv4 address (any port) or IPv6 /64 may hold; Initials
      * beyond it are dropped. 0 (default) = no cap. */
     size_t max_handshakes_per_addr;
 } wzp_quic_endpoint_config;

@@ -535,6 +535,31 @@ static void test_per_source_cap(void **state)
     net_free(&nt);
 }
 
+/* IPv6 sources count per /64: one host usually owns a whole /64. */
+static void test_per_source_cap_v6_prefix(void **state)
+{
+    (void)state;
+    tnet nt;
+    net_init(&nt);
+    node *sv = net_add(&nt, id_s, true, "[2001:db8::1]:4433");
+    node *a = net_add(&nt, id_c, false, "[2001:db8::a]:5000");
+    node *a2 = net_add(&nt, id_c, false, "[2001:db8::ffff:b]:5000"); /* same /64 */
+    node *b = net_add(&nt, id_c, false, "[2001:db8:0:1::a]:5000");   /* another /64 */
+    configure(sv, WZP_QUIC_RETRY_NEVER, 1);
+    dial(&nt, a, sv);
+    dial(&nt, a2, sv);
+    dial(&nt, b, sv);
+    net_run(&nt, WZP_US(1500), NULL);
+    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
+    assert_int_equal(st->conns_accepted, 2);
+    assert_int_equal(st->rx_addr_capped, 1);
+    /* The capped one gets in on a retransmission once the first completes. */
+    want_established = 3;
+    net_run(&nt, WZP_SEC(5), clients_established);
+    assert_int_equal(a->established + a2->established + b->established, 3);
+    net_free(&nt);
+}
+
 /* A handshake that never completes holds its slot until it times out. */
 static void test_per_source_slot_freed_on_close(void **state)
 {
@@ -575,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_bad_tokens),
         cmocka_unit_test(test_token_bound_to_address),
         cmocka_unit_test(test_per_source_cap),
+        cmocka_unit_test(test_per_source_cap_v6_prefix),
         cmocka_unit_test(test_per_source_slot_freed_on_close),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
