@@ -231,6 +231,30 @@ static void send_retry(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_a
     ep->stats.retries_sent++;
 }
 
+/*
+ * Answers an Initial whose token failed with a stateless CONNECTION_CLOSE
+ * (INVALID_TOKEN, RFC 9000 8.1.3): the client will not take a second Retry,
+ * so without it a late or mangled token costs the client a whole handshake
+ * timeout. The close is far smaller than the Initial: no amplification.
+ */
+static void send_invalid_token_close(wzp_quic_endpoint *ep, const wzp_addr *local,
+                                     const wzp_addr *remote, const ngtcp2_pkt_hd *hd)
+{
+    if (ep->n_stateless >= WZP_QUIC_STATELESS_QUEUE)
+        return;
+    wzp_quic_stateless_pkt *sp = &ep->stateless[ep->n_stateless];
+    ngtcp2_ssize n =
+        ngtcp2_crypto_write_connection_close(sp->data, sizeof(sp->data), hd->version, &hd->scid,
+                                             &hd->dcid, NGTCP2_INVALID_TOKEN, NULL, 0);
+    if (n <= 0)
+        return;
+    sp->len = (size_t)n;
+    sp->local = *local;
+    sp->remote = *remote;
+    ep->n_stateless++;
+    ep->stats.tx_invalid_token_closes++;
+}
+
 /* A packet for no known connection: maybe a new client's Initial. */
 static int accept_new(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,
                       const uint8_t *pkt, size_t len, wzp_ts now)
@@ -250,8 +274,7 @@ static int accept_new(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_ad
         return 0;
     }
     /* A token can only be one of our Retry tokens (we send no NEW_TOKEN).
-     * One that does not verify is dropped (RFC 9000 8.1.2 allows that):
-     * the client will not accept a second Retry anyway. */
+     * One that does not verify gets no connection, only a stateless close. */
     ngtcp2_cid odcid;
     bool validated = false;
     if (hd.token.len) {
@@ -262,6 +285,7 @@ static int accept_new(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_ad
                                              (const ngtcp2_sockaddr *)&ta.u.sa, ta.len, &hd.dcid,
                                              ep->cfg.retry_token_lifetime, now) != 0) {
             ep->stats.rx_bad_token++;
+            send_invalid_token_close(ep, local, remote, &hd);
             return 0;
         }
         validated = true;

@@ -172,7 +172,8 @@ typedef struct wzp_quic_stats {
     uint64_t rx_closed_conn; /* for a connection already closing or draining */
     uint64_t rx_bad_token;   /* Initial with an invalid, expired or misbound token */
     uint64_t rx_addr_capped; /* Initial from an IP at max_handshakes_per_addr */
-    uint64_t retries_sent;   /* Initials answered with a Retry */
+    uint64_t tx_invalid_token_closes; /* stateless CONNECTION_CLOSE(INVALID_TOKEN) answers */
+    uint64_t retries_sent;            /* Initials answered with a Retry */
     uint64_t tx_packets;
     uint64_t tx_bytes;
     uint64_t conns_accepted; /* server connections created */

@@ -48,7 +48,7 @@ typedef struct node {
     struct tnet *net;
     wzp_quic_endpoint *ep;
     wzp_addr addr;
-    int established, closed, dgrams, msgs;
+    int established, closed, closed_by_peer, dgrams, msgs;
     wzp_quic_conn *conns[MAXCONNS]; /* established ones, in order */
     int nconns;
 } node;
@@ -116,9 +116,9 @@ static void on_msg(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len)
 
 static void on_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *i)
 {
-    (void)i;
     node *nd = user;
     nd->closed++;
+    nd->closed_by_peer += i->by_peer;
     for (int k = 0; k < nd->nconns; k++)
         if (nd->conns[k] == c)
             nd->conns[k] = NULL;
@@ -459,6 +459,31 @@ static void test_bad_tokens(void **state)
     net_free(&nt);
 }
 
+/* An expired token is answered with a stateless CONNECTION_CLOSE: the client
+ * learns at once instead of waiting out its handshake timeout. */
+static void test_expired_token_closes_client(void **state)
+{
+    (void)state;
+    tnet nt;
+    net_init(&nt);
+    node *sv = net_add(&nt, id_s, true, "10.0.0.1:4433");
+    node *cl = net_add(&nt, id_c, false, "10.0.0.2:5000");
+    configure(sv, 0, 16);
+    hold_token_initial(&nt, cl, sv);
+    nt.now += WZP_SEC(6); /* past the token's 5 s, within the client's 10 s handshake */
+    nt.hold_to = -1;
+    feed_held(&nt, sv, nt.held, nt.held_len, &cl->addr);
+    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
+    assert_int_equal(st->rx_bad_token, 1);
+    assert_int_equal(st->tx_invalid_token_closes, 1);
+    net_run(&nt, WZP_MS(50), NULL);
+    assert_int_equal(cl->closed, 1);
+    assert_int_equal(cl->closed_by_peer, 1);
+    assert_int_equal(cl->established, 0);
+    assert_int_equal(st->conns_accepted, 0);
+    net_free(&nt);
+}
+
 /* A token is bound to the address it was issued to. */
 static void test_token_bound_to_address(void **state)
 {
@@ -599,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_default_no_retry),
         cmocka_unit_test(test_bad_tokens),
         cmocka_unit_test(test_token_bound_to_address),
+        cmocka_unit_test(test_expired_token_closes_client),
         cmocka_unit_test(test_per_source_cap),
         cmocka_unit_test(test_per_source_cap_v6_prefix),
         cmocka_unit_test(test_per_source_slot_freed_on_close),
