@@ -1,4 +1,5 @@
 #include "relay/forwarder.h"
+#include "relay/fwd_batch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,8 +23,6 @@
 #include <wzp/wzp.h>
 
 #include "common/log.h"
-#include "wire/demux.h"
-#include "wire/relay_frame.h"
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
@@ -37,8 +36,6 @@
  * datagrams from one sender (the kernel caps a train at 64 KiB).
  */
 #define RX_BUF 65536
-/* The kernel's limit on segments per GSO send (UDP_MAX_SEGMENTS). */
-#define GSO_MAX_SEGS 64
 /* Datagrams a coalescing wait aims to gather per wake-up. */
 #define COALESCE_PKTS 16
 
@@ -53,40 +50,9 @@ typedef struct ctl_pkt {
  * Counters written by one worker only (plain load+store, no RMW), read by
  * anyone: atomics so the cross-thread reads are well-defined.
  */
-#define NSTATS 13
 typedef struct wstats {
-    _Atomic uint64_t v[NSTATS];
+    _Atomic uint64_t v[WZP_FWD_S_COUNT];
 } wstats;
-
-enum {
-    S_RX,
-    S_FWD,
-    S_FWD_BYTES,
-    S_KEEPALIVE,
-    S_UNKNOWN_CHAN,
-    S_WRONG_SRC,
-    S_MALFORMED,
-    S_CTL_QUEUED,
-    S_CTL_FULL,
-    S_SEND_FAILED,
-    S_RX_TRAINS,
-    S_TX_TRAINS,
-    S_WAITS,
-};
-
-/*
- * One datagram to send, or (nseg > 1) a train of nseg datagrams of `seg`
- * bytes each (the last may be shorter), contiguous at data, to one peer: a
- * single UDP GSO send.
- */
-typedef struct out_msg {
-    uint8_t *data;
-    size_t len;
-    wzp_addr peer;
-    uint16_t seg;
-    uint16_t nseg;
-    bool is_data; /* DATA frames (counted as forwarded), else KEEPALIVE_ACKs */
-} out_msg;
 
 typedef struct worker {
     struct wzp_forwarder *fwd;
@@ -135,8 +101,9 @@ static wzp_ts now_ns(void)
 }
 
 /* Producer side of the ring. False when full. */
-static bool ctl_push(worker *w, const wzp_addr *from, const uint8_t *data, size_t len)
+static bool ctl_push(void *user, const wzp_addr *from, const uint8_t *data, size_t len)
 {
+    worker *w = user;
     size_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
     size_t h = atomic_load_explicit(&w->head, memory_order_acquire);
     if (t - h > w->ring_mask)
@@ -147,125 +114,6 @@ static bool ctl_push(worker *w, const wzp_addr *from, const uint8_t *data, size_
     memcpy(p->data, data, len);
     atomic_store_explicit(&w->tail, t + 1, memory_order_release);
     return true;
-}
-
-/* Where one received datagram goes. */
-enum verdict { V_DROP, V_CTL, V_SEND };
-
-/*
- * Decides one datagram: forwards a DATA frame (header rewritten in place, so
- * it cannot grow), answers a KEEPALIVE, queues control packets, counts the
- * rest. On V_SEND, *to and *is_data say where and what.
- */
-static enum verdict judge(worker *w, uint8_t *p, size_t len, const wzp_addr *from, wzp_ts now,
-                          wzp_addr *to, bool *is_data)
-{
-    wzp_chan_table *t = w->fwd->table;
-    if (len == 0 || len > WZP_FWD_MAX_DGRAM) {
-        add(w, S_MALFORMED, 1);
-        return V_DROP;
-    }
-    switch (wzp_pkt_classify(p, len)) {
-    case WZP_PKT_RELAY:
-        break;
-    case WZP_PKT_STUN:
-    case WZP_PKT_QUIC:
-    case WZP_PKT_PROBE:
-        if (ctl_push(w, from, p, len))
-            return V_CTL;
-        add(w, S_CTL_FULL, 1);
-        return V_DROP;
-    default:
-        add(w, S_MALFORMED, 1);
-        return V_DROP;
-    }
-    wzp_relay_frame f;
-    if (wzp_relay_frame_decode(&f, p, len) < 0 || f.type == WZP_RELAY_FRAME_KEEPALIVE_ACK) {
-        add(w, S_MALFORMED, 1);
-        return V_DROP;
-    }
-    int rv;
-    if (f.type == WZP_RELAY_FRAME_DATA) {
-        uint32_t partner;
-        rv = wzp_chan_table_route(t, f.channel, from, now, len, &partner, to);
-        if (rv == 0) {
-            wzp_relay_frame_rewrite(p, WZP_RELAY_FRAME_DATA, partner);
-            *is_data = true;
-            return V_SEND;
-        }
-    } else {
-        rv = wzp_chan_table_touch(t, f.channel, from, now);
-        if (rv == 0) {
-            add(w, S_KEEPALIVE, 1);
-            p[0] = WZP_RELAY_FRAME_KEEPALIVE_ACK;
-            *to = *from;
-            *is_data = false;
-            return V_SEND;
-        }
-    }
-    add(w, rv == WZP_ERR_REJECTED ? S_WRONG_SRC : S_UNKNOWN_CHAN, 1);
-    return V_DROP;
-}
-
-/*
- * Appends one datagram to the outgoing batch, joining the previous entry when
- * it extends that entry's train: same peer and kind, contiguous in memory,
- * same size (only the last of a train may be shorter). A GRO train of one
- * bulk flow thus leaves as one GSO send; lone voice packets stay single.
- */
-static void emit(out_msg *out, size_t *nout, uint8_t *p, size_t len, const wzp_addr *to,
-                 bool is_data)
-{
-    if (*nout) {
-        out_msg *o = &out[*nout - 1];
-        if (o->is_data == is_data && o->data + o->len == p && o->nseg < GSO_MAX_SEGS &&
-            o->len == (size_t)o->seg * o->nseg && len <= o->seg && o->len + len <= 65000 &&
-            wzp_addr_equal(&o->peer, to)) {
-            o->len += len;
-            o->nseg++;
-            return;
-        }
-    }
-    out_msg *o = &out[(*nout)++];
-    o->data = p;
-    o->len = len;
-    o->peer = *to;
-    o->seg = (uint16_t)len;
-    o->nseg = 1;
-    o->is_data = is_data;
-}
-
-/*
- * Handles one received buffer: a datagram, or a GRO train of `seg`-byte
- * datagrams from one sender, each judged on its own. Returns how many
- * datagrams it held.
- */
-static size_t handle(worker *w, uint8_t *buf, size_t len, size_t seg, const wzp_addr *from,
-                     wzp_ts now, out_msg *out, size_t *nout, unsigned *queued)
-{
-    if (len == 0) { /* truncated (MSG_TRUNC) or empty */
-        add(w, S_MALFORMED, 1);
-        return 1;
-    }
-    if (seg == 0 || seg > len)
-        seg = len;
-    size_t n = 0;
-    for (size_t off = 0; off < len; off += seg, n++) {
-        size_t l = len - off < seg ? len - off : seg;
-        wzp_addr to;
-        bool is_data = false;
-        switch (judge(w, buf + off, l, from, now, &to, &is_data)) {
-        case V_SEND:
-            emit(out, nout, buf + off, l, &to, is_data);
-            break;
-        case V_CTL:
-            (*queued)++; /* counted once the eventfd is written */
-            break;
-        case V_DROP:
-            break;
-        }
-    }
-    return n;
 }
 
 /* Per-message control buffer: UDP_GRO on receive, UDP_SEGMENT on send. */
@@ -342,7 +190,8 @@ static int fam_idx(int family)
 }
 
 /* Fills a sendmmsg header for one entry; ctl receives its UDP_SEGMENT when a train. */
-static void tx_fill(const out_msg *o, struct mmsghdr *h, struct iovec *iov, cmsgbuf *ctl, bool gso)
+static void tx_fill(const wzp_fwd_out *o, struct mmsghdr *h, struct iovec *iov, cmsgbuf *ctl,
+                    bool gso)
 {
     memset(h, 0, sizeof(*h));
     iov->iov_base = o->data;
@@ -371,8 +220,8 @@ static bool skippable(int e)
            e == EINVAL || e == EPERM || e == EMSGSIZE || e == EDESTADDRREQ || e == EADDRNOTAVAIL;
 }
 
-/* Splits a train into single datagrams, in place of one entry: at most GSO_MAX_SEGS. */
-static size_t split_train(const out_msg *t, out_msg *one)
+/* Splits a train into single datagrams, in place of one entry: at most WZP_FWD_GSO_MAX_SEGS. */
+static size_t split_train(const wzp_fwd_out *t, wzp_fwd_out *one)
 {
     size_t n = 0;
     for (size_t off = 0; off < t->len; off += t->seg, n++) {
@@ -389,7 +238,7 @@ static size_t split_train(const out_msg *t, out_msg *one)
  * Returns how many datagrams (segments) were handed over, forwarded DATA
  * counted into *fwd / *bytes.
  */
-static size_t tx_batch(worker *w, int fd, const out_msg *out, size_t n, uint64_t *fwd,
+static size_t tx_batch(worker *w, int fd, const wzp_fwd_out *out, size_t n, uint64_t *fwd,
                        uint64_t *bytes)
 {
     struct mmsghdr hdr[WZP_UDP_BATCH];
@@ -416,7 +265,7 @@ static size_t tx_batch(worker *w, int fd, const out_msg *out, size_t n, uint64_t
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
             break;
-        const out_msg *o = &out[done];
+        const wzp_fwd_out *o = &out[done];
         if (gso && o->nseg > 1 && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP)) {
             /* EIO / EOPNOTSUPP: no GSO on this path (a device or IPsec route
              * without it): single datagrams from here on. EINVAL: this train
@@ -424,7 +273,7 @@ static size_t tx_batch(worker *w, int fd, const out_msg *out, size_t n, uint64_t
              * meet the same fate one by one. */
             if (errno != EINVAL)
                 w->gso_off = true;
-            out_msg one[GSO_MAX_SEGS];
+            wzp_fwd_out one[WZP_FWD_GSO_MAX_SEGS];
             size_t k = split_train(o, one);
             segs += tx_batch(w, fd, one, k, fwd, bytes);
             done++;
@@ -444,7 +293,7 @@ static size_t tx_batch(worker *w, int fd, const out_msg *out, size_t n, uint64_t
 }
 
 /* Sends n entries from fd (-1: none of that family) and counts the outcome. */
-static void send_part(worker *w, int fd, const out_msg *out, size_t n)
+static void send_part(worker *w, int fd, const wzp_fwd_out *out, size_t n)
 {
     uint64_t fwd = 0, bytes = 0, want = 0, trains = 0;
     for (size_t i = 0; i < n; i++) {
@@ -452,11 +301,11 @@ static void send_part(worker *w, int fd, const out_msg *out, size_t n)
         trains += out[i].nseg > 1;
     }
     size_t sent = fd >= 0 ? tx_batch(w, fd, out, n, &fwd, &bytes) : 0;
-    add(w, S_FWD, fwd);
-    add(w, S_FWD_BYTES, bytes);
-    add(w, S_SEND_FAILED, want - sent);
+    add(w, WZP_FWD_S_FWD, fwd);
+    add(w, WZP_FWD_S_FWD_BYTES, bytes);
+    add(w, WZP_FWD_S_SEND_FAILED, want - sent);
     if (!w->gso_off)
-        add(w, S_TX_TRAINS, trains);
+        add(w, WZP_FWD_S_TX_TRAINS, trains);
 }
 
 /*
@@ -464,13 +313,13 @@ static void send_part(worker *w, int fd, const out_msg *out, size_t n)
  * leave through the other family's relay socket (same port set, so the
  * receiver sees the relay address it talks to).
  */
-static void send_out(worker *w, out_msg *out, size_t n)
+static void send_out(worker *w, wzp_fwd_out *out, size_t n)
 {
     size_t same = 0;
     for (size_t i = 0; i < n; i++) {
         if (out[i].peer.u.sa.sa_family == w->family) {
             if (i != same) {
-                out_msg tmp = out[i];
+                wzp_fwd_out tmp = out[i];
                 out[i] = out[same];
                 out[same] = tmp;
             }
@@ -519,9 +368,9 @@ static void *worker_main(void *arg)
     if (fwd->slice_us)
         request_short_slice(fwd->slice_us);
     /* A GRO train of up to 64 datagrams per buffer can become 64 entries. */
-    enum { OUT_MAX = WZP_UDP_BATCH * GSO_MAX_SEGS };
+    enum { OUT_MAX = WZP_UDP_BATCH * WZP_FWD_GSO_MAX_SEGS };
     rx_batch *b = malloc(sizeof(*b));
-    out_msg *out = malloc(OUT_MAX * sizeof(*out));
+    wzp_fwd_out *out = malloc(OUT_MAX * sizeof(*out));
     if (!b || !out) {
         WZP_ERROR("relay worker %u: out of memory", w->index);
         free(b);
@@ -529,6 +378,7 @@ static void *worker_main(void *arg)
         return NULL;
     }
     recv_init(w, b);
+    wzp_fwd_batch bt = {.table = fwd->table, .ctl = ctl_push, .ctl_user = w};
     int used = WZP_UDP_BATCH;
     wzp_ts last_wake = 0;
     if (fwd->coalesce) /* a timer slack of its own: the default 50 us would dwarf the wait */
@@ -548,28 +398,27 @@ static void *worker_main(void *arg)
             continue;
         wzp_ts now = now_ns();
         size_t nout = 0, flushed = 0;
-        unsigned queued = 0;
-        uint64_t rx = 0, trains = 0;
         for (int i = 0; i < got; i++) {
             struct msghdr *mh = &b->hdr[i].msg_hdr;
             size_t len = (mh->msg_flags & MSG_TRUNC) ? 0 : b->hdr[i].msg_len;
-            size_t seg = gro_segment(mh);
-            size_t k = handle(w, w->bufs[i], len, seg, &b->from[i], now, out, &nout, &queued);
-            rx += k;
-            trains += k > 1;
+            wzp_fwd_handle(&bt, w->bufs[i], len, gro_segment(mh), &b->from[i], now, out, &nout);
             /* Keep the sendmmsg batch within its limit; trains count as one entry. */
             if (nout - flushed > WZP_UDP_BATCH) { /* the last entry may still grow */
                 send_out(w, out + flushed, WZP_UDP_BATCH);
                 flushed += WZP_UDP_BATCH;
             }
         }
-        add(w, S_RX, rx);
-        add(w, S_RX_TRAINS, trains);
-        if (queued) {
+        uint64_t rx = bt.stats[WZP_FWD_S_RX];
+        if (bt.stats[WZP_FWD_S_CTL_QUEUED]) {
             uint64_t one = 1;
             ssize_t wr = write(fwd->ctl_efd, &one, sizeof(one));
             (void)wr; /* only fails when the counter is saturated: still readable */
-            add(w, S_CTL_QUEUED, queued);
+        }
+        /* Publish the batch's counts (one store per counter, not per packet). */
+        for (int k = 0; k < WZP_FWD_S_COUNT; k++) {
+            if (bt.stats[k])
+                add(w, k, bt.stats[k]);
+            bt.stats[k] = 0;
         }
         while (flushed < nout) {
             size_t k = nout - flushed < WZP_UDP_BATCH ? nout - flushed : WZP_UDP_BATCH;
@@ -586,7 +435,7 @@ static void *worker_main(void *arg)
                 wait = fwd->coalesce;
             struct timespec ts = {0, (long)wait};
             nanosleep(&ts, NULL);
-            add(w, S_WAITS, 1);
+            add(w, WZP_FWD_S_WAITS, 1);
         }
     }
     free(b);
@@ -811,21 +660,21 @@ int wzp_forwarder_send(wzp_forwarder *f, const wzp_addr *to, const uint8_t *byte
 
 void wzp_forwarder_stats(const wzp_forwarder *f, wzp_fwd_stats *out)
 {
-    uint64_t sum[NSTATS] = {0};
+    uint64_t sum[WZP_FWD_S_COUNT] = {0};
     for (unsigned i = 0; i < f->nworkers; i++)
-        for (int k = 0; k < NSTATS; k++)
+        for (int k = 0; k < WZP_FWD_S_COUNT; k++)
             sum[k] += atomic_load_explicit(&f->workers[i].stats.v[k], memory_order_relaxed);
-    out->rx = sum[S_RX];
-    out->forwarded = sum[S_FWD];
-    out->forwarded_bytes = sum[S_FWD_BYTES];
-    out->keepalives = sum[S_KEEPALIVE];
-    out->unknown_channel = sum[S_UNKNOWN_CHAN];
-    out->wrong_source = sum[S_WRONG_SRC];
-    out->malformed = sum[S_MALFORMED];
-    out->ctl_queued = sum[S_CTL_QUEUED];
-    out->ctl_full = sum[S_CTL_FULL];
-    out->send_failed = sum[S_SEND_FAILED];
-    out->rx_trains = sum[S_RX_TRAINS];
-    out->tx_trains = sum[S_TX_TRAINS];
-    out->coalesce_waits = sum[S_WAITS];
+    out->rx = sum[WZP_FWD_S_RX];
+    out->forwarded = sum[WZP_FWD_S_FWD];
+    out->forwarded_bytes = sum[WZP_FWD_S_FWD_BYTES];
+    out->keepalives = sum[WZP_FWD_S_KEEPALIVE];
+    out->unknown_channel = sum[WZP_FWD_S_UNKNOWN_CHAN];
+    out->wrong_source = sum[WZP_FWD_S_WRONG_SRC];
+    out->malformed = sum[WZP_FWD_S_MALFORMED];
+    out->ctl_queued = sum[WZP_FWD_S_CTL_QUEUED];
+    out->ctl_full = sum[WZP_FWD_S_CTL_FULL];
+    out->send_failed = sum[WZP_FWD_S_SEND_FAILED];
+    out->rx_trains = sum[WZP_FWD_S_RX_TRAINS];
+    out->tx_trains = sum[WZP_FWD_S_TX_TRAINS];
+    out->coalesce_waits = sum[WZP_FWD_S_WAITS];
 }
