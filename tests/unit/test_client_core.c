@@ -848,6 +848,56 @@ static void test_peer_withdraws_active_address(void **state)
     world_free(&w);
 }
 
+/*
+ * Through the real signaling path (b's signal client -> relay -> a): an
+ * old-style add-only update only adds; a complete set withdraws what it
+ * omits; an older generation arriving after a newer one changes nothing
+ * (here it would have withdrawn the active pair).
+ */
+static void test_candidate_set_generations(void **state)
+{
+    world w;
+    world_call(&w, 11, WZP_SIM_EI, WZP_SIM_EI, false);
+    assert_true(run_until(w.sim, both_direct, &w.a, &w.b, WZP_SEC(5)));
+    core_call *ac = wzp_core__find(w.a.core, w.a.call), *bc = wzp_core__find(w.b.core, w.b.call);
+    wzp_ice_route r0 = wzp_ice_route_get(ac->ice);
+    uint32_t changes = stats_of(&w.a).path_changes;
+    wzp_addr extra = wzp_sim_addr("10.0.2.77:5000");
+    wzp_sig_candidate x = {.type = WZP_SIG_CAND_HOST, .priority = 1, .addr = extra};
+
+    assert_int_equal(wzp_sigc_update_candidates(w.b.core->sc, bc->sig, &x, 1, wzp_sim_now(w.sim)),
+                     0);
+    client_kick(&w.b);
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_MS(500));
+    assert_true(peer_has_remote(w.a.core, w.a.call, &extra));
+    assert_true(peer_has_remote(w.a.core, w.a.call, &r0.remote));
+
+    assert_int_equal(wzp_sigc_send_candidate_set(w.b.core->sc, bc->sig, 5, bc->local, bc->n_local,
+                                                 wzp_sim_now(w.sim)),
+                     0);
+    client_kick(&w.b);
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_MS(500));
+    assert_false(peer_has_remote(w.a.core, w.a.call, &extra));
+
+    assert_int_equal(
+        wzp_sigc_send_candidate_set(w.b.core->sc, bc->sig, 3, &x, 1, wzp_sim_now(w.sim)), 0);
+    client_kick(&w.b);
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_MS(500));
+    assert_false(peer_has_remote(w.a.core, w.a.call, &extra));
+    assert_true(peer_has_remote(w.a.core, w.a.call, &r0.remote));
+    wzp_ice_stats st;
+    wzp_ice_get_stats(ac->ice, &st);
+    assert_int_equal(st.remote_sets, 1);
+    assert_int_equal(st.remote_sets_stale, 1);
+    assert_int_equal(st.remote_withdrawn, 1);
+    wzp_ice_route r = wzp_ice_route_get(ac->ice);
+    assert_int_equal(r.kind, WZP_ROUTE_DIRECT);
+    assert_true(wzp_addr_equal(&r.remote, &r0.remote));
+    assert_int_equal(stats_of(&w.a).path_changes, changes);
+    check_counters(&w.a);
+    world_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -860,6 +910,7 @@ int main(void)
         cmocka_unit_test(test_host_address_change),
         cmocka_unit_test(test_host_change_before_setup),
         cmocka_unit_test(test_peer_withdraws_active_address),
+        cmocka_unit_test(test_candidate_set_generations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
