@@ -383,6 +383,28 @@ int wzp_sigc_update_candidates(wzp_sigc *sc, uint32_t call, const wzp_sig_candid
     return send_msg(sc, &m);
 }
 
+int wzp_sigc_send_candidate_set(wzp_sigc *sc, uint32_t call, uint32_t generation,
+                                const wzp_sig_candidate *cands, size_t n_cands, wzp_ts now)
+{
+    (void)now;
+    sigc_call *k = find_handle(sc, call);
+    if (!k)
+        return WZP_ERR_NOT_FOUND;
+    if (k->state != WZP_SIGC_CALL_SETUP)
+        return WZP_ERR_STATE;
+    if (!cands_fit(cands, n_cands) || generation == 0)
+        return WZP_ERR_INVALID;
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_CANDIDATES_UPDATE, new_rid(sc));
+    memcpy(m.u.update.call_id, k->id, WZP_SIG_CALL_ID_LEN);
+    if (n_cands)
+        memcpy(m.u.update.cands.c, cands, n_cands * sizeof(*cands));
+    m.u.update.cands.n = n_cands;
+    m.u.update.complete = true;
+    m.u.update.generation = generation;
+    return send_msg(sc, &m);
+}
+
 int wzp_sigc_ping(wzp_sigc *sc, wzp_ts now)
 {
     (void)now;

@@ -297,6 +297,60 @@ static void gather(wzp_core *core, core_call *call)
         add_local(call, WZP_CAND_SRFLX, refl);
 }
 
+/* The agent's local candidates: ours (call->local) plus the peer-reflexive ones it learned. */
+static void ice_set_locals(core_call *call, wzp_ts now)
+{
+    wzp_candidate prev[WZP_SIG_MAX_CANDIDATES];
+    size_t n_prev = wzp_ice_local_candidates(call->ice, prev, WZP_SIG_MAX_CANDIDATES);
+    if (n_prev > WZP_SIG_MAX_CANDIDATES)
+        n_prev = WZP_SIG_MAX_CANDIDATES;
+    wzp_ice_clear_local(call->ice, now);
+    for (size_t i = 0; i < call->n_local; i++) {
+        wzp_cand_type t;
+        if (from_sig_type(call->local[i].type, &t))
+            wzp_ice_add_local(call->ice, t, &call->local[i].addr);
+    }
+    /* Learned by the agent itself from probe answers, not gathered: keep them. */
+    for (size_t i = 0; i < n_prev; i++)
+        if (prev[i].type == WZP_CAND_PRFLX)
+            wzp_ice_add_local(call->ice, WZP_CAND_PRFLX, &prev[i].addr);
+}
+
+/*
+ * Sends the peer our complete current set (gathered ones plus the
+ * peer-reflexive ones the agent learned, which the peer was trickled and
+ * must keep), so it drops the addresses we no longer have. Returns false if
+ * the set does not fit one message: then the caller sends only the additions
+ * (withdrawing a candidate we merely could not list would be worse).
+ */
+static bool send_candidate_set(wzp_core *core, core_call *call, wzp_ts now)
+{
+    wzp_sig_candidate set[WZP_SIG_MAX_CANDIDATES];
+    size_t n = call->n_local;
+    memcpy(set, call->local, n * sizeof(set[0]));
+    wzp_candidate ice[WZP_SIG_MAX_CANDIDATES + 1];
+    size_t n_ice = wzp_ice_local_candidates(call->ice, ice, WZP_SIG_MAX_CANDIDATES + 1);
+    if (n_ice > WZP_SIG_MAX_CANDIDATES + 1)
+        return false;
+    for (size_t i = 0; i < n_ice; i++) {
+        if (ice[i].type != WZP_CAND_PRFLX)
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < n && !dup; j++)
+            dup = wzp_addr_equal(&set[j].addr, &ice[i].addr);
+        if (dup)
+            continue;
+        if (n == WZP_SIG_MAX_CANDIDATES)
+            return false;
+        set[n++] = (wzp_sig_candidate){
+            .type = WZP_SIG_CAND_PRFLX, .priority = ice[i].priority, .addr = ice[i].addr};
+    }
+    if (wzp_sigc_send_candidate_set(core->sc, call->sig, call->cand_gen + 1, set, n, now) < 0)
+        return false;
+    call->cand_gen++;
+    return true;
+}
+
 void wzp_core__call_hosts_changed(wzp_core *core, core_call *call, wzp_ts now)
 {
     if (core->cfg.direct_disabled || call->state == WZP_CALL_ENDED)
@@ -311,24 +365,13 @@ void wzp_core__call_hosts_changed(wzp_core *core, core_call *call, wzp_ts now)
         call->cands_stale = call->sig != 0;
         return;
     }
-    /* Peer-reflexive candidates were learned by the agent itself: keep them. */
-    wzp_candidate prev[WZP_SIG_MAX_CANDIDATES];
-    size_t n_prev = wzp_ice_local_candidates(call->ice, prev, WZP_SIG_MAX_CANDIDATES);
-    if (n_prev > WZP_SIG_MAX_CANDIDATES)
-        n_prev = WZP_SIG_MAX_CANDIDATES;
-    wzp_ice_clear_local(call->ice, now);
-    for (size_t i = 0; i < call->n_local; i++) {
-        wzp_cand_type t;
-        if (from_sig_type(call->local[i].type, &t))
-            wzp_ice_add_local(call->ice, t, &call->local[i].addr);
-    }
-    for (size_t i = 0; i < n_prev; i++)
-        if (prev[i].type == WZP_CAND_PRFLX)
-            wzp_ice_add_local(call->ice, WZP_CAND_PRFLX, &prev[i].addr);
+    ice_set_locals(call, now);
     wzp_ice_network_changed(call->ice, now);
     if (!call->sig || (call->state != WZP_CALL_CONNECTING && call->state != WZP_CALL_ACTIVE))
         return;
-    /* Updates only add on the peer's side: send what it has not been told yet. */
+    if (send_candidate_set(core, call, now))
+        return;
+    /* Too many to list: send what the peer has not been told yet (add-only). */
     wzp_sig_candidate fresh[WZP_SIG_MAX_CANDIDATES];
     size_t n_fresh = 0;
     for (size_t i = 0; i < call->n_local; i++) {
@@ -348,12 +391,22 @@ void wzp_core__call_reflexive(wzp_core *core, core_call *call, const wzp_addr *r
     if (core->cfg.direct_disabled || !call->sig || !call->ice ||
         (call->state != WZP_CALL_CONNECTING && call->state != WZP_CALL_ACTIVE))
         return;
-    size_t before = call->n_local;
+    for (size_t i = 0; i < call->n_local; i++)
+        if (call->local[i].type == WZP_SIG_CAND_SRFLX && wzp_addr_equal(&call->local[i].addr, refl))
+            return;
+    /* The old mapping is gone with the rebinding: replace it, so the peer withdraws it. */
+    size_t k = 0;
+    for (size_t i = 0; i < call->n_local; i++)
+        if (call->local[i].type != WZP_SIG_CAND_SRFLX)
+            call->local[k++] = call->local[i];
+    bool removed = k != call->n_local;
+    call->n_local = k;
     add_local(call, WZP_CAND_SRFLX, refl);
-    if (call->n_local == before)
-        return;
-    wzp_ice_add_local(call->ice, WZP_CAND_SRFLX, refl);
-    wzp_sigc_update_candidates(core->sc, call->sig, &call->local[call->n_local - 1], 1, core->now);
+    if (call->n_local == k && !removed)
+        return; /* already known as a host address */
+    ice_set_locals(call, core->now);
+    if (!send_candidate_set(core, call, core->now) && call->n_local > k)
+        wzp_sigc_update_candidates(core->sc, call->sig, &call->local[k], 1, core->now);
 }
 
 static void ice_route_changed(void *user, const wzp_ice_route *route, wzp_route_reason reason)
@@ -436,10 +489,33 @@ static void on_setup(wzp_core *core, core_call *call, const wzp_sig_msg *m, wzp_
     if (call->outgoing)
         call->need_connect = true;
     set_state(core, call, WZP_CALL_CONNECTING);
-    if (call->cands_stale && call->ice && call->sig && call->n_local) {
+    if (call->cands_stale && call->ice && call->sig) {
+        /* The Offer/Accept carried an older set: replace it (withdrawing what went). */
         call->cands_stale = false;
-        wzp_sigc_update_candidates(core->sc, call->sig, call->local, call->n_local, now);
+        if (!send_candidate_set(core, call, now) && call->n_local)
+            wzp_sigc_update_candidates(core->sc, call->sig, call->local, call->n_local, now);
     }
+}
+
+/* A CandidatesUpdate from the peer: a complete set replaces (agent.h), an old-style one adds. */
+static void on_candidates(core_call *call, const wzp_sig_candidates *cands, bool complete,
+                          uint32_t generation, wzp_ts now)
+{
+    wzp_candidate set[WZP_SIG_MAX_CANDIDATES];
+    size_t n = 0;
+    for (size_t i = 0; i < cands->n && i < WZP_SIG_MAX_CANDIDATES; i++) {
+        wzp_cand_type t;
+        if (!from_sig_type(cands->c[i].type, &t))
+            continue;
+        if (!complete) {
+            wzp_ice_add_remote(call->ice, t, &cands->c[i].addr, now);
+            continue;
+        }
+        set[n++] = (wzp_candidate){.type = t, .addr = cands->c[i].addr};
+    }
+    if (complete)
+        (void)wzp_ice_set_remote_candidates(call->ice, generation, set, n,
+                                            now); /* stale: counted */
 }
 
 void wzp_core__call_sig_event(wzp_core *core, core_call *call, const wzp_sigc_event *ev)
@@ -468,11 +544,8 @@ void wzp_core__call_sig_event(wzp_core *core, core_call *call, const wzp_sigc_ev
         break;
     case WZP_SIGC_EV_CANDIDATES:
         if (call->ice)
-            for (size_t i = 0; i < ev->msg->u.update.cands.n; i++) {
-                wzp_cand_type t;
-                if (from_sig_type(ev->msg->u.update.cands.c[i].type, &t))
-                    wzp_ice_add_remote(call->ice, t, &ev->msg->u.update.cands.c[i].addr, core->now);
-            }
+            on_candidates(call, &ev->msg->u.update.cands, ev->msg->u.update.complete,
+                          ev->msg->u.update.generation, core->now);
         break;
     case WZP_SIGC_EV_ENDED: {
         call->sig = 0;

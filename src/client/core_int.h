@@ -44,7 +44,8 @@ typedef struct core_call {
     uint8_t tag[WZP_PROBE_TAG_LEN];
     wzp_sig_candidate local[WZP_SIG_MAX_CANDIDATES];
     size_t n_local;
-    bool cands_stale; /* hosts changed after our Offer/Accept went out, before setup */
+    bool cands_stale;  /* hosts changed after our Offer/Accept went out, before setup */
+    uint32_t cand_gen; /* generation of the last complete candidate set sent to the peer */
 
     wzp_media_tx *tx;
     wzp_media_rx *rx;

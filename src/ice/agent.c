@@ -93,6 +93,7 @@ typedef struct pair {
     uint32_t prio;
     wzp_pair_state state;
     bool had_rx;     /* anything authentic ever came from it (never evicted then) */
+    bool signaled;   /* the peer told us this address (else only learned from its probes) */
     bool peer_valid; /* latest request from the peer had F_VALID */
     bool triggered;  /* a triggered check is queued */
     wzp_ts peer_active_at;
@@ -137,7 +138,8 @@ struct wzp_ice_agent {
     bool failed_once;
     wzp_ts next_pace;
     bool ever_direct;
-    wzp_ts now; /* latest time seen by any entry point */
+    wzp_ts now;          /* latest time seen by any entry point */
+    uint32_t remote_gen; /* generation of the latest complete remote set applied */
 
     /*
      * Anti-replay. A request's txid starts with the sender's request counter
@@ -579,6 +581,7 @@ int wzp_ice_add_remote(wzp_ice_agent *a, wzp_cand_type type, const wzp_addr *add
     int rc = add_pair(a, type, addr, false, now);
     if (rc < 0)
         return rc;
+    a->pairs[rc].signaled = true;
     if (a->npairs > before || a->pairs[rc].state != WZP_PAIR_VALID) {
         /*
          * A new candidate from the peer means it is (re)starting checks now:
@@ -606,6 +609,62 @@ int wzp_ice_remove_remote(wzp_ice_agent *a, const wzp_addr *addr, wzp_ts now)
     remove_pair(a, idx, now);
     reselect(a, now);
     return 0;
+}
+
+static bool in_set(const wzp_candidate *cands, size_t n, const wzp_addr *addr)
+{
+    for (size_t i = 0; i < n; i++)
+        if (wzp_addr_equal(&cands[i].addr, addr))
+            return true;
+    return false;
+}
+
+int wzp_ice_set_remote_candidates(wzp_ice_agent *a, uint32_t generation, const wzp_candidate *cands,
+                                  size_t n, wzp_ts now)
+{
+    if (!a || generation == 0 || (n && !cands))
+        return WZP_ERR_INVALID;
+    if (now > a->now)
+        a->now = now;
+    if (generation <= a->remote_gen) {
+        /* Older than what we applied: applying it would resurrect withdrawn addresses. */
+        a->st.remote_sets_stale++;
+        WZP_INFO("ice: ignoring stale candidate set %u (have %u)", generation, a->remote_gen);
+        return WZP_ERR_STATE;
+    }
+    a->remote_gen = generation;
+    a->st.remote_sets++;
+    int withdrawn = 0;
+    for (size_t i = 0; i < a->npairs;) {
+        pair *p = &a->pairs[i];
+        if (!p->signaled || in_set(cands, n, &p->remote)) {
+            i++;
+            continue;
+        }
+        char buf[WZP_ADDR_STRLEN];
+        WZP_INFO("ice: peer withdrew %s%s", wzp_addr_format(&p->remote, buf, sizeof(buf)),
+                 (int)i == a->active ? " (the active pair)" : "");
+        if ((int)i == a->active) {
+            /*
+             * Media must not go on into an address the peer no longer has,
+             * and its network just changed: do what a path death does (the
+             * other pairs answer again before one is chosen), without waiting
+             * for the dead-path timer.
+             */
+            a->fail_epoch = now;
+            a->failed_once = true;
+            for (size_t k = 0; k < a->npairs; k++)
+                if (a->pairs[k].state == WZP_PAIR_VALID)
+                    a->pairs[k].next_tx = now;
+        }
+        remove_pair(a, (int)i, now); /* emits PAIR_REMOVED if it was active */
+        a->st.remote_withdrawn++;
+        withdrawn++;
+    }
+    for (size_t i = 0; i < n; i++)
+        (void)wzp_ice_add_remote(a, cands[i].type, &cands[i].addr, now); /* unusable: skipped */
+    reselect(a, now);
+    return withdrawn;
 }
 
 int wzp_ice_set_key(wzp_ice_agent *a, const uint8_t key[WZP_PROBE_KEY_LEN], wzp_ts now)

@@ -165,15 +165,34 @@ void wzp_ice_clear_local(wzp_ice_agent *a, wzp_ts now);
 size_t wzp_ice_local_candidates(const wzp_ice_agent *a, wzp_candidate *out, size_t max);
 
 /*
- * A peer candidate, at any time (at accept, or trickled later). Creates the
- * pair on the socket of its family and schedules its first check. Duplicates
- * only upgrade the type (prflx learned first, then signalled as srflx, say).
- * Returns 0, WZP_ERR_INVALID (unusable address), or WZP_ERR_LIMIT (pair cap
- * reached and nothing worse to evict; counted in stats.pairs_dropped).
+ * A peer candidate the peer signaled, at any time (at accept, or trickled
+ * later). Creates the pair on the socket of its family and schedules its
+ * first check. Duplicates only upgrade the type (prflx learned first, then
+ * signalled as srflx, say). Returns 0, WZP_ERR_INVALID (unusable address), or
+ * WZP_ERR_LIMIT (pair cap reached and nothing worse to evict; counted in
+ * stats.pairs_dropped).
  */
 int wzp_ice_add_remote(wzp_ice_agent *a, wzp_cand_type type, const wzp_addr *addr, wzp_ts now);
 /* The peer withdrew an address. If it was the active pair the route changes. */
 int wzp_ice_remove_remote(wzp_ice_agent *a, const wzp_addr *addr, wzp_ts now);
+/*
+ * The peer's complete current candidate set, numbered `generation` (>= 1,
+ * rising per call; sets arrive through signaling and may be reordered).
+ * Every remote address the peer ever signaled (add_remote or an earlier set)
+ * that is not in it is withdrawn: its pair goes. Peer-reflexive addresses
+ * learned only from the peer's probes are kept: traffic proved them and the
+ * peer may not know them; if their base went away they fail like any dead
+ * pair. If the active pair goes, the route falls back to the relay at once
+ * (WZP_ROUTE_PAIR_REMOVED) and, as after a path death, the remaining pairs
+ * are re-checked now and must answer again before one is chosen. The
+ * addresses in the set are then added as add_remote does (priorities in
+ * `cands` are ignored). Returns the number of pairs withdrawn, or
+ * WZP_ERR_STATE for a generation not newer than the last applied one
+ * (ignored, counted in stats.remote_sets_stale), WZP_ERR_INVALID for
+ * generation 0.
+ */
+int wzp_ice_set_remote_candidates(wzp_ice_agent *a, uint32_t generation, const wzp_candidate *cands,
+                                  size_t n, wzp_ts now);
 
 /*
  * The per-call probe key (32 bytes from the QUIC TLS exporter). Checks start
@@ -229,17 +248,20 @@ void wzp_ice_network_changed(wzp_ice_agent *a, wzp_ts now);
 wzp_ice_route wzp_ice_route_get(const wzp_ice_agent *a);
 
 typedef struct wzp_ice_stats {
-    wzp_ts started_at;      /* when the key was set (checks began) */
-    wzp_ts first_valid_at;  /* first pair proven; WZP_TS_NEVER if none yet */
-    wzp_ts first_direct_at; /* route first became DIRECT; WZP_TS_NEVER if never */
-    wzp_ts rtt;             /* smoothed RTT of the active pair, 0 when RELAY */
-    wzp_ts first_rtt;       /* first RTT sample of any pair (for QUIC initial_rtt), 0 if none */
-    uint32_t route_changes; /* every change of route */
-    uint32_t fallbacks;     /* direct -> relay because the path died */
-    uint32_t pairs;         /* current pairs */
-    uint32_t pairs_valid;   /* current valid pairs */
-    uint32_t pairs_dropped; /* pairs refused or evicted by the cap */
-    uint32_t prflx_learned; /* remote peer-reflexive candidates learned */
+    wzp_ts started_at;          /* when the key was set (checks began) */
+    wzp_ts first_valid_at;      /* first pair proven; WZP_TS_NEVER if none yet */
+    wzp_ts first_direct_at;     /* route first became DIRECT; WZP_TS_NEVER if never */
+    wzp_ts rtt;                 /* smoothed RTT of the active pair, 0 when RELAY */
+    wzp_ts first_rtt;           /* first RTT sample of any pair (for QUIC initial_rtt), 0 if none */
+    uint32_t route_changes;     /* every change of route */
+    uint32_t fallbacks;         /* direct -> relay because the path died */
+    uint32_t pairs;             /* current pairs */
+    uint32_t pairs_valid;       /* current valid pairs */
+    uint32_t pairs_dropped;     /* pairs refused or evicted by the cap */
+    uint32_t prflx_learned;     /* remote peer-reflexive candidates learned */
+    uint32_t remote_sets;       /* complete remote sets applied */
+    uint32_t remote_sets_stale; /* complete remote sets ignored: not newer than the applied one */
+    uint32_t remote_withdrawn;  /* pairs dropped because the peer withdrew their address */
     uint64_t requests_sent, responses_sent, requests_rcvd, responses_rcvd;
     uint64_t rx_malformed;   /* not a parseable probe */
     uint64_t rx_wrong_tag;   /* a probe for another call */

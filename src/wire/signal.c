@@ -96,7 +96,9 @@ static bool check_msg(const wzp_sig_msg *m)
                (m->u.setup.role == WZP_SIG_ROLE_CALLER || m->u.setup.role == WZP_SIG_ROLE_CALLEE) &&
                (m->u.setup.relay_addr.len == 0 || addr_ok(&m->u.setup.relay_addr));
     case WZP_SIG_CANDIDATES_UPDATE:
-        return cands_ok(&m->u.update.cands);
+        /* A complete set needs a generation to be ordered by; an add-only one has none. */
+        return cands_ok(&m->u.update.cands) &&
+               (m->u.update.complete ? m->u.update.generation != 0 : m->u.update.generation == 0);
     case WZP_SIG_ERROR:
         return strnlen(m->u.error.text, WZP_SIG_TEXT_MAX + 1) <= WZP_SIG_TEXT_MAX;
     case WZP_SIG_RINGING:
@@ -354,6 +356,8 @@ int wzp_sig_encode(const wzp_sig_msg *m, uint8_t *out, size_t cap)
         s.b.update.call_id = enc_call_id(&s, m->u.update.call_id);
         s.b.update.candidates = enc_cand_list(&s.cands, &m->u.update.cands);
         s.b.update.n_candidates = m->u.update.cands.n;
+        s.b.update.complete = m->u.update.complete;
+        s.b.update.generation = m->u.update.generation;
         env.body_case = WZP__ENVELOPE__BODY_CANDIDATES_UPDATE;
         env.candidates_update = &s.b.update;
         break;
@@ -554,12 +558,14 @@ static bool dec_body(wzp_sig_msg *m, const Wzp__Envelope *e)
     case WZP__ENVELOPE__BODY_PONG:
         m->type = WZP_SIG_PONG;
         return true;
-    case WZP__ENVELOPE__BODY_CANDIDATES_UPDATE:
+    case WZP__ENVELOPE__BODY_CANDIDATES_UPDATE: {
+        const Wzp__CandidatesUpdate *u = e->candidates_update;
         m->type = WZP_SIG_CANDIDATES_UPDATE;
-        return dec_fixed(m->u.update.call_id, &e->candidates_update->call_id,
-                         WZP_SIG_CALL_ID_LEN) &&
-               dec_cands(&m->u.update.cands, e->candidates_update->candidates,
-                         e->candidates_update->n_candidates);
+        m->u.update.complete = u->complete;
+        m->u.update.generation = u->generation;
+        return dec_fixed(m->u.update.call_id, &u->call_id, WZP_SIG_CALL_ID_LEN) &&
+               dec_cands(&m->u.update.cands, u->candidates, u->n_candidates);
+    }
     default:
         return false; /* no body, or one from a newer protocol */
     }

@@ -164,6 +164,10 @@ typedef struct wzp_sig_msg {
         struct {
             uint8_t call_id[WZP_SIG_CALL_ID_LEN];
             wzp_sig_candidates cands;
+            /* complete: cands is the sender's whole set (generation >= 1, rising per call);
+             * otherwise cands only add (generation 0). */
+            bool complete;
+            uint32_t generation;
         } update;
         struct {
             wzp_sig_err code;

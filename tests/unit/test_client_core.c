@@ -271,6 +271,7 @@ typedef struct simclient {
     wzp_call_state state;
     int reason;
     int path_events;
+    wzp_ts relay_at; /* virtual time of the latest route change to the relay */
     uint64_t frames_played;
 } simclient;
 
@@ -296,9 +297,13 @@ static void core_event(void *user, const wzp_core_event *ev)
             c->reason = ev->err;
         }
         break;
-    case WZP_CORE_EV_PATH:
+    case WZP_CORE_EV_PATH: {
         c->path_events++;
+        core_call *call = wzp_core__find(c->core, ev->call); /* white-box: the new route */
+        if (call && call->ice && wzp_ice_route_get(call->ice).kind == WZP_ROUTE_RELAY)
+            c->relay_at = now;
         break;
+    }
     case WZP_CORE_EV_PCM:
         c->frames_played++;
         break;
@@ -346,25 +351,17 @@ static void client_recv(void *ctx, wzp_sim_sock *s, const wzp_addr *from, const 
     client_kick(c);
 }
 
-/* A client on its own LAN behind a NAT of the given kind. */
-static void client_start(simclient *c, wzp_sim *sim, simrelay *r, int idx, wzp_sim_dep mapping,
-                         bool direct_disabled)
+/* A client at ip:5000 on the LAN of router rt. */
+static void client_join(simclient *c, wzp_sim *sim, simrelay *r, wzp_sim_router *rt, const char *ip,
+                        bool direct_disabled)
 {
     memset(c, 0, sizeof(*c));
     c->sim = sim;
-    char name[16], wan[32], gw[32], ip[32], bind[40];
-    snprintf(name, sizeof(name), "nat%d", idx);
-    snprintf(wan, sizeof(wan), "198.51.100.%d", idx + 1);
-    snprintf(gw, sizeof(gw), "10.0.%d.1", idx + 1);
-    snprintf(ip, sizeof(ip), "10.0.%d.2", idx + 1);
-    snprintf(bind, sizeof(bind), "%s:5000", ip);
-    wzp_sim_nat_cfg nat = {.mapping = mapping, .filtering = mapping, .port_preservation = true};
-    wzp_sim_link wl = {.latency = WZP_MS(10)}, ll = {.latency = WZP_MS(1)};
-    wzp_sim_router *rt =
-        wzp_sim_router_new(sim, name, wzp_sim_internet(sim), wan, wl, gw, ll, &nat);
-    assert_non_null(rt);
     c->rt = rt;
-    wzp_sim_host *h = wzp_sim_host_new(sim, name);
+    char bind[40];
+    snprintf(bind, sizeof(bind), "%s:5000", ip);
+    wzp_sim_link ll = {.latency = WZP_MS(1)};
+    wzp_sim_host *h = wzp_sim_host_new(sim, ip);
     assert_int_equal(wzp_sim_host_add_addr(h, wzp_sim_router_lan(rt), ip, ll), 0);
     c->sock = wzp_sim_sock_bind(h, bind, client_recv, c);
     assert_non_null(c->sock);
@@ -382,6 +379,29 @@ static void client_start(simclient *c, wzp_sim *sim, simrelay *r, int idx, wzp_s
     assert_int_equal(wzp_core_add_host_addr(c->core, &host), 0);
     assert_int_equal(wzp_core_start(c->core, wzp_sim_now(sim)), 0);
     client_kick(c);
+}
+
+static wzp_sim_router *router_new(wzp_sim *sim, int idx, wzp_sim_dep mapping)
+{
+    char name[16], wan[32], gw[32];
+    snprintf(name, sizeof(name), "nat%d", idx);
+    snprintf(wan, sizeof(wan), "198.51.100.%d", idx + 1);
+    snprintf(gw, sizeof(gw), "10.0.%d.1", idx + 1);
+    wzp_sim_nat_cfg nat = {.mapping = mapping, .filtering = mapping, .port_preservation = true};
+    wzp_sim_link wl = {.latency = WZP_MS(10)}, ll = {.latency = WZP_MS(1)};
+    wzp_sim_router *rt =
+        wzp_sim_router_new(sim, name, wzp_sim_internet(sim), wan, wl, gw, ll, &nat);
+    assert_non_null(rt);
+    return rt;
+}
+
+/* A client on its own LAN (10.0.idx+1.2) behind a NAT of the given kind. */
+static void client_start(simclient *c, wzp_sim *sim, simrelay *r, int idx, wzp_sim_dep mapping,
+                         bool direct_disabled)
+{
+    char ip[32];
+    snprintf(ip, sizeof(ip), "10.0.%d.2", idx + 1);
+    client_join(c, sim, r, router_new(sim, idx, mapping), ip, direct_disabled);
 }
 
 static void client_free(simclient *c)
@@ -438,6 +458,8 @@ typedef struct world {
     simclient a, b;
 } world;
 
+static void world_connect(world *w);
+
 /* a calls b (by fingerprint) and both reach ACTIVE. */
 static void world_call(world *w, uint64_t seed, wzp_sim_dep nat_a, wzp_sim_dep nat_b,
                        bool direct_disabled)
@@ -446,6 +468,12 @@ static void world_call(world *w, uint64_t seed, wzp_sim_dep nat_a, wzp_sim_dep n
     relay_start(&w->r, w->sim);
     client_start(&w->a, w->sim, &w->r, 0, nat_a, direct_disabled);
     client_start(&w->b, w->sim, &w->r, 1, nat_b, direct_disabled);
+    world_connect(w);
+}
+
+/* Registration, then a calls b (auto-answered) until both are ACTIVE. */
+static void world_connect(world *w)
+{
     w->b.auto_answer = true;
     assert_true(run_until(w->sim, both_registered, &w->a, &w->b, WZP_SEC(5)));
     uint8_t fp[WZP_FINGERPRINT_LEN];
@@ -742,6 +770,134 @@ static void test_host_change_before_setup(void **state)
     world_free(&w);
 }
 
+static wzp_addr want_route; /* for a_direct_to */
+static bool a_direct_to(simclient *a, simclient *b)
+{
+    (void)b;
+    core_call *call = wzp_core__find(a->core, a->call);
+    wzp_ice_route r = wzp_ice_route_get(call->ice);
+    return r.kind == WZP_ROUTE_DIRECT && wzp_addr_equal(&r.remote, &want_route);
+}
+
+/*
+ * a and b share a LAN and talk directly over it. b's address 10.0.1.3 goes
+ * (a new one, 10.0.1.4, comes): b sends its complete candidate set, a drops
+ * the pair to 10.0.1.3 and moves to the relay as soon as the update arrives
+ * -- well before its dead-path timer would have noticed -- and goes direct
+ * again to b's new address.
+ */
+static void test_peer_withdraws_active_address(void **state)
+{
+    world w;
+    w.sim = wzp_sim_new(10);
+    relay_start(&w.r, w.sim);
+    wzp_sim_router *rt = router_new(w.sim, 0, WZP_SIM_EI);
+    client_join(&w.a, w.sim, &w.r, rt, "10.0.1.2", false);
+    client_join(&w.b, w.sim, &w.r, rt, "10.0.1.3", false);
+    world_connect(&w);
+    wzp_addr old_b = wzp_sim_addr("10.0.1.3:5000"), new_b = wzp_sim_addr("10.0.1.4:5000");
+    want_route = old_b;
+    assert_true(run_until(w.sim, a_direct_to, &w.a, &w.b, WZP_SEC(10)));
+    core_call *ac = wzp_core__find(w.a.core, w.a.call);
+    wzp_ice_stats st0, st;
+    wzp_ice_get_stats(ac->ice, &st0);
+    wzp_call_stats sa0 = stats_of(&w.a);
+
+    wzp_sim_host *hb = wzp_sim_sock_host(w.b.sock);
+    wzp_sim_link ll = {.latency = WZP_MS(1)};
+    assert_int_equal(wzp_sim_host_add_addr(hb, wzp_sim_router_lan(rt), "10.0.1.4", ll), 0);
+    wzp_sim_sock_close(w.b.sock); /* 10.0.1.3 is gone */
+    w.b.sock = wzp_sim_sock_bind(hb, "10.0.1.4:5000", client_recv, &w.b);
+    assert_non_null(w.b.sock);
+    wzp_ts t0 = wzp_sim_now(w.sim);
+    w.a.relay_at = 0;
+    wzp_addr nh = wzp_sim_addr("10.0.1.4");
+    assert_int_equal(wzp_core_set_host_addrs(w.b.core, &nh, 1, t0), 1);
+    client_kick(&w.b);
+
+    want_route = new_b;
+    assert_true(run_until(w.sim, a_direct_to, &w.a, &w.b, WZP_SEC(10)));
+    wzp_ice_config def;
+    wzp_ice_config_default(&def);
+    printf("a to relay %lld ms after b's change (dead_after %lld ms)\n",
+           (long long)((w.a.relay_at - t0) / WZP_MS(1)), (long long)(def.dead_after / WZP_MS(1)));
+    assert_true(w.a.relay_at > t0);
+    /*
+     * Virtual time. The dead-path timer fires dead_after after the last packet
+     * from b (media every 20 ms, so no earlier than t0 + 100 ms); the update
+     * needs one trip through the relay (~32 ms here).
+     */
+    assert_true(w.a.relay_at < t0 + def.dead_after / 2);
+    wzp_ice_get_stats(ac->ice, &st);
+    assert_true(st.remote_sets >= 1);
+    assert_true(st.remote_withdrawn >= 1);
+    assert_int_equal(st.fallbacks, st0.fallbacks); /* a never waited for the path to die */
+    assert_false(peer_has_remote(w.a.core, w.a.call, &old_b));
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_SEC(1));
+    assert_true(a_direct_to(&w.a, &w.b));
+    wzp_call_stats sa = stats_of(&w.a);
+    printf("a: lost %llu, received %llu since the change\n",
+           (unsigned long long)(sa.frames_lost - sa0.frames_lost),
+           (unsigned long long)(sa.frames_received - sa0.frames_received));
+    assert_true(sa.frames_lost <= 15); /* as the failover tests accept */
+    assert_true(sa.frames_received - sa0.frames_received >= 50);
+    assert_int_equal(w.a.state, WZP_CALL_ACTIVE);
+    assert_int_equal(w.b.state, WZP_CALL_ACTIVE);
+    check_counters(&w.a);
+    check_counters(&w.b);
+    world_free(&w);
+}
+
+/*
+ * Through the real signaling path (b's signal client -> relay -> a): an
+ * old-style add-only update only adds; a complete set withdraws what it
+ * omits; an older generation arriving after a newer one changes nothing
+ * (here it would have withdrawn the active pair).
+ */
+static void test_candidate_set_generations(void **state)
+{
+    world w;
+    world_call(&w, 11, WZP_SIM_EI, WZP_SIM_EI, false);
+    assert_true(run_until(w.sim, both_direct, &w.a, &w.b, WZP_SEC(5)));
+    core_call *ac = wzp_core__find(w.a.core, w.a.call), *bc = wzp_core__find(w.b.core, w.b.call);
+    wzp_ice_route r0 = wzp_ice_route_get(ac->ice);
+    uint32_t changes = stats_of(&w.a).path_changes;
+    wzp_addr extra = wzp_sim_addr("10.0.2.77:5000");
+    wzp_sig_candidate x = {.type = WZP_SIG_CAND_HOST, .priority = 1, .addr = extra};
+
+    assert_int_equal(wzp_sigc_update_candidates(w.b.core->sc, bc->sig, &x, 1, wzp_sim_now(w.sim)),
+                     0);
+    client_kick(&w.b);
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_MS(500));
+    assert_true(peer_has_remote(w.a.core, w.a.call, &extra));
+    assert_true(peer_has_remote(w.a.core, w.a.call, &r0.remote));
+
+    assert_int_equal(wzp_sigc_send_candidate_set(w.b.core->sc, bc->sig, 5, bc->local, bc->n_local,
+                                                 wzp_sim_now(w.sim)),
+                     0);
+    client_kick(&w.b);
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_MS(500));
+    assert_false(peer_has_remote(w.a.core, w.a.call, &extra));
+
+    assert_int_equal(
+        wzp_sigc_send_candidate_set(w.b.core->sc, bc->sig, 3, &x, 1, wzp_sim_now(w.sim)), 0);
+    client_kick(&w.b);
+    run_until(w.sim, NULL, &w.a, &w.b, WZP_MS(500));
+    assert_false(peer_has_remote(w.a.core, w.a.call, &extra));
+    assert_true(peer_has_remote(w.a.core, w.a.call, &r0.remote));
+    wzp_ice_stats st;
+    wzp_ice_get_stats(ac->ice, &st);
+    assert_int_equal(st.remote_sets, 1);
+    assert_int_equal(st.remote_sets_stale, 1);
+    assert_int_equal(st.remote_withdrawn, 1);
+    wzp_ice_route r = wzp_ice_route_get(ac->ice);
+    assert_int_equal(r.kind, WZP_ROUTE_DIRECT);
+    assert_true(wzp_addr_equal(&r.remote, &r0.remote));
+    assert_int_equal(stats_of(&w.a).path_changes, changes);
+    check_counters(&w.a);
+    world_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -753,6 +909,8 @@ int main(void)
         cmocka_unit_test(test_host_addrs_unchanged),
         cmocka_unit_test(test_host_address_change),
         cmocka_unit_test(test_host_change_before_setup),
+        cmocka_unit_test(test_peer_withdraws_active_address),
+        cmocka_unit_test(test_candidate_set_generations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

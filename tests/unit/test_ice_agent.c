@@ -857,6 +857,98 @@ static void test_remove_active_and_network_change(void **state)
     sim_free(&s);
 }
 
+static size_t count_pairs_to(const wzp_ice_agent *ag, const char *addr)
+{
+    wzp_addr a = A(addr);
+    wzp_ice_pair_info pi[16];
+    size_t n = wzp_ice_pairs(ag, pi, 16), k = 0;
+    for (size_t i = 0; i < n && i < 16; i++)
+        k += wzp_addr_equal(&pi[i].remote, &a);
+    return k;
+}
+
+static int set_remote(sim *s, int i, uint32_t gen, const char *const *addrs, size_t n)
+{
+    wzp_candidate c[4];
+    for (size_t k = 0; k < n; k++)
+        c[k] = (wzp_candidate){.type = WZP_CAND_HOST, .addr = A(addrs[k])};
+    return wzp_ice_set_remote_candidates(s->n[i].ag, gen, c, n, s->now);
+}
+
+/*
+ * Complete remote sets: what the peer no longer lists goes (and only what it
+ * signaled), a stale generation changes nothing, add-only trickle still only
+ * adds, and withdrawing the active pair's address falls back to the relay at
+ * once, then recovers on a proven pair.
+ */
+static void test_remote_set_withdraws(void **state)
+{
+    (void)state;
+    static sim s;
+    setup_public(&s, NULL);
+    add_remote(&s, 0, WZP_CAND_SRFLX, "203.0.113.7:5000"); /* never answers */
+    start(&s);
+    sim_run(&s, s.now + WZP_MS(300));
+    assert_true(both_direct(&s));
+    const char *b = "203.0.113.2:5000", *gone = "203.0.113.7:5000";
+    int ev = s.n[0].route_events;
+    wzp_ice_stats st0, st;
+    wzp_ice_get_stats(s.n[0].ag, &st0);
+
+    /* Generation 2 drops the silent candidate, keeps the working (active) one. */
+    const char *only_b[] = {b};
+    assert_int_equal(set_remote(&s, 0, 2, only_b, 1), 1);
+    assert_int_equal(count_pairs_to(s.n[0].ag, gone), 0);
+    assert_int_equal(count_pairs_to(s.n[0].ag, b), 1);
+    assert_int_equal(s.n[0].route_events, ev);
+
+    /* A late generation 1 (and a repeated 2) changes nothing: no resurrection. */
+    const char *both[] = {b, gone};
+    assert_int_equal(set_remote(&s, 0, 1, both, 2), WZP_ERR_STATE);
+    assert_int_equal(set_remote(&s, 0, 2, both, 2), WZP_ERR_STATE);
+    assert_int_equal(count_pairs_to(s.n[0].ag, gone), 0);
+    assert_int_equal(set_remote(&s, 0, 0, both, 2), WZP_ERR_INVALID);
+    wzp_ice_get_stats(s.n[0].ag, &st);
+    assert_int_equal(st.remote_sets, 1);
+    assert_int_equal(st.remote_sets_stale, 2);
+    assert_int_equal(st.remote_withdrawn, 1);
+
+    /* Old-style add-only trickle: adds, withdraws nothing, route unchanged. */
+    add_remote(&s, 0, WZP_CAND_SRFLX, "203.0.113.8:5000");
+    assert_int_equal(count_pairs_to(s.n[0].ag, "203.0.113.8:5000"), 1);
+    assert_int_equal(count_pairs_to(s.n[0].ag, b), 1);
+    sim_run(&s, s.now + WZP_MS(200));
+    assert_true(both_direct(&s));
+    assert_int_equal(s.n[0].route_events, ev);
+
+    /* Generation 3 withdraws the active pair's address: relay now, not after dead_after. */
+    wzp_ts t = s.now;
+    assert_int_equal(set_remote(&s, 0, 3, NULL, 0), 2);
+    assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+    assert_int_equal(s.n[0].last_reason, WZP_ROUTE_PAIR_REMOVED);
+    assert_int_equal(s.n[0].last_route_at, t);
+    assert_int_equal(s.n[0].route_events, ev + 1);
+    assert_int_equal(count_pairs_to(s.n[0].ag, b), 0);
+    wzp_ice_get_stats(s.n[0].ag, &st);
+    assert_int_equal(st.fallbacks, st0.fallbacks); /* not a path death */
+    /*
+     * B still probes from that address (in the test it did not really go):
+     * A learns it back as peer-reflexive, proven by traffic, and recovers.
+     */
+    sim_run(&s, s.now + WZP_SEC(1));
+    assert_true(both_direct(&s));
+    assert_int_equal(s.n[0].last_reason, WZP_ROUTE_RECOVERED);
+    assert_int_equal(count_pairs_to(s.n[0].ag, b), 1);
+    /* A newer set that does not list it keeps it: it was never signaled since. */
+    ev = s.n[0].route_events;
+    assert_int_equal(set_remote(&s, 0, 4, NULL, 0), 0);
+    assert_int_equal(count_pairs_to(s.n[0].ag, b), 1);
+    sim_run(&s, s.now + WZP_MS(500));
+    assert_true(both_direct(&s));
+    assert_int_equal(s.n[0].route_events, ev);
+    sim_free(&s);
+}
+
 /*
  * Both behind NATs, each knowing its server-reflexive address (the mapping
  * towards the relay) and telling the peer host + srflx. Returns after `run`.
@@ -1330,6 +1422,7 @@ int main(void)
         cmocka_unit_test(test_forged_ignored),
         cmocka_unit_test(test_pair_cap),
         cmocka_unit_test(test_remove_active_and_network_change),
+        cmocka_unit_test(test_remote_set_withdraws),
         cmocka_unit_test(test_nat_pairs),
         cmocka_unit_test(test_nat_rebinding),
         cmocka_unit_test(test_late_cone_side),

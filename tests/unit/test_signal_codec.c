@@ -184,6 +184,20 @@ static void test_round_trip_all_types(void **state)
     round_trip(&m, &d);
     assert_int_equal(d.u.update.cands.n, 5);
     assert_memory_equal(d.u.update.call_id, m.u.update.call_id, WZP_SIG_CALL_ID_LEN);
+    assert_false(d.u.update.complete);
+    assert_int_equal(d.u.update.generation, 0);
+    /* A complete set (withdraws what it omits), numbered; may be empty. */
+    m.u.update.complete = true;
+    m.u.update.generation = 0xfffffffe;
+    round_trip(&m, &d);
+    assert_true(d.u.update.complete);
+    assert_int_equal(d.u.update.generation, 0xfffffffe);
+    assert_int_equal(d.u.update.cands.n, 5);
+    m.u.update.cands.n = 0;
+    m.u.update.generation = 1;
+    round_trip(&m, &d);
+    assert_true(d.u.update.complete);
+    assert_int_equal(d.u.update.cands.n, 0);
 
     wzp_sig_init(&m, WZP_SIG_PING, 11);
     round_trip(&m, &d);
@@ -230,6 +244,12 @@ static void test_encode_refuses_invalid(void **state)
     assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID); /* no address */
     wzp_sig_init(&m, WZP_SIG_HANGUP, 1);
     m.u.end.reason = WZP_SIG_END_BUSY;
+    assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
+    wzp_sig_init(&m, WZP_SIG_CANDIDATES_UPDATE, 1);
+    m.u.update.complete = true; /* a complete set needs a generation */
+    assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
+    m.u.update.complete = false;
+    m.u.update.generation = 3; /* an add-only one has none */
     assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
     wzp_sig_init(&m, WZP_SIG_NONE, 1);
     assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
@@ -370,6 +390,47 @@ static void test_decode_rejects_malformed(void **state)
     n = pack(&e, buf);
     assert_int_equal(wzp_sig_decode(buf, n, &d), WZP_ERR_MALFORMED);
     cand[2].addr = &a;
+
+    /* CandidatesUpdate: too many candidates, a bad address, generation and
+     * complete not agreeing; an old sender's add-only update still decodes. */
+    Wzp__CandidatesUpdate upd = WZP__CANDIDATES_UPDATE__INIT;
+    e.body_case = WZP__ENVELOPE__BODY_CANDIDATES_UPDATE;
+    e.candidates_update = &upd;
+    upd.call_id.data = b16;
+    upd.call_id.len = 16;
+    upd.candidates = cp;
+    upd.n_candidates = 2;
+    n = pack(&e, buf);
+    assert_int_equal(wzp_sig_decode(buf, n, &d), 0);
+    assert_false(d.u.update.complete);
+    upd.complete = true;
+    upd.generation = 9;
+    upd.n_candidates = WZP_SIG_MAX_CANDIDATES + 1;
+    n = pack(&e, buf);
+    assert_int_equal(wzp_sig_decode(buf, n, &d), WZP_ERR_MALFORMED);
+    upd.n_candidates = 2;
+    n = pack(&e, buf);
+    assert_int_equal(wzp_sig_decode(buf, n, &d), 0);
+    assert_true(d.u.update.complete);
+    assert_int_equal(d.u.update.generation, 9);
+    upd.generation = 0; /* complete without a generation */
+    n = pack(&e, buf);
+    assert_int_equal(wzp_sig_decode(buf, n, &d), WZP_ERR_MALFORMED);
+    upd.complete = false;
+    upd.generation = 4; /* a generation on an add-only update */
+    n = pack(&e, buf);
+    assert_int_equal(wzp_sig_decode(buf, n, &d), WZP_ERR_MALFORMED);
+    upd.complete = true;
+    upd.call_id.len = 15;
+    n = pack(&e, buf);
+    assert_int_equal(wzp_sig_decode(buf, n, &d), WZP_ERR_MALFORMED);
+    upd.call_id.len = 16;
+    a.port = 0;
+    n = pack(&e, buf);
+    assert_int_equal(wzp_sig_decode(buf, n, &d), WZP_ERR_MALFORMED);
+    a.port = 65535;
+    e.body_case = WZP__ENVELOPE__BODY_ACCEPT;
+    e.accept = &acc; /* the oneof shares storage */
 
     /* Params: short probe key, too many codecs. */
     Wzp__CallParams cpar = WZP__CALL_PARAMS__INIT;
