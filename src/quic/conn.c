@@ -216,7 +216,7 @@ void wzp_quic_conn_close(wzp_quic_conn *c, uint64_t app_code, const char *reason
     if (!c || c->close_requested || c->state >= CONN_CLOSING)
         return;
     c->close_requested = true;
-    c->tx_due = true;
+    wzp_quic_ep_mark_due(c);
     c->close_app_code = app_code;
     size_t n = reason ? strlen(reason) : 0;
     if (n > 200)
@@ -364,6 +364,9 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
                       wzp_quic_conn **out)
 {
     *out = NULL;
+    /* Heap room first, so that linking the connection below cannot fail. */
+    if (wzp_quic_ep_reserve(ep) != 0)
+        return WZP_ERR_NOMEM;
     wzp_quic_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return WZP_ERR_NOMEM;
@@ -376,7 +379,6 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
     c->local = *local;
     c->remote = *remote;
     c->stream_id = -1;
-    c->tx_due = true;
 
     ngtcp2_settings s;
     ngtcp2_settings_default(&s);
@@ -458,6 +460,7 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
         ep->conns->prev = c;
     ep->conns = c;
     ep->stats.conns_active++;
+    wzp_quic_ep_mark_due(c); /* its first flight */
     *out = c;
     return 0;
 }
@@ -467,6 +470,7 @@ void wzp_quic_conn_free(wzp_quic_conn *c)
     if (!c)
         return;
     wzp_quic_endpoint *ep = c->ep;
+    wzp_quic_ep_unschedule(c); /* no heap or due list entry may outlive it */
     wzp_quic_ep_release_handshake(ep, c);
     while (c->ncids)
         wzp_quic_ep_del_cid(ep, c, &c->cids[c->ncids - 1]);
@@ -528,7 +532,7 @@ static void open_stream(wzp_quic_conn *c)
 void wzp_quic_conn_read(wzp_quic_conn *c, const wzp_addr *local, const wzp_addr *remote,
                         const uint8_t *pkt, size_t len, wzp_ts now)
 {
-    c->tx_due = true;
+    wzp_quic_ep_mark_due(c);
     if (c->state == CONN_CLOSING) {
         /* Answer with our CONNECTION_CLOSE, exponentially less often, so a
          * flood of packets cannot make us send as much back. */
@@ -698,7 +702,7 @@ void wzp_quic_conn_handle_expiry(wzp_quic_conn *c, wzp_ts now)
         return;
     if (ngtcp2_conn_get_expiry(c->qc) > now)
         return;
-    c->tx_due = true;
+    wzp_quic_ep_mark_due(c);
     int rc = ngtcp2_conn_handle_expiry(c->qc, now);
     if (rc != 0)
         conn_fail(c, rc, now);
@@ -747,7 +751,7 @@ int wzp_quic_conn_send_datagram(wzp_quic_conn *c, const uint8_t *data, size_t le
     d->len = len;
     if (len)
         memcpy(d->data, data, len);
-    c->tx_due = true;
+    wzp_quic_ep_mark_due(c);
     if (c->dg_tail)
         c->dg_tail->next = d;
     else
@@ -796,7 +800,7 @@ int wzp_quic_conn_set_local_addr(wzp_quic_conn *c, const wzp_addr *local)
     c->local = *local;
     ngtcp2_addr a = {.addr = (ngtcp2_sockaddr *)&c->local.u.sa, .addrlen = c->local.len};
     ngtcp2_conn_set_local_addr(c->qc, &a); /* copied into the current path */
-    c->tx_due = true;
+    wzp_quic_ep_mark_due(c);
     return 0;
 }
 
