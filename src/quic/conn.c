@@ -226,6 +226,21 @@ void wzp_quic_conn_close(wzp_quic_conn *c, uint64_t app_code, const char *reason
 
 static void after_progress(wzp_quic_conn *c);
 
+/* Reports a move of ngtcp2's current path (see path_changed): a compare
+ * after each packet, timer run and write instead of the owner polling
+ * every connection. */
+static void check_path(wzp_quic_conn *c)
+{
+    if (!c->ep->path_changed || c->state >= CONN_CLOSING || c->close_requested)
+        return;
+    wzp_addr cur;
+    wzp_quic_conn_remote_addr(c, &cur);
+    if (wzp_addr_equal(&cur, &c->reported_remote))
+        return;
+    c->reported_remote = cur;
+    c->ep->path_changed(c->ep->user, c, &cur);
+}
+
 /* ---- ngtcp2 callbacks ------------------------------------------------------------------- */
 
 static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
@@ -443,6 +458,7 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
     ngtcp2_conn_set_tls_native_handle(c->qc, c->tls);
     if (c->opts.keep_alive)
         ngtcp2_conn_set_keep_alive_timeout(c->qc, c->opts.keep_alive);
+    wzp_quic_conn_remote_addr(c, &c->reported_remote);
 
     /* Register our initial SCID (no callback reports it) and, on a server,
      * the client's chosen DCID so retransmitted Initials find us. */
@@ -556,6 +572,8 @@ void wzp_quic_conn_read(wzp_quic_conn *c, const wzp_addr *local, const wzp_addr 
     after_progress(c);
     if (c->fail_pending)
         conn_fail(c, NGTCP2_ERR_CALLBACK_FAILURE, now);
+    else
+        check_path(c);
 }
 
 /* ---- writing ---------------------------------------------------------------------------- */
@@ -675,6 +693,7 @@ int wzp_quic_conn_write(wzp_quic_conn *c, wzp_ts now, wzp_quic_send_fn send, voi
         count++;
     }
     ngtcp2_conn_update_pkt_tx_time(c->qc, now);
+    check_path(c);
     return count;
 }
 
@@ -706,6 +725,8 @@ void wzp_quic_conn_handle_expiry(wzp_quic_conn *c, wzp_ts now)
     int rc = ngtcp2_conn_handle_expiry(c->qc, now);
     if (rc != 0)
         conn_fail(c, rc, now);
+    else
+        check_path(c);
 }
 
 bool wzp_quic_conn_is_dead(const wzp_quic_conn *c, wzp_ts now)

@@ -286,6 +286,11 @@ int wzp_quic_endpoint_new(const wzp_identity *id, bool server, const wzp_quic_ca
     return 0;
 }
 
+void wzp_quic_endpoint_on_path_changed(wzp_quic_endpoint *ep, wzp_quic_path_fn fn)
+{
+    ep->path_changed = fn;
+}
+
 void wzp_quic_endpoint_free(wzp_quic_endpoint *ep)
 {
     if (!ep)

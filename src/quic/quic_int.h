@@ -44,7 +44,8 @@ struct wzp_quic_conn {
     bool creating; /* inside ngtcp2_conn_*_new (see cb_rand) */
     wzp_quic_conn_opts opts;
     char alpn[32];
-    wzp_addr local, remote; /* the path of the last packet fed / given to connect */
+    wzp_addr local, remote;   /* the path of the last packet fed / given to connect */
+    wzp_addr reported_remote; /* ngtcp2's remote as path_changed last saw it */
     conn_state state;
     /* Set (wzp_quic_ep_mark_due) by whatever can make packets due or move
      * the timer (a packet fed, a timer run, data queued, close); cleared by
@@ -119,6 +120,7 @@ struct wzp_quic_endpoint {
     const wzp_identity *id;
     bool server;
     wzp_quic_callbacks cb;
+    wzp_quic_path_fn path_changed;
     void *user;
     gnutls_certificate_credentials_t cred;
     wzp_hmap cids; /* CID bytes -> wzp_quic_conn */
