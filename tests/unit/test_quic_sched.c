@@ -71,6 +71,13 @@ typedef struct world {
     wzp_ts now;
     pkt *head, *tail;
     bool cut; /* drop everything between client and server */
+    /* A NAT in front of the client: once `rebound`, the server sees the
+     * client's packets come from cl_nat and answers there. */
+    bool rebound;
+    wzp_addr cl_nat;
+    int path_events;
+    wzp_quic_conn *path_conn;
+    wzp_addr path_addr;
     tconn idle[N_IDLE];
     tconn active[N_ACTIVE];
     tconn sv_conns[N_ACTIVE];
@@ -115,6 +122,14 @@ static void on_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *i
     t->c = NULL;
 }
 
+static void on_path(void *user, wzp_quic_conn *c, const wzp_addr *remote)
+{
+    world *w = user;
+    w->path_events++;
+    w->path_conn = c;
+    w->path_addr = *remote;
+}
+
 static const wzp_quic_callbacks cbs = {
     .accept = on_accept, .established = on_est, .closed = on_closed};
 
@@ -122,6 +137,14 @@ static void net_send(void *user, const wzp_addr *l, const wzp_addr *r, const uin
 {
     world *w = user;
     bool to_sv = wzp_addr_equal(r, &w->sv_addr), to_cl = wzp_addr_equal(r, &w->cl_addr);
+    if (w->rebound && wzp_addr_equal(r, &w->cl_nat)) {
+        to_cl = true;
+        r = &w->cl_addr; /* the NAT maps it back */
+    } else if (w->rebound && to_cl) {
+        to_cl = false; /* the old mapping is gone */
+    }
+    if (w->rebound && to_sv)
+        l = &w->cl_nat;
     if (to_sv)
         w->tx_to_server++;
     if ((!to_sv && !to_cl) || w->cut)
@@ -197,6 +220,7 @@ static void flush_both(world *w)
 /* Runs the loop a relay runs, jumping the clock to each next event. */
 static void run_until(world *w, wzp_ts end)
 {
+    flush_both(w); /* what the test did before (dial, send, close) */
     for (int guard = 0;; guard++) {
         assert_true(guard < 1000000);
         wzp_ts t = wzp_ts_min(wzp_quic_endpoint_expiry(w->sv), wzp_quic_endpoint_expiry(w->cl));
@@ -380,11 +404,50 @@ static void test_free_with_scheduled_conns(void **state)
     world_free(w);
 }
 
+/* NAT rebinding: the server follows the client's new address and says so,
+ * once; nothing fires without a change. */
+static void test_path_changed_event(void **state)
+{
+    (void)state;
+    world *w = calloc(1, sizeof(*w));
+    assert_non_null(w);
+    w->now = WZP_SEC(5);
+    wzp_addr_parse(&w->sv_addr, "127.0.0.1:4000", false);
+    wzp_addr_parse(&w->cl_addr, "127.0.0.1:5000", false);
+    wzp_addr_parse(&w->cl_nat, "127.0.0.1:5999", false);
+    assert_int_equal(wzp_quic_endpoint_new(id_s, true, &cbs, w, &w->sv), 0);
+    assert_int_equal(wzp_quic_endpoint_new(id_c, false, &cbs, w, &w->cl), 0);
+    wzp_quic_endpoint_on_path_changed(w->sv, on_path);
+    wzp_quic_endpoint_on_path_changed(w->cl, on_path);
+    wzp_quic_conn *c = dial(w, &w->sv_addr, &w->active[0], WZP_SEC(10), WZP_MS(500), WZP_SEC(30));
+    run_until(w, w->now + WZP_SEC(2));
+    assert_true(w->sv_conns[0].established);
+    assert_int_equal(w->path_events, 0);
+
+    w->rebound = true;
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(wzp_quic_conn_send_message(c, (const uint8_t *)"hi", 2), 0);
+        run_until(w, w->now + WZP_MS(100));
+    }
+    assert_int_equal(w->path_events, 1);
+    assert_ptr_equal(w->path_conn, w->sv_conns[0].c);
+    assert_true(wzp_addr_equal(&w->path_addr, &w->cl_nat));
+    wzp_addr ra;
+    wzp_quic_conn_remote_addr(w->sv_conns[0].c, &ra);
+    assert_true(wzp_addr_equal(&ra, &w->cl_nat));
+    run_until(w, w->now + WZP_SEC(3)); /* keep-alives on the new path */
+    assert_int_equal(w->path_events, 1);
+    assert_false(w->active[0].closed);
+    assert_false(w->sv_conns[0].closed);
+    world_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_connections),
         cmocka_unit_test(test_free_with_scheduled_conns),
+        cmocka_unit_test(test_path_changed_event),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
