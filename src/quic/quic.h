@@ -10,8 +10,10 @@
  *   wzp_quic_endpoint_expiry(ep)  /  wzp_quic_endpoint_handle_expiry(ep, now)
  *
  * Call flush after every feed, handle_expiry, send or close (it writes what
- * they made due). Connections are created by wzp_quic_connect (client) or by
- * the `accept` callback on an Initial packet (server).
+ * they made due). Their cost follows the connections with work (fed, given
+ * data, or whose timer came), O(log n) each, not the connections held: idle
+ * ones wait in a timer heap, so expiry is O(1) after a flush. Connections are created by
+ * wzp_quic_connect (client) or by the `accept` callback on an Initial packet (server).
  *
  * Authentication: every connection uses TLS 1.3 with ALPN "wzp/1"
  * (mandatory), both sides present their identity certificate, and each side
