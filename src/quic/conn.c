@@ -216,7 +216,7 @@ void wzp_quic_conn_close(wzp_quic_conn *c, uint64_t app_code, const char *reason
     if (!c || c->close_requested || c->state >= CONN_CLOSING)
         return;
     c->close_requested = true;
-    c->tx_due = true;
+    wzp_quic_ep_mark_due(c);
     c->close_app_code = app_code;
     size_t n = reason ? strlen(reason) : 0;
     if (n > 200)
@@ -225,6 +225,21 @@ void wzp_quic_conn_close(wzp_quic_conn *c, uint64_t app_code, const char *reason
 }
 
 static void after_progress(wzp_quic_conn *c);
+
+/* Reports a move of ngtcp2's current path (see path_changed): a compare
+ * after each packet, timer run and write instead of the owner polling
+ * every connection. */
+static void check_path(wzp_quic_conn *c)
+{
+    if (!c->ep->path_changed || c->state >= CONN_CLOSING || c->close_requested)
+        return;
+    wzp_addr cur;
+    wzp_quic_conn_remote_addr(c, &cur);
+    if (wzp_addr_equal(&cur, &c->reported_remote))
+        return;
+    c->reported_remote = cur;
+    c->ep->path_changed(c->ep->user, c, &cur);
+}
 
 /* ---- ngtcp2 callbacks ------------------------------------------------------------------- */
 
@@ -364,6 +379,9 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
                       wzp_quic_conn **out)
 {
     *out = NULL;
+    /* Heap room first, so that linking the connection below cannot fail. */
+    if (wzp_quic_ep_reserve(ep) != 0)
+        return WZP_ERR_NOMEM;
     wzp_quic_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return WZP_ERR_NOMEM;
@@ -376,7 +394,6 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
     c->local = *local;
     c->remote = *remote;
     c->stream_id = -1;
-    c->tx_due = true;
 
     ngtcp2_settings s;
     ngtcp2_settings_default(&s);
@@ -441,6 +458,7 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
     ngtcp2_conn_set_tls_native_handle(c->qc, c->tls);
     if (c->opts.keep_alive)
         ngtcp2_conn_set_keep_alive_timeout(c->qc, c->opts.keep_alive);
+    wzp_quic_conn_remote_addr(c, &c->reported_remote);
 
     /* Register our initial SCID (no callback reports it) and, on a server,
      * the client's chosen DCID so retransmitted Initials find us. */
@@ -458,6 +476,7 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
         ep->conns->prev = c;
     ep->conns = c;
     ep->stats.conns_active++;
+    wzp_quic_ep_mark_due(c); /* its first flight */
     *out = c;
     return 0;
 }
@@ -467,6 +486,7 @@ void wzp_quic_conn_free(wzp_quic_conn *c)
     if (!c)
         return;
     wzp_quic_endpoint *ep = c->ep;
+    wzp_quic_ep_unschedule(c); /* no heap or due list entry may outlive it */
     wzp_quic_ep_release_handshake(ep, c);
     while (c->ncids)
         wzp_quic_ep_del_cid(ep, c, &c->cids[c->ncids - 1]);
@@ -528,7 +548,7 @@ static void open_stream(wzp_quic_conn *c)
 void wzp_quic_conn_read(wzp_quic_conn *c, const wzp_addr *local, const wzp_addr *remote,
                         const uint8_t *pkt, size_t len, wzp_ts now)
 {
-    c->tx_due = true;
+    wzp_quic_ep_mark_due(c);
     if (c->state == CONN_CLOSING) {
         /* Answer with our CONNECTION_CLOSE, exponentially less often, so a
          * flood of packets cannot make us send as much back. */
@@ -552,6 +572,8 @@ void wzp_quic_conn_read(wzp_quic_conn *c, const wzp_addr *local, const wzp_addr 
     after_progress(c);
     if (c->fail_pending)
         conn_fail(c, NGTCP2_ERR_CALLBACK_FAILURE, now);
+    else
+        check_path(c);
 }
 
 /* ---- writing ---------------------------------------------------------------------------- */
@@ -671,6 +693,7 @@ int wzp_quic_conn_write(wzp_quic_conn *c, wzp_ts now, wzp_quic_send_fn send, voi
         count++;
     }
     ngtcp2_conn_update_pkt_tx_time(c->qc, now);
+    check_path(c);
     return count;
 }
 
@@ -698,10 +721,12 @@ void wzp_quic_conn_handle_expiry(wzp_quic_conn *c, wzp_ts now)
         return;
     if (ngtcp2_conn_get_expiry(c->qc) > now)
         return;
-    c->tx_due = true;
+    wzp_quic_ep_mark_due(c);
     int rc = ngtcp2_conn_handle_expiry(c->qc, now);
     if (rc != 0)
         conn_fail(c, rc, now);
+    else
+        check_path(c);
 }
 
 bool wzp_quic_conn_is_dead(const wzp_quic_conn *c, wzp_ts now)
@@ -747,7 +772,7 @@ int wzp_quic_conn_send_datagram(wzp_quic_conn *c, const uint8_t *data, size_t le
     d->len = len;
     if (len)
         memcpy(d->data, data, len);
-    c->tx_due = true;
+    wzp_quic_ep_mark_due(c);
     if (c->dg_tail)
         c->dg_tail->next = d;
     else
@@ -796,7 +821,7 @@ int wzp_quic_conn_set_local_addr(wzp_quic_conn *c, const wzp_addr *local)
     c->local = *local;
     ngtcp2_addr a = {.addr = (ngtcp2_sockaddr *)&c->local.u.sa, .addrlen = c->local.len};
     ngtcp2_conn_set_local_addr(c->qc, &a); /* copied into the current path */
-    c->tx_due = true;
+    wzp_quic_ep_mark_due(c);
     return 0;
 }
 

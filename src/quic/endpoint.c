@@ -96,6 +96,150 @@ void wzp_quic_ep_release_handshake(wzp_quic_endpoint *ep, wzp_quic_conn *c)
         wzp_hmap_del(&ep->hs_by_ip, c->hs_ip, c->hs_iplen);
 }
 
+/* ---- scheduling: due list and timer heap ----------------------------------------------- */
+
+static bool heap_less(const wzp_quic_endpoint *ep, size_t a, size_t b)
+{
+    return ep->heap[a]->expiry_cache < ep->heap[b]->expiry_cache;
+}
+
+static void heap_set(wzp_quic_endpoint *ep, size_t i, wzp_quic_conn *c)
+{
+    ep->heap[i] = c;
+    c->heap_slot = i + 1;
+}
+
+static void heap_swap(wzp_quic_endpoint *ep, size_t a, size_t b)
+{
+    wzp_quic_conn *t = ep->heap[a];
+    heap_set(ep, a, ep->heap[b]);
+    heap_set(ep, b, t);
+}
+
+static size_t heap_up(wzp_quic_endpoint *ep, size_t i)
+{
+    while (i > 0 && heap_less(ep, i, (i - 1) / 2)) {
+        heap_swap(ep, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    return i;
+}
+
+static void heap_down(wzp_quic_endpoint *ep, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < ep->heap_len && heap_less(ep, l, m))
+            m = l;
+        if (r < ep->heap_len && heap_less(ep, r, m))
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(ep, i, m);
+        i = m;
+    }
+}
+
+/* Capacity is reserved per connection (wzp_quic_ep_reserve): cannot fail. */
+static void heap_insert(wzp_quic_endpoint *ep, wzp_quic_conn *c)
+{
+    heap_set(ep, ep->heap_len++, c);
+    heap_up(ep, ep->heap_len - 1);
+}
+
+static void heap_remove(wzp_quic_endpoint *ep, wzp_quic_conn *c)
+{
+    if (!c->heap_slot)
+        return;
+    size_t i = c->heap_slot - 1, last = --ep->heap_len;
+    c->heap_slot = 0;
+    if (i == last)
+        return;
+    heap_set(ep, i, ep->heap[last]);
+    /* The moved entry may belong above or below its new place. */
+    heap_down(ep, heap_up(ep, i));
+}
+
+int wzp_quic_ep_reserve(wzp_quic_endpoint *ep)
+{
+    size_t need = (size_t)ep->stats.conns_active + 1;
+    if (need <= ep->heap_cap)
+        return 0;
+    size_t cap = ep->heap_cap ? 2 * ep->heap_cap : 64;
+    wzp_quic_conn **h = realloc(ep->heap, cap * sizeof(*h));
+    if (!h)
+        return WZP_ERR_NOMEM;
+    ep->heap = h;
+    ep->heap_cap = cap;
+    return 0;
+}
+
+static void due_append(wzp_quic_endpoint *ep, wzp_quic_conn *c)
+{
+    c->tx_due = true;
+    c->due_next = NULL;
+    c->due_prev = ep->due_tail;
+    if (ep->due_tail)
+        ep->due_tail->due_next = c;
+    else
+        ep->due_head = c;
+    ep->due_tail = c;
+}
+
+static void due_remove(wzp_quic_endpoint *ep, wzp_quic_conn *c)
+{
+    if (!c->tx_due)
+        return;
+    c->tx_due = false;
+    if (c->due_prev)
+        c->due_prev->due_next = c->due_next;
+    else
+        ep->due_head = c->due_next;
+    if (c->due_next)
+        c->due_next->due_prev = c->due_prev;
+    else
+        ep->due_tail = c->due_prev;
+    c->due_prev = c->due_next = NULL;
+}
+
+void wzp_quic_ep_mark_due(wzp_quic_conn *c)
+{
+    if (c->tx_due)
+        return;
+    heap_remove(c->ep, c);
+    due_append(c->ep, c);
+}
+
+void wzp_quic_ep_unschedule(wzp_quic_conn *c)
+{
+    heap_remove(c->ep, c);
+    due_remove(c->ep, c);
+}
+
+/* Moves every idle connection whose cached expiry has come to the due list. */
+static void take_expired(wzp_quic_endpoint *ep, wzp_ts now)
+{
+    while (ep->heap_len && ep->heap[0]->expiry_cache <= now)
+        wzp_quic_ep_mark_due(ep->heap[0]);
+}
+
+wzp_quic_conn *wzp_quic_ep_heap_top(const wzp_quic_endpoint *ep)
+{
+    return ep->heap_len ? ep->heap[0] : NULL;
+}
+
+bool wzp_quic_ep_heap_check(const wzp_quic_endpoint *ep)
+{
+    for (size_t i = 0; i < ep->heap_len; i++) {
+        const wzp_quic_conn *c = ep->heap[i];
+        if (c->heap_slot != i + 1 || c->tx_due)
+            return false;
+        if (i > 0 && c->expiry_cache < ep->heap[(i - 1) / 2]->expiry_cache)
+            return false;
+    }
+    return true;
+}
+
 /* ---- endpoint --------------------------------------------------------------------------- */
 
 void wzp_quic_endpoint_config_default(wzp_quic_endpoint_config *cfg)
@@ -148,6 +292,11 @@ int wzp_quic_endpoint_new(const wzp_identity *id, bool server, const wzp_quic_ca
     return 0;
 }
 
+void wzp_quic_endpoint_on_path_changed(wzp_quic_endpoint *ep, wzp_quic_path_fn fn)
+{
+    ep->path_changed = fn;
+}
+
 void wzp_quic_endpoint_free(wzp_quic_endpoint *ep)
 {
     if (!ep)
@@ -157,6 +306,7 @@ void wzp_quic_endpoint_free(wzp_quic_endpoint *ep)
     wzp_hmap_free(&ep->cids);
     wzp_hmap_free(&ep->hs_by_ip);
     gnutls_certificate_free_credentials(ep->cred);
+    free(ep->heap);
     free(ep);
 }
 
@@ -357,18 +507,6 @@ wzp_quic_conn *wzp_quic_endpoint_lookup(const wzp_quic_endpoint *ep, const uint8
     return wzp_hmap_get(&ep->cids, vc.dcid, vc.dcidlen);
 }
 
-/* Frees connections whose closing or draining period is over. */
-static void reap(wzp_quic_endpoint *ep, wzp_ts now)
-{
-    wzp_quic_conn *c = ep->conns;
-    while (c) {
-        wzp_quic_conn *next = c->next;
-        if (wzp_quic_conn_is_dead(c, now))
-            wzp_quic_conn_free(c);
-        c = next;
-    }
-}
-
 int wzp_quic_endpoint_flush(wzp_quic_endpoint *ep, wzp_ts now, wzp_quic_send_fn send,
                             void *send_user)
 {
@@ -381,30 +519,49 @@ int wzp_quic_endpoint_flush(wzp_quic_endpoint *ep, wzp_ts now, wzp_quic_send_fn 
         count++;
     }
     ep->n_stateless = 0;
-    for (wzp_quic_conn *c = ep->conns; c; c = c->next) {
-        /* Nothing fed, queued or timed out since the last write: nothing to send. */
-        if (!c->tx_due && c->expiry_cache > now)
-            continue;
-        c->tx_due = false;
+    /* Everything fed, queued or timed out since the last write; idle
+     * connections whose timer has not come have nothing to send. The timer
+     * ones are taken once, before writing: one whose expiry is still past
+     * after its write (handle_expiry not run yet) waits for the next flush.
+     * A connection a callback makes due during this loop is written too. */
+    take_expired(ep, now);
+    wzp_quic_conn *c;
+    while ((c = ep->due_head) != NULL) {
+        due_remove(ep, c);
         count += wzp_quic_conn_write(c, now, send, send_user);
+        if (c->tx_due)
+            continue; /* made due again while writing: written again below */
         c->expiry_cache = wzp_quic_conn_expiry(c);
+        heap_insert(ep, c);
     }
     return count;
 }
 
 wzp_ts wzp_quic_endpoint_expiry(const wzp_quic_endpoint *ep)
 {
-    /* Queued Retry packets are due now. */
+    /* Queued Retry packets are due now. Due connections (normally none: the
+     * owner flushes before asking) have no cached expiry yet. */
     wzp_ts t = ep->n_stateless ? 0 : WZP_TS_NEVER;
-    for (const wzp_quic_conn *c = ep->conns; c; c = c->next)
-        t = wzp_ts_min(t, c->tx_due ? wzp_quic_conn_expiry(c) : c->expiry_cache);
+    if (ep->heap_len)
+        t = wzp_ts_min(t, ep->heap[0]->expiry_cache);
+    for (const wzp_quic_conn *c = ep->due_head; c; c = c->due_next)
+        t = wzp_ts_min(t, wzp_quic_conn_expiry(c));
     return t;
 }
 
 void wzp_quic_endpoint_handle_expiry(wzp_quic_endpoint *ep, wzp_ts now)
 {
-    for (wzp_quic_conn *c = ep->conns; c; c = c->next)
-        if (c->tx_due || c->expiry_cache <= now)
-            wzp_quic_conn_handle_expiry(c, now);
-    reap(ep, now);
+    /* Only due connections and those whose timer came can have a timer to
+     * run or a closing period that ended (a connection's cached expiry is
+     * its close deadline once closing, 0 once dead). */
+    take_expired(ep, now);
+    for (wzp_quic_conn *c = ep->due_head; c; c = c->due_next)
+        wzp_quic_conn_handle_expiry(c, now);
+    wzp_quic_conn *c = ep->due_head;
+    while (c) {
+        wzp_quic_conn *next = c->due_next;
+        if (wzp_quic_conn_is_dead(c, now))
+            wzp_quic_conn_free(c);
+        c = next;
+    }
 }

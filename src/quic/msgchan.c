@@ -37,7 +37,7 @@ int wzp_quic_conn_send_message(wzp_quic_conn *c, const uint8_t *data, size_t len
     c->tx_tail = m;
     if (!c->tx_cur)
         c->tx_cur = m;
-    c->tx_due = true;
+    wzp_quic_ep_mark_due(c);
     if (len)
         c->st.msgs_sent++;
     return 0;

@@ -10,8 +10,10 @@
  *   wzp_quic_endpoint_expiry(ep)  /  wzp_quic_endpoint_handle_expiry(ep, now)
  *
  * Call flush after every feed, handle_expiry, send or close (it writes what
- * they made due). Connections are created by wzp_quic_connect (client) or by
- * the `accept` callback on an Initial packet (server).
+ * they made due). Their cost follows the connections with work (fed, given
+ * data, or whose timer came), O(log n) each, not the connections held: idle
+ * ones wait in a timer heap, so expiry is O(1) after a flush. Connections are created by
+ * wzp_quic_connect (client) or by the `accept` callback on an Initial packet (server).
  *
  * Authentication: every connection uses TLS 1.3 with ALPN "wzp/1"
  * (mandatory), both sides present their identity certificate, and each side
@@ -136,6 +138,16 @@ typedef struct wzp_quic_callbacks {
 } wzp_quic_callbacks;
 
 /*
+ * Optional event (a setter, so that wzp_quic_callbacks keeps its layout):
+ * the remote address ngtcp2 uses for c (wzp_quic_conn_remote_addr) changed,
+ * i.e. a server followed NAT rebinding, or fell back after a failed path
+ * validation. Fired (with the endpoint's user) by the feed, timer run or
+ * flush that moved it; never for the path a connection starts on, nor once
+ * it is closing. Lets the owner follow clients without scanning them all.
+ */
+typedef void (*wzp_quic_path_fn)(void *user, wzp_quic_conn *c, const wzp_addr *remote);
+
+/*
  * Address validation for servers (RFC 9000 8.1), against Initial floods
  * from spoofed sources. A server connection costs about 90 KB (ngtcp2 and
  * GnuTLS state) and its first flight is larger than the Initial that made
@@ -200,6 +212,8 @@ int wzp_quic_endpoint_new(const wzp_identity *id, bool server, const wzp_quic_ca
 /* Server address validation (see wzp_quic_endpoint_config); applies to
  * Initials fed from now on. WZP_ERR_INVALID for a NULL argument. */
 int wzp_quic_endpoint_configure(wzp_quic_endpoint *ep, const wzp_quic_endpoint_config *cfg);
+/* Sets (or with NULL clears) the path-changed event. */
+void wzp_quic_endpoint_on_path_changed(wzp_quic_endpoint *ep, wzp_quic_path_fn fn);
 /* Frees the endpoint and every connection, without callbacks and without
  * sending anything (close connections and flush first for a clean end). */
 void wzp_quic_endpoint_free(wzp_quic_endpoint *ep);

@@ -44,16 +44,21 @@ struct wzp_quic_conn {
     bool creating; /* inside ngtcp2_conn_*_new (see cb_rand) */
     wzp_quic_conn_opts opts;
     char alpn[32];
-    wzp_addr local, remote; /* the path of the last packet fed / given to connect */
+    wzp_addr local, remote;   /* the path of the last packet fed / given to connect */
+    wzp_addr reported_remote; /* ngtcp2's remote as path_changed last saw it */
     conn_state state;
-    /* Set by whatever can make packets due or move the timer (a packet fed,
-     * a timer run, data queued, close); cleared by flush, which then caches
-     * the expiry. A connection without it has nothing to send before
-     * expiry_cache, so flush and the timer scans of an endpoint with many
-     * idle connections cost almost nothing per connection. */
+    /* Set (wzp_quic_ep_mark_due) by whatever can make packets due or move
+     * the timer (a packet fed, a timer run, data queued, close); cleared by
+     * flush, which then caches the expiry. A connection is either due (on
+     * the endpoint's due list, its expiry read live) or idle (in the timer
+     * heap keyed by expiry_cache, nothing to send before it), so flush,
+     * expiry and handle_expiry never look at idle connections whose timer
+     * is not due. */
     bool tx_due;
+    wzp_quic_conn *due_prev, *due_next;
     wzp_ts expiry_cache;
-    bool confirmed; /* ngtcp2 reported the handshake confirmed */
+    size_t heap_slot; /* 1 + index in ep->heap; 0 = not in the heap */
+    bool confirmed;   /* ngtcp2 reported the handshake confirmed */
     wzp_ts close_deadline;
     bool closed_reported;
     bool close_requested;
@@ -115,10 +120,17 @@ struct wzp_quic_endpoint {
     const wzp_identity *id;
     bool server;
     wzp_quic_callbacks cb;
+    wzp_quic_path_fn path_changed;
     void *user;
     gnutls_certificate_credentials_t cred;
     wzp_hmap cids; /* CID bytes -> wzp_quic_conn */
     wzp_quic_conn *conns;
+    /* Connections with tx_due set, in the order they became due. */
+    wzp_quic_conn *due_head, *due_tail;
+    /* Binary min-heap of the idle connections by expiry_cache. Its capacity
+     * is reserved when a connection is created, so inserting never fails. */
+    wzp_quic_conn **heap;
+    size_t heap_len, heap_cap;
     wzp_quic_stats stats;
     /* address validation (server) */
     wzp_quic_endpoint_config cfg;
@@ -158,6 +170,18 @@ int wzp_quic_ep_add_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_ci
 void wzp_quic_ep_del_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_cid *cid);
 /* Gives back c's handshake slot, if it holds one (idempotent). */
 void wzp_quic_ep_release_handshake(wzp_quic_endpoint *ep, wzp_quic_conn *c);
+
+/* endpoint.c: scheduling. mark_due: c may have packets to send or a new
+ * expiry (idempotent; moves c from the timer heap to the due list).
+ * reserve: room in the heap for one more connection (call before linking a
+ * new one). unschedule: takes c off the due list and out of the heap (free). */
+void wzp_quic_ep_mark_due(wzp_quic_conn *c);
+int wzp_quic_ep_reserve(wzp_quic_endpoint *ep);
+void wzp_quic_ep_unschedule(wzp_quic_conn *c);
+/* Tests: the connection at the top of the heap (NULL if empty) and whether
+ * the heap property holds with every slot index consistent. */
+wzp_quic_conn *wzp_quic_ep_heap_top(const wzp_quic_endpoint *ep);
+bool wzp_quic_ep_heap_check(const wzp_quic_endpoint *ep);
 
 /* tls.c */
 int wzp_quic_tls_new(wzp_quic_conn *c);

@@ -16,8 +16,7 @@
 #include "wire/signal.h"
 #include "wire/stun_server.h"
 
-/* How often the control thread looks for NAT rebinding and idle channels. */
-#define ADDR_SCAN_INTERVAL   WZP_MS(250)
+/* How often the control thread looks for idle channels. */
 #define CHAN_EXPIRE_INTERVAL WZP_SEC(1)
 #define RX_BATCH             64
 /* Control packets (QUIC, STUN) each worker may hold for this thread. The
@@ -49,7 +48,7 @@ struct wzp_relay_server {
     wzp_relay_control *ctl;
     wzp_hmap conns; /* handle -> relay_conn */
     uint64_t next_handle;
-    wzp_ts next_scan, next_expire;
+    wzp_ts next_expire;
     bool stopping;
     uint64_t rx_stun, rx_dropped;
     uint8_t rxbuf[RX_BATCH][WZP_FWD_MAX_DGRAM];
@@ -176,6 +175,21 @@ static void q_datagram(void *user, wzp_quic_conn *c, const uint8_t *data, size_t
     s->rx_dropped++; /* control connections carry no datagrams */
 }
 
+/* NAT rebinding: QUIC follows the client to its new address (path
+ * validation) and says so; the control plane and the client's channels
+ * follow QUIC. An event, not a periodic scan of every connection. */
+static void q_path_changed(void *user, wzp_quic_conn *c, const wzp_addr *remote)
+{
+    wzp_relay_server *s = user;
+    relay_conn *rc = wzp_quic_conn_user(c);
+    /* Before `established` there is nothing to move: q_established reads
+     * the address current then. */
+    if (!rc || wzp_addr_family(remote) == AF_UNSPEC || wzp_addr_equal(remote, &rc->addr))
+        return;
+    rc->addr = *remote;
+    wzp_relay_control_on_addr_change(s->ctl, rc->handle, remote, wzp_now());
+}
+
 static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info)
 {
     wzp_relay_server *s = user;
@@ -199,29 +213,13 @@ static void q_send(void *user, const wzp_addr *local, const wzp_addr *remote, co
     wzp_forwarder_send(s->fwd, remote, pkt, len);
 }
 
-/* NAT rebinding: QUIC follows the client to its new address after path
- * validation; the control plane and the client's channels follow QUIC. */
-static void scan_addresses(wzp_relay_server *s, wzp_ts now)
-{
-    const wzp_hmap_slot *slot;
-    for (size_t it = 0; wzp_hmap_next(&s->conns, &it, &slot);) {
-        relay_conn *rc = slot->value;
-        wzp_addr cur;
-        wzp_quic_conn_remote_addr(rc->conn, &cur);
-        if (wzp_addr_family(&cur) == AF_UNSPEC || wzp_addr_equal(&cur, &rc->addr))
-            continue;
-        rc->addr = cur;
-        wzp_relay_control_on_addr_change(s->ctl, rc->handle, &cur, now);
-    }
-}
-
 static void service(wzp_relay_server *s)
 {
     wzp_ts now = wzp_now();
     wzp_quic_endpoint_flush(s->ep, now, q_send, s);
     wzp_ts next =
         wzp_ts_min(wzp_quic_endpoint_expiry(s->ep), wzp_relay_control_next_deadline(s->ctl));
-    next = wzp_ts_min(next, wzp_ts_min(s->next_scan, s->next_expire));
+    next = wzp_ts_min(next, s->next_expire);
     wzp_timer_start(s->loop, &s->timer, next);
 }
 
@@ -234,10 +232,6 @@ static void on_timer(wzp_loop *loop, wzp_timer *t)
         wzp_quic_endpoint_handle_expiry(s->ep, now);
     if (wzp_relay_control_next_deadline(s->ctl) <= now)
         wzp_relay_control_handle_timer(s->ctl, now);
-    if (s->next_scan <= now) {
-        scan_addresses(s, now);
-        s->next_scan = now + ADDR_SCAN_INTERVAL;
-    }
     if (s->next_expire <= now) {
         wzp_chan_table_expire(s->chans, now, s->cfg.chan_idle_timeout, NULL, NULL);
         s->next_expire = now + CHAN_EXPIRE_INTERVAL;
@@ -355,6 +349,7 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
                               .closed = q_closed};
     if ((rv = wzp_quic_endpoint_new(s->id, true, &qcb, s, &s->ep)) < 0)
         goto fail;
+    wzp_quic_endpoint_on_path_changed(s->ep, q_path_changed);
     wzp_quic_endpoint_config qcfg;
     wzp_quic_endpoint_config_default(&qcfg);
     qcfg.retry_threshold = cfg->retry_threshold;
@@ -386,7 +381,6 @@ int wzp_relay_server_run(wzp_relay_server *s, bool handle_signals)
             return rv;
     }
     wzp_ts now = wzp_now();
-    s->next_scan = now + ADDR_SCAN_INTERVAL;
     s->next_expire = now + CHAN_EXPIRE_INTERVAL;
     service(s);
     return wzp_loop_run(s->loop);
