@@ -237,6 +237,12 @@ static void check_path(wzp_quic_conn *c)
     wzp_quic_conn_remote_addr(c, &cur);
     if (wzp_addr_equal(&cur, &c->reported_remote))
         return;
+    /* Only a path the peer has proved (PATH_RESPONSE from there, or the one
+     * the handshake ran on): one packet with a spoofed or rewritten source
+     * makes ngtcp2 move at once, and the owner (the relay, which steers
+     * media by it) must not follow that before it is validated. */
+    if (!wzp_addr_equal(&cur, &c->validated_remote))
+        return;
     c->reported_remote = cur;
     c->ep->path_changed(c->ep->user, c, &cur);
 }
@@ -346,6 +352,20 @@ static int cb_extend_streams(ngtcp2_conn *qc, uint64_t max, void *ud)
     return 0;
 }
 
+static int cb_path_validation(ngtcp2_conn *qc, uint32_t flags, const ngtcp2_path *path,
+                              ngtcp2_path_validation_result res, void *ud)
+{
+    (void)qc;
+    (void)flags;
+    wzp_quic_conn *c = ud;
+    wzp_addr a;
+    if (res == NGTCP2_PATH_VALIDATION_RESULT_SUCCESS && path && path->remote.addrlen &&
+        wzp_addr_from_sockaddr(&a, (const struct sockaddr *)path->remote.addr,
+                               path->remote.addrlen) == 0)
+        c->validated_remote = a;
+    return 0;
+}
+
 static const ngtcp2_callbacks conn_callbacks = {
     .client_initial = ngtcp2_crypto_client_initial_cb,
     .recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
@@ -369,6 +389,7 @@ static const ngtcp2_callbacks conn_callbacks = {
     .lost_datagram = cb_lost_datagram,
     .extend_max_local_streams_bidi = cb_extend_streams,
     .handshake_confirmed = cb_handshake_confirmed,
+    .path_validation = cb_path_validation,
 };
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -459,6 +480,7 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
     if (c->opts.keep_alive)
         ngtcp2_conn_set_keep_alive_timeout(c->qc, c->opts.keep_alive);
     wzp_quic_conn_remote_addr(c, &c->reported_remote);
+    c->validated_remote = c->reported_remote; /* the handshake validates it */
 
     /* Register our initial SCID (no callback reports it) and, on a server,
      * the client's chosen DCID so retransmitted Initials find us. */

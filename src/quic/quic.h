@@ -139,11 +139,13 @@ typedef struct wzp_quic_callbacks {
 
 /*
  * Optional event (a setter, so that wzp_quic_callbacks keeps its layout):
- * the remote address ngtcp2 uses for c (wzp_quic_conn_remote_addr) changed,
- * i.e. a server followed NAT rebinding, or fell back after a failed path
- * validation. Fired (with the endpoint's user) by the feed, timer run or
- * flush that moved it; never for the path a connection starts on, nor once
- * it is closing. Lets the owner follow clients without scanning them all.
+ * the remote address ngtcp2 uses for c (wzp_quic_conn_remote_addr) changed
+ * to one the peer has proved it receives at (path validation succeeded, or
+ * the fallback to the path the handshake validated): a server followed NAT
+ * rebinding. An unvalidated move (a spoofed source, say) is never reported.
+ * Fired (with the endpoint's user) by the feed, timer run or flush that made
+ * it; never for the path a connection starts on, nor once it is closing.
+ * Lets the owner follow clients without scanning them all.
  */
 typedef void (*wzp_quic_path_fn)(void *user, wzp_quic_conn *c, const wzp_addr *remote);
 

@@ -44,8 +44,9 @@ struct wzp_quic_conn {
     bool creating; /* inside ngtcp2_conn_*_new (see cb_rand) */
     wzp_quic_conn_opts opts;
     char alpn[32];
-    wzp_addr local, remote;   /* the path of the last packet fed / given to connect */
-    wzp_addr reported_remote; /* ngtcp2's remote as path_changed last saw it */
+    wzp_addr local, remote;    /* the path of the last packet fed / given to connect */
+    wzp_addr reported_remote;  /* ngtcp2's remote as path_changed last saw it */
+    wzp_addr validated_remote; /* last remote the peer proved to receive at */
     conn_state state;
     /* Set (wzp_quic_ep_mark_due) by whatever can make packets due or move
      * the timer (a packet fed, a timer run, data queued, close); cleared by

@@ -75,6 +75,10 @@ typedef struct world {
      * client's packets come from cl_nat and answers there. */
     bool rebound;
     wzp_addr cl_nat;
+    /* An attacker rewrites the source of the client's next packet to this
+     * (unroutable) address, once. */
+    int spoof_next;
+    wzp_addr spoof;
     int path_events;
     wzp_quic_conn *path_conn;
     wzp_addr path_addr;
@@ -145,6 +149,8 @@ static void net_send(void *user, const wzp_addr *l, const wzp_addr *r, const uin
     }
     if (w->rebound && to_sv)
         l = &w->cl_nat;
+    if (to_sv && w->spoof_next > 0 && w->spoof_next-- == 1)
+        l = &w->spoof;
     if (to_sv)
         w->tx_to_server++;
     if ((!to_sv && !to_cl) || w->cut)
@@ -442,12 +448,48 @@ static void test_path_changed_event(void **state)
     world_free(w);
 }
 
+/* One packet with a rewritten source moves ngtcp2 to that address at once,
+ * but the peer never proves it: the owner is never told, and the server ends
+ * up back on the client's real address. */
+static void test_path_unvalidated_not_reported(void **state)
+{
+    (void)state;
+    world *w = calloc(1, sizeof(*w));
+    assert_non_null(w);
+    w->now = WZP_SEC(5);
+    wzp_addr_parse(&w->sv_addr, "127.0.0.1:4000", false);
+    wzp_addr_parse(&w->cl_addr, "127.0.0.1:5000", false);
+    wzp_addr_parse(&w->spoof, "192.0.2.66:6666", false);
+    assert_int_equal(wzp_quic_endpoint_new(id_s, true, &cbs, w, &w->sv), 0);
+    assert_int_equal(wzp_quic_endpoint_new(id_c, false, &cbs, w, &w->cl), 0);
+    wzp_quic_endpoint_on_path_changed(w->sv, on_path);
+    wzp_quic_conn *c = dial(w, &w->sv_addr, &w->active[0], WZP_SEC(10), WZP_MS(500), WZP_SEC(30));
+    run_until(w, w->now + WZP_SEC(2));
+    assert_true(w->sv_conns[0].established);
+
+    w->spoof_next = 2; /* the second packet from now */
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(wzp_quic_conn_send_message(c, (const uint8_t *)"hi", 2), 0);
+        run_until(w, w->now + WZP_MS(100));
+    }
+    assert_int_equal(w->spoof_next, 0);
+    run_until(w, w->now + WZP_SEC(3));
+    assert_int_equal(w->path_events, 0);
+    wzp_addr ra;
+    wzp_quic_conn_remote_addr(w->sv_conns[0].c, &ra);
+    assert_true(wzp_addr_equal(&ra, &w->cl_addr));
+    assert_false(w->active[0].closed);
+    assert_false(w->sv_conns[0].closed);
+    world_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_connections),
         cmocka_unit_test(test_free_with_scheduled_conns),
         cmocka_unit_test(test_path_changed_event),
+        cmocka_unit_test(test_path_unvalidated_not_reported),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
