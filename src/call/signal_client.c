@@ -364,35 +364,16 @@ int wzp_sigc_hangup(wzp_sigc *sc, uint32_t call, bool error, wzp_ts now)
     return 0;
 }
 
-int wzp_sigc_update_candidates(wzp_sigc *sc, uint32_t call, const wzp_sig_candidate *cands,
-                               size_t n_cands, wzp_ts now)
+/* A CandidatesUpdate for a set-up call: add-only (generation 0) or the complete set. */
+static int send_update(wzp_sigc *sc, uint32_t call, bool complete, uint32_t generation,
+                       const wzp_sig_candidate *cands, size_t n_cands)
 {
-    (void)now;
     sigc_call *k = find_handle(sc, call);
     if (!k)
         return WZP_ERR_NOT_FOUND;
     if (k->state != WZP_SIGC_CALL_SETUP)
         return WZP_ERR_STATE;
-    if (!cands_fit(cands, n_cands) || n_cands == 0)
-        return WZP_ERR_INVALID;
-    wzp_sig_msg m;
-    wzp_sig_init(&m, WZP_SIG_CANDIDATES_UPDATE, new_rid(sc));
-    memcpy(m.u.update.call_id, k->id, WZP_SIG_CALL_ID_LEN);
-    memcpy(m.u.update.cands.c, cands, n_cands * sizeof(*cands));
-    m.u.update.cands.n = n_cands;
-    return send_msg(sc, &m);
-}
-
-int wzp_sigc_send_candidate_set(wzp_sigc *sc, uint32_t call, uint32_t generation,
-                                const wzp_sig_candidate *cands, size_t n_cands, wzp_ts now)
-{
-    (void)now;
-    sigc_call *k = find_handle(sc, call);
-    if (!k)
-        return WZP_ERR_NOT_FOUND;
-    if (k->state != WZP_SIGC_CALL_SETUP)
-        return WZP_ERR_STATE;
-    if (!cands_fit(cands, n_cands) || generation == 0)
+    if (!cands_fit(cands, n_cands) || (complete ? generation == 0 : n_cands == 0))
         return WZP_ERR_INVALID;
     wzp_sig_msg m;
     wzp_sig_init(&m, WZP_SIG_CANDIDATES_UPDATE, new_rid(sc));
@@ -400,9 +381,23 @@ int wzp_sigc_send_candidate_set(wzp_sigc *sc, uint32_t call, uint32_t generation
     if (n_cands)
         memcpy(m.u.update.cands.c, cands, n_cands * sizeof(*cands));
     m.u.update.cands.n = n_cands;
-    m.u.update.complete = true;
-    m.u.update.generation = generation;
+    m.u.update.complete = complete;
+    m.u.update.generation = complete ? generation : 0;
     return send_msg(sc, &m);
+}
+
+int wzp_sigc_update_candidates(wzp_sigc *sc, uint32_t call, const wzp_sig_candidate *cands,
+                               size_t n_cands, wzp_ts now)
+{
+    (void)now;
+    return send_update(sc, call, false, 0, cands, n_cands);
+}
+
+int wzp_sigc_send_candidate_set(wzp_sigc *sc, uint32_t call, uint32_t generation,
+                                const wzp_sig_candidate *cands, size_t n_cands, wzp_ts now)
+{
+    (void)now;
+    return send_update(sc, call, true, generation, cands, n_cands);
 }
 
 int wzp_sigc_ping(wzp_sigc *sc, wzp_ts now)
