@@ -19,29 +19,24 @@
 
 #include <wzp/identity.h>
 
+#include "support/id_pair.h"
 #include "quic/quic_int.h"
 
 #define N_IDLE   2000
 #define N_ACTIVE 4
 
-static wzp_identity *id_s, *id_c;
-static uint8_t fp_s[WZP_FINGERPRINT_LEN], fp_c[WZP_FINGERPRINT_LEN];
+static id_pair ids;
 
 static int group_setup(void **state)
 {
     (void)state;
-    if (wzp_identity_generate(&id_s) || wzp_identity_generate(&id_c))
-        return -1;
-    wzp_identity_fingerprint(id_s, fp_s);
-    wzp_identity_fingerprint(id_c, fp_c);
-    return 0;
+    return id_pair_new(&ids);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    wzp_identity_free(id_s);
-    wzp_identity_free(id_c);
+    id_pair_free(&ids);
     return 0;
 }
 
@@ -97,7 +92,7 @@ static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_
     if (w->n_sv >= N_ACTIVE)
         return -1;
     o->pin_mode = WZP_QUIC_PIN_EXACT;
-    memcpy(o->pin, fp_c, sizeof(fp_c));
+    memcpy(o->pin, ids.fp_c, sizeof(ids.fp_c));
     o->initial_rtt = WZP_MS(10);
     o->idle_timeout = WZP_SEC(3);
     tconn *t = &w->sv_conns[w->n_sv++];
@@ -277,7 +272,7 @@ static wzp_quic_conn *dial(world *w, const wzp_addr *to, tconn *t, wzp_ts hs_tim
 {
     wzp_quic_conn_opts o;
     wzp_quic_conn_opts_default(&o);
-    memcpy(o.pin, fp_s, sizeof(fp_s));
+    memcpy(o.pin, ids.fp_s, sizeof(ids.fp_s));
     o.initial_rtt = WZP_MS(10);
     o.handshake_timeout = hs_timeout;
     o.keep_alive = keep_alive;
@@ -299,8 +294,8 @@ static void test_many_connections(void **state)
     w->now = WZP_SEC(1000);
     wzp_addr_parse(&w->sv_addr, "127.0.0.1:4000", false);
     wzp_addr_parse(&w->cl_addr, "127.0.0.1:5000", false);
-    assert_int_equal(wzp_quic_endpoint_new(id_s, true, &cbs, w, &w->sv), 0);
-    assert_int_equal(wzp_quic_endpoint_new(id_c, false, &cbs, w, &w->cl), 0);
+    assert_int_equal(wzp_quic_endpoint_new(ids.s, true, &cbs, w, &w->sv), 0);
+    assert_int_equal(wzp_quic_endpoint_new(ids.c, false, &cbs, w, &w->cl), 0);
 
     /* An empty endpoint has nothing to do. */
     assert_int_equal(wzp_quic_endpoint_expiry(w->cl), WZP_TS_NEVER);
@@ -395,8 +390,8 @@ static void test_free_with_scheduled_conns(void **state)
     w->now = WZP_SEC(5);
     wzp_addr_parse(&w->sv_addr, "127.0.0.1:4000", false);
     wzp_addr_parse(&w->cl_addr, "127.0.0.1:5000", false);
-    assert_int_equal(wzp_quic_endpoint_new(id_s, true, &cbs, w, &w->sv), 0);
-    assert_int_equal(wzp_quic_endpoint_new(id_c, false, &cbs, w, &w->cl), 0);
+    assert_int_equal(wzp_quic_endpoint_new(ids.s, true, &cbs, w, &w->sv), 0);
+    assert_int_equal(wzp_quic_endpoint_new(ids.c, false, &cbs, w, &w->cl), 0);
     for (int i = 0; i < 200; i++) {
         uint8_t ip[4] = {10, 1, 0, (uint8_t)i};
         wzp_addr to;
@@ -421,8 +416,8 @@ static void test_path_changed_event(void **state)
     wzp_addr_parse(&w->sv_addr, "127.0.0.1:4000", false);
     wzp_addr_parse(&w->cl_addr, "127.0.0.1:5000", false);
     wzp_addr_parse(&w->cl_nat, "127.0.0.1:5999", false);
-    assert_int_equal(wzp_quic_endpoint_new(id_s, true, &cbs, w, &w->sv), 0);
-    assert_int_equal(wzp_quic_endpoint_new(id_c, false, &cbs, w, &w->cl), 0);
+    assert_int_equal(wzp_quic_endpoint_new(ids.s, true, &cbs, w, &w->sv), 0);
+    assert_int_equal(wzp_quic_endpoint_new(ids.c, false, &cbs, w, &w->cl), 0);
     wzp_quic_endpoint_on_path_changed(w->sv, on_path);
     wzp_quic_endpoint_on_path_changed(w->cl, on_path);
     wzp_quic_conn *c = dial(w, &w->sv_addr, &w->active[0], WZP_SEC(10), WZP_MS(500), WZP_SEC(30));
@@ -460,8 +455,8 @@ static void test_path_unvalidated_not_reported(void **state)
     wzp_addr_parse(&w->sv_addr, "127.0.0.1:4000", false);
     wzp_addr_parse(&w->cl_addr, "127.0.0.1:5000", false);
     wzp_addr_parse(&w->spoof, "192.0.2.66:6666", false);
-    assert_int_equal(wzp_quic_endpoint_new(id_s, true, &cbs, w, &w->sv), 0);
-    assert_int_equal(wzp_quic_endpoint_new(id_c, false, &cbs, w, &w->cl), 0);
+    assert_int_equal(wzp_quic_endpoint_new(ids.s, true, &cbs, w, &w->sv), 0);
+    assert_int_equal(wzp_quic_endpoint_new(ids.c, false, &cbs, w, &w->cl), 0);
     wzp_quic_endpoint_on_path_changed(w->sv, on_path);
     wzp_quic_conn *c = dial(w, &w->sv_addr, &w->active[0], WZP_SEC(10), WZP_MS(500), WZP_SEC(30));
     run_until(w, w->now + WZP_SEC(2));

@@ -1,0 +1,18 @@
+/* A server and a client identity for QUIC tests, made once per test group. */
+#ifndef WZP_TESTS_ID_PAIR_H
+#define WZP_TESTS_ID_PAIR_H
+
+#include <stdint.h>
+
+#include <wzp/identity.h>
+
+typedef struct id_pair {
+    wzp_identity *s, *c;
+    uint8_t fp_s[WZP_FINGERPRINT_LEN], fp_c[WZP_FINGERPRINT_LEN];
+} id_pair;
+
+/* 0, or -1 (nothing left allocated). */
+int id_pair_new(id_pair *p);
+void id_pair_free(id_pair *p);
+
+#endif
