@@ -20,3 +20,18 @@ void id_pair_free(id_pair *p)
     wzp_identity_free(p->c);
     p->s = p->c = NULL;
 }
+
+id_pair test_ids;
+
+int id_pair_group_setup(void **state)
+{
+    (void)state;
+    return id_pair_new(&test_ids);
+}
+
+int id_pair_group_teardown(void **state)
+{
+    (void)state;
+    id_pair_free(&test_ids);
+    return 0;
+}

@@ -15,4 +15,9 @@ typedef struct id_pair {
 int id_pair_new(id_pair *p);
 void id_pair_free(id_pair *p);
 
+/* cmocka group setup / teardown filling / freeing test_ids. */
+extern id_pair test_ids;
+int id_pair_group_setup(void **state);
+int id_pair_group_teardown(void **state);
+
 #endif

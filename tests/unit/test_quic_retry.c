@@ -19,21 +19,6 @@
 #include "support/id_pair.h"
 #include "quic/quic.h"
 
-static id_pair ids;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return id_pair_new(&ids);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    id_pair_free(&ids);
-    return 0;
-}
-
 /* ---- nodes and events ---- */
 
 #define MAXNODES 6
@@ -79,7 +64,7 @@ static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_
     (void)l;
     (void)r;
     o->pin_mode = WZP_QUIC_PIN_EXACT;
-    memcpy(o->pin, ids.fp_c, sizeof(ids.fp_c));
+    memcpy(o->pin, test_ids.fp_c, sizeof(test_ids.fp_c));
     o->initial_rtt = WZP_MS(10);
     return 0;
 }
@@ -270,7 +255,7 @@ static wzp_quic_conn *dial(tnet *nt, node *cl, node *sv)
 {
     wzp_quic_conn_opts o;
     wzp_quic_conn_opts_default(&o);
-    memcpy(o.pin, ids.fp_s, sizeof(ids.fp_s));
+    memcpy(o.pin, test_ids.fp_s, sizeof(test_ids.fp_s));
     o.initial_rtt = WZP_MS(10);
     wzp_quic_conn *c;
     assert_int_equal(wzp_quic_connect(cl->ep, &cl->addr, &sv->addr, &o, nt->now, &c), 0);
@@ -306,8 +291,8 @@ static void test_retry_always(void **state)
     (void)state;
     tnet nt;
     net_init(&nt);
-    node *sv = net_add(&nt, ids.s, true, "10.0.0.1:4433");
-    node *cl = net_add(&nt, ids.c, false, "10.0.0.2:5000");
+    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
+    node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
     configure(sv, 0, 16);
     wzp_quic_conn *c = dial(&nt, cl, sv);
     want_established = 1;
@@ -345,9 +330,9 @@ static void test_retry_above_threshold(void **state)
     (void)state;
     tnet nt;
     net_init(&nt);
-    node *sv = net_add(&nt, ids.s, true, "10.0.0.1:4433");
-    node *c1 = net_add(&nt, ids.c, false, "10.0.0.2:5000");
-    node *c2 = net_add(&nt, ids.c, false, "10.0.0.3:5000");
+    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
+    node *c1 = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
+    node *c2 = net_add(&nt, test_ids.c, false, "10.0.0.3:5000");
     configure(sv, 1, 0);
     dial(&nt, c1, sv);
     dial(&nt, c2, sv);
@@ -374,8 +359,8 @@ static void test_default_no_retry(void **state)
     (void)state;
     tnet nt;
     net_init(&nt);
-    node *sv = net_add(&nt, ids.s, true, "10.0.0.1:4433");
-    node *cl = net_add(&nt, ids.c, false, "10.0.0.2:5000");
+    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
+    node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
     for (int i = 0; i < 3; i++)
         dial(&nt, cl, sv);
     want_established = 3;
@@ -413,9 +398,9 @@ static void test_bad_tokens(void **state)
     (void)state;
     tnet nt;
     net_init(&nt);
-    node *sv = net_add(&nt, ids.s, true, "10.0.0.1:4433");
-    node *cl = net_add(&nt, ids.c, false, "10.0.0.2:5000");
-    node *other = net_add(&nt, ids.s, true, "10.0.0.9:4433"); /* a second server, own secret */
+    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
+    node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
+    node *other = net_add(&nt, test_ids.s, true, "10.0.0.9:4433"); /* a second server, own secret */
     configure(sv, 0, 16);
     hold_token_initial(&nt, cl, sv);
     const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
@@ -461,8 +446,8 @@ static void test_expired_token_closes_client(void **state)
     (void)state;
     tnet nt;
     net_init(&nt);
-    node *sv = net_add(&nt, ids.s, true, "10.0.0.1:4433");
-    node *cl = net_add(&nt, ids.c, false, "10.0.0.2:5000");
+    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
+    node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
     configure(sv, 0, 16);
     hold_token_initial(&nt, cl, sv);
     nt.now += WZP_SEC(6); /* past the token's 5 s, within the client's 10 s handshake */
@@ -485,8 +470,8 @@ static void test_token_bound_to_address(void **state)
     (void)state;
     tnet nt;
     net_init(&nt);
-    node *sv = net_add(&nt, ids.s, true, "10.0.0.1:4433");
-    node *cl = net_add(&nt, ids.c, false, "10.0.0.2:5000");
+    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
+    node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
     configure(sv, 0, 16);
     hold_token_initial(&nt, cl, sv);
     const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
@@ -520,10 +505,10 @@ static void test_per_source_cap(void **state)
     (void)state;
     tnet nt;
     net_init(&nt);
-    node *sv = net_add(&nt, ids.s, true, "10.0.0.1:4433");
-    node *a = net_add(&nt, ids.c, false, "10.0.0.2:5000");
-    node *a2 = net_add(&nt, ids.c, false, "10.0.0.2:5001"); /* same IP, another port */
-    node *b = net_add(&nt, ids.c, false, "10.0.0.3:5000");
+    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
+    node *a = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
+    node *a2 = net_add(&nt, test_ids.c, false, "10.0.0.2:5001"); /* same IP, another port */
+    node *b = net_add(&nt, test_ids.c, false, "10.0.0.3:5000");
     configure(sv, WZP_QUIC_RETRY_NEVER, 2);
     dial(&nt, a, sv);
     dial(&nt, a, sv);
@@ -561,10 +546,10 @@ static void test_per_source_cap_v6_prefix(void **state)
     (void)state;
     tnet nt;
     net_init(&nt);
-    node *sv = net_add(&nt, ids.s, true, "[2001:db8::1]:4433");
-    node *a = net_add(&nt, ids.c, false, "[2001:db8::a]:5000");
-    node *a2 = net_add(&nt, ids.c, false, "[2001:db8::ffff:b]:5000"); /* same /64 */
-    node *b = net_add(&nt, ids.c, false, "[2001:db8:0:1::a]:5000");   /* another /64 */
+    node *sv = net_add(&nt, test_ids.s, true, "[2001:db8::1]:4433");
+    node *a = net_add(&nt, test_ids.c, false, "[2001:db8::a]:5000");
+    node *a2 = net_add(&nt, test_ids.c, false, "[2001:db8::ffff:b]:5000"); /* same /64 */
+    node *b = net_add(&nt, test_ids.c, false, "[2001:db8:0:1::a]:5000");   /* another /64 */
     configure(sv, WZP_QUIC_RETRY_NEVER, 1);
     dial(&nt, a, sv);
     dial(&nt, a2, sv);
@@ -586,8 +571,8 @@ static void test_per_source_slot_freed_on_close(void **state)
     (void)state;
     tnet nt;
     net_init(&nt);
-    node *sv = net_add(&nt, ids.s, true, "10.0.0.1:4433");
-    node *a = net_add(&nt, ids.c, false, "10.0.0.2:5000");
+    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
+    node *a = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
     configure(sv, WZP_QUIC_RETRY_NEVER, 1);
     nt.drop_to = 1; /* A never hears back */
     dial(&nt, a, sv);
@@ -624,5 +609,5 @@ int main(void)
         cmocka_unit_test(test_per_source_cap_v6_prefix),
         cmocka_unit_test(test_per_source_slot_freed_on_close),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, id_pair_group_setup, id_pair_group_teardown);
 }

@@ -25,21 +25,6 @@
 #define N_IDLE   2000
 #define N_ACTIVE 4
 
-static id_pair ids;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return id_pair_new(&ids);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    id_pair_free(&ids);
-    return 0;
-}
-
 /* What the test knows about one connection (its user pointer). */
 typedef struct tconn {
     wzp_quic_conn *c; /* NULL once closed */
@@ -92,7 +77,7 @@ static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_
     if (w->n_sv >= N_ACTIVE)
         return -1;
     o->pin_mode = WZP_QUIC_PIN_EXACT;
-    memcpy(o->pin, ids.fp_c, sizeof(ids.fp_c));
+    memcpy(o->pin, test_ids.fp_c, sizeof(test_ids.fp_c));
     o->initial_rtt = WZP_MS(10);
     o->idle_timeout = WZP_SEC(3);
     tconn *t = &w->sv_conns[w->n_sv++];
@@ -272,7 +257,7 @@ static wzp_quic_conn *dial(world *w, const wzp_addr *to, tconn *t, wzp_ts hs_tim
 {
     wzp_quic_conn_opts o;
     wzp_quic_conn_opts_default(&o);
-    memcpy(o.pin, ids.fp_s, sizeof(ids.fp_s));
+    memcpy(o.pin, test_ids.fp_s, sizeof(test_ids.fp_s));
     o.initial_rtt = WZP_MS(10);
     o.handshake_timeout = hs_timeout;
     o.keep_alive = keep_alive;
@@ -294,8 +279,8 @@ static void test_many_connections(void **state)
     w->now = WZP_SEC(1000);
     wzp_addr_parse(&w->sv_addr, "127.0.0.1:4000", false);
     wzp_addr_parse(&w->cl_addr, "127.0.0.1:5000", false);
-    assert_int_equal(wzp_quic_endpoint_new(ids.s, true, &cbs, w, &w->sv), 0);
-    assert_int_equal(wzp_quic_endpoint_new(ids.c, false, &cbs, w, &w->cl), 0);
+    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &cbs, w, &w->sv), 0);
+    assert_int_equal(wzp_quic_endpoint_new(test_ids.c, false, &cbs, w, &w->cl), 0);
 
     /* An empty endpoint has nothing to do. */
     assert_int_equal(wzp_quic_endpoint_expiry(w->cl), WZP_TS_NEVER);
@@ -390,8 +375,8 @@ static void test_free_with_scheduled_conns(void **state)
     w->now = WZP_SEC(5);
     wzp_addr_parse(&w->sv_addr, "127.0.0.1:4000", false);
     wzp_addr_parse(&w->cl_addr, "127.0.0.1:5000", false);
-    assert_int_equal(wzp_quic_endpoint_new(ids.s, true, &cbs, w, &w->sv), 0);
-    assert_int_equal(wzp_quic_endpoint_new(ids.c, false, &cbs, w, &w->cl), 0);
+    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &cbs, w, &w->sv), 0);
+    assert_int_equal(wzp_quic_endpoint_new(test_ids.c, false, &cbs, w, &w->cl), 0);
     for (int i = 0; i < 200; i++) {
         uint8_t ip[4] = {10, 1, 0, (uint8_t)i};
         wzp_addr to;
@@ -407,23 +392,32 @@ static void test_free_with_scheduled_conns(void **state)
 
 /* NAT rebinding: the server follows the client's new address and says so,
  * once; nothing fires without a change. */
-static void test_path_changed_event(void **state)
+/* A client connected to a server that reports path changes; *c = the client's connection. */
+static world *path_world(wzp_quic_conn **c)
 {
-    (void)state;
     world *w = calloc(1, sizeof(*w));
     assert_non_null(w);
     w->now = WZP_SEC(5);
     wzp_addr_parse(&w->sv_addr, "127.0.0.1:4000", false);
     wzp_addr_parse(&w->cl_addr, "127.0.0.1:5000", false);
     wzp_addr_parse(&w->cl_nat, "127.0.0.1:5999", false);
-    assert_int_equal(wzp_quic_endpoint_new(ids.s, true, &cbs, w, &w->sv), 0);
-    assert_int_equal(wzp_quic_endpoint_new(ids.c, false, &cbs, w, &w->cl), 0);
+    wzp_addr_parse(&w->spoof, "192.0.2.66:6666", false);
+    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &cbs, w, &w->sv), 0);
+    assert_int_equal(wzp_quic_endpoint_new(test_ids.c, false, &cbs, w, &w->cl), 0);
     wzp_quic_endpoint_on_path_changed(w->sv, on_path);
     wzp_quic_endpoint_on_path_changed(w->cl, on_path);
-    wzp_quic_conn *c = dial(w, &w->sv_addr, &w->active[0], WZP_SEC(10), WZP_MS(500), WZP_SEC(30));
+    *c = dial(w, &w->sv_addr, &w->active[0], WZP_SEC(10), WZP_MS(500), WZP_SEC(30));
     run_until(w, w->now + WZP_SEC(2));
     assert_true(w->sv_conns[0].established);
     assert_int_equal(w->path_events, 0);
+    return w;
+}
+
+static void test_path_changed_event(void **state)
+{
+    (void)state;
+    wzp_quic_conn *c;
+    world *w = path_world(&c);
 
     w->rebound = true;
     for (int i = 0; i < 10; i++) {
@@ -449,18 +443,8 @@ static void test_path_changed_event(void **state)
 static void test_path_unvalidated_not_reported(void **state)
 {
     (void)state;
-    world *w = calloc(1, sizeof(*w));
-    assert_non_null(w);
-    w->now = WZP_SEC(5);
-    wzp_addr_parse(&w->sv_addr, "127.0.0.1:4000", false);
-    wzp_addr_parse(&w->cl_addr, "127.0.0.1:5000", false);
-    wzp_addr_parse(&w->spoof, "192.0.2.66:6666", false);
-    assert_int_equal(wzp_quic_endpoint_new(ids.s, true, &cbs, w, &w->sv), 0);
-    assert_int_equal(wzp_quic_endpoint_new(ids.c, false, &cbs, w, &w->cl), 0);
-    wzp_quic_endpoint_on_path_changed(w->sv, on_path);
-    wzp_quic_conn *c = dial(w, &w->sv_addr, &w->active[0], WZP_SEC(10), WZP_MS(500), WZP_SEC(30));
-    run_until(w, w->now + WZP_SEC(2));
-    assert_true(w->sv_conns[0].established);
+    wzp_quic_conn *c;
+    world *w = path_world(&c);
 
     w->spoof_next = 2; /* the second packet from now */
     for (int i = 0; i < 20; i++) {
@@ -486,5 +470,5 @@ int main(void)
         cmocka_unit_test(test_path_changed_event),
         cmocka_unit_test(test_path_unvalidated_not_reported),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, id_pair_group_setup, id_pair_group_teardown);
 }
