@@ -439,17 +439,24 @@ static void test_bad_tokens(void **state)
     net_free(&nt);
 }
 
+/* A Retry-always server and a client whose token Initial is held back. */
+static node *retry_pair(tnet *nt, node **cl)
+{
+    net_init(nt);
+    node *sv = net_add(nt, test_ids.s, true, "10.0.0.1:4433");
+    *cl = net_add(nt, test_ids.c, false, "10.0.0.2:5000");
+    configure(sv, 0, 16);
+    hold_token_initial(nt, *cl, sv);
+    return sv;
+}
+
 /* An expired token is answered with a stateless CONNECTION_CLOSE: the client
  * learns at once instead of waiting out its handshake timeout. */
 static void test_expired_token_closes_client(void **state)
 {
     (void)state;
     tnet nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
-    node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
-    configure(sv, 0, 16);
-    hold_token_initial(&nt, cl, sv);
+    node *cl, *sv = retry_pair(&nt, &cl);
     nt.now += WZP_SEC(6); /* past the token's 5 s, within the client's 10 s handshake */
     nt.hold_to = -1;
     feed_held(&nt, sv, nt.held, nt.held_len, &cl->addr);
@@ -469,11 +476,7 @@ static void test_token_bound_to_address(void **state)
 {
     (void)state;
     tnet nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
-    node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
-    configure(sv, 0, 16);
-    hold_token_initial(&nt, cl, sv);
+    node *cl, *sv = retry_pair(&nt, &cl);
     const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
 
     wzp_addr b;
