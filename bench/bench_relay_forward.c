@@ -1503,10 +1503,8 @@ static bool kernel_floor(double *send_us, double *recv_us)
     static uint8_t pay[VOICE_BYTES];
     struct mmsghdr h[OUT_MSGS];
     struct iovec iov[OUT_MSGS];
-    union {
-        char b[CMSG_SPACE(sizeof(struct in_pktinfo))];
-        struct cmsghdr align;
-    } ctl[OUT_MSGS];
+    ctlbuf ctl[OUT_MSGS];
+    peer pe = {.pktinfo = true, .dst = dst};
     const uint64_t total = 400000;
     uint64_t sent = 0;
     double c0 = thread_cpu_s();
@@ -1515,23 +1513,8 @@ static bool kernel_floor(double *send_us, double *recv_us)
         for (int i = 0; i < OUT_MSGS; i++) {
             iov[i].iov_base = pay;
             iov[i].iov_len = sizeof(pay);
-            h[i].msg_hdr.msg_iov = &iov[i];
-            h[i].msg_hdr.msg_iovlen = 1;
-            h[i].msg_hdr.msg_name = &dst.u.ss;
-            h[i].msg_hdr.msg_namelen = dst.len;
-            memset(&ctl[i], 0, sizeof(ctl[i]));
-            h[i].msg_hdr.msg_control = ctl[i].b;
-            h[i].msg_hdr.msg_controllen = sizeof(ctl[i].b);
-            struct cmsghdr *c = CMSG_FIRSTHDR(&h[i].msg_hdr);
-            c->cmsg_level = IPPROTO_IP;
-            c->cmsg_type = IP_PKTINFO;
-            c->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
-            struct in_pktinfo pi;
-            memset(&pi, 0, sizeof(pi));
-            wzp_addr src;
-            peer_addr(&src, (size_t)((sent + (uint64_t)i) % 20000), 0);
-            pi.ipi_spec_dst = src.u.v4.sin_addr;
-            memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+            peer_addr(&pe.addr, (size_t)((sent + (uint64_t)i) % 20000), 0);
+            msg_setup(&h[i].msg_hdr, &iov[i], &ctl[i], &pe, 1, 0);
         }
         int r = sendmmsg(fd, h, OUT_MSGS, 0);
         if (r <= 0)

@@ -350,6 +350,20 @@ static void route_emit(wzp_ice_agent *a, wzp_route_reason reason)
         a->cfg.cb.route_changed(a->cfg.cb.user, &r, reason);
 }
 
+/*
+ * The active path is gone: only pairs that answered after `epoch` count as
+ * alive, and the other valid pairs may have died with it, so they are
+ * re-proved at once before one is chosen.
+ */
+static void begin_failover(wzp_ice_agent *a, wzp_ts epoch, wzp_ts now)
+{
+    a->fail_epoch = epoch;
+    a->failed_once = true;
+    for (size_t i = 0; i < a->npairs; i++)
+        if (a->pairs[i].state == WZP_PAIR_VALID)
+            a->pairs[i].next_tx = now;
+}
+
 static void set_route(wzp_ice_agent *a, int idx, wzp_route_reason reason, wzp_ts now)
 {
     if (idx == a->active)
@@ -651,11 +665,7 @@ int wzp_ice_set_remote_candidates(wzp_ice_agent *a, uint32_t generation, const w
              * other pairs answer again before one is chosen), without waiting
              * for the dead-path timer.
              */
-            a->fail_epoch = now;
-            a->failed_once = true;
-            for (size_t k = 0; k < a->npairs; k++)
-                if (a->pairs[k].state == WZP_PAIR_VALID)
-                    a->pairs[k].next_tx = now;
+            begin_failover(a, now, now);
         }
         remove_pair(a, (int)i, now); /* emits PAIR_REMOVED if it was active */
         a->st.remote_withdrawn++;
@@ -967,12 +977,7 @@ void wzp_ice_handle_timer(wzp_ice_agent *a, wzp_ts now)
              * proven before the old one is declared dead). The rest must
              * answer again first.
              */
-            a->fail_epoch = now >= rx + a->cfg.dead_after ? rx : resp;
-            a->failed_once = true;
-            /* Other valid pairs may have died with it: re-prove them before use. */
-            for (size_t i = 0; i < a->npairs; i++)
-                if (a->pairs[i].state == WZP_PAIR_VALID)
-                    a->pairs[i].next_tx = now;
+            begin_failover(a, now >= rx + a->cfg.dead_after ? rx : resp, now);
             set_route(a, -1, WZP_ROUTE_PATH_DEAD, now);
         }
     }

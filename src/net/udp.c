@@ -82,6 +82,12 @@ int wzp_udp_recv_batch(int fd, wzp_udp_msg *msgs, size_t n)
     return got;
 }
 
+bool wzp_udp_send_skippable(int e)
+{
+    return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EAFNOSUPPORT ||
+           e == EINVAL || e == EPERM || e == EMSGSIZE || e == EDESTADDRREQ || e == EADDRNOTAVAIL;
+}
+
 int wzp_udp_send_batch(int fd, const wzp_udp_msg *msgs, size_t n)
 {
     struct mmsghdr hdr[WZP_UDP_BATCH];
@@ -108,10 +114,7 @@ int wzp_udp_send_batch(int fd, const wzp_udp_msg *msgs, size_t n)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
             break;
-        /* This one datagram cannot go (unreachable, wrong family...): skip it. */
-        if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH ||
-            errno == EAFNOSUPPORT || errno == EINVAL || errno == EPERM || errno == EMSGSIZE ||
-            errno == EDESTADDRREQ || errno == EADDRNOTAVAIL) {
+        if (wzp_udp_send_skippable(errno)) {
             done++;
             continue;
         }

@@ -50,6 +50,12 @@ int wzp_udp_recv_batch(int fd, wzp_udp_msg *msgs, size_t n);
  */
 int wzp_udp_send_batch(int fd, const wzp_udp_msg *msgs, size_t n);
 
+/*
+ * True for a send errno that dooms that one datagram, not the socket
+ * (unreachable, refused, too big, wrong family...): skip it, as UDP may.
+ */
+bool wzp_udp_send_skippable(int err);
+
 /* Sends one datagram; 0, WZP_ERR_AGAIN when the socket buffer is full, or WZP_ERR_IO. */
 int wzp_udp_send(int fd, const wzp_addr *to, const uint8_t *data, size_t len);
 

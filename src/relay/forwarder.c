@@ -213,13 +213,6 @@ static void tx_fill(const wzp_fwd_out *o, struct mmsghdr *h, struct iovec *iov, 
     }
 }
 
-/* Errors that doom one datagram (or train), not the socket: skip it, as UDP may. */
-static bool skippable(int e)
-{
-    return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EAFNOSUPPORT ||
-           e == EINVAL || e == EPERM || e == EMSGSIZE || e == EDESTADDRREQ || e == EADDRNOTAVAIL;
-}
-
 /* Splits a train into single datagrams, in place of one entry: at most WZP_FWD_GSO_MAX_SEGS. */
 static size_t split_train(const wzp_fwd_out *t, wzp_fwd_out *one)
 {
@@ -231,6 +224,16 @@ static size_t split_train(const wzp_fwd_out *t, wzp_fwd_out *one)
         one[n].nseg = 1;
     }
     return n;
+}
+
+/* Counts an entry the kernel took (or that was skipped): its datagrams, and forwarded DATA. */
+static size_t count_sent(const wzp_fwd_out *o, uint64_t *fwd, uint64_t *bytes)
+{
+    if (o->is_data) {
+        *fwd += o->nseg;
+        *bytes += o->len;
+    }
+    return o->nseg;
 }
 
 /*
@@ -251,13 +254,8 @@ static size_t tx_batch(worker *w, int fd, const wzp_fwd_out *out, size_t n, uint
     while (done < n) {
         int r = sendmmsg(fd, hdr + done, (unsigned)(n - done), MSG_DONTWAIT);
         if (r > 0) {
-            for (size_t i = done; i < done + (size_t)r; i++) {
-                segs += out[i].nseg;
-                if (out[i].is_data) {
-                    *fwd += out[i].nseg;
-                    *bytes += out[i].len;
-                }
-            }
+            for (size_t i = done; i < done + (size_t)r; i++)
+                segs += count_sent(&out[i], fwd, bytes);
             done += (size_t)r;
             continue;
         }
@@ -279,14 +277,10 @@ static size_t tx_batch(worker *w, int fd, const wzp_fwd_out *out, size_t n, uint
             done++;
             continue;
         }
-        if (!skippable(errno))
+        if (!wzp_udp_send_skippable(errno))
             break;
         /* Skipped: counted as sent, like any datagram lost on the way. */
-        segs += o->nseg;
-        if (o->is_data) {
-            *fwd += o->nseg;
-            *bytes += o->len;
-        }
+        segs += count_sent(o, fwd, bytes);
         done++;
     }
     return segs;
