@@ -17,9 +17,13 @@ enum {
     WZP_EXIT_REJECTED = 7,     /* the peer rejected the call (or was busy) */
     WZP_EXIT_AUDIO = 8,        /* an audio file could not be read or written */
     WZP_EXIT_HANGUP = 9,       /* the peer hung up first (wzp call) */
-    WZP_EXIT_MITM = 10,        /* the peer's key is not the one the relay vouched for */
+    WZP_EXIT_MITM = 10,        /* the peer's key is not the one that was called or announced */
     WZP_EXIT_MISMATCH = 11,    /* wzp demo: what was recorded does not match what was sent */
     WZP_EXIT_CALL_FAILED = 12, /* the call failed otherwise (no answer, timeout, lost) */
+    WZP_EXIT_ALIAS_TAKEN = 13, /* the relay binds the --alias to another key */
+    WZP_EXIT_REPLACED = 14,    /* another client signed in with this identity */
+    WZP_EXIT_PEER_GONE = 15,   /* the peer stopped answering mid-call */
+    WZP_EXIT_RELAY_FULL = 16,  /* the relay takes no more registrations (from this address) */
 };
 
 /* The exit-code table printed by `wzp --help`. */
@@ -35,9 +39,13 @@ enum {
     "   7  call rejected (or peer busy)\n"                                                         \
     "   8  audio file unreadable or unwritable\n"                                                  \
     "   9  the peer hung up first (wzp call)\n"                                                    \
-    "  10  possible man-in-the-middle: the peer's key is not the one the relay vouched for\n"      \
+    "  10  possible man-in-the-middle: the peer's key is not the one you called\n"                 \
     "  11  wzp demo: recorded audio does not match what was sent\n"                                \
-    "  12  the call failed otherwise (unanswered, timed out, connection lost)\n"
+    "  12  the call failed otherwise (unanswered, timed out, connection lost)\n"                   \
+    "  13  alias taken: the relay binds it to another key\n"                                       \
+    "  14  signed in elsewhere: another client registered this identity\n"                         \
+    "  15  the peer stopped answering (peer unreachable)\n"                                        \
+    "  16  relay full: it takes no more registrations (from this address)\n"
 
 int wzp_cmd_id(int argc, char **argv);
 int wzp_cmd_listen(int argc, char **argv);

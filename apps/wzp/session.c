@@ -61,6 +61,14 @@ int session_exit_for(int err)
         return WZP_EXIT_MITM;
     case WZP_ERR_IDENTITY:
         return WZP_EXIT_IDENTITY;
+    case WZP_ERR_ALIAS_TAKEN:
+        return WZP_EXIT_ALIAS_TAKEN;
+    case WZP_ERR_REPLACED:
+        return WZP_EXIT_REPLACED;
+    case WZP_ERR_PEER_UNREACHABLE:
+        return WZP_EXIT_PEER_GONE;
+    case WZP_ERR_RELAY_FULL:
+        return WZP_EXIT_RELAY_FULL;
     default:
         return WZP_EXIT_CALL_FAILED;
     }
@@ -413,9 +421,19 @@ int session_wait_registered(session *s)
                 s->o.name);
         return WZP_EXIT_RELAY_PIN;
     }
-    if (err == WZP_ERR_IDENTITY) {
-        fprintf(stderr, "%s: the relay refused the registration (alias taken?)\n", s->o.name);
-        return WZP_EXIT_FAILURE;
+    if (err == WZP_ERR_ALIAS_TAKEN) {
+        fprintf(stderr, "%s: alias taken: the relay binds it to another key\n", s->o.name);
+        return WZP_EXIT_ALIAS_TAKEN;
+    }
+    if (err == WZP_ERR_RELAY_FULL) {
+        fprintf(stderr, "%s: relay full: it takes no more registrations from this address\n",
+                s->o.name);
+        return WZP_EXIT_RELAY_FULL;
+    }
+    if (err == WZP_ERR_REPLACED) {
+        fprintf(stderr, "%s: signed in elsewhere: another client registered this identity\n",
+                s->o.name);
+        return WZP_EXIT_REPLACED;
     }
     fprintf(stderr, "%s: relay unreachable: no answer from it\n", s->o.name);
     return WZP_EXIT_UNREACHABLE;

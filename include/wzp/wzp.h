@@ -19,31 +19,35 @@ extern "C" {
 /* Every fallible call returns 0 (or a count) on success and one of these on failure. */
 typedef enum wzp_error {
     WZP_OK = 0,
-    WZP_ERR_INVALID = -1,       /* bad argument or configuration */
-    WZP_ERR_NOMEM = -2,         /* allocation failed */
-    WZP_ERR_MALFORMED = -3,     /* bytes from the network did not parse */
-    WZP_ERR_TOO_BIG = -4,       /* message or buffer over its limit */
-    WZP_ERR_AGAIN = -5,         /* nothing to do now; try again later */
-    WZP_ERR_IO = -6,            /* socket or file I/O failed (see errno in logs) */
-    WZP_ERR_TLS = -7,           /* TLS failure other than a pin mismatch */
-    WZP_ERR_PIN_MISMATCH = -8,  /* peer presented a certificate with another fingerprint */
-    WZP_ERR_TIMEOUT = -9,       /* peer or relay did not answer in time */
-    WZP_ERR_CLOSED = -10,       /* connection or call is closed */
-    WZP_ERR_NOT_FOUND = -11,    /* no such peer, call, channel or file */
-    WZP_ERR_REJECTED = -12,     /* the peer declined the call */
-    WZP_ERR_BUSY = -13,         /* the peer is in another call */
-    WZP_ERR_OFFLINE = -14,      /* the peer is not registered with the relay */
-    WZP_ERR_UNREACHABLE = -15,  /* the relay could not be reached */
-    WZP_ERR_RATE_LIMITED = -16, /* too many requests */
-    WZP_ERR_STATE = -17,        /* call not valid in the current state */
-    WZP_ERR_PROTOCOL = -18,     /* peer violated the protocol */
-    WZP_ERR_IDENTITY = -19,     /* identity missing, unreadable or invalid */
-    WZP_ERR_AUDIO = -20,        /* audio file or codec failure */
-    WZP_ERR_HANGUP = -21,       /* the peer hung up */
-    WZP_ERR_CANCELLED = -22,    /* the caller cancelled before answer */
-    WZP_ERR_EXPIRED = -23,      /* an unanswered call expired */
-    WZP_ERR_LIMIT = -24,        /* a server-side capacity limit was reached */
-    WZP_ERR_INTERNAL = -25,     /* a bug: an invariant did not hold */
+    WZP_ERR_INVALID = -1,           /* bad argument or configuration */
+    WZP_ERR_NOMEM = -2,             /* allocation failed */
+    WZP_ERR_MALFORMED = -3,         /* bytes from the network did not parse */
+    WZP_ERR_TOO_BIG = -4,           /* message or buffer over its limit */
+    WZP_ERR_AGAIN = -5,             /* nothing to do now; try again later */
+    WZP_ERR_IO = -6,                /* socket or file I/O failed (see errno in logs) */
+    WZP_ERR_TLS = -7,               /* TLS failure other than a pin mismatch */
+    WZP_ERR_PIN_MISMATCH = -8,      /* peer presented a certificate with another fingerprint */
+    WZP_ERR_TIMEOUT = -9,           /* peer or relay did not answer in time */
+    WZP_ERR_CLOSED = -10,           /* connection or call is closed */
+    WZP_ERR_NOT_FOUND = -11,        /* no such peer, call, channel or file */
+    WZP_ERR_REJECTED = -12,         /* the peer declined the call */
+    WZP_ERR_BUSY = -13,             /* the peer is in another call */
+    WZP_ERR_OFFLINE = -14,          /* the peer is not registered with the relay */
+    WZP_ERR_UNREACHABLE = -15,      /* the relay could not be reached */
+    WZP_ERR_RATE_LIMITED = -16,     /* too many requests */
+    WZP_ERR_STATE = -17,            /* call not valid in the current state */
+    WZP_ERR_PROTOCOL = -18,         /* peer violated the protocol */
+    WZP_ERR_IDENTITY = -19,         /* identity missing, unreadable or invalid */
+    WZP_ERR_AUDIO = -20,            /* audio file or codec failure */
+    WZP_ERR_HANGUP = -21,           /* the peer hung up */
+    WZP_ERR_CANCELLED = -22,        /* the caller cancelled before answer */
+    WZP_ERR_EXPIRED = -23,          /* an unanswered call expired */
+    WZP_ERR_LIMIT = -24,            /* a server-side capacity limit was reached */
+    WZP_ERR_INTERNAL = -25,         /* a bug: an invariant did not hold */
+    WZP_ERR_ALIAS_TAKEN = -26,      /* the relay binds that alias to another key */
+    WZP_ERR_REPLACED = -27,         /* another client registered the same identity */
+    WZP_ERR_PEER_UNREACHABLE = -28, /* nothing heard from the peer on any path */
+    WZP_ERR_RELAY_FULL = -29,       /* the relay takes no more registrations (from this address) */
 } wzp_error;
 
 /* A short, static, human-readable description of an error code. Never NULL. */

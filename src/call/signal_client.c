@@ -180,7 +180,9 @@ static int relay_error(wzp_sig_err code)
     case WZP_SIG_ERR_STATE:
         return WZP_ERR_STATE;
     case WZP_SIG_ERR_ALIAS_TAKEN:
-        return WZP_ERR_IDENTITY;
+        return WZP_ERR_ALIAS_TAKEN;
+    case WZP_SIG_ERR_FULL:
+        return WZP_ERR_RELAY_FULL;
     case WZP_SIG_ERR_NO_SUCH_CALL:
         return WZP_ERR_NOT_FOUND;
     case WZP_SIG_ERR_LIMIT:

@@ -119,7 +119,8 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
     }
     case WZP_SIGC_EV_REGISTER_FAILED: {
         /* A taken alias will not free itself by retrying; anything else might. */
-        bool fatal = ev->err == WZP_ERR_IDENTITY;
+        bool fatal = ev->err == WZP_ERR_ALIAS_TAKEN || ev->err == WZP_ERR_RELAY_FULL ||
+                     ev->err == WZP_ERR_IDENTITY;
         if (fatal)
             core->fatal = true;
         wzp_core_event e = {

@@ -55,6 +55,14 @@ const char *wzp_strerror(int err)
         return "capacity limit reached";
     case WZP_ERR_INTERNAL:
         return "internal error";
+    case WZP_ERR_ALIAS_TAKEN:
+        return "alias taken: the relay binds it to another key";
+    case WZP_ERR_REPLACED:
+        return "signed in elsewhere: another client registered this identity";
+    case WZP_ERR_PEER_UNREACHABLE:
+        return "peer unreachable";
+    case WZP_ERR_RELAY_FULL:
+        return "relay full";
     }
     return "unknown error";
 }

@@ -549,7 +549,7 @@ static bool dec_body(wzp_sig_msg *m, const Wzp__Envelope *e)
         int c = e->error->code;
         m->type = WZP_SIG_ERROR;
         m->u.error.code =
-            (c > 0 && c <= WZP_SIG_ERR_INTERNAL) ? (wzp_sig_err)c : WZP_SIG_ERR_UNSPECIFIED;
+            (c > 0 && c <= WZP_SIG_ERR_FULL) ? (wzp_sig_err)c : WZP_SIG_ERR_UNSPECIFIED;
         return dec_text(m->u.error.text, e->error->text);
     }
     case WZP__ENVELOPE__BODY_PING:

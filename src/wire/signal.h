@@ -85,6 +85,7 @@ typedef enum wzp_sig_err {
     WZP_SIG_ERR_UNEXPECTED = 10,
     WZP_SIG_ERR_INVALID = 11,
     WZP_SIG_ERR_INTERNAL = 12,
+    WZP_SIG_ERR_FULL = 13, /* no more registrations here (global or per-address cap) */
 } wzp_sig_err;
 
 typedef struct wzp_sig_candidate {

@@ -459,7 +459,7 @@ static void test_alias_taken(void **state)
     pump();
     rec_event *r = last_event(B, WZP_SIGC_EV_REGISTER_FAILED);
     assert_non_null(r);
-    assert_int_equal(r->err, WZP_ERR_IDENTITY);
+    assert_int_equal(r->err, WZP_ERR_ALIAS_TAKEN);
     assert_int_equal(wzp_sigc_reg_state_get(W->c[B].sc), WZP_SIGC_UNREGISTERED);
     assert_true(wzp_relay_control_lookup(W->rc, W->c[B].fp) == 0);
     assert_int_equal(wzp_relay_control_stats_get(W->rc)->reg_alias_taken, 1);
