@@ -1,0 +1,463 @@
+/* The simulated world of simworld.h. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/core_int.h"
+#include "support/simworld.h"
+#include "wire/demux.h"
+#include "wire/relay_frame.h"
+
+/* --- a relay: QUIC endpoint + control plane + a tiny channel forwarder ----------------------- */
+
+#define MAX_CONNS 8
+#define MAX_CHANS 32
+
+static wzp_quic_conn *relay_conn(simrelay *r, uint64_t handle)
+{
+    for (int i = 0; i < MAX_CONNS; i++)
+        if (r->conns[i].conn && r->conns[i].handle == handle)
+            return r->conns[i].conn;
+    return NULL;
+}
+
+/* Runs a rewrite hook on one encoded message; *len is updated in place. */
+static void rewrite(simrelay *r, void (*hook)(simrelay *, uint64_t, wzp_sig_msg *), uint64_t h,
+                    uint8_t *buf, size_t *len, size_t cap)
+{
+    wzp_sig_msg m;
+    if (!hook || wzp_sig_decode(buf, *len, &m) != 0)
+        return;
+    hook(r, h, &m);
+    int n = wzp_sig_encode(&m, buf, cap);
+    assert_true(n > 0);
+    *len = (size_t)n;
+}
+
+static void relay_ctl_send(void *user, uint64_t h, const uint8_t *msg, size_t len)
+{
+    simrelay *r = user;
+    wzp_quic_conn *c = relay_conn(r, h);
+    uint8_t buf[WZP_SIG_MAX_SIZE];
+    if (!c || len > sizeof(buf))
+        return;
+    memcpy(buf, msg, len);
+    rewrite(r, r->rewrite_out, h, buf, &len, sizeof(buf));
+    wzp_quic_conn_send_message(c, buf, len);
+}
+
+static void relay_ctl_close(void *user, uint64_t h, wzp_relay_close_code code, const char *why)
+{
+    wzp_quic_conn *c = relay_conn(user, h);
+    if (c)
+        wzp_quic_conn_close(c, 0x100 + code, why);
+}
+
+static int relay_open(void *user, uint64_t call, uint64_t ca, const wzp_addr *aa, uint64_t cb,
+                      const wzp_addr *ab, uint32_t *chan_a, uint32_t *chan_b)
+{
+    simrelay *r = user;
+    if (r->next_chan + 2 >= MAX_CHANS)
+        return WZP_ERR_LIMIT;
+    uint32_t a = ++r->next_chan, b = ++r->next_chan;
+    r->chans[a] = (struct simchan){true, b, *aa};
+    r->chans[b] = (struct simchan){true, a, *ab};
+    *chan_a = a;
+    *chan_b = b;
+    return 0;
+}
+
+static void relay_close_chans(void *user, uint32_t a, uint32_t b)
+{
+    simrelay *r = user;
+    if (a < MAX_CHANS)
+        r->chans[a].open = false;
+    if (b < MAX_CHANS)
+        r->chans[b].open = false;
+}
+
+static void relay_chan_moved(void *user, uint32_t chan, const wzp_addr *addr)
+{
+    simrelay *r = user;
+    if (chan < MAX_CHANS)
+        r->chans[chan].addr = *addr;
+}
+
+/* NAT rebinding, as the real relay does it: the control plane (and with it the
+ * client's channels) follows QUIC to the client's new address. */
+static void relay_scan_addrs(simrelay *r)
+{
+    for (int i = 0; i < MAX_CONNS; i++) {
+        if (!r->conns[i].conn)
+            continue;
+        wzp_addr cur;
+        wzp_quic_conn_remote_addr(r->conns[i].conn, &cur);
+        if (cur.len == 0 || wzp_addr_equal(&cur, &r->conns[i].addr))
+            continue;
+        r->conns[i].addr = cur;
+        wzp_relay_control_on_addr_change(r->ctl, r->conns[i].handle, &cur, wzp_sim_now(r->sim));
+    }
+}
+
+static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
+                    wzp_quic_conn_opts *o)
+{
+    simrelay *r = user;
+    o->pin_mode = WZP_QUIC_PIN_ANY;
+    o->max_message = 8192;
+    o->user = (void *)(uintptr_t)++r->next_handle;
+    return 0;
+}
+
+static void q_established(void *user, wzp_quic_conn *c, const uint8_t *fp)
+{
+    simrelay *r = user;
+    uint64_t h = (uintptr_t)wzp_quic_conn_user(c);
+    for (int i = 0; i < MAX_CONNS; i++)
+        if (!r->conns[i].conn) {
+            r->conns[i].conn = c;
+            r->conns[i].handle = h;
+            break;
+        }
+    wzp_addr remote;
+    wzp_quic_conn_remote_addr(c, &remote);
+    for (int i = 0; i < MAX_CONNS; i++)
+        if (r->conns[i].conn == c)
+            r->conns[i].addr = remote;
+    wzp_relay_control_on_connect(r->ctl, h, fp, &remote, wzp_sim_now(r->sim));
+}
+
+static void q_message(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len)
+{
+    simrelay *r = user;
+    uint64_t h = (uintptr_t)wzp_quic_conn_user(c);
+    uint8_t buf[WZP_SIG_MAX_SIZE];
+    if (!len || len > sizeof(buf))
+        return;
+    memcpy(buf, d, len);
+    rewrite(r, r->rewrite_in, h, buf, &len, sizeof(buf));
+    wzp_relay_control_on_message(r->ctl, h, buf, len, wzp_sim_now(r->sim));
+}
+
+static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info)
+{
+    simrelay *r = user;
+    uint64_t h = (uintptr_t)wzp_quic_conn_user(c);
+    for (int i = 0; i < MAX_CONNS; i++)
+        if (r->conns[i].conn == c)
+            r->conns[i].conn = NULL;
+    wzp_relay_control_on_disconnect(r->ctl, h, wzp_sim_now(r->sim));
+}
+
+static void relay_send(void *user, const wzp_addr *local, const wzp_addr *remote,
+                       const uint8_t *pkt, size_t len)
+{
+    simrelay *r = user;
+    if (r->sock) /* NULL once the test killed the relay */
+        wzp_sim_send(r->sock, remote, pkt, len);
+}
+
+static void relay_timer(void *ctx);
+
+void sim_relay_kick(simrelay *r)
+{
+    wzp_ts now = wzp_sim_now(r->sim);
+    relay_scan_addrs(r);
+    wzp_quic_endpoint_flush(r->ep, now, relay_send, r);
+    wzp_ts d = wzp_ts_min(wzp_quic_endpoint_expiry(r->ep), wzp_relay_control_next_deadline(r->ctl));
+    wzp_sim_cancel(r->sim, r->timer);
+    r->timer = d == WZP_TS_NEVER ? 0 : wzp_sim_at(r->sim, d, relay_timer, r);
+}
+
+static void relay_timer(void *ctx)
+{
+    simrelay *r = ctx;
+    wzp_ts now = wzp_sim_now(r->sim);
+    r->timer = 0;
+    wzp_quic_endpoint_handle_expiry(r->ep, now);
+    wzp_relay_control_handle_timer(r->ctl, now);
+    sim_relay_kick(r);
+}
+
+static void relay_recv(void *ctx, wzp_sim_sock *s, const wzp_addr *from, const uint8_t *d,
+                       size_t len)
+{
+    simrelay *r = ctx;
+    wzp_ts now = wzp_sim_now(r->sim);
+    if (wzp_pkt_classify(d, len) == WZP_PKT_QUIC) {
+        wzp_quic_endpoint_feed(r->ep, wzp_sim_sock_addr(s), from, d, len, now);
+    } else if (wzp_pkt_classify(d, len) == WZP_PKT_RELAY) {
+        wzp_relay_frame f;
+        if (wzp_relay_frame_decode(&f, d, len) == 0 && f.channel < MAX_CHANS &&
+            r->chans[f.channel].open && wzp_addr_equal(&r->chans[f.channel].addr, from)) {
+            uint8_t buf[2048];
+            memcpy(buf, d, len);
+            if (f.type == WZP_RELAY_FRAME_DATA) {
+                uint32_t p = r->chans[f.channel].partner;
+                wzp_relay_frame_rewrite(buf, WZP_RELAY_FRAME_DATA, p);
+                wzp_sim_send(r->sock, &r->chans[p].addr, buf, len);
+                r->forwarded++;
+            } else if (f.type == WZP_RELAY_FRAME_KEEPALIVE) {
+                wzp_relay_frame_rewrite(buf, WZP_RELAY_FRAME_KEEPALIVE_ACK, f.channel);
+                wzp_sim_send(r->sock, from, buf, len);
+                r->keepalives++;
+            }
+        }
+    }
+    sim_relay_kick(r);
+}
+
+void sim_relay_start(simrelay *r, wzp_sim *sim)
+{
+    memset(r, 0, sizeof(*r));
+    r->sim = sim;
+    wzp_sim_host *h = wzp_sim_host_new(sim, "relay");
+    wzp_sim_link link = {.latency = WZP_MS(5)};
+    assert_int_equal(wzp_sim_host_add_addr(h, wzp_sim_internet(sim), "203.0.113.1", link), 0);
+    wzp_sim_host_set_infra(h, true);
+    r->sock = wzp_sim_sock_bind(h, "203.0.113.1:4433", relay_recv, r);
+    assert_int_equal(wzp_identity_generate(&r->id), 0);
+    wzp_quic_callbacks qcb = {q_accept, q_established, NULL, q_message, q_closed};
+    assert_int_equal(wzp_quic_endpoint_new(r->id, true, &qcb, r, &r->ep), 0);
+    wzp_relay_control_callbacks ccb = {.user = r,
+                                       .send = relay_ctl_send,
+                                       .close = relay_ctl_close,
+                                       .channels_open = relay_open,
+                                       .channels_close = relay_close_chans,
+                                       .channel_moved = relay_chan_moved};
+    r->ctl = wzp_relay_control_new(NULL, &ccb);
+    assert_non_null(r->ctl);
+}
+
+void sim_relay_free(simrelay *r)
+{
+    wzp_sim_cancel(r->sim, r->timer);
+    wzp_relay_control_free(r->ctl);
+    wzp_quic_endpoint_free(r->ep);
+    wzp_identity_free(r->id);
+}
+
+/* --- a client: the core on one simulated IPv4 socket ---------------------------------------------
+ */
+
+void sim_client_event(void *user, const wzp_core_event *ev)
+{
+    simclient *c = user;
+    wzp_ts now = wzp_sim_now(c->sim);
+    switch (ev->type) {
+    case WZP_CORE_EV_REGISTERED:
+        c->registrations++;
+        break;
+    case WZP_CORE_EV_INCOMING:
+        c->call = ev->call;
+        c->state = ev->state;
+        snprintf(c->incoming_fp, sizeof(c->incoming_fp), "%s", ev->peer_fp ? ev->peer_fp : "");
+        if (c->auto_answer)
+            assert_int_equal(wzp_core_answer(c->core, ev->call, now), 0);
+        break;
+    case WZP_CORE_EV_CALL_STATE:
+        if (ev->call == c->call) {
+            c->state = ev->state;
+            c->reason = ev->err;
+            snprintf(c->peer_fp, sizeof(c->peer_fp), "%s", ev->peer_fp ? ev->peer_fp : "");
+            if (ev->state == WZP_CALL_ENDED)
+                snprintf(c->detail, sizeof(c->detail), "%s", ev->text ? ev->text : "");
+        }
+        break;
+    case WZP_CORE_EV_PATH: {
+        c->path_events++;
+        core_call *call = wzp_core__find(c->core, ev->call); /* white-box: the new route */
+        if (call && call->ice && wzp_ice_route_get(call->ice).kind == WZP_ROUTE_RELAY)
+            c->relay_at = now;
+        break;
+    }
+    case WZP_CORE_EV_PCM:
+        c->frames_played++;
+        break;
+    default:
+        break;
+    }
+}
+
+static bool tone_source(void *user, uint32_t call, void *call_user, int16_t *pcm)
+{
+    for (int i = 0; i < WZP_FRAME_SAMPLES; i++)
+        pcm[i] = (int16_t)((i % 48) * 400 - 9600);
+    return true;
+}
+
+void sim_client_send(void *user, int sock, const wzp_addr *to, const uint8_t *pkt, size_t len)
+{
+    simclient *c = user;
+    assert_int_equal(sock, 0); /* IPv4 only here */
+    wzp_sim_send(c->sock, to, pkt, len);
+}
+
+static void client_timer(void *ctx)
+{
+    simclient *c = ctx;
+    c->timer = 0;
+    wzp_core_handle_timer(c->core, wzp_sim_now(c->sim));
+    sim_client_kick(c);
+}
+
+void sim_client_kick(simclient *c)
+{
+    wzp_ts now = wzp_sim_now(c->sim);
+    wzp_core_flush(c->core, now, sim_client_send, c);
+    wzp_ts d = wzp_core_next_deadline(c->core);
+    wzp_sim_cancel(c->sim, c->timer);
+    c->timer = d == WZP_TS_NEVER ? 0 : wzp_sim_at(c->sim, d, client_timer, c);
+}
+
+void sim_client_recv(void *ctx, wzp_sim_sock *s, const wzp_addr *from, const uint8_t *d, size_t len)
+{
+    simclient *c = ctx;
+    wzp_core_feed(c->core, 0, from, d, len, wzp_sim_now(c->sim));
+    sim_client_kick(c);
+}
+
+/* A client at ip:5000 on the LAN of router rt. */
+void sim_client_join(simclient *c, wzp_sim *sim, simrelay *r, wzp_sim_router *rt, const char *ip,
+                     bool direct_disabled)
+{
+    memset(c, 0, sizeof(*c));
+    c->sim = sim;
+    c->rt = rt;
+    char bind[40];
+    snprintf(bind, sizeof(bind), "%s:5000", ip);
+    wzp_sim_link ll = {.latency = WZP_MS(1)};
+    wzp_sim_host *h = wzp_sim_host_new(sim, ip);
+    assert_int_equal(wzp_sim_host_add_addr(h, wzp_sim_router_lan(rt), ip, ll), 0);
+    c->sock = wzp_sim_sock_bind(h, bind, sim_client_recv, c);
+    assert_non_null(c->sock);
+    assert_int_equal(wzp_identity_generate(&c->id), 0);
+    wzp_core_config cfg = {.id = c->id,
+                           .relay = *wzp_sim_sock_addr(r->sock),
+                           .direct_disabled = direct_disabled,
+                           .event = sim_client_event,
+                           .pcm_source = tone_source,
+                           .user = c};
+    wzp_identity_fingerprint(r->id, cfg.relay_pin);
+    cfg.local[0] = *wzp_sim_sock_addr(c->sock);
+    assert_int_equal(wzp_core_new(&cfg, &c->core), 0);
+    wzp_addr host = wzp_sim_addr(ip);
+    assert_int_equal(wzp_core_add_host_addr(c->core, &host), 0);
+    assert_int_equal(wzp_core_start(c->core, wzp_sim_now(sim)), 0);
+    sim_client_kick(c);
+}
+
+wzp_sim_router *sim_router_new(wzp_sim *sim, int idx, wzp_sim_dep mapping)
+{
+    char name[16], wan[32], gw[32];
+    snprintf(name, sizeof(name), "nat%d", idx);
+    snprintf(wan, sizeof(wan), "198.51.100.%d", idx + 1);
+    snprintf(gw, sizeof(gw), "10.0.%d.1", idx + 1);
+    wzp_sim_nat_cfg nat = {.mapping = mapping, .filtering = mapping, .port_preservation = true};
+    wzp_sim_link wl = {.latency = WZP_MS(10)}, ll = {.latency = WZP_MS(1)};
+    wzp_sim_router *rt =
+        wzp_sim_router_new(sim, name, wzp_sim_internet(sim), wan, wl, gw, ll, &nat);
+    assert_non_null(rt);
+    return rt;
+}
+
+/* A client on its own LAN (10.0.idx+1.2) behind a NAT of the given kind. */
+void sim_client_start(simclient *c, wzp_sim *sim, simrelay *r, int idx, wzp_sim_dep mapping,
+                      bool direct_disabled)
+{
+    char ip[32];
+    snprintf(ip, sizeof(ip), "10.0.%d.2", idx + 1);
+    sim_client_join(c, sim, r, sim_router_new(sim, idx, mapping), ip, direct_disabled);
+}
+
+void sim_client_free(simclient *c)
+{
+    wzp_sim_cancel(c->sim, c->timer);
+    wzp_core_free(c->core);
+    wzp_identity_free(c->id);
+}
+
+void sim_client_fp(const simclient *c, char out[WZP_FINGERPRINT_STRLEN])
+{
+    uint8_t fp[WZP_FINGERPRINT_LEN];
+    wzp_identity_fingerprint(c->id, fp);
+    wzp_fingerprint_format(fp, out, WZP_FINGERPRINT_STRLEN);
+}
+
+wzp_call_stats sim_stats(simclient *c)
+{
+    wzp_call_stats st;
+    assert_int_equal(wzp_core_get_stats(c->core, c->call, &st, wzp_sim_now(c->sim)), 0);
+    return st;
+}
+
+/* Runs the simulation in 10 ms steps until cond or the virtual deadline. */
+bool sim_run(wzp_sim *sim, bool (*cond)(simclient *, simclient *), simclient *a, simclient *b,
+             wzp_ts max)
+{
+    wzp_ts end = wzp_sim_now(sim) + max;
+    while (wzp_sim_now(sim) < end) {
+        if (cond && cond(a, b))
+            return true;
+        wzp_sim_run_until(sim, wzp_sim_now(sim) + WZP_MS(10));
+    }
+    return cond ? cond(a, b) : true;
+}
+
+bool both_registered(simclient *a, simclient *b)
+{
+    return a->registrations && b->registrations;
+}
+bool both_active(simclient *a, simclient *b)
+{
+    return a->state == WZP_CALL_ACTIVE && b->state == WZP_CALL_ACTIVE;
+}
+bool both_direct(simclient *a, simclient *b)
+{
+    return sim_stats(a).path == WZP_PATH_DIRECT && sim_stats(b).path == WZP_PATH_DIRECT;
+}
+bool both_relay(simclient *a, simclient *b)
+{
+    return sim_stats(a).path == WZP_PATH_RELAY && sim_stats(b).path == WZP_PATH_RELAY;
+}
+bool both_ended(simclient *a, simclient *b)
+{
+    return a->state == WZP_CALL_ENDED && b->state == WZP_CALL_ENDED;
+}
+
+/* a calls b (by fingerprint) and both reach ACTIVE. */
+void world_call(world *w, uint64_t seed, wzp_sim_dep nat_a, wzp_sim_dep nat_b, bool direct_disabled)
+{
+    w->sim = wzp_sim_new(seed);
+    sim_relay_start(&w->r, w->sim);
+    sim_client_start(&w->a, w->sim, &w->r, 0, nat_a, direct_disabled);
+    sim_client_start(&w->b, w->sim, &w->r, 1, nat_b, direct_disabled);
+    world_connect(w);
+}
+
+/* Registration, then a calls b (auto-answered) until both are ACTIVE. */
+void world_connect(world *w)
+{
+    w->b.auto_answer = true;
+    assert_true(sim_run(w->sim, both_registered, &w->a, &w->b, WZP_SEC(5)));
+    uint8_t fp[WZP_FINGERPRINT_LEN];
+    char text[WZP_FINGERPRINT_STRLEN];
+    wzp_identity_fingerprint(w->b.id, fp);
+    wzp_fingerprint_format(fp, text, sizeof(text));
+    assert_int_equal(wzp_core_call(w->a.core, text, NULL, &w->a.call, wzp_sim_now(w->sim)), 0);
+    sim_client_kick(&w->a);
+    assert_true(sim_run(w->sim, both_active, &w->a, &w->b, WZP_SEC(5)));
+}
+
+void world_free(world *w)
+{
+    sim_client_free(&w->a);
+    sim_client_free(&w->b);
+    sim_relay_free(&w->r);
+    wzp_sim_free(w->sim);
+}

@@ -1,0 +1,119 @@
+/*
+ * A simulated world for client-core tests (on tests/support/netsim.h, virtual
+ * clock): a relay built from the relay's own sans-I/O pieces (QUIC endpoint +
+ * control plane) with a minimal channel forwarder, and clients running the
+ * sans-I/O core, each on its own LAN behind a NAT. The relay can be made
+ * dishonest through its rewrite hooks.
+ */
+#ifndef WZP_TEST_SIMWORLD_H
+#define WZP_TEST_SIMWORLD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <wzp/identity.h>
+
+#include "client/core.h"
+#include "quic/quic.h"
+#include "relay/control.h"
+#include "support/netsim.h"
+#include "wire/signal.h"
+
+#define MAX_CONNS 8
+#define MAX_CHANS 32
+
+typedef struct simrelay {
+    wzp_sim *sim;
+    wzp_sim_sock *sock;
+    wzp_identity *id;
+    wzp_quic_endpoint *ep;
+    wzp_relay_control *ctl;
+    struct {
+        wzp_quic_conn *conn;
+        uint64_t handle;
+        wzp_addr addr; /* where the control plane believes it is */
+    } conns[MAX_CONNS];
+    uint64_t next_handle;
+    struct simchan {
+        bool open;
+        uint32_t partner;
+        wzp_addr addr;
+    } chans[MAX_CHANS];
+    uint32_t next_chan;
+    uint64_t timer;
+    uint64_t forwarded, keepalives;
+    /* A dishonest relay: each hook may rewrite a decoded signaling message
+     * the relay receives from (in) or sends to (out) the connection `conn`. */
+    void (*rewrite_in)(struct simrelay *r, uint64_t conn, wzp_sig_msg *m);
+    void (*rewrite_out)(struct simrelay *r, uint64_t conn, wzp_sig_msg *m);
+    void *hook_user;
+} simrelay;
+
+void sim_relay_start(simrelay *r, wzp_sim *sim);
+void sim_relay_free(simrelay *r);
+/* Flushes the relay and re-arms its timer (after poking it from a test). */
+void sim_relay_kick(simrelay *r);
+
+typedef struct simclient {
+    wzp_sim *sim;
+    wzp_sim_sock *sock;
+    wzp_sim_router *rt; /* the client's NAT */
+    wzp_identity *id;
+    wzp_core *core;
+    uint64_t timer;
+    bool auto_answer;
+    int registrations;
+    uint32_t call;
+    wzp_call_state state;
+    int reason;
+    int path_events;
+    wzp_ts relay_at; /* virtual time of the latest route change to the relay */
+    uint64_t frames_played;
+    char incoming_fp[WZP_FINGERPRINT_STRLEN]; /* what INCOMING showed */
+    char peer_fp[WZP_FINGERPRINT_STRLEN];     /* what the latest CALL_STATE showed */
+    char detail[400];                         /* the end's detail text */
+} simclient;
+
+/* The default event handler: records what happened in the simclient. */
+void sim_client_event(void *user, const wzp_core_event *ev);
+void sim_client_kick(simclient *c);
+/* The core's send function and the socket's receive function (for tests that wrap them). */
+void sim_client_send(void *user, int sock, const wzp_addr *to, const uint8_t *pkt, size_t len);
+void sim_client_recv(void *ctx, wzp_sim_sock *s, const wzp_addr *from, const uint8_t *d,
+                     size_t len);
+/* A client at ip:5000 on the LAN of router rt. */
+void sim_client_join(simclient *c, wzp_sim *sim, simrelay *r, wzp_sim_router *rt, const char *ip,
+                     bool direct_disabled);
+/* Router idx: WAN 198.51.100.(idx+1), LAN 10.0.(idx+1).0/24, NAT of the given kind. */
+wzp_sim_router *sim_router_new(wzp_sim *sim, int idx, wzp_sim_dep mapping);
+/* A client on its own LAN (10.0.idx+1.2) behind a NAT of the given kind. */
+void sim_client_start(simclient *c, wzp_sim *sim, simrelay *r, int idx, wzp_sim_dep mapping,
+                      bool direct_disabled);
+void sim_client_free(simclient *c);
+/* The client's fingerprint, text form. */
+void sim_client_fp(const simclient *c, char out[WZP_FINGERPRINT_STRLEN]);
+wzp_call_stats sim_stats(simclient *c);
+
+/* Runs the simulation in 10 ms steps until cond (NULL: for max) or the virtual deadline. */
+bool sim_run(wzp_sim *sim, bool (*cond)(simclient *, simclient *), simclient *a, simclient *b,
+             wzp_ts max);
+bool both_registered(simclient *a, simclient *b);
+bool both_active(simclient *a, simclient *b);
+bool both_direct(simclient *a, simclient *b);
+bool both_relay(simclient *a, simclient *b);
+bool both_ended(simclient *a, simclient *b);
+
+typedef struct world {
+    wzp_sim *sim;
+    simrelay r;
+    simclient a, b;
+} world;
+
+/* A relay and clients a (behind nat_a) and b (nat_b); a calls b by fingerprint, both ACTIVE. */
+void world_call(world *w, uint64_t seed, wzp_sim_dep nat_a, wzp_sim_dep nat_b,
+                bool direct_disabled);
+/* Registration, then a calls b (auto-answered) until both are ACTIVE. */
+void world_connect(world *w);
+void world_free(world *w);
+
+#endif
