@@ -177,7 +177,7 @@ static void q_established(void *user, wzp_quic_conn *c, const uint8_t *peer_fp)
         return;
     }
     if (call)
-        wzp_core__call_established(core, call, c);
+        wzp_core__call_established(core, call, c, peer_fp);
 }
 
 static void q_datagram(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len)

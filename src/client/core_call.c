@@ -225,12 +225,8 @@ void wzp_core__call_closed(wzp_core *core, core_call *call, const wzp_quic_close
     char detail[sizeof(call->detail)];
     int err;
     if (info->error == WZP_ERR_PIN_MISMATCH && !info->by_peer) {
-        char want[WZP_FINGERPRINT_STRLEN];
         err = WZP_ERR_PIN_MISMATCH;
-        snprintf(
-            detail, sizeof(detail),
-            "possible man-in-the-middle: relay vouched for %s, peer presented another key (%s)",
-            fp_text(call->peer_fp, want), info->detail);
+        snprintf(detail, sizeof(detail), "possible man-in-the-middle: %s", info->detail);
     } else if (info->error) {
         err = info->error;
         snprintf(detail, sizeof(detail), "end-to-end connection failed: %s", info->detail);
@@ -467,12 +463,39 @@ static int start_ice(wzp_core *core, core_call *call, const wzp_sig_candidates *
 /* --- signaling events ----------------------------------------------------------------------------
  */
 
+/*
+ * The relay names the peer's key in CallSetup. A call placed to a fingerprint,
+ * and an incoming call (whose caller the user was shown), are already locked
+ * to a key: the relay's word must match it, or the relay is routing the call
+ * to someone else. Only a call placed to an alias learns its key here.
+ */
+static bool setup_key_matches(wzp_core *core, core_call *call, const wzp_sig_msg *m)
+{
+    if (!call->have_peer_fp) {
+        memcpy(call->peer_fp, m->u.setup.peer_fp, WZP_FINGERPRINT_LEN);
+        call->have_peer_fp = true;
+        fp_text(call->peer_fp, call->peer_fp_text);
+        snprintf(call->peer_alias, sizeof(call->peer_alias), "%s", m->u.setup.peer_alias);
+        return true;
+    }
+    if (memcmp(call->peer_fp, m->u.setup.peer_fp, WZP_FINGERPRINT_LEN) == 0)
+        return true;
+    char named[WZP_FINGERPRINT_STRLEN], detail[sizeof(call->detail)];
+    fp_text(m->u.setup.peer_fp, named);
+    snprintf(detail, sizeof(detail),
+             call->outgoing ? "possible man-in-the-middle: you called %s, the relay connected the "
+                              "call to another key (%s)"
+                            : "possible man-in-the-middle: the relay announced the caller as %s, "
+                              "then connected the call to another key (%s)",
+             call->peer_fp_text, named);
+    wzp_core__call_end(core, call, WZP_ERR_PIN_MISMATCH, detail);
+    return false;
+}
+
 static void on_setup(wzp_core *core, core_call *call, const wzp_sig_msg *m, wzp_ts now)
 {
-    memcpy(call->peer_fp, m->u.setup.peer_fp, WZP_FINGERPRINT_LEN);
-    call->have_peer_fp = true;
-    fp_text(call->peer_fp, call->peer_fp_text);
-    snprintf(call->peer_alias, sizeof(call->peer_alias), "%s", m->u.setup.peer_alias);
+    if (!setup_key_matches(core, call, m))
+        return;
     call->chan = m->u.setup.relay_channel;
     call->relay = m->u.setup.relay_addr.len ? m->u.setup.relay_addr : core->cfg.relay;
     if (wzp_cand_sock_for(&call->relay) < 0 ||
@@ -523,7 +546,9 @@ void wzp_core__call_sig_event(wzp_core *core, core_call *call, const wzp_sigc_ev
     switch (ev->type) {
     case WZP_SIGC_EV_INCOMING: {
         const wzp_sig_msg *m = ev->msg;
+        /* The key the user is shown is the key the call is locked to (on_setup, e2e pin). */
         memcpy(call->peer_fp, m->u.incoming.caller_fp, WZP_FINGERPRINT_LEN);
+        call->have_peer_fp = true;
         fp_text(call->peer_fp, call->peer_fp_text);
         snprintf(call->peer_alias, sizeof(call->peer_alias), "%s", m->u.incoming.caller_alias);
         call->state = WZP_CALL_RINGING;
@@ -637,12 +662,19 @@ int wzp_core__accept(wzp_core *core, const wzp_addr *remote, wzp_quic_conn_opts 
     return 0;
 }
 
-void wzp_core__call_established(wzp_core *core, core_call *call, wzp_quic_conn *c)
+void wzp_core__call_established(wzp_core *core, core_call *call, wzp_quic_conn *c,
+                                const uint8_t *peer_fp)
 {
     if (!call->conn)
         call->conn = c;
     if (call->state == WZP_CALL_ENDED)
         return;
+    /* The pin already enforces this; checked again because it is the promise itself. */
+    if (!peer_fp || memcmp(peer_fp, call->peer_fp, WZP_FINGERPRINT_LEN) != 0) {
+        wzp_core__call_end(core, call, WZP_ERR_PIN_MISMATCH,
+                           "possible man-in-the-middle: the peer proved another key");
+        return;
+    }
     wzp_ts now = core->now;
     if (start_media(core, call, now) < 0)
         return;
@@ -911,7 +943,9 @@ int wzp_core_call(wzp_core *core, const char *peer, void *call_user, uint32_t *o
         return rc;
     }
     if (by_fp) {
+        /* Pinned end to end: whatever the relay says, only this key may answer. */
         memcpy(call->peer_fp, fp, sizeof(fp));
+        call->have_peer_fp = true;
         fp_text(fp, call->peer_fp_text);
     } else {
         snprintf(call->peer_alias, sizeof(call->peer_alias), "%s", peer);

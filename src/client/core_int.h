@@ -94,7 +94,8 @@ void wzp_core__call_hosts_changed(wzp_core *core, core_call *call, wzp_ts now);
 void wzp_core__call_reflexive(wzp_core *core, core_call *call, const wzp_addr *refl);
 void wzp_core__call_sig_event(wzp_core *core, core_call *call, const wzp_sigc_event *ev);
 int wzp_core__accept(wzp_core *core, const wzp_addr *remote, wzp_quic_conn_opts *opts);
-void wzp_core__call_established(wzp_core *core, core_call *call, wzp_quic_conn *c);
+void wzp_core__call_established(wzp_core *core, core_call *call, wzp_quic_conn *c,
+                                const uint8_t *peer_fp);
 void wzp_core__call_datagram(wzp_core *core, core_call *call, const uint8_t *d, size_t len);
 void wzp_core__call_message(wzp_core *core, core_call *call, const uint8_t *d, size_t len);
 void wzp_core__call_closed(wzp_core *core, core_call *call, const wzp_quic_close_info *info);
