@@ -232,6 +232,8 @@ static void cb_call_state(wzp_client *c, wzp_call *call, wzp_call_state st, int 
     if (s->o.json) {
         json_begin(s, "state");
         printf(",\"state\":\"%s\"", state_name(st));
+        if (st == WZP_CALL_ACTIVE) /* the key the end-to-end handshake proved */
+            printf(",\"peer\":\"%s\"", wzp_call_peer_fingerprint(call));
         if (st == WZP_CALL_ENDED) {
             printf(",\"reason\":");
             json_str(stdout, reason ? wzp_strerror(reason) : "hung up");
@@ -239,6 +241,13 @@ static void cb_call_state(wzp_client *c, wzp_call *call, wzp_call_state st, int 
             json_str(stdout, wzp_call_detail(call));
         }
         json_end();
+    } else if (st == WZP_CALL_ACTIVE) {
+        /* Who answered is the key the handshake proved; an alias is only the relay's word. */
+        const char *alias = wzp_call_peer_alias(call);
+        char who[160];
+        snprintf(who, sizeof(who), "%s%s%s%s", wzp_call_peer_fingerprint(call),
+                 alias[0] ? " (alias '" : "", alias, alias[0] ? "' per the relay)" : "");
+        say(s, "call active: talking to %s%s", who, ", key verified end to end");
     } else if (st != WZP_CALL_ENDED) {
         say(s, "call %s%s", state_name(st), "");
     }
@@ -416,27 +425,34 @@ int session_wait_registered(session *s)
     pthread_mutex_unlock(&s->mu);
     if (ok)
         return 0;
-    if (err == WZP_ERR_PIN_MISMATCH) {
+    return session_unregistered_exit(s, err);
+}
+
+int session_unregistered_exit(session *s, int err)
+{
+    switch (err) {
+    case WZP_ERR_PIN_MISMATCH:
         fprintf(stderr, "%s: wrong relay pin: the relay at that address presented another key\n",
                 s->o.name);
         return WZP_EXIT_RELAY_PIN;
-    }
-    if (err == WZP_ERR_ALIAS_TAKEN) {
+    case WZP_ERR_ALIAS_TAKEN:
         fprintf(stderr, "%s: alias taken: the relay binds it to another key\n", s->o.name);
         return WZP_EXIT_ALIAS_TAKEN;
-    }
-    if (err == WZP_ERR_RELAY_FULL) {
+    case WZP_ERR_RELAY_FULL:
         fprintf(stderr, "%s: relay full: it takes no more registrations from this address\n",
                 s->o.name);
         return WZP_EXIT_RELAY_FULL;
-    }
-    if (err == WZP_ERR_REPLACED) {
+    case WZP_ERR_REPLACED:
         fprintf(stderr, "%s: signed in elsewhere: another client registered this identity\n",
                 s->o.name);
         return WZP_EXIT_REPLACED;
+    case WZP_ERR_IDENTITY:
+        fprintf(stderr, "%s: the relay refused our identity\n", s->o.name);
+        return WZP_EXIT_IDENTITY;
+    default:
+        fprintf(stderr, "%s: relay unreachable: no answer from it\n", s->o.name);
+        return WZP_EXIT_UNREACHABLE;
     }
-    fprintf(stderr, "%s: relay unreachable: no answer from it\n", s->o.name);
-    return WZP_EXIT_UNREACHABLE;
 }
 
 /* --- running a call -----------------------------------------------------------------------------
@@ -536,7 +552,11 @@ static int report_end(session *s, int code)
         fprintf(stderr, "%s: %s\n", s->o.name, detail);
         break;
     case WZP_ERR_UNREACHABLE:
-        fprintf(stderr, "%s: lost the connection to the relay\n", s->o.name);
+        fprintf(stderr, "%s: lost the connection to the relay%s%s\n", s->o.name,
+                detail[0] ? ": " : "", detail);
+        break;
+    case WZP_ERR_PEER_UNREACHABLE:
+        fprintf(stderr, "%s: %s\n", s->o.name, detail[0] ? detail : "peer unreachable");
         break;
     default:
         fprintf(stderr, "%s: call failed: %s%s%s\n", s->o.name, wzp_strerror(s->end_reason),
@@ -613,15 +633,14 @@ int session_run_listen(session *s, volatile sig_atomic_t *interrupted)
             pthread_cond_timedwait(&s->cv, &s->mu, &ts);
         bool have = s->call != NULL, pending = s->pending != NULL;
         bool fatal = s->unregistered && s->unreg_fatal;
+        int unreg_err = s->unreg_err;
         pthread_mutex_unlock(&s->mu);
         if (have)
             break;
         if (pending && ask_user(s))
             break;
-        if (fatal) {
-            fprintf(stderr, "%s: the relay connection failed for good\n", s->o.name);
-            return WZP_EXIT_UNREACHABLE;
-        }
+        if (fatal)
+            return session_unregistered_exit(s, unreg_err);
         if (interrupted && *interrupted)
             return WZP_EXIT_OK;
     }

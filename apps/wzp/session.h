@@ -85,6 +85,8 @@ int session_load_audio(session *s);
 int session_start(session *s, const wzp_client_config *base);
 /* Waits for registration: 0 or an exit code (message printed). */
 int session_wait_registered(session *s);
+/* Prints why the relay registration ended for good; returns the exit code. */
+int session_unregistered_exit(session *s, int err);
 /* Places a call and runs it to the end; returns the exit code. */
 int session_run_call(session *s, const char *peer, volatile sig_atomic_t *interrupted);
 /* Waits for one incoming call and runs it to the end; returns the exit code. */

@@ -13,8 +13,13 @@
 #include "wire/demux.h"
 #include "wire/relay_frame.h"
 
-#define CTRL_KEEP_ALIVE WZP_SEC(10)
-#define CTRL_HANDSHAKE  WZP_SEC(5)
+/* A lost or restarted relay must be noticed within seconds: a keep-alive every
+ * 4 s draws a stateless reset from a restarted relay at once, and three
+ * missed ones end the connection. The relay sees the same idle timeout
+ * (QUIC takes the smaller one), so it notices a vanished client as fast. */
+#define CTRL_KEEP_ALIVE   WZP_SEC(4)
+#define CTRL_IDLE_TIMEOUT WZP_SEC(12)
+#define CTRL_HANDSHAKE    WZP_SEC(5)
 
 void wzp_core__emit(wzp_core *core, const wzp_core_event *ev)
 {
@@ -84,6 +89,7 @@ static void connect_relay(wzp_core *core, wzp_ts now)
     o.pin_mode = WZP_QUIC_PIN_EXACT;
     memcpy(o.pin, core->cfg.relay_pin, sizeof(o.pin));
     o.keep_alive = CTRL_KEEP_ALIVE;
+    o.idle_timeout = CTRL_IDLE_TIMEOUT;
     o.handshake_timeout = CTRL_HANDSHAKE;
     o.max_message = WZP_SIG_MAX_SIZE;
     o.user = NULL; /* NULL user: the control connection */
@@ -121,8 +127,10 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
         /* A taken alias will not free itself by retrying; anything else might. */
         bool fatal = ev->err == WZP_ERR_ALIAS_TAKEN || ev->err == WZP_ERR_RELAY_FULL ||
                      ev->err == WZP_ERR_IDENTITY;
-        if (fatal)
+        if (fatal) {
             core->fatal = true;
+            core->fatal_reported = true; /* the close that follows adds nothing */
+        }
         wzp_core_event e = {
             .type = WZP_CORE_EV_UNREGISTERED,
             .err = ev->err,
@@ -213,16 +221,24 @@ static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *in
     core->ctrl = NULL;
     core->ctrl_up = false;
     wzp_sigc_on_disconnect(core->sc, core->now);
-    if (core->stopping)
+    if (core->stopping || core->fatal_reported)
         return;
-    int err = info->error == WZP_ERR_PIN_MISMATCH ? WZP_ERR_PIN_MISMATCH : WZP_ERR_UNREACHABLE;
-    if (err == WZP_ERR_PIN_MISMATCH)
+    int err = WZP_ERR_UNREACHABLE;
+    if (info->error == WZP_ERR_PIN_MISMATCH) {
+        err = WZP_ERR_PIN_MISMATCH;
         core->fatal = true; /* retrying cannot make the relay present another key */
+    } else if (info->by_peer && !info->error && info->app_code == WZP_SIG_CLOSE_REPLACED) {
+        /* Another client registered our key. Reconnecting would knock it off in
+         * turn, forever: this one stops and says why. */
+        err = WZP_ERR_REPLACED;
+        core->fatal = true;
+    }
     WZP_INFO("client: relay connection %s: %s", was_up ? "lost" : "failed", info->detail);
+    core->fatal_reported = core->fatal;
     wzp_core_event e = {
         .type = WZP_CORE_EV_UNREGISTERED, .err = err, .fatal = core->fatal, .text = info->detail};
     wzp_core__emit(core, &e);
-    schedule_reconnect(core, core->now);
+    schedule_reconnect(core, core->now); /* 250 ms after a registration that held */
 }
 
 /* --- lifetime --------------------------------------------------------------------------------- */
@@ -437,6 +453,7 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
     case WZP_PKT_QUIC: {
         if (from_relay(core, NULL, from)) {
             n->rx_ctrl++;
+            core->last_relay_rx = now;
             wzp_quic_endpoint_feed(core->ep, &core->cfg.local[sock], from, pkt, len, now);
             break;
         }
@@ -465,6 +482,8 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
             n->rx_malformed++;
             break;
         }
+        if (from_relay(core, wzp_core__find_chan(core, f.channel), from))
+            core->last_relay_rx = now;
         if (f.type == WZP_RELAY_FRAME_KEEPALIVE_ACK) {
             n->rx_keepalive_ack++;
             break;

@@ -15,10 +15,14 @@
 #include "wire/relay_frame.h"
 #include "wzp_call.pb-c.h"
 
-#define RELAY_KEEPALIVE  WZP_SEC(15) /* keeps the channel and the NAT mapping to the relay */
-#define STATS_INTERVAL   WZP_SEC(2)
-#define E2E_KEEP_ALIVE   WZP_SEC(5)
-#define E2E_IDLE_TIMEOUT WZP_SEC(15)
+#define RELAY_KEEPALIVE WZP_SEC(15) /* keeps the channel and the NAT mapping to the relay */
+#define STATS_INTERVAL  WZP_SEC(2)
+/* Media flows 50 times a second, so 5 s without one authenticated packet from
+ * the peer (a PING goes out after 1 s of our own silence, e.g. muted) means the
+ * peer is gone; well above any path switch or relay failover gap. */
+#define E2E_KEEP_ALIVE   WZP_SEC(1)
+#define E2E_IDLE_TIMEOUT WZP_SEC(5)
+#define FRAME_TIME       WZP_MS(20)
 #define E2E_MAX_MESSAGE  4096
 #define MEDIA_CODEC_OPUS 1
 
@@ -189,6 +193,17 @@ void wzp_core__call_end(wzp_core *core, core_call *call, int err, const char *de
         wzp_quic_conn_close(call->conn, failure ? CORE_CLOSE_ERROR : CORE_CLOSE_HANGUP,
                             failure ? "error" : "hangup");
     }
+    if ((err == WZP_ERR_PEER_UNREACHABLE || err == WZP_ERR_UNREACHABLE) &&
+        call->active_at != WZP_TS_NEVER) {
+        /* The silence before we gave up is part of the call: count it as lost and as a gap. */
+        wzp_ts since = call->last_rx_at != WZP_TS_NEVER ? call->last_rx_at : call->active_at;
+        if (core->now > since) {
+            wzp_ts tail = core->now - since;
+            call->tail_lost = tail / FRAME_TIME;
+            if (tail > call->max_gap)
+                call->max_gap = tail;
+        }
+    }
     call->end_err = err;
     snprintf(call->detail, sizeof(call->detail), "%s", detail ? detail : "");
     call->state = WZP_CALL_ENDED;
@@ -227,6 +242,16 @@ void wzp_core__call_closed(wzp_core *core, core_call *call, const wzp_quic_close
     if (info->error == WZP_ERR_PIN_MISMATCH && !info->by_peer) {
         err = WZP_ERR_PIN_MISMATCH;
         snprintf(detail, sizeof(detail), "possible man-in-the-middle: %s", info->detail);
+    } else if (info->error == WZP_ERR_TIMEOUT && call->active_at != WZP_TS_NEVER) {
+        /* Silence from the peer on every path. If the relay went quiet too and the
+         * call had no direct path, the relay is what we lost. */
+        bool direct = call->keyed && wzp_ice_route_get(call->ice).kind == WZP_ROUTE_DIRECT;
+        bool relay_quiet = core->now - core->last_relay_rx >= E2E_IDLE_TIMEOUT;
+        err = !direct && relay_quiet ? WZP_ERR_UNREACHABLE : WZP_ERR_PEER_UNREACHABLE;
+        snprintf(detail, sizeof(detail), "%s: nothing heard from %s for %lld s",
+                 err == WZP_ERR_UNREACHABLE ? "lost the relay" : "peer unreachable",
+                 err == WZP_ERR_UNREACHABLE ? "the relay or the peer" : "the peer",
+                 (long long)(E2E_IDLE_TIMEOUT / WZP_SEC(1)));
     } else if (info->error) {
         err = info->error;
         snprintf(detail, sizeof(detail), "end-to-end connection failed: %s", info->detail);
@@ -579,6 +604,16 @@ void wzp_core__call_sig_event(wzp_core *core, core_call *call, const wzp_sigc_ev
         if (ev->err == WZP_ERR_UNREACHABLE && call->conn &&
             (call->state == WZP_CALL_CONNECTING || call->state == WZP_CALL_ACTIVE))
             break;
+        /* The relay lost the peer's control connection. The peer may still be on
+         * a direct path (its relay link alone failed): only a peer also silent
+         * here is gone; otherwise the call's own connection decides. */
+        if (ev->reason == WZP_SIG_END_PEER_GONE && call->conn && call->state == WZP_CALL_ACTIVE) {
+            if (call->last_rx_at != WZP_TS_NEVER && core->now - call->last_rx_at < WZP_SEC(1))
+                break;
+            wzp_core__call_end(core, call, WZP_ERR_PEER_UNREACHABLE,
+                               "peer unreachable: the relay lost it and it is silent here too");
+            break;
+        }
         char detail[128];
         if (ev->reason)
             snprintf(detail, sizeof(detail), "relay: %s", wzp_sig_end_reason_name(ev->reason));
@@ -889,7 +924,7 @@ void wzp_core__call_stats(wzp_core *core, core_call *call, wzp_call_stats *out, 
         wzp_media_rx_stats rs;
         wzp_media_rx_get_stats(call->rx, &rs);
         out->frames_received = rs.playout.received;
-        out->frames_lost = rs.playout.lost;
+        out->frames_lost = rs.playout.lost + call->tail_lost;
         uint64_t expected = out->frames_received + out->frames_lost;
         out->loss_pct = expected ? 100.0 * (double)out->frames_lost / (double)expected : 0.0;
     }

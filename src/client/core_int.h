@@ -54,6 +54,7 @@ typedef struct core_call {
     wzp_ts answered_at, active_at, first_audio_at, direct_at;
     uint32_t path_changes;
     wzp_ts last_rx_at, max_gap; /* media datagrams: latest, longest interval */
+    uint64_t tail_lost;         /* frames never heard after the peer fell silent for good */
     wzp_ts next_keepalive, next_stats;
     uint64_t peer_frames_received, peer_frames_lost;
 } core_call;
@@ -69,6 +70,8 @@ struct wzp_core {
     int relay_sock;
     wzp_ts reconnect_at, backoff;
     bool started, stopping, fatal;
+    bool fatal_reported;  /* the UNREGISTERED event for the fatal error went out */
+    wzp_ts last_relay_rx; /* the latest packet from the relay (control or frames) */
     wzp_addr hosts[CORE_MAX_HOSTS];
     size_t n_hosts;
     core_call *calls[CORE_MAX_CALLS];

@@ -88,6 +88,13 @@ typedef enum wzp_sig_err {
     WZP_SIG_ERR_FULL = 13, /* no more registrations here (global or per-address cap) */
 } wzp_sig_err;
 
+/*
+ * Application close codes on the control connection (relay -> client):
+ * WZP_SIG_CLOSE_BASE + the relay's wzp_relay_close_code (src/relay/control.h).
+ */
+#define WZP_SIG_CLOSE_BASE     0x100
+#define WZP_SIG_CLOSE_REPLACED (WZP_SIG_CLOSE_BASE + 1) /* the same key registered elsewhere */
+
 typedef struct wzp_sig_candidate {
     wzp_sig_cand_type type;
     uint32_t priority;

@@ -253,6 +253,11 @@ void sim_client_event(void *user, const wzp_core_event *ev)
     case WZP_CORE_EV_REGISTERED:
         c->registrations++;
         break;
+    case WZP_CORE_EV_UNREGISTERED:
+        c->unregistrations++;
+        c->unreg_err = ev->err;
+        c->unreg_fatal = ev->fatal;
+        break;
     case WZP_CORE_EV_INCOMING:
         c->call = ev->call;
         c->state = ev->state;
@@ -265,8 +270,10 @@ void sim_client_event(void *user, const wzp_core_event *ev)
             c->state = ev->state;
             c->reason = ev->err;
             snprintf(c->peer_fp, sizeof(c->peer_fp), "%s", ev->peer_fp ? ev->peer_fp : "");
-            if (ev->state == WZP_CALL_ENDED)
+            if (ev->state == WZP_CALL_ENDED) {
                 snprintf(c->detail, sizeof(c->detail), "%s", ev->text ? ev->text : "");
+                c->ended_at = now;
+            }
         }
         break;
     case WZP_CORE_EV_PATH: {
@@ -308,6 +315,8 @@ static void client_timer(void *ctx)
 
 void sim_client_kick(simclient *c)
 {
+    if (c->dead)
+        return;
     wzp_ts now = wzp_sim_now(c->sim);
     wzp_core_flush(c->core, now, sim_client_send, c);
     wzp_ts d = wzp_core_next_deadline(c->core);
@@ -322,9 +331,8 @@ void sim_client_recv(void *ctx, wzp_sim_sock *s, const wzp_addr *from, const uin
     sim_client_kick(c);
 }
 
-/* A client at ip:5000 on the LAN of router rt. */
-void sim_client_join(simclient *c, wzp_sim *sim, simrelay *r, wzp_sim_router *rt, const char *ip,
-                     bool direct_disabled)
+static void join_as(simclient *c, wzp_sim *sim, simrelay *r, wzp_sim_router *rt, const char *ip,
+                    bool direct_disabled, const wzp_identity *id)
 {
     memset(c, 0, sizeof(*c));
     c->sim = sim;
@@ -336,7 +344,12 @@ void sim_client_join(simclient *c, wzp_sim *sim, simrelay *r, wzp_sim_router *rt
     assert_int_equal(wzp_sim_host_add_addr(h, wzp_sim_router_lan(rt), ip, ll), 0);
     c->sock = wzp_sim_sock_bind(h, bind, sim_client_recv, c);
     assert_non_null(c->sock);
-    assert_int_equal(wzp_identity_generate(&c->id), 0);
+    if (id) {
+        c->id = (wzp_identity *)id;
+        c->borrowed_id = true;
+    } else {
+        assert_int_equal(wzp_identity_generate(&c->id), 0);
+    }
     wzp_core_config cfg = {.id = c->id,
                            .relay = *wzp_sim_sock_addr(r->sock),
                            .direct_disabled = direct_disabled,
@@ -350,6 +363,12 @@ void sim_client_join(simclient *c, wzp_sim *sim, simrelay *r, wzp_sim_router *rt
     assert_int_equal(wzp_core_add_host_addr(c->core, &host), 0);
     assert_int_equal(wzp_core_start(c->core, wzp_sim_now(sim)), 0);
     sim_client_kick(c);
+}
+
+void sim_client_join(simclient *c, wzp_sim *sim, simrelay *r, wzp_sim_router *rt, const char *ip,
+                     bool direct_disabled)
+{
+    join_as(c, sim, r, rt, ip, direct_disabled, NULL);
 }
 
 wzp_sim_router *sim_router_new(wzp_sim *sim, int idx, wzp_sim_dep mapping)
@@ -375,11 +394,28 @@ void sim_client_start(simclient *c, wzp_sim *sim, simrelay *r, int idx, wzp_sim_
     sim_client_join(c, sim, r, sim_router_new(sim, idx, mapping), ip, direct_disabled);
 }
 
+void sim_client_start_as(simclient *c, wzp_sim *sim, simrelay *r, int idx, const wzp_identity *id)
+{
+    char ip[32];
+    snprintf(ip, sizeof(ip), "10.0.%d.2", idx + 1);
+    join_as(c, sim, r, sim_router_new(sim, idx, WZP_SIM_EI), ip, false, id);
+}
+
+void sim_client_kill(simclient *c)
+{
+    wzp_sim_cancel(c->sim, c->timer);
+    c->timer = 0;
+    wzp_sim_sock_close(c->sock);
+    c->sock = NULL;
+    c->dead = true;
+}
+
 void sim_client_free(simclient *c)
 {
     wzp_sim_cancel(c->sim, c->timer);
     wzp_core_free(c->core);
-    wzp_identity_free(c->id);
+    if (!c->borrowed_id)
+        wzp_identity_free(c->id);
 }
 
 void sim_client_fp(const simclient *c, char out[WZP_FINGERPRINT_STRLEN])

@@ -69,9 +69,13 @@ typedef struct simclient {
     int path_events;
     wzp_ts relay_at; /* virtual time of the latest route change to the relay */
     uint64_t frames_played;
+    bool borrowed_id, dead;
+    int unregistrations, unreg_err; /* UNREGISTERED events, the latest one's error */
+    bool unreg_fatal;
     char incoming_fp[WZP_FINGERPRINT_STRLEN]; /* what INCOMING showed */
     char peer_fp[WZP_FINGERPRINT_STRLEN];     /* what the latest CALL_STATE showed */
     char detail[400];                         /* the end's detail text */
+    wzp_ts ended_at;                          /* virtual time of ENDED */
 } simclient;
 
 /* The default event handler: records what happened in the simclient. */
@@ -89,6 +93,10 @@ wzp_sim_router *sim_router_new(wzp_sim *sim, int idx, wzp_sim_dep mapping);
 /* A client on its own LAN (10.0.idx+1.2) behind a NAT of the given kind. */
 void sim_client_start(simclient *c, wzp_sim *sim, simrelay *r, int idx, wzp_sim_dep mapping,
                       bool direct_disabled);
+/* Like sim_client_start behind an endpoint-independent NAT, with a borrowed identity. */
+void sim_client_start_as(simclient *c, wzp_sim *sim, simrelay *r, int idx, const wzp_identity *id);
+/* The client vanishes (kill -9): its socket closes, its timers stop; free it later. */
+void sim_client_kill(simclient *c);
 void sim_client_free(simclient *c);
 /* The client's fingerprint, text form. */
 void sim_client_fp(const simclient *c, char out[WZP_FINGERPRINT_STRLEN]);

@@ -1,0 +1,128 @@
+/*
+ * Losing the other end, on the simulated network (tests/support/simworld.h,
+ * virtual clock): a peer that vanishes mid-call (kill -9) is reported as
+ * "peer unreachable" within seconds, a relay that vanishes under a relayed
+ * call as the relay, and the silence before counts as lost frames and as the
+ * longest gap. A second login of the same identity takes the registration
+ * and the first one stops for good instead of fighting back.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "support/simworld.h"
+
+static bool a_ended(simclient *a, simclient *b)
+{
+    (void)b;
+    return a->state == WZP_CALL_ENDED;
+}
+
+/* b is killed mid-call; returns how long a took to end the call (virtual ns). */
+static wzp_ts peer_dies(world *w)
+{
+    sim_run(w->sim, NULL, &w->a, &w->b, WZP_SEC(2));
+    wzp_ts t0 = wzp_sim_now(w->sim);
+    uint64_t sent_by_b = sim_stats(&w->b).frames_sent;
+    sim_client_kill(&w->b);
+    assert_true(sim_run(w->sim, a_ended, &w->a, &w->b, WZP_SEC(30)));
+    wzp_ts took = w->a.ended_at - t0;
+    wzp_call_stats st = sim_stats(&w->a);
+    printf("peer gone: ended after %lld ms: %s; lost %llu, longest gap %lld ms\n",
+           (long long)(took / 1000000), w->a.detail, (unsigned long long)st.frames_lost,
+           (long long)st.max_gap_ms);
+    assert_int_equal(w->a.reason, WZP_ERR_PEER_UNREACHABLE);
+    /* Within a few seconds, and well before the old 15 s idle timeout. */
+    assert_true(took <= WZP_SEC(6));
+    /* The silent tail is counted: every 20 ms frame b no longer sent is lost. */
+    uint64_t tail = (uint64_t)(took / WZP_MS(20));
+    assert_true(st.frames_lost + 5 >= tail);
+    assert_true(st.frames_received + st.frames_lost + 5 >= sent_by_b + tail);
+    assert_true((wzp_ts)st.max_gap_ms * WZP_MS(1) + WZP_MS(100) >= took);
+    return took;
+}
+
+static void test_peer_dies_on_relayed_call(void **state)
+{
+    world w;
+    world_call(&w, 21, WZP_SIM_EI, WZP_SIM_EI, true);
+    peer_dies(&w);
+    world_free(&w);
+}
+
+static void test_peer_dies_on_direct_call(void **state)
+{
+    world w;
+    world_call(&w, 22, WZP_SIM_EI, WZP_SIM_EI, false);
+    assert_true(sim_run(w.sim, both_direct, &w.a, &w.b, WZP_SEC(5)));
+    peer_dies(&w);
+    world_free(&w);
+}
+
+/* The relay of a relayed call dies: that is what a reports, not the peer. */
+static void test_relay_dies_under_relayed_call(void **state)
+{
+    world w;
+    world_call(&w, 23, WZP_SIM_EI, WZP_SIM_EI, true);
+    sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(2));
+    wzp_ts t0 = wzp_sim_now(w.sim);
+    wzp_sim_sock_close(w.r.sock);
+    w.r.sock = NULL;
+    assert_true(sim_run(w.sim, both_ended, &w.a, &w.b, WZP_SEC(30)));
+    printf("relay gone: a ended after %lld ms: %s\n", (long long)((w.a.ended_at - t0) / 1000000),
+           w.a.detail);
+    assert_int_equal(w.a.reason, WZP_ERR_UNREACHABLE);
+    assert_int_equal(w.b.reason, WZP_ERR_UNREACHABLE);
+    assert_non_null(strstr(w.a.detail, "relay"));
+    assert_true(w.a.ended_at - t0 <= WZP_SEC(6));
+    world_free(&w);
+}
+
+/* --- one identity, two logins -------------------------------------------------------------------
+ */
+
+static bool second_registered(simclient *a, simclient *a2)
+{
+    return a2->registrations > 0 && a->unregistrations > 0;
+}
+
+static void test_second_login_takes_over(void **state)
+{
+    wzp_sim *sim = wzp_sim_new(24);
+    simrelay r;
+    sim_relay_start(&r, sim);
+    simclient a, a2;
+    sim_client_start(&a, sim, &r, 0, WZP_SIM_EI, false);
+    assert_true(sim_run(sim, both_registered, &a, &a, WZP_SEC(5)));
+    sim_client_start_as(&a2, sim, &r, 1, a.id);
+    assert_true(sim_run(sim, second_registered, &a, &a2, WZP_SEC(5)));
+    /* The first login is told why and gives up; the second keeps the registration. */
+    assert_int_equal(a.unreg_err, WZP_ERR_REPLACED);
+    assert_true(a.unreg_fatal);
+    sim_run(sim, NULL, &a, &a2, WZP_SEC(30));
+    assert_int_equal(a.registrations, 1);
+    assert_int_equal(a.unregistrations, 1);
+    assert_false(wzp_core_registered(a.core));
+    assert_int_equal(a2.registrations, 1);
+    assert_int_equal(a2.unregistrations, 0);
+    assert_true(wzp_core_registered(a2.core));
+    sim_client_free(&a2);
+    sim_client_free(&a);
+    sim_relay_free(&r);
+    wzp_sim_free(sim);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_peer_dies_on_relayed_call),
+        cmocka_unit_test(test_peer_dies_on_direct_call),
+        cmocka_unit_test(test_relay_dies_under_relayed_call),
+        cmocka_unit_test(test_second_login_takes_over),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
