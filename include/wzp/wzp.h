@@ -65,9 +65,13 @@ typedef enum wzp_log_level {
 /* Receives each log line (no trailing newline). May be called from any wzp thread. */
 typedef void (*wzp_log_cb)(wzp_log_level level, const char *message, void *user);
 
-/* Installs a log hook; NULL restores the default (stderr). Not thread-safe with logging. */
+/*
+ * Installs a log hook; NULL restores the default (stderr). Safe while other
+ * threads log: it waits for hook calls in progress, so once it returns the old
+ * hook is not called again. Must not be called from inside the hook.
+ */
 void wzp_set_log_handler(wzp_log_cb cb, void *user);
-/* Messages below this level are dropped before formatting. Default: WZP_LOG_WARN. */
+/* Messages below this level are dropped before formatting (any thread). Default: WZP_LOG_WARN. */
 void wzp_set_log_level(wzp_log_level level);
 wzp_log_level wzp_get_log_level(void);
 
