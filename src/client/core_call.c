@@ -12,8 +12,8 @@
 #include "common/log.h"
 #include "common/rand.h"
 #include "ice/candidate.h"
+#include "wire/call_msg.h"
 #include "wire/relay_frame.h"
-#include "wzp_call.pb-c.h"
 
 #define RELAY_KEEPALIVE WZP_SEC(15) /* keeps the channel and the NAT mapping to the relay */
 #define STATS_INTERVAL  WZP_SEC(2)
@@ -96,35 +96,25 @@ void wzp_core__call_free(wzp_core *core, core_call *call)
 
 /* --- call control messages ---------------------------------------------------------------- */
 
-static void send_ctl(core_call *call, Wzpcall__CallMsg *m)
+static void send_ctl(core_call *call, const wzp_call_msg *m)
 {
     if (!call->conn || !wzp_quic_conn_is_established(call->conn))
         return;
-    uint8_t buf[256];
-    size_t n = wzpcall__call_msg__get_packed_size(m);
-    if (n > sizeof(buf))
-        return;
-    wzpcall__call_msg__pack(m, buf);
-    wzp_quic_conn_send_message(call->conn, buf, n);
+    uint8_t buf[WZP_CALL_MSG_MAX_SIZE];
+    int n = wzp_call_msg_encode(m, buf, sizeof(buf));
+    if (n > 0)
+        wzp_quic_conn_send_message(call->conn, buf, (size_t)n);
 }
 
 static void send_hangup(core_call *call, bool error)
 {
-    Wzpcall__CallMsg m = WZPCALL__CALL_MSG__INIT;
-    Wzpcall__Hangup h = WZPCALL__HANGUP__INIT;
-    h.error = error;
-    m.body_case = WZPCALL__CALL_MSG__BODY_HANGUP;
-    m.hangup = &h;
+    wzp_call_msg m = {.type = WZP_CALL_MSG_HANGUP, .u.hangup.error = error};
     send_ctl(call, &m);
 }
 
 static void send_mute(core_call *call)
 {
-    Wzpcall__CallMsg m = WZPCALL__CALL_MSG__INIT;
-    Wzpcall__Mute mu = WZPCALL__MUTE__INIT;
-    mu.muted = call->mute;
-    m.body_case = WZPCALL__CALL_MSG__BODY_MUTE;
-    m.mute = &mu;
+    wzp_call_msg m = {.type = WZP_CALL_MSG_MUTE, .u.mute.muted = call->mute};
     send_ctl(call, &m);
 }
 
@@ -136,42 +126,36 @@ static void send_stats(core_call *call)
     wzp_media_rx_get_stats(call->rx, &rs);
     wzp_quic_conn_stats qs;
     wzp_quic_conn_get_stats(call->conn, &qs);
-    Wzpcall__CallMsg m = WZPCALL__CALL_MSG__INIT;
-    Wzpcall__Stats st = WZPCALL__STATS__INIT;
-    st.frames_received = rs.playout.received;
-    st.frames_lost = rs.playout.lost;
-    st.rtt_us = (uint32_t)(qs.smoothed_rtt / 1000);
-    m.body_case = WZPCALL__CALL_MSG__BODY_STATS;
-    m.stats = &st;
+    wzp_call_msg m = {.type = WZP_CALL_MSG_STATS};
+    m.u.stats.frames_received = rs.playout.received;
+    m.u.stats.frames_lost = rs.playout.lost;
+    m.u.stats.rtt_us = (uint32_t)(qs.smoothed_rtt / 1000);
     send_ctl(call, &m);
 }
 
 void wzp_core__call_message(wzp_core *core, core_call *call, const uint8_t *d, size_t len)
 {
-    Wzpcall__CallMsg *m = wzpcall__call_msg__unpack(NULL, len, d);
-    if (!m) {
-        WZP_DEBUG("client: malformed call message dropped");
+    wzp_call_msg m;
+    int rc = wzp_call_msg_decode(d, len, &m);
+    if (rc < 0) {
+        if (rc == WZP_ERR_MALFORMED)
+            WZP_DEBUG("client: malformed call message dropped");
         return;
     }
-    switch (m->body_case) {
-    case WZPCALL__CALL_MSG__BODY_HANGUP:
+    switch (m.type) {
+    case WZP_CALL_MSG_HANGUP:
         wzp_core__call_end(core, call, WZP_ERR_HANGUP,
-                           m->hangup && m->hangup->error ? "the peer ended the call after an error"
-                                                         : "the peer hung up");
+                           m.u.hangup.error ? "the peer ended the call after an error"
+                                            : "the peer hung up");
         break;
-    case WZPCALL__CALL_MSG__BODY_MUTE:
-        call->peer_mute = m->mute && m->mute->muted;
+    case WZP_CALL_MSG_MUTE:
+        call->peer_mute = m.u.mute.muted;
         break;
-    case WZPCALL__CALL_MSG__BODY_STATS:
-        if (m->stats) {
-            call->peer_frames_received = m->stats->frames_received;
-            call->peer_frames_lost = m->stats->frames_lost;
-        }
-        break;
-    default:
+    case WZP_CALL_MSG_STATS:
+        call->peer_frames_received = m.u.stats.frames_received;
+        call->peer_frames_lost = m.u.stats.frames_lost;
         break;
     }
-    wzpcall__call_msg__free_unpacked(m, NULL);
 }
 
 /* --- ending -------------------------------------------------------------------------------------
