@@ -83,7 +83,10 @@ static bool check_msg(const wzp_sig_msg *m)
         return (!m->u.offer.by_alias || wzp_sig_alias_valid(m->u.offer.callee_alias)) &&
                params_ok(&m->u.offer.params) && cands_ok(&m->u.offer.cands);
     case WZP_SIG_INCOMING_CALL:
-        return opt_alias_ok(m->u.incoming.caller_alias);
+        return opt_alias_ok(m->u.incoming.caller_alias) &&
+               (m->u.incoming.relay_addr.len == 0 || addr_ok(&m->u.incoming.relay_addr));
+    case WZP_SIG_RINGING:
+        return m->u.ringing.relay_addr.len == 0 || addr_ok(&m->u.ringing.relay_addr);
     case WZP_SIG_ACCEPT:
         return params_ok(&m->u.accept.params) && cands_ok(&m->u.accept.cands);
     case WZP_SIG_HANGUP:
@@ -101,7 +104,6 @@ static bool check_msg(const wzp_sig_msg *m)
                (m->u.update.complete ? m->u.update.generation != 0 : m->u.update.generation == 0);
     case WZP_SIG_ERROR:
         return strnlen(m->u.error.text, WZP_SIG_TEXT_MAX + 1) <= WZP_SIG_TEXT_MAX;
-    case WZP_SIG_RINGING:
     case WZP_SIG_REJECT:
     case WZP_SIG_BUSY:
     case WZP_SIG_CANCEL:
@@ -267,12 +269,25 @@ int wzp_sig_encode(const wzp_sig_msg *m, uint8_t *out, size_t cap)
         s.b.incoming.call_id = enc_call_id(&s, m->u.incoming.call_id);
         s.b.incoming.caller_fingerprint = enc_bytes(s.fp, m->u.incoming.caller_fp, WZP_SIG_FP_LEN);
         s.b.incoming.caller_alias = enc_str(s.alias, sizeof(s.alias), m->u.incoming.caller_alias);
+        s.b.incoming.relay_channel = m->u.incoming.relay_channel;
+        if (m->u.incoming.relay_addr.len) {
+            enc_addr(&s.addr2, s.ip2, &m->u.incoming.relay_addr);
+            s.b.incoming.relay_address = &s.addr2;
+        }
         env.body_case = WZP__ENVELOPE__BODY_INCOMING_CALL;
         env.incoming_call = &s.b.incoming;
         break;
     case WZP_SIG_RINGING:
         wzp__ringing__init(&s.b.ringing);
-        s.b.ringing.call_id = enc_call_id(&s, m->u.call.call_id);
+        s.b.ringing.call_id = enc_call_id(&s, m->u.ringing.call_id);
+        s.b.ringing.relay_channel = m->u.ringing.relay_channel;
+        if (m->u.ringing.relay_addr.len) {
+            enc_addr(&s.addr2, s.ip2, &m->u.ringing.relay_addr);
+            s.b.ringing.relay_address = &s.addr2;
+        }
+        if (m->u.ringing.have_callee_fp)
+            s.b.ringing.callee_fingerprint =
+                enc_bytes(s.fp, m->u.ringing.callee_fp, WZP_SIG_FP_LEN);
         env.body_case = WZP__ENVELOPE__BODY_RINGING;
         env.ringing = &s.b.ringing;
         break;
@@ -495,13 +510,27 @@ static bool dec_body(wzp_sig_msg *m, const Wzp__Envelope *e)
     }
     case WZP__ENVELOPE__BODY_INCOMING_CALL:
         m->type = WZP_SIG_INCOMING_CALL;
+        m->u.incoming.relay_channel = e->incoming_call->relay_channel;
+        if (e->incoming_call->relay_address &&
+            !dec_addr(&m->u.incoming.relay_addr, e->incoming_call->relay_address))
+            return false;
         return dec_fixed(m->u.incoming.call_id, &e->incoming_call->call_id, WZP_SIG_CALL_ID_LEN) &&
                dec_fixed(m->u.incoming.caller_fp, &e->incoming_call->caller_fingerprint,
                          WZP_SIG_FP_LEN) &&
                dec_alias(m->u.incoming.caller_alias, e->incoming_call->caller_alias);
-    case WZP__ENVELOPE__BODY_RINGING:
+    case WZP__ENVELOPE__BODY_RINGING: {
+        const Wzp__Ringing *r = e->ringing;
         m->type = WZP_SIG_RINGING;
-        return dec_fixed(m->u.call.call_id, &e->ringing->call_id, WZP_SIG_CALL_ID_LEN);
+        m->u.ringing.relay_channel = r->relay_channel;
+        if (r->relay_address && !dec_addr(&m->u.ringing.relay_addr, r->relay_address))
+            return false;
+        if (r->callee_fingerprint.len) {
+            m->u.ringing.have_callee_fp = true;
+            if (!dec_fixed(m->u.ringing.callee_fp, &r->callee_fingerprint, WZP_SIG_FP_LEN))
+                return false;
+        }
+        return dec_fixed(m->u.ringing.call_id, &r->call_id, WZP_SIG_CALL_ID_LEN);
+    }
     case WZP__ENVELOPE__BODY_ACCEPT:
         m->type = WZP_SIG_ACCEPT;
         return dec_fixed(m->u.accept.call_id, &e->accept->call_id, WZP_SIG_CALL_ID_LEN) &&

@@ -144,11 +144,20 @@ typedef struct wzp_sig_msg {
             uint8_t call_id[WZP_SIG_CALL_ID_LEN];
             uint8_t caller_fp[WZP_SIG_FP_LEN];
             wzp_sig_alias caller_alias;
+            uint32_t relay_channel; /* 0: none yet */
+            wzp_addr relay_addr;    /* len 0: none */
         } incoming;
-        /* RINGING, REJECT, BUSY, CANCEL */
+        /* REJECT, BUSY, CANCEL (and the call id of any call message) */
         struct {
             uint8_t call_id[WZP_SIG_CALL_ID_LEN];
         } call;
+        struct {
+            uint8_t call_id[WZP_SIG_CALL_ID_LEN];
+            uint32_t relay_channel; /* 0: none yet */
+            wzp_addr relay_addr;    /* len 0: none */
+            bool have_callee_fp;
+            uint8_t callee_fp[WZP_SIG_FP_LEN];
+        } ringing;
         struct {
             uint8_t call_id[WZP_SIG_CALL_ID_LEN];
             wzp_sig_params params;

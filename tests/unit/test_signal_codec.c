@@ -124,6 +124,26 @@ static void test_round_trip_all_types(void **state)
     strcpy(m.u.incoming.caller_alias, "alice");
     round_trip(&m, &d);
     assert_memory_equal(d.u.incoming.call_id, m.u.incoming.call_id, WZP_SIG_CALL_ID_LEN);
+    assert_int_equal(d.u.incoming.relay_channel, 0);
+    assert_int_equal(d.u.incoming.relay_addr.len, 0);
+    /* Pre-connected ringing: the callee's channel (and where the forwarding plane is). */
+    m.u.incoming.relay_channel = 77;
+    m.u.incoming.relay_addr = addr("[2001:db8::1]:4433");
+    round_trip(&m, &d);
+    assert_int_equal(d.u.incoming.relay_channel, 77);
+    assert_true(wzp_addr_equal(&d.u.incoming.relay_addr, &m.u.incoming.relay_addr));
+
+    wzp_sig_init(&m, WZP_SIG_RINGING, 9);
+    fill(m.u.ringing.call_id, WZP_SIG_CALL_ID_LEN, 6);
+    m.u.ringing.relay_channel = 78;
+    m.u.ringing.relay_addr = addr("192.0.2.1:4433");
+    m.u.ringing.have_callee_fp = true;
+    fill(m.u.ringing.callee_fp, WZP_SIG_FP_LEN, 7);
+    round_trip(&m, &d);
+    assert_int_equal(d.u.ringing.relay_channel, 78);
+    assert_true(wzp_addr_equal(&d.u.ringing.relay_addr, &m.u.ringing.relay_addr));
+    assert_true(d.u.ringing.have_callee_fp);
+    assert_memory_equal(d.u.ringing.callee_fp, m.u.ringing.callee_fp, WZP_SIG_FP_LEN);
 
     wzp_sig_type simple[] = {WZP_SIG_RINGING, WZP_SIG_REJECT, WZP_SIG_BUSY, WZP_SIG_CANCEL};
     for (size_t i = 0; i < 4; i++) {
@@ -296,6 +316,19 @@ static void test_decode_rejects_malformed(void **state)
     ring.call_id.len = sizeof(b16);
     n = pack(&e, buf);
     assert_int_equal(wzp_sig_decode(buf, n, &d), 0);
+
+    /* A callee fingerprint of the wrong length; a relay address without a port. */
+    ring.callee_fingerprint.data = b31;
+    ring.callee_fingerprint.len = sizeof(b31);
+    assert_int_equal(wzp_sig_decode(buf, pack(&e, buf), &d), WZP_ERR_MALFORMED);
+    ring.callee_fingerprint.len = 0;
+    Wzp__Address no_port = WZP__ADDRESS__INIT;
+    no_port.ip.data = b4;
+    no_port.ip.len = sizeof(b4);
+    ring.relay_address = &no_port;
+    assert_int_equal(wzp_sig_decode(buf, pack(&e, buf), &d), WZP_ERR_MALFORMED);
+    ring.relay_address = NULL;
+    n = pack(&e, buf);
 
     /* Truncated by one byte. */
     assert_int_equal(wzp_sig_decode(buf, n - 1, &d), WZP_ERR_MALFORMED);
