@@ -3,6 +3,11 @@
  * callee accepts (-> ACTIVE) or anything ends it; ACTIVE until a party hangs
  * up or goes away. The caller's candidates and parameters wait here while
  * ringing and reach the callee only in its CallSetup.
+ *
+ * Forwarding channels open when the callee is alerted, not when it answers:
+ * the parties' end-to-end handshake runs through them while the phone rings
+ * (no address is revealed: the relay is in between), so the answer starts
+ * audio at once. They close whenever the call ends, answered or not.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -99,12 +104,10 @@ static void end_call(wzp_relay_control *rc, rc_call *k, wzp_sig_end_reason reaso
         send_ended(rc, k->side[CALLER].conn, k->id, reason, 0);
     if (tell_callee)
         send_ended(rc, k->side[CALLEE].conn, k->id, reason, 0);
-    if (k->state == RC_ACTIVE) {
-        if (rc->cb.channels_close)
-            rc->cb.channels_close(rc->cb.user, k->side[CALLER].chan, k->side[CALLEE].chan);
-    } else {
+    if (k->channels_open && rc->cb.channels_close)
+        rc->cb.channels_close(rc->cb.user, k->side[CALLER].chan, k->side[CALLEE].chan);
+    if (k->state == RC_RINGING)
         ring_remove(rc, k);
-    }
     unlink_side(k, CALLER);
     unlink_side(k, CALLEE);
     wzp_hmap_del(&rc->calls, k->id, WZP_SIG_CALL_ID_LEN);
@@ -128,7 +131,7 @@ void wzp_rc_conn_moved(wzp_relay_control *rc, rc_conn *c)
         return;
     for (rc_call *k = c->calls; k;) {
         int s = side_of(k, c);
-        if (k->state == RC_ACTIVE)
+        if (k->channels_open)
             rc->cb.channel_moved(rc->cb.user, k->side[s].chan, &c->addr);
         k = k->side[s].next;
     }
@@ -148,6 +151,23 @@ void wzp_rc_free_calls(wzp_relay_control *rc)
         free(k->offer);
         free(k);
     }
+}
+
+/* Opens k's forwarding channels (ids 0 without a forwarding plane); false on failure. */
+static bool open_channels(wzp_relay_control *rc, rc_call *k)
+{
+    if (!rc->cb.channels_open)
+        return true;
+    const rc_conn *a = k->side[CALLER].conn, *b = k->side[CALLEE].conn;
+    int err = rc->cb.channels_open(rc->cb.user, k->handle, a->id, &a->addr, b->id, &b->addr,
+                                   &k->side[CALLER].chan, &k->side[CALLEE].chan);
+    if (err < 0) {
+        WZP_WARN("relay control: no forwarding channels for a call: %s", wzp_strerror(err));
+        rc->stats.channel_open_failures++;
+        return false;
+    }
+    k->channels_open = true;
+    return true;
 }
 
 static bool over_call_limit(const wzp_relay_control *rc, const rc_conn *c)
@@ -207,6 +227,11 @@ void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m
     link_side(k, CALLER, c);
     link_side(k, CALLEE, callee);
     ring_insert(rc, k);
+    if (!open_channels(rc, k)) {
+        end_call(rc, k, WZP_SIG_END_ERROR, false, false);
+        send_ended(rc, c, id, WZP_SIG_END_ERROR, m->request_id);
+        return;
+    }
 
     /* The callee hears who calls (proven identity), nothing about where from. */
     wzp_sig_msg in;
@@ -214,11 +239,18 @@ void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m
     memcpy(in.u.incoming.call_id, id, sizeof(id));
     memcpy(in.u.incoming.caller_fp, c->fp, WZP_SIG_FP_LEN);
     memcpy(in.u.incoming.caller_alias, c->alias, sizeof(c->alias));
+    in.u.incoming.relay_channel = k->side[CALLEE].chan;
+    in.u.incoming.relay_addr = rc->cfg.relay_addr;
     wzp_rc_send(rc, callee, &in);
 
+    /* The caller learns whom it rings (the key it will pin for a call to an alias). */
     wzp_sig_msg r;
     wzp_sig_init(&r, WZP_SIG_RINGING, m->request_id);
-    memcpy(r.u.call.call_id, id, sizeof(id));
+    memcpy(r.u.ringing.call_id, id, sizeof(id));
+    r.u.ringing.relay_channel = k->side[CALLER].chan;
+    r.u.ringing.relay_addr = rc->cfg.relay_addr;
+    r.u.ringing.have_callee_fp = true;
+    memcpy(r.u.ringing.callee_fp, callee->fp, WZP_SIG_FP_LEN);
     wzp_rc_send(rc, c, &r);
 }
 
@@ -243,22 +275,8 @@ static void send_setup(wzp_relay_control *rc, rc_call *k, int s, const wzp_sig_p
 
 static void accept_call(wzp_relay_control *rc, rc_call *k, const wzp_sig_msg *m)
 {
-    uint32_t chan_a = 0, chan_b = 0;
-    if (rc->cb.channels_open) {
-        const rc_conn *a = k->side[CALLER].conn, *b = k->side[CALLEE].conn;
-        int err = rc->cb.channels_open(rc->cb.user, k->handle, a->id, &a->addr, b->id, &b->addr,
-                                       &chan_a, &chan_b);
-        if (err < 0) {
-            WZP_WARN("relay control: no forwarding channels for a call: %s", wzp_strerror(err));
-            rc->stats.channel_open_failures++;
-            end_call(rc, k, WZP_SIG_END_ERROR, true, true);
-            return;
-        }
-    }
     ring_remove(rc, k);
     k->state = RC_ACTIVE;
-    k->side[CALLER].chan = chan_a;
-    k->side[CALLEE].chan = chan_b;
     rc->stats.calls_setup++;
     send_setup(rc, k, CALLER, &m->u.accept.params, &m->u.accept.cands, 0);
     send_setup(rc, k, CALLEE, &k->offer->params, &k->offer->cands, m->request_id);

@@ -34,6 +34,7 @@ struct rc_call {
     uint64_t handle;
     uint8_t id[WZP_SIG_CALL_ID_LEN];
     rc_call_state state;
+    bool channels_open; /* from the alert on (see calls.c) */
     struct {
         rc_conn *conn;
         rc_call *prev, *next; /* in conn->calls */

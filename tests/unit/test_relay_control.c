@@ -487,11 +487,18 @@ static void test_offer_ring_accept_hangup(void **state)
     assert_int_equal(wzp_sigc_call_state_get(W->c[B].sc, in->call), WZP_SIGC_CALL_INCOMING);
     /* Nothing about where the caller is reaches the callee before it answers. */
     assert_no_caller_addresses(B, A);
-    assert_int_equal(W->n_open, 0);
+    /* The channels open with the alert, so the end-to-end handshake runs while it rings;
+     * the caller also learns the key it rings. */
+    assert_int_equal(W->n_open, 1);
+    assert_int_equal(in->msg.u.incoming.relay_channel, W->chan_b);
+    assert_true(wzp_addr_equal(&in->msg.u.incoming.relay_addr, &W->cfg.relay_addr));
+    assert_int_equal(ring->msg.u.ringing.relay_channel, W->chan_a);
+    assert_true(ring->msg.u.ringing.have_callee_fp);
+    assert_memory_equal(ring->msg.u.ringing.callee_fp, W->c[B].fp, WZP_SIG_FP_LEN);
 
     uint32_t bc = in->call;
     accept_call(B, bc);
-    assert_int_equal(W->n_open, 1);
+    assert_int_equal(W->n_open, 1); /* the same channels carry the answered call */
     assert_true(W->open_conn_a == W->c[A].conn);
     assert_true(W->open_conn_b == W->c[B].conn);
     assert_true(wzp_addr_equal(&W->open_addr_a, &W->c[A].addr));
@@ -587,10 +594,11 @@ static void test_reject_and_busy_reply(void **state)
     assert_int_equal(end->reason, WZP_SIG_END_BUSY);
     assert_int_equal(end->err, WZP_ERR_BUSY);
 
-    /* A callee who never answered never learned where the caller is. */
+    /* A callee who never answered never learned where the caller is; each call's
+     * channels (open while it rang) closed with it. */
     assert_no_caller_addresses(B, A);
-    assert_int_equal(W->n_open, 0);
-    assert_int_equal(W->n_close, 0);
+    assert_int_equal(W->n_open, 2);
+    assert_int_equal(W->n_close, 2);
     assert_int_equal(wzp_relay_control_num_calls(W->rc), 0);
 }
 
@@ -636,6 +644,7 @@ static void test_cancel(void **state)
     assert_int_equal(end->reason, WZP_SIG_END_CANCELLED);
     assert_int_equal(end->err, WZP_ERR_CANCELLED);
     assert_int_equal(wzp_relay_control_num_calls(W->rc), 0);
+    assert_int_equal(W->n_close, W->n_open); /* the rung call's channels went with it */
 
     /* Hanging up before the relay even answered the offer still withdraws the call. */
     wzp_sig_candidate cands[2];
@@ -677,6 +686,8 @@ static void test_unanswered_call_expires(void **state)
     assert_int_equal(eb->reason, WZP_SIG_END_EXPIRED);
     assert_int_equal(ea->err, WZP_ERR_EXPIRED);
     assert_int_equal(wzp_relay_control_num_calls(W->rc), 0);
+    assert_int_equal(W->n_open, 1);
+    assert_int_equal(W->n_close, 1);
     assert_true(wzp_relay_control_next_deadline(W->rc) == WZP_TS_NEVER);
     assert_no_caller_addresses(B, A);
     /* Accepting afterwards is too late. */
@@ -896,11 +907,10 @@ static void test_channel_open_failure_ends_call(void **state)
     join(B, 0xb2, "198.51.100.2:40000", "bob");
     W->open_fail = 1;
     place_call(A, B);
-    accept_call(B, last_event(B, WZP_SIGC_EV_INCOMING)->call);
+    /* The channels open with the alert: the callee is never rung, the caller hears why. */
     assert_int_equal(last_event(A, WZP_SIGC_EV_ENDED)->reason, WZP_SIG_END_ERROR);
-    assert_int_equal(last_event(B, WZP_SIGC_EV_ENDED)->reason, WZP_SIG_END_ERROR);
-    assert_int_equal(count_events(A, WZP_SIGC_EV_SETUP), 0);
-    assert_int_equal(count_events(B, WZP_SIGC_EV_SETUP), 0);
+    assert_int_equal(count_events(A, WZP_SIGC_EV_RINGING), 0);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_INCOMING), 0);
     assert_int_equal(wzp_relay_control_num_calls(W->rc), 0);
     assert_int_equal(W->n_close, 0);
     assert_int_equal(wzp_relay_control_stats_get(W->rc)->channel_open_failures, 1);
@@ -1250,20 +1260,21 @@ static void test_channels_follow_rebinding(void **state)
     join(D, 0xd4, "198.51.100.4:40000", "dave");
     uint32_t ac, bc;
     establish(A, B, &ac, &bc);
-    place_call(C, D); /* ringing: no channels yet */
+    uint32_t chan_a = W->chan_a, chan_b = W->chan_b;
+    place_call(C, D); /* ringing: its channels are open already */
 
     wzp_addr moved = addr("198.51.100.1:40123");
     wzp_relay_control_on_addr_change(W->rc, W->c[A].conn, &moved, W->now);
     assert_int_equal(W->n_moved, 1);
-    assert_int_equal(W->moved_chan, W->chan_a);
+    assert_int_equal(W->moved_chan, chan_a);
     assert_true(wzp_addr_equal(&W->moved_addr, &moved));
     moved = addr("198.51.100.2:40777");
     wzp_relay_control_on_addr_change(W->rc, W->c[B].conn, &moved, W->now);
     assert_int_equal(W->n_moved, 2);
-    assert_int_equal(W->moved_chan, W->chan_b);
+    assert_int_equal(W->moved_chan, chan_b);
     moved = addr("198.51.100.3:40777");
     wzp_relay_control_on_addr_change(W->rc, W->c[C].conn, &moved, W->now);
-    assert_int_equal(W->n_moved, 2);
+    assert_int_equal(W->n_moved, 3); /* a ringing call's channel follows too */
     pump();
     assert_int_equal(count_events(A, WZP_SIGC_EV_REFLEXIVE), 1);
     assert_int_equal(count_events(C, WZP_SIGC_EV_REFLEXIVE), 1);
