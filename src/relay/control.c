@@ -58,9 +58,8 @@ wzp_relay_control *wzp_relay_control_new(const wzp_relay_control_config *cfg,
     wzp_hmap_init(&rc->per_addr);
     wzp_hmap_init(&rc->calls);
     if (!rc->cfg.max_alias_bindings)
-        rc->cfg.max_alias_bindings = rc->cfg.max_registrations > UINT32_MAX / 2
-                                         ? UINT32_MAX
-                                         : 2 * rc->cfg.max_registrations;
+        rc->cfg.max_alias_bindings =
+            rc->cfg.max_registrations > UINT32_MAX / 2 ? UINT32_MAX : 2 * rc->cfg.max_registrations;
     rc->next_call_handle = 1;
     return rc;
 }
@@ -603,6 +602,13 @@ size_t wzp_relay_control_num_registrations(const wzp_relay_control *rc)
 size_t wzp_relay_control_num_calls(const wzp_relay_control *rc)
 {
     return rc->calls.count;
+}
+
+size_t wzp_relay_control_conns_from(const wzp_relay_control *rc, const wzp_addr *addr)
+{
+    uint8_t key[8];
+    size_t n = addr_key(addr, key);
+    return n ? conns_from(rc, key, n) : 0;
 }
 
 uint64_t wzp_relay_control_lookup(const wzp_relay_control *rc, const uint8_t fp[WZP_SIG_FP_LEN])

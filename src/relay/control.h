@@ -116,12 +116,12 @@ typedef struct wzp_relay_control_stats {
     uint64_t drop_no_such_call; /* unknown call id or not a party */
     uint64_t drop_bad_state;    /* wrong role or call state */
     uint64_t reg_ok, reg_replaced, reg_alias_taken, reg_over_cap;
-    uint64_t conn_over_addr_cap;  /* connections refused by max_conns_per_addr */
-    uint64_t reg_timeouts;        /* closed for not registering in time */
-    uint64_t alias_table_full;    /* new aliases refused: max_alias_bindings */
-    uint64_t offers_over_limit; /* caller over its per-identity or the global call cap */
-    uint64_t closes;            /* close() requests we made */
-    uint64_t late_disconnects;  /* on_disconnect for a handle we had already dropped */
+    uint64_t conn_over_addr_cap; /* connections refused by max_conns_per_addr */
+    uint64_t reg_timeouts;       /* closed for not registering in time */
+    uint64_t alias_table_full;   /* new aliases refused: max_alias_bindings */
+    uint64_t offers_over_limit;  /* caller over its per-identity or the global call cap */
+    uint64_t closes;             /* close() requests we made */
+    uint64_t late_disconnects;   /* on_disconnect for a handle we had already dropped */
     uint64_t calls_offered, calls_setup;
     uint64_t channel_open_failures;
     uint64_t calls_ended[WZP_SIG_END_ERROR + 1]; /* by wzp_sig_end_reason */
@@ -192,6 +192,8 @@ const wzp_relay_control_stats *wzp_relay_control_stats_get(const wzp_relay_contr
 size_t wzp_relay_control_num_conns(const wzp_relay_control *rc);
 size_t wzp_relay_control_num_registrations(const wzp_relay_control *rc);
 size_t wzp_relay_control_num_calls(const wzp_relay_control *rc);
+/* Control connections counted against addr's per-address cap (tests, admin). */
+size_t wzp_relay_control_conns_from(const wzp_relay_control *rc, const wzp_addr *addr);
 /* The connection currently registered for fp, or 0 (tests, admin). */
 uint64_t wzp_relay_control_lookup(const wzp_relay_control *rc, const uint8_t fp[WZP_SIG_FP_LEN]);
 

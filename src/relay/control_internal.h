@@ -71,14 +71,14 @@ struct wzp_relay_control {
     wzp_relay_control_config cfg;
     wzp_relay_control_callbacks cb;
     wzp_relay_control_stats stats;
-    wzp_hmap conns;   /* handle (8 bytes) -> rc_conn */
-    wzp_hmap regs;    /* fingerprint -> rc_conn */
+    wzp_hmap conns;       /* handle (8 bytes) -> rc_conn */
+    wzp_hmap regs;        /* fingerprint -> rc_conn */
     wzp_hmap aliases;     /* alias -> rc_binding */
     wzp_hmap alias_of_fp; /* fingerprint -> rc_binding (one alias per key) */
     bool aliases_dirty;
-    wzp_hmap per_addr;           /* addr key -> connection count (in the pointer) */
+    wzp_hmap per_addr;                /* addr key -> connection count (in the pointer) */
     rc_conn *unreg_head, *unreg_tail; /* unregistered connections, by deadline */
-    wzp_hmap calls;   /* call id -> rc_call */
+    wzp_hmap calls;                   /* call id -> rc_call */
     rc_call *ring_head, *ring_tail;
     uint64_t next_call_handle;
 };
