@@ -265,6 +265,7 @@ static int load_alias(void *user, const wzp_alias_entry *e)
  */
 static int load_aliases(wzp_relay_server *s)
 {
+    s->aliases_saved = wzp_now();
     FILE *f = fopen(s->aliases_path, "rb");
     if (!f) {
         if (errno == ENOENT)
@@ -319,7 +320,6 @@ static int load_aliases(wzp_relay_server *s)
     }
     free(buf);
     fclose(f);
-    s->aliases_saved = wzp_now();
     return rv;
 }
 
