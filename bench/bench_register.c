@@ -168,9 +168,9 @@ static void start_relay(const char *bin, const char *home, size_t max_regs)
         dup2(pfd[1], 1);
         close(pfd[0]);
         close(pfd[1]);
-        /* Every simulated client shares 127.0.0.1: no per-IP handshake cap. */
+        /* Every simulated client shares 127.0.0.1: no per-IP handshake or connection cap. */
         execl(bin, bin, "--listen", "127.0.0.1:0", "--home", home, "--max-registrations", regs,
-              "--max-handshakes-per-ip", "0", (char *)NULL);
+              "--max-handshakes-per-ip", "0", "--max-conns-per-ip", "0", (char *)NULL);
         perror("exec wzp-relay");
         _exit(127);
     }

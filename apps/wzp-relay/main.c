@@ -10,7 +10,7 @@
 
 #include "relay/server.h"
 
-enum { EXIT_USAGE = 2, EXIT_IDENTITY = 3, EXIT_BIND = 4 };
+enum { EXIT_USAGE = 2, EXIT_IDENTITY = 3, EXIT_BIND = 4, EXIT_ALIASES = 5 };
 
 static void usage(FILE *out)
 {
@@ -31,7 +31,15 @@ static void usage(FILE *out)
             "  --max-handshakes-per-ip N\n"
             "                         handshaking connections per source IPv4 address or IPv6\n"
             "                         /64 (16; 0 = no cap)\n"
-            "  --verbose, -v          more logging (repeat for more)\n");
+            "  --max-conns-per-ip N   control connections per source IPv4 address or IPv6 /64,\n"
+            "                         registered or not (64; 0 = no cap). Over it: 'relay full'\n"
+            "  --alias-reclaim DURATION\n"
+            "                         an alias stays bound to its key this long after the key\n"
+            "                         disconnects, across restarts (HOME/aliases): 30d, 12h,\n"
+            "                         90m, 45s or seconds; 0 = released at disconnect (30d)\n"
+            "  --verbose, -v          more logging (repeat for more)\n"
+            "exit status: 0 stopped by a signal, 2 usage, 3 identity, 4 cannot listen,\n"
+            "  5 HOME/aliases unreadable or corrupt (fix or remove it)\n");
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -43,6 +51,38 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
     if (*end || v > max)
         return -1;
     *out = v;
+    return 0;
+}
+
+/* DURATION: digits with an optional unit s, m, h or d (seconds by default). */
+static int parse_duration(const char *s, wzp_ts *out)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10), unit = 1;
+    if (*end && end[1])
+        return -1;
+    switch (*end) {
+    case '\0':
+    case 's':
+        break;
+    case 'm':
+        unit = 60;
+        break;
+    case 'h':
+        unit = 3600;
+        break;
+    case 'd':
+        unit = 86400;
+        break;
+    default:
+        return -1;
+    }
+    /* Ten years is plenty and keeps the nanosecond arithmetic far from overflow. */
+    if (v > 10ull * 366 * 86400 / unit)
+        return -1;
+    *out = WZP_SEC(v * unit);
     return 0;
 }
 
@@ -59,6 +99,8 @@ int main(int argc, char **argv)
         {"max-calls", required_argument, NULL, 'C'},
         {"retry-threshold", required_argument, NULL, 'T'},
         {"max-handshakes-per-ip", required_argument, NULL, 'P'},
+        {"max-conns-per-ip", required_argument, NULL, 'I'},
+        {"alias-reclaim", required_argument, NULL, 'A'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -145,6 +187,20 @@ int main(int argc, char **argv)
             }
             cfg.max_handshakes_per_addr = (uint32_t)v;
             break;
+        case 'I':
+            if (parse_uint(optarg, 10000000, &v) < 0) {
+                fprintf(stderr, "wzp-relay: --max-conns-per-ip wants 0..10000000\n");
+                return EXIT_USAGE;
+            }
+            cfg.control.max_conns_per_addr = (uint32_t)v;
+            break;
+        case 'A':
+            if (parse_duration(optarg, &cfg.control.alias_reclaim) < 0) {
+                fprintf(stderr, "wzp-relay: --alias-reclaim wants a duration like 30d, 12h, 90s "
+                                "or 0 (at most 10 years)\n");
+                return EXIT_USAGE;
+            }
+            break;
         case 'v':
             verbose++;
             break;
@@ -176,6 +232,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "wzp-relay: cannot load or create the identity: %s\n",
                     wzp_strerror(rv));
             return EXIT_IDENTITY;
+        }
+        if (rv == WZP_ERR_MALFORMED) {
+            fprintf(stderr, "wzp-relay: cannot load the alias bindings file (see above)\n");
+            return EXIT_ALIASES;
         }
         fprintf(stderr, "wzp-relay: cannot listen on %s: %s\n",
                 wzp_addr_format(&cfg.listen, buf, sizeof(buf)), wzp_strerror(rv));

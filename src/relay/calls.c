@@ -180,8 +180,7 @@ static bool over_call_limit(const wzp_relay_control *rc, const rc_conn *c)
 void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, wzp_ts now)
 {
     const bool by_alias = m->u.offer.by_alias;
-    rc_conn *callee = by_alias ? wzp_hmap_get(&rc->aliases, m->u.offer.callee_alias,
-                                              strlen(m->u.offer.callee_alias))
+    rc_conn *callee = by_alias ? wzp_rc_conn_by_alias(rc, m->u.offer.callee_alias)
                                : wzp_hmap_get(&rc->regs, m->u.offer.callee_fp, WZP_SIG_FP_LEN);
     uint8_t id[WZP_SIG_CALL_ID_LEN];
 

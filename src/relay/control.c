@@ -24,6 +24,9 @@ void wzp_relay_control_config_default(wzp_relay_control_config *cfg)
     cfg->rate_burst = 40;
     cfg->abuse_close_after = 50;
     cfg->max_bad_messages = 10;
+    cfg->alias_reclaim = WZP_SEC(30ull * 86400);
+    cfg->max_conns_per_addr = 64;
+    cfg->register_timeout = WZP_SEC(10);
 }
 
 wzp_relay_control *wzp_relay_control_new(const wzp_relay_control_config *cfg,
@@ -51,7 +54,12 @@ wzp_relay_control *wzp_relay_control_new(const wzp_relay_control_config *cfg,
     wzp_hmap_init(&rc->conns);
     wzp_hmap_init(&rc->regs);
     wzp_hmap_init(&rc->aliases);
+    wzp_hmap_init(&rc->alias_of_fp);
+    wzp_hmap_init(&rc->per_addr);
     wzp_hmap_init(&rc->calls);
+    if (!rc->cfg.max_alias_bindings)
+        rc->cfg.max_alias_bindings =
+            rc->cfg.max_registrations > UINT32_MAX / 2 ? UINT32_MAX : 2 * rc->cfg.max_registrations;
     rc->next_call_handle = 1;
     return rc;
 }
@@ -64,9 +72,13 @@ void wzp_relay_control_free(wzp_relay_control *rc)
     const wzp_hmap_slot *slot;
     for (size_t i = 0; wzp_hmap_next(&rc->conns, &i, &slot);)
         free(slot->value);
+    for (size_t i = 0; wzp_hmap_next(&rc->aliases, &i, &slot);)
+        free(slot->value);
     wzp_hmap_free(&rc->conns);
     wzp_hmap_free(&rc->regs);
     wzp_hmap_free(&rc->aliases);
+    wzp_hmap_free(&rc->alias_of_fp);
+    wzp_hmap_free(&rc->per_addr);
     wzp_hmap_free(&rc->calls);
     free(rc);
 }
@@ -97,6 +109,140 @@ void wzp_rc_send_error(wzp_relay_control *rc, rc_conn *c, uint64_t request_id, w
     wzp_rc_send(rc, c, &m);
 }
 
+/* ---- alias bindings ------------------------------------------------------ */
+
+rc_conn *wzp_rc_conn_by_alias(const wzp_relay_control *rc, const char *alias)
+{
+    const rc_binding *b = wzp_hmap_get(&rc->aliases, alias, strlen(alias));
+    return b ? b->holder : NULL;
+}
+
+static void release_binding(wzp_relay_control *rc, rc_binding *b)
+{
+    if (b->holder)
+        b->holder->alias[0] = '\0';
+    wzp_hmap_del(&rc->aliases, b->alias, strlen(b->alias));
+    if (wzp_hmap_get(&rc->alias_of_fp, b->fp, WZP_SIG_FP_LEN) == b)
+        wzp_hmap_del(&rc->alias_of_fp, b->fp, WZP_SIG_FP_LEN);
+    free(b);
+    rc->aliases_dirty = true;
+}
+
+static bool binding_expired(const rc_binding *b, wzp_ts now)
+{
+    return !b->holder && b->expires <= now;
+}
+
+/* The binding of alias still in force, or NULL (an expired one goes now). */
+static rc_binding *find_binding(wzp_relay_control *rc, const char *alias, wzp_ts now)
+{
+    rc_binding *b = wzp_hmap_get(&rc->aliases, alias, strlen(alias));
+    if (b && binding_expired(b, now)) {
+        release_binding(rc, b);
+        b = NULL;
+    }
+    return b;
+}
+
+/* Releases every expired binding. O(bindings): run only at the cap or on export. */
+static void prune_bindings(wzp_relay_control *rc, wzp_ts now)
+{
+    const wzp_hmap_slot *slot;
+    size_t n = 0;
+    rc_binding **dead = malloc((rc->aliases.count + 1) * sizeof(*dead));
+    if (!dead)
+        return;
+    /* Collect first: deleting shifts slots under the iterator. */
+    for (size_t i = 0; wzp_hmap_next(&rc->aliases, &i, &slot);)
+        if (binding_expired(slot->value, now))
+            dead[n++] = slot->value;
+    for (size_t i = 0; i < n; i++)
+        release_binding(rc, dead[i]);
+    free(dead);
+}
+
+static rc_binding *add_binding(wzp_relay_control *rc, const char *alias,
+                               const uint8_t fp[WZP_SIG_FP_LEN], wzp_ts expires)
+{
+    rc_binding *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    snprintf(b->alias, sizeof(b->alias), "%s", alias);
+    memcpy(b->fp, fp, WZP_SIG_FP_LEN);
+    b->expires = expires;
+    if (wzp_hmap_put(&rc->aliases, b->alias, strlen(b->alias), b) < 0) {
+        free(b);
+        return NULL;
+    }
+    if (wzp_hmap_put(&rc->alias_of_fp, b->fp, WZP_SIG_FP_LEN, b) < 0) {
+        wzp_hmap_del(&rc->aliases, b->alias, strlen(b->alias));
+        free(b);
+        return NULL;
+    }
+    rc->aliases_dirty = true;
+    return b;
+}
+
+/* c's key goes away: its alias stays bound to the key for alias_reclaim. */
+static void unhold_alias(wzp_relay_control *rc, rc_conn *c, wzp_ts now)
+{
+    rc_binding *b = c->alias[0] ? wzp_hmap_get(&rc->aliases, c->alias, strlen(c->alias)) : NULL;
+    c->alias[0] = '\0';
+    if (!b || b->holder != c)
+        return;
+    b->holder = NULL;
+    b->expires = now + rc->cfg.alias_reclaim;
+    if (rc->cfg.alias_reclaim == 0)
+        release_binding(rc, b);
+}
+
+int wzp_relay_control_load_alias(wzp_relay_control *rc, const wzp_relay_alias_binding *b,
+                                 wzp_ts now)
+{
+    if (!wzp_sig_alias_valid(b->alias))
+        return WZP_ERR_INVALID;
+    if (b->expires <= now)
+        return 0;
+    if (wzp_hmap_get(&rc->aliases, b->alias, strlen(b->alias)) ||
+        wzp_hmap_get(&rc->alias_of_fp, b->fp, WZP_SIG_FP_LEN))
+        return WZP_ERR_INVALID;
+    if (rc->aliases.count >= rc->cfg.max_alias_bindings)
+        return WZP_ERR_LIMIT;
+    bool dirty = rc->aliases_dirty;
+    if (!add_binding(rc, b->alias, b->fp, b->expires))
+        return WZP_ERR_NOMEM;
+    rc->aliases_dirty = dirty; /* what was loaded is already saved */
+    return 0;
+}
+
+bool wzp_relay_control_aliases_dirty(const wzp_relay_control *rc)
+{
+    return rc->aliases_dirty;
+}
+
+void wzp_relay_control_aliases_export(wzp_relay_control *rc, wzp_ts now,
+                                      void (*fn)(void *user, const wzp_relay_alias_binding *b),
+                                      void *user)
+{
+    prune_bindings(rc, now);
+    const wzp_hmap_slot *slot;
+    for (size_t i = 0; wzp_hmap_next(&rc->aliases, &i, &slot);) {
+        const rc_binding *b = slot->value;
+        wzp_relay_alias_binding out;
+        memcpy(out.alias, b->alias, sizeof(out.alias));
+        memcpy(out.fp, b->fp, WZP_SIG_FP_LEN);
+        /* A live key's binding would start its reclaim period now if the relay stopped. */
+        out.expires = b->holder ? now + rc->cfg.alias_reclaim : b->expires;
+        fn(user, &out);
+    }
+    rc->aliases_dirty = false;
+}
+
+size_t wzp_relay_control_num_aliases(const wzp_relay_control *rc)
+{
+    return rc->aliases.count;
+}
+
 /* ---- connections and registry -------------------------------------------- */
 
 static rc_conn *find_conn(const wzp_relay_control *rc, uint64_t id)
@@ -104,34 +250,74 @@ static rc_conn *find_conn(const wzp_relay_control *rc, uint64_t id)
     return wzp_hmap_get(&rc->conns, &id, sizeof(id));
 }
 
-static void unbind_alias(wzp_relay_control *rc, rc_conn *c)
+/*
+ * The per-source key: an IPv4 address (IPv4-mapped IPv6 as IPv4) or an IPv6
+ * /64, since one IPv6 host usually owns a whole /64.
+ */
+static size_t addr_key(const wzp_addr *a, uint8_t key[8])
 {
-    if (c->alias[0] && wzp_hmap_get(&rc->aliases, c->alias, strlen(c->alias)) == c)
-        wzp_hmap_del(&rc->aliases, c->alias, strlen(c->alias));
-    c->alias[0] = '\0';
+    wzp_addr u = *a;
+    wzp_addr_unmap_v4(&u);
+    size_t n = 0;
+    const uint8_t *ip = wzp_addr_ip(&u, &n);
+    if (!ip || (n != 4 && n != 16))
+        return 0;
+    n = n == 16 ? 8 : n;
+    memcpy(key, ip, n);
+    return n;
+}
+
+static size_t conns_from(const wzp_relay_control *rc, const uint8_t *key, size_t keylen)
+{
+    /* Counts live in the pointer itself: no allocation per address. */
+    return (size_t)(uintptr_t)wzp_hmap_get(&rc->per_addr, key, keylen);
+}
+
+static void unlink_unreg(wzp_relay_control *rc, rc_conn *c)
+{
+    if (!c->in_unreg)
+        return;
+    if (c->uprev)
+        c->uprev->unext = c->unext;
+    else
+        rc->unreg_head = c->unext;
+    if (c->unext)
+        c->unext->uprev = c->uprev;
+    else
+        rc->unreg_tail = c->uprev;
+    c->uprev = c->unext = NULL;
+    c->in_unreg = false;
 }
 
 /*
  * Forgets a connection: its calls end (the other parties hear `reason`), its
- * registration and alias go if they are still its own. Never removes a
- * registration that a newer connection holds.
+ * registration goes if it is still its own, and its alias starts its reclaim
+ * period. Never removes a registration that a newer connection holds.
  */
-static void drop_conn(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason reason)
+static void drop_conn(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason reason, wzp_ts now)
 {
     wzp_rc_end_calls_of(rc, c, reason);
-    unbind_alias(rc, c);
+    unhold_alias(rc, c, now);
     if (c->registered && wzp_hmap_get(&rc->regs, c->fp, WZP_SIG_FP_LEN) == c)
         wzp_hmap_del(&rc->regs, c->fp, WZP_SIG_FP_LEN);
+    unlink_unreg(rc, c);
+    if (c->addr_keylen) {
+        size_t n = conns_from(rc, c->addr_key, c->addr_keylen);
+        if (n <= 1)
+            wzp_hmap_del(&rc->per_addr, c->addr_key, c->addr_keylen);
+        else /* replacing an existing key never allocates */
+            wzp_hmap_put(&rc->per_addr, c->addr_key, c->addr_keylen, (void *)(uintptr_t)(n - 1));
+    }
     wzp_hmap_del(&rc->conns, &c->id, sizeof(c->id));
     free(c);
 }
 
 /* Asks the transport to close c, then forgets it. c is freed on return. */
 static void close_conn(wzp_relay_control *rc, rc_conn *c, wzp_relay_close_code code,
-                       const char *reason)
+                       const char *reason, wzp_ts now)
 {
     uint64_t id = c->id;
-    drop_conn(rc, c, WZP_SIG_END_PEER_GONE);
+    drop_conn(rc, c, WZP_SIG_END_PEER_GONE, now);
     rc->stats.closes++;
     rc->cb.close(rc->cb.user, id, code, reason);
 }
@@ -155,18 +341,40 @@ int wzp_relay_control_on_connect(wzp_relay_control *rc, uint64_t conn,
         free(c);
         return WZP_ERR_NOMEM;
     }
+    uint8_t key[8];
+    size_t keylen = addr_key(remote, key);
+    size_t n = keylen ? conns_from(rc, key, keylen) : 0;
+    if (keylen && wzp_hmap_put(&rc->per_addr, key, keylen, (void *)(uintptr_t)(n + 1)) == 0) {
+        memcpy(c->addr_key, key, keylen);
+        c->addr_keylen = (uint8_t)keylen;
+    }
+    if (rc->cfg.register_timeout) {
+        c->reg_deadline = now + rc->cfg.register_timeout;
+        c->uprev = rc->unreg_tail; /* a fixed timeout: appending keeps deadline order */
+        if (rc->unreg_tail)
+            rc->unreg_tail->unext = c;
+        else
+            rc->unreg_head = c;
+        rc->unreg_tail = c;
+        c->in_unreg = true;
+    }
+    if (rc->cfg.max_conns_per_addr && n >= rc->cfg.max_conns_per_addr) {
+        /* Counted above, uncounted by close_conn: every exit keeps the count exact. */
+        rc->stats.conn_over_addr_cap++;
+        wzp_rc_send_error(rc, c, 0, WZP_SIG_ERR_FULL, "relay full for your address");
+        close_conn(rc, c, WZP_RELAY_CLOSE_ADDR_LIMIT, "relay full for your address", now);
+    }
     return 0;
 }
 
 void wzp_relay_control_on_disconnect(wzp_relay_control *rc, uint64_t conn, wzp_ts now)
 {
-    (void)now;
     rc_conn *c = find_conn(rc, conn);
     if (!c) {
         rc->stats.late_disconnects++;
         return;
     }
-    drop_conn(rc, c, WZP_SIG_END_PEER_GONE);
+    drop_conn(rc, c, WZP_SIG_END_PEER_GONE, now);
 }
 
 void wzp_relay_control_on_addr_change(wzp_relay_control *rc, uint64_t conn, const wzp_addr *remote,
@@ -188,7 +396,7 @@ void wzp_relay_control_on_addr_change(wzp_relay_control *rc, uint64_t conn, cons
     }
 }
 
-static void handle_register(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m)
+static void handle_register(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, wzp_ts now)
 {
     const char *alias = m->u.reg.alias;
     rc_conn *old = wzp_hmap_get(&rc->regs, c->fp, WZP_SIG_FP_LEN);
@@ -196,36 +404,62 @@ static void handle_register(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg
         old = NULL; /* re-registering on the same connection: only the alias may change */
 
     /* Check everything that can fail before changing anything. */
-    if (alias[0]) {
-        rc_conn *holder = wzp_hmap_get(&rc->aliases, alias, strlen(alias));
-        if (holder && memcmp(holder->fp, c->fp, WZP_SIG_FP_LEN) != 0) {
-            rc->stats.reg_alias_taken++;
-            wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_ALIAS_TAKEN, "alias taken");
-            return;
-        }
+    rc_binding *b = alias[0] ? find_binding(rc, alias, now) : NULL;
+    if (b && memcmp(b->fp, c->fp, WZP_SIG_FP_LEN) != 0) {
+        /* Held by another key, live or within its reclaim period. */
+        rc->stats.reg_alias_taken++;
+        wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_ALIAS_TAKEN, "alias taken");
+        return;
     }
     if (!c->registered && !old && rc->regs.count >= rc->cfg.max_registrations) {
         rc->stats.reg_over_cap++;
-        wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_LIMIT, "registration limit");
-        close_conn(rc, c, WZP_RELAY_CLOSE_REG_LIMIT, "registration limit");
+        wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_FULL, "relay full");
+        close_conn(rc, c, WZP_RELAY_CLOSE_REG_LIMIT, "relay full", now);
         return;
+    }
+    rc_binding *mine = wzp_hmap_get(&rc->alias_of_fp, c->fp, WZP_SIG_FP_LEN);
+    if (alias[0] && !b) {
+        /* A new binding; the key's old one (if any) is about to go. */
+        size_t held = rc->aliases.count - (mine ? 1 : 0);
+        if (held >= rc->cfg.max_alias_bindings) {
+            prune_bindings(rc, now);
+            mine = wzp_hmap_get(&rc->alias_of_fp, c->fp, WZP_SIG_FP_LEN);
+            held = rc->aliases.count - (mine ? 1 : 0);
+        }
+        /* Refuse rather than evict: evicting would let a flood of fresh keys
+         * free other people's aliases for takeover. */
+        if (held >= rc->cfg.max_alias_bindings) {
+            rc->stats.alias_table_full++;
+            wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_FULL, "relay alias table full");
+            return;
+        }
     }
     if (old) {
         /* Same identity from a new connection: the old one goes, with its calls. */
         rc->stats.reg_replaced++;
-        close_conn(rc, old, WZP_RELAY_CLOSE_REPLACED, "replaced by a newer connection");
+        close_conn(rc, old, WZP_RELAY_CLOSE_REPLACED, "replaced by a newer connection", now);
     }
-    if (strcmp(c->alias, alias) != 0)
-        unbind_alias(rc, c);
-    if (wzp_hmap_put(&rc->regs, c->fp, WZP_SIG_FP_LEN, c) < 0 ||
-        (alias[0] && wzp_hmap_put(&rc->aliases, alias, strlen(alias), c) < 0)) {
-        wzp_hmap_del(&rc->regs, c->fp, WZP_SIG_FP_LEN);
-        c->registered = false;
-        unbind_alias(rc, c);
+    /* Closing old may have ended its bindings (alias_reclaim 0): look again. */
+    b = alias[0] ? wzp_hmap_get(&rc->aliases, alias, strlen(alias)) : NULL;
+    /* A key holds one alias: asking for another (or none) renames, freeing the old one. */
+    mine = wzp_hmap_get(&rc->alias_of_fp, c->fp, WZP_SIG_FP_LEN);
+    if (mine && mine != b)
+        release_binding(rc, mine);
+    if (alias[0] && !b && !(b = add_binding(rc, alias, c->fp, 0))) {
         wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_INTERNAL, "out of memory");
         return;
     }
+    if (wzp_hmap_put(&rc->regs, c->fp, WZP_SIG_FP_LEN, c) < 0) {
+        c->registered = false;
+        wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    if (b) {
+        b->holder = c;
+        b->expires = 0;
+    }
     c->registered = true;
+    unlink_unreg(rc, c);
     snprintf(c->alias, sizeof(c->alias), "%s", alias);
     rc->stats.reg_ok++;
 
@@ -271,7 +505,7 @@ void wzp_relay_control_on_message(wzp_relay_control *rc, uint64_t conn, const ui
     if (len > WZP_SIG_MAX_SIZE) {
         rc->stats.drop_too_big++;
         wzp_rc_send_error(rc, c, 0, WZP_SIG_ERR_TOO_BIG, "message too big");
-        close_conn(rc, c, WZP_RELAY_CLOSE_TOO_BIG, "message too big");
+        close_conn(rc, c, WZP_RELAY_CLOSE_TOO_BIG, "message too big", now);
         return;
     }
     if (!take_token(rc, c, now)) {
@@ -280,7 +514,7 @@ void wzp_relay_control_on_message(wzp_relay_control *rc, uint64_t conn, const ui
         if (++c->strikes == 1)
             wzp_rc_send_error(rc, c, 0, WZP_SIG_ERR_RATE_LIMITED, "rate limited");
         if (c->strikes >= rc->cfg.abuse_close_after)
-            close_conn(rc, c, WZP_RELAY_CLOSE_RATE_LIMIT, "sustained rate limit");
+            close_conn(rc, c, WZP_RELAY_CLOSE_RATE_LIMIT, "sustained rate limit", now);
         return;
     }
     c->strikes = 0;
@@ -296,13 +530,13 @@ void wzp_relay_control_on_message(wzp_relay_control *rc, uint64_t conn, const ui
             wzp_rc_send_error(rc, c, m.request_id, WZP_SIG_ERR_MALFORMED, "malformed message");
         }
         if (++c->bad >= rc->cfg.max_bad_messages)
-            close_conn(rc, c, WZP_RELAY_CLOSE_BAD_MESSAGES, "too many malformed messages");
+            close_conn(rc, c, WZP_RELAY_CLOSE_BAD_MESSAGES, "too many malformed messages", now);
         return;
     }
 
     switch (m.type) {
     case WZP_SIG_REGISTER:
-        handle_register(rc, c, &m);
+        handle_register(rc, c, &m, now);
         return;
     case WZP_SIG_PING: {
         wzp_sig_msg r;
@@ -337,11 +571,17 @@ void wzp_relay_control_on_message(wzp_relay_control *rc, uint64_t conn, const ui
 void wzp_relay_control_handle_timer(wzp_relay_control *rc, wzp_ts now)
 {
     wzp_rc_expire_calls(rc, now);
+    while (rc->unreg_head && rc->unreg_head->reg_deadline <= now) {
+        rc->stats.reg_timeouts++;
+        close_conn(rc, rc->unreg_head, WZP_RELAY_CLOSE_REG_TIMEOUT, "did not register in time",
+                   now);
+    }
 }
 
 wzp_ts wzp_relay_control_next_deadline(const wzp_relay_control *rc)
 {
-    return rc->ring_head ? rc->ring_head->expires : WZP_TS_NEVER;
+    wzp_ts t = rc->ring_head ? rc->ring_head->expires : WZP_TS_NEVER;
+    return rc->unreg_head ? wzp_ts_min(t, rc->unreg_head->reg_deadline) : t;
 }
 
 const wzp_relay_control_stats *wzp_relay_control_stats_get(const wzp_relay_control *rc)
@@ -362,6 +602,13 @@ size_t wzp_relay_control_num_registrations(const wzp_relay_control *rc)
 size_t wzp_relay_control_num_calls(const wzp_relay_control *rc)
 {
     return rc->calls.count;
+}
+
+size_t wzp_relay_control_conns_from(const wzp_relay_control *rc, const wzp_addr *addr)
+{
+    uint8_t key[8];
+    size_t n = addr_key(addr, key);
+    return n ? conns_from(rc, key, n) : 0;
 }
 
 uint64_t wzp_relay_control_lookup(const wzp_relay_control *rc, const uint8_t fp[WZP_SIG_FP_LEN])

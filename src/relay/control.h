@@ -13,7 +13,15 @@
  *  - Identity is the proven fingerprint. One connection per fingerprint: a
  *    new connection registering it replaces the old one atomically (the old
  *    one is closed and forgotten; its late on_disconnect changes nothing).
- *  - An alias is bound first come to one fingerprint while it is registered.
+ *  - An alias is bound first come to one fingerprint, and stays bound to it
+ *    for `alias_reclaim` after that fingerprint disconnects, so nobody else
+ *    can take it over while its owner is briefly away (or the relay
+ *    restarts: the transport saves and reloads the bindings through
+ *    wzp_relay_control_aliases_export / _load_alias). Registering another
+ *    alias, or none, releases the old one.
+ *  - Per source address (IPv4, or IPv6 /64) at most max_conns_per_addr
+ *    connections; a connection that does not register within
+ *    register_timeout is closed, so idle floods give their memory back.
  *  - A callee learns the caller's addresses only when it accepts (CallSetup);
  *    IncomingCall carries only the caller's proven identity.
  *  - Only the two parties may act on a call; others get ERR_NO_SUCH_CALL,
@@ -30,6 +38,7 @@
 #ifndef WZP_RELAY_CONTROL_H
 #define WZP_RELAY_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +53,8 @@ typedef enum wzp_relay_close_code {
     WZP_RELAY_CLOSE_RATE_LIMIT = 3,   /* kept sending while rate limited */
     WZP_RELAY_CLOSE_BAD_MESSAGES = 4, /* too many malformed messages */
     WZP_RELAY_CLOSE_REG_LIMIT = 5,    /* registration cap reached */
+    WZP_RELAY_CLOSE_ADDR_LIMIT = 6,   /* too many connections from this address */
+    WZP_RELAY_CLOSE_REG_TIMEOUT = 7,  /* did not register within register_timeout */
 } wzp_relay_close_code;
 
 typedef struct wzp_relay_control_config {
@@ -56,6 +67,14 @@ typedef struct wzp_relay_control_config {
     uint32_t abuse_close_after;      /* consecutive rate-limited messages before close; 50 */
     uint32_t max_bad_messages;       /* malformed messages per connection before close; 10 */
     wzp_addr relay_addr;             /* forwarding plane address put in CallSetup; len 0: none */
+    /* An alias stays bound to its key this long after the key disconnects;
+     * default 30 days, 0 = bindings end at disconnect. */
+    wzp_ts alias_reclaim;
+    uint32_t max_alias_bindings; /* bindings kept, live or not; 0 = 2 * max_registrations */
+    /* Control connections (registered or not) per IPv4 address or IPv6 /64;
+     * default 64 (many users may share one CGNAT address), 0 = no cap. */
+    uint32_t max_conns_per_addr;
+    wzp_ts register_timeout; /* unregistered connections close after this; 10 s, 0 = never */
 } wzp_relay_control_config;
 
 typedef struct wzp_relay_control_callbacks {
@@ -97,9 +116,12 @@ typedef struct wzp_relay_control_stats {
     uint64_t drop_no_such_call; /* unknown call id or not a party */
     uint64_t drop_bad_state;    /* wrong role or call state */
     uint64_t reg_ok, reg_replaced, reg_alias_taken, reg_over_cap;
-    uint64_t offers_over_limit; /* caller over its per-identity or the global call cap */
-    uint64_t closes;            /* close() requests we made */
-    uint64_t late_disconnects;  /* on_disconnect for a handle we had already dropped */
+    uint64_t conn_over_addr_cap; /* connections refused by max_conns_per_addr */
+    uint64_t reg_timeouts;       /* closed for not registering in time */
+    uint64_t alias_table_full;   /* new aliases refused: max_alias_bindings */
+    uint64_t offers_over_limit;  /* caller over its per-identity or the global call cap */
+    uint64_t closes;             /* close() requests we made */
+    uint64_t late_disconnects;   /* on_disconnect for a handle we had already dropped */
     uint64_t calls_offered, calls_setup;
     uint64_t channel_open_failures;
     uint64_t calls_ended[WZP_SIG_END_ERROR + 1]; /* by wzp_sig_end_reason */
@@ -138,10 +160,40 @@ void wzp_relay_control_handle_timer(wzp_relay_control *rc, wzp_ts now);
 /* When handle_timer should next run; WZP_TS_NEVER if nothing is pending. */
 wzp_ts wzp_relay_control_next_deadline(const wzp_relay_control *rc);
 
+/* ---- alias bindings (persistence is the transport's job) ---- */
+
+/* One binding, as exported and loaded. */
+typedef struct wzp_relay_alias_binding {
+    wzp_sig_alias alias;
+    uint8_t fp[WZP_SIG_FP_LEN];
+    /* When it ends unless its key registers again (monotonic, as `now`). For a
+     * binding whose key is connected, exported as now + alias_reclaim. */
+    wzp_ts expires;
+} wzp_relay_alias_binding;
+
+/*
+ * Adds a saved binding, before any connection. Bindings with expires <= now
+ * are skipped (0). WZP_ERR_INVALID for a bad alias or an alias or
+ * fingerprint already bound, WZP_ERR_LIMIT when max_alias_bindings are
+ * held, WZP_ERR_NOMEM.
+ */
+int wzp_relay_control_load_alias(wzp_relay_control *rc, const wzp_relay_alias_binding *b,
+                                 wzp_ts now);
+/* True when bindings were added or released since the last export. */
+bool wzp_relay_control_aliases_dirty(const wzp_relay_control *rc);
+/* Calls fn for every binding still in force (expired ones are pruned) and
+ * clears the dirty flag. fn must not call back into rc. */
+void wzp_relay_control_aliases_export(wzp_relay_control *rc, wzp_ts now,
+                                      void (*fn)(void *user, const wzp_relay_alias_binding *b),
+                                      void *user);
+size_t wzp_relay_control_num_aliases(const wzp_relay_control *rc);
+
 const wzp_relay_control_stats *wzp_relay_control_stats_get(const wzp_relay_control *rc);
 size_t wzp_relay_control_num_conns(const wzp_relay_control *rc);
 size_t wzp_relay_control_num_registrations(const wzp_relay_control *rc);
 size_t wzp_relay_control_num_calls(const wzp_relay_control *rc);
+/* Control connections counted against addr's per-address cap (tests, admin). */
+size_t wzp_relay_control_conns_from(const wzp_relay_control *rc, const wzp_addr *addr);
 /* The connection currently registered for fp, or 0 (tests, admin). */
 uint64_t wzp_relay_control_lookup(const wzp_relay_control *rc, const uint8_t fp[WZP_SIG_FP_LEN]);
 

@@ -19,7 +19,12 @@ typedef struct rc_conn {
     uint8_t fp[WZP_SIG_FP_LEN];
     wzp_addr addr;
     bool registered;     /* the registry maps fp to this connection */
-    wzp_sig_alias alias; /* bound alias, "" for none */
+    wzp_sig_alias alias; /* alias it holds live (its binding's holder), "" for none */
+    uint8_t addr_key[8]; /* per-address cap key taken at connect (IPv4, IPv6 /64) */
+    uint8_t addr_keylen; /* 0: not counted */
+    wzp_ts reg_deadline; /* while unregistered: closed at this time */
+    bool in_unreg;       /* linked in the unregistered list */
+    struct rc_conn *uprev, *unext;
     uint64_t millitokens;
     wzp_ts refilled;
     uint32_t strikes; /* consecutive rate-limited messages */
@@ -27,6 +32,17 @@ typedef struct rc_conn {
     rc_call *calls;   /* calls this connection is a party to */
     size_t n_calls;
 } rc_conn;
+
+/*
+ * An alias bound to a key. holder is the key's live registered connection
+ * using it, or NULL while the key is away; then the binding ends at expires.
+ */
+typedef struct rc_binding {
+    wzp_sig_alias alias;
+    uint8_t fp[WZP_SIG_FP_LEN];
+    rc_conn *holder;
+    wzp_ts expires; /* while holder is NULL */
+} rc_binding;
 
 typedef enum rc_call_state { RC_RINGING, RC_ACTIVE } rc_call_state;
 
@@ -56,10 +72,14 @@ struct wzp_relay_control {
     wzp_relay_control_config cfg;
     wzp_relay_control_callbacks cb;
     wzp_relay_control_stats stats;
-    wzp_hmap conns;   /* handle (8 bytes) -> rc_conn */
-    wzp_hmap regs;    /* fingerprint -> rc_conn */
-    wzp_hmap aliases; /* alias -> rc_conn */
-    wzp_hmap calls;   /* call id -> rc_call */
+    wzp_hmap conns;       /* handle (8 bytes) -> rc_conn */
+    wzp_hmap regs;        /* fingerprint -> rc_conn */
+    wzp_hmap aliases;     /* alias -> rc_binding */
+    wzp_hmap alias_of_fp; /* fingerprint -> rc_binding (one alias per key) */
+    bool aliases_dirty;
+    wzp_hmap per_addr;                /* addr key -> connection count (in the pointer) */
+    rc_conn *unreg_head, *unreg_tail; /* unregistered connections, by deadline */
+    wzp_hmap calls;                   /* call id -> rc_call */
     rc_call *ring_head, *ring_tail;
     uint64_t next_call_handle;
 };
@@ -68,6 +88,9 @@ struct wzp_relay_control {
 void wzp_rc_send(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m);
 void wzp_rc_send_error(wzp_relay_control *rc, rc_conn *c, uint64_t request_id, wzp_sig_err code,
                        const char *text);
+
+/* The live registered connection holding alias, or NULL. */
+rc_conn *wzp_rc_conn_by_alias(const wzp_relay_control *rc, const char *alias);
 
 /* calls.c */
 void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, wzp_ts now);

@@ -1,7 +1,13 @@
 #include "relay/server.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <wzp/wzp.h>
 
@@ -10,6 +16,7 @@
 #include "net/clock.h"
 #include "net/loop.h"
 #include "quic/quic.h"
+#include "relay/alias_store.h"
 #include "relay/chan_table.h"
 #include "relay/forwarder.h"
 #include "wire/demux.h"
@@ -25,6 +32,12 @@
  * bench register ran 1.4x (registrations) and 3x (pings) faster with this.
  * Slots are touched only as used. */
 #define CTL_QUEUE 4096
+/* Alias bindings are saved at most this often while they change, and at
+ * least this often anyway (a live key's saved expiry is "now + reclaim" as
+ * of the save, so a crash loses at most this much of it). */
+#define ALIAS_SAVE_MIN_INTERVAL WZP_SEC(1)
+#define ALIAS_SAVE_MAX_INTERVAL WZP_SEC(3600)
+#define ALIASES_FILE            "aliases"
 /* Application close codes on control connections: 0 = shutdown, 0x100 + wzp_relay_close_code. */
 #define CLOSE_SHUTDOWN     0
 #define CLOSE_CONTROL_BASE 0x100
@@ -49,6 +62,9 @@ struct wzp_relay_server {
     wzp_hmap conns; /* handle -> relay_conn */
     uint64_t next_handle;
     wzp_ts next_expire;
+    char aliases_path[4200]; /* HOME/aliases */
+    wzp_ts aliases_saved;    /* when they were last saved (or loaded) */
+    bool aliases_save_failed;
     bool stopping;
     uint64_t rx_stun, rx_dropped;
     uint8_t rxbuf[RX_BATCH][WZP_FWD_MAX_DGRAM];
@@ -203,6 +219,177 @@ static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *in
     free(rc);
 }
 
+/* --- alias bindings file ------------------------------------------------------------ */
+
+/* The file stores wall-clock expiry (a restart keeps the remaining time); the
+ * control plane counts on the monotonic clock. */
+static uint64_t wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec;
+}
+
+typedef struct alias_io {
+    wzp_relay_server *s;
+    FILE *f;
+    wzp_ts mono;
+    uint64_t wall;
+    size_t skipped;
+    bool failed;
+} alias_io;
+
+static int load_alias(void *user, const wzp_alias_entry *e)
+{
+    alias_io *io = user;
+    if (e->expires <= io->wall)
+        return 0;
+    wzp_relay_alias_binding b;
+    memcpy(b.alias, e->alias, sizeof(b.alias));
+    memcpy(b.fp, e->fp, WZP_SIG_FP_LEN);
+    uint64_t left = e->expires - io->wall;
+    b.expires = left > UINT64_MAX / WZP_SEC(1) - io->mono / WZP_SEC(1) ? WZP_TS_NEVER
+                                                                       : io->mono + WZP_SEC(left);
+    int rv = wzp_relay_control_load_alias(io->s->ctl, &b, io->mono);
+    if (rv == WZP_ERR_LIMIT) {
+        io->skipped++; /* the cap was lowered: keep what fits */
+        return 0;
+    }
+    return rv;
+}
+
+/*
+ * Loads HOME/aliases if it exists. A file we cannot read or parse stops the
+ * relay (WZP_ERR_MALFORMED) instead of starting without the bindings it
+ * protects: the operator fixes or removes it.
+ */
+static int load_aliases(wzp_relay_server *s)
+{
+    s->aliases_saved = wzp_now();
+    FILE *f = fopen(s->aliases_path, "rb");
+    if (!f) {
+        if (errno == ENOENT)
+            return 0;
+        WZP_ERROR("relay: cannot open %s: %s", s->aliases_path, strerror(errno));
+        return WZP_ERR_MALFORMED;
+    }
+    /* Bounded by the cap, with room for comments; more is not ours. */
+    size_t max =
+        (size_t)s->cfg.control.max_registrations * 2 * WZP_ALIAS_STORE_LINE_MAX + (1u << 20);
+    size_t len = 0, cap = 1 << 16;
+    uint8_t *buf = malloc(cap);
+    int rv = 0;
+    while (buf) {
+        len += fread(buf + len, 1, cap - len, f);
+        if (len < cap || cap >= max)
+            break;
+        uint8_t *nb = realloc(buf, cap * 2);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    if (!buf) {
+        rv = WZP_ERR_NOMEM;
+    } else if (ferror(f)) {
+        WZP_ERROR("relay: cannot read %s: %s", s->aliases_path, strerror(errno));
+        rv = WZP_ERR_MALFORMED;
+    } else if (len == cap) {
+        WZP_ERROR("relay: %s is larger than %zu bytes; not an alias file of this relay",
+                  s->aliases_path, cap);
+        rv = WZP_ERR_MALFORMED;
+    } else {
+        alias_io io = {.s = s, .mono = wzp_now(), .wall = wall_now()};
+        size_t line = 0;
+        rv = wzp_alias_store_parse(buf, len, load_alias, &io, &line);
+        if (rv < 0) {
+            WZP_ERROR("relay: %s line %zu: %s; fix or remove the file", s->aliases_path, line,
+                      rv == WZP_ERR_INVALID ? "invalid or duplicate binding"
+                                            : "malformed (expected 'ALIAS FINGERPRINT EXPIRES')");
+            rv = rv == WZP_ERR_NOMEM ? rv : WZP_ERR_MALFORMED;
+        } else {
+            if (io.skipped)
+                WZP_WARN("relay: %s: %zu bindings over the cap were dropped", s->aliases_path,
+                         io.skipped);
+            WZP_INFO("relay: %zu alias bindings loaded from %s",
+                     wzp_relay_control_num_aliases(s->ctl), s->aliases_path);
+        }
+    }
+    free(buf);
+    fclose(f);
+    return rv;
+}
+
+static void save_one(void *user, const wzp_relay_alias_binding *b)
+{
+    alias_io *io = user;
+    wzp_alias_entry e;
+    char line[WZP_ALIAS_STORE_LINE_MAX];
+    memcpy(e.alias, b->alias, sizeof(e.alias));
+    memcpy(e.fp, b->fp, WZP_SIG_FP_LEN);
+    /* Round up: a binding never ends earlier for having been saved. */
+    wzp_ts left = b->expires > io->mono ? b->expires - io->mono : 0;
+    e.expires = io->wall + (left + WZP_SEC(1) - 1) / WZP_SEC(1);
+    int n = wzp_alias_store_format(&e, line, sizeof(line));
+    if (n < 0 || fwrite(line, 1, (size_t)n, io->f) != (size_t)n)
+        io->failed = true;
+}
+
+/* Writes every binding to a temporary file, then renames it over the old
+ * one: a crash leaves the old file or the new one, never half of one. */
+static void save_aliases(wzp_relay_server *s, wzp_ts now)
+{
+    char tmp[sizeof(s->aliases_path) + 8];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", s->aliases_path);
+    s->aliases_saved = now;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
+        WZP_WARN("relay: cannot write %s: %s", tmp, strerror(errno));
+        s->aliases_save_failed = true;
+        return;
+    }
+    alias_io io = {.s = s, .f = f, .mono = now, .wall = wall_now()};
+    if (fputs(WZP_ALIAS_STORE_HEADER, f) == EOF)
+        io.failed = true;
+    wzp_relay_control_aliases_export(s->ctl, now, save_one, &io);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+        io.failed = true;
+    if (fclose(f) != 0)
+        io.failed = true;
+    if (io.failed || rename(tmp, s->aliases_path) != 0) {
+        WZP_WARN("relay: cannot save alias bindings to %s: %s", s->aliases_path, strerror(errno));
+        unlink(tmp);
+        s->aliases_save_failed = true; /* the export cleared the dirty flag: retry anyway */
+        return;
+    }
+    s->aliases_save_failed = false;
+    /* Make the rename itself durable. */
+    char dir[sizeof(s->aliases_path)];
+    snprintf(dir, sizeof(dir), "%s", s->aliases_path);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+        int dfd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
+}
+
+static wzp_ts next_alias_save(const wzp_relay_server *s)
+{
+    if (wzp_relay_control_aliases_dirty(s->ctl) || s->aliases_save_failed)
+        return s->aliases_saved + ALIAS_SAVE_MIN_INTERVAL;
+    return s->aliases_saved + ALIAS_SAVE_MAX_INTERVAL;
+}
+
 /* --- the control thread's loop ------------------------------------------------------ */
 
 static void q_send(void *user, const wzp_addr *local, const wzp_addr *remote, const uint8_t *pkt,
@@ -220,6 +407,7 @@ static void service(wzp_relay_server *s)
     wzp_ts next =
         wzp_ts_min(wzp_quic_endpoint_expiry(s->ep), wzp_relay_control_next_deadline(s->ctl));
     next = wzp_ts_min(next, s->next_expire);
+    next = wzp_ts_min(next, next_alias_save(s));
     wzp_timer_start(s->loop, &s->timer, next);
 }
 
@@ -236,6 +424,8 @@ static void on_timer(wzp_loop *loop, wzp_timer *t)
         wzp_chan_table_expire(s->chans, now, s->cfg.chan_idle_timeout, NULL, NULL);
         s->next_expire = now + CHAN_EXPIRE_INTERVAL;
     }
+    if (next_alias_save(s) <= now)
+        save_aliases(s, now);
     service(s);
 }
 
@@ -296,6 +486,8 @@ static void do_stop(wzp_loop *loop, void *arg)
         for (size_t it = 0; wzp_hmap_next(&s->conns, &it, &slot);)
             wzp_quic_conn_close(((relay_conn *)slot->value)->conn, CLOSE_SHUTDOWN,
                                 "relay shutting down");
+        /* Connected keys are still holders here: saved with a full reclaim period. */
+        save_aliases(s, wzp_now());
         wzp_quic_endpoint_flush(s->ep, wzp_now(), q_send, s);
     }
     wzp_loop_stop(loop);
@@ -363,6 +555,10 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
                                        .channel_moved = ctl_channel_moved};
     rv = WZP_ERR_INVALID;
     if (!(s->ctl = wzp_relay_control_new(&cfg->control, &ccb)))
+        goto fail;
+    snprintf(s->aliases_path, sizeof(s->aliases_path), "%s/" ALIASES_FILE,
+             cfg->home ? cfg->home : home);
+    if ((rv = load_aliases(s)) < 0)
         goto fail;
     if ((rv = wzp_io_start(s->loop, &s->ctl_io, wzp_forwarder_ctl_fd(s->fwd), WZP_IO_READ)) < 0)
         goto fail;

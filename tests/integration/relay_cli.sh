@@ -38,6 +38,10 @@ usage_case --max-registrations -5
 usage_case --max-calls ""
 usage_case --retry-threshold sometimes
 usage_case --max-handshakes-per-ip -1
+usage_case --max-conns-per-ip many
+usage_case --alias-reclaim 3w
+usage_case --alias-reclaim 12hh
+usage_case --alias-reclaim 99999d
 usage_case stray-argument
 "$BIN" --help | grep -q -- "--listen" || fail "--help does not describe --listen"
 
@@ -117,8 +121,18 @@ fi
 echo "ok: unusable home -> 3"
 
 # --- identity persists across restarts; SIGINT is clean too ------------------------------
-start_relay "$work/home" "$work/log5" --coalesce-us 0 --retry-threshold never --max-handshakes-per-ip 0 # options that change nothing visible still start
+start_relay "$work/home" "$work/log5" --coalesce-us 0 --retry-threshold never --max-handshakes-per-ip 0 \
+  --max-conns-per-ip 0 --alias-reclaim 12h # options that change nothing visible still start
 [ "$RELAY_FP" = "$fp1" ] || fail "fingerprint changed across restart: $fp1 -> $RELAY_FP"
 echo "ok: same fingerprint after restart"
 stop_relay INT
+[ -f "$work/home/aliases" ] || fail "no alias bindings file saved in the home"
+head -n1 "$work/home/aliases" | grep -qx 'wzp-aliases 1' || fail "alias file has no header"
+
+# --- a corrupt alias bindings file: exit 5, naming the file and line ------------------------
+printf 'wzp-aliases 1\nalice not-a-fingerprint 1\n' >"$work/home/aliases"
+"$BIN" --listen 127.0.0.1:0 --home "$work/home" >"$work/log6" 2>&1; rc=$?
+[ "$rc" -eq 5 ] || { cat "$work/log6"; fail "corrupt alias file exited $rc, want 5"; }
+grep -q "$work/home/aliases line 2" "$work/log6" || { cat "$work/log6"; fail "error does not name file and line"; }
+echo "ok: corrupt alias file -> 5"
 echo "relay_cli: all passed"

@@ -40,6 +40,22 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
+static int launch(relay_thread *rt)
+{
+    int rv = wzp_relay_server_new(&rt->cfg, &rt->srv);
+    if (rv < 0)
+        return rv;
+    rt->addr = *wzp_relay_server_addr(rt->srv);
+    wzp_relay_server_fingerprint(rt->srv, rt->fp);
+    if (pthread_create(&rt->thread, NULL, relay_main, rt) != 0) {
+        wzp_relay_server_free(rt->srv);
+        rt->srv = NULL;
+        return WZP_ERR_NOMEM;
+    }
+    rt->running = true;
+    return 0;
+}
+
 int relay_thread_start(relay_thread *rt, const wzp_relay_server_config *cfg)
 {
     memset(rt, 0, sizeof(*rt));
@@ -55,23 +71,14 @@ int relay_thread_start(relay_thread *rt, const wzp_relay_server_config *cfg)
         return WZP_ERR_IO;
     c.home = rt->home;
     wzp_addr_parse(&c.listen, "127.0.0.1:0", false);
-    int rv = wzp_relay_server_new(&c, &rt->srv);
-    if (rv < 0) {
+    rt->cfg = c;
+    int rv = launch(rt);
+    if (rv < 0)
         remove_dir(rt->home);
-        return rv;
-    }
-    rt->addr = *wzp_relay_server_addr(rt->srv);
-    wzp_relay_server_fingerprint(rt->srv, rt->fp);
-    if (pthread_create(&rt->thread, NULL, relay_main, rt) != 0) {
-        wzp_relay_server_free(rt->srv);
-        remove_dir(rt->home);
-        return WZP_ERR_NOMEM;
-    }
-    rt->running = true;
-    return 0;
+    return rv;
 }
 
-void relay_thread_stop(relay_thread *rt)
+void relay_thread_halt(relay_thread *rt)
 {
     if (rt->running) {
         wzp_relay_server_stop(rt->srv);
@@ -80,6 +87,19 @@ void relay_thread_stop(relay_thread *rt)
     }
     wzp_relay_server_free(rt->srv);
     rt->srv = NULL;
+}
+
+int relay_thread_restart(relay_thread *rt)
+{
+    relay_thread_halt(rt);
+    rt->cfg.home = rt->home;
+    rt->cfg.listen = rt->addr; /* same port: clients come back to where they were */
+    return launch(rt);
+}
+
+void relay_thread_stop(relay_thread *rt)
+{
+    relay_thread_halt(rt);
     remove_dir(rt->home);
 }
 

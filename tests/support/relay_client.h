@@ -34,7 +34,8 @@ typedef struct relay_thread {
     int run_rv;
     wzp_addr addr; /* where clients reach it (127.0.0.1:PORT) */
     uint8_t fp[WZP_FINGERPRINT_LEN];
-    char home[256]; /* temporary identity directory, removed on stop */
+    char home[256];              /* temporary identity directory, removed on stop */
+    wzp_relay_server_config cfg; /* as started (for a restart) */
 } relay_thread;
 
 /*
@@ -45,6 +46,11 @@ typedef struct relay_thread {
 int relay_thread_start(relay_thread *rt, const wzp_relay_server_config *cfg);
 /* Stops the relay (closing its connections), joins the thread, frees everything. */
 void relay_thread_stop(relay_thread *rt);
+/* Stops the relay and starts a new one with the same home (identity, saved
+ * state) on the same port, as a relay restart would. */
+int relay_thread_restart(relay_thread *rt);
+/* Stops the relay but keeps its home (restart it later, or stop to clean up). */
+void relay_thread_halt(relay_thread *rt);
 
 /* ---- the test client ------------------------------------------------------------- */
 

@@ -16,6 +16,7 @@
 #include <wzp/wzp.h>
 
 #include "call/signal_client.h"
+#include "relay/alias_store.h"
 #include "relay/control.h"
 #include "wire/signal.h"
 
@@ -975,7 +976,7 @@ static void test_registration_cap(void **state)
     pump();
     rec_event *f = last_event(C, WZP_SIGC_EV_REGISTER_FAILED);
     assert_non_null(f);
-    assert_int_equal(f->err, WZP_ERR_LIMIT);
+    assert_int_equal(f->err, WZP_ERR_RELAY_FULL);
     assert_true(W->c[C].closed);
     assert_int_equal(W->c[C].close_code, WZP_RELAY_CLOSE_REG_LIMIT);
     assert_int_equal(wzp_relay_control_num_registrations(W->rc), 2);
@@ -984,6 +985,355 @@ static void test_registration_cap(void **state)
     /* At the cap, an identity already registered may still move to a new connection. */
     join(D, 0xa1, "198.51.100.7:40000", "alice");
     assert_true(wzp_relay_control_lookup(W->rc, W->c[D].fp) == W->c[D].conn);
+}
+
+/* ---- alias bindings ----------------------------------------------------------- */
+
+/* Client i (identity idbyte) connects and asks for alias; returns the error or 0. */
+static int try_register(size_t i, uint8_t idbyte, const char *from, const char *alias)
+{
+    connect_as(i, idbyte, from);
+    size_t ok0 = count_events(i, WZP_SIGC_EV_REGISTERED);
+    assert_int_equal(wzp_sigc_register(W->c[i].sc, alias, W->now), 0);
+    pump();
+    if (count_events(i, WZP_SIGC_EV_REGISTERED) > ok0)
+        return 0;
+    rec_event *f = last_event(i, WZP_SIGC_EV_REGISTER_FAILED);
+    assert_non_null(f);
+    return f->err;
+}
+
+static void disconnect(size_t i)
+{
+    wzp_relay_control_on_disconnect(W->rc, W->c[i].conn, W->now);
+    pump();
+}
+
+static void test_alias_held_after_disconnect(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    disconnect(A);
+    assert_int_equal(wzp_relay_control_num_registrations(W->rc), 0);
+    assert_int_equal(wzp_relay_control_num_aliases(W->rc), 1);
+
+    /* Mallory, retrying while alice is away, gets nothing. */
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(try_register(B, 0xb2, "203.0.113.9:40000", "alice"), WZP_ERR_ALIAS_TAKEN);
+        disconnect(B);
+    }
+    assert_int_equal(wzp_relay_control_stats_get(W->rc)->reg_alias_taken, 3);
+    /* Nobody answers to the alias meanwhile: a call to it reaches no one. */
+    join(C, 0xc3, "198.51.100.3:40000", "carol");
+    wzp_sig_params p;
+    params(&p, 1);
+    uint32_t call;
+    assert_int_equal(wzp_sigc_call_alias(W->c[C].sc, "alice", &p, NULL, 0, &call, W->now), 0);
+    pump();
+    assert_non_null(last_event(C, WZP_SIGC_EV_ENDED));
+
+    /* Alice's key gets it back at once. */
+    assert_int_equal(try_register(A, 0xa1, "198.51.100.1:40001", "alice"), 0);
+    assert_string_equal(last_event(A, WZP_SIGC_EV_REGISTERED)->msg.u.registered.alias, "alice");
+
+    /* The reclaim period counts from the last disconnect. */
+    disconnect(A);
+    wzp_ts gone = W->now;
+    advance_to(gone + WZP_SEC(30ull * 86400) - 1);
+    assert_int_equal(try_register(B, 0xb2, "203.0.113.9:40000", "alice"), WZP_ERR_ALIAS_TAKEN);
+    disconnect(B);
+    advance_to(gone + WZP_SEC(30ull * 86400));
+    assert_int_equal(try_register(B, 0xb2, "203.0.113.9:40000", "alice"), 0);
+    assert_int_equal(try_register(A, 0xa1, "198.51.100.1:40001", "alice"), WZP_ERR_ALIAS_TAKEN);
+}
+
+static void test_alias_reclaim_zero_releases_at_disconnect(void **state)
+{
+    (void)state;
+    teardown(NULL);
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    cfg.alias_reclaim = 0;
+    assert_int_equal(setup_with(&cfg), 0);
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    disconnect(A);
+    assert_int_equal(wzp_relay_control_num_aliases(W->rc), 0);
+    assert_int_equal(try_register(B, 0xb2, "203.0.113.9:40000", "alice"), 0);
+    /* Replacement by the same key keeps it (the old connection's end frees nothing). */
+    assert_int_equal(try_register(C, 0xb2, "203.0.113.9:40001", "alice"), 0);
+    assert_true(W->c[B].closed);
+    assert_int_equal(wzp_relay_control_num_aliases(W->rc), 1);
+}
+
+static void test_alias_rename_frees_old(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    register_as(A, "alicia"); /* live rename */
+    assert_int_equal(try_register(B, 0xb2, "203.0.113.9:40000", "alice"), 0);
+    assert_int_equal(wzp_relay_control_num_aliases(W->rc), 2);
+
+    /* Away, then back without an alias: the key gave "alicia" up. */
+    disconnect(A);
+    assert_int_equal(try_register(C, 0xc3, "198.51.100.3:40000", "alicia"), WZP_ERR_ALIAS_TAKEN);
+    assert_int_equal(try_register(A, 0xa1, "198.51.100.1:40001", ""), 0);
+    assert_int_equal(try_register(C, 0xc3, "198.51.100.3:40000", "alicia"), 0);
+    /* Same key, new connection, new alias: the replaced connection's alias goes too. */
+    assert_int_equal(try_register(D, 0xc3, "198.51.100.3:40001", "carol"), 0);
+    assert_true(W->c[C].closed);
+    assert_int_equal(try_register(A, 0xa1, "198.51.100.1:40001", "alicia"), 0);
+    assert_int_equal(wzp_relay_control_num_aliases(W->rc), 3); /* alice, carol, alicia */
+}
+
+static void test_alias_table_cap(void **state)
+{
+    (void)state;
+    teardown(NULL);
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    cfg.max_alias_bindings = 2;
+    cfg.alias_reclaim = WZP_SEC(100);
+    assert_int_equal(setup_with(&cfg), 0);
+    join(A, 0xa1, "198.51.100.1:40000", "a1");
+    join(B, 0xb2, "198.51.100.2:40000", "b2");
+    disconnect(B);
+    assert_int_equal(try_register(C, 0xc3, "198.51.100.3:40000", "c3"), WZP_ERR_RELAY_FULL);
+    assert_int_equal(wzp_relay_control_stats_get(W->rc)->alias_table_full, 1);
+    assert_false(W->c[C].closed);
+    /* Without an alias there is room; a holder may still rename within the cap. */
+    assert_int_equal(try_register(C, 0xc3, "198.51.100.3:40000", ""), 0);
+    register_as(A, "a1-new");
+    /* Expired bindings make room. */
+    advance_to(W->now + WZP_SEC(100));
+    assert_int_equal(try_register(D, 0xd4, "198.51.100.4:40000", "d4"), 0);
+    assert_int_equal(wzp_relay_control_num_aliases(W->rc), 2);
+}
+
+/* ---- saving and loading bindings (control <-> alias_store) ------------------------ */
+
+#define WALL0 1700000000ull /* Unix seconds matching W->now at the export */
+
+typedef struct saved {
+    char text[8192];
+    size_t len;
+    wzp_ts mono_now;
+} saved;
+
+static void save_one(void *user, const wzp_relay_alias_binding *b)
+{
+    saved *sv = user;
+    wzp_alias_entry e;
+    memcpy(e.alias, b->alias, sizeof(e.alias));
+    memcpy(e.fp, b->fp, WZP_SIG_FP_LEN);
+    e.expires = WALL0 + (b->expires - sv->mono_now) / WZP_SEC(1);
+    int n = wzp_alias_store_format(&e, sv->text + sv->len, sizeof(sv->text) - sv->len);
+    assert_true(n > 0);
+    sv->len += (size_t)n;
+}
+
+static int load_one(void *user, const wzp_alias_entry *e)
+{
+    const saved *sv = user;
+    wzp_relay_alias_binding b;
+    memcpy(b.alias, e->alias, sizeof(b.alias));
+    memcpy(b.fp, e->fp, WZP_SIG_FP_LEN);
+    b.expires = e->expires > WALL0 ? sv->mono_now + WZP_SEC(e->expires - WALL0) : 0;
+    return wzp_relay_control_load_alias(W->rc, &b, sv->mono_now);
+}
+
+static void test_alias_save_load_round_trip(void **state)
+{
+    (void)state;
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    disconnect(B);
+    advance_to(W->now + WZP_SEC(86400)); /* bob has 29 days left, alice (live) 30 */
+    assert_true(wzp_relay_control_aliases_dirty(W->rc));
+    saved sv = {.len = 0, .mono_now = W->now};
+    strcpy(sv.text, WZP_ALIAS_STORE_HEADER);
+    sv.len = strlen(sv.text);
+    wzp_relay_control_aliases_export(W->rc, W->now, save_one, &sv);
+    assert_false(wzp_relay_control_aliases_dirty(W->rc));
+
+    /* A new relay (another monotonic clock) loads the file. */
+    teardown(NULL);
+    assert_int_equal(setup_with(NULL), 0);
+    W->now = WZP_SEC(5);
+    sv.mono_now = W->now;
+    size_t line = 0;
+    assert_int_equal(wzp_alias_store_parse((const uint8_t *)sv.text, sv.len, load_one, &sv, &line),
+                     0);
+    assert_int_equal(wzp_relay_control_num_aliases(W->rc), 2);
+    assert_false(wzp_relay_control_aliases_dirty(W->rc)); /* nothing new to save */
+    /* Loading the same file twice is refused: duplicates. */
+    assert_int_equal(wzp_alias_store_parse((const uint8_t *)sv.text, sv.len, load_one, &sv, &line),
+                     WZP_ERR_INVALID);
+    assert_int_equal(line, 2);
+
+    assert_int_equal(try_register(C, 0xc3, "203.0.113.9:40000", "alice"), WZP_ERR_ALIAS_TAKEN);
+    assert_int_equal(try_register(C, 0xc3, "203.0.113.9:40000", "bob"), WZP_ERR_ALIAS_TAKEN);
+    assert_int_equal(try_register(A, 0xa1, "198.51.100.1:40000", "alice"), 0);
+    /* bob's remaining time survived the restart: 29 days, not 30. */
+    advance_to(W->now + WZP_SEC(29ull * 86400));
+    assert_int_equal(try_register(C, 0xc3, "203.0.113.9:40000", "bob"), 0);
+    assert_int_equal(try_register(D, 0xd4, "203.0.113.10:40000", "alice"), WZP_ERR_ALIAS_TAKEN);
+}
+
+static int count_entry(void *user, const wzp_alias_entry *e)
+{
+    (void)e;
+    (*(size_t *)user)++;
+    return 0;
+}
+
+static void expect_parse(const char *text, int rv, size_t line, size_t entries)
+{
+    size_t n = 0, at = 0;
+    assert_int_equal(
+        wzp_alias_store_parse((const uint8_t *)text, strlen(text), count_entry, &n, &at), rv);
+    if (rv)
+        assert_int_equal(at, line);
+    assert_int_equal(n, entries);
+}
+
+static void test_alias_store_parse(void **state)
+{
+    (void)state;
+    const char *fp = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
+    char buf[512];
+    expect_parse("wzp-aliases 1\n", 0, 0, 0);
+    snprintf(buf, sizeof(buf), "wzp-aliases 1\n# comment\n\nalice %s 1700000000\n", fp);
+    expect_parse(buf, 0, 0, 1);
+    expect_parse("", WZP_ERR_MALFORMED, 1, 0);
+    expect_parse("wzp-aliases 2\n", WZP_ERR_MALFORMED, 1, 0);
+    /* Cut short (no final LF), bad alias, short or upper-case hex, bad or huge expiry. */
+    snprintf(buf, sizeof(buf), "wzp-aliases 1\nalice %s 1700000000\nbob %s 17", fp, fp);
+    expect_parse(buf, WZP_ERR_MALFORMED, 3, 1);
+    snprintf(buf, sizeof(buf), "wzp-aliases 1\nAlice %s 1\n", fp);
+    expect_parse(buf, WZP_ERR_MALFORMED, 2, 0);
+    expect_parse("wzp-aliases 1\nalice a1a1 1\n", WZP_ERR_MALFORMED, 2, 0);
+    snprintf(buf, sizeof(buf), "wzp-aliases 1\nalice A%s 1\n", fp + 1);
+    expect_parse(buf, WZP_ERR_MALFORMED, 2, 0);
+    snprintf(buf, sizeof(buf), "wzp-aliases 1\nalice %s -1\n", fp);
+    expect_parse(buf, WZP_ERR_MALFORMED, 2, 0);
+    snprintf(buf, sizeof(buf), "wzp-aliases 1\nalice %s 18446744073709551616\n", fp);
+    expect_parse(buf, WZP_ERR_MALFORMED, 2, 0);
+    snprintf(buf, sizeof(buf), "wzp-aliases 1\nalice %s 18446744073709551615\n", fp);
+    expect_parse(buf, 0, 0, 1);
+    snprintf(buf, sizeof(buf), "wzp-aliases 1\nalice %s 1 x\n", fp);
+    expect_parse(buf, WZP_ERR_MALFORMED, 2, 0);
+    snprintf(buf, sizeof(buf), "wzp-aliases 1\nalice  %s 1\n", fp);
+    expect_parse(buf, WZP_ERR_MALFORMED, 2, 0);
+
+    /* format -> parse round trip; format refuses what parse would. */
+    wzp_alias_entry e = {.alias = "x.y-z_0", .expires = 42};
+    memset(e.fp, 0x5c, sizeof(e.fp));
+    char line[WZP_ALIAS_STORE_LINE_MAX];
+    assert_true(wzp_alias_store_format(&e, line, sizeof(line)) > 0);
+    assert_int_equal(wzp_alias_store_format(&e, line, 10), WZP_ERR_TOO_BIG);
+    wzp_alias_entry bad = {.alias = "-x"};
+    assert_int_equal(wzp_alias_store_format(&bad, line, sizeof(line)), WZP_ERR_INVALID);
+}
+
+/* ---- per-address caps and idle connections ----------------------------------------- */
+
+static void assert_refused_full(size_t i)
+{
+    pump();
+    assert_true(W->c[i].closed);
+    assert_int_equal(W->c[i].close_code, WZP_RELAY_CLOSE_ADDR_LIMIT);
+    rec_event *e = last_event(i, WZP_SIGC_EV_ERROR);
+    assert_non_null(e);
+    assert_int_equal(e->err, WZP_ERR_RELAY_FULL);
+}
+
+static void test_per_addr_cap(void **state)
+{
+    (void)state;
+    teardown(NULL);
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    cfg.max_conns_per_addr = 2;
+    assert_int_equal(setup_with(&cfg), 0);
+
+    /* IPv4: registered or not, two connections from one address, any port. */
+    join(A, 0xa1, "198.51.100.1:40000", "alice");
+    connect_as(B, 0xb2, "198.51.100.1:40001");
+    connect_as(C, 0xc3, "198.51.100.1:40002");
+    assert_refused_full(C);
+    assert_false(W->c[A].closed || W->c[B].closed);
+    assert_int_equal(wzp_relay_control_num_conns(W->rc), 2);
+    wzp_addr v4 = addr("198.51.100.1:1");
+    assert_int_equal(wzp_relay_control_conns_from(W->rc, &v4), 2);
+    /* IPv4-mapped IPv6 is the same address. */
+    connect_as(C, 0xc3, "[::ffff:198.51.100.1]:40003");
+    assert_refused_full(C);
+    /* Another address is not affected. */
+    join(D, 0xd4, "198.51.100.2:40000", "dave");
+
+    /* IPv6: one /64 shares a cap; the next /64 does not. */
+    connect_as(4, 0x44, "[2001:db8:1:2::1]:5000");
+    connect_as(5, 0x55, "[2001:db8:1:2:ffff:ffff:ffff:ffff]:5000");
+    connect_as(6, 0x66, "[2001:db8:1:2:abcd::1]:5000");
+    assert_refused_full(6);
+    join(7, 0x77, "[2001:db8:1:3::1]:5000", "");
+    assert_int_equal(wzp_relay_control_stats_get(W->rc)->conn_over_addr_cap, 3);
+
+    /* The flood ends: counts go back to zero and the address is usable again. */
+    size_t live[] = {A, B, D, 4, 5, 7};
+    for (size_t k = 0; k < sizeof(live) / sizeof(live[0]); k++)
+        disconnect(live[k]);
+    assert_int_equal(wzp_relay_control_num_conns(W->rc), 0);
+    assert_int_equal(wzp_relay_control_conns_from(W->rc, &v4), 0);
+    wzp_addr v6 = addr("[2001:db8:1:2::9]:1");
+    assert_int_equal(wzp_relay_control_conns_from(W->rc, &v6), 0);
+    assert_int_equal(try_register(B, 0xb2, "198.51.100.1:40005", "bob"), 0);
+    assert_int_equal(try_register(C, 0xc3, "198.51.100.1:40006", "carol"), 0);
+    assert_int_equal(try_register(6, 0x66, "[2001:db8:1:2::2]:1", ""), 0);
+}
+
+static void test_per_addr_cap_default_and_off(void **state)
+{
+    (void)state;
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    assert_int_equal(cfg.max_conns_per_addr, 64);
+    assert_true(cfg.register_timeout == WZP_SEC(10));
+    assert_true(cfg.alias_reclaim == WZP_SEC(30ull * 86400));
+    teardown(NULL);
+    cfg.max_conns_per_addr = 0;
+    assert_int_equal(setup_with(&cfg), 0);
+    for (size_t i = 0; i < MAX_CLIENTS; i++)
+        connect_as(i, (uint8_t)(0x10 + i), "198.51.100.1:40000");
+    pump();
+    for (size_t i = 0; i < MAX_CLIENTS; i++)
+        assert_false(W->c[i].closed);
+}
+
+static void test_unregistered_connections_time_out(void **state)
+{
+    (void)state;
+    wzp_ts t0 = W->now;
+    connect_as(A, 0xa1, "198.51.100.1:40000"); /* never registers */
+    join(B, 0xb2, "198.51.100.1:40001", "bob");
+    advance_to(t0 + WZP_SEC(5));
+    connect_as(C, 0xc3, "198.51.100.1:40002");
+    assert_true(wzp_relay_control_next_deadline(W->rc) == t0 + WZP_SEC(10));
+    advance_to(t0 + WZP_SEC(10) - 1);
+    assert_false(W->c[A].closed);
+    advance_to(t0 + WZP_SEC(10));
+    assert_true(W->c[A].closed);
+    assert_int_equal(W->c[A].close_code, WZP_RELAY_CLOSE_REG_TIMEOUT);
+    assert_false(W->c[B].closed || W->c[C].closed);
+    /* C registers in time and stays; then nothing is pending. */
+    register_as(C, "carol");
+    advance_to(t0 + WZP_SEC(100));
+    assert_false(W->c[C].closed);
+    assert_true(wzp_relay_control_next_deadline(W->rc) == WZP_TS_NEVER);
+    assert_int_equal(wzp_relay_control_num_conns(W->rc), 2);
+    assert_int_equal(wzp_relay_control_stats_get(W->rc)->reg_timeouts, 1);
+    wzp_addr a = addr("198.51.100.1:1");
+    assert_int_equal(wzp_relay_control_conns_from(W->rc, &a), 2);
 }
 
 static void test_garbage_is_answered_with_errors(void **state)
@@ -1300,6 +1650,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_channel_open_failure_ends_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registration_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alias_held_after_disconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alias_reclaim_zero_releases_at_disconnect, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_alias_rename_frees_old, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alias_table_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alias_save_load_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alias_store_parse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_per_addr_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_per_addr_cap_default_and_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unregistered_connections_time_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_is_answered_with_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_request_timeouts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_api_misuse, setup, teardown),

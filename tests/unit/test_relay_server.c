@@ -85,6 +85,14 @@ static void client_del(relay_client *c)
     }
 }
 
+/* Closes politely, so the relay hears of it, then frees. */
+static void client_bye(relay_client *c)
+{
+    relay_client_close(c, 0);
+    PUMP_FOR(&c, 1, 50);
+    client_del(c);
+}
+
 static bool registered(const relay_client *c)
 {
     return wzp_sigc_reg_state_get(c->sigc) == WZP_SIGC_REGISTERED;
@@ -562,6 +570,91 @@ static void test_second_registration_replaces_first(void **state)
     client_del(a1);
     client_del(a2);
     client_del(b);
+    relay_thread_stop(&rt);
+}
+
+/* An alias stays with its key while the key is away, also across a relay
+ * restart (the bindings file in the relay's home); a corrupt file stops the
+ * relay from starting. */
+static void test_alias_survives_restart(void **state)
+{
+    (void)state;
+    relay_thread rt;
+    start_relay(&rt, 0, 0);
+    relay_client *a = client_new(&rt, 0, "alice");
+    register_all(&a, 1);
+    client_del(a);
+
+    assert_int_equal(relay_thread_restart(&rt), 0);
+    char path[300];
+    snprintf(path, sizeof(path), "%s/aliases", rt.home);
+    assert_int_equal(access(path, R_OK), 0);
+
+    /* Another key asking for "alice" right after the restart is refused... */
+    relay_client *m = client_new(&rt, 1, "alice");
+    PUMP_UNTIL(&m, 1, relay_client_count(m, WZP_SIGC_EV_REGISTER_FAILED) > 0);
+    const rc_event *f = relay_client_last(m, WZP_SIGC_EV_REGISTER_FAILED);
+    assert_non_null(f);
+    assert_int_equal(f->err, WZP_ERR_ALIAS_TAKEN);
+    client_del(m);
+    /* ...and the owner gets it back. */
+    a = client_new(&rt, 0, "alice");
+    register_all(&a, 1);
+    assert_string_equal(relay_client_last(a, WZP_SIGC_EV_REGISTERED)->msg.u.registered.alias,
+                        "alice");
+    client_del(a);
+
+    /* A damaged file: the relay refuses to start rather than forget bindings. */
+    relay_thread_halt(&rt);
+    FILE *fh = fopen(path, "r+");
+    assert_non_null(fh);
+    assert_int_equal(fseek(fh, 20, SEEK_SET), 0);
+    fputs("ZZ", fh);
+    fclose(fh);
+    assert_int_equal(relay_thread_restart(&rt), WZP_ERR_MALFORMED);
+    relay_thread_stop(&rt);
+}
+
+/* One address may hold max_conns_per_addr control connections; the next is
+ * told "full" and closed; when they go, the address can connect again. */
+static void test_per_ip_connection_cap(void **state)
+{
+    (void)state;
+    wzp_relay_server_config cfg;
+    wzp_relay_server_config_default(&cfg);
+    cfg.workers = 1;
+    cfg.control.max_conns_per_addr = 2;
+    relay_thread rt;
+    assert_int_equal(relay_thread_start(&rt, &cfg), 0);
+    relay_client *a = client_new(&rt, 0, NULL), *b = client_new(&rt, 1, NULL);
+    relay_client *cs[] = {a, b};
+    register_all(cs, 2);
+    relay_client *c = client_new(&rt, 2, NULL);
+    relay_client *cs3[] = {a, b, c};
+    PUMP_UNTIL(cs3, 3, c->closed);
+    assert_int_equal(c->closed, 1);
+    assert_true(c->close_by_peer);
+    assert_int_equal(c->close_app, 0x100 + WZP_RELAY_CLOSE_ADDR_LIMIT);
+    assert_false(registered(c));
+    PUMP_FOR(cs3, 3, 100);
+    assert_true(registered(a) && registered(b));
+    client_bye(a);
+    client_bye(b);
+    client_del(c);
+    /* The slots come back once the relay has seen the connections go. */
+    relay_client *d = NULL;
+    wzp_ts end = wzp_now() + WZP_SEC(WAIT_SEC);
+    while (wzp_now() < end) {
+        d = client_new(&rt, 3, NULL);
+        PUMP_UNTIL(&d, 1, registered(d) || d->closed);
+        if (registered(d))
+            break;
+        client_del(d);
+        d = NULL;
+    }
+    assert_non_null(d);
+    assert_true(registered(d));
+    client_del(d);
     relay_thread_stop(&rt);
 }
 
@@ -1144,6 +1237,8 @@ int main(void)
         cmocka_unit_test(test_peer_vanishes),
         cmocka_unit_test(test_peer_closes),
         cmocka_unit_test(test_second_registration_replaces_first),
+        cmocka_unit_test(test_alias_survives_restart),
+        cmocka_unit_test(test_per_ip_connection_cap),
         cmocka_unit_test(test_bad_messages_close_the_connection),
         cmocka_unit_test(test_relay_shutdown_closes_clients),
         cmocka_unit_test(test_cannot_act_as_someone_else),
