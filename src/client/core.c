@@ -232,6 +232,12 @@ static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *in
          * turn, forever: this one stops and says why. */
         err = WZP_ERR_REPLACED;
         core->fatal = true;
+    } else if (info->by_peer && !info->error &&
+               (info->app_code == WZP_SIG_CLOSE_REG_LIMIT ||
+                info->app_code == WZP_SIG_CLOSE_ADDR_LIMIT)) {
+        /* The relay's Error{FULL} may not arrive before its close: the close says it too. */
+        err = WZP_ERR_RELAY_FULL;
+        core->fatal = true;
     }
     WZP_INFO("client: relay connection %s: %s", was_up ? "lost" : "failed", info->detail);
     core->fatal_reported = core->fatal;

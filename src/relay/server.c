@@ -40,7 +40,7 @@
 #define ALIASES_FILE            "aliases"
 /* Application close codes on control connections: 0 = shutdown, 0x100 + wzp_relay_close_code. */
 #define CLOSE_SHUTDOWN     0
-#define CLOSE_CONTROL_BASE 0x100
+#define CLOSE_CONTROL_BASE WZP_SIG_CLOSE_BASE
 
 /* One established control connection, as the control plane knows it. */
 typedef struct relay_conn {

@@ -92,8 +92,11 @@ typedef enum wzp_sig_err {
  * Application close codes on the control connection (relay -> client):
  * WZP_SIG_CLOSE_BASE + the relay's wzp_relay_close_code (src/relay/control.h).
  */
-#define WZP_SIG_CLOSE_BASE     0x100
-#define WZP_SIG_CLOSE_REPLACED (WZP_SIG_CLOSE_BASE + 1) /* the same key registered elsewhere */
+#define WZP_SIG_CLOSE_BASE      0x100
+#define WZP_SIG_CLOSE_REPLACED  (WZP_SIG_CLOSE_BASE + 1) /* the same key registered elsewhere */
+#define WZP_SIG_CLOSE_REG_LIMIT (WZP_SIG_CLOSE_BASE + 5) /* the relay's registration cap */
+#define WZP_SIG_CLOSE_ADDR_LIMIT                                                                   \
+    (WZP_SIG_CLOSE_BASE + 6) /* too many connections from our address */
 
 typedef struct wzp_sig_candidate {
     wzp_sig_cand_type type;

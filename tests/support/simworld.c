@@ -214,6 +214,11 @@ static void relay_recv(void *ctx, wzp_sim_sock *s, const wzp_addr *from, const u
 
 void sim_relay_start(simrelay *r, wzp_sim *sim)
 {
+    sim_relay_start_cfg(r, sim, NULL);
+}
+
+void sim_relay_start_cfg(simrelay *r, wzp_sim *sim, const wzp_relay_control_config *cfg)
+{
     memset(r, 0, sizeof(*r));
     r->sim = sim;
     wzp_sim_host *h = wzp_sim_host_new(sim, "relay");
@@ -230,7 +235,7 @@ void sim_relay_start(simrelay *r, wzp_sim *sim)
                                        .channels_open = relay_open,
                                        .channels_close = relay_close_chans,
                                        .channel_moved = relay_chan_moved};
-    r->ctl = wzp_relay_control_new(NULL, &ccb);
+    r->ctl = wzp_relay_control_new(cfg, &ccb);
     assert_non_null(r->ctl);
 }
 

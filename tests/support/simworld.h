@@ -50,6 +50,8 @@ typedef struct simrelay {
 } simrelay;
 
 void sim_relay_start(simrelay *r, wzp_sim *sim);
+/* The same with a control-plane configuration (NULL: defaults). */
+void sim_relay_start_cfg(simrelay *r, wzp_sim *sim, const wzp_relay_control_config *cfg);
 void sim_relay_free(simrelay *r);
 /* Flushes the relay and re-arms its timer (after poking it from a test). */
 void sim_relay_kick(simrelay *r);

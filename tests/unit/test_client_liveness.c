@@ -116,6 +116,41 @@ static void test_second_login_takes_over(void **state)
     wzp_sim_free(sim);
 }
 
+/* --- a full relay ---------------------------------------------------------------------------- */
+
+static bool a2_refused(simclient *a, simclient *a2)
+{
+    return a->registrations && a2->unregistrations;
+}
+
+/* Two phones behind one NAT address, a relay that takes one connection per address: the
+ * second is told the relay is full for it, and stops instead of hammering the relay. */
+static void test_relay_full_for_address(void **state)
+{
+    wzp_sim *sim = wzp_sim_new(25);
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    cfg.max_conns_per_addr = 1;
+    simrelay r;
+    sim_relay_start_cfg(&r, sim, &cfg);
+    wzp_sim_router *rt = sim_router_new(sim, 0, WZP_SIM_EI);
+    simclient a, a2;
+    sim_client_join(&a, sim, &r, rt, "10.0.1.2", false);
+    assert_true(sim_run(sim, both_registered, &a, &a, WZP_SEC(5)));
+    sim_client_join(&a2, sim, &r, rt, "10.0.1.3", false);
+    assert_true(sim_run(sim, a2_refused, &a, &a2, WZP_SEC(5)));
+    assert_int_equal(a2.unreg_err, WZP_ERR_RELAY_FULL);
+    assert_true(a2.unreg_fatal);
+    sim_run(sim, NULL, &a, &a2, WZP_SEC(20));
+    assert_int_equal(a2.registrations, 0);
+    assert_int_equal(a2.unregistrations, 1);
+    assert_int_equal(a.unregistrations, 0);
+    sim_client_free(&a2);
+    sim_client_free(&a);
+    sim_relay_free(&r);
+    wzp_sim_free(sim);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -123,6 +158,7 @@ int main(void)
         cmocka_unit_test(test_peer_dies_on_direct_call),
         cmocka_unit_test(test_relay_dies_under_relayed_call),
         cmocka_unit_test(test_second_login_takes_over),
+        cmocka_unit_test(test_relay_full_for_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
