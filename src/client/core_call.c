@@ -52,6 +52,8 @@ static void set_state(wzp_core *core, core_call *call, wzp_call_state st)
     emit_state(core, call);
 }
 
+static void on_answered(wzp_core *core, core_call *call, wzp_ts now);
+
 core_call *wzp_core__call_new(wzp_core *core, bool outgoing, void *user)
 {
     size_t slot = CORE_MAX_CALLS;
@@ -155,6 +157,10 @@ void wzp_core__call_message(wzp_core *core, core_call *call, const uint8_t *d, s
         call->peer_frames_received = m.u.stats.frames_received;
         call->peer_frames_lost = m.u.stats.frames_lost;
         break;
+    case WZP_CALL_MSG_ANSWER:
+        if (call->outgoing)
+            on_answered(core, call, core->now);
+        break;
     }
 }
 
@@ -172,10 +178,16 @@ void wzp_core__call_end(wzp_core *core, core_call *call, int err, const char *de
         wzp_sigc_hangup(core->sc, sig, failure, core->now);
     }
     if (call->conn) {
-        if (err != WZP_ERR_HANGUP)
-            send_hangup(call, failure);
-        wzp_quic_conn_close(call->conn, failure ? CORE_CLOSE_ERROR : CORE_CLOSE_HANGUP,
-                            failure ? "error" : "hangup");
+        if (!call->answered) {
+            wzp_quic_conn_close(call->conn,
+                                call->outgoing ? CORE_CLOSE_WITHDRAW : CORE_CLOSE_DECLINE,
+                                call->outgoing ? "withdrawn" : "declined");
+        } else {
+            if (err != WZP_ERR_HANGUP)
+                send_hangup(call, failure);
+            wzp_quic_conn_close(call->conn, failure ? CORE_CLOSE_ERROR : CORE_CLOSE_HANGUP,
+                                failure ? "error" : "hangup");
+        }
     }
     if ((err == WZP_ERR_PEER_UNREACHABLE || err == WZP_ERR_UNREACHABLE) &&
         call->active_at != WZP_TS_NEVER) {
@@ -239,6 +251,12 @@ void wzp_core__call_closed(wzp_core *core, core_call *call, const wzp_quic_close
     } else if (info->error) {
         err = info->error;
         snprintf(detail, sizeof(detail), "end-to-end connection failed: %s", info->detail);
+    } else if (info->app_code == CORE_CLOSE_DECLINE && call->outgoing) {
+        err = WZP_ERR_REJECTED;
+        snprintf(detail, sizeof(detail), "the peer rejected the call");
+    } else if (info->app_code == CORE_CLOSE_WITHDRAW && !call->outgoing) {
+        err = WZP_ERR_CANCELLED;
+        snprintf(detail, sizeof(detail), "the caller hung up before the answer");
     } else if (info->app_code == CORE_CLOSE_HANGUP) {
         err = WZP_ERR_HANGUP;
         snprintf(detail, sizeof(detail), "the peer hung up");
@@ -473,24 +491,26 @@ static int start_ice(wzp_core *core, core_call *call, const wzp_sig_candidates *
  */
 
 /*
- * The relay names the peer's key in CallSetup. A call placed to a fingerprint,
- * and an incoming call (whose caller the user was shown), are already locked
- * to a key: the relay's word must match it, or the relay is routing the call
- * to someone else. Only a call placed to an alias learns its key here.
+ * The relay names the peer's key in Ringing and CallSetup. A call placed to a
+ * fingerprint, and an incoming call (whose caller the user was shown), are
+ * already locked to a key: the relay's word must match it, or the relay is
+ * routing the call to someone else. Only a call placed to an alias learns its
+ * key here (and is locked to it from then on).
  */
-static bool setup_key_matches(wzp_core *core, core_call *call, const wzp_sig_msg *m)
+static bool peer_key_matches(wzp_core *core, core_call *call, const uint8_t *fp, const char *alias)
 {
     if (!call->have_peer_fp) {
-        memcpy(call->peer_fp, m->u.setup.peer_fp, WZP_FINGERPRINT_LEN);
+        memcpy(call->peer_fp, fp, WZP_FINGERPRINT_LEN);
         call->have_peer_fp = true;
         fp_text(call->peer_fp, call->peer_fp_text);
-        snprintf(call->peer_alias, sizeof(call->peer_alias), "%s", m->u.setup.peer_alias);
+        if (alias && alias[0])
+            snprintf(call->peer_alias, sizeof(call->peer_alias), "%s", alias);
         return true;
     }
-    if (memcmp(call->peer_fp, m->u.setup.peer_fp, WZP_FINGERPRINT_LEN) == 0)
+    if (memcmp(call->peer_fp, fp, WZP_FINGERPRINT_LEN) == 0)
         return true;
     char named[WZP_FINGERPRINT_STRLEN], detail[sizeof(call->detail)];
-    fp_text(m->u.setup.peer_fp, named);
+    fp_text(fp, named);
     snprintf(detail, sizeof(detail),
              call->outgoing ? "possible man-in-the-middle: you called %s, the relay connected the "
                               "call to another key (%s)"
@@ -501,26 +521,65 @@ static bool setup_key_matches(wzp_core *core, core_call *call, const wzp_sig_msg
     return false;
 }
 
-static void on_setup(wzp_core *core, core_call *call, const wzp_sig_msg *m, wzp_ts now)
+/* The call's relay channel (0: keep what we have) and where its frames go. */
+static void use_channel(wzp_core *core, core_call *call, uint32_t chan, const wzp_addr *relay,
+                        wzp_ts now)
 {
-    if (!setup_key_matches(core, call, m))
+    if (!chan)
         return;
-    call->chan = m->u.setup.relay_channel;
-    call->relay = m->u.setup.relay_addr.len ? m->u.setup.relay_addr : core->cfg.relay;
+    call->chan = chan;
+    call->relay = relay->len ? *relay : core->cfg.relay;
     if (wzp_cand_sock_for(&call->relay) < 0 ||
         core->cfg.local[wzp_cand_sock_for(&call->relay)].len == 0)
         call->relay = core->cfg.relay; /* no socket of that family: the control address */
-    if (call->chan)
+    if (call->next_keepalive == WZP_TS_NEVER)
         call->next_keepalive = now + RELAY_KEEPALIVE;
-    if (call->outgoing)
-        call->answered_at = now;
+}
+
+/* The agent's probes are keyed from the end-to-end TLS session: needs both. */
+static void key_ice(core_call *call, wzp_ts now)
+{
+    if (!call->ice || call->keyed || !call->conn || !wzp_quic_conn_is_established(call->conn))
+        return;
+    uint8_t key[WZP_PROBE_KEY_LEN];
+    if (wzp_quic_conn_export(call->conn, "EXPORTER-wzp-probe-key", NULL, 0, key, sizeof(key)) ==
+            0 &&
+        wzp_ice_set_key(call->ice, key, now) == 0) {
+        call->keyed = true;
+        memcpy(call->tag, wzp_ice_tag(call->ice), sizeof(call->tag));
+    }
+}
+
+/* Caller: the relay rings the callee. With a channel, the end-to-end handshake starts now
+ * and is done before the answer (pre-connected ringing). */
+static void on_ringing(wzp_core *core, core_call *call, const wzp_sig_msg *m, wzp_ts now)
+{
+    if (m->u.ringing.have_callee_fp &&
+        !peer_key_matches(core, call, m->u.ringing.callee_fp, call->peer_alias))
+        return;
+    if (m->u.ringing.relay_channel && call->have_peer_fp && !call->conn) {
+        use_channel(core, call, m->u.ringing.relay_channel, &m->u.ringing.relay_addr, now);
+        call->need_connect = true;
+    }
+    set_state(core, call, WZP_CALL_RINGING);
+}
+
+static void on_setup(wzp_core *core, core_call *call, const wzp_sig_msg *m, wzp_ts now)
+{
+    if (!peer_key_matches(core, call, m->u.setup.peer_fp, m->u.setup.peer_alias))
+        return;
+    use_channel(core, call, m->u.setup.relay_channel, &m->u.setup.relay_addr, now);
     if (start_ice(core, call, &m->u.setup.peer_cands, now) < 0) {
         wzp_core__call_end(core, call, WZP_ERR_NOMEM, "out of memory");
         return;
     }
+    key_ice(call, now);
+    if (call->outgoing && !call->conn)
+        call->need_connect = true; /* a relay that does not pre-connect: handshake now */
     if (call->outgoing)
-        call->need_connect = true;
-    set_state(core, call, WZP_CALL_CONNECTING);
+        on_answered(core, call, now);
+    if (call->state == WZP_CALL_ENDED)
+        return;
     if (call->cands_stale && call->ice && call->sig) {
         /* The Offer/Accept carried an older set: replace it (withdrawing what went). */
         call->cands_stale = false;
@@ -560,6 +619,8 @@ void wzp_core__call_sig_event(wzp_core *core, core_call *call, const wzp_sigc_ev
         call->have_peer_fp = true;
         fp_text(call->peer_fp, call->peer_fp_text);
         snprintf(call->peer_alias, sizeof(call->peer_alias), "%s", m->u.incoming.caller_alias);
+        /* The caller's handshake comes through this channel while we ring. */
+        use_channel(core, call, m->u.incoming.relay_channel, &m->u.incoming.relay_addr, core->now);
         call->state = WZP_CALL_RINGING;
         wzp_core_event e = {.type = WZP_CORE_EV_INCOMING,
                             .call = call->id,
@@ -571,7 +632,7 @@ void wzp_core__call_sig_event(wzp_core *core, core_call *call, const wzp_sigc_ev
         break;
     }
     case WZP_SIGC_EV_RINGING:
-        set_state(core, call, WZP_CALL_RINGING);
+        on_ringing(core, call, ev->msg, core->now);
         break;
     case WZP_SIGC_EV_SETUP:
         on_setup(core, call, ev->msg, core->now);
@@ -668,14 +729,45 @@ static int start_media(wzp_core *core, core_call *call, wzp_ts now)
     return 0;
 }
 
+/* Both sides agreed (the answer) and the connection is up: audio both ways from now. */
+static void go_active(wzp_core *core, core_call *call, wzp_ts now)
+{
+    if (call->state == WZP_CALL_ENDED || call->state == WZP_CALL_ACTIVE)
+        return;
+    if (!call->conn || !wzp_quic_conn_is_established(call->conn)) {
+        set_state(core, call, WZP_CALL_CONNECTING); /* active once the handshake is done */
+        return;
+    }
+    if (start_media(core, call, now) < 0)
+        return;
+    call->active_at = now;
+    call->next_stats = now + STATS_INTERVAL;
+    if (!call->outgoing) {
+        /* Proven by our key and faster than the relay's CallSetup. */
+        wzp_call_msg m = {.type = WZP_CALL_MSG_ANSWER};
+        send_ctl(call, &m);
+    }
+    set_state(core, call, WZP_CALL_ACTIVE);
+}
+
+/* Caller: the callee answered (its Answer on our connection, or the relay's CallSetup). */
+static void on_answered(wzp_core *core, core_call *call, wzp_ts now)
+{
+    if (call->answered || call->state == WZP_CALL_ENDED)
+        return;
+    call->answered = true;
+    call->answered_at = now;
+    go_active(core, call, now);
+}
+
 int wzp_core__accept(wzp_core *core, const wzp_addr *remote, wzp_quic_conn_opts *opts)
 {
     /* Only an Initial that came through one of our calls' relay channels. */
     if (!wzp_core__is_virtual(remote))
         return WZP_ERR_INVALID;
     core_call *call = wzp_core__find_vport(core, wzp_addr_port(remote));
-    if (!call || call->outgoing || call->conn || call->state != WZP_CALL_CONNECTING ||
-        !call->have_peer_fp)
+    if (!call || call->outgoing || call->conn || !call->have_peer_fp ||
+        (call->state != WZP_CALL_RINGING && call->state != WZP_CALL_CONNECTING))
         return WZP_ERR_INVALID;
     e2e_opts(core, call, opts);
     return 0;
@@ -695,21 +787,12 @@ void wzp_core__call_established(wzp_core *core, core_call *call, wzp_quic_conn *
         return;
     }
     wzp_ts now = core->now;
-    if (start_media(core, call, now) < 0)
-        return;
-    call->active_at = now;
-    call->next_stats = now + STATS_INTERVAL;
-    if (call->ice) {
-        uint8_t key[WZP_PROBE_KEY_LEN];
-        if (wzp_quic_conn_export(c, "EXPORTER-wzp-probe-key", NULL, 0, key, sizeof(key)) == 0 &&
-            wzp_ice_set_key(call->ice, key, now) == 0) {
-            call->keyed = true;
-            memcpy(call->tag, wzp_ice_tag(call->ice), sizeof(call->tag));
-        }
-    }
+    key_ice(call, now);
     if (call->mute)
         send_mute(call);
-    set_state(core, call, WZP_CALL_ACTIVE);
+    /* While the phone rings the connection waits, ready: the answer makes the call active. */
+    if (call->answered)
+        go_active(core, call, now);
 }
 
 void wzp_core__call_datagram(wzp_core *core, core_call *call, const uint8_t *d, size_t len)
@@ -724,14 +807,15 @@ void wzp_core__call_datagram(wzp_core *core, core_call *call, const uint8_t *d, 
 
 void wzp_core__call_after(wzp_core *core, core_call *call, wzp_ts now)
 {
-    /* Caller: the server's key is checked; media may go before confirmation. */
-    if (call->outgoing && call->state == WZP_CALL_CONNECTING && call->conn && !call->tx &&
-        wzp_quic_conn_can_send_datagram(call->conn))
+    /* Caller: the callee's key is checked, so our audio may go, also while it rings: the
+     * callee plays nothing before its user answers, then hears us at once. */
+    if (call->outgoing && (call->state == WZP_CALL_RINGING || call->state == WZP_CALL_CONNECTING) &&
+        call->conn && !call->tx && wzp_quic_conn_can_send_datagram(call->conn))
         start_media(core, call, now);
     if (!call->need_connect)
         return;
     call->need_connect = false;
-    if (call->state != WZP_CALL_CONNECTING)
+    if (call->state != WZP_CALL_RINGING && call->state != WZP_CALL_CONNECTING)
         return;
     wzp_quic_conn_opts o;
     wzp_quic_conn_opts_default(&o);
@@ -746,13 +830,18 @@ void wzp_core__call_after(wzp_core *core, core_call *call, wzp_ts now)
 /* --- timers and sending --------------------------------------------------------------------------
  */
 
+/* The caller sends from its handshake on (also while ringing), the callee from its answer. */
+static bool sending(const core_call *call)
+{
+    return call->tx && call->state != WZP_CALL_ENDED;
+}
+
 static void media_tick(wzp_core *core, core_call *call, wzp_ts now)
 {
     /* Send: one frame per 20 ms of schedule; after a long stall, resynchronise. */
     if (call->tx_next + WZP_MS(200) < now)
         call->tx_next = now;
-    while ((call->state == WZP_CALL_ACTIVE || call->state == WZP_CALL_CONNECTING) && call->tx &&
-           call->tx_next <= now) {
+    while (sending(call) && call->tx_next <= now) {
         int16_t pcm[WZP_FRAME_SAMPLES];
         if (!core->cfg.pcm_source ||
             !core->cfg.pcm_source(core->cfg.user, call->id, call->user, pcm))
@@ -787,7 +876,7 @@ static void media_tick(wzp_core *core, core_call *call, wzp_ts now)
 
 void wzp_core__call_timer(wzp_core *core, core_call *call, wzp_ts now)
 {
-    if (call->state == WZP_CALL_CONNECTING && call->tx) /* early media (caller) */
+    if (call->state != WZP_CALL_ACTIVE && sending(call)) /* the caller before the answer */
         media_tick(core, call, now);
     if (call->state != WZP_CALL_ACTIVE)
         return;
@@ -805,9 +894,11 @@ wzp_ts wzp_core__call_deadline(const core_call *call)
     wzp_ts t = WZP_TS_NEVER;
     if (call->need_connect)
         return 0;
-    if (call->state == WZP_CALL_CONNECTING || call->state == WZP_CALL_ACTIVE)
+    if (call->state == WZP_CALL_ENDED)
+        return t;
+    if (call->chan)
         t = call->next_keepalive;
-    if (call->state == WZP_CALL_CONNECTING && call->tx)
+    if (sending(call))
         t = wzp_ts_min(t, call->tx_next);
     if (call->state != WZP_CALL_ACTIVE)
         return t;
@@ -830,8 +921,7 @@ void wzp_core__call_flush(wzp_core *core, core_call *call, wzp_ts now, wzp_core_
             if (core->cfg.local[sock].len)
                 send(user, sock, &dest, buf, (size_t)n);
     }
-    if ((call->state == WZP_CALL_CONNECTING || call->state == WZP_CALL_ACTIVE) && call->chan &&
-        call->next_keepalive <= now) {
+    if (call->state != WZP_CALL_ENDED && call->chan && call->next_keepalive <= now) {
         uint8_t frame[WZP_RELAY_FRAME_HDR + 4], nonce[4];
         wzp_random_nonce(nonce, sizeof(nonce));
         int n = wzp_relay_frame_encode(frame, sizeof(frame), WZP_RELAY_FRAME_KEEPALIVE, call->chan,
@@ -987,8 +1077,9 @@ int wzp_core_answer(wzp_core *core, uint32_t id, wzp_ts now)
     int rc = wzp_sigc_accept(core->sc, call->sig, &params, call->local, call->n_local, now);
     if (rc < 0)
         return rc;
+    call->answered = true;
     call->answered_at = now;
-    set_state(core, call, WZP_CALL_CONNECTING);
+    go_active(core, call, now); /* at once if the caller's handshake finished while we rang */
     return 0;
 }
 

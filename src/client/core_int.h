@@ -12,9 +12,14 @@
 #define CORE_MAX_CALLS 16
 #define CORE_MAX_HOSTS 12
 
-/* Application close codes of the end-to-end connection. */
-#define CORE_CLOSE_HANGUP 0x100
-#define CORE_CLOSE_ERROR  0x101
+/* Application close codes of the end-to-end connection. Before the answer the
+ * connection already exists (pre-connected ringing), so declining and
+ * withdrawing a call have their own codes: whichever of them or the relay's
+ * CallEnded arrives first, the call ends for the same reason. */
+#define CORE_CLOSE_HANGUP   0x100
+#define CORE_CLOSE_ERROR    0x101
+#define CORE_CLOSE_DECLINE  0x102 /* the callee did not take the call */
+#define CORE_CLOSE_WITHDRAW 0x103 /* the caller gave up before the answer */
 
 typedef struct core_call {
     struct wzp_core *core;
@@ -24,6 +29,7 @@ typedef struct core_call {
     bool outgoing;
     bool released;     /* the owner dropped its handle */
     bool need_connect; /* caller: start the e2e connection outside callbacks */
+    bool answered;     /* callee: our user answered; caller: the peer's Answer or CallSetup */
     wzp_call_state state;
     int end_err;
     char detail[384];

@@ -15,6 +15,7 @@ int wzp_call_msg_encode(const wzp_call_msg *m, uint8_t *out, size_t cap)
     Wzpcall__Hangup h = WZPCALL__HANGUP__INIT;
     Wzpcall__Mute mu = WZPCALL__MUTE__INIT;
     Wzpcall__Stats st = WZPCALL__STATS__INIT;
+    Wzpcall__Answer an = WZPCALL__ANSWER__INIT;
     switch (m->type) {
     case WZP_CALL_MSG_HANGUP:
         h.error = m->u.hangup.error;
@@ -32,6 +33,10 @@ int wzp_call_msg_encode(const wzp_call_msg *m, uint8_t *out, size_t cap)
         st.rtt_us = m->u.stats.rtt_us;
         pm.body_case = WZPCALL__CALL_MSG__BODY_STATS;
         pm.stats = &st;
+        break;
+    case WZP_CALL_MSG_ANSWER:
+        pm.body_case = WZPCALL__CALL_MSG__BODY_ANSWER;
+        pm.answer = &an;
         break;
     default:
         return WZP_ERR_INVALID;
@@ -68,6 +73,9 @@ int wzp_call_msg_decode(const uint8_t *buf, size_t len, wzp_call_msg *m)
             m->u.stats.frames_lost = pm->stats->frames_lost;
             m->u.stats.rtt_us = pm->stats->rtt_us;
         }
+        break;
+    case WZPCALL__CALL_MSG__BODY_ANSWER:
+        m->type = WZP_CALL_MSG_ANSWER;
         break;
     default:
         rc = WZP_ERR_AGAIN; /* no body, or one a newer peer added */

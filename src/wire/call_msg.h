@@ -18,6 +18,7 @@ typedef enum wzp_call_msg_type {
     WZP_CALL_MSG_HANGUP = 1, /* the sender ends the call and closes the connection */
     WZP_CALL_MSG_MUTE,       /* the sender (un)muted its microphone */
     WZP_CALL_MSG_STATS,      /* what the sender hears from us, every few seconds */
+    WZP_CALL_MSG_ANSWER,     /* the callee answered (it sends audio from now on) */
 } wzp_call_msg_type;
 
 typedef struct wzp_call_msg {

@@ -40,6 +40,9 @@ static void test_round_trips(void **state)
     m.u.stats.frames_lost = 12345;
     m.u.stats.rtt_us = 4000000000u;
     round_trip(&m);
+    memset(&m, 0, sizeof(m));
+    m.type = WZP_CALL_MSG_ANSWER;
+    round_trip(&m);
 }
 
 static void test_bad_input(void **state)
@@ -52,7 +55,7 @@ static void test_bad_input(void **state)
     assert_int_equal(wzp_call_msg_decode(NULL, 3, &m), WZP_ERR_MALFORMED);
     /* Empty, or a body this version does not know: ignored, not an error. */
     assert_int_equal(wzp_call_msg_decode(NULL, 0, &m), WZP_ERR_AGAIN);
-    uint8_t newer[] = {0x2a, 0x02, 0x08, 0x01}; /* field 5 */
+    uint8_t newer[] = {0x3a, 0x02, 0x08, 0x01}; /* field 7 */
     assert_int_equal(wzp_call_msg_decode(newer, sizeof(newer), &m), WZP_ERR_AGAIN);
     uint8_t out[4];
     m.type = WZP_CALL_MSG_STATS;
