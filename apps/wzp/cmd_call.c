@@ -9,6 +9,7 @@
 #include <wzp/client.h>
 
 #include "commands.h"
+#include "opts.h"
 #include "session.h"
 
 static volatile sig_atomic_t interrupted;
@@ -43,9 +44,10 @@ static void usage(FILE *out, int cmd)
         "  --verbose, -v          log more (repeat for more)\n";
     const char *media =
         "  --send FILE            send this audio file (any format libsndfile reads)\n"
-        "  --tone HZ              send a sine tone instead\n"
-        "  --record FILE.wav      record what the peer sends (48 kHz mono WAV)\n"
-        "  --duration SECONDS     hang up this long after the call is up\n"
+        "  --tone HZ              send a sine tone instead (20..20000 Hz)\n"
+        "  --record FILE.wav      record what the peer sends (48 kHz mono WAV; checked\n"
+        "                         before the call, written when it ends)\n"
+        "  --duration SECONDS     hang up this long after the call is up (up to a week)\n"
         "  --no-direct            never try a direct path (always through the relay)\n"
         "  --loopback-candidates  offer only loopback addresses (tests on one host)\n";
     switch (cmd) {
@@ -97,7 +99,6 @@ static int run(int cmd, int argc, char **argv)
     session_opts so = {.name = names[cmd]};
     wzp_client_config cfg = {0};
     int c, verbose = 0;
-    char *end;
     optind = 1;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
@@ -131,21 +132,18 @@ static int run(int cmd, int argc, char **argv)
             break;
         case 't':
             so.source = SRC_TONE;
-            so.tone_hz = strtod(optarg, &end);
-            if (*end || so.tone_hz <= 0 || so.tone_hz >= 24000) {
-                fprintf(stderr, "%s: --tone wants a frequency in (0, 24000) Hz\n", so.name);
+            if (wzp_opt_double(so.name, "--tone", optarg, WZP_OPT_TONE_MIN_HZ, WZP_OPT_TONE_MAX_HZ,
+                               "a frequency in 20..20000 Hz", &so.tone_hz))
                 return WZP_EXIT_USAGE;
-            }
             break;
         case 'R':
             so.record_file = optarg;
             break;
         case 'd':
-            so.duration_s = strtod(optarg, &end);
-            if (*end || so.duration_s <= 0) {
-                fprintf(stderr, "%s: --duration wants a positive number of seconds\n", so.name);
+            if (wzp_opt_double(so.name, "--duration", optarg, WZP_OPT_DURATION_MIN_S,
+                               WZP_OPT_DURATION_MAX_S, "0.02..604800 seconds (up to a week)",
+                               &so.duration_s))
                 return WZP_EXIT_USAGE;
-            }
             break;
         case 'n':
             cfg.direct_disabled = true;
