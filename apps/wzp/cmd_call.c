@@ -1,5 +1,6 @@
 /* wzp listen / call / reflect: one client, one relay, at most one call. */
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include <wzp/client.h>
+#include <wzp/identity.h>
 
 #include "commands.h"
 #include "opts.h"
@@ -178,6 +180,15 @@ static int run(int cmd, int argc, char **argv)
     if (!cfg.relay || !cfg.relay_pin) {
         fprintf(stderr, "%s: --relay and --relay-pin are required\n", so.name);
         return WZP_EXIT_USAGE;
+    }
+    char home[PATH_MAX], why[2 * PATH_MAX + 128];
+    if (cfg.home)
+        snprintf(home, sizeof(home), "%s", cfg.home);
+    /* A certificate without its key: say so in one line (the client would only say "identity"). */
+    if ((cfg.home || wzp_identity_default_dir(home, sizeof(home)) == 0) &&
+        wzp_identity_check_dir(home, why, sizeof(why))) {
+        fprintf(stderr, "%s: %s\n", so.name, why);
+        return WZP_EXIT_IDENTITY;
     }
     wzp_set_log_level(verbose >= 2 ? WZP_LOG_DEBUG : verbose ? WZP_LOG_INFO : WZP_LOG_ERROR);
     so.status_line = !so.json && cmd != CMD_REFLECT && isatty(STDERR_FILENO);
