@@ -203,6 +203,16 @@ static int run(int cmd, int argc, char **argv)
     }
     catch_signals();
     code = session_start(&s, &cfg);
+    uint8_t own[WZP_FINGERPRINT_LEN], want[WZP_FINGERPRINT_LEN];
+    /* Before dialing: the relay would only answer "invalid argument". Compared as bytes,
+     * so any spelling of the fingerprint (case, dashes) counts. */
+    if (!code && peer && wzp_fingerprint_parse(peer, want) == 0 &&
+        wzp_fingerprint_parse(wzp_client_fingerprint(s.client), own) == 0 &&
+        !memcmp(own, want, sizeof(own))) {
+        fprintf(stderr, "%s: you cannot call yourself (that is this identity's fingerprint)\n",
+                so.name);
+        code = WZP_EXIT_USAGE;
+    }
     if (!code)
         code = session_wait_registered(&s);
     if (code)

@@ -547,6 +547,15 @@ static int report_end(session *s, int code)
     case WZP_ERR_UNREACHABLE:
         fprintf(stderr, "%s: lost the connection to the relay\n", s->o.name);
         break;
+    case WZP_ERR_INVALID:
+        /* The relay's reason text does not reach us; the detail is often just the code's
+         * name again ("invalid argument"), so only a different one is worth printing. */
+        if (detail[0] && strcmp(detail, wzp_strerror(WZP_ERR_INVALID)))
+            fprintf(stderr, "%s: the relay refused the call: %s\n", s->o.name, detail);
+        else
+            fprintf(stderr, "%s: the relay refused the call as invalid (is that your own alias?)\n",
+                    s->o.name);
+        break;
     default:
         fprintf(stderr, "%s: call failed: %s%s%s\n", s->o.name, wzp_strerror(s->end_reason),
                 detail[0] ? ": " : "", detail);
