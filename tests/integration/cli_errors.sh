@@ -66,12 +66,12 @@ for args in "call nobody --tone nan" "call nobody --tone inf" "call nobody --ton
     "call nobody --tone 5" "call nobody --tone 30000" "call nobody --duration nan" \
     "call nobody --duration 1e999" "call nobody --duration -1" "call nobody --duration 0" \
     "call nobody --duration 999999999" "listen --duration inf" "listen --tone -inf"; do
-    # shellcheck disable=SC2086 # split on purpose
-    "$WZP" $args "${R[@]}" --home "$T/b" 2>"$T/err" >/dev/null; rc=$?
+    # shellcheck disable=SC2086 # split on purpose; timeout: accepted, "listen" would wait forever
+    timeout 20 "$WZP" $args "${R[@]}" --home "$T/b" 2>"$T/err" >/dev/null; rc=$?
     check "wzp $args" 2 $rc; one_line "wzp $args" "$T/err"
 done
 for d in nan 1e999 2x; do
-    "$WZP" demo --duration $d 2>"$T/err" >/dev/null; rc=$?
+    timeout 20 "$WZP" demo --duration $d 2>"$T/err" >/dev/null; rc=$?
     check "wzp demo --duration $d" 2 $rc; one_line "wzp demo --duration $d" "$T/err"
 done
 
