@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sndfile.h>
@@ -330,6 +331,42 @@ static void test_recorder_fails_at_open(void **state)
     assert_int_equal(wzp_wav_recorder_open("", &r, &e), WZP_ERR_INVALID);
 }
 
+/* A FIFO is written directly (no temp file, no rename): header then samples. */
+static void test_recorder_fifo(void **state)
+{
+    (void)state;
+    char fifo[128], got[128];
+    path_of(fifo, sizeof(fifo), "pipe");
+    path_of(got, sizeof(got), "from-pipe.raw");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "cat '%s' > '%s'", fifo, got);
+        _exit(system(cmd) == 0 ? 0 : 1);
+    }
+    int16_t pcm[960];
+    for (int i = 0; i < 960; i++)
+        pcm[i] = (int16_t)(i - 480);
+    wzp_wav_recorder *r = NULL;
+    int e = 0, status = 0;
+    assert_int_equal(wzp_wav_recorder_open(fifo, &r, &e), 0);
+    assert_int_equal(wzp_wav_recorder_commit(r, pcm, 960, &e), 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    FILE *f = fopen(got, "rb");
+    assert_non_null(f);
+    uint8_t buf[44 + 2 * 960 + 1];
+    assert_int_equal(fread(buf, 1, sizeof(buf), f), 44 + 2 * 960);
+    fclose(f);
+    assert_memory_equal(buf, "RIFF", 4);
+    assert_memory_equal(buf + 36, "data", 4);
+    for (int i = 0; i < 960; i++)
+        assert_int_equal((int16_t)(buf[44 + 2 * i] | buf[45 + 2 * i] << 8), pcm[i]);
+    unlink(fifo);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_recorder_commit_and_abort),
         cmocka_unit_test(test_recorder_fails_at_open),
+        cmocka_unit_test(test_recorder_fifo),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
