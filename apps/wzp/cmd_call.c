@@ -1,5 +1,6 @@
 /* wzp listen / call / reflect: one client, one relay, at most one call. */
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,8 +8,10 @@
 #include <unistd.h>
 
 #include <wzp/client.h>
+#include <wzp/identity.h>
 
 #include "commands.h"
+#include "opts.h"
 #include "session.h"
 
 static volatile sig_atomic_t interrupted;
@@ -43,9 +46,10 @@ static void usage(FILE *out, int cmd)
         "  --verbose, -v          log more (repeat for more)\n";
     const char *media =
         "  --send FILE            send this audio file (any format libsndfile reads)\n"
-        "  --tone HZ              send a sine tone instead\n"
-        "  --record FILE.wav      record what the peer sends (48 kHz mono WAV)\n"
-        "  --duration SECONDS     hang up this long after the call is up\n"
+        "  --tone HZ              send a sine tone instead (20..20000 Hz)\n"
+        "  --record FILE.wav      record what the peer sends (48 kHz mono WAV; checked\n"
+        "                         before the call, written when it ends)\n"
+        "  --duration SECONDS     hang up this long after the call is up (up to a week)\n"
         "  --no-direct            never try a direct path (always through the relay)\n"
         "  --loopback-candidates  offer only loopback addresses (tests on one host)\n";
     switch (cmd) {
@@ -97,7 +101,6 @@ static int run(int cmd, int argc, char **argv)
     session_opts so = {.name = names[cmd]};
     wzp_client_config cfg = {0};
     int c, verbose = 0;
-    char *end;
     optind = 1;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
@@ -131,21 +134,18 @@ static int run(int cmd, int argc, char **argv)
             break;
         case 't':
             so.source = SRC_TONE;
-            so.tone_hz = strtod(optarg, &end);
-            if (*end || so.tone_hz <= 0 || so.tone_hz >= 24000) {
-                fprintf(stderr, "%s: --tone wants a frequency in (0, 24000) Hz\n", so.name);
+            if (wzp_opt_double(so.name, "--tone", optarg, WZP_OPT_TONE_MIN_HZ, WZP_OPT_TONE_MAX_HZ,
+                               "a frequency in 20..20000 Hz", &so.tone_hz))
                 return WZP_EXIT_USAGE;
-            }
             break;
         case 'R':
             so.record_file = optarg;
             break;
         case 'd':
-            so.duration_s = strtod(optarg, &end);
-            if (*end || so.duration_s <= 0) {
-                fprintf(stderr, "%s: --duration wants a positive number of seconds\n", so.name);
+            if (wzp_opt_double(so.name, "--duration", optarg, WZP_OPT_DURATION_MIN_S,
+                               WZP_OPT_DURATION_MAX_S, "0.02..604800 seconds (up to a week)",
+                               &so.duration_s))
                 return WZP_EXIT_USAGE;
-            }
             break;
         case 'n':
             cfg.direct_disabled = true;
@@ -181,6 +181,15 @@ static int run(int cmd, int argc, char **argv)
         fprintf(stderr, "%s: --relay and --relay-pin are required\n", so.name);
         return WZP_EXIT_USAGE;
     }
+    char home[PATH_MAX], why[2 * PATH_MAX + 128];
+    if (cfg.home)
+        snprintf(home, sizeof(home), "%s", cfg.home);
+    /* A certificate without its key: say so in one line (the client would only say "identity"). */
+    if ((cfg.home || wzp_identity_default_dir(home, sizeof(home)) == 0) &&
+        wzp_identity_check_dir(home, why, sizeof(why))) {
+        fprintf(stderr, "%s: %s\n", so.name, why);
+        return WZP_EXIT_IDENTITY;
+    }
     wzp_set_log_level(verbose >= 2 ? WZP_LOG_DEBUG : verbose ? WZP_LOG_INFO : WZP_LOG_ERROR);
     so.status_line = !so.json && cmd != CMD_REFLECT && isatty(STDERR_FILENO);
     so.ask = cmd == CMD_LISTEN && !so.auto_answer && isatty(STDIN_FILENO);
@@ -194,6 +203,16 @@ static int run(int cmd, int argc, char **argv)
     }
     catch_signals();
     code = session_start(&s, &cfg);
+    uint8_t own[WZP_FINGERPRINT_LEN], want[WZP_FINGERPRINT_LEN];
+    /* Before dialing: the relay would only answer "invalid argument". Compared as bytes,
+     * so any spelling of the fingerprint (case, dashes) counts. */
+    if (!code && peer && wzp_fingerprint_parse(peer, want) == 0 &&
+        wzp_fingerprint_parse(wzp_client_fingerprint(s.client), own) == 0 &&
+        !memcmp(own, want, sizeof(own))) {
+        fprintf(stderr, "%s: you cannot call yourself (that is this identity's fingerprint)\n",
+                so.name);
+        code = WZP_EXIT_USAGE;
+    }
     if (!code)
         code = session_wait_registered(&s);
     if (code)

@@ -18,6 +18,7 @@
 
 #include "commands.h"
 #include "media/compare.h"
+#include "opts.h"
 #include "relay/server.h"
 #include "session.h"
 
@@ -111,16 +112,12 @@ int wzp_cmd_demo(int argc, char **argv)
     double duration = 4.0;
     bool json = false, no_direct = false;
     int c, verbose = 0;
-    char *end;
     optind = 1;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
-            duration = strtod(optarg, &end);
-            if (*end || duration < 1 || duration > 60) {
-                fprintf(stderr, "wzp demo: --duration wants 1..60 seconds\n");
+            if (wzp_opt_double("wzp demo", "--duration", optarg, 1, 60, "1..60 seconds", &duration))
                 return WZP_EXIT_USAGE;
-            }
             break;
         case 'n':
             no_direct = true;
@@ -135,7 +132,10 @@ int wzp_cmd_demo(int argc, char **argv)
             printf("usage: wzp demo [--duration SECONDS] [--no-direct] [--json]\n"
                    "Starts a relay and two clients on loopback, places one call carrying a test\n"
                    "signal both ways, prints which path it took and checks the audio arrived.\n"
-                   "Exit 0 only if both recordings match what was sent.\n");
+                   "Exit 0 only if both recordings match what was sent.\n"
+                   "  --duration SECONDS  how long the call lasts, 1..60 (default 4)\n"
+                   "  --no-direct         never try a direct path (always through the relay)\n"
+                   "  --json              one JSON object per line per event\n");
             return WZP_EXIT_OK;
         default:
             return WZP_EXIT_USAGE;

@@ -54,6 +54,11 @@ int wzp_cmd_id(int argc, char **argv)
         }
         home = dir;
     }
+    char why[2 * PATH_MAX + 128];
+    if (wzp_identity_check_dir(home, why, sizeof(why))) {
+        fprintf(stderr, "wzp id: %s\n", why); /* one line, not the library's log too */
+        return WZP_EXIT_IDENTITY;
+    }
     wzp_identity *id;
     bool created;
     int rc = wzp_identity_load_or_create(home, &id, &created);

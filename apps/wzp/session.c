@@ -345,13 +345,22 @@ void session_init(session *s, const session_opts *o)
 
 int session_load_audio(session *s)
 {
-    if (s->o.source != SRC_FILE)
-        return 0;
-    int rc = wzp_audio_read_s16(s->o.send_file, &s->file_pcm, &s->file_n);
-    if (rc < 0) {
-        fprintf(stderr, "%s: cannot read audio file %s: %s\n", s->o.name, s->o.send_file,
-                rc == WZP_ERR_NOT_FOUND ? "no such file" : wzp_strerror(rc));
-        return WZP_EXIT_AUDIO;
+    if (s->o.source == SRC_FILE) {
+        int rc = wzp_audio_read_s16(s->o.send_file, &s->file_pcm, &s->file_n);
+        if (rc < 0) {
+            fprintf(stderr, "%s: cannot read audio file %s: %s\n", s->o.name, s->o.send_file,
+                    rc == WZP_ERR_NOT_FOUND ? "no such file" : wzp_strerror(rc));
+            return WZP_EXIT_AUDIO;
+        }
+    }
+    if (s->o.record_file) {
+        /* Now, not after the call: a path that cannot be written fails before anyone rings. */
+        int e = 0, rc = wzp_wav_recorder_open(s->o.record_file, &s->recorder, &e);
+        if (rc < 0) {
+            fprintf(stderr, "%s: cannot record to %s: %s\n", s->o.name, s->o.record_file,
+                    e ? strerror(e) : wzp_strerror(rc));
+            return WZP_EXIT_AUDIO;
+        }
     }
     return 0;
 }
@@ -558,6 +567,15 @@ static int report_end(session *s, int code)
     case WZP_ERR_PEER_UNREACHABLE:
         fprintf(stderr, "%s: %s\n", s->o.name, detail[0] ? detail : "peer unreachable");
         break;
+    case WZP_ERR_INVALID:
+        /* The relay's reason text does not reach us; the detail is often just the code's
+         * name again ("invalid argument"), so only a different one is worth printing. */
+        if (detail[0] && strcmp(detail, wzp_strerror(WZP_ERR_INVALID)))
+            fprintf(stderr, "%s: the relay refused the call: %s\n", s->o.name, detail);
+        else
+            fprintf(stderr, "%s: the relay refused the call as invalid (is that your own alias?)\n",
+                    s->o.name);
+        break;
     default:
         fprintf(stderr, "%s: call failed: %s%s%s\n", s->o.name, wzp_strerror(s->end_reason),
                 detail[0] ? ": " : "", detail);
@@ -712,15 +730,19 @@ int session_finish(session *s, int exit_code)
         wzp_client_free(s->client);
         s->client = NULL;
     }
-    if (s->o.record_file) {
-        int rc = wzp_audio_write_wav(s->o.record_file, s->rec, s->rec_n);
+    if (s->recorder && !s->active && !s->rec_n) {
+        /* No call, no recording: leave the target (maybe an older recording) alone. */
+        wzp_wav_recorder_abort(s->recorder);
+    } else if (s->recorder) {
+        int e = 0, rc = wzp_wav_recorder_commit(s->recorder, s->rec, s->rec_n, &e);
         if (rc < 0) {
-            fprintf(stderr, "%s: cannot write %s: %s\n", s->o.name, s->o.record_file,
-                    wzp_strerror(rc));
+            fprintf(stderr, "%s: cannot write the recording %s: %s\n", s->o.name, s->o.record_file,
+                    e ? strerror(e) : wzp_strerror(rc));
             if (exit_code == WZP_EXIT_OK)
                 exit_code = WZP_EXIT_AUDIO;
         }
     }
+    s->recorder = NULL;
     free(s->file_pcm);
     if (!s->o.keep_recording) {
         free(s->rec);

@@ -14,6 +14,7 @@
 
 #include <wzp/client.h>
 
+#include "media/audio_file.h"
 #include "media/tone.h"
 
 typedef enum session_source {
@@ -55,6 +56,7 @@ typedef struct session {
     wzp_probe_signal probe;
     int16_t *rec;
     size_t rec_n, rec_cap;
+    wzp_wav_recorder *recorder; /* --record: opened before the call, written by session_finish */
     int16_t *sent;
     size_t sent_n, sent_cap;
     bool source_done; /* the file has been sent completely */
@@ -79,7 +81,8 @@ typedef struct session {
 int session_exit_for(int err);
 
 void session_init(session *s, const session_opts *o);
-/* Loads the audio file (if any): 0 or an exit code (message printed). */
+/* Loads the audio file and opens the recording (if any), before any call:
+ * 0 or an exit code (message printed). */
 int session_load_audio(session *s);
 /* Creates and starts the client: 0 or an exit code (message printed). */
 int session_start(session *s, const wzp_client_config *base);
@@ -93,7 +96,8 @@ int session_run_call(session *s, const char *peer, volatile sig_atomic_t *interr
 int session_run_listen(session *s, volatile sig_atomic_t *interrupted);
 /* Prints the summary (JSON or text). */
 void session_summary(session *s, int exit_code);
-/* Stops the client, writes the recording; returns exit_code or an audio error code. */
+/* Stops the client, writes the recording (if the call got anywhere; else
+ * nothing is written); returns exit_code or an audio error code. */
 int session_finish(session *s, int exit_code);
 
 double session_now_s(void);

@@ -38,16 +38,27 @@ int wzp_identity_default_dir(char *buf, size_t len);
 
 /*
  * Loads the identity from dir, creating the directory (mode 0700, missing
- * parents too) and a new key pair on first use. If the key exists but the
- * certificate is missing, unreadable, expired or for another key, a new
- * certificate is issued for the same key (the fingerprint is unchanged).
+ * parents too) and a new key pair only when dir holds neither file. If the
+ * key exists but the certificate is missing, unreadable, expired or for
+ * another key, a new certificate is issued for the same key (the fingerprint
+ * is unchanged). A certificate without its key is refused (WZP_ERR_IDENTITY):
+ * a new key would silently replace the identity peers know.
  * *created (may be NULL) tells whether a new key was generated.
- * Returns 0, WZP_ERR_IO (filesystem) or WZP_ERR_IDENTITY (bad key file).
+ * Returns 0, WZP_ERR_IO (filesystem) or WZP_ERR_IDENTITY (bad or missing key).
  */
 int wzp_identity_load_or_create(const char *dir, wzp_identity **out, bool *created);
 
+/*
+ * The check behind that refusal, for callers that want to explain it: 0 when
+ * dir holds the key, neither file, or does not exist; WZP_ERR_IDENTITY when
+ * identity.crt is there without identity.key, with a one-line reason naming
+ * the missing file in why (may be NULL).
+ */
+int wzp_identity_check_dir(const char *dir, char *why, size_t len);
+
 /* Like wzp_identity_load_or_create but never generates a key:
- * WZP_ERR_NOT_FOUND when dir holds none. May still re-issue the certificate. */
+ * WZP_ERR_NOT_FOUND when dir holds neither file, WZP_ERR_IDENTITY for a
+ * certificate without its key. May still re-issue the certificate. */
 int wzp_identity_load(const char *dir, wzp_identity **out);
 
 /* A fresh identity kept in memory only (tests, ephemeral relays). */

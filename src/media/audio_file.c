@@ -1,10 +1,14 @@
 #include "media/audio_file.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sndfile.h>
 #include <speex/speex_resampler.h>
@@ -272,4 +276,223 @@ int wzp_audio_write_wav_float(const char *path, const float *pcm, size_t n)
     int rc = wzp_audio_write_wav(path, s, n);
     free(s);
     return rc;
+}
+
+/* --- recorder: see audio_file.h ----------------------------------------------------------------
+ */
+
+#define WAV_HEADER_LEN 44
+/* The largest data chunk the 32-bit RIFF size can describe (about 12 h at 48 kHz). */
+#define WAV_MAX_DATA ((UINT32_MAX - (WAV_HEADER_LEN - 8)) & ~1u)
+
+struct wzp_wav_recorder {
+    int fd;
+    bool direct;  /* writing the target itself (device, FIFO): no temp, no rename */
+    char *target; /* the rename destination (temp mode) */
+    char *tmp;    /* the temp file (temp mode) */
+};
+
+static void put_le(uint8_t *p, uint32_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The canonical 44-byte header of a 48 kHz mono 16-bit PCM WAV. */
+static void wav_header(uint8_t h[WAV_HEADER_LEN], uint32_t data_bytes)
+{
+    memcpy(h, "RIFF", 4);
+    put_le(h + 4, data_bytes + (WAV_HEADER_LEN - 8), 4);
+    memcpy(h + 8, "WAVEfmt ", 8);
+    put_le(h + 16, 16, 4);
+    put_le(h + 20, 1, 2); /* PCM */
+    put_le(h + 22, 1, 2); /* mono */
+    put_le(h + 24, WZP_AUDIO_RATE, 4);
+    put_le(h + 28, WZP_AUDIO_RATE * 2, 4);
+    put_le(h + 32, 2, 2);
+    put_le(h + 34, 16, 2);
+    memcpy(h + 36, "data", 4);
+    put_le(h + 40, data_bytes, 4);
+}
+
+/* 0, or -1 with errno set. */
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        if (w == 0) {
+            errno = ENOSPC; /* no progress and no error: treat as full */
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static void recorder_free(wzp_wav_recorder *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    if (r->tmp)
+        unlink(r->tmp);
+    free(r->tmp);
+    free(r->target);
+    free(r);
+}
+
+/* Creates "DIR/.BASE.tmp-PID-N" next to the target: same filesystem, so the rename is atomic. */
+static int create_temp(wzp_wav_recorder *r, const struct stat *old)
+{
+    const char *slash = strrchr(r->target, '/');
+    int dlen = slash ? (int)(slash - r->target + 1) : 0;
+    size_t cap = strlen(r->target) + 48;
+    r->tmp = malloc(cap);
+    if (!r->tmp)
+        return ENOMEM;
+    for (unsigned i = 0; i < 100; i++) {
+        snprintf(r->tmp, cap, "%.*s.%s.tmp-%ld-%u", dlen, r->target, r->target + dlen,
+                 (long)getpid(), i);
+        /* 0666 and not mkstemp's 0600: a new recording gets the umask's mode like any file. */
+        r->fd = open(r->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (r->fd >= 0 || errno != EEXIST)
+            break;
+    }
+    if (r->fd < 0) {
+        int e = errno;
+        free(r->tmp);
+        r->tmp = NULL;
+        return e;
+    }
+    if (old)
+        (void)fchmod(r->fd, old->st_mode & 07777); /* replacing a file keeps its mode */
+    return 0;
+}
+
+int wzp_wav_recorder_open(const char *path, wzp_wav_recorder **out, int *sys_errno)
+{
+    if (sys_errno)
+        *sys_errno = 0;
+    if (!out)
+        return WZP_ERR_INVALID;
+    *out = NULL;
+    if (!path || !*path)
+        return WZP_ERR_INVALID;
+    wzp_wav_recorder *r = calloc(1, sizeof(*r));
+    if (!r)
+        return WZP_ERR_NOMEM;
+    r->fd = -1;
+    struct stat st;
+    int e = 0;
+    bool exists = stat(path, &st) == 0;
+    if (!exists && errno != ENOENT)
+        e = errno;
+    else if (exists && S_ISDIR(st.st_mode))
+        e = EISDIR;
+    else if (exists && !S_ISREG(st.st_mode)) {
+        r->direct = true;
+        r->fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+        if (r->fd < 0)
+            e = errno;
+    } else {
+        /* Through a symlink, replace the file it points to, not the link. */
+        r->target = exists ? realpath(path, NULL) : NULL;
+        if (!r->target)
+            r->target = strdup(path);
+        e = r->target ? create_temp(r, exists ? &st : NULL) : ENOMEM;
+    }
+    /* The header, sizes marked unknown as for a stream: a full device or disk fails now.
+     * Temp files get the real sizes on commit. */
+    uint8_t h[WAV_HEADER_LEN];
+    wav_header(h, WAV_MAX_DATA);
+    if (!e && write_all(r->fd, h, sizeof(h)) != 0)
+        e = errno;
+    if (e) {
+        recorder_free(r);
+        if (sys_errno)
+            *sys_errno = e;
+        return e == ENOMEM ? WZP_ERR_NOMEM : WZP_ERR_IO;
+    }
+    *out = r;
+    return 0;
+}
+
+/* Makes a rename durable; best effort (some filesystems refuse fsync on directories). */
+static void sync_dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if ((size_t)(slash - path) < sizeof(dir))
+        snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    else
+        return;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+int wzp_wav_recorder_commit(wzp_wav_recorder *r, const int16_t *pcm, size_t n, int *sys_errno)
+{
+    if (sys_errno)
+        *sys_errno = 0;
+    if (!r)
+        return WZP_ERR_INVALID;
+    if (n && !pcm) {
+        recorder_free(r);
+        return WZP_ERR_INVALID;
+    }
+    if (n > WAV_MAX_DATA / 2) {
+        WZP_WARN("recording longer than a WAV file holds: keeping the first %u samples",
+                 (unsigned)(WAV_MAX_DATA / 2));
+        n = WAV_MAX_DATA / 2;
+    }
+    int e = 0;
+    if (!r->direct) {
+        uint8_t h[WAV_HEADER_LEN];
+        wav_header(h, (uint32_t)(n * 2));
+        if (lseek(r->fd, 0, SEEK_SET) != 0 || write_all(r->fd, h, sizeof(h)) != 0)
+            e = errno;
+    }
+    uint8_t buf[8192];
+    for (size_t i = 0; !e && i < n;) {
+        size_t k = 0;
+        for (; i < n && k < sizeof(buf); i++, k += 2)
+            put_le(buf + k, (uint16_t)pcm[i], 2); /* WAV is little-endian whatever the host */
+        if (write_all(r->fd, buf, k) != 0)
+            e = errno;
+    }
+    /* Only a file needs fsync (before the rename makes it the target); FIFOs refuse it. */
+    if (!e && !r->direct && fsync(r->fd) != 0)
+        e = errno;
+    if (close(r->fd) != 0 && !e)
+        e = errno;
+    r->fd = -1;
+    if (!e && !r->direct) {
+        if (rename(r->tmp, r->target) != 0) {
+            e = errno;
+        } else {
+            free(r->tmp);
+            r->tmp = NULL; /* renamed: nothing to remove */
+            sync_dir_of(r->target);
+        }
+    }
+    recorder_free(r);
+    if (e && sys_errno)
+        *sys_errno = e;
+    return e ? WZP_ERR_IO : 0;
+}
+
+void wzp_wav_recorder_abort(wzp_wav_recorder *r)
+{
+    if (r)
+        recorder_free(r);
 }

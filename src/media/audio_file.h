@@ -39,4 +39,28 @@ int wzp_wav_writer_write(wzp_wav_writer *w, const int16_t *pcm, size_t n);
 /* Finalises the header and frees w; returns the first error seen, if any. */
 int wzp_wav_writer_close(wzp_wav_writer *w);
 
+/*
+ * A recording target opened before a call and written once when it ends
+ * (48 kHz mono 16-bit WAV), so a bad path fails before the call and a
+ * failure never leaves a torn file behind.
+ *
+ * A regular file, or a path that does not exist yet, is written to a temp
+ * file in the same directory (created by _open: that is the early check) and
+ * renamed over the target only after a complete, fsync'ed write; _abort and
+ * a failed _commit remove the temp file, leaving any old target untouched.
+ * Anything else (a character device such as /dev/full, a FIFO) is written
+ * directly: _open writes the header (sizes marked unknown, as for streams)
+ * so a full device fails there already, and every write and the close are
+ * checked.
+ *
+ * Errors: WZP_ERR_IO with *sys_errno (may be NULL) set to the errno of the
+ * failing call, WZP_ERR_INVALID, WZP_ERR_NOMEM.
+ */
+typedef struct wzp_wav_recorder wzp_wav_recorder;
+int wzp_wav_recorder_open(const char *path, wzp_wav_recorder **out, int *sys_errno);
+/* Writes the n samples and completes the file; frees r whatever the result. */
+int wzp_wav_recorder_commit(wzp_wav_recorder *r, const int16_t *pcm, size_t n, int *sys_errno);
+/* Gives up: removes the temp file (a direct target keeps what was written); frees r. */
+void wzp_wav_recorder_abort(wzp_wav_recorder *r);
+
 #endif

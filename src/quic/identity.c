@@ -305,6 +305,23 @@ static void identity_clear(wzp_identity *id)
     memset(id, 0, sizeof(*id));
 }
 
+int wzp_identity_check_dir(const char *dir, char *why, size_t len)
+{
+    char key[PATH_MAX], crt[PATH_MAX];
+    if (why && len)
+        why[0] = '\0';
+    if (!dir || join(key, sizeof(key), dir, KEY_FILE) || join(crt, sizeof(crt), dir, CERT_FILE))
+        return 0; /* nothing to explain: loading reports these itself */
+    if (access(key, F_OK) == 0 || errno != ENOENT || access(crt, F_OK) != 0)
+        return 0;
+    if (why)
+        snprintf(why, len,
+                 "%s is missing but %s exists: restore the key, or move %s away to create a new "
+                 "identity (a new fingerprint)",
+                 key, crt, crt);
+    return WZP_ERR_IDENTITY;
+}
+
 /* dir == NULL: in memory only. may_create: generate a key when none exists. */
 static int identity_open(const char *dir, bool may_create, wzp_identity **out, bool *created)
 {
@@ -327,6 +344,13 @@ static int identity_open(const char *dir, bool may_create, wzp_identity **out, b
         if (rc)
             goto fail;
         rc = read_file(dir, KEY_FILE, &id->key_pem);
+        char why[2 * PATH_MAX + 128];
+        if (rc == WZP_ERR_NOT_FOUND && wzp_identity_check_dir(dir, why, sizeof(why))) {
+            /* A lost key is a lost identity: never paper over it with a new one. */
+            WZP_ERROR("identity: %s", why);
+            rc = WZP_ERR_IDENTITY;
+            goto fail;
+        }
         if (rc == WZP_ERR_NOT_FOUND && may_create)
             new_key = true;
         else if (rc)
@@ -350,6 +374,9 @@ static int identity_open(const char *dir, bool may_create, wzp_identity **out, b
             rc = WZP_ERR_IDENTITY;
             goto fail;
         }
+        /* Key first, certificate second, each atomically: an interrupted creation leaves
+         * nothing, or a key alone (which gets its certificate on the next load), never a
+         * certificate without its key. */
         if (dir && (rc = write_atomic(dir, KEY_FILE, &id->key_pem, 0600)))
             goto fail;
     } else {

@@ -61,6 +61,60 @@ echo "not audio" >"$T/bad.wav"
 "$WZP" call nobody "${R[@]}" --home "$T/b" --send "$T/bad.wav" 2>"$T/err" >/dev/null; rc=$?
 check "bad audio file" 8 $rc; one_line "bad audio file" "$T/err"
 
+# numbers on the command line: NaN, infinities, overflow, trailing garbage, out of range
+for args in "call nobody --tone nan" "call nobody --tone inf" "call nobody --tone 440x" \
+    "call nobody --tone 5" "call nobody --tone 30000" "call nobody --duration nan" \
+    "call nobody --duration 1e999" "call nobody --duration -1" "call nobody --duration 0" \
+    "call nobody --duration 999999999" "listen --duration inf" "listen --tone -inf"; do
+    # shellcheck disable=SC2086 # split on purpose; timeout: accepted, "listen" would wait forever
+    timeout 20 "$WZP" $args "${R[@]}" --home "$T/b" 2>"$T/err" >/dev/null; rc=$?
+    check "wzp $args" 2 $rc; one_line "wzp $args" "$T/err"
+done
+for d in nan 1e999 2x; do
+    timeout 20 "$WZP" demo --duration $d 2>"$T/err" >/dev/null; rc=$?
+    check "wzp demo --duration $d" 2 $rc; one_line "wzp demo --duration $d" "$T/err"
+done
+
+# --record is checked before the call: a missing directory and a full device fail at once
+# (exit 8, not the unknown peer's 6 after the call), naming the file and the reason
+"$WZP" call nobody "${R[@]}" --home "$T/b" --record "$T/no/such/dir/x.wav" 2>"$T/err" >/dev/null; rc=$?
+check "record to a missing directory" 8 $rc; one_line "record to a missing directory" "$T/err"
+grep -q "no/such/dir/x.wav: No such file or directory" "$T/err" || { echo "FAIL record message: $(cat "$T/err")"; fail=1; }
+if [ -w /dev/full ]; then
+    "$WZP" call nobody "${R[@]}" --home "$T/b" --record /dev/full 2>"$T/err" >/dev/null; rc=$?
+    check "record to /dev/full" 8 $rc; one_line "record to /dev/full" "$T/err"
+    grep -q "/dev/full: No space left on device" "$T/err" || { echo "FAIL /dev/full message: $(cat "$T/err")"; fail=1; }
+fi
+# a call that never starts leaves neither a recording nor a temp file (nor touches an old one)
+mkdir -p "$T/rec"; echo "older recording" >"$T/rec/old.wav"
+"$WZP" call nobody "${R[@]}" --home "$T/b" --record "$T/rec/new.wav" 2>"$T/err" >/dev/null; rc=$?
+check "failed call with --record" 6 $rc
+"$WZP" call nobody "${R[@]}" --home "$T/b" --record "$T/rec/old.wav" 2>"$T/err" >/dev/null
+if [ "$(ls -A "$T/rec")" = old.wav ] && grep -q "older recording" "$T/rec/old.wav"; then
+    echo "ok   failed calls left no recording and no temp file"
+else echo "FAIL failed calls left: $(ls -A "$T/rec")"; fail=1; fi
+
+# calling yourself: by fingerprint refused before dialing; by your own alias the relay refuses
+B_FP=$("$WZP" id --home "$T/b" 2>/dev/null)
+"$WZP" call "$B_FP" "${R[@]}" --home "$T/b" --duration 1 2>"$T/err" >/dev/null; rc=$?
+check "call yourself" 2 $rc; one_line "call yourself" "$T/err"
+grep -q "cannot call yourself" "$T/err" || { echo "FAIL call yourself message: $(cat "$T/err")"; fail=1; }
+"$WZP" call bobby "${R[@]}" --home "$T/b" --alias bobby --duration 1 2>"$T/err" >/dev/null; rc=$?
+check "call your own alias" 12 $rc; one_line "call your own alias" "$T/err"
+grep -q "the relay refused the call" "$T/err" || { echo "FAIL own alias message: $(cat "$T/err")"; fail=1; }
+
+# a certificate without its key: refused (exit 3), never replaced by a new identity
+"$WZP" id --home "$T/half" >/dev/null 2>&1
+rm "$T/half/identity.key"; cp "$T/half/identity.crt" "$T/half.crt"
+"$WZP" id --home "$T/half" 2>"$T/err" >/dev/null; rc=$?
+check "id without its key" 3 $rc; one_line "id without its key" "$T/err"
+"$WZP" call nobody "${R[@]}" --home "$T/half" 2>"$T/err" >/dev/null; rc=$?
+check "call without the identity key" 3 $rc; one_line "call without the identity key" "$T/err"
+grep -q "identity.key is missing" "$T/err" || { echo "FAIL identity message: $(cat "$T/err")"; fail=1; }
+if [ ! -e "$T/half/identity.key" ] && cmp -s "$T/half/identity.crt" "$T/half.crt"; then
+    echo "ok   the old certificate is untouched, no key created"
+else echo "FAIL the half identity was changed"; fail=1; fi
+
 # rejected: a listener without --auto-answer rejects
 "$WZP" listen "${R[@]}" --home "$T/a" --alias alice >/dev/null 2>&1 &
 LP=$!; PIDS+=($LP)
@@ -92,6 +146,7 @@ for side in a b; do
     done
     [ -s "$T/$side.wav" ] || { echo "FAIL no recording $side.wav"; fail=1; }
 done
+if ls -A "$T" | grep -q '\.tmp-'; then echo "FAIL temp files left: $(ls -A "$T")"; fail=1; fi
 echo "ok   summaries: $(grep -h summary "$T/a.json" "$T/b.json" | tr '\n' ' ')"
 
 # nothing left running but the relay

@@ -5,10 +5,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sndfile.h>
@@ -217,6 +221,152 @@ static void test_errors(void **state)
     assert_int_equal(wzp_audio_resample(NULL, 0, 1, 1, &y, &n), WZP_ERR_INVALID);
 }
 
+/* Names in dir (other than . and ..), joined by spaces, into out. */
+static size_t list_dir(const char *d, char *out, size_t cap)
+{
+    DIR *dp = opendir(d);
+    assert_non_null(dp);
+    size_t n = 0;
+    out[0] = 0;
+    for (struct dirent *e; (e = readdir(dp));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        n++;
+        strncat(out, e->d_name, cap - strlen(out) - 2);
+        strcat(out, " ");
+    }
+    closedir(dp);
+    return n;
+}
+
+static void test_recorder_commit_and_abort(void **state)
+{
+    (void)state;
+    char sub[128], p[192], names[512];
+    snprintf(sub, sizeof(sub), "%s/rec", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    snprintf(p, sizeof(p), "%s/call.wav", sub);
+    int16_t pcm[2000];
+    for (int i = 0; i < 2000; i++)
+        pcm[i] = (int16_t)(i * 29 - 30000);
+
+    /* Completed: exactly the target, a WAV libsndfile reads back sample for sample. */
+    wzp_wav_recorder *r = NULL;
+    int e = -1;
+    assert_int_equal(wzp_wav_recorder_open(p, &r, &e), 0);
+    assert_non_null(r);
+    assert_int_equal(e, 0);
+    assert_int_equal(access(p, F_OK), -1); /* nothing at the target until the commit */
+    assert_int_equal(list_dir(sub, names, sizeof(names)), 1); /* the temp file */
+    assert_int_equal(wzp_wav_recorder_commit(r, pcm, 2000, &e), 0);
+    assert_int_equal(list_dir(sub, names, sizeof(names)), 1);
+    assert_string_equal(names, "call.wav ");
+    SF_INFO info = {0};
+    SNDFILE *sf = sf_open(p, SFM_READ, &info);
+    assert_non_null(sf);
+    assert_int_equal(info.samplerate, 48000);
+    assert_int_equal(info.channels, 1);
+    assert_int_equal(info.format, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
+    assert_int_equal(info.frames, 2000);
+    sf_close(sf);
+    int16_t *back;
+    size_t n;
+    assert_int_equal(wzp_audio_read_s16(p, &back, &n), 0);
+    assert_int_equal(n, 2000);
+    assert_memory_equal(back, pcm, sizeof(pcm));
+    free(back);
+
+    /* Aborted over an existing recording: the old file stays as it was, no temp file. */
+    struct stat before, after;
+    assert_int_equal(stat(p, &before), 0);
+    assert_int_equal(wzp_wav_recorder_open(p, &r, &e), 0);
+    wzp_wav_recorder_abort(r);
+    assert_int_equal(list_dir(sub, names, sizeof(names)), 1);
+    assert_string_equal(names, "call.wav ");
+    assert_int_equal(stat(p, &after), 0);
+    assert_int_equal(after.st_size, before.st_size);
+    assert_int_equal(after.st_ino, before.st_ino);
+
+    /* Aborted on a new path: no file, no temp file. */
+    snprintf(p, sizeof(p), "%s/never.wav", sub);
+    assert_int_equal(wzp_wav_recorder_open(p, &r, &e), 0);
+    wzp_wav_recorder_abort(r);
+    assert_int_equal(access(p, F_OK), -1);
+    assert_int_equal(list_dir(sub, names, sizeof(names)), 1);
+
+    /* An empty recording is still a valid WAV. */
+    assert_int_equal(wzp_wav_recorder_open(p, &r, &e), 0);
+    assert_int_equal(wzp_wav_recorder_commit(r, NULL, 0, &e), 0);
+    sf = sf_open(p, SFM_READ, &info);
+    assert_non_null(sf);
+    assert_int_equal(info.frames, 0);
+    sf_close(sf);
+}
+
+static void test_recorder_fails_at_open(void **state)
+{
+    (void)state;
+    char p[128];
+    wzp_wav_recorder *r = (wzp_wav_recorder *)1;
+    int e = 0;
+    /* A missing directory: at open, before any call, with the reason. */
+    path_of(p, sizeof(p), "no/such/dir/out.wav");
+    assert_int_equal(wzp_wav_recorder_open(p, &r, &e), WZP_ERR_IO);
+    assert_null(r);
+    assert_int_equal(e, ENOENT);
+    /* A directory is not a file. */
+    assert_int_equal(wzp_wav_recorder_open(dir, &r, &e), WZP_ERR_IO);
+    assert_int_equal(e, EISDIR);
+    /* A full device: the header written at open already fails. */
+    if (access("/dev/full", W_OK) == 0) {
+        assert_int_equal(wzp_wav_recorder_open("/dev/full", &r, &e), WZP_ERR_IO);
+        assert_null(r);
+        assert_int_equal(e, ENOSPC);
+    }
+    /* /dev/null is a device too: written directly, and it takes everything. */
+    int16_t s[480] = {0};
+    assert_int_equal(wzp_wav_recorder_open("/dev/null", &r, &e), 0);
+    assert_int_equal(wzp_wav_recorder_commit(r, s, 480, &e), 0);
+    assert_int_equal(wzp_wav_recorder_open(NULL, &r, &e), WZP_ERR_INVALID);
+    assert_int_equal(wzp_wav_recorder_open("", &r, &e), WZP_ERR_INVALID);
+}
+
+/* A FIFO is written directly (no temp file, no rename): header then samples. */
+static void test_recorder_fifo(void **state)
+{
+    (void)state;
+    char fifo[128], got[128];
+    path_of(fifo, sizeof(fifo), "pipe");
+    path_of(got, sizeof(got), "from-pipe.raw");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "cat '%s' > '%s'", fifo, got);
+        _exit(system(cmd) == 0 ? 0 : 1);
+    }
+    int16_t pcm[960];
+    for (int i = 0; i < 960; i++)
+        pcm[i] = (int16_t)(i - 480);
+    wzp_wav_recorder *r = NULL;
+    int e = 0, status = 0;
+    assert_int_equal(wzp_wav_recorder_open(fifo, &r, &e), 0);
+    assert_int_equal(wzp_wav_recorder_commit(r, pcm, 960, &e), 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    FILE *f = fopen(got, "rb");
+    assert_non_null(f);
+    uint8_t buf[44 + 2 * 960 + 1];
+    assert_int_equal(fread(buf, 1, sizeof(buf), f), 44 + 2 * 960);
+    fclose(f);
+    assert_memory_equal(buf, "RIFF", 4);
+    assert_memory_equal(buf + 36, "data", 4);
+    for (int i = 0; i < 960; i++)
+        assert_int_equal((int16_t)(buf[44 + 2 * i] | buf[45 + 2 * i] << 8), pcm[i]);
+    unlink(fifo);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,6 +374,9 @@ int main(void)
         cmocka_unit_test(test_other_rates_and_formats),
         cmocka_unit_test(test_write_wav_roundtrip),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_recorder_commit_and_abort),
+        cmocka_unit_test(test_recorder_fails_at_open),
+        cmocka_unit_test(test_recorder_fifo),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -137,6 +137,61 @@ static void test_reissue_keeps_fingerprint(void **state)
     assert_null(id);
 }
 
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = malloc(65536);
+    *n = fread(buf, 1, 65536, f);
+    fclose(f);
+    return buf;
+}
+
+/* A certificate without its key is refused, never replaced by a new identity. */
+static void test_cert_without_key_refused(void **state)
+{
+    struct tmp *t = *state;
+    wzp_identity *id = NULL;
+    bool created = true;
+    char key[PATH_MAX], crt[PATH_MAX], why[2 * PATH_MAX + 128];
+    assert_int_equal(wzp_identity_check_dir(t->dir, why, sizeof(why)), 0); /* no dir yet */
+    assert_int_equal(wzp_identity_load_or_create(t->dir, &id, NULL), 0);
+    wzp_identity_free(id);
+    assert_int_equal(wzp_identity_check_dir(t->dir, why, sizeof(why)), 0);
+    snprintf(key, sizeof(key), "%s/identity.key", t->dir);
+    snprintf(crt, sizeof(crt), "%s/identity.crt", t->dir);
+    size_t n1, n2;
+    char *before = slurp(crt, &n1);
+    assert_int_equal(unlink(key), 0);
+
+    assert_int_equal(wzp_identity_check_dir(t->dir, why, sizeof(why)), WZP_ERR_IDENTITY);
+    assert_non_null(strstr(why, key)); /* names the missing file */
+    assert_null(strchr(why, '\n'));
+    id = (wzp_identity *)1;
+    assert_int_equal(wzp_identity_load_or_create(t->dir, &id, &created), WZP_ERR_IDENTITY);
+    assert_null(id);
+    assert_false(created);
+    assert_int_equal(wzp_identity_load(t->dir, &id), WZP_ERR_IDENTITY);
+    /* Nothing written: no new key, the old certificate byte for byte, no temp files. */
+    assert_int_equal(access(key, F_OK), -1);
+    char *after = slurp(crt, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(before, after, n1);
+    free(before);
+    free(after);
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof(cmd), "test $(ls -A '%s' | wc -l) = 1", t->dir);
+    assert_int_equal(system(cmd), 0);
+
+    /* Only with neither file is a new identity created. */
+    assert_int_equal(unlink(crt), 0);
+    assert_int_equal(wzp_identity_load_or_create(t->dir, &id, &created), 0);
+    assert_true(created);
+    wzp_identity_free(id);
+    snprintf(cmd, sizeof(cmd), "test $(ls -A '%s' | wc -l) = 2", t->dir); /* no temp left */
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_fingerprint_text(void **state)
 {
     (void)state;
@@ -258,6 +313,14 @@ static void test_cli(void **state)
     assert_int_equal(WEXITSTATUS(system(cmd)), 2);
     snprintf(cmd, sizeof(cmd), "'%s/wzp' id --home /proc/wzp-cannot >/dev/null 2>&1", bin);
     assert_int_equal(WEXITSTATUS(system(cmd)), 3);
+
+    /* The key gone, the certificate still there: exit 3, nothing created. */
+    char key[PATH_MAX];
+    snprintf(key, sizeof(key), "%s/identity.key", t->dir);
+    assert_int_equal(unlink(key), 0);
+    snprintf(cmd, sizeof(cmd), "'%s/wzp' id --home '%s' >/dev/null 2>&1", bin, t->dir);
+    assert_int_equal(WEXITSTATUS(system(cmd)), 3);
+    assert_int_equal(access(key, F_OK), -1);
 }
 
 int main(void)
@@ -265,6 +328,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_and_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reissue_keeps_fingerprint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cert_without_key_refused, setup, teardown),
         cmocka_unit_test(test_fingerprint_text),
         cmocka_unit_test(test_generate_in_memory),
         cmocka_unit_test(test_default_dir),

@@ -1,0 +1,23 @@
+/*
+ * Numeric command-line values, parsed one way for every wzp command: the
+ * whole argument must be a finite number inside the option's range.
+ */
+#ifndef WZP_APP_OPTS_H
+#define WZP_APP_OPTS_H
+
+/* Tone frequencies: the audible band, well below Nyquist of 48 kHz. */
+#define WZP_OPT_TONE_MIN_HZ 20.0
+#define WZP_OPT_TONE_MAX_HZ 20000.0
+/* Call durations: one 20 ms frame up to a week. */
+#define WZP_OPT_DURATION_MIN_S 0.02
+#define WZP_OPT_DURATION_MAX_S (7.0 * 24 * 3600)
+
+/*
+ * Parses arg as a number in [min, max] into *out: 0, or prints one line
+ * "CMD: OPT wants WANT, got 'ARG'" and returns WZP_EXIT_USAGE. Rejects an
+ * empty string, trailing characters, NaN, infinities and overflow.
+ */
+int wzp_opt_double(const char *cmd, const char *opt, const char *arg, double min, double max,
+                   const char *want, double *out);
+
+#endif
