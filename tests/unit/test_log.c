@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -51,12 +52,15 @@ static void test_swap_hook_while_logging(void **state)
     for (intptr_t i = 0; i < 3; i++)
         assert_int_equal(pthread_create(&t[i], NULL, worker, (void *)i), 0);
     for (int round = 0; round < 200; round++) {
-        wzp_set_log_handler(to_sink, round % 2 ? &a : &b);
-        sink *old = round % 2 ? &b : &a;
+        sink *now = round % 2 ? &a : &b, *old = round % 2 ? &b : &a;
+        unsigned long before = atomic_load(&now->lines);
+        wzp_set_log_handler(to_sink, now);
         unsigned long seen = atomic_load(&old->lines);
-        /* The workers keep logging; none of it may reach the hook we just replaced. */
-        for (volatile int spin = 0; spin < 20000; spin++)
-            ;
+        /* The workers keep logging (wait until the new hook hears them; bounded); none of
+         * it may reach the hook just replaced. */
+        for (int spin = 0; spin < 2000000 && atomic_load(&now->lines) == before; spin++)
+            sched_yield();
+        assert_true(atomic_load(&now->lines) > before);
         assert_int_equal(atomic_load(&old->lines), seen);
     }
     atomic_store(&stop, true);
