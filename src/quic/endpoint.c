@@ -141,8 +141,9 @@ void wzp_quic_ep_del_peer_token(wzp_quic_endpoint *ep, wzp_quic_conn *c, const u
         if (memcmp(c->peer_tokens[i], token, NGTCP2_STATELESS_RESET_TOKENLEN) == 0) {
             if (wzp_hmap_get(&ep->reset_tokens, token, NGTCP2_STATELESS_RESET_TOKENLEN) == c)
                 wzp_hmap_del(&ep->reset_tokens, token, NGTCP2_STATELESS_RESET_TOKENLEN);
-            memcpy(c->peer_tokens[i], c->peer_tokens[--c->npeer_tokens],
-                   NGTCP2_STATELESS_RESET_TOKENLEN);
+            /* memmove: token may be the last entry itself (conn_free). */
+            memmove(c->peer_tokens[i], c->peer_tokens[--c->npeer_tokens],
+                    NGTCP2_STATELESS_RESET_TOKENLEN);
             return;
         }
     }
@@ -708,7 +709,7 @@ int wzp_quic_endpoint_flush(wzp_quic_endpoint *ep, wzp_ts now, wzp_quic_send_fn 
 
 wzp_ts wzp_quic_endpoint_expiry(const wzp_quic_endpoint *ep)
 {
-    /* Queued Retry packets are due now. Due connections (normally none: the
+    /* Queued stateless packets are due now. Due connections (normally none: the
      * owner flushes before asking) have no cached expiry yet. */
     wzp_ts t = ep->n_stateless ? 0 : WZP_TS_NEVER;
     if (ep->heap_len)
