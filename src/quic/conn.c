@@ -81,8 +81,12 @@ static void report_closed(wzp_quic_conn *c)
     }
     WZP_DEBUG("quic: connection closed: %s", c->detail);
     if (c->ep->cb.closed) {
-        wzp_quic_close_info info = {c->err,    c->by_peer, c->app_code,
-                                    c->reason, c->detail,  c->got_reset};
+        wzp_quic_close_info info = {.error = c->err,
+                                    .by_peer = c->by_peer,
+                                    .app_code = c->app_code,
+                                    .reason = c->reason,
+                                    .detail = c->detail,
+                                    .by_reset = c->got_reset};
         c->ep->cb.closed(c->ep->user, c, &info);
     }
 }
