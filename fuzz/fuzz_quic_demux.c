@@ -8,6 +8,14 @@
  * Retry tokens and their checks get fuzzed; the client holds a connection
  * to it made through a Retry.
  *
+ * Stateless reset: unknown short headers make the servers answer with
+ * resets (the client's answers reach them back). The first server has a
+ * static secret, so inputs that start with 0x6a (a short header; about one
+ * in 256 random ones) also go to the client as a Stateless Reset for its
+ * connection to that server: the tail replaced by the token of the
+ * connection ID the client sends to. That connection then ends and is made
+ * again.
+ *
  * WZP_FUZZ_WRITE_SEEDS=DIR makes the first call write real packets of a
  * handshake (client Initial, server Initial, short-header packets) to DIR:
  * that is how fuzz/corpus/quic_demux/ was made.
@@ -15,6 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
 
 #include "quic/quic.h"
 
@@ -40,6 +51,10 @@ static struct {
 } q[QMAX];
 static int qn;
 static const char *seed_dir;
+/* Stateless reset: srv's secret, the DCID the client last sent to srv. */
+static const uint8_t srv_secret[32] = {0x77, 0x7a, 0x70, 0x2f, 0x31};
+static uint8_t cli_dcid[WZP_QUIC_CIDLEN];
+static int have_cli_dcid, srv_conn_lost;
 static int seeds_written;
 
 static int on_accept(void *u, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o)
@@ -61,7 +76,12 @@ static void on_established(void *u, wzp_quic_conn *c, const uint8_t *fp)
 
 static void on_closed(void *u, wzp_quic_conn *c, const wzp_quic_close_info *i)
 {
-    ((side *)u)->closed++;
+    side *s = u;
+    s->closed++;
+    wzp_addr r;
+    wzp_quic_conn_remote_addr(c, &r);
+    if (s == &cli && wzp_addr_equal(&r, &srv.addr))
+        srv_conn_lost = 1;
 }
 
 static const wzp_quic_callbacks cbs = {
@@ -89,6 +109,12 @@ static void on_send(void *u, const wzp_addr *l, const wzp_addr *r, const uint8_t
     q[qn].to = wzp_addr_equal(r, &srv.addr) ? &srv : wzp_addr_equal(r, &rsrv.addr) ? &rsrv : &cli;
     q[qn].len = n;
     memcpy(q[qn].data, p, n);
+    /* (Known to srv: not one of the client's own Stateless Resets.) */
+    if (u == &cli && q[qn].to == &srv && n > WZP_QUIC_CIDLEN && !(p[0] & 0x80) &&
+        wzp_quic_endpoint_lookup(srv.ep, p, n)) {
+        memcpy(cli_dcid, p + 1, WZP_QUIC_CIDLEN);
+        have_cli_dcid = 1;
+    }
     qn++;
     if (seed_dir && seeds_written < 24)
         save_seed(p, n);
@@ -143,6 +169,10 @@ static void setup(void)
         abort();
     wzp_quic_endpoint_config cfg;
     wzp_quic_endpoint_config_default(&cfg);
+    cfg.have_static_secret = true;
+    memcpy(cfg.static_secret, srv_secret, sizeof(srv_secret));
+    wzp_quic_endpoint_configure(srv.ep, &cfg);
+    wzp_quic_endpoint_config_default(&cfg);
     cfg.retry_threshold = 0;
     cfg.max_handshakes_per_addr = 4;
     wzp_quic_endpoint_configure(rsrv.ep, &cfg);
@@ -175,9 +205,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wzp_quic_endpoint_feed(rsrv.ep, &rsrv.addr, &stranger, data, size, now);
     wzp_quic_endpoint_feed(rsrv.ep, &rsrv.addr, &cli.addr, data, size, now);
     wzp_quic_endpoint_feed(cli.ep, &cli.addr, &srv.addr, data, size, now);
+    static uint8_t sr[WZP_QUIC_MAX_PACKET];
+    if (have_cli_dcid && size >= 21 && size <= sizeof(sr) && data[0] == 0x6a) {
+        /* The same bytes as a Stateless Reset srv would send for the client's connection. */
+        ngtcp2_cid cid;
+        ngtcp2_cid_init(&cid, cli_dcid, sizeof(cli_dcid));
+        memcpy(sr, data, size);
+        ngtcp2_crypto_generate_stateless_reset_token(sr + size - NGTCP2_STATELESS_RESET_TOKENLEN,
+                                                     srv_secret, sizeof(srv_secret), &cid);
+        wzp_quic_endpoint_lookup(cli.ep, sr, size);
+        wzp_quic_endpoint_feed(cli.ep, &cli.addr, &srv.addr, sr, size, now);
+    }
     pump(2);
     /* If the input managed to end the connection, start another. */
-    if (wzp_quic_endpoint_conn_count(cli.ep) == 0)
+    if (srv_conn_lost || wzp_quic_endpoint_conn_count(cli.ep) == 0) {
+        srv_conn_lost = 0;
         connect_pair(&srv);
+    }
     return 0;
 }

@@ -81,7 +81,12 @@ static void report_closed(wzp_quic_conn *c)
     }
     WZP_DEBUG("quic: connection closed: %s", c->detail);
     if (c->ep->cb.closed) {
-        wzp_quic_close_info info = {c->err, c->by_peer, c->app_code, c->reason, c->detail};
+        wzp_quic_close_info info = {.error = c->err,
+                                    .by_peer = c->by_peer,
+                                    .app_code = c->app_code,
+                                    .reason = c->reason,
+                                    .detail = c->detail,
+                                    .by_reset = c->got_reset};
         c->ep->cb.closed(c->ep->user, c, &info);
     }
 }
@@ -130,6 +135,18 @@ static void enter_draining(wzp_quic_conn *c, wzp_ts now)
     report_closed(c);
 }
 
+/* The peer sent a Stateless Reset that ngtcp2 verified: it has no state for
+ * the connection any more. Nothing may be sent (RFC 9000 10.3.1); drain. */
+static void enter_reset(wzp_quic_conn *c, wzp_ts now)
+{
+    c->by_peer = true;
+    c->err = WZP_ERR_CLOSED;
+    snprintf(c->detail, sizeof(c->detail), "%s", "stateless reset from peer");
+    c->state = CONN_DRAINING;
+    c->close_deadline = now + closing_period(c);
+    report_closed(c);
+}
+
 /* We close: build the CONNECTION_CLOSE packet once; flush sends it. */
 static void enter_closing(wzp_quic_conn *c, const ngtcp2_connection_close_error *ce, wzp_ts now)
 {
@@ -163,7 +180,10 @@ static void conn_fail(wzp_quic_conn *c, int lib_err, wzp_ts now)
     ngtcp2_connection_close_error ce;
     ngtcp2_connection_close_error_default(&ce);
     if (lib_err == NGTCP2_ERR_DRAINING) {
-        enter_draining(c, now);
+        if (c->got_reset)
+            enter_reset(c, now);
+        else
+            enter_draining(c, now);
         return;
     }
     if (lib_err == NGTCP2_ERR_CLOSING)
@@ -269,8 +289,37 @@ static int cb_new_cid(ngtcp2_conn *qc, ngtcp2_cid *cid, uint8_t *token, size_t c
     uint8_t buf[NGTCP2_MAX_CIDLEN];
     wzp_random_nonce(buf, cidlen);
     ngtcp2_cid_init(cid, buf, cidlen);
-    wzp_random(token, NGTCP2_STATELESS_RESET_TOKENLEN);
+    if (wzp_quic_ep_reset_token(c->ep, cid, token) != 0)
+        return NGTCP2_ERR_CALLBACK_FAILURE;
     return wzp_quic_ep_add_cid(c->ep, c, cid) == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
+/* The peer's connection IDs we send to (and their reset tokens) come and go
+ * with the paths ngtcp2 uses: the endpoint routes a Stateless Reset carrying
+ * one of those tokens to us (its DCID is random, so the CID table cannot). */
+static int cb_dcid_status(ngtcp2_conn *qc, int type, uint64_t seq, const ngtcp2_cid *cid,
+                          const uint8_t *token, void *ud)
+{
+    (void)qc;
+    (void)seq;
+    (void)cid;
+    wzp_quic_conn *c = ud;
+    if (!token)
+        return 0;
+    if (type == NGTCP2_CONNECTION_ID_STATUS_TYPE_ACTIVATE)
+        wzp_quic_ep_add_peer_token(c->ep, c, token);
+    else if (type == NGTCP2_CONNECTION_ID_STATUS_TYPE_DEACTIVATE)
+        wzp_quic_ep_del_peer_token(c->ep, c, token);
+    return 0;
+}
+
+static int cb_recv_stateless_reset(ngtcp2_conn *qc, const ngtcp2_pkt_stateless_reset *sr, void *ud)
+{
+    (void)qc;
+    (void)sr;
+    /* ngtcp2 returns NGTCP2_ERR_DRAINING next; this tells it from a CONNECTION_CLOSE. */
+    ((wzp_quic_conn *)ud)->got_reset = true;
+    return 0;
 }
 
 static int cb_remove_cid(ngtcp2_conn *qc, const ngtcp2_cid *cid, void *ud)
@@ -390,6 +439,8 @@ static const ngtcp2_callbacks conn_callbacks = {
     .extend_max_local_streams_bidi = cb_extend_streams,
     .handshake_confirmed = cb_handshake_confirmed,
     .path_validation = cb_path_validation,
+    .dcid_status = cb_dcid_status,
+    .recv_stateless_reset = cb_recv_stateless_reset,
 };
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -456,7 +507,10 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
             p.original_dcid = initial->dcid;
         }
         p.stateless_reset_token_present = 1;
-        wzp_random(p.stateless_reset_token, sizeof(p.stateless_reset_token));
+        if (wzp_quic_ep_reset_token(ep, &scid, p.stateless_reset_token) != 0) {
+            free(c);
+            return WZP_ERR_INTERNAL;
+        }
         rc = ngtcp2_conn_server_new(&c->qc, &initial->scid, &scid, &path, initial->version,
                                     &conn_callbacks, &s, &p, NULL, c);
     } else {
@@ -512,6 +566,8 @@ void wzp_quic_conn_free(wzp_quic_conn *c)
     wzp_quic_ep_release_handshake(ep, c);
     while (c->ncids)
         wzp_quic_ep_del_cid(ep, c, &c->cids[c->ncids - 1]);
+    while (c->npeer_tokens)
+        wzp_quic_ep_del_peer_token(ep, c, c->peer_tokens[c->npeer_tokens - 1]);
     if (c->prev || ep->conns == c) {
         if (c->prev)
             c->prev->next = c->next;

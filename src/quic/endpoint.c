@@ -58,24 +58,35 @@ static size_t ip_key(const wzp_addr *a, uint8_t key[16])
     return n;
 }
 
-static size_t handshakes_from(const wzp_quic_endpoint *ep, const uint8_t *key, size_t keylen)
+static size_t handshakes_from(const wzp_hmap *m, const uint8_t *key, size_t keylen)
 {
     /* Counts are stored in the pointer itself: no allocation per entry. */
-    return keylen ? (size_t)(uintptr_t)wzp_hmap_get(&ep->hs_by_ip, key, keylen) : 0;
+    return keylen ? (size_t)(uintptr_t)wzp_hmap_get(m, key, keylen) : 0;
 }
 
-static int take_handshake(wzp_quic_endpoint *ep, wzp_quic_conn *c, const wzp_addr *remote)
+/* Validated handshakes (the client came back with our Retry token) are
+ * counted apart: spoofed Initials, which never get that far, cannot fill
+ * the slots of the clients really behind their address. */
+static wzp_hmap *hs_map(wzp_quic_endpoint *ep, bool validated)
+{
+    return validated ? &ep->hsv_by_ip : &ep->hs_by_ip;
+}
+
+static int take_handshake(wzp_quic_endpoint *ep, wzp_quic_conn *c, const wzp_addr *remote,
+                          bool validated)
 {
     uint8_t key[16];
     size_t n = ip_key(remote, key);
     if (n) {
-        size_t cnt = handshakes_from(ep, key, n);
-        int rc = wzp_hmap_put(&ep->hs_by_ip, key, n, (void *)(uintptr_t)(cnt + 1));
+        wzp_hmap *m = hs_map(ep, validated);
+        size_t cnt = handshakes_from(m, key, n);
+        int rc = wzp_hmap_put(m, key, n, (void *)(uintptr_t)(cnt + 1));
         if (rc)
             return rc;
         memcpy(c->hs_ip, key, n);
     }
     c->hs_iplen = (uint8_t)n;
+    c->hs_validated = validated;
     c->hs_slot = true;
     ep->handshaking++;
     return 0;
@@ -89,11 +100,53 @@ void wzp_quic_ep_release_handshake(wzp_quic_endpoint *ep, wzp_quic_conn *c)
     ep->handshaking--;
     if (!c->hs_iplen)
         return;
-    size_t cnt = handshakes_from(ep, c->hs_ip, c->hs_iplen);
+    wzp_hmap *m = hs_map(ep, c->hs_validated);
+    size_t cnt = handshakes_from(m, c->hs_ip, c->hs_iplen);
     if (cnt > 1)
-        wzp_hmap_put(&ep->hs_by_ip, c->hs_ip, c->hs_iplen, (void *)(uintptr_t)(cnt - 1));
+        wzp_hmap_put(m, c->hs_ip, c->hs_iplen, (void *)(uintptr_t)(cnt - 1));
     else
-        wzp_hmap_del(&ep->hs_by_ip, c->hs_ip, c->hs_iplen);
+        wzp_hmap_del(m, c->hs_ip, c->hs_iplen);
+}
+
+/* ---- stateless reset tokens -------------------------------------------------------------- */
+
+int wzp_quic_ep_reset_token(const wzp_quic_endpoint *ep, const ngtcp2_cid *cid,
+                            uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN])
+{
+    /* Derived, not stored: the endpoint can answer for a connection ID it has
+     * forgotten (or, with a static secret, never knew: a restart). */
+    return ngtcp2_crypto_generate_stateless_reset_token(token, ep->reset_secret,
+                                                        sizeof(ep->reset_secret), cid) == 0
+               ? 0
+               : WZP_ERR_INTERNAL;
+}
+
+void wzp_quic_ep_add_peer_token(wzp_quic_endpoint *ep, wzp_quic_conn *c, const uint8_t *token)
+{
+    for (size_t i = 0; i < c->npeer_tokens; i++)
+        if (memcmp(c->peer_tokens[i], token, NGTCP2_STATELESS_RESET_TOKENLEN) == 0)
+            return;
+    /* Full, or another connection's peer gave the same token (only a peer
+     * that wants to can): go without; ngtcp2 still checks what reaches c. */
+    if (c->npeer_tokens >= WZP_QUIC_MAX_PEER_TOKENS ||
+        wzp_hmap_get(&ep->reset_tokens, token, NGTCP2_STATELESS_RESET_TOKENLEN) ||
+        wzp_hmap_put(&ep->reset_tokens, token, NGTCP2_STATELESS_RESET_TOKENLEN, c) != 0)
+        return;
+    memcpy(c->peer_tokens[c->npeer_tokens++], token, NGTCP2_STATELESS_RESET_TOKENLEN);
+}
+
+void wzp_quic_ep_del_peer_token(wzp_quic_endpoint *ep, wzp_quic_conn *c, const uint8_t *token)
+{
+    for (size_t i = 0; i < c->npeer_tokens; i++) {
+        if (memcmp(c->peer_tokens[i], token, NGTCP2_STATELESS_RESET_TOKENLEN) == 0) {
+            if (wzp_hmap_get(&ep->reset_tokens, token, NGTCP2_STATELESS_RESET_TOKENLEN) == c)
+                wzp_hmap_del(&ep->reset_tokens, token, NGTCP2_STATELESS_RESET_TOKENLEN);
+            /* memmove: token may be the last entry itself (conn_free). */
+            memmove(c->peer_tokens[i], c->peer_tokens[--c->npeer_tokens],
+                    NGTCP2_STATELESS_RESET_TOKENLEN);
+            return;
+        }
+    }
 }
 
 /* ---- scheduling: due list and timer heap ----------------------------------------------- */
@@ -255,6 +308,10 @@ int wzp_quic_endpoint_configure(wzp_quic_endpoint *ep, const wzp_quic_endpoint_c
     if (!ep || !cfg)
         return WZP_ERR_INVALID;
     ep->cfg = *cfg;
+    if (cfg->have_static_secret)
+        memcpy(ep->reset_secret, cfg->static_secret, sizeof(ep->reset_secret));
+    /* The secret lives in reset_secret only (one copy to wipe). */
+    memset(ep->cfg.static_secret, 0, sizeof(ep->cfg.static_secret));
     if (!ep->cfg.retry_token_lifetime)
         ep->cfg.retry_token_lifetime = WZP_SEC(5);
     return 0;
@@ -276,8 +333,11 @@ int wzp_quic_endpoint_new(const wzp_identity *id, bool server, const wzp_quic_ca
     ep->user = user;
     wzp_hmap_init(&ep->cids);
     wzp_hmap_init(&ep->hs_by_ip);
+    wzp_hmap_init(&ep->hsv_by_ip);
+    wzp_hmap_init(&ep->reset_tokens);
     wzp_quic_endpoint_config_default(&ep->cfg);
     wzp_random(ep->retry_secret, sizeof(ep->retry_secret));
+    wzp_random(ep->reset_secret, sizeof(ep->reset_secret));
     if (gnutls_certificate_allocate_credentials(&ep->cred) != 0) {
         free(ep);
         return WZP_ERR_NOMEM;
@@ -305,8 +365,12 @@ void wzp_quic_endpoint_free(wzp_quic_endpoint *ep)
         wzp_quic_conn_free(ep->conns);
     wzp_hmap_free(&ep->cids);
     wzp_hmap_free(&ep->hs_by_ip);
+    wzp_hmap_free(&ep->hsv_by_ip);
+    wzp_hmap_free(&ep->reset_tokens);
     gnutls_certificate_free_credentials(ep->cred);
     free(ep->heap);
+    gnutls_memset(ep->reset_secret, 0, sizeof(ep->reset_secret));
+    gnutls_memset(ep->retry_secret, 0, sizeof(ep->retry_secret));
     free(ep);
 }
 
@@ -347,13 +411,13 @@ static void token_addr(const wzp_addr *remote, wzp_addr *out)
 }
 
 /* Answers the Initial `hd` with a Retry carrying a fresh token; the client
- * comes back with it to the new connection ID. */
-static void send_retry(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,
+ * comes back with it to the new connection ID. Returns whether it is queued. */
+static bool send_retry(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,
                        const ngtcp2_pkt_hd *hd, wzp_ts now)
 {
     if (ep->n_stateless >= WZP_QUIC_STATELESS_QUEUE) {
         ep->stats.rx_refused++;
-        return;
+        return false;
     }
     uint8_t buf[WZP_QUIC_CIDLEN];
     wzp_random_nonce(buf, sizeof(buf));
@@ -372,13 +436,14 @@ static void send_retry(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_a
                                              &scid, &hd->dcid, token, (size_t)tlen);
     if (n <= 0) {
         ep->stats.rx_refused++;
-        return;
+        return false;
     }
     sp->len = (size_t)n;
     sp->local = *local;
     sp->remote = *remote;
     ep->n_stateless++;
     ep->stats.retries_sent++;
+    return true;
 }
 
 /*
@@ -414,15 +479,9 @@ static int accept_new(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_ad
         ep->stats.rx_unknown_cid++;
         return 0;
     }
-    /* Cheapest check first: a source already holding its share of
-     * handshakes gets nothing, not even a Retry. */
     uint8_t key[16];
     size_t keylen = ip_key(remote, key);
-    if (ep->cfg.max_handshakes_per_addr &&
-        handshakes_from(ep, key, keylen) >= ep->cfg.max_handshakes_per_addr) {
-        ep->stats.rx_addr_capped++;
-        return 0;
-    }
+    size_t cap = ep->cfg.max_handshakes_per_addr;
     /* A token can only be one of our Retry tokens (we send no NEW_TOKEN).
      * One that does not verify gets no connection, only a stateless close. */
     ngtcp2_cid odcid;
@@ -439,6 +498,24 @@ static int accept_new(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_ad
             return 0;
         }
         validated = true;
+        /* A proven address has its own, larger share: a client there gets in
+         * whatever spoofers hold, but one really there cannot open handshakes
+         * without end either. */
+        size_t vcap = cap > SIZE_MAX / WZP_QUIC_VALIDATED_CAP_FACTOR
+                          ? SIZE_MAX
+                          : cap * WZP_QUIC_VALIDATED_CAP_FACTOR;
+        if (cap && handshakes_from(&ep->hsv_by_ip, key, keylen) >= vcap) {
+            ep->stats.rx_addr_capped++;
+            return 0;
+        }
+    } else if (cap && handshakes_from(&ep->hs_by_ip, key, keylen) >= cap) {
+        /* The slots may be held by spoofed Initials that will never complete.
+         * Silence would lock out every client behind this address until they
+         * time out; a Retry costs no state, is smaller than the Initial, and
+         * only a client really there comes back with its token. */
+        if (send_retry(ep, local, remote, &hd, now))
+            ep->stats.retries_addr_cap++;
+        return 0;
     } else if (ep->handshaking >= ep->cfg.retry_threshold) {
         send_retry(ep, local, remote, &hd, now);
         return 0;
@@ -452,7 +529,7 @@ static int accept_new(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_ad
     wzp_quic_conn *c;
     int rc =
         wzp_quic_conn_new(ep, true, local, remote, &o, &hd, validated ? &odcid : NULL, now, &c);
-    if (rc == 0 && (rc = take_handshake(ep, c, remote)) != 0)
+    if (rc == 0 && (rc = take_handshake(ep, c, remote, validated)) != 0)
         wzp_quic_conn_free(c);
     if (rc) {
         ep->stats.rx_refused++;
@@ -462,6 +539,94 @@ static int accept_new(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_ad
     ep->stats.rx_packets++;
     wzp_quic_conn_read(c, local, remote, pkt, len, now);
     return 0;
+}
+
+/* Stateless Reset sizes (RFC 9000 10.3): ngtcp2 needs 5 random bytes before
+ * the 16-byte token. Not longer than a small short-header packet of ours (a
+ * 16-byte connection ID, packet number, PING, AEAD tag), which it imitates. */
+#define RESET_MIN (NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN)
+#define RESET_MAX (1 + WZP_QUIC_CIDLEN + 4 + 2 + NGTCP2_STATELESS_RESET_TOKENLEN)
+
+/* Rate limit (GCRA): each reset moves reset_tat on by 1/WZP_QUIC_RESET_RATE s;
+ * one is allowed while reset_tat is less than a second ahead of now. */
+static bool reset_allowed(wzp_quic_endpoint *ep, wzp_ts now)
+{
+    const wzp_ts step = WZP_SEC(1) / WZP_QUIC_RESET_RATE;
+    if (ep->reset_tat < now)
+        ep->reset_tat = now;
+    if (ep->reset_tat - now >= WZP_SEC(1))
+        return false;
+    ep->reset_tat += step;
+    return true;
+}
+
+/*
+ * Answers a short-header packet for a connection we do not know (lost in a
+ * restart, or freed after closing) with a Stateless Reset for its DCID, so
+ * its peer stops at once instead of at its idle timeout. Always shorter than
+ * the packet (no amplification; two endpoints that both forgot a connection
+ * shrink each answer until too short to answer) and rate-limited (spoofed
+ * sources cannot turn us into a reflector).
+ */
+static void send_stateless_reset(wzp_quic_endpoint *ep, const wzp_addr *local,
+                                 const wzp_addr *remote, const uint8_t *dcid, size_t dcidlen,
+                                 size_t trigger_len, wzp_ts now)
+{
+    if (trigger_len <= RESET_MIN)
+        return;
+    size_t n = trigger_len - 1 < RESET_MAX ? trigger_len - 1 : RESET_MAX;
+    if (ep->n_stateless >= WZP_QUIC_STATELESS_QUEUE || !reset_allowed(ep, now)) {
+        ep->stats.stateless_resets_limited++;
+        return;
+    }
+    ngtcp2_cid cid;
+    ngtcp2_cid_init(&cid, dcid, dcidlen);
+    uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN], rnd[RESET_MAX];
+    if (wzp_quic_ep_reset_token(ep, &cid, token) != 0)
+        return;
+    wzp_random_nonce(rnd, n - NGTCP2_STATELESS_RESET_TOKENLEN);
+    wzp_quic_stateless_pkt *sp = &ep->stateless[ep->n_stateless];
+    ngtcp2_ssize w = ngtcp2_pkt_write_stateless_reset(sp->data, n, token, rnd,
+                                                      n - NGTCP2_STATELESS_RESET_TOKENLEN);
+    if (w <= 0)
+        return;
+    sp->len = (size_t)w;
+    sp->local = *local;
+    sp->remote = *remote;
+    ep->n_stateless++;
+    ep->stats.stateless_resets_sent++;
+}
+
+/* The connection whose peer gave the token that ends pkt, if pkt can be a
+ * Stateless Reset (RFC 9000 10.3.1: last 16 bytes of a short-header packet). */
+static wzp_quic_conn *reset_target(const wzp_quic_endpoint *ep, const uint8_t *pkt, size_t len)
+{
+    if (len < RESET_MIN || (pkt[0] & 0x80))
+        return NULL;
+    return wzp_hmap_get(&ep->reset_tokens, pkt + len - NGTCP2_STATELESS_RESET_TOKENLEN,
+                        NGTCP2_STATELESS_RESET_TOKENLEN);
+}
+
+/* A short-header packet whose DCID we do not know. */
+static void unknown_short(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,
+                          const uint8_t *pkt, size_t len, const ngtcp2_version_cid *vc, wzp_ts now)
+{
+    wzp_quic_conn *c = reset_target(ep, pkt, len);
+    if (c) {
+        /* A token we watch is never answered with a reset of ours (no loop).
+         * ngtcp2 decides (path, token still in use) and closes c. */
+        if (c->state >= CONN_CLOSING) {
+            ep->stats.rx_closed_conn++;
+        } else if (!wzp_addr_equal(local, &c->local) || !wzp_addr_equal(remote, &c->remote)) {
+            ep->stats.rx_unknown_cid++;
+        } else {
+            ep->stats.rx_packets++;
+            wzp_quic_conn_read(c, local, remote, pkt, len, now);
+        }
+        return;
+    }
+    ep->stats.rx_unknown_cid++;
+    send_stateless_reset(ep, local, remote, vc->dcid, vc->dcidlen, len, now);
 }
 
 int wzp_quic_endpoint_feed(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,
@@ -485,6 +650,10 @@ int wzp_quic_endpoint_feed(wzp_quic_endpoint *ep, const wzp_addr *local, const w
         return 0;
     }
     wzp_quic_conn *c = wzp_hmap_get(&ep->cids, vc.dcid, vc.dcidlen);
+    if (!c && !(pkt[0] & 0x80)) {
+        unknown_short(ep, local, remote, pkt, len, &vc, now);
+        return 0;
+    }
     if (!c)
         return accept_new(ep, local, remote, pkt, len, now);
     if (c->state >= CONN_CLOSING) {
@@ -504,7 +673,8 @@ wzp_quic_conn *wzp_quic_endpoint_lookup(const wzp_quic_endpoint *ep, const uint8
     ngtcp2_version_cid vc;
     if (ngtcp2_pkt_decode_version_cid(&vc, pkt, len, WZP_QUIC_CIDLEN) != 0 || vc.dcidlen == 0)
         return NULL;
-    return wzp_hmap_get(&ep->cids, vc.dcid, vc.dcidlen);
+    wzp_quic_conn *c = wzp_hmap_get(&ep->cids, vc.dcid, vc.dcidlen);
+    return c ? c : reset_target(ep, pkt, len);
 }
 
 int wzp_quic_endpoint_flush(wzp_quic_endpoint *ep, wzp_ts now, wzp_quic_send_fn send,
@@ -539,7 +709,7 @@ int wzp_quic_endpoint_flush(wzp_quic_endpoint *ep, wzp_ts now, wzp_quic_send_fn 
 
 wzp_ts wzp_quic_endpoint_expiry(const wzp_quic_endpoint *ep)
 {
-    /* Queued Retry packets are due now. Due connections (normally none: the
+    /* Queued stateless packets are due now. Due connections (normally none: the
      * owner flushes before asking) have no cached expiry yet. */
     wzp_ts t = ep->n_stateless ? 0 : WZP_TS_NEVER;
     if (ep->heap_len)

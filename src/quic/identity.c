@@ -468,3 +468,13 @@ int wzp_identity_set_credentials(const wzp_identity *id, gnutls_certificate_cred
     }
     return 0;
 }
+
+int wzp_identity_derive_secret(const wzp_identity *id, const char *label, uint8_t out[32])
+{
+    if (!id || !label || !id->key_pem.data)
+        return WZP_ERR_INTERNAL;
+    return gnutls_hmac_fast(GNUTLS_MAC_SHA256, id->key_pem.data, id->key_pem.size, label,
+                            strlen(label), out) == 0
+               ? 0
+               : WZP_ERR_INTERNAL;
+}

@@ -15,4 +15,9 @@ int wzp_identity_set_credentials(const wzp_identity *id, gnutls_certificate_cred
  * when it does not parse. */
 int wzp_fingerprint_of_cert_der(const uint8_t *der, size_t len, uint8_t fp[WZP_FINGERPRINT_LEN]);
 
+/* 32 bytes derived from the private key and `label` (HMAC-SHA256 keyed with
+ * the key file's bytes): stable for one identity across restarts, distinct
+ * per label, and revealing nothing about the key. 0 or WZP_ERR_INTERNAL. */
+int wzp_identity_derive_secret(const wzp_identity *id, const char *label, uint8_t out[32]);
+
 #endif

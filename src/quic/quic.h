@@ -117,6 +117,11 @@ typedef struct wzp_quic_close_info {
     uint64_t app_code;  /* application close code, when error == 0 */
     const char *reason; /* peer's or our reason phrase, printable, maybe "" */
     const char *detail; /* diagnostic, same as wzp_quic_conn_error_detail() */
+    /* The peer answered with a Stateless Reset (RFC 9000 10.3): it has lost
+     * the connection's state (a restarted relay, say) and will never answer
+     * again. Then error is WZP_ERR_CLOSED, by_peer is set and detail is
+     * "stateless reset from peer". Reconnect at once rather than wait. */
+    bool by_reset;
 } wzp_quic_close_info;
 
 typedef struct wzp_quic_callbacks {
@@ -158,18 +163,43 @@ typedef void (*wzp_quic_path_fn)(void *user, wzp_quic_conn *c, const wzp_addr *r
  * receives packets at its source address comes back with the token, which is
  * bound to that address (IP and port) and expires. Clients follow Retry
  * transparently (one extra round trip). Independently, one IP address may
- * hold only so many handshaking connections at once.
+ * hold only so many unvalidated handshaking connections at once; an Initial
+ * beyond that gets a Retry, not silence, so spoofed Initials that never
+ * complete cannot lock the real clients behind that address out. Initials
+ * whose Retry token proved the address count against a separate, larger
+ * bound (WZP_QUIC_VALIDATED_CAP_FACTOR times the cap): an attacker really
+ * at that address still cannot open handshakes without limit.
+ *
+ * Stateless reset (RFC 9000 10.3). Every connection ID an endpoint issues
+ * carries a reset token derived from the endpoint's reset secret and the ID.
+ * A short-header packet for a connection the endpoint does not know is
+ * answered with a Stateless Reset carrying the token of its destination ID
+ * (shorter than that packet, at most WZP_QUIC_RESET_RATE per second), so a
+ * peer of a process that restarted with the same secret (static_secret)
+ * learns at once that its connection is gone: its `closed` fires with
+ * by_reset. Without a static secret the secret is random per endpoint (a
+ * restart is then not recognised; the peer waits for its idle timeout).
  */
-#define WZP_QUIC_RETRY_NEVER SIZE_MAX
+#define WZP_QUIC_VALIDATED_CAP_FACTOR 4
+#define WZP_QUIC_RESET_RATE           100 /* Stateless Resets per second, bursts of as many */
+#define WZP_QUIC_RETRY_NEVER          SIZE_MAX
 
 typedef struct wzp_quic_endpoint_config {
     /* Retry a token-less Initial while at least this many connections are
      * handshaking: 0 = always, WZP_QUIC_RETRY_NEVER (default) = never. */
     size_t retry_threshold;
     wzp_ts retry_token_lifetime; /* 0 = 5 s: a round trip plus a few Initial retransmissions */
-    /* Handshaking connections one IPv4 address (any port) or IPv6 /64 may hold; Initials
-     * beyond it are dropped. 0 (default) = no cap. */
+    /* Unvalidated handshaking connections one IPv4 address (any port) or IPv6 /64 may
+     * hold; token-less Initials beyond it get a Retry. Validated ones (valid Retry token)
+     * count separately, up to WZP_QUIC_VALIDATED_CAP_FACTOR times this; Initials beyond
+     * that are dropped. 0 (default) = no cap. */
     size_t max_handshakes_per_addr;
+    /* Keys the stateless reset tokens of the connection IDs issued from now on
+     * (configure before connecting or accepting). A server that restarts with
+     * the same secret resets its former clients' connections. false (default):
+     * keep the endpoint's secret (random unless configured before). */
+    bool have_static_secret;
+    uint8_t static_secret[32];
 } wzp_quic_endpoint_config;
 
 void wzp_quic_endpoint_config_default(wzp_quic_endpoint_config *cfg);
@@ -181,13 +211,17 @@ typedef struct wzp_quic_stats {
     uint64_t rx_not_quic;    /* first byte is not QUIC (see wire/demux.h) */
     uint64_t rx_malformed;   /* header does not parse (truncated, garbage) */
     uint64_t rx_bad_version; /* long header with a version we do not speak */
-    uint64_t rx_unknown_cid; /* no such connection and not a valid new Initial */
+    uint64_t rx_unknown_cid; /* no such connection and not a valid new Initial (a short
+                              * header one may be answered with a Stateless Reset) */
     uint64_t rx_refused;     /* Initial refused by accept, creation failed, or Retry queue full */
     uint64_t rx_closed_conn; /* for a connection already closing or draining */
     uint64_t rx_bad_token;   /* Initial with an invalid, expired or misbound token */
-    uint64_t rx_addr_capped; /* Initial from an IP at max_handshakes_per_addr */
-    uint64_t tx_invalid_token_closes; /* stateless CONNECTION_CLOSE(INVALID_TOKEN) answers */
-    uint64_t retries_sent;            /* Initials answered with a Retry */
+    uint64_t rx_addr_capped; /* validated Initial from an IP at its validated-handshake cap */
+    uint64_t tx_invalid_token_closes;  /* stateless CONNECTION_CLOSE(INVALID_TOKEN) answers */
+    uint64_t retries_sent;             /* Initials answered with a Retry */
+    uint64_t retries_addr_cap;         /* of those: the IP was at max_handshakes_per_addr */
+    uint64_t stateless_resets_sent;    /* answers to short-header packets for no connection */
+    uint64_t stateless_resets_limited; /* not sent: over WZP_QUIC_RESET_RATE or queue full */
     uint64_t tx_packets;
     uint64_t tx_bytes;
     uint64_t conns_accepted; /* server connections created */
@@ -243,7 +277,8 @@ size_t wzp_quic_endpoint_conn_count(const wzp_quic_endpoint *ep);
 
 /*
  * The connection a received packet belongs to, by its destination connection
- * ID (closing ones included), or NULL. Reads nothing else and changes nothing:
+ * ID (closing ones included) or, for a Stateless Reset, by the peer's reset
+ * token it ends with, or NULL. Reads nothing else and changes nothing:
  * a path manager uses it to find the call of an end-to-end packet that
  * arrived on a direct path before feeding it with the call's virtual path.
  */

@@ -10,6 +10,9 @@
 #include "quic/quic.h"
 
 #define WZP_QUIC_MAX_CIDS 16 /* CIDs one connection may have registered at once */
+/* Peer reset tokens one connection watches for: those of the peer's
+ * connection IDs bound to a path (current, and during a migration). */
+#define WZP_QUIC_MAX_PEER_TOKENS 4
 
 typedef enum conn_state {
     CONN_HANDSHAKE,
@@ -101,8 +104,14 @@ struct wzp_quic_conn {
     /* A server connection holds a handshake slot (the endpoint's count and
      * its IP's) from creation until established or closed. */
     bool hs_slot;
+    bool hs_validated; /* the slot counts in hsv_by_ip (Retry token), not hs_by_ip */
     uint8_t hs_iplen;
     uint8_t hs_ip[16];
+    /* Stateless reset: the peer's tokens registered in ep->reset_tokens,
+     * and whether ngtcp2 accepted a Stateless Reset for us. */
+    uint8_t peer_tokens[WZP_QUIC_MAX_PEER_TOKENS][NGTCP2_STATELESS_RESET_TOKENLEN];
+    size_t npeer_tokens;
+    bool got_reset;
 };
 
 /* Retry packets are built when the Initial arrives and sent by the next
@@ -137,7 +146,12 @@ struct wzp_quic_endpoint {
     wzp_quic_endpoint_config cfg;
     uint8_t retry_secret[32]; /* keys the Retry tokens; random per endpoint */
     size_t handshaking;       /* connections holding a handshake slot */
-    wzp_hmap hs_by_ip;        /* IP bytes -> handshaking count, stored as a pointer */
+    wzp_hmap hs_by_ip;        /* IP bytes -> unvalidated handshaking count, as a pointer */
+    wzp_hmap hsv_by_ip;       /* IP bytes -> validated (Retry token) handshaking count */
+    /* stateless reset */
+    uint8_t reset_secret[32]; /* keys our reset tokens; static_secret or random */
+    wzp_hmap reset_tokens;    /* a peer's reset token -> the wzp_quic_conn it ends */
+    wzp_ts reset_tat;         /* rate limit (GCRA): when the bucket is full again */
     size_t n_stateless;
     wzp_quic_stateless_pkt stateless[WZP_QUIC_STATELESS_QUEUE];
 };
@@ -171,6 +185,13 @@ int wzp_quic_ep_add_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_ci
 void wzp_quic_ep_del_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_cid *cid);
 /* Gives back c's handshake slot, if it holds one (idempotent). */
 void wzp_quic_ep_release_handshake(wzp_quic_endpoint *ep, wzp_quic_conn *c);
+/* Our stateless reset token for a connection ID we issue (0 or WZP_ERR_INTERNAL). */
+int wzp_quic_ep_reset_token(const wzp_quic_endpoint *ep, const ngtcp2_cid *cid,
+                            uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN]);
+/* The peer's token for one of its connection IDs that c uses: a Stateless
+ * Reset carrying it is handed to c. del: it is no longer in use. */
+void wzp_quic_ep_add_peer_token(wzp_quic_endpoint *ep, wzp_quic_conn *c, const uint8_t *token);
+void wzp_quic_ep_del_peer_token(wzp_quic_endpoint *ep, wzp_quic_conn *c, const uint8_t *token);
 
 /* endpoint.c: scheduling. mark_due: c may have packets to send or a new
  * expiry (idempotent; moves c from the timer heap to the due list).

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "net/clock.h"
 #include "net/loop.h"
+#include "quic/identity_tls.h"
 #include "quic/quic.h"
 #include "relay/alias_store.h"
 #include "relay/chan_table.h"
@@ -546,6 +547,10 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
     wzp_quic_endpoint_config_default(&qcfg);
     qcfg.retry_threshold = cfg->retry_threshold;
     qcfg.max_handshakes_per_addr = cfg->max_handshakes_per_addr;
+    /* Reset tokens from the identity key: after a restart (same home) the
+     * relay resets its former clients' connections and they reconnect at once. */
+    qcfg.have_static_secret =
+        wzp_identity_derive_secret(s->id, "wzp/1 stateless reset", qcfg.static_secret) == 0;
     wzp_quic_endpoint_configure(s->ep, &qcfg);
     wzp_relay_control_callbacks ccb = {.user = s,
                                        .send = ctl_send,

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,8 @@ typedef struct tnet {
     wzp_addr held_from;
     /* Drop everything sent to this node (-1: none). */
     int drop_to;
+    /* Drop what node 0 (the server) sends, except Retries. */
+    bool server_only_retries;
 } tnet;
 
 static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o)
@@ -152,6 +155,8 @@ static void net_send(void *user, const wzp_addr *l, const wzp_addr *r, const uin
         if (wzp_addr_equal(&nt->nodes[i].addr, r))
             to = i;
     if (to < 0 || to == nt->drop_to)
+        return;
+    if (nt->server_only_retries && src == &nt->nodes[0] && (d[0] & 0xf0) != 0xf0)
         return;
     size_t off, tlen;
     if (to == nt->hold_to && initial_token(d, n, &off, &tlen) && tlen > 0) {
@@ -501,8 +506,9 @@ static void test_token_bound_to_address(void **state)
     net_free(&nt);
 }
 
-/* At most N handshakes per source IP; others still get in; a slot frees
- * when a handshake completes. */
+/* At most N unvalidated handshakes per source IP; an Initial beyond that
+ * gets a Retry (not silence, which used to hold it back until a slot freed)
+ * and comes in through it at once; other IPs are not affected. */
 static void test_per_source_cap(void **state)
 {
     (void)state;
@@ -518,28 +524,32 @@ static void test_per_source_cap(void **state)
     dial(&nt, a2, sv);
     dial(&nt, b, sv);
     /* Just long enough for the server to see the four Initials, not for a
-     * handshake to complete. */
+     * handshake (or the Retry's round trip) to complete. */
     net_run(&nt, WZP_US(1500), NULL);
     const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
     assert_int_equal(st->conns_accepted, 3);
-    assert_int_equal(st->rx_addr_capped, 1);
+    assert_int_equal(st->retries_addr_cap, 1);
+    assert_int_equal(st->retries_sent, 1);
+    assert_int_equal(st->rx_addr_capped, 0);
     assert_int_equal(sv->established, 0);
 
-    /* The two from A complete, then the third one's retransmitted Initial
-     * gets in. */
+    /* A2 comes back with its token one round trip later: the cap does not
+     * make it wait for A's handshakes. */
+    net_run(&nt, WZP_MS(2), NULL);
+    assert_int_equal(st->conns_accepted, 4);
     want_established = 4;
     net_run(&nt, WZP_SEC(5), clients_established);
     assert_int_equal(a->established + a2->established + b->established, 4);
-    assert_int_equal(st->conns_accepted, 4);
-    uint64_t capped = st->rx_addr_capped;
+    assert_int_equal(st->retries_sent, 1);
 
-    /* Nothing handshaking: A gets in at once. */
+    /* Nothing handshaking: A gets in at once, without a Retry. */
     net_run(&nt, WZP_MS(100), NULL);
     dial(&nt, a2, sv);
     want_established = 5;
     net_run(&nt, WZP_SEC(5), clients_established);
     assert_int_equal(st->conns_accepted, 5);
-    assert_int_equal(st->rx_addr_capped, capped);
+    assert_int_equal(st->retries_sent, 1);
+    assert_int_equal(st->rx_addr_capped, 0);
     net_free(&nt);
 }
 
@@ -560,15 +570,17 @@ static void test_per_source_cap_v6_prefix(void **state)
     net_run(&nt, WZP_US(1500), NULL);
     const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
     assert_int_equal(st->conns_accepted, 2);
-    assert_int_equal(st->rx_addr_capped, 1);
-    /* The capped one gets in on a retransmission once the first completes. */
+    assert_int_equal(st->retries_addr_cap, 1);
+    /* The capped one gets in through its Retry. */
     want_established = 3;
     net_run(&nt, WZP_SEC(5), clients_established);
     assert_int_equal(a->established + a2->established + b->established, 3);
+    assert_int_equal(st->conns_accepted, 3);
     net_free(&nt);
 }
 
-/* A handshake that never completes holds its slot until it times out. */
+/* A handshake that never completes holds its unvalidated slot until it
+ * times out; meanwhile the IP's new Initials get Retries. */
 static void test_per_source_slot_freed_on_close(void **state)
 {
     (void)state;
@@ -582,20 +594,152 @@ static void test_per_source_slot_freed_on_close(void **state)
     net_run(&nt, WZP_SEC(2), NULL);
     const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
     assert_int_equal(st->conns_accepted, 1);
-    /* A's client gives up and tries again: the server still handshakes. */
+    assert_int_equal(st->retries_sent, 0);
+    /* A's client gives up and tries again: the server still handshakes, and
+     * answers with a Retry (which A does not hear either). */
     dial(&nt, a, sv);
     net_run(&nt, WZP_MS(5), NULL);
     assert_int_equal(st->conns_accepted, 1);
-    assert_true(st->rx_addr_capped >= 1);
+    assert_true(st->retries_addr_cap >= 1);
+    assert_int_equal(st->rx_addr_capped, 0);
     /* The server's handshake timeout (10 s) ends the first one. */
     net_run(&nt, WZP_SEC(9), NULL);
     assert_int_equal(sv->closed, 1);
     nt.drop_to = -1;
+    uint64_t retries = st->retries_sent;
     dial(&nt, a, sv);
     want_established = 1;
     net_run(&nt, WZP_SEC(5), clients_established);
     assert_int_equal(a->established, 1);
     assert_true(st->conns_accepted >= 2);
+    assert_int_equal(st->retries_sent, retries); /* the slot is free again: no Retry */
+    net_free(&nt);
+}
+
+/* ---- spoofed Initials ---- */
+
+typedef struct capture {
+    uint8_t data[64][1500];
+    size_t len[64];
+    size_t n;
+} capture;
+
+static void capture_send(void *user, const wzp_addr *l, const wzp_addr *r, const uint8_t *d,
+                         size_t n)
+{
+    (void)l;
+    (void)r;
+    capture *cp = user;
+    if (cp->n < 64 && n <= sizeof(cp->data[0])) {
+        memcpy(cp->data[cp->n], d, n);
+        cp->len[cp->n++] = n;
+    }
+}
+
+/* n genuine client Initials (from a client endpoint outside the network),
+ * for an attacker to send with a spoofed source. */
+static void make_initials(tnet *nt, node *sv, capture *cp, size_t n)
+{
+    wzp_quic_endpoint *ep;
+    assert_int_equal(wzp_quic_endpoint_new(test_ids.c, false, &cbs, NULL, &ep), 0);
+    wzp_addr self;
+    wzp_addr_parse(&self, "192.0.2.66:1", false);
+    memset(cp, 0, sizeof(*cp));
+    for (size_t i = 0; i < n; i++) {
+        wzp_quic_conn_opts o;
+        wzp_quic_conn_opts_default(&o);
+        memcpy(o.pin, test_ids.fp_s, sizeof(test_ids.fp_s));
+        wzp_quic_conn *c;
+        assert_int_equal(wzp_quic_connect(ep, &self, &sv->addr, &o, nt->now, &c), 0);
+        size_t before = cp->n;
+        wzp_quic_endpoint_flush(ep, nt->now, capture_send, cp);
+        assert_true(cp->n == before + 1); /* one padded Initial each */
+    }
+    wzp_quic_endpoint_free(ep);
+}
+
+/* Feeds Initial i with the source ip:port; nobody there answers. */
+static void spoof(tnet *nt, node *sv, const capture *cp, size_t i, const char *from)
+{
+    wzp_addr a;
+    assert_int_equal(wzp_addr_parse(&a, from, false), 0);
+    assert_int_equal(
+        wzp_quic_endpoint_feed(sv->ep, &sv->addr, &a, cp->data[i], cp->len[i], nt->now), 0);
+}
+
+/*
+ * Finding 5 of issue #11: a spoofer holds all of an IP's handshake slots
+ * with Initials that never complete (and keeps them full). A real client
+ * behind that IP still connects on its first attempt, through one Retry.
+ * Silence at the cap (the old behaviour) kept it out for the 10 s the
+ * spoofed handshakes last.
+ */
+static void test_spoofed_initials_do_not_lock_out_ip(void **state)
+{
+    (void)state;
+    tnet nt;
+    net_init(&nt);
+    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
+    node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
+    configure(sv, WZP_QUIC_RETRY_NEVER, 16);
+    capture *cp = malloc(sizeof(*cp));
+    assert_non_null(cp);
+    make_initials(&nt, sv, cp, 20);
+    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
+    char from[32];
+    for (size_t i = 0; i < 16; i++) {
+        snprintf(from, sizeof(from), "10.0.0.2:%zu", 7000 + i);
+        spoof(&nt, sv, cp, i, from);
+    }
+    assert_int_equal(st->conns_accepted, 16);
+    net_run(&nt, WZP_MS(300), NULL);
+
+    /* The real client, while the spoofer keeps sending fresh Initials. */
+    dial(&nt, cl, sv);
+    wzp_ts t0 = nt.now;
+    spoof(&nt, sv, cp, 16, "10.0.0.2:7016");
+    want_established = 1;
+    net_run(&nt, WZP_SEC(2), clients_established);
+    assert_int_equal(cl->established, 1);
+    assert_int_equal(cl->closed, 0);       /* on its first attempt */
+    assert_true(nt.now - t0 < WZP_MS(50)); /* a few round trips of 2 ms */
+    assert_int_equal(st->conns_accepted, 17);
+    assert_int_equal(st->retries_addr_cap, 2); /* the client's and one spoofed */
+    assert_int_equal(st->rx_addr_capped, 0);
+    for (size_t i = 17; i < 20; i++) {
+        snprintf(from, sizeof(from), "10.0.0.2:%zu", 7000 + i);
+        spoof(&nt, sv, cp, i, from);
+        net_run(&nt, WZP_MS(300), NULL);
+    }
+    assert_int_equal(st->retries_addr_cap, 5);
+    assert_int_equal(st->conns_accepted, 17);
+    /* The spoofed handshakes are still there, holding their slots. */
+    assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 17);
+    free(cp);
+    net_free(&nt);
+}
+
+/* Someone really at an address (Retry tokens) may hold more handshakes than
+ * the unvalidated cap, but not without bound: WZP_QUIC_VALIDATED_CAP_FACTOR
+ * times the cap, then its Initials are dropped. */
+static void test_validated_cap(void **state)
+{
+    (void)state;
+    tnet nt;
+    net_init(&nt);
+    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
+    node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
+    configure(sv, 0, 1); /* every client through a Retry */
+    const size_t vcap = 1 * WZP_QUIC_VALIDATED_CAP_FACTOR;
+    for (size_t i = 0; i < vcap + 2; i++)
+        dial(&nt, cl, sv);
+    /* Clients come back with their tokens, but their handshakes never complete. */
+    nt.server_only_retries = true;
+    net_run(&nt, WZP_MS(500), NULL);
+    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
+    assert_int_equal(st->conns_accepted, vcap);
+    assert_true(st->rx_addr_capped >= 2);
+    assert_int_equal(st->retries_addr_cap, 0); /* threshold 0 retried them, not the cap */
     net_free(&nt);
 }
 
@@ -611,6 +755,8 @@ int main(void)
         cmocka_unit_test(test_per_source_cap),
         cmocka_unit_test(test_per_source_cap_v6_prefix),
         cmocka_unit_test(test_per_source_slot_freed_on_close),
+        cmocka_unit_test(test_spoofed_initials_do_not_lock_out_ip),
+        cmocka_unit_test(test_validated_cap),
     };
     return cmocka_run_group_tests(tests, id_pair_group_setup, id_pair_group_teardown);
 }

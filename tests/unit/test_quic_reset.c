@@ -1,0 +1,544 @@
+/*
+ * Stateless reset (RFC 9000 10.3): a server restarted with the same static
+ * secret ends its former clients' connections at once; with another secret
+ * its resets are ignored; resets are shorter than what triggered them and
+ * rate-limited. Endpoints wired through an in-memory network on a virtual
+ * clock; a server "restart" frees its endpoint and makes a new one on the
+ * same address.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wzp/identity.h>
+
+#include "support/id_pair.h"
+#include "quic/identity_tls.h"
+#include "quic/quic.h"
+
+typedef struct node {
+    struct tnet *net;
+    wzp_quic_endpoint *ep;
+    wzp_addr addr;
+    int established, closed;
+    wzp_quic_close_info info; /* of the last close */
+    char detail[256];
+    wzp_quic_conn *conn; /* last established */
+} node;
+
+typedef struct pkt {
+    struct pkt *next;
+    wzp_ts at;
+    int to;
+    wzp_addr from;
+    size_t len;
+    uint8_t data[];
+} pkt;
+
+typedef struct tnet {
+    node nodes[2]; /* 0: server, 1: client */
+    pkt *head, *tail;
+    wzp_ts now;
+    /* Keep the next packet to the client here instead of delivering it. */
+    bool hold_to_client;
+    uint8_t held[1500];
+    size_t held_len;
+} tnet;
+
+static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o)
+{
+    (void)user;
+    (void)l;
+    (void)r;
+    memcpy(o->pin, test_ids.fp_c, sizeof(test_ids.fp_c));
+    o->initial_rtt = WZP_MS(10);
+    return 0;
+}
+
+static void on_est(void *user, wzp_quic_conn *c, const uint8_t *fp)
+{
+    (void)fp;
+    node *nd = user;
+    nd->established++;
+    nd->conn = c;
+}
+
+static void on_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *i)
+{
+    node *nd = user;
+    nd->closed++;
+    nd->info = *i;
+    snprintf(nd->detail, sizeof(nd->detail), "%s", i->detail);
+    nd->info.detail = nd->detail;
+    nd->info.reason = "";
+    if (nd->conn == c)
+        nd->conn = NULL;
+}
+
+static const wzp_quic_callbacks cbs = {
+    .accept = on_accept, .established = on_est, .closed = on_closed};
+
+static void net_send(void *user, const wzp_addr *l, const wzp_addr *r, const uint8_t *d, size_t n)
+{
+    (void)l;
+    node *src = user;
+    tnet *nt = src->net;
+    int to = wzp_addr_equal(r, &nt->nodes[0].addr)   ? 0
+             : wzp_addr_equal(r, &nt->nodes[1].addr) ? 1
+                                                     : -1;
+    if (to < 0)
+        return;
+    if (to == 1 && nt->hold_to_client) {
+        nt->hold_to_client = false;
+        memcpy(nt->held, d, n);
+        nt->held_len = n;
+        return;
+    }
+    pkt *p = malloc(sizeof(*p) + n);
+    assert_non_null(p);
+    p->next = NULL;
+    p->at = nt->now + WZP_MS(1);
+    p->to = to;
+    p->from = src->addr;
+    p->len = n;
+    memcpy(p->data, d, n);
+    if (nt->tail)
+        nt->tail->next = p;
+    else
+        nt->head = p;
+    nt->tail = p;
+}
+
+static void server_up(tnet *nt, const uint8_t *secret)
+{
+    node *sv = &nt->nodes[0];
+    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &cbs, sv, &sv->ep), 0);
+    wzp_quic_endpoint_config cfg;
+    wzp_quic_endpoint_config_default(&cfg);
+    assert_false(cfg.have_static_secret);
+    if (secret) {
+        cfg.have_static_secret = true;
+        memcpy(cfg.static_secret, secret, sizeof(cfg.static_secret));
+    }
+    assert_int_equal(wzp_quic_endpoint_configure(sv->ep, &cfg), 0);
+}
+
+/* The server process dies (its state with it) and another starts on the
+ * same address; packets in flight to it are lost. */
+static void server_restart(tnet *nt, const uint8_t *secret)
+{
+    wzp_quic_endpoint_free(nt->nodes[0].ep);
+    nt->nodes[0].ep = NULL;
+    pkt **pp = &nt->head;
+    nt->tail = NULL;
+    while (*pp) {
+        pkt *p = *pp;
+        if (p->to == 0) {
+            *pp = p->next;
+            free(p);
+        } else {
+            nt->tail = p;
+            pp = &p->next;
+        }
+    }
+    server_up(nt, secret);
+}
+
+static void net_init(tnet *nt, const uint8_t *secret)
+{
+    memset(nt, 0, sizeof(*nt));
+    nt->now = WZP_SEC(1000);
+    for (int i = 0; i < 2; i++)
+        nt->nodes[i].net = nt;
+    wzp_addr_parse(&nt->nodes[0].addr, "10.0.0.1:4433", false);
+    wzp_addr_parse(&nt->nodes[1].addr, "10.0.0.2:5000", false);
+    server_up(nt, secret);
+    assert_int_equal(
+        wzp_quic_endpoint_new(test_ids.c, false, &cbs, &nt->nodes[1], &nt->nodes[1].ep), 0);
+}
+
+static void net_free(tnet *nt)
+{
+    for (int i = 0; i < 2; i++)
+        wzp_quic_endpoint_free(nt->nodes[i].ep);
+    while (nt->head) {
+        pkt *p = nt->head;
+        nt->head = p->next;
+        free(p);
+    }
+}
+
+static void net_flush(tnet *nt)
+{
+    for (int i = 0; i < 2; i++)
+        wzp_quic_endpoint_flush(nt->nodes[i].ep, nt->now, net_send, &nt->nodes[i]);
+}
+
+/* Runs the network for dur of virtual time, or until done() holds. */
+static void net_run(tnet *nt, wzp_ts dur, bool (*done)(tnet *))
+{
+    wzp_ts end = nt->now + dur;
+    for (;;) {
+        net_flush(nt);
+        if (done && done(nt))
+            return;
+        wzp_ts next = end;
+        if (nt->head && nt->head->at < next)
+            next = nt->head->at;
+        for (int i = 0; i < 2; i++) {
+            wzp_ts t = wzp_quic_endpoint_expiry(nt->nodes[i].ep);
+            if (t < next)
+                next = t;
+        }
+        if (next < nt->now)
+            next = nt->now;
+        if (next >= end) {
+            nt->now = end;
+            for (int i = 0; i < 2; i++)
+                wzp_quic_endpoint_handle_expiry(nt->nodes[i].ep, nt->now);
+            net_flush(nt);
+            return;
+        }
+        nt->now = next;
+        while (nt->head && nt->head->at <= nt->now) {
+            pkt *p = nt->head;
+            nt->head = p->next;
+            if (!nt->head)
+                nt->tail = NULL;
+            node *d = &nt->nodes[p->to];
+            wzp_quic_endpoint_feed(d->ep, &d->addr, &p->from, p->data, p->len, nt->now);
+            free(p);
+        }
+        for (int i = 0; i < 2; i++)
+            wzp_quic_endpoint_handle_expiry(nt->nodes[i].ep, nt->now);
+    }
+}
+
+static bool both_established(tnet *nt)
+{
+    return nt->nodes[0].established && nt->nodes[1].established;
+}
+
+static bool client_closed(tnet *nt)
+{
+    return nt->nodes[1].closed > 0;
+}
+
+static const uint8_t secret_a[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+static const uint8_t secret_b[32] = {9, 8, 7, 6, 5, 4, 3, 2, 1};
+
+/* A client connected with keep-alive (1 s) and idle timeout (30 s). */
+static wzp_quic_conn *connect_client(tnet *nt)
+{
+    node *cl = &nt->nodes[1];
+    wzp_quic_conn_opts o;
+    wzp_quic_conn_opts_default(&o);
+    memcpy(o.pin, test_ids.fp_s, sizeof(test_ids.fp_s));
+    o.initial_rtt = WZP_MS(10);
+    o.keep_alive = WZP_SEC(1);
+    o.idle_timeout = WZP_SEC(30);
+    wzp_quic_conn *c;
+    assert_int_equal(wzp_quic_connect(cl->ep, &cl->addr, &nt->nodes[0].addr, &o, nt->now, &c), 0);
+    net_run(nt, WZP_SEC(2), both_established);
+    assert_true(both_established(nt));
+    net_run(nt, WZP_MS(50), NULL); /* NEW_CONNECTION_IDs and acks settle */
+    return c;
+}
+
+/* ---- tests ---- */
+
+/* Restart with the same secret: the client's next packet draws a reset
+ * and its connection closes at once, flagged as reset. */
+static void test_restart_same_secret_resets_client(void **state)
+{
+    (void)state;
+    tnet nt;
+    net_init(&nt, secret_a);
+    node *sv = &nt.nodes[0], *cl = &nt.nodes[1];
+    wzp_quic_conn *c = connect_client(&nt);
+    server_restart(&nt, secret_a);
+
+    /* The client's next packet (a datagram) reaches the new process. */
+    nt.hold_to_client = true;
+    assert_int_equal(wzp_quic_conn_send_datagram(c, (const uint8_t *)"media", 5), 0);
+    net_run(&nt, WZP_MS(5), NULL);
+    const wzp_quic_stats *ss = wzp_quic_endpoint_stats(sv->ep);
+    assert_int_equal(ss->stateless_resets_sent, 1);
+    assert_int_equal(ss->rx_unknown_cid, 1);
+    assert_int_equal(ss->conns_accepted, 0);
+    assert_false(nt.hold_to_client); /* the reset, held */
+    assert_true(nt.held_len >= 21 && nt.held_len < 60);
+    assert_int_equal(nt.held[0] & 0xc0, 0x40); /* looks like a short header */
+    /* A path manager finds the connection a reset is for by its token. */
+    assert_ptr_equal(wzp_quic_endpoint_lookup(cl->ep, nt.held, nt.held_len), c);
+    assert_int_equal(cl->closed, 0);
+
+    wzp_ts t0 = nt.now;
+    wzp_quic_endpoint_feed(cl->ep, &cl->addr, &sv->addr, nt.held, nt.held_len, nt.now);
+    assert_int_equal(cl->closed, 1); /* at once, from that very packet */
+    assert_true(cl->info.by_reset);
+    assert_true(cl->info.by_peer);
+    assert_int_equal(cl->info.error, WZP_ERR_CLOSED);
+    assert_string_equal(cl->info.detail, "stateless reset from peer");
+
+    /* The client stays silent afterwards (draining), and its connection goes. */
+    net_run(&nt, WZP_SEC(2), NULL);
+    assert_int_equal(cl->closed, 1);
+    assert_int_equal(ss->stateless_resets_sent, 1);
+    assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
+    assert_true(nt.now - t0 < WZP_SEC(30));
+    net_free(&nt);
+}
+
+/* Same, driven only by the keep-alive and the network: closed within about
+ * a keep-alive period, far before the idle timeout. */
+static void test_restart_keepalive_draws_reset(void **state)
+{
+    (void)state;
+    tnet nt;
+    net_init(&nt, secret_a);
+    node *cl = &nt.nodes[1];
+    connect_client(&nt);
+    wzp_ts t0 = nt.now;
+    server_restart(&nt, secret_a);
+    net_run(&nt, WZP_SEC(30), client_closed);
+    assert_int_equal(cl->closed, 1);
+    assert_true(cl->info.by_reset);
+    assert_true(nt.now - t0 <= WZP_SEC(2));
+    net_free(&nt);
+}
+
+/* A different secret makes tokens that match nothing: the client ignores
+ * the resets and only its idle timeout ends the connection. */
+static void test_restart_other_secret_ignored(void **state)
+{
+    (void)state;
+    tnet nt;
+    net_init(&nt, secret_a);
+    node *sv = &nt.nodes[0], *cl = &nt.nodes[1];
+    connect_client(&nt);
+    wzp_ts t0 = nt.now;
+    server_restart(&nt, secret_b);
+    net_run(&nt, WZP_SEC(10), NULL);
+    assert_true(wzp_quic_endpoint_stats(sv->ep)->stateless_resets_sent >= 1);
+    assert_int_equal(cl->closed, 0);
+    net_run(&nt, WZP_SEC(30), client_closed);
+    assert_int_equal(cl->closed, 1);
+    assert_false(cl->info.by_reset);
+    assert_int_equal(cl->info.error, WZP_ERR_TIMEOUT);
+    assert_true(nt.now - t0 >= WZP_SEC(29));
+    net_free(&nt);
+}
+
+/* Without a configured secret (random per endpoint), a restart is not
+ * recognised: the behaviour before static secrets. */
+static void test_no_static_secret(void **state)
+{
+    (void)state;
+    tnet nt;
+    net_init(&nt, NULL);
+    node *cl = &nt.nodes[1];
+    connect_client(&nt);
+    server_restart(&nt, NULL);
+    net_run(&nt, WZP_SEC(5), NULL);
+    assert_int_equal(cl->closed, 0);
+    net_free(&nt);
+}
+
+/* Capture of what one endpoint sends. */
+typedef struct outbox {
+    size_t n;
+    size_t len[8];
+    uint8_t data[8][1500];
+    wzp_addr to[8];
+} outbox;
+
+static void outbox_send(void *user, const wzp_addr *l, const wzp_addr *r, const uint8_t *d,
+                        size_t n)
+{
+    (void)l;
+    outbox *o = user;
+    if (o->n < 8) {
+        memcpy(o->data[o->n], d, n);
+        o->len[o->n] = n;
+        o->to[o->n] = *r;
+        o->n++;
+    }
+}
+
+/* A short-header packet of len bytes for the connection ID dcid. */
+static void short_pkt(uint8_t *p, size_t len, const uint8_t dcid[16])
+{
+    for (size_t i = 0; i < len; i++)
+        p[i] = (uint8_t)(i * 7 + 3);
+    p[0] = 0x41;
+    if (len >= 17)
+        memcpy(p + 1, dcid, 16);
+}
+
+/* A reset is always shorter than its trigger (at least 21 bytes, so a
+ * trigger of 21 or less gets none), carries the token derived from the
+ * secret and the DCID, and only short headers get one. */
+static void test_reset_sizes(void **state)
+{
+    (void)state;
+    wzp_quic_endpoint *ep;
+    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &cbs, NULL, &ep), 0);
+    wzp_quic_endpoint_config cfg;
+    wzp_quic_endpoint_config_default(&cfg);
+    cfg.have_static_secret = true;
+    memcpy(cfg.static_secret, secret_a, 32);
+    assert_int_equal(wzp_quic_endpoint_configure(ep, &cfg), 0);
+    wzp_addr self, peer;
+    wzp_addr_parse(&self, "10.0.0.1:4433", false);
+    wzp_addr_parse(&peer, "10.0.0.2:5000", false);
+    const uint8_t dcid[16] = {0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    ngtcp2_cid cid;
+    ngtcp2_cid_init(&cid, dcid, sizeof(dcid));
+    uint8_t token[16];
+    assert_int_equal(ngtcp2_crypto_generate_stateless_reset_token(token, secret_a, 32, &cid), 0);
+
+    const struct {
+        size_t trigger, reset; /* 0: none */
+    } cases[] = {{1, 0}, {17, 0}, {20, 0}, {21, 0}, {22, 21}, {30, 29}, {40, 39}, {1200, 39}};
+    wzp_ts now = WZP_SEC(1000);
+    uint8_t p[1500];
+    outbox *ob = calloc(1, sizeof(*ob));
+    assert_non_null(ob);
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        short_pkt(p, cases[k].trigger, dcid);
+        ob->n = 0;
+        assert_int_equal(wzp_quic_endpoint_feed(ep, &self, &peer, p, cases[k].trigger, now), 0);
+        wzp_quic_endpoint_flush(ep, now, outbox_send, ob);
+        if (!cases[k].reset) {
+            assert_int_equal(ob->n, 0);
+            continue;
+        }
+        assert_int_equal(ob->n, 1);
+        assert_int_equal(ob->len[0], cases[k].reset);
+        assert_true(ob->len[0] < cases[k].trigger);
+        assert_int_equal(ob->data[0][0] & 0xc0, 0x40);
+        assert_memory_equal(ob->data[0] + ob->len[0] - 16, token, 16);
+        assert_true(wzp_addr_equal(&ob->to[0], &peer));
+    }
+    const wzp_quic_stats *st = wzp_quic_endpoint_stats(ep);
+    assert_int_equal(st->stateless_resets_sent, 4);
+    assert_int_equal(st->stateless_resets_limited, 0);
+
+    /* Long headers (a Handshake packet for no connection) get none. */
+    short_pkt(p, 100, dcid);
+    p[0] = 0xe0;
+    memcpy(p + 1, "\x00\x00\x00\x01\x10", 5);
+    memcpy(p + 6, dcid, 16);
+    p[22] = 0;
+    ob->n = 0;
+    wzp_quic_endpoint_feed(ep, &self, &peer, p, 100, now);
+    wzp_quic_endpoint_flush(ep, now, outbox_send, ob);
+    assert_int_equal(ob->n, 0);
+    assert_int_equal(st->stateless_resets_sent, 4);
+    free(ob);
+    wzp_quic_endpoint_free(ep);
+}
+
+/* At most WZP_QUIC_RESET_RATE per second (bursts of as many), whatever the
+ * sources: a flood of unknown packets is no reflector. */
+static void test_reset_rate_limit(void **state)
+{
+    (void)state;
+    wzp_quic_endpoint *ep;
+    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &cbs, NULL, &ep), 0);
+    wzp_addr self, peer;
+    wzp_addr_parse(&self, "10.0.0.1:4433", false);
+    wzp_addr_parse(&peer, "10.0.0.2:5000", false);
+    uint8_t p[100], dcid[16] = {0};
+    outbox *ob = calloc(1, sizeof(*ob));
+    assert_non_null(ob);
+    wzp_ts now = WZP_SEC(1000);
+    size_t sent = 0;
+    for (int i = 0; i < 3 * WZP_QUIC_RESET_RATE / 2; i++) {
+        char a[32];
+        snprintf(a, sizeof(a), "192.0.2.%d:%d", 1 + i % 200, 1000 + i);
+        wzp_addr from;
+        wzp_addr_parse(&from, a, false);
+        dcid[0] = (uint8_t)i;
+        short_pkt(p, sizeof(p), dcid);
+        wzp_quic_endpoint_feed(ep, &self, &from, p, sizeof(p), now);
+        ob->n = 0;
+        wzp_quic_endpoint_flush(ep, now, outbox_send, ob);
+        sent += ob->n;
+    }
+    const wzp_quic_stats *st = wzp_quic_endpoint_stats(ep);
+    assert_int_equal(sent, WZP_QUIC_RESET_RATE);
+    assert_int_equal(st->stateless_resets_sent, WZP_QUIC_RESET_RATE);
+    assert_int_equal(st->stateless_resets_limited, WZP_QUIC_RESET_RATE / 2);
+    assert_int_equal(st->rx_unknown_cid, 3 * WZP_QUIC_RESET_RATE / 2);
+
+    /* A tenth of a second later, a tenth of the rate is available again. */
+    now += WZP_MS(100);
+    for (int i = 0; i < WZP_QUIC_RESET_RATE; i++) {
+        short_pkt(p, sizeof(p), dcid);
+        wzp_quic_endpoint_feed(ep, &self, &peer, p, sizeof(p), now);
+        wzp_quic_endpoint_flush(ep, now, outbox_send, ob);
+        ob->n = 0;
+    }
+    assert_int_equal(st->stateless_resets_sent, WZP_QUIC_RESET_RATE + WZP_QUIC_RESET_RATE / 10);
+    free(ob);
+    wzp_quic_endpoint_free(ep);
+}
+
+/* Two endpoints that both forgot a connection answer each other's resets
+ * with shorter ones: the exchange dies out by itself. */
+static void test_reset_no_loop(void **state)
+{
+    (void)state;
+    tnet nt;
+    net_init(&nt, secret_a);
+    node *sv = &nt.nodes[0], *cl = &nt.nodes[1];
+    uint8_t p[200], dcid[16] = {7};
+    short_pkt(p, sizeof(p), dcid);
+    wzp_quic_endpoint_feed(sv->ep, &sv->addr, &cl->addr, p, sizeof(p), nt.now);
+    net_run(&nt, WZP_SEC(1), NULL);
+    uint64_t a = wzp_quic_endpoint_stats(sv->ep)->stateless_resets_sent;
+    uint64_t b = wzp_quic_endpoint_stats(cl->ep)->stateless_resets_sent;
+    assert_true(a >= 1);
+    assert_true(a + b <= 39 - 21 + 1);
+    assert_null(nt.head);
+    net_free(&nt);
+}
+
+/* The relay's secret: stable for one identity, distinct per identity and label. */
+static void test_identity_secret(void **state)
+{
+    (void)state;
+    uint8_t a[32], a2[32], b[32], c[32];
+    assert_int_equal(wzp_identity_derive_secret(test_ids.s, "wzp/1 stateless reset", a), 0);
+    assert_int_equal(wzp_identity_derive_secret(test_ids.s, "wzp/1 stateless reset", a2), 0);
+    assert_int_equal(wzp_identity_derive_secret(test_ids.c, "wzp/1 stateless reset", b), 0);
+    assert_int_equal(wzp_identity_derive_secret(test_ids.s, "another label", c), 0);
+    assert_memory_equal(a, a2, 32);
+    assert_memory_not_equal(a, b, 32);
+    assert_memory_not_equal(a, c, 32);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_restart_same_secret_resets_client),
+        cmocka_unit_test(test_restart_keepalive_draws_reset),
+        cmocka_unit_test(test_restart_other_secret_ignored),
+        cmocka_unit_test(test_no_static_secret),
+        cmocka_unit_test(test_reset_sizes),
+        cmocka_unit_test(test_reset_rate_limit),
+        cmocka_unit_test(test_reset_no_loop),
+        cmocka_unit_test(test_identity_secret),
+    };
+    return cmocka_run_group_tests(tests, id_pair_group_setup, id_pair_group_teardown);
+}
