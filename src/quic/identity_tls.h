@@ -19,5 +19,7 @@ int wzp_fingerprint_of_cert_der(const uint8_t *der, size_t len, uint8_t fp[WZP_F
  * the key file's bytes): stable for one identity across restarts, distinct
  * per label, and revealing nothing about the key. 0 or WZP_ERR_INTERNAL. */
 int wzp_identity_derive_secret(const wzp_identity *id, const char *label, uint8_t out[32]);
+/* The label a relay derives its stateless reset secret with (same home: same tokens). */
+#define WZP_RESET_SECRET_LABEL "wzp/1 stateless reset"
 
 #endif

@@ -550,7 +550,7 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
     /* Reset tokens from the identity key: after a restart (same home) the
      * relay resets its former clients' connections and they reconnect at once. */
     qcfg.have_static_secret =
-        wzp_identity_derive_secret(s->id, "wzp/1 stateless reset", qcfg.static_secret) == 0;
+        wzp_identity_derive_secret(s->id, WZP_RESET_SECRET_LABEL, qcfg.static_secret) == 0;
     wzp_quic_endpoint_configure(s->ep, &qcfg);
     wzp_relay_control_callbacks ccb = {.user = s,
                                        .send = ctl_send,

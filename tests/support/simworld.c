@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "client/core_int.h"
+#include "quic/identity_tls.h"
 #include "support/simworld.h"
 #include "wire/demux.h"
 #include "wire/relay_frame.h"
@@ -217,6 +218,8 @@ void sim_relay_start(simrelay *r, wzp_sim *sim)
     sim_relay_start_cfg(r, sim, NULL);
 }
 
+static void relay_boot(simrelay *r, const wzp_relay_control_config *cfg);
+
 void sim_relay_start_cfg(simrelay *r, wzp_sim *sim, const wzp_relay_control_config *cfg)
 {
     memset(r, 0, sizeof(*r));
@@ -227,8 +230,21 @@ void sim_relay_start_cfg(simrelay *r, wzp_sim *sim, const wzp_relay_control_conf
     wzp_sim_host_set_infra(h, true);
     r->sock = wzp_sim_sock_bind(h, "203.0.113.1:4433", relay_recv, r);
     assert_int_equal(wzp_identity_generate(&r->id), 0);
+    relay_boot(r, cfg);
+}
+
+/* The relay process: its endpoint (reset secret from its key, as the real relay) and control
+ * plane. A restart is a new boot with the same identity. */
+static void relay_boot(simrelay *r, const wzp_relay_control_config *cfg)
+{
     wzp_quic_callbacks qcb = {q_accept, q_established, NULL, q_message, q_closed};
     assert_int_equal(wzp_quic_endpoint_new(r->id, true, &qcb, r, &r->ep), 0);
+    wzp_quic_endpoint_config qc;
+    wzp_quic_endpoint_config_default(&qc);
+    qc.have_static_secret =
+        wzp_identity_derive_secret(r->id, WZP_RESET_SECRET_LABEL, qc.static_secret) == 0;
+    assert_true(qc.have_static_secret);
+    assert_int_equal(wzp_quic_endpoint_configure(r->ep, &qc), 0);
     wzp_relay_control_callbacks ccb = {.user = r,
                                        .send = relay_ctl_send,
                                        .close = relay_ctl_close,
@@ -237,6 +253,17 @@ void sim_relay_start_cfg(simrelay *r, wzp_sim *sim, const wzp_relay_control_conf
                                        .channel_moved = relay_chan_moved};
     r->ctl = wzp_relay_control_new(cfg, &ccb);
     assert_non_null(r->ctl);
+}
+
+void sim_relay_restart(simrelay *r)
+{
+    wzp_sim_cancel(r->sim, r->timer);
+    r->timer = 0;
+    wzp_relay_control_free(r->ctl);
+    wzp_quic_endpoint_free(r->ep);
+    memset(r->conns, 0, sizeof(r->conns));
+    memset(r->chans, 0, sizeof(r->chans));
+    relay_boot(r, NULL);
 }
 
 void sim_relay_free(simrelay *r)

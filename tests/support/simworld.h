@@ -53,6 +53,8 @@ void sim_relay_start(simrelay *r, wzp_sim *sim);
 /* The same with a control-plane configuration (NULL: defaults). */
 void sim_relay_start_cfg(simrelay *r, wzp_sim *sim, const wzp_relay_control_config *cfg);
 void sim_relay_free(simrelay *r);
+/* kill -9 and start again with the same identity and address: every connection is forgotten. */
+void sim_relay_restart(simrelay *r);
 /* Flushes the relay and re-arms its timer (after poking it from a test). */
 void sim_relay_kick(simrelay *r);
 

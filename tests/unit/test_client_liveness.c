@@ -116,6 +116,43 @@ static void test_second_login_takes_over(void **state)
     wzp_sim_free(sim);
 }
 
+/* --- the relay restarts ------------------------------------------------------------------------
+ */
+
+static bool registered_again(simclient *a, simclient *b)
+{
+    return a->registrations >= 2 && b->registrations >= 2;
+}
+
+/* A listening client notices a restarted relay within one keep-alive (the new process answers
+ * with a stateless reset keyed by the relay's identity) and registers again at once: it is
+ * unreachable for seconds, not for the old ~40. */
+static void test_relay_restart_noticed(void **state)
+{
+    wzp_sim *sim = wzp_sim_new(26);
+    simrelay r;
+    sim_relay_start(&r, sim);
+    simclient a, b;
+    sim_client_start(&a, sim, &r, 0, WZP_SIM_EI, false);
+    sim_client_start(&b, sim, &r, 1, WZP_SIM_EI, false);
+    assert_true(sim_run(sim, both_registered, &a, &b, WZP_SEC(5)));
+    sim_run(sim, NULL, &a, &b, WZP_SEC(3)); /* mid keep-alive interval */
+    wzp_ts t0 = wzp_sim_now(sim);
+    sim_relay_restart(&r);
+    assert_true(sim_run(sim, registered_again, &a, &b, WZP_SEC(60)));
+    wzp_ts took = wzp_sim_now(sim) - t0;
+    printf("relay restart: both registered again after %lld ms; resets sent %llu\n",
+           (long long)(took / 1000000),
+           (unsigned long long)wzp_quic_endpoint_stats(r.ep)->stateless_resets_sent);
+    assert_int_equal(a.unreg_err, WZP_ERR_UNREACHABLE);
+    assert_true(wzp_quic_endpoint_stats(r.ep)->stateless_resets_sent >= 2);
+    assert_true(took <= WZP_SEC(6)); /* one 4 s keep-alive, a reset, a 250 ms backoff */
+    sim_client_free(&b);
+    sim_client_free(&a);
+    sim_relay_free(&r);
+    wzp_sim_free(sim);
+}
+
 /* --- a full relay ---------------------------------------------------------------------------- */
 
 static bool a2_refused(simclient *a, simclient *a2)
@@ -158,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_peer_dies_on_direct_call),
         cmocka_unit_test(test_relay_dies_under_relayed_call),
         cmocka_unit_test(test_second_login_takes_over),
+        cmocka_unit_test(test_relay_restart_noticed),
         cmocka_unit_test(test_relay_full_for_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
