@@ -149,6 +149,42 @@ done
 if ls -A "$T" | grep -q '\.tmp-'; then echo "FAIL temp files left: $(ls -A "$T")"; fail=1; fi
 echo "ok   summaries: $(grep -h summary "$T/a.json" "$T/b.json" | tr '\n' ' ')"
 
+# who answered is shown: the key the end-to-end handshake proved
+A_FP=$("$WZP" id --home "$T/a" 2>/dev/null)
+if grep -q "\"state\":\"active\",\"peer\":\"$A_FP\"" "$T/b.json"; then
+    echo "ok   the caller was shown the callee's proven key"
+else echo "FAIL no active state naming $A_FP: $(grep active "$T/b.json")"; fail=1; fi
+
+# the same identity signs in twice: the first stops with its own exit code, the second stays
+"$WZP" listen "${R[@]}" --home "$T/a" --alias alice >/dev/null 2>"$T/l1err" &
+L1=$!; PIDS+=($L1)
+sleep 0.7
+"$WZP" listen "${R[@]}" --home "$T/a" --alias alice >/dev/null 2>"$T/l2err" &
+L2=$!; PIDS+=($L2)
+wait $L1; check "signed in elsewhere" 14 $?; one_line "signed in elsewhere" "$T/l1err"
+sleep 1
+if kill -0 $L2 2>/dev/null; then echo "ok   the second login stays"; else echo "FAIL the second login left"; fail=1; fi
+# an alias held by another key (online or not) is taken for everyone else
+"$WZP" listen "${R[@]}" --home "$T/c" --alias alice >/dev/null 2>"$T/err"; rc=$?
+check "alias taken" 13 $rc; one_line "alias taken" "$T/err"
+kill -INT $L2; wait $L2
+
+# the peer vanishes mid-call (kill -9): "peer unreachable" within seconds, the silence counted
+"$WZP" listen "${R[@]}" --home "$T/a" --alias alice --auto-answer --tone 440 >/dev/null 2>&1 &
+LP=$!; PIDS+=($LP)
+sleep 0.7
+"$WZP" call alice "${R[@]}" --home "$T/b" --tone 660 --duration 30 --json >"$T/gone.json" 2>"$T/err" &
+CP=$!; PIDS+=($CP)
+for _ in $(seq 50); do grep -q '"state":"active"' "$T/gone.json" 2>/dev/null && break; sleep 0.1; done
+sleep 1; kill -9 $LP; t0=$(date +%s)
+wait $CP; rc=$?; took=$(( $(date +%s) - t0 ))
+check "peer vanished" 15 $rc; one_line "peer vanished" "$T/err"
+s=$(grep '"event":"summary"' "$T/gone.json")
+lost=$(sed -n 's/.*"frames_lost":\([0-9]*\).*/\1/p' <<<"$s"); gap=$(sed -n 's/.*"max_gap_ms":\([0-9]*\).*/\1/p' <<<"$s")
+if [ "${lost:-0}" -ge 150 ] && [ "${gap:-0}" -ge 3000 ] && [ "$took" -le 15 ]; then
+    echo "ok   peer gone after ${took} s: lost $lost frames, longest gap $gap ms"
+else echo "FAIL peer gone after ${took} s: lost ${lost:-?}, gap ${gap:-?}: $s"; fail=1; fi
+
 # nothing left running but the relay
 for p in "${PIDS[@]:1}"; do
     if kill -0 "$p" 2>/dev/null; then echo "FAIL pid $p still running"; fail=1; fi
