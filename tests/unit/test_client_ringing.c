@@ -1,0 +1,147 @@
+/*
+ * Pre-connected ringing on the simulated network (tests/support/simworld.h,
+ * virtual clock): while b's phone rings, the end-to-end handshake already
+ * runs through the relay channel, so answering starts audio at once in both
+ * directions (within half a relay-path round trip plus the playout start).
+ * Nothing is played before the answer, no address is revealed before it, and
+ * declining, withdrawing and expiry end both sides with their own reasons.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "client/core_int.h"
+#include "support/simworld.h"
+
+static bool b_ringing(simclient *a, simclient *b)
+{
+    return b->state == WZP_CALL_RINGING && a->state == WZP_CALL_RINGING;
+}
+
+/* a calls b (by fingerprint, relay only so the path is fixed); b rings, unanswered. */
+static void ring(world *w, uint64_t seed)
+{
+    w->sim = wzp_sim_new(seed);
+    sim_relay_start(&w->r, w->sim);
+    sim_client_start(&w->a, w->sim, &w->r, 0, WZP_SIM_EI, true);
+    sim_client_start(&w->b, w->sim, &w->r, 1, WZP_SIM_EI, true);
+    assert_true(sim_run(w->sim, both_registered, &w->a, &w->b, WZP_SEC(5)));
+    char text[WZP_FINGERPRINT_STRLEN];
+    sim_client_fp(&w->b, text);
+    assert_int_equal(wzp_core_call(w->a.core, text, NULL, &w->a.call, wzp_sim_now(w->sim)), 0);
+    sim_client_kick(&w->a);
+    assert_true(sim_run(w->sim, b_ringing, &w->a, &w->b, WZP_SEC(5)));
+}
+
+static bool e2e_up(simclient *c)
+{
+    core_call *call = wzp_core__find(c->core, c->call); /* white-box: the call's connection */
+    return call && call->conn && wzp_quic_conn_is_established(call->conn);
+}
+
+static bool both_first_audio(simclient *a, simclient *b)
+{
+    return sim_stats(a).time_to_first_audio_ms >= 0 && sim_stats(b).time_to_first_audio_ms >= 0;
+}
+
+static void test_answer_starts_audio_at_once(void **state)
+{
+    world w;
+    ring(&w, 31);
+    /* Ringing for a while: the connection is up on both sides, the caller's audio already
+     * flows, the callee plays none of it and has not been told where the caller is. */
+    sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(2));
+    assert_true(e2e_up(&w.a));
+    assert_true(e2e_up(&w.b));
+    assert_int_equal(w.b.state, WZP_CALL_RINGING);
+    assert_true(sim_stats(&w.a).frames_sent > 50);
+    assert_int_equal(w.b.frames_played, 0);
+    assert_int_equal(w.a.frames_played, 0);
+    core_call *bc = wzp_core__find(w.b.core, w.b.call);
+    assert_null(bc->ice); /* no candidates (addresses) before the answer */
+
+    wzp_ts rtt = 2 * wzp_core_relay_rtt(w.a.core); /* peer -> relay -> peer and back */
+    wzp_ts answer = wzp_sim_now(w.sim);
+    assert_int_equal(wzp_core_answer(w.b.core, w.b.call, answer), 0);
+    sim_client_kick(&w.b);
+    assert_true(sim_run(w.sim, both_first_audio, &w.a, &w.b, WZP_SEC(2)));
+    /* From the callee's answer, on one clock (white-box: when each side played audio). */
+    wzp_ts heard_a = wzp_core__find(w.a.core, w.a.call)->first_audio_at - answer;
+    wzp_ts heard_b = wzp_core__find(w.b.core, w.b.call)->first_audio_at - answer;
+    printf("answer -> first audio: caller %.1f ms, callee %.1f ms; relay-path rtt %.1f ms\n",
+           (double)heard_a / 1e6, (double)heard_b / 1e6, (double)rtt / 1e6);
+    /* The target: half a relay-path round trip plus 30 ms (playout start, frame spacing). */
+    assert_true(heard_a <= rtt / 2 + WZP_MS(30));
+    assert_true(heard_b <= rtt / 2 + WZP_MS(30));
+    assert_true(both_active(&w.a, &w.b));
+    world_free(&w);
+}
+
+static bool ended2(simclient *a, simclient *b)
+{
+    return both_ended(a, b);
+}
+
+static void test_decline_while_preconnected(void **state)
+{
+    world w;
+    ring(&w, 32);
+    sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(1));
+    assert_true(e2e_up(&w.b));
+    assert_int_equal(wzp_core_reject(w.b.core, w.b.call, wzp_sim_now(w.sim)), 0);
+    sim_client_kick(&w.b);
+    assert_true(sim_run(w.sim, ended2, &w.a, &w.b, WZP_SEC(5)));
+    assert_int_equal(w.a.reason, WZP_ERR_REJECTED);
+    assert_int_equal(w.b.reason, 0);
+    assert_int_equal(w.b.frames_played, 0);
+    sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(1));
+    assert_int_equal(wzp_quic_endpoint_conn_count(w.a.core->ep), 1); /* only the relay's */
+    assert_int_equal(wzp_quic_endpoint_conn_count(w.b.core->ep), 1);
+    world_free(&w);
+}
+
+static void test_withdraw_while_preconnected(void **state)
+{
+    world w;
+    ring(&w, 33);
+    sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(1));
+    assert_true(e2e_up(&w.a));
+    assert_int_equal(wzp_core_hangup(w.a.core, w.a.call, wzp_sim_now(w.sim)), 0);
+    sim_client_kick(&w.a);
+    assert_true(sim_run(w.sim, ended2, &w.a, &w.b, WZP_SEC(5)));
+    assert_int_equal(w.a.reason, 0);
+    assert_int_equal(w.b.reason, WZP_ERR_CANCELLED);
+    sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(1));
+    assert_int_equal(wzp_quic_endpoint_conn_count(w.a.core->ep), 1);
+    assert_int_equal(wzp_quic_endpoint_conn_count(w.b.core->ep), 1);
+    world_free(&w);
+}
+
+static void test_unanswered_expires(void **state)
+{
+    world w;
+    ring(&w, 34);
+    assert_true(sim_run(w.sim, ended2, &w.a, &w.b, WZP_SEC(70))); /* the relay rings for 60 s */
+    assert_int_equal(w.a.reason, WZP_ERR_EXPIRED);
+    assert_int_equal(w.b.reason, WZP_ERR_EXPIRED);
+    assert_int_equal(w.b.frames_played, 0);
+    sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(1));
+    assert_int_equal(wzp_quic_endpoint_conn_count(w.a.core->ep), 1);
+    assert_int_equal(wzp_quic_endpoint_conn_count(w.b.core->ep), 1);
+    world_free(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_answer_starts_audio_at_once),
+        cmocka_unit_test(test_decline_while_preconnected),
+        cmocka_unit_test(test_withdraw_while_preconnected),
+        cmocka_unit_test(test_unanswered_expires),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
