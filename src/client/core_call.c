@@ -748,6 +748,10 @@ static void go_active(wzp_core *core, core_call *call, wzp_ts now)
         send_ctl(call, &m);
     }
     set_state(core, call, WZP_CALL_ACTIVE);
+    /* The caller's latest frame, if live (at most one frame old): playout starts from it. */
+    if (call->ring_dg_len && now - call->ring_dg_at <= FRAME_TIME)
+        wzp_core__call_datagram(core, call, call->ring_dg, call->ring_dg_len);
+    call->ring_dg_len = 0;
 }
 
 /* Caller: the callee answered (its Answer on our connection, or the relay's CallSetup). */
@@ -797,6 +801,12 @@ void wzp_core__call_established(wzp_core *core, core_call *call, wzp_quic_conn *
 
 void wzp_core__call_datagram(wzp_core *core, core_call *call, const uint8_t *d, size_t len)
 {
+    if (!call->outgoing && call->state == WZP_CALL_RINGING && len <= sizeof(call->ring_dg)) {
+        memcpy(call->ring_dg, d, len); /* kept, never played before the answer */
+        call->ring_dg_len = len;
+        call->ring_dg_at = core->now;
+        return;
+    }
     if (call->rx && call->state == WZP_CALL_ACTIVE) {
         wzp_media_rx_datagram(call->rx, d, len, core->now);
         if (call->last_rx_at != WZP_TS_NEVER && core->now - call->last_rx_at > call->max_gap)

@@ -60,6 +60,11 @@ typedef struct core_call {
     wzp_ts answered_at, active_at, first_audio_at, direct_at;
     uint32_t path_changes;
     wzp_ts last_rx_at, max_gap; /* media datagrams: latest, longest interval */
+    /* Callee: the caller's latest frame while ringing (not played), so the answer can
+     * start playout from live audio instead of waiting for the next frame. */
+    uint8_t ring_dg[WZP_QUIC_MAX_DATAGRAM];
+    size_t ring_dg_len;
+    wzp_ts ring_dg_at;
     uint64_t tail_lost;         /* frames never heard after the peer fell silent for good */
     wzp_ts next_keepalive, next_stats;
     uint64_t peer_frames_received, peer_frames_lost;
