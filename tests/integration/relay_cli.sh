@@ -134,7 +134,7 @@ stop_relay INT
 head -n1 "$work/home/aliases" | grep -qx 'wzp-aliases 1' || fail "alias file has no header"
 
 # --- --stun-rate reaches the workers: a burst of 30 Binding requests from one
-# source gets the burst (2 x 2) answers, one more only if the sends straddled a refill --------------------------------------
+# source gets the burst (2 x 2) answers, one more only if the sends straddled a refill
 if command -v python3 >/dev/null; then
   start_relay "$work/home" "$work/log7" --stun-rate 2
   got=$(python3 - "$RELAY_PORT" <<'EOF'
