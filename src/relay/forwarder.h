@@ -126,7 +126,7 @@ int wzp_forwarder_ctl_fd(const wzp_forwarder *f);
 int wzp_forwarder_ctl_recv(wzp_forwarder *f, wzp_udp_msg *msgs, size_t n);
 
 /*
- * Sends one datagram from the relay port (control replies: QUIC, STUN).
+ * Sends one datagram from the relay port (control replies: QUIC).
  * Any thread. 0, WZP_ERR_AGAIN (socket buffer full), WZP_ERR_INVALID (no
  * socket of that address family) or WZP_ERR_IO.
  */
