@@ -22,6 +22,8 @@ static void usage(FILE *out)
             "  --workers N            forwarding threads (default: one per core)\n"
             "  --coalesce-us US       under load, wait up to US for more packets per wake-up\n"
             "                         (default 250; 0 = off: lowest latency, most CPU)\n"
+            "  --stun-rate N          STUN answers per second per source IPv4 address or IPv6\n"
+            "                         /64, burst 2N (10; 0 = no limit): not a reflector\n"
             "  --ring-timeout SEC     unanswered calls expire after this (60)\n"
             "  --max-registrations N  registered identities (100000)\n"
             "  --max-calls N          concurrent calls (100000)\n"
@@ -94,6 +96,7 @@ int main(int argc, char **argv)
         {"home", required_argument, NULL, 'H'},
         {"workers", required_argument, NULL, 'w'},
         {"coalesce-us", required_argument, NULL, 'c'},
+        {"stun-rate", required_argument, NULL, 'S'},
         {"ring-timeout", required_argument, NULL, 'r'},
         {"max-registrations", required_argument, NULL, 'R'},
         {"max-calls", required_argument, NULL, 'C'},
@@ -146,6 +149,13 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             cfg.coalesce_us = v == 0 ? -1 : (int)v;
+            break;
+        case 'S':
+            if (parse_uint(optarg, 1000000, &v) < 0) {
+                fprintf(stderr, "wzp-relay: --stun-rate wants 0..1000000\n");
+                return EXIT_USAGE;
+            }
+            cfg.stun_rate = v == 0 ? -1 : (int)v;
             break;
         case 'r':
             if (parse_uint(optarg, 86400, &v) < 0 || v == 0) {

@@ -23,6 +23,7 @@
 #include <wzp/wzp.h>
 
 #include "common/log.h"
+#include "common/rand.h"
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
@@ -38,6 +39,8 @@
 #define RX_BUF 65536
 /* Datagrams a coalescing wait aims to gather per wake-up. */
 #define COALESCE_PKTS 16
+/* Room for a STUN answer to every datagram of a receive batch. */
+#define STUN_BUF ((size_t)WZP_UDP_BATCH * WZP_FWD_GSO_MAX_SEGS * WZP_STUN_RESPONSE_MAX)
 
 /* One control packet waiting for the control thread. */
 typedef struct ctl_pkt {
@@ -69,6 +72,9 @@ typedef struct worker {
     _Alignas(64) wstats stats;
     /* Receive buffers (worker-private). */
     uint8_t (*bufs)[RX_BUF];
+    /* STUN: answers of one receive batch (any datagram may be one), limiter. */
+    uint8_t *stun_buf;
+    wzp_fwd_stun_limit *stun_limit;
     bool gso_off; /* a GSO send failed: send trains one datagram at a time */
 } worker;
 
@@ -82,8 +88,9 @@ struct wzp_forwarder {
     int ctl_efd;      /* workers -> control thread: "packets queued" */
     _Atomic bool stopping;
     unsigned slice_us;
-    wzp_ts coalesce; /* ns; 0 = off */
-    size_t ctl_next; /* round-robin start for ctl_recv (consumer-only) */
+    wzp_ts coalesce;                /* ns; 0 = off */
+    unsigned stun_rate, stun_burst; /* rate 0 = no limit */
+    size_t ctl_next;                /* round-robin start for ctl_recv (consumer-only) */
 };
 
 static inline void add(worker *w, int which, uint64_t n)
@@ -372,7 +379,12 @@ static void *worker_main(void *arg)
         return NULL;
     }
     recv_init(w, b);
-    wzp_fwd_batch bt = {.table = fwd->table, .ctl = ctl_push, .ctl_user = w};
+    wzp_fwd_batch bt = {.table = fwd->table,
+                        .ctl = ctl_push,
+                        .ctl_user = w,
+                        .stun_limit = w->stun_limit,
+                        .stun_buf = w->stun_buf,
+                        .stun_cap = STUN_BUF};
     int used = WZP_UDP_BATCH;
     wzp_ts last_wake = 0;
     if (fwd->coalesce) /* a timer slack of its own: the default 50 us would dwarf the wait */
@@ -392,6 +404,7 @@ static void *worker_main(void *arg)
             continue;
         wzp_ts now = now_ns();
         size_t nout = 0, flushed = 0;
+        bt.stun_used = 0; /* the previous batch's answers are sent */
         for (int i = 0; i < got; i++) {
             struct msghdr *mh = &b->hdr[i].msg_hdr;
             size_t len = (mh->msg_flags & MSG_TRUNC) ? 0 : b->hdr[i].msg_len;
@@ -445,6 +458,8 @@ static void destroy(wzp_forwarder *f)
             close(w->fd);
         free(w->ring);
         free(w->bufs);
+        free(w->stun_buf);
+        free(w->stun_limit);
     }
     free(f->workers);
     if (f->ctl_efd >= 0)
@@ -479,6 +494,10 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
     f->coalesce = cfg->coalesce_us < 0    ? 0
                   : cfg->coalesce_us == 0 ? WZP_US(WZP_FWD_COALESCE_US)
                                           : WZP_US((wzp_ts)cfg->coalesce_us);
+    f->stun_rate = cfg->stun_rate < 0    ? 0
+                   : cfg->stun_rate == 0 ? WZP_FWD_STUN_RATE
+                                         : (unsigned)cfg->stun_rate;
+    f->stun_burst = cfg->stun_burst;
     f->family_fd[0] = f->family_fd[1] = -1;
     f->ctl_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     f->workers = aligned_alloc(64, ((n * sizeof(worker) + 63) / 64) * 64);
@@ -519,10 +538,14 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
         w->ring_mask = qcap - 1;
         w->ring = malloc(qcap * sizeof(ctl_pkt));
         w->bufs = malloc((size_t)WZP_UDP_BATCH * RX_BUF);
-        if (!w->ring || !w->bufs) {
+        w->stun_buf = malloc(STUN_BUF);
+        w->stun_limit = malloc(sizeof(*w->stun_limit));
+        if (!w->ring || !w->bufs || !w->stun_buf || !w->stun_limit) {
             rv = WZP_ERR_NOMEM;
             break;
         }
+        /* A secret key per worker, so collisions cannot be aimed at a victim's bucket. */
+        wzp_fwd_stun_limit_init(w->stun_limit, f->stun_rate, f->stun_burst, wzp_random_u64());
         /* The first socket of a family fixes the port (when 0 was asked); the others join it. */
         bool first = i == 0 || i == per;
         w->fd = wzp_udp_open(first ? &binds[second ? 1 : 0] : local, &opts, first ? local : NULL);
@@ -671,4 +694,6 @@ void wzp_forwarder_stats(const wzp_forwarder *f, wzp_fwd_stats *out)
     out->rx_trains = sum[WZP_FWD_S_RX_TRAINS];
     out->tx_trains = sum[WZP_FWD_S_TX_TRAINS];
     out->coalesce_waits = sum[WZP_FWD_S_WAITS];
+    out->stun_answered = sum[WZP_FWD_S_STUN_ANSWERED];
+    out->stun_rate_limited = sum[WZP_FWD_S_STUN_LIMITED];
 }

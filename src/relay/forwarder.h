@@ -11,7 +11,10 @@
  *     receiver's own, in place (same length: never more bytes out than in),
  *     and queues it for the partner's current address;
  *   - relay KEEPALIVE: same check, refreshes activity, echoes KEEPALIVE_ACK;
- *   - STUN, QUIC, probes: copied to this worker's control queue (bounded,
+ *   - STUN Binding request: answered here, at most `stun_rate` answers per
+ *     second per source address (IPv6: /64) and worker, so the relay is a
+ *     poor reflector;
+ *   - QUIC, probes: copied to this worker's control queue (bounded,
  *     lock-free, single producer / single consumer) for the control thread;
  *   - anything else: dropped and counted.
  * then sends everything with sendmmsg. Consecutive datagrams of a train that
@@ -48,6 +51,14 @@
  */
 #define WZP_FWD_COALESCE_US 250
 
+/*
+ * Default STUN answers per second per source (burst: twice that), so the
+ * relay cannot be aimed at a victim as a reflector: an answer is up to
+ * WZP_STUN_RESPONSE_GROWTH bytes longer than its spoofable request. A client
+ * needs a handful per call.
+ */
+#define WZP_FWD_STUN_RATE 10
+
 typedef struct wzp_forwarder wzp_forwarder;
 
 typedef struct wzp_forwarder_cfg {
@@ -62,24 +73,30 @@ typedef struct wzp_forwarder_cfg {
                               wake-up on busy cores. Not shown to help on the shared bench
                               machine, hence off by default. */
     int coalesce_us;       /* 0 = WZP_FWD_COALESCE_US, < 0 = off: see below */
+    int stun_rate;         /* STUN answers per second per source and worker:
+                              0 = WZP_FWD_STUN_RATE, < 0 = no limit */
+    unsigned stun_burst;   /* answers a source may get at once; 0 = 2 x stun_rate */
     wzp_chan_table *table; /* borrowed; must outlive the forwarder */
 } wzp_forwarder_cfg;
 
 /* Why packets were dropped, forwarded or queued; sums over all workers. */
 typedef struct wzp_fwd_stats {
-    uint64_t rx;              /* datagrams received */
-    uint64_t forwarded;       /* data frames sent on to the partner */
-    uint64_t forwarded_bytes; /* their bytes */
-    uint64_t keepalives;      /* keep-alives accepted (and answered) */
-    uint64_t unknown_channel; /* unknown, stale or closed channel */
-    uint64_t wrong_source;    /* known channel, source is not its peer */
-    uint64_t malformed;       /* short, truncated, unknown relay type or unknown protocol */
-    uint64_t ctl_queued;      /* handed to the control plane */
-    uint64_t ctl_full;        /* dropped: control queue full */
-    uint64_t send_failed;     /* kernel refused (socket buffer full) */
-    uint64_t rx_trains;       /* GRO buffers holding several datagrams of one sender */
-    uint64_t tx_trains;       /* GSO sends carrying several datagrams to one peer */
-    uint64_t coalesce_waits;  /* receive-coalescing waits taken */
+    uint64_t rx;                /* datagrams received */
+    uint64_t forwarded;         /* data frames sent on to the partner */
+    uint64_t forwarded_bytes;   /* their bytes */
+    uint64_t keepalives;        /* keep-alives accepted (and answered) */
+    uint64_t unknown_channel;   /* unknown, stale or closed channel */
+    uint64_t wrong_source;      /* known channel, source is not its peer */
+    uint64_t malformed;         /* short, truncated, unknown relay type or unknown protocol,
+                                   STUN that is not a valid Binding request */
+    uint64_t ctl_queued;        /* handed to the control plane */
+    uint64_t ctl_full;          /* dropped: control queue full */
+    uint64_t send_failed;       /* kernel refused (socket buffer full) */
+    uint64_t rx_trains;         /* GRO buffers holding several datagrams of one sender */
+    uint64_t tx_trains;         /* GSO sends carrying several datagrams to one peer */
+    uint64_t coalesce_waits;    /* receive-coalescing waits taken */
+    uint64_t stun_answered;     /* STUN Binding requests answered */
+    uint64_t stun_rate_limited; /* valid STUN requests not answered: source over its rate */
 } wzp_fwd_stats;
 
 /* Binds the sockets and starts the workers. 0 or a negative wzp_error. */
@@ -101,7 +118,7 @@ unsigned wzp_forwarder_workers(const wzp_forwarder *f);
 int wzp_forwarder_ctl_fd(const wzp_forwarder *f);
 
 /*
- * Copies up to n queued control packets (STUN, QUIC, probes) into msgs, each
+ * Copies up to n queued control packets (QUIC, probes) into msgs, each
  * msgs[i].data having cap >= WZP_FWD_MAX_DGRAM (else WZP_ERR_INVALID), and
  * sets len and peer (the sender). Returns the count (0 when none). Call from
  * one thread only: the queues are single-consumer.
@@ -109,7 +126,7 @@ int wzp_forwarder_ctl_fd(const wzp_forwarder *f);
 int wzp_forwarder_ctl_recv(wzp_forwarder *f, wzp_udp_msg *msgs, size_t n);
 
 /*
- * Sends one datagram from the relay port (control replies: QUIC, STUN).
+ * Sends one datagram from the relay port (control replies: QUIC).
  * Any thread. 0, WZP_ERR_AGAIN (socket buffer full), WZP_ERR_INVALID (no
  * socket of that address family) or WZP_ERR_IO.
  */

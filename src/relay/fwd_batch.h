@@ -3,7 +3,8 @@
  * buffer (a datagram, or a UDP GRO train of same-size datagrams from one
  * sender). Each datagram is judged on its own: a DATA frame from its
  * channel's peer is rewritten in place for the partner, a KEEPALIVE is
- * answered, STUN/QUIC/probes go to the control plane, the rest is counted.
+ * answered, a STUN Binding request is answered (rate-limited per source),
+ * QUIC/probes go to the control plane, the rest is counted.
  * What must be sent is appended to an outgoing list, consecutive datagrams to
  * one peer joined into trains (one GSO send each). The worker (forwarder.c)
  * owns sockets, threads and queues; this file only bytes, the table and time,
@@ -19,6 +20,7 @@
 #include "common/addr.h"
 #include "common/time.h"
 #include "relay/chan_table.h"
+#include "wire/stun_server.h"
 
 /* The kernel's limit on segments per GSO send (UDP_MAX_SEGMENTS). */
 #define WZP_FWD_GSO_MAX_SEGS 64
@@ -40,6 +42,8 @@ enum wzp_fwd_stat {
     WZP_FWD_S_RX_TRAINS,
     WZP_FWD_S_TX_TRAINS,
     WZP_FWD_S_WAITS,
+    WZP_FWD_S_STUN_ANSWERED,
+    WZP_FWD_S_STUN_LIMITED,
     WZP_FWD_S_COUNT
 };
 
@@ -53,8 +57,30 @@ typedef struct wzp_fwd_out {
     wzp_addr peer;
     uint16_t seg;
     uint16_t nseg;
-    bool is_data; /* DATA frames (counted as forwarded), else KEEPALIVE_ACKs */
+    bool is_data; /* DATA frames (counted as forwarded), else KEEPALIVE_ACKs and STUN answers */
 } wzp_fwd_out;
+
+#define WZP_FWD_STUN_BUCKETS 4096
+
+/*
+ * Per-worker limiter: a fixed table of GCRA buckets (a token bucket kept as
+ * one timestamp, refilled lazily from `now`), indexed by a keyed hash of the
+ * source's IPv4 address or IPv6 /64 (one host usually owns a /64). The key is
+ * random per worker so nobody can aim collisions at a victim's bucket; an
+ * accidental collision only makes two sources share a limit. 32 KiB, no
+ * allocation, no locks.
+ */
+typedef struct wzp_fwd_stun_limit {
+    uint64_t key;
+    wzp_ts interval;                  /* between answers at the sustained rate; 0 = no limit */
+    wzp_ts tolerance;                 /* (burst - 1) intervals: how far ahead a bucket may run */
+    wzp_ts tat[WZP_FWD_STUN_BUCKETS]; /* per bucket: theoretical arrival time */
+} wzp_fwd_stun_limit;
+
+/* rate 0 = no limit; burst 0 = 2 x rate. */
+void wzp_fwd_stun_limit_init(wzp_fwd_stun_limit *l, unsigned rate, unsigned burst, uint64_t key);
+/* Takes one answer from `from`'s bucket at `now`; false when it is empty. */
+bool wzp_fwd_stun_allow(wzp_fwd_stun_limit *l, const wzp_addr *from, wzp_ts now);
 
 /* Hands a control packet (copied) to the control plane; false when full. */
 typedef bool (*wzp_fwd_ctl_fn)(void *user, const wzp_addr *from, const uint8_t *p, size_t len);
@@ -63,6 +89,14 @@ typedef struct wzp_fwd_batch {
     wzp_chan_table *table;
     wzp_fwd_ctl_fn ctl;
     void *ctl_user;
+    wzp_fwd_stun_limit *stun_limit; /* NULL = answer every valid request */
+    /* Where STUN answers are written (they may be longer than the request,
+     * so not in place); out entries point into it until sent. The caller
+     * resets stun_used with its out list. Without room for
+     * WZP_STUN_RESPONSE_MAX more bytes a request is not answered (counted as
+     * rate-limited): size it for every datagram of a batch to never see that. */
+    uint8_t *stun_buf;
+    size_t stun_cap, stun_used;
     uint64_t stats[WZP_FWD_S_COUNT]; /* counts since the caller last cleared them */
 } wzp_fwd_batch;
 

@@ -22,7 +22,6 @@
 #include "relay/forwarder.h"
 #include "wire/demux.h"
 #include "wire/signal.h"
-#include "wire/stun_server.h"
 
 /* How often the control thread looks for idle channels. */
 #define CHAN_EXPIRE_INTERVAL WZP_SEC(1)
@@ -67,7 +66,7 @@ struct wzp_relay_server {
     wzp_ts aliases_saved;    /* when they were last saved (or loaded) */
     bool aliases_save_failed;
     bool stopping;
-    uint64_t rx_stun, rx_dropped;
+    uint64_t rx_dropped;
     uint8_t rxbuf[RX_BATCH][WZP_FWD_MAX_DGRAM];
     wzp_udp_msg msgs[RX_BATCH];
 };
@@ -449,17 +448,6 @@ static void on_ctl_packets(wzp_loop *loop, wzp_io *io, unsigned events)
             case WZP_PKT_QUIC:
                 wzp_quic_endpoint_feed(s->ep, local, &m->peer, m->data, m->len, now);
                 break;
-            case WZP_PKT_STUN: {
-                uint8_t out[WZP_FWD_MAX_DGRAM];
-                int len = wzp_stun_respond(m->data, m->len, &m->peer, out, sizeof(out));
-                if (len > 0) {
-                    s->rx_stun++;
-                    wzp_forwarder_send(s->fwd, &m->peer, out, (size_t)len);
-                } else {
-                    s->rx_dropped++;
-                }
-                break;
-            }
             default:
                 s->rx_dropped++;
                 break;
@@ -479,11 +467,13 @@ static void do_stop(wzp_loop *loop, void *arg)
         s->stopping = true;
         wzp_fwd_stats fs;
         wzp_forwarder_stats(s->fwd, &fs);
-        WZP_INFO("relay: stopping; %llu STUN answered, %llu control packets dropped, "
-                 "%llu frames forwarded, %llu unknown channel, %llu wrong source, %llu malformed",
-                 (unsigned long long)s->rx_stun, (unsigned long long)s->rx_dropped,
-                 (unsigned long long)fs.forwarded, (unsigned long long)fs.unknown_channel,
-                 (unsigned long long)fs.wrong_source, (unsigned long long)fs.malformed);
+        WZP_INFO("relay: stopping; %llu STUN answered, %llu STUN rate-limited, %llu control "
+                 "packets dropped, %llu frames forwarded, %llu unknown channel, %llu wrong "
+                 "source, %llu malformed",
+                 (unsigned long long)fs.stun_answered, (unsigned long long)fs.stun_rate_limited,
+                 (unsigned long long)s->rx_dropped, (unsigned long long)fs.forwarded,
+                 (unsigned long long)fs.unknown_channel, (unsigned long long)fs.wrong_source,
+                 (unsigned long long)fs.malformed);
         for (size_t it = 0; wzp_hmap_next(&s->conns, &it, &slot);)
             wzp_quic_conn_close(((relay_conn *)slot->value)->conn, CLOSE_SHUTDOWN,
                                 "relay shutting down");
@@ -528,6 +518,7 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
                               .bind6 = cfg->listen6,
                               .workers = cfg->workers,
                               .coalesce_us = cfg->coalesce_us,
+                              .stun_rate = cfg->stun_rate,
                               .table = s->chans,
                               .ctl_queue = CTL_QUEUE};
     if ((rv = wzp_forwarder_start(&fcfg, &s->fwd)) < 0)

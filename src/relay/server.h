@@ -26,6 +26,8 @@ typedef struct wzp_relay_server_config {
     const char *home;         /* identity directory; NULL = default */
     unsigned workers;         /* forwarding threads; 0 = number of cores */
     int coalesce_us;          /* forwarder receive coalescing cap; 0 = default, < 0 = off */
+    int stun_rate;            /* STUN answers per second per source (burst 2x); 0 = default
+                                 (WZP_FWD_STUN_RATE, 10), < 0 = no limit */
     uint32_t max_conns;       /* control connections, handshaking included; default 200000 */
     wzp_ts conn_idle_timeout; /* control connection idle timeout; default 60 s */
     wzp_ts chan_idle_timeout; /* a call's channels close after this much silence; default 90 s */

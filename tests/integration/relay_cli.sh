@@ -33,6 +33,9 @@ usage_case --workers lots
 usage_case --workers 100000
 usage_case --coalesce-us soon
 usage_case --coalesce-us 20000
+usage_case --stun-rate lots
+usage_case --stun-rate -1
+usage_case --stun-rate 2000000
 usage_case --ring-timeout 0
 usage_case --max-registrations -5
 usage_case --max-calls ""
@@ -44,6 +47,7 @@ usage_case --alias-reclaim 12hh
 usage_case --alias-reclaim 99999d
 usage_case stray-argument
 "$BIN" --help | grep -q -- "--listen" || fail "--help does not describe --listen"
+"$BIN" --help | grep -q -- "--stun-rate" || fail "--help does not describe --stun-rate"
 
 # --- starting and stopping ------------------------------------------------------------
 # start_relay HOME LOG [args...]: starts in the background, waits for the
@@ -121,13 +125,38 @@ fi
 echo "ok: unusable home -> 3"
 
 # --- identity persists across restarts; SIGINT is clean too ------------------------------
-start_relay "$work/home" "$work/log5" --coalesce-us 0 --retry-threshold never --max-handshakes-per-ip 0 \
+start_relay "$work/home" "$work/log5" --coalesce-us 0 --stun-rate 0 --retry-threshold never --max-handshakes-per-ip 0 \
   --max-conns-per-ip 0 --alias-reclaim 12h # options that change nothing visible still start
 [ "$RELAY_FP" = "$fp1" ] || fail "fingerprint changed across restart: $fp1 -> $RELAY_FP"
 echo "ok: same fingerprint after restart"
 stop_relay INT
 [ -f "$work/home/aliases" ] || fail "no alias bindings file saved in the home"
 head -n1 "$work/home/aliases" | grep -qx 'wzp-aliases 1' || fail "alias file has no header"
+
+# --- --stun-rate reaches the workers: a burst of 30 Binding requests from one
+# source gets the burst (2 x 2) answers, one more only if the sends straddled a refill
+if command -v python3 >/dev/null; then
+  start_relay "$work/home" "$work/log7" --stun-rate 2
+  got=$(python3 - "$RELAY_PORT" <<'EOF'
+import os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1.0)
+for _ in range(30):
+    s.sendto(b"\x00\x01\x00\x00\x21\x12\xa4\x42" + os.urandom(12), ("127.0.0.1", int(sys.argv[1])))
+n = 0
+try:
+    while True:
+        s.recv(100)
+        n += 1
+except socket.timeout:
+    pass
+print(n)
+EOF
+)
+  [ "$got" = 4 ] || [ "$got" = 5 ] || fail "--stun-rate 2: $got answers to a burst of 30, want 4"
+  echo "ok: --stun-rate 2 -> $got answers to a burst of 30"
+  stop_relay TERM
+fi
 
 # --- a corrupt alias bindings file: exit 5, naming the file and line ------------------------
 printf 'wzp-aliases 1\nalice not-a-fingerprint 1\n' >"$work/home/aliases"

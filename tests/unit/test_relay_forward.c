@@ -25,7 +25,10 @@
 #include "net/udp.h"
 #include "relay/chan_table.h"
 #include "relay/forwarder.h"
+#include "relay/fwd_batch.h"
 #include "wire/relay_frame.h"
+#include "wire/stun.h"
+#include "wire/stun_server.h"
 
 /* ---- frame codec ---------------------------------------------------------- */
 
@@ -547,10 +550,10 @@ static void test_forward_trains(void **state)
     assert_int_equal(STAT_WAIT(x.f, wrong_source, 8), 8);
     assert_true(nothing_waiting(b));
 
-    /* A train of STUN-looking control packets: each one queued on its own. */
+    /* A train of control packets (probes): each one queued on its own. */
     for (size_t i = 0; i < 3; i++) {
         memset(buf + i * 40, 0, 40);
-        buf[i * 40 + 1] = 1; /* Binding request */
+        buf[i * 40] = 0x90;
         buf[i * 40 + 39] = (uint8_t)i;
     }
     send_train(c, &x.relay, buf, 40, 3, 40);
@@ -565,6 +568,25 @@ static void test_forward_trains(void **state)
         assert_int_equal(m[i].data[39], i);
         assert_true(wzp_addr_equal(&m[i].peer, &ca));
     }
+
+    /* A train of STUN Binding requests: each answered on its own (the answers,
+     * all to one peer and of one size, may leave as a train themselves). */
+    for (size_t i = 0; i < 3; i++) {
+        uint8_t tid[WZP_STUN_TID_LEN] = {(uint8_t)i};
+        assert_int_equal(wzp_stun_binding_request(buf + i * 28, 28, tid, NULL), 28);
+    }
+    send_train(c, &x.relay, buf, 28, 3, 28);
+    for (int i = 0; i < 3; i++) {
+        uint8_t ans[WZP_STUN_RESPONSE_MAX];
+        int n = peer_recv(c, ans, sizeof(ans), NULL, 2000);
+        assert_true(n > 0);
+        wzp_stun_msg sm;
+        assert_int_equal(wzp_stun_decode(&sm, ans, (size_t)n), 0);
+        assert_int_equal(sm.type, WZP_STUN_BINDING_SUCCESS);
+        assert_int_equal(sm.tid[0], i);
+        assert_true(wzp_addr_equal(&sm.xor_mapped, &ca));
+    }
+    assert_int_equal(STAT_WAIT(x.f, stun_answered, 3), 3);
     close(a);
     close(b);
     close(c);
@@ -626,10 +648,10 @@ static void test_forward_control_queue(void **state)
     fixture_start(&x, 1); /* one worker, queue of 4: makes "full" deterministic */
     wzp_addr aa;
     int a = peer_open(&aa);
-    uint8_t stun[20] = {0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42};
+    uint8_t probe2[20] = {0x91, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42};
     uint8_t quic[30] = {0xc3, 0, 0, 0, 1};
     uint8_t probe[12] = {0x90, 7};
-    assert_int_equal(wzp_udp_send(a, &x.relay, stun, sizeof(stun)), 0);
+    assert_int_equal(wzp_udp_send(a, &x.relay, probe2, sizeof(probe2)), 0);
     assert_int_equal(wzp_udp_send(a, &x.relay, quic, sizeof(quic)), 0);
     assert_int_equal(wzp_udp_send(a, &x.relay, probe, sizeof(probe)), 0);
     assert_int_equal(STAT_WAIT(x.f, ctl_queued, 3), 3);
@@ -641,8 +663,8 @@ static void test_forward_control_queue(void **state)
     for (int i = 0; i < 4; i++)
         m[i] = (wzp_udp_msg){.data = bufs[i], .cap = WZP_FWD_MAX_DGRAM};
     assert_int_equal(wzp_forwarder_ctl_recv(x.f, m, 4), 3);
-    assert_int_equal(m[0].len, sizeof(stun));
-    assert_memory_equal(m[0].data, stun, sizeof(stun));
+    assert_int_equal(m[0].len, sizeof(probe2));
+    assert_memory_equal(m[0].data, probe2, sizeof(probe2));
     assert_true(wzp_addr_equal(&m[0].peer, &aa));
     assert_int_equal(m[1].len, sizeof(quic));
     assert_memory_equal(m[1].data, quic, sizeof(quic));
@@ -756,6 +778,190 @@ static void test_forward_dual_stack(void **state)
     wzp_chan_table_free(t);
 }
 
+/* ---- STUN on the workers: answered, rate-limited per source --------------------- */
+
+static bool ctl_never(void *user, const wzp_addr *from, const uint8_t *p, size_t len)
+{
+    (void)user;
+    (void)from;
+    (void)p;
+    (void)len;
+    fail_msg("a STUN request went to the control plane");
+    return false;
+}
+
+typedef struct stun_rig {
+    wzp_fwd_stun_limit lim;
+    uint8_t answers[64 * WZP_STUN_RESPONSE_MAX];
+    wzp_fwd_batch b;
+} stun_rig;
+
+static void stun_rig_init(stun_rig *r, unsigned rate, unsigned burst)
+{
+    memset(r, 0, sizeof(*r));
+    wzp_fwd_stun_limit_init(&r->lim, rate, burst, 0x0123456789abcdefull);
+    r->b = (wzp_fwd_batch){.ctl = ctl_never,
+                           .stun_limit = &r->lim,
+                           .stun_buf = r->answers,
+                           .stun_cap = sizeof(r->answers)};
+}
+
+/* Sends `n` Binding requests from `from` at `now`, one buffer each (as a
+ * worker sees them); returns how many were answered, checking each answer. */
+static unsigned stun_burst(stun_rig *r, const wzp_addr *from, wzp_ts now, unsigned n)
+{
+    unsigned answered = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t req[28], tid[WZP_STUN_TID_LEN] = {(uint8_t)i, 0x5a};
+        assert_int_equal(wzp_stun_binding_request(req, sizeof(req), tid, NULL), 28);
+        wzp_fwd_out out[1];
+        size_t nout = 0;
+        r->b.stun_used = 0;
+        assert_int_equal(wzp_fwd_handle(&r->b, req, sizeof(req), 0, from, now, out, &nout), 1);
+        if (!nout)
+            continue;
+        answered++;
+        assert_int_equal(nout, 1);
+        assert_false(out[0].is_data);
+        assert_true(wzp_addr_equal(&out[0].peer, from));
+        assert_true(out[0].len <= sizeof(req) + WZP_STUN_RESPONSE_GROWTH);
+        wzp_stun_msg m;
+        assert_int_equal(wzp_stun_decode(&m, out[0].data, out[0].len), 0);
+        assert_int_equal(m.type, WZP_STUN_BINDING_SUCCESS);
+        assert_memory_equal(m.tid, tid, sizeof(tid));
+        assert_true(wzp_addr_equal(&m.xor_mapped, from));
+    }
+    return answered;
+}
+
+static void test_stun_rate_limit(void **state)
+{
+    (void)state;
+    static stun_rig r;
+    stun_rig_init(&r, WZP_FWD_STUN_RATE, 0); /* the defaults: 10/s, burst 20 */
+    wzp_addr a = addr("198.51.100.1:5000"), a2 = addr("198.51.100.1:5001"),
+             b = addr("198.51.100.2:5000"), v6 = addr("[2001:db8:1:2::1]:7000"),
+             v6same = addr("[2001:db8:1:2:ffff::9]:7001"), v6other = addr("[2001:db8:1:3::1]:7000");
+    wzp_ts t0 = WZP_SEC(1000);
+
+    /* A burst of 100 from one source: the burst is answered, the rest counted. */
+    assert_int_equal(stun_burst(&r, &a, t0, 100), 2 * WZP_FWD_STUN_RATE);
+    assert_int_equal(r.b.stats[WZP_FWD_S_STUN_ANSWERED], 2 * WZP_FWD_STUN_RATE);
+    assert_int_equal(r.b.stats[WZP_FWD_S_STUN_LIMITED], 100 - 2 * WZP_FWD_STUN_RATE);
+    assert_int_equal(r.b.stats[WZP_FWD_S_RX], 100);
+    /* The limit is per address, not per port; another address is still answered. */
+    assert_int_equal(stun_burst(&r, &a2, t0, 5), 0);
+    assert_int_equal(stun_burst(&r, &b, t0, 3), 3);
+    /* IPv6: one limit per /64. */
+    assert_int_equal(stun_burst(&r, &v6, t0, 30), 2 * WZP_FWD_STUN_RATE);
+    assert_int_equal(stun_burst(&r, &v6same, t0, 5), 0);
+    assert_int_equal(stun_burst(&r, &v6other, t0, 5), 5);
+    /* Junk from a limited source is malformed, not rate-limited, and costs no answer. */
+    uint8_t junk[20] = {0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x43};
+    wzp_fwd_out out[1];
+    size_t nout = 0;
+    uint64_t limited = r.b.stats[WZP_FWD_S_STUN_LIMITED];
+    wzp_fwd_handle(&r.b, junk, sizeof(junk), 0, &a, t0, out, &nout);
+    assert_int_equal(nout, 0);
+    assert_int_equal(r.b.stats[WZP_FWD_S_MALFORMED], 1);
+    assert_int_equal(r.b.stats[WZP_FWD_S_STUN_LIMITED], limited);
+
+    /* Refilled from the batch time: 100 ms later one more answer, a second
+     * later the sustained rate's worth. */
+    assert_int_equal(stun_burst(&r, &a, t0 + WZP_MS(100), 5), 1);
+    assert_int_equal(stun_burst(&r, &a, t0 + WZP_MS(1100), 100), WZP_FWD_STUN_RATE);
+    /* Idle long enough, the whole burst again (never more). */
+    assert_int_equal(stun_burst(&r, &a, t0 + WZP_SEC(60), 100), 2 * WZP_FWD_STUN_RATE);
+
+    /* A GRO train of requests from one source is limited datagram by datagram. */
+    uint8_t train[40 * 28];
+    for (int i = 0; i < 40; i++) {
+        uint8_t tid[WZP_STUN_TID_LEN] = {(uint8_t)i};
+        assert_int_equal(wzp_stun_binding_request(train + i * 28, 28, tid, NULL), 28);
+    }
+    wzp_fwd_out tout[40];
+    nout = 0;
+    r.b.stun_used = 0;
+    memset(r.b.stats, 0, sizeof(r.b.stats));
+    assert_int_equal(
+        wzp_fwd_handle(&r.b, train, sizeof(train), 28, &b, t0 + WZP_SEC(60), tout, &nout), 40);
+    size_t answers = 0;
+    for (size_t i = 0; i < nout; i++)
+        answers += tout[i].nseg;
+    assert_int_equal(answers, 2 * WZP_FWD_STUN_RATE);
+    assert_int_equal(r.b.stats[WZP_FWD_S_STUN_ANSWERED], 2 * WZP_FWD_STUN_RATE);
+    assert_int_equal(r.b.stats[WZP_FWD_S_STUN_LIMITED], 40 - 2 * WZP_FWD_STUN_RATE);
+
+    /* No room left for answers: not answered, counted. */
+    uint8_t req[28], tid[WZP_STUN_TID_LEN] = {0};
+    assert_int_equal(wzp_stun_binding_request(req, sizeof(req), tid, NULL), 28);
+    r.b.stun_used = r.b.stun_cap - WZP_STUN_RESPONSE_MAX + 1;
+    nout = 0;
+    wzp_fwd_handle(&r.b, req, sizeof(req), 0, &v6other, t0 + WZP_SEC(120), out, &nout);
+    assert_int_equal(nout, 0);
+    assert_int_equal(r.b.stats[WZP_FWD_S_STUN_LIMITED], 40 - 2 * WZP_FWD_STUN_RATE + 1);
+
+    /* Rate 0 (or no limiter): every valid request is answered. */
+    stun_rig_init(&r, 0, 0);
+    assert_int_equal(stun_burst(&r, &a, t0, 100), 100);
+    r.b.stun_limit = NULL;
+    assert_int_equal(stun_burst(&r, &a, t0, 100), 100);
+    /* An explicit burst. */
+    stun_rig_init(&r, 1, 3);
+    assert_int_equal(stun_burst(&r, &a, t0, 10), 3);
+    assert_int_equal(stun_burst(&r, &a, t0 + WZP_MS(999), 10), 0);
+    assert_int_equal(stun_burst(&r, &a, t0 + WZP_SEC(1), 10), 1);
+}
+
+/* The same through a running forwarder: real sockets, real clock. */
+static void test_forward_stun_limit(void **state)
+{
+    (void)state;
+    wzp_chan_table *t = wzp_chan_table_new(16);
+    wzp_forwarder_cfg cfg = {.workers = 1, .table = t, .stun_rate = 2, .stun_burst = 5};
+    cfg.bind = addr("127.0.0.1:0");
+    wzp_forwarder *f;
+    assert_int_equal(wzp_forwarder_start(&cfg, &f), 0);
+    wzp_addr relay = *wzp_forwarder_local_addr(f), aa, ba, lo2 = addr("127.0.0.2:0");
+    int a = peer_open(&aa);
+    int b = wzp_udp_open(&lo2, NULL, &ba); /* another source address */
+    assert_true(b >= 0);
+    uint8_t req[28], tid[WZP_STUN_TID_LEN] = {1};
+    assert_int_equal(wzp_stun_binding_request(req, sizeof(req), tid, NULL), 28);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(wzp_udp_send(a, &relay, req, sizeof(req)), 0);
+    assert_int_equal(STAT_WAIT(f, rx, 100), 100);
+    int got = 0;
+    uint8_t ans[WZP_STUN_RESPONSE_MAX];
+    while (peer_recv(a, ans, sizeof(ans), NULL, 200) > 0)
+        got++;
+    /* The burst, plus at most what the rate refilled while the 100 went out. */
+    assert_true(got >= 5 && got <= 6);
+    wzp_fwd_stats s;
+    wzp_forwarder_stats(f, &s);
+    assert_int_equal(s.stun_answered, (uint64_t)got);
+    assert_int_equal(s.stun_rate_limited, 100 - (uint64_t)got);
+    assert_int_equal(s.ctl_queued, 0);
+    /* Another source is answered meanwhile. */
+    assert_int_equal(wzp_udp_send(b, &relay, req, sizeof(req)), 0);
+    wzp_addr src;
+    int n = peer_recv(b, ans, sizeof(ans), &src, 2000);
+    assert_true(n > 0);
+    assert_true(wzp_addr_equal(&src, &relay));
+    wzp_stun_msg m;
+    assert_int_equal(wzp_stun_decode(&m, ans, (size_t)n), 0);
+    assert_true(wzp_addr_equal(&m.xor_mapped, &ba));
+    /* A refill (2/s) later, the first source is answered again. */
+    struct timespec ts = {0, 600000000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(wzp_udp_send(a, &relay, req, sizeof(req)), 0);
+    assert_true(peer_recv(a, ans, sizeof(ans), NULL, 2000) > 0);
+    close(a);
+    close(b);
+    wzp_forwarder_stop(f);
+    wzp_chan_table_free(t);
+}
+
 static void test_forward_start_errors(void **state)
 {
     (void)state;
@@ -775,7 +981,8 @@ int main(void)
         cmocka_unit_test(test_forward_pair),         cmocka_unit_test(test_forward_trains),
         cmocka_unit_test(test_forward_coalescing),   cmocka_unit_test(test_forward_control_queue),
         cmocka_unit_test(test_forward_multi_worker), cmocka_unit_test(test_forward_dual_stack),
-        cmocka_unit_test(test_forward_start_errors),
+        cmocka_unit_test(test_forward_start_errors), cmocka_unit_test(test_stun_rate_limit),
+        cmocka_unit_test(test_forward_stun_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
