@@ -1,7 +1,8 @@
 /*
  * Client core: the QUIC endpoint, the relay (control) connection with its
- * reconnect backoff, signaling glue, receive demultiplexing and the send
- * side of flush. Per-call logic is in core_call.c.
+ * reconnect backoff, the registry of calls (src/call/voicecall.h) and one
+ * routing table from every key a packet or event names (relay channel,
+ * virtual port, probe tag, signaling handle) to its call.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,46 +22,118 @@
 #define CTRL_IDLE_TIMEOUT WZP_SEC(12)
 #define CTRL_HANDSHAKE    WZP_SEC(5)
 
-void wzp_core__emit(wzp_core *core, const wzp_core_event *ev)
+static void emit(wzp_core *core, const wzp_core_event *ev)
 {
     if (core->cfg.event)
         core->cfg.event(core->cfg.user, ev);
 }
 
-core_call *wzp_core__find(const wzp_core *core, uint32_t id)
+/* --- the routing table ------------------------------------------------------------------ */
+
+enum { ROUTE_SIG = 1, ROUTE_CHAN, ROUTE_VPORT, ROUTE_TAG };
+
+typedef struct route_key {
+    uint8_t kind;
+    uint8_t k[WZP_PROBE_TAG_LEN];
+} route_key;
+
+static size_t route_key_make(route_key *rk, int kind, const void *k, size_t len)
+{
+    memset(rk, 0, sizeof(*rk));
+    rk->kind = (uint8_t)kind;
+    memcpy(rk->k, k, len);
+    return 1 + len;
+}
+
+static core_slot *route(const wzp_core *core, int kind, const void *k, size_t len)
+{
+    route_key rk;
+    size_t n = route_key_make(&rk, kind, k, len);
+    return wzp_hmap_get(&core->routes, &rk, n);
+}
+
+static void route_set(wzp_core *core, int kind, const void *k, size_t len, core_slot *slot)
+{
+    route_key rk;
+    size_t n = route_key_make(&rk, kind, k, len);
+    if (slot)
+        (void)wzp_hmap_put(&core->routes, &rk, n, slot); /* NOMEM: the key routes nowhere */
+    else
+        wzp_hmap_del(&core->routes, &rk, n);
+}
+
+/* Brings the table in line with the call's current keys (after any input to it). */
+static void routes_sync(wzp_core *core, core_slot *slot)
+{
+    core_route_keys now = {0};
+    if (slot->vc) {
+        now.sig = wzp_voicecall_sig(slot->vc);
+        now.chan = wzp_voicecall_channel(slot->vc);
+        now.vport = wzp_voicecall_vport(slot->vc);
+        const uint8_t *tag = wzp_voicecall_probe_tag(slot->vc);
+        now.tagged = tag != NULL;
+        if (tag)
+            memcpy(now.tag, tag, sizeof(now.tag));
+    }
+    core_route_keys *was = &slot->keys;
+    if (was->sig != now.sig) {
+        if (was->sig)
+            route_set(core, ROUTE_SIG, &was->sig, sizeof(was->sig), NULL);
+        if (now.sig)
+            route_set(core, ROUTE_SIG, &now.sig, sizeof(now.sig), slot);
+    }
+    if (was->chan != now.chan) {
+        if (was->chan)
+            route_set(core, ROUTE_CHAN, &was->chan, sizeof(was->chan), NULL);
+        if (now.chan)
+            route_set(core, ROUTE_CHAN, &now.chan, sizeof(now.chan), slot);
+    }
+    if (was->vport != now.vport) {
+        if (was->vport)
+            route_set(core, ROUTE_VPORT, &was->vport, sizeof(was->vport), NULL);
+        if (now.vport)
+            route_set(core, ROUTE_VPORT, &now.vport, sizeof(now.vport), slot);
+    }
+    if (was->tagged != now.tagged || memcmp(was->tag, now.tag, sizeof(now.tag)) != 0) {
+        if (was->tagged)
+            route_set(core, ROUTE_TAG, was->tag, sizeof(was->tag), NULL);
+        if (now.tagged)
+            route_set(core, ROUTE_TAG, now.tag, sizeof(now.tag), slot);
+    }
+    *was = now;
+}
+
+static void routes_sync_all(wzp_core *core)
+{
+    for (size_t i = 0; i < CORE_MAX_CALLS; i++)
+        if (core->calls[i].vc)
+            routes_sync(core, &core->calls[i]);
+}
+
+static core_slot *slot_of_id(const wzp_core *core, uint32_t id)
 {
     for (size_t i = 0; id && i < CORE_MAX_CALLS; i++)
-        if (core->calls[i] && core->calls[i]->id == id)
-            return core->calls[i];
+        if (core->calls[i].vc && core->calls[i].id == id)
+            return (core_slot *)&core->calls[i];
     return NULL;
 }
 
-core_call *wzp_core__find_sig(const wzp_core *core, uint32_t sig)
+static core_slot *slot_of(const wzp_core *core, const wzp_voicecall *vc)
 {
-    for (size_t i = 0; sig && i < CORE_MAX_CALLS; i++)
-        if (core->calls[i] && core->calls[i]->sig == sig)
-            return core->calls[i];
+    for (size_t i = 0; vc && i < CORE_MAX_CALLS; i++)
+        if (core->calls[i].vc == vc)
+            return (core_slot *)&core->calls[i];
     return NULL;
 }
 
-core_call *wzp_core__find_chan(const wzp_core *core, uint32_t chan)
+wzp_voicecall *wzp_core__voicecall(const wzp_core *core, uint32_t id)
 {
-    for (size_t i = 0; chan && i < CORE_MAX_CALLS; i++)
-        if (core->calls[i] && core->calls[i]->chan == chan)
-            return core->calls[i];
-    return NULL;
-}
-
-core_call *wzp_core__find_vport(const wzp_core *core, uint16_t vport)
-{
-    for (size_t i = 0; vport && i < CORE_MAX_CALLS; i++)
-        if (core->calls[i] && core->calls[i]->vport == vport)
-            return core->calls[i];
-    return NULL;
+    core_slot *slot = slot_of_id(core, id);
+    return slot ? slot->vc : NULL;
 }
 
 /* 100::/64, the discard-only prefix (RFC 6666): our virtual paths. */
-bool wzp_core__is_virtual(const wzp_addr *a)
+static bool is_virtual(const wzp_addr *a)
 {
     if (wzp_addr_family(a) != AF_INET6)
         return false;
@@ -109,6 +182,89 @@ static void sig_send(void *user, const uint8_t *msg, size_t len)
         wzp_quic_conn_send_message(core->ctrl, msg, len);
 }
 
+/* --- calls --------------------------------------------------------------------------------- */
+
+static void vc_event(void *owner, wzp_voicecall *vc, const wzp_voicecall_event *ev)
+{
+    wzp_core *core = owner;
+    core_slot *slot = slot_of(core, vc);
+    if (!slot)
+        return;
+    wzp_core_event e = {.call = slot->id, .call_user = wzp_voicecall_user(vc)};
+    switch (ev->type) {
+    case WZP_VOICECALL_EV_STATE:
+        e.type = WZP_CORE_EV_CALL_STATE;
+        e.state = ev->state;
+        e.err = ev->err;
+        e.text = ev->text;
+        e.peer_fp = ev->peer_fp;
+        e.peer_alias = ev->peer_alias;
+        break;
+    case WZP_VOICECALL_EV_PATH:
+        e.type = WZP_CORE_EV_PATH;
+        break;
+    case WZP_VOICECALL_EV_PCM:
+        e.type = WZP_CORE_EV_PCM;
+        e.pcm = ev->pcm;
+        e.concealed = ev->concealed;
+        break;
+    }
+    emit(core, &e);
+}
+
+static bool vc_pcm_source(void *owner, wzp_voicecall *vc, int16_t pcm[WZP_FRAME_SAMPLES])
+{
+    wzp_core *core = owner;
+    core_slot *slot = slot_of(core, vc);
+    return slot && core->cfg.pcm_source &&
+           core->cfg.pcm_source(core->cfg.user, slot->id, wzp_voicecall_user(vc), pcm);
+}
+
+static wzp_ts vc_relay_rtt(void *owner)
+{
+    return wzp_core_relay_rtt(owner);
+}
+
+static wzp_ts vc_relay_heard_at(void *owner)
+{
+    return ((wzp_core *)owner)->last_relay_rx;
+}
+
+/* A free slot and a virtual port no live call uses (wraps after 65535 calls). */
+static core_slot *slot_reserve(wzp_core *core, uint16_t *vport)
+{
+    core_slot *slot = NULL;
+    for (size_t i = 0; i < CORE_MAX_CALLS && !slot; i++)
+        if (!core->calls[i].vc)
+            slot = &core->calls[i];
+    if (!slot)
+        return NULL;
+    do {
+        *vport = core->next_vport++;
+        if (!core->next_vport)
+            core->next_vport = 1;
+    } while (!*vport || route(core, ROUTE_VPORT, vport, sizeof(*vport)));
+    return slot;
+}
+
+static void slot_fill(wzp_core *core, core_slot *slot, wzp_voicecall *vc)
+{
+    memset(slot, 0, sizeof(*slot));
+    slot->vc = vc;
+    slot->id = core->next_id++;
+    routes_sync(core, slot);
+}
+
+static void slot_free(wzp_core *core, core_slot *slot)
+{
+    wzp_voicecall *vc = slot->vc;
+    slot->vc = NULL;
+    routes_sync(core, slot); /* all keys out of the table */
+    wzp_voicecall_free(vc);
+}
+
+/* --- signaling ------------------------------------------------------------------------------- */
+
 static void sig_event(void *user, const wzp_sigc_event *ev)
 {
     wzp_core *core = user;
@@ -116,11 +272,10 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
     switch (ev->type) {
     case WZP_SIGC_EV_REGISTERED: {
         core->backoff = core->cfg.reconnect_min;
-        core->ever_registered = true;
         wzp_addr_format(&ev->msg->u.registered.reflexive, buf, sizeof(buf));
         WZP_INFO("client: registered, reflexive address %s", buf);
         wzp_core_event e = {.type = WZP_CORE_EV_REGISTERED, .text = buf};
-        wzp_core__emit(core, &e);
+        emit(core, &e);
         return;
     }
     case WZP_SIGC_EV_REGISTER_FAILED: {
@@ -136,63 +291,84 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
             .err = ev->err,
             .fatal = fatal,
             .text = ev->msg && ev->msg->type == WZP_SIG_ERROR ? ev->msg->u.error.text : ""};
-        wzp_core__emit(core, &e);
+        emit(core, &e);
         if (core->ctrl)
             wzp_quic_conn_close(core->ctrl, 0, "registration failed");
         return;
     }
     case WZP_SIGC_EV_REFLEXIVE:
         for (size_t i = 0; i < CORE_MAX_CALLS; i++)
-            if (core->calls[i])
-                wzp_core__call_reflexive(core, core->calls[i], &ev->msg->u.reflexive.reflexive);
+            if (core->calls[i].vc)
+                wzp_voicecall_on_reflexive(core->calls[i].vc, &ev->msg->u.reflexive.reflexive,
+                                           core->now);
         return;
     case WZP_SIGC_EV_ERROR:
     case WZP_SIGC_EV_PONG:
         return;
     case WZP_SIGC_EV_INCOMING: {
-        core_call *call = wzp_core__call_new(core, false, NULL);
-        if (!call) {
+        uint16_t vport;
+        core_slot *slot = slot_reserve(core, &vport);
+        wzp_voicecall_config vcfg = {
+            .role = WZP_VOICECALL_CALLEE, .id = core->next_id, .vport = vport, .sig = ev->call};
+        wzp_voicecall *vc = NULL;
+        if (!slot || wzp_voicecall_new(&vc, &core->env, &vcfg, core->now) < 0) {
             wzp_sigc_busy(core->sc, ev->call, core->now);
             return;
         }
-        call->sig = ev->call;
-        wzp_core__call_sig_event(core, call, ev);
+        slot_fill(core, slot, vc);
+        wzp_voicecall_on_signal(vc, ev, core->now);
+        routes_sync(core, slot);
+        wzp_core_event e = {.type = WZP_CORE_EV_INCOMING,
+                            .call = slot->id,
+                            .state = wzp_voicecall_state(vc),
+                            .peer_fp = wzp_voicecall_peer_fp(vc),
+                            .peer_alias = wzp_voicecall_peer_alias(vc)};
+        emit(core, &e);
         return;
     }
     default:
         break;
     }
-    core_call *call = wzp_core__find_sig(core, ev->call);
-    if (call)
-        wzp_core__call_sig_event(core, call, ev);
+    core_slot *slot = route(core, ROUTE_SIG, &ev->call, sizeof(ev->call));
+    if (!slot)
+        return;
+    wzp_voicecall_on_signal(slot->vc, ev, core->now);
+    routes_sync(core, slot);
 }
 
-/* --- QUIC callbacks ------------------------------------------------------------------------ */
+/* --- QUIC callbacks (the endpoint is shared by the control connection and every call) ----- */
 
 static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
                     wzp_quic_conn_opts *opts)
 {
-    return wzp_core__accept(user, remote, opts);
+    wzp_core *core = user;
+    /* Only an Initial that came through one of our calls' relay channels. */
+    if (!is_virtual(remote))
+        return WZP_ERR_INVALID;
+    uint16_t vport = wzp_addr_port(remote);
+    core_slot *slot = route(core, ROUTE_VPORT, &vport, sizeof(vport));
+    return slot ? wzp_voicecall_accept_conn(slot->vc, opts) : WZP_ERR_INVALID;
 }
 
 static void q_established(void *user, wzp_quic_conn *c, const uint8_t *peer_fp)
 {
     wzp_core *core = user;
-    core_call *call = wzp_quic_conn_user(c);
     if (c == core->ctrl) {
         core->ctrl_up = true;
         wzp_sigc_register(core->sc, core->alias, core->now);
         return;
     }
-    if (call)
-        wzp_core__call_established(core, call, c, peer_fp);
+    wzp_voicecall *vc = wzp_quic_conn_user(c);
+    if (vc)
+        wzp_voicecall_on_established(vc, c, peer_fp, core->now);
 }
 
 static void q_datagram(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len)
 {
-    core_call *call = wzp_quic_conn_user(c);
-    if (call)
-        wzp_core__call_datagram(user, call, data, len);
+    wzp_core *core = user;
+    wzp_voicecall *vc = wzp_quic_conn_user(c);
+    if (vc && c != core->ctrl)
+        wzp_voicecall_on_datagram(vc, data, len, core->now);
 }
 
 static void q_message(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len)
@@ -203,20 +379,13 @@ static void q_message(void *user, wzp_quic_conn *c, const uint8_t *data, size_t 
             wzp_sigc_on_message(core->sc, data, len, core->now);
         return;
     }
-    core_call *call = wzp_quic_conn_user(c);
-    if (call)
-        wzp_core__call_message(core, call, data, len);
+    wzp_voicecall *vc = wzp_quic_conn_user(c);
+    if (vc)
+        wzp_voicecall_on_message(vc, data, len, core->now);
 }
 
-static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info)
+static void ctrl_closed(wzp_core *core, const wzp_quic_close_info *info)
 {
-    wzp_core *core = user;
-    if (c != core->ctrl) {
-        core_call *call = wzp_quic_conn_user(c);
-        if (call)
-            wzp_core__call_closed(core, call, info);
-        return;
-    }
     bool was_up = core->ctrl_up;
     core->ctrl = NULL;
     core->ctrl_up = false;
@@ -243,8 +412,20 @@ static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *in
     core->fatal_reported = core->fatal;
     wzp_core_event e = {
         .type = WZP_CORE_EV_UNREGISTERED, .err = err, .fatal = core->fatal, .text = info->detail};
-    wzp_core__emit(core, &e);
+    emit(core, &e);
     schedule_reconnect(core, core->now); /* 250 ms after a registration that held */
+}
+
+static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info)
+{
+    wzp_core *core = user;
+    if (c == core->ctrl) {
+        ctrl_closed(core, info);
+        return;
+    }
+    wzp_voicecall *vc = wzp_quic_conn_user(c);
+    if (vc)
+        wzp_voicecall_on_closed(vc, info, core->now);
 }
 
 /* --- lifetime --------------------------------------------------------------------------------- */
@@ -274,8 +455,7 @@ int wzp_core_new(const wzp_core_config *cfg, wzp_core **out)
     core->relay_sock = rsock;
     core->next_id = 1;
     core->next_vport = 1;
-    static const uint8_t vlocal_ip[16] = {0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-    wzp_addr_from_ip(&core->vlocal, AF_INET6, vlocal_ip, 1);
+    wzp_hmap_init(&core->routes);
 
     wzp_quic_callbacks qcb = {
         .accept = q_accept,
@@ -299,6 +479,19 @@ int wzp_core_new(const wzp_core_config *cfg, wzp_core **out)
         free(core);
         return WZP_ERR_NOMEM;
     }
+    static const uint8_t vlocal_ip[16] = {0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    core->env = (wzp_voicecall_env){.id = cfg->id,
+                                    .ep = core->ep,
+                                    .sc = core->sc,
+                                    .relay = cfg->relay,
+                                    .direct_disabled = cfg->direct_disabled,
+                                    .owner = core,
+                                    .relay_rtt = vc_relay_rtt,
+                                    .relay_heard_at = vc_relay_heard_at,
+                                    .event = vc_event,
+                                    .pcm_source = vc_pcm_source};
+    memcpy(core->env.local, cfg->local, sizeof(core->env.local));
+    wzp_addr_from_ip(&core->env.vlocal, AF_INET6, vlocal_ip, 1);
     *out = core;
     return 0;
 }
@@ -310,10 +503,9 @@ void wzp_core_free(wzp_core *core)
     /* The endpoint goes first, without callbacks, so no call is touched after its free. */
     wzp_quic_endpoint_free(core->ep);
     for (size_t i = 0; i < CORE_MAX_CALLS; i++)
-        if (core->calls[i]) {
-            core->calls[i]->conn = NULL;
-            wzp_core__call_free(core, core->calls[i]);
-        }
+        if (core->calls[i].vc)
+            wzp_voicecall_free(core->calls[i].vc);
+    wzp_hmap_free(&core->routes);
     wzp_sigc_free(core->sc);
     free(core);
 }
@@ -370,8 +562,9 @@ int wzp_core_set_host_addrs(wzp_core *core, const wzp_addr *ips, size_t n, wzp_t
     WZP_INFO("client: host addresses changed (%zu, first %s)", k,
              k ? wzp_addr_format(&set[0], buf, sizeof(buf)) : "none");
     for (int i = 0; i < CORE_MAX_CALLS; i++)
-        if (core->calls[i])
-            wzp_core__call_hosts_changed(core, core->calls[i], now);
+        if (core->calls[i].vc)
+            wzp_voicecall_on_hosts(core->calls[i].vc, core->hosts, core->n_hosts, now);
+    routes_sync_all(core);
     return 1;
 }
 
@@ -389,8 +582,9 @@ void wzp_core_shutdown(wzp_core *core, wzp_ts now)
 {
     core->now = now;
     for (size_t i = 0; i < CORE_MAX_CALLS; i++)
-        if (core->calls[i])
-            wzp_core__call_end(core, core->calls[i], 0, "");
+        if (core->calls[i].vc)
+            wzp_voicecall_end(core->calls[i].vc, 0, "", now);
+    routes_sync_all(core);
     core->stopping = true;
     core->reconnect_at = WZP_TS_NEVER;
     if (core->ctrl)
@@ -416,34 +610,27 @@ wzp_ts wzp_core_relay_rtt(const wzp_core *core)
     return st.smoothed_rtt;
 }
 
-/* Work that must not run inside endpoint callbacks, and freeing released calls. */
-static void after(wzp_core *core, wzp_ts now)
+/* Keys may have moved during an input; released calls that ended and closed go. */
+static void after(wzp_core *core)
 {
     for (size_t i = 0; i < CORE_MAX_CALLS; i++) {
-        core_call *call = core->calls[i];
-        if (!call)
+        core_slot *slot = &core->calls[i];
+        if (!slot->vc)
             continue;
-        wzp_core__call_after(core, call, now);
-        if (call->released && call->state == WZP_CALL_ENDED && !call->conn) {
-            core->calls[i] = NULL;
-            wzp_core__call_free(core, call);
-        }
+        if (slot->released && wzp_voicecall_state(slot->vc) == WZP_CALL_ENDED &&
+            !wzp_voicecall_conn(slot->vc))
+            slot_free(core, slot);
+        else
+            routes_sync(core, slot);
     }
 }
 
-/* --- receive ------------------------------------------------------------------------------------
- */
+/* --- receive: one routing step per datagram ----------------------------------------------- */
 
-static bool from_relay(const wzp_core *core, const core_call *call, const wzp_addr *from)
+static bool from_relay(const wzp_core *core, const core_slot *slot, const wzp_addr *from)
 {
-    return wzp_addr_equal(from, &core->cfg.relay) || (call && wzp_addr_equal(from, &call->relay));
-}
-
-static void feed_call(wzp_core *core, core_call *call, const uint8_t *pkt, size_t len, wzp_ts now)
-{
-    wzp_quic_endpoint_feed(core->ep, &core->vlocal, &call->vremote, pkt, len, now);
-    if (!call->conn && !call->outgoing) /* the Initial just created our server connection */
-        call->conn = wzp_quic_endpoint_lookup(core->ep, pkt, len);
+    return wzp_addr_equal(from, &core->cfg.relay) ||
+           (slot && wzp_addr_equal(from, wzp_voicecall_relay_addr(slot->vc)));
 }
 
 void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t *pkt, size_t len,
@@ -463,23 +650,15 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
             wzp_quic_endpoint_feed(core->ep, &core->cfg.local[sock], from, pkt, len, now);
             break;
         }
-        /* An end-to-end packet on a direct path. */
+        /* An end-to-end packet on a direct path: the endpoint's connection-ID table. */
         wzp_quic_conn *c = wzp_quic_endpoint_lookup(core->ep, pkt, len);
-        core_call *call = c && c != core->ctrl ? wzp_quic_conn_user(c) : NULL;
-        if (!call || call->conn != c) {
+        wzp_voicecall *vc = c && c != core->ctrl ? wzp_quic_conn_user(c) : NULL;
+        if (!vc || wzp_voicecall_conn(vc) != c) {
             n->rx_no_call++;
             break;
         }
         n->rx_direct++;
-        wzp_quic_conn_stats before, after_st;
-        wzp_quic_conn_get_stats(c, &before);
-        wzp_quic_endpoint_feed(core->ep, &core->vlocal, &call->vremote, pkt, len, now);
-        if (call->conn == c) {
-            wzp_quic_conn_get_stats(c, &after_st);
-            /* Only a packet QUIC decrypted proves the peer is behind that address. */
-            if (after_st.pkts_recv > before.pkts_recv && call->ice && call->keyed)
-                wzp_ice_note_rx(call->ice, sock, from, now);
-        }
+        wzp_voicecall_on_direct_packet(vc, sock, from, pkt, len, now);
         break;
     }
     case WZP_PKT_RELAY: {
@@ -488,21 +667,20 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
             n->rx_malformed++;
             break;
         }
-        if (from_relay(core, wzp_core__find_chan(core, f.channel), from))
+        core_slot *slot = route(core, ROUTE_CHAN, &f.channel, sizeof(f.channel));
+        if (from_relay(core, slot, from))
             core->last_relay_rx = now;
         if (f.type == WZP_RELAY_FRAME_KEEPALIVE_ACK) {
             n->rx_keepalive_ack++;
             break;
         }
-        core_call *call =
-            f.type == WZP_RELAY_FRAME_DATA ? wzp_core__find_chan(core, f.channel) : NULL;
-        if (!call || !from_relay(core, call, from) ||
-            (call->state == WZP_CALL_ENDED && !call->conn)) {
+        if (f.type != WZP_RELAY_FRAME_DATA || !slot || !from_relay(core, slot, from) ||
+            (wzp_voicecall_state(slot->vc) == WZP_CALL_ENDED && !wzp_voicecall_conn(slot->vc))) {
             n->rx_no_call++;
             break;
         }
         n->rx_relay++;
-        feed_call(core, call, f.payload, f.payload_len, now);
+        wzp_voicecall_on_relay_packet(slot->vc, f.payload, f.payload_len, now);
         break;
     }
     case WZP_PKT_PROBE: {
@@ -511,19 +689,13 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
             n->rx_malformed++;
             break;
         }
-        core_call *match = NULL;
-        for (size_t i = 0; i < CORE_MAX_CALLS && !match; i++) {
-            core_call *call = core->calls[i];
-            if (call && call->keyed && call->state == WZP_CALL_ACTIVE &&
-                !memcmp(call->tag, tag, sizeof(tag)))
-                match = call;
-        }
-        if (!match) {
+        core_slot *slot = route(core, ROUTE_TAG, tag, sizeof(tag));
+        if (!slot || wzp_voicecall_state(slot->vc) != WZP_CALL_ACTIVE) {
             n->rx_no_call++;
             break;
         }
         n->rx_probe++;
-        wzp_ice_recv(match->ice, sock, from, pkt, len, now);
+        wzp_voicecall_on_probe(slot->vc, sock, from, pkt, len, now);
         break;
     }
     default:
@@ -531,7 +703,7 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
         n->rx_unknown++;
         break;
     }
-    after(core, now);
+    after(core);
 }
 
 const wzp_core_counters *wzp_core_get_counters(const wzp_core *core)
@@ -539,8 +711,7 @@ const wzp_core_counters *wzp_core_get_counters(const wzp_core *core)
     return &core->counters;
 }
 
-/* --- timers -------------------------------------------------------------------------------------
- */
+/* --- timers ----------------------------------------------------------------------------------- */
 
 wzp_ts wzp_core_next_deadline(const wzp_core *core)
 {
@@ -548,8 +719,8 @@ wzp_ts wzp_core_next_deadline(const wzp_core *core)
     t = wzp_ts_min(t, wzp_sigc_next_deadline(core->sc));
     t = wzp_ts_min(t, core->reconnect_at);
     for (size_t i = 0; i < CORE_MAX_CALLS; i++)
-        if (core->calls[i])
-            t = wzp_ts_min(t, wzp_core__call_deadline(core->calls[i]));
+        if (core->calls[i].vc)
+            t = wzp_ts_min(t, wzp_voicecall_next_deadline(core->calls[i].vc));
     return t;
 }
 
@@ -563,13 +734,12 @@ void wzp_core_handle_timer(wzp_core *core, wzp_ts now)
     if (core->reconnect_at <= now && !core->ctrl && !core->stopping)
         connect_relay(core, now);
     for (size_t i = 0; i < CORE_MAX_CALLS; i++)
-        if (core->calls[i])
-            wzp_core__call_timer(core, core->calls[i], now);
-    after(core, now);
+        if (core->calls[i].vc && wzp_voicecall_next_deadline(core->calls[i].vc) <= now)
+            wzp_voicecall_handle_timer(core->calls[i].vc, now);
+    after(core);
 }
 
-/* --- send ---------------------------------------------------------------------------------------
- */
+/* --- send ------------------------------------------------------------------------------------- */
 
 struct flush_ctx {
     wzp_core *core;
@@ -581,15 +751,16 @@ static void q_send(void *user, const wzp_addr *local, const wzp_addr *remote, co
                    size_t len)
 {
     struct flush_ctx *fc = user;
-    if (!wzp_core__is_virtual(remote)) {
+    if (!is_virtual(remote)) {
         int s = wzp_cand_sock_for(remote);
         if (s >= 0)
             fc->send(fc->user, s, remote, pkt, len);
         return;
     }
-    core_call *call = wzp_core__find_vport(fc->core, wzp_addr_port(remote));
-    if (call)
-        wzp_core__call_route(fc->core, call, pkt, len, fc->send, fc->user);
+    uint16_t vport = wzp_addr_port(remote);
+    core_slot *slot = route(fc->core, ROUTE_VPORT, &vport, sizeof(vport));
+    if (slot)
+        wzp_voicecall_route(slot->vc, pkt, len, fc->send, fc->user);
 }
 
 void wzp_core_flush(wzp_core *core, wzp_ts now, wzp_core_send_fn send, void *user)
@@ -598,40 +769,114 @@ void wzp_core_flush(wzp_core *core, wzp_ts now, wzp_core_send_fn send, void *use
     struct flush_ctx fc = {core, send, user};
     wzp_quic_endpoint_flush(core->ep, now, q_send, &fc);
     for (size_t i = 0; i < CORE_MAX_CALLS; i++)
-        if (core->calls[i])
-            wzp_core__call_flush(core, core->calls[i], now, send, user);
+        if (core->calls[i].vc)
+            wzp_voicecall_flush(core->calls[i].vc, now, send, user);
 }
 
-/* --- commands ------------------------------------------------------------------------------------
- */
+/* --- commands --------------------------------------------------------------------------------- */
+
+int wzp_core_call(wzp_core *core, const char *peer, void *call_user, uint32_t *out, wzp_ts now)
+{
+    if (!peer || !out)
+        return WZP_ERR_INVALID;
+    core->now = now;
+    uint8_t fp[WZP_FINGERPRINT_LEN];
+    if (wzp_fingerprint_parse(peer, fp) != 0 && !wzp_sig_alias_valid(peer))
+        return WZP_ERR_INVALID;
+    if (!wzp_core_registered(core))
+        return WZP_ERR_STATE;
+    uint16_t vport;
+    core_slot *slot = slot_reserve(core, &vport);
+    if (!slot)
+        return WZP_ERR_LIMIT;
+    wzp_voicecall_config vcfg = {.role = WZP_VOICECALL_CALLER,
+                                 .id = core->next_id,
+                                 .vport = vport,
+                                 .user = call_user,
+                                 .peer = peer,
+                                 .hosts = core->hosts,
+                                 .n_hosts = core->n_hosts};
+    const wzp_addr *refl = wzp_sigc_reflexive(core->sc);
+    if (refl)
+        vcfg.reflexive = *refl;
+    wzp_voicecall *vc;
+    int rc = wzp_voicecall_new(&vc, &core->env, &vcfg, now);
+    if (rc < 0)
+        return rc;
+    slot_fill(core, slot, vc);
+    *out = slot->id;
+    return 0;
+}
 
 int wzp_core_set_call_user(wzp_core *core, uint32_t id, void *call_user)
 {
-    core_call *call = wzp_core__find(core, id);
-    if (!call)
+    core_slot *slot = slot_of_id(core, id);
+    if (!slot)
         return WZP_ERR_NOT_FOUND;
-    call->user = call_user;
+    wzp_voicecall_set_user(slot->vc, call_user);
     return 0;
+}
+
+int wzp_core_answer(wzp_core *core, uint32_t id, wzp_ts now)
+{
+    core_slot *slot = slot_of_id(core, id);
+    if (!slot)
+        return WZP_ERR_NOT_FOUND;
+    core->now = now;
+    const wzp_addr *refl = wzp_sigc_reflexive(core->sc);
+    int rc = wzp_voicecall_answer(slot->vc, core->hosts, core->n_hosts, refl, now);
+    routes_sync(core, slot);
+    return rc;
+}
+
+int wzp_core_reject(wzp_core *core, uint32_t id, wzp_ts now)
+{
+    core_slot *slot = slot_of_id(core, id);
+    if (!slot)
+        return WZP_ERR_NOT_FOUND;
+    core->now = now;
+    int rc = wzp_voicecall_reject(slot->vc, now);
+    routes_sync(core, slot);
+    return rc;
+}
+
+int wzp_core_hangup(wzp_core *core, uint32_t id, wzp_ts now)
+{
+    core_slot *slot = slot_of_id(core, id);
+    if (!slot)
+        return WZP_ERR_NOT_FOUND;
+    if (wzp_voicecall_state(slot->vc) == WZP_CALL_ENDED)
+        return WZP_ERR_CLOSED;
+    core->now = now;
+    wzp_voicecall_end(slot->vc, 0, "", now);
+    routes_sync(core, slot);
+    return 0;
+}
+
+int wzp_core_set_mute(wzp_core *core, uint32_t id, bool mute)
+{
+    core_slot *slot = slot_of_id(core, id);
+    return slot ? wzp_voicecall_set_mute(slot->vc, mute) : WZP_ERR_NOT_FOUND;
 }
 
 int wzp_core_get_stats(wzp_core *core, uint32_t id, wzp_call_stats *out, wzp_ts now)
 {
-    core_call *call = wzp_core__find(core, id);
-    if (!call)
+    core_slot *slot = slot_of_id(core, id);
+    if (!slot)
         return WZP_ERR_NOT_FOUND;
-    wzp_core__call_stats(core, call, out, now);
+    wzp_voicecall_get_stats(slot->vc, out, now);
     return 0;
 }
 
 void wzp_core_release(wzp_core *core, uint32_t id, wzp_ts now)
 {
-    core_call *call = wzp_core__find(core, id);
-    if (!call)
+    core_slot *slot = slot_of_id(core, id);
+    if (!slot)
         return;
     core->now = now;
-    if (call->state != WZP_CALL_ENDED)
-        wzp_core__call_end(core, call, 0, "");
-    call->released = true;
-    call->user = NULL;
-    after(core, now);
+    if (wzp_voicecall_state(slot->vc) != WZP_CALL_ENDED)
+        wzp_voicecall_end(slot->vc, 0, "", now);
+    slot->released = true;
+    wzp_voicecall_set_user(slot->vc, NULL);
+    after(core);
 }

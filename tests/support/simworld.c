@@ -310,8 +310,9 @@ void sim_client_event(void *user, const wzp_core_event *ev)
         break;
     case WZP_CORE_EV_PATH: {
         c->path_events++;
-        core_call *call = wzp_core__find(c->core, ev->call); /* white-box: the new route */
-        if (call && call->ice && wzp_ice_route_get(call->ice).kind == WZP_ROUTE_RELAY)
+        wzp_voicecall *vc = wzp_core__voicecall(c->core, ev->call); /* white-box: the route */
+        if (vc && wzp_voicecall_ice(vc) &&
+            wzp_ice_route_get(wzp_voicecall_ice(vc)).kind == WZP_ROUTE_RELAY)
             c->relay_at = now;
         break;
     }

@@ -187,11 +187,12 @@ static size_t flush_count(simclient *c)
 
 static bool peer_has_remote(wzp_core *core, uint32_t id, const wzp_addr *addr)
 {
-    core_call *call = wzp_core__find(core, id); /* white-box: the peer's ICE pairs */
-    assert_non_null(call);
-    assert_non_null(call->ice);
+    wzp_voicecall *vc = wzp_core__voicecall(core, id); /* white-box: the peer's ICE pairs */
+    assert_non_null(vc);
+    wzp_ice_agent *ice = wzp_voicecall_ice(vc);
+    assert_non_null(ice);
     wzp_ice_pair_info pairs[32];
-    size_t n = wzp_ice_pairs(call->ice, pairs, 32);
+    size_t n = wzp_ice_pairs(ice, pairs, 32);
     for (size_t i = 0; i < n && i < 32; i++)
         if (wzp_addr_equal(&pairs[i].remote, addr))
             return true;
@@ -205,14 +206,14 @@ static void test_host_addrs_unchanged(void **state)
     world w;
     world_call(&w, 8, WZP_SIM_EI, WZP_SIM_EI, false);
     assert_true(sim_run(w.sim, both_direct, &w.a, &w.b, WZP_SEC(5)));
-    core_call *call = wzp_core__find(w.a.core, w.a.call);
-    size_t n_local = call->n_local;
+    wzp_voicecall *vc = wzp_core__voicecall(w.a.core, w.a.call);
+    size_t n_local = wzp_voicecall_local_candidates(vc, NULL, 0);
     wzp_addr same[3] = {wzp_sim_addr("10.0.1.2:7"), wzp_sim_addr("[2001:db8::1]"),
                         wzp_sim_addr("10.0.1.2")};
     sim_client_kick(&w.a);
     assert_int_equal(wzp_core_set_host_addrs(w.a.core, same, 3, wzp_sim_now(w.sim)), 0);
     assert_int_equal(flush_count(&w.a), 0);
-    assert_int_equal(call->n_local, n_local);
+    assert_int_equal(wzp_voicecall_local_candidates(vc, NULL, 0), n_local);
     assert_int_equal(wzp_core_set_host_addrs(w.a.core, NULL, 1, wzp_sim_now(w.sim)),
                      WZP_ERR_INVALID);
     /* A real change at the same instant does send (the update and fresh checks). */
@@ -230,8 +231,8 @@ static void test_host_address_change(void **state)
     world w;
     world_call(&w, 7, WZP_SIM_EI, WZP_SIM_EI, false);
     assert_true(sim_run(w.sim, both_direct, &w.a, &w.b, WZP_SEC(5)));
-    core_call *bc = wzp_core__find(w.b.core, w.b.call);
-    wzp_addr old_route = wzp_ice_route_get(bc->ice).remote;
+    wzp_ice_agent *bice = wzp_voicecall_ice(wzp_core__voicecall(w.b.core, w.b.call));
+    wzp_addr old_route = wzp_ice_route_get(bice).remote;
     uint32_t changes = sim_stats(&w.b).path_changes;
 
     wzp_sim_host *ha = wzp_sim_sock_host(w.a.sock);
@@ -243,12 +244,14 @@ static void test_host_address_change(void **state)
     wzp_addr nh = wzp_sim_addr("10.0.1.3");
     assert_int_equal(wzp_core_set_host_addrs(w.a.core, &nh, 1, wzp_sim_now(w.sim)), 1);
     sim_client_kick(&w.a);
-    core_call *ac = wzp_core__find(w.a.core, w.a.call);
+    wzp_sig_candidate local[WZP_SIG_MAX_CANDIDATES];
+    size_t n_local = wzp_voicecall_local_candidates(wzp_core__voicecall(w.a.core, w.a.call), local,
+                                                    WZP_SIG_MAX_CANDIDATES);
     wzp_addr host = wzp_sim_addr("10.0.1.3:5000"), gone = wzp_sim_addr("10.0.1.2:5000");
     bool has_new = false, has_old = false;
-    for (size_t i = 0; i < ac->n_local; i++) {
-        has_new |= wzp_addr_equal(&ac->local[i].addr, &host);
-        has_old |= wzp_addr_equal(&ac->local[i].addr, &gone);
+    for (size_t i = 0; i < n_local; i++) {
+        has_new |= wzp_addr_equal(&local[i].addr, &host);
+        has_old |= wzp_addr_equal(&local[i].addr, &gone);
     }
     assert_true(has_new);
     assert_false(has_old);
@@ -259,7 +262,7 @@ static void test_host_address_change(void **state)
     assert_true(sim_run(w.sim, both_direct, &w.a, &w.b, WZP_SEC(20)));
     sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(1));
     assert_true(both_direct(&w.a, &w.b));
-    wzp_addr new_route = wzp_ice_route_get(bc->ice).remote;
+    wzp_addr new_route = wzp_ice_route_get(bice).remote;
     assert_false(wzp_addr_equal(&new_route, &old_route)); /* a's new NAT mapping */
     assert_true(sim_stats(&w.b).path_changes > changes);  /* b saw a's old address die */
     wzp_call_stats sb = sim_stats(&w.b);
@@ -307,8 +310,7 @@ static wzp_addr want_route; /* for a_direct_to */
 static bool a_direct_to(simclient *a, simclient *b)
 {
     (void)b;
-    core_call *call = wzp_core__find(a->core, a->call);
-    wzp_ice_route r = wzp_ice_route_get(call->ice);
+    wzp_ice_route r = wzp_ice_route_get(wzp_voicecall_ice(wzp_core__voicecall(a->core, a->call)));
     return r.kind == WZP_ROUTE_DIRECT && wzp_addr_equal(&r.remote, &want_route);
 }
 
@@ -331,9 +333,9 @@ static void test_peer_withdraws_active_address(void **state)
     wzp_addr old_b = wzp_sim_addr("10.0.1.3:5000"), new_b = wzp_sim_addr("10.0.1.4:5000");
     want_route = old_b;
     assert_true(sim_run(w.sim, a_direct_to, &w.a, &w.b, WZP_SEC(10)));
-    core_call *ac = wzp_core__find(w.a.core, w.a.call);
+    wzp_ice_agent *aice = wzp_voicecall_ice(wzp_core__voicecall(w.a.core, w.a.call));
     wzp_ice_stats st0, st;
-    wzp_ice_get_stats(ac->ice, &st0);
+    wzp_ice_get_stats(aice, &st0);
     wzp_call_stats sa0 = sim_stats(&w.a);
 
     wzp_sim_host *hb = wzp_sim_sock_host(w.b.sock);
@@ -361,7 +363,7 @@ static void test_peer_withdraws_active_address(void **state)
      * needs one trip through the relay (~32 ms here).
      */
     assert_true(w.a.relay_at < t0 + def.dead_after / 2);
-    wzp_ice_get_stats(ac->ice, &st);
+    wzp_ice_get_stats(aice, &st);
     assert_true(st.remote_sets >= 1);
     assert_true(st.remote_withdrawn >= 1);
     assert_int_equal(st.fallbacks, st0.fallbacks); /* a never waited for the path to die */
@@ -392,38 +394,43 @@ static void test_candidate_set_generations(void **state)
     world w;
     world_call(&w, 11, WZP_SIM_EI, WZP_SIM_EI, false);
     assert_true(sim_run(w.sim, both_direct, &w.a, &w.b, WZP_SEC(5)));
-    core_call *ac = wzp_core__find(w.a.core, w.a.call), *bc = wzp_core__find(w.b.core, w.b.call);
-    wzp_ice_route r0 = wzp_ice_route_get(ac->ice);
+    wzp_voicecall *bc = wzp_core__voicecall(w.b.core, w.b.call);
+    wzp_ice_agent *aice = wzp_voicecall_ice(wzp_core__voicecall(w.a.core, w.a.call));
+    wzp_ice_route r0 = wzp_ice_route_get(aice);
+    wzp_sig_candidate b_local[WZP_SIG_MAX_CANDIDATES];
+    size_t b_n = wzp_voicecall_local_candidates(bc, b_local, WZP_SIG_MAX_CANDIDATES);
     uint32_t changes = sim_stats(&w.a).path_changes;
     wzp_addr extra = wzp_sim_addr("10.0.2.77:5000");
     wzp_sig_candidate x = {.type = WZP_SIG_CAND_HOST, .priority = 1, .addr = extra};
 
-    assert_int_equal(wzp_sigc_update_candidates(w.b.core->sc, bc->sig, &x, 1, wzp_sim_now(w.sim)),
-                     0);
+    assert_int_equal(
+        wzp_sigc_update_candidates(w.b.core->sc, wzp_voicecall_sig(bc), &x, 1, wzp_sim_now(w.sim)),
+        0);
     sim_client_kick(&w.b);
     sim_run(w.sim, NULL, &w.a, &w.b, WZP_MS(500));
     assert_true(peer_has_remote(w.a.core, w.a.call, &extra));
     assert_true(peer_has_remote(w.a.core, w.a.call, &r0.remote));
 
-    assert_int_equal(wzp_sigc_send_candidate_set(w.b.core->sc, bc->sig, 5, bc->local, bc->n_local,
-                                                 wzp_sim_now(w.sim)),
+    assert_int_equal(wzp_sigc_send_candidate_set(w.b.core->sc, wzp_voicecall_sig(bc), 5, b_local,
+                                                 b_n, wzp_sim_now(w.sim)),
                      0);
     sim_client_kick(&w.b);
     sim_run(w.sim, NULL, &w.a, &w.b, WZP_MS(500));
     assert_false(peer_has_remote(w.a.core, w.a.call, &extra));
 
-    assert_int_equal(
-        wzp_sigc_send_candidate_set(w.b.core->sc, bc->sig, 3, &x, 1, wzp_sim_now(w.sim)), 0);
+    assert_int_equal(wzp_sigc_send_candidate_set(w.b.core->sc, wzp_voicecall_sig(bc), 3, &x, 1,
+                                                 wzp_sim_now(w.sim)),
+                     0);
     sim_client_kick(&w.b);
     sim_run(w.sim, NULL, &w.a, &w.b, WZP_MS(500));
     assert_false(peer_has_remote(w.a.core, w.a.call, &extra));
     assert_true(peer_has_remote(w.a.core, w.a.call, &r0.remote));
     wzp_ice_stats st;
-    wzp_ice_get_stats(ac->ice, &st);
+    wzp_ice_get_stats(aice, &st);
     assert_int_equal(st.remote_sets, 1);
     assert_int_equal(st.remote_sets_stale, 1);
     assert_int_equal(st.remote_withdrawn, 1);
-    wzp_ice_route r = wzp_ice_route_get(ac->ice);
+    wzp_ice_route r = wzp_ice_route_get(aice);
     assert_int_equal(r.kind, WZP_ROUTE_DIRECT);
     assert_true(wzp_addr_equal(&r.remote, &r0.remote));
     assert_int_equal(sim_stats(&w.a).path_changes, changes);

@@ -39,8 +39,12 @@ static void ring(world *w, uint64_t seed)
 
 static bool e2e_up(simclient *c)
 {
-    core_call *call = wzp_core__find(c->core, c->call); /* white-box: the call's connection */
-    return call && call->conn && wzp_quic_conn_is_established(call->conn);
+    wzp_voicecall *vc = wzp_core__voicecall(c->core, c->call); /* white-box: its connection */
+    wzp_voicecall_status st;
+    if (!vc)
+        return false;
+    wzp_voicecall_get_status(vc, &st);
+    return st.link == WZP_VOICECALL_LINK_UP;
 }
 
 static bool both_first_audio(simclient *a, simclient *b)
@@ -61,8 +65,13 @@ static void test_answer_starts_audio_at_once(void **state)
     assert_true(sim_stats(&w.a).frames_sent > 50);
     assert_int_equal(w.b.frames_played, 0);
     assert_int_equal(w.a.frames_played, 0);
-    core_call *bc = wzp_core__find(w.b.core, w.b.call);
-    assert_null(bc->ice); /* no candidates (addresses) before the answer */
+    wzp_voicecall *bc = wzp_core__voicecall(w.b.core, w.b.call);
+    assert_null(wzp_voicecall_ice(bc)); /* no candidates (addresses) before the answer */
+    wzp_voicecall_status st;
+    wzp_voicecall_get_status(wzp_core__voicecall(w.a.core, w.a.call), &st);
+    assert_int_equal(st.media, WZP_VOICECALL_MEDIA_EARLY);
+    wzp_voicecall_get_status(bc, &st);
+    assert_int_equal(st.media, WZP_VOICECALL_MEDIA_OFF);
 
     wzp_ts rtt = 2 * wzp_core_relay_rtt(w.a.core); /* peer -> relay -> peer and back */
     wzp_ts answer = wzp_sim_now(w.sim);
@@ -70,8 +79,10 @@ static void test_answer_starts_audio_at_once(void **state)
     sim_client_kick(&w.b);
     assert_true(sim_run(w.sim, both_first_audio, &w.a, &w.b, WZP_SEC(2)));
     /* From the callee's answer, on one clock (white-box: when each side played audio). */
-    wzp_ts heard_a = wzp_core__find(w.a.core, w.a.call)->first_audio_at - answer;
-    wzp_ts heard_b = wzp_core__find(w.b.core, w.b.call)->first_audio_at - answer;
+    wzp_voicecall_status sa, sb;
+    wzp_voicecall_get_status(wzp_core__voicecall(w.a.core, w.a.call), &sa);
+    wzp_voicecall_get_status(wzp_core__voicecall(w.b.core, w.b.call), &sb);
+    wzp_ts heard_a = sa.first_audio_at - answer, heard_b = sb.first_audio_at - answer;
     printf("answer -> first audio: caller %.1f ms, callee %.1f ms; relay-path rtt %.1f ms\n",
            (double)heard_a / 1e6, (double)heard_b / 1e6, (double)rtt / 1e6);
     /* The target: half a relay-path round trip plus 30 ms (playout start, frame spacing). */
