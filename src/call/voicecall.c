@@ -71,7 +71,11 @@ struct wzp_voicecall {
     uint64_t peer_frames_received, peer_frames_lost;
     /* The time of the input being handled, for the ICE agent's callbacks (they carry none). */
     wzp_ts agent_now;
+    /* Log tag from the relay's call id ("" before it is known): the relay logs the same. */
+    char log_tag[WZP_LOG_TAG_MAX];
 };
+
+#define VC_LOG(level, vc, ...) WZP_LOGX(level, (vc)->log_tag[0] ? (vc)->log_tag : NULL, __VA_ARGS__)
 
 static const char *fp_text(const uint8_t fp[WZP_FINGERPRINT_LEN], char *buf)
 {
@@ -171,26 +175,28 @@ static void log_end(const wzp_voicecall *vc)
     if (vc->conn) {
         wzp_quic_conn_stats qs;
         wzp_quic_conn_get_stats(vc->conn, &qs);
-        WZP_INFO("client: call %u quic: srtt %.2f ms, pto %llu, cwnd %llu, in flight %llu, "
-                 "dgrams sent %llu recv %llu lost %llu dropped %llu",
-                 vc->id, (double)qs.smoothed_rtt / 1e6, (unsigned long long)qs.pto_count,
-                 (unsigned long long)qs.cwnd, (unsigned long long)qs.bytes_in_flight,
-                 (unsigned long long)qs.dgrams_sent, (unsigned long long)qs.dgrams_recv,
-                 (unsigned long long)qs.dgrams_lost, (unsigned long long)qs.dgrams_dropped);
+        VC_LOG(WZP_LOG_INFO, vc,
+               "client: call %u quic: srtt %.2f ms, pto %llu, cwnd %llu, in flight %llu, "
+               "dgrams sent %llu recv %llu lost %llu dropped %llu",
+               vc->id, (double)qs.smoothed_rtt / 1e6, (unsigned long long)qs.pto_count,
+               (unsigned long long)qs.cwnd, (unsigned long long)qs.bytes_in_flight,
+               (unsigned long long)qs.dgrams_sent, (unsigned long long)qs.dgrams_recv,
+               (unsigned long long)qs.dgrams_lost, (unsigned long long)qs.dgrams_dropped);
     }
     if (vc->rx) {
         wzp_media_rx_stats rs;
         wzp_media_rx_get_stats(vc->rx, &rs);
-        WZP_INFO("client: call %u media: %llu decoded, %llu fec, %llu plc, %llu late, %llu lost, "
-                 "%llu held, %llu trimmed, %llu resyncs",
-                 vc->id, (unsigned long long)rs.decoded, (unsigned long long)rs.fec_recovered,
-                 (unsigned long long)rs.plc, (unsigned long long)rs.playout.late,
-                 (unsigned long long)rs.playout.lost, (unsigned long long)rs.playout.held,
-                 (unsigned long long)rs.playout.trimmed, (unsigned long long)rs.playout.resyncs);
+        VC_LOG(WZP_LOG_INFO, vc,
+               "client: call %u media: %llu decoded, %llu fec, %llu plc, %llu late, %llu lost, "
+               "%llu held, %llu trimmed, %llu resyncs",
+               vc->id, (unsigned long long)rs.decoded, (unsigned long long)rs.fec_recovered,
+               (unsigned long long)rs.plc, (unsigned long long)rs.playout.late,
+               (unsigned long long)rs.playout.lost, (unsigned long long)rs.playout.held,
+               (unsigned long long)rs.playout.trimmed, (unsigned long long)rs.playout.resyncs);
     }
-    WZP_INFO("client: call %u ended: %s%s%s", vc->id,
-             vc->end_err ? wzp_strerror(vc->end_err) : "hung up", vc->detail[0] ? ": " : "",
-             vc->detail);
+    VC_LOG(WZP_LOG_INFO, vc, "client: call %u ended: %s%s%s", vc->id,
+           vc->end_err ? wzp_strerror(vc->end_err) : "hung up", vc->detail[0] ? ": " : "",
+           vc->detail);
 }
 
 void wzp_voicecall_end(wzp_voicecall *vc, int err, const char *detail, wzp_ts now)
@@ -451,11 +457,10 @@ static void ice_route_changed(void *user, const wzp_ice_route *route, wzp_route_
     if (route->kind == WZP_ROUTE_DIRECT && vc->direct_at == WZP_TS_NEVER)
         vc->direct_at = vc->agent_now;
     char buf[WZP_ADDR_STRLEN];
-    WZP_INFO("client: call %u route -> %s %s (%s)", vc->id,
-             route->kind == WZP_ROUTE_DIRECT ? "direct" : "relay",
-             route->kind == WZP_ROUTE_DIRECT ? wzp_addr_format(&route->remote, buf, sizeof(buf))
-                                             : "",
-             wzp_route_reason_name(reason));
+    VC_LOG(WZP_LOG_INFO, vc, "client: call %u route -> %s %s (%s)", vc->id,
+           route->kind == WZP_ROUTE_DIRECT ? "direct" : "relay",
+           route->kind == WZP_ROUTE_DIRECT ? wzp_addr_format(&route->remote, buf, sizeof(buf)) : "",
+           wzp_route_reason_name(reason));
     wzp_voicecall_event e = {.type = WZP_VOICECALL_EV_PATH};
     emit(vc, &e);
 }
@@ -646,7 +651,7 @@ void wzp_voicecall_on_message(wzp_voicecall *vc, const uint8_t *d, size_t len, w
     int rc = wzp_call_msg_decode(d, len, &m);
     if (rc < 0) {
         if (rc == WZP_ERR_MALFORMED)
-            WZP_DEBUG("client: call %u: malformed call message dropped", vc->id);
+            VC_LOG(WZP_LOG_DEBUG, vc, "client: call %u: malformed call message dropped", vc->id);
         return;
     }
     switch (m.type) {
@@ -802,6 +807,7 @@ static void on_incoming(wzp_voicecall *vc, const wzp_sig_msg *m, wzp_ts now)
     vc->key = WZP_VOICECALL_KEY_PINNED;
     fp_text(vc->peer_fp, vc->peer_fp_text);
     snprintf(vc->peer_alias, sizeof(vc->peer_alias), "%s", m->u.incoming.caller_alias);
+    VC_LOG(WZP_LOG_INFO, vc, "client: call %u incoming from %s", vc->id, vc->peer_fp_text);
     /* The caller's handshake comes through this channel while we ring. */
     use_channel(vc, m->u.incoming.relay_channel, &m->u.incoming.relay_addr, now);
     vc->phase = WZP_VOICECALL_RINGING; /* the owner announces the incoming call itself */
@@ -811,6 +817,8 @@ static void on_incoming(wzp_voicecall *vc, const wzp_sig_msg *m, wzp_ts now)
  * and is done before the answer (pre-connected ringing). */
 static void on_ringing(wzp_voicecall *vc, const wzp_sig_msg *m, wzp_ts now)
 {
+    VC_LOG(WZP_LOG_INFO, vc, "client: call %u ringing%s", vc->id,
+           m->u.ringing.relay_channel ? ", connecting through the relay meanwhile" : "");
     if (m->u.ringing.have_callee_fp &&
         !peer_key_matches(vc, m->u.ringing.callee_fp, vc->peer_alias, now))
         return;
@@ -879,6 +887,8 @@ void wzp_voicecall_on_signal(wzp_voicecall *vc, const wzp_sigc_event *ev, wzp_ts
     if (vc->phase == WZP_VOICECALL_ENDED)
         return;
     vc->agent_now = now;
+    if (!vc->log_tag[0] && ev->call_id)
+        wzp_log_tag_id(vc->log_tag, "call", ev->call_id, WZP_SIG_CALL_ID_LEN);
     switch (ev->type) {
     case WZP_SIGC_EV_INCOMING:
         if (vc->role == WZP_VOICECALL_CALLEE)

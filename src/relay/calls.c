@@ -20,6 +20,16 @@
 
 /* ---- bookkeeping ----------------------------------------------------------- */
 
+/* Log lines about a call carry its tag, the same one the clients use for it. */
+#define CALL_LOG(level, k, ...)                                                                    \
+    do {                                                                                           \
+        if (WZP_LOG_ON(level)) {                                                                   \
+            char tag_[WZP_LOG_TAG_MAX];                                                            \
+            WZP_LOGX(level, wzp_log_tag_id(tag_, "call", (k)->id, WZP_SIG_CALL_ID_LEN),            \
+                     __VA_ARGS__);                                                                 \
+        }                                                                                          \
+    } while (0)
+
 static void link_side(rc_call *k, int s, rc_conn *c)
 {
     k->side[s].conn = c;
@@ -100,6 +110,7 @@ static void send_ended(wzp_relay_control *rc, rc_conn *c, const uint8_t *id,
 static void end_call(wzp_relay_control *rc, rc_call *k, wzp_sig_end_reason reason, bool tell_caller,
                      bool tell_callee)
 {
+    CALL_LOG(WZP_LOG_INFO, k, "relay: call ended (%s)", wzp_sig_end_reason_name(reason));
     if (tell_caller)
         send_ended(rc, k->side[CALLER].conn, k->id, reason, 0);
     if (tell_callee)
@@ -162,7 +173,8 @@ static bool open_channels(wzp_relay_control *rc, rc_call *k)
     int err = rc->cb.channels_open(rc->cb.user, k->handle, a->id, &a->addr, b->id, &b->addr,
                                    &k->side[CALLER].chan, &k->side[CALLEE].chan);
     if (err < 0) {
-        WZP_WARN("relay control: no forwarding channels for a call: %s", wzp_strerror(err));
+        CALL_LOG(WZP_LOG_WARN, k, "relay: no forwarding channels for the call: %s",
+                 wzp_strerror(err));
         rc->stats.channel_open_failures++;
         return false;
     }
@@ -232,6 +244,10 @@ void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m
         return;
     }
 
+    CALL_LOG(WZP_LOG_INFO, k, "relay: ringing, connection %llu -> %llu, channels %u/%u",
+             (unsigned long long)c->id, (unsigned long long)callee->id, k->side[CALLER].chan,
+             k->side[CALLEE].chan);
+
     /* The callee hears who calls (proven identity), nothing about where from. */
     wzp_sig_msg in;
     wzp_sig_init(&in, WZP_SIG_INCOMING_CALL, 0);
@@ -277,6 +293,7 @@ static void accept_call(wzp_relay_control *rc, rc_call *k, const wzp_sig_msg *m)
     ring_remove(rc, k);
     k->state = RC_ACTIVE;
     rc->stats.calls_setup++;
+    CALL_LOG(WZP_LOG_INFO, k, "relay: answered");
     send_setup(rc, k, CALLER, &m->u.accept.params, &m->u.accept.cands, 0);
     send_setup(rc, k, CALLEE, &k->offer->params, &k->offer->cands, m->request_id);
     free(k->offer);

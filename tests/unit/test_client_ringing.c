@@ -146,6 +146,55 @@ static void test_unanswered_expires(void **state)
     world_free(&w);
 }
 
+/* --- one call, followed through the relay's and both clients' logs by one tag ------------- */
+
+static char log_lines[64][256];
+static size_t n_log_lines;
+
+static void keep_line(wzp_log_level level, const char *msg, void *user)
+{
+    if (n_log_lines < 64)
+        snprintf(log_lines[n_log_lines++], sizeof(log_lines[0]), "%s", msg);
+}
+
+static size_t lines_with(const char *a, const char *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < n_log_lines; i++)
+        n += strstr(log_lines[i], a) && strstr(log_lines[i], b);
+    return n;
+}
+
+static void test_call_followed_through_logs(void **state)
+{
+    n_log_lines = 0;
+    wzp_set_log_handler(keep_line, NULL);
+    wzp_set_log_level(WZP_LOG_INFO);
+    world w;
+    ring(&w, 35);
+    assert_int_equal(wzp_core_answer(w.b.core, w.b.call, wzp_sim_now(w.sim)), 0);
+    sim_client_kick(&w.b);
+    assert_true(sim_run(w.sim, both_active, &w.a, &w.b, WZP_SEC(2)));
+    assert_int_equal(wzp_core_hangup(w.a.core, w.a.call, wzp_sim_now(w.sim)), 0);
+    sim_client_kick(&w.a);
+    assert_true(sim_run(w.sim, ended2, &w.a, &w.b, WZP_SEC(2)));
+    wzp_set_log_level(WZP_LOG_WARN);
+    wzp_set_log_handler(NULL, NULL);
+    /* The relay names the call by its id; both clients use the same tag. */
+    char tag[32] = "";
+    for (size_t i = 0; i < n_log_lines && !tag[0]; i++)
+        if (strstr(log_lines[i], "relay: ringing"))
+            sscanf(log_lines[i], "[%31[^]]]", tag);
+    printf("tag: %s (%zu lines)\n", tag, n_log_lines);
+    assert_int_equal(strncmp(tag, "call ", 5), 0);
+    assert_int_equal(lines_with(tag, "relay: answered"), 1);
+    assert_int_equal(lines_with(tag, "relay: call ended"), 1);
+    assert_true(lines_with(tag, "ringing, connecting through the relay") >= 1); /* caller */
+    assert_true(lines_with(tag, "incoming from") >= 1);                         /* callee */
+    assert_int_equal(lines_with(tag, "client: call") >= 4, 1);
+    world_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +202,7 @@ int main(void)
         cmocka_unit_test(test_decline_while_preconnected),
         cmocka_unit_test(test_withdraw_while_preconnected),
         cmocka_unit_test(test_unanswered_expires),
+        cmocka_unit_test(test_call_followed_through_logs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
