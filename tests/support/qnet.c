@@ -146,8 +146,11 @@ static void node_recv(void *ctx, wzp_sim_sock *s, const wzp_addr *from, const ui
 {
     (void)s;
     qnet_node *nd = ctx;
-    if (nd->ep)
-        wzp_quic_endpoint_feed(nd->ep, &nd->addr, from, d, len, qnet_now(nd->net));
+    if (!nd->ep)
+        return;
+    wzp_quic_endpoint_feed(nd->ep, &nd->addr, from, d, len, qnet_now(nd->net));
+    if (nd->net->delivered)
+        nd->net->delivered(nd->net, nd, nd->net->delivered_arg);
 }
 
 static void spoof_recv(void *ctx, wzp_sim_sock *s, const wzp_addr *from, const uint8_t *d,

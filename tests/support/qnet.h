@@ -99,6 +99,9 @@ struct qnet {
      * timer round (false): tests checking an endpoint's invariants. */
     void (*check)(qnet *q, bool flushed, void *arg);
     void *check_arg;
+    /* Called after each packet fed to a node's endpoint (reacting per packet). */
+    void (*delivered)(qnet *q, qnet_node *to, void *arg);
+    void *delivered_arg;
     uint64_t sent, unroutable; /* packets flushed; of them, to an address nobody has */
     /* Private: the hosts by IP, and the sockets spoofed sources are sent from. */
     struct {
