@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1407,30 +1409,10 @@ static void test_hairpin_then_lan(void **state)
     sim_free(&s);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_candidate_priority),
-        cmocka_unit_test(test_late_key_and_trickle),
-        cmocka_unit_test(test_both_direct),
-        cmocka_unit_test(test_paced_not_burst),
-        cmocka_unit_test(test_prflx_through_nat),
-        cmocka_unit_test(test_failover_and_recovery),
-        cmocka_unit_test(test_hysteresis_no_flapping),
-        cmocka_unit_test(test_lan_preferred),
-        cmocka_unit_test(test_hairpin_then_lan),
-        cmocka_unit_test(test_forged_ignored),
-        cmocka_unit_test(test_pair_cap),
-        cmocka_unit_test(test_remove_active_and_network_change),
-        cmocka_unit_test(test_remote_set_withdraws),
-        cmocka_unit_test(test_nat_pairs),
-        cmocka_unit_test(test_nat_rebinding),
-        cmocka_unit_test(test_late_cone_side),
-        cmocka_unit_test(test_random_schedules),
-        cmocka_unit_test(test_replay_dropped),
-        cmocka_unit_test(test_failover_to_other_pair),
-        cmocka_unit_test(test_quic_counts_as_liveness),
-        cmocka_unit_test(test_lossy_link_no_false_fallback),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_candidate_priority, test_late_key_and_trickle, test_both_direct,
+              test_paced_not_burst, test_prflx_through_nat, test_failover_and_recovery,
+              test_hysteresis_no_flapping, test_lan_preferred, test_hairpin_then_lan,
+              test_forged_ignored, test_pair_cap, test_remove_active_and_network_change,
+              test_remote_set_withdraws, test_nat_pairs, test_nat_rebinding, test_late_cone_side,
+              test_random_schedules, test_replay_dropped, test_failover_to_other_pair,
+              test_quic_counts_as_liveness, test_lossy_link_no_false_fallback)

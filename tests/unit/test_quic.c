@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -726,21 +728,9 @@ static void test_loopback_udp(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_handshake_datagrams_messages_close),
-        cmocka_unit_test(test_large_messages_flow_control),
-        cmocka_unit_test(test_pin_mismatch_client_side),
-        cmocka_unit_test(test_pin_mismatch_server_side),
-        cmocka_unit_test(test_alpn_mismatch),
-        cmocka_unit_test(test_accept_any_reports_fingerprint_and_refuse),
-        cmocka_unit_test(test_idle_timeout_and_keep_alive),
-        cmocka_unit_test(test_garbage_truncated_replayed),
-        cmocka_unit_test(test_nat_rebinding),
-        cmocka_unit_test(test_virtual_path),
-        cmocka_unit_test(test_close_before_handshake),
-        cmocka_unit_test(test_loopback_udp),
-    };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+WZP_TEST_MAIN(group_setup, group_teardown, test_handshake_datagrams_messages_close,
+              test_large_messages_flow_control, test_pin_mismatch_client_side,
+              test_pin_mismatch_server_side, test_alpn_mismatch,
+              test_accept_any_reports_fingerprint_and_refuse, test_idle_timeout_and_keep_alive,
+              test_garbage_truncated_replayed, test_nat_rebinding, test_virtual_path,
+              test_close_before_handshake, test_loopback_udp)

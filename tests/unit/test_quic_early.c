@@ -11,6 +11,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include "support/test_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,11 +129,5 @@ static void test_no_early_datagrams_by_default(void **state)
     assert_int_equal(got, 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_early_datagrams),
-        cmocka_unit_test(test_no_early_datagrams_by_default),
-    };
-    return cmocka_run_group_tests(tests, id_pair_group_setup, id_pair_group_teardown);
-}
+WZP_TEST_MAIN(id_pair_group_setup, id_pair_group_teardown, test_early_datagrams,
+              test_no_early_datagrams_by_default)

@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include "support/test_main.h"
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <stdio.h>
@@ -384,17 +386,7 @@ static void test_identity_secret(void **state)
     assert_memory_not_equal(a, c, 32);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_restart_same_secret_resets_client),
-        cmocka_unit_test(test_restart_keepalive_draws_reset),
-        cmocka_unit_test(test_restart_other_secret_ignored),
-        cmocka_unit_test(test_no_static_secret),
-        cmocka_unit_test(test_reset_sizes),
-        cmocka_unit_test(test_reset_rate_limit),
-        cmocka_unit_test(test_reset_no_loop),
-        cmocka_unit_test(test_identity_secret),
-    };
-    return cmocka_run_group_tests(tests, id_pair_group_setup, id_pair_group_teardown);
-}
+WZP_TEST_MAIN(id_pair_group_setup, id_pair_group_teardown, test_restart_same_secret_resets_client,
+              test_restart_keepalive_draws_reset, test_restart_other_secret_ignored,
+              test_no_static_secret, test_reset_sizes, test_reset_rate_limit, test_reset_no_loop,
+              test_identity_secret)

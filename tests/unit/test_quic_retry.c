@@ -11,6 +11,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include "support/test_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -579,20 +581,8 @@ static void test_validated_cap(void **state)
     qnet_free(&nt);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_retry_always),
-        cmocka_unit_test(test_retry_above_threshold),
-        cmocka_unit_test(test_default_no_retry),
-        cmocka_unit_test(test_bad_tokens),
-        cmocka_unit_test(test_token_bound_to_address),
-        cmocka_unit_test(test_expired_token_closes_client),
-        cmocka_unit_test(test_per_source_cap),
-        cmocka_unit_test(test_per_source_cap_v6_prefix),
-        cmocka_unit_test(test_per_source_slot_freed_on_close),
-        cmocka_unit_test(test_spoofed_initials_do_not_lock_out_ip),
-        cmocka_unit_test(test_validated_cap),
-    };
-    return cmocka_run_group_tests(tests, id_pair_group_setup, id_pair_group_teardown);
-}
+WZP_TEST_MAIN(id_pair_group_setup, id_pair_group_teardown, test_retry_always,
+              test_retry_above_threshold, test_default_no_retry, test_bad_tokens,
+              test_token_bound_to_address, test_expired_token_closes_client, test_per_source_cap,
+              test_per_source_cap_v6_prefix, test_per_source_slot_freed_on_close,
+              test_spoofed_initials_do_not_lock_out_ip, test_validated_cap)

@@ -14,6 +14,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include "support/test_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -393,13 +395,6 @@ static void test_path_unvalidated_not_reported(void **state)
     world_free(w);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_many_connections),
-        cmocka_unit_test(test_free_with_scheduled_conns),
-        cmocka_unit_test(test_path_changed_event),
-        cmocka_unit_test(test_path_unvalidated_not_reported),
-    };
-    return cmocka_run_group_tests(tests, id_pair_group_setup, id_pair_group_teardown);
-}
+WZP_TEST_MAIN(id_pair_group_setup, id_pair_group_teardown, test_many_connections,
+              test_free_with_scheduled_conns, test_path_changed_event,
+              test_path_unvalidated_not_reported)

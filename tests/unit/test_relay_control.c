@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1630,44 +1632,18 @@ static void test_channels_follow_rebinding(void **state)
     assert_int_equal(count_events(C, WZP_SIGC_EV_REFLEXIVE), 1);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_register_and_reflexive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alias_taken, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_offer_ring_accept_hangup, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_caller_hangs_up_with_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reject_and_busy_reply, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_busy_when_in_a_call, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unanswered_call_expires, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ring_timeout_configurable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dropped_connection_ends_calls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reregistration_replaces_old_connection, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_third_party_cannot_touch_a_call, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_and_offline_callees, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_channel_open_failure_ends_call, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_registration_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alias_held_after_disconnect, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alias_reclaim_zero_releases_at_disconnect, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_alias_rename_frees_old, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alias_table_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alias_save_load_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alias_store_parse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_per_addr_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_per_addr_cap_default_and_off, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unregistered_connections_time_out, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_is_answered_with_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_request_timeouts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_api_misuse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_calls_per_identity_configurable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_connection_edge_cases, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_full_answers_busy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_candidates_update_only_after_setup, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_channels_follow_rebinding, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN_EACH(NULL, NULL, setup, teardown, test_register_and_reflexive, test_alias_taken,
+                   test_offer_ring_accept_hangup, test_caller_hangs_up_with_error,
+                   test_reject_and_busy_reply, test_busy_when_in_a_call, test_cancel,
+                   test_unanswered_call_expires, test_ring_timeout_configurable,
+                   test_dropped_connection_ends_calls, test_reregistration_replaces_old_connection,
+                   test_third_party_cannot_touch_a_call, test_unknown_and_offline_callees,
+                   test_channel_open_failure_ends_call, test_rate_limit, test_registration_cap,
+                   test_alias_held_after_disconnect, test_alias_reclaim_zero_releases_at_disconnect,
+                   test_alias_rename_frees_old, test_alias_table_cap,
+                   test_alias_save_load_round_trip, test_alias_store_parse, test_per_addr_cap,
+                   test_per_addr_cap_default_and_off, test_unregistered_connections_time_out,
+                   test_garbage_is_answered_with_errors, test_client_request_timeouts,
+                   test_client_api_misuse, test_calls_per_identity_configurable,
+                   test_connection_edge_cases, test_client_full_answers_busy,
+                   test_candidates_update_only_after_setup, test_channels_follow_rebinding)

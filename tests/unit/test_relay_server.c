@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <gnutls/gnutls.h>
 #include <poll.h>
 #include <stdio.h>
@@ -1226,28 +1228,10 @@ static void test_port_change_known_to_client(void **state)
     rebinding(true);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_register_and_reflect),
-        cmocka_unit_test(test_register_through_retry),
-        cmocka_unit_test(test_offer_ring_accept_hangup),
-        cmocka_unit_test(test_reject_cancel_busy),
-        cmocka_unit_test(test_ring_expiry),
-        cmocka_unit_test(test_peer_vanishes),
-        cmocka_unit_test(test_peer_closes),
-        cmocka_unit_test(test_second_registration_replaces_first),
-        cmocka_unit_test(test_alias_survives_restart),
-        cmocka_unit_test(test_per_ip_connection_cap),
-        cmocka_unit_test(test_bad_messages_close_the_connection),
-        cmocka_unit_test(test_relay_shutdown_closes_clients),
-        cmocka_unit_test(test_cannot_act_as_someone_else),
-        cmocka_unit_test(test_wrong_relay_pin),
-        cmocka_unit_test(test_stun_binding),
-        cmocka_unit_test(test_relay_frames),
-        cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_nat_rebinding),
-        cmocka_unit_test(test_port_change_known_to_client),
-    };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+WZP_TEST_MAIN(group_setup, group_teardown, test_register_and_reflect, test_register_through_retry,
+              test_offer_ring_accept_hangup, test_reject_cancel_busy, test_ring_expiry,
+              test_peer_vanishes, test_peer_closes, test_second_registration_replaces_first,
+              test_alias_survives_restart, test_per_ip_connection_cap,
+              test_bad_messages_close_the_connection, test_relay_shutdown_closes_clients,
+              test_cannot_act_as_someone_else, test_wrong_relay_pin, test_stun_binding,
+              test_relay_frames, test_garbage, test_nat_rebinding, test_port_change_known_to_client)
