@@ -20,33 +20,28 @@
 #include "common/rand.h"
 #include "net/udp.h"
 #include "quic/quic.h"
+#include "support/id_pair.h"
 #include "support/qnet.h"
 
 /* ---- identities shared by all tests (key generation is the slow part) ---- */
 
-static wzp_identity *id_server, *id_client[5];
-static uint8_t fp_server[32], fp_client[5][32];
+static wzp_identity *ids[6];
+static uint8_t fps[6][WZP_FINGERPRINT_LEN];
+#define id_server ids[0]
+#define fp_server fps[0]
+#define id_client (ids + 1) /* five of them */
+#define fp_client (fps + 1)
 
 static int group_setup(void **state)
 {
     (void)state;
-    if (wzp_identity_generate(&id_server))
-        return -1;
-    wzp_identity_fingerprint(id_server, fp_server);
-    for (int i = 0; i < 5; i++) {
-        if (wzp_identity_generate(&id_client[i]))
-            return -1;
-        wzp_identity_fingerprint(id_client[i], fp_client[i]);
-    }
-    return 0;
+    return id_set_new(ids, fps, 6);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    wzp_identity_free(id_server);
-    for (int i = 0; i < 5; i++)
-        wzp_identity_free(id_client[i]);
+    id_set_free(ids, 6);
     return 0;
 }
 

@@ -28,6 +28,7 @@
 #include "net/clock.h"
 #include "net/udp.h"
 #include "quic/quic_int.h"
+#include "support/id_pair.h"
 #include "support/relay_client.h"
 #include "wire/relay_frame.h"
 #include "wire/stun.h"
@@ -42,19 +43,13 @@ static uint8_t fps[NIDS][WZP_FINGERPRINT_LEN];
 static int group_setup(void **state)
 {
     (void)state;
-    for (int i = 0; i < NIDS; i++) {
-        if (wzp_identity_generate(&ids[i]))
-            return -1;
-        wzp_identity_fingerprint(ids[i], fps[i]);
-    }
-    return 0;
+    return id_set_new(ids, fps, NIDS);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    for (int i = 0; i < NIDS; i++)
-        wzp_identity_free(ids[i]);
+    id_set_free(ids, NIDS);
     return 0;
 }
 
