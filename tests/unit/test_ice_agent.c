@@ -427,6 +427,42 @@ static void setup_public(sim *s, const wzp_ice_config *cfg)
     add_remote(s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
 }
 
+/* A public (198.51.100.1:4000); B at 10.0.0.2:5000 behind a NAT at 203.0.113.9,
+ * its server-reflexive candidate 203.0.113.9:40000 known to it with srflx. */
+static void setup_b_nat(sim *s, bool srflx)
+{
+    sim_init(s, NULL);
+    add_local(s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
+    add_local(s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "10.0.0.2:5000");
+    if (srflx)
+        add_local(s, 1, WZP_ICE_SOCK_V4, WZP_CAND_SRFLX, "203.0.113.9:40000");
+    s->n[1].nat = true;
+    s->n[1].nat_ip = A("203.0.113.9:0");
+}
+
+/* Both public on v4 and v6, each knowing both of the other's addresses. */
+static void setup_dual_stack(sim *s)
+{
+    static const char *const a[] = {"198.51.100.1:4000", "[2001:db8:a::1]:4000"};
+    static const char *const b[] = {"203.0.113.2:5000", "[2001:db8:b::2]:5000"};
+    sim_init(s, NULL);
+    for (int k = 0; k < 2; k++) {
+        add_local(s, 0, k ? WZP_ICE_SOCK_V6 : WZP_ICE_SOCK_V4, WZP_CAND_HOST, a[k]);
+        add_local(s, 1, k ? WZP_ICE_SOCK_V6 : WZP_ICE_SOCK_V4, WZP_CAND_HOST, b[k]);
+    }
+    for (int k = 0; k < 2; k++)
+        add_remote(s, 0, WZP_CAND_HOST, b[k]);
+    for (int k = 0; k < 2; k++)
+        add_remote(s, 1, WZP_CAND_HOST, a[k]);
+}
+
+/* Media both ways every 20 ms (50 packets/s) from now on. */
+static void media_on(sim *s)
+{
+    s->media_interval = WZP_MS(20);
+    s->next_media = s->now;
+}
+
 /* ---- tests ------------------------------------------------------------------------------ */
 
 static void test_both_direct(void **state)
@@ -508,12 +544,8 @@ static void test_prflx_through_nat(void **state)
 {
     (void)state;
     static sim s;
-    sim_init(&s, NULL);
-    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
     /* B behind an EIM NAT; it only tells A its private address (no srflx known). */
-    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "10.0.0.2:5000");
-    s.n[1].nat = true;
-    s.n[1].nat_ip = A("203.0.113.9:0");
+    setup_b_nat(&s, false);
     add_remote(&s, 0, WZP_CAND_HOST, "10.0.0.2:5000");
     add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
     start(&s);
@@ -546,18 +578,12 @@ static void test_failover_and_recovery(void **state)
 {
     (void)state;
     static sim s;
-    sim_init(&s, NULL);
     /* A public, B behind the NAT with its srflx known: the common case. */
-    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
-    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "10.0.0.2:5000");
-    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_SRFLX, "203.0.113.9:40000");
-    s.n[1].nat = true;
-    s.n[1].nat_ip = A("203.0.113.9:0");
+    setup_b_nat(&s, true);
     add_remote(&s, 0, WZP_CAND_HOST, "10.0.0.2:5000");
     add_remote(&s, 0, WZP_CAND_SRFLX, "203.0.113.9:40000");
     add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
-    s.media_interval = WZP_MS(20); /* 50 packets/s both ways */
-    s.next_media = s.now;
+    media_on(&s); /* 50 packets/s both ways */
     start(&s);
     sim_run(&s, s.now + WZP_SEC(2));
     assert_true(both_direct(&s));
@@ -603,16 +629,8 @@ static void test_hysteresis_no_flapping(void **state)
 {
     (void)state;
     static sim s;
-    sim_init(&s, NULL);
     /* B reachable at two public addresses (v4 and v6), similar latency, lots of jitter. */
-    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
-    add_local(&s, 0, WZP_ICE_SOCK_V6, WZP_CAND_HOST, "[2001:db8:a::1]:4000");
-    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "203.0.113.2:5000");
-    add_local(&s, 1, WZP_ICE_SOCK_V6, WZP_CAND_HOST, "[2001:db8:b::2]:5000");
-    add_remote(&s, 0, WZP_CAND_HOST, "203.0.113.2:5000");
-    add_remote(&s, 0, WZP_CAND_HOST, "[2001:db8:b::2]:5000");
-    add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
-    add_remote(&s, 1, WZP_CAND_HOST, "[2001:db8:a::1]:4000");
+    setup_dual_stack(&s);
     sim_link(&s, "203.0.113.2:5000", WZP_MS(15), WZP_MS(12));
     sim_link(&s, "[2001:db8:b::2]:5000", WZP_MS(16), WZP_MS(12));
     start(&s);
@@ -1104,20 +1122,11 @@ static void test_failover_to_other_pair(void **state)
 {
     (void)state;
     static sim s;
-    sim_init(&s, NULL);
     /* Dual stack: v6 is preferred and active; then only v6 dies. */
-    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
-    add_local(&s, 0, WZP_ICE_SOCK_V6, WZP_CAND_HOST, "[2001:db8:a::1]:4000");
-    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "203.0.113.2:5000");
-    add_local(&s, 1, WZP_ICE_SOCK_V6, WZP_CAND_HOST, "[2001:db8:b::2]:5000");
-    add_remote(&s, 0, WZP_CAND_HOST, "203.0.113.2:5000");
-    add_remote(&s, 0, WZP_CAND_HOST, "[2001:db8:b::2]:5000");
-    add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
-    add_remote(&s, 1, WZP_CAND_HOST, "[2001:db8:a::1]:4000");
+    setup_dual_stack(&s);
     sim_link(&s, "203.0.113.2:5000", WZP_MS(12), 0);
     sim_link(&s, "[2001:db8:b::2]:5000", WZP_MS(10), 0);
-    s.media_interval = WZP_MS(20);
-    s.next_media = s.now;
+    media_on(&s);
     start(&s);
     sim_run(&s, s.now + WZP_SEC(3));
     assert_true(both_direct(&s));
@@ -1148,8 +1157,7 @@ static void test_quic_counts_as_liveness(void **state)
     (void)state;
     static sim s;
     setup_public(&s, NULL);
-    s.media_interval = WZP_MS(20);
-    s.next_media = s.now;
+    media_on(&s);
     start(&s);
     sim_run(&s, s.now + WZP_SEC(1));
     assert_true(both_direct(&s));
@@ -1174,8 +1182,7 @@ static void test_lossy_link_no_false_fallback(void **state)
     setup_public(&s, NULL);
     sim_link(&s, "203.0.113.2:5000", WZP_MS(30), WZP_MS(20));
     s.links[0].loss_pct = 20;
-    s.media_interval = WZP_MS(20);
-    s.next_media = s.now;
+    media_on(&s);
     start(&s);
     sim_run(&s, s.now + WZP_SEC(120));
     assert_true(both_direct(&s));
@@ -1233,12 +1240,7 @@ static void test_late_key_and_trickle(void **state)
 {
     (void)state;
     static sim s;
-    sim_init(&s, NULL);
-    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
-    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "10.0.0.2:5000");
-    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_SRFLX, "203.0.113.9:40000");
-    s.n[1].nat = true;
-    s.n[1].nat_ip = A("203.0.113.9:0");
+    setup_b_nat(&s, true);
     /* A starts at once, knowing only B's private address. */
     add_remote(&s, 0, WZP_CAND_HOST, "10.0.0.2:5000");
     assert_int_equal(wzp_ice_set_key(s.n[0].ag, test_key, s.now), 0);
@@ -1348,14 +1350,9 @@ static void test_nat_rebinding(void **state)
 {
     (void)state;
     static sim s;
-    sim_init(&s, NULL);
-    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
-    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "10.0.0.2:5000");
-    s.n[1].nat = true;
-    s.n[1].nat_ip = A("203.0.113.9:0");
+    setup_b_nat(&s, false);
     add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
-    s.media_interval = WZP_MS(20);
-    s.next_media = s.now;
+    media_on(&s);
     start(&s);
     sim_run(&s, s.now + WZP_SEC(2));
     assert_true(both_direct(&s));
