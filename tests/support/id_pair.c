@@ -21,6 +21,27 @@ void id_pair_free(id_pair *p)
     p->s = p->c = NULL;
 }
 
+int id_set_new(wzp_identity **ids, uint8_t (*fps)[WZP_FINGERPRINT_LEN], size_t n)
+{
+    memset(ids, 0, n * sizeof(*ids));
+    for (size_t i = 0; i < n; i++) {
+        if (wzp_identity_generate(&ids[i])) {
+            id_set_free(ids, n);
+            return -1;
+        }
+        wzp_identity_fingerprint(ids[i], fps[i]);
+    }
+    return 0;
+}
+
+void id_set_free(wzp_identity **ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        wzp_identity_free(ids[i]);
+        ids[i] = NULL;
+    }
+}
+
 id_pair test_ids;
 
 int id_pair_group_setup(void **state)

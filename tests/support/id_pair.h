@@ -2,6 +2,7 @@
 #ifndef WZP_TESTS_ID_PAIR_H
 #define WZP_TESTS_ID_PAIR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <wzp/identity.h>
@@ -14,6 +15,10 @@ typedef struct id_pair {
 /* 0, or -1 (nothing left allocated). */
 int id_pair_new(id_pair *p);
 void id_pair_free(id_pair *p);
+
+/* n identities and their fingerprints: 0, or -1 (nothing left allocated). */
+int id_set_new(wzp_identity **ids, uint8_t (*fps)[WZP_FINGERPRINT_LEN], size_t n);
+void id_set_free(wzp_identity **ids, size_t n);
 
 /* cmocka group setup / teardown filling / freeing test_ids. */
 extern id_pair test_ids;

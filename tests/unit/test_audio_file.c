@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -367,16 +369,6 @@ static void test_recorder_fifo(void **state)
     unlink(fifo);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_44k_stereo_to_48k_mono),
-        cmocka_unit_test(test_other_rates_and_formats),
-        cmocka_unit_test(test_write_wav_roundtrip),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_recorder_commit_and_abort),
-        cmocka_unit_test(test_recorder_fails_at_open),
-        cmocka_unit_test(test_recorder_fifo),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+WZP_TEST_MAIN(setup, teardown, test_44k_stereo_to_48k_mono, test_other_rates_and_formats,
+              test_write_wav_roundtrip, test_errors, test_recorder_commit_and_abort,
+              test_recorder_fails_at_open, test_recorder_fifo)

@@ -5,6 +5,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include "support/test_main.h"
 #include <string.h>
 
 #include <wzp/wzp.h>
@@ -65,11 +67,4 @@ static void test_bad_input(void **state)
     assert_int_equal(wzp_call_msg_encode(&m, out, sizeof(out)), WZP_ERR_INVALID);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trips),
-        cmocka_unit_test(test_bad_input),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_round_trips, test_bad_input)

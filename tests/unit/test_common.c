@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
@@ -111,13 +113,5 @@ static void test_hmap_churn(void **state)
     wzp_hmap_free(&m);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_addr_parse_format),
-        cmocka_unit_test(test_addr_classes),
-        cmocka_unit_test(test_bytes_bounds),
-        cmocka_unit_test(test_hmap_churn),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_addr_parse_format, test_addr_classes, test_bytes_bounds,
+              test_hmap_churn)

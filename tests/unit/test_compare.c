@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,13 +153,4 @@ static void test_tone_generator(void **state)
     assert_memory_equal(whole, parts, sizeof(whole));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_known_delays),
-        cmocka_unit_test(test_unrelated_is_low),
-        cmocka_unit_test(test_args),
-        cmocka_unit_test(test_tone_generator),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_known_delays, test_unrelated_is_low, test_args, test_tone_generator)

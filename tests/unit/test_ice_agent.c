@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -425,6 +427,50 @@ static void setup_public(sim *s, const wzp_ice_config *cfg)
     add_remote(s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
 }
 
+/* A public (198.51.100.1:4000); B at 10.0.0.2:5000 behind a NAT at 203.0.113.9,
+ * its server-reflexive candidate 203.0.113.9:40000 known to it with srflx. */
+static void setup_b_nat(sim *s, bool srflx)
+{
+    sim_init(s, NULL);
+    add_local(s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
+    add_local(s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "10.0.0.2:5000");
+    if (srflx)
+        add_local(s, 1, WZP_ICE_SOCK_V4, WZP_CAND_SRFLX, "203.0.113.9:40000");
+    s->n[1].nat = true;
+    s->n[1].nat_ip = A("203.0.113.9:0");
+}
+
+/* Both public on v4 and v6, each knowing both of the other's addresses. */
+static void setup_dual_stack(sim *s)
+{
+    static const char *const a[] = {"198.51.100.1:4000", "[2001:db8:a::1]:4000"};
+    static const char *const b[] = {"203.0.113.2:5000", "[2001:db8:b::2]:5000"};
+    sim_init(s, NULL);
+    for (int k = 0; k < 2; k++) {
+        add_local(s, 0, k ? WZP_ICE_SOCK_V6 : WZP_ICE_SOCK_V4, WZP_CAND_HOST, a[k]);
+        add_local(s, 1, k ? WZP_ICE_SOCK_V6 : WZP_ICE_SOCK_V4, WZP_CAND_HOST, b[k]);
+    }
+    for (int k = 0; k < 2; k++)
+        add_remote(s, 0, WZP_CAND_HOST, b[k]);
+    for (int k = 0; k < 2; k++)
+        add_remote(s, 1, WZP_CAND_HOST, a[k]);
+}
+
+/* Node i went direct at most `max` after `since`. */
+static void assert_direct_within(sim *s, int i, wzp_ts since, wzp_ts max)
+{
+    wzp_ice_stats st;
+    wzp_ice_get_stats(s->n[i].ag, &st);
+    assert_true(st.first_direct_at - since <= max);
+}
+
+/* Media both ways every 20 ms (50 packets/s) from now on. */
+static void media_on(sim *s)
+{
+    s->media_interval = WZP_MS(20);
+    s->next_media = s->now;
+}
+
 /* ---- tests ------------------------------------------------------------------------------ */
 
 static void test_both_direct(void **state)
@@ -506,12 +552,8 @@ static void test_prflx_through_nat(void **state)
 {
     (void)state;
     static sim s;
-    sim_init(&s, NULL);
-    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
     /* B behind an EIM NAT; it only tells A its private address (no srflx known). */
-    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "10.0.0.2:5000");
-    s.n[1].nat = true;
-    s.n[1].nat_ip = A("203.0.113.9:0");
+    setup_b_nat(&s, false);
     add_remote(&s, 0, WZP_CAND_HOST, "10.0.0.2:5000");
     add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
     start(&s);
@@ -544,18 +586,12 @@ static void test_failover_and_recovery(void **state)
 {
     (void)state;
     static sim s;
-    sim_init(&s, NULL);
     /* A public, B behind the NAT with its srflx known: the common case. */
-    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
-    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "10.0.0.2:5000");
-    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_SRFLX, "203.0.113.9:40000");
-    s.n[1].nat = true;
-    s.n[1].nat_ip = A("203.0.113.9:0");
+    setup_b_nat(&s, true);
     add_remote(&s, 0, WZP_CAND_HOST, "10.0.0.2:5000");
     add_remote(&s, 0, WZP_CAND_SRFLX, "203.0.113.9:40000");
     add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
-    s.media_interval = WZP_MS(20); /* 50 packets/s both ways */
-    s.next_media = s.now;
+    media_on(&s); /* 50 packets/s both ways */
     start(&s);
     sim_run(&s, s.now + WZP_SEC(2));
     assert_true(both_direct(&s));
@@ -601,16 +637,8 @@ static void test_hysteresis_no_flapping(void **state)
 {
     (void)state;
     static sim s;
-    sim_init(&s, NULL);
     /* B reachable at two public addresses (v4 and v6), similar latency, lots of jitter. */
-    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
-    add_local(&s, 0, WZP_ICE_SOCK_V6, WZP_CAND_HOST, "[2001:db8:a::1]:4000");
-    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "203.0.113.2:5000");
-    add_local(&s, 1, WZP_ICE_SOCK_V6, WZP_CAND_HOST, "[2001:db8:b::2]:5000");
-    add_remote(&s, 0, WZP_CAND_HOST, "203.0.113.2:5000");
-    add_remote(&s, 0, WZP_CAND_HOST, "[2001:db8:b::2]:5000");
-    add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
-    add_remote(&s, 1, WZP_CAND_HOST, "[2001:db8:a::1]:4000");
+    setup_dual_stack(&s);
     sim_link(&s, "203.0.113.2:5000", WZP_MS(15), WZP_MS(12));
     sim_link(&s, "[2001:db8:b::2]:5000", WZP_MS(16), WZP_MS(12));
     start(&s);
@@ -1102,20 +1130,11 @@ static void test_failover_to_other_pair(void **state)
 {
     (void)state;
     static sim s;
-    sim_init(&s, NULL);
     /* Dual stack: v6 is preferred and active; then only v6 dies. */
-    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
-    add_local(&s, 0, WZP_ICE_SOCK_V6, WZP_CAND_HOST, "[2001:db8:a::1]:4000");
-    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "203.0.113.2:5000");
-    add_local(&s, 1, WZP_ICE_SOCK_V6, WZP_CAND_HOST, "[2001:db8:b::2]:5000");
-    add_remote(&s, 0, WZP_CAND_HOST, "203.0.113.2:5000");
-    add_remote(&s, 0, WZP_CAND_HOST, "[2001:db8:b::2]:5000");
-    add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
-    add_remote(&s, 1, WZP_CAND_HOST, "[2001:db8:a::1]:4000");
+    setup_dual_stack(&s);
     sim_link(&s, "203.0.113.2:5000", WZP_MS(12), 0);
     sim_link(&s, "[2001:db8:b::2]:5000", WZP_MS(10), 0);
-    s.media_interval = WZP_MS(20);
-    s.next_media = s.now;
+    media_on(&s);
     start(&s);
     sim_run(&s, s.now + WZP_SEC(3));
     assert_true(both_direct(&s));
@@ -1146,8 +1165,7 @@ static void test_quic_counts_as_liveness(void **state)
     (void)state;
     static sim s;
     setup_public(&s, NULL);
-    s.media_interval = WZP_MS(20);
-    s.next_media = s.now;
+    media_on(&s);
     start(&s);
     sim_run(&s, s.now + WZP_SEC(1));
     assert_true(both_direct(&s));
@@ -1172,8 +1190,7 @@ static void test_lossy_link_no_false_fallback(void **state)
     setup_public(&s, NULL);
     sim_link(&s, "203.0.113.2:5000", WZP_MS(30), WZP_MS(20));
     s.links[0].loss_pct = 20;
-    s.media_interval = WZP_MS(20);
-    s.next_media = s.now;
+    media_on(&s);
     start(&s);
     sim_run(&s, s.now + WZP_SEC(120));
     assert_true(both_direct(&s));
@@ -1231,12 +1248,7 @@ static void test_late_key_and_trickle(void **state)
 {
     (void)state;
     static sim s;
-    sim_init(&s, NULL);
-    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
-    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "10.0.0.2:5000");
-    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_SRFLX, "203.0.113.9:40000");
-    s.n[1].nat = true;
-    s.n[1].nat_ip = A("203.0.113.9:0");
+    setup_b_nat(&s, true);
     /* A starts at once, knowing only B's private address. */
     add_remote(&s, 0, WZP_CAND_HOST, "10.0.0.2:5000");
     assert_int_equal(wzp_ice_set_key(s.n[0].ag, test_key, s.now), 0);
@@ -1255,9 +1267,7 @@ static void test_late_key_and_trickle(void **state)
     add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
     sim_run(&s, s.now + WZP_MS(200));
     assert_true(both_direct(&s));
-    wzp_ice_stats st;
-    wzp_ice_get_stats(s.n[0].ag, &st);
-    assert_true(st.first_direct_at - t <= WZP_MS(60));
+    assert_direct_within(&s, 0, t, WZP_MS(60));
     sim_free(&s);
 }
 
@@ -1336,9 +1346,7 @@ static void test_late_cone_side(void **state)
     wzp_ts t = s.now;
     sim_run(&s, s.now + WZP_SEC(1));
     assert_true(both_direct(&s));
-    wzp_ice_stats st;
-    wzp_ice_get_stats(s.n[1].ag, &st);
-    assert_true(st.first_direct_at - t <= WZP_MS(600));
+    assert_direct_within(&s, 1, t, WZP_MS(600));
     sim_free(&s);
 }
 
@@ -1346,14 +1354,9 @@ static void test_nat_rebinding(void **state)
 {
     (void)state;
     static sim s;
-    sim_init(&s, NULL);
-    add_local(&s, 0, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "198.51.100.1:4000");
-    add_local(&s, 1, WZP_ICE_SOCK_V4, WZP_CAND_HOST, "10.0.0.2:5000");
-    s.n[1].nat = true;
-    s.n[1].nat_ip = A("203.0.113.9:0");
+    setup_b_nat(&s, false);
     add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
-    s.media_interval = WZP_MS(20);
-    s.next_media = s.now;
+    media_on(&s);
     start(&s);
     sim_run(&s, s.now + WZP_SEC(2));
     assert_true(both_direct(&s));
@@ -1407,30 +1410,10 @@ static void test_hairpin_then_lan(void **state)
     sim_free(&s);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_candidate_priority),
-        cmocka_unit_test(test_late_key_and_trickle),
-        cmocka_unit_test(test_both_direct),
-        cmocka_unit_test(test_paced_not_burst),
-        cmocka_unit_test(test_prflx_through_nat),
-        cmocka_unit_test(test_failover_and_recovery),
-        cmocka_unit_test(test_hysteresis_no_flapping),
-        cmocka_unit_test(test_lan_preferred),
-        cmocka_unit_test(test_hairpin_then_lan),
-        cmocka_unit_test(test_forged_ignored),
-        cmocka_unit_test(test_pair_cap),
-        cmocka_unit_test(test_remove_active_and_network_change),
-        cmocka_unit_test(test_remote_set_withdraws),
-        cmocka_unit_test(test_nat_pairs),
-        cmocka_unit_test(test_nat_rebinding),
-        cmocka_unit_test(test_late_cone_side),
-        cmocka_unit_test(test_random_schedules),
-        cmocka_unit_test(test_replay_dropped),
-        cmocka_unit_test(test_failover_to_other_pair),
-        cmocka_unit_test(test_quic_counts_as_liveness),
-        cmocka_unit_test(test_lossy_link_no_false_fallback),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_candidate_priority, test_late_key_and_trickle, test_both_direct,
+              test_paced_not_burst, test_prflx_through_nat, test_failover_and_recovery,
+              test_hysteresis_no_flapping, test_lan_preferred, test_hairpin_then_lan,
+              test_forged_ignored, test_pair_cap, test_remove_active_and_network_change,
+              test_remote_set_withdraws, test_nat_pairs, test_nat_rebinding, test_late_cone_side,
+              test_random_schedules, test_replay_dropped, test_failover_to_other_pair,
+              test_quic_counts_as_liveness, test_lossy_link_no_false_fallback)

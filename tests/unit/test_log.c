@@ -9,6 +9,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include "support/test_main.h"
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -87,11 +89,4 @@ static void test_level_and_tag(void **state)
     wzp_set_log_handler(NULL, NULL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_swap_hook_while_logging),
-        cmocka_unit_test(test_level_and_tag),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_swap_hook_while_logging, test_level_and_tag)

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <string.h>
 
 #include <wzp/wzp.h>
@@ -100,13 +102,4 @@ static void test_malformed(void **state)
     assert_int_equal(wzp_media_frame_decode(&g, NULL, 0), WZP_ERR_MALFORMED);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_empty_payload),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_malformed),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_roundtrip, test_empty_payload, test_limits, test_malformed)

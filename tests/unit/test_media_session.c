@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,13 +297,5 @@ static void test_rx_rejects_garbage(void **state)
     wzp_media_rx_free(rx);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_clean_channel),
-        cmocka_unit_test(test_lossy_reordering_channel),
-        cmocka_unit_test(test_dtx_and_mute),
-        cmocka_unit_test(test_rx_rejects_garbage),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_clean_channel, test_lossy_reordering_channel, test_dtx_and_mute,
+              test_rx_rejects_garbage)

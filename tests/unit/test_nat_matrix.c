@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,15 +149,6 @@ static void test_deterministic(void **state)
     assert_int_equal(r1.stats.delivered, r2.stats.delivered);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rule),
-        cmocka_unit_test(test_deterministic),
-        cmocka_unit_test(test_matrix_establish),
-        cmocka_unit_test(test_matrix_establish_lossy),
-        cmocka_unit_test(test_matrix_failover_and_expiry),
-        cmocka_unit_test(test_matrix_failover_and_expiry_lossy),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_rule, test_deterministic, test_matrix_establish,
+              test_matrix_establish_lossy, test_matrix_failover_and_expiry,
+              test_matrix_failover_and_expiry_lossy)

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <string.h>
 
 #include <wzp/wzp.h>
@@ -68,11 +70,4 @@ static void test_parse_inet6_line(void **state)
         WZP_ERR_MALFORMED);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_loopback_only_with_flag),
-        cmocka_unit_test(test_parse_inet6_line),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_loopback_only_with_flag, test_parse_inet6_line)

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -426,19 +428,7 @@ static void test_signals(void **state)
     /* teardown frees the loop and restores the old mask */
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_timer_order_and_cancel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_timer_rearm_moves_deadline, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_timer_rearm_from_callback, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_past_deadline_fires, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_timer_heap_stress, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stop_before_run, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_post_from_threads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stop_from_thread, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fd_watcher, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_signals, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN_EACH(NULL, NULL, setup, teardown, test_timer_order_and_cancel,
+                   test_timer_rearm_moves_deadline, test_timer_rearm_from_callback,
+                   test_past_deadline_fires, test_timer_heap_stress, test_stop_before_run,
+                   test_post_from_threads, test_stop_from_thread, test_fd_watcher, test_signals)

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <poll.h>
 #include <string.h>
 #include <unistd.h>
@@ -175,12 +177,5 @@ static void test_bad_family(void **state)
     assert_int_equal(wzp_udp_open(&none, NULL, NULL), WZP_ERR_INVALID);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_batch_v4),          cmocka_unit_test(test_batch_v6),
-        cmocka_unit_test(test_truncation_marked), cmocka_unit_test(test_v6only_ignores_v4),
-        cmocka_unit_test(test_bad_family),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_batch_v4, test_batch_v6, test_truncation_marked,
+              test_v6only_ignores_v4, test_bad_family)

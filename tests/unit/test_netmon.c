@@ -9,6 +9,8 @@
 #include <stddef.h>
 
 #include <cmocka.h>
+
+#include "support/test_main.h"
 #include <ftw.h>
 #include <poll.h>
 #include <stdio.h>
@@ -91,12 +93,4 @@ static void test_client_wildcard_watch(void **state)
     nftw(home, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_poll_drain),
-        cmocka_unit_test(test_drain_bad_fd),
-        cmocka_unit_test(test_client_wildcard_watch),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_open_poll_drain, test_drain_bad_fd, test_client_wildcard_watch)

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -638,20 +640,7 @@ static void test_determinism(void **state)
     assert_int_not_equal(scenario_hash(42), scenario_hash(43));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classify_grid),
-        cmocka_unit_test(test_open_internet_and_ipv6),
-        cmocka_unit_test(test_port_preservation_collision),
-        cmocka_unit_test(test_port_exhaustion),
-        cmocka_unit_test(test_hairpin),
-        cmocka_unit_test(test_mapping_timeout),
-        cmocka_unit_test(test_cgn),
-        cmocka_unit_test(test_conntrack_trap),
-        cmocka_unit_test(test_drop_direct),
-        cmocka_unit_test(test_link_statistics),
-        cmocka_unit_test(test_determinism),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_classify_grid, test_open_internet_and_ipv6,
+              test_port_preservation_collision, test_port_exhaustion, test_hairpin,
+              test_mapping_timeout, test_cgn, test_conntrack_trap, test_drop_direct,
+              test_link_statistics, test_determinism)

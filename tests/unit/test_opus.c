@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,13 +209,4 @@ static void test_dtx(void **state)
     wzp_opus_enc_free(enc);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_delay),
-        cmocka_unit_test(test_plc_and_fec),
-        cmocka_unit_test(test_corrupt_and_args),
-        cmocka_unit_test(test_dtx),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_roundtrip_delay, test_plc_and_fec, test_corrupt_and_args, test_dtx)

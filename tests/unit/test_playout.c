@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -364,18 +366,7 @@ static void test_adaptive_follows_slower_path(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_in_order),
-        cmocka_unit_test(test_reorder_and_duplicates),
-        cmocka_unit_test(test_loss_late_and_fec_hint),
-        cmocka_unit_test(test_wraparound),
-        cmocka_unit_test(test_dtx_gap_is_not_loss),
-        cmocka_unit_test(test_invalid_and_bounds),
-        cmocka_unit_test(test_resync_far_ahead_and_restart),
-        cmocka_unit_test(test_adaptive_trim),
-        cmocka_unit_test(test_adaptive_follows_slower_path),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_in_order, test_reorder_and_duplicates, test_loss_late_and_fec_hint,
+              test_wraparound, test_dtx_gap_is_not_loss, test_invalid_and_bounds,
+              test_resync_far_ahead_and_restart, test_adaptive_trim,
+              test_adaptive_follows_slower_path)

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <string.h>
 
 #include <wzp/wzp.h>
@@ -159,12 +161,6 @@ static void test_encode_limits(void **state)
     assert_int_equal(wzp_probe_encode(&p, key, buf, sizeof(buf)), WZP_ERR_INVALID);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_request_round_trip),     cmocka_unit_test(test_response_round_trip),
-        cmocka_unit_test(test_tampering_rejected),     cmocka_unit_test(test_wrong_key_and_tag),
-        cmocka_unit_test(test_truncation_and_garbage), cmocka_unit_test(test_encode_limits),
-    };
-    return cmocka_run_group_tests(tests, setup, NULL);
-}
+WZP_TEST_MAIN(setup, NULL, test_request_round_trip, test_response_round_trip,
+              test_tampering_rejected, test_wrong_key_and_tag, test_truncation_and_garbage,
+              test_encode_limits)

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,323 +20,67 @@
 #include "common/rand.h"
 #include "net/udp.h"
 #include "quic/quic.h"
+#include "support/id_pair.h"
+#include "support/qnet.h"
 
 /* ---- identities shared by all tests (key generation is the slow part) ---- */
 
-static wzp_identity *id_server, *id_client[5];
-static uint8_t fp_server[32], fp_client[5][32];
+static wzp_identity *ids[6];
+static uint8_t fps[6][WZP_FINGERPRINT_LEN];
+#define id_server ids[0]
+#define fp_server fps[0]
+#define id_client (ids + 1) /* five of them */
+#define fp_client (fps + 1)
 
 static int group_setup(void **state)
 {
     (void)state;
-    if (wzp_identity_generate(&id_server))
-        return -1;
-    wzp_identity_fingerprint(id_server, fp_server);
-    for (int i = 0; i < 5; i++) {
-        if (wzp_identity_generate(&id_client[i]))
-            return -1;
-        wzp_identity_fingerprint(id_client[i], fp_client[i]);
-    }
-    return 0;
+    return id_set_new(ids, fps, 6);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    wzp_identity_free(id_server);
-    for (int i = 0; i < 5; i++)
-        wzp_identity_free(id_client[i]);
+    id_set_free(ids, 6);
     return 0;
 }
 
-/* ---- per-endpoint event recorder ---- */
+/* ---- the network (tests/support/qnet.h): 1 ms one way ---- */
 
-#define MAXNODES 8
+#define MAXNODES QNET_MAX_NODES
 
-typedef struct rec {
-    int established, closed;
-    uint64_t dgrams, dgram_bytes, msgs;
-    size_t last_msg_len;
-    uint8_t last_msg[256];
-    int close_err;
-    bool close_by_peer;
-    uint64_t close_app;
-    char close_reason[256], close_detail[256];
-    uint8_t peer_fp[32];
-    wzp_quic_conn *conn; /* last established (or connected) connection */
-    int nconns;
-    wzp_quic_conn *conns[MAXNODES];
-    /* server policy */
-    wzp_quic_pin_mode pin_mode;
-    uint8_t pin[32];
-    size_t max_message;
-    wzp_ts idle, keep_alive;
-    bool refuse;
-    bool echo;  /* echo datagrams back */
-    bool greet; /* send a datagram as soon as established */
-} rec;
+typedef qnet_node node;
 
-static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o)
+/* A server at 10.0.0.1 pinning client 0, and that client at 10.0.0.2. */
+/* Node n is at 10.0.0.(n+1):4433. */
+static node *add(qnet *nt, const wzp_identity *id, bool server)
 {
-    rec *e = user;
-    if (e->refuse)
-        return -1;
-    o->pin_mode = e->pin_mode;
-    memcpy(o->pin, e->pin, 32);
-    if (e->max_message)
-        o->max_message = e->max_message;
-    if (e->idle)
-        o->idle_timeout = e->idle;
-    o->keep_alive = e->keep_alive;
-    o->initial_rtt = WZP_MS(10);
-    return 0;
-}
-
-static void on_established(void *user, wzp_quic_conn *c, const uint8_t fp[32])
-{
-    rec *e = user;
-    e->established++;
-    memcpy(e->peer_fp, fp, 32);
-    e->conn = c;
-    if (e->nconns < MAXNODES)
-        e->conns[e->nconns++] = c;
-    if (e->greet)
-        assert_int_equal(wzp_quic_conn_send_datagram(c, (const uint8_t *)"welcome", 7), 0);
-}
-
-static void on_datagram(void *user, wzp_quic_conn *c, const uint8_t *d, size_t n)
-{
-    rec *e = user;
-    e->dgrams++;
-    e->dgram_bytes += n;
-    if (e->echo)
-        wzp_quic_conn_send_datagram(c, d, n);
-}
-
-static void on_message(void *user, wzp_quic_conn *c, const uint8_t *d, size_t n)
-{
-    rec *e = user;
-    e->msgs++;
-    e->last_msg_len = n;
-    memcpy(e->last_msg, d, n < sizeof(e->last_msg) ? n : sizeof(e->last_msg));
-}
-
-static void on_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *i)
-{
-    rec *e = user;
-    e->closed++;
-    if (getenv("QDEBUG"))
-        fprintf(stderr, "closed: err=%d peer=%d detail=%s\n", i->error, i->by_peer, i->detail);
-    e->close_err = i->error;
-    e->close_by_peer = i->by_peer;
-    e->close_app = i->app_code;
-    snprintf(e->close_reason, sizeof(e->close_reason), "%s", i->reason);
-    snprintf(e->close_detail, sizeof(e->close_detail), "%s", i->detail);
-    assert_string_equal(i->detail, wzp_quic_conn_error_detail(c));
-    if (e->conn == c)
-        e->conn = NULL;
-    for (int k = 0; k < e->nconns; k++)
-        if (e->conns[k] == c)
-            e->conns[k] = NULL;
-}
-
-static const wzp_quic_callbacks callbacks = {
-    .accept = on_accept,
-    .established = on_established,
-    .datagram = on_datagram,
-    .message = on_message,
-    .closed = on_closed,
-};
-
-/* ---- in-memory network on a virtual clock ---- */
-
-typedef struct pkt {
-    struct pkt *next;
-    wzp_ts at;
-    int to;
-    wzp_addr from;
-    size_t len;
-    uint8_t data[];
-} pkt;
-
-typedef struct node {
-    struct net *net;
-    int idx;
-    wzp_quic_endpoint *ep;
-    wzp_addr addr;   /* what the node passes as its local address */
-    wzp_addr public; /* what others see as its source (a NAT may rewrite it) */
-    rec ev;
-} node;
-
-typedef struct net {
-    node nodes[MAXNODES];
-    int n;
-    pkt *head, *tail;
-    wzp_ts now, latency;
-    /* capture: keep a copy of every packet, for replay tests */
-    bool capture;
-    pkt *cap_head, *cap_tail;
-    size_t captured;
-    int drop_to; /* -1 none: drop everything sent to this node */
-    size_t unroutable;
-} net;
-
-static void net_send(void *user, const wzp_addr *l, const wzp_addr *r, const uint8_t *d, size_t n)
-{
-    node *src = user;
-    net *nt = src->net;
-    int to = -1;
-    for (int i = 0; i < nt->n; i++)
-        if (wzp_addr_equal(&nt->nodes[i].public, r))
-            to = i;
-    if (to < 0) {
-        nt->unroutable++; /* e.g. to a NAT mapping that no longer exists */
-        return;
-    }
-    if (getenv("QDEBUG")) {
-        char x[64], y[64];
-        fprintf(stderr, "t=%llu send %d->%d len %zu first %02x l=%s r=%s\n",
-                (unsigned long long)(nt->now / 1000000), src->idx, to, n, d[0],
-                wzp_addr_format(l, x, 64), wzp_addr_format(r, y, 64));
-    }
-    assert_true(n <= WZP_QUIC_MAX_PACKET);
-    if (to == nt->drop_to)
-        return;
-    pkt *p = malloc(sizeof(*p) + n);
-    p->next = NULL;
-    p->at = nt->now + nt->latency;
-    p->to = to;
-    p->from = src->public;
-    p->len = n;
-    memcpy(p->data, d, n);
-    if (nt->tail)
-        nt->tail->next = p;
-    else
-        nt->head = p;
-    nt->tail = p;
-    if (nt->capture) {
-        pkt *q = malloc(sizeof(*q) + n);
-        memcpy(q, p, sizeof(*q) + n);
-        q->next = NULL;
-        if (nt->cap_tail)
-            nt->cap_tail->next = q;
-        else
-            nt->cap_head = q;
-        nt->cap_tail = q;
-        nt->captured++;
-    }
-}
-
-static void net_init(net *nt)
-{
-    memset(nt, 0, sizeof(*nt));
-    nt->now = WZP_SEC(1000);
-    nt->latency = WZP_MS(1);
-    nt->drop_to = -1;
-}
-
-static node *net_add(net *nt, const wzp_identity *id, bool server)
-{
-    node *nd = &nt->nodes[nt->n];
-    nd->net = nt;
-    nd->idx = nt->n;
     char a[32];
     snprintf(a, sizeof(a), "10.0.0.%d:4433", nt->n + 1);
-    wzp_addr_parse(&nd->addr, a, false);
-    nd->public = nd->addr;
-    assert_int_equal(wzp_quic_endpoint_new(id, server, &callbacks, &nd->ev, &nd->ep), 0);
-    nt->n++;
-    return nd;
+    return qnet_add(nt, a, id, server);
 }
 
-static void free_list(pkt *p)
+static node *pair(qnet *nt, node **cl)
 {
-    while (p) {
-        pkt *n = p->next;
-        free(p);
-        p = n;
-    }
+    qnet_init(nt, WZP_SEC(1000), WZP_MS(1));
+    node *sv = add(nt, id_server, true);
+    *cl = add(nt, id_client[0], false);
+    qnet_pin(sv, fp_client[0]);
+    return sv;
 }
 
-static void net_free(net *nt)
+/* pair(), the client dialled with pin, and run until both settle. */
+static wzp_quic_conn *pair_settled(qnet *nt, node **sv, node **cl, const uint8_t *pin)
 {
-    for (int i = 0; i < nt->n; i++)
-        wzp_quic_endpoint_free(nt->nodes[i].ep);
-    free_list(nt->head);
-    free_list(nt->cap_head);
-}
-
-static void net_flush(net *nt)
-{
-    for (int i = 0; i < nt->n; i++)
-        wzp_quic_endpoint_flush(nt->nodes[i].ep, nt->now, net_send, &nt->nodes[i]);
-}
-
-/* Runs the network until `until` (virtual time) or until done() holds. */
-static void net_run(net *nt, wzp_ts dur, bool (*done)(net *))
-{
-    wzp_ts end = nt->now + dur;
-    for (;;) {
-        net_flush(nt);
-        if (done && done(nt))
-            return;
-        wzp_ts next = end;
-        if (nt->head && nt->head->at < next)
-            next = nt->head->at;
-        for (int i = 0; i < nt->n; i++) {
-            wzp_ts t = wzp_quic_endpoint_expiry(nt->nodes[i].ep);
-            if (t < next)
-                next = t;
-        }
-        if (next < nt->now)
-            next = nt->now;
-        if (next >= end && (!nt->head || nt->head->at >= end)) {
-            nt->now = end;
-            for (int i = 0; i < nt->n; i++)
-                wzp_quic_endpoint_handle_expiry(nt->nodes[i].ep, nt->now);
-            net_flush(nt);
-            return;
-        }
-        nt->now = next;
-        while (nt->head && nt->head->at <= nt->now) {
-            pkt *p = nt->head;
-            nt->head = p->next;
-            if (!nt->head)
-                nt->tail = NULL;
-            node *d = &nt->nodes[p->to];
-            wzp_quic_endpoint_feed(d->ep, &d->addr, &p->from, p->data, p->len, nt->now);
-            free(p);
-        }
-        for (int i = 0; i < nt->n; i++)
-            wzp_quic_endpoint_handle_expiry(nt->nodes[i].ep, nt->now);
-    }
-}
-
-static wzp_quic_conn *dial(net *nt, node *cl, node *sv, const uint8_t *pin)
-{
-    wzp_quic_conn_opts o;
-    wzp_quic_conn_opts_default(&o);
-    memcpy(o.pin, pin, 32);
-    o.initial_rtt = WZP_MS(10);
-    wzp_quic_conn *c;
-    assert_int_equal(wzp_quic_connect(cl->ep, &cl->addr, &sv->public, &o, nt->now, &c), 0);
+    *sv = pair(nt, cl);
+    wzp_quic_conn *c = qnet_dial(nt, *cl, *sv, pin);
+    qnet_run(nt, WZP_SEC(5), qnet_all_settled, NULL);
     return c;
 }
 
-static bool all_settled(net *nt)
+static void run_for(qnet *nt, wzp_ts dur)
 {
-    for (int i = 0; i < nt->n; i++) {
-        rec *e = &nt->nodes[i].ev;
-        if (e->established + e->closed == 0)
-            return false;
-    }
-    return !nt->head;
-}
-
-static void server_pins(node *sv, int client)
-{
-    sv->ev.pin_mode = WZP_QUIC_PIN_EXACT;
-    memcpy(sv->ev.pin, fp_client[client], 32);
+    qnet_run(nt, dur, NULL, NULL);
 }
 
 /* ---- tests ---- */
@@ -342,18 +88,15 @@ static void server_pins(node *sv, int client)
 static void test_handshake_datagrams_messages_close(void **state)
 {
     (void)state;
-    net nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, id_server, true);
-    node *cl = net_add(&nt, id_client[0], false);
-    server_pins(sv, 0);
-    wzp_quic_conn *c = dial(&nt, cl, sv, fp_server);
+    qnet nt;
+    node *cl, *sv = pair(&nt, &cl);
+    wzp_quic_conn *c = qnet_dial(&nt, cl, sv, fp_server);
     assert_false(wzp_quic_conn_is_established(c));
     assert_int_equal(wzp_quic_conn_send_datagram(c, (const uint8_t *)"x", 1), WZP_ERR_AGAIN);
     uint8_t early[16];
     assert_int_equal(wzp_quic_conn_export(c, "EXPORTER-wzp-probe", NULL, 0, early, 16),
                      WZP_ERR_STATE);
-    net_run(&nt, WZP_SEC(5), all_settled);
+    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
     if (getenv("QDEBUG")) {
         const wzp_quic_stats *a = wzp_quic_endpoint_stats(sv->ep),
                              *b = wzp_quic_endpoint_stats(cl->ep);
@@ -386,7 +129,7 @@ static void test_handshake_datagrams_messages_close(void **state)
     /* The server speaks first on the message channel. */
     assert_int_equal(wzp_quic_conn_send_message(s, (const uint8_t *)"hello client", 12), 0);
     assert_int_equal(wzp_quic_conn_send_message(c, (const uint8_t *)"hello server", 12), 0);
-    net_run(&nt, WZP_MS(200), NULL);
+    run_for(&nt, WZP_MS(200));
     assert_int_equal(cl->ev.msgs, 1);
     assert_int_equal(sv->ev.msgs, 1);
     assert_memory_equal(cl->ev.last_msg, "hello client", 12);
@@ -402,9 +145,9 @@ static void test_handshake_datagrams_messages_close(void **state)
             sent_c++;
         while (sent_s < 10000 && wzp_quic_conn_send_datagram(s, payload, 100) == 0)
             sent_s++;
-        net_run(&nt, WZP_MS(2), NULL);
+        run_for(&nt, WZP_MS(2));
     }
-    net_run(&nt, WZP_MS(200), NULL);
+    run_for(&nt, WZP_MS(200));
     assert_int_equal(sent_c, 10000);
     assert_int_equal(sent_s, 10000);
     assert_int_equal(sv->ev.dgrams, 10000);
@@ -423,7 +166,7 @@ static void test_handshake_datagrams_messages_close(void **state)
     /* Clean close with an application code and reason. */
     wzp_quic_conn_close(c, 42, "bye now");
     assert_int_equal(wzp_quic_conn_send_datagram(c, payload, 10), WZP_ERR_CLOSED);
-    net_run(&nt, WZP_MS(100), NULL);
+    run_for(&nt, WZP_MS(100));
     assert_int_equal(cl->ev.closed, 1);
     assert_int_equal(cl->ev.close_err, 0);
     assert_false(cl->ev.close_by_peer);
@@ -433,24 +176,20 @@ static void test_handshake_datagrams_messages_close(void **state)
     assert_int_equal(sv->ev.close_app, 42);
     assert_string_equal(sv->ev.close_reason, "bye now");
     /* Closing and draining periods end; the endpoints forget the connection. */
-    net_run(&nt, WZP_SEC(5), NULL);
+    run_for(&nt, WZP_SEC(5));
     assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
     assert_int_equal(cl->ev.closed, 1);
     assert_int_equal(sv->ev.closed, 1);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 static void test_large_messages_flow_control(void **state)
 {
     (void)state;
-    net nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, id_server, true);
-    node *cl = net_add(&nt, id_client[0], false);
-    server_pins(sv, 0);
-    wzp_quic_conn *c = dial(&nt, cl, sv, fp_server);
-    net_run(&nt, WZP_SEC(5), all_settled);
+    qnet nt;
+    node *sv, *cl;
+    wzp_quic_conn *c = pair_settled(&nt, &sv, &cl, fp_server);
     wzp_quic_conn *s = sv->ev.conn;
     assert_non_null(s);
     /* Twenty maximum-size messages each way: more than the flow-control
@@ -463,7 +202,7 @@ static void test_large_messages_flow_control(void **state)
         assert_int_equal(wzp_quic_conn_send_message(c, big, 64 * 1024), 0);
         assert_int_equal(wzp_quic_conn_send_message(s, big, 64 * 1024), 0);
     }
-    net_run(&nt, WZP_SEC(10), NULL);
+    run_for(&nt, WZP_SEC(10));
     assert_int_equal(sv->ev.msgs, 20);
     assert_int_equal(cl->ev.msgs, 20);
     assert_int_equal(sv->ev.last_msg_len, 64 * 1024);
@@ -473,7 +212,7 @@ static void test_large_messages_flow_control(void **state)
 
     /* One byte over the limit: protocol error on both sides. */
     assert_int_equal(wzp_quic_conn_send_message(c, big, 64 * 1024 + 1), 0);
-    net_run(&nt, WZP_SEC(1), NULL);
+    run_for(&nt, WZP_SEC(1));
     assert_int_equal(sv->ev.closed, 1);
     assert_int_equal(sv->ev.close_err, WZP_ERR_PROTOCOL);
     assert_non_null(strstr(sv->ev.close_detail, "65537"));
@@ -481,7 +220,7 @@ static void test_large_messages_flow_control(void **state)
     assert_int_equal(cl->ev.close_err, WZP_ERR_PROTOCOL);
     assert_true(cl->ev.close_by_peer);
     free(big);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 static void check_names_both(const char *detail, const uint8_t *a, const uint8_t *b)
@@ -496,13 +235,10 @@ static void check_names_both(const char *detail, const uint8_t *a, const uint8_t
 static void test_pin_mismatch_client_side(void **state)
 {
     (void)state;
-    net nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, id_server, true);
-    node *cl = net_add(&nt, id_client[0], false);
-    server_pins(sv, 0);
-    dial(&nt, cl, sv, fp_client[1]); /* expects someone else */
-    net_run(&nt, WZP_SEC(5), all_settled);
+    qnet nt;
+    node *cl, *sv = pair(&nt, &cl);
+    qnet_dial(&nt, cl, sv, fp_client[1]); /* expects someone else */
+    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
     assert_int_equal(cl->ev.established, 0);
     assert_int_equal(cl->ev.closed, 1);
     assert_int_equal(cl->ev.close_err, WZP_ERR_PIN_MISMATCH);
@@ -510,22 +246,20 @@ static void test_pin_mismatch_client_side(void **state)
     assert_int_equal(sv->ev.established, 0);
     assert_int_equal(sv->ev.closed, 1);
     assert_int_equal(sv->ev.close_err, WZP_ERR_TLS);
-    net_run(&nt, WZP_SEC(5), NULL);
+    run_for(&nt, WZP_SEC(5));
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
     assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 static void test_pin_mismatch_server_side(void **state)
 {
     (void)state;
-    net nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, id_server, true);
-    node *cl = net_add(&nt, id_client[0], false);
-    server_pins(sv, 2); /* expects another client */
-    dial(&nt, cl, sv, fp_server);
-    net_run(&nt, WZP_SEC(5), all_settled);
+    qnet nt;
+    node *cl, *sv = pair(&nt, &cl);
+    qnet_pin(sv, fp_client[2]); /* expects another client */
+    qnet_dial(&nt, cl, sv, fp_server);
+    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
     assert_int_equal(sv->ev.established, 0);
     assert_int_equal(sv->ev.closed, 1);
     assert_int_equal(sv->ev.close_err, WZP_ERR_PIN_MISMATCH);
@@ -536,47 +270,42 @@ static void test_pin_mismatch_server_side(void **state)
     assert_int_equal(cl->ev.close_err, WZP_ERR_TLS);
     assert_true(cl->ev.close_by_peer);
     assert_non_null(strstr(cl->ev.close_detail, "rejected our certificate"));
-    net_run(&nt, WZP_SEC(5), NULL);
+    run_for(&nt, WZP_SEC(5));
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
     assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 static void test_alpn_mismatch(void **state)
 {
     (void)state;
-    net nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, id_server, true);
-    node *cl = net_add(&nt, id_client[0], false);
-    server_pins(sv, 0);
+    qnet nt;
+    node *cl, *sv = pair(&nt, &cl);
     wzp_quic_conn_opts o;
-    wzp_quic_conn_opts_default(&o);
-    memcpy(o.pin, fp_server, 32);
+    qnet_opts(&o, fp_server);
     o.alpn = "wzp/0";
-    wzp_quic_conn *c;
-    assert_int_equal(wzp_quic_connect(cl->ep, &cl->addr, &sv->public, &o, nt.now, &c), 0);
-    net_run(&nt, WZP_SEC(5), all_settled);
+    qnet_connect(&nt, cl, &sv->public, &o);
+    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
     assert_int_equal(cl->ev.established, 0);
     assert_int_equal(sv->ev.established, 0);
     assert_int_equal(cl->ev.closed, 1);
     assert_int_equal(cl->ev.close_err, WZP_ERR_TLS);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 static void test_accept_any_reports_fingerprint_and_refuse(void **state)
 {
     (void)state;
-    net nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, id_server, true);
+    qnet nt;
+    qnet_init(&nt, WZP_SEC(1000), WZP_MS(1));
+    node *sv = add(&nt, id_server, true);
     node *cl[4];
     sv->ev.pin_mode = WZP_QUIC_PIN_ANY;
     for (int i = 0; i < 4; i++) {
-        cl[i] = net_add(&nt, id_client[i], false);
-        dial(&nt, cl[i], sv, fp_server);
+        cl[i] = add(&nt, id_client[i], false);
+        qnet_dial(&nt, cl[i], sv, fp_server);
     }
-    net_run(&nt, WZP_SEC(5), NULL);
+    run_for(&nt, WZP_SEC(5));
     assert_int_equal(sv->ev.established, 4);
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 4);
     /* Each server-side connection proves a different client key. */
@@ -593,101 +322,123 @@ static void test_accept_any_reports_fingerprint_and_refuse(void **state)
         snprintf(m, sizeof(m), "from %d", i);
         assert_int_equal(wzp_quic_conn_send_message(cl[i]->ev.conn, (uint8_t *)m, strlen(m)), 0);
     }
-    net_run(&nt, WZP_MS(200), NULL);
+    run_for(&nt, WZP_MS(200));
     assert_int_equal(sv->ev.msgs, 4);
 
     /* A refusing server drops new Initials and counts them. */
     sv->ev.refuse = true;
-    node *late = net_add(&nt, id_client[4], false);
-    dial(&nt, late, sv, fp_server);
-    net_run(&nt, WZP_MS(500), NULL);
+    node *late = add(&nt, id_client[4], false);
+    qnet_dial(&nt, late, sv, fp_server);
+    run_for(&nt, WZP_MS(500));
     assert_int_equal(late->ev.established, 0);
     assert_true(wzp_quic_endpoint_stats(sv->ep)->rx_refused > 0);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
-static bool client_closed(net *nt)
+static bool drop_to_server(qnet *nt, qnet_pkt *p, void *arg)
 {
-    return nt->nodes[1].ev.closed > 0;
+    (void)nt;
+    (void)arg;
+    return p->to == NULL || p->to->idx != 0;
 }
 
 static void test_idle_timeout_and_keep_alive(void **state)
 {
     (void)state;
-    net nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, id_server, true);
-    node *cl = net_add(&nt, id_client[0], false);
-    server_pins(sv, 0);
+    qnet nt;
+    node *cl, *sv = pair(&nt, &cl);
     sv->ev.idle = WZP_SEC(2);
     wzp_quic_conn_opts o;
-    wzp_quic_conn_opts_default(&o);
-    memcpy(o.pin, fp_server, 32);
+    qnet_opts(&o, fp_server);
+    o.initial_rtt = WZP_MS(100); /* ngtcp2's first guess, as by default */
     o.idle_timeout = WZP_SEC(2);
-    wzp_quic_conn *c;
-    assert_int_equal(wzp_quic_connect(cl->ep, &cl->addr, &sv->public, &o, nt.now, &c), 0);
-    net_run(&nt, WZP_SEC(5), all_settled);
+    qnet_connect(&nt, cl, &sv->public, &o);
+    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
     assert_int_equal(cl->ev.established, 1);
-    wzp_ts start = nt.now;
-    net_run(&nt, WZP_SEC(60), client_closed);
+    wzp_ts start = qnet_now(&nt);
+    qnet_run(&nt, WZP_SEC(60), qnet_client_closed, NULL);
     assert_int_equal(cl->ev.closed, 1);
     assert_int_equal(cl->ev.close_err, WZP_ERR_TIMEOUT);
-    assert_true(nt.now - start >= WZP_SEC(2));
-    assert_true(nt.now - start < WZP_SEC(10));
-    net_run(&nt, WZP_SEC(10), NULL);
+    assert_true(qnet_now(&nt) - start >= WZP_SEC(2));
+    assert_true(qnet_now(&nt) - start < WZP_SEC(10));
+    run_for(&nt, WZP_SEC(10));
     assert_int_equal(sv->ev.closed, 1);
     assert_int_equal(sv->ev.close_err, WZP_ERR_TIMEOUT);
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
-    net_free(&nt);
+    qnet_free(&nt);
 
     /* Same, with keep-alive on the client: stays up for a minute of silence. */
-    net_init(&nt);
-    sv = net_add(&nt, id_server, true);
-    cl = net_add(&nt, id_client[0], false);
-    server_pins(sv, 0);
+    sv = pair(&nt, &cl);
     sv->ev.idle = WZP_SEC(2);
     o.keep_alive = WZP_MS(500);
-    assert_int_equal(wzp_quic_connect(cl->ep, &cl->addr, &sv->public, &o, nt.now, &c), 0);
-    net_run(&nt, WZP_SEC(60), NULL);
+    wzp_quic_conn *c = qnet_connect(&nt, cl, &sv->public, &o);
+    run_for(&nt, WZP_SEC(60));
     assert_int_equal(cl->ev.established, 1);
     assert_int_equal(cl->ev.closed, 0);
     assert_int_equal(sv->ev.closed, 0);
     assert_true(wzp_quic_conn_is_established(c));
-    net_free(&nt);
+    qnet_free(&nt);
 
     /* A server that never answers: the handshake times out. */
-    net_init(&nt);
-    sv = net_add(&nt, id_server, true);
-    cl = net_add(&nt, id_client[0], false);
-    nt.drop_to = 0;
+    sv = pair(&nt, &cl);
+    nt.hook = drop_to_server;
     o.keep_alive = 0;
     o.handshake_timeout = WZP_SEC(3);
-    assert_int_equal(wzp_quic_connect(cl->ep, &cl->addr, &sv->public, &o, nt.now, &c), 0);
-    start = nt.now;
-    net_run(&nt, WZP_SEC(60), client_closed);
+    qnet_connect(&nt, cl, &sv->public, &o);
+    start = qnet_now(&nt);
+    qnet_run(&nt, WZP_SEC(60), qnet_client_closed, NULL);
     assert_int_equal(cl->ev.closed, 1);
     assert_int_equal(cl->ev.close_err, WZP_ERR_TIMEOUT);
-    assert_true(nt.now - start >= WZP_SEC(2));
-    assert_true(nt.now - start <= WZP_SEC(4));
-    net_run(&nt, WZP_SEC(1), NULL);
+    assert_true(qnet_now(&nt) - start >= WZP_SEC(2));
+    assert_true(qnet_now(&nt) - start <= WZP_SEC(4));
+    run_for(&nt, WZP_SEC(1));
     assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
-    net_free(&nt);
+    qnet_free(&nt);
+}
+
+/* A copy of every packet sent while `on`, for replay tests. */
+typedef struct captured {
+    int to;
+    wzp_addr from;
+    size_t len;
+    uint8_t data[WZP_QUIC_MAX_PACKET];
+} captured;
+
+typedef struct capture {
+    bool on;
+    size_t n;
+    captured p[256];
+} capture;
+
+static bool capture_pkt(qnet *nt, qnet_pkt *p, void *arg)
+{
+    (void)nt;
+    capture *cap = arg;
+    if (cap->on && p->to && cap->n < sizeof(cap->p) / sizeof(cap->p[0])) {
+        captured *c = &cap->p[cap->n++];
+        c->to = p->to->idx;
+        c->from = p->src;
+        c->len = p->len;
+        memcpy(c->data, p->data, p->len);
+    }
+    return true;
 }
 
 static void test_garbage_truncated_replayed(void **state)
 {
     (void)state;
-    net nt;
-    net_init(&nt);
-    nt.capture = true;
-    node *sv = net_add(&nt, id_server, true);
-    node *cl = net_add(&nt, id_client[0], false);
-    server_pins(sv, 0);
-    wzp_quic_conn *c = dial(&nt, cl, sv, fp_server);
-    net_run(&nt, WZP_SEC(5), all_settled);
+    qnet nt;
+    node *cl, *sv = pair(&nt, &cl);
+    capture *cap = calloc(1, sizeof(*cap));
+    assert_non_null(cap);
+    cap->on = true;
+    nt.hook = capture_pkt;
+    nt.hook_arg = cap;
+    wzp_quic_conn *c = qnet_dial(&nt, cl, sv, fp_server);
+    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
     assert_int_equal(sv->ev.established, 1);
-    nt.capture = false;
-    assert_true(nt.captured > 2);
+    cap->on = false;
+    assert_true(cap->n > 2);
 
     const wzp_quic_stats *ss = wzp_quic_endpoint_stats(sv->ep);
     wzp_quic_stats before = *ss;
@@ -698,86 +449,84 @@ static void test_garbage_truncated_replayed(void **state)
     for (int i = 0; i < 2000; i++) {
         size_t n = (size_t)(wzp_random_u64() % sizeof(buf));
         wzp_random_nonce(buf, n);
-        wzp_quic_endpoint_feed(sv->ep, &sv->addr, &stranger, buf, n, nt.now);
-        wzp_quic_endpoint_feed(cl->ep, &cl->addr, &stranger, buf, n, nt.now);
+        wzp_quic_endpoint_feed(sv->ep, &sv->addr, &stranger, buf, n, qnet_now(&nt));
+        wzp_quic_endpoint_feed(cl->ep, &cl->addr, &stranger, buf, n, qnet_now(&nt));
     }
     uint64_t dropped =
         (ss->rx_not_quic - before.rx_not_quic) + (ss->rx_malformed - before.rx_malformed) +
         (ss->rx_unknown_cid - before.rx_unknown_cid) + (ss->rx_bad_version - before.rx_bad_version);
     assert_true(dropped >= 1990); /* a random short header hitting a live CID is ~impossible */
     /* Truncations of every captured packet, and replays of them all. */
-    for (pkt *p = nt.cap_head; p; p = p->next) {
+    for (size_t k = 0; k < cap->n; k++) {
+        const captured *p = &cap->p[k];
         node *d = &nt.nodes[p->to];
         for (size_t n = 0; n < p->len; n += 1 + n / 4)
-            wzp_quic_endpoint_feed(d->ep, &d->addr, &p->from, p->data, n, nt.now);
-        wzp_quic_endpoint_feed(d->ep, &d->addr, &p->from, p->data, p->len, nt.now);
+            wzp_quic_endpoint_feed(d->ep, &d->addr, &p->from, p->data, n, qnet_now(&nt));
+        wzp_quic_endpoint_feed(d->ep, &d->addr, &p->from, p->data, p->len, qnet_now(&nt));
     }
-    net_run(&nt, WZP_MS(100), NULL);
+    run_for(&nt, WZP_MS(100));
     assert_true(ss->rx_malformed > before.rx_malformed);
     /* The connection survived all of it. */
     assert_int_equal(cl->ev.closed + sv->ev.closed, 0);
-    nt.capture = true; /* now with short-header packets */
+    cap->on = true; /* now with short-header packets */
     assert_int_equal(wzp_quic_conn_send_message(c, (const uint8_t *)"still here", 10), 0);
-    net_run(&nt, WZP_MS(200), NULL);
-    nt.capture = false;
+    run_for(&nt, WZP_MS(200));
+    cap->on = false;
     assert_int_equal(sv->ev.msgs, 1);
     assert_int_equal(sv->ev.established, 1);
 
     /* After the connection is gone, its packets are unknown and counted. */
     wzp_quic_conn_close(c, 0, "");
-    net_run(&nt, WZP_SEC(5), NULL);
+    run_for(&nt, WZP_SEC(5));
     uint64_t unknown = ss->rx_unknown_cid;
-    for (pkt *p = nt.cap_head; p; p = p->next)
+    for (size_t k = 0; k < cap->n; k++) {
+        const captured *p = &cap->p[k];
         if (p->to == 0 && !(p->data[0] & 0x80)) /* short headers */
-            wzp_quic_endpoint_feed(sv->ep, &sv->addr, &p->from, p->data, p->len, nt.now);
+            wzp_quic_endpoint_feed(sv->ep, &sv->addr, &p->from, p->data, p->len, qnet_now(&nt));
+    }
     assert_true(ss->rx_unknown_cid > unknown);
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
-    net_free(&nt);
+    free(cap);
+    qnet_free(&nt);
 }
 
 static void test_nat_rebinding(void **state)
 {
     (void)state;
-    net nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, id_server, true);
-    node *cl = net_add(&nt, id_client[0], false);
-    server_pins(sv, 0);
-    dial(&nt, cl, sv, fp_server);
-    net_run(&nt, WZP_SEC(5), all_settled);
+    qnet nt;
+    node *cl, *sv = pair(&nt, &cl);
+    qnet_dial(&nt, cl, sv, fp_server);
+    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
     wzp_quic_conn *s = sv->ev.conn;
     wzp_addr ra;
     wzp_quic_conn_remote_addr(s, &ra);
     assert_true(wzp_addr_equal(&ra, &cl->public));
 
     /* The client's NAT picks a new external port; the client cannot tell. */
-    wzp_addr_parse(&cl->public, "198.51.100.7:61000", false);
+    qnet_rebind(cl, "198.51.100.7:61000");
     for (int i = 0; i < 20; i++) {
         assert_int_equal(wzp_quic_conn_send_datagram(cl->ev.conn, (const uint8_t *)"hi", 2), 0);
         assert_int_equal(wzp_quic_conn_send_message(s, (const uint8_t *)"yo", 2), 0);
-        net_run(&nt, WZP_MS(50), NULL);
+        run_for(&nt, WZP_MS(50));
     }
     wzp_quic_conn_remote_addr(s, &ra);
     assert_true(wzp_addr_equal(&ra, &cl->public));
     assert_int_equal(sv->ev.dgrams, 20);
     assert_int_equal(cl->ev.msgs, 20);
     assert_int_equal(cl->ev.closed + sv->ev.closed, 0);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 static void test_close_before_handshake(void **state)
 {
     (void)state;
-    net nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, id_server, true);
-    node *cl = net_add(&nt, id_client[0], false);
-    server_pins(sv, 0);
-    wzp_quic_conn *c = dial(&nt, cl, sv, fp_server);
-    net_flush(&nt); /* the Initial is on its way */
+    qnet nt;
+    node *cl, *sv = pair(&nt, &cl);
+    wzp_quic_conn *c = qnet_dial(&nt, cl, sv, fp_server);
+    qnet_flush(&nt); /* the Initial is on its way */
     wzp_quic_conn_close(c, 3, "changed my mind");
     wzp_quic_conn_close(c, 4, "twice"); /* idempotent */
-    net_run(&nt, WZP_SEC(15), NULL);
+    run_for(&nt, WZP_SEC(15));
     assert_int_equal(cl->ev.closed, 1);
     assert_int_equal(cl->ev.close_err, 0);
     assert_int_equal(cl->ev.close_app, 3);
@@ -786,28 +535,25 @@ static void test_close_before_handshake(void **state)
     assert_int_equal(sv->ev.established, 0);
     assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 /* Virtual paths: the owner passes one fixed pair whatever the route. */
 static void test_virtual_path(void **state)
 {
     (void)state;
-    net nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, id_server, true);
-    node *cl = net_add(&nt, id_client[0], false);
-    server_pins(sv, 0);
+    qnet nt;
+    node *cl, *sv = pair(&nt, &cl);
     sv->ev.greet = true; /* may reach the client beside HANDSHAKE_DONE */
-    dial(&nt, cl, sv, fp_server);
-    net_run(&nt, WZP_SEC(5), all_settled);
-    net_run(&nt, WZP_MS(50), NULL);
+    qnet_dial(&nt, cl, sv, fp_server);
+    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
+    run_for(&nt, WZP_MS(50));
     assert_int_equal(cl->ev.dgrams, 1);
     /* The net keeps feeding the same addresses even though a path manager
      * would move packets between relay and direct routes: nothing changes. */
     for (int i = 0; i < 10; i++) {
         wzp_quic_conn_send_datagram(cl->ev.conn, (const uint8_t *)"v", 1);
-        net_run(&nt, WZP_MS(20), NULL);
+        run_for(&nt, WZP_MS(20));
     }
     wzp_addr l, r;
     wzp_quic_conn_local_addr(cl->ev.conn, &l);
@@ -815,7 +561,7 @@ static void test_virtual_path(void **state)
     assert_true(wzp_addr_equal(&l, &cl->addr));
     assert_true(wzp_addr_equal(&r, &sv->addr));
     assert_int_equal(sv->ev.dgrams, 10);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 /* ---- real loopback UDP ---- */
@@ -880,7 +626,7 @@ static void udp_pump(wzp_quic_endpoint **eps, sock_node *socks, int n, int ms, b
 typedef struct udp_world {
     wzp_quic_endpoint *eps[MAXNODES];
     sock_node socks[MAXNODES];
-    rec ev[MAXNODES];
+    qnet_node nd[MAXNODES]; /* only their recorders */
     int n;
     uint64_t want_dgrams;
 } udp_world;
@@ -889,15 +635,15 @@ static bool udp_all_established(void *arg)
 {
     udp_world *w = arg;
     for (int i = 1; i < w->n; i++)
-        if (w->ev[i].established + w->ev[i].closed == 0)
+        if (w->nd[i].ev.established + w->nd[i].ev.closed == 0)
             return false;
-    return w->ev[0].established + w->ev[0].closed >= w->n - 1;
+    return w->nd[0].ev.established + w->nd[0].ev.closed >= w->n - 1;
 }
 
 static bool udp_dgrams_done(void *arg)
 {
     udp_world *w = arg;
-    return w->ev[0].dgrams >= w->want_dgrams && w->ev[1].dgrams >= w->want_dgrams;
+    return w->nd[0].ev.dgrams >= w->want_dgrams && w->nd[1].ev.dgrams >= w->want_dgrams;
 }
 
 static void test_loopback_udp(void **state)
@@ -912,10 +658,10 @@ static void test_loopback_udp(void **state)
         w.socks[i].fd = wzp_udp_open(&any, NULL, &w.socks[i].addr);
         assert_true(w.socks[i].fd >= 0);
         assert_int_equal(wzp_quic_endpoint_new(i == 0 ? id_server : id_client[i - 1], i == 0,
-                                               &callbacks, &w.ev[i], &w.eps[i]),
+                                               &qnet_callbacks, &w.nd[i], &w.eps[i]),
                          0);
     }
-    w.ev[0].pin_mode = WZP_QUIC_PIN_ANY;
+    w.nd[0].ev.pin_mode = WZP_QUIC_PIN_ANY;
     wzp_quic_conn *cc[MAXNODES];
     for (int i = 1; i < w.n; i++) {
         wzp_quic_conn_opts o;
@@ -927,19 +673,19 @@ static void test_loopback_udp(void **state)
             0);
     }
     udp_pump(w.eps, w.socks, w.n, 5000, udp_all_established, &w);
-    assert_int_equal(w.ev[0].established, 3);
+    assert_int_equal(w.nd[0].ev.established, 3);
     for (int i = 1; i < w.n; i++) {
-        assert_int_equal(w.ev[i].established, 1);
-        assert_memory_equal(w.ev[i].peer_fp, fp_server, 32);
+        assert_int_equal(w.nd[i].ev.established, 1);
+        assert_memory_equal(w.nd[i].ev.peer_fp, fp_server, 32);
     }
 
     /* 10,000 datagrams each way between client 1 and the server. */
     wzp_quic_conn *s1 = NULL;
-    for (int k = 0; k < w.ev[0].nconns; k++) {
+    for (int k = 0; k < w.nd[0].ev.nconns; k++) {
         uint8_t fp[32];
-        if (wzp_quic_conn_peer_fingerprint(w.ev[0].conns[k], fp) == 0 &&
+        if (wzp_quic_conn_peer_fingerprint(w.nd[0].ev.conns[k], fp) == 0 &&
             !memcmp(fp, fp_client[0], 32))
-            s1 = w.ev[0].conns[k];
+            s1 = w.nd[0].ev.conns[k];
     }
     assert_non_null(s1);
     uint8_t payload[100] = {1, 2, 3};
@@ -956,42 +702,30 @@ static void test_loopback_udp(void **state)
     udp_pump(w.eps, w.socks, w.n, 3000, udp_dgrams_done, &w);
     /* Loopback UDP can still drop under a burst; DATAGRAMs are not resent. */
     printf("loopback datagrams: server got %llu, client got %llu of 10000\n",
-           (unsigned long long)w.ev[0].dgrams, (unsigned long long)w.ev[1].dgrams);
-    assert_true(w.ev[0].dgrams >= 9900);
-    assert_true(w.ev[1].dgrams >= 9900);
+           (unsigned long long)w.nd[0].ev.dgrams, (unsigned long long)w.nd[1].ev.dgrams);
+    assert_true(w.nd[0].ev.dgrams >= 9900);
+    assert_true(w.nd[1].ev.dgrams >= 9900);
 
     assert_int_equal(wzp_quic_conn_send_message(cc[2], (const uint8_t *)"ping", 4), 0);
     assert_int_equal(wzp_quic_conn_send_message(s1, (const uint8_t *)"pong", 4), 0);
     udp_pump(w.eps, w.socks, w.n, 300, NULL, NULL);
-    assert_int_equal(w.ev[0].msgs, 1);
-    assert_int_equal(w.ev[1].msgs, 1);
+    assert_int_equal(w.nd[0].ev.msgs, 1);
+    assert_int_equal(w.nd[1].ev.msgs, 1);
 
     for (int i = 1; i < w.n; i++)
         wzp_quic_conn_close(cc[i], 7, "done");
     udp_pump(w.eps, w.socks, w.n, 300, NULL, NULL);
-    assert_int_equal(w.ev[0].closed, 3);
-    assert_int_equal(w.ev[0].close_app, 7);
+    assert_int_equal(w.nd[0].ev.closed, 3);
+    assert_int_equal(w.nd[0].ev.close_app, 7);
     for (int i = 0; i < w.n; i++) {
         wzp_quic_endpoint_free(w.eps[i]);
         close(w.socks[i].fd);
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_handshake_datagrams_messages_close),
-        cmocka_unit_test(test_large_messages_flow_control),
-        cmocka_unit_test(test_pin_mismatch_client_side),
-        cmocka_unit_test(test_pin_mismatch_server_side),
-        cmocka_unit_test(test_alpn_mismatch),
-        cmocka_unit_test(test_accept_any_reports_fingerprint_and_refuse),
-        cmocka_unit_test(test_idle_timeout_and_keep_alive),
-        cmocka_unit_test(test_garbage_truncated_replayed),
-        cmocka_unit_test(test_nat_rebinding),
-        cmocka_unit_test(test_virtual_path),
-        cmocka_unit_test(test_close_before_handshake),
-        cmocka_unit_test(test_loopback_udp),
-    };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+WZP_TEST_MAIN(group_setup, group_teardown, test_handshake_datagrams_messages_close,
+              test_large_messages_flow_control, test_pin_mismatch_client_side,
+              test_pin_mismatch_server_side, test_alpn_mismatch,
+              test_accept_any_reports_fingerprint_and_refuse, test_idle_timeout_and_keep_alive,
+              test_garbage_truncated_replayed, test_nat_rebinding, test_virtual_path,
+              test_close_before_handshake, test_loopback_udp)

@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include "support/test_main.h"
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <stdio.h>
@@ -23,104 +25,34 @@
 #include "support/id_pair.h"
 #include "quic/identity_tls.h"
 #include "quic/quic.h"
+#include "support/qnet.h"
 
-typedef struct node {
-    struct tnet *net;
-    wzp_quic_endpoint *ep;
-    wzp_addr addr;
-    int established, closed;
-    wzp_quic_close_info info; /* of the last close */
-    char detail[256];
-    wzp_quic_conn *conn; /* last established */
-} node;
+typedef qnet_node node;
 
-typedef struct pkt {
-    struct pkt *next;
-    wzp_ts at;
-    int to;
-    wzp_addr from;
-    size_t len;
-    uint8_t data[];
-} pkt;
-
-typedef struct tnet {
-    node nodes[2]; /* 0: server, 1: client */
-    pkt *head, *tail;
-    wzp_ts now;
-    /* Keep the next packet to the client here instead of delivering it. */
+/* Keep the next packet to the client (node 1) here instead of delivering it. */
+static struct {
     bool hold_to_client;
     uint8_t held[1500];
     size_t held_len;
-} tnet;
+} H;
 
-static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o)
+static bool hold(qnet *nt, qnet_pkt *p, void *arg)
 {
-    (void)user;
-    (void)l;
-    (void)r;
-    memcpy(o->pin, test_ids.fp_c, sizeof(test_ids.fp_c));
-    o->initial_rtt = WZP_MS(10);
-    return 0;
+    (void)nt;
+    (void)arg;
+    if (!p->to || p->to->idx != 1 || !H.hold_to_client)
+        return true;
+    H.hold_to_client = false;
+    memcpy(H.held, p->data, p->len);
+    H.held_len = p->len;
+    return false;
 }
 
-static void on_est(void *user, wzp_quic_conn *c, const uint8_t *fp)
-{
-    (void)fp;
-    node *nd = user;
-    nd->established++;
-    nd->conn = c;
-}
-
-static void on_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *i)
-{
-    node *nd = user;
-    nd->closed++;
-    nd->info = *i;
-    snprintf(nd->detail, sizeof(nd->detail), "%s", i->detail);
-    nd->info.detail = nd->detail;
-    nd->info.reason = "";
-    if (nd->conn == c)
-        nd->conn = NULL;
-}
-
-static const wzp_quic_callbacks cbs = {
-    .accept = on_accept, .established = on_est, .closed = on_closed};
-
-static void net_send(void *user, const wzp_addr *l, const wzp_addr *r, const uint8_t *d, size_t n)
-{
-    (void)l;
-    node *src = user;
-    tnet *nt = src->net;
-    int to = wzp_addr_equal(r, &nt->nodes[0].addr)   ? 0
-             : wzp_addr_equal(r, &nt->nodes[1].addr) ? 1
-                                                     : -1;
-    if (to < 0)
-        return;
-    if (to == 1 && nt->hold_to_client) {
-        nt->hold_to_client = false;
-        memcpy(nt->held, d, n);
-        nt->held_len = n;
-        return;
-    }
-    pkt *p = malloc(sizeof(*p) + n);
-    assert_non_null(p);
-    p->next = NULL;
-    p->at = nt->now + WZP_MS(1);
-    p->to = to;
-    p->from = src->addr;
-    p->len = n;
-    memcpy(p->data, d, n);
-    if (nt->tail)
-        nt->tail->next = p;
-    else
-        nt->head = p;
-    nt->tail = p;
-}
-
-static void server_up(tnet *nt, const uint8_t *secret)
+static void server_up(qnet *nt, const uint8_t *secret)
 {
     node *sv = &nt->nodes[0];
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &cbs, sv, &sv->ep), 0);
+    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &qnet_callbacks, sv, &sv->ep), 0);
+    qnet_pin(sv, test_ids.fp_c);
     wzp_quic_endpoint_config cfg;
     wzp_quic_endpoint_config_default(&cfg);
     assert_false(cfg.have_static_secret);
@@ -132,124 +64,50 @@ static void server_up(tnet *nt, const uint8_t *secret)
 }
 
 /* The server process dies (its state with it) and another starts on the
- * same address; packets in flight to it are lost. */
-static void server_restart(tnet *nt, const uint8_t *secret)
+ * same address; packets in flight reach the new one. */
+static void server_restart(qnet *nt, const uint8_t *secret)
 {
     wzp_quic_endpoint_free(nt->nodes[0].ep);
     nt->nodes[0].ep = NULL;
-    pkt **pp = &nt->head;
-    nt->tail = NULL;
-    while (*pp) {
-        pkt *p = *pp;
-        if (p->to == 0) {
-            *pp = p->next;
-            free(p);
-        } else {
-            nt->tail = p;
-            pp = &p->next;
-        }
-    }
     server_up(nt, secret);
 }
 
-static void net_init(tnet *nt, const uint8_t *secret)
+/* Node 0 the server (10.0.0.1:4433), node 1 the client (10.0.0.2:5000); 1 ms one way. */
+static void net_init(qnet *nt, const uint8_t *secret)
 {
-    memset(nt, 0, sizeof(*nt));
-    nt->now = WZP_SEC(1000);
-    for (int i = 0; i < 2; i++)
-        nt->nodes[i].net = nt;
-    wzp_addr_parse(&nt->nodes[0].addr, "10.0.0.1:4433", false);
-    wzp_addr_parse(&nt->nodes[1].addr, "10.0.0.2:5000", false);
+    qnet_init(nt, WZP_SEC(1000), WZP_MS(1));
+    memset(&H, 0, sizeof(H));
+    nt->hook = hold;
+    qnet_add_ep(nt, "10.0.0.1:4433", NULL);
     server_up(nt, secret);
-    assert_int_equal(
-        wzp_quic_endpoint_new(test_ids.c, false, &cbs, &nt->nodes[1], &nt->nodes[1].ep), 0);
+    qnet_add(nt, "10.0.0.2:5000", test_ids.c, false);
 }
 
-static void net_free(tnet *nt)
+static void run_for(qnet *nt, wzp_ts dur)
 {
-    for (int i = 0; i < 2; i++)
-        wzp_quic_endpoint_free(nt->nodes[i].ep);
-    while (nt->head) {
-        pkt *p = nt->head;
-        nt->head = p->next;
-        free(p);
-    }
+    qnet_run(nt, dur, NULL, NULL);
 }
 
-static void net_flush(tnet *nt)
+static bool both_established(qnet *nt, void *arg)
 {
-    for (int i = 0; i < 2; i++)
-        wzp_quic_endpoint_flush(nt->nodes[i].ep, nt->now, net_send, &nt->nodes[i]);
-}
-
-/* Runs the network for dur of virtual time, or until done() holds. */
-static void net_run(tnet *nt, wzp_ts dur, bool (*done)(tnet *))
-{
-    wzp_ts end = nt->now + dur;
-    for (;;) {
-        net_flush(nt);
-        if (done && done(nt))
-            return;
-        wzp_ts next = end;
-        if (nt->head && nt->head->at < next)
-            next = nt->head->at;
-        for (int i = 0; i < 2; i++) {
-            wzp_ts t = wzp_quic_endpoint_expiry(nt->nodes[i].ep);
-            if (t < next)
-                next = t;
-        }
-        if (next < nt->now)
-            next = nt->now;
-        if (next >= end) {
-            nt->now = end;
-            for (int i = 0; i < 2; i++)
-                wzp_quic_endpoint_handle_expiry(nt->nodes[i].ep, nt->now);
-            net_flush(nt);
-            return;
-        }
-        nt->now = next;
-        while (nt->head && nt->head->at <= nt->now) {
-            pkt *p = nt->head;
-            nt->head = p->next;
-            if (!nt->head)
-                nt->tail = NULL;
-            node *d = &nt->nodes[p->to];
-            wzp_quic_endpoint_feed(d->ep, &d->addr, &p->from, p->data, p->len, nt->now);
-            free(p);
-        }
-        for (int i = 0; i < 2; i++)
-            wzp_quic_endpoint_handle_expiry(nt->nodes[i].ep, nt->now);
-    }
-}
-
-static bool both_established(tnet *nt)
-{
-    return nt->nodes[0].established && nt->nodes[1].established;
-}
-
-static bool client_closed(tnet *nt)
-{
-    return nt->nodes[1].closed > 0;
+    (void)arg;
+    return nt->nodes[0].ev.established && nt->nodes[1].ev.established;
 }
 
 static const uint8_t secret_a[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
 static const uint8_t secret_b[32] = {9, 8, 7, 6, 5, 4, 3, 2, 1};
 
 /* A client connected with keep-alive (1 s) and idle timeout (30 s). */
-static wzp_quic_conn *connect_client(tnet *nt)
+static wzp_quic_conn *connect_client(qnet *nt)
 {
     node *cl = &nt->nodes[1];
     wzp_quic_conn_opts o;
-    wzp_quic_conn_opts_default(&o);
-    memcpy(o.pin, test_ids.fp_s, sizeof(test_ids.fp_s));
-    o.initial_rtt = WZP_MS(10);
+    qnet_opts(&o, test_ids.fp_s);
     o.keep_alive = WZP_SEC(1);
     o.idle_timeout = WZP_SEC(30);
-    wzp_quic_conn *c;
-    assert_int_equal(wzp_quic_connect(cl->ep, &cl->addr, &nt->nodes[0].addr, &o, nt->now, &c), 0);
-    net_run(nt, WZP_SEC(2), both_established);
-    assert_true(both_established(nt));
-    net_run(nt, WZP_MS(50), NULL); /* NEW_CONNECTION_IDs and acks settle */
+    wzp_quic_conn *c = qnet_connect(nt, cl, &nt->nodes[0].addr, &o);
+    assert_true(qnet_run(nt, WZP_SEC(2), both_established, NULL));
+    run_for(nt, WZP_MS(50)); /* NEW_CONNECTION_IDs and acks settle */
     return c;
 }
 
@@ -260,42 +118,42 @@ static wzp_quic_conn *connect_client(tnet *nt)
 static void test_restart_same_secret_resets_client(void **state)
 {
     (void)state;
-    tnet nt;
+    qnet nt;
     net_init(&nt, secret_a);
     node *sv = &nt.nodes[0], *cl = &nt.nodes[1];
     wzp_quic_conn *c = connect_client(&nt);
     server_restart(&nt, secret_a);
 
     /* The client's next packet (a datagram) reaches the new process. */
-    nt.hold_to_client = true;
+    H.hold_to_client = true;
     assert_int_equal(wzp_quic_conn_send_datagram(c, (const uint8_t *)"media", 5), 0);
-    net_run(&nt, WZP_MS(5), NULL);
+    run_for(&nt, WZP_MS(5));
     const wzp_quic_stats *ss = wzp_quic_endpoint_stats(sv->ep);
     assert_int_equal(ss->stateless_resets_sent, 1);
     assert_int_equal(ss->rx_unknown_cid, 1);
     assert_int_equal(ss->conns_accepted, 0);
-    assert_false(nt.hold_to_client); /* the reset, held */
-    assert_true(nt.held_len >= 21 && nt.held_len < 60);
-    assert_int_equal(nt.held[0] & 0xc0, 0x40); /* looks like a short header */
+    assert_false(H.hold_to_client); /* the reset, held */
+    assert_true(H.held_len >= 21 && H.held_len < 60);
+    assert_int_equal(H.held[0] & 0xc0, 0x40); /* looks like a short header */
     /* A path manager finds the connection a reset is for by its token. */
-    assert_ptr_equal(wzp_quic_endpoint_lookup(cl->ep, nt.held, nt.held_len), c);
-    assert_int_equal(cl->closed, 0);
+    assert_ptr_equal(wzp_quic_endpoint_lookup(cl->ep, H.held, H.held_len), c);
+    assert_int_equal(cl->ev.closed, 0);
 
-    wzp_ts t0 = nt.now;
-    wzp_quic_endpoint_feed(cl->ep, &cl->addr, &sv->addr, nt.held, nt.held_len, nt.now);
-    assert_int_equal(cl->closed, 1); /* at once, from that very packet */
-    assert_true(cl->info.by_reset);
-    assert_true(cl->info.by_peer);
-    assert_int_equal(cl->info.error, WZP_ERR_CLOSED);
-    assert_string_equal(cl->info.detail, "stateless reset from peer");
+    wzp_ts t0 = qnet_now(&nt);
+    wzp_quic_endpoint_feed(cl->ep, &cl->addr, &sv->addr, H.held, H.held_len, qnet_now(&nt));
+    assert_int_equal(cl->ev.closed, 1); /* at once, from that very packet */
+    assert_true(cl->ev.close_by_reset);
+    assert_true(cl->ev.close_by_peer);
+    assert_int_equal(cl->ev.close_err, WZP_ERR_CLOSED);
+    assert_string_equal(cl->ev.close_detail, "stateless reset from peer");
 
     /* The client stays silent afterwards (draining), and its connection goes. */
-    net_run(&nt, WZP_SEC(2), NULL);
-    assert_int_equal(cl->closed, 1);
+    run_for(&nt, WZP_SEC(2));
+    assert_int_equal(cl->ev.closed, 1);
     assert_int_equal(ss->stateless_resets_sent, 1);
     assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
-    assert_true(nt.now - t0 < WZP_SEC(30));
-    net_free(&nt);
+    assert_true(qnet_now(&nt) - t0 < WZP_SEC(30));
+    qnet_free(&nt);
 }
 
 /* Same, driven only by the keep-alive and the network: closed within about
@@ -303,17 +161,17 @@ static void test_restart_same_secret_resets_client(void **state)
 static void test_restart_keepalive_draws_reset(void **state)
 {
     (void)state;
-    tnet nt;
+    qnet nt;
     net_init(&nt, secret_a);
     node *cl = &nt.nodes[1];
     connect_client(&nt);
-    wzp_ts t0 = nt.now;
+    wzp_ts t0 = qnet_now(&nt);
     server_restart(&nt, secret_a);
-    net_run(&nt, WZP_SEC(30), client_closed);
-    assert_int_equal(cl->closed, 1);
-    assert_true(cl->info.by_reset);
-    assert_true(nt.now - t0 <= WZP_SEC(2));
-    net_free(&nt);
+    qnet_run(&nt, WZP_SEC(30), qnet_client_closed, NULL);
+    assert_int_equal(cl->ev.closed, 1);
+    assert_true(cl->ev.close_by_reset);
+    assert_true(qnet_now(&nt) - t0 <= WZP_SEC(2));
+    qnet_free(&nt);
 }
 
 /* A different secret makes tokens that match nothing: the client ignores
@@ -321,21 +179,21 @@ static void test_restart_keepalive_draws_reset(void **state)
 static void test_restart_other_secret_ignored(void **state)
 {
     (void)state;
-    tnet nt;
+    qnet nt;
     net_init(&nt, secret_a);
     node *sv = &nt.nodes[0], *cl = &nt.nodes[1];
     connect_client(&nt);
-    wzp_ts t0 = nt.now;
+    wzp_ts t0 = qnet_now(&nt);
     server_restart(&nt, secret_b);
-    net_run(&nt, WZP_SEC(10), NULL);
+    run_for(&nt, WZP_SEC(10));
     assert_true(wzp_quic_endpoint_stats(sv->ep)->stateless_resets_sent >= 1);
-    assert_int_equal(cl->closed, 0);
-    net_run(&nt, WZP_SEC(30), client_closed);
-    assert_int_equal(cl->closed, 1);
-    assert_false(cl->info.by_reset);
-    assert_int_equal(cl->info.error, WZP_ERR_TIMEOUT);
-    assert_true(nt.now - t0 >= WZP_SEC(29));
-    net_free(&nt);
+    assert_int_equal(cl->ev.closed, 0);
+    qnet_run(&nt, WZP_SEC(30), qnet_client_closed, NULL);
+    assert_int_equal(cl->ev.closed, 1);
+    assert_false(cl->ev.close_by_reset);
+    assert_int_equal(cl->ev.close_err, WZP_ERR_TIMEOUT);
+    assert_true(qnet_now(&nt) - t0 >= WZP_SEC(29));
+    qnet_free(&nt);
 }
 
 /* Without a configured secret (random per endpoint), a restart is not
@@ -343,14 +201,14 @@ static void test_restart_other_secret_ignored(void **state)
 static void test_no_static_secret(void **state)
 {
     (void)state;
-    tnet nt;
+    qnet nt;
     net_init(&nt, NULL);
     node *cl = &nt.nodes[1];
     connect_client(&nt);
     server_restart(&nt, NULL);
-    net_run(&nt, WZP_SEC(5), NULL);
-    assert_int_equal(cl->closed, 0);
-    net_free(&nt);
+    run_for(&nt, WZP_SEC(5));
+    assert_int_equal(cl->ev.closed, 0);
+    qnet_free(&nt);
 }
 
 /* Capture of what one endpoint sends. */
@@ -391,7 +249,7 @@ static void test_reset_sizes(void **state)
 {
     (void)state;
     wzp_quic_endpoint *ep;
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &cbs, NULL, &ep), 0);
+    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &qnet_callbacks, NULL, &ep), 0);
     wzp_quic_endpoint_config cfg;
     wzp_quic_endpoint_config_default(&cfg);
     cfg.have_static_secret = true;
@@ -454,7 +312,7 @@ static void test_reset_rate_limit(void **state)
 {
     (void)state;
     wzp_quic_endpoint *ep;
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &cbs, NULL, &ep), 0);
+    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &qnet_callbacks, NULL, &ep), 0);
     wzp_addr self, peer;
     wzp_addr_parse(&self, "10.0.0.1:4433", false);
     wzp_addr_parse(&peer, "10.0.0.2:5000", false);
@@ -499,19 +357,19 @@ static void test_reset_rate_limit(void **state)
 static void test_reset_no_loop(void **state)
 {
     (void)state;
-    tnet nt;
+    qnet nt;
     net_init(&nt, secret_a);
     node *sv = &nt.nodes[0], *cl = &nt.nodes[1];
     uint8_t p[200], dcid[16] = {7};
     short_pkt(p, sizeof(p), dcid);
-    wzp_quic_endpoint_feed(sv->ep, &sv->addr, &cl->addr, p, sizeof(p), nt.now);
-    net_run(&nt, WZP_SEC(1), NULL);
+    wzp_quic_endpoint_feed(sv->ep, &sv->addr, &cl->addr, p, sizeof(p), qnet_now(&nt));
+    run_for(&nt, WZP_SEC(1));
     uint64_t a = wzp_quic_endpoint_stats(sv->ep)->stateless_resets_sent;
     uint64_t b = wzp_quic_endpoint_stats(cl->ep)->stateless_resets_sent;
     assert_true(a >= 1);
     assert_true(a + b <= 39 - 21 + 1);
-    assert_null(nt.head);
-    net_free(&nt);
+    assert_true(qnet_idle(&nt));
+    qnet_free(&nt);
 }
 
 /* The relay's secret: stable for one identity, distinct per identity and label. */
@@ -528,17 +386,7 @@ static void test_identity_secret(void **state)
     assert_memory_not_equal(a, c, 32);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_restart_same_secret_resets_client),
-        cmocka_unit_test(test_restart_keepalive_draws_reset),
-        cmocka_unit_test(test_restart_other_secret_ignored),
-        cmocka_unit_test(test_no_static_secret),
-        cmocka_unit_test(test_reset_sizes),
-        cmocka_unit_test(test_reset_rate_limit),
-        cmocka_unit_test(test_reset_no_loop),
-        cmocka_unit_test(test_identity_secret),
-    };
-    return cmocka_run_group_tests(tests, id_pair_group_setup, id_pair_group_teardown);
-}
+WZP_TEST_MAIN(id_pair_group_setup, id_pair_group_teardown, test_restart_same_secret_resets_client,
+              test_restart_keepalive_draws_reset, test_restart_other_secret_ignored,
+              test_no_static_secret, test_reset_sizes, test_reset_rate_limit, test_reset_no_loop,
+              test_identity_secret)

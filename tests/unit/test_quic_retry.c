@@ -11,6 +11,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include "support/test_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,99 +21,25 @@
 
 #include "support/id_pair.h"
 #include "quic/quic.h"
+#include "support/qnet.h"
 
-/* ---- nodes and events ---- */
+/* ---- the network (tests/support/qnet.h, 1 ms one way) and its filter ---- */
 
-#define MAXNODES 6
-#define MAXCONNS 8
+typedef qnet_node node;
 
-typedef struct node {
-    struct tnet *net;
-    wzp_quic_endpoint *ep;
-    wzp_addr addr;
-    int established, closed, closed_by_peer, dgrams, msgs;
-    wzp_quic_conn *conns[MAXCONNS]; /* established ones, in order */
-    int nconns;
-} node;
-
-typedef struct pkt {
-    struct pkt *next;
-    wzp_ts at;
-    int to;
-    wzp_addr from;
-    size_t len;
-    uint8_t data[];
-} pkt;
-
-typedef struct tnet {
-    node nodes[MAXNODES];
-    int n;
-    pkt *head, *tail;
-    wzp_ts now;
+/* What the filter does with packets. */
+static struct filter {
     /* Hold: packets to node hold_to that carry a token are kept here (the
      * first one) instead of delivered. */
     int hold_to;
     uint8_t held[1500];
     size_t held_len;
     size_t held_count;
-    wzp_addr held_from;
     /* Drop everything sent to this node (-1: none). */
     int drop_to;
     /* Drop what node 0 (the server) sends, except Retries. */
     bool server_only_retries;
-} tnet;
-
-static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o)
-{
-    (void)user;
-    (void)l;
-    (void)r;
-    o->pin_mode = WZP_QUIC_PIN_EXACT;
-    memcpy(o->pin, test_ids.fp_c, sizeof(test_ids.fp_c));
-    o->initial_rtt = WZP_MS(10);
-    return 0;
-}
-
-static void on_est(void *user, wzp_quic_conn *c, const uint8_t *fp)
-{
-    (void)fp;
-    node *nd = user;
-    nd->established++;
-    if (nd->nconns < MAXCONNS)
-        nd->conns[nd->nconns++] = c;
-}
-
-static void on_dgram(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len)
-{
-    (void)c;
-    (void)d;
-    (void)len;
-    ((node *)user)->dgrams++;
-}
-
-static void on_msg(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len)
-{
-    (void)c;
-    (void)d;
-    (void)len;
-    ((node *)user)->msgs++;
-}
-
-static void on_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *i)
-{
-    node *nd = user;
-    nd->closed++;
-    nd->closed_by_peer += i->by_peer;
-    for (int k = 0; k < nd->nconns; k++)
-        if (nd->conns[k] == c)
-            nd->conns[k] = NULL;
-}
-
-static const wzp_quic_callbacks cbs = {.accept = on_accept,
-                                       .established = on_est,
-                                       .datagram = on_dgram,
-                                       .message = on_msg,
-                                       .closed = on_closed};
+} F;
 
 /* ---- a QUIC v1 Initial's token, parsed by hand (the layer under test must
  * not be what decides where the token is) ---- */
@@ -143,128 +71,57 @@ static bool initial_token(const uint8_t *p, size_t len, size_t *off, size_t *tle
     return true;
 }
 
-/* ---- network ---- */
-
-static void net_send(void *user, const wzp_addr *l, const wzp_addr *r, const uint8_t *d, size_t n)
+static bool filter(qnet *nt, qnet_pkt *p, void *arg)
 {
-    (void)l;
-    node *src = user;
-    tnet *nt = src->net;
-    int to = -1;
-    for (int i = 0; i < nt->n; i++)
-        if (wzp_addr_equal(&nt->nodes[i].addr, r))
-            to = i;
-    if (to < 0 || to == nt->drop_to)
-        return;
-    if (nt->server_only_retries && src == &nt->nodes[0] && (d[0] & 0xf0) != 0xf0)
-        return;
+    (void)nt;
+    (void)arg;
+    int to = p->to ? p->to->idx : -1;
+    if (to == F.drop_to)
+        return false;
+    if (F.server_only_retries && p->from->idx == 0 && (p->data[0] & 0xf0) != 0xf0)
+        return false;
     size_t off, tlen;
-    if (to == nt->hold_to && initial_token(d, n, &off, &tlen) && tlen > 0) {
-        if (nt->held_count++ == 0) {
-            memcpy(nt->held, d, n);
-            nt->held_len = n;
-            nt->held_from = src->addr;
+    if (to == F.hold_to && initial_token(p->data, p->len, &off, &tlen) && tlen > 0) {
+        if (F.held_count++ == 0) {
+            memcpy(F.held, p->data, p->len);
+            F.held_len = p->len;
         }
-        return;
+        return false;
     }
-    pkt *p = malloc(sizeof(*p) + n);
-    assert_non_null(p);
-    p->next = NULL;
-    p->at = nt->now + WZP_MS(1);
-    p->to = to;
-    p->from = src->addr;
-    p->len = n;
-    memcpy(p->data, d, n);
-    if (nt->tail)
-        nt->tail->next = p;
-    else
-        nt->head = p;
-    nt->tail = p;
+    return true;
 }
 
-static void net_init(tnet *nt)
+static void net_init(qnet *nt)
 {
-    memset(nt, 0, sizeof(*nt));
-    nt->now = WZP_SEC(1000);
-    nt->hold_to = -1;
-    nt->drop_to = -1;
+    qnet_init(nt, WZP_SEC(1000), WZP_MS(1));
+    memset(&F, 0, sizeof(F));
+    F.hold_to = -1;
+    F.drop_to = -1;
+    nt->hook = filter;
 }
 
-static node *net_add(tnet *nt, const wzp_identity *id, bool server, const char *addr)
+static node *net_add(qnet *nt, const wzp_identity *id, bool server, const char *addr)
 {
-    node *nd = &nt->nodes[nt->n++];
-    nd->net = nt;
-    assert_int_equal(wzp_addr_parse(&nd->addr, addr, false), 0);
-    assert_int_equal(wzp_quic_endpoint_new(id, server, &cbs, nd, &nd->ep), 0);
+    node *nd = qnet_add(nt, addr, id, server);
+    if (server)
+        qnet_pin(nd, test_ids.fp_c);
     return nd;
 }
 
-static void net_free(tnet *nt)
+static wzp_quic_conn *dial(qnet *nt, node *cl, node *sv)
 {
-    for (int i = 0; i < nt->n; i++)
-        wzp_quic_endpoint_free(nt->nodes[i].ep);
-    while (nt->head) {
-        pkt *p = nt->head;
-        nt->head = p->next;
-        free(p);
-    }
+    return qnet_dial(nt, cl, sv, test_ids.fp_s);
 }
 
-static void net_flush(tnet *nt)
+/* Runs until the clients established `want` connections (at most 5 s). */
+static void run_established(qnet *nt, int want)
 {
-    for (int i = 0; i < nt->n; i++)
-        wzp_quic_endpoint_flush(nt->nodes[i].ep, nt->now, net_send, &nt->nodes[i]);
+    qnet_run(nt, WZP_SEC(5), qnet_clients_established, &want);
 }
 
-/* Runs the network for dur of virtual time, or until done() holds. */
-static void net_run(tnet *nt, wzp_ts dur, bool (*done)(tnet *))
+static void run_for(qnet *nt, wzp_ts dur)
 {
-    wzp_ts end = nt->now + dur;
-    for (;;) {
-        net_flush(nt);
-        if (done && done(nt))
-            return;
-        wzp_ts next = end;
-        if (nt->head && nt->head->at < next)
-            next = nt->head->at;
-        for (int i = 0; i < nt->n; i++) {
-            wzp_ts t = wzp_quic_endpoint_expiry(nt->nodes[i].ep);
-            if (t < next)
-                next = t;
-        }
-        if (next < nt->now)
-            next = nt->now;
-        if (next >= end) {
-            nt->now = end;
-            for (int i = 0; i < nt->n; i++)
-                wzp_quic_endpoint_handle_expiry(nt->nodes[i].ep, nt->now);
-            net_flush(nt);
-            return;
-        }
-        nt->now = next;
-        while (nt->head && nt->head->at <= nt->now) {
-            pkt *p = nt->head;
-            nt->head = p->next;
-            if (!nt->head)
-                nt->tail = NULL;
-            node *d = &nt->nodes[p->to];
-            wzp_quic_endpoint_feed(d->ep, &d->addr, &p->from, p->data, p->len, nt->now);
-            free(p);
-        }
-        for (int i = 0; i < nt->n; i++)
-            wzp_quic_endpoint_handle_expiry(nt->nodes[i].ep, nt->now);
-    }
-}
-
-static wzp_quic_conn *dial(tnet *nt, node *cl, node *sv)
-{
-    wzp_quic_conn_opts o;
-    wzp_quic_conn_opts_default(&o);
-    memcpy(o.pin, test_ids.fp_s, sizeof(test_ids.fp_s));
-    o.initial_rtt = WZP_MS(10);
-    wzp_quic_conn *c;
-    assert_int_equal(wzp_quic_connect(cl->ep, &cl->addr, &sv->addr, &o, nt->now, &c), 0);
-    return c;
+    qnet_run(nt, dur, NULL, NULL);
 }
 
 static void configure(node *sv, size_t retry_threshold, size_t per_addr)
@@ -278,33 +135,22 @@ static void configure(node *sv, size_t retry_threshold, size_t per_addr)
     assert_int_equal(wzp_quic_endpoint_configure(sv->ep, &cfg), 0);
 }
 
-/* Everything but node 0 (the server) is a client with nothing pending. */
-static int want_established;
-static bool clients_established(tnet *nt)
-{
-    int n = 0;
-    for (int i = 1; i < nt->n; i++)
-        n += nt->nodes[i].established;
-    return n >= want_established;
-}
-
 /* ---- tests ---- */
 
 /* Threshold 0: every new client goes through a Retry and then works. */
 static void test_retry_always(void **state)
 {
     (void)state;
-    tnet nt;
+    qnet nt;
     net_init(&nt);
     node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
     node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
     configure(sv, 0, 16);
     wzp_quic_conn *c = dial(&nt, cl, sv);
-    want_established = 1;
-    net_run(&nt, WZP_SEC(5), clients_established);
-    net_run(&nt, WZP_MS(100), NULL);
-    assert_int_equal(cl->established, 1);
-    assert_int_equal(sv->established, 1);
+    run_established(&nt, 1);
+    run_for(&nt, WZP_MS(100));
+    assert_int_equal(cl->ev.established, 1);
+    assert_int_equal(sv->ev.established, 1);
     const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
     assert_int_equal(st->retries_sent, 1);
     assert_int_equal(st->conns_accepted, 1);
@@ -313,19 +159,19 @@ static void test_retry_always(void **state)
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 1);
 
     /* Messages and datagrams flow both ways. */
-    wzp_quic_conn *s = sv->conns[0];
+    wzp_quic_conn *s = sv->ev.conns[0];
     assert_non_null(s);
     assert_int_equal(wzp_quic_conn_send_message(s, (const uint8_t *)"hi", 2), 0);
     assert_int_equal(wzp_quic_conn_send_message(c, (const uint8_t *)"yo", 2), 0);
     assert_int_equal(wzp_quic_conn_send_datagram(s, (const uint8_t *)"d1", 2), 0);
     assert_int_equal(wzp_quic_conn_send_datagram(c, (const uint8_t *)"d2", 2), 0);
-    net_run(&nt, WZP_MS(200), NULL);
-    assert_int_equal(cl->msgs, 1);
-    assert_int_equal(sv->msgs, 1);
-    assert_int_equal(cl->dgrams, 1);
-    assert_int_equal(sv->dgrams, 1);
+    run_for(&nt, WZP_MS(200));
+    assert_int_equal(cl->ev.msgs, 1);
+    assert_int_equal(sv->ev.msgs, 1);
+    assert_int_equal(cl->ev.dgrams, 1);
+    assert_int_equal(sv->ev.dgrams, 1);
     assert_int_equal(wzp_quic_endpoint_stats(sv->ep)->retries_sent, 1);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 /* Threshold 1: the first client is let in directly; a second one arriving
@@ -333,7 +179,7 @@ static void test_retry_always(void **state)
 static void test_retry_above_threshold(void **state)
 {
     (void)state;
-    tnet nt;
+    qnet nt;
     net_init(&nt);
     node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
     node *c1 = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
@@ -341,67 +187,64 @@ static void test_retry_above_threshold(void **state)
     configure(sv, 1, 0);
     dial(&nt, c1, sv);
     dial(&nt, c2, sv);
-    want_established = 2;
-    net_run(&nt, WZP_SEC(5), clients_established);
-    assert_int_equal(c1->established + c2->established, 2);
+    run_established(&nt, 2);
+    assert_int_equal(c1->ev.established + c2->ev.established, 2);
     const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
     assert_int_equal(st->retries_sent, 1);
     assert_int_equal(st->conns_accepted, 2);
 
     /* With nothing handshaking, the next client is let in without one. */
-    net_run(&nt, WZP_MS(100), NULL);
+    run_for(&nt, WZP_MS(100));
     dial(&nt, c1, sv);
-    want_established = 3;
-    net_run(&nt, WZP_SEC(5), clients_established);
+    run_established(&nt, 3);
     assert_int_equal(st->retries_sent, 1);
     assert_int_equal(st->conns_accepted, 3);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 /* The default configuration never sends a Retry. */
 static void test_default_no_retry(void **state)
 {
     (void)state;
-    tnet nt;
+    qnet nt;
     net_init(&nt);
     node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
     node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
     for (int i = 0; i < 3; i++)
         dial(&nt, cl, sv);
-    want_established = 3;
-    net_run(&nt, WZP_SEC(5), clients_established);
+    run_established(&nt, 3);
     const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
-    assert_int_equal(cl->established, 3);
+    assert_int_equal(cl->ev.established, 3);
     assert_int_equal(st->retries_sent, 0);
     assert_int_equal(st->conns_accepted, 3);
     assert_int_equal(st->rx_addr_capped, 0);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 /* Runs a client into the server's Retry and keeps its answer (the Initial
- * with the token) in nt->held instead of delivering it. */
-static void hold_token_initial(tnet *nt, node *cl, node *sv)
+ * with the token) in F.held instead of delivering it. */
+static void hold_token_initial(qnet *nt, node *cl, node *sv)
 {
-    nt->hold_to = 0;
+    F.hold_to = 0;
     dial(nt, cl, sv);
-    net_run(nt, WZP_MS(20), NULL);
+    run_for(nt, WZP_MS(20));
     assert_int_equal(wzp_quic_endpoint_stats(sv->ep)->retries_sent, 1);
-    assert_true(nt->held_count >= 1);
+    assert_true(F.held_count >= 1);
     size_t off, tlen;
-    assert_true(initial_token(nt->held, nt->held_len, &off, &tlen));
+    assert_true(initial_token(F.held, F.held_len, &off, &tlen));
     assert_true(tlen > 16);
 }
 
-static void feed_held(tnet *nt, node *sv, const uint8_t *p, size_t len, const wzp_addr *from)
+static void feed_held(qnet *nt, node *sv, const uint8_t *p, size_t len, const wzp_addr *from)
 {
-    assert_int_equal(wzp_quic_endpoint_feed(sv->ep, &sv->addr, from, p, len, nt->now), 0);
+    assert_int_equal(wzp_quic_endpoint_feed(sv->ep, &sv->addr, from, p, len, qnet_now(nt)), 0);
 }
 
 /* Forged, garbage, foreign and expired tokens are dropped and counted. */
 static void test_bad_tokens(void **state)
 {
     (void)state;
-    tnet nt;
+    qnet nt;
     net_init(&nt);
     node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
     node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
@@ -410,42 +253,42 @@ static void test_bad_tokens(void **state)
     hold_token_initial(&nt, cl, sv);
     const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
     size_t off, tlen;
-    assert_true(initial_token(nt.held, nt.held_len, &off, &tlen));
+    assert_true(initial_token(F.held, F.held_len, &off, &tlen));
     uint8_t p[1500];
 
     /* One bit flipped in the token. */
-    memcpy(p, nt.held, nt.held_len);
+    memcpy(p, F.held, F.held_len);
     p[off + tlen / 2] ^= 0x01;
-    feed_held(&nt, sv, p, nt.held_len, &cl->addr);
+    feed_held(&nt, sv, p, F.held_len, &cl->addr);
     assert_int_equal(st->rx_bad_token, 1);
 
     /* A token of random bytes, with and without our token's magic byte. */
-    memcpy(p, nt.held, nt.held_len);
+    memcpy(p, F.held, F.held_len);
     for (size_t i = 0; i < tlen; i++)
         p[off + i] = (uint8_t)(i * 37 + 11);
-    feed_held(&nt, sv, p, nt.held_len, &cl->addr);
-    p[off] = nt.held[off];
-    feed_held(&nt, sv, p, nt.held_len, &cl->addr);
+    feed_held(&nt, sv, p, F.held_len, &cl->addr);
+    p[off] = F.held[off];
+    feed_held(&nt, sv, p, F.held_len, &cl->addr);
     assert_int_equal(st->rx_bad_token, 3);
 
     /* A valid token of another server (different secret), at default config. */
-    feed_held(&nt, other, nt.held, nt.held_len, &cl->addr);
+    feed_held(&nt, other, F.held, F.held_len, &cl->addr);
     assert_int_equal(wzp_quic_endpoint_stats(other->ep)->rx_bad_token, 1);
     assert_int_equal(wzp_quic_endpoint_stats(other->ep)->conns_accepted, 0);
 
     /* The genuine token, after its lifetime (5 s by default). */
-    nt.now += WZP_SEC(6);
-    feed_held(&nt, sv, nt.held, nt.held_len, &cl->addr);
+    qnet_skip(&nt, WZP_SEC(6));
+    feed_held(&nt, sv, F.held, F.held_len, &cl->addr);
     assert_int_equal(st->rx_bad_token, 4);
 
     assert_int_equal(st->conns_accepted, 0);
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
     assert_int_equal(st->retries_sent, 1);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 /* A Retry-always server and a client whose token Initial is held back. */
-static node *retry_pair(tnet *nt, node **cl)
+static node *retry_pair(qnet *nt, node **cl)
 {
     net_init(nt);
     node *sv = net_add(nt, test_ids.s, true, "10.0.0.1:4433");
@@ -460,50 +303,49 @@ static node *retry_pair(tnet *nt, node **cl)
 static void test_expired_token_closes_client(void **state)
 {
     (void)state;
-    tnet nt;
+    qnet nt;
     node *cl, *sv = retry_pair(&nt, &cl);
-    nt.now += WZP_SEC(6); /* past the token's 5 s, within the client's 10 s handshake */
-    nt.hold_to = -1;
-    feed_held(&nt, sv, nt.held, nt.held_len, &cl->addr);
+    qnet_skip(&nt, WZP_SEC(6)); /* past the token's 5 s, within the client's 10 s handshake */
+    F.hold_to = -1;
+    feed_held(&nt, sv, F.held, F.held_len, &cl->addr);
     const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
     assert_int_equal(st->rx_bad_token, 1);
     assert_int_equal(st->tx_invalid_token_closes, 1);
-    net_run(&nt, WZP_MS(50), NULL);
-    assert_int_equal(cl->closed, 1);
-    assert_int_equal(cl->closed_by_peer, 1);
-    assert_int_equal(cl->established, 0);
+    run_for(&nt, WZP_MS(50));
+    assert_int_equal(cl->ev.closed, 1);
+    assert_int_equal(cl->ev.closed_by_peer, 1);
+    assert_int_equal(cl->ev.established, 0);
     assert_int_equal(st->conns_accepted, 0);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 /* A token is bound to the address it was issued to. */
 static void test_token_bound_to_address(void **state)
 {
     (void)state;
-    tnet nt;
+    qnet nt;
     node *cl, *sv = retry_pair(&nt, &cl);
     const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
 
     wzp_addr b;
     wzp_addr_parse(&b, "10.0.0.3:5000", false); /* another IP */
-    feed_held(&nt, sv, nt.held, nt.held_len, &b);
+    feed_held(&nt, sv, F.held, F.held_len, &b);
     wzp_addr_parse(&b, "10.0.0.2:5001", false); /* same IP, another port */
-    feed_held(&nt, sv, nt.held, nt.held_len, &b);
+    feed_held(&nt, sv, F.held, F.held_len, &b);
     assert_int_equal(st->rx_bad_token, 2);
     assert_int_equal(st->conns_accepted, 0);
 
     /* From the right address it is accepted, and the handshake completes. */
-    feed_held(&nt, sv, nt.held, nt.held_len, &cl->addr);
+    feed_held(&nt, sv, F.held, F.held_len, &cl->addr);
     assert_int_equal(st->conns_accepted, 1);
     assert_int_equal(st->rx_bad_token, 2);
-    nt.hold_to = -1;
-    want_established = 1;
-    net_run(&nt, WZP_SEC(5), clients_established);
-    assert_int_equal(cl->established, 1);
-    net_run(&nt, WZP_MS(50), NULL);
-    assert_int_equal(sv->established, 1);
+    F.hold_to = -1;
+    run_established(&nt, 1);
+    assert_int_equal(cl->ev.established, 1);
+    run_for(&nt, WZP_MS(50));
+    assert_int_equal(sv->ev.established, 1);
     assert_int_equal(st->retries_sent, 1);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 /* At most N unvalidated handshakes per source IP; an Initial beyond that
@@ -512,7 +354,7 @@ static void test_token_bound_to_address(void **state)
 static void test_per_source_cap(void **state)
 {
     (void)state;
-    tnet nt;
+    qnet nt;
     net_init(&nt);
     node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
     node *a = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
@@ -525,39 +367,37 @@ static void test_per_source_cap(void **state)
     dial(&nt, b, sv);
     /* Just long enough for the server to see the four Initials, not for a
      * handshake (or the Retry's round trip) to complete. */
-    net_run(&nt, WZP_US(1500), NULL);
+    run_for(&nt, WZP_US(1500));
     const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
     assert_int_equal(st->conns_accepted, 3);
     assert_int_equal(st->retries_addr_cap, 1);
     assert_int_equal(st->retries_sent, 1);
     assert_int_equal(st->rx_addr_capped, 0);
-    assert_int_equal(sv->established, 0);
+    assert_int_equal(sv->ev.established, 0);
 
     /* A2 comes back with its token one round trip later: the cap does not
      * make it wait for A's handshakes. */
-    net_run(&nt, WZP_MS(2), NULL);
+    run_for(&nt, WZP_MS(2));
     assert_int_equal(st->conns_accepted, 4);
-    want_established = 4;
-    net_run(&nt, WZP_SEC(5), clients_established);
-    assert_int_equal(a->established + a2->established + b->established, 4);
+    run_established(&nt, 4);
+    assert_int_equal(a->ev.established + a2->ev.established + b->ev.established, 4);
     assert_int_equal(st->retries_sent, 1);
 
     /* Nothing handshaking: A gets in at once, without a Retry. */
-    net_run(&nt, WZP_MS(100), NULL);
+    run_for(&nt, WZP_MS(100));
     dial(&nt, a2, sv);
-    want_established = 5;
-    net_run(&nt, WZP_SEC(5), clients_established);
+    run_established(&nt, 5);
     assert_int_equal(st->conns_accepted, 5);
     assert_int_equal(st->retries_sent, 1);
     assert_int_equal(st->rx_addr_capped, 0);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 /* IPv6 sources count per /64: one host usually owns a whole /64. */
 static void test_per_source_cap_v6_prefix(void **state)
 {
     (void)state;
-    tnet nt;
+    qnet nt;
     net_init(&nt);
     node *sv = net_add(&nt, test_ids.s, true, "[2001:db8::1]:4433");
     node *a = net_add(&nt, test_ids.c, false, "[2001:db8::a]:5000");
@@ -567,16 +407,15 @@ static void test_per_source_cap_v6_prefix(void **state)
     dial(&nt, a, sv);
     dial(&nt, a2, sv);
     dial(&nt, b, sv);
-    net_run(&nt, WZP_US(1500), NULL);
+    run_for(&nt, WZP_US(1500));
     const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
     assert_int_equal(st->conns_accepted, 2);
     assert_int_equal(st->retries_addr_cap, 1);
     /* The capped one gets in through its Retry. */
-    want_established = 3;
-    net_run(&nt, WZP_SEC(5), clients_established);
-    assert_int_equal(a->established + a2->established + b->established, 3);
+    run_established(&nt, 3);
+    assert_int_equal(a->ev.established + a2->ev.established + b->ev.established, 3);
     assert_int_equal(st->conns_accepted, 3);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 /* A handshake that never completes holds its unvalidated slot until it
@@ -584,36 +423,35 @@ static void test_per_source_cap_v6_prefix(void **state)
 static void test_per_source_slot_freed_on_close(void **state)
 {
     (void)state;
-    tnet nt;
+    qnet nt;
     net_init(&nt);
     node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
     node *a = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
     configure(sv, WZP_QUIC_RETRY_NEVER, 1);
-    nt.drop_to = 1; /* A never hears back */
+    F.drop_to = 1; /* A never hears back */
     dial(&nt, a, sv);
-    net_run(&nt, WZP_SEC(2), NULL);
+    run_for(&nt, WZP_SEC(2));
     const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
     assert_int_equal(st->conns_accepted, 1);
     assert_int_equal(st->retries_sent, 0);
     /* A's client gives up and tries again: the server still handshakes, and
      * answers with a Retry (which A does not hear either). */
     dial(&nt, a, sv);
-    net_run(&nt, WZP_MS(5), NULL);
+    run_for(&nt, WZP_MS(5));
     assert_int_equal(st->conns_accepted, 1);
     assert_true(st->retries_addr_cap >= 1);
     assert_int_equal(st->rx_addr_capped, 0);
     /* The server's handshake timeout (10 s) ends the first one. */
-    net_run(&nt, WZP_SEC(9), NULL);
-    assert_int_equal(sv->closed, 1);
-    nt.drop_to = -1;
+    run_for(&nt, WZP_SEC(9));
+    assert_int_equal(sv->ev.closed, 1);
+    F.drop_to = -1;
     uint64_t retries = st->retries_sent;
     dial(&nt, a, sv);
-    want_established = 1;
-    net_run(&nt, WZP_SEC(5), clients_established);
-    assert_int_equal(a->established, 1);
+    run_established(&nt, 1);
+    assert_int_equal(a->ev.established, 1);
     assert_true(st->conns_accepted >= 2);
     assert_int_equal(st->retries_sent, retries); /* the slot is free again: no Retry */
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 /* ---- spoofed Initials ---- */
@@ -638,10 +476,10 @@ static void capture_send(void *user, const wzp_addr *l, const wzp_addr *r, const
 
 /* n genuine client Initials (from a client endpoint outside the network),
  * for an attacker to send with a spoofed source. */
-static void make_initials(tnet *nt, node *sv, capture *cp, size_t n)
+static void make_initials(qnet *nt, node *sv, capture *cp, size_t n)
 {
     wzp_quic_endpoint *ep;
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.c, false, &cbs, NULL, &ep), 0);
+    assert_int_equal(wzp_quic_endpoint_new(test_ids.c, false, &qnet_callbacks, NULL, &ep), 0);
     wzp_addr self;
     wzp_addr_parse(&self, "192.0.2.66:1", false);
     memset(cp, 0, sizeof(*cp));
@@ -650,21 +488,21 @@ static void make_initials(tnet *nt, node *sv, capture *cp, size_t n)
         wzp_quic_conn_opts_default(&o);
         memcpy(o.pin, test_ids.fp_s, sizeof(test_ids.fp_s));
         wzp_quic_conn *c;
-        assert_int_equal(wzp_quic_connect(ep, &self, &sv->addr, &o, nt->now, &c), 0);
+        assert_int_equal(wzp_quic_connect(ep, &self, &sv->addr, &o, qnet_now(nt), &c), 0);
         size_t before = cp->n;
-        wzp_quic_endpoint_flush(ep, nt->now, capture_send, cp);
+        wzp_quic_endpoint_flush(ep, qnet_now(nt), capture_send, cp);
         assert_true(cp->n == before + 1); /* one padded Initial each */
     }
     wzp_quic_endpoint_free(ep);
 }
 
 /* Feeds Initial i with the source ip:port; nobody there answers. */
-static void spoof(tnet *nt, node *sv, const capture *cp, size_t i, const char *from)
+static void spoof(qnet *nt, node *sv, const capture *cp, size_t i, const char *from)
 {
     wzp_addr a;
     assert_int_equal(wzp_addr_parse(&a, from, false), 0);
     assert_int_equal(
-        wzp_quic_endpoint_feed(sv->ep, &sv->addr, &a, cp->data[i], cp->len[i], nt->now), 0);
+        wzp_quic_endpoint_feed(sv->ep, &sv->addr, &a, cp->data[i], cp->len[i], qnet_now(nt)), 0);
 }
 
 /*
@@ -677,7 +515,7 @@ static void spoof(tnet *nt, node *sv, const capture *cp, size_t i, const char *f
 static void test_spoofed_initials_do_not_lock_out_ip(void **state)
 {
     (void)state;
-    tnet nt;
+    qnet nt;
     net_init(&nt);
     node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
     node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
@@ -692,31 +530,31 @@ static void test_spoofed_initials_do_not_lock_out_ip(void **state)
         spoof(&nt, sv, cp, i, from);
     }
     assert_int_equal(st->conns_accepted, 16);
-    net_run(&nt, WZP_MS(300), NULL);
+    run_for(&nt, WZP_MS(300));
 
     /* The real client, while the spoofer keeps sending fresh Initials. */
     dial(&nt, cl, sv);
-    wzp_ts t0 = nt.now;
+    wzp_ts t0 = qnet_now(&nt);
     spoof(&nt, sv, cp, 16, "10.0.0.2:7016");
-    want_established = 1;
-    net_run(&nt, WZP_SEC(2), clients_established);
-    assert_int_equal(cl->established, 1);
-    assert_int_equal(cl->closed, 0);       /* on its first attempt */
-    assert_true(nt.now - t0 < WZP_MS(50)); /* a few round trips of 2 ms */
+    int want = 1;
+    qnet_run(&nt, WZP_SEC(2), qnet_clients_established, &want);
+    assert_int_equal(cl->ev.established, 1);
+    assert_int_equal(cl->ev.closed, 0);           /* on its first attempt */
+    assert_true(qnet_now(&nt) - t0 < WZP_MS(50)); /* a few round trips of 2 ms */
     assert_int_equal(st->conns_accepted, 17);
     assert_int_equal(st->retries_addr_cap, 2); /* the client's and one spoofed */
     assert_int_equal(st->rx_addr_capped, 0);
     for (size_t i = 17; i < 20; i++) {
         snprintf(from, sizeof(from), "10.0.0.2:%zu", 7000 + i);
         spoof(&nt, sv, cp, i, from);
-        net_run(&nt, WZP_MS(300), NULL);
+        run_for(&nt, WZP_MS(300));
     }
     assert_int_equal(st->retries_addr_cap, 5);
     assert_int_equal(st->conns_accepted, 17);
     /* The spoofed handshakes are still there, holding their slots. */
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 17);
     free(cp);
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
 /* Someone really at an address (Retry tokens) may hold more handshakes than
@@ -725,7 +563,7 @@ static void test_spoofed_initials_do_not_lock_out_ip(void **state)
 static void test_validated_cap(void **state)
 {
     (void)state;
-    tnet nt;
+    qnet nt;
     net_init(&nt);
     node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
     node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
@@ -734,29 +572,17 @@ static void test_validated_cap(void **state)
     for (size_t i = 0; i < vcap + 2; i++)
         dial(&nt, cl, sv);
     /* Clients come back with their tokens, but their handshakes never complete. */
-    nt.server_only_retries = true;
-    net_run(&nt, WZP_MS(500), NULL);
+    F.server_only_retries = true;
+    run_for(&nt, WZP_MS(500));
     const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
     assert_int_equal(st->conns_accepted, vcap);
     assert_true(st->rx_addr_capped >= 2);
     assert_int_equal(st->retries_addr_cap, 0); /* threshold 0 retried them, not the cap */
-    net_free(&nt);
+    qnet_free(&nt);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_retry_always),
-        cmocka_unit_test(test_retry_above_threshold),
-        cmocka_unit_test(test_default_no_retry),
-        cmocka_unit_test(test_bad_tokens),
-        cmocka_unit_test(test_token_bound_to_address),
-        cmocka_unit_test(test_expired_token_closes_client),
-        cmocka_unit_test(test_per_source_cap),
-        cmocka_unit_test(test_per_source_cap_v6_prefix),
-        cmocka_unit_test(test_per_source_slot_freed_on_close),
-        cmocka_unit_test(test_spoofed_initials_do_not_lock_out_ip),
-        cmocka_unit_test(test_validated_cap),
-    };
-    return cmocka_run_group_tests(tests, id_pair_group_setup, id_pair_group_teardown);
-}
+WZP_TEST_MAIN(id_pair_group_setup, id_pair_group_teardown, test_retry_always,
+              test_retry_above_threshold, test_default_no_retry, test_bad_tokens,
+              test_token_bound_to_address, test_expired_token_closes_client, test_per_source_cap,
+              test_per_source_cap_v6_prefix, test_per_source_slot_freed_on_close,
+              test_spoofed_initials_do_not_lock_out_ip, test_validated_cap)

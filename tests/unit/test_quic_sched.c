@@ -14,6 +14,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include "support/test_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +23,7 @@
 
 #include "support/id_pair.h"
 #include "quic/quic_int.h"
+#include "support/qnet.h"
 
 #define N_IDLE   2000
 #define N_ACTIVE 4
@@ -35,25 +38,14 @@ typedef struct tconn {
     wzp_ts closed_at;
 } tconn;
 
-typedef struct pkt {
-    struct pkt *next;
-    wzp_ts at;
-    bool to_server;
-    wzp_addr from, to;
-    size_t len;
-    uint8_t data[];
-} pkt;
-
-/* Two endpoints on a virtual clock; packets to any other address vanish. */
+/* Two endpoints on qnet (tests/support/qnet.h), 10 ms one way; packets to
+ * any other address vanish. */
 typedef struct world {
+    qnet q;
     wzp_quic_endpoint *sv, *cl;
     wzp_addr sv_addr, cl_addr;
-    wzp_ts now;
-    pkt *head, *tail;
-    bool cut; /* drop everything between client and server */
-    /* A NAT in front of the client: once `rebound`, the server sees the
-     * client's packets come from cl_nat and answers there. */
-    bool rebound;
+    /* A NAT in front of the client: once rebound (qnet_rebind), the server
+     * sees the client's packets come from cl_nat and answers there. */
     wzp_addr cl_nat;
     /* An attacker rewrites the source of the client's next packet to this
      * (unroutable) address, once. */
@@ -81,7 +73,7 @@ static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_
     o->initial_rtt = WZP_MS(10);
     o->idle_timeout = WZP_SEC(3);
     tconn *t = &w->sv_conns[w->n_sv++];
-    t->created = w->now;
+    t->created = qnet_now(&w->q);
     o->user = t;
     return 0;
 }
@@ -102,7 +94,7 @@ static void on_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *i
     assert_false(t->closed); /* exactly once */
     t->closed = true;
     t->err = i->error;
-    t->closed_at = w->now;
+    t->closed_at = qnet_now(&w->q);
     t->c = NULL;
 }
 
@@ -117,38 +109,16 @@ static void on_path(void *user, wzp_quic_conn *c, const wzp_addr *remote)
 static const wzp_quic_callbacks cbs = {
     .accept = on_accept, .established = on_est, .closed = on_closed};
 
-static void net_send(void *user, const wzp_addr *l, const wzp_addr *r, const uint8_t *d, size_t n)
+static bool tap(qnet *q, qnet_pkt *p, void *arg)
 {
-    world *w = user;
-    bool to_sv = wzp_addr_equal(r, &w->sv_addr), to_cl = wzp_addr_equal(r, &w->cl_addr);
-    if (w->rebound && wzp_addr_equal(r, &w->cl_nat)) {
-        to_cl = true;
-        r = &w->cl_addr; /* the NAT maps it back */
-    } else if (w->rebound && to_cl) {
-        to_cl = false; /* the old mapping is gone */
-    }
-    if (w->rebound && to_sv)
-        l = &w->cl_nat;
+    (void)q;
+    world *w = arg;
+    bool to_sv = p->to && p->to->idx == 0;
     if (to_sv && w->spoof_next > 0 && w->spoof_next-- == 1)
-        l = &w->spoof;
+        p->src = w->spoof;
     if (to_sv)
         w->tx_to_server++;
-    if ((!to_sv && !to_cl) || w->cut)
-        return;
-    pkt *p = malloc(sizeof(*p) + n);
-    assert_non_null(p);
-    p->next = NULL;
-    p->at = w->now + WZP_MS(10);
-    p->to_server = to_sv;
-    p->from = *l;
-    p->to = *r;
-    p->len = n;
-    memcpy(p->data, d, n);
-    if (w->tail)
-        w->tail->next = p;
-    else
-        w->head = p;
-    w->tail = p;
+    return true;
 }
 
 /* The expiry by brute force over every connection, and the structure. */
@@ -195,60 +165,46 @@ static void check_flushed(const wzp_quic_endpoint *ep)
     check_sched(ep);
 }
 
-static void flush_both(world *w)
+/* After every flush, delivery and timer round of the loop a relay runs. */
+static void check_both(qnet *q, bool flushed, void *arg)
 {
-    wzp_quic_endpoint_flush(w->sv, w->now, net_send, w);
-    wzp_quic_endpoint_flush(w->cl, w->now, net_send, w);
-    check_flushed(w->sv);
-    check_flushed(w->cl);
+    world *w = arg;
+    (void)q;
+    if (flushed) {
+        check_flushed(w->sv);
+        check_flushed(w->cl);
+    } else {
+        check_sched(w->sv);
+        check_sched(w->cl);
+    }
 }
 
 /* Runs the loop a relay runs, jumping the clock to each next event. */
 static void run_until(world *w, wzp_ts end)
 {
-    flush_both(w); /* what the test did before (dial, send, close) */
-    for (int guard = 0;; guard++) {
-        assert_true(guard < 1000000);
-        wzp_ts t = wzp_ts_min(wzp_quic_endpoint_expiry(w->sv), wzp_quic_endpoint_expiry(w->cl));
-        if (w->head)
-            t = wzp_ts_min(t, w->head->at);
-        if (t > end) {
-            w->now = end;
-            return;
-        }
-        if (t > w->now)
-            w->now = t;
-        while (w->head && w->head->at <= w->now) {
-            pkt *p = w->head;
-            w->head = p->next;
-            if (!w->head)
-                w->tail = NULL;
-            if (!w->cut)
-                wzp_quic_endpoint_feed(p->to_server ? w->sv : w->cl, &p->to, &p->from, p->data,
-                                       p->len, w->now);
-            free(p);
-        }
-        check_sched(w->sv);
-        check_sched(w->cl);
-        if (wzp_quic_endpoint_expiry(w->sv) <= w->now)
-            wzp_quic_endpoint_handle_expiry(w->sv, w->now);
-        if (wzp_quic_endpoint_expiry(w->cl) <= w->now)
-            wzp_quic_endpoint_handle_expiry(w->cl, w->now);
-        check_sched(w->sv);
-        check_sched(w->cl);
-        flush_both(w);
-    }
+    qnet_run(&w->q, end - qnet_now(&w->q), NULL, NULL);
+}
+
+/* Server at 127.0.0.1:4000 (node 0), client at 127.0.0.1:5000 (node 1), clock at start. */
+static world *world_new(wzp_ts start)
+{
+    world *w = calloc(1, sizeof(*w));
+    assert_non_null(w);
+    qnet_init(&w->q, start, WZP_MS(10));
+    w->q.hook = tap;
+    w->q.hook_arg = w;
+    w->q.check = check_both;
+    w->q.check_arg = w;
+    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &cbs, w, &w->sv), 0);
+    assert_int_equal(wzp_quic_endpoint_new(test_ids.c, false, &cbs, w, &w->cl), 0);
+    w->sv_addr = qnet_add_ep(&w->q, "127.0.0.1:4000", w->sv)->addr;
+    w->cl_addr = qnet_add_ep(&w->q, "127.0.0.1:5000", w->cl)->addr;
+    return w;
 }
 
 static void world_free(world *w)
 {
-    wzp_quic_endpoint_free(w->sv);
-    wzp_quic_endpoint_free(w->cl);
-    while (w->head) {
-        pkt *p = w->head;
-        w->head = p->next;
-        free(p);
-    }
+    qnet_free(&w->q);
     free(w);
 }
 
@@ -256,31 +212,20 @@ static wzp_quic_conn *dial(world *w, const wzp_addr *to, tconn *t, wzp_ts hs_tim
                            wzp_ts keep_alive, wzp_ts idle_timeout)
 {
     wzp_quic_conn_opts o;
-    wzp_quic_conn_opts_default(&o);
-    memcpy(o.pin, test_ids.fp_s, sizeof(test_ids.fp_s));
-    o.initial_rtt = WZP_MS(10);
+    qnet_opts(&o, test_ids.fp_s);
     o.handshake_timeout = hs_timeout;
     o.keep_alive = keep_alive;
     o.idle_timeout = idle_timeout;
     o.user = t;
-    t->created = w->now;
+    t->created = qnet_now(&w->q);
     t->hs_timeout = hs_timeout;
-    wzp_quic_conn *c = NULL;
-    assert_int_equal(wzp_quic_connect(w->cl, &w->cl_addr, to, &o, w->now, &c), 0);
-    t->c = c;
-    return c;
+    return t->c = qnet_connect(&w->q, &w->q.nodes[1], to, &o);
 }
 
 static void test_many_connections(void **state)
 {
     (void)state;
-    world *w = calloc(1, sizeof(*w));
-    assert_non_null(w);
-    w->now = WZP_SEC(1000);
-    wzp_addr_parse(&w->sv_addr, "127.0.0.1:4000", false);
-    wzp_addr_parse(&w->cl_addr, "127.0.0.1:5000", false);
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &cbs, w, &w->sv), 0);
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.c, false, &cbs, w, &w->cl), 0);
+    world *w = world_new(WZP_SEC(1000));
 
     /* An empty endpoint has nothing to do. */
     assert_int_equal(wzp_quic_endpoint_expiry(w->cl), WZP_TS_NEVER);
@@ -289,7 +234,7 @@ static void test_many_connections(void **state)
      * with its own handshake timeout (2 s to 5 s) towards a black hole. */
     for (int i = 0; i < N_IDLE; i++) {
         if (i % 100 == 0)
-            run_until(w, w->now + WZP_MS(37));
+            run_until(w, qnet_now(&w->q) + WZP_MS(37));
         uint8_t ip[4] = {10, 0, (uint8_t)(i >> 8), (uint8_t)i};
         wzp_addr to;
         wzp_addr_from_ip(&to, AF_INET, ip, 443);
@@ -306,7 +251,7 @@ static void test_many_connections(void **state)
         wzp_quic_conn_close(w->idle[i].c, 7, "bye");
     check_sched(w->cl);
 
-    run_until(w, w->now + WZP_SEC(1));
+    run_until(w, qnet_now(&w->q) + WZP_SEC(1));
     for (int i = 0; i < N_ACTIVE; i++) {
         assert_true(w->active[i].established);
         assert_true(w->sv_conns[i].established);
@@ -318,13 +263,13 @@ static void test_many_connections(void **state)
 
     /* Quiet: flushing before any timer is due writes nothing. */
     wzp_ts next = wzp_quic_endpoint_expiry(w->cl);
-    assert_true(next > w->now);
-    assert_int_equal(wzp_quic_endpoint_flush(w->cl, w->now, net_send, w), 0);
+    assert_true(next > qnet_now(&w->q));
+    assert_int_equal(qnet_flush_node(&w->q.nodes[1]), 0);
 
     /* Past every handshake timeout: each idle connection closed exactly at
      * its deadline (the loop jumps to expiry times, so a late timer shows). */
     uint64_t tx0 = w->tx_to_server;
-    run_until(w, w->now + WZP_SEC(6));
+    run_until(w, qnet_now(&w->q) + WZP_SEC(6));
     for (int i = 0; i < N_IDLE; i++) {
         tconn *t = &w->idle[i];
         assert_true(t->closed);
@@ -347,9 +292,9 @@ static void test_many_connections(void **state)
     assert_true(w->tx_to_server - tx0 >= (uint64_t)N_ACTIVE * 6 * 2 - N_ACTIVE);
 
     /* Cut the wire: both sides' idle timers fire, after the 3 s timeout. */
-    wzp_ts cut_at = w->now;
-    w->cut = true;
-    run_until(w, w->now + WZP_SEC(10));
+    wzp_ts cut_at = qnet_now(&w->q);
+    w->q.cut = true;
+    run_until(w, qnet_now(&w->q) + WZP_SEC(10));
     for (int i = 0; i < N_ACTIVE; i++) {
         tconn *ts[2] = {&w->active[i], &w->sv_conns[i]};
         for (int k = 0; k < 2; k++) {
@@ -370,20 +315,14 @@ static void test_many_connections(void **state)
 static void test_free_with_scheduled_conns(void **state)
 {
     (void)state;
-    world *w = calloc(1, sizeof(*w));
-    assert_non_null(w);
-    w->now = WZP_SEC(5);
-    wzp_addr_parse(&w->sv_addr, "127.0.0.1:4000", false);
-    wzp_addr_parse(&w->cl_addr, "127.0.0.1:5000", false);
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &cbs, w, &w->sv), 0);
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.c, false, &cbs, w, &w->cl), 0);
+    world *w = world_new(WZP_SEC(5));
     for (int i = 0; i < 200; i++) {
         uint8_t ip[4] = {10, 1, 0, (uint8_t)i};
         wzp_addr to;
         wzp_addr_from_ip(&to, AF_INET, ip, 443);
         dial(w, &to, &w->idle[i], WZP_SEC(3), 0, 0);
         if (i == 99)
-            flush_both(w); /* the first hundred go to the heap */
+            qnet_flush(&w->q); /* the first hundred go to the heap */
     }
     check_sched(w->cl);
     assert_int_equal(w->cl->heap_len, 100);
@@ -395,19 +334,13 @@ static void test_free_with_scheduled_conns(void **state)
 /* A client connected to a server that reports path changes; *c = the client's connection. */
 static world *path_world(wzp_quic_conn **c)
 {
-    world *w = calloc(1, sizeof(*w));
-    assert_non_null(w);
-    w->now = WZP_SEC(5);
-    wzp_addr_parse(&w->sv_addr, "127.0.0.1:4000", false);
-    wzp_addr_parse(&w->cl_addr, "127.0.0.1:5000", false);
+    world *w = world_new(WZP_SEC(5));
     wzp_addr_parse(&w->cl_nat, "127.0.0.1:5999", false);
     wzp_addr_parse(&w->spoof, "192.0.2.66:6666", false);
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &cbs, w, &w->sv), 0);
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.c, false, &cbs, w, &w->cl), 0);
     wzp_quic_endpoint_on_path_changed(w->sv, on_path);
     wzp_quic_endpoint_on_path_changed(w->cl, on_path);
     *c = dial(w, &w->sv_addr, &w->active[0], WZP_SEC(10), WZP_MS(500), WZP_SEC(30));
-    run_until(w, w->now + WZP_SEC(2));
+    run_until(w, qnet_now(&w->q) + WZP_SEC(2));
     assert_true(w->sv_conns[0].established);
     assert_int_equal(w->path_events, 0);
     return w;
@@ -419,10 +352,10 @@ static void test_path_changed_event(void **state)
     wzp_quic_conn *c;
     world *w = path_world(&c);
 
-    w->rebound = true;
+    qnet_rebind(&w->q.nodes[1], "127.0.0.1:5999");
     for (int i = 0; i < 10; i++) {
         assert_int_equal(wzp_quic_conn_send_message(c, (const uint8_t *)"hi", 2), 0);
-        run_until(w, w->now + WZP_MS(100));
+        run_until(w, qnet_now(&w->q) + WZP_MS(100));
     }
     assert_int_equal(w->path_events, 1);
     assert_ptr_equal(w->path_conn, w->sv_conns[0].c);
@@ -430,7 +363,7 @@ static void test_path_changed_event(void **state)
     wzp_addr ra;
     wzp_quic_conn_remote_addr(w->sv_conns[0].c, &ra);
     assert_true(wzp_addr_equal(&ra, &w->cl_nat));
-    run_until(w, w->now + WZP_SEC(3)); /* keep-alives on the new path */
+    run_until(w, qnet_now(&w->q) + WZP_SEC(3)); /* keep-alives on the new path */
     assert_int_equal(w->path_events, 1);
     assert_false(w->active[0].closed);
     assert_false(w->sv_conns[0].closed);
@@ -449,10 +382,10 @@ static void test_path_unvalidated_not_reported(void **state)
     w->spoof_next = 2; /* the second packet from now */
     for (int i = 0; i < 20; i++) {
         assert_int_equal(wzp_quic_conn_send_message(c, (const uint8_t *)"hi", 2), 0);
-        run_until(w, w->now + WZP_MS(100));
+        run_until(w, qnet_now(&w->q) + WZP_MS(100));
     }
     assert_int_equal(w->spoof_next, 0);
-    run_until(w, w->now + WZP_SEC(3));
+    run_until(w, qnet_now(&w->q) + WZP_SEC(3));
     assert_int_equal(w->path_events, 0);
     wzp_addr ra;
     wzp_quic_conn_remote_addr(w->sv_conns[0].c, &ra);
@@ -462,13 +395,6 @@ static void test_path_unvalidated_not_reported(void **state)
     world_free(w);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_many_connections),
-        cmocka_unit_test(test_free_with_scheduled_conns),
-        cmocka_unit_test(test_path_changed_event),
-        cmocka_unit_test(test_path_unvalidated_not_reported),
-    };
-    return cmocka_run_group_tests(tests, id_pair_group_setup, id_pair_group_teardown);
-}
+WZP_TEST_MAIN(id_pair_group_setup, id_pair_group_teardown, test_many_connections,
+              test_free_with_scheduled_conns, test_path_changed_event,
+              test_path_unvalidated_not_reported)

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +272,17 @@ static void join(size_t i, uint8_t idbyte, const char *from, const char *alias)
 }
 
 /* Sends a message to the relay as if client i's signaling sent it. */
+/* Clients A.. (up to D) connect and register as alice, bob, carol and dave. */
+static void join_cast(size_t n)
+{
+    static const char *const alias[] = {"alice", "bob", "carol", "dave"};
+    char from[32];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(from, sizeof(from), "198.51.100.%zu:40000", i + 1);
+        join(A + i, (uint8_t)(0xa1 + 0x11 * i), from, alias[i]);
+    }
+}
+
 static void send_raw(size_t i, const wzp_sig_msg *m)
 {
     uint8_t buf[WZP_SIG_MAX_SIZE];
@@ -298,28 +311,23 @@ static bool raw_contains(size_t i, const uint8_t *needle, size_t n)
 static const uint8_t CALLER_LAN_IP[4] = {10, 99, 0, 5};
 static const uint8_t CALLER_PUBLIC_IP[4] = {203, 0, 113, 77};
 
-static size_t caller_cands(wzp_sig_candidate *c)
+/* A host candidate (priority p + 100) and a server-reflexive one (priority p). */
+static size_t two_cands(wzp_sig_candidate *c, uint32_t p, const char *host, const char *srflx)
 {
     memset(c, 0, 2 * sizeof(*c));
-    c[0].type = WZP_SIG_CAND_HOST;
-    c[0].priority = 200;
-    c[0].addr = addr("10.99.0.5:5000");
-    c[1].type = WZP_SIG_CAND_SRFLX;
-    c[1].priority = 100;
-    c[1].addr = addr("203.0.113.77:6000");
+    c[0] = (wzp_sig_candidate){.type = WZP_SIG_CAND_HOST, .priority = p + 100, .addr = addr(host)};
+    c[1] = (wzp_sig_candidate){.type = WZP_SIG_CAND_SRFLX, .priority = p, .addr = addr(srflx)};
     return 2;
+}
+
+static size_t caller_cands(wzp_sig_candidate *c)
+{
+    return two_cands(c, 100, "10.99.0.5:5000", "203.0.113.77:6000");
 }
 
 static size_t callee_cands(wzp_sig_candidate *c)
 {
-    memset(c, 0, 2 * sizeof(*c));
-    c[0].type = WZP_SIG_CAND_HOST;
-    c[0].priority = 210;
-    c[0].addr = addr("[fd00::9]:7000");
-    c[1].type = WZP_SIG_CAND_SRFLX;
-    c[1].priority = 110;
-    c[1].addr = addr("192.0.2.200:7001");
-    return 2;
+    return two_cands(c, 110, "[fd00::9]:7000", "192.0.2.200:7001");
 }
 
 static void params(wzp_sig_params *p, uint32_t version)
@@ -391,6 +399,46 @@ static int setup_with(const wzp_relay_control_config *cfg)
                                       channels_open, channels_close, channel_moved};
     W->rc = wzp_relay_control_new(&W->cfg, &cb);
     return W->rc ? 0 : -1;
+}
+
+static wzp_relay_control_config default_config(void)
+{
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    return cfg;
+}
+
+static int teardown(void **state);
+
+/* The world again from scratch with this control-plane configuration. */
+static void restart_with(const wzp_relay_control_config *cfg)
+{
+    teardown(NULL);
+    assert_int_equal(setup_with(cfg), 0);
+}
+
+#define ANY_ERR 1 /* assert_ended: the error is not checked */
+
+/* Client i's last ENDED event is for `call`, with this reason and error. */
+static rec_event *assert_ended(size_t i, uint32_t call, wzp_sig_end_reason reason, int err)
+{
+    rec_event *end = last_event(i, WZP_SIGC_EV_ENDED);
+    assert_non_null(end);
+    assert_int_equal(end->call, call);
+    assert_int_equal(end->reason, reason);
+    if (err != ANY_ERR)
+        assert_int_equal(end->err, err);
+    return end;
+}
+
+/* alice calls bob (ringing) beside mallory (C); id: the call's ID. Returns alice's call. */
+static uint32_t ringing_with_mallory(uint8_t id[WZP_SIG_CALL_ID_LEN])
+{
+    join_cast(2);
+    join(C, 0xc3, "198.51.100.3:40000", "mallory");
+    uint32_t ac = place_call(A, B);
+    memcpy(id, last_event(A, WZP_SIGC_EV_RINGING)->call_id, WZP_SIG_CALL_ID_LEN);
+    return ac;
 }
 
 static int setup(void **state)
@@ -471,8 +519,7 @@ static void test_alias_taken(void **state)
 static void test_offer_ring_accept_hangup(void **state)
 {
     (void)state;
-    join(A, 0xa1, "198.51.100.1:40000", "alice");
-    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join_cast(2);
 
     uint32_t ac = place_call(A, B);
     rec_event *in = last_event(B, WZP_SIGC_EV_INCOMING);
@@ -539,11 +586,7 @@ static void test_offer_ring_accept_hangup(void **state)
     /* The callee hangs up: the caller is told, channels close, nothing is left. */
     assert_int_equal(wzp_sigc_hangup(W->c[B].sc, bc, false, W->now), 0);
     pump();
-    rec_event *end = last_event(A, WZP_SIGC_EV_ENDED);
-    assert_non_null(end);
-    assert_int_equal(end->call, ac);
-    assert_int_equal(end->reason, WZP_SIG_END_HANGUP);
-    assert_int_equal(end->err, WZP_ERR_HANGUP);
+    assert_ended(A, ac, WZP_SIG_END_HANGUP, WZP_ERR_HANGUP);
     assert_int_equal(count_events(B, WZP_SIGC_EV_ENDED), 0); /* local hang-up: no event */
     assert_int_equal(W->n_close, 1);
     assert_int_equal(W->closed_a, W->chan_a);
@@ -563,28 +606,20 @@ static void test_caller_hangs_up_with_error(void **state)
     establish(A, B, &ac, &bc);
     assert_int_equal(wzp_sigc_hangup(W->c[A].sc, ac, true, W->now), 0);
     pump();
-    rec_event *end = last_event(B, WZP_SIGC_EV_ENDED);
-    assert_non_null(end);
-    assert_int_equal(end->call, bc);
-    assert_int_equal(end->reason, WZP_SIG_END_ERROR);
+    assert_ended(B, bc, WZP_SIG_END_ERROR, ANY_ERR);
     assert_int_equal(W->n_close, 1);
 }
 
 static void test_reject_and_busy_reply(void **state)
 {
     (void)state;
-    join(A, 0xa1, "198.51.100.1:40000", "alice");
-    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join_cast(2);
 
     uint32_t ac = place_call(A, B);
     assert_int_equal(wzp_sigc_reject(W->c[B].sc, last_event(B, WZP_SIGC_EV_INCOMING)->call, W->now),
                      0);
     pump();
-    rec_event *end = last_event(A, WZP_SIGC_EV_ENDED);
-    assert_non_null(end);
-    assert_int_equal(end->call, ac);
-    assert_int_equal(end->reason, WZP_SIG_END_REJECTED);
-    assert_int_equal(end->err, WZP_ERR_REJECTED);
+    rec_event *end = assert_ended(A, ac, WZP_SIG_END_REJECTED, WZP_ERR_REJECTED);
 
     ac = place_call(A, B);
     assert_int_equal(wzp_sigc_busy(W->c[B].sc, last_event(B, WZP_SIGC_EV_INCOMING)->call, W->now),
@@ -606,18 +641,13 @@ static void test_reject_and_busy_reply(void **state)
 static void test_busy_when_in_a_call(void **state)
 {
     (void)state;
-    join(A, 0xa1, "198.51.100.1:40000", "alice");
-    join(B, 0xb2, "198.51.100.2:40000", "bob");
-    join(C, 0xc3, "198.51.100.3:40000", "carol");
+    join_cast(3);
     uint32_t ac, bc;
     establish(A, B, &ac, &bc);
     size_t b_events = W->c[B].n_ev;
 
     uint32_t cc = place_call(C, B);
-    rec_event *end = last_event(C, WZP_SIGC_EV_ENDED);
-    assert_non_null(end);
-    assert_int_equal(end->call, cc);
-    assert_int_equal(end->reason, WZP_SIG_END_BUSY);
+    rec_event *end = assert_ended(C, cc, WZP_SIG_END_BUSY, ANY_ERR);
     assert_true(end->has_id);
     assert_int_equal(W->c[B].n_ev, b_events); /* B was not disturbed */
 
@@ -634,8 +664,7 @@ static void test_busy_when_in_a_call(void **state)
 static void test_cancel(void **state)
 {
     (void)state;
-    join(A, 0xa1, "198.51.100.1:40000", "alice");
-    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join_cast(2);
 
     uint32_t ac = place_call(A, B);
     assert_int_equal(wzp_sigc_cancel(W->c[A].sc, ac, W->now), 0);
@@ -666,8 +695,7 @@ static void test_cancel(void **state)
 static void test_unanswered_call_expires(void **state)
 {
     (void)state;
-    join(A, 0xa1, "198.51.100.1:40000", "alice");
-    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join_cast(2);
     wzp_ts t0 = W->now;
     uint32_t ac = place_call(A, B);
     assert_true(wzp_relay_control_next_deadline(W->rc) == t0 + WZP_SEC(60));
@@ -699,11 +727,9 @@ static void test_unanswered_call_expires(void **state)
 static void test_ring_timeout_configurable(void **state)
 {
     (void)state;
-    teardown(NULL);
-    wzp_relay_control_config cfg;
-    wzp_relay_control_config_default(&cfg);
+    wzp_relay_control_config cfg = default_config();
     cfg.ring_timeout = WZP_SEC(5);
-    assert_int_equal(setup_with(&cfg), 0);
+    restart_with(&cfg);
     join(A, 0xa1, "198.51.100.1:40000", "");
     join(B, 0xb2, "198.51.100.2:40000", "");
     join(C, 0xc3, "198.51.100.3:40000", "");
@@ -724,10 +750,7 @@ static void test_ring_timeout_configurable(void **state)
 static void test_dropped_connection_ends_calls(void **state)
 {
     (void)state;
-    join(A, 0xa1, "198.51.100.1:40000", "alice");
-    join(B, 0xb2, "198.51.100.2:40000", "bob");
-    join(C, 0xc3, "198.51.100.3:40000", "carol");
-    join(D, 0xd4, "198.51.100.4:40000", "dave");
+    join_cast(4);
     uint32_t ac, bc;
     establish(A, B, &ac, &bc);
     place_call(C, D); /* ringing */
@@ -736,11 +759,7 @@ static void test_dropped_connection_ends_calls(void **state)
     wzp_relay_control_on_disconnect(W->rc, W->c[B].conn, W->now);
     wzp_sigc_on_disconnect(W->c[B].sc, W->now);
     pump();
-    rec_event *end = last_event(A, WZP_SIGC_EV_ENDED);
-    assert_non_null(end);
-    assert_int_equal(end->call, ac);
-    assert_int_equal(end->reason, WZP_SIG_END_PEER_GONE);
-    assert_int_equal(end->err, WZP_ERR_CLOSED);
+    rec_event *end = assert_ended(A, ac, WZP_SIG_END_PEER_GONE, WZP_ERR_CLOSED);
     assert_int_equal(W->n_close, 1);
     assert_true(wzp_relay_control_lookup(W->rc, W->c[B].fp) == 0);
     assert_int_equal(last_event(B, WZP_SIGC_EV_ENDED)->err, WZP_ERR_UNREACHABLE);
@@ -761,9 +780,7 @@ static void test_dropped_connection_ends_calls(void **state)
 static void test_reregistration_replaces_old_connection(void **state)
 {
     (void)state;
-    join(A, 0xa1, "198.51.100.1:40000", "alice");
-    join(B, 0xb2, "198.51.100.2:40000", "bob");
-    join(C, 0xc3, "198.51.100.3:40000", "carol");
+    join_cast(3);
     uint32_t ac, bc;
     establish(A, B, &ac, &bc);
     uint64_t old_conn = W->c[A].conn;
@@ -806,12 +823,8 @@ static void test_reregistration_replaces_old_connection(void **state)
 static void test_third_party_cannot_touch_a_call(void **state)
 {
     (void)state;
-    join(A, 0xa1, "198.51.100.1:40000", "alice");
-    join(B, 0xb2, "198.51.100.2:40000", "bob");
-    join(C, 0xc3, "198.51.100.3:40000", "mallory");
-    uint32_t ac = place_call(A, B);
     uint8_t id[WZP_SIG_CALL_ID_LEN];
-    memcpy(id, last_event(A, WZP_SIGC_EV_RINGING)->call_id, sizeof(id));
+    uint32_t ac = ringing_with_mallory(id);
 
     /* Mallory somehow learned the call id: hang-up, accept and cancel are refused. */
     wzp_sig_type attempts[] = {WZP_SIG_HANGUP, WZP_SIG_ACCEPT, WZP_SIG_CANCEL, WZP_SIG_REJECT};
@@ -870,11 +883,7 @@ static void test_unknown_and_offline_callees(void **state)
 
     assert_int_equal(wzp_sigc_call_alias(W->c[A].sc, "nobody", NULL, cands, n, &call, W->now), 0);
     pump();
-    rec_event *end = last_event(A, WZP_SIGC_EV_ENDED);
-    assert_non_null(end);
-    assert_int_equal(end->call, call);
-    assert_int_equal(end->reason, WZP_SIG_END_UNKNOWN_PEER);
-    assert_int_equal(end->err, WZP_ERR_NOT_FOUND);
+    rec_event *end = assert_ended(A, call, WZP_SIG_END_UNKNOWN_PEER, WZP_ERR_NOT_FOUND);
 
     uint8_t stranger[WZP_SIG_FP_LEN];
     memset(stranger, 0x5e, sizeof(stranger));
@@ -904,8 +913,7 @@ static void test_unknown_and_offline_callees(void **state)
 static void test_channel_open_failure_ends_call(void **state)
 {
     (void)state;
-    join(A, 0xa1, "198.51.100.1:40000", "alice");
-    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join_cast(2);
     W->open_fail = 1;
     place_call(A, B);
     /* The channels open with the alert: the callee is never rung, the caller hears why. */
@@ -922,13 +930,11 @@ static void test_channel_open_failure_ends_call(void **state)
 static void test_rate_limit(void **state)
 {
     (void)state;
-    teardown(NULL);
-    wzp_relay_control_config cfg;
-    wzp_relay_control_config_default(&cfg);
+    wzp_relay_control_config cfg = default_config();
     cfg.rate_per_sec = 5;
     cfg.rate_burst = 5;
     cfg.abuse_close_after = 10;
-    assert_int_equal(setup_with(&cfg), 0);
+    restart_with(&cfg);
 
     /* A polite client: a burst, then the same again a second later. */
     connect_as(B, 0xb2, "198.51.100.2:40000");
@@ -963,14 +969,11 @@ static void test_rate_limit(void **state)
 static void test_registration_cap(void **state)
 {
     (void)state;
-    teardown(NULL);
-    wzp_relay_control_config cfg;
-    wzp_relay_control_config_default(&cfg);
+    wzp_relay_control_config cfg = default_config();
     cfg.max_registrations = 2;
-    assert_int_equal(setup_with(&cfg), 0);
+    restart_with(&cfg);
 
-    join(A, 0xa1, "198.51.100.1:40000", "alice");
-    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join_cast(2);
     connect_as(C, 0xc3, "198.51.100.3:40000");
     assert_int_equal(wzp_sigc_register(W->c[C].sc, "carol", W->now), 0);
     pump();
@@ -1050,11 +1053,9 @@ static void test_alias_held_after_disconnect(void **state)
 static void test_alias_reclaim_zero_releases_at_disconnect(void **state)
 {
     (void)state;
-    teardown(NULL);
-    wzp_relay_control_config cfg;
-    wzp_relay_control_config_default(&cfg);
+    wzp_relay_control_config cfg = default_config();
     cfg.alias_reclaim = 0;
-    assert_int_equal(setup_with(&cfg), 0);
+    restart_with(&cfg);
     join(A, 0xa1, "198.51.100.1:40000", "alice");
     disconnect(A);
     assert_int_equal(wzp_relay_control_num_aliases(W->rc), 0);
@@ -1088,12 +1089,10 @@ static void test_alias_rename_frees_old(void **state)
 static void test_alias_table_cap(void **state)
 {
     (void)state;
-    teardown(NULL);
-    wzp_relay_control_config cfg;
-    wzp_relay_control_config_default(&cfg);
+    wzp_relay_control_config cfg = default_config();
     cfg.max_alias_bindings = 2;
     cfg.alias_reclaim = WZP_SEC(100);
-    assert_int_equal(setup_with(&cfg), 0);
+    restart_with(&cfg);
     join(A, 0xa1, "198.51.100.1:40000", "a1");
     join(B, 0xb2, "198.51.100.2:40000", "b2");
     disconnect(B);
@@ -1144,8 +1143,7 @@ static int load_one(void *user, const wzp_alias_entry *e)
 static void test_alias_save_load_round_trip(void **state)
 {
     (void)state;
-    join(A, 0xa1, "198.51.100.1:40000", "alice");
-    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join_cast(2);
     disconnect(B);
     advance_to(W->now + WZP_SEC(86400)); /* bob has 29 days left, alice (live) 30 */
     assert_true(wzp_relay_control_aliases_dirty(W->rc));
@@ -1250,11 +1248,9 @@ static void assert_refused_full(size_t i)
 static void test_per_addr_cap(void **state)
 {
     (void)state;
-    teardown(NULL);
-    wzp_relay_control_config cfg;
-    wzp_relay_control_config_default(&cfg);
+    wzp_relay_control_config cfg = default_config();
     cfg.max_conns_per_addr = 2;
-    assert_int_equal(setup_with(&cfg), 0);
+    restart_with(&cfg);
 
     /* IPv4: registered or not, two connections from one address, any port. */
     join(A, 0xa1, "198.51.100.1:40000", "alice");
@@ -1412,8 +1408,7 @@ static void test_garbage_is_answered_with_errors(void **state)
 static void test_client_request_timeouts(void **state)
 {
     (void)state;
-    join(A, 0xa1, "198.51.100.1:40000", "alice");
-    join(B, 0xb2, "198.51.100.2:40000", "bob");
+    join_cast(2);
     connect_as(C, 0xc3, "198.51.100.3:40000");
     W->drop_to_relay = true; /* the relay hears nothing from now on */
     wzp_ts t0 = W->now;
@@ -1473,15 +1468,10 @@ static void test_client_api_misuse(void **state)
 static void test_calls_per_identity_configurable(void **state)
 {
     (void)state;
-    teardown(NULL);
-    wzp_relay_control_config cfg;
-    wzp_relay_control_config_default(&cfg);
+    wzp_relay_control_config cfg = default_config();
     cfg.max_calls_per_identity = 2;
-    assert_int_equal(setup_with(&cfg), 0);
-    join(A, 0xa1, "198.51.100.1:40000", "alice");
-    join(B, 0xb2, "198.51.100.2:40000", "bob");
-    join(C, 0xc3, "198.51.100.3:40000", "carol");
-    join(D, 0xd4, "198.51.100.4:40000", "dave");
+    restart_with(&cfg);
+    join_cast(4);
     uint32_t ac, bc;
     establish(A, B, &ac, &bc);
     /* B may take a second call now; a third is busy. */
@@ -1534,9 +1524,7 @@ static void test_client_full_answers_busy(void **state)
     wzp_relay_control_config_default(&cfg);
     cfg.max_calls_per_identity = 0; /* unlimited at the relay */
     assert_int_equal(setup_with(&cfg), 0);
-    join(A, 0xa1, "198.51.100.1:40000", "alice");
-    join(B, 0xb2, "198.51.100.2:40000", "bob");
-    join(C, 0xc3, "198.51.100.3:40000", "carol");
+    join_cast(3);
     /* B's signaling holds at most 4 calls (default); the fifth is refused as busy at once. */
     for (int i = 0; i < 3; i++)
         place_call(A, B);
@@ -1562,12 +1550,8 @@ static void send_update(size_t i, const uint8_t *id, uint64_t rid)
 static void test_candidates_update_only_after_setup(void **state)
 {
     (void)state;
-    join(A, 0xa1, "198.51.100.1:40000", "alice");
-    join(B, 0xb2, "198.51.100.2:40000", "bob");
-    join(C, 0xc3, "198.51.100.3:40000", "mallory");
-    uint32_t ac = place_call(A, B);
     uint8_t id[WZP_SIG_CALL_ID_LEN];
-    memcpy(id, last_event(A, WZP_SIGC_EV_RINGING)->call_id, sizeof(id));
+    uint32_t ac = ringing_with_mallory(id);
 
     /* While ringing, the caller cannot slip its addresses to the callee this way. */
     wzp_sig_candidate cands[2];
@@ -1604,10 +1588,7 @@ static void test_candidates_update_only_after_setup(void **state)
 static void test_channels_follow_rebinding(void **state)
 {
     (void)state;
-    join(A, 0xa1, "198.51.100.1:40000", "alice");
-    join(B, 0xb2, "198.51.100.2:40000", "bob");
-    join(C, 0xc3, "198.51.100.3:40000", "carol");
-    join(D, 0xd4, "198.51.100.4:40000", "dave");
+    join_cast(4);
     uint32_t ac, bc;
     establish(A, B, &ac, &bc);
     uint32_t chan_a = W->chan_a, chan_b = W->chan_b;
@@ -1630,44 +1611,18 @@ static void test_channels_follow_rebinding(void **state)
     assert_int_equal(count_events(C, WZP_SIGC_EV_REFLEXIVE), 1);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_register_and_reflexive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alias_taken, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_offer_ring_accept_hangup, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_caller_hangs_up_with_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reject_and_busy_reply, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_busy_when_in_a_call, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unanswered_call_expires, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ring_timeout_configurable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dropped_connection_ends_calls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reregistration_replaces_old_connection, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_third_party_cannot_touch_a_call, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_and_offline_callees, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_channel_open_failure_ends_call, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_registration_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alias_held_after_disconnect, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alias_reclaim_zero_releases_at_disconnect, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_alias_rename_frees_old, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alias_table_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alias_save_load_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alias_store_parse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_per_addr_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_per_addr_cap_default_and_off, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unregistered_connections_time_out, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_is_answered_with_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_request_timeouts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_api_misuse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_calls_per_identity_configurable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_connection_edge_cases, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_full_answers_busy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_candidates_update_only_after_setup, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_channels_follow_rebinding, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN_EACH(NULL, NULL, setup, teardown, test_register_and_reflexive, test_alias_taken,
+                   test_offer_ring_accept_hangup, test_caller_hangs_up_with_error,
+                   test_reject_and_busy_reply, test_busy_when_in_a_call, test_cancel,
+                   test_unanswered_call_expires, test_ring_timeout_configurable,
+                   test_dropped_connection_ends_calls, test_reregistration_replaces_old_connection,
+                   test_third_party_cannot_touch_a_call, test_unknown_and_offline_callees,
+                   test_channel_open_failure_ends_call, test_rate_limit, test_registration_cap,
+                   test_alias_held_after_disconnect, test_alias_reclaim_zero_releases_at_disconnect,
+                   test_alias_rename_frees_old, test_alias_table_cap,
+                   test_alias_save_load_round_trip, test_alias_store_parse, test_per_addr_cap,
+                   test_per_addr_cap_default_and_off, test_unregistered_connections_time_out,
+                   test_garbage_is_answered_with_errors, test_client_request_timeouts,
+                   test_client_api_misuse, test_calls_per_identity_configurable,
+                   test_connection_edge_cases, test_client_full_answers_busy,
+                   test_candidates_update_only_after_setup, test_channels_follow_rebinding)

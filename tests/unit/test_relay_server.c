@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <gnutls/gnutls.h>
 #include <poll.h>
 #include <stdio.h>
@@ -26,6 +28,7 @@
 #include "net/clock.h"
 #include "net/udp.h"
 #include "quic/quic_int.h"
+#include "support/id_pair.h"
 #include "support/relay_client.h"
 #include "wire/relay_frame.h"
 #include "wire/stun.h"
@@ -40,19 +43,13 @@ static uint8_t fps[NIDS][WZP_FINGERPRINT_LEN];
 static int group_setup(void **state)
 {
     (void)state;
-    for (int i = 0; i < NIDS; i++) {
-        if (wzp_identity_generate(&ids[i]))
-            return -1;
-        wzp_identity_fingerprint(ids[i], fps[i]);
-    }
-    return 0;
+    return id_set_new(ids, fps, NIDS);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    for (int i = 0; i < NIDS; i++)
-        wzp_identity_free(ids[i]);
+    id_set_free(ids, NIDS);
     return 0;
 }
 
@@ -150,6 +147,32 @@ static uint32_t offer(relay_client *a, relay_client *b, int b_id, wzp_sig_candid
     assert_int_equal(relay_client_count(b, WZP_SIGC_EV_INCOMING), inc0 + 1);
     assert_int_equal(relay_client_count(a, WZP_SIGC_EV_RINGING), ring0 + 1);
     return call;
+}
+
+/* A relay with default timers and n (2 or 3) clients with identities 0.., all
+ * registered: declares rt, cs[] and the clients a, b (and c). */
+#define SCENE(n)                                                                                   \
+    relay_thread rt;                                                                               \
+    relay_client *cs[3] = {NULL, NULL, NULL};                                                      \
+    scene_start(&rt, cs, (n));                                                                     \
+    relay_client *a = cs[0], *b = cs[1], *c = cs[2];                                               \
+    (void)c
+
+static void register_all(relay_client **cs, size_t n);
+
+static void scene_start(relay_thread *rt, relay_client **cs, size_t n)
+{
+    start_relay(rt, 0, 0);
+    for (size_t i = 0; i < n; i++)
+        cs[i] = client_new(rt, (int)i, NULL);
+    register_all(cs, n);
+}
+
+static void scene_end(relay_thread *rt, relay_client **cs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        client_del(cs[i]);
+    relay_thread_stop(rt);
 }
 
 typedef struct call_pair {
@@ -341,11 +364,7 @@ static void test_register_through_retry(void **state)
 static void test_offer_ring_accept_hangup(void **state)
 {
     (void)state;
-    relay_thread rt;
-    start_relay(&rt, 0, 0);
-    relay_client *a = client_new(&rt, 0, NULL), *b = client_new(&rt, 1, NULL);
-    relay_client *cs[] = {a, b};
-    register_all(cs, 2);
+    SCENE(2);
 
     wzp_sig_candidate ca[2];
     make_cands(ca, 2, "192.0.2.10", 5000);
@@ -408,20 +427,13 @@ static void test_offer_ring_accept_hangup(void **state)
     /* A new call between the same two works (the relay let go of the old one). */
     setup_call(a, 0, b, 1);
 
-    client_del(a);
-    client_del(b);
-    relay_thread_stop(&rt);
+    scene_end(&rt, cs, 2);
 }
 
 static void test_reject_cancel_busy(void **state)
 {
     (void)state;
-    relay_thread rt;
-    start_relay(&rt, 0, 0);
-    relay_client *a = client_new(&rt, 0, NULL), *b = client_new(&rt, 1, NULL),
-                 *c = client_new(&rt, 2, NULL);
-    relay_client *cs[] = {a, b, c};
-    register_all(cs, 3);
+    SCENE(3);
 
     /* Reject. */
     offer(a, b, 1, NULL, 0);
@@ -449,10 +461,7 @@ static void test_reject_cancel_busy(void **state)
     PUMP_UNTIL(cs, 3, relay_client_count(c, WZP_SIGC_EV_ENDED) == 2);
     assert_int_equal(relay_client_last(c, WZP_SIGC_EV_ENDED)->reason, WZP_SIG_END_OFFLINE);
 
-    client_del(a);
-    client_del(b);
-    client_del(c);
-    relay_thread_stop(&rt);
+    scene_end(&rt, cs, 3);
 }
 
 static void test_ring_expiry(void **state)
@@ -519,11 +528,7 @@ static void test_peer_vanishes(void **state)
 static void test_peer_closes(void **state)
 {
     (void)state;
-    relay_thread rt;
-    start_relay(&rt, 0, 0);
-    relay_client *a = client_new(&rt, 0, NULL), *b = client_new(&rt, 1, NULL);
-    relay_client *cs[] = {a, b};
-    register_all(cs, 2);
+    SCENE(2);
     call_pair cp = setup_call(a, 0, b, 1);
     relay_client_close(a, 0);
     PUMP_UNTIL(cs, 2, relay_client_count(b, WZP_SIGC_EV_ENDED) == 1);
@@ -535,9 +540,7 @@ static void test_peer_closes(void **state)
     relay_client_send_frame(b, WZP_RELAY_FRAME_DATA, cp.chan_b, pl, sizeof(pl));
     PUMP_FOR(cs, 2, 200);
     assert_int_equal(frames_with(a, cp.chan_a, pl, sizeof(pl)), 0);
-    client_del(a);
-    client_del(b);
-    relay_thread_stop(&rt);
+    scene_end(&rt, cs, 2);
 }
 
 static void test_second_registration_replaces_first(void **state)
@@ -663,11 +666,7 @@ static void test_per_ip_connection_cap(void **state)
 static void test_bad_messages_close_the_connection(void **state)
 {
     (void)state;
-    relay_thread rt;
-    start_relay(&rt, 0, 0);
-    relay_client *a = client_new(&rt, 0, NULL), *b = client_new(&rt, 1, NULL);
-    relay_client *cs[] = {a, b};
-    register_all(cs, 2);
+    SCENE(2);
     uint8_t junk[64];
     memset(junk, 0xee, sizeof(junk));
     assert_int_equal(wzp_quic_conn_send_message(a->conn, junk, sizeof(junk)), 0);
@@ -692,7 +691,7 @@ static void test_bad_messages_close_the_connection(void **state)
     assert_int_equal(b->close_err, WZP_ERR_PROTOCOL);
 
     /* Others are unaffected. */
-    relay_client *c = client_new(&rt, 2, NULL);
+    c = client_new(&rt, 2, NULL);
     relay_client *cc[] = {c};
     register_all(cc, 1);
     client_del(a);
@@ -705,11 +704,7 @@ static void test_bad_messages_close_the_connection(void **state)
 static void test_relay_shutdown_closes_clients(void **state)
 {
     (void)state;
-    relay_thread rt;
-    start_relay(&rt, 0, 0);
-    relay_client *a = client_new(&rt, 0, NULL), *b = client_new(&rt, 1, NULL);
-    relay_client *cs[] = {a, b};
-    register_all(cs, 2);
+    SCENE(2);
     setup_call(a, 0, b, 1);
     relay_thread_stop(&rt);
     PUMP_UNTIL(cs, 2, a->closed && b->closed);
@@ -754,12 +749,7 @@ static void creds_stolen(wzp_quic_endpoint *ep, void *arg)
 static void test_cannot_act_as_someone_else(void **state)
 {
     (void)state;
-    relay_thread rt;
-    start_relay(&rt, 0, 0);
-    relay_client *a = client_new(&rt, 0, NULL), *b = client_new(&rt, 1, NULL),
-                 *c = client_new(&rt, 2, NULL);
-    relay_client *cs[] = {a, b, c};
-    register_all(cs, 3);
+    SCENE(3);
     /* C pins the relay correctly but presents its own key: it is just C. */
     assert_memory_equal(relay_client_last(c, WZP_SIGC_EV_REGISTERED)->msg.u.registered.fingerprint,
                         fps[2], 32);
@@ -848,10 +838,7 @@ static void test_cannot_act_as_someone_else(void **state)
     snprintf(cmd, sizeof(cmd), "rm -rf %s %s", dir_a, dir_m);
     assert_int_equal(system(cmd), 0);
 
-    client_del(a);
-    client_del(b);
-    client_del(c);
-    relay_thread_stop(&rt);
+    scene_end(&rt, cs, 3);
 }
 
 static void test_wrong_relay_pin(void **state)
@@ -943,11 +930,7 @@ static void test_stun_binding(void **state)
 static void test_relay_frames(void **state)
 {
     (void)state;
-    relay_thread rt;
-    start_relay(&rt, 0, 0);
-    relay_client *a = client_new(&rt, 0, NULL), *b = client_new(&rt, 1, NULL);
-    relay_client *cs[] = {a, b};
-    register_all(cs, 2);
+    SCENE(2);
     call_pair cp = setup_call(a, 0, b, 1);
 
     /* 20 frames each way with distinct payloads, all arrive untouched with the receiver's channel.
@@ -1038,11 +1021,7 @@ static void capture_initial(void *user, const wzp_addr *l, const wzp_addr *r, co
 static void test_garbage(void **state)
 {
     (void)state;
-    relay_thread rt;
-    start_relay(&rt, 0, 0);
-    relay_client *a = client_new(&rt, 0, NULL), *b = client_new(&rt, 1, NULL);
-    relay_client *cs[] = {a, b};
-    register_all(cs, 2);
+    SCENE(2);
     call_pair cp = setup_call(a, 0, b, 1);
 
     wzp_addr any;
@@ -1131,7 +1110,7 @@ static void test_garbage(void **state)
                      0);
     PUMP_UNTIL(cs, 2, frames_with(b, cp.chan_b, pl, sizeof(pl)) == 1);
     assert_int_equal(frames_with(b, cp.chan_b, pl, sizeof(pl)), 1);
-    relay_client *c = client_new(&rt, 2, NULL);
+    c = client_new(&rt, 2, NULL);
     relay_client *cs3[] = {a, b, c};
     register_all(cs3, 3);
     assert_int_equal(wzp_sigc_ping(a->sigc, wzp_now()), 0);
@@ -1162,11 +1141,7 @@ static void test_garbage(void **state)
 
 static void rebinding(bool tell_quic)
 {
-    relay_thread rt;
-    start_relay(&rt, 0, 0);
-    relay_client *a = client_new(&rt, 0, NULL), *b = client_new(&rt, 1, NULL);
-    relay_client *cs[] = {a, b};
-    register_all(cs, 2);
+    SCENE(2);
     call_pair cp = setup_call(a, 0, b, 1);
     wzp_addr old = a->sock_addr;
 
@@ -1209,9 +1184,7 @@ static void rebinding(bool tell_quic)
             close(ofd);
         }
     }
-    client_del(a);
-    client_del(b);
-    relay_thread_stop(&rt);
+    scene_end(&rt, cs, 2);
 }
 
 static void test_nat_rebinding(void **state)
@@ -1226,28 +1199,10 @@ static void test_port_change_known_to_client(void **state)
     rebinding(true);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_register_and_reflect),
-        cmocka_unit_test(test_register_through_retry),
-        cmocka_unit_test(test_offer_ring_accept_hangup),
-        cmocka_unit_test(test_reject_cancel_busy),
-        cmocka_unit_test(test_ring_expiry),
-        cmocka_unit_test(test_peer_vanishes),
-        cmocka_unit_test(test_peer_closes),
-        cmocka_unit_test(test_second_registration_replaces_first),
-        cmocka_unit_test(test_alias_survives_restart),
-        cmocka_unit_test(test_per_ip_connection_cap),
-        cmocka_unit_test(test_bad_messages_close_the_connection),
-        cmocka_unit_test(test_relay_shutdown_closes_clients),
-        cmocka_unit_test(test_cannot_act_as_someone_else),
-        cmocka_unit_test(test_wrong_relay_pin),
-        cmocka_unit_test(test_stun_binding),
-        cmocka_unit_test(test_relay_frames),
-        cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_nat_rebinding),
-        cmocka_unit_test(test_port_change_known_to_client),
-    };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+WZP_TEST_MAIN(group_setup, group_teardown, test_register_and_reflect, test_register_through_retry,
+              test_offer_ring_accept_hangup, test_reject_cancel_busy, test_ring_expiry,
+              test_peer_vanishes, test_peer_closes, test_second_registration_replaces_first,
+              test_alias_survives_restart, test_per_ip_connection_cap,
+              test_bad_messages_close_the_connection, test_relay_shutdown_closes_clients,
+              test_cannot_act_as_someone_else, test_wrong_relay_pin, test_stun_binding,
+              test_relay_frames, test_garbage, test_nat_rebinding, test_port_change_known_to_client)

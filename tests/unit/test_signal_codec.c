@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -571,14 +573,5 @@ static void test_names_and_errors(void **state)
     assert_int_equal(wzp_sig_end_reason_error(WZP_SIG_END_EXPIRED), WZP_ERR_EXPIRED);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip_all_types),
-        cmocka_unit_test(test_encode_refuses_invalid),
-        cmocka_unit_test(test_decode_rejects_malformed),
-        cmocka_unit_test(test_alias_syntax),
-        cmocka_unit_test(test_names_and_errors),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_round_trip_all_types, test_encode_refuses_invalid,
+              test_decode_rejects_malformed, test_alias_syntax, test_names_and_errors)

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <string.h>
 
 #include <wzp/wzp.h>
@@ -615,23 +617,8 @@ static void test_mapping_probe(void **state)
     assert_int_equal(wzp_nat_probe_start(&p, NULL, &sa, &sa, 0), WZP_ERR_INVALID);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_crc32),
-        cmocka_unit_test(test_rfc5769_request),
-        cmocka_unit_test(test_rfc5769_response_v4),
-        cmocka_unit_test(test_rfc5769_response_v6),
-        cmocka_unit_test(test_fingerprint_corruption_detected),
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_malformed_rejected),
-        cmocka_unit_test(test_unknown_and_duplicates),
-        cmocka_unit_test(test_respond),
-        cmocka_unit_test(test_client_retransmit_schedule),
-        cmocka_unit_test(test_client_matching),
-        cmocka_unit_test(test_transaction_ids_differ),
-        cmocka_unit_test(test_mapping_classify),
-        cmocka_unit_test(test_mapping_probe),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_crc32, test_rfc5769_request, test_rfc5769_response_v4,
+              test_rfc5769_response_v6, test_fingerprint_corruption_detected, test_roundtrip,
+              test_malformed_rejected, test_unknown_and_duplicates, test_respond,
+              test_client_retransmit_schedule, test_client_matching, test_transaction_ids_differ,
+              test_mapping_classify, test_mapping_probe)

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/test_main.h"
+
 #include <unistd.h>
 
 #include <wzp/wzp.h>
@@ -132,13 +134,5 @@ static void test_mapping_one_server_silent(void **state)
     wzp_loop_free(loop);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_binding_v4),
-        cmocka_unit_test(test_binding_v6),
-        cmocka_unit_test(test_mapping_two_ports),
-        cmocka_unit_test(test_mapping_one_server_silent),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+WZP_TEST_MAIN(NULL, NULL, test_binding_v4, test_binding_v6, test_mapping_two_ports,
+              test_mapping_one_server_silent)
