@@ -41,25 +41,30 @@ static wzp_ts mono_now(void)
     return (wzp_ts)ts.tv_sec * 1000000000ULL + (wzp_ts)ts.tv_nsec;
 }
 
-static int on_accept(void *u, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o)
+static const wzp_quic_conn_callbacks conn_cbs;
+
+static int on_accept(void *u, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o,
+                     wzp_ts now)
 {
     o->pin_mode = WZP_QUIC_PIN_ANY;
     o->initial_rtt = WZP_MS(1);
     o->datagram_queue = 1024;
+    o->cb = conn_cbs;
+    o->user = u;
     return 0;
 }
 
-static void on_established(void *u, wzp_quic_conn *c, const uint8_t *fp)
+static void on_established(void *u, wzp_quic_conn *c, const uint8_t *fp, wzp_ts now)
 {
     ((side *)u)->established++;
 }
 
-static void on_closed(void *u, wzp_quic_conn *c, const wzp_quic_close_info *i)
+static void on_closed(void *u, wzp_quic_conn *c, const wzp_quic_close_info *i, wzp_ts now)
 {
     ((side *)u)->closed++;
 }
 
-static void on_datagram(void *u, wzp_quic_conn *c, const uint8_t *d, size_t n)
+static void on_datagram(void *u, wzp_quic_conn *c, const uint8_t *d, size_t n, wzp_ts now)
 {
     side *s = u;
     if (s->echo) {
@@ -75,12 +80,9 @@ static void on_datagram(void *u, wzp_quic_conn *c, const uint8_t *d, size_t n)
         rtts[nrtt++] = (double)(mono_now() - sent) / 1000.0;
 }
 
-static const wzp_quic_callbacks cbs = {
-    .accept = on_accept,
-    .established = on_established,
-    .datagram = on_datagram,
-    .closed = on_closed,
-};
+static const wzp_quic_callbacks cbs = {.accept = on_accept};
+static const wzp_quic_conn_callbacks conn_cbs = {
+    .established = on_established, .datagram = on_datagram, .closed = on_closed};
 
 static void send_udp(void *u, const wzp_addr *l, const wzp_addr *r, const uint8_t *p, size_t n)
 {
@@ -116,7 +118,7 @@ static void pump(wzp_ts max_wait)
             for (int k = 0; k < got; k++)
                 if (msgs[k].len)
                     wzp_quic_endpoint_feed(sides[i]->ep, &sides[i]->addr, &msgs[k].peer,
-                                           msgs[k].data, msgs[k].len, now);
+                                           msgs[k].data, msgs[k].len, now, NULL);
         }
     }
     for (int i = 0; i < 2; i++)
@@ -130,6 +132,8 @@ static wzp_quic_conn *dial(wzp_ts initial_rtt, const uint8_t *pin)
     memcpy(o.pin, pin, 32);
     o.initial_rtt = initial_rtt;
     o.datagram_queue = 1024;
+    o.cb = conn_cbs;
+    o.user = &cli;
     wzp_quic_conn *c;
     if (wzp_quic_connect(cli.ep, &cli.addr, &srv.addr, &o, mono_now(), &c) != 0) {
         fprintf(stderr, "connect failed\n");

@@ -230,7 +230,7 @@ static void send_sig(bclient *c, const wzp_sig_msg *m)
         wzp_quic_conn_send_message(c->conn, buf, (size_t)n);
 }
 
-static void on_established(void *u, wzp_quic_conn *conn, const uint8_t *fp)
+static void on_established(void *u, wzp_quic_conn *conn, const uint8_t *fp, wzp_ts now)
 {
     bclient *c = u;
     (void)conn;
@@ -241,7 +241,7 @@ static void on_established(void *u, wzp_quic_conn *conn, const uint8_t *fp)
     send_sig(c, &m);
 }
 
-static void on_message(void *u, wzp_quic_conn *conn, const uint8_t *d, size_t n)
+static void on_message(void *u, wzp_quic_conn *conn, const uint8_t *d, size_t n, wzp_ts now)
 {
     bclient *c = u;
     (void)conn;
@@ -275,7 +275,7 @@ static void on_message(void *u, wzp_quic_conn *conn, const uint8_t *d, size_t n)
     }
 }
 
-static void on_closed(void *u, wzp_quic_conn *conn, const wzp_quic_close_info *info)
+static void on_closed(void *u, wzp_quic_conn *conn, const wzp_quic_close_info *info, wzp_ts now)
 {
     bclient *c = u;
     (void)conn;
@@ -292,7 +292,8 @@ static void on_closed(void *u, wzp_quic_conn *conn, const wzp_quic_close_info *i
     n_closed++;
 }
 
-static const wzp_quic_callbacks cbs = {
+static const wzp_quic_callbacks cbs = {0}; /* client endpoints accept nothing */
+static const wzp_quic_conn_callbacks conn_cbs = {
     .established = on_established,
     .message = on_message,
     .closed = on_closed,
@@ -338,6 +339,8 @@ static void client_connect(bclient *c, wzp_ts now)
     o.idle_timeout = WZP_SEC(120);
     o.handshake_timeout = WZP_SEC(60);
     o.max_message = WZP_SIG_MAX_SIZE;
+    o.cb = conn_cbs;
+    o.user = c;
     if (wzp_quic_connect(c->ep, &c->local, &relay_addr, &o, now, &c->conn) != 0) {
         c->state = ST_CLOSED;
         n_closed++;
@@ -373,7 +376,7 @@ static void pump(wzp_ts max_wait)
             for (int k = 0; k < got; k++)
                 if (msgs[k].len)
                     wzp_quic_endpoint_feed(c->ep, &c->local, &msgs[k].peer, msgs[k].data,
-                                           msgs[k].len, now);
+                                           msgs[k].len, now, NULL);
             if (got < 16)
                 break;
         }

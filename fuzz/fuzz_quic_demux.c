@@ -57,7 +57,9 @@ static uint8_t cli_dcid[WZP_QUIC_CIDLEN];
 static int have_cli_dcid, srv_conn_lost;
 static int seeds_written;
 
-static int on_accept(void *u, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o)
+static const wzp_quic_conn_callbacks conn_cbs;
+
+static int on_accept(void *u, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o, wzp_ts t)
 {
     side *s = u;
     /* Bound what garbage Initials can make us hold. */
@@ -66,15 +68,17 @@ static int on_accept(void *u, const wzp_addr *l, const wzp_addr *r, wzp_quic_con
     o->pin_mode = WZP_QUIC_PIN_ANY;
     o->keep_alive = WZP_MS(200);
     o->initial_rtt = WZP_MS(10);
+    o->cb = conn_cbs;
+    o->user = s;
     return 0;
 }
 
-static void on_established(void *u, wzp_quic_conn *c, const uint8_t *fp)
+static void on_established(void *u, wzp_quic_conn *c, const uint8_t *fp, wzp_ts t)
 {
     ((side *)u)->established++;
 }
 
-static void on_closed(void *u, wzp_quic_conn *c, const wzp_quic_close_info *i)
+static void on_closed(void *u, wzp_quic_conn *c, const wzp_quic_close_info *i, wzp_ts t)
 {
     side *s = u;
     s->closed++;
@@ -84,11 +88,9 @@ static void on_closed(void *u, wzp_quic_conn *c, const wzp_quic_close_info *i)
         srv_conn_lost = 1;
 }
 
-static const wzp_quic_callbacks cbs = {
-    .accept = on_accept,
-    .established = on_established,
-    .closed = on_closed,
-};
+static const wzp_quic_callbacks cbs = {.accept = on_accept};
+static const wzp_quic_conn_callbacks conn_cbs = {.established = on_established,
+                                                 .closed = on_closed};
 
 static void save_seed(const uint8_t *p, size_t n)
 {
@@ -134,7 +136,7 @@ static void pump(int rounds)
         qn = 0;
         for (int k = 0; k < n; k++) {
             side *d = q[k].to, *s = q[k].from;
-            wzp_quic_endpoint_feed(d->ep, &d->addr, &s->addr, q[k].data, q[k].len, now);
+            wzp_quic_endpoint_feed(d->ep, &d->addr, &s->addr, q[k].data, q[k].len, now, NULL);
         }
     }
 }
@@ -146,6 +148,8 @@ static void connect_pair(const side *to)
     memcpy(o.pin, fp_s, 32);
     o.keep_alive = WZP_MS(200);
     o.initial_rtt = WZP_MS(10);
+    o.cb = conn_cbs;
+    o.user = &cli;
     wzp_quic_conn *c;
     int before = cli.established;
     if (wzp_quic_connect(cli.ep, &cli.addr, &to->addr, &o, now, &c) != 0)
@@ -200,11 +204,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     wzp_addr stranger;
     wzp_addr_parse(&stranger, "192.0.2.1:1234", false);
-    wzp_quic_endpoint_feed(srv.ep, &srv.addr, &stranger, data, size, now);
-    wzp_quic_endpoint_feed(srv.ep, &srv.addr, &cli.addr, data, size, now);
-    wzp_quic_endpoint_feed(rsrv.ep, &rsrv.addr, &stranger, data, size, now);
-    wzp_quic_endpoint_feed(rsrv.ep, &rsrv.addr, &cli.addr, data, size, now);
-    wzp_quic_endpoint_feed(cli.ep, &cli.addr, &srv.addr, data, size, now);
+    wzp_quic_endpoint_feed(srv.ep, &srv.addr, &stranger, data, size, now, NULL);
+    wzp_quic_endpoint_feed(srv.ep, &srv.addr, &cli.addr, data, size, now, NULL);
+    wzp_quic_endpoint_feed(rsrv.ep, &rsrv.addr, &stranger, data, size, now, NULL);
+    wzp_quic_endpoint_feed(rsrv.ep, &rsrv.addr, &cli.addr, data, size, now, NULL);
+    wzp_quic_endpoint_feed(cli.ep, &cli.addr, &srv.addr, data, size, now, NULL);
     static uint8_t sr[WZP_QUIC_MAX_PACKET];
     if (have_cli_dcid && size >= 21 && size <= sizeof(sr) && data[0] == 0x6a) {
         /* The same bytes as a Stateless Reset srv would send for the client's connection. */
@@ -214,7 +218,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ngtcp2_crypto_generate_stateless_reset_token(sr + size - NGTCP2_STATELESS_RESET_TOKENLEN,
                                                      srv_secret, sizeof(srv_secret), &cid);
         wzp_quic_endpoint_lookup(cli.ep, sr, size);
-        wzp_quic_endpoint_feed(cli.ep, &cli.addr, &srv.addr, sr, size, now);
+        wzp_quic_endpoint_feed(cli.ep, &cli.addr, &srv.addr, sr, size, now, NULL);
     }
     pump(2);
     /* If the input managed to end the connection, start another. */

@@ -51,7 +51,7 @@ static void on_close(void *user, uint64_t conn, wzp_relay_close_code code, const
 }
 
 static int on_open(void *user, uint64_t call, uint64_t a, const wzp_addr *addr_a, uint64_t b,
-                   const wzp_addr *addr_b, uint32_t *ca, uint32_t *cb)
+                   const wzp_addr *addr_b, wzp_ts t, uint32_t *ca, uint32_t *cb)
 {
     (void)user;
     (void)call;

@@ -41,6 +41,7 @@ struct wzp_sigc {
     uint32_t next_handle;
     uint64_t dropped;
     sigc_call calls[MAX_SLOTS];
+    wzp_ts now; /* of the entry point running: events report it */
 };
 
 void wzp_sigc_config_default(wzp_sigc_config *cfg)
@@ -94,7 +95,7 @@ static uint64_t new_rid(wzp_sigc *sc)
 static void emit(wzp_sigc *sc, wzp_sigc_event_type type, uint32_t call, const uint8_t *call_id,
                  int err, wzp_sig_end_reason reason, const wzp_sig_msg *msg)
 {
-    wzp_sigc_event ev = {type, call, call_id, err, reason, msg};
+    wzp_sigc_event ev = {type, call, call_id, err, reason, msg, sc->now};
     sc->cb.event(sc->cb.user, &ev);
 }
 
@@ -207,6 +208,7 @@ static bool cands_fit(const wzp_sig_candidate *cands, size_t n)
 
 int wzp_sigc_register(wzp_sigc *sc, const char *alias, wzp_ts now)
 {
+    sc->now = now;
     wzp_sig_msg m;
     if (alias && alias[0] && !wzp_sig_alias_valid(alias))
         return WZP_ERR_INVALID;
@@ -255,6 +257,7 @@ static int place_call(wzp_sigc *sc, wzp_sig_msg *m, const wzp_sig_params *params
 int wzp_sigc_call_fp(wzp_sigc *sc, const uint8_t fp[WZP_SIG_FP_LEN], const wzp_sig_params *params,
                      const wzp_sig_candidate *cands, size_t n_cands, uint32_t *call, wzp_ts now)
 {
+    sc->now = now;
     wzp_sig_msg m;
     if (!fp)
         return WZP_ERR_INVALID;
@@ -266,6 +269,7 @@ int wzp_sigc_call_fp(wzp_sigc *sc, const uint8_t fp[WZP_SIG_FP_LEN], const wzp_s
 int wzp_sigc_call_alias(wzp_sigc *sc, const char *alias, const wzp_sig_params *params,
                         const wzp_sig_candidate *cands, size_t n_cands, uint32_t *call, wzp_ts now)
 {
+    sc->now = now;
     wzp_sig_msg m;
     if (!alias || !wzp_sig_alias_valid(alias))
         return WZP_ERR_INVALID;
@@ -278,6 +282,7 @@ int wzp_sigc_call_alias(wzp_sigc *sc, const char *alias, const wzp_sig_params *p
 int wzp_sigc_accept(wzp_sigc *sc, uint32_t call, const wzp_sig_params *params,
                     const wzp_sig_candidate *cands, size_t n_cands, wzp_ts now)
 {
+    sc->now = now;
     sigc_call *k = find_handle(sc, call);
     if (!k)
         return WZP_ERR_NOT_FOUND;
@@ -316,18 +321,21 @@ static int decline(wzp_sigc *sc, uint32_t call, wzp_sig_type type)
 
 int wzp_sigc_reject(wzp_sigc *sc, uint32_t call, wzp_ts now)
 {
+    sc->now = now;
     (void)now;
     return decline(sc, call, WZP_SIG_REJECT);
 }
 
 int wzp_sigc_busy(wzp_sigc *sc, uint32_t call, wzp_ts now)
 {
+    sc->now = now;
     (void)now;
     return decline(sc, call, WZP_SIG_BUSY);
 }
 
 int wzp_sigc_cancel(wzp_sigc *sc, uint32_t call, wzp_ts now)
 {
+    sc->now = now;
     sigc_call *k = find_handle(sc, call);
     if (!k)
         return WZP_ERR_NOT_FOUND;
@@ -338,6 +346,7 @@ int wzp_sigc_cancel(wzp_sigc *sc, uint32_t call, wzp_ts now)
 
 int wzp_sigc_hangup(wzp_sigc *sc, uint32_t call, bool error, wzp_ts now)
 {
+    sc->now = now;
     (void)now;
     sigc_call *k = find_handle(sc, call);
     if (!k)
@@ -391,6 +400,7 @@ static int send_update(wzp_sigc *sc, uint32_t call, bool complete, uint32_t gene
 int wzp_sigc_update_candidates(wzp_sigc *sc, uint32_t call, const wzp_sig_candidate *cands,
                                size_t n_cands, wzp_ts now)
 {
+    sc->now = now;
     (void)now;
     return send_update(sc, call, false, 0, cands, n_cands);
 }
@@ -398,12 +408,14 @@ int wzp_sigc_update_candidates(wzp_sigc *sc, uint32_t call, const wzp_sig_candid
 int wzp_sigc_send_candidate_set(wzp_sigc *sc, uint32_t call, uint32_t generation,
                                 const wzp_sig_candidate *cands, size_t n_cands, wzp_ts now)
 {
+    sc->now = now;
     (void)now;
     return send_update(sc, call, true, generation, cands, n_cands);
 }
 
 int wzp_sigc_ping(wzp_sigc *sc, wzp_ts now)
 {
+    sc->now = now;
     (void)now;
     wzp_sig_msg m;
     wzp_sig_init(&m, WZP_SIG_PING, new_rid(sc));
@@ -521,6 +533,7 @@ static int on_error(wzp_sigc *sc, const wzp_sig_msg *m)
 
 int wzp_sigc_on_message(wzp_sigc *sc, const uint8_t *bytes, size_t len, wzp_ts now)
 {
+    sc->now = now;
     (void)now;
     wzp_sig_msg m;
     int err = wzp_sig_decode(bytes, len, &m);
@@ -575,6 +588,7 @@ int wzp_sigc_on_message(wzp_sigc *sc, const uint8_t *bytes, size_t len, wzp_ts n
 
 void wzp_sigc_on_disconnect(wzp_sigc *sc, wzp_ts now)
 {
+    sc->now = now;
     (void)now;
     bool was_registering = sc->reg == WZP_SIGC_REGISTERING;
     sc->reg = WZP_SIGC_UNREGISTERED;
@@ -590,6 +604,7 @@ void wzp_sigc_on_disconnect(wzp_sigc *sc, wzp_ts now)
 
 void wzp_sigc_handle_timer(wzp_sigc *sc, wzp_ts now)
 {
+    sc->now = now;
     if (sc->reg_rid && sc->reg_deadline <= now) {
         sc->reg_rid = 0;
         sc->reg_deadline = WZP_TS_NEVER;

@@ -66,6 +66,7 @@ typedef struct wzp_sigc_event {
     int err;
     wzp_sig_end_reason reason; /* ENDED by the relay: its reason; 0 otherwise */
     const wzp_sig_msg *msg;    /* the relay message behind the event, or NULL */
+    wzp_ts now;                /* the time of the input that caused it */
 } wzp_sigc_event;
 
 typedef struct wzp_sigc_callbacks {

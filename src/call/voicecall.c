@@ -242,8 +242,9 @@ void wzp_voicecall_end(wzp_voicecall *vc, int err, const char *detail, wzp_ts no
     emit_state(vc);
 }
 
-void wzp_voicecall_on_closed(wzp_voicecall *vc, const wzp_quic_close_info *info, wzp_ts now)
+static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info, wzp_ts now)
 {
+    wzp_voicecall *vc = user;
     vc->conn = NULL;
     vc->link = WZP_VOICECALL_LINK_CLOSED;
     if (vc->phase == WZP_VOICECALL_ENDED)
@@ -554,8 +555,23 @@ static wzp_ts e2e_initial_rtt(const wzp_voicecall *vc)
     return rtt;
 }
 
+static void q_datagram(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len, wzp_ts now);
+static void q_established(void *user, wzp_quic_conn *c, const uint8_t *peer_fp, wzp_ts now);
+static void q_message(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len, wzp_ts now);
+static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info, wzp_ts now);
+
+/* The call's own connection callbacks (user: the call). */
+static const wzp_quic_conn_callbacks e2e_callbacks = {
+    .established = q_established,
+    .datagram = q_datagram,
+    .message = q_message,
+    .closed = q_closed,
+};
+
 static void e2e_opts(wzp_voicecall *vc, wzp_quic_conn_opts *o)
 {
+    o->cb = e2e_callbacks;
+    o->path_managed = true;
     o->pin_mode = WZP_QUIC_PIN_EXACT;
     memcpy(o->pin, vc->peer_fp, sizeof(o->pin));
     o->initial_rtt = e2e_initial_rtt(vc);
@@ -593,7 +609,7 @@ static int start_media(wzp_voicecall *vc, wzp_ts now)
     return 0;
 }
 
-void wzp_voicecall_on_datagram(wzp_voicecall *vc, const uint8_t *d, size_t len, wzp_ts now)
+static void on_datagram(wzp_voicecall *vc, const uint8_t *d, size_t len, wzp_ts now)
 {
     if (vc->role == WZP_VOICECALL_CALLEE && vc->phase == WZP_VOICECALL_RINGING &&
         len <= sizeof(vc->ring_dg)) {
@@ -608,6 +624,11 @@ void wzp_voicecall_on_datagram(wzp_voicecall *vc, const uint8_t *d, size_t len, 
     if (vc->last_rx_at != WZP_TS_NEVER && now - vc->last_rx_at > vc->max_gap)
         vc->max_gap = now - vc->last_rx_at;
     vc->last_rx_at = now;
+}
+
+static void q_datagram(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len, wzp_ts now)
+{
+    on_datagram(user, d, len, now);
 }
 
 /* Both sides agreed (the answer) and the connection is up: audio both ways from now. */
@@ -632,7 +653,7 @@ static void go_active(wzp_voicecall *vc, wzp_ts now)
     set_phase(vc, WZP_VOICECALL_ACTIVE);
     /* The caller's latest frame, if live (at most one frame old): playout starts from it. */
     if (vc->ring_dg_len && now - vc->ring_dg_at <= FRAME_TIME)
-        wzp_voicecall_on_datagram(vc, vc->ring_dg, vc->ring_dg_len, now);
+        on_datagram(vc, vc->ring_dg, vc->ring_dg_len, now);
     vc->ring_dg_len = 0;
 }
 
@@ -645,8 +666,9 @@ static void on_answered(wzp_voicecall *vc, wzp_ts now)
     go_active(vc, now);
 }
 
-void wzp_voicecall_on_message(wzp_voicecall *vc, const uint8_t *d, size_t len, wzp_ts now)
+static void q_message(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len, wzp_ts now)
 {
+    wzp_voicecall *vc = user;
     wzp_call_msg m;
     int rc = wzp_call_msg_decode(d, len, &m);
     if (rc < 0) {
@@ -686,9 +708,9 @@ int wzp_voicecall_accept_conn(wzp_voicecall *vc, wzp_quic_conn_opts *opts)
     return 0;
 }
 
-void wzp_voicecall_on_established(wzp_voicecall *vc, wzp_quic_conn *c, const uint8_t *peer_fp,
-                                  wzp_ts now)
+static void q_established(void *user, wzp_quic_conn *c, const uint8_t *peer_fp, wzp_ts now)
 {
+    wzp_voicecall *vc = user;
     vc->conn = c;
     if (vc->phase == WZP_VOICECALL_ENDED)
         return;
@@ -707,40 +729,28 @@ void wzp_voicecall_on_established(wzp_voicecall *vc, wzp_quic_conn *c, const uin
         go_active(vc, now);
 }
 
-static void feed(wzp_voicecall *vc, const uint8_t *pkt, size_t len, wzp_ts now)
+void wzp_voicecall_on_relay_packet(wzp_voicecall *vc, const uint8_t *pkt, size_t len, wzp_ts now)
 {
     vc->agent_now = now;
-    wzp_quic_endpoint_feed(vc->env.ep, &vc->env.vlocal, &vc->vremote, pkt, len, now);
+    wzp_quic_rx rx;
+    wzp_quic_endpoint_feed(vc->env.ep, &vc->env.vlocal, &vc->vremote, pkt, len, now, &rx);
     if (!vc->conn && vc->link == WZP_VOICECALL_LINK_HANDSHAKE) {
         /* The caller's Initial made our server connection (or failed to: accept the next). */
-        vc->conn = wzp_quic_endpoint_lookup(vc->env.ep, pkt, len);
-        if (!vc->conn)
+        if (rx.conn && wzp_quic_conn_user(rx.conn) == vc)
+            vc->conn = rx.conn;
+        else
             vc->link = WZP_VOICECALL_LINK_NONE;
     }
 }
 
-void wzp_voicecall_on_relay_packet(wzp_voicecall *vc, const uint8_t *pkt, size_t len, wzp_ts now)
+void wzp_voicecall_on_direct_rx(wzp_voicecall *vc, int sock, const wzp_addr *from,
+                                bool authenticated, wzp_ts now)
 {
-    feed(vc, pkt, len, now);
-}
-
-void wzp_voicecall_on_direct_packet(wzp_voicecall *vc, int sock, const wzp_addr *from,
-                                    const uint8_t *pkt, size_t len, wzp_ts now)
-{
-    wzp_quic_conn *c = vc->conn;
-    if (!c)
-        return;
-    wzp_quic_conn_stats before, after;
-    wzp_quic_conn_get_stats(c, &before);
-    feed(vc, pkt, len, now);
-    if (vc->conn != c || vc->paths != WZP_VOICECALL_PATHS_CHECKING)
-        return;
-    wzp_quic_conn_get_stats(c, &after);
     /* Only a packet QUIC decrypted proves the peer is behind that address. */
-    if (after.pkts_recv > before.pkts_recv) {
-        vc->agent_now = now;
-        wzp_ice_note_rx(vc->ice, sock, from, now);
-    }
+    if (!authenticated || vc->paths != WZP_VOICECALL_PATHS_CHECKING)
+        return;
+    vc->agent_now = now;
+    wzp_ice_note_rx(vc->ice, sock, from, now);
 }
 
 void wzp_voicecall_on_probe(wzp_voicecall *vc, int sock, const wzp_addr *from, const uint8_t *pkt,

@@ -6,7 +6,8 @@
  *
  * Inputs, each at time `now`: a signaling event for the call, a packet for
  * it (relay frame payload, direct QUIC packet, connectivity probe), an event
- * of its QUIC connection, a timer, a user command. Outputs: packets handed
+ * of its QUIC connection (the call registers its own connection callbacks),
+ * a timer, a user command. Outputs: packets handed
  * to the owner's send function with the socket and address to use
  * (wzp_voicecall_flush, wzp_voicecall_route), the next deadline, and events.
  *
@@ -167,20 +168,16 @@ void wzp_voicecall_on_reflexive(wzp_voicecall *vc, const wzp_addr *reflexive, wz
 void wzp_voicecall_on_hosts(wzp_voicecall *vc, const wzp_addr *hosts, size_t n, wzp_ts now);
 /* The payload of a relay DATA frame on our channel: an end-to-end QUIC packet. */
 void wzp_voicecall_on_relay_packet(wzp_voicecall *vc, const uint8_t *pkt, size_t len, wzp_ts now);
-/* An end-to-end QUIC packet that arrived on a direct path (sock, from). */
-void wzp_voicecall_on_direct_packet(wzp_voicecall *vc, int sock, const wzp_addr *from,
-                                    const uint8_t *pkt, size_t len, wzp_ts now);
+/* The owner fed an end-to-end packet from a direct path (sock, from) to our connection;
+ * authenticated: it decrypted (only that proves the peer is behind that address). */
+void wzp_voicecall_on_direct_rx(wzp_voicecall *vc, int sock, const wzp_addr *from,
+                                bool authenticated, wzp_ts now);
 /* A connectivity probe whose tag is ours. */
 void wzp_voicecall_on_probe(wzp_voicecall *vc, int sock, const wzp_addr *from, const uint8_t *pkt,
                             size_t len, wzp_ts now);
-/* Callee: the caller's Initial arrived on our channel; fill opts (0) or refuse (< 0). */
+/* Callee: the caller's Initial arrived on our channel: fill opts (its callbacks are the
+ * call's own) and return 0, or refuse (< 0). */
 int wzp_voicecall_accept_conn(wzp_voicecall *vc, wzp_quic_conn_opts *opts);
-/* Events of the end-to-end connection (the owner's endpoint callbacks route them here). */
-void wzp_voicecall_on_established(wzp_voicecall *vc, wzp_quic_conn *c, const uint8_t *peer_fp,
-                                  wzp_ts now);
-void wzp_voicecall_on_datagram(wzp_voicecall *vc, const uint8_t *d, size_t len, wzp_ts now);
-void wzp_voicecall_on_message(wzp_voicecall *vc, const uint8_t *d, size_t len, wzp_ts now);
-void wzp_voicecall_on_closed(wzp_voicecall *vc, const wzp_quic_close_info *info, wzp_ts now);
 
 void wzp_voicecall_handle_timer(wzp_voicecall *vc, wzp_ts now);
 wzp_ts wzp_voicecall_next_deadline(const wzp_voicecall *vc);

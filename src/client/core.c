@@ -154,6 +154,8 @@ static void schedule_reconnect(wzp_core *core, wzp_ts now)
         core->backoff = core->cfg.reconnect_max;
 }
 
+static const wzp_quic_conn_callbacks ctrl_callbacks;
+
 static void connect_relay(wzp_core *core, wzp_ts now)
 {
     core->reconnect_at = WZP_TS_NEVER;
@@ -165,7 +167,8 @@ static void connect_relay(wzp_core *core, wzp_ts now)
     o.idle_timeout = CTRL_IDLE_TIMEOUT;
     o.handshake_timeout = CTRL_HANDSHAKE;
     o.max_message = WZP_SIG_MAX_SIZE;
-    o.user = NULL; /* NULL user: the control connection */
+    o.cb = ctrl_callbacks;
+    o.user = core;
     int rc = wzp_quic_connect(core->ep, &core->cfg.local[core->relay_sock], &core->cfg.relay, &o,
                               now, &core->ctrl);
     if (rc < 0) {
@@ -300,7 +303,7 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
         for (size_t i = 0; i < CORE_MAX_CALLS; i++)
             if (core->calls[i].vc)
                 wzp_voicecall_on_reflexive(core->calls[i].vc, &ev->msg->u.reflexive.reflexive,
-                                           core->now);
+                                           ev->now);
         return;
     case WZP_SIGC_EV_ERROR:
     case WZP_SIGC_EV_PONG:
@@ -311,12 +314,12 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
         wzp_voicecall_config vcfg = {
             .role = WZP_VOICECALL_CALLEE, .id = core->next_id, .vport = vport, .sig = ev->call};
         wzp_voicecall *vc = NULL;
-        if (!slot || wzp_voicecall_new(&vc, &core->env, &vcfg, core->now) < 0) {
-            wzp_sigc_busy(core->sc, ev->call, core->now);
+        if (!slot || wzp_voicecall_new(&vc, &core->env, &vcfg, ev->now) < 0) {
+            wzp_sigc_busy(core->sc, ev->call, ev->now);
             return;
         }
         slot_fill(core, slot, vc);
-        wzp_voicecall_on_signal(vc, ev, core->now);
+        wzp_voicecall_on_signal(vc, ev, ev->now);
         routes_sync(core, slot);
         wzp_core_event e = {.type = WZP_CORE_EV_INCOMING,
                             .call = slot->id,
@@ -332,14 +335,14 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
     core_slot *slot = route(core, ROUTE_SIG, &ev->call, sizeof(ev->call));
     if (!slot)
         return;
-    wzp_voicecall_on_signal(slot->vc, ev, core->now);
+    wzp_voicecall_on_signal(slot->vc, ev, ev->now);
     routes_sync(core, slot);
 }
 
-/* --- QUIC callbacks (the endpoint is shared by the control connection and every call) ----- */
+/* --- the endpoint's accept and the control connection's events ------------------------- */
 
 static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
-                    wzp_quic_conn_opts *opts)
+                    wzp_quic_conn_opts *opts, wzp_ts now)
 {
     wzp_core *core = user;
     /* Only an Initial that came through one of our calls' relay channels. */
@@ -350,46 +353,27 @@ static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
     return slot ? wzp_voicecall_accept_conn(slot->vc, opts) : WZP_ERR_INVALID;
 }
 
-static void q_established(void *user, wzp_quic_conn *c, const uint8_t *peer_fp)
+static void ctrl_established(void *user, wzp_quic_conn *c, const uint8_t *peer_fp, wzp_ts now)
 {
     wzp_core *core = user;
-    if (c == core->ctrl) {
-        core->ctrl_up = true;
-        wzp_sigc_register(core->sc, core->alias, core->now);
-        return;
-    }
-    wzp_voicecall *vc = wzp_quic_conn_user(c);
-    if (vc)
-        wzp_voicecall_on_established(vc, c, peer_fp, core->now);
+    core->ctrl_up = true;
+    wzp_sigc_register(core->sc, core->alias, now);
 }
 
-static void q_datagram(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len)
+static void ctrl_message(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len, wzp_ts now)
 {
     wzp_core *core = user;
-    wzp_voicecall *vc = wzp_quic_conn_user(c);
-    if (vc && c != core->ctrl)
-        wzp_voicecall_on_datagram(vc, data, len, core->now);
+    if (len)
+        wzp_sigc_on_message(core->sc, data, len, now);
 }
 
-static void q_message(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len)
+static void ctrl_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info, wzp_ts now)
 {
     wzp_core *core = user;
-    if (c == core->ctrl) {
-        if (len)
-            wzp_sigc_on_message(core->sc, data, len, core->now);
-        return;
-    }
-    wzp_voicecall *vc = wzp_quic_conn_user(c);
-    if (vc)
-        wzp_voicecall_on_message(vc, data, len, core->now);
-}
-
-static void ctrl_closed(wzp_core *core, const wzp_quic_close_info *info)
-{
     bool was_up = core->ctrl_up;
     core->ctrl = NULL;
     core->ctrl_up = false;
-    wzp_sigc_on_disconnect(core->sc, core->now);
+    wzp_sigc_on_disconnect(core->sc, now);
     if (core->stopping || core->fatal_reported)
         return;
     int err = WZP_ERR_UNREACHABLE;
@@ -413,20 +397,14 @@ static void ctrl_closed(wzp_core *core, const wzp_quic_close_info *info)
     wzp_core_event e = {
         .type = WZP_CORE_EV_UNREGISTERED, .err = err, .fatal = core->fatal, .text = info->detail};
     emit(core, &e);
-    schedule_reconnect(core, core->now); /* 250 ms after a registration that held */
+    schedule_reconnect(core, now); /* 250 ms after a registration that held */
 }
 
-static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info)
-{
-    wzp_core *core = user;
-    if (c == core->ctrl) {
-        ctrl_closed(core, info);
-        return;
-    }
-    wzp_voicecall *vc = wzp_quic_conn_user(c);
-    if (vc)
-        wzp_voicecall_on_closed(vc, info, core->now);
-}
+static const wzp_quic_conn_callbacks ctrl_callbacks = {
+    .established = ctrl_established,
+    .message = ctrl_message,
+    .closed = ctrl_closed,
+};
 
 /* --- lifetime --------------------------------------------------------------------------------- */
 
@@ -457,13 +435,7 @@ int wzp_core_new(const wzp_core_config *cfg, wzp_core **out)
     core->next_vport = 1;
     wzp_hmap_init(&core->routes);
 
-    wzp_quic_callbacks qcb = {
-        .accept = q_accept,
-        .established = q_established,
-        .datagram = q_datagram,
-        .message = q_message,
-        .closed = q_closed,
-    };
+    wzp_quic_callbacks qcb = {.accept = q_accept};
     int rc = wzp_quic_endpoint_new(cfg->id, true, &qcb, core, &core->ep);
     if (rc < 0) {
         free(core);
@@ -557,7 +529,6 @@ int wzp_core_set_host_addrs(wzp_core *core, const wzp_addr *ips, size_t n, wzp_t
         return 0;
     memcpy(core->hosts, set, k * sizeof(set[0]));
     core->n_hosts = k;
-    core->now = now;
     char buf[WZP_ADDR_STRLEN];
     WZP_INFO("client: host addresses changed (%zu, first %s)", k,
              k ? wzp_addr_format(&set[0], buf, sizeof(buf)) : "none");
@@ -573,14 +544,12 @@ int wzp_core_start(wzp_core *core, wzp_ts now)
     if (core->started)
         return WZP_ERR_STATE;
     core->started = true;
-    core->now = now;
     connect_relay(core, now);
     return 0;
 }
 
 void wzp_core_shutdown(wzp_core *core, wzp_ts now)
 {
-    core->now = now;
     for (size_t i = 0; i < CORE_MAX_CALLS; i++)
         if (core->calls[i].vc)
             wzp_voicecall_end(core->calls[i].vc, 0, "", now);
@@ -636,7 +605,6 @@ static bool from_relay(const wzp_core *core, const core_slot *slot, const wzp_ad
 void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t *pkt, size_t len,
                    wzp_ts now)
 {
-    core->now = now;
     wzp_core_counters *n = &core->counters;
     if (sock < 0 || sock >= WZP_CORE_SOCKS || !from || (!pkt && len)) {
         n->rx_unknown++;
@@ -647,18 +615,20 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
         if (from_relay(core, NULL, from)) {
             n->rx_ctrl++;
             core->last_relay_rx = now;
-            wzp_quic_endpoint_feed(core->ep, &core->cfg.local[sock], from, pkt, len, now);
+            wzp_quic_endpoint_feed(core->ep, &core->cfg.local[sock], from, pkt, len, now, NULL);
             break;
         }
-        /* An end-to-end packet on a direct path: the endpoint's connection-ID table. */
-        wzp_quic_conn *c = wzp_quic_endpoint_lookup(core->ep, pkt, len);
-        wzp_voicecall *vc = c && c != core->ctrl ? wzp_quic_conn_user(c) : NULL;
-        if (!vc || wzp_voicecall_conn(vc) != c) {
+        /* An end-to-end packet on a direct path: the endpoint's connection-ID table finds
+         * the call's connection and feeds it on the call's virtual path, in one step. */
+        wzp_quic_rx rx;
+        wzp_quic_endpoint_feed(core->ep, NULL, NULL, pkt, len, now, &rx);
+        wzp_voicecall *vc = rx.conn ? wzp_quic_conn_user(rx.conn) : NULL;
+        if (!vc) {
             n->rx_no_call++;
             break;
         }
         n->rx_direct++;
-        wzp_voicecall_on_direct_packet(vc, sock, from, pkt, len, now);
+        wzp_voicecall_on_direct_rx(vc, sock, from, rx.authenticated, now);
         break;
     }
     case WZP_PKT_RELAY: {
@@ -726,7 +696,6 @@ wzp_ts wzp_core_next_deadline(const wzp_core *core)
 
 void wzp_core_handle_timer(wzp_core *core, wzp_ts now)
 {
-    core->now = now;
     if (wzp_quic_endpoint_expiry(core->ep) <= now)
         wzp_quic_endpoint_handle_expiry(core->ep, now);
     if (wzp_sigc_next_deadline(core->sc) <= now)
@@ -765,7 +734,6 @@ static void q_send(void *user, const wzp_addr *local, const wzp_addr *remote, co
 
 void wzp_core_flush(wzp_core *core, wzp_ts now, wzp_core_send_fn send, void *user)
 {
-    core->now = now;
     struct flush_ctx fc = {core, send, user};
     wzp_quic_endpoint_flush(core->ep, now, q_send, &fc);
     for (size_t i = 0; i < CORE_MAX_CALLS; i++)
@@ -779,7 +747,6 @@ int wzp_core_call(wzp_core *core, const char *peer, void *call_user, uint32_t *o
 {
     if (!peer || !out)
         return WZP_ERR_INVALID;
-    core->now = now;
     uint8_t fp[WZP_FINGERPRINT_LEN];
     if (wzp_fingerprint_parse(peer, fp) != 0 && !wzp_sig_alias_valid(peer))
         return WZP_ERR_INVALID;
@@ -822,7 +789,6 @@ int wzp_core_answer(wzp_core *core, uint32_t id, wzp_ts now)
     core_slot *slot = slot_of_id(core, id);
     if (!slot)
         return WZP_ERR_NOT_FOUND;
-    core->now = now;
     const wzp_addr *refl = wzp_sigc_reflexive(core->sc);
     int rc = wzp_voicecall_answer(slot->vc, core->hosts, core->n_hosts, refl, now);
     routes_sync(core, slot);
@@ -834,7 +800,6 @@ int wzp_core_reject(wzp_core *core, uint32_t id, wzp_ts now)
     core_slot *slot = slot_of_id(core, id);
     if (!slot)
         return WZP_ERR_NOT_FOUND;
-    core->now = now;
     int rc = wzp_voicecall_reject(slot->vc, now);
     routes_sync(core, slot);
     return rc;
@@ -847,7 +812,6 @@ int wzp_core_hangup(wzp_core *core, uint32_t id, wzp_ts now)
         return WZP_ERR_NOT_FOUND;
     if (wzp_voicecall_state(slot->vc) == WZP_CALL_ENDED)
         return WZP_ERR_CLOSED;
-    core->now = now;
     wzp_voicecall_end(slot->vc, 0, "", now);
     routes_sync(core, slot);
     return 0;
@@ -873,7 +837,6 @@ void wzp_core_release(wzp_core *core, uint32_t id, wzp_ts now)
     core_slot *slot = slot_of_id(core, id);
     if (!slot)
         return;
-    core->now = now;
     if (wzp_voicecall_state(slot->vc) != WZP_CALL_ENDED)
         wzp_voicecall_end(slot->vc, 0, "", now);
     slot->released = true;

@@ -47,8 +47,6 @@ struct wzp_core {
     uint32_t next_id;
     uint16_t next_vport;
     wzp_voicecall_env env; /* what every call borrows */
-    /* Time of the current entry point, for the QUIC callbacks (they carry none). */
-    wzp_ts now;
     wzp_core_counters counters;
 };
 

@@ -80,14 +80,14 @@ static void report_closed(wzp_quic_conn *c)
             snprintf(c->detail, sizeof(c->detail), "%s", wzp_strerror(c->err));
     }
     WZP_DEBUG("quic: connection closed: %s", c->detail);
-    if (c->ep->cb.closed) {
+    if (c->opts.cb.closed) {
         wzp_quic_close_info info = {.error = c->err,
                                     .by_peer = c->by_peer,
                                     .app_code = c->app_code,
                                     .reason = c->reason,
                                     .detail = c->detail,
                                     .by_reset = c->got_reset};
-        c->ep->cb.closed(c->ep->user, c, &info);
+        c->opts.cb.closed(c->opts.user, c, &info, c->now);
     }
 }
 
@@ -251,7 +251,7 @@ static void after_progress(wzp_quic_conn *c);
  * every connection. */
 static void check_path(wzp_quic_conn *c)
 {
-    if (!c->ep->path_changed || c->state >= CONN_CLOSING || c->close_requested)
+    if (!c->opts.cb.path_changed || c->state >= CONN_CLOSING || c->close_requested)
         return;
     wzp_addr cur;
     wzp_quic_conn_remote_addr(c, &cur);
@@ -264,10 +264,29 @@ static void check_path(wzp_quic_conn *c)
     if (!wzp_addr_equal(&cur, &c->validated_remote))
         return;
     c->reported_remote = cur;
-    c->ep->path_changed(c->ep->user, c, &cur);
+    c->opts.cb.path_changed(c->opts.user, c, &cur, c->now);
 }
 
 /* ---- ngtcp2 callbacks ------------------------------------------------------------------- */
+
+/* A packet that decrypts was sent by the holder of the connection's keys: the
+ * owner learns it from the feed (a path proven by an authentic packet), which
+ * ngtcp2's return value cannot tell (it drops undecryptable packets silently).
+ * The callback gets no connection: the flag lives for one ngtcp2_conn_read_pkt
+ * on this thread (an endpoint is driven by one thread). */
+static _Thread_local bool decrypt_ok;
+
+static int cb_decrypt(uint8_t *dest, const ngtcp2_crypto_aead *aead,
+                      const ngtcp2_crypto_aead_ctx *aead_ctx, const uint8_t *ciphertext,
+                      size_t ciphertextlen, const uint8_t *nonce, size_t noncelen,
+                      const uint8_t *aad, size_t aadlen)
+{
+    int rv = ngtcp2_crypto_decrypt_cb(dest, aead, aead_ctx, ciphertext, ciphertextlen, nonce,
+                                      noncelen, aad, aadlen);
+    if (rv == 0)
+        decrypt_ok = true;
+    return rv;
+}
 
 static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
 {
@@ -377,8 +396,8 @@ static int cb_recv_datagram(ngtcp2_conn *qc, uint32_t flags, const uint8_t *data
      * the handshake just completed in this very read, report it first. */
     if (c->server && c->state == CONN_HANDSHAKE && ngtcp2_conn_get_handshake_completed(qc))
         after_progress(c);
-    if (c->ep->cb.datagram && !c->close_requested && c->state == CONN_ESTABLISHED)
-        c->ep->cb.datagram(c->ep->user, c, data, len);
+    if (c->opts.cb.datagram && !c->close_requested && c->state == CONN_ESTABLISHED)
+        c->opts.cb.datagram(c->opts.user, c, data, len, c->now);
     return 0;
 }
 
@@ -420,7 +439,7 @@ static const ngtcp2_callbacks conn_callbacks = {
     .recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
     .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
     .encrypt = ngtcp2_crypto_encrypt_cb,
-    .decrypt = ngtcp2_crypto_decrypt_cb,
+    .decrypt = cb_decrypt,
     .hp_mask = ngtcp2_crypto_hp_mask_cb,
     .recv_retry = ngtcp2_crypto_recv_retry_cb,
     .update_key = ngtcp2_crypto_update_key_cb,
@@ -469,6 +488,7 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
 
     ngtcp2_settings s;
     ngtcp2_settings_default(&s);
+    c->now = now;
     s.initial_ts = now;
     s.initial_rtt = c->opts.initial_rtt;
     s.handshake_timeout = c->opts.handshake_timeout;
@@ -610,8 +630,8 @@ static void after_progress(wzp_quic_conn *c)
     }
     c->state = CONN_ESTABLISHED;
     wzp_quic_ep_release_handshake(c->ep, c);
-    if (c->ep->cb.established)
-        c->ep->cb.established(c->ep->user, c, c->peer_fp);
+    if (c->opts.cb.established)
+        c->opts.cb.established(c->opts.user, c, c->peer_fp, c->now);
 }
 
 static void open_stream(wzp_quic_conn *c)
@@ -626,6 +646,8 @@ static void open_stream(wzp_quic_conn *c)
 void wzp_quic_conn_read(wzp_quic_conn *c, const wzp_addr *local, const wzp_addr *remote,
                         const uint8_t *pkt, size_t len, wzp_ts now)
 {
+    c->now = now;
+    c->rx_auth = false;
     wzp_quic_ep_mark_due(c);
     if (c->state == CONN_CLOSING) {
         /* Answer with our CONNECTION_CLOSE, exponentially less often, so a
@@ -641,7 +663,9 @@ void wzp_quic_conn_read(wzp_quic_conn *c, const wzp_addr *local, const wzp_addr 
     c->local = *local;
     c->remote = *remote;
     ngtcp2_path path = make_path(&c->local, &c->remote);
+    decrypt_ok = false;
     int rc = ngtcp2_conn_read_pkt(c->qc, &path, NULL, pkt, len, now);
+    c->rx_auth = decrypt_ok;
     if (rc != 0) {
         conn_fail(c, rc, now);
         return;
@@ -683,6 +707,7 @@ static void dgram_pop(wzp_quic_conn *c)
 
 int wzp_quic_conn_write(wzp_quic_conn *c, wzp_ts now, wzp_quic_send_fn send, void *su)
 {
+    c->now = now;
     if (c->state == CONN_CLOSING) {
         if (c->resend_close) {
             c->resend_close = false;
@@ -795,6 +820,7 @@ wzp_ts wzp_quic_conn_expiry(const wzp_quic_conn *c)
 
 void wzp_quic_conn_handle_expiry(wzp_quic_conn *c, wzp_ts now)
 {
+    c->now = now;
     if (c->state >= CONN_CLOSING)
         return;
     if (ngtcp2_conn_get_expiry(c->qc) > now)

@@ -352,11 +352,6 @@ int wzp_quic_endpoint_new(const wzp_identity *id, bool server, const wzp_quic_ca
     return 0;
 }
 
-void wzp_quic_endpoint_on_path_changed(wzp_quic_endpoint *ep, wzp_quic_path_fn fn)
-{
-    ep->path_changed = fn;
-}
-
 void wzp_quic_endpoint_free(wzp_quic_endpoint *ep)
 {
     if (!ep)
@@ -472,7 +467,7 @@ static void send_invalid_token_close(wzp_quic_endpoint *ep, const wzp_addr *loca
 
 /* A packet for no known connection: maybe a new client's Initial. */
 static int accept_new(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,
-                      const uint8_t *pkt, size_t len, wzp_ts now)
+                      const uint8_t *pkt, size_t len, wzp_ts now, wzp_quic_rx *rx)
 {
     ngtcp2_pkt_hd hd;
     if (!ep->server || ngtcp2_accept(&hd, pkt, len) != 0) {
@@ -522,7 +517,7 @@ static int accept_new(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_ad
     }
     wzp_quic_conn_opts o;
     wzp_quic_conn_opts_default(&o);
-    if (!ep->cb.accept || ep->cb.accept(ep->user, local, remote, &o) != 0) {
+    if (!ep->cb.accept || ep->cb.accept(ep->user, local, remote, &o, now) != 0) {
         ep->stats.rx_refused++;
         return 0;
     }
@@ -538,6 +533,8 @@ static int accept_new(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_ad
     ep->stats.conns_accepted++;
     ep->stats.rx_packets++;
     wzp_quic_conn_read(c, local, remote, pkt, len, now);
+    rx->conn = c;
+    rx->authenticated = c->rx_auth;
     return 0;
 }
 
@@ -630,9 +627,14 @@ static void unknown_short(wzp_quic_endpoint *ep, const wzp_addr *local, const wz
 }
 
 int wzp_quic_endpoint_feed(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,
-                           const uint8_t *pkt, size_t len, wzp_ts now)
+                           const uint8_t *pkt, size_t len, wzp_ts now, wzp_quic_rx *rx)
 {
-    if (!ep || !local || !remote || (!pkt && len))
+    wzp_quic_rx ignored;
+    if (!rx)
+        rx = &ignored;
+    *rx = (wzp_quic_rx){0};
+    bool own_path = !local && !remote;
+    if (!ep || (!own_path && (!local || !remote)) || (!pkt && len))
         return WZP_ERR_INVALID;
     if (wzp_pkt_classify(pkt, len) != WZP_PKT_QUIC) {
         ep->stats.rx_not_quic++;
@@ -650,19 +652,35 @@ int wzp_quic_endpoint_feed(wzp_quic_endpoint *ep, const wzp_addr *local, const w
         return 0;
     }
     wzp_quic_conn *c = wzp_hmap_get(&ep->cids, vc.dcid, vc.dcidlen);
+    if (own_path) {
+        /* A path manager's packet: only for a connection we have, on its own path (a
+         * Stateless Reset names its connection by token, not by connection ID). */
+        if (!c)
+            c = reset_target(ep, pkt, len);
+        if (!c || !c->opts.path_managed) {
+            ep->stats.rx_unknown_cid++;
+            return 0;
+        }
+        local = &c->local;
+        remote = &c->remote;
+    }
     if (!c && !(pkt[0] & 0x80)) {
         unknown_short(ep, local, remote, pkt, len, &vc, now);
         return 0;
     }
     if (!c)
-        return accept_new(ep, local, remote, pkt, len, now);
+        return accept_new(ep, local, remote, pkt, len, now, rx);
+    /* Copies: the connection's own path storage is rewritten by the read. */
+    wzp_addr l = *local, r = *remote;
+    rx->conn = c;
     if (c->state >= CONN_CLOSING) {
         ep->stats.rx_closed_conn++;
-        wzp_quic_conn_read(c, local, remote, pkt, len, now); /* may re-send our close */
+        wzp_quic_conn_read(c, &l, &r, pkt, len, now); /* may re-send our close */
         return 0;
     }
     ep->stats.rx_packets++;
-    wzp_quic_conn_read(c, local, remote, pkt, len, now);
+    wzp_quic_conn_read(c, &l, &r, pkt, len, now);
+    rx->authenticated = c->rx_auth;
     return 0;
 }
 

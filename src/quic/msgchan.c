@@ -82,8 +82,8 @@ int wzp_quic_msg_rx(wzp_quic_conn *c, const uint8_t *data, size_t len)
         c->rx_body_have += n;
         if (c->rx_body_have == c->rx_body_len) {
             c->st.msgs_recv++;
-            if (c->ep->cb.message && !c->close_requested)
-                c->ep->cb.message(c->ep->user, c, c->rx_body, c->rx_body_len);
+            if (c->opts.cb.message && !c->close_requested)
+                c->opts.cb.message(c->opts.user, c, c->rx_body, c->rx_body_len, c->now);
             free(c->rx_body);
             c->rx_body = NULL;
             c->rx_in_body = false;

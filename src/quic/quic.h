@@ -37,8 +37,11 @@
  *      the server saw) and ignores the addresses flush() reports. Because
  *      the path never changes, QUIC never starts a path validation.
  *
- * Events arrive through wzp_quic_callbacks during feed, handle_expiry or
- * flush. A callback may only queue work (send_datagram, send_message, close,
+ * Events of a connection arrive through the callbacks in its options
+ * (wzp_quic_conn_opts.cb), with its user data (wzp_quic_conn_user) and the
+ * time of the input that caused them, during feed, handle_expiry or flush.
+ * The endpoint itself has one callback: accept, for a new peer's Initial. A
+ * callback may only queue work (send_datagram, send_message, close,
  * set_user, read accessors); it must never call feed, flush, handle_expiry
  * or free the endpoint.
  *
@@ -87,6 +90,34 @@ typedef enum wzp_quic_pin_mode {
     WZP_QUIC_PIN_ANY = 1,   /* any key; its fingerprint is reported */
 } wzp_quic_pin_mode;
 
+typedef struct wzp_quic_close_info wzp_quic_close_info;
+
+/*
+ * A connection's events, each with the connection's user data and `now`,
+ * the time of the feed, timer run or flush that caused it.
+ */
+typedef struct wzp_quic_conn_callbacks {
+    /* Handshake confirmed: the peer's key checked, and the peer accepted
+     * ours (on a client this waits for HANDSHAKE_DONE, one RTT after TLS
+     * completes, because a TLS 1.3 server checks the client's certificate
+     * last). Datagrams can be sent from here on. */
+    void (*established)(void *user, wzp_quic_conn *c, const uint8_t peer_fp[WZP_FINGERPRINT_LEN],
+                        wzp_ts now);
+    void (*datagram)(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len, wzp_ts now);
+    void (*message)(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len, wzp_ts now);
+    /* Exactly once per connection; c is invalid after it returns. */
+    void (*closed)(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info, wzp_ts now);
+    /*
+     * The remote address ngtcp2 uses (wzp_quic_conn_remote_addr) changed to
+     * one the peer has proved it receives at (path validation succeeded, or
+     * the fallback to the path the handshake validated): a server followed
+     * NAT rebinding. An unvalidated move (a spoofed source, say) is never
+     * reported; nor the path a connection starts on, nor a move once it is
+     * closing. Lets the owner follow clients without scanning them all.
+     */
+    void (*path_changed)(void *user, wzp_quic_conn *c, const wzp_addr *remote, wzp_ts now);
+} wzp_quic_conn_callbacks;
+
 typedef struct wzp_quic_conn_opts {
     wzp_quic_pin_mode pin_mode;
     uint8_t pin[WZP_FINGERPRINT_LEN];
@@ -106,12 +137,16 @@ typedef struct wzp_quic_conn_opts {
      * handshake completes. See wzp_quic_conn_can_send_datagram.
      */
     bool early_datagrams;
-    void *user; /* initial wzp_quic_conn_user() value */
+    /* The owner routes this connection's packets itself on a virtual path: a
+     * feed with no path (wzp_quic_endpoint_feed) may deliver to it. */
+    bool path_managed;
+    wzp_quic_conn_callbacks cb; /* the connection's events (any may be NULL) */
+    void *user;                 /* their user data: the initial wzp_quic_conn_user() value */
 } wzp_quic_conn_opts;
 
 void wzp_quic_conn_opts_default(wzp_quic_conn_opts *o);
 
-typedef struct wzp_quic_close_info {
+struct wzp_quic_close_info {
     int error;          /* 0: closed by an application (app_code, reason); else a wzp_error */
     bool by_peer;       /* the peer closed (or failed) the connection, not us */
     uint64_t app_code;  /* application close code, when error == 0 */
@@ -122,37 +157,18 @@ typedef struct wzp_quic_close_info {
      * again. Then error is WZP_ERR_CLOSED, by_peer is set and detail is
      * "stateless reset from peer". Reconnect at once rather than wait. */
     bool by_reset;
-} wzp_quic_close_info;
+};
 
+/* The endpoint's own callback. */
 typedef struct wzp_quic_callbacks {
-    /* Server: an Initial from a new peer. Fill *opts (pre-set to defaults)
-     * and return 0 to accept, or a negative value to drop it. NULL: refuse.
-     * Not called for Initials answered with a Retry or dropped by the
-     * address validation rules (see wzp_quic_endpoint_config). */
+    /* Server: an Initial from a new peer. Fill *opts (pre-set to defaults;
+     * its callbacks and user data become the new connection's) and return 0
+     * to accept, or a negative value to drop it. NULL: refuse. Not called
+     * for Initials answered with a Retry or dropped by the address
+     * validation rules (see wzp_quic_endpoint_config). */
     int (*accept)(void *user, const wzp_addr *local, const wzp_addr *remote,
-                  wzp_quic_conn_opts *opts);
-    /* Handshake confirmed: the peer's key checked, and the peer accepted
-     * ours (on a client this waits for HANDSHAKE_DONE, one RTT after TLS
-     * completes, because a TLS 1.3 server checks the client's certificate
-     * last). Datagrams can be sent from here on. */
-    void (*established)(void *user, wzp_quic_conn *c, const uint8_t peer_fp[WZP_FINGERPRINT_LEN]);
-    void (*datagram)(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len);
-    void (*message)(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len);
-    /* Exactly once per connection; c is invalid after it returns. */
-    void (*closed)(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info);
+                  wzp_quic_conn_opts *opts, wzp_ts now);
 } wzp_quic_callbacks;
-
-/*
- * Optional event (a setter, so that wzp_quic_callbacks keeps its layout):
- * the remote address ngtcp2 uses for c (wzp_quic_conn_remote_addr) changed
- * to one the peer has proved it receives at (path validation succeeded, or
- * the fallback to the path the handshake validated): a server followed NAT
- * rebinding. An unvalidated move (a spoofed source, say) is never reported.
- * Fired (with the endpoint's user) by the feed, timer run or flush that made
- * it; never for the path a connection starts on, nor once it is closing.
- * Lets the owner follow clients without scanning them all.
- */
-typedef void (*wzp_quic_path_fn)(void *user, wzp_quic_conn *c, const wzp_addr *remote);
 
 /*
  * Address validation for servers (RFC 9000 8.1), against Initial floods
@@ -248,16 +264,26 @@ int wzp_quic_endpoint_new(const wzp_identity *id, bool server, const wzp_quic_ca
 /* Server address validation (see wzp_quic_endpoint_config); applies to
  * Initials fed from now on. WZP_ERR_INVALID for a NULL argument. */
 int wzp_quic_endpoint_configure(wzp_quic_endpoint *ep, const wzp_quic_endpoint_config *cfg);
-/* Sets (or with NULL clears) the path-changed event. */
-void wzp_quic_endpoint_on_path_changed(wzp_quic_endpoint *ep, wzp_quic_path_fn fn);
 /* Frees the endpoint and every connection, without callbacks and without
  * sending anything (close connections and flush first for a clean end). */
 void wzp_quic_endpoint_free(wzp_quic_endpoint *ep);
 
-/* One received UDP payload. Bad or unknown packets are dropped and counted;
- * the return value is 0 or WZP_ERR_NOMEM. */
+/* What one fed packet did. */
+typedef struct wzp_quic_rx {
+    wzp_quic_conn *conn; /* the connection it was handed to (new ones included), or NULL */
+    bool authenticated;  /* QUIC decrypted at least one packet in it: its sender holds the
+                            connection's keys (garbage with a valid connection ID is not) */
+} wzp_quic_rx;
+
+/*
+ * One received UDP payload. Bad or unknown packets are dropped and counted;
+ * the return value is 0 or WZP_ERR_NOMEM. With local and remote NULL the
+ * packet is fed to the connection its DCID names on that connection's own
+ * path (a path manager's virtual path), decoding the connection ID once. rx
+ * (may be NULL) says which connection took it and whether it authenticated.
+ */
 int wzp_quic_endpoint_feed(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,
-                           const uint8_t *pkt, size_t len, wzp_ts now);
+                           const uint8_t *pkt, size_t len, wzp_ts now, wzp_quic_rx *rx);
 
 /* Receives each packet to send, with the path it belongs to. The bytes are
  * valid during the call only. */

@@ -112,6 +112,9 @@ struct wzp_quic_conn {
     uint8_t peer_tokens[WZP_QUIC_MAX_PEER_TOKENS][NGTCP2_STATELESS_RESET_TOKENLEN];
     size_t npeer_tokens;
     bool got_reset;
+    /* The time of the input being handled (callbacks report it: ngtcp2's carry none). */
+    wzp_ts now;
+    bool rx_auth; /* a packet of the datagram being read decrypted */
 };
 
 /* Retry packets are built when the Initial arrives and sent by the next
@@ -130,7 +133,6 @@ struct wzp_quic_endpoint {
     const wzp_identity *id;
     bool server;
     wzp_quic_callbacks cb;
-    wzp_quic_path_fn path_changed;
     void *user;
     gnutls_certificate_credentials_t cred;
     wzp_hmap cids; /* CID bytes -> wzp_quic_conn */

@@ -165,12 +165,12 @@ void wzp_rc_free_calls(wzp_relay_control *rc)
 }
 
 /* Opens k's forwarding channels (ids 0 without a forwarding plane); false on failure. */
-static bool open_channels(wzp_relay_control *rc, rc_call *k)
+static bool open_channels(wzp_relay_control *rc, rc_call *k, wzp_ts now)
 {
     if (!rc->cb.channels_open)
         return true;
     const rc_conn *a = k->side[CALLER].conn, *b = k->side[CALLEE].conn;
-    int err = rc->cb.channels_open(rc->cb.user, k->handle, a->id, &a->addr, b->id, &b->addr,
+    int err = rc->cb.channels_open(rc->cb.user, k->handle, a->id, &a->addr, b->id, &b->addr, now,
                                    &k->side[CALLER].chan, &k->side[CALLEE].chan);
     if (err < 0) {
         CALL_LOG(WZP_LOG_WARN, k, "relay: no forwarding channels for the call: %s",
@@ -238,7 +238,7 @@ void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m
     link_side(k, CALLER, c);
     link_side(k, CALLEE, callee);
     ring_insert(rc, k);
-    if (!open_channels(rc, k)) {
+    if (!open_channels(rc, k, now)) {
         end_call(rc, k, WZP_SIG_END_ERROR, false, false);
         send_ended(rc, c, id, WZP_SIG_END_ERROR, m->request_id);
         return;

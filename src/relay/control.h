@@ -92,7 +92,7 @@ typedef struct wzp_relay_control_callbacks {
      * path).
      */
     int (*channels_open)(void *user, uint64_t call, uint64_t conn_a, const wzp_addr *addr_a,
-                         uint64_t conn_b, const wzp_addr *addr_b, uint32_t *chan_a,
+                         uint64_t conn_b, const wzp_addr *addr_b, wzp_ts now, uint32_t *chan_a,
                          uint32_t *chan_b);
     /* The call ended: release both channels. Optional. */
     void (*channels_close)(void *user, uint32_t chan_a, uint32_t chan_b);

@@ -42,8 +42,11 @@
 #define CLOSE_SHUTDOWN     0
 #define CLOSE_CONTROL_BASE WZP_SIG_CLOSE_BASE
 
-/* One established control connection, as the control plane knows it. */
+/* One control connection, as the control plane knows it (the connection's user data).
+ * Until its handshake completes a connection points at the server's `handshaking`
+ * record (handle 0): nothing to leak if the endpoint drops it before then. */
 typedef struct relay_conn {
+    struct wzp_relay_server *s;
     uint64_t handle;
     wzp_quic_conn *conn;
     wzp_addr addr; /* last remote address we told the control plane */
@@ -51,6 +54,7 @@ typedef struct relay_conn {
 
 struct wzp_relay_server {
     wzp_relay_server_config cfg;
+    relay_conn handshaking;
     wzp_identity *id;
     wzp_chan_table *chans;
     wzp_forwarder *fwd;
@@ -120,14 +124,11 @@ static void ctl_channels_close(void *user, uint32_t chan_a, uint32_t chan_b)
 }
 
 static int ctl_channels_open(void *user, uint64_t call, uint64_t conn_a, const wzp_addr *addr_a,
-                             uint64_t conn_b, const wzp_addr *addr_b, uint32_t *chan_a,
+                             uint64_t conn_b, const wzp_addr *addr_b, wzp_ts now, uint32_t *chan_a,
                              uint32_t *chan_b)
 {
     wzp_relay_server *s = user;
-    (void)call;
-    (void)conn_a;
-    (void)conn_b;
-    return wzp_chan_table_open_pair(s->chans, addr_a, addr_b, wzp_now(), chan_a, chan_b);
+    return wzp_chan_table_open_pair(s->chans, addr_a, addr_b, now, chan_a, chan_b);
 }
 
 static void ctl_channel_moved(void *user, uint32_t chan, const wzp_addr *addr)
@@ -138,29 +139,16 @@ static void ctl_channel_moved(void *user, uint32_t chan, const wzp_addr *addr)
 
 /* --- QUIC callbacks ---------------------------------------------------------------- */
 
-static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
-                    wzp_quic_conn_opts *opts)
+static void q_established(void *user, wzp_quic_conn *c, const uint8_t fp[WZP_FINGERPRINT_LEN],
+                          wzp_ts now)
 {
-    wzp_relay_server *s = user;
-    (void)local;
-    (void)remote;
-    if (s->stopping || wzp_quic_endpoint_conn_count(s->ep) >= s->cfg.max_conns)
-        return WZP_ERR_LIMIT;
-    opts->pin_mode = WZP_QUIC_PIN_ANY; /* a client is whoever proves its key */
-    opts->idle_timeout = s->cfg.conn_idle_timeout;
-    opts->max_message = WZP_SIG_MAX_SIZE;
-    opts->initial_rtt = WZP_MS(50);
-    return 0;
-}
-
-static void q_established(void *user, wzp_quic_conn *c, const uint8_t fp[WZP_FINGERPRINT_LEN])
-{
-    wzp_relay_server *s = user;
+    wzp_relay_server *s = ((relay_conn *)user)->s;
     relay_conn *rc = calloc(1, sizeof(*rc));
     if (!rc) {
         wzp_quic_conn_close(c, CLOSE_SHUTDOWN, "out of memory");
         return;
     }
+    rc->s = s;
     rc->handle = ++s->next_handle;
     rc->conn = c;
     wzp_quic_conn_remote_addr(c, &rc->addr);
@@ -170,53 +158,70 @@ static void q_established(void *user, wzp_quic_conn *c, const uint8_t fp[WZP_FIN
         return;
     }
     wzp_quic_conn_set_user(c, rc);
-    if (wzp_relay_control_on_connect(s->ctl, rc->handle, fp, &rc->addr, wzp_now()) < 0)
+    if (wzp_relay_control_on_connect(s->ctl, rc->handle, fp, &rc->addr, now) < 0)
         wzp_quic_conn_close(c, CLOSE_SHUTDOWN, "refused");
 }
 
-static void q_message(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len)
+static void q_message(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len, wzp_ts now)
 {
-    wzp_relay_server *s = user;
-    relay_conn *rc = wzp_quic_conn_user(c);
-    if (rc && len > 0) /* an empty message only opens the stream */
-        wzp_relay_control_on_message(s->ctl, rc->handle, data, len, wzp_now());
+    relay_conn *rc = user;
+    if (rc->handle && len > 0) /* an empty message only opens the stream */
+        wzp_relay_control_on_message(rc->s->ctl, rc->handle, data, len, now);
 }
 
-static void q_datagram(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len)
+static void q_datagram(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len, wzp_ts now)
 {
-    wzp_relay_server *s = user;
-    (void)c;
-    (void)data;
-    (void)len;
-    s->rx_dropped++; /* control connections carry no datagrams */
+    relay_conn *rc = user;
+    rc->s->rx_dropped++; /* control connections carry no datagrams */
 }
 
 /* NAT rebinding: QUIC follows the client to its new address (path
  * validation) and says so; the control plane and the client's channels
  * follow QUIC. An event, not a periodic scan of every connection. */
-static void q_path_changed(void *user, wzp_quic_conn *c, const wzp_addr *remote)
+static void q_path_changed(void *user, wzp_quic_conn *c, const wzp_addr *remote, wzp_ts now)
 {
-    wzp_relay_server *s = user;
-    relay_conn *rc = wzp_quic_conn_user(c);
+    relay_conn *rc = user;
     /* Before `established` there is nothing to move: q_established reads
      * the address current then. */
-    if (!rc || wzp_addr_family(remote) == AF_UNSPEC || wzp_addr_equal(remote, &rc->addr))
+    if (!rc->handle || wzp_addr_family(remote) == AF_UNSPEC || wzp_addr_equal(remote, &rc->addr))
         return;
     rc->addr = *remote;
-    wzp_relay_control_on_addr_change(s->ctl, rc->handle, remote, wzp_now());
+    wzp_relay_control_on_addr_change(rc->s->ctl, rc->handle, remote, now);
 }
 
-static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info)
+static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info, wzp_ts now)
 {
-    wzp_relay_server *s = user;
-    relay_conn *rc = wzp_quic_conn_user(c);
-    (void)info;
-    if (!rc)
+    relay_conn *rc = user;
+    if (!rc->handle)
         return; /* never finished its handshake */
+    wzp_relay_server *s = rc->s;
     /* Ends its calls, which closes their channels through ctl_channels_close. */
-    wzp_relay_control_on_disconnect(s->ctl, rc->handle, wzp_now());
+    wzp_relay_control_on_disconnect(s->ctl, rc->handle, now);
     wzp_hmap_del(&s->conns, &rc->handle, sizeof(rc->handle));
     free(rc);
+}
+
+static const wzp_quic_conn_callbacks control_conn_callbacks = {
+    .established = q_established,
+    .datagram = q_datagram,
+    .message = q_message,
+    .closed = q_closed,
+    .path_changed = q_path_changed,
+};
+
+static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
+                    wzp_quic_conn_opts *opts, wzp_ts now)
+{
+    wzp_relay_server *s = user;
+    if (s->stopping || wzp_quic_endpoint_conn_count(s->ep) >= s->cfg.max_conns)
+        return WZP_ERR_LIMIT;
+    opts->pin_mode = WZP_QUIC_PIN_ANY; /* a client is whoever proves its key */
+    opts->idle_timeout = s->cfg.conn_idle_timeout;
+    opts->max_message = WZP_SIG_MAX_SIZE;
+    opts->initial_rtt = WZP_MS(50);
+    opts->cb = control_conn_callbacks;
+    opts->user = &s->handshaking;
+    return 0;
 }
 
 /* --- alias bindings file ------------------------------------------------------------ */
@@ -446,7 +451,7 @@ static void on_ctl_packets(wzp_loop *loop, wzp_io *io, unsigned events)
                 local6 && wzp_addr_family(&m->peer) == AF_INET6 ? local6 : local4;
             switch (wzp_pkt_classify(m->data, m->len)) {
             case WZP_PKT_QUIC:
-                wzp_quic_endpoint_feed(s->ep, local, &m->peer, m->data, m->len, now);
+                wzp_quic_endpoint_feed(s->ep, local, &m->peer, m->data, m->len, now, NULL);
                 break;
             default:
                 s->rx_dropped++;
@@ -494,6 +499,8 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
 {
     int rv;
     wzp_relay_server *s = calloc(1, sizeof(*s));
+    if (s)
+        s->handshaking.s = s;
     if (!s)
         return WZP_ERR_NOMEM;
     s->cfg = *cfg;
@@ -526,14 +533,9 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
     rv = WZP_ERR_NOMEM;
     if (!(s->loop = wzp_loop_new()))
         goto fail;
-    wzp_quic_callbacks qcb = {.accept = q_accept,
-                              .established = q_established,
-                              .datagram = q_datagram,
-                              .message = q_message,
-                              .closed = q_closed};
+    wzp_quic_callbacks qcb = {.accept = q_accept};
     if ((rv = wzp_quic_endpoint_new(s->id, true, &qcb, s, &s->ep)) < 0)
         goto fail;
-    wzp_quic_endpoint_on_path_changed(s->ep, q_path_changed);
     wzp_quic_endpoint_config qcfg;
     wzp_quic_endpoint_config_default(&qcfg);
     qcfg.retry_threshold = cfg->retry_threshold;

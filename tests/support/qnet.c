@@ -13,7 +13,10 @@
 
 /* ---- the recorder ---- */
 
-static int rec_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o)
+static const wzp_quic_conn_callbacks rec_conn_callbacks;
+
+static int rec_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o,
+                      wzp_ts now)
 {
     (void)l;
     (void)r;
@@ -28,10 +31,13 @@ static int rec_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic
         o->idle_timeout = e->idle;
     o->keep_alive = e->keep_alive;
     o->initial_rtt = WZP_MS(10);
+    o->cb = rec_conn_callbacks;
+    o->user = user;
     return 0;
 }
 
-static void rec_established(void *user, wzp_quic_conn *c, const uint8_t fp[WZP_FINGERPRINT_LEN])
+static void rec_established(void *user, wzp_quic_conn *c, const uint8_t fp[WZP_FINGERPRINT_LEN],
+                            wzp_ts now)
 {
     qnet_rec *e = &((qnet_node *)user)->ev;
     e->established++;
@@ -43,7 +49,7 @@ static void rec_established(void *user, wzp_quic_conn *c, const uint8_t fp[WZP_F
         assert_int_equal(wzp_quic_conn_send_datagram(c, (const uint8_t *)"welcome", 7), 0);
 }
 
-static void rec_datagram(void *user, wzp_quic_conn *c, const uint8_t *d, size_t n)
+static void rec_datagram(void *user, wzp_quic_conn *c, const uint8_t *d, size_t n, wzp_ts now)
 {
     qnet_rec *e = &((qnet_node *)user)->ev;
     e->dgrams++;
@@ -52,7 +58,7 @@ static void rec_datagram(void *user, wzp_quic_conn *c, const uint8_t *d, size_t 
         wzp_quic_conn_send_datagram(c, d, n);
 }
 
-static void rec_message(void *user, wzp_quic_conn *c, const uint8_t *d, size_t n)
+static void rec_message(void *user, wzp_quic_conn *c, const uint8_t *d, size_t n, wzp_ts now)
 {
     (void)c;
     qnet_rec *e = &((qnet_node *)user)->ev;
@@ -61,7 +67,7 @@ static void rec_message(void *user, wzp_quic_conn *c, const uint8_t *d, size_t n
     memcpy(e->last_msg, d, n < sizeof(e->last_msg) ? n : sizeof(e->last_msg));
 }
 
-static void rec_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *i)
+static void rec_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *i, wzp_ts now)
 {
     qnet_rec *e = &((qnet_node *)user)->ev;
     e->closed++;
@@ -80,13 +86,15 @@ static void rec_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *
             e->conns[k] = NULL;
 }
 
-const wzp_quic_callbacks qnet_callbacks = {
-    .accept = rec_accept,
+static const wzp_quic_conn_callbacks rec_conn_callbacks = {
     .established = rec_established,
     .datagram = rec_datagram,
     .message = rec_message,
     .closed = rec_closed,
 };
+
+const wzp_quic_callbacks qnet_callbacks = {.accept = rec_accept};
+const wzp_quic_conn_callbacks *const qnet_conn_callbacks = &rec_conn_callbacks;
 
 /* ---- the network ---- */
 
@@ -148,7 +156,7 @@ static void node_recv(void *ctx, wzp_sim_sock *s, const wzp_addr *from, const ui
     qnet_node *nd = ctx;
     if (!nd->ep)
         return;
-    wzp_quic_endpoint_feed(nd->ep, &nd->addr, from, d, len, qnet_now(nd->net));
+    wzp_quic_endpoint_feed(nd->ep, &nd->addr, from, d, len, qnet_now(nd->net), NULL);
     if (nd->net->delivered)
         nd->net->delivered(nd->net, nd, nd->net->delivered_arg);
 }
@@ -222,8 +230,13 @@ void qnet_opts(wzp_quic_conn_opts *o, const uint8_t fp[WZP_FINGERPRINT_LEN])
 
 wzp_quic_conn *qnet_connect(qnet *q, qnet_node *cl, const wzp_addr *to, const wzp_quic_conn_opts *o)
 {
+    wzp_quic_conn_opts oo = *o;
+    if (!oo.cb.established && !oo.cb.datagram && !oo.cb.message && !oo.cb.closed) {
+        oo.cb = rec_conn_callbacks; /* no callbacks of the test's own: the node records */
+        oo.user = cl;
+    }
     wzp_quic_conn *c = NULL;
-    assert_int_equal(wzp_quic_connect(cl->ep, &cl->addr, to, o, qnet_now(q), &c), 0);
+    assert_int_equal(wzp_quic_connect(cl->ep, &cl->addr, to, &oo, qnet_now(q), &c), 0);
     return c;
 }
 

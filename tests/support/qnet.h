@@ -128,14 +128,17 @@ qnet_node *qnet_add(qnet *q, const char *addr, const wzp_identity *id, bool serv
 qnet_node *qnet_add_ep(qnet *q, const char *addr, wzp_quic_endpoint *ep);
 /* The node reached at a (its public address), or NULL. */
 qnet_node *qnet_node_at(qnet *q, const wzp_addr *a);
-/* The callbacks qnet_add installs (user: the qnet_node), for endpoints made by hand. */
+/* The endpoint callbacks qnet_add installs (user: the qnet_node; accepted connections
+ * record into it), for endpoints made by hand. */
 extern const wzp_quic_callbacks qnet_callbacks;
+/* The recorder's connection callbacks (user: the qnet_node), for connections made by hand. */
+extern const wzp_quic_conn_callbacks *const qnet_conn_callbacks;
 
 /* A server node's policy: pin exactly fp. */
 void qnet_pin(qnet_node *sv, const uint8_t fp[WZP_FINGERPRINT_LEN]);
 /* Connection options: defaults, pin exactly fp, initial RTT 10 ms. */
 void qnet_opts(wzp_quic_conn_opts *o, const uint8_t fp[WZP_FINGERPRINT_LEN]);
-/* Connects node cl to `to` (NULL: o defaults from qnet_opts(fp)); asserts success. */
+/* Connects node cl to `to`; asserts success. Options without callbacks record into cl. */
 wzp_quic_conn *qnet_connect(qnet *q, qnet_node *cl, const wzp_addr *to,
                             const wzp_quic_conn_opts *o);
 /* qnet_connect to sv's public address with qnet_opts(pin). */

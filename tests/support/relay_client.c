@@ -114,17 +114,18 @@ static void c_send(void *user, const wzp_addr *local, const wzp_addr *remote, co
     wzp_udp_send(c->fd, remote, pkt, len);
 }
 
-static void q_established(void *user, wzp_quic_conn *conn, const uint8_t fp[WZP_FINGERPRINT_LEN])
+static void q_established(void *user, wzp_quic_conn *conn, const uint8_t fp[WZP_FINGERPRINT_LEN],
+                          wzp_ts now)
 {
     relay_client *c = user;
     (void)conn;
     c->established++;
     memcpy(c->relay_fp_seen, fp, WZP_FINGERPRINT_LEN);
     if (c->opts.auto_register)
-        wzp_sigc_register(c->sigc, c->opts.alias, wzp_now());
+        wzp_sigc_register(c->sigc, c->opts.alias, now);
 }
 
-static void q_message(void *user, wzp_quic_conn *conn, const uint8_t *data, size_t len)
+static void q_message(void *user, wzp_quic_conn *conn, const uint8_t *data, size_t len, wzp_ts now)
 {
     relay_client *c = user;
     (void)conn;
@@ -132,10 +133,10 @@ static void q_message(void *user, wzp_quic_conn *conn, const uint8_t *data, size
         wzp_sig_msg m;
         c->rx_msgs[c->nrx_msgs++] = wzp_sig_decode(data, len, &m) == 0 ? m.type : WZP_SIG_NONE;
     }
-    wzp_sigc_on_message(c->sigc, data, len, wzp_now());
+    wzp_sigc_on_message(c->sigc, data, len, now);
 }
 
-static void q_datagram(void *user, wzp_quic_conn *conn, const uint8_t *data, size_t len)
+static void q_datagram(void *user, wzp_quic_conn *conn, const uint8_t *data, size_t len, wzp_ts now)
 {
     (void)user;
     (void)conn;
@@ -143,7 +144,7 @@ static void q_datagram(void *user, wzp_quic_conn *conn, const uint8_t *data, siz
     (void)len;
 }
 
-static void q_closed(void *user, wzp_quic_conn *conn, const wzp_quic_close_info *info)
+static void q_closed(void *user, wzp_quic_conn *conn, const wzp_quic_close_info *info, wzp_ts now)
 {
     relay_client *c = user;
     (void)conn;
@@ -157,10 +158,10 @@ static void q_closed(void *user, wzp_quic_conn *conn, const wzp_quic_close_info 
                 (void *)c, info->error, info->by_peer, (unsigned long long)info->app_code,
                 c->close_detail);
     c->conn = NULL;
-    wzp_sigc_on_disconnect(c->sigc, wzp_now());
+    wzp_sigc_on_disconnect(c->sigc, now);
 }
 
-static const wzp_quic_callbacks client_cb = {
+static const wzp_quic_conn_callbacks client_cb = {
     .established = q_established,
     .datagram = q_datagram,
     .message = q_message,
@@ -211,7 +212,8 @@ int relay_client_start(relay_client *c, const wzp_identity *id, const wzp_addr *
     if (c->fd < 0)
         return c->fd;
     c->quic_local = c->sock_addr;
-    int rv = wzp_quic_endpoint_new(id, false, &client_cb, c, &c->ep);
+    wzp_quic_callbacks no_accept = {0}; /* a client endpoint */
+    int rv = wzp_quic_endpoint_new(id, false, &no_accept, c, &c->ep);
     if (rv < 0)
         goto fail;
     wzp_sigc_callbacks scb = {.user = c, .send = sig_send, .event = sig_event};
@@ -228,6 +230,7 @@ int relay_client_start(relay_client *c, const wzp_identity *id, const wzp_addr *
     o.keep_alive = c->opts.keep_alive;
     o.idle_timeout = c->opts.idle_timeout;
     o.max_message = WZP_SIG_MAX_SIZE;
+    o.cb = client_cb;
     o.user = c;
     if ((rv = wzp_quic_connect(c->ep, &c->quic_local, relay, &o, wzp_now(), &c->conn)) < 0)
         goto fail;
@@ -260,7 +263,7 @@ void relay_client_close(relay_client *c, uint64_t app_code)
 static void on_datagram(relay_client *c, const wzp_udp_msg *m, wzp_ts now)
 {
     if (wzp_pkt_classify(m->data, m->len) == WZP_PKT_QUIC) {
-        wzp_quic_endpoint_feed(c->ep, &c->quic_local, &m->peer, m->data, m->len, now);
+        wzp_quic_endpoint_feed(c->ep, &c->quic_local, &m->peer, m->data, m->len, now, NULL);
         return;
     }
     c->rx_other++;

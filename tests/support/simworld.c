@@ -60,7 +60,7 @@ static void relay_ctl_close(void *user, uint64_t h, wzp_relay_close_code code, c
 }
 
 static int relay_open(void *user, uint64_t call, uint64_t ca, const wzp_addr *aa, uint64_t cb,
-                      const wzp_addr *ab, uint32_t *chan_a, uint32_t *chan_b)
+                      const wzp_addr *ab, wzp_ts now, uint32_t *chan_a, uint32_t *chan_b)
 {
     simrelay *r = user;
     if (r->next_chan + 2 >= MAX_CHANS)
@@ -89,70 +89,67 @@ static void relay_chan_moved(void *user, uint32_t chan, const wzp_addr *addr)
         r->chans[chan].addr = *addr;
 }
 
+typedef struct simrelay_conn simrelay_conn;
+
 /* NAT rebinding, as the real relay does it: the control plane (and with it the
- * client's channels) follows QUIC to the client's new address. */
-static void relay_scan_addrs(simrelay *r)
+ * client's channels) follows QUIC to the client's new address once proved. */
+static void q_path_changed(void *user, wzp_quic_conn *c, const wzp_addr *remote, wzp_ts now)
 {
-    for (int i = 0; i < MAX_CONNS; i++) {
-        if (!r->conns[i].conn)
-            continue;
-        wzp_addr cur;
-        wzp_quic_conn_remote_addr(r->conns[i].conn, &cur);
-        if (cur.len == 0 || wzp_addr_equal(&cur, &r->conns[i].addr))
-            continue;
-        r->conns[i].addr = cur;
-        wzp_relay_control_on_addr_change(r->ctl, r->conns[i].handle, &cur, wzp_sim_now(r->sim));
-    }
+    simrelay_conn *sc = user;
+    if (!sc->handle || wzp_addr_equal(remote, &sc->addr))
+        return;
+    sc->addr = *remote;
+    wzp_relay_control_on_addr_change(sc->r->ctl, sc->handle, remote, now);
+}
+
+static void q_established(void *user, wzp_quic_conn *c, const uint8_t *fp, wzp_ts now)
+{
+    simrelay_conn *sc = user;
+    sc->conn = c;
+    sc->handle = ++sc->r->next_handle;
+    wzp_quic_conn_remote_addr(c, &sc->addr);
+    wzp_relay_control_on_connect(sc->r->ctl, sc->handle, fp, &sc->addr, now);
+}
+
+static void q_message(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len, wzp_ts now)
+{
+    simrelay_conn *sc = user;
+    uint8_t buf[WZP_SIG_MAX_SIZE];
+    if (!sc->handle || !len || len > sizeof(buf))
+        return;
+    memcpy(buf, d, len);
+    rewrite(sc->r, sc->r->rewrite_in, sc->handle, buf, &len, sizeof(buf));
+    wzp_relay_control_on_message(sc->r->ctl, sc->handle, buf, len, now);
+}
+
+static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info, wzp_ts now)
+{
+    simrelay_conn *sc = user;
+    uint64_t h = sc->handle;
+    simrelay *r = sc->r;
+    *sc = (simrelay_conn){0};
+    if (h)
+        wzp_relay_control_on_disconnect(r->ctl, h, now);
 }
 
 static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
-                    wzp_quic_conn_opts *o)
+                    wzp_quic_conn_opts *o, wzp_ts now)
 {
+    static const wzp_quic_conn_callbacks cb = {.established = q_established,
+                                               .message = q_message,
+                                               .closed = q_closed,
+                                               .path_changed = q_path_changed};
     simrelay *r = user;
-    o->pin_mode = WZP_QUIC_PIN_ANY;
-    o->max_message = 8192;
-    o->user = (void *)(uintptr_t)++r->next_handle;
-    return 0;
-}
-
-static void q_established(void *user, wzp_quic_conn *c, const uint8_t *fp)
-{
-    simrelay *r = user;
-    uint64_t h = (uintptr_t)wzp_quic_conn_user(c);
     for (int i = 0; i < MAX_CONNS; i++)
-        if (!r->conns[i].conn) {
-            r->conns[i].conn = c;
-            r->conns[i].handle = h;
-            break;
+        if (!r->conns[i].used) {
+            r->conns[i] = (simrelay_conn){.r = r, .used = true};
+            o->pin_mode = WZP_QUIC_PIN_ANY;
+            o->max_message = 8192;
+            o->cb = cb;
+            o->user = &r->conns[i];
+            return 0;
         }
-    wzp_addr remote;
-    wzp_quic_conn_remote_addr(c, &remote);
-    for (int i = 0; i < MAX_CONNS; i++)
-        if (r->conns[i].conn == c)
-            r->conns[i].addr = remote;
-    wzp_relay_control_on_connect(r->ctl, h, fp, &remote, wzp_sim_now(r->sim));
-}
-
-static void q_message(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len)
-{
-    simrelay *r = user;
-    uint64_t h = (uintptr_t)wzp_quic_conn_user(c);
-    uint8_t buf[WZP_SIG_MAX_SIZE];
-    if (!len || len > sizeof(buf))
-        return;
-    memcpy(buf, d, len);
-    rewrite(r, r->rewrite_in, h, buf, &len, sizeof(buf));
-    wzp_relay_control_on_message(r->ctl, h, buf, len, wzp_sim_now(r->sim));
-}
-
-static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info)
-{
-    simrelay *r = user;
-    uint64_t h = (uintptr_t)wzp_quic_conn_user(c);
-    for (int i = 0; i < MAX_CONNS; i++)
-        if (r->conns[i].conn == c)
-            r->conns[i].conn = NULL;
-    wzp_relay_control_on_disconnect(r->ctl, h, wzp_sim_now(r->sim));
+    return WZP_ERR_LIMIT;
 }
 
 static void relay_send(void *user, const wzp_addr *local, const wzp_addr *remote,
@@ -168,7 +165,6 @@ static void relay_timer(void *ctx);
 void sim_relay_kick(simrelay *r)
 {
     wzp_ts now = wzp_sim_now(r->sim);
-    relay_scan_addrs(r);
     wzp_quic_endpoint_flush(r->ep, now, relay_send, r);
     wzp_ts d = wzp_ts_min(wzp_quic_endpoint_expiry(r->ep), wzp_relay_control_next_deadline(r->ctl));
     wzp_sim_cancel(r->sim, r->timer);
@@ -191,7 +187,7 @@ static void relay_recv(void *ctx, wzp_sim_sock *s, const wzp_addr *from, const u
     simrelay *r = ctx;
     wzp_ts now = wzp_sim_now(r->sim);
     if (wzp_pkt_classify(d, len) == WZP_PKT_QUIC) {
-        wzp_quic_endpoint_feed(r->ep, wzp_sim_sock_addr(s), from, d, len, now);
+        wzp_quic_endpoint_feed(r->ep, wzp_sim_sock_addr(s), from, d, len, now, NULL);
     } else if (wzp_pkt_classify(d, len) == WZP_PKT_RELAY) {
         wzp_relay_frame f;
         if (wzp_relay_frame_decode(&f, d, len) == 0 && f.channel < MAX_CHANS &&
@@ -237,7 +233,7 @@ void sim_relay_start_cfg(simrelay *r, wzp_sim *sim, const wzp_relay_control_conf
  * plane. A restart is a new boot with the same identity. */
 static void relay_boot(simrelay *r, const wzp_relay_control_config *cfg)
 {
-    wzp_quic_callbacks qcb = {q_accept, q_established, NULL, q_message, q_closed};
+    wzp_quic_callbacks qcb = {.accept = q_accept};
     assert_int_equal(wzp_quic_endpoint_new(r->id, true, &qcb, r, &r->ep), 0);
     wzp_quic_endpoint_config qc;
     wzp_quic_endpoint_config_default(&qc);

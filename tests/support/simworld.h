@@ -28,8 +28,11 @@ typedef struct simrelay {
     wzp_identity *id;
     wzp_quic_endpoint *ep;
     wzp_relay_control *ctl;
-    struct {
-        wzp_quic_conn *conn;
+    /* Control connections (each one's QUIC user data): handle 0 while handshaking. */
+    struct simrelay_conn {
+        struct simrelay *r;
+        bool used;
+        wzp_quic_conn *conn; /* once established */
         uint64_t handle;
         wzp_addr addr; /* where the control plane believes it is */
     } conns[MAX_CONNS];

@@ -424,6 +424,54 @@ static bool capture_pkt(qnet *nt, qnet_pkt *p, void *arg)
     return true;
 }
 
+/* Captures and drops (the test delivers by hand). */
+static bool capture_and_drop(qnet *nt, qnet_pkt *p, void *arg)
+{
+    capture_pkt(nt, p, arg);
+    return false;
+}
+
+/* The feed says which connection took a packet and whether it decrypted: a tampered
+ * packet with the connection's ID is taken but not authenticated (a path manager must
+ * not take it as proof the peer is behind its source address); the genuine one is. */
+static void test_feed_reports_authentication(void **state)
+{
+    (void)state;
+    qnet nt;
+    node *cl, *sv;
+    wzp_quic_conn *c = pair_settled(&nt, &sv, &cl, fp_server);
+    assert_int_equal(sv->ev.established, 1);
+    capture *cap = calloc(1, sizeof(*cap));
+    assert_non_null(cap);
+    cap->on = true;
+    nt.hook = capture_and_drop;
+    nt.hook_arg = cap;
+    assert_int_equal(wzp_quic_conn_send_message(c, (const uint8_t *)"hello", 5), 0);
+    qnet_flush(&nt);
+    assert_true(cap->n >= 1);
+    const captured *p = &cap->p[0];
+    assert_int_equal(p->to, 0); /* to the server */
+    uint8_t bad[WZP_QUIC_MAX_PACKET];
+    memcpy(bad, p->data, p->len);
+    bad[p->len - 1] ^= 0x5a; /* the AEAD tag no longer verifies */
+    wzp_quic_rx rx;
+    wzp_quic_endpoint_feed(sv->ep, &sv->addr, &p->from, bad, p->len, qnet_now(&nt), &rx);
+    assert_non_null(rx.conn);
+    assert_false(rx.authenticated);
+    assert_int_equal(sv->ev.msgs, 0);
+    wzp_quic_endpoint_feed(sv->ep, &sv->addr, &p->from, p->data, p->len, qnet_now(&nt), &rx);
+    assert_non_null(rx.conn);
+    assert_true(rx.authenticated);
+    assert_int_equal(sv->ev.msgs, 1);
+    /* Unknown connection IDs name no connection. */
+    bad[1] ^= 0xff;
+    wzp_quic_endpoint_feed(sv->ep, &sv->addr, &p->from, bad, p->len, qnet_now(&nt), &rx);
+    assert_null(rx.conn);
+    assert_false(rx.authenticated);
+    free(cap);
+    qnet_free(&nt);
+}
+
 static void test_garbage_truncated_replayed(void **state)
 {
     (void)state;
@@ -449,8 +497,8 @@ static void test_garbage_truncated_replayed(void **state)
     for (int i = 0; i < 2000; i++) {
         size_t n = (size_t)(wzp_random_u64() % sizeof(buf));
         wzp_random_nonce(buf, n);
-        wzp_quic_endpoint_feed(sv->ep, &sv->addr, &stranger, buf, n, qnet_now(&nt));
-        wzp_quic_endpoint_feed(cl->ep, &cl->addr, &stranger, buf, n, qnet_now(&nt));
+        wzp_quic_endpoint_feed(sv->ep, &sv->addr, &stranger, buf, n, qnet_now(&nt), NULL);
+        wzp_quic_endpoint_feed(cl->ep, &cl->addr, &stranger, buf, n, qnet_now(&nt), NULL);
     }
     uint64_t dropped =
         (ss->rx_not_quic - before.rx_not_quic) + (ss->rx_malformed - before.rx_malformed) +
@@ -461,8 +509,8 @@ static void test_garbage_truncated_replayed(void **state)
         const captured *p = &cap->p[k];
         node *d = &nt.nodes[p->to];
         for (size_t n = 0; n < p->len; n += 1 + n / 4)
-            wzp_quic_endpoint_feed(d->ep, &d->addr, &p->from, p->data, n, qnet_now(&nt));
-        wzp_quic_endpoint_feed(d->ep, &d->addr, &p->from, p->data, p->len, qnet_now(&nt));
+            wzp_quic_endpoint_feed(d->ep, &d->addr, &p->from, p->data, n, qnet_now(&nt), NULL);
+        wzp_quic_endpoint_feed(d->ep, &d->addr, &p->from, p->data, p->len, qnet_now(&nt), NULL);
     }
     run_for(&nt, WZP_MS(100));
     assert_true(ss->rx_malformed > before.rx_malformed);
@@ -482,7 +530,8 @@ static void test_garbage_truncated_replayed(void **state)
     for (size_t k = 0; k < cap->n; k++) {
         const captured *p = &cap->p[k];
         if (p->to == 0 && !(p->data[0] & 0x80)) /* short headers */
-            wzp_quic_endpoint_feed(sv->ep, &sv->addr, &p->from, p->data, p->len, qnet_now(&nt));
+            wzp_quic_endpoint_feed(sv->ep, &sv->addr, &p->from, p->data, p->len, qnet_now(&nt),
+                                   NULL);
     }
     assert_true(ss->rx_unknown_cid > unknown);
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
@@ -618,7 +667,7 @@ static void udp_pump(wzp_quic_endpoint **eps, sock_node *socks, int n, int ms, b
             for (int k = 0; k < got; k++)
                 if (msgs[k].len)
                     wzp_quic_endpoint_feed(eps[i], &socks[i].addr, &msgs[k].peer, msgs[k].data,
-                                           msgs[k].len, now);
+                                           msgs[k].len, now, NULL);
         }
     }
 }
@@ -668,6 +717,8 @@ static void test_loopback_udp(void **state)
         wzp_quic_conn_opts_default(&o);
         memcpy(o.pin, fp_server, 32);
         o.initial_rtt = WZP_MS(10);
+        o.cb = *qnet_conn_callbacks;
+        o.user = &w.nd[i];
         assert_int_equal(
             wzp_quic_connect(w.eps[i], &w.socks[i].addr, &w.socks[0].addr, &o, mono_now(), &cc[i]),
             0);
@@ -728,4 +779,4 @@ WZP_TEST_MAIN(group_setup, group_teardown, test_handshake_datagrams_messages_clo
               test_pin_mismatch_server_side, test_alpn_mismatch,
               test_accept_any_reports_fingerprint_and_refuse, test_idle_timeout_and_keep_alive,
               test_garbage_truncated_replayed, test_nat_rebinding, test_virtual_path,
-              test_close_before_handshake, test_loopback_udp)
+              test_close_before_handshake, test_loopback_udp, test_feed_reports_authentication)

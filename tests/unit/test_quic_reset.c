@@ -140,7 +140,7 @@ static void test_restart_same_secret_resets_client(void **state)
     assert_int_equal(cl->ev.closed, 0);
 
     wzp_ts t0 = qnet_now(&nt);
-    wzp_quic_endpoint_feed(cl->ep, &cl->addr, &sv->addr, H.held, H.held_len, qnet_now(&nt));
+    wzp_quic_endpoint_feed(cl->ep, &cl->addr, &sv->addr, H.held, H.held_len, qnet_now(&nt), NULL);
     assert_int_equal(cl->ev.closed, 1); /* at once, from that very packet */
     assert_true(cl->ev.close_by_reset);
     assert_true(cl->ev.close_by_peer);
@@ -274,7 +274,8 @@ static void test_reset_sizes(void **state)
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         short_pkt(p, cases[k].trigger, dcid);
         ob->n = 0;
-        assert_int_equal(wzp_quic_endpoint_feed(ep, &self, &peer, p, cases[k].trigger, now), 0);
+        assert_int_equal(wzp_quic_endpoint_feed(ep, &self, &peer, p, cases[k].trigger, now, NULL),
+                         0);
         wzp_quic_endpoint_flush(ep, now, outbox_send, ob);
         if (!cases[k].reset) {
             assert_int_equal(ob->n, 0);
@@ -298,7 +299,7 @@ static void test_reset_sizes(void **state)
     memcpy(p + 6, dcid, 16);
     p[22] = 0;
     ob->n = 0;
-    wzp_quic_endpoint_feed(ep, &self, &peer, p, 100, now);
+    wzp_quic_endpoint_feed(ep, &self, &peer, p, 100, now, NULL);
     wzp_quic_endpoint_flush(ep, now, outbox_send, ob);
     assert_int_equal(ob->n, 0);
     assert_int_equal(st->stateless_resets_sent, 4);
@@ -328,7 +329,7 @@ static void test_reset_rate_limit(void **state)
         wzp_addr_parse(&from, a, false);
         dcid[0] = (uint8_t)i;
         short_pkt(p, sizeof(p), dcid);
-        wzp_quic_endpoint_feed(ep, &self, &from, p, sizeof(p), now);
+        wzp_quic_endpoint_feed(ep, &self, &from, p, sizeof(p), now, NULL);
         ob->n = 0;
         wzp_quic_endpoint_flush(ep, now, outbox_send, ob);
         sent += ob->n;
@@ -343,7 +344,7 @@ static void test_reset_rate_limit(void **state)
     now += WZP_MS(100);
     for (int i = 0; i < WZP_QUIC_RESET_RATE; i++) {
         short_pkt(p, sizeof(p), dcid);
-        wzp_quic_endpoint_feed(ep, &self, &peer, p, sizeof(p), now);
+        wzp_quic_endpoint_feed(ep, &self, &peer, p, sizeof(p), now, NULL);
         wzp_quic_endpoint_flush(ep, now, outbox_send, ob);
         ob->n = 0;
     }
@@ -362,7 +363,7 @@ static void test_reset_no_loop(void **state)
     node *sv = &nt.nodes[0], *cl = &nt.nodes[1];
     uint8_t p[200], dcid[16] = {7};
     short_pkt(p, sizeof(p), dcid);
-    wzp_quic_endpoint_feed(sv->ep, &sv->addr, &cl->addr, p, sizeof(p), qnet_now(&nt));
+    wzp_quic_endpoint_feed(sv->ep, &sv->addr, &cl->addr, p, sizeof(p), qnet_now(&nt), NULL);
     run_for(&nt, WZP_SEC(1));
     uint64_t a = wzp_quic_endpoint_stats(sv->ep)->stateless_resets_sent;
     uint64_t b = wzp_quic_endpoint_stats(cl->ep)->stateless_resets_sent;

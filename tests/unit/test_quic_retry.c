@@ -237,7 +237,8 @@ static void hold_token_initial(qnet *nt, node *cl, node *sv)
 
 static void feed_held(qnet *nt, node *sv, const uint8_t *p, size_t len, const wzp_addr *from)
 {
-    assert_int_equal(wzp_quic_endpoint_feed(sv->ep, &sv->addr, from, p, len, qnet_now(nt)), 0);
+    assert_int_equal(wzp_quic_endpoint_feed(sv->ep, &sv->addr, from, p, len, qnet_now(nt), NULL),
+                     0);
 }
 
 /* Forged, garbage, foreign and expired tokens are dropped and counted. */
@@ -502,7 +503,8 @@ static void spoof(qnet *nt, node *sv, const capture *cp, size_t i, const char *f
     wzp_addr a;
     assert_int_equal(wzp_addr_parse(&a, from, false), 0);
     assert_int_equal(
-        wzp_quic_endpoint_feed(sv->ep, &sv->addr, &a, cp->data[i], cp->len[i], qnet_now(nt)), 0);
+        wzp_quic_endpoint_feed(sv->ep, &sv->addr, &a, cp->data[i], cp->len[i], qnet_now(nt), NULL),
+        0);
 }
 
 /*

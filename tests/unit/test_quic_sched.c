@@ -30,6 +30,7 @@
 
 /* What the test knows about one connection (its user pointer). */
 typedef struct tconn {
+    struct world *w;
     wzp_quic_conn *c; /* NULL once closed */
     wzp_ts created;
     wzp_ts hs_timeout;
@@ -59,9 +60,13 @@ typedef struct world {
     tconn sv_conns[N_ACTIVE];
     int n_sv;
     uint64_t tx_to_server;
+    bool report_paths;
 } world;
 
-static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o)
+static const wzp_quic_conn_callbacks conn_cbs;
+
+static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o,
+                     wzp_ts now)
 {
     world *w = user;
     (void)l;
@@ -73,41 +78,45 @@ static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_
     o->initial_rtt = WZP_MS(10);
     o->idle_timeout = WZP_SEC(3);
     tconn *t = &w->sv_conns[w->n_sv++];
-    t->created = qnet_now(&w->q);
+    t->w = w;
+    t->created = now;
+    o->cb = conn_cbs;
     o->user = t;
     return 0;
 }
 
-static void on_est(void *user, wzp_quic_conn *c, const uint8_t *fp)
+static void on_est(void *user, wzp_quic_conn *c, const uint8_t *fp, wzp_ts now)
 {
-    (void)user;
-    (void)fp;
-    tconn *t = wzp_quic_conn_user(c);
+    tconn *t = user;
+    assert_ptr_equal(t, wzp_quic_conn_user(c));
     t->c = c;
     t->established = true;
 }
 
-static void on_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *i)
+static void on_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *i, wzp_ts now)
 {
-    world *w = user;
-    tconn *t = wzp_quic_conn_user(c);
-    assert_false(t->closed); /* exactly once */
+    tconn *t = user;
+    assert_false(t->closed);                /* exactly once */
+    assert_true(now == qnet_now(&t->w->q)); /* the callback reports the input's time */
     t->closed = true;
     t->err = i->error;
-    t->closed_at = qnet_now(&w->q);
+    t->closed_at = now;
     t->c = NULL;
 }
 
-static void on_path(void *user, wzp_quic_conn *c, const wzp_addr *remote)
+static void on_path(void *user, wzp_quic_conn *c, const wzp_addr *remote, wzp_ts now)
 {
-    world *w = user;
+    world *w = ((tconn *)user)->w;
+    if (!w->report_paths)
+        return;
     w->path_events++;
     w->path_conn = c;
     w->path_addr = *remote;
 }
 
-static const wzp_quic_callbacks cbs = {
-    .accept = on_accept, .established = on_est, .closed = on_closed};
+static const wzp_quic_callbacks cbs = {.accept = on_accept};
+static const wzp_quic_conn_callbacks conn_cbs = {
+    .established = on_est, .closed = on_closed, .path_changed = on_path};
 
 static bool tap(qnet *q, qnet_pkt *p, void *arg)
 {
@@ -216,7 +225,9 @@ static wzp_quic_conn *dial(world *w, const wzp_addr *to, tconn *t, wzp_ts hs_tim
     o.handshake_timeout = hs_timeout;
     o.keep_alive = keep_alive;
     o.idle_timeout = idle_timeout;
+    o.cb = conn_cbs;
     o.user = t;
+    t->w = w;
     t->created = qnet_now(&w->q);
     t->hs_timeout = hs_timeout;
     return t->c = qnet_connect(&w->q, &w->q.nodes[1], to, &o);
@@ -337,8 +348,7 @@ static world *path_world(wzp_quic_conn **c)
     world *w = world_new(WZP_SEC(5));
     wzp_addr_parse(&w->cl_nat, "127.0.0.1:5999", false);
     wzp_addr_parse(&w->spoof, "192.0.2.66:6666", false);
-    wzp_quic_endpoint_on_path_changed(w->sv, on_path);
-    wzp_quic_endpoint_on_path_changed(w->cl, on_path);
+    w->report_paths = true; /* both ends' connections report path changes */
     *c = dial(w, &w->sv_addr, &w->active[0], WZP_SEC(10), WZP_MS(500), WZP_SEC(30));
     run_until(w, qnet_now(&w->q) + WZP_SEC(2));
     assert_true(w->sv_conns[0].established);

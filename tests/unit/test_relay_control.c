@@ -128,7 +128,7 @@ static void relay_close(void *user, uint64_t conn, wzp_relay_close_code code, co
 }
 
 static int channels_open(void *user, uint64_t call, uint64_t a, const wzp_addr *addr_a, uint64_t b,
-                         const wzp_addr *addr_b, uint32_t *ca, uint32_t *cb)
+                         const wzp_addr *addr_b, wzp_ts now, uint32_t *ca, uint32_t *cb)
 {
     (void)user;
     (void)call;
