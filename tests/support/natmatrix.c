@@ -680,7 +680,7 @@ int wzp_nm_run(const wzp_nm_cell *cell, const wzp_nm_opts *o, wzp_nm_result *r)
         wzp_sim_set_trace(sim, o->trace, o->trace_ctx);
 
     /* Links: LANs fast and clean, WAN attachments random per seed. */
-    wzp_sim_link lan = {WZP_US(200), WZP_US(100), 0, false};
+    wzp_sim_link lan = {.latency = WZP_US(200), .jitter = WZP_US(100)};
     /* A relay near the users: 2-12 ms from the internet core. */
     wzp_sim_link relay_link = rand_wan(sim, o->lossy);
     relay_link.latency = WZP_MS(2) + wzp_sim_rand_below(sim, WZP_MS(10));
