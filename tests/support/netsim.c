@@ -1043,7 +1043,7 @@ static void arrive(wzp_sim *sim, sim_node *at, sim_packet *p)
 
 /* On the wire to the relay: [side] + payload. From the relay: the payload alone. */
 static void sim_relay_recv(void *ctx, wzp_sim_sock *sock, const wzp_addr *from, const uint8_t *data,
-                       size_t len)
+                           size_t len)
 {
     wzp_sim_relay *r = ctx;
     if (len < 1 || data[0] > 1)
@@ -1079,8 +1079,7 @@ wzp_sim_relay *wzp_sim_relay_new(wzp_sim *sim, const char *addr, wzp_sim_link li
     return r;
 }
 
-int wzp_sim_relay_send(wzp_sim_relay *r, wzp_sim_sock *from, int side, const void *data,
-                       size_t len)
+int wzp_sim_relay_send(wzp_sim_relay *r, wzp_sim_sock *from, int side, const void *data, size_t len)
 {
     if ((side != 0 && side != 1) || (len && !data))
         return WZP_ERR_INVALID;

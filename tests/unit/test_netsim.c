@@ -557,8 +557,11 @@ static void flow_tick(void *ctx)
 static void run_flow(uint64_t seed, wzp_ts interval, bool reorder, flow_rx *rx)
 {
     wzp_sim *sim = wzp_sim_new(seed);
-    wzp_sim_link la = {.latency = WZP_MS(10), .jitter = WZP_MS(4), .loss_ppm = 20000, .reorder = reorder}; /* 2 % loss */
-    wzp_sim_link lb = {.latency = WZP_MS(5), .loss_ppm = 10000};            /* 1 % loss */
+    wzp_sim_link la = {.latency = WZP_MS(10),
+                       .jitter = WZP_MS(4),
+                       .loss_ppm = 20000,
+                       .reorder = reorder};                      /* 2 % loss */
+    wzp_sim_link lb = {.latency = WZP_MS(5), .loss_ppm = 10000}; /* 1 % loss */
     wzp_sim_host *a = wzp_sim_host_new(sim, "a"), *b = wzp_sim_host_new(sim, "b");
     assert_int_equal(wzp_sim_host_add_addr(a, wzp_sim_internet(sim), "192.0.2.1", la), 0);
     assert_int_equal(wzp_sim_host_add_addr(b, wzp_sim_internet(sim), "192.0.2.2", lb), 0);
@@ -616,7 +619,8 @@ static uint64_t scenario_hash(uint64_t seed)
     flow_rx rx = {0};
     rx.sim = sim;
     wzp_sim_host *b = wzp_sim_host_new(sim, "b");
-    wzp_sim_link lossy = {.latency = WZP_MS(3), .jitter = WZP_MS(3), .loss_ppm = 100000, .reorder = true};
+    wzp_sim_link lossy = {
+        .latency = WZP_MS(3), .jitter = WZP_MS(3), .loss_ppm = 100000, .reorder = true};
     assert_int_equal(wzp_sim_host_add_addr(b, wzp_sim_internet(sim), "192.0.2.2", lossy), 0);
     assert_non_null(wzp_sim_sock_bind(b, "192.0.2.2:2", flow_recv, &rx));
     flow_tx tx = {sim,
