@@ -351,10 +351,33 @@ static bool is_probe(void *ctx, const wzp_addr *src, const wzp_addr *dst, const 
     return wzp_pkt_classify(data, len) == WZP_PKT_PROBE;
 }
 
+/* Node i gets the call's probe key now: its checks start. */
+static void key(world *s, int i)
+{
+    assert_int_equal(wzp_ice_set_key(s->n[i].ag, test_key, tnow(s)), 0);
+}
+
 static void start(world *s)
 {
-    assert_int_equal(wzp_ice_set_key(s->n[0].ag, test_key, tnow(s)), 0);
-    assert_int_equal(wzp_ice_set_key(s->n[1].ag, test_key, tnow(s)), 0);
+    key(s, 0);
+    key(s, 1);
+}
+
+static void run_for(world *s, wzp_ts d)
+{
+    sim_run(s, tnow(s) + d);
+}
+
+static wzp_ice_route route(const world *s, int i)
+{
+    return wzp_ice_route_get(s->n[i].ag);
+}
+
+static wzp_ice_stats stats(const world *s, int i)
+{
+    wzp_ice_stats st;
+    wzp_ice_get_stats(s->n[i].ag, &st);
+    return st;
 }
 
 static void add_remote_addr(world *s, int i, wzp_cand_type t, const wzp_addr *a)
@@ -375,8 +398,7 @@ static void add_local(world *s, int i, wzp_cand_type t, const wzp_addr *a)
 
 static bool both_direct(world *s)
 {
-    return wzp_ice_route_get(s->n[0].ag).kind == WZP_ROUTE_DIRECT &&
-           wzp_ice_route_get(s->n[1].ag).kind == WZP_ROUTE_DIRECT;
+    return route(s, 0).kind == WZP_ROUTE_DIRECT && route(s, 1).kind == WZP_ROUTE_DIRECT;
 }
 
 /* A public at 198.51.100.1:4000, B public at 203.0.113.2:5000, PATH apart (B's link). */
@@ -453,9 +475,7 @@ static void setup_lan(world *s, bool hairpin)
 /* Node i went direct at most `max` after `since`. */
 static void assert_direct_within(world *s, int i, wzp_ts since, wzp_ts max)
 {
-    wzp_ice_stats st;
-    wzp_ice_get_stats(s->n[i].ag, &st);
-    assert_true(st.first_direct_at - since <= max);
+    assert_true(stats(s, i).first_direct_at - since <= max);
 }
 
 /* Media both ways every 20 ms (50 packets/s) from now on. */
@@ -479,23 +499,22 @@ static void test_both_direct(void **state)
     static world s;
     setup_public(&s, NULL);
     /* Nothing happens before the key. */
-    sim_run(&s, tnow(&s) + WZP_MS(100));
+    run_for(&s, WZP_MS(100));
     assert_int_equal(s.n[0].requests_tx, 0);
-    assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+    assert_int_equal(route(&s, 0).kind, WZP_ROUTE_RELAY);
 
     wzp_ts t0 = tnow(&s);
     start(&s);
-    sim_run(&s, tnow(&s) + WZP_MS(500));
+    run_for(&s, WZP_MS(500));
     assert_true(both_direct(&s));
     for (int i = 0; i < 2; i++) {
-        wzp_ice_route r = wzp_ice_route_get(s.n[i].ag);
+        wzp_ice_route r = route(&s, i);
         assert_int_equal(r.sock, WZP_ICE_SOCK_V4);
         assert_true(wzp_addr_equal(&r.remote, &s.n[1 - i].addr[WZP_ICE_SOCK_V4]));
         /* The RTT of the path set up as PATH each way, no jitter: 2 PATH (+1 ms smoothing). */
         assert_true(r.rtt >= 2 * PATH && r.rtt <= 2 * PATH + WZP_MS(1));
         assert_int_equal(s.n[i].last_reason, WZP_ROUTE_FIRST_DIRECT);
-        wzp_ice_stats st;
-        wzp_ice_get_stats(s.n[i].ag, &st);
+        wzp_ice_stats st = stats(&s, i);
         assert_int_equal(st.started_at, t0);
         assert_true(st.first_valid_at != WZP_TS_NEVER && st.first_direct_at != WZP_TS_NEVER);
         assert_true(st.first_rtt >= 2 * PATH);
@@ -509,7 +528,7 @@ static void test_both_direct(void **state)
     }
     /* Stays direct and keeps probing (keepalive) for a long quiet period. */
     uint64_t before = s.n[0].requests_tx;
-    sim_run(&s, tnow(&s) + WZP_SEC(60));
+    run_for(&s, WZP_SEC(60));
     assert_true(both_direct(&s));
     assert_int_equal(s.n[0].route_events, 1);
     assert_true(s.n[0].requests_tx - before >= 60 * 15);
@@ -529,7 +548,7 @@ static void test_paced_not_burst(void **state)
     }
     add_remote(&s, 0, WZP_CAND_HOST, "203.0.113.2:5000");
     start(&s);
-    sim_run(&s, tnow(&s) + WZP_MS(300));
+    run_for(&s, WZP_MS(300));
     wzp_ice_config d;
     wzp_ice_config_default(&d);
     assert_true(s.n[0].requests_tx >= 13);
@@ -537,9 +556,9 @@ static void test_paced_not_burst(void **state)
     /* B never got B's candidates from A, yet learned A as peer-reflexive and both went direct. */
     assert_true(both_direct(&s));
     /* After the startup window the 12 dead pairs back off to the cap: ~0.2 probes/s each. */
-    sim_run(&s, tnow(&s) + WZP_SEC(10));
+    run_for(&s, WZP_SEC(10));
     uint64_t before = s.n[0].requests_tx;
-    sim_run(&s, tnow(&s) + WZP_SEC(60));
+    run_for(&s, WZP_SEC(60));
     uint64_t per_min = s.n[0].requests_tx - before;
     /* 50 ms keepalive (1200/min) + 12 pairs at 5 s (144/min) + small change. */
     assert_true(per_min < 1200 + 12 * 14 + 50);
@@ -555,14 +574,13 @@ static void test_prflx_through_nat(void **state)
     add_remote(&s, 0, WZP_CAND_HOST, "10.0.0.2:5000");
     add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
     start(&s);
-    sim_run(&s, tnow(&s) + WZP_MS(800));
+    run_for(&s, WZP_MS(800));
     assert_true(both_direct(&s));
-    wzp_ice_stats st;
-    wzp_ice_get_stats(s.n[0].ag, &st);
+    wzp_ice_stats st = stats(&s, 0);
     assert_int_equal(st.prflx_learned, 1);
     /* A sends to B's mapping towards A, which it learned from B's probes. */
     wzp_addr b_pub = mapping_of(&s, 1, &s.n[0].addr[WZP_ICE_SOCK_V4]);
-    wzp_ice_route r = wzp_ice_route_get(s.n[0].ag);
+    wzp_ice_route r = route(&s, 0);
     assert_true(wzp_addr_equal(&r.remote, &b_pub));
     /* B learned its public mapping from A's responses (for trickling). */
     wzp_candidate lc[4];
@@ -594,16 +612,16 @@ static void test_failover_and_recovery(void **state)
     add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
     media_on(&s); /* 50 packets/s both ways */
     start(&s);
-    sim_run(&s, tnow(&s) + WZP_SEC(2));
+    run_for(&s, WZP_SEC(2));
     assert_true(both_direct(&s));
 
     /* Cut the direct path mid-call. */
     wzp_ts cut_at = tnow(&s);
     cut(&s, true);
     gaps_reset(&s);
-    sim_run(&s, tnow(&s) + WZP_SEC(2));
+    run_for(&s, WZP_SEC(2));
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(wzp_ice_route_get(s.n[i].ag).kind, WZP_ROUTE_RELAY);
+        assert_int_equal(route(&s, i).kind, WZP_ROUTE_RELAY);
         assert_int_equal(s.n[i].last_reason, WZP_ROUTE_PATH_DEAD);
         /* The fallback happened within 200 ms of the cut ... */
         assert_true(s.n[i].last_route_at - cut_at <= WZP_MS(200));
@@ -612,19 +630,18 @@ static void test_failover_and_recovery(void **state)
         print_message("node %d: fallback after %.0f ms, media gap %.0f ms\n", i,
                       (double)(s.n[i].last_route_at - cut_at) / 1e6,
                       (double)s.n[i].max_media_gap / 1e6);
-        wzp_ice_stats st;
-        wzp_ice_get_stats(s.n[i].ag, &st);
+        wzp_ice_stats st = stats(&s, i);
         assert_int_equal(st.fallbacks, 1);
     }
     /* Re-probing backs off while cut: a few probes per second, not a storm. */
     uint64_t before = s.n[0].requests_tx;
-    sim_run(&s, tnow(&s) + WZP_SEC(10));
+    run_for(&s, WZP_SEC(10));
     assert_true(s.n[0].requests_tx - before < 40);
 
     /* The path comes back: both sides return to direct by themselves. */
     cut(&s, false);
     wzp_ts back_at = tnow(&s);
-    sim_run(&s, tnow(&s) + WZP_SEC(7));
+    run_for(&s, WZP_SEC(7));
     assert_true(both_direct(&s));
     for (int i = 0; i < 2; i++) {
         assert_int_equal(s.n[i].last_reason, WZP_ROUTE_RECOVERED);
@@ -643,25 +660,24 @@ static void test_hysteresis_no_flapping(void **state)
     set_link(&s, "203.0.113.2", jittery(WZP_MS(15), WZP_MS(12)));
     set_link(&s, "2001:db8:b::2", jittery(WZP_MS(16), WZP_MS(12)));
     start(&s);
-    sim_run(&s, tnow(&s) + WZP_SEC(120));
+    run_for(&s, WZP_SEC(120));
     assert_true(both_direct(&s));
     for (int i = 0; i < 2; i++) {
-        wzp_ice_stats st;
-        wzp_ice_get_stats(s.n[i].ag, &st);
+        wzp_ice_stats st = stats(&s, i);
         assert_int_equal(st.pairs_valid, 2);
         /* First direct, at most one deliberate switch; no flapping. */
         assert_true(st.route_changes <= 2);
     }
     /* Both ends settle on the same path (same family). */
-    assert_int_equal(wzp_ice_route_get(s.n[0].ag).sock, wzp_ice_route_get(s.n[1].ag).sock);
+    assert_int_equal(route(&s, 0).sock, route(&s, 1).sock);
 
     /* Now the v6 path gets clearly better (15 -> 3 ms one way): switch, once. */
     set_link(&s, "203.0.113.2", jittery(WZP_MS(40), WZP_MS(2)));
     set_link(&s, "2001:db8:b::2", jittery(WZP_MS(5), WZP_MS(2)));
     int ev0 = s.n[0].route_events;
-    sim_run(&s, tnow(&s) + WZP_SEC(30));
+    run_for(&s, WZP_SEC(30));
     for (int i = 0; i < 2; i++) {
-        wzp_ice_route r = wzp_ice_route_get(s.n[i].ag);
+        wzp_ice_route r = route(&s, i);
         assert_int_equal(r.kind, WZP_ROUTE_DIRECT);
         assert_int_equal(r.sock, WZP_ICE_SOCK_V6);
     }
@@ -680,12 +696,11 @@ static void test_lan_preferred(void **state)
     add_remote_addr(&s, 1, WZP_CAND_SRFLX, &s.n[0].srflx);
     add_remote(&s, 1, WZP_CAND_HOST, "192.168.1.10:4000");
     start(&s);
-    sim_run(&s, tnow(&s) + WZP_MS(300));
+    run_for(&s, WZP_MS(300));
     assert_true(both_direct(&s));
-    wzp_ice_route r = wzp_ice_route_get(s.n[0].ag);
+    wzp_ice_route r = route(&s, 0);
     assert_true(wzp_addr_equal(&r.remote, &s.n[1].addr[WZP_ICE_SOCK_V4]));
-    wzp_ice_stats st;
-    wzp_ice_get_stats(s.n[0].ag, &st);
+    wzp_ice_stats st = stats(&s, 0);
     /* Direct within a few pacing slots of the start on a LAN. */
     assert_true(st.first_direct_at - st.started_at <= WZP_MS(20));
     /* The srflx pairs were tried, and the NAT refused to hairpin them. */
@@ -864,20 +879,20 @@ static void test_remove_active_and_network_change(void **state)
     setup_public(&s, NULL);
     add_local(&s, 1, WZP_CAND_SRFLX, &s.n[1].addr[WZP_ICE_SOCK_V4]); /* duplicate: no-op */
     start(&s);
-    sim_run(&s, tnow(&s) + WZP_MS(300));
+    run_for(&s, WZP_MS(300));
     assert_true(both_direct(&s));
     wzp_addr b = s.n[1].addr[WZP_ICE_SOCK_V4];
     assert_int_equal(wzp_ice_remove_remote(s.n[0].ag, &b, tnow(&s)), 0);
-    assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+    assert_int_equal(route(&s, 0).kind, WZP_ROUTE_RELAY);
     assert_int_equal(s.n[0].last_reason, WZP_ROUTE_PAIR_REMOVED);
     /* B's probes reach A again: A relearns B as peer-reflexive and goes back direct. */
-    sim_run(&s, tnow(&s) + WZP_SEC(1));
+    run_for(&s, WZP_SEC(1));
     assert_true(both_direct(&s));
     /* A network change re-checks at once but keeps the working route. */
     int ev = s.n[0].route_events;
     wzp_ice_network_changed(s.n[0].ag, tnow(&s));
     assert_true(wzp_ice_next_deadline(s.n[0].ag) <= tnow(&s) + WZP_MS(5));
-    sim_run(&s, tnow(&s) + WZP_SEC(1));
+    run_for(&s, WZP_SEC(1));
     assert_true(both_direct(&s));
     assert_int_equal(s.n[0].route_events, ev);
     sim_free(&s);
@@ -914,7 +929,7 @@ static void test_remote_set_withdraws(void **state)
     setup_public(&s, NULL);
     add_remote(&s, 0, WZP_CAND_SRFLX, "203.0.113.7:5000"); /* never answers */
     start(&s);
-    sim_run(&s, tnow(&s) + WZP_MS(300));
+    run_for(&s, WZP_MS(300));
     assert_true(both_direct(&s));
     const char *b = "203.0.113.2:5000", *gone = "203.0.113.7:5000";
     int ev = s.n[0].route_events;
@@ -943,14 +958,14 @@ static void test_remote_set_withdraws(void **state)
     add_remote(&s, 0, WZP_CAND_SRFLX, "203.0.113.8:5000");
     assert_int_equal(count_pairs_to(s.n[0].ag, "203.0.113.8:5000"), 1);
     assert_int_equal(count_pairs_to(s.n[0].ag, b), 1);
-    sim_run(&s, tnow(&s) + WZP_MS(200));
+    run_for(&s, WZP_MS(200));
     assert_true(both_direct(&s));
     assert_int_equal(s.n[0].route_events, ev);
 
     /* Generation 3 withdraws the active pair's address: relay now, not after dead_after. */
     wzp_ts t = tnow(&s);
     assert_int_equal(set_remote(&s, 0, 3, NULL, 0), 2);
-    assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+    assert_int_equal(route(&s, 0).kind, WZP_ROUTE_RELAY);
     assert_int_equal(s.n[0].last_reason, WZP_ROUTE_PAIR_REMOVED);
     assert_int_equal(s.n[0].last_route_at, t);
     assert_int_equal(s.n[0].route_events, ev + 1);
@@ -961,7 +976,7 @@ static void test_remote_set_withdraws(void **state)
      * B still probes from that address (in the test it did not really go):
      * A learns it back as peer-reflexive, proven by traffic, and recovers.
      */
-    sim_run(&s, tnow(&s) + WZP_SEC(1));
+    run_for(&s, WZP_SEC(1));
     assert_true(both_direct(&s));
     assert_int_equal(s.n[0].last_reason, WZP_ROUTE_RECOVERED);
     assert_int_equal(count_pairs_to(s.n[0].ag, b), 1);
@@ -969,7 +984,7 @@ static void test_remote_set_withdraws(void **state)
     ev = s.n[0].route_events;
     assert_int_equal(set_remote(&s, 0, 4, NULL, 0), 0);
     assert_int_equal(count_pairs_to(s.n[0].ag, b), 1);
-    sim_run(&s, tnow(&s) + WZP_MS(500));
+    run_for(&s, WZP_MS(500));
     assert_true(both_direct(&s));
     assert_int_equal(s.n[0].route_events, ev);
     sim_free(&s);
@@ -1024,10 +1039,10 @@ static void test_nat_pairs(void **state)
     /* Both endpoint-independent: direct on srflx <-> srflx. */
     setup_nats(&s, false, false);
     start(&s);
-    sim_run(&s, tnow(&s) + WZP_SEC(2));
+    run_for(&s, WZP_SEC(2));
     assert_true(both_direct(&s));
     /* A sends to B's one public mapping, the one the relay saw too. */
-    wzp_ice_route r0 = wzp_ice_route_get(s.n[0].ag);
+    wzp_ice_route r0 = route(&s, 0);
     assert_true(wzp_addr_equal(&r0.remote, &s.n[1].srflx));
     wzp_addr b_to_a = mapping_of(&s, 1, &s.n[0].srflx);
     assert_true(wzp_addr_equal(&r0.remote, &b_to_a));
@@ -1038,7 +1053,7 @@ static void test_nat_pairs(void **state)
     for (int sym = 0; sym < 2; sym++) {
         setup_nats(&s, sym == 0, sym == 1);
         start(&s);
-        sim_run(&s, tnow(&s) + WZP_SEC(3));
+        run_for(&s, WZP_SEC(3));
         assert_true(both_direct(&s));
         node *cone = &s.n[1 - sym];
         wzp_ice_stats st;
@@ -1057,13 +1072,13 @@ static void test_nat_pairs(void **state)
      * and keeps probing only at the backoff cap. */
     setup_nats(&s, true, true);
     start(&s);
-    sim_run(&s, tnow(&s) + WZP_SEC(30));
+    run_for(&s, WZP_SEC(30));
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(wzp_ice_route_get(s.n[i].ag).kind, WZP_ROUTE_RELAY);
+        assert_int_equal(route(&s, i).kind, WZP_ROUTE_RELAY);
         assert_int_equal(s.n[i].route_events, 0);
     }
     uint64_t before = s.n[0].requests_tx;
-    sim_run(&s, tnow(&s) + WZP_SEC(60));
+    run_for(&s, WZP_SEC(60));
     assert_true(s.n[0].requests_tx - before <= 4 * 13); /* <= 4 pairs at one per 5 s */
     sim_free(&s);
 }
@@ -1133,25 +1148,24 @@ static void test_failover_to_other_pair(void **state)
     set_link(&s, "2001:db8:b::2", (wzp_sim_link){.latency = WZP_MS(10)});
     media_on(&s);
     start(&s);
-    sim_run(&s, tnow(&s) + WZP_SEC(3));
+    run_for(&s, WZP_SEC(3));
     assert_true(both_direct(&s));
     for (int i = 0; i < 2; i++)
-        assert_int_equal(wzp_ice_route_get(s.n[i].ag).sock, WZP_ICE_SOCK_V6);
+        assert_int_equal(route(&s, i).sock, WZP_ICE_SOCK_V6);
 
     wzp_ts cut_at = tnow(&s);
     set_link(&s, "2001:db8:b::2", (wzp_sim_link){.latency = WZP_MS(10), .down = true});
     gaps_reset(&s);
-    sim_run(&s, tnow(&s) + WZP_SEC(1));
+    run_for(&s, WZP_SEC(1));
     for (int i = 0; i < 2; i++) {
-        wzp_ice_route r = wzp_ice_route_get(s.n[i].ag);
+        wzp_ice_route r = route(&s, i);
         assert_int_equal(r.kind, WZP_ROUTE_DIRECT);
         assert_int_equal(r.sock, WZP_ICE_SOCK_V4);
         assert_int_equal(s.n[i].last_reason, WZP_ROUTE_RECOVERED);
         /* Relay first (within the bound), the surviving pair once re-proven. */
         assert_true(s.n[i].last_route_at - cut_at <= WZP_MS(300));
         assert_true(s.n[i].max_media_gap <= WZP_MS(300));
-        wzp_ice_stats st;
-        wzp_ice_get_stats(s.n[i].ag, &st);
+        wzp_ice_stats st = stats(&s, i);
         assert_int_equal(st.fallbacks, 1);
     }
     sim_free(&s);
@@ -1164,7 +1178,7 @@ static void test_quic_counts_as_liveness(void **state)
     setup_public(&s, NULL);
     media_on(&s);
     start(&s);
-    sim_run(&s, tnow(&s) + WZP_SEC(1));
+    run_for(&s, WZP_SEC(1));
     assert_true(both_direct(&s));
     /* Probes stop getting through but the call's packets still do: stay direct ... */
     wzp_ts t = tnow(&s);
@@ -1174,7 +1188,7 @@ static void test_quic_counts_as_liveness(void **state)
     /* ... until the consent backstop (no answers to our probes for 1 s) fires. */
     sim_run(&s, t + WZP_MS(1300));
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(wzp_ice_route_get(s.n[i].ag).kind, WZP_ROUTE_RELAY);
+        assert_int_equal(route(&s, i).kind, WZP_ROUTE_RELAY);
         assert_int_equal(s.n[i].last_reason, WZP_ROUTE_PATH_DEAD);
     }
     sim_free(&s);
@@ -1190,11 +1204,10 @@ static void test_lossy_link_no_false_fallback(void **state)
     set_link(&s, "203.0.113.2", lossy);
     media_on(&s);
     start(&s);
-    sim_run(&s, tnow(&s) + WZP_SEC(120));
+    run_for(&s, WZP_SEC(120));
     assert_true(both_direct(&s));
     for (int i = 0; i < 2; i++) {
-        wzp_ice_stats st;
-        wzp_ice_get_stats(s.n[i].ag, &st);
+        wzp_ice_stats st = stats(&s, i);
         assert_int_equal(st.fallbacks, 0);
         assert_int_equal(st.route_changes, 1);
     }
@@ -1249,21 +1262,21 @@ static void test_late_key_and_trickle(void **state)
     setup_b_nat(&s, true);
     /* A starts at once, knowing only B's private address. */
     add_remote(&s, 0, WZP_CAND_HOST, "10.0.0.2:5000");
-    assert_int_equal(wzp_ice_set_key(s.n[0].ag, test_key, tnow(&s)), 0);
-    sim_run(&s, tnow(&s) + WZP_MS(150));
+    key(&s, 0);
+    run_for(&s, WZP_MS(150));
     /* B gets its key 150 ms later but no candidates yet: it cannot send; A's
      * probes go to an unreachable address. */
-    assert_int_equal(wzp_ice_set_key(s.n[1].ag, test_key, tnow(&s)), 0);
-    sim_run(&s, tnow(&s) + WZP_MS(300));
-    assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+    key(&s, 1);
+    run_for(&s, WZP_MS(300));
+    assert_int_equal(route(&s, 0).kind, WZP_ROUTE_RELAY);
     /* B's srflx is trickled to A; A's probe is filtered by B's NAT (B never sent to A) ... */
     add_remote_addr(&s, 0, WZP_CAND_SRFLX, &s.n[1].srflx);
-    sim_run(&s, tnow(&s) + WZP_MS(300));
-    assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+    run_for(&s, WZP_MS(300));
+    assert_int_equal(route(&s, 0).kind, WZP_ROUTE_RELAY);
     /* ... until A's candidate reaches B and B probes: both direct within a round trip or two. */
     wzp_ts t = tnow(&s);
     add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
-    sim_run(&s, tnow(&s) + WZP_MS(200));
+    run_for(&s, WZP_MS(200));
     assert_true(both_direct(&s));
     assert_direct_within(&s, 0, t, WZP_MS(60));
     sim_free(&s);
@@ -1301,22 +1314,22 @@ static void test_random_schedules(void **state)
             sim_run(&s, at[next]);
             done[next] = true;
             if (next < 2)
-                assert_int_equal(wzp_ice_set_key(s.n[next].ag, test_key, tnow(&s)), 0);
+                key(&s, next);
             else
                 exchange(&s, next - 2);
         }
-        sim_run(&s, tnow(&s) + WZP_SEC(4));
+        run_for(&s, WZP_SEC(4));
         bool possible = !(edm0 && edm1);
         if (possible) {
             if (!both_direct(&s))
                 fail_msg("seed %llu (edm %d/%d): not direct", (unsigned long long)seed, edm0, edm1);
         } else {
-            assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
-            assert_int_equal(wzp_ice_route_get(s.n[1].ag).kind, WZP_ROUTE_RELAY);
+            assert_int_equal(route(&s, 0).kind, WZP_ROUTE_RELAY);
+            assert_int_equal(route(&s, 1).kind, WZP_ROUTE_RELAY);
         }
         /* And it stays that way: no flapping in the next 20 s. */
         int ev0 = s.n[0].route_events, ev1 = s.n[1].route_events;
-        sim_run(&s, tnow(&s) + WZP_SEC(20));
+        run_for(&s, WZP_SEC(20));
         assert_true(s.n[0].route_events - ev0 <= 1 && s.n[1].route_events - ev1 <= 1);
         if (possible)
             assert_true(both_direct(&s));
@@ -1334,13 +1347,13 @@ static void test_late_cone_side(void **state)
     sim_init(&s, 6, NULL);
     setup_nat_nodes(&s, true, false, (wzp_sim_link){.latency = PATH});
     exchange(&s, 0);
-    assert_int_equal(wzp_ice_set_key(s.n[0].ag, test_key, tnow(&s)), 0);
-    sim_run(&s, tnow(&s) + WZP_MS(3500));
-    assert_int_equal(wzp_ice_route_get(s.n[0].ag).kind, WZP_ROUTE_RELAY);
+    key(&s, 0);
+    run_for(&s, WZP_MS(3500));
+    assert_int_equal(route(&s, 0).kind, WZP_ROUTE_RELAY);
     exchange(&s, 1);
-    assert_int_equal(wzp_ice_set_key(s.n[1].ag, test_key, tnow(&s)), 0);
+    key(&s, 1);
     wzp_ts t = tnow(&s);
-    sim_run(&s, tnow(&s) + WZP_SEC(1));
+    run_for(&s, WZP_SEC(1));
     assert_true(both_direct(&s));
     assert_direct_within(&s, 1, t, WZP_MS(600));
     sim_free(&s);
@@ -1354,18 +1367,18 @@ static void test_nat_rebinding(void **state)
     add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
     media_on(&s);
     start(&s);
-    sim_run(&s, tnow(&s) + WZP_SEC(2));
+    run_for(&s, WZP_SEC(2));
     assert_true(both_direct(&s));
     wzp_addr a = s.n[0].addr[WZP_ICE_SOCK_V4], old = mapping_of(&s, 1, &a);
     /* B's NAT forgets its mapping; the next packet out gets a new port (rebinding). */
     wzp_sim_router_flush(s.n[1].nat);
     gaps_reset(&s);
-    sim_run(&s, tnow(&s) + WZP_SEC(2));
+    run_for(&s, WZP_SEC(2));
     assert_true(both_direct(&s));
     /* A follows B to the new mapping. */
     wzp_addr now_mapped = mapping_of(&s, 1, &a);
     assert_int_not_equal(wzp_addr_port(&now_mapped), wzp_addr_port(&old));
-    wzp_ice_route r = wzp_ice_route_get(s.n[0].ag);
+    wzp_ice_route r = route(&s, 0);
     assert_true(wzp_addr_equal(&r.remote, &now_mapped));
     for (int i = 0; i < 2; i++)
         assert_true(s.n[i].max_media_gap <= WZP_MS(300));
@@ -1383,17 +1396,17 @@ static void test_hairpin_then_lan(void **state)
     add_remote_addr(&s, 0, WZP_CAND_SRFLX, &s.n[1].srflx);
     add_remote_addr(&s, 1, WZP_CAND_SRFLX, &s.n[0].srflx);
     start(&s);
-    sim_run(&s, tnow(&s) + WZP_SEC(1));
+    run_for(&s, WZP_SEC(1));
     assert_true(both_direct(&s));
-    wzp_ice_route r = wzp_ice_route_get(s.n[0].ag);
+    wzp_ice_route r = route(&s, 0);
     assert_true(wzp_addr_equal(&r.remote, &s.n[1].srflx));
     /* The host candidates arrive later. The LAN pair is faster by less than the 5 ms
      * margin, but of a better class: both move to it after the hold, once. */
     add_remote(&s, 0, WZP_CAND_HOST, "192.168.1.20:5000");
     add_remote(&s, 1, WZP_CAND_HOST, "192.168.1.10:4000");
-    sim_run(&s, tnow(&s) + WZP_SEC(5));
+    run_for(&s, WZP_SEC(5));
     for (int i = 0; i < 2; i++) {
-        r = wzp_ice_route_get(s.n[i].ag);
+        r = route(&s, i);
         assert_true(wzp_addr_equal(&r.remote, &s.n[1 - i].addr[0]));
         assert_int_equal(s.n[i].last_reason, WZP_ROUTE_BETTER_PAIR);
         assert_int_equal(s.n[i].route_events, 2);
