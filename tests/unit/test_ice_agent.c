@@ -472,9 +472,12 @@ static void setup_lan(world *s, bool hairpin)
     register_relay(s);
 }
 
-/* Node i went direct at most `max` after `since`. */
-static void assert_direct_within(world *s, int i, wzp_ts since, wzp_ts max)
+/* Runs for `run`: then both are direct, node i having gone direct within `max` of now. */
+static void run_until_direct_within(world *s, wzp_ts run, int i, wzp_ts max)
 {
+    wzp_ts since = tnow(s);
+    run_for(s, run);
+    assert_true(both_direct(s));
     assert_true(stats(s, i).first_direct_at - since <= max);
 }
 
@@ -1274,11 +1277,8 @@ static void test_late_key_and_trickle(void **state)
     run_for(&s, WZP_MS(300));
     assert_int_equal(route(&s, 0).kind, WZP_ROUTE_RELAY);
     /* ... until A's candidate reaches B and B probes: both direct within a round trip or two. */
-    wzp_ts t = tnow(&s);
     add_remote(&s, 1, WZP_CAND_HOST, "198.51.100.1:4000");
-    run_for(&s, WZP_MS(200));
-    assert_true(both_direct(&s));
-    assert_direct_within(&s, 0, t, WZP_MS(60));
+    run_until_direct_within(&s, WZP_MS(200), 0, WZP_MS(60));
     sim_free(&s);
 }
 
@@ -1352,10 +1352,7 @@ static void test_late_cone_side(void **state)
     assert_int_equal(route(&s, 0).kind, WZP_ROUTE_RELAY);
     exchange(&s, 1);
     key(&s, 1);
-    wzp_ts t = tnow(&s);
-    run_for(&s, WZP_SEC(1));
-    assert_true(both_direct(&s));
-    assert_direct_within(&s, 1, t, WZP_MS(600));
+    run_until_direct_within(&s, WZP_SEC(1), 1, WZP_MS(600));
     sim_free(&s);
 }
 
