@@ -18,26 +18,9 @@ NATLAB="$SRC/scripts/natlab"
 export WZP_BIN_DIR="${WZP_BIN_DIR:-$SRC/build/bin}"
 SCENARIOS="${NATLAB_E2E_SCENARIOS:-prc-prc sym-sym sym-full samelan cgn-prc v6-v6 v6-prc public-public}"
 
-skip() {
-    echo "SKIP: $*"
-    exit 77
-}
-
-[ "$(id -u)" = 0 ] || skip "needs root (network namespaces, nftables)"
-for tool in ip nft iptables timeout python3; do
-    command -v "$tool" >/dev/null || skip "$tool not installed"
-done
-probe_ns="wzple$$-check"
-if ! timeout 5 ip netns add "$probe_ns" 2>/dev/null; then
-    skip "cannot create network namespaces here"
-fi
-timeout 5 ip netns del "$probe_ns"
-for b in wzp wzp-relay; do
-    [ -x "$WZP_BIN_DIR/$b" ] || {
-        echo "FAIL: $WZP_BIN_DIR/$b not built"
-        exit 1
-    }
-done
+. "$SRC/tests/integration/lib/natlab_require.sh"
+natlab_require wzple ip nft iptables timeout python3
+natlab_require_bins wzp wzp-relay
 
 LOGS="$(mktemp -d "${TMPDIR:-/tmp}/wzp-natlab-e2e.XXXXXX")"
 LAB=""

@@ -22,25 +22,10 @@ PY="$(command -v /usr/bin/python3 || command -v python3 || true)"
 PORT=7000
 ALT_PORT=7001
 
-skip() {
-    echo "SKIP: $*"
-    exit 77
-}
-
-[ "$(id -u)" = 0 ] || skip "needs root (network namespaces, nftables)"
-for tool in ip nft iptables ip6tables timeout; do
-    command -v "$tool" >/dev/null || skip "$tool not installed"
-done
+. "$SRC/tests/integration/lib/natlab_require.sh"
+natlab_require wzplt ip nft iptables ip6tables timeout
 [ -n "$PY" ] || skip "python3 not installed"
-probe_ns="wzplt$$-check"
-if ! timeout 5 ip netns add "$probe_ns" 2>/dev/null; then
-    skip "cannot create network namespaces here"
-fi
-timeout 5 ip netns del "$probe_ns"
-[ -x "$WZP_BIN_DIR/wzp-netdelay" ] || {
-    echo "FAIL: $WZP_BIN_DIR/wzp-netdelay not built"
-    exit 1
-}
+natlab_require_bins wzp-netdelay
 
 failures=0
 start=$SECONDS

@@ -523,6 +523,16 @@ static void add_cell(wzp_nm_cell *out, size_t max, size_t *n, const wzp_nm_cell 
     (*n)++;
 }
 
+/* An empty cell of topology topo, both sides behind a NAT or both public. */
+static wzp_nm_cell cell_of(wzp_nm_topo topo, bool nat)
+{
+    wzp_nm_cell c;
+    memset(&c, 0, sizeof(c));
+    c.topo = topo;
+    c.a.nat = c.b.nat = nat;
+    return c;
+}
+
 size_t wzp_nm_cells(wzp_nm_cell *out, size_t max)
 {
     size_t n = 0;
@@ -531,9 +541,7 @@ size_t wzp_nm_cells(wzp_nm_cell *out, size_t max)
     /* Every pair of the 3x3 mapping x filtering grid, each side behind its own NAT. */
     for (int i = 0; i < 9; i++)
         for (int j = 0; j < 9; j++) {
-            memset(&c, 0, sizeof(c));
-            c.topo = WZP_NM_SEPARATE;
-            c.a.nat = c.b.nat = true;
+            c = cell_of(WZP_NM_SEPARATE, true);
             c.a.cfg = mkcfg((wzp_sim_dep)(i / 3), (wzp_sim_dep)(i % 3), false);
             c.b.cfg = mkcfg((wzp_sim_dep)(j / 3), (wzp_sim_dep)(j % 3), false);
             snprintf(c.name, sizeof(c.name), "%s <> %s", kind_name(&c.a.cfg, ka, sizeof(ka)),
@@ -542,8 +550,7 @@ size_t wzp_nm_cells(wzp_nm_cell *out, size_t max)
         }
     /* A public host (no NAT) against each kind, and against another public host. */
     for (int j = 0; j < 10; j++) {
-        memset(&c, 0, sizeof(c));
-        c.topo = WZP_NM_SEPARATE;
+        c = cell_of(WZP_NM_SEPARATE, false);
         c.b.nat = j < 9;
         c.b.cfg = mkcfg((wzp_sim_dep)(j / 3 % 3), (wzp_sim_dep)(j % 3), false);
         snprintf(c.name, sizeof(c.name), "public <> %s",
@@ -552,9 +559,7 @@ size_t wzp_nm_cells(wzp_nm_cell *out, size_t max)
     }
     /* Same LAN, with and without hairpinning, behind a cone and a symmetric NAT. */
     for (int k = 0; k < 4; k++) {
-        memset(&c, 0, sizeof(c));
-        c.topo = WZP_NM_SAME_LAN;
-        c.a.nat = c.b.nat = true;
+        c = cell_of(WZP_NM_SAME_LAN, true);
         c.a.cfg = mkcfg(k < 2 ? WZP_SIM_EI : WZP_SIM_APD, WZP_SIM_APD, k % 2);
         c.b.cfg = c.a.cfg;
         snprintf(c.name, sizeof(c.name), "same LAN %s hairpin %s",
@@ -563,9 +568,7 @@ size_t wzp_nm_cells(wzp_nm_cell *out, size_t max)
     }
     /* Carrier-grade NAT on side A (home cone NAT inside), against a cone and a full cone. */
     for (int k = 0; k < 4; k++) {
-        memset(&c, 0, sizeof(c));
-        c.topo = WZP_NM_SEPARATE;
-        c.a.nat = c.b.nat = true;
+        c = cell_of(WZP_NM_SEPARATE, true);
         c.a.cfg = mkcfg(WZP_SIM_EI, WZP_SIM_APD, false);
         c.a.cgn = true;
         c.a.cgn_cfg = mkcfg(k < 2 ? WZP_SIM_EI : WZP_SIM_APD, WZP_SIM_APD, false);
@@ -576,9 +579,7 @@ size_t wzp_nm_cells(wzp_nm_cell *out, size_t max)
     }
     /* Both behind one CGN (own home NATs): direct only through the CGN's hairpin. */
     for (int k = 0; k < 2; k++) {
-        memset(&c, 0, sizeof(c));
-        c.topo = WZP_NM_SAME_CGN;
-        c.a.nat = c.b.nat = true;
+        c = cell_of(WZP_NM_SAME_CGN, true);
         c.a.cfg = c.b.cfg = mkcfg(WZP_SIM_EI, WZP_SIM_APD, false);
         c.a.cgn = true;
         c.a.cgn_cfg = mkcfg(WZP_SIM_EI, WZP_SIM_APD, k);
@@ -587,9 +588,7 @@ size_t wzp_nm_cells(wzp_nm_cell *out, size_t max)
     }
     /* IPv6 without NAT beside symmetric IPv4 NATs: on both sides, or only one. */
     for (int k = 0; k < 2; k++) {
-        memset(&c, 0, sizeof(c));
-        c.topo = WZP_NM_SEPARATE;
-        c.a.nat = c.b.nat = true;
+        c = cell_of(WZP_NM_SEPARATE, true);
         c.a.cfg = c.b.cfg = mkcfg(WZP_SIM_APD, WZP_SIM_APD, false);
         c.a.v6 = true;
         c.b.v6 = k == 0;
@@ -680,7 +679,7 @@ int wzp_nm_run(const wzp_nm_cell *cell, const wzp_nm_opts *o, wzp_nm_result *r)
         wzp_sim_set_trace(sim, o->trace, o->trace_ctx);
 
     /* Links: LANs fast and clean, WAN attachments random per seed. */
-    wzp_sim_link lan = {WZP_US(200), WZP_US(100), 0, false};
+    wzp_sim_link lan = {.latency = WZP_US(200), .jitter = WZP_US(100)};
     /* A relay near the users: 2-12 ms from the internet core. */
     wzp_sim_link relay_link = rand_wan(sim, o->lossy);
     relay_link.latency = WZP_MS(2) + wzp_sim_rand_below(sim, WZP_MS(10));

@@ -123,6 +123,14 @@ typedef struct sim_event {
     bool cancelled;
 } sim_event;
 
+struct wzp_sim_relay {
+    wzp_sim *sim;
+    wzp_sim_sock *sock;
+    wzp_addr seen[2];
+    bool has_seen[2];
+    wzp_sim_relay *next_relay;
+};
+
 struct wzp_sim {
     wzp_ts now;
     sim_pcg rng;
@@ -138,6 +146,9 @@ struct wzp_sim {
     wzp_sim_net *nets;
     wzp_sim_host *hosts;
     wzp_sim_router *routers;
+    wzp_sim_relay *relays;
+    wzp_sim_filter_fn filter_fn;
+    void *filter_ctx;
     wzp_sim_stats stats;
     uint64_t trace_hash;
     wzp_sim_trace_fn trace_fn;
@@ -339,6 +350,10 @@ void wzp_sim_free(wzp_sim *sim)
         free(r->traps);
         free(r);
     }
+    for (wzp_sim_relay *r = sim->relays, *rn; r; r = rn) {
+        rn = r->next_relay;
+        free(r);
+    }
     for (wzp_sim_net *n = sim->nets, *nn; n; n = nn) {
         nn = n->next_net;
         free(n);
@@ -462,15 +477,48 @@ wzp_sim_host *wzp_sim_host_new(wzp_sim *sim, const char *name)
     return h;
 }
 
-int wzp_sim_host_add_addr(wzp_sim_host *h, wzp_sim_net *net, const char *ip, wzp_sim_link link)
+static int host_add_ip(wzp_sim_host *h, wzp_sim_net *net, const wzp_addr *a, wzp_sim_link link)
 {
-    wzp_addr a;
-    if (!net || wzp_addr_parse(&a, ip, true) != 0 || find_node(h->sim, net, &a))
+    if (!net || find_node(h->sim, net, a))
         return WZP_ERR_INVALID;
-    sim_node *n = node_new(h->sim, NODE_HOST, net, &a, link);
+    sim_node *n = node_new(h->sim, NODE_HOST, net, a, link);
     if (!n)
         return WZP_ERR_LIMIT;
     n->host = h;
+    return 0;
+}
+
+int wzp_sim_host_add_addr(wzp_sim_host *h, wzp_sim_net *net, const char *ip, wzp_sim_link link)
+{
+    wzp_addr a;
+    if (wzp_addr_parse(&a, ip, true) != 0)
+        return WZP_ERR_INVALID;
+    return host_add_ip(h, net, &a, link);
+}
+
+static sim_node *net_node(wzp_sim *sim, wzp_sim_net *net, const char *ip)
+{
+    wzp_addr a;
+    if (!net || wzp_addr_parse(&a, ip, true) != 0)
+        return NULL;
+    return find_node(sim, net, &a);
+}
+
+int wzp_sim_link_get(wzp_sim *sim, wzp_sim_net *net, const char *ip, wzp_sim_link *out)
+{
+    sim_node *n = net_node(sim, net, ip);
+    if (!n)
+        return WZP_ERR_NOT_FOUND;
+    *out = n->link;
+    return 0;
+}
+
+int wzp_sim_link_set(wzp_sim *sim, wzp_sim_net *net, const char *ip, wzp_sim_link link)
+{
+    sim_node *n = net_node(sim, net, ip);
+    if (!n)
+        return WZP_ERR_NOT_FOUND;
+    n->link = link;
     return 0;
 }
 
@@ -624,6 +672,10 @@ static void hop(wzp_sim *sim, sim_node *from, sim_packet *p)
     bool lost = link_lost(sim, &from->link);
     lost |= link_lost(sim, &to->link);
     wzp_ts d = link_delay(sim, &from->link) + link_delay(sim, &to->link);
+    if (from->link.down || to->link.down) {
+        drop(sim, &sim->stats.dropped_down, NULL, "drop-down", from, p);
+        return;
+    }
     if (lost) {
         drop(sim, &sim->stats.dropped_loss, NULL, "drop-loss", from, p);
         return;
@@ -665,7 +717,8 @@ int wzp_sim_send(wzp_sim_sock *s, const wzp_addr *to, const void *data, size_t l
         drop(sim, &sim->stats.dropped_overflow, NULL, "drop-overflow", from, p);
         return 0;
     }
-    if (s->host->drop_direct && is_direct(sim, p)) {
+    if ((s->host->drop_direct && is_direct(sim, p)) ||
+        (sim->filter_fn && sim->filter_fn(sim->filter_ctx, &p->src, &p->dst, p->data, p->len))) {
         drop(sim, &sim->stats.dropped_blocked, NULL, "drop-blocked", from, p);
         return 0;
     }
@@ -674,6 +727,8 @@ int wzp_sim_send(wzp_sim_sock *s, const wzp_addr *to, const void *data, size_t l
 }
 
 /* ---- NAT -------------------------------------------------------------------------------- */
+
+static bool dep_match(wzp_sim_dep dep, const wzp_addr *a, const wzp_addr *b);
 
 static void mapping_free(sim_mapping *m)
 {
@@ -722,6 +777,26 @@ void wzp_sim_router_flush(wzp_sim_router *r)
         mapping_free(&r->maps[i]);
     r->nmaps = 0;
     r->ntraps = 0;
+}
+
+bool wzp_sim_router_mapped(wzp_sim_router *r, const wzp_addr *internal, const wzp_addr *remote,
+                           wzp_addr *ext)
+{
+    nat_purge(r);
+    const sim_mapping *found = NULL;
+    for (size_t i = 0; i < r->nmaps && !found; i++) {
+        const sim_mapping *m = &r->maps[i];
+        if (!wzp_addr_equal(&m->internal, internal))
+            continue;
+        if (m->pinned ? wzp_addr_equal(&m->key_remote, remote)
+                      : dep_match(r->cfg.mapping, &m->key_remote, remote))
+            found = m;
+    }
+    if (!found)
+        return false;
+    *ext = r->wan->ip;
+    wzp_addr_set_port(ext, found->ext_port);
+    return true;
 }
 
 static bool port_in_use(const wzp_sim_router *r, uint16_t port)
@@ -962,6 +1037,79 @@ static void arrive(wzp_sim *sim, sim_node *at, sim_packet *p)
         drop(sim, &sim->stats.dropped_no_socket, NULL, "drop-nosock", at, p);
     else
         nat_from_lan(r, p);
+}
+
+/* ---- Relay ------------------------------------------------------------------------------ */
+
+/* On the wire to the relay: [side] + payload. From the relay: the payload alone. */
+static void sim_relay_recv(void *ctx, wzp_sim_sock *sock, const wzp_addr *from, const uint8_t *data,
+                           size_t len)
+{
+    wzp_sim_relay *r = ctx;
+    if (len < 1 || data[0] > 1)
+        return;
+    int side = data[0];
+    r->seen[side] = *from;
+    r->has_seen[side] = true;
+    if (len == 1)
+        return;
+    if (!r->has_seen[1 - side]) {
+        r->sim->stats.dropped_relay++;
+        return;
+    }
+    wzp_sim_send(sock, &r->seen[1 - side], data + 1, len - 1);
+}
+
+wzp_sim_relay *wzp_sim_relay_new(wzp_sim *sim, const char *addr, wzp_sim_link link)
+{
+    wzp_addr a;
+    if (wzp_addr_parse(&a, addr, false) != 0)
+        return NULL;
+    wzp_sim_host *h = wzp_sim_host_new(sim, "relay");
+    wzp_sim_host_set_infra(h, true);
+    wzp_sim_relay *r = xcalloc(1, sizeof(*r));
+    r->sim = sim;
+    if (host_add_ip(h, wzp_sim_internet(sim), &a, link) != 0 ||
+        !(r->sock = wzp_sim_sock_bind_addr(h, &a, sim_relay_recv, r))) {
+        free(r);
+        return NULL;
+    }
+    r->next_relay = sim->relays;
+    sim->relays = r;
+    return r;
+}
+
+int wzp_sim_relay_send(wzp_sim_relay *r, wzp_sim_sock *from, int side, const void *data, size_t len)
+{
+    if ((side != 0 && side != 1) || (len && !data))
+        return WZP_ERR_INVALID;
+    if (len >= WZP_SIM_MAX_PACKET)
+        return WZP_ERR_TOO_BIG;
+    uint8_t *buf = malloc(1 + len);
+    if (!buf)
+        return WZP_ERR_NOMEM;
+    buf[0] = (uint8_t)side;
+    if (len)
+        memcpy(buf + 1, data, len);
+    int rc = wzp_sim_send(from, &r->sock->addr, buf, 1 + len);
+    free(buf);
+    return rc;
+}
+
+const wzp_addr *wzp_sim_relay_addr(const wzp_sim_relay *r)
+{
+    return &r->sock->addr;
+}
+
+const wzp_addr *wzp_sim_relay_seen(const wzp_sim_relay *r, int side)
+{
+    return (side == 0 || side == 1) && r->has_seen[side] ? &r->seen[side] : NULL;
+}
+
+void wzp_sim_set_filter(wzp_sim *sim, wzp_sim_filter_fn fn, void *ctx)
+{
+    sim->filter_fn = fn;
+    sim->filter_ctx = ctx;
 }
 
 /* ---- Running ---------------------------------------------------------------------------- */

@@ -10,6 +10,9 @@
  * port preservation, hairpinning, a mapping timeout, and optionally the
  * Linux "unsolicited inbound creates conntrack state" trap. Routers nest
  * (carrier-grade NAT is a router whose LAN holds other routers' WANs).
+ * Links can be changed or cut mid-run, a filter can drop one kind of packet
+ * anywhere, and a minimal relay forwards between two clients (the relay
+ * path of a call) and reports the address it saw each at.
  *
  * Packets move hop by hop: each hop is an event, and NAT state is consulted
  * and changed when the packet reaches the router, so punch races come out
@@ -34,6 +37,7 @@ typedef struct wzp_sim_net wzp_sim_net;
 typedef struct wzp_sim_host wzp_sim_host;
 typedef struct wzp_sim_router wzp_sim_router;
 typedef struct wzp_sim_sock wzp_sim_sock;
+typedef struct wzp_sim_relay wzp_sim_relay;
 
 /*
  * One attachment of a host or router side to a network. A packet crossing a
@@ -45,6 +49,7 @@ typedef struct wzp_sim_link {
     wzp_ts jitter;     /* extra delay drawn uniformly from [0, jitter] */
     uint32_t loss_ppm; /* probability of loss on this attachment, per million */
     bool reorder;      /* let jitter reorder packets (default: FIFO per hop) */
+    bool down;         /* cut: every packet crossing this attachment is dropped */
 } wzp_sim_link;
 
 /* RFC 4787 dependency of a mapping or filter on the remote endpoint. */
@@ -84,6 +89,8 @@ typedef struct wzp_sim_stats {
     uint64_t dropped_no_socket;
     uint64_t dropped_overflow; /* too many bytes in flight */
     uint64_t dropped_ports;    /* NAT ran out of ports */
+    uint64_t dropped_down;     /* crossed an attachment that is down */
+    uint64_t dropped_relay;    /* relay: the other side has not registered yet */
     uint64_t mappings_created;
     uint64_t mappings_expired;
     uint64_t trap_remaps; /* outbound flows remapped by the conntrack trap */
@@ -129,6 +136,13 @@ size_t wzp_sim_router_mappings(wzp_sim_router *r);
 void wzp_sim_router_set_drop_direct(wzp_sim_router *r, bool on);
 /* Forgets all NAT state (a router reboot, or every mapping expiring at once). */
 void wzp_sim_router_flush(wzp_sim_router *r);
+/*
+ * The router's live mapping for packets from `internal` (a LAN address with
+ * port) to `remote`, as the remote would see their source (WAN ip:port), into
+ * *ext; false if there is none right now. Read-only: creates nothing.
+ */
+bool wzp_sim_router_mapped(wzp_sim_router *r, const wzp_addr *internal, const wzp_addr *remote,
+                           wzp_addr *ext);
 
 wzp_sim_host *wzp_sim_host_new(wzp_sim *sim, const char *name);
 /* Attaches the host to `net` with address ip (IPv4 or IPv6 text, no port). */
@@ -138,6 +152,15 @@ void wzp_sim_host_set_infra(wzp_sim_host *h, bool on);
 /* Drops every packet this host sends or receives unless the other end is infra. */
 void wzp_sim_host_set_drop_direct(wzp_sim_host *h, bool on);
 const char *wzp_sim_host_name(const wzp_sim_host *h);
+
+/*
+ * The link of the attachment with address ip (no port) on `net`: a host's
+ * address or a router's side. Setting it changes latency, jitter, loss or
+ * up/down from now on (packets already in flight keep their arrival time).
+ * WZP_ERR_NOT_FOUND if nothing on `net` has that address.
+ */
+int wzp_sim_link_get(wzp_sim *sim, wzp_sim_net *net, const char *ip, wzp_sim_link *out);
+int wzp_sim_link_set(wzp_sim *sim, wzp_sim_net *net, const char *ip, wzp_sim_link link);
 
 /* Binds addr ("ip:port", the ip one of the host's) with a receive callback. */
 wzp_sim_sock *wzp_sim_sock_bind(wzp_sim_host *h, const char *addr, wzp_sim_recv_fn fn, void *ctx);
@@ -153,6 +176,33 @@ wzp_sim_host *wzp_sim_sock_host(const wzp_sim_sock *s);
  * lost on the way), or WZP_ERR_INVALID / WZP_ERR_TOO_BIG.
  */
 int wzp_sim_send(wzp_sim_sock *s, const wzp_addr *to, const void *data, size_t len);
+
+/*
+ * A middlebox on every path: each packet handed to wzp_sim_send is shown to
+ * fn first, and dropped (counted in dropped_blocked) when fn returns true.
+ * For tests that lose one kind of packet only (probes, say). NULL to remove.
+ */
+typedef bool (*wzp_sim_filter_fn)(void *ctx, const wzp_addr *src, const wzp_addr *dst,
+                                  const uint8_t *data, size_t len);
+void wzp_sim_set_filter(wzp_sim *sim, wzp_sim_filter_fn fn, void *ctx);
+
+/*
+ * A relay for tests: an infra host on the internet with one socket (addr,
+ * "ip:port") that forwards between two clients, sides 0 and 1, as a call
+ * relay does, without the project's framing. wzp_sim_relay_send() sends a
+ * payload from a client's socket to the relay; the relay latches the
+ * address it came from as that side's (its server-reflexive address, see
+ * wzp_sim_relay_seen) and forwards the payload to the other side's latched
+ * address, where the callback sees it coming from wzp_sim_relay_addr(). Until
+ * the other side has sent something the payload is dropped (dropped_relay).
+ * A zero-length send only registers. Freed with the simulation.
+ */
+wzp_sim_relay *wzp_sim_relay_new(wzp_sim *sim, const char *addr, wzp_sim_link link);
+int wzp_sim_relay_send(wzp_sim_relay *r, wzp_sim_sock *from, int side, const void *data,
+                       size_t len);
+const wzp_addr *wzp_sim_relay_addr(const wzp_sim_relay *r);
+/* Where the relay last saw `side` (0 or 1) send from; NULL before it did. */
+const wzp_addr *wzp_sim_relay_seen(const wzp_sim_relay *r, int side);
 
 /* Calls fn(ctx) at virtual time t (now if t is in the past). Returns an id for cancel. */
 uint64_t wzp_sim_at(wzp_sim *sim, wzp_ts t, wzp_sim_timer_fn fn, void *ctx);

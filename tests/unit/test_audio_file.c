@@ -66,6 +66,25 @@ static double zero_cross_hz(const float *x, size_t n, int rate)
     return c / 2.0 / ((double)n / rate);
 }
 
+/* The file at p is a 48 kHz mono 16-bit WAV of exactly the n samples of pcm. */
+static void assert_wav_holds(const char *p, const int16_t *pcm, size_t n)
+{
+    SF_INFO info = {0};
+    SNDFILE *sf = sf_open(p, SFM_READ, &info);
+    assert_non_null(sf);
+    assert_int_equal(info.samplerate, 48000);
+    assert_int_equal(info.channels, 1);
+    assert_int_equal(info.format, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
+    assert_int_equal(info.frames, n);
+    sf_close(sf);
+    int16_t *back;
+    size_t got;
+    assert_int_equal(wzp_audio_read_s16(p, &back, &got), 0);
+    assert_int_equal(got, n);
+    assert_memory_equal(back, pcm, n * sizeof(*pcm));
+    free(back);
+}
+
 static void test_44k_stereo_to_48k_mono(void **state)
 {
     (void)state;
@@ -155,20 +174,7 @@ static void test_write_wav_roundtrip(void **state)
     for (int i = 0; i < 3000; i++)
         pcm[i] = (int16_t)(i * 37 - 50000 / 2);
     assert_int_equal(wzp_audio_write_wav(p, pcm, 3000), 0);
-    SF_INFO info = {0};
-    SNDFILE *sf = sf_open(p, SFM_READ, &info);
-    assert_non_null(sf);
-    assert_int_equal(info.samplerate, 48000);
-    assert_int_equal(info.channels, 1);
-    assert_int_equal(info.format, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
-    assert_int_equal(info.frames, 3000);
-    sf_close(sf);
-    int16_t *back;
-    size_t n;
-    assert_int_equal(wzp_audio_read_s16(p, &back, &n), 0);
-    assert_int_equal(n, 3000);
-    assert_memory_equal(back, pcm, sizeof(pcm));
-    free(back);
+    assert_wav_holds(p, pcm, 3000);
 
     /* Streaming writer, frame by frame. */
     path_of(p, sizeof(p), "stream.wav");
@@ -179,15 +185,14 @@ static void test_write_wav_roundtrip(void **state)
     for (int k = 0; k < 3; k++)
         assert_int_equal(wzp_wav_writer_write(w, pcm + k * 1000, 1000), 0);
     assert_int_equal(wzp_wav_writer_close(w), 0);
-    assert_int_equal(wzp_audio_read_s16(p, &back, &n), 0);
-    assert_int_equal(n, 3000);
-    assert_memory_equal(back, pcm, sizeof(pcm));
-    free(back);
+    assert_wav_holds(p, pcm, 3000);
 
     /* Float writer clips. */
     float f[3] = {2.0f, -2.0f, 0.5f};
     path_of(p, sizeof(p), "clip.wav");
     assert_int_equal(wzp_audio_write_wav_float(p, f, 3), 0);
+    int16_t *back;
+    size_t n;
     assert_int_equal(wzp_audio_read_s16(p, &back, &n), 0);
     assert_int_equal(back[0], 32767);
     assert_int_equal(back[1], -32768);
@@ -263,20 +268,7 @@ static void test_recorder_commit_and_abort(void **state)
     assert_int_equal(wzp_wav_recorder_commit(r, pcm, 2000, &e), 0);
     assert_int_equal(list_dir(sub, names, sizeof(names)), 1);
     assert_string_equal(names, "call.wav ");
-    SF_INFO info = {0};
-    SNDFILE *sf = sf_open(p, SFM_READ, &info);
-    assert_non_null(sf);
-    assert_int_equal(info.samplerate, 48000);
-    assert_int_equal(info.channels, 1);
-    assert_int_equal(info.format, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
-    assert_int_equal(info.frames, 2000);
-    sf_close(sf);
-    int16_t *back;
-    size_t n;
-    assert_int_equal(wzp_audio_read_s16(p, &back, &n), 0);
-    assert_int_equal(n, 2000);
-    assert_memory_equal(back, pcm, sizeof(pcm));
-    free(back);
+    assert_wav_holds(p, pcm, 2000);
 
     /* Aborted over an existing recording: the old file stays as it was, no temp file. */
     struct stat before, after;
@@ -299,7 +291,8 @@ static void test_recorder_commit_and_abort(void **state)
     /* An empty recording is still a valid WAV. */
     assert_int_equal(wzp_wav_recorder_open(p, &r, &e), 0);
     assert_int_equal(wzp_wav_recorder_commit(r, NULL, 0, &e), 0);
-    sf = sf_open(p, SFM_READ, &info);
+    SF_INFO info = {0};
+    SNDFILE *sf = sf_open(p, SFM_READ, &info);
     assert_non_null(sf);
     assert_int_equal(info.frames, 0);
     sf_close(sf);

@@ -74,29 +74,19 @@ static unsigned run_matrix(unsigned seeds, bool lossy, bool failover, bool expir
     return failures;
 }
 
-static void test_matrix_establish(void **state)
-{
-    (void)state;
-    assert_int_equal(run_matrix(env_seeds(2), false, false, false), 0);
-}
+/* One test per option set: every cell, `seeds` seeds each (WZP_NM_SEEDS overrides). */
+#define MATRIX_TEST(name, seeds, lossy, failover_and_expiry)                                       \
+    static void name(void **state)                                                                 \
+    {                                                                                              \
+        (void)state;                                                                               \
+        assert_int_equal(                                                                          \
+            run_matrix(env_seeds(seeds), lossy, failover_and_expiry, failover_and_expiry), 0);     \
+    }
 
-static void test_matrix_establish_lossy(void **state)
-{
-    (void)state;
-    assert_int_equal(run_matrix(env_seeds(2), true, false, false), 0);
-}
-
-static void test_matrix_failover_and_expiry(void **state)
-{
-    (void)state;
-    assert_int_equal(run_matrix(env_seeds(1), false, true, true), 0);
-}
-
-static void test_matrix_failover_and_expiry_lossy(void **state)
-{
-    (void)state;
-    assert_int_equal(run_matrix(env_seeds(1), true, true, true), 0);
-}
+MATRIX_TEST(test_matrix_establish, 2, false, false)
+MATRIX_TEST(test_matrix_establish_lossy, 2, true, false)
+MATRIX_TEST(test_matrix_failover_and_expiry, 1, false, true)
+MATRIX_TEST(test_matrix_failover_and_expiry_lossy, 1, true, true)
 
 /* The rule itself, on a few hand-checked cells. */
 static void test_rule(void **state)

@@ -20,9 +20,9 @@
 
 #include "support/netsim.h"
 
-static const wzp_sim_link LAN_LINK = {WZP_US(200), WZP_US(100), 0, false};
-static const wzp_sim_link WAN_LINK = {WZP_MS(10), WZP_MS(2), 0, false};
-static const wzp_sim_link SRV_LINK = {WZP_MS(5), 0, 0, false};
+static const wzp_sim_link LAN_LINK = {.latency = WZP_US(200), .jitter = WZP_US(100)};
+static const wzp_sim_link WAN_LINK = {.latency = WZP_MS(10), .jitter = WZP_MS(2)};
+static const wzp_sim_link SRV_LINK = {.latency = WZP_MS(5)};
 
 /* ---- A tiny binding service: "request" = flags byte, response = "M" + mapped address ---- */
 
@@ -557,8 +557,11 @@ static void flow_tick(void *ctx)
 static void run_flow(uint64_t seed, wzp_ts interval, bool reorder, flow_rx *rx)
 {
     wzp_sim *sim = wzp_sim_new(seed);
-    wzp_sim_link la = {WZP_MS(10), WZP_MS(4), 20000, reorder}; /* 2 % loss */
-    wzp_sim_link lb = {WZP_MS(5), 0, 10000, false};            /* 1 % loss */
+    wzp_sim_link la = {.latency = WZP_MS(10),
+                       .jitter = WZP_MS(4),
+                       .loss_ppm = 20000,
+                       .reorder = reorder};                      /* 2 % loss */
+    wzp_sim_link lb = {.latency = WZP_MS(5), .loss_ppm = 10000}; /* 1 % loss */
     wzp_sim_host *a = wzp_sim_host_new(sim, "a"), *b = wzp_sim_host_new(sim, "b");
     assert_int_equal(wzp_sim_host_add_addr(a, wzp_sim_internet(sim), "192.0.2.1", la), 0);
     assert_int_equal(wzp_sim_host_add_addr(b, wzp_sim_internet(sim), "192.0.2.2", lb), 0);
@@ -603,6 +606,98 @@ static void test_link_statistics(void **state)
     assert_true(rx.reordered > 1000);
 }
 
+/* ---- Links changed mid-run, the content filter, the relay, mapping lookup ---------------- */
+
+static bool drop_letter_x(void *ctx, const wzp_addr *src, const wzp_addr *dst, const uint8_t *data,
+                          size_t len)
+{
+    (void)src;
+    (void)dst;
+    (*(int *)ctx)++;
+    return len > 0 && data[0] == 'X';
+}
+
+static void test_link_set_filter_relay(void **state)
+{
+    (void)state;
+    wzp_sim *sim = wzp_sim_new(61);
+    wzp_sim_nat_cfg cfg = nat_cfg(WZP_SIM_APD, WZP_SIM_AD);
+    wzp_sim_router *r;
+    wzp_sim_host *h = host_behind(sim, &cfg, &r);
+    wzp_sim_host *peer = wzp_sim_host_new(sim, "peer");
+    assert_int_equal(wzp_sim_host_add_addr(peer, wzp_sim_internet(sim), "192.0.2.50", SRV_LINK), 0);
+    wzp_sim_relay *relay = wzp_sim_relay_new(sim, "192.0.2.250:3478", SRV_LINK);
+    assert_non_null(relay);
+    cli a, p;
+    cli_bind(&a, h, "10.0.0.2:5000");
+    cli_bind(&p, peer, "192.0.2.50:7000");
+
+    /* The relay: dropped until the other side registered, then forwarded both ways. */
+    assert_null(wzp_sim_relay_seen(relay, 0));
+    assert_int_equal(wzp_sim_relay_send(relay, a.s, 0, "R", 1), 0);
+    wzp_sim_run_until(sim, wzp_sim_now(sim) + WZP_SEC(1));
+    assert_int_equal(wzp_sim_stats_get(sim)->dropped_relay, 1);
+    assert_int_equal(wzp_sim_relay_send(relay, p.s, 1, NULL, 0), 0);
+    wzp_sim_run_until(sim, wzp_sim_now(sim) + WZP_SEC(1));
+    assert_int_equal(p.peer_packets, 0); /* a registration forwards nothing */
+    assert_int_equal(wzp_sim_relay_send(relay, a.s, 0, "R", 1), 0);
+    assert_int_equal(wzp_sim_relay_send(relay, p.s, 1, "S", 1), 0);
+    wzp_sim_run_until(sim, wzp_sim_now(sim) + WZP_SEC(1));
+    assert_int_equal(p.peer_packets, 1);
+    assert_int_equal(a.peer_packets, 1);
+    assert_true(wzp_addr_equal(&p.peer_from, wzp_sim_relay_addr(relay)));
+    assert_true(wzp_addr_equal(&a.peer_from, wzp_sim_relay_addr(relay)));
+    assert_true(addr_is(wzp_sim_relay_seen(relay, 1), "192.0.2.50:7000", true));
+    /* What the relay saw of the NATed side is its mapping towards the relay, and only that. */
+    wzp_addr ext;
+    const wzp_addr *seen = wzp_sim_relay_seen(relay, 0);
+    assert_true(wzp_sim_router_mapped(r, wzp_sim_sock_addr(a.s), wzp_sim_relay_addr(relay), &ext));
+    assert_true(wzp_addr_equal(&ext, seen));
+    assert_false(wzp_sim_router_mapped(r, wzp_sim_sock_addr(a.s), wzp_sim_sock_addr(p.s), &ext));
+    size_t maps = wzp_sim_router_mappings(r);
+    peer_send(sim, &a, wzp_sim_sock_addr(p.s));
+    assert_true(wzp_sim_router_mapped(r, wzp_sim_sock_addr(a.s), wzp_sim_sock_addr(p.s), &ext));
+    assert_true(wzp_addr_equal(&ext, &p.peer_from));
+    assert_false(wzp_addr_equal(&ext, seen)); /* port-dependent mapping: another port */
+    assert_int_equal(wzp_sim_router_mappings(r), maps + 1);
+
+    /* A link changed mid-run: new latency from now on; down drops (and counts) everything. */
+    wzp_sim_link l;
+    assert_int_equal(wzp_sim_link_get(sim, wzp_sim_internet(sim), "192.0.2.50", &l), 0);
+    assert_int_equal(l.latency, SRV_LINK.latency);
+    assert_int_equal(wzp_sim_link_get(sim, wzp_sim_internet(sim), "192.0.2.51", &l),
+                     WZP_ERR_NOT_FOUND);
+    l.down = true;
+    assert_int_equal(wzp_sim_link_set(sim, wzp_sim_internet(sim), "192.0.2.50", l), 0);
+    peer_send(sim, &a, wzp_sim_sock_addr(p.s));
+    assert_int_equal(p.peer_packets, 2);
+    assert_int_equal(wzp_sim_stats_get(sim)->dropped_down, 1);
+    l.down = false;
+    l.latency = WZP_MS(40);
+    assert_int_equal(wzp_sim_link_set(sim, wzp_sim_internet(sim), "192.0.2.50", l), 0);
+    wzp_ts sent = wzp_sim_now(sim);
+    assert_int_equal(wzp_sim_send(a.s, wzp_sim_sock_addr(p.s), "P", 1), 0);
+    /* Through the NAT (LAN 0.4-0.6 ms, WAN 10-12 ms) and the new 40 ms: 50.4-52.6 ms. */
+    wzp_sim_run_until(sim, sent + WZP_MS(50));
+    assert_int_equal(p.peer_packets, 2);
+    wzp_sim_run_until(sim, sent + WZP_MS(53));
+    assert_int_equal(p.peer_packets, 3);
+
+    /* The filter sees every packet sent and drops those it says. */
+    int seen_by_filter = 0;
+    wzp_sim_set_filter(sim, drop_letter_x, &seen_by_filter);
+    uint64_t blocked = wzp_sim_stats_get(sim)->dropped_blocked;
+    assert_int_equal(wzp_sim_send(a.s, wzp_sim_sock_addr(p.s), "X", 1), 0);
+    peer_send(sim, &a, wzp_sim_sock_addr(p.s));
+    assert_int_equal(p.peer_packets, 4);
+    assert_int_equal(seen_by_filter, 2);
+    assert_int_equal(wzp_sim_stats_get(sim)->dropped_blocked, blocked + 1);
+    wzp_sim_set_filter(sim, NULL, NULL);
+    peer_send(sim, &a, wzp_sim_sock_addr(p.s));
+    assert_int_equal(seen_by_filter, 2);
+    wzp_sim_free(sim);
+}
+
 /* ---- Determinism -------------------------------------------------------------------------- */
 
 static uint64_t scenario_hash(uint64_t seed)
@@ -616,7 +711,8 @@ static uint64_t scenario_hash(uint64_t seed)
     flow_rx rx = {0};
     rx.sim = sim;
     wzp_sim_host *b = wzp_sim_host_new(sim, "b");
-    wzp_sim_link lossy = {WZP_MS(3), WZP_MS(3), 100000, true};
+    wzp_sim_link lossy = {
+        .latency = WZP_MS(3), .jitter = WZP_MS(3), .loss_ppm = 100000, .reorder = true};
     assert_int_equal(wzp_sim_host_add_addr(b, wzp_sim_internet(sim), "192.0.2.2", lossy), 0);
     assert_non_null(wzp_sim_sock_bind(b, "192.0.2.2:2", flow_recv, &rx));
     flow_tx tx = {sim,
@@ -643,4 +739,4 @@ static void test_determinism(void **state)
 WZP_TEST_MAIN(NULL, NULL, test_classify_grid, test_open_internet_and_ipv6,
               test_port_preservation_collision, test_port_exhaustion, test_hairpin,
               test_mapping_timeout, test_cgn, test_conntrack_trap, test_drop_direct,
-              test_link_statistics, test_determinism)
+              test_link_statistics, test_link_set_filter_relay, test_determinism)
