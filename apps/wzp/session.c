@@ -368,6 +368,8 @@ int session_load_audio(session *s)
 int session_start(session *s, const wzp_client_config *base)
 {
     wzp_client_config cfg = *base;
+    /* A file or the test signal must be heard from its start: no early audio while ringing. */
+    cfg.hold_audio_until_answer = s->o.source == SRC_FILE || s->o.source == SRC_PROBE;
     cfg.cb = (wzp_client_callbacks){
         .on_registered = cb_registered,
         .on_unregistered = cb_unregistered,

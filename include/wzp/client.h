@@ -69,8 +69,10 @@ typedef struct wzp_client_callbacks {
                           void *user);
     /* The call's route changed (relay <-> direct). */
     void (*on_path)(wzp_client *c, wzp_call *call, const wzp_call_stats *stats, void *user);
-    /* Every 20 ms once media flows (the caller starts with its TLS Finished, a moment before
-       ACTIVE): fill `pcm` with the next frame to send; return false for silence. */
+    /* Every 20 ms once media flows: fill `pcm` with the next frame to send; return false for
+       silence. A caller's flows from its end-to-end handshake on, while the callee's phone
+       rings (the callee plays none of it before its user answers, then hears it at once),
+       unless hold_audio_until_answer; a callee's from its answer. */
     bool (*pcm_source)(wzp_client *c, wzp_call *call, int16_t pcm[WZP_FRAME_SAMPLES], void *user);
     /* Every 20 ms while active: the next played-out frame (decoded or concealed). */
     void (*pcm_sink)(wzp_client *c, wzp_call *call, const int16_t pcm[WZP_FRAME_SAMPLES],
@@ -86,6 +88,10 @@ typedef struct wzp_client_config {
     const char *bind_v6;           /* local IPv6 "[HOST]:PORT"; NULL = [::]:0; "" = no IPv6 */
     bool host_candidates_loopback; /* offer loopback host addresses only (tests, demos) */
     bool direct_disabled;          /* never probe: always relay (diagnostics) */
+    /* The source is a recording (a file, a test signal), not a live microphone: as caller,
+     * start it at the answer rather than stream it while the callee's phone rings, so the
+     * callee hears it from its beginning (half a relay round trip later). */
+    bool hold_audio_until_answer;
     wzp_client_callbacks cb;
     void *user;
 } wzp_client_config;

@@ -935,7 +935,8 @@ static bool sending(const wzp_voicecall *vc)
  * callee plays nothing before its user answers, then hears us at once. */
 static bool may_send_early(const wzp_voicecall *vc)
 {
-    return vc->role == WZP_VOICECALL_CALLER && vc->media == WZP_VOICECALL_MEDIA_OFF && vc->conn &&
+    return vc->role == WZP_VOICECALL_CALLER && !vc->env.hold_audio_until_answer &&
+           vc->media == WZP_VOICECALL_MEDIA_OFF && vc->conn &&
            (vc->phase == WZP_VOICECALL_RINGING || vc->phase == WZP_VOICECALL_CONNECTING) &&
            wzp_quic_conn_can_send_datagram(vc->conn);
 }

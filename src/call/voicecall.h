@@ -121,6 +121,9 @@ typedef struct wzp_voicecall_env {
     wzp_addr relay;  /* the relay's control address: frames go there unless told otherwise */
     wzp_addr vlocal; /* our end of every call's virtual path */
     bool direct_disabled;
+    /* The caller's source is a recording: no audio before the answer (see
+     * wzp_client_config.hold_audio_until_answer). */
+    bool hold_audio_until_answer;
     void *owner;
     /* The control connection's smoothed RTT (0 before a sample). */
     wzp_ts (*relay_rtt)(void *owner);

@@ -390,6 +390,7 @@ int wzp_client_new(const wzp_client_config *cfg, wzp_client **out)
     cc.id = c->id;
     cc.alias = cfg->alias;
     cc.direct_disabled = cfg->direct_disabled;
+    cc.hold_audio_until_answer = cfg->hold_audio_until_answer;
     cc.local[0] = bound[0];
     cc.local[1] = bound[1];
     cc.event = core_event;

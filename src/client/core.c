@@ -457,6 +457,7 @@ int wzp_core_new(const wzp_core_config *cfg, wzp_core **out)
                                     .sc = core->sc,
                                     .relay = cfg->relay,
                                     .direct_disabled = cfg->direct_disabled,
+                                    .hold_audio_until_answer = cfg->hold_audio_until_answer,
                                     .owner = core,
                                     .relay_rtt = vc_relay_rtt,
                                     .relay_heard_at = vc_relay_heard_at,

@@ -70,6 +70,7 @@ typedef struct wzp_core_config {
     uint8_t relay_pin[WZP_FINGERPRINT_LEN];
     const char *alias; /* copied; NULL or "" for none */
     bool direct_disabled;
+    bool hold_audio_until_answer; /* see wzp_client_config */
     /* The bound address of each socket (len 0: no such socket). Host
      * candidates get the port of their family's socket. */
     wzp_addr local[WZP_CORE_SOCKS];

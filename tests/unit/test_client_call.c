@@ -202,6 +202,7 @@ static void peer_start(peer *p, const char *name, const char *relay_addr, const 
         .bind_v6 = "",
         .host_candidates_loopback = true,
         .direct_disabled = direct_disabled,
+        .hold_audio_until_answer = true, /* the probe signal is compared with what was played */
         .cb = {on_registered, on_unregistered, on_incoming, on_state, NULL, pcm_source, pcm_sink},
         .user = p,
     };

@@ -92,6 +92,35 @@ static void test_answer_starts_audio_at_once(void **state)
     world_free(&w);
 }
 
+/* A recorded source (hold_audio_until_answer) waits for the answer: nothing is sent while the
+ * phone rings, and the answer starts it from its beginning. */
+static void test_recorded_source_waits_for_answer(void **state)
+{
+    world w;
+    ring(&w, 36);
+    /* white-box: every call the core makes from now on borrows this */
+    w.a.core->env.hold_audio_until_answer = true;
+    wzp_core_hangup(w.a.core, w.a.call, wzp_sim_now(w.sim));
+    sim_client_kick(&w.a);
+    assert_true(sim_run(w.sim, both_ended, &w.a, &w.b, WZP_SEC(5)));
+    char text[WZP_FINGERPRINT_STRLEN];
+    sim_client_fp(&w.b, text);
+    assert_int_equal(wzp_core_call(w.a.core, text, NULL, &w.a.call, wzp_sim_now(w.sim)), 0);
+    sim_client_kick(&w.a);
+    assert_true(sim_run(w.sim, b_ringing, &w.a, &w.b, WZP_SEC(5)));
+    sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(1));
+    wzp_voicecall_status st;
+    wzp_voicecall_get_status(wzp_core__voicecall(w.a.core, w.a.call), &st);
+    assert_int_equal(st.link, WZP_VOICECALL_LINK_UP); /* still pre-connected */
+    assert_int_equal(st.media, WZP_VOICECALL_MEDIA_OFF);
+    assert_int_equal(sim_stats(&w.a).frames_sent, 0);
+    assert_int_equal(wzp_core_answer(w.b.core, w.b.call, wzp_sim_now(w.sim)), 0);
+    sim_client_kick(&w.b);
+    assert_true(sim_run(w.sim, both_first_audio, &w.a, &w.b, WZP_SEC(2)));
+    assert_true(sim_stats(&w.a).frames_sent > 0);
+    world_free(&w);
+}
+
 static bool ended2(simclient *a, simclient *b)
 {
     return both_ended(a, b);
@@ -203,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_withdraw_while_preconnected),
         cmocka_unit_test(test_unanswered_expires),
         cmocka_unit_test(test_call_followed_through_logs),
+        cmocka_unit_test(test_recorded_source_waits_for_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
