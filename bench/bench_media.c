@@ -31,8 +31,10 @@ int main(void)
     wzp_probe_signal_init(&sig, 1, 0.5f);
     wzp_probe_signal_fill_s16(&sig, pcm, frames * N);
 
-    wzp_opus_enc *enc = wzp_opus_enc_new(NULL, NULL);
-    wzp_opus_dec *dec = wzp_opus_dec_new(NULL);
+    wzp_opus_enc *enc = NULL;
+    wzp_opus_dec *dec = NULL;
+    if (wzp_opus_enc_new(&enc, NULL) < 0 || wzp_opus_dec_new(&dec) < 0)
+        return 1;
     uint8_t pkt[WZP_OPUS_MAX_PACKET];
     double enc_t = 0, dec_t = 0;
     for (size_t k = 0; k < frames; k++) {
@@ -52,7 +54,9 @@ int main(void)
     double ncc_ms = (secs() - a) * 1e3;
     printf("ncc search 10 s, 0..2 s lags: %.1f ms (lag %ld, ncc %.3f)\n", ncc_ms, r.lag, r.ncc);
 
-    wzp_playout *pb = wzp_playout_new(NULL, NULL);
+    wzp_playout *pb = NULL;
+    if (wzp_playout_new(&pb, NULL) < 0)
+        return 1;
     wzp_playout_frame f;
     const unsigned iters = 2000000;
     a = secs();

@@ -42,11 +42,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wzp_playout_config pc = {.target_delay = WZP_MS(20 * (1 + data[0] % 4)),
                              .capacity = 8 + data[0] % 16,
                              .adaptive = (data[0] & 0x80) != 0};
-    wzp_playout *pb = wzp_playout_new(&pc, NULL);
+    wzp_playout *pb = NULL;
+    wzp_playout_new(&pb, &pc);
     wzp_media_rx_config rc;
     wzp_media_rx_config_default(&rc);
     rc.playout = pc;
-    wzp_media_rx *rx = wzp_media_rx_new(&rc, NULL);
+    wzp_media_rx *rx = NULL;
+    wzp_media_rx_new(&rx, &rc);
     CHECK(pb && rx);
 
     wzp_ts now = WZP_SEC(1);

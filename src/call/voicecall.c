@@ -588,19 +588,18 @@ static int start_media(wzp_voicecall *vc, wzp_ts now)
 {
     if (vc->tx)
         return 0;
-    int err = 0;
     wzp_media_tx_config tc;
     wzp_media_tx_config_default(&tc);
-    vc->tx = wzp_media_tx_new(&tc, &err);
+    int err = wzp_media_tx_new(&vc->tx, &tc);
     wzp_media_rx_config rc;
     wzp_media_rx_config_default(&rc);
     /* Start playout one frame after the first arrival and let the adaptive buffer grow on
      * late frames: a fixed 60 ms start made the first audio wait for jitter that loopback,
      * LANs and most direct paths never show. */
     rc.playout.target_delay = WZP_MS(20);
-    if (vc->tx)
-        vc->rx = wzp_media_rx_new(&rc, &err);
-    if (!vc->tx || !vc->rx) {
+    if (err == 0)
+        err = wzp_media_rx_new(&vc->rx, &rc);
+    if (err < 0) {
         wzp_voicecall_end(vc, WZP_ERR_AUDIO, "cannot start the Opus codec", now);
         return WZP_ERR_AUDIO;
     }

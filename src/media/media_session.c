@@ -23,34 +23,34 @@ struct wzp_media_tx {
 void wzp_media_tx_config_default(wzp_media_tx_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    wzp_opus_config_default(&cfg->opus);
+    wzp_opus_enc_config_default(&cfg->opus);
     uint8_t r[6];
     wzp_random_nonce(r, sizeof(r));
     cfg->initial_seq = (uint16_t)(r[0] << 8 | r[1]);
     cfg->initial_ts = (uint32_t)r[2] << 24 | (uint32_t)r[3] << 16 | (uint32_t)r[4] << 8 | r[5];
 }
 
-wzp_media_tx *wzp_media_tx_new(const wzp_media_tx_config *cfg, int *err)
+int wzp_media_tx_new(wzp_media_tx **out, const wzp_media_tx_config *cfg)
 {
+    if (!out)
+        return WZP_ERR_INVALID;
     wzp_media_tx_config def;
     if (!cfg) {
         wzp_media_tx_config_default(&def);
         cfg = &def;
     }
     wzp_media_tx *tx = calloc(1, sizeof(*tx));
-    if (!tx) {
-        if (err)
-            *err = WZP_ERR_NOMEM;
-        return NULL;
-    }
-    tx->enc = wzp_opus_enc_new(&cfg->opus, err);
-    if (!tx->enc) {
+    if (!tx)
+        return WZP_ERR_NOMEM;
+    int err = wzp_opus_enc_new(&tx->enc, &cfg->opus);
+    if (err < 0) {
         free(tx);
-        return NULL;
+        return err;
     }
     tx->seq = cfg->initial_seq;
     tx->ts = cfg->initial_ts;
-    return tx;
+    *out = tx;
+    return 0;
 }
 
 void wzp_media_tx_free(wzp_media_tx *tx)
@@ -151,31 +151,32 @@ void wzp_media_rx_config_default(wzp_media_rx_config *cfg)
     cfg->playout.adaptive = true;
 }
 
-wzp_media_rx *wzp_media_rx_new(const wzp_media_rx_config *cfg, int *err)
+int wzp_media_rx_new(wzp_media_rx **out, const wzp_media_rx_config *cfg)
 {
+    if (!out)
+        return WZP_ERR_INVALID;
     wzp_media_rx_config def;
     if (!cfg) {
         wzp_media_rx_config_default(&def);
         cfg = &def;
     }
     wzp_media_rx *rx = calloc(1, sizeof(*rx));
-    if (!rx) {
-        if (err)
-            *err = WZP_ERR_NOMEM;
-        return NULL;
-    }
-    rx->pb = wzp_playout_new(&cfg->playout, err);
-    rx->dec = rx->pb ? wzp_opus_dec_new(err) : NULL;
-    if (!rx->dec) {
+    if (!rx)
+        return WZP_ERR_NOMEM;
+    int err = wzp_playout_new(&rx->pb, &cfg->playout);
+    if (err == 0)
+        err = wzp_opus_dec_new(&rx->dec);
+    if (err < 0) {
         wzp_playout_free(rx->pb);
         free(rx);
-        return NULL;
+        return err;
     }
     rx->use_fec = cfg->use_fec;
     rx->last_pull = WZP_TS_NEVER;
     rx->st.first_datagram = WZP_TS_NEVER;
     rx->st.first_decoded = WZP_TS_NEVER;
-    return rx;
+    *out = rx;
+    return 0;
 }
 
 void wzp_media_rx_free(wzp_media_rx *rx)

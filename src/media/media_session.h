@@ -26,7 +26,7 @@
 /* ---- sender ---- */
 
 typedef struct wzp_media_tx_config {
-    wzp_opus_config opus;
+    wzp_opus_enc_config opus;
     uint16_t initial_seq; /* RTP practice is random; tests pin them */
     uint32_t initial_ts;
 } wzp_media_tx_config;
@@ -43,7 +43,8 @@ typedef struct wzp_media_tx wzp_media_tx;
 
 /* Opus defaults, random initial seq and timestamp. */
 void wzp_media_tx_config_default(wzp_media_tx_config *cfg);
-wzp_media_tx *wzp_media_tx_new(const wzp_media_tx_config *cfg, int *err);
+/* cfg NULL: defaults. 0 or a negative wzp_error (*out untouched). */
+int wzp_media_tx_new(wzp_media_tx **out, const wzp_media_tx_config *cfg);
 void wzp_media_tx_free(wzp_media_tx *tx);
 
 /* Encodes one frame into a datagram in out (cap >= WZP_MEDIA_MAX_FRAME is
@@ -90,7 +91,8 @@ typedef struct wzp_media_rx wzp_media_rx;
 
 /* Playout defaults with adaptive delay, FEC on. */
 void wzp_media_rx_config_default(wzp_media_rx_config *cfg);
-wzp_media_rx *wzp_media_rx_new(const wzp_media_rx_config *cfg, int *err);
+/* cfg NULL: defaults. 0 or a negative wzp_error (*out untouched). */
+int wzp_media_rx_new(wzp_media_rx **out, const wzp_media_rx_config *cfg);
 void wzp_media_rx_free(wzp_media_rx *rx);
 
 /* One received datagram. 0 = buffered, 1 = dropped (duplicate, late, ...),

@@ -16,7 +16,7 @@ struct wzp_opus_dec {
     OpusDecoder *st;
 };
 
-void wzp_opus_config_default(wzp_opus_config *cfg)
+void wzp_opus_enc_config_default(wzp_opus_enc_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->bitrate = WZP_OPUS_DEFAULT_BITRATE;
@@ -26,38 +26,28 @@ void wzp_opus_config_default(wzp_opus_config *cfg)
     cfg->complexity = -1;
 }
 
-static int set_err(int *err, int v)
+int wzp_opus_enc_new(wzp_opus_enc **out, const wzp_opus_enc_config *cfg)
 {
-    if (err)
-        *err = v;
-    return v;
-}
-
-wzp_opus_enc *wzp_opus_enc_new(const wzp_opus_config *cfg, int *err)
-{
-    wzp_opus_config def;
+    if (!out)
+        return WZP_ERR_INVALID;
+    wzp_opus_enc_config def;
     if (!cfg) {
-        wzp_opus_config_default(&def);
+        wzp_opus_enc_config_default(&def);
         cfg = &def;
     }
     int bitrate = cfg->bitrate ? cfg->bitrate : WZP_OPUS_DEFAULT_BITRATE;
     if (bitrate < 6000 || bitrate > 510000 || cfg->expected_loss_pct < 0 ||
-        cfg->expected_loss_pct > 100 || cfg->complexity < -1 || cfg->complexity > 10) {
-        set_err(err, WZP_ERR_INVALID);
-        return NULL;
-    }
+        cfg->expected_loss_pct > 100 || cfg->complexity < -1 || cfg->complexity > 10)
+        return WZP_ERR_INVALID;
     wzp_opus_enc *enc = calloc(1, sizeof(*enc));
-    if (!enc) {
-        set_err(err, WZP_ERR_NOMEM);
-        return NULL;
-    }
+    if (!enc)
+        return WZP_ERR_NOMEM;
     int oe = 0;
     enc->st = opus_encoder_create(WZP_AUDIO_RATE, 1, OPUS_APPLICATION_VOIP, &oe);
     if (!enc->st || oe != OPUS_OK) {
         WZP_ERROR("opus_encoder_create: %s", opus_strerror(oe));
         free(enc);
-        set_err(err, oe == OPUS_ALLOC_FAIL ? WZP_ERR_NOMEM : WZP_ERR_AUDIO);
-        return NULL;
+        return oe == OPUS_ALLOC_FAIL ? WZP_ERR_NOMEM : WZP_ERR_AUDIO;
     }
     int rc = OPUS_OK;
     rc |= opus_encoder_ctl(enc->st, OPUS_SET_BITRATE(bitrate));
@@ -69,11 +59,10 @@ wzp_opus_enc *wzp_opus_enc_new(const wzp_opus_config *cfg, int *err)
         rc |= opus_encoder_ctl(enc->st, OPUS_SET_COMPLEXITY(cfg->complexity));
     if (rc != OPUS_OK) {
         wzp_opus_enc_free(enc);
-        set_err(err, WZP_ERR_AUDIO);
-        return NULL;
+        return WZP_ERR_AUDIO;
     }
-    set_err(err, 0);
-    return enc;
+    *out = enc;
+    return 0;
 }
 
 void wzp_opus_enc_free(wzp_opus_enc *enc)
@@ -143,22 +132,21 @@ bool wzp_opus_packet_is_dtx(size_t len)
     return len <= 2;
 }
 
-wzp_opus_dec *wzp_opus_dec_new(int *err)
+int wzp_opus_dec_new(wzp_opus_dec **out)
 {
+    if (!out)
+        return WZP_ERR_INVALID;
     wzp_opus_dec *dec = calloc(1, sizeof(*dec));
-    if (!dec) {
-        set_err(err, WZP_ERR_NOMEM);
-        return NULL;
-    }
+    if (!dec)
+        return WZP_ERR_NOMEM;
     int oe = 0;
     dec->st = opus_decoder_create(WZP_AUDIO_RATE, 1, &oe);
     if (!dec->st || oe != OPUS_OK) {
         free(dec);
-        set_err(err, oe == OPUS_ALLOC_FAIL ? WZP_ERR_NOMEM : WZP_ERR_AUDIO);
-        return NULL;
+        return oe == OPUS_ALLOC_FAIL ? WZP_ERR_NOMEM : WZP_ERR_AUDIO;
     }
-    set_err(err, 0);
-    return dec;
+    *out = dec;
+    return 0;
 }
 
 void wzp_opus_dec_free(wzp_opus_dec *dec)

@@ -16,22 +16,22 @@
 /* Bounds one encoded frame; equal to the media datagram payload limit. */
 #define WZP_OPUS_MAX_PACKET 1000
 
-typedef struct wzp_opus_config {
+typedef struct wzp_opus_enc_config {
     int bitrate;           /* bit/s, 6000..510000; 0 = WZP_OPUS_DEFAULT_BITRATE */
     bool fec;              /* in-band FEC (needs expected_loss_pct > 0 to be used) */
     int expected_loss_pct; /* 0..100: how much redundancy the encoder spends */
     bool dtx;              /* discontinuous transmission during silence */
     int complexity;        /* 0..10; -1 = libopus default */
-} wzp_opus_config;
+} wzp_opus_enc_config;
 
 /* bitrate default, FEC on with 10 % expected loss, DTX off, default complexity. */
-void wzp_opus_config_default(wzp_opus_config *cfg);
+void wzp_opus_enc_config_default(wzp_opus_enc_config *cfg);
 
 typedef struct wzp_opus_enc wzp_opus_enc;
 typedef struct wzp_opus_dec wzp_opus_dec;
 
-/* NULL on failure with *err set (WZP_ERR_INVALID, WZP_ERR_NOMEM, WZP_ERR_AUDIO). */
-wzp_opus_enc *wzp_opus_enc_new(const wzp_opus_config *cfg, int *err);
+/* cfg NULL: defaults. 0, or WZP_ERR_INVALID, WZP_ERR_NOMEM, WZP_ERR_AUDIO (*out untouched). */
+int wzp_opus_enc_new(wzp_opus_enc **out, const wzp_opus_enc_config *cfg);
 void wzp_opus_enc_free(wzp_opus_enc *enc);
 
 /* Encodes exactly one frame. Returns the packet length (>= 1) or an error.
@@ -49,7 +49,8 @@ int wzp_opus_enc_lookahead(wzp_opus_enc *enc);
 
 bool wzp_opus_packet_is_dtx(size_t len);
 
-wzp_opus_dec *wzp_opus_dec_new(int *err);
+/* 48 kHz mono: nothing to configure. 0, or WZP_ERR_NOMEM, WZP_ERR_AUDIO. */
+int wzp_opus_dec_new(wzp_opus_dec **out);
 void wzp_opus_dec_free(wzp_opus_dec *dec);
 
 /* Each decode call writes exactly one frame (WZP_AUDIO_FRAME_SAMPLES) and

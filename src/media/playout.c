@@ -60,8 +60,10 @@ struct wzp_playout {
     wzp_playout_stats st;
 };
 
-wzp_playout *wzp_playout_new(const wzp_playout_config *cfg, int *err)
+int wzp_playout_new(wzp_playout **out, const wzp_playout_config *cfg)
 {
+    if (!out)
+        return WZP_ERR_INVALID;
     wzp_playout_config c = {0};
     if (cfg)
         c = *cfg;
@@ -72,19 +74,14 @@ wzp_playout *wzp_playout_new(const wzp_playout_config *cfg, int *err)
     unsigned target_frames =
         (unsigned)((c.target_delay + WZP_MS(WZP_AUDIO_FRAME_MS) - 1) / WZP_MS(WZP_AUDIO_FRAME_MS));
     if (c.capacity > WZP_PLAYOUT_MAX_CAPACITY || c.target_delay > WZP_SEC(10) ||
-        target_frames + 2 > c.capacity) {
-        if (err)
-            *err = WZP_ERR_INVALID;
-        return NULL;
-    }
+        target_frames + 2 > c.capacity)
+        return WZP_ERR_INVALID;
     wzp_playout *pb = calloc(1, sizeof(*pb));
     slot *slots = calloc(c.capacity, sizeof(*slots));
     if (!pb || !slots) {
         free(pb);
         free(slots);
-        if (err)
-            *err = WZP_ERR_NOMEM;
-        return NULL;
+        return WZP_ERR_NOMEM;
     }
     pb->delay = c.target_delay;
     pb->cap = c.capacity;
@@ -98,9 +95,8 @@ wzp_playout *wzp_playout_new(const wzp_playout_config *cfg, int *err)
     pb->slots = slots;
     pb->start = WZP_TS_NEVER;
     pb->win_min = UINT32_MAX;
-    if (err)
-        *err = 0;
-    return pb;
+    *out = pb;
+    return 0;
 }
 
 void wzp_playout_free(wzp_playout *pb)

@@ -85,8 +85,8 @@ typedef struct wzp_playout_frame {
 
 typedef struct wzp_playout wzp_playout;
 
-/* NULL cfg = defaults. NULL on failure with *err (WZP_ERR_INVALID / NOMEM). */
-wzp_playout *wzp_playout_new(const wzp_playout_config *cfg, int *err);
+/* NULL cfg = defaults. 0, or WZP_ERR_INVALID / WZP_ERR_NOMEM (*out untouched). */
+int wzp_playout_new(wzp_playout **out, const wzp_playout_config *cfg);
 void wzp_playout_free(wzp_playout *pb);
 
 /* Offers one received frame. Returns 0 if buffered; 1 if dropped as

@@ -30,17 +30,16 @@ typedef struct run {
     int lookahead;
 } run;
 
-static run *encode_probe(const wzp_opus_config *cfg)
+static run *encode_probe(const wzp_opus_enc_config *cfg)
 {
     run *r = calloc(1, sizeof(*r));
     assert_non_null(r);
     wzp_probe_signal sig;
     wzp_probe_signal_init(&sig, 42, 0.5f);
     wzp_probe_signal_fill_s16(&sig, r->in, FRAMES * N);
-    int err = 1;
-    wzp_opus_enc *enc = wzp_opus_enc_new(cfg, &err);
+    wzp_opus_enc *enc = NULL;
+    assert_int_equal(wzp_opus_enc_new(&enc, cfg), 0);
     assert_non_null(enc);
-    assert_int_equal(err, 0);
     r->lookahead = wzp_opus_enc_lookahead(enc);
     assert_true(r->lookahead > 0 && r->lookahead < N);
     for (int k = 0; k < FRAMES; k++) {
@@ -73,12 +72,12 @@ static double frame_ncc(const run *r, int k)
 static void test_roundtrip_delay(void **state)
 {
     (void)state;
-    wzp_opus_config cfg;
-    wzp_opus_config_default(&cfg);
+    wzp_opus_enc_config cfg;
+    wzp_opus_enc_config_default(&cfg);
     assert_int_equal(cfg.bitrate, WZP_OPUS_DEFAULT_BITRATE);
     run *r = encode_probe(&cfg);
-    wzp_opus_dec *dec = wzp_opus_dec_new(NULL);
-    assert_non_null(dec);
+    wzp_opus_dec *dec = NULL;
+    assert_int_equal(wzp_opus_dec_new(&dec), 0);
     size_t bytes = 0;
     for (int k = 0; k < FRAMES; k++) {
         assert_int_equal(wzp_opus_decode(dec, r->pkt[k], (size_t)r->len[k], r->out + k * N), N);
@@ -102,8 +101,8 @@ static void test_roundtrip_delay(void **state)
 static void test_plc_and_fec(void **state)
 {
     (void)state;
-    wzp_opus_config cfg;
-    wzp_opus_config_default(&cfg);
+    wzp_opus_enc_config cfg;
+    wzp_opus_enc_config_default(&cfg);
     cfg.expected_loss_pct = 20;
     run *r = encode_probe(&cfg);
     /* After the first frames, the encoder adds LBRR to (almost) every packet. */
@@ -116,8 +115,8 @@ static void test_plc_and_fec(void **state)
     const int lost = 50;
     double ncc_plc = 0, ncc_fec = 0;
     for (int mode = 0; mode < 2; mode++) {
-        wzp_opus_dec *dec = wzp_opus_dec_new(NULL);
-        assert_non_null(dec);
+        wzp_opus_dec *dec = NULL;
+        assert_int_equal(wzp_opus_dec_new(&dec), 0);
         for (int k = 0; k < FRAMES; k++) {
             int16_t *o = r->out + k * N;
             if (k != lost) {
@@ -150,7 +149,8 @@ static void test_plc_and_fec(void **state)
 static void test_corrupt_and_args(void **state)
 {
     (void)state;
-    wzp_opus_dec *dec = wzp_opus_dec_new(NULL);
+    wzp_opus_dec *dec = NULL;
+    assert_int_equal(wzp_opus_dec_new(&dec), 0);
     int16_t pcm[N];
     /* A packet claiming 60 ms (code 3, 3 frames of 20 ms) is not one frame:
      * concealed, reported, and still a full frame of output. */
@@ -166,16 +166,17 @@ static void test_corrupt_and_args(void **state)
     assert_false(wzp_opus_packet_has_fec(NULL, 0));
     wzp_opus_dec_free(dec);
 
-    wzp_opus_config cfg;
-    wzp_opus_config_default(&cfg);
+    wzp_opus_enc_config cfg;
+    wzp_opus_enc_config_default(&cfg);
     cfg.bitrate = 1000;
-    int err = 0;
-    assert_null(wzp_opus_enc_new(&cfg, &err));
-    assert_int_equal(err, WZP_ERR_INVALID);
-    wzp_opus_config_default(&cfg);
+    wzp_opus_enc *enc = NULL;
+    assert_int_equal(wzp_opus_enc_new(&enc, &cfg), WZP_ERR_INVALID);
+    assert_null(enc);
+    wzp_opus_enc_config_default(&cfg);
     cfg.complexity = 11;
-    assert_null(wzp_opus_enc_new(&cfg, &err));
-    wzp_opus_enc *enc = wzp_opus_enc_new(NULL, &err);
+    assert_int_equal(wzp_opus_enc_new(&enc, &cfg), WZP_ERR_INVALID);
+    assert_null(enc);
+    assert_int_equal(wzp_opus_enc_new(&enc, NULL), 0);
     assert_non_null(enc);
     assert_int_equal(wzp_opus_enc_set_bitrate(enc, 16000), 0);
     assert_int_equal(wzp_opus_enc_set_bitrate(enc, 5), WZP_ERR_INVALID);
@@ -190,11 +191,11 @@ static void test_corrupt_and_args(void **state)
 static void test_dtx(void **state)
 {
     (void)state;
-    wzp_opus_config cfg;
-    wzp_opus_config_default(&cfg);
+    wzp_opus_enc_config cfg;
+    wzp_opus_enc_config_default(&cfg);
     cfg.dtx = true;
-    wzp_opus_enc *enc = wzp_opus_enc_new(&cfg, NULL);
-    assert_non_null(enc);
+    wzp_opus_enc *enc = NULL;
+    assert_int_equal(wzp_opus_enc_new(&enc, &cfg), 0);
     int16_t pcm[N];
     memset(pcm, 0, sizeof(pcm));
     uint8_t out[WZP_OPUS_MAX_PACKET];

@@ -42,10 +42,9 @@ static wzp_playout *mk(unsigned delay_ms, unsigned cap, bool adaptive)
 {
     wzp_playout_config c = {
         .target_delay = WZP_MS(delay_ms), .capacity = cap, .adaptive = adaptive};
-    int err = 1;
-    wzp_playout *pb = wzp_playout_new(&c, &err);
+    wzp_playout *pb = NULL;
+    assert_int_equal(wzp_playout_new(&pb, &c), 0);
     assert_non_null(pb);
-    assert_int_equal(err, 0);
     return pb;
 }
 
@@ -229,11 +228,12 @@ static void test_invalid_and_bounds(void **state)
 {
     (void)state;
     wzp_playout_config bad = {.target_delay = WZP_MS(200), .capacity = 5};
-    int err = 0;
-    assert_null(wzp_playout_new(&bad, &err));
-    assert_int_equal(err, WZP_ERR_INVALID);
+    wzp_playout *none = NULL;
+    assert_int_equal(wzp_playout_new(&none, &bad), WZP_ERR_INVALID);
+    assert_null(none);
     bad.capacity = WZP_PLAYOUT_MAX_CAPACITY + 1;
-    assert_null(wzp_playout_new(&bad, &err));
+    assert_int_equal(wzp_playout_new(&none, &bad), WZP_ERR_INVALID);
+    assert_null(none);
 
     wzp_playout *pb = mk(60, 50, false);
     static uint8_t big[WZP_MEDIA_MAX_PAYLOAD + 1];
