@@ -1580,8 +1580,9 @@ int main(void)
     /* --- wzp (and the direct baseline on the same sockets) --- */
     setup_shared(max_wzp);
     uint64_t rss0 = rss_bytes(getpid());
-    wzp_chan_table *table = wzp_chan_table_new((uint32_t)(2 * max_wzp));
-    if (!table)
+    wzp_chan_table_config tcfg = {.max_channels = (uint32_t)(2 * max_wzp)};
+    wzp_chan_table *table = NULL;
+    if (wzp_chan_table_new(&table, &tcfg) < 0)
         die("chan table");
     wzp_ts tnow = now_ns();
     for (size_t i = 0; i < ncalls; i++)

@@ -94,8 +94,8 @@ static void run_script(cursor *c)
     wzp_ice_config cfg;
     wzp_ice_config_default(&cfg);
     memset(cfg.agent_id, 0xaa, sizeof(cfg.agent_id));
-    wzp_ice_agent *a = wzp_ice_new(&cfg);
-    if (!a)
+    wzp_ice_agent *a = NULL;
+    if (wzp_ice_new(&a, &cfg) < 0)
         return;
     wzp_ts now = 1000000000ULL;
     wzp_addr l4 = pick_addr(0), l6 = pick_addr(0x80);
@@ -199,8 +199,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     wzp_probe_peek_tag(c.p, c.left, tag);
 
-    wzp_ice_agent *a = wzp_ice_new(NULL);
-    if (!a)
+    wzp_ice_agent *a = NULL;
+    if (wzp_ice_new(&a, NULL) < 0)
         return 0;
     wzp_ice_set_key(a, key, 1);
     wzp_addr from = pick_addr(c.left ? c.p[0] : 0);

@@ -35,8 +35,8 @@ static void setup(void)
     static const char *names[4] = {"192.0.2.1:1000", "192.0.2.2:2000", "[2001:db8::1]:3000",
                                    "198.51.100.7:4000"};
     wzp_fwd_stun_limit_init(&limiter, 1, STUN_BURST, 42);
-    table = wzp_chan_table_new(64);
-    if (!table)
+    wzp_chan_table_config tcfg = {.max_channels = 64};
+    if (wzp_chan_table_new(&table, &tcfg) < 0)
         abort();
     for (int i = 0; i < 4; i++)
         wzp_addr_parse(&peers[i], names[i], false);

@@ -119,9 +119,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.rate_burst = 64;
     cfg.max_registrations = 4;
     cfg.ring_timeout = 5ull * 1000000000ull;
-    wzp_relay_control_callbacks cb = {NULL, on_send, on_close, on_open, on_chan_close, on_moved};
-    wzp_relay_control *rc = wzp_relay_control_new(&cfg, &cb);
-    if (!rc)
+    cfg.cb = (wzp_relay_control_callbacks){on_send, on_close, on_open, on_chan_close, on_moved};
+    wzp_relay_control *rc = NULL;
+    if (wzp_relay_control_new(&rc, &cfg) < 0)
         abort();
     wzp_ts now = 1000000000ull;
     size_t off = 0;

@@ -32,7 +32,6 @@ typedef struct sigc_call {
 
 struct wzp_sigc {
     wzp_sigc_config cfg;
-    wzp_sigc_callbacks cb;
     wzp_sigc_reg_state reg;
     uint64_t reg_rid;
     wzp_ts reg_deadline;
@@ -46,28 +45,24 @@ struct wzp_sigc {
 
 void wzp_sigc_config_default(wzp_sigc_config *cfg)
 {
+    memset(cfg, 0, sizeof(*cfg));
     cfg->request_timeout = WZP_SEC(10);
     cfg->max_calls = 4;
 }
 
-wzp_sigc *wzp_sigc_new(const wzp_sigc_config *cfg, const wzp_sigc_callbacks *cb)
+int wzp_sigc_new(wzp_sigc **out, const wzp_sigc_config *cfg)
 {
-    wzp_sigc_config def;
-    if (!cfg) {
-        wzp_sigc_config_default(&def);
-        cfg = &def;
-    }
-    if (!cb || !cb->send || !cb->event || cfg->max_calls == 0 || cfg->max_calls > MAX_SLOTS ||
-        cfg->request_timeout == 0)
-        return NULL;
+    if (!out || !cfg || !cfg->cb.send || !cfg->cb.event || cfg->max_calls == 0 ||
+        cfg->max_calls > MAX_SLOTS || cfg->request_timeout == 0)
+        return WZP_ERR_INVALID;
     wzp_sigc *sc = calloc(1, sizeof(*sc));
     if (!sc)
-        return NULL;
+        return WZP_ERR_NOMEM;
     sc->cfg = *cfg;
-    sc->cb = *cb;
     sc->next_rid = 1;
     sc->next_handle = 1;
-    return sc;
+    *out = sc;
+    return 0;
 }
 
 void wzp_sigc_free(wzp_sigc *sc)
@@ -83,7 +78,7 @@ static int send_msg(wzp_sigc *sc, const wzp_sig_msg *m)
     int n = wzp_sig_encode(m, buf, sizeof(buf));
     if (n < 0)
         return n;
-    sc->cb.send(sc->cb.user, buf, (size_t)n);
+    sc->cfg.cb.send(sc->cfg.user, buf, (size_t)n);
     return 0;
 }
 
@@ -96,7 +91,7 @@ static void emit(wzp_sigc *sc, wzp_sigc_event_type type, uint32_t call, const ui
                  int err, wzp_sig_end_reason reason, const wzp_sig_msg *msg)
 {
     wzp_sigc_event ev = {type, call, call_id, err, reason, msg, sc->now};
-    sc->cb.event(sc->cb.user, &ev);
+    sc->cfg.cb.event(sc->cfg.user, &ev);
 }
 
 static sigc_call *find_handle(wzp_sigc *sc, uint32_t handle)

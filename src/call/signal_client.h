@@ -70,7 +70,6 @@ typedef struct wzp_sigc_event {
 } wzp_sigc_event;
 
 typedef struct wzp_sigc_callbacks {
-    void *user;
     void (*send)(void *user, const uint8_t *msg, size_t len);
     void (*event)(void *user, const wzp_sigc_event *ev);
 } wzp_sigc_callbacks;
@@ -78,13 +77,16 @@ typedef struct wzp_sigc_callbacks {
 typedef struct wzp_sigc_config {
     wzp_ts request_timeout; /* Register, Offer and Accept answers; default 10 s */
     uint32_t max_calls;     /* concurrent calls; more incoming get Busy; default 4, max 64 */
+    wzp_sigc_callbacks cb;  /* required: send and event */
+    void *user;             /* the callbacks' user data */
 } wzp_sigc_config;
 
 typedef struct wzp_sigc wzp_sigc;
 
 void wzp_sigc_config_default(wzp_sigc_config *cfg);
-/* cfg NULL: defaults. NULL on bad arguments or out of memory. */
-wzp_sigc *wzp_sigc_new(const wzp_sigc_config *cfg, const wzp_sigc_callbacks *cb);
+/* 0, WZP_ERR_INVALID (NULL cfg: the callbacks are required; a callback
+ * missing, bad limits) or WZP_ERR_NOMEM (*out untouched). */
+int wzp_sigc_new(wzp_sigc **out, const wzp_sigc_config *cfg);
 void wzp_sigc_free(wzp_sigc *sc);
 
 /* Sends Register (alias NULL or "" for none). WZP_ERR_INVALID for a bad alias. */

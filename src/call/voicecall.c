@@ -500,10 +500,10 @@ static int start_ice(wzp_voicecall *vc, const wzp_sig_candidates *peer, wzp_ts n
     memcpy(ic.agent_id, fp, sizeof(ic.agent_id));
     ic.cb.route_changed = ice_route_changed;
     ic.cb.local_candidate = ice_local_candidate;
-    ic.cb.user = vc;
-    vc->ice = wzp_ice_new(&ic);
-    if (!vc->ice)
-        return WZP_ERR_NOMEM;
+    ic.user = vc;
+    int rv = wzp_ice_new(&vc->ice, &ic);
+    if (rv < 0)
+        return rv;
     vc->paths = WZP_VOICECALL_PATHS_UNKEYED;
     for (size_t i = 0; i < vc->n_local; i++) {
         wzp_cand_type t;

@@ -404,11 +404,8 @@ int wzp_client_new(const wzp_client_config *cfg, wzp_client **out)
         for (int i = 0; i < n; i++)
             wzp_core_add_host_addr(c->core, &hosts[i]);
     }
-    c->loop = wzp_loop_new();
-    if (!c->loop) {
-        rc = WZP_ERR_NOMEM;
+    if ((rc = wzp_loop_new(&c->loop)) < 0)
         goto fail;
-    }
     wzp_timer_init(&c->timer, on_timer, c);
     for (int s = 0; s < WZP_CORE_SOCKS; s++)
         wzp_io_init(&c->io[s], on_readable, c);

@@ -441,12 +441,12 @@ int wzp_core_new(const wzp_core_config *cfg, wzp_core **out)
         free(core);
         return rc;
     }
-    wzp_sigc_callbacks scb = {.user = core, .send = sig_send, .event = sig_event};
     wzp_sigc_config scfg;
     wzp_sigc_config_default(&scfg);
     scfg.max_calls = CORE_MAX_CALLS / 2;
-    core->sc = wzp_sigc_new(&scfg, &scb);
-    if (!core->sc) {
+    scfg.cb = (wzp_sigc_callbacks){.send = sig_send, .event = sig_event};
+    scfg.user = core;
+    if (wzp_sigc_new(&core->sc, &scfg) < 0) {
         wzp_quic_endpoint_free(core->ep);
         free(core);
         return WZP_ERR_NOMEM;

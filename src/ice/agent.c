@@ -230,11 +230,13 @@ static void fill_defaults(wzp_ice_config *c)
         c->max_local = 256;
 }
 
-wzp_ice_agent *wzp_ice_new(const wzp_ice_config *cfg)
+int wzp_ice_new(wzp_ice_agent **out, const wzp_ice_config *cfg)
 {
+    if (!out)
+        return WZP_ERR_INVALID;
     wzp_ice_agent *a = calloc(1, sizeof(*a));
     if (!a)
-        return NULL;
+        return WZP_ERR_NOMEM;
     if (cfg)
         a->cfg = *cfg;
     fill_defaults(&a->cfg);
@@ -245,13 +247,14 @@ wzp_ice_agent *wzp_ice_new(const wzp_ice_config *cfg)
     a->pairs = calloc(a->cfg.max_pairs, sizeof(*a->pairs));
     if (!a->local || !a->pairs) {
         wzp_ice_free(a);
-        return NULL;
+        return WZP_ERR_NOMEM;
     }
     a->active = -1;
     a->challenger = -1;
     a->st.first_valid_at = WZP_TS_NEVER;
     a->st.first_direct_at = WZP_TS_NEVER;
-    return a;
+    *out = a;
+    return 0;
 }
 
 void wzp_ice_free(wzp_ice_agent *a)
@@ -347,7 +350,7 @@ static void route_emit(wzp_ice_agent *a, wzp_route_reason reason)
              a->active >= 0 ? wzp_addr_format(&r.remote, buf, sizeof(buf)) : "relay",
              wzp_route_reason_name(reason));
     if (a->cfg.cb.route_changed)
-        a->cfg.cb.route_changed(a->cfg.cb.user, &r, reason);
+        a->cfg.cb.route_changed(a->cfg.user, &r, reason);
 }
 
 /*
@@ -758,7 +761,7 @@ static void learn_local(wzp_ice_agent *a, const wzp_addr *observed)
         return;
     wzp_candidate c = {WZP_CAND_PRFLX, *observed, wzp_cand_priority(WZP_CAND_PRFLX, observed)};
     if (a->cfg.cb.local_candidate)
-        a->cfg.cb.local_candidate(a->cfg.cb.user, &c);
+        a->cfg.cb.local_candidate(a->cfg.user, &c);
 }
 
 static bool replayed(wzp_ice_agent *a, const uint8_t *txid)
@@ -874,7 +877,7 @@ static void on_response(wzp_ice_agent *a, int sock, const wzp_addr *from, const 
         WZP_DEBUG("ice: pair %s valid, rtt %llu us", wzp_addr_format(from, buf, sizeof(buf)),
                   (unsigned long long)(rtt / 1000));
         if (a->cfg.cb.pair_valid)
-            a->cfg.cb.pair_valid(a->cfg.cb.user, p->sock, &p->remote, rtt);
+            a->cfg.cb.pair_valid(a->cfg.user, p->sock, &p->remote, rtt);
     } else {
         p->srtt = (7 * p->srtt + rtt) / 8;
     }

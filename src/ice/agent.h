@@ -26,7 +26,7 @@
  *
  * Driving it (single-threaded; the caller owns clock and sockets)
  * ---------------------------------------------------------------
- *   a = wzp_ice_new(&cfg);
+ *   wzp_ice_new(&a, &cfg);
  *   wzp_ice_add_local(a, WZP_CAND_HOST, &addr) ...   (our candidates, for signaling)
  *   wzp_ice_add_remote(a, type, &addr, now) ...      (the peer's, any time, trickled too)
  *   wzp_ice_set_key(a, key32, now);                  (from the QUIC TLS exporter; starts checks)
@@ -108,7 +108,6 @@ typedef struct wzp_ice_callbacks {
      * it, from a probe response). Worth trickling to the peer over the call.
      */
     void (*local_candidate)(void *user, const wzp_candidate *cand);
-    void *user;
 } wzp_ice_callbacks;
 
 /*
@@ -144,12 +143,13 @@ typedef struct wzp_ice_config {
      */
     uint8_t agent_id[WZP_PROBE_SENDER_LEN];
     wzp_ice_callbacks cb;
+    void *user; /* the callbacks' user data */
 } wzp_ice_config;
 
 void wzp_ice_config_default(wzp_ice_config *cfg);
 
-/* NULL on allocation failure. cfg may be NULL (defaults). */
-wzp_ice_agent *wzp_ice_new(const wzp_ice_config *cfg);
+/* cfg may be NULL (defaults). 0 or WZP_ERR_NOMEM (*out untouched). */
+int wzp_ice_new(wzp_ice_agent **out, const wzp_ice_config *cfg);
 void wzp_ice_free(wzp_ice_agent *a);
 
 /*

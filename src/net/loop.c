@@ -364,11 +364,13 @@ int wzp_loop_watch_signals(wzp_loop *loop, wzp_signal_cb cb, void *arg)
 
 /* --- the loop itself -------------------------------------------------------------- */
 
-wzp_loop *wzp_loop_new(void)
+int wzp_loop_new(wzp_loop **out)
 {
+    if (!out)
+        return WZP_ERR_INVALID;
     wzp_loop *loop = calloc(1, sizeof(*loop));
     if (!loop)
-        return NULL;
+        return WZP_ERR_NOMEM;
     loop->epfd = -1;
     loop->armed = WZP_TS_NEVER;
     atomic_init(&loop->stopping, false);
@@ -377,7 +379,7 @@ wzp_loop *wzp_loop_new(void)
     wzp_io_init(&loop->signal_io, on_signal, NULL);
     if (pthread_mutex_init(&loop->lock, NULL) != 0) {
         free(loop);
-        return NULL;
+        return WZP_ERR_NOMEM;
     }
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -395,11 +397,12 @@ wzp_loop *wzp_loop_new(void)
         goto fail;
     }
     loop->now = wzp_now();
-    return loop;
+    *out = loop;
+    return 0;
 fail:
     WZP_ERROR("event loop setup: %s", strerror(errno));
     wzp_loop_free(loop);
-    return NULL;
+    return WZP_ERR_IO;
 }
 
 void wzp_loop_free(wzp_loop *loop)

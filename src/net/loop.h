@@ -47,8 +47,9 @@ struct wzp_timer {
     void *arg;
 };
 
-/* Creates a loop; NULL on failure (no fds, no memory). */
-wzp_loop *wzp_loop_new(void);
+/* Creates a loop. Nothing to configure, hence no config argument. 0, or
+ * WZP_ERR_IO (no fds) / WZP_ERR_NOMEM (*out untouched). */
+int wzp_loop_new(wzp_loop **out);
 /*
  * Frees the loop and its own fds. Watchers and timers stay the caller's; their
  * fds are not closed. Functions still queued by wzp_loop_post() are dropped.

@@ -115,8 +115,8 @@ static void end_call(wzp_relay_control *rc, rc_call *k, wzp_sig_end_reason reaso
         send_ended(rc, k->side[CALLER].conn, k->id, reason, 0);
     if (tell_callee)
         send_ended(rc, k->side[CALLEE].conn, k->id, reason, 0);
-    if (k->channels_open && rc->cb.channels_close)
-        rc->cb.channels_close(rc->cb.user, k->side[CALLER].chan, k->side[CALLEE].chan);
+    if (k->channels_open && rc->cfg.cb.channels_close)
+        rc->cfg.cb.channels_close(rc->cfg.user, k->side[CALLER].chan, k->side[CALLEE].chan);
     if (k->state == RC_RINGING)
         ring_remove(rc, k);
     unlink_side(k, CALLER);
@@ -138,12 +138,12 @@ void wzp_rc_end_calls_of(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason r
 
 void wzp_rc_conn_moved(wzp_relay_control *rc, rc_conn *c)
 {
-    if (!rc->cb.channel_moved)
+    if (!rc->cfg.cb.channel_moved)
         return;
     for (rc_call *k = c->calls; k;) {
         int s = side_of(k, c);
         if (k->channels_open)
-            rc->cb.channel_moved(rc->cb.user, k->side[s].chan, &c->addr);
+            rc->cfg.cb.channel_moved(rc->cfg.user, k->side[s].chan, &c->addr);
         k = k->side[s].next;
     }
 }
@@ -167,11 +167,11 @@ void wzp_rc_free_calls(wzp_relay_control *rc)
 /* Opens k's forwarding channels (ids 0 without a forwarding plane); false on failure. */
 static bool open_channels(wzp_relay_control *rc, rc_call *k, wzp_ts now)
 {
-    if (!rc->cb.channels_open)
+    if (!rc->cfg.cb.channels_open)
         return true;
     const rc_conn *a = k->side[CALLER].conn, *b = k->side[CALLEE].conn;
-    int err = rc->cb.channels_open(rc->cb.user, k->handle, a->id, &a->addr, b->id, &b->addr, now,
-                                   &k->side[CALLER].chan, &k->side[CALLEE].chan);
+    int err = rc->cfg.cb.channels_open(rc->cfg.user, k->handle, a->id, &a->addr, b->id, &b->addr,
+                                       now, &k->side[CALLER].chan, &k->side[CALLEE].chan);
     if (err < 0) {
         CALL_LOG(WZP_LOG_WARN, k, "relay: no forwarding channels for the call: %s",
                  wzp_strerror(err));

@@ -157,17 +157,31 @@ static void store_addr(slot *s, const packed_addr *p)
     atomic_store_explicit(&s->addr_ip[1], p->ip[1], memory_order_relaxed);
 }
 
-wzp_chan_table *wzp_chan_table_new(uint32_t max_channels)
+void wzp_chan_table_config_default(wzp_chan_table_config *cfg)
 {
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->max_channels = WZP_CHAN_TABLE_DEFAULT_CHANNELS;
+}
+
+int wzp_chan_table_new(wzp_chan_table **out, const wzp_chan_table_config *cfg)
+{
+    if (!out)
+        return WZP_ERR_INVALID;
+    wzp_chan_table_config def;
+    if (!cfg) {
+        wzp_chan_table_config_default(&def);
+        cfg = &def;
+    }
+    uint32_t max_channels = cfg->max_channels;
     uint32_t bits = 1;
     while ((1u << bits) < max_channels && bits < MAX_BITS)
         bits++;
     if (max_channels > (1u << MAX_BITS))
-        return NULL;
+        return WZP_ERR_INVALID;
     uint32_t cap = 1u << bits;
     wzp_chan_table *t = calloc(1, sizeof(*t));
     if (!t)
-        return NULL;
+        return WZP_ERR_NOMEM;
     void *mem = NULL;
     if (posix_memalign(&mem, 64, (size_t)cap * sizeof(slot)) != 0)
         mem = NULL;
@@ -185,7 +199,7 @@ wzp_chan_table *wzp_chan_table_new(uint32_t max_channels)
         free(t->free_idx);
         free(t->gen);
         free(t);
-        return NULL;
+        return WZP_ERR_NOMEM;
     }
     memset(t->slots, 0, (size_t)cap * sizeof(slot));
     memset(t->stats, 0, (size_t)cap * sizeof(slot_stats));
@@ -202,7 +216,8 @@ wzp_chan_table *wzp_chan_table_new(uint32_t max_channels)
         t->free_idx[i] = cap - 1 - i;
     }
     t->nfree = cap;
-    return t;
+    *out = t;
+    return 0;
 }
 
 void wzp_chan_table_free(wzp_chan_table *t)

@@ -31,11 +31,19 @@
 typedef struct wzp_chan_table wzp_chan_table;
 
 /*
- * A table for up to `max_channels` channels (two per call), rounded up to a
+ * A table for up to `cfg->max_channels` channels (two per call), rounded up to a
  * power of two, at most 2^24. Memory is allocated once here: about 104 B per
  * channel (routing state, a cache line of counters, free-list bookkeeping).
  */
-wzp_chan_table *wzp_chan_table_new(uint32_t max_channels);
+#define WZP_CHAN_TABLE_DEFAULT_CHANNELS 1024
+
+typedef struct wzp_chan_table_config {
+    uint32_t max_channels; /* see above; default WZP_CHAN_TABLE_DEFAULT_CHANNELS */
+} wzp_chan_table_config;
+
+void wzp_chan_table_config_default(wzp_chan_table_config *cfg);
+/* cfg NULL: defaults. 0, WZP_ERR_INVALID (over 2^24) or WZP_ERR_NOMEM (*out untouched). */
+int wzp_chan_table_new(wzp_chan_table **out, const wzp_chan_table_config *cfg);
 /* Frees the table. No reader may use it any more (stop the forwarder first). */
 void wzp_chan_table_free(wzp_chan_table *t);
 

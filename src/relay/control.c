@@ -29,28 +29,23 @@ void wzp_relay_control_config_default(wzp_relay_control_config *cfg)
     cfg->register_timeout = WZP_SEC(10);
 }
 
-wzp_relay_control *wzp_relay_control_new(const wzp_relay_control_config *cfg,
-                                         const wzp_relay_control_callbacks *cb)
+int wzp_relay_control_new(wzp_relay_control **out, const wzp_relay_control_config *cfg)
 {
-    wzp_relay_control_config def;
-    if (!cfg) {
-        wzp_relay_control_config_default(&def);
-        cfg = &def;
-    }
+    if (!out || !cfg)
+        return WZP_ERR_INVALID;
     /* The bucket arithmetic assumes a bounded rate (see take_token()). */
-    if (!cb || !cb->send || !cb->close || cfg->rate_per_sec == 0 || cfg->rate_per_sec > 1000000 ||
+    if (!cfg->cb.send || !cfg->cb.close || cfg->rate_per_sec == 0 || cfg->rate_per_sec > 1000000 ||
         cfg->rate_burst == 0 || cfg->rate_burst > 1000000 || cfg->ring_timeout == 0)
-        return NULL;
+        return WZP_ERR_INVALID;
     /* Every CallSetup carries relay_addr: it must be one the codec accepts. */
     if (cfg->relay_addr.len && ((wzp_addr_family(&cfg->relay_addr) != AF_INET &&
                                  wzp_addr_family(&cfg->relay_addr) != AF_INET6) ||
                                 wzp_addr_port(&cfg->relay_addr) == 0))
-        return NULL;
+        return WZP_ERR_INVALID;
     wzp_relay_control *rc = calloc(1, sizeof(*rc));
     if (!rc)
-        return NULL;
+        return WZP_ERR_NOMEM;
     rc->cfg = *cfg;
-    rc->cb = *cb;
     wzp_hmap_init(&rc->conns);
     wzp_hmap_init(&rc->regs);
     wzp_hmap_init(&rc->aliases);
@@ -61,7 +56,8 @@ wzp_relay_control *wzp_relay_control_new(const wzp_relay_control_config *cfg,
         rc->cfg.max_alias_bindings =
             rc->cfg.max_registrations > UINT32_MAX / 2 ? UINT32_MAX : 2 * rc->cfg.max_registrations;
     rc->next_call_handle = 1;
-    return rc;
+    *out = rc;
+    return 0;
 }
 
 void wzp_relay_control_free(wzp_relay_control *rc)
@@ -96,7 +92,7 @@ void wzp_rc_send(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m)
         return;
     }
     rc->stats.msgs_out++;
-    rc->cb.send(rc->cb.user, c->id, buf, (size_t)n);
+    rc->cfg.cb.send(rc->cfg.user, c->id, buf, (size_t)n);
 }
 
 void wzp_rc_send_error(wzp_relay_control *rc, rc_conn *c, uint64_t request_id, wzp_sig_err code,
@@ -319,7 +315,7 @@ static void close_conn(wzp_relay_control *rc, rc_conn *c, wzp_relay_close_code c
     uint64_t id = c->id;
     drop_conn(rc, c, WZP_SIG_END_PEER_GONE, now);
     rc->stats.closes++;
-    rc->cb.close(rc->cb.user, id, code, reason);
+    rc->cfg.cb.close(rc->cfg.user, id, code, reason);
 }
 
 int wzp_relay_control_on_connect(wzp_relay_control *rc, uint64_t conn,
@@ -584,9 +580,9 @@ wzp_ts wzp_relay_control_next_deadline(const wzp_relay_control *rc)
     return rc->unreg_head ? wzp_ts_min(t, rc->unreg_head->reg_deadline) : t;
 }
 
-const wzp_relay_control_stats *wzp_relay_control_stats_get(const wzp_relay_control *rc)
+void wzp_relay_control_get_stats(const wzp_relay_control *rc, wzp_relay_control_stats *out)
 {
-    return &rc->stats;
+    *out = rc->stats;
 }
 
 size_t wzp_relay_control_num_conns(const wzp_relay_control *rc)

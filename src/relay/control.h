@@ -57,28 +57,7 @@ typedef enum wzp_relay_close_code {
     WZP_RELAY_CLOSE_REG_TIMEOUT = 7,  /* did not register within register_timeout */
 } wzp_relay_close_code;
 
-typedef struct wzp_relay_control_config {
-    wzp_ts ring_timeout;             /* unanswered calls end after this; default 60 s */
-    uint32_t max_registrations;      /* registered fingerprints; default 100000 */
-    uint32_t max_calls;              /* calls ringing or active; default 100000 */
-    uint32_t max_calls_per_identity; /* ringing or active per fingerprint; default 1, 0 = any */
-    uint32_t rate_per_sec;           /* message tokens per second per connection; default 20 */
-    uint32_t rate_burst;             /* bucket size; default 40 */
-    uint32_t abuse_close_after;      /* consecutive rate-limited messages before close; 50 */
-    uint32_t max_bad_messages;       /* malformed messages per connection before close; 10 */
-    wzp_addr relay_addr;             /* forwarding plane address put in CallSetup; len 0: none */
-    /* An alias stays bound to its key this long after the key disconnects;
-     * default 30 days, 0 = bindings end at disconnect. */
-    wzp_ts alias_reclaim;
-    uint32_t max_alias_bindings; /* bindings kept, live or not; 0 = 2 * max_registrations */
-    /* Control connections (registered or not) per IPv4 address or IPv6 /64;
-     * default 64 (many users may share one CGNAT address), 0 = no cap. */
-    uint32_t max_conns_per_addr;
-    wzp_ts register_timeout; /* unregistered connections close after this; 10 s, 0 = never */
-} wzp_relay_control_config;
-
 typedef struct wzp_relay_control_callbacks {
-    void *user;
     /* Queue one message on the connection's control stream. */
     void (*send)(void *user, uint64_t conn, const uint8_t *msg, size_t len);
     /* Close the connection (after flushing what was sent). Its state here is already gone. */
@@ -102,6 +81,28 @@ typedef struct wzp_relay_control_callbacks {
      */
     void (*channel_moved)(void *user, uint32_t chan, const wzp_addr *addr);
 } wzp_relay_control_callbacks;
+
+typedef struct wzp_relay_control_config {
+    wzp_ts ring_timeout;             /* unanswered calls end after this; default 60 s */
+    uint32_t max_registrations;      /* registered fingerprints; default 100000 */
+    uint32_t max_calls;              /* calls ringing or active; default 100000 */
+    uint32_t max_calls_per_identity; /* ringing or active per fingerprint; default 1, 0 = any */
+    uint32_t rate_per_sec;           /* message tokens per second per connection; default 20 */
+    uint32_t rate_burst;             /* bucket size; default 40 */
+    uint32_t abuse_close_after;      /* consecutive rate-limited messages before close; 50 */
+    uint32_t max_bad_messages;       /* malformed messages per connection before close; 10 */
+    wzp_addr relay_addr;             /* forwarding plane address put in CallSetup; len 0: none */
+    /* An alias stays bound to its key this long after the key disconnects;
+     * default 30 days, 0 = bindings end at disconnect. */
+    wzp_ts alias_reclaim;
+    uint32_t max_alias_bindings; /* bindings kept, live or not; 0 = 2 * max_registrations */
+    /* Control connections (registered or not) per IPv4 address or IPv6 /64;
+     * default 64 (many users may share one CGNAT address), 0 = no cap. */
+    uint32_t max_conns_per_addr;
+    wzp_ts register_timeout;        /* unregistered connections close after this; 10 s, 0 = never */
+    wzp_relay_control_callbacks cb; /* send and close required, the rest optional */
+    void *user;                     /* the callbacks' user data */
+} wzp_relay_control_config;
 
 /* Counters; "drop_*" count messages not acted on, by cause. */
 typedef struct wzp_relay_control_stats {
@@ -132,11 +133,11 @@ typedef struct wzp_relay_control wzp_relay_control;
 void wzp_relay_control_config_default(wzp_relay_control_config *cfg);
 
 /*
- * cfg NULL: defaults. NULL on a bad config (zero rate, burst or ring timeout,
- * a relay_addr without a port) or out of memory.
+ * 0, WZP_ERR_INVALID for a bad config (NULL: the callbacks are required; send
+ * or close missing, zero rate, burst or ring timeout, a relay_addr without a
+ * port) or WZP_ERR_NOMEM (*out untouched).
  */
-wzp_relay_control *wzp_relay_control_new(const wzp_relay_control_config *cfg,
-                                         const wzp_relay_control_callbacks *cb);
+int wzp_relay_control_new(wzp_relay_control **out, const wzp_relay_control_config *cfg);
 /* Frees all state without invoking callbacks (the transport is going away too). */
 void wzp_relay_control_free(wzp_relay_control *rc);
 
@@ -188,7 +189,7 @@ void wzp_relay_control_aliases_export(wzp_relay_control *rc, wzp_ts now,
                                       void *user);
 size_t wzp_relay_control_num_aliases(const wzp_relay_control *rc);
 
-const wzp_relay_control_stats *wzp_relay_control_stats_get(const wzp_relay_control *rc);
+void wzp_relay_control_get_stats(const wzp_relay_control *rc, wzp_relay_control_stats *out);
 size_t wzp_relay_control_num_conns(const wzp_relay_control *rc);
 size_t wzp_relay_control_num_registrations(const wzp_relay_control *rc);
 size_t wzp_relay_control_num_calls(const wzp_relay_control *rc);

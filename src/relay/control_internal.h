@@ -70,7 +70,6 @@ struct rc_call {
 
 struct wzp_relay_control {
     wzp_relay_control_config cfg;
-    wzp_relay_control_callbacks cb;
     wzp_relay_control_stats stats;
     wzp_hmap conns;       /* handle (8 bytes) -> rc_conn */
     wzp_hmap regs;        /* fingerprint -> rc_conn */

@@ -517,9 +517,9 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
         rv = WZP_ERR_IDENTITY;
         goto fail;
     }
-    uint32_t max_chans = 2 * (cfg->control.max_calls ? cfg->control.max_calls : 100000);
-    rv = WZP_ERR_NOMEM;
-    if (!(s->chans = wzp_chan_table_new(max_chans)))
+    wzp_chan_table_config tcfg = {
+        .max_channels = 2 * (cfg->control.max_calls ? cfg->control.max_calls : 100000)};
+    if ((rv = wzp_chan_table_new(&s->chans, &tcfg)) < 0)
         goto fail;
     wzp_forwarder_cfg fcfg = {.bind = cfg->listen,
                               .bind6 = cfg->listen6,
@@ -530,8 +530,7 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
                               .ctl_queue = CTL_QUEUE};
     if ((rv = wzp_forwarder_start(&fcfg, &s->fwd)) < 0)
         goto fail;
-    rv = WZP_ERR_NOMEM;
-    if (!(s->loop = wzp_loop_new()))
+    if ((rv = wzp_loop_new(&s->loop)) < 0)
         goto fail;
     wzp_quic_callbacks qcb = {.accept = q_accept};
     if ((rv = wzp_quic_endpoint_new(s->id, true, &qcb, s, &s->ep)) < 0)
@@ -545,14 +544,14 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
     qcfg.have_static_secret =
         wzp_identity_derive_secret(s->id, WZP_RESET_SECRET_LABEL, qcfg.static_secret) == 0;
     wzp_quic_endpoint_configure(s->ep, &qcfg);
-    wzp_relay_control_callbacks ccb = {.user = s,
-                                       .send = ctl_send,
-                                       .close = ctl_close,
-                                       .channels_open = ctl_channels_open,
-                                       .channels_close = ctl_channels_close,
-                                       .channel_moved = ctl_channel_moved};
-    rv = WZP_ERR_INVALID;
-    if (!(s->ctl = wzp_relay_control_new(&cfg->control, &ccb)))
+    wzp_relay_control_config ccfg = cfg->control;
+    ccfg.cb = (wzp_relay_control_callbacks){.send = ctl_send,
+                                            .close = ctl_close,
+                                            .channels_open = ctl_channels_open,
+                                            .channels_close = ctl_channels_close,
+                                            .channel_moved = ctl_channel_moved};
+    ccfg.user = s;
+    if ((rv = wzp_relay_control_new(&s->ctl, &ccfg)) < 0)
         goto fail;
     snprintf(s->aliases_path, sizeof(s->aliases_path), "%s/" ALIASES_FILE,
              cfg->home ? cfg->home : home);

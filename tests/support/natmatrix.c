@@ -758,9 +758,8 @@ int wzp_nm_run(const wzp_nm_cell *cell, const wzp_nm_opts *o, wzp_nm_result *r)
         cfg.agent_id[0] = (uint8_t)(i + 1);
         cfg.cb.route_changed = on_route;
         cfg.cb.local_candidate = on_local_candidate;
-        cfg.cb.user = c;
-        c->agent = wzp_ice_new(&cfg);
-        if (!c->agent) {
+        cfg.user = c;
+        if (wzp_ice_new(&c->agent, &cfg) < 0) {
             teardown(&call);
             return WZP_ERR_NOMEM;
         }

@@ -216,9 +216,11 @@ int relay_client_start(relay_client *c, const wzp_identity *id, const wzp_addr *
     int rv = wzp_quic_endpoint_new(id, false, &no_accept, c, &c->ep);
     if (rv < 0)
         goto fail;
-    wzp_sigc_callbacks scb = {.user = c, .send = sig_send, .event = sig_event};
-    rv = WZP_ERR_NOMEM;
-    if (!(c->sigc = wzp_sigc_new(NULL, &scb)))
+    wzp_sigc_config scfg;
+    wzp_sigc_config_default(&scfg);
+    scfg.cb = (wzp_sigc_callbacks){.send = sig_send, .event = sig_event};
+    scfg.user = c;
+    if ((rv = wzp_sigc_new(&c->sigc, &scfg)) < 0)
         goto fail;
     if (c->opts.before_connect)
         c->opts.before_connect(c->ep, c->opts.before_connect_arg);

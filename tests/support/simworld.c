@@ -241,14 +241,18 @@ static void relay_boot(simrelay *r, const wzp_relay_control_config *cfg)
         wzp_identity_derive_secret(r->id, WZP_RESET_SECRET_LABEL, qc.static_secret) == 0;
     assert_true(qc.have_static_secret);
     assert_int_equal(wzp_quic_endpoint_configure(r->ep, &qc), 0);
-    wzp_relay_control_callbacks ccb = {.user = r,
-                                       .send = relay_ctl_send,
-                                       .close = relay_ctl_close,
-                                       .channels_open = relay_open,
-                                       .channels_close = relay_close_chans,
-                                       .channel_moved = relay_chan_moved};
-    r->ctl = wzp_relay_control_new(cfg, &ccb);
-    assert_non_null(r->ctl);
+    wzp_relay_control_config ccfg;
+    if (cfg)
+        ccfg = *cfg;
+    else
+        wzp_relay_control_config_default(&ccfg);
+    ccfg.cb = (wzp_relay_control_callbacks){.send = relay_ctl_send,
+                                            .close = relay_ctl_close,
+                                            .channels_open = relay_open,
+                                            .channels_close = relay_close_chans,
+                                            .channel_moved = relay_chan_moved};
+    ccfg.user = r;
+    assert_int_equal(wzp_relay_control_new(&r->ctl, &ccfg), 0);
 }
 
 void sim_relay_restart(simrelay *r)

@@ -68,6 +68,14 @@ struct world {
     wzp_ts media_interval; /* 0 = no media */
 };
 
+/* An agent (cfg NULL: defaults). */
+static wzp_ice_agent *ice_new(const wzp_ice_config *cfg)
+{
+    wzp_ice_agent *a = NULL;
+    assert_int_equal(wzp_ice_new(&a, cfg), 0);
+    return a;
+}
+
 static wzp_addr A(const char *text)
 {
     wzp_addr a;
@@ -210,9 +218,9 @@ static void node_init(world *s, int i, const wzp_ice_config *base)
     cfg.cb.route_changed = on_route;
     cfg.cb.local_candidate = on_local;
     cfg.cb.pair_valid = on_valid;
-    cfg.cb.user = n;
+    cfg.user = n;
     cfg.agent_id[0] = (uint8_t)(i + 1);
-    n->ag = wzp_ice_new(&cfg);
+    n->ag = ice_new(&cfg);
     assert_non_null(n->ag);
     n->host = wzp_sim_host_new(s->sim, i ? "B" : "A");
     n->wake_at = WZP_TS_NEVER;
@@ -786,7 +794,7 @@ static void test_forged_ignored(void **state)
     assert_true(len == 0 || buf[0] == WZP_PROBE_REQUEST);
 
     /* Probes before the key are refused too. */
-    wzp_ice_agent *b = wzp_ice_new(NULL);
+    wzp_ice_agent *b = ice_new(NULL);
     assert_int_equal(wzp_ice_recv(b, WZP_ICE_SOCK_V4, &peer, req, WZP_PROBE_REQUEST_LEN, now),
                      WZP_ERR_STATE);
     assert_int_equal(poll_one(b, now, buf, &sock, &dst), 0);
@@ -801,7 +809,7 @@ static void test_pair_cap(void **state)
     wzp_ice_config cfg;
     wzp_ice_config_default(&cfg);
     cfg.max_pairs = 8;
-    wzp_ice_agent *a = wzp_ice_new(&cfg);
+    wzp_ice_agent *a = ice_new(&cfg);
     wzp_addr l = A("198.51.100.1:4000");
     assert_int_equal(wzp_ice_add_local(a, WZP_CAND_HOST, &l), 0);
     wzp_ts now = WZP_SEC(1);
@@ -1089,7 +1097,7 @@ static void test_nat_pairs(void **state)
 static void test_replay_dropped(void **state)
 {
     (void)state;
-    wzp_ice_agent *a = wzp_ice_new(NULL);
+    wzp_ice_agent *a = ice_new(NULL);
     wzp_addr l = A("198.51.100.1:4000"), peer = A("203.0.113.2:5000"), victim = A("192.0.2.99:53");
     wzp_ts now = WZP_SEC(1);
     assert_int_equal(wzp_ice_add_local(a, WZP_CAND_HOST, &l), 0);
@@ -1242,7 +1250,7 @@ static void test_candidate_priority(void **state)
     }
 
     /* The agent lists local candidates best first, deduplicated, type upgraded. */
-    wzp_ice_agent *a = wzp_ice_new(NULL);
+    wzp_ice_agent *a = ice_new(NULL);
     assert_int_equal(wzp_ice_add_local(a, WZP_CAND_PRFLX, &pub4), 0);
     assert_int_equal(wzp_ice_add_local(a, WZP_CAND_HOST, &lan), 0);
     assert_int_equal(wzp_ice_add_local(a, WZP_CAND_SRFLX, &pub4), 0); /* upgrades the prflx */

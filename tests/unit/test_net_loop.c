@@ -34,8 +34,7 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
-    f->loop = wzp_loop_new();
-    assert_non_null(f->loop);
+    assert_int_equal(wzp_loop_new(&f->loop), 0);
     wzp_timer_init(&f->watchdog, on_watchdog, &f->timed_out);
     assert_int_equal(wzp_timer_start(f->loop, &f->watchdog, wzp_now() + WZP_SEC(10)), 0);
     *state = f;

@@ -39,8 +39,8 @@ static void test_open_poll_drain(void **state)
     assert_true(poll(&p, 1, 0) >= 0);
     assert_int_equal(p.revents & (POLLERR | POLLNVAL), 0);
     /* The loop accepts it as a watcher. */
-    wzp_loop *loop = wzp_loop_new();
-    assert_non_null(loop);
+    wzp_loop *loop = NULL;
+    assert_int_equal(wzp_loop_new(&loop), 0);
     wzp_io io;
     wzp_io_init(&io, NULL, NULL);
     assert_int_equal(wzp_io_start(loop, &io, fd, WZP_IO_READ), 0);

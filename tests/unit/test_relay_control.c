@@ -83,6 +83,14 @@ enum { A = 0, B = 1, C = 2, D = 3 };
 
 /* ---- plumbing -------------------------------------------------------------- */
 
+/* A snapshot of the control plane's counters. */
+static wzp_relay_control_stats rc_stats(const wzp_relay_control *rc)
+{
+    wzp_relay_control_stats st;
+    wzp_relay_control_get_stats(rc, &st);
+    return st;
+}
+
 static void enqueue(bool to_relay, size_t client, uint64_t conn, const uint8_t *data, size_t len)
 {
     assert_true(W->qt - W->qh < QUEUE_MAX);
@@ -233,9 +241,11 @@ static void connect_as(size_t i, uint8_t idbyte, const char *from)
     t->conn = ++W->next_conn;
     memset(t->fp, idbyte, sizeof(t->fp));
     t->addr = addr(from);
-    wzp_sigc_callbacks cb = {t, client_send, client_event};
-    t->sc = wzp_sigc_new(NULL, &cb);
-    assert_non_null(t->sc);
+    wzp_sigc_config scfg;
+    wzp_sigc_config_default(&scfg);
+    scfg.cb = (wzp_sigc_callbacks){client_send, client_event};
+    scfg.user = t;
+    assert_int_equal(wzp_sigc_new(&t->sc, &scfg), 0);
     assert_int_equal(wzp_relay_control_on_connect(W->rc, t->conn, t->fp, &t->addr, W->now), 0);
 }
 
@@ -395,10 +405,10 @@ static int setup_with(const wzp_relay_control_config *cfg)
     else
         wzp_relay_control_config_default(&W->cfg);
     W->cfg.relay_addr = addr("198.51.100.250:3478");
-    wzp_relay_control_callbacks cb = {NULL,          relay_send,     relay_close,
-                                      channels_open, channels_close, channel_moved};
-    W->rc = wzp_relay_control_new(&W->cfg, &cb);
-    return W->rc ? 0 : -1;
+    W->cfg.cb = (wzp_relay_control_callbacks){relay_send, relay_close, channels_open,
+                                              channels_close, channel_moved};
+    W->cfg.user = NULL;
+    return wzp_relay_control_new(&W->rc, &W->cfg) == 0 ? 0 : -1;
 }
 
 static wzp_relay_control_config default_config(void)
@@ -511,7 +521,7 @@ static void test_alias_taken(void **state)
     assert_int_equal(r->err, WZP_ERR_ALIAS_TAKEN);
     assert_int_equal(wzp_sigc_reg_state_get(W->c[B].sc), WZP_SIGC_UNREGISTERED);
     assert_true(wzp_relay_control_lookup(W->rc, W->c[B].fp) == 0);
-    assert_int_equal(wzp_relay_control_stats_get(W->rc)->reg_alias_taken, 1);
+    assert_int_equal(rc_stats(W->rc).reg_alias_taken, 1);
 }
 
 /* ---- calls ----------------------------------------------------------------- */
@@ -594,7 +604,7 @@ static void test_offer_ring_accept_hangup(void **state)
     assert_int_equal(wzp_relay_control_num_calls(W->rc), 0);
     assert_int_equal(wzp_sigc_call_state_get(W->c[A].sc, ac), WZP_ERR_NOT_FOUND);
     assert_int_equal(wzp_sigc_call_state_get(W->c[B].sc, bc), WZP_ERR_NOT_FOUND);
-    assert_int_equal(wzp_relay_control_stats_get(W->rc)->calls_ended[WZP_SIG_END_HANGUP], 1);
+    assert_int_equal(rc_stats(W->rc).calls_ended[WZP_SIG_END_HANGUP], 1);
 }
 
 static void test_caller_hangs_up_with_error(void **state)
@@ -791,7 +801,7 @@ static void test_reregistration_replaces_old_connection(void **state)
     assert_int_equal(W->c[A].close_code, WZP_RELAY_CLOSE_REPLACED);
     assert_true(wzp_relay_control_lookup(W->rc, W->c[D].fp) == W->c[D].conn);
     assert_int_equal(wzp_relay_control_num_registrations(W->rc), 3);
-    assert_int_equal(wzp_relay_control_stats_get(W->rc)->reg_replaced, 1);
+    assert_int_equal(rc_stats(W->rc).reg_replaced, 1);
     /* The old connection's call is over, for the peer too, with its channels. */
     rec_event *end = last_event(B, WZP_SIGC_EV_ENDED);
     assert_non_null(end);
@@ -802,7 +812,7 @@ static void test_reregistration_replaces_old_connection(void **state)
     wzp_relay_control_on_disconnect(W->rc, old_conn, W->now);
     pump();
     assert_true(wzp_relay_control_lookup(W->rc, W->c[D].fp) == W->c[D].conn);
-    assert_int_equal(wzp_relay_control_stats_get(W->rc)->late_disconnects, 1);
+    assert_int_equal(rc_stats(W->rc).late_disconnects, 1);
     /* ... and what it still sends is ignored. */
     assert_int_equal(wzp_sigc_ping(W->c[A].sc, W->now), 0);
     pump();
@@ -870,7 +880,7 @@ static void test_third_party_cannot_touch_a_call(void **state)
     assert_int_equal(wzp_relay_control_num_calls(W->rc), 1);
     assert_int_equal(wzp_sigc_call_state_get(W->c[A].sc, ac), WZP_SIGC_CALL_SETUP);
     assert_int_equal(W->n_close, 0);
-    assert_true(wzp_relay_control_stats_get(W->rc)->drop_no_such_call >= 5);
+    assert_true(rc_stats(W->rc).drop_no_such_call >= 5);
 }
 
 static void test_unknown_and_offline_callees(void **state)
@@ -922,7 +932,7 @@ static void test_channel_open_failure_ends_call(void **state)
     assert_int_equal(count_events(B, WZP_SIGC_EV_INCOMING), 0);
     assert_int_equal(wzp_relay_control_num_calls(W->rc), 0);
     assert_int_equal(W->n_close, 0);
-    assert_int_equal(wzp_relay_control_stats_get(W->rc)->channel_open_failures, 1);
+    assert_int_equal(rc_stats(W->rc).channel_open_failures, 1);
 }
 
 /* ---- abuse ----------------------------------------------------------------- */
@@ -962,7 +972,7 @@ static void test_rate_limit(void **state)
     pump();
     assert_true(W->c[A].closed);
     assert_int_equal(W->c[A].close_code, WZP_RELAY_CLOSE_RATE_LIMIT);
-    assert_int_equal(wzp_relay_control_stats_get(W->rc)->drop_rate_limited, 10);
+    assert_int_equal(rc_stats(W->rc).drop_rate_limited, 10);
     assert_int_equal(wzp_relay_control_num_conns(W->rc), 1);
 }
 
@@ -983,7 +993,7 @@ static void test_registration_cap(void **state)
     assert_true(W->c[C].closed);
     assert_int_equal(W->c[C].close_code, WZP_RELAY_CLOSE_REG_LIMIT);
     assert_int_equal(wzp_relay_control_num_registrations(W->rc), 2);
-    assert_int_equal(wzp_relay_control_stats_get(W->rc)->reg_over_cap, 1);
+    assert_int_equal(rc_stats(W->rc).reg_over_cap, 1);
 
     /* At the cap, an identity already registered may still move to a new connection. */
     join(D, 0xa1, "198.51.100.7:40000", "alice");
@@ -1025,7 +1035,7 @@ static void test_alias_held_after_disconnect(void **state)
         assert_int_equal(try_register(B, 0xb2, "203.0.113.9:40000", "alice"), WZP_ERR_ALIAS_TAKEN);
         disconnect(B);
     }
-    assert_int_equal(wzp_relay_control_stats_get(W->rc)->reg_alias_taken, 3);
+    assert_int_equal(rc_stats(W->rc).reg_alias_taken, 3);
     /* Nobody answers to the alias meanwhile: a call to it reaches no one. */
     join(C, 0xc3, "198.51.100.3:40000", "carol");
     wzp_sig_params p;
@@ -1097,7 +1107,7 @@ static void test_alias_table_cap(void **state)
     join(B, 0xb2, "198.51.100.2:40000", "b2");
     disconnect(B);
     assert_int_equal(try_register(C, 0xc3, "198.51.100.3:40000", "c3"), WZP_ERR_RELAY_FULL);
-    assert_int_equal(wzp_relay_control_stats_get(W->rc)->alias_table_full, 1);
+    assert_int_equal(rc_stats(W->rc).alias_table_full, 1);
     assert_false(W->c[C].closed);
     /* Without an alias there is room; a holder may still rename within the cap. */
     assert_int_equal(try_register(C, 0xc3, "198.51.100.3:40000", ""), 0);
@@ -1273,7 +1283,7 @@ static void test_per_addr_cap(void **state)
     connect_as(6, 0x66, "[2001:db8:1:2:abcd::1]:5000");
     assert_refused_full(6);
     join(7, 0x77, "[2001:db8:1:3::1]:5000", "");
-    assert_int_equal(wzp_relay_control_stats_get(W->rc)->conn_over_addr_cap, 3);
+    assert_int_equal(rc_stats(W->rc).conn_over_addr_cap, 3);
 
     /* The flood ends: counts go back to zero and the address is usable again. */
     size_t live[] = {A, B, D, 4, 5, 7};
@@ -1327,7 +1337,7 @@ static void test_unregistered_connections_time_out(void **state)
     assert_false(W->c[C].closed);
     assert_true(wzp_relay_control_next_deadline(W->rc) == WZP_TS_NEVER);
     assert_int_equal(wzp_relay_control_num_conns(W->rc), 2);
-    assert_int_equal(wzp_relay_control_stats_get(W->rc)->reg_timeouts, 1);
+    assert_int_equal(rc_stats(W->rc).reg_timeouts, 1);
     wzp_addr a = addr("198.51.100.1:1");
     assert_int_equal(wzp_relay_control_conns_from(W->rc, &a), 2);
 }
@@ -1336,7 +1346,6 @@ static void test_garbage_is_answered_with_errors(void **state)
 {
     (void)state;
     connect_as(A, 0xa1, "198.51.100.1:40000");
-    const wzp_relay_control_stats *st = wzp_relay_control_stats_get(W->rc);
 
     uint8_t junk[32];
     memset(junk, 0xff, sizeof(junk));
@@ -1344,9 +1353,9 @@ static void test_garbage_is_answered_with_errors(void **state)
     rec_event *e = last_event(A, WZP_SIGC_EV_ERROR);
     assert_non_null(e);
     assert_int_equal(e->msg.u.error.code, WZP_SIG_ERR_MALFORMED);
-    assert_int_equal(st->drop_malformed, 1);
+    assert_int_equal(rc_stats(W->rc).drop_malformed, 1);
     send_bytes(A, junk, 0); /* empty: no body */
-    assert_int_equal(st->drop_malformed, 2);
+    assert_int_equal(rc_stats(W->rc).drop_malformed, 2);
 
     /* A future protocol version. */
     uint8_t v2[] = {0x08, 0x02, 0x10, 0x2a, 0xc2, 0x01, 0x00}; /* version 2, rid 42, ping */
@@ -1354,7 +1363,7 @@ static void test_garbage_is_answered_with_errors(void **state)
     e = last_event(A, WZP_SIGC_EV_ERROR);
     assert_int_equal(e->msg.u.error.code, WZP_SIG_ERR_VERSION);
     assert_true(e->msg.request_id == 42);
-    assert_int_equal(st->drop_version, 1);
+    assert_int_equal(rc_stats(W->rc).drop_version, 1);
 
     /* Call messages before Register. */
     wzp_sig_msg m;
@@ -1370,7 +1379,7 @@ static void test_garbage_is_answered_with_errors(void **state)
     send_raw(A, &m);
     e = last_event(A, WZP_SIGC_EV_ERROR);
     assert_int_equal(e->msg.u.error.code, WZP_SIG_ERR_UNEXPECTED);
-    assert_int_equal(st->drop_unexpected, 1);
+    assert_int_equal(rc_stats(W->rc).drop_unexpected, 1);
 
     /* Still a working connection after all that. */
     register_as(A, "alice");
@@ -1386,7 +1395,7 @@ static void test_garbage_is_answered_with_errors(void **state)
     assert_true(W->c[A].closed);
     assert_int_equal(W->c[A].close_code, WZP_RELAY_CLOSE_TOO_BIG);
     assert_int_equal(wzp_relay_control_num_registrations(W->rc), 0);
-    assert_int_equal(st->drop_too_big, 1);
+    assert_int_equal(rc_stats(W->rc).drop_too_big, 1);
 
     /* Persistent garbage gets the connection closed. */
     connect_as(B, 0xb2, "198.51.100.2:40000");
@@ -1400,7 +1409,7 @@ static void test_garbage_is_answered_with_errors(void **state)
 
     /* Messages for connections the relay never heard of are counted and dropped. */
     wzp_relay_control_on_message(W->rc, 999999, junk, 8, W->now);
-    assert_int_equal(st->drop_unknown_conn, 1);
+    assert_int_equal(rc_stats(W->rc).drop_unknown_conn, 1);
 }
 
 /* ---- client-side timeouts ---------------------------------------------------- */
@@ -1512,8 +1521,12 @@ static void test_connection_edge_cases(void **state)
     wzp_relay_control_config cfg;
     wzp_relay_control_config_default(&cfg);
     cfg.rate_per_sec = 0;
-    wzp_relay_control_callbacks cb = {NULL, relay_send, relay_close, NULL, NULL, NULL};
-    assert_null(wzp_relay_control_new(&cfg, &cb));
+    cfg.cb = (wzp_relay_control_callbacks){relay_send, relay_close, NULL, NULL, NULL};
+    wzp_relay_control *bad = NULL;
+    assert_int_equal(wzp_relay_control_new(&bad, &cfg), WZP_ERR_INVALID);
+    assert_null(bad);
+    /* The callbacks are required: no NULL config. */
+    assert_int_equal(wzp_relay_control_new(&bad, NULL), WZP_ERR_INVALID);
 }
 
 static void test_client_full_answers_busy(void **state)

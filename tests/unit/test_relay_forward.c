@@ -32,6 +32,15 @@
 
 /* ---- frame codec ---------------------------------------------------------- */
 
+/* A channel table for n channels. */
+static wzp_chan_table *table_new(uint32_t n)
+{
+    wzp_chan_table_config cfg = {.max_channels = n};
+    wzp_chan_table *t = NULL;
+    assert_int_equal(wzp_chan_table_new(&t, &cfg), 0);
+    return t;
+}
+
 static void test_frame_roundtrip(void **state)
 {
     (void)state;
@@ -82,7 +91,7 @@ static wzp_addr addr(const char *s)
 static void test_table_basic(void **state)
 {
     (void)state;
-    wzp_chan_table *t = wzp_chan_table_new(8);
+    wzp_chan_table *t = table_new(8);
     assert_non_null(t);
     wzp_addr a = addr("192.0.2.1:1000"), b = addr("[2001:db8::2]:2000"), c = addr("192.0.2.1:1001");
     uint32_t ca, cb, partner;
@@ -159,7 +168,7 @@ static void on_expired(uint32_t a, uint32_t b, void *user)
 static void test_table_expire(void **state)
 {
     (void)state;
-    wzp_chan_table *t = wzp_chan_table_new(16);
+    wzp_chan_table *t = table_new(16);
     wzp_addr a = addr("127.0.0.1:1"), b = addr("127.0.0.1:2");
     uint32_t a1, b1, a2, b2, partner;
     wzp_addr to;
@@ -215,7 +224,7 @@ static void *race_reader(void *arg)
 static void test_table_concurrent(void **state)
 {
     (void)state;
-    wzp_chan_table *t = wzp_chan_table_new(64);
+    wzp_chan_table *t = table_new(64);
     wzp_addr a = addr("127.0.0.1:1000"), b1 = addr("127.0.0.2:2000"), b2 = addr("127.0.0.3:3000");
     uint32_t ca, cb;
     assert_int_equal(wzp_chan_table_open_pair(t, &a, &b1, 1, &ca, &cb), 0);
@@ -321,7 +330,7 @@ typedef struct fixture {
 
 static void fixture_start_cfg(fixture *x, unsigned workers, int coalesce_us)
 {
-    x->t = wzp_chan_table_new(1024);
+    x->t = table_new(1024);
     assert_non_null(x->t);
     wzp_forwarder_cfg cfg = {
         .workers = workers, .ctl_queue = 4, .coalesce_us = coalesce_us, .table = x->t};
@@ -732,7 +741,7 @@ static void test_forward_multi_worker(void **state)
 static void test_forward_dual_stack(void **state)
 {
     (void)state;
-    wzp_chan_table *t = wzp_chan_table_new(16);
+    wzp_chan_table *t = table_new(16);
     wzp_forwarder_cfg cfg = {.workers = 1, .table = t, .slice_us = 500};
     cfg.bind = addr("127.0.0.1:0");
     cfg.bind6 = addr("[::1]:0");
@@ -917,7 +926,7 @@ static void test_stun_rate_limit(void **state)
 static void test_forward_stun_limit(void **state)
 {
     (void)state;
-    wzp_chan_table *t = wzp_chan_table_new(16);
+    wzp_chan_table *t = table_new(16);
     wzp_forwarder_cfg cfg = {.workers = 1, .table = t, .stun_rate = 2, .stun_burst = 5};
     cfg.bind = addr("127.0.0.1:0");
     wzp_forwarder *f;

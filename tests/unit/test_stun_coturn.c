@@ -115,8 +115,8 @@ static void test_our_client_vs_coturn(void **state)
         db_arg,       NULL};
     pid_t pid = spawn(argv, -1);
 
-    wzp_loop *loop = wzp_loop_new();
-    assert_non_null(loop);
+    wzp_loop *loop = NULL;
+    assert_int_equal(wzp_loop_new(&loop), 0);
     wzp_addr any, local, server;
     assert_int_equal(wzp_addr_parse(&any, "127.0.0.1:0", false), 0);
     int fd = wzp_udp_open(&any, NULL, &local);
@@ -185,8 +185,8 @@ static void test_coturn_client_vs_our_responder(void **state)
         print_message("turnutils_stunclient not installed\n");
         skip();
     }
-    wzp_loop *loop = wzp_loop_new();
-    assert_non_null(loop);
+    wzp_loop *loop = NULL;
+    assert_int_equal(wzp_loop_new(&loop), 0);
     stun_responder r;
     assert_int_equal(stun_responder_open(loop, &r, "127.0.0.1:0"), 0);
 
