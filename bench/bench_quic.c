@@ -43,7 +43,7 @@ static wzp_ts mono_now(void)
 
 static const wzp_quic_conn_callbacks conn_cbs;
 
-static int on_accept(void *u, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o,
+static int on_accept(void *u, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_config *o,
                      wzp_ts now)
 {
     o->pin_mode = WZP_QUIC_PIN_ANY;
@@ -78,6 +78,20 @@ static void on_datagram(void *u, wzp_quic_conn *c, const uint8_t *d, size_t n, w
     echoed++;
     if (nrtt < rtt_cap)
         rtts[nrtt++] = (double)(mono_now() - sent) / 1000.0;
+}
+
+/* An endpoint config: defaults with an identity, a role and callbacks. */
+static wzp_quic_endpoint_config ep_config(const wzp_identity *id, bool server,
+                                          const wzp_quic_callbacks *cb, void *user)
+{
+    wzp_quic_endpoint_config cfg;
+    wzp_quic_endpoint_config_default(&cfg);
+    cfg.id = id;
+    cfg.server = server;
+    if (cb)
+        cfg.cb = *cb;
+    cfg.user = user;
+    return cfg;
 }
 
 static const wzp_quic_callbacks cbs = {.accept = on_accept};
@@ -127,8 +141,8 @@ static void pump(wzp_ts max_wait)
 
 static wzp_quic_conn *dial(wzp_ts initial_rtt, const uint8_t *pin)
 {
-    wzp_quic_conn_opts o;
-    wzp_quic_conn_opts_default(&o);
+    wzp_quic_conn_config o;
+    wzp_quic_conn_config_default(&o);
     memcpy(o.pin, pin, 32);
     o.initial_rtt = initial_rtt;
     o.datagram_queue = 1024;
@@ -195,8 +209,9 @@ int main(int argc, char **argv)
     if (srv.fd < 0 || cli.fd < 0)
         return 1;
     srv.echo = true;
-    if (wzp_quic_endpoint_new(ids, true, &cbs, &srv, &srv.ep) ||
-        wzp_quic_endpoint_new(idc, false, &cbs, &cli, &cli.ep))
+    wzp_quic_endpoint_config scfg = ep_config(ids, true, &cbs, &srv);
+    wzp_quic_endpoint_config ccfg = ep_config(idc, false, &cbs, &cli);
+    if (wzp_quic_endpoint_new(&srv.ep, &scfg) || wzp_quic_endpoint_new(&cli.ep, &ccfg))
         return 1;
 
     double hmin, hmax, dmin, dmax;

@@ -319,7 +319,12 @@ static int client_setup(bclient *c)
     c->fd = wzp_udp_open(&any, NULL, &c->local);
     if (c->fd < 0)
         return c->fd;
-    int rv = wzp_quic_endpoint_new(c->id, false, &cbs, c, &c->ep);
+    wzp_quic_endpoint_config qcfg;
+    wzp_quic_endpoint_config_default(&qcfg);
+    qcfg.id = c->id;
+    qcfg.cb = cbs;
+    qcfg.user = c;
+    int rv = wzp_quic_endpoint_new(&c->ep, &qcfg);
     if (rv < 0)
         return rv;
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(c - clients)};
@@ -331,8 +336,8 @@ static int client_setup(bclient *c)
 
 static void client_connect(bclient *c, wzp_ts now)
 {
-    wzp_quic_conn_opts o;
-    wzp_quic_conn_opts_default(&o);
+    wzp_quic_conn_config o;
+    wzp_quic_conn_config_default(&o);
     memcpy(o.pin, relay_fp, sizeof(relay_fp));
     o.initial_rtt = WZP_MS(10);
     o.keep_alive = WZP_SEC(20); /* under the relay's 60 s idle timeout */

@@ -59,7 +59,8 @@ static int seeds_written;
 
 static const wzp_quic_conn_callbacks conn_cbs;
 
-static int on_accept(void *u, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o, wzp_ts t)
+static int on_accept(void *u, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_config *o,
+                     wzp_ts t)
 {
     side *s = u;
     /* Bound what garbage Initials can make us hold. */
@@ -143,8 +144,8 @@ static void pump(int rounds)
 
 static void connect_pair(const side *to)
 {
-    wzp_quic_conn_opts o;
-    wzp_quic_conn_opts_default(&o);
+    wzp_quic_conn_config o;
+    wzp_quic_conn_config_default(&o);
     memcpy(o.pin, fp_s, 32);
     o.keep_alive = WZP_MS(200);
     o.initial_rtt = WZP_MS(10);
@@ -167,19 +168,31 @@ static void setup(void)
     wzp_addr_parse(&srv.addr, "10.0.0.1:443", false);
     wzp_addr_parse(&cli.addr, "10.0.0.2:5000", false);
     wzp_addr_parse(&rsrv.addr, "10.0.0.3:443", false);
-    if (wzp_quic_endpoint_new(id_s, true, &cbs, &srv, &srv.ep) ||
-        wzp_quic_endpoint_new(id_s, true, &cbs, &rsrv, &rsrv.ep) ||
-        wzp_quic_endpoint_new(id_c, false, &cbs, &cli, &cli.ep))
-        abort();
     wzp_quic_endpoint_config cfg;
     wzp_quic_endpoint_config_default(&cfg);
+    cfg.id = id_s;
+    cfg.server = true;
+    cfg.cb = cbs;
+    cfg.user = &srv;
     cfg.have_static_secret = true;
     memcpy(cfg.static_secret, srv_secret, sizeof(srv_secret));
-    wzp_quic_endpoint_configure(srv.ep, &cfg);
+    if (wzp_quic_endpoint_new(&srv.ep, &cfg))
+        abort();
     wzp_quic_endpoint_config_default(&cfg);
+    cfg.id = id_s;
+    cfg.server = true;
+    cfg.cb = cbs;
+    cfg.user = &rsrv;
     cfg.retry_threshold = 0;
     cfg.max_handshakes_per_addr = 4;
-    wzp_quic_endpoint_configure(rsrv.ep, &cfg);
+    if (wzp_quic_endpoint_new(&rsrv.ep, &cfg))
+        abort();
+    wzp_quic_endpoint_config_default(&cfg);
+    cfg.id = id_c;
+    cfg.cb = cbs;
+    cfg.user = &cli;
+    if (wzp_quic_endpoint_new(&cli.ep, &cfg))
+        abort();
     connect_pair(&srv);
     connect_pair(&rsrv);
     seed_dir = NULL;

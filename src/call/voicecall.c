@@ -568,7 +568,7 @@ static const wzp_quic_conn_callbacks e2e_callbacks = {
     .closed = q_closed,
 };
 
-static void e2e_opts(wzp_voicecall *vc, wzp_quic_conn_opts *o)
+static void e2e_opts(wzp_voicecall *vc, wzp_quic_conn_config *o)
 {
     o->cb = e2e_callbacks;
     o->path_managed = true;
@@ -695,7 +695,7 @@ static void q_message(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len
     }
 }
 
-int wzp_voicecall_accept_conn(wzp_voicecall *vc, wzp_quic_conn_opts *opts)
+int wzp_voicecall_accept_conn(wzp_voicecall *vc, wzp_quic_conn_config *opts)
 {
     /* Only the caller's Initial on our own channel, to the key we were shown. */
     if (vc->role != WZP_VOICECALL_CALLEE || vc->link != WZP_VOICECALL_LINK_NONE || !vc->chan ||
@@ -979,8 +979,8 @@ static void media_tick(wzp_voicecall *vc, wzp_ts now)
 static void dial(wzp_voicecall *vc, wzp_ts now)
 {
     vc->link = WZP_VOICECALL_LINK_HANDSHAKE;
-    wzp_quic_conn_opts o;
-    wzp_quic_conn_opts_default(&o);
+    wzp_quic_conn_config o;
+    wzp_quic_conn_config_default(&o);
     e2e_opts(vc, &o);
     int rc = wzp_quic_connect(vc->env.ep, &vc->env.vlocal, &vc->vremote, &o, now, &vc->conn);
     if (rc < 0) {

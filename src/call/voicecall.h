@@ -180,7 +180,7 @@ void wzp_voicecall_on_probe(wzp_voicecall *vc, int sock, const wzp_addr *from, c
                             size_t len, wzp_ts now);
 /* Callee: the caller's Initial arrived on our channel: fill opts (its callbacks are the
  * call's own) and return 0, or refuse (< 0). */
-int wzp_voicecall_accept_conn(wzp_voicecall *vc, wzp_quic_conn_opts *opts);
+int wzp_voicecall_accept_conn(wzp_voicecall *vc, wzp_quic_conn_config *opts);
 
 void wzp_voicecall_handle_timer(wzp_voicecall *vc, wzp_ts now);
 wzp_ts wzp_voicecall_next_deadline(const wzp_voicecall *vc);

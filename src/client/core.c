@@ -159,8 +159,8 @@ static const wzp_quic_conn_callbacks ctrl_callbacks;
 static void connect_relay(wzp_core *core, wzp_ts now)
 {
     core->reconnect_at = WZP_TS_NEVER;
-    wzp_quic_conn_opts o;
-    wzp_quic_conn_opts_default(&o);
+    wzp_quic_conn_config o;
+    wzp_quic_conn_config_default(&o);
     o.pin_mode = WZP_QUIC_PIN_EXACT;
     memcpy(o.pin, core->cfg.relay_pin, sizeof(o.pin));
     o.keep_alive = CTRL_KEEP_ALIVE;
@@ -342,7 +342,7 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
 /* --- the endpoint's accept and the control connection's events ------------------------- */
 
 static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
-                    wzp_quic_conn_opts *opts, wzp_ts now)
+                    wzp_quic_conn_config *opts, wzp_ts now)
 {
     wzp_core *core = user;
     /* Only an Initial that came through one of our calls' relay channels. */
@@ -435,8 +435,13 @@ int wzp_core_new(const wzp_core_config *cfg, wzp_core **out)
     core->next_vport = 1;
     wzp_hmap_init(&core->routes);
 
-    wzp_quic_callbacks qcb = {.accept = q_accept};
-    int rc = wzp_quic_endpoint_new(cfg->id, true, &qcb, core, &core->ep);
+    wzp_quic_endpoint_config qcfg;
+    wzp_quic_endpoint_config_default(&qcfg);
+    qcfg.id = cfg->id;
+    qcfg.server = true;
+    qcfg.cb.accept = q_accept;
+    qcfg.user = core;
+    int rc = wzp_quic_endpoint_new(&core->ep, &qcfg);
     if (rc < 0) {
         free(core);
         return rc;

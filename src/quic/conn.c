@@ -12,7 +12,7 @@
 #define FLOW_WINDOW               (256 * 1024)
 #define TLS_ALERT_BAD_CERTIFICATE 42
 
-void wzp_quic_conn_opts_default(wzp_quic_conn_opts *o)
+void wzp_quic_conn_config_default(wzp_quic_conn_config *o)
 {
     memset(o, 0, sizeof(*o));
     o->pin_mode = WZP_QUIC_PIN_EXACT;
@@ -23,10 +23,10 @@ void wzp_quic_conn_opts_default(wzp_quic_conn_opts *o)
     o->datagram_queue = 64;
 }
 
-static void fill_defaults(wzp_quic_conn_opts *o)
+static void fill_defaults(wzp_quic_conn_config *o)
 {
-    wzp_quic_conn_opts d;
-    wzp_quic_conn_opts_default(&d);
+    wzp_quic_conn_config d;
+    wzp_quic_conn_config_default(&d);
     if (!o->initial_rtt)
         o->initial_rtt = d.initial_rtt;
     if (!o->idle_timeout)
@@ -465,7 +465,7 @@ static const ngtcp2_callbacks conn_callbacks = {
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
 int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
-                      const wzp_addr *remote, const wzp_quic_conn_opts *opts,
+                      const wzp_addr *remote, const wzp_quic_conn_config *opts,
                       const ngtcp2_pkt_hd *initial, const ngtcp2_cid *retry_odcid, wzp_ts now,
                       wzp_quic_conn **out)
 {

@@ -317,27 +317,25 @@ int wzp_quic_endpoint_configure(wzp_quic_endpoint *ep, const wzp_quic_endpoint_c
     return 0;
 }
 
-int wzp_quic_endpoint_new(const wzp_identity *id, bool server, const wzp_quic_callbacks *cb,
-                          void *user, wzp_quic_endpoint **out)
+int wzp_quic_endpoint_new(wzp_quic_endpoint **out, const wzp_quic_endpoint_config *cfg)
 {
-    if (!id || !out)
+    if (!out || !cfg || !cfg->id)
         return WZP_ERR_INVALID;
-    *out = NULL;
+    const wzp_identity *id = cfg->id;
     wzp_quic_endpoint *ep = calloc(1, sizeof(*ep));
     if (!ep)
         return WZP_ERR_NOMEM;
     ep->id = id;
-    ep->server = server;
-    if (cb)
-        ep->cb = *cb;
-    ep->user = user;
+    ep->server = cfg->server;
+    ep->cb = cfg->cb;
+    ep->user = cfg->user;
     wzp_hmap_init(&ep->cids);
     wzp_hmap_init(&ep->hs_by_ip);
     wzp_hmap_init(&ep->hsv_by_ip);
     wzp_hmap_init(&ep->reset_tokens);
-    wzp_quic_endpoint_config_default(&ep->cfg);
     wzp_random(ep->retry_secret, sizeof(ep->retry_secret));
     wzp_random(ep->reset_secret, sizeof(ep->reset_secret));
+    wzp_quic_endpoint_configure(ep, cfg);
     if (gnutls_certificate_allocate_credentials(&ep->cred) != 0) {
         free(ep);
         return WZP_ERR_NOMEM;
@@ -369,9 +367,9 @@ void wzp_quic_endpoint_free(wzp_quic_endpoint *ep)
     free(ep);
 }
 
-const wzp_quic_stats *wzp_quic_endpoint_stats(const wzp_quic_endpoint *ep)
+void wzp_quic_endpoint_get_stats(const wzp_quic_endpoint *ep, wzp_quic_endpoint_stats *out)
 {
-    return &ep->stats;
+    *out = ep->stats;
 }
 
 size_t wzp_quic_endpoint_conn_count(const wzp_quic_endpoint *ep)
@@ -380,15 +378,15 @@ size_t wzp_quic_endpoint_conn_count(const wzp_quic_endpoint *ep)
 }
 
 int wzp_quic_connect(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,
-                     const wzp_quic_conn_opts *opts, wzp_ts now, wzp_quic_conn **out)
+                     const wzp_quic_conn_config *opts, wzp_ts now, wzp_quic_conn **out)
 {
     if (!ep || !local || !remote || !out || !local->len || !remote->len)
         return WZP_ERR_INVALID;
-    wzp_quic_conn_opts o;
+    wzp_quic_conn_config o;
     if (opts)
         o = *opts;
     else
-        wzp_quic_conn_opts_default(&o);
+        wzp_quic_conn_config_default(&o);
     return wzp_quic_conn_new(ep, false, local, remote, &o, NULL, NULL, now, out);
 }
 
@@ -515,8 +513,8 @@ static int accept_new(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_ad
         send_retry(ep, local, remote, &hd, now);
         return 0;
     }
-    wzp_quic_conn_opts o;
-    wzp_quic_conn_opts_default(&o);
+    wzp_quic_conn_config o;
+    wzp_quic_conn_config_default(&o);
     if (!ep->cb.accept || ep->cb.accept(ep->user, local, remote, &o, now) != 0) {
         ep->stats.rx_refused++;
         return 0;

@@ -38,7 +38,7 @@
  *      the path never changes, QUIC never starts a path validation.
  *
  * Events of a connection arrive through the callbacks in its options
- * (wzp_quic_conn_opts.cb), with its user data (wzp_quic_conn_user) and the
+ * (wzp_quic_conn_config.cb), with its user data (wzp_quic_conn_user) and the
  * time of the input that caused them, during feed, handle_expiry or flush.
  * The endpoint itself has one callback: accept, for a new peer's Initial. A
  * callback may only queue work (send_datagram, send_message, close,
@@ -118,7 +118,7 @@ typedef struct wzp_quic_conn_callbacks {
     void (*path_changed)(void *user, wzp_quic_conn *c, const wzp_addr *remote, wzp_ts now);
 } wzp_quic_conn_callbacks;
 
-typedef struct wzp_quic_conn_opts {
+typedef struct wzp_quic_conn_config {
     wzp_quic_pin_mode pin_mode;
     uint8_t pin[WZP_FINGERPRINT_LEN];
     wzp_ts initial_rtt;       /* RTT assumed before the first sample; 0 = 100 ms */
@@ -142,9 +142,9 @@ typedef struct wzp_quic_conn_opts {
     bool path_managed;
     wzp_quic_conn_callbacks cb; /* the connection's events (any may be NULL) */
     void *user;                 /* their user data: the initial wzp_quic_conn_user() value */
-} wzp_quic_conn_opts;
+} wzp_quic_conn_config;
 
-void wzp_quic_conn_opts_default(wzp_quic_conn_opts *o);
+void wzp_quic_conn_config_default(wzp_quic_conn_config *o);
 
 struct wzp_quic_close_info {
     int error;          /* 0: closed by an application (app_code, reason); else a wzp_error */
@@ -167,7 +167,7 @@ typedef struct wzp_quic_callbacks {
      * for Initials answered with a Retry or dropped by the address
      * validation rules (see wzp_quic_endpoint_config). */
     int (*accept)(void *user, const wzp_addr *local, const wzp_addr *remote,
-                  wzp_quic_conn_opts *opts, wzp_ts now);
+                  wzp_quic_conn_config *opts, wzp_ts now);
 } wzp_quic_callbacks;
 
 /*
@@ -201,6 +201,12 @@ typedef struct wzp_quic_callbacks {
 #define WZP_QUIC_RETRY_NEVER          SIZE_MAX
 
 typedef struct wzp_quic_endpoint_config {
+    /* Fixed at creation (wzp_quic_endpoint_configure ignores them): */
+    const wzp_identity *id; /* required: presented to peers; borrowed, outlives the endpoint */
+    bool server;            /* accept new connections via cb.accept */
+    wzp_quic_callbacks cb;  /* copied */
+    void *user;             /* the callbacks' user data */
+    /* Address validation and stateless reset (see above): */
     /* Retry a token-less Initial while at least this many connections are
      * handshaking: 0 = always, WZP_QUIC_RETRY_NEVER (default) = never. */
     size_t retry_threshold;
@@ -218,11 +224,13 @@ typedef struct wzp_quic_endpoint_config {
     uint8_t static_secret[32];
 } wzp_quic_endpoint_config;
 
+/* No identity (set id), client, no callbacks, no Retry, no per-address cap,
+ * a random reset secret. */
 void wzp_quic_endpoint_config_default(wzp_quic_endpoint_config *cfg);
 
 /* Endpoint counters. Every packet fed lands in exactly one rx_* bucket, or
  * in retries_sent. */
-typedef struct wzp_quic_stats {
+typedef struct wzp_quic_endpoint_stats {
     uint64_t rx_packets;     /* handed to a connection */
     uint64_t rx_not_quic;    /* first byte is not QUIC (see wire/demux.h) */
     uint64_t rx_malformed;   /* header does not parse (truncated, garbage) */
@@ -242,7 +250,7 @@ typedef struct wzp_quic_stats {
     uint64_t tx_bytes;
     uint64_t conns_accepted; /* server connections created */
     uint64_t conns_active;   /* connections the endpoint holds now */
-} wzp_quic_stats;
+} wzp_quic_endpoint_stats;
 
 typedef struct wzp_quic_conn_stats {
     wzp_ts smoothed_rtt, min_rtt, latest_rtt; /* 0 until the first sample */
@@ -256,12 +264,13 @@ typedef struct wzp_quic_conn_stats {
 } wzp_quic_conn_stats;
 
 /*
- * Creates an endpoint presenting `id` (borrowed; must outlive the endpoint).
- * `server` lets it accept new connections via cb->accept. cb is copied.
+ * Creates an endpoint presenting cfg->id (start from
+ * wzp_quic_endpoint_config_default). 0, WZP_ERR_INVALID (NULL cfg or id),
+ * WZP_ERR_NOMEM or an identity error (*out untouched).
  */
-int wzp_quic_endpoint_new(const wzp_identity *id, bool server, const wzp_quic_callbacks *cb,
-                          void *user, wzp_quic_endpoint **out);
-/* Server address validation (see wzp_quic_endpoint_config); applies to
+int wzp_quic_endpoint_new(wzp_quic_endpoint **out, const wzp_quic_endpoint_config *cfg);
+/* Changes the server address validation and reset secret settings later (see
+ * wzp_quic_endpoint_config; id, server, cb and user are ignored); applies to
  * Initials fed from now on. WZP_ERR_INVALID for a NULL argument. */
 int wzp_quic_endpoint_configure(wzp_quic_endpoint *ep, const wzp_quic_endpoint_config *cfg);
 /* Frees the endpoint and every connection, without callbacks and without
@@ -298,7 +307,7 @@ wzp_ts wzp_quic_endpoint_expiry(const wzp_quic_endpoint *ep);
 /* Runs timers (loss recovery, idle, keep-alive, closing periods). Flush after. */
 void wzp_quic_endpoint_handle_expiry(wzp_quic_endpoint *ep, wzp_ts now);
 
-const wzp_quic_stats *wzp_quic_endpoint_stats(const wzp_quic_endpoint *ep);
+void wzp_quic_endpoint_get_stats(const wzp_quic_endpoint *ep, wzp_quic_endpoint_stats *out);
 size_t wzp_quic_endpoint_conn_count(const wzp_quic_endpoint *ep);
 
 /*
@@ -313,7 +322,7 @@ wzp_quic_conn *wzp_quic_endpoint_lookup(const wzp_quic_endpoint *ep, const uint8
 
 /* Starts a client connection on `ep` over the path local -> remote. */
 int wzp_quic_connect(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,
-                     const wzp_quic_conn_opts *opts, wzp_ts now, wzp_quic_conn **out);
+                     const wzp_quic_conn_config *opts, wzp_ts now, wzp_quic_conn **out);
 
 /*
  * Queues one datagram (copied). WZP_ERR_AGAIN before the handshake completes

@@ -45,7 +45,7 @@ struct wzp_quic_conn {
     ngtcp2_crypto_conn_ref ref;
     bool server;
     bool creating; /* inside ngtcp2_conn_*_new (see cb_rand) */
-    wzp_quic_conn_opts opts;
+    wzp_quic_conn_config opts;
     char alpn[32];
     wzp_addr local, remote;    /* the path of the last packet fed / given to connect */
     wzp_addr reported_remote;  /* ngtcp2's remote as path_changed last saw it */
@@ -143,7 +143,7 @@ struct wzp_quic_endpoint {
      * is reserved when a connection is created, so inserting never fails. */
     wzp_quic_conn **heap;
     size_t heap_len, heap_cap;
-    wzp_quic_stats stats;
+    wzp_quic_endpoint_stats stats;
     /* address validation (server) */
     wzp_quic_endpoint_config cfg;
     uint8_t retry_secret[32]; /* keys the Retry tokens; random per endpoint */
@@ -160,7 +160,7 @@ struct wzp_quic_endpoint {
 
 /* conn.c */
 int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
-                      const wzp_addr *remote, const wzp_quic_conn_opts *opts,
+                      const wzp_addr *remote, const wzp_quic_conn_config *opts,
                       const ngtcp2_pkt_hd *initial, const ngtcp2_cid *retry_odcid, wzp_ts now,
                       wzp_quic_conn **out);
 void wzp_quic_conn_free(wzp_quic_conn *c);

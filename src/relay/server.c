@@ -210,7 +210,7 @@ static const wzp_quic_conn_callbacks control_conn_callbacks = {
 };
 
 static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
-                    wzp_quic_conn_opts *opts, wzp_ts now)
+                    wzp_quic_conn_config *opts, wzp_ts now)
 {
     wzp_relay_server *s = user;
     if (s->stopping || wzp_quic_endpoint_conn_count(s->ep) >= s->cfg.max_conns)
@@ -532,18 +532,21 @@ int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **
         goto fail;
     if ((rv = wzp_loop_new(&s->loop)) < 0)
         goto fail;
-    wzp_quic_callbacks qcb = {.accept = q_accept};
-    if ((rv = wzp_quic_endpoint_new(s->id, true, &qcb, s, &s->ep)) < 0)
-        goto fail;
     wzp_quic_endpoint_config qcfg;
     wzp_quic_endpoint_config_default(&qcfg);
+    qcfg.id = s->id;
+    qcfg.server = true;
+    qcfg.cb.accept = q_accept;
+    qcfg.user = s;
     qcfg.retry_threshold = cfg->retry_threshold;
     qcfg.max_handshakes_per_addr = cfg->max_handshakes_per_addr;
     /* Reset tokens from the identity key: after a restart (same home) the
      * relay resets its former clients' connections and they reconnect at once. */
     qcfg.have_static_secret =
         wzp_identity_derive_secret(s->id, WZP_RESET_SECRET_LABEL, qcfg.static_secret) == 0;
-    wzp_quic_endpoint_configure(s->ep, &qcfg);
+    rv = wzp_quic_endpoint_new(&s->ep, &qcfg);
+    if (rv < 0)
+        goto fail;
     wzp_relay_control_config ccfg = cfg->control;
     ccfg.cb = (wzp_relay_control_callbacks){.send = ctl_send,
                                             .close = ctl_close,
@@ -623,7 +626,8 @@ void wzp_relay_server_fingerprint(const wzp_relay_server *s, uint8_t fp[WZP_FING
     wzp_identity_fingerprint(s->id, fp);
 }
 
-const wzp_quic_stats *wzp_relay_server_quic_stats(const wzp_relay_server *s)
+void wzp_relay_server_get_stats(const wzp_relay_server *s, wzp_relay_server_stats *out)
 {
-    return wzp_quic_endpoint_stats(s->ep);
+    memset(out, 0, sizeof(*out));
+    wzp_quic_endpoint_get_stats(s->ep, &out->quic);
 }

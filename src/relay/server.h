@@ -68,8 +68,12 @@ const wzp_addr *wzp_relay_server_addr(const wzp_relay_server *s);
 /* The IPv6 address of a dual-stack relay (listen6), or NULL. */
 const wzp_addr *wzp_relay_server_addr6(const wzp_relay_server *s);
 void wzp_relay_server_fingerprint(const wzp_relay_server *s, uint8_t fp[WZP_FINGERPRINT_LEN]);
-/* The QUIC endpoint's counters (Retries sent, bad tokens, ...). Read them on
- * the control thread or once run() has returned: they are not atomic. */
-const wzp_quic_stats *wzp_relay_server_quic_stats(const wzp_relay_server *s);
+typedef struct wzp_relay_server_stats {
+    wzp_quic_endpoint_stats quic; /* the QUIC endpoint's (Retries sent, bad tokens, ...) */
+} wzp_relay_server_stats;
+
+/* A snapshot of the counters. Take it on the control thread or once run()
+ * has returned: they are not atomic. */
+void wzp_relay_server_get_stats(const wzp_relay_server *s, wzp_relay_server_stats *out);
 
 #endif

@@ -15,7 +15,7 @@
 
 static const wzp_quic_conn_callbacks rec_conn_callbacks;
 
-static int rec_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o,
+static int rec_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_config *o,
                       wzp_ts now)
 {
     (void)l;
@@ -196,7 +196,13 @@ qnet_node *qnet_add_ep(qnet *q, const char *addr, wzp_quic_endpoint *ep)
 qnet_node *qnet_add(qnet *q, const char *addr, const wzp_identity *id, bool server)
 {
     qnet_node *nd = qnet_add_ep(q, addr, NULL);
-    assert_int_equal(wzp_quic_endpoint_new(id, server, &qnet_callbacks, nd, &nd->ep), 0);
+    wzp_quic_endpoint_config cfg;
+    wzp_quic_endpoint_config_default(&cfg);
+    cfg.id = id;
+    cfg.server = server;
+    cfg.cb = qnet_callbacks;
+    cfg.user = nd;
+    assert_int_equal(wzp_quic_endpoint_new(&nd->ep, &cfg), 0);
     return nd;
 }
 
@@ -221,16 +227,17 @@ void qnet_pin(qnet_node *sv, const uint8_t fp[WZP_FINGERPRINT_LEN])
     memcpy(sv->ev.pin, fp, WZP_FINGERPRINT_LEN);
 }
 
-void qnet_opts(wzp_quic_conn_opts *o, const uint8_t fp[WZP_FINGERPRINT_LEN])
+void qnet_opts(wzp_quic_conn_config *o, const uint8_t fp[WZP_FINGERPRINT_LEN])
 {
-    wzp_quic_conn_opts_default(o);
+    wzp_quic_conn_config_default(o);
     memcpy(o->pin, fp, WZP_FINGERPRINT_LEN);
     o->initial_rtt = WZP_MS(10);
 }
 
-wzp_quic_conn *qnet_connect(qnet *q, qnet_node *cl, const wzp_addr *to, const wzp_quic_conn_opts *o)
+wzp_quic_conn *qnet_connect(qnet *q, qnet_node *cl, const wzp_addr *to,
+                            const wzp_quic_conn_config *o)
 {
-    wzp_quic_conn_opts oo = *o;
+    wzp_quic_conn_config oo = *o;
     if (!oo.cb.established && !oo.cb.datagram && !oo.cb.message && !oo.cb.closed) {
         oo.cb = rec_conn_callbacks; /* no callbacks of the test's own: the node records */
         oo.user = cl;
@@ -242,7 +249,7 @@ wzp_quic_conn *qnet_connect(qnet *q, qnet_node *cl, const wzp_addr *to, const wz
 
 wzp_quic_conn *qnet_dial(qnet *q, qnet_node *cl, qnet_node *sv, const uint8_t *pin)
 {
-    wzp_quic_conn_opts o;
+    wzp_quic_conn_config o;
     qnet_opts(&o, pin);
     return qnet_connect(q, cl, &sv->public, &o);
 }

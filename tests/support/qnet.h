@@ -137,10 +137,10 @@ extern const wzp_quic_conn_callbacks *const qnet_conn_callbacks;
 /* A server node's policy: pin exactly fp. */
 void qnet_pin(qnet_node *sv, const uint8_t fp[WZP_FINGERPRINT_LEN]);
 /* Connection options: defaults, pin exactly fp, initial RTT 10 ms. */
-void qnet_opts(wzp_quic_conn_opts *o, const uint8_t fp[WZP_FINGERPRINT_LEN]);
+void qnet_opts(wzp_quic_conn_config *o, const uint8_t fp[WZP_FINGERPRINT_LEN]);
 /* Connects node cl to `to`; asserts success. Options without callbacks record into cl. */
 wzp_quic_conn *qnet_connect(qnet *q, qnet_node *cl, const wzp_addr *to,
-                            const wzp_quic_conn_opts *o);
+                            const wzp_quic_conn_config *o);
 /* qnet_connect to sv's public address with qnet_opts(pin). */
 wzp_quic_conn *qnet_dial(qnet *q, qnet_node *cl, qnet_node *sv, const uint8_t *pin);
 

@@ -212,8 +212,11 @@ int relay_client_start(relay_client *c, const wzp_identity *id, const wzp_addr *
     if (c->fd < 0)
         return c->fd;
     c->quic_local = c->sock_addr;
-    wzp_quic_callbacks no_accept = {0}; /* a client endpoint */
-    int rv = wzp_quic_endpoint_new(id, false, &no_accept, c, &c->ep);
+    wzp_quic_endpoint_config qcfg;
+    wzp_quic_endpoint_config_default(&qcfg); /* a client endpoint: no accept */
+    qcfg.id = id;
+    qcfg.user = c;
+    int rv = wzp_quic_endpoint_new(&c->ep, &qcfg);
     if (rv < 0)
         goto fail;
     wzp_sigc_config scfg;
@@ -224,8 +227,8 @@ int relay_client_start(relay_client *c, const wzp_identity *id, const wzp_addr *
         goto fail;
     if (c->opts.before_connect)
         c->opts.before_connect(c->ep, c->opts.before_connect_arg);
-    wzp_quic_conn_opts o;
-    wzp_quic_conn_opts_default(&o);
+    wzp_quic_conn_config o;
+    wzp_quic_conn_config_default(&o);
     o.pin_mode = c->opts.pin_mode;
     memcpy(o.pin, relay_fp, WZP_FINGERPRINT_LEN);
     o.initial_rtt = WZP_MS(10);

@@ -133,7 +133,7 @@ static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *in
 }
 
 static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
-                    wzp_quic_conn_opts *o, wzp_ts now)
+                    wzp_quic_conn_config *o, wzp_ts now)
 {
     static const wzp_quic_conn_callbacks cb = {.established = q_established,
                                                .message = q_message,
@@ -233,14 +233,16 @@ void sim_relay_start_cfg(simrelay *r, wzp_sim *sim, const wzp_relay_control_conf
  * plane. A restart is a new boot with the same identity. */
 static void relay_boot(simrelay *r, const wzp_relay_control_config *cfg)
 {
-    wzp_quic_callbacks qcb = {.accept = q_accept};
-    assert_int_equal(wzp_quic_endpoint_new(r->id, true, &qcb, r, &r->ep), 0);
     wzp_quic_endpoint_config qc;
     wzp_quic_endpoint_config_default(&qc);
+    qc.id = r->id;
+    qc.server = true;
+    qc.cb.accept = q_accept;
+    qc.user = r;
     qc.have_static_secret =
         wzp_identity_derive_secret(r->id, WZP_RESET_SECRET_LABEL, qc.static_secret) == 0;
     assert_true(qc.have_static_secret);
-    assert_int_equal(wzp_quic_endpoint_configure(r->ep, &qc), 0);
+    assert_int_equal(wzp_quic_endpoint_new(&r->ep, &qc), 0);
     wzp_relay_control_config ccfg;
     if (cfg)
         ccfg = *cfg;

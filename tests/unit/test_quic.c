@@ -98,14 +98,15 @@ static void test_handshake_datagrams_messages_close(void **state)
                      WZP_ERR_STATE);
     qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
     if (getenv("QDEBUG")) {
-        const wzp_quic_stats *a = wzp_quic_endpoint_stats(sv->ep),
-                             *b = wzp_quic_endpoint_stats(cl->ep);
+        wzp_quic_endpoint_stats a, b;
+        wzp_quic_endpoint_get_stats(sv->ep, &a);
+        wzp_quic_endpoint_get_stats(cl->ep, &b);
         fprintf(stderr,
                 "sv rx %lu tx %lu unk %lu mal %lu ref %lu; cl rx %lu tx %lu unk %lu mal %lu nq %lu "
                 "ver %lu cc %lu\n",
-                a->rx_packets, a->tx_packets, a->rx_unknown_cid, a->rx_malformed, a->rx_refused,
-                b->rx_packets, b->tx_packets, b->rx_unknown_cid, b->rx_malformed, b->rx_not_quic,
-                b->rx_bad_version, b->rx_closed_conn);
+                a.rx_packets, a.tx_packets, a.rx_unknown_cid, a.rx_malformed, a.rx_refused,
+                b.rx_packets, b.tx_packets, b.rx_unknown_cid, b.rx_malformed, b.rx_not_quic,
+                b.rx_bad_version, b.rx_closed_conn);
     }
     assert_int_equal(cl->ev.established, 1);
     assert_int_equal(sv->ev.established, 1);
@@ -281,7 +282,7 @@ static void test_alpn_mismatch(void **state)
     (void)state;
     qnet nt;
     node *cl, *sv = pair(&nt, &cl);
-    wzp_quic_conn_opts o;
+    wzp_quic_conn_config o;
     qnet_opts(&o, fp_server);
     o.alpn = "wzp/0";
     qnet_connect(&nt, cl, &sv->public, &o);
@@ -331,7 +332,9 @@ static void test_accept_any_reports_fingerprint_and_refuse(void **state)
     qnet_dial(&nt, late, sv, fp_server);
     run_for(&nt, WZP_MS(500));
     assert_int_equal(late->ev.established, 0);
-    assert_true(wzp_quic_endpoint_stats(sv->ep)->rx_refused > 0);
+    wzp_quic_endpoint_stats st;
+    wzp_quic_endpoint_get_stats(sv->ep, &st);
+    assert_true(st.rx_refused > 0);
     qnet_free(&nt);
 }
 
@@ -348,7 +351,7 @@ static void test_idle_timeout_and_keep_alive(void **state)
     qnet nt;
     node *cl, *sv = pair(&nt, &cl);
     sv->ev.idle = WZP_SEC(2);
-    wzp_quic_conn_opts o;
+    wzp_quic_conn_config o;
     qnet_opts(&o, fp_server);
     o.initial_rtt = WZP_MS(100); /* ngtcp2's first guess, as by default */
     o.idle_timeout = WZP_SEC(2);
@@ -488,8 +491,8 @@ static void test_garbage_truncated_replayed(void **state)
     cap->on = false;
     assert_true(cap->n > 2);
 
-    const wzp_quic_stats *ss = wzp_quic_endpoint_stats(sv->ep);
-    wzp_quic_stats before = *ss;
+    wzp_quic_endpoint_stats before, after;
+    wzp_quic_endpoint_get_stats(sv->ep, &before);
     uint8_t buf[1500];
     wzp_addr stranger;
     wzp_addr_parse(&stranger, "192.0.2.9:999", false);
@@ -500,9 +503,11 @@ static void test_garbage_truncated_replayed(void **state)
         wzp_quic_endpoint_feed(sv->ep, &sv->addr, &stranger, buf, n, qnet_now(&nt), NULL);
         wzp_quic_endpoint_feed(cl->ep, &cl->addr, &stranger, buf, n, qnet_now(&nt), NULL);
     }
-    uint64_t dropped =
-        (ss->rx_not_quic - before.rx_not_quic) + (ss->rx_malformed - before.rx_malformed) +
-        (ss->rx_unknown_cid - before.rx_unknown_cid) + (ss->rx_bad_version - before.rx_bad_version);
+    wzp_quic_endpoint_get_stats(sv->ep, &after);
+    uint64_t dropped = (after.rx_not_quic - before.rx_not_quic) +
+                       (after.rx_malformed - before.rx_malformed) +
+                       (after.rx_unknown_cid - before.rx_unknown_cid) +
+                       (after.rx_bad_version - before.rx_bad_version);
     assert_true(dropped >= 1990); /* a random short header hitting a live CID is ~impossible */
     /* Truncations of every captured packet, and replays of them all. */
     for (size_t k = 0; k < cap->n; k++) {
@@ -513,7 +518,8 @@ static void test_garbage_truncated_replayed(void **state)
         wzp_quic_endpoint_feed(d->ep, &d->addr, &p->from, p->data, p->len, qnet_now(&nt), NULL);
     }
     run_for(&nt, WZP_MS(100));
-    assert_true(ss->rx_malformed > before.rx_malformed);
+    wzp_quic_endpoint_get_stats(sv->ep, &after);
+    assert_true(after.rx_malformed > before.rx_malformed);
     /* The connection survived all of it. */
     assert_int_equal(cl->ev.closed + sv->ev.closed, 0);
     cap->on = true; /* now with short-header packets */
@@ -526,14 +532,16 @@ static void test_garbage_truncated_replayed(void **state)
     /* After the connection is gone, its packets are unknown and counted. */
     wzp_quic_conn_close(c, 0, "");
     run_for(&nt, WZP_SEC(5));
-    uint64_t unknown = ss->rx_unknown_cid;
+    wzp_quic_endpoint_get_stats(sv->ep, &after);
+    uint64_t unknown = after.rx_unknown_cid;
     for (size_t k = 0; k < cap->n; k++) {
         const captured *p = &cap->p[k];
         if (p->to == 0 && !(p->data[0] & 0x80)) /* short headers */
             wzp_quic_endpoint_feed(sv->ep, &sv->addr, &p->from, p->data, p->len, qnet_now(&nt),
                                    NULL);
     }
-    assert_true(ss->rx_unknown_cid > unknown);
+    wzp_quic_endpoint_get_stats(sv->ep, &after);
+    assert_true(after.rx_unknown_cid > unknown);
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
     free(cap);
     qnet_free(&nt);
@@ -706,15 +714,19 @@ static void test_loopback_udp(void **state)
     for (int i = 0; i < w.n; i++) {
         w.socks[i].fd = wzp_udp_open(&any, NULL, &w.socks[i].addr);
         assert_true(w.socks[i].fd >= 0);
-        assert_int_equal(wzp_quic_endpoint_new(i == 0 ? id_server : id_client[i - 1], i == 0,
-                                               &qnet_callbacks, &w.nd[i], &w.eps[i]),
-                         0);
+        wzp_quic_endpoint_config cfg;
+        wzp_quic_endpoint_config_default(&cfg);
+        cfg.id = i == 0 ? id_server : id_client[i - 1];
+        cfg.server = i == 0;
+        cfg.cb = qnet_callbacks;
+        cfg.user = &w.nd[i];
+        assert_int_equal(wzp_quic_endpoint_new(&w.eps[i], &cfg), 0);
     }
     w.nd[0].ev.pin_mode = WZP_QUIC_PIN_ANY;
     wzp_quic_conn *cc[MAXNODES];
     for (int i = 1; i < w.n; i++) {
-        wzp_quic_conn_opts o;
-        wzp_quic_conn_opts_default(&o);
+        wzp_quic_conn_config o;
+        wzp_quic_conn_config_default(&o);
         memcpy(o.pin, fp_server, 32);
         o.initial_rtt = WZP_MS(10);
         o.cb = *qnet_conn_callbacks;

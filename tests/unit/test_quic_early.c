@@ -1,5 +1,5 @@
 /*
- * wzp_quic_conn_opts.early_datagrams (used by the client core for the
+ * wzp_quic_conn_config.early_datagrams (used by the client core for the
  * caller's first media): a client may send datagrams once its TLS handshake
  * completed (server key checked), before `established`; without the option
  * it may not; a server ignores the option. Two endpoints on qnet
@@ -34,7 +34,7 @@ typedef struct side {
 
 static const wzp_quic_conn_callbacks side_callbacks;
 
-static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o,
+static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_config *o,
                      wzp_ts now)
 {
     side *s = user;
@@ -101,15 +101,22 @@ static int run(bool early, int *queued)
     c.peer = &s;
     s.peer = &c;
     client_queued_early = 0;
-    wzp_quic_callbacks cb = {.accept = on_accept};
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.c, false, &cb, &c, &c.ep), 0);
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &cb, &s, &s.ep), 0);
+    wzp_quic_endpoint_config cfg;
+    wzp_quic_endpoint_config_default(&cfg);
+    cfg.cb.accept = on_accept;
+    cfg.id = test_ids.c;
+    cfg.user = &c;
+    assert_int_equal(wzp_quic_endpoint_new(&c.ep, &cfg), 0);
+    cfg.id = test_ids.s;
+    cfg.server = true;
+    cfg.user = &s;
+    assert_int_equal(wzp_quic_endpoint_new(&s.ep, &cfg), 0);
     qnet q;
     qnet_init(&q, WZP_SEC(1), WZP_MS(1));
     qnet_node *cn = qnet_add_ep(&q, "192.0.2.1:1000", c.ep);
     qnet_node *sn = qnet_add_ep(&q, "192.0.2.2:2000", s.ep);
     q.delivered = client_got_packet;
-    wzp_quic_conn_opts o;
+    wzp_quic_conn_config o;
     qnet_opts(&o, test_ids.fp_s);
     o.early_datagrams = early;
     o.cb = side_callbacks;

@@ -29,6 +29,14 @@
 
 typedef qnet_node node;
 
+/* A snapshot of an endpoint's counters. */
+static wzp_quic_endpoint_stats ep_stats(const wzp_quic_endpoint *ep)
+{
+    wzp_quic_endpoint_stats st;
+    wzp_quic_endpoint_get_stats(ep, &st);
+    return st;
+}
+
 /* Keep the next packet to the client (node 1) here instead of delivering it. */
 static struct {
     bool hold_to_client;
@@ -51,16 +59,19 @@ static bool hold(qnet *nt, qnet_pkt *p, void *arg)
 static void server_up(qnet *nt, const uint8_t *secret)
 {
     node *sv = &nt->nodes[0];
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &qnet_callbacks, sv, &sv->ep), 0);
-    qnet_pin(sv, test_ids.fp_c);
     wzp_quic_endpoint_config cfg;
     wzp_quic_endpoint_config_default(&cfg);
     assert_false(cfg.have_static_secret);
+    cfg.id = test_ids.s;
+    cfg.server = true;
+    cfg.cb = qnet_callbacks;
+    cfg.user = sv;
     if (secret) {
         cfg.have_static_secret = true;
         memcpy(cfg.static_secret, secret, sizeof(cfg.static_secret));
     }
-    assert_int_equal(wzp_quic_endpoint_configure(sv->ep, &cfg), 0);
+    assert_int_equal(wzp_quic_endpoint_new(&sv->ep, &cfg), 0);
+    qnet_pin(sv, test_ids.fp_c);
 }
 
 /* The server process dies (its state with it) and another starts on the
@@ -101,7 +112,7 @@ static const uint8_t secret_b[32] = {9, 8, 7, 6, 5, 4, 3, 2, 1};
 static wzp_quic_conn *connect_client(qnet *nt)
 {
     node *cl = &nt->nodes[1];
-    wzp_quic_conn_opts o;
+    wzp_quic_conn_config o;
     qnet_opts(&o, test_ids.fp_s);
     o.keep_alive = WZP_SEC(1);
     o.idle_timeout = WZP_SEC(30);
@@ -128,10 +139,9 @@ static void test_restart_same_secret_resets_client(void **state)
     H.hold_to_client = true;
     assert_int_equal(wzp_quic_conn_send_datagram(c, (const uint8_t *)"media", 5), 0);
     run_for(&nt, WZP_MS(5));
-    const wzp_quic_stats *ss = wzp_quic_endpoint_stats(sv->ep);
-    assert_int_equal(ss->stateless_resets_sent, 1);
-    assert_int_equal(ss->rx_unknown_cid, 1);
-    assert_int_equal(ss->conns_accepted, 0);
+    assert_int_equal(ep_stats(sv->ep).stateless_resets_sent, 1);
+    assert_int_equal(ep_stats(sv->ep).rx_unknown_cid, 1);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 0);
     assert_false(H.hold_to_client); /* the reset, held */
     assert_true(H.held_len >= 21 && H.held_len < 60);
     assert_int_equal(H.held[0] & 0xc0, 0x40); /* looks like a short header */
@@ -150,7 +160,7 @@ static void test_restart_same_secret_resets_client(void **state)
     /* The client stays silent afterwards (draining), and its connection goes. */
     run_for(&nt, WZP_SEC(2));
     assert_int_equal(cl->ev.closed, 1);
-    assert_int_equal(ss->stateless_resets_sent, 1);
+    assert_int_equal(ep_stats(sv->ep).stateless_resets_sent, 1);
     assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
     assert_true(qnet_now(&nt) - t0 < WZP_SEC(30));
     qnet_free(&nt);
@@ -186,7 +196,7 @@ static void test_restart_other_secret_ignored(void **state)
     wzp_ts t0 = qnet_now(&nt);
     server_restart(&nt, secret_b);
     run_for(&nt, WZP_SEC(10));
-    assert_true(wzp_quic_endpoint_stats(sv->ep)->stateless_resets_sent >= 1);
+    assert_true(ep_stats(sv->ep).stateless_resets_sent >= 1);
     assert_int_equal(cl->ev.closed, 0);
     qnet_run(&nt, WZP_SEC(30), qnet_client_closed, NULL);
     assert_int_equal(cl->ev.closed, 1);
@@ -249,12 +259,14 @@ static void test_reset_sizes(void **state)
 {
     (void)state;
     wzp_quic_endpoint *ep;
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &qnet_callbacks, NULL, &ep), 0);
     wzp_quic_endpoint_config cfg;
     wzp_quic_endpoint_config_default(&cfg);
+    cfg.id = test_ids.s;
+    cfg.server = true;
+    cfg.cb = qnet_callbacks;
     cfg.have_static_secret = true;
     memcpy(cfg.static_secret, secret_a, 32);
-    assert_int_equal(wzp_quic_endpoint_configure(ep, &cfg), 0);
+    assert_int_equal(wzp_quic_endpoint_new(&ep, &cfg), 0);
     wzp_addr self, peer;
     wzp_addr_parse(&self, "10.0.0.1:4433", false);
     wzp_addr_parse(&peer, "10.0.0.2:5000", false);
@@ -288,9 +300,8 @@ static void test_reset_sizes(void **state)
         assert_memory_equal(ob->data[0] + ob->len[0] - 16, token, 16);
         assert_true(wzp_addr_equal(&ob->to[0], &peer));
     }
-    const wzp_quic_stats *st = wzp_quic_endpoint_stats(ep);
-    assert_int_equal(st->stateless_resets_sent, 4);
-    assert_int_equal(st->stateless_resets_limited, 0);
+    assert_int_equal(ep_stats(ep).stateless_resets_sent, 4);
+    assert_int_equal(ep_stats(ep).stateless_resets_limited, 0);
 
     /* Long headers (a Handshake packet for no connection) get none. */
     short_pkt(p, 100, dcid);
@@ -302,7 +313,7 @@ static void test_reset_sizes(void **state)
     wzp_quic_endpoint_feed(ep, &self, &peer, p, 100, now, NULL);
     wzp_quic_endpoint_flush(ep, now, outbox_send, ob);
     assert_int_equal(ob->n, 0);
-    assert_int_equal(st->stateless_resets_sent, 4);
+    assert_int_equal(ep_stats(ep).stateless_resets_sent, 4);
     free(ob);
     wzp_quic_endpoint_free(ep);
 }
@@ -313,7 +324,12 @@ static void test_reset_rate_limit(void **state)
 {
     (void)state;
     wzp_quic_endpoint *ep;
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &qnet_callbacks, NULL, &ep), 0);
+    wzp_quic_endpoint_config cfg;
+    wzp_quic_endpoint_config_default(&cfg);
+    cfg.id = test_ids.s;
+    cfg.server = true;
+    cfg.cb = qnet_callbacks;
+    assert_int_equal(wzp_quic_endpoint_new(&ep, &cfg), 0);
     wzp_addr self, peer;
     wzp_addr_parse(&self, "10.0.0.1:4433", false);
     wzp_addr_parse(&peer, "10.0.0.2:5000", false);
@@ -334,11 +350,10 @@ static void test_reset_rate_limit(void **state)
         wzp_quic_endpoint_flush(ep, now, outbox_send, ob);
         sent += ob->n;
     }
-    const wzp_quic_stats *st = wzp_quic_endpoint_stats(ep);
     assert_int_equal(sent, WZP_QUIC_RESET_RATE);
-    assert_int_equal(st->stateless_resets_sent, WZP_QUIC_RESET_RATE);
-    assert_int_equal(st->stateless_resets_limited, WZP_QUIC_RESET_RATE / 2);
-    assert_int_equal(st->rx_unknown_cid, 3 * WZP_QUIC_RESET_RATE / 2);
+    assert_int_equal(ep_stats(ep).stateless_resets_sent, WZP_QUIC_RESET_RATE);
+    assert_int_equal(ep_stats(ep).stateless_resets_limited, WZP_QUIC_RESET_RATE / 2);
+    assert_int_equal(ep_stats(ep).rx_unknown_cid, 3 * WZP_QUIC_RESET_RATE / 2);
 
     /* A tenth of a second later, a tenth of the rate is available again. */
     now += WZP_MS(100);
@@ -348,7 +363,8 @@ static void test_reset_rate_limit(void **state)
         wzp_quic_endpoint_flush(ep, now, outbox_send, ob);
         ob->n = 0;
     }
-    assert_int_equal(st->stateless_resets_sent, WZP_QUIC_RESET_RATE + WZP_QUIC_RESET_RATE / 10);
+    assert_int_equal(ep_stats(ep).stateless_resets_sent,
+                     WZP_QUIC_RESET_RATE + WZP_QUIC_RESET_RATE / 10);
     free(ob);
     wzp_quic_endpoint_free(ep);
 }
@@ -365,8 +381,8 @@ static void test_reset_no_loop(void **state)
     short_pkt(p, sizeof(p), dcid);
     wzp_quic_endpoint_feed(sv->ep, &sv->addr, &cl->addr, p, sizeof(p), qnet_now(&nt), NULL);
     run_for(&nt, WZP_SEC(1));
-    uint64_t a = wzp_quic_endpoint_stats(sv->ep)->stateless_resets_sent;
-    uint64_t b = wzp_quic_endpoint_stats(cl->ep)->stateless_resets_sent;
+    uint64_t a = ep_stats(sv->ep).stateless_resets_sent;
+    uint64_t b = ep_stats(cl->ep).stateless_resets_sent;
     assert_true(a >= 1);
     assert_true(a + b <= 39 - 21 + 1);
     assert_true(qnet_idle(&nt));

@@ -27,6 +27,14 @@
 
 typedef qnet_node node;
 
+/* A snapshot of an endpoint's counters. */
+static wzp_quic_endpoint_stats ep_stats(const wzp_quic_endpoint *ep)
+{
+    wzp_quic_endpoint_stats st;
+    wzp_quic_endpoint_get_stats(ep, &st);
+    return st;
+}
+
 /* What the filter does with packets. */
 static struct filter {
     /* Hold: packets to node hold_to that carry a token are kept here (the
@@ -151,11 +159,10 @@ static void test_retry_always(void **state)
     run_for(&nt, WZP_MS(100));
     assert_int_equal(cl->ev.established, 1);
     assert_int_equal(sv->ev.established, 1);
-    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
-    assert_int_equal(st->retries_sent, 1);
-    assert_int_equal(st->conns_accepted, 1);
-    assert_int_equal(st->rx_bad_token, 0);
-    assert_int_equal(st->rx_addr_capped, 0);
+    assert_int_equal(ep_stats(sv->ep).retries_sent, 1);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 1);
+    assert_int_equal(ep_stats(sv->ep).rx_bad_token, 0);
+    assert_int_equal(ep_stats(sv->ep).rx_addr_capped, 0);
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 1);
 
     /* Messages and datagrams flow both ways. */
@@ -170,7 +177,7 @@ static void test_retry_always(void **state)
     assert_int_equal(sv->ev.msgs, 1);
     assert_int_equal(cl->ev.dgrams, 1);
     assert_int_equal(sv->ev.dgrams, 1);
-    assert_int_equal(wzp_quic_endpoint_stats(sv->ep)->retries_sent, 1);
+    assert_int_equal(ep_stats(sv->ep).retries_sent, 1);
     qnet_free(&nt);
 }
 
@@ -189,16 +196,15 @@ static void test_retry_above_threshold(void **state)
     dial(&nt, c2, sv);
     run_established(&nt, 2);
     assert_int_equal(c1->ev.established + c2->ev.established, 2);
-    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
-    assert_int_equal(st->retries_sent, 1);
-    assert_int_equal(st->conns_accepted, 2);
+    assert_int_equal(ep_stats(sv->ep).retries_sent, 1);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 2);
 
     /* With nothing handshaking, the next client is let in without one. */
     run_for(&nt, WZP_MS(100));
     dial(&nt, c1, sv);
     run_established(&nt, 3);
-    assert_int_equal(st->retries_sent, 1);
-    assert_int_equal(st->conns_accepted, 3);
+    assert_int_equal(ep_stats(sv->ep).retries_sent, 1);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 3);
     qnet_free(&nt);
 }
 
@@ -213,11 +219,10 @@ static void test_default_no_retry(void **state)
     for (int i = 0; i < 3; i++)
         dial(&nt, cl, sv);
     run_established(&nt, 3);
-    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
     assert_int_equal(cl->ev.established, 3);
-    assert_int_equal(st->retries_sent, 0);
-    assert_int_equal(st->conns_accepted, 3);
-    assert_int_equal(st->rx_addr_capped, 0);
+    assert_int_equal(ep_stats(sv->ep).retries_sent, 0);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 3);
+    assert_int_equal(ep_stats(sv->ep).rx_addr_capped, 0);
     qnet_free(&nt);
 }
 
@@ -228,7 +233,7 @@ static void hold_token_initial(qnet *nt, node *cl, node *sv)
     F.hold_to = 0;
     dial(nt, cl, sv);
     run_for(nt, WZP_MS(20));
-    assert_int_equal(wzp_quic_endpoint_stats(sv->ep)->retries_sent, 1);
+    assert_int_equal(ep_stats(sv->ep).retries_sent, 1);
     assert_true(F.held_count >= 1);
     size_t off, tlen;
     assert_true(initial_token(F.held, F.held_len, &off, &tlen));
@@ -252,7 +257,6 @@ static void test_bad_tokens(void **state)
     node *other = net_add(&nt, test_ids.s, true, "10.0.0.9:4433"); /* a second server, own secret */
     configure(sv, 0, 16);
     hold_token_initial(&nt, cl, sv);
-    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
     size_t off, tlen;
     assert_true(initial_token(F.held, F.held_len, &off, &tlen));
     uint8_t p[1500];
@@ -261,7 +265,7 @@ static void test_bad_tokens(void **state)
     memcpy(p, F.held, F.held_len);
     p[off + tlen / 2] ^= 0x01;
     feed_held(&nt, sv, p, F.held_len, &cl->addr);
-    assert_int_equal(st->rx_bad_token, 1);
+    assert_int_equal(ep_stats(sv->ep).rx_bad_token, 1);
 
     /* A token of random bytes, with and without our token's magic byte. */
     memcpy(p, F.held, F.held_len);
@@ -270,21 +274,21 @@ static void test_bad_tokens(void **state)
     feed_held(&nt, sv, p, F.held_len, &cl->addr);
     p[off] = F.held[off];
     feed_held(&nt, sv, p, F.held_len, &cl->addr);
-    assert_int_equal(st->rx_bad_token, 3);
+    assert_int_equal(ep_stats(sv->ep).rx_bad_token, 3);
 
     /* A valid token of another server (different secret), at default config. */
     feed_held(&nt, other, F.held, F.held_len, &cl->addr);
-    assert_int_equal(wzp_quic_endpoint_stats(other->ep)->rx_bad_token, 1);
-    assert_int_equal(wzp_quic_endpoint_stats(other->ep)->conns_accepted, 0);
+    assert_int_equal(ep_stats(other->ep).rx_bad_token, 1);
+    assert_int_equal(ep_stats(other->ep).conns_accepted, 0);
 
     /* The genuine token, after its lifetime (5 s by default). */
     qnet_skip(&nt, WZP_SEC(6));
     feed_held(&nt, sv, F.held, F.held_len, &cl->addr);
-    assert_int_equal(st->rx_bad_token, 4);
+    assert_int_equal(ep_stats(sv->ep).rx_bad_token, 4);
 
-    assert_int_equal(st->conns_accepted, 0);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 0);
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
-    assert_int_equal(st->retries_sent, 1);
+    assert_int_equal(ep_stats(sv->ep).retries_sent, 1);
     qnet_free(&nt);
 }
 
@@ -309,14 +313,13 @@ static void test_expired_token_closes_client(void **state)
     qnet_skip(&nt, WZP_SEC(6)); /* past the token's 5 s, within the client's 10 s handshake */
     F.hold_to = -1;
     feed_held(&nt, sv, F.held, F.held_len, &cl->addr);
-    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
-    assert_int_equal(st->rx_bad_token, 1);
-    assert_int_equal(st->tx_invalid_token_closes, 1);
+    assert_int_equal(ep_stats(sv->ep).rx_bad_token, 1);
+    assert_int_equal(ep_stats(sv->ep).tx_invalid_token_closes, 1);
     run_for(&nt, WZP_MS(50));
     assert_int_equal(cl->ev.closed, 1);
     assert_int_equal(cl->ev.closed_by_peer, 1);
     assert_int_equal(cl->ev.established, 0);
-    assert_int_equal(st->conns_accepted, 0);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 0);
     qnet_free(&nt);
 }
 
@@ -326,26 +329,25 @@ static void test_token_bound_to_address(void **state)
     (void)state;
     qnet nt;
     node *cl, *sv = retry_pair(&nt, &cl);
-    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
 
     wzp_addr b;
     wzp_addr_parse(&b, "10.0.0.3:5000", false); /* another IP */
     feed_held(&nt, sv, F.held, F.held_len, &b);
     wzp_addr_parse(&b, "10.0.0.2:5001", false); /* same IP, another port */
     feed_held(&nt, sv, F.held, F.held_len, &b);
-    assert_int_equal(st->rx_bad_token, 2);
-    assert_int_equal(st->conns_accepted, 0);
+    assert_int_equal(ep_stats(sv->ep).rx_bad_token, 2);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 0);
 
     /* From the right address it is accepted, and the handshake completes. */
     feed_held(&nt, sv, F.held, F.held_len, &cl->addr);
-    assert_int_equal(st->conns_accepted, 1);
-    assert_int_equal(st->rx_bad_token, 2);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 1);
+    assert_int_equal(ep_stats(sv->ep).rx_bad_token, 2);
     F.hold_to = -1;
     run_established(&nt, 1);
     assert_int_equal(cl->ev.established, 1);
     run_for(&nt, WZP_MS(50));
     assert_int_equal(sv->ev.established, 1);
-    assert_int_equal(st->retries_sent, 1);
+    assert_int_equal(ep_stats(sv->ep).retries_sent, 1);
     qnet_free(&nt);
 }
 
@@ -369,28 +371,27 @@ static void test_per_source_cap(void **state)
     /* Just long enough for the server to see the four Initials, not for a
      * handshake (or the Retry's round trip) to complete. */
     run_for(&nt, WZP_US(1500));
-    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
-    assert_int_equal(st->conns_accepted, 3);
-    assert_int_equal(st->retries_addr_cap, 1);
-    assert_int_equal(st->retries_sent, 1);
-    assert_int_equal(st->rx_addr_capped, 0);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 3);
+    assert_int_equal(ep_stats(sv->ep).retries_addr_cap, 1);
+    assert_int_equal(ep_stats(sv->ep).retries_sent, 1);
+    assert_int_equal(ep_stats(sv->ep).rx_addr_capped, 0);
     assert_int_equal(sv->ev.established, 0);
 
     /* A2 comes back with its token one round trip later: the cap does not
      * make it wait for A's handshakes. */
     run_for(&nt, WZP_MS(2));
-    assert_int_equal(st->conns_accepted, 4);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 4);
     run_established(&nt, 4);
     assert_int_equal(a->ev.established + a2->ev.established + b->ev.established, 4);
-    assert_int_equal(st->retries_sent, 1);
+    assert_int_equal(ep_stats(sv->ep).retries_sent, 1);
 
     /* Nothing handshaking: A gets in at once, without a Retry. */
     run_for(&nt, WZP_MS(100));
     dial(&nt, a2, sv);
     run_established(&nt, 5);
-    assert_int_equal(st->conns_accepted, 5);
-    assert_int_equal(st->retries_sent, 1);
-    assert_int_equal(st->rx_addr_capped, 0);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 5);
+    assert_int_equal(ep_stats(sv->ep).retries_sent, 1);
+    assert_int_equal(ep_stats(sv->ep).rx_addr_capped, 0);
     qnet_free(&nt);
 }
 
@@ -409,13 +410,12 @@ static void test_per_source_cap_v6_prefix(void **state)
     dial(&nt, a2, sv);
     dial(&nt, b, sv);
     run_for(&nt, WZP_US(1500));
-    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
-    assert_int_equal(st->conns_accepted, 2);
-    assert_int_equal(st->retries_addr_cap, 1);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 2);
+    assert_int_equal(ep_stats(sv->ep).retries_addr_cap, 1);
     /* The capped one gets in through its Retry. */
     run_established(&nt, 3);
     assert_int_equal(a->ev.established + a2->ev.established + b->ev.established, 3);
-    assert_int_equal(st->conns_accepted, 3);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 3);
     qnet_free(&nt);
 }
 
@@ -432,26 +432,25 @@ static void test_per_source_slot_freed_on_close(void **state)
     F.drop_to = 1; /* A never hears back */
     dial(&nt, a, sv);
     run_for(&nt, WZP_SEC(2));
-    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
-    assert_int_equal(st->conns_accepted, 1);
-    assert_int_equal(st->retries_sent, 0);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 1);
+    assert_int_equal(ep_stats(sv->ep).retries_sent, 0);
     /* A's client gives up and tries again: the server still handshakes, and
      * answers with a Retry (which A does not hear either). */
     dial(&nt, a, sv);
     run_for(&nt, WZP_MS(5));
-    assert_int_equal(st->conns_accepted, 1);
-    assert_true(st->retries_addr_cap >= 1);
-    assert_int_equal(st->rx_addr_capped, 0);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 1);
+    assert_true(ep_stats(sv->ep).retries_addr_cap >= 1);
+    assert_int_equal(ep_stats(sv->ep).rx_addr_capped, 0);
     /* The server's handshake timeout (10 s) ends the first one. */
     run_for(&nt, WZP_SEC(9));
     assert_int_equal(sv->ev.closed, 1);
     F.drop_to = -1;
-    uint64_t retries = st->retries_sent;
+    uint64_t retries = ep_stats(sv->ep).retries_sent;
     dial(&nt, a, sv);
     run_established(&nt, 1);
     assert_int_equal(a->ev.established, 1);
-    assert_true(st->conns_accepted >= 2);
-    assert_int_equal(st->retries_sent, retries); /* the slot is free again: no Retry */
+    assert_true(ep_stats(sv->ep).conns_accepted >= 2);
+    assert_int_equal(ep_stats(sv->ep).retries_sent, retries); /* the slot is free again: no Retry */
     qnet_free(&nt);
 }
 
@@ -480,13 +479,17 @@ static void capture_send(void *user, const wzp_addr *l, const wzp_addr *r, const
 static void make_initials(qnet *nt, node *sv, capture *cp, size_t n)
 {
     wzp_quic_endpoint *ep;
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.c, false, &qnet_callbacks, NULL, &ep), 0);
+    wzp_quic_endpoint_config cfg;
+    wzp_quic_endpoint_config_default(&cfg);
+    cfg.id = test_ids.c;
+    cfg.cb = qnet_callbacks;
+    assert_int_equal(wzp_quic_endpoint_new(&ep, &cfg), 0);
     wzp_addr self;
     wzp_addr_parse(&self, "192.0.2.66:1", false);
     memset(cp, 0, sizeof(*cp));
     for (size_t i = 0; i < n; i++) {
-        wzp_quic_conn_opts o;
-        wzp_quic_conn_opts_default(&o);
+        wzp_quic_conn_config o;
+        wzp_quic_conn_config_default(&o);
         memcpy(o.pin, test_ids.fp_s, sizeof(test_ids.fp_s));
         wzp_quic_conn *c;
         assert_int_equal(wzp_quic_connect(ep, &self, &sv->addr, &o, qnet_now(nt), &c), 0);
@@ -525,13 +528,12 @@ static void test_spoofed_initials_do_not_lock_out_ip(void **state)
     capture *cp = malloc(sizeof(*cp));
     assert_non_null(cp);
     make_initials(&nt, sv, cp, 20);
-    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
     char from[32];
     for (size_t i = 0; i < 16; i++) {
         snprintf(from, sizeof(from), "10.0.0.2:%zu", 7000 + i);
         spoof(&nt, sv, cp, i, from);
     }
-    assert_int_equal(st->conns_accepted, 16);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 16);
     run_for(&nt, WZP_MS(300));
 
     /* The real client, while the spoofer keeps sending fresh Initials. */
@@ -543,16 +545,16 @@ static void test_spoofed_initials_do_not_lock_out_ip(void **state)
     assert_int_equal(cl->ev.established, 1);
     assert_int_equal(cl->ev.closed, 0);           /* on its first attempt */
     assert_true(qnet_now(&nt) - t0 < WZP_MS(50)); /* a few round trips of 2 ms */
-    assert_int_equal(st->conns_accepted, 17);
-    assert_int_equal(st->retries_addr_cap, 2); /* the client's and one spoofed */
-    assert_int_equal(st->rx_addr_capped, 0);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 17);
+    assert_int_equal(ep_stats(sv->ep).retries_addr_cap, 2); /* the client's and one spoofed */
+    assert_int_equal(ep_stats(sv->ep).rx_addr_capped, 0);
     for (size_t i = 17; i < 20; i++) {
         snprintf(from, sizeof(from), "10.0.0.2:%zu", 7000 + i);
         spoof(&nt, sv, cp, i, from);
         run_for(&nt, WZP_MS(300));
     }
-    assert_int_equal(st->retries_addr_cap, 5);
-    assert_int_equal(st->conns_accepted, 17);
+    assert_int_equal(ep_stats(sv->ep).retries_addr_cap, 5);
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, 17);
     /* The spoofed handshakes are still there, holding their slots. */
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 17);
     free(cp);
@@ -576,10 +578,10 @@ static void test_validated_cap(void **state)
     /* Clients come back with their tokens, but their handshakes never complete. */
     F.server_only_retries = true;
     run_for(&nt, WZP_MS(500));
-    const wzp_quic_stats *st = wzp_quic_endpoint_stats(sv->ep);
-    assert_int_equal(st->conns_accepted, vcap);
-    assert_true(st->rx_addr_capped >= 2);
-    assert_int_equal(st->retries_addr_cap, 0); /* threshold 0 retried them, not the cap */
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, vcap);
+    assert_true(ep_stats(sv->ep).rx_addr_capped >= 2);
+    assert_int_equal(ep_stats(sv->ep).retries_addr_cap,
+                     0); /* threshold 0 retried them, not the cap */
     qnet_free(&nt);
 }
 

@@ -65,7 +65,7 @@ typedef struct world {
 
 static const wzp_quic_conn_callbacks conn_cbs;
 
-static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_opts *o,
+static int on_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic_conn_config *o,
                      wzp_ts now)
 {
     world *w = user;
@@ -204,8 +204,16 @@ static world *world_new(wzp_ts start)
     w->q.hook_arg = w;
     w->q.check = check_both;
     w->q.check_arg = w;
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.s, true, &cbs, w, &w->sv), 0);
-    assert_int_equal(wzp_quic_endpoint_new(test_ids.c, false, &cbs, w, &w->cl), 0);
+    wzp_quic_endpoint_config cfg;
+    wzp_quic_endpoint_config_default(&cfg);
+    cfg.cb = cbs;
+    cfg.user = w;
+    cfg.id = test_ids.s;
+    cfg.server = true;
+    assert_int_equal(wzp_quic_endpoint_new(&w->sv, &cfg), 0);
+    cfg.id = test_ids.c;
+    cfg.server = false;
+    assert_int_equal(wzp_quic_endpoint_new(&w->cl, &cfg), 0);
     w->sv_addr = qnet_add_ep(&w->q, "127.0.0.1:4000", w->sv)->addr;
     w->cl_addr = qnet_add_ep(&w->q, "127.0.0.1:5000", w->cl)->addr;
     return w;
@@ -220,7 +228,7 @@ static void world_free(world *w)
 static wzp_quic_conn *dial(world *w, const wzp_addr *to, tconn *t, wzp_ts hs_timeout,
                            wzp_ts keep_alive, wzp_ts idle_timeout)
 {
-    wzp_quic_conn_opts o;
+    wzp_quic_conn_config o;
     qnet_opts(&o, test_ids.fp_s);
     o.handshake_timeout = hs_timeout;
     o.keep_alive = keep_alive;

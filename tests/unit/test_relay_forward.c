@@ -32,15 +32,6 @@
 
 /* ---- frame codec ---------------------------------------------------------- */
 
-/* A channel table for n channels. */
-static wzp_chan_table *table_new(uint32_t n)
-{
-    wzp_chan_table_config cfg = {.max_channels = n};
-    wzp_chan_table *t = NULL;
-    assert_int_equal(wzp_chan_table_new(&t, &cfg), 0);
-    return t;
-}
-
 static void test_frame_roundtrip(void **state)
 {
     (void)state;
@@ -86,6 +77,15 @@ static wzp_addr addr(const char *s)
     wzp_addr a;
     assert_int_equal(wzp_addr_parse(&a, s, false), 0);
     return a;
+}
+
+/* A channel table for n channels. */
+static wzp_chan_table *table_new(uint32_t n)
+{
+    wzp_chan_table_config cfg = {.max_channels = n};
+    wzp_chan_table *t = NULL;
+    assert_int_equal(wzp_chan_table_new(&t, &cfg), 0);
+    return t;
 }
 
 static void test_table_basic(void **state)
