@@ -208,7 +208,7 @@ static void party_start(party *p, const char *home, const char *alias, const cha
                                     .pcm_source = source,
                                     .pcm_sink = sink},
                              .user = p};
-    if (wzp_client_new(&cfg, &p->c) < 0 || wzp_client_start(p->c) < 0) {
+    if (wzp_client_new(&p->c, &cfg) < 0 || wzp_client_start(p->c) < 0) {
         fprintf(stderr, "bench: cannot start a client\n");
         exit(1);
     }
@@ -356,7 +356,7 @@ int main(void)
     rc.home = rhome;
     rc.workers = 1;
     wzp_relay_server *srv;
-    if (wzp_relay_server_new(&rc, &srv) < 0)
+    if (wzp_relay_server_new(&srv, &rc) < 0)
         return 1;
     pthread_t rt;
     pthread_create(&rt, NULL, relay_main, srv);

@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wzp_addr_parse(&cfg.local[1], "[::1]:5000", false);
     memset(cfg.relay_pin, 0x5a, sizeof(cfg.relay_pin));
     wzp_core *core;
-    if (wzp_core_new(&cfg, &core) != 0)
+    if (wzp_core_new(&core, &cfg) != 0)
         abort();
     wzp_ts now = 1000000000ull;
     wzp_core_start(core, now);
@@ -68,9 +68,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         data += len;
         size -= len;
     }
-    const wzp_core_counters *n = wzp_core_get_counters(core);
-    uint64_t sum = n->rx_ctrl + n->rx_relay + n->rx_direct + n->rx_probe + n->rx_keepalive_ack +
-                   n->rx_no_call + n->rx_malformed + n->rx_unknown;
+    wzp_core_stats n;
+    wzp_core_get_stats(core, &n);
+    uint64_t sum = n.rx_ctrl + n.rx_relay + n.rx_direct + n.rx_probe + n.rx_keepalive_ack +
+                   n.rx_no_call + n.rx_malformed + n.rx_unknown;
     if (sum != fed)
         abort(); /* every datagram lands in exactly one bucket */
     wzp_core_shutdown(core, now);

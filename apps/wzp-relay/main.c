@@ -235,7 +235,7 @@ int main(int argc, char **argv)
     wzp_set_log_level(verbose >= 2 ? WZP_LOG_DEBUG : verbose ? WZP_LOG_INFO : WZP_LOG_WARN);
 
     wzp_relay_server *srv;
-    int rv = wzp_relay_server_new(&cfg, &srv);
+    int rv = wzp_relay_server_new(&srv, &cfg);
     if (rv < 0) {
         char buf[WZP_ADDR_STRLEN];
         if (rv == WZP_ERR_IDENTITY) {

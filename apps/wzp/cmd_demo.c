@@ -163,7 +163,7 @@ int wzp_cmd_demo(int argc, char **argv)
     bool relay_running = false;
     party alice, bob;
     bool started_a = false, started_b = false;
-    int rv = wzp_relay_server_new(&rc, &relay);
+    int rv = wzp_relay_server_new(&relay, &rc);
     if (rv < 0) {
         fprintf(stderr, "wzp demo: cannot start the relay: %s\n", wzp_strerror(rv));
         goto out;

@@ -393,7 +393,7 @@ int session_start(session *s, const wzp_client_config *base)
                 s->o.name);
         return WZP_EXIT_USAGE;
     }
-    int rc = wzp_client_new(&cfg, &s->client);
+    int rc = wzp_client_new(&s->client, &cfg);
     if (rc < 0) {
         if (rc == WZP_ERR_IDENTITY) {
             fprintf(stderr, "%s: cannot load or create the identity\n", s->o.name);

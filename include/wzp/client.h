@@ -96,7 +96,9 @@ typedef struct wzp_client_config {
     void *user;
 } wzp_client_config;
 
-int wzp_client_new(const wzp_client_config *cfg, wzp_client **out);
+/* 0, or a negative wzp_error (*out untouched); relay and relay_pin are required,
+ * so there is no NULL config. */
+int wzp_client_new(wzp_client **out, const wzp_client_config *cfg);
 /* Starts the loop thread and connects to the relay. */
 int wzp_client_start(wzp_client *c);
 /* Hangs up every call, closes the relay connection and joins the thread. */

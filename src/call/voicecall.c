@@ -1219,11 +1219,19 @@ static void default_params(wzp_sig_params *p)
     p->max_bitrate = 64000;
 }
 
-int wzp_voicecall_new(wzp_voicecall **out, const wzp_voicecall_env *env,
-                      const wzp_voicecall_config *cfg, wzp_ts now)
+void wzp_voicecall_config_default(wzp_voicecall_config *cfg)
 {
-    if (!out || !env || !cfg || !env->ep || !env->sc || !env->relay_rtt || !env->relay_heard_at ||
-        !cfg->vport || (cfg->role == WZP_VOICECALL_CALLER && !cfg->peer) ||
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+int wzp_voicecall_new(wzp_voicecall **out, const wzp_voicecall_config *cfg)
+{
+    if (!out || !cfg)
+        return WZP_ERR_INVALID;
+    const wzp_voicecall_env *env = cfg->env;
+    wzp_ts now = cfg->now;
+    if (!env || !env->ep || !env->sc || !env->relay_rtt || !env->relay_heard_at || !cfg->vport ||
+        (cfg->role == WZP_VOICECALL_CALLER && !cfg->peer) ||
         (cfg->role == WZP_VOICECALL_CALLEE && !cfg->sig) ||
         (cfg->role != WZP_VOICECALL_CALLER && cfg->role != WZP_VOICECALL_CALLEE))
         return WZP_ERR_INVALID;

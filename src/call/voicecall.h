@@ -145,7 +145,12 @@ typedef struct wzp_voicecall_config {
     const wzp_addr *hosts;
     size_t n_hosts;
     wzp_addr reflexive;
+    const wzp_voicecall_env *env; /* required: what the owner lends the call (copied) */
+    wzp_ts now;                   /* the time of creation (a caller's Offer goes out then) */
 } wzp_voicecall_config;
+
+/* All zero: set role, vport, env, now and the role's peer or sig. */
+void wzp_voicecall_config_default(wzp_voicecall_config *cfg);
 
 typedef void (*wzp_voicecall_send_fn)(void *user, int sock, const wzp_addr *to, const uint8_t *pkt,
                                       size_t len);
@@ -156,8 +161,7 @@ typedef void (*wzp_voicecall_send_fn)(void *user, int sock, const wzp_addr *to, 
  * for a peer that is neither a fingerprint nor an alias, or the signal
  * client's error (not registered, too many calls).
  */
-int wzp_voicecall_new(wzp_voicecall **out, const wzp_voicecall_env *env,
-                      const wzp_voicecall_config *cfg, wzp_ts now);
+int wzp_voicecall_new(wzp_voicecall **out, const wzp_voicecall_config *cfg);
 /* Frees the call's state; its connection must be closed already (or the endpoint freed). */
 void wzp_voicecall_free(wzp_voicecall *vc);
 

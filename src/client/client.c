@@ -224,7 +224,7 @@ static void core_event(void *user, const wzp_core_event *ev)
     case WZP_CORE_EV_PATH:
         if (call && cb->on_path) {
             wzp_call_stats st;
-            wzp_core_get_stats(c->core, ev->call, &st, wzp_now());
+            wzp_core_get_call_stats(c->core, ev->call, &st, wzp_now());
             cb->on_path(c, call, &st, c->cfg.user);
         }
         break;
@@ -341,7 +341,7 @@ static int open_sockets(wzp_client *c, const wzp_client_config *cfg, wzp_addr bo
     return 0;
 }
 
-int wzp_client_new(const wzp_client_config *cfg, wzp_client **out)
+int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
 {
     if (!cfg || !out || !cfg->relay || !cfg->relay_pin)
         return WZP_ERR_INVALID;
@@ -396,7 +396,7 @@ int wzp_client_new(const wzp_client_config *cfg, wzp_client **out)
     cc.event = core_event;
     cc.pcm_source = core_pcm_source;
     cc.user = c;
-    if ((rc = wzp_core_new(&cc, &c->core)) < 0)
+    if ((rc = wzp_core_new(&c->core, &cc)) < 0)
         goto fail;
     {
         wzp_addr hosts[32];
@@ -548,7 +548,7 @@ static int do_mute(job *j, wzp_ts now)
 }
 static int do_stats(job *j, wzp_ts now)
 {
-    return wzp_core_get_stats(j->c->core, j->id, j->stats, now);
+    return wzp_core_get_call_stats(j->c->core, j->id, j->stats, now);
 }
 static int do_release(job *j, wzp_ts now)
 {

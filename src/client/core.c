@@ -311,10 +311,14 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
     case WZP_SIGC_EV_INCOMING: {
         uint16_t vport;
         core_slot *slot = slot_reserve(core, &vport);
-        wzp_voicecall_config vcfg = {
-            .role = WZP_VOICECALL_CALLEE, .id = core->next_id, .vport = vport, .sig = ev->call};
+        wzp_voicecall_config vcfg = {.role = WZP_VOICECALL_CALLEE,
+                                     .id = core->next_id,
+                                     .vport = vport,
+                                     .sig = ev->call,
+                                     .env = &core->env,
+                                     .now = ev->now};
         wzp_voicecall *vc = NULL;
-        if (!slot || wzp_voicecall_new(&vc, &core->env, &vcfg, ev->now) < 0) {
+        if (!slot || wzp_voicecall_new(&vc, &vcfg) < 0) {
             wzp_sigc_busy(core->sc, ev->call, ev->now);
             return;
         }
@@ -408,7 +412,7 @@ static const wzp_quic_conn_callbacks ctrl_callbacks = {
 
 /* --- lifetime --------------------------------------------------------------------------------- */
 
-int wzp_core_new(const wzp_core_config *cfg, wzp_core **out)
+int wzp_core_new(wzp_core **out, const wzp_core_config *cfg)
 {
     if (!cfg || !cfg->id || !out || cfg->relay.len == 0)
         return WZP_ERR_INVALID;
@@ -611,7 +615,7 @@ static bool from_relay(const wzp_core *core, const core_slot *slot, const wzp_ad
 void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t *pkt, size_t len,
                    wzp_ts now)
 {
-    wzp_core_counters *n = &core->counters;
+    wzp_core_stats *n = &core->counters;
     if (sock < 0 || sock >= WZP_CORE_SOCKS || !from || (!pkt && len)) {
         n->rx_unknown++;
         return;
@@ -682,9 +686,9 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
     after(core);
 }
 
-const wzp_core_counters *wzp_core_get_counters(const wzp_core *core)
+void wzp_core_get_stats(const wzp_core *core, wzp_core_stats *out)
 {
-    return &core->counters;
+    *out = core->counters;
 }
 
 /* --- timers ----------------------------------------------------------------------------------- */
@@ -768,12 +772,14 @@ int wzp_core_call(wzp_core *core, const char *peer, void *call_user, uint32_t *o
                                  .user = call_user,
                                  .peer = peer,
                                  .hosts = core->hosts,
-                                 .n_hosts = core->n_hosts};
+                                 .n_hosts = core->n_hosts,
+                                 .env = &core->env,
+                                 .now = now};
     const wzp_addr *refl = wzp_sigc_reflexive(core->sc);
     if (refl)
         vcfg.reflexive = *refl;
     wzp_voicecall *vc;
-    int rc = wzp_voicecall_new(&vc, &core->env, &vcfg, now);
+    int rc = wzp_voicecall_new(&vc, &vcfg);
     if (rc < 0)
         return rc;
     slot_fill(core, slot, vc);
@@ -829,7 +835,7 @@ int wzp_core_set_mute(wzp_core *core, uint32_t id, bool mute)
     return slot ? wzp_voicecall_set_mute(slot->vc, mute) : WZP_ERR_NOT_FOUND;
 }
 
-int wzp_core_get_stats(wzp_core *core, uint32_t id, wzp_call_stats *out, wzp_ts now)
+int wzp_core_get_call_stats(wzp_core *core, uint32_t id, wzp_call_stats *out, wzp_ts now)
 {
     core_slot *slot = slot_of_id(core, id);
     if (!slot)

@@ -47,7 +47,7 @@ typedef enum wzp_core_ev_type {
     WZP_CORE_EV_UNREGISTERED,   /* err, fatal (no more retries) */
     WZP_CORE_EV_INCOMING,       /* call; peer_fp, peer_alias */
     WZP_CORE_EV_CALL_STATE,     /* call; state, err (ENDED: why; 0 = we hung up), text: detail */
-    WZP_CORE_EV_PATH,           /* call: the route changed (get_stats for the new one) */
+    WZP_CORE_EV_PATH,           /* call: the route changed (get_call_stats for the new one) */
     WZP_CORE_EV_PCM,            /* call; pcm: one played-out frame, concealed */
 } wzp_core_ev_type;
 
@@ -84,7 +84,9 @@ typedef struct wzp_core_config {
 typedef void (*wzp_core_send_fn)(void *user, int sock, const wzp_addr *to, const uint8_t *pkt,
                                  size_t len);
 
-int wzp_core_new(const wzp_core_config *cfg, wzp_core **out);
+/* 0, or a negative wzp_error (*out untouched); id, relay and a socket of the
+ * relay's family are required, so there is no NULL config. */
+int wzp_core_new(wzp_core **out, const wzp_core_config *cfg);
 void wzp_core_free(wzp_core *core);
 
 /* A host address to offer as a candidate (its port is replaced by the socket's). */
@@ -121,12 +123,12 @@ int wzp_core_answer(wzp_core *core, uint32_t call, wzp_ts now);
 int wzp_core_reject(wzp_core *core, uint32_t call, wzp_ts now);
 int wzp_core_hangup(wzp_core *core, uint32_t call, wzp_ts now);
 int wzp_core_set_mute(wzp_core *core, uint32_t call, bool mute);
-int wzp_core_get_stats(wzp_core *core, uint32_t call, wzp_call_stats *out, wzp_ts now);
+int wzp_core_get_call_stats(wzp_core *core, uint32_t call, wzp_call_stats *out, wzp_ts now);
 /* The handle is no longer used by the owner; the call must have ended (else it is hung up). */
 void wzp_core_release(wzp_core *core, uint32_t call, wzp_ts now);
 
 /* Every datagram fed lands in exactly one rx_* bucket. */
-typedef struct wzp_core_counters {
+typedef struct wzp_core_stats {
     uint64_t rx_ctrl;          /* QUIC from the relay: control connection */
     uint64_t rx_relay;         /* relay DATA frames for a call */
     uint64_t rx_direct;        /* e2e QUIC from a peer's address */
@@ -135,9 +137,9 @@ typedef struct wzp_core_counters {
     uint64_t rx_no_call;       /* well-formed, but for no call of ours (or not from the relay) */
     uint64_t rx_malformed;     /* a relay frame or probe that does not parse */
     uint64_t rx_unknown;       /* STUN, unknown first byte, bad arguments */
-} wzp_core_counters;
+} wzp_core_stats;
 
-const wzp_core_counters *wzp_core_get_counters(const wzp_core *core);
+void wzp_core_get_stats(const wzp_core *core, wzp_core_stats *out);
 
 bool wzp_core_registered(const wzp_core *core);
 /* Smoothed RTT of the control connection, 0 before a sample. */

@@ -47,7 +47,7 @@ struct wzp_core {
     uint32_t next_id;
     uint16_t next_vport;
     wzp_voicecall_env env; /* what every call borrows */
-    wzp_core_counters counters;
+    wzp_core_stats counters;
 };
 
 /* White-box access for tests: the call behind an id, or NULL. */

@@ -495,8 +495,15 @@ static void on_signal(wzp_loop *loop, int signo, void *arg)
     do_stop(loop, arg);
 }
 
-int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **out)
+int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *cfg)
 {
+    if (!out)
+        return WZP_ERR_INVALID;
+    wzp_relay_server_config def;
+    if (!cfg) {
+        wzp_relay_server_config_default(&def);
+        cfg = &def;
+    }
     int rv;
     wzp_relay_server *s = calloc(1, sizeof(*s));
     if (s)

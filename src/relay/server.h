@@ -56,8 +56,9 @@ typedef struct wzp_relay_server_config {
 typedef struct wzp_relay_server wzp_relay_server;
 
 void wzp_relay_server_config_default(wzp_relay_server_config *cfg);
-/* Loads (or creates) the identity, binds the port and starts the workers. */
-int wzp_relay_server_new(const wzp_relay_server_config *cfg, wzp_relay_server **out);
+/* Loads (or creates) the identity, binds the port and starts the workers.
+ * cfg NULL: defaults. 0 or a negative wzp_error (*out untouched). */
+int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *cfg);
 /* Runs until wzp_relay_server_stop() or SIGINT/SIGTERM (with handle_signals). */
 int wzp_relay_server_run(wzp_relay_server *s, bool handle_signals);
 /* Any thread: closes every connection politely and makes run() return. */

@@ -42,7 +42,7 @@ static void remove_dir(const char *dir)
 
 static int launch(relay_thread *rt)
 {
-    int rv = wzp_relay_server_new(&rt->cfg, &rt->srv);
+    int rv = wzp_relay_server_new(&rt->srv, &rt->cfg);
     if (rv < 0)
         return rv;
     rt->addr = *wzp_relay_server_addr(rt->srv);

@@ -393,7 +393,7 @@ static void join_as(simclient *c, wzp_sim *sim, simrelay *r, wzp_sim_router *rt,
                            .user = c};
     wzp_identity_fingerprint(r->id, cfg.relay_pin);
     cfg.local[0] = *wzp_sim_sock_addr(c->sock);
-    assert_int_equal(wzp_core_new(&cfg, &c->core), 0);
+    assert_int_equal(wzp_core_new(&c->core, &cfg), 0);
     wzp_addr host = wzp_sim_addr(ip);
     assert_int_equal(wzp_core_add_host_addr(c->core, &host), 0);
     assert_int_equal(wzp_core_start(c->core, wzp_sim_now(sim)), 0);
@@ -463,7 +463,7 @@ void sim_client_fp(const simclient *c, char out[WZP_FINGERPRINT_STRLEN])
 wzp_call_stats sim_stats(simclient *c)
 {
     wzp_call_stats st;
-    assert_int_equal(wzp_core_get_stats(c->core, c->call, &st, wzp_sim_now(c->sim)), 0);
+    assert_int_equal(wzp_core_get_call_stats(c->core, c->call, &st, wzp_sim_now(c->sim)), 0);
     return st;
 }
 

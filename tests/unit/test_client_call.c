@@ -80,7 +80,7 @@ static void relay_start_cfg(relay *r, const char *home, const char *listen,
     cfg.workers = 1;
     cfg.test_rewrite = rewrite;
     cfg.test_user = user;
-    assert_int_equal(wzp_relay_server_new(&cfg, &r->srv), 0);
+    assert_int_equal(wzp_relay_server_new(&r->srv, &cfg), 0);
     uint8_t fp[WZP_FINGERPRINT_LEN];
     wzp_relay_server_fingerprint(r->srv, fp);
     wzp_fingerprint_format(fp, r->fp, sizeof(r->fp));
@@ -206,7 +206,7 @@ static void peer_start(peer *p, const char *name, const char *relay_addr, const 
         .cb = {on_registered, on_unregistered, on_incoming, on_state, NULL, pcm_source, pcm_sink},
         .user = p,
     };
-    assert_int_equal(wzp_client_new(&cfg, &p->c), 0);
+    assert_int_equal(wzp_client_new(&p->c, &cfg), 0);
     assert_int_equal(wzp_client_start(p->c), 0);
 }
 

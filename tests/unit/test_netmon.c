@@ -87,7 +87,7 @@ static void test_client_wildcard_watch(void **state)
         .host_candidates_loopback = true,
     };
     wzp_client *c = NULL;
-    assert_int_equal(wzp_client_new(&cfg, &c), 0);
+    assert_int_equal(wzp_client_new(&c, &cfg), 0);
     wzp_client_free(c);
     wzp_identity_free(relay_id);
     nftw(home, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
