@@ -1592,7 +1592,7 @@ int main(void)
     uint64_t rss1 = rss_bytes(getpid());
     double wzp_mem_per_call = (double)(rss1 > rss0 ? rss1 - rss0 : 0) / (double)max_wzp;
 
-    wzp_forwarder_cfg cfg = {.table = table};
+    wzp_forwarder_config cfg = {.table = table};
     if (getenv("WZP_BENCH_WORKERS"))
         cfg.workers = (unsigned)atoi(getenv("WZP_BENCH_WORKERS"));
     if (getenv("WZP_BENCH_COALESCE"))
@@ -1600,7 +1600,7 @@ int main(void)
     size_t skip = getenv("WZP_BENCH_SKIP") ? (size_t)atoi(getenv("WZP_BENCH_SKIP")) : 0;
     wzp_addr_parse(&cfg.bind, "127.0.0.1:0", false);
     wzp_forwarder *fwd;
-    if (wzp_forwarder_start(&cfg, &fwd) < 0)
+    if (wzp_forwarder_new(&fwd, &cfg) < 0)
         die("forwarder start");
     for (size_t i = 0; i < ncalls; i++)
         calls[i].p[0].dst = calls[i].p[1].dst = *wzp_forwarder_local_addr(fwd);
@@ -1625,15 +1625,15 @@ int main(void)
     result wzp_sat = measure(M_WZP, true, SAT_CALLS, getpid(), "wzp-fwd");
     added(&wzp_sat);
     print_row(&wzp_sat);
-    wzp_fwd_stats st;
-    wzp_forwarder_stats(fwd, &st);
+    wzp_forwarder_stats st;
+    wzp_forwarder_get_stats(fwd, &st);
     printf("wzp counters: rx=%" PRIu64 " forwarded=%" PRIu64 " unknown_channel=%" PRIu64
            " wrong_source=%" PRIu64 " malformed=%" PRIu64 " send_failed=%" PRIu64 "\n",
            st.rx, st.forwarded, st.unknown_channel, st.wrong_source, st.malformed, st.send_failed);
     if (st.wrong_source || st.unknown_channel)
         printf("WARNING: the relay refused generator packets: per-peer sources or channels are "
                "wrong, the figures above are not valid\n");
-    wzp_forwarder_stop(fwd);
+    wzp_forwarder_free(fwd);
     wzp_chan_table_free(table);
     teardown();
 

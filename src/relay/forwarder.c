@@ -467,7 +467,12 @@ static void destroy(wzp_forwarder *f)
     free(f);
 }
 
-int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
+void wzp_forwarder_config_default(wzp_forwarder_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+int wzp_forwarder_new(wzp_forwarder **out, const wzp_forwarder_config *cfg)
 {
     if (!cfg || !cfg->table || !out || wzp_addr_family(&cfg->bind) == AF_UNSPEC)
         return WZP_ERR_INVALID;
@@ -592,14 +597,14 @@ int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out)
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rv < 0) {
-        wzp_forwarder_stop(f);
+        wzp_forwarder_free(f);
         return rv;
     }
     *out = f;
     return 0;
 }
 
-void wzp_forwarder_stop(wzp_forwarder *f)
+void wzp_forwarder_free(wzp_forwarder *f)
 {
     if (!f)
         return;
@@ -675,7 +680,7 @@ int wzp_forwarder_send(wzp_forwarder *f, const wzp_addr *to, const uint8_t *byte
     return wzp_udp_send(f->family_fd[fam_idx(family)], to, bytes, len);
 }
 
-void wzp_forwarder_stats(const wzp_forwarder *f, wzp_fwd_stats *out)
+void wzp_forwarder_get_stats(const wzp_forwarder *f, wzp_forwarder_stats *out)
 {
     uint64_t sum[WZP_FWD_S_COUNT] = {0};
     for (unsigned i = 0; i < f->nworkers; i++)

@@ -61,7 +61,7 @@
 
 typedef struct wzp_forwarder wzp_forwarder;
 
-typedef struct wzp_forwarder_cfg {
+typedef struct wzp_forwarder_config {
     wzp_addr bind;         /* relay port; port 0 picks one (see wzp_forwarder_local_addr) */
     wzp_addr bind6;        /* optional (len 0 = none): also serve this IPv6 address, with
                               `bind` IPv4; pairs may then join an IPv4 and an IPv6 peer */
@@ -77,10 +77,13 @@ typedef struct wzp_forwarder_cfg {
                               0 = WZP_FWD_STUN_RATE, < 0 = no limit */
     unsigned stun_burst;   /* answers a source may get at once; 0 = 2 x stun_rate */
     wzp_chan_table *table; /* borrowed; must outlive the forwarder */
-} wzp_forwarder_cfg;
+} wzp_forwarder_config;
+
+/* All zero: every field's default; set bind and table. */
+void wzp_forwarder_config_default(wzp_forwarder_config *cfg);
 
 /* Why packets were dropped, forwarded or queued; sums over all workers. */
-typedef struct wzp_fwd_stats {
+typedef struct wzp_forwarder_stats {
     uint64_t rx;                /* datagrams received */
     uint64_t forwarded;         /* data frames sent on to the partner */
     uint64_t forwarded_bytes;   /* their bytes */
@@ -97,12 +100,13 @@ typedef struct wzp_fwd_stats {
     uint64_t coalesce_waits;    /* receive-coalescing waits taken */
     uint64_t stun_answered;     /* STUN Binding requests answered */
     uint64_t stun_rate_limited; /* valid STUN requests not answered: source over its rate */
-} wzp_fwd_stats;
+} wzp_forwarder_stats;
 
-/* Binds the sockets and starts the workers. 0 or a negative wzp_error. */
-int wzp_forwarder_start(const wzp_forwarder_cfg *cfg, wzp_forwarder **out);
+/* Binds the sockets and starts the workers. 0 or a negative wzp_error
+ * (WZP_ERR_INVALID for a NULL cfg: bind and table are required; *out untouched). */
+int wzp_forwarder_new(wzp_forwarder **out, const wzp_forwarder_config *cfg);
 /* Stops and joins the workers, closes the sockets, frees everything. NULL is fine. */
-void wzp_forwarder_stop(wzp_forwarder *f);
+void wzp_forwarder_free(wzp_forwarder *f);
 
 /* The bound relay address (with the actual port). */
 const wzp_addr *wzp_forwarder_local_addr(const wzp_forwarder *f);
@@ -132,6 +136,6 @@ int wzp_forwarder_ctl_recv(wzp_forwarder *f, wzp_udp_msg *msgs, size_t n);
  */
 int wzp_forwarder_send(wzp_forwarder *f, const wzp_addr *to, const uint8_t *bytes, size_t len);
 
-void wzp_forwarder_stats(const wzp_forwarder *f, wzp_fwd_stats *out);
+void wzp_forwarder_get_stats(const wzp_forwarder *f, wzp_forwarder_stats *out);
 
 #endif

@@ -470,8 +470,8 @@ static void do_stop(wzp_loop *loop, void *arg)
     const wzp_hmap_slot *slot;
     if (!s->stopping) {
         s->stopping = true;
-        wzp_fwd_stats fs;
-        wzp_forwarder_stats(s->fwd, &fs);
+        wzp_forwarder_stats fs;
+        wzp_forwarder_get_stats(s->fwd, &fs);
         WZP_INFO("relay: stopping; %llu STUN answered, %llu STUN rate-limited, %llu control "
                  "packets dropped, %llu frames forwarded, %llu unknown channel, %llu wrong "
                  "source, %llu malformed",
@@ -528,14 +528,14 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
         .max_channels = 2 * (cfg->control.max_calls ? cfg->control.max_calls : 100000)};
     if ((rv = wzp_chan_table_new(&s->chans, &tcfg)) < 0)
         goto fail;
-    wzp_forwarder_cfg fcfg = {.bind = cfg->listen,
-                              .bind6 = cfg->listen6,
-                              .workers = cfg->workers,
-                              .coalesce_us = cfg->coalesce_us,
-                              .stun_rate = cfg->stun_rate,
-                              .table = s->chans,
-                              .ctl_queue = CTL_QUEUE};
-    if ((rv = wzp_forwarder_start(&fcfg, &s->fwd)) < 0)
+    wzp_forwarder_config fcfg = {.bind = cfg->listen,
+                                 .bind6 = cfg->listen6,
+                                 .workers = cfg->workers,
+                                 .coalesce_us = cfg->coalesce_us,
+                                 .stun_rate = cfg->stun_rate,
+                                 .table = s->chans,
+                                 .ctl_queue = CTL_QUEUE};
+    if ((rv = wzp_forwarder_new(&s->fwd, &fcfg)) < 0)
         goto fail;
     if ((rv = wzp_loop_new(&s->loop)) < 0)
         goto fail;
@@ -611,7 +611,7 @@ void wzp_relay_server_free(wzp_relay_server *s)
     }
     wzp_relay_control_free(s->ctl);
     wzp_quic_endpoint_free(s->ep);
-    wzp_forwarder_stop(s->fwd);
+    wzp_forwarder_free(s->fwd);
     wzp_chan_table_free(s->chans);
     wzp_loop_free(s->loop);
     wzp_identity_free(s->id);

@@ -289,19 +289,19 @@ static void send_frame(int fd, const wzp_addr *relay, uint8_t type, uint32_t cha
 /* Waits until a counter reaches `want` (the worker runs asynchronously). */
 static uint64_t stat_wait(wzp_forwarder *f, size_t off, uint64_t want)
 {
-    wzp_fwd_stats s;
+    wzp_forwarder_stats s;
     for (int i = 0; i < 2000; i++) {
-        wzp_forwarder_stats(f, &s);
+        wzp_forwarder_get_stats(f, &s);
         uint64_t v = *(uint64_t *)((char *)&s + off);
         if (v >= want)
             return v;
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
-    wzp_forwarder_stats(f, &s);
+    wzp_forwarder_get_stats(f, &s);
     return *(uint64_t *)((char *)&s + off);
 }
-#define STAT_WAIT(f, field, want) stat_wait((f), offsetof(wzp_fwd_stats, field), (want))
+#define STAT_WAIT(f, field, want) stat_wait((f), offsetof(wzp_forwarder_stats, field), (want))
 
 /* Sends a data frame from (fd, chan) and checks the partner receives it intact. */
 static void expect_delivery(int from_fd, uint32_t chan, const wzp_addr *relay, int to_fd,
@@ -332,10 +332,10 @@ static void fixture_start_cfg(fixture *x, unsigned workers, int coalesce_us)
 {
     x->t = table_new(1024);
     assert_non_null(x->t);
-    wzp_forwarder_cfg cfg = {
+    wzp_forwarder_config cfg = {
         .workers = workers, .ctl_queue = 4, .coalesce_us = coalesce_us, .table = x->t};
     cfg.bind = addr("127.0.0.1:0");
-    assert_int_equal(wzp_forwarder_start(&cfg, &x->f), 0);
+    assert_int_equal(wzp_forwarder_new(&x->f, &cfg), 0);
     assert_int_equal(wzp_forwarder_workers(x->f), workers);
     x->relay = *wzp_forwarder_local_addr(x->f);
     assert_int_not_equal(wzp_addr_port(&x->relay), 0);
@@ -348,7 +348,7 @@ static void fixture_start(fixture *x, unsigned workers)
 
 static void fixture_stop(fixture *x)
 {
-    wzp_forwarder_stop(x->f);
+    wzp_forwarder_free(x->f);
     wzp_chan_table_free(x->t);
 }
 
@@ -431,8 +431,8 @@ static void test_forward_pair(void **state)
 
     /* A worker counts a forward after sendmmsg returns: the peer may be faster. */
     assert_int_equal(STAT_WAIT(x.f, forwarded, 5), 5);
-    wzp_fwd_stats s;
-    wzp_forwarder_stats(x.f, &s);
+    wzp_forwarder_stats s;
+    wzp_forwarder_get_stats(x.f, &s);
     assert_int_equal(s.forwarded, 5);
     assert_int_equal(s.forwarded_bytes, 5 * (WZP_RELAY_FRAME_HDR + 200));
     assert_int_equal(s.wrong_source, 2);
@@ -516,8 +516,8 @@ static void test_forward_trains(void **state)
     for (size_t i = 0; i < N; i++)
         expect_frame(b, chb, i, SEG);
     assert_int_equal(STAT_WAIT(x.f, forwarded, N), N);
-    wzp_fwd_stats s;
-    wzp_forwarder_stats(x.f, &s);
+    wzp_forwarder_stats s;
+    wzp_forwarder_get_stats(x.f, &s);
     assert_int_equal(s.rx, N);
     assert_int_equal(s.rx_trains, 1);
     assert_int_equal(s.tx_trains, 1);
@@ -638,8 +638,8 @@ static void test_forward_coalescing(void **state)
             assert_int_equal(buf[WZP_RELAY_FRAME_HDR] << 8 | buf[WZP_RELAY_FRAME_HDR + 1], i);
         }
         assert_int_equal(STAT_WAIT(x.f, forwarded, N), N);
-        wzp_fwd_stats s;
-        wzp_forwarder_stats(x.f, &s);
+        wzp_forwarder_stats s;
+        wzp_forwarder_get_stats(x.f, &s);
         if (round == 0)
             assert_true(s.coalesce_waits >= 1);
         else
@@ -742,11 +742,11 @@ static void test_forward_dual_stack(void **state)
 {
     (void)state;
     wzp_chan_table *t = table_new(16);
-    wzp_forwarder_cfg cfg = {.workers = 1, .table = t, .slice_us = 500};
+    wzp_forwarder_config cfg = {.workers = 1, .table = t, .slice_us = 500};
     cfg.bind = addr("127.0.0.1:0");
     cfg.bind6 = addr("[::1]:0");
     wzp_forwarder *f;
-    int rv = wzp_forwarder_start(&cfg, &f);
+    int rv = wzp_forwarder_new(&f, &cfg);
     if (rv == WZP_ERR_IO) { /* no IPv6 loopback here */
         wzp_chan_table_free(t);
         skip();
@@ -779,11 +779,11 @@ static void test_forward_dual_stack(void **state)
     assert_true(wzp_addr_equal(&src, &r6));
     close(a);
     close(b);
-    wzp_forwarder_stop(f);
+    wzp_forwarder_free(f);
 
     /* bind6 needs an IPv4 bind beside it. */
     cfg.bind = addr("[::1]:0");
-    assert_int_equal(wzp_forwarder_start(&cfg, &f), WZP_ERR_INVALID);
+    assert_int_equal(wzp_forwarder_new(&f, &cfg), WZP_ERR_INVALID);
     wzp_chan_table_free(t);
 }
 
@@ -927,10 +927,10 @@ static void test_forward_stun_limit(void **state)
 {
     (void)state;
     wzp_chan_table *t = table_new(16);
-    wzp_forwarder_cfg cfg = {.workers = 1, .table = t, .stun_rate = 2, .stun_burst = 5};
+    wzp_forwarder_config cfg = {.workers = 1, .table = t, .stun_rate = 2, .stun_burst = 5};
     cfg.bind = addr("127.0.0.1:0");
     wzp_forwarder *f;
-    assert_int_equal(wzp_forwarder_start(&cfg, &f), 0);
+    assert_int_equal(wzp_forwarder_new(&f, &cfg), 0);
     wzp_addr relay = *wzp_forwarder_local_addr(f), aa, ba, lo2 = addr("127.0.0.2:0");
     int a = peer_open(&aa);
     int b = wzp_udp_open(&lo2, NULL, &ba); /* another source address */
@@ -946,8 +946,8 @@ static void test_forward_stun_limit(void **state)
         got++;
     /* The burst, plus at most what the rate refilled while the 100 went out. */
     assert_true(got >= 5 && got <= 6);
-    wzp_fwd_stats s;
-    wzp_forwarder_stats(f, &s);
+    wzp_forwarder_stats s;
+    wzp_forwarder_get_stats(f, &s);
     assert_int_equal(s.stun_answered, (uint64_t)got);
     assert_int_equal(s.stun_rate_limited, 100 - (uint64_t)got);
     assert_int_equal(s.ctl_queued, 0);
@@ -967,7 +967,7 @@ static void test_forward_stun_limit(void **state)
     assert_true(peer_recv(a, ans, sizeof(ans), NULL, 2000) > 0);
     close(a);
     close(b);
-    wzp_forwarder_stop(f);
+    wzp_forwarder_free(f);
     wzp_chan_table_free(t);
 }
 
@@ -975,11 +975,11 @@ static void test_forward_start_errors(void **state)
 {
     (void)state;
     wzp_forwarder *f = NULL;
-    wzp_forwarder_cfg cfg = {0};
-    assert_int_equal(wzp_forwarder_start(&cfg, &f), WZP_ERR_INVALID);
+    wzp_forwarder_config cfg = {0};
+    assert_int_equal(wzp_forwarder_new(&f, &cfg), WZP_ERR_INVALID);
     cfg.bind = addr("127.0.0.1:0");
-    assert_int_equal(wzp_forwarder_start(&cfg, &f), WZP_ERR_INVALID); /* no table */
-    wzp_forwarder_stop(NULL);
+    assert_int_equal(wzp_forwarder_new(&f, &cfg), WZP_ERR_INVALID); /* no table */
+    wzp_forwarder_free(NULL);
 }
 
 int main(void)
