@@ -203,7 +203,7 @@ int main(int argc, char **argv)
     wzp_identity_fingerprint(ids, fp);
     wzp_addr lo;
     wzp_addr_parse(&lo, "127.0.0.1:0", false);
-    wzp_udp_opts uo = {.rcvbuf = 4 << 20, .sndbuf = 4 << 20};
+    wzp_udp_config uo = {.rcvbuf = 4 << 20, .sndbuf = 4 << 20};
     srv.fd = wzp_udp_open(&lo, &uo, &srv.addr);
     cli.fd = wzp_udp_open(&lo, &uo, &cli.addr);
     if (srv.fd < 0 || cli.fd < 0)

@@ -268,7 +268,7 @@ static int gen_socket(const char *bind, bool big, wzp_addr *bound)
 {
     wzp_addr b;
     wzp_addr_parse(&b, bind, false);
-    wzp_udp_opts o = {.rcvbuf = 4 << 20, .sndbuf = 4 << 20};
+    wzp_udp_config o = {.rcvbuf = 4 << 20, .sndbuf = 4 << 20};
     int fd = wzp_udp_open(&b, &o, bound);
     if (fd < 0)
         return -1;
@@ -1490,7 +1490,7 @@ static bool kernel_floor(double *send_us, double *recv_us)
     wzp_addr lo, any, dst;
     wzp_addr_parse(&lo, "127.0.0.1:0", false);
     wzp_addr_parse(&any, "0.0.0.0:0", false);
-    wzp_udp_opts o = {.rcvbuf = 4 << 20, .sndbuf = 4 << 20};
+    wzp_udp_config o = {.rcvbuf = 4 << 20, .sndbuf = 4 << 20};
     floor_sink.fd = wzp_udp_open(&lo, &o, &dst);
     int fd = wzp_udp_open(&any, &o, NULL);
     if (floor_sink.fd < 0 || fd < 0)

@@ -96,6 +96,8 @@ typedef struct wzp_client_config {
     void *user;
 } wzp_client_config;
 
+/* All zero: default home and bind addresses, no alias, no callbacks (set relay, relay_pin). */
+void wzp_client_config_default(wzp_client_config *cfg);
 /* 0, or a negative wzp_error (*out untouched); relay and relay_pin are required,
  * so there is no NULL config. */
 int wzp_client_new(wzp_client **out, const wzp_client_config *cfg);

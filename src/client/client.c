@@ -341,6 +341,11 @@ static int open_sockets(wzp_client *c, const wzp_client_config *cfg, wzp_addr bo
     return 0;
 }
 
+void wzp_client_config_default(wzp_client_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+}
+
 int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
 {
     if (!cfg || !out || !cfg->relay || !cfg->relay_pin)

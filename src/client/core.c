@@ -412,6 +412,11 @@ static const wzp_quic_conn_callbacks ctrl_callbacks = {
 
 /* --- lifetime --------------------------------------------------------------------------------- */
 
+void wzp_core_config_default(wzp_core_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+}
+
 int wzp_core_new(wzp_core **out, const wzp_core_config *cfg)
 {
     if (!cfg || !cfg->id || !out || cfg->relay.len == 0)

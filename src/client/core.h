@@ -84,6 +84,8 @@ typedef struct wzp_core_config {
 typedef void (*wzp_core_send_fn)(void *user, int sock, const wzp_addr *to, const uint8_t *pkt,
                                  size_t len);
 
+/* All zero: default backoff, no alias, no sockets (set id, relay, relay_pin, local). */
+void wzp_core_config_default(wzp_core_config *cfg);
 /* 0, or a negative wzp_error (*out untouched); id, relay and a socket of the
  * relay's family are required, so there is no NULL config. */
 int wzp_core_new(wzp_core **out, const wzp_core_config *cfg);

@@ -7,7 +7,7 @@
 #include "common/log.h"
 #include "common/rand.h"
 
-void wzp_stun_cfg_default(wzp_stun_cfg *cfg)
+void wzp_stun_config_default(wzp_stun_config *cfg)
 {
     cfg->rto = WZP_MS(500);
     cfg->max_tx = 7;
@@ -15,13 +15,14 @@ void wzp_stun_cfg_default(wzp_stun_cfg *cfg)
     cfg->software = NULL;
 }
 
-int wzp_stun_txn_start(wzp_stun_txn *t, const wzp_stun_cfg *cfg, const wzp_addr *server, wzp_ts now)
+int wzp_stun_txn_start(wzp_stun_txn *t, const wzp_stun_config *cfg, const wzp_addr *server,
+                       wzp_ts now)
 {
     memset(t, 0, sizeof(*t));
     if (cfg)
         t->cfg = *cfg;
     else
-        wzp_stun_cfg_default(&t->cfg);
+        wzp_stun_config_default(&t->cfg);
     if (wzp_addr_family(server) == AF_UNSPEC || t->cfg.rto == 0 || t->cfg.max_tx == 0)
         return WZP_ERR_INVALID;
     /* Unpredictable ids: an off-path attacker must not be able to forge the answer. */
@@ -133,7 +134,7 @@ wzp_nat_mapping wzp_nat_mapping_classify(const wzp_addr *mapped_a, const wzp_add
                                               : WZP_NAT_MAPPING_DEPENDENT;
 }
 
-int wzp_nat_probe_start(wzp_nat_probe *p, const wzp_stun_cfg *cfg, const wzp_addr *server_a,
+int wzp_nat_probe_start(wzp_nat_probe *p, const wzp_stun_config *cfg, const wzp_addr *server_a,
                         const wzp_addr *server_b, wzp_ts now)
 {
     if (wzp_addr_equal(server_a, server_b))

@@ -19,16 +19,16 @@
 #include "common/time.h"
 #include "wire/stun.h"
 
-typedef struct wzp_stun_cfg {
+typedef struct wzp_stun_config {
     wzp_ts rto;           /* first retransmission timeout, doubled after each send; 500 ms */
     unsigned max_tx;      /* Rc: transmissions in all; 7 */
     unsigned final_wait;  /* Rm: after the last send, wait Rm x the first RTO; 16 */
     const char *software; /* SOFTWARE attribute in requests, or NULL (default) for none */
-} wzp_stun_cfg;
+} wzp_stun_config;
 
 /* RFC 8489 section 6.2.1 defaults: sends at 0, .5, 1.5, 3.5, 7.5, 15.5, 31.5 s; gives up at 39.5 s.
  */
-void wzp_stun_cfg_default(wzp_stun_cfg *cfg);
+void wzp_stun_config_default(wzp_stun_config *cfg);
 
 typedef enum wzp_stun_txn_state {
     WZP_STUN_TXN_IDLE = 0,
@@ -40,7 +40,7 @@ typedef enum wzp_stun_txn_state {
 #define WZP_STUN_REQ_MAX 128
 
 typedef struct wzp_stun_txn {
-    wzp_stun_cfg cfg;
+    wzp_stun_config cfg;
     wzp_stun_txn_state state;
     wzp_addr server;
     uint8_t tid[WZP_STUN_TID_LEN];
@@ -60,7 +60,7 @@ typedef struct wzp_stun_txn {
  * Starts (or restarts) a Binding transaction towards `server`, with a fresh
  * random transaction id. cfg NULL = defaults. The first request is due at `now`.
  */
-int wzp_stun_txn_start(wzp_stun_txn *t, const wzp_stun_cfg *cfg, const wzp_addr *server,
+int wzp_stun_txn_start(wzp_stun_txn *t, const wzp_stun_config *cfg, const wzp_addr *server,
                        wzp_ts now);
 /*
  * Call when now >= the deadline. Copies the request into out and its
@@ -106,7 +106,7 @@ typedef struct wzp_nat_probe {
     wzp_stun_txn txn[2];
 } wzp_nat_probe;
 
-int wzp_nat_probe_start(wzp_nat_probe *p, const wzp_stun_cfg *cfg, const wzp_addr *server_a,
+int wzp_nat_probe_start(wzp_nat_probe *p, const wzp_stun_config *cfg, const wzp_addr *server_a,
                         const wzp_addr *server_b, wzp_ts now);
 /* As wzp_stun_txn_poll, for whichever transaction is due. Call until it returns 0. */
 int wzp_nat_probe_poll(wzp_nat_probe *p, wzp_ts now, uint8_t *out, size_t cap, wzp_addr *to);

@@ -60,6 +60,11 @@ struct wzp_playout {
     wzp_playout_stats st;
 };
 
+void wzp_playout_config_default(wzp_playout_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+}
+
 int wzp_playout_new(wzp_playout **out, const wzp_playout_config *cfg)
 {
     if (!out)

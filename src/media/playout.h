@@ -45,6 +45,9 @@ typedef struct wzp_playout_config {
     wzp_ts max_delay;    /* adaptive ceiling; 0 = 200 ms (clamped to capacity) */
 } wzp_playout_config;
 
+/* All zero: the default delay and capacity, not adaptive. */
+void wzp_playout_config_default(wzp_playout_config *cfg);
+
 typedef struct wzp_playout_stats {
     uint64_t inserted;  /* insert calls */
     uint64_t received;  /* unique frames accepted in time */

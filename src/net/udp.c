@@ -10,7 +10,12 @@
 
 #include "common/log.h"
 
-int wzp_udp_open(const wzp_addr *bind_addr, const wzp_udp_opts *opts, wzp_addr *bound)
+void wzp_udp_config_default(wzp_udp_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+int wzp_udp_open(const wzp_addr *bind_addr, const wzp_udp_config *opts, wzp_addr *bound)
 {
     int family = wzp_addr_family(bind_addr);
     if (family == AF_UNSPEC)

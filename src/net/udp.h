@@ -13,18 +13,21 @@
 
 #include "common/addr.h"
 
-typedef struct wzp_udp_opts {
+typedef struct wzp_udp_config {
     bool reuseport; /* SO_REUSEPORT, for several worker sockets on one port */
     int rcvbuf;     /* SO_RCVBUF bytes, 0 = system default */
     int sndbuf;     /* SO_SNDBUF bytes, 0 = system default */
-} wzp_udp_opts;
+} wzp_udp_config;
+
+/* No SO_REUSEPORT, system default buffers (what a NULL config gets too). */
+void wzp_udp_config_default(wzp_udp_config *cfg);
 
 /*
  * Opens a non-blocking UDP socket bound to `bind_addr` (port 0 = any port);
  * an IPv6 socket is made IPv6-only. Returns the fd or a negative wzp_error.
  * On success *bound receives the actual local address when not NULL.
  */
-int wzp_udp_open(const wzp_addr *bind_addr, const wzp_udp_opts *opts, wzp_addr *bound);
+int wzp_udp_open(const wzp_addr *bind_addr, const wzp_udp_config *opts, wzp_addr *bound);
 
 /* One datagram of a batch. `data` points at caller-owned storage of `cap` bytes. */
 typedef struct wzp_udp_msg {

@@ -515,9 +515,9 @@ int wzp_forwarder_new(wzp_forwarder **out, const wzp_forwarder_config *cfg)
         destroy(f);
         return WZP_ERR_NOMEM;
     }
-    wzp_udp_opts opts = {.reuseport = true,
-                         .rcvbuf = cfg->rcvbuf ? cfg->rcvbuf : 4 << 20,
-                         .sndbuf = cfg->sndbuf ? cfg->sndbuf : 4 << 20};
+    wzp_udp_config opts = {.reuseport = true,
+                           .rcvbuf = cfg->rcvbuf ? cfg->rcvbuf : 4 << 20,
+                           .sndbuf = cfg->sndbuf ? cfg->sndbuf : 4 << 20};
     int rv = 0;
     /* SO_REUSEPORT would let us silently share a port another process of the
      * same user (e.g. a second relay) already serves, and the kernel may even

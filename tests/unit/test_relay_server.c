@@ -878,8 +878,8 @@ static void test_stun_binding(void **state)
     wzp_addr me;
     int fd = wzp_udp_open(&any, NULL, &me);
     assert_true(fd >= 0);
-    wzp_stun_cfg scfg;
-    wzp_stun_cfg_default(&scfg);
+    wzp_stun_config scfg;
+    wzp_stun_config_default(&scfg);
     scfg.rto = WZP_MS(200);
     wzp_stun_txn t;
     assert_int_equal(wzp_stun_txn_start(&t, &scfg, &rt.addr, wzp_now()), 0);

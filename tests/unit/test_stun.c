@@ -435,8 +435,8 @@ static void test_client_retransmit_schedule(void **state)
     assert_int_equal(wzp_stun_txn_deadline(&t), WZP_TS_NEVER);
 
     /* Configurable: 3 sends, 100 ms doubling, final wait 2 x 100 ms. */
-    wzp_stun_cfg cfg;
-    wzp_stun_cfg_default(&cfg);
+    wzp_stun_config cfg;
+    wzp_stun_config_default(&cfg);
     cfg.rto = WZP_MS(100);
     cfg.max_tx = 3;
     cfg.final_wait = 2;
@@ -575,8 +575,8 @@ static wzp_nat_mapping run_probe(const char *map_a, const char *map_b, bool b_si
     wzp_nat_probe p;
     wzp_addr sa = addr("192.0.2.1:3478"), sb = addr("192.0.2.2:3478");
     wzp_addr ma = addr(map_a), mb = addr(map_b);
-    wzp_stun_cfg cfg;
-    wzp_stun_cfg_default(&cfg);
+    wzp_stun_config cfg;
+    wzp_stun_config_default(&cfg);
     cfg.max_tx = 3;
     assert_int_equal(wzp_nat_probe_start(&p, &cfg, &sa, &sb, 0), 0);
     wzp_ts now = 0;

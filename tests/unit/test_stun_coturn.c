@@ -125,8 +125,8 @@ static void test_our_client_vs_coturn(void **state)
     wzp_addr_set_port(&server, (uint16_t)port);
 
     /* Quick retransmissions ride over the server's start-up. */
-    wzp_stun_cfg cfg;
-    wzp_stun_cfg_default(&cfg);
+    wzp_stun_config cfg;
+    wzp_stun_config_default(&cfg);
     cfg.rto = WZP_MS(50);
     cfg.max_tx = 9;
     cfg.final_wait = 8;

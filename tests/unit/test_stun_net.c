@@ -108,8 +108,8 @@ static void test_mapping_one_server_silent(void **state)
     int fd = open_client("127.0.0.1:0", &local);
     assert_true(fd >= 0);
 
-    wzp_stun_cfg cfg;
-    wzp_stun_cfg_default(&cfg);
+    wzp_stun_config cfg;
+    wzp_stun_config_default(&cfg);
     cfg.rto = WZP_MS(10);
     cfg.max_tx = 3;
     cfg.final_wait = 2;
