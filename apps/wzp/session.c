@@ -355,7 +355,7 @@ int session_load_audio(session *s)
     }
     if (s->o.record_file) {
         /* Now, not after the call: a path that cannot be written fails before anyone rings. */
-        int e = 0, rc = wzp_wav_recorder_open(s->o.record_file, &s->recorder, &e);
+        int e = 0, rc = wzp_wav_recorder_open(&s->recorder, s->o.record_file, &e);
         if (rc < 0) {
             fprintf(stderr, "%s: cannot record to %s: %s\n", s->o.name, s->o.record_file,
                     e ? strerror(e) : wzp_strerror(rc));

@@ -200,8 +200,10 @@ struct wzp_wav_writer {
     int err;
 };
 
-wzp_wav_writer *wzp_wav_writer_open(const char *path, int *err)
+int wzp_wav_writer_open(wzp_wav_writer **out, const char *path)
 {
+    if (!out)
+        return WZP_ERR_INVALID;
     int e = WZP_ERR_INVALID;
     wzp_wav_writer *w = NULL;
     if (path) {
@@ -224,9 +226,9 @@ wzp_wav_writer *wzp_wav_writer_open(const char *path, int *err)
             }
         }
     }
-    if (err)
-        *err = e;
-    return w;
+    if (w)
+        *out = w;
+    return e;
 }
 
 int wzp_wav_writer_write(wzp_wav_writer *w, const int16_t *pcm, size_t n)
@@ -257,9 +259,9 @@ int wzp_audio_write_wav(const char *path, const int16_t *pcm, size_t n)
 {
     if (n && !pcm)
         return WZP_ERR_INVALID;
-    int rc;
-    wzp_wav_writer *w = wzp_wav_writer_open(path, &rc);
-    if (!w)
+    wzp_wav_writer *w = NULL;
+    int rc = wzp_wav_writer_open(&w, path);
+    if (rc < 0)
         return rc;
     wzp_wav_writer_write(w, pcm, n);
     return wzp_wav_writer_close(w);
@@ -374,7 +376,7 @@ static int create_temp(wzp_wav_recorder *r, const struct stat *old)
     return 0;
 }
 
-int wzp_wav_recorder_open(const char *path, wzp_wav_recorder **out, int *sys_errno)
+int wzp_wav_recorder_open(wzp_wav_recorder **out, const char *path, int *sys_errno)
 {
     if (sys_errno)
         *sys_errno = 0;

@@ -34,7 +34,8 @@ void wzp_audio_float_to_s16(const float *in, int16_t *out, size_t n); /* clipped
 
 /* Streaming writer for recording a call frame by frame (48 kHz mono s16). */
 typedef struct wzp_wav_writer wzp_wav_writer;
-wzp_wav_writer *wzp_wav_writer_open(const char *path, int *err);
+/* 0, or WZP_ERR_INVALID / WZP_ERR_NOMEM / WZP_ERR_IO (*out untouched). */
+int wzp_wav_writer_open(wzp_wav_writer **out, const char *path);
 int wzp_wav_writer_write(wzp_wav_writer *w, const int16_t *pcm, size_t n);
 /* Finalises the header and frees w; returns the first error seen, if any. */
 int wzp_wav_writer_close(wzp_wav_writer *w);
@@ -57,7 +58,7 @@ int wzp_wav_writer_close(wzp_wav_writer *w);
  * failing call, WZP_ERR_INVALID, WZP_ERR_NOMEM.
  */
 typedef struct wzp_wav_recorder wzp_wav_recorder;
-int wzp_wav_recorder_open(const char *path, wzp_wav_recorder **out, int *sys_errno);
+int wzp_wav_recorder_open(wzp_wav_recorder **out, const char *path, int *sys_errno);
 /* Writes the n samples and completes the file; frees r whatever the result. */
 int wzp_wav_recorder_commit(wzp_wav_recorder *r, const int16_t *pcm, size_t n, int *sys_errno);
 /* Gives up: removes the temp file (a direct target keeps what was written); frees r. */

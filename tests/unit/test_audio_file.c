@@ -178,10 +178,9 @@ static void test_write_wav_roundtrip(void **state)
 
     /* Streaming writer, frame by frame. */
     path_of(p, sizeof(p), "stream.wav");
-    int err = 1;
-    wzp_wav_writer *w = wzp_wav_writer_open(p, &err);
+    wzp_wav_writer *w = NULL;
+    assert_int_equal(wzp_wav_writer_open(&w, p), 0);
     assert_non_null(w);
-    assert_int_equal(err, 0);
     for (int k = 0; k < 3; k++)
         assert_int_equal(wzp_wav_writer_write(w, pcm + k * 1000, 1000), 0);
     assert_int_equal(wzp_wav_writer_close(w), 0);
@@ -222,9 +221,9 @@ static void test_errors(void **state)
     int16_t s[4] = {0};
     path_of(p, sizeof(p), "no/such/dir/out.wav");
     assert_int_equal(wzp_audio_write_wav(p, s, 4), WZP_ERR_IO);
-    int err = 0;
-    assert_null(wzp_wav_writer_open(p, &err));
-    assert_int_equal(err, WZP_ERR_IO);
+    wzp_wav_writer *none = NULL;
+    assert_int_equal(wzp_wav_writer_open(&none, p), WZP_ERR_IO);
+    assert_null(none);
     assert_int_equal(wzp_audio_resample(NULL, 0, 1, 1, &y, &n), WZP_ERR_INVALID);
 }
 
@@ -260,7 +259,7 @@ static void test_recorder_commit_and_abort(void **state)
     /* Completed: exactly the target, a WAV libsndfile reads back sample for sample. */
     wzp_wav_recorder *r = NULL;
     int e = -1;
-    assert_int_equal(wzp_wav_recorder_open(p, &r, &e), 0);
+    assert_int_equal(wzp_wav_recorder_open(&r, p, &e), 0);
     assert_non_null(r);
     assert_int_equal(e, 0);
     assert_int_equal(access(p, F_OK), -1); /* nothing at the target until the commit */
@@ -273,7 +272,7 @@ static void test_recorder_commit_and_abort(void **state)
     /* Aborted over an existing recording: the old file stays as it was, no temp file. */
     struct stat before, after;
     assert_int_equal(stat(p, &before), 0);
-    assert_int_equal(wzp_wav_recorder_open(p, &r, &e), 0);
+    assert_int_equal(wzp_wav_recorder_open(&r, p, &e), 0);
     wzp_wav_recorder_abort(r);
     assert_int_equal(list_dir(sub, names, sizeof(names)), 1);
     assert_string_equal(names, "call.wav ");
@@ -283,13 +282,13 @@ static void test_recorder_commit_and_abort(void **state)
 
     /* Aborted on a new path: no file, no temp file. */
     snprintf(p, sizeof(p), "%s/never.wav", sub);
-    assert_int_equal(wzp_wav_recorder_open(p, &r, &e), 0);
+    assert_int_equal(wzp_wav_recorder_open(&r, p, &e), 0);
     wzp_wav_recorder_abort(r);
     assert_int_equal(access(p, F_OK), -1);
     assert_int_equal(list_dir(sub, names, sizeof(names)), 1);
 
     /* An empty recording is still a valid WAV. */
-    assert_int_equal(wzp_wav_recorder_open(p, &r, &e), 0);
+    assert_int_equal(wzp_wav_recorder_open(&r, p, &e), 0);
     assert_int_equal(wzp_wav_recorder_commit(r, NULL, 0, &e), 0);
     SF_INFO info = {0};
     SNDFILE *sf = sf_open(p, SFM_READ, &info);
@@ -306,24 +305,24 @@ static void test_recorder_fails_at_open(void **state)
     int e = 0;
     /* A missing directory: at open, before any call, with the reason. */
     path_of(p, sizeof(p), "no/such/dir/out.wav");
-    assert_int_equal(wzp_wav_recorder_open(p, &r, &e), WZP_ERR_IO);
+    assert_int_equal(wzp_wav_recorder_open(&r, p, &e), WZP_ERR_IO);
     assert_null(r);
     assert_int_equal(e, ENOENT);
     /* A directory is not a file. */
-    assert_int_equal(wzp_wav_recorder_open(dir, &r, &e), WZP_ERR_IO);
+    assert_int_equal(wzp_wav_recorder_open(&r, dir, &e), WZP_ERR_IO);
     assert_int_equal(e, EISDIR);
     /* A full device: the header written at open already fails. */
     if (access("/dev/full", W_OK) == 0) {
-        assert_int_equal(wzp_wav_recorder_open("/dev/full", &r, &e), WZP_ERR_IO);
+        assert_int_equal(wzp_wav_recorder_open(&r, "/dev/full", &e), WZP_ERR_IO);
         assert_null(r);
         assert_int_equal(e, ENOSPC);
     }
     /* /dev/null is a device too: written directly, and it takes everything. */
     int16_t s[480] = {0};
-    assert_int_equal(wzp_wav_recorder_open("/dev/null", &r, &e), 0);
+    assert_int_equal(wzp_wav_recorder_open(&r, "/dev/null", &e), 0);
     assert_int_equal(wzp_wav_recorder_commit(r, s, 480, &e), 0);
-    assert_int_equal(wzp_wav_recorder_open(NULL, &r, &e), WZP_ERR_INVALID);
-    assert_int_equal(wzp_wav_recorder_open("", &r, &e), WZP_ERR_INVALID);
+    assert_int_equal(wzp_wav_recorder_open(&r, NULL, &e), WZP_ERR_INVALID);
+    assert_int_equal(wzp_wav_recorder_open(&r, "", &e), WZP_ERR_INVALID);
 }
 
 /* A FIFO is written directly (no temp file, no rename): header then samples. */
@@ -346,7 +345,7 @@ static void test_recorder_fifo(void **state)
         pcm[i] = (int16_t)(i - 480);
     wzp_wav_recorder *r = NULL;
     int e = 0, status = 0;
-    assert_int_equal(wzp_wav_recorder_open(fifo, &r, &e), 0);
+    assert_int_equal(wzp_wav_recorder_open(&r, fifo, &e), 0);
     assert_int_equal(wzp_wav_recorder_commit(r, pcm, 960, &e), 0);
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
