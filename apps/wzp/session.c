@@ -441,29 +441,27 @@ int session_wait_registered(session *s)
 
 int session_unregistered_exit(session *s, int err)
 {
-    switch (err) {
-    case WZP_ERR_PIN_MISMATCH:
-        fprintf(stderr, "%s: wrong relay pin: the relay at that address presented another key\n",
-                s->o.name);
-        return WZP_EXIT_RELAY_PIN;
-    case WZP_ERR_ALIAS_TAKEN:
-        fprintf(stderr, "%s: alias taken: the relay binds it to another key\n", s->o.name);
-        return WZP_EXIT_ALIAS_TAKEN;
-    case WZP_ERR_RELAY_FULL:
-        fprintf(stderr, "%s: relay full: it takes no more registrations from this address\n",
-                s->o.name);
-        return WZP_EXIT_RELAY_FULL;
-    case WZP_ERR_REPLACED:
-        fprintf(stderr, "%s: signed in elsewhere: another client registered this identity\n",
-                s->o.name);
-        return WZP_EXIT_REPLACED;
-    case WZP_ERR_IDENTITY:
-        fprintf(stderr, "%s: the relay refused our identity\n", s->o.name);
-        return WZP_EXIT_IDENTITY;
-    default:
-        fprintf(stderr, "%s: relay unreachable: no answer from it\n", s->o.name);
-        return WZP_EXIT_UNREACHABLE;
-    }
+    static const struct {
+        int err, code;
+        const char *why;
+    } reasons[] = {
+        {WZP_ERR_PIN_MISMATCH, WZP_EXIT_RELAY_PIN,
+         "wrong relay pin: the relay at that address presented another key"},
+        {WZP_ERR_ALIAS_TAKEN, WZP_EXIT_ALIAS_TAKEN,
+         "alias taken: the relay binds it to another key"},
+        {WZP_ERR_RELAY_FULL, WZP_EXIT_RELAY_FULL,
+         "relay full: it takes no more registrations from this address"},
+        {WZP_ERR_REPLACED, WZP_EXIT_REPLACED,
+         "signed in elsewhere: another client registered this identity"},
+        {WZP_ERR_IDENTITY, WZP_EXIT_IDENTITY, "the relay refused our identity"},
+    };
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        if (reasons[i].err == err) {
+            fprintf(stderr, "%s: %s\n", s->o.name, reasons[i].why);
+            return reasons[i].code;
+        }
+    fprintf(stderr, "%s: relay unreachable: no answer from it\n", s->o.name);
+    return WZP_EXIT_UNREACHABLE;
 }
 
 /* --- running a call -----------------------------------------------------------------------------

@@ -25,12 +25,7 @@
 
 struct wzp_voicecall {
     wzp_voicecall_env env;
-    wzp_voicecall_role role;
-    wzp_voicecall_phase phase;
-    wzp_voicecall_key key;
-    wzp_voicecall_link link;
-    wzp_voicecall_paths paths;
-    wzp_voicecall_media media;
+    wzp_voicecall_status st; /* role, phase and sub-states, answer/active/audio times */
     uint32_t id;
     void *user;
     uint32_t sig; /* signal client handle; 0 once signaling is over */
@@ -58,7 +53,7 @@ struct wzp_voicecall {
     wzp_media_rx *rx;
     bool mute, peer_mute;
     wzp_ts tx_next, rx_next;
-    wzp_ts answered_at, active_at, first_audio_at, direct_at;
+    wzp_ts direct_at;
     uint32_t path_changes;
     wzp_ts last_rx_at, max_gap; /* media datagrams: latest, longest interval */
     uint64_t tail_lost;         /* frames never heard after the peer fell silent for good */
@@ -84,7 +79,7 @@ static const char *fp_text(const uint8_t fp[WZP_FINGERPRINT_LEN], char *buf)
 
 static bool answered(const wzp_voicecall *vc)
 {
-    return vc->phase == WZP_VOICECALL_CONNECTING || vc->phase == WZP_VOICECALL_ACTIVE;
+    return vc->st.phase == WZP_VOICECALL_CONNECTING || vc->st.phase == WZP_VOICECALL_ACTIVE;
 }
 
 static wzp_call_state public_state(wzp_voicecall_phase p)
@@ -113,8 +108,8 @@ static void emit(wzp_voicecall *vc, const wzp_voicecall_event *ev)
 static void emit_state(wzp_voicecall *vc)
 {
     wzp_voicecall_event e = {.type = WZP_VOICECALL_EV_STATE,
-                             .state = public_state(vc->phase),
-                             .err = vc->phase == WZP_VOICECALL_ENDED ? vc->end_err : 0,
+                             .state = public_state(vc->st.phase),
+                             .err = vc->st.phase == WZP_VOICECALL_ENDED ? vc->end_err : 0,
                              .text = vc->detail,
                              .peer_fp = vc->peer_fp_text,
                              .peer_alias = vc->peer_alias};
@@ -123,9 +118,9 @@ static void emit_state(wzp_voicecall *vc)
 
 static void set_phase(wzp_voicecall *vc, wzp_voicecall_phase p)
 {
-    if (vc->phase == p || vc->phase == WZP_VOICECALL_ENDED)
+    if (vc->st.phase == p || vc->st.phase == WZP_VOICECALL_ENDED)
         return;
-    vc->phase = p;
+    vc->st.phase = p;
     emit_state(vc);
 }
 
@@ -133,7 +128,7 @@ static void set_phase(wzp_voicecall *vc, wzp_voicecall_phase p)
 
 static void send_ctl(wzp_voicecall *vc, const wzp_call_msg *m)
 {
-    if (vc->link != WZP_VOICECALL_LINK_UP)
+    if (vc->st.link != WZP_VOICECALL_LINK_UP)
         return;
     uint8_t buf[WZP_CALL_MSG_MAX_SIZE];
     int n = wzp_call_msg_encode(m, buf, sizeof(buf));
@@ -201,7 +196,7 @@ static void log_end(const wzp_voicecall *vc)
 
 void wzp_voicecall_end(wzp_voicecall *vc, int err, const char *detail, wzp_ts now)
 {
-    if (vc->phase == WZP_VOICECALL_ENDED)
+    if (vc->st.phase == WZP_VOICECALL_ENDED)
         return;
     bool failure = err != 0 && err != WZP_ERR_HANGUP;
     if (vc->sig) {
@@ -209,9 +204,9 @@ void wzp_voicecall_end(wzp_voicecall *vc, int err, const char *detail, wzp_ts no
         vc->sig = 0;
         wzp_sigc_hangup(vc->env.sc, sig, failure, now);
     }
-    if (vc->conn && vc->link != WZP_VOICECALL_LINK_CLOSED) {
+    if (vc->conn && vc->st.link != WZP_VOICECALL_LINK_CLOSED) {
         if (!answered(vc)) {
-            bool caller = vc->role == WZP_VOICECALL_CALLER;
+            bool caller = vc->st.role == WZP_VOICECALL_CALLER;
             wzp_quic_conn_close(vc->conn,
                                 caller ? WZP_VOICECALL_CLOSE_WITHDRAW : WZP_VOICECALL_CLOSE_DECLINE,
                                 caller ? "withdrawn" : "declined");
@@ -224,9 +219,9 @@ void wzp_voicecall_end(wzp_voicecall *vc, int err, const char *detail, wzp_ts no
         }
     }
     if ((err == WZP_ERR_PEER_UNREACHABLE || err == WZP_ERR_UNREACHABLE) &&
-        vc->active_at != WZP_TS_NEVER) {
+        vc->st.active_at != WZP_TS_NEVER) {
         /* The silence before we gave up is part of the call: count it as lost and as a gap. */
-        wzp_ts since = vc->last_rx_at != WZP_TS_NEVER ? vc->last_rx_at : vc->active_at;
+        wzp_ts since = vc->last_rx_at != WZP_TS_NEVER ? vc->last_rx_at : vc->st.active_at;
         if (now > since) {
             wzp_ts tail = now - since;
             vc->tail_lost = tail / FRAME_TIME;
@@ -236,8 +231,8 @@ void wzp_voicecall_end(wzp_voicecall *vc, int err, const char *detail, wzp_ts no
     }
     vc->end_err = err;
     snprintf(vc->detail, sizeof(vc->detail), "%s", detail ? detail : "");
-    vc->phase = WZP_VOICECALL_ENDED;
-    vc->media = WZP_VOICECALL_MEDIA_OFF;
+    vc->st.phase = WZP_VOICECALL_ENDED;
+    vc->st.media = WZP_VOICECALL_MEDIA_OFF;
     log_end(vc);
     emit_state(vc);
 }
@@ -246,19 +241,19 @@ static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *in
 {
     wzp_voicecall *vc = user;
     vc->conn = NULL;
-    vc->link = WZP_VOICECALL_LINK_CLOSED;
-    if (vc->phase == WZP_VOICECALL_ENDED)
+    vc->st.link = WZP_VOICECALL_LINK_CLOSED;
+    if (vc->st.phase == WZP_VOICECALL_ENDED)
         return;
-    bool caller = vc->role == WZP_VOICECALL_CALLER;
+    bool caller = vc->st.role == WZP_VOICECALL_CALLER;
     char detail[sizeof(vc->detail)];
     int err;
     if (info->error == WZP_ERR_PIN_MISMATCH && !info->by_peer) {
         err = WZP_ERR_PIN_MISMATCH;
         snprintf(detail, sizeof(detail), "possible man-in-the-middle: %s", info->detail);
-    } else if (info->error == WZP_ERR_TIMEOUT && vc->active_at != WZP_TS_NEVER) {
+    } else if (info->error == WZP_ERR_TIMEOUT && vc->st.active_at != WZP_TS_NEVER) {
         /* Silence from the peer on every path. If the relay went quiet too and the
          * call had no direct path, the relay is what we lost. */
-        bool direct = vc->paths == WZP_VOICECALL_PATHS_CHECKING &&
+        bool direct = vc->st.paths == WZP_VOICECALL_PATHS_CHECKING &&
                       wzp_ice_route_get(vc->ice).kind == WZP_ROUTE_DIRECT;
         bool relay_quiet = now - vc->env.relay_heard_at(vc->env.owner) >= E2E_IDLE_TIMEOUT;
         err = !direct && relay_quiet ? WZP_ERR_UNREACHABLE : WZP_ERR_PEER_UNREACHABLE;
@@ -393,7 +388,7 @@ static bool send_candidate_set(wzp_voicecall *vc, wzp_ts now)
 
 void wzp_voicecall_on_hosts(wzp_voicecall *vc, const wzp_addr *hosts, size_t n, wzp_ts now)
 {
-    if (vc->env.direct_disabled || vc->phase == WZP_VOICECALL_ENDED)
+    if (vc->env.direct_disabled || vc->st.phase == WZP_VOICECALL_ENDED)
         return;
     wzp_sig_candidate old[WZP_SIG_MAX_CANDIDATES];
     size_t n_old = vc->n_local;
@@ -401,7 +396,7 @@ void wzp_voicecall_on_hosts(wzp_voicecall *vc, const wzp_addr *hosts, size_t n, 
     vc->agent_now = now;
     /* Before signaling is done this only changes what the Offer/Accept or ICE start will use. */
     gather(vc, hosts, n, wzp_sigc_reflexive(vc->env.sc));
-    if (vc->paths == WZP_VOICECALL_PATHS_RELAY) {
+    if (vc->st.paths == WZP_VOICECALL_PATHS_RELAY) {
         /* The peer may have our old set already: update it once the call is set up. */
         vc->cands_stale = vc->sig != 0;
         return;
@@ -430,7 +425,7 @@ void wzp_voicecall_on_reflexive(wzp_voicecall *vc, const wzp_addr *refl, wzp_ts 
 {
     vc->agent_now = now;
     /* The relay sees us at a new address (NAT rebinding): tell the peer, check it. */
-    if (vc->env.direct_disabled || !vc->sig || vc->paths == WZP_VOICECALL_PATHS_RELAY ||
+    if (vc->env.direct_disabled || !vc->sig || vc->st.paths == WZP_VOICECALL_PATHS_RELAY ||
         !answered(vc))
         return;
     for (size_t i = 0; i < vc->n_local; i++)
@@ -479,19 +474,19 @@ static void ice_local_candidate(void *user, const wzp_candidate *cand)
 /* The agent's probes are keyed from the end-to-end TLS session: needs both. */
 static void key_ice(wzp_voicecall *vc, wzp_ts now)
 {
-    if (vc->paths != WZP_VOICECALL_PATHS_UNKEYED || vc->link != WZP_VOICECALL_LINK_UP)
+    if (vc->st.paths != WZP_VOICECALL_PATHS_UNKEYED || vc->st.link != WZP_VOICECALL_LINK_UP)
         return;
     uint8_t key[WZP_PROBE_KEY_LEN];
     if (wzp_quic_conn_export(vc->conn, "EXPORTER-wzp-probe-key", NULL, 0, key, sizeof(key)) == 0 &&
         wzp_ice_set_key(vc->ice, key, now) == 0) {
-        vc->paths = WZP_VOICECALL_PATHS_CHECKING;
+        vc->st.paths = WZP_VOICECALL_PATHS_CHECKING;
         memcpy(vc->tag, wzp_ice_tag(vc->ice), sizeof(vc->tag));
     }
 }
 
 static int start_ice(wzp_voicecall *vc, const wzp_sig_candidates *peer, wzp_ts now)
 {
-    if (vc->env.direct_disabled || vc->paths != WZP_VOICECALL_PATHS_RELAY)
+    if (vc->env.direct_disabled || vc->st.paths != WZP_VOICECALL_PATHS_RELAY)
         return 0;
     wzp_ice_config ic;
     wzp_ice_config_default(&ic);
@@ -504,7 +499,7 @@ static int start_ice(wzp_voicecall *vc, const wzp_sig_candidates *peer, wzp_ts n
     int rv = wzp_ice_new(&vc->ice, &ic);
     if (rv < 0)
         return rv;
-    vc->paths = WZP_VOICECALL_PATHS_UNKEYED;
+    vc->st.paths = WZP_VOICECALL_PATHS_UNKEYED;
     for (size_t i = 0; i < vc->n_local; i++) {
         wzp_cand_type t;
         if (from_sig_type(vc->local[i].type, &t))
@@ -610,14 +605,14 @@ static int start_media(wzp_voicecall *vc, wzp_ts now)
 
 static void on_datagram(wzp_voicecall *vc, const uint8_t *d, size_t len, wzp_ts now)
 {
-    if (vc->role == WZP_VOICECALL_CALLEE && vc->phase == WZP_VOICECALL_RINGING &&
+    if (vc->st.role == WZP_VOICECALL_CALLEE && vc->st.phase == WZP_VOICECALL_RINGING &&
         len <= sizeof(vc->ring_dg)) {
         memcpy(vc->ring_dg, d, len); /* kept, never played before the answer */
         vc->ring_dg_len = len;
         vc->ring_dg_at = now;
         return;
     }
-    if (vc->media != WZP_VOICECALL_MEDIA_BOTH)
+    if (vc->st.media != WZP_VOICECALL_MEDIA_BOTH)
         return;
     wzp_media_rx_datagram(vc->rx, d, len, now);
     if (vc->last_rx_at != WZP_TS_NEVER && now - vc->last_rx_at > vc->max_gap)
@@ -633,18 +628,18 @@ static void q_datagram(void *user, wzp_quic_conn *c, const uint8_t *d, size_t le
 /* Both sides agreed (the answer) and the connection is up: audio both ways from now. */
 static void go_active(wzp_voicecall *vc, wzp_ts now)
 {
-    if (vc->phase == WZP_VOICECALL_ENDED || vc->phase == WZP_VOICECALL_ACTIVE)
+    if (vc->st.phase == WZP_VOICECALL_ENDED || vc->st.phase == WZP_VOICECALL_ACTIVE)
         return;
-    if (vc->link != WZP_VOICECALL_LINK_UP) {
+    if (vc->st.link != WZP_VOICECALL_LINK_UP) {
         set_phase(vc, WZP_VOICECALL_CONNECTING); /* active once the handshake is done */
         return;
     }
     if (start_media(vc, now) < 0)
         return;
-    vc->media = WZP_VOICECALL_MEDIA_BOTH;
-    vc->active_at = now;
+    vc->st.media = WZP_VOICECALL_MEDIA_BOTH;
+    vc->st.active_at = now;
     vc->next_stats = now + STATS_INTERVAL;
-    if (vc->role == WZP_VOICECALL_CALLEE) {
+    if (vc->st.role == WZP_VOICECALL_CALLEE) {
         /* Proven by our key and faster than the relay's CallSetup. */
         wzp_call_msg m = {.type = WZP_CALL_MSG_ANSWER};
         send_ctl(vc, &m);
@@ -659,9 +654,9 @@ static void go_active(wzp_voicecall *vc, wzp_ts now)
 /* Caller: the callee answered (its Answer on our connection, or the relay's CallSetup). */
 static void on_answered(wzp_voicecall *vc, wzp_ts now)
 {
-    if (answered(vc) || vc->phase == WZP_VOICECALL_ENDED)
+    if (answered(vc) || vc->st.phase == WZP_VOICECALL_ENDED)
         return;
-    vc->answered_at = now;
+    vc->st.answered_at = now;
     go_active(vc, now);
 }
 
@@ -689,7 +684,7 @@ static void q_message(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len
         vc->peer_frames_lost = m.u.stats.frames_lost;
         break;
     case WZP_CALL_MSG_ANSWER:
-        if (vc->role == WZP_VOICECALL_CALLER)
+        if (vc->st.role == WZP_VOICECALL_CALLER)
             on_answered(vc, now);
         break;
     }
@@ -698,12 +693,12 @@ static void q_message(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len
 int wzp_voicecall_accept_conn(wzp_voicecall *vc, wzp_quic_conn_config *opts)
 {
     /* Only the caller's Initial on our own channel, to the key we were shown. */
-    if (vc->role != WZP_VOICECALL_CALLEE || vc->link != WZP_VOICECALL_LINK_NONE || !vc->chan ||
-        vc->key != WZP_VOICECALL_KEY_PINNED ||
-        (vc->phase != WZP_VOICECALL_RINGING && vc->phase != WZP_VOICECALL_CONNECTING))
+    if (vc->st.role != WZP_VOICECALL_CALLEE || vc->st.link != WZP_VOICECALL_LINK_NONE ||
+        !vc->chan || vc->st.key != WZP_VOICECALL_KEY_PINNED ||
+        (vc->st.phase != WZP_VOICECALL_RINGING && vc->st.phase != WZP_VOICECALL_CONNECTING))
         return WZP_ERR_INVALID;
     e2e_opts(vc, opts);
-    vc->link = WZP_VOICECALL_LINK_HANDSHAKE;
+    vc->st.link = WZP_VOICECALL_LINK_HANDSHAKE;
     return 0;
 }
 
@@ -711,7 +706,7 @@ static void q_established(void *user, wzp_quic_conn *c, const uint8_t *peer_fp, 
 {
     wzp_voicecall *vc = user;
     vc->conn = c;
-    if (vc->phase == WZP_VOICECALL_ENDED)
+    if (vc->st.phase == WZP_VOICECALL_ENDED)
         return;
     /* The pin already enforces this; checked again because it is the promise itself. */
     if (!peer_fp || memcmp(peer_fp, vc->peer_fp, WZP_FINGERPRINT_LEN) != 0) {
@@ -719,7 +714,7 @@ static void q_established(void *user, wzp_quic_conn *c, const uint8_t *peer_fp, 
                           "possible man-in-the-middle: the peer proved another key", now);
         return;
     }
-    vc->link = WZP_VOICECALL_LINK_UP;
+    vc->st.link = WZP_VOICECALL_LINK_UP;
     key_ice(vc, now);
     if (vc->mute)
         send_mute(vc);
@@ -733,12 +728,12 @@ void wzp_voicecall_on_relay_packet(wzp_voicecall *vc, const uint8_t *pkt, size_t
     vc->agent_now = now;
     wzp_quic_rx rx;
     wzp_quic_endpoint_feed(vc->env.ep, &vc->env.vlocal, &vc->vremote, pkt, len, now, &rx);
-    if (!vc->conn && vc->link == WZP_VOICECALL_LINK_HANDSHAKE) {
+    if (!vc->conn && vc->st.link == WZP_VOICECALL_LINK_HANDSHAKE) {
         /* The caller's Initial made our server connection (or failed to: accept the next). */
         if (rx.conn && wzp_quic_conn_user(rx.conn) == vc)
             vc->conn = rx.conn;
         else
-            vc->link = WZP_VOICECALL_LINK_NONE;
+            vc->st.link = WZP_VOICECALL_LINK_NONE;
     }
 }
 
@@ -746,7 +741,7 @@ void wzp_voicecall_on_direct_rx(wzp_voicecall *vc, int sock, const wzp_addr *fro
                                 bool authenticated, wzp_ts now)
 {
     /* Only a packet QUIC decrypted proves the peer is behind that address. */
-    if (!authenticated || vc->paths != WZP_VOICECALL_PATHS_CHECKING)
+    if (!authenticated || vc->st.paths != WZP_VOICECALL_PATHS_CHECKING)
         return;
     vc->agent_now = now;
     wzp_ice_note_rx(vc->ice, sock, from, now);
@@ -755,7 +750,7 @@ void wzp_voicecall_on_direct_rx(wzp_voicecall *vc, int sock, const wzp_addr *fro
 void wzp_voicecall_on_probe(wzp_voicecall *vc, int sock, const wzp_addr *from, const uint8_t *pkt,
                             size_t len, wzp_ts now)
 {
-    if (vc->paths != WZP_VOICECALL_PATHS_CHECKING || vc->phase != WZP_VOICECALL_ACTIVE)
+    if (vc->st.paths != WZP_VOICECALL_PATHS_CHECKING || vc->st.phase != WZP_VOICECALL_ACTIVE)
         return;
     vc->agent_now = now;
     wzp_ice_recv(vc->ice, sock, from, pkt, len, now);
@@ -772,9 +767,9 @@ void wzp_voicecall_on_probe(wzp_voicecall *vc, int sock, const wzp_addr *from, c
  */
 static bool peer_key_matches(wzp_voicecall *vc, const uint8_t *fp, const char *alias, wzp_ts now)
 {
-    if (vc->key == WZP_VOICECALL_KEY_UNKNOWN) {
+    if (vc->st.key == WZP_VOICECALL_KEY_UNKNOWN) {
         memcpy(vc->peer_fp, fp, WZP_FINGERPRINT_LEN);
-        vc->key = WZP_VOICECALL_KEY_PINNED;
+        vc->st.key = WZP_VOICECALL_KEY_PINNED;
         fp_text(vc->peer_fp, vc->peer_fp_text);
         if (alias && alias[0] && alias != vc->peer_alias)
             snprintf(vc->peer_alias, sizeof(vc->peer_alias), "%s", alias);
@@ -785,7 +780,7 @@ static bool peer_key_matches(wzp_voicecall *vc, const uint8_t *fp, const char *a
     char named[WZP_FINGERPRINT_STRLEN], detail[sizeof(vc->detail)];
     fp_text(fp, named);
     snprintf(detail, sizeof(detail),
-             vc->role == WZP_VOICECALL_CALLER
+             vc->st.role == WZP_VOICECALL_CALLER
                  ? "possible man-in-the-middle: you called %s, the relay connected the call to "
                    "another key (%s)"
                  : "possible man-in-the-middle: the relay announced the caller as %s, then "
@@ -813,13 +808,13 @@ static void on_incoming(wzp_voicecall *vc, const wzp_sig_msg *m, wzp_ts now)
 {
     /* The key the user is shown is the key the call is locked to (setup, e2e pin). */
     memcpy(vc->peer_fp, m->u.incoming.caller_fp, WZP_FINGERPRINT_LEN);
-    vc->key = WZP_VOICECALL_KEY_PINNED;
+    vc->st.key = WZP_VOICECALL_KEY_PINNED;
     fp_text(vc->peer_fp, vc->peer_fp_text);
     snprintf(vc->peer_alias, sizeof(vc->peer_alias), "%s", m->u.incoming.caller_alias);
     VC_LOG(WZP_LOG_INFO, vc, "client: call %u incoming from %s", vc->id, vc->peer_fp_text);
     /* The caller's handshake comes through this channel while we ring. */
     use_channel(vc, m->u.incoming.relay_channel, &m->u.incoming.relay_addr, now);
-    vc->phase = WZP_VOICECALL_RINGING; /* the owner announces the incoming call itself */
+    vc->st.phase = WZP_VOICECALL_RINGING; /* the owner announces the incoming call itself */
 }
 
 /* Caller: the relay rings the callee. With a channel, the end-to-end handshake starts now
@@ -831,10 +826,10 @@ static void on_ringing(wzp_voicecall *vc, const wzp_sig_msg *m, wzp_ts now)
     if (m->u.ringing.have_callee_fp &&
         !peer_key_matches(vc, m->u.ringing.callee_fp, vc->peer_alias, now))
         return;
-    if (m->u.ringing.relay_channel && vc->key == WZP_VOICECALL_KEY_PINNED &&
-        vc->link == WZP_VOICECALL_LINK_NONE) {
+    if (m->u.ringing.relay_channel && vc->st.key == WZP_VOICECALL_KEY_PINNED &&
+        vc->st.link == WZP_VOICECALL_LINK_NONE) {
         use_channel(vc, m->u.ringing.relay_channel, &m->u.ringing.relay_addr, now);
-        vc->link = WZP_VOICECALL_LINK_DIAL;
+        vc->st.link = WZP_VOICECALL_LINK_DIAL;
     }
     set_phase(vc, WZP_VOICECALL_RINGING);
 }
@@ -848,14 +843,14 @@ static void on_setup(wzp_voicecall *vc, const wzp_sig_msg *m, wzp_ts now)
         wzp_voicecall_end(vc, WZP_ERR_NOMEM, "out of memory", now);
         return;
     }
-    if (vc->role == WZP_VOICECALL_CALLER) {
-        if (vc->link == WZP_VOICECALL_LINK_NONE)
-            vc->link = WZP_VOICECALL_LINK_DIAL; /* a relay that does not pre-connect */
+    if (vc->st.role == WZP_VOICECALL_CALLER) {
+        if (vc->st.link == WZP_VOICECALL_LINK_NONE)
+            vc->st.link = WZP_VOICECALL_LINK_DIAL; /* a relay that does not pre-connect */
         on_answered(vc, now);
     }
-    if (vc->phase == WZP_VOICECALL_ENDED)
+    if (vc->st.phase == WZP_VOICECALL_ENDED)
         return;
-    if (vc->cands_stale && vc->paths != WZP_VOICECALL_PATHS_RELAY && vc->sig) {
+    if (vc->cands_stale && vc->st.paths != WZP_VOICECALL_PATHS_RELAY && vc->sig) {
         /* The Offer/Accept carried an older set: replace it (withdrawing what went). */
         vc->cands_stale = false;
         if (!send_candidate_set(vc, now) && vc->n_local)
@@ -866,7 +861,7 @@ static void on_setup(wzp_voicecall *vc, const wzp_sig_msg *m, wzp_ts now)
 static void on_ended(wzp_voicecall *vc, const wzp_sigc_event *ev, wzp_ts now)
 {
     vc->sig = 0;
-    bool up = vc->link == WZP_VOICECALL_LINK_UP || vc->link == WZP_VOICECALL_LINK_HANDSHAKE;
+    bool up = vc->st.link == WZP_VOICECALL_LINK_UP || vc->st.link == WZP_VOICECALL_LINK_HANDSHAKE;
     /* A call already set up outlives the relay connection: its own QUIC
      * connection decides (it may be direct, and the relay may come back). */
     if (ev->err == WZP_ERR_UNREACHABLE && up && answered(vc))
@@ -874,7 +869,7 @@ static void on_ended(wzp_voicecall *vc, const wzp_sigc_event *ev, wzp_ts now)
     /* The relay lost the peer's control connection. The peer may still be on
      * a direct path (its relay link alone failed): only a peer also silent
      * here is gone; otherwise the call's own connection decides. */
-    if (ev->reason == WZP_SIG_END_PEER_GONE && up && vc->phase == WZP_VOICECALL_ACTIVE) {
+    if (ev->reason == WZP_SIG_END_PEER_GONE && up && vc->st.phase == WZP_VOICECALL_ACTIVE) {
         if (vc->last_rx_at != WZP_TS_NEVER && now - vc->last_rx_at < WZP_SEC(1))
             return;
         wzp_voicecall_end(vc, WZP_ERR_PEER_UNREACHABLE,
@@ -893,25 +888,25 @@ static void on_ended(wzp_voicecall *vc, const wzp_sigc_event *ev, wzp_ts now)
 
 void wzp_voicecall_on_signal(wzp_voicecall *vc, const wzp_sigc_event *ev, wzp_ts now)
 {
-    if (vc->phase == WZP_VOICECALL_ENDED)
+    if (vc->st.phase == WZP_VOICECALL_ENDED)
         return;
     vc->agent_now = now;
     if (!vc->log_tag[0] && ev->call_id)
         wzp_log_tag_id(vc->log_tag, "call", ev->call_id, WZP_SIG_CALL_ID_LEN);
     switch (ev->type) {
     case WZP_SIGC_EV_INCOMING:
-        if (vc->role == WZP_VOICECALL_CALLEE)
+        if (vc->st.role == WZP_VOICECALL_CALLEE)
             on_incoming(vc, ev->msg, now);
         break;
     case WZP_SIGC_EV_RINGING:
-        if (vc->role == WZP_VOICECALL_CALLER)
+        if (vc->st.role == WZP_VOICECALL_CALLER)
             on_ringing(vc, ev->msg, now);
         break;
     case WZP_SIGC_EV_SETUP:
         on_setup(vc, ev->msg, now);
         break;
     case WZP_SIGC_EV_CANDIDATES:
-        if (vc->paths != WZP_VOICECALL_PATHS_RELAY)
+        if (vc->st.paths != WZP_VOICECALL_PATHS_RELAY)
             on_candidates(vc, ev->msg, now);
         break;
     case WZP_SIGC_EV_ENDED:
@@ -927,16 +922,16 @@ void wzp_voicecall_on_signal(wzp_voicecall *vc, const wzp_sigc_event *ev, wzp_ts
 /* The caller sends from its handshake on (also while ringing), the callee from its answer. */
 static bool sending(const wzp_voicecall *vc)
 {
-    return vc->media != WZP_VOICECALL_MEDIA_OFF;
+    return vc->st.media != WZP_VOICECALL_MEDIA_OFF;
 }
 
 /* Caller: the callee's key is checked, so our audio may go, also while it rings: the
  * callee plays nothing before its user answers, then hears us at once. */
 static bool may_send_early(const wzp_voicecall *vc)
 {
-    return vc->role == WZP_VOICECALL_CALLER && !vc->env.hold_audio_until_answer &&
-           vc->media == WZP_VOICECALL_MEDIA_OFF && vc->conn &&
-           (vc->phase == WZP_VOICECALL_RINGING || vc->phase == WZP_VOICECALL_CONNECTING) &&
+    return vc->st.role == WZP_VOICECALL_CALLER && !vc->env.hold_audio_until_answer &&
+           vc->st.media == WZP_VOICECALL_MEDIA_OFF && vc->conn &&
+           (vc->st.phase == WZP_VOICECALL_RINGING || vc->st.phase == WZP_VOICECALL_CONNECTING) &&
            wzp_quic_conn_can_send_datagram(vc->conn);
 }
 
@@ -957,19 +952,19 @@ static void media_tick(wzp_voicecall *vc, wzp_ts now)
     }
     /* Play out on our own 20 ms schedule from the playout start (the receive
      * clock must not drift with our wake-up latency). */
-    if (vc->media != WZP_VOICECALL_MEDIA_BOTH)
+    if (vc->st.media != WZP_VOICECALL_MEDIA_BOTH)
         return;
     if (vc->rx_next == WZP_TS_NEVER)
         vc->rx_next = wzp_media_rx_next_deadline(vc->rx);
     if (vc->rx_next != WZP_TS_NEVER && vc->rx_next + WZP_MS(200) < now)
         vc->rx_next = now;
-    while (vc->media == WZP_VOICECALL_MEDIA_BOTH && vc->rx_next <= now) {
+    while (vc->st.media == WZP_VOICECALL_MEDIA_BOTH && vc->rx_next <= now) {
         int16_t pcm[WZP_FRAME_SAMPLES];
         int kind = wzp_media_rx_pull(vc->rx, now, pcm);
         vc->rx_next += FRAME_TIME;
         if ((kind == WZP_MEDIA_RX_DECODED || kind == WZP_MEDIA_RX_FEC) &&
-            vc->first_audio_at == WZP_TS_NEVER)
-            vc->first_audio_at = now;
+            vc->st.first_audio_at == WZP_TS_NEVER)
+            vc->st.first_audio_at = now;
         wzp_voicecall_event e = {
             .type = WZP_VOICECALL_EV_PCM, .pcm = pcm, .concealed = kind == WZP_MEDIA_RX_CONCEALED};
         emit(vc, &e);
@@ -978,35 +973,35 @@ static void media_tick(wzp_voicecall *vc, wzp_ts now)
 
 static void dial(wzp_voicecall *vc, wzp_ts now)
 {
-    vc->link = WZP_VOICECALL_LINK_HANDSHAKE;
+    vc->st.link = WZP_VOICECALL_LINK_HANDSHAKE;
     wzp_quic_conn_config o;
     wzp_quic_conn_config_default(&o);
     e2e_opts(vc, &o);
     int rc = wzp_quic_connect(vc->env.ep, &vc->env.vlocal, &vc->vremote, &o, now, &vc->conn);
     if (rc < 0) {
         vc->conn = NULL;
-        vc->link = WZP_VOICECALL_LINK_CLOSED;
+        vc->st.link = WZP_VOICECALL_LINK_CLOSED;
         wzp_voicecall_end(vc, rc, "cannot start the end-to-end connection", now);
     }
 }
 
 void wzp_voicecall_handle_timer(wzp_voicecall *vc, wzp_ts now)
 {
-    if (vc->phase == WZP_VOICECALL_ENDED)
+    if (vc->st.phase == WZP_VOICECALL_ENDED)
         return;
     vc->agent_now = now;
     /* Work that must not run inside endpoint callbacks waits for a timer at `now`. */
-    if (vc->link == WZP_VOICECALL_LINK_DIAL)
+    if (vc->st.link == WZP_VOICECALL_LINK_DIAL)
         dial(vc, now);
     if (may_send_early(vc) && start_media(vc, now) == 0)
-        vc->media = WZP_VOICECALL_MEDIA_EARLY;
-    if (vc->phase == WZP_VOICECALL_ENDED)
+        vc->st.media = WZP_VOICECALL_MEDIA_EARLY;
+    if (vc->st.phase == WZP_VOICECALL_ENDED)
         return;
-    if (vc->paths == WZP_VOICECALL_PATHS_CHECKING && vc->phase == WZP_VOICECALL_ACTIVE &&
+    if (vc->st.paths == WZP_VOICECALL_PATHS_CHECKING && vc->st.phase == WZP_VOICECALL_ACTIVE &&
         wzp_ice_next_deadline(vc->ice) <= now)
         wzp_ice_handle_timer(vc->ice, now);
     media_tick(vc, now);
-    if (vc->phase == WZP_VOICECALL_ACTIVE && vc->next_stats <= now) {
+    if (vc->st.phase == WZP_VOICECALL_ACTIVE && vc->next_stats <= now) {
         send_stats(vc);
         vc->next_stats = now + STATS_INTERVAL;
     }
@@ -1014,16 +1009,16 @@ void wzp_voicecall_handle_timer(wzp_voicecall *vc, wzp_ts now)
 
 wzp_ts wzp_voicecall_next_deadline(const wzp_voicecall *vc)
 {
-    if (vc->phase == WZP_VOICECALL_ENDED)
+    if (vc->st.phase == WZP_VOICECALL_ENDED)
         return WZP_TS_NEVER;
-    if (vc->link == WZP_VOICECALL_LINK_DIAL || may_send_early(vc))
+    if (vc->st.link == WZP_VOICECALL_LINK_DIAL || may_send_early(vc))
         return 0;
     wzp_ts t = vc->chan ? vc->next_keepalive : WZP_TS_NEVER;
     if (sending(vc))
         t = wzp_ts_min(t, vc->tx_next);
-    if (vc->phase != WZP_VOICECALL_ACTIVE)
+    if (vc->st.phase != WZP_VOICECALL_ACTIVE)
         return t;
-    if (vc->paths == WZP_VOICECALL_PATHS_CHECKING)
+    if (vc->st.paths == WZP_VOICECALL_PATHS_CHECKING)
         t = wzp_ts_min(t, wzp_ice_next_deadline(vc->ice));
     t = wzp_ts_min(t,
                    vc->rx_next != WZP_TS_NEVER ? vc->rx_next : wzp_media_rx_next_deadline(vc->rx));
@@ -1032,7 +1027,7 @@ wzp_ts wzp_voicecall_next_deadline(const wzp_voicecall *vc)
 
 void wzp_voicecall_flush(wzp_voicecall *vc, wzp_ts now, wzp_voicecall_send_fn send, void *user)
 {
-    if (vc->phase == WZP_VOICECALL_ACTIVE && vc->paths == WZP_VOICECALL_PATHS_CHECKING) {
+    if (vc->st.phase == WZP_VOICECALL_ACTIVE && vc->st.paths == WZP_VOICECALL_PATHS_CHECKING) {
         uint8_t buf[WZP_PROBE_MAX_LEN];
         int sock, n;
         wzp_addr dest;
@@ -1040,7 +1035,7 @@ void wzp_voicecall_flush(wzp_voicecall *vc, wzp_ts now, wzp_voicecall_send_fn se
             if (vc->env.local[sock].len)
                 send(user, sock, &dest, buf, (size_t)n);
     }
-    if (vc->phase != WZP_VOICECALL_ENDED && vc->chan && vc->next_keepalive <= now) {
+    if (vc->st.phase != WZP_VOICECALL_ENDED && vc->chan && vc->next_keepalive <= now) {
         uint8_t frame[WZP_RELAY_FRAME_HDR + 4], nonce[4];
         wzp_random_nonce(nonce, sizeof(nonce));
         int n = wzp_relay_frame_encode(frame, sizeof(frame), WZP_RELAY_FRAME_KEEPALIVE, vc->chan,
@@ -1054,7 +1049,7 @@ void wzp_voicecall_flush(wzp_voicecall *vc, wzp_ts now, wzp_voicecall_send_fn se
 void wzp_voicecall_route(wzp_voicecall *vc, const uint8_t *pkt, size_t len,
                          wzp_voicecall_send_fn send, void *user)
 {
-    if (vc->paths == WZP_VOICECALL_PATHS_CHECKING) {
+    if (vc->st.paths == WZP_VOICECALL_PATHS_CHECKING) {
         wzp_ice_route r = wzp_ice_route_get(vc->ice);
         if (r.kind == WZP_ROUTE_DIRECT && vc->env.local[r.sock].len) {
             send(user, r.sock, &r.remote, pkt, len);
@@ -1089,7 +1084,7 @@ void wzp_voicecall_get_stats(const wzp_voicecall *vc, wzp_call_stats *out, wzp_t
         snprintf(out->path_desc, sizeof(out->path_desc), "relay %s channel %u",
                  wzp_addr_format(&vc->relay, a, sizeof(a)), vc->chan);
     }
-    if (vc->paths == WZP_VOICECALL_PATHS_CHECKING) {
+    if (vc->st.paths == WZP_VOICECALL_PATHS_CHECKING) {
         wzp_ice_route r = wzp_ice_route_get(vc->ice);
         if (r.kind == WZP_ROUTE_DIRECT) {
             out->path = WZP_PATH_DIRECT;
@@ -1107,9 +1102,9 @@ void wzp_voicecall_get_stats(const wzp_voicecall *vc, wzp_call_stats *out, wzp_t
         wzp_media_tx_stats ts;
         wzp_media_tx_get_stats(vc->tx, &ts);
         out->frames_sent = ts.sent;
-        if (vc->active_at != WZP_TS_NEVER && now > vc->active_at)
+        if (vc->st.active_at != WZP_TS_NEVER && now > vc->st.active_at)
             out->bitrate_kbps =
-                (double)ts.bytes * 8.0 / ((double)(now - vc->active_at) / 1e9) / 1000.0;
+                (double)ts.bytes * 8.0 / ((double)(now - vc->st.active_at) / 1e9) / 1000.0;
     }
     if (vc->rx) {
         wzp_media_rx_stats rs;
@@ -1119,8 +1114,8 @@ void wzp_voicecall_get_stats(const wzp_voicecall *vc, wzp_call_stats *out, wzp_t
         uint64_t expected = out->frames_received + out->frames_lost;
         out->loss_pct = expected ? 100.0 * (double)out->frames_lost / (double)expected : 0.0;
     }
-    out->time_to_first_audio_ms = ms_since(vc->answered_at, vc->first_audio_at);
-    out->time_to_direct_ms = ms_since(vc->answered_at, vc->direct_at);
+    out->time_to_first_audio_ms = ms_since(vc->st.answered_at, vc->st.first_audio_at);
+    out->time_to_direct_ms = ms_since(vc->st.answered_at, vc->direct_at);
     out->path_changes = vc->path_changes;
     out->peer_frames_received = vc->peer_frames_received;
     out->peer_frames_lost = vc->peer_frames_lost;
@@ -1130,20 +1125,12 @@ void wzp_voicecall_get_stats(const wzp_voicecall *vc, wzp_call_stats *out, wzp_t
 
 void wzp_voicecall_get_status(const wzp_voicecall *vc, wzp_voicecall_status *out)
 {
-    *out = (wzp_voicecall_status){.role = vc->role,
-                                  .phase = vc->phase,
-                                  .key = vc->key,
-                                  .link = vc->link,
-                                  .paths = vc->paths,
-                                  .media = vc->media,
-                                  .answered_at = vc->answered_at,
-                                  .active_at = vc->active_at,
-                                  .first_audio_at = vc->first_audio_at};
+    *out = vc->st;
 }
 
 wzp_call_state wzp_voicecall_state(const wzp_voicecall *vc)
 {
-    return public_state(vc->phase);
+    return public_state(vc->st.phase);
 }
 
 void *wzp_voicecall_user(const wzp_voicecall *vc)
@@ -1178,7 +1165,7 @@ uint16_t wzp_voicecall_vport(const wzp_voicecall *vc)
 
 const uint8_t *wzp_voicecall_probe_tag(const wzp_voicecall *vc)
 {
-    return vc->paths == WZP_VOICECALL_PATHS_CHECKING ? vc->tag : NULL;
+    return vc->st.paths == WZP_VOICECALL_PATHS_CHECKING ? vc->tag : NULL;
 }
 
 const char *wzp_voicecall_peer_fp(const wzp_voicecall *vc)
@@ -1246,18 +1233,19 @@ int wzp_voicecall_new(wzp_voicecall **out, const wzp_voicecall_config *cfg)
     if (!vc)
         return WZP_ERR_NOMEM;
     vc->env = *env;
-    vc->role = cfg->role;
-    vc->phase = cfg->role == WZP_VOICECALL_CALLER ? WZP_VOICECALL_OFFERING : WZP_VOICECALL_RINGING;
-    vc->key = WZP_VOICECALL_KEY_UNKNOWN;
-    vc->link = WZP_VOICECALL_LINK_NONE;
-    vc->paths = WZP_VOICECALL_PATHS_RELAY;
-    vc->media = WZP_VOICECALL_MEDIA_OFF;
+    vc->st.role = cfg->role;
+    vc->st.phase =
+        cfg->role == WZP_VOICECALL_CALLER ? WZP_VOICECALL_OFFERING : WZP_VOICECALL_RINGING;
+    vc->st.key = WZP_VOICECALL_KEY_UNKNOWN;
+    vc->st.link = WZP_VOICECALL_LINK_NONE;
+    vc->st.paths = WZP_VOICECALL_PATHS_RELAY;
+    vc->st.media = WZP_VOICECALL_MEDIA_OFF;
     vc->id = cfg->id;
     vc->user = cfg->user;
     vc->vport = cfg->vport;
     static const uint8_t vremote_ip[16] = {0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
     wzp_addr_from_ip(&vc->vremote, AF_INET6, vremote_ip, vc->vport);
-    vc->answered_at = vc->active_at = vc->first_audio_at = vc->direct_at = WZP_TS_NEVER;
+    vc->st.answered_at = vc->st.active_at = vc->st.first_audio_at = vc->direct_at = WZP_TS_NEVER;
     vc->last_rx_at = WZP_TS_NEVER;
     vc->tx_next = vc->rx_next = vc->next_keepalive = vc->next_stats = WZP_TS_NEVER;
     if (cfg->role == WZP_VOICECALL_CALLEE) {
@@ -1278,7 +1266,7 @@ int wzp_voicecall_new(wzp_voicecall **out, const wzp_voicecall_config *cfg)
     if (by_fp) {
         /* Pinned end to end: whatever the relay says, only this key may answer. */
         memcpy(vc->peer_fp, fp, sizeof(fp));
-        vc->key = WZP_VOICECALL_KEY_PINNED;
+        vc->st.key = WZP_VOICECALL_KEY_PINNED;
         fp_text(fp, vc->peer_fp_text);
     } else {
         snprintf(vc->peer_alias, sizeof(vc->peer_alias), "%s", cfg->peer);
@@ -1300,7 +1288,7 @@ void wzp_voicecall_free(wzp_voicecall *vc)
 int wzp_voicecall_answer(wzp_voicecall *vc, const wzp_addr *hosts, size_t n_hosts,
                          const wzp_addr *reflexive, wzp_ts now)
 {
-    if (vc->role != WZP_VOICECALL_CALLEE || vc->phase != WZP_VOICECALL_RINGING || !vc->sig)
+    if (vc->st.role != WZP_VOICECALL_CALLEE || vc->st.phase != WZP_VOICECALL_RINGING || !vc->sig)
         return WZP_ERR_STATE;
     gather(vc, hosts, n_hosts, reflexive);
     wzp_sig_params params;
@@ -1308,7 +1296,7 @@ int wzp_voicecall_answer(wzp_voicecall *vc, const wzp_addr *hosts, size_t n_host
     int rc = wzp_sigc_accept(vc->env.sc, vc->sig, &params, vc->local, vc->n_local, now);
     if (rc < 0)
         return rc;
-    vc->answered_at = now;
+    vc->st.answered_at = now;
     set_phase(vc, WZP_VOICECALL_CONNECTING);
     go_active(vc, now); /* at once if the caller's handshake finished while we rang */
     return 0;
@@ -1316,7 +1304,7 @@ int wzp_voicecall_answer(wzp_voicecall *vc, const wzp_addr *hosts, size_t n_host
 
 int wzp_voicecall_reject(wzp_voicecall *vc, wzp_ts now)
 {
-    if (vc->role != WZP_VOICECALL_CALLEE || vc->phase != WZP_VOICECALL_RINGING)
+    if (vc->st.role != WZP_VOICECALL_CALLEE || vc->st.phase != WZP_VOICECALL_RINGING)
         return WZP_ERR_STATE;
     if (vc->sig) {
         wzp_sigc_reject(vc->env.sc, vc->sig, now);
@@ -1328,7 +1316,7 @@ int wzp_voicecall_reject(wzp_voicecall *vc, wzp_ts now)
 
 int wzp_voicecall_set_mute(wzp_voicecall *vc, bool mute)
 {
-    if (vc->phase == WZP_VOICECALL_ENDED)
+    if (vc->st.phase == WZP_VOICECALL_ENDED)
         return WZP_ERR_CLOSED;
     vc->mute = mute;
     if (vc->tx)

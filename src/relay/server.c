@@ -224,6 +224,24 @@ static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
     return 0;
 }
 
+int wzp_relay_endpoint_config(wzp_quic_endpoint_config *cfg, const wzp_identity *id,
+                              int (*accept)(void *user, const wzp_addr *local,
+                                            const wzp_addr *remote, wzp_quic_conn_config *opts,
+                                            wzp_ts now),
+                              void *user)
+{
+    wzp_quic_endpoint_config_default(cfg);
+    cfg->id = id;
+    cfg->server = true;
+    cfg->cb.accept = accept;
+    cfg->user = user;
+    /* Reset tokens from the identity key: after a restart (same home) the relay resets its
+     * former clients' connections and they reconnect at once. */
+    cfg->have_static_secret =
+        wzp_identity_derive_secret(id, WZP_RESET_SECRET_LABEL, cfg->static_secret) == 0;
+    return cfg->have_static_secret ? 0 : WZP_ERR_INTERNAL;
+}
+
 /* --- alias bindings file ------------------------------------------------------------ */
 
 /* The file stores wall-clock expiry (a restart keeps the remaining time); the
@@ -540,17 +558,10 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
     if ((rv = wzp_loop_new(&s->loop)) < 0)
         goto fail;
     wzp_quic_endpoint_config qcfg;
-    wzp_quic_endpoint_config_default(&qcfg);
-    qcfg.id = s->id;
-    qcfg.server = true;
-    qcfg.cb.accept = q_accept;
-    qcfg.user = s;
+    if ((rv = wzp_relay_endpoint_config(&qcfg, s->id, q_accept, s)) < 0)
+        goto fail;
     qcfg.retry_threshold = cfg->retry_threshold;
     qcfg.max_handshakes_per_addr = cfg->max_handshakes_per_addr;
-    /* Reset tokens from the identity key: after a restart (same home) the
-     * relay resets its former clients' connections and they reconnect at once. */
-    qcfg.have_static_secret =
-        wzp_identity_derive_secret(s->id, WZP_RESET_SECRET_LABEL, qcfg.static_secret) == 0;
     rv = wzp_quic_endpoint_new(&s->ep, &qcfg);
     if (rv < 0)
         goto fail;

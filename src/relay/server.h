@@ -55,6 +55,18 @@ typedef struct wzp_relay_server_config {
 
 typedef struct wzp_relay_server wzp_relay_server;
 
+/*
+ * The relay's QUIC endpoint settings (defaults otherwise): a server presenting
+ * id, with accept(user), and stateless reset tokens keyed from the identity so
+ * that a restarted relay (same home) resets its former clients' connections.
+ * WZP_ERR_INTERNAL if the secret cannot be derived.
+ */
+int wzp_relay_endpoint_config(wzp_quic_endpoint_config *cfg, const wzp_identity *id,
+                              int (*accept)(void *user, const wzp_addr *local,
+                                            const wzp_addr *remote, wzp_quic_conn_config *opts,
+                                            wzp_ts now),
+                              void *user);
+
 void wzp_relay_server_config_default(wzp_relay_server_config *cfg);
 /* Loads (or creates) the identity, binds the port and starts the workers.
  * cfg NULL: defaults. 0 or a negative wzp_error (*out untouched). */

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "client/core_int.h"
-#include "quic/identity_tls.h"
+#include "relay/server.h"
 #include "support/simworld.h"
 #include "wire/demux.h"
 #include "wire/relay_frame.h"
@@ -234,14 +234,7 @@ void sim_relay_start_cfg(simrelay *r, wzp_sim *sim, const wzp_relay_control_conf
 static void relay_boot(simrelay *r, const wzp_relay_control_config *cfg)
 {
     wzp_quic_endpoint_config qc;
-    wzp_quic_endpoint_config_default(&qc);
-    qc.id = r->id;
-    qc.server = true;
-    qc.cb.accept = q_accept;
-    qc.user = r;
-    qc.have_static_secret =
-        wzp_identity_derive_secret(r->id, WZP_RESET_SECRET_LABEL, qc.static_secret) == 0;
-    assert_true(qc.have_static_secret);
+    assert_int_equal(wzp_relay_endpoint_config(&qc, r->id, q_accept, r), 0);
     assert_int_equal(wzp_quic_endpoint_new(&r->ep, &qc), 0);
     wzp_relay_control_config ccfg;
     if (cfg)
@@ -502,10 +495,16 @@ bool both_ended(simclient *a, simclient *b)
 }
 
 /* a calls b (by fingerprint) and both reach ACTIVE. */
-void world_call(world *w, uint64_t seed, wzp_sim_dep nat_a, wzp_sim_dep nat_b, bool direct_disabled)
+void world_open(world *w, uint64_t seed, const wzp_relay_control_config *cfg)
 {
     w->sim = wzp_sim_new(seed);
-    sim_relay_start(&w->r, w->sim);
+    assert_non_null(w->sim);
+    sim_relay_start_cfg(&w->r, w->sim, cfg);
+}
+
+void world_call(world *w, uint64_t seed, wzp_sim_dep nat_a, wzp_sim_dep nat_b, bool direct_disabled)
+{
+    world_open(w, seed, NULL);
     sim_client_start(&w->a, w->sim, &w->r, 0, nat_a, direct_disabled);
     sim_client_start(&w->b, w->sim, &w->r, 1, nat_b, direct_disabled);
     world_connect(w);
@@ -527,8 +526,8 @@ void world_connect(world *w)
 
 void world_free(world *w)
 {
+    sim_client_free(&w->b); /* first: b may borrow a's identity (sim_client_start_as) */
     sim_client_free(&w->a);
-    sim_client_free(&w->b);
     sim_relay_free(&w->r);
     wzp_sim_free(w->sim);
 }

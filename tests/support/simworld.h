@@ -129,6 +129,9 @@ void world_call(world *w, uint64_t seed, wzp_sim_dep nat_a, wzp_sim_dep nat_b,
                 bool direct_disabled);
 /* Registration, then a calls b (auto-answered) until both are ACTIVE. */
 void world_connect(world *w);
+/* The simulation and the relay only (control-plane config, NULL: defaults); the test adds a
+ * and b itself (world_free frees both). */
+void world_open(world *w, uint64_t seed, const wzp_relay_control_config *cfg);
 void world_free(world *w);
 
 #endif

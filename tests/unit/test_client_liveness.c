@@ -100,28 +100,24 @@ static bool second_registered(simclient *a, simclient *a2)
 
 static void test_second_login_takes_over(void **state)
 {
-    wzp_sim *sim = wzp_sim_new(24);
-    simrelay r;
-    sim_relay_start(&r, sim);
-    simclient a, a2;
-    sim_client_start(&a, sim, &r, 0, WZP_SIM_EI, false);
-    assert_true(sim_run(sim, both_registered, &a, &a, WZP_SEC(5)));
-    sim_client_start_as(&a2, sim, &r, 1, a.id);
-    assert_true(sim_run(sim, second_registered, &a, &a2, WZP_SEC(5)));
+    world w;
+    world_open(&w, 24, NULL);
+    simclient *a = &w.a, *a2 = &w.b;
+    sim_client_start(a, w.sim, &w.r, 0, WZP_SIM_EI, false);
+    assert_true(sim_run(w.sim, both_registered, a, a, WZP_SEC(5)));
+    sim_client_start_as(a2, w.sim, &w.r, 1, a->id);
+    assert_true(sim_run(w.sim, second_registered, a, a2, WZP_SEC(5)));
     /* The first login is told why and gives up; the second keeps the registration. */
-    assert_int_equal(a.unreg_err, WZP_ERR_REPLACED);
-    assert_true(a.unreg_fatal);
-    sim_run(sim, NULL, &a, &a2, WZP_SEC(30));
-    assert_int_equal(a.registrations, 1);
-    assert_int_equal(a.unregistrations, 1);
-    assert_false(wzp_core_registered(a.core));
-    assert_int_equal(a2.registrations, 1);
-    assert_int_equal(a2.unregistrations, 0);
-    assert_true(wzp_core_registered(a2.core));
-    sim_client_free(&a2);
-    sim_client_free(&a);
-    sim_relay_free(&r);
-    wzp_sim_free(sim);
+    assert_int_equal(a->unreg_err, WZP_ERR_REPLACED);
+    assert_true(a->unreg_fatal);
+    sim_run(w.sim, NULL, a, a2, WZP_SEC(30));
+    assert_int_equal(a->registrations, 1);
+    assert_int_equal(a->unregistrations, 1);
+    assert_false(wzp_core_registered(a->core));
+    assert_int_equal(a2->registrations, 1);
+    assert_int_equal(a2->unregistrations, 0);
+    assert_true(wzp_core_registered(a2->core));
+    world_free(&w);
 }
 
 /* --- the relay restarts ------------------------------------------------------------------------
@@ -137,27 +133,23 @@ static bool registered_again(simclient *a, simclient *b)
  * unreachable for seconds, not for the old ~40. */
 static void test_relay_restart_noticed(void **state)
 {
-    wzp_sim *sim = wzp_sim_new(26);
-    simrelay r;
-    sim_relay_start(&r, sim);
-    simclient a, b;
-    sim_client_start(&a, sim, &r, 0, WZP_SIM_EI, false);
-    sim_client_start(&b, sim, &r, 1, WZP_SIM_EI, false);
-    assert_true(sim_run(sim, both_registered, &a, &b, WZP_SEC(5)));
-    sim_run(sim, NULL, &a, &b, WZP_SEC(3)); /* mid keep-alive interval */
-    wzp_ts t0 = wzp_sim_now(sim);
-    sim_relay_restart(&r);
-    assert_true(sim_run(sim, registered_again, &a, &b, WZP_SEC(60)));
-    wzp_ts took = wzp_sim_now(sim) - t0;
+    world w;
+    world_open(&w, 26, NULL);
+    sim_client_start(&w.a, w.sim, &w.r, 0, WZP_SIM_EI, false);
+    sim_client_start(&w.b, w.sim, &w.r, 1, WZP_SIM_EI, false);
+    assert_true(sim_run(w.sim, both_registered, &w.a, &w.b, WZP_SEC(5)));
+    sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(3)); /* mid keep-alive interval */
+    wzp_ts t0 = wzp_sim_now(w.sim);
+    sim_relay_restart(&w.r);
+    assert_true(sim_run(w.sim, registered_again, &w.a, &w.b, WZP_SEC(60)));
+    wzp_ts took = wzp_sim_now(w.sim) - t0;
+    wzp_quic_endpoint_stats qs = ep_stats(w.r.ep);
     printf("relay restart: both registered again after %lld ms; resets sent %llu\n",
-           (long long)(took / 1000000), (unsigned long long)ep_stats(r.ep).stateless_resets_sent);
-    assert_int_equal(a.unreg_err, WZP_ERR_UNREACHABLE);
-    assert_true(ep_stats(r.ep).stateless_resets_sent >= 2);
+           (long long)(took / 1000000), (unsigned long long)qs.stateless_resets_sent);
+    assert_int_equal(w.a.unreg_err, WZP_ERR_UNREACHABLE);
+    assert_true(qs.stateless_resets_sent >= 2);
     assert_true(took <= WZP_SEC(6)); /* one 4 s keep-alive, a reset, a 250 ms backoff */
-    sim_client_free(&b);
-    sim_client_free(&a);
-    sim_relay_free(&r);
-    wzp_sim_free(sim);
+    world_free(&w);
 }
 
 /* --- a full relay ---------------------------------------------------------------------------- */
@@ -171,28 +163,24 @@ static bool a2_refused(simclient *a, simclient *a2)
  * second is told the relay is full for it, and stops instead of hammering the relay. */
 static void test_relay_full_for_address(void **state)
 {
-    wzp_sim *sim = wzp_sim_new(25);
     wzp_relay_control_config cfg;
     wzp_relay_control_config_default(&cfg);
     cfg.max_conns_per_addr = 1;
-    simrelay r;
-    sim_relay_start_cfg(&r, sim, &cfg);
-    wzp_sim_router *rt = sim_router_new(sim, 0, WZP_SIM_EI);
-    simclient a, a2;
-    sim_client_join(&a, sim, &r, rt, "10.0.1.2", false);
-    assert_true(sim_run(sim, both_registered, &a, &a, WZP_SEC(5)));
-    sim_client_join(&a2, sim, &r, rt, "10.0.1.3", false);
-    assert_true(sim_run(sim, a2_refused, &a, &a2, WZP_SEC(5)));
-    assert_int_equal(a2.unreg_err, WZP_ERR_RELAY_FULL);
-    assert_true(a2.unreg_fatal);
-    sim_run(sim, NULL, &a, &a2, WZP_SEC(20));
-    assert_int_equal(a2.registrations, 0);
-    assert_int_equal(a2.unregistrations, 1);
-    assert_int_equal(a.unregistrations, 0);
-    sim_client_free(&a2);
-    sim_client_free(&a);
-    sim_relay_free(&r);
-    wzp_sim_free(sim);
+    world w;
+    world_open(&w, 25, &cfg);
+    wzp_sim_router *rt = sim_router_new(w.sim, 0, WZP_SIM_EI);
+    simclient *a = &w.a, *a2 = &w.b;
+    sim_client_join(a, w.sim, &w.r, rt, "10.0.1.2", false);
+    assert_true(sim_run(w.sim, both_registered, a, a, WZP_SEC(5)));
+    sim_client_join(a2, w.sim, &w.r, rt, "10.0.1.3", false);
+    assert_true(sim_run(w.sim, a2_refused, a, a2, WZP_SEC(5)));
+    assert_int_equal(a2->unreg_err, WZP_ERR_RELAY_FULL);
+    assert_true(a2->unreg_fatal);
+    sim_run(w.sim, NULL, a, a2, WZP_SEC(20));
+    assert_int_equal(a2->registrations, 0);
+    assert_int_equal(a2->unregistrations, 1);
+    assert_int_equal(a->unregistrations, 0);
+    world_free(&w);
 }
 
 int main(void)

@@ -126,17 +126,24 @@ static bool ended2(simclient *a, simclient *b)
     return both_ended(a, b);
 }
 
-static void test_decline_while_preconnected(void **state)
+/* While pre-connected, the callee declines or the caller withdraws: each side ends with its
+ * reason (whichever of the e2e close and the relay's CallEnded comes first), nothing was
+ * played, and only the relay connections remain. */
+static void end_before_answer(uint64_t seed, bool callee_declines)
 {
     world w;
-    ring(&w, 32);
+    ring(&w, seed);
     sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(1));
-    assert_true(e2e_up(&w.b));
-    assert_int_equal(wzp_core_reject(w.b.core, w.b.call, wzp_sim_now(w.sim)), 0);
-    sim_client_kick(&w.b);
+    simclient *quits = callee_declines ? &w.b : &w.a;
+    assert_true(e2e_up(quits));
+    wzp_ts now = wzp_sim_now(w.sim);
+    assert_int_equal(callee_declines ? wzp_core_reject(w.b.core, w.b.call, now)
+                                     : wzp_core_hangup(w.a.core, w.a.call, now),
+                     0);
+    sim_client_kick(quits);
     assert_true(sim_run(w.sim, ended2, &w.a, &w.b, WZP_SEC(5)));
-    assert_int_equal(w.a.reason, WZP_ERR_REJECTED);
-    assert_int_equal(w.b.reason, 0);
+    assert_int_equal(w.a.reason, callee_declines ? WZP_ERR_REJECTED : 0);
+    assert_int_equal(w.b.reason, callee_declines ? 0 : WZP_ERR_CANCELLED);
     assert_int_equal(w.b.frames_played, 0);
     sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(1));
     assert_int_equal(wzp_quic_endpoint_conn_count(w.a.core->ep), 1); /* only the relay's */
@@ -144,21 +151,14 @@ static void test_decline_while_preconnected(void **state)
     world_free(&w);
 }
 
+static void test_decline_while_preconnected(void **state)
+{
+    end_before_answer(32, true);
+}
+
 static void test_withdraw_while_preconnected(void **state)
 {
-    world w;
-    ring(&w, 33);
-    sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(1));
-    assert_true(e2e_up(&w.a));
-    assert_int_equal(wzp_core_hangup(w.a.core, w.a.call, wzp_sim_now(w.sim)), 0);
-    sim_client_kick(&w.a);
-    assert_true(sim_run(w.sim, ended2, &w.a, &w.b, WZP_SEC(5)));
-    assert_int_equal(w.a.reason, 0);
-    assert_int_equal(w.b.reason, WZP_ERR_CANCELLED);
-    sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(1));
-    assert_int_equal(wzp_quic_endpoint_conn_count(w.a.core->ep), 1);
-    assert_int_equal(wzp_quic_endpoint_conn_count(w.b.core->ep), 1);
-    world_free(&w);
+    end_before_answer(33, false);
 }
 
 static void test_unanswered_expires(void **state)

@@ -166,17 +166,25 @@ static void test_restart_same_secret_resets_client(void **state)
     qnet_free(&nt);
 }
 
+/* A client connected to a server with secret `before`; the server restarted with `after`.
+ * Returns when the restart happened. */
+static wzp_ts connected_then_restarted(qnet *nt, const uint8_t *before, const uint8_t *after)
+{
+    net_init(nt, before);
+    connect_client(nt);
+    wzp_ts t0 = qnet_now(nt);
+    server_restart(nt, after);
+    return t0;
+}
+
 /* Same, driven only by the keep-alive and the network: closed within about
  * a keep-alive period, far before the idle timeout. */
 static void test_restart_keepalive_draws_reset(void **state)
 {
     (void)state;
     qnet nt;
-    net_init(&nt, secret_a);
+    wzp_ts t0 = connected_then_restarted(&nt, secret_a, secret_a);
     node *cl = &nt.nodes[1];
-    connect_client(&nt);
-    wzp_ts t0 = qnet_now(&nt);
-    server_restart(&nt, secret_a);
     qnet_run(&nt, WZP_SEC(30), qnet_client_closed, NULL);
     assert_int_equal(cl->ev.closed, 1);
     assert_true(cl->ev.close_by_reset);
@@ -190,11 +198,8 @@ static void test_restart_other_secret_ignored(void **state)
 {
     (void)state;
     qnet nt;
-    net_init(&nt, secret_a);
+    wzp_ts t0 = connected_then_restarted(&nt, secret_a, secret_b);
     node *sv = &nt.nodes[0], *cl = &nt.nodes[1];
-    connect_client(&nt);
-    wzp_ts t0 = qnet_now(&nt);
-    server_restart(&nt, secret_b);
     run_for(&nt, WZP_SEC(10));
     assert_true(ep_stats(sv->ep).stateless_resets_sent >= 1);
     assert_int_equal(cl->ev.closed, 0);
@@ -212,10 +217,8 @@ static void test_no_static_secret(void **state)
 {
     (void)state;
     qnet nt;
-    net_init(&nt, NULL);
+    connected_then_restarted(&nt, NULL, NULL);
     node *cl = &nt.nodes[1];
-    connect_client(&nt);
-    server_restart(&nt, NULL);
     run_for(&nt, WZP_SEC(5));
     assert_int_equal(cl->ev.closed, 0);
     qnet_free(&nt);
