@@ -7,18 +7,19 @@
  *    path: the socket's local address -> the relay), which carries signaling
  *    (src/call/signal_client.h), and
  *  - one end-to-end connection per call (the caller is the QUIC client),
- *    pinned to the fingerprint the relay vouched for in CallSetup. It runs
- *    on a *virtual path* per call: local [100::1]:1, remote [100::2]:vport
- *    (100::/64 is the IPv6 discard prefix; never on the wire). Outgoing
- *    packets on a virtual path go where the call's ICE agent routes them:
- *    wrapped in a relay DATA frame to the relay, or straight to the peer.
- *    Incoming ones are accepted from any path and fed with the virtual one.
+ *    owned by the call (src/call/voicecall.h), pinned to the key the user
+ *    dialled or was shown. It runs on a *virtual path* per call: local
+ *    [100::1]:1, remote [100::2]:vport (100::/64 is the IPv6 discard prefix;
+ *    never on the wire). Outgoing packets on a virtual path go where the
+ *    call's ICE agent routes them: wrapped in a relay DATA frame to the
+ *    relay, or straight to the peer. Incoming ones are accepted from any
+ *    path and fed with the virtual one.
  *
- * Receive demultiplexing (first byte, wire/demux.h):
+ * Receive demultiplexing (first byte, wire/demux.h, then one table):
  *    QUIC from the relay      -> control connection
- *    QUIC from anywhere else  -> the call owning its DCID (direct path)
- *    relay DATA from the relay -> the call owning the channel id
- *    probe                    -> the call whose probe tag matches
+ *    QUIC from anywhere else  -> the call owning its DCID (the endpoint's table)
+ *    relay DATA from the relay -> the call owning the channel id (routing table)
+ *    probe                    -> the call owning the probe tag (routing table)
  *
  * Driving: feed() every datagram, handle_timer() at next_deadline(), and
  * flush() after each of those and after every command; flush hands out the
