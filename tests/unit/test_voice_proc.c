@@ -288,6 +288,16 @@ static void test_double_talk(void **state)
     assert_true(ncc_aec >= 0.85);
     assert_true(ncc_aec > ncc_mic + 0.1);
 
+    /* Recovery: the talker stops at 7 s; the echo must be cancelled again. */
+    memset(near + RATE * 7, 0, (N - RATE * 7) * sizeof(float));
+    to_s16(b->echo, b->noise, near, b->mic, N);
+    run(&c, b->far, b->mic, b->out, N, 0, 0, NULL);
+    double rec = erle_db(b->echo, b->out, (size_t)RATE * 8, N);
+    printf("  double-talk 5-7 s, then ERLE over 8-10 s: %.1f dB\n", rec);
+    assert_true(rec >= 15.0);
+    memcpy(near + RATE * 7, b->near + RATE * 2, (N - RATE * 7) * sizeof(float));
+    to_s16(b->echo, b->noise, near, b->mic, N);
+
     wzp_voice_proc_config_default(&c);
     run(&c, b->far, b->mic, b->out, N, 0, 0, NULL);
     for (size_t i = 0; i < N; i++)
