@@ -1,0 +1,210 @@
+#include "audio/voice_proc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <speex/speex_echo.h>
+#include <speex/speex_preprocess.h>
+#include <wzp/wzp.h>
+
+/* speexdsp runs on 10 ms blocks: the MDF canceller adapts once per block, so
+ * halving the block doubles its adaptation rate at the same cost per second,
+ * and 480 samples keeps the FFTs small. */
+#define SUB       (WZP_AUDIO_RATE / 100)
+#define SUBS      (WZP_AUDIO_FRAME_SAMPLES / SUB)
+#define FAR_MAX   64
+#define FILTER_MS 200
+/* Speech probability (percent) to enter / stay in voice: speexdsp's defaults. */
+#define VAD_START    35
+#define VAD_CONTINUE 20
+
+struct wzp_voice_proc {
+    wzp_voice_proc_config cfg;
+    SpeexEchoState *echo;     /* NULL with aec off */
+    SpeexPreprocessState *pp; /* NULL with denoise, agc and vad all off */
+    bool pp_in_place;         /* denoise or agc: pp output is the output */
+    bool was_speech;          /* VAD hysteresis state */
+    /* far queue: cfg.far_queue frames, FIFO */
+    int16_t *far;
+    int far_head, far_len;
+    int16_t zeros[WZP_AUDIO_FRAME_SAMPLES];
+    int16_t tmp[WZP_AUDIO_FRAME_SAMPLES];
+    wzp_voice_proc_stats st;
+};
+
+void wzp_voice_proc_config_default(wzp_voice_proc_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->aec = cfg->denoise = cfg->agc = cfg->vad = true;
+    cfg->filter_ms = FILTER_MS;
+    cfg->agc_level = 8000;
+    cfg->far_queue = 4;
+}
+
+static int make_pp(wzp_voice_proc *vp)
+{
+    const wzp_voice_proc_config *c = &vp->cfg;
+    if (!c->denoise && !c->agc && !c->vad)
+        return 0;
+    vp->pp = speex_preprocess_state_init(SUB, WZP_AUDIO_RATE);
+    if (!vp->pp)
+        return WZP_ERR_AUDIO;
+    spx_int32_t on = 1, off = 0;
+    speex_preprocess_ctl(vp->pp, SPEEX_PREPROCESS_SET_DENOISE, c->denoise ? &on : &off);
+    speex_preprocess_ctl(vp->pp, SPEEX_PREPROCESS_SET_AGC, c->agc ? &on : &off);
+    /* The preprocessor's own VAD flag (SET_VAD, off by default) only adds
+     * hysteresis over its speech probability and prints a warning when set;
+     * near() does that itself from SPEEX_PREPROCESS_GET_PROB. */
+    speex_preprocess_ctl(vp->pp, SPEEX_PREPROCESS_SET_DEREVERB, &off);
+    if (c->agc) {
+        spx_int32_t level = c->agc_level;
+        speex_preprocess_ctl(vp->pp, SPEEX_PREPROCESS_SET_AGC_TARGET, &level);
+    }
+    /* Residual echo suppression: the preprocessor reads the canceller's
+     * residual echo estimate (applied through the denoiser's gains). */
+    if (vp->echo)
+        speex_preprocess_ctl(vp->pp, SPEEX_PREPROCESS_SET_ECHO_STATE, vp->echo);
+    vp->pp_in_place = c->denoise || c->agc;
+    return 0;
+}
+
+int wzp_voice_proc_new(wzp_voice_proc **out, const wzp_voice_proc_config *cfg)
+{
+    wzp_voice_proc_config c;
+    wzp_voice_proc_config_default(&c);
+    if (cfg) {
+        c.aec = cfg->aec;
+        c.denoise = cfg->denoise;
+        c.agc = cfg->agc;
+        c.vad = cfg->vad;
+        if (cfg->filter_ms)
+            c.filter_ms = cfg->filter_ms;
+        if (cfg->agc_level)
+            c.agc_level = cfg->agc_level;
+        if (cfg->far_queue)
+            c.far_queue = cfg->far_queue;
+    }
+    if (!out || c.filter_ms < 10 || c.filter_ms > 2000 || c.agc_level < 0 || c.agc_level > 32767 ||
+        c.far_queue < 1 || c.far_queue > FAR_MAX)
+        return WZP_ERR_INVALID;
+    wzp_voice_proc *vp = calloc(1, sizeof(*vp));
+    if (!vp)
+        return WZP_ERR_NOMEM;
+    vp->cfg = c;
+    int rc = 0;
+    if (c.aec) {
+        vp->far = calloc((size_t)c.far_queue * WZP_AUDIO_FRAME_SAMPLES, sizeof(int16_t));
+        vp->echo = speex_echo_state_init(SUB, WZP_AUDIO_RATE / 1000 * c.filter_ms);
+        if (!vp->far || !vp->echo) {
+            rc = vp->far ? WZP_ERR_AUDIO : WZP_ERR_NOMEM;
+            goto fail;
+        }
+        spx_int32_t rate = WZP_AUDIO_RATE;
+        speex_echo_ctl(vp->echo, SPEEX_ECHO_SET_SAMPLING_RATE, &rate);
+    }
+    if ((rc = make_pp(vp)) < 0)
+        goto fail;
+    *out = vp;
+    return 0;
+fail:
+    wzp_voice_proc_free(vp);
+    return rc;
+}
+
+void wzp_voice_proc_free(wzp_voice_proc *vp)
+{
+    if (!vp)
+        return;
+    if (vp->pp)
+        speex_preprocess_state_destroy(vp->pp);
+    if (vp->echo)
+        speex_echo_state_destroy(vp->echo);
+    free(vp->far);
+    free(vp);
+}
+
+void wzp_voice_proc_far(wzp_voice_proc *vp, const int16_t far[WZP_AUDIO_FRAME_SAMPLES])
+{
+    if (!vp->echo)
+        return;
+    vp->st.far_frames++;
+    int q = vp->cfg.far_queue;
+    if (vp->far_len == q) { /* oldest out: the newest is closest to the echo to come */
+        vp->far_head = (vp->far_head + 1) % q;
+        vp->far_len--;
+        vp->st.far_dropped++;
+    }
+    int slot = (vp->far_head + vp->far_len) % q;
+    memcpy(vp->far + (size_t)slot * WZP_AUDIO_FRAME_SAMPLES, far,
+           WZP_AUDIO_FRAME_SAMPLES * sizeof(int16_t));
+    vp->far_len++;
+}
+
+int wzp_voice_proc_near(wzp_voice_proc *vp, const int16_t mic[WZP_AUDIO_FRAME_SAMPLES],
+                        int16_t out[WZP_AUDIO_FRAME_SAMPLES], bool *voice)
+{
+    bool v = !vp->cfg.vad;
+    vp->st.frames++;
+    if (vp->echo) {
+        const int16_t *far = vp->zeros;
+        if (vp->far_len > 0) {
+            far = vp->far + (size_t)vp->far_head * WZP_AUDIO_FRAME_SAMPLES;
+            vp->far_head = (vp->far_head + 1) % vp->cfg.far_queue;
+            vp->far_len--;
+        } else {
+            vp->st.far_missing++;
+        }
+        /* speex wants out distinct from mic: go through tmp. */
+        for (int s = 0; s < SUBS; s++)
+            speex_echo_cancellation(vp->echo, mic + s * SUB, far + s * SUB, vp->tmp + s * SUB);
+        memcpy(out, vp->tmp, sizeof(vp->tmp));
+    } else if (out != mic) {
+        memcpy(out, mic, WZP_AUDIO_FRAME_SAMPLES * sizeof(int16_t));
+    }
+    if (vp->pp) {
+        /* VAD alone must not alter the signal: run it on a copy. */
+        int16_t *buf = out;
+        if (!vp->pp_in_place) {
+            memcpy(vp->tmp, out, sizeof(vp->tmp));
+            buf = vp->tmp;
+        }
+        bool any = false;
+        for (int s = 0; s < SUBS; s++) {
+            speex_preprocess_run(vp->pp, buf + s * SUB);
+            spx_int32_t prob = 0;
+            speex_preprocess_ctl(vp->pp, SPEEX_PREPROCESS_GET_PROB, &prob);
+            vp->was_speech = prob > VAD_START || (vp->was_speech && prob > VAD_CONTINUE);
+            any |= vp->was_speech;
+        }
+        if (vp->cfg.vad)
+            v = any;
+    }
+    if (v && vp->cfg.vad)
+        vp->st.voice_frames++;
+    if (voice)
+        *voice = v;
+    return 0;
+}
+
+void wzp_voice_proc_reset(wzp_voice_proc *vp)
+{
+    if (vp->echo)
+        speex_echo_state_reset(vp->echo);
+    vp->far_head = vp->far_len = 0;
+    vp->was_speech = false;
+    if (vp->pp) {
+        /* The preprocessor has no reset: rebuild it (allocates; not for the
+         * real-time thread). On failure the old state is kept. */
+        SpeexPreprocessState *old = vp->pp;
+        vp->pp = NULL;
+        if (make_pp(vp) < 0)
+            vp->pp = old;
+        else
+            speex_preprocess_state_destroy(old);
+    }
+}
+
+void wzp_voice_proc_get_stats(const wzp_voice_proc *vp, wzp_voice_proc_stats *out)
+{
+    *out = vp->st;
+}
