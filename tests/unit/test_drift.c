@@ -50,6 +50,8 @@ typedef struct sim_out {
     double est_err_max;      /* ppm, from 2 x settle on */
     double max_jump, max_d2; /* after 1 s */
     double recovered;        /* s after the burst until level within 10 ms for good */
+    double settled;          /* s until the level stays within target +- 5 ms */
+    double converged;        /* s until the estimate stays within 10 ppm */
 } sim_out;
 
 /* The naive reference: a FIFO that drops the oldest frame when 20 ms over
@@ -130,6 +132,8 @@ static void simulate(const sim_cfg *c, sim_out *o)
     bool was_ok = false;
     wzp_ts ok_since = 0;
     uint64_t underruns_before = 0;
+    bool settling = true;
+    wzp_ts last_unsettled = t0, last_off = t0;
 
     while (next_pull < end) {
         if (next_push <= next_pull) {
@@ -177,9 +181,14 @@ static void simulate(const sim_cfg *c, sim_out *o)
                 wzp_drift_stats st;
                 wzp_drift_get_stats(d, &st);
                 double lvl = st.level / 1e6, fifo = st.fifo / 48.0;
+                if (fabs(lvl - 40.0) >= 5.0 || st.buffering)
+                    last_unsettled = now;
+                if (fabs(st.drift_ppm - c->ppm) >= 10.0)
+                    last_off = now;
                 if (now >= settle) {
-                    if (now == settle || (now - settle) < WZP_MS(10))
+                    if (settling)
                         underruns_before = st.underruns;
+                    settling = false;
                     o->lvl_min = fmin(o->lvl_min, lvl);
                     o->lvl_max = fmax(o->lvl_max, lvl);
                     o->fifo_min = fmin(o->fifo_min, fifo);
@@ -197,6 +206,8 @@ static void simulate(const sim_cfg *c, sim_out *o)
             }
         }
     }
+    o->settled = (double)(last_unsettled - t0) / 1e9;
+    o->converged = (double)(last_off - t0) / 1e9;
     if (nv) {
         o->drops = nv->drops + nv->dups;
         free(nv);
@@ -216,6 +227,15 @@ static void simulate(const sim_cfg *c, sim_out *o)
 
 static void print_out(const char *what, const sim_cfg *c, const sim_out *o)
 {
+    if (c->naive) {
+        printf("# %s ppm %+.0f: %llu frames dropped or repeated, max jump %.1f (tone %.1f), max "
+               "d2 %.1f (tone %.1f)\n",
+               what, c->ppm, (unsigned long long)o->drops, o->max_jump, TONE_SLOPE, o->max_d2,
+               TONE_D2);
+        return;
+    }
+    printf("# %s ppm %+.0f: settled (+-5 ms) after %.1f s, estimate within 10 ppm after %.1f s\n",
+           what, c->ppm, o->settled, o->converged);
     printf("# %s ppm %+.0f: level %.2f..%.2f ms, fifo %.2f..%.2f ms, underruns %llu (after "
            "settling %llu), drops %llu, ratio changes %llu, estimate %+.2f ppm (max error %.2f, "
            "ratio %+.0f), "
@@ -226,7 +246,13 @@ static void print_out(const char *what, const sim_cfg *c, const sim_out *o)
            o->est_err_max, o->ratio_ppm, o->max_jump, TONE_SLOPE, o->max_d2, TONE_D2, o->recovered);
 }
 
-/* (a) + (d): 30 minutes each way; level within target +- 20 ms after 60 s. */
+/* (a) + (d): 30 minutes each way. Stated bounds: after 60 s the smoothed
+ * level (the added delay) stays within target (40 ms) +- 20 ms and the FIFO
+ * never runs dry; from 120 s on the drift estimate is within 10 ppm.
+ * Measured (gcc, this seed): level 39.5..41.7 ms, instantaneous FIFO
+ * 22.4..46.7 ms, settled within +-5 ms after 4-10 s, estimate within 10 ppm after 66-102 s
+ * and its error <= 8.7 ppm from 120 s on,
+ * ~270 ratio changes in 30 min. */
 static void test_long_call_level_and_estimate(void **state)
 {
     (void)state;
@@ -237,13 +263,24 @@ static void test_long_call_level_and_estimate(void **state)
         simulate(&c, &o);
         print_out("30 min", &c, &o);
         assert_true(o.lvl_min >= 20.0 && o.lvl_max <= 60.0);
+        assert_true(o.fifo_min > 0);
+        assert_true(o.settled < 60.0);
         assert_int_equal(o.underruns_settled, 0);
         assert_int_equal(o.drops, 0);
-        assert_true(fabs(o.ppm_est - c.ppm) < 10.0);
+        assert_true(o.est_err_max < 10.0);
+        assert_true(o.converged < 120.0);
     }
 }
 
-/* (b): a phase-continuous tone through the compensator stays smooth. */
+/* (b): a phase-continuous 440 Hz tone (amplitude 10000) through the
+ * compensator stays smooth: its largest sample-to-sample step stays within
+ * 5 % of the tone's own (576), and its second difference (a high-pass, where
+ * a click stands out) within 3x the tone's own (33). Measured: 578 and 36.
+ * The naive compensator, which drops or repeats whole 20 ms frames, clicks
+ * twice in these 3 minutes: measured steps of 8935 (+300 ppm) and 4109
+ * (-300 ppm), second differences of 9508 and 4303. (A single speexdsp
+ * resampler whose ratio crosses 1:1 also clicked: second difference 439, see
+ * drift.c.) */
 static void test_no_clicks(void **state)
 {
     (void)state;
@@ -284,4 +321,55 @@ static void test_stall_then_burst(void **state)
     assert_true(fabs(o.ppm_est - c.ppm) < 20.0);
 }
 
-WZP_TEST_MAIN(NULL, NULL, test_long_call_level_and_estimate, test_no_clicks, test_stall_then_burst)
+static void test_api(void **state)
+{
+    (void)state;
+    wzp_drift *d = NULL;
+    wzp_drift_config c;
+    wzp_drift_config_default(&c);
+    c.quality = 11;
+    assert_int_equal(wzp_drift_new(&d, &c), WZP_ERR_INVALID);
+    wzp_drift_config_default(&c);
+    c.max_excess = WZP_MS(10);
+    assert_int_equal(wzp_drift_new(&d, &c), WZP_ERR_INVALID);
+    assert_null(d);
+    assert_int_equal(wzp_drift_new(NULL, NULL), WZP_ERR_INVALID);
+    assert_int_equal(wzp_drift_new(&d, NULL), 0);
+
+    int16_t pcm[FRAME], out[PULL];
+    for (int i = 0; i < FRAME; i++)
+        pcm[i] = 1000;
+    memset(out, 0x55, sizeof(out));
+    assert_int_equal(wzp_drift_pull(d, out, PULL, WZP_SEC(1)), 0); /* buffering: silence */
+    for (int i = 0; i < PULL; i++)
+        assert_int_equal(out[i], 0);
+    assert_int_equal(wzp_drift_push(d, pcm, WZP_DRIFT_MAX_PUSH + 1, WZP_SEC(1)), WZP_ERR_INVALID);
+    assert_int_equal(wzp_drift_push(d, NULL, FRAME, WZP_SEC(1)), WZP_ERR_INVALID);
+    assert_int_equal(wzp_drift_push(d, pcm, FRAME, WZP_SEC(1)), 0);
+    assert_int_equal(wzp_drift_pull(d, out, PULL, WZP_SEC(1)), 0); /* 20 ms < 40 ms target */
+    assert_int_equal(wzp_drift_push(d, pcm, FRAME, WZP_SEC(1)), 0);
+    assert_int_equal(wzp_drift_pull(d, out, PULL, WZP_SEC(1)), PULL); /* playing */
+    wzp_drift_stats st;
+    wzp_drift_get_stats(d, &st);
+    assert_false(st.buffering);
+    assert_int_equal(st.pushed, 2 * FRAME);
+    assert_int_equal(st.pulled, 3 * PULL);
+    assert_int_equal(st.underruns, 0);
+    /* Drain it: one underrun, then buffering again. */
+    for (int i = 0; i < 4; i++)
+        wzp_drift_pull(d, out, PULL, WZP_SEC(1) + WZP_MS(10) * (unsigned)i);
+    wzp_drift_get_stats(d, &st);
+    assert_int_equal(st.underruns, 1);
+    assert_true(st.buffering);
+    /* The extreme rule: 300 ms at once keeps target + 200 ms. */
+    for (int i = 0; i < 15; i++)
+        assert_int_equal(wzp_drift_push(d, pcm, FRAME, WZP_SEC(2)), 0);
+    wzp_drift_get_stats(d, &st);
+    assert_int_equal(st.dropped_frames, 3);
+    assert_true(st.fifo <= 240 * 48);
+    wzp_drift_free(d);
+    wzp_drift_free(NULL);
+}
+
+WZP_TEST_MAIN(NULL, NULL, test_api, test_long_call_level_and_estimate, test_no_clicks,
+              test_stall_then_burst)
