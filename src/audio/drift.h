@@ -7,18 +7,23 @@
  * frame per push) at the sender's clock; the device side pulls exactly n
  * samples at each tick of its own clock. Between them sits a FIFO and a
  * speexdsp resampler whose ratio (input consumed per output sample, within a
- * few hundred ppm of 1) holds the FIFO's level at a target:
+ * few hundred ppm of 1) holds the FIFO's level at a target. (It is two
+ * speexdsp resamplers in cascade, a fixed one and a steered one, so that no
+ * ratio ever crosses 1:1, where speexdsp switches filters with a click; see
+ * drift.c.)
  *
  * - The level is a time-weighted moving average (about 1 s) of the FIFO
  *   fill, updated at every push and pull, so the push/pull sawtooth does not
  *   bias it whatever the phase between the two clocks.
- * - A PI controller steers the ratio from the level error. Its integral is
- *   the drift estimate (sender vs device, ppm); the proportional part is
- *   bounded by max_ppm, so in normal operation the pitch moves by less than
- *   0.1 % (inaudible) and the signal stays phase-continuous: no clicks.
- * - The ratio applied to the resampler is quantized (25 ppm) and only
+ * - A PI controller (time constant 20 s) steers the ratio from the level
+ *   error, bounded by max_ppm: in normal operation the pitch moves by less
+ *   than 0.1 % (inaudible) and the signal stays phase-continuous: no clicks.
+ * - The ratio applied to the resampler is quantized (24.4 ppm) and only
  *   changed when the wanted one moves by hysteresis_ppm or more, so it does
  *   not jitter.
+ * - The drift estimate (sender vs device, ppm) is the applied ratio plus the
+ *   level's trend, averaged over about 60 s while the loop is in normal
+ *   mode and settled.
  * - A level far from the target (|error| > 40 ms, e.g. after a stall and a
  *   burst) switches to catch-up mode: a faster ratio bounded by fast_ppm
  *   (2 %), back to normal below 10 ms; the drift estimate is frozen meanwhile.
@@ -45,7 +50,7 @@
 #define WZP_DRIFT_DEFAULT_FAST_PPM   20000
 #define WZP_DRIFT_DEFAULT_HYST_PPM   40
 #define WZP_DRIFT_DEFAULT_QUALITY    4
-#define WZP_DRIFT_MAX_PUSH           (48000 / 10) /* samples per push: 100 ms */
+#define WZP_DRIFT_MAX_PUSH           4800 /* samples per push: 100 ms */
 
 typedef struct wzp_drift_config {
     wzp_ts target;           /* FIFO level to hold; 0 = 40 ms */
