@@ -132,6 +132,23 @@ static void run_for(qnet *nt, wzp_ts dur)
     qnet_run(nt, dur, NULL, NULL);
 }
 
+/* A fresh network with the server at node 0 (10.0.0.1:4433) and a client at
+ * node 1 (10.0.0.2:5000). */
+static node *server_and_client(qnet *nt, node **cl)
+{
+    net_init(nt);
+    node *sv = net_add(nt, test_ids.s, true, "10.0.0.1:4433");
+    *cl = net_add(nt, test_ids.c, false, "10.0.0.2:5000");
+    return sv;
+}
+
+/* Asserts the server's accepted connections and Retries sent so far. */
+static void assert_accepted_retries(const node *sv, uint64_t accepted, uint64_t retries)
+{
+    assert_int_equal(ep_stats(sv->ep).conns_accepted, accepted);
+    assert_int_equal(ep_stats(sv->ep).retries_sent, retries);
+}
+
 static void configure(node *sv, size_t retry_threshold, size_t per_addr)
 {
     wzp_quic_endpoint_config cfg;
@@ -150,17 +167,14 @@ static void test_retry_always(void **state)
 {
     (void)state;
     qnet nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
-    node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
+    node *cl, *sv = server_and_client(&nt, &cl);
     configure(sv, 0, 16);
     wzp_quic_conn *c = dial(&nt, cl, sv);
     run_established(&nt, 1);
     run_for(&nt, WZP_MS(100));
     assert_int_equal(cl->ev.established, 1);
     assert_int_equal(sv->ev.established, 1);
-    assert_int_equal(ep_stats(sv->ep).retries_sent, 1);
-    assert_int_equal(ep_stats(sv->ep).conns_accepted, 1);
+    assert_accepted_retries(sv, 1, 1);
     assert_int_equal(ep_stats(sv->ep).rx_bad_token, 0);
     assert_int_equal(ep_stats(sv->ep).rx_addr_capped, 0);
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 1);
@@ -187,24 +201,20 @@ static void test_retry_above_threshold(void **state)
 {
     (void)state;
     qnet nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
-    node *c1 = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
+    node *c1, *sv = server_and_client(&nt, &c1);
     node *c2 = net_add(&nt, test_ids.c, false, "10.0.0.3:5000");
     configure(sv, 1, 0);
     dial(&nt, c1, sv);
     dial(&nt, c2, sv);
     run_established(&nt, 2);
     assert_int_equal(c1->ev.established + c2->ev.established, 2);
-    assert_int_equal(ep_stats(sv->ep).retries_sent, 1);
-    assert_int_equal(ep_stats(sv->ep).conns_accepted, 2);
+    assert_accepted_retries(sv, 2, 1);
 
     /* With nothing handshaking, the next client is let in without one. */
     run_for(&nt, WZP_MS(100));
     dial(&nt, c1, sv);
     run_established(&nt, 3);
-    assert_int_equal(ep_stats(sv->ep).retries_sent, 1);
-    assert_int_equal(ep_stats(sv->ep).conns_accepted, 3);
+    assert_accepted_retries(sv, 3, 1);
     qnet_free(&nt);
 }
 
@@ -213,15 +223,12 @@ static void test_default_no_retry(void **state)
 {
     (void)state;
     qnet nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
-    node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
+    node *cl, *sv = server_and_client(&nt, &cl);
     for (int i = 0; i < 3; i++)
         dial(&nt, cl, sv);
     run_established(&nt, 3);
     assert_int_equal(cl->ev.established, 3);
-    assert_int_equal(ep_stats(sv->ep).retries_sent, 0);
-    assert_int_equal(ep_stats(sv->ep).conns_accepted, 3);
+    assert_accepted_retries(sv, 3, 0);
     assert_int_equal(ep_stats(sv->ep).rx_addr_capped, 0);
     qnet_free(&nt);
 }
@@ -251,9 +258,7 @@ static void test_bad_tokens(void **state)
 {
     (void)state;
     qnet nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
-    node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
+    node *cl, *sv = server_and_client(&nt, &cl);
     node *other = net_add(&nt, test_ids.s, true, "10.0.0.9:4433"); /* a second server, own secret */
     configure(sv, 0, 16);
     hold_token_initial(&nt, cl, sv);
@@ -295,9 +300,7 @@ static void test_bad_tokens(void **state)
 /* A Retry-always server and a client whose token Initial is held back. */
 static node *retry_pair(qnet *nt, node **cl)
 {
-    net_init(nt);
-    node *sv = net_add(nt, test_ids.s, true, "10.0.0.1:4433");
-    *cl = net_add(nt, test_ids.c, false, "10.0.0.2:5000");
+    node *sv = server_and_client(nt, cl);
     configure(sv, 0, 16);
     hold_token_initial(nt, *cl, sv);
     return sv;
@@ -358,9 +361,7 @@ static void test_per_source_cap(void **state)
 {
     (void)state;
     qnet nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
-    node *a = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
+    node *a, *sv = server_and_client(&nt, &a);
     node *a2 = net_add(&nt, test_ids.c, false, "10.0.0.2:5001"); /* same IP, another port */
     node *b = net_add(&nt, test_ids.c, false, "10.0.0.3:5000");
     configure(sv, WZP_QUIC_RETRY_NEVER, 2);
@@ -389,8 +390,7 @@ static void test_per_source_cap(void **state)
     run_for(&nt, WZP_MS(100));
     dial(&nt, a2, sv);
     run_established(&nt, 5);
-    assert_int_equal(ep_stats(sv->ep).conns_accepted, 5);
-    assert_int_equal(ep_stats(sv->ep).retries_sent, 1);
+    assert_accepted_retries(sv, 5, 1);
     assert_int_equal(ep_stats(sv->ep).rx_addr_capped, 0);
     qnet_free(&nt);
 }
@@ -425,15 +425,12 @@ static void test_per_source_slot_freed_on_close(void **state)
 {
     (void)state;
     qnet nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
-    node *a = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
+    node *a, *sv = server_and_client(&nt, &a);
     configure(sv, WZP_QUIC_RETRY_NEVER, 1);
     F.drop_to = 1; /* A never hears back */
     dial(&nt, a, sv);
     run_for(&nt, WZP_SEC(2));
-    assert_int_equal(ep_stats(sv->ep).conns_accepted, 1);
-    assert_int_equal(ep_stats(sv->ep).retries_sent, 0);
+    assert_accepted_retries(sv, 1, 0);
     /* A's client gives up and tries again: the server still handshakes, and
      * answers with a Retry (which A does not hear either). */
     dial(&nt, a, sv);
@@ -521,9 +518,7 @@ static void test_spoofed_initials_do_not_lock_out_ip(void **state)
 {
     (void)state;
     qnet nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
-    node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
+    node *cl, *sv = server_and_client(&nt, &cl);
     configure(sv, WZP_QUIC_RETRY_NEVER, 16);
     capture *cp = malloc(sizeof(*cp));
     assert_non_null(cp);
@@ -568,9 +563,7 @@ static void test_validated_cap(void **state)
 {
     (void)state;
     qnet nt;
-    net_init(&nt);
-    node *sv = net_add(&nt, test_ids.s, true, "10.0.0.1:4433");
-    node *cl = net_add(&nt, test_ids.c, false, "10.0.0.2:5000");
+    node *cl, *sv = server_and_client(&nt, &cl);
     configure(sv, 0, 1); /* every client through a Retry */
     const size_t vcap = 1 * WZP_QUIC_VALIDATED_CAP_FACTOR;
     for (size_t i = 0; i < vcap + 2; i++)
