@@ -170,14 +170,40 @@ static wzp_sim_nat_cfg nat_cfg(wzp_sim_dep mapping, wzp_sim_dep filtering)
     return c;
 }
 
+/* A fresh simulation (seeded) with the binding service on it. */
+static wzp_sim *sim_with_stun(uint64_t seed, stun_srv *srv)
+{
+    wzp_sim *sim = wzp_sim_new(seed);
+    stun_setup(sim, srv);
+    return sim;
+}
+
+/* A new host with one address, ip on net over link. */
+static wzp_sim_host *host_on(wzp_sim *sim, const char *name, wzp_sim_net *net, const char *ip,
+                             wzp_sim_link link)
+{
+    wzp_sim_host *h = wzp_sim_host_new(sim, name);
+    assert_int_equal(wzp_sim_host_add_addr(h, net, ip, link), 0);
+    return h;
+}
+
+/* A NATed client (a, 10.0.0.2:5000, with its mapping from the binding service)
+ * and a peer on the internet (p, 192.0.2.50:7000). */
+static void client_and_peer(wzp_sim *sim, stun_srv *srv, wzp_sim_host *h, wzp_sim_host *peer,
+                            cli *a, cli *p)
+{
+    cli_bind(a, h, "10.0.0.2:5000");
+    cli_bind(p, peer, "192.0.2.50:7000");
+    assert_true(query(sim, a, &srv->a[0][0], 0));
+}
+
 /* One host behind one NAT: returns the LAN host (10.0.0.2). */
 static wzp_sim_host *host_behind(wzp_sim *sim, const wzp_sim_nat_cfg *cfg, wzp_sim_router **out)
 {
     wzp_sim_router *r = wzp_sim_router_new(sim, "nat", wzp_sim_internet(sim), "203.0.113.1",
                                            WAN_LINK, "10.0.0.1", LAN_LINK, cfg);
     assert_non_null(r);
-    wzp_sim_host *h = wzp_sim_host_new(sim, "client");
-    assert_int_equal(wzp_sim_host_add_addr(h, wzp_sim_router_lan(r), "10.0.0.2", LAN_LINK), 0);
+    wzp_sim_host *h = host_on(sim, "client", wzp_sim_router_lan(r), "10.0.0.2", LAN_LINK);
     if (out)
         *out = r;
     return h;
@@ -191,9 +217,8 @@ static void test_classify_grid(void **state)
     for (int mp = WZP_SIM_EI; mp <= WZP_SIM_APD; mp++)
         for (int fl = WZP_SIM_EI; fl <= WZP_SIM_APD; fl++)
             for (int pp = 0; pp < 2; pp++) {
-                wzp_sim *sim = wzp_sim_new((uint64_t)(mp * 9 + fl * 3 + pp));
                 stun_srv srv;
-                stun_setup(sim, &srv);
+                wzp_sim *sim = sim_with_stun((uint64_t)(mp * 9 + fl * 3 + pp), &srv);
                 wzp_sim_nat_cfg cfg = nat_cfg((wzp_sim_dep)mp, (wzp_sim_dep)fl);
                 cfg.port_preservation = pp;
                 wzp_sim_host *h = host_behind(sim, &cfg, NULL);
@@ -213,11 +238,9 @@ static void test_classify_grid(void **state)
 static void test_open_internet_and_ipv6(void **state)
 {
     (void)state;
-    wzp_sim *sim = wzp_sim_new(1);
     stun_srv srv;
-    stun_setup(sim, &srv);
-    wzp_sim_host *h = wzp_sim_host_new(sim, "public");
-    assert_int_equal(wzp_sim_host_add_addr(h, wzp_sim_internet(sim), "192.0.2.10", WAN_LINK), 0);
+    wzp_sim *sim = sim_with_stun(1, &srv);
+    wzp_sim_host *h = host_on(sim, "public", wzp_sim_internet(sim), "192.0.2.10", WAN_LINK);
     nat_class k = classify(sim, &srv, h, "192.0.2.10", 4000);
     assert_int_equal(k.mapping, WZP_SIM_EI);
     assert_int_equal(k.filtering, WZP_SIM_EI);
@@ -245,9 +268,8 @@ static void test_open_internet_and_ipv6(void **state)
 static void test_port_preservation_collision(void **state)
 {
     (void)state;
-    wzp_sim *sim = wzp_sim_new(7);
     stun_srv srv;
-    stun_setup(sim, &srv);
+    wzp_sim *sim = sim_with_stun(7, &srv);
     wzp_sim_nat_cfg cfg = nat_cfg(WZP_SIM_EI, WZP_SIM_APD);
     cfg.port_preservation = true;
     cfg.sequential_ports = true;
@@ -255,8 +277,7 @@ static void test_port_preservation_collision(void **state)
     cfg.port_hi = 40009;
     wzp_sim_router *r;
     wzp_sim_host *h = host_behind(sim, &cfg, &r);
-    wzp_sim_host *h2 = wzp_sim_host_new(sim, "client2");
-    assert_int_equal(wzp_sim_host_add_addr(h2, wzp_sim_router_lan(r), "10.0.0.3", LAN_LINK), 0);
+    wzp_sim_host *h2 = host_on(sim, "client2", wzp_sim_router_lan(r), "10.0.0.3", LAN_LINK);
     cli a, b;
     cli_bind(&a, h, "10.0.0.2:5000");
     cli_bind(&b, h2, "10.0.0.3:5000");
@@ -282,9 +303,8 @@ static void test_port_preservation_collision(void **state)
 static void test_port_exhaustion(void **state)
 {
     (void)state;
-    wzp_sim *sim = wzp_sim_new(8);
     stun_srv srv;
-    stun_setup(sim, &srv);
+    wzp_sim *sim = sim_with_stun(8, &srv);
     wzp_sim_nat_cfg cfg = nat_cfg(WZP_SIM_APD, WZP_SIM_APD);
     cfg.port_lo = 40000;
     cfg.port_hi = 40002;
@@ -305,16 +325,13 @@ static void test_hairpin(void **state)
     (void)state;
     for (int hp = 0; hp < 2; hp++)
         for (int fl = WZP_SIM_EI; fl <= WZP_SIM_APD; fl++) {
-            wzp_sim *sim = wzp_sim_new(11);
             stun_srv srv;
-            stun_setup(sim, &srv);
+            wzp_sim *sim = sim_with_stun(11, &srv);
             wzp_sim_nat_cfg cfg = nat_cfg(WZP_SIM_EI, (wzp_sim_dep)fl);
             cfg.hairpin = hp;
             wzp_sim_router *r;
             wzp_sim_host *h = host_behind(sim, &cfg, &r);
-            wzp_sim_host *h2 = wzp_sim_host_new(sim, "client2");
-            assert_int_equal(wzp_sim_host_add_addr(h2, wzp_sim_router_lan(r), "10.0.0.3", LAN_LINK),
-                             0);
+            wzp_sim_host *h2 = host_on(sim, "client2", wzp_sim_router_lan(r), "10.0.0.3", LAN_LINK);
             cli a, b;
             cli_bind(&a, h, "10.0.0.2:5000");
             cli_bind(&b, h2, "10.0.0.3:6000");
@@ -346,9 +363,8 @@ static void test_mapping_timeout(void **state)
 {
     (void)state;
     for (int inref = 0; inref < 2; inref++) {
-        wzp_sim *sim = wzp_sim_new(21);
         stun_srv srv;
-        stun_setup(sim, &srv);
+        wzp_sim *sim = sim_with_stun(21, &srv);
         wzp_sim_nat_cfg cfg = nat_cfg(WZP_SIM_EI, WZP_SIM_EI);
         cfg.sequential_ports = true;
         cfg.timeout = WZP_SEC(30);
@@ -393,9 +409,8 @@ static void test_cgn(void **state)
     const wzp_sim_dep homes[3] = {WZP_SIM_EI, WZP_SIM_EI, WZP_SIM_APD};
     const wzp_sim_dep cgns[3] = {WZP_SIM_EI, WZP_SIM_APD, WZP_SIM_EI};
     for (int i = 0; i < 3; i++) {
-        wzp_sim *sim = wzp_sim_new(31);
         stun_srv srv;
-        stun_setup(sim, &srv);
+        wzp_sim *sim = sim_with_stun(31, &srv);
         wzp_sim_nat_cfg cgn_cfg = nat_cfg(cgns[i], WZP_SIM_APD);
         wzp_sim_nat_cfg home_cfg = nat_cfg(homes[i], WZP_SIM_EI);
         wzp_sim_router *cgn = wzp_sim_router_new(sim, "cgn", wzp_sim_internet(sim), "203.0.113.100",
@@ -405,9 +420,7 @@ static void test_cgn(void **state)
                                "192.168.1.1", LAN_LINK, &home_cfg);
         assert_non_null(cgn);
         assert_non_null(home);
-        wzp_sim_host *h = wzp_sim_host_new(sim, "client");
-        assert_int_equal(
-            wzp_sim_host_add_addr(h, wzp_sim_router_lan(home), "192.168.1.2", LAN_LINK), 0);
+        wzp_sim_host *h = host_on(sim, "client", wzp_sim_router_lan(home), "192.168.1.2", LAN_LINK);
         nat_class k = classify(sim, &srv, h, "192.168.1.2", 5000);
         /* The combination is as dependent as its most dependent stage. */
         assert_int_equal(k.mapping, homes[i] > cgns[i] ? homes[i] : cgns[i]);
@@ -424,21 +437,16 @@ static void test_conntrack_trap(void **state)
 {
     (void)state;
     for (int open = 0; open < 2; open++) {
-        wzp_sim *sim = wzp_sim_new(41);
         stun_srv srv;
-        stun_setup(sim, &srv);
+        wzp_sim *sim = sim_with_stun(41, &srv);
         wzp_sim_nat_cfg cfg = nat_cfg(WZP_SIM_EI, WZP_SIM_APD);
         cfg.port_preservation = true;
         cfg.wan_input_open = open;
         wzp_sim_router *r;
         wzp_sim_host *h = host_behind(sim, &cfg, &r);
-        wzp_sim_host *peer = wzp_sim_host_new(sim, "peer");
-        assert_int_equal(wzp_sim_host_add_addr(peer, wzp_sim_internet(sim), "192.0.2.50", WAN_LINK),
-                         0);
+        wzp_sim_host *peer = host_on(sim, "peer", wzp_sim_internet(sim), "192.0.2.50", WAN_LINK);
         cli a, p;
-        cli_bind(&a, h, "10.0.0.2:5000");
-        cli_bind(&p, peer, "192.0.2.50:7000");
-        assert_true(query(sim, &a, &srv.a[0][0], 0));
+        client_and_peer(sim, &srv, h, peer, &a, &p);
         /* The peer's punch arrives first and is filtered... */
         peer_send(sim, &p, &a.mapped);
         assert_int_equal(a.peer_packets, 0);
@@ -467,18 +475,14 @@ static void test_conntrack_trap(void **state)
 static void test_drop_direct(void **state)
 {
     (void)state;
-    wzp_sim *sim = wzp_sim_new(51);
     stun_srv srv;
-    stun_setup(sim, &srv);
+    wzp_sim *sim = sim_with_stun(51, &srv);
     wzp_sim_nat_cfg cfg = nat_cfg(WZP_SIM_EI, WZP_SIM_EI);
     wzp_sim_router *r;
     wzp_sim_host *h = host_behind(sim, &cfg, &r);
-    wzp_sim_host *peer = wzp_sim_host_new(sim, "peer");
-    assert_int_equal(wzp_sim_host_add_addr(peer, wzp_sim_internet(sim), "192.0.2.50", WAN_LINK), 0);
+    wzp_sim_host *peer = host_on(sim, "peer", wzp_sim_internet(sim), "192.0.2.50", WAN_LINK);
     cli a, p;
-    cli_bind(&a, h, "10.0.0.2:5000");
-    cli_bind(&p, peer, "192.0.2.50:7000");
-    assert_true(query(sim, &a, &srv.a[0][0], 0));
+    client_and_peer(sim, &srv, h, peer, &a, &p);
     peer_send(sim, &a, wzp_sim_sock_addr(p.s));
     assert_int_equal(p.peer_packets, 1);
 
@@ -624,8 +628,7 @@ static void test_link_set_filter_relay(void **state)
     wzp_sim_nat_cfg cfg = nat_cfg(WZP_SIM_APD, WZP_SIM_AD);
     wzp_sim_router *r;
     wzp_sim_host *h = host_behind(sim, &cfg, &r);
-    wzp_sim_host *peer = wzp_sim_host_new(sim, "peer");
-    assert_int_equal(wzp_sim_host_add_addr(peer, wzp_sim_internet(sim), "192.0.2.50", SRV_LINK), 0);
+    wzp_sim_host *peer = host_on(sim, "peer", wzp_sim_internet(sim), "192.0.2.50", SRV_LINK);
     wzp_sim_relay *relay = wzp_sim_relay_new(sim, "192.0.2.250:3478", SRV_LINK);
     assert_non_null(relay);
     cli a, p;
@@ -702,9 +705,8 @@ static void test_link_set_filter_relay(void **state)
 
 static uint64_t scenario_hash(uint64_t seed)
 {
-    wzp_sim *sim = wzp_sim_new(seed);
     stun_srv srv;
-    stun_setup(sim, &srv);
+    wzp_sim *sim = sim_with_stun(seed, &srv);
     wzp_sim_nat_cfg cfg = nat_cfg(WZP_SIM_APD, WZP_SIM_AD);
     wzp_sim_host *h = host_behind(sim, &cfg, NULL);
     (void)classify(sim, &srv, h, "10.0.0.2", 5000);
