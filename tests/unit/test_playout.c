@@ -48,6 +48,25 @@ static wzp_playout *mk(unsigned delay_ms, unsigned cap, bool adaptive)
     return pb;
 }
 
+/* A snapshot of the buffer's counters. */
+static wzp_playout_stats stats_of(const wzp_playout *pb)
+{
+    wzp_playout_stats st;
+    wzp_playout_get_stats(pb, &st);
+    return st;
+}
+
+/* Pulls frames from..to-1, one a tick from base + from * TICK, and asserts each
+ * is the frame with that k. */
+static void pull_frames(wzp_playout *pb, wzp_ts base, unsigned from, unsigned to)
+{
+    wzp_playout_frame f;
+    for (unsigned k = from; k < to; k++) {
+        wzp_playout_pull(pb, base + k * TICK, &f);
+        assert_int_equal(payload_k(&f), k);
+    }
+}
+
 static void test_in_order(void **state)
 {
     (void)state;
@@ -79,8 +98,7 @@ static void test_in_order(void **state)
         assert_int_equal(f.timestamp, 5000 + k * 960);
         assert_int_equal(f.index, k);
     }
-    wzp_playout_stats st;
-    wzp_playout_get_stats(pb, &st);
+    wzp_playout_stats st = stats_of(pb);
     assert_int_equal(st.received, 23);
     assert_int_equal(st.played, 20);
     assert_int_equal(st.lost, 0);
@@ -98,15 +116,10 @@ static void test_reorder_and_duplicates(void **state)
     const unsigned order[] = {2, 0, 1, 4, 3, 3, 0, 6, 5, 7};
     for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
         put(pb, &s, order[i], 0, t + WZP_MS(5) * i);
-    wzp_playout_frame f;
-    for (unsigned k = 0; k < 8; k++) {
-        wzp_playout_pull(pb, WZP_MS(60) + k * TICK, &f);
-        assert_int_equal(payload_k(&f), k);
-    }
+    pull_frames(pb, WZP_MS(60), 0, 8);
     /* A duplicate of an already played frame is a duplicate, not late. */
     assert_int_equal(put(pb, &s, 1, 0, WZP_MS(300)), 1);
-    wzp_playout_stats st;
-    wzp_playout_get_stats(pb, &st);
+    wzp_playout_stats st = stats_of(pb);
     assert_int_equal(st.received, 8);
     assert_int_equal(st.duplicate, 3);
     assert_int_equal(st.late, 0);
@@ -124,10 +137,7 @@ static void test_loss_late_and_fec_hint(void **state)
     for (unsigned k = 0; k < 10; k++)
         if (k != 3 && k != 4)
             put(pb, &s, k, 0, k * TICK);
-    for (unsigned k = 0; k < 3; k++) {
-        wzp_playout_pull(pb, WZP_MS(40) + k * TICK, &f);
-        assert_int_equal(payload_k(&f), k);
-    }
+    pull_frames(pb, WZP_MS(40), 0, 3);
     wzp_playout_pull(pb, WZP_MS(100), &f);
     assert_int_equal(f.kind, WZP_PLAYOUT_MISSING);
     assert_int_equal(f.index, 3);
@@ -141,12 +151,8 @@ static void test_loss_late_and_fec_hint(void **state)
     assert_int_equal(put(pb, &s, 4, 0, WZP_MS(125)), 1); /* late */
     assert_int_equal(put(pb, &s, 1, 0, WZP_MS(125)), 1); /* duplicate of a played frame */
     assert_int_equal(put(pb, &s, 3, 0, WZP_MS(125)), 1); /* late */
-    for (unsigned k = 5; k < 10; k++) {
-        wzp_playout_pull(pb, WZP_MS(40) + k * TICK, &f);
-        assert_int_equal(payload_k(&f), k);
-    }
-    wzp_playout_stats st;
-    wzp_playout_get_stats(pb, &st);
+    pull_frames(pb, WZP_MS(40), 5, 10);
+    wzp_playout_stats st = stats_of(pb);
     assert_int_equal(st.received, 8);
     assert_int_equal(st.late, 2);
     assert_int_equal(st.duplicate, 1);
@@ -157,7 +163,7 @@ static void test_loss_late_and_fec_hint(void **state)
 
     /* Frames that never arrive are lost. */
     put(pb, &s, 12, 0, WZP_MS(250));
-    wzp_playout_get_stats(pb, &st);
+    st = stats_of(pb);
     assert_int_equal(st.lost, 2);
     wzp_playout_free(pb);
 }
@@ -182,8 +188,7 @@ static void test_wraparound(void **state)
         assert_int_equal(f.seq, (uint16_t)(65500 + k));
         assert_int_equal(f.timestamp, (uint32_t)(s.t0 + k * 960));
     }
-    wzp_playout_stats st;
-    wzp_playout_get_stats(pb, &st);
+    wzp_playout_stats st = stats_of(pb);
     assert_int_equal(st.played, 200);
     assert_int_equal(st.lost + st.late + st.concealed, 0);
     wzp_playout_free(pb);
@@ -215,8 +220,7 @@ static void test_dtx_gap_is_not_loss(void **state)
             assert_int_equal(f.flags, WZP_MEDIA_F_MARKER);
         }
     }
-    wzp_playout_stats st;
-    wzp_playout_get_stats(pb, &st);
+    wzp_playout_stats st = stats_of(pb);
     assert_int_equal(played, 6);
     assert_int_equal(st.dtx, 10);
     assert_int_equal(st.lost, 0);
@@ -242,8 +246,7 @@ static void test_invalid_and_bounds(void **state)
     assert_int_equal(wzp_playout_insert(pb, 1, 0, 0, big, 10, 0), 0);
     /* Off the 960-sample grid. */
     assert_int_equal(wzp_playout_insert(pb, 2, 961, 0, big, 10, 0), 1);
-    wzp_playout_stats st;
-    wzp_playout_get_stats(pb, &st);
+    wzp_playout_stats st = stats_of(pb);
     assert_int_equal(st.invalid, 2);
     assert_int_equal(st.received, 1);
     wzp_playout_free(pb);
@@ -265,8 +268,7 @@ static void test_resync_far_ahead_and_restart(void **state)
     assert_int_equal(f.kind, WZP_PLAYOUT_WAIT);
     wzp_playout_pull(pb, WZP_MS(100), &f);
     assert_int_equal(payload_k(&f), 500);
-    wzp_playout_stats st;
-    wzp_playout_get_stats(pb, &st);
+    wzp_playout_stats st = stats_of(pb);
     assert_int_equal(st.resyncs, 1);
     assert_int_equal(st.dropped, 4);
 
@@ -281,7 +283,7 @@ static void test_resync_far_ahead_and_restart(void **state)
         followed = f.kind == WZP_PLAYOUT_FRAME && f.seq >= 9000;
     }
     assert_true(followed);
-    wzp_playout_get_stats(pb, &st);
+    st = stats_of(pb);
     assert_int_equal(st.resyncs, 2);
     wzp_playout_free(pb);
 }
@@ -307,8 +309,7 @@ static void test_adaptive_trim(void **state)
             wzp_playout_pull(pb, now, &f);
             assert_int_equal(f.kind, WZP_PLAYOUT_FRAME);
         }
-        wzp_playout_stats st;
-        wzp_playout_get_stats(pb, &st);
+        wzp_playout_stats st = stats_of(pb);
         if (adaptive) {
             assert_true(wzp_playout_depth(pb) <= 5);
             assert_true(st.trimmed >= 6);
@@ -347,8 +348,7 @@ static void test_adaptive_follows_slower_path(void **state)
                 holds += f.hold;
             }
         }
-        wzp_playout_stats st;
-        wzp_playout_get_stats(pb, &st);
+        wzp_playout_stats st = stats_of(pb);
         printf("# %s: late %llu held %llu concealed %llu played %llu\n",
                adaptive ? "adaptive" : "fixed", (unsigned long long)st.late,
                (unsigned long long)st.held, (unsigned long long)st.concealed,
