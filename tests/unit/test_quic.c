@@ -69,12 +69,39 @@ static node *pair(qnet *nt, node **cl)
     return sv;
 }
 
+/* Runs until every connection settled (at most 5 s). */
+static void run_settled(qnet *nt)
+{
+    qnet_run(nt, WZP_SEC(5), qnet_all_settled, NULL);
+}
+
+/* n's connection closed, once, with err. */
+static void assert_closed(const node *n, int err)
+{
+    assert_int_equal(n->ev.closed, 1);
+    assert_int_equal(n->ev.close_err, err);
+}
+
+/* n's handshake failed: never established, closed once with err. */
+static void assert_failed(const node *n, int err)
+{
+    assert_int_equal(n->ev.established, 0);
+    assert_closed(n, err);
+}
+
+/* Neither endpoint holds a connection any more. */
+static void assert_no_conns(const node *sv, const node *cl)
+{
+    assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
+    assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
+}
+
 /* pair(), the client dialled with pin, and run until both settle. */
 static wzp_quic_conn *pair_settled(qnet *nt, node **sv, node **cl, const uint8_t *pin)
 {
     *sv = pair(nt, cl);
     wzp_quic_conn *c = qnet_dial(nt, *cl, *sv, pin);
-    qnet_run(nt, WZP_SEC(5), qnet_all_settled, NULL);
+    run_settled(nt);
     return c;
 }
 
@@ -96,7 +123,7 @@ static void test_handshake_datagrams_messages_close(void **state)
     uint8_t early[16];
     assert_int_equal(wzp_quic_conn_export(c, "EXPORTER-wzp-probe", NULL, 0, early, 16),
                      WZP_ERR_STATE);
-    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
+    run_settled(&nt);
     if (getenv("QDEBUG")) {
         wzp_quic_endpoint_stats a, b;
         wzp_quic_endpoint_get_stats(sv->ep, &a);
@@ -168,18 +195,15 @@ static void test_handshake_datagrams_messages_close(void **state)
     wzp_quic_conn_close(c, 42, "bye now");
     assert_int_equal(wzp_quic_conn_send_datagram(c, payload, 10), WZP_ERR_CLOSED);
     run_for(&nt, WZP_MS(100));
-    assert_int_equal(cl->ev.closed, 1);
-    assert_int_equal(cl->ev.close_err, 0);
+    assert_closed(cl, 0);
     assert_false(cl->ev.close_by_peer);
-    assert_int_equal(sv->ev.closed, 1);
-    assert_int_equal(sv->ev.close_err, 0);
+    assert_closed(sv, 0);
     assert_true(sv->ev.close_by_peer);
     assert_int_equal(sv->ev.close_app, 42);
     assert_string_equal(sv->ev.close_reason, "bye now");
     /* Closing and draining periods end; the endpoints forget the connection. */
     run_for(&nt, WZP_SEC(5));
-    assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
-    assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
+    assert_no_conns(sv, cl);
     assert_int_equal(cl->ev.closed, 1);
     assert_int_equal(sv->ev.closed, 1);
     qnet_free(&nt);
@@ -214,11 +238,9 @@ static void test_large_messages_flow_control(void **state)
     /* One byte over the limit: protocol error on both sides. */
     assert_int_equal(wzp_quic_conn_send_message(c, big, 64 * 1024 + 1), 0);
     run_for(&nt, WZP_SEC(1));
-    assert_int_equal(sv->ev.closed, 1);
-    assert_int_equal(sv->ev.close_err, WZP_ERR_PROTOCOL);
+    assert_closed(sv, WZP_ERR_PROTOCOL);
     assert_non_null(strstr(sv->ev.close_detail, "65537"));
-    assert_int_equal(cl->ev.closed, 1);
-    assert_int_equal(cl->ev.close_err, WZP_ERR_PROTOCOL);
+    assert_closed(cl, WZP_ERR_PROTOCOL);
     assert_true(cl->ev.close_by_peer);
     free(big);
     qnet_free(&nt);
@@ -239,17 +261,12 @@ static void test_pin_mismatch_client_side(void **state)
     qnet nt;
     node *cl, *sv = pair(&nt, &cl);
     qnet_dial(&nt, cl, sv, fp_client[1]); /* expects someone else */
-    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
-    assert_int_equal(cl->ev.established, 0);
-    assert_int_equal(cl->ev.closed, 1);
-    assert_int_equal(cl->ev.close_err, WZP_ERR_PIN_MISMATCH);
+    run_settled(&nt);
+    assert_failed(cl, WZP_ERR_PIN_MISMATCH);
     check_names_both(cl->ev.close_detail, fp_client[1], fp_server);
-    assert_int_equal(sv->ev.established, 0);
-    assert_int_equal(sv->ev.closed, 1);
-    assert_int_equal(sv->ev.close_err, WZP_ERR_TLS);
+    assert_failed(sv, WZP_ERR_TLS);
     run_for(&nt, WZP_SEC(5));
-    assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
-    assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
+    assert_no_conns(sv, cl);
     qnet_free(&nt);
 }
 
@@ -260,20 +277,15 @@ static void test_pin_mismatch_server_side(void **state)
     node *cl, *sv = pair(&nt, &cl);
     qnet_pin(sv, fp_client[2]); /* expects another client */
     qnet_dial(&nt, cl, sv, fp_server);
-    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
-    assert_int_equal(sv->ev.established, 0);
-    assert_int_equal(sv->ev.closed, 1);
-    assert_int_equal(sv->ev.close_err, WZP_ERR_PIN_MISMATCH);
+    run_settled(&nt);
+    assert_failed(sv, WZP_ERR_PIN_MISMATCH);
     check_names_both(sv->ev.close_detail, fp_client[2], fp_client[0]);
     /* The client never reports success: it waits for confirmation. */
-    assert_int_equal(cl->ev.established, 0);
-    assert_int_equal(cl->ev.closed, 1);
-    assert_int_equal(cl->ev.close_err, WZP_ERR_TLS);
+    assert_failed(cl, WZP_ERR_TLS);
     assert_true(cl->ev.close_by_peer);
     assert_non_null(strstr(cl->ev.close_detail, "rejected our certificate"));
     run_for(&nt, WZP_SEC(5));
-    assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
-    assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
+    assert_no_conns(sv, cl);
     qnet_free(&nt);
 }
 
@@ -286,11 +298,10 @@ static void test_alpn_mismatch(void **state)
     qnet_opts(&o, fp_server);
     o.alpn = "wzp/0";
     qnet_connect(&nt, cl, &sv->public, &o);
-    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
+    run_settled(&nt);
     assert_int_equal(cl->ev.established, 0);
     assert_int_equal(sv->ev.established, 0);
-    assert_int_equal(cl->ev.closed, 1);
-    assert_int_equal(cl->ev.close_err, WZP_ERR_TLS);
+    assert_closed(cl, WZP_ERR_TLS);
     qnet_free(&nt);
 }
 
@@ -356,17 +367,15 @@ static void test_idle_timeout_and_keep_alive(void **state)
     o.initial_rtt = WZP_MS(100); /* ngtcp2's first guess, as by default */
     o.idle_timeout = WZP_SEC(2);
     qnet_connect(&nt, cl, &sv->public, &o);
-    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
+    run_settled(&nt);
     assert_int_equal(cl->ev.established, 1);
     wzp_ts start = qnet_now(&nt);
     qnet_run(&nt, WZP_SEC(60), qnet_client_closed, NULL);
-    assert_int_equal(cl->ev.closed, 1);
-    assert_int_equal(cl->ev.close_err, WZP_ERR_TIMEOUT);
+    assert_closed(cl, WZP_ERR_TIMEOUT);
     assert_true(qnet_now(&nt) - start >= WZP_SEC(2));
     assert_true(qnet_now(&nt) - start < WZP_SEC(10));
     run_for(&nt, WZP_SEC(10));
-    assert_int_equal(sv->ev.closed, 1);
-    assert_int_equal(sv->ev.close_err, WZP_ERR_TIMEOUT);
+    assert_closed(sv, WZP_ERR_TIMEOUT);
     assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
     qnet_free(&nt);
 
@@ -390,8 +399,7 @@ static void test_idle_timeout_and_keep_alive(void **state)
     qnet_connect(&nt, cl, &sv->public, &o);
     start = qnet_now(&nt);
     qnet_run(&nt, WZP_SEC(60), qnet_client_closed, NULL);
-    assert_int_equal(cl->ev.closed, 1);
-    assert_int_equal(cl->ev.close_err, WZP_ERR_TIMEOUT);
+    assert_closed(cl, WZP_ERR_TIMEOUT);
     assert_true(qnet_now(&nt) - start >= WZP_SEC(2));
     assert_true(qnet_now(&nt) - start <= WZP_SEC(4));
     run_for(&nt, WZP_SEC(1));
@@ -486,7 +494,7 @@ static void test_garbage_truncated_replayed(void **state)
     nt.hook = capture_pkt;
     nt.hook_arg = cap;
     wzp_quic_conn *c = qnet_dial(&nt, cl, sv, fp_server);
-    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
+    run_settled(&nt);
     assert_int_equal(sv->ev.established, 1);
     cap->on = false;
     assert_true(cap->n > 2);
@@ -553,7 +561,7 @@ static void test_nat_rebinding(void **state)
     qnet nt;
     node *cl, *sv = pair(&nt, &cl);
     qnet_dial(&nt, cl, sv, fp_server);
-    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
+    run_settled(&nt);
     wzp_quic_conn *s = sv->ev.conn;
     wzp_addr ra;
     wzp_quic_conn_remote_addr(s, &ra);
@@ -584,14 +592,12 @@ static void test_close_before_handshake(void **state)
     wzp_quic_conn_close(c, 3, "changed my mind");
     wzp_quic_conn_close(c, 4, "twice"); /* idempotent */
     run_for(&nt, WZP_SEC(15));
-    assert_int_equal(cl->ev.closed, 1);
-    assert_int_equal(cl->ev.close_err, 0);
+    assert_closed(cl, 0);
     assert_int_equal(cl->ev.close_app, 3);
     assert_int_equal(cl->ev.established, 0);
     /* The server either saw the close or timed out the half-open attempt. */
     assert_int_equal(sv->ev.established, 0);
-    assert_int_equal(wzp_quic_endpoint_conn_count(cl->ep), 0);
-    assert_int_equal(wzp_quic_endpoint_conn_count(sv->ep), 0);
+    assert_no_conns(sv, cl);
     qnet_free(&nt);
 }
 
@@ -603,7 +609,7 @@ static void test_virtual_path(void **state)
     node *cl, *sv = pair(&nt, &cl);
     sv->ev.greet = true; /* may reach the client beside HANDSHAKE_DONE */
     qnet_dial(&nt, cl, sv, fp_server);
-    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
+    run_settled(&nt);
     run_for(&nt, WZP_MS(50));
     assert_int_equal(cl->ev.dgrams, 1);
     /* The net keeps feeding the same addresses even though a path manager
