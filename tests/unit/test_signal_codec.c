@@ -277,6 +277,13 @@ static void test_encode_refuses_invalid(void **state)
     assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
 }
 
+/* A protobuf bytes field over n bytes at p. */
+static ProtobufCBinaryData bin(uint8_t *p, size_t n)
+{
+    ProtobufCBinaryData b = {.len = n, .data = p};
+    return b;
+}
+
 /* Packs a hand-built envelope (bypassing our encoder's validation). */
 static size_t pack(Wzp__Envelope *e, uint8_t *buf)
 {
@@ -316,21 +323,17 @@ static void test_decode_rejects_malformed(void **state)
     /* Call id of the wrong length. */
     e.body_case = WZP__ENVELOPE__BODY_RINGING;
     e.ringing = &ring;
-    ring.call_id.data = b15;
-    ring.call_id.len = sizeof(b15);
+    ring.call_id = bin(b15, sizeof(b15));
     assert_int_equal(redecode(&e, buf, &d), WZP_ERR_MALFORMED);
-    ring.call_id.data = b16;
-    ring.call_id.len = sizeof(b16);
+    ring.call_id = bin(b16, sizeof(b16));
     assert_int_equal(redecode(&e, buf, &d), 0);
 
     /* A callee fingerprint of the wrong length; a relay address without a port. */
-    ring.callee_fingerprint.data = b31;
-    ring.callee_fingerprint.len = sizeof(b31);
+    ring.callee_fingerprint = bin(b31, sizeof(b31));
     assert_int_equal(wzp_sig_decode(buf, pack(&e, buf), &d), WZP_ERR_MALFORMED);
     ring.callee_fingerprint.len = 0;
     Wzp__Address no_port = WZP__ADDRESS__INIT;
-    no_port.ip.data = b4;
-    no_port.ip.len = sizeof(b4);
+    no_port.ip = bin(b4, sizeof(b4));
     ring.relay_address = &no_port;
     assert_int_equal(wzp_sig_decode(buf, pack(&e, buf), &d), WZP_ERR_MALFORMED);
     ring.relay_address = NULL;
@@ -358,15 +361,12 @@ static void test_decode_rejects_malformed(void **state)
     Wzp__IncomingCall inc = WZP__INCOMING_CALL__INIT;
     e.body_case = WZP__ENVELOPE__BODY_INCOMING_CALL;
     e.incoming_call = &inc;
-    inc.call_id.data = b16;
-    inc.call_id.len = 16;
-    inc.caller_fingerprint.data = b31;
-    inc.caller_fingerprint.len = 31;
+    inc.call_id = bin(b16, 16);
+    inc.caller_fingerprint = bin(b31, 31);
     assert_int_equal(redecode(&e, buf, &d), WZP_ERR_MALFORMED);
     /* Bad alias charset. */
     uint8_t fp[32] = {0};
-    inc.caller_fingerprint.data = fp;
-    inc.caller_fingerprint.len = 32;
+    inc.caller_fingerprint = bin(fp, 32);
     inc.caller_alias = "bad alias";
     assert_int_equal(redecode(&e, buf, &d), WZP_ERR_MALFORMED);
     inc.caller_alias = "ok";
@@ -379,12 +379,10 @@ static void test_decode_rejects_malformed(void **state)
     e.reflexive_address = &ra;
     assert_int_equal(redecode(&e, buf, &d), WZP_ERR_MALFORMED);
     ra.reflexive = &a;
-    a.ip.data = b5;
-    a.ip.len = 5;
+    a.ip = bin(b5, 5);
     a.port = 1;
     assert_int_equal(redecode(&e, buf, &d), WZP_ERR_MALFORMED);
-    a.ip.data = b4;
-    a.ip.len = 4;
+    a.ip = bin(b4, 4);
     a.port = 0;
     assert_int_equal(redecode(&e, buf, &d), WZP_ERR_MALFORMED);
     a.port = 65536;
@@ -404,8 +402,7 @@ static void test_decode_rejects_malformed(void **state)
     }
     e.body_case = WZP__ENVELOPE__BODY_ACCEPT;
     e.accept = &acc;
-    acc.call_id.data = b16;
-    acc.call_id.len = 16;
+    acc.call_id = bin(b16, 16);
     acc.candidates = cp;
     acc.n_candidates = WZP_SIG_MAX_CANDIDATES + 1;
     assert_int_equal(redecode(&e, buf, &d), WZP_ERR_MALFORMED);
@@ -422,8 +419,7 @@ static void test_decode_rejects_malformed(void **state)
     Wzp__CandidatesUpdate upd = WZP__CANDIDATES_UPDATE__INIT;
     e.body_case = WZP__ENVELOPE__BODY_CANDIDATES_UPDATE;
     e.candidates_update = &upd;
-    upd.call_id.data = b16;
-    upd.call_id.len = 16;
+    upd.call_id = bin(b16, 16);
     upd.candidates = cp;
     upd.n_candidates = 2;
     assert_int_equal(redecode(&e, buf, &d), 0);
@@ -455,8 +451,7 @@ static void test_decode_rejects_malformed(void **state)
     Wzp__CallParams cpar = WZP__CALL_PARAMS__INIT;
     uint32_t codecs[WZP_SIG_MAX_CODECS + 1] = {0};
     acc.params = &cpar;
-    cpar.probe_key.data = b5;
-    cpar.probe_key.len = 5;
+    cpar.probe_key = bin(b5, 5);
     assert_int_equal(redecode(&e, buf, &d), WZP_ERR_MALFORMED);
     cpar.probe_key.len = 0;
     cpar.codecs = codecs;
@@ -469,10 +464,8 @@ static void test_decode_rejects_malformed(void **state)
     Wzp__CallSetup su = WZP__CALL_SETUP__INIT;
     e.body_case = WZP__ENVELOPE__BODY_CALL_SETUP;
     e.call_setup = &su;
-    su.call_id.data = b16;
-    su.call_id.len = 16;
-    su.peer_fingerprint.data = fp;
-    su.peer_fingerprint.len = 32;
+    su.call_id = bin(b16, 16);
+    su.peer_fingerprint = bin(fp, 32);
     assert_int_equal(redecode(&e, buf, &d), WZP_ERR_MALFORMED);
     su.role = WZP__ROLE__ROLE_CALLER;
     assert_int_equal(redecode(&e, buf, &d), 0);
@@ -481,16 +474,14 @@ static void test_decode_rejects_malformed(void **state)
     Wzp__CallEnded ce = WZP__CALL_ENDED__INIT;
     e.body_case = WZP__ENVELOPE__BODY_CALL_ENDED;
     e.call_ended = &ce;
-    ce.call_id.data = b16;
-    ce.call_id.len = 16;
+    ce.call_id = bin(b16, 16);
     ce.reason = (Wzp__EndReason)1234;
     assert_int_equal(redecode(&e, buf, &d), 0);
     assert_int_equal(d.u.end.reason, WZP_SIG_END_ERROR);
     Wzp__Hangup hu = WZP__HANGUP__INIT;
     e.body_case = WZP__ENVELOPE__BODY_HANGUP;
     e.hangup = &hu;
-    hu.call_id.data = b16;
-    hu.call_id.len = 16;
+    hu.call_id = bin(b16, 16);
     assert_int_equal(redecode(&e, buf, &d), 0);
     assert_int_equal(d.u.end.reason, WZP_SIG_END_HANGUP); /* unspecified = hangup */
     hu.reason = WZP__END_REASON__END_BUSY;
