@@ -260,30 +260,27 @@ static void test_malformed_rejected(void **state)
     static const uint8_t half[] = {0x80, 0x22, 0x00, 0x00, 0x80, 0x22, 0, 0};
     assert_int_equal(decode_frame(&m, buf, 0x0001, half, 8), 0);
 
-    /* XOR-MAPPED-ADDRESS: bad family, length not matching the family. */
-    static const uint8_t bad_family[] = {0x00, 0x20, 0x00, 0x08, 0x00, 0x03, 1, 2, 3, 4, 5, 6};
-    assert_int_equal(decode_frame(&m, buf, 0x0101, bad_family, sizeof(bad_family)),
-                     WZP_ERR_MALFORMED);
-    static const uint8_t short_v6[] = {0x00, 0x20, 0x00, 0x08, 0x00, 0x02, 1, 2, 3, 4, 5, 6};
-    assert_int_equal(decode_frame(&m, buf, 0x0101, short_v6, sizeof(short_v6)), WZP_ERR_MALFORMED);
-    static const uint8_t long_v4[] = {0x00, 0x01, 0x00, 0x0c, 0x00, 0x01, 1, 2,
-                                      3,    4,    5,    6,    7,    8,    9, 10};
-    assert_int_equal(decode_frame(&m, buf, 0x0101, long_v4, sizeof(long_v4)), WZP_ERR_MALFORMED);
-
-    /* ERROR-CODE: class out of range, number over 99, too short. */
-    static const uint8_t bad_class[] = {0x00, 0x09, 0x00, 0x04, 0, 0, 2, 0};
-    assert_int_equal(decode_frame(&m, buf, 0x0111, bad_class, sizeof(bad_class)),
-                     WZP_ERR_MALFORMED);
-    static const uint8_t bad_number[] = {0x00, 0x09, 0x00, 0x04, 0, 0, 4, 100};
-    assert_int_equal(decode_frame(&m, buf, 0x0111, bad_number, sizeof(bad_number)),
-                     WZP_ERR_MALFORMED);
-    static const uint8_t short_err[] = {0x00, 0x09, 0x00, 0x02, 0, 0, 0, 0};
-    assert_int_equal(decode_frame(&m, buf, 0x0111, short_err, sizeof(short_err)),
-                     WZP_ERR_MALFORMED);
-    /* UNKNOWN-ATTRIBUTES of odd length. */
-    static const uint8_t odd_unknown[] = {0x00, 0x0a, 0x00, 0x03, 0, 1, 0, 0};
-    assert_int_equal(decode_frame(&m, buf, 0x0111, odd_unknown, sizeof(odd_unknown)),
-                     WZP_ERR_MALFORMED);
+    /* Malformed attribute values, each in a message of its own. */
+    static const struct {
+        uint16_t type;
+        uint8_t body[16];
+        size_t len;
+    } bad_attrs[] = {
+        /* XOR-MAPPED-ADDRESS: bad family, length not matching the family. */
+        {0x0101, {0x00, 0x20, 0x00, 0x08, 0x00, 0x03, 1, 2, 3, 4, 5, 6}, 12},
+        {0x0101, {0x00, 0x20, 0x00, 0x08, 0x00, 0x02, 1, 2, 3, 4, 5, 6}, 12},
+        {0x0101, {0x00, 0x01, 0x00, 0x0c, 0x00, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 16},
+        /* ERROR-CODE: class out of range, number over 99, too short. */
+        {0x0111, {0x00, 0x09, 0x00, 0x04, 0, 0, 2, 0}, 8},
+        {0x0111, {0x00, 0x09, 0x00, 0x04, 0, 0, 4, 100}, 8},
+        {0x0111, {0x00, 0x09, 0x00, 0x02, 0, 0, 0, 0}, 8},
+        /* UNKNOWN-ATTRIBUTES of odd length. */
+        {0x0111, {0x00, 0x0a, 0x00, 0x03, 0, 1, 0, 0}, 8},
+    };
+    for (size_t i = 0; i < sizeof(bad_attrs) / sizeof(bad_attrs[0]); i++)
+        assert_int_equal(
+            decode_frame(&m, buf, bad_attrs[i].type, bad_attrs[i].body, bad_attrs[i].len),
+            WZP_ERR_MALFORMED);
 
     /* FINGERPRINT not last, or of the wrong size. */
     uint8_t tid[12] = {0};
@@ -460,6 +457,22 @@ static void test_client_retransmit_schedule(void **state)
     assert_int_equal(wzp_stun_txn_poll(&t, 0, out, 10, &to), WZP_ERR_TOO_BIG);
 }
 
+/* Starts a fresh transaction to server and begins, in resp, a response of type to it. */
+static void start_and_respond(wzp_stun_txn *t, const wzp_addr *server, wzp_stun_wr *sw,
+                              uint8_t *resp, size_t cap, uint16_t type)
+{
+    assert_int_equal(wzp_stun_txn_start(t, NULL, server, 0), 0);
+    wzp_stun_begin(sw, resp, cap, type, t->tid);
+}
+
+/* Finishes the response begun in resp and hands it to t, which takes it. */
+static void deliver(wzp_stun_txn *t, const wzp_addr *server, wzp_stun_wr *sw, const uint8_t *resp,
+                    bool fingerprint)
+{
+    int rlen = wzp_stun_finish(sw, fingerprint);
+    assert_int_equal(wzp_stun_txn_recv(t, server, resp, (size_t)rlen, 1), 0);
+}
+
 static void test_client_matching(void **state)
 {
     (void)state;
@@ -500,36 +513,28 @@ static void test_client_matching(void **state)
     assert_int_equal(wzp_stun_txn_recv(&t, &server, resp, (size_t)rlen, 2), WZP_ERR_NOT_FOUND);
 
     /* Old server: MAPPED-ADDRESS only. */
-    assert_int_equal(wzp_stun_txn_start(&t, NULL, &server, 0), 0);
-    wzp_stun_begin(&sw, resp, sizeof(resp), WZP_STUN_BINDING_SUCCESS, t.tid);
+    start_and_respond(&t, &server, &sw, resp, sizeof(resp), WZP_STUN_BINDING_SUCCESS);
     wzp_stun_put_addr(&sw, &me, false);
-    rlen = wzp_stun_finish(&sw, false);
-    assert_int_equal(wzp_stun_txn_recv(&t, &server, resp, (size_t)rlen, 1), 0);
+    deliver(&t, &server, &sw, resp, false);
     assert_int_equal(t.state, WZP_STUN_TXN_DONE);
     assert_true(wzp_addr_equal(&t.mapped, &me));
 
     /* Error response. */
-    assert_int_equal(wzp_stun_txn_start(&t, NULL, &server, 0), 0);
-    wzp_stun_begin(&sw, resp, sizeof(resp), WZP_STUN_BINDING_ERROR, t.tid);
+    start_and_respond(&t, &server, &sw, resp, sizeof(resp), WZP_STUN_BINDING_ERROR);
     wzp_stun_put_error(&sw, 400, "Bad Request");
-    rlen = wzp_stun_finish(&sw, true);
-    assert_int_equal(wzp_stun_txn_recv(&t, &server, resp, (size_t)rlen, 1), 0);
+    deliver(&t, &server, &sw, resp, true);
     assert_int_equal(t.state, WZP_STUN_TXN_FAILED);
     assert_int_equal(t.error, WZP_ERR_REJECTED);
     assert_int_equal(t.error_code, 400);
 
     /* Success without any mapped address, or with an unknown required attribute: failed. */
-    assert_int_equal(wzp_stun_txn_start(&t, NULL, &server, 0), 0);
-    wzp_stun_begin(&sw, resp, sizeof(resp), WZP_STUN_BINDING_SUCCESS, t.tid);
-    rlen = wzp_stun_finish(&sw, true);
-    assert_int_equal(wzp_stun_txn_recv(&t, &server, resp, (size_t)rlen, 1), 0);
+    start_and_respond(&t, &server, &sw, resp, sizeof(resp), WZP_STUN_BINDING_SUCCESS);
+    deliver(&t, &server, &sw, resp, true);
     assert_int_equal(t.error, WZP_ERR_PROTOCOL);
-    assert_int_equal(wzp_stun_txn_start(&t, NULL, &server, 0), 0);
-    wzp_stun_begin(&sw, resp, sizeof(resp), WZP_STUN_BINDING_SUCCESS, t.tid);
+    start_and_respond(&t, &server, &sw, resp, sizeof(resp), WZP_STUN_BINDING_SUCCESS);
     wzp_stun_put_addr(&sw, &me, true);
     wzp_stun_put_attr(&sw, 0x0042, NULL, 0);
-    rlen = wzp_stun_finish(&sw, true);
-    assert_int_equal(wzp_stun_txn_recv(&t, &server, resp, (size_t)rlen, 1), 0);
+    deliver(&t, &server, &sw, resp, true);
     assert_int_equal(t.state, WZP_STUN_TXN_FAILED);
     assert_int_equal(t.error, WZP_ERR_PROTOCOL);
 
