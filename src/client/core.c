@@ -237,6 +237,7 @@ static wzp_ts vc_relay_heard_at(void *owner)
 static core_slot *slot_reserve(wzp_core *core, uint16_t *vport)
 {
     core_slot *slot = NULL;
+    *vport = 0;
     for (size_t i = 0; i < CORE_MAX_CALLS && !slot; i++)
         if (!core->calls[i].vc)
             slot = &core->calls[i];

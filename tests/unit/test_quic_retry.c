@@ -88,7 +88,7 @@ static bool filter(qnet *nt, qnet_pkt *p, void *arg)
         return false;
     if (F.server_only_retries && p->from->idx == 0 && (p->data[0] & 0xf0) != 0xf0)
         return false;
-    size_t off, tlen;
+    size_t off = 0, tlen = 0;
     if (to == F.hold_to && initial_token(p->data, p->len, &off, &tlen) && tlen > 0) {
         if (F.held_count++ == 0) {
             memcpy(F.held, p->data, p->len);
@@ -242,7 +242,7 @@ static void hold_token_initial(qnet *nt, node *cl, node *sv)
     run_for(nt, WZP_MS(20));
     assert_int_equal(ep_stats(sv->ep).retries_sent, 1);
     assert_true(F.held_count >= 1);
-    size_t off, tlen;
+    size_t off = 0, tlen = 0;
     assert_true(initial_token(F.held, F.held_len, &off, &tlen));
     assert_true(tlen > 16);
 }
@@ -262,7 +262,7 @@ static void test_bad_tokens(void **state)
     node *other = net_add(&nt, test_ids.s, true, "10.0.0.9:4433"); /* a second server, own secret */
     configure(sv, 0, 16);
     hold_token_initial(&nt, cl, sv);
-    size_t off, tlen;
+    size_t off = 0, tlen = 0;
     assert_true(initial_token(F.held, F.held_len, &off, &tlen));
     uint8_t p[1500];
 
