@@ -56,9 +56,10 @@ static bool hold(qnet *nt, qnet_pkt *p, void *arg)
     return false;
 }
 
-static void server_up(qnet *nt, const uint8_t *secret)
+/* A server endpoint with the recorder's callbacks (user: sv, may be NULL) and, if given, a
+ * static reset secret. */
+static wzp_quic_endpoint *server_ep(node *sv, const uint8_t *secret)
 {
-    node *sv = &nt->nodes[0];
     wzp_quic_endpoint_config cfg;
     wzp_quic_endpoint_config_default(&cfg);
     assert_false(cfg.have_static_secret);
@@ -70,7 +71,15 @@ static void server_up(qnet *nt, const uint8_t *secret)
         cfg.have_static_secret = true;
         memcpy(cfg.static_secret, secret, sizeof(cfg.static_secret));
     }
-    assert_int_equal(wzp_quic_endpoint_new(&sv->ep, &cfg), 0);
+    wzp_quic_endpoint *ep;
+    assert_int_equal(wzp_quic_endpoint_new(&ep, &cfg), 0);
+    return ep;
+}
+
+static void server_up(qnet *nt, const uint8_t *secret)
+{
+    node *sv = &nt->nodes[0];
+    sv->ep = server_ep(sv, secret);
     qnet_pin(sv, test_ids.fp_c);
 }
 
@@ -261,15 +270,7 @@ static void short_pkt(uint8_t *p, size_t len, const uint8_t dcid[16])
 static void test_reset_sizes(void **state)
 {
     (void)state;
-    wzp_quic_endpoint *ep;
-    wzp_quic_endpoint_config cfg;
-    wzp_quic_endpoint_config_default(&cfg);
-    cfg.id = test_ids.s;
-    cfg.server = true;
-    cfg.cb = qnet_callbacks;
-    cfg.have_static_secret = true;
-    memcpy(cfg.static_secret, secret_a, 32);
-    assert_int_equal(wzp_quic_endpoint_new(&ep, &cfg), 0);
+    wzp_quic_endpoint *ep = server_ep(NULL, secret_a);
     wzp_addr self, peer;
     wzp_addr_parse(&self, "10.0.0.1:4433", false);
     wzp_addr_parse(&peer, "10.0.0.2:5000", false);
@@ -326,13 +327,7 @@ static void test_reset_sizes(void **state)
 static void test_reset_rate_limit(void **state)
 {
     (void)state;
-    wzp_quic_endpoint *ep;
-    wzp_quic_endpoint_config cfg;
-    wzp_quic_endpoint_config_default(&cfg);
-    cfg.id = test_ids.s;
-    cfg.server = true;
-    cfg.cb = qnet_callbacks;
-    assert_int_equal(wzp_quic_endpoint_new(&ep, &cfg), 0);
+    wzp_quic_endpoint *ep = server_ep(NULL, NULL);
     wzp_addr self, peer;
     wzp_addr_parse(&self, "10.0.0.1:4433", false);
     wzp_addr_parse(&peer, "10.0.0.2:5000", false);
