@@ -63,6 +63,8 @@ const char *wzp_strerror(int err)
         return "peer unreachable";
     case WZP_ERR_RELAY_FULL:
         return "relay full";
+    case WZP_ERR_DEVICE:
+        return "sound device missing, busy or gone";
     }
     return "unknown error";
 }
