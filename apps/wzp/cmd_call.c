@@ -50,6 +50,14 @@ static void usage(FILE *out, int cmd)
         "  --record FILE.wav      record what the peer sends (48 kHz mono WAV; checked\n"
         "                         before the call, written when it ends)\n"
         "  --duration SECONDS     hang up this long after the call is up (up to a week)\n"
+        "Without --send/--tone the microphone is sent; without --record the speaker plays.\n"
+        "  --input DEVICE         microphone (default: the system's; see 'wzp devices')\n"
+        "  --output DEVICE        speaker (default: the system's)\n"
+        "  --audio-backend NAME   pulse or alsa (default: PulseAudio if a server answers)\n"
+        "  --no-audio             no sound devices: send silence, play nothing\n"
+        "  --no-aec, --no-denoise, --no-agc, --no-dtx\n"
+        "                         turn off echo cancellation, noise suppression, automatic\n"
+        "                         gain, or silence suppression (DTX with comfort noise)\n"
         "  --no-direct            never try a direct path (always through the relay)\n"
         "  --loopback-candidates  offer only loopback addresses (tests on one host)\n";
     switch (cmd) {
@@ -76,6 +84,45 @@ static void usage(FILE *out, int cmd)
     }
 }
 
+/* Named devices and backends are checked before the relay is contacted: a typo is a clear
+ * error, not a call that silently uses another device. */
+static int check_devices(const char *cmd, const session_opts *so)
+{
+    const wzp_audio_config *a = &so->audio;
+    if (a->backend && strcmp(a->backend, "pulse") && strcmp(a->backend, "alsa") &&
+        strcmp(a->backend, "auto")) {
+        fprintf(stderr, "%s: --audio-backend wants pulse or alsa, got '%s'\n", cmd, a->backend);
+        return WZP_EXIT_USAGE;
+    }
+    if (so->no_audio || (!a->input && !a->output))
+        return 0;
+    enum { MAX = 256 };
+    wzp_audio_device *devs = calloc(MAX, sizeof(*devs));
+    if (!devs)
+        return WZP_EXIT_FAILURE;
+    const char *used = NULL;
+    int n = wzp_audio_list_devices(a->backend, devs, MAX, &used);
+    int code = 0;
+    if (n < 0) {
+        fprintf(stderr, "%s: no sound system to open --input/--output on (%s)\n", cmd,
+                wzp_strerror(n));
+        code = WZP_EXIT_AUDIO;
+    }
+    const char *want[2] = {a->input, a->output};
+    for (int k = 0; k < 2 && !code; k++) {
+        bool found = !want[k];
+        for (int i = 0; i < n && i < MAX && !found; i++)
+            found = devs[i].input == (k == 0) && !strcmp(devs[i].name, want[k]);
+        if (!found) {
+            fprintf(stderr, "%s: no %s device '%s' in %s (see 'wzp devices')\n", cmd,
+                    k == 0 ? "input" : "output", want[k], used);
+            code = WZP_EXIT_AUDIO;
+        }
+    }
+    free(devs);
+    return code;
+}
+
 static int run(int cmd, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -93,12 +140,22 @@ static int run(int cmd, int argc, char **argv)
         {"duration", required_argument, NULL, 'd'},
         {"no-direct", no_argument, NULL, 'n'},
         {"loopback-candidates", no_argument, NULL, 'L'},
+        {"input", required_argument, NULL, 'I'},
+        {"output", required_argument, NULL, 'O'},
+        {"audio-backend", required_argument, NULL, 'K'},
+        {"no-audio", no_argument, NULL, 'N'},
+        {"no-aec", no_argument, NULL, 1001},
+        {"no-denoise", no_argument, NULL, 1002},
+        {"no-agc", no_argument, NULL, 1003},
+        {"no-dtx", no_argument, NULL, 1004},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *names[] = {"wzp listen", "wzp call", "wzp reflect"};
+    int code;
     session_opts so = {.name = names[cmd]};
+    wzp_audio_config_default(&so.audio);
     wzp_client_config cfg = {0};
     int c, verbose = 0;
     optind = 1;
@@ -153,6 +210,30 @@ static int run(int cmd, int argc, char **argv)
         case 'L':
             cfg.host_candidates_loopback = true;
             break;
+        case 'I':
+            so.audio.input = optarg;
+            break;
+        case 'O':
+            so.audio.output = optarg;
+            break;
+        case 'K':
+            so.audio.backend = optarg;
+            break;
+        case 'N':
+            so.no_audio = true;
+            break;
+        case 1001:
+            so.audio.aec = false;
+            break;
+        case 1002:
+            so.audio.denoise = false;
+            break;
+        case 1003:
+            so.audio.agc = false;
+            break;
+        case 1004:
+            so.audio.dtx = false;
+            break;
         case 'v':
             verbose++;
             break;
@@ -190,13 +271,15 @@ static int run(int cmd, int argc, char **argv)
         fprintf(stderr, "%s: %s\n", so.name, why);
         return WZP_EXIT_IDENTITY;
     }
+    if (cmd != CMD_REFLECT && (code = check_devices(so.name, &so)) != 0)
+        return code;
     wzp_set_log_level(verbose >= 2 ? WZP_LOG_DEBUG : verbose ? WZP_LOG_INFO : WZP_LOG_ERROR);
     so.status_line = !so.json && cmd != CMD_REFLECT && isatty(STDERR_FILENO);
     so.ask = cmd == CMD_LISTEN && !so.auto_answer && isatty(STDIN_FILENO);
 
     session s;
     session_init(&s, &so);
-    int code = session_load_audio(&s);
+    code = session_load_audio(&s);
     if (code) {
         session_finish(&s, code);
         return code;

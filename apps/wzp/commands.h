@@ -15,7 +15,7 @@ enum {
     WZP_EXIT_RELAY_PIN = 5,    /* the relay presented another key than --relay-pin */
     WZP_EXIT_PEER_UNAVAIL = 6, /* unknown alias or fingerprint, or the peer is offline */
     WZP_EXIT_REJECTED = 7,     /* the peer rejected the call (or was busy) */
-    WZP_EXIT_AUDIO = 8,        /* an audio file could not be read or written */
+    WZP_EXIT_AUDIO = 8,        /* an audio file could not be read or written, or no such device */
     WZP_EXIT_HANGUP = 9,       /* the peer hung up first (wzp call) */
     WZP_EXIT_MITM = 10,        /* the peer's key is not the one that was called or announced */
     WZP_EXIT_MISMATCH = 11,    /* wzp demo: what was recorded does not match what was sent */
@@ -37,7 +37,7 @@ enum {
     "   5  wrong relay pin: the relay presented another key\n"                                     \
     "   6  unknown or offline peer\n"                                                              \
     "   7  call rejected (or peer busy)\n"                                                         \
-    "   8  audio file unreadable or unwritable\n"                                                  \
+    "   8  audio file unreadable or unwritable, or no such sound device\n"                         \
     "   9  the peer hung up first (wzp call)\n"                                                    \
     "  10  possible man-in-the-middle: the peer's key is not the one you called\n"                 \
     "  11  wzp demo: recorded audio does not match what was sent\n"                                \
@@ -52,5 +52,6 @@ int wzp_cmd_listen(int argc, char **argv);
 int wzp_cmd_call(int argc, char **argv);
 int wzp_cmd_reflect(int argc, char **argv);
 int wzp_cmd_demo(int argc, char **argv);
+int wzp_cmd_devices(int argc, char **argv);
 
 #endif

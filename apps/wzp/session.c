@@ -341,6 +341,9 @@ void session_init(session *s, const session_opts *o)
         wzp_tone_init(&s->tone, o->tone_hz, 0.5f);
     if (o->source == SRC_PROBE)
         wzp_probe_signal_init(&s->probe, o->probe_seed, 0.5f);
+    s->live_in = !o->no_audio && o->source == SRC_SILENCE;
+    s->live_out = !o->no_audio && !o->record_file && !o->keep_recording;
+    s->o.audio.enabled = s->live_in || s->live_out;
 }
 
 int session_load_audio(session *s)
@@ -376,9 +379,10 @@ int session_start(session *s, const wzp_client_config *base)
         .on_incoming = cb_incoming,
         .on_call_state = cb_call_state,
         .on_path = cb_path,
-        .pcm_source = cb_source,
-        .pcm_sink = cb_sink,
+        .pcm_source = s->live_in ? NULL : cb_source,
+        .pcm_sink = s->live_out ? NULL : cb_sink,
     };
+    cfg.audio = s->o.audio;
     cfg.user = s;
     /* Name the bad option precisely before the library's generic WZP_ERR_INVALID. */
     wzp_addr relay_addr;
@@ -467,6 +471,41 @@ int session_unregistered_exit(session *s, int err)
 /* --- running a call -----------------------------------------------------------------------------
  */
 
+/* Once per call, the sound devices in use, or why there are none. */
+static void report_audio(session *s)
+{
+    if (s->audio_reported || !s->o.audio.enabled || !s->call)
+        return;
+    wzp_audio_stats as;
+    if (wzp_call_get_audio_stats(s->call, &as) < 0)
+        return;
+    if (as.live && ((s->live_in && !as.input[0]) || (s->live_out && !as.output[0])))
+        return; /* the device threads are still opening them */
+    s->audio_reported = true;
+    if (s->o.json) {
+        json_begin(s, "audio");
+        printf(",\"live\":%s,\"backend\":", as.live ? "true" : "false");
+        json_str(stdout, as.backend);
+        printf(",\"input\":");
+        json_str(stdout, as.input);
+        printf(",\"output\":");
+        json_str(stdout, as.output);
+        json_end();
+        return;
+    }
+    if (s->o.quiet)
+        return;
+    clear_status(s);
+    if (!as.live)
+        fprintf(stderr,
+                "%s: no sound device (no sound server answers and ALSA has no usable device); "
+                "the call goes on without microphone and speaker\n",
+                s->o.name);
+    else
+        fprintf(stderr, "%s: audio via %s: microphone %s, speaker %s\n", s->o.name, as.backend,
+                s->live_in ? as.input : "(not used)", s->live_out ? as.output : "(not used)");
+}
+
 static void print_status(session *s, bool show)
 {
     wzp_call_stats st;
@@ -523,6 +562,7 @@ static int run_until_end(session *s, volatile sig_atomic_t *interrupted, bool ca
         }
         if (active && now - last_status >= (s->o.status_line ? 0.5 : 1.0)) {
             last_status = now;
+            report_audio(s);
             print_status(s, true);
         }
     }
@@ -694,6 +734,16 @@ void session_summary(session *s, int exit_code)
         printf(",\"rtt_ms\":%.3f,\"path_changes\":%u,\"loss_pct\":%.2f,\"bitrate_kbps\":%.1f",
                st.rtt_ms, st.path_changes, st.loss_pct, st.bitrate_kbps);
         printf(",\"max_gap_ms\":%lld", (long long)st.max_gap_ms);
+        wzp_audio_stats as;
+        if (s->o.audio.enabled && s->call && wzp_call_get_audio_stats(s->call, &as) == 0)
+            printf(
+                ",\"audio\":{\"live\":%s,\"capture_overruns\":%llu,\"capture_underruns\":%llu,"
+                "\"playback_overruns\":%llu,\"playback_underruns\":%llu,\"device_losses\":%llu,"
+                "\"capture_drift_ppm\":%.1f,\"playback_drift_ppm\":%.1f,\"voice_frames\":%llu}",
+                as.live ? "true" : "false", (unsigned long long)as.capture_overruns,
+                (unsigned long long)as.capture_underruns, (unsigned long long)as.playback_overruns,
+                (unsigned long long)as.playback_underruns, (unsigned long long)as.device_losses,
+                as.capture_drift_ppm, as.playback_drift_ppm, (unsigned long long)as.voice_frames);
         printf(",\"end\":");
         json_str(stdout, s->end_reason ? wzp_strerror(s->end_reason) : "hung up");
         printf(",\"exit_code\":%d", exit_code);

@@ -40,6 +40,10 @@ typedef struct session_opts {
     bool keep_recording; /* keep the received PCM in memory (demo compare) */
     bool keep_sent;      /* keep the sent PCM in memory (demo compare) */
     double duration_s;   /* after the call is active; 0 = until it ends / the file ends */
+    /* Sound devices: the microphone when nothing else is sent, the speaker when nothing is
+       recorded (unless no_audio); audio.enabled says whether either is in use. */
+    bool no_audio;
+    wzp_audio_config audio;
     double register_timeout_s;
 } session_opts;
 
@@ -60,6 +64,8 @@ typedef struct session {
     int16_t *sent;
     size_t sent_n, sent_cap;
     bool source_done; /* the file has been sent completely */
+    bool live_in, live_out;
+    bool audio_reported; /* the devices in use were told to the user */
 
     /* state, under mu */
     bool registered, unregistered, unreg_fatal;

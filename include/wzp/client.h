@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <wzp/audio.h>
 #include <wzp/wzp.h>
 
 #ifdef __cplusplus
@@ -92,6 +93,10 @@ typedef struct wzp_client_config {
      * start it at the answer rather than stream it while the callee's phone rings, so the
      * callee hears it from its beginning (half a relay round trip later). */
     bool hold_audio_until_answer;
+    /* Live sound devices for calls without PCM callbacks. All zero: none (the call is silent
+     * and plays to nowhere); wzp_audio_config_default(&cfg.audio) for the default microphone
+     * and speaker with every processing stage on. */
+    wzp_audio_config audio;
     wzp_client_callbacks cb;
     void *user;
 } wzp_client_config;
@@ -118,6 +123,9 @@ int wzp_call_reject(wzp_call *call);
 int wzp_call_hangup(wzp_call *call);
 int wzp_call_set_mute(wzp_call *call, bool mute);
 int wzp_call_get_stats(wzp_call *call, wzp_call_stats *out);
+/* The call's sound devices (out->live false when it uses none or none could be opened); after
+ * the call ended, their figures when they were closed. */
+int wzp_call_get_audio_stats(wzp_call *call, wzp_audio_stats *out);
 /* Frees a call's handle (a call not yet ended is hung up first). */
 void wzp_call_release(wzp_call *call);
 /* After WZP_CALL_ENDED: a one-line explanation ("" when we hung up), e.g. the

@@ -14,6 +14,7 @@
 #include <wzp/client.h>
 #include <wzp/identity.h>
 
+#include "audio/call_audio.h"
 #include "client/core.h"
 #include "common/log.h"
 #include "net/clock.h"
@@ -32,11 +33,15 @@ struct wzp_call {
     char detail[384];
     char peer_fp[WZP_FINGERPRINT_STRLEN];
     char peer_alias[40];
+    wzp_call_audio *audio;       /* live devices; the loop thread's, NULL until first needed */
+    bool audio_failed;           /* no device could be had: the call goes on without */
+    wzp_audio_stats audio_final; /* the devices' figures when they were closed */
 };
 
 struct wzp_client {
     wzp_client_config cfg;
     char *relay_text, *pin_text, *alias, *home;
+    char *audio_backend, *audio_input, *audio_output;
     char fp_text[WZP_FINGERPRINT_STRLEN];
     wzp_identity *id;
     wzp_core *core;
@@ -139,6 +144,7 @@ typedef struct job {
     bool flag;
     uint32_t id;
     wzp_call_stats *stats;
+    wzp_audio_stats *audio;
     int rc;
     bool done;
 } job;
@@ -174,6 +180,31 @@ static int run_job(wzp_client *c, job *j)
         pthread_cond_wait(&c->cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
     return j->rc;
+}
+
+/* --- live audio ----------------------------------------------------------------------------- */
+
+/* The call's devices, opened the first time it needs them (loop thread). */
+static wzp_call_audio *call_audio(wzp_client *c, wzp_call *call)
+{
+    if (call->audio || call->audio_failed)
+        return call->audio;
+    bool capture = !c->cfg.cb.pcm_source, playback = !c->cfg.cb.pcm_sink;
+    int rc = wzp_call_audio_new(&call->audio, &c->cfg.audio, capture, playback);
+    if (rc < 0) {
+        call->audio_failed = true;
+        WZP_WARN("no sound device for this call (%s): it goes on without microphone and speaker",
+                 wzp_strerror(rc));
+    }
+    return call->audio;
+}
+
+static void call_audio_close(wzp_call *call)
+{
+    if (call->audio)
+        wzp_call_audio_get_stats(call->audio, &call->audio_final);
+    wzp_call_audio_free(call->audio);
+    call->audio = NULL;
 }
 
 /* --- core events -> public callbacks ---------------------------------------------------------- */
@@ -216,8 +247,10 @@ static void core_event(void *user, const wzp_core_event *ev)
             snprintf(call->peer_fp, sizeof(call->peer_fp), "%s", ev->peer_fp);
         if (ev->peer_alias && ev->peer_alias[0])
             snprintf(call->peer_alias, sizeof(call->peer_alias), "%s", ev->peer_alias);
-        if (ev->state == WZP_CALL_ENDED)
+        if (ev->state == WZP_CALL_ENDED) {
             snprintf(call->detail, sizeof(call->detail), "%s", ev->text ? ev->text : "");
+            call_audio_close(call);
+        }
         if (cb->on_call_state)
             cb->on_call_state(c, call, ev->state, ev->err, c->cfg.user);
         break;
@@ -231,6 +264,8 @@ static void core_event(void *user, const wzp_core_event *ev)
     case WZP_CORE_EV_PCM:
         if (call && cb->pcm_sink)
             cb->pcm_sink(c, call, ev->pcm, ev->concealed, c->cfg.user);
+        else if (call && c->cfg.audio.enabled && call_audio(c, call))
+            wzp_call_audio_play(call->audio, ev->pcm);
         break;
     }
 }
@@ -238,9 +273,15 @@ static void core_event(void *user, const wzp_core_event *ev)
 static bool core_pcm_source(void *user, uint32_t id, void *call_user, int16_t *pcm)
 {
     wzp_client *c = user;
-    if (!call_user || !c->cfg.cb.pcm_source)
+    wzp_call *call = call_user;
+    if (!call)
         return false;
-    return c->cfg.cb.pcm_source(c, call_user, pcm, c->cfg.user);
+    if (c->cfg.cb.pcm_source)
+        return c->cfg.cb.pcm_source(c, call, pcm, c->cfg.user);
+    if (!c->cfg.audio.enabled || !call_audio(c, call))
+        return false;
+    wzp_call_audio_capture(call->audio, pcm, wzp_now());
+    return true;
 }
 
 /* --- lifetime ------------------------------------------------------------------------------------
@@ -372,6 +413,12 @@ int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
     c->cfg.relay_pin = c->pin_text;
     c->cfg.alias = c->alias;
     c->cfg.home = c->home;
+    c->audio_backend = dup_or_null(cfg->audio.backend);
+    c->audio_input = dup_or_null(cfg->audio.input);
+    c->audio_output = dup_or_null(cfg->audio.output);
+    c->cfg.audio.backend = c->audio_backend;
+    c->cfg.audio.input = c->audio_input;
+    c->cfg.audio.output = c->audio_output;
     c->cfg.bind_v4 = c->cfg.bind_v6 = NULL; /* only used below */
 
     int rc;
@@ -499,6 +546,9 @@ void wzp_client_free(wzp_client *c)
     free(c->pin_text);
     free(c->alias);
     free(c->home);
+    free(c->audio_backend);
+    free(c->audio_input);
+    free(c->audio_output);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -597,6 +647,8 @@ void wzp_call_release(wzp_call *call)
     if (!call)
         return;
     call_job(call, do_release, false, NULL); /* fails harmlessly once the client stopped */
+    /* The core no longer knows the call, so the loop will not touch its audio again. */
+    call_audio_close(call);
     free(call);
 }
 
@@ -611,6 +663,23 @@ double wzp_client_relay_rtt_ms(wzp_client *c)
     job j = {.fn = do_rtt};
     int us = run_job(c, &j);
     return us > 0 ? us / 1000.0 : 0.0;
+}
+
+static int do_audio_stats(job *j, wzp_ts now)
+{
+    if (j->call->audio)
+        wzp_call_audio_get_stats(j->call->audio, j->audio);
+    else
+        *j->audio = j->call->audio_final;
+    return 0;
+}
+
+int wzp_call_get_audio_stats(wzp_call *call, wzp_audio_stats *out)
+{
+    if (!call || !out)
+        return WZP_ERR_INVALID;
+    job j = {.fn = do_audio_stats, .call = call, .audio = out};
+    return run_job(call->c, &j);
 }
 
 const char *wzp_call_detail(const wzp_call *call)

@@ -32,7 +32,8 @@ RA=$(sed -n 's/.*listening on //p' "$T/relay.out")
 RP=$(sed -n 's/.*fingerprint //p' "$T/relay.out")
 [ -n "$RP" ] || { echo "relay did not start"; cat "$T/relay.out"; exit 1; }
 # Loopback candidates only: nothing is sent to any other interface of this machine.
-R=(--relay "$RA" --relay-pin "$RP" --loopback-candidates)
+# No sound devices: these calls must never open a real microphone or speaker.
+R=(--relay "$RA" --relay-pin "$RP" --loopback-candidates --no-audio)
 OTHER_FP=$("$WZP" id --home "$T/other" 2>/dev/null)
 
 # reflect works

@@ -1,0 +1,73 @@
+/*
+ * Live audio: the microphone and speaker a call uses when the application
+ * supplies no PCM callbacks of its own, and the voice processing on the way
+ * (echo cancellation, noise suppression, automatic gain, voice activity with
+ * discontinuous transmission). Backends: PulseAudio (which also serves
+ * PipeWire desktops through pipewire-pulse) when a sound server answers, ALSA
+ * otherwise.
+ */
+#ifndef WZP_AUDIO_H
+#define WZP_AUDIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <wzp/wzp.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WZP_AUDIO_DEVICE_NAME_MAX 160
+
+typedef struct wzp_audio_config {
+    /* Open the sound devices for calls: the microphone when the client has no pcm_source
+       callback, the speaker when it has no pcm_sink. */
+    bool enabled;
+    const char *backend; /* NULL or "auto", "pulse", "alsa" */
+    const char *input;   /* device name as wzp_audio_list_devices gives it; NULL = default */
+    const char *output;
+    /* Voice processing on the microphone; wzp_audio_config_default turns each on. */
+    bool aec;     /* acoustic echo cancellation */
+    bool denoise; /* noise suppression */
+    bool agc;     /* automatic gain control */
+    bool dtx;     /* send nothing while nobody speaks; the peer hears comfort noise */
+} wzp_audio_config;
+
+/* Devices enabled, default backend and devices, every processing stage on. */
+void wzp_audio_config_default(wzp_audio_config *cfg);
+
+typedef struct wzp_audio_device {
+    char name[WZP_AUDIO_DEVICE_NAME_MAX]; /* what wzp_audio_config.input/output take */
+    char description[WZP_AUDIO_DEVICE_NAME_MAX];
+    bool input; /* a microphone (or a monitor of an output); else a speaker */
+    bool is_default;
+} wzp_audio_device;
+
+/* The devices of a backend (NULL or "auto": the one a call would use). Writes at most cap and
+ * returns how many there are, or WZP_ERR_DEVICE when no backend is usable. *backend_used (if
+ * not NULL) is set to the backend's name. */
+int wzp_audio_list_devices(const char *backend, wzp_audio_device *out, size_t cap,
+                           const char **backend_used);
+
+typedef struct wzp_audio_stats {
+    bool live;                             /* this call uses sound devices */
+    char backend[16];                      /* "pulse", "alsa" */
+    char input[WZP_AUDIO_DEVICE_NAME_MAX]; /* open now; "" while none */
+    char output[WZP_AUDIO_DEVICE_NAME_MAX];
+    uint64_t capture_overruns;   /* microphone frames dropped (the call fell behind) */
+    uint64_t capture_underruns;  /* call ticks short of microphone audio */
+    uint64_t playback_overruns;  /* frames dropped before the speaker */
+    uint64_t playback_underruns; /* speaker periods short of audio (silence played) */
+    uint64_t device_losses;      /* devices that failed mid-call (replaced by the default) */
+    double capture_drift_ppm;    /* microphone clock vs the call's clock */
+    double playback_drift_ppm;   /* the call's clock vs the speaker's */
+    uint64_t voice_frames;       /* microphone frames the voice detector called speech */
+} wzp_audio_stats;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
