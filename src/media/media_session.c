@@ -167,6 +167,7 @@ struct wzp_media_rx {
     wzp_playout *pb;
     wzp_opus_dec *dec;
     bool use_fec;
+    bool comfort_noise;
     bool decoded_any; /* concealment needs a decoder history to extend */
     wzp_ts last_pull;
     wzp_media_rx_stats st;
@@ -176,6 +177,7 @@ void wzp_media_rx_config_default(wzp_media_rx_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->use_fec = true;
+    cfg->comfort_noise = true;
     cfg->playout.adaptive = true;
 }
 
@@ -200,6 +202,7 @@ int wzp_media_rx_new(wzp_media_rx **out, const wzp_media_rx_config *cfg)
         return err;
     }
     rx->use_fec = cfg->use_fec;
+    rx->comfort_noise = cfg->comfort_noise;
     rx->last_pull = WZP_TS_NEVER;
     rx->st.first_datagram = WZP_TS_NEVER;
     rx->st.first_decoded = WZP_TS_NEVER;
@@ -266,7 +269,11 @@ int wzp_media_rx_pull(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_
         if (!rx->decoded_any)
             break;
         if (fr.dtx && !fr.hold) {
+            /* Decode even when the noise is not wanted: the decoder then
+             * resumes from the background, not from a stale frame. */
             wzp_opus_decode_plc(rx->dec, pcm);
+            if (!rx->comfort_noise)
+                memset(pcm, 0, WZP_AUDIO_FRAME_SAMPLES * sizeof(*pcm));
             rx->st.comfort++;
             return WZP_MEDIA_RX_COMFORT;
         }

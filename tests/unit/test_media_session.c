@@ -403,6 +403,19 @@ static void test_vad_dtx_comfort_noise(void **state)
         assert_true(m[0].ncc >= m[1].ncc - 0.03);
     }
 
+    /* Comfort noise off: the same slots are digital silence. */
+    c.rng = 5;
+    t.opus.dtx = true;
+    r.comfort_noise = false;
+    result quiet;
+    run_call(&c, &t, &r, sent, voice, WZP_MS(9), &quiet);
+    int zero_slots = 0;
+    for (size_t j = 0; j < FRAMES + 40; j++)
+        if (quiet.kind[j] == WZP_MEDIA_RX_COMFORT)
+            zero_slots += wzp_synth_power(NULL, quiet.rec + j * N, 0, N) == 0;
+    assert_int_equal(zero_slots, slots);
+    free(quiet.rec);
+
     /* (d) DTX off: every frame sent, no comfort noise, whatever the VAD says. */
     assert_int_equal(off.tx.sent, FRAMES);
     assert_int_equal(off.tx.suppressed, 0);
