@@ -7,7 +7,6 @@
  * convergence time, and the CPU cost of one 20 ms frame with every stage on.
  * Asserts nothing.
  */
-#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,9 +68,8 @@ int main(void)
     for (int s = 0; s < secs; s++) {
         int a = s * 1000, b = a + 1000;
         size_t sa = (size_t)a * MS, sb = (size_t)b * MS;
-        double in = 10 * log10(wzp_synth_power(runs[0].echo, NULL, sa, sb) / (32768.0 * 32768.0));
-        double out =
-            10 * log10(wzp_synth_power(NULL, runs[0].out, sa, sb) / (32768.0 * 32768.0) + 1e-20);
+        double in = wzp_synth_dbfs(wzp_synth_power(runs[0].echo, NULL, sa, sb));
+        double out = wzp_synth_dbfs(wzp_synth_power(NULL, runs[0].out, sa, sb));
         printf("%4d %12.1f %12.1f %9.1f %12.1f %12.1f\n", s, in, out,
                wzp_aec_erle_db(&runs[0], a, b), wzp_aec_erle_db(&runs[NROWS - 2], a, b),
                wzp_aec_erle_db(&runs[REF_NS], a, b));

@@ -54,9 +54,10 @@ void wzp_media_tx_free(wzp_media_tx *tx);
 int wzp_media_tx_frame(wzp_media_tx *tx, const int16_t pcm[WZP_AUDIO_FRAME_SAMPLES], uint8_t *out,
                        size_t cap);
 
-/* Frames of non-voice after voice still sent as they are (word endings the
- * VAD calls too early), and the spacing of comfort-noise refreshes in DTX
- * (libopus's own refresh interval, 400 ms). */
+/* Frames of non-voice after voice still sent as they are (120 ms: word
+ * endings the VAD calls too early, and the gaps between syllables, so a
+ * talkspurt is not chopped into DTX stretches), and the spacing of
+ * comfort-noise refreshes in DTX (libopus's own refresh interval, 400 ms). */
 #define WZP_MEDIA_DTX_HANGOVER 6
 #define WZP_MEDIA_DTX_REFRESH  20
 

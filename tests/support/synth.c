@@ -138,3 +138,8 @@ double wzp_synth_power(const float *x, const int16_t *y, size_t a, size_t b)
     }
     return p / (double)(b - a);
 }
+
+double wzp_synth_dbfs(double power)
+{
+    return 10 * log10(power / (32768.0 * 32768.0) + 1e-20);
+}

@@ -45,5 +45,7 @@ int wzp_synth_room_echo(const wzp_synth_room *room, const float *x, float *y, si
 
 /* Mean power of x[a..b) (float) or y[a..b) (int16, when x is NULL). */
 double wzp_synth_power(const float *x, const int16_t *y, size_t a, size_t b);
+/* A mean power as dB re int16 full scale (-200 for silence). */
+double wzp_synth_dbfs(double power);
 
 #endif

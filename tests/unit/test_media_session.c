@@ -313,11 +313,6 @@ static bool in_speech(int k)
     return (k >= 50 && k < 100) || (k >= 175 && k < 225); /* 1-2 s, 3.5-4.5 s */
 }
 
-static double db_fs(double power)
-{
-    return 10 * log10(power / (32768.0 * 32768.0) + 1e-20);
-}
-
 static void test_vad_dtx_comfort_noise(void **state)
 {
     (void)state;
@@ -329,7 +324,7 @@ static void test_vad_dtx_comfort_noise(void **state)
     wzp_synth_syllables(speech + 50 * N, 50 * N, 4, 12000);
     wzp_synth_syllables(speech + 175 * N, 50 * N, 5, 12000);
     wzp_synth_mix_s16(noise, speech, NULL, sent, FRAMES * N);
-    double floor_db = db_fs(wzp_synth_power(noise, NULL, 0, FRAMES * N));
+    double floor_db = wzp_synth_dbfs(wzp_synth_power(noise, NULL, 0, FRAMES * N));
 
     /* The live chain's VAD (alone, so the signal is untouched). */
     wzp_voice_proc_config vc = {.vad = true};
@@ -378,7 +373,7 @@ static void test_vad_dtx_comfort_noise(void **state)
         p += wzp_synth_power(NULL, on.rec + j * N, 0, N);
         slots++;
     }
-    double cn_db = db_fs(slots ? p / slots : 0);
+    double cn_db = wzp_synth_dbfs(slots ? p / slots : 0);
     printf("# vad dtx: %d comfort slots at %.1f dBFS; sender floor %.1f dBFS\n", slots, cn_db,
            floor_db);
     assert_int_equal(on.rx.comfort, (uint64_t)slots);
