@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (fr.kind == WZP_PLAYOUT_FRAME)
                 CHECK(fr.len <= WZP_MEDIA_MAX_PAYLOAD && (fr.len == 0 || fr.payload));
             int k = wzp_media_rx_pull(rx, now, pcm);
-            CHECK(k >= WZP_MEDIA_RX_SILENCE && k <= WZP_MEDIA_RX_CONCEALED);
+            CHECK(k >= WZP_MEDIA_RX_SILENCE && k <= WZP_MEDIA_RX_COMFORT);
             continue;
         }
         if (i >= size)

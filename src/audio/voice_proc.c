@@ -17,6 +17,14 @@
 /* Speech probability (percent) to enter / stay in voice: speexdsp's defaults. */
 #define VAD_START    35
 #define VAD_CONTINUE 20
+/* Energy gate over speexdsp's speech probability, which on steady
+ * background noise above about -65 dBFS stays "speech" for good (measured
+ * with speexdsp 1.2.1; fine at -80 dBFS): a frame is voice only if it is
+ * also VAD_SNR x the noise floor, tracked as the minimum frame energy that
+ * may creep up by VAD_FLOOR_RISE per frame (~4 dB/s, so speech gaps pull it
+ * back down while a louder room is followed within seconds). */
+#define VAD_SNR        4.0 /* 6 dB */
+#define VAD_FLOOR_RISE 1.02
 
 struct wzp_voice_proc {
     wzp_voice_proc_config cfg;
@@ -24,6 +32,7 @@ struct wzp_voice_proc {
     SpeexPreprocessState *pp; /* NULL with denoise, agc and vad all off */
     bool pp_in_place;         /* denoise or agc: pp output is the output */
     bool was_speech;          /* VAD hysteresis state */
+    double floor;             /* VAD noise floor, mean square per sample; 0 = unset */
     /* far queue: cfg.far_queue frames, FIFO */
     int16_t *far;
     int far_head, far_len;
@@ -161,6 +170,11 @@ int wzp_voice_proc_near(wzp_voice_proc *vp, const int16_t mic[WZP_AUDIO_FRAME_SA
     } else if (out != mic) {
         memcpy(out, mic, WZP_AUDIO_FRAME_SAMPLES * sizeof(int16_t));
     }
+    /* The gate's energy: after the canceller, before denoise. */
+    double e = 1e-3; /* keeps the floor above zero on digital silence */
+    for (int i = 0; i < WZP_AUDIO_FRAME_SAMPLES; i++)
+        e += (double)out[i] * out[i] / WZP_AUDIO_FRAME_SAMPLES;
+    vp->floor = vp->floor == 0 || e < vp->floor ? e : vp->floor * VAD_FLOOR_RISE;
     if (vp->pp) {
         /* VAD alone must not alter the signal: run it on a copy. */
         int16_t *buf = out;
@@ -179,6 +193,8 @@ int wzp_voice_proc_near(wzp_voice_proc *vp, const int16_t mic[WZP_AUDIO_FRAME_SA
         if (vp->cfg.vad)
             v = any;
     }
+    if (vp->cfg.vad)
+        v = v && e > VAD_SNR * vp->floor;
     if (v && vp->cfg.vad)
         vp->st.voice_frames++;
     if (voice)
@@ -192,6 +208,7 @@ void wzp_voice_proc_reset(wzp_voice_proc *vp)
         speex_echo_state_reset(vp->echo);
     vp->far_head = vp->far_len = 0;
     vp->was_speech = false;
+    vp->floor = 0;
     if (vp->pp) {
         /* The preprocessor has no reset: rebuild it (allocates; not for the
          * real-time thread). On failure the old state is kept. */

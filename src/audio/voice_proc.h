@@ -64,7 +64,10 @@ void wzp_voice_proc_free(wzp_voice_proc *vp);
 void wzp_voice_proc_far(wzp_voice_proc *vp, const int16_t far[WZP_AUDIO_FRAME_SAMPLES]);
 
 /* One microphone frame in, the processed frame out (out may equal mic).
- * *voice (may be NULL) is the VAD decision, true when vad is off. With every
+ * *voice (may be NULL) is the VAD decision, true when vad is off: speexdsp's
+ * speech probability, and the frame (after echo cancellation) at least 6 dB
+ * over a tracked noise floor. It drives the sender's DTX
+ * (wzp_media_tx_frame_vad). With every
  * stage off out is mic, bit for bit. Returns 0. */
 int wzp_voice_proc_near(wzp_voice_proc *vp, const int16_t mic[WZP_AUDIO_FRAME_SAMPLES],
                         int16_t out[WZP_AUDIO_FRAME_SAMPLES], bool *voice);

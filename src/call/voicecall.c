@@ -965,8 +965,10 @@ static void media_tick(wzp_voicecall *vc, wzp_ts now)
         if ((kind == WZP_MEDIA_RX_DECODED || kind == WZP_MEDIA_RX_FEC) &&
             vc->st.first_audio_at == WZP_TS_NEVER)
             vc->st.first_audio_at = now;
-        wzp_voicecall_event e = {
-            .type = WZP_VOICECALL_EV_PCM, .pcm = pcm, .concealed = kind == WZP_MEDIA_RX_CONCEALED};
+        wzp_voicecall_event e = {.type = WZP_VOICECALL_EV_PCM,
+                                 .pcm = pcm,
+                                 .concealed = kind == WZP_MEDIA_RX_CONCEALED ||
+                                              kind == WZP_MEDIA_RX_COMFORT};
         emit(vc, &e);
     }
 }

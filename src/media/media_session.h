@@ -49,9 +49,27 @@ void wzp_media_tx_free(wzp_media_tx *tx);
 
 /* Encodes one frame into a datagram in out (cap >= WZP_MEDIA_MAX_FRAME is
  * always enough). Returns its length, 0 when there is nothing to send
- * (DTX silence), or an error. Media time advances either way. */
+ * (DTX silence), or an error. Media time advances either way. Same as
+ * wzp_media_tx_frame_vad with voice = true: only Opus's own DTX applies. */
 int wzp_media_tx_frame(wzp_media_tx *tx, const int16_t pcm[WZP_AUDIO_FRAME_SAMPLES], uint8_t *out,
                        size_t cap);
+
+/* Frames of non-voice after voice still sent as they are (120 ms: word
+ * endings the VAD calls too early, and the gaps between syllables, so a
+ * talkspurt is not chopped into DTX stretches), and the spacing of
+ * comfort-noise refreshes in DTX (libopus's own refresh interval, 400 ms). */
+#define WZP_MEDIA_DTX_HANGOVER 6
+#define WZP_MEDIA_DTX_REFRESH  20
+
+/* The same with the caller's voice activity decision for this frame (e.g.
+ * wzp_voice_proc's VAD). With DTX on (cfg.opus.dtx) a non-voice frame past
+ * the hangover is background: the first one goes out flagged
+ * WZP_MEDIA_F_DTX, then one every WZP_MEDIA_DTX_REFRESH frames (the real
+ * encoded frame, so the receiver's comfort noise follows the sender's
+ * background), and the rest stay home. The encoder still sees every frame,
+ * so speech resumes without a reset. With DTX off `voice` is ignored. */
+int wzp_media_tx_frame_vad(wzp_media_tx *tx, const int16_t pcm[WZP_AUDIO_FRAME_SAMPLES], bool voice,
+                           uint8_t *out, size_t cap);
 /* While muted, silence is encoded and frames carry WZP_MEDIA_F_MUTE. */
 void wzp_media_tx_set_mute(wzp_media_tx *tx, bool mute);
 /* Runtime knobs for the call layer's congestion / loss feedback. */
@@ -64,6 +82,14 @@ void wzp_media_tx_get_stats(const wzp_media_tx *tx, wzp_media_tx_stats *out);
 typedef struct wzp_media_rx_config {
     wzp_playout_config playout;
     bool use_fec; /* rebuild a lost frame from the next one's in-band FEC */
+    /* Sender-DTX slots: comfort noise, or digital silence when false. The
+     * noise is libopus's own: decoding "nothing" after the sender's
+     * background frames (the DTX announcement and the 400 ms refreshes)
+     * continues that background, spectrally shaped by its last LPC, at
+     * 3-5 dB under the sender's level and without decaying (measured,
+     * libopus 1.3.1, -40..-50 dBFS room noise; see test_media_session), so
+     * no generator of our own is needed. */
+    bool comfort_noise;
 } wzp_media_rx_config;
 
 typedef struct wzp_media_rx_stats {
@@ -72,7 +98,8 @@ typedef struct wzp_media_rx_stats {
     uint64_t unsupported;   /* parsed, but not an Opus payload */
     uint64_t decoded;       /* frames decoded from their own packet */
     uint64_t fec_recovered; /* missing frames rebuilt from the next packet's FEC */
-    uint64_t plc;           /* missing frames concealed (incl. sender DTX) */
+    uint64_t plc;           /* missing frames concealed (not sender DTX) */
+    uint64_t comfort;       /* sender-DTX slots filled with comfort noise */
     uint64_t decode_errors; /* corrupt packets (concealed instead) */
     uint64_t silence;       /* pulls before audio started */
     wzp_ts first_datagram;  /* arrival of the first accepted datagram, or WZP_TS_NEVER */
@@ -85,11 +112,12 @@ typedef enum wzp_media_rx_out {
     WZP_MEDIA_RX_DECODED,
     WZP_MEDIA_RX_FEC,
     WZP_MEDIA_RX_CONCEALED,
+    WZP_MEDIA_RX_COMFORT, /* sender in DTX: comfort noise (or zeros with it off) */
 } wzp_media_rx_out;
 
 typedef struct wzp_media_rx wzp_media_rx;
 
-/* Playout defaults with adaptive delay, FEC on. */
+/* Playout defaults with adaptive delay, FEC and comfort noise on. */
 void wzp_media_rx_config_default(wzp_media_rx_config *cfg);
 /* cfg NULL: defaults. 0 or a negative wzp_error (*out untouched). */
 int wzp_media_rx_new(wzp_media_rx **out, const wzp_media_rx_config *cfg);

@@ -8,14 +8,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/synth.h"
 #include "support/test_main.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <wzp/wzp.h>
 
+#include "audio/voice_proc.h"
 #include "media/audio_format.h"
 #include "media/compare.h"
 #include "media/media_session.h"
@@ -74,15 +77,19 @@ typedef struct result {
     int16_t *sent, *rec;
     size_t nrec;
     long expect_lag;
-    uint64_t tail; /* pulls after the last frame's slot: concealed */
+    long first_tick;
+    int txlen[FRAMES];     /* datagram length per frame, 0 = not sent */
+    int kind[FRAMES + 40]; /* wzp_media_rx_out per pull */
+    uint64_t tail;         /* pulls after the last frame's slot: concealed */
     wzp_media_tx_stats tx;
     wzp_media_rx_stats rx;
 } result;
 
 /* Runs the whole call; pulls happen on the receiver's own 20 ms grid,
- * offset from the sender's by `phase`. */
+ * offset from the sender's by `phase`. voice: per-frame VAD for the sender,
+ * or NULL (all voice). */
 static void run_call(channel *c, const wzp_media_tx_config *tcfg, const wzp_media_rx_config *rcfg,
-                     int16_t *sent, wzp_ts phase, result *out)
+                     int16_t *sent, const bool *voice, wzp_ts phase, result *out)
 {
     wzp_media_tx *tx = NULL;
     assert_int_equal(wzp_media_tx_new(&tx, tcfg), 0);
@@ -94,8 +101,9 @@ static void run_call(channel *c, const wzp_media_tx_config *tcfg, const wzp_medi
     c->n = 0;
     uint8_t dg[WZP_MEDIA_MAX_FRAME];
     for (int k = 0; k < FRAMES; k++) {
-        int len = wzp_media_tx_frame(tx, sent + k * N, dg, sizeof(dg));
+        int len = wzp_media_tx_frame_vad(tx, sent + k * N, voice ? voice[k] : true, dg, sizeof(dg));
         assert_true(len >= 0);
+        out->txlen[k] = len;
         if (len > 0)
             channel_send(c, dg, (size_t)len, (wzp_ts)k * TICK);
     }
@@ -116,6 +124,7 @@ static void run_call(channel *c, const wzp_media_tx_config *tcfg, const wzp_medi
         /* The receiver says when the first pull is due. */
         wzp_ts due = wzp_media_rx_next_deadline(rx);
         int kind = wzp_media_rx_pull(rx, now, out->rec + j * N);
+        out->kind[j] = kind;
         if (kind != WZP_MEDIA_RX_SILENCE && first_tick < 0) {
             first_tick = (long)j;
             assert_true(now >= due);
@@ -123,6 +132,7 @@ static void run_call(channel *c, const wzp_media_tx_config *tcfg, const wzp_medi
     }
     /* Frame 0 plays at first_tick; Opus adds its look-ahead (~6.5 ms). */
     out->expect_lag = first_tick * N + 312;
+    out->first_tick = first_tick;
     out->tail = ticks - (size_t)first_tick - FRAMES;
     wzp_media_tx_get_stats(tx, &out->tx);
     wzp_media_rx_get_stats(rx, &out->rx);
@@ -168,7 +178,7 @@ static void test_clean_channel(void **state)
     wzp_media_rx_config r;
     wzp_media_rx_config_default(&r);
     result res;
-    run_call(&c, &t, &r, sent, WZP_MS(7), &res);
+    run_call(&c, &t, &r, sent, NULL, WZP_MS(7), &res);
     check_match(&res, "clean");
     assert_int_equal(res.tx.sent, FRAMES);
     assert_int_equal(res.rx.decoded, FRAMES);
@@ -201,7 +211,7 @@ static void test_lossy_reordering_channel(void **state)
     wzp_media_rx_config_default(&r);
     r.playout.target_delay = WZP_MS(80);
     result res;
-    run_call(&c, &t, &r, sent, WZP_MS(13), &res);
+    run_call(&c, &t, &r, sent, NULL, WZP_MS(13), &res);
     check_match(&res, "lossy");
     assert_true(res.rx.fec_recovered > 0);
     assert_true(res.rx.playout.late > 0);
@@ -214,7 +224,7 @@ static void test_lossy_reordering_channel(void **state)
     /* Without FEC the same channel still matches, but every loss is concealed. */
     c.rng = 0x5eed;
     r.use_fec = false;
-    run_call(&c, &t, &r, sent, WZP_MS(13), &res);
+    run_call(&c, &t, &r, sent, NULL, WZP_MS(13), &res);
     check_match(&res, "lossy, no fec");
     assert_int_equal(res.rx.fec_recovered, 0);
     free(res.rec);
@@ -236,7 +246,7 @@ static void test_dtx_and_mute(void **state)
     wzp_media_rx_config r;
     wzp_media_rx_config_default(&r);
     result res;
-    run_call(&c, &t, &r, sent, WZP_MS(3), &res);
+    run_call(&c, &t, &r, sent, NULL, WZP_MS(3), &res);
     printf("# dtx: sent %llu suppressed %llu; playout dtx %llu lost %llu concealed %llu\n",
            (unsigned long long)res.tx.sent, (unsigned long long)res.tx.suppressed,
            (unsigned long long)res.rx.playout.dtx, (unsigned long long)res.rx.playout.lost,
@@ -245,6 +255,28 @@ static void test_dtx_and_mute(void **state)
     assert_int_equal(res.tx.sent + res.tx.suppressed, FRAMES);
     assert_true(res.rx.playout.dtx > 50);
     assert_int_equal(res.rx.playout.lost, 0);
+    /* libopus's own DTX in the 2 s of digital silence: its 1-2 byte frames
+     * go out once per DTX entry, and a real frame every ~400 ms refreshes
+     * the receiver's comfort noise. */
+    int refresh = 0, tiny = 0, last = -1, max_gap = 0;
+    for (int k = 60; k < 150; k++) {
+        int pl = res.txlen[k] - WZP_MEDIA_HEADER_LEN;
+        if (res.txlen[k] == 0)
+            continue;
+        if (pl <= 2) {
+            tiny++;
+            continue;
+        }
+        refresh++;
+        if (last >= 0 && k - last > max_gap)
+            max_gap = k - last;
+        last = k;
+    }
+    printf("# dtx, 1.2-3 s of silence: %d refresh frames (longest gap %d frames), %d tiny\n",
+           refresh, max_gap, tiny);
+    assert_true(refresh >= 3);
+    assert_true(max_gap >= 15 && max_gap <= 25);
+    assert_true(tiny <= refresh + 1);
     check_match(&res, "dtx");
     free(res.rec);
     free(sent);
@@ -270,6 +302,124 @@ static void test_dtx_and_mute(void **state)
     /* Output buffer too small for the datagram. */
     assert_int_equal(wzp_media_tx_frame(tx, pcm, dg, 4), WZP_ERR_TOO_BIG);
     wzp_media_tx_free(tx);
+}
+
+/* Live-call DTX: steady -50 dBFS room noise with two 1 s speech bursts;
+ * the sender's DTX follows wzp_voice_proc's VAD. */
+#define NOISE_DBFS (-50.0)
+
+static bool in_speech(int k)
+{
+    return (k >= 50 && k < 100) || (k >= 175 && k < 225); /* 1-2 s, 3.5-4.5 s */
+}
+
+static void test_vad_dtx_comfort_noise(void **state)
+{
+    (void)state;
+    float *noise = calloc(FRAMES * N, sizeof(float));
+    float *speech = calloc(FRAMES * N, sizeof(float));
+    int16_t *sent = calloc(FRAMES * N, sizeof(int16_t));
+    bool voice[FRAMES];
+    wzp_synth_noise_floor(noise, FRAMES * N, 9, NOISE_DBFS);
+    wzp_synth_syllables(speech + 50 * N, 50 * N, 4, 12000);
+    wzp_synth_syllables(speech + 175 * N, 50 * N, 5, 12000);
+    wzp_synth_mix_s16(noise, speech, NULL, sent, FRAMES * N);
+    double floor_db = wzp_synth_dbfs(wzp_synth_power(noise, NULL, 0, FRAMES * N));
+
+    /* The live chain's VAD (alone, so the signal is untouched). */
+    wzp_voice_proc_config vc = {.vad = true};
+    wzp_voice_proc *vp = NULL;
+    assert_int_equal(wzp_voice_proc_new(&vp, &vc), 0);
+    int vad_in_speech = 0, vad_in_noise = 0;
+    for (int k = 0; k < FRAMES; k++) {
+        int16_t tmp[N];
+        assert_int_equal(wzp_voice_proc_near(vp, sent + k * N, tmp, &voice[k]), 0);
+        vad_in_speech += voice[k] && in_speech(k);
+        vad_in_noise += voice[k] && !in_speech(k);
+    }
+    wzp_voice_proc_free(vp);
+    printf("# vad: %d/100 speech frames voice, %d/200 noise frames voice\n", vad_in_speech,
+           vad_in_noise);
+
+    wzp_media_tx_config t;
+    wzp_media_tx_config_default(&t);
+    wzp_media_rx_config r;
+    wzp_media_rx_config_default(&r);
+    result on, off;
+    channel c = {.rng = 5, .base = WZP_MS(30)};
+    t.opus.dtx = true;
+    run_call(&c, &t, &r, sent, voice, WZP_MS(9), &on);
+    c.rng = 5;
+    t.opus.dtx = false;
+    run_call(&c, &t, &r, sent, voice, WZP_MS(9), &off);
+
+    /* (a) Bandwidth in the non-voice stretches. */
+    int dg_on = 0, dg_off = 0;
+    for (int k = 0; k < FRAMES; k++) {
+        dg_on += !in_speech(k) && on.txlen[k] > 0;
+        dg_off += !in_speech(k) && off.txlen[k] > 0;
+    }
+    printf("# vad dtx: %d datagrams in 200 non-voice frames (dtx off: %d); sent %llu "
+           "suppressed %llu\n",
+           dg_on, dg_off, (unsigned long long)on.tx.sent, (unsigned long long)on.tx.suppressed);
+    assert_true(dg_on * 5 <= dg_off);
+
+    /* (b) DTX slots at the receiver: comfort noise near the sender's floor. */
+    double p = 0;
+    int slots = 0;
+    for (size_t j = 0; j < FRAMES + 40; j++) {
+        if (on.kind[j] != WZP_MEDIA_RX_COMFORT)
+            continue;
+        p += wzp_synth_power(NULL, on.rec + j * N, 0, N);
+        slots++;
+    }
+    double cn_db = wzp_synth_dbfs(slots ? p / slots : 0);
+    printf("# vad dtx: %d comfort slots at %.1f dBFS; sender floor %.1f dBFS\n", slots, cn_db,
+           floor_db);
+    assert_int_equal(on.rx.comfort, (uint64_t)slots);
+    assert_true(slots >= 120);
+    assert_true(fabs(cn_db - floor_db) <= 6.0);
+
+    /* (c) Speech after silence arrives as intact as without DTX (the codec
+     * alone keeps the syllables' noisy parts only to NCC ~0.8). */
+    for (int b = 0; b < 2; b++) {
+        size_t a = (size_t)(b ? 175 : 50) * N, len = 50 * N;
+        wzp_ncc_result m[2];
+        for (int i = 0; i < 2; i++) {
+            const result *res = i ? &off : &on;
+            long lag = res->expect_lag + (long)a;
+            assert_int_equal(wzp_ncc_search_s16(sent + a, len, res->rec, res->nrec, lag - 20,
+                                                lag + 20, len, &m[i]),
+                             0);
+            assert_true(labs(m[i].lag - lag) <= 10);
+        }
+        printf("# vad dtx: burst %d ncc %.3f (dtx off %.3f)\n", b, m[0].ncc, m[1].ncc);
+        assert_true(m[0].ncc >= 0.75);
+        assert_true(m[0].ncc >= m[1].ncc - 0.03);
+    }
+
+    /* Comfort noise off: the same slots are digital silence. */
+    c.rng = 5;
+    t.opus.dtx = true;
+    r.comfort_noise = false;
+    result quiet;
+    run_call(&c, &t, &r, sent, voice, WZP_MS(9), &quiet);
+    int zero_slots = 0;
+    for (size_t j = 0; j < FRAMES + 40; j++)
+        if (quiet.kind[j] == WZP_MEDIA_RX_COMFORT)
+            zero_slots += wzp_synth_power(NULL, quiet.rec + j * N, 0, N) == 0;
+    assert_int_equal(zero_slots, slots);
+    free(quiet.rec);
+
+    /* (d) DTX off: every frame sent, no comfort noise, whatever the VAD says. */
+    assert_int_equal(off.tx.sent, FRAMES);
+    assert_int_equal(off.tx.suppressed, 0);
+    assert_int_equal(off.rx.comfort, 0);
+    free(on.rec);
+    free(off.rec);
+    free(sent);
+    free(speech);
+    free(noise);
 }
 
 static void test_rx_rejects_garbage(void **state)
@@ -300,4 +450,4 @@ static void test_rx_rejects_garbage(void **state)
 }
 
 WZP_TEST_MAIN(NULL, NULL, test_clean_channel, test_lossy_reordering_channel, test_dtx_and_mute,
-              test_rx_rejects_garbage)
+              test_vad_dtx_comfort_noise, test_rx_rejects_garbage)

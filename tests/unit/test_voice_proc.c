@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/aec_sim.h"
+#include "support/synth.h"
 #include "support/test_main.h"
 
 #include <math.h>
@@ -27,61 +29,6 @@
 #define SECS  10
 #define N     (RATE * SECS)
 
-/* ---- deterministic signals ---- */
-
-static uint32_t rng_next(uint32_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 17;
-    *s ^= *s << 5;
-    return *s;
-}
-
-static double rng_uni(uint32_t *s) /* -1..1 */
-{
-    return (double)rng_next(s) / 2147483648.0 - 1.0;
-}
-
-/* Syllables: 120-300 ms bursts with a sine envelope, 30-90 ms gaps; inside,
- * 100 Hz..3 kHz noise plus the first harmonics of a gliding 100-220 Hz pitch. */
-static void syllables(float *x, size_t n, uint32_t seed, double peak)
-{
-    uint32_t s = seed * 2654435761u + 1;
-    double lp1 = 0, lp2 = 0, hp_in = 0, hp = 0, phase = 0, f0 = 150;
-    size_t i = 0;
-    while (i < n) {
-        size_t len = (size_t)(RATE * (0.12 + 0.18 * (rng_uni(&s) + 1) / 2));
-        size_t gap = (size_t)(RATE * (0.03 + 0.06 * (rng_uni(&s) + 1) / 2));
-        double amp = peak * (0.5 + 0.25 * (rng_uni(&s) + 1));
-        double f_start = 100 + 60 * (rng_uni(&s) + 1), f_end = 100 + 60 * (rng_uni(&s) + 1);
-        for (size_t k = 0; k < len + gap && i < n; k++, i++) {
-            double w = rng_uni(&s);
-            lp1 += 0.33 * (w - lp1); /* ~3 kHz two-pole low-pass */
-            lp2 += 0.33 * (lp1 - lp2);
-            hp = 0.987 * (hp + lp2 - hp_in); /* ~100 Hz high-pass */
-            hp_in = lp2;
-            double v = 0;
-            if (k < len) {
-                f0 = f_start + (f_end - f_start) * (double)k / (double)len;
-                phase += 2 * M_PI * f0 / RATE;
-                double harm = 0;
-                for (int h = 1; h <= 6; h++)
-                    harm += sin(phase * h) / h;
-                double env = sin(M_PI * (double)k / (double)len);
-                v = amp * env * (2.0 * hp + 0.35 * harm);
-            }
-            x[i] = (float)v;
-        }
-    }
-}
-
-static void white(float *x, size_t n, uint32_t seed, double amp)
-{
-    uint32_t s = seed * 2246822519u + 7;
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)(amp * rng_uni(&s));
-}
-
 /* Loudspeaker -> microphone: 40 ms delay, -6 dB direct path, 5 ms of
  * decaying reflections. */
 #define ECHO_DELAY (RATE * 40 / 1000)
@@ -92,7 +39,7 @@ static void echo_path(const float *far, float *echo, size_t n)
     uint32_t s = 99;
     h[0] = 0.5;
     for (int k = 1; k < ECHO_TAPS; k++)
-        h[k] = 0.12 * exp(-(double)k / 60.0) * rng_uni(&s);
+        h[k] = 0.12 * exp(-(double)k / 60.0) * wzp_synth_uni(&s);
     for (size_t i = 0; i < n; i++) {
         double acc = 0;
         for (int k = 0; k < ECHO_TAPS; k++) {
@@ -102,18 +49,6 @@ static void echo_path(const float *far, float *echo, size_t n)
         }
         echo[i] = (float)acc;
     }
-}
-
-static int16_t s16(double v)
-{
-    v = lrint(v);
-    return (int16_t)(v > 32767 ? 32767 : v < -32768 ? -32768 : v);
-}
-
-static void to_s16(const float *a, const float *b, const float *c, int16_t *out, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        out[i] = s16((double)a[i] + (b ? b[i] : 0) + (c ? c[i] : 0));
 }
 
 /* Runs the chain frame by frame: far first, then the mic frame of the same
@@ -139,19 +74,10 @@ static int run(const wzp_voice_proc_config *cfg, const int16_t *far, const int16
     return voiced;
 }
 
-static double power(const float *x, const int16_t *y, size_t a, size_t b)
-{
-    double p = 0;
-    for (size_t i = a; i < b; i++) {
-        double v = x ? x[i] : y[i];
-        p += v * v;
-    }
-    return p / (double)(b - a);
-}
-
 static double erle_db(const float *echo, const int16_t *out, size_t a, size_t b)
 {
-    return 10 * log10(power(echo, NULL, a, b) / (power(NULL, out, a, b) + 1e-9));
+    return 10 *
+           log10(wzp_synth_power(echo, NULL, a, b) / (wzp_synth_power(NULL, out, a, b) + 1e-9));
 }
 
 static wzp_voice_proc_config only(bool aec, bool denoise, bool agc, bool vad)
@@ -180,11 +106,11 @@ static int setup(void **state)
     b->far = calloc(N, sizeof(int16_t));
     b->mic = calloc(N, sizeof(int16_t));
     b->out = calloc(N, sizeof(int16_t));
-    syllables(b->farf, N, 1, 9000);
+    wzp_synth_syllables(b->farf, N, 1, 9000);
     echo_path(b->farf, b->echo, N);
-    white(b->noise, N, 3, 20); /* ~-67 dBFS near-end noise floor */
-    syllables(b->near, N, 2, 5000);
-    to_s16(b->farf, NULL, NULL, b->far, N);
+    wzp_synth_white(b->noise, N, 3, 20); /* ~-67 dBFS near-end noise floor */
+    wzp_synth_syllables(b->near, N, 2, 5000);
+    wzp_synth_mix_s16(b->farf, NULL, NULL, b->far, N);
     *state = b;
     return 0;
 }
@@ -206,7 +132,7 @@ static int teardown(void **state)
 static void test_echo_cancelled(void **state)
 {
     bufs *b = *state;
-    to_s16(b->echo, b->noise, NULL, b->mic, N);
+    wzp_synth_mix_s16(b->echo, b->noise, NULL, b->mic, N);
     size_t a = (size_t)RATE * (SECS - 3), e = N; /* the last 3 s, after convergence */
 
     wzp_voice_proc_config c = only(true, false, false, false);
@@ -245,13 +171,37 @@ static void test_echo_cancelled(void **state)
     printf("  full chain (AEC+NS+AGC+VAD): ERLE %.1f dB\n", erle_db(b->echo, b->out, a, e));
 }
 
+/* A real room: 30 ms to the microphone, a 150 ms reverberant tail and
+ * -50 dBFS of near-end noise; once converged the echo must be 25 dB down. */
+static void test_echo_room(void **state)
+{
+    (void)state;
+    wzp_aec_scenario sc;
+    wzp_aec_scenario_default(&sc);
+    wzp_aec_run r;
+    for (int full = 0; full < 2; full++) {
+        if (!full)
+            sc.vp = only(true, false, false, false);
+        else
+            wzp_voice_proc_config_default(&sc.vp);
+        assert_int_equal(wzp_aec_run_scenario(&sc, &r), 0);
+        double erle = wzp_aec_erle_db(&r, (sc.secs - 3) * 1000, sc.secs * 1000);
+        printf("  room (30 ms, RT60 150 ms, noise -50 dBFS, echo/noise %.1f dB), %s: ERLE %.1f dB "
+               "over the last 3 s, >= 20 dB from %d ms\n",
+               r.echo_to_noise_db, full ? "full chain" : "AEC only", erle,
+               wzp_aec_converge_ms(&r, 200, 20));
+        assert_true(erle >= 25.0);
+        wzp_aec_run_free(&r);
+    }
+}
+
 static void test_double_talk(void **state)
 {
     bufs *b = *state;
     /* The near-end talker starts at 5 s, once the canceller has converged. */
     float *near = calloc(N, sizeof(float));
     memcpy(near + RATE * 5, b->near, (N - RATE * 5) * sizeof(float));
-    to_s16(b->echo, b->noise, near, b->mic, N);
+    wzp_synth_mix_s16(b->echo, b->noise, near, b->mic, N);
     size_t a = (size_t)RATE * 6, e = N;
 
     float *of = calloc(N, sizeof(float));
@@ -290,13 +240,13 @@ static void test_double_talk(void **state)
 
     /* Recovery: the talker stops at 7 s; the echo must be cancelled again. */
     memset(near + RATE * 7, 0, (N - RATE * 7) * sizeof(float));
-    to_s16(b->echo, b->noise, near, b->mic, N);
+    wzp_synth_mix_s16(b->echo, b->noise, near, b->mic, N);
     run(&c, b->far, b->mic, b->out, N, 0, 0, NULL);
     double rec = erle_db(b->echo, b->out, (size_t)RATE * 8, N);
     printf("  double-talk 5-7 s, then ERLE over 8-10 s: %.1f dB\n", rec);
     assert_true(rec >= 15.0);
     memcpy(near + RATE * 7, b->near + RATE * 2, (N - RATE * 7) * sizeof(float));
-    to_s16(b->echo, b->noise, near, b->mic, N);
+    wzp_synth_mix_s16(b->echo, b->noise, near, b->mic, N);
 
     wzp_voice_proc_config_default(&c);
     run(&c, b->far, b->mic, b->out, N, 0, 0, NULL);
@@ -316,10 +266,10 @@ static void test_vad(void **state)
     bufs *b = *state;
     /* 3 s of a quiet room, then 7 s of syllables. */
     float *x = calloc(N, sizeof(float));
-    white(x, N, 5, 3);
+    wzp_synth_white(x, N, 5, 3);
     for (size_t i = RATE * 3; i < N; i++)
         x[i] += b->near[i];
-    to_s16(x, NULL, NULL, b->mic, N);
+    wzp_synth_mix_s16(x, NULL, NULL, b->mic, N);
     int fps = RATE / FRAME;
 
     wzp_voice_proc_config c = only(false, true, false, true);
@@ -346,7 +296,7 @@ static void test_vad(void **state)
 static void test_all_off_is_identity(void **state)
 {
     bufs *b = *state;
-    to_s16(b->echo, b->noise, b->near, b->mic, N);
+    wzp_synth_mix_s16(b->echo, b->noise, b->near, b->mic, N);
     wzp_voice_proc_config c = only(false, false, false, false);
     memset(b->out, 0, N * sizeof(int16_t));
     wzp_voice_proc_stats st;
@@ -398,5 +348,5 @@ static void test_far_queue_and_args(void **state)
     wzp_voice_proc_free(vp);
 }
 
-WZP_TEST_MAIN(setup, teardown, test_echo_cancelled, test_double_talk, test_vad,
+WZP_TEST_MAIN(setup, teardown, test_echo_cancelled, test_echo_room, test_double_talk, test_vad,
               test_all_off_is_identity, test_far_queue_and_args)
