@@ -86,7 +86,9 @@ static void test_available(void **state)
     int rc = B->open(&s, &c);
     setenv("XDG_RUNTIME_DIR", saved, 1);
     free(saved);
-    rmdir(empty);
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", empty); /* libpulse leaves a pulse/ inside */
+    assert_int_equal(system(cmd), 0);
     assert_false(avail);
     assert_true(took < 1.0);
     assert_int_equal(rc, WZP_ERR_DEVICE);
