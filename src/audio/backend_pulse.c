@@ -171,9 +171,9 @@ static int pulse_open(wzp_audio_stream **out, const wzp_audio_stream_config *cfg
         cfg->period_samples > PULSE_MAX_SAMPLES)
         return WZP_ERR_INVALID;
     *out = NULL;
-    unsigned period = cfg->period_samples ? cfg->period_samples : DEFAULT_PERIOD;
     unsigned latency_ms = cfg->latency_ms ? cfg->latency_ms : DEFAULT_LATENCY_MS;
     const char *dev = cfg->device && cfg->device[0] ? cfg->device : NULL;
+    unsigned period = cfg->period_samples ? cfg->period_samples : DEFAULT_PERIOD;
     const char *app = cfg->app_name ? cfg->app_name : "wzp";
 
     wzp_audio_stream *s = calloc(1, sizeof(*s));
@@ -228,10 +228,17 @@ static int pulse_open(wzp_audio_stream **out, const wzp_audio_stream_config *cfg
                            .fragsize = (uint32_t)-1};
     pa_stream_flags_t fl =
         PA_STREAM_ADJUST_LATENCY | PA_STREAM_AUTO_TIMING_UPDATE | PA_STREAM_INTERPOLATE_TIMING;
+    /* A named device that goes away must surface as WZP_ERR_DEVICE (the caller then reopens the
+       default), but PulseAudio >= 14 moves orphaned streams to the default itself: DONT_MOVE
+       makes the server kill them instead. On the default device that move is what we want. */
+    if (dev)
+        fl |= PA_STREAM_DONT_MOVE;
     int err;
     if (cfg->dir == WZP_AUDIO_PLAYBACK) {
         attr.tlength = lat_bytes;
-        attr.minreq = (uint32_t)period * 2;
+        /* Start playing once one period is queued, not a whole tlength: the sink runs (and its
+           monitor delivers at the low latency) as soon as the caller writes. */
+        attr.prebuf = period * 2 < lat_bytes ? period * 2 : lat_bytes;
         err = pa_stream_connect_playback(s->st, dev, &attr, fl, NULL, NULL);
     } else {
         attr.fragsize = lat_bytes;
@@ -309,8 +316,9 @@ static int pulse_write(wzp_audio_stream *s, const int16_t *pcm, size_t n)
     }
     disarm(s);
     pa_threaded_mainloop_unlock(s->ml);
-    if (rc < 0)
-        s->failed = rc == WZP_ERR_DEVICE || rc == WZP_ERR_TIMEOUT;
+    /* A timeout leaves the stream usable (the device may move again); a dead one does not. */
+    if (rc == WZP_ERR_DEVICE)
+        s->failed = true;
     return rc;
 }
 
@@ -371,7 +379,7 @@ static int pulse_read(wzp_audio_stream *s, int16_t *pcm, size_t n)
     }
     disarm(s);
     pa_threaded_mainloop_unlock(s->ml);
-    if (rc < 0)
+    if (rc == WZP_ERR_DEVICE)
         s->failed = true;
     return rc;
 }
