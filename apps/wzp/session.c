@@ -471,17 +471,26 @@ int session_unregistered_exit(session *s, int err)
 /* --- running a call -----------------------------------------------------------------------------
  */
 
-/* Once per call, the sound devices in use, or why there are none. */
-static void report_audio(session *s)
+/* The sound devices in use once they work (or, with force, whatever there is), and again
+ * whenever one is replaced (a device vanished and the default took over). */
+static void report_audio(session *s, bool force)
 {
-    if (s->audio_reported || !s->o.audio.enabled || !s->call)
+    if (!s->o.audio.enabled || !s->call)
         return;
     wzp_audio_stats as;
     if (wzp_call_get_audio_stats(s->call, &as) < 0)
         return;
-    if (as.live && ((s->live_in && !as.input[0]) || (s->live_out && !as.output[0])))
+    bool have_all = (!s->live_in || as.input[0]) && (!s->live_out || as.output[0]);
+    if (s->audio_reported) {
+        if (!have_all || (!strcmp(as.input, s->audio_in) && !strcmp(as.output, s->audio_out)))
+            return;
+    } else if (!force && as.live && !have_all) {
         return; /* the device threads are still opening them */
+    }
+    bool change = s->audio_reported;
     s->audio_reported = true;
+    snprintf(s->audio_in, sizeof(s->audio_in), "%s", as.input);
+    snprintf(s->audio_out, sizeof(s->audio_out), "%s", as.output);
     if (s->o.json) {
         json_begin(s, "audio");
         printf(",\"live\":%s,\"backend\":", as.live ? "true" : "false");
@@ -490,6 +499,7 @@ static void report_audio(session *s)
         json_str(stdout, as.input);
         printf(",\"output\":");
         json_str(stdout, as.output);
+        printf(",\"change\":%s", change ? "true" : "false");
         json_end();
         return;
     }
@@ -502,8 +512,14 @@ static void report_audio(session *s)
                 "the call goes on without microphone and speaker\n",
                 s->o.name);
     else
-        fprintf(stderr, "%s: audio via %s: microphone %s, speaker %s\n", s->o.name, as.backend,
-                s->live_in ? as.input : "(not used)", s->live_out ? as.output : "(not used)");
+        fprintf(stderr, "%s: audio %svia %s: microphone %s, speaker %s\n", s->o.name,
+                change ? "now " : "", as.backend,
+                !s->live_in   ? "(not used)"
+                : as.input[0] ? as.input
+                              : "(none working yet)",
+                !s->live_out   ? "(not used)"
+                : as.output[0] ? as.output
+                               : "(none working yet)");
 }
 
 static void print_status(session *s, bool show)
@@ -562,7 +578,7 @@ static int run_until_end(session *s, volatile sig_atomic_t *interrupted, bool ca
         }
         if (active && now - last_status >= (s->o.status_line ? 0.5 : 1.0)) {
             last_status = now;
-            report_audio(s);
+            report_audio(s, now - active_since > 5);
             print_status(s, true);
         }
     }
@@ -735,15 +751,19 @@ void session_summary(session *s, int exit_code)
                st.rtt_ms, st.path_changes, st.loss_pct, st.bitrate_kbps);
         printf(",\"max_gap_ms\":%lld", (long long)st.max_gap_ms);
         wzp_audio_stats as;
-        if (s->o.audio.enabled && s->call && wzp_call_get_audio_stats(s->call, &as) == 0)
-            printf(
-                ",\"audio\":{\"live\":%s,\"capture_overruns\":%llu,\"capture_underruns\":%llu,"
-                "\"playback_overruns\":%llu,\"playback_underruns\":%llu,\"device_losses\":%llu,"
-                "\"capture_drift_ppm\":%.1f,\"playback_drift_ppm\":%.1f,\"voice_frames\":%llu}",
-                as.live ? "true" : "false", (unsigned long long)as.capture_overruns,
-                (unsigned long long)as.capture_underruns, (unsigned long long)as.playback_overruns,
-                (unsigned long long)as.playback_underruns, (unsigned long long)as.device_losses,
-                as.capture_drift_ppm, as.playback_drift_ppm, (unsigned long long)as.voice_frames);
+        if (s->o.audio.enabled && s->call && wzp_call_get_audio_stats(s->call, &as) == 0) {
+            printf(",\"audio\":{\"live\":%s,\"capture_overruns\":%llu,\"capture_underruns\":%llu",
+                   as.live ? "true" : "false", (unsigned long long)as.capture_overruns,
+                   (unsigned long long)as.capture_underruns);
+            printf(",\"playback_overruns\":%llu,\"playback_underruns\":%llu",
+                   (unsigned long long)as.playback_overruns,
+                   (unsigned long long)as.playback_underruns);
+            printf(",\"device_losses\":%llu,\"device_stalls\":%llu",
+                   (unsigned long long)as.device_losses, (unsigned long long)as.device_stalls);
+            printf(",\"capture_drift_ppm\":%.1f,\"playback_drift_ppm\":%.1f,\"voice_frames\":%llu}",
+                   as.capture_drift_ppm, as.playback_drift_ppm,
+                   (unsigned long long)as.voice_frames);
+        }
         printf(",\"end\":");
         json_str(stdout, s->end_reason ? wzp_strerror(s->end_reason) : "hung up");
         printf(",\"exit_code\":%d", exit_code);

@@ -65,7 +65,8 @@ typedef struct session {
     size_t sent_n, sent_cap;
     bool source_done; /* the file has been sent completely */
     bool live_in, live_out;
-    bool audio_reported; /* the devices in use were told to the user */
+    bool audio_reported; /* the devices in use were told to the user: */
+    char audio_in[WZP_AUDIO_DEVICE_NAME_MAX], audio_out[WZP_AUDIO_DEVICE_NAME_MAX];
 
     /* state, under mu */
     bool registered, unregistered, unreg_fatal;

@@ -54,13 +54,14 @@ int wzp_audio_list_devices(const char *backend, wzp_audio_device *out, size_t ca
 typedef struct wzp_audio_stats {
     bool live;                             /* this call uses sound devices */
     char backend[16];                      /* "pulse", "alsa" */
-    char input[WZP_AUDIO_DEVICE_NAME_MAX]; /* open now; "" while none */
+    char input[WZP_AUDIO_DEVICE_NAME_MAX]; /* streaming now; "" while opening or lost */
     char output[WZP_AUDIO_DEVICE_NAME_MAX];
     uint64_t capture_overruns;   /* microphone frames dropped (the call fell behind) */
     uint64_t capture_underruns;  /* call ticks short of microphone audio */
     uint64_t playback_overruns;  /* frames dropped before the speaker */
     uint64_t playback_underruns; /* speaker periods short of audio (silence played) */
     uint64_t device_losses;      /* devices that failed mid-call (replaced by the default) */
+    uint64_t device_stalls;      /* device reads/writes that hung (queued audio dropped) */
     double capture_drift_ppm;    /* microphone clock vs the call's clock */
     double playback_drift_ppm;   /* the call's clock vs the speaker's */
     uint64_t voice_frames;       /* microphone frames the voice detector called speech */

@@ -21,7 +21,14 @@
 #define RING_FRAMES 8 /* 160 ms: far more than either side ever lags in normal operation */
 #define BACKOFF_MIN WZP_MS(200)
 #define BACKOFF_MAX WZP_SEC(2)
-#define MAX_PERIOD  (RATE / 10) /* 100 ms */
+/* Timeouts in a row before a device counts as lost. A sound server may take a second or two to
+ * start a suspended device (seen with PulseAudio's null sinks), so one timeout is a stall. */
+#define MAX_STALLS 6
+/* A read or write that returns this much later than a device buffer allows was a stall too. */
+#define STALL_NS WZP_MS(150)
+/* The drift FIFOs drop whole frames beyond target + this: after a burst (a stall, a late
+ * wake-up) stale audio is dropped at once instead of played 2 % fast for seconds. */
+#define MAX_EXCESS WZP_MS(80)
 
 /* One direction: its thread, its ring, the device it has open. */
 typedef struct audio_dir {
@@ -36,7 +43,7 @@ typedef struct audio_dir {
     int16_t frame[FRAME]; /* capture: a frame being assembled; playback: ring -> drift */
     size_t frame_fill;
     /* Published by the device thread (atomics: read from the call thread). */
-    _Atomic uint64_t losses, open_failures, underruns, delay_samples;
+    _Atomic uint64_t losses, open_failures, stalls, underruns, delay_samples;
     _Atomic int64_t drift_ppb, level_us;
     /* The open device's name: written on the open/lost path only, under name_mu. */
     pthread_mutex_t name_mu;
@@ -127,8 +134,8 @@ static wzp_audio_stream *open_device(audio_dir *d, bool *use_default, wzp_ts *ba
     wzp_audio_stream *s = NULL;
     int rc = io->be->open(&s, &sc);
     if (rc == 0) {
-        set_name(d, io->be->device_name(s));
-        WZP_INFO("audio: %s device %s open (%s)", dir_word(d), d->name, io->be->name);
+        WZP_INFO("audio: %s device %s open (%s)", dir_word(d), io->be->device_name(s),
+                 io->be->name);
         *backoff = BACKOFF_MIN;
         return s;
     }
@@ -185,6 +192,9 @@ static void *device_thread(void *arg)
     wzp_audio_stream *s = NULL;
     pacer p = {.period_ns = (wzp_ts)io->period * 1000000000ULL / RATE,
                .ahead_limit = WZP_MS(io->latency_ms)};
+    int stalls = 0;
+    bool flowing = false; /* the device name is published once audio moves */
+    bool resync = true;   /* after an open or a stall: what is queued is stale */
     while (!atomic_load(&io->stop)) {
         if (!s) {
             s = open_device(d, &use_default, &backoff);
@@ -195,7 +205,12 @@ static void *device_thread(void *arg)
                 continue;
             }
             d->frame_fill = 0;
+            resync = true;
             pacer_reset(&p, wzp_now());
+        }
+        if (resync && d->dir == WZP_AUDIO_PLAYBACK) {
+            wzp_pcm_ring_discard(d->ring, 0);
+            wzp_drift_flush(d->drift);
         }
         wzp_ts before = wzp_now();
         int rc;
@@ -205,21 +220,49 @@ static void *device_thread(void *arg)
             playback_fill(d, d->period_buf, io->period, before);
             rc = be->write(s, d->period_buf, io->period);
         }
+        wzp_ts after = wzp_now();
+        if (rc >= 0 && after - before > STALL_NS) {
+            atomic_fetch_add(&d->stalls, 1);
+            resync = true;
+        }
+        if (rc == WZP_ERR_TIMEOUT && ++stalls < MAX_STALLS) {
+            atomic_fetch_add(&d->stalls, 1);
+            resync = true;
+            continue;
+        }
         if (rc < 0) {
             atomic_fetch_add(&d->losses, 1);
             WZP_WARN("audio: %s device %s failed (%s); switching to the default device",
                      dir_word(d), d->name, wzp_strerror(rc));
             be->close(s);
             s = NULL;
+            stalls = 0;
+            flowing = false;
             set_name(d, "");
             use_default = true;
             continue;
         }
-        if (d->dir == WZP_AUDIO_CAPTURE)
+        stalls = 0;
+        if (!flowing && after - before <= STALL_NS) {
+            flowing = true;
+            set_name(d, be->device_name(s));
+        }
+        unsigned queued = be->delay ? be->delay(s) : 0;
+        /* A capture backlog after an open or a stall is old sound: drained, not sent. */
+        if (d->dir == WZP_AUDIO_CAPTURE && resync && queued >= io->period)
+            ;
+        else if (d->dir == WZP_AUDIO_CAPTURE)
             capture_store(d, d->period_buf, io->period);
         else
-            atomic_store(&d->delay_samples, be->delay ? be->delay(s) : 0);
-        pacer_step(&p, io, before, wzp_now(), io->period);
+            atomic_store(&d->delay_samples, queued);
+        /* Captured audio already queued is a backlog to drain at once, not a device that
+           never blocks. */
+        if (d->dir == WZP_AUDIO_CAPTURE && queued >= io->period)
+            pacer_reset(&p, after);
+        else
+            pacer_step(&p, io, before, after, io->period);
+        if (after - before <= STALL_NS && (d->dir == WZP_AUDIO_PLAYBACK || queued < io->period))
+            resync = false;
     }
     if (s)
         be->close(s);
@@ -239,6 +282,7 @@ static int dir_init(audio_dir *d, wzp_audio_io *io, wzp_audio_dir dir, const cha
     wzp_drift_config dc;
     wzp_drift_config_default(&dc);
     dc.target = target;
+    dc.max_excess = MAX_EXCESS;
     d->period_buf = calloc(io->period, sizeof(int16_t));
     if (!d->period_buf)
         return WZP_ERR_NOMEM;
@@ -374,4 +418,5 @@ void wzp_audio_io_get_stats(wzp_audio_io *io, wzp_audio_io_stats *out)
     }
     out->device_losses = atomic_load(&io->cap.losses) + atomic_load(&io->play.losses);
     out->open_failures = atomic_load(&io->cap.open_failures) + atomic_load(&io->play.open_failures);
+    out->stalls = atomic_load(&io->cap.stalls) + atomic_load(&io->play.stalls);
 }

@@ -59,8 +59,8 @@ typedef struct wzp_audio_backend {
     /* 0 and *out set, or WZP_ERR_DEVICE (no such device / cannot open), WZP_ERR_INVALID,
        WZP_ERR_NOMEM. */
     int (*open)(wzp_audio_stream **out, const wzp_audio_stream_config *cfg);
-    /* Exactly n samples (n <= 4800): returns n, or WZP_ERR_DEVICE / WZP_ERR_TIMEOUT. After an
-       error the stream is only good for close. */
+    /* Exactly n samples (n <= 4800): returns n, or WZP_ERR_DEVICE / WZP_ERR_TIMEOUT. After
+       WZP_ERR_DEVICE the stream is only good for close; after a timeout it may be retried. */
     int (*read)(wzp_audio_stream *s, int16_t *pcm, size_t n);
     int (*write)(wzp_audio_stream *s, const int16_t *pcm, size_t n);
     /* Samples queued in the device (written, not yet played; or captured, not yet read), as

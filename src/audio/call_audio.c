@@ -100,6 +100,7 @@ void wzp_call_audio_get_stats(wzp_call_audio *ca, wzp_audio_stats *out)
     out->playback_overruns = st.playback_overruns;
     out->playback_underruns = st.playback_underruns;
     out->device_losses = st.device_losses;
+    out->device_stalls = st.stalls;
     out->capture_drift_ppm = st.capture_drift_ppm;
     out->playback_drift_ppm = st.playback_drift_ppm;
     if (ca->vp) {

@@ -309,6 +309,19 @@ size_t wzp_drift_pull(wzp_drift *d, int16_t *out, size_t n, wzp_ts now)
     return got;
 }
 
+void wzp_drift_flush(wzp_drift *d)
+{
+    d->rd = d->cnt = d->mid_cnt = 0;
+    speex_resampler_reset_mem(d->up);
+    speex_resampler_reset_mem(d->down);
+    speex_resampler_skip_zeros(d->up);
+    speex_resampler_skip_zeros(d->down);
+    d->buffering = true;
+    d->fast = false;
+    d->last_ctl = WZP_TS_NEVER;
+    level_reset(d);
+}
+
 void wzp_drift_get_stats(const wzp_drift *d, wzp_drift_stats *out)
 {
     *out = d->st;

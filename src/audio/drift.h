@@ -92,6 +92,9 @@ int wzp_drift_push(wzp_drift *d, const int16_t *pcm, size_t n, wzp_ts now);
  * Returns the number of those taken from pushed audio. */
 size_t wzp_drift_pull(wzp_drift *d, int16_t *out, size_t n, wzp_ts now);
 
+/* Drops everything held and buffers again (the audio queued is stale: the device stalled or
+ * was replaced). The drift estimate and the loop's integral stay: the clocks did not change. */
+void wzp_drift_flush(wzp_drift *d);
 void wzp_drift_get_stats(const wzp_drift *d, wzp_drift_stats *out);
 
 #endif

@@ -1,5 +1,6 @@
 #include "audio/voice_proc.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,14 @@
  * back down while a louder room is followed within seconds). */
 #define VAD_SNR        4.0 /* 6 dB */
 #define VAD_FLOOR_RISE 1.02
+/* Far-end activity: while nothing louder than this (-60 dBFS, mean square) has been played for
+ * a whole echo tail, there is no echo to cancel and the microphone passes through untouched.
+ * Why: even with a silent far end the canceller is not transparent (its DC notch and pre- and
+ * de-emphasis reshape the low band), which costs voice quality for nothing. The canceller
+ * still runs on every frame so its far history and filter stay current; its output is faded
+ * in and out over one frame. */
+#define FAR_ACTIVE_MS2 (32.8 * 32.8)
+#define FAR_QUIET_MAX  1000000 /* frames; the start counts as long quiet */
 
 struct wzp_voice_proc {
     wzp_voice_proc_config cfg;
@@ -36,6 +45,8 @@ struct wzp_voice_proc {
     /* far queue: cfg.far_queue frames, FIFO */
     int16_t *far;
     int far_head, far_len;
+    int far_quiet;  /* near frames since the last loud far frame */
+    double aec_mix; /* 0: microphone as is, 1: the canceller's output */
     int16_t zeros[WZP_AUDIO_FRAME_SAMPLES];
     int16_t tmp[WZP_AUDIO_FRAME_SAMPLES];
     wzp_voice_proc_stats st;
@@ -100,6 +111,7 @@ int wzp_voice_proc_new(wzp_voice_proc **out, const wzp_voice_proc_config *cfg)
     if (!vp)
         return WZP_ERR_NOMEM;
     vp->cfg = c;
+    vp->far_quiet = FAR_QUIET_MAX;
     int rc = 0;
     if (c.aec) {
         vp->far = calloc((size_t)c.far_queue * WZP_AUDIO_FRAME_SAMPLES, sizeof(int16_t));
@@ -163,10 +175,26 @@ int wzp_voice_proc_near(wzp_voice_proc *vp, const int16_t mic[WZP_AUDIO_FRAME_SA
         } else {
             vp->st.far_missing++;
         }
+        double fe = 0;
+        for (int i = 0; i < WZP_AUDIO_FRAME_SAMPLES; i++)
+            fe += (double)far[i] * far[i];
+        if (fe > FAR_ACTIVE_MS2 * WZP_AUDIO_FRAME_SAMPLES)
+            vp->far_quiet = 0;
+        else if (vp->far_quiet < FAR_QUIET_MAX)
+            vp->far_quiet++;
+        double want = vp->far_quiet * WZP_AUDIO_FRAME_MS <= vp->cfg.filter_ms ? 1.0 : 0.0;
         /* speex wants out distinct from mic: go through tmp. */
         for (int s = 0; s < SUBS; s++)
             speex_echo_cancellation(vp->echo, mic + s * SUB, far + s * SUB, vp->tmp + s * SUB);
-        memcpy(out, vp->tmp, sizeof(vp->tmp));
+        if (want == 1.0 && vp->aec_mix == 1.0) {
+            memcpy(out, vp->tmp, sizeof(vp->tmp));
+        } else {
+            for (int i = 0; i < WZP_AUDIO_FRAME_SAMPLES; i++) {
+                double m = vp->aec_mix + (want - vp->aec_mix) * (i + 1) / WZP_AUDIO_FRAME_SAMPLES;
+                out[i] = (int16_t)lrint(m * vp->tmp[i] + (1 - m) * mic[i]);
+            }
+            vp->aec_mix = want;
+        }
     } else if (out != mic) {
         memcpy(out, mic, WZP_AUDIO_FRAME_SAMPLES * sizeof(int16_t));
     }
@@ -207,6 +235,8 @@ void wzp_voice_proc_reset(wzp_voice_proc *vp)
     if (vp->echo)
         speex_echo_state_reset(vp->echo);
     vp->far_head = vp->far_len = 0;
+    vp->far_quiet = FAR_QUIET_MAX;
+    vp->aec_mix = 0;
     vp->was_speech = false;
     vp->floor = 0;
     if (vp->pp) {

@@ -585,6 +585,7 @@ static int start_media(wzp_voicecall *vc, wzp_ts now)
         return 0;
     wzp_media_tx_config tc;
     wzp_media_tx_config_default(&tc);
+    tc.opus.dtx = vc->env.dtx;
     int err = wzp_media_tx_new(&vc->tx, &tc);
     wzp_media_rx_config rc;
     wzp_media_rx_config_default(&rc);
@@ -942,10 +943,12 @@ static void media_tick(wzp_voicecall *vc, wzp_ts now)
         vc->tx_next = now;
     while (sending(vc) && vc->tx_next <= now) {
         int16_t pcm[WZP_FRAME_SAMPLES];
-        if (!vc->env.pcm_source || !vc->env.pcm_source(vc->env.owner, vc, pcm))
+        wzp_pcm_kind kind =
+            vc->env.pcm_source ? vc->env.pcm_source(vc->env.owner, vc, pcm) : WZP_PCM_SILENCE;
+        if (kind == WZP_PCM_SILENCE)
             memset(pcm, 0, sizeof(pcm));
         uint8_t dg[WZP_QUIC_MAX_DATAGRAM];
-        int n = wzp_media_tx_frame(vc->tx, pcm, dg, sizeof(dg));
+        int n = wzp_media_tx_frame_vad(vc->tx, pcm, kind != WZP_PCM_BACKGROUND, dg, sizeof(dg));
         if (n > 0 && vc->conn)
             wzp_quic_conn_send_datagram(vc->conn, dg, (size_t)n);
         vc->tx_next += FRAME_TIME;

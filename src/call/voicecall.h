@@ -38,6 +38,7 @@
 #include "common/addr.h"
 #include "common/time.h"
 #include "ice/agent.h"
+#include "media/audio_format.h"
 #include "quic/quic.h"
 #include "wire/probe.h"
 
@@ -124,14 +125,16 @@ typedef struct wzp_voicecall_env {
     /* The caller's source is a recording: no audio before the answer (see
      * wzp_client_config.hold_audio_until_answer). */
     bool hold_audio_until_answer;
+    /* pcm_source reports background frames: the codec leaves them out (DTX). */
+    bool dtx;
     void *owner;
     /* The control connection's smoothed RTT (0 before a sample). */
     wzp_ts (*relay_rtt)(void *owner);
     /* When a packet from the relay last arrived (to tell a dead relay from a dead peer). */
     wzp_ts (*relay_heard_at)(void *owner);
     void (*event)(void *owner, wzp_voicecall *vc, const wzp_voicecall_event *ev);
-    /* The next frame to send; false for silence. */
-    bool (*pcm_source)(void *owner, wzp_voicecall *vc, int16_t pcm[WZP_FRAME_SAMPLES]);
+    /* The next frame to send, and what it holds. */
+    wzp_pcm_kind (*pcm_source)(void *owner, wzp_voicecall *vc, int16_t pcm[WZP_FRAME_SAMPLES]);
 } wzp_voicecall_env;
 
 typedef struct wzp_voicecall_config {

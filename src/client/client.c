@@ -270,18 +270,17 @@ static void core_event(void *user, const wzp_core_event *ev)
     }
 }
 
-static bool core_pcm_source(void *user, uint32_t id, void *call_user, int16_t *pcm)
+static wzp_pcm_kind core_pcm_source(void *user, uint32_t id, void *call_user, int16_t *pcm)
 {
     wzp_client *c = user;
     wzp_call *call = call_user;
     if (!call)
-        return false;
+        return WZP_PCM_SILENCE;
     if (c->cfg.cb.pcm_source)
-        return c->cfg.cb.pcm_source(c, call, pcm, c->cfg.user);
+        return c->cfg.cb.pcm_source(c, call, pcm, c->cfg.user) ? WZP_PCM_VOICE : WZP_PCM_SILENCE;
     if (!c->cfg.audio.enabled || !call_audio(c, call))
-        return false;
-    wzp_call_audio_capture(call->audio, pcm, wzp_now());
-    return true;
+        return WZP_PCM_SILENCE;
+    return wzp_call_audio_capture(call->audio, pcm, wzp_now()) ? WZP_PCM_VOICE : WZP_PCM_BACKGROUND;
 }
 
 /* --- lifetime ------------------------------------------------------------------------------------
@@ -443,6 +442,8 @@ int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
     cc.alias = cfg->alias;
     cc.direct_disabled = cfg->direct_disabled;
     cc.hold_audio_until_answer = cfg->hold_audio_until_answer;
+    /* Only our own microphone path says which frames are background. */
+    cc.dtx = cfg->audio.enabled && cfg->audio.dtx && !cfg->cb.pcm_source;
     cc.local[0] = bound[0];
     cc.local[1] = bound[1];
     cc.event = core_event;

@@ -215,12 +215,13 @@ static void vc_event(void *owner, wzp_voicecall *vc, const wzp_voicecall_event *
     emit(core, &e);
 }
 
-static bool vc_pcm_source(void *owner, wzp_voicecall *vc, int16_t pcm[WZP_FRAME_SAMPLES])
+static wzp_pcm_kind vc_pcm_source(void *owner, wzp_voicecall *vc, int16_t pcm[WZP_FRAME_SAMPLES])
 {
     wzp_core *core = owner;
     core_slot *slot = slot_of(core, vc);
-    return slot && core->cfg.pcm_source &&
-           core->cfg.pcm_source(core->cfg.user, slot->id, wzp_voicecall_user(vc), pcm);
+    if (!slot || !core->cfg.pcm_source)
+        return WZP_PCM_SILENCE;
+    return core->cfg.pcm_source(core->cfg.user, slot->id, wzp_voicecall_user(vc), pcm);
 }
 
 static wzp_ts vc_relay_rtt(void *owner)
@@ -473,6 +474,7 @@ int wzp_core_new(wzp_core **out, const wzp_core_config *cfg)
                                     .relay = cfg->relay,
                                     .direct_disabled = cfg->direct_disabled,
                                     .hold_audio_until_answer = cfg->hold_audio_until_answer,
+                                    .dtx = cfg->dtx,
                                     .owner = core,
                                     .relay_rtt = vc_relay_rtt,
                                     .relay_heard_at = vc_relay_heard_at,

@@ -36,6 +36,7 @@
 #include <wzp/identity.h>
 
 #include "common/addr.h"
+#include "media/audio_format.h"
 #include "common/time.h"
 
 typedef struct wzp_core wzp_core;
@@ -72,13 +73,15 @@ typedef struct wzp_core_config {
     const char *alias; /* copied; NULL or "" for none */
     bool direct_disabled;
     bool hold_audio_until_answer; /* see wzp_client_config */
+    bool dtx; /* the source reports WZP_PCM_BACKGROUND: leave those frames out */
     /* The bound address of each socket (len 0: no such socket). Host
      * candidates get the port of their family's socket. */
     wzp_addr local[WZP_CORE_SOCKS];
     wzp_ts reconnect_min, reconnect_max; /* backoff; defaults 250 ms, 8 s */
     void (*event)(void *user, const wzp_core_event *ev);
-    /* The next frame to send for a call; false for silence. */
-    bool (*pcm_source)(void *user, uint32_t call, void *call_user, int16_t pcm[WZP_FRAME_SAMPLES]);
+    /* The next frame to send for a call, and what it holds. */
+    wzp_pcm_kind (*pcm_source)(void *user, uint32_t call, void *call_user,
+                               int16_t pcm[WZP_FRAME_SAMPLES]);
     void *user;
 } wzp_core_config;
 

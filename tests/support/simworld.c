@@ -319,11 +319,11 @@ void sim_client_event(void *user, const wzp_core_event *ev)
     }
 }
 
-static bool tone_source(void *user, uint32_t call, void *call_user, int16_t *pcm)
+static wzp_pcm_kind tone_source(void *user, uint32_t call, void *call_user, int16_t *pcm)
 {
     for (int i = 0; i < WZP_FRAME_SAMPLES; i++)
         pcm[i] = (int16_t)((i % 48) * 400 - 9600);
-    return true;
+    return WZP_PCM_VOICE;
 }
 
 void sim_client_send(void *user, int sock, const wzp_addr *to, const uint8_t *pkt, size_t len)
