@@ -283,6 +283,7 @@ static int dir_init(audio_dir *d, wzp_audio_io *io, wzp_audio_dir dir, const cha
     wzp_drift_config_default(&dc);
     dc.target = target;
     dc.max_excess = MAX_EXCESS;
+    dc.trim_on_start = true;
     d->period_buf = calloc(io->period, sizeof(int16_t));
     if (!d->period_buf)
         return WZP_ERR_NOMEM;

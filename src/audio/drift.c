@@ -42,6 +42,15 @@
 /* After (re)starting playout or catching up the smoothed level still lags:
  * the estimate waits this long. */
 #define EST_QUIET WZP_SEC(5)
+/* After (re)starting, the level the FIFO really averages depends on the phase between pushes
+ * and pulls (up to a push's worth either side of the target). Steering that offset away would
+ * run the ratio at its bound for seconds (10 ms at 1000 ppm takes 10 s: audible as nothing,
+ * but a needless stretch). So for SETTLE the ratio holds, the exact mean level is measured,
+ * and the loop then holds that level (within SETPOINT_MIN..MAX of the target): it corrects
+ * drift, not the start's phase. */
+#define SETTLE       WZP_SEC(1)
+#define SETPOINT_MIN 0.75
+#define SETPOINT_MAX 1.5
 
 struct wzp_drift {
     SpeexResamplerState *up, *down;
@@ -58,12 +67,16 @@ struct wzp_drift {
     double integ;                 /* the PI loop's integral (fraction) */
     double prev_avg;              /* avg at the last controller step */
     double est, est_t;            /* drift estimate (fraction), seconds averaged */
+    double setpoint;              /* level the loop holds, samples (see SETTLE) */
+    wzp_ts settle_until;          /* measuring the level after a start; WZP_TS_NEVER if not */
+    double settle_sum, settle_t;  /* integral of the level (samples * s), seconds */
     wzp_ts quiet_until;           /* the estimate waits for the level to settle */
     double snap[2];               /* est 1-2 s ago and 0-1 s ago */
     wzp_ts snap_at;
     int bias;    /* see above */
     int applied; /* down's ratio: bias + applied : RATIO_DEN */
     bool buffering, fast;
+    bool trim_on_start;
     wzp_drift_stats st;
 };
 
@@ -116,6 +129,7 @@ int wzp_drift_new(wzp_drift **out, const wzp_drift_config *cfg)
         return WZP_ERR_NOMEM;
     d->target = ts_to_samples(c.target);
     d->drop_above = d->target + ts_to_samples(c.max_excess);
+    d->trim_on_start = c.trim_on_start;
     d->cap = d->drop_above + WZP_DRIFT_MAX_PUSH;
     d->buf = malloc(d->cap * sizeof(*d->buf));
     int err = 0, err2 = 0;
@@ -138,6 +152,8 @@ int wzp_drift_new(wzp_drift **out, const wzp_drift_config *cfg)
     d->last_ev = WZP_TS_NEVER;
     d->last_ctl = WZP_TS_NEVER;
     d->buffering = true;
+    d->setpoint = (double)d->target;
+    d->settle_until = WZP_TS_NEVER;
     *out = d;
     return 0;
 }
@@ -166,6 +182,10 @@ static void level_update(wzp_drift *d, wzp_ts now)
     if (d->last_ev != WZP_TS_NEVER && now > d->last_ev) {
         double dt = (double)(now - d->last_ev) / 1e9;
         d->avg += (1.0 - exp(-dt / LEVEL_TAU)) * (held(d) - d->avg);
+        if (d->settle_until != WZP_TS_NEVER && !d->buffering) {
+            d->settle_sum += held(d) * dt;
+            d->settle_t += dt;
+        }
     }
     if (d->last_ev == WZP_TS_NEVER || now > d->last_ev)
         d->last_ev = now;
@@ -223,7 +243,19 @@ static void control(wzp_drift *d, wzp_ts now)
     if (d->last_ctl == WZP_TS_NEVER || now > d->last_ctl)
         d->last_ctl = now;
 
-    double e = (d->avg - (double)d->target) / WZP_AUDIO_RATE; /* s */
+    if (d->settle_until != WZP_TS_NEVER) {
+        if (now < d->settle_until) {
+            apply_ratio(d, d->integ);
+            d->prev_avg = d->avg;
+            return;
+        }
+        double mean = d->settle_t > 0 ? d->settle_sum / d->settle_t : (double)d->target;
+        d->setpoint =
+            fmin(fmax(mean, SETPOINT_MIN * (double)d->target), SETPOINT_MAX * (double)d->target);
+        d->avg = d->prev_avg = mean;
+        d->settle_until = WZP_TS_NEVER;
+    }
+    double e = (d->avg - d->setpoint) / WZP_AUDIO_RATE; /* s */
     if (d->fast != (d->fast ? fabs(e) >= FAST_LEAVE : fabs(e) > FAST_ENTER)) {
         d->fast = !d->fast;
         d->quiet_until = now + EST_QUIET;
@@ -268,9 +300,16 @@ size_t wzp_drift_pull(wzp_drift *d, int16_t *out, size_t n, wzp_ts now)
             d->last_ctl = WZP_TS_NEVER;
             return 0;
         }
+        while (d->trim_on_start && d->cnt >= d->target + WZP_AUDIO_FRAME_SAMPLES) {
+            d->rd += WZP_AUDIO_FRAME_SAMPLES;
+            d->cnt -= WZP_AUDIO_FRAME_SAMPLES;
+            d->st.dropped_frames++;
+        }
         d->buffering = false;
         d->fast = false;
         d->quiet_until = now + EST_QUIET;
+        d->settle_until = now + SETTLE;
+        d->settle_sum = d->settle_t = 0;
         level_reset(d);
     }
     control(d, now);
@@ -326,6 +365,7 @@ void wzp_drift_get_stats(const wzp_drift *d, wzp_drift_stats *out)
 {
     *out = d->st;
     out->ratio_ppm = d->applied * 1e6 / d->bias;
+    out->setpoint = (wzp_ts)(d->setpoint * 1e9 / WZP_AUDIO_RATE);
     out->drift_ppm = d->est * 1e6;
     out->level = (wzp_ts)(d->avg > 0 ? d->avg * 1e9 / WZP_AUDIO_RATE : 0);
     out->fifo = (unsigned)d->cnt;

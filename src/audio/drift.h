@@ -15,6 +15,9 @@
  * - The level is a time-weighted moving average (about 1 s) of the FIFO
  *   fill, updated at every push and pull, so the push/pull sawtooth does not
  *   bias it whatever the phase between the two clocks.
+ * - After each start the ratio holds for 1 s while the mean level is
+ *   measured; the loop then holds that level (0.75..1.5 x target), so the
+ *   push/pull phase at the start is not mistaken for drift.
  * - A PI controller (time constant 20 s) steers the ratio from the level
  *   error, bounded by max_ppm: in normal operation the pitch moves by less
  *   than 0.1 % (inaudible) and the signal stays phase-continuous: no clicks.
@@ -59,6 +62,10 @@ typedef struct wzp_drift_config {
     unsigned fast_ppm;       /* catch-up bound; 0 = 20000 (2 %) */
     unsigned hysteresis_ppm; /* minimum change of the applied ratio; 0 = 40 */
     int quality;             /* speexdsp resampler quality 1..10; 0 = 4 */
+    /* On (re)starting, drop whole oldest frames beyond the target: what piled up while the
+       device did not pull is stale (a device that took long to open or stalled), and dropping
+       it while still silent is inaudible. Off: it is played, caught up at up to fast_ppm. */
+    bool trim_on_start;
 } wzp_drift_config;
 
 /* All zero: the defaults above. */
@@ -68,6 +75,7 @@ typedef struct wzp_drift_stats {
     double ratio_ppm;        /* applied ratio - 1 in ppm (+ = consuming input faster) */
     double drift_ppm;        /* estimate: sender clock vs device clock (+ = sender fast) */
     wzp_ts level;            /* smoothed FIFO level */
+    wzp_ts setpoint;         /* the level the loop holds: near the target, see drift.c */
     unsigned fifo;           /* samples in the FIFO now */
     bool buffering;          /* pulls return silence until the level reaches the target */
     bool fast;               /* catch-up mode */

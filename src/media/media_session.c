@@ -72,12 +72,11 @@ int wzp_media_tx_frame(wzp_media_tx *tx, const int16_t pcm[WZP_AUDIO_FRAME_SAMPL
 }
 
 /* Whether a frame in DTX goes out. Measured on libopus 1.3.1 (default
- * complexity, 28 kbit/s): its own DTX fires on (near) digital silence
- * only; -50 dBFS of steady room noise is coded as active forever (every
- * frame 55-65 bytes), so our VAD decides and we thin the stream here. We
- * keep sending the real frames as refreshes rather than feeding the encoder
- * silence, so the receiver decodes the true background (level and shape)
- * and its decoder state stays close to the sender's. */
+ * complexity, 28 kbit/s, before the default went to 32): its own DTX fires on (near) digital
+ * silence only; -50 dBFS of steady room noise is coded as active forever (every frame 55-65 bytes),
+ * so our VAD decides and we thin the stream here. We keep sending the real frames as refreshes
+ * rather than feeding the encoder silence, so the receiver decodes the true background (level and
+ * shape) and its decoder state stays close to the sender's. */
 static bool dtx_send(wzp_media_tx *tx, bool opus_dtx)
 {
     if (!tx->in_dtx)

@@ -12,7 +12,7 @@
 
 #include "media/audio_format.h"
 
-#define WZP_OPUS_DEFAULT_BITRATE 28000
+#define WZP_OPUS_DEFAULT_BITRATE 32000
 /* Bounds one encoded frame; equal to the media datagram payload limit. */
 #define WZP_OPUS_MAX_PACKET 1000
 

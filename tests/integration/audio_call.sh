@@ -81,7 +81,7 @@ fi
 BOB=$!
 PIDS+=($BOB)
 for _ in $(seq 100); do grep -q '"event":"registered"' "$T/b.json" && break; sleep 0.1; done
-parecord --device=spk_b.monitor --rate=48000 --channels=1 --format=s16le --file-format=wav \
+parecord --latency-msec=20 --device=spk_b.monitor --rate=48000 --channels=1 --format=s16le --file-format=wav \
     "$T/heard.wav" &
 REC1=$!
 PIDS+=($REC1)
@@ -92,8 +92,8 @@ PIDS+=($ALICE)
 for _ in $(seq 100); do grep -q '"event":"audio"' "$T/a.json" && grep -q '"event":"audio"' "$T/b.json" && break; sleep 0.1; done
 grep -q '"event":"audio","live":true,"backend":"pulse","input":"mic_a.monitor","output":"spk_a","change":false' \
     "$T/a.json" && ok "alice's call runs on her devices" || { bad "alice's audio event:"; cat "$T/a.json" "$T/a.err"; }
-sleep 1 # let the noise estimate and the clock-drift loops settle
-paplay --device=mic_a "$T/speech.wav"
+sleep 1.5 # let the noise estimate and the clock-drift loops settle
+paplay --latency-msec=20 --device=mic_a "$T/speech.wav"
 sleep 0.5
 kill -INT $REC1 2>/dev/null; wait $REC1 2>/dev/null
 heard() { # what where: wzp-wavcmp's windowed median NCC must reach 0.9
@@ -106,16 +106,17 @@ heard "$T/heard.wav" "bob hears alice"
 
 # --- bob's speaker vanishes mid-call ---------------------------------------------------------
 pactl unload-module "${MOD[spk_b]}"
-parecord --device=spk_default.monitor --rate=48000 --channels=1 --format=s16le --file-format=wav \
-    "$T/heard2.wav" &
-REC2=$!
-PIDS+=($REC2)
 # bob's device thread notices and moves to the default sink; the CLI says so
 for _ in $(seq 100); do grep -q '"event":"audio".*"output":"spk_default","change":true' "$T/b.json" && break; sleep 0.1; done
 grep -q '"output":"spk_default","change":true' "$T/b.json" && ok "bob is told his speaker moved to the default sink" \
     || { bad "no audio change event for bob:"; grep audio "$T/b.json"; }
+sleep 1.5 # the new stream settles
+parecord --latency-msec=20 --device=spk_default.monitor --rate=48000 --channels=1 --format=s16le --file-format=wav \
+    "$T/heard2.wav" &
+REC2=$!
+PIDS+=($REC2)
 sleep 0.5
-paplay --device=mic_a "$T/speech.wav"
+paplay --latency-msec=20 --device=mic_a "$T/speech.wav"
 sleep 0.5
 kill -INT $REC2 2>/dev/null; wait $REC2 2>/dev/null
 heard "$T/heard2.wav" "after the unplug bob hears alice on the default sink"

@@ -50,7 +50,7 @@ typedef struct sim_out {
     double est_err_max;      /* ppm, from 2 x settle on */
     double max_jump, max_d2; /* after 1 s */
     double recovered;        /* s after the burst until level within 10 ms for good */
-    double settled;          /* s until the level stays within target +- 5 ms */
+    double settled;          /* s until the level stays within the held level +- 5 ms */
     double converged;        /* s until the estimate stays within 10 ppm */
 } sim_out;
 
@@ -181,7 +181,8 @@ static void simulate(const sim_cfg *c, sim_out *o)
                 wzp_drift_stats st;
                 wzp_drift_get_stats(d, &st);
                 double lvl = st.level / 1e6, fifo = st.fifo / 48.0;
-                if (fabs(lvl - 40.0) >= 5.0 || st.buffering)
+                double hold = st.setpoint / 1e6;
+                if (fabs(lvl - hold) >= 5.0 || st.buffering)
                     last_unsettled = now;
                 if (fabs(st.drift_ppm - c->ppm) >= 10.0)
                     last_off = now;
@@ -198,7 +199,7 @@ static void simulate(const sim_cfg *c, sim_out *o)
                         o->est_err_max = fmax(o->est_err_max, fabs(st.drift_ppm - c->ppm));
                 }
                 if (c->stall_ms > 0 && now >= stall1) {
-                    bool ok = fabs(lvl - 40.0) < 10.0 && !st.fast && !st.buffering;
+                    bool ok = fabs(lvl - hold) < 10.0 && !st.fast && !st.buffering;
                     if (ok && !was_ok)
                         ok_since = now;
                     was_ok = ok;
