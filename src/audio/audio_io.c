@@ -11,6 +11,7 @@
 
 #include <wzp/wzp.h>
 
+#include "audio/device_policy.h"
 #include "audio/drift.h"
 #include "audio/pcm_ring.h"
 #include "common/log.h"
@@ -19,13 +20,6 @@
 #define FRAME       WZP_AUDIO_FRAME_SAMPLES
 #define RATE        WZP_AUDIO_RATE
 #define RING_FRAMES 8 /* 160 ms: far more than either side ever lags in normal operation */
-#define BACKOFF_MIN WZP_MS(200)
-#define BACKOFF_MAX WZP_SEC(2)
-/* Timeouts in a row before a device counts as lost. A sound server may take a second or two to
- * start a suspended device (seen with PulseAudio's null sinks), so one timeout is a stall. */
-#define MAX_STALLS 6
-/* A read or write that returns this much later than a device buffer allows was a stall too. */
-#define STALL_NS WZP_MS(150)
 /* The drift FIFOs drop whole frames beyond target + this: after a burst (a stall, a late
  * wake-up) stale audio is dropped at once instead of played 2 % fast for seconds. */
 #define MAX_EXCESS WZP_MS(80)
@@ -81,35 +75,6 @@ static void nap(wzp_audio_io *io, wzp_ts ns)
         sleep_ns(ns - slept < WZP_MS(20) ? ns - slept : WZP_MS(20));
 }
 
-/* Real time for devices that never block. A call that blocked for half a period or more came
- * from a paced device: that re-anchors. Calls that return at once are allowed to run ahead of
- * the clock by the device buffer only, then sleep. */
-typedef struct pacer {
-    wzp_ts anchor, ahead_limit, period_ns;
-    uint64_t samples;
-} pacer;
-
-static void pacer_reset(pacer *p, wzp_ts now)
-{
-    p->anchor = now;
-    p->samples = 0;
-}
-
-static void pacer_step(pacer *p, wzp_audio_io *io, wzp_ts before, wzp_ts after, unsigned n)
-{
-    if (after - before >= p->period_ns / 2) {
-        pacer_reset(p, after);
-        return;
-    }
-    p->samples += n;
-    wzp_ts media = (wzp_ts)(p->samples * 1000000000ULL / RATE);
-    wzp_ts elapsed = after - p->anchor;
-    if (media > elapsed + p->ahead_limit)
-        nap(io, media - elapsed - p->ahead_limit);
-    else if (elapsed > media + WZP_MS(200))
-        pacer_reset(p, after); /* we fell behind (a stall): do not race to catch up */
-}
-
 static void set_name(audio_dir *d, const char *name)
 {
     pthread_mutex_lock(&d->name_mu);
@@ -120,36 +85,6 @@ static void set_name(audio_dir *d, const char *name)
 static const char *dir_word(const audio_dir *d)
 {
     return d->dir == WZP_AUDIO_CAPTURE ? "input" : "output";
-}
-
-/* Opens the wanted device, else the default; NULL while there is none (with backoff). */
-static wzp_audio_stream *open_device(audio_dir *d, bool *use_default, wzp_ts *backoff)
-{
-    wzp_audio_io *io = d->io;
-    wzp_audio_stream_config sc = {.dir = d->dir,
-                                  .device = *use_default ? NULL : d->want,
-                                  .period_samples = io->period,
-                                  .latency_ms = io->latency_ms,
-                                  .app_name = "wzp"};
-    wzp_audio_stream *s = NULL;
-    int rc = io->be->open(&s, &sc);
-    if (rc == 0) {
-        WZP_INFO("audio: %s device %s open (%s)", dir_word(d), io->be->device_name(s),
-                 io->be->name);
-        *backoff = BACKOFF_MIN;
-        return s;
-    }
-    atomic_fetch_add(&d->open_failures, 1);
-    if (!*use_default) {
-        WZP_WARN("audio: cannot open %s device '%s' (%s); using the default device", dir_word(d),
-                 d->want, wzp_strerror(rc));
-        *use_default = true;
-        return NULL;
-    }
-    WZP_DEBUG("audio: no %s device (%s); retrying", dir_word(d), wzp_strerror(rc));
-    nap(io, *backoff);
-    *backoff = *backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : *backoff * 2;
-    return NULL;
 }
 
 /* Playback: everything the call thread queued goes into the drift FIFO, then one period out. */
@@ -182,33 +117,56 @@ static void capture_store(audio_dir *d, const int16_t *buf, unsigned n)
     }
 }
 
+static void publish(audio_dir *d, const wzp_device_policy *pol)
+{
+    atomic_store(&d->losses, pol->st.losses);
+    atomic_store(&d->open_failures, pol->st.open_failures);
+    atomic_store(&d->stalls, pol->st.stalls);
+}
+
+/* Performs what src/audio/device_policy.h decides. */
 static void *device_thread(void *arg)
 {
     audio_dir *d = arg;
     wzp_audio_io *io = d->io;
     const wzp_audio_backend *be = io->be;
-    bool use_default = d->want[0] == '\0';
-    wzp_ts backoff = BACKOFF_MIN;
+    wzp_device_policy pol;
+    wzp_device_policy_config pc = {.want_named = d->want[0] != '\0',
+                                   .period = (wzp_ts)io->period * WZP_SEC(1) / RATE,
+                                   .buffer = WZP_MS(io->latency_ms)};
+    wzp_device_policy_init(&pol, &pc);
     wzp_audio_stream *s = NULL;
-    pacer p = {.period_ns = (wzp_ts)io->period * 1000000000ULL / RATE,
-               .ahead_limit = WZP_MS(io->latency_ms)};
-    int stalls = 0;
-    bool flowing = false; /* the device name is published once audio moves */
-    bool resync = true;   /* after an open or a stall: what is queued is stale */
+    bool named_flowing = false;
     while (!atomic_load(&io->stop)) {
-        if (!s) {
-            s = open_device(d, &use_default, &backoff);
-            if (!s) {
-                /* No device: keep the call thread's frames from piling up. */
-                if (d->dir == WZP_AUDIO_PLAYBACK)
-                    wzp_pcm_ring_discard(d->ring, 0);
-                continue;
-            }
-            d->frame_fill = 0;
-            resync = true;
-            pacer_reset(&p, wzp_now());
+        wzp_ts now = wzp_now(), until = 0;
+        wzp_device_action act = wzp_device_policy_next(&pol, now, &until);
+        if (act == WZP_DEVICE_WAIT) {
+            if (d->dir == WZP_AUDIO_PLAYBACK)
+                wzp_pcm_ring_discard(d->ring, 0); /* no device: nothing may pile up */
+            nap(io, until - now < WZP_MS(20) ? until - now : WZP_MS(20));
+            continue;
         }
-        if (resync && d->dir == WZP_AUDIO_PLAYBACK) {
+        if (act != WZP_DEVICE_IO) {
+            wzp_audio_stream_config sc = {.dir = d->dir,
+                                          .device = act == WZP_DEVICE_OPEN_WANTED ? d->want : NULL,
+                                          .period_samples = io->period,
+                                          .latency_ms = io->latency_ms,
+                                          .app_name = "wzp"};
+            int rc = be->open(&s, &sc);
+            if (rc == 0)
+                WZP_INFO("audio: %s device %s open (%s)", dir_word(d), be->device_name(s),
+                         be->name);
+            else if (act == WZP_DEVICE_OPEN_WANTED)
+                WZP_WARN("audio: cannot open %s device '%s' (%s); using the default device",
+                         dir_word(d), d->want, wzp_strerror(rc));
+            else
+                WZP_DEBUG("audio: no %s device (%s); retrying", dir_word(d), wzp_strerror(rc));
+            wzp_device_policy_opened(&pol, rc, wzp_now());
+            publish(d, &pol);
+            d->frame_fill = 0;
+            continue;
+        }
+        if (wzp_device_policy_resync(&pol) && d->dir == WZP_AUDIO_PLAYBACK) {
             wzp_pcm_ring_discard(d->ring, 0);
             wzp_drift_flush(d->drift);
         }
@@ -221,48 +179,35 @@ static void *device_thread(void *arg)
             rc = be->write(s, d->period_buf, io->period);
         }
         wzp_ts after = wzp_now();
-        if (rc >= 0 && after - before > STALL_NS) {
-            atomic_fetch_add(&d->stalls, 1);
-            resync = true;
-        }
-        if (rc == WZP_ERR_TIMEOUT && ++stalls < MAX_STALLS) {
-            atomic_fetch_add(&d->stalls, 1);
-            resync = true;
+        wzp_device_io_verdict v = wzp_device_policy_io(&pol, rc, before, after);
+        publish(d, &pol);
+        if (v == WZP_DEVICE_IO_RETRY)
             continue;
-        }
-        if (rc < 0) {
-            atomic_fetch_add(&d->losses, 1);
+        if (v == WZP_DEVICE_IO_LOST) {
             WZP_WARN("audio: %s device %s failed (%s); switching to the default device",
-                     dir_word(d), d->name, wzp_strerror(rc));
+                     dir_word(d), be->device_name(s), wzp_strerror(rc));
             be->close(s);
             s = NULL;
-            stalls = 0;
-            flowing = false;
+            named_flowing = false;
             set_name(d, "");
-            use_default = true;
             continue;
         }
-        stalls = 0;
-        if (!flowing && after - before <= STALL_NS) {
-            flowing = true;
+        if (!named_flowing && wzp_device_policy_flowing(&pol)) {
+            named_flowing = true;
             set_name(d, be->device_name(s));
         }
         unsigned queued = be->delay ? be->delay(s) : 0;
-        /* A capture backlog after an open or a stall is old sound: drained, not sent. */
-        if (d->dir == WZP_AUDIO_CAPTURE && resync && queued >= io->period)
-            ;
-        else if (d->dir == WZP_AUDIO_CAPTURE)
-            capture_store(d, d->period_buf, io->period);
-        else
+        bool backlog = d->dir == WZP_AUDIO_CAPTURE && queued >= io->period;
+        if (d->dir == WZP_AUDIO_CAPTURE) {
+            /* A capture backlog after an open or a stall is old sound: drained, not sent. */
+            if (!(backlog && wzp_device_policy_resync(&pol)))
+                capture_store(d, d->period_buf, io->period);
+        } else {
             atomic_store(&d->delay_samples, queued);
-        /* Captured audio already queued is a backlog to drain at once, not a device that
-           never blocks. */
-        if (d->dir == WZP_AUDIO_CAPTURE && queued >= io->period)
-            pacer_reset(&p, after);
-        else
-            pacer_step(&p, io, before, after, io->period);
-        if (after - before <= STALL_NS && (d->dir == WZP_AUDIO_PLAYBACK || queued < io->period))
-            resync = false;
+        }
+        if (v == WZP_DEVICE_IO_OK && !backlog)
+            wzp_device_policy_resynced(&pol);
+        nap(io, wzp_device_policy_pace(&pol, before, after, backlog));
     }
     if (s)
         be->close(s);
