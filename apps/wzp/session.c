@@ -536,12 +536,23 @@ static void print_status(session *s, bool show)
         s->last.rtt_ms = rtt;
     }
     pthread_mutex_unlock(&s->mu);
-    if (show && s->o.status_line)
-        fprintf(stderr,
-                "\r\033[K%s%s%s | rtt %.1f ms | loss %.1f%% | %.1f kbps | sent %llu recv %llu",
-                s->o.label ? s->o.label : "", s->o.label ? ": " : "", wzp_path_name(st.path),
-                st.rtt_ms, st.loss_pct, st.bitrate_kbps, (unsigned long long)st.frames_sent,
-                (unsigned long long)st.frames_received);
+    if (!show || !s->o.status_line)
+        return;
+    /* Sound-device trouble, when there is any: frames the devices or the call thread lost. */
+    char audio[64] = "";
+    wzp_audio_stats as;
+    if (s->o.audio.enabled && wzp_call_get_audio_stats(s->call, &as) == 0 && as.live) {
+        unsigned long long xruns = as.capture_overruns + as.capture_underruns +
+                                   as.playback_overruns + as.playback_underruns;
+        if (xruns || as.device_losses)
+            snprintf(audio, sizeof(audio), " | audio dropouts %llu, devices lost %llu", xruns,
+                     (unsigned long long)as.device_losses);
+    }
+    fprintf(stderr,
+            "\r\033[K%s%s%s | rtt %.1f ms | loss %.1f%% | %.1f kbps | sent %llu recv %llu%s",
+            s->o.label ? s->o.label : "", s->o.label ? ": " : "", wzp_path_name(st.path), st.rtt_ms,
+            st.loss_pct, st.bitrate_kbps, (unsigned long long)st.frames_sent,
+            (unsigned long long)st.frames_received, audio);
 }
 
 /* Runs an accepted/placed call until it ends, the duration passes, the file
