@@ -13,6 +13,7 @@ BIN="${WZP_BIN_DIR:-$(dirname "$0")/../../build/bin}"
 WZP="$BIN/wzp"
 RELAY="$BIN/wzp-relay"
 CMP="$BIN/wzp-wavcmp"
+. "$(dirname "$0")/lib/relay.sh"
 [ -x "$WZP" ] && [ -x "$RELAY" ] && [ -x "$CMP" ] || { echo "skip: binaries not built"; exit 77; }
 for t in pulseaudio pactl paplay parecord espeak-ng; do
     command -v "$t" >/dev/null || { echo "skip: $t not installed (scripts/deps installs it)"; exit 77; }
@@ -60,12 +61,7 @@ else
     bad "wzp devices (exit $rc):"; cat "$T/devices.txt"
 fi
 
-"$RELAY" --listen 127.0.0.1:0 --home "$T/relay" --workers 1 >"$T/relay.out" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do grep -q fingerprint "$T/relay.out" && break; sleep 0.1; done
-RA=$(sed -n 's/.*listening on //p' "$T/relay.out")
-RP=$(sed -n 's/.*fingerprint //p' "$T/relay.out")
-[ -n "$RP" ] || { echo "relay did not start"; cat "$T/relay.out"; exit 1; }
+relay_start "$T"
 R=(--relay "$RA" --relay-pin "$RP" --loopback-candidates)
 
 "$WZP" call bob "${R[@]}" --home "$T/a" --input no_such_mic --duration 1 >/dev/null 2>"$T/err"; rc=$?
