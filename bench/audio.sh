@@ -133,7 +133,7 @@ stats_row() { # label json
         "$(jnum "$2" capture_drift_ppm)" "$(jnum "$2" playback_drift_ppm)" "$(jnum "$2" frames_lost)"
 }
 echo "audio: real-time call on a private PulseAudio (null sinks), relay on loopback;"
-echo "       espeak-ng speech ($(grep -c '^ *[0-9]' "$T/ref.txt") utterances) played by bench_audio_loop, delay per utterance by NCC"
+echo "       espeak-ng speech ($(grep -c '^ *[0-9]' "$T/ref.txt") windows of <= 0.5 s) played by bench_audio_loop, delay per window by NCC"
 echo
 printf '%-44s %8s %8s %8s %7s %6s  %s\n' "delay (ms)" median min max matched ncc target
 loop_row "reference: ref -> ref.monitor (floor)" "$REF" "~0-20 (the method itself)"
@@ -144,7 +144,7 @@ awk -v m="$(field "$M2E" delay_ms)" -v r="$(field "$REF" delay_ms)" -v b="$(fiel
     if (b != "") printf "; processing adds %.1f ms over the bare call", m - b
     printf "\n" }'
 echo
-echo "per utterance, full call:"
+echo "per window, full call:"
 sed -n '/^burst/,/^audio-loop/p' "$T/full.loop" | grep -v '^audio-loop' | sed 's/^/  /'
 echo
 echo "cpu over the measured interval, % of one core: alice $CPU_FULL_A, bob $CPU_FULL_B (every stage on)"

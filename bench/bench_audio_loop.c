@@ -24,22 +24,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "audio/backend.h"
 #include "media/audio_file.h"
 #include "media/compare.h"
+#include "net/clock.h"
 #include "support/synth.h"
 #include "wzp/wzp.h"
 
-#define FS        48000
-#define BLOCK     480 /* 10 ms per read / write */
-#define LEAD_S    0.5 /* silence before the signal: the streams settle */
-#define TAIL_S    2.5 /* recording goes on this long after the last sample is written */
-#define MAX_LAG_S 2.0
-#define MIN_NCC   0.5 /* a burst matching worse than this is not counted */
-#define BURST_S   0.4 /* default signal: a burst of syllables every second */
-#define LOCAL_S   0.5 /* offsets are the median of the blocks this close to a burst */
+#define FS         48000
+#define BLOCK      480 /* 10 ms per read / write */
+#define LEAD_S     0.5 /* silence before the signal: the streams settle */
+#define TAIL_S     2.5 /* recording goes on this long after the last sample is written */
+#define MAX_LAG_S  2.0
+#define MIN_NCC    0.5 /* a burst matching worse than this is not counted */
+#define BURST_S    0.4 /* default signal: a burst of syllables every second */
+#define LOCAL_S    0.5 /* offsets are the median of the blocks this close to a burst */
+#define WIN_BLOCKS 50  /* 500 ms: the longest window searched for at once */
 
 /* One read or write: the stream position after it and what the clock and delay() said. */
 typedef struct stamp {
@@ -59,9 +60,7 @@ typedef struct side {
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)wzp_now() / 1e9;
 }
 
 /* delay() answers for the moment it is called: stamp it with the middle of the call. */
@@ -140,7 +139,7 @@ typedef struct seg {
 } seg;
 
 /* Bursts / utterances: runs of 10 ms blocks above -30 dB re the loudest block, gaps under
-   150 ms bridged, runs under 100 ms dropped. */
+   150 ms bridged, runs under 100 ms dropped; long runs cut in windows. */
 static size_t segment(const int16_t *x, size_t n, seg *out, size_t cap)
 {
     size_t nb = n / BLOCK, k = 0;
@@ -167,8 +166,16 @@ static size_t segment(const int16_t *x, size_t n, seg *out, size_t cap)
             if (!quiet)
                 last = b;
         }
-        if (last + 1 - s >= 10)
-            out[k++] = (seg){s * BLOCK, (last + 1 - s) * BLOCK};
+        /* Long utterances in windows of <= WIN_BLOCKS: on a call the delay moves (drift
+           control), and a window that spans a move matches neither delay well. */
+        size_t len = last + 1 - s;
+        while (len >= 10 && k < cap) {
+            size_t w = len < WIN_BLOCKS ? len : WIN_BLOCKS;
+            w = len - w < 10 ? len : w; /* no sliver left over */
+            out[k++] = (seg){s * BLOCK, w * BLOCK};
+            s += w;
+            len -= w;
+        }
     }
     free(e);
     return k;
