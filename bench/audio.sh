@@ -22,7 +22,7 @@ done
 for t in pulseaudio pactl parec espeak-ng; do
     command -v "$t" >/dev/null || { echo "audio bench: $t not installed (scripts/deps installs it)" >&2; exit 77; }
 done
-# shellcheck source=../tests/support/pulse_server.sh
+# shellcheck source=tests/support/pulse_server.sh
 source "$SRC/tests/support/pulse_server.sh"
 
 T=$(mktemp -d /tmp/wzp-bench-audio-XXXXXX)
@@ -82,13 +82,13 @@ run_call() {
     "$BIN/wzp" listen "${RELAY_ARGS[@]}" --home "$T/b" --alias bob --auto-answer --json \
         --input mic_b.monitor --output spk_b "$@" >"$T/$tag.b.json" 2>"$T/$tag.b.err" &
     bob=$!
-    PIDS+=($bob)
+    PIDS+=("$bob")
     wait_for "$T/$tag.b.json" 100 '"event":"registered"' || die "$tag: bob did not register: $(cat "$T/$tag.b.err")"
     # long enough for any run; alice hangs up (SIGINT) once the measurement is done
     "$BIN/wzp" call bob "${RELAY_ARGS[@]}" --home "$T/a" --json --input mic_a.monitor \
         --output spk_a --duration 120 "$@" >"$T/$tag.a.json" 2>"$T/$tag.a.err" &
     alice=$!
-    PIDS+=($alice)
+    PIDS+=("$alice")
     wait_for "$T/$tag.a.json" 150 '"event":"audio","live":true' \
         && wait_for "$T/$tag.b.json" 50 '"event":"audio","live":true' \
         || die "$tag: the call did not start: $(cat "$T/$tag.a.json" "$T/$tag.a.err" "$T/$tag.b.err")"

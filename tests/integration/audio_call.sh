@@ -17,7 +17,7 @@ CMP="$BIN/wzp-wavcmp"
 for t in pulseaudio pactl paplay parecord espeak-ng; do
     command -v "$t" >/dev/null || { echo "skip: $t not installed (scripts/deps installs it)"; exit 77; }
 done
-# shellcheck source=../support/pulse_server.sh
+# shellcheck source=tests/support/pulse_server.sh
 source "$(dirname "$0")/../support/pulse_server.sh"
 
 T=$(mktemp -d /tmp/wzp-audio-XXXXXX)
@@ -52,7 +52,7 @@ else
 fi
 
 relay_start "$T" "$BIN" || exit 1
-PIDS+=($RELAY_PID)
+PIDS+=("$RELAY_PID")
 R=("${RELAY_ARGS[@]}")
 
 "$WZP" call bob "${R[@]}" --home "$T/a" --input no_such_mic --duration 1 >/dev/null 2>"$T/err"; rc=$?

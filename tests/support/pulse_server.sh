@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: PA_MOD and RELAY_ARGS are for the caller
 # Shell side of tests/support/pulse_server.h, for scripts that `source` it: a
 # private headless PulseAudio (`pulseaudio -n`, so a stream on an unloaded
 # sink is killed, not rescued) in DIR with 48 kHz mono null sinks, and a
@@ -30,7 +31,7 @@ pulse_start() {
         # A null sink nobody asks for low latency renders 2 s ahead, stalling the first stream
         # on it for up to 2 s: a low-latency reader on its monitor, for the server's life.
         parec --latency-msec=10 --raw --device="$s.monitor" >/dev/null 2>&1 &
-        PA_KEEPERS+=($!)
+        PA_KEEPERS+=("$!")
     done
     sleep 2.1 # the first block, rendered before the keepers asked for less, is 2 s long
 }
