@@ -18,13 +18,14 @@ CMP="$BIN/wzp-wavcmp"
 for t in pulseaudio pactl paplay parecord espeak-ng; do
     command -v "$t" >/dev/null || { echo "skip: $t not installed (scripts/deps installs it)"; exit 77; }
 done
+# shellcheck source=tests/support/pulse_server.sh
+source "$(dirname "$0")/../support/pulse_server.sh"
 
 T=$(mktemp -d /tmp/wzp-audio-XXXXXX)
 PIDS=()
-PA=""
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    [ -n "$PA" ] && kill "$PA" 2>/dev/null
+    pulse_stop
     wait 2>/dev/null
     [ -n "${WZP_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 }
@@ -34,17 +35,7 @@ ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fail=1; }
 
 # --- our own sound server --------------------------------------------------------------
-export XDG_RUNTIME_DIR="$T/xdg" HOME="$T/home"
-mkdir -p "$XDG_RUNTIME_DIR" "$HOME" && chmod 700 "$XDG_RUNTIME_DIR"
-pulseaudio -n --daemonize=no --exit-idle-time=-1 --use-pid-file=no --disable-shm=yes \
-    --load=module-native-protocol-unix >"$T/pa.log" 2>&1 &
-PA=$!
-for _ in $(seq 100); do pactl info >/dev/null 2>&1 && break; sleep 0.05; done
-pactl info >/dev/null 2>&1 || { echo "PulseAudio did not start"; cat "$T/pa.log"; exit 1; }
-declare -A MOD
-for s in mic_a spk_a mic_b spk_b spk_default; do
-    MOD[$s]=$(pactl load-module module-null-sink sink_name=$s rate=48000 channels=1)
-done
+pulse_start "$T" mic_a spk_a mic_b spk_b spk_default || exit 1
 pactl set-default-sink spk_default
 pactl set-default-source spk_default.monitor
 
@@ -101,7 +92,7 @@ heard() { # what where: wzp-wavcmp's windowed median NCC must reach 0.9
 heard "$T/heard.wav" "bob hears alice"
 
 # --- bob's speaker vanishes mid-call ---------------------------------------------------------
-pactl unload-module "${MOD[spk_b]}"
+pactl unload-module "${PA_MOD[spk_b]}"
 # bob's device thread notices and moves to the default sink; the CLI says so
 for _ in $(seq 100); do grep -q '"event":"audio".*"output":"spk_default","change":true' "$T/b.json" && break; sleep 0.1; done
 grep -q '"output":"spk_default","change":true' "$T/b.json" && ok "bob is told his speaker moved to the default sink" \
