@@ -64,7 +64,7 @@ fi
 
 # --- the call ---------------------------------------------------------------------------
 "$WZP" listen "${R[@]}" --home "$T/b" --alias bob --auto-answer --json \
-    --input mic_b.monitor --output spk_b >"$T/b.json" 2>"$T/b.err" &
+    --input mic_b.monitor --output spk_b ${BOB_OPTS:-} >"$T/b.json" 2>"$T/b.err" &
 BOB=$!
 PIDS+=($BOB)
 for _ in $(seq 100); do grep -q '"event":"registered"' "$T/b.json" && break; sleep 0.1; done
@@ -73,7 +73,7 @@ parecord --latency-msec=20 --device=spk_b.monitor --rate=48000 --channels=1 --fo
 REC1=$!
 PIDS+=($REC1)
 "$WZP" call bob "${R[@]}" --home "$T/a" --json --input mic_a.monitor --output spk_a ${ALICE_OPTS:-} \
-    --duration 16 >"$T/a.json" 2>"$T/a.err" &
+    --duration 120 >"$T/a.json" 2>"$T/a.err" &
 ALICE=$!
 PIDS+=($ALICE)
 for _ in $(seq 100); do grep -q '"event":"audio"' "$T/a.json" && grep -q '"event":"audio"' "$T/b.json" && break; sleep 0.1; done
@@ -92,7 +92,7 @@ heard() { # what where: wzp-wavcmp's windowed median NCC must reach 0.9
 heard "$T/heard.wav" "bob hears alice"
 
 # --- bob's speaker vanishes mid-call ---------------------------------------------------------
-pactl unload-module "${PA_MOD[spk_b]}"
+pactl unload-module "${PA_MOD[spk_b]}" || bad "cannot unload spk_b (module ${PA_MOD[spk_b]:-?})"
 # bob's device thread notices and moves to the default sink; the CLI says so
 for _ in $(seq 100); do grep -q '"event":"audio".*"output":"spk_default","change":true' "$T/b.json" && break; sleep 0.1; done
 grep -q '"output":"spk_default","change":true' "$T/b.json" && ok "bob is told his speaker moved to the default sink" \
@@ -108,8 +108,10 @@ sleep 0.5
 kill -INT $REC2 2>/dev/null; wait $REC2 2>/dev/null
 heard "$T/heard2.wav" "after the unplug bob hears alice on the default sink"
 
+# Alice hangs up (Ctrl-C), as a user would; bob's listen ends with the call.
+kill -INT $ALICE
 wait $ALICE; rc=$?
-[ $rc = 0 ] && ok "alice's call ran its full duration (exit 0)" || { bad "alice exit $rc"; cat "$T/a.err"; }
+[ $rc = 0 ] && ok "alice hung up on Ctrl-C (exit 0)" || { bad "alice exit $rc"; cat "$T/a.err"; }
 wait $BOB; rc=$?
 [ $rc = 0 ] && ok "bob's call ended normally (exit 0)" || { bad "bob exit $rc"; cat "$T/b.err"; }
 if grep -q '"device_losses":[1-9]' "$T/b.json"; then ok "bob's summary counts the lost device"; else bad "bob's summary:"; grep summary "$T/b.json"; fi
