@@ -10,6 +10,7 @@
 #include <wzp/client.h>
 #include <wzp/identity.h>
 
+#include "appconfig.h"
 #include "commands.h"
 #include "opts.h"
 #include "session.h"
@@ -36,8 +37,10 @@ enum { CMD_LISTEN, CMD_CALL, CMD_REFLECT };
 static void usage(FILE *out, int cmd)
 {
     const char *common =
-        "  --relay HOST:PORT      the relay (numeric address)\n"
-        "  --relay-pin FP         the relay's fingerprint (wzp-relay prints it)\n"
+        "  --relay HOST[:PORT]    the relay: host name or address, port 4433 by default\n"
+        "                         (else $WZP_RELAY, else [relay] host in the config file)\n"
+        "  --relay-pin FP         the relay's fingerprint (wzp-relay prints it; else\n"
+        "                         $WZP_RELAY_PIN, else [relay] pin in the config file)\n"
         "  --home DIR             identity directory (default $WZP_HOME, else ~/.config/wzp)\n"
         "  --alias NAME           register under this alias too\n"
         "  --bind HOST:PORT       local IPv4 address (default 0.0.0.0:0)\n"
@@ -59,26 +62,29 @@ static void usage(FILE *out, int cmd)
         "                         turn off echo cancellation, noise suppression, automatic\n"
         "                         gain, or silence suppression (DTX with comfort noise)\n"
         "  --no-direct            never try a direct path (always through the relay)\n"
-        "  --loopback-candidates  offer only loopback addresses (tests on one host)\n";
+        "  --loopback-candidates  offer only loopback addresses (tests on one host)\n"
+        "Defaults for the relay, alias, devices and processing come from $WZP_HOME/config\n"
+        "(see 'wzp config'); flags override it.\n";
     switch (cmd) {
     case CMD_LISTEN:
-        fprintf(out,
-                "usage: wzp listen --relay HOST:PORT --relay-pin FP [--auto-answer] [options]\n"
-                "Stays registered and takes one call; exits when it ends.\n"
-                "  --auto-answer          answer the first incoming call (else calls are "
-                "rejected)\n%s%s",
-                common, media);
+        fprintf(
+            out,
+            "usage: wzp listen [--relay HOST[:PORT] --relay-pin FP] [--auto-answer] [options]\n"
+            "Stays registered and takes one call; exits when it ends.\n"
+            "  --auto-answer          answer the first incoming call (else calls are "
+            "rejected;\n                         [phone] auto_answer = yes in the config)\n%s%s",
+            common, media);
         break;
     case CMD_CALL:
         fprintf(out,
-                "usage: wzp call PEER --relay HOST:PORT --relay-pin FP [options]\n"
+                "usage: wzp call PEER [--relay HOST[:PORT] --relay-pin FP] [options]\n"
                 "PEER is a fingerprint or an alias. Without --duration the call lasts until "
                 "the file\nis sent, the peer hangs up or Ctrl-C.\n%s%s",
                 common, media);
         break;
     default:
         fprintf(out,
-                "usage: wzp reflect --relay HOST:PORT --relay-pin FP [--json]\n"
+                "usage: wzp reflect [--relay HOST[:PORT] --relay-pin FP] [--json]\n"
                 "Prints the address the relay sees this host at.\n%s",
                 common);
     }
@@ -258,8 +264,14 @@ static int run(int cmd, int argc, char **argv)
         fprintf(stderr, "%s: unexpected argument '%s'\n", so.name, argv[optind]);
         return WZP_EXIT_USAGE;
     }
+    wzp_phone_config pc; /* outlives cfg and so: they point into it */
+    char conf[PATH_MAX];
+    if ((code = app_config_load(cfg.home, &pc, conf, sizeof(conf))) != 0 ||
+        (code = app_config_apply(&pc, &cfg, &so, cmd == CMD_LISTEN)) != 0)
+        return code;
     if (!cfg.relay || !cfg.relay_pin) {
-        fprintf(stderr, "%s: --relay and --relay-pin are required\n", so.name);
+        fprintf(stderr, "%s: no relay: give --relay and --relay-pin (or set them in %s)\n", so.name,
+                conf);
         return WZP_EXIT_USAGE;
     }
     char home[PATH_MAX], why[2 * PATH_MAX + 128];

@@ -24,6 +24,7 @@ enum {
     WZP_EXIT_REPLACED = 14,    /* another client signed in with this identity */
     WZP_EXIT_PEER_GONE = 15,   /* the peer stopped answering mid-call */
     WZP_EXIT_RELAY_FULL = 16,  /* the relay takes no more registrations (from this address) */
+    WZP_EXIT_CONFIG = 17,      /* the settings file ($WZP_HOME/config) is invalid or unreadable */
 };
 
 /* The exit-code table printed by `wzp --help`. */
@@ -45,7 +46,8 @@ enum {
     "  13  alias taken: the relay binds it to another key\n"                                       \
     "  14  signed in elsewhere: another client registered this identity\n"                         \
     "  15  the peer stopped answering (peer unreachable)\n"                                        \
-    "  16  relay full: it takes no more registrations (from this address)\n"
+    "  16  relay full: it takes no more registrations (from this address)\n"                       \
+    "  17  config file invalid or unreadable ($WZP_HOME/config; the message names the line)\n"
 
 int wzp_cmd_id(int argc, char **argv);
 int wzp_cmd_listen(int argc, char **argv);
@@ -53,5 +55,6 @@ int wzp_cmd_call(int argc, char **argv);
 int wzp_cmd_reflect(int argc, char **argv);
 int wzp_cmd_demo(int argc, char **argv);
 int wzp_cmd_devices(int argc, char **argv);
+int wzp_cmd_config(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static const struct command commands[] = {
     {"call", wzp_cmd_call, "call a peer (fingerprint or alias) through a relay"},
     {"reflect", wzp_cmd_reflect, "print the address the relay sees you at"},
     {"devices", wzp_cmd_devices, "list microphones and speakers (for --input/--output)"},
+    {"config", wzp_cmd_config, "show the settings in effect and where each comes from"},
     {"demo", wzp_cmd_demo, "relay + two clients on loopback: one call, which path, audio check"},
 };
 

@@ -14,6 +14,7 @@
 #include <wzp/identity.h>
 
 #include "common/addr.h"
+#include "common/hostport.h"
 
 double session_now_s(void)
 {
@@ -385,11 +386,11 @@ int session_start(session *s, const wzp_client_config *base)
     cfg.audio = s->o.audio;
     cfg.user = s;
     /* Name the bad option precisely before the library's generic WZP_ERR_INVALID. */
-    wzp_addr relay_addr;
+    wzp_hostport relay_hp;
     uint8_t relay_fp[WZP_FINGERPRINT_LEN];
-    if (!cfg.relay || wzp_addr_parse(&relay_addr, cfg.relay, false) < 0) {
-        fprintf(stderr, "%s: --relay wants a numeric HOST:PORT, got '%s'\n", s->o.name,
-                cfg.relay ? cfg.relay : "");
+    if (!cfg.relay || wzp_hostport_parse(&relay_hp, cfg.relay, WZP_DEFAULT_RELAY_PORT) < 0) {
+        fprintf(stderr, "%s: --relay wants HOST[:PORT] (a host name or address), got '%s'\n",
+                s->o.name, cfg.relay ? cfg.relay : "");
         return WZP_EXIT_USAGE;
     }
     if (!cfg.relay_pin || wzp_fingerprint_parse(cfg.relay_pin, relay_fp) < 0) {
@@ -402,6 +403,11 @@ int session_start(session *s, const wzp_client_config *base)
         if (rc == WZP_ERR_IDENTITY) {
             fprintf(stderr, "%s: cannot load or create the identity\n", s->o.name);
             return WZP_EXIT_IDENTITY;
+        }
+        if (rc == WZP_ERR_RESOLVE) {
+            fprintf(stderr, "%s: relay unreachable: host name '%s' does not resolve (DNS)\n",
+                    s->o.name, relay_hp.host);
+            return WZP_EXIT_UNREACHABLE;
         }
         if (rc == WZP_ERR_INVALID) {
             fprintf(stderr, "%s: bad --alias or local address (--bind/--bind6)\n", s->o.name);

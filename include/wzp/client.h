@@ -81,8 +81,12 @@ typedef struct wzp_client_callbacks {
 } wzp_client_callbacks;
 
 typedef struct wzp_client_config {
-    const char *home;              /* identity directory; NULL = $WZP_HOME or ~/.config/wzp */
-    const char *relay;             /* "HOST:PORT" (numeric) */
+    const char *home; /* identity directory; NULL = $WZP_HOME or ~/.config/wzp */
+    /* "NAME[:PORT]", "1.2.3.4[:PORT]" or "[v6][:PORT]" (port 4433 by default). A name is
+     * resolved by wzp_client_new (blocking; WZP_ERR_RESOLVE if it does not resolve) and again
+     * before every reconnect, off the loop; its addresses are tried IPv6 first, alternating
+     * families, each for about a second (happy eyeballs). */
+    const char *relay;
     const char *relay_pin;         /* the relay's fingerprint, text form */
     const char *alias;             /* optional, registered with the relay */
     const char *bind_v4;           /* local IPv4 "HOST:PORT"; NULL = 0.0.0.0:0 */

@@ -16,11 +16,13 @@
 
 #include "audio/call_audio.h"
 #include "client/core.h"
+#include "common/hostport.h"
 #include "common/log.h"
 #include "net/clock.h"
 #include "net/ifaddrs.h"
 #include "net/loop.h"
 #include "net/netmon.h"
+#include "net/resolve.h"
 #include "net/udp.h"
 
 /* Fallback re-read of interface addresses where rtnetlink is unavailable (and for missed events).
@@ -56,6 +58,13 @@ struct wzp_client {
     int nm_fd; /* rtnetlink, -1 if unavailable */
     wzp_io nm_io;
     wzp_timer rescan; /* periodic fallback */
+    /* A relay given by name is looked up again before each reconnect (it may have moved), by
+     * a worker thread: getaddrinfo blocks, the loop must not. */
+    wzp_hostport relay_hp;
+    pthread_t resolver;
+    bool resolver_started, resolver_busy;   /* under mu */
+    wzp_addr resolved[WZP_CORE_MAX_RELAYS]; /* under mu: the worker's answer */
+    int n_resolved;                         /* under mu; < 0: lookup failed */
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
@@ -207,6 +216,65 @@ static void call_audio_close(wzp_call *call)
     call->audio = NULL;
 }
 
+/* --- relay name lookups ------------------------------------------------------------------------
+ */
+
+static void on_resolved(wzp_loop *loop, void *arg)
+{
+    wzp_client *c = arg;
+    wzp_addr addrs[WZP_CORE_MAX_RELAYS];
+    pthread_mutex_lock(&c->mu);
+    int n = c->n_resolved;
+    if (n > 0)
+        memcpy(addrs, c->resolved, (size_t)n * sizeof(addrs[0]));
+    pthread_mutex_unlock(&c->mu);
+    /* A failed lookup keeps the addresses we had: the relay may still be there. */
+    if (n > 0 && wzp_core_set_relays(c->core, addrs, (size_t)n) == 0)
+        rearm(c);
+}
+
+static void *resolver_main(void *arg)
+{
+    wzp_client *c = arg;
+    wzp_addr addrs[WZP_CORE_MAX_RELAYS];
+    char why[128];
+    int n = wzp_resolve(&c->relay_hp, c->bound[0].len > 0, c->bound[1].len > 0, addrs,
+                        WZP_CORE_MAX_RELAYS, why, sizeof(why));
+    if (n < 0)
+        WZP_INFO("client: relay %s does not resolve now (%s)", c->relay_hp.host, why);
+    pthread_mutex_lock(&c->mu);
+    c->n_resolved = n;
+    if (n > 0)
+        memcpy(c->resolved, addrs, (size_t)n * sizeof(addrs[0]));
+    c->resolver_busy = false;
+    pthread_mutex_unlock(&c->mu);
+    wzp_loop_post(c->loop, on_resolved, c);
+    return NULL;
+}
+
+/* Before a reconnect (loop thread): look the relay's name up again, unless a lookup runs. */
+static void resolve_again(wzp_client *c)
+{
+    if (c->relay_hp.numeric)
+        return;
+    pthread_mutex_lock(&c->mu);
+    bool busy = c->resolver_busy;
+    bool join = !busy && c->resolver_started;
+    if (!busy)
+        c->resolver_busy = true;
+    pthread_mutex_unlock(&c->mu);
+    if (busy)
+        return;
+    if (join)
+        pthread_join(c->resolver, NULL); /* finished: it cleared busy on its way out */
+    c->resolver_started = pthread_create(&c->resolver, NULL, resolver_main, c) == 0;
+    if (!c->resolver_started) {
+        pthread_mutex_lock(&c->mu);
+        c->resolver_busy = false;
+        pthread_mutex_unlock(&c->mu);
+    }
+}
+
 /* --- core events -> public callbacks ---------------------------------------------------------- */
 
 static void core_event(void *user, const wzp_core_event *ev)
@@ -220,6 +288,8 @@ static void core_event(void *user, const wzp_core_event *ev)
             cb->on_registered(c, ev->text, c->cfg.user);
         break;
     case WZP_CORE_EV_UNREGISTERED:
+        if (!ev->fatal)
+            resolve_again(c);
         if (cb->on_unregistered)
             cb->on_unregistered(c, ev->err, ev->fatal, c->cfg.user);
         break;
@@ -391,7 +461,8 @@ int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
     if (!cfg || !out || !cfg->relay || !cfg->relay_pin)
         return WZP_ERR_INVALID;
     wzp_core_config cc = {0};
-    if (wzp_addr_parse(&cc.relay, cfg->relay, false) < 0)
+    wzp_hostport hp;
+    if (wzp_hostport_parse(&hp, cfg->relay, WZP_DEFAULT_RELAY_PORT) < 0)
         return WZP_ERR_INVALID;
     if (wzp_fingerprint_parse(cfg->relay_pin, cc.relay_pin) < 0)
         return WZP_ERR_INVALID;
@@ -400,6 +471,7 @@ int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
         return WZP_ERR_NOMEM;
     c->fd[0] = c->fd[1] = -1;
     c->nm_fd = -1;
+    c->relay_hp = hp;
     wzp_timer_init(&c->rescan, on_rescan, c);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -438,6 +510,18 @@ int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
     rc = open_sockets(c, cfg, bound);
     if (rc < 0)
         goto fail;
+    /* The first lookup blocks the caller (the loop does not run yet); later ones are the
+     * worker's. A numeric address is taken as it is. */
+    wzp_addr relays[WZP_CORE_MAX_RELAYS];
+    char why[128];
+    int n_relays = wzp_resolve(&hp, bound[0].len > 0, bound[1].len > 0, relays, WZP_CORE_MAX_RELAYS,
+                               why, sizeof(why));
+    if (n_relays < 0) {
+        WZP_WARN("client: relay %s: %s", hp.host, why);
+        rc = hp.numeric ? WZP_ERR_INVALID : n_relays;
+        goto fail;
+    }
+    cc.relay = relays[0];
     cc.id = c->id;
     cc.alias = cfg->alias;
     cc.direct_disabled = cfg->direct_disabled;
@@ -449,7 +533,8 @@ int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
     cc.event = core_event;
     cc.pcm_source = core_pcm_source;
     cc.user = c;
-    if ((rc = wzp_core_new(&c->core, &cc)) < 0)
+    if ((rc = wzp_core_new(&c->core, &cc)) < 0 ||
+        (rc = wzp_core_set_relays(c->core, relays, (size_t)n_relays)) < 0)
         goto fail;
     {
         wzp_addr hosts[32];
@@ -517,6 +602,11 @@ void wzp_client_stop(wzp_client *c)
     }
     job j = {.fn = do_shutdown};
     run_job(c, &j); /* the flush after it sends every CONNECTION_CLOSE */
+    /* A lookup under way posts into the loop: it must end first (at most the resolver's
+     * timeout). The core ignores new addresses once stopping. */
+    if (c->resolver_started)
+        pthread_join(c->resolver, NULL);
+    c->resolver_started = false;
     wzp_loop_stop(c->loop);
     pthread_join(c->thread, NULL);
     c->running = false;

@@ -21,6 +21,9 @@
 #define CTRL_KEEP_ALIVE   WZP_SEC(4)
 #define CTRL_IDLE_TIMEOUT WZP_SEC(12)
 #define CTRL_HANDSHAKE    WZP_SEC(5)
+/* RFC 8305's connection attempt delay is 250 ms; a QUIC handshake to a far relay over a
+ * lossy link can take longer, and an abandoned attempt costs a retry: 1 s. */
+#define WZP_CORE_RELAY_ATTEMPT_DELAY WZP_SEC(1)
 
 static void emit(wzp_core *core, const wzp_core_event *ev)
 {
@@ -156,9 +159,22 @@ static void schedule_reconnect(wzp_core *core, wzp_ts now)
 
 static const wzp_quic_conn_callbacks ctrl_callbacks;
 
+/* The address of attempt relay_idx becomes the relay: the control connection, the check of
+ * where packets come from, and the relay of calls placed from now on. */
+static void use_relay(wzp_core *core, size_t idx)
+{
+    core->relays_new = false;
+    core->relay_idx = idx < core->n_relays ? idx : 0;
+    core->cfg.relay = core->relays[core->relay_idx];
+    core->relay_sock = wzp_cand_sock_for(&core->cfg.relay);
+    core->env.relay = core->cfg.relay;
+}
+
 static void connect_relay(wzp_core *core, wzp_ts now)
 {
     core->reconnect_at = WZP_TS_NEVER;
+    core->next_relay_at =
+        core->relay_idx + 1 < core->n_relays ? now + WZP_CORE_RELAY_ATTEMPT_DELAY : WZP_TS_NEVER;
     wzp_quic_conn_config o;
     wzp_quic_conn_config_default(&o);
     o.pin_mode = WZP_QUIC_PIN_EXACT;
@@ -362,26 +378,39 @@ static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
 static void ctrl_established(void *user, wzp_quic_conn *c, const uint8_t *peer_fp, wzp_ts now)
 {
     wzp_core *core = user;
+    if (c != core->ctrl)
+        return; /* an attempt given up for the next address */
     core->ctrl_up = true;
+    core->next_relay_at = WZP_TS_NEVER;
     wzp_sigc_register(core->sc, core->alias, now);
 }
 
 static void ctrl_message(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len, wzp_ts now)
 {
     wzp_core *core = user;
-    if (len)
+    if (len && c == core->ctrl)
         wzp_sigc_on_message(core->sc, data, len, now);
 }
 
 static void ctrl_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info, wzp_ts now)
 {
     wzp_core *core = user;
+    if (c != core->ctrl)
+        return; /* an attempt given up for the next address */
     bool was_up = core->ctrl_up;
     core->ctrl = NULL;
     core->ctrl_up = false;
+    core->next_relay_at = WZP_TS_NEVER;
     wzp_sigc_on_disconnect(core->sc, now);
     if (core->stopping || core->fatal_reported)
         return;
+    /* This address failed before the delay ran out (an ICMP error): the next one now. */
+    if (!was_up && !core->relays_new && info->error != WZP_ERR_PIN_MISMATCH &&
+        core->relay_idx + 1 < core->n_relays) {
+        use_relay(core, core->relay_idx + 1);
+        connect_relay(core, now);
+        return;
+    }
     int err = WZP_ERR_UNREACHABLE;
     if (info->error == WZP_ERR_PIN_MISMATCH) {
         err = WZP_ERR_PIN_MISMATCH;
@@ -403,7 +432,56 @@ static void ctrl_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info 
     wzp_core_event e = {
         .type = WZP_CORE_EV_UNREGISTERED, .err = err, .fatal = core->fatal, .text = info->detail};
     emit(core, &e);
+    use_relay(core, 0);            /* the next round starts over from the preferred address */
     schedule_reconnect(core, now); /* 250 ms after a registration that held */
+}
+
+/* The current attempt got no handshake in time: leave it and try the next address. */
+static void next_relay(wzp_core *core, wzp_ts now)
+{
+    core->next_relay_at = WZP_TS_NEVER;
+    if (!core->ctrl || core->ctrl_up || core->relays_new || core->relay_idx + 1 >= core->n_relays)
+        return;
+    char a[WZP_ADDR_STRLEN], b[WZP_ADDR_STRLEN];
+    WZP_INFO("client: no answer from the relay at %s yet, trying %s",
+             wzp_addr_format(&core->relays[core->relay_idx], a, sizeof(a)),
+             wzp_addr_format(&core->relays[core->relay_idx + 1], b, sizeof(b)));
+    wzp_quic_conn *old = core->ctrl;
+    core->ctrl = NULL; /* its events are ignored from now on */
+    wzp_quic_conn_close(old, 0, "trying another address");
+    use_relay(core, core->relay_idx + 1);
+    connect_relay(core, now);
+}
+
+int wzp_core_set_relays(wzp_core *core, const wzp_addr *addrs, size_t n)
+{
+    if (!core || (!addrs && n))
+        return WZP_ERR_INVALID;
+    wzp_addr keep[WZP_CORE_MAX_RELAYS];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < WZP_CORE_MAX_RELAYS; i++) {
+        int s = wzp_cand_sock_for(&addrs[i]);
+        if (s >= 0 && core->cfg.local[s].len)
+            keep[k++] = addrs[i];
+    }
+    if (k == 0)
+        return WZP_ERR_INVALID;
+    memcpy(core->relays, keep, k * sizeof(keep[0]));
+    core->n_relays = k;
+    /* An attempt under way finishes on its address; anything later starts from the first. */
+    if (!core->ctrl) {
+        use_relay(core, 0);
+    } else {
+        /* The attempt under way runs to its end; the next one starts the new list. */
+        core->relays_new = true;
+        core->next_relay_at = WZP_TS_NEVER;
+    }
+    return 0;
+}
+
+void wzp_core_relay_addr(const wzp_core *core, wzp_addr *out)
+{
+    *out = core->cfg.relay;
 }
 
 static const wzp_quic_conn_callbacks ctrl_callbacks = {
@@ -441,6 +519,9 @@ int wzp_core_new(wzp_core **out, const wzp_core_config *cfg)
         core->cfg.reconnect_max = WZP_SEC(8);
     core->backoff = core->cfg.reconnect_min;
     core->reconnect_at = WZP_TS_NEVER;
+    core->next_relay_at = WZP_TS_NEVER;
+    core->relays[0] = cfg->relay;
+    core->n_relays = 1;
     core->relay_sock = rsock;
     core->next_id = 1;
     core->next_vport = 1;
@@ -574,6 +655,7 @@ void wzp_core_shutdown(wzp_core *core, wzp_ts now)
     routes_sync_all(core);
     core->stopping = true;
     core->reconnect_at = WZP_TS_NEVER;
+    core->next_relay_at = WZP_TS_NEVER;
     if (core->ctrl)
         wzp_quic_conn_close(core->ctrl, 0, "client stopping");
 }
@@ -706,6 +788,7 @@ wzp_ts wzp_core_next_deadline(const wzp_core *core)
     wzp_ts t = wzp_quic_endpoint_expiry(core->ep);
     t = wzp_ts_min(t, wzp_sigc_next_deadline(core->sc));
     t = wzp_ts_min(t, core->reconnect_at);
+    t = wzp_ts_min(t, core->next_relay_at);
     for (size_t i = 0; i < CORE_MAX_CALLS; i++)
         if (core->calls[i].vc)
             t = wzp_ts_min(t, wzp_voicecall_next_deadline(core->calls[i].vc));
@@ -720,6 +803,8 @@ void wzp_core_handle_timer(wzp_core *core, wzp_ts now)
         wzp_sigc_handle_timer(core->sc, now);
     if (core->reconnect_at <= now && !core->ctrl && !core->stopping)
         connect_relay(core, now);
+    if (core->next_relay_at <= now && !core->stopping)
+        next_relay(core, now);
     for (size_t i = 0; i < CORE_MAX_CALLS; i++)
         if (core->calls[i].vc && wzp_voicecall_next_deadline(core->calls[i].vc) <= now)
             wzp_voicecall_handle_timer(core->calls[i].vc, now);

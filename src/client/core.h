@@ -109,6 +109,21 @@ int wzp_core_add_host_addr(wzp_core *core, const wzp_addr *ip);
  */
 int wzp_core_set_host_addrs(wzp_core *core, const wzp_addr *ips, size_t n, wzp_ts now);
 
+/* At most this many relay addresses are kept (a name's DNS answer). */
+#define WZP_CORE_MAX_RELAYS 8
+/*
+ * The relay's addresses in the order to try them (see wzp_addr_order_eyeballs),
+ * replacing cfg.relay and any earlier list; those of a family without a socket
+ * are skipped, at most WZP_CORE_MAX_RELAYS kept. Used from the next connection
+ * attempt on: a connection that is up stays. Each attempt that gets no
+ * handshake within WZP_CORE_RELAY_ATTEMPT_DELAY is dropped for the next
+ * address; after the last, the usual backoff starts over from the first.
+ * 0, or WZP_ERR_INVALID when no address is usable.
+ */
+int wzp_core_set_relays(wzp_core *core, const wzp_addr *addrs, size_t n);
+/* The relay address of the current (or latest) connection attempt. */
+void wzp_core_relay_addr(const wzp_core *core, wzp_addr *out);
+
 /* Connects to the relay (and keeps reconnecting after losses). */
 int wzp_core_start(wzp_core *core, wzp_ts now);
 /* Ends every call and closes the relay connection; flush until wzp_core_idle. */

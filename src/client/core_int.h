@@ -36,6 +36,11 @@ struct wzp_core {
     wzp_quic_conn *ctrl;
     bool ctrl_up;
     int relay_sock;
+    /* The relay's addresses, tried in order (happy eyeballs); cfg.relay is the current one. */
+    wzp_addr relays[WZP_CORE_MAX_RELAYS];
+    size_t n_relays, relay_idx;
+    bool relays_new;      /* a new list came during an attempt on the old one */
+    wzp_ts next_relay_at; /* give up on the current address then, if it has not answered */
     wzp_ts reconnect_at, backoff;
     bool started, stopping, fatal;
     bool fatal_reported;  /* the UNREGISTERED event for the fatal error went out */
