@@ -17,9 +17,10 @@
 #include "common/log.h"
 #include "net/clock.h"
 
-#define FRAME       WZP_AUDIO_FRAME_SAMPLES
-#define RATE        WZP_AUDIO_RATE
-#define RING_FRAMES 8 /* 160 ms: far more than either side ever lags in normal operation */
+#define FRAME        WZP_AUDIO_FRAME_SAMPLES
+#define RATE         WZP_AUDIO_RATE
+#define RING_FRAMES  8  /* 160 ms: far more than either side ever lags in normal operation */
+#define RING_PERIODS 16 /* the same in 10 ms periods (power of two; longer periods: longer) */
 /* The drift FIFOs drop whole frames beyond target + this: after a burst (a stall, a late
  * wake-up) stale audio is dropped at once instead of played 2 % fast for seconds. */
 #define MAX_EXCESS WZP_MS(80)
@@ -34,8 +35,7 @@ typedef struct audio_dir {
     wzp_pcm_ring *ring;
     wzp_drift *drift; /* capture: the call thread's; playback: the device thread's */
     int16_t *period_buf;
-    int16_t frame[FRAME]; /* capture: a frame being assembled; playback: ring -> drift */
-    size_t frame_fill;
+    int16_t frame[FRAME]; /* playback: ring -> drift */
     /* Published by the device thread (atomics: read from the call thread). */
     _Atomic uint64_t losses, open_failures, stalls, underruns, delay_samples;
     _Atomic int64_t drift_ppb, level_us;
@@ -101,20 +101,11 @@ static void playback_fill(audio_dir *d, int16_t *buf, unsigned n, wzp_ts now)
     atomic_store(&d->level_us, (int64_t)(st.level / 1000));
 }
 
-/* Capture: periods are assembled into 20 ms frames for the ring. */
-static void capture_store(audio_dir *d, const int16_t *buf, unsigned n)
+/* Capture: each period goes to the ring as it is (10 ms), so the call thread waits for at most
+ * a period's worth, not a 20 ms frame's. */
+static void capture_store(audio_dir *d, const int16_t *buf)
 {
-    while (n > 0) {
-        size_t take = FRAME - d->frame_fill < n ? FRAME - d->frame_fill : n;
-        memcpy(d->frame + d->frame_fill, buf, take * sizeof(int16_t));
-        d->frame_fill += take;
-        buf += take;
-        n -= (unsigned)take;
-        if (d->frame_fill == FRAME) {
-            wzp_pcm_ring_push(d->ring, d->frame); /* full: dropped and counted by the ring */
-            d->frame_fill = 0;
-        }
-    }
+    wzp_pcm_ring_push(d->ring, buf); /* full: dropped and counted by the ring */
 }
 
 static void publish(audio_dir *d, const wzp_device_policy *pol)
@@ -163,7 +154,6 @@ static void *device_thread(void *arg)
                 WZP_DEBUG("audio: no %s device (%s); retrying", dir_word(d), wzp_strerror(rc));
             wzp_device_policy_opened(&pol, rc, wzp_now());
             publish(d, &pol);
-            d->frame_fill = 0;
             continue;
         }
         if (wzp_device_policy_resync(&pol) && d->dir == WZP_AUDIO_PLAYBACK) {
@@ -201,7 +191,7 @@ static void *device_thread(void *arg)
         if (d->dir == WZP_AUDIO_CAPTURE) {
             /* A capture backlog after an open or a stall is old sound: drained, not sent. */
             if (!(backlog && wzp_device_policy_resync(&pol)))
-                capture_store(d, d->period_buf, io->period);
+                capture_store(d, d->period_buf);
         } else {
             atomic_store(&d->delay_samples, queued);
         }
@@ -223,7 +213,9 @@ static int dir_init(audio_dir *d, wzp_audio_io *io, wzp_audio_dir dir, const cha
     d->dir = dir;
     snprintf(d->want, sizeof(d->want), "%s", want ? want : "");
     pthread_mutex_init(&d->name_mu, NULL);
-    wzp_pcm_ring_config rc = {.frame_samples = FRAME, .capacity = RING_FRAMES};
+    /* Capture rings carry device periods, playback rings the call's 20 ms frames: 160 ms. */
+    wzp_pcm_ring_config rc = {.frame_samples = dir == WZP_AUDIO_CAPTURE ? io->period : FRAME,
+                              .capacity = dir == WZP_AUDIO_CAPTURE ? RING_PERIODS : RING_FRAMES};
     wzp_drift_config dc;
     wzp_drift_config_default(&dc);
     dc.target = target;
@@ -283,7 +275,7 @@ int wzp_audio_io_new(wzp_audio_io **out, const wzp_audio_io_config *cfg)
     int rc = 0;
     if (io->run_cap)
         rc = dir_init(&io->cap, io, WZP_AUDIO_CAPTURE, cfg->input,
-                      cfg->capture_target ? cfg->capture_target : WZP_MS(20));
+                      cfg->capture_target ? cfg->capture_target : WZP_MS(10));
     if (rc == 0 && io->run_play)
         rc = dir_init(&io->play, io, WZP_AUDIO_PLAYBACK, cfg->output,
                       cfg->playback_target ? cfg->playback_target : WZP_MS(30));
@@ -313,10 +305,10 @@ void wzp_audio_io_capture(wzp_audio_io *io, int16_t pcm[WZP_AUDIO_FRAME_SAMPLES]
         return;
     }
     audio_dir *d = &io->cap;
-    int16_t f[FRAME];
+    int16_t f[WZP_DRIFT_MAX_PUSH];
     for (size_t k = wzp_pcm_ring_count(d->ring); k > 0; k--)
         if (wzp_pcm_ring_pop(d->ring, f))
-            wzp_drift_push(d->drift, f, FRAME, now);
+            wzp_drift_push(d->drift, f, io->period, now);
     wzp_drift_pull(d->drift, pcm, FRAME, now);
 }
 

@@ -5,7 +5,7 @@
  * backends of src/audio/backend.h live; everything it decides with is
  * sans-I/O (src/audio/pcm_ring.h, src/audio/drift.h).
  *
- *   capture:  device thread: read 10 ms periods -> 20 ms frames -> ring
+ *   capture:  device thread: read 10 ms periods -> ring
  *             call thread:   ring -> drift (device clock -> call clock) -> 20 ms frame
  *   playback: call thread:   20 ms frame -> ring
  *             device thread: ring -> drift (call clock -> device clock) -> write periods
@@ -41,7 +41,7 @@ typedef struct wzp_audio_io_config {
     bool capture, playback; /* which directions run */
     unsigned period_ms;     /* device read/write size; 0 = 10 */
     unsigned latency_ms;    /* device buffer asked for; 0 = 20 */
-    wzp_ts capture_target;  /* drift FIFO levels; 0 = 20 ms capture, 30 ms playback */
+    wzp_ts capture_target;  /* drift FIFO levels; 0 = 10 ms capture, 30 ms playback */
     wzp_ts playback_target;
 } wzp_audio_io_config;
 
@@ -49,7 +49,7 @@ typedef struct wzp_audio_io_stats {
     const char *backend;            /* "pulse", "alsa", or "" if none */
     char input[WZP_AUDIO_NAME_MAX]; /* device streaming now ("" while opening or lost) */
     char output[WZP_AUDIO_NAME_MAX];
-    uint64_t captured, played;                    /* 20 ms frames through the rings */
+    uint64_t captured, played; /* periods captured, 20 ms frames played, through the rings */
     uint64_t capture_overruns;                    /* mic frames dropped: the call thread lagged */
     uint64_t capture_underruns;                   /* call ticks short of mic audio (silence sent) */
     uint64_t playback_overruns;                   /* frames dropped: the speaker thread lagged */

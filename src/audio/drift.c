@@ -295,12 +295,12 @@ size_t wzp_drift_pull(wzp_drift *d, int16_t *out, size_t n, wzp_ts now)
     level_update(d, now);
     d->st.pulled += n;
     if (d->buffering) {
-        if (d->cnt < d->target) {
+        if (d->cnt < d->target + n) { /* the target must remain after this pull */
             memset(out, 0, n * sizeof(*out));
             d->last_ctl = WZP_TS_NEVER;
             return 0;
         }
-        while (d->trim_on_start && d->cnt >= d->target + WZP_AUDIO_FRAME_SAMPLES) {
+        while (d->trim_on_start && d->cnt >= d->target + n + WZP_AUDIO_FRAME_SAMPLES) {
             d->rd += WZP_AUDIO_FRAME_SAMPLES;
             d->cnt -= WZP_AUDIO_FRAME_SAMPLES;
             d->st.dropped_frames++;

@@ -352,15 +352,18 @@ static void test_api(void **state)
     assert_int_equal(wzp_drift_push(d, pcm, FRAME, WZP_SEC(1)), 0);
     assert_int_equal(wzp_drift_pull(d, out, PULL, WZP_SEC(1)), 0); /* 20 ms < 40 ms target */
     assert_int_equal(wzp_drift_push(d, pcm, FRAME, WZP_SEC(1)), 0);
+    /* 40 ms: the target, but it must remain after the pull */
+    assert_int_equal(wzp_drift_pull(d, out, PULL, WZP_SEC(1)), 0);
+    assert_int_equal(wzp_drift_push(d, pcm, FRAME, WZP_SEC(1)), 0);
     assert_int_equal(wzp_drift_pull(d, out, PULL, WZP_SEC(1)), PULL); /* playing */
     wzp_drift_stats st;
     wzp_drift_get_stats(d, &st);
     assert_false(st.buffering);
-    assert_int_equal(st.pushed, 2 * FRAME);
-    assert_int_equal(st.pulled, 3 * PULL);
+    assert_int_equal(st.pushed, 3 * FRAME);
+    assert_int_equal(st.pulled, 4 * PULL);
     assert_int_equal(st.underruns, 0);
     /* Drain it: one underrun, then buffering again. */
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 6; i++)
         wzp_drift_pull(d, out, PULL, WZP_SEC(1) + WZP_MS(10) * (unsigned)i);
     wzp_drift_get_stats(d, &st);
     assert_int_equal(st.underruns, 1);
