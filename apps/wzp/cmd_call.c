@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "opts.h"
+#include "phone.h"
 #include "session.h"
 
 static volatile sig_atomic_t interrupted;
@@ -71,9 +72,11 @@ static void usage(FILE *out, int cmd)
         break;
     case CMD_CALL:
         fprintf(out,
-                "usage: wzp call PEER --relay HOST:PORT --relay-pin FP [options]\n"
-                "PEER is a fingerprint or an alias. Without --duration the call lasts until "
-                "the file\nis sent, the peer hangs up or Ctrl-C.\n%s%s",
+                "usage: wzp call PEER [--relay HOST:PORT --relay-pin FP] [options]\n"
+                "PEER is a contact (its key is dialled; see 'wzp contacts'), an invite (its key,\n"
+                "relay and pin), a fingerprint or an alias. A contact or invite with a relay\n"
+                "needs no --relay. Without --duration the call lasts until the file is sent,\n"
+                "the peer hangs up or Ctrl-C.\n%s%s",
                 common, media);
         break;
     default:
@@ -248,7 +251,7 @@ static int run(int cmd, int argc, char **argv)
     const char *peer = NULL;
     if (cmd == CMD_CALL) {
         if (optind >= argc) {
-            fprintf(stderr, "wzp call: which peer? (a fingerprint or an alias)\n");
+            fprintf(stderr, "wzp call: which peer? (a contact, invite, fingerprint or alias)\n");
             usage(stderr, cmd);
             return WZP_EXIT_USAGE;
         }
@@ -258,13 +261,32 @@ static int run(int cmd, int argc, char **argv)
         fprintf(stderr, "%s: unexpected argument '%s'\n", so.name, argv[optind]);
         return WZP_EXIT_USAGE;
     }
+    char home[PATH_MAX], why[2 * PATH_MAX + 128];
+    if (cfg.home)
+        snprintf(home, sizeof(home), "%s", cfg.home);
+    /* Contacts name callers and turn PEER into a key; static: lives as long as the client. */
+    static wzp_contacts contacts;
+    static phone_target target;
+    if (cmd != CMD_REFLECT && (cfg.home || wzp_identity_default_dir(home, sizeof(home)) == 0)) {
+        if ((code = phone_load_contacts(so.name, home, &contacts)) != 0)
+            return code;
+        so.contacts = &contacts;
+    }
+    if (peer) {
+        code = phone_resolve(so.name, peer, &contacts, cfg.relay || cfg.relay_pin, &target);
+        if (code)
+            return code;
+        peer = target.peer;
+        so.peer_label = target.label;
+        if (!cfg.relay && !cfg.relay_pin && target.relay[0]) { /* flags win */
+            cfg.relay = target.relay;
+            cfg.relay_pin = target.relay_pin;
+        }
+    }
     if (!cfg.relay || !cfg.relay_pin) {
         fprintf(stderr, "%s: --relay and --relay-pin are required\n", so.name);
         return WZP_EXIT_USAGE;
     }
-    char home[PATH_MAX], why[2 * PATH_MAX + 128];
-    if (cfg.home)
-        snprintf(home, sizeof(home), "%s", cfg.home);
     /* A certificate without its key: say so in one line (the client would only say "identity"). */
     if ((cfg.home || wzp_identity_default_dir(home, sizeof(home)) == 0) &&
         wzp_identity_check_dir(home, why, sizeof(why))) {

@@ -24,6 +24,11 @@ enum {
     WZP_EXIT_REPLACED = 14,    /* another client signed in with this identity */
     WZP_EXIT_PEER_GONE = 15,   /* the peer stopped answering mid-call */
     WZP_EXIT_RELAY_FULL = 16,  /* the relay takes no more registrations (from this address) */
+    /* 17: reserved (config) */
+    WZP_EXIT_NO_CONTACT = 18,     /* no contact by that name */
+    WZP_EXIT_CONTACTS_FILE = 19,  /* the contacts file is damaged or cannot be written */
+    WZP_EXIT_BAD_INVITE = 20,     /* not an invite, damaged, or an unsupported version */
+    WZP_EXIT_CONTACT_EXISTS = 21, /* the name is taken, or the key is stored under another */
 };
 
 /* The exit-code table printed by `wzp --help`. */
@@ -45,7 +50,11 @@ enum {
     "  13  alias taken: the relay binds it to another key\n"                                       \
     "  14  signed in elsewhere: another client registered this identity\n"                         \
     "  15  the peer stopped answering (peer unreachable)\n"                                        \
-    "  16  relay full: it takes no more registrations (from this address)\n"
+    "  16  relay full: it takes no more registrations (from this address)\n"                       \
+    "  18  no such contact\n"                                                                      \
+    "  19  contacts file damaged (the line is named) or not writable\n"                            \
+    "  20  bad invite: not an invite, damaged (checksum) or an unsupported version\n"              \
+    "  21  contact exists: the name is taken or the key is stored under another name\n"
 
 int wzp_cmd_id(int argc, char **argv);
 int wzp_cmd_listen(int argc, char **argv);
@@ -53,5 +62,7 @@ int wzp_cmd_call(int argc, char **argv);
 int wzp_cmd_reflect(int argc, char **argv);
 int wzp_cmd_demo(int argc, char **argv);
 int wzp_cmd_devices(int argc, char **argv);
+int wzp_cmd_contacts(int argc, char **argv);
+int wzp_cmd_invite(int argc, char **argv);
 
 #endif

@@ -65,6 +65,8 @@ const char *wzp_strerror(int err)
         return "relay full";
     case WZP_ERR_DEVICE:
         return "sound device missing, busy or gone";
+    case WZP_ERR_EXISTS:
+        return "already exists";
     }
     return "unknown error";
 }
