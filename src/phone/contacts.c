@@ -193,6 +193,8 @@ static const char *parse_line(const char *p, size_t n, wzp_contact *e)
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)p[i] < 0x20 || (unsigned char)p[i] > 0x7e)
             return "a control or non-ASCII character";
+    if (n && p[n - 1] == ' ')
+        return "a space at the end"; /* one spelling per file: formatted output reads back */
     if (!next_token(&p, end, &tok, &tl) || !take(tok, tl, e->name, sizeof(e->name)) ||
         !wzp_contact_name_valid(e->name))
         return "bad name";

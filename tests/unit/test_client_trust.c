@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "phone/contacts.h"
 #include "support/simworld.h"
 
 typedef struct trio {
@@ -110,6 +111,36 @@ static void test_rerouted_fingerprint_call(void **state)
     trio_free(&t);
 }
 
+/* A contact called by name: the name is turned into the stored key before dialing, so the
+ * same rerouting is caught, whatever the relay says the name or an alias stands for. */
+static void test_contact_called_by_name(void **state)
+{
+    trio t;
+    trio_start(&t, 15);
+    char b_text[WZP_FINGERPRINT_STRLEN], file[256];
+    sim_client_fp(&t.b, b_text);
+    /* The contacts file as `wzp contacts add bob FP` writes it, read back like `wzp call`. */
+    snprintf(file, sizeof(file), "%sbob %s alias=bob\n", WZP_CONTACTS_HEADER, b_text);
+    wzp_contacts cs;
+    size_t line;
+    assert_int_equal(wzp_contacts_parse((const uint8_t *)file, strlen(file), &cs, &line, NULL), 0);
+    long at = wzp_contacts_find(&cs, "Bob");
+    assert_true(at >= 0);
+    char dial_text[WZP_FINGERPRINT_STRLEN];
+    wzp_fingerprint_format(cs.v[at].fp, dial_text, sizeof(dial_text));
+    wzp_contacts_free(&cs);
+    t.r.rewrite_in = offer_to_mallory;
+    assert_int_equal(wzp_core_call(t.a.core, dial_text, NULL, &t.a.call, wzp_sim_now(t.sim)), 0);
+    sim_client_kick(&t.a);
+    assert_true(sim_run(t.sim, ended, &t.a, NULL, WZP_SEC(10)));
+    printf("contact by name: %s\n", t.a.detail);
+    assert_int_equal(t.a.reason, WZP_ERR_PIN_MISMATCH);
+    assert_non_null(strstr(t.a.detail, "man-in-the-middle"));
+    assert_non_null(strstr(t.a.detail, b_text));
+    assert_int_equal(sim_stats(&t.a).frames_received, 0);
+    trio_free(&t);
+}
+
 /* --- the relay announces the caller as someone else --------------------------------------------
  */
 
@@ -190,6 +221,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rerouted_fingerprint_call),
+        cmocka_unit_test(test_contact_called_by_name),
         cmocka_unit_test(test_forged_caller_announcement),
         cmocka_unit_test(test_forged_caller_everywhere),
         cmocka_unit_test(test_honest_call_shows_proven_keys),
