@@ -250,6 +250,7 @@ static void cb_call_state(wzp_client *c, wzp_call *call, wzp_call_state st, int 
         if (st == WZP_CALL_ACTIVE) { /* the key the end-to-end handshake proved */
             printf(",\"peer\":\"%s\"", wzp_call_peer_fingerprint(call));
             json_contact(s, wzp_call_peer_fingerprint(call));
+            printf(",\"code\":\"%s\"", wzp_call_verification_code(call));
         }
         if (st == WZP_CALL_ENDED) {
             printf(",\"reason\":");
@@ -265,7 +266,11 @@ static void cb_call_state(wzp_client *c, wzp_call *call, wzp_call_state st, int 
         describe_key(s, wzp_call_peer_fingerprint(call), key, sizeof(key));
         snprintf(who, sizeof(who), "%s%s%s%s", key, alias[0] ? " (alias '" : "", alias,
                  alias[0] ? "' per the relay)" : "");
-        say(s, "call active: talking to %s%s", who, ", key verified end to end");
+        char verified[96];
+        snprintf(verified, sizeof(verified),
+                 ", key verified end to end; verification code %s (compare by voice)",
+                 wzp_call_verification_code(call));
+        say(s, "call active: talking to %s%s", who, verified);
     } else if (st != WZP_CALL_ENDED) {
         say(s, "call %s%s", state_name(st), "");
     }

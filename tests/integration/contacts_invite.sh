@@ -2,7 +2,7 @@
 # Contacts and invites with the real binaries on loopback: bob makes an invite
 # and alice, with nothing configured, calls it (no --relay flags); contacts
 # add (from an invite and a fingerprint), list, rename, remove; callers are
-# named by their contact entry; a contact is dialled by key, so whoever holds
+# named by their contact entry and both see the same verification code; a contact is dialled by key, so whoever holds
 # its alias at the relay is never rung; tampered invites, unknown contacts,
 # taken names and a damaged contacts file give one line and their exit code,
 # and a damaged file is left as it was.
@@ -79,11 +79,16 @@ listen "$T/bob" "$T/b2.json"
 check "call a contact by name" 0 $rc
 has "alice sees her contact" "$T/a2.json" "\"peer\":\"$B_FP\",\"contact\":\"bob\""
 has "bob sees his contact" "$T/b2.json" "\"from\":\"$A_FP\",\"alias\":\"\",\"contact\":\"alice\""
+ca=$(sed -n 's/.*"state":"active".*"code":"\([0-9 ]*\)".*/\1/p' "$T/a2.json")
+cb=$(sed -n 's/.*"state":"active".*"code":"\([0-9 ]*\)".*/\1/p' "$T/b2.json")
+if [ -n "$ca" ] && [ "$ca" = "$cb" ] && [ ${#ca} = 7 ]; then echo "ok   both sides show verification code $ca"
+else echo "FAIL verification codes '$ca' / '$cb'"; fail=1; fi
 wait $LP
 listen "$T/bob" "$T/b3.json"
 "$WZP" call bob "${A[@]}" "${L[@]}" --duration 1 >"$T/a3.txt" 2>"$T/err"; rc=$?
 check "call a contact (text)" 0 $rc
 has "text names the contact" "$T/a3.txt" "talking to bob (contact) $B_FP"
+has "text shows the code" "$T/a3.txt" "verification code [0-9]\{3\} [0-9]\{3\} (compare by voice)"
 wait $LP
 
 # a contact is dialled by its key: mallory holding the contact's alias is never rung

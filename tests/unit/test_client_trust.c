@@ -217,6 +217,34 @@ static void test_honest_call_shows_proven_keys(void **state)
     trio_free(&t);
 }
 
+/* The verification code: both ends of one connection show the same one; the next call (a new
+ * connection, as a man-in-the-middle's second handshake would be) shows another. */
+static void test_verification_code(void **state)
+{
+    trio t;
+    trio_start(&t, 16);
+    char codes[2][8];
+    for (int i = 0; i < 2; i++) {
+        memset(t.a.code, 0, sizeof(t.a.code));
+        memset(t.b.code, 0, sizeof(t.b.code));
+        dial(&t, &t.a, &t.b);
+        assert_true(sim_run(t.sim, active_ab, &t.a, &t.b, WZP_SEC(5)));
+        printf("call %d: alice sees %s, bob sees %s\n", i, t.a.code, t.b.code);
+        assert_int_equal(strlen(t.a.code), 7);
+        assert_string_equal(t.a.code, t.b.code);
+        memcpy(codes[i], t.a.code, sizeof(codes[i]));
+        assert_int_equal(wzp_core_hangup(t.a.core, t.a.call, wzp_sim_now(t.sim)), 0);
+        sim_client_kick(&t.a);
+        assert_true(sim_run(t.sim, both_ended, &t.a, &t.b, WZP_SEC(5)));
+        wzp_core_release(t.a.core, t.a.call, wzp_sim_now(t.sim));
+        wzp_core_release(t.b.core, t.b.call, wzp_sim_now(t.sim));
+        t.a.call = t.b.call = 0;
+        sim_run(t.sim, NULL, NULL, NULL, WZP_SEC(1));
+    }
+    assert_string_not_equal(codes[0], codes[1]);
+    trio_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -225,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_forged_caller_announcement),
         cmocka_unit_test(test_forged_caller_everywhere),
         cmocka_unit_test(test_honest_call_shows_proven_keys),
+        cmocka_unit_test(test_verification_code),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
