@@ -278,6 +278,7 @@ static int run(int cmd, int argc, char **argv)
             return code;
         peer = target.peer;
         so.peer_label = target.label;
+        so.contact = target.contact[0] ? target.contact : NULL;
         if (!cfg.relay && !cfg.relay_pin && target.relay[0]) { /* flags win */
             cfg.relay = target.relay;
             cfg.relay_pin = target.relay_pin;

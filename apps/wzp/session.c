@@ -636,7 +636,15 @@ static int report_end(session *s, int code)
         fprintf(stderr, "%s: unknown peer: no client is registered under that name\n", s->o.name);
         break;
     case WZP_ERR_OFFLINE:
-        fprintf(stderr, "%s: the peer is offline (not registered with the relay)\n", s->o.name);
+        /* The relay cannot be asked which key an alias has now without ringing it, so a
+         * contact's new key is only suggested, never looked up or followed. */
+        if (s->o.contact)
+            fprintf(stderr,
+                    "%s: %s is offline: no client with that contact's key is registered with the "
+                    "relay (if %s has a new key, verify it and re-add the contact)\n",
+                    s->o.name, s->o.contact, s->o.contact);
+        else
+            fprintf(stderr, "%s: the peer is offline (not registered with the relay)\n", s->o.name);
         break;
     case WZP_ERR_REJECTED:
         fprintf(stderr, "%s: the peer rejected the call\n", s->o.name);

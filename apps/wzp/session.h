@@ -49,6 +49,7 @@ typedef struct session_opts {
        demo. peer_label: who `call` dials, for "calling ..." (else the peer as given). */
     const struct wzp_contacts *contacts;
     const char *peer_label;
+    const char *contact; /* the contact `call` dials, NULL if none */
 } session_opts;
 
 typedef struct session {
