@@ -301,16 +301,38 @@ static int wait_ready(wzp_audio_stream *s, int64_t deadline)
     return 0;
 }
 
-static int alsa_read(wzp_audio_stream *s, int16_t *pcm, size_t n)
+/* Reads up to want frames into dst (converted when the device is not S16 mono). */
+static snd_pcm_sframes_t read_some(wzp_audio_stream *s, int16_t *dst, size_t want)
 {
-    if (!s || !pcm || n > ALSA_MAX_SAMPLES || s->dir != WZP_AUDIO_CAPTURE)
+    if (!s->conv)
+        return snd_pcm_readi(s->pcm, dst, want);
+    snd_pcm_sframes_t r = snd_pcm_readi(s->pcm, s->conv, want);
+    if (r > 0)
+        to_mono(s, s->conv, dst, (size_t)r);
+    return r;
+}
+
+/* Writes up to want frames from src (converted when the device is not S16 mono). */
+static snd_pcm_sframes_t write_some(wzp_audio_stream *s, const int16_t *src, size_t want)
+{
+    if (!s->conv)
+        return snd_pcm_writei(s->pcm, src, want);
+    from_mono(s, src, s->conv, want);
+    return snd_pcm_writei(s->pcm, s->conv, want);
+}
+
+/* The transfer loop of both directions: capture fills rec, playback sends play. */
+static int alsa_transfer(wzp_audio_stream *s, wzp_audio_dir dir, int16_t *rec, const int16_t *play,
+                         size_t n)
+{
+    if (!s || (dir == WZP_AUDIO_CAPTURE ? !rec : !play) || n > ALSA_MAX_SAMPLES || s->dir != dir)
         return WZP_ERR_INVALID;
     if (s->failed)
         return WZP_ERR_DEVICE;
     int64_t deadline = now_ms() + WZP_AUDIO_IO_TIMEOUT_MS;
     size_t done = 0;
     while (done < n) {
-        if (!s->started) {
+        if (dir == WZP_AUDIO_CAPTURE && !s->started) {
             /* Explicitly: a PCM whose start threshold is above this read would never start. */
             int e = snd_pcm_start(s->pcm);
             if (e < 0 && e != -EBADFD) { /* -EBADFD: already running (auto-started) */
@@ -321,16 +343,10 @@ static int alsa_read(wzp_audio_stream *s, int16_t *pcm, size_t n)
             s->started = true;
         }
         size_t want = n - done;
-        snd_pcm_sframes_t r;
-        if (s->conv) {
-            if (want > CHUNK_FRAMES)
-                want = CHUNK_FRAMES;
-            r = snd_pcm_readi(s->pcm, s->conv, want);
-            if (r > 0)
-                to_mono(s, s->conv, pcm + done, (size_t)r);
-        } else {
-            r = snd_pcm_readi(s->pcm, pcm + done, want);
-        }
+        if (s->conv && want > CHUNK_FRAMES)
+            want = CHUNK_FRAMES;
+        snd_pcm_sframes_t r = dir == WZP_AUDIO_CAPTURE ? read_some(s, rec + done, want)
+                                                       : write_some(s, play + done, want);
         if (r > 0) {
             done += (size_t)r;
             continue;
@@ -347,38 +363,14 @@ fail:
     return WZP_ERR_DEVICE;
 }
 
+static int alsa_read(wzp_audio_stream *s, int16_t *pcm, size_t n)
+{
+    return alsa_transfer(s, WZP_AUDIO_CAPTURE, pcm, NULL, n);
+}
+
 static int alsa_write(wzp_audio_stream *s, const int16_t *pcm, size_t n)
 {
-    if (!s || !pcm || n > ALSA_MAX_SAMPLES || s->dir != WZP_AUDIO_PLAYBACK)
-        return WZP_ERR_INVALID;
-    if (s->failed)
-        return WZP_ERR_DEVICE;
-    int64_t deadline = now_ms() + WZP_AUDIO_IO_TIMEOUT_MS;
-    size_t done = 0;
-    while (done < n) {
-        size_t want = n - done;
-        snd_pcm_sframes_t r;
-        if (s->conv) {
-            if (want > CHUNK_FRAMES)
-                want = CHUNK_FRAMES;
-            from_mono(s, pcm + done, s->conv, want);
-            r = snd_pcm_writei(s->pcm, s->conv, want);
-        } else {
-            r = snd_pcm_writei(s->pcm, pcm + done, want);
-        }
-        if (r > 0) {
-            done += (size_t)r;
-            continue;
-        }
-        int rc = r == -EAGAIN || r == 0 ? wait_ready(s, deadline) : handle_error(s, (int)r);
-        if (rc == WZP_ERR_TIMEOUT)
-            return rc;
-        if (rc < 0) {
-            s->failed = true;
-            return WZP_ERR_DEVICE;
-        }
-    }
-    return (int)n;
+    return alsa_transfer(s, WZP_AUDIO_PLAYBACK, NULL, pcm, n);
 }
 
 static unsigned alsa_delay(wzp_audio_stream *s)

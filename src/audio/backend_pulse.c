@@ -129,40 +129,25 @@ static void pulse_close(wzp_audio_stream *s)
     free(s);
 }
 
-/* Waits (lock held) until the context is READY; false on failure or after the deadline. */
-static bool wait_context(wzp_audio_stream *s)
+/* Waits (lock held) until the stream is READY, or the context while there is no stream yet;
+   false on failure or after the deadline. */
+static bool wait_ready(wzp_audio_stream *s)
 {
     arm(s, CONNECT_MS);
+    bool ok = false;
     for (;;) {
+        pa_stream_state_t ss = s->st ? pa_stream_get_state(s->st) : PA_STREAM_UNCONNECTED;
         pa_context_state_t cs = pa_context_get_state(s->ctx);
-        if (cs == PA_CONTEXT_READY)
+        if (s->st ? ss == PA_STREAM_READY : cs == PA_CONTEXT_READY) {
+            ok = true;
             break;
-        if (!PA_CONTEXT_IS_GOOD(cs) || s->timed_out) {
-            disarm(s);
-            return false;
         }
+        if ((s->st && !PA_STREAM_IS_GOOD(ss)) || s->timed_out || !PA_CONTEXT_IS_GOOD(cs))
+            break;
         pa_threaded_mainloop_wait(s->ml);
     }
     disarm(s);
-    return true;
-}
-
-static bool wait_stream(wzp_audio_stream *s)
-{
-    arm(s, CONNECT_MS);
-    for (;;) {
-        pa_stream_state_t ss = pa_stream_get_state(s->st);
-        if (ss == PA_STREAM_READY)
-            break;
-        if (!PA_STREAM_IS_GOOD(ss) || s->timed_out ||
-            !PA_CONTEXT_IS_GOOD(pa_context_get_state(s->ctx))) {
-            disarm(s);
-            return false;
-        }
-        pa_threaded_mainloop_wait(s->ml);
-    }
-    disarm(s);
-    return true;
+    return ok;
 }
 
 static int pulse_open(wzp_audio_stream **out, const wzp_audio_stream_config *cfg)
@@ -201,7 +186,7 @@ static int pulse_open(wzp_audio_stream **out, const wzp_audio_stream_config *cfg
 
     pa_threaded_mainloop_lock(s->ml);
     int rc = WZP_ERR_DEVICE;
-    if (!wait_context(s)) {
+    if (!wait_ready(s)) { /* the context: no stream yet */
         WZP_INFO("pulse: no sound server: %s", pa_strerror(pa_context_errno(s->ctx)));
         goto fail;
     }
@@ -244,7 +229,7 @@ static int pulse_open(wzp_audio_stream **out, const wzp_audio_stream_config *cfg
         attr.fragsize = lat_bytes;
         err = pa_stream_connect_record(s->st, dev, &attr, fl);
     }
-    if (err < 0 || !wait_stream(s)) {
+    if (err < 0 || !wait_ready(s)) {
         WZP_INFO("pulse: cannot open %s %s: %s", cfg->dir == WZP_AUDIO_CAPTURE ? "source" : "sink",
                  dev ? dev : "(default)", pa_strerror(pa_context_errno(s->ctx)));
         goto fail;
@@ -266,29 +251,92 @@ fail:
 
 /* ---- read / write ---- */
 
-static int pulse_write(wzp_audio_stream *s, const int16_t *pcm, size_t n)
+#define IO_WAIT 1 /* a step's answer: nothing to move yet, wait for the server */
+
+/* Playback step (lock held): copies up to `left` bytes from src into the server's buffer;
+   0 with *moved set, IO_WAIT when there is no room yet, or WZP_ERR_DEVICE. */
+static int write_some(wzp_audio_stream *s, const uint8_t *src, size_t left, size_t *moved)
 {
-    if (!s || !pcm || n > PULSE_MAX_SAMPLES || s->dir != WZP_AUDIO_PLAYBACK)
+    size_t room = pa_stream_writable_size(s->st);
+    if (room == (size_t)-1)
+        return WZP_ERR_DEVICE;
+    if (room == 0)
+        return IO_WAIT;
+    size_t chunk = room < left ? room : left;
+    /* Copying into the server's buffer directly (begin_write) saves a memblock. */
+    void *buf = NULL;
+    size_t got = chunk;
+    if (pa_stream_begin_write(s->st, &buf, &got) < 0 || !buf)
+        return WZP_ERR_DEVICE;
+    if (got < chunk)
+        chunk = got;
+    memcpy(buf, src, chunk);
+    if (pa_stream_write(s->st, buf, chunk, NULL, 0, PA_SEEK_RELATIVE) < 0)
+        return WZP_ERR_DEVICE;
+    *moved = chunk;
+    return 0;
+}
+
+/* Capture step (lock held): copies up to `left` bytes of the captured fragment into dst;
+   0 with *moved set, IO_WAIT when nothing is captured yet, or WZP_ERR_DEVICE. */
+static int read_some(wzp_audio_stream *s, uint8_t *dst, size_t left, size_t *moved)
+{
+    if (!s->frag_held) {
+        const void *data = NULL;
+        size_t len = 0;
+        if (pa_stream_peek(s->st, &data, &len) < 0)
+            return WZP_ERR_DEVICE;
+        if (len == 0) /* nothing captured yet */
+            return IO_WAIT;
+        s->frag = data; /* NULL with len > 0: a hole, read as silence */
+        s->frag_len = len;
+        s->frag_off = 0;
+        s->frag_held = true;
+    }
+    size_t chunk = s->frag_len - s->frag_off;
+    if (chunk > left)
+        chunk = left;
+    if (s->frag)
+        memcpy(dst, s->frag + s->frag_off, chunk);
+    else
+        memset(dst, 0, chunk);
+    *moved = chunk;
+    s->frag_off += chunk;
+    if (s->frag_off == s->frag_len) {
+        s->frag_held = false;
+        if (pa_stream_drop(s->st) < 0)
+            return WZP_ERR_DEVICE;
+    }
+    return 0;
+}
+
+/* The transfer loop of both directions: capture fills rec, playback sends play. */
+static int pulse_transfer(wzp_audio_stream *s, wzp_audio_dir dir, int16_t *rec, const int16_t *play,
+                          size_t n)
+{
+    if (!s || (dir == WZP_AUDIO_CAPTURE ? !rec : !play) || n > PULSE_MAX_SAMPLES || s->dir != dir)
         return WZP_ERR_INVALID;
     if (s->failed)
         return WZP_ERR_DEVICE;
-    const uint8_t *src = (const uint8_t *)pcm;
-    size_t left = n * sizeof(int16_t);
+    size_t total = n * sizeof(int16_t), done = 0;
     int rc = (int)n;
 
     pa_threaded_mainloop_lock(s->ml);
     arm(s, WZP_AUDIO_IO_TIMEOUT_MS);
-    while (left) {
+    while (done < total) {
         if (!alive(s)) {
             rc = WZP_ERR_DEVICE;
             break;
         }
-        size_t room = pa_stream_writable_size(s->st);
-        if (room == (size_t)-1) {
-            rc = WZP_ERR_DEVICE;
+        size_t moved = 0;
+        int r = dir == WZP_AUDIO_CAPTURE
+                    ? read_some(s, (uint8_t *)rec + done, total - done, &moved)
+                    : write_some(s, (const uint8_t *)play + done, total - done, &moved);
+        if (r < 0) {
+            rc = r;
             break;
         }
-        if (room == 0) {
+        if (r == IO_WAIT) {
             if (s->timed_out) {
                 rc = WZP_ERR_TIMEOUT;
                 break;
@@ -296,23 +344,7 @@ static int pulse_write(wzp_audio_stream *s, const int16_t *pcm, size_t n)
             pa_threaded_mainloop_wait(s->ml);
             continue;
         }
-        size_t chunk = room < left ? room : left;
-        /* Copying into the server's buffer directly (begin_write) saves a memblock. */
-        void *buf = NULL;
-        size_t got = chunk;
-        if (pa_stream_begin_write(s->st, &buf, &got) < 0 || !buf) {
-            rc = WZP_ERR_DEVICE;
-            break;
-        }
-        if (got < chunk)
-            chunk = got;
-        memcpy(buf, src, chunk);
-        if (pa_stream_write(s->st, buf, chunk, NULL, 0, PA_SEEK_RELATIVE) < 0) {
-            rc = WZP_ERR_DEVICE;
-            break;
-        }
-        src += chunk;
-        left -= chunk;
+        done += moved;
     }
     disarm(s);
     pa_threaded_mainloop_unlock(s->ml);
@@ -322,66 +354,14 @@ static int pulse_write(wzp_audio_stream *s, const int16_t *pcm, size_t n)
     return rc;
 }
 
+static int pulse_write(wzp_audio_stream *s, const int16_t *pcm, size_t n)
+{
+    return pulse_transfer(s, WZP_AUDIO_PLAYBACK, NULL, pcm, n);
+}
+
 static int pulse_read(wzp_audio_stream *s, int16_t *pcm, size_t n)
 {
-    if (!s || !pcm || n > PULSE_MAX_SAMPLES || s->dir != WZP_AUDIO_CAPTURE)
-        return WZP_ERR_INVALID;
-    if (s->failed)
-        return WZP_ERR_DEVICE;
-    uint8_t *dst = (uint8_t *)pcm;
-    size_t left = n * sizeof(int16_t);
-    int rc = (int)n;
-
-    pa_threaded_mainloop_lock(s->ml);
-    arm(s, WZP_AUDIO_IO_TIMEOUT_MS);
-    while (left) {
-        if (!alive(s)) {
-            rc = WZP_ERR_DEVICE;
-            break;
-        }
-        if (!s->frag_held) {
-            const void *data = NULL;
-            size_t len = 0;
-            if (pa_stream_peek(s->st, &data, &len) < 0) {
-                rc = WZP_ERR_DEVICE;
-                break;
-            }
-            if (len == 0) { /* nothing captured yet */
-                if (s->timed_out) {
-                    rc = WZP_ERR_TIMEOUT;
-                    break;
-                }
-                pa_threaded_mainloop_wait(s->ml);
-                continue;
-            }
-            s->frag = data; /* NULL with len > 0: a hole, read as silence */
-            s->frag_len = len;
-            s->frag_off = 0;
-            s->frag_held = true;
-        }
-        size_t chunk = s->frag_len - s->frag_off;
-        if (chunk > left)
-            chunk = left;
-        if (s->frag)
-            memcpy(dst, s->frag + s->frag_off, chunk);
-        else
-            memset(dst, 0, chunk);
-        dst += chunk;
-        left -= chunk;
-        s->frag_off += chunk;
-        if (s->frag_off == s->frag_len) {
-            s->frag_held = false;
-            if (pa_stream_drop(s->st) < 0) {
-                rc = WZP_ERR_DEVICE;
-                break;
-            }
-        }
-    }
-    disarm(s);
-    pa_threaded_mainloop_unlock(s->ml);
-    if (rc == WZP_ERR_DEVICE)
-        s->failed = true;
-    return rc;
+    return pulse_transfer(s, WZP_AUDIO_CAPTURE, pcm, NULL, n);
 }
 
 static unsigned pulse_delay(wzp_audio_stream *s)
@@ -510,28 +490,32 @@ static void add_device(pulse_query *q, const char *name, const char *desc, wzp_a
     q->count++;
 }
 
-static void sink_cb(pa_context *c, const pa_sink_info *i, int eol, void *u)
+/* One entry of a sink or source list (name: NULL for no entry), or its end (eol). */
+static void device_cb(pulse_query *q, int eol, const char *name, const char *desc,
+                      wzp_audio_dir dir, const char *def)
 {
-    (void)c;
-    pulse_query *q = u;
     if (eol) {
         q->pending--;
         return;
     }
-    if (i)
-        add_device(q, i->name, i->description, WZP_AUDIO_PLAYBACK, !strcmp(i->name, q->def_sink));
+    if (name)
+        add_device(q, name, desc, dir, !strcmp(name, def));
+}
+
+static void sink_cb(pa_context *c, const pa_sink_info *i, int eol, void *u)
+{
+    (void)c;
+    pulse_query *q = u;
+    device_cb(q, eol, i ? i->name : NULL, i ? i->description : NULL, WZP_AUDIO_PLAYBACK,
+              q->def_sink);
 }
 
 static void source_cb(pa_context *c, const pa_source_info *i, int eol, void *u)
 {
     (void)c;
     pulse_query *q = u;
-    if (eol) {
-        q->pending--;
-        return;
-    }
-    if (i)
-        add_device(q, i->name, i->description, WZP_AUDIO_CAPTURE, !strcmp(i->name, q->def_source));
+    device_cb(q, eol, i ? i->name : NULL, i ? i->description : NULL, WZP_AUDIO_CAPTURE,
+              q->def_source);
 }
 
 /* Starts an operation; the callback decrements pending when it finishes. */

@@ -49,7 +49,7 @@
  * and the loop then holds that level (within SETPOINT_MIN..MAX of the target): it corrects
  * drift, not the start's phase. */
 #define SETTLE       WZP_SEC(1)
-#define SETPOINT_MIN 0.75
+#define SETPOINT_MIN 0.5
 #define SETPOINT_MAX 1.5
 
 struct wzp_drift {

@@ -16,7 +16,7 @@
  *   fill, updated at every push and pull, so the push/pull sawtooth does not
  *   bias it whatever the phase between the two clocks.
  * - After each start the ratio holds for 1 s while the mean level is
- *   measured; the loop then holds that level (0.75..1.5 x target), so the
+ *   measured; the loop then holds that level (0.5..1.5 x target), so the
  *   push/pull phase at the start is not mistaken for drift.
  * - A PI controller (time constant 20 s) steers the ratio from the level
  *   error, bounded by max_ppm: in normal operation the pitch moves by less

@@ -13,17 +13,19 @@ BIN="${WZP_BIN_DIR:-$(dirname "$0")/../../build/bin}"
 WZP="$BIN/wzp"
 RELAY="$BIN/wzp-relay"
 CMP="$BIN/wzp-wavcmp"
+. "$(dirname "$0")/lib/relay.sh"
 [ -x "$WZP" ] && [ -x "$RELAY" ] && [ -x "$CMP" ] || { echo "skip: binaries not built"; exit 77; }
 for t in pulseaudio pactl paplay parecord espeak-ng; do
     command -v "$t" >/dev/null || { echo "skip: $t not installed (scripts/deps installs it)"; exit 77; }
 done
+# shellcheck source=tests/support/pulse_server.sh
+source "$(dirname "$0")/../support/pulse_server.sh"
 
 T=$(mktemp -d /tmp/wzp-audio-XXXXXX)
 PIDS=()
-PA=""
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    [ -n "$PA" ] && kill "$PA" 2>/dev/null
+    pulse_stop
     wait 2>/dev/null
     [ -n "${WZP_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 }
@@ -33,17 +35,7 @@ ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fail=1; }
 
 # --- our own sound server --------------------------------------------------------------
-export XDG_RUNTIME_DIR="$T/xdg" HOME="$T/home"
-mkdir -p "$XDG_RUNTIME_DIR" "$HOME" && chmod 700 "$XDG_RUNTIME_DIR"
-pulseaudio -n --daemonize=no --exit-idle-time=-1 --use-pid-file=no --disable-shm=yes \
-    --load=module-native-protocol-unix >"$T/pa.log" 2>&1 &
-PA=$!
-for _ in $(seq 100); do pactl info >/dev/null 2>&1 && break; sleep 0.05; done
-pactl info >/dev/null 2>&1 || { echo "PulseAudio did not start"; cat "$T/pa.log"; exit 1; }
-declare -A MOD
-for s in mic_a spk_a mic_b spk_b spk_default; do
-    MOD[$s]=$(pactl load-module module-null-sink sink_name=$s rate=48000 channels=1)
-done
+pulse_start "$T" mic_a spk_a mic_b spk_b spk_default || exit 1
 pactl set-default-sink spk_default
 pactl set-default-source spk_default.monitor
 
@@ -60,12 +52,7 @@ else
     bad "wzp devices (exit $rc):"; cat "$T/devices.txt"
 fi
 
-"$RELAY" --listen 127.0.0.1:0 --home "$T/relay" --workers 1 >"$T/relay.out" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do grep -q fingerprint "$T/relay.out" && break; sleep 0.1; done
-RA=$(sed -n 's/.*listening on //p' "$T/relay.out")
-RP=$(sed -n 's/.*fingerprint //p' "$T/relay.out")
-[ -n "$RP" ] || { echo "relay did not start"; cat "$T/relay.out"; exit 1; }
+relay_start "$T"
 R=(--relay "$RA" --relay-pin "$RP" --loopback-candidates)
 
 "$WZP" call bob "${R[@]}" --home "$T/a" --input no_such_mic --duration 1 >/dev/null 2>"$T/err"; rc=$?
@@ -105,7 +92,7 @@ heard() { # what where: wzp-wavcmp's windowed median NCC must reach 0.9
 heard "$T/heard.wav" "bob hears alice"
 
 # --- bob's speaker vanishes mid-call ---------------------------------------------------------
-pactl unload-module "${MOD[spk_b]}"
+pactl unload-module "${PA_MOD[spk_b]}"
 # bob's device thread notices and moves to the default sink; the CLI says so
 for _ in $(seq 100); do grep -q '"event":"audio".*"output":"spk_default","change":true' "$T/b.json" && break; sleep 0.1; done
 grep -q '"output":"spk_default","change":true' "$T/b.json" && ok "bob is told his speaker moved to the default sink" \

@@ -6,6 +6,7 @@ set -uo pipefail
 BIN="${WZP_BIN_DIR:-$(dirname "$0")/../../build/bin}"
 WZP="$BIN/wzp"
 RELAY="$BIN/wzp-relay"
+. "$(dirname "$0")/lib/relay.sh"
 [ -x "$WZP" ] && [ -x "$RELAY" ] || { echo "skip: binaries not built"; exit 77; }
 
 T=$(mktemp -d /tmp/wzp-cli-XXXXXX)
@@ -25,12 +26,7 @@ one_line() { # name file: exactly one line on stderr
     if [ "$n" = 1 ]; then echo "ok   $1: $(cat "$2")"; else echo "FAIL $1: $n lines on stderr:"; cat "$2"; fail=1; fi
 }
 
-"$RELAY" --listen 127.0.0.1:0 --home "$T/relay" --workers 1 >"$T/relay.out" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do grep -q fingerprint "$T/relay.out" && break; sleep 0.1; done
-RA=$(sed -n 's/.*listening on //p' "$T/relay.out")
-RP=$(sed -n 's/.*fingerprint //p' "$T/relay.out")
-[ -n "$RP" ] || { echo "relay did not start"; cat "$T/relay.out"; exit 1; }
+relay_start "$T"
 # Loopback candidates only: nothing is sent to any other interface of this machine.
 # No sound devices: these calls must never open a real microphone or speaker.
 R=(--relay "$RA" --relay-pin "$RP" --loopback-candidates --no-audio)

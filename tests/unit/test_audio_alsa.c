@@ -21,15 +21,16 @@
 #include <wzp/wzp.h>
 
 #include "audio/backend.h"
+#include "support/alsa_conf.h"
 
 #define N 4800 /* samples per case: 100 ms */
 
 static const wzp_audio_backend *B = &wzp_audio_backend_alsa;
-static char dir[64];
+static alsa_conf conf;
 
 static void path(char *out, size_t cap, const char *name)
 {
-    snprintf(out, cap, "%s/%s", dir, name);
+    alsa_conf_path(&conf, out, cap, name);
 }
 
 /* A ramp across the whole S16 range with a sign flip, so byte order and sign both show. */
@@ -38,74 +39,54 @@ static int16_t sample(size_t i)
     return (int16_t)((i * 1237u) & 0xffff);
 }
 
-static int group_setup(void **state)
+/* Writes 2 N samples of the ramp to name: S16 (width 2) or S32 (width 4, the sample in the high
+   half; little-endian host), each frame `channels` copies of the sample. */
+static void write_ramp(const char *name, size_t width, int channels)
 {
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/wzp-alsa-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    /* Capture sources: S16 mono, and S32_LE stereo with L = R. */
     char p[128];
-    path(p, sizeof(p), "in16.raw");
+    path(p, sizeof(p), name);
     FILE *f = fopen(p, "wb");
     assert_non_null(f);
     for (size_t i = 0; i < 2 * N; i++) {
-        int16_t v = sample(i);
-        fwrite(&v, 2, 1, f);
+        int16_t v16 = sample(i);
+        int32_t v32 = (int32_t)((uint32_t)(uint16_t)v16 << 16);
+        for (int c = 0; c < channels; c++)
+            fwrite(width == 2 ? (const void *)&v16 : (const void *)&v32, width, 1, f);
     }
     fclose(f);
-    path(p, sizeof(p), "in32m.raw");
-    f = fopen(p, "wb");
-    assert_non_null(f);
-    for (size_t i = 0; i < 2 * N; i++) {
-        int32_t v = (int32_t)((uint32_t)(uint16_t)sample(i) << 16);
-        fwrite(&v, 4, 1, f);
-    }
-    fclose(f);
-    path(p, sizeof(p), "in32.raw");
-    f = fopen(p, "wb");
-    assert_non_null(f);
-    for (size_t i = 0; i < 2 * N; i++) {
-        int32_t v = (int32_t)((uint32_t)(uint16_t)sample(i) << 16); /* little-endian host */
-        fwrite(&v, 4, 1, f);
-        fwrite(&v, 4, 1, f);
-    }
-    fclose(f);
-
-    /* Self-contained: no stock alsa.conf, so nothing but these PCMs exists (built-in plugin
-       types need no pcm_type definitions). */
-    path(p, sizeof(p), "asound.conf");
-    f = fopen(p, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "pcm.tap16 {\n"
-            "  type file\n  slave.pcm { type null }\n  format raw\n"
-            "  file \"%s/tap16.raw\"\n  infile \"%s/in16.raw\"\n"
-            "  hint { show on description \"S16 tap\" }\n}\n"
-            "pcm.tap32raw {\n"
-            "  type file\n  slave.pcm { type null }\n  format raw\n"
-            "  file \"%s/tap32.raw\"\n  infile \"%s/in32.raw\"\n}\n"
-            "pcm.tap32float { type lfloat slave { pcm tap32raw format S32_LE } }\n"
-            "pcm.monofloat {\n  type lfloat\n  slave { pcm {\n"
-            "    type file\n    slave.pcm { type null }\n    format raw\n"
-            "    file \"%s/tap32m.raw\"\n    infile \"%s/in32m.raw\"\n  } format S32_LE }\n}\n"
-            /* multi: exactly 2 channels; lfloat over S32: FLOAT formats only. */
-            "pcm.stereofloat {\n  type multi\n"
-            "  slaves.a { pcm tap32float channels 2 }\n"
-            "  bindings.0 { slave a channel 0 }\n  bindings.1 { slave a channel 1 }\n"
-            "  hint { show on description \"float stereo tap\" }\n}\n"
-            "pcm.nothing { type null hint { show on description \"null\" } }\n",
-            dir, dir, dir, dir, dir, dir);
-    fclose(f);
-    setenv("ALSA_CONFIG_PATH", p, 1);
-    return 0;
 }
 
-static int group_teardown(void **state)
+static int group_setup(void **state)
 {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    assert_int_equal(alsa_conf_make(&conf, "wzp-alsa"), 0);
+    *state = &conf; /* for alsa_conf_teardown */
+    /* Capture sources: S16 mono, and S32_LE mono and stereo with L = R. */
+    write_ramp("in16.raw", 2, 1);
+    write_ramp("in32m.raw", 4, 1);
+    write_ramp("in32.raw", 4, 2);
+    /* Self-contained: no stock alsa.conf, so nothing but these PCMs exists. */
+    assert_int_equal(
+        alsa_conf_write(&conf,
+                        "pcm.tap16 {\n"
+                        "  type file\n  slave.pcm { type null }\n  format raw\n"
+                        "  file \"@DIR@/tap16.raw\"\n  infile \"@DIR@/in16.raw\"\n"
+                        "  hint { show on description \"S16 tap\" }\n}\n"
+                        "pcm.tap32raw {\n"
+                        "  type file\n  slave.pcm { type null }\n  format raw\n"
+                        "  file \"@DIR@/tap32.raw\"\n  infile \"@DIR@/in32.raw\"\n}\n"
+                        "pcm.tap32float { type lfloat slave { pcm tap32raw format S32_LE } }\n"
+                        "pcm.monofloat {\n  type lfloat\n  slave { pcm {\n"
+                        "    type file\n    slave.pcm { type null }\n    format raw\n"
+                        "    file \"@DIR@/tap32m.raw\"\n    infile \"@DIR@/in32m.raw\"\n"
+                        "  } format S32_LE }\n}\n"
+                        /* multi: exactly 2 channels; lfloat over S32: FLOAT formats only. */
+                        "pcm.stereofloat {\n  type multi\n"
+                        "  slaves.a { pcm tap32float channels 2 }\n"
+                        "  bindings.0 { slave a channel 0 }\n  bindings.1 { slave a channel 1 }\n"
+                        "  hint { show on description \"float stereo tap\" }\n}\n"
+                        "pcm.nothing { type null hint { show on description \"null\" } }\n"),
+        0);
+    return 0;
 }
 
 static wzp_audio_stream *open_dev(wzp_audio_dir d, const char *dev)
@@ -172,7 +153,8 @@ static long file_size(const char *name)
     return n;
 }
 
-static void playback(const char *dev)
+/* Plays the ramp to dev and opens the file it is tapped into, which must hold `bytes`. */
+static FILE *playback(const char *dev, const char *tap, long bytes)
 {
     wzp_audio_stream *s = open_dev(WZP_AUDIO_PLAYBACK, dev);
     static int16_t pcm[N];
@@ -181,17 +163,18 @@ static void playback(const char *dev)
     for (size_t off = 0; off < N; off += 480)
         assert_int_equal(B->write(s, pcm + off, 480), 480);
     B->close(s); /* the file plugin writes out what is left on close */
+    assert_int_equal(file_size(tap), bytes);
+    char p[128];
+    path(p, sizeof(p), tap);
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    return f;
 }
 
 static void test_playback_s16_mono(void **state)
 {
     (void)state;
-    playback("tap16");
-    assert_int_equal(file_size("tap16.raw"), N * 2);
-    char p[128];
-    path(p, sizeof(p), "tap16.raw");
-    FILE *f = fopen(p, "rb");
-    assert_non_null(f);
+    FILE *f = playback("tap16", "tap16.raw", N * 2);
     for (size_t i = 0; i < N; i++) {
         int16_t v;
         assert_int_equal(fread(&v, 2, 1, f), 1);
@@ -204,12 +187,7 @@ static void test_playback_s16_mono(void **state)
 static void test_playback_float_stereo(void **state)
 {
     (void)state;
-    playback("stereofloat");
-    assert_int_equal(file_size("tap32.raw"), N * 8);
-    char p[128];
-    path(p, sizeof(p), "tap32.raw");
-    FILE *f = fopen(p, "rb");
-    assert_non_null(f);
+    FILE *f = playback("stereofloat", "tap32.raw", N * 8);
     for (size_t i = 0; i < N; i++) {
         int32_t lr[2];
         assert_int_equal(fread(lr, 4, 2, f), 2);
@@ -278,6 +256,6 @@ static void test_null_does_not_block(void **state)
     assert_true(took < 2.0);
 }
 
-WZP_TEST_MAIN(group_setup, group_teardown, test_capture_s16_mono, test_capture_float_mono,
+WZP_TEST_MAIN(group_setup, alsa_conf_teardown, test_capture_s16_mono, test_capture_float_mono,
               test_capture_float_stereo, test_playback_s16_mono, test_playback_float_stereo,
               test_list, test_missing_device, test_null_does_not_block)

@@ -26,16 +26,17 @@
 #include "media/audio_format.h"
 #include "media/compare.h"
 #include "net/clock.h"
+#include "support/alsa_conf.h"
 
 #define RATE  WZP_AUDIO_RATE
 #define FRAME WZP_AUDIO_FRAME_SAMPLES
 #define TICKS 100 /* 2 s of 20 ms call ticks */
 
-static char dir[64];
+static alsa_conf conf;
 
 static void path(char *out, size_t cap, const char *name)
 {
-    snprintf(out, cap, "%s/%s", dir, name);
+    alsa_conf_path(&conf, out, cap, name);
 }
 
 /* Distinct signals per file: a gliding tone with a slow amplitude wobble (an unambiguous NCC
@@ -62,34 +63,20 @@ static void write_signal(const char *name, double f0, size_t n)
 
 static int group_setup(void **state)
 {
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/wzp-audio-io-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(alsa_conf_make(&conf, "wzp-audio-io"), 0);
+    *state = &conf; /* for alsa_conf_teardown */
     write_signal("mic.raw", 300, 10 * RATE);
     write_signal("fallback.raw", 700, 10 * RATE);
-    char p[128];
-    path(p, sizeof(p), "asound.conf");
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "pcm.mic {\n  type file\n  slave.pcm { type null }\n  format raw\n"
-            "  file \"%s/mic-tap.raw\"\n  infile \"%s/mic.raw\"\n}\n"
-            "pcm.spk {\n  type file\n  slave.pcm { type null }\n  format raw\n"
-            "  file \"%s/spk.raw\"\n}\n"
-            "pcm.!default {\n  type file\n  slave.pcm { type null }\n  format raw\n"
-            "  file \"%s/default-tap.raw\"\n  infile \"%s/fallback.raw\"\n}\n",
-            dir, dir, dir, dir, dir);
-    fclose(f);
-    setenv("ALSA_CONFIG_PATH", p, 1);
+    assert_int_equal(
+        alsa_conf_write(&conf,
+                        "pcm.mic {\n  type file\n  slave.pcm { type null }\n  format raw\n"
+                        "  file \"@DIR@/mic-tap.raw\"\n  infile \"@DIR@/mic.raw\"\n}\n"
+                        "pcm.spk {\n  type file\n  slave.pcm { type null }\n  format raw\n"
+                        "  file \"@DIR@/spk.raw\"\n}\n"
+                        "pcm.!default {\n  type file\n  slave.pcm { type null }\n  format raw\n"
+                        "  file \"@DIR@/default-tap.raw\"\n  infile \"@DIR@/fallback.raw\"\n}\n"),
+        0);
     return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 static void sleep_until(wzp_ts t)
@@ -220,5 +207,5 @@ static void test_bad_backend(void **state)
     assert_int_equal(wzp_audio_io_new(&io, &c), WZP_ERR_INVALID);
 }
 
-WZP_TEST_MAIN(group_setup, group_teardown, test_capture_play_and_pacing,
+WZP_TEST_MAIN(group_setup, alsa_conf_teardown, test_capture_play_and_pacing,
               test_unknown_input_falls_back, test_bad_backend)

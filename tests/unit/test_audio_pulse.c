@@ -221,19 +221,23 @@ static void test_loopback(void **state)
     free(got);
 }
 
-/* Alternates write and read until both failed; returns the seconds it took. */
-static double until_both_fail(wzp_audio_stream *p, wzp_audio_stream *c, int *wrc, int *rrc)
+/* Alternates write and read until both failed: both must fail with WZP_ERR_DEVICE, within 1 s. */
+static void expect_both_fail(wzp_audio_stream *p, wzp_audio_stream *c, const char *what)
 {
     int16_t buf[PERIOD] = {0};
-    *wrc = *rrc = PERIOD;
+    int wrc = PERIOD, rrc = PERIOD;
     double t0 = now_s();
-    while ((*wrc >= 0 || *rrc >= 0) && now_s() - t0 < 5.0) {
-        if (*wrc >= 0)
-            *wrc = B->write(p, buf, PERIOD);
-        if (*rrc >= 0)
-            *rrc = B->read(c, buf, PERIOD);
+    while ((wrc >= 0 || rrc >= 0) && now_s() - t0 < 5.0) {
+        if (wrc >= 0)
+            wrc = B->write(p, buf, PERIOD);
+        if (rrc >= 0)
+            rrc = B->read(c, buf, PERIOD);
     }
-    return now_s() - t0;
+    double took = now_s() - t0;
+    printf("%s: write %d, read %d after %.3f s\n", what, wrc, rrc, took);
+    assert_int_equal(wrc, WZP_ERR_DEVICE);
+    assert_int_equal(rrc, WZP_ERR_DEVICE);
+    assert_true(took < 1.0);
 }
 
 static void run_some(wzp_audio_stream *p, wzp_audio_stream *c)
@@ -257,12 +261,7 @@ static void test_sink_unloaded(void **state)
     char args[64], out[256];
     snprintf(args, sizeof(args), "unload-module %d", idx);
     assert_int_equal(pulse_server_pactl(&server, out, sizeof(out), args), 0);
-    int wrc, rrc;
-    double took = until_both_fail(p, c, &wrc, &rrc);
-    printf("sink unloaded: write %d, read %d after %.3f s\n", wrc, rrc, took);
-    assert_int_equal(wrc, WZP_ERR_DEVICE);
-    assert_int_equal(rrc, WZP_ERR_DEVICE);
-    assert_true(took < 1.0);
+    expect_both_fail(p, c, "sink unloaded");
     /* Sticky: only close is left. */
     int16_t buf[PERIOD] = {0};
     assert_int_equal(B->write(p, buf, PERIOD), WZP_ERR_DEVICE);
@@ -278,12 +277,7 @@ static void test_server_killed(void **state)
     wzp_audio_stream *c = open_dev(WZP_AUDIO_CAPTURE, "mic.monitor");
     run_some(p, c);
     pulse_server_signal(&server, SIGKILL);
-    int wrc, rrc;
-    double took = until_both_fail(p, c, &wrc, &rrc);
-    printf("server killed: write %d, read %d after %.3f s\n", wrc, rrc, took);
-    assert_int_equal(wrc, WZP_ERR_DEVICE);
-    assert_int_equal(rrc, WZP_ERR_DEVICE);
-    assert_true(took < 1.0);
+    expect_both_fail(p, c, "server killed");
     assert_true(B->delay(p) == 0);
     B->close(p);
     B->close(c);

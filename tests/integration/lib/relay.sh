@@ -1,0 +1,23 @@
+# shellcheck shell=bash
+# Sourced by the integration tests that call through a relay of their own on
+# loopback (audio_call.sh, cli_errors.sh).
+# (In lib/ so that the test glob, tests/integration/*.sh, does not run it.)
+
+# relay_start DIR: starts "$RELAY" (the wzp-relay binary) on 127.0.0.1:0, one
+# worker, with its home in DIR/relay and its output in DIR/relay.out; appends
+# its pid to the caller's PIDS array (for the caller's cleanup to kill) and sets
+# RA (the address it listens on) and RP (its fingerprint). If it has not said
+# both within 5 s: "relay did not start", its output, exit 1.
+relay_start() {
+    local dir=$1
+    "$RELAY" --listen 127.0.0.1:0 --home "$dir/relay" --workers 1 >"$dir/relay.out" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 50); do grep -q fingerprint "$dir/relay.out" && break; sleep 0.1; done
+    RA=$(sed -n 's/.*listening on //p' "$dir/relay.out")
+    RP=$(sed -n 's/.*fingerprint //p' "$dir/relay.out")
+    if [ -z "$RA" ] || [ -z "$RP" ]; then
+        echo "relay did not start"
+        cat "$dir/relay.out"
+        exit 1
+    fi
+}
