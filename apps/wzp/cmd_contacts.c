@@ -1,9 +1,9 @@
 /* wzp contacts add|list|remove|rename: names for pinned keys ($WZP_HOME/contacts). */
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "phone.h"
@@ -51,8 +51,7 @@ static int edit(wzp_contacts *c, void *user)
 static const char *name_rule = "1..32 letters, digits, '.', '_' or '-', starting with a letter "
                                "or digit";
 
-static int fill_add(edit_args *e, const char *name, const char *key, const char *alias,
-                    const char *relay, const char *pin)
+static int fill_add(edit_args *e, const char *name, const char *key, const phone_opts *o)
 {
     wzp_contact *c = &e->add;
     memset(c, 0, sizeof(*c));
@@ -61,39 +60,25 @@ static int fill_add(edit_args *e, const char *name, const char *key, const char 
         return WZP_EXIT_USAGE;
     }
     snprintf(c->name, sizeof(c->name), "%s", name);
+    wzp_invite inv;
+    memset(&inv, 0, sizeof(inv));
     if (wzp_invite_looks_like(key)) {
-        wzp_invite inv;
         const char *why;
         if (wzp_invite_decode(key, &inv, &why) != 0) {
             fprintf(stderr, CMD ": %s\n", why);
             return WZP_EXIT_BAD_INVITE;
         }
-        memcpy(c->fp, inv.fp, sizeof(c->fp));
-        memcpy(c->alias, inv.alias, sizeof(c->alias));
-        memcpy(c->relay, inv.relay, sizeof(c->relay));
-        memcpy(c->relay_pin, inv.relay_pin, sizeof(c->relay_pin));
-    } else if (wzp_fingerprint_parse(key, c->fp) != 0) {
+    } else if (wzp_fingerprint_parse(key, inv.fp) != 0) {
         fprintf(stderr, CMD ": '%s' is neither a fingerprint nor an invite\n", key);
         return WZP_EXIT_USAGE;
     }
-    if (alias) {
-        if (!wzp_sig_alias_valid(alias)) {
-            fprintf(stderr, CMD ": bad --alias '%s'\n", alias);
-            return WZP_EXIT_USAGE;
-        }
-        snprintf(c->alias, sizeof(c->alias), "%s", alias);
-    }
-    if (!relay != !pin) {
-        fprintf(stderr, CMD ": --relay and --relay-pin go together\n");
-        return WZP_EXIT_USAGE;
-    }
-    if (relay) {
-        if (!wzp_relay_text_valid(relay) || wzp_fingerprint_parse(pin, c->relay_pin) != 0) {
-            fprintf(stderr, CMD ": bad --relay (HOST:PORT) or --relay-pin (a fingerprint)\n");
-            return WZP_EXIT_USAGE;
-        }
-        snprintf(c->relay, sizeof(c->relay), "%s", relay);
-    }
+    int code = phone_relay_opts(CMD, o, &inv); /* options override the invite */
+    if (code)
+        return code;
+    memcpy(c->fp, inv.fp, sizeof(c->fp));
+    memcpy(c->alias, inv.alias, sizeof(c->alias));
+    memcpy(c->relay, inv.relay, sizeof(c->relay));
+    memcpy(c->relay_pin, inv.relay_pin, sizeof(c->relay_pin));
     return 0;
 }
 
@@ -129,44 +114,10 @@ static int list(const wzp_contacts *c, bool json)
 
 int wzp_cmd_contacts(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"home", required_argument, NULL, 'H'},
-        {"json", no_argument, NULL, 'j'},
-        {"alias", required_argument, NULL, 'a'},
-        {"relay", required_argument, NULL, 'r'},
-        {"relay-pin", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *home_opt = NULL, *alias = NULL, *relay = NULL, *pin = NULL;
-    bool json = false;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'H':
-            home_opt = optarg;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'a':
-            alias = optarg;
-            break;
-        case 'r':
-            relay = optarg;
-            break;
-        case 'p':
-            pin = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return WZP_EXIT_OK;
-        default:
-            usage(stderr);
-            return WZP_EXIT_USAGE;
-        }
-    }
+    phone_opts o;
+    int code = phone_parse_opts(argc, argv, &o, usage);
+    if (code >= 0)
+        return code;
     const char *verb = optind < argc ? argv[optind++] : "";
     int nargs = argc - optind;
     char **args = argv + optind;
@@ -188,24 +139,28 @@ int wzp_cmd_contacts(int argc, char **argv)
         usage(stderr);
         return WZP_EXIT_USAGE;
     }
-    if ((alias || relay || pin) && strcmp(verb, "add")) {
+    if (o.no_qr) {
+        fprintf(stderr, CMD ": --no-qr is for 'wzp invite'\n");
+        return WZP_EXIT_USAGE;
+    }
+    if ((o.alias || o.relay || o.relay_pin) && strcmp(verb, "add")) {
         fprintf(stderr, CMD ": --alias, --relay and --relay-pin are for 'add'\n");
         return WZP_EXIT_USAGE;
     }
     char home[PATH_MAX];
-    int code = phone_home(CMD, home_opt, home, sizeof(home));
+    code = phone_home(CMD, o.home, home, sizeof(home));
     if (code)
         return code;
     if (!strcmp(verb, "list")) {
         wzp_contacts cs;
         if ((code = phone_load_contacts(CMD, home, &cs)) != 0)
             return code;
-        code = list(&cs, json);
+        code = list(&cs, o.json);
         wzp_contacts_free(&cs);
         return code;
     }
     edit_args e = {.verb = verb, .a = args[0], .b = nargs > 1 ? args[1] : NULL};
-    if (!strcmp(verb, "add") && (code = fill_add(&e, args[0], args[1], alias, relay, pin)) != 0)
+    if (!strcmp(verb, "add") && (code = fill_add(&e, args[0], args[1], &o)) != 0)
         return code;
     if (!strcmp(verb, "rename") && !wzp_contact_name_valid(args[1])) {
         fprintf(stderr, CMD ": bad name '%s': %s\n", args[1], name_rule);
@@ -216,7 +171,7 @@ int wzp_cmd_contacts(int argc, char **argv)
     int rc = wzp_contacts_update(home, edit, &e, &line, &why);
     switch (rc) {
     case 0:
-        if (!json && !strcmp(verb, "add")) {
+        if (!o.json && !strcmp(verb, "add")) {
             char fp[WZP_FINGERPRINT_STRLEN];
             printf("added %s: %s%s%s%s%s\n", e.add.name,
                    wzp_fingerprint_format(e.add.fp, fp, sizeof(fp)),

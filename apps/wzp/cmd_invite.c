@@ -1,5 +1,4 @@
 /* wzp invite: one line (and a QR code) a friend can call this identity with. */
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,78 +27,20 @@ static void usage(FILE *out)
 
 int wzp_cmd_invite(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"home", required_argument, NULL, 'H'},
-        {"json", no_argument, NULL, 'j'},
-        {"alias", required_argument, NULL, 'a'},
-        {"relay", required_argument, NULL, 'r'},
-        {"relay-pin", required_argument, NULL, 'p'},
-        {"no-qr", no_argument, NULL, 'Q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *home_opt = NULL, *alias = NULL, *relay = NULL, *pin = NULL;
-    bool json = false, no_qr = false;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'H':
-            home_opt = optarg;
-            break;
-        case 'j':
-            json = true;
-            break;
-        case 'a':
-            alias = optarg;
-            break;
-        case 'r':
-            relay = optarg;
-            break;
-        case 'p':
-            pin = optarg;
-            break;
-        case 'Q':
-            no_qr = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return WZP_EXIT_OK;
-        default:
-            usage(stderr);
-            return WZP_EXIT_USAGE;
-        }
-    }
+    phone_opts o;
+    int code = phone_parse_opts(argc, argv, &o, usage);
+    if (code >= 0)
+        return code;
     if (optind != argc) {
         fprintf(stderr, CMD ": unexpected argument '%s'\n", argv[optind]);
         return WZP_EXIT_USAGE;
     }
     wzp_invite inv;
     memset(&inv, 0, sizeof(inv));
-    if (alias) {
-        if (!wzp_sig_alias_valid(alias)) {
-            fprintf(stderr, CMD ": bad --alias '%s': 1..32 of a-z 0-9 . _ -\n", alias);
-            return WZP_EXIT_USAGE;
-        }
-        snprintf(inv.alias, sizeof(inv.alias), "%s", alias);
-    }
-    if (!relay != !pin) {
-        fprintf(stderr, CMD ": --relay and --relay-pin go together\n");
-        return WZP_EXIT_USAGE;
-    }
-    if (relay) {
-        if (!wzp_relay_text_valid(relay)) {
-            fprintf(stderr, CMD ": bad --relay '%s': HOST:PORT or [IPv6]:PORT\n", relay);
-            return WZP_EXIT_USAGE;
-        }
-        if (wzp_fingerprint_parse(pin, inv.relay_pin) != 0) {
-            fprintf(stderr, CMD ": bad --relay-pin: not a fingerprint\n");
-            return WZP_EXIT_USAGE;
-        }
-        snprintf(inv.relay, sizeof(inv.relay), "%s", relay);
-    }
+    if ((code = phone_relay_opts(CMD, &o, &inv)) != 0)
+        return code;
     char home[PATH_MAX], why[2 * PATH_MAX + 128];
-    int code = phone_home(CMD, home_opt, home, sizeof(home));
+    code = phone_home(CMD, o.home, home, sizeof(home));
     if (code)
         return code;
     if (wzp_identity_check_dir(home, why, sizeof(why))) {
@@ -121,22 +62,22 @@ int wzp_cmd_invite(int argc, char **argv)
         return WZP_EXIT_FAILURE;
     }
     wzp_fingerprint_format(inv.fp, fp, sizeof(fp));
-    if (json) {
+    if (o.json) {
         printf("{\"invite\":\"%s\",\"fingerprint\":\"%s\",\"alias\":", text, fp);
-        phone_json_str(stdout, alias);
+        phone_json_str(stdout, o.alias);
         printf(",\"relay\":");
-        phone_json_str(stdout, relay);
+        phone_json_str(stdout, o.relay);
         printf(",\"relay_pin\":");
-        phone_json_str(stdout, relay ? pin : NULL);
+        phone_json_str(stdout, o.relay ? o.relay_pin : NULL);
         printf("}\n");
         return WZP_EXIT_OK;
     }
     if (created)
         fprintf(stderr, "wzp: created a new identity in %s\n", home);
-    if (!relay)
+    if (!o.relay)
         fprintf(stderr, CMD ": no --relay in this invite: your friend must name one to call\n");
     char *qr = NULL;
-    if (!no_qr && isatty(STDOUT_FILENO) && wzp_qr_render(text, &qr, NULL) == 0) {
+    if (!o.no_qr && isatty(STDOUT_FILENO) && wzp_qr_render(text, &qr, NULL) == 0) {
         fputs(qr, stdout);
         free(qr);
     }

@@ -1,6 +1,7 @@
 /* Contacts and invites for the CLI commands: see phone.h. */
 #include "phone.h"
 
+#include <getopt.h>
 #include <string.h>
 
 #include "commands.h"
@@ -100,6 +101,79 @@ int phone_resolve(const char *cmd, const char *arg, const wzp_contacts *c, bool 
     }
     snprintf(out->peer, sizeof(out->peer), "%s", arg);
     snprintf(out->label, sizeof(out->label), "%s", arg);
+    return 0;
+}
+
+int phone_parse_opts(int argc, char **argv, phone_opts *o, void (*usage)(FILE *out))
+{
+    static const struct option opts[] = {
+        {"home", required_argument, NULL, 'H'},
+        {"json", no_argument, NULL, 'j'},
+        {"alias", required_argument, NULL, 'a'},
+        {"relay", required_argument, NULL, 'r'},
+        {"relay-pin", required_argument, NULL, 'p'},
+        {"no-qr", no_argument, NULL, 'Q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof(*o));
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'H':
+            o->home = optarg;
+            break;
+        case 'j':
+            o->json = true;
+            break;
+        case 'a':
+            o->alias = optarg;
+            break;
+        case 'r':
+            o->relay = optarg;
+            break;
+        case 'p':
+            o->relay_pin = optarg;
+            break;
+        case 'Q':
+            o->no_qr = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return WZP_EXIT_OK;
+        default:
+            usage(stderr);
+            return WZP_EXIT_USAGE;
+        }
+    }
+    return -1;
+}
+
+int phone_relay_opts(const char *cmd, const phone_opts *o, wzp_invite *inv)
+{
+    if (o->alias) {
+        if (!wzp_sig_alias_valid(o->alias)) {
+            fprintf(stderr, "%s: bad --alias '%s': 1..32 of a-z 0-9 . _ -\n", cmd, o->alias);
+            return WZP_EXIT_USAGE;
+        }
+        snprintf(inv->alias, sizeof(inv->alias), "%s", o->alias);
+    }
+    if (!o->relay != !o->relay_pin) {
+        fprintf(stderr, "%s: --relay and --relay-pin go together\n", cmd);
+        return WZP_EXIT_USAGE;
+    }
+    if (!o->relay)
+        return 0;
+    if (!wzp_relay_text_valid(o->relay)) {
+        fprintf(stderr, "%s: bad --relay '%s': HOST:PORT or [IPv6]:PORT\n", cmd, o->relay);
+        return WZP_EXIT_USAGE;
+    }
+    if (wzp_fingerprint_parse(o->relay_pin, inv->relay_pin) != 0) {
+        fprintf(stderr, "%s: bad --relay-pin: not a fingerprint\n", cmd);
+        return WZP_EXIT_USAGE;
+    }
+    snprintf(inv->relay, sizeof(inv->relay), "%s", o->relay);
     return 0;
 }
 

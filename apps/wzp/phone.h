@@ -35,6 +35,20 @@ typedef struct phone_target {
 int phone_resolve(const char *cmd, const char *arg, const wzp_contacts *c, bool have_relay,
                   phone_target *out);
 
+/* The options wzp contacts and wzp invite share. */
+typedef struct phone_opts {
+    const char *home, *alias, *relay, *relay_pin;
+    bool json, no_qr;
+} phone_opts;
+
+/* --home --json --alias --relay --relay-pin --no-qr --help: -1 to go on (optind at the first
+ * operand), else an exit code (help printed, or usage on stderr). */
+int phone_parse_opts(int argc, char **argv, phone_opts *o, void (*usage)(FILE *out));
+
+/* Checks --alias, --relay and --relay-pin and sets those given in inv: 0 or an exit code
+ * (printed). */
+int phone_relay_opts(const char *cmd, const phone_opts *o, wzp_invite *inv);
+
 /* JSON string (ASCII; '"', '\\' and control characters escaped), or null for NULL. */
 void phone_json_str(FILE *f, const char *s);
 

@@ -2,42 +2,20 @@
 # Contacts and invites with the real binaries on loopback: bob makes an invite
 # and alice, with nothing configured, calls it (no --relay flags); contacts
 # add (from an invite and a fingerprint), list, rename, remove; callers are
-# named by their contact entry and both see the same verification code; a contact is dialled by key, so whoever holds
-# its alias at the relay is never rung; tampered invites, unknown contacts,
+# named by their contact entry and both see the same verification code; a
+# contact is dialled by key, so whoever holds its alias at the relay is never
+# rung; tampered invites, unknown contacts,
 # taken names and a damaged contacts file give one line and their exit code,
 # and a damaged file is left as it was.
 set -uo pipefail
-BIN="${WZP_BIN_DIR:-$(dirname "$0")/../../build/bin}"
-WZP="$BIN/wzp"
-RELAY="$BIN/wzp-relay"
-[ -x "$WZP" ] && [ -x "$RELAY" ] || { echo "skip: binaries not built"; exit 77; }
-
-T=$(mktemp -d /tmp/wzp-contacts-XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail=0
-check() { # name expected actual
-    if [ "$2" = "$3" ]; then echo "ok   $1 (exit $3)"; else echo "FAIL $1: expected exit $2, got $3"; fail=1; fi
-}
-one_line() { # name file: exactly one line on stderr
-    local n; n=$(grep -c . "$2")
-    if [ "$n" = 1 ]; then echo "ok   $1: $(cat "$2")"; else echo "FAIL $1: $n lines on stderr:"; cat "$2"; fail=1; fi
-}
+. "$(dirname "$0")/lib/relay.sh"
+. "$(dirname "$0")/lib/cli.sh"
+cli_setup wzp-contacts
 has() { # name file pattern
     if grep -q -- "$3" "$2"; then echo "ok   $1"; else echo "FAIL $1: no '$3' in $2:"; cat "$2"; fail=1; fi
 }
 
-"$RELAY" --listen 127.0.0.1:0 --home "$T/relay" --workers 1 >"$T/relay.out" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do grep -q fingerprint "$T/relay.out" && break; sleep 0.1; done
-RA=$(sed -n 's/.*listening on //p' "$T/relay.out")
-RP=$(sed -n 's/.*fingerprint //p' "$T/relay.out")
-[ -n "$RP" ] || { echo "relay did not start"; cat "$T/relay.out"; exit 1; }
+relay_start "$T"
 R=(--relay "$RA" --relay-pin "$RP")
 L=(--loopback-candidates --no-audio)
 A=(--home "$T/alice")
