@@ -13,6 +13,7 @@
 #include "appconfig.h"
 #include "commands.h"
 #include "opts.h"
+#include "phone.h"
 #include "session.h"
 
 static volatile sig_atomic_t interrupted;
@@ -78,8 +79,11 @@ static void usage(FILE *out, int cmd)
     case CMD_CALL:
         fprintf(out,
                 "usage: wzp call PEER [--relay HOST[:PORT] --relay-pin FP] [options]\n"
-                "PEER is a fingerprint or an alias. Without --duration the call lasts until "
-                "the file\nis sent, the peer hangs up or Ctrl-C.\n%s%s",
+                "PEER is a contact (its key is dialled; see 'wzp contacts'), an invite (its key,\n"
+                "relay and pin), a fingerprint or an alias. A contact or invite with a relay\n"
+                "(or the settings file) needs no --relay. Without --duration the call lasts until "
+                "the file is sent,\n"
+                "the peer hangs up or Ctrl-C.\n%s%s",
                 common, media);
         break;
     default:
@@ -254,7 +258,7 @@ static int run(int cmd, int argc, char **argv)
     const char *peer = NULL;
     if (cmd == CMD_CALL) {
         if (optind >= argc) {
-            fprintf(stderr, "wzp call: which peer? (a fingerprint or an alias)\n");
+            fprintf(stderr, "wzp call: which peer? (a contact, invite, fingerprint or alias)\n");
             usage(stderr, cmd);
             return WZP_EXIT_USAGE;
         }
@@ -264,19 +268,41 @@ static int run(int cmd, int argc, char **argv)
         fprintf(stderr, "%s: unexpected argument '%s'\n", so.name, argv[optind]);
         return WZP_EXIT_USAGE;
     }
+    /* Flags beat an invite's or a contact's relay; those beat the settings file's. */
+    bool relay_flags = cfg.relay || cfg.relay_pin;
     wzp_phone_config pc; /* outlives cfg and so: they point into it */
     char conf[PATH_MAX];
     if ((code = app_config_load(cfg.home, &pc, conf, sizeof(conf))) != 0 ||
         (code = app_config_apply(&pc, &cfg, &so, cmd == CMD_LISTEN)) != 0)
         return code;
+    char home[PATH_MAX], why[2 * PATH_MAX + 128];
+    if (cfg.home)
+        snprintf(home, sizeof(home), "%s", cfg.home);
+    /* Contacts name callers and turn PEER into a key; static: lives as long as the client. */
+    static wzp_contacts contacts;
+    static phone_target target;
+    if (cmd != CMD_REFLECT && (cfg.home || wzp_identity_default_dir(home, sizeof(home)) == 0)) {
+        if ((code = phone_load_contacts(so.name, home, &contacts)) != 0)
+            return code;
+        so.contacts = &contacts;
+    }
+    if (peer) {
+        code = phone_resolve(so.name, peer, &contacts, cfg.relay || cfg.relay_pin, &target);
+        if (code)
+            return code;
+        peer = target.peer;
+        so.peer_label = target.label;
+        so.contact = target.contact[0] ? target.contact : NULL;
+        if (!relay_flags && target.relay[0]) {
+            cfg.relay = target.relay;
+            cfg.relay_pin = target.relay_pin;
+        }
+    }
     if (!cfg.relay || !cfg.relay_pin) {
         fprintf(stderr, "%s: no relay: give --relay and --relay-pin (or set them in %s)\n", so.name,
                 conf);
         return WZP_EXIT_USAGE;
     }
-    char home[PATH_MAX], why[2 * PATH_MAX + 128];
-    if (cfg.home)
-        snprintf(home, sizeof(home), "%s", cfg.home);
     /* A certificate without its key: say so in one line (the client would only say "identity"). */
     if ((cfg.home || wzp_identity_default_dir(home, sizeof(home)) == 0) &&
         wzp_identity_check_dir(home, why, sizeof(why))) {

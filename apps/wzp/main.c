@@ -17,6 +17,8 @@ static const struct command commands[] = {
     {"listen", wzp_cmd_listen, "stay registered with a relay and answer a call"},
     {"call", wzp_cmd_call, "call a peer (fingerprint or alias) through a relay"},
     {"reflect", wzp_cmd_reflect, "print the address the relay sees you at"},
+    {"contacts", wzp_cmd_contacts, "add, list, rename, remove contacts (names for pinned keys)"},
+    {"invite", wzp_cmd_invite, "print a line (and QR code) a friend can call you with"},
     {"devices", wzp_cmd_devices, "list microphones and speakers (for --input/--output)"},
     {"config", wzp_cmd_config, "show the settings in effect and where each comes from"},
     {"demo", wzp_cmd_demo, "relay + two clients on loopback: one call, which path, audio check"},

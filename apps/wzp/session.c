@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "media/audio_file.h"
+#include "phone.h"
 #include "session.h"
 
 #include <wzp/identity.h>
@@ -75,20 +76,28 @@ int session_exit_for(int err)
     }
 }
 
-/* Minimal JSON string escaping (our strings are ASCII diagnostics). */
+/* JSON string; our strings are ASCII diagnostics and names. */
 static void json_str(FILE *f, const char *s)
 {
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
+    phone_json_str(f, s ? s : "");
+}
+
+/* Who a key is, for the user: "bob (contact) FP" or "unknown FP" (just FP in the demo). */
+static void describe_key(session *s, const char *fp, char *buf, size_t len)
+{
+    const char *name = phone_contact_name(s->o.contacts, fp);
+    if (name)
+        snprintf(buf, len, "%s (contact) %s", name, fp);
+    else
+        snprintf(buf, len, "%s%s", s->o.contacts ? "unknown " : "", fp);
+}
+
+static void json_contact(session *s, const char *fp)
+{
+    if (!s->o.contacts)
+        return;
+    printf(",\"contact\":");
+    phone_json_str(stdout, phone_contact_name(s->o.contacts, fp));
 }
 
 static void json_begin(session *s, const char *event)
@@ -186,15 +195,21 @@ static void cb_incoming(wzp_client *c, wzp_call *call, const char *fp, const cha
         json_begin(s, "incoming");
         printf(",\"from\":\"%s\",\"alias\":", fp);
         json_str(stdout, alias);
+        json_contact(s, fp);
         printf(",\"answer\":%s", take ? "true" : ask ? "\"asking\"" : "false");
         json_end();
-    } else if (!ask) {
-        say(s, "incoming call from %s %s", fp, alias ? alias : "");
     }
+    /* The call is held to this key: a handshake proving another ends it as a possible
+     * man-in-the-middle, so the name shown is the one that talks. */
+    char who[WZP_CONTACT_NAME_MAX + WZP_FINGERPRINT_STRLEN + 32];
+    describe_key(s, fp, who, sizeof(who));
+    if (!s->o.json && !ask)
+        say(s, "incoming call from %s %s", who, alias ? alias : "");
     if (ask) {
         clear_status(s);
-        fprintf(stderr, "incoming call from %s%s%s%s - answer? [y/N] ", fp,
-                alias && alias[0] ? " (" : "", alias ? alias : "", alias && alias[0] ? ")" : "");
+        fprintf(stderr, "incoming call from %s%s%s%s - answer? [y/N] ", who,
+                alias && alias[0] ? " (alias '" : "", alias ? alias : "",
+                alias && alias[0] ? "' per the relay)" : "");
         return;
     }
     if (take) {
@@ -233,8 +248,11 @@ static void cb_call_state(wzp_client *c, wzp_call *call, wzp_call_state st, int 
     if (s->o.json) {
         json_begin(s, "state");
         printf(",\"state\":\"%s\"", state_name(st));
-        if (st == WZP_CALL_ACTIVE) /* the key the end-to-end handshake proved */
+        if (st == WZP_CALL_ACTIVE) { /* the key the end-to-end handshake proved */
             printf(",\"peer\":\"%s\"", wzp_call_peer_fingerprint(call));
+            json_contact(s, wzp_call_peer_fingerprint(call));
+            printf(",\"code\":\"%s\"", wzp_call_verification_code(call));
+        }
         if (st == WZP_CALL_ENDED) {
             printf(",\"reason\":");
             json_str(stdout, reason ? wzp_strerror(reason) : "hung up");
@@ -245,10 +263,15 @@ static void cb_call_state(wzp_client *c, wzp_call *call, wzp_call_state st, int 
     } else if (st == WZP_CALL_ACTIVE) {
         /* Who answered is the key the handshake proved; an alias is only the relay's word. */
         const char *alias = wzp_call_peer_alias(call);
-        char who[160];
-        snprintf(who, sizeof(who), "%s%s%s%s", wzp_call_peer_fingerprint(call),
-                 alias[0] ? " (alias '" : "", alias, alias[0] ? "' per the relay)" : "");
-        say(s, "call active: talking to %s%s", who, ", key verified end to end");
+        char key[WZP_CONTACT_NAME_MAX + WZP_FINGERPRINT_STRLEN + 32], who[200];
+        describe_key(s, wzp_call_peer_fingerprint(call), key, sizeof(key));
+        snprintf(who, sizeof(who), "%s%s%s%s", key, alias[0] ? " (alias '" : "", alias,
+                 alias[0] ? "' per the relay)" : "");
+        char verified[96];
+        snprintf(verified, sizeof(verified),
+                 ", key verified end to end; verification code %s (compare by voice)",
+                 wzp_call_verification_code(call));
+        say(s, "call active: talking to %s%s", who, verified);
     } else if (st != WZP_CALL_ENDED) {
         say(s, "call %s%s", state_name(st), "");
     }
@@ -619,7 +642,15 @@ static int report_end(session *s, int code)
         fprintf(stderr, "%s: unknown peer: no client is registered under that name\n", s->o.name);
         break;
     case WZP_ERR_OFFLINE:
-        fprintf(stderr, "%s: the peer is offline (not registered with the relay)\n", s->o.name);
+        /* The relay cannot be asked which key an alias has now without ringing it, so a
+         * contact's new key is only suggested, never looked up or followed. */
+        if (s->o.contact)
+            fprintf(stderr,
+                    "%s: %s is offline: no client with that contact's key is registered with the "
+                    "relay (if %s has a new key, verify it and re-add the contact)\n",
+                    s->o.name, s->o.contact, s->o.contact);
+        else
+            fprintf(stderr, "%s: the peer is offline (not registered with the relay)\n", s->o.name);
         break;
     case WZP_ERR_REJECTED:
         fprintf(stderr, "%s: the peer rejected the call\n", s->o.name);
@@ -671,7 +702,7 @@ int session_run_call(session *s, const char *peer, volatile sig_atomic_t *interr
             fprintf(stderr, "%s: cannot place the call: %s\n", s->o.name, wzp_strerror(rc));
         return rc == WZP_ERR_INVALID ? WZP_EXIT_USAGE : WZP_EXIT_FAILURE;
     }
-    say(s, "calling %s%s", peer, "");
+    say(s, "calling %s%s", s->o.peer_label ? s->o.peer_label : peer, "");
     return report_end(s, run_until_end(s, interrupted, true));
 }
 

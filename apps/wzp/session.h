@@ -45,6 +45,11 @@ typedef struct session_opts {
     bool no_audio;
     wzp_audio_config audio;
     double register_timeout_s;
+    /* wzp listen/call: names callers by their keys ("unknown" when not a contact); NULL in the
+       demo. peer_label: who `call` dials, for "calling ..." (else the peer as given). */
+    const struct wzp_contacts *contacts;
+    const char *peer_label;
+    const char *contact; /* the contact `call` dials, NULL if none */
 } session_opts;
 
 typedef struct session {

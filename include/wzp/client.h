@@ -139,6 +139,12 @@ const char *wzp_call_detail(const wzp_call *call);
  * Read them from callbacks or after the call ended. */
 const char *wzp_call_peer_fingerprint(const wzp_call *call);
 const char *wzp_call_peer_alias(const wzp_call *call);
+/* A short code ("123 456") both users read to each other to confirm no one sits in the
+ * middle: derived from both fingerprints and the end-to-end connection's TLS exporter, so
+ * the two sides of one connection show the same code and any other connection (a
+ * man-in-the-middle's, or the next call) another. "" until the end-to-end handshake is done;
+ * read it from on_call_state (ACTIVE) or later. */
+const char *wzp_call_verification_code(const wzp_call *call);
 
 const char *wzp_path_name(wzp_path_kind kind);
 

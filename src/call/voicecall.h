@@ -108,6 +108,7 @@ typedef struct wzp_voicecall_event {
     int err;
     const char *text;
     const char *peer_fp, *peer_alias;
+    const char *code; /* the verification code ("" until the e2e handshake is done) */
     const int16_t *pcm;
     bool concealed;
 } wzp_voicecall_event;
@@ -229,6 +230,10 @@ void *wzp_voicecall_user(const wzp_voicecall *vc);
  * alias ("" if none; only ever the relay's word). */
 const char *wzp_voicecall_peer_fp(const wzp_voicecall *vc);
 const char *wzp_voicecall_peer_alias(const wzp_voicecall *vc);
+/* A code both users can compare by voice ("123 456"), "" until the end-to-end handshake is
+ * done: from the connection's TLS exporter and both fingerprints, so a man-in-the-middle,
+ * who must run one handshake with each side, shows each a different code. */
+const char *wzp_voicecall_verification_code(const wzp_voicecall *vc);
 void wzp_voicecall_set_user(wzp_voicecall *vc, void *user);
 
 /* Routing keys (the owner's table): each may change after any input. */

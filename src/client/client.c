@@ -35,6 +35,7 @@ struct wzp_call {
     char detail[384];
     char peer_fp[WZP_FINGERPRINT_STRLEN];
     char peer_alias[40];
+    char code[8];                /* verification code */
     wzp_call_audio *audio;       /* live devices; the loop thread's, NULL until first needed */
     bool audio_failed;           /* no device could be had: the call goes on without */
     wzp_audio_stats audio_final; /* the devices' figures when they were closed */
@@ -317,6 +318,8 @@ static void core_event(void *user, const wzp_core_event *ev)
             snprintf(call->peer_fp, sizeof(call->peer_fp), "%s", ev->peer_fp);
         if (ev->peer_alias && ev->peer_alias[0])
             snprintf(call->peer_alias, sizeof(call->peer_alias), "%s", ev->peer_alias);
+        if (ev->code && ev->code[0])
+            snprintf(call->code, sizeof(call->code), "%s", ev->code);
         if (ev->state == WZP_CALL_ENDED) {
             snprintf(call->detail, sizeof(call->detail), "%s", ev->text ? ev->text : "");
             call_audio_close(call);
@@ -781,6 +784,11 @@ const char *wzp_call_detail(const wzp_call *call)
 const char *wzp_call_peer_fingerprint(const wzp_call *call)
 {
     return call ? call->peer_fp : "";
+}
+
+const char *wzp_call_verification_code(const wzp_call *call)
+{
+    return call ? call->code : "";
 }
 
 const char *wzp_call_peer_alias(const wzp_call *call)

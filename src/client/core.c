@@ -218,6 +218,7 @@ static void vc_event(void *owner, wzp_voicecall *vc, const wzp_voicecall_event *
         e.text = ev->text;
         e.peer_fp = ev->peer_fp;
         e.peer_alias = ev->peer_alias;
+        e.code = ev->code;
         break;
     case WZP_VOICECALL_EV_PATH:
         e.type = WZP_CORE_EV_PATH;

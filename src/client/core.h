@@ -62,6 +62,7 @@ typedef struct wzp_core_event {
     bool fatal;
     const char *text;
     const char *peer_fp, *peer_alias;
+    const char *code; /* CALL_STATE: the verification code, "" until known */
     const int16_t *pcm;
     bool concealed;
 } wzp_core_event;

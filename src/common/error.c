@@ -67,6 +67,8 @@ const char *wzp_strerror(int err)
         return "sound device missing, busy or gone";
     case WZP_ERR_RESOLVE:
         return "host name does not resolve";
+    case WZP_ERR_EXISTS:
+        return "already exists";
     }
     return "unknown error";
 }

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/atomic_file.h"
 #include "common/log.h"
 #include "common/rand.h"
 #include "quic/identity_tls.h"
@@ -122,75 +123,16 @@ int wzp_identity_default_dir(char *buf, size_t len)
     return 0;
 }
 
-/* mkdir -p with mode 0700 for every component we create. */
-static int make_dirs(const char *dir)
-{
-    char path[PATH_MAX];
-    size_t len = strlen(dir);
-    if (len == 0 || len >= sizeof(path))
-        return WZP_ERR_INVALID;
-    memcpy(path, dir, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (path[i] != '/' && path[i] != '\0')
-            continue;
-        char saved = path[i];
-        path[i] = '\0';
-        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-            WZP_ERROR("identity: cannot create %s: %s", path, strerror(errno));
-            return WZP_ERR_IO;
-        }
-        path[i] = saved;
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        WZP_ERROR("identity: %s is not a directory", dir);
-        return WZP_ERR_IO;
-    }
-    return 0;
-}
-
 static int join(char *buf, size_t len, const char *dir, const char *name)
 {
     int n = snprintf(buf, len, "%s/%s", dir, name);
     return (n < 0 || (size_t)n >= len) ? WZP_ERR_TOO_BIG : 0;
 }
 
-/* Writes data to dir/name via a temp file, fsync and rename: readers see the
- * old file or the complete new one, never a torn one. */
+/* Readers see the old file or the complete new one, never a torn one. */
 static int write_atomic(const char *dir, const char *name, const gnutls_datum_t *data, mode_t mode)
 {
-    char tmp[PATH_MAX], final[PATH_MAX];
-    if (join(final, sizeof(final), dir, name) || join(tmp, sizeof(tmp), dir, ".tmp-XXXXXX"))
-        return WZP_ERR_TOO_BIG;
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        WZP_ERROR("identity: cannot create a file in %s: %s", dir, strerror(errno));
-        return WZP_ERR_IO;
-    }
-    int rc = 0;
-    size_t off = 0;
-    if (fchmod(fd, mode) != 0)
-        rc = WZP_ERR_IO;
-    while (rc == 0 && off < data->size) {
-        ssize_t w = write(fd, data->data + off, data->size - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            rc = WZP_ERR_IO;
-        else
-            off += (size_t)w;
-    }
-    if (rc == 0 && fsync(fd) != 0)
-        rc = WZP_ERR_IO;
-    if (close(fd) != 0)
-        rc = WZP_ERR_IO;
-    if (rc == 0 && rename(tmp, final) != 0)
-        rc = WZP_ERR_IO;
-    if (rc != 0) {
-        WZP_ERROR("identity: cannot write %s: %s", final, strerror(errno));
-        unlink(tmp);
-    }
-    return rc;
+    return wzp_write_atomic(dir, name, data->data, data->size, mode);
 }
 
 /* Reads a whole small file. WZP_ERR_NOT_FOUND when it does not exist. */
@@ -338,7 +280,7 @@ static int identity_open(const char *dir, bool may_create, wzp_identity **out, b
     if (dir) {
         struct stat st;
         if (may_create)
-            rc = make_dirs(dir);
+            rc = wzp_make_dirs(dir);
         else if (stat(dir, &st) != 0)
             rc = WZP_ERR_NOT_FOUND;
         if (rc)

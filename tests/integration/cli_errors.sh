@@ -3,28 +3,9 @@
 # binaries on loopback: each gives a one-line message and its own exit code,
 # and nothing is left running. Also one good call both ways (file in, WAV out).
 set -uo pipefail
-BIN="${WZP_BIN_DIR:-$(dirname "$0")/../../build/bin}"
-WZP="$BIN/wzp"
-RELAY="$BIN/wzp-relay"
 . "$(dirname "$0")/lib/relay.sh"
-[ -x "$WZP" ] && [ -x "$RELAY" ] || { echo "skip: binaries not built"; exit 77; }
-
-T=$(mktemp -d /tmp/wzp-cli-XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail=0
-check() { # name expected actual
-    if [ "$2" = "$3" ]; then echo "ok   $1 (exit $3)"; else echo "FAIL $1: expected exit $2, got $3"; fail=1; fi
-}
-one_line() { # name file: exactly one line on stderr
-    local n; n=$(grep -c . "$2")
-    if [ "$n" = 1 ]; then echo "ok   $1: $(cat "$2")"; else echo "FAIL $1: $n lines on stderr:"; cat "$2"; fail=1; fi
-}
+. "$(dirname "$0")/lib/cli.sh"
+cli_setup wzp-cli
 
 relay_start "$T"
 # Loopback candidates only: nothing is sent to any other interface of this machine.

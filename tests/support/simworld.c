@@ -297,6 +297,8 @@ void sim_client_event(void *user, const wzp_core_event *ev)
             c->state = ev->state;
             c->reason = ev->err;
             snprintf(c->peer_fp, sizeof(c->peer_fp), "%s", ev->peer_fp ? ev->peer_fp : "");
+            if (ev->code && ev->code[0])
+                snprintf(c->code, sizeof(c->code), "%s", ev->code);
             if (ev->state == WZP_CALL_ENDED) {
                 snprintf(c->detail, sizeof(c->detail), "%s", ev->text ? ev->text : "");
                 c->ended_at = now;

@@ -83,6 +83,7 @@ typedef struct simclient {
     char peer_fp[WZP_FINGERPRINT_STRLEN];     /* what the latest CALL_STATE showed */
     char detail[400];                         /* the end's detail text */
     wzp_ts ended_at;                          /* virtual time of ENDED */
+    char code[8];                             /* the latest verification code shown */
 } simclient;
 
 /* The default event handler: records what happened in the simclient. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "phone/contacts.h"
 #include "support/simworld.h"
 
 typedef struct trio {
@@ -110,6 +111,36 @@ static void test_rerouted_fingerprint_call(void **state)
     trio_free(&t);
 }
 
+/* A contact called by name: the name is turned into the stored key before dialing, so the
+ * same rerouting is caught, whatever the relay says the name or an alias stands for. */
+static void test_contact_called_by_name(void **state)
+{
+    trio t;
+    trio_start(&t, 15);
+    char b_text[WZP_FINGERPRINT_STRLEN], file[256];
+    sim_client_fp(&t.b, b_text);
+    /* The contacts file as `wzp contacts add bob FP` writes it, read back like `wzp call`. */
+    snprintf(file, sizeof(file), "%sbob %s alias=bob\n", WZP_CONTACTS_HEADER, b_text);
+    wzp_contacts cs;
+    size_t line;
+    assert_int_equal(wzp_contacts_parse((const uint8_t *)file, strlen(file), &cs, &line, NULL), 0);
+    long at = wzp_contacts_find(&cs, "Bob");
+    assert_true(at >= 0);
+    char dial_text[WZP_FINGERPRINT_STRLEN];
+    wzp_fingerprint_format(cs.v[at].fp, dial_text, sizeof(dial_text));
+    wzp_contacts_free(&cs);
+    t.r.rewrite_in = offer_to_mallory;
+    assert_int_equal(wzp_core_call(t.a.core, dial_text, NULL, &t.a.call, wzp_sim_now(t.sim)), 0);
+    sim_client_kick(&t.a);
+    assert_true(sim_run(t.sim, ended, &t.a, NULL, WZP_SEC(10)));
+    printf("contact by name: %s\n", t.a.detail);
+    assert_int_equal(t.a.reason, WZP_ERR_PIN_MISMATCH);
+    assert_non_null(strstr(t.a.detail, "man-in-the-middle"));
+    assert_non_null(strstr(t.a.detail, b_text));
+    assert_int_equal(sim_stats(&t.a).frames_received, 0);
+    trio_free(&t);
+}
+
 /* --- the relay announces the caller as someone else --------------------------------------------
  */
 
@@ -186,13 +217,43 @@ static void test_honest_call_shows_proven_keys(void **state)
     trio_free(&t);
 }
 
+/* The verification code: both ends of one connection show the same one; the next call (a new
+ * connection, as a man-in-the-middle's second handshake would be) shows another. */
+static void test_verification_code(void **state)
+{
+    trio t;
+    trio_start(&t, 16);
+    char codes[2][8];
+    for (int i = 0; i < 2; i++) {
+        memset(t.a.code, 0, sizeof(t.a.code));
+        memset(t.b.code, 0, sizeof(t.b.code));
+        dial(&t, &t.a, &t.b);
+        assert_true(sim_run(t.sim, active_ab, &t.a, &t.b, WZP_SEC(5)));
+        printf("call %d: alice sees %s, bob sees %s\n", i, t.a.code, t.b.code);
+        assert_int_equal(strlen(t.a.code), 7);
+        assert_string_equal(t.a.code, t.b.code);
+        memcpy(codes[i], t.a.code, sizeof(codes[i]));
+        assert_int_equal(wzp_core_hangup(t.a.core, t.a.call, wzp_sim_now(t.sim)), 0);
+        sim_client_kick(&t.a);
+        assert_true(sim_run(t.sim, both_ended, &t.a, &t.b, WZP_SEC(5)));
+        wzp_core_release(t.a.core, t.a.call, wzp_sim_now(t.sim));
+        wzp_core_release(t.b.core, t.b.call, wzp_sim_now(t.sim));
+        t.a.call = t.b.call = 0;
+        sim_run(t.sim, NULL, NULL, NULL, WZP_SEC(1));
+    }
+    assert_string_not_equal(codes[0], codes[1]);
+    trio_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rerouted_fingerprint_call),
+        cmocka_unit_test(test_contact_called_by_name),
         cmocka_unit_test(test_forged_caller_announcement),
         cmocka_unit_test(test_forged_caller_everywhere),
         cmocka_unit_test(test_honest_call_shows_proven_keys),
+        cmocka_unit_test(test_verification_code),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,197 @@
+/* Contacts and invites for the CLI commands: see phone.h. */
+#include "phone.h"
+
+#include <getopt.h>
+#include <string.h>
+
+#include "commands.h"
+
+int phone_home(const char *cmd, const char *home_opt, char *buf, size_t len)
+{
+    if (home_opt) {
+        int n = snprintf(buf, len, "%s", home_opt);
+        if (n > 0 && (size_t)n < len)
+            return 0;
+    } else if (wzp_identity_default_dir(buf, len) == 0) {
+        return 0;
+    }
+    fprintf(stderr, "%s: set $WZP_HOME or $HOME, or pass --home\n", cmd);
+    return WZP_EXIT_IDENTITY;
+}
+
+int phone_load_contacts(const char *cmd, const char *home, wzp_contacts *out)
+{
+    size_t line = 0;
+    const char *why = "";
+    int rc = wzp_contacts_load(home, out, &line, &why);
+    if (rc == 0)
+        return 0;
+    if (rc == WZP_ERR_MALFORMED)
+        fprintf(stderr, "%s: %s/%s line %zu: %s (fix or remove that line; nothing was changed)\n",
+                cmd, home, WZP_CONTACTS_FILE, line, why);
+    else
+        fprintf(stderr, "%s: cannot read %s/%s: %s\n", cmd, home, WZP_CONTACTS_FILE,
+                wzp_strerror(rc));
+    return WZP_EXIT_CONTACTS_FILE;
+}
+
+const char *phone_contact_name(const wzp_contacts *c, const char *fp_text)
+{
+    uint8_t fp[WZP_FINGERPRINT_LEN];
+    if (!c || !fp_text || wzp_fingerprint_parse(fp_text, fp) != 0)
+        return NULL;
+    long at = wzp_contacts_find_fp(c, fp);
+    return at < 0 ? NULL : c->v[at].name;
+}
+
+int phone_resolve(const char *cmd, const char *arg, const wzp_contacts *c, bool have_relay,
+                  phone_target *out)
+{
+    memset(out, 0, sizeof(*out));
+    uint8_t fp[WZP_FINGERPRINT_LEN];
+    char text[WZP_FINGERPRINT_STRLEN];
+    if (wzp_invite_looks_like(arg)) {
+        wzp_invite inv;
+        const char *why;
+        if (wzp_invite_decode(arg, &inv, &why) != 0) {
+            fprintf(stderr, "%s: %s\n", cmd, why);
+            return WZP_EXIT_BAD_INVITE;
+        }
+        wzp_fingerprint_format(inv.fp, out->peer, sizeof(out->peer));
+        long at = wzp_contacts_find_fp(c, inv.fp);
+        snprintf(out->label, sizeof(out->label), "%s%s%s (from the invite)", out->peer,
+                 at >= 0 ? ", your contact " : "", at >= 0 ? c->v[at].name : "");
+        if (inv.relay[0]) {
+            snprintf(out->relay, sizeof(out->relay), "%s", inv.relay);
+            wzp_fingerprint_format(inv.relay_pin, out->relay_pin, sizeof(out->relay_pin));
+        }
+        return 0;
+    }
+    if (wzp_fingerprint_parse(arg, fp) == 0) {
+        wzp_fingerprint_format(fp, out->peer, sizeof(out->peer));
+        snprintf(out->label, sizeof(out->label), "%s", out->peer);
+        return 0;
+    }
+    long at = c ? wzp_contacts_find(c, arg) : -1;
+    if (at >= 0) {
+        /* The key, never the alias: the handshake then holds the call to it, whoever the relay
+         * routes it to. */
+        const wzp_contact *e = &c->v[at];
+        wzp_fingerprint_format(e->fp, text, sizeof(text));
+        snprintf(out->peer, sizeof(out->peer), "%s", text);
+        snprintf(out->label, sizeof(out->label), "%s (contact, key %s)", e->name, text);
+        snprintf(out->contact, sizeof(out->contact), "%s", e->name);
+        if (e->relay[0]) {
+            snprintf(out->relay, sizeof(out->relay), "%s", e->relay);
+            wzp_fingerprint_format(e->relay_pin, out->relay_pin, sizeof(out->relay_pin));
+        }
+        return 0;
+    }
+    if (!have_relay) {
+        fprintf(stderr,
+                "%s: no contact named '%s' (see 'wzp contacts list'); to call an alias, give "
+                "--relay and --relay-pin\n",
+                cmd, arg);
+        return WZP_EXIT_NO_CONTACT;
+    }
+    if (strlen(arg) >= sizeof(out->peer)) {
+        fprintf(stderr, "%s: '%.40s...' is neither a fingerprint, a contact nor an alias\n", cmd,
+                arg);
+        return WZP_EXIT_USAGE;
+    }
+    snprintf(out->peer, sizeof(out->peer), "%s", arg);
+    snprintf(out->label, sizeof(out->label), "%s", arg);
+    return 0;
+}
+
+int phone_parse_opts(int argc, char **argv, phone_opts *o, void (*usage)(FILE *out))
+{
+    static const struct option opts[] = {
+        {"home", required_argument, NULL, 'H'},
+        {"json", no_argument, NULL, 'j'},
+        {"alias", required_argument, NULL, 'a'},
+        {"relay", required_argument, NULL, 'r'},
+        {"relay-pin", required_argument, NULL, 'p'},
+        {"no-qr", no_argument, NULL, 'Q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof(*o));
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'H':
+            o->home = optarg;
+            break;
+        case 'j':
+            o->json = true;
+            break;
+        case 'a':
+            o->alias = optarg;
+            break;
+        case 'r':
+            o->relay = optarg;
+            break;
+        case 'p':
+            o->relay_pin = optarg;
+            break;
+        case 'Q':
+            o->no_qr = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return WZP_EXIT_OK;
+        default:
+            usage(stderr);
+            return WZP_EXIT_USAGE;
+        }
+    }
+    return -1;
+}
+
+int phone_relay_opts(const char *cmd, const phone_opts *o, wzp_invite *inv)
+{
+    if (o->alias) {
+        if (!wzp_sig_alias_valid(o->alias)) {
+            fprintf(stderr, "%s: bad --alias '%s': 1..32 of a-z 0-9 . _ -\n", cmd, o->alias);
+            return WZP_EXIT_USAGE;
+        }
+        snprintf(inv->alias, sizeof(inv->alias), "%s", o->alias);
+    }
+    if (!o->relay != !o->relay_pin) {
+        fprintf(stderr, "%s: --relay and --relay-pin go together\n", cmd);
+        return WZP_EXIT_USAGE;
+    }
+    if (!o->relay)
+        return 0;
+    if (!wzp_relay_text_valid(o->relay)) {
+        fprintf(stderr, "%s: bad --relay '%s': HOST:PORT or [IPv6]:PORT\n", cmd, o->relay);
+        return WZP_EXIT_USAGE;
+    }
+    if (wzp_fingerprint_parse(o->relay_pin, inv->relay_pin) != 0) {
+        fprintf(stderr, "%s: bad --relay-pin: not a fingerprint\n", cmd);
+        return WZP_EXIT_USAGE;
+    }
+    snprintf(inv->relay, sizeof(inv->relay), "%s", o->relay);
+    return 0;
+}
+
+void phone_json_str(FILE *f, const char *s)
+{
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}

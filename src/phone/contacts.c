@@ -1,0 +1,325 @@
+#include "phone/contacts.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "common/atomic_file.h"
+
+bool wzp_contact_name_valid(const char *name)
+{
+    /* The alias rules, any case: names stay safe in file lines, shell arguments and JSON. */
+    char low[WZP_CONTACT_NAME_MAX + 1];
+    size_t n = strnlen(name, WZP_CONTACT_NAME_MAX + 1);
+    if (n == 0 || n > WZP_CONTACT_NAME_MAX)
+        return false;
+    for (size_t i = 0; i <= n; i++)
+        low[i] = (char)tolower((unsigned char)name[i]);
+    return wzp_sig_alias_valid(low);
+}
+
+static bool contact_valid(const wzp_contact *e)
+{
+    return wzp_contact_name_valid(e->name) && (!e->alias[0] || wzp_sig_alias_valid(e->alias)) &&
+           (!e->relay[0] || wzp_relay_text_valid(e->relay));
+}
+
+long wzp_contacts_find(const wzp_contacts *c, const char *name)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (!strcasecmp(c->v[i].name, name))
+            return (long)i;
+    return -1;
+}
+
+long wzp_contacts_find_fp(const wzp_contacts *c, const uint8_t fp[WZP_FINGERPRINT_LEN])
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (!memcmp(c->v[i].fp, fp, WZP_FINGERPRINT_LEN))
+            return (long)i;
+    return -1;
+}
+
+int wzp_contacts_add(wzp_contacts *c, const wzp_contact *e, size_t *clash)
+{
+    if (!contact_valid(e))
+        return WZP_ERR_INVALID;
+    long at = wzp_contacts_find(c, e->name);
+    if (at < 0)
+        at = wzp_contacts_find_fp(c, e->fp);
+    if (at >= 0) {
+        if (clash)
+            *clash = (size_t)at;
+        return WZP_ERR_EXISTS;
+    }
+    if (c->n >= WZP_CONTACTS_MAX)
+        return WZP_ERR_LIMIT;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        wzp_contact *v = realloc(c->v, cap * sizeof(*v));
+        if (!v)
+            return WZP_ERR_NOMEM;
+        c->v = v;
+        c->cap = cap;
+    }
+    c->v[c->n++] = *e;
+    return 0;
+}
+
+int wzp_contacts_remove(wzp_contacts *c, const char *name)
+{
+    long at = wzp_contacts_find(c, name);
+    if (at < 0)
+        return WZP_ERR_NOT_FOUND;
+    memmove(&c->v[at], &c->v[at + 1], (c->n - (size_t)at - 1) * sizeof(c->v[0]));
+    c->n--;
+    return 0;
+}
+
+int wzp_contacts_rename(wzp_contacts *c, const char *old_name, const char *new_name)
+{
+    long at = wzp_contacts_find(c, old_name);
+    if (at < 0)
+        return WZP_ERR_NOT_FOUND;
+    if (!wzp_contact_name_valid(new_name))
+        return WZP_ERR_INVALID;
+    long other = wzp_contacts_find(c, new_name);
+    if (other >= 0 && other != at)
+        return WZP_ERR_EXISTS;
+    snprintf(c->v[at].name, sizeof(c->v[at].name), "%s", new_name);
+    return 0;
+}
+
+void wzp_contacts_free(wzp_contacts *c)
+{
+    free(c->v);
+    memset(c, 0, sizeof(*c));
+}
+
+/* --- text form ------------------------------------------------------------------------------ */
+
+/* Longest line: name, fp, alias=, relay=, pin=, separators, LF, NUL. */
+#define LINE_MAX_LEN                                                                               \
+    (WZP_CONTACT_NAME_MAX + 1 + WZP_FINGERPRINT_STRLEN + 7 + WZP_SIG_ALIAS_MAX + 7 +               \
+     WZP_RELAY_TEXT_MAX + 5 + WZP_FINGERPRINT_STRLEN + 2)
+
+static int format_line(const wzp_contact *e, char *buf, size_t cap)
+{
+    char fp[WZP_FINGERPRINT_STRLEN], pin[WZP_FINGERPRINT_STRLEN];
+    wzp_fingerprint_format(e->fp, fp, sizeof(fp));
+    wzp_fingerprint_format(e->relay_pin, pin, sizeof(pin));
+    int n = snprintf(buf, cap, "%s %s%s%s%s%s%s%s\n", e->name, fp, e->alias[0] ? " alias=" : "",
+                     e->alias, e->relay[0] ? " relay=" : "", e->relay, e->relay[0] ? " pin=" : "",
+                     e->relay[0] ? pin : "");
+    return (n < 0 || (size_t)n >= cap) ? WZP_ERR_TOO_BIG : n;
+}
+
+int wzp_contacts_format(const wzp_contacts *c, char **out, size_t *len)
+{
+    size_t cap = sizeof(WZP_CONTACTS_HEADER) + c->n * LINE_MAX_LEN, off;
+    char *buf = malloc(cap);
+    if (!buf)
+        return WZP_ERR_NOMEM;
+    off = (size_t)snprintf(buf, cap, "%s", WZP_CONTACTS_HEADER);
+    for (size_t i = 0; i < c->n; i++) {
+        if (!contact_valid(&c->v[i])) {
+            free(buf);
+            return WZP_ERR_INVALID;
+        }
+        int n = format_line(&c->v[i], buf + off, cap - off);
+        if (n < 0) {
+            free(buf);
+            return n;
+        }
+        off += (size_t)n;
+    }
+    *out = buf;
+    *len = off;
+    return 0;
+}
+
+/* The next space-separated token of [*p, end): its start and length; false at the end. */
+static bool next_token(const char **p, const char *end, const char **tok, size_t *tl)
+{
+    if (*p >= end)
+        return false;
+    const char *sp = memchr(*p, ' ', (size_t)(end - *p));
+    const char *stop = sp ? sp : end;
+    *tok = *p;
+    *tl = (size_t)(stop - *p);
+    *p = sp ? sp + 1 : end;
+    return true;
+}
+
+/* Copies a token into out (cap bytes) as a C string; false if it does not fit or is empty. */
+static bool take(const char *tok, size_t tl, char *out, size_t cap)
+{
+    if (tl == 0 || tl >= cap)
+        return false;
+    memcpy(out, tok, tl);
+    out[tl] = '\0';
+    return true;
+}
+
+static bool take_fp(const char *tok, size_t tl, uint8_t fp[WZP_FINGERPRINT_LEN])
+{
+    char text[WZP_FINGERPRINT_STRLEN];
+    return take(tok, tl, text, sizeof(text)) && wzp_fingerprint_parse(text, fp) == 0;
+}
+
+/* "key=value": the value, if tok has that key. */
+static bool field(const char *tok, size_t tl, const char *key, const char **val, size_t *vl)
+{
+    size_t kl = strlen(key);
+    if (tl <= kl || memcmp(tok, key, kl) != 0 || tok[kl] != '=')
+        return false;
+    *val = tok + kl + 1;
+    *vl = tl - kl - 1;
+    return true;
+}
+
+static const char *parse_line(const char *p, size_t n, wzp_contact *e)
+{
+    const char *end = p + n, *tok, *val;
+    size_t tl, vl;
+    memset(e, 0, sizeof(*e));
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] < 0x20 || (unsigned char)p[i] > 0x7e)
+            return "a control or non-ASCII character";
+    if (n && p[n - 1] == ' ')
+        return "a space at the end"; /* one spelling per file: formatted output reads back */
+    if (!next_token(&p, end, &tok, &tl) || !take(tok, tl, e->name, sizeof(e->name)) ||
+        !wzp_contact_name_valid(e->name))
+        return "bad name";
+    if (!next_token(&p, end, &tok, &tl) || !take_fp(tok, tl, e->fp))
+        return "bad fingerprint";
+    bool more = next_token(&p, end, &tok, &tl);
+    if (more && field(tok, tl, "alias", &val, &vl)) {
+        if (!take(val, vl, e->alias, sizeof(e->alias)) || !wzp_sig_alias_valid(e->alias))
+            return "bad alias";
+        more = next_token(&p, end, &tok, &tl);
+    }
+    if (more && field(tok, tl, "relay", &val, &vl)) {
+        if (!take(val, vl, e->relay, sizeof(e->relay)) || !wzp_relay_text_valid(e->relay))
+            return "bad relay address";
+        if (!next_token(&p, end, &tok, &tl) || !field(tok, tl, "pin", &val, &vl) ||
+            !take_fp(val, vl, e->relay_pin))
+            return "relay without a good pin= after it";
+        more = next_token(&p, end, &tok, &tl);
+    }
+    if (more)
+        return "unexpected text (fields: alias=, relay= pin=, in that order)";
+    return NULL;
+}
+
+int wzp_contacts_parse(const uint8_t *data, size_t len, wzp_contacts *out, size_t *line,
+                       const char **why)
+{
+    const char *dummy;
+    size_t dline;
+    if (!why)
+        why = &dummy;
+    if (!line)
+        line = &dline;
+    memset(out, 0, sizeof(*out));
+    size_t hl = strlen(WZP_CONTACTS_HEADER), lineno = 1;
+    *line = 1;
+    *why = "";
+    if (len < hl || memcmp(data, WZP_CONTACTS_HEADER, hl) != 0) {
+        *why = "not a contacts file (the first line should be \"wzp-contacts 1\")";
+        return WZP_ERR_MALFORMED;
+    }
+    for (size_t off = hl; off < len;) {
+        *line = ++lineno;
+        const char *p = (const char *)data + off;
+        const char *nl = memchr(p, '\n', len - off);
+        if (!nl) {
+            *why = "cut short (no end of line)";
+            return WZP_ERR_MALFORMED;
+        }
+        size_t n = (size_t)(nl - p);
+        off += n + 1;
+        if (n == 0 || p[0] == '#')
+            continue;
+        wzp_contact e;
+        const char *bad = parse_line(p, n, &e);
+        if (bad) {
+            *why = bad;
+            return WZP_ERR_MALFORMED;
+        }
+        int rc = wzp_contacts_add(out, &e, NULL);
+        if (rc == WZP_ERR_EXISTS || rc == WZP_ERR_LIMIT) {
+            *why = rc == WZP_ERR_LIMIT ? "too many contacts" : "a name or key already listed above";
+            return WZP_ERR_MALFORMED;
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* --- the file -------------------------------------------------------------------------------- */
+
+int wzp_contacts_load(const char *dir, wzp_contacts *out, size_t *line, const char **why)
+{
+    memset(out, 0, sizeof(*out));
+    if (line)
+        *line = 0;
+    if (why)
+        *why = "";
+    uint8_t *data;
+    size_t len;
+    int rc = wzp_read_small_file(dir, WZP_CONTACTS_FILE, WZP_CONTACTS_FILE_MAX, &data, &len);
+    if (rc == WZP_ERR_NOT_FOUND)
+        return 0;
+    if (rc < 0)
+        return rc;
+    rc = wzp_contacts_parse(data, len, out, line, why);
+    free(data);
+    if (rc < 0)
+        wzp_contacts_free(out);
+    return rc;
+}
+
+int wzp_contacts_update(const char *dir, int (*edit)(wzp_contacts *c, void *user), void *user,
+                        size_t *line, const char **why)
+{
+    int rc = wzp_make_dirs(dir);
+    if (rc < 0)
+        return rc;
+    char lock[PATH_MAX];
+    int n = snprintf(lock, sizeof(lock), "%s/%s.lock", dir, WZP_CONTACTS_FILE);
+    if (n < 0 || (size_t)n >= sizeof(lock))
+        return WZP_ERR_TOO_BIG;
+    /* A separate lock file: the contacts file itself is replaced by rename, so a lock on it
+     * would be on the old inode. */
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return WZP_ERR_IO;
+    while (flock(fd, LOCK_EX) != 0)
+        if (errno != EINTR) {
+            close(fd);
+            return WZP_ERR_IO;
+        }
+    wzp_contacts c;
+    rc = wzp_contacts_load(dir, &c, line, why);
+    if (rc == 0)
+        rc = edit(&c, user);
+    char *text = NULL;
+    size_t len = 0;
+    if (rc == 0)
+        rc = wzp_contacts_format(&c, &text, &len);
+    if (rc == 0)
+        rc = wzp_write_atomic(dir, WZP_CONTACTS_FILE, text, len, 0600);
+    free(text);
+    wzp_contacts_free(&c);
+    close(fd); /* releases the lock */
+    return rc;
+}
