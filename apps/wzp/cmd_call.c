@@ -1,4 +1,5 @@
-/* wzp listen / call / reflect: one client, one relay, at most one call. */
+/* wzp listen / call / reflect: one client, one relay; call takes part in one call, listen in
+ * one after another (one with --once). Every call is recorded in the history. */
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -71,9 +72,11 @@ static void usage(FILE *out, int cmd)
         fprintf(
             out,
             "usage: wzp listen [--relay HOST[:PORT] --relay-pin FP] [--auto-answer] [options]\n"
-            "Stays registered and takes one call; exits when it ends.\n"
-            "  --auto-answer          answer the first incoming call (else calls are "
-            "rejected;\n                         [phone] auto_answer = yes in the config)\n%s%s",
+            "Stays registered and takes calls one after another until Ctrl-C; a caller\n"
+            "while a call is on is turned away as busy. Every call goes into 'wzp history'.\n"
+            "  --auto-answer          answer incoming calls (else calls are rejected;\n"
+            "                         [phone] auto_answer = yes in the config)\n"
+            "  --once                 take one call and exit when it ends (its exit code)\n%s%s",
             common, media);
         break;
     case CMD_CALL:
@@ -158,6 +161,7 @@ static int run(int cmd, int argc, char **argv)
         {"no-denoise", no_argument, NULL, 1002},
         {"no-agc", no_argument, NULL, 1003},
         {"no-dtx", no_argument, NULL, 1004},
+        {"once", no_argument, NULL, 1005},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -168,6 +172,7 @@ static int run(int cmd, int argc, char **argv)
     wzp_audio_config_default(&so.audio);
     wzp_client_config cfg = {0};
     int c, verbose = 0;
+    bool once = false;
     optind = 1;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
@@ -244,6 +249,13 @@ static int run(int cmd, int argc, char **argv)
         case 1004:
             so.audio.dtx = false;
             break;
+        case 1005:
+            if (cmd != CMD_LISTEN) {
+                fprintf(stderr, "%s: --once is for wzp listen\n", so.name);
+                return WZP_EXIT_USAGE;
+            }
+            once = true;
+            break;
         case 'v':
             verbose++;
             break;
@@ -285,6 +297,7 @@ static int run(int cmd, int argc, char **argv)
         if ((code = phone_load_contacts(so.name, home, &contacts)) != 0)
             return code;
         so.contacts = &contacts;
+        so.history_dir = home;
     }
     if (peer) {
         code = phone_resolve(so.name, peer, &contacts, cfg.relay || cfg.relay_pin, &target);
@@ -336,8 +349,11 @@ static int run(int cmd, int argc, char **argv)
     }
     if (!code)
         code = session_wait_registered(&s);
-    if (code)
+    if (code) {
+        if (cmd == CMD_CALL && s.client && code != WZP_EXIT_USAGE)
+            session_record(&s, code, peer); /* a call that could not be placed */
         return session_finish(&s, code);
+    }
     if (cmd == CMD_REFLECT) {
         if (so.json)
             printf("{\"event\":\"reflexive\",\"address\":\"%s\"}\n", s.reflexive);
@@ -349,10 +365,22 @@ static int run(int cmd, int argc, char **argv)
         printf("registered as %s%s%s\n", wzp_client_fingerprint(s.client),
                cfg.alias ? " alias " : "", cfg.alias ? cfg.alias : "");
     fflush(stdout);
-    code = cmd == CMD_CALL ? session_run_call(&s, peer, &interrupted)
-                           : session_run_listen(&s, &interrupted);
-    if (s.call && (so.json || s.active))
-        session_summary(&s, code);
+    for (;;) {
+        code = cmd == CMD_CALL ? session_run_call(&s, peer, &interrupted)
+                               : session_run_listen(&s, &interrupted);
+        bool had_call = s.call != NULL;
+        if (had_call && (so.json || s.active))
+            session_summary(&s, code);
+        session_record(&s, code, peer);
+        /* Listening on: a call's own failure is in its summary and history, not the exit. */
+        if (cmd == CMD_CALL || once || !had_call || interrupted)
+            break;
+        session_next_call(&s);
+        if (!so.json)
+            fflush(stdout);
+    }
+    if (cmd == CMD_LISTEN && !once && interrupted)
+        code = WZP_EXIT_OK;
     return session_finish(&s, code);
 }
 

@@ -29,6 +29,7 @@ enum {
     WZP_EXIT_CONTACTS_FILE = 19, /* the contacts file is damaged or cannot be written */
     WZP_EXIT_BAD_INVITE = 20,    /* not an invite, damaged, or an unsupported version */
     WZP_EXIT_CONTACT_EXISTS = 21, /* the name is taken, or the key is stored under another */
+    WZP_EXIT_HISTORY_FILE = 22,   /* the history file is damaged or unreadable */
 };
 
 /* The exit-code table printed by `wzp --help`. */
@@ -55,7 +56,8 @@ enum {
     "  18  no such contact\n"                                                                      \
     "  19  contacts file damaged (the line is named) or not writable\n"                            \
     "  20  bad invite: not an invite, damaged (checksum) or an unsupported version\n"              \
-    "  21  contact exists: the name is taken or the key is stored under another name\n"
+    "  21  contact exists: the name is taken or the key is stored under another name\n"            \
+    "  22  history file damaged (the line is named) or unreadable\n"
 
 int wzp_cmd_id(int argc, char **argv);
 int wzp_cmd_listen(int argc, char **argv);
@@ -66,5 +68,6 @@ int wzp_cmd_devices(int argc, char **argv);
 int wzp_cmd_config(int argc, char **argv);
 int wzp_cmd_contacts(int argc, char **argv);
 int wzp_cmd_invite(int argc, char **argv);
+int wzp_cmd_history(int argc, char **argv);
 
 #endif

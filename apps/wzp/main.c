@@ -14,10 +14,11 @@ struct command {
 
 static const struct command commands[] = {
     {"id", wzp_cmd_id, "show (creating on first use) your identity fingerprint"},
-    {"listen", wzp_cmd_listen, "stay registered with a relay and answer a call"},
+    {"listen", wzp_cmd_listen, "stay registered with a relay and take calls one after another"},
     {"call", wzp_cmd_call, "call a peer (fingerprint or alias) through a relay"},
     {"reflect", wzp_cmd_reflect, "print the address the relay sees you at"},
     {"contacts", wzp_cmd_contacts, "add, list, rename, remove contacts (names for pinned keys)"},
+    {"history", wzp_cmd_history, "list recent calls: time, peer, outcome, duration, quality"},
     {"invite", wzp_cmd_invite, "print a line (and QR code) a friend can call you with"},
     {"devices", wzp_cmd_devices, "list microphones and speakers (for --input/--output)"},
     {"config", wzp_cmd_config, "show the settings in effect and where each comes from"},

@@ -137,6 +137,65 @@ static void say(session *s, const char *fmt, const char *a, const char *b)
     funlockfile(stdout);
 }
 
+/* --- history ----------------------------------------------------------------------------- */
+
+static int64_t wall_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+/* A record for a call with fp (text form, "" or NULL when not known), named by the contacts. */
+static void history_rec_init(session *s, wzp_history_rec *r, bool incoming, const char *fp,
+                             wzp_history_outcome outcome, const char *reason)
+{
+    memset(r, 0, sizeof(*r));
+    r->start = wall_now_s();
+    r->incoming = incoming;
+    r->outcome = outcome;
+    wzp_history_reason(reason, r->reason);
+    if (fp && wzp_fingerprint_parse(fp, r->fp) == 0) {
+        r->have_peer = true;
+        const char *name = phone_contact_name(s->o.contacts, fp);
+        if (name)
+            snprintf(r->name, sizeof(r->name), "%s", name);
+    }
+}
+
+static void history_write(session *s, const wzp_history_rec *r)
+{
+    if (!s->o.history_dir || s->history_off)
+        return;
+    size_t line = 0;
+    const char *why = "";
+    int rc = wzp_history_append(s->o.history_dir, r, &line, &why);
+    if (rc == 0)
+        return;
+    /* Never written over: the user decides what to do with a damaged file; the call goes on. */
+    s->history_off = true;
+    clear_status(s);
+    if (rc == WZP_ERR_MALFORMED)
+        fprintf(stderr,
+                "%s: warning: %s/%s line %zu: %s; calls are not recorded until it is fixed\n",
+                s->o.name, s->o.history_dir, WZP_HISTORY_FILE, line, why);
+    else
+        fprintf(stderr, "%s: warning: cannot record the call in %s/%s: %s\n", s->o.name,
+                s->o.history_dir, WZP_HISTORY_FILE, wzp_strerror(rc));
+}
+
+void session_flush_history(session *s)
+{
+    wzp_history_rec v[SESSION_TURNED_AWAY_MAX];
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->turned_away_n;
+    memcpy(v, s->turned_away, n * sizeof(v[0]));
+    s->turned_away_n = 0;
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < n; i++)
+        history_write(s, &v[i]);
+}
+
 /* --- client callbacks (loop thread) ------------------------------------------------------- */
 
 static void cb_registered(wzp_client *c, const char *reflexive, void *user)
@@ -189,6 +248,16 @@ static void cb_incoming(wzp_client *c, wzp_call *call, const char *fp, const cha
         s->pending = call;
         s->pending_ended = false;
     }
+    if (take || ask) {
+        s->incoming = true;
+        s->started_at = wall_now_s();
+        snprintf(s->peer_fp, sizeof(s->peer_fp), "%s", fp ? fp : "");
+    } else if (s->turned_away_n < SESSION_TURNED_AWAY_MAX) {
+        /* The file is written by the main thread: this is the client's loop. */
+        history_rec_init(s, &s->turned_away[s->turned_away_n++], true, fp,
+                         free_line ? WZP_HIST_REJECTED : WZP_HIST_MISSED,
+                         free_line ? "not answering" : "busy");
+    }
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     if (s->o.json) {
@@ -240,6 +309,7 @@ static void cb_call_state(wzp_client *c, wzp_call *call, wzp_call_state st, int 
     }
     if (st == WZP_CALL_ENDED) {
         s->ended = true;
+        s->ended_at_ms = (int64_t)(session_now_s() * 1000);
         s->end_reason = reason;
         snprintf(s->end_detail, sizeof(s->end_detail), "%s", wzp_call_detail(call));
     }
@@ -599,6 +669,7 @@ static int run_until_end(session *s, volatile sig_atomic_t *interrupted, bool ca
         pthread_mutex_unlock(&s->mu);
         if (ended)
             break;
+        session_flush_history(s);
         double now = session_now_s();
         if (active && !active_since)
             active_since = now;
@@ -691,6 +762,8 @@ int session_run_call(session *s, const char *peer, volatile sig_atomic_t *interr
 {
     wzp_call *call;
     pthread_mutex_lock(&s->mu);
+    s->incoming = false;
+    s->started_at = wall_now_s();
     int rc = wzp_client_call(s->client, peer, &call);
     if (rc == 0)
         s->call = call; /* set under the lock: callbacks for it wait for it */
@@ -716,8 +789,11 @@ static bool ask_user(session *s)
         pthread_mutex_unlock(&s->mu);
         if (!p)
             return false;
+        wzp_history_rec r;
         if (gone) {
             fprintf(stderr, "\nmissed call (the caller hung up)\n");
+            history_rec_init(s, &r, true, s->peer_fp, WZP_HIST_MISSED, "caller hung up");
+            history_write(s, &r);
             break;
         }
         struct pollfd pf = {STDIN_FILENO, POLLIN, 0};
@@ -726,6 +802,9 @@ static bool ask_user(session *s)
         char line[64] = "";
         if (!fgets(line, sizeof(line), stdin) || (line[0] != 'y' && line[0] != 'Y')) {
             wzp_call_reject(p);
+            history_rec_init(s, &r, true, s->peer_fp, WZP_HIST_REJECTED, "declined");
+            r.start = s->started_at;
+            history_write(s, &r);
             break;
         }
         pthread_mutex_lock(&s->mu);
@@ -759,6 +838,7 @@ int session_run_listen(session *s, volatile sig_atomic_t *interrupted)
         pthread_mutex_unlock(&s->mu);
         if (have)
             break;
+        session_flush_history(s);
         if (pending && ask_user(s))
             break;
         if (fatal)
@@ -769,18 +849,122 @@ int session_run_listen(session *s, volatile sig_atomic_t *interrupted)
     return report_end(s, run_until_end(s, interrupted, false));
 }
 
+/* The call's figures at its end: the last round trip measured if the final one has none. */
+static void final_stats(session *s, wzp_call_stats *st)
+{
+    *st = s->last;
+    wzp_call_stats now;
+    if (s->call && wzp_call_get_stats(s->call, &now) == 0) {
+        double rtt = st->rtt_ms;
+        *st = now;
+        if (st->rtt_ms == 0)
+            st->rtt_ms = rtt;
+    }
+}
+
+/* Why a `wzp call` that was never placed failed, from its exit code. */
+static const char *exit_reason(int code)
+{
+    switch (code) {
+    case WZP_EXIT_UNREACHABLE:
+        return "relay unreachable";
+    case WZP_EXIT_RELAY_PIN:
+        return "wrong relay pin";
+    case WZP_EXIT_IDENTITY:
+        return "identity";
+    case WZP_EXIT_USAGE:
+        return "bad peer";
+    case WZP_EXIT_ALIAS_TAKEN:
+        return "alias taken";
+    case WZP_EXIT_RELAY_FULL:
+        return "relay full";
+    case WZP_EXIT_REPLACED:
+        return "signed in elsewhere";
+    default:
+        return "cannot place the call";
+    }
+}
+
+void session_record(session *s, int exit_code, const char *dialled)
+{
+    session_flush_history(s);
+    wzp_history_rec r;
+    if (!s->call) {
+        if (!dialled)
+            return;
+        history_rec_init(s, &r, false, dialled, WZP_HIST_FAILED, exit_reason(exit_code));
+        if (s->started_at)
+            r.start = s->started_at;
+        history_write(s, &r);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    bool active = s->active;
+    int reason = s->end_reason;
+    int64_t dur =
+        s->active && s->ended_at_ms > s->active_at_ms ? s->ended_at_ms - s->active_at_ms : 0;
+    pthread_mutex_unlock(&s->mu);
+    /* The key the handshake proved, else the one that called or was dialled. */
+    const char *fp = wzp_call_peer_fingerprint(s->call);
+    if (!fp || !fp[0])
+        fp = s->incoming ? s->peer_fp : dialled;
+    wzp_history_outcome o = WZP_HIST_FAILED;
+    const char *why = reason ? wzp_strerror(reason) : s->we_hung_up ? "hung up" : "";
+    if (active) {
+        o = WZP_HIST_ANSWERED;
+    } else if (reason == WZP_ERR_REJECTED) {
+        o = WZP_HIST_REJECTED;
+        why = "";
+    } else if (reason == WZP_ERR_BUSY) {
+        o = s->incoming ? WZP_HIST_MISSED : WZP_HIST_BUSY;
+        why = "busy";
+    } else if (s->incoming && (reason == WZP_ERR_CANCELLED || reason == WZP_ERR_EXPIRED)) {
+        o = WZP_HIST_MISSED;
+    }
+    history_rec_init(s, &r, s->incoming, fp, o, why);
+    r.start = s->started_at ? s->started_at : r.start;
+    if (active) {
+        wzp_call_stats st;
+        final_stats(s, &st);
+        r.duration_ms = (uint64_t)dur;
+        if (r.duration_ms > WZP_HISTORY_DUR_MAX_MS)
+            r.duration_ms = WZP_HISTORY_DUR_MAX_MS;
+        r.path = st.path == WZP_PATH_DIRECT ? WZP_HIST_PATH_DIRECT : WZP_HIST_PATH_RELAY;
+        double loss = st.loss_pct < 0 ? 0 : st.loss_pct > 100 ? 100 : st.loss_pct;
+        r.loss_tenths = (uint32_t)(loss * 10 + 0.5);
+        double rtt = st.rtt_ms < 0                        ? 0
+                     : st.rtt_ms > WZP_HISTORY_RTT_MAX_MS ? WZP_HISTORY_RTT_MAX_MS
+                                                          : st.rtt_ms;
+        r.rtt_ms = (uint32_t)(rtt + 0.5);
+    }
+    history_write(s, &r);
+}
+
+void session_next_call(session *s)
+{
+    pthread_mutex_lock(&s->mu);
+    wzp_call *old = s->call;
+    s->call = NULL;
+    s->state = 0;
+    s->active = s->ended = s->we_hung_up = s->source_done = false;
+    s->end_reason = 0;
+    s->end_detail[0] = '\0';
+    memset(&s->last, 0, sizeof(s->last));
+    s->active_at_ms = s->ended_at_ms = 0;
+    s->incoming = false;
+    s->started_at = 0;
+    s->peer_fp[0] = '\0';
+    pthread_mutex_unlock(&s->mu);
+    /* The next call sends the file from its start and reports its own devices. */
+    s->file_pos = 0;
+    s->audio_reported = false;
+    wzp_call_release(old);
+}
+
 void session_summary(session *s, int exit_code)
 {
-    wzp_call_stats st = s->last;
-    if (s->call) {
-        wzp_call_stats now;
-        if (wzp_call_get_stats(s->call, &now) == 0) {
-            double rtt = st.rtt_ms;
-            st = now;
-            if (st.rtt_ms == 0)
-                st.rtt_ms = rtt;
-        }
-    }
+    wzp_call_stats st;
+    final_stats(s, &st);
     if (s->o.json) {
         json_begin(s, "summary");
         printf(",\"path\":\"%s\"", st.path == WZP_PATH_DIRECT ? "direct" : "relay");

@@ -16,6 +16,7 @@
 
 #include "media/audio_file.h"
 #include "media/tone.h"
+#include "phone/history.h"
 
 typedef enum session_source {
     SRC_SILENCE = 0,
@@ -50,7 +51,12 @@ typedef struct session_opts {
     const struct wzp_contacts *contacts;
     const char *peer_label;
     const char *contact; /* the contact `call` dials, NULL if none */
+    /* wzp listen/call: every call is recorded in history_dir/history; NULL (demo): none. */
+    const char *history_dir;
 } session_opts;
+
+/* Incoming calls turned away on the loop thread, recorded later by the main thread. */
+#define SESSION_TURNED_AWAY_MAX 16
 
 typedef struct session {
     session_opts o;
@@ -86,7 +92,15 @@ typedef struct session {
     char end_detail[400];
     wzp_call_stats last;
     bool we_hung_up;
-    int64_t active_at_ms;
+    int64_t active_at_ms, ended_at_ms;
+
+    /* history of the current call */
+    bool incoming;
+    int64_t started_at;                   /* wall clock, seconds */
+    char peer_fp[WZP_FINGERPRINT_STRLEN]; /* as the call came in ("" when not known) */
+    wzp_history_rec turned_away[SESSION_TURNED_AWAY_MAX]; /* under mu */
+    size_t turned_away_n;
+    bool history_off; /* the file is damaged or unwritable: warned once, not written */
 } session;
 
 /* The exit code and one-line message for an error (used by every command). */
@@ -106,6 +120,14 @@ int session_unregistered_exit(session *s, int err);
 int session_run_call(session *s, const char *peer, volatile sig_atomic_t *interrupted);
 /* Waits for one incoming call and runs it to the end; returns the exit code. */
 int session_run_listen(session *s, volatile sig_atomic_t *interrupted);
+/* Records the call that just ended (or, with no call, a `wzp call` to `dialled` that failed
+ * with exit_code before it was placed) in the history, and any calls turned away. A damaged
+ * or unwritable history file gets one warning and is left alone. */
+void session_record(session *s, int exit_code, const char *dialled);
+/* Records the calls turned away meanwhile (busy, not answering). */
+void session_flush_history(session *s);
+/* After session_record: forgets the ended call so session_run_listen can take the next one. */
+void session_next_call(session *s);
 /* Prints the summary (JSON or text). */
 void session_summary(session *s, int exit_code);
 /* Stops the client, writes the recording (if the call got anywhere; else

@@ -63,7 +63,7 @@ else
 fi
 
 # --- the call ---------------------------------------------------------------------------
-"$WZP" listen "${R[@]}" --home "$T/b" --alias bob --auto-answer --json \
+"$WZP" listen --once "${R[@]}" --home "$T/b" --alias bob --auto-answer --json \
     --input mic_b.monitor --output spk_b ${BOB_OPTS:-} >"$T/b.json" 2>"$T/b.err" &
 BOB=$!
 PIDS+=($BOB)

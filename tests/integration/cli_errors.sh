@@ -102,7 +102,7 @@ check "rejected" 7 $rc; one_line "rejected" "$T/err"
 kill -INT $LP; wait $LP; check "listener interrupted" 0 $?
 
 # the peer hangs up mid-call: the listener leaves after 1 s, the caller wanted 10
-"$WZP" listen "${R[@]}" --home "$T/a" --alias alice --auto-answer --duration 1 >/dev/null 2>"$T/lerr" &
+"$WZP" listen --once "${R[@]}" --home "$T/a" --alias alice --auto-answer --duration 1 >/dev/null 2>"$T/lerr" &
 LP=$!; PIDS+=($LP)
 sleep 0.7
 "$WZP" call alice "${R[@]}" --home "$T/b" --duration 10 --tone 440 2>"$T/err" >/dev/null; rc=$?
@@ -110,7 +110,7 @@ check "peer hung up" 9 $rc; one_line "peer hung up" "$T/err"
 wait $LP; check "listener that hung up" 0 $?
 
 # a good call: a file one way, a tone the other, both recorded, JSON summary
-"$WZP" listen "${R[@]}" --home "$T/a" --alias alice --auto-answer --tone 440 --record "$T/a.wav" --json >"$T/a.json" 2>"$T/lerr" &
+"$WZP" listen --once "${R[@]}" --home "$T/a" --alias alice --auto-answer --tone 440 --record "$T/a.wav" --json >"$T/a.json" 2>"$T/lerr" &
 LP=$!; PIDS+=($LP)
 sleep 0.7
 "$WZP" call alice "${R[@]}" --home "$T/b" --tone 660 --duration 2 --record "$T/b.wav" --json >"$T/b.json" 2>"$T/err"; rc=$?

@@ -54,7 +54,7 @@ aec = no
 CONF
 
 # a call with the relay, pin, alias and auto-answer all from the files
-"$WZP" listen --home "$T/b" "${L[@]}" --duration 1 >"$T/listen.out" 2>&1 &
+"$WZP" listen --once --home "$T/b" "${L[@]}" --duration 1 >"$T/listen.out" 2>&1 &
 LP=$!; PIDS+=($LP)
 for _ in $(seq 50); do grep -q registered "$T/listen.out" && break; sleep 0.1; done
 "$WZP" call bob --home "$T/a" "${L[@]}" --tone 440 --duration 3 >"$T/call.out" 2>"$T/err"; rc=$?

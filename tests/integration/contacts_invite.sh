@@ -32,7 +32,7 @@ case "$INV" in wzp1:*) [ "$(printf '%s\n' "$INV" | wc -l)" = 1 ] && echo "ok   o
 has "invite --json" "$T/inv.json" "\"fingerprint\":\"$B_FP\""
 
 listen() { # home json-file: bob-like listener taking one call
-    "$WZP" listen "${R[@]}" "${L[@]}" --home "$1" --alias "${3:-bob}" --auto-answer --json >"$2" 2>"$2.err" &
+    "$WZP" listen --once "${R[@]}" "${L[@]}" --home "$1" --alias "${3:-bob}" --auto-answer --json >"$2" 2>"$2.err" &
     LP=$!; PIDS+=($LP)
     for _ in $(seq 50); do grep -q registered "$2" && break; sleep 0.1; done
 }
