@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -137,4 +138,24 @@ int wzp_read_small_file(const char *dir, const char *name, size_t max, uint8_t *
     *out = buf;
     *len = n;
     return 0;
+}
+
+int wzp_lock_state_file(const char *dir, const char *name)
+{
+    int rc = wzp_make_dirs(dir);
+    if (rc < 0)
+        return rc;
+    char lock[PATH_MAX];
+    int n = snprintf(lock, sizeof(lock), "%s/%s.lock", dir, name);
+    if (n < 0 || (size_t)n >= sizeof(lock))
+        return WZP_ERR_TOO_BIG;
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return WZP_ERR_IO;
+    while (flock(fd, LOCK_EX) != 0)
+        if (errno != EINTR) {
+            close(fd);
+            return WZP_ERR_IO;
+        }
+    return fd;
 }

@@ -21,4 +21,10 @@ int wzp_write_atomic(const char *dir, const char *name, const void *data, size_t
  * 0, WZP_ERR_NOT_FOUND, WZP_ERR_TOO_BIG (over max) or WZP_ERR_IO. Free *out with free(). */
 int wzp_read_small_file(const char *dir, const char *name, size_t max, uint8_t **out, size_t *len);
 
+/* Takes an exclusive lock on dir/name.lock (created if missing; dir made with wzp_make_dirs)
+ * for a read-change-write of dir/name: a separate file, since dir/name itself is replaced by
+ * rename and a lock on it would be on the old inode. The fd (close it to unlock), or
+ * WZP_ERR_IO / WZP_ERR_TOO_BIG / WZP_ERR_INVALID. */
+int wzp_lock_state_file(const char *dir, const char *name);
+
 #endif

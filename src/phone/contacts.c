@@ -291,25 +291,13 @@ int wzp_contacts_load(const char *dir, wzp_contacts *out, size_t *line, const ch
 int wzp_contacts_update(const char *dir, int (*edit)(wzp_contacts *c, void *user), void *user,
                         size_t *line, const char **why)
 {
-    int rc = wzp_make_dirs(dir);
-    if (rc < 0)
-        return rc;
-    char lock[PATH_MAX];
-    int n = snprintf(lock, sizeof(lock), "%s/%s.lock", dir, WZP_CONTACTS_FILE);
-    if (n < 0 || (size_t)n >= sizeof(lock))
-        return WZP_ERR_TOO_BIG;
-    /* A separate lock file: the contacts file itself is replaced by rename, so a lock on it
-     * would be on the old inode. */
-    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    /* Two commands at once (a call and a listener, two edits) must not lose each other's
+     * change. */
+    int fd = wzp_lock_state_file(dir, WZP_CONTACTS_FILE);
     if (fd < 0)
-        return WZP_ERR_IO;
-    while (flock(fd, LOCK_EX) != 0)
-        if (errno != EINTR) {
-            close(fd);
-            return WZP_ERR_IO;
-        }
+        return fd;
     wzp_contacts c;
-    rc = wzp_contacts_load(dir, &c, line, why);
+    int rc = wzp_contacts_load(dir, &c, line, why);
     if (rc == 0)
         rc = edit(&c, user);
     char *text = NULL;

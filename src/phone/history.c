@@ -346,25 +346,13 @@ int wzp_history_append(const char *dir, const wzp_history_rec *r, size_t *line, 
 {
     *line = 0;
     *why = "";
-    int rc = wzp_make_dirs(dir);
-    if (rc < 0)
-        return rc;
-    char lock[PATH_MAX];
-    int n = snprintf(lock, sizeof(lock), "%s/%s.lock", dir, WZP_HISTORY_FILE);
-    if (n < 0 || (size_t)n >= sizeof(lock))
-        return WZP_ERR_TOO_BIG;
-    /* A separate lock file: the history file is replaced by rename, so a lock on it would be
-     * on the old inode. Two listeners or a call and a listener append at once. */
-    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    /* Two commands at once (a call and a listener, two edits) must not lose each other's
+     * change. */
+    int fd = wzp_lock_state_file(dir, WZP_HISTORY_FILE);
     if (fd < 0)
-        return WZP_ERR_IO;
-    while (flock(fd, LOCK_EX) != 0)
-        if (errno != EINTR) {
-            close(fd);
-            return WZP_ERR_IO;
-        }
+        return fd;
     wzp_history h;
-    rc = wzp_history_load(dir, &h, line, why);
+    int rc = wzp_history_load(dir, &h, line, why);
     if (rc == 0)
         rc = wzp_history_add(&h, r);
     char *text = NULL;
