@@ -7,6 +7,7 @@
 #include <wzp/audio.h>
 
 #include "commands.h"
+#include "opts.h"
 
 static void usage(FILE *out)
 {
@@ -49,18 +50,13 @@ int wzp_cmd_devices(int argc, char **argv)
         case 'j':
             json = true;
             break;
-        case 'h':
-            usage(stdout);
-            return WZP_EXIT_OK;
         default:
-            usage(stderr);
-            return WZP_EXIT_USAGE;
+            return wzp_opt_other(c, usage);
         }
     }
-    if (optind != argc) {
-        fprintf(stderr, "wzp devices: unexpected argument '%s'\n", argv[optind]);
-        return WZP_EXIT_USAGE;
-    }
+    int code = wzp_opt_no_operands("wzp devices", argc, argv);
+    if (code)
+        return code;
     if (backend && strcmp(backend, "pulse") && strcmp(backend, "alsa") && strcmp(backend, "auto")) {
         fprintf(stderr, "wzp devices: --audio-backend wants pulse or alsa, got '%s'\n", backend);
         return WZP_EXIT_USAGE;

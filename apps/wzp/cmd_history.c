@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "opts.h"
 #include "phone.h"
 #include "phone/history.h"
 
@@ -100,20 +101,14 @@ int wzp_cmd_history(int argc, char **argv)
             n_opt = (size_t)v;
             break;
         }
-        case 'h':
-            usage(stdout);
-            return WZP_EXIT_OK;
         default:
-            usage(stderr);
-            return WZP_EXIT_USAGE;
+            return wzp_opt_other(c, usage);
         }
     }
-    if (optind != argc) {
-        fprintf(stderr, CMD ": unexpected argument '%s'\n", argv[optind]);
-        return WZP_EXIT_USAGE;
-    }
     char home[PATH_MAX];
-    int code = phone_home(CMD, home_opt, home, sizeof(home));
+    int code = wzp_opt_no_operands(CMD, argc, argv);
+    if (!code)
+        code = phone_home(CMD, home_opt, home, sizeof(home));
     if (code)
         return code;
     wzp_history h;

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,4 +24,22 @@ int wzp_opt_double(const char *cmd, const char *opt, const char *arg, double min
     }
     *out = v;
     return 0;
+}
+
+int wzp_opt_other(int c, void (*usage)(FILE *out))
+{
+    if (c == 'h') {
+        usage(stdout);
+        return WZP_EXIT_OK;
+    }
+    usage(stderr);
+    return WZP_EXIT_USAGE;
+}
+
+int wzp_opt_no_operands(const char *cmd, int argc, char **argv)
+{
+    if (optind == argc)
+        return 0;
+    fprintf(stderr, "%s: unexpected argument '%s'\n", cmd, argv[optind]);
+    return WZP_EXIT_USAGE;
 }

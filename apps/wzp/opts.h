@@ -5,6 +5,8 @@
 #ifndef WZP_APP_OPTS_H
 #define WZP_APP_OPTS_H
 
+#include <stdio.h>
+
 /* Tone frequencies: the audible band, well below Nyquist of 48 kHz. */
 #define WZP_OPT_TONE_MIN_HZ 20.0
 #define WZP_OPT_TONE_MAX_HZ 20000.0
@@ -19,5 +21,18 @@
  */
 int wzp_opt_double(const char *cmd, const char *opt, const char *arg, double min, double max,
                    const char *want, double *out);
+
+/*
+ * An option the command's getopt_long loop does not handle itself: 'h'
+ * (--help) prints usage on stdout and gives WZP_EXIT_OK; anything else prints
+ * usage on stderr and gives WZP_EXIT_USAGE.
+ */
+int wzp_opt_other(int c, void (*usage)(FILE *out));
+
+/*
+ * After the options (getopt's optind), for a command that takes no operands: 0, or prints
+ * "CMD: unexpected argument 'ARG'" and returns WZP_EXIT_USAGE.
+ */
+int wzp_opt_no_operands(const char *cmd, int argc, char **argv);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "opts.h"
 
 int phone_home(const char *cmd, const char *home_opt, char *buf, size_t len)
 {
@@ -139,12 +140,8 @@ int phone_parse_opts(int argc, char **argv, phone_opts *o, void (*usage)(FILE *o
         case 'Q':
             o->no_qr = true;
             break;
-        case 'h':
-            usage(stdout);
-            return WZP_EXIT_OK;
         default:
-            usage(stderr);
-            return WZP_EXIT_USAGE;
+            return wzp_opt_other(c, usage);
         }
     }
     return -1;

@@ -1,17 +1,12 @@
 #include "phone/contacts.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
-#include <unistd.h>
 
-#include "common/atomic_file.h"
+#include "phone/linefile.h"
 
 bool wzp_contact_name_valid(const char *name)
 {
@@ -110,8 +105,11 @@ void wzp_contacts_free(wzp_contacts *c)
     (WZP_CONTACT_NAME_MAX + 1 + WZP_FINGERPRINT_STRLEN + 7 + WZP_SIG_ALIAS_MAX + 7 +               \
      WZP_RELAY_TEXT_MAX + 5 + WZP_FINGERPRINT_STRLEN + 2)
 
-static int format_line(const wzp_contact *e, char *buf, size_t cap)
+static int format_line(const void *coll, size_t i, char *buf, size_t cap)
 {
+    const wzp_contact *e = &((const wzp_contacts *)coll)->v[i];
+    if (!contact_valid(e))
+        return WZP_ERR_INVALID;
     char fp[WZP_FINGERPRINT_STRLEN], pin[WZP_FINGERPRINT_STRLEN];
     wzp_fingerprint_format(e->fp, fp, sizeof(fp));
     wzp_fingerprint_format(e->relay_pin, pin, sizeof(pin));
@@ -123,39 +121,8 @@ static int format_line(const wzp_contact *e, char *buf, size_t cap)
 
 int wzp_contacts_format(const wzp_contacts *c, char **out, size_t *len)
 {
-    size_t cap = sizeof(WZP_CONTACTS_HEADER) + c->n * LINE_MAX_LEN, off;
-    char *buf = malloc(cap);
-    if (!buf)
-        return WZP_ERR_NOMEM;
-    off = (size_t)snprintf(buf, cap, "%s", WZP_CONTACTS_HEADER);
-    for (size_t i = 0; i < c->n; i++) {
-        if (!contact_valid(&c->v[i])) {
-            free(buf);
-            return WZP_ERR_INVALID;
-        }
-        int n = format_line(&c->v[i], buf + off, cap - off);
-        if (n < 0) {
-            free(buf);
-            return n;
-        }
-        off += (size_t)n;
-    }
-    *out = buf;
-    *len = off;
-    return 0;
-}
-
-/* The next space-separated token of [*p, end): its start and length; false at the end. */
-static bool next_token(const char **p, const char *end, const char **tok, size_t *tl)
-{
-    if (*p >= end)
-        return false;
-    const char *sp = memchr(*p, ' ', (size_t)(end - *p));
-    const char *stop = sp ? sp : end;
-    *tok = *p;
-    *tl = (size_t)(stop - *p);
-    *p = sp ? sp + 1 : end;
-    return true;
+    return wzp_linefile_format(WZP_CONTACTS_HEADER, LINE_MAX_LEN, c, 0, c->n, format_line, out,
+                               len);
 }
 
 /* Copies a token into out (cap bytes) as a C string; false if it does not fit or is empty. */
@@ -195,119 +162,95 @@ static const char *parse_line(const char *p, size_t n, wzp_contact *e)
             return "a control or non-ASCII character";
     if (n && p[n - 1] == ' ')
         return "a space at the end"; /* one spelling per file: formatted output reads back */
-    if (!next_token(&p, end, &tok, &tl) || !take(tok, tl, e->name, sizeof(e->name)) ||
+    if (!wzp_linefile_token(&p, end, &tok, &tl) || !take(tok, tl, e->name, sizeof(e->name)) ||
         !wzp_contact_name_valid(e->name))
         return "bad name";
-    if (!next_token(&p, end, &tok, &tl) || !take_fp(tok, tl, e->fp))
+    if (!wzp_linefile_token(&p, end, &tok, &tl) || !take_fp(tok, tl, e->fp))
         return "bad fingerprint";
-    bool more = next_token(&p, end, &tok, &tl);
+    bool more = wzp_linefile_token(&p, end, &tok, &tl);
     if (more && field(tok, tl, "alias", &val, &vl)) {
         if (!take(val, vl, e->alias, sizeof(e->alias)) || !wzp_sig_alias_valid(e->alias))
             return "bad alias";
-        more = next_token(&p, end, &tok, &tl);
+        more = wzp_linefile_token(&p, end, &tok, &tl);
     }
     if (more && field(tok, tl, "relay", &val, &vl)) {
         if (!take(val, vl, e->relay, sizeof(e->relay)) || !wzp_relay_text_valid(e->relay))
             return "bad relay address";
-        if (!next_token(&p, end, &tok, &tl) || !field(tok, tl, "pin", &val, &vl) ||
+        if (!wzp_linefile_token(&p, end, &tok, &tl) || !field(tok, tl, "pin", &val, &vl) ||
             !take_fp(val, vl, e->relay_pin))
             return "relay without a good pin= after it";
-        more = next_token(&p, end, &tok, &tl);
+        more = wzp_linefile_token(&p, end, &tok, &tl);
     }
     if (more)
         return "unexpected text (fields: alias=, relay= pin=, in that order)";
     return NULL;
 }
 
+static int take_line(void *coll, const char *p, size_t n, const char **why)
+{
+    wzp_contact e;
+    const char *bad = parse_line(p, n, &e);
+    if (bad) {
+        *why = bad;
+        return WZP_ERR_MALFORMED;
+    }
+    int rc = wzp_contacts_add(coll, &e, NULL);
+    if (rc == WZP_ERR_EXISTS || rc == WZP_ERR_LIMIT) {
+        *why = rc == WZP_ERR_LIMIT ? "too many contacts" : "a name or key already listed above";
+        return WZP_ERR_MALFORMED;
+    }
+    return rc;
+}
+
+static int format_all(const void *coll, char **out, size_t *len)
+{
+    return wzp_contacts_format(coll, out, len);
+}
+
+static void free_coll(void *coll)
+{
+    wzp_contacts_free(coll);
+}
+
+static const wzp_linefile contacts_file = {
+    .file = WZP_CONTACTS_FILE,
+    .file_max = WZP_CONTACTS_FILE_MAX,
+    .header = WZP_CONTACTS_HEADER,
+    .not_header = "not a contacts file (the first line should be \"wzp-contacts 1\")",
+    .coll_size = sizeof(wzp_contacts),
+    .take_line = take_line,
+    .format = format_all,
+    .free = free_coll,
+};
+
 int wzp_contacts_parse(const uint8_t *data, size_t len, wzp_contacts *out, size_t *line,
                        const char **why)
 {
-    const char *dummy;
-    size_t dline;
-    if (!why)
-        why = &dummy;
-    if (!line)
-        line = &dline;
-    memset(out, 0, sizeof(*out));
-    size_t hl = strlen(WZP_CONTACTS_HEADER), lineno = 1;
-    *line = 1;
-    *why = "";
-    if (len < hl || memcmp(data, WZP_CONTACTS_HEADER, hl) != 0) {
-        *why = "not a contacts file (the first line should be \"wzp-contacts 1\")";
-        return WZP_ERR_MALFORMED;
-    }
-    for (size_t off = hl; off < len;) {
-        *line = ++lineno;
-        const char *p = (const char *)data + off;
-        const char *nl = memchr(p, '\n', len - off);
-        if (!nl) {
-            *why = "cut short (no end of line)";
-            return WZP_ERR_MALFORMED;
-        }
-        size_t n = (size_t)(nl - p);
-        off += n + 1;
-        if (n == 0 || p[0] == '#')
-            continue;
-        wzp_contact e;
-        const char *bad = parse_line(p, n, &e);
-        if (bad) {
-            *why = bad;
-            return WZP_ERR_MALFORMED;
-        }
-        int rc = wzp_contacts_add(out, &e, NULL);
-        if (rc == WZP_ERR_EXISTS || rc == WZP_ERR_LIMIT) {
-            *why = rc == WZP_ERR_LIMIT ? "too many contacts" : "a name or key already listed above";
-            return WZP_ERR_MALFORMED;
-        }
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return wzp_linefile_parse(&contacts_file, data, len, out, line, why);
 }
 
 /* --- the file -------------------------------------------------------------------------------- */
 
 int wzp_contacts_load(const char *dir, wzp_contacts *out, size_t *line, const char **why)
 {
-    memset(out, 0, sizeof(*out));
-    if (line)
-        *line = 0;
-    if (why)
-        *why = "";
-    uint8_t *data;
-    size_t len;
-    int rc = wzp_read_small_file(dir, WZP_CONTACTS_FILE, WZP_CONTACTS_FILE_MAX, &data, &len);
-    if (rc == WZP_ERR_NOT_FOUND)
-        return 0;
-    if (rc < 0)
-        return rc;
-    rc = wzp_contacts_parse(data, len, out, line, why);
-    free(data);
-    if (rc < 0)
-        wzp_contacts_free(out);
-    return rc;
+    return wzp_linefile_load(&contacts_file, dir, out, line, why);
+}
+
+struct edit_call {
+    int (*edit)(wzp_contacts *c, void *user);
+    void *user;
+};
+
+static int run_edit(void *coll, void *user)
+{
+    const struct edit_call *e = user;
+    return e->edit(coll, e->user);
 }
 
 int wzp_contacts_update(const char *dir, int (*edit)(wzp_contacts *c, void *user), void *user,
                         size_t *line, const char **why)
 {
-    /* Two commands at once (a call and a listener, two edits) must not lose each other's
-     * change. */
-    int fd = wzp_lock_state_file(dir, WZP_CONTACTS_FILE);
-    if (fd < 0)
-        return fd;
     wzp_contacts c;
-    int rc = wzp_contacts_load(dir, &c, line, why);
-    if (rc == 0)
-        rc = edit(&c, user);
-    char *text = NULL;
-    size_t len = 0;
-    if (rc == 0)
-        rc = wzp_contacts_format(&c, &text, &len);
-    if (rc == 0)
-        rc = wzp_write_atomic(dir, WZP_CONTACTS_FILE, text, len, 0600);
-    free(text);
-    wzp_contacts_free(&c);
-    close(fd); /* releases the lock */
-    return rc;
+    struct edit_call call = {edit, user};
+    return wzp_linefile_update(&contacts_file, dir, &c, run_edit, &call, line, why);
 }

@@ -1,17 +1,12 @@
 #include "phone/history.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "common/atomic_file.h"
+#include "phone/linefile.h"
 
 static const char *const outcome_names[] = {"answered", "rejected", "missed", "busy", "failed"};
 static const char *const path_names[] = {"-", "direct", "relay"};
@@ -102,8 +97,11 @@ void wzp_history_time_format(int64_t t, char buf[21])
     (20 + 1 + 3 + 1 + 8 + 1 + WZP_HISTORY_REASON_MAX + 1 + WZP_FINGERPRINT_STRLEN + 1 +            \
      WZP_CONTACT_NAME_MAX + 1 + 20 + 1 + 6 + 1 + 5 + 1 + 10 + 2)
 
-static int format_line(const wzp_history_rec *r, char *buf, size_t cap)
+static int format_line(const void *coll, size_t i, char *buf, size_t cap)
 {
+    const wzp_history_rec *r = &((const wzp_history *)coll)->v[i];
+    if (!rec_valid(r))
+        return WZP_ERR_INVALID;
     char t[21], fp[WZP_FINGERPRINT_STRLEN] = "-";
     wzp_history_time_format(r->start, t);
     if (r->have_peer)
@@ -120,35 +118,8 @@ static int format_line(const wzp_history_rec *r, char *buf, size_t cap)
 int wzp_history_format(const wzp_history *h, size_t keep, char **out, size_t *len)
 {
     size_t first = keep && h->n > keep ? h->n - keep : 0;
-    size_t cap = sizeof(WZP_HISTORY_HEADER) + (h->n - first) * LINE_MAX_LEN, off;
-    char *buf = malloc(cap);
-    if (!buf)
-        return WZP_ERR_NOMEM;
-    off = (size_t)snprintf(buf, cap, "%s", WZP_HISTORY_HEADER);
-    for (size_t i = first; i < h->n; i++) {
-        int n = rec_valid(&h->v[i]) ? format_line(&h->v[i], buf + off, cap - off) : WZP_ERR_INVALID;
-        if (n < 0) {
-            free(buf);
-            return n;
-        }
-        off += (size_t)n;
-    }
-    *out = buf;
-    *len = off;
-    return 0;
-}
-
-/* The next space-separated token of [*p, end): its start and length; false at the end. */
-static bool next_token(const char **p, const char *end, const char **tok, size_t *tl)
-{
-    if (*p >= end)
-        return false;
-    const char *sp = memchr(*p, ' ', (size_t)(end - *p));
-    const char *stop = sp ? sp : end;
-    *tok = *p;
-    *tl = (size_t)(stop - *p);
-    *p = sp ? sp + 1 : end;
-    return true;
+    return wzp_linefile_format(WZP_HISTORY_HEADER, LINE_MAX_LEN, h, first, h->n - first,
+                               format_line, out, len);
 }
 
 static bool tok_is(const char *tok, size_t tl, const char *word)
@@ -221,12 +192,12 @@ static const char *parse_line(const char *p, size_t n, wzp_history_rec *r)
     const char *end = p + n, *t;
     size_t tl;
     uint64_t v;
-    if (!next_token(&p, end, &t, &tl) || !parse_time(t, tl, &r->start))
+    if (!wzp_linefile_token(&p, end, &t, &tl) || !parse_time(t, tl, &r->start))
         return "bad start time (want 2026-01-31T12:00:00Z)";
-    if (!next_token(&p, end, &t, &tl) || !(tok_is(t, tl, "in") || tok_is(t, tl, "out")))
+    if (!wzp_linefile_token(&p, end, &t, &tl) || !(tok_is(t, tl, "in") || tok_is(t, tl, "out")))
         return "bad direction (want in or out)";
     r->incoming = tl == 2;
-    if (!next_token(&p, end, &t, &tl))
+    if (!wzp_linefile_token(&p, end, &t, &tl))
         return "bad outcome";
     unsigned o = 0;
     while (o < 5 && !tok_is(t, tl, outcome_names[o]))
@@ -234,7 +205,7 @@ static const char *parse_line(const char *p, size_t n, wzp_history_rec *r)
     if (o == 5)
         return "bad outcome";
     r->outcome = (wzp_history_outcome)o;
-    if (!next_token(&p, end, &t, &tl) || tl == 0 || tl > WZP_HISTORY_REASON_MAX)
+    if (!wzp_linefile_token(&p, end, &t, &tl) || tl == 0 || tl > WZP_HISTORY_REASON_MAX)
         return "bad reason";
     if (!tok_is(t, tl, "-")) {
         memcpy(r->reason, t, tl);
@@ -242,7 +213,7 @@ static const char *parse_line(const char *p, size_t n, wzp_history_rec *r)
         if (!reason_valid(r->reason))
             return "bad reason";
     }
-    if (!next_token(&p, end, &t, &tl) || tl == 0 || tl >= WZP_FINGERPRINT_STRLEN)
+    if (!wzp_linefile_token(&p, end, &t, &tl) || tl == 0 || tl >= WZP_FINGERPRINT_STRLEN)
         return "bad peer fingerprint";
     if (!tok_is(t, tl, "-")) {
         char fp[WZP_FINGERPRINT_STRLEN], canon[WZP_FINGERPRINT_STRLEN];
@@ -254,7 +225,7 @@ static const char *parse_line(const char *p, size_t n, wzp_history_rec *r)
             return "bad peer fingerprint";
         r->have_peer = true;
     }
-    if (!next_token(&p, end, &t, &tl) || tl == 0 || tl > WZP_CONTACT_NAME_MAX)
+    if (!wzp_linefile_token(&p, end, &t, &tl) || tl == 0 || tl > WZP_CONTACT_NAME_MAX)
         return "bad contact name";
     if (!tok_is(t, tl, "-")) {
         memcpy(r->name, t, tl);
@@ -262,10 +233,10 @@ static const char *parse_line(const char *p, size_t n, wzp_history_rec *r)
         if (!wzp_contact_name_valid(r->name))
             return "bad contact name";
     }
-    if (!next_token(&p, end, &t, &tl) || !parse_fixed(t, tl, 3, WZP_HISTORY_DUR_MAX_MS, &v))
+    if (!wzp_linefile_token(&p, end, &t, &tl) || !parse_fixed(t, tl, 3, WZP_HISTORY_DUR_MAX_MS, &v))
         return "bad duration (want seconds like 12.345)";
     r->duration_ms = v;
-    if (!next_token(&p, end, &t, &tl))
+    if (!wzp_linefile_token(&p, end, &t, &tl))
         return "bad path";
     if (tok_is(t, tl, "direct"))
         r->path = WZP_HIST_PATH_DIRECT;
@@ -273,10 +244,10 @@ static const char *parse_line(const char *p, size_t n, wzp_history_rec *r)
         r->path = WZP_HIST_PATH_RELAY;
     else if (!tok_is(t, tl, "-"))
         return "bad path";
-    if (!next_token(&p, end, &t, &tl) || !parse_fixed(t, tl, 1, 1000, &v))
+    if (!wzp_linefile_token(&p, end, &t, &tl) || !parse_fixed(t, tl, 1, 1000, &v))
         return "bad loss (want percent like 0.5)";
     r->loss_tenths = (uint32_t)v;
-    if (!next_token(&p, end, &t, &tl) || !parse_fixed(t, tl, 0, WZP_HISTORY_RTT_MAX_MS, &v))
+    if (!wzp_linefile_token(&p, end, &t, &tl) || !parse_fixed(t, tl, 0, WZP_HISTORY_RTT_MAX_MS, &v))
         return "bad rtt (want milliseconds)";
     r->rtt_ms = (uint32_t)v;
     if (p < end || (n > 0 && end[-1] == ' '))
@@ -284,85 +255,58 @@ static const char *parse_line(const char *p, size_t n, wzp_history_rec *r)
     return NULL;
 }
 
+static int take_line(void *coll, const char *p, size_t n, const char **why)
+{
+    wzp_history_rec r;
+    const char *bad = parse_line(p, n, &r);
+    if (bad) {
+        *why = bad;
+        return WZP_ERR_MALFORMED;
+    }
+    return wzp_history_add(coll, &r);
+}
+
+static int format_all(const void *coll, char **out, size_t *len)
+{
+    return wzp_history_format(coll, WZP_HISTORY_KEEP, out, len);
+}
+
+static void free_coll(void *coll)
+{
+    wzp_history_free(coll);
+}
+
+static const wzp_linefile history_file = {
+    .file = WZP_HISTORY_FILE,
+    .file_max = WZP_HISTORY_FILE_MAX,
+    .header = WZP_HISTORY_HEADER,
+    .not_header = "not a history file (first line is not \"wzp-history 1\")",
+    .coll_size = sizeof(wzp_history),
+    .take_line = take_line,
+    .format = format_all,
+    .free = free_coll,
+};
+
 int wzp_history_parse(const uint8_t *data, size_t len, wzp_history *out, size_t *line,
                       const char **why)
 {
-    memset(out, 0, sizeof(*out));
-    size_t hl = strlen(WZP_HISTORY_HEADER), off = 0, lineno = 1;
-    *line = 1;
-    *why = "";
-    if (len < hl || memcmp(data, WZP_HISTORY_HEADER, hl)) {
-        *why = "not a history file (first line is not \"wzp-history 1\")";
-        return WZP_ERR_MALFORMED;
-    }
-    off = hl;
-    while (off < len) {
-        *line = ++lineno;
-        const char *p = (const char *)data + off;
-        const char *nl = memchr(p, '\n', len - off);
-        if (!nl) {
-            *why = "cut short (no end of line)";
-            return WZP_ERR_MALFORMED;
-        }
-        size_t n = (size_t)(nl - p);
-        off += n + 1;
-        if (n == 0 || p[0] == '#')
-            continue;
-        wzp_history_rec r;
-        const char *bad = parse_line(p, n, &r);
-        if (bad) {
-            *why = bad;
-            return WZP_ERR_MALFORMED;
-        }
-        int rc = wzp_history_add(out, &r);
-        if (rc < 0)
-            return rc;
-    }
-    return 0;
+    return wzp_linefile_parse(&history_file, data, len, out, line, why);
 }
 
 /* --- the file -------------------------------------------------------------------------------- */
 
 int wzp_history_load(const char *dir, wzp_history *out, size_t *line, const char **why)
 {
-    memset(out, 0, sizeof(*out));
-    *line = 0;
-    *why = "";
-    uint8_t *data;
-    size_t len;
-    int rc = wzp_read_small_file(dir, WZP_HISTORY_FILE, WZP_HISTORY_FILE_MAX, &data, &len);
-    if (rc == WZP_ERR_NOT_FOUND)
-        return 0;
-    if (rc < 0)
-        return rc;
-    rc = wzp_history_parse(data, len, out, line, why);
-    free(data);
-    if (rc < 0)
-        wzp_history_free(out);
-    return rc;
+    return wzp_linefile_load(&history_file, dir, out, line, why);
+}
+
+static int add_rec(void *coll, void *user)
+{
+    return wzp_history_add(coll, user);
 }
 
 int wzp_history_append(const char *dir, const wzp_history_rec *r, size_t *line, const char **why)
 {
-    *line = 0;
-    *why = "";
-    /* Two commands at once (a call and a listener, two edits) must not lose each other's
-     * change. */
-    int fd = wzp_lock_state_file(dir, WZP_HISTORY_FILE);
-    if (fd < 0)
-        return fd;
     wzp_history h;
-    int rc = wzp_history_load(dir, &h, line, why);
-    if (rc == 0)
-        rc = wzp_history_add(&h, r);
-    char *text = NULL;
-    size_t len = 0;
-    if (rc == 0)
-        rc = wzp_history_format(&h, WZP_HISTORY_KEEP, &text, &len);
-    if (rc == 0)
-        rc = wzp_write_atomic(dir, WZP_HISTORY_FILE, text, len, 0600);
-    free(text);
-    wzp_history_free(&h);
-    close(fd); /* releases the lock */
-    return rc;
+    return wzp_linefile_update(&history_file, dir, &h, add_rec, (void *)r, line, why);
 }

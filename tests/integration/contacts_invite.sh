@@ -11,9 +11,6 @@ set -uo pipefail
 . "$(dirname "$0")/lib/relay.sh"
 . "$(dirname "$0")/lib/cli.sh"
 cli_setup wzp-contacts
-has() { # name file pattern
-    if grep -q -- "$3" "$2"; then echo "ok   $1"; else echo "FAIL $1: no '$3' in $2:"; cat "$2"; fail=1; fi
-}
 
 relay_start "$T"
 R=(--relay "$RA" --relay-pin "$RP")

@@ -9,9 +9,6 @@ set -uo pipefail
 . "$(dirname "$0")/lib/relay.sh"
 . "$(dirname "$0")/lib/cli.sh"
 cli_setup wzp-history
-has() { # name file pattern
-    if grep -q -- "$3" "$2"; then echo "ok   $1"; else echo "FAIL $1: no '$3' in $2:"; cat "$2"; fail=1; fi
-}
 count() { # name file pattern expected
     local n; n=$(grep -c -- "$3" "$2")
     if [ "$n" = "$4" ]; then echo "ok   $1 ($n)"; else echo "FAIL $1: $n, want $4:"; cat "$2"; fail=1; fi

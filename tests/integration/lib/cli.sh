@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Sourced by the integration tests that run the CLI and judge one-line errors
-# and exit codes (cli_errors.sh, contacts_invite.sh).
+# and exit codes (cli_errors.sh, contacts_invite.sh, listen_history.sh).
 # (In lib/ so that the test glob, tests/integration/*.sh, does not run it.)
 
 # cli_setup NAME: WZP and RELAY (the binaries in $WZP_BIN_DIR, else build/bin;
@@ -28,4 +28,7 @@ check() { # name expected actual
 one_line() { # name file: exactly one line on stderr
     local n; n=$(grep -c . "$2")
     if [ "$n" = 1 ]; then echo "ok   $1: $(cat "$2")"; else echo "FAIL $1: $n lines on stderr:"; cat "$2"; fail=1; fi
+}
+has() { # name file pattern: the pattern (grep) is in the file
+    if grep -q -- "$3" "$2"; then echo "ok   $1"; else echo "FAIL $1: no '$3' in $2:"; cat "$2"; fail=1; fi
 }
