@@ -327,6 +327,8 @@ static int run(int cmd, int argc, char **argv)
     wzp_set_log_level(verbose >= 2 ? WZP_LOG_DEBUG : verbose ? WZP_LOG_INFO : WZP_LOG_ERROR);
     so.status_line = !so.json && cmd != CMD_REFLECT && isatty(STDERR_FILENO);
     so.ask = cmd == CMD_LISTEN && !so.auto_answer && isatty(STDIN_FILENO);
+    /* Keys only where someone types them: scripts (--json, pipes) keep stdin as it is. */
+    so.keys = !so.json && cmd != CMD_REFLECT && isatty(STDIN_FILENO);
 
     session s;
     session_init(&s, &so);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -276,7 +277,8 @@ static void cb_incoming(wzp_client *c, wzp_call *call, const char *fp, const cha
         say(s, "incoming call from %s %s", who, alias ? alias : "");
     if (ask) {
         clear_status(s);
-        fprintf(stderr, "incoming call from %s%s%s%s - answer? [y/N] ", who,
+        /* The bell: the terminal may be in the background when a call comes in. */
+        fprintf(stderr, "\aincoming call from %s%s%s%s - answer? [y/N] ", who,
                 alias && alias[0] ? " (alias '" : "", alias ? alias : "",
                 alias && alias[0] ? "' per the relay)" : "");
         return;
@@ -621,6 +623,68 @@ static void report_audio(session *s, bool force)
                                : "(none working yet)");
 }
 
+/* --- single keys during a call --------------------------------------------------------------
+ */
+
+/* The terminal as it was before the first call; restored in this one place, whichever way
+ * the call or the program ends, so the user's shell never inherits a no-echo terminal. */
+static struct termios term_saved;
+static bool term_have_saved, term_raw;
+
+void session_restore_terminal(void)
+{
+    if (!term_raw)
+        return;
+    tcsetattr(STDIN_FILENO, TCSANOW, &term_saved);
+    term_raw = false;
+}
+
+/* Non-canonical, no echo, reads never block: keys arrive one by one without Enter. ISIG stays
+ * on, so Ctrl-C still sets the interrupted flag and ends the call the usual way. */
+static void keys_on(session *s)
+{
+    /* A background job (cmd &) would be stopped by SIGTTOU: it gets no keys. */
+    if (!s->o.keys || term_raw || tcgetpgrp(STDIN_FILENO) != getpgrp())
+        return;
+    if (!term_have_saved) {
+        if (tcgetattr(STDIN_FILENO, &term_saved) < 0)
+            return;
+        term_have_saved = true;
+        atexit(session_restore_terminal);
+    }
+    struct termios t = term_saved;
+    t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+    t.c_cc[VMIN] = 0;
+    t.c_cc[VTIME] = 0;
+    if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0)
+        term_raw = true;
+}
+
+/* The keys typed since the last look: m toggles mute, h or q hangs up (true). */
+static bool keys_read(session *s)
+{
+    if (!term_raw)
+        return false;
+    struct pollfd pf = {STDIN_FILENO, POLLIN, 0};
+    if (poll(&pf, 1, 0) <= 0 || !(pf.revents & POLLIN))
+        return false;
+    char buf[32];
+    ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+    bool hang = false;
+    for (ssize_t i = 0; i < n; i++) {
+        char k = buf[i];
+        if (k == 'h' || k == 'H' || k == 'q' || k == 'Q') {
+            hang = true;
+        } else if ((k == 'm' || k == 'M') && s->active) {
+            s->muted = !s->muted;
+            wzp_call_set_mute(s->call, s->muted);
+            clear_status(s);
+            fprintf(stderr, "%s\n", s->muted ? "muted" : "unmuted");
+        }
+    }
+    return hang;
+}
+
 static void print_status(session *s, bool show)
 {
     wzp_call_stats st;
@@ -635,6 +699,16 @@ static void print_status(session *s, bool show)
         s->last.rtt_ms = rtt;
     }
     pthread_mutex_unlock(&s->mu);
+    if (st.peer_muted != s->peer_muted) {
+        s->peer_muted = st.peer_muted;
+        if (s->o.json) {
+            json_begin(s, "peer_mute");
+            printf(",\"muted\":%s", st.peer_muted ? "true" : "false");
+            json_end();
+        } else {
+            say(s, "the peer %s%s", st.peer_muted ? "muted their microphone" : "unmuted", "");
+        }
+    }
     if (!show || !s->o.status_line)
         return;
     /* Sound-device trouble, when there is any: frames the devices or the call thread lost. */
@@ -648,10 +722,11 @@ static void print_status(session *s, bool show)
                      (unsigned long long)as.device_losses);
     }
     fprintf(stderr,
-            "\r\033[K%s%s%s | rtt %.1f ms | loss %.1f%% | %.1f kbps | sent %llu recv %llu%s",
+            "\r\033[K%s%s%s | rtt %.1f ms | loss %.1f%% | %.1f kbps | sent %llu recv %llu%s%s%s",
             s->o.label ? s->o.label : "", s->o.label ? ": " : "", wzp_path_name(st.path), st.rtt_ms,
             st.loss_pct, st.bitrate_kbps, (unsigned long long)st.frames_sent,
-            (unsigned long long)st.frames_received, audio);
+            (unsigned long long)st.frames_received, audio, s->muted ? " | MUTED" : "",
+            st.peer_muted ? " | peer muted" : "");
 }
 
 /* Runs an accepted/placed call until it ends, the duration passes, the file
@@ -659,6 +734,7 @@ static void print_status(session *s, bool show)
 static int run_until_end(session *s, volatile sig_atomic_t *interrupted, bool caller)
 {
     double last_status = 0, active_since = 0, done_since = 0;
+    keys_on(s);
     for (;;) {
         pthread_mutex_lock(&s->mu);
         struct timespec ts;
@@ -675,8 +751,13 @@ static int run_until_end(session *s, volatile sig_atomic_t *interrupted, bool ca
             active_since = now;
         if (done && !done_since)
             done_since = now;
+        if (active && term_raw && !s->keys_shown) {
+            s->keys_shown = true;
+            clear_status(s);
+            fprintf(stderr, "keys: m mute, h hang up\n");
+        }
         /* After the file: let the peer's playout buffer drain before hanging up. */
-        bool stop = (interrupted && *interrupted) ||
+        bool stop = keys_read(s) || (interrupted && *interrupted) ||
                     (active && s->o.duration_s > 0 && now - active_since >= s->o.duration_s) ||
                     (active && s->o.duration_s <= 0 && done && now - done_since >= 0.3);
         if (stop) {
@@ -693,8 +774,11 @@ static int run_until_end(session *s, volatile sig_atomic_t *interrupted, bool ca
             print_status(s, true);
         }
     }
+    session_restore_terminal();
     print_status(s, false);
     clear_status(s);
+    if (s->active)
+        say(s, "call ended%s%s", s->we_hung_up ? " (hung up here)" : "", "");
     int reason = s->end_reason;
     if (reason == 0)
         return WZP_EXIT_OK;
@@ -947,6 +1031,7 @@ void session_next_call(session *s)
     s->call = NULL;
     s->state = 0;
     s->active = s->ended = s->we_hung_up = s->source_done = false;
+    s->muted = s->peer_muted = s->keys_shown = false;
     s->end_reason = 0;
     s->end_detail[0] = '\0';
     memset(&s->last, 0, sizeof(s->last));
@@ -1022,6 +1107,7 @@ void session_summary(session *s, int exit_code)
 
 int session_finish(session *s, int exit_code)
 {
+    session_restore_terminal();
     if (s->client) {
         wzp_client_stop(s->client);
         if (s->call)

@@ -32,7 +32,8 @@ typedef struct session_opts {
     bool status_line; /* live status on stderr (terminals) */
     bool quiet;       /* no human-readable lines on stdout */
     bool auto_answer;
-    bool ask; /* without auto_answer: ask on the terminal (else incoming calls are rejected) */
+    bool ask;  /* without auto_answer: ask on the terminal (else incoming calls are rejected) */
+    bool keys; /* single keys on the terminal during a call: m mute, h/q hang up */
     session_source source;
     const char *send_file;
     double tone_hz;
@@ -92,6 +93,8 @@ typedef struct session {
     char end_detail[400];
     wzp_call_stats last;
     bool we_hung_up;
+    bool muted, peer_muted; /* main thread only */
+    bool keys_shown;        /* the key help was printed for this call */
     int64_t active_at_ms, ended_at_ms;
 
     /* history of the current call */
@@ -135,5 +138,9 @@ void session_summary(session *s, int exit_code);
 int session_finish(session *s, int exit_code);
 
 double session_now_s(void);
+
+/* Puts the terminal back as it was before a call's single-key mode (idempotent; also run
+ * at exit). */
+void session_restore_terminal(void);
 
 #endif
