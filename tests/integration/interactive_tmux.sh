@@ -3,7 +3,8 @@
 # y/N, in the call single keys work without Enter (m mutes: the caller's JSON shows
 # peer_mute; h hangs up: the caller exits 9, "peer hung up"), a second call is declined
 # with n (caller exit 7), Ctrl-C ends listen and leaves the shell's terminal sane
-# (icanon and echo back on), also when it comes in the middle of a call.
+# (icanon and echo back on), also when it comes in the middle of a call; wzp call on a
+# terminal has the same keys (m, q).
 set -uo pipefail
 . "$(dirname "$0")/lib/relay.sh"
 . "$(dirname "$0")/lib/cli.sh"
@@ -83,4 +84,16 @@ tm send-keys -t w "stty -a | tr ' ;' '\n\n' | grep -Ex -- '-?(icanon|echo)' | tr
 wait_pane "stty ran" '^-?icanon -?echo STTY_DONE' 5
 if pane | grep -Eq -- '^icanon echo STTY_DONE'; then echo "ok   the terminal is sane (icanon echo)"
 else echo "FAIL terminal left in raw mode:"; pane; fail=1; fi
+
+# wzp call has the same keys: m mutes (the listener's JSON shows it), q hangs up (exit 0)
+"$WZP" listen "${R[@]}" "${L[@]}" --tone 440 --home "$T/bob" --alias bob --auto-answer --once --json >"$T/b4.json" 2>"$T/b4.err" &
+LP=$!; PIDS+=($LP)
+wait_file "listener (--json) registered" "$T/b4.json" '"event":"registered"' 10
+tm send-keys -t w "clear; \"$WZP\" call bob ${R[*]} ${L[*]} --tone 660 --home $T/alice --duration 20; echo CALL_EXIT=\$?" Enter
+wait_pane "wzp call: key help" 'keys: m mute, h hang up' 10
+tm send-keys -t w m
+wait_file "the listener hears the caller muted" "$T/b4.json" '"event":"peer_mute","muted":true' 8
+tm send-keys -t w q
+wait_pane "wzp call: q hangs up" 'CALL_EXIT=0' 10
+wait_exit $LP 10; check "listen --once after the caller hung up" 0 "$RC"
 exit $fail
