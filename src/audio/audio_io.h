@@ -49,14 +49,14 @@ typedef struct wzp_audio_io_stats {
     const char *backend;            /* "pulse", "alsa", or "" if none */
     char input[WZP_AUDIO_NAME_MAX]; /* device streaming now ("" while opening or lost) */
     char output[WZP_AUDIO_NAME_MAX];
-    uint64_t captured, played; /* periods captured, 20 ms frames played, through the rings */
-    uint64_t capture_overruns;                    /* mic frames dropped: the call thread lagged */
-    uint64_t capture_underruns;                   /* call ticks short of mic audio (silence sent) */
-    uint64_t playback_overruns;                   /* frames dropped: the speaker thread lagged */
-    uint64_t playback_underruns;                  /* speaker periods short of audio (silence) */
-    uint64_t device_losses;                       /* device errors mid-stream (then reopened) */
-    uint64_t open_failures;                       /* opens that failed (then default / retry) */
-    uint64_t stalls;                              /* device I/O that timed out (then retried) */
+    uint64_t captured, played;   /* periods captured, 20 ms frames played, through the rings */
+    uint64_t capture_overruns;   /* mic frames dropped: the call thread lagged */
+    uint64_t capture_underruns;  /* call ticks short of mic audio (silence sent) */
+    uint64_t playback_overruns;  /* frames dropped: the speaker thread lagged */
+    uint64_t playback_underruns; /* speaker periods short of audio (silence) */
+    uint64_t device_losses;      /* device errors mid-stream (then reopened) */
+    uint64_t open_failures;      /* opens that failed (then default / retry) */
+    uint64_t stalls;             /* device I/O that timed out (then retried) */
     double capture_drift_ppm, playback_drift_ppm; /* device clock vs call clock estimates */
     double capture_level_ms, playback_level_ms;   /* drift FIFO levels now */
     double playback_device_ms;                    /* the backend's own queued playback */
