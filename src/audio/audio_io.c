@@ -101,13 +101,6 @@ static void playback_fill(audio_dir *d, int16_t *buf, unsigned n, wzp_ts now)
     atomic_store(&d->level_us, (int64_t)(st.level / 1000));
 }
 
-/* Capture: each period goes to the ring as it is (10 ms), so the call thread waits for at most
- * a period's worth, not a 20 ms frame's. */
-static void capture_store(audio_dir *d, const int16_t *buf)
-{
-    wzp_pcm_ring_push(d->ring, buf); /* full: dropped and counted by the ring */
-}
-
 static void publish(audio_dir *d, const wzp_device_policy *pol)
 {
     atomic_store(&d->losses, pol->st.losses);
@@ -189,9 +182,11 @@ static void *device_thread(void *arg)
         unsigned queued = be->delay ? be->delay(s) : 0;
         bool backlog = d->dir == WZP_AUDIO_CAPTURE && queued >= io->period;
         if (d->dir == WZP_AUDIO_CAPTURE) {
-            /* A capture backlog after an open or a stall is old sound: drained, not sent. */
+            /* A capture backlog after an open or a stall is old sound: drained, not sent. Each
+               period goes to the ring as it is, so the call thread waits for at most 10 ms of
+               it; a full ring drops (and counts) it. */
             if (!(backlog && wzp_device_policy_resync(&pol)))
-                capture_store(d, d->period_buf);
+                wzp_pcm_ring_push(d->ring, d->period_buf);
         } else {
             atomic_store(&d->delay_samples, queued);
         }
