@@ -252,8 +252,10 @@ static bool is_ended(peer *p)
  * recording at one delay (NCC > 0.9). A loaded machine can stall a thread
  * long enough for the adaptive playout to add a frame of delay mid-call,
  * which shifts the rest of the recording by 20 ms and lowers the global
- * figure; then every 0.5 s piece of what was sent is located on its own and
+ * figure; then every 0.25 s piece of what was sent is located on its own and
  * 80% of them must match (NCC > 0.9), which still fails for noise or silence.
+ * (Quarter seconds: the one piece straddling a shift fails, and with half
+ * seconds a 2 s call has only two pieces, so one shift failed the call.)
  */
 static bool audio_matches(const peer *sender, const peer *receiver)
 {
@@ -265,7 +267,7 @@ static bool audio_matches(const peer *sender, const peer *receiver)
            receiver->rec_n);
     if (r.ncc > 0.9)
         return true;
-    const size_t win = WZP_SAMPLE_RATE / 2;
+    const size_t win = WZP_SAMPLE_RATE / 4;
     size_t good = 0, total = 0;
     /* Skip the first and last pieces: the call starts and ends at different times on each side. */
     for (size_t off = win; off + 2 * win <= sender->sent_n; off += win) {
@@ -277,7 +279,7 @@ static bool audio_matches(const peer *sender, const peer *receiver)
             w.ncc > 0.9)
             good++;
     }
-    printf("  piecewise: %zu of %zu half-second pieces match\n", good, total);
+    printf("  piecewise: %zu of %zu quarter-second pieces match\n", good, total);
     return total >= 2 && good * 5 >= total * 4;
 }
 
