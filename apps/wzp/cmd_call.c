@@ -63,6 +63,7 @@ static void usage(FILE *out, int cmd)
         "  --no-aec, --no-denoise, --no-agc, --no-dtx\n"
         "                         turn off echo cancellation, noise suppression, automatic\n"
         "                         gain, or silence suppression (DTX with comfort noise)\n"
+        "  --no-ring              no ring or ringback tone on the speaker ([phone] ring)\n"
         "  --no-direct            never try a direct path (always through the relay)\n"
         "  --loopback-candidates  offer only loopback addresses (tests on one host)\n"
         "Defaults for the relay, alias, devices and processing come from $WZP_HOME/config\n"
@@ -162,13 +163,14 @@ static int run(int cmd, int argc, char **argv)
         {"no-agc", no_argument, NULL, 1003},
         {"no-dtx", no_argument, NULL, 1004},
         {"once", no_argument, NULL, 1005},
+        {"no-ring", no_argument, NULL, 1006},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *names[] = {"wzp listen", "wzp call", "wzp reflect"};
     int code;
-    session_opts so = {.name = names[cmd]};
+    session_opts so = {.name = names[cmd], .ring = true};
     wzp_audio_config_default(&so.audio);
     wzp_client_config cfg = {0};
     int c, verbose = 0;
@@ -256,6 +258,9 @@ static int run(int cmd, int argc, char **argv)
             }
             once = true;
             break;
+        case 1006:
+            so.ring = false;
+            break;
         case 'v':
             verbose++;
             break;
@@ -329,6 +334,8 @@ static int run(int cmd, int argc, char **argv)
     so.ask = cmd == CMD_LISTEN && !so.auto_answer && isatty(STDIN_FILENO);
     /* Keys only where someone types them: scripts (--json, pipes) keep stdin as it is. */
     so.keys = !so.json && cmd != CMD_REFLECT && isatty(STDIN_FILENO);
+    /* Rings are for a person at a terminal, and only on the speaker the call itself uses. */
+    so.ring = so.ring && so.status_line && so.keys && !so.no_audio && !so.record_file;
 
     session s;
     session_init(&s, &so);

@@ -27,7 +27,7 @@ static void usage(FILE *out)
                  "  [phone]\n"
                  "  alias = alice                ; registered with the relay\n"
                  "  auto_answer = no             ; wzp listen answers by itself\n"
-                 "  ring = yes                   ; for the interactive phone (not used yet)\n");
+                 "  ring = yes                   ; ring and ringback tones on the speaker\n");
 }
 
 static void row(const char *name, const char *value, const wzp_phone_config *pc, wzp_phone_key k,

@@ -433,6 +433,7 @@ void session_init(session *s, const session_opts *o)
         s->o.register_timeout_s = 10;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    s->volume = 100;
     if (o->source == SRC_TONE)
         wzp_tone_init(&s->tone, o->tone_hz, 0.5f);
     if (o->source == SRC_PROBE)
@@ -660,7 +661,37 @@ static void keys_on(session *s)
         term_raw = true;
 }
 
-/* The keys typed since the last look: m toggles mute, h or q hangs up (true). */
+/* --- rings on the speaker ------------------------------------------------------------------ */
+
+static void ring_start(session *s, wzp_ring_kind kind)
+{
+    if (!s->o.ring || s->ringer || !s->live_out)
+        return;
+    /* No sound device: the bell and the line on the terminal still ring. */
+    if (wzp_ringer_start(&s->ringer, &s->o.audio, kind, s->volume) < 0)
+        s->ringer = NULL;
+}
+
+static void ring_stop(session *s)
+{
+    wzp_ringer_stop(s->ringer);
+    s->ringer = NULL;
+}
+
+/* +/- steps of the speaker's volume, in percent. */
+#define VOLUME_STEP 10
+
+static void volume_step(session *s, int dir)
+{
+    int v = (int)s->volume + dir * VOLUME_STEP;
+    s->volume = v < 0 ? 0 : v > WZP_VOLUME_MAX ? WZP_VOLUME_MAX : (unsigned)v;
+    wzp_call_set_volume(s->call, s->volume);
+    clear_status(s);
+    fprintf(stderr, "volume %u%%\n", s->volume);
+}
+
+/* The keys typed since the last look: m toggles mute, + and - set the volume, h or q hangs up
+ * (true). */
 static bool keys_read(session *s)
 {
     if (!term_raw)
@@ -680,9 +711,24 @@ static bool keys_read(session *s)
             wzp_call_set_mute(s->call, s->muted);
             clear_status(s);
             fprintf(stderr, "%s\n", s->muted ? "muted" : "unmuted");
+        } else if ((k == '+' || k == '=') && s->active) {
+            volume_step(s, +1);
+        } else if ((k == '-' || k == '_') && s->active) {
+            volume_step(s, -1);
         }
     }
     return hang;
+}
+
+/* A level meter of LEVEL_BAR characters: -60 dBFS and below empty, 0 dBFS full. */
+#define LEVEL_BAR 8
+
+static void level_bar(double db, char out[LEVEL_BAR + 1])
+{
+    int n = (int)((db + 60.0) / 60.0 * LEVEL_BAR + 0.5);
+    for (int i = 0; i < LEVEL_BAR; i++)
+        out[i] = i < n ? '#' : '.';
+    out[LEVEL_BAR] = 0;
 }
 
 static void print_status(session *s, bool show)
@@ -711,15 +757,26 @@ static void print_status(session *s, bool show)
     }
     if (!show || !s->o.status_line)
         return;
-    /* Sound-device trouble, when there is any: frames the devices or the call thread lost. */
-    char audio[64] = "";
+    /* The devices: how loud the microphone and the speaker are, and any trouble (frames the
+     * devices or the call thread lost). */
+    char audio[160] = "";
     wzp_audio_stats as;
     if (s->o.audio.enabled && wzp_call_get_audio_stats(s->call, &as) == 0 && as.live) {
+        char in[LEVEL_BAR + 1], out[LEVEL_BAR + 1];
+        level_bar(as.input_level_db, in);
+        level_bar(as.output_level_db, out);
+        size_t n = 0;
+        if (s->live_in)
+            n += (size_t)snprintf(audio + n, sizeof(audio) - n, " | mic %s", in);
+        if (s->live_out && n < sizeof(audio))
+            n += (size_t)snprintf(audio + n, sizeof(audio) - n, " | spk %s", out);
+        if (as.volume_pct != 100 && n < sizeof(audio))
+            n += (size_t)snprintf(audio + n, sizeof(audio) - n, " vol %u%%", as.volume_pct);
         unsigned long long xruns = as.capture_overruns + as.capture_underruns +
                                    as.playback_overruns + as.playback_underruns;
-        if (xruns || as.device_losses)
-            snprintf(audio, sizeof(audio), " | audio dropouts %llu, devices lost %llu", xruns,
-                     (unsigned long long)as.device_losses);
+        if ((xruns || as.device_losses) && n < sizeof(audio))
+            snprintf(audio + n, sizeof(audio) - n, " | audio dropouts %llu, devices lost %llu",
+                     xruns, (unsigned long long)as.device_losses);
     }
     fprintf(stderr,
             "\r\033[K%s%s%s | rtt %.1f ms | loss %.1f%% | %.1f kbps | sent %llu recv %llu%s%s%s",
@@ -735,6 +792,8 @@ static int run_until_end(session *s, volatile sig_atomic_t *interrupted, bool ca
 {
     double last_status = 0, active_since = 0, done_since = 0;
     keys_on(s);
+    if (s->volume != 100)
+        wzp_call_set_volume(s->call, s->volume);
     for (;;) {
         pthread_mutex_lock(&s->mu);
         struct timespec ts;
@@ -742,7 +801,13 @@ static int run_until_end(session *s, volatile sig_atomic_t *interrupted, bool ca
         if (!s->ended)
             pthread_cond_timedwait(&s->cv, &s->mu, &ts);
         bool ended = s->ended, active = s->active, done = s->source_done;
+        bool ringing = s->state == WZP_CALL_RINGING;
         pthread_mutex_unlock(&s->mu);
+        /* The caller hears the other phone ring until it answers. */
+        if (caller && ringing && !active)
+            ring_start(s, WZP_RING_BACK);
+        else if (s->ringer)
+            ring_stop(s);
         if (ended)
             break;
         session_flush_history(s);
@@ -754,7 +819,7 @@ static int run_until_end(session *s, volatile sig_atomic_t *interrupted, bool ca
         if (active && term_raw && !s->keys_shown) {
             s->keys_shown = true;
             clear_status(s);
-            fprintf(stderr, "keys: m mute, h hang up\n");
+            fprintf(stderr, "keys: m mute, +/- volume, h hang up\n");
         }
         /* After the file: let the peer's playout buffer drain before hanging up. */
         bool stop = keys_read(s) || (interrupted && *interrupted) ||
@@ -774,6 +839,7 @@ static int run_until_end(session *s, volatile sig_atomic_t *interrupted, bool ca
             print_status(s, true);
         }
     }
+    ring_stop(s);
     session_restore_terminal();
     print_status(s, false);
     clear_status(s);
@@ -863,16 +929,43 @@ int session_run_call(session *s, const char *peer, volatile sig_atomic_t *interr
     return report_end(s, run_until_end(s, interrupted, true));
 }
 
-/* A call waits for the user's y/N on the terminal: true once it was answered. */
+/* The user's answer to a ringing call: 1 answer, 0 reject, -1 none yet. Single keys where
+ * the terminal gives them (y answers; n or Enter rejects; other keys are ignored), else a line. */
+static int answer_key(session *s)
+{
+    struct pollfd pf = {STDIN_FILENO, POLLIN, 0};
+    if (poll(&pf, 1, 100) <= 0)
+        return -1;
+    if (!term_raw) {
+        char line[64] = "";
+        return fgets(line, sizeof(line), stdin) && (line[0] == 'y' || line[0] == 'Y');
+    }
+    char buf[16];
+    ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+    if (n == 0)
+        return 0; /* the terminal went away: nobody can answer */
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] == 'y' || buf[i] == 'Y')
+            return 1;
+        if (buf[i] == 'n' || buf[i] == 'N' || buf[i] == '\n' || buf[i] == '\r')
+            return 0;
+    }
+    return -1;
+}
+
+/* A call waits for the user's y/N on the terminal, ringing: true once it was answered. */
 static bool ask_user(session *s)
 {
+    keys_on(s);
+    ring_start(s, WZP_RING_INCOMING);
+    bool answered = false;
     for (;;) {
         pthread_mutex_lock(&s->mu);
         wzp_call *p = s->pending;
         bool gone = s->pending_ended;
         pthread_mutex_unlock(&s->mu);
         if (!p)
-            return false;
+            break;
         wzp_history_rec r;
         if (gone) {
             fprintf(stderr, "\nmissed call (the caller hung up)\n");
@@ -880,25 +973,32 @@ static bool ask_user(session *s)
             history_write(s, &r);
             break;
         }
-        struct pollfd pf = {STDIN_FILENO, POLLIN, 0};
-        if (poll(&pf, 1, 100) <= 0)
+        int key = answer_key(s);
+        if (key < 0)
             continue;
-        char line[64] = "";
-        if (!fgets(line, sizeof(line), stdin) || (line[0] != 'y' && line[0] != 'Y')) {
+        if (key == 0) {
+            fprintf(stderr, "\nrejected\n");
             wzp_call_reject(p);
             history_rec_init(s, &r, true, s->peer_fp, WZP_HIST_REJECTED, "declined");
             r.start = s->started_at;
             history_write(s, &r);
             break;
         }
+        fprintf(stderr, "\n");
         pthread_mutex_lock(&s->mu);
         s->call = p;
         s->pending = NULL;
         s->state = WZP_CALL_RINGING;
         pthread_mutex_unlock(&s->mu);
-        wzp_call_answer(p);
+        answered = true;
+        break;
+    }
+    ring_stop(s);
+    if (answered) {
+        wzp_call_answer(s->call);
         return true;
     }
+    session_restore_terminal();
     pthread_mutex_lock(&s->mu);
     wzp_call *p = s->pending;
     s->pending = NULL;

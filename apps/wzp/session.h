@@ -34,6 +34,7 @@ typedef struct session_opts {
     bool auto_answer;
     bool ask;  /* without auto_answer: ask on the terminal (else incoming calls are rejected) */
     bool keys; /* single keys on the terminal during a call: m mute, h/q hang up */
+    bool ring; /* the ring (incoming) and ringback (outgoing) on the speaker */
     session_source source;
     const char *send_file;
     double tone_hz;
@@ -93,8 +94,10 @@ typedef struct session {
     char end_detail[400];
     wzp_call_stats last;
     bool we_hung_up;
-    bool muted, peer_muted; /* main thread only */
-    bool keys_shown;        /* the key help was printed for this call */
+    bool muted, peer_muted;    /* main thread only */
+    bool keys_shown;           /* the key help was printed for this call */
+    unsigned volume;           /* the speaker's, percent (main thread; every call of the session) */
+    struct wzp_ringer *ringer; /* ringing now (main thread) */
     int64_t active_at_ms, ended_at_ms;
 
     /* history of the current call */

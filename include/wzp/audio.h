@@ -20,6 +20,7 @@ extern "C" {
 #endif
 
 #define WZP_AUDIO_DEVICE_NAME_MAX 160
+#define WZP_VOLUME_MAX            200 /* percent: wzp_call_set_volume */
 
 typedef struct wzp_audio_config {
     /* Open the sound devices for calls: the microphone when the client has no pcm_source
@@ -65,7 +66,29 @@ typedef struct wzp_audio_stats {
     double capture_drift_ppm;    /* microphone clock vs the call's clock */
     double playback_drift_ppm;   /* the call's clock vs the speaker's */
     uint64_t voice_frames;       /* microphone frames the voice detector called speech */
+    /* Levels now, dBFS (-90 for silence), falling 20 dB/s after a peak: the microphone as
+     * captured (before processing, so it shows while muted too) and the speaker as played
+     * (after the volume). */
+    double input_level_db, output_level_db;
+    unsigned volume_pct; /* the speaker's volume, wzp_call_set_volume */
 } wzp_audio_stats;
+
+/* A phone's rings on the speaker, for the time before a call has sound of its own. */
+typedef enum wzp_ring_kind {
+    WZP_RING_INCOMING = 0, /* a call comes in: the callee's phone rings */
+    WZP_RING_BACK = 1,     /* the caller hears that the other phone rings */
+} wzp_ring_kind;
+
+typedef struct wzp_ringer wzp_ringer;
+
+/* Starts ringing on cfg's output device (cfg->output or the default; cfg->backend) from a thread
+ * of its own, at volume_pct (100: -12 dBFS peaks; up to WZP_VOLUME_MAX), until wzp_ringer_stop.
+ * Returns at once: the device opens in the background. WZP_ERR_DEVICE when no sound backend is
+ * usable, WZP_ERR_INVALID, WZP_ERR_NOMEM; *out set only on success. */
+int wzp_ringer_start(wzp_ringer **out, const wzp_audio_config *cfg, wzp_ring_kind kind,
+                     unsigned volume_pct);
+/* Stops the ring, closes the device and frees r (NULL: nothing). */
+void wzp_ringer_stop(wzp_ringer *r);
 
 #ifdef __cplusplus
 }

@@ -126,6 +126,9 @@ int wzp_call_answer(wzp_call *call);
 int wzp_call_reject(wzp_call *call);
 int wzp_call_hangup(wzp_call *call);
 int wzp_call_set_mute(wzp_call *call, bool mute);
+/* The speaker's volume for this call, 0..WZP_VOLUME_MAX percent (100: as received); ramped, so
+ * a change never clicks. Only the call's own sound devices: a pcm_sink gets the audio as is. */
+int wzp_call_set_volume(wzp_call *call, unsigned percent);
 int wzp_call_get_stats(wzp_call *call, wzp_call_stats *out);
 /* The call's sound devices (out->live false when it uses none or none could be opened); after
  * the call ended, their figures when they were closed. */

@@ -6,12 +6,15 @@
 #include <string.h>
 
 #include "audio/audio_io.h"
+#include "audio/level.h"
 #include "audio/voice_proc.h"
 
 struct wzp_call_audio {
     wzp_audio_io *io;
     wzp_voice_proc *vp;
     bool capture, playback;
+    wzp_level_meter in_level, out_level;
+    wzp_volume volume;
 };
 
 void wzp_audio_config_default(wzp_audio_config *cfg)
@@ -31,6 +34,9 @@ int wzp_call_audio_new(wzp_call_audio **out, const wzp_audio_config *cfg, bool c
         return WZP_ERR_NOMEM;
     ca->capture = capture;
     ca->playback = playback;
+    wzp_level_meter_init(&ca->in_level);
+    wzp_level_meter_init(&ca->out_level);
+    wzp_volume_init(&ca->volume);
     wzp_audio_io_config ic;
     wzp_audio_io_config_default(&ic);
     ic.backend = cfg->backend;
@@ -73,6 +79,7 @@ bool wzp_call_audio_capture(wzp_call_audio *ca, int16_t pcm[WZP_AUDIO_FRAME_SAMP
         return false;
     }
     wzp_audio_io_capture(ca->io, pcm, now);
+    wzp_level_meter_feed(&ca->in_level, pcm, WZP_AUDIO_FRAME_SAMPLES, WZP_AUDIO_FRAME_MS);
     wzp_voice_proc_near(ca->vp, pcm, pcm, &voice);
     return voice;
 }
@@ -81,9 +88,18 @@ void wzp_call_audio_play(wzp_call_audio *ca, const int16_t pcm[WZP_AUDIO_FRAME_S
 {
     if (!ca->playback)
         return;
+    /* The canceller's reference is what the speaker plays: after the volume. */
+    int16_t out[WZP_AUDIO_FRAME_SAMPLES];
+    wzp_volume_apply(&ca->volume, pcm, out, WZP_AUDIO_FRAME_SAMPLES);
+    wzp_level_meter_feed(&ca->out_level, out, WZP_AUDIO_FRAME_SAMPLES, WZP_AUDIO_FRAME_MS);
     if (ca->vp)
-        wzp_voice_proc_far(ca->vp, pcm);
-    wzp_audio_io_play(ca->io, pcm);
+        wzp_voice_proc_far(ca->vp, out);
+    wzp_audio_io_play(ca->io, out);
+}
+
+void wzp_call_audio_set_volume(wzp_call_audio *ca, unsigned pct)
+{
+    wzp_volume_set(&ca->volume, pct);
 }
 
 void wzp_call_audio_get_stats(wzp_call_audio *ca, wzp_audio_stats *out)
@@ -103,6 +119,9 @@ void wzp_call_audio_get_stats(wzp_call_audio *ca, wzp_audio_stats *out)
     out->device_stalls = st.stalls;
     out->capture_drift_ppm = st.capture_drift_ppm;
     out->playback_drift_ppm = st.playback_drift_ppm;
+    out->input_level_db = ca->capture ? ca->in_level.db : WZP_LEVEL_FLOOR_DB;
+    out->output_level_db = ca->playback ? ca->out_level.db : WZP_LEVEL_FLOOR_DB;
+    out->volume_pct = ca->volume.pct;
     if (ca->vp) {
         wzp_voice_proc_stats vs;
         wzp_voice_proc_get_stats(ca->vp, &vs);

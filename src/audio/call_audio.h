@@ -35,6 +35,8 @@ void wzp_call_audio_free(wzp_call_audio *ca);
 bool wzp_call_audio_capture(wzp_call_audio *ca, int16_t pcm[WZP_AUDIO_FRAME_SAMPLES], wzp_ts now);
 /* 20 ms for the speaker (and the echo canceller's reference). */
 void wzp_call_audio_play(wzp_call_audio *ca, const int16_t pcm[WZP_AUDIO_FRAME_SAMPLES]);
+/* The speaker's volume, percent (clamped to WZP_VOLUME_MAX). */
+void wzp_call_audio_set_volume(wzp_call_audio *ca, unsigned pct);
 void wzp_call_audio_get_stats(wzp_call_audio *ca, wzp_audio_stats *out);
 
 #endif

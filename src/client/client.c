@@ -39,6 +39,7 @@ struct wzp_call {
     wzp_call_audio *audio;       /* live devices; the loop thread's, NULL until first needed */
     bool audio_failed;           /* no device could be had: the call goes on without */
     wzp_audio_stats audio_final; /* the devices' figures when they were closed */
+    unsigned volume;             /* speaker volume, percent */
 };
 
 struct wzp_client {
@@ -201,6 +202,8 @@ static wzp_call_audio *call_audio(wzp_client *c, wzp_call *call)
         return call->audio;
     bool capture = !c->cfg.cb.pcm_source, playback = !c->cfg.cb.pcm_sink;
     int rc = wzp_call_audio_new(&call->audio, &c->cfg.audio, capture, playback);
+    if (rc == 0)
+        wzp_call_audio_set_volume(call->audio, call->volume);
     if (rc < 0) {
         call->audio_failed = true;
         WZP_WARN("no sound device for this call (%s): it goes on without microphone and speaker",
@@ -276,6 +279,16 @@ static void resolve_again(wzp_client *c)
     }
 }
 
+static wzp_call *call_new(wzp_client *c)
+{
+    wzp_call *call = calloc(1, sizeof(*call));
+    if (call) {
+        call->c = c;
+        call->volume = 100;
+    }
+    return call;
+}
+
 /* --- core events -> public callbacks ---------------------------------------------------------- */
 
 static void core_event(void *user, const wzp_core_event *ev)
@@ -295,12 +308,11 @@ static void core_event(void *user, const wzp_core_event *ev)
             cb->on_unregistered(c, ev->err, ev->fatal, c->cfg.user);
         break;
     case WZP_CORE_EV_INCOMING:
-        call = calloc(1, sizeof(*call));
+        call = call_new(c);
         if (!call) {
             wzp_core_reject(c->core, ev->call, wzp_now());
             break;
         }
-        call->c = c;
         call->id = ev->call;
         snprintf(call->peer_fp, sizeof(call->peer_fp), "%s", ev->peer_fp ? ev->peer_fp : "");
         snprintf(call->peer_alias, sizeof(call->peer_alias), "%s",
@@ -665,10 +677,9 @@ int wzp_client_call(wzp_client *c, const char *peer, wzp_call **out)
 {
     if (!c || !peer || !out)
         return WZP_ERR_INVALID;
-    wzp_call *call = calloc(1, sizeof(*call));
+    wzp_call *call = call_new(c);
     if (!call)
         return WZP_ERR_NOMEM;
-    call->c = c;
     job j = {.fn = do_call, .call = call, .text = peer};
     int rc = run_job(c, &j);
     if (rc < 0) {
@@ -765,7 +776,25 @@ static int do_audio_stats(job *j, wzp_ts now)
         wzp_call_audio_get_stats(j->call->audio, j->audio);
     else
         *j->audio = j->call->audio_final;
+    if (!j->audio->live)
+        j->audio->volume_pct = j->call->volume;
     return 0;
+}
+
+static int do_volume(job *j, wzp_ts now)
+{
+    j->call->volume = j->id;
+    if (j->call->audio)
+        wzp_call_audio_set_volume(j->call->audio, j->id);
+    return 0;
+}
+
+int wzp_call_set_volume(wzp_call *call, unsigned percent)
+{
+    if (!call || percent > WZP_VOLUME_MAX)
+        return WZP_ERR_INVALID;
+    job j = {.fn = do_volume, .call = call, .id = percent};
+    return run_job(call->c, &j);
 }
 
 int wzp_call_get_audio_stats(wzp_call *call, wzp_audio_stats *out)

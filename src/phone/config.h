@@ -56,7 +56,7 @@ typedef struct wzp_phone_config {
     char alias[WZP_SIG_ALIAS_MAX + 1];
     /* -1: not given, else 0 or 1 */
     int8_t aec, denoise, agc, dtx, auto_answer;
-    int8_t ring;            /* used by the interactive phone (not yet) */
+    int8_t ring;            /* ring and ringback tones on the speaker */
     int line[WZP_PK_COUNT]; /* where each key was given; 0 if not */
 } wzp_phone_config;
 

@@ -8,31 +8,9 @@
 set -uo pipefail
 . "$(dirname "$0")/lib/relay.sh"
 . "$(dirname "$0")/lib/cli.sh"
-command -v tmux >/dev/null || { echo "skip: tmux is not installed"; exit 77; }
 cli_setup wzp-tmux
-SOCK="wzp-test-$$-$RANDOM"
-tm() { tmux -L "$SOCK" "$@"; }
-tmux_cleanup() { tm kill-server 2>/dev/null; cli_cleanup; }
-trap tmux_cleanup EXIT
-pane() { tm capture-pane -p -J -S -200 -t w; }
-# wait_pane WHAT PATTERN [SECONDS]: until the pane shows the pattern (grep -E)
-wait_pane() {
-    local n=$(( ${3:-10} * 10 ))
-    for _ in $(seq "$n"); do pane | grep -Eq -- "$2" && { echo "ok   $1"; return 0; }; sleep 0.1; done
-    echo "FAIL $1: no '$2' in the pane:"; pane; fail=1; return 1
-}
-# wait_file WHAT FILE PATTERN [SECONDS]
-wait_file() {
-    local n=$(( ${4:-10} * 10 ))
-    for _ in $(seq "$n"); do grep -q -- "$3" "$2" 2>/dev/null && { echo "ok   $1"; return 0; }; sleep 0.1; done
-    echo "FAIL $1: no '$3' in $2:"; cat "$2"; fail=1; return 1
-}
-# wait_exit PID SECONDS: its exit code in RC (124 if it had to be killed)
-wait_exit() {
-    local n=$(( $2 * 10 ))
-    for _ in $(seq "$n"); do kill -0 "$1" 2>/dev/null || { wait "$1"; RC=$?; return; }; sleep 0.1; done
-    kill "$1" 2>/dev/null; wait "$1"; RC=124
-}
+. "$(dirname "$0")/lib/tmux.sh"
+trap 'tmux_cleanup; cli_cleanup' EXIT
 
 relay_start "$T"
 R=(--relay "$RA" --relay-pin "$RP")
@@ -40,19 +18,17 @@ L=(--loopback-candidates --no-audio)
 "$WZP" id --home "$T/alice" >/dev/null 2>&1
 "$WZP" id --home "$T/bob" >/dev/null 2>&1
 
-# The pane's shell: plain sh, no rc files, a prompt the test can see.
-tm -f /dev/null new-session -d -s w -x 200 -y 50 "env PS1='READY$ ' sh" || { echo "FAIL tmux"; exit 1; }
-wait_pane "shell in the pane" 'READY\$' 5
+tmux_start w
 tm send-keys -t w "\"$WZP\" listen ${R[*]} ${L[*]} --tone 440 --home $T/bob --alias bob; echo LISTEN_EXIT=\$?" Enter
 wait_pane "listener registered" 'registered as' 10
 
-# 1: answered with y, muted with m, hung up with h
+# 1: answered with y (one key, no Enter), muted with m, hung up with h
 "$WZP" call bob "${R[@]}" "${L[@]}" --tone 660 --home "$T/alice" --json --duration 20 >"$T/a1.json" 2>"$T/a1.err" &
 CP=$!; PIDS+=($CP)
 wait_pane "the call asks" 'incoming call from .* answer\? \[y/N\]' 10
-tm send-keys -t w y Enter
+tm send-keys -t w y
 wait_pane "call active" 'call active' 10
-wait_pane "key help" 'keys: m mute, h hang up' 5
+wait_pane "key help" 'keys: m mute, \+/- volume, h hang up' 5
 tm send-keys -t w m
 wait_pane "the status line shows MUTED" 'MUTED' 5
 wait_file "the caller hears the peer muted" "$T/a1.json" '"event":"peer_mute","muted":true' 8
@@ -66,7 +42,7 @@ wait_pane "the listener's call ended" 'call ended \(hung up here\)' 5
 CP=$!; PIDS+=($CP)
 for _ in $(seq 100); do [ "$(pane | grep -c 'answer? \[y/N\]')" -ge 2 ] && break; sleep 0.1; done
 [ "$(pane | grep -c 'answer? \[y/N\]')" -ge 2 ] && echo "ok   the second call asks" || { echo "FAIL second prompt"; pane; fail=1; }
-tm send-keys -t w n Enter
+tm send-keys -t w n
 wait_exit $CP 10; check "the caller: rejected" 7 "$RC"
 
 # 3: Ctrl-C in the middle of a call (the terminal in single-key mode): the call is hung up,
@@ -90,7 +66,7 @@ else echo "FAIL terminal left in raw mode:"; pane; fail=1; fi
 LP=$!; PIDS+=($LP)
 wait_file "listener (--json) registered" "$T/b4.json" '"event":"registered"' 10
 tm send-keys -t w "clear; \"$WZP\" call bob ${R[*]} ${L[*]} --tone 660 --home $T/alice --duration 20; echo CALL_EXIT=\$?" Enter
-wait_pane "wzp call: key help" 'keys: m mute, h hang up' 10
+wait_pane "wzp call: key help" 'keys: m mute, \+/- volume, h hang up' 10
 tm send-keys -t w m
 wait_file "the listener hears the caller muted" "$T/b4.json" '"event":"peer_mute","muted":true' 8
 tm send-keys -t w q
