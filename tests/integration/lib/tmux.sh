@@ -21,7 +21,7 @@ tmux_start() {
     # The pane's shell: plain sh, no rc files, a prompt the test can see.
     tm -f /dev/null new-session -d -s "$first" -n "$first" -x 200 -y 50 "env PS1='READY$ ' sh" \
         || { echo "FAIL tmux"; exit 1; }
-    for w in "$@"; do tm new-window -d -t "$first" -n "$w" "env PS1='READY$ ' sh"; done
+    for w in "$@"; do tm new-window -d -t "$first:" -n "$w" "env PS1='READY$ ' sh"; done
     for w in "$first" "$@"; do wait_pane "shell in window $w" 'READY\$' 5 "$first:$w" || exit 1; done
 }
 wait_pane() {
