@@ -311,6 +311,7 @@ static int run(int cmd, int argc, char **argv)
         peer = target.peer;
         so.peer_label = target.label;
         so.contact = target.contact[0] ? target.contact : NULL;
+        so.contact_alias = target.contact_alias[0] ? target.contact_alias : NULL;
         if (!relay_flags && target.relay[0]) {
             cfg.relay = target.relay;
             cfg.relay_pin = target.relay_pin;

@@ -30,6 +30,7 @@ enum {
     WZP_EXIT_BAD_INVITE = 20,    /* not an invite, damaged, or an unsupported version */
     WZP_EXIT_CONTACT_EXISTS = 21, /* the name is taken, or the key is stored under another */
     WZP_EXIT_HISTORY_FILE = 22,   /* the history file is damaged or unreadable */
+    WZP_EXIT_KEY_CHANGED = 23,    /* a contact's key is offline; the relay has another for it */
 };
 
 /* The exit-code table printed by `wzp --help`. */
@@ -57,7 +58,8 @@ enum {
     "  19  contacts file damaged (the line is named) or not writable\n"                            \
     "  20  bad invite: not an invite, damaged (checksum) or an unsupported version\n"              \
     "  21  contact exists: the name is taken or the key is stored under another name\n"            \
-    "  22  history file damaged (the line is named) or unreadable\n"
+    "  22  history file damaged (the line is named) or unreadable\n"                               \
+    "  23  contact's key changed: it is offline and the relay has another key for its alias\n"
 
 int wzp_cmd_id(int argc, char **argv);
 int wzp_cmd_listen(int argc, char **argv);

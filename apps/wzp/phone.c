@@ -82,6 +82,7 @@ int phone_resolve(const char *cmd, const char *arg, const wzp_contacts *c, bool 
         snprintf(out->peer, sizeof(out->peer), "%s", text);
         snprintf(out->label, sizeof(out->label), "%s (contact, key %s)", e->name, text);
         snprintf(out->contact, sizeof(out->contact), "%s", e->name);
+        snprintf(out->contact_alias, sizeof(out->contact_alias), "%s", e->alias);
         if (e->relay[0]) {
             snprintf(out->relay, sizeof(out->relay), "%s", e->relay);
             wzp_fingerprint_format(e->relay_pin, out->relay_pin, sizeof(out->relay_pin));

@@ -26,7 +26,8 @@ typedef struct phone_target {
     char label[400];                    /* for "calling ..." */
     char relay[WZP_RELAY_TEXT_MAX + 1]; /* "" when none */
     char relay_pin[WZP_FINGERPRINT_STRLEN];
-    char contact[WZP_CONTACT_NAME_MAX + 1]; /* the contact dialled, "" if none */
+    char contact[WZP_CONTACT_NAME_MAX + 1];    /* the contact dialled, "" if none */
+    char contact_alias[WZP_SIG_ALIAS_MAX + 1]; /* its alias (from its invite), "" if none */
 } phone_target;
 
 /* An invite (its key, relay and pin), a fingerprint, a contact's name (its key; its relay

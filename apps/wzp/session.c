@@ -72,6 +72,8 @@ int session_exit_for(int err)
         return WZP_EXIT_PEER_GONE;
     case WZP_ERR_RELAY_FULL:
         return WZP_EXIT_RELAY_FULL;
+    case WZP_ERR_KEY_CHANGED:
+        return WZP_EXIT_KEY_CHANGED;
     default:
         return WZP_EXIT_CALL_FAILED;
     }
@@ -873,6 +875,14 @@ static int report_end(session *s, int code)
         else
             fprintf(stderr, "%s: the peer is offline (not registered with the relay)\n", s->o.name);
         break;
+    case WZP_ERR_KEY_CHANGED:
+        /* The relay's word only: never followed, the pinned key stays. */
+        fprintf(stderr,
+                "%s: %s's key changed? %s; nobody was called. If %s really has a new key, "
+                "verify it with them and re-add the contact (wzp contacts add)\n",
+                s->o.name, s->o.contact ? s->o.contact : "the contact", detail,
+                s->o.contact ? s->o.contact : "they");
+        break;
     case WZP_ERR_REJECTED:
         fprintf(stderr, "%s: the peer rejected the call\n", s->o.name);
         break;
@@ -914,7 +924,7 @@ int session_run_call(session *s, const char *peer, volatile sig_atomic_t *interr
     pthread_mutex_lock(&s->mu);
     s->incoming = false;
     s->started_at = wall_now_s();
-    int rc = wzp_client_call(s->client, peer, &call);
+    int rc = wzp_client_call_key(s->client, peer, s->o.contact_alias, &call);
     if (rc == 0)
         s->call = call; /* set under the lock: callbacks for it wait for it */
     pthread_mutex_unlock(&s->mu);

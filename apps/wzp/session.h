@@ -52,7 +52,8 @@ typedef struct session_opts {
        demo. peer_label: who `call` dials, for "calling ..." (else the peer as given). */
     const struct wzp_contacts *contacts;
     const char *peer_label;
-    const char *contact; /* the contact `call` dials, NULL if none */
+    const char *contact;       /* the contact `call` dials, NULL if none */
+    const char *contact_alias; /* its alias, NULL if none: its key is dialled with it as a hint */
     /* wzp listen/call: every call is recorded in history_dir/history; NULL (demo): none. */
     const char *history_dir;
 } session_opts;

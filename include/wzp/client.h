@@ -122,6 +122,11 @@ double wzp_client_relay_rtt_ms(wzp_client *c);
 
 /* Places a call to a fingerprint (text form) or alias. */
 int wzp_client_call(wzp_client *c, const char *peer, wzp_call **out);
+/* Calls a key (a fingerprint) known by an alias, e.g. a contact's: only that key may answer,
+ * and if it is offline while the relay says another key holds the alias, the call ends with
+ * WZP_ERR_KEY_CHANGED (wzp_call_detail names that key; nobody is rung). alias NULL or "":
+ * wzp_client_call. */
+int wzp_client_call_key(wzp_client *c, const char *fingerprint, const char *alias, wzp_call **out);
 int wzp_call_answer(wzp_call *call);
 int wzp_call_reject(wzp_call *call);
 int wzp_call_hangup(wzp_call *call);

@@ -51,6 +51,7 @@ typedef enum wzp_error {
     WZP_ERR_DEVICE = -30,           /* sound device missing, busy, or gone */
     WZP_ERR_RESOLVE = -31,          /* a host name does not resolve (DNS) */
     WZP_ERR_EXISTS = -32,           /* the name or key is already stored (contacts) */
+    WZP_ERR_KEY_CHANGED = -33,      /* the key called is offline; another holds its alias */
 } wzp_error;
 
 /* A short, static, human-readable description of an error code. Never NULL. */

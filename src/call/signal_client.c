@@ -6,6 +6,7 @@
 #include "call/signal_client.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <wzp/wzp.h>
@@ -249,15 +250,18 @@ static int place_call(wzp_sigc *sc, wzp_sig_msg *m, const wzp_sig_params *params
     return 0;
 }
 
-int wzp_sigc_call_fp(wzp_sigc *sc, const uint8_t fp[WZP_SIG_FP_LEN], const wzp_sig_params *params,
-                     const wzp_sig_candidate *cands, size_t n_cands, uint32_t *call, wzp_ts now)
+int wzp_sigc_call_fp(wzp_sigc *sc, const uint8_t fp[WZP_SIG_FP_LEN], const char *alias_hint,
+                     const wzp_sig_params *params, const wzp_sig_candidate *cands, size_t n_cands,
+                     uint32_t *call, wzp_ts now)
 {
     sc->now = now;
     wzp_sig_msg m;
-    if (!fp)
+    if (!fp || (alias_hint && alias_hint[0] && !wzp_sig_alias_valid(alias_hint)))
         return WZP_ERR_INVALID;
     wzp_sig_init(&m, WZP_SIG_OFFER, 0);
     memcpy(m.u.offer.callee_fp, fp, WZP_SIG_FP_LEN);
+    if (alias_hint)
+        snprintf(m.u.offer.alias_hint, sizeof(m.u.offer.alias_hint), "%s", alias_hint);
     return place_call(sc, &m, params, cands, n_cands, call, now);
 }
 

@@ -98,8 +98,11 @@ int wzp_sigc_register(wzp_sigc *sc, const char *alias, wzp_ts now);
  * handle. WZP_ERR_STATE if not registered, WZP_ERR_LIMIT if max_calls are in
  * progress, WZP_ERR_INVALID for bad arguments.
  */
-int wzp_sigc_call_fp(wzp_sigc *sc, const uint8_t fp[WZP_SIG_FP_LEN], const wzp_sig_params *params,
-                     const wzp_sig_candidate *cands, size_t n_cands, uint32_t *call, wzp_ts now);
+/* alias_hint (NULL or ""): the alias the caller knows fp by; if fp is offline and another key
+ * holds it, ENDED's msg says which (end.have_holder). */
+int wzp_sigc_call_fp(wzp_sigc *sc, const uint8_t fp[WZP_SIG_FP_LEN], const char *alias_hint,
+                     const wzp_sig_params *params, const wzp_sig_candidate *cands, size_t n_cands,
+                     uint32_t *call, wzp_ts now);
 int wzp_sigc_call_alias(wzp_sigc *sc, const char *alias, const wzp_sig_params *params,
                         const wzp_sig_candidate *cands, size_t n_cands, uint32_t *call, wzp_ts now);
 

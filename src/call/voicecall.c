@@ -36,6 +36,7 @@ struct wzp_voicecall {
     uint8_t peer_fp[WZP_FINGERPRINT_LEN];
     char peer_fp_text[WZP_FINGERPRINT_STRLEN];
     char peer_alias[WZP_SIG_ALIAS_MAX + 1];
+    char alias_hint[WZP_SIG_ALIAS_MAX + 1]; /* caller by key: the alias it is known by */
 
     uint32_t chan;    /* our relay channel, 0 before one is known */
     wzp_addr relay;   /* where relay frames go */
@@ -907,6 +908,19 @@ static void on_ended(wzp_voicecall *vc, const wzp_sigc_event *ev, wzp_ts now)
         snprintf(detail, sizeof(detail), "%s", wzp_strerror(ev->err));
     if (ev->err == WZP_ERR_HANGUP)
         snprintf(detail, sizeof(detail), "the peer hung up");
+    if (ev->reason == WZP_SIG_END_OFFLINE && ev->msg && ev->msg->u.end.have_holder &&
+        vc->alias_hint[0]) {
+        /* Only the relay's word: a new key of the same person, or someone else using the
+         * name. Either way nobody was rung, and the pinned key is not given up. */
+        char holder[WZP_FINGERPRINT_STRLEN], text[200];
+        fp_text(ev->msg->u.end.holder_fp, holder);
+        snprintf(text, sizeof(text),
+                 "the key you called is offline and the relay says alias '%s' now belongs to "
+                 "another key, %s",
+                 vc->alias_hint, holder);
+        wzp_voicecall_end(vc, WZP_ERR_KEY_CHANGED, text, now);
+        return;
+    }
     wzp_voicecall_end(vc, ev->err ? ev->err : WZP_ERR_CLOSED, detail, now);
 }
 
@@ -1261,6 +1275,9 @@ int wzp_voicecall_new(wzp_voicecall **out, const wzp_voicecall_config *cfg)
         by_fp = wzp_fingerprint_parse(cfg->peer, fp) == 0;
         if (!by_fp && !wzp_sig_alias_valid(cfg->peer))
             return WZP_ERR_INVALID;
+        if (cfg->alias_hint && cfg->alias_hint[0] &&
+            (!by_fp || !wzp_sig_alias_valid(cfg->alias_hint)))
+            return WZP_ERR_INVALID;
     }
     wzp_voicecall *vc = calloc(1, sizeof(*vc));
     if (!vc)
@@ -1289,13 +1306,16 @@ int wzp_voicecall_new(wzp_voicecall **out, const wzp_voicecall_config *cfg)
     gather(vc, cfg->hosts, cfg->n_hosts, &cfg->reflexive);
     wzp_sig_params params;
     default_params(&params);
-    int rc = by_fp ? wzp_sigc_call_fp(env->sc, fp, &params, vc->local, vc->n_local, &vc->sig, now)
+    int rc = by_fp ? wzp_sigc_call_fp(env->sc, fp, cfg->alias_hint, &params, vc->local, vc->n_local,
+                                      &vc->sig, now)
                    : wzp_sigc_call_alias(env->sc, cfg->peer, &params, vc->local, vc->n_local,
                                          &vc->sig, now);
     if (rc < 0) {
         free(vc);
         return rc;
     }
+    if (by_fp && cfg->alias_hint)
+        snprintf(vc->alias_hint, sizeof(vc->alias_hint), "%s", cfg->alias_hint);
     if (by_fp) {
         /* Pinned end to end: whatever the relay says, only this key may answer. */
         memcpy(vc->peer_fp, fp, sizeof(fp));

@@ -144,7 +144,11 @@ typedef struct wzp_voicecall_config {
     uint16_t vport;   /* the virtual path's remote port, unique among live calls */
     void *user;       /* wzp_voicecall_user() */
     const char *peer; /* caller: a fingerprint (text) or an alias */
-    uint32_t sig;     /* callee: the signal client's handle of the incoming call */
+    /* caller, with a fingerprint: the alias that key is known by (a contact's), or NULL. If the
+     * key is offline and the relay says another key holds the alias, the call ends with
+     * WZP_ERR_KEY_CHANGED. */
+    const char *alias_hint;
+    uint32_t sig; /* callee: the signal client's handle of the incoming call */
     /* Our addresses: host candidates (ports set) and the reflexive one (len 0: none). */
     const wzp_addr *hosts;
     size_t n_hosts;

@@ -152,6 +152,7 @@ typedef struct job {
     int (*fn)(struct job *j, wzp_ts now);
     wzp_call *call;
     const char *text;
+    const char *text2;
     bool flag;
     uint32_t id;
     wzp_call_stats *stats;
@@ -670,17 +671,22 @@ const char *wzp_client_fingerprint(const wzp_client *c)
 
 static int do_call(job *j, wzp_ts now)
 {
-    return wzp_core_call(j->c->core, j->text, j->call, &j->call->id, now);
+    return wzp_core_call(j->c->core, j->text, j->text2, j->call, &j->call->id, now);
 }
 
 int wzp_client_call(wzp_client *c, const char *peer, wzp_call **out)
+{
+    return wzp_client_call_key(c, peer, NULL, out);
+}
+
+int wzp_client_call_key(wzp_client *c, const char *peer, const char *alias, wzp_call **out)
 {
     if (!c || !peer || !out)
         return WZP_ERR_INVALID;
     wzp_call *call = call_new(c);
     if (!call)
         return WZP_ERR_NOMEM;
-    job j = {.fn = do_call, .call = call, .text = peer};
+    job j = {.fn = do_call, .call = call, .text = peer, .text2 = alias};
     int rc = run_job(c, &j);
     if (rc < 0) {
         free(call);

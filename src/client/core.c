@@ -847,7 +847,8 @@ void wzp_core_flush(wzp_core *core, wzp_ts now, wzp_core_send_fn send, void *use
 
 /* --- commands --------------------------------------------------------------------------------- */
 
-int wzp_core_call(wzp_core *core, const char *peer, void *call_user, uint32_t *out, wzp_ts now)
+int wzp_core_call(wzp_core *core, const char *peer, const char *alias_hint, void *call_user,
+                  uint32_t *out, wzp_ts now)
 {
     if (!peer || !out)
         return WZP_ERR_INVALID;
@@ -865,6 +866,7 @@ int wzp_core_call(wzp_core *core, const char *peer, void *call_user, uint32_t *o
                                  .vport = vport,
                                  .user = call_user,
                                  .peer = peer,
+                                 .alias_hint = alias_hint,
                                  .hosts = core->hosts,
                                  .n_hosts = core->n_hosts,
                                  .env = &core->env,

@@ -139,7 +139,8 @@ wzp_ts wzp_core_next_deadline(const wzp_core *core);
 void wzp_core_flush(wzp_core *core, wzp_ts now, wzp_core_send_fn send, void *user);
 
 /* Calls are named by ids (never reused). */
-int wzp_core_call(wzp_core *core, const char *peer, void *call_user, uint32_t *out, wzp_ts now);
+int wzp_core_call(wzp_core *core, const char *peer, const char *alias_hint, void *call_user,
+                  uint32_t *out, wzp_ts now);
 int wzp_core_set_call_user(wzp_core *core, uint32_t call, void *call_user);
 int wzp_core_answer(wzp_core *core, uint32_t call, wzp_ts now);
 int wzp_core_reject(wzp_core *core, uint32_t call, wzp_ts now);

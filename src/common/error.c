@@ -69,6 +69,8 @@ const char *wzp_strerror(int err)
         return "host name does not resolve";
     case WZP_ERR_EXISTS:
         return "already exists";
+    case WZP_ERR_KEY_CHANGED:
+        return "the key called is offline and its alias has another key";
     }
     return "unknown error";
 }

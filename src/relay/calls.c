@@ -96,14 +96,25 @@ static void ring_remove(wzp_relay_control *rc, rc_call *k)
     k->tprev = k->tnext = NULL;
 }
 
-static void send_ended(wzp_relay_control *rc, rc_conn *c, const uint8_t *id,
-                       wzp_sig_end_reason reason, uint64_t request_id)
+/* holder: with OFFLINE, the key that holds the caller's alias hint now (or NULL). */
+static void send_ended_holder(wzp_relay_control *rc, rc_conn *c, const uint8_t *id,
+                              wzp_sig_end_reason reason, uint64_t request_id, const uint8_t *holder)
 {
     wzp_sig_msg m;
     wzp_sig_init(&m, WZP_SIG_CALL_ENDED, request_id);
     memcpy(m.u.end.call_id, id, WZP_SIG_CALL_ID_LEN);
     m.u.end.reason = reason;
+    if (holder) {
+        m.u.end.have_holder = true;
+        memcpy(m.u.end.holder_fp, holder, WZP_SIG_FP_LEN);
+    }
     wzp_rc_send(rc, c, &m);
+}
+
+static void send_ended(wzp_relay_control *rc, rc_conn *c, const uint8_t *id,
+                       wzp_sig_end_reason reason, uint64_t request_id)
+{
+    send_ended_holder(rc, c, id, reason, request_id, NULL);
 }
 
 /* Ends k: tells the sides flagged in tell[], closes its channels, frees it. */
@@ -214,8 +225,12 @@ void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m
         wzp_sig_end_reason why = callee     ? WZP_SIG_END_BUSY
                                  : by_alias ? WZP_SIG_END_UNKNOWN_PEER
                                             : WZP_SIG_END_OFFLINE;
+        /* The key is offline: does someone else use the name the caller knows it by? */
+        const rc_conn *holder = !callee && !by_alias && m->u.offer.alias_hint[0]
+                                    ? wzp_rc_conn_by_alias(rc, m->u.offer.alias_hint)
+                                    : NULL;
         rc->stats.calls_ended[why]++;
-        send_ended(rc, c, id, why, m->request_id);
+        send_ended_holder(rc, c, id, why, m->request_id, holder ? holder->fp : NULL);
         return;
     }
 

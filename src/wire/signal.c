@@ -81,7 +81,9 @@ static bool check_msg(const wzp_sig_msg *m)
         return addr_ok(&m->u.reflexive.reflexive);
     case WZP_SIG_OFFER:
         return (!m->u.offer.by_alias || wzp_sig_alias_valid(m->u.offer.callee_alias)) &&
-               params_ok(&m->u.offer.params) && cands_ok(&m->u.offer.cands);
+               (!m->u.offer.by_alias || !m->u.offer.alias_hint[0]) &&
+               opt_alias_ok(m->u.offer.alias_hint) && params_ok(&m->u.offer.params) &&
+               cands_ok(&m->u.offer.cands);
     case WZP_SIG_INCOMING_CALL:
         return opt_alias_ok(m->u.incoming.caller_alias) &&
                (m->u.incoming.relay_addr.len == 0 || addr_ok(&m->u.incoming.relay_addr));
@@ -257,6 +259,7 @@ int wzp_sig_encode(const wzp_sig_msg *m, uint8_t *out, size_t cap)
         } else {
             s.b.offer.callee_case = WZP__OFFER__CALLEE_CALLEE_FINGERPRINT;
             s.b.offer.callee_fingerprint = enc_bytes(s.fp, m->u.offer.callee_fp, WZP_SIG_FP_LEN);
+            s.b.offer.alias_hint = enc_str(s.alias, sizeof(s.alias), m->u.offer.alias_hint);
         }
         s.b.offer.params = enc_params(&s, &m->u.offer.params);
         s.b.offer.candidates = enc_cand_list(&s.cands, &m->u.offer.cands);
@@ -346,6 +349,8 @@ int wzp_sig_encode(const wzp_sig_msg *m, uint8_t *out, size_t cap)
         wzp__call_ended__init(&s.b.ended);
         s.b.ended.call_id = enc_call_id(&s, m->u.end.call_id);
         s.b.ended.reason = (Wzp__EndReason)m->u.end.reason;
+        if (m->u.end.have_holder)
+            s.b.ended.alias_holder = enc_bytes(s.fp, m->u.end.holder_fp, WZP_SIG_FP_LEN);
         env.body_case = WZP__ENVELOPE__BODY_CALL_ENDED;
         env.call_ended = &s.b.ended;
         break;
@@ -495,7 +500,8 @@ static bool dec_body(wzp_sig_msg *m, const Wzp__Envelope *e)
         const Wzp__Offer *o = e->offer;
         m->type = WZP_SIG_OFFER;
         if (o->callee_case == WZP__OFFER__CALLEE_CALLEE_FINGERPRINT) {
-            if (!dec_fixed(m->u.offer.callee_fp, &o->callee_fingerprint, WZP_SIG_FP_LEN))
+            if (!dec_fixed(m->u.offer.callee_fp, &o->callee_fingerprint, WZP_SIG_FP_LEN) ||
+                !dec_alias(m->u.offer.alias_hint, o->alias_hint))
                 return false;
         } else if (o->callee_case == WZP__OFFER__CALLEE_CALLEE_ALIAS) {
             m->u.offer.by_alias = true;
@@ -573,6 +579,11 @@ static bool dec_body(wzp_sig_msg *m, const Wzp__Envelope *e)
     case WZP__ENVELOPE__BODY_CALL_ENDED:
         m->type = WZP_SIG_CALL_ENDED;
         m->u.end.reason = dec_end_reason(e->call_ended->reason);
+        if (e->call_ended->alias_holder.len) {
+            m->u.end.have_holder = true;
+            if (!dec_fixed(m->u.end.holder_fp, &e->call_ended->alias_holder, WZP_SIG_FP_LEN))
+                return false;
+        }
         return dec_fixed(m->u.end.call_id, &e->call_ended->call_id, WZP_SIG_CALL_ID_LEN);
     case WZP__ENVELOPE__BODY_ERROR: {
         int c = e->error->code;

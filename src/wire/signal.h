@@ -140,6 +140,7 @@ typedef struct wzp_sig_msg {
             bool by_alias; /* callee_alias if set, else callee_fp */
             uint8_t callee_fp[WZP_SIG_FP_LEN];
             wzp_sig_alias callee_alias;
+            wzp_sig_alias alias_hint; /* with callee_fp: the alias the caller knows it by */
             wzp_sig_params params;
             wzp_sig_candidates cands;
         } offer;
@@ -170,6 +171,8 @@ typedef struct wzp_sig_msg {
         struct {
             uint8_t call_id[WZP_SIG_CALL_ID_LEN];
             wzp_sig_end_reason reason;
+            bool have_holder; /* CALL_ENDED, OFFLINE after an alias hint: who holds it */
+            uint8_t holder_fp[WZP_SIG_FP_LEN];
         } end;
         struct {
             uint8_t call_id[WZP_SIG_CALL_ID_LEN];

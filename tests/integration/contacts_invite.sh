@@ -4,7 +4,8 @@
 # add (from an invite and a fingerprint), list, rename, remove; callers are
 # named by their contact entry and both see the same verification code; a
 # contact is dialled by key, so whoever holds its alias at the relay is never
-# rung; tampered invites, unknown contacts,
+# rung, and a contact offline while another key holds its alias is "key
+# changed" (exit 23); tampered invites, unknown contacts,
 # taken names and a damaged contacts file give one line and their exit code,
 # and a damaged file is left as it was.
 set -uo pipefail
@@ -72,10 +73,14 @@ C_FP=$("$WZP" id --home "$T/carol" 2>/dev/null) # carol stays offline
 "$WZP" contacts add carol "$C_FP" --alias carol "${A[@]}" >/dev/null
 listen "$T/mallory" "$T/m.json" carol
 "$WZP" call carol "${A[@]}" "${R[@]}" "${L[@]}" --duration 1 >/dev/null 2>"$T/err"; rc=$?
-check "contact offline, alias held by another key" 6 $rc; one_line "contact offline" "$T/err"
+check "contact offline, its alias held by another key: key changed" 23 $rc
+one_line "key changed" "$T/err"
+has "the message names the contact and the other key" "$T/err" "carol's key changed? .*alias 'carol' now belongs to another key, $M_FP"
 if grep -q incoming "$T/m.json"; then echo "FAIL mallory was rung for contact carol"; fail=1
 else echo "ok   mallory (alias carol) was never rung"; fi
 kill -INT $LP; wait $LP
+"$WZP" call carol "${A[@]}" "${R[@]}" "${L[@]}" --duration 1 >/dev/null 2>"$T/err"; rc=$?
+check "contact offline, its alias free" 6 $rc; one_line "contact offline" "$T/err"
 
 # rename, remove, names taken, unknown contacts
 "$WZP" contacts rename bob robert "${A[@]}" 2>"$T/err"; check "rename" 0 $?

@@ -299,7 +299,7 @@ static void test_host_change_before_setup(void **state)
     char text[WZP_FINGERPRINT_STRLEN];
     wzp_identity_fingerprint(w.b.id, fp);
     wzp_fingerprint_format(fp, text, sizeof(text));
-    assert_int_equal(wzp_core_call(w.a.core, text, NULL, &w.a.call, wzp_sim_now(w.sim)), 0);
+    assert_int_equal(wzp_core_call(w.a.core, text, NULL, NULL, &w.a.call, wzp_sim_now(w.sim)), 0);
     sim_client_kick(&w.a);
     sim_run(w.sim, NULL, &w.a, &w.b, WZP_MS(300));
     assert_int_equal(w.b.state, WZP_CALL_RINGING);

@@ -367,7 +367,8 @@ static uint32_t place_call(size_t from, size_t to)
     uint32_t call = 0;
     params(&p, 1);
     size_t n = caller_cands(cands);
-    assert_int_equal(wzp_sigc_call_fp(W->c[from].sc, W->c[to].fp, &p, cands, n, &call, W->now), 0);
+    assert_int_equal(
+        wzp_sigc_call_fp(W->c[from].sc, W->c[to].fp, NULL, &p, cands, n, &call, W->now), 0);
     pump();
     return call;
 }
@@ -690,7 +691,8 @@ static void test_cancel(void **state)
     wzp_sig_candidate cands[2];
     size_t n = caller_cands(cands);
     uint32_t call;
-    assert_int_equal(wzp_sigc_call_fp(W->c[A].sc, W->c[B].fp, NULL, cands, n, &call, W->now), 0);
+    assert_int_equal(wzp_sigc_call_fp(W->c[A].sc, W->c[B].fp, NULL, NULL, cands, n, &call, W->now),
+                     0);
     assert_int_equal(wzp_sigc_hangup(W->c[A].sc, call, false, W->now), 0);
     assert_int_equal(wzp_sigc_call_state_get(W->c[A].sc, call), WZP_ERR_NOT_FOUND);
     size_t a_events = W->c[A].n_ev;
@@ -897,15 +899,38 @@ static void test_unknown_and_offline_callees(void **state)
 
     uint8_t stranger[WZP_SIG_FP_LEN];
     memset(stranger, 0x5e, sizeof(stranger));
-    assert_int_equal(wzp_sigc_call_fp(W->c[A].sc, stranger, NULL, cands, n, &call, W->now), 0);
+    assert_int_equal(wzp_sigc_call_fp(W->c[A].sc, stranger, NULL, NULL, cands, n, &call, W->now),
+                     0);
     pump();
     end = last_event(A, WZP_SIGC_EV_ENDED);
     assert_int_equal(end->call, call);
     assert_int_equal(end->reason, WZP_SIG_END_OFFLINE);
     assert_int_equal(end->err, WZP_ERR_OFFLINE);
+    assert_true(end->has_msg && !end->msg.u.end.have_holder);
+
+    /* The same key offline, known to the caller as "alice": that alias is A's own key, and the
+     * relay says so (a contact's key changed, or someone uses its name); with a hint nobody
+     * holds, no holder. Nobody is rung either way. */
+    assert_int_equal(wzp_sigc_call_fp(W->c[A].sc, stranger, "alice", NULL, cands, n, &call, W->now),
+                     0);
+    pump();
+    end = last_event(A, WZP_SIGC_EV_ENDED);
+    assert_int_equal(end->reason, WZP_SIG_END_OFFLINE);
+    assert_true(end->has_msg && end->msg.u.end.have_holder);
+    assert_memory_equal(end->msg.u.end.holder_fp, W->c[A].fp, WZP_SIG_FP_LEN);
+    assert_int_equal(
+        wzp_sigc_call_fp(W->c[A].sc, stranger, "nobody", NULL, cands, n, &call, W->now), 0);
+    pump();
+    end = last_event(A, WZP_SIGC_EV_ENDED);
+    assert_int_equal(end->reason, WZP_SIG_END_OFFLINE);
+    assert_false(end->msg.u.end.have_holder);
+    assert_int_equal(
+        wzp_sigc_call_fp(W->c[A].sc, stranger, "Not valid!", NULL, cands, n, &call, W->now),
+        WZP_ERR_INVALID);
 
     /* Calling yourself is refused with an Error, which ends the call. */
-    assert_int_equal(wzp_sigc_call_fp(W->c[A].sc, W->c[A].fp, NULL, cands, n, &call, W->now), 0);
+    assert_int_equal(wzp_sigc_call_fp(W->c[A].sc, W->c[A].fp, NULL, NULL, cands, n, &call, W->now),
+                     0);
     pump();
     end = last_event(A, WZP_SIGC_EV_ENDED);
     assert_int_equal(end->call, call);
@@ -1449,14 +1474,15 @@ static void test_client_api_misuse(void **state)
     uint32_t call;
     uint8_t fp[WZP_SIG_FP_LEN] = {0};
     /* Not registered yet. */
-    assert_int_equal(wzp_sigc_call_fp(W->c[A].sc, fp, NULL, NULL, 0, &call, W->now), WZP_ERR_STATE);
+    assert_int_equal(wzp_sigc_call_fp(W->c[A].sc, fp, NULL, NULL, NULL, 0, &call, W->now),
+                     WZP_ERR_STATE);
     assert_int_equal(wzp_sigc_register(W->c[A].sc, "Bad Alias", W->now), WZP_ERR_INVALID);
     register_as(A, NULL);
     assert_int_equal(wzp_sigc_call_alias(W->c[A].sc, "UPPER", NULL, NULL, 0, &call, W->now),
                      WZP_ERR_INVALID);
-    assert_int_equal(
-        wzp_sigc_call_fp(W->c[A].sc, fp, NULL, NULL, WZP_SIG_MAX_CANDIDATES + 1, &call, W->now),
-        WZP_ERR_INVALID);
+    assert_int_equal(wzp_sigc_call_fp(W->c[A].sc, fp, NULL, NULL, NULL, WZP_SIG_MAX_CANDIDATES + 1,
+                                      &call, W->now),
+                     WZP_ERR_INVALID);
     assert_int_equal(wzp_sigc_accept(W->c[A].sc, 12345, NULL, NULL, 0, W->now), WZP_ERR_NOT_FOUND);
     assert_int_equal(wzp_sigc_hangup(W->c[A].sc, 12345, false, W->now), WZP_ERR_NOT_FOUND);
 

@@ -140,7 +140,7 @@ static uint32_t offer(relay_client *a, relay_client *b, int b_id, wzp_sig_candid
     uint32_t call;
     size_t inc0 = relay_client_count(b, WZP_SIGC_EV_INCOMING);
     size_t ring0 = relay_client_count(a, WZP_SIGC_EV_RINGING);
-    assert_int_equal(wzp_sigc_call_fp(a->sigc, fps[b_id], &p, cands, n, &call, wzp_now()), 0);
+    assert_int_equal(wzp_sigc_call_fp(a->sigc, fps[b_id], NULL, &p, cands, n, &call, wzp_now()), 0);
     PUMP_UNTIL(cs, 2,
                relay_client_count(b, WZP_SIGC_EV_INCOMING) > inc0 &&
                    relay_client_count(a, WZP_SIGC_EV_RINGING) > ring0);
@@ -454,11 +454,11 @@ static void test_reject_cancel_busy(void **state)
     setup_call(a, 0, b, 1);
     wzp_sig_params p;
     make_params(&p, 3);
-    assert_int_equal(wzp_sigc_call_fp(c->sigc, fps[1], &p, NULL, 0, &call, wzp_now()), 0);
+    assert_int_equal(wzp_sigc_call_fp(c->sigc, fps[1], NULL, &p, NULL, 0, &call, wzp_now()), 0);
     PUMP_UNTIL(cs, 3, relay_client_count(c, WZP_SIGC_EV_ENDED) == 1);
     assert_int_equal(relay_client_last(c, WZP_SIGC_EV_ENDED)->reason, WZP_SIG_END_BUSY);
     /* Calling an identity nobody registered: OFFLINE. */
-    assert_int_equal(wzp_sigc_call_fp(c->sigc, fps[3], &p, NULL, 0, &call, wzp_now()), 0);
+    assert_int_equal(wzp_sigc_call_fp(c->sigc, fps[3], NULL, &p, NULL, 0, &call, wzp_now()), 0);
     PUMP_UNTIL(cs, 3, relay_client_count(c, WZP_SIGC_EV_ENDED) == 2);
     assert_int_equal(relay_client_last(c, WZP_SIGC_EV_ENDED)->reason, WZP_SIG_END_OFFLINE);
 

@@ -111,6 +111,17 @@ static void test_round_trip_all_types(void **state)
     assert_int_equal(d.u.offer.params.codecs[1], 9);
     assert_int_equal(d.u.offer.params.probe_key_len, 16);
     assert_memory_equal(d.u.offer.params.probe_key, m.u.offer.params.probe_key, 16);
+    assert_string_equal(d.u.offer.alias_hint, "");
+    strcpy(m.u.offer.alias_hint, "carol"); /* the alias a contact's key is known by */
+    round_trip(&m, &d);
+    assert_string_equal(d.u.offer.alias_hint, "carol");
+    m.u.offer.by_alias = true; /* a hint only goes with a key */
+    strcpy(m.u.offer.callee_alias, "bob");
+    uint8_t buf[WZP_SIG_MAX_SIZE];
+    assert_true(wzp_sig_encode(&m, buf, sizeof(buf)) < 0);
+    m.u.offer.by_alias = false;
+    strcpy(m.u.offer.alias_hint, "Bad Alias");
+    assert_true(wzp_sig_encode(&m, buf, sizeof(buf)) < 0);
 
     wzp_sig_init(&m, WZP_SIG_OFFER, 3);
     m.u.offer.by_alias = true;
@@ -191,7 +202,14 @@ static void test_round_trip_all_types(void **state)
         m.u.end.reason = (wzp_sig_end_reason)r;
         round_trip(&m, &d);
         assert_int_equal(d.u.end.reason, r);
+        assert_false(d.u.end.have_holder);
     }
+    m.u.end.reason = WZP_SIG_END_OFFLINE;
+    m.u.end.have_holder = true;
+    fill(m.u.end.holder_fp, WZP_SIG_FP_LEN, 12);
+    round_trip(&m, &d);
+    assert_true(d.u.end.have_holder);
+    assert_memory_equal(d.u.end.holder_fp, m.u.end.holder_fp, WZP_SIG_FP_LEN);
 
     wzp_sig_init(&m, WZP_SIG_ERROR, 99);
     m.u.error.code = WZP_SIG_ERR_ALIAS_TAKEN;
