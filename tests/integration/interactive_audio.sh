@@ -4,8 +4,9 @@
 # monitors are what each speaker plays, the sinks' own monitors of mic_* the microphones).
 # An incoming call rings on bob's speaker (400+450 Hz) while alice hears the ringback tone
 # (425 Hz) on hers; one key (y, no Enter) answers; the status lines show microphone and
-# speaker levels; five presses of - bring bob's speaker to 50 % (about -6 dB, measured on
-# the sink); a third caller meanwhile is turned away as busy; h hangs up.
+# speaker levels; tones cross both ways; five presses of - bring bob's speaker to 50 % (about
+# -6 dB, measured on the sink); m on alice's side silences bob's speaker; a third caller
+# meanwhile is turned away as busy; h hangs up.
 set -uo pipefail
 . "$(dirname "$0")/lib/relay.sh"
 . "$(dirname "$0")/lib/cli.sh"
@@ -38,11 +39,12 @@ record() {
 level() { eval "$(python3 "$LEVEL" "$@" | sed 's/-inf/-999/g')"; }
 num_ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 
+# Voice processing off: steady tones must cross at steady levels (docs/audio.md tests it).
+STEADY="--no-agc --no-denoise --no-dtx --no-aec"
 tmux_start b a   # b: bob's terminal, a: alice's (the panes inherit the sound server's env)
-tm send-keys -t b:b "\"$WZP\" listen ${R[*]} --home $T/bob --alias bob --input mic_b.monitor --output spk_b; echo LISTEN_EXIT=\$?" Enter
+tm send-keys -t b:b "\"$WZP\" listen ${R[*]} --home $T/bob --alias bob --input mic_b.monitor --output spk_b $STEADY; echo LISTEN_EXIT=\$?" Enter
 wait_pane "bob's listener registered" 'registered as' 10 b:b
-# Alice's processing off: a steady tone must reach bob's speaker at a steady level.
-tm send-keys -t b:a "\"$WZP\" call bob ${R[*]} --home $T/alice --input mic_a.monitor --output spk_a --no-agc --no-denoise --no-dtx --no-aec --duration 60; echo CALL_EXIT=\$?" Enter
+tm send-keys -t b:a "\"$WZP\" call bob ${R[*]} --home $T/alice --input mic_a.monitor --output spk_a $STEADY --duration 60; echo CALL_EXIT=\$?" Enter
 wait_pane "bob is asked" 'incoming call from .* answer\? \[y/N\]' 10 b:b
 
 # --- ringing: both speakers, each its own tone ------------------------------------------------
@@ -76,6 +78,16 @@ db100=$rms_db
 num_ge "$share_1000" 0.8 && echo "ok   bob hears alice's tone (rms ${db100} dBFS, 1 kHz ${share_1000})" \
     || { echo "FAIL bob's speaker at 100 %: rms $rms_db, 1 kHz $share_1000"; fail=1; }
 
+# --- the other way: bob's microphone to alice's speaker ------------------------------------------
+sox -n -r 48000 -c 1 -b 16 "$T/tone_b.wav" synth 40 sine 700 vol 0.3
+paplay --latency-msec=20 --device=mic_b "$T/tone_b.wav" &
+PIDS+=($!)
+sleep 1
+record spk_a 1.5 "$T/a_hears.wav"
+level "$T/a_hears.wav" 700 1000
+if num_ge "$share_700" 0.8; then echo "ok   alice hears bob's tone (rms ${rms_db} dBFS, 700 Hz ${share_700})"
+else echo "FAIL alice's speaker: rms $rms_db dBFS, 700 Hz $share_700, 1 kHz $share_1000"; fail=1; fi
+
 # --- volume -----------------------------------------------------------------------------------
 for _ in 1 2 3 4 5; do tm send-keys -t b:b -- -; done
 wait_pane "five presses of - bring the volume to 50 %" 'volume 50%' 5 b:b
@@ -86,6 +98,18 @@ level "$T/vol50.wav" 1000
 d=$(awk -v a="$rms_db" -v b="$db100" 'BEGIN { printf "%.1f", a - b }')
 if num_ge "$d" -8 && num_ge -4 "$d"; then echo "ok   the speaker plays 50 % as ${d} dB"
 else echo "FAIL volume 50 %: ${d} dB (from $db100 to $rms_db dBFS)"; fail=1; fi
+
+# --- alice mutes: bob's speaker goes quiet ----------------------------------------------------------
+tm send-keys -t b:a m
+wait_pane "alice's status line shows MUTED" 'MUTED' 5 b:a
+wait_pane "bob is told" 'the peer muted their microphone' 5 b:b
+sleep 0.5
+record spk_b 1.5 "$T/muted.wav"
+level "$T/muted.wav" 1000
+if num_ge -50 "$rms_db"; then echo "ok   bob hears silence while alice is muted (rms ${rms_db} dBFS)"
+else echo "FAIL muted: bob's speaker at $rms_db dBFS (1 kHz $share_1000)"; fail=1; fi
+tm send-keys -t b:a m
+wait_pane "alice unmutes" 'unmuted' 5 b:a
 
 # --- busy -------------------------------------------------------------------------------------
 "$WZP" call bob "${R[@]}" --home "$T/carol" --no-audio --duration 2 >"$T/c.out" 2>"$T/c.err"; rc=$?
