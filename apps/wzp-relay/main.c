@@ -8,6 +8,7 @@
 #include <wzp/identity.h>
 #include <wzp/wzp.h>
 
+#include "relay/metrics_http.h"
 #include "relay/server.h"
 
 enum { EXIT_USAGE = 2, EXIT_IDENTITY = 3, EXIT_BIND = 4, EXIT_ALIASES = 5 };
@@ -39,6 +40,10 @@ static void usage(FILE *out)
             "                         an alias stays bound to its key this long after the key\n"
             "                         disconnects, across restarts (HOME/aliases): 30d, 12h,\n"
             "                         90m, 45s or seconds; 0 = released at disconnect (30d)\n"
+            "  --metrics HOST:PORT    serve Prometheus metrics at http://HOST:PORT/metrics\n"
+            "                         (loopback only unless --metrics-public; port 0: pick one)\n"
+            "  --metrics-public       allow --metrics on a non-loopback address (the counters\n"
+            "                         show load and usage: firewall it)\n"
             "  --verbose, -v          more logging (repeat for more)\n"
             "exit status: 0 stopped by a signal, 2 usage, 3 identity, 4 cannot listen,\n"
             "  5 HOME/aliases unreadable or corrupt (fix or remove it)\n");
@@ -88,6 +93,11 @@ static int parse_duration(const char *s, wzp_ts *out)
     return 0;
 }
 
+static char *render_metrics(void *user, size_t *len)
+{
+    return wzp_relay_server_metrics_text(user, len);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -104,6 +114,8 @@ int main(int argc, char **argv)
         {"max-handshakes-per-ip", required_argument, NULL, 'P'},
         {"max-conns-per-ip", required_argument, NULL, 'I'},
         {"alias-reclaim", required_argument, NULL, 'A'},
+        {"metrics", required_argument, NULL, 'M'},
+        {"metrics-public", no_argument, NULL, 'U'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -111,6 +123,8 @@ int main(int argc, char **argv)
     wzp_relay_server_config cfg;
     wzp_relay_server_config_default(&cfg);
     int verbose = 0, c;
+    wzp_addr metrics = {0};
+    bool metrics_public = false;
     unsigned long v;
 
     /* Our last line may meet a closed stdout pipe: that must not turn a clean exit into a kill. */
@@ -211,6 +225,17 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case 'M':
+            if (wzp_addr_parse(&metrics, optarg, false) < 0) {
+                fprintf(stderr, "wzp-relay: --metrics wants a numeric HOST:PORT, got '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            cfg.metrics = true;
+            break;
+        case 'U':
+            metrics_public = true;
+            break;
         case 'v':
             verbose++;
             break;
@@ -226,6 +251,14 @@ int main(int argc, char **argv)
     }
     if (cfg.listen6.len && wzp_addr_family(&cfg.listen) != AF_INET) {
         fprintf(stderr, "wzp-relay: --listen6 goes with an IPv4 --listen\n");
+        return EXIT_USAGE;
+    }
+    if (cfg.metrics && !metrics_public && !wzp_addr_is_loopback(&metrics)) {
+        char text[WZP_ADDR_STRLEN];
+        fprintf(stderr,
+                "wzp-relay: --metrics %s is not a loopback address; add --metrics-public to "
+                "serve the metrics there\n",
+                wzp_addr_format(&metrics, text, sizeof(text)));
         return EXIT_USAGE;
     }
     if (optind != argc) {
@@ -261,9 +294,22 @@ int main(int argc, char **argv)
     if (wzp_relay_server_addr6(srv))
         printf("wzp-relay: listening on %s\n",
                wzp_addr_format(wzp_relay_server_addr6(srv), addr, sizeof(addr)));
+    wzp_metrics_http *http = NULL;
+    if (cfg.metrics) {
+        rv = wzp_metrics_http_new(&http, &metrics, render_metrics, srv);
+        if (rv < 0) {
+            fprintf(stderr, "wzp-relay: cannot serve metrics on %s: %s\n",
+                    wzp_addr_format(&metrics, addr, sizeof(addr)), wzp_strerror(rv));
+            wzp_relay_server_free(srv);
+            return EXIT_BIND;
+        }
+        printf("wzp-relay: metrics on http://%s/metrics\n",
+               wzp_addr_format(wzp_metrics_http_addr(http), addr, sizeof(addr)));
+    }
     printf("wzp-relay: fingerprint %s\n", fptext);
     fflush(stdout);
     rv = wzp_relay_server_run(srv, true);
+    wzp_metrics_http_free(http); /* first: its scrapes read the server */
     wzp_relay_server_free(srv);
     printf("wzp-relay: stopped\n");
     return rv < 0 ? 1 : 0;

@@ -340,10 +340,10 @@ int wzp_sigc_cancel(wzp_sigc *sc, uint32_t call, wzp_ts now)
         return WZP_ERR_NOT_FOUND;
     if (k->state != WZP_SIGC_CALL_OFFERING && k->state != WZP_SIGC_CALL_RINGING)
         return WZP_ERR_STATE;
-    return wzp_sigc_hangup(sc, call, false, now);
+    return wzp_sigc_hangup(sc, call, false, WZP_SIG_PATH_UNSPECIFIED, now);
 }
 
-int wzp_sigc_hangup(wzp_sigc *sc, uint32_t call, bool error, wzp_ts now)
+int wzp_sigc_hangup(wzp_sigc *sc, uint32_t call, bool error, wzp_sig_call_path path, wzp_ts now)
 {
     sc->now = now;
     (void)now;
@@ -366,6 +366,7 @@ int wzp_sigc_hangup(wzp_sigc *sc, uint32_t call, bool error, wzp_ts now)
         wzp_sig_init(&m, WZP_SIG_HANGUP, new_rid(sc));
         memcpy(m.u.end.call_id, k->id, WZP_SIG_CALL_ID_LEN);
         m.u.end.reason = error ? WZP_SIG_END_ERROR : WZP_SIG_END_HANGUP;
+        m.u.end.path = path;
         send_msg(sc, &m);
         break;
     }

@@ -116,10 +116,11 @@ int wzp_sigc_busy(wzp_sigc *sc, uint32_t call, wzp_ts now);
 int wzp_sigc_cancel(wzp_sigc *sc, uint32_t call, wzp_ts now);
 /*
  * Ends a call in any state, sending what that state needs (Cancel, Reject or
- * Hangup; error=true reports END_ERROR to the peer). The call ends at once,
- * no event. WZP_ERR_NOT_FOUND for an unknown handle.
+ * Hangup; error=true reports END_ERROR to the peer; a Hangup also carries
+ * `path`, how the media went, for the relay's metrics). The call ends at
+ * once, no event. WZP_ERR_NOT_FOUND for an unknown handle.
  */
-int wzp_sigc_hangup(wzp_sigc *sc, uint32_t call, bool error, wzp_ts now);
+int wzp_sigc_hangup(wzp_sigc *sc, uint32_t call, bool error, wzp_sig_call_path path, wzp_ts now);
 /* Sends the peer more candidates through the relay; only in SETUP (WZP_ERR_STATE otherwise). */
 int wzp_sigc_update_candidates(wzp_sigc *sc, uint32_t call, const wzp_sig_candidate *cands,
                                size_t n_cands, wzp_ts now);

@@ -205,7 +205,12 @@ void wzp_voicecall_end(wzp_voicecall *vc, int err, const char *detail, wzp_ts no
     if (vc->sig) {
         uint32_t sig = vc->sig;
         vc->sig = 0;
-        wzp_sigc_hangup(vc->env.sc, sig, failure, now);
+        /* Tell the relay whether the call went direct (its metrics); before any media
+         * there is nothing to report. */
+        wzp_sig_call_path path = vc->direct_at != WZP_TS_NEVER      ? WZP_SIG_PATH_DIRECT
+                                 : vc->st.active_at != WZP_TS_NEVER ? WZP_SIG_PATH_RELAYED
+                                                                    : WZP_SIG_PATH_UNSPECIFIED;
+        wzp_sigc_hangup(vc->env.sc, sig, failure, path, now);
     }
     if (vc->conn && vc->st.link != WZP_VOICECALL_LINK_CLOSED) {
         if (!answered(vc)) {

@@ -81,6 +81,7 @@ static void ring_insert(wzp_relay_control *rc, rc_call *k)
         after->tnext = k;
     else
         rc->ring_head = k;
+    rc->n_ringing++;
 }
 
 static void ring_remove(wzp_relay_control *rc, rc_call *k)
@@ -94,6 +95,7 @@ static void ring_remove(wzp_relay_control *rc, rc_call *k)
     else
         rc->ring_tail = k->tprev;
     k->tprev = k->tnext = NULL;
+    rc->n_ringing--;
 }
 
 /* holder: with OFFLINE, the key that holds the caller's alias hint now (or NULL). */
@@ -366,6 +368,8 @@ void wzp_rc_handle_call_msg(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg
         wzp_sig_end_reason why = !ringing      ? m->u.end.reason
                                  : s == CALLER ? WZP_SIG_END_CANCELLED
                                                : WZP_SIG_END_REJECTED;
+        if (!ringing)
+            rc->stats.path_reports[m->u.end.path]++;
         end_call(rc, k, why, s == CALLEE, s == CALLER);
         return;
     }

@@ -600,6 +600,11 @@ size_t wzp_relay_control_num_calls(const wzp_relay_control *rc)
     return rc->calls.count;
 }
 
+size_t wzp_relay_control_num_ringing(const wzp_relay_control *rc)
+{
+    return rc->n_ringing;
+}
+
 size_t wzp_relay_control_conns_from(const wzp_relay_control *rc, const wzp_addr *addr)
 {
     uint8_t key[8];

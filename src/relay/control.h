@@ -126,6 +126,9 @@ typedef struct wzp_relay_control_stats {
     uint64_t calls_offered, calls_setup;
     uint64_t channel_open_failures;
     uint64_t calls_ended[WZP_SIG_END_ERROR + 1]; /* by wzp_sig_end_reason */
+    /* How answered calls went, as the party hanging up reported it (by
+     * wzp_sig_call_path; UNSPECIFIED: an older client, or no media yet). */
+    uint64_t path_reports[WZP_SIG_PATH_DIRECT + 1];
 } wzp_relay_control_stats;
 
 typedef struct wzp_relay_control wzp_relay_control;
@@ -193,6 +196,8 @@ void wzp_relay_control_get_stats(const wzp_relay_control *rc, wzp_relay_control_
 size_t wzp_relay_control_num_conns(const wzp_relay_control *rc);
 size_t wzp_relay_control_num_registrations(const wzp_relay_control *rc);
 size_t wzp_relay_control_num_calls(const wzp_relay_control *rc);
+/* Of those, the ones still ringing (the rest are answered). */
+size_t wzp_relay_control_num_ringing(const wzp_relay_control *rc);
 /* Control connections counted against addr's per-address cap (tests, admin). */
 size_t wzp_relay_control_conns_from(const wzp_relay_control *rc, const wzp_addr *addr);
 /* The connection currently registered for fp, or 0 (tests, admin). */

@@ -80,6 +80,7 @@ struct wzp_relay_control {
     rc_conn *unreg_head, *unreg_tail; /* unregistered connections, by deadline */
     wzp_hmap calls;                   /* call id -> rc_call */
     rc_call *ring_head, *ring_tail;
+    size_t n_ringing;
     uint64_t next_call_handle;
 };
 

@@ -680,10 +680,12 @@ int wzp_forwarder_send(wzp_forwarder *f, const wzp_addr *to, const uint8_t *byte
     return wzp_udp_send(f->family_fd[fam_idx(family)], to, bytes, len);
 }
 
-void wzp_forwarder_get_stats(const wzp_forwarder *f, wzp_forwarder_stats *out)
+/* Sums workers [first, end). */
+static void sum_stats(const wzp_forwarder *f, unsigned first, unsigned end,
+                      wzp_forwarder_stats *out)
 {
     uint64_t sum[WZP_FWD_S_COUNT] = {0};
-    for (unsigned i = 0; i < f->nworkers; i++)
+    for (unsigned i = first; i < end; i++)
         for (int k = 0; k < WZP_FWD_S_COUNT; k++)
             sum[k] += atomic_load_explicit(&f->workers[i].stats.v[k], memory_order_relaxed);
     out->rx = sum[WZP_FWD_S_RX];
@@ -701,4 +703,25 @@ void wzp_forwarder_get_stats(const wzp_forwarder *f, wzp_forwarder_stats *out)
     out->coalesce_waits = sum[WZP_FWD_S_WAITS];
     out->stun_answered = sum[WZP_FWD_S_STUN_ANSWERED];
     out->stun_rate_limited = sum[WZP_FWD_S_STUN_LIMITED];
+}
+
+void wzp_forwarder_get_stats(const wzp_forwarder *f, wzp_forwarder_stats *out)
+{
+    sum_stats(f, 0, f->nworkers, out);
+}
+
+int wzp_forwarder_get_worker_stats(const wzp_forwarder *f, unsigned i,
+                                   wzp_forwarder_worker_stats *out)
+{
+    if (i >= f->nworkers)
+        return WZP_ERR_INVALID;
+    const worker *w = &f->workers[i];
+    sum_stats(f, i, i + 1, &out->stats);
+    out->family = w->family;
+    out->cpu_ns = 0;
+    clockid_t cid;
+    struct timespec ts;
+    if (w->started && pthread_getcpuclockid(w->thread, &cid) == 0 && clock_gettime(cid, &ts) == 0)
+        out->cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return 0;
 }

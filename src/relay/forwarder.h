@@ -138,4 +138,16 @@ int wzp_forwarder_send(wzp_forwarder *f, const wzp_addr *to, const uint8_t *byte
 
 void wzp_forwarder_get_stats(const wzp_forwarder *f, wzp_forwarder_stats *out);
 
+/* One worker's share of the load (metrics). */
+typedef struct wzp_forwarder_worker_stats {
+    wzp_forwarder_stats stats; /* this worker's counters alone */
+    int family;                /* AF_INET or AF_INET6: the socket it serves */
+    uint64_t cpu_ns;           /* CPU time the worker thread has used (0 if unknown) */
+} wzp_forwarder_worker_stats;
+
+/* Worker i (0 .. wzp_forwarder_workers() - 1), from any thread while the forwarder
+ * lives: its counters are atomics. 0 or WZP_ERR_INVALID (no such worker). */
+int wzp_forwarder_get_worker_stats(const wzp_forwarder *f, unsigned i,
+                                   wzp_forwarder_worker_stats *out);
+
 #endif

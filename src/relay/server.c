@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "relay/alias_store.h"
 #include "relay/chan_table.h"
 #include "relay/forwarder.h"
+#include "relay/metrics.h"
 #include "wire/demux.h"
 #include "wire/signal.h"
 
@@ -38,6 +40,9 @@
 #define ALIAS_SAVE_MIN_INTERVAL WZP_SEC(1)
 #define ALIAS_SAVE_MAX_INTERVAL WZP_SEC(3600)
 #define ALIASES_FILE            "aliases"
+/* The control thread's counters reach a scrape at most this late, and are
+ * copied for it at most this often. */
+#define METRICS_PUBLISH_INTERVAL WZP_MS(100)
 /* Application close codes on control connections: 0 = shutdown, 0x100 + wzp_relay_close_code. */
 #define CLOSE_SHUTDOWN     0
 #define CLOSE_CONTROL_BASE WZP_SIG_CLOSE_BASE
@@ -71,6 +76,13 @@ struct wzp_relay_server {
     bool aliases_save_failed;
     bool stopping;
     uint64_t rx_dropped;
+    uint64_t handshakes_completed;
+    /* Metrics: the control thread copies its counters into `published` (under
+     * pub_mu, taken with trylock so it never waits) for the thread serving them. */
+    pthread_mutex_t pub_mu;
+    bool pub_mu_init;
+    wzp_relay_metrics_ctl published;
+    wzp_ts published_at;
     uint8_t rxbuf[RX_BATCH][WZP_FWD_MAX_DGRAM];
     wzp_udp_msg msgs[RX_BATCH];
 };
@@ -143,6 +155,7 @@ static void q_established(void *user, wzp_quic_conn *c, const uint8_t fp[WZP_FIN
                           wzp_ts now)
 {
     wzp_relay_server *s = ((relay_conn *)user)->s;
+    s->handshakes_completed++;
     relay_conn *rc = calloc(1, sizeof(*rc));
     if (!rc) {
         wzp_quic_conn_close(c, CLOSE_SHUTDOWN, "out of memory");
@@ -423,6 +436,32 @@ static void q_send(void *user, const wzp_addr *local, const wzp_addr *remote, co
     wzp_forwarder_send(s->fwd, remote, pkt, len);
 }
 
+/* Copies the control thread's counters for the HTTP thread, at most every
+ * METRICS_PUBLISH_INTERVAL; returns when to try again (WZP_TS_NEVER: done). */
+static wzp_ts publish_metrics(wzp_relay_server *s, wzp_ts now)
+{
+    if (!s->pub_mu_init)
+        return WZP_TS_NEVER;
+    if (now < s->published_at + METRICS_PUBLISH_INTERVAL)
+        return s->published_at + METRICS_PUBLISH_INTERVAL;
+    wzp_relay_metrics_ctl m;
+    wzp_relay_control_get_stats(s->ctl, &m.ctl);
+    wzp_quic_endpoint_get_stats(s->ep, &m.quic);
+    m.conns = wzp_relay_control_num_conns(s->ctl);
+    m.registrations = wzp_relay_control_num_registrations(s->ctl);
+    m.calls_ringing = wzp_relay_control_num_ringing(s->ctl);
+    m.calls_active = wzp_relay_control_num_calls(s->ctl) - m.calls_ringing;
+    m.aliases = wzp_relay_control_num_aliases(s->ctl);
+    m.handshakes_completed = s->handshakes_completed;
+    m.ctl_dropped = s->rx_dropped;
+    if (pthread_mutex_trylock(&s->pub_mu) != 0)
+        return now + WZP_MS(1); /* a scrape is copying: soon again */
+    s->published = m;
+    pthread_mutex_unlock(&s->pub_mu);
+    s->published_at = now;
+    return WZP_TS_NEVER;
+}
+
 static void service(wzp_relay_server *s)
 {
     wzp_ts now = wzp_now();
@@ -431,6 +470,7 @@ static void service(wzp_relay_server *s)
         wzp_ts_min(wzp_quic_endpoint_expiry(s->ep), wzp_relay_control_next_deadline(s->ctl));
     next = wzp_ts_min(next, s->next_expire);
     next = wzp_ts_min(next, next_alias_save(s));
+    next = wzp_ts_min(next, publish_metrics(s, now));
     wzp_timer_start(s->loop, &s->timer, next);
 }
 
@@ -491,12 +531,12 @@ static void do_stop(wzp_loop *loop, void *arg)
         wzp_forwarder_stats fs;
         wzp_forwarder_get_stats(s->fwd, &fs);
         WZP_INFO("relay: stopping; %llu STUN answered, %llu STUN rate-limited, %llu control "
-                 "packets dropped, %llu frames forwarded, %llu unknown channel, %llu wrong "
-                 "source, %llu malformed",
+                 "packets dropped, %llu frames forwarded (%llu bytes), %llu unknown channel, "
+                 "%llu wrong source, %llu malformed",
                  (unsigned long long)fs.stun_answered, (unsigned long long)fs.stun_rate_limited,
                  (unsigned long long)s->rx_dropped, (unsigned long long)fs.forwarded,
-                 (unsigned long long)fs.unknown_channel, (unsigned long long)fs.wrong_source,
-                 (unsigned long long)fs.malformed);
+                 (unsigned long long)fs.forwarded_bytes, (unsigned long long)fs.unknown_channel,
+                 (unsigned long long)fs.wrong_source, (unsigned long long)fs.malformed);
         for (size_t it = 0; wzp_hmap_next(&s->conns, &it, &slot);)
             wzp_quic_conn_close(((relay_conn *)slot->value)->conn, CLOSE_SHUTDOWN,
                                 "relay shutting down");
@@ -511,6 +551,34 @@ static void on_signal(wzp_loop *loop, int signo, void *arg)
 {
     WZP_INFO("relay: signal %d, shutting down", signo);
     do_stop(loop, arg);
+}
+
+char *wzp_relay_server_metrics_text(wzp_relay_server *s, size_t *len)
+{
+    if (!s->pub_mu_init)
+        return NULL;
+    unsigned n = wzp_forwarder_workers(s->fwd);
+    wzp_forwarder_worker_stats *ws = calloc(n ? n : 1, sizeof(*ws));
+    size_t cap = wzp_relay_metrics_max_size(n);
+    char *buf = malloc(cap);
+    wzp_relay_metrics m = {.workers = ws, .n_workers = n};
+    int rv = WZP_ERR_NOMEM;
+    if (ws && buf) {
+        pthread_mutex_lock(&s->pub_mu);
+        m.c = s->published;
+        pthread_mutex_unlock(&s->pub_mu);
+        wzp_forwarder_get_stats(s->fwd, &m.fwd);
+        for (unsigned i = 0; i < n; i++)
+            wzp_forwarder_get_worker_stats(s->fwd, i, &ws[i]);
+        rv = wzp_relay_metrics_format(&m, buf, cap);
+    }
+    free(ws);
+    if (rv < 0) {
+        free(buf);
+        return NULL;
+    }
+    *len = (size_t)rv;
+    return buf;
 }
 
 int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *cfg)
@@ -580,6 +648,13 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
         goto fail;
     if ((rv = wzp_io_start(s->loop, &s->ctl_io, wzp_forwarder_ctl_fd(s->fwd), WZP_IO_READ)) < 0)
         goto fail;
+    if (cfg->metrics) {
+        if (pthread_mutex_init(&s->pub_mu, NULL) != 0) {
+            rv = WZP_ERR_NOMEM;
+            goto fail;
+        }
+        s->pub_mu_init = true;
+    }
     *out = s;
     return 0;
 fail:
@@ -609,6 +684,8 @@ void wzp_relay_server_free(wzp_relay_server *s)
 {
     if (!s)
         return;
+    if (s->pub_mu_init)
+        pthread_mutex_destroy(&s->pub_mu);
     const wzp_hmap_slot *slot;
     for (size_t it = 0; wzp_hmap_next(&s->conns, &it, &slot);) {
         relay_conn *rc = slot->value;

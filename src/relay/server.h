@@ -43,6 +43,9 @@ typedef struct wzp_relay_server_config {
      * cap (load generators running many clients on one host). */
     uint32_t max_handshakes_per_addr;
     wzp_relay_control_config control;
+    /* Publish the control thread's counters for wzp_relay_server_metrics_text (a copy at
+     * most every 100 ms, only while things change). */
+    bool metrics;
     /*
      * Test hook, NULL in production: sees every signaling message the relay
      * is about to send (on the control thread) and may rewrite it in place
@@ -80,6 +83,13 @@ void wzp_relay_server_free(wzp_relay_server *s);
 const wzp_addr *wzp_relay_server_addr(const wzp_relay_server *s);
 /* The IPv6 address of a dual-stack relay (listen6), or NULL. */
 const wzp_addr *wzp_relay_server_addr6(const wzp_relay_server *s);
+/*
+ * The relay's metrics as Prometheus text (relay/metrics.h), malloc'ed, its
+ * length in *len; NULL when out of memory or without cfg.metrics. Any thread,
+ * while the server lives: it reads the forwarder's atomics and the control
+ * thread's last published copy, so it never holds up either.
+ */
+char *wzp_relay_server_metrics_text(wzp_relay_server *s, size_t *len);
 void wzp_relay_server_fingerprint(const wzp_relay_server *s, uint8_t fp[WZP_FINGERPRINT_LEN]);
 typedef struct wzp_relay_server_stats {
     wzp_quic_endpoint_stats quic; /* the QUIC endpoint's (Retries sent, bad tokens, ...) */

@@ -92,7 +92,8 @@ static bool check_msg(const wzp_sig_msg *m)
     case WZP_SIG_ACCEPT:
         return params_ok(&m->u.accept.params) && cands_ok(&m->u.accept.cands);
     case WZP_SIG_HANGUP:
-        return m->u.end.reason == WZP_SIG_END_HANGUP || m->u.end.reason == WZP_SIG_END_ERROR;
+        return (m->u.end.reason == WZP_SIG_END_HANGUP || m->u.end.reason == WZP_SIG_END_ERROR) &&
+               (unsigned)m->u.end.path <= WZP_SIG_PATH_DIRECT;
     case WZP_SIG_CALL_ENDED:
         return end_reason_ok(m->u.end.reason);
     case WZP_SIG_CALL_SETUP:
@@ -325,6 +326,7 @@ int wzp_sig_encode(const wzp_sig_msg *m, uint8_t *out, size_t cap)
         wzp__hangup__init(&s.b.hangup);
         s.b.hangup.call_id = enc_call_id(&s, m->u.end.call_id);
         s.b.hangup.reason = (Wzp__EndReason)m->u.end.reason;
+        s.b.hangup.path = (Wzp__CallPath)m->u.end.path;
         env.body_case = WZP__ENVELOPE__BODY_HANGUP;
         env.hangup = &s.b.hangup;
         break;
@@ -560,6 +562,10 @@ static bool dec_body(wzp_sig_msg *m, const Wzp__Envelope *e)
             m->u.end.reason = (wzp_sig_end_reason)e->hangup->reason;
         else
             return false;
+        /* A value from a newer client is a report we cannot read: unspecified. */
+        if (e->hangup->path == WZP__CALL_PATH__CALL_PATH_RELAYED ||
+            e->hangup->path == WZP__CALL_PATH__CALL_PATH_DIRECT)
+            m->u.end.path = (wzp_sig_call_path)e->hangup->path;
         return dec_fixed(m->u.end.call_id, &e->hangup->call_id, WZP_SIG_CALL_ID_LEN);
     case WZP__ENVELOPE__BODY_CALL_SETUP: {
         const Wzp__CallSetup *s = e->call_setup;

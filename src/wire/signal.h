@@ -71,6 +71,13 @@ typedef enum wzp_sig_end_reason {
     WZP_SIG_END_ERROR = 9,
 } wzp_sig_end_reason;
 
+/* Values match the .proto enum CallPath. */
+typedef enum wzp_sig_call_path {
+    WZP_SIG_PATH_UNSPECIFIED = 0,
+    WZP_SIG_PATH_RELAYED = 1,
+    WZP_SIG_PATH_DIRECT = 2,
+} wzp_sig_call_path;
+
 typedef enum wzp_sig_err {
     WZP_SIG_ERR_UNSPECIFIED = 0,
     WZP_SIG_ERR_MALFORMED = 1,
@@ -173,6 +180,7 @@ typedef struct wzp_sig_msg {
             wzp_sig_end_reason reason;
             bool have_holder; /* CALL_ENDED, OFFLINE after an alias hint: who holds it */
             uint8_t holder_fp[WZP_SIG_FP_LEN];
+            wzp_sig_call_path path; /* HANGUP only: the sender's report, maybe UNSPECIFIED */
         } end;
         struct {
             uint8_t call_id[WZP_SIG_CALL_ID_LEN];

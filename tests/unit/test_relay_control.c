@@ -595,7 +595,7 @@ static void test_offer_ring_accept_hangup(void **state)
     assert_true(wzp_relay_control_next_deadline(W->rc) == WZP_TS_NEVER); /* no expiry once up */
 
     /* The callee hangs up: the caller is told, channels close, nothing is left. */
-    assert_int_equal(wzp_sigc_hangup(W->c[B].sc, bc, false, W->now), 0);
+    assert_int_equal(wzp_sigc_hangup(W->c[B].sc, bc, false, WZP_SIG_PATH_UNSPECIFIED, W->now), 0);
     pump();
     assert_ended(A, ac, WZP_SIG_END_HANGUP, WZP_ERR_HANGUP);
     assert_int_equal(count_events(B, WZP_SIGC_EV_ENDED), 0); /* local hang-up: no event */
@@ -615,7 +615,7 @@ static void test_caller_hangs_up_with_error(void **state)
     join(B, 0xb2, "198.51.100.2:40000", "");
     uint32_t ac, bc;
     establish(A, B, &ac, &bc);
-    assert_int_equal(wzp_sigc_hangup(W->c[A].sc, ac, true, W->now), 0);
+    assert_int_equal(wzp_sigc_hangup(W->c[A].sc, ac, true, WZP_SIG_PATH_UNSPECIFIED, W->now), 0);
     pump();
     assert_ended(B, bc, WZP_SIG_END_ERROR, ANY_ERR);
     assert_int_equal(W->n_close, 1);
@@ -693,7 +693,7 @@ static void test_cancel(void **state)
     uint32_t call;
     assert_int_equal(wzp_sigc_call_fp(W->c[A].sc, W->c[B].fp, NULL, NULL, cands, n, &call, W->now),
                      0);
-    assert_int_equal(wzp_sigc_hangup(W->c[A].sc, call, false, W->now), 0);
+    assert_int_equal(wzp_sigc_hangup(W->c[A].sc, call, false, WZP_SIG_PATH_UNSPECIFIED, W->now), 0);
     assert_int_equal(wzp_sigc_call_state_get(W->c[A].sc, call), WZP_ERR_NOT_FOUND);
     size_t a_events = W->c[A].n_ev;
     pump();
@@ -1484,7 +1484,8 @@ static void test_client_api_misuse(void **state)
                                       &call, W->now),
                      WZP_ERR_INVALID);
     assert_int_equal(wzp_sigc_accept(W->c[A].sc, 12345, NULL, NULL, 0, W->now), WZP_ERR_NOT_FOUND);
-    assert_int_equal(wzp_sigc_hangup(W->c[A].sc, 12345, false, W->now), WZP_ERR_NOT_FOUND);
+    assert_int_equal(wzp_sigc_hangup(W->c[A].sc, 12345, false, WZP_SIG_PATH_UNSPECIFIED, W->now),
+                     WZP_ERR_NOT_FOUND);
 
     /* Stale or unsolicited relay messages are dropped, not acted on. */
     wzp_sig_msg m;

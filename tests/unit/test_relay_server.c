@@ -308,7 +308,7 @@ static void test_register_and_reflect(void **state)
     const rc_event *inc = relay_client_last(a, WZP_SIGC_EV_INCOMING);
     assert_non_null(inc);
     assert_memory_equal(inc->msg.u.incoming.caller_fp, fps[1], 32);
-    assert_int_equal(wzp_sigc_hangup(b->sigc, call, false, wzp_now()), 0);
+    assert_int_equal(wzp_sigc_hangup(b->sigc, call, false, WZP_SIG_PATH_UNSPECIFIED, wzp_now()), 0);
     PUMP_UNTIL(cs, 2, relay_client_count(a, WZP_SIGC_EV_ENDED) == 1);
     assert_int_equal(relay_client_last(a, WZP_SIGC_EV_ENDED)->reason, WZP_SIG_END_CANCELLED);
 
@@ -417,7 +417,8 @@ static void test_offer_ring_accept_hangup(void **state)
     assert_int_equal(relay_client_count(b, WZP_SIGC_EV_CANDIDATES), 1);
 
     /* Hang-up: the other side is told. */
-    assert_int_equal(wzp_sigc_hangup(a->sigc, call_a, false, wzp_now()), 0);
+    assert_int_equal(wzp_sigc_hangup(a->sigc, call_a, false, WZP_SIG_PATH_UNSPECIFIED, wzp_now()),
+                     0);
     PUMP_UNTIL(cs, 2, relay_client_count(b, WZP_SIGC_EV_ENDED) == 1);
     const rc_event *e = relay_client_last(b, WZP_SIGC_EV_ENDED);
     assert_non_null(e);
@@ -987,7 +988,8 @@ static void test_relay_frames(void **state)
     assert_true(x->rx_other_bytes <= x->tx_raw_bytes);
 
     /* After hang-up the channels are gone. */
-    assert_int_equal(wzp_sigc_hangup(a->sigc, cp.call_a, false, wzp_now()), 0);
+    assert_int_equal(
+        wzp_sigc_hangup(a->sigc, cp.call_a, false, WZP_SIG_PATH_UNSPECIFIED, wzp_now()), 0);
     PUMP_UNTIL(cs3, 3, relay_client_count(b, WZP_SIGC_EV_ENDED) == 1);
     nb = b->nframes;
     relay_client_send_frame(a, WZP_RELAY_FRAME_DATA, cp.chan_a, pa[0], 100);
