@@ -1,4 +1,5 @@
 /* wzp-relay: the rendezvous and forwarding server clients stay registered with. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -286,6 +287,14 @@ int main(int argc, char **argv)
     }
     uint8_t fp[WZP_FINGERPRINT_LEN];
     char fptext[WZP_FINGERPRINT_STRLEN], addr[WZP_ADDR_STRLEN];
+    wzp_metrics_http *http = NULL;
+    if (cfg.metrics && (rv = wzp_metrics_http_new(&http, &metrics, render_metrics, srv)) < 0) {
+        fprintf(stderr, "wzp-relay: cannot serve metrics on %s: %s\n",
+                wzp_addr_format(&metrics, addr, sizeof(addr)),
+                rv == WZP_ERR_IO ? strerror(errno) : wzp_strerror(rv));
+        wzp_relay_server_free(srv);
+        return EXIT_BIND;
+    }
     wzp_relay_server_fingerprint(srv, fp);
     wzp_fingerprint_format(fp, fptext, sizeof(fptext));
     /* Stable lines that scripts parse: keep their shape. */
@@ -294,18 +303,9 @@ int main(int argc, char **argv)
     if (wzp_relay_server_addr6(srv))
         printf("wzp-relay: listening on %s\n",
                wzp_addr_format(wzp_relay_server_addr6(srv), addr, sizeof(addr)));
-    wzp_metrics_http *http = NULL;
-    if (cfg.metrics) {
-        rv = wzp_metrics_http_new(&http, &metrics, render_metrics, srv);
-        if (rv < 0) {
-            fprintf(stderr, "wzp-relay: cannot serve metrics on %s: %s\n",
-                    wzp_addr_format(&metrics, addr, sizeof(addr)), wzp_strerror(rv));
-            wzp_relay_server_free(srv);
-            return EXIT_BIND;
-        }
+    if (http)
         printf("wzp-relay: metrics on http://%s/metrics\n",
                wzp_addr_format(wzp_metrics_http_addr(http), addr, sizeof(addr)));
-    }
     printf("wzp-relay: fingerprint %s\n", fptext);
     fflush(stdout);
     rv = wzp_relay_server_run(srv, true);

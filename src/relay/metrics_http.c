@@ -1,14 +1,14 @@
 #include "relay/metrics_http.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <microhttpd.h>
 
 #include <wzp/wzp.h>
-
-#include "common/log.h"
 
 /* A scraper is a program or two; these keep a stray client from holding the thread. */
 #define MAX_CONNS      8
@@ -77,15 +77,19 @@ int wzp_metrics_http_new(wzp_metrics_http **out, const wzp_addr *bind, wzp_metri
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* The HTTP thread takes no signals: they belong to the relay's loop (signalfd). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     h->d = MHD_start_daemon(flags, wzp_addr_port(bind), NULL, NULL, on_request, h,
                             MHD_OPTION_SOCK_ADDR, &bind->u.sa, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)MAX_CONNS, MHD_OPTION_CONNECTION_TIMEOUT,
                             (unsigned)CONN_TIMEOUT_S, MHD_OPTION_END);
+    int err = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!h->d) {
-        char buf[WZP_ADDR_STRLEN];
-        WZP_ERROR("metrics: cannot listen on %s: %s", wzp_addr_format(bind, buf, sizeof(buf)),
-                  strerror(errno));
         free(h);
+        errno = err;
         return WZP_ERR_IO;
     }
     h->addr = *bind;

@@ -18,7 +18,7 @@ typedef struct wzp_metrics_http wzp_metrics_http;
 typedef char *(*wzp_metrics_render_fn)(void *user, size_t *len);
 
 /* Listens on bind (port 0: pick one) and starts the thread. 0, WZP_ERR_INVALID
- * (not IPv4/IPv6), WZP_ERR_NOMEM, or WZP_ERR_IO (cannot bind: see errno text in the log). */
+ * (not IPv4/IPv6), WZP_ERR_NOMEM, or WZP_ERR_IO (cannot bind; errno says why). */
 int wzp_metrics_http_new(wzp_metrics_http **out, const wzp_addr *bind, wzp_metrics_render_fn render,
                          void *user);
 /* Stops the thread (waits for a scrape under way) and frees. NULL is fine. */

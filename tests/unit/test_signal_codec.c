@@ -178,6 +178,10 @@ static void test_round_trip_all_types(void **state)
     m.u.end.reason = WZP_SIG_END_ERROR;
     round_trip(&m, &d);
     assert_int_equal(d.u.end.reason, WZP_SIG_END_ERROR);
+    assert_int_equal(d.u.end.path, WZP_SIG_PATH_UNSPECIFIED);
+    m.u.end.path = WZP_SIG_PATH_DIRECT;
+    round_trip(&m, &d);
+    assert_int_equal(d.u.end.path, WZP_SIG_PATH_DIRECT);
 
     wzp_sig_init(&m, WZP_SIG_CALL_SETUP, 0);
     fill(m.u.setup.call_id, WZP_SIG_CALL_ID_LEN, 6);
@@ -502,6 +506,14 @@ static void test_decode_rejects_malformed(void **state)
     hu.call_id = bin(b16, 16);
     assert_int_equal(redecode(&e, buf, &d), 0);
     assert_int_equal(d.u.end.reason, WZP_SIG_END_HANGUP); /* unspecified = hangup */
+    /* A path report from a newer client that we cannot read is only unspecified. */
+    hu.path = (Wzp__CallPath)77;
+    assert_int_equal(redecode(&e, buf, &d), 0);
+    assert_int_equal(d.u.end.path, WZP_SIG_PATH_UNSPECIFIED);
+    hu.path = WZP__CALL_PATH__CALL_PATH_RELAYED;
+    assert_int_equal(redecode(&e, buf, &d), 0);
+    assert_int_equal(d.u.end.path, WZP_SIG_PATH_RELAYED);
+    hu.path = WZP__CALL_PATH__CALL_PATH_UNSPECIFIED;
     hu.reason = WZP__END_REASON__END_BUSY;
     assert_int_equal(redecode(&e, buf, &d), WZP_ERR_MALFORMED);
 
