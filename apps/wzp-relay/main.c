@@ -41,6 +41,9 @@ static void usage(FILE *out)
             "                         an alias stays bound to its key this long after the key\n"
             "                         disconnects, across restarts (HOME/aliases): 30d, 12h,\n"
             "                         90m, 45s or seconds; 0 = released at disconnect (30d)\n"
+            "  --stun-alt ADDRESS     a second IP address of this host (one per family; may\n"
+            "                         be repeated): answers RFC 5780 NAT behaviour discovery\n"
+            "                         (wzp doctor) on ADDRESS:PORT and ADDRESS:another port\n"
             "  --metrics HOST:PORT    serve Prometheus metrics at http://HOST:PORT/metrics\n"
             "                         (loopback only unless --metrics-public; port 0: pick one)\n"
             "  --metrics-public       allow --metrics on a non-loopback address (the counters\n"
@@ -115,6 +118,7 @@ int main(int argc, char **argv)
         {"max-handshakes-per-ip", required_argument, NULL, 'P'},
         {"max-conns-per-ip", required_argument, NULL, 'I'},
         {"alias-reclaim", required_argument, NULL, 'A'},
+        {"stun-alt", required_argument, NULL, 'X'},
         {"metrics", required_argument, NULL, 'M'},
         {"metrics-public", no_argument, NULL, 'U'},
         {"verbose", no_argument, NULL, 'v'},
@@ -226,6 +230,16 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case 'X': {
+            wzp_addr a;
+            if (wzp_addr_parse(&a, optarg, true) < 0) {
+                fprintf(stderr, "wzp-relay: --stun-alt wants a numeric IP address, got '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            *(wzp_addr_family(&a) == AF_INET6 ? &cfg.stun_alt6 : &cfg.stun_alt) = a;
+            break;
+        }
         case 'M':
             if (wzp_addr_parse(&metrics, optarg, false) < 0) {
                 fprintf(stderr, "wzp-relay: --metrics wants a numeric HOST:PORT, got '%s'\n",

@@ -90,6 +90,7 @@ struct wzp_forwarder {
     unsigned slice_us;
     wzp_ts coalesce;                /* ns; 0 = off */
     unsigned stun_rate, stun_burst; /* rate 0 = no limit */
+    wzp_addr stun_other[2];         /* per family (fam_idx), len 0 = none */
     size_t ctl_next;                /* round-robin start for ctl_recv (consumer-only) */
 };
 
@@ -383,6 +384,9 @@ static void *worker_main(void *arg)
                         .ctl = ctl_push,
                         .ctl_user = w,
                         .stun_limit = w->stun_limit,
+                        .stun_other = fwd->stun_other[fam_idx(w->family)].len
+                                          ? &fwd->stun_other[fam_idx(w->family)]
+                                          : NULL,
                         .stun_buf = w->stun_buf,
                         .stun_cap = STUN_BUF};
     int used = WZP_UDP_BATCH;
@@ -503,6 +507,8 @@ int wzp_forwarder_new(wzp_forwarder **out, const wzp_forwarder_config *cfg)
                    : cfg->stun_rate == 0 ? WZP_FWD_STUN_RATE
                                          : (unsigned)cfg->stun_rate;
     f->stun_burst = cfg->stun_burst;
+    f->stun_other[fam_idx(AF_INET)] = cfg->stun_other;
+    f->stun_other[fam_idx(AF_INET6)] = cfg->stun_other6;
     f->family_fd[0] = f->family_fd[1] = -1;
     f->ctl_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     f->workers = aligned_alloc(64, ((n * sizeof(worker) + 63) / 64) * 64);

@@ -62,20 +62,23 @@
 typedef struct wzp_forwarder wzp_forwarder;
 
 typedef struct wzp_forwarder_config {
-    wzp_addr bind;         /* relay port; port 0 picks one (see wzp_forwarder_local_addr) */
-    wzp_addr bind6;        /* optional (len 0 = none): also serve this IPv6 address, with
-                              `bind` IPv4; pairs may then join an IPv4 and an IPv6 peer */
-    unsigned workers;      /* per address family; 0 = number of online CPUs */
-    unsigned ctl_queue;    /* control-queue slots per worker, rounded up to 2^k; 0 = 256 */
-    int rcvbuf, sndbuf;    /* socket buffers per worker; 0 = 4 MiB */
-    unsigned slice_us;     /* 0 = kernel default; else the scheduler slice workers ask for
-                              (Linux EEVDF custom slice): shorter = scheduled sooner after a
-                              wake-up on busy cores. Not shown to help on the shared bench
-                              machine, hence off by default. */
-    int coalesce_us;       /* 0 = WZP_FWD_COALESCE_US, < 0 = off: see below */
-    int stun_rate;         /* STUN answers per second per source and worker:
-                              0 = WZP_FWD_STUN_RATE, < 0 = no limit */
-    unsigned stun_burst;   /* answers a source may get at once; 0 = 2 x stun_rate */
+    wzp_addr bind;       /* relay port; port 0 picks one (see wzp_forwarder_local_addr) */
+    wzp_addr bind6;      /* optional (len 0 = none): also serve this IPv6 address, with
+                            `bind` IPv4; pairs may then join an IPv4 and an IPv6 peer */
+    unsigned workers;    /* per address family; 0 = number of online CPUs */
+    unsigned ctl_queue;  /* control-queue slots per worker, rounded up to 2^k; 0 = 256 */
+    int rcvbuf, sndbuf;  /* socket buffers per worker; 0 = 4 MiB */
+    unsigned slice_us;   /* 0 = kernel default; else the scheduler slice workers ask for
+                            (Linux EEVDF custom slice): shorter = scheduled sooner after a
+                            wake-up on busy cores. Not shown to help on the shared bench
+                            machine, hence off by default. */
+    int coalesce_us;     /* 0 = WZP_FWD_COALESCE_US, < 0 = off: see below */
+    int stun_rate;       /* STUN answers per second per source and worker:
+                            0 = WZP_FWD_STUN_RATE, < 0 = no limit */
+    unsigned stun_burst; /* answers a source may get at once; 0 = 2 x stun_rate */
+    /* Optional (len 0 = none): the relay's alternate STUN address per family (stun_alt.h),
+     * named in answers as OTHER-ADDRESS. */
+    wzp_addr stun_other, stun_other6;
     wzp_chan_table *table; /* borrowed; must outlive the forwarder */
 } wzp_forwarder_config;
 

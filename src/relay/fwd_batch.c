@@ -56,7 +56,7 @@ static enum verdict stun(wzp_fwd_batch *b, const uint8_t *p, size_t len, const w
         return V_DROP;
     }
     uint8_t *o = b->stun_buf + b->stun_used;
-    int n = wzp_stun_respond(p, len, from, o, WZP_STUN_RESPONSE_MAX);
+    int n = wzp_stun_respond_alt(p, len, from, b->stun_other, NULL, o, WZP_STUN_RESPONSE_MAX);
     /* The responder promises the growth bound (fuzzed); a reflector must not
      * rely on that alone. */
     if (n <= 0 || (size_t)n > len + WZP_STUN_RESPONSE_GROWTH) {

@@ -90,6 +90,7 @@ typedef struct wzp_fwd_batch {
     wzp_fwd_ctl_fn ctl;
     void *ctl_user;
     wzp_fwd_stun_limit *stun_limit; /* NULL = answer every valid request */
+    const wzp_addr *stun_other;     /* OTHER-ADDRESS for STUN answers (RFC 5780), or NULL */
     /* Where STUN answers are written (they may be longer than the request,
      * so not in place); out entries point into it until sent. The caller
      * resets stun_used with its out list. Without room for

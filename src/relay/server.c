@@ -22,6 +22,7 @@
 #include "relay/chan_table.h"
 #include "relay/forwarder.h"
 #include "relay/metrics.h"
+#include "relay/stun_alt.h"
 #include "wire/demux.h"
 #include "wire/signal.h"
 
@@ -63,6 +64,7 @@ struct wzp_relay_server {
     wzp_identity *id;
     wzp_chan_table *chans;
     wzp_forwarder *fwd;
+    wzp_stun_alt *alt[2]; /* IPv4, IPv6 (NULL: none) */
     wzp_loop *loop;
     wzp_io ctl_io;
     wzp_timer timer;
@@ -621,10 +623,25 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
                                  .stun_rate = cfg->stun_rate,
                                  .table = s->chans,
                                  .ctl_queue = CTL_QUEUE};
+    const wzp_addr *alt_ip[2] = {&cfg->stun_alt, &cfg->stun_alt6};
+    wzp_addr *other[2] = {&fcfg.stun_other, &fcfg.stun_other6};
+    unsigned stun_rate = cfg->stun_rate < 0    ? 0
+                         : cfg->stun_rate == 0 ? WZP_FWD_STUN_RATE
+                                               : (unsigned)cfg->stun_rate;
+    for (int k = 0; k < 2; k++) {
+        if (!alt_ip[k]->len)
+            continue;
+        if ((rv = wzp_stun_alt_open(&s->alt[k], alt_ip[k], stun_rate)) < 0)
+            goto fail;
+        *other[k] = *wzp_stun_alt_other(s->alt[k]);
+    }
     if ((rv = wzp_forwarder_new(&s->fwd, &fcfg)) < 0)
         goto fail;
     if ((rv = wzp_loop_new(&s->loop)) < 0)
         goto fail;
+    for (int k = 0; k < 2; k++)
+        if (s->alt[k] && (rv = wzp_stun_alt_start(s->alt[k], s->loop, s->fwd)) < 0)
+            goto fail;
     wzp_quic_endpoint_config qcfg;
     if ((rv = wzp_relay_endpoint_config(&qcfg, s->id, q_accept, s)) < 0)
         goto fail;
@@ -699,6 +716,8 @@ void wzp_relay_server_free(wzp_relay_server *s)
     }
     wzp_relay_control_free(s->ctl);
     wzp_quic_endpoint_free(s->ep);
+    wzp_stun_alt_free(s->alt[0]);
+    wzp_stun_alt_free(s->alt[1]);
     wzp_forwarder_free(s->fwd);
     wzp_chan_table_free(s->chans);
     wzp_loop_free(s->loop);

@@ -43,6 +43,9 @@ typedef struct wzp_relay_server_config {
      * cap (load generators running many clients on one host). */
     uint32_t max_handshakes_per_addr;
     wzp_relay_control_config control;
+    /* Optional (len 0 = none): a second IP address of this host, per family, for the
+     * alternate STUN sockets of NAT behaviour discovery (stun_alt.h). */
+    wzp_addr stun_alt, stun_alt6;
     /* Publish the control thread's counters for wzp_relay_server_metrics_text (a copy at
      * most every 100 ms, only while things change). */
     bool metrics;

@@ -134,6 +134,19 @@ static int decode_attr(wzp_stun_msg *m, uint16_t type, const uint8_t *val, size_
     case WZP_STUN_ATTR_MESSAGE_INTEGRITY_256:
         m->has_integrity = true;
         return 0;
+    case WZP_STUN_ATTR_CHANGE_REQUEST:
+        if (len != 4)
+            return WZP_ERR_MALFORMED;
+        if (!m->has_change) {
+            m->has_change = true;
+            m->change = (uint32_t)be16(val) << 16 | be16(val + 2);
+        }
+        return 0;
+    case WZP_STUN_ATTR_OTHER_ADDRESS:
+        if (m->has_other)
+            return 0;
+        m->has_other = true;
+        return decode_addr(&m->other, val, len, false, m->tid);
     default:
         if (known_ignored(type) || type >= 0x8000)
             return 0; /* comprehension-optional: skipped */
@@ -210,6 +223,13 @@ void wzp_stun_put_attr(wzp_stun_wr *sw, uint16_t type, const void *value, size_t
 
 void wzp_stun_put_addr(wzp_stun_wr *sw, const wzp_addr *a, bool xor_encoded)
 {
+    wzp_stun_put_addr_attr(
+        sw, xor_encoded ? WZP_STUN_ATTR_XOR_MAPPED_ADDRESS : WZP_STUN_ATTR_MAPPED_ADDRESS, a,
+        xor_encoded);
+}
+
+void wzp_stun_put_addr_attr(wzp_stun_wr *sw, uint16_t type, const wzp_addr *a, bool xor_encoded)
+{
     size_t iplen;
     const uint8_t *ip = wzp_addr_ip(a, &iplen);
     if (!ip) {
@@ -227,9 +247,7 @@ void wzp_stun_put_addr(wzp_stun_wr *sw, const wzp_addr *a, bool xor_encoded)
     val[3] = (uint8_t)port;
     for (size_t i = 0; i < iplen; i++)
         val[4 + i] = xor_encoded ? (uint8_t)(ip[i] ^ pad[i]) : ip[i];
-    wzp_stun_put_attr(sw,
-                      xor_encoded ? WZP_STUN_ATTR_XOR_MAPPED_ADDRESS : WZP_STUN_ATTR_MAPPED_ADDRESS,
-                      val, 4 + iplen);
+    wzp_stun_put_attr(sw, type, val, 4 + iplen);
 }
 
 void wzp_stun_put_software(wzp_stun_wr *sw, const char *text)
@@ -301,8 +319,19 @@ int wzp_stun_finish(wzp_stun_wr *sw, bool fingerprint)
 int wzp_stun_binding_request(uint8_t *buf, size_t cap, const uint8_t tid[WZP_STUN_TID_LEN],
                              const char *software)
 {
+    return wzp_stun_binding_request_change(buf, cap, tid, software, 0);
+}
+
+int wzp_stun_binding_request_change(uint8_t *buf, size_t cap, const uint8_t tid[WZP_STUN_TID_LEN],
+                                    const char *software, uint32_t change)
+{
     wzp_stun_wr sw;
     wzp_stun_begin(&sw, buf, cap, WZP_STUN_BINDING_REQUEST, tid);
+    if (change) {
+        uint8_t v[4] = {(uint8_t)(change >> 24), (uint8_t)(change >> 16), (uint8_t)(change >> 8),
+                        (uint8_t)change};
+        wzp_stun_put_attr(&sw, WZP_STUN_ATTR_CHANGE_REQUEST, v, sizeof(v));
+    }
     if (software)
         wzp_stun_put_software(&sw, software);
     return wzp_stun_finish(&sw, true);

@@ -47,6 +47,11 @@
 #define WZP_STUN_ATTR_XOR_MAPPED_ADDRESS    0x0020u
 #define WZP_STUN_ATTR_SOFTWARE              0x8022u
 #define WZP_STUN_ATTR_FINGERPRINT           0x8028u
+/* RFC 5780 (NAT behaviour discovery). */
+#define WZP_STUN_ATTR_CHANGE_REQUEST 0x0003u
+#define WZP_STUN_ATTR_OTHER_ADDRESS  0x802Cu
+#define WZP_STUN_CHANGE_IP           0x04u
+#define WZP_STUN_CHANGE_PORT         0x02u
 
 /* Longest SOFTWARE / reason phrase the RFC allows (763 bytes: 127 characters of UTF-8). */
 #define WZP_STUN_TEXT_MAX 763
@@ -75,6 +80,12 @@ typedef struct wzp_stun_msg {
 
     const uint8_t *software;
     size_t software_len;
+
+    /* RFC 5780: a request's CHANGE-REQUEST flags, a response's OTHER-ADDRESS. */
+    bool has_change;
+    uint32_t change;
+    bool has_other;
+    wzp_addr other;
 
     /* UNKNOWN-ATTRIBUTES as carried by a 420 error response. */
     uint16_t listed_unknown[WZP_STUN_MAX_UNKNOWN];
@@ -119,6 +130,8 @@ void wzp_stun_begin(wzp_stun_wr *sw, uint8_t *buf, size_t cap, uint16_t type,
                     const uint8_t tid[WZP_STUN_TID_LEN]);
 /* XOR-MAPPED-ADDRESS (or MAPPED-ADDRESS when xor is false) of an IPv4/IPv6 address. */
 void wzp_stun_put_addr(wzp_stun_wr *sw, const wzp_addr *a, bool xor_encoded);
+/* Any address attribute (OTHER-ADDRESS, ...), in the same encoding. */
+void wzp_stun_put_addr_attr(wzp_stun_wr *sw, uint16_t type, const wzp_addr *a, bool xor_encoded);
 void wzp_stun_put_software(wzp_stun_wr *sw, const char *text);
 /* ERROR-CODE with code 300..699 and a short reason. */
 void wzp_stun_put_error(wzp_stun_wr *sw, uint16_t code, const char *reason);
@@ -131,5 +144,8 @@ int wzp_stun_finish(wzp_stun_wr *sw, bool fingerprint);
 /* A Binding request with FINGERPRINT, optionally SOFTWARE; its length or an error. */
 int wzp_stun_binding_request(uint8_t *buf, size_t cap, const uint8_t tid[WZP_STUN_TID_LEN],
                              const char *software);
+/* The same with CHANGE-REQUEST (WZP_STUN_CHANGE_* flags; 0 = none, as above). */
+int wzp_stun_binding_request_change(uint8_t *buf, size_t cap, const uint8_t tid[WZP_STUN_TID_LEN],
+                                    const char *software, uint32_t change);
 
 #endif

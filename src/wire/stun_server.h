@@ -32,4 +32,16 @@
 int wzp_stun_respond(const uint8_t *req, size_t len, const wzp_addr *from, uint8_t *out,
                      size_t cap);
 
+/*
+ * As wzp_stun_respond, for a server with an alternate address (RFC 5780
+ * behaviour discovery). `other` (NULL: none) is put in OTHER-ADDRESS when the
+ * answer still stays within WZP_STUN_RESPONSE_GROWTH of the request (a client
+ * that wants it pads its request, e.g. with SOFTWARE). A CHANGE-REQUEST with
+ * flags is answered with 420 unless `change` is given: then its flags land in
+ * *change (0 if none) and the caller sends the answer from the address and
+ * port they ask for.
+ */
+int wzp_stun_respond_alt(const uint8_t *req, size_t len, const wzp_addr *from,
+                         const wzp_addr *other, uint32_t *change, uint8_t *out, size_t cap);
+
 #endif
