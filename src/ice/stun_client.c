@@ -18,6 +18,12 @@ void wzp_stun_config_default(wzp_stun_config *cfg)
 int wzp_stun_txn_start(wzp_stun_txn *t, const wzp_stun_config *cfg, const wzp_addr *server,
                        wzp_ts now)
 {
+    return wzp_stun_txn_start_change(t, cfg, server, 0, now);
+}
+
+int wzp_stun_txn_start_change(wzp_stun_txn *t, const wzp_stun_config *cfg, const wzp_addr *server,
+                              uint32_t change, wzp_ts now)
+{
     memset(t, 0, sizeof(*t));
     if (cfg)
         t->cfg = *cfg;
@@ -27,11 +33,13 @@ int wzp_stun_txn_start(wzp_stun_txn *t, const wzp_stun_config *cfg, const wzp_ad
         return WZP_ERR_INVALID;
     /* Unpredictable ids: an off-path attacker must not be able to forge the answer. */
     wzp_random(t->tid, sizeof(t->tid));
-    int len = wzp_stun_binding_request(t->req, sizeof(t->req), t->tid, t->cfg.software);
+    int len =
+        wzp_stun_binding_request_change(t->req, sizeof(t->req), t->tid, t->cfg.software, change);
     if (len < 0)
         return len;
     t->req_len = (size_t)len;
     t->server = *server;
+    t->change = change;
     t->rto = t->cfg.rto;
     t->next = now;
     t->state = WZP_STUN_TXN_PENDING;
@@ -81,7 +89,8 @@ int wzp_stun_txn_recv(wzp_stun_txn *t, const wzp_addr *from, const uint8_t *data
         return WZP_ERR_MALFORMED;
     /* Ours only if pending, the id matches and it comes from where we sent the request. */
     if (t->state != WZP_STUN_TXN_PENDING || memcmp(m.tid, t->tid, sizeof(t->tid)) != 0 ||
-        !wzp_addr_equal(from, &t->server) || WZP_STUN_METHOD(m.type) != WZP_STUN_METHOD_BINDING)
+        (!t->change && !wzp_addr_equal(from, &t->server)) ||
+        WZP_STUN_METHOD(m.type) != WZP_STUN_METHOD_BINDING)
         return WZP_ERR_NOT_FOUND;
     uint16_t cls = WZP_STUN_CLASS(m.type);
     if (cls != WZP_STUN_CLASS_SUCCESS && cls != WZP_STUN_CLASS_ERROR)
@@ -105,6 +114,9 @@ int wzp_stun_txn_recv(wzp_stun_txn *t, const wzp_addr *from, const uint8_t *data
         fail(t, WZP_ERR_PROTOCOL, 0);
         return 0;
     }
+    t->responder = *from;
+    if (m.has_other)
+        t->other = m.other;
     t->state = WZP_STUN_TXN_DONE;
     return 0;
 }

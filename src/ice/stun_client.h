@@ -50,7 +50,10 @@ typedef struct wzp_stun_txn {
     wzp_ts next; /* next send, or the give-up time after the last one */
     wzp_ts rto;  /* interval after the next send */
 
+    uint32_t change;     /* CHANGE-REQUEST flags asked for (then any source may answer) */
     wzp_addr mapped;     /* DONE: the address the server saw us from */
+    wzp_addr responder;  /* DONE: where the answer came from */
+    wzp_addr other;      /* DONE: the server's OTHER-ADDRESS (RFC 5780), len 0 if none */
     int error;           /* FAILED: WZP_ERR_TIMEOUT, WZP_ERR_REJECTED (error response) or
                             WZP_ERR_PROTOCOL (unusable success response) */
     uint16_t error_code; /* the STUN error code of an error response */
@@ -62,6 +65,13 @@ typedef struct wzp_stun_txn {
  */
 int wzp_stun_txn_start(wzp_stun_txn *t, const wzp_stun_config *cfg, const wzp_addr *server,
                        wzp_ts now);
+/*
+ * The same with a CHANGE-REQUEST (RFC 5780: WZP_STUN_CHANGE_IP / _PORT): the
+ * server is asked to answer from another address or port, so the answer is
+ * taken from any source (the random transaction id still has to match).
+ */
+int wzp_stun_txn_start_change(wzp_stun_txn *t, const wzp_stun_config *cfg, const wzp_addr *server,
+                              uint32_t change, wzp_ts now);
 /*
  * Call when now >= the deadline. Copies the request into out and its
  * destination into *to and returns its length when one is due; returns 0 when
