@@ -71,5 +71,6 @@ int wzp_cmd_config(int argc, char **argv);
 int wzp_cmd_contacts(int argc, char **argv);
 int wzp_cmd_invite(int argc, char **argv);
 int wzp_cmd_history(int argc, char **argv);
+int wzp_cmd_doctor(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static const struct command commands[] = {
     {"contacts", wzp_cmd_contacts, "add, list, rename, remove contacts (names for pinned keys)"},
     {"history", wzp_cmd_history, "list recent calls: time, peer, outcome, duration, quality"},
     {"invite", wzp_cmd_invite, "print a line (and QR code) a friend can call you with"},
+    {"doctor", wzp_cmd_doctor, "check what this network allows: UDP, relay RTT, NAT type, IPv6"},
     {"devices", wzp_cmd_devices, "list microphones and speakers (for --input/--output)"},
     {"config", wzp_cmd_config, "show the settings in effect and where each comes from"},
     {"demo", wzp_cmd_demo, "relay + two clients on loopback: one call, which path, audio check"},

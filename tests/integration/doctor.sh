@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# wzp doctor on loopback: against a relay with an alternate STUN address
+# (--stun-alt 127.0.0.2) the JSON says UDP works, three RTT samples, no NAT,
+# mapping EIM and filtering EIF (loopback translates and filters nothing);
+# without --stun-alt mapping is still known (no translation) but filtering is
+# not; a relay that does not answer gives exit 4 within the STUN timeouts; the
+# relay can come from $WZP_RELAY like for the other commands; the text report
+# names each part. (--no-portmap: the gateway is not ours to probe in a test.)
+set -uo pipefail
+. "$(dirname "$0")/lib/cli.sh"
+cli_setup wzp-doctor
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fail=1; }
+
+"$RELAY" --listen 127.0.0.1:0 --home "$T/relay" --workers 1 --stun-alt 127.0.0.2 >"$T/relay.out" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do grep -q fingerprint "$T/relay.out" && break; sleep 0.1; done
+RA=$(sed -n 's/.*listening on //p' "$T/relay.out")
+[ -n "$RA" ] || { echo "relay did not start"; cat "$T/relay.out"; exit 1; }
+
+# jq-free checks: python3 parses the one JSON object and evaluates assertions on it
+judge() { # name file python-expression-on-d
+    if python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($3) else 1)" "$2" 2>"$T/py.err"; then
+        ok "$1"
+    else
+        bad "$1: $(cat "$2") $(cat "$T/py.err")"
+    fi
+}
+
+timeout 30 "$WZP" doctor --relay "$RA" --home "$T/h" --no-portmap --json >"$T/d1.json" 2>"$T/d1.err"
+check "doctor against a relay with --stun-alt" 0 $?
+judge "one JSON object: UDP, reachable, 3 RTT samples" "$T/d1.json" \
+    'd["event"] == "doctor" and d["udp"] and d["relays"][0]["reachable"] and d["relays"][0]["rtt_samples"] == 3 and d["relays"][0]["rtt_ms"] >= 0'
+judge "loopback: no NAT, EIM, EIF, ports preserved" "$T/d1.json" \
+    'd["nat"] == {"present": False, "mapping": "EIM", "filtering": "EIF", "ports": "preserved"}'
+judge "the alternate address is 127.0.0.2" "$T/d1.json" 'd["relays"][0]["alternate"].startswith("127.0.0.2:")'
+judge "no TCP fallback, port mapping not probed" "$T/d1.json" \
+    'd["tcp_fallback"] == "not available" and d["portmap"] is None'
+
+timeout 30 "$WZP" doctor --relay "$RA" --home "$T/h" --no-portmap >"$T/d1.txt" 2>&1
+check "text report" 0 $?
+for k in "UDP: *ok" "rtt [0-9.]* ms" "mapping: *endpoint-independent (EIM)" \
+    "filtering: *endpoint-independent (EIF)" "IPv6:" "TCP fallback: *not available"; do
+    has "text names '$k'" "$T/d1.txt" "$k"
+done
+
+# A relay without --stun-alt: the relay's own port only.
+"$RELAY" --listen 127.0.0.1:0 --home "$T/relay2" --workers 1 >"$T/relay2.out" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do grep -q fingerprint "$T/relay2.out" && break; sleep 0.1; done
+RA2=$(sed -n 's/.*listening on //p' "$T/relay2.out")
+WZP_RELAY="$RA2" timeout 30 "$WZP" doctor --home "$T/h" --no-portmap --json >"$T/d2.json" 2>"$T/d2.err"
+check "doctor with the relay from \$WZP_RELAY" 0 $?
+judge "without --stun-alt: mapping known (no translation), filtering unknown" "$T/d2.json" \
+    'd["relay"] == "'"$RA2"'" and d["relays"][0]["alternate"] is None and d["nat"]["mapping"] == "EIM" and d["nat"]["filtering"] == "unknown"'
+
+# Nobody there: a closed loopback port.
+dead=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+start=$SECONDS
+timeout 30 "$WZP" doctor --relay "127.0.0.1:$dead" --home "$T/h" --no-portmap --json >"$T/d3.json" 2>"$T/d3.err"
+check "a relay that does not answer" 4 $?
+judge "UDP blocked, nothing else known" "$T/d3.json" 'not d["udp"] and d["nat"] is None'
+[ $((SECONDS - start)) -le 10 ] && ok "gave up within $((SECONDS - start)) s" || bad "took $((SECONDS - start)) s"
+
+"$WZP" doctor --home "$T/h" >/dev/null 2>"$T/d4.err"; check "no relay" 2 $?; one_line "no relay" "$T/d4.err"
+exit $fail
