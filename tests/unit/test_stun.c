@@ -384,6 +384,58 @@ static void test_respond(void **state)
         WZP_ERR_MALFORMED);
 }
 
+/* RFC 5780: OTHER-ADDRESS only within the growth bound; CHANGE-REQUEST honoured only by a
+ * responder that can (the relay's alternate sockets), else 420 as an unknown attribute. */
+static void test_respond_alt(void **state)
+{
+    (void)state;
+    uint8_t tid[12] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2};
+    uint8_t req[WZP_STUN_REQ_MAX], out[WZP_STUN_RESPONSE_MAX];
+    const char *froms[] = {"192.0.2.77:40000", "[2001:db8::9]:5"};
+    const char *others[] = {"198.51.100.11:40001", "[2001:db8::11]:40001"};
+    for (int i = 0; i < 2; i++) {
+        wzp_addr from = addr(froms[i]), other = addr(others[i]);
+        wzp_stun_msg m;
+        /* Unpadded (28 bytes): the plain answer. */
+        int rlen = wzp_stun_binding_request(req, sizeof(req), tid, NULL);
+        int len = wzp_stun_respond_alt(req, (size_t)rlen, &from, &other, NULL, out, sizeof(out));
+        assert_true(len > 0 && len <= rlen + WZP_STUN_RESPONSE_GROWTH);
+        assert_int_equal(wzp_stun_decode(&m, out, (size_t)len), 0);
+        assert_int_equal(i == 0, m.has_other); /* IPv4 fits, IPv6 does not */
+        /* Padded as doctor does: OTHER-ADDRESS, still within the bound. */
+        rlen = wzp_stun_binding_request(req, sizeof(req), tid, "wzp doctor (RFC 5780)");
+        len = wzp_stun_respond_alt(req, (size_t)rlen, &from, &other, NULL, out, sizeof(out));
+        assert_true(len > 0 && len <= rlen + WZP_STUN_RESPONSE_GROWTH);
+        assert_int_equal(wzp_stun_decode(&m, out, (size_t)len), 0);
+        assert_true(m.has_other);
+        assert_true(wzp_addr_equal(&m.other, &other));
+        assert_true(wzp_addr_equal(&m.xor_mapped, &from));
+    }
+    wzp_addr from = addr(froms[0]);
+    wzp_stun_msg m;
+    int rlen = wzp_stun_binding_request_change(req, sizeof(req), tid, NULL,
+                                               WZP_STUN_CHANGE_IP | WZP_STUN_CHANGE_PORT);
+    assert_int_equal(wzp_stun_decode(&m, req, (size_t)rlen), 0);
+    assert_true(m.has_change);
+    assert_int_equal(m.change, WZP_STUN_CHANGE_IP | WZP_STUN_CHANGE_PORT);
+    /* The relay port: 420 listing CHANGE-REQUEST. */
+    int len = wzp_stun_respond(req, (size_t)rlen, &from, out, sizeof(out));
+    assert_int_equal(wzp_stun_decode(&m, out, (size_t)len), 0);
+    assert_int_equal(m.error_code, 420);
+    assert_int_equal(m.listed_unknown[0], WZP_STUN_ATTR_CHANGE_REQUEST);
+    /* An alternate socket: answers, and says what was asked. */
+    uint32_t change = 0;
+    len = wzp_stun_respond_alt(req, (size_t)rlen, &from, NULL, &change, out, sizeof(out));
+    assert_int_equal(wzp_stun_decode(&m, out, (size_t)len), 0);
+    assert_int_equal(m.type, WZP_STUN_BINDING_SUCCESS);
+    assert_int_equal(change, WZP_STUN_CHANGE_IP | WZP_STUN_CHANGE_PORT);
+    /* A CHANGE-REQUEST of the wrong length is malformed. */
+    uint8_t body[8] = {0x00, 0x03, 0x00, 0x02, 0, 4, 0, 0};
+    size_t n = frame(req, 0x0001, body, sizeof(body));
+    assert_int_equal(wzp_stun_respond_alt(req, n, &from, NULL, &change, out, sizeof(out)),
+                     WZP_ERR_MALFORMED);
+}
+
 /* --- client ------------------------------------------------------------------------- */
 
 /* Plays the server: answers req (sent to `server`) as if the client were at `seen_as`. */
@@ -623,6 +675,6 @@ static void test_mapping_probe(void **state)
 
 WZP_TEST_MAIN(NULL, NULL, test_crc32, test_rfc5769_request, test_rfc5769_response_v4,
               test_rfc5769_response_v6, test_fingerprint_corruption_detected, test_roundtrip,
-              test_malformed_rejected, test_unknown_and_duplicates, test_respond,
+              test_malformed_rejected, test_unknown_and_duplicates, test_respond, test_respond_alt,
               test_client_retransmit_schedule, test_client_matching, test_transaction_ids_differ,
               test_mapping_classify, test_mapping_probe)
