@@ -46,6 +46,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else if (rv == 0 && m.type == WZP_STUN_BINDING_REQUEST) {
             abort(); /* a valid Binding request always gets an answer */
         }
+        /* The RFC 5780 responder (relay alternate sockets, OTHER-ADDRESS): same promises. */
+        uint32_t change = 0;
+        len = wzp_stun_respond_alt(data, size, &from, &from, &change, out, sizeof(out));
+        if (len > 0 && ((size_t)len > size + WZP_STUN_RESPONSE_GROWTH ||
+                        (change & ~(uint32_t)(WZP_STUN_CHANGE_IP | WZP_STUN_CHANGE_PORT))))
+            abort();
     }
 
     /* A client transaction offered the datagram must not misbehave either. */
