@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <wzp/identity.h>
 #include <wzp/wzp.h>
 
+#include "common/log.h"
 #include "relay/metrics_http.h"
 #include "relay/server.h"
 
@@ -48,6 +50,9 @@ static void usage(FILE *out)
             "                         (loopback only unless --metrics-public; port 0: pick one)\n"
             "  --metrics-public       allow --metrics on a non-loopback address (the counters\n"
             "                         show load and usage: firewall it)\n"
+            "  --log-json             log lines as JSON objects (ts, level, tag, msg)\n"
+            "  --qlog DIR             write every control connection's qlog into DIR\n"
+            "                         (debugging; TLS keys: $SSLKEYLOGFILE)\n"
             "  --verbose, -v          more logging (repeat for more)\n"
             "exit status: 0 stopped by a signal, 2 usage, 3 identity, 4 cannot listen,\n"
             "  5 HOME/aliases unreadable or corrupt (fix or remove it)\n");
@@ -121,6 +126,8 @@ int main(int argc, char **argv)
         {"stun-alt", required_argument, NULL, 'X'},
         {"metrics", required_argument, NULL, 'M'},
         {"metrics-public", no_argument, NULL, 'U'},
+        {"log-json", no_argument, NULL, 'J'},
+        {"qlog", required_argument, NULL, 'Q'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -251,6 +258,12 @@ int main(int argc, char **argv)
         case 'U':
             metrics_public = true;
             break;
+        case 'J':
+            wzp_set_log_handler(wzp_log_json_handler, stderr);
+            break;
+        case 'Q':
+            cfg.qlog_dir = optarg;
+            break;
         case 'v':
             verbose++;
             break;
@@ -274,6 +287,11 @@ int main(int argc, char **argv)
                 "wzp-relay: --metrics %s is not a loopback address; add --metrics-public to "
                 "serve the metrics there\n",
                 wzp_addr_format(&metrics, text, sizeof(text)));
+        return EXIT_USAGE;
+    }
+    if (cfg.qlog_dir && access(cfg.qlog_dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "wzp-relay: cannot write qlog files into '%s': %s\n", cfg.qlog_dir,
+                strerror(errno));
         return EXIT_USAGE;
     }
     if (optind != argc) {

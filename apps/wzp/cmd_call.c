@@ -1,5 +1,6 @@
 /* wzp listen / call / reflect: one client, one relay; call takes part in one call, listen in
  * one after another (one with --once). Every call is recorded in the history. */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 
 #include "appconfig.h"
 #include "commands.h"
+#include "common/log.h"
 #include "opts.h"
 #include "phone.h"
 #include "session.h"
@@ -48,6 +50,9 @@ static void usage(FILE *out, int cmd)
         "  --bind HOST:PORT       local IPv4 address (default 0.0.0.0:0)\n"
         "  --bind6 [HOST]:PORT    local IPv6 address (default [::]:0; \"\" for none)\n"
         "  --json                 one JSON object per line per event, then a summary\n"
+        "  --log-json             log lines (-v) as JSON objects on stderr\n"
+        "  --qlog DIR             write each QUIC connection's qlog into DIR (debugging;\n"
+        "                         else $WZP_QLOG_DIR; TLS keys go to $SSLKEYLOGFILE)\n"
         "  --verbose, -v          log more (repeat for more)\n";
     const char *media =
         "  --send FILE            send this audio file (any format libsndfile reads)\n"
@@ -164,6 +169,8 @@ static int run(int cmd, int argc, char **argv)
         {"no-dtx", no_argument, NULL, 1004},
         {"once", no_argument, NULL, 1005},
         {"no-ring", no_argument, NULL, 1006},
+        {"log-json", no_argument, NULL, 1007},
+        {"qlog", required_argument, NULL, 1008},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -261,6 +268,12 @@ static int run(int cmd, int argc, char **argv)
         case 1006:
             so.ring = false;
             break;
+        case 1007:
+            wzp_set_log_handler(wzp_log_json_handler, stderr);
+            break;
+        case 1008:
+            cfg.qlog_dir = optarg;
+            break;
         case 'v':
             verbose++;
             break;
@@ -283,6 +296,13 @@ static int run(int cmd, int argc, char **argv)
     }
     if (optind != argc) {
         fprintf(stderr, "%s: unexpected argument '%s'\n", so.name, argv[optind]);
+        return WZP_EXIT_USAGE;
+    }
+    if (!cfg.qlog_dir && getenv("WZP_QLOG_DIR") && getenv("WZP_QLOG_DIR")[0])
+        cfg.qlog_dir = getenv("WZP_QLOG_DIR");
+    if (cfg.qlog_dir && access(cfg.qlog_dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "%s: cannot write qlog files into '%s': %s\n", so.name, cfg.qlog_dir,
+                strerror(errno));
         return WZP_EXIT_USAGE;
     }
     /* Flags beat an invite's or a contact's relay; those beat the settings file's. */

@@ -97,6 +97,10 @@ typedef struct wzp_client_config {
      * start it at the answer rather than stream it while the callee's phone rings, so the
      * callee hears it from its beginning (half a relay round trip later). */
     bool hold_audio_until_answer;
+    /* Debugging: write the qlog (JSON-SEQ) of every QUIC connection, control and calls, into
+     * this directory, one file each; NULL = none. (TLS keys: GnuTLS writes them to the file
+     * named by $SSLKEYLOGFILE, NSS key log format.) */
+    const char *qlog_dir;
     /* Live sound devices for calls without PCM callbacks. All zero: none (the call is silent
      * and plays to nowhere); wzp_audio_config_default(&cfg.audio) for the default microphone
      * and speaker with every processing stage on. */

@@ -541,6 +541,7 @@ int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
     cc.id = c->id;
     cc.alias = cfg->alias;
     cc.direct_disabled = cfg->direct_disabled;
+    cc.qlog_dir = cfg->qlog_dir;
     cc.hold_audio_until_answer = cfg->hold_audio_until_answer;
     /* Only our own microphone path says which frames are background. */
     cc.dtx = cfg->audio.enabled && cfg->audio.dtx && !cfg->cb.pcm_source;

@@ -532,6 +532,7 @@ int wzp_core_new(wzp_core **out, const wzp_core_config *cfg)
     wzp_quic_endpoint_config_default(&qcfg);
     qcfg.id = cfg->id;
     qcfg.server = true;
+    qcfg.qlog_dir = cfg->qlog_dir;
     qcfg.cb.accept = q_accept;
     qcfg.user = core;
     int rc = wzp_quic_endpoint_new(&core->ep, &qcfg);

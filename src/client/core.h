@@ -73,6 +73,7 @@ typedef struct wzp_core_config {
     uint8_t relay_pin[WZP_FINGERPRINT_LEN];
     const char *alias; /* copied; NULL or "" for none */
     bool direct_disabled;
+    const char *qlog_dir;         /* wzp_client_config.qlog_dir */
     bool hold_audio_until_answer; /* see wzp_client_config */
     bool dtx; /* the source reports WZP_PCM_BACKGROUND: leave those frames out */
     /* The bound address of each socket (len 0: no such socket). Host

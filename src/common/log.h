@@ -37,6 +37,14 @@ void wzp__log(wzp_log_level level, const char *tag, const char *fmt, ...)
 #define WZP_WARN(...)  WZP_LOG(WZP_LOG_WARN, __VA_ARGS__)
 #define WZP_ERROR(...) WZP_LOG(WZP_LOG_ERROR, __VA_ARGS__)
 
+/*
+ * A log handler (wzp_set_log_handler(wzp_log_json_handler, FILE *)) writing
+ * one JSON object a line: {"ts":"2026-12-06T04:36:00.123Z","level":"info",
+ * "tag":"call 3fa2c1d0","msg":"..."} ("tag" only for lines about something).
+ * For log collectors: --log-json in wzp and wzp-relay.
+ */
+void wzp_log_json_handler(wzp_log_level level, const char *message, void *file);
+
 /* Tag buffer size for wzp_log_tag_id: "call " + 8 hex digits + NUL, with room to spare. */
 #define WZP_LOG_TAG_MAX 32
 

@@ -39,6 +39,41 @@ static void fill_defaults(wzp_quic_conn_config *o)
         o->datagram_queue = d.datagram_queue;
 }
 
+/* --- qlog (debugging, endpoint qlog_dir) ------------------------------------------ */
+
+static void close_qlog(wzp_quic_conn *c)
+{
+    if (c->qlog)
+        fclose(c->qlog);
+    c->qlog = NULL;
+}
+
+static void qlog_write(void *user, uint32_t flags, const void *data, size_t len)
+{
+    wzp_quic_conn *c = user;
+    if (c->qlog && len && fwrite(data, 1, len, c->qlog) != len)
+        close_qlog(c); /* a full disk ends this connection's trace, nothing else */
+    if (flags & NGTCP2_QLOG_WRITE_FLAG_FIN && c->qlog)
+        fflush(c->qlog);
+}
+
+/* Opens DIR/<role>-<scid>.sqlog for ngtcp2's qlog (JSON-SEQ). A debugging aid: blocking
+ * file I/O on the connection's thread, only when asked for. */
+static bool open_qlog(wzp_quic_conn *c, const char *dir, const ngtcp2_cid *scid)
+{
+    char name[4200];
+    int n = snprintf(name, sizeof(name), "%s/%s-", dir, c->server ? "server" : "client");
+    for (size_t i = 0; i < scid->datalen && n > 0 && (size_t)n + 3 < sizeof(name); i++)
+        n += snprintf(name + n, sizeof(name) - (size_t)n, "%02x", scid->data[i]);
+    if (n < 0 || (size_t)n + 7 > sizeof(name))
+        return false;
+    snprintf(name + n, sizeof(name) - (size_t)n, ".sqlog");
+    c->qlog = fopen(name, "we");
+    if (!c->qlog)
+        WZP_WARN("quic: cannot write qlog %s", name);
+    return c->qlog != NULL;
+}
+
 static ngtcp2_path make_path(const wzp_addr *local, const wzp_addr *remote)
 {
     ngtcp2_path p;
@@ -511,6 +546,11 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
     ngtcp2_cid scid, dcid;
     wzp_random_nonce(buf, sizeof(buf));
     ngtcp2_cid_init(&scid, buf, sizeof(buf));
+    if (ep->qlog_dir && open_qlog(c, ep->qlog_dir, &scid)) {
+        s.qlog.write = qlog_write;
+        if (server)
+            s.qlog.odcid = retry_odcid ? *retry_odcid : initial->dcid;
+    }
     ngtcp2_path path = make_path(&c->local, &c->remote);
     int rc;
     c->creating = true;
@@ -528,6 +568,7 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
         }
         p.stateless_reset_token_present = 1;
         if (wzp_quic_ep_reset_token(ep, &scid, p.stateless_reset_token) != 0) {
+            close_qlog(c);
             free(c);
             return WZP_ERR_INTERNAL;
         }
@@ -542,11 +583,13 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
     c->creating = false;
     if (rc != 0) {
         WZP_ERROR("quic: cannot create connection: %s", ngtcp2_strerror(rc));
+        close_qlog(c);
         free(c);
         return rc == NGTCP2_ERR_NOMEM ? WZP_ERR_NOMEM : WZP_ERR_INTERNAL;
     }
     if ((rc = wzp_quic_tls_new(c)) != 0) {
         ngtcp2_conn_del(c->qc);
+        close_qlog(c);
         free(c);
         return rc;
     }
@@ -599,6 +642,7 @@ void wzp_quic_conn_free(wzp_quic_conn *c)
     }
     if (c->qc)
         ngtcp2_conn_del(c->qc);
+    close_qlog(c);
     wzp_quic_tls_free(c);
     wzp_quic_msg_free_all(c);
     while (c->dg_head) {

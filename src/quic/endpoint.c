@@ -341,6 +341,8 @@ int wzp_quic_endpoint_new(wzp_quic_endpoint **out, const wzp_quic_endpoint_confi
         return WZP_ERR_NOMEM;
     }
     int rc = wzp_identity_set_credentials(id, ep->cred);
+    if (!rc && cfg->qlog_dir && !(ep->qlog_dir = strdup(cfg->qlog_dir)))
+        rc = WZP_ERR_NOMEM;
     if (rc) {
         gnutls_certificate_free_credentials(ep->cred);
         free(ep);
@@ -364,6 +366,7 @@ void wzp_quic_endpoint_free(wzp_quic_endpoint *ep)
     free(ep->heap);
     gnutls_memset(ep->reset_secret, 0, sizeof(ep->reset_secret));
     gnutls_memset(ep->retry_secret, 0, sizeof(ep->retry_secret));
+    free(ep->qlog_dir);
     free(ep);
 }
 

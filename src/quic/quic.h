@@ -222,6 +222,9 @@ typedef struct wzp_quic_endpoint_config {
      * keep the endpoint's secret (random unless configured before). */
     bool have_static_secret;
     uint8_t static_secret[32];
+    /* Debugging: a directory to write every connection's qlog into (JSON-SEQ, one file
+     * per connection, DIR/<role>-<first source CID>.sqlog); NULL = none. Borrowed. */
+    const char *qlog_dir;
 } wzp_quic_endpoint_config;
 
 /* No identity (set id), client, no callbacks, no Retry, no per-address cap,

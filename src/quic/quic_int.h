@@ -2,6 +2,8 @@
 #ifndef WZP_QUIC_QUIC_INT_H
 #define WZP_QUIC_QUIC_INT_H
 
+#include <stdio.h>
+
 #include <gnutls/gnutls.h>
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
@@ -46,6 +48,7 @@ struct wzp_quic_conn {
     bool server;
     bool creating; /* inside ngtcp2_conn_*_new (see cb_rand) */
     wzp_quic_conn_config opts;
+    FILE *qlog; /* debugging: this connection's qlog (endpoint qlog_dir), or NULL */
     char alpn[32];
     wzp_addr local, remote;    /* the path of the last packet fed / given to connect */
     wzp_addr reported_remote;  /* ngtcp2's remote as path_changed last saw it */
@@ -132,6 +135,7 @@ typedef struct wzp_quic_stateless_pkt {
 struct wzp_quic_endpoint {
     const wzp_identity *id;
     bool server;
+    char *qlog_dir; /* owned copy, NULL = no qlog */
     wzp_quic_callbacks cb;
     void *user;
     gnutls_certificate_credentials_t cred;

@@ -646,6 +646,7 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
     if ((rv = wzp_relay_endpoint_config(&qcfg, s->id, q_accept, s)) < 0)
         goto fail;
     qcfg.retry_threshold = cfg->retry_threshold;
+    qcfg.qlog_dir = cfg->qlog_dir;
     qcfg.max_handshakes_per_addr = cfg->max_handshakes_per_addr;
     rv = wzp_quic_endpoint_new(&s->ep, &qcfg);
     if (rv < 0)

@@ -46,6 +46,7 @@ typedef struct wzp_relay_server_config {
     /* Optional (len 0 = none): a second IP address of this host, per family, for the
      * alternate STUN sockets of NAT behaviour discovery (stun_alt.h). */
     wzp_addr stun_alt, stun_alt6;
+    const char *qlog_dir; /* debugging: every control connection's qlog here; NULL = none */
     /* Publish the control thread's counters for wzp_relay_server_metrics_text (a copy at
      * most every 100 ms, only while things change). */
     bool metrics;
