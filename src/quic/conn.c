@@ -51,8 +51,19 @@ static void close_qlog(wzp_quic_conn *c)
 static void qlog_write(void *user, uint32_t flags, const void *data, size_t len)
 {
     wzp_quic_conn *c = user;
-    if (c->qlog && len && fwrite(data, 1, len, c->qlog) != len)
-        close_qlog(c); /* a full disk ends this connection's trace, nothing else */
+    /* Records are single lines starting with RS (JSON-SEQ). ngtcp2 0.12 now and then appends
+     * the tail of an interrupted packet record, without its start, to another record (seen
+     * with stream retransmissions): such lines are left out so the file stays valid. */
+    const uint8_t *p = data, *end = p + len;
+    while (c->qlog && p < end) {
+        const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+        if (*p != 0x1e)
+            WZP_DEBUG("quic: qlog: left out %zu bytes without a record start", n);
+        else if (fwrite(p, 1, n, c->qlog) != n)
+            close_qlog(c); /* a full disk ends this connection's trace, nothing else */
+        p += n;
+    }
     if (flags & NGTCP2_QLOG_WRITE_FLAG_FIN && c->qlog)
         fflush(c->qlog);
 }
@@ -71,6 +82,8 @@ static bool open_qlog(wzp_quic_conn *c, const char *dir, const ngtcp2_cid *scid)
     c->qlog = fopen(name, "we");
     if (!c->qlog)
         WZP_WARN("quic: cannot write qlog %s", name);
+    else /* whole records reach the file even if the process ends without closing it */
+        setvbuf(c->qlog, NULL, _IOLBF, 0);
     return c->qlog != NULL;
 }
 
