@@ -49,6 +49,23 @@ static void labelled(out *o, const char *name, const char *label, const char *va
     put(o, "%s{%s=\"%s\"} %llu\n", name, label, value, (unsigned long long)v);
 }
 
+typedef struct kv {
+    const char *label;
+    uint64_t v;
+} kv;
+
+/* One family of samples that differ by one label. */
+static void group(out *o, const char *name, const char *type, const char *help, const char *label,
+                  const kv *items, size_t n)
+{
+    family(o, name, type, help);
+    for (size_t i = 0; i < n; i++)
+        labelled(o, name, label, items[i].label, items[i].v);
+}
+#define GROUP(o, name, type, help, label, ...)                                                     \
+    group(o, name, type, help, label, (const kv[]){__VA_ARGS__},                                   \
+          sizeof((const kv[]){__VA_ARGS__}) / sizeof(kv))
+
 size_t wzp_relay_metrics_max_size(unsigned n_workers)
 {
     return BASE_SIZE + (size_t)n_workers * PER_WORKER_SIZE;
@@ -64,37 +81,31 @@ static void control_plane(out *o, const wzp_relay_metrics_ctl *c)
     one(o, "wzp_relay_alias_bindings", "gauge",
         "Alias bindings held (live, or reserved for a key that left).", c->aliases);
 
-    const char *n = "wzp_relay_registrations_total";
-    family(o, n, "counter", "Register requests by result.");
-    labelled(o, n, "result", "ok", s->reg_ok);
-    labelled(o, n, "result", "replaced", s->reg_replaced);
-    labelled(o, n, "result", "alias_taken", s->reg_alias_taken);
-    labelled(o, n, "result", "over_cap", s->reg_over_cap);
+    GROUP(o, "wzp_relay_registrations_total", "counter", "Register requests by result.", "result",
+          {"ok", s->reg_ok}, {"replaced", s->reg_replaced}, {"alias_taken", s->reg_alias_taken},
+          {"over_cap", s->reg_over_cap});
     one(o, "wzp_relay_registration_timeouts_total", "counter",
         "Connections closed for not registering in time.", s->reg_timeouts);
     one(o, "wzp_relay_connections_over_address_cap_total", "counter",
         "Control connections refused: too many from one address.", s->conn_over_addr_cap);
 
-    n = "wzp_relay_calls";
-    family(o, n, "gauge", "Calls now, by state.");
-    labelled(o, n, "state", "ringing", c->calls_ringing);
-    labelled(o, n, "state", "answered", c->calls_active);
+    GROUP(o, "wzp_relay_calls", "gauge", "Calls now, by state.", "state",
+          {"ringing", c->calls_ringing}, {"answered", c->calls_active});
     one(o, "wzp_relay_calls_offered_total", "counter", "Calls that rang.", s->calls_offered);
     one(o, "wzp_relay_calls_answered_total", "counter", "Calls answered.", s->calls_setup);
     one(o, "wzp_relay_calls_over_limit_total", "counter",
         "Offers refused by the per-identity or global call cap.", s->offers_over_limit);
-    n = "wzp_relay_calls_ended_total";
+    const char *n = "wzp_relay_calls_ended_total";
     family(o, n, "counter", "Calls ended, by reason.");
     for (int r = WZP_SIG_END_HANGUP; r <= WZP_SIG_END_ERROR; r++)
         labelled(o, n, "reason", wzp_sig_end_reason_name((wzp_sig_end_reason)r), s->calls_ended[r]);
 
-    n = "wzp_relay_call_path_reports_total";
-    family(o, n, "counter",
-           "Answered calls by how their media went, as the party hanging up reported it "
-           "(unspecified: an older client, or no media).");
-    labelled(o, n, "path", "direct", s->path_reports[WZP_SIG_PATH_DIRECT]);
-    labelled(o, n, "path", "relayed", s->path_reports[WZP_SIG_PATH_RELAYED]);
-    labelled(o, n, "path", "unspecified", s->path_reports[WZP_SIG_PATH_UNSPECIFIED]);
+    GROUP(o, "wzp_relay_call_path_reports_total", "counter",
+          "Answered calls by how their media went, as the party hanging up reported it "
+          "(unspecified: an older client, or no media).",
+          "path", {"direct", s->path_reports[WZP_SIG_PATH_DIRECT]},
+          {"relayed", s->path_reports[WZP_SIG_PATH_RELAYED]},
+          {"unspecified", s->path_reports[WZP_SIG_PATH_UNSPECIFIED]});
     uint64_t d = s->path_reports[WZP_SIG_PATH_DIRECT], r = s->path_reports[WZP_SIG_PATH_RELAYED];
     family(o, "wzp_relay_calls_direct_ratio", "gauge",
            "Share of reported calls that went direct (NaN before any report).");
@@ -103,50 +114,37 @@ static void control_plane(out *o, const wzp_relay_metrics_ctl *c)
     else
         put(o, "wzp_relay_calls_direct_ratio NaN\n");
 
-    n = "wzp_relay_signal_messages_total";
-    family(o, n, "counter", "Signaling messages, by direction.");
-    labelled(o, n, "direction", "in", s->msgs_in);
-    labelled(o, n, "direction", "out", s->msgs_out);
-    n = "wzp_relay_signal_dropped_total";
-    family(o, n, "counter", "Signaling messages not acted on, by reason.");
-    labelled(o, n, "reason", "unknown_connection", s->drop_unknown_conn);
-    labelled(o, n, "reason", "too_big", s->drop_too_big);
-    labelled(o, n, "reason", "malformed", s->drop_malformed);
-    labelled(o, n, "reason", "version", s->drop_version);
-    labelled(o, n, "reason", "rate_limited", s->drop_rate_limited);
-    labelled(o, n, "reason", "not_registered", s->drop_not_registered);
-    labelled(o, n, "reason", "unexpected", s->drop_unexpected);
-    labelled(o, n, "reason", "no_such_call", s->drop_no_such_call);
-    labelled(o, n, "reason", "bad_state", s->drop_bad_state);
+    GROUP(o, "wzp_relay_signal_messages_total", "counter", "Signaling messages, by direction.",
+          "direction", {"in", s->msgs_in}, {"out", s->msgs_out});
+    GROUP(o, "wzp_relay_signal_dropped_total", "counter",
+          "Signaling messages not acted on, by reason.", "reason",
+          {"unknown_connection", s->drop_unknown_conn}, {"too_big", s->drop_too_big},
+          {"malformed", s->drop_malformed}, {"version", s->drop_version},
+          {"rate_limited", s->drop_rate_limited}, {"not_registered", s->drop_not_registered},
+          {"unexpected", s->drop_unexpected}, {"no_such_call", s->drop_no_such_call},
+          {"bad_state", s->drop_bad_state});
 }
 
 static void quic(out *o, const wzp_relay_metrics_ctl *c)
 {
     const wzp_quic_endpoint_stats *q = &c->quic;
-    const char *n = "wzp_relay_quic_handshakes_total";
-    family(o, n, "counter", "Control connection handshakes, started and completed.");
-    labelled(o, n, "stage", "started", q->conns_accepted);
-    labelled(o, n, "stage", "completed", c->handshakes_completed);
+    GROUP(o, "wzp_relay_quic_handshakes_total", "counter",
+          "Control connection handshakes, started and completed.", "stage",
+          {"started", q->conns_accepted}, {"completed", c->handshakes_completed});
     one(o, "wzp_relay_quic_connections", "gauge",
         "QUIC connections held, handshaking ones included.", q->conns_active);
-    n = "wzp_relay_quic_retries_total";
-    family(o, n, "counter", "Initials answered with a Retry (address validation), by cause.");
-    labelled(o, n, "cause", "load", q->retries_sent - q->retries_addr_cap);
-    labelled(o, n, "cause", "address_cap", q->retries_addr_cap);
-    n = "wzp_relay_quic_dropped_packets_total";
-    family(o, n, "counter", "QUIC packets not handed to a connection, by reason.");
-    labelled(o, n, "reason", "not_quic", q->rx_not_quic);
-    labelled(o, n, "reason", "malformed", q->rx_malformed);
-    labelled(o, n, "reason", "bad_version", q->rx_bad_version);
-    labelled(o, n, "reason", "unknown_connection", q->rx_unknown_cid);
-    labelled(o, n, "reason", "refused", q->rx_refused);
-    labelled(o, n, "reason", "closed_connection", q->rx_closed_conn);
-    labelled(o, n, "reason", "bad_token", q->rx_bad_token);
-    labelled(o, n, "reason", "address_cap", q->rx_addr_capped);
-    n = "wzp_relay_quic_stateless_resets_total";
-    family(o, n, "counter", "Stateless resets for packets of unknown connections.");
-    labelled(o, n, "result", "sent", q->stateless_resets_sent);
-    labelled(o, n, "result", "rate_limited", q->stateless_resets_limited);
+    GROUP(o, "wzp_relay_quic_retries_total", "counter",
+          "Initials answered with a Retry (address validation), by cause.", "cause",
+          {"load", q->retries_sent - q->retries_addr_cap}, {"address_cap", q->retries_addr_cap});
+    GROUP(o, "wzp_relay_quic_dropped_packets_total", "counter",
+          "QUIC packets not handed to a connection, by reason.", "reason",
+          {"not_quic", q->rx_not_quic}, {"malformed", q->rx_malformed},
+          {"bad_version", q->rx_bad_version}, {"unknown_connection", q->rx_unknown_cid},
+          {"refused", q->rx_refused}, {"closed_connection", q->rx_closed_conn},
+          {"bad_token", q->rx_bad_token}, {"address_cap", q->rx_addr_capped});
+    GROUP(o, "wzp_relay_quic_stateless_resets_total", "counter",
+          "Stateless resets for packets of unknown connections.", "result",
+          {"sent", q->stateless_resets_sent}, {"rate_limited", q->stateless_resets_limited});
     one(o, "wzp_relay_quic_received_packets_total", "counter",
         "QUIC packets handed to a connection.", q->rx_packets);
     one(o, "wzp_relay_quic_sent_packets_total", "counter", "QUIC packets sent.", q->tx_packets);
@@ -166,15 +164,12 @@ static void forwarding(out *o, const wzp_forwarder_stats *f, uint64_t ctl_droppe
         f->stun_answered);
     one(o, "wzp_relay_control_packets_total", "counter",
         "Datagrams handed to the control thread (QUIC).", f->ctl_queued);
-    const char *n = "wzp_relay_dropped_packets_total";
-    family(o, n, "counter", "Datagrams dropped by the forwarding plane, by reason.");
-    labelled(o, n, "reason", "unknown_channel", f->unknown_channel);
-    labelled(o, n, "reason", "wrong_source", f->wrong_source);
-    labelled(o, n, "reason", "malformed", f->malformed);
-    labelled(o, n, "reason", "stun_rate_limited", f->stun_rate_limited);
-    labelled(o, n, "reason", "control_queue_full", f->ctl_full);
-    labelled(o, n, "reason", "control_not_quic", ctl_dropped);
-    labelled(o, n, "reason", "send_failed", f->send_failed);
+    GROUP(o, "wzp_relay_dropped_packets_total", "counter",
+          "Datagrams dropped by the forwarding plane, by reason.", "reason",
+          {"unknown_channel", f->unknown_channel}, {"wrong_source", f->wrong_source},
+          {"malformed", f->malformed}, {"stun_rate_limited", f->stun_rate_limited},
+          {"control_queue_full", f->ctl_full}, {"control_not_quic", ctl_dropped},
+          {"send_failed", f->send_failed});
 }
 
 static void workers(out *o, const wzp_relay_metrics *m)

@@ -123,6 +123,25 @@ static void run(wzp_sim *sim, wzp_sim_host *h, const char *ip, wzp_natcheck_resu
     wzp_natcheck_get_result(&c.nc, r);
 }
 
+/* A client host (10.0.0.2) behind one NAT configured as cfg. */
+static wzp_sim_host *behind_nat(wzp_sim *sim, const wzp_sim_nat_cfg *cfg)
+{
+    wzp_sim_router *r = wzp_sim_router_new(sim, "nat", wzp_sim_internet(sim), "203.0.113.1",
+                                           WAN_LINK, "10.0.0.1", LAN_LINK, cfg);
+    assert_non_null(r);
+    wzp_sim_host *h = wzp_sim_host_new(sim, "client");
+    assert_int_equal(wzp_sim_host_add_addr(h, wzp_sim_router_lan(r), "10.0.0.2", LAN_LINK), 0);
+    return h;
+}
+
+/* A host on the internet itself (192.0.2.7). */
+static wzp_sim_host *public_host(wzp_sim *sim)
+{
+    wzp_sim_host *h = wzp_sim_host_new(sim, "public");
+    assert_int_equal(wzp_sim_host_add_addr(h, wzp_sim_internet(sim), "192.0.2.7", WAN_LINK), 0);
+    return h;
+}
+
 static void test_every_nat(void **state)
 {
     static const wzp_nc_mapping maps[] = {WZP_NC_MAPPING_EIM, WZP_NC_MAPPING_ADM,
@@ -139,12 +158,7 @@ static void test_every_nat(void **state)
                                        .filtering = (wzp_sim_dep)f,
                                        .port_preservation = ports == 0,
                                        .sequential_ports = ports == 1};
-                wzp_sim_router *r =
-                    wzp_sim_router_new(sim, "nat", wzp_sim_internet(sim), "203.0.113.1", WAN_LINK,
-                                       "10.0.0.1", LAN_LINK, &cfg);
-                wzp_sim_host *h = wzp_sim_host_new(sim, "client");
-                assert_int_equal(
-                    wzp_sim_host_add_addr(h, wzp_sim_router_lan(r), "10.0.0.2", LAN_LINK), 0);
+                wzp_sim_host *h = behind_nat(sim, &cfg);
                 wzp_natcheck_result res;
                 run(sim, h, "10.0.0.2", &res);
                 print_message("mapping %d filtering %d ports %d -> %s %s %s\n", m, f, ports,
@@ -175,8 +189,7 @@ static void test_no_nat(void **state)
     wzp_sim *sim = wzp_sim_new(7);
     srv v;
     srv_setup(sim, &v, true);
-    wzp_sim_host *h = wzp_sim_host_new(sim, "public");
-    assert_int_equal(wzp_sim_host_add_addr(h, wzp_sim_internet(sim), "192.0.2.7", WAN_LINK), 0);
+    wzp_sim_host *h = public_host(sim);
     wzp_natcheck_result r;
     run(sim, h, "192.0.2.7", &r);
     assert_true(r.udp);
@@ -194,10 +207,7 @@ static void test_relay_without_alt(void **state)
     srv v;
     srv_setup(sim, &v, false);
     wzp_sim_nat_cfg cfg = {.mapping = WZP_SIM_APD, .filtering = WZP_SIM_APD};
-    wzp_sim_router *rt = wzp_sim_router_new(sim, "nat", wzp_sim_internet(sim), "203.0.113.1",
-                                            WAN_LINK, "10.0.0.1", LAN_LINK, &cfg);
-    wzp_sim_host *h = wzp_sim_host_new(sim, "client");
-    assert_int_equal(wzp_sim_host_add_addr(h, wzp_sim_router_lan(rt), "10.0.0.2", LAN_LINK), 0);
+    wzp_sim_host *h = behind_nat(sim, &cfg);
     wzp_natcheck_result r;
     run(sim, h, "10.0.0.2", &r);
     assert_true(r.udp);
@@ -213,8 +223,7 @@ static void test_relay_without_alt(void **state)
 static void test_silent_relay(void **state)
 {
     wzp_sim *sim = wzp_sim_new(9);
-    wzp_sim_host *h = wzp_sim_host_new(sim, "public");
-    assert_int_equal(wzp_sim_host_add_addr(h, wzp_sim_internet(sim), "192.0.2.7", WAN_LINK), 0);
+    wzp_sim_host *h = public_host(sim);
     wzp_natcheck_result r;
     run(sim, h, "192.0.2.7", &r);
     assert_false(r.udp);
