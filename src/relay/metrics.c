@@ -211,6 +211,9 @@ int wzp_relay_metrics_format(const wzp_relay_metrics *m, char *buf, size_t cap)
     control_plane(&o, &m->c);
     quic(&o, &m->c);
     forwarding(&o, &m->fwd, m->c.ctl_dropped);
+    GROUP(&o, "wzp_relay_stun_alt_requests_total", "counter",
+          "Requests to the alternate STUN address (--stun-alt), answered or over their rate.",
+          "result", {"answered", m->c.alt_answered}, {"rate_limited", m->c.alt_limited});
     workers(&o, m);
     return o.overflow || o.len > INT32_MAX ? WZP_ERR_TOO_BIG : (int)o.len;
 }

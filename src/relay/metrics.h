@@ -21,9 +21,10 @@ typedef struct wzp_relay_metrics_ctl {
     uint64_t conns;         /* control connections known to the control plane */
     uint64_t registrations; /* registered identities */
     uint64_t calls_ringing, calls_active;
-    uint64_t aliases;              /* alias bindings held */
-    uint64_t handshakes_completed; /* control connections that finished their handshake */
-    uint64_t ctl_dropped;          /* control-queue packets that were not QUIC, datagrams */
+    uint64_t aliases;                   /* alias bindings held */
+    uint64_t handshakes_completed;      /* control connections that finished their handshake */
+    uint64_t ctl_dropped;               /* control-queue packets that were not QUIC, datagrams */
+    uint64_t alt_answered, alt_limited; /* the alternate STUN address (stun_alt.h) */
 } wzp_relay_metrics_ctl;
 
 typedef struct wzp_relay_metrics {

@@ -456,6 +456,14 @@ static wzp_ts publish_metrics(wzp_relay_server *s, wzp_ts now)
     m.aliases = wzp_relay_control_num_aliases(s->ctl);
     m.handshakes_completed = s->handshakes_completed;
     m.ctl_dropped = s->rx_dropped;
+    m.alt_answered = m.alt_limited = 0;
+    for (int k = 0; k < 2; k++) {
+        uint64_t a = 0, l = 0;
+        if (s->alt[k])
+            wzp_stun_alt_counts(s->alt[k], &a, &l);
+        m.alt_answered += a;
+        m.alt_limited += l;
+    }
     if (pthread_mutex_trylock(&s->pub_mu) != 0)
         return now + WZP_MS(1); /* a scrape is copying: soon again */
     s->published = m;
