@@ -185,15 +185,6 @@ static int run(int cmd, int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
-        case 'r':
-            cfg.relay = optarg;
-            break;
-        case 'p':
-            cfg.relay_pin = optarg;
-            break;
-        case 'H':
-            cfg.home = optarg;
-            break;
         case 'a':
             cfg.alias = optarg;
             break;
@@ -281,6 +272,8 @@ static int run(int cmd, int argc, char **argv)
             usage(stdout, cmd);
             return WZP_EXIT_OK;
         default:
+            if (wzp_opt_relay(c, optarg, &cfg))
+                break;
             usage(stderr, cmd);
             return WZP_EXIT_USAGE;
         }

@@ -27,6 +27,7 @@
 #include "net/ifaddrs.h"
 #include "net/resolve.h"
 #include "net/udp.h"
+#include "opts.h"
 #include "phone.h"
 #include "portmap.h"
 
@@ -383,15 +384,6 @@ int wzp_cmd_doctor(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
-        case 'r':
-            cfg.relay = optarg;
-            break;
-        case 'p':
-            cfg.relay_pin = optarg;
-            break;
-        case 'H':
-            cfg.home = optarg;
-            break;
         case 'j':
             json = true;
             break;
@@ -401,22 +393,17 @@ int wzp_cmd_doctor(int argc, char **argv)
         case 'v':
             verbose++;
             break;
-        case 'h':
-            usage(stdout);
-            return WZP_EXIT_OK;
         default:
-            usage(stderr);
-            return WZP_EXIT_USAGE;
+            if (!wzp_opt_relay(c, optarg, &cfg))
+                return wzp_opt_other(c, usage);
         }
     }
-    if (optind != argc) {
-        fprintf(stderr, "wzp doctor: unexpected argument '%s'\n", argv[optind]);
-        return WZP_EXIT_USAGE;
-    }
+    int code = wzp_opt_no_operands(so.name, argc, argv);
+    if (code)
+        return code;
     wzp_set_log_level(verbose >= 2 ? WZP_LOG_DEBUG : verbose ? WZP_LOG_INFO : WZP_LOG_ERROR);
     wzp_phone_config pc;
     char conf[PATH_MAX];
-    int code;
     if ((code = app_config_load(cfg.home, &pc, conf, sizeof(conf))) != 0 ||
         (code = app_config_apply(&pc, &cfg, &so, false)) != 0)
         return code;

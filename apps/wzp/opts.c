@@ -43,3 +43,20 @@ int wzp_opt_no_operands(const char *cmd, int argc, char **argv)
     fprintf(stderr, "%s: unexpected argument '%s'\n", cmd, argv[optind]);
     return WZP_EXIT_USAGE;
 }
+
+bool wzp_opt_relay(int c, const char *arg, wzp_client_config *cfg)
+{
+    switch (c) {
+    case 'r':
+        cfg->relay = arg;
+        return true;
+    case 'p':
+        cfg->relay_pin = arg;
+        return true;
+    case 'H':
+        cfg->home = arg;
+        return true;
+    default:
+        return false;
+    }
+}

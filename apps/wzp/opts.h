@@ -5,7 +5,10 @@
 #ifndef WZP_APP_OPTS_H
 #define WZP_APP_OPTS_H
 
+#include <stdbool.h>
 #include <stdio.h>
+
+#include <wzp/client.h>
 
 /* Tone frequencies: the audible band, well below Nyquist of 48 kHz. */
 #define WZP_OPT_TONE_MIN_HZ 20.0
@@ -28,6 +31,13 @@ int wzp_opt_double(const char *cmd, const char *opt, const char *arg, double min
  * usage on stderr and gives WZP_EXIT_USAGE.
  */
 int wzp_opt_other(int c, void (*usage)(FILE *out));
+
+/*
+ * The relay options of every command that talks to a relay, as getopt_long
+ * codes: 'r' --relay, 'p' --relay-pin, 'H' --home. True when c was one of
+ * them (its value stored in cfg).
+ */
+bool wzp_opt_relay(int c, const char *arg, wzp_client_config *cfg);
 
 /*
  * After the options (getopt's optind), for a command that takes no operands: 0, or prints
