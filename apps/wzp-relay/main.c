@@ -281,6 +281,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "wzp-relay: --listen6 goes with an IPv4 --listen\n");
         return EXIT_USAGE;
     }
+    /* An alternate STUN address answers "change IP" from the relay port of its family. */
+    bool serves4 = wzp_addr_family(&cfg.listen) == AF_INET,
+         serves6 = wzp_addr_family(&cfg.listen) == AF_INET6 || cfg.listen6.len;
+    if ((cfg.stun_alt.len && !serves4) || (cfg.stun_alt6.len && !serves6)) {
+        fprintf(stderr, "wzp-relay: --stun-alt %s needs the relay to listen on that family too\n",
+                cfg.stun_alt.len && !serves4 ? "IPv4" : "IPv6");
+        return EXIT_USAGE;
+    }
     if (cfg.metrics && !metrics_public && !wzp_addr_is_loopback(&metrics)) {
         char text[WZP_ADDR_STRLEN];
         fprintf(stderr,

@@ -46,6 +46,11 @@ usage_case --alias-reclaim 3w
 usage_case --alias-reclaim 12hh
 usage_case --alias-reclaim 99999d
 usage_case stray-argument
+usage_case --stun-alt not-an-address
+usage_case --stun-alt ::2
+usage_case --metrics 127.0.0.1
+usage_case --metrics 192.0.2.1:9464
+usage_case --qlog /nonexistent/qlog-dir
 "$BIN" --help | grep -q -- "--listen" || fail "--help does not describe --listen"
 "$BIN" --help | grep -q -- "--stun-rate" || fail "--help does not describe --stun-rate"
 
