@@ -22,6 +22,7 @@
 #include "appconfig.h"
 #include "commands.h"
 #include "common/hostport.h"
+#include "doctor_quic.h"
 #include "ice/natcheck.h"
 #include "net/clock.h"
 #include "net/ifaddrs.h"
@@ -34,6 +35,7 @@
 #define MAX_RELAY_ADDRS    2 /* the first IPv4 and the first IPv6 address */
 #define PORTMAP_TIMEOUT_MS 1000
 #define HARD_LIMIT         WZP_SEC(15) /* natcheck ends well before (its timeouts) */
+#define QUIC_TIMEOUT       WZP_SEC(5)
 
 typedef struct probe {
     wzp_addr relay;
@@ -44,6 +46,19 @@ typedef struct probe {
     wzp_natcheck_result res;
 } probe;
 
+/* Everything found, for printing. */
+typedef struct report {
+    const char *relay; /* as given */
+    const probe *ps;
+    size_t n;
+    const wzp_ifaddr *v6; /* this host's IPv6 address, or NULL */
+    bool portmap;         /* probed */
+    portmap_result pm;
+    bool udp; /* some relay address answered */
+    bool pinned;
+    doctor_quic quic;
+} report;
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: wzp doctor [--relay HOST[:PORT] [--relay-pin FP]] [--json]\n"
@@ -52,8 +67,9 @@ static void usage(FILE *out)
                  "needs a relay started with --stun-alt), port allocation, IPv6, the gateway's\n"
                  "port-mapping protocols (PCP, NAT-PMP, UPnP) and the TCP fallback.\n"
                  "  --relay HOST[:PORT]    the relay (else $WZP_RELAY, else the config file)\n"
-                 "  --relay-pin FP         accepted for symmetry with the other commands; doctor\n"
-                 "                         speaks only STUN, so the relay's key is not checked\n"
+                 "  --relay-pin FP         the relay's key, checked by a QUIC handshake from a\n"
+                 "                         throwaway identity (else $WZP_RELAY_PIN or the config\n"
+                 "                         file; without one the key is only shown)\n"
                  "  --home DIR             where the config file is (default $WZP_HOME)\n"
                  "  --no-portmap           do not probe the gateway for PCP, NAT-PMP and UPnP\n"
                  "  --json                 one JSON object instead of text\n"
@@ -233,12 +249,15 @@ static void json_addr(const char *key, const wzp_addr *a)
         printf("null");
 }
 
-static void print_json(const char *relay, const probe *ps, size_t n, const wzp_ifaddr *v6,
-                       bool portmap, const portmap_result *pm, bool udp)
+static void print_json(const report *rep)
 {
+    const probe *ps = rep->ps;
+    size_t n = rep->n;
+    const wzp_ifaddr *v6 = rep->v6;
+    const portmap_result *pm = &rep->pm;
     printf("{\"event\":\"doctor\",\"relay\":");
-    phone_json_str(stdout, relay);
-    printf(",\"udp\":%s,\"relays\":[", udp ? "true" : "false");
+    phone_json_str(stdout, rep->relay);
+    printf(",\"udp\":%s,\"relays\":[", rep->udp ? "true" : "false");
     const probe *nat4 = NULL;
     for (size_t i = 0; i < n; i++) {
         const probe *p = &ps[i];
@@ -288,7 +307,7 @@ static void print_json(const char *relay, const probe *ps, size_t n, const wzp_i
     else
         printf("null");
     printf(",\"relay\":%s}", tried6 ? (relay6 ? "true" : "false") : "null");
-    if (portmap) {
+    if (rep->portmap) {
         printf(",\"portmap\":{\"gateway\":");
         if (pm->gateway[0])
             phone_json_str(stdout, pm->gateway);
@@ -300,15 +319,41 @@ static void print_json(const char *relay, const probe *ps, size_t n, const wzp_i
     } else {
         printf(",\"portmap\":null");
     }
+    const doctor_quic *q = &rep->quic;
+    if (q->tried) {
+        printf(",\"quic\":{\"ok\":%s,\"pin\":\"%s\"", q->ok ? "true" : "false",
+               q->pin_mismatch ? "mismatch"
+               : !rep->pinned  ? "none"
+               : q->ok         ? "match"
+                               : "unknown");
+        print_ms("handshake_ms", q->handshake, q->ok);
+        printf(",\"fingerprint\":");
+        if (q->fp[0])
+            phone_json_str(stdout, q->fp);
+        else
+            printf("null");
+        printf(",\"error\":");
+        if (q->detail[0])
+            phone_json_str(stdout, q->detail);
+        else
+            printf("null");
+        printf("}");
+    } else {
+        printf(",\"quic\":null");
+    }
     printf(",\"tcp_fallback\":\"not available\"}\n");
 }
 
-static void print_text(const char *relay, const probe *ps, size_t n, const wzp_ifaddr *v6,
-                       bool portmap, const portmap_result *pm, bool udp)
+static void print_text(const report *rep)
 {
+    const probe *ps = rep->ps;
+    size_t n = rep->n;
+    const wzp_ifaddr *v6 = rep->v6;
+    const portmap_result *pm = &rep->pm;
     char a[WZP_ADDR_STRLEN], b[WZP_ADDR_STRLEN];
-    printf("relay %s\n", relay);
-    printf("  UDP:             %s\n", udp ? "ok (the relay answers STUN)" : "blocked: no answer");
+    printf("relay %s\n", rep->relay);
+    printf("  UDP:             %s\n",
+           rep->udp ? "ok (the relay answers STUN)" : "blocked: no answer");
     const probe *nat = NULL;
     for (size_t i = 0; i < n; i++) {
         const probe *p = &ps[i];
@@ -358,7 +403,7 @@ static void print_text(const char *relay, const probe *ps, size_t n, const wzp_i
            !tried6  ? "the relay has no IPv6 address"
            : relay6 ? "ok"
                     : "no answer");
-    if (portmap)
+    if (rep->portmap)
         printf("port mapping:      gateway %s: PCP %s, NAT-PMP %s%s%s, UPnP IGD %s%s%s\n",
                pm->gateway[0] ? pm->gateway : "(none found)", pm->pcp ? "answers" : "no answer",
                pm->natpmp ? "answers" : "no answer", pm->natpmp_public[0] ? " (public " : "",
@@ -366,6 +411,19 @@ static void print_text(const char *relay, const probe *ps, size_t n, const wzp_i
                pm->upnp_public[0] ? ", external " : "", pm->upnp_public);
     else
         printf("port mapping:      not probed (--no-portmap)\n");
+    const doctor_quic *q = &rep->quic;
+    if (q->ok && rep->pinned)
+        printf("relay key:         verified: the relay proved the pinned key (QUIC handshake "
+               "%.1f ms)\n",
+               (double)q->handshake / 1e6);
+    else if (q->ok)
+        printf("relay key:         not pinned; the relay proved %s (QUIC handshake %.1f ms)\n",
+               q->fp, (double)q->handshake / 1e6);
+    else if (q->pin_mismatch)
+        printf("relay key:         WRONG: the relay at that address presented another key than "
+               "the pin\n");
+    else if (q->tried)
+        printf("relay key:         not checked: %s\n", q->detail);
     printf("TCP fallback:      not available (wzp has no TCP relay yet)\n");
 }
 
@@ -411,6 +469,11 @@ int wzp_cmd_doctor(int argc, char **argv)
         fprintf(stderr, "wzp doctor: no relay: give --relay (or set it in %s)\n", conf);
         return WZP_EXIT_USAGE;
     }
+    uint8_t pin[WZP_FINGERPRINT_LEN];
+    if (cfg.relay_pin && wzp_fingerprint_parse(cfg.relay_pin, pin) < 0) {
+        fprintf(stderr, "wzp doctor: --relay-pin wants a fingerprint, got '%s'\n", cfg.relay_pin);
+        return WZP_EXIT_USAGE;
+    }
     wzp_hostport hp;
     if (wzp_hostport_parse(&hp, cfg.relay, WZP_DEFAULT_RELAY_PORT) < 0) {
         fprintf(stderr, "wzp doctor: --relay wants HOST[:PORT], got '%s'\n", cfg.relay);
@@ -433,10 +496,15 @@ int wzp_cmd_doctor(int argc, char **argv)
                 probe_start(&ps[n++], &addrs[i]);
                 break;
             }
-    portmap_result pm = {0};
+    report rep = {
+        .relay = cfg.relay, .ps = ps, .n = n, .portmap = portmap, .pinned = cfg.relay_pin != NULL};
     pthread_t th;
-    bool threaded = portmap && pthread_create(&th, NULL, portmap_thread, &pm) == 0;
+    bool threaded = portmap && pthread_create(&th, NULL, portmap_thread, &rep.pm) == 0;
     run_probes(ps, n);
+    /* The relay's key, over the first address that answered (IPv4 first). */
+    for (size_t i = 0; i < n && !rep.quic.tried; i++)
+        if (ps[i].res.udp)
+            doctor_quic_check(&rep.quic, &ps[i].relay, cfg.relay_pin ? pin : NULL, QUIC_TIMEOUT);
     if (threaded)
         pthread_join(th, NULL);
 
@@ -446,12 +514,14 @@ int wzp_cmd_doctor(int argc, char **argv)
     for (int i = 0; i < nif && !v6; i++)
         if (wzp_addr_family(&ifs[i].addr) == AF_INET6)
             v6 = &ifs[i];
-    bool udp = false;
+    rep.v6 = v6;
     for (size_t i = 0; i < n; i++)
-        udp |= ps[i].res.udp;
+        rep.udp |= ps[i].res.udp;
     if (json)
-        print_json(cfg.relay, ps, n, v6, portmap, &pm, udp);
+        print_json(&rep);
     else
-        print_text(cfg.relay, ps, n, v6, portmap, &pm, udp);
-    return udp ? WZP_EXIT_OK : WZP_EXIT_UNREACHABLE;
+        print_text(&rep);
+    return !rep.udp                ? WZP_EXIT_UNREACHABLE
+           : rep.quic.pin_mismatch ? WZP_EXIT_RELAY_PIN
+                                   : WZP_EXIT_OK;
 }

@@ -5,7 +5,8 @@
 # without --stun-alt mapping is still known (no translation) but filtering is
 # not; a relay that does not answer gives exit 4 within the STUN timeouts; the
 # relay can come from $WZP_RELAY like for the other commands; the text report
-# names each part. (--no-portmap: the gateway is not ours to probe in a test.)
+# names each part; the relay's key is checked by a QUIC handshake from a throwaway
+# identity (exit 5 for another key). (--no-portmap: the gateway is not ours to probe.)
 set -uo pipefail
 . "$(dirname "$0")/lib/cli.sh"
 cli_setup wzp-doctor
@@ -16,7 +17,8 @@ bad() { echo "FAIL $*"; fail=1; }
 PIDS+=($!)
 for _ in $(seq 50); do grep -q fingerprint "$T/relay.out" && break; sleep 0.1; done
 RA=$(sed -n 's/.*listening on //p' "$T/relay.out")
-[ -n "$RA" ] || { echo "relay did not start"; cat "$T/relay.out"; exit 1; }
+RP=$(sed -n 's/.*fingerprint //p' "$T/relay.out")
+[ -n "$RA" ] && [ -n "$RP" ] || { echo "relay did not start"; cat "$T/relay.out"; exit 1; }
 
 # jq-free checks: python3 parses the one JSON object and evaluates assertions on it
 judge() { # name file python-expression-on-d
@@ -36,6 +38,23 @@ judge "loopback: no NAT, EIM, EIF, ports preserved" "$T/d1.json" \
 judge "the alternate address is 127.0.0.2" "$T/d1.json" 'd["relays"][0]["alternate"].startswith("127.0.0.2:")'
 judge "no TCP fallback, port mapping not probed" "$T/d1.json" \
     'd["tcp_fallback"] == "not available" and d["portmap"] is None'
+judge "without a pin: the relay's key shown (QUIC handshake)" "$T/d1.json" \
+    'd["quic"]["ok"] and d["quic"]["pin"] == "none" and d["quic"]["fingerprint"] == "'"$RP"'"'
+
+# The relay's key, checked by a QUIC handshake from a throwaway identity.
+timeout 30 "$WZP" doctor --relay "$RA" --relay-pin "$RP" --home "$T/h" --no-portmap --json \
+    >"$T/dp.json" 2>"$T/dp.err"
+check "doctor with the right pin" 0 $?
+judge "the pinned key verified" "$T/dp.json" 'd["quic"]["ok"] and d["quic"]["pin"] == "match" and d["quic"]["handshake_ms"] > 0'
+OTHER_FP=$("$WZP" id --home "$T/other" 2>/dev/null)
+timeout 30 "$WZP" doctor --relay "$RA" --relay-pin "$OTHER_FP" --home "$T/h" --no-portmap --json \
+    >"$T/dw.json" 2>"$T/dw.err"
+check "doctor with another key as the pin" 5 $?
+judge "the wrong key reported" "$T/dw.json" 'not d["quic"]["ok"] and d["quic"]["pin"] == "mismatch" and d["udp"]'
+[ ! -e "$T/h" ] && ok "doctor wrote nothing into --home (no identity of the user's is used)" ||
+    bad "doctor wrote into --home: $(ls -A "$T/h")"
+"$WZP" doctor --relay "$RA" --relay-pin nonsense --home "$T/h" >/dev/null 2>"$T/dbad.err"
+check "a malformed pin" 2 $?; one_line "malformed pin" "$T/dbad.err"
 
 timeout 30 "$WZP" doctor --relay "$RA" --home "$T/h" --no-portmap >"$T/d1.txt" 2>&1
 check "text report" 0 $?
