@@ -4,7 +4,8 @@
 # (--stun-alt 198.18.0.11 and 2001:db8::11), `wzp doctor --json` runs on host
 # a and on host b, and the NAT classification each reports (mapping and
 # filtering, RFC 4787 terms) must be the one the lab router declares for that
-# side (`scripts/natlab nat-type SCENARIO a|b`). One scenario also probes the
+# side (`scripts/natlab nat-type SCENARIO a|b`), and the relay's key must be
+# verified through the NAT (--relay-pin, QUIC handshake). One scenario also probes the
 # gateway for PCP, NAT-PMP and UPnP (nothing answers in the lab: all false,
 # within the bound).
 # Needs root and network namespaces, else exits 77 (skipped) with the reason.
@@ -48,6 +49,7 @@ for scn in $SCENARIOS; do
         --listen6 '[2001:db8::10]:4433' --stun-alt 198.18.0.11 --stun-alt 2001:db8::11 \
         --home "$dir/relay-home" >/dev/null
     for _ in $(seq 50); do grep -q fingerprint "$dir/relay.log" 2>/dev/null && break; sleep 0.1; done
+    pin=$(sed -n 's/.*fingerprint //p' "$dir/relay.log")
     extra=(--no-portmap)
     [ "$scn" = prc-prc ] && extra=()
     pids=()
@@ -55,17 +57,18 @@ for scn in $SCENARIOS; do
         relay=198.18.0.10:4433
         [ "$("$NATLAB" side "$scn" $side)" = v6 ] && relay='[2001:db8::10]:4433'
         nl exec --lab "$LAB" $side env WZP_HOME="$dir/home-$side" \
-            "$WZP_BIN_DIR/wzp" doctor --relay "$relay" --json "${extra[@]}" \
+            "$WZP_BIN_DIR/wzp" doctor --relay "$relay" --relay-pin "$pin" --json "${extra[@]}" \
             >"$dir/doctor-$side.json" 2>"$dir/doctor-$side.err" &
         pids+=($!)
     done
     for i in 0 1; do wait "${pids[$i]}"; done
     for side in a b; do
         checks=$((checks + 1))
-        want="$("$NATLAB" nat-type "$scn" $side)"
+        want="$("$NATLAB" nat-type "$scn" $side) key-verified"
         got="$(python3 -c 'import json, sys
 d = json.load(open(sys.argv[1]))
-print(d["nat"]["mapping"], d["nat"]["filtering"] if d["nat"] else "none")' \
+q = "key-verified" if d["quic"] and d["quic"]["pin"] == "match" else "key-NOT-verified"
+print(d["nat"]["mapping"], d["nat"]["filtering"], q) if d["nat"] else print("none")' \
             "$dir/doctor-$side.json" 2>/dev/null)"
         if [ "$got" = "$want" ]; then
             echo "ok:   [$((SECONDS - start))s] $scn $side: $got"
