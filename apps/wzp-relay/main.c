@@ -11,7 +11,7 @@
 #include <wzp/wzp.h>
 
 #include "common/log.h"
-#include "relay/metrics_http.h"
+#include "metrics_http.h"
 #include "relay/server.h"
 
 enum { EXIT_USAGE = 2, EXIT_IDENTITY = 3, EXIT_BIND = 4, EXIT_ALIASES = 5 };

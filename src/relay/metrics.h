@@ -2,7 +2,7 @@
  * The relay's counters as Prometheus text (exposition format 0.0.4), sans-I/O:
  * a snapshot in, text out. The snapshot is put together by the relay server
  * (control-plane counters published by the control thread, forwarding
- * counters read from the workers' atomics); metrics_http.c serves the text.
+ * counters read from the workers' atomics); apps/wzp-relay/metrics_http.c serves the text.
  */
 #ifndef WZP_RELAY_METRICS_H
 #define WZP_RELAY_METRICS_H

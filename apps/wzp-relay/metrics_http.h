@@ -5,8 +5,8 @@
  * (atomics, snapshots under a short lock): a scrape never holds up
  * forwarding.
  */
-#ifndef WZP_RELAY_METRICS_HTTP_H
-#define WZP_RELAY_METRICS_HTTP_H
+#ifndef WZP_APP_METRICS_HTTP_H
+#define WZP_APP_METRICS_HTTP_H
 
 #include <stddef.h>
 

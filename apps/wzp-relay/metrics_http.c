@@ -1,4 +1,4 @@
-#include "relay/metrics_http.h"
+#include "metrics_http.h"
 
 #include <errno.h>
 #include <pthread.h>
