@@ -102,6 +102,7 @@
 
 #include <wzp/wzp.h>
 
+#include "support/proc_cpu.h"
 #include "common/addr.h"
 #include "common/bytes.h"
 #include "common/rand.h"
@@ -600,43 +601,6 @@ static void *gen_main(void *arg)
 }
 /* ---- CPU and memory of a process (or some of its threads) ---------------- */
 
-/* Sum of CPU ns of pid's threads (all, or those whose name starts with prefix). */
-static uint64_t cpu_ns(pid_t pid, const char *prefix)
-{
-    char path[128];
-    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return 0;
-    uint64_t sum = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char p[320], buf[64] = {0};
-        if (prefix) {
-            snprintf(p, sizeof(p), "/proc/%d/task/%s/comm", (int)pid, e->d_name);
-            FILE *f = fopen(p, "r");
-            if (!f)
-                continue;
-            bool ok = fgets(buf, sizeof(buf), f) && strncmp(buf, prefix, strlen(prefix)) == 0;
-            fclose(f);
-            if (!ok)
-                continue;
-        }
-        snprintf(p, sizeof(p), "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
-        FILE *f = fopen(p, "r");
-        if (!f)
-            continue;
-        unsigned long long v = 0;
-        if (fscanf(f, "%llu", &v) == 1)
-            sum += v;
-        fclose(f);
-    }
-    closedir(d);
-    return sum;
-}
-
 static uint64_t rss_bytes(pid_t pid)
 {
     char path[64], line[256];
@@ -733,13 +697,13 @@ static result measure(enum mode mode, bool saturate, unsigned ncalls, pid_t cpu_
             die("pthread_create");
     }
     sleep_ns(WARM_NS);
-    uint64_t c0 = cpu_pid ? cpu_ns(cpu_pid, cpu_prefix) : 0;
+    uint64_t c0 = cpu_pid ? wzp_proc_cpu_ns(cpu_pid, cpu_prefix) : 0;
     wzp_ts t0 = now_ns();
     atomic_store(&run.tag_now, run.tag_count);
     sleep_ns(MEASURE_NS);
     atomic_store(&run.tag_now, 0);
     wzp_ts t1 = now_ns();
-    uint64_t c1 = cpu_pid ? cpu_ns(cpu_pid, cpu_prefix) : 0;
+    uint64_t c1 = cpu_pid ? wzp_proc_cpu_ns(cpu_pid, cpu_prefix) : 0;
     sleep_ns(DRAIN_NS);
     atomic_store(&run.stop, 1);
     uint64_t sent = 0, recvd = 0;

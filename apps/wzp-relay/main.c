@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "common/log.h"
 #include "metrics_http.h"
+#include "common/hostport.h"
 #include "relay/server.h"
 
 enum { EXIT_USAGE = 2, EXIT_IDENTITY = 3, EXIT_BIND = 4, EXIT_ALIASES = 5 };
@@ -22,6 +24,10 @@ static void usage(FILE *out)
             "usage: wzp-relay [--listen HOST:PORT] [--home DIR] [options]\n"
             "  --listen HOST:PORT     UDP port for QUIC, STUN and relayed frames (0.0.0.0:4433)\n"
             "  --listen6 [HOST]:PORT  also serve IPv6 here (with an IPv4 --listen): dual stack\n"
+            "  --listen-tcp HOST:PORT TLS over TCP for clients whose networks drop UDP (default:\n"
+            "                         the --listen host, port 443, or any free port when\n"
+            "                         --listen asks for port 0; 'none' = off)\n"
+            "  --max-tcp-per-ip N     TCP connections per source IPv4 address or IPv6 /64 (16)\n"
             "  --home DIR             identity directory (default $WZP_HOME or ~/.config/wzp)\n"
             "  --workers N            forwarding threads (default: one per core)\n"
             "  --coalesce-us US       under load, wait up to US for more packets per wake-up\n"
@@ -112,6 +118,8 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'},
         {"listen6", required_argument, NULL, '6'},
+        {"listen-tcp", required_argument, NULL, 't'},
+        {"max-tcp-per-ip", required_argument, NULL, 'M'},
         {"home", required_argument, NULL, 'H'},
         {"workers", required_argument, NULL, 'w'},
         {"coalesce-us", required_argument, NULL, 'c'},
@@ -137,6 +145,7 @@ int main(int argc, char **argv)
     int verbose = 0, c;
     wzp_addr metrics = {0};
     bool metrics_public = false;
+    bool tcp_given = false, tcp_off = false;
     unsigned long v;
 
     /* Our last line may meet a closed stdout pipe: that must not turn a clean exit into a kill. */
@@ -230,6 +239,23 @@ int main(int argc, char **argv)
             }
             cfg.control.max_conns_per_addr = (uint32_t)v;
             break;
+        case 't':
+            tcp_given = true;
+            tcp_off = strcmp(optarg, "none") == 0;
+            if (!tcp_off && wzp_addr_parse(&cfg.listen_tcp, optarg, false) < 0) {
+                fprintf(stderr,
+                        "wzp-relay: --listen-tcp wants a numeric HOST:PORT or 'none', got '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'M':
+            if (parse_uint(optarg, 1000000, &v) < 0 || v == 0) {
+                fprintf(stderr, "wzp-relay: --max-tcp-per-ip wants 1..1000000\n");
+                return EXIT_USAGE;
+            }
+            cfg.tcp_max_per_addr = (uint32_t)v;
+            break;
         case 'A':
             if (parse_duration(optarg, &cfg.control.alias_reclaim) < 0) {
                 fprintf(stderr, "wzp-relay: --alias-reclaim wants a duration like 30d, 12h, 90s "
@@ -308,8 +334,24 @@ int main(int argc, char **argv)
     }
     wzp_set_log_level(verbose >= 2 ? WZP_LOG_DEBUG : verbose ? WZP_LOG_INFO : WZP_LOG_WARN);
 
+    if (!tcp_given) {
+        cfg.listen_tcp = cfg.listen;
+        wzp_addr_set_port(&cfg.listen_tcp,
+                          wzp_addr_port(&cfg.listen) ? WZP_DEFAULT_RELAY_TCP_PORT : 0);
+    } else if (tcp_off) {
+        wzp_addr_clear(&cfg.listen_tcp);
+    }
+
     wzp_relay_server *srv;
     int rv = wzp_relay_server_new(&srv, &cfg);
+    if (rv == WZP_ERR_IO && !tcp_given) {
+        /* The default TCP port may be taken or privileged: the relay still serves UDP. */
+        char buf[WZP_ADDR_STRLEN];
+        fprintf(stderr, "wzp-relay: no TCP service (cannot listen on %s; see --listen-tcp)\n",
+                wzp_addr_format(&cfg.listen_tcp, buf, sizeof(buf)));
+        wzp_addr_clear(&cfg.listen_tcp);
+        rv = wzp_relay_server_new(&srv, &cfg);
+    }
     if (rv < 0) {
         char buf[WZP_ADDR_STRLEN];
         if (rv == WZP_ERR_IDENTITY) {
@@ -346,6 +388,9 @@ int main(int argc, char **argv)
     if (http)
         printf("wzp-relay: metrics on http://%s/metrics\n",
                wzp_addr_format(wzp_metrics_http_addr(http), addr, sizeof(addr)));
+    if (wzp_relay_server_tcp_addr(srv))
+        printf("wzp-relay: tcp %s\n",
+               wzp_addr_format(wzp_relay_server_tcp_addr(srv), addr, sizeof(addr)));
     printf("wzp-relay: fingerprint %s\n", fptext);
     fflush(stdout);
     rv = wzp_relay_server_run(srv, true);

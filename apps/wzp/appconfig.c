@@ -43,6 +43,10 @@ int app_config_apply(const wzp_phone_config *pc, wzp_client_config *cfg, session
         cfg->relay_pin = env_pin && env_pin[0] ? env_pin : pc->relay_pin[0] ? pc->relay_pin : NULL;
     if (!cfg->alias && pc->alias[0])
         cfg->alias = pc->alias;
+    if (!cfg->relay_tcp_port)
+        cfg->relay_tcp_port = pc->relay_tcp_port;
+    if (!so->transport_given && pc->relay_transport >= 0)
+        cfg->relay_transport = (wzp_relay_transport)pc->relay_transport;
     wzp_audio_config *a = &so->audio;
     if (!a->input && pc->input[0])
         a->input = pc->input;

@@ -45,6 +45,11 @@ static void usage(FILE *out, int cmd)
         "                         (else $WZP_RELAY, else [relay] host in the config file)\n"
         "  --relay-pin FP         the relay's fingerprint (wzp-relay prints it; else\n"
         "                         $WZP_RELAY_PIN, else [relay] pin in the config file)\n"
+        "  --relay-tcp PORT       the relay's TLS-over-TCP service, for networks that drop\n"
+        "                         UDP (default 443 on the relay's host)\n"
+        "  --relay-transport udp|tcp|auto\n"
+        "                         how to reach the relay (auto: UDP and TCP in parallel,\n"
+        "                         UDP preferred; calls move back to UDP when it works again)\n"
         "  --home DIR             identity directory (default $WZP_HOME, else ~/.config/wzp)\n"
         "  --alias NAME           register under this alias too\n"
         "  --bind HOST:PORT       local IPv4 address (default 0.0.0.0:0)\n"
@@ -171,6 +176,8 @@ static int run(int cmd, int argc, char **argv)
         {"no-ring", no_argument, NULL, 1006},
         {"log-json", no_argument, NULL, 1007},
         {"qlog", required_argument, NULL, 1008},
+        {"relay-tcp", required_argument, NULL, 1009},
+        {"relay-transport", required_argument, NULL, 1010},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -264,6 +271,31 @@ static int run(int cmd, int argc, char **argv)
             break;
         case 1008:
             cfg.qlog_dir = optarg;
+            break;
+        case 1009: {
+            char *end;
+            unsigned long port = strtoul(optarg, &end, 10);
+            if (!*optarg || *end || port == 0 || port > 65535) {
+                fprintf(stderr, "%s: --relay-tcp wants a port 1..65535, got '%s'\n", so.name,
+                        optarg);
+                return WZP_EXIT_USAGE;
+            }
+            cfg.relay_tcp_port = (uint16_t)port;
+            break;
+        }
+        case 1010:
+            so.transport_given = true;
+            if (strcmp(optarg, "auto") == 0) {
+                cfg.relay_transport = WZP_RELAY_TRANSPORT_AUTO;
+            } else if (strcmp(optarg, "udp") == 0) {
+                cfg.relay_transport = WZP_RELAY_TRANSPORT_UDP;
+            } else if (strcmp(optarg, "tcp") == 0) {
+                cfg.relay_transport = WZP_RELAY_TRANSPORT_TCP;
+            } else {
+                fprintf(stderr, "%s: --relay-transport wants udp, tcp or auto, got '%s'\n", so.name,
+                        optarg);
+                return WZP_EXIT_USAGE;
+            }
             break;
         case 'v':
             verbose++;

@@ -19,6 +19,8 @@ static void usage(FILE *out)
                  "  host = relay.example.org     ; a name or address, optionally :PORT\n"
                  "  port = 4433                  ; default 4433\n"
                  "  pin = FINGERPRINT            ; what wzp-relay prints\n"
+                 "  tcp_port = 443               ; its TLS-over-TCP service (default 443)\n"
+                 "  transport = auto             ; auto (UDP, TCP in parallel), udp or tcp\n"
                  "  [audio]\n"
                  "  input = DEVICE               ; see 'wzp devices'\n"
                  "  output = DEVICE\n"
@@ -93,6 +95,12 @@ int wzp_cmd_config(int argc, char **argv)
         : pc.relay_pin[0] ? pc.relay_pin
                           : "(none: give --relay-pin)",
         &pc, WZP_PK_RELAY_PIN, ep ? "WZP_RELAY_PIN" : NULL, path);
+    char tcp_port[8];
+    snprintf(tcp_port, sizeof(tcp_port), "%u", pc.relay_tcp_port ? pc.relay_tcp_port : 443u);
+    row("tcp_port", tcp_port, &pc, WZP_PK_RELAY_TCP_PORT, NULL, path);
+    static const char *const transports[] = {"auto", "udp", "tcp"};
+    row("transport", transports[pc.relay_transport >= 0 ? pc.relay_transport : 0], &pc,
+        WZP_PK_RELAY_TRANSPORT, NULL, path);
     row("alias", pc.alias[0] ? pc.alias : "(none)", &pc, WZP_PK_PHONE_ALIAS, NULL, path);
     row("auto_answer", yn(pc.auto_answer, false), &pc, WZP_PK_PHONE_AUTO_ANSWER, NULL, path);
     row("ring", yn(pc.ring, true), &pc, WZP_PK_PHONE_RING, NULL, path);

@@ -35,6 +35,7 @@ typedef struct session_opts {
     bool ask;  /* without auto_answer: ask on the terminal (else incoming calls are rejected) */
     bool keys; /* single keys on the terminal during a call: m mute, h/q hang up */
     bool ring; /* the ring (incoming) and ringback (outgoing) on the speaker */
+    bool transport_given; /* --relay-transport was given: the config file's does not apply */
     session_source source;
     const char *send_file;
     double tone_hz;

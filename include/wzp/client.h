@@ -57,7 +57,8 @@ typedef struct wzp_call_stats {
 } wzp_call_stats;
 
 typedef struct wzp_client_callbacks {
-    /* Registration succeeded (again); `reflexive` is the address the relay sees, as text. */
+    /* Registration succeeded (again); `reflexive` is the address the relay sees, as text
+     * ("tcp" when connected over the relay's TCP service). */
     void (*on_registered)(wzp_client *c, const char *reflexive, void *user);
     /* Registration was lost or failed; the client keeps retrying with backoff unless fatal. */
     void (*on_unregistered)(wzp_client *c, int err, bool fatal, void *user);
@@ -80,6 +81,13 @@ typedef struct wzp_client_callbacks {
                      bool concealed, void *user);
 } wzp_client_callbacks;
 
+/* How the client reaches its relay. */
+typedef enum wzp_relay_transport {
+    WZP_RELAY_TRANSPORT_AUTO = 0, /* UDP, with TLS over TCP tried in parallel; UDP preferred */
+    WZP_RELAY_TRANSPORT_UDP,      /* UDP only */
+    WZP_RELAY_TRANSPORT_TCP,      /* the relay's TLS-over-TCP service only */
+} wzp_relay_transport;
+
 typedef struct wzp_client_config {
     const char *home; /* identity directory; NULL = $WZP_HOME or ~/.config/wzp */
     /* "NAME[:PORT]", "1.2.3.4[:PORT]" or "[v6][:PORT]" (port 4433 by default). A name is
@@ -87,8 +95,12 @@ typedef struct wzp_client_config {
      * before every reconnect, off the loop; its addresses are tried IPv6 first, alternating
      * families, each for about a second (happy eyeballs). */
     const char *relay;
-    const char *relay_pin;         /* the relay's fingerprint, text form */
-    const char *alias;             /* optional, registered with the relay */
+    const char *relay_pin; /* the relay's fingerprint, text form */
+    const char *alias;     /* optional, registered with the relay */
+    /* For networks that drop UDP: the relay's TLS-over-TCP service on the relay's host at this
+     * port (0 = 443), pinned like the relay itself. */
+    uint16_t relay_tcp_port;
+    wzp_relay_transport relay_transport;
     const char *bind_v4;           /* local IPv4 "HOST:PORT"; NULL = 0.0.0.0:0 */
     const char *bind_v6;           /* local IPv6 "[HOST]:PORT"; NULL = [::]:0; "" = no IPv6 */
     bool host_candidates_loopback; /* offer loopback host addresses only (tests, demos) */

@@ -11,6 +11,7 @@
 
 #include <wzp/wzp.h>
 
+#include "common/tunnel_addr.h"
 #include "common/log.h"
 
 #define MAX_SLOTS 64
@@ -431,7 +432,11 @@ static int on_registered(wzp_sigc *sc, const wzp_sig_msg *m)
     sc->reg = WZP_SIGC_REGISTERED;
     sc->reg_rid = 0;
     sc->reg_deadline = WZP_TS_NEVER;
-    sc->reflexive = m->u.registered.reflexive;
+    /* Over the relay's TCP service the relay sees a tunnel address: no candidate. */
+    if (wzp_addr_is_tunnel(&m->u.registered.reflexive))
+        wzp_addr_clear(&sc->reflexive);
+    else
+        sc->reflexive = m->u.registered.reflexive;
     emit(sc, WZP_SIGC_EV_REGISTERED, 0, NULL, 0, 0, m);
     return 0;
 }
@@ -545,7 +550,8 @@ int wzp_sigc_on_message(wzp_sigc *sc, const uint8_t *bytes, size_t len, wzp_ts n
         case WZP_SIG_REFLEXIVE_ADDRESS:
             if (sc->reg != WZP_SIGC_REGISTERED) {
                 err = WZP_ERR_STATE;
-            } else if (!wzp_addr_equal(&sc->reflexive, &m.u.reflexive.reflexive)) {
+            } else if (!wzp_addr_is_tunnel(&m.u.reflexive.reflexive) &&
+                       !wzp_addr_equal(&sc->reflexive, &m.u.reflexive.reflexive)) {
                 sc->reflexive = m.u.reflexive.reflexive;
                 emit(sc, WZP_SIGC_EV_REFLEXIVE, 0, NULL, 0, 0, &m);
             }

@@ -16,6 +16,7 @@
 
 #include "audio/call_audio.h"
 #include "client/core.h"
+#include "client/relay_path.h"
 #include "common/hostport.h"
 #include "common/log.h"
 #include "net/clock.h"
@@ -49,6 +50,8 @@ struct wzp_client {
     char fp_text[WZP_FINGERPRINT_STRLEN];
     wzp_identity *id;
     wzp_core *core;
+    wzp_relay_path *rpath;   /* datagrams to the relay: UDP or its TCP service */
+    unsigned rpath_switches; /* as last seen */
     wzp_loop *loop;
     pthread_t thread;
     bool running;
@@ -88,15 +91,41 @@ const char *wzp_path_name(wzp_path_kind kind)
 static void send_pkt(void *user, int sock, const wzp_addr *to, const uint8_t *pkt, size_t len)
 {
     wzp_client *c = user;
-    if (c->fd[sock] >= 0)
+    wzp_addr relay;
+    wzp_core_relay_addr(c->core, &relay);
+    if (wzp_addr_equal(to, &relay)) /* over UDP or the relay's TCP service */
+        wzp_relay_path_send(c->rpath, c->fd[sock], to, pkt, len, wzp_loop_now(c->loop));
+    else if (c->fd[sock] >= 0)
         wzp_udp_send(c->fd[sock], to, pkt, len);
+}
+
+static int relay_sock(const wzp_addr *relay)
+{
+    return wzp_addr_family(relay) == AF_INET6 ? 1 : 0;
 }
 
 static void rearm(wzp_client *c)
 {
     wzp_ts now = wzp_now();
-    wzp_core_flush(c->core, now, send_pkt, c);
-    wzp_ts d = wzp_core_next_deadline(c->core);
+    wzp_addr relay;
+    /* What arrives over TCP is fed during the service: flush what it caused (bounded). */
+    for (int round = 0; round < 8; round++) {
+        wzp_core_flush(c->core, now, send_pkt, c);
+        wzp_core_relay_addr(c->core, &relay);
+        bool delivered = wzp_relay_path_service(c->rpath, c->fd[relay_sock(&relay)], &relay, now);
+        unsigned sw = wzp_relay_path_switches(c->rpath);
+        if (sw != c->rpath_switches) {
+            c->rpath_switches = sw;
+            WZP_INFO("client: relay reached over %s now",
+                     wzp_relay_path_via_tcp(c->rpath) ? "TCP" : "UDP");
+            wzp_core_relay_moved(c->core, now);
+            delivered = true; /* flush the ping */
+        }
+        if (!delivered)
+            break;
+        now = wzp_now();
+    }
+    wzp_ts d = wzp_ts_min(wzp_core_next_deadline(c->core), wzp_relay_path_deadline(c->rpath));
     if (d == WZP_TS_NEVER)
         wzp_timer_stop(c->loop, &c->timer);
     else
@@ -123,9 +152,14 @@ static void on_readable(wzp_loop *loop, wzp_io *io, unsigned events)
         if (n <= 0)
             break;
         wzp_ts now = wzp_now();
+        wzp_addr relay;
+        wzp_core_relay_addr(c->core, &relay);
         for (int i = 0; i < n; i++) {
             wzp_addr from = msgs[i].peer;
             wzp_addr_unmap_v4(&from);
+            if (msgs[i].len && wzp_addr_equal(&from, &relay) &&
+                wzp_relay_path_on_udp_rx(c->rpath, msgs[i].data, msgs[i].len, now))
+                continue;
             if (msgs[i].len)
                 wzp_core_feed(c->core, sock, &from, msgs[i].data, msgs[i].len, now);
         }
@@ -133,6 +167,25 @@ static void on_readable(wzp_loop *loop, wzp_io *io, unsigned events)
             break;
     }
     rearm(c);
+}
+
+/* A datagram from the relay over its TCP service: as if it came over UDP. */
+static void relay_tcp_deliver(void *user, const wzp_addr *from, const uint8_t *data, size_t len,
+                              wzp_ts now)
+{
+    wzp_client *c = user;
+    wzp_core_feed(c->core, relay_sock(from), from, data, len, now);
+}
+
+static void relay_tcp_pin_failed(void *user, const char *detail, wzp_ts now)
+{
+    wzp_client *c = user;
+    wzp_core_relay_pin_failed(c->core, detail, now);
+}
+
+static void relay_tcp_wake(void *user)
+{
+    rearm(user);
 }
 
 static void *loop_main(void *arg)
@@ -562,6 +615,18 @@ int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
     if ((rc = wzp_loop_new(&c->loop)) < 0)
         goto fail;
     wzp_timer_init(&c->timer, on_timer, c);
+    {
+        wzp_relay_path_config rp = {.loop = c->loop,
+                                    .mode = cfg->relay_transport,
+                                    .tcp_port = cfg->relay_tcp_port,
+                                    .deliver = relay_tcp_deliver,
+                                    .wake = relay_tcp_wake,
+                                    .pin_failed = relay_tcp_pin_failed,
+                                    .user = c};
+        memcpy(rp.pin, cc.relay_pin, sizeof(rp.pin));
+        if ((rc = wzp_relay_path_new(&c->rpath, &rp)) < 0)
+            goto fail;
+    }
     for (int s = 0; s < WZP_CORE_SOCKS; s++)
         wzp_io_init(&c->io[s], on_readable, c);
     for (int s = 0; s < WZP_CORE_SOCKS; s++)
@@ -644,6 +709,7 @@ void wzp_client_free(wzp_client *c)
         wzp_timer_stop(c->loop, &c->rescan);
     }
     wzp_netmon_close(c->nm_fd);
+    wzp_relay_path_free(c->rpath);
     wzp_core_free(c->core);
     wzp_loop_free(c->loop);
     for (int s = 0; s < WZP_CORE_SOCKS; s++)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "client/core_int.h"
+#include "common/tunnel_addr.h"
 #include "common/log.h"
 #include "ice/candidate.h"
 #include "wire/demux.h"
@@ -294,7 +295,10 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
     switch (ev->type) {
     case WZP_SIGC_EV_REGISTERED: {
         core->backoff = core->cfg.reconnect_min;
-        wzp_addr_format(&ev->msg->u.registered.reflexive, buf, sizeof(buf));
+        if (wzp_addr_is_tunnel(&ev->msg->u.registered.reflexive))
+            snprintf(buf, sizeof(buf), "tcp"); /* the relay sees us on its TCP service */
+        else
+            wzp_addr_format(&ev->msg->u.registered.reflexive, buf, sizeof(buf));
         WZP_INFO("client: registered, reflexive address %s", buf);
         wzp_core_event e = {.type = WZP_CORE_EV_REGISTERED, .text = buf};
         emit(core, &e);
@@ -318,7 +322,7 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
             wzp_quic_conn_close(core->ctrl, 0, "registration failed");
         return;
     }
-    case WZP_SIGC_EV_REFLEXIVE:
+    case WZP_SIGC_EV_REFLEXIVE: /* never a tunnel address (signal_client.c) */
         for (size_t i = 0; i < CORE_MAX_CALLS; i++)
             if (core->calls[i].vc)
                 wzp_voicecall_on_reflexive(core->calls[i].vc, &ev->msg->u.reflexive.reflexive,
@@ -435,6 +439,30 @@ static void ctrl_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info 
     emit(core, &e);
     use_relay(core, 0);            /* the next round starts over from the preferred address */
     schedule_reconnect(core, now); /* 250 ms after a registration that held */
+}
+
+void wzp_core_relay_moved(wzp_core *core, wzp_ts now)
+{
+    /* Any ack-eliciting packet from the new address moves the relay's view of us (QUIC
+     * migration) and our channels with it: a ping, rather than the next keep-alive. */
+    if (core->ctrl_up && wzp_core_registered(core))
+        wzp_sigc_ping(core->sc, now);
+}
+
+void wzp_core_relay_pin_failed(wzp_core *core, const char *detail, wzp_ts now)
+{
+    if (core->stopping || core->fatal_reported)
+        return;
+    WZP_INFO("client: relay connection failed: %s", detail);
+    core->fatal = true; /* retrying cannot make the relay present another key */
+    core->fatal_reported = true;
+    if (core->ctrl)
+        wzp_quic_conn_close(core->ctrl, 0, "relay pin mismatch");
+    wzp_core_event e = {.type = WZP_CORE_EV_UNREGISTERED,
+                        .err = WZP_ERR_PIN_MISMATCH,
+                        .fatal = true,
+                        .text = detail};
+    emit(core, &e);
 }
 
 /* The current attempt got no handshake in time: leave it and try the next address. */

@@ -126,6 +126,12 @@ int wzp_core_set_relays(wzp_core *core, const wzp_addr *addrs, size_t n);
 /* The relay address of the current (or latest) connection attempt. */
 void wzp_core_relay_addr(const wzp_core *core, wzp_addr *out);
 
+/* Datagrams to the relay now take another transport (UDP <-> its TCP service): pings the
+ * relay so it sees us at the new address at once. Flush afterwards. */
+void wzp_core_relay_moved(wzp_core *core, wzp_ts now);
+/* The relay's TCP service presented another key than the pinned one (the runtime's TLS
+ * link, when the relay is reached over TCP only): fatal, as a pin mismatch over QUIC. */
+void wzp_core_relay_pin_failed(wzp_core *core, const char *detail, wzp_ts now);
 /* Connects to the relay (and keeps reconnecting after losses). */
 int wzp_core_start(wzp_core *core, wzp_ts now);
 /* Ends every call and closes the relay connection; flush until wzp_core_idle. */

@@ -14,6 +14,8 @@
 
 /* The relay's port when none is given. */
 #define WZP_DEFAULT_RELAY_PORT 4433
+/* The relay's TLS-over-TCP service (for networks that drop UDP), as HTTPS. */
+#define WZP_DEFAULT_RELAY_TCP_PORT 443
 /* A DNS name is at most 253 characters (RFC 1035), plus the NUL. */
 #define WZP_HOST_MAX 254
 

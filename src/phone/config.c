@@ -9,9 +9,20 @@
 #include <string.h>
 #include <strings.h>
 
+#include <wzp/client.h>
 #include <wzp/wzp.h>
 
-typedef enum kind { K_HOST, K_PORT, K_PIN, K_DEVICE, K_BACKEND, K_BOOL, K_ALIAS } kind;
+typedef enum kind {
+    K_HOST,
+    K_PORT,
+    K_PIN,
+    K_TCP_PORT,
+    K_TRANSPORT,
+    K_DEVICE,
+    K_BACKEND,
+    K_BOOL,
+    K_ALIAS
+} kind;
 
 static const struct key {
     const char *section, *name;
@@ -20,6 +31,8 @@ static const struct key {
     [WZP_PK_RELAY_HOST] = {"relay", "host", K_HOST},
     [WZP_PK_RELAY_PORT] = {"relay", "port", K_PORT},
     [WZP_PK_RELAY_PIN] = {"relay", "pin", K_PIN},
+    [WZP_PK_RELAY_TCP_PORT] = {"relay", "tcp_port", K_TCP_PORT},
+    [WZP_PK_RELAY_TRANSPORT] = {"relay", "transport", K_TRANSPORT},
     [WZP_PK_AUDIO_INPUT] = {"audio", "input", K_DEVICE},
     [WZP_PK_AUDIO_OUTPUT] = {"audio", "output", K_DEVICE},
     [WZP_PK_AUDIO_BACKEND] = {"audio", "backend", K_BACKEND},
@@ -46,6 +59,7 @@ void wzp_phone_config_init(wzp_phone_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->aec = cfg->denoise = cfg->agc = cfg->dtx = cfg->auto_answer = cfg->ring = -1;
+    cfg->relay_transport = -1;
 }
 
 /* The parse in progress: the text left, the line inih is on, the first error. */
@@ -196,6 +210,28 @@ static int handler(void *user, const char *section, const char *name, const char
             return 0;
         }
         wzp_fingerprint_format(fp, cfg->relay_pin, sizeof(cfg->relay_pin));
+        return 1;
+    case K_TCP_PORT:
+        if (strlen(value) <= 5 && strspn(value, "0123456789") == strlen(value)) {
+            long v = strtol(value, NULL, 10);
+            if (v >= 1 && v <= 65535) {
+                cfg->relay_tcp_port = (uint16_t)v;
+                return 1;
+            }
+        }
+        fail(ps, "tcp_port wants a number 1..65535, got '%.60s'", value);
+        return 0;
+    case K_TRANSPORT:
+        if (!strcmp(value, "auto"))
+            cfg->relay_transport = WZP_RELAY_TRANSPORT_AUTO;
+        else if (!strcmp(value, "udp"))
+            cfg->relay_transport = WZP_RELAY_TRANSPORT_UDP;
+        else if (!strcmp(value, "tcp"))
+            cfg->relay_transport = WZP_RELAY_TRANSPORT_TCP;
+        else {
+            fail(ps, "transport wants auto, udp or tcp, got '%.60s'", value);
+            return 0;
+        }
         return 1;
     case K_DEVICE:
         if (!copy_str(k == WZP_PK_AUDIO_INPUT ? cfg->input : cfg->output, sizeof(cfg->input),

@@ -3,6 +3,7 @@
  * user's preferences, in INI form (parsed by Debian's inih):
  *
  *   [relay]  host = NAME|ADDRESS[:PORT]   port = 1..65535   pin = FINGERPRINT
+ *            tcp_port = 1..65535 (its TLS-over-TCP service)   transport = auto|udp|tcp
  *   [audio]  input = DEVICE  output = DEVICE  backend = auto|pulse|alsa
  *            aec = BOOL  denoise = BOOL  agc = BOOL  dtx = BOOL
  *   [phone]  alias = ALIAS  auto_answer = BOOL  ring = BOOL
@@ -33,6 +34,8 @@ typedef enum wzp_phone_key {
     WZP_PK_RELAY_HOST,
     WZP_PK_RELAY_PORT,
     WZP_PK_RELAY_PIN,
+    WZP_PK_RELAY_TCP_PORT,
+    WZP_PK_RELAY_TRANSPORT,
     WZP_PK_AUDIO_INPUT,
     WZP_PK_AUDIO_OUTPUT,
     WZP_PK_AUDIO_BACKEND,
@@ -51,6 +54,8 @@ typedef struct wzp_phone_config {
     char relay_host[WZP_HOST_MAX + 8]; /* [relay] host as written */
     uint16_t relay_port;               /* [relay] port; 0 if not given */
     char relay_pin[WZP_FINGERPRINT_STRLEN]; /* canonical text form */
+    uint16_t relay_tcp_port;                /* [relay] tcp_port; 0 if not given */
+    int8_t relay_transport;                 /* -1: not given, else a wzp_relay_transport */
     char input[WZP_AUDIO_DEVICE_NAME_MAX], output[WZP_AUDIO_DEVICE_NAME_MAX];
     char backend[8];
     char alias[WZP_SIG_ALIAS_MAX + 1];
@@ -60,7 +65,7 @@ typedef struct wzp_phone_config {
     int line[WZP_PK_COUNT]; /* where each key was given; 0 if not */
 } wzp_phone_config;
 
-/* Nothing given: empty strings, -1 booleans, port 0. */
+/* Nothing given: empty strings, -1 booleans and transport, ports 0. */
 void wzp_phone_config_init(wzp_phone_config *cfg);
 
 /*

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/tunnel_addr.h"
 #include "common/rand.h"
 #include "quic/identity_tls.h"
 #include "quic/quic_int.h"
@@ -39,23 +40,11 @@ void wzp_quic_ep_del_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_c
 
 /* ---- handshake slots -------------------------------------------------------------------- */
 
-/*
- * The per-source key: an IPv4 address alone (any port; IPv4-mapped IPv6 as
- * IPv4), or an IPv6 /64. A single IPv6 host usually owns a whole /64, so
- * keying the full address would let it open as many handshakes as it likes.
- */
+/* The per-source key: wzp_addr_limit_key (an IPv6 /64, an IPv4 address, a
+ * tunnelled client under its real address). */
 static size_t ip_key(const wzp_addr *a, uint8_t key[16])
 {
-    wzp_addr u = *a;
-    wzp_addr_unmap_v4(&u);
-    size_t n = 0;
-    const uint8_t *ip = wzp_addr_ip(&u, &n);
-    if (!ip || n > 16)
-        return 0;
-    if (n == 16)
-        n = 8;
-    memcpy(key, ip, n);
-    return n;
+    return wzp_addr_limit_key(a, key);
 }
 
 static size_t handshakes_from(const wzp_hmap *m, const uint8_t *key, size_t keylen)

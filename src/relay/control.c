@@ -9,6 +9,7 @@
 #include <wzp/wzp.h>
 
 #include "common/log.h"
+#include "common/tunnel_addr.h"
 #include "relay/control_internal.h"
 
 #define MILLI 1000u
@@ -246,21 +247,10 @@ static rc_conn *find_conn(const wzp_relay_control *rc, uint64_t id)
     return wzp_hmap_get(&rc->conns, &id, sizeof(id));
 }
 
-/*
- * The per-source key: an IPv4 address (IPv4-mapped IPv6 as IPv4) or an IPv6
- * /64, since one IPv6 host usually owns a whole /64.
- */
+/* The per-source key (a tunnelled client counts under its real address). */
 static size_t addr_key(const wzp_addr *a, uint8_t key[8])
 {
-    wzp_addr u = *a;
-    wzp_addr_unmap_v4(&u);
-    size_t n = 0;
-    const uint8_t *ip = wzp_addr_ip(&u, &n);
-    if (!ip || (n != 4 && n != 16))
-        return 0;
-    n = n == 16 ? 8 : n;
-    memcpy(key, ip, n);
-    return n;
+    return wzp_addr_limit_key(a, key);
 }
 
 static size_t conns_from(const wzp_relay_control *rc, const uint8_t *key, size_t keylen)

@@ -24,6 +24,7 @@
 
 #include "common/log.h"
 #include "common/rand.h"
+#include "common/tunnel_addr.h"
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
@@ -317,6 +318,34 @@ static void send_part(worker *w, int fd, const wzp_fwd_out *out, size_t n)
  */
 static void send_out(worker *w, wzp_fwd_out *out, size_t n)
 {
+    /* Peers on the relay's TCP service (tunnel addresses) are the control
+     * thread's: their datagrams go through the control queue, named by their
+     * destination (no UDP source is ever a tunnel address, see worker_main). */
+    size_t kept = 0, diverted = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!wzp_addr_is_tunnel(&out[i].peer)) {
+            out[kept++] = out[i];
+            continue;
+        }
+        size_t seg = out[i].nseg > 1 ? out[i].seg : out[i].len;
+        for (size_t off = 0; off < out[i].len; off += seg) {
+            size_t l = out[i].len - off < seg ? out[i].len - off : seg;
+            bool ok = ctl_push(w, &out[i].peer, out[i].data + off, l);
+            if (!ok) {
+                add(w, WZP_FWD_S_CTL_FULL, 1);
+            } else if (out[i].is_data) {
+                add(w, WZP_FWD_S_FWD, 1);
+                add(w, WZP_FWD_S_FWD_BYTES, l);
+            }
+            diverted += ok;
+        }
+    }
+    if (diverted) {
+        uint64_t one = 1;
+        ssize_t wr = write(w->fwd->ctl_efd, &one, sizeof(one));
+        (void)wr;
+    }
+    n = kept;
     size_t same = 0;
     for (size_t i = 0; i < n; i++) {
         if (out[i].peer.u.sa.sa_family == w->family) {
@@ -412,6 +441,11 @@ static void *worker_main(void *arg)
         for (int i = 0; i < got; i++) {
             struct msghdr *mh = &b->hdr[i].msg_hdr;
             size_t len = (mh->msg_flags & MSG_TRUNC) ? 0 : b->hdr[i].msg_len;
+            if (wzp_addr_is_tunnel(&b->from[i])) { /* a spoofed "TCP client": never real */
+                bt.stats[WZP_FWD_S_RX]++;
+                bt.stats[WZP_FWD_S_MALFORMED]++;
+                continue;
+            }
             wzp_fwd_handle(&bt, w->bufs[i], len, gro_segment(mh), &b->from[i], now, out, &nout);
             /* Keep the sendmmsg batch within its limit; trains count as one entry. */
             if (nout - flushed > WZP_UDP_BATCH) { /* the last entry may still grow */

@@ -23,6 +23,10 @@
 #include "relay/forwarder.h"
 #include "relay/metrics.h"
 #include "relay/stun_alt.h"
+#include "relay/fwd_batch.h"
+#include "relay/tcp_forward.h"
+#include "relay/tcp_listener.h"
+#include "common/tunnel_addr.h"
 #include "wire/demux.h"
 #include "wire/signal.h"
 
@@ -69,6 +73,8 @@ struct wzp_relay_server {
     wzp_io ctl_io;
     wzp_timer timer;
     wzp_quic_endpoint *ep;
+    wzp_tcp_listener *tcp;   /* NULL without a TCP service */
+    wzp_tcp_forward tcp_fwd; /* relay frames of TCP clients; sends to any client */
     wzp_relay_control *ctl;
     wzp_hmap conns; /* handle -> relay_conn */
     uint64_t next_handle;
@@ -430,12 +436,45 @@ static wzp_ts next_alias_save(const wzp_relay_server *s)
 
 /* --- the control thread's loop ------------------------------------------------------ */
 
+/* Sends one datagram to a client: over UDP, or down its TCP connection. */
+static void send_to(wzp_relay_server *s, const wzp_addr *to, const uint8_t *pkt, size_t len)
+{
+    wzp_tcp_forward_send(&s->tcp_fwd, to, pkt, len);
+}
+
 static void q_send(void *user, const wzp_addr *local, const wzp_addr *remote, const uint8_t *pkt,
                    size_t len)
 {
-    wzp_relay_server *s = user;
     (void)local;
-    wzp_forwarder_send(s->fwd, remote, pkt, len);
+    send_to(user, remote, pkt, len);
+}
+
+static const wzp_addr *local_for(wzp_relay_server *s, const wzp_addr *peer)
+{
+    /* a dual-stack relay's QUIC paths keep the local address of the peer's family */
+    const wzp_addr *local6 = wzp_forwarder_local_addr6(s->fwd);
+    return local6 && wzp_addr_family(peer) == AF_INET6 ? local6 : wzp_forwarder_local_addr(s->fwd);
+}
+
+static void service(wzp_relay_server *s);
+
+/* A datagram from a TCP client: what the relay port would do with it, on this thread. */
+static void tcp_deliver(void *user, const wzp_addr *from, const uint8_t *data, size_t len,
+                        wzp_ts now)
+{
+    wzp_relay_server *s = user;
+    switch (wzp_pkt_classify(data, len)) {
+    case WZP_PKT_QUIC:
+        wzp_quic_endpoint_feed(s->ep, local_for(s, from), from, data, len, now, NULL);
+        service(s);
+        break;
+    case WZP_PKT_RELAY:
+        wzp_tcp_forward_frame(&s->tcp_fwd, from, data, len, now);
+        break;
+    default: /* STUN would only tell it a tunnel address; probes never go to the relay */
+        s->rx_dropped++;
+        break;
+    }
 }
 
 /* Copies the control thread's counters for the HTTP thread, at most every
@@ -476,6 +515,8 @@ static void service(wzp_relay_server *s)
 {
     wzp_ts now = wzp_now();
     wzp_quic_endpoint_flush(s->ep, now, q_send, s);
+    if (s->tcp)
+        wzp_tcp_listener_flush(s->tcp);
     wzp_ts next =
         wzp_ts_min(wzp_quic_endpoint_expiry(s->ep), wzp_relay_control_next_deadline(s->ctl));
     next = wzp_ts_min(next, s->next_expire);
@@ -505,8 +546,6 @@ static void on_timer(wzp_loop *loop, wzp_timer *t)
 static void on_ctl_packets(wzp_loop *loop, wzp_io *io, unsigned events)
 {
     wzp_relay_server *s = io->arg;
-    const wzp_addr *local4 = wzp_forwarder_local_addr(s->fwd),
-                   *local6 = wzp_forwarder_local_addr6(s->fwd);
     (void)loop;
     (void)events;
     int n;
@@ -514,12 +553,17 @@ static void on_ctl_packets(wzp_loop *loop, wzp_io *io, unsigned events)
         wzp_ts now = wzp_now();
         for (int i = 0; i < n; i++) {
             wzp_udp_msg *m = &s->msgs[i];
-            /* a dual-stack relay's QUIC paths keep the local address of the peer's family */
-            const wzp_addr *local =
-                local6 && wzp_addr_family(&m->peer) == AF_INET6 ? local6 : local4;
             switch (wzp_pkt_classify(m->data, m->len)) {
             case WZP_PKT_QUIC:
-                wzp_quic_endpoint_feed(s->ep, local, &m->peer, m->data, m->len, now, NULL);
+                wzp_quic_endpoint_feed(s->ep, local_for(s, &m->peer), &m->peer, m->data, m->len,
+                                       now, NULL);
+                break;
+            case WZP_PKT_RELAY:
+                /* A worker's frame for a TCP client (named by its destination). */
+                if (s->tcp && wzp_addr_is_tunnel(&m->peer))
+                    wzp_tcp_forward_send(&s->tcp_fwd, &m->peer, m->data, m->len);
+                else
+                    s->rx_dropped++;
                 break;
             default:
                 s->rx_dropped++;
@@ -553,6 +597,8 @@ static void do_stop(wzp_loop *loop, void *arg)
         /* Connected keys are still holders here: saved with a full reclaim period. */
         save_aliases(s, wzp_now());
         wzp_quic_endpoint_flush(s->ep, wzp_now(), q_send, s);
+        if (s->tcp)
+            wzp_tcp_listener_flush(s->tcp);
     }
     wzp_loop_stop(loop);
 }
@@ -681,6 +727,20 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
         }
         s->pub_mu_init = true;
     }
+    if (cfg->listen_tcp.len) {
+        wzp_tcp_listener_config tc;
+        wzp_tcp_listener_config_default(&tc);
+        tc.bind = cfg->listen_tcp;
+        tc.id = s->id;
+        tc.max_per_ip = cfg->tcp_max_per_addr;
+        tc.handshake_timeout = cfg->tcp_handshake_timeout;
+        tc.idle_timeout = cfg->tcp_idle_timeout;
+        tc.deliver = tcp_deliver;
+        tc.user = s;
+        if ((rv = wzp_tcp_listener_new(&s->tcp, &tc, s->loop)) < 0)
+            goto fail;
+    }
+    wzp_tcp_forward_init(&s->tcp_fwd, s->chans, s->fwd, s->tcp);
     *out = s;
     return 0;
 fail:
@@ -723,6 +783,7 @@ void wzp_relay_server_free(wzp_relay_server *s)
         if (s->ctl_io.fd >= 0)
             wzp_io_stop(s->loop, &s->ctl_io);
     }
+    wzp_tcp_listener_free(s->tcp);
     wzp_relay_control_free(s->ctl);
     wzp_quic_endpoint_free(s->ep);
     wzp_stun_alt_free(s->alt[0]);
@@ -753,4 +814,11 @@ void wzp_relay_server_get_stats(const wzp_relay_server *s, wzp_relay_server_stat
 {
     memset(out, 0, sizeof(*out));
     wzp_quic_endpoint_get_stats(s->ep, &out->quic);
+    if (s->tcp)
+        wzp_tcp_listener_get_stats(s->tcp, &out->tcp);
+}
+
+const wzp_addr *wzp_relay_server_tcp_addr(const wzp_relay_server *s)
+{
+    return s->tcp ? wzp_tcp_listener_addr(s->tcp) : NULL;
 }

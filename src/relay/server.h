@@ -18,18 +18,25 @@
 #include "common/time.h"
 #include "quic/quic.h"
 #include "relay/control.h"
+#include "relay/tcp_listener.h"
 
 typedef struct wzp_relay_server_config {
-    wzp_addr listen;          /* the relay port (port 0: pick one) */
-    wzp_addr listen6;         /* optional (len 0 = none): also serve this IPv6 address, with
-                                 `listen` IPv4 (a dual-stack relay joins v4 and v6 peers) */
-    const char *home;         /* identity directory; NULL = default */
-    unsigned workers;         /* forwarding threads; 0 = number of cores */
-    int coalesce_us;          /* forwarder receive coalescing cap; 0 = default, < 0 = off */
-    int stun_rate;            /* STUN answers per second per source (burst 2x); 0 = default
-                                 (WZP_FWD_STUN_RATE, 10), < 0 = no limit */
-    uint32_t max_conns;       /* control connections, handshaking included; default 200000 */
-    wzp_ts conn_idle_timeout; /* control connection idle timeout; default 60 s */
+    wzp_addr listen;  /* the relay port (port 0: pick one) */
+    wzp_addr listen6; /* optional (len 0 = none): also serve this IPv6 address, with
+                         `listen` IPv4 (a dual-stack relay joins v4 and v6 peers) */
+    /* The TCP service for clients whose networks drop UDP (TLS on the relay's identity,
+     * src/relay/tcp_listener.h); len 0 = none. */
+    wzp_addr listen_tcp;
+    uint32_t tcp_max_per_addr;    /* TCP connections per IPv4 address or IPv6 /64; 0 = 16 */
+    wzp_ts tcp_handshake_timeout; /* TLS handshake done within this of the accept; 0 = 5 s */
+    wzp_ts tcp_idle_timeout;      /* no complete record for this long: closed; 0 = 30 s */
+    const char *home;             /* identity directory; NULL = default */
+    unsigned workers;             /* forwarding threads; 0 = number of cores */
+    int coalesce_us;              /* forwarder receive coalescing cap; 0 = default, < 0 = off */
+    int stun_rate;                /* STUN answers per second per source (burst 2x); 0 = default
+                                     (WZP_FWD_STUN_RATE, 10), < 0 = no limit */
+    uint32_t max_conns;           /* control connections, handshaking included; default 200000 */
+    wzp_ts conn_idle_timeout;     /* control connection idle timeout; default 60 s */
     wzp_ts chan_idle_timeout; /* a call's channels close after this much silence; default 90 s */
     /*
      * Handshake-flood hardening (wzp_quic_endpoint_config). While this many
@@ -95,8 +102,11 @@ const wzp_addr *wzp_relay_server_addr6(const wzp_relay_server *s);
  */
 char *wzp_relay_server_metrics_text(wzp_relay_server *s, size_t *len);
 void wzp_relay_server_fingerprint(const wzp_relay_server *s, uint8_t fp[WZP_FINGERPRINT_LEN]);
+/* The TCP service's address (listen_tcp with the actual port), or NULL. */
+const wzp_addr *wzp_relay_server_tcp_addr(const wzp_relay_server *s);
 typedef struct wzp_relay_server_stats {
     wzp_quic_endpoint_stats quic; /* the QUIC endpoint's (Retries sent, bad tokens, ...) */
+    wzp_tcp_listener_stats tcp;   /* the TCP service's (all zero without one) */
 } wzp_relay_server_stats;
 
 /* A snapshot of the counters. Take it on the control thread or once run()

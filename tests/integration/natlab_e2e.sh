@@ -8,7 +8,8 @@
 # path is cut mid-call on host a (every UDP packet not to/from the relay is
 # dropped) and lifted again; the call must fall back to the relay without a
 # long media gap and go direct again. prc-prc-nofw (routers without a WAN
-# firewall) must at least carry the call, over either path. `scripts/bench natlab` runs every
+# firewall) must at least carry the call, over either path. Routers that drop
+# all UDP (one side, both, or mid-call) leave the relay's TCP service. `scripts/bench natlab` runs every
 # scenario and prints the timings.
 # Needs root and network namespaces, else exits 77 (skipped) with the reason.
 set -uo pipefail
@@ -74,6 +75,14 @@ done
 run prc-prc-nofw --expect any
 # mid-call failover: direct 1 s, cut 2 s (relay), lifted (direct again) for 2 s
 run prc-prc --cut-after 1 --cut-for 2 --duration 2
+
+# UDP-hostile networks: routers that forward no UDP, on both sides or one;
+# the call goes through the relay's TLS-over-TCP service (port 443).
+run prc-prc --block-udp ab
+run prc-prc --block-udp a
+# mid-call: direct 1 s, then a's router drops all UDP for 3 s (the call goes on
+# over TCP, gap <= 1 s; the gap alone is ~10 % of the call), then direct again
+NATLAB_E2E_MAX_LOSS_PCT=15 run prc-prc --cut-after 1 --cut-for 3 --cut-kind udp --duration 3
 
 echo "natlab e2e: $n calls, $failures failed, $((SECONDS - start)) s"
 [ "$failures" = 0 ]

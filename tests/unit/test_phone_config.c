@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <wzp/client.h>
+
 #include "common/hostport.h"
 #include "phone/config.h"
 
@@ -84,6 +86,14 @@ static void test_config_good(void **state)
     assert_string_equal(c.relay, "");
     assert_int_equal(parse(&c, "[phone]\r\nring = yes\r\n", &line, err), 0);
     assert_int_equal(c.ring, 1);
+    assert_int_equal(c.relay_tcp_port, 0);
+    assert_int_equal(c.relay_transport, -1);
+    /* The relay's TCP service: its port and how to reach the relay. */
+    assert_int_equal(parse(&c, "[relay]\ntcp_port = 8443\ntransport = tcp\n", &line, err), 0);
+    assert_int_equal(c.relay_tcp_port, 8443);
+    assert_int_equal(c.relay_transport, WZP_RELAY_TRANSPORT_TCP);
+    assert_int_equal(parse(&c, "[relay]\ntransport = udp\n", &line, err), 0);
+    assert_int_equal(c.relay_transport, WZP_RELAY_TRANSPORT_UDP);
 }
 
 static void test_config_errors(void **state)
@@ -108,6 +118,8 @@ static void test_config_errors(void **state)
         {"[relay]\nhost = a:1\nport = 2\n", 3, "port is set and host has a :PORT"},
         {"[relay]\nport = 2\nhost = a:1\n", 3, "host has a :PORT and port is set"},
         {"[relay]\npin = not-a-fingerprint\n", 2, "pin wants the relay's fingerprint"},
+        {"[relay]\ntcp_port = 0\n", 2, "tcp_port wants a number"},
+        {"[relay]\ntransport = quic\n", 2, "transport wants auto, udp or tcp"},
         {"[audio]\nbackend = oss\n", 2, "backend wants auto, pulse or alsa"},
         {"[phone]\nalias = Alice!\n", 2, "alias wants"},
         {"[phone]\nalias =\n", 2, "has no value"},

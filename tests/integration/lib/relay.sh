@@ -6,7 +6,8 @@
 # relay_start DIR: starts "$RELAY" (the wzp-relay binary) on 127.0.0.1:0, one
 # worker, with its home in DIR/relay and its output in DIR/relay.out; appends
 # its pid to the caller's PIDS array (for the caller's cleanup to kill) and sets
-# RA (the address it listens on) and RP (its fingerprint). If it has not said
+# RA (the address it listens on), RP (its fingerprint) and RT (the port of its
+# TLS-over-TCP service, any free one). If it has not said
 # both within 5 s: "relay did not start", its output, exit 1.
 relay_start() {
     local dir=$1
@@ -15,6 +16,7 @@ relay_start() {
     for _ in $(seq 50); do grep -q fingerprint "$dir/relay.out" && break; sleep 0.1; done
     RA=$(sed -n 's/.*listening on //p' "$dir/relay.out")
     RP=$(sed -n 's/.*fingerprint //p' "$dir/relay.out")
+    RT=$(sed -n 's/^wzp-relay: tcp .*://p' "$dir/relay.out")
     if [ -z "$RA" ] || [ -z "$RP" ]; then
         echo "relay did not start"
         cat "$dir/relay.out"
