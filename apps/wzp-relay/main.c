@@ -119,7 +119,7 @@ int main(int argc, char **argv)
         {"listen", required_argument, NULL, 'l'},
         {"listen6", required_argument, NULL, '6'},
         {"listen-tcp", required_argument, NULL, 't'},
-        {"max-tcp-per-ip", required_argument, NULL, 'M'},
+        {"max-tcp-per-ip", required_argument, NULL, 1001},
         {"home", required_argument, NULL, 'H'},
         {"workers", required_argument, NULL, 'w'},
         {"coalesce-us", required_argument, NULL, 'c'},
@@ -249,7 +249,7 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
-        case 'M':
+        case 1001:
             if (parse_uint(optarg, 1000000, &v) < 0 || v == 0) {
                 fprintf(stderr, "wzp-relay: --max-tcp-per-ip wants 1..1000000\n");
                 return EXIT_USAGE;
