@@ -591,6 +591,17 @@ static void do_stop(wzp_loop *loop, void *arg)
                  (unsigned long long)s->rx_dropped, (unsigned long long)fs.forwarded,
                  (unsigned long long)fs.forwarded_bytes, (unsigned long long)fs.unknown_channel,
                  (unsigned long long)fs.wrong_source, (unsigned long long)fs.malformed);
+        if (s->tcp) {
+            wzp_tcp_listener_stats ts;
+            wzp_tcp_listener_get_stats(s->tcp, &ts);
+            WZP_INFO("relay: tcp: %llu accepted, %llu refused (address cap), %llu refused (full), "
+                     "%llu handshake timeouts, %llu idle timeouts, %llu records in, %llu out, %llu "
+                     "dropped from full queues",
+                     (unsigned long long)ts.accepted, (unsigned long long)ts.refused_ip_cap,
+                     (unsigned long long)ts.refused_full, (unsigned long long)ts.handshake_timeouts,
+                     (unsigned long long)ts.idle_timeouts, (unsigned long long)ts.rx_records,
+                     (unsigned long long)ts.tx_records, (unsigned long long)ts.tx_dropped);
+        }
         for (size_t it = 0; wzp_hmap_next(&s->conns, &it, &slot);)
             wzp_quic_conn_close(((relay_conn *)slot->value)->conn, CLOSE_SHUTDOWN,
                                 "relay shutting down");
