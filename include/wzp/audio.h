@@ -37,7 +37,7 @@ typedef struct wzp_audio_config {
 } wzp_audio_config;
 
 /* Devices enabled, default backend and devices, every processing stage on. */
-void wzp_audio_config_default(wzp_audio_config *cfg);
+WZP_API void wzp_audio_config_default(wzp_audio_config *cfg);
 
 typedef struct wzp_audio_device {
     char name[WZP_AUDIO_DEVICE_NAME_MAX]; /* what wzp_audio_config.input/output take */
@@ -49,7 +49,7 @@ typedef struct wzp_audio_device {
 /* The devices of a backend (NULL or "auto": the one a call would use). Writes at most cap and
  * returns how many there are, or WZP_ERR_DEVICE when no backend is usable. *backend_used (if
  * not NULL) is set to the backend's name. */
-int wzp_audio_list_devices(const char *backend, wzp_audio_device *out, size_t cap,
+WZP_API int wzp_audio_list_devices(const char *backend, wzp_audio_device *out, size_t cap,
                            const char **backend_used);
 
 typedef struct wzp_audio_stats {
@@ -85,10 +85,10 @@ typedef struct wzp_ringer wzp_ringer;
  * of its own, at volume_pct (100: -12 dBFS peaks; up to WZP_VOLUME_MAX), until wzp_ringer_stop.
  * Returns at once: the device opens in the background. WZP_ERR_DEVICE when no sound backend is
  * usable, WZP_ERR_INVALID, WZP_ERR_NOMEM; *out set only on success. */
-int wzp_ringer_start(wzp_ringer **out, const wzp_audio_config *cfg, wzp_ring_kind kind,
+WZP_API int wzp_ringer_start(wzp_ringer **out, const wzp_audio_config *cfg, wzp_ring_kind kind,
                      unsigned volume_pct);
 /* Stops the ring, closes the device and frees r (NULL: nothing). */
-void wzp_ringer_stop(wzp_ringer *r);
+WZP_API void wzp_ringer_stop(wzp_ringer *r);
 
 #ifdef __cplusplus
 }

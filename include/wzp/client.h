@@ -122,55 +122,55 @@ typedef struct wzp_client_config {
 } wzp_client_config;
 
 /* All zero: default home and bind addresses, no alias, no callbacks (set relay, relay_pin). */
-void wzp_client_config_default(wzp_client_config *cfg);
+WZP_API void wzp_client_config_default(wzp_client_config *cfg);
 /* 0, or a negative wzp_error (*out untouched); relay and relay_pin are required,
  * so there is no NULL config. */
-int wzp_client_new(wzp_client **out, const wzp_client_config *cfg);
+WZP_API int wzp_client_new(wzp_client **out, const wzp_client_config *cfg);
 /* Starts the loop thread and connects to the relay. */
-int wzp_client_start(wzp_client *c);
+WZP_API int wzp_client_start(wzp_client *c);
 /* Hangs up every call, closes the relay connection and joins the thread. */
-void wzp_client_stop(wzp_client *c);
-void wzp_client_free(wzp_client *c);
+WZP_API void wzp_client_stop(wzp_client *c);
+WZP_API void wzp_client_free(wzp_client *c);
 /* This client's fingerprint, text form. */
-const char *wzp_client_fingerprint(const wzp_client *c);
+WZP_API const char *wzp_client_fingerprint(const wzp_client *c);
 /* Smoothed round trip to the relay (control connection), 0 before a sample. */
-double wzp_client_relay_rtt_ms(wzp_client *c);
+WZP_API double wzp_client_relay_rtt_ms(wzp_client *c);
 
 /* Places a call to a fingerprint (text form) or alias. */
-int wzp_client_call(wzp_client *c, const char *peer, wzp_call **out);
+WZP_API int wzp_client_call(wzp_client *c, const char *peer, wzp_call **out);
 /* Calls a key (a fingerprint) known by an alias, e.g. a contact's: only that key may answer,
  * and if it is offline while the relay says another key holds the alias, the call ends with
  * WZP_ERR_KEY_CHANGED (wzp_call_detail names that key; nobody is rung). alias NULL or "":
  * wzp_client_call. */
-int wzp_client_call_key(wzp_client *c, const char *fingerprint, const char *alias, wzp_call **out);
-int wzp_call_answer(wzp_call *call);
-int wzp_call_reject(wzp_call *call);
-int wzp_call_hangup(wzp_call *call);
-int wzp_call_set_mute(wzp_call *call, bool mute);
+WZP_API int wzp_client_call_key(wzp_client *c, const char *fingerprint, const char *alias, wzp_call **out);
+WZP_API int wzp_call_answer(wzp_call *call);
+WZP_API int wzp_call_reject(wzp_call *call);
+WZP_API int wzp_call_hangup(wzp_call *call);
+WZP_API int wzp_call_set_mute(wzp_call *call, bool mute);
 /* The speaker's volume for this call, 0..WZP_VOLUME_MAX percent (100: as received); ramped, so
  * a change never clicks. Only the call's own sound devices: a pcm_sink gets the audio as is. */
-int wzp_call_set_volume(wzp_call *call, unsigned percent);
-int wzp_call_get_stats(wzp_call *call, wzp_call_stats *out);
+WZP_API int wzp_call_set_volume(wzp_call *call, unsigned percent);
+WZP_API int wzp_call_get_stats(wzp_call *call, wzp_call_stats *out);
 /* The call's sound devices (out->live false when it uses none or none could be opened); after
  * the call ended, their figures when they were closed. */
-int wzp_call_get_audio_stats(wzp_call *call, wzp_audio_stats *out);
+WZP_API int wzp_call_get_audio_stats(wzp_call *call, wzp_audio_stats *out);
 /* Frees a call's handle (a call not yet ended is hung up first). */
-void wzp_call_release(wzp_call *call);
+WZP_API void wzp_call_release(wzp_call *call);
 /* After WZP_CALL_ENDED: a one-line explanation ("" when we hung up), e.g. the
  * man-in-the-middle warning for WZP_ERR_PIN_MISMATCH. */
-const char *wzp_call_detail(const wzp_call *call);
+WZP_API const char *wzp_call_detail(const wzp_call *call);
 /* The peer's fingerprint (text form; "" until known) and alias ("" if none).
  * Read them from callbacks or after the call ended. */
-const char *wzp_call_peer_fingerprint(const wzp_call *call);
-const char *wzp_call_peer_alias(const wzp_call *call);
+WZP_API const char *wzp_call_peer_fingerprint(const wzp_call *call);
+WZP_API const char *wzp_call_peer_alias(const wzp_call *call);
 /* A short code ("123 456") both users read to each other to confirm no one sits in the
  * middle: derived from both fingerprints and the end-to-end connection's TLS exporter, so
  * the two sides of one connection show the same code and any other connection (a
  * man-in-the-middle's, or the next call) another. "" until the end-to-end handshake is done;
  * read it from on_call_state (ACTIVE) or later. */
-const char *wzp_call_verification_code(const wzp_call *call);
+WZP_API const char *wzp_call_verification_code(const wzp_call *call);
 
-const char *wzp_path_name(wzp_path_kind kind);
+WZP_API const char *wzp_path_name(wzp_path_kind kind);
 
 #ifdef __cplusplus
 }

@@ -34,7 +34,7 @@ typedef struct wzp_identity wzp_identity;
  * $HOME/.config/wzp. Writes it into buf; WZP_ERR_INVALID if neither
  * variable is set, WZP_ERR_TOO_BIG if buf is too small.
  */
-int wzp_identity_default_dir(char *buf, size_t len);
+WZP_API int wzp_identity_default_dir(char *buf, size_t len);
 
 /*
  * Loads the identity from dir, creating the directory (mode 0700, missing
@@ -46,7 +46,7 @@ int wzp_identity_default_dir(char *buf, size_t len);
  * *created (may be NULL) tells whether a new key was generated.
  * Returns 0, WZP_ERR_IO (filesystem) or WZP_ERR_IDENTITY (bad or missing key).
  */
-int wzp_identity_load_or_create(const char *dir, wzp_identity **out, bool *created);
+WZP_API int wzp_identity_load_or_create(const char *dir, wzp_identity **out, bool *created);
 
 /*
  * The check behind that refusal, for callers that want to explain it: 0 when
@@ -54,33 +54,33 @@ int wzp_identity_load_or_create(const char *dir, wzp_identity **out, bool *creat
  * identity.crt is there without identity.key, with a one-line reason naming
  * the missing file in why (may be NULL).
  */
-int wzp_identity_check_dir(const char *dir, char *why, size_t len);
+WZP_API int wzp_identity_check_dir(const char *dir, char *why, size_t len);
 
 /* Like wzp_identity_load_or_create but never generates a key:
  * WZP_ERR_NOT_FOUND when dir holds neither file, WZP_ERR_IDENTITY for a
  * certificate without its key. May still re-issue the certificate. */
-int wzp_identity_load(const char *dir, wzp_identity **out);
+WZP_API int wzp_identity_load(const char *dir, wzp_identity **out);
 
 /* A fresh identity kept in memory only (tests, ephemeral relays). */
-int wzp_identity_generate(wzp_identity **out);
+WZP_API int wzp_identity_generate(wzp_identity **out);
 
-void wzp_identity_free(wzp_identity *id);
+WZP_API void wzp_identity_free(wzp_identity *id);
 
-void wzp_identity_fingerprint(const wzp_identity *id, uint8_t fp[WZP_FINGERPRINT_LEN]);
+WZP_API void wzp_identity_fingerprint(const wzp_identity *id, uint8_t fp[WZP_FINGERPRINT_LEN]);
 
 /* Seconds since the epoch after which the certificate is no longer valid. */
-int64_t wzp_identity_cert_expiry(const wzp_identity *id);
+WZP_API int64_t wzp_identity_cert_expiry(const wzp_identity *id);
 
 /* Formats fp in the text form. buf needs WZP_FINGERPRINT_STRLEN bytes;
  * returns buf, or "" (when len allows) if it is too small. */
-const char *wzp_fingerprint_format(const uint8_t fp[WZP_FINGERPRINT_LEN], char *buf, size_t len);
+WZP_API const char *wzp_fingerprint_format(const uint8_t fp[WZP_FINGERPRINT_LEN], char *buf, size_t len);
 
 /*
  * Parses the text form: any case, '-' and whitespace anywhere are ignored.
  * Anything else (another length, characters outside the base32 alphabet, a
  * non-zero unused last bit pattern) gives WZP_ERR_INVALID.
  */
-int wzp_fingerprint_parse(const char *text, uint8_t fp[WZP_FINGERPRINT_LEN]);
+WZP_API int wzp_fingerprint_parse(const char *text, uint8_t fp[WZP_FINGERPRINT_LEN]);
 
 #ifdef __cplusplus
 }

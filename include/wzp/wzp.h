@@ -16,6 +16,14 @@ extern "C" {
 
 #define WZP_VERSION_STRING "0.1.0"
 
+/* Marks the functions libwzp exports; the library is built with hidden visibility, so
+ * everything else in it stays internal. */
+#if defined(__GNUC__) || defined(__clang__)
+#define WZP_API __attribute__((visibility("default")))
+#else
+#define WZP_API
+#endif
+
 /* Every fallible call returns 0 (or a count) on success and one of these on failure. */
 typedef enum wzp_error {
     WZP_OK = 0,
@@ -55,7 +63,7 @@ typedef enum wzp_error {
 } wzp_error;
 
 /* A short, static, human-readable description of an error code. Never NULL. */
-const char *wzp_strerror(int err);
+WZP_API const char *wzp_strerror(int err);
 
 typedef enum wzp_log_level {
     WZP_LOG_TRACE = 0,
@@ -74,10 +82,10 @@ typedef void (*wzp_log_cb)(wzp_log_level level, const char *message, void *user)
  * threads log: it waits for hook calls in progress, so once it returns the old
  * hook is not called again. Must not be called from inside the hook.
  */
-void wzp_set_log_handler(wzp_log_cb cb, void *user);
+WZP_API void wzp_set_log_handler(wzp_log_cb cb, void *user);
 /* Messages below this level are dropped before formatting (any thread). Default: WZP_LOG_WARN. */
-void wzp_set_log_level(wzp_log_level level);
-wzp_log_level wzp_get_log_level(void);
+WZP_API void wzp_set_log_level(wzp_log_level level);
+WZP_API wzp_log_level wzp_get_log_level(void);
 
 #ifdef __cplusplus
 }
