@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# `cmake --install` into a staging root (DESTDIR) puts headers, libwzp (shared with
+# its SONAME, static), wzp.pc, wzp, wzp-relay and their man pages in place;
+# libwzp exports exactly the functions include/wzp/ declares with WZP_API;
+# examples/call.c compiles against the staged package through
+# `pkg-config --cflags --libs wzp`, links libwzp.so.0, and with the staged
+# binaries (a relay, `wzp listen --auto-answer --tone`) places a call and hears it.
+set -uo pipefail
+. "$(dirname "$0")/lib/relay.sh"
+. "$(dirname "$0")/lib/cli.sh"
+cli_setup wzp-install
+src="${WZP_SOURCE_DIR:-$(dirname "$0")/../..}"
+build="${WZP_BUILD_DIR:-$src/build}"
+for tool in cc pkg-config nm readelf; do
+    command -v $tool >/dev/null || { echo "skip: no $tool"; exit 77; }
+done
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fail=1; }
+
+stage="$T/stage"
+DESTDIR="$stage" cmake --install "$build" >"$T/install.log" 2>&1 || { cat "$T/install.log"; exit 1; }
+pc=$(find "$stage" -name wzp.pc)
+[ -n "$pc" ] || { echo "FAIL no wzp.pc installed"; exit 1; }
+libdir=$(dirname "$(dirname "$pc")")
+root=$(dirname "$libdir")
+[ -d "$root/include" ] || root=$(dirname "$root") # multiarch: PREFIX/lib/TRIPLET
+for f in include/wzp/wzp.h include/wzp/client.h include/wzp/identity.h include/wzp/audio.h \
+    bin/wzp sbin/wzp-relay share/man/man1/wzp.1 share/man/man8/wzp-relay.8; do
+    [ -e "$root/$f" ] && ok "installed $f" || bad "missing $f"
+done
+for f in libwzp.so libwzp.so.0 libwzp.a; do
+    [ -e "$libdir/$f" ] && ok "installed $f" || bad "missing $f"
+done
+readelf -d "$libdir/libwzp.so.0" | grep -q 'SONAME.*\[libwzp\.so\.0\]' && ok "SONAME libwzp.so.0" ||
+    bad "SONAME is not libwzp.so.0"
+for page in "$root/share/man/man1/wzp.1" "$root/share/man/man8/wzp-relay.8"; do
+    if command -v man >/dev/null; then
+        warn=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null)
+        [ -z "$warn" ] && ok "$(basename "$page") formats without warnings" || bad "$page: $warn"
+    fi
+done
+
+# Exports: the WZP_API declarations, no more, no less.
+sed -n 's/^WZP_API .*\b\(wzp_[a-z0-9_]*\)(.*/\1/p' "$root"/include/wzp/*.h | sort >"$T/api"
+nm -D --defined-only "$libdir/libwzp.so.0" | awk '{print $3}' | sort >"$T/exports"
+if diff "$T/api" "$T/exports" >"$T/diff"; then
+    ok "libwzp exports the $(wc -l <"$T/api") WZP_API functions and nothing else"
+else
+    bad "exports differ from the WZP_API declarations (< declared only, > exported only):"
+    cat "$T/diff"
+fi
+
+# The example, through pkg-config only (its prefix moved into the staging root).
+export PKG_CONFIG_PATH="$libdir/pkgconfig"
+prefix=$(pkg-config --variable prefix wzp) || { echo "FAIL pkg-config wzp"; exit 1; }
+flags=$(pkg-config --define-variable=prefix="$stage$prefix" --cflags --libs wzp)
+echo "pkg-config --cflags --libs wzp: $flags"
+# shellcheck disable=SC2086 # word splitting of the flags is the point
+if cc -std=c11 -Wall -Wextra -Wno-unused-parameter -Werror -o "$T/example" "$src/examples/call.c" $flags 2>"$T/cc.err"; then
+    ok "examples/call.c compiles and links against the staged libwzp"
+else
+    bad "examples/call.c does not build:"; cat "$T/cc.err"; exit 1
+fi
+readelf -d "$T/example" | grep -q 'NEEDED.*\[libwzp\.so\.0\]' && ok "the example needs libwzp.so.0" ||
+    bad "the example does not link libwzp.so.0"
+export LD_LIBRARY_PATH="$libdir"
+WZP_HOME="$T/ex" "$T/example" >"$T/ex.out" 2>&1 && grep -q '^identity .* (created' "$T/ex.out" &&
+    ok "the example creates an identity: $(grep ^identity "$T/ex.out")" || { bad "example:"; cat "$T/ex.out"; }
+
+# A call from the example to a listener, both through a relay, all three installed.
+RELAY="$root/sbin/wzp-relay"
+WZP="$root/bin/wzp"
+relay_start "$T"
+"$WZP" listen --relay "$RA" --relay-pin "$RP" --home "$T/bob" --alias bob --auto-answer --once \
+    --loopback-candidates --no-audio --tone 440 --json >"$T/b.json" 2>"$T/b.err" &
+LP=$!
+PIDS+=($LP)
+for _ in $(seq 50); do grep -q registered "$T/b.json" && break; sleep 0.1; done
+if WZP_HOME="$T/ex" "$T/example" "$RA" "$RP" bob 2 >"$T/call.out" 2>&1; then
+    ok "the example called the installed wzp through the installed relay: $(grep -h '^heard\|^call:' "$T/call.out" | tr '\n' ' ')"
+else
+    bad "the example's call:"; cat "$T/call.out" "$T/b.err"
+fi
+wait $LP && ok "wzp listen --once ended with exit 0" || bad "wzp listen --once exit $?"
+exit $fail
