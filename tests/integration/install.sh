@@ -42,7 +42,9 @@ done
 
 # Exports: the WZP_API declarations, no more, no less.
 sed -n 's/^WZP_API .*\b\(wzp_[a-z0-9_]*\)(.*/\1/p' "$root"/include/wzp/*.h | sort >"$T/api"
-nm -D --defined-only "$libdir/libwzp.so.0" | awk '{print $3}' | sort >"$T/exports"
+# (A sanitizer build also exports its coverage sections' bounds: __start___sancov_*.)
+nm -D --defined-only "$libdir/libwzp.so.0" | awk '{print $3}' | grep -v '^__st[a-z]*___sancov_' |
+    sort >"$T/exports"
 if diff "$T/api" "$T/exports" >"$T/diff"; then
     ok "libwzp exports the $(wc -l <"$T/api") WZP_API functions and nothing else"
 else
@@ -55,8 +57,16 @@ export PKG_CONFIG_PATH="$libdir/pkgconfig"
 prefix=$(pkg-config --variable prefix wzp) || { echo "FAIL pkg-config wzp"; exit 1; }
 flags=$(pkg-config --define-variable=prefix="$stage$prefix" --cflags --libs wzp)
 echo "pkg-config --cflags --libs wzp: $flags"
+# A sanitizer build's library needs the sanitizer runtime in the program.
+cc=cc
+san=()
+if grep -q '^WZP_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+    cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
+    san=(-fsanitize=address,undefined)
+fi
 # shellcheck disable=SC2086 # word splitting of the flags is the point
-if cc -std=c11 -Wall -Wextra -Wno-unused-parameter -Werror -o "$T/example" "$src/examples/call.c" $flags 2>"$T/cc.err"; then
+if $cc -std=c11 -Wall -Wextra -Wno-unused-parameter -Werror "${san[@]}" -o "$T/example" \
+    "$src/examples/call.c" $flags 2>"$T/cc.err"; then
     ok "examples/call.c compiles and links against the staged libwzp"
 else
     bad "examples/call.c does not build:"; cat "$T/cc.err"; exit 1
