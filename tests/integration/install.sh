@@ -40,7 +40,26 @@ for page in "$root/share/man/man1/wzp.1" "$root/share/man/man8/wzp-relay.8"; do
     fi
 done
 
-# Exports: the WZP_API declarations, no more, no less.
+# The man pages keep up with the programs: every command and exit code of wzp,
+# every option of wzp-relay.
+page1=$(sed 's/\\-/-/g' "$src/man/wzp.1")
+page8=$(sed 's/\\-/-/g' "$src/man/wzp-relay.8")
+for cmd in $("$root/bin/wzp" --help | sed -n '/^commands:/,/^$/s/^  \([a-z]\+\) .*/\1/p'); do
+    grep -q "^\.BI\? $cmd\b" <<<"$page1" || bad "wzp.1 does not describe the command $cmd"
+done
+for code in $("$root/bin/wzp" --help | sed -n 's/^ *\([0-9]\+\)  .*/\1/p'); do
+    sed -n '/^\.SH EXIT STATUS/,/^\.SH/p' <<<"$page1" | grep -qE "(^|[ ,])$code [a-z]" ||
+        bad "wzp.1 does not list exit code $code"
+done
+for opt in $("$root/sbin/wzp-relay" --help | grep -o -- '--[a-z0-9-]*' | sort -u); do
+    grep -q -- "$opt" <<<"$page8" || bad "wzp-relay.8 does not describe $opt"
+done
+[ $fail = 0 ] && ok "the man pages list every wzp command and exit code and every wzp-relay option"
+
+# Exports: the WZP_API declarations, no more, no less; and no public function without it.
+if grep -n '^[a-z].*\bwzp_[a-z0-9_]*(' "$root"/include/wzp/*.h | grep -v ':[0-9]*:\(typedef\|WZP_API\) '; then
+    bad "public functions declared without WZP_API (above): they would not be exported"
+fi
 sed -n 's/^WZP_API .*\b\(wzp_[a-z0-9_]*\)(.*/\1/p' "$root"/include/wzp/*.h | sort >"$T/api"
 # (A sanitizer build also exports its coverage sections' bounds: __start___sancov_*.)
 nm -D --defined-only "$libdir/libwzp.so.0" | awk '{print $3}' | grep -v '^__st[a-z]*___sancov_' |
