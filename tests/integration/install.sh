@@ -100,15 +100,11 @@ WZP_HOME="$T/ex" "$T/example" >"$T/ex.out" 2>&1 && grep -q '^identity .* (create
 RELAY="$root/sbin/wzp-relay"
 WZP="$root/bin/wzp"
 relay_start "$T"
-"$WZP" listen --relay "$RA" --relay-pin "$RP" --home "$T/bob" --alias bob --auto-answer --once \
-    --loopback-candidates --no-audio --tone 440 --json >"$T/b.json" 2>"$T/b.err" &
-LP=$!
-PIDS+=($LP)
-for _ in $(seq 50); do grep -q registered "$T/b.json" && break; sleep 0.1; done
+listen_once "$T"
 if WZP_HOME="$T/ex" "$T/example" "$RA" "$RP" bob 2 >"$T/call.out" 2>&1; then
     ok "the example called the installed wzp through the installed relay: $(grep -h '^heard\|^call:' "$T/call.out" | tr '\n' ' ')"
 else
-    bad "the example's call:"; cat "$T/call.out" "$T/b.err"
+    bad "the example's call:"; cat "$T/call.out" "$T/bob.err"
 fi
 wait $LP && ok "wzp listen --once ended with exit 0" || bad "wzp listen --once exit $?"
 exit $fail

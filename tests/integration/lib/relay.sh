@@ -23,3 +23,16 @@ relay_start() {
         exit 1
     fi
 }
+
+# listen_once DIR: "$WZP" listen, as bob (alias bob) with his home in DIR/bob, on the
+# relay relay_start started, answering one call with a 440 Hz tone; returns once it
+# is registered (events in DIR/bob.json, errors in DIR/bob.err). LP: its pid, also
+# appended to PIDS.
+listen_once() {
+    local dir=$1
+    "$WZP" listen --relay "$RA" --relay-pin "$RP" --home "$dir/bob" --alias bob --auto-answer \
+        --once --loopback-candidates --no-audio --tone 440 --json >"$dir/bob.json" 2>"$dir/bob.err" &
+    LP=$!
+    PIDS+=($LP)
+    for _ in $(seq 50); do grep -q registered "$dir/bob.json" && break; sleep 0.1; done
+}
