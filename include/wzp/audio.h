@@ -50,7 +50,7 @@ typedef struct wzp_audio_device {
  * returns how many there are, or WZP_ERR_DEVICE when no backend is usable. *backend_used (if
  * not NULL) is set to the backend's name. */
 WZP_API int wzp_audio_list_devices(const char *backend, wzp_audio_device *out, size_t cap,
-                           const char **backend_used);
+                                   const char **backend_used);
 
 typedef struct wzp_audio_stats {
     bool live;                             /* this call uses sound devices */
@@ -86,7 +86,7 @@ typedef struct wzp_ringer wzp_ringer;
  * Returns at once: the device opens in the background. WZP_ERR_DEVICE when no sound backend is
  * usable, WZP_ERR_INVALID, WZP_ERR_NOMEM; *out set only on success. */
 WZP_API int wzp_ringer_start(wzp_ringer **out, const wzp_audio_config *cfg, wzp_ring_kind kind,
-                     unsigned volume_pct);
+                             unsigned volume_pct);
 /* Stops the ring, closes the device and frees r (NULL: nothing). */
 WZP_API void wzp_ringer_stop(wzp_ringer *r);
 

@@ -142,7 +142,8 @@ WZP_API int wzp_client_call(wzp_client *c, const char *peer, wzp_call **out);
  * and if it is offline while the relay says another key holds the alias, the call ends with
  * WZP_ERR_KEY_CHANGED (wzp_call_detail names that key; nobody is rung). alias NULL or "":
  * wzp_client_call. */
-WZP_API int wzp_client_call_key(wzp_client *c, const char *fingerprint, const char *alias, wzp_call **out);
+WZP_API int wzp_client_call_key(wzp_client *c, const char *fingerprint, const char *alias,
+                                wzp_call **out);
 WZP_API int wzp_call_answer(wzp_call *call);
 WZP_API int wzp_call_reject(wzp_call *call);
 WZP_API int wzp_call_hangup(wzp_call *call);

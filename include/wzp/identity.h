@@ -73,7 +73,8 @@ WZP_API int64_t wzp_identity_cert_expiry(const wzp_identity *id);
 
 /* Formats fp in the text form. buf needs WZP_FINGERPRINT_STRLEN bytes;
  * returns buf, or "" (when len allows) if it is too small. */
-WZP_API const char *wzp_fingerprint_format(const uint8_t fp[WZP_FINGERPRINT_LEN], char *buf, size_t len);
+WZP_API const char *wzp_fingerprint_format(const uint8_t fp[WZP_FINGERPRINT_LEN], char *buf,
+                                           size_t len);
 
 /*
  * Parses the text form: any case, '-' and whitespace anywhere are ignored.
