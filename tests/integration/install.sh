@@ -99,9 +99,23 @@ else
 fi
 readelf -d "$T/example" | grep -q 'NEEDED.*\[libwzp\.so\.0\]' && ok "the example needs libwzp.so.0" ||
     bad "the example does not link libwzp.so.0"
+# Linked with libwzp.a instead (its dependencies shared): wzp.pc's Requires.private and
+# Libs.private name everything libwzp.a needs. (Not pkg-config --static: that wants the
+# static archives of GnuTLS's own dependencies too.)
+# shellcheck disable=SC2046
+static="$libdir/libwzp.a $(pkg-config --libs $(pkg-config --print-requires-private wzp | awk '{print $1}'))
+    $(sed -n 's/^Libs.private: //p' "$pc")"
+# shellcheck disable=SC2086
+if $cc -std=c11 "${san[@]}" -o "$T/example-static" "$src/examples/call.c" \
+    $(pkg-config --cflags wzp) $static 2>"$T/cc.err" &&
+    WZP_HOME="$T/ex" "$T/example-static" >"$T/ex.out" 2>&1; then
+    ok "the example links and runs with libwzp.a and wzp.pc's private dependencies"
+else
+    bad "static link:"; cat "$T/cc.err" "$T/ex.out"
+fi
 export LD_LIBRARY_PATH="$libdir"
-WZP_HOME="$T/ex" "$T/example" >"$T/ex.out" 2>&1 && grep -q '^identity .* (created' "$T/ex.out" &&
-    ok "the example creates an identity: $(grep ^identity "$T/ex.out")" || { bad "example:"; cat "$T/ex.out"; }
+WZP_HOME="$T/ex" "$T/example" >"$T/ex.out" 2>&1 && grep -q '^identity .* (loaded' "$T/ex.out" &&
+    ok "the shared example loads that identity: $(grep ^identity "$T/ex.out")" || { bad "example:"; cat "$T/ex.out"; }
 
 # A call from the example to a listener, both through a relay, all three installed.
 RELAY="$root/sbin/wzp-relay"
