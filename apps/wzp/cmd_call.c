@@ -272,17 +272,10 @@ static int run(int cmd, int argc, char **argv)
         case 1008:
             cfg.qlog_dir = optarg;
             break;
-        case 1009: {
-            char *end;
-            unsigned long port = strtoul(optarg, &end, 10);
-            if (!*optarg || *end || port == 0 || port > 65535) {
-                fprintf(stderr, "%s: --relay-tcp wants a port 1..65535, got '%s'\n", so.name,
-                        optarg);
+        case 1009:
+            if (wzp_opt_port(so.name, "--relay-tcp", optarg, &cfg.relay_tcp_port))
                 return WZP_EXIT_USAGE;
-            }
-            cfg.relay_tcp_port = (uint16_t)port;
             break;
-        }
         case 1010:
             so.transport_given = true;
             if (strcmp(optarg, "auto") == 0) {

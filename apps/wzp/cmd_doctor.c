@@ -23,6 +23,7 @@
 #include "commands.h"
 #include "common/hostport.h"
 #include "doctor_quic.h"
+#include "doctor_tcp.h"
 #include "ice/natcheck.h"
 #include "net/clock.h"
 #include "net/ifaddrs.h"
@@ -36,6 +37,7 @@
 #define PORTMAP_TIMEOUT_MS 1000
 #define HARD_LIMIT         WZP_SEC(15) /* natcheck ends well before (its timeouts) */
 #define QUIC_TIMEOUT       WZP_SEC(5)
+#define TCP_TIMEOUT        WZP_SEC(2) /* a port whose SYNs are dropped: give up here */
 
 typedef struct probe {
     wzp_addr relay;
@@ -57,6 +59,7 @@ typedef struct report {
     bool udp; /* some relay address answered */
     bool pinned;
     doctor_quic quic;
+    doctor_tcp tcp; /* tried unless no key was known to pin it to */
 } report;
 
 static void usage(FILE *out)
@@ -70,10 +73,12 @@ static void usage(FILE *out)
                  "  --relay-pin FP         the relay's key, checked by a QUIC handshake from a\n"
                  "                         throwaway identity (else $WZP_RELAY_PIN or the config\n"
                  "                         file; without one the key is only shown)\n"
+                 "  --relay-tcp PORT       the relay's TLS-over-TCP port (else [relay] tcp_port,\n"
+                 "                         else 443), checked with a TLS handshake to the key\n"
                  "  --home DIR             where the config file is (default $WZP_HOME)\n"
                  "  --no-portmap           do not probe the gateway for PCP, NAT-PMP and UPnP\n"
                  "  --json                 one JSON object instead of text\n"
-                 "Exit status 0 when the relay answered over UDP, 4 when it did not.\n");
+                 "Exit status 0 when the relay answered over UDP or TCP, 4 when it did not.\n");
 }
 
 /* The local address the kernel would send to `to` from (no packet is sent). */
@@ -341,7 +346,24 @@ static void print_json(const report *rep)
     } else {
         printf(",\"quic\":null");
     }
-    printf(",\"tcp_fallback\":\"not available\"}\n");
+    const doctor_tcp *t = &rep->tcp;
+    if (t->tried) {
+        printf(",\"tcp_fallback\":{\"port\":%u,\"ok\":%s,\"connected\":%s,\"pin_mismatch\":%s",
+               t->port, t->ok ? "true" : "false", t->connected ? "true" : "false",
+               t->pin_mismatch ? "true" : "false");
+        if (t->connected)
+            printf(",\"connect_ms\":%.1f", (double)t->connect / 1e6);
+        if (t->ok)
+            printf(",\"handshake_ms\":%.1f", (double)t->handshake / 1e6);
+        printf(",\"error\":");
+        if (t->detail[0])
+            phone_json_str(stdout, t->detail);
+        else
+            printf("null");
+        printf("}}\n");
+    } else {
+        printf(",\"tcp_fallback\":null}\n");
+    }
 }
 
 static void print_text(const report *rep)
@@ -424,16 +446,32 @@ static void print_text(const report *rep)
                "the pin\n");
     else if (q->tried)
         printf("relay key:         not checked: %s\n", q->detail);
-    printf("TCP fallback:      not available (wzp has no TCP relay yet)\n");
+    const doctor_tcp *t = &rep->tcp;
+    if (!t->tried)
+        printf("TCP fallback:      not checked: no key to pin it to (give --relay-pin)\n");
+    else if (t->ok)
+        printf("TCP fallback:      works: TLS to port %u, the relay's key verified (connect %.1f "
+               "ms, handshake %.1f ms)\n",
+               t->port, (double)t->connect / 1e6, (double)t->handshake / 1e6);
+    else if (t->pin_mismatch)
+        printf("TCP fallback:      WRONG: port %u presented another key than the relay's\n",
+               t->port);
+    else
+        printf("TCP fallback:      NOT working on port %u: %s\n", t->port, t->detail);
 }
 
 int wzp_cmd_doctor(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"relay", required_argument, NULL, 'r'}, {"relay-pin", required_argument, NULL, 'p'},
-        {"home", required_argument, NULL, 'H'},  {"json", no_argument, NULL, 'j'},
-        {"no-portmap", no_argument, NULL, 'P'},  {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"relay", required_argument, NULL, 'r'},
+        {"relay-pin", required_argument, NULL, 'p'},
+        {"home", required_argument, NULL, 'H'},
+        {"json", no_argument, NULL, 'j'},
+        {"no-portmap", no_argument, NULL, 'P'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"relay-tcp", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     wzp_client_config cfg = {0};
     session_opts so = {.name = "wzp doctor"};
@@ -447,6 +485,10 @@ int wzp_cmd_doctor(int argc, char **argv)
             break;
         case 'P':
             portmap = false;
+            break;
+        case 'T':
+            if (wzp_opt_port(so.name, "--relay-tcp", optarg, &cfg.relay_tcp_port))
+                return WZP_EXIT_USAGE;
             break;
         case 'v':
             verbose++;
@@ -505,6 +547,20 @@ int wzp_cmd_doctor(int argc, char **argv)
     for (size_t i = 0; i < n && !rep.quic.tried; i++)
         if (ps[i].res.udp)
             doctor_quic_check(&rep.quic, &ps[i].relay, cfg.relay_pin ? pin : NULL, QUIC_TIMEOUT);
+    /* TLS over TCP, pinned to the key given, else to the one QUIC just proved (so only the
+     * TCP path is in question). The relay's first address, whether UDP reached it or not. */
+    uint8_t tcp_pin[WZP_FINGERPRINT_LEN];
+    bool have_pin = false;
+    if (cfg.relay_pin) {
+        memcpy(tcp_pin, pin, sizeof(tcp_pin));
+        have_pin = true;
+    } else if (rep.quic.ok) {
+        have_pin = wzp_fingerprint_parse(rep.quic.fp, tcp_pin) == 0;
+    }
+    if (n && have_pin)
+        doctor_tcp_check(&rep.tcp, &ps[0].relay,
+                         cfg.relay_tcp_port ? cfg.relay_tcp_port : WZP_DEFAULT_RELAY_TCP_PORT,
+                         tcp_pin, TCP_TIMEOUT);
     if (threaded)
         pthread_join(th, NULL);
 
@@ -521,7 +577,7 @@ int wzp_cmd_doctor(int argc, char **argv)
         print_json(&rep);
     else
         print_text(&rep);
-    return !rep.udp                ? WZP_EXIT_UNREACHABLE
-           : rep.quic.pin_mismatch ? WZP_EXIT_RELAY_PIN
-                                   : WZP_EXIT_OK;
+    return !rep.udp && !rep.tcp.ok                         ? WZP_EXIT_UNREACHABLE
+           : rep.quic.pin_mismatch || rep.tcp.pin_mismatch ? WZP_EXIT_RELAY_PIN
+                                                           : WZP_EXIT_OK;
 }

@@ -26,6 +26,19 @@ int wzp_opt_double(const char *cmd, const char *opt, const char *arg, double min
     return 0;
 }
 
+int wzp_opt_port(const char *cmd, const char *opt, const char *arg, uint16_t *out)
+{
+    double v;
+    int rc = wzp_opt_double(cmd, opt, arg, 1, 65535, "a port 1..65535", &v);
+    if (rc == 0 && v != (double)(uint16_t)v) {
+        fprintf(stderr, "%s: %s wants a port 1..65535, got '%s'\n", cmd, opt, arg);
+        rc = WZP_EXIT_USAGE;
+    }
+    if (rc == 0)
+        *out = (uint16_t)v;
+    return rc;
+}
+
 int wzp_opt_other(int c, void (*usage)(FILE *out))
 {
     if (c == 'h') {

@@ -25,6 +25,9 @@
 int wzp_opt_double(const char *cmd, const char *opt, const char *arg, double min, double max,
                    const char *want, double *out);
 
+/* A port number 1..65535 (e.g. --relay-tcp): 0, or one line and WZP_EXIT_USAGE. */
+int wzp_opt_port(const char *cmd, const char *opt, const char *arg, uint16_t *out);
+
 /*
  * An option the command's getopt_long loop does not handle itself: 'h'
  * (--help) prints usage on stdout and gives WZP_EXIT_OK; anything else prints

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,11 @@ static int fail(wzp_tcp_link *l, int err, const char *fmt, const char *arg)
         snprintf(l->error, sizeof(l->error), fmt, arg);
     l->state = L_DEAD;
     return err;
+}
+
+static ssize_t push_nosignal(gnutls_transport_ptr_t fd, const void *data, size_t len)
+{
+    return send((int)(intptr_t)fd, data, len, MSG_NOSIGNAL);
 }
 
 /* The client's check of the relay's certificate: the pinned key, nothing else. */
@@ -130,6 +136,8 @@ int wzp_tcp_link_new(wzp_tcp_link **out, const wzp_tcp_link_config *cfg)
     gnutls_session_set_ptr(l->tls, l);
     gnutls_session_set_verify_function(l->tls, verify_relay);
     gnutls_transport_set_int(l->tls, l->fd);
+    /* GnuTLS's own writes would raise SIGPIPE on a reset connection: a library must not. */
+    gnutls_transport_set_push_function(l->tls, push_nosignal);
     *out = l;
     return 0;
 }
