@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "common/rand.h"
+#include "media/tempo.h"
 #include "wire/media_frame.h"
 
 struct wzp_media_tx {
@@ -53,6 +54,8 @@ int wzp_media_tx_new(wzp_media_tx **out, const wzp_media_tx_config *cfg)
     tx->seq = cfg->initial_seq;
     tx->ts = cfg->initial_ts;
     tx->dtx = cfg->opus.dtx;
+    tx->st.bitrate = cfg->opus.bitrate ? cfg->opus.bitrate : WZP_OPUS_DEFAULT_BITRATE;
+    tx->st.expected_loss = cfg->opus.fec ? cfg->opus.expected_loss_pct : 0;
     *out = tx;
     return 0;
 }
@@ -147,12 +150,31 @@ void wzp_media_tx_set_mute(wzp_media_tx *tx, bool mute)
 
 int wzp_media_tx_set_bitrate(wzp_media_tx *tx, int bitrate)
 {
-    return tx ? wzp_opus_enc_set_bitrate(tx->enc, bitrate) : WZP_ERR_INVALID;
+    if (!tx)
+        return WZP_ERR_INVALID;
+    int rc = wzp_opus_enc_set_bitrate(tx->enc, bitrate);
+    if (rc == 0)
+        tx->st.bitrate = bitrate;
+    return rc;
 }
 
 int wzp_media_tx_set_expected_loss(wzp_media_tx *tx, int pct)
 {
-    return tx ? wzp_opus_enc_set_expected_loss(tx->enc, pct) : WZP_ERR_INVALID;
+    if (!tx)
+        return WZP_ERR_INVALID;
+    int rc = wzp_opus_enc_set_expected_loss(tx->enc, pct);
+    if (rc == 0)
+        tx->st.expected_loss = pct;
+    return rc;
+}
+
+void wzp_media_tx_refused(wzp_media_tx *tx, size_t len)
+{
+    if (!tx || !tx->st.sent)
+        return;
+    tx->st.sent--;
+    tx->st.bytes -= len <= tx->st.bytes ? len : tx->st.bytes;
+    tx->st.refused++;
 }
 
 void wzp_media_tx_get_stats(const wzp_media_tx *tx, wzp_media_tx_stats *out)
@@ -162,9 +184,23 @@ void wzp_media_tx_get_stats(const wzp_media_tx *tx, wzp_media_tx_stats *out)
         *out = tx->st;
 }
 
+/* Time-scaling speeds while the playout buffer sheds or adds delay: 20 %
+ * faster sheds 4 ms a frame, 15 % slower adds 3 ms, both barely audible on
+ * speech. Frames quieter than QUIET_RMS (-40 dBFS) are skipped instead. */
+#define TEMPO_FASTER 1.2f
+#define TEMPO_SLOWER 0.85f
+#define QUIET_RMS    328
+/* Decoded samples waiting to be played: one frame plus what the scaler
+ * releases at once (it holds up to ~1500 samples at 48 kHz). */
+#define FIFO_CAP (4 * WZP_AUDIO_FRAME_SAMPLES)
+
 struct wzp_media_rx {
     wzp_playout *pb;
     wzp_opus_dec *dec;
+    wzp_tempo *tempo;
+    int16_t fifo[FIFO_CAP];
+    size_t fifo_len;
+    int fifo_kind; /* kind of the newest frame in the fifo */
     bool use_fec;
     bool comfort_noise;
     bool decoded_any; /* concealment needs a decoder history to extend */
@@ -178,6 +214,7 @@ void wzp_media_rx_config_default(wzp_media_rx_config *cfg)
     cfg->use_fec = true;
     cfg->comfort_noise = true;
     cfg->playout.adaptive = true;
+    cfg->playout.fec_wait = true;
 }
 
 int wzp_media_rx_new(wzp_media_rx **out, const wzp_media_rx_config *cfg)
@@ -195,8 +232,11 @@ int wzp_media_rx_new(wzp_media_rx **out, const wzp_media_rx_config *cfg)
     int err = wzp_playout_new(&rx->pb, &cfg->playout);
     if (err == 0)
         err = wzp_opus_dec_new(&rx->dec);
+    if (err == 0)
+        err = wzp_tempo_new(&rx->tempo);
     if (err < 0) {
         wzp_playout_free(rx->pb);
+        wzp_opus_dec_free(rx->dec);
         free(rx);
         return err;
     }
@@ -215,6 +255,7 @@ void wzp_media_rx_free(wzp_media_rx *rx)
         return;
     wzp_playout_free(rx->pb);
     wzp_opus_dec_free(rx->dec);
+    wzp_tempo_free(rx->tempo);
     free(rx);
 }
 
@@ -239,12 +280,13 @@ int wzp_media_rx_datagram(wzp_media_rx *rx, const uint8_t *dg, size_t len, wzp_t
     return rc;
 }
 
-int wzp_media_rx_pull(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_SAMPLES])
+/* One slot from the playout buffer, decoded, rebuilt or concealed into pcm. */
+static int next_frame(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_SAMPLES],
+                      wzp_playout_frame *out)
 {
-    if (!rx || !pcm)
-        return WZP_ERR_INVALID;
     wzp_playout_frame fr;
     wzp_playout_pull(rx->pb, now, &fr);
+    *out = fr;
     if (fr.kind != WZP_PLAYOUT_WAIT)
         rx->last_pull = now;
     switch (fr.kind) {
@@ -267,7 +309,7 @@ int wzp_media_rx_pull(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_
     case WZP_PLAYOUT_MISSING:
         if (!rx->decoded_any)
             break;
-        if (fr.dtx && !fr.hold) {
+        if (fr.dtx) {
             /* Decode even when the noise is not wanted: the decoder then
              * resumes from the background, not from a stale frame. */
             wzp_opus_decode_plc(rx->dec, pcm);
@@ -293,6 +335,57 @@ int wzp_media_rx_pull(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_
     return WZP_MEDIA_RX_SILENCE;
 }
 
+static bool quiet(const int16_t pcm[WZP_AUDIO_FRAME_SAMPLES])
+{
+    int64_t e = 0;
+    for (unsigned i = 0; i < WZP_AUDIO_FRAME_SAMPLES; i++)
+        e += (int64_t)pcm[i] * pcm[i];
+    return e < (int64_t)QUIET_RMS * QUIET_RMS * WZP_AUDIO_FRAME_SAMPLES;
+}
+
+int wzp_media_rx_pull(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_SAMPLES])
+{
+    if (!rx || !pcm)
+        return WZP_ERR_INVALID;
+    /* Frames go through the fifo: time-scaling makes one pull need more or
+     * less than one frame. Bounded: a pull takes at most a few slots. */
+    for (int guard = 0; rx->fifo_len < WZP_AUDIO_FRAME_SAMPLES && guard < 4; guard++) {
+        int16_t f[WZP_AUDIO_FRAME_SAMPLES];
+        wzp_playout_frame pf;
+        int kind = next_frame(rx, now, f, &pf);
+        if (kind == WZP_MEDIA_RX_SILENCE) {
+            if (!rx->fifo_len) {
+                memcpy(pcm, f, sizeof(f));
+                return kind;
+            }
+            break; /* playout restarts: the rest of this pull is silence */
+        }
+        float speed = 1.0f;
+        bool sound = kind == WZP_MEDIA_RX_DECODED || kind == WZP_MEDIA_RX_FEC ||
+                     kind == WZP_MEDIA_RX_CONCEALED;
+        if (pf.tempo > 0 && sound) {
+            if (pf.excess >= (int64_t)WZP_MS(WZP_AUDIO_FRAME_MS) && quiet(f)) {
+                rx->st.quiet_skipped++;
+                continue;
+            }
+            speed = TEMPO_FASTER;
+            rx->st.faster++;
+        } else if (pf.tempo < 0 && sound) {
+            speed = TEMPO_SLOWER;
+            rx->st.slower++;
+        }
+        rx->fifo_len += wzp_tempo_feed(rx->tempo, f, WZP_AUDIO_FRAME_SAMPLES, speed,
+                                       rx->fifo + rx->fifo_len, FIFO_CAP - rx->fifo_len);
+        rx->fifo_kind = kind;
+    }
+    size_t n = rx->fifo_len < WZP_AUDIO_FRAME_SAMPLES ? rx->fifo_len : WZP_AUDIO_FRAME_SAMPLES;
+    memcpy(pcm, rx->fifo, n * sizeof(*pcm));
+    memset(pcm + n, 0, (WZP_AUDIO_FRAME_SAMPLES - n) * sizeof(*pcm));
+    rx->fifo_len -= n;
+    memmove(rx->fifo, rx->fifo + n, rx->fifo_len * sizeof(*pcm));
+    return rx->fifo_kind;
+}
+
 wzp_ts wzp_media_rx_next_deadline(const wzp_media_rx *rx)
 {
     if (!rx)
@@ -309,4 +402,6 @@ void wzp_media_rx_get_stats(const wzp_media_rx *rx, wzp_media_rx_stats *out)
         return;
     *out = rx->st;
     wzp_playout_get_stats(rx->pb, &out->playout);
+    out->delay = out->playout.delay +
+                 (wzp_ts)rx->fifo_len * WZP_SEC(1) / WZP_AUDIO_RATE; /* still in the fifo */
 }

@@ -37,6 +37,9 @@ typedef struct wzp_media_tx_stats {
     uint64_t bytes;      /* datagram bytes out */
     uint64_t suppressed; /* DTX frames not sent */
     uint64_t errors;     /* encoder failures (frame skipped) */
+    uint64_t refused;    /* made, but refused by the transport (not in sent/bytes) */
+    int bitrate;         /* encoder bitrate now, bit/s */
+    int expected_loss;   /* encoder FEC strength now, percent */
 } wzp_media_tx_stats;
 
 typedef struct wzp_media_tx wzp_media_tx;
@@ -75,6 +78,9 @@ void wzp_media_tx_set_mute(wzp_media_tx *tx, bool mute);
 /* Runtime knobs for the call layer's congestion / loss feedback. */
 int wzp_media_tx_set_bitrate(wzp_media_tx *tx, int bitrate);
 int wzp_media_tx_set_expected_loss(wzp_media_tx *tx, int pct);
+/* The transport refused the datagram of `len` bytes this sender just made
+ * (e.g. its queue was full): it moves from sent to refused. */
+void wzp_media_tx_refused(wzp_media_tx *tx, size_t len);
 void wzp_media_tx_get_stats(const wzp_media_tx *tx, wzp_media_tx_stats *out);
 
 /* ---- receiver ---- */
@@ -93,17 +99,22 @@ typedef struct wzp_media_rx_config {
 } wzp_media_rx_config;
 
 typedef struct wzp_media_rx_stats {
-    uint64_t datagrams;     /* offered */
-    uint64_t malformed;     /* did not parse */
-    uint64_t unsupported;   /* parsed, but not an Opus payload */
-    uint64_t decoded;       /* frames decoded from their own packet */
-    uint64_t fec_recovered; /* missing frames rebuilt from the next packet's FEC */
-    uint64_t plc;           /* missing frames concealed (not sender DTX) */
-    uint64_t comfort;       /* sender-DTX slots filled with comfort noise */
-    uint64_t decode_errors; /* corrupt packets (concealed instead) */
-    uint64_t silence;       /* pulls before audio started */
-    wzp_ts first_datagram;  /* arrival of the first accepted datagram, or WZP_TS_NEVER */
-    wzp_ts first_decoded;   /* pull time of the first decoded frame, or WZP_TS_NEVER */
+    uint64_t datagrams;            /* offered */
+    uint64_t malformed;            /* did not parse */
+    uint64_t unsupported;          /* parsed, but not an Opus payload */
+    uint64_t decoded;              /* frames decoded from their own packet */
+    uint64_t fec_recovered;        /* missing frames rebuilt from the next packet's FEC */
+    uint64_t plc;                  /* missing frames concealed (not sender DTX) */
+    uint64_t comfort;              /* sender-DTX slots filled with comfort noise */
+    uint64_t decode_errors;        /* corrupt packets (concealed instead) */
+    uint64_t silence;              /* pulls before audio started */
+    uint64_t redundancy_recovered; /* missing frames rebuilt from a later packet's redundancy */
+    uint64_t faster;               /* frames played faster (time-compressed) to shed delay */
+    uint64_t slower;               /* frames played slower (time-stretched) to add delay */
+    uint64_t quiet_skipped;        /* quiet frames skipped to shed delay */
+    wzp_ts delay;                  /* playout delay above the fastest arrival, at the last pull */
+    wzp_ts first_datagram;         /* arrival of the first accepted datagram, or WZP_TS_NEVER */
+    wzp_ts first_decoded;          /* pull time of the first decoded frame, or WZP_TS_NEVER */
     wzp_playout_stats playout;
 } wzp_media_rx_stats;
 
@@ -126,7 +137,9 @@ void wzp_media_rx_free(wzp_media_rx *rx);
 /* One received datagram. 0 = buffered, 1 = dropped (duplicate, late, ...),
  * WZP_ERR_MALFORMED / WZP_ERR_TOO_BIG / WZP_ERR_PROTOCOL (not Opus): counted. */
 int wzp_media_rx_datagram(wzp_media_rx *rx, const uint8_t *dg, size_t len, wzp_ts now);
-/* Writes one frame of PCM and returns what it is (wzp_media_rx_out). */
+/* Writes one frame of PCM and returns what it is (wzp_media_rx_out; with
+ * adaptive playout a pull may blend the end of one frame with the next, and
+ * tells the kind of the newest). */
 int wzp_media_rx_pull(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_SAMPLES]);
 wzp_ts wzp_media_rx_next_deadline(const wzp_media_rx *rx);
 void wzp_media_rx_get_stats(const wzp_media_rx *rx, wzp_media_rx_stats *out);

@@ -11,13 +11,27 @@
 /* Late frames in a row, with nothing buffered, that mean the sender's clock
  * moved (restart) rather than a delay spike: 160 ms of audio. */
 #define LATE_RUN_RESYNC 8
-/* Adaptive trimming looks at the smallest depth over this many ticks (1 s). */
-#define TRIM_WINDOW 50
-/* Added delay is given back one frame per this many ticks without lateness (10 s). */
-#define CALM_TICKS 500
 /* Frames later than this are a reordering straggler or a restart, not a
  * slower path: they do not add delay. */
 #define GROW_MAX_LATE 5
+/* The floor is the smallest arrival offset over FLOOR_BUCKETS buckets of one
+ * second each: old enough minima expire, so a slower path raises it. */
+#define FLOOR_BUCKETS 4
+/* Jitter histogram: 4 ms bins up to 400 ms; each frame multiplies the old
+ * weights by FORGET (memory ~250 frames = 5 s). */
+#define HIST_BINS  100
+#define HIST_BIN   WZP_MS(4)
+#define HIST_Q     0.97
+#define HIST_DECAY 0.996f
+/* Pull-clock and event-loop slack on top of the jitter. */
+#define GUARD WZP_MS(5)
+/* Hysteresis (ns above/below the target): start shedding above SHED_ON (more
+ * than a pull grid's phase can add), stop
+ * under SHED_OFF; start growing below -GROW_ON, stop above -GROW_OFF. */
+#define SHED_ON  ((int64_t)WZP_MS(20))
+#define SHED_OFF ((int64_t)WZP_MS(4))
+#define GROW_ON  ((int64_t)WZP_MS(8))
+#define GROW_OFF ((int64_t)WZP_MS(2))
 
 enum { SLOT_EMPTY = 0, SLOT_FILLED, SLOT_PLAYED };
 
@@ -34,8 +48,9 @@ struct wzp_playout {
     wzp_ts delay;
     unsigned cap;
     bool adaptive;
+    bool fec_wait;
     unsigned target_frames;
-    unsigned max_extra; /* adaptive: frames of delay above the target we may add */
+    wzp_ts max_delay; /* adaptive ceiling of the target */
     slot *slots;
 
     bool anchored; /* a first frame fixed base_ts and start */
@@ -53,10 +68,18 @@ struct wzp_playout {
     uint64_t seq_unique;
     uint64_t lost_before;
 
-    unsigned win_count, win_min;
-    unsigned extra; /* frames of delay added by holds */
-    unsigned hold;  /* holds still to perform */
-    unsigned calm;  /* ticks since the last late frame */
+    unsigned hold; /* holds still to perform */
+
+    /* adaptive delay estimate (see the header) */
+    wzp_ts anchor_at; /* arrival of slot 0: offsets are relative to it */
+    struct {
+        int64_t epoch; /* arrival second; -1 = unused */
+        int64_t min;   /* smallest offset seen in it, ns */
+    } floor_b[FLOOR_BUCKETS];
+    int64_t floor; /* current floor, ns */
+    float hist[HIST_BINS];
+    float hist_sum;
+    int mode; /* +1 shedding, -1 growing, 0 steady */
     wzp_playout_stats st;
 };
 
@@ -92,14 +115,13 @@ int wzp_playout_new(wzp_playout **out, const wzp_playout_config *cfg)
     pb->cap = c.capacity;
     pb->adaptive = c.adaptive;
     pb->target_frames = target_frames;
+    pb->fec_wait = c.fec_wait;
     wzp_ts maxd = c.max_delay ? c.max_delay : WZP_PLAYOUT_DEFAULT_MAX;
-    unsigned max_frames = (unsigned)(maxd / WZP_MS(WZP_AUDIO_FRAME_MS));
-    if (max_frames > c.capacity - 2)
-        max_frames = c.capacity - 2;
-    pb->max_extra = max_frames > target_frames ? max_frames - target_frames : 0;
+    if (maxd > (wzp_ts)(c.capacity - 2) * WZP_MS(WZP_AUDIO_FRAME_MS))
+        maxd = (wzp_ts)(c.capacity - 2) * WZP_MS(WZP_AUDIO_FRAME_MS);
+    pb->max_delay = maxd < c.target_delay ? c.target_delay : maxd;
     pb->slots = slots;
     pb->start = WZP_TS_NEVER;
-    pb->win_min = UINT32_MAX;
     *out = pb;
     return 0;
 }
@@ -167,6 +189,67 @@ static void store(wzp_playout *pb, int64_t idx, uint16_t seq, uint8_t flags, con
     note_seq(pb, seq);
 }
 
+/* Arrival offset of slot idx at `now`, relative to slot 0's arrival. */
+static int64_t offset_of(const wzp_playout *pb, int64_t idx, wzp_ts now)
+{
+    return (int64_t)(now - pb->anchor_at) - idx * (int64_t)WZP_MS(WZP_AUDIO_FRAME_MS);
+}
+
+/* Feeds one arrival (in time or late) to the floor and the jitter histogram. */
+static void observe(wzp_playout *pb, int64_t idx, wzp_ts now)
+{
+    if (!pb->adaptive)
+        return;
+    int64_t o = offset_of(pb, idx, now);
+    int64_t epoch = (int64_t)(now / WZP_SEC(1));
+    unsigned b = (unsigned)(epoch % FLOOR_BUCKETS);
+    if (pb->floor_b[b].epoch != epoch) {
+        pb->floor_b[b].epoch = epoch;
+        pb->floor_b[b].min = o;
+    } else if (o < pb->floor_b[b].min) {
+        pb->floor_b[b].min = o;
+    }
+    int64_t fl = INT64_MAX;
+    for (unsigned i = 0; i < FLOOR_BUCKETS; i++)
+        if (pb->floor_b[i].epoch > epoch - FLOOR_BUCKETS && pb->floor_b[i].min < fl)
+            fl = pb->floor_b[i].min;
+    pb->floor = fl;
+    int64_t j = o - fl;
+    unsigned bin = (unsigned)(j / (int64_t)HIST_BIN);
+    if (bin >= HIST_BINS)
+        bin = HIST_BINS - 1;
+    for (unsigned i = 0; i < HIST_BINS; i++)
+        pb->hist[i] *= HIST_DECAY;
+    pb->hist[bin] += 1.0f;
+    pb->hist_sum = pb->hist_sum * HIST_DECAY + 1.0f;
+}
+
+static wzp_ts jitter_q(const wzp_playout *pb)
+{
+    float want = (float)HIST_Q * pb->hist_sum, acc = 0;
+    for (unsigned i = 0; i < HIST_BINS; i++) {
+        acc += pb->hist[i];
+        if (acc >= want)
+            return (wzp_ts)(i + 1) * HIST_BIN;
+    }
+    return (wzp_ts)HIST_BINS * HIST_BIN;
+}
+
+static wzp_ts target_of(const wzp_playout *pb)
+{
+    wzp_ts t = jitter_q(pb) + GUARD + (pb->fec_wait ? WZP_MS(WZP_AUDIO_FRAME_MS) : 0);
+    if (t < pb->delay)
+        t = pb->delay;
+    return t > pb->max_delay ? pb->max_delay : t;
+}
+
+/* Delay of slot idx played at `now`, above the floor (0 if ahead of it). */
+static wzp_ts delay_of(const wzp_playout *pb, int64_t idx, wzp_ts now)
+{
+    int64_t d = offset_of(pb, idx, now) - pb->floor;
+    return d > 0 ? (wzp_ts)d : 0;
+}
+
 /* Starts (or restarts) playout on this frame: it becomes slot 0, played
  * target_delay from now. Anything buffered is discarded. Extension restarts
  * from the raw wire timestamp, so no run of jumps can walk the extended
@@ -193,11 +276,15 @@ static void anchor(wzp_playout *pb, uint16_t seq, int64_t ext_ts, uint8_t flags,
     pb->late_run = 0;
     pb->seq_ref = pb->seq_min = pb->seq_max = seq;
     pb->seq_unique = 0;
-    pb->win_count = 0;
-    pb->win_min = UINT32_MAX;
     pb->hold = 0;
-    pb->extra = 0;
-    pb->calm = 0;
+    pb->anchor_at = now;
+    for (unsigned i = 0; i < FLOOR_BUCKETS; i++)
+        pb->floor_b[i].epoch = -1;
+    pb->floor = 0;
+    memset(pb->hist, 0, sizeof(pb->hist));
+    pb->hist_sum = 0;
+    pb->mode = 0;
+    observe(pb, 0, now);
     store(pb, 0, seq, flags, p, len);
 }
 
@@ -241,11 +328,14 @@ int wzp_playout_insert(wzp_playout *pb, uint16_t seq, uint32_t timestamp, uint8_
         int64_t e = extend(pb->seq_ref, seq, 16);
         if (e >= pb->seq_min - (int64_t)pb->cap && e <= pb->seq_max + (int64_t)pb->cap)
             note_seq(pb, seq);
-        pb->calm = 0;
+        observe(pb, idx, now);
         /* A slower path: hold playout back by as many frames as this one
-         * missed its slot by (holds already pending count towards it). */
+         * missed its slot by (holds already pending count towards it), while
+         * the delay is under the target that now includes this frame. */
         if (pb->adaptive && pb->playing && pb->next - idx <= GROW_MAX_LATE &&
-            pb->hold < pb->next - idx && pb->extra + pb->hold < pb->max_extra)
+            pb->hold < pb->next - idx &&
+            delay_of(pb, pb->next, now) + (pb->hold + 1) * WZP_MS(WZP_AUDIO_FRAME_MS) <=
+                target_of(pb) + WZP_MS(WZP_AUDIO_FRAME_MS))
             pb->hold++;
         if (++pb->late_run >= LATE_RUN_RESYNC && wzp_playout_depth(pb) == 0) {
             /* Not late after all: playout restarts on it. */
@@ -268,6 +358,7 @@ int wzp_playout_insert(wzp_playout *pb, uint16_t seq, uint32_t timestamp, uint8_
     if (ext > pb->ts_ref)
         pb->ts_ref = ext;
     pb->late_run = 0;
+    observe(pb, idx, now);
     store(pb, idx, seq, flags, payload, len);
     return 0;
 }
@@ -279,31 +370,28 @@ unsigned wzp_playout_depth(const wzp_playout *pb)
     return (unsigned)(pb->newest - pb->next + 1);
 }
 
-/* With adaptation: a whole window in which the buffer never ran below
- * target + added + 2 frames means the excess delay is not buying anything. */
-static void maybe_trim(wzp_playout *pb)
+/* With adaptation: where the next slot stands against the target, with
+ * hysteresis; sets out->tempo and out->excess. */
+static void steer(wzp_playout *pb, wzp_ts now, wzp_playout_frame *out)
 {
-    if (++pb->calm >= CALM_TICKS) {
-        pb->calm = 0;
-        if (pb->extra)
-            pb->extra--;
-    }
-    unsigned d = wzp_playout_depth(pb);
-    if (d < pb->win_min)
-        pb->win_min = d;
-    if (++pb->win_count < TRIM_WINDOW)
-        return;
-    if (pb->win_min > pb->target_frames + pb->extra + 2) {
-        slot *s = slot_at(pb, pb->next);
-        if (s->idx == pb->next && s->state == SLOT_FILLED) {
-            s->state = SLOT_PLAYED;
-            pb->st.dropped++;
-        }
-        pb->next++;
-        pb->st.trimmed++;
-    }
-    pb->win_count = 0;
-    pb->win_min = UINT32_MAX;
+    wzp_ts d = delay_of(pb, pb->next, now), t = target_of(pb);
+    int64_t ex = (int64_t)d - (int64_t)t;
+    pb->st.delay = d;
+    pb->st.target = t;
+    if (ex > SHED_ON)
+        pb->mode = 1;
+    else if (ex < -GROW_ON)
+        pb->mode = -1;
+    else if ((pb->mode > 0 && ex < SHED_OFF) || (pb->mode < 0 && ex > -GROW_OFF))
+        pb->mode = 0;
+    out->tempo = pb->mode;
+    out->excess = ex;
+}
+
+static bool slot_filled(wzp_playout *pb, int64_t idx)
+{
+    slot *s = slot_at(pb, idx);
+    return s->state == SLOT_FILLED && s->idx == idx;
 }
 
 void wzp_playout_pull(wzp_playout *pb, wzp_ts now, wzp_playout_frame *out)
@@ -317,16 +405,36 @@ void wzp_playout_pull(wzp_playout *pb, wzp_ts now, wzp_playout_frame *out)
             return;
         pb->playing = true;
     }
-    if (pb->adaptive)
-        maybe_trim(pb);
+    if (pb->adaptive) {
+        steer(pb, now, out);
+        /* Sender DTX: skipping or repeating a slot of background costs nothing
+         * audible, so whole frames go here (at most one per pull). */
+        if (pb->in_dtx && !slot_filled(pb, pb->next)) {
+            if (out->excess >= SHED_OFF + (int64_t)WZP_MS(WZP_AUDIO_FRAME_MS) &&
+                !slot_filled(pb, pb->next + 1)) {
+                slot *s = slot_at(pb, pb->next);
+                s->idx = pb->next;
+                s->state = SLOT_EMPTY;
+                pb->next++;
+                pb->st.trimmed++;
+                out->excess -= (int64_t)WZP_MS(WZP_AUDIO_FRAME_MS);
+            } else if (out->excess <= -(int64_t)WZP_MS(WZP_AUDIO_FRAME_MS) && !pb->hold) {
+                pb->hold = 1;
+            }
+        }
+        if (out->tempo > 0)
+            pb->st.faster++;
+        else if (out->tempo < 0)
+            pb->st.slower++;
+    }
     if (pb->hold) {
         /* Play one concealed frame without consuming a slot: every frame
          * after this one is played 20 ms later than before. */
         pb->hold--;
-        pb->extra++;
         pb->st.held++;
         out->kind = WZP_PLAYOUT_MISSING;
         out->hold = true;
+        out->dtx = pb->in_dtx;
         out->index = pb->next;
         out->timestamp = (uint32_t)(pb->base_ts + pb->next * WZP_AUDIO_FRAME_SAMPLES);
         return;
@@ -380,4 +488,6 @@ void wzp_playout_get_stats(const wzp_playout *pb, wzp_playout_stats *out)
         return;
     *out = pb->st;
     out->lost = seq_lost(pb);
+    if (pb->adaptive && pb->anchored)
+        out->jitter = jitter_q(pb);
 }

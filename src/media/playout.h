@@ -15,14 +15,22 @@
  * late frames with nothing buffered (a sender restart), re-anchors playout
  * on it.
  *
- * With `adaptive`, the delay follows the network within [target,
- * max_delay]: a late frame (the path got slower, e.g. a switch from a
- * direct path to the relay) holds playout back one tick (one concealed
- * frame, no audio skipped later), and a sustained excess of buffered frames
- * (the path got faster, or the sender's clock runs fast) is trimmed one
- * frame at a time. Added delay is given back after 10 s without lateness.
- * Without it the delay stays at the target. Memory is capacity slots,
- * fixed at creation.
+ * With `adaptive`, the delay follows the network (NetEQ-style): each
+ * frame's arrival offset (arrival time minus its media time) is measured
+ * against the smallest offset of the last few seconds (the floor: the
+ * fastest a frame got here), and a forgetting histogram of the excess gives
+ * the jitter (97th percentile). The target delay above the floor is that
+ * jitter plus, with `fec_wait`, one frame, so the packet after a lost one is
+ * already buffered when the lost slot plays and its in-band FEC can rebuild
+ * it; never below target_delay, never above max_delay. Each pull compares
+ * the slot's delay with the target: too much, and playout drops sender-DTX
+ * slots outright and asks the caller to play speech faster (tempo +1,
+ * time-compression); too little, and it repeats DTX slots and asks for
+ * slower speech (tempo -1). Hysteresis keeps it from flapping. A late frame
+ * (a slower path) still holds playout back one tick at once (one concealed
+ * frame) when the delay is under the new target. Without `adaptive` the
+ * delay stays where the first frame put it. Memory is capacity slots, fixed
+ * at creation.
  */
 #ifndef WZP_MEDIA_PLAYOUT_H
 #define WZP_MEDIA_PLAYOUT_H
@@ -43,6 +51,7 @@ typedef struct wzp_playout_config {
     unsigned capacity;   /* slots (20 ms each), > target delay; 0 = default */
     bool adaptive;       /* follow the network's delay (see above) */
     wzp_ts max_delay;    /* adaptive ceiling; 0 = 200 ms (clamped to capacity) */
+    bool fec_wait;       /* adaptive: keep one frame more, for the next frame's FEC */
 } wzp_playout_config;
 
 /* All zero: the default delay and capacity, not adaptive. */
@@ -58,10 +67,15 @@ typedef struct wzp_playout_stats {
     uint64_t played;    /* slots pulled with a frame */
     uint64_t concealed; /* slots pulled without one, outside sender DTX */
     uint64_t dtx;       /* slots pulled without one while the sender announced DTX */
-    uint64_t dropped;   /* buffered frames discarded by re-anchoring or trimming */
+    uint64_t dropped;   /* buffered frames discarded by re-anchoring */
     uint64_t resyncs;   /* re-anchors */
-    uint64_t trimmed;   /* adaptive one-frame delay reductions */
+    uint64_t trimmed;   /* adaptive: sender-DTX slots skipped to shed delay */
     uint64_t held;      /* adaptive one-frame delay increases (pulled as MISSING) */
+    uint64_t faster;    /* adaptive: frames pulled with tempo +1 */
+    uint64_t slower;    /* adaptive: frames pulled with tempo -1 */
+    wzp_ts delay;       /* playout delay of the last pulled slot above the floor */
+    wzp_ts target;      /* adaptive target for that delay */
+    wzp_ts jitter;      /* 97th percentile of arrival offsets above the floor */
 } wzp_playout_stats;
 
 typedef enum wzp_playout_kind {
@@ -84,6 +98,10 @@ typedef struct wzp_playout_frame {
     size_t len;
     const uint8_t *next_payload; /* MISSING only: the following frame, if buffered */
     size_t next_len;
+    /* Adaptive only: +1 play this frame faster (shed delay), -1 slower (add
+     * delay), 0 as it is; excess = delay - target when it was pulled. */
+    int tempo;
+    int64_t excess; /* ns */
 } wzp_playout_frame;
 
 typedef struct wzp_playout wzp_playout;

@@ -288,37 +288,212 @@ static void test_resync_far_ahead_and_restart(void **state)
     wzp_playout_free(pb);
 }
 
-static void test_adaptive_trim(void **state)
+/* A consumer that honours tempo the way wzp_media_rx does (20 % faster, 15 %
+ * slower): one pull a tick, plus or minus one now and then. */
+typedef struct consumer {
+    double credit;
+    unsigned pulls, frames, missing, faster;
+    /* optional: arrival per frame (WZP_TS_NEVER = lost); lost slots in
+     * [lo, hi) are counted, and those whose next frame was buffered */
+    const wzp_ts *at;
+    int64_t lo, hi;
+    unsigned lost_slots, with_fec;
+} consumer;
+
+static void consume(wzp_playout *pb, consumer *c, wzp_ts now)
+{
+    wzp_playout_frame f;
+    int n = 1;
+    if (c->credit >= 1.0) {
+        n++;
+        c->credit -= 1.0;
+    } else if (c->credit <= -1.0) {
+        n--;
+        c->credit += 1.0;
+    }
+    for (int i = 0; i < n; i++) {
+        wzp_playout_pull(pb, now, &f);
+        if (f.kind == WZP_PLAYOUT_WAIT)
+            return;
+        c->pulls++;
+        c->frames += f.kind == WZP_PLAYOUT_FRAME;
+        c->missing += f.kind == WZP_PLAYOUT_MISSING && !f.dtx;
+        c->faster += f.tempo > 0;
+        if (c->at && f.kind == WZP_PLAYOUT_MISSING && !f.hold && f.index >= c->lo &&
+            f.index < c->hi && c->at[f.index] == WZP_TS_NEVER) {
+            c->lost_slots++;
+            c->with_fec += f.next_payload != NULL;
+        }
+        c->credit += f.tempo > 0 ? 0.2 : f.tempo < 0 ? -0.15 : 0;
+    }
+}
+
+static void test_late_first_packet(void **state)
 {
     (void)state;
-    /* The first frame is 200 ms early relative to the rest (or the rest
-     * are late): the buffer holds ~10 extra frames. Adaptation trims them;
-     * the fixed buffer keeps them. */
+    /* The first frame is held 150 ms and the next ones queue behind it (they
+     * arrive with it); from then on every frame arrives 20 ms after it was
+     * sent. Speech throughout: the buffer starts 150 ms too deep and must be
+     * back within 20 ms of its target in at most 3 s, by playing faster, not
+     * by dropping frames. Without adaptation it keeps the excess. */
     for (int adaptive = 0; adaptive <= 1; adaptive++) {
-        wzp_playout *pb = mk(40, 50, adaptive);
-        stream s = {0, 0};
-        wzp_playout_frame f;
-        put(pb, &s, 0, 0, 0);
-        /* Playback begins at 40 ms, but the stream really arrives starting
-         * at 0 with frames 1..10 all at once at 40 ms (a burst). */
-        for (unsigned k = 1; k <= 10; k++)
-            put(pb, &s, k, 0, WZP_MS(40));
-        for (unsigned k = 0; k < 400; k++) {
-            wzp_ts now = WZP_MS(40) + k * TICK;
-            put(pb, &s, k + 11, 0, now);
-            wzp_playout_pull(pb, now, &f);
-            assert_int_equal(f.kind, WZP_PLAYOUT_FRAME);
+        wzp_playout_config cfg = {
+            .target_delay = WZP_MS(20), .capacity = 50, .adaptive = adaptive, .fec_wait = true};
+        wzp_playout *pb = NULL;
+        assert_int_equal(wzp_playout_new(&pb, &cfg), 0);
+        stream s = {7, 1000};
+        consumer c = {0};
+        unsigned sent = 0;
+        wzp_ts back_at = WZP_TS_NEVER;
+        for (wzp_ts now = 0; now < WZP_SEC(6); now += WZP_MS(20)) {
+            while (now >= WZP_MS(150) && sent * TICK + WZP_MS(20) <= now)
+                put(pb, &s, sent++, 0, now);
+            if (now >= wzp_playout_start_time(pb))
+                consume(pb, &c, now);
+            wzp_playout_stats st = stats_of(pb);
+            if (back_at == WZP_TS_NEVER && st.target && st.delay <= st.target + WZP_MS(20))
+                back_at = now;
         }
         wzp_playout_stats st = stats_of(pb);
+        printf("# late first packet, %s: delay %.1f ms target %.1f ms, within 20 ms after "
+               "%.2f s, %u faster, %u missing, %llu late\n",
+               adaptive ? "adaptive" : "fixed", st.delay / 1e6, st.target / 1e6,
+               back_at == WZP_TS_NEVER ? -1.0 : (back_at - WZP_MS(170)) / 1e9, c.faster, c.missing,
+               (unsigned long long)st.late);
+        assert_int_equal(c.missing, 0);
+        assert_int_equal(st.trimmed, 0); /* speech: no frame dropped */
         if (adaptive) {
-            assert_true(wzp_playout_depth(pb) <= 5);
-            assert_true(st.trimmed >= 6);
+            assert_true(back_at != WZP_TS_NEVER && back_at - WZP_MS(170) <= WZP_SEC(3));
+            assert_true(st.delay <= st.target + WZP_MS(20));
+            assert_true(c.faster > 0);
         } else {
-            assert_int_equal(wzp_playout_depth(pb), 11);
-            assert_int_equal(st.trimmed, 0);
+            assert_true(wzp_playout_depth(pb) >= 7);
         }
         wzp_playout_free(pb);
     }
+}
+
+static void test_late_first_packet_in_dtx(void **state)
+{
+    (void)state;
+    /* The same late start, but the sender goes into DTX after 10 frames:
+     * the excess goes by skipping background slots, nothing is time-scaled
+     * after the talkspurt. */
+    wzp_playout_config cfg = {
+        .target_delay = WZP_MS(20), .capacity = 50, .adaptive = true, .fec_wait = true};
+    wzp_playout *pb = NULL;
+    assert_int_equal(wzp_playout_new(&pb, &cfg), 0);
+    stream s = {0, 0};
+    consumer c = {0};
+    unsigned sent = 0;
+    for (wzp_ts now = WZP_MS(150); now < WZP_SEC(3); now += WZP_MS(20)) {
+        while (sent < 10 && (sent * TICK + WZP_MS(20) <= now || now == WZP_MS(150)))
+            put(pb, &s, sent, sent == 9 ? WZP_MEDIA_F_DTX : 0, now), sent++;
+        if (now >= wzp_playout_start_time(pb))
+            consume(pb, &c, now);
+    }
+    wzp_playout_stats st = stats_of(pb);
+    printf("# dtx: delay %.1f ms target %.1f ms, %llu slots skipped, %u faster\n", st.delay / 1e6,
+           st.target / 1e6, (unsigned long long)st.trimmed, c.faster);
+    assert_true(st.trimmed >= 4);
+    assert_true(st.delay <= st.target + WZP_MS(20));
+    assert_int_equal(c.frames, 10);
+    assert_int_equal(c.missing, 0);
+    wzp_playout_free(pb);
+}
+
+/* xorshift for the channel models below */
+static uint32_t rnd32(uint32_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    return *x;
+}
+
+static void test_jitter_reorder_and_fec_wait(void **state)
+{
+    (void)state;
+    /* 20 ms one way plus 0-40 ms uniform jitter (frames overtake each other),
+     * 3 % single losses. After a few seconds the target covers the jitter
+     * and one frame more, so few frames are late and, for a lost slot, the
+     * next frame (its FEC) is buffered when it plays. Then the jitter stops:
+     * within a few seconds the target and the delay come down again. */
+    wzp_playout_config cfg = {
+        .target_delay = WZP_MS(20), .capacity = 50, .adaptive = true, .fec_wait = true};
+    wzp_playout *pb = NULL;
+    assert_int_equal(wzp_playout_new(&pb, &cfg), 0);
+    stream s = {0, 0};
+    consumer c = {0};
+    enum { N_FR = 2000, CALM_FROM = 1000 };
+    wzp_ts at[N_FR];
+    uint32_t x = 12345;
+    for (unsigned k = 0; k < N_FR; k++) {
+        at[k] = k * TICK + WZP_MS(20) + (k < CALM_FROM ? rnd32(&x) % WZP_MS(40) : 0);
+        if (k > 0 && rnd32(&x) % 100 < 3 && at[k - 1] != WZP_TS_NEVER)
+            at[k] = WZP_TS_NEVER; /* lost */
+    }
+    unsigned late_after_warmup = 0;
+    c.at = at;
+    c.lo = 250;
+    c.hi = CALM_FROM;
+    wzp_ts peak_target = 0;
+    for (wzp_ts now = 0; now < N_FR * TICK; now += WZP_MS(1)) {
+        for (unsigned k = 0; k < N_FR; k++)
+            if (at[k] != WZP_TS_NEVER && at[k] >= now && at[k] < now + WZP_MS(1)) {
+                uint64_t late0 = stats_of(pb).late;
+                put(pb, &s, k, 0, now);
+                if (k > 250 && k < CALM_FROM && stats_of(pb).late > late0)
+                    late_after_warmup++;
+            }
+        if (now % TICK != WZP_MS(7) || now < wzp_playout_start_time(pb))
+            continue;
+        consume(pb, &c, now);
+        wzp_playout_stats st = stats_of(pb);
+        if (st.target > peak_target)
+            peak_target = st.target;
+    }
+    wzp_playout_stats st = stats_of(pb);
+    printf("# jitter 0-40 ms: peak target %.1f ms; %u lost slots, %u with the next frame "
+           "buffered; %u late after warm-up; calm: delay %.1f target %.1f ms\n",
+           peak_target / 1e6, c.lost_slots, c.with_fec, late_after_warmup, st.delay / 1e6,
+           st.target / 1e6);
+    assert_true(c.lost_slots >= 10);
+    assert_true(c.with_fec * 100 >= c.lost_slots * 95);
+    assert_true(late_after_warmup * 100 <= (CALM_FROM - 250) * 2);
+    assert_true(peak_target >= WZP_MS(60));
+    assert_true(st.target <= WZP_MS(40));
+    wzp_playout_free(pb);
+}
+
+static void test_burst_loss_keeps_delay(void **state)
+{
+    (void)state;
+    /* A 160 ms burst of loss on a steady path is concealed slot by slot; it
+     * is not lateness, so the delay does not move. */
+    wzp_playout_config cfg = {
+        .target_delay = WZP_MS(20), .capacity = 50, .adaptive = true, .fec_wait = true};
+    wzp_playout *pb = NULL;
+    assert_int_equal(wzp_playout_new(&pb, &cfg), 0);
+    stream s = {0, 0};
+    consumer c = {0};
+    wzp_ts before = 0;
+    for (unsigned k = 0; k < 300; k++) {
+        wzp_ts now = k * TICK + WZP_MS(20);
+        if (k < 100 || k >= 108)
+            put(pb, &s, k, 0, now);
+        if (now >= wzp_playout_start_time(pb))
+            consume(pb, &c, now);
+        if (k == 99)
+            before = stats_of(pb).delay;
+    }
+    wzp_playout_stats st = stats_of(pb);
+    printf("# burst: delay %.1f ms before, %.1f ms after; %u missing, %llu held\n", before / 1e6,
+           st.delay / 1e6, c.missing, (unsigned long long)st.held);
+    assert_int_equal(c.missing, 8);
+    assert_int_equal(st.held, 0);
+    assert_int_equal(st.delay, before);
+    wzp_playout_free(pb);
 }
 
 static void test_adaptive_follows_slower_path(void **state)
@@ -368,5 +543,6 @@ static void test_adaptive_follows_slower_path(void **state)
 
 WZP_TEST_MAIN(NULL, NULL, test_in_order, test_reorder_and_duplicates, test_loss_late_and_fec_hint,
               test_wraparound, test_dtx_gap_is_not_loss, test_invalid_and_bounds,
-              test_resync_far_ahead_and_restart, test_adaptive_trim,
-              test_adaptive_follows_slower_path)
+              test_resync_far_ahead_and_restart, test_late_first_packet,
+              test_late_first_packet_in_dtx, test_jitter_reorder_and_fec_wait,
+              test_burst_loss_keeps_delay, test_adaptive_follows_slower_path)
