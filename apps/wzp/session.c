@@ -781,11 +781,15 @@ static void print_status(session *s, bool show)
                      xruns, (unsigned long long)as.device_losses);
     }
     fprintf(stderr,
-            "\r\033[K%s%s%s | rtt %.1f ms | loss %.1f%% | %.1f kbps | sent %llu recv %llu%s%s%s",
+            "\r\033[K%s%s%s | rtt %.1f ms | loss %.1f%% | %.1f kbps (codec %.0f, fec %d%%) | "
+            "sent %llu recv %llu | late %llu fec %llu concealed %llu | playout %.0f ms%s%s%s",
             s->o.label ? s->o.label : "", s->o.label ? ": " : "", wzp_path_name(st.path), st.rtt_ms,
-            st.loss_pct, st.bitrate_kbps, (unsigned long long)st.frames_sent,
-            (unsigned long long)st.frames_received, audio, s->muted ? " | MUTED" : "",
-            st.peer_muted ? " | peer muted" : "");
+            st.loss_pct, st.bitrate_kbps, st.encoder_bitrate_kbps, st.encoder_loss_pct,
+            (unsigned long long)st.frames_sent, (unsigned long long)st.frames_received,
+            (unsigned long long)st.frames_late,
+            (unsigned long long)(st.frames_fec + st.frames_redundancy),
+            (unsigned long long)st.frames_concealed, st.playout_delay_ms, audio,
+            s->muted ? " | MUTED" : "", st.peer_muted ? " | peer muted" : "");
 }
 
 /* Runs an accepted/placed call until it ends, the duration passes, the file
@@ -1177,6 +1181,15 @@ void session_summary(session *s, int exit_code)
         printf(",\"rtt_ms\":%.3f,\"path_changes\":%u,\"loss_pct\":%.2f,\"bitrate_kbps\":%.1f",
                st.rtt_ms, st.path_changes, st.loss_pct, st.bitrate_kbps);
         printf(",\"max_gap_ms\":%lld", (long long)st.max_gap_ms);
+        printf(",\"frames_late\":%llu,\"frames_concealed\":%llu,\"frames_fec\":%llu"
+               ",\"frames_redundancy\":%llu,\"frames_refused\":%llu",
+               (unsigned long long)st.frames_late, (unsigned long long)st.frames_concealed,
+               (unsigned long long)st.frames_fec, (unsigned long long)st.frames_redundancy,
+               (unsigned long long)st.frames_refused);
+        printf(",\"playout_delay_ms\":%.1f,\"playout_target_ms\":%.1f"
+               ",\"encoder_bitrate_kbps\":%.1f,\"encoder_loss_pct\":%d",
+               st.playout_delay_ms, st.playout_target_ms, st.encoder_bitrate_kbps,
+               st.encoder_loss_pct);
         wzp_audio_stats as;
         if (s->o.audio.enabled && s->call && wzp_call_get_audio_stats(s->call, &as) == 0) {
             printf(",\"audio\":{\"live\":%s,\"capture_overruns\":%llu,\"capture_underruns\":%llu",

@@ -54,6 +54,14 @@ typedef struct wzp_call_stats {
     uint64_t peer_frames_received, peer_frames_lost;
     bool peer_muted;
     int64_t max_gap_ms; /* longest interval between received media frames while active */
+    /* What became of the slots played: frames that came too late to play, slots concealed
+     * (no frame, no FEC), rebuilt from the next frame's in-band FEC, rebuilt from redundancy. */
+    uint64_t frames_late, frames_concealed, frames_fec, frames_redundancy;
+    uint64_t frames_refused;     /* made but refused by the transport (not in frames_sent) */
+    double playout_delay_ms;     /* now: playout delay above the fastest arrival (jitter buffer) */
+    double playout_target_ms;    /* what the playout buffer aims at (jitter + FEC wait) */
+    double encoder_bitrate_kbps; /* now: the encoder's bitrate setting */
+    int encoder_loss_pct;        /* now: the encoder's expected loss (in-band FEC strength) */
 } wzp_call_stats;
 
 typedef struct wzp_client_callbacks {

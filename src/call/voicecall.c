@@ -597,9 +597,10 @@ static int start_media(wzp_voicecall *vc, wzp_ts now)
     int err = wzp_media_tx_new(&vc->tx, &tc);
     wzp_media_rx_config rc;
     wzp_media_rx_config_default(&rc);
-    /* Start playout one frame after the first arrival and let the adaptive buffer grow on
-     * late frames: a fixed 60 ms start made the first audio wait for jitter that loopback,
-     * LANs and most direct paths never show. */
+    /* Start playout one frame after the first arrival (plus a few ms of slack, see
+     * media/playout.h: the next frame's FEC is then in time) and let the adaptive buffer follow
+     * the jitter it measures: a fixed 60 ms start made the first audio wait for jitter that
+     * loopback, LANs and most direct paths never show. */
     rc.playout.target_delay = WZP_MS(20);
     if (err == 0)
         err = wzp_media_rx_new(&vc->rx, &rc);
@@ -991,8 +992,8 @@ static void media_tick(wzp_voicecall *vc, wzp_ts now)
             memset(pcm, 0, sizeof(pcm));
         uint8_t dg[WZP_QUIC_MAX_DATAGRAM];
         int n = wzp_media_tx_frame_vad(vc->tx, pcm, kind != WZP_PCM_BACKGROUND, dg, sizeof(dg));
-        if (n > 0 && vc->conn)
-            wzp_quic_conn_send_datagram(vc->conn, dg, (size_t)n);
+        if (n > 0 && (!vc->conn || wzp_quic_conn_send_datagram(vc->conn, dg, (size_t)n) < 0))
+            wzp_media_tx_refused(vc->tx, (size_t)n);
         vc->tx_next += FRAME_TIME;
     }
     /* Play out on our own 20 ms schedule from the playout start (the receive
@@ -1149,6 +1150,9 @@ void wzp_voicecall_get_stats(const wzp_voicecall *vc, wzp_call_stats *out, wzp_t
         wzp_media_tx_stats ts;
         wzp_media_tx_get_stats(vc->tx, &ts);
         out->frames_sent = ts.sent;
+        out->frames_refused = ts.refused;
+        out->encoder_bitrate_kbps = ts.bitrate / 1000.0;
+        out->encoder_loss_pct = ts.expected_loss;
         if (vc->st.active_at != WZP_TS_NEVER && now > vc->st.active_at)
             out->bitrate_kbps =
                 (double)ts.bytes * 8.0 / ((double)(now - vc->st.active_at) / 1e9) / 1000.0;
@@ -1158,6 +1162,12 @@ void wzp_voicecall_get_stats(const wzp_voicecall *vc, wzp_call_stats *out, wzp_t
         wzp_media_rx_get_stats(vc->rx, &rs);
         out->frames_received = rs.playout.received;
         out->frames_lost = rs.playout.lost + vc->tail_lost;
+        out->frames_late = rs.playout.late;
+        out->frames_concealed = rs.plc;
+        out->frames_fec = rs.fec_recovered;
+        out->frames_redundancy = rs.redundancy_recovered;
+        out->playout_delay_ms = (double)rs.delay / 1e6;
+        out->playout_target_ms = (double)rs.playout.target / 1e6;
         uint64_t expected = out->frames_received + out->frames_lost;
         out->loss_pct = expected ? 100.0 * (double)out->frames_lost / (double)expected : 0.0;
     }

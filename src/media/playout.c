@@ -112,6 +112,9 @@ int wzp_playout_new(wzp_playout **out, const wzp_playout_config *cfg)
         return WZP_ERR_NOMEM;
     }
     pb->delay = c.target_delay;
+    /* Waiting for FEC: start where the target of a jitter-free path is. */
+    if (c.adaptive && c.fec_wait && pb->delay < WZP_MS(WZP_AUDIO_FRAME_MS) + GUARD + HIST_BIN)
+        pb->delay = WZP_MS(WZP_AUDIO_FRAME_MS) + GUARD + HIST_BIN;
     pb->cap = c.capacity;
     pb->adaptive = c.adaptive;
     pb->target_frames = target_frames;

@@ -47,7 +47,8 @@
 #define WZP_PLAYOUT_DEFAULT_MAX      WZP_MS(200)
 
 typedef struct wzp_playout_config {
-    wzp_ts target_delay; /* from first arrival to first playout; 0 = default */
+    wzp_ts target_delay; /* from first arrival to first playout, adaptive minimum; 0 = default
+                          * (adaptive with fec_wait: at least one frame + 9 ms) */
     unsigned capacity;   /* slots (20 ms each), > target delay; 0 = default */
     bool adaptive;       /* follow the network's delay (see above) */
     wzp_ts max_delay;    /* adaptive ceiling; 0 = 200 ms (clamped to capacity) */
