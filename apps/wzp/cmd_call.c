@@ -74,6 +74,8 @@ static void usage(FILE *out, int cmd)
         "                         turn off echo cancellation, noise suppression, automatic\n"
         "                         gain, or silence suppression (DTX with comfort noise)\n"
         "  --no-ring              no ring or ringback tone on the speaker ([phone] ring)\n"
+        "  --no-adapt             fixed codec settings: no adaptation to the peer's\n"
+        "                         reports, no redundancy (a reference for comparisons)\n"
         "  --no-direct            never try a direct path (always through the relay)\n"
         "  --loopback-candidates  offer only loopback addresses (tests on one host)\n"
         "Defaults for the relay, alias, devices and processing come from $WZP_HOME/config\n"
@@ -172,6 +174,7 @@ static int run(int cmd, int argc, char **argv)
         {"no-denoise", no_argument, NULL, 1002},
         {"no-agc", no_argument, NULL, 1003},
         {"no-dtx", no_argument, NULL, 1004},
+        {"no-adapt", no_argument, NULL, 1007},
         {"once", no_argument, NULL, 1005},
         {"no-ring", no_argument, NULL, 1006},
         {"log-json", no_argument, NULL, 1007},
@@ -228,6 +231,9 @@ static int run(int cmd, int argc, char **argv)
             break;
         case 'n':
             cfg.direct_disabled = true;
+            break;
+        case 1007:
+            cfg.adaptation_disabled = true;
             break;
         case 'L':
             cfg.host_candidates_loopback = true;

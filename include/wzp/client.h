@@ -121,6 +121,9 @@ typedef struct wzp_client_config {
      * this directory, one file each; NULL = none. (TLS keys: GnuTLS writes them to the file
      * named by $SSLKEYLOGFILE, NSS key log format.) */
     const char *qlog_dir;
+    /* Fixed codec settings: no adaptation to the peer's receiver reports, no redundancy (for
+     * comparisons; docs/media.md). */
+    bool adaptation_disabled;
     /* Live sound devices for calls without PCM callbacks. All zero: none (the call is silent
      * and plays to nowhere); wzp_audio_config_default(&cfg.audio) for the default microphone
      * and speaker with every processing stage on. */

@@ -8,12 +8,14 @@
 #include "common/log.h"
 #include "common/rand.h"
 #include "ice/candidate.h"
+#include "media/adapt.h"
 #include "media/media_session.h"
 #include "wire/call_msg.h"
 #include "wire/relay_frame.h"
 
 #define RELAY_KEEPALIVE WZP_SEC(15) /* keeps the channel and the NAT mapping to the relay */
 #define STATS_INTERVAL  WZP_SEC(2)
+#define REPORT_INTERVAL WZP_MS(250) /* receiver reports: what the peer's adaptation hears */
 /* Media flows 50 times a second, so 5 s without one authenticated packet from
  * the peer (a PING goes out after 1 s of our own silence, e.g. muted) means the
  * peer is gone; well above any path switch or relay failover gap. */
@@ -64,7 +66,10 @@ struct wzp_voicecall {
     uint8_t ring_dg[WZP_QUIC_MAX_DATAGRAM];
     size_t ring_dg_len;
     wzp_ts ring_dg_at;
-    wzp_ts next_keepalive, next_stats;
+    wzp_ts next_keepalive, next_stats, next_report;
+    wzp_ts report_at;             /* when the previous receiver report covered up to */
+    wzp_media_rx_stats report_rs; /* rx counters at the previous report */
+    wzp_adapt adapt;
     uint64_t peer_frames_received, peer_frames_lost;
     /* The time of the input being handled, for the ICE agent's callbacks (they carry none). */
     wzp_ts agent_now;
@@ -164,6 +169,47 @@ static void send_stats(wzp_voicecall *vc)
     m.u.stats.frames_lost = rs.playout.lost;
     m.u.stats.rtt_us = (uint32_t)(qs.smoothed_rtt / 1000);
     send_ctl(vc, &m);
+}
+
+static void send_report(wzp_voicecall *vc, wzp_ts now)
+{
+    if (!vc->rx)
+        return;
+    wzp_media_rx_stats rs;
+    wzp_media_rx_get_stats(vc->rx, &rs);
+    const wzp_media_rx_stats *p = &vc->report_rs;
+    wzp_call_msg m = {.type = WZP_CALL_MSG_REPORT};
+    wzp_call_report *r = &m.u.report;
+    r->interval_ms = (uint32_t)((now - vc->report_at) / WZP_MS(1));
+    r->slots = (uint32_t)(rs.slots - p->slots);
+    r->missing = (uint32_t)(rs.missing - p->missing);
+    r->runs = (uint32_t)(rs.runs - p->runs);
+    r->max_run = wzp_media_rx_take_max_run(vc->rx);
+    if (r->max_run > r->missing)
+        r->max_run = r->missing; /* a run that began before this interval */
+    r->unrepaired = (uint32_t)(rs.plc - p->plc);
+    if (r->unrepaired > r->missing)
+        r->unrepaired = r->missing; /* concealed corrupt packets are not missing slots */
+    r->jitter_us = (uint32_t)(rs.playout.jitter / 1000);
+    r->delay_us = (uint32_t)(rs.delay / 1000);
+    r->redundancy = wzp_media_rx_redundancy(vc->rx);
+    vc->report_rs = rs;
+    vc->report_at = now;
+    send_ctl(vc, &m);
+}
+
+static void on_report(wzp_voicecall *vc, const wzp_call_report *r, wzp_ts now)
+{
+    if (!vc->tx || !wzp_adapt_on_report(&vc->adapt, r, now))
+        return;
+    wzp_adapt_settings s = wzp_adapt_get(&vc->adapt);
+    wzp_media_tx_set_bitrate(vc->tx, s.bitrate);
+    wzp_media_tx_set_expected_loss(vc->tx, s.expected_loss);
+    wzp_media_tx_set_redundancy(vc->tx, s.redundancy);
+    VC_LOG(WZP_LOG_DEBUG, vc,
+           "client: call %u adapts: loss %.1f%% (mean burst %.1f) -> %d bit/s, fec %d%%, "
+           "redundancy %u",
+           vc->id, vc->adapt.loss * 100, vc->adapt.burst, s.bitrate, s.expected_loss, s.redundancy);
 }
 
 /* --- ending ----------------------------------------------------------------------------- */
@@ -609,6 +655,7 @@ static int start_media(wzp_voicecall *vc, wzp_ts now)
         return WZP_ERR_AUDIO;
     }
     wzp_media_tx_set_mute(vc->tx, vc->mute);
+    wzp_adapt_init(&vc->adapt, !vc->env.no_adapt, now); /* starts at the codec's defaults */
     vc->tx_next = now;
     return 0;
 }
@@ -649,6 +696,8 @@ static void go_active(wzp_voicecall *vc, wzp_ts now)
     vc->st.media = WZP_VOICECALL_MEDIA_BOTH;
     vc->st.active_at = now;
     vc->next_stats = now + STATS_INTERVAL;
+    vc->next_report = now + REPORT_INTERVAL;
+    vc->report_at = now;
     if (vc->st.role == WZP_VOICECALL_CALLEE) {
         /* Proven by our key and faster than the relay's CallSetup. */
         wzp_call_msg m = {.type = WZP_CALL_MSG_ANSWER};
@@ -696,6 +745,9 @@ static void q_message(void *user, wzp_quic_conn *c, const uint8_t *d, size_t len
     case WZP_CALL_MSG_ANSWER:
         if (vc->st.role == WZP_VOICECALL_CALLER)
             on_answered(vc, now);
+        break;
+    case WZP_CALL_MSG_REPORT:
+        on_report(vc, &m.u.report, now);
         break;
     }
 }
@@ -1053,6 +1105,10 @@ void wzp_voicecall_handle_timer(wzp_voicecall *vc, wzp_ts now)
         send_stats(vc);
         vc->next_stats = now + STATS_INTERVAL;
     }
+    if (vc->st.phase == WZP_VOICECALL_ACTIVE && vc->next_report <= now) {
+        send_report(vc, now);
+        vc->next_report = now + REPORT_INTERVAL;
+    }
 }
 
 wzp_ts wzp_voicecall_next_deadline(const wzp_voicecall *vc)
@@ -1070,7 +1126,7 @@ wzp_ts wzp_voicecall_next_deadline(const wzp_voicecall *vc)
         t = wzp_ts_min(t, wzp_ice_next_deadline(vc->ice));
     t = wzp_ts_min(t,
                    vc->rx_next != WZP_TS_NEVER ? vc->rx_next : wzp_media_rx_next_deadline(vc->rx));
-    return wzp_ts_min(t, vc->next_stats);
+    return wzp_ts_min(wzp_ts_min(t, vc->next_stats), vc->next_report);
 }
 
 void wzp_voicecall_flush(wzp_voicecall *vc, wzp_ts now, wzp_voicecall_send_fn send, void *user)
@@ -1312,7 +1368,8 @@ int wzp_voicecall_new(wzp_voicecall **out, const wzp_voicecall_config *cfg)
     wzp_addr_from_ip(&vc->vremote, AF_INET6, vremote_ip, vc->vport);
     vc->st.answered_at = vc->st.active_at = vc->st.first_audio_at = vc->direct_at = WZP_TS_NEVER;
     vc->last_rx_at = WZP_TS_NEVER;
-    vc->tx_next = vc->rx_next = vc->next_keepalive = vc->next_stats = WZP_TS_NEVER;
+    vc->tx_next = vc->rx_next = vc->next_keepalive = vc->next_stats = vc->next_report =
+        WZP_TS_NEVER;
     if (cfg->role == WZP_VOICECALL_CALLEE) {
         vc->sig = cfg->sig;
         *out = vc;

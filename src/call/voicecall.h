@@ -128,6 +128,9 @@ typedef struct wzp_voicecall_env {
     bool hold_audio_until_answer;
     /* pcm_source reports background frames: the codec leaves them out (DTX). */
     bool dtx;
+    /* No sender adaptation and no redundancy: fixed codec settings (a reference to measure
+     * adaptation against). Receiver reports still go out. */
+    bool no_adapt;
     void *owner;
     /* The control connection's smoothed RTT (0 before a sample). */
     wzp_ts (*relay_rtt)(void *owner);

@@ -75,7 +75,8 @@ typedef struct wzp_core_config {
     bool direct_disabled;
     const char *qlog_dir;         /* wzp_client_config.qlog_dir */
     bool hold_audio_until_answer; /* see wzp_client_config */
-    bool dtx; /* the source reports WZP_PCM_BACKGROUND: leave those frames out */
+    bool dtx;      /* the source reports WZP_PCM_BACKGROUND: leave those frames out */
+    bool no_adapt; /* fixed codec settings (wzp_client_config.adaptation_disabled) */
     /* The bound address of each socket (len 0: no such socket). Host
      * candidates get the port of their family's socket. */
     wzp_addr local[WZP_CORE_SOCKS];

@@ -9,6 +9,7 @@
 #include "common/rand.h"
 #include "media/tempo.h"
 #include "wire/media_frame.h"
+#include "wire/media_red.h"
 
 struct wzp_media_tx {
     wzp_opus_enc *enc;
@@ -22,6 +23,15 @@ struct wzp_media_tx {
     int gap;      /* frames suppressed since the last datagram */
     wzp_media_tx_stats st;
     uint8_t pkt[WZP_OPUS_MAX_PACKET];
+    /* The last WZP_MEDIA_RED_MAX packets sent, for redundant copies. */
+    struct {
+        uint16_t seq;
+        uint32_t ts;
+        size_t len; /* 0 = none */
+        uint8_t data[WZP_OPUS_MAX_PACKET];
+    } past[WZP_MEDIA_RED_MAX];
+    unsigned past_head;
+    uint8_t red[WZP_MEDIA_MAX_PAYLOAD];
 };
 
 void wzp_media_tx_config_default(wzp_media_tx_config *cfg)
@@ -56,6 +66,7 @@ int wzp_media_tx_new(wzp_media_tx **out, const wzp_media_tx_config *cfg)
     tx->dtx = cfg->opus.dtx;
     tx->st.bitrate = cfg->opus.bitrate ? cfg->opus.bitrate : WZP_OPUS_DEFAULT_BITRATE;
     tx->st.expected_loss = cfg->opus.fec ? cfg->opus.expected_loss_pct : 0;
+    tx->st.redundancy = cfg->redundancy > WZP_MEDIA_RED_MAX ? WZP_MEDIA_RED_MAX : cfg->redundancy;
     *out = tx;
     return 0;
 }
@@ -85,6 +96,45 @@ static bool dtx_send(wzp_media_tx *tx, bool opus_dtx)
     if (!tx->in_dtx)
         return true; /* announce: the gap that follows is deliberate */
     return !opus_dtx && tx->gap + 1 >= WZP_MEDIA_DTX_REFRESH;
+}
+
+/* With redundancy on, f's payload becomes the primary plus copies of the
+ * previous frames sent back to back with it (a DTX gap ends the chain).
+ * Returns the bytes the copies add. */
+static size_t add_redundancy(wzp_media_tx *tx, wzp_media_frame *f)
+{
+    if (!tx->st.redundancy)
+        return 0;
+    wzp_media_red r = {.primary = f->payload, .primary_len = f->payload_len};
+    size_t added = 0;
+    for (unsigned d = 1; d <= tx->st.redundancy; d++) {
+        unsigned i = (tx->past_head + WZP_MEDIA_RED_MAX - d) % WZP_MEDIA_RED_MAX;
+        if (!tx->past[i].len || tx->past[i].seq != (uint16_t)(f->seq - d) ||
+            tx->past[i].ts != f->timestamp - d * WZP_AUDIO_FRAME_SAMPLES)
+            break;
+        r.block[r.count++] =
+            (wzp_media_red_block){.distance = d, .data = tx->past[i].data, .len = tx->past[i].len};
+        added += tx->past[i].len + 3;
+    }
+    if (!r.count)
+        return 0;
+    int n = wzp_media_red_encode(&r, tx->red, sizeof(tx->red));
+    if (n < 0)
+        return 0; /* too big together: this one goes without copies */
+    f->payload_type = WZP_MEDIA_PT_OPUS_RED;
+    f->payload = tx->red;
+    f->payload_len = (size_t)n;
+    return added + 1;
+}
+
+static void remember(wzp_media_tx *tx, uint32_t ts, size_t n)
+{
+    unsigned i = tx->past_head;
+    tx->past[i].seq = tx->seq;
+    tx->past[i].ts = ts;
+    tx->past[i].len = n;
+    memcpy(tx->past[i].data, tx->pkt, n);
+    tx->past_head = (i + 1) % WZP_MEDIA_RED_MAX;
 }
 
 int wzp_media_tx_frame_vad(wzp_media_tx *tx, const int16_t pcm[WZP_AUDIO_FRAME_SAMPLES], bool voice,
@@ -129,11 +179,14 @@ int wzp_media_tx_frame_vad(wzp_media_tx *tx, const int16_t pcm[WZP_AUDIO_FRAME_S
         .payload = tx->pkt,
         .payload_len = (size_t)n,
     };
+    size_t red_len = add_redundancy(tx, &f);
     int len = wzp_media_frame_encode(&f, out, cap);
     if (len < 0) {
         tx->st.errors++;
         return len;
     }
+    remember(tx, ts, (size_t)n);
+    tx->st.red_bytes += red_len;
     tx->started = true;
     tx->gap = 0;
     tx->seq++;
@@ -168,6 +221,14 @@ int wzp_media_tx_set_expected_loss(wzp_media_tx *tx, int pct)
     return rc;
 }
 
+int wzp_media_tx_set_redundancy(wzp_media_tx *tx, unsigned frames)
+{
+    if (!tx || frames > WZP_MEDIA_RED_MAX)
+        return WZP_ERR_INVALID;
+    tx->st.redundancy = frames;
+    return 0;
+}
+
 void wzp_media_tx_refused(wzp_media_tx *tx, size_t len)
 {
     if (!tx || !tx->st.sent)
@@ -200,7 +261,12 @@ struct wzp_media_rx {
     wzp_tempo *tempo;
     int16_t fifo[FIFO_CAP];
     size_t fifo_len;
-    int fifo_kind; /* kind of the newest frame in the fifo */
+    int fifo_kind;      /* kind of the newest frame in the fifo */
+    bool prev_missing;  /* the last speech slot had no packet of its own */
+    uint64_t cur_run;   /* its run so far */
+    unsigned run_max;   /* longest run since wzp_media_rx_take_max_run */
+    unsigned red_depth; /* redundancy depth of the sender's recent datagrams */
+    wzp_ts red_at;      /* when the last datagram with copies came */
     bool use_fec;
     bool comfort_noise;
     bool decoded_any; /* concealment needs a decoder history to extend */
@@ -245,6 +311,7 @@ int wzp_media_rx_new(wzp_media_rx **out, const wzp_media_rx_config *cfg)
     rx->last_pull = WZP_TS_NEVER;
     rx->st.first_datagram = WZP_TS_NEVER;
     rx->st.first_decoded = WZP_TS_NEVER;
+    rx->red_at = WZP_TS_NEVER;
     *out = rx;
     return 0;
 }
@@ -270,11 +337,41 @@ int wzp_media_rx_datagram(wzp_media_rx *rx, const uint8_t *dg, size_t len, wzp_t
         rx->st.malformed++;
         return rc;
     }
-    if (f.payload_type != WZP_MEDIA_PT_OPUS) {
+    if (f.payload_type != WZP_MEDIA_PT_OPUS && f.payload_type != WZP_MEDIA_PT_OPUS_RED) {
         rx->st.unsupported++;
         return WZP_ERR_PROTOCOL;
     }
-    rc = wzp_playout_insert(rx->pb, f.seq, f.timestamp, f.flags, f.payload, f.payload_len, now);
+    if (f.payload_type == WZP_MEDIA_PT_OPUS_RED) {
+        wzp_media_red r;
+        if (wzp_media_red_decode(&r, f.payload, f.payload_len) < 0) {
+            rx->st.malformed++;
+            return WZP_ERR_MALFORMED;
+        }
+        rc = wzp_playout_insert(rx->pb, f.seq, f.timestamp, f.flags, r.primary, r.primary_len, now);
+        unsigned depth = 0;
+        for (unsigned i = 0; i < r.count; i++) {
+            const wzp_media_red_block *b = &r.block[i];
+            wzp_playout_insert_redundant(rx->pb, (uint16_t)(f.seq - b->distance),
+                                         f.timestamp - b->distance * WZP_AUDIO_FRAME_SAMPLES,
+                                         f.flags & WZP_MEDIA_F_MUTE, b->data, b->len);
+            if (b->distance > depth)
+                depth = b->distance;
+        }
+        if (depth > rx->red_depth || rx->red_at == WZP_TS_NEVER) {
+            rx->red_depth = depth;
+            /* Wait for the copies as for the next frame's FEC. */
+            wzp_playout_set_wait(rx->pb, depth);
+        }
+        rx->red_at = now;
+    } else {
+        rc = wzp_playout_insert(rx->pb, f.seq, f.timestamp, f.flags, f.payload, f.payload_len, now);
+        /* 2 s without copies: the sender stopped them, wait for FEC alone again. */
+        if (rx->red_depth && now - rx->red_at > WZP_SEC(2)) {
+            rx->red_depth = 0;
+            rx->red_at = WZP_TS_NEVER;
+            wzp_playout_set_wait(rx->pb, 1);
+        }
+    }
     if (rc == 0 && rx->st.first_datagram == WZP_TS_NEVER)
         rx->st.first_datagram = now;
     return rc;
@@ -300,6 +397,10 @@ static int next_frame(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_
         if (!fr.len) { /* empty payload: the sender had nothing, conceal */
             rx->st.plc++;
             return WZP_MEDIA_RX_CONCEALED;
+        }
+        if (fr.redundant) {
+            rx->st.redundancy_recovered++;
+            return WZP_MEDIA_RX_FEC;
         }
         rx->st.decoded++;
         if (rx->st.first_decoded == WZP_TS_NEVER)
@@ -335,6 +436,32 @@ static int next_frame(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_
     return WZP_MEDIA_RX_SILENCE;
 }
 
+/* Loss as the listener meets it, for receiver reports: speech slots that
+ * had no packet of their own in time, and how they bunch up. */
+static void account(wzp_media_rx *rx, int kind, const wzp_playout_frame *pf)
+{
+    if (kind == WZP_MEDIA_RX_SILENCE || kind == WZP_MEDIA_RX_COMFORT || pf->hold) {
+        if (kind != WZP_MEDIA_RX_SILENCE || pf->kind == WZP_PLAYOUT_WAIT)
+            rx->prev_missing = false;
+        return;
+    }
+    rx->st.slots++;
+    bool missing = pf->kind == WZP_PLAYOUT_MISSING || pf->redundant;
+    if (!missing) {
+        rx->prev_missing = false;
+        return;
+    }
+    rx->st.missing++;
+    rx->cur_run = rx->prev_missing ? rx->cur_run + 1 : 1;
+    if (!rx->prev_missing)
+        rx->st.runs++;
+    if (rx->cur_run > rx->st.max_run)
+        rx->st.max_run = rx->cur_run;
+    if (rx->cur_run > rx->run_max)
+        rx->run_max = (unsigned)rx->cur_run;
+    rx->prev_missing = true;
+}
+
 static bool quiet(const int16_t pcm[WZP_AUDIO_FRAME_SAMPLES])
 {
     int64_t e = 0;
@@ -353,6 +480,7 @@ int wzp_media_rx_pull(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_
         int16_t f[WZP_AUDIO_FRAME_SAMPLES];
         wzp_playout_frame pf;
         int kind = next_frame(rx, now, f, &pf);
+        account(rx, kind, &pf);
         if (kind == WZP_MEDIA_RX_SILENCE) {
             if (!rx->fifo_len) {
                 memcpy(pcm, f, sizeof(f));
@@ -393,6 +521,20 @@ wzp_ts wzp_media_rx_next_deadline(const wzp_media_rx *rx)
     if (!wzp_playout_playing(rx->pb) || rx->last_pull == WZP_TS_NEVER)
         return wzp_playout_start_time(rx->pb);
     return rx->last_pull + WZP_MS(WZP_AUDIO_FRAME_MS);
+}
+
+unsigned wzp_media_rx_take_max_run(wzp_media_rx *rx)
+{
+    if (!rx)
+        return 0;
+    unsigned m = rx->run_max;
+    rx->run_max = 0;
+    return m;
+}
+
+unsigned wzp_media_rx_redundancy(const wzp_media_rx *rx)
+{
+    return rx ? rx->red_depth : 0;
 }
 
 void wzp_media_rx_get_stats(const wzp_media_rx *rx, wzp_media_rx_stats *out)

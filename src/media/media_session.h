@@ -27,6 +27,7 @@
 
 typedef struct wzp_media_tx_config {
     wzp_opus_enc_config opus;
+    unsigned redundancy;  /* earlier frames copied into each datagram, 0..WZP_MEDIA_RED_MAX */
     uint16_t initial_seq; /* RTP practice is random; tests pin them */
     uint32_t initial_ts;
 } wzp_media_tx_config;
@@ -40,6 +41,8 @@ typedef struct wzp_media_tx_stats {
     uint64_t refused;    /* made, but refused by the transport (not in sent/bytes) */
     int bitrate;         /* encoder bitrate now, bit/s */
     int expected_loss;   /* encoder FEC strength now, percent */
+    unsigned redundancy; /* earlier frames copied into each datagram now */
+    uint64_t red_bytes;  /* of bytes: redundant copies */
 } wzp_media_tx_stats;
 
 typedef struct wzp_media_tx wzp_media_tx;
@@ -78,6 +81,9 @@ void wzp_media_tx_set_mute(wzp_media_tx *tx, bool mute);
 /* Runtime knobs for the call layer's congestion / loss feedback. */
 int wzp_media_tx_set_bitrate(wzp_media_tx *tx, int bitrate);
 int wzp_media_tx_set_expected_loss(wzp_media_tx *tx, int pct);
+/* Copies of the `frames` previous frames (0..WZP_MEDIA_RED_MAX, wire/media_red.h) in
+ * every datagram from now on, against bursts of loss; 0 = none. */
+int wzp_media_tx_set_redundancy(wzp_media_tx *tx, unsigned frames);
 /* The transport refused the datagram of `len` bytes this sender just made
  * (e.g. its queue was full): it moves from sent to refused. */
 void wzp_media_tx_refused(wzp_media_tx *tx, size_t len);
@@ -113,15 +119,18 @@ typedef struct wzp_media_rx_stats {
     uint64_t slower;               /* frames played slower (time-stretched) to add delay */
     uint64_t quiet_skipped;        /* quiet frames skipped to shed delay */
     wzp_ts delay;                  /* playout delay above the fastest arrival, at the last pull */
-    wzp_ts first_datagram;         /* arrival of the first accepted datagram, or WZP_TS_NEVER */
-    wzp_ts first_decoded;          /* pull time of the first decoded frame, or WZP_TS_NEVER */
+    /* Slots of sent speech (not DTX, not holds) played; of which without their own packet
+     * (rebuilt or concealed); runs of such slots; the longest run. */
+    uint64_t slots, missing, runs, max_run;
+    wzp_ts first_datagram; /* arrival of the first accepted datagram, or WZP_TS_NEVER */
+    wzp_ts first_decoded;  /* pull time of the first decoded frame, or WZP_TS_NEVER */
     wzp_playout_stats playout;
 } wzp_media_rx_stats;
 
 typedef enum wzp_media_rx_out {
     WZP_MEDIA_RX_SILENCE = 0, /* nothing received / still buffering: zeros */
     WZP_MEDIA_RX_DECODED,
-    WZP_MEDIA_RX_FEC,
+    WZP_MEDIA_RX_FEC, /* rebuilt: in-band FEC or a redundant copy */
     WZP_MEDIA_RX_CONCEALED,
     WZP_MEDIA_RX_COMFORT, /* sender in DTX: comfort noise (or zeros with it off) */
 } wzp_media_rx_out;
@@ -142,6 +151,11 @@ int wzp_media_rx_datagram(wzp_media_rx *rx, const uint8_t *dg, size_t len, wzp_t
  * tells the kind of the newest). */
 int wzp_media_rx_pull(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_SAMPLES]);
 wzp_ts wzp_media_rx_next_deadline(const wzp_media_rx *rx);
+/* The longest run of missing speech slots since the previous call (for
+ * receiver reports). */
+unsigned wzp_media_rx_take_max_run(wzp_media_rx *rx);
+/* Redundancy depth the sender's datagrams carried lately (0 = none). */
+unsigned wzp_media_rx_redundancy(const wzp_media_rx *rx);
 void wzp_media_rx_get_stats(const wzp_media_rx *rx, wzp_media_rx_stats *out);
 
 #endif

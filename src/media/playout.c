@@ -39,6 +39,7 @@ typedef struct slot {
     int64_t idx; /* which slot number the state refers to */
     uint8_t state;
     uint8_t flags;
+    bool red; /* a redundant copy from a later packet, not the frame's own */
     uint16_t seq;
     uint16_t len;
     uint8_t data[WZP_MEDIA_MAX_PAYLOAD];
@@ -48,7 +49,7 @@ struct wzp_playout {
     wzp_ts delay;
     unsigned cap;
     bool adaptive;
-    bool fec_wait;
+    unsigned wait_frames; /* frames the target waits for repair data (FEC, redundancy) */
     unsigned target_frames;
     wzp_ts max_delay; /* adaptive ceiling of the target */
     slot *slots;
@@ -118,7 +119,7 @@ int wzp_playout_new(wzp_playout **out, const wzp_playout_config *cfg)
     pb->cap = c.capacity;
     pb->adaptive = c.adaptive;
     pb->target_frames = target_frames;
-    pb->fec_wait = c.fec_wait;
+    pb->wait_frames = c.fec_wait ? 1 : 0;
     wzp_ts maxd = c.max_delay ? c.max_delay : WZP_PLAYOUT_DEFAULT_MAX;
     if (maxd > (wzp_ts)(c.capacity - 2) * WZP_MS(WZP_AUDIO_FRAME_MS))
         maxd = (wzp_ts)(c.capacity - 2) * WZP_MS(WZP_AUDIO_FRAME_MS);
@@ -176,11 +177,12 @@ static void note_seq(wzp_playout *pb, uint16_t seq)
 }
 
 static void store(wzp_playout *pb, int64_t idx, uint16_t seq, uint8_t flags, const uint8_t *p,
-                  size_t len)
+                  size_t len, bool red)
 {
     slot *s = slot_at(pb, idx);
     s->idx = idx;
     s->state = SLOT_FILLED;
+    s->red = red;
     s->flags = flags;
     s->seq = seq;
     s->len = (uint16_t)len;
@@ -188,6 +190,10 @@ static void store(wzp_playout *pb, int64_t idx, uint16_t seq, uint8_t flags, con
         memcpy(s->data, p, len);
     if (idx > pb->newest)
         pb->newest = idx;
+    if (red) {
+        pb->st.redundant++;
+        return; /* the network lost the frame's own packet: not received */
+    }
     pb->st.received++;
     note_seq(pb, seq);
 }
@@ -240,7 +246,7 @@ static wzp_ts jitter_q(const wzp_playout *pb)
 
 static wzp_ts target_of(const wzp_playout *pb)
 {
-    wzp_ts t = jitter_q(pb) + GUARD + (pb->fec_wait ? WZP_MS(WZP_AUDIO_FRAME_MS) : 0);
+    wzp_ts t = jitter_q(pb) + GUARD + pb->wait_frames * WZP_MS(WZP_AUDIO_FRAME_MS);
     if (t < pb->delay)
         t = pb->delay;
     return t > pb->max_delay ? pb->max_delay : t;
@@ -288,7 +294,7 @@ static void anchor(wzp_playout *pb, uint16_t seq, int64_t ext_ts, uint8_t flags,
     pb->hist_sum = 0;
     pb->mode = 0;
     observe(pb, 0, now);
-    store(pb, 0, seq, flags, p, len);
+    store(pb, 0, seq, flags, p, len, false);
 }
 
 int wzp_playout_insert(wzp_playout *pb, uint16_t seq, uint32_t timestamp, uint8_t flags,
@@ -354,16 +360,44 @@ int wzp_playout_insert(wzp_playout *pb, uint16_t seq, uint32_t timestamp, uint8_
         return 0;
     }
     slot *s = slot_at(pb, idx);
-    if (s->state == SLOT_FILLED && s->idx == idx) {
+    if (s->state == SLOT_FILLED && s->idx == idx && !s->red) {
         pb->st.duplicate++;
         return 1;
     }
+    if (s->state == SLOT_FILLED && s->idx == idx)
+        pb->st.redundant--; /* the frame's own packet replaces its copy */
     if (ext > pb->ts_ref)
         pb->ts_ref = ext;
     pb->late_run = 0;
     observe(pb, idx, now);
-    store(pb, idx, seq, flags, payload, len);
+    store(pb, idx, seq, flags, payload, len, false);
     return 0;
+}
+
+int wzp_playout_insert_redundant(wzp_playout *pb, uint16_t seq, uint32_t timestamp, uint8_t flags,
+                                 const uint8_t *payload, size_t len)
+{
+    if (!pb || (len && !payload))
+        return WZP_ERR_INVALID;
+    if (!pb->anchored || len > WZP_MEDIA_MAX_PAYLOAD)
+        return 1;
+    int64_t rel = extend(pb->ts_ref, timestamp, 32) - pb->base_ts;
+    if (rel % WZP_AUDIO_FRAME_SAMPLES != 0)
+        return 1;
+    int64_t idx = rel / WZP_AUDIO_FRAME_SAMPLES;
+    if (idx < pb->next || idx >= pb->next + (int64_t)pb->cap - 1)
+        return 1;
+    slot *s = slot_at(pb, idx);
+    if (s->state == SLOT_FILLED && s->idx == idx)
+        return 1;
+    store(pb, idx, seq, flags, payload, len, true);
+    return 0;
+}
+
+void wzp_playout_set_wait(wzp_playout *pb, unsigned frames)
+{
+    if (pb && pb->adaptive)
+        pb->wait_frames = frames > 3 ? 3 : frames;
 }
 
 unsigned wzp_playout_depth(const wzp_playout *pb)
@@ -450,6 +484,7 @@ void wzp_playout_pull(wzp_playout *pb, wzp_ts now, wzp_playout_frame *out)
     if (s->state == SLOT_FILLED && s->idx == idx) {
         s->state = SLOT_PLAYED;
         out->kind = WZP_PLAYOUT_FRAME;
+        out->redundant = s->red;
         out->seq = s->seq;
         out->flags = s->flags;
         out->payload = s->len ? s->data : NULL;

@@ -72,6 +72,7 @@ typedef struct wzp_playout_stats {
     uint64_t resyncs;   /* re-anchors */
     uint64_t trimmed;   /* adaptive: sender-DTX slots skipped to shed delay */
     uint64_t held;      /* adaptive one-frame delay increases (pulled as MISSING) */
+    uint64_t redundant; /* buffered copies from later packets (their own never came) */
     uint64_t faster;    /* adaptive: frames pulled with tempo +1 */
     uint64_t slower;    /* adaptive: frames pulled with tempo -1 */
     wzp_ts delay;       /* playout delay of the last pulled slot above the floor */
@@ -94,6 +95,7 @@ typedef struct wzp_playout_frame {
     uint8_t flags;      /* FRAME only: WZP_MEDIA_F_* */
     bool dtx;           /* MISSING only: the sender said it stopped sending */
     bool hold;          /* MISSING only: inserted delay, not a lost frame (no FEC) */
+    bool redundant;     /* FRAME only: rebuilt from a later packet's redundant copy */
     /* Valid until the next call on this buffer. */
     const uint8_t *payload;
     size_t len;
@@ -115,6 +117,17 @@ void wzp_playout_free(wzp_playout *pb);
  * duplicate, late or invalid (counted); WZP_ERR_INVALID for bad arguments. */
 int wzp_playout_insert(wzp_playout *pb, uint16_t seq, uint32_t timestamp, uint8_t flags,
                        const uint8_t *payload, size_t len, wzp_ts now);
+
+/* Offers a redundant copy of an earlier frame (from a later packet, see
+ * wire/media_red.h): buffered only into a slot still to play and empty, not
+ * counted as received (its own packet was lost) nor as arrival timing.
+ * Returns 0 if buffered, 1 if not needed, WZP_ERR_INVALID for bad arguments. */
+int wzp_playout_insert_redundant(wzp_playout *pb, uint16_t seq, uint32_t timestamp, uint8_t flags,
+                                 const uint8_t *payload, size_t len);
+/* Adaptive: frames the target waits for repair data (1 = the next frame's
+ * FEC, the default with fec_wait; 2-3 when copies come that many frames
+ * later). At most 3. */
+void wzp_playout_set_wait(wzp_playout *pb, unsigned frames);
 
 /* Pulls the frame for the current tick and advances (except in WAIT). */
 void wzp_playout_pull(wzp_playout *pb, wzp_ts now, wzp_playout_frame *out);

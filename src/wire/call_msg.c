@@ -16,6 +16,8 @@ int wzp_call_msg_encode(const wzp_call_msg *m, uint8_t *out, size_t cap)
     Wzpcall__Mute mu = WZPCALL__MUTE__INIT;
     Wzpcall__Stats st = WZPCALL__STATS__INIT;
     Wzpcall__Answer an = WZPCALL__ANSWER__INIT;
+    Wzpcall__Report rp = WZPCALL__REPORT__INIT;
+    const wzp_call_report *r = &m->u.report;
     switch (m->type) {
     case WZP_CALL_MSG_HANGUP:
         h.error = m->u.hangup.error;
@@ -37,6 +39,22 @@ int wzp_call_msg_encode(const wzp_call_msg *m, uint8_t *out, size_t cap)
     case WZP_CALL_MSG_ANSWER:
         pm.body_case = WZPCALL__CALL_MSG__BODY_ANSWER;
         pm.answer = &an;
+        break;
+    case WZP_CALL_MSG_REPORT:
+        if (r->missing > r->slots || r->unrepaired > r->missing || r->runs > r->missing ||
+            r->max_run > r->missing)
+            return WZP_ERR_INVALID;
+        rp.interval_ms = r->interval_ms;
+        rp.slots = r->slots;
+        rp.missing = r->missing;
+        rp.runs = r->runs;
+        rp.max_run = r->max_run;
+        rp.unrepaired = r->unrepaired;
+        rp.jitter_us = r->jitter_us;
+        rp.delay_us = r->delay_us;
+        rp.redundancy = r->redundancy;
+        pm.body_case = WZPCALL__CALL_MSG__BODY_REPORT;
+        pm.report = &rp;
         break;
     default:
         return WZP_ERR_INVALID;
@@ -76,6 +94,28 @@ int wzp_call_msg_decode(const uint8_t *buf, size_t len, wzp_call_msg *m)
         break;
     case WZPCALL__CALL_MSG__BODY_ANSWER:
         m->type = WZP_CALL_MSG_ANSWER;
+        break;
+    case WZPCALL__CALL_MSG__BODY_REPORT:
+        m->type = WZP_CALL_MSG_REPORT;
+        if (pm->report) {
+            const Wzpcall__Report *p = pm->report;
+            wzp_call_report *r = &m->u.report;
+            /* Counts that contradict each other mean a broken peer: not a report. */
+            if (p->missing > p->slots || p->unrepaired > p->missing || p->runs > p->missing ||
+                p->max_run > p->missing) {
+                rc = WZP_ERR_MALFORMED;
+                break;
+            }
+            r->interval_ms = p->interval_ms;
+            r->slots = p->slots;
+            r->missing = p->missing;
+            r->runs = p->runs;
+            r->max_run = p->max_run;
+            r->unrepaired = p->unrepaired;
+            r->jitter_us = p->jitter_us;
+            r->delay_us = p->delay_us;
+            r->redundancy = p->redundancy;
+        }
         break;
     default:
         rc = WZP_ERR_AGAIN; /* no body, or one a newer peer added */

@@ -19,7 +19,14 @@ typedef enum wzp_call_msg_type {
     WZP_CALL_MSG_MUTE,       /* the sender (un)muted its microphone */
     WZP_CALL_MSG_STATS,      /* what the sender hears from us, every few seconds */
     WZP_CALL_MSG_ANSWER,     /* the callee answered (it sends audio from now on) */
+    WZP_CALL_MSG_REPORT,     /* receiver report for the sender's adaptation, a few a second */
 } wzp_call_msg_type;
+
+/* Receiver report (proto/wzp_call.proto Report). */
+typedef struct wzp_call_report {
+    uint32_t interval_ms, slots, missing, runs, max_run, unrepaired;
+    uint32_t jitter_us, delay_us, redundancy;
+} wzp_call_report;
 
 typedef struct wzp_call_msg {
     wzp_call_msg_type type;
@@ -34,6 +41,7 @@ typedef struct wzp_call_msg {
             uint64_t frames_received, frames_lost;
             uint32_t rtt_us;
         } stats;
+        wzp_call_report report;
     } u;
 } wzp_call_msg;
 

@@ -45,6 +45,40 @@ static void test_round_trips(void **state)
     memset(&m, 0, sizeof(m));
     m.type = WZP_CALL_MSG_ANSWER;
     round_trip(&m);
+    memset(&m, 0, sizeof(m));
+    m.type = WZP_CALL_MSG_REPORT;
+    round_trip(&m);
+    m.u.report = (wzp_call_report){.interval_ms = 250,
+                                   .slots = 12,
+                                   .missing = 5,
+                                   .runs = 2,
+                                   .max_run = 4,
+                                   .unrepaired = 1,
+                                   .jitter_us = 12000,
+                                   .delay_us = 4000000000u,
+                                   .redundancy = 2};
+    round_trip(&m);
+}
+
+static void test_inconsistent_report(void **state)
+{
+    /* More missing than played, more bursts than losses: a broken peer. Not
+     * sent, and not taken in. */
+    wzp_call_msg m = {.type = WZP_CALL_MSG_REPORT};
+    m.u.report.slots = 3;
+    m.u.report.missing = 4;
+    uint8_t buf[WZP_CALL_MSG_MAX_SIZE];
+    assert_int_equal(wzp_call_msg_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
+    m.u.report.missing = 2;
+    m.u.report.runs = 3;
+    assert_int_equal(wzp_call_msg_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
+    /* By hand: field 5 (report) { slots(2)=1, missing(3)=2 } */
+    uint8_t bad[] = {0x2a, 0x04, 0x10, 0x01, 0x18, 0x02};
+    assert_int_equal(wzp_call_msg_decode(bad, sizeof(bad), &m), WZP_ERR_MALFORMED);
+    bad[3] = 0x02; /* slots 2: consistent */
+    assert_int_equal(wzp_call_msg_decode(bad, sizeof(bad), &m), 0);
+    assert_int_equal(m.type, WZP_CALL_MSG_REPORT);
+    assert_int_equal(m.u.report.missing, 2);
 }
 
 static void test_bad_input(void **state)
@@ -67,4 +101,4 @@ static void test_bad_input(void **state)
     assert_int_equal(wzp_call_msg_encode(&m, out, sizeof(out)), WZP_ERR_INVALID);
 }
 
-WZP_TEST_MAIN(NULL, NULL, test_round_trips, test_bad_input)
+WZP_TEST_MAIN(NULL, NULL, test_round_trips, test_inconsistent_report, test_bad_input)

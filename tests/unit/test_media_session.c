@@ -283,6 +283,66 @@ static void test_late_start_is_shed(void **state)
     free(sent);
 }
 
+static void test_redundancy_rebuilds_bursts(void **state)
+{
+    (void)state;
+    /* Bursts of 2 and 3 lost datagrams on a steady 20 ms path. In-band FEC
+     * alone rebuilds the last frame of each burst; with two copies per
+     * datagram every frame comes back (the playout waits for them), and the
+     * copies are counted apart from the frames' own packets. */
+    int16_t *sent = probe_pcm();
+    for (unsigned red = 0; red <= 2; red += 2) {
+        wzp_media_tx_config t;
+        wzp_media_tx_config_default(&t);
+        t.redundancy = red;
+        wzp_media_tx *tx = NULL;
+        wzp_media_rx *rx = NULL;
+        assert_int_equal(wzp_media_tx_new(&tx, &t), 0);
+        assert_int_equal(wzp_media_rx_new(&rx, NULL), 0);
+        uint8_t held[2][WZP_MEDIA_MAX_FRAME];
+        int held_len[2] = {0, 0};
+        int16_t pcm[N];
+        for (int k = 0; k < FRAMES; k++) {
+            wzp_ts now = (wzp_ts)k * TICK;
+            /* what was sent one frame ago arrives now (20 ms one way) */
+            if (held_len[k % 2] > 0)
+                wzp_media_rx_datagram(rx, held[k % 2], (size_t)held_len[k % 2], now);
+            int len = wzp_media_tx_frame(tx, sent + k * N, held[(k + 1) % 2], WZP_MEDIA_MAX_FRAME);
+            assert_true(len > 0);
+            bool lost = k == 100 || k == 101 || (k >= 200 && k <= 202);
+            held_len[(k + 1) % 2] = lost ? 0 : len;
+            if (now >= wzp_media_rx_next_deadline(rx))
+                wzp_media_rx_pull(rx, now, pcm);
+        }
+        wzp_media_rx_stats st;
+        wzp_media_rx_get_stats(rx, &st);
+        wzp_media_tx_stats ts;
+        wzp_media_tx_get_stats(tx, &ts);
+        printf("# redundancy %u: fec %llu, redundancy %llu, plc %llu, missing %llu in %llu runs "
+               "(longest %llu); %.1f kbit/s sent, %.1f of it copies\n",
+               red, (unsigned long long)st.fec_recovered,
+               (unsigned long long)st.redundancy_recovered, (unsigned long long)st.plc,
+               (unsigned long long)st.missing, (unsigned long long)st.runs,
+               (unsigned long long)st.max_run, ts.bytes * 8.0 / (FRAMES * 0.02) / 1000,
+               ts.red_bytes * 8.0 / (FRAMES * 0.02) / 1000);
+        assert_int_equal(st.missing, 5);
+        assert_int_equal(st.runs, 2);
+        assert_int_equal(st.max_run, 3);
+        if (red) {
+            assert_int_equal(st.fec_recovered + st.redundancy_recovered, 5);
+            assert_true(st.redundancy_recovered >= 3);
+            assert_int_equal(st.plc, 0);
+            assert_int_equal(wzp_media_rx_redundancy(rx), 2);
+        } else {
+            assert_int_equal(st.fec_recovered, 2);
+            assert_int_equal(st.plc, 3);
+        }
+        wzp_media_tx_free(tx);
+        wzp_media_rx_free(rx);
+    }
+    free(sent);
+}
+
 static void test_dtx_and_mute(void **state)
 {
     (void)state;
@@ -481,10 +541,12 @@ static void test_rx_rejects_garbage(void **state)
     assert_int_equal(wzp_media_rx_new(&rx, NULL), 0);
     assert_non_null(rx);
     const uint8_t shortdg[3] = {0x11, 0, 0};
-    uint8_t other[12] = {0x12, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4};
+    uint8_t other[12] = {0x13, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4};
+    const uint8_t bad_red[12] = {0x12, 0, 0, 1, 0, 0, 0, 0, 0, 2, 3, 4}; /* 0 copies */
     uint8_t junk_opus[12] = {0x11, 0, 0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
     assert_int_equal(wzp_media_rx_datagram(rx, shortdg, sizeof(shortdg), 0), WZP_ERR_MALFORMED);
     assert_int_equal(wzp_media_rx_datagram(rx, other, sizeof(other), 0), WZP_ERR_PROTOCOL);
+    assert_int_equal(wzp_media_rx_datagram(rx, bad_red, sizeof(bad_red), 0), WZP_ERR_MALFORMED);
     assert_int_equal(wzp_media_rx_datagram(rx, junk_opus, sizeof(junk_opus), 0), 0);
     assert_int_equal(wzp_media_rx_next_deadline(rx), WZP_PLAYOUT_DEFAULT_DELAY);
     int16_t pcm[N];
@@ -493,8 +555,8 @@ static void test_rx_rejects_garbage(void **state)
     assert_int_equal(wzp_media_rx_next_deadline(rx), WZP_MS(80));
     wzp_media_rx_stats st;
     wzp_media_rx_get_stats(rx, &st);
-    assert_int_equal(st.datagrams, 3);
-    assert_int_equal(st.malformed, 1);
+    assert_int_equal(st.datagrams, 4);
+    assert_int_equal(st.malformed, 2);
     assert_int_equal(st.unsupported, 1);
     assert_int_equal(st.decode_errors, 1);
     assert_int_equal(st.first_decoded, WZP_TS_NEVER);
@@ -502,5 +564,5 @@ static void test_rx_rejects_garbage(void **state)
 }
 
 WZP_TEST_MAIN(NULL, NULL, test_clean_channel, test_lossy_reordering_channel,
-              test_late_start_is_shed, test_dtx_and_mute, test_vad_dtx_comfort_noise,
-              test_rx_rejects_garbage)
+              test_late_start_is_shed, test_redundancy_rebuilds_bursts, test_dtx_and_mute,
+              test_vad_dtx_comfort_noise, test_rx_rejects_garbage)

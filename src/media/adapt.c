@@ -1,0 +1,99 @@
+#include "media/adapt.h"
+
+#include <string.h>
+
+/* Thresholds (loss fraction) to enter each level, and its settings. */
+static const double up_at[WZP_ADAPT_LEVELS] = {0, 0.02, 0.05, 0.10, 0.15};
+static const wzp_adapt_settings level_set[WZP_ADAPT_LEVELS] = {
+    {32000, 10, 0}, {32000, 15, 0}, {32000, 20, 0}, {24000, 30, 1}, {20000, 40, 2},
+};
+#define DOWN_FRACTION 0.6
+#define DOWN_DWELL    WZP_SEC(1)
+#define BURSTY_RUN    1.5
+#define MIN_SLOTS     5 /* reports over fewer speech slots say nothing */
+
+static wzp_adapt_settings settings_of(int level, bool bursty)
+{
+    wzp_adapt_settings s = level_set[level];
+    if (bursty && level >= 2 && s.redundancy < 2) {
+        s.redundancy++;
+        s.bitrate = s.redundancy == 1 ? 24000 : 20000;
+    }
+    return s;
+}
+
+void wzp_adapt_init(wzp_adapt *a, bool enabled, wzp_ts now)
+{
+    memset(a, 0, sizeof(*a));
+    a->enabled = enabled;
+    a->changed_at = now;
+    a->calm_since = WZP_TS_NEVER;
+    a->cur = settings_of(0, false);
+}
+
+wzp_adapt_settings wzp_adapt_get(const wzp_adapt *a)
+{
+    return a->cur;
+}
+
+static int level_for(double loss)
+{
+    int l = 0;
+    while (l + 1 < WZP_ADAPT_LEVELS && loss >= up_at[l + 1])
+        l++;
+    return l;
+}
+
+bool wzp_adapt_on_report(wzp_adapt *a, const wzp_call_report *r, wzp_ts now)
+{
+    if (!a->enabled || !r || r->slots < MIN_SLOTS)
+        return false;
+    a->win[a->head].slots = r->slots;
+    a->win[a->head].missing = r->missing;
+    a->win[a->head].runs = r->runs;
+    a->head = (a->head + 1) % WZP_ADAPT_WINDOW;
+    if (a->n < WZP_ADAPT_WINDOW)
+        a->n++;
+    uint64_t slots = 0, missing = 0, runs = 0;
+    for (unsigned i = 0; i < a->n; i++) {
+        slots += a->win[i].slots;
+        missing += a->win[i].missing;
+        runs += a->win[i].runs;
+    }
+    a->loss = (double)missing / (double)slots;
+    a->burst = runs ? (double)missing / (double)runs : 0;
+    double loss = a->loss;
+
+    int want = level_for(loss);
+    bool bursty = a->burst >= BURSTY_RUN && loss >= up_at[1];
+    int level = a->level;
+    if (want > level) {
+        level = want;
+        a->calm_since = WZP_TS_NEVER;
+    } else if (want < level) {
+        /* Down one level at a time, after a calm dwell. */
+        if (loss < up_at[level] * DOWN_FRACTION) {
+            if (a->calm_since == WZP_TS_NEVER)
+                a->calm_since = now;
+            if (now - a->calm_since >= DOWN_DWELL && now - a->changed_at >= DOWN_DWELL) {
+                level--;
+                a->calm_since = now;
+            }
+        } else {
+            a->calm_since = WZP_TS_NEVER;
+        }
+    }
+    /* Burstiness switches on at once, off only with a level change down. */
+    if (level < a->level)
+        a->bursty = bursty;
+    else if (bursty)
+        a->bursty = true;
+    wzp_adapt_settings s = settings_of(level, a->bursty);
+    a->level = level;
+    if (s.bitrate == a->cur.bitrate && s.expected_loss == a->cur.expected_loss &&
+        s.redundancy == a->cur.redundancy)
+        return false;
+    a->cur = s;
+    a->changed_at = now;
+    return true;
+}
