@@ -8,7 +8,14 @@
  * back into the stack. Only verdicts travel back to the kernel; the payload is
  * never copied.
  *
+ * --reorder-ms R adds a uniform 0..R ms to each packet's hold outside the FIFO
+ * rule, so packets overtake each other (reordering jitter). --ge-loss-pct P
+ * --ge-burst B drops packets in bursts (Gilbert-Elliott: a good state that
+ * loses nothing and a bad state that loses everything; bursts last B packets
+ * on average and P % of packets are lost in the long run).
+ *
  *   wzp-netdelay --delay-ms D [--queue N] [--jitter-ms J] [--loss-pct P]
+ *                [--reorder-ms R] [--ge-loss-pct P --ge-burst B]
  *                [--max-held K] [--pidfile FILE]
  *
  * Runs until SIGTERM/SIGINT, then releases whatever it still holds and prints
@@ -35,18 +42,59 @@
 
 struct held {
     uint32_t id;
+    uint64_t order; /* arrival order: ties on `due` leave first in, first out */
     wzp_ts due;
 };
 
+/* Held packets form a binary min-heap on (due, order). */
 struct delay_line {
     struct nfq_q_handle *qh;
-    wzp_ts delay, jitter;
-    uint32_t loss_ppm; /* drop probability, parts per million */
-    struct held *ring;
-    size_t cap, head, len;
+    wzp_ts delay, jitter, reorder;
+    uint32_t loss_ppm;     /* drop probability, parts per million */
+    uint32_t ge_enter_ppm; /* Gilbert-Elliott: good -> bad per packet */
+    uint32_t ge_leave_ppm; /* bad -> good per packet */
+    int ge_bad;
+    struct held *heap;
+    size_t cap, len;
+    uint64_t order;
     wzp_ts last_due; /* FIFO: no packet leaves before the one queued ahead of it */
-    uint64_t seen, passed, lost, overflow, enobufs;
+    uint64_t seen, passed, lost, ge_lost, overflow, enobufs;
 };
+
+static int before(const struct held *a, const struct held *b)
+{
+    return a->due < b->due || (a->due == b->due && a->order < b->order);
+}
+
+static void heap_push(struct delay_line *dl, struct held h)
+{
+    size_t i = dl->len++;
+    while (i > 0 && before(&h, &dl->heap[(i - 1) / 2])) {
+        dl->heap[i] = dl->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    dl->heap[i] = h;
+}
+
+static struct held heap_pop(struct delay_line *dl)
+{
+    struct held top = dl->heap[0], last = dl->heap[--dl->len];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= dl->len)
+            break;
+        if (c + 1 < dl->len && before(&dl->heap[c + 1], &dl->heap[c]))
+            c++;
+        if (!before(&dl->heap[c], &last))
+            break;
+        dl->heap[i] = dl->heap[c];
+        i = c;
+    }
+    if (dl->len)
+        dl->heap[i] = last;
+    return top;
+}
 
 static volatile sig_atomic_t stop_requested;
 
@@ -91,6 +139,15 @@ static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct nfq_d
         verdict(dl, id, NF_DROP);
         return 0;
     }
+    if (dl->ge_enter_ppm) {
+        if (rand_below(1000000) < (dl->ge_bad ? dl->ge_leave_ppm : dl->ge_enter_ppm))
+            dl->ge_bad = !dl->ge_bad;
+        if (dl->ge_bad) {
+            dl->ge_lost++;
+            verdict(dl, id, NF_DROP);
+            return 0;
+        }
+    }
     if (dl->len == dl->cap) {
         /* A full delay line behaves like a full bottleneck queue: tail drop. */
         dl->overflow++;
@@ -106,8 +163,9 @@ static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct nfq_d
     if (due < dl->last_due)
         due = dl->last_due;
     dl->last_due = due;
-    dl->ring[(dl->head + dl->len) % dl->cap] = (struct held){.id = id, .due = due};
-    dl->len++;
+    if (dl->reorder)
+        due += rand_below(dl->reorder + 1); /* outside the FIFO rule: may overtake */
+    heap_push(dl, (struct held){.id = id, .order = dl->order++, .due = due});
     return 0;
 }
 
@@ -115,17 +173,16 @@ static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct nfq_d
 static void release_due(struct delay_line *dl, int flush)
 {
     wzp_ts now = now_ts();
-    while (dl->len && (flush || dl->ring[dl->head].due <= now)) {
-        verdict(dl, dl->ring[dl->head].id, NF_ACCEPT);
+    while (dl->len && (flush || dl->heap[0].due <= now)) {
+        verdict(dl, heap_pop(dl).id, NF_ACCEPT);
         dl->passed++;
-        dl->head = (dl->head + 1) % dl->cap;
-        dl->len--;
     }
 }
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: wzp-netdelay --delay-ms D [--queue N] [--jitter-ms J] [--loss-pct P]\n"
+               "                    [--reorder-ms R] [--ge-loss-pct P --ge-burst B]\n"
                "                    [--max-held K] [--pidfile FILE]\n");
 }
 
@@ -148,14 +205,18 @@ int main(int argc, char **argv)
         {"jitter-ms", required_argument, NULL, 'j'},
         {"loss-pct", required_argument, NULL, 'l'},
         {"max-held", required_argument, NULL, 'm'},
+        {"reorder-ms", required_argument, NULL, 'r'},
+        {"ge-loss-pct", required_argument, NULL, 'g'},
+        {"ge-burst", required_argument, NULL, 'b'},
         {"pidfile", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     double queue = 0, delay_ms = -1, jitter_ms = 0, loss_pct = 0, max_held = 8192;
+    double reorder_ms = 0, ge_loss = 0, ge_burst = 0;
     const char *pidfile = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "q:d:j:l:m:p:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "q:d:j:l:m:p:r:g:b:h", opts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
         case 'q':
@@ -176,6 +237,15 @@ int main(int argc, char **argv)
         case 'p':
             pidfile = optarg;
             break;
+        case 'r':
+            bad = parse_num(optarg, 0, 60000, &reorder_ms);
+            break;
+        case 'g':
+            bad = parse_num(optarg, 0, 99, &ge_loss);
+            break;
+        case 'b':
+            bad = parse_num(optarg, 1, 10000, &ge_burst);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -188,7 +258,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc || delay_ms < 0) {
+    if (optind != argc || delay_ms < 0 || (ge_loss > 0) != (ge_burst > 0)) {
         usage(stderr);
         return 2;
     }
@@ -197,10 +267,19 @@ int main(int argc, char **argv)
         .delay = (wzp_ts)(delay_ms * 1e6),
         .jitter = (wzp_ts)(jitter_ms * 1e6),
         .loss_ppm = (uint32_t)(loss_pct * 1e4),
+        .reorder = (wzp_ts)(reorder_ms * 1e6),
         .cap = (size_t)max_held,
     };
-    dl.ring = calloc(dl.cap, sizeof *dl.ring);
-    if (!dl.ring) {
+    if (ge_loss > 0) {
+        /* Bad lasts 1/leave packets; the long-run share in bad is enter/(enter+leave). */
+        double leave = 1.0 / ge_burst, p = ge_loss / 100.0;
+        dl.ge_leave_ppm = (uint32_t)(leave * 1e6);
+        dl.ge_enter_ppm = (uint32_t)(p * leave / (1.0 - p) * 1e6);
+        if (!dl.ge_enter_ppm)
+            dl.ge_enter_ppm = 1;
+    }
+    dl.heap = calloc(dl.cap, sizeof *dl.heap);
+    if (!dl.heap) {
         fprintf(stderr, "wzp-netdelay: out of memory\n");
         return 1;
     }
@@ -208,7 +287,7 @@ int main(int argc, char **argv)
     struct nfq_handle *h = nfq_open();
     if (!h) {
         fprintf(stderr, "wzp-netdelay: nfq_open: %s\n", strerror(errno));
-        free(dl.ring);
+        free(dl.heap);
         return 1;
     }
     int rc = 1;
@@ -244,7 +323,7 @@ int main(int argc, char **argv)
     while (!stop_requested) {
         int timeout_ms = -1;
         if (dl.len) {
-            wzp_ts now = now_ts(), due = dl.ring[dl.head].due;
+            wzp_ts now = now_ts(), due = dl.heap[0].due;
             timeout_ms = due > now ? (int)((due - now + WZP_MS(1) - 1) / WZP_MS(1)) : 0;
         }
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
@@ -270,15 +349,18 @@ int main(int argc, char **argv)
         release_due(&dl, 0);
     }
     release_due(&dl, 1);
-    fprintf(stderr, "wzp-netdelay: seen %llu passed %llu lost %llu overflow %llu enobufs %llu\n",
+    fprintf(stderr,
+            "wzp-netdelay: seen %llu passed %llu lost %llu burst-lost %llu overflow %llu enobufs "
+            "%llu\n",
             (unsigned long long)dl.seen, (unsigned long long)dl.passed, (unsigned long long)dl.lost,
-            (unsigned long long)dl.overflow, (unsigned long long)dl.enobufs);
+            (unsigned long long)dl.ge_lost, (unsigned long long)dl.overflow,
+            (unsigned long long)dl.enobufs);
     rc = 0;
 out_queue:
     nfq_destroy_queue(dl.qh);
 out_close:
     nfq_close(h);
-    free(dl.ring);
+    free(dl.heap);
     if (pidfile && rc == 0)
         unlink(pidfile);
     return rc;
