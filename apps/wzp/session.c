@@ -387,6 +387,8 @@ static bool cb_source(wzp_client *c, wzp_call *call, int16_t pcm[WZP_FRAME_SAMPL
     bool have = true;
     switch (s->o.source) {
     case SRC_FILE: {
+        if (!s->file_pos)
+            s->send_t0 = session_now_s();
         size_t left = s->file_n - s->file_pos,
                take = left < WZP_FRAME_SAMPLES ? left : WZP_FRAME_SAMPLES;
         memset(pcm, 0, WZP_FRAME_SAMPLES * sizeof(int16_t));
@@ -420,8 +422,11 @@ static void cb_sink(wzp_client *c, wzp_call *call, const int16_t pcm[WZP_FRAME_S
                     bool concealed, void *user)
 {
     session *s = user;
-    if (s->o.record_file || s->o.keep_recording)
+    if (s->o.record_file || s->o.keep_recording) {
+        if (!s->rec_n)
+            s->play_t0 = session_now_s();
         push(&s->rec, &s->rec_n, &s->rec_cap, pcm);
+    }
 }
 
 /* --- setup -------------------------------------------------------------------------------------
@@ -1156,6 +1161,7 @@ void session_next_call(session *s)
     pthread_mutex_unlock(&s->mu);
     /* The next call sends the file from its start and reports its own devices. */
     s->file_pos = 0;
+    s->send_t0 = s->play_t0 = 0;
     s->audio_reported = false;
     wzp_call_release(old);
 }
@@ -1190,6 +1196,10 @@ void session_summary(session *s, int exit_code)
                ",\"encoder_bitrate_kbps\":%.1f,\"encoder_loss_pct\":%d",
                st.playout_delay_ms, st.playout_target_ms, st.encoder_bitrate_kbps,
                st.encoder_loss_pct);
+        if (s->send_t0 > 0)
+            printf(",\"send_started_ms\":%.3f", s->send_t0 * 1000);
+        if (s->play_t0 > 0)
+            printf(",\"play_started_ms\":%.3f", s->play_t0 * 1000);
         wzp_audio_stats as;
         if (s->o.audio.enabled && s->call && wzp_call_get_audio_stats(s->call, &as) == 0) {
             printf(",\"audio\":{\"live\":%s,\"capture_overruns\":%llu,\"capture_underruns\":%llu",

@@ -101,6 +101,10 @@ typedef struct session {
     unsigned volume;           /* the speaker's, percent (main thread; every call of the session) */
     struct wzp_ringer *ringer; /* ringing now (main thread) */
     int64_t active_at_ms, ended_at_ms;
+    /* Monotonic seconds of the first file frame handed to the call and of the first frame
+     * recorded (0 = none): with the recording's lag against the file, the delay from send to
+     * play (bench/media-quality.sh). */
+    double send_t0, play_t0;
 
     /* history of the current call */
     bool incoming;
