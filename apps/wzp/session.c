@@ -1196,6 +1196,11 @@ void session_summary(session *s, int exit_code)
                ",\"encoder_bitrate_kbps\":%.1f,\"encoder_loss_pct\":%d",
                st.playout_delay_ms, st.playout_target_ms, st.encoder_bitrate_kbps,
                st.encoder_loss_pct);
+        printf(",\"losses_single\":%llu,\"losses_single_rebuilt\":%llu"
+               ",\"losses_single_fec\":%llu,\"losses_single_fec_rebuilt\":%llu",
+               (unsigned long long)st.losses_single, (unsigned long long)st.losses_single_rebuilt,
+               (unsigned long long)st.losses_single_fec,
+               (unsigned long long)st.losses_single_fec_rebuilt);
         if (s->send_t0 > 0)
             printf(",\"send_started_ms\":%.3f", s->send_t0 * 1000);
         if (s->play_t0 > 0)

@@ -62,6 +62,9 @@ typedef struct wzp_call_stats {
     double playout_target_ms;    /* what the playout buffer aims at (jitter + FEC wait) */
     double encoder_bitrate_kbps; /* now: the encoder's bitrate setting */
     int encoder_loss_pct;        /* now: the encoder's expected loss (in-band FEC strength) */
+    uint64_t losses_single, losses_single_rebuilt; /* isolated missing slots, of which rebuilt */
+    /* isolated missing slots whose next packet carried FEC, of which rebuilt */
+    uint64_t losses_single_fec, losses_single_fec_rebuilt;
 } wzp_call_stats;
 
 typedef struct wzp_client_callbacks {

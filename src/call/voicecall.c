@@ -1222,6 +1222,10 @@ void wzp_voicecall_get_stats(const wzp_voicecall *vc, wzp_call_stats *out, wzp_t
         out->frames_concealed = rs.plc;
         out->frames_fec = rs.fec_recovered;
         out->frames_redundancy = rs.redundancy_recovered;
+        out->losses_single = rs.single;
+        out->losses_single_rebuilt = rs.single_rebuilt;
+        out->losses_single_fec = rs.single_fec;
+        out->losses_single_fec_rebuilt = rs.single_fec_rebuilt;
         out->playout_delay_ms = (double)rs.delay / 1e6;
         out->playout_target_ms = (double)rs.playout.target / 1e6;
         uint64_t expected = out->frames_received + out->frames_lost;

@@ -1,5 +1,6 @@
 #include "media/adapt.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Thresholds (loss fraction) to enter each level, and its settings. */
@@ -63,25 +64,29 @@ bool wzp_adapt_on_report(wzp_adapt *a, const wzp_call_report *r, wzp_ts now)
     a->loss = (double)missing / (double)slots;
     a->burst = runs ? (double)missing / (double)runs : 0;
     double loss = a->loss;
-
-    int want = level_for(loss);
-    bool bursty = a->burst >= BURSTY_RUN && loss >= up_at[1];
+    /* Up only on evidence: the window's loss less one standard error (1.5 s
+     * holds ~75 slots, so 5 % random loss reads anywhere from 2 to 10 %). */
+    double se = sqrt(loss * (1 - loss) / (double)slots);
+    int want = level_for(loss - se);
+    if (want < a->level && loss >= up_at[a->level] * DOWN_FRACTION)
+        want = a->level; /* between the thresholds: stay */
+    bool bursty = a->burst >= BURSTY_RUN && loss - se >= up_at[1];
     int level = a->level;
     if (want > level) {
         level = want;
         a->calm_since = WZP_TS_NEVER;
     } else if (want < level) {
         /* Down one level at a time, after a calm dwell. */
-        if (loss < up_at[level] * DOWN_FRACTION) {
+        {
             if (a->calm_since == WZP_TS_NEVER)
                 a->calm_since = now;
             if (now - a->calm_since >= DOWN_DWELL && now - a->changed_at >= DOWN_DWELL) {
                 level--;
                 a->calm_since = now;
             }
-        } else {
-            a->calm_since = WZP_TS_NEVER;
         }
+    } else {
+        a->calm_since = WZP_TS_NEVER;
     }
     /* Burstiness switches on at once, off only with a level change down. */
     if (level < a->level)

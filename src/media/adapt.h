@@ -21,7 +21,8 @@
  * so the total stays <= 64 kbit/s) and 20-40 ms more playout wait. Bursty
  * = mean run >= 1.5 slots.
  *
- * Up at once when the window crosses a level's threshold; down one level
+ * Up at once when the window's loss less one standard error crosses a
+ * level's threshold (small windows are noisy); down one level
  * only after the window stayed under 60 % of the current level's threshold
  * for 1 s, and 1 s after the last change (hysteresis: no flapping). When
  * the loss stops, the full primary bitrate is back within ~3 s and level 0

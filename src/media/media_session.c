@@ -263,6 +263,7 @@ struct wzp_media_rx {
     size_t fifo_len;
     int fifo_kind;      /* kind of the newest frame in the fifo */
     bool prev_missing;  /* the last speech slot had no packet of its own */
+    bool prev_rebuilt;  /* ... and was rebuilt */
     uint64_t cur_run;   /* its run so far */
     unsigned run_max;   /* longest run since wzp_media_rx_take_max_run */
     unsigned red_depth; /* redundancy depth of the sender's recent datagrams */
@@ -365,8 +366,9 @@ int wzp_media_rx_datagram(wzp_media_rx *rx, const uint8_t *dg, size_t len, wzp_t
         rx->red_at = now;
     } else {
         rc = wzp_playout_insert(rx->pb, f.seq, f.timestamp, f.flags, f.payload, f.payload_len, now);
-        /* 2 s without copies: the sender stopped them, wait for FEC alone again. */
-        if (rx->red_depth && now - rx->red_at > WZP_SEC(2)) {
+        /* 10 s without copies: the sender stopped them, wait for FEC alone again
+         * (not sooner: a sender that goes back and forth should not move the delay). */
+        if (rx->red_depth && now - rx->red_at > WZP_SEC(10)) {
             rx->red_depth = 0;
             rx->red_at = WZP_TS_NEVER;
             wzp_playout_set_wait(rx->pb, 1);
@@ -448,9 +450,18 @@ static void account(wzp_media_rx *rx, int kind, const wzp_playout_frame *pf)
     rx->st.slots++;
     bool missing = pf->kind == WZP_PLAYOUT_MISSING || pf->redundant;
     if (!missing) {
+        if (rx->prev_missing && rx->cur_run == 1) {
+            rx->st.single++;
+            rx->st.single_rebuilt += rx->prev_rebuilt;
+            if (pf->kind == WZP_PLAYOUT_FRAME && wzp_opus_packet_has_fec(pf->payload, pf->len)) {
+                rx->st.single_fec++;
+                rx->st.single_fec_rebuilt += rx->prev_rebuilt;
+            }
+        }
         rx->prev_missing = false;
         return;
     }
+    rx->prev_rebuilt = kind == WZP_MEDIA_RX_FEC;
     rx->st.missing++;
     rx->cur_run = rx->prev_missing ? rx->cur_run + 1 : 1;
     if (!rx->prev_missing)

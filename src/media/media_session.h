@@ -122,6 +122,12 @@ typedef struct wzp_media_rx_stats {
     /* Slots of sent speech (not DTX, not holds) played; of which without their own packet
      * (rebuilt or concealed); runs of such slots; the longest run. */
     uint64_t slots, missing, runs, max_run;
+    /* Runs of exactly one missing slot, and how many of those were rebuilt (FEC or copy). */
+    uint64_t single, single_rebuilt;
+    /* Of the single ones, those whose next packet (it came, late or not) carries in-band FEC
+     * (Opus leaves it out of some frames, e.g. silence), and of those the rebuilt ones: how
+     * often the playout buffer had waited long enough for FEC. */
+    uint64_t single_fec, single_fec_rebuilt;
     wzp_ts first_datagram; /* arrival of the first accepted datagram, or WZP_TS_NEVER */
     wzp_ts first_decoded;  /* pull time of the first decoded frame, or WZP_TS_NEVER */
     wzp_playout_stats playout;

@@ -51,10 +51,10 @@ static void test_loss_up_then_gone(void **state)
     run(&f, 5, 0, 1);
     assert_int_equal(f.changes, 0);
 
-    /* 20 % random loss: FEC and redundancy up within a second. */
-    run(&f, 1, 20, 1);
+    /* 20 % random loss: FEC and redundancy up within two seconds. */
+    run(&f, 2, 20, 1);
     s = wzp_adapt_get(&f.a);
-    printf("# 20 %% loss after 1 s: %d bit/s, fec %d %%, redundancy %u\n", s.bitrate,
+    printf("# 20 %% loss after 2 s: %d bit/s, fec %d %%, redundancy %u\n", s.bitrate,
            s.expected_loss, s.redundancy);
     assert_true(s.expected_loss >= 30);
     assert_true(s.redundancy >= 1);
