@@ -10,9 +10,14 @@
  *   level  loss >=  bitrate   FEC (expected loss)  redundancy
  *   0      -        32 kbit/s  10 %                0  (the codec's defaults)
  *   1      2 %      32         15                  0
- *   2      5 %      32         20                  0 (1 if bursty)
- *   3      10 %     24 (x2)    30                  1 (2 if bursty)
+ *   2      4 %      24 (x2)    20                  1
+ *   3      10 %     24 (x2)    30                  1
  *   4      15 %     20 (x3)    40                  2
+ *
+ * From level 1 on, bursts (mean run >= 1.5 slots) add a copy and long ones
+ * (>= 2.5) take all WZP_MEDIA_RED_MAX (16 kbit/s primary, x4); and level 1
+ * becomes level 2 when more than 0.5 % of the slots stay unrepaired (Opus
+ * puts no FEC into some frames, e.g. quiet ones).
  *
  * Opus's in-band FEC (LBRR) rebuilds a lost frame from the next packet,
  * so it covers single losses; redundancy copies the previous 1-2 packets into
@@ -21,12 +26,12 @@
  * so the total stays <= 64 kbit/s) and 20-40 ms more playout wait. Bursty
  * = mean run >= 1.5 slots.
  *
- * Up at once when the window's loss less one standard error crosses a
- * level's threshold (small windows are noisy); down one level
- * only after the window stayed under 60 % of the current level's threshold
- * for 1 s, and 1 s after the last change (hysteresis: no flapping). When
- * the loss stops, the full primary bitrate is back within ~3 s and level 0
- * within ~6 s (test_adapt). Disabled (the reference): level 0 forever.
+ * Up at once when the window's loss less half a standard error crosses a
+ * level's threshold (small windows are noisy); down (to the level the loss
+ * now calls for) only after the window stayed under 60 % of the current
+ * level's threshold for 1 s, and 1 s after the last change (hysteresis: no
+ * flapping). When the loss stops, the codec's defaults are back within ~3 s
+ * (test_adapt). Disabled (the reference): level 0 forever.
  */
 #ifndef WZP_MEDIA_ADAPT_H
 #define WZP_MEDIA_ADAPT_H
@@ -36,6 +41,7 @@
 
 #include "common/time.h"
 #include "wire/call_msg.h"
+#include "wire/media_red.h"
 
 #define WZP_ADAPT_WINDOW 6 /* reports kept (1.5 s at 4 a second) */
 #define WZP_ADAPT_LEVELS 5
@@ -49,11 +55,11 @@ typedef struct wzp_adapt_settings {
 typedef struct wzp_adapt {
     bool enabled;
     int level;
-    bool bursty;
+    int burst_class;   /* 0 random, 1 bursty (one copy more), 2 long bursts (all copies) */
     wzp_ts changed_at; /* last change of settings */
     wzp_ts calm_since; /* the window has been under the down threshold since; NEVER if not */
     struct {
-        uint32_t slots, missing, runs;
+        uint32_t slots, missing, runs, unrepaired;
     } win[WZP_ADAPT_WINDOW];
     unsigned head, n;
     double loss;  /* window loss fraction, after the last report */

@@ -18,7 +18,8 @@
 typedef struct feed {
     wzp_adapt a;
     wzp_ts now;
-    double acc; /* missing slots owed */
+    double acc;        /* missing slots owed */
+    bool all_repaired; /* reports say FEC rebuilt every missing slot */
     unsigned changes;
 } feed;
 
@@ -34,7 +35,7 @@ static void run(feed *f, double seconds, double loss_pct, unsigned run_len)
             f->acc -= run_len;
         }
         r.max_run = r.runs ? run_len : 0;
-        r.unrepaired = r.missing / 2;
+        r.unrepaired = f->all_repaired ? 0 : (r.missing + 1) / 2;
         f->changes += wzp_adapt_on_report(&f->a, &r, f->now);
     }
 }
@@ -63,7 +64,7 @@ static void test_loss_up_then_gone(void **state)
     assert_int_equal(s.redundancy, 2);
     assert_true(s.bitrate * (1 + (int)s.redundancy) <= 64000);
 
-    /* Loss gone: the full primary bitrate within 3 s, the defaults within 6 s. */
+    /* Loss gone: the codec's defaults (full bitrate, no copies) within 3 s. */
     wzp_ts gone = f.now;
     wzp_ts full = WZP_TS_NEVER;
     for (int i = 0; i < 40; i++) {
@@ -100,20 +101,41 @@ static void test_bursts_get_redundancy(void **state)
 {
     (void)state;
     /* 8 % loss in runs of 4 (80 ms bursts): one-frame FEC cannot rebuild
-     * them, so redundancy comes on; the same loss spread out does not. */
+     * them, so every copy comes on; the same loss spread out gets one. */
     feed f = {.now = 0};
     wzp_adapt_init(&f.a, true, f.now);
     run(&f, 4, 8, 4);
     wzp_adapt_settings s = wzp_adapt_get(&f.a);
     printf("# 8 %% in bursts of 4: fec %d %%, redundancy %u, mean burst %.1f\n", s.expected_loss,
            s.redundancy, f.a.burst);
-    assert_true(s.redundancy >= 1);
+    assert_int_equal(s.redundancy, 3);
+    assert_true(s.bitrate * 4 <= 64000);
     feed g = {.now = 0};
     wzp_adapt_init(&g.a, true, g.now);
     run(&g, 4, 8, 1);
     s = wzp_adapt_get(&g.a);
-    assert_int_equal(s.redundancy, 0);
+    assert_int_equal(s.redundancy, 1);
     assert_true(s.expected_loss >= 20);
+}
+
+static void test_residual_loss_gets_copies(void **state)
+{
+    (void)state;
+    /* 3 % random loss: FEC strength up. Copies only when the reports say
+     * too much stays unrepaired after FEC. */
+    feed f = {.now = 0, .all_repaired = true};
+    wzp_adapt_init(&f.a, true, f.now);
+    run(&f, 6, 3, 1);
+    wzp_adapt_settings s = wzp_adapt_get(&f.a);
+    assert_int_equal(s.expected_loss, 15);
+    assert_int_equal(s.redundancy, 0);
+    f.all_repaired = false;
+    run(&f, 3, 3, 1);
+    s = wzp_adapt_get(&f.a);
+    printf("# 3 %% loss, half of it unrepaired: fec %d %%, redundancy %u, %d bit/s\n",
+           s.expected_loss, s.redundancy, s.bitrate);
+    assert_int_equal(s.redundancy, 1);
+    assert_true(s.bitrate <= 32000);
 }
 
 static void test_disabled_and_thin_reports(void **state)
@@ -133,4 +155,4 @@ static void test_disabled_and_thin_reports(void **state)
 }
 
 WZP_TEST_MAIN(NULL, NULL, test_loss_up_then_gone, test_no_flapping, test_bursts_get_redundancy,
-              test_disabled_and_thin_reports)
+              test_residual_loss_gets_copies, test_disabled_and_thin_reports)
