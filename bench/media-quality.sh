@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sound quality of real calls on bad networks, in the NAT lab:
-#   scripts/bench media-quality [CASE...]
+#   scripts/bench media-quality [CASE...]   (CASE: 0 2 5 10 20 burst jitter, or e.g. 20:relay)
 # A speech sample (espeak-ng, made here) is sent both ways through a real call
 # (wzp-relay, `wzp listen`, `wzp call`, --send/--record) between two hosts of
 # a prc-prc lab with 20 ms one-way delay per host, under random loss
@@ -48,7 +48,9 @@ ALL_CASES=(
 CASES=()
 if [ $# -gt 0 ]; then
     for want in "$@"; do
-        for c in "${ALL_CASES[@]}"; do [ "${c%%:*}" = "$want" ] && CASES+=("$c"); done
+        for c in "${ALL_CASES[@]}"; do
+            [ "${c%%:*}" = "$want" ] || [ "${c%:*}" = "$want" ] && CASES+=("$c")
+        done
     done
 else
     CASES=("${ALL_CASES[@]}")

@@ -48,6 +48,18 @@ static wzp_playout *mk(unsigned delay_ms, unsigned cap, bool adaptive)
     return pb;
 }
 
+/* Adaptive (or not) as a call uses it: starts one frame after the first
+ * arrival, waits one frame for FEC. */
+static wzp_playout *mk_call(bool adaptive)
+{
+    wzp_playout_config c = {
+        .target_delay = WZP_MS(20), .capacity = 50, .adaptive = adaptive, .fec_wait = true};
+    wzp_playout *pb = NULL;
+    assert_int_equal(wzp_playout_new(&pb, &c), 0);
+    assert_non_null(pb);
+    return pb;
+}
+
 /* A snapshot of the buffer's counters. */
 static wzp_playout_stats stats_of(const wzp_playout *pb)
 {
@@ -337,10 +349,7 @@ static void test_late_first_packet(void **state)
      * back within 20 ms of its target in at most 3 s, by playing faster, not
      * by dropping frames. Without adaptation it keeps the excess. */
     for (int adaptive = 0; adaptive <= 1; adaptive++) {
-        wzp_playout_config cfg = {
-            .target_delay = WZP_MS(20), .capacity = 50, .adaptive = adaptive, .fec_wait = true};
-        wzp_playout *pb = NULL;
-        assert_int_equal(wzp_playout_new(&pb, &cfg), 0);
+        wzp_playout *pb = mk_call(adaptive);
         stream s = {7, 1000};
         consumer c = {0};
         unsigned sent = 0;
@@ -379,10 +388,7 @@ static void test_late_first_packet_in_dtx(void **state)
     /* The same late start, but the sender goes into DTX after 10 frames:
      * the excess goes by skipping background slots, nothing is time-scaled
      * after the talkspurt. */
-    wzp_playout_config cfg = {
-        .target_delay = WZP_MS(20), .capacity = 50, .adaptive = true, .fec_wait = true};
-    wzp_playout *pb = NULL;
-    assert_int_equal(wzp_playout_new(&pb, &cfg), 0);
+    wzp_playout *pb = mk_call(true);
     stream s = {0, 0};
     consumer c = {0};
     unsigned sent = 0;
@@ -419,10 +425,7 @@ static void test_jitter_reorder_and_fec_wait(void **state)
      * and one frame more, so few frames are late and, for a lost slot, the
      * next frame (its FEC) is buffered when it plays. Then the jitter stops:
      * within a few seconds the target and the delay come down again. */
-    wzp_playout_config cfg = {
-        .target_delay = WZP_MS(20), .capacity = 50, .adaptive = true, .fec_wait = true};
-    wzp_playout *pb = NULL;
-    assert_int_equal(wzp_playout_new(&pb, &cfg), 0);
+    wzp_playout *pb = mk_call(true);
     stream s = {0, 0};
     consumer c = {0};
     enum { N_FR = 2000, CALM_FROM = 1000 };
@@ -471,10 +474,7 @@ static void test_burst_loss_keeps_delay(void **state)
     (void)state;
     /* A 160 ms burst of loss on a steady path is concealed slot by slot; it
      * is not lateness, so the delay does not move. */
-    wzp_playout_config cfg = {
-        .target_delay = WZP_MS(20), .capacity = 50, .adaptive = true, .fec_wait = true};
-    wzp_playout *pb = NULL;
-    assert_int_equal(wzp_playout_new(&pb, &cfg), 0);
+    wzp_playout *pb = mk_call(true);
     stream s = {0, 0};
     consumer c = {0};
     wzp_ts before = 0;
