@@ -490,6 +490,7 @@ int wzp_media_rx_pull(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_
     for (int guard = 0; rx->fifo_len < WZP_AUDIO_FRAME_SAMPLES && guard < 4; guard++) {
         int16_t f[WZP_AUDIO_FRAME_SAMPLES];
         wzp_playout_frame pf;
+        wzp_playout_set_backlog(rx->pb, (wzp_ts)rx->fifo_len * WZP_SEC(1) / WZP_AUDIO_RATE);
         int kind = next_frame(rx, now, f, &pf);
         account(rx, kind, &pf);
         if (kind == WZP_MEDIA_RX_SILENCE) {
@@ -555,6 +556,5 @@ void wzp_media_rx_get_stats(const wzp_media_rx *rx, wzp_media_rx_stats *out)
         return;
     *out = rx->st;
     wzp_playout_get_stats(rx->pb, &out->playout);
-    out->delay = out->playout.delay +
-                 (wzp_ts)rx->fifo_len * WZP_SEC(1) / WZP_AUDIO_RATE; /* still in the fifo */
+    out->delay = out->playout.delay; /* the fifo's backlog included */
 }

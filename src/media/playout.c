@@ -80,7 +80,8 @@ struct wzp_playout {
     int64_t floor; /* current floor, ns */
     float hist[HIST_BINS];
     float hist_sum;
-    int mode; /* +1 shedding, -1 growing, 0 steady */
+    int mode;       /* +1 shedding, -1 growing, 0 steady */
+    wzp_ts backlog; /* audio the caller still holds from earlier pulls */
     wzp_playout_stats st;
 };
 
@@ -394,6 +395,12 @@ int wzp_playout_insert_redundant(wzp_playout *pb, uint16_t seq, uint32_t timesta
     return 0;
 }
 
+void wzp_playout_set_backlog(wzp_playout *pb, wzp_ts backlog)
+{
+    if (pb)
+        pb->backlog = backlog;
+}
+
 void wzp_playout_set_wait(wzp_playout *pb, unsigned frames)
 {
     if (pb && pb->adaptive)
@@ -411,7 +418,7 @@ unsigned wzp_playout_depth(const wzp_playout *pb)
  * hysteresis; sets out->tempo and out->excess. */
 static void steer(wzp_playout *pb, wzp_ts now, wzp_playout_frame *out)
 {
-    wzp_ts d = delay_of(pb, pb->next, now), t = target_of(pb);
+    wzp_ts d = delay_of(pb, pb->next, now) + pb->backlog, t = target_of(pb);
     int64_t ex = (int64_t)d - (int64_t)t;
     pb->st.delay = d;
     pb->st.target = t;

@@ -75,7 +75,7 @@ typedef struct wzp_playout_stats {
     uint64_t redundant; /* buffered copies from later packets (their own never came) */
     uint64_t faster;    /* adaptive: frames pulled with tempo +1 */
     uint64_t slower;    /* adaptive: frames pulled with tempo -1 */
-    wzp_ts delay;       /* playout delay of the last pulled slot above the floor */
+    wzp_ts delay;       /* playout delay of the last pulled slot above the floor (with backlog) */
     wzp_ts target;      /* adaptive target for that delay */
     wzp_ts jitter;      /* 97th percentile of arrival offsets above the floor */
 } wzp_playout_stats;
@@ -128,6 +128,10 @@ int wzp_playout_insert_redundant(wzp_playout *pb, uint16_t seq, uint32_t timesta
  * FEC, the default with fec_wait; 2-3 when copies come that many frames
  * later). At most 3. */
 void wzp_playout_set_wait(wzp_playout *pb, unsigned frames);
+
+/* Audio from earlier pulls the caller has not played yet (a time-scaling
+ * fifo): the slot pulled now plays that much later, so steering counts it. */
+void wzp_playout_set_backlog(wzp_playout *pb, wzp_ts backlog);
 
 /* Pulls the frame for the current tick and advances (except in WAIT). */
 void wzp_playout_pull(wzp_playout *pb, wzp_ts now, wzp_playout_frame *out);
