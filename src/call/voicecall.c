@@ -1058,7 +1058,9 @@ static void media_tick(wzp_voicecall *vc, wzp_ts now)
         vc->rx_next = now;
     while (vc->st.media == WZP_VOICECALL_MEDIA_BOTH && vc->rx_next <= now) {
         int16_t pcm[WZP_FRAME_SAMPLES];
-        int kind = wzp_media_rx_pull(vc->rx, now, pcm);
+        /* The pull is for its tick: after a stall of this loop the catch-up pulls must not
+         * look like playout running late (the adaptive buffer would shed delay for it). */
+        int kind = wzp_media_rx_pull(vc->rx, vc->rx_next, pcm);
         vc->rx_next += FRAME_TIME;
         if ((kind == WZP_MEDIA_RX_DECODED || kind == WZP_MEDIA_RX_FEC) &&
             vc->st.first_audio_at == WZP_TS_NEVER)

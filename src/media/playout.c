@@ -31,7 +31,12 @@
 #define SHED_ON  ((int64_t)WZP_MS(20))
 #define SHED_OFF ((int64_t)WZP_MS(4))
 #define GROW_ON  ((int64_t)WZP_MS(8))
-#define GROW_OFF ((int64_t)WZP_MS(2))
+/* For the first WARMUP arrivals the jitter estimate knows little: only an
+ * excess over WARMUP_SHED (a late first packet) is time-scaled away; lateness
+ * is met by holds alone. */
+#define WARMUP      100
+#define WARMUP_SHED ((int64_t)WZP_MS(60))
+#define GROW_OFF    ((int64_t)WZP_MS(2))
 
 enum { SLOT_EMPTY = 0, SLOT_FILLED, SLOT_PLAYED };
 
@@ -80,8 +85,9 @@ struct wzp_playout {
     int64_t floor; /* current floor, ns */
     float hist[HIST_BINS];
     float hist_sum;
-    int mode;       /* +1 shedding, -1 growing, 0 steady */
-    wzp_ts backlog; /* audio the caller still holds from earlier pulls */
+    int mode;          /* +1 shedding, -1 growing, 0 steady */
+    wzp_ts backlog;    /* audio the caller still holds from earlier pulls */
+    unsigned observed; /* arrivals since the anchor (saturates at WARMUP) */
     wzp_playout_stats st;
 };
 
@@ -211,6 +217,8 @@ static void observe(wzp_playout *pb, int64_t idx, wzp_ts now)
     if (!pb->adaptive)
         return;
     int64_t o = offset_of(pb, idx, now);
+    if (pb->observed < WARMUP)
+        pb->observed++;
     int64_t epoch = (int64_t)(now / WZP_SEC(1));
     unsigned b = (unsigned)(epoch % FLOOR_BUCKETS);
     if (pb->floor_b[b].epoch != epoch) {
@@ -294,6 +302,7 @@ static void anchor(wzp_playout *pb, uint16_t seq, int64_t ext_ts, uint8_t flags,
     memset(pb->hist, 0, sizeof(pb->hist));
     pb->hist_sum = 0;
     pb->mode = 0;
+    pb->observed = 0;
     observe(pb, 0, now);
     store(pb, 0, seq, flags, p, len, false);
 }
@@ -427,6 +436,8 @@ static void steer(wzp_playout *pb, wzp_ts now, wzp_playout_frame *out)
     else if (ex < -GROW_ON)
         pb->mode = -1;
     else if ((pb->mode > 0 && ex < SHED_OFF) || (pb->mode < 0 && ex > -GROW_OFF))
+        pb->mode = 0;
+    if (pb->observed < WARMUP && (pb->mode < 0 || (pb->mode > 0 && ex < WARMUP_SHED)))
         pb->mode = 0;
     out->tempo = pb->mode;
     out->excess = ex;

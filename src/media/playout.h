@@ -26,7 +26,9 @@
  * the slot's delay with the target: too much, and playout drops sender-DTX
  * slots outright and asks the caller to play speech faster (tempo +1,
  * time-compression); too little, and it repeats DTX slots and asks for
- * slower speech (tempo -1). Hysteresis keeps it from flapping. A late frame
+ * slower speech (tempo -1). Hysteresis keeps it from flapping. For the first
+ * 100 arrivals (the estimate is young) only an excess over 60 ms is shed
+ * and nothing is grown but by holds. A late frame
  * (a slower path) still holds playout back one tick at once (one concealed
  * frame) when the delay is under the new target. Without `adaptive` the
  * delay stays where the first frame put it. Memory is capacity slots, fixed
