@@ -250,7 +250,8 @@ static void test_late_start_is_shed(void **state)
     /* 20 ms one way, but the first packet is held 150 ms and the next ones
      * queue behind it. Playout starts 20 ms after it, 150 ms deeper than
      * needed; playing faster brings the delay back within 20 ms of the
-     * target in under 3 s, nothing concealed on the way, and the sound after
+     * target (by the end, 6 s; loud frames are only scaled while more than
+     * 60 ms too deep), nothing concealed on the way, and the sound after
      * that matches the sent signal at the new, shorter lag. */
     int16_t *sent = probe_pcm();
     channel c = {.rng = 3, .base = WZP_MS(20), .hold_until = WZP_MS(170)};
@@ -262,13 +263,13 @@ static void test_late_start_is_shed(void **state)
     result res;
     run_call(&c, &t, &r, sent, NULL, WZP_MS(3), &res);
     wzp_ncc_result m;
-    size_t from = 150 * N, len = 100 * N; /* 3-5 s */
+    size_t from = 200 * N, len = 80 * N; /* 4-5.6 s */
     assert_int_equal(wzp_ncc_search_s16(sent + from, len, res.rec, res.nrec, (long)from,
                                         (long)from + 12000, len, &m),
                      0);
     long lag = m.lag - (long)from;
     printf("# late start: first tick %ld; delay %.1f ms target %.1f ms; %llu faster, %llu quiet "
-           "skipped; plc %llu (tail %llu); 3-5 s matches at lag %.1f ms (first tick says %.1f), "
+           "skipped; plc %llu (tail %llu); 4-5.6 s matches at lag %.1f ms (first tick says %.1f), "
            "ncc %.3f\n",
            res.first_tick, res.rx.delay / 1e6, res.rx.playout.target / 1e6,
            (unsigned long long)res.rx.faster, (unsigned long long)res.rx.quiet_skipped,
@@ -277,7 +278,7 @@ static void test_late_start_is_shed(void **state)
     assert_true(res.rx.faster > 0);
     assert_int_equal(res.rx.decoded, FRAMES); /* every frame played, none concealed */
     assert_true(res.rx.playout.delay <= res.rx.playout.target + WZP_MS(20));
-    assert_true(res.expect_lag - lag >= 100 * 48); /* >= 100 ms shed */
+    assert_true(res.expect_lag - lag >= 90 * 48); /* >= 90 ms shed */
     assert_true(m.ncc > 0.9);
     free(res.rec);
     free(sent);
