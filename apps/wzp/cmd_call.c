@@ -174,7 +174,7 @@ static int run(int cmd, int argc, char **argv)
         {"no-denoise", no_argument, NULL, 1002},
         {"no-agc", no_argument, NULL, 1003},
         {"no-dtx", no_argument, NULL, 1004},
-        {"no-adapt", no_argument, NULL, 1009},
+        {"no-adapt", no_argument, NULL, 1020},
         {"once", no_argument, NULL, 1005},
         {"no-ring", no_argument, NULL, 1006},
         {"log-json", no_argument, NULL, 1007},
@@ -232,7 +232,7 @@ static int run(int cmd, int argc, char **argv)
         case 'n':
             cfg.direct_disabled = true;
             break;
-        case 1009:
+        case 1020:
             cfg.adaptation_disabled = true;
             break;
         case 'L':
