@@ -19,6 +19,10 @@
 # (MOS: the mean of both directions, direct and relayed where both ran;
 # fec_single_pct: single losses rebuilt, of those whose next packet carried
 # FEC, over all adaptive cases; delay_ms: the send-to-play delay at 0 % loss).
+# Path tcp: both routers forward no UDP (the relay's TLS-over-TCP service is
+# the only way out, as on a hotel network) and drop --tcp-loss-pct of the TCP
+# segments; the delay columns p50/p99 are over the recording's 200 ms windows,
+# so what TCP's retransmissions hold back shows (printed before the summary).
 # Needs root (network namespaces).
 set -uo pipefail
 SRC="${WZP_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}"
@@ -44,6 +48,8 @@ ALL_CASES=(
     "jitter:direct:--reorder-ms 30"
     "20:relay:--loss-pct 20"
     "burst:relay:--burst-loss 8,4"
+    "tcp0:tcp:"
+    "tcp2:tcp:--tcp-loss-pct 2"
 )
 CASES=()
 if [ $# -gt 0 ]; then
@@ -55,7 +61,7 @@ if [ $# -gt 0 ]; then
 else
     CASES=("${ALL_CASES[@]}")
 fi
-[ ${#CASES[@]} -gt 0 ] || { echo "media-quality: no such case (0 2 5 10 20 burst jitter)" >&2; exit 2; }
+[ ${#CASES[@]} -gt 0 ] || { echo "media-quality: no such case (0 2 5 10 20 burst jitter tcp0 tcp2)" >&2; exit 2; }
 
 T=$(mktemp -d /tmp/wzp-bench-mq-XXXXXX)
 LAB=""
@@ -102,8 +108,8 @@ call() {
         --record "$D/$tag-a.wav" --json "$@")"
     while kill -0 "$caller" 2>/dev/null; do sleep 0.2; done
     for i in $(seq 100); do kill -0 "$callee" 2>/dev/null || break; sleep 0.05; done
-    "$BIN/wzp-wavcmp" "$T/speech.wav" "$D/$tag-b.wav" 3 >"$D/$tag-ab.cmp" 2>&1
-    "$BIN/wzp-wavcmp" "$T/speech.wav" "$D/$tag-a.wav" 3 >"$D/$tag-ba.cmp" 2>&1
+    "$BIN/wzp-wavcmp" -v "$T/speech.wav" "$D/$tag-b.wav" 3 >"$D/$tag-ab.cmp" 2>&1
+    "$BIN/wzp-wavcmp" -v "$T/speech.wav" "$D/$tag-a.wav" 3 >"$D/$tag-ba.cmp" 2>&1
     return 0
 }
 
@@ -111,18 +117,38 @@ RESULTS="$T/results"
 : >"$RESULTS"
 for c in "${CASES[@]}"; do
     name="${c%%:*}" rest="${c#*:}"
-    path="${rest%%:*}" opts="${rest#*:}"
+    path="${rest%%:*}" opts="${rest#*:}" tcp_loss=""
+    if [[ "$opts" =~ --tcp-loss-pct\ ([0-9.]+) ]]; then
+        tcp_loss="${BASH_REMATCH[1]}"
+        opts="${opts/--tcp-loss-pct $tcp_loss/}"
+    fi
     # shellcheck disable=SC2086
     LAB="$("$NATLAB" up prc-prc --delay-ms 20 $opts 2>"$T/up.err" | tail -1)"
     [ -n "$LAB" ] || { echo "media-quality: lab did not come up: $(cat "$T/up.err")" >&2; exit 1; }
     eval "$(NATLAB_ID="$LAB" "$NATLAB" env)"
     D="$NATLAB_DIR" RELAY="$NATLAB_RELAY4:4433"
+    if [ "$path" = tcp ]; then
+        # per mille, from numgen: 2 % drops 20 of every 1000 TCP segments at random
+        {
+            echo "table inet mq_tcp {"
+            echo "  chain fw {"
+            echo "    type filter hook forward priority -20; policy accept;"
+            echo "    meta l4proto udp drop"
+            [ -n "$tcp_loss" ] &&
+                echo "    meta l4proto tcp numgen random mod 1000 < $(awk -v p="$tcp_loss" 'BEGIN { printf "%d", p * 10 }') drop"
+            echo "  }"
+            echo "}"
+        } >"$D/mq_tcp.nft"
+        for r in ra rb; do
+            ip netns exec "$LAB-$r" nft -f "$D/mq_tcp.nft" || { echo "media-quality: cannot set up $r" >&2; exit 1; }
+        done
+    fi
     "$NATLAB" spawn --lab "$LAB" relay relay env WZP_HOME="$D/home-relay" "$BIN/wzp-relay" \
         --listen "$RELAY" >/dev/null
     wait_for "$D/relay.log" "^wzp-relay: fingerprint" 10 || { echo "media-quality: relay did not start" >&2; exit 1; }
     FP="$(awk '$2 == "fingerprint" {print $3}' "$D/relay.log")"
     nd=()
-    [ "$path" = relay ] && nd=(--no-direct)
+    [ "$path" = relay ] || [ "$path" = tcp ] && nd=(--no-direct)
     for mode in adapt ref; do
         extra=("${nd[@]}")
         [ "$mode" = ref ] && extra+=(--no-adapt)
@@ -181,12 +207,17 @@ for line in open(sys.argv[1]):
     conc = 100.0 * rx["frames_concealed"] / expected if expected else 100.0
     rebuilt = 100.0 * (rx["frames_fec"] + rx["frames_redundancy"]) / expected if expected else 0
     delay = rx["play_started_ms"] - tx["send_started_ms"] + lag
+    base = rx["play_started_ms"] - tx["send_started_ms"]
+    wins = sorted(base + float(w.group(1)) for w in
+                  re.finditer(r"window at [0-9.]+ s: lag ([-0-9.]+) ms ncc ([-0-9.]+)", c)
+                  if float(w.group(2)) >= 0.5)
+    pct = lambda q: wins[min(len(wins) - 1, int(q * len(wins)))] if wins else float("nan")
     rows.append((name, path, mode, direction, dict(
         recv=rx["frames_received"], sent=tx["frames_sent"], lost=rx["frames_lost"],
         late=rx["frames_late"], conc=conc, rebuilt=rebuilt, red=rx["frames_redundancy"],
         single=rx["losses_single"], single_ok=rx["losses_single_rebuilt"],
         sfec=rx["losses_single_fec"], sfec_ok=rx["losses_single_fec_rebuilt"], ncc=ncc, win=win,
-        delay=delay, mos=mos(delay, conc), kbps=tx["bitrate_kbps"])))
+        delay=delay, p50=pct(0.5), p99=pct(0.99), mos=mos(delay, conc), kbps=tx["bitrate_kbps"])))
 
 print("media-quality: a speech sample both ways through a real call in the NAT lab (prc-prc,")
 print("  20 ms one way per host); send-to-play delay = network + playout buffer + codec (no devices)")
@@ -194,9 +225,9 @@ print("  E-model (G.107, simplified): R = %.1f - Id(delay) - Ie_eff(Ppl), Ie = %
 print("  BurstR = %g (random loss assumed), Ppl = frames concealed after FEC/redundancy," % BURST_R)
 print("  Id = 0.024 d + 0.11 (d - 177.3) for d > 177.3 ms; MOS from R as in G.107 Annex B")
 print()
-hdr = "%-7s %-6s %-5s %-3s %6s %6s %5s %7s %7s %5s %7s %6s %6s %7s %6s %5s" % (
+hdr = "%-7s %-6s %-5s %-3s %6s %6s %5s %7s %7s %5s %7s %6s %6s %7s %6s %6s %6s %5s" % (
     "case", "path", "mode", "dir", "sent", "recv", "late", "conc%", "rebuilt%", "red",
-    "single", "ncc", "win", "delay", "kbps", "MOS")
+    "single", "ncc", "win", "delay", "p50", "p99", "kbps", "MOS")
 print(hdr)
 agg = {}
 for name, path, mode, direction, r in rows:
@@ -204,9 +235,9 @@ for name, path, mode, direction, r in rows:
         print("%-7s %-6s %-5s %-3s  (no result)" % (name, path, mode, direction))
         continue
     single = "%d/%d" % (r["single_ok"], r["single"])
-    print("%-7s %-6s %-5s %-3s %6d %6d %5d %7.2f %7.2f %5d %7s %6.3f %6.3f %7.1f %6.1f %5.2f" % (
+    print("%-7s %-6s %-5s %-3s %6d %6d %5d %7.2f %7.2f %5d %7s %6.3f %6.3f %7.1f %6.1f %6.1f %6.1f %5.2f" % (
         name, path, mode, direction, r["sent"], r["recv"], r["late"], r["conc"], r["rebuilt"],
-        r["red"], single, r["ncc"], r["win"], r["delay"], r["kbps"], r["mos"]))
+        r["red"], single, r["ncc"], r["win"], r["delay"], r["p50"], r["p99"], r["kbps"], r["mos"]))
     agg.setdefault((name, mode), []).append(r)
 
 def mean_mos(name, mode):
@@ -226,6 +257,13 @@ d0 = agg.get(("0", "adapt"))
 print()
 print("reference (--no-adapt): " + " ".join(
     "mos_%s=%s" % (n, mean_mos(n, "ref")) for n in ("0", "2", "5", "10", "20", "burst", "jitter")))
+for n in ("tcp0", "tcp2"):
+    rs = agg.get((n, "adapt"))
+    if rs:
+        print("relay over TLS/TCP, UDP blocked, %s: send-to-play delay p50=%.1f ms p99=%.1f ms "
+              "(worst direction), concealed %.2f %%, MOS %.2f" % (
+                  n, max(r["p50"] for r in rs), max(r["p99"] for r in rs),
+                  max(r["conc"] for r in rs), statistics.mean(r["mos"] for r in rs)))
 print("media-quality: mos_0=%s mos_5=%s mos_10=%s mos_20=%s mos_burst=%s ref_mos_20=%s "
       "fec_single_pct=%s delay_ms=%s" % (
           mean_mos("0", "adapt"), mean_mos("5", "adapt"), mean_mos("10", "adapt"),
