@@ -32,11 +32,12 @@ frames() {
 }
 
 # Two listeners (bob over UDP, dave over TCP), then the flood, then the calls into it.
+LISTENERS=()
 for who in bob:udp dave:tcp; do
     n=${who%%:*}; tr=${who##*:}
     timeout 60 "$WZP" listen "${R[@]}" "${L[@]}" --relay-transport "$tr" --home "$T/$n" --alias "$n" \
         --auto-answer --once --json >"$T/$n.json" 2>"$T/$n.err" &
-    PIDS+=($!)
+    PIDS+=($!); LISTENERS+=($!)
 done
 for _ in $(seq 50); do grep -q registered "$T/bob.json" && grep -q registered "$T/dave.json" && break; sleep 0.1; done
 python3 "$FLOOD" 127.0.0.1 "$RT" 8 40 20 >"$T/flood.out" 2>&1 &
@@ -50,6 +51,7 @@ A=$!; PIDS+=($A)
 C=$!; PIDS+=($C)
 wait $A; check "the UDP call under the flood" 0 $?
 wait $C; check "the TCP call under the flood" 0 $?
+for p in "${LISTENERS[@]}"; do wait "$p"; done # their summaries are written as they exit
 frames "alice hears bob (UDP)" "$T/alice.json"
 frames "bob hears alice (UDP)" "$T/bob.json"
 frames "carol hears dave (TCP)" "$T/carol.json"
