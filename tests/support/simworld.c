@@ -521,7 +521,8 @@ void world_connect(world *w)
     char text[WZP_FINGERPRINT_STRLEN];
     wzp_identity_fingerprint(w->b.id, fp);
     wzp_fingerprint_format(fp, text, sizeof(text));
-    assert_int_equal(wzp_core_call(w->a.core, text, NULL, NULL, &w->a.call, wzp_sim_now(w->sim)), 0);
+    assert_int_equal(wzp_core_call(w->a.core, text, NULL, NULL, &w->a.call, wzp_sim_now(w->sim)),
+                     0);
     sim_client_kick(&w->a);
     assert_true(sim_run(w->sim, both_active, &w->a, &w->b, WZP_SEC(5)));
 }

@@ -32,7 +32,8 @@ static void ring(world *w, uint64_t seed)
     assert_true(sim_run(w->sim, both_registered, &w->a, &w->b, WZP_SEC(5)));
     char text[WZP_FINGERPRINT_STRLEN];
     sim_client_fp(&w->b, text);
-    assert_int_equal(wzp_core_call(w->a.core, text, NULL, NULL, &w->a.call, wzp_sim_now(w->sim)), 0);
+    assert_int_equal(wzp_core_call(w->a.core, text, NULL, NULL, &w->a.call, wzp_sim_now(w->sim)),
+                     0);
     sim_client_kick(&w->a);
     assert_true(sim_run(w->sim, b_ringing, &w->a, &w->b, WZP_SEC(5)));
 }

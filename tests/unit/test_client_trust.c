@@ -63,7 +63,8 @@ static void dial(trio *t, simclient *from, simclient *to)
 {
     char text[WZP_FINGERPRINT_STRLEN];
     sim_client_fp(to, text);
-    assert_int_equal(wzp_core_call(from->core, text, NULL, NULL, &from->call, wzp_sim_now(t->sim)), 0);
+    assert_int_equal(wzp_core_call(from->core, text, NULL, NULL, &from->call, wzp_sim_now(t->sim)),
+                     0);
     sim_client_kick(from);
 }
 
@@ -130,7 +131,8 @@ static void test_contact_called_by_name(void **state)
     wzp_fingerprint_format(cs.v[at].fp, dial_text, sizeof(dial_text));
     wzp_contacts_free(&cs);
     t.r.rewrite_in = offer_to_mallory;
-    assert_int_equal(wzp_core_call(t.a.core, dial_text, NULL, NULL, &t.a.call, wzp_sim_now(t.sim)), 0);
+    assert_int_equal(wzp_core_call(t.a.core, dial_text, NULL, NULL, &t.a.call, wzp_sim_now(t.sim)),
+                     0);
     sim_client_kick(&t.a);
     assert_true(sim_run(t.sim, ended, &t.a, NULL, WZP_SEC(10)));
     printf("contact by name: %s\n", t.a.detail);
