@@ -145,7 +145,7 @@ static void run_script(cursor *c)
             wzp_ice_note_rx(a, sock, &from, now);
             break;
         case 4:
-            wzp_ice_add_remote(a, (wzp_cand_type)(op >> 3) % 3, &from, now);
+            wzp_ice_add_remote(a, (wzp_cand_type)(op >> 3) % 4, &from, now);
             break;
         case 5:
             wzp_ice_remove_remote(a, &from, now);
@@ -154,7 +154,7 @@ static void run_script(cursor *c)
             if (op & 8)
                 wzp_ice_network_changed(a, now);
             else
-                wzp_ice_add_local(a, (wzp_cand_type)(op >> 4) % 3, &from);
+                wzp_ice_add_local(a, (wzp_cand_type)(op >> 4) % 4, &from);
             break;
         case 7: { /* run to the next deadline */
             wzp_ts d = wzp_ice_next_deadline(a);

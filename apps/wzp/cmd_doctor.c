@@ -31,7 +31,7 @@
 #include "net/udp.h"
 #include "opts.h"
 #include "phone.h"
-#include "portmap.h"
+#include "portmap/probe.h"
 
 #define MAX_RELAY_ADDRS    2 /* the first IPv4 and the first IPv6 address */
 #define PORTMAP_TIMEOUT_MS 1000
@@ -55,7 +55,7 @@ typedef struct report {
     size_t n;
     const wzp_ifaddr *v6; /* this host's IPv6 address, or NULL */
     bool portmap;         /* probed */
-    portmap_result pm;
+    wzp_portmap_report pm;
     bool udp; /* some relay address answered */
     bool pinned;
     doctor_quic quic;
@@ -181,7 +181,7 @@ static void run_probes(probe *ps, size_t n)
 
 static void *portmap_thread(void *arg)
 {
-    portmap_probe(arg, PORTMAP_TIMEOUT_MS);
+    wzp_portmap_probe(arg, PORTMAP_TIMEOUT_MS);
     return NULL;
 }
 
@@ -259,7 +259,7 @@ static void print_json(const report *rep)
     const probe *ps = rep->ps;
     size_t n = rep->n;
     const wzp_ifaddr *v6 = rep->v6;
-    const portmap_result *pm = &rep->pm;
+    const wzp_portmap_report *pm = &rep->pm;
     printf("{\"event\":\"doctor\",\"relay\":");
     phone_json_str(stdout, rep->relay);
     printf(",\"udp\":%s,\"relays\":[", rep->udp ? "true" : "false");
@@ -371,7 +371,7 @@ static void print_text(const report *rep)
     const probe *ps = rep->ps;
     size_t n = rep->n;
     const wzp_ifaddr *v6 = rep->v6;
-    const portmap_result *pm = &rep->pm;
+    const wzp_portmap_report *pm = &rep->pm;
     char a[WZP_ADDR_STRLEN], b[WZP_ADDR_STRLEN];
     printf("relay %s\n", rep->relay);
     printf("  UDP:             %s\n",

@@ -116,6 +116,11 @@ typedef struct wzp_client_config {
     const char *bind_v6;           /* local IPv6 "[HOST]:PORT"; NULL = [::]:0; "" = no IPv6 */
     bool host_candidates_loopback; /* offer loopback host addresses only (tests, demos) */
     bool direct_disabled;          /* never probe: always relay (diagnostics) */
+    /* Do not ask the gateway (NAT-PMP, UPnP IGD) to map the IPv4 call socket. By default the
+     * client does, off its loop thread, and offers the mapping as a candidate; it is renewed
+     * while the client runs and deleted by wzp_client_stop. Off anyway with direct_disabled or
+     * host_candidates_loopback (nothing leaves the machine). */
+    bool portmap_disabled;
     /* The source is a recording (a file, a test signal), not a live microphone: as caller,
      * start it at the answer rather than stream it while the callee's phone rings, so the
      * callee hears it from its beginning (half a relay round trip later). */

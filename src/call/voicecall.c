@@ -338,9 +338,10 @@ static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *in
 
 static wzp_sig_cand_type to_sig_type(wzp_cand_type t)
 {
-    return t == WZP_CAND_HOST    ? WZP_SIG_CAND_HOST
-           : t == WZP_CAND_SRFLX ? WZP_SIG_CAND_SRFLX
-                                 : WZP_SIG_CAND_PRFLX;
+    return t == WZP_CAND_HOST     ? WZP_SIG_CAND_HOST
+           : t == WZP_CAND_SRFLX  ? WZP_SIG_CAND_SRFLX
+           : t == WZP_CAND_MAPPED ? WZP_SIG_CAND_MAPPED
+                                  : WZP_SIG_CAND_PRFLX;
 }
 
 static bool from_sig_type(wzp_sig_cand_type t, wzp_cand_type *out)
@@ -354,6 +355,9 @@ static bool from_sig_type(wzp_sig_cand_type t, wzp_cand_type *out)
         return true;
     case WZP_SIG_CAND_PRFLX:
         *out = WZP_CAND_PRFLX;
+        return true;
+    case WZP_SIG_CAND_MAPPED:
+        *out = WZP_CAND_MAPPED;
         return true;
     default:
         return false; /* relay candidates: the relay path is implicit */
@@ -373,7 +377,8 @@ static void add_local(wzp_voicecall *vc, wzp_cand_type type, const wzp_addr *a)
     c->addr = *a;
 }
 
-/* Our candidates for the offer/accept: host addresses and the reflexive one. */
+/* Our candidates for the offer/accept: host addresses, the gateway's port mapping (if one was
+ * granted) and the reflexive one. */
 static void gather(wzp_voicecall *vc, const wzp_addr *hosts, size_t n_hosts,
                    const wzp_addr *reflexive)
 {
@@ -382,6 +387,8 @@ static void gather(wzp_voicecall *vc, const wzp_addr *hosts, size_t n_hosts,
         return;
     for (size_t i = 0; i < n_hosts; i++)
         add_local(vc, WZP_CAND_HOST, &hosts[i]);
+    if (vc->env.mapped && vc->env.mapped->len)
+        add_local(vc, WZP_CAND_MAPPED, vc->env.mapped);
     if (reflexive && reflexive->len)
         add_local(vc, WZP_CAND_SRFLX, reflexive);
 }
@@ -440,7 +447,10 @@ static bool send_candidate_set(wzp_voicecall *vc, wzp_ts now)
     return true;
 }
 
-void wzp_voicecall_on_hosts(wzp_voicecall *vc, const wzp_addr *hosts, size_t n, wzp_ts now)
+/* Re-gathers (hosts changed, or the port mapping came, moved or went) and tells the peer;
+ * after a network change every pair is re-checked too. */
+static void regather(wzp_voicecall *vc, const wzp_addr *hosts, size_t n, bool net_changed,
+                     wzp_ts now)
 {
     if (vc->env.direct_disabled || vc->st.phase == WZP_VOICECALL_ENDED)
         return;
@@ -456,7 +466,8 @@ void wzp_voicecall_on_hosts(wzp_voicecall *vc, const wzp_addr *hosts, size_t n, 
         return;
     }
     ice_set_locals(vc, now);
-    wzp_ice_network_changed(vc->ice, now);
+    if (net_changed)
+        wzp_ice_network_changed(vc->ice, now);
     if (!vc->sig || !answered(vc))
         return;
     if (send_candidate_set(vc, now))
@@ -473,6 +484,16 @@ void wzp_voicecall_on_hosts(wzp_voicecall *vc, const wzp_addr *hosts, size_t n, 
     }
     if (n_fresh)
         wzp_sigc_update_candidates(vc->env.sc, vc->sig, fresh, n_fresh, now);
+}
+
+void wzp_voicecall_on_hosts(wzp_voicecall *vc, const wzp_addr *hosts, size_t n, wzp_ts now)
+{
+    regather(vc, hosts, n, true, now);
+}
+
+void wzp_voicecall_on_mapped(wzp_voicecall *vc, const wzp_addr *hosts, size_t n, wzp_ts now)
+{
+    regather(vc, hosts, n, false, now);
 }
 
 void wzp_voicecall_on_reflexive(wzp_voicecall *vc, const wzp_addr *refl, wzp_ts now)

@@ -123,6 +123,9 @@ typedef struct wzp_voicecall_env {
     wzp_addr relay;  /* the relay's control address: frames go there unless told otherwise */
     wzp_addr vlocal; /* our end of every call's virtual path */
     bool direct_disabled;
+    /* The gateway's port mapping of our IPv4 socket (NAT-PMP / UPnP-IGD; len 0: none), offered as
+     * a MAPPED candidate. The owner's, read at every gather: after a change, on_mapped. */
+    const wzp_addr *mapped;
     /* The caller's source is a recording: no audio before the answer (see
      * wzp_client_config.hold_audio_until_answer). */
     bool hold_audio_until_answer;
@@ -184,6 +187,8 @@ void wzp_voicecall_on_signal(wzp_voicecall *vc, const wzp_sigc_event *ev, wzp_ts
 void wzp_voicecall_on_reflexive(wzp_voicecall *vc, const wzp_addr *reflexive, wzp_ts now);
 /* Our host addresses changed (ports set): re-gather, re-check, tell the peer. */
 void wzp_voicecall_on_hosts(wzp_voicecall *vc, const wzp_addr *hosts, size_t n, wzp_ts now);
+/* env.mapped changed (granted, moved or withdrawn): re-gather with these hosts, tell the peer. */
+void wzp_voicecall_on_mapped(wzp_voicecall *vc, const wzp_addr *hosts, size_t n, wzp_ts now);
 /* The payload of a relay DATA frame on our channel: an end-to-end QUIC packet. */
 void wzp_voicecall_on_relay_packet(wzp_voicecall *vc, const uint8_t *pkt, size_t len, wzp_ts now);
 /* The owner fed an end-to-end packet from a direct path (sock, from) to our connection;

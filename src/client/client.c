@@ -23,6 +23,7 @@
 #include "net/ifaddrs.h"
 #include "net/loop.h"
 #include "net/netmon.h"
+#include "portmap/mapper.h"
 #include "net/resolve.h"
 #include "net/udp.h"
 
@@ -72,6 +73,8 @@ struct wzp_client {
     int n_resolved;                         /* under mu; < 0: lookup failed */
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    wzp_portmapper *pm; /* under mu; NULL: port mapping off (or stopped) */
+    wzp_addr mapped;    /* under mu: the mapper's latest answer, for the loop */
 };
 
 const char *wzp_path_name(wzp_path_kind kind)
@@ -476,8 +479,53 @@ static void rescan_hosts(wzp_client *c)
     wzp_addr hosts[32];
     int n = collect_hosts(c, hosts, 32);
     /* A failed read is not "no addresses": keep the current set. */
-    if (n >= 0 && wzp_core_set_host_addrs(c->core, hosts, (size_t)n, wzp_now()) > 0)
+    if (n >= 0 && wzp_core_set_host_addrs(c->core, hosts, (size_t)n, wzp_now()) > 0) {
+        pthread_mutex_lock(&c->mu);
+        wzp_portmapper_network_changed(c->pm); /* maybe another gateway now */
+        pthread_mutex_unlock(&c->mu);
         rearm(c);
+    }
+}
+
+/* --- the gateway's port mapping ---------------------------------------------------------------
+ */
+
+static void on_mapped(wzp_loop *loop, void *arg)
+{
+    wzp_client *c = arg;
+    pthread_mutex_lock(&c->mu);
+    wzp_addr a = c->mapped;
+    pthread_mutex_unlock(&c->mu);
+    if (wzp_core_set_mapped_addr(c->core, &a, wzp_loop_now(loop)) > 0)
+        rearm(c);
+}
+
+/* The mapper's worker thread: hand over to the loop. */
+static void mapper_changed(void *user, const wzp_addr *mapped)
+{
+    wzp_client *c = user;
+    pthread_mutex_lock(&c->mu);
+    c->mapped = *mapped;
+    pthread_mutex_unlock(&c->mu);
+    wzp_loop_post(c->loop, on_mapped, c);
+}
+
+static void portmap_start(wzp_client *c)
+{
+    const wzp_client_config *cfg = &c->cfg;
+    if (cfg->portmap_disabled || cfg->direct_disabled || cfg->host_candidates_loopback ||
+        c->bound[0].len == 0 || wzp_addr_is_loopback(&c->bound[0]))
+        return;
+    wzp_portmapper_config pc = {
+        .port = wzp_addr_port(&c->bound[0]), .changed = mapper_changed, .user = c};
+    wzp_portmapper *pm = NULL;
+    if (wzp_portmapper_start(&pm, &pc) < 0) {
+        WZP_INFO("client: no port mapping (could not start its thread)");
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->pm = pm;
+    pthread_mutex_unlock(&c->mu);
 }
 
 static void on_netmon(wzp_loop *loop, wzp_io *io, unsigned events)
@@ -666,7 +714,10 @@ int wzp_client_start(wzp_client *c)
         return WZP_ERR_NOMEM;
     c->running = true;
     job j = {.fn = do_start};
-    return run_job(c, &j);
+    int rc = run_job(c, &j);
+    if (rc == 0)
+        portmap_start(c);
+    return rc;
 }
 
 static int do_shutdown(job *j, wzp_ts now)
@@ -685,6 +736,12 @@ void wzp_client_stop(wzp_client *c)
     }
     job j = {.fn = do_shutdown};
     run_job(c, &j); /* the flush after it sends every CONNECTION_CLOSE */
+    /* The mapping is deleted (bounded wait); its worker may post into the loop: it ends first. */
+    pthread_mutex_lock(&c->mu);
+    wzp_portmapper *pm = c->pm;
+    c->pm = NULL;
+    pthread_mutex_unlock(&c->mu);
+    wzp_portmapper_stop(pm);
     /* A lookup under way posts into the loop: it must end first (at most the resolver's
      * timeout). The core ignores new addresses once stopping. */
     if (c->resolver_started)

@@ -593,6 +593,7 @@ int wzp_core_new(wzp_core **out, const wzp_core_config *cfg)
                                     .event = vc_event,
                                     .pcm_source = vc_pcm_source};
     memcpy(core->env.local, cfg->local, sizeof(core->env.local));
+    core->env.mapped = &core->mapped;
     wzp_addr_from_ip(&core->env.vlocal, AF_INET6, vlocal_ip, 1);
     *out = core;
     return 0;
@@ -665,6 +666,30 @@ int wzp_core_set_host_addrs(wzp_core *core, const wzp_addr *ips, size_t n, wzp_t
     for (int i = 0; i < CORE_MAX_CALLS; i++)
         if (core->calls[i].vc)
             wzp_voicecall_on_hosts(core->calls[i].vc, core->hosts, core->n_hosts, now);
+    routes_sync_all(core);
+    return 1;
+}
+
+int wzp_core_set_mapped_addr(wzp_core *core, const wzp_addr *mapped, wzp_ts now)
+{
+    if (!core)
+        return WZP_ERR_INVALID;
+    wzp_addr a;
+    wzp_addr_clear(&a);
+    if (mapped && mapped->len) {
+        if (!wzp_cand_addr_usable(mapped) || wzp_cand_sock_for(mapped) < 0 ||
+            core->cfg.local[wzp_cand_sock_for(mapped)].len == 0)
+            return WZP_ERR_INVALID;
+        a = *mapped;
+    }
+    if (a.len == core->mapped.len && (a.len == 0 || wzp_addr_equal(&a, &core->mapped)))
+        return 0;
+    core->mapped = a;
+    char buf[WZP_ADDR_STRLEN];
+    WZP_INFO("client: port mapping %s", a.len ? wzp_addr_format(&a, buf, sizeof(buf)) : "gone");
+    for (int i = 0; i < CORE_MAX_CALLS; i++)
+        if (core->calls[i].vc)
+            wzp_voicecall_on_mapped(core->calls[i].vc, core->hosts, core->n_hosts, now);
     routes_sync_all(core);
     return 1;
 }

@@ -112,6 +112,16 @@ int wzp_core_add_host_addr(wzp_core *core, const wzp_addr *ip);
  */
 int wzp_core_set_host_addrs(wzp_core *core, const wzp_addr *ips, size_t n, wzp_ts now);
 
+/*
+ * The public address:port our gateway maps to our IPv4 socket (NAT-PMP or
+ * UPnP-IGD, src/portmap), or NULL / len 0 when there is none (any more).
+ * Offered as a MAPPED candidate by later Offers/Accepts; live calls re-gather
+ * and send the peer their new set (no re-check of the other pairs). Returns 1
+ * if it changed, 0 if not, WZP_ERR_INVALID for an unusable address or one of
+ * a family without a socket. Flush afterwards.
+ */
+int wzp_core_set_mapped_addr(wzp_core *core, const wzp_addr *mapped, wzp_ts now);
+
 /* At most this many relay addresses are kept (a name's DNS answer). */
 #define WZP_CORE_MAX_RELAYS 8
 /*

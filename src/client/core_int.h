@@ -47,6 +47,7 @@ struct wzp_core {
     wzp_ts last_relay_rx; /* the latest packet from the relay (control or frames) */
     wzp_addr hosts[CORE_MAX_HOSTS];
     size_t n_hosts;
+    wzp_addr mapped; /* the gateway's port mapping (len 0: none); env.mapped points here */
     core_slot calls[CORE_MAX_CALLS];
     wzp_hmap routes; /* core_route key -> core_slot */
     uint32_t next_id;

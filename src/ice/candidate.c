@@ -3,12 +3,14 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/* Type preference (top byte). Host > srflx > prflx, as the issue orders them. */
+/* Type preference (top byte). Host > mapped > srflx > prflx. */
 static uint32_t type_pref(wzp_cand_type t)
 {
     switch (t) {
     case WZP_CAND_HOST:
         return 126;
+    case WZP_CAND_MAPPED:
+        return 110; /* unlike srflx it takes unsolicited packets: worth trying first */
     case WZP_CAND_SRFLX:
         return 100;
     case WZP_CAND_PRFLX:
@@ -90,6 +92,8 @@ const char *wzp_cand_type_name(wzp_cand_type type)
         return "srflx";
     case WZP_CAND_PRFLX:
         return "prflx";
+    case WZP_CAND_MAPPED:
+        return "mapped";
     }
     return "?";
 }

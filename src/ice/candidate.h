@@ -19,9 +19,10 @@
 #include "common/addr.h"
 
 typedef enum wzp_cand_type {
-    WZP_CAND_HOST = 0,  /* an interface address */
-    WZP_CAND_SRFLX = 1, /* our public mapping as the relay or a STUN server saw it */
-    WZP_CAND_PRFLX = 2, /* learned from a probe (its source, or a response's observed address) */
+    WZP_CAND_HOST = 0,   /* an interface address */
+    WZP_CAND_SRFLX = 1,  /* our public mapping as the relay or a STUN server saw it */
+    WZP_CAND_PRFLX = 2,  /* learned from a probe (its source, or a response's observed address) */
+    WZP_CAND_MAPPED = 3, /* a port mapping our gateway granted (NAT-PMP / UPnP-IGD): open inbound */
 } wzp_cand_type;
 
 /* The two sockets a client owns. A pair uses the socket of its remote address's family. */
@@ -34,7 +35,7 @@ typedef struct wzp_candidate {
 } wzp_candidate;
 
 /*
- * Priority, higher is better: type first (host, then srflx, then prflx), then
+ * Priority, higher is better: type first (host, mapped, srflx, prflx), then
  * within a type a private/LAN host address over a public one, IPv6 a little
  * over IPv4, link-local and loopback last. Deterministic, so both sides order
  * the same candidates the same way without exchanging priorities.
@@ -55,7 +56,7 @@ bool wzp_cand_addr_usable(const wzp_addr *addr);
 /* Whether two candidates denote the same transport address (dedup key). */
 bool wzp_cand_same(const wzp_candidate *a, const wzp_candidate *b);
 
-/* "host", "srflx", "prflx". */
+/* "host", "srflx", "prflx", "mapped". */
 const char *wzp_cand_type_name(wzp_cand_type type);
 
 #endif

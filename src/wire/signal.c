@@ -58,7 +58,7 @@ static bool cands_ok(const wzp_sig_candidates *c)
     if (c->n > WZP_SIG_MAX_CANDIDATES)
         return false;
     for (size_t i = 0; i < c->n; i++) {
-        if (c->c[i].type < WZP_SIG_CAND_HOST || c->c[i].type > WZP_SIG_CAND_RELAY ||
+        if (c->c[i].type < WZP_SIG_CAND_HOST || c->c[i].type > WZP_SIG_CAND_MAPPED ||
             !addr_ok(&c->c[i].addr))
             return false;
     }
@@ -457,7 +457,7 @@ static bool dec_cands(wzp_sig_candidates *c, Wzp__Candidate *const *pc, size_t n
         if (!dec_addr(&d->addr, x->addr))
             return false;
         if (x->type < WZP__CANDIDATE_TYPE__CANDIDATE_HOST ||
-            x->type > WZP__CANDIDATE_TYPE__CANDIDATE_RELAY)
+            x->type > WZP__CANDIDATE_TYPE__CANDIDATE_MAPPED)
             continue; /* a newer peer's candidate type: skip, keep the rest */
         d->type = (wzp_sig_cand_type)x->type;
         d->priority = x->priority;

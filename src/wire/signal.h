@@ -52,6 +52,7 @@ typedef enum wzp_sig_cand_type {
     WZP_SIG_CAND_SRFLX = 2,
     WZP_SIG_CAND_PRFLX = 3,
     WZP_SIG_CAND_RELAY = 4,
+    WZP_SIG_CAND_MAPPED = 5, /* a gateway port mapping (NAT-PMP, UPnP-IGD) */
 } wzp_sig_cand_type;
 
 typedef enum wzp_sig_role {

@@ -45,7 +45,7 @@ static void some_cands(wzp_sig_candidates *c, size_t n)
     static const char *texts[] = {"192.168.1.10:5000", "[2001:db8::5]:5001", "198.51.100.4:6000",
                                   "203.0.113.9:7000"};
     for (size_t i = 0; i < n; i++) {
-        c->c[i].type = (wzp_sig_cand_type)(1 + i % 4);
+        c->c[i].type = (wzp_sig_cand_type)(1 + i % 5);
         c->c[i].priority = 1000u - (uint32_t)i;
         c->c[i].addr = addr(texts[i % 4]);
     }
@@ -432,6 +432,11 @@ static void test_decode_rejects_malformed(void **state)
     cand[1].type = (Wzp__CandidateType)77;
     assert_int_equal(redecode(&e, buf, &d), 0);
     assert_int_equal(d.u.accept.cands.n, 2);
+    cand[1].type = WZP__CANDIDATE_TYPE__CANDIDATE_MAPPED; /* a port mapping: kept */
+    assert_int_equal(redecode(&e, buf, &d), 0);
+    assert_int_equal(d.u.accept.cands.n, 3);
+    assert_int_equal(d.u.accept.cands.c[1].type, WZP_SIG_CAND_MAPPED);
+    cand[1].type = (Wzp__CandidateType)77;
     cand[2].addr = NULL;
     assert_int_equal(redecode(&e, buf, &d), WZP_ERR_MALFORMED);
     cand[2].addr = &a;
