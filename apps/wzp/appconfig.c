@@ -60,6 +60,7 @@ int app_config_apply(const wzp_phone_config *pc, wzp_client_config *cfg, session
     a->agc = a->agc && pc->agc != 0;
     a->dtx = a->dtx && pc->dtx != 0;
     so->ring = so->ring && pc->ring != 0;
+    cfg->portmap_disabled = cfg->portmap_disabled || pc->portmap == 0;
     if (listen && pc->auto_answer == 1)
         so->auto_answer = true;
     return 0;

@@ -77,6 +77,8 @@ static void usage(FILE *out, int cmd)
         "  --no-adapt             fixed codec settings: no adaptation to the peer's\n"
         "                         reports, no redundancy (a reference for comparisons)\n"
         "  --no-direct            never try a direct path (always through the relay)\n"
+        "  --no-portmap           do not ask the gateway (NAT-PMP, UPnP) to map the call\n"
+        "                         socket ([network] portmap = no)\n"
         "  --loopback-candidates  offer only loopback addresses (tests on one host)\n"
         "Defaults for the relay, alias, devices and processing come from $WZP_HOME/config\n"
         "(see 'wzp config'); flags override it.\n";
@@ -175,6 +177,7 @@ static int run(int cmd, int argc, char **argv)
         {"no-agc", no_argument, NULL, 1003},
         {"no-dtx", no_argument, NULL, 1004},
         {"no-adapt", no_argument, NULL, 1020},
+        {"no-portmap", no_argument, NULL, 1021},
         {"once", no_argument, NULL, 1005},
         {"no-ring", no_argument, NULL, 1006},
         {"log-json", no_argument, NULL, 1007},
@@ -234,6 +237,9 @@ static int run(int cmd, int argc, char **argv)
             break;
         case 1020:
             cfg.adaptation_disabled = true;
+            break;
+        case 1021:
+            cfg.portmap_disabled = true;
             break;
         case 'L':
             cfg.host_candidates_loopback = true;

@@ -112,5 +112,6 @@ int wzp_cmd_config(int argc, char **argv)
     row("denoise", yn(pc.denoise, true), &pc, WZP_PK_AUDIO_DENOISE, NULL, path);
     row("agc", yn(pc.agc, true), &pc, WZP_PK_AUDIO_AGC, NULL, path);
     row("dtx", yn(pc.dtx, true), &pc, WZP_PK_AUDIO_DTX, NULL, path);
+    row("portmap", yn(pc.portmap, true), &pc, WZP_PK_NETWORK_PORTMAP, NULL, path);
     return WZP_EXIT_OK;
 }

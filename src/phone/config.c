@@ -43,6 +43,7 @@ static const struct key {
     [WZP_PK_PHONE_ALIAS] = {"phone", "alias", K_ALIAS},
     [WZP_PK_PHONE_AUTO_ANSWER] = {"phone", "auto_answer", K_BOOL},
     [WZP_PK_PHONE_RING] = {"phone", "ring", K_BOOL},
+    [WZP_PK_NETWORK_PORTMAP] = {"network", "portmap", K_BOOL},
 };
 
 const char *wzp_phone_key_name(wzp_phone_key k)
@@ -58,7 +59,8 @@ const char *wzp_phone_key_section(wzp_phone_key k)
 void wzp_phone_config_init(wzp_phone_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    cfg->aec = cfg->denoise = cfg->agc = cfg->dtx = cfg->auto_answer = cfg->ring = -1;
+    cfg->aec = cfg->denoise = cfg->agc = cfg->dtx = cfg->auto_answer = cfg->ring = cfg->portmap =
+        -1;
     cfg->relay_transport = -1;
 }
 
@@ -118,7 +120,7 @@ static char *reader(char *str, int num, void *stream)
     if (*s == '[') {
         const char *end = strchr(s, ']');
         if (end && !known_section(s + 1, (size_t)(end - s - 1)))
-            fail(ps, "unknown section [%.*s] (want [relay], [audio] or [phone])",
+            fail(ps, "unknown section [%.*s] (want [relay], [audio], [phone] or [network])",
                  (int)(end - s - 1 > 40 ? 40 : end - s - 1), s + 1);
     }
     return str;
@@ -154,7 +156,8 @@ static int handler(void *user, const char *section, const char *name, const char
     while (k < WZP_PK_COUNT && (strcmp(keys[k].section, section) || strcmp(keys[k].name, name)))
         k++;
     if (!section[0]) {
-        fail(ps, "'%.40s' outside a section (put it under [relay], [audio] or [phone])", name);
+        fail(ps, "'%.40s' outside a section (put it under [relay], [audio], [phone] or [network])",
+             name);
         return 0;
     }
     if (k == WZP_PK_COUNT) {
@@ -265,6 +268,7 @@ static int handler(void *user, const char *section, const char *name, const char
             [WZP_PK_AUDIO_DTX] = &cfg->dtx,
             [WZP_PK_PHONE_AUTO_ANSWER] = &cfg->auto_answer,
             [WZP_PK_PHONE_RING] = &cfg->ring,
+            [WZP_PK_NETWORK_PORTMAP] = &cfg->portmap,
         };
         *dst[k] = (int8_t)b;
         return 1;

@@ -7,6 +7,7 @@
  *   [audio]  input = DEVICE  output = DEVICE  backend = auto|pulse|alsa
  *            aec = BOOL  denoise = BOOL  agc = BOOL  dtx = BOOL
  *   [phone]  alias = ALIAS  auto_answer = BOOL  ring = BOOL
+ *   [network] portmap = BOOL (ask the gateway to map the call socket: NAT-PMP, UPnP)
  *
  * BOOL is yes/no, true/false, on/off or 1/0. Strict: an unknown section or
  * key, a key given twice, or a bad value is an error naming its line. The
@@ -46,6 +47,7 @@ typedef enum wzp_phone_key {
     WZP_PK_PHONE_ALIAS,
     WZP_PK_PHONE_AUTO_ANSWER,
     WZP_PK_PHONE_RING,
+    WZP_PK_NETWORK_PORTMAP,
     WZP_PK_COUNT
 } wzp_phone_key;
 
@@ -62,6 +64,7 @@ typedef struct wzp_phone_config {
     /* -1: not given, else 0 or 1 */
     int8_t aec, denoise, agc, dtx, auto_answer;
     int8_t ring;            /* ring and ringback tones on the speaker */
+    int8_t portmap;         /* [network] portmap */
     int line[WZP_PK_COUNT]; /* where each key was given; 0 if not */
 } wzp_phone_config;
 

@@ -94,6 +94,11 @@ static void test_config_good(void **state)
     assert_int_equal(c.relay_transport, WZP_RELAY_TRANSPORT_TCP);
     assert_int_equal(parse(&c, "[relay]\ntransport = udp\n", &line, err), 0);
     assert_int_equal(c.relay_transport, WZP_RELAY_TRANSPORT_UDP);
+    /* Port mapping: not given, then off. */
+    assert_int_equal(c.portmap, -1);
+    assert_int_equal(parse(&c, "[network]\nportmap = no\n", &line, err), 0);
+    assert_int_equal(c.portmap, 0);
+    assert_int_equal(c.line[WZP_PK_NETWORK_PORTMAP], 2);
 }
 
 static void test_config_errors(void **state)
