@@ -7,7 +7,8 @@
 # path was cut (the design bound is 300 ms at 50 frames/s), how long until
 # both sides had moved to the relay, and until both were direct again after
 # the cut was lifted. Ends with
-#   natlab: scenarios=N as_expected=M max_failover_gap_ms=G
+#   natlab: scenarios=N as_expected=M max_failover_gap_ms=G portmap_direct=D/P
+# (portmap_direct: of the P scenarios with port mapping on a router, D went direct).
 # Needs root and network namespaces.
 set -uo pipefail
 SRC="${WZP_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}"
@@ -30,7 +31,7 @@ field() {
     echo "${v:--}"
 }
 
-n=0 good=0 maxgap=-1
+n=0 good=0 maxgap=-1 pm_n=0 pm_direct=0
 printf '%-17s %-8s %-8s %-5s %9s %9s %9s %9s %9s  %s\n' SCENARIO EXPECTED PATH OK \
     FIRST_MS DIRECT_MS GAP_MS FALLBK_MS BACK_MS NOTE
 row() { # kind line
@@ -48,6 +49,10 @@ for scn in "${scns[@]}"; do
     n=$((n + 1))
     ok="$(field "$line" ok)"
     row "" "$line"
+    if [[ "$("$NATLAB" side "$scn" a) $("$NATLAB" side "$scn" b)" =~ /(pm|upnp)( |$) ]]; then
+        pm_n=$((pm_n + 1))
+        [ "$(field "$line" path)" = direct ] && pm_direct=$((pm_direct + 1))
+    fi
     if [[ " $FAILOVER " == *" $scn "* ]] && [ "$("$NATLAB" expected-path "$scn")" = direct ]; then
         line="$(NATLAB_E2E_MAX_GAP_MS=${NATLAB_E2E_MAX_GAP_MS:-300} "$NATLAB" e2e "$scn" \
             --cut-after 1 --cut-for 2 --duration 2 "${upopts[@]}" 2>/dev/null | grep '^natlab-e2e ' | tail -1)"
@@ -61,4 +66,4 @@ for scn in "${scns[@]}"; do
     [ "$ok" = 1 ] && good=$((good + 1))
 done
 [ "$maxgap" -ge 0 ] || maxgap=none
-echo "natlab: scenarios=$n as_expected=$good max_failover_gap_ms=$maxgap"
+echo "natlab: scenarios=$n as_expected=$good max_failover_gap_ms=$maxgap portmap_direct=$pm_direct/$pm_n"

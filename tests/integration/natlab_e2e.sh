@@ -9,7 +9,10 @@
 # dropped) and lifted again; the call must fall back to the relay without a
 # long media gap and go direct again. prc-prc-nofw (routers without a WAN
 # firewall) must at least carry the call, over either path. Routers that drop
-# all UDP (one side, both, or mid-call) leave the relay's TCP service. `scripts/bench natlab` runs every
+# all UDP (one side, both, or mid-call) leave the relay's TCP service.
+# Symmetric NATs on both sides go direct when a router maps a port (miniupnpd:
+# sym-sym-pm1 NAT-PMP on a's, sym-sym-pm2 also UPnP-only on b's); each client
+# must have deleted its mapping when it exits. `scripts/bench natlab` runs every
 # scenario and prints the timings.
 # Needs root and network namespaces, else exits 77 (skipped) with the reason.
 set -uo pipefail
@@ -17,7 +20,7 @@ set -uo pipefail
 SRC="${WZP_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
 NATLAB="$SRC/scripts/natlab"
 export WZP_BIN_DIR="${WZP_BIN_DIR:-$SRC/build/bin}"
-SCENARIOS="${NATLAB_E2E_SCENARIOS:-prc-prc sym-sym sym-full samelan cgn-prc v6-v6 v6-prc public-public}"
+SCENARIOS="${NATLAB_E2E_SCENARIOS:-prc-prc sym-sym sym-full samelan cgn-prc v6-v6 v6-prc public-public sym-sym-pm1 sym-sym-pm2}"
 
 . "$SRC/tests/integration/lib/natlab_require.sh"
 natlab_require wzple ip nft iptables timeout python3
