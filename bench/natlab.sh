@@ -7,8 +7,11 @@
 # path was cut (the design bound is 300 ms at 50 frames/s), how long until
 # both sides had moved to the relay, and until both were direct again after
 # the cut was lifted. Ends with
-#   natlab: scenarios=N as_expected=M max_failover_gap_ms=G portmap_direct=D/P
-# (portmap_direct: of the P scenarios with port mapping on a router, D went direct).
+#   natlab: scenarios=N as_expected=M max_failover_gap_ms=G portmap_direct=D/P netchange_gap_ms=C
+# (portmap_direct: of the P scenarios with port mapping on a router, D went direct;
+# netchange_gap_ms: the longest media gap, down-time aside, over host a's network changes in
+# prc-prc: interface down 2 s, default route to another router, move behind another NAT;
+# NATLAB_BENCH_NETCHANGE="" skips them).
 # Needs root and network namespaces.
 set -uo pipefail
 SRC="${WZP_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}"
@@ -65,5 +68,24 @@ for scn in "${scns[@]}"; do
     # a scenario is as expected when its call and its failover run (if any) were
     [ "$ok" = 1 ] && good=$((good + 1))
 done
+ncgap=-1
+if [ -n "${NATLAB_BENCH_NETCHANGE-prc-prc}" ]; then
+    for kind in ifdown route move; do
+        cutfor=0
+        [ "$kind" = ifdown ] && cutfor=2
+        line="$(NATLAB_E2E_MAX_LOSS_PCT=35 NATLAB_E2E_MAX_GAP_MS=${NATLAB_E2E_MAX_GAP_MS:-300} \
+            "$NATLAB" e2e "${NATLAB_BENCH_NETCHANGE-prc-prc}" --cut-after 1 --cut-for $cutfor \
+            --cut-kind $kind --duration 3 "${upopts[@]}" 2>/dev/null | grep '^natlab-e2e ' | tail -1)"
+        [ -n "$line" ] || line="natlab-e2e scenario=prc-prc expected=direct path=none ok=0 why=no result"
+        g="$(field "$line" netchange_gap_ms)"
+        row "+$kind" "$line" "$g"
+        if [[ "$g" =~ ^[0-9]+$ ]]; then
+            [ "$g" -gt "$ncgap" ] && ncgap="$g"
+        else
+            ncgap=fail
+        fi
+    done
+fi
+[ "$ncgap" = -1 ] && ncgap=none
 [ "$maxgap" -ge 0 ] || maxgap=none
-echo "natlab: scenarios=$n as_expected=$good max_failover_gap_ms=$maxgap portmap_direct=$pm_direct/$pm_n"
+echo "natlab: scenarios=$n as_expected=$good max_failover_gap_ms=$maxgap portmap_direct=$pm_direct/$pm_n netchange_gap_ms=$ncgap"

@@ -473,18 +473,23 @@ static bool wildcard_bound(const wzp_client *c)
     return false;
 }
 
+/* The addresses or routes changed: maybe another gateway now. */
+static void network_changed(wzp_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    wzp_portmapper_network_changed(c->pm);
+    pthread_mutex_unlock(&c->mu);
+    rearm(c);
+}
+
 /* Re-reads the interface addresses; the core re-gathers (and signals) only if they changed. */
 static void rescan_hosts(wzp_client *c)
 {
     wzp_addr hosts[32];
     int n = collect_hosts(c, hosts, 32);
     /* A failed read is not "no addresses": keep the current set. */
-    if (n >= 0 && wzp_core_set_host_addrs(c->core, hosts, (size_t)n, wzp_now()) > 0) {
-        pthread_mutex_lock(&c->mu);
-        wzp_portmapper_network_changed(c->pm); /* maybe another gateway now */
-        pthread_mutex_unlock(&c->mu);
-        rearm(c);
-    }
+    if (n >= 0 && wzp_core_set_host_addrs(c->core, hosts, (size_t)n, wzp_now()) > 0)
+        network_changed(c);
 }
 
 /* --- the gateway's port mapping ---------------------------------------------------------------
@@ -533,8 +538,19 @@ static void on_netmon(wzp_loop *loop, wzp_io *io, unsigned events)
     wzp_client *c = io->arg;
     (void)loop;
     (void)events;
-    if (wzp_netmon_drain(c->nm_fd))
-        rescan_hosts(c);
+    if (!wzp_netmon_drain(c->nm_fd))
+        return;
+    wzp_addr hosts[32];
+    int n = collect_hosts(c, hosts, 32);
+    wzp_ts now = wzp_now();
+    if (n >= 0 && wzp_core_set_host_addrs(c->core, hosts, (size_t)n, now) > 0) {
+        network_changed(c);
+        return;
+    }
+    /* Same addresses, other routes (a new default route): our public address may have
+     * moved all the same. */
+    wzp_core_network_changed(c->core, now);
+    network_changed(c);
 }
 
 static void on_rescan(wzp_loop *loop, wzp_timer *t)

@@ -441,6 +441,17 @@ static void ctrl_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info 
     schedule_reconnect(core, now); /* 250 ms after a registration that held */
 }
 
+void wzp_core_network_changed(wzp_core *core, wzp_ts now)
+{
+    if (core->stopping)
+        return;
+    wzp_core_relay_moved(core, now); /* the relay tells us if it sees us elsewhere now */
+    for (int i = 0; i < CORE_MAX_CALLS; i++)
+        if (core->calls[i].vc)
+            wzp_voicecall_on_hosts(core->calls[i].vc, core->hosts, core->n_hosts, now);
+    routes_sync_all(core);
+}
+
 void wzp_core_relay_moved(wzp_core *core, wzp_ts now)
 {
     /* Any ack-eliciting packet from the new address moves the relay's view of us (QUIC

@@ -111,6 +111,13 @@ int wzp_core_add_host_addr(wzp_core *core, const wzp_addr *ip);
  * Flush afterwards.
  */
 int wzp_core_set_host_addrs(wzp_core *core, const wzp_addr *ips, size_t n, wzp_ts now);
+/*
+ * The routes changed while the host addresses did not (another uplink): our
+ * public address may have moved. Pings the relay (which then reports a new
+ * reflexive address) and has every call re-check its pairs now and send the
+ * peer its candidate set again, as after a host change. Flush afterwards.
+ */
+void wzp_core_network_changed(wzp_core *core, wzp_ts now);
 
 /*
  * The public address:port our gateway maps to our IPv4 socket (NAT-PMP or

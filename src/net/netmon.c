@@ -19,7 +19,9 @@ int wzp_netmon_open(void)
     struct sockaddr_nl sa;
     memset(&sa, 0, sizeof(sa));
     sa.nl_family = AF_NETLINK;
-    sa.nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+    /* Routes too: a new default route (another uplink) changes our public address while
+     * every interface address stays. */
+    sa.nl_groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         close(fd);
         return WZP_ERR_IO;

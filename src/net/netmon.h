@@ -1,6 +1,6 @@
 /*
  * Address-change notifications (Linux rtnetlink): a socket subscribed to
- * IPv4/IPv6 interface-address events. The owner watches its fd for reading
+ * IPv4/IPv6 interface-address and route events. The owner watches its fd for reading
  * and, when readable, drains it with wzp_netmon_drain() and re-reads the
  * addresses it cares about (net/ifaddrs.h): the messages themselves are only
  * a "something changed" signal, so nothing here parses them. Sends nothing.

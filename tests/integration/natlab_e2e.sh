@@ -87,5 +87,14 @@ run prc-prc --block-udp a
 # over TCP, gap <= 1 s; the gap alone is ~10 % of the call), then direct again
 NATLAB_E2E_MAX_LOSS_PCT=15 run prc-prc --cut-after 1 --cut-for 3 --cut-kind udp --duration 3
 
+# Network changes on host a mid-call (direct 1 s first): eth0 down 2 s and back
+# (loss is the down-time, ~25 % of the call), the default route moved to a second
+# home router, and the host moved behind that router (new LAN and public address).
+# Each keeps the call, is direct again on the new network, and the media gap
+# (down-time aside) stays under NATLAB_E2E_MAX_GAP_MS.
+NATLAB_E2E_MAX_LOSS_PCT=35 run prc-prc --cut-after 1 --cut-for 2 --cut-kind ifdown --duration 3
+run prc-prc --cut-after 1 --cut-for 0 --cut-kind route --duration 3
+run prc-prc --cut-after 1 --cut-for 0 --cut-kind move --duration 3
+
 echo "natlab e2e: $n calls, $failures failed, $((SECONDS - start)) s"
 [ "$failures" = 0 ]
