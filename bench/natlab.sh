@@ -79,7 +79,9 @@ if [ -n "${NATLAB_BENCH_NETCHANGE-prc-prc}" ]; then
         [ -n "$line" ] || line="natlab-e2e scenario=prc-prc expected=direct path=none ok=0 why=no result"
         g="$(field "$line" netchange_gap_ms)"
         row "+$kind" "$line" "$g"
-        if [[ "$g" =~ ^[0-9]+$ ]]; then
+        if [ "$ncgap" = fail ]; then
+            :
+        elif [[ "$g" =~ ^[0-9]+$ ]]; then
             [ "$g" -gt "$ncgap" ] && ncgap="$g"
         else
             ncgap=fail
