@@ -40,24 +40,39 @@ static int request(wzp_portmapper *pm, wzp_addr *ext, uint32_t *granted, pm_prot
         *proto = PM_NATPMP;
         return 0;
     }
-    if (!pm->igd && wzp_upnp_discover(&pm->igd, to) < 0)
-        return WZP_ERR_NOT_FOUND;
-    if (wzp_upnp_map(pm->igd, pm->cfg.port, pm->cfg.lifetime_s, ext, granted) == 0) {
-        *proto = PM_UPNP;
-        return 0;
+    /* The IGD found before first; if it fails (another network now?), a fresh discovery. */
+    for (int tries = pm->igd ? 2 : 1; tries > 0; tries--) {
+        if (!pm->igd && wzp_upnp_discover(&pm->igd, to) < 0)
+            return WZP_ERR_NOT_FOUND;
+        if (wzp_upnp_map(pm->igd, pm->cfg.port, pm->cfg.lifetime_s, ext, granted) == 0) {
+            *proto = PM_UPNP;
+            return 0;
+        }
+        wzp_upnp_free(pm->igd);
+        pm->igd = NULL;
     }
-    /* Stale IGD (another network now?): discover afresh next time. */
-    wzp_upnp_free(pm->igd);
-    pm->igd = NULL;
     return WZP_ERR_NOT_FOUND;
 }
 
+static bool usable_external(const wzp_addr *ext)
+{
+    return !wzp_addr_is_private(ext) && !wzp_addr_is_loopback(ext) && !wzp_addr_is_any(ext) &&
+           wzp_addr_port(ext) != 0;
+}
+
+/* Deletes one mapping where it lives. */
+static void unmap(wzp_portmapper *pm, pm_proto proto, uint32_t gw, uint16_t ext_port)
+{
+    if (proto == PM_NATPMP)
+        wzp_natpmp_unmap(gw, pm->cfg.port, pm->cfg.timeout_ms);
+    else if (proto == PM_UPNP && pm->igd)
+        wzp_upnp_unmap(pm->igd, ext_port);
+}
+
+/* Deletes the held mapping. */
 static void release(wzp_portmapper *pm)
 {
-    if (pm->proto == PM_NATPMP)
-        wzp_natpmp_unmap(pm->gateway, pm->cfg.port, pm->cfg.timeout_ms);
-    else if (pm->proto == PM_UPNP && pm->igd)
-        wzp_upnp_unmap(pm->igd, wzp_addr_port(&pm->lease.external));
+    unmap(pm, pm->proto, pm->gateway, wzp_addr_port(&pm->lease.external));
     pm->proto = PM_NONE;
 }
 
@@ -118,6 +133,12 @@ static void *worker(void *arg)
         pm_proto proto = PM_NONE;
         int rc = request(pm, &ext, &granted, &proto, &gw);
         now = wzp_now();
+        if (rc == 0 && !usable_external(&ext)) {
+            /* A gateway behind another NAT (carrier-grade NAT) maps an address nobody
+             * outside can reach: give it back, offer nothing. */
+            unmap(pm, proto, gw, wzp_addr_port(&ext));
+            rc = WZP_ERR_UNREACHABLE;
+        }
         if (rc == 0) {
             /* A mapping granted elsewhere before (a new network, or the other protocol)
              * is no longer ours to keep: delete it where it lives. */
