@@ -30,7 +30,15 @@ struct wzp_portmapper {
     wzp_upnp *igd;    /* UPnP: the IGD that granted it */
 };
 
-/* One request: renewal with the protocol that granted the lease, else NAT-PMP then UPnP. */
+static bool stopping(wzp_portmapper *pm)
+{
+    pthread_mutex_lock(&pm->mu);
+    bool stop = pm->stop;
+    pthread_mutex_unlock(&pm->mu);
+    return stop;
+}
+
+/* One request (a renewal is one too): NAT-PMP first, else UPnP IGD. */
 static int request(wzp_portmapper *pm, wzp_addr *ext, uint32_t *granted, pm_proto *proto,
                    uint32_t *gw)
 {
@@ -40,6 +48,9 @@ static int request(wzp_portmapper *pm, wzp_addr *ext, uint32_t *granted, pm_prot
         *proto = PM_NATPMP;
         return 0;
     }
+    /* Stopping: no UPnP discovery (a second bounded wait) for a mapping about to go. */
+    if (stopping(pm))
+        return WZP_ERR_CLOSED;
     /* The IGD found before first; if it fails (another network now?), a fresh discovery. */
     for (int tries = pm->igd ? 2 : 1; tries > 0; tries--) {
         if (!pm->igd && wzp_upnp_discover(&pm->igd, to) < 0)
