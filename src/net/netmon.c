@@ -2,6 +2,7 @@
 #include "net/netmon.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -38,7 +39,7 @@ bool wzp_netmon_drain(int fd)
     for (int i = 0; i < 64; i++) {
         ssize_t n = recv(fd, buf, sizeof(buf), 0);
         if (n > 0) {
-            changed = true;
+            changed |= wzp_netmon_relevant((const uint8_t *)buf, (size_t)n);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -48,6 +49,41 @@ bool wzp_netmon_drain(int fd)
         break;
     }
     return changed;
+}
+
+bool wzp_netmon_relevant(const uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+    while (len - off >= sizeof(struct nlmsghdr)) {
+        struct nlmsghdr h;
+        memcpy(&h, buf + off, sizeof(h)); /* buf may be unaligned (fuzzers) */
+        if (h.nlmsg_len < sizeof(h) || h.nlmsg_len > len - off)
+            return true; /* truncated or garbled: re-scan rather than miss a change */
+        switch (h.nlmsg_type) {
+        case RTM_NEWADDR:
+        case RTM_DELADDR:
+            return true;
+        case RTM_NEWROUTE:
+        case RTM_DELROUTE: {
+            struct rtmsg r;
+            if (h.nlmsg_len < NLMSG_LENGTH(sizeof(r)))
+                return true;
+            memcpy(&r, buf + off + NLMSG_HDRLEN, sizeof(r));
+            if (r.rtm_dst_len == 0 && r.rtm_table == RT_TABLE_MAIN)
+                return true; /* a default route: maybe another uplink */
+            break;
+        }
+        case NLMSG_OVERRUN:
+            return true;
+        default:
+            break;
+        }
+        size_t step = NLMSG_ALIGN(h.nlmsg_len);
+        if (step > len - off)
+            break;
+        off += step;
+    }
+    return false;
 }
 
 void wzp_netmon_close(int fd)

@@ -24,6 +24,12 @@
 #include "net/loop.h"
 #include "net/netmon.h"
 
+#include <sys/socket.h>
+
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <string.h>
+
 static void test_open_poll_drain(void **state)
 {
     (void)state;
@@ -54,6 +60,57 @@ static void test_drain_bad_fd(void **state)
 {
     (void)state;
     assert_false(wzp_netmon_drain(-1));
+}
+
+/* Builds one rtnetlink message of `type` at buf+off (a route: dst_len, table); returns its
+ * aligned length. */
+static size_t put_msg(uint8_t *buf, size_t off, uint16_t type, int dst_len, int table)
+{
+    struct nlmsghdr h = {.nlmsg_type = type};
+    size_t body = 0;
+    if (type == RTM_NEWROUTE || type == RTM_DELROUTE) {
+        struct rtmsg r = {
+            .rtm_family = AF_INET, .rtm_dst_len = (uint8_t)dst_len, .rtm_table = (uint8_t)table};
+        memcpy(buf + off + NLMSG_HDRLEN, &r, sizeof(r));
+        body = sizeof(r);
+    } else if (type == RTM_NEWADDR || type == RTM_DELADDR) {
+        struct ifaddrmsg a = {.ifa_family = AF_INET, .ifa_prefixlen = 24};
+        memcpy(buf + off + NLMSG_HDRLEN, &a, sizeof(a));
+        body = sizeof(a);
+    }
+    h.nlmsg_len = (uint32_t)NLMSG_LENGTH(body);
+    memcpy(buf + off, &h, sizeof(h));
+    return NLMSG_ALIGN(h.nlmsg_len);
+}
+
+/* Which messages make the client re-scan: addresses and default routes, not other routes. */
+static void test_relevant(void **state)
+{
+    (void)state;
+    uint8_t buf[512] = {0};
+    size_t n = put_msg(buf, 0, RTM_NEWADDR, 0, 0);
+    assert_true(wzp_netmon_relevant(buf, n));
+    n = put_msg(buf, 0, RTM_DELADDR, 0, 0);
+    assert_true(wzp_netmon_relevant(buf, n));
+    n = put_msg(buf, 0, RTM_NEWROUTE, 24, RT_TABLE_MAIN); /* a LAN route */
+    assert_false(wzp_netmon_relevant(buf, n));
+    n = put_msg(buf, 0, RTM_NEWROUTE, 0, RT_TABLE_LOCAL);
+    assert_false(wzp_netmon_relevant(buf, n));
+    n = put_msg(buf, 0, RTM_DELROUTE, 0, RT_TABLE_MAIN); /* the default route went */
+    assert_true(wzp_netmon_relevant(buf, n));
+    /* Several in one datagram: the default route after a LAN route still counts. */
+    n = put_msg(buf, 0, RTM_NEWROUTE, 64, RT_TABLE_MAIN);
+    size_t n2 = n + put_msg(buf, n, RTM_NEWROUTE, 0, RT_TABLE_MAIN);
+    assert_false(wzp_netmon_relevant(buf, n));
+    assert_true(wzp_netmon_relevant(buf, n2));
+    /* A length past the datagram, or a route too short for its header: re-scan. */
+    n = put_msg(buf, 0, RTM_NEWROUTE, 24, RT_TABLE_MAIN);
+    assert_true(wzp_netmon_relevant(buf, n - 4));
+    struct nlmsghdr h = {.nlmsg_len = NLMSG_HDRLEN, .nlmsg_type = RTM_NEWROUTE};
+    memcpy(buf, &h, sizeof(h));
+    assert_true(wzp_netmon_relevant(buf, NLMSG_HDRLEN));
+    assert_false(wzp_netmon_relevant(buf, 0));
+    assert_false(wzp_netmon_relevant(buf, 3)); /* less than a header: nothing to read */
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -93,4 +150,5 @@ static void test_client_wildcard_watch(void **state)
     nftw(home, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-WZP_TEST_MAIN(NULL, NULL, test_open_poll_drain, test_drain_bad_fd, test_client_wildcard_watch)
+WZP_TEST_MAIN(NULL, NULL, test_open_poll_drain, test_drain_bad_fd, test_relevant,
+              test_client_wildcard_watch)
