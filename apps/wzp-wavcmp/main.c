@@ -30,13 +30,19 @@
 #define WIN       9600 /* 200 ms */
 #define WIN_SLACK 960  /* 20 ms */
 #define MAX_WINS  4096
+/* Pieces of a window matched each at its own lag: the playout buffer
+ * time-scales speech by up to 25 %, so one lag cannot fit a whole window;
+ * a piece's lag moves by at most about a pitch period from the last one's. */
+#define PIECE      960 /* 20 ms */
+#define PIECE_STEP 480 /* 10 ms */
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: wzp-wavcmp [-v] REF REC [MAX_LAG_SECONDS]\n"
                  "Prints 'ncc=N lag_ms=L win_median=M win_p10=P windows=W': how well REC\n"
                  "matches REF (whole file; and high-passed at 200 Hz, in 200 ms windows\n"
-                 "following the delay), and "
+                 "following the delay, each matched whole or in 20 ms pieces that may\n"
+                 "follow a time-scaled delay), and "
                  "how late it is.\n");
 }
 
@@ -88,6 +94,10 @@ static size_t windows(const float *ref, size_t nref, const float *rec, size_t nr
         wzp_ncc_result r;
         if (wzp_ncc_search(ref + at, WIN, rec, nrec, (long)at + lo, (long)at + hi, WIN, &r) < 0)
             continue;
+        double pn = 0;
+        if (wzp_ncc_piecewise(ref + at, WIN, rec, nrec, r.lag, PIECE, PIECE_STEP, &pn, NULL) == 0 &&
+            pn > r.ncc)
+            r.ncc = pn;
         v[k++] = r.ncc;
         lag = r.lag - (long)at;
         if (verbose)

@@ -265,3 +265,47 @@ int wzp_ncc_search_s16(const int16_t *ref, size_t nref, const int16_t *rec, size
     free(b);
     return rc;
 }
+
+int wzp_ncc_piecewise(const float *ref, size_t nref, const float *rec, size_t nrec, long lag,
+                      size_t piece, long step, double *ncc, long *end_lag)
+{
+    if (!ref || !rec || !ncc || !piece || step < 0 || nrec == 0)
+        return WZP_ERR_INVALID;
+    double *prec = prefix_sq(rec, nrec);
+    if (!prec)
+        return WZP_ERR_NOMEM;
+    double sxy = 0, sxx = 0, syy = 0;
+    unsigned matched = 0;
+    for (size_t at = 0; at + piece <= nref; at += piece) {
+        double xx = dot(ref + at, ref + at, piece), best = -2, bxy = 0, byy = 0;
+        long bl = lag;
+        for (long l = lag - step; l <= lag + step; l++) {
+            long s0 = (long)at + l;
+            if (s0 < 0 || s0 + (long)piece > (long)nrec)
+                continue;
+            double yy = prec[s0 + (long)piece] - prec[s0];
+            double xy = dot(ref + at, rec + s0, piece);
+            double v = xx > 0 && yy > 0 ? xy / sqrt(xx * yy) : 0;
+            if (v > best) {
+                best = v;
+                bl = l;
+                bxy = xy;
+                byy = yy;
+            }
+        }
+        if (best < -1)
+            continue; /* no full overlap anywhere in the range */
+        sxy += bxy;
+        sxx += xx;
+        syy += byy;
+        lag = bl;
+        matched++;
+    }
+    free(prec);
+    if (!matched)
+        return WZP_ERR_INVALID;
+    *ncc = sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : 0;
+    if (end_lag)
+        *end_lag = lag;
+    return 0;
+}

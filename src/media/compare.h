@@ -46,4 +46,17 @@ int wzp_ncc_search(const float *ref, size_t nref, const float *rec, size_t nrec,
 int wzp_ncc_search_s16(const int16_t *ref, size_t nref, const int16_t *rec, size_t nrec,
                        long min_lag, long max_lag, size_t min_overlap, wzp_ncc_result *out);
 
+/* How well rec matches ref when the recording may be time-scaled (played
+ * faster or slower, pitch kept: the playout buffer shedding or adding delay):
+ * ref is cut into pieces of `piece` samples, each matched at its own lag,
+ * the first within +-step of `lag`, each next within +-step of the one
+ * before (a time-scaler moves the lag by at most a pitch period at a time).
+ * *ncc is sum ref.rec / sqrt(sum ref^2 * sum rec^2) over the matched pieces
+ * (unrelated signals stay low: each piece is long against the step);
+ * *end_lag the last piece's lag. Pieces without a full overlap are left
+ * out. WZP_ERR_INVALID for bad arguments or no piece to match;
+ * WZP_ERR_NOMEM. */
+int wzp_ncc_piecewise(const float *ref, size_t nref, const float *rec, size_t nrec, long lag,
+                      size_t piece, long step, double *ncc, long *end_lag);
+
 #endif

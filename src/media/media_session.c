@@ -245,16 +245,18 @@ void wzp_media_tx_get_stats(const wzp_media_tx *tx, wzp_media_tx_stats *out)
         *out = tx->st;
 }
 
-/* Time-scaling speeds while the playout buffer sheds or adds delay: 20 %
- * faster sheds 4 ms a frame, 15 % slower adds 3 ms, both barely audible on
- * speech. Frames quieter than QUIET_RMS (-40 dBFS) are skipped instead. */
-#define TEMPO_FASTER 1.2f
+/* Time-scaling speeds while the playout buffer sheds or adds delay. Speech
+ * more than TEMPO_LOUD too deep (a late first packet) plays 25 % faster (5 ms
+ * shed a frame), closer in 10 % (2 ms a frame): a moderate WSOLA speed-up is
+ * hard to hear on speech and still sheds 40 ms within a second. Growing
+ * plays 15 % slower. Frames quieter than QUIET_RMS (-40 dBFS) are skipped
+ * whole, or scaled at the fast speed: there is nothing to hear in them. */
+#define TEMPO_FAST   1.25f
+#define TEMPO_MILD   1.1f
 #define TEMPO_SLOWER 0.85f
 #define QUIET_RMS    328
-/* Loud frames are time-scaled only while the delay is this far (ns) from the
- * target (a late first packet); closer in, only quiet frames are: scaled
- * speech is heard, and on a loaded machine jitter kept it going
- * (integration.audio_call's windowed NCC fell to 0.6 at 20 ms). */
+/* Loud frames are slowed only while the delay is this far (ns) under the
+ * target; closer in, growth waits for quiet frames (holds meet lateness). */
 #define TEMPO_LOUD ((int64_t)WZP_MS(60))
 /* Decoded samples waiting to be played: one frame plus what the scaler
  * releases at once (it holds up to ~1500 samples at 48 kHz). */
@@ -508,17 +510,15 @@ int wzp_media_rx_pull(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_
         float speed = 1.0f;
         bool sound = kind == WZP_MEDIA_RX_DECODED || kind == WZP_MEDIA_RX_FEC ||
                      kind == WZP_MEDIA_RX_CONCEALED;
-        /* Quiet frames take any correction; loud ones only a large one. */
+        /* Quiet frames take any correction; loud ones a moderate one. */
         bool q = sound && pf.tempo && quiet(f);
         if (pf.tempo > 0 && sound) {
             if (pf.excess >= (int64_t)WZP_MS(WZP_AUDIO_FRAME_MS) && q) {
                 rx->st.quiet_skipped++;
                 continue;
             }
-            if (q || pf.excess > TEMPO_LOUD) {
-                speed = TEMPO_FASTER;
-                rx->st.faster++;
-            }
+            speed = q || pf.excess > TEMPO_LOUD ? TEMPO_FAST : TEMPO_MILD;
+            rx->st.faster++;
         } else if (pf.tempo < 0 && sound && (q || pf.excess < -TEMPO_LOUD)) {
             speed = TEMPO_SLOWER;
             rx->st.slower++;

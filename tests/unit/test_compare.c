@@ -17,6 +17,7 @@
 
 #include "media/audio_format.h"
 #include "media/compare.h"
+#include "media/tempo.h"
 #include "media/tone.h"
 
 static float *probe(size_t n, uint64_t seed)
@@ -97,6 +98,59 @@ static void test_unrelated_is_low(void **state)
     free(noise);
 }
 
+/* A recording time-scaled the way the playout buffer sheds delay (libsonic,
+ * 10 and 25 % faster) matches in 20 ms pieces at their own lags, where one
+ * lag for a 200 ms window does not fit; an unrelated signal still scores low
+ * piecewise. */
+static void test_piecewise_follows_time_scaling(void **state)
+{
+    (void)state;
+    const size_t n = WZP_AUDIO_RATE, win = 9600, at = 19200;
+    float *ref = probe(n, 7), *other = probe(n, 8);
+    static const float speeds[] = {1.1f, 1.25f};
+    for (size_t k = 0; k < 2; k++) {
+        wzp_tempo *t = NULL;
+        assert_int_equal(wzp_tempo_new(&t), 0);
+        int16_t *pcm = calloc(2 * n, sizeof(*pcm));
+        float *rec = calloc(2 * n, sizeof(*rec));
+        assert_non_null(pcm);
+        assert_non_null(rec);
+        size_t nrec = 0;
+        for (size_t f = 0; f + WZP_AUDIO_FRAME_SAMPLES <= n; f += WZP_AUDIO_FRAME_SAMPLES) {
+            int16_t in[WZP_AUDIO_FRAME_SAMPLES];
+            for (size_t i = 0; i < WZP_AUDIO_FRAME_SAMPLES; i++)
+                in[i] = (int16_t)lrintf(ref[f + i] * 32767.0f);
+            nrec +=
+                wzp_tempo_feed(t, in, WZP_AUDIO_FRAME_SAMPLES, speeds[k], pcm + nrec, 2 * n - nrec);
+        }
+        for (size_t i = 0; i < nrec; i++)
+            rec[i] = pcm[i] / 32768.0f;
+        wzp_ncc_result whole;
+        assert_int_equal(wzp_ncc_search(ref + at, win, rec, nrec, 0, (long)at, win, &whole), 0);
+        double pn = 0, po = 0;
+        long end = 0;
+        assert_int_equal(
+            wzp_ncc_piecewise(ref + at, win, rec, nrec, whole.lag, 960, 480, &pn, &end), 0);
+        assert_int_equal(
+            wzp_ncc_piecewise(other + at, win, rec, nrec, whole.lag, 960, 480, &po, NULL), 0);
+        printf("# %.2fx: one lag %.1f ms ncc %.3f; piecewise ncc %.3f (lag %.1f .. %.1f ms); "
+               "unrelated %.3f\n",
+               speeds[k], whole.lag / 48.0, whole.ncc, pn, whole.lag / 48.0, end / 48.0, po);
+        assert_true(pn > 0.9);
+        assert_true(pn > whole.ncc);
+        assert_true(end < whole.lag); /* played faster: the lag shrinks */
+        assert_true(po < 0.35);
+        free(pcm);
+        free(rec);
+        wzp_tempo_free(t);
+    }
+    double v;
+    assert_int_equal(wzp_ncc_piecewise(ref, 100, ref, n, 0, 960, 10, &v, NULL), WZP_ERR_INVALID);
+    assert_int_equal(wzp_ncc_piecewise(ref, n, ref, n, 0, 0, 10, &v, NULL), WZP_ERR_INVALID);
+    free(ref);
+    free(other);
+}
+
 static void test_args(void **state)
 {
     (void)state;
@@ -153,4 +207,5 @@ static void test_tone_generator(void **state)
     assert_memory_equal(whole, parts, sizeof(whole));
 }
 
-WZP_TEST_MAIN(NULL, NULL, test_known_delays, test_unrelated_is_low, test_args, test_tone_generator)
+WZP_TEST_MAIN(NULL, NULL, test_known_delays, test_unrelated_is_low,
+              test_piecewise_follows_time_scaling, test_args, test_tone_generator)
