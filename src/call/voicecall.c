@@ -57,6 +57,8 @@ struct wzp_voicecall {
     wzp_media_rx *rx;
     bool mute, peer_mute;
     wzp_ts tx_next, rx_next;
+    uint64_t dg_dropped,
+        dg_dropped_bytes; /* the connection's dropped datagrams, counted as refused */
     wzp_ts direct_at;
     uint32_t path_changes;
     wzp_ts last_rx_at, max_gap; /* media datagrams: latest, longest interval */
@@ -1054,6 +1056,18 @@ static bool may_send_early(const wzp_voicecall *vc)
 
 static void media_tick(wzp_voicecall *vc, wzp_ts now)
 {
+    /* Datagrams the connection took and dropped later (they never fit beside
+     * what QUIC had to send) were not sent either. */
+    if (vc->conn && vc->tx) {
+        wzp_quic_conn_stats qs;
+        wzp_quic_conn_get_stats(vc->conn, &qs);
+        if (qs.dgrams_dropped > vc->dg_dropped) {
+            wzp_media_tx_refused(vc->tx, qs.dgrams_dropped - vc->dg_dropped,
+                                 qs.dgrams_dropped_bytes - vc->dg_dropped_bytes);
+            vc->dg_dropped = qs.dgrams_dropped;
+            vc->dg_dropped_bytes = qs.dgrams_dropped_bytes;
+        }
+    }
     /* Send: one frame per 20 ms of schedule; after a long stall, resynchronise. */
     if (vc->tx_next + WZP_MS(200) < now)
         vc->tx_next = now;
@@ -1066,7 +1080,7 @@ static void media_tick(wzp_voicecall *vc, wzp_ts now)
         uint8_t dg[WZP_QUIC_MAX_DATAGRAM];
         int n = wzp_media_tx_frame_vad(vc->tx, pcm, kind != WZP_PCM_BACKGROUND, dg, sizeof(dg));
         if (n > 0 && (!vc->conn || wzp_quic_conn_send_datagram(vc->conn, dg, (size_t)n) < 0))
-            wzp_media_tx_refused(vc->tx, (size_t)n);
+            wzp_media_tx_refused(vc->tx, 1, (uint64_t)n);
         vc->tx_next += FRAME_TIME;
     }
     /* Play out on our own 20 ms schedule from the playout start (the receive

@@ -229,13 +229,15 @@ int wzp_media_tx_set_redundancy(wzp_media_tx *tx, unsigned frames)
     return 0;
 }
 
-void wzp_media_tx_refused(wzp_media_tx *tx, size_t len)
+void wzp_media_tx_refused(wzp_media_tx *tx, uint64_t n, uint64_t bytes)
 {
-    if (!tx || !tx->st.sent)
+    if (!tx)
         return;
-    tx->st.sent--;
-    tx->st.bytes -= len <= tx->st.bytes ? len : tx->st.bytes;
-    tx->st.refused++;
+    if (n > tx->st.sent)
+        n = tx->st.sent;
+    tx->st.sent -= n;
+    tx->st.bytes -= bytes <= tx->st.bytes ? bytes : tx->st.bytes;
+    tx->st.refused += n;
 }
 
 void wzp_media_tx_get_stats(const wzp_media_tx *tx, wzp_media_tx_stats *out)

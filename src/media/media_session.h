@@ -84,9 +84,10 @@ int wzp_media_tx_set_expected_loss(wzp_media_tx *tx, int pct);
 /* Copies of the `frames` previous frames (0..WZP_MEDIA_RED_MAX, wire/media_red.h) in
  * every datagram from now on, against bursts of loss; 0 = none. */
 int wzp_media_tx_set_redundancy(wzp_media_tx *tx, unsigned frames);
-/* The transport refused the datagram of `len` bytes this sender just made
- * (e.g. its queue was full): it moves from sent to refused. */
-void wzp_media_tx_refused(wzp_media_tx *tx, size_t len);
+/* The transport refused `n` datagrams of `bytes` bytes in all that this
+ * sender made (its queue was full, or it took them and dropped them later):
+ * they move from sent to refused. */
+void wzp_media_tx_refused(wzp_media_tx *tx, uint64_t n, uint64_t bytes);
 void wzp_media_tx_get_stats(const wzp_media_tx *tx, wzp_media_tx_stats *out);
 
 /* ---- receiver ---- */

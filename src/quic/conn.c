@@ -811,6 +811,7 @@ int wzp_quic_conn_write(wzp_quic_conn *c, wzp_ts now, wzp_quic_send_fn send, voi
                 /* Two packets went out without it: it does not fit beside
                  * what ngtcp2 must send. Drop it rather than stall the queue. */
                 c->st.dgrams_dropped++;
+                c->st.dgrams_dropped_bytes += c->dg_head->len;
                 dgram_pop(c);
                 dg_refused = 0;
             }
@@ -819,6 +820,7 @@ int wzp_quic_conn_write(wzp_quic_conn *c, wzp_ts now, wzp_quic_send_fn send, voi
             if (n == NGTCP2_ERR_INVALID_STATE || n == NGTCP2_ERR_INVALID_ARGUMENT) {
                 /* The peer cannot take it (no DATAGRAM support, over its limit). */
                 c->st.dgrams_dropped++;
+                c->st.dgrams_dropped_bytes += c->dg_head->len;
                 dgram_pop(c);
                 continue;
             }

@@ -262,7 +262,8 @@ typedef struct wzp_quic_conn_stats {
     uint64_t pkts_sent, pkts_recv;     /* packets written / accepted by ngtcp2 */
     uint64_t dgrams_sent, dgrams_recv; /* DATAGRAM frames */
     uint64_t dgrams_lost;              /* declared lost by ngtcp2 */
-    uint64_t dgrams_dropped;           /* not sendable (peer limit, closing) */
+    uint64_t dgrams_dropped;           /* accepted, then not sendable (peer limit, closing) */
+    uint64_t dgrams_dropped_bytes;     /* their payload bytes */
     uint64_t msgs_sent, msgs_recv;
 } wzp_quic_conn_stats;
 

@@ -591,6 +591,37 @@ static void test_vad_dtx_comfort_noise(void **state)
     free(noise);
 }
 
+static void test_tx_refused(void **state)
+{
+    (void)state;
+    /* Refused at once (queue full) or taken and dropped later by the
+     * transport: either way out of sent and bytes, into refused. */
+    wzp_media_tx *tx = NULL;
+    assert_int_equal(wzp_media_tx_new(&tx, NULL), 0);
+    int16_t *pcm = probe_pcm();
+    uint8_t dg[WZP_MEDIA_MAX_FRAME];
+    uint64_t lens[3];
+    for (int k = 0; k < 3; k++) {
+        int n = wzp_media_tx_frame(tx, pcm + k * N, dg, sizeof(dg));
+        assert_true(n > 0);
+        lens[k] = (uint64_t)n;
+    }
+    wzp_media_tx_refused(tx, 1, lens[2]);
+    wzp_media_tx_refused(tx, 1, lens[1]); /* dropped later */
+    wzp_media_tx_stats st;
+    wzp_media_tx_get_stats(tx, &st);
+    assert_int_equal(st.sent, 1);
+    assert_int_equal(st.refused, 2);
+    assert_int_equal(st.bytes, lens[0]);
+    wzp_media_tx_refused(tx, 5, 10000); /* more than was sent: clamped */
+    wzp_media_tx_get_stats(tx, &st);
+    assert_int_equal(st.sent, 0);
+    assert_int_equal(st.refused, 3);
+    assert_int_equal(st.bytes, 0);
+    free(pcm);
+    wzp_media_tx_free(tx);
+}
+
 static void test_rx_rejects_garbage(void **state)
 {
     (void)state;
@@ -623,4 +654,4 @@ static void test_rx_rejects_garbage(void **state)
 WZP_TEST_MAIN(NULL, NULL, test_clean_channel, test_lossy_reordering_channel,
               test_late_start_is_shed, test_late_first_packet_settles,
               test_redundancy_rebuilds_bursts, test_dtx_and_mute, test_vad_dtx_comfort_noise,
-              test_rx_rejects_garbage)
+              test_tx_refused, test_rx_rejects_garbage)
