@@ -207,11 +207,12 @@ static void on_report(wzp_voicecall *vc, const wzp_call_report *r, wzp_ts now)
     wzp_adapt_settings s = wzp_adapt_get(&vc->adapt);
     wzp_media_tx_set_bitrate(vc->tx, s.bitrate);
     wzp_media_tx_set_expected_loss(vc->tx, s.expected_loss);
-    wzp_media_tx_set_redundancy(vc->tx, s.redundancy);
+    wzp_media_tx_set_redundancy(vc->tx, s.redundancy, s.spacing);
     VC_LOG(WZP_LOG_DEBUG, vc,
            "client: call %u adapts: loss %.1f%% (mean burst %.1f) -> %d bit/s, fec %d%%, "
-           "redundancy %u",
-           vc->id, vc->adapt.loss * 100, vc->adapt.burst, s.bitrate, s.expected_loss, s.redundancy);
+           "redundancy %u (every %u)",
+           vc->id, vc->adapt.loss * 100, vc->adapt.burst, s.bitrate, s.expected_loss, s.redundancy,
+           s.spacing);
 }
 
 /* --- ending ----------------------------------------------------------------------------- */

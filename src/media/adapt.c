@@ -6,7 +6,7 @@
 /* Thresholds (loss fraction) to enter each level, and its settings. */
 static const double up_at[WZP_ADAPT_LEVELS] = {0, 0.02, 0.04, 0.10, 0.15};
 static const wzp_adapt_settings level_set[WZP_ADAPT_LEVELS] = {
-    {32000, 10, 0}, {32000, 15, 0}, {24000, 20, 1}, {24000, 30, 1}, {20000, 40, 2},
+    {32000, 10, 0, 1}, {32000, 15, 0, 1}, {24000, 20, 1, 1}, {24000, 30, 1, 1}, {20000, 40, 2, 1},
 };
 /* Primary bitrate by number of copies: the total stays <= 64 kbit/s. */
 static const int red_bitrate[WZP_MEDIA_RED_MAX + 1] = {32000, 24000, 20000, 16000};
@@ -25,6 +25,11 @@ static wzp_adapt_settings settings_of(int level, int burst_class)
         unsigned r = burst_class > 1 ? WZP_MEDIA_RED_MAX : s.redundancy + 1;
         if (r > s.redundancy)
             s.redundancy = r > WZP_MEDIA_RED_MAX ? WZP_MEDIA_RED_MAX : r;
+        /* Long bursts: copies 2, 4 and 6 back. With the next packet's FEC
+         * that rebuilds bursts of up to 6 frames (3 with copies 1-3 back) for
+         * the same bytes, at 60 ms more playout wait. */
+        if (burst_class > 1)
+            s.spacing = WZP_MEDIA_RED_REACH / WZP_MEDIA_RED_MAX;
     }
     if (s.redundancy && s.bitrate > red_bitrate[s.redundancy])
         s.bitrate = red_bitrate[s.redundancy];
@@ -108,7 +113,7 @@ bool wzp_adapt_on_report(wzp_adapt *a, const wzp_call_report *r, wzp_ts now)
     wzp_adapt_settings s = settings_of(level, a->burst_class);
     a->level = level;
     if (s.bitrate == a->cur.bitrate && s.expected_loss == a->cur.expected_loss &&
-        s.redundancy == a->cur.redundancy)
+        s.redundancy == a->cur.redundancy && s.spacing == a->cur.spacing)
         return false;
     a->cur = s;
     a->changed_at = now;

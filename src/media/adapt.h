@@ -50,6 +50,7 @@ typedef struct wzp_adapt_settings {
     int bitrate;         /* Opus bitrate of the primary frame, bit/s (6000..64000) */
     int expected_loss;   /* Opus in-band FEC strength, percent */
     unsigned redundancy; /* earlier frames copied into each datagram */
+    unsigned spacing;    /* frames between the copies (1, or 2 against long bursts) */
 } wzp_adapt_settings;
 
 typedef struct wzp_adapt {

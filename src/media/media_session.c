@@ -23,13 +23,13 @@ struct wzp_media_tx {
     int gap;      /* frames suppressed since the last datagram */
     wzp_media_tx_stats st;
     uint8_t pkt[WZP_OPUS_MAX_PACKET];
-    /* The last WZP_MEDIA_RED_MAX packets sent, for redundant copies. */
+    /* The last WZP_MEDIA_RED_REACH packets sent, for redundant copies. */
     struct {
         uint16_t seq;
         uint32_t ts;
         size_t len; /* 0 = none */
         uint8_t data[WZP_OPUS_MAX_PACKET];
-    } past[WZP_MEDIA_RED_MAX];
+    } past[WZP_MEDIA_RED_REACH];
     unsigned past_head;
     uint8_t red[WZP_MEDIA_MAX_PAYLOAD];
 };
@@ -67,6 +67,10 @@ int wzp_media_tx_new(wzp_media_tx **out, const wzp_media_tx_config *cfg)
     tx->st.bitrate = cfg->opus.bitrate ? cfg->opus.bitrate : WZP_OPUS_DEFAULT_BITRATE;
     tx->st.expected_loss = cfg->opus.fec ? cfg->opus.expected_loss_pct : 0;
     tx->st.redundancy = cfg->redundancy > WZP_MEDIA_RED_MAX ? WZP_MEDIA_RED_MAX : cfg->redundancy;
+    tx->st.red_spacing =
+        cfg->red_spacing && cfg->red_spacing * tx->st.redundancy <= WZP_MEDIA_RED_REACH
+            ? cfg->red_spacing
+            : 1;
     *out = tx;
     return 0;
 }
@@ -107,8 +111,9 @@ static size_t add_redundancy(wzp_media_tx *tx, wzp_media_frame *f)
         return 0;
     wzp_media_red r = {.primary = f->payload, .primary_len = f->payload_len};
     size_t added = 0;
-    for (unsigned d = 1; d <= tx->st.redundancy; d++) {
-        unsigned i = (tx->past_head + WZP_MEDIA_RED_MAX - d) % WZP_MEDIA_RED_MAX;
+    for (unsigned k = 1; k <= tx->st.redundancy; k++) {
+        unsigned d = k * tx->st.red_spacing;
+        unsigned i = (tx->past_head + WZP_MEDIA_RED_REACH - d) % WZP_MEDIA_RED_REACH;
         if (!tx->past[i].len || tx->past[i].seq != (uint16_t)(f->seq - d) ||
             tx->past[i].ts != f->timestamp - d * WZP_AUDIO_FRAME_SAMPLES)
             break;
@@ -134,7 +139,7 @@ static void remember(wzp_media_tx *tx, uint32_t ts, size_t n)
     tx->past[i].ts = ts;
     tx->past[i].len = n;
     memcpy(tx->past[i].data, tx->pkt, n);
-    tx->past_head = (i + 1) % WZP_MEDIA_RED_MAX;
+    tx->past_head = (i + 1) % WZP_MEDIA_RED_REACH;
 }
 
 int wzp_media_tx_frame_vad(wzp_media_tx *tx, const int16_t pcm[WZP_AUDIO_FRAME_SAMPLES], bool voice,
@@ -221,11 +226,12 @@ int wzp_media_tx_set_expected_loss(wzp_media_tx *tx, int pct)
     return rc;
 }
 
-int wzp_media_tx_set_redundancy(wzp_media_tx *tx, unsigned frames)
+int wzp_media_tx_set_redundancy(wzp_media_tx *tx, unsigned frames, unsigned spacing)
 {
-    if (!tx || frames > WZP_MEDIA_RED_MAX)
+    if (!tx || frames > WZP_MEDIA_RED_MAX || spacing < 1 || frames * spacing > WZP_MEDIA_RED_REACH)
         return WZP_ERR_INVALID;
     tx->st.redundancy = frames;
+    tx->st.red_spacing = spacing;
     return 0;
 }
 
@@ -251,14 +257,15 @@ void wzp_media_tx_get_stats(const wzp_media_tx *tx, wzp_media_tx_stats *out)
  * more than TEMPO_LOUD too deep (a late first packet) plays 25 % faster (5 ms
  * shed a frame), closer in 10 % (2 ms a frame): a moderate WSOLA speed-up is
  * hard to hear on speech and still sheds 40 ms within a second. Growing
- * plays 15 % slower. Frames quieter than QUIET_RMS (-40 dBFS) are skipped
+ * (the target rose: more jitter, copies spaced further) plays speech 10 %
+ * slower, 15 % when far off. Frames quieter than QUIET_RMS (-40 dBFS) are skipped
  * whole, or scaled at the fast speed: there is nothing to hear in them. */
-#define TEMPO_FAST   1.25f
-#define TEMPO_MILD   1.1f
-#define TEMPO_SLOWER 0.85f
-#define QUIET_RMS    328
-/* Loud frames are slowed only while the delay is this far (ns) under the
- * target; closer in, growth waits for quiet frames (holds meet lateness). */
+#define TEMPO_FAST      1.25f
+#define TEMPO_MILD      1.1f
+#define TEMPO_SLOWER    0.85f
+#define TEMPO_MILD_SLOW 0.9f
+#define QUIET_RMS       328
+/* How far (ns) from the target speech takes the stronger speeds. */
 #define TEMPO_LOUD ((int64_t)WZP_MS(60))
 /* Decoded samples waiting to be played: one frame plus what the scaler
  * releases at once (it holds up to ~1500 samples at 48 kHz). */
@@ -521,8 +528,8 @@ int wzp_media_rx_pull(wzp_media_rx *rx, wzp_ts now, int16_t pcm[WZP_AUDIO_FRAME_
             }
             speed = q || pf.excess > TEMPO_LOUD ? TEMPO_FAST : TEMPO_MILD;
             rx->st.faster++;
-        } else if (pf.tempo < 0 && sound && (q || pf.excess < -TEMPO_LOUD)) {
-            speed = TEMPO_SLOWER;
+        } else if (pf.tempo < 0 && sound) {
+            speed = q || pf.excess < -TEMPO_LOUD ? TEMPO_SLOWER : TEMPO_MILD_SLOW;
             rx->st.slower++;
         }
         rx->fifo_len += wzp_tempo_feed(rx->tempo, f, WZP_AUDIO_FRAME_SAMPLES, speed,

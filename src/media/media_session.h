@@ -28,21 +28,23 @@
 typedef struct wzp_media_tx_config {
     wzp_opus_enc_config opus;
     unsigned redundancy;  /* earlier frames copied into each datagram, 0..WZP_MEDIA_RED_MAX */
+    unsigned red_spacing; /* frames between copies (0 = 1); redundancy * spacing <= RED_REACH */
     uint16_t initial_seq; /* RTP practice is random; tests pin them */
     uint32_t initial_ts;
 } wzp_media_tx_config;
 
 typedef struct wzp_media_tx_stats {
-    uint64_t frames;     /* PCM frames in */
-    uint64_t sent;       /* datagrams out */
-    uint64_t bytes;      /* datagram bytes out */
-    uint64_t suppressed; /* DTX frames not sent */
-    uint64_t errors;     /* encoder failures (frame skipped) */
-    uint64_t refused;    /* made, but refused by the transport (not in sent/bytes) */
-    int bitrate;         /* encoder bitrate now, bit/s */
-    int expected_loss;   /* encoder FEC strength now, percent */
-    unsigned redundancy; /* earlier frames copied into each datagram now */
-    uint64_t red_bytes;  /* of bytes: redundant copies */
+    uint64_t frames;      /* PCM frames in */
+    uint64_t sent;        /* datagrams out */
+    uint64_t bytes;       /* datagram bytes out */
+    uint64_t suppressed;  /* DTX frames not sent */
+    uint64_t errors;      /* encoder failures (frame skipped) */
+    uint64_t refused;     /* made, but refused by the transport (not in sent/bytes) */
+    int bitrate;          /* encoder bitrate now, bit/s */
+    int expected_loss;    /* encoder FEC strength now, percent */
+    unsigned redundancy;  /* earlier frames copied into each datagram now */
+    unsigned red_spacing; /* frames between the copies */
+    uint64_t red_bytes;   /* of bytes: redundant copies */
 } wzp_media_tx_stats;
 
 typedef struct wzp_media_tx wzp_media_tx;
@@ -81,9 +83,12 @@ void wzp_media_tx_set_mute(wzp_media_tx *tx, bool mute);
 /* Runtime knobs for the call layer's congestion / loss feedback. */
 int wzp_media_tx_set_bitrate(wzp_media_tx *tx, int bitrate);
 int wzp_media_tx_set_expected_loss(wzp_media_tx *tx, int pct);
-/* Copies of the `frames` previous frames (0..WZP_MEDIA_RED_MAX, wire/media_red.h) in
- * every datagram from now on, against bursts of loss; 0 = none. */
-int wzp_media_tx_set_redundancy(wzp_media_tx *tx, unsigned frames);
+/* Copies of `frames` earlier frames (0..WZP_MEDIA_RED_MAX, wire/media_red.h) in
+ * every datagram from now on, against bursts of loss; 0 = none. They are
+ * `spacing` frames apart (1: the last frames; 2: 2, 4, 6 back, reaching
+ * twice as far into a burst for the same bytes); frames * spacing <=
+ * WZP_MEDIA_RED_REACH. */
+int wzp_media_tx_set_redundancy(wzp_media_tx *tx, unsigned frames, unsigned spacing);
 /* The transport refused `n` datagrams of `bytes` bytes in all that this
  * sender made (its queue was full, or it took them and dropped them later):
  * they move from sent to refused. */

@@ -7,6 +7,7 @@
 
 #include "media/audio_format.h"
 #include "wire/media_frame.h"
+#include "wire/media_red.h"
 
 /* Late frames in a row, with nothing buffered, that mean the sender's clock
  * moved (restart) rather than a delay spike: 160 ms of audio. */
@@ -413,7 +414,7 @@ void wzp_playout_set_backlog(wzp_playout *pb, wzp_ts backlog)
 void wzp_playout_set_wait(wzp_playout *pb, unsigned frames)
 {
     if (pb && pb->adaptive)
-        pb->wait_frames = frames > 3 ? 3 : frames;
+        pb->wait_frames = frames > WZP_MEDIA_RED_REACH ? WZP_MEDIA_RED_REACH : frames;
 }
 
 unsigned wzp_playout_depth(const wzp_playout *pb)

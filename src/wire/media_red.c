@@ -11,7 +11,7 @@ int wzp_media_red_encode(const wzp_media_red *r, uint8_t *out, size_t cap)
     size_t need = 1 + 3 * (size_t)r->count + r->primary_len;
     for (unsigned i = 0; i < r->count; i++) {
         const wzp_media_red_block *b = &r->block[i];
-        if (b->distance < 1 || b->distance > WZP_MEDIA_RED_MAX || b->len > UINT16_MAX)
+        if (b->distance < 1 || b->distance > WZP_MEDIA_RED_REACH || b->len > UINT16_MAX)
             return WZP_ERR_INVALID;
         need += b->len;
     }
@@ -46,7 +46,7 @@ int wzp_media_red_decode(wzp_media_red *r, const uint8_t *buf, size_t len)
     for (unsigned i = 0; i < count; i++) {
         const uint8_t *h = buf + 1 + 3 * i;
         size_t bl = (size_t)h[1] << 8 | h[2];
-        if (h[0] < 1 || h[0] > WZP_MEDIA_RED_MAX || bl > len - o)
+        if (h[0] < 1 || h[0] > WZP_MEDIA_RED_REACH || bl > len - o)
             return WZP_ERR_MALFORMED;
         r->block[i] = (wzp_media_red_block){.distance = h[0], .data = buf + o, .len = bl};
         o += bl;

@@ -4,10 +4,12 @@
  * ones, so a burst of lost datagrams can be rebuilt from a later one. The
  * frame header's seq and timestamp are the primary's; a copy `d` frames back
  * is seq - d, timestamp - d * 960 (the sender only copies frames sent
- * back to back with this one, no DTX gap between).
+ * back to back with this one, no DTX gap between). Copies may be spaced
+ * (e.g. 2, 4 and 6 back): one datagram after a burst then carries frames
+ * from further into it.
  *
  *   count (1 byte, 1..WZP_MEDIA_RED_MAX)
- *   count x { distance (1 byte, 1..WZP_MEDIA_RED_MAX), length (16 bit BE) }
+ *   count x { distance (1 byte, 1..WZP_MEDIA_RED_REACH), length (16 bit BE) }
  *   the copies' bytes in that order, then the primary packet (the rest)
  */
 #ifndef WZP_WIRE_MEDIA_RED_H
@@ -17,7 +19,8 @@
 #include <stdint.h>
 
 #define WZP_MEDIA_PT_OPUS_RED 2
-#define WZP_MEDIA_RED_MAX     3
+#define WZP_MEDIA_RED_MAX     3 /* copies in one datagram */
+#define WZP_MEDIA_RED_REACH   6 /* farthest copy, frames back */
 
 typedef struct wzp_media_red_block {
     unsigned distance; /* frames back */

@@ -101,7 +101,8 @@ static void test_bursts_get_redundancy(void **state)
 {
     (void)state;
     /* 8 % loss in runs of 4 (80 ms bursts): one-frame FEC cannot rebuild
-     * them, so every copy comes on; the same loss spread out gets one. */
+     * them, so every copy comes on, spaced to reach across the burst; the
+     * same loss spread out gets one. */
     feed f = {.now = 0};
     wzp_adapt_init(&f.a, true, f.now);
     run(&f, 4, 8, 4);
@@ -109,12 +110,14 @@ static void test_bursts_get_redundancy(void **state)
     printf("# 8 %% in bursts of 4: fec %d %%, redundancy %u, mean burst %.1f\n", s.expected_loss,
            s.redundancy, f.a.burst);
     assert_int_equal(s.redundancy, 3);
+    assert_int_equal(s.spacing, 2); /* 2, 4, 6 back: reaches past a burst of 4 */
     assert_true(s.bitrate * 4 <= 64000);
     feed g = {.now = 0};
     wzp_adapt_init(&g.a, true, g.now);
     run(&g, 4, 8, 1);
     s = wzp_adapt_get(&g.a);
     assert_int_equal(s.redundancy, 1);
+    assert_int_equal(s.spacing, 1);
     assert_true(s.expected_loss >= 20);
 }
 

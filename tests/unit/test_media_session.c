@@ -343,15 +343,22 @@ static void test_late_first_packet_settles(void **state)
 static void test_redundancy_rebuilds_bursts(void **state)
 {
     (void)state;
-    /* Bursts of 2 and 3 lost datagrams on a steady 20 ms path. In-band FEC
-     * alone rebuilds the last frame of each burst; with two copies per
-     * datagram every frame comes back (the playout waits for them), and the
-     * copies are counted apart from the frames' own packets. */
+    /* Bursts of 2, 3 and 5 lost datagrams on a steady 20 ms path. In-band
+     * FEC alone rebuilds the last frame of each burst; with two copies per
+     * datagram (1 and 2 back) the short bursts come back whole and the last
+     * three frames of the long one; with three copies 2, 4 and 6 back the
+     * long one too (the playout waits for them). The copies are counted
+     * apart from the frames' own packets. */
     int16_t *sent = probe_pcm();
-    for (unsigned red = 0; red <= 2; red += 2) {
+    static const struct {
+        unsigned red, spacing;
+        uint64_t plc, plc_long; /* concealed in all, in the long burst */
+    } cfgs[] = {{0, 1, 7, 4}, {2, 1, 2, 2}, {3, 2, 0, 0}};
+    for (size_t c = 0; c < sizeof(cfgs) / sizeof(cfgs[0]); c++) {
         wzp_media_tx_config t;
         wzp_media_tx_config_default(&t);
-        t.redundancy = red;
+        t.redundancy = cfgs[c].red;
+        t.red_spacing = cfgs[c].spacing;
         wzp_media_tx *tx = NULL;
         wzp_media_rx *rx = NULL;
         assert_int_equal(wzp_media_tx_new(&tx, &t), 0);
@@ -359,6 +366,7 @@ static void test_redundancy_rebuilds_bursts(void **state)
         uint8_t held[2][WZP_MEDIA_MAX_FRAME];
         int held_len[2] = {0, 0};
         int16_t pcm[N];
+        uint64_t plc_before_long = 0;
         for (int k = 0; k < FRAMES; k++) {
             wzp_ts now = (wzp_ts)k * TICK;
             /* what was sent one frame ago arrives now (20 ms one way) */
@@ -366,34 +374,36 @@ static void test_redundancy_rebuilds_bursts(void **state)
                 wzp_media_rx_datagram(rx, held[k % 2], (size_t)held_len[k % 2], now);
             int len = wzp_media_tx_frame(tx, sent + k * N, held[(k + 1) % 2], WZP_MEDIA_MAX_FRAME);
             assert_true(len > 0);
-            bool lost = k == 100 || k == 101 || (k >= 200 && k <= 202);
+            bool lost = k == 100 || k == 101 || (k >= 200 && k <= 202) || (k >= 250 && k <= 254);
             held_len[(k + 1) % 2] = lost ? 0 : len;
             if (now >= wzp_media_rx_next_deadline(rx))
                 wzp_media_rx_pull(rx, now, pcm);
+            if (k == 240) {
+                wzp_media_rx_stats st;
+                wzp_media_rx_get_stats(rx, &st);
+                plc_before_long = st.plc;
+            }
         }
         wzp_media_rx_stats st;
         wzp_media_rx_get_stats(rx, &st);
         wzp_media_tx_stats ts;
         wzp_media_tx_get_stats(tx, &ts);
-        printf("# redundancy %u: fec %llu, redundancy %llu, plc %llu, missing %llu in %llu runs "
-               "(longest %llu); %.1f kbit/s sent, %.1f of it copies\n",
-               red, (unsigned long long)st.fec_recovered,
+        printf("# redundancy %u every %u: fec %llu, redundancy %llu, plc %llu (long burst %llu), "
+               "missing %llu in %llu runs (longest %llu); %.1f kbit/s sent, %.1f of it copies; "
+               "playout target %.0f ms\n",
+               cfgs[c].red, cfgs[c].spacing, (unsigned long long)st.fec_recovered,
                (unsigned long long)st.redundancy_recovered, (unsigned long long)st.plc,
-               (unsigned long long)st.missing, (unsigned long long)st.runs,
-               (unsigned long long)st.max_run, ts.bytes * 8.0 / (FRAMES * 0.02) / 1000,
-               ts.red_bytes * 8.0 / (FRAMES * 0.02) / 1000);
-        assert_int_equal(st.missing, 5);
-        assert_int_equal(st.runs, 2);
-        assert_int_equal(st.max_run, 3);
-        if (red) {
-            assert_int_equal(st.fec_recovered + st.redundancy_recovered, 5);
-            assert_true(st.redundancy_recovered >= 3);
-            assert_int_equal(st.plc, 0);
-            assert_int_equal(wzp_media_rx_redundancy(rx), 2);
-        } else {
-            assert_int_equal(st.fec_recovered, 2);
-            assert_int_equal(st.plc, 3);
-        }
+               (unsigned long long)(st.plc - plc_before_long), (unsigned long long)st.missing,
+               (unsigned long long)st.runs, (unsigned long long)st.max_run,
+               ts.bytes * 8.0 / (FRAMES * 0.02) / 1000, ts.red_bytes * 8.0 / (FRAMES * 0.02) / 1000,
+               st.playout.target / 1e6);
+        assert_int_equal(st.missing, 10);
+        assert_int_equal(st.runs, 3);
+        assert_int_equal(st.max_run, 5);
+        assert_int_equal(st.plc, cfgs[c].plc);
+        assert_int_equal(st.plc - plc_before_long, cfgs[c].plc_long);
+        assert_int_equal(st.fec_recovered + st.redundancy_recovered + st.plc, 10);
+        assert_int_equal(wzp_media_rx_redundancy(rx), cfgs[c].red * cfgs[c].spacing);
         wzp_media_tx_free(tx);
         wzp_media_rx_free(rx);
     }
