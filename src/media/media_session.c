@@ -9,6 +9,7 @@
 #include "common/rand.h"
 #include "media/tempo.h"
 #include "wire/media_frame.h"
+#include "wire/media_parity.h"
 #include "wire/media_red.h"
 
 struct wzp_media_tx {
@@ -67,6 +68,8 @@ int wzp_media_tx_new(wzp_media_tx **out, const wzp_media_tx_config *cfg)
     tx->st.bitrate = cfg->opus.bitrate ? cfg->opus.bitrate : WZP_OPUS_DEFAULT_BITRATE;
     tx->st.expected_loss = cfg->opus.fec ? cfg->opus.expected_loss_pct : 0;
     tx->st.redundancy = cfg->redundancy > WZP_MEDIA_RED_MAX ? WZP_MEDIA_RED_MAX : cfg->redundancy;
+    if (cfg->parity_span >= 2 && cfg->parity_span <= WZP_MEDIA_PARITY_MAX_SPAN)
+        tx->st.parity_span = cfg->parity_span;
     tx->st.red_spacing =
         cfg->red_spacing && cfg->red_spacing * tx->st.redundancy <= WZP_MEDIA_RED_REACH
             ? cfg->red_spacing
@@ -100,6 +103,47 @@ static bool dtx_send(wzp_media_tx *tx, bool opus_dtx)
     if (!tx->in_dtx)
         return true; /* announce: the gap that follows is deliberate */
     return !opus_dtx && tx->gap + 1 >= WZP_MEDIA_DTX_REFRESH;
+}
+
+/* With parity on, f's payload becomes the primary plus the XOR of the
+ * frames before it, as many as were sent back to back up to the span (at
+ * least 2). Returns the bytes the parity adds. */
+static size_t add_parity(wzp_media_tx *tx, wzp_media_frame *f)
+{
+    uint8_t par[WZP_MEDIA_PARITY_MAX_BYTES];
+    size_t plen = 0;
+    unsigned span = 0;
+    uint16_t len_xor = 0;
+    for (unsigned d = 1; d <= tx->st.parity_span; d++) {
+        unsigned i = (tx->past_head + WZP_MEDIA_RED_REACH - d) % WZP_MEDIA_RED_REACH;
+        size_t len = tx->past[i].len;
+        if (!len || len > sizeof(par) || tx->past[i].seq != (uint16_t)(f->seq - d) ||
+            tx->past[i].ts != f->timestamp - d * WZP_AUDIO_FRAME_SAMPLES)
+            break;
+        if (len > plen) {
+            memset(par + plen, 0, len - plen);
+            plen = len;
+        }
+        for (size_t b = 0; b < len; b++)
+            par[b] ^= tx->past[i].data[b];
+        len_xor ^= (uint16_t)len;
+        span = d;
+    }
+    if (span < 2)
+        return 0;
+    wzp_media_parity p = {.span = span,
+                          .len_xor = len_xor,
+                          .parity = par,
+                          .parity_len = plen,
+                          .primary = f->payload,
+                          .primary_len = f->payload_len};
+    int n = wzp_media_parity_encode(&p, tx->red, sizeof(tx->red));
+    if (n < 0)
+        return 0; /* too big together: this one goes without */
+    f->payload_type = WZP_MEDIA_PT_OPUS_PARITY;
+    f->payload = tx->red;
+    f->payload_len = (size_t)n;
+    return (size_t)n - p.primary_len;
 }
 
 /* With redundancy on, f's payload becomes the primary plus copies of the
@@ -184,7 +228,7 @@ int wzp_media_tx_frame_vad(wzp_media_tx *tx, const int16_t pcm[WZP_AUDIO_FRAME_S
         .payload = tx->pkt,
         .payload_len = (size_t)n,
     };
-    size_t red_len = add_redundancy(tx, &f);
+    size_t red_len = tx->st.parity_span ? add_parity(tx, &f) : add_redundancy(tx, &f);
     int len = wzp_media_frame_encode(&f, out, cap);
     if (len < 0) {
         tx->st.errors++;
@@ -224,6 +268,14 @@ int wzp_media_tx_set_expected_loss(wzp_media_tx *tx, int pct)
     if (rc == 0)
         tx->st.expected_loss = pct;
     return rc;
+}
+
+int wzp_media_tx_set_parity(wzp_media_tx *tx, unsigned span)
+{
+    if (!tx || span == 1 || span > WZP_MEDIA_PARITY_MAX_SPAN)
+        return WZP_ERR_INVALID;
+    tx->st.parity_span = span;
+    return 0;
 }
 
 int wzp_media_tx_set_redundancy(wzp_media_tx *tx, unsigned frames, unsigned spacing)
@@ -271,8 +323,32 @@ void wzp_media_tx_get_stats(const wzp_media_tx *tx, wzp_media_tx_stats *out)
  * releases at once (it holds up to ~1500 samples at 48 kHz). */
 #define FIFO_CAP (4 * WZP_AUDIO_FRAME_SAMPLES)
 
+/* Recent packets and parities kept for rebuilding from parity (frames by
+ * timestamp: a slot per frame of the last PAR_KEEP). */
+#define PAR_KEEP 8
+
+typedef struct par_pkt {
+    bool valid;
+    uint32_t ts;
+    uint16_t seq;
+    uint16_t len;
+    uint8_t data[WZP_MEDIA_PARITY_MAX_BYTES];
+} par_pkt;
+
+typedef struct par_block {
+    bool valid;
+    uint32_t ts; /* of the datagram that carried it: covers ts - 960 .. ts - span * 960 */
+    uint16_t seq;
+    uint8_t span;
+    uint16_t len_xor;
+    uint16_t len;
+    uint8_t data[WZP_MEDIA_PARITY_MAX_BYTES];
+} par_block;
+
 struct wzp_media_rx {
     wzp_playout *pb;
+    par_pkt par_seen[PAR_KEEP];
+    par_block par_rx[PAR_KEEP];
     wzp_opus_dec *dec;
     wzp_tempo *tempo;
     int16_t fifo[FIFO_CAP];
@@ -343,6 +419,82 @@ void wzp_media_rx_free(wzp_media_rx *rx)
     free(rx);
 }
 
+static unsigned par_slot(uint32_t ts)
+{
+    return (ts / WZP_AUDIO_FRAME_SAMPLES) % PAR_KEEP;
+}
+
+static const par_pkt *par_find(const wzp_media_rx *rx, uint32_t ts)
+{
+    const par_pkt *p = &rx->par_seen[par_slot(ts)];
+    return p->valid && p->ts == ts ? p : NULL;
+}
+
+/* Remembers a packet parity may need (its own, a copy or a rebuilt one). */
+static void par_keep(wzp_media_rx *rx, uint16_t seq, uint32_t ts, const uint8_t *data, size_t len)
+{
+    if (!len || len > WZP_MEDIA_PARITY_MAX_BYTES)
+        return;
+    par_pkt *p = &rx->par_seen[par_slot(ts)];
+    p->valid = true;
+    p->ts = ts;
+    p->seq = seq;
+    p->len = (uint16_t)len;
+    memcpy(p->data, data, len);
+}
+
+/* Peeling: a parity whose span misses exactly one packet rebuilds it (XOR of
+ * the parity and the others), which may complete another parity's span. */
+static void par_peel(wzp_media_rx *rx)
+{
+    for (bool progress = true; progress;) {
+        progress = false;
+        for (unsigned i = 0; i < PAR_KEEP; i++) {
+            par_block *b = &rx->par_rx[i];
+            if (!b->valid)
+                continue;
+            unsigned missing = 0, miss_d = 0;
+            for (unsigned d = 1; d <= b->span; d++)
+                if (!par_find(rx, b->ts - d * WZP_AUDIO_FRAME_SAMPLES)) {
+                    missing++;
+                    miss_d = d;
+                }
+            if (missing != 1) {
+                b->valid = missing != 0; /* nothing left to rebuild: done with it */
+                continue;
+            }
+            uint8_t out[WZP_MEDIA_PARITY_MAX_BYTES];
+            memcpy(out, b->data, b->len);
+            unsigned len = b->len_xor;
+            for (unsigned d = 1; d <= b->span; d++) {
+                if (d == miss_d)
+                    continue;
+                const par_pkt *p = par_find(rx, b->ts - d * WZP_AUDIO_FRAME_SAMPLES);
+                len ^= p->len;
+                for (size_t k = 0; k < p->len && k < b->len; k++)
+                    out[k] ^= p->data[k];
+            }
+            b->valid = false;
+            if (len == 0 || len > b->len)
+                continue; /* inconsistent: the parity or a packet was not what the sender had */
+            uint32_t ts = b->ts - miss_d * WZP_AUDIO_FRAME_SAMPLES;
+            uint16_t seq = (uint16_t)(b->seq - miss_d);
+            par_keep(rx, seq, ts, out, len);
+            if (wzp_playout_insert_redundant(rx->pb, seq, ts, 0, out, len) == 0)
+                rx->st.parity_rebuilt++;
+            progress = true;
+        }
+    }
+}
+
+/* The playout wait parity needs: a burst of b <= span frames is rebuilt by
+ * the datagram span + b - 1 frames after its first (and the ones between). */
+static unsigned parity_wait(unsigned span)
+{
+    unsigned w = 2 * span - 1;
+    return w > WZP_MEDIA_RED_REACH ? WZP_MEDIA_RED_REACH : w;
+}
+
 int wzp_media_rx_datagram(wzp_media_rx *rx, const uint8_t *dg, size_t len, wzp_ts now)
 {
     if (!rx || (len && !dg))
@@ -354,7 +506,8 @@ int wzp_media_rx_datagram(wzp_media_rx *rx, const uint8_t *dg, size_t len, wzp_t
         rx->st.malformed++;
         return rc;
     }
-    if (f.payload_type != WZP_MEDIA_PT_OPUS && f.payload_type != WZP_MEDIA_PT_OPUS_RED) {
+    if (f.payload_type != WZP_MEDIA_PT_OPUS && f.payload_type != WZP_MEDIA_PT_OPUS_RED &&
+        f.payload_type != WZP_MEDIA_PT_OPUS_PARITY) {
         rx->st.unsupported++;
         return WZP_ERR_PROTOCOL;
     }
@@ -374,14 +527,41 @@ int wzp_media_rx_datagram(wzp_media_rx *rx, const uint8_t *dg, size_t len, wzp_t
             if (b->distance > depth)
                 depth = b->distance;
         }
+        par_keep(rx, f.seq, f.timestamp, r.primary, r.primary_len);
         if (depth > rx->red_depth || rx->red_at == WZP_TS_NEVER) {
             rx->red_depth = depth;
             /* Wait for the copies as for the next frame's FEC. */
             wzp_playout_set_wait(rx->pb, depth);
         }
         rx->red_at = now;
+    } else if (f.payload_type == WZP_MEDIA_PT_OPUS_PARITY) {
+        wzp_media_parity p;
+        if (wzp_media_parity_decode(&p, f.payload, f.payload_len) < 0) {
+            rx->st.malformed++;
+            return WZP_ERR_MALFORMED;
+        }
+        rc = wzp_playout_insert(rx->pb, f.seq, f.timestamp, f.flags, p.primary, p.primary_len, now);
+        par_keep(rx, f.seq, f.timestamp, p.primary, p.primary_len);
+        par_block *b = &rx->par_rx[par_slot(f.timestamp)];
+        b->valid = true;
+        b->ts = f.timestamp;
+        b->seq = f.seq;
+        b->span = (uint8_t)p.span;
+        b->len_xor = p.len_xor;
+        b->len = (uint16_t)p.parity_len;
+        if (p.parity_len)
+            memcpy(b->data, p.parity, p.parity_len);
+        par_peel(rx);
+        unsigned depth = parity_wait(p.span);
+        if (depth > rx->red_depth || rx->red_at == WZP_TS_NEVER) {
+            rx->red_depth = depth;
+            wzp_playout_set_wait(rx->pb, depth);
+        }
+        rx->red_at = now;
     } else {
         rc = wzp_playout_insert(rx->pb, f.seq, f.timestamp, f.flags, f.payload, f.payload_len, now);
+        par_keep(rx, f.seq, f.timestamp, f.payload, f.payload_len);
+        par_peel(rx);
         /* 10 s without copies: the sender stopped them, wait for FEC alone again
          * (not sooner: a sender that goes back and forth should not move the delay). */
         if (rx->red_depth && now - rx->red_at > WZP_SEC(10)) {

@@ -29,6 +29,7 @@ typedef struct wzp_media_tx_config {
     wzp_opus_enc_config opus;
     unsigned redundancy;  /* earlier frames copied into each datagram, 0..WZP_MEDIA_RED_MAX */
     unsigned red_spacing; /* frames between copies (0 = 1); redundancy * spacing <= RED_REACH */
+    unsigned parity_span; /* instead of copies: XOR parity of this many frames (0, 2..4) */
     uint16_t initial_seq; /* RTP practice is random; tests pin them */
     uint32_t initial_ts;
 } wzp_media_tx_config;
@@ -44,6 +45,7 @@ typedef struct wzp_media_tx_stats {
     int expected_loss;    /* encoder FEC strength now, percent */
     unsigned redundancy;  /* earlier frames copied into each datagram now */
     unsigned red_spacing; /* frames between the copies */
+    unsigned parity_span; /* frames each datagram's XOR parity covers now (0: none) */
     uint64_t red_bytes;   /* of bytes: redundant copies */
 } wzp_media_tx_stats;
 
@@ -89,6 +91,10 @@ int wzp_media_tx_set_expected_loss(wzp_media_tx *tx, int pct);
  * twice as far into a burst for the same bytes); frames * spacing <=
  * WZP_MEDIA_RED_REACH. */
 int wzp_media_tx_set_redundancy(wzp_media_tx *tx, unsigned frames, unsigned spacing);
+/* Instead of copies: every datagram carries the XOR parity of the `span`
+ * frames before it (2..WZP_MEDIA_PARITY_MAX_SPAN, wire/media_parity.h); 0 =
+ * none. While on, redundancy copies are not sent. */
+int wzp_media_tx_set_parity(wzp_media_tx *tx, unsigned span);
 /* The transport refused `n` datagrams of `bytes` bytes in all that this
  * sender made (its queue was full, or it took them and dropped them later):
  * they move from sent to refused. */
@@ -121,6 +127,7 @@ typedef struct wzp_media_rx_stats {
     uint64_t decode_errors;        /* corrupt packets (concealed instead) */
     uint64_t silence;              /* pulls before audio started */
     uint64_t redundancy_recovered; /* missing frames rebuilt from a later packet's redundancy */
+    uint64_t parity_rebuilt;       /* of which: packets rebuilt from parity (in time or not) */
     uint64_t faster;               /* frames played faster (time-compressed) to shed delay */
     uint64_t slower;               /* frames played slower (time-stretched) to add delay */
     uint64_t quiet_skipped;        /* quiet frames skipped to shed delay */

@@ -347,18 +347,21 @@ static void test_redundancy_rebuilds_bursts(void **state)
      * FEC alone rebuilds the last frame of each burst; with two copies per
      * datagram (1 and 2 back) the short bursts come back whole and the last
      * three frames of the long one; with three copies 2, 4 and 6 back the
-     * long one too (the playout waits for them). The copies are counted
-     * apart from the frames' own packets. */
+     * long one too (the playout waits for them); with XOR parity over the 3
+     * frames before each datagram, as much as with two copies for a third of
+     * their bytes. The copies are counted apart from the frames' own
+     * packets. */
     int16_t *sent = probe_pcm();
     static const struct {
-        unsigned red, spacing;
+        unsigned red, spacing, parity;
         uint64_t plc, plc_long; /* concealed in all, in the long burst */
-    } cfgs[] = {{0, 1, 7, 4}, {2, 1, 2, 2}, {3, 2, 0, 0}};
+    } cfgs[] = {{0, 1, 0, 7, 4}, {2, 1, 0, 2, 2}, {3, 2, 0, 0, 0}, {0, 1, 3, 2, 1}};
     for (size_t c = 0; c < sizeof(cfgs) / sizeof(cfgs[0]); c++) {
         wzp_media_tx_config t;
         wzp_media_tx_config_default(&t);
         t.redundancy = cfgs[c].red;
         t.red_spacing = cfgs[c].spacing;
+        t.parity_span = cfgs[c].parity;
         wzp_media_tx *tx = NULL;
         wzp_media_rx *rx = NULL;
         assert_int_equal(wzp_media_tx_new(&tx, &t), 0);
@@ -388,10 +391,11 @@ static void test_redundancy_rebuilds_bursts(void **state)
         wzp_media_rx_get_stats(rx, &st);
         wzp_media_tx_stats ts;
         wzp_media_tx_get_stats(tx, &ts);
-        printf("# redundancy %u every %u: fec %llu, redundancy %llu, plc %llu (long burst %llu), "
+        printf("# redundancy %u every %u, parity over %u: fec %llu, redundancy %llu, plc %llu "
+               "(long burst %llu), "
                "missing %llu in %llu runs (longest %llu); %.1f kbit/s sent, %.1f of it copies; "
                "playout target %.0f ms\n",
-               cfgs[c].red, cfgs[c].spacing, (unsigned long long)st.fec_recovered,
+               cfgs[c].red, cfgs[c].spacing, cfgs[c].parity, (unsigned long long)st.fec_recovered,
                (unsigned long long)st.redundancy_recovered, (unsigned long long)st.plc,
                (unsigned long long)(st.plc - plc_before_long), (unsigned long long)st.missing,
                (unsigned long long)st.runs, (unsigned long long)st.max_run,
@@ -403,7 +407,12 @@ static void test_redundancy_rebuilds_bursts(void **state)
         assert_int_equal(st.plc, cfgs[c].plc);
         assert_int_equal(st.plc - plc_before_long, cfgs[c].plc_long);
         assert_int_equal(st.fec_recovered + st.redundancy_recovered + st.plc, 10);
-        assert_int_equal(wzp_media_rx_redundancy(rx), cfgs[c].red * cfgs[c].spacing);
+        if (cfgs[c].parity) {
+            assert_true(st.parity_rebuilt >= 6);
+            assert_int_equal(wzp_media_rx_redundancy(rx), 2 * cfgs[c].parity - 1);
+        } else {
+            assert_int_equal(wzp_media_rx_redundancy(rx), cfgs[c].red * cfgs[c].spacing);
+        }
         wzp_media_tx_free(tx);
         wzp_media_rx_free(rx);
     }
@@ -639,12 +648,15 @@ static void test_rx_rejects_garbage(void **state)
     assert_int_equal(wzp_media_rx_new(&rx, NULL), 0);
     assert_non_null(rx);
     const uint8_t shortdg[3] = {0x11, 0, 0};
-    uint8_t other[12] = {0x13, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4};
-    const uint8_t bad_red[12] = {0x12, 0, 0, 1, 0, 0, 0, 0, 0, 2, 3, 4}; /* 0 copies */
+    uint8_t other[12] = {0x14, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4};
+    const uint8_t bad_red[12] = {0x12, 0, 0, 1, 0, 0, 0, 0, 0, 2, 3, 4};       /* 0 copies */
+    const uint8_t bad_parity[13] = {0x13, 0, 0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 9}; /* parity too long */
     uint8_t junk_opus[12] = {0x11, 0, 0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
     assert_int_equal(wzp_media_rx_datagram(rx, shortdg, sizeof(shortdg), 0), WZP_ERR_MALFORMED);
     assert_int_equal(wzp_media_rx_datagram(rx, other, sizeof(other), 0), WZP_ERR_PROTOCOL);
     assert_int_equal(wzp_media_rx_datagram(rx, bad_red, sizeof(bad_red), 0), WZP_ERR_MALFORMED);
+    assert_int_equal(wzp_media_rx_datagram(rx, bad_parity, sizeof(bad_parity), 0),
+                     WZP_ERR_MALFORMED);
     assert_int_equal(wzp_media_rx_datagram(rx, junk_opus, sizeof(junk_opus), 0), 0);
     assert_int_equal(wzp_media_rx_next_deadline(rx), WZP_PLAYOUT_DEFAULT_DELAY);
     int16_t pcm[N];
@@ -653,8 +665,8 @@ static void test_rx_rejects_garbage(void **state)
     assert_int_equal(wzp_media_rx_next_deadline(rx), WZP_MS(80));
     wzp_media_rx_stats st;
     wzp_media_rx_get_stats(rx, &st);
-    assert_int_equal(st.datagrams, 4);
-    assert_int_equal(st.malformed, 2);
+    assert_int_equal(st.datagrams, 5);
+    assert_int_equal(st.malformed, 3);
     assert_int_equal(st.unsupported, 1);
     assert_int_equal(st.decode_errors, 1);
     assert_int_equal(st.first_decoded, WZP_TS_NEVER);
