@@ -76,6 +76,8 @@ static void usage(FILE *out, int cmd)
         "  --no-ring              no ring or ringback tone on the speaker ([phone] ring)\n"
         "  --no-adapt             fixed codec settings: no adaptation to the peer's\n"
         "                         reports, no redundancy (a reference for comparisons)\n"
+        "  --parity               against loss bursts, send XOR parity over earlier frames\n"
+        "                         instead of copies of them (for comparisons)\n"
         "  --no-direct            never try a direct path (always through the relay)\n"
         "  --no-portmap           do not ask the gateway (NAT-PMP, UPnP) to map the call\n"
         "                         socket ([network] portmap = no)\n"
@@ -178,6 +180,7 @@ static int run(int cmd, int argc, char **argv)
         {"no-dtx", no_argument, NULL, 1004},
         {"no-adapt", no_argument, NULL, 1020},
         {"no-portmap", no_argument, NULL, 1021},
+        {"parity", no_argument, NULL, 1022},
         {"once", no_argument, NULL, 1005},
         {"no-ring", no_argument, NULL, 1006},
         {"log-json", no_argument, NULL, 1007},
@@ -240,6 +243,9 @@ static int run(int cmd, int argc, char **argv)
             break;
         case 1021:
             cfg.portmap_disabled = true;
+            break;
+        case 1022:
+            cfg.parity_repair = true;
             break;
         case 'L':
             cfg.host_candidates_loopback = true;

@@ -132,6 +132,9 @@ typedef struct wzp_client_config {
     /* Fixed codec settings: no adaptation to the peer's receiver reports, no redundancy (for
      * comparisons; docs/media.md). */
     bool adaptation_disabled;
+    /* Against bursts, send XOR parity over the frames before each datagram instead of
+     * copies of them (FEC across frames; docs/media.md compares both). */
+    bool parity_repair;
     /* Live sound devices for calls without PCM callbacks. All zero: none (the call is silent
      * and plays to nowhere); wzp_audio_config_default(&cfg.audio) for the default microphone
      * and speaker with every processing stage on. */

@@ -208,11 +208,12 @@ static void on_report(wzp_voicecall *vc, const wzp_call_report *r, wzp_ts now)
     wzp_media_tx_set_bitrate(vc->tx, s.bitrate);
     wzp_media_tx_set_expected_loss(vc->tx, s.expected_loss);
     wzp_media_tx_set_redundancy(vc->tx, s.redundancy, s.spacing);
+    wzp_media_tx_set_parity(vc->tx, s.parity);
     VC_LOG(WZP_LOG_DEBUG, vc,
            "client: call %u adapts: loss %.1f%% (mean burst %.1f) -> %d bit/s, fec %d%%, "
-           "redundancy %u (every %u)",
+           "redundancy %u (every %u), parity over %u",
            vc->id, vc->adapt.loss * 100, vc->adapt.burst, s.bitrate, s.expected_loss, s.redundancy,
-           s.spacing);
+           s.spacing, s.parity);
 }
 
 /* --- ending ----------------------------------------------------------------------------- */
@@ -680,6 +681,7 @@ static int start_media(wzp_voicecall *vc, wzp_ts now)
     }
     wzp_media_tx_set_mute(vc->tx, vc->mute);
     wzp_adapt_init(&vc->adapt, !vc->env.no_adapt, now); /* starts at the codec's defaults */
+    wzp_adapt_set_parity(&vc->adapt, vc->env.parity);
     vc->tx_next = now;
     return 0;
 }

@@ -134,6 +134,7 @@ typedef struct wzp_voicecall_env {
     /* No sender adaptation and no redundancy: fixed codec settings (a reference to measure
      * adaptation against). Receiver reports still go out. */
     bool no_adapt;
+    bool parity; /* adaptation sends XOR parity instead of copies (media/adapt.h) */
     void *owner;
     /* The control connection's smoothed RTT (0 before a sample). */
     wzp_ts (*relay_rtt)(void *owner);

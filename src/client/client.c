@@ -661,6 +661,7 @@ int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
     cc.qlog_dir = cfg->qlog_dir;
     cc.hold_audio_until_answer = cfg->hold_audio_until_answer;
     cc.no_adapt = cfg->adaptation_disabled;
+    cc.parity = cfg->parity_repair;
     /* Only our own microphone path says which frames are background. */
     cc.dtx = cfg->audio.enabled && cfg->audio.dtx && !cfg->cb.pcm_source;
     cc.local[0] = bound[0];

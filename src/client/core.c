@@ -598,6 +598,7 @@ int wzp_core_new(wzp_core **out, const wzp_core_config *cfg)
                                     .hold_audio_until_answer = cfg->hold_audio_until_answer,
                                     .dtx = cfg->dtx,
                                     .no_adapt = cfg->no_adapt,
+                                    .parity = cfg->parity,
                                     .owner = core,
                                     .relay_rtt = vc_relay_rtt,
                                     .relay_heard_at = vc_relay_heard_at,

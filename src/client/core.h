@@ -77,6 +77,7 @@ typedef struct wzp_core_config {
     bool hold_audio_until_answer; /* see wzp_client_config */
     bool dtx;      /* the source reports WZP_PCM_BACKGROUND: leave those frames out */
     bool no_adapt; /* fixed codec settings (wzp_client_config.adaptation_disabled) */
+    bool parity;   /* parity instead of copies (wzp_client_config.parity_repair) */
     /* The bound address of each socket (len 0: no such socket). Host
      * candidates get the port of their family's socket. */
     wzp_addr local[WZP_CORE_SOCKS];

@@ -6,7 +6,8 @@
 /* Thresholds (loss fraction) to enter each level, and its settings. */
 static const double up_at[WZP_ADAPT_LEVELS] = {0, 0.02, 0.04, 0.10, 0.15};
 static const wzp_adapt_settings level_set[WZP_ADAPT_LEVELS] = {
-    {32000, 10, 0, 1}, {32000, 15, 0, 1}, {24000, 20, 1, 1}, {24000, 30, 1, 1}, {20000, 40, 2, 1},
+    {32000, 10, 0, 1, 0}, {32000, 15, 0, 1, 0}, {24000, 20, 1, 1, 0},
+    {24000, 30, 1, 1, 0}, {20000, 40, 2, 1, 0},
 };
 /* Primary bitrate by number of copies: the total stays <= 64 kbit/s. */
 static const int red_bitrate[WZP_MEDIA_RED_MAX + 1] = {32000, 24000, 20000, 16000};
@@ -18,7 +19,7 @@ static const int red_bitrate[WZP_MEDIA_RED_MAX + 1] = {32000, 24000, 20000, 1600
 #define RESIDUAL      0.005 /* unrepaired share that asks for copies */
 #define MIN_SLOTS     5     /* reports over fewer speech slots say nothing */
 
-static wzp_adapt_settings settings_of(int level, int burst_class)
+static wzp_adapt_settings settings_of(int level, int burst_class, bool parity)
 {
     wzp_adapt_settings s = level_set[level];
     if (level >= 1 && burst_class) {
@@ -31,6 +32,14 @@ static wzp_adapt_settings settings_of(int level, int burst_class)
         if (burst_class > 1)
             s.spacing = WZP_MEDIA_RED_REACH / WZP_MEDIA_RED_MAX;
     }
+    if (parity && s.redundancy) {
+        s.parity = s.redundancy + 1 > WZP_MEDIA_PARITY_MAX_SPAN ? WZP_MEDIA_PARITY_MAX_SPAN
+                                                                : s.redundancy + 1;
+        s.redundancy = 0;
+        s.spacing = 1;
+        if (s.bitrate > red_bitrate[1])
+            s.bitrate = red_bitrate[1];
+    }
     if (s.redundancy && s.bitrate > red_bitrate[s.redundancy])
         s.bitrate = red_bitrate[s.redundancy];
     return s;
@@ -42,7 +51,12 @@ void wzp_adapt_init(wzp_adapt *a, bool enabled, wzp_ts now)
     a->enabled = enabled;
     a->changed_at = now;
     a->calm_since = WZP_TS_NEVER;
-    a->cur = settings_of(0, 0);
+    a->cur = settings_of(0, 0, false);
+}
+
+void wzp_adapt_set_parity(wzp_adapt *a, bool on)
+{
+    a->parity_mode = on;
 }
 
 wzp_adapt_settings wzp_adapt_get(const wzp_adapt *a)
@@ -110,10 +124,11 @@ bool wzp_adapt_on_report(wzp_adapt *a, const wzp_call_report *r, wzp_ts now)
     /* Burstiness goes up at once, down only with a level change down. */
     if (level < a->level || burst_class > a->burst_class)
         a->burst_class = burst_class;
-    wzp_adapt_settings s = settings_of(level, a->burst_class);
+    wzp_adapt_settings s = settings_of(level, a->burst_class, a->parity_mode);
     a->level = level;
     if (s.bitrate == a->cur.bitrate && s.expected_loss == a->cur.expected_loss &&
-        s.redundancy == a->cur.redundancy && s.spacing == a->cur.spacing)
+        s.redundancy == a->cur.redundancy && s.spacing == a->cur.spacing &&
+        s.parity == a->cur.parity)
         return false;
     a->cur = s;
     a->changed_at = now;

@@ -41,6 +41,7 @@
 
 #include "common/time.h"
 #include "wire/call_msg.h"
+#include "wire/media_parity.h"
 #include "wire/media_red.h"
 
 #define WZP_ADAPT_WINDOW 6 /* reports kept (1.5 s at 4 a second) */
@@ -51,10 +52,12 @@ typedef struct wzp_adapt_settings {
     int expected_loss;   /* Opus in-band FEC strength, percent */
     unsigned redundancy; /* earlier frames copied into each datagram */
     unsigned spacing;    /* frames between the copies (1, or 2 against long bursts) */
+    unsigned parity;     /* parity mode: frames each datagram's XOR parity covers (0, 2..4) */
 } wzp_adapt_settings;
 
 typedef struct wzp_adapt {
     bool enabled;
+    bool parity_mode; /* parity over 1 + copies frames instead of copies */
     int level;
     int burst_class;   /* 0 random, 1 bursty (one copy more), 2 long bursts (all copies) */
     wzp_ts changed_at; /* last change of settings */
@@ -73,5 +76,9 @@ void wzp_adapt_init(wzp_adapt *a, bool enabled, wzp_ts now);
 /* Takes one report; returns true when the settings changed (apply wzp_adapt_get). */
 bool wzp_adapt_on_report(wzp_adapt *a, const wzp_call_report *r, wzp_ts now);
 wzp_adapt_settings wzp_adapt_get(const wzp_adapt *a);
+/* Parity mode: where the table asks for copies, the XOR parity of the
+ * copies + 1 frames before each datagram goes instead (up to 4, primary at
+ * the one-copy bitrate: the parity costs about one frame). */
+void wzp_adapt_set_parity(wzp_adapt *a, bool on);
 
 #endif

@@ -56,6 +56,7 @@ struct wzp_playout {
     unsigned cap;
     bool adaptive;
     unsigned wait_frames; /* frames the target waits for repair data (FEC, redundancy) */
+    unsigned init_wait;   /* ... at the start (FEC alone) */
     unsigned target_frames;
     wzp_ts max_delay; /* adaptive ceiling of the target */
     slot *slots;
@@ -128,6 +129,7 @@ int wzp_playout_new(wzp_playout **out, const wzp_playout_config *cfg)
     pb->adaptive = c.adaptive;
     pb->target_frames = target_frames;
     pb->wait_frames = c.fec_wait ? 1 : 0;
+    pb->init_wait = pb->wait_frames;
     wzp_ts maxd = c.max_delay ? c.max_delay : WZP_PLAYOUT_DEFAULT_MAX;
     if (maxd > (wzp_ts)(c.capacity - 2) * WZP_MS(WZP_AUDIO_FRAME_MS))
         maxd = (wzp_ts)(c.capacity - 2) * WZP_MS(WZP_AUDIO_FRAME_MS);
@@ -438,7 +440,10 @@ static void steer(wzp_playout *pb, wzp_ts now, wzp_playout_frame *out)
         pb->mode = -1;
     else if ((pb->mode > 0 && ex < SHED_OFF) || (pb->mode < 0 && ex > -GROW_OFF))
         pb->mode = 0;
-    if (pb->observed < WARMUP && (pb->mode < 0 || (pb->mode > 0 && ex < WARMUP_SHED)))
+    /* Young estimate: no growth for jitter it may misjudge, but the wait for
+     * repair data (copies, parity) is known and grows at once. */
+    if (pb->observed < WARMUP &&
+        ((pb->mode < 0 && pb->wait_frames <= pb->init_wait) || (pb->mode > 0 && ex < WARMUP_SHED)))
         pb->mode = 0;
     out->tempo = pb->mode;
     out->excess = ex;

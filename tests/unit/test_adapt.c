@@ -119,6 +119,15 @@ static void test_bursts_get_redundancy(void **state)
     assert_int_equal(s.redundancy, 1);
     assert_int_equal(s.spacing, 1);
     assert_true(s.expected_loss >= 20);
+    /* Parity mode: the same bursts get parity over 4 frames instead of copies. */
+    feed h = {.now = 0};
+    wzp_adapt_init(&h.a, true, h.now);
+    wzp_adapt_set_parity(&h.a, true);
+    run(&h, 4, 8, 4);
+    s = wzp_adapt_get(&h.a);
+    assert_int_equal(s.redundancy, 0);
+    assert_int_equal(s.parity, 4);
+    assert_true(s.bitrate * 2 <= 64000);
 }
 
 static void test_residual_loss_gets_copies(void **state)

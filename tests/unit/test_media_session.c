@@ -355,7 +355,7 @@ static void test_redundancy_rebuilds_bursts(void **state)
     static const struct {
         unsigned red, spacing, parity;
         uint64_t plc, plc_long; /* concealed in all, in the long burst */
-    } cfgs[] = {{0, 1, 0, 7, 4}, {2, 1, 0, 2, 2}, {3, 2, 0, 0, 0}, {0, 1, 3, 2, 1}};
+    } cfgs[] = {{0, 1, 0, 7, 4}, {2, 1, 0, 2, 2}, {3, 2, 0, 0, 0}, {0, 1, 3, 2, 2}};
     for (size_t c = 0; c < sizeof(cfgs) / sizeof(cfgs[0]); c++) {
         wzp_media_tx_config t;
         wzp_media_tx_config_default(&t);
