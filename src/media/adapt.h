@@ -15,7 +15,9 @@
  *   4      15 %     20 (x3)    40                  2
  *
  * From level 1 on, bursts (mean run >= 1.5 slots) add a copy and long ones
- * (>= 2.5) take all WZP_MEDIA_RED_MAX (16 kbit/s primary, x4); and level 1
+ * (>= 2.5) take all WZP_MEDIA_RED_MAX (16 kbit/s primary, x4) spaced 2, 4
+ * and 6 frames back (with the next packet's FEC, bursts of up to 6 frames
+ * come back, 60 ms more wait than copies 1-3 back); and level 1
  * becomes level 2 when more than 0.5 % of the slots stay unrepaired (Opus
  * puts no FEC into some frames, e.g. quiet ones).
  *
