@@ -291,7 +291,7 @@ print("reference (--no-adapt): " + " ".join(
 def mean_of(name, mode, key):
     rs = agg.get((name, mode))
     return "%.2f" % statistics.mean(r[key] for r in rs) if rs else "-"
-print("copies (default) vs XOR parity (--parity), MOS / concealed %% / delay ms: " + "; ".join(
+print("copies (default) vs XOR parity (--parity), MOS / concealed % / delay ms: " + "; ".join(
     "%s: %s/%s/%s vs %s/%s/%s" % (n, mean_of(n, "adapt", "mos"), mean_of(n, "adapt", "conc"),
                                   mean_of(n, "adapt", "delay"), mean_of(n, "parity", "mos"),
                                   mean_of(n, "parity", "conc"), mean_of(n, "parity", "delay"))

@@ -36,6 +36,7 @@
  * excess over WARMUP_SHED (a late first packet) is time-scaled away; lateness
  * is met by holds alone. */
 #define WARMUP      100
+#define WARMUP_TIME WZP_SEC(2) /* ... or this long: DTX pauses send nothing to observe */
 #define WARMUP_SHED ((int64_t)WZP_MS(60))
 #define GROW_OFF    ((int64_t)WZP_MS(2))
 
@@ -442,7 +443,8 @@ static void steer(wzp_playout *pb, wzp_ts now, wzp_playout_frame *out)
         pb->mode = 0;
     /* Young estimate: no growth for jitter it may misjudge, but the wait for
      * repair data (copies, parity) is known and grows at once. */
-    if (pb->observed < WARMUP &&
+    bool young = pb->observed < WARMUP && now - pb->anchor_at < WARMUP_TIME;
+    if (young &&
         ((pb->mode < 0 && pb->wait_frames <= pb->init_wait) || (pb->mode > 0 && ex < WARMUP_SHED)))
         pb->mode = 0;
     out->tempo = pb->mode;
