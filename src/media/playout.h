@@ -27,8 +27,9 @@
  * slots outright and asks the caller to play speech faster (tempo +1,
  * time-compression); too little, and it repeats DTX slots and asks for
  * slower speech (tempo -1). Hysteresis keeps it from flapping. For the first
- * 100 arrivals (the estimate is young) only an excess over 60 ms is shed
- * and nothing is grown but by holds. A late frame
+ * 100 arrivals or 2 s (the estimate is young) only an excess over 60 ms is
+ * shed and nothing is grown but by holds, unless the wait for repair data
+ * (wzp_playout_set_wait) rose. A late frame
  * (a slower path) still holds playout back one tick at once (one concealed
  * frame) when the delay is under the new target. Without `adaptive` the
  * delay stays where the first frame put it. Memory is capacity slots, fixed
@@ -127,8 +128,8 @@ int wzp_playout_insert(wzp_playout *pb, uint16_t seq, uint32_t timestamp, uint8_
 int wzp_playout_insert_redundant(wzp_playout *pb, uint16_t seq, uint32_t timestamp, uint8_t flags,
                                  const uint8_t *payload, size_t len);
 /* Adaptive: frames the target waits for repair data (1 = the next frame's
- * FEC, the default with fec_wait; 2-3 when copies come that many frames
- * later). At most 3. */
+ * FEC, the default with fec_wait; 2-6 when copies or parity come that many
+ * frames later). At most WZP_MEDIA_RED_REACH (6). */
 void wzp_playout_set_wait(wzp_playout *pb, unsigned frames);
 
 /* Audio from earlier pulls the caller has not played yet (a time-scaling
