@@ -26,18 +26,18 @@
 #define WZP_MEDIA_PARITY_MAX_BYTES 1000
 
 typedef struct wzp_media_parity {
-    unsigned span;
-    uint16_t len_xor;
-    const uint8_t *parity;
+    unsigned span;         /* 2..WZP_MEDIA_PARITY_MAX_SPAN */
+    uint16_t len_xor;      /* XOR of the protected packets' lengths */
+    const uint8_t *parity; /* parity_len (<= WZP_MEDIA_PARITY_MAX_BYTES) bytes */
     size_t parity_len;
-    const uint8_t *primary;
+    const uint8_t *primary; /* the datagram's own packet */
     size_t primary_len;
 } wzp_media_parity;
 
-/* Writes the payload into out. Returns its length, WZP_ERR_INVALID for a bad
- * span or parity length, WZP_ERR_TOO_BIG if it does not fit cap. */
+/* encode: the payload into out, its length returned (WZP_ERR_INVALID: span or
+ * parity length out of range; WZP_ERR_TOO_BIG: over cap). decode: pointers
+ * into buf, 0, or WZP_ERR_MALFORMED. */
 int wzp_media_parity_encode(const wzp_media_parity *p, uint8_t *out, size_t cap);
-/* Parses a payload; the pointers alias buf. 0 or WZP_ERR_MALFORMED. */
 int wzp_media_parity_decode(wzp_media_parity *p, const uint8_t *buf, size_t len);
 
 #endif
