@@ -119,7 +119,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.rate_burst = 64;
     cfg.max_registrations = 4;
     cfg.ring_timeout = 5ull * 1000000000ull;
-    cfg.cb = (wzp_relay_control_callbacks){on_send, on_close, on_open, on_chan_close, on_moved};
+    cfg.cb = (wzp_relay_control_callbacks){.send = on_send,
+                                           .close = on_close,
+                                           .channels_open = on_open,
+                                           .channels_close = on_chan_close,
+                                           .channel_moved = on_moved};
     wzp_relay_control *rc = NULL;
     if (wzp_relay_control_new(&rc, &cfg) < 0)
         abort();

@@ -56,6 +56,17 @@ static void usage(FILE *out)
             "                         (loopback only unless --metrics-public; port 0: pick one)\n"
             "  --metrics-public       allow --metrics on a non-loopback address (the counters\n"
             "                         show load and usage: firewall it)\n"
+            "  --redis URL            join a relay cluster on this Redis server (docs/cluster.md):\n"
+            "                         redis://[[USER]:PASSWORD@]HOST[:PORT], HOST:PORT or\n"
+            "                         unix:PATH; needs --cluster-key\n"
+            "  --redis-user NAME      Redis ACL user (with --redis-password-file)\n"
+            "  --redis-password-file FILE\n"
+            "                         Redis password, first line of FILE (or $WZP_REDIS_PASSWORD)\n"
+            "  --cluster-key FILE     the key the cluster's relays share (32-128 hex digits):\n"
+            "                         relay-to-relay messages carry its HMAC\n"
+            "  --cluster-addr HOST:PORT\n"
+            "                         where other relays reach this one's relay port (default:\n"
+            "                         the --listen address, which must then not be 0.0.0.0)\n"
             "  --log-json             log lines as JSON objects (ts, level, tag, msg)\n"
             "  --qlog DIR             write every control connection's qlog into DIR\n"
             "                         (debugging; TLS keys: $SSLKEYLOGFILE)\n"
@@ -108,6 +119,20 @@ static int parse_duration(const char *s, wzp_ts *out)
     return 0;
 }
 
+/* The first line of a small file (secrets: keys, passwords), without its newline. */
+static int read_first_line(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    bool ok = fgets(buf, (int)cap, f) != NULL;
+    fclose(f);
+    if (!ok)
+        return -1;
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return 0;
+}
+
 static char *render_metrics(void *user, size_t *len)
 {
     return wzp_relay_server_metrics_text(user, len);
@@ -134,6 +159,11 @@ int main(int argc, char **argv)
         {"stun-alt", required_argument, NULL, 'X'},
         {"metrics", required_argument, NULL, 'M'},
         {"metrics-public", no_argument, NULL, 'U'},
+        {"redis", required_argument, NULL, 1010},
+        {"redis-user", required_argument, NULL, 1011},
+        {"redis-password-file", required_argument, NULL, 1012},
+        {"cluster-key", required_argument, NULL, 1013},
+        {"cluster-addr", required_argument, NULL, 1014},
         {"log-json", no_argument, NULL, 'J'},
         {"qlog", required_argument, NULL, 'Q'},
         {"verbose", no_argument, NULL, 'v'},
@@ -145,6 +175,7 @@ int main(int argc, char **argv)
     int verbose = 0, c;
     wzp_addr metrics = {0};
     bool metrics_public = false;
+    static char redis_password[256];
     bool tcp_given = false, tcp_off = false;
     unsigned long v;
 
@@ -273,6 +304,40 @@ int main(int argc, char **argv)
             *(wzp_addr_family(&a) == AF_INET6 ? &cfg.stun_alt6 : &cfg.stun_alt) = a;
             break;
         }
+        case 1010:
+            cfg.redis = optarg;
+            break;
+        case 1011:
+            cfg.redis_user = optarg;
+            break;
+        case 1012:
+            if (read_first_line(optarg, redis_password, sizeof(redis_password)) < 0) {
+                fprintf(stderr, "wzp-relay: cannot read --redis-password-file '%s': %s\n",
+                        optarg, strerror(errno));
+                return EXIT_USAGE;
+            }
+            cfg.redis_password = redis_password;
+            break;
+        case 1013: {
+            char text[256];
+            if (read_first_line(optarg, text, sizeof(text)) < 0 ||
+                wzp_cluster_key_parse(&cfg.cluster_key, text) < 0) {
+                fprintf(stderr,
+                        "wzp-relay: --cluster-key '%s' is not a file holding 32 to 128 hex "
+                        "digits\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        }
+        case 1014:
+            if (wzp_addr_parse(&cfg.cluster_addr, optarg, false) < 0 ||
+                wzp_addr_is_any(&cfg.cluster_addr)) {
+                fprintf(stderr, "wzp-relay: --cluster-addr wants a numeric HOST:PORT, got '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
         case 'M':
             if (wzp_addr_parse(&metrics, optarg, false) < 0) {
                 fprintf(stderr, "wzp-relay: --metrics wants a numeric HOST:PORT, got '%s'\n",
@@ -328,6 +393,16 @@ int main(int argc, char **argv)
                 strerror(errno));
         return EXIT_USAGE;
     }
+    if (!cfg.redis_password && getenv("WZP_REDIS_PASSWORD"))
+        cfg.redis_password = getenv("WZP_REDIS_PASSWORD");
+    if (cfg.redis && !cfg.cluster_key.len) {
+        fprintf(stderr, "wzp-relay: --redis needs --cluster-key FILE (shared by the cluster)\n");
+        return EXIT_USAGE;
+    }
+    if (cfg.redis && !cfg.cluster_addr.len && wzp_addr_is_any(&cfg.listen)) {
+        fprintf(stderr, "wzp-relay: --redis with a wildcard --listen needs --cluster-addr\n");
+        return EXIT_USAGE;
+    }
     if (optind != argc) {
         fprintf(stderr, "wzp-relay: unexpected argument '%s'; see --help\n", argv[optind]);
         return EXIT_USAGE;
@@ -358,6 +433,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "wzp-relay: cannot load or create the identity: %s\n",
                     wzp_strerror(rv));
             return EXIT_IDENTITY;
+        }
+        if (rv == WZP_ERR_INVALID && cfg.redis) {
+            fprintf(stderr, "wzp-relay: bad --redis address '%s' (see --help)\n", cfg.redis);
+            return EXIT_USAGE;
         }
         if (rv == WZP_ERR_MALFORMED) {
             fprintf(stderr, "wzp-relay: cannot load the alias bindings file (see above)\n");

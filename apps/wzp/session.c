@@ -912,8 +912,8 @@ static int report_end(session *s, int code)
         fprintf(stderr, "%s: %s\n", s->o.name, detail[0] ? detail : "peer unreachable");
         break;
     case WZP_ERR_INVALID:
-        /* The relay's reason text does not reach us; the detail is often just the code's
-         * name again ("invalid argument"), so only a different one is worth printing. */
+        /* The detail is the relay's reason text when it gave one, else just the code's
+         * name again ("invalid argument"): only a different one is worth printing. */
         if (detail[0] && strcmp(detail, wzp_strerror(WZP_ERR_INVALID)))
             fprintf(stderr, "%s: the relay refused the call: %s\n", s->o.name, detail);
         else

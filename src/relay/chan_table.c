@@ -38,6 +38,9 @@ typedef struct slot {
     _Atomic uint32_t partner; /* paired channel id */
     _Atomic uint32_t addr_hdr;
     _Atomic uint64_t addr_ip[2];
+    /* The id frames for this peer carry when it is not `id`: a relay-to-relay
+     * link channel, whose peer relay knows the call by its own channel id. */
+    _Atomic uint32_t out_id;
 } __attribute__((aligned(32))) slot;
 
 /*
@@ -111,7 +114,7 @@ static bool packed_equal(const packed_addr *x, const packed_addr *y)
 
 /* Consistent snapshot of a slot's seqlocked fields. */
 typedef struct snap {
-    uint32_t id, partner;
+    uint32_t id, partner, out_id;
     packed_addr addr;
 } snap;
 
@@ -127,6 +130,7 @@ static void read_slot(slot *s, snap *out)
         }
         out->id = atomic_load_explicit(&s->id, memory_order_relaxed);
         out->partner = atomic_load_explicit(&s->partner, memory_order_relaxed);
+        out->out_id = atomic_load_explicit(&s->out_id, memory_order_relaxed);
         out->addr.hdr = atomic_load_explicit(&s->addr_hdr, memory_order_relaxed);
         out->addr.ip[0] = atomic_load_explicit(&s->addr_ip[0], memory_order_relaxed);
         out->addr.ip[1] = atomic_load_explicit(&s->addr_ip[1], memory_order_relaxed);
@@ -267,6 +271,7 @@ static void open_slot(wzp_chan_table *t, uint32_t id, uint32_t partner, const pa
     write_begin(s);
     atomic_store_explicit(&s->id, id, memory_order_relaxed);
     atomic_store_explicit(&s->partner, partner, memory_order_relaxed);
+    atomic_store_explicit(&s->out_id, 0, memory_order_relaxed);
     store_addr(s, p);
     write_end(s);
 }
@@ -303,6 +308,21 @@ int wzp_chan_table_set_addr(wzp_chan_table *t, uint32_t chan, const wzp_addr *ad
         slot *s = slot_of(t, chan);
         write_begin(s);
         store_addr(s, &p);
+        write_end(s);
+        rv = 0;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return rv;
+}
+
+int wzp_chan_table_set_peer_id(wzp_chan_table *t, uint32_t chan, uint32_t peer_id)
+{
+    pthread_mutex_lock(&t->lock);
+    int rv = WZP_ERR_NOT_FOUND;
+    if (is_open(t, chan)) {
+        slot *s = slot_of(t, chan);
+        write_begin(s);
+        atomic_store_explicit(&s->out_id, peer_id, memory_order_relaxed);
         write_end(s);
         rv = 0;
     }
@@ -444,7 +464,7 @@ int wzp_chan_table_route(wzp_chan_table *t, uint32_t chan, const wzp_addr *from,
     stamp(st, now);
     atomic_fetch_add_explicit(&st->packets, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&st->bytes, bytes, memory_order_relaxed);
-    *partner = me.partner;
+    *partner = other.out_id ? other.out_id : me.partner;
     unpack_addr(&other.addr, to);
     return 0;
 }

@@ -32,7 +32,7 @@ typedef struct wzp_chan_table wzp_chan_table;
 
 /*
  * A table for up to `cfg->max_channels` channels (two per call), rounded up to a
- * power of two, at most 2^24. Memory is allocated once here: about 104 B per
+ * power of two, at most 2^24. Memory is allocated once here: about 136 B per
  * channel (routing state, a cache line of counters, free-list bookkeeping).
  */
 #define WZP_CHAN_TABLE_DEFAULT_CHANNELS 1024
@@ -61,6 +61,13 @@ int wzp_chan_table_open_pair(wzp_chan_table *t, const wzp_addr *addr_a, const wz
 
 /* New peer address for a channel (the peer's NAT rebound). WZP_ERR_NOT_FOUND if closed. */
 int wzp_chan_table_set_addr(wzp_chan_table *t, uint32_t chan, const wzp_addr *addr);
+
+/*
+ * Frames delivered to chan's peer carry peer_id instead of chan (0: chan
+ * again). For a cross-relay call's link channel, whose peer is the other
+ * relay: it knows the call by its own channel id. WZP_ERR_NOT_FOUND if closed.
+ */
+int wzp_chan_table_set_peer_id(wzp_chan_table *t, uint32_t chan, uint32_t peer_id);
 
 /* Closes the pair `chan` belongs to (either channel id of it). WZP_ERR_NOT_FOUND if closed. */
 int wzp_chan_table_close_pair(wzp_chan_table *t, uint32_t chan);
@@ -96,7 +103,8 @@ size_t wzp_chan_table_pairs(wzp_chan_table *t);
  * and owned by `from`, stamps activity and counters, and returns the partner's
  * channel id and current address. 0, WZP_ERR_NOT_FOUND (unknown, stale or
  * closed channel, or a partner closing concurrently) or WZP_ERR_REJECTED
- * (source address is not the channel's peer). `to` is filled with the family,
+ * (source address is not the channel's peer). `partner` is the id to write
+ * in the frame (the partner's peer id when it has one, see set_peer_id). `to` is filled with the family,
  * address and port only (enough for sendmsg).
  */
 int wzp_chan_table_route(wzp_chan_table *t, uint32_t chan, const wzp_addr *from, wzp_ts now,

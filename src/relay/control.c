@@ -84,6 +84,8 @@ void wzp_relay_control_free(wzp_relay_control *rc)
 
 void wzp_rc_send(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m)
 {
+    if (c->remote)
+        return; /* its relay hears of the call's changes through cluster messages */
     uint8_t buf[WZP_SIG_MAX_SIZE];
     int n = wzp_sig_encode(m, buf, sizeof(buf));
     if (n < 0) {
@@ -284,8 +286,11 @@ static void drop_conn(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason reas
 {
     wzp_rc_end_calls_of(rc, c, reason);
     unhold_alias(rc, c, now);
-    if (c->registered && wzp_hmap_get(&rc->regs, c->fp, WZP_SIG_FP_LEN) == c)
+    if (c->registered && wzp_hmap_get(&rc->regs, c->fp, WZP_SIG_FP_LEN) == c) {
         wzp_hmap_del(&rc->regs, c->fp, WZP_SIG_FP_LEN);
+        if (rc->cfg.cb.presence)
+            rc->cfg.cb.presence(rc->cfg.user, c->fp, "", false);
+    }
     unlink_unreg(rc, c);
     if (c->addr_keylen) {
         size_t n = conns_from(rc, c->addr_key, c->addr_keylen);
@@ -382,7 +387,8 @@ void wzp_relay_control_on_addr_change(wzp_relay_control *rc, uint64_t conn, cons
     }
 }
 
-static void handle_register(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, wzp_ts now)
+void wzp_rc_register(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, bool claimed,
+                     wzp_ts now)
 {
     const char *alias = m->u.reg.alias;
     rc_conn *old = wzp_hmap_get(&rc->regs, c->fp, WZP_SIG_FP_LEN);
@@ -395,6 +401,15 @@ static void handle_register(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg
         /* Held by another key, live or within its reclaim period. */
         rc->stats.reg_alias_taken++;
         wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_ALIAS_TAKEN, "alias taken");
+        return;
+    }
+    c->pending_alias[0] = '\0'; /* a newer Register overrides one waiting for its claim */
+    if (alias[0] && !b && !claimed && rc->cfg.cb.claim_alias) {
+        /* A new binding here: the alias must be free cluster-wide first. A key
+         * whose binding this relay holds keeps it while the store is away. */
+        snprintf(c->pending_alias, sizeof(c->pending_alias), "%s", alias);
+        c->pending_req = m->request_id;
+        rc->cfg.cb.claim_alias(rc->cfg.user, c->id, c->fp, alias);
         return;
     }
     if (!c->registered && !old && rc->regs.count >= rc->cfg.max_registrations) {
@@ -448,6 +463,8 @@ static void handle_register(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg
     unlink_unreg(rc, c);
     snprintf(c->alias, sizeof(c->alias), "%s", alias);
     rc->stats.reg_ok++;
+    if (rc->cfg.cb.presence)
+        rc->cfg.cb.presence(rc->cfg.user, c->fp, c->alias, true);
 
     wzp_sig_msg r;
     wzp_sig_init(&r, WZP_SIG_REGISTERED, m->request_id);
@@ -522,7 +539,7 @@ void wzp_relay_control_on_message(wzp_relay_control *rc, uint64_t conn, const ui
 
     switch (m.type) {
     case WZP_SIG_REGISTER:
-        handle_register(rc, c, &m, now);
+        wzp_rc_register(rc, c, &m, false, now);
         return;
     case WZP_SIG_PING: {
         wzp_sig_msg r;
@@ -568,6 +585,69 @@ wzp_ts wzp_relay_control_next_deadline(const wzp_relay_control *rc)
 {
     wzp_ts t = rc->ring_head ? rc->ring_head->expires : WZP_TS_NEVER;
     return rc->unreg_head ? wzp_ts_min(t, rc->unreg_head->reg_deadline) : t;
+}
+
+/* ---- cluster -------------------------------------------------------------- */
+
+void wzp_relay_control_claim_done(wzp_relay_control *rc, uint64_t conn, const char *alias,
+                                  wzp_relay_cluster_result res, wzp_ts now)
+{
+    rc_conn *c = find_conn(rc, conn);
+    if (!c || !c->pending_alias[0] || strcmp(c->pending_alias, alias) != 0)
+        return; /* gone, or it asked for something else since */
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_REGISTER, c->pending_req);
+    memcpy(m.u.reg.alias, c->pending_alias, sizeof(m.u.reg.alias));
+    c->pending_alias[0] = '\0';
+    switch (res) {
+    case WZP_RELAY_CLUSTER_OK:
+        wzp_rc_register(rc, c, &m, true, now);
+        return;
+    case WZP_RELAY_CLUSTER_TAKEN:
+        rc->stats.reg_alias_taken++;
+        rc->stats.claims_refused++;
+        wzp_rc_send_error(rc, c, m.request_id, WZP_SIG_ERR_ALIAS_TAKEN, "alias taken");
+        return;
+    default:
+        rc->stats.cross_unavailable++;
+        wzp_rc_send_error(rc, c, m.request_id, WZP_SIG_ERR_INTERNAL,
+                          "cluster store unreachable: new aliases cannot be bound now");
+        return;
+    }
+}
+
+void wzp_relay_control_located(wzp_relay_control *rc, const uint8_t call_id[WZP_SIG_CALL_ID_LEN],
+                               wzp_relay_cluster_result res, const uint8_t fp[WZP_SIG_FP_LEN],
+                               const uint8_t relay[WZP_CLUSTER_ID_LEN], const wzp_addr *fwd,
+                               wzp_ts now)
+{
+    wzp_rc_call_located(rc, call_id, res, fp, relay, fwd, now);
+}
+
+void wzp_relay_control_on_cluster(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_ts now)
+{
+    if (m->kind != WZP_CLUSTER_KICK) {
+        wzp_rc_call_cluster_msg(rc, m, now);
+        return;
+    }
+    /* The key registered on another relay since: as for a newer connection here. */
+    rc_conn *c = wzp_hmap_get(&rc->regs, m->fp, WZP_SIG_FP_LEN);
+    if (c) {
+        rc->stats.reg_replaced++;
+        close_conn(rc, c, WZP_RELAY_CLOSE_REPLACED, "registered on another relay", now);
+    }
+}
+
+void wzp_relay_control_foreach_registration(const wzp_relay_control *rc,
+                                            void (*fn)(void *user, const uint8_t *fp,
+                                                       const char *alias),
+                                            void *user)
+{
+    const wzp_hmap_slot *slot;
+    for (size_t i = 0; wzp_hmap_next(&rc->regs, &i, &slot);) {
+        const rc_conn *c = slot->value;
+        fn(user, c->fp, c->alias);
+    }
 }
 
 void wzp_relay_control_get_stats(const wzp_relay_control *rc, wzp_relay_control_stats *out)

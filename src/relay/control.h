@@ -44,6 +44,7 @@
 
 #include "common/addr.h"
 #include "common/time.h"
+#include "relay/cluster_msg.h"
 #include "wire/signal.h"
 
 /* Why the control plane asked the transport to close a connection. */
@@ -80,6 +81,25 @@ typedef struct wzp_relay_control_callbacks {
      * now accept frames from, and deliver to, addr. Optional.
      */
     void (*channel_moved)(void *user, uint32_t chan, const wzp_addr *addr);
+    /* A cross-relay call's link channel (its peer is the other relay): frames
+     * to it carry peer_id, the other relay's channel id. Optional. */
+    void (*channel_peer)(void *user, uint32_t chan, uint32_t peer_id);
+
+    /*
+     * Cluster (src/relay/cluster.h); all NULL for a relay on its own.
+     * claim_alias: a registration asks for an alias no local binding gives
+     * its key; answer (any time later) with wzp_relay_control_claim_done.
+     * presence: fp is registered here now (up, with its alias or "") or no
+     * longer. locate: the callee of call_id is not registered here; answer
+     * with wzp_relay_control_located. cluster_send: a message for another
+     * relay (m->to is set; the transport sets from and ts_ms).
+     */
+    void (*claim_alias)(void *user, uint64_t conn, const uint8_t fp[WZP_SIG_FP_LEN],
+                        const char *alias);
+    void (*presence)(void *user, const uint8_t fp[WZP_SIG_FP_LEN], const char *alias, bool up);
+    void (*locate)(void *user, const uint8_t call_id[WZP_SIG_CALL_ID_LEN], bool by_alias,
+                   const uint8_t fp[WZP_SIG_FP_LEN], const char *alias);
+    void (*cluster_send)(void *user, wzp_cluster_msg *m);
 } wzp_relay_control_callbacks;
 
 typedef struct wzp_relay_control_config {
@@ -92,6 +112,7 @@ typedef struct wzp_relay_control_config {
     uint32_t abuse_close_after;      /* consecutive rate-limited messages before close; 50 */
     uint32_t max_bad_messages;       /* malformed messages per connection before close; 10 */
     wzp_addr relay_addr;             /* forwarding plane address put in CallSetup; len 0: none */
+    wzp_addr cluster_addr; /* the forwarding address other relays of the cluster send to */
     /* An alias stays bound to its key this long after the key disconnects;
      * default 30 days, 0 = bindings end at disconnect. */
     wzp_ts alias_reclaim;
@@ -129,6 +150,11 @@ typedef struct wzp_relay_control_stats {
     /* How answered calls went, as the party hanging up reported it (by
      * wzp_sig_call_path; UNSPECIFIED: an older client, or no media yet). */
     uint64_t path_reports[WZP_SIG_PATH_DIRECT + 1];
+    /* Cluster: calls whose other party is on another relay, offered from
+     * here or to here; cluster messages refused (unknown call, wrong relay,
+     * wrong state); callees not found anywhere; lookups that failed (store down). */
+    uint64_t cross_offered, cross_received, cross_refused, cross_not_found, cross_unavailable;
+    uint64_t claims_refused; /* aliases another relay's key holds */
 } wzp_relay_control_stats;
 
 typedef struct wzp_relay_control wzp_relay_control;
@@ -191,6 +217,33 @@ void wzp_relay_control_aliases_export(wzp_relay_control *rc, wzp_ts now,
                                       void (*fn)(void *user, const wzp_relay_alias_binding *b),
                                       void *user);
 size_t wzp_relay_control_num_aliases(const wzp_relay_control *rc);
+
+/* ---- cluster -------------------------------------------------------------- */
+
+/* Outcome of claim_alias and locate. */
+typedef enum wzp_relay_cluster_result {
+    WZP_RELAY_CLUSTER_OK = 0,
+    WZP_RELAY_CLUSTER_TAKEN = 1,       /* claim: another key holds the alias */
+    WZP_RELAY_CLUSTER_NOT_FOUND = 2,   /* locate: no such alias, or its key is offline */
+    WZP_RELAY_CLUSTER_UNAVAILABLE = 3, /* the cluster store cannot be reached */
+} wzp_relay_cluster_result;
+
+/* The cluster answered conn's alias claim (ignored if conn is gone or asked again since). */
+void wzp_relay_control_claim_done(wzp_relay_control *rc, uint64_t conn, const char *alias,
+                                  wzp_relay_cluster_result res, wzp_ts now);
+/* The callee of call_id is registered on relay `relay`, whose forwarding address is fwd
+ * (both ignored unless res is OK); the call continues, or ends with a clear reason. */
+void wzp_relay_control_located(wzp_relay_control *rc, const uint8_t call_id[WZP_SIG_CALL_ID_LEN],
+                               wzp_relay_cluster_result res, const uint8_t fp[WZP_SIG_FP_LEN],
+                               const uint8_t relay[WZP_CLUSTER_ID_LEN], const wzp_addr *fwd,
+                               wzp_ts now);
+/* A verified message from another relay (wzp_cluster_msg_decode). */
+void wzp_relay_control_on_cluster(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_ts now);
+/* Calls fn for every registration (fingerprint, its alias or ""), e.g. to publish them again. */
+void wzp_relay_control_foreach_registration(const wzp_relay_control *rc,
+                                            void (*fn)(void *user, const uint8_t *fp,
+                                                       const char *alias),
+                                            void *user);
 
 void wzp_relay_control_get_stats(const wzp_relay_control *rc, wzp_relay_control_stats *out);
 size_t wzp_relay_control_num_conns(const wzp_relay_control *rc);

@@ -31,6 +31,12 @@ typedef struct rc_conn {
     uint32_t bad;     /* malformed messages so far */
     rc_call *calls;   /* calls this connection is a party to */
     size_t n_calls;
+    /* A party on another relay (owned by its one call, not in `conns`): messages
+     * to it are dropped; the call's changes travel as cluster messages. */
+    bool remote;
+    uint8_t relay[WZP_CLUSTER_ID_LEN]; /* remote: its relay (zero until located) */
+    wzp_sig_alias pending_alias;       /* a Register waiting for the cluster's claim */
+    uint64_t pending_req;
 } rc_conn;
 
 /*
@@ -51,6 +57,10 @@ struct rc_call {
     uint8_t id[WZP_SIG_CALL_ID_LEN];
     rc_call_state state;
     bool channels_open; /* from the alert on (see calls.c) */
+    bool located;       /* cross-relay: the other relay is known (and told of the call) */
+    bool remote_rang;   /* cross-relay, caller's side: the callee's relay rings it */
+    bool remote_ended;  /* the end came from the other relay: nothing to tell it */
+    uint64_t offer_req; /* the Offer's request id (Ringing echoes it) */
     struct {
         rc_conn *conn;
         rc_call *prev, *next; /* in conn->calls */
@@ -101,6 +111,14 @@ void wzp_rc_end_calls_of(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason r
 /* c's address changed: the channels of its accepted calls follow it. */
 void wzp_rc_conn_moved(wzp_relay_control *rc, rc_conn *c);
 void wzp_rc_expire_calls(wzp_relay_control *rc, wzp_ts now);
+/* The cluster side of calls (calls.c). */
+void wzp_rc_call_located(wzp_relay_control *rc, const uint8_t *call_id,
+                         wzp_relay_cluster_result res, const uint8_t *fp, const uint8_t *relay,
+                         const wzp_addr *fwd, wzp_ts now);
+void wzp_rc_call_cluster_msg(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_ts now);
+/* Finishes a Register (control.c); claimed: the cluster has granted its alias. */
+void wzp_rc_register(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, bool claimed,
+                     wzp_ts now);
 /* Frees every call without callbacks (teardown). */
 void wzp_rc_free_calls(wzp_relay_control *rc);
 

@@ -76,7 +76,8 @@ struct wzp_relay_server {
     wzp_tcp_listener *tcp;   /* NULL without a TCP service */
     wzp_tcp_forward tcp_fwd; /* relay frames of TCP clients; sends to any client */
     wzp_relay_control *ctl;
-    wzp_hmap conns; /* handle -> relay_conn */
+    wzp_cluster *cluster; /* NULL: a relay on its own */
+    wzp_hmap conns;       /* handle -> relay_conn */
     uint64_t next_handle;
     wzp_ts next_expire;
     char aliases_path[4200]; /* HOME/aliases */
@@ -155,6 +156,34 @@ static void ctl_channel_moved(void *user, uint32_t chan, const wzp_addr *addr)
 {
     wzp_relay_server *s = user;
     wzp_chan_table_set_addr(s->chans, chan, addr);
+}
+
+static void ctl_channel_peer(void *user, uint32_t chan, uint32_t peer_id)
+{
+    wzp_relay_server *s = user;
+    wzp_chan_table_set_peer_id(s->chans, chan, peer_id);
+}
+
+static void ctl_claim_alias(void *user, uint64_t conn, const uint8_t fp[WZP_SIG_FP_LEN],
+                            const char *alias)
+{
+    wzp_cluster_claim_alias(((wzp_relay_server *)user)->cluster, conn, fp, alias);
+}
+
+static void ctl_presence(void *user, const uint8_t fp[WZP_SIG_FP_LEN], const char *alias, bool up)
+{
+    wzp_cluster_presence(((wzp_relay_server *)user)->cluster, fp, alias, up);
+}
+
+static void ctl_locate(void *user, const uint8_t call_id[WZP_SIG_CALL_ID_LEN], bool by_alias,
+                       const uint8_t fp[WZP_SIG_FP_LEN], const char *alias)
+{
+    wzp_cluster_locate(((wzp_relay_server *)user)->cluster, call_id, by_alias, fp, alias);
+}
+
+static void ctl_cluster_send(void *user, wzp_cluster_msg *m)
+{
+    wzp_cluster_send(((wzp_relay_server *)user)->cluster, m);
 }
 
 /* --- QUIC callbacks ---------------------------------------------------------------- */
@@ -576,6 +605,12 @@ static void on_ctl_packets(wzp_loop *loop, wzp_io *io, unsigned events)
     service(s);
 }
 
+/* The cluster delivered results into the control plane: send what it queued. */
+static void cluster_notify(void *user)
+{
+    service(user);
+}
+
 static void do_stop(wzp_loop *loop, void *arg)
 {
     wzp_relay_server *s = arg;
@@ -721,10 +756,35 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
                                             .close = ctl_close,
                                             .channels_open = ctl_channels_open,
                                             .channels_close = ctl_channels_close,
-                                            .channel_moved = ctl_channel_moved};
+                                            .channel_moved = ctl_channel_moved,
+                                            .channel_peer = ctl_channel_peer};
     ccfg.user = s;
+    if (cfg->redis) {
+        ccfg.cb.claim_alias = ctl_claim_alias;
+        ccfg.cb.presence = ctl_presence;
+        ccfg.cb.locate = ctl_locate;
+        ccfg.cb.cluster_send = ctl_cluster_send;
+        ccfg.cluster_addr = cfg->cluster_addr.len ? cfg->cluster_addr
+                                                  : *wzp_forwarder_local_addr(s->fwd);
+    }
     if ((rv = wzp_relay_control_new(&s->ctl, &ccfg)) < 0)
         goto fail;
+    if (cfg->redis) {
+        wzp_cluster_config kc = {.redis = cfg->redis,
+                                 .redis_user = cfg->redis_user,
+                                 .redis_password = cfg->redis_password,
+                                 .key = cfg->cluster_key,
+                                 .fwd_addr = ccfg.cluster_addr,
+                                 .alias_ttl = ccfg.alias_reclaim,
+                                 .ctl = s->ctl,
+                                 .notify = cluster_notify,
+                                 .user = s};
+        uint8_t fp[WZP_FINGERPRINT_LEN];
+        wzp_identity_fingerprint(s->id, fp);
+        memcpy(kc.self, fp, WZP_CLUSTER_ID_LEN);
+        if ((rv = wzp_cluster_new(&s->cluster, &kc, s->loop)) < 0)
+            goto fail;
+    }
     snprintf(s->aliases_path, sizeof(s->aliases_path), "%s/" ALIASES_FILE,
              cfg->home ? cfg->home : home);
     if ((rv = load_aliases(s)) < 0)
@@ -794,6 +854,7 @@ void wzp_relay_server_free(wzp_relay_server *s)
         if (s->ctl_io.fd >= 0)
             wzp_io_stop(s->loop, &s->ctl_io);
     }
+    wzp_cluster_free(s->cluster); /* before the control plane its answers would reach */
     wzp_tcp_listener_free(s->tcp);
     wzp_relay_control_free(s->ctl);
     wzp_quic_endpoint_free(s->ep);

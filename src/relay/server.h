@@ -17,6 +17,7 @@
 #include "common/addr.h"
 #include "common/time.h"
 #include "quic/quic.h"
+#include "relay/cluster.h"
 #include "relay/control.h"
 #include "relay/tcp_listener.h"
 
@@ -53,6 +54,17 @@ typedef struct wzp_relay_server_config {
     /* Optional (len 0 = none): a second IP address of this host, per family, for the
      * alternate STUN sockets of NAT behaviour discovery (stun_alt.h). */
     wzp_addr stun_alt, stun_alt6;
+    /*
+     * Relay cluster (src/relay/cluster.h; redis NULL = a relay on its own):
+     * the Redis server, credentials overriding the URL's (NULL: none), the
+     * key the cluster's relays share, and the address other relays send
+     * link frames to (len 0: the relay port's, which must then be a
+     * concrete address).
+     */
+    const char *redis;
+    const char *redis_user, *redis_password;
+    wzp_cluster_key cluster_key;
+    wzp_addr cluster_addr;
     const char *qlog_dir; /* debugging: every control connection's qlog here; NULL = none */
     /* Publish the control thread's counters for wzp_relay_server_metrics_text (a copy at
      * most every 100 ms, only while things change). */

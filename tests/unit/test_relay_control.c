@@ -406,8 +406,11 @@ static int setup_with(const wzp_relay_control_config *cfg)
     else
         wzp_relay_control_config_default(&W->cfg);
     W->cfg.relay_addr = addr("198.51.100.250:3478");
-    W->cfg.cb = (wzp_relay_control_callbacks){relay_send, relay_close, channels_open,
-                                              channels_close, channel_moved};
+    W->cfg.cb = (wzp_relay_control_callbacks){.send = relay_send,
+                                              .close = relay_close,
+                                              .channels_open = channels_open,
+                                              .channels_close = channels_close,
+                                              .channel_moved = channel_moved};
     W->cfg.user = NULL;
     return wzp_relay_control_new(&W->rc, &W->cfg) == 0 ? 0 : -1;
 }
@@ -1548,7 +1551,7 @@ static void test_connection_edge_cases(void **state)
     wzp_relay_control_config cfg;
     wzp_relay_control_config_default(&cfg);
     cfg.rate_per_sec = 0;
-    cfg.cb = (wzp_relay_control_callbacks){relay_send, relay_close, NULL, NULL, NULL};
+    cfg.cb = (wzp_relay_control_callbacks){.send = relay_send, .close = relay_close};
     wzp_relay_control *bad = NULL;
     assert_int_equal(wzp_relay_control_new(&bad, &cfg), WZP_ERR_INVALID);
     assert_null(bad);

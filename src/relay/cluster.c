@@ -1,0 +1,726 @@
+#include "relay/cluster.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <wzp/wzp.h>
+
+#include "common/hostport.h"
+#include "common/log.h"
+#include "net/clock.h"
+
+#define BACKOFF_MIN  WZP_MS(100)
+#define BACKOFF_MAX  WZP_SEC(5)
+#define PING_EVERY   WZP_SEC(1)
+#define PING_TIMEOUT WZP_SEC(3) /* Redis silent this long: treated as gone */
+#define HEX_ID       (2 * WZP_CLUSTER_ID_LEN + 1)
+#define HEX_FP       (2 * WZP_SIG_FP_LEN + 1)
+
+/*
+ * Key layout: wzp:fp:<fp hex> -> relay id hex (presence, TTL), wzp:alias:<alias>
+ * -> fp hex and wzp:fpalias:<fp hex> -> alias (ownership, TTL alias_ttl),
+ * wzp:relay:<id hex> -> "ip:port" forwarding address (TTL); pub/sub channel
+ * wzp:r:<id hex> per relay.
+ */
+
+/* One alias per key, one key per alias, in one step: a key taking a new alias frees its old. */
+static const char LUA_CLAIM[] =
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if cur and cur ~= ARGV[1] then return 0 end\n"
+    "local old = redis.call('GET', KEYS[2])\n"
+    "if old and old ~= ARGV[3] and redis.call('GET', 'wzp:alias:' .. old) == ARGV[1] then\n"
+    "  redis.call('DEL', 'wzp:alias:' .. old) end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])\n"
+    "return 1\n";
+/* Presence goes only if it is still this relay's (the key may have moved on). */
+static const char LUA_DOWN[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+                               "  return redis.call('DEL', KEYS[1]) end\n"
+                               "return 0\n";
+/* Alias or fingerprint -> {fp, relay, forwarding address}; shorter when not found. */
+static const char LUA_LOCATE[] =
+    "local fp = ARGV[2]\n"
+    "if ARGV[1] == 'a' then fp = redis.call('GET', 'wzp:alias:' .. fp)\n"
+    "  if not fp then return {} end end\n"
+    "local r = redis.call('GET', 'wzp:fp:' .. fp)\n"
+    "if not r then return {fp} end\n"
+    "local a = redis.call('GET', 'wzp:relay:' .. r)\n"
+    "if not a then return {fp} end\n"
+    "return {fp, r, a}\n";
+
+/* One hiredis async connection on our loop (the adapter hiredis expects). */
+typedef struct rconn {
+    struct wzp_cluster *cl;
+    redisAsyncContext *ac;
+    wzp_io io;
+    unsigned want; /* WZP_IO_READ | WZP_IO_WRITE */
+    bool started;
+    bool ready; /* command connection: AUTH (or PING) answered, commands flow */
+    bool sub;   /* the subscription connection */
+} rconn;
+
+struct wzp_cluster {
+    wzp_cluster_config cfg;
+    wzp_loop *loop;
+    bool unix_sock;
+    char path[256];
+    wzp_hostport hp;
+    char user[128], password[256];
+    char self_hex[HEX_ID];
+    char fwd_text[WZP_ADDR_STRLEN];
+    rconn cmd, sub;
+    wzp_timer reconnect, tick;
+    wzp_ts backoff;
+    wzp_ts ping_sent; /* 0: none outstanding */
+    wzp_ts refreshed;
+    wzp_cluster_stats stats;
+    bool closing; /* being freed: answers go nowhere */
+};
+
+static void hex(char *out, const uint8_t *b, size_t n)
+{
+    static const char d[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = d[b[i] >> 4];
+        out[2 * i + 1] = d[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int unhex(uint8_t *out, size_t n, const char *s, size_t len)
+{
+    if (len != 2 * n)
+        return WZP_ERR_MALFORMED;
+    for (size_t i = 0; i < 2 * n; i++) {
+        int c = tolower((unsigned char)s[i]);
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return WZP_ERR_MALFORMED;
+        out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | v : v << 4);
+    }
+    return 0;
+}
+
+int wzp_cluster_key_parse(wzp_cluster_key *key, const char *text)
+{
+    while (isspace((unsigned char)*text))
+        text++;
+    size_t n = strlen(text);
+    while (n && isspace((unsigned char)text[n - 1]))
+        n--;
+    if (n % 2 || n / 2 < WZP_CLUSTER_KEY_MIN || n / 2 > WZP_CLUSTER_KEY_MAX ||
+        unhex(key->k, n / 2, text, n) < 0)
+        return WZP_ERR_INVALID;
+    key->len = n / 2;
+    return 0;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- the event-loop adapter --------------------------------------------------------- */
+
+static void ev_update(rconn *r)
+{
+    if (!r->ac)
+        return;
+    if (!r->want) {
+        if (r->started)
+            wzp_io_stop(r->cl->loop, &r->io);
+        r->started = false;
+    } else if (!r->started) {
+        r->started = wzp_io_start(r->cl->loop, &r->io, r->ac->c.fd, r->want) == 0;
+    } else {
+        wzp_io_modify(r->cl->loop, &r->io, r->want);
+    }
+}
+
+static void ev_add_read(void *p)
+{
+    ((rconn *)p)->want |= WZP_IO_READ;
+    ev_update(p);
+}
+static void ev_del_read(void *p)
+{
+    ((rconn *)p)->want &= ~WZP_IO_READ;
+    ev_update(p);
+}
+static void ev_add_write(void *p)
+{
+    ((rconn *)p)->want |= WZP_IO_WRITE;
+    ev_update(p);
+}
+static void ev_del_write(void *p)
+{
+    ((rconn *)p)->want &= ~WZP_IO_WRITE;
+    ev_update(p);
+}
+static void ev_cleanup(void *p)
+{
+    rconn *r = p;
+    if (r->started)
+        wzp_io_stop(r->cl->loop, &r->io);
+    r->started = false;
+    r->want = 0;
+}
+
+static void on_io(wzp_loop *loop, wzp_io *io, unsigned events)
+{
+    rconn *r = io->arg;
+    (void)loop;
+    /* Either call may free the context (connection lost): look again after each. */
+    if (r->ac && (events & (WZP_IO_READ | WZP_IO_ERROR)))
+        redisAsyncHandleRead(r->ac);
+    if (r->ac && (events & WZP_IO_WRITE))
+        redisAsyncHandleWrite(r->ac);
+}
+
+/* ---- connecting ----------------------------------------------------------------------- */
+
+static void schedule_reconnect(wzp_cluster *cl)
+{
+    if (wzp_timer_active(&cl->reconnect))
+        return;
+    wzp_timer_start(cl->loop, &cl->reconnect, wzp_now() + cl->backoff);
+    cl->backoff = cl->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : cl->backoff * 2;
+}
+
+/* The context is gone (hiredis frees it after these callbacks). */
+static void lost(rconn *r, const char *why)
+{
+    wzp_cluster *cl = r->cl;
+    bool was_ready = r->ready;
+    r->ac = NULL;
+    r->ready = false;
+    r->started = false;
+    r->want = 0;
+    if (!r->sub && was_ready) {
+        cl->stats.disconnects++;
+        WZP_WARN("relay: cluster store lost (%s); serving local registrations only", why);
+    }
+    cl->ping_sent = 0;
+    schedule_reconnect(cl);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    rconn *r = ac->data;
+    if (status != REDIS_OK) {
+        WZP_DEBUG("relay: cluster store: cannot connect: %s", ac->errstr);
+        lost(r, ac->errstr);
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    rconn *r = ac->data;
+    if (r->ac == ac || r->ac == NULL)
+        lost(r, status == REDIS_OK ? "closed" : ac->errstr);
+}
+
+static void republish(wzp_cluster *cl);
+static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv);
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
+{
+    rconn *r = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    if (!rep)
+        return;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        WZP_WARN("relay: cluster store refused our credentials: %s", rep->str);
+        return; /* the next command fails too; the watchdog retries */
+    }
+    if (!r->sub) {
+        r->ready = true;
+        r->cl->stats.connects++;
+        r->cl->backoff = BACKOFF_MIN;
+        WZP_INFO("relay: cluster store connected");
+        republish(r->cl);
+    }
+}
+
+static void open_conn(wzp_cluster *cl, rconn *r)
+{
+    redisAsyncContext *ac = cl->unix_sock ? redisAsyncConnectUnix(cl->path)
+                                          : redisAsyncConnect(cl->hp.host, cl->hp.port);
+    if (!ac)
+        return schedule_reconnect(cl);
+    if (ac->err) {
+        WZP_DEBUG("relay: cluster store: %s", ac->errstr);
+        redisAsyncFree(ac);
+        return schedule_reconnect(cl);
+    }
+    r->ac = ac;
+    ac->data = r;
+    ac->ev.data = r;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    /* Commands queue until the connection is up; AUTH goes first. An always-sent
+     * AUTH (or a PING) also tells us the connection really works. */
+    if (cl->password[0] && cl->user[0])
+        redisAsyncCommand(ac, on_auth, r, "AUTH %s %s", cl->user, cl->password);
+    else if (cl->password[0])
+        redisAsyncCommand(ac, on_auth, r, "AUTH %s", cl->password);
+    else
+        redisAsyncCommand(ac, on_auth, r, "PING");
+    if (r->sub)
+        redisAsyncCommand(ac, on_sub_message, cl, "SUBSCRIBE wzp:r:%s", cl->self_hex);
+    ev_add_write(r); /* the connect completes on writability */
+}
+
+static void on_reconnect(wzp_loop *loop, wzp_timer *t)
+{
+    wzp_cluster *cl = t->arg;
+    (void)loop;
+    if (!cl->cmd.ac)
+        open_conn(cl, &cl->cmd);
+    if (!cl->sub.ac)
+        open_conn(cl, &cl->sub);
+}
+
+static void drop(rconn *r)
+{
+    redisAsyncContext *ac = r->ac;
+    if (!ac)
+        return;
+    r->ac = NULL;
+    redisAsyncFree(ac); /* runs pending callbacks with no reply, then on_disconnect */
+    r->ready = false;
+}
+
+bool wzp_cluster_up(const wzp_cluster *cl)
+{
+    return cl->cmd.ready && cl->cmd.ac;
+}
+
+/* ---- presence --------------------------------------------------------------------------- */
+
+static void on_pong(redisAsyncContext *ac, void *reply, void *priv)
+{
+    wzp_cluster *cl = priv;
+    (void)ac;
+    if (reply)
+        cl->ping_sent = 0;
+}
+
+static void ignore_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    (void)priv;
+    redisReply *rep = reply;
+    if (rep && rep->type == REDIS_REPLY_ERROR)
+        WZP_DEBUG("relay: cluster store: %s", rep->str);
+}
+
+static void send_kick(wzp_cluster *cl, const uint8_t *relay, const uint8_t *fp)
+{
+    wzp_cluster_msg m = {.kind = WZP_CLUSTER_KICK};
+    memcpy(m.to, relay, WZP_CLUSTER_ID_LEN);
+    memcpy(m.fp, fp, WZP_SIG_FP_LEN);
+    cl->stats.kicks_sent++;
+    wzp_cluster_send(cl, &m);
+}
+
+typedef struct up_req {
+    wzp_cluster *cl;
+    uint8_t fp[WZP_SIG_FP_LEN];
+} up_req;
+
+/* The key was registered elsewhere until now: that relay drops its stale connection. */
+static void on_presence_up(redisAsyncContext *ac, void *reply, void *priv)
+{
+    up_req *q = priv;
+    redisReply *rep = reply;
+    uint8_t prev[WZP_CLUSTER_ID_LEN];
+    (void)ac;
+    if (rep && rep->type == REDIS_REPLY_STRING &&
+        unhex(prev, sizeof(prev), rep->str, rep->len) == 0 &&
+        memcmp(prev, q->cl->cfg.self, sizeof(prev)) != 0)
+        send_kick(q->cl, prev, q->fp);
+    free(q);
+}
+
+static void set_relay_record(wzp_cluster *cl)
+{
+    redisAsyncCommand(cl->cmd.ac, ignore_reply, NULL, "SET wzp:relay:%s %s PX %llu", cl->self_hex,
+                      cl->fwd_text, (unsigned long long)(cl->cfg.presence_ttl / WZP_MS(1)));
+}
+
+static void presence_up(wzp_cluster *cl, const uint8_t *fp, bool get)
+{
+    char f[HEX_FP];
+    hex(f, fp, WZP_SIG_FP_LEN);
+    unsigned long long ttl = cl->cfg.presence_ttl / WZP_MS(1);
+    up_req *q = get ? malloc(sizeof(*q)) : NULL;
+    if (q) {
+        q->cl = cl;
+        memcpy(q->fp, fp, WZP_SIG_FP_LEN);
+        if (redisAsyncCommand(cl->cmd.ac, on_presence_up, q, "SET wzp:fp:%s %s PX %llu GET", f,
+                              cl->self_hex, ttl) != REDIS_OK)
+            free(q);
+    } else {
+        redisAsyncCommand(cl->cmd.ac, ignore_reply, NULL, "SET wzp:fp:%s %s PX %llu", f,
+                          cl->self_hex, ttl);
+    }
+}
+
+void wzp_cluster_presence(wzp_cluster *cl, const uint8_t *fp, const char *alias, bool up)
+{
+    (void)alias; /* bound by the claim; kept with its own TTL */
+    if (!wzp_cluster_up(cl))
+        return; /* published again on reconnect */
+    if (up) {
+        presence_up(cl, fp, true);
+        return;
+    }
+    char f[HEX_FP];
+    hex(f, fp, WZP_SIG_FP_LEN);
+    redisAsyncCommand(cl->cmd.ac, ignore_reply, NULL, "EVAL %s 1 wzp:fp:%s %s", LUA_DOWN, f,
+                      cl->self_hex);
+}
+
+typedef struct claim_req {
+    wzp_cluster *cl;
+    uint64_t conn; /* 0: a republish after reconnect, nobody waits */
+    wzp_sig_alias alias;
+} claim_req;
+
+static void claim_finish(claim_req *q, wzp_relay_cluster_result res)
+{
+    wzp_cluster *cl = q->cl;
+    if (cl->closing) {
+        free(q);
+        return;
+    }
+    if (q->conn) {
+        wzp_relay_control_claim_done(cl->cfg.ctl, q->conn, q->alias, res, wzp_now());
+        if (cl->cfg.notify)
+            cl->cfg.notify(cl->cfg.user);
+    } else if (res == WZP_RELAY_CLUSTER_TAKEN) {
+        WZP_WARN("relay: alias %s was bound to another key while the cluster store was away",
+                 q->alias);
+    }
+    free(q);
+}
+
+static void on_claim(redisAsyncContext *ac, void *reply, void *priv)
+{
+    redisReply *rep = reply;
+    (void)ac;
+    claim_finish(priv, !rep || rep->type != REDIS_REPLY_INTEGER ? WZP_RELAY_CLUSTER_UNAVAILABLE
+                       : rep->integer == 1                      ? WZP_RELAY_CLUSTER_OK
+                                                                : WZP_RELAY_CLUSTER_TAKEN);
+}
+
+/* Deferred: the control plane is not re-entered from inside its own callback. */
+static void claim_unavailable(wzp_loop *loop, void *arg)
+{
+    (void)loop;
+    claim_finish(arg, WZP_RELAY_CLUSTER_UNAVAILABLE);
+}
+
+static void claim(wzp_cluster *cl, uint64_t conn, const uint8_t *fp, const char *alias)
+{
+    claim_req *q = calloc(1, sizeof(*q));
+    if (!q)
+        return;
+    q->cl = cl;
+    q->conn = conn;
+    snprintf(q->alias, sizeof(q->alias), "%s", alias);
+    char f[HEX_FP];
+    hex(f, fp, WZP_SIG_FP_LEN);
+    if (!wzp_cluster_up(cl) ||
+        redisAsyncCommand(cl->cmd.ac, on_claim, q, "EVAL %s 2 wzp:alias:%s wzp:fpalias:%s %s %llu %s",
+                          LUA_CLAIM, alias, f, f,
+                          (unsigned long long)(cl->cfg.alias_ttl / WZP_MS(1)),
+                          alias) != REDIS_OK) {
+        if (wzp_loop_post(cl->loop, claim_unavailable, q) < 0)
+            free(q);
+    }
+}
+
+void wzp_cluster_claim_alias(wzp_cluster *cl, uint64_t conn, const uint8_t *fp, const char *alias)
+{
+    claim(cl, conn, fp, alias);
+}
+
+static void republish_one(void *user, const uint8_t *fp, const char *alias)
+{
+    wzp_cluster *cl = user;
+    presence_up(cl, fp, true);
+    if (alias[0])
+        claim(cl, 0, fp, alias);
+}
+
+static void refresh_one(void *user, const uint8_t *fp, const char *alias)
+{
+    (void)alias;
+    presence_up(user, fp, false);
+}
+
+/* After a (re)connect: Redis may have lost everything (a restart without persistence). */
+static void republish(wzp_cluster *cl)
+{
+    set_relay_record(cl);
+    wzp_relay_control_foreach_registration(cl->cfg.ctl, republish_one, cl);
+    cl->refreshed = wzp_now();
+}
+
+static void on_tick(wzp_loop *loop, wzp_timer *t)
+{
+    wzp_cluster *cl = t->arg;
+    wzp_ts now = wzp_now();
+    (void)loop;
+    if (wzp_cluster_up(cl)) {
+        if (cl->ping_sent && now - cl->ping_sent > PING_TIMEOUT) {
+            WZP_WARN("relay: cluster store does not answer; reconnecting");
+            drop(&cl->cmd);
+            drop(&cl->sub);
+            schedule_reconnect(cl);
+        } else {
+            if (!cl->ping_sent) {
+                cl->ping_sent = now;
+                redisAsyncCommand(cl->cmd.ac, on_pong, cl, "PING");
+            }
+            /* Entries live presence_ttl: refreshed three times within it. */
+            if (now - cl->refreshed >= cl->cfg.presence_ttl / 3) {
+                cl->refreshed = now;
+                set_relay_record(cl);
+                wzp_relay_control_foreach_registration(cl->cfg.ctl, refresh_one, cl);
+            }
+        }
+    }
+    wzp_timer_start(cl->loop, &cl->tick, now + PING_EVERY);
+}
+
+/* ---- locating a callee ---------------------------------------------------------------- */
+
+typedef struct locate_req {
+    wzp_cluster *cl;
+    uint8_t call_id[WZP_SIG_CALL_ID_LEN];
+    wzp_relay_cluster_result res;
+} locate_req;
+
+static void locate_finish(locate_req *q, wzp_relay_cluster_result res, const uint8_t *fp,
+                          const uint8_t *relay, const wzp_addr *fwd)
+{
+    wzp_cluster *cl = q->cl;
+    if (!cl->closing) {
+        wzp_relay_control_located(cl->cfg.ctl, q->call_id, res, fp, relay, fwd, wzp_now());
+        if (cl->cfg.notify)
+            cl->cfg.notify(cl->cfg.user);
+    }
+    free(q);
+}
+
+static void on_locate(redisAsyncContext *ac, void *reply, void *priv)
+{
+    locate_req *q = priv;
+    redisReply *rep = reply;
+    uint8_t fp[WZP_SIG_FP_LEN] = {0}, relay[WZP_CLUSTER_ID_LEN] = {0};
+    wzp_addr fwd;
+    char text[WZP_ADDR_STRLEN];
+    (void)ac;
+    wzp_addr_clear(&fwd);
+    if (!rep || rep->type != REDIS_REPLY_ARRAY)
+        return locate_finish(q, WZP_RELAY_CLUSTER_UNAVAILABLE, fp, relay, &fwd);
+    /* What Redis holds was written by relays, but check it like any input. */
+    bool ok = rep->elements == 3;
+    for (size_t i = 0; ok && i < 3; i++)
+        ok = rep->element[i]->type == REDIS_REPLY_STRING;
+    ok = ok && unhex(fp, sizeof(fp), rep->element[0]->str, rep->element[0]->len) == 0 &&
+         unhex(relay, sizeof(relay), rep->element[1]->str, rep->element[1]->len) == 0 &&
+         rep->element[2]->len < sizeof(text);
+    if (ok) {
+        memcpy(text, rep->element[2]->str, rep->element[2]->len);
+        text[rep->element[2]->len] = '\0';
+        ok = wzp_addr_parse(&fwd, text, false) == 0 &&
+             memcmp(relay, q->cl->cfg.self, sizeof(relay)) != 0; /* stale: not here */
+    }
+    locate_finish(q, ok ? WZP_RELAY_CLUSTER_OK : WZP_RELAY_CLUSTER_NOT_FOUND, fp, relay, &fwd);
+}
+
+static void locate_deferred(wzp_loop *loop, void *arg)
+{
+    (void)loop;
+    wzp_addr none;
+    uint8_t z[WZP_SIG_FP_LEN] = {0};
+    wzp_addr_clear(&none);
+    locate_finish(arg, WZP_RELAY_CLUSTER_UNAVAILABLE, z, z, &none);
+}
+
+void wzp_cluster_locate(wzp_cluster *cl, const uint8_t *call_id, bool by_alias, const uint8_t *fp,
+                        const char *alias)
+{
+    locate_req *q = calloc(1, sizeof(*q));
+    if (!q)
+        return; /* the call expires unanswered */
+    q->cl = cl;
+    memcpy(q->call_id, call_id, WZP_SIG_CALL_ID_LEN);
+    char f[HEX_FP];
+    hex(f, fp, WZP_SIG_FP_LEN);
+    if (!wzp_cluster_up(cl) ||
+        redisAsyncCommand(cl->cmd.ac, on_locate, q, "EVAL %s 0 %s %s", LUA_LOCATE,
+                          by_alias ? "a" : "f", by_alias ? alias : f) != REDIS_OK) {
+        if (wzp_loop_post(cl->loop, locate_deferred, q) < 0)
+            free(q);
+    }
+}
+
+/* ---- relay-to-relay messages -------------------------------------------------------------- */
+
+void wzp_cluster_send(wzp_cluster *cl, wzp_cluster_msg *m)
+{
+    uint8_t buf[WZP_CLUSTER_MAX_SIZE];
+    memcpy(m->from, cl->cfg.self, WZP_CLUSTER_ID_LEN);
+    m->ts_ms = wall_ms();
+    int n = wzp_cluster_msg_encode(m, &cl->cfg.key, buf, sizeof(buf));
+    char to[HEX_ID];
+    hex(to, m->to, WZP_CLUSTER_ID_LEN);
+    if (n < 0 || !wzp_cluster_up(cl) ||
+        redisAsyncCommand(cl->cmd.ac, ignore_reply, NULL, "PUBLISH wzp:r:%s %b", to, buf,
+                          (size_t)n) != REDIS_OK) {
+        cl->stats.msgs_unsent++;
+        WZP_DEBUG("relay: cluster message for %s not sent (%s)", to,
+                  n < 0 ? wzp_strerror(n) : "store unreachable");
+        return;
+    }
+    cl->stats.msgs_sent++;
+}
+
+static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
+{
+    wzp_cluster *cl = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    if (cl->closing || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "message") ||
+        rep->element[2]->type != REDIS_REPLY_STRING)
+        return; /* subscribe confirmations */
+    wzp_cluster_msg m;
+    int rv = wzp_cluster_msg_decode((const uint8_t *)rep->element[2]->str, rep->element[2]->len,
+                                    &cl->cfg.key, cl->cfg.self, wall_ms(), &m);
+    if (rv < 0) {
+        cl->stats.msgs_refused++;
+        WZP_DEBUG("relay: cluster message refused: %s", wzp_strerror(rv));
+        return;
+    }
+    cl->stats.msgs_received++;
+    wzp_relay_control_on_cluster(cl->cfg.ctl, &m, wzp_now());
+    if (cl->cfg.notify)
+        cl->cfg.notify(cl->cfg.user);
+}
+
+/* ---- lifetime ------------------------------------------------------------------------------ */
+
+static int parse_redis(wzp_cluster *cl, const char *url)
+{
+    if (!strncmp(url, "unix:", 5) || url[0] == '/') {
+        const char *p = url[0] == '/' ? url : url + 5;
+        if (!p[0] || strlen(p) >= sizeof(cl->path))
+            return WZP_ERR_INVALID;
+        cl->unix_sock = true;
+        snprintf(cl->path, sizeof(cl->path), "%s", p);
+        return 0;
+    }
+    if (!strncmp(url, "redis://", 8))
+        url += 8;
+    const char *at = strrchr(url, '@');
+    if (at) {
+        const char *colon = memchr(url, ':', (size_t)(at - url));
+        size_t ulen = colon ? (size_t)(colon - url) : 0;
+        const char *pw = colon ? colon + 1 : url;
+        size_t plen = (size_t)(at - pw);
+        if (ulen >= sizeof(cl->user) || plen >= sizeof(cl->password))
+            return WZP_ERR_INVALID;
+        memcpy(cl->user, url, ulen);
+        cl->user[ulen] = '\0';
+        memcpy(cl->password, pw, plen);
+        cl->password[plen] = '\0';
+        url = at + 1;
+    }
+    size_t n = strlen(url);
+    if (n && url[n - 1] == '/')
+        n--; /* "redis://host:port/" */
+    char hostport[WZP_HOST_MAX + 8];
+    if (!n || n >= sizeof(hostport))
+        return WZP_ERR_INVALID;
+    memcpy(hostport, url, n);
+    hostport[n] = '\0';
+    return wzp_hostport_parse(&cl->hp, hostport, 6379);
+}
+
+int wzp_cluster_new(wzp_cluster **out, const wzp_cluster_config *cfg, wzp_loop *loop)
+{
+    if (!cfg->redis || !cfg->ctl || cfg->key.len < WZP_CLUSTER_KEY_MIN ||
+        cfg->key.len > WZP_CLUSTER_KEY_MAX || !cfg->fwd_addr.len || wzp_addr_is_any(&cfg->fwd_addr))
+        return WZP_ERR_INVALID;
+    wzp_cluster *cl = calloc(1, sizeof(*cl));
+    if (!cl)
+        return WZP_ERR_NOMEM;
+    cl->cfg = *cfg;
+    cl->loop = loop;
+    if (parse_redis(cl, cfg->redis) < 0) {
+        free(cl);
+        return WZP_ERR_INVALID;
+    }
+    if (cfg->redis_user)
+        snprintf(cl->user, sizeof(cl->user), "%s", cfg->redis_user);
+    if (cfg->redis_password)
+        snprintf(cl->password, sizeof(cl->password), "%s", cfg->redis_password);
+    if (!cl->cfg.presence_ttl)
+        cl->cfg.presence_ttl = WZP_SEC(30);
+    if (!cl->cfg.alias_ttl)
+        cl->cfg.alias_ttl = WZP_SEC(30ull * 86400);
+    hex(cl->self_hex, cfg->self, WZP_CLUSTER_ID_LEN);
+    wzp_addr_format(&cfg->fwd_addr, cl->fwd_text, sizeof(cl->fwd_text));
+    cl->cmd = (rconn){.cl = cl};
+    cl->sub = (rconn){.cl = cl, .sub = true};
+    wzp_io_init(&cl->cmd.io, on_io, &cl->cmd);
+    wzp_io_init(&cl->sub.io, on_io, &cl->sub);
+    wzp_timer_init(&cl->reconnect, on_reconnect, cl);
+    wzp_timer_init(&cl->tick, on_tick, cl);
+    cl->backoff = BACKOFF_MIN;
+    open_conn(cl, &cl->cmd);
+    open_conn(cl, &cl->sub);
+    wzp_timer_start(loop, &cl->tick, wzp_now() + PING_EVERY);
+    *out = cl;
+    return 0;
+}
+
+void wzp_cluster_free(wzp_cluster *cl)
+{
+    if (!cl)
+        return;
+    wzp_timer_stop(cl->loop, &cl->reconnect);
+    wzp_timer_stop(cl->loop, &cl->tick);
+    /* Pending callbacks run now with no reply: they must not reach a control plane
+     * being torn down. */
+    cl->closing = true;
+    drop(&cl->cmd);
+    drop(&cl->sub);
+    wzp_timer_stop(cl->loop, &cl->reconnect);
+    free(cl);
+}
+
+void wzp_cluster_get_stats(const wzp_cluster *cl, wzp_cluster_stats *out)
+{
+    *out = cl->stats;
+}
