@@ -989,7 +989,7 @@ static void on_ended(wzp_voicecall *vc, const wzp_sigc_event *ev, wzp_ts now)
     if (ev->reason)
         snprintf(detail, sizeof(detail), "relay: %s", wzp_sig_end_reason_name(ev->reason));
     else if (ev->msg && ev->msg->type == WZP_SIG_ERROR && ev->msg->u.error.text[0])
-        snprintf(detail, sizeof(detail), "relay: %s", ev->msg->u.error.text); /* its reason */
+        snprintf(detail, sizeof(detail), "relay: %.120s", ev->msg->u.error.text); /* its reason */
     else
         snprintf(detail, sizeof(detail), "%s", wzp_strerror(ev->err));
     if (ev->err == WZP_ERR_HANGUP)

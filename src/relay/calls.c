@@ -305,8 +305,8 @@ static void start_cross_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_m
                               const uint8_t *id, wzp_ts now)
 {
     const bool by_alias = m->u.offer.by_alias;
-    rc_conn *r = new_remote(by_alias ? NULL : m->u.offer.callee_fp,
-                            by_alias ? m->u.offer.callee_alias : "");
+    rc_conn *r =
+        new_remote(by_alias ? NULL : m->u.offer.callee_fp, by_alias ? m->u.offer.callee_alias : "");
     rc_call *k = r ? new_call(rc, id, c, r, m, now) : NULL;
     if (!k) {
         free(r);
@@ -377,9 +377,9 @@ void wzp_rc_call_located(wzp_relay_control *rc, const uint8_t *call_id,
 static void cross_offer_in(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_ts now)
 {
     const wzp_sig_msg *o = &m->sig;
-    rc_conn *callee = o->u.offer.by_alias ? wzp_rc_conn_by_alias(rc, o->u.offer.callee_alias)
-                                          : wzp_hmap_get(&rc->regs, o->u.offer.callee_fp,
-                                                         WZP_SIG_FP_LEN);
+    rc_conn *callee = o->u.offer.by_alias
+                          ? wzp_rc_conn_by_alias(rc, o->u.offer.callee_alias)
+                          : wzp_hmap_get(&rc->regs, o->u.offer.callee_fp, WZP_SIG_FP_LEN);
     wzp_sig_end_reason why = WZP_SIG_END_ERROR;
     rc_call *k = NULL;
     rc_conn *r = NULL;

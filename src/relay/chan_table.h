@@ -104,8 +104,8 @@ size_t wzp_chan_table_pairs(wzp_chan_table *t);
  * channel id and current address. 0, WZP_ERR_NOT_FOUND (unknown, stale or
  * closed channel, or a partner closing concurrently) or WZP_ERR_REJECTED
  * (source address is not the channel's peer). `partner` is the id to write
- * in the frame (the partner's peer id when it has one, see set_peer_id). `to` is filled with the family,
- * address and port only (enough for sendmsg).
+ * in the frame (the partner's peer id when it has one, see set_peer_id). `to` is filled with the
+ * family, address and port only (enough for sendmsg).
  */
 int wzp_chan_table_route(wzp_chan_table *t, uint32_t chan, const wzp_addr *from, wzp_ts now,
                          size_t bytes, uint32_t *partner, wzp_addr *to);

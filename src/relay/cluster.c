@@ -447,10 +447,9 @@ static void claim(wzp_cluster *cl, uint64_t conn, const uint8_t *fp, const char 
     char f[HEX_FP];
     hex(f, fp, WZP_SIG_FP_LEN);
     if (!wzp_cluster_up(cl) ||
-        redisAsyncCommand(cl->cmd.ac, on_claim, q, "EVAL %s 2 wzp:alias:%s wzp:fpalias:%s %s %llu %s",
-                          LUA_CLAIM, alias, f, f,
-                          (unsigned long long)(cl->cfg.alias_ttl / WZP_MS(1)),
-                          alias) != REDIS_OK) {
+        redisAsyncCommand(
+            cl->cmd.ac, on_claim, q, "EVAL %s 2 wzp:alias:%s wzp:fpalias:%s %s %llu %s", LUA_CLAIM,
+            alias, f, f, (unsigned long long)(cl->cfg.alias_ttl / WZP_MS(1)), alias) != REDIS_OK) {
         if (wzp_loop_post(cl->loop, claim_unavailable, q) < 0)
             free(q);
     }

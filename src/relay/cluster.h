@@ -31,7 +31,7 @@ typedef struct wzp_cluster_config {
     /* "redis://[[USER]:PASSWORD@]HOST[:PORT]", "HOST:PORT", "unix:PATH" or "/PATH". */
     const char *redis;
     const char *redis_user, *redis_password; /* override the URL's; NULL: the URL's (none) */
-    wzp_cluster_key key;         /* shared by the cluster's relays */
+    wzp_cluster_key key;                     /* shared by the cluster's relays */
     uint8_t self[WZP_CLUSTER_ID_LEN];
     wzp_addr fwd_addr;      /* where other relays send this relay's link frames */
     wzp_ts presence_ttl;    /* key -> relay entries expire after this; default 30 s */

@@ -138,8 +138,7 @@ int wzp_cluster_msg_decode(const uint8_t *buf, size_t len, const wzp_cluster_key
     if (kind_sig(out->kind) == WZP_SIG_NONE) {
         if (siglen)
             return WZP_ERR_MALFORMED;
-    } else if (wzp_sig_decode(sig, siglen, &out->sig) < 0 ||
-               out->sig.type != kind_sig(out->kind)) {
+    } else if (wzp_sig_decode(sig, siglen, &out->sig) < 0 || out->sig.type != kind_sig(out->kind)) {
         return WZP_ERR_MALFORMED;
     }
     if (memcmp(out->to, self, WZP_CLUSTER_ID_LEN) != 0)

@@ -59,8 +59,8 @@ int wzp_cluster_msg_encode(const wzp_cluster_msg *m, const wzp_cluster_key *key,
                            size_t cap);
 /*
  * Decodes and verifies: 0, WZP_ERR_MALFORMED (bad layout or signal message),
- * WZP_ERR_PROTOCOL (tag: not from a relay holding the key), WZP_ERR_REJECTED (not for `self`, or older/newer than
- * WZP_CLUSTER_MAX_AGE_MS around now_ms).
+ * WZP_ERR_PROTOCOL (tag: not from a relay holding the key), WZP_ERR_REJECTED (not for `self`, or
+ * older/newer than WZP_CLUSTER_MAX_AGE_MS around now_ms).
  */
 int wzp_cluster_msg_decode(const uint8_t *buf, size_t len, const wzp_cluster_key *key,
                            const uint8_t self[WZP_CLUSTER_ID_LEN], uint64_t now_ms,

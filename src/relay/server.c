@@ -764,8 +764,8 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
         ccfg.cb.presence = ctl_presence;
         ccfg.cb.locate = ctl_locate;
         ccfg.cb.cluster_send = ctl_cluster_send;
-        ccfg.cluster_addr = cfg->cluster_addr.len ? cfg->cluster_addr
-                                                  : *wzp_forwarder_local_addr(s->fwd);
+        ccfg.cluster_addr =
+            cfg->cluster_addr.len ? cfg->cluster_addr : *wzp_forwarder_local_addr(s->fwd);
     }
     if ((rv = wzp_relay_control_new(&s->ctl, &ccfg)) < 0)
         goto fail;

@@ -1,0 +1,589 @@
+/*
+ * Two relay control planes of one cluster wired together in memory on a
+ * virtual clock: the test plays Redis (presence, alias claims, locating) and
+ * carries relay-to-relay messages through the real codec under the cluster
+ * key. A call between keys registered on different relays: offer, ringing,
+ * answer, candidate updates, every way it ends, channels on both relays;
+ * what the cluster refuses (another relay's messages, forged ones); alias
+ * claims; a key registering elsewhere.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "support/test_main.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wzp/wzp.h>
+
+#include "relay/cluster_msg.h"
+#include "relay/control.h"
+#include "wire/signal.h"
+
+#define RELAYS   3 /* the third only forges messages */
+#define CONNS    4 /* per relay, handles 1..CONNS */
+#define MSGS     32
+#define INFLIGHT 16
+
+typedef struct conn_rec {
+    wzp_sig_msg msgs[MSGS];
+    size_t n;
+    bool closed;
+} conn_rec;
+
+typedef struct relay {
+    int idx;
+    wzp_relay_control *rc;
+    uint8_t id[WZP_CLUSTER_ID_LEN];
+    wzp_addr fwd;
+    conn_rec conns[CONNS + 1];
+    /* channels: the last pair opened, peer ids set, pairs still open */
+    uint32_t next_chan;
+    uint32_t peer_of[64];
+    int open_pairs;
+    /* requests to the "store", answered by pump() */
+    struct {
+        bool locate;
+        uint8_t call_id[WZP_SIG_CALL_ID_LEN];
+        bool by_alias;
+        uint8_t fp[WZP_SIG_FP_LEN];
+        wzp_sig_alias alias;
+        uint64_t conn;
+    } req[INFLIGHT];
+    size_t n_req;
+} relay;
+
+static relay R[RELAYS];
+static wzp_ts now;
+static const wzp_cluster_key KEY = {.k = "unit-test-cluster-key-0123456789", .len = 32};
+static bool store_down;
+/* "Redis": presence and aliases */
+static struct {
+    uint8_t fp[WZP_SIG_FP_LEN];
+    int relay; /* -1: none */
+    wzp_sig_alias alias;
+} store[8];
+/* relay-to-relay messages in flight (encoded) */
+static struct {
+    uint8_t buf[WZP_CLUSTER_MAX_SIZE];
+    size_t len;
+    int to;
+} wire[64];
+static size_t n_wire;
+
+static int relay_by_id(const uint8_t *id)
+{
+    for (int i = 0; i < RELAYS; i++)
+        if (!memcmp(R[i].id, id, WZP_CLUSTER_ID_LEN))
+            return i;
+    return -1;
+}
+
+static int store_slot(const uint8_t *fp, bool add)
+{
+    for (int i = 0; i < 8; i++)
+        if (!memcmp(store[i].fp, fp, WZP_SIG_FP_LEN))
+            return i;
+    for (int i = 0; add && i < 8; i++)
+        if (store[i].relay < 0 && !store[i].alias[0]) {
+            memcpy(store[i].fp, fp, WZP_SIG_FP_LEN);
+            return i;
+        }
+    return -1;
+}
+
+/* ---- control plane callbacks ---- */
+
+static void cb_send(void *user, uint64_t conn, const uint8_t *msg, size_t len)
+{
+    relay *r = user;
+    assert_true(conn >= 1 && conn <= CONNS);
+    conn_rec *c = &r->conns[conn];
+    assert_true(c->n < MSGS);
+    assert_int_equal(wzp_sig_decode(msg, len, &c->msgs[c->n]), 0);
+    c->n++;
+}
+
+static void cb_close(void *user, uint64_t conn, wzp_relay_close_code code, const char *why)
+{
+    relay *r = user;
+    r->conns[conn].closed = true;
+}
+
+static int cb_open(void *user, uint64_t call, uint64_t a, const wzp_addr *aa, uint64_t b,
+                   const wzp_addr *ab, wzp_ts t, uint32_t *ca, uint32_t *cb)
+{
+    relay *r = user;
+    *ca = ++r->next_chan;
+    *cb = ++r->next_chan;
+    r->open_pairs++;
+    return 0;
+}
+
+static void cb_chan_close(void *user, uint32_t a, uint32_t b)
+{
+    ((relay *)user)->open_pairs--;
+}
+
+static void cb_peer(void *user, uint32_t chan, uint32_t peer)
+{
+    relay *r = user;
+    assert_true(chan < 64);
+    r->peer_of[chan] = peer;
+}
+
+static void cb_claim(void *user, uint64_t conn, const uint8_t *fp, const char *alias)
+{
+    relay *r = user;
+    assert_true(r->n_req < INFLIGHT);
+    r->req[r->n_req].locate = false;
+    r->req[r->n_req].conn = conn;
+    memcpy(r->req[r->n_req].fp, fp, WZP_SIG_FP_LEN);
+    snprintf(r->req[r->n_req].alias, sizeof(r->req[0].alias), "%s", alias);
+    r->n_req++;
+}
+
+static void cb_presence(void *user, const uint8_t *fp, const char *alias, bool up)
+{
+    relay *r = user;
+    if (store_down)
+        return;
+    int i = store_slot(fp, up);
+    if (i < 0)
+        return;
+    if (up) {
+        int prev = store[i].relay;
+        store[i].relay = r->idx;
+        if (prev >= 0 && prev != r->idx) { /* the cluster layer's KICK */
+            wzp_cluster_msg k = {.kind = WZP_CLUSTER_KICK, .ts_ms = 1000};
+            memcpy(k.from, r->id, WZP_CLUSTER_ID_LEN);
+            memcpy(k.to, R[prev].id, WZP_CLUSTER_ID_LEN);
+            memcpy(k.fp, fp, WZP_SIG_FP_LEN);
+            wire[n_wire].to = prev;
+            int n = wzp_cluster_msg_encode(&k, &KEY, wire[n_wire].buf, sizeof(wire[0].buf));
+            assert_true(n > 0);
+            wire[n_wire++].len = (size_t)n;
+        }
+    } else if (store[i].relay == r->idx) {
+        store[i].relay = -1;
+    }
+}
+
+static void cb_locate(void *user, const uint8_t *call_id, bool by_alias, const uint8_t *fp,
+                      const char *alias)
+{
+    relay *r = user;
+    assert_true(r->n_req < INFLIGHT);
+    r->req[r->n_req].locate = true;
+    memcpy(r->req[r->n_req].call_id, call_id, WZP_SIG_CALL_ID_LEN);
+    r->req[r->n_req].by_alias = by_alias;
+    memcpy(r->req[r->n_req].fp, fp, WZP_SIG_FP_LEN);
+    snprintf(r->req[r->n_req].alias, sizeof(r->req[0].alias), "%s", alias);
+    r->n_req++;
+}
+
+static void cb_cluster_send(void *user, wzp_cluster_msg *m)
+{
+    relay *r = user;
+    memcpy(m->from, r->id, WZP_CLUSTER_ID_LEN);
+    m->ts_ms = 1000;
+    int to = relay_by_id(m->to);
+    assert_true(to >= 0 && to != r->idx);
+    int n = wzp_cluster_msg_encode(m, &KEY, wire[n_wire].buf, sizeof(wire[0].buf));
+    assert_true(n > 0);
+    wire[n_wire].len = (size_t)n;
+    wire[n_wire++].to = to;
+}
+
+/* Answers the store requests and delivers relay-to-relay messages until all is quiet. */
+static void pump(void)
+{
+    for (bool busy = true; busy;) {
+        busy = false;
+        for (int i = 0; i < RELAYS; i++) {
+            relay *r = &R[i];
+            while (r->n_req) {
+                busy = true;
+                __typeof__(r->req[0]) q = r->req[0];
+                memmove(r->req, r->req + 1, --r->n_req * sizeof(r->req[0]));
+                if (!q.locate) {
+                    int s = -1;
+                    for (int k = 0; k < 8; k++)
+                        if (!strcmp(store[k].alias, q.alias))
+                            s = k;
+                    wzp_relay_cluster_result res =
+                        store_down ? WZP_RELAY_CLUSTER_UNAVAILABLE
+                        : s >= 0 && memcmp(store[s].fp, q.fp, WZP_SIG_FP_LEN)
+                            ? WZP_RELAY_CLUSTER_TAKEN
+                            : WZP_RELAY_CLUSTER_OK;
+                    if (res == WZP_RELAY_CLUSTER_OK) {
+                        int k = store_slot(q.fp, true);
+                        snprintf(store[k].alias, sizeof(store[k].alias), "%s", q.alias);
+                    }
+                    wzp_relay_control_claim_done(r->rc, q.conn, q.alias, res, now);
+                    continue;
+                }
+                int s = -1;
+                for (int k = 0; k < 8; k++)
+                    if (q.by_alias ? !strcmp(store[k].alias, q.alias)
+                                   : !memcmp(store[k].fp, q.fp, WZP_SIG_FP_LEN))
+                        s = k;
+                if (store_down)
+                    wzp_relay_control_located(r->rc, q.call_id, WZP_RELAY_CLUSTER_UNAVAILABLE, q.fp,
+                                              r->id, &r->fwd, now);
+                else if (s < 0 || store[s].relay < 0 || store[s].relay == i)
+                    wzp_relay_control_located(r->rc, q.call_id, WZP_RELAY_CLUSTER_NOT_FOUND, q.fp,
+                                              r->id, &r->fwd, now);
+                else
+                    wzp_relay_control_located(r->rc, q.call_id, WZP_RELAY_CLUSTER_OK, store[s].fp,
+                                              R[store[s].relay].id, &R[store[s].relay].fwd, now);
+            }
+        }
+        if (n_wire) {
+            busy = true;
+            int to = wire[0].to;
+            uint8_t buf[WZP_CLUSTER_MAX_SIZE];
+            size_t len = wire[0].len;
+            memcpy(buf, wire[0].buf, len);
+            memmove(wire, wire + 1, --n_wire * sizeof(wire[0]));
+            wzp_cluster_msg m;
+            assert_int_equal(wzp_cluster_msg_decode(buf, len, &KEY, R[to].id, 1000, &m), 0);
+            wzp_relay_control_on_cluster(R[to].rc, &m, now);
+        }
+    }
+}
+
+/* ---- clients ---- */
+
+static uint8_t FP[RELAYS][CONNS + 1][WZP_SIG_FP_LEN];
+
+static void client_send(int ri, uint64_t conn, const wzp_sig_msg *m)
+{
+    uint8_t buf[WZP_SIG_MAX_SIZE];
+    int n = wzp_sig_encode(m, buf, sizeof(buf));
+    assert_true(n > 0);
+    wzp_relay_control_on_message(R[ri].rc, conn, buf, (size_t)n, now);
+    pump();
+}
+
+static const wzp_sig_msg *last(int ri, uint64_t conn)
+{
+    conn_rec *c = &R[ri].conns[conn];
+    return c->n ? &c->msgs[c->n - 1] : NULL;
+}
+
+static const wzp_sig_msg *find(int ri, uint64_t conn, wzp_sig_type t)
+{
+    conn_rec *c = &R[ri].conns[conn];
+    for (size_t i = c->n; i-- > 0;)
+        if (c->msgs[i].type == t)
+            return &c->msgs[i];
+    return NULL;
+}
+
+static void reg(int ri, uint64_t conn, const char *alias)
+{
+    wzp_addr a;
+    char text[32];
+    snprintf(text, sizeof(text), "10.0.%d.%d:5000", ri, (int)conn);
+    wzp_addr_parse(&a, text, false);
+    memset(FP[ri][conn], 0x10 * (ri + 1) + (int)conn, WZP_SIG_FP_LEN);
+    assert_int_equal(wzp_relay_control_on_connect(R[ri].rc, conn, FP[ri][conn], &a, now), 0);
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_REGISTER, 1);
+    snprintf(m.u.reg.alias, sizeof(m.u.reg.alias), "%s", alias);
+    client_send(ri, conn, &m);
+}
+
+static void offer(int ri, uint64_t conn, const char *alias, const uint8_t *fp)
+{
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_OFFER, 77);
+    m.u.offer.by_alias = alias != NULL;
+    if (alias)
+        snprintf(m.u.offer.callee_alias, sizeof(m.u.offer.callee_alias), "%s", alias);
+    else
+        memcpy(m.u.offer.callee_fp, fp, WZP_SIG_FP_LEN);
+    m.u.offer.params.max_bitrate = 11111;
+    client_send(ri, conn, &m);
+}
+
+static void call_msg(int ri, uint64_t conn, wzp_sig_type t, const uint8_t *id)
+{
+    wzp_sig_msg m;
+    wzp_sig_init(&m, t, 9);
+    if (t == WZP_SIG_ACCEPT) {
+        memcpy(m.u.accept.call_id, id, WZP_SIG_CALL_ID_LEN);
+        m.u.accept.params.max_bitrate = 22222;
+    } else if (t == WZP_SIG_HANGUP) {
+        memcpy(m.u.end.call_id, id, WZP_SIG_CALL_ID_LEN);
+        m.u.end.reason = WZP_SIG_END_HANGUP;
+    } else if (t == WZP_SIG_CANDIDATES_UPDATE) {
+        memcpy(m.u.update.call_id, id, WZP_SIG_CALL_ID_LEN);
+        m.u.update.cands.n = 1;
+        m.u.update.cands.c[0].type = WZP_SIG_CAND_HOST;
+        m.u.update.cands.c[0].priority = 5;
+        wzp_addr_parse(&m.u.update.cands.c[0].addr, "192.0.2.7:7000", false);
+    } else {
+        memcpy(m.u.call.call_id, id, WZP_SIG_CALL_ID_LEN);
+    }
+    client_send(ri, conn, &m);
+}
+
+static int setup(void **state)
+{
+    memset(R, 0, sizeof(R));
+    memset(store, 0, sizeof(store));
+    for (int i = 0; i < 8; i++)
+        store[i].relay = -1;
+    n_wire = 0;
+    now = WZP_SEC(100);
+    store_down = false;
+    for (int i = 0; i < RELAYS; i++) {
+        relay *r = &R[i];
+        r->idx = i;
+        memset(r->id, 0xa0 + i, WZP_CLUSTER_ID_LEN);
+        char text[32];
+        snprintf(text, sizeof(text), "192.0.2.%d:4433", i + 1);
+        wzp_addr_parse(&r->fwd, text, false);
+        wzp_relay_control_config cfg;
+        wzp_relay_control_config_default(&cfg);
+        cfg.cluster_addr = r->fwd;
+        cfg.cb = (wzp_relay_control_callbacks){.send = cb_send,
+                                               .close = cb_close,
+                                               .channels_open = cb_open,
+                                               .channels_close = cb_chan_close,
+                                               .channel_peer = cb_peer,
+                                               .claim_alias = cb_claim,
+                                               .presence = cb_presence,
+                                               .locate = cb_locate,
+                                               .cluster_send = cb_cluster_send};
+        cfg.user = r;
+        if (wzp_relay_control_new(&r->rc, &cfg) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    for (int i = 0; i < RELAYS; i++)
+        wzp_relay_control_free(R[i].rc);
+    return 0;
+}
+
+/* alice (relay 0, conn 1) rings bob (relay 1, conn 1) by alias; returns the call id. */
+static void ring_bob(uint8_t id[WZP_SIG_CALL_ID_LEN])
+{
+    reg(0, 1, "alice");
+    reg(1, 1, "bob");
+    assert_int_equal(last(0, 1)->type, WZP_SIG_REGISTERED);
+    assert_int_equal(last(1, 1)->type, WZP_SIG_REGISTERED);
+    offer(0, 1, "bob", NULL);
+    const wzp_sig_msg *in = last(1, 1);
+    assert_non_null(in);
+    assert_int_equal(in->type, WZP_SIG_INCOMING_CALL);
+    assert_memory_equal(in->u.incoming.caller_fp, FP[0][1], WZP_SIG_FP_LEN);
+    assert_string_equal(in->u.incoming.caller_alias, "alice");
+    const wzp_sig_msg *rg = last(0, 1);
+    assert_int_equal(rg->type, WZP_SIG_RINGING);
+    assert_int_equal(rg->request_id, 77);
+    assert_memory_equal(rg->u.ringing.callee_fp, FP[1][1], WZP_SIG_FP_LEN);
+    assert_memory_equal(rg->u.ringing.call_id, in->u.incoming.call_id, WZP_SIG_CALL_ID_LEN);
+    /* each relay's link channel carries the other relay's id for the call */
+    assert_int_equal(R[0].open_pairs, 1);
+    assert_int_equal(R[1].open_pairs, 1);
+    uint32_t link0 = 2, link1 = 1; /* caller relay: (alice, link); callee relay: (link, bob) */
+    assert_int_equal(R[0].peer_of[link0], link1);
+    assert_int_equal(R[1].peer_of[link1], link0);
+    memcpy(id, in->u.incoming.call_id, WZP_SIG_CALL_ID_LEN);
+}
+
+static void test_cross_call_answer_update_hangup(void **state)
+{
+    uint8_t id[WZP_SIG_CALL_ID_LEN];
+    ring_bob(id);
+    call_msg(1, 1, WZP_SIG_ACCEPT, id);
+    const wzp_sig_msg *sa = find(0, 1, WZP_SIG_CALL_SETUP), *sb = find(1, 1, WZP_SIG_CALL_SETUP);
+    assert_non_null(sa);
+    assert_non_null(sb);
+    assert_int_equal(sa->u.setup.peer_params.max_bitrate, 22222); /* bob's answer */
+    assert_int_equal(sb->u.setup.peer_params.max_bitrate, 11111); /* alice's offer */
+    assert_memory_equal(sa->u.setup.peer_fp, FP[1][1], WZP_SIG_FP_LEN);
+    assert_string_equal(sa->u.setup.peer_alias, "bob");
+    assert_int_equal(sa->u.setup.relay_channel, 1);
+    assert_int_equal(sb->u.setup.relay_channel, 2);
+    call_msg(0, 1, WZP_SIG_CANDIDATES_UPDATE, id);
+    assert_int_equal(last(1, 1)->type, WZP_SIG_CANDIDATES_UPDATE);
+    assert_int_equal(last(1, 1)->u.update.cands.n, 1);
+    call_msg(0, 1, WZP_SIG_HANGUP, id);
+    assert_int_equal(last(1, 1)->type, WZP_SIG_CALL_ENDED);
+    assert_int_equal(last(1, 1)->u.end.reason, WZP_SIG_END_HANGUP);
+    assert_int_equal(wzp_relay_control_num_calls(R[0].rc), 0);
+    assert_int_equal(wzp_relay_control_num_calls(R[1].rc), 0);
+    assert_int_equal(R[0].open_pairs, 0);
+    assert_int_equal(R[1].open_pairs, 0);
+}
+
+static void test_cross_call_reject_and_peer_gone(void **state)
+{
+    uint8_t id[WZP_SIG_CALL_ID_LEN];
+    ring_bob(id);
+    call_msg(1, 1, WZP_SIG_REJECT, id);
+    assert_int_equal(last(0, 1)->type, WZP_SIG_CALL_ENDED);
+    assert_int_equal(last(0, 1)->u.end.reason, WZP_SIG_END_REJECTED);
+    assert_int_equal(wzp_relay_control_num_calls(R[0].rc), 0);
+    /* again, answered; then bob's connection drops */
+    offer(0, 1, "bob", NULL);
+    memcpy(id, last(1, 1)->u.incoming.call_id, WZP_SIG_CALL_ID_LEN);
+    call_msg(1, 1, WZP_SIG_ACCEPT, id);
+    wzp_relay_control_on_disconnect(R[1].rc, 1, now);
+    pump();
+    assert_int_equal(last(0, 1)->type, WZP_SIG_CALL_ENDED);
+    assert_int_equal(last(0, 1)->u.end.reason, WZP_SIG_END_PEER_GONE);
+    assert_int_equal(R[0].open_pairs + R[1].open_pairs, 0);
+    /* bob is gone from the store: calling him now finds nobody */
+    offer(0, 1, "bob", NULL);
+    assert_int_equal(last(0, 1)->type, WZP_SIG_CALL_ENDED);
+    assert_int_equal(last(0, 1)->u.end.reason, WZP_SIG_END_UNKNOWN_PEER);
+    assert_int_equal(last(0, 1)->request_id, 77);
+    assert_int_equal(wzp_relay_control_num_calls(R[0].rc), 0);
+}
+
+static void test_cross_call_expires_on_both(void **state)
+{
+    uint8_t id[WZP_SIG_CALL_ID_LEN];
+    ring_bob(id);
+    now += WZP_SEC(61);
+    wzp_relay_control_handle_timer(R[0].rc, now);
+    pump();
+    assert_int_equal(last(1, 1)->type, WZP_SIG_CALL_ENDED);
+    assert_int_equal(last(1, 1)->u.end.reason, WZP_SIG_END_EXPIRED);
+    assert_int_equal(wzp_relay_control_num_calls(R[1].rc), 0);
+    /* the other relay's own timer then finds nothing to do */
+    wzp_relay_control_handle_timer(R[1].rc, now);
+    pump();
+    assert_int_equal(R[0].open_pairs + R[1].open_pairs, 0);
+}
+
+static void test_store_down(void **state)
+{
+    reg(0, 1, "alice");
+    reg(1, 1, "bob");
+    store_down = true;
+    offer(0, 1, "bob", NULL);
+    const wzp_sig_msg *e = find(0, 1, WZP_SIG_ERROR);
+    assert_non_null(e);
+    assert_non_null(strstr(e->u.error.text, "cluster store unreachable"));
+    assert_int_equal(last(0, 1)->type, WZP_SIG_CALL_ENDED);
+    assert_int_equal(last(0, 1)->u.end.reason, WZP_SIG_END_ERROR);
+    /* a call within one relay needs no store */
+    reg(0, 2, "");
+    offer(0, 2, "alice", NULL);
+    assert_int_equal(last(0, 1)->type, WZP_SIG_INCOMING_CALL);
+    /* a new alias cannot be bound; the one this relay holds for its key can */
+    reg(0, 3, "dave");
+    assert_int_equal(last(0, 3)->type, WZP_SIG_ERROR);
+    wzp_relay_control_on_disconnect(R[1].rc, 1, now);
+    reg(1, 1, "bob");
+    assert_int_equal(last(1, 1)->type, WZP_SIG_REGISTERED);
+}
+
+static void test_alias_one_key_cluster_wide(void **state)
+{
+    reg(1, 1, "bob");
+    /* another key asks for "bob" on relay 0: refused after the claim */
+    reg(0, 2, "bob");
+    assert_int_equal(last(0, 2)->type, WZP_SIG_ERROR);
+    assert_int_equal(last(0, 2)->u.error.code, WZP_SIG_ERR_ALIAS_TAKEN);
+    wzp_relay_control_stats st;
+    wzp_relay_control_get_stats(R[0].rc, &st);
+    assert_int_equal(st.claims_refused, 1);
+    /* the connection that waited is gone before the answer: nothing happens */
+    wzp_addr a;
+    wzp_addr_parse(&a, "10.9.9.9:1", false);
+    uint8_t fp[WZP_SIG_FP_LEN];
+    memset(fp, 0x77, sizeof(fp));
+    assert_int_equal(wzp_relay_control_on_connect(R[0].rc, 3, fp, &a, now), 0);
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_REGISTER, 5);
+    snprintf(m.u.reg.alias, sizeof(m.u.reg.alias), "zed");
+    uint8_t buf[256];
+    int n = wzp_sig_encode(&m, buf, sizeof(buf));
+    wzp_relay_control_on_message(R[0].rc, 3, buf, (size_t)n, now);
+    wzp_relay_control_on_disconnect(R[0].rc, 3, now);
+    pump();
+    assert_int_equal(R[0].conns[3].n, 0);
+}
+
+static void test_key_moves_to_another_relay(void **state)
+{
+    reg(0, 1, "frank");
+    memcpy(FP[1][4], FP[0][1], WZP_SIG_FP_LEN);
+    wzp_addr a;
+    wzp_addr_parse(&a, "10.1.1.4:5000", false);
+    assert_int_equal(wzp_relay_control_on_connect(R[1].rc, 4, FP[0][1], &a, now), 0);
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_REGISTER, 1);
+    snprintf(m.u.reg.alias, sizeof(m.u.reg.alias), "frank");
+    uint8_t buf[256];
+    int n = wzp_sig_encode(&m, buf, sizeof(buf));
+    wzp_relay_control_on_message(R[1].rc, 4, buf, (size_t)n, now);
+    pump();
+    assert_int_equal(last(1, 4)->type, WZP_SIG_REGISTERED);
+    assert_true(R[0].conns[1].closed);
+    assert_int_equal(wzp_relay_control_num_registrations(R[0].rc), 0);
+}
+
+static void test_refused_messages(void **state)
+{
+    uint8_t id[WZP_SIG_CALL_ID_LEN];
+    ring_bob(id);
+    /* relay 2 shares no call with relay 0: its END for alice's call changes nothing */
+    wzp_cluster_msg m = {.kind = WZP_CLUSTER_END, .ts_ms = 1000};
+    memcpy(m.from, R[2].id, WZP_CLUSTER_ID_LEN);
+    memcpy(m.to, R[0].id, WZP_CLUSTER_ID_LEN);
+    memcpy(m.call_id, id, WZP_SIG_CALL_ID_LEN);
+    wzp_sig_init(&m.sig, WZP_SIG_CALL_ENDED, 0);
+    memcpy(m.sig.u.end.call_id, id, WZP_SIG_CALL_ID_LEN);
+    m.sig.u.end.reason = WZP_SIG_END_HANGUP;
+    wzp_relay_control_on_cluster(R[0].rc, &m, now);
+    assert_int_equal(wzp_relay_control_num_calls(R[0].rc), 1);
+    wzp_relay_control_stats st;
+    wzp_relay_control_get_stats(R[0].rc, &st);
+    assert_int_equal(st.cross_refused, 1);
+    /* nor may the callee's relay answer for the caller's side (ACCEPT goes one way) */
+    memcpy(m.from, R[0].id, WZP_CLUSTER_ID_LEN);
+    memcpy(m.to, R[1].id, WZP_CLUSTER_ID_LEN);
+    m.kind = WZP_CLUSTER_ACCEPT;
+    wzp_sig_init(&m.sig, WZP_SIG_ACCEPT, 0);
+    memcpy(m.sig.u.accept.call_id, id, WZP_SIG_CALL_ID_LEN);
+    wzp_relay_control_on_cluster(R[1].rc, &m, now);
+    assert_null(find(1, 1, WZP_SIG_CALL_SETUP));
+    /* forged or misdirected bytes never decode */
+    uint8_t buf[WZP_CLUSTER_MAX_SIZE];
+    int n = wzp_cluster_msg_encode(&m, &KEY, buf, sizeof(buf));
+    assert_true(n > 0);
+    wzp_cluster_msg out;
+    wzp_cluster_key other = KEY;
+    other.k[0] ^= 1;
+    assert_int_equal(wzp_cluster_msg_decode(buf, (size_t)n, &other, R[1].id, 1000, &out),
+                     WZP_ERR_PROTOCOL);
+    assert_int_equal(wzp_cluster_msg_decode(buf, (size_t)n, &KEY, R[2].id, 1000, &out),
+                     WZP_ERR_REJECTED);
+    assert_int_equal(wzp_cluster_msg_decode(buf, (size_t)n, &KEY, R[1].id, 1000 + 31000, &out),
+                     WZP_ERR_REJECTED);
+    buf[10] ^= 1;
+    assert_int_equal(wzp_cluster_msg_decode(buf, (size_t)n, &KEY, R[1].id, 1000, &out),
+                     WZP_ERR_PROTOCOL);
+}
+
+WZP_TEST_MAIN_EACH(NULL, NULL, setup, teardown, test_cross_call_answer_update_hangup,
+                   test_cross_call_reject_and_peer_gone, test_cross_call_expires_on_both,
+                   test_store_down, test_alias_one_key_cluster_wide,
+                   test_key_moves_to_another_relay, test_refused_messages)
