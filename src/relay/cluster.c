@@ -63,7 +63,10 @@ typedef struct rconn {
     bool started;
     bool ready; /* command connection: AUTH (or PING) answered, commands flow */
     bool sub;   /* the subscription connection */
+    bool probe; /* a question to a Sentinel: where is the master? */
 } rconn;
+
+#define MAX_SENTINELS 8
 
 struct wzp_cluster {
     wzp_cluster_config cfg;
@@ -75,6 +78,11 @@ struct wzp_cluster {
     char self_hex[HEX_ID];
     char fwd_text[WZP_ADDR_STRLEN];
     rconn cmd, sub;
+    /* With Sentinels: the master's address is asked for before each (re)connect. */
+    wzp_hostport sentinels[MAX_SENTINELS];
+    size_t n_sentinels, next_sentinel;
+    char master_name[128];
+    rconn probe;
     wzp_timer reconnect, tick;
     wzp_ts backoff;
     wzp_ts ping_sent; /* 0: none outstanding */
@@ -200,10 +208,16 @@ static void lost(rconn *r, const char *why)
 {
     wzp_cluster *cl = r->cl;
     bool was_ready = r->ready;
+    /* The watcher is hiredis' to stop (ev_cleanup), before it closes the fd. */
     r->ac = NULL;
     r->ready = false;
-    r->started = false;
-    r->want = 0;
+    if (r == &cl->probe) {
+        if (r->probe) { /* no answer: ask another Sentinel next time */
+            cl->next_sentinel = (cl->next_sentinel + 1) % cl->n_sentinels;
+            schedule_reconnect(cl);
+        }
+        return;
+    }
     if (!r->sub && was_ready) {
         cl->stats.disconnects++;
         WZP_WARN("relay: cluster store lost (%s); serving local registrations only", why);
@@ -251,10 +265,13 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *priv)
     }
 }
 
+static void on_master(redisAsyncContext *ac, void *reply, void *priv);
+
 static void open_conn(wzp_cluster *cl, rconn *r)
 {
-    redisAsyncContext *ac = cl->unix_sock ? redisAsyncConnectUnix(cl->path)
-                                          : redisAsyncConnect(cl->hp.host, cl->hp.port);
+    const wzp_hostport *hp = r->probe ? &cl->sentinels[cl->next_sentinel] : &cl->hp;
+    redisAsyncContext *ac = cl->unix_sock && !r->probe ? redisAsyncConnectUnix(cl->path)
+                                                       : redisAsyncConnect(hp->host, hp->port);
     if (!ac)
         return schedule_reconnect(cl);
     if (ac->err) {
@@ -272,6 +289,12 @@ static void open_conn(wzp_cluster *cl, rconn *r)
     ac->ev.cleanup = ev_cleanup;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (r->probe) {
+        redisAsyncCommand(ac, on_master, cl, "SENTINEL get-master-addr-by-name %s",
+                          cl->master_name);
+        ev_add_write(r);
+        return;
+    }
     /* Commands queue until the connection is up; AUTH goes first. An always-sent
      * AUTH (or a PING) also tells us the connection really works. */
     if (cl->password[0] && cl->user[0])
@@ -285,10 +308,56 @@ static void open_conn(wzp_cluster *cl, rconn *r)
     ev_add_write(r); /* the connect completes on writability */
 }
 
+/* The Sentinel named the master: connect there. */
+static void on_master(redisAsyncContext *ac, void *reply, void *priv)
+{
+    wzp_cluster *cl = priv;
+    redisReply *rep = reply;
+    char text[WZP_HOST_MAX + 8];
+    bool ok = !cl->closing && rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+              rep->element[0]->type == REDIS_REPLY_STRING &&
+              rep->element[1]->type == REDIS_REPLY_STRING &&
+              rep->element[0]->len + rep->element[1]->len + 4 < sizeof(text);
+    if (ok) {
+        /* "[ip]:port" parses IPv4 and IPv6 literals alike */
+        snprintf(text, sizeof(text), strchr(rep->element[0]->str, ':') ? "[%s]:%s" : "%s:%s",
+                 rep->element[0]->str, rep->element[1]->str);
+        ok = wzp_hostport_parse(&cl->hp, text, 6379) == 0;
+    }
+    if (cl->closing)
+        return;
+    /* Done with it: forgotten now (its on_disconnect finds it so and stays quiet). */
+    cl->probe.ac = NULL;
+    cl->probe.probe = false;
+    redisAsyncDisconnect(ac);
+    WZP_DEBUG("relay: cluster store: the Sentinel names %s:%u as master", cl->hp.host,
+              (unsigned)cl->hp.port);
+    if (!ok) {
+        WZP_DEBUG("relay: cluster store: the Sentinel does not know master %s", cl->master_name);
+        cl->next_sentinel = (cl->next_sentinel + 1) % cl->n_sentinels;
+        schedule_reconnect(cl);
+        return;
+    }
+    if (!cl->cmd.ac)
+        open_conn(cl, &cl->cmd);
+    if (!cl->sub.ac)
+        open_conn(cl, &cl->sub);
+}
+
 static void on_reconnect(wzp_loop *loop, wzp_timer *t)
 {
     wzp_cluster *cl = t->arg;
     (void)loop;
+    if (cl->n_sentinels && !cl->cmd.ac) {
+        /* The master may have moved: ask first (the sub connection follows). */
+        if (cl->probe.ac) { /* still asking: look again later */
+            schedule_reconnect(cl);
+            return;
+        }
+        cl->probe.probe = true;
+        open_conn(cl, &cl->probe);
+        return;
+    }
     if (!cl->cmd.ac)
         open_conn(cl, &cl->cmd);
     if (!cl->sub.ac)
@@ -322,11 +391,19 @@ static void on_pong(redisAsyncContext *ac, void *reply, void *priv)
 
 static void ignore_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
-    (void)ac;
-    (void)priv;
+    wzp_cluster *cl = priv;
     redisReply *rep = reply;
-    if (rep && rep->type == REDIS_REPLY_ERROR)
-        WZP_DEBUG("relay: cluster store: %s", rep->str);
+    (void)ac;
+    if (!rep || rep->type != REDIS_REPLY_ERROR)
+        return;
+    WZP_DEBUG("relay: cluster store: %s", rep->str);
+    if (!strncmp(rep->str, "READONLY", 8) && !cl->closing && cl->cmd.ac) {
+        /* A replica now (a failover demoted it): find the master again. */
+        WZP_WARN("relay: cluster store is a replica now; reconnecting");
+        drop(&cl->cmd);
+        drop(&cl->sub);
+        schedule_reconnect(cl);
+    }
 }
 
 static void send_kick(wzp_cluster *cl, const uint8_t *relay, const uint8_t *fp)
@@ -359,7 +436,7 @@ static void on_presence_up(redisAsyncContext *ac, void *reply, void *priv)
 
 static void set_relay_record(wzp_cluster *cl)
 {
-    redisAsyncCommand(cl->cmd.ac, ignore_reply, NULL, "SET wzp:relay:%s %s PX %llu", cl->self_hex,
+    redisAsyncCommand(cl->cmd.ac, ignore_reply, cl, "SET wzp:relay:%s %s PX %llu", cl->self_hex,
                       cl->fwd_text, (unsigned long long)(cl->cfg.presence_ttl / WZP_MS(1)));
 }
 
@@ -376,8 +453,8 @@ static void presence_up(wzp_cluster *cl, const uint8_t *fp, bool get)
                               cl->self_hex, ttl) != REDIS_OK)
             free(q);
     } else {
-        redisAsyncCommand(cl->cmd.ac, ignore_reply, NULL, "SET wzp:fp:%s %s PX %llu", f,
-                          cl->self_hex, ttl);
+        redisAsyncCommand(cl->cmd.ac, ignore_reply, cl, "SET wzp:fp:%s %s PX %llu", f, cl->self_hex,
+                          ttl);
     }
 }
 
@@ -392,7 +469,7 @@ void wzp_cluster_presence(wzp_cluster *cl, const uint8_t *fp, const char *alias,
     }
     char f[HEX_FP];
     hex(f, fp, WZP_SIG_FP_LEN);
-    redisAsyncCommand(cl->cmd.ac, ignore_reply, NULL, "EVAL %s 1 wzp:fp:%s %s", LUA_DOWN, f,
+    redisAsyncCommand(cl->cmd.ac, ignore_reply, cl, "EVAL %s 1 wzp:fp:%s %s", LUA_DOWN, f,
                       cl->self_hex);
 }
 
@@ -594,7 +671,7 @@ void wzp_cluster_send(wzp_cluster *cl, wzp_cluster_msg *m)
     char to[HEX_ID];
     hex(to, m->to, WZP_CLUSTER_ID_LEN);
     if (n < 0 || !wzp_cluster_up(cl) ||
-        redisAsyncCommand(cl->cmd.ac, ignore_reply, NULL, "PUBLISH wzp:r:%s %b", to, buf,
+        redisAsyncCommand(cl->cmd.ac, ignore_reply, cl, "PUBLISH wzp:r:%s %b", to, buf,
                           (size_t)n) != REDIS_OK) {
         cl->stats.msgs_unsent++;
         WZP_DEBUG("relay: cluster message for %s not sent (%s)", to,
@@ -629,8 +706,51 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
 
 /* ---- lifetime ------------------------------------------------------------------------------ */
 
+/* "sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER" */
+static int parse_sentinels(wzp_cluster *cl, const char *url)
+{
+    const char *at = strrchr(url, '@');
+    const char *hosts = at ? at + 1 : url;
+    const char *slash = strchr(hosts, '/');
+    if (!slash || !slash[1] || strlen(slash + 1) >= sizeof(cl->master_name))
+        return WZP_ERR_INVALID;
+    snprintf(cl->master_name, sizeof(cl->master_name), "%s", slash + 1);
+    for (const char *p = hosts; p < slash;) {
+        const char *end = memchr(p, ',', (size_t)(slash - p));
+        if (!end)
+            end = slash;
+        char one[WZP_HOST_MAX + 8];
+        size_t n = (size_t)(end - p);
+        if (!n || n >= sizeof(one) || cl->n_sentinels == MAX_SENTINELS)
+            return WZP_ERR_INVALID;
+        memcpy(one, p, n);
+        one[n] = '\0';
+        if (wzp_hostport_parse(&cl->sentinels[cl->n_sentinels++], one, 26379) < 0)
+            return WZP_ERR_INVALID;
+        p = end + 1;
+    }
+    return cl->n_sentinels ? 0 : WZP_ERR_INVALID;
+}
+
 static int parse_redis(wzp_cluster *cl, const char *url)
 {
+    if (!strncmp(url, "sentinel://", 11)) {
+        url += 11;
+        const char *at = strrchr(url, '@');
+        if (at) { /* credentials are the master's */
+            const char *colon = memchr(url, ':', (size_t)(at - url));
+            size_t ulen = colon ? (size_t)(colon - url) : 0;
+            const char *pw = colon ? colon + 1 : url;
+            size_t plen = (size_t)(at - pw);
+            if (ulen >= sizeof(cl->user) || plen >= sizeof(cl->password))
+                return WZP_ERR_INVALID;
+            memcpy(cl->user, url, ulen);
+            cl->user[ulen] = '\0';
+            memcpy(cl->password, pw, plen);
+            cl->password[plen] = '\0';
+        }
+        return parse_sentinels(cl, url);
+    }
     if (!strncmp(url, "unix:", 5) || url[0] == '/') {
         const char *p = url[0] == '/' ? url : url + 5;
         if (!p[0] || strlen(p) >= sizeof(cl->path))
@@ -692,13 +812,14 @@ int wzp_cluster_new(wzp_cluster **out, const wzp_cluster_config *cfg, wzp_loop *
     wzp_addr_format(&cfg->fwd_addr, cl->fwd_text, sizeof(cl->fwd_text));
     cl->cmd = (rconn){.cl = cl};
     cl->sub = (rconn){.cl = cl, .sub = true};
+    cl->probe = (rconn){.cl = cl};
     wzp_io_init(&cl->cmd.io, on_io, &cl->cmd);
     wzp_io_init(&cl->sub.io, on_io, &cl->sub);
+    wzp_io_init(&cl->probe.io, on_io, &cl->probe);
     wzp_timer_init(&cl->reconnect, on_reconnect, cl);
     wzp_timer_init(&cl->tick, on_tick, cl);
     cl->backoff = BACKOFF_MIN;
-    open_conn(cl, &cl->cmd);
-    open_conn(cl, &cl->sub);
+    on_reconnect(loop, &cl->reconnect);
     wzp_timer_start(loop, &cl->tick, wzp_now() + PING_EVERY);
     *out = cl;
     return 0;
@@ -715,6 +836,7 @@ void wzp_cluster_free(wzp_cluster *cl)
     cl->closing = true;
     drop(&cl->cmd);
     drop(&cl->sub);
+    drop(&cl->probe);
     wzp_timer_stop(cl->loop, &cl->reconnect);
     free(cl);
 }

@@ -28,7 +28,9 @@
 #include "relay/control.h"
 
 typedef struct wzp_cluster_config {
-    /* "redis://[[USER]:PASSWORD@]HOST[:PORT]", "HOST:PORT", "unix:PATH" or "/PATH". */
+    /* "redis://[[USER]:PASSWORD@]HOST[:PORT]", "HOST:PORT", "unix:PATH", "/PATH", or
+     * "sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER": ask the Sentinels
+     * where the master is before each (re)connect (credentials are the master's). */
     const char *redis;
     const char *redis_user, *redis_password; /* override the URL's; NULL: the URL's (none) */
     wzp_cluster_key key;                     /* shared by the cluster's relays */
