@@ -6,6 +6,8 @@
  * The relay's memory is its VmRSS from /proc, before and after.
  *
  * usage: bench_register [CLIENTS] [HOLD_SECONDS] [IN_FLIGHT]   (10000, 10, 64)
+ * $WZP_BENCH_RELAY_ARGS: more options for the relay, split at spaces (e.g. a
+ * cluster's --redis ... for bench/cluster.sh).
  *
  * Handshakes are paced by IN_FLIGHT: at most that many clients are between
  * "connect" and "Registered" at any time, so the relay is loaded steadily
@@ -169,8 +171,18 @@ static void start_relay(const char *bin, const char *home, size_t max_regs)
         close(pfd[0]);
         close(pfd[1]);
         /* Every simulated client shares 127.0.0.1: no per-IP handshake or connection cap. */
-        execl(bin, bin, "--listen", "127.0.0.1:0", "--home", home, "--max-registrations", regs,
-              "--max-handshakes-per-ip", "0", "--max-conns-per-ip", "0", (char *)NULL);
+        char *args[64] = {(char *)bin,   "--listen",
+                          "127.0.0.1:0", "--home",
+                          (char *)home,  "--max-registrations",
+                          regs,          "--max-handshakes-per-ip",
+                          "0",           "--max-conns-per-ip",
+                          "0",           NULL};
+        size_t n = 11;
+        char *extra = getenv("WZP_BENCH_RELAY_ARGS");
+        for (char *tok = extra ? strtok(extra, " ") : NULL; tok && n < 63; tok = strtok(NULL, " "))
+            args[n++] = tok;
+        args[n] = NULL;
+        execv(bin, args);
         perror("exec wzp-relay");
         _exit(127);
     }
@@ -516,6 +528,7 @@ int main(int argc, char **argv)
     double reg_rate = (double)regs / secs(t3, t4);
     row("register", regs, secs(t3, t4), reg_rate, rss1);
     double rcpu = relay_cpu_s() - rcpu0, ccpu = self_cpu_s() - ccpu0;
+    double rcpu_per_reg = regs ? rcpu * 1e6 / (double)regs : 0.0;
     printf("  cpu during register: relay %.2f s (%.0f us per registration), clients %.2f s\n", rcpu,
            regs ? rcpu * 1e6 / (double)regs : 0.0, ccpu);
     if (regs < nclients)
@@ -588,6 +601,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "could not remove %s\n", home);
 
     long per = regs ? (rss1 - rss0) * 1024 / (long)regs : 0;
-    printf("register: clients=%zu regs_per_s=%.0f rss_bytes_per_client=%ld\n", regs, reg_rate, per);
+    printf("register: clients=%zu regs_per_s=%.0f rss_bytes_per_client=%ld "
+           "relay_cpu_us_per_reg=%.0f\n",
+           regs, reg_rate, per, rcpu_per_reg);
     return regs == nclients && pongs >= regs && incoming >= pairs ? 0 : 1;
 }
