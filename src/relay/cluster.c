@@ -153,25 +153,27 @@ static void ev_update(rconn *r)
     }
 }
 
+static void ev_want(void *p, unsigned bit, bool on)
+{
+    rconn *r = p;
+    r->want = on ? r->want | bit : r->want & ~bit;
+    ev_update(r);
+}
 static void ev_add_read(void *p)
 {
-    ((rconn *)p)->want |= WZP_IO_READ;
-    ev_update(p);
+    ev_want(p, WZP_IO_READ, true);
 }
 static void ev_del_read(void *p)
 {
-    ((rconn *)p)->want &= ~WZP_IO_READ;
-    ev_update(p);
+    ev_want(p, WZP_IO_READ, false);
 }
 static void ev_add_write(void *p)
 {
-    ((rconn *)p)->want |= WZP_IO_WRITE;
-    ev_update(p);
+    ev_want(p, WZP_IO_WRITE, true);
 }
 static void ev_del_write(void *p)
 {
-    ((rconn *)p)->want &= ~WZP_IO_WRITE;
-    ev_update(p);
+    ev_want(p, WZP_IO_WRITE, false);
 }
 static void ev_cleanup(void *p)
 {
@@ -706,6 +708,22 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv)
 
 /* ---- lifetime ------------------------------------------------------------------------------ */
 
+/* "[USER]:PASSWORD" or "PASSWORD" before the '@' at `at`. */
+static int parse_userinfo(wzp_cluster *cl, const char *url, const char *at)
+{
+    const char *colon = memchr(url, ':', (size_t)(at - url));
+    size_t ulen = colon ? (size_t)(colon - url) : 0;
+    const char *pw = colon ? colon + 1 : url;
+    size_t plen = (size_t)(at - pw);
+    if (ulen >= sizeof(cl->user) || plen >= sizeof(cl->password))
+        return WZP_ERR_INVALID;
+    memcpy(cl->user, url, ulen);
+    cl->user[ulen] = '\0';
+    memcpy(cl->password, pw, plen);
+    cl->password[plen] = '\0';
+    return 0;
+}
+
 /* "sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER" */
 static int parse_sentinels(wzp_cluster *cl, const char *url)
 {
@@ -737,18 +755,8 @@ static int parse_redis(wzp_cluster *cl, const char *url)
     if (!strncmp(url, "sentinel://", 11)) {
         url += 11;
         const char *at = strrchr(url, '@');
-        if (at) { /* credentials are the master's */
-            const char *colon = memchr(url, ':', (size_t)(at - url));
-            size_t ulen = colon ? (size_t)(colon - url) : 0;
-            const char *pw = colon ? colon + 1 : url;
-            size_t plen = (size_t)(at - pw);
-            if (ulen >= sizeof(cl->user) || plen >= sizeof(cl->password))
-                return WZP_ERR_INVALID;
-            memcpy(cl->user, url, ulen);
-            cl->user[ulen] = '\0';
-            memcpy(cl->password, pw, plen);
-            cl->password[plen] = '\0';
-        }
+        if (at && parse_userinfo(cl, url, at) < 0) /* credentials are the master's */
+            return WZP_ERR_INVALID;
         return parse_sentinels(cl, url);
     }
     if (!strncmp(url, "unix:", 5) || url[0] == '/') {
@@ -763,16 +771,8 @@ static int parse_redis(wzp_cluster *cl, const char *url)
         url += 8;
     const char *at = strrchr(url, '@');
     if (at) {
-        const char *colon = memchr(url, ':', (size_t)(at - url));
-        size_t ulen = colon ? (size_t)(colon - url) : 0;
-        const char *pw = colon ? colon + 1 : url;
-        size_t plen = (size_t)(at - pw);
-        if (ulen >= sizeof(cl->user) || plen >= sizeof(cl->password))
+        if (parse_userinfo(cl, url, at) < 0)
             return WZP_ERR_INVALID;
-        memcpy(cl->user, url, ulen);
-        cl->user[ulen] = '\0';
-        memcpy(cl->password, pw, plen);
-        cl->password[plen] = '\0';
         url = at + 1;
     }
     size_t n = strlen(url);

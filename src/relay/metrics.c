@@ -125,6 +125,29 @@ static void control_plane(out *o, const wzp_relay_metrics_ctl *c)
           {"bad_state", s->drop_bad_state});
 }
 
+/* Only a cluster member has these (docs/cluster.md). */
+static void cluster(out *o, const wzp_relay_metrics_ctl *c)
+{
+    if (!c->cluster)
+        return;
+    const wzp_relay_control_stats *s = &c->ctl;
+    const wzp_cluster_stats *k = &c->cluster_stats;
+    one(o, "wzp_relay_cluster_store_up", "gauge", "1 while the cluster's Redis answers.",
+        c->cluster_up);
+    one(o, "wzp_relay_cluster_store_connects_total", "counter",
+        "Connections to the cluster's Redis made (the first, and every reconnect).", k->connects);
+    GROUP(o, "wzp_relay_cluster_calls_total", "counter",
+          "Calls with the other party on another relay, by outcome.", "outcome",
+          {"offered_from_here", s->cross_offered}, {"offered_to_here", s->cross_received},
+          {"callee_not_found", s->cross_not_found}, {"store_unavailable", s->cross_unavailable});
+    GROUP(o, "wzp_relay_cluster_messages_total", "counter", "Relay-to-relay messages, by fate.",
+          "fate", {"sent", k->msgs_sent}, {"unsent", k->msgs_unsent},
+          {"received", k->msgs_received}, {"refused_bad", k->msgs_refused},
+          {"refused_no_such_call", s->cross_refused});
+    one(o, "wzp_relay_cluster_alias_claims_refused_total", "counter",
+        "Aliases refused because another relay's key holds them.", s->claims_refused);
+}
+
 static void quic(out *o, const wzp_relay_metrics_ctl *c)
 {
     const wzp_quic_endpoint_stats *q = &c->quic;
@@ -209,6 +232,7 @@ int wzp_relay_metrics_format(const wzp_relay_metrics *m, char *buf, size_t cap)
     if (!m || !buf || cap == 0)
         return WZP_ERR_INVALID;
     control_plane(&o, &m->c);
+    cluster(&o, &m->c);
     quic(&o, &m->c);
     forwarding(&o, &m->fwd, m->c.ctl_dropped);
     GROUP(&o, "wzp_relay_stun_alt_requests_total", "counter",

@@ -7,10 +7,12 @@
 #ifndef WZP_RELAY_METRICS_H
 #define WZP_RELAY_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "quic/quic.h"
+#include "relay/cluster.h"
 #include "relay/control.h"
 #include "relay/forwarder.h"
 
@@ -25,6 +27,9 @@ typedef struct wzp_relay_metrics_ctl {
     uint64_t handshakes_completed;      /* control connections that finished their handshake */
     uint64_t ctl_dropped;               /* control-queue packets that were not QUIC, datagrams */
     uint64_t alt_answered, alt_limited; /* the alternate STUN address (stun_alt.h) */
+    bool cluster;                       /* a member of a relay cluster (the rest is 0 if not) */
+    bool cluster_up;                    /* its Redis answers */
+    wzp_cluster_stats cluster_stats;
 } wzp_relay_metrics_ctl;
 
 typedef struct wzp_relay_metrics {

@@ -525,6 +525,11 @@ static wzp_ts publish_metrics(wzp_relay_server *s, wzp_ts now)
     m.handshakes_completed = s->handshakes_completed;
     m.ctl_dropped = s->rx_dropped;
     m.alt_answered = m.alt_limited = 0;
+    m.cluster = s->cluster != NULL;
+    m.cluster_up = s->cluster && wzp_cluster_up(s->cluster);
+    memset(&m.cluster_stats, 0, sizeof(m.cluster_stats));
+    if (s->cluster)
+        wzp_cluster_get_stats(s->cluster, &m.cluster_stats);
     for (int k = 0; k < 2; k++) {
         uint64_t a = 0, l = 0;
         if (s->alt[k])

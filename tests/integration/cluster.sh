@@ -11,7 +11,7 @@ set -uo pipefail
 cli_setup wzp-cluster
 
 redis_start
-cluster_relay 1 ${CLUSTER_RELAY_ARGS:-}
+cluster_relay 1 --metrics 127.0.0.1:0 ${CLUSTER_RELAY_ARGS:-}
 cluster_relay 2 ${CLUSTER_RELAY_ARGS:-}
 cluster_relay 3 ${CLUSTER_RELAY_ARGS:-}
 echo "ok   redis-server and three relays up"
@@ -105,6 +105,12 @@ for _ in $(seq 30); do
 done
 check "cross-relay calls work again once Redis is back" 0 $ok_back
 wait "$LPID" 2>/dev/null
-grep -q "cluster store connected" "$T/r1.out" || true
 
+# relay 1's metrics tell the story
+M=$(sed -n 's|^wzp-relay: metrics on ||p' "$T/r1.out")
+curl -s "$M" >"$T/metrics.txt"
+has "metrics: the store answers again" "$T/metrics.txt" '^wzp_relay_cluster_store_up 1$'
+has "metrics: reconnected after the restart" "$T/metrics.txt" '^wzp_relay_cluster_store_connects_total [2-9]'
+has "metrics: calls offered to other relays" "$T/metrics.txt" 'outcome="offered_from_here"} [1-9]'
+has "metrics: calls failed while the store was away" "$T/metrics.txt" 'outcome="store_unavailable"} [1-9]'
 exit $fail

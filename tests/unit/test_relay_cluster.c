@@ -262,13 +262,20 @@ static void pump(void)
 
 static uint8_t FP[RELAYS][CONNS + 1][WZP_SIG_FP_LEN];
 
-static void client_send(int ri, uint64_t conn, const wzp_sig_msg *m)
+/* A client's message; with answer, the store and the other relays act on it at once. */
+static void client_send_ex(int ri, uint64_t conn, const wzp_sig_msg *m, bool answer)
 {
     uint8_t buf[WZP_SIG_MAX_SIZE];
     int n = wzp_sig_encode(m, buf, sizeof(buf));
     assert_true(n > 0);
     wzp_relay_control_on_message(R[ri].rc, conn, buf, (size_t)n, now);
-    pump();
+    if (answer)
+        pump();
+}
+
+static void client_send(int ri, uint64_t conn, const wzp_sig_msg *m)
+{
+    client_send_ex(ri, conn, m, true);
 }
 
 static const wzp_sig_msg *last(int ri, uint64_t conn)
@@ -286,18 +293,27 @@ static const wzp_sig_msg *find(int ri, uint64_t conn, wzp_sig_type t)
     return NULL;
 }
 
-static void reg(int ri, uint64_t conn, const char *alias)
+/* Connection `conn` on relay ri, with key fp, registers alias. */
+static void reg_as(int ri, uint64_t conn, const uint8_t *fp, const char *alias, bool answer)
 {
     wzp_addr a;
     char text[32];
     snprintf(text, sizeof(text), "10.0.%d.%d:5000", ri, (int)conn);
     wzp_addr_parse(&a, text, false);
-    memset(FP[ri][conn], 0x10 * (ri + 1) + (int)conn, WZP_SIG_FP_LEN);
-    assert_int_equal(wzp_relay_control_on_connect(R[ri].rc, conn, FP[ri][conn], &a, now), 0);
+    memcpy(FP[ri][conn], fp, WZP_SIG_FP_LEN);
+    assert_int_equal(wzp_relay_control_on_connect(R[ri].rc, conn, fp, &a, now), 0);
     wzp_sig_msg m;
     wzp_sig_init(&m, WZP_SIG_REGISTER, 1);
     snprintf(m.u.reg.alias, sizeof(m.u.reg.alias), "%s", alias);
-    client_send(ri, conn, &m);
+    client_send_ex(ri, conn, &m, answer);
+}
+
+/* ... with a key of its own. */
+static void reg(int ri, uint64_t conn, const char *alias)
+{
+    uint8_t fp[WZP_SIG_FP_LEN];
+    memset(fp, 0x10 * (ri + 1) + (int)conn, WZP_SIG_FP_LEN);
+    reg_as(ri, conn, fp, alias, true);
 }
 
 static void offer(int ri, uint64_t conn, const char *alias, const uint8_t *fp)
@@ -505,17 +521,9 @@ static void test_alias_one_key_cluster_wide(void **state)
     wzp_relay_control_get_stats(R[0].rc, &st);
     assert_int_equal(st.claims_refused, 1);
     /* the connection that waited is gone before the answer: nothing happens */
-    wzp_addr a;
-    wzp_addr_parse(&a, "10.9.9.9:1", false);
     uint8_t fp[WZP_SIG_FP_LEN];
     memset(fp, 0x77, sizeof(fp));
-    assert_int_equal(wzp_relay_control_on_connect(R[0].rc, 3, fp, &a, now), 0);
-    wzp_sig_msg m;
-    wzp_sig_init(&m, WZP_SIG_REGISTER, 5);
-    snprintf(m.u.reg.alias, sizeof(m.u.reg.alias), "zed");
-    uint8_t buf[256];
-    int n = wzp_sig_encode(&m, buf, sizeof(buf));
-    wzp_relay_control_on_message(R[0].rc, 3, buf, (size_t)n, now);
+    reg_as(0, 3, fp, "zed", false);
     wzp_relay_control_on_disconnect(R[0].rc, 3, now);
     pump();
     assert_int_equal(R[0].conns[3].n, 0);
@@ -524,17 +532,7 @@ static void test_alias_one_key_cluster_wide(void **state)
 static void test_key_moves_to_another_relay(void **state)
 {
     reg(0, 1, "frank");
-    memcpy(FP[1][4], FP[0][1], WZP_SIG_FP_LEN);
-    wzp_addr a;
-    wzp_addr_parse(&a, "10.1.1.4:5000", false);
-    assert_int_equal(wzp_relay_control_on_connect(R[1].rc, 4, FP[0][1], &a, now), 0);
-    wzp_sig_msg m;
-    wzp_sig_init(&m, WZP_SIG_REGISTER, 1);
-    snprintf(m.u.reg.alias, sizeof(m.u.reg.alias), "frank");
-    uint8_t buf[256];
-    int n = wzp_sig_encode(&m, buf, sizeof(buf));
-    wzp_relay_control_on_message(R[1].rc, 4, buf, (size_t)n, now);
-    pump();
+    reg_as(1, 4, FP[0][1], "frank", true);
     assert_int_equal(last(1, 4)->type, WZP_SIG_REGISTERED);
     assert_true(R[0].conns[1].closed);
     assert_int_equal(wzp_relay_control_num_registrations(R[0].rc), 0);

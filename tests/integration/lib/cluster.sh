@@ -53,15 +53,18 @@ relay_args() {
 }
 
 # listener N NAME ALIAS [args...]: "wzp listen" as NAME on relay N answering one call
-# with a tone; returns once registered (or after 5 s). Events in T/NAME.json,
-# errors in T/NAME.err, pid in LPID (also in PIDS).
+# with a tone (ended after 60 s at the latest, so a test never hangs on it); returns
+# once registered, or fails the test (fail=1) with its errors after 20 s. Events in
+# T/NAME.json, errors in T/NAME.err, pid in LPID (also in PIDS).
 listener() {
     local n=$1 name=$2 alias=$3
     shift 3
     # shellcheck disable=SC2046 # relay_args is a word list
-    "$WZP" listen $(relay_args "$n") --home "$T/$name" --alias "$alias" --auto-answer --once \
-        --tone 440 --json "$@" >"$T/$name.json" 2>"$T/$name.err" &
+    timeout 60 "$WZP" listen $(relay_args "$n") --home "$T/$name" --alias "$alias" --auto-answer \
+        --once --tone 440 --json "$@" >"$T/$name.json" 2>"$T/$name.err" &
     LPID=$!
     PIDS+=($LPID)
-    for _ in $(seq 50); do grep -q '"event":"registered"' "$T/$name.json" && break; sleep 0.1; done
+    for _ in $(seq 200); do grep -qs '"event":"registered"' "$T/$name.json" && return 0; sleep 0.1; done
+    echo "FAIL $name did not register on relay $n within 20 s: $(cat "$T/$name.err")"
+    fail=1
 }
