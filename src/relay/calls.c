@@ -373,6 +373,17 @@ void wzp_rc_call_located(wzp_relay_control *rc, const uint8_t *call_id,
     rc->cfg.cb.cluster_send(rc->cfg.user, &m);
 }
 
+void wzp_rc_call_offer_unheard(wzp_relay_control *rc, const uint8_t *call_id)
+{
+    rc_call *k = wzp_hmap_get(&rc->calls, call_id, WZP_SIG_CALL_ID_LEN);
+    if (!k || !k->located || k->remote_rang || !k->side[CALLEE].conn->remote)
+        return;
+    rc->stats.cross_not_found++;
+    k->remote_ended = true; /* nobody there to tell */
+    CALL_LOG(WZP_LOG_INFO, k, "relay: the callee's relay is gone");
+    end_unrung(rc, k, WZP_SIG_END_OFFLINE);
+}
+
 /* Another relay's caller calls a key registered here. */
 static void cross_offer_in(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_ts now)
 {

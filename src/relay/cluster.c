@@ -664,6 +664,20 @@ void wzp_cluster_locate(wzp_cluster *cl, const uint8_t *call_id, bool by_alias, 
 
 /* ---- relay-to-relay messages -------------------------------------------------------------- */
 
+/* Zero receivers: the callee's relay died before its presence expired. */
+static void on_offer_published(redisAsyncContext *ac, void *reply, void *priv)
+{
+    locate_req *q = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    if (!q->cl->closing && rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0) {
+        wzp_relay_control_offer_unheard(q->cl->cfg.ctl, q->call_id, wzp_now());
+        if (q->cl->cfg.notify)
+            q->cl->cfg.notify(q->cl->cfg.user);
+    }
+    free(q);
+}
+
 void wzp_cluster_send(wzp_cluster *cl, wzp_cluster_msg *m)
 {
     uint8_t buf[WZP_CLUSTER_MAX_SIZE];
@@ -672,9 +686,16 @@ void wzp_cluster_send(wzp_cluster *cl, wzp_cluster_msg *m)
     int n = wzp_cluster_msg_encode(m, &cl->cfg.key, buf, sizeof(buf));
     char to[HEX_ID];
     hex(to, m->to, WZP_CLUSTER_ID_LEN);
+    /* An OFFER wants to know that a relay heard it (PUBLISH counts the receivers). */
+    locate_req *q = m->kind == WZP_CLUSTER_OFFER ? calloc(1, sizeof(*q)) : NULL;
+    if (q) {
+        q->cl = cl;
+        memcpy(q->call_id, m->call_id, WZP_SIG_CALL_ID_LEN);
+    }
     if (n < 0 || !wzp_cluster_up(cl) ||
-        redisAsyncCommand(cl->cmd.ac, ignore_reply, cl, "PUBLISH wzp:r:%s %b", to, buf,
-                          (size_t)n) != REDIS_OK) {
+        redisAsyncCommand(cl->cmd.ac, q ? on_offer_published : ignore_reply, q ? (void *)q : cl,
+                          "PUBLISH wzp:r:%s %b", to, buf, (size_t)n) != REDIS_OK) {
+        free(q);
         cl->stats.msgs_unsent++;
         WZP_DEBUG("relay: cluster message for %s not sent (%s)", to,
                   n < 0 ? wzp_strerror(n) : "store unreachable");

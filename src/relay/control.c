@@ -624,6 +624,13 @@ void wzp_relay_control_located(wzp_relay_control *rc, const uint8_t call_id[WZP_
     wzp_rc_call_located(rc, call_id, res, fp, relay, fwd, now);
 }
 
+void wzp_relay_control_offer_unheard(wzp_relay_control *rc,
+                                     const uint8_t call_id[WZP_SIG_CALL_ID_LEN], wzp_ts now)
+{
+    (void)now;
+    wzp_rc_call_offer_unheard(rc, call_id);
+}
+
 void wzp_relay_control_on_cluster(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_ts now)
 {
     if (m->kind != WZP_CLUSTER_KICK) {

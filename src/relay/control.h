@@ -237,6 +237,10 @@ void wzp_relay_control_located(wzp_relay_control *rc, const uint8_t call_id[WZP_
                                wzp_relay_cluster_result res, const uint8_t fp[WZP_SIG_FP_LEN],
                                const uint8_t relay[WZP_CLUSTER_ID_LEN], const wzp_addr *fwd,
                                wzp_ts now);
+/* Nobody received call_id's OFFER: the callee's relay is gone (its presence had not
+ * expired yet). The call ends as for an offline callee. */
+void wzp_relay_control_offer_unheard(wzp_relay_control *rc,
+                                     const uint8_t call_id[WZP_SIG_CALL_ID_LEN], wzp_ts now);
 /* A verified message from another relay (wzp_cluster_msg_decode). */
 void wzp_relay_control_on_cluster(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_ts now);
 /* Calls fn for every registration (fingerprint, its alias or ""), e.g. to publish them again. */

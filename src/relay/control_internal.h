@@ -116,6 +116,7 @@ void wzp_rc_call_located(wzp_relay_control *rc, const uint8_t *call_id,
                          wzp_relay_cluster_result res, const uint8_t *fp, const uint8_t *relay,
                          const wzp_addr *fwd, wzp_ts now);
 void wzp_rc_call_cluster_msg(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_ts now);
+void wzp_rc_call_offer_unheard(wzp_relay_control *rc, const uint8_t *call_id);
 /* Finishes a Register (control.c); claimed: the cluster has granted its alias. */
 void wzp_rc_register(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, bool claimed,
                      wzp_ts now);

@@ -93,6 +93,7 @@ kill "$LPID" 2>/dev/null; wait "$LPID" 2>/dev/null
 listener 1 dave dave
 call 1 erin dave 1; rc=$?
 check "a call within relay 1 without Redis" 0 $rc
+[ $rc = 0 ] || { cat "$T/erin.err" "$T/dave.json"; grep -v "call \[" "$T/r1.out" | tail -n 30; }
 wait "$LPID"
 
 # Redis is back (empty: no persistence): the relays reconnect and publish again
@@ -105,6 +106,17 @@ for _ in $(seq 30); do
 done
 check "cross-relay calls work again once Redis is back" 0 $ok_back
 wait "$LPID" 2>/dev/null
+
+# --- a relay dies (kill -9) before its entries expire: its callees are offline at once ----
+listener 3 carol carol
+kill -9 "$RPID_3"
+wait "$RPID_3" 2>/dev/null
+t0=$(date +%s%N)
+call 1 alice carol 1; rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ $rc = 6 ] && [ $ms -lt 10000 ] && echo "ok   a callee on a dead relay is offline at once (exit 6, $ms ms): $(cat "$T/alice.err")" \
+    || { echo "FAIL callee on a killed relay: exit $rc after $ms ms"; cat "$T/alice.err"; fail=1; }
+kill "$LPID" 2>/dev/null; wait "$LPID" 2>/dev/null
 
 # relay 1's metrics tell the story
 M=$(sed -n 's|^wzp-relay: metrics on ||p' "$T/r1.out")

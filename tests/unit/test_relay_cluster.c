@@ -538,6 +538,43 @@ static void test_key_moves_to_another_relay(void **state)
     assert_int_equal(wzp_relay_control_num_registrations(R[0].rc), 0);
 }
 
+static void test_callee_relay_gone(void **state)
+{
+    reg(0, 1, "alice");
+    reg(1, 1, "bob");
+    /* relay 1 dies: its presence stays in the store, its OFFER reaches nobody */
+    offer(0, 1, "bob", NULL);
+    assert_int_equal(last(1, 1)->type, WZP_SIG_INCOMING_CALL);
+    uint8_t id[WZP_SIG_CALL_ID_LEN];
+    memcpy(id, last(1, 1)->u.incoming.call_id, sizeof(id));
+    /* (here it was heard; the transport reports an unheard one like this) */
+    wzp_relay_control_offer_unheard(R[0].rc, id, now);
+    assert_int_equal(wzp_relay_control_num_calls(R[0].rc), 1); /* rang already: not this */
+    call_msg(1, 1, WZP_SIG_REJECT, id);
+    n_wire = 0;
+    R[1].n_req = 0;
+    /* now an OFFER that nobody hears */
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_OFFER, 78);
+    m.u.offer.by_alias = true;
+    snprintf(m.u.offer.callee_alias, sizeof(m.u.offer.callee_alias), "bob");
+    client_send_ex(0, 1, &m, false);
+    const uint8_t *cid = R[0].req[0].call_id;
+    uint8_t call_id[WZP_SIG_CALL_ID_LEN];
+    memcpy(call_id, cid, sizeof(call_id));
+    R[0].n_req = 0;
+    wzp_relay_control_located(R[0].rc, call_id, WZP_RELAY_CLUSTER_OK, FP[1][1], R[1].id, &R[1].fwd,
+                              now);
+    n_wire = 0; /* lost: relay 1 is gone */
+    wzp_relay_control_offer_unheard(R[0].rc, call_id, now);
+    assert_int_equal(last(0, 1)->type, WZP_SIG_CALL_ENDED);
+    assert_int_equal(last(0, 1)->u.end.reason, WZP_SIG_END_OFFLINE);
+    assert_int_equal(last(0, 1)->request_id, 78);
+    assert_int_equal(wzp_relay_control_num_calls(R[0].rc), 0);
+    assert_int_equal(R[0].open_pairs, 0);
+    assert_int_equal(n_wire, 0); /* nothing more sent to the dead relay */
+}
+
 static void test_refused_messages(void **state)
 {
     uint8_t id[WZP_SIG_CALL_ID_LEN];
@@ -584,4 +621,4 @@ static void test_refused_messages(void **state)
 WZP_TEST_MAIN_EACH(NULL, NULL, setup, teardown, test_cross_call_answer_update_hangup,
                    test_cross_call_reject_and_peer_gone, test_cross_call_expires_on_both,
                    test_store_down, test_alias_one_key_cluster_wide,
-                   test_key_moves_to_another_relay, test_refused_messages)
+                   test_key_moves_to_another_relay, test_callee_relay_gone, test_refused_messages)

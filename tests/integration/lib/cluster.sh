@@ -59,6 +59,8 @@ relay_args() {
 listener() {
     local n=$1 name=$2 alias=$3
     shift 3
+    # The child truncates its files only once it runs: a stale "registered" must not count.
+    rm -f "$T/$name.json" "$T/$name.err"
     # shellcheck disable=SC2046 # relay_args is a word list
     timeout 60 "$WZP" listen $(relay_args "$n") --home "$T/$name" --alias "$alias" --auto-answer \
         --once --tone 440 --json "$@" >"$T/$name.json" 2>"$T/$name.err" &
