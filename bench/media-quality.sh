@@ -12,8 +12,10 @@
 # --parity (XOR parity across frames instead of copies).
 # Per case and direction: frames received, shares concealed and rebuilt,
 # single losses rebuilt, waveform similarity (wzp-wavcmp), the send-to-play
-# delay (play start - send start + the recording's lag against the file: the
-# network, the playout buffer and the codec; no sound devices) and the E-model
+# delay (play start - send start + the recording's lag against the file, per
+# 200 ms window; the mean over the windows that match, or the whole file's lag
+# when fewer than 10 match: the network, the playout buffer and the codec; no
+# sound devices) and the E-model
 # MOS (ITU-T G.107; the assumptions are printed). Ends with
 #   media-quality: mos_0=.. mos_5=.. mos_10=.. mos_20=.. mos_burst=.. ref_mos_20=..
 #                  fec_single_pct=.. delay_ms=.. late_first_settle_ms=..
@@ -243,6 +245,10 @@ for line in open(sys.argv[1]):
                   re.finditer(r"window at [0-9.]+ s: lag ([-0-9.]+) ms ncc ([-0-9.]+)", c)
                   if float(w.group(2)) >= 0.5)
     pct = lambda q: wins[min(len(wins) - 1, int(q * len(wins)))] if wins else float("nan")
+    # Time-scaling shifts the lag during the call, so one lag for the whole file can lock onto
+    # the wrong period; the E-model wants the mean delay, which the windows give directly.
+    if len(wins) >= 10:
+        delay = statistics.mean(wins)
     rows.append((name, path, mode, direction, dict(
         recv=rx["frames_received"], sent=tx["frames_sent"], lost=rx["frames_lost"],
         late=rx["frames_late"], conc=conc, rebuilt=rebuilt, red=rx["frames_redundancy"],
