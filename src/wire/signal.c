@@ -46,9 +46,16 @@ static bool opt_alias_ok(const char *alias)
     return alias[0] == '\0' || wzp_sig_alias_valid(alias);
 }
 
+static bool nat_ok(const wzp_sig_nat *n)
+{
+    return n->mapping <= WZP_SIG_NAT_MAPPING_MAX && n->filtering <= WZP_SIG_NAT_FILTERING_MAX &&
+           n->ports <= WZP_SIG_NAT_PORTS_MAX && n->port_lo <= n->port_hi &&
+           n->port_delta >= -WZP_SIG_NAT_DELTA_MAX && n->port_delta <= WZP_SIG_NAT_DELTA_MAX;
+}
+
 static bool params_ok(const wzp_sig_params *p)
 {
-    return p->n_codecs <= WZP_SIG_MAX_CODECS &&
+    return p->n_codecs <= WZP_SIG_MAX_CODECS && nat_ok(&p->nat) &&
            (p->probe_key_len == 0 || (p->probe_key_len >= WZP_SIG_PROBE_KEY_MIN &&
                                       p->probe_key_len <= WZP_SIG_PROBE_KEY_MAX));
 }
@@ -133,6 +140,7 @@ typedef struct enc_scratch {
     Wzp__Address addr, addr2;
     uint8_t ip[16], ip2[16];
     Wzp__CallParams params;
+    Wzp__NatBehaviour nat;
     uint32_t codecs[WZP_SIG_MAX_CODECS];
     uint8_t probe_key[WZP_SIG_PROBE_KEY_MAX];
     uint8_t fp[WZP_SIG_FP_LEN];
@@ -190,6 +198,18 @@ static Wzp__CallParams *enc_params(enc_scratch *s, const wzp_sig_params *p)
     s->params.n_codecs = p->n_codecs;
     s->params.max_bitrate = p->max_bitrate;
     s->params.probe_key = enc_bytes(s->probe_key, p->probe_key, p->probe_key_len);
+    static const wzp_sig_nat unknown;
+    if (memcmp(&p->nat, &unknown, sizeof(unknown)) != 0) {
+        wzp__nat_behaviour__init(&s->nat);
+        s->nat.mapping = (Wzp__NatMapping)p->nat.mapping;
+        s->nat.filtering = (Wzp__NatFiltering)p->nat.filtering;
+        s->nat.ports = (Wzp__PortAllocation)p->nat.ports;
+        s->nat.port_lo = p->nat.port_lo;
+        s->nat.port_hi = p->nat.port_hi;
+        s->nat.port_delta = p->nat.port_delta;
+        s->nat.last_port = p->nat.last_port;
+        s->params.nat = &s->nat;
+    }
     return &s->params;
 }
 
@@ -427,6 +447,26 @@ static bool dec_alias(char *dst, const char *src)
     return true;
 }
 
+/* Unknown enum values (a newer peer's) read as unknown; out-of-range numbers are malformed. */
+static bool dec_nat(wzp_sig_nat *n, const Wzp__NatBehaviour *nb)
+{
+    if (!nb)
+        return true;
+    if (nb->port_lo > 65535 || nb->port_hi > 65535 || nb->port_lo > nb->port_hi ||
+        nb->last_port > 65535 || nb->port_delta < -WZP_SIG_NAT_DELTA_MAX ||
+        nb->port_delta > WZP_SIG_NAT_DELTA_MAX)
+        return false;
+    int mapping = (int)nb->mapping, filtering = (int)nb->filtering, ports = (int)nb->ports;
+    n->mapping = mapping >= 0 && mapping <= WZP_SIG_NAT_MAPPING_MAX ? (uint8_t)mapping : 0;
+    n->filtering = filtering >= 0 && filtering <= WZP_SIG_NAT_FILTERING_MAX ? (uint8_t)filtering : 0;
+    n->ports = ports >= 0 && ports <= WZP_SIG_NAT_PORTS_MAX ? (uint8_t)ports : 0;
+    n->port_lo = (uint16_t)nb->port_lo;
+    n->port_hi = (uint16_t)nb->port_hi;
+    n->port_delta = (int8_t)nb->port_delta;
+    n->last_port = (uint16_t)nb->last_port;
+    return true;
+}
+
 static bool dec_params(wzp_sig_params *p, const Wzp__CallParams *pp)
 {
     memset(p, 0, sizeof(*p));
@@ -443,7 +483,7 @@ static bool dec_params(wzp_sig_params *p, const Wzp__CallParams *pp)
     if (pp->probe_key.len)
         memcpy(p->probe_key, pp->probe_key.data, pp->probe_key.len);
     p->probe_key_len = pp->probe_key.len;
-    return true;
+    return dec_nat(&p->nat, pp->nat);
 }
 
 static bool dec_cands(wzp_sig_candidates *c, Wzp__Candidate *const *pc, size_t n)

@@ -112,6 +112,20 @@ typedef struct wzp_sig_candidate {
     wzp_addr addr;
 } wzp_sig_candidate;
 
+/* Values match the .proto enums NatMapping, NatFiltering and PortAllocation. */
+enum { WZP_SIG_NAT_MAPPING_MAX = 3, WZP_SIG_NAT_FILTERING_MAX = 3, WZP_SIG_NAT_PORTS_MAX = 4 };
+#define WZP_SIG_NAT_DELTA_MAX 64
+
+/* The sender's NAT behaviour (proto NatBehaviour); all zero = unknown. */
+typedef struct wzp_sig_nat {
+    uint8_t mapping;   /* 0 unknown, 1 EIM, 2 ADM, 3 APDM */
+    uint8_t filtering; /* 0 unknown, 1 EIF, 2 ADF, 3 APDF */
+    uint8_t ports;     /* 0 unknown, 1 preserved, 2 sequential, 3 range, 4 random */
+    int8_t port_delta; /* sequential: step between consecutive mappings */
+    uint16_t port_lo, port_hi;
+    uint16_t last_port;
+} wzp_sig_nat;
+
 typedef struct wzp_sig_params {
     uint32_t media_version;
     uint32_t codecs[WZP_SIG_MAX_CODECS];
@@ -119,6 +133,7 @@ typedef struct wzp_sig_params {
     uint32_t max_bitrate;
     uint8_t probe_key[WZP_SIG_PROBE_KEY_MAX];
     size_t probe_key_len; /* 0 or WZP_SIG_PROBE_KEY_MIN..MAX */
+    wzp_sig_nat nat;
 } wzp_sig_params;
 
 typedef struct wzp_sig_candidates {

@@ -548,6 +548,73 @@ static void test_decode_rejects_malformed(void **state)
     assert_int_equal(redecode(&e, buf, &d), WZP_ERR_MALFORMED);
 }
 
+/* The NAT behaviour in CallParams: round trip, encoder refusals, decoder limits. */
+static void test_nat_behaviour(void **state)
+{
+    (void)state;
+    wzp_sig_msg m, d;
+    wzp_sig_init(&m, WZP_SIG_ACCEPT, 3);
+    fill(m.u.accept.call_id, WZP_SIG_CALL_ID_LEN, 1);
+    some_params(&m.u.accept.params);
+    round_trip(&m, &d); /* absent: all unknown */
+    assert_int_equal(d.u.accept.params.nat.mapping, 0);
+    assert_int_equal(d.u.accept.params.nat.ports, 0);
+    m.u.accept.params.nat = (wzp_sig_nat){.mapping = 3,
+                                          .filtering = 3,
+                                          .ports = 2,
+                                          .port_delta = -2,
+                                          .port_lo = 20000,
+                                          .port_hi = 20999,
+                                          .last_port = 20017};
+    round_trip(&m, &d);
+    assert_memory_equal(&d.u.accept.params.nat, &m.u.accept.params.nat, sizeof(wzp_sig_nat));
+
+    uint8_t buf[WZP_SIG_MAX_SIZE * 2];
+    m.u.accept.params.nat.port_lo = 30000; /* lo > hi */
+    assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
+    m.u.accept.params.nat.port_lo = 20000;
+    m.u.accept.params.nat.port_delta = WZP_SIG_NAT_DELTA_MAX + 1;
+    assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
+    m.u.accept.params.nat.port_delta = 1;
+    m.u.accept.params.nat.ports = WZP_SIG_NAT_PORTS_MAX + 1;
+    assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
+
+    Wzp__Envelope e = WZP__ENVELOPE__INIT;
+    Wzp__Accept acc = WZP__ACCEPT__INIT;
+    Wzp__CallParams cpar = WZP__CALL_PARAMS__INIT;
+    Wzp__NatBehaviour nb = WZP__NAT_BEHAVIOUR__INIT;
+    uint8_t id[WZP_SIG_CALL_ID_LEN] = {1};
+    e.version = WZP_SIG_VERSION;
+    e.body_case = WZP__ENVELOPE__BODY_ACCEPT;
+    e.accept = &acc;
+    acc.call_id = (ProtobufCBinaryData){sizeof(id), id};
+    acc.params = &cpar;
+    cpar.nat = &nb;
+    nb.mapping = (Wzp__NatMapping)9; /* a newer peer's values: unknown */
+    nb.ports = (Wzp__PortAllocation)-3;
+    nb.filtering = WZP__NAT_FILTERING__NAT_FILTERING_ADF;
+    nb.port_lo = 1024;
+    nb.port_hi = 65535;
+    assert_int_equal(redecode(&e, buf, &d), 0);
+    assert_int_equal(d.u.accept.params.nat.mapping, 0);
+    assert_int_equal(d.u.accept.params.nat.ports, 0);
+    assert_int_equal(d.u.accept.params.nat.filtering, 2);
+    assert_int_equal(d.u.accept.params.nat.port_hi, 65535);
+    nb.port_hi = 65536;
+    assert_int_equal(redecode(&e, buf, &d), WZP_ERR_MALFORMED);
+    nb.port_hi = 1000; /* under lo */
+    assert_int_equal(redecode(&e, buf, &d), WZP_ERR_MALFORMED);
+    nb.port_hi = 2000;
+    nb.last_port = 70000;
+    assert_int_equal(redecode(&e, buf, &d), WZP_ERR_MALFORMED);
+    nb.last_port = 0;
+    nb.port_delta = -65;
+    assert_int_equal(redecode(&e, buf, &d), WZP_ERR_MALFORMED);
+    nb.port_delta = -64;
+    assert_int_equal(redecode(&e, buf, &d), 0);
+    assert_int_equal(d.u.accept.params.nat.port_delta, -64);
+}
+
 static void test_alias_syntax(void **state)
 {
     (void)state;
@@ -572,4 +639,4 @@ static void test_names_and_errors(void **state)
 }
 
 WZP_TEST_MAIN(NULL, NULL, test_round_trip_all_types, test_encode_refuses_invalid,
-              test_decode_rejects_malformed, test_alias_syntax, test_names_and_errors)
+              test_decode_rejects_malformed, test_nat_behaviour, test_alias_syntax, test_names_and_errors)
