@@ -12,6 +12,8 @@
 #define NC_SOFTWARE "wzp doctor (RFC 5780)"
 /* New mappings whose ports lie within this much per mapping of each other count as sequential. */
 #define NC_SEQ_SPREAD 4
+/* Random ports whose estimated range is under this are a "range" (snat to a port range). */
+#define NC_RANGE_MAX 16384
 
 const char *wzp_nc_mapping_name(wzp_nc_mapping m)
 {
@@ -27,8 +29,8 @@ const char *wzp_nc_filtering_name(wzp_nc_filtering f)
 
 const char *wzp_nc_ports_name(wzp_nc_ports p)
 {
-    static const char *const n[] = {"unknown", "preserved", "sequential", "random"};
-    return (unsigned)p < 4 ? n[p] : "unknown";
+    static const char *const n[] = {"unknown", "preserved", "sequential", "range", "random"};
+    return (unsigned)p < 5 ? n[p] : "unknown";
 }
 
 static int sock_of(int test)
@@ -154,15 +156,18 @@ static const wzp_addr *mapped(const wzp_natcheck *nc, int test)
     return done(nc, test) ? &nc->t[test].txn.mapped : NULL;
 }
 
-static wzp_nc_ports port_allocation(const wzp_natcheck *nc, bool nat)
+/* Port allocation from the distinct external ports of our new mappings, in the order they were
+ * made. */
+static void port_allocation(const wzp_natcheck *nc, wzp_natcheck_result *out)
 {
-    if (!nat)
-        return WZP_NC_PORTS_PRESERVED;
+    out->ports = WZP_NC_PORTS_PRESERVED;
+    if (!out->nat)
+        return;
     const wzp_addr *m1 = mapped(nc, WZP_NC_M1), *f0 = mapped(nc, WZP_NC_F0);
     uint16_t l0 = wzp_addr_port(&nc->local[0]), l1 = wzp_addr_port(&nc->local[1]);
     if (m1 && f0 && l0 && l1 && wzp_addr_port(m1) == l0 && wzp_addr_port(f0) == l1)
-        return WZP_NC_PORTS_PRESERVED;
-    /* The distinct external ports our mappings got: close together = sequential. */
+        return;
+    out->ports = WZP_NC_PORTS_UNKNOWN;
     static const int tests[] = {WZP_NC_M1, WZP_NC_M2, WZP_NC_M3, WZP_NC_F0};
     uint16_t ports[4];
     unsigned n = 0, lo = 65535, hi = 0;
@@ -180,9 +185,43 @@ static wzp_nc_ports port_allocation(const wzp_natcheck *nc, bool nat)
         lo = p < lo ? p : lo;
         hi = p > hi ? p : hi;
     }
+    if (n)
+        out->last_port = ports[n - 1];
     if (n < 2)
-        return WZP_NC_PORTS_UNKNOWN;
-    return hi - lo <= NC_SEQ_SPREAD * n ? WZP_NC_PORTS_SEQUENTIAL : WZP_NC_PORTS_RANDOM;
+        return;
+    if (hi - lo <= NC_SEQ_SPREAD * n) {
+        out->ports = WZP_NC_PORTS_SEQUENTIAL;
+        int d = ((int)ports[n - 1] - (int)ports[0]) / (int)(n - 1);
+        out->port_delta = d ? d : (ports[n - 1] > ports[0] ? 1 : -1);
+        return;
+    }
+    /* n uniform samples span (n-1)/(n+1) of their range on average: widen by that. */
+    unsigned width = (hi - lo) * (n + 1) / (n - 1);
+    unsigned pad = (width - (hi - lo)) / 2;
+    out->port_lo = (uint16_t)(lo > 1024 + pad ? lo - pad : 1024);
+    out->port_hi = (uint16_t)(hi + pad < 65535 ? hi + pad : 65535);
+    out->ports = width < NC_RANGE_MAX ? WZP_NC_PORTS_RANGE : WZP_NC_PORTS_RANDOM;
+    if (out->ports == WZP_NC_PORTS_RANDOM) {
+        out->port_lo = 1024;
+        out->port_hi = 65535;
+    }
+}
+
+void wzp_natcheck_to_sig(const wzp_natcheck_result *r, wzp_sig_nat *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!r->udp)
+        return;
+    out->mapping = (uint8_t)r->mapping;
+    out->filtering = (uint8_t)r->filtering;
+    out->ports = (uint8_t)r->ports;
+    int d = r->port_delta;
+    out->port_delta = (int8_t)(d > WZP_SIG_NAT_DELTA_MAX    ? WZP_SIG_NAT_DELTA_MAX
+                               : d < -WZP_SIG_NAT_DELTA_MAX ? -WZP_SIG_NAT_DELTA_MAX
+                                                            : d);
+    out->port_lo = r->port_lo;
+    out->port_hi = r->port_hi;
+    out->last_port = r->last_port;
 }
 
 void wzp_natcheck_get_result(const wzp_natcheck *nc, wzp_natcheck_result *out)
@@ -223,5 +262,5 @@ void wzp_natcheck_get_result(const wzp_natcheck *nc, wzp_natcheck_result *out)
                          : fp ? WZP_NC_FILTERING_ADF
                               : WZP_NC_FILTERING_APDF;
     }
-    out->ports = port_allocation(nc, out->nat);
+    port_allocation(nc, out);
 }

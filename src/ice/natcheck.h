@@ -31,6 +31,7 @@
 #include "common/addr.h"
 #include "common/time.h"
 #include "ice/stun_client.h"
+#include "wire/signal.h"
 
 typedef enum wzp_nc_mapping {
     WZP_NC_MAPPING_UNKNOWN = 0,
@@ -50,8 +51,9 @@ typedef enum wzp_nc_ports {
     WZP_NC_PORTS_UNKNOWN = 0,
     WZP_NC_PORTS_PRESERVED,  /* the NAT kept our local ports (or there is no NAT) */
     WZP_NC_PORTS_SEQUENTIAL, /* new mappings take nearby ports: predictable */
+    WZP_NC_PORTS_RANGE,      /* random within a range much narrower than the port space */
     WZP_NC_PORTS_RANDOM,
-} wzp_nc_ports;
+} wzp_nc_ports; /* values as in the signalled NatBehaviour (wire/signal.h) */
 
 /* "EIM", "ADM", "APDM", "EIF", ..., as RFC 4787 and the NAT lab write them; "unknown". */
 const char *wzp_nc_mapping_name(wzp_nc_mapping m);
@@ -93,6 +95,9 @@ typedef struct wzp_natcheck_result {
     wzp_nc_mapping mapping;
     wzp_nc_filtering filtering;
     wzp_nc_ports ports;
+    int port_delta;            /* SEQUENTIAL: step between consecutive new mappings */
+    uint16_t port_lo, port_hi; /* RANGE/RANDOM: the estimated allocation range */
+    uint16_t last_port;        /* the latest new mapping's external port (0: none) */
 } wzp_natcheck_result;
 
 /*
@@ -112,5 +117,7 @@ void wzp_natcheck_recv(wzp_natcheck *nc, int sock, const wzp_addr *from, const u
 bool wzp_natcheck_done(const wzp_natcheck *nc);
 /* What is known so far (everything once done). */
 void wzp_natcheck_get_result(const wzp_natcheck *nc, wzp_natcheck_result *out);
+/* The result as a call's CallParams carry it (all unknown if the relay has no alternate). */
+void wzp_natcheck_to_sig(const wzp_natcheck_result *r, wzp_sig_nat *out);
 
 #endif

@@ -458,7 +458,8 @@ static bool dec_nat(wzp_sig_nat *n, const Wzp__NatBehaviour *nb)
         return false;
     int mapping = (int)nb->mapping, filtering = (int)nb->filtering, ports = (int)nb->ports;
     n->mapping = mapping >= 0 && mapping <= WZP_SIG_NAT_MAPPING_MAX ? (uint8_t)mapping : 0;
-    n->filtering = filtering >= 0 && filtering <= WZP_SIG_NAT_FILTERING_MAX ? (uint8_t)filtering : 0;
+    n->filtering =
+        filtering >= 0 && filtering <= WZP_SIG_NAT_FILTERING_MAX ? (uint8_t)filtering : 0;
     n->ports = ports >= 0 && ports <= WZP_SIG_NAT_PORTS_MAX ? (uint8_t)ports : 0;
     n->port_lo = (uint16_t)nb->port_lo;
     n->port_hi = (uint16_t)nb->port_hi;

@@ -639,4 +639,5 @@ static void test_names_and_errors(void **state)
 }
 
 WZP_TEST_MAIN(NULL, NULL, test_round_trip_all_types, test_encode_refuses_invalid,
-              test_decode_rejects_malformed, test_nat_behaviour, test_alias_syntax, test_names_and_errors)
+              test_decode_rejects_malformed, test_nat_behaviour, test_alias_syntax,
+              test_names_and_errors)
