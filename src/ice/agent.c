@@ -72,6 +72,15 @@
  */
 #define CHALLENGER_PROBE WZP_MS(200)
 #define SEEN_LEN         64 /* request txids remembered for replay detection */
+/*
+ * Birthday probes remembered for matching answers: 1.3 s at 200/s, longer
+ * than any answer takes; older answers are ignored (the port is probed again
+ * in the next sweep or the peer's own probe gets through).
+ */
+#define BDAY_TX_LEN 256
+/* Birthday probing starts this long after the checks: they go first (all pairs within
+ * 5 ms each), so port prediction sees the same number of new mappings on both sides. */
+#define BDAY_DELAY WZP_MS(100)
 
 /* Cost multipliers, in percent of the smoothed RTT (lower is better). */
 #define COST_LAN_PCT     10 /* LAN host pair: small preference */
@@ -110,6 +119,13 @@ typedef struct pair {
     unsigned fl_next;
 } pair;
 
+typedef struct bday_tx {
+    uint8_t txid[WZP_PROBE_TXID_LEN];
+    wzp_ts sent;
+    int sock;
+    wzp_addr dest;
+} bday_tx;
+
 typedef struct txq_entry {
     int sock;
     wzp_addr dest;
@@ -124,7 +140,8 @@ struct wzp_ice_agent {
     uint8_t tag[WZP_PROBE_TAG_LEN];
     bool have_peer_id;
     uint8_t peer_id[WZP_PROBE_SENDER_LEN];
-    bool has_sock[WZP_ICE_SOCK_COUNT]; /* a family gets pairs once it had a local candidate */
+    /* a family gets pairs once it had a local candidate; an extra socket once a probe came */
+    bool has_sock[WZP_ICE_SOCK_COUNT + WZP_ICE_AUX_MAX];
 
     wzp_candidate *local;
     size_t nlocal;
@@ -156,6 +173,14 @@ struct wzp_ice_agent {
 
     txq_entry txq[TXQ_LEN];
     unsigned txq_head, txq_count;
+
+    /* Birthday probing (ice/birthday.h): both NATs as signalled, the planner, its probes. */
+    bool have_nat;
+    wzp_sig_nat nat_local, nat_peer;
+    bool bday_started;
+    wzp_bday bday;
+    bday_tx *bday_tx; /* BDAY_TX_LEN, allocated when probing starts */
+    unsigned bday_tx_next;
 
     wzp_ice_stats st;
 };
@@ -228,6 +253,9 @@ static void fill_defaults(wzp_ice_config *c)
         c->max_pairs = 1024;
     if (c->max_local > 256)
         c->max_local = 256;
+    if (c->aux_socks > WZP_ICE_AUX_MAX)
+        c->aux_socks = WZP_ICE_AUX_MAX;
+    c->bday.aux_socks = c->aux_socks;
 }
 
 int wzp_ice_new(wzp_ice_agent **out, const wzp_ice_config *cfg)
@@ -253,6 +281,7 @@ int wzp_ice_new(wzp_ice_agent **out, const wzp_ice_config *cfg)
     a->challenger = -1;
     a->st.first_valid_at = WZP_TS_NEVER;
     a->st.first_direct_at = WZP_TS_NEVER;
+    a->st.bday_success_at = WZP_TS_NEVER;
     *out = a;
     return 0;
 }
@@ -263,6 +292,7 @@ void wzp_ice_free(wzp_ice_agent *a)
         return;
     free(a->local);
     free(a->pairs);
+    free(a->bday_tx);
     /* The key is a secret: do not leave it in freed memory. */
     gnutls_memset(a->key, 0, sizeof(a->key));
     free(a);
@@ -504,12 +534,12 @@ static int make_room(wzp_ice_agent *a, uint32_t prio, bool proven, wzp_ts now)
     return 0;
 }
 
-static int add_pair(wzp_ice_agent *a, wzp_cand_type type, const wzp_addr *addr, bool proven,
-                    wzp_ts now)
+/* A pair on `sock` (the remote's family's socket, or an extra IPv4 one). */
+static int add_pair(wzp_ice_agent *a, int sock, wzp_cand_type type, const wzp_addr *addr,
+                    bool proven, wzp_ts now)
 {
     if (!wzp_cand_addr_usable(addr))
         return WZP_ERR_INVALID;
-    int sock = wzp_cand_sock_for(addr);
     uint32_t prio = wzp_cand_priority(type, addr);
     int idx = find_pair(a, sock, addr);
     if (idx >= 0) {
@@ -595,7 +625,7 @@ int wzp_ice_add_remote(wzp_ice_agent *a, wzp_cand_type type, const wzp_addr *add
     if (!a || !addr)
         return WZP_ERR_INVALID;
     size_t before = a->npairs;
-    int rc = add_pair(a, type, addr, false, now);
+    int rc = add_pair(a, wzp_cand_sock_for(addr), type, addr, false, now);
     if (rc < 0)
         return rc;
     a->pairs[rc].signaled = true;
@@ -798,7 +828,7 @@ static int on_request(wzp_ice_agent *a, int sock, const wzp_addr *from, const wz
          * check it back at once; answering it is what lets the peer validate.
          */
         a->has_sock[sock] = true;
-        idx = add_pair(a, WZP_CAND_PRFLX, from, true, now);
+        idx = add_pair(a, sock, WZP_CAND_PRFLX, from, true, now);
         if (idx >= 0) {
             a->st.prflx_learned++;
             char buf[WZP_ADDR_STRLEN];
@@ -837,12 +867,49 @@ static bool find_txid(wzp_ice_agent *a, const uint8_t *txid, int *pidx, int *slo
     return false;
 }
 
+/*
+ * An answer to one of our birthday probes: the port we guessed is the peer's
+ * mapping towards us. It becomes a peer-reflexive pair on the socket the
+ * probe left from, holding the probe as its in-flight request, so the answer
+ * proves it like any check. False if it answers none.
+ */
+static bool bday_answer(wzp_ice_agent *a, int sock, const wzp_addr *from, const uint8_t *txid,
+                        wzp_ts now, int *pidx, int *slot)
+{
+    if (!a->bday_tx)
+        return false;
+    for (unsigned i = 0; i < BDAY_TX_LEN; i++) {
+        bday_tx *t = &a->bday_tx[i];
+        if (!t->sent || t->sock != sock || memcmp(t->txid, txid, WZP_PROBE_TXID_LEN) != 0)
+            continue;
+        if (!wzp_addr_equal(&t->dest, from))
+            return false; /* answers come back the way the request went */
+        int idx = add_pair(a, sock, WZP_CAND_PRFLX, from, true, now);
+        if (idx < 0)
+            return false;
+        a->has_sock[sock] = true;
+        pair *p = &a->pairs[idx];
+        inflight *f = &p->fl[p->fl_next++ % INFLIGHT];
+        memcpy(f->txid, txid, sizeof(f->txid));
+        f->sent = t->sent;
+        f->used = true;
+        t->sent = 0;
+        *pidx = idx;
+        *slot = (int)((p->fl_next - 1) % INFLIGHT);
+        char buf[WZP_ADDR_STRLEN];
+        WZP_DEBUG("ice: birthday probe to %s answered", wzp_addr_format(from, buf, sizeof(buf)));
+        return true;
+    }
+    return false;
+}
+
 static void on_response(wzp_ice_agent *a, int sock, const wzp_addr *from, const wzp_probe *resp,
                         wzp_ts now)
 {
     a->st.responses_rcvd++;
     int idx, slot;
-    if (!find_txid(a, resp->txid, &idx, &slot)) {
+    if (!find_txid(a, resp->txid, &idx, &slot) &&
+        !bday_answer(a, sock, from, resp->txid, now, &idx, &slot)) {
         a->st.rx_unmatched++;
         return;
     }
@@ -871,6 +938,13 @@ static void on_response(wzp_ice_agent *a, int sock, const wzp_addr *from, const 
         p->triggered = false;
         if (a->st.first_valid_at == WZP_TS_NEVER)
             a->st.first_valid_at = now;
+        if (a->bday.running) {
+            /* Proven: the probes have done their job (or the checks beat them to it). */
+            wzp_bday_stop(&a->bday);
+            a->st.bday_success_at = now;
+            WZP_INFO("ice: direct pair proven after %llu birthday probes (%s)",
+                     (unsigned long long)a->st.bday_sent, wzp_bday_role_name(a->bday.role));
+        }
         if (!a->st.first_rtt)
             a->st.first_rtt = rtt;
         char buf[WZP_ADDR_STRLEN];
@@ -895,7 +969,11 @@ int wzp_ice_recv(wzp_ice_agent *a, int sock, const wzp_addr *from, const uint8_t
     if (!a || !from || !pkt)
         return WZP_ERR_INVALID;
     touch(a, now);
-    if (sock < 0 || sock >= WZP_ICE_SOCK_COUNT || wzp_cand_sock_for(from) != sock) {
+    bool main_sock = sock >= 0 && sock < WZP_ICE_SOCK_COUNT && wzp_cand_sock_for(from) == sock;
+    bool aux_sock = sock >= WZP_ICE_SOCK_COUNT &&
+                    sock < WZP_ICE_SOCK_COUNT + (int)a->cfg.aux_socks &&
+                    wzp_addr_family(from) == AF_INET;
+    if (!main_sock && !aux_sock) {
         a->st.rx_malformed++;
         return WZP_ERR_INVALID;
     }
@@ -987,6 +1065,102 @@ void wzp_ice_handle_timer(wzp_ice_agent *a, wzp_ts now)
     reselect(a, now);
 }
 
+/* A fresh request (new txid, counter first for the peer's replay window) into buf. */
+static int encode_request(wzp_ice_agent *a, uint8_t flags, uint8_t txid[WZP_PROBE_TXID_LEN],
+                          uint8_t *buf, size_t cap)
+{
+    wzp_probe r;
+    memset(&r, 0, sizeof(r));
+    r.type = WZP_PROBE_REQUEST;
+    r.flags = flags;
+    memcpy(r.tag, a->tag, sizeof(r.tag));
+    a->tx_seq++;
+    r.txid[0] = (uint8_t)(a->tx_seq >> 24);
+    r.txid[1] = (uint8_t)(a->tx_seq >> 16);
+    r.txid[2] = (uint8_t)(a->tx_seq >> 8);
+    r.txid[3] = (uint8_t)a->tx_seq;
+    wzp_random_nonce(r.txid + 4, sizeof(r.txid) - 4);
+    memcpy(r.sender, a->cfg.agent_id, sizeof(r.sender));
+    memcpy(txid, r.txid, WZP_PROBE_TXID_LEN);
+    return wzp_probe_encode(&r, a->key, buf, cap);
+}
+
+/* The peer's srflx IPv4 address as signalled: where birthday probing aims. */
+static const wzp_addr *peer_srflx_v4(const wzp_ice_agent *a)
+{
+    for (size_t i = 0; i < a->npairs; i++) {
+        const pair *p = &a->pairs[i];
+        if (p->signaled && p->rtype == WZP_CAND_SRFLX && p->sock == WZP_ICE_SOCK_V4)
+            return &p->remote;
+    }
+    return NULL;
+}
+
+/* Starts birthday probing once the roles, the key and the target are known, unless a
+ * pair was proven already (then nothing is needed). */
+static void bday_maybe_start(wzp_ice_agent *a, wzp_ts now)
+{
+    if (a->bday_started || !a->have_nat || !a->have_key || a->st.bday_role == WZP_BDAY_NONE ||
+        a->st.first_valid_at != WZP_TS_NEVER)
+        return;
+    const wzp_addr *target = peer_srflx_v4(a);
+    if (!target)
+        return;
+    wzp_ts start = a->st.started_at + BDAY_DELAY > now ? a->st.started_at + BDAY_DELAY : now;
+    uint64_t seed;
+    wzp_random(&seed, sizeof(seed));
+    if ((!a->bday_tx && !(a->bday_tx = calloc(BDAY_TX_LEN, sizeof(*a->bday_tx)))) ||
+        wzp_bday_start(&a->bday, &a->cfg.bday, a->st.bday_role, target, &a->nat_peer, seed, start) <
+            0) {
+        /* No memory, or a peer NAT we cannot aim at: the call stays on the relay. */
+        a->st.bday_role = WZP_BDAY_NONE;
+        return;
+    }
+    a->bday_started = true;
+    char buf[WZP_ADDR_STRLEN];
+    WZP_INFO("ice: birthday probing (%s) towards %s", wzp_bday_role_name(a->st.bday_role),
+             wzp_addr_format(target, buf, sizeof(buf)));
+}
+
+static int bday_transmit(wzp_ice_agent *a, wzp_ts now, uint8_t *buf, size_t cap, int *sock,
+                         wzp_addr *dest)
+{
+    bday_maybe_start(a, now);
+    int aux;
+    wzp_addr d;
+    if (!a->bday_started || !wzp_bday_poll(&a->bday, now, &aux, &d))
+        return 0;
+    int s = aux < 0 ? WZP_ICE_SOCK_V4 : WZP_ICE_SOCK_COUNT + aux;
+    bday_tx *t = &a->bday_tx[a->bday_tx_next++ % BDAY_TX_LEN];
+    int n = encode_request(a, 0, t->txid, buf, cap);
+    if (n < 0)
+        return n;
+    t->sent = now;
+    t->sock = s;
+    t->dest = d;
+    a->has_sock[s] = true;
+    a->st.bday_sent++;
+    *sock = s;
+    *dest = d;
+    return n;
+}
+
+wzp_bday_role wzp_ice_set_nat(wzp_ice_agent *a, const wzp_sig_nat *local, const wzp_sig_nat *peer,
+                              wzp_ts now)
+{
+    if (!a || !local || !peer)
+        return WZP_BDAY_NONE;
+    touch(a, now);
+    if (a->bday_started)
+        return a->st.bday_role; /* the first verdict stands while it runs */
+    a->nat_local = *local;
+    a->nat_peer = *peer;
+    a->have_nat = true;
+    a->st.bday_role = wzp_bday_role_for(local, peer, a->cfg.aux_socks);
+    bday_maybe_start(a, now);
+    return a->st.bday_role;
+}
+
 /* Which pair's request goes next: the active keepalive, then triggered checks, then the
  * earliest due, ties by check order (priority). -1 if none is due. */
 static int pick_due(const wzp_ice_agent *a, wzp_ts now)
@@ -1028,31 +1202,18 @@ int wzp_ice_poll_transmit(wzp_ice_agent *a, wzp_ts now, uint8_t *buf, size_t cap
     if (!a->have_key)
         return 0;
     wzp_ice_handle_timer(a, now);
-    if (now < a->next_pace)
-        return 0;
-    int idx = pick_due(a, now);
+    int idx = now >= a->next_pace ? pick_due(a, now) : -1;
     if (idx < 0)
-        return 0;
+        return bday_transmit(a, now, buf, cap, sock, dest);
     pair *p = &a->pairs[idx];
 
-    wzp_probe r;
-    memset(&r, 0, sizeof(r));
-    r.type = WZP_PROBE_REQUEST;
-    r.flags = pair_flags(a, idx);
-    memcpy(r.tag, a->tag, sizeof(r.tag));
-    a->tx_seq++;
-    r.txid[0] = (uint8_t)(a->tx_seq >> 24);
-    r.txid[1] = (uint8_t)(a->tx_seq >> 16);
-    r.txid[2] = (uint8_t)(a->tx_seq >> 8);
-    r.txid[3] = (uint8_t)a->tx_seq;
-    wzp_random_nonce(r.txid + 4, sizeof(r.txid) - 4);
-    memcpy(r.sender, a->cfg.agent_id, sizeof(r.sender));
-    int n = wzp_probe_encode(&r, a->key, buf, cap);
+    uint8_t txid[WZP_PROBE_TXID_LEN];
+    int n = encode_request(a, pair_flags(a, idx), txid, buf, cap);
     if (n < 0)
         return n;
 
     inflight *f = &p->fl[p->fl_next++ % INFLIGHT];
-    memcpy(f->txid, r.txid, sizeof(f->txid));
+    memcpy(f->txid, txid, sizeof(f->txid));
     f->sent = now;
     f->used = true;
     p->last_req_sent = now;
@@ -1101,6 +1262,11 @@ wzp_ts wzp_ice_next_deadline(const wzp_ice_agent *a)
     }
     if (a->challenger >= 0)
         d = wzp_ts_min(d, a->challenger_since + a->cfg.switch_hold);
+    if (a->bday_started)
+        d = wzp_ts_min(d, wzp_bday_deadline(&a->bday));
+    else if (a->have_nat && a->st.bday_role != WZP_BDAY_NONE &&
+             a->st.first_valid_at == WZP_TS_NEVER && peer_srflx_v4(a))
+        d = wzp_ts_min(d, a->st.started_at + BDAY_DELAY); /* poll_transmit starts it */
     return d;
 }
 

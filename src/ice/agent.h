@@ -66,10 +66,19 @@
 
 #include "common/addr.h"
 #include "common/time.h"
+#include "ice/birthday.h"
 #include "ice/candidate.h"
 #include "wire/probe.h"
 
 typedef struct wzp_ice_agent wzp_ice_agent;
+
+/*
+ * Extra IPv4 sockets for birthday probing (ice/birthday.h, role OPEN): the
+ * runtime may give up to this many more, numbered WZP_ICE_SOCK_COUNT + k,
+ * bound to the IPv4 wildcard address on ports of their own. A pair proven
+ * through one of them carries the call like any other (route.sock says which).
+ */
+#define WZP_ICE_AUX_MAX 256
 
 typedef enum wzp_route_kind {
     WZP_ROUTE_RELAY = 0, /* through the relay channel (the default until a pair is proven) */
@@ -142,6 +151,10 @@ typedef struct wzp_ice_config {
      * reproducible.
      */
     uint8_t agent_id[WZP_PROBE_SENDER_LEN];
+    /* Extra IPv4 sockets the runtime provides (0..WZP_ICE_AUX_MAX; default 0: none). */
+    unsigned aux_socks;
+    /* Birthday probing and port prediction (zero fields: ice/birthday.h defaults). */
+    wzp_bday_config bday;
     wzp_ice_callbacks cb;
     void *user; /* the callbacks' user data */
 } wzp_ice_config;
@@ -193,6 +206,18 @@ int wzp_ice_remove_remote(wzp_ice_agent *a, const wzp_addr *addr, wzp_ts now);
  */
 int wzp_ice_set_remote_candidates(wzp_ice_agent *a, uint32_t generation, const wzp_candidate *cands,
                                   size_t n, wzp_ts now);
+
+/*
+ * Both sides' NAT behaviour as signalled (CallParams.nat; ours from natcheck),
+ * at any time. When one side is symmetric and ordinary checks cannot cross
+ * (ice/birthday.h has the rule), the agent adds birthday probes or port
+ * prediction towards the peer's srflx address: they start shortly after the
+ * checks (never before the key and the peer's srflx candidate are known) and
+ * stop when a pair is proven, after the bounded duration, or never start if a
+ * pair was proven first. Returns the role taken.
+ */
+wzp_bday_role wzp_ice_set_nat(wzp_ice_agent *a, const wzp_sig_nat *local, const wzp_sig_nat *peer,
+                              wzp_ts now);
 
 /*
  * The per-call probe key (32 bytes from the QUIC TLS exporter). Checks start
@@ -271,6 +296,10 @@ typedef struct wzp_ice_stats {
     uint64_t rx_unmatched;  /* authentic response to no outstanding request (late, or asymmetric) */
     uint64_t rx_before_key; /* probes before set_key */
     uint64_t tx_queue_drops; /* responses dropped because the send queue was full */
+    wzp_bday_role bday_role; /* birthday probing: our role (NONE: not needed or not known) */
+    uint64_t bday_sent;      /* birthday / prediction probes sent */
+    /* the first pair was proven while birthday probing ran; WZP_TS_NEVER if not */
+    wzp_ts bday_success_at;
 } wzp_ice_stats;
 
 void wzp_ice_get_stats(const wzp_ice_agent *a, wzp_ice_stats *out);
