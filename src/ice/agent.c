@@ -1107,8 +1107,9 @@ static void bday_maybe_start(wzp_ice_agent *a, wzp_ts now)
     if (!target)
         return;
     wzp_ts start = a->st.started_at + BDAY_DELAY > now ? a->st.started_at + BDAY_DELAY : now;
-    uint64_t seed;
-    wzp_random(&seed, sizeof(seed));
+    uint64_t seed = a->cfg.bday.seed;
+    if (!seed)
+        wzp_random(&seed, sizeof(seed));
     if ((!a->bday_tx && !(a->bday_tx = calloc(BDAY_TX_LEN, sizeof(*a->bday_tx)))) ||
         wzp_bday_start(&a->bday, &a->cfg.bday, a->st.bday_role, target, &a->nat_peer, seed, start) <
             0) {

@@ -60,6 +60,7 @@ typedef struct wzp_bday_config {
     unsigned aux_socks; /* OPEN: extra sockets the runtime gives (0: no OPEN role) */
     wzp_ts reopen;      /* OPEN: each extra socket sends again this often (5 s) */
     unsigned window;    /* PREDICT: ports per sweep (32) */
+    uint64_t seed;      /* the spray order (the agent draws one when 0; tests fix it) */
 } wzp_bday_config;
 
 void wzp_bday_config_default(wzp_bday_config *cfg);

@@ -36,6 +36,8 @@ typedef struct nm_client {
     int idx; /* 0 = A (caller), 1 = B (callee) */
     wzp_sim_host *host;
     wzp_sim_sock *sock[WZP_ICE_SOCK_COUNT];
+    wzp_sim_sock *aux[WZP_NM_AUX]; /* birthday cells: the agent's extra sockets */
+    unsigned naux;
     wzp_addr host4, host6;
     wzp_ice_agent *agent;
     uint64_t wake_id;
@@ -123,6 +125,26 @@ static void relay_register(nm_client *c)
 
 /* ---- Driving the agent ------------------------------------------------------------------ */
 
+/* The simulated socket of an agent socket index (main or extra); NULL if none. */
+static wzp_sim_sock *sim_sock(const nm_client *c, int sock)
+{
+    if (sock >= 0 && sock < WZP_ICE_SOCK_COUNT)
+        return c->sock[sock];
+    if (sock >= WZP_ICE_SOCK_COUNT && sock < WZP_ICE_SOCK_COUNT + (int)c->naux)
+        return c->aux[sock - WZP_ICE_SOCK_COUNT];
+    return NULL;
+}
+
+static int sock_index(const nm_client *c, const wzp_sim_sock *sock)
+{
+    if (sock == c->sock[WZP_ICE_SOCK_V6])
+        return WZP_ICE_SOCK_V6;
+    for (unsigned k = 0; k < c->naux; k++)
+        if (sock == c->aux[k])
+            return WZP_ICE_SOCK_COUNT + (int)k;
+    return WZP_ICE_SOCK_V4;
+}
+
 static void client_service(nm_client *c);
 
 static void client_wake(void *ctx)
@@ -145,8 +167,8 @@ static void client_service(nm_client *c)
     int sock, n;
     wzp_addr dest;
     while ((n = wzp_ice_poll_transmit(c->agent, now, buf, sizeof(buf), &sock, &dest)) > 0)
-        if (sock >= 0 && sock < WZP_ICE_SOCK_COUNT && c->sock[sock])
-            wzp_sim_send(c->sock[sock], &dest, buf, (size_t)n);
+        if (sim_sock(c, sock))
+            wzp_sim_send(sim_sock(c, sock), &dest, buf, (size_t)n);
     wzp_ts next = wzp_ice_next_deadline(c->agent);
     if (next <= now) {
         /* The agent wants to run again at once: allow it, but never spin in place. */
@@ -198,8 +220,8 @@ static void media_tick(void *ctx)
     memcpy(pkt + 2, &c->tx_seq, sizeof(c->tx_seq));
     c->tx_seq++;
     wzp_ice_route r = wzp_ice_route_get(c->agent);
-    if (r.kind == WZP_ROUTE_DIRECT && r.sock >= 0 && r.sock < WZP_ICE_SOCK_COUNT && c->sock[r.sock])
-        wzp_sim_send(c->sock[r.sock], &r.remote, pkt, sizeof(pkt));
+    if (r.kind == WZP_ROUTE_DIRECT && sim_sock(c, r.sock))
+        wzp_sim_send(sim_sock(c, r.sock), &r.remote, pkt, sizeof(pkt));
     else
         relay_send(c, pkt, sizeof(pkt));
     wzp_sim_at(sim, wzp_sim_now(sim) + MEDIA_INTERVAL, media_tick, c);
@@ -286,7 +308,7 @@ static void client_recv(void *ctx, wzp_sim_sock *sock, const wzp_addr *from, con
 {
     nm_client *c = ctx;
     wzp_ts now = wzp_sim_now(c->call->sim);
-    int sidx = sock == c->sock[WZP_ICE_SOCK_V6] ? WZP_ICE_SOCK_V6 : WZP_ICE_SOCK_V4;
+    int sidx = sock_index(c, sock);
     switch (wzp_pkt_classify(data, len)) {
     case WZP_PKT_RELAY:
         if (!wzp_addr_equal(from, &c->call->relay_addr) || len < 2)
@@ -356,11 +378,15 @@ static wzp_sim_link rand_wan(wzp_sim *sim, bool lossy)
     return l;
 }
 
-static wzp_sim_nat_cfg randomize_cfg(wzp_sim *sim, wzp_sim_nat_cfg cfg)
+/* Random port allocation and timeout per seed; birthday cells keep the cell's allocation. */
+static wzp_sim_nat_cfg randomize_cfg(wzp_sim *sim, wzp_sim_nat_cfg cfg, bool keep_ports)
 {
     static const wzp_ts timeouts[3] = {WZP_SEC(30), WZP_SEC(60), WZP_SEC(120)};
-    cfg.port_preservation = wzp_sim_rand_below(sim, 2);
-    cfg.sequential_ports = wzp_sim_rand_below(sim, 2);
+    bool pp = wzp_sim_rand_below(sim, 2), seq = wzp_sim_rand_below(sim, 2);
+    if (!keep_ports) {
+        cfg.port_preservation = pp;
+        cfg.sequential_ports = seq;
+    }
     cfg.timeout = timeouts[wzp_sim_rand_below(sim, 3)];
     return cfg;
 }
@@ -385,7 +411,7 @@ static wzp_sim_net *build_chain(nm_call *call, int idx, const wzp_nm_side *s, bo
         net = wzp_sim_router_lan(shared_cgn);
     } else if (s->cgn) {
         wzp_sim_link w = rand_wan(sim, lossy);
-        wzp_sim_nat_cfg cfg = randomize_cfg(sim, s->cgn_cfg);
+        wzp_sim_nat_cfg cfg = randomize_cfg(sim, s->cgn_cfg, call->cell->bday);
         snprintf(name, sizeof(name), "cgn-%c", 'a' + idx);
         snprintf(wan, sizeof(wan), "203.0.113.%d", 50 + idx);
         wzp_sim_router *r = wzp_sim_router_new(sim, name, net, wan, w, "100.64.0.1", *lan, &cfg);
@@ -400,7 +426,7 @@ static wzp_sim_net *build_chain(nm_call *call, int idx, const wzp_nm_side *s, bo
         return net;
     bool inner = shared_cgn || s->cgn;
     wzp_sim_link w = inner ? *lan : rand_wan(sim, lossy);
-    wzp_sim_nat_cfg cfg = randomize_cfg(sim, s->cfg);
+    wzp_sim_nat_cfg cfg = randomize_cfg(sim, s->cfg, call->cell->bday);
     snprintf(name, sizeof(name), "nat-%c", 'a' + idx);
     if (inner)
         snprintf(wan, sizeof(wan), "100.64.0.%d", 10 + idx);
@@ -431,6 +457,12 @@ static int add_client(nm_call *call, int idx, wzp_sim_net *net4, const char *ip4
     if (!c->sock[WZP_ICE_SOCK_V4])
         return WZP_ERR_INVALID;
     c->host4 = *wzp_sim_sock_addr(c->sock[WZP_ICE_SOCK_V4]);
+    for (unsigned k = 0; call->cell->bday && k < WZP_NM_AUX; k++) {
+        snprintf(a, sizeof(a), "%s:%u", ip4, 42000 + k);
+        if (!(c->aux[k] = wzp_sim_sock_bind(c->host, a, client_recv, c)))
+            return WZP_ERR_INVALID;
+        c->naux = k + 1;
+    }
     if (ip6) {
         if (wzp_sim_host_add_addr(c->host, wzp_sim_internet(call->sim), ip6, link6) != 0)
             return WZP_ERR_INVALID;
@@ -497,6 +529,30 @@ bool wzp_nm_expect_direct(const wzp_nm_cell *cell)
     if (ma == WZP_SIM_APD && mb == WZP_SIM_APD)
         return false;
     return (fa == WZP_SIM_EI && fb != WZP_SIM_APD) || (fb == WZP_SIM_EI && fa != WZP_SIM_APD);
+}
+
+/* A side's NAT as natcheck measures it and CallParams carry it (wire/signal.h values). */
+static wzp_sig_nat side_nat(const wzp_nm_side *s, const wzp_addr *srflx)
+{
+    wzp_sig_nat n = {0};
+    wzp_sim_dep m, f;
+    side_effective(s, &m, &f);
+    n.mapping = (uint8_t)(m + 1); /* EI, AD, APD -> EIM, ADM, APDM */
+    n.filtering = (uint8_t)(f + 1);
+    const wzp_sim_nat_cfg *c = s->cgn ? &s->cgn_cfg : &s->cfg;
+    if (!s->nat || c->port_preservation) {
+        n.ports = 1;
+    } else if (c->sequential_ports) {
+        n.ports = 2;
+        n.port_delta = 1;
+        n.last_port = wzp_addr_port(srflx); /* registering was its latest new mapping */
+    } else {
+        unsigned lo = c->port_lo ? c->port_lo : 20000, hi = c->port_hi ? c->port_hi : 29999;
+        n.ports = hi - lo < 16384 ? 3 : 4;
+        n.port_lo = (uint16_t)lo;
+        n.port_hi = (uint16_t)hi;
+    }
+    return n;
 }
 
 static wzp_sim_nat_cfg mkcfg(wzp_sim_dep m, wzp_sim_dep f, bool hairpin)
@@ -584,6 +640,46 @@ size_t wzp_nm_cells(wzp_nm_cell *out, size_t max)
         c.a.cgn = true;
         c.a.cgn_cfg = mkcfg(WZP_SIM_EI, WZP_SIM_APD, k);
         snprintf(c.name, sizeof(c.name), "same CGN hairpin %s", k ? "on" : "off");
+        add_cell(out, max, &n, &c);
+    }
+    /*
+     * Birthday probing and port prediction: symmetric NATs with the
+     * allocation fixed (random over the whole port space as Linux
+     * `masquerade random` does, random in a 1000-port range as `snat to
+     * WAN:20000-20999 random`, or sequential), against a port-restricted cone
+     * and each other; the targets are rates (bday_pct of the seeds direct
+     * within bday_within). Plus two controls: cones that were direct stay
+     * direct just as fast, and random against random stays on the relay.
+     */
+    static const struct {
+        const char *name;
+        int a_ports, b_ports; /* 0 cone (EIM/APDF), 1 random, 2 range, 3 sequential (APDM/APDF) */
+        unsigned pct;
+        wzp_ts within;
+    } bd[] = {
+        {"birthday: sym random <> PRC", 1, 0, 90, WZP_SEC(10)},
+        {"birthday: PRC <> sym random", 0, 1, 90, WZP_SEC(10)},
+        {"birthday: sym range <> PRC", 2, 0, 90, WZP_SEC(10)},
+        {"birthday: sym seq <> PRC", 3, 0, 90, WZP_SEC(10)},
+        {"birthday: sym seq <> sym seq", 3, 3, 50, WZP_SEC(20)},
+        {"birthday: sym random <> sym random", 1, 1, 0, 0},
+        {"birthday: PRC <> PRC", 0, 0, 0, 0},
+    };
+    for (size_t k = 0; k < sizeof(bd) / sizeof(bd[0]); k++) {
+        c = cell_of(WZP_NM_SEPARATE, true);
+        c.bday = true;
+        c.bday_pct = bd[k].pct;
+        c.bday_within = bd[k].within;
+        wzp_sim_nat_cfg *side[2] = {&c.a.cfg, &c.b.cfg};
+        int kind[2] = {bd[k].a_ports, bd[k].b_ports};
+        for (int i = 0; i < 2; i++) {
+            *side[i] = mkcfg(kind[i] ? WZP_SIM_APD : WZP_SIM_EI, WZP_SIM_APD, false);
+            side[i]->port_preservation = kind[i] == 0;
+            side[i]->sequential_ports = kind[i] == 3;
+            side[i]->port_lo = kind[i] == 1 ? 1024 : kind[i] == 2 ? 20000 : 0;
+            side[i]->port_hi = kind[i] == 1 ? 65535 : kind[i] == 2 ? 20999 : 0;
+        }
+        snprintf(c.name, sizeof(c.name), "%s", bd[k].name);
         add_cell(out, max, &n, &c);
     }
     /* IPv6 without NAT beside symmetric IPv4 NATs: on both sides, or only one. */
@@ -705,7 +801,7 @@ int wzp_nm_run(const wzp_nm_cell *cell, const wzp_nm_opts *o, wzp_nm_result *r)
         wzp_sim_router *shared = NULL;
         if (cell->topo == WZP_NM_SAME_CGN) {
             wzp_sim_link w = rand_wan(sim, o->lossy);
-            wzp_sim_nat_cfg cfg = randomize_cfg(sim, cell->a.cgn_cfg);
+            wzp_sim_nat_cfg cfg = randomize_cfg(sim, cell->a.cgn_cfg, cell->bday);
             shared = wzp_sim_router_new(sim, "cgn", wzp_sim_internet(sim), "203.0.113.50", w,
                                         "100.64.0.1", lan, &cfg);
             call.routers_a[1] = shared;
@@ -756,6 +852,8 @@ int wzp_nm_run(const wzp_nm_cell *cell, const wzp_nm_opts *o, wzp_nm_result *r)
     for (int i = 0; i < 2; i++) {
         nm_client *c = &call.c[i];
         cfg.agent_id[0] = (uint8_t)(i + 1);
+        cfg.aux_socks = c->naux;
+        cfg.bday.seed = o->seed * 2 + (uint64_t)i + 1;
         cfg.cb.route_changed = on_route;
         cfg.cb.local_candidate = on_local_candidate;
         cfg.user = c;
@@ -769,6 +867,13 @@ int wzp_nm_run(const wzp_nm_cell *cell, const wzp_nm_opts *o, wzp_nm_result *r)
     uint8_t key[WZP_PROBE_KEY_LEN];
     for (size_t i = 0; i < sizeof(key); i++)
         key[i] = (uint8_t)(o->seed * 31 + i * 7);
+    if (cell->bday)
+        for (int i = 0; i < 2; i++) {
+            const wzp_nm_side *me = i ? &cell->b : &cell->a, *peer = i ? &cell->a : &cell->b;
+            wzp_sig_nat ln = side_nat(me, &call.c[i].srflx),
+                        pn = side_nat(peer, &call.c[1 - i].srflx);
+            wzp_ice_set_nat(call.c[i].agent, &ln, &pn, T0);
+        }
     for (int i = 0; i < 2; i++) {
         wzp_ice_set_key(call.c[i].agent, key, T0);
         client_service(&call.c[i]);
@@ -787,7 +892,8 @@ int wzp_nm_run(const wzp_nm_cell *cell, const wzp_nm_opts *o, wzp_nm_result *r)
         /* Both mappings endpoint-dependent: one more peer-reflexive round trip. */
         r->direct_bound += 2 * one_way + 2 * cfg.pace;
 
-    wzp_ts t = T0 + WZP_SEC(2);
+    /* Birthday cells: long enough for the probing to run its course. */
+    wzp_ts t = T0 + (cell->bday ? WZP_SEC(20) : WZP_SEC(2));
     wzp_sim_run_until(sim, t);
     measure_start(&call);
     t += WZP_SEC(2);
@@ -802,6 +908,7 @@ int wzp_nm_run(const wzp_nm_cell *cell, const wzp_nm_opts *o, wzp_nm_result *r)
         wzp_ice_stats st;
         wzp_ice_get_stats(call.c[i].agent, &st);
         d[i] = st.first_direct_at == WZP_TS_NEVER ? WZP_TS_NEVER : st.first_direct_at - T0;
+        r->bday_sent += st.bday_sent;
     }
     r->direct_first = d[0] < d[1] ? d[0] : d[1];
     r->direct_both = (d[0] == WZP_TS_NEVER || d[1] == WZP_TS_NEVER) ? WZP_TS_NEVER
@@ -877,7 +984,10 @@ bool wzp_nm_judge(const wzp_nm_cell *cell, const wzp_nm_opts *o, const wzp_nm_re
     if (r->direct_a != r->direct_b)
         return fail(why, whylen, "split-brain: A %s, B %s", r->direct_a ? "DIRECT" : "RELAY",
                     r->direct_b ? "DIRECT" : "RELAY");
-    if (r->direct_a != cell->expect_direct)
+    /* Birthday cells where the rule finds no direct path: direct in a share of the seeds
+     * (wzp_nm_bday_ok judges the share); a seed may end either way. */
+    bool rate_cell = cell->bday && !cell->expect_direct && cell->bday_pct;
+    if (!rate_cell && r->direct_a != cell->expect_direct)
         return fail(why, whylen,
                     "final route %s, expected %s (direct at %.1f ms, after restore %.1f ms, "
                     "after NAT state loss %.1f ms; -1 = never)",
@@ -896,7 +1006,7 @@ bool wzp_nm_judge(const wzp_nm_cell *cell, const wzp_nm_opts *o, const wzp_nm_re
         if (!o->lossy && r->direct_both > r->direct_bound)
             return fail(why, whylen, "time to direct %.1f ms over the bound %.1f ms",
                         (double)r->direct_both / ms, (double)r->direct_bound / ms);
-    } else if (r->direct_first != WZP_TS_NEVER) {
+    } else if (!rate_cell && r->direct_first != WZP_TS_NEVER) {
         return fail(why, whylen, "went direct at %.1f ms where no direct path exists",
                     (double)r->direct_first / ms);
     }
@@ -906,7 +1016,8 @@ bool wzp_nm_judge(const wzp_nm_cell *cell, const wzp_nm_opts *o, const wzp_nm_re
                         (double)r->failover_gap / ms, (double)WZP_NM_MAX_GAP / ms);
         if (!r->failover_relay)
             return fail(why, whylen, "not both on RELAY while the direct path was cut");
-        if (cell->expect_direct && r->recover_direct == WZP_TS_NEVER)
+        if ((cell->expect_direct || (rate_cell && r->direct_both != WZP_TS_NEVER)) &&
+            r->recover_direct == WZP_TS_NEVER)
             return fail(why, whylen, "not direct again 10 s after the path came back");
     }
     if (o->expiry && cell->expect_direct && r->expiry_direct == WZP_TS_NEVER)

@@ -21,6 +21,12 @@
  *     through the relay (2 hops), or direct. Received on any path.
  *   - Optional phases: cut every direct packet of A (failover), restore it
  *     (recovery), and drop all of A's NAT state at once (mapping expiry).
+ *   - Birthday cells (cell.bday): each side signals its NAT's behaviour as
+ *     natcheck measures it (mapping, filtering, port allocation; its srflx
+ *     port as the last one) and has WZP_NM_AUX extra sockets; the agents
+ *     probe (ice/birthday.h). Their NATs keep the cell's port allocation (not
+ *     randomized per seed), the first phase lasts 20 s, and success is a
+ *     rate over seeds, not a per-seed verdict.
  */
 #ifndef WZP_TESTS_NATMATRIX_H
 #define WZP_TESTS_NATMATRIX_H
@@ -45,11 +51,16 @@ typedef struct wzp_nm_side {
     bool v6; /* also a global IPv6 address, no NAT on it */
 } wzp_nm_side;
 
+#define WZP_NM_AUX 128 /* extra sockets per client in birthday cells */
+
 typedef struct wzp_nm_cell {
     char name[64];
     wzp_nm_topo topo;
     wzp_nm_side a, b;
     bool expect_direct;
+    bool bday;          /* birthday probing: NAT behaviour signalled (see above) */
+    unsigned bday_pct;  /* where the rule says RELAY: at least this share of seeds direct ... */
+    wzp_ts bday_within; /* ... within this long of t0 (both sides) */
 } wzp_nm_cell;
 
 /* Fills up to max cells of the standard matrix; returns how many there are. */
@@ -79,6 +90,7 @@ typedef struct wzp_nm_result {
     wzp_ts expiry_gap;       /* longest media gap after the NAT state was dropped */
     wzp_ts expiry_direct;    /* from the drop until both direct again; NEVER if not */
     wzp_ts steady_gap;       /* longest media gap in steady state (before any cut) */
+    uint64_t bday_sent;      /* birthday / prediction probes, both sides */
     uint64_t trace_hash;
     wzp_sim_stats stats;
 } wzp_nm_result;
