@@ -121,6 +121,45 @@ static void test_rule(void **state)
     assert_true(direct > grid_direct);
 }
 
+/*
+ * Birthday probing and port prediction (natmatrix.h, birthday cells): over
+ * 10 seeds per cell, at least the cell's share goes direct on both sides
+ * within its target time (virtual), and the controls send no probes where
+ * none can help (random x random) or none are needed (cone x cone).
+ */
+static void test_birthday_rates(void **state)
+{
+    (void)state;
+    static wzp_nm_cell cells[MAX_CELLS];
+    size_t n = wzp_nm_cells(cells, MAX_CELLS);
+    unsigned rated = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!cells[i].bday)
+            continue;
+        unsigned seeds = env_seeds(10), within = 0;
+        for (unsigned s = 0; s < seeds; s++) {
+            wzp_nm_opts o = {0};
+            o.seed = (uint64_t)i * 1000003u + s * 7919u + 99;
+            wzp_nm_result r;
+            assert_int_equal(wzp_nm_run(&cells[i], &o, &r), 0);
+            char why[160];
+            if (!wzp_nm_judge(&cells[i], &o, &r, why, sizeof(why)))
+                fail_msg("cell \"%s\" seed %llu: %s", cells[i].name, (unsigned long long)o.seed,
+                         why);
+            within += r.direct_both != WZP_TS_NEVER && r.direct_both <= cells[i].bday_within;
+            if (!cells[i].bday_pct)
+                assert_int_equal(r.bday_sent, 0);
+        }
+        if (cells[i].bday_pct) {
+            rated++;
+            if (within * 100 < cells[i].bday_pct * seeds)
+                fail_msg("cell \"%s\": %u of %u seeds direct in time, target %u %%", cells[i].name,
+                         within, seeds, cells[i].bday_pct);
+        }
+    }
+    assert_int_equal(rated, 5);
+}
+
 /* Same seed, same run. */
 static void test_deterministic(void **state)
 {
@@ -139,6 +178,6 @@ static void test_deterministic(void **state)
     assert_int_equal(r1.stats.delivered, r2.stats.delivered);
 }
 
-WZP_TEST_MAIN(NULL, NULL, test_rule, test_deterministic, test_matrix_establish,
+WZP_TEST_MAIN(NULL, NULL, test_rule, test_deterministic, test_birthday_rates, test_matrix_establish,
               test_matrix_establish_lossy, test_matrix_failover_and_expiry,
               test_matrix_failover_and_expiry_lossy)
