@@ -81,6 +81,8 @@ static void usage(FILE *out, int cmd)
         "  --no-direct            never try a direct path (always through the relay)\n"
         "  --no-portmap           do not ask the gateway (NAT-PMP, UPnP) to map the call\n"
         "                         socket ([network] portmap = no)\n"
+        "  --birthday-socks N     extra UDP sockets for direct calls from behind a\n"
+        "                         symmetric NAT (0..256, default 128; 0: none)\n"
         "  --loopback-candidates  offer only loopback addresses (tests on one host)\n"
         "Defaults for the relay, alias, devices and processing come from $WZP_HOME/config\n"
         "(see 'wzp config'); flags override it.\n";
@@ -181,6 +183,7 @@ static int run(int cmd, int argc, char **argv)
         {"no-adapt", no_argument, NULL, 1020},
         {"no-portmap", no_argument, NULL, 1021},
         {"parity", no_argument, NULL, 1022},
+        {"birthday-socks", required_argument, NULL, 1040},
         {"once", no_argument, NULL, 1005},
         {"no-ring", no_argument, NULL, 1006},
         {"log-json", no_argument, NULL, 1007},
@@ -196,6 +199,7 @@ static int run(int cmd, int argc, char **argv)
     session_opts so = {.name = names[cmd], .ring = true};
     wzp_audio_config_default(&so.audio);
     wzp_client_config cfg = {0};
+    cfg.birthday_socks = 128; /* the birthday paradox needs many; see docs/client.md */
     int c, verbose = 0;
     bool once = false;
     optind = 1;
@@ -247,6 +251,13 @@ static int run(int cmd, int argc, char **argv)
         case 1022:
             cfg.parity_repair = true;
             break;
+        case 1040: {
+            double n;
+            if (wzp_opt_double(so.name, "--birthday-socks", optarg, 0, 256, "0..256", &n))
+                return WZP_EXIT_USAGE;
+            cfg.birthday_socks = (unsigned)n;
+            break;
+        }
         case 'L':
             cfg.host_candidates_loopback = true;
             break;

@@ -121,6 +121,10 @@ typedef struct wzp_client_config {
      * while the client runs and deleted by wzp_client_stop. Off anyway with direct_disabled or
      * host_candidates_loopback (nothing leaves the machine). */
     bool portmap_disabled;
+    /* Extra IPv4 sockets (0 = none, at most 256) for birthday probing: behind a symmetric
+     * NAT they hold that many mappings towards a peer behind a port-restricted cone, which
+     * then finds one by probing random ports (docs/client.md, "Symmetric NATs"). */
+    unsigned birthday_socks;
     /* The source is a recording (a file, a test signal), not a live microphone: as caller,
      * start it at the answer rather than stream it while the callee's phone rings, so the
      * callee hears it from its beginning (half a relay round trip later). */

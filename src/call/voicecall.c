@@ -563,7 +563,8 @@ static void key_ice(wzp_voicecall *vc, wzp_ts now)
     }
 }
 
-static int start_ice(wzp_voicecall *vc, const wzp_sig_candidates *peer, wzp_ts now)
+static int start_ice(wzp_voicecall *vc, const wzp_sig_candidates *peer, const wzp_sig_nat *peer_nat,
+                     wzp_ts now)
 {
     if (vc->env.direct_disabled || vc->st.paths != WZP_VOICECALL_PATHS_RELAY)
         return 0;
@@ -575,6 +576,7 @@ static int start_ice(wzp_voicecall *vc, const wzp_sig_candidates *peer, wzp_ts n
     ic.cb.route_changed = ice_route_changed;
     ic.cb.local_candidate = ice_local_candidate;
     ic.user = vc;
+    ic.aux_socks = vc->env.aux_socks;
     int rv = wzp_ice_new(&vc->ice, &ic);
     if (rv < 0)
         return rv;
@@ -588,6 +590,11 @@ static int start_ice(wzp_voicecall *vc, const wzp_sig_candidates *peer, wzp_ts n
         wzp_cand_type t;
         if (from_sig_type(peer->c[i].type, &t))
             wzp_ice_add_remote(vc->ice, t, &peer->c[i].addr, now);
+    }
+    if (vc->env.nat) {
+        wzp_bday_role role = wzp_ice_set_nat(vc->ice, vc->env.nat, peer_nat, now);
+        if (role != WZP_BDAY_NONE)
+            VC_LOG(WZP_LOG_INFO, vc, "call: birthday probing role %s", wzp_bday_role_name(role));
     }
     key_ice(vc, now);
     return 0;
@@ -948,7 +955,7 @@ static void on_setup(wzp_voicecall *vc, const wzp_sig_msg *m, wzp_ts now)
     if (!peer_key_matches(vc, m->u.setup.peer_fp, m->u.setup.peer_alias, now))
         return;
     use_channel(vc, m->u.setup.relay_channel, &m->u.setup.relay_addr, now);
-    if (start_ice(vc, &m->u.setup.peer_cands, now) < 0) {
+    if (start_ice(vc, &m->u.setup.peer_cands, &m->u.setup.peer_params.nat, now) < 0) {
         wzp_voicecall_end(vc, WZP_ERR_NOMEM, "out of memory", now);
         return;
     }
@@ -1197,7 +1204,10 @@ void wzp_voicecall_route(wzp_voicecall *vc, const uint8_t *pkt, size_t len,
 {
     if (vc->st.paths == WZP_VOICECALL_PATHS_CHECKING) {
         wzp_ice_route r = wzp_ice_route_get(vc->ice);
-        if (r.kind == WZP_ROUTE_DIRECT && vc->env.local[r.sock].len) {
+        bool have_sock = r.sock < WZP_VOICECALL_SOCKS
+                             ? vc->env.local[r.sock].len != 0
+                             : r.sock < WZP_VOICECALL_SOCKS + (int)vc->env.aux_socks;
+        if (r.kind == WZP_ROUTE_DIRECT && have_sock) {
             send(user, r.sock, &r.remote, pkt, len);
             return;
         }
@@ -1361,9 +1371,11 @@ wzp_ice_agent *wzp_voicecall_ice(const wzp_voicecall *vc)
 
 /* --- lifetime and commands ---------------------------------------------------------------- */
 
-static void default_params(wzp_sig_params *p)
+static void default_params(const wzp_voicecall *vc, wzp_sig_params *p)
 {
     memset(p, 0, sizeof(*p));
+    if (vc->env.nat)
+        p->nat = *vc->env.nat;
     p->media_version = 1;
     p->codecs[0] = MEDIA_CODEC_OPUS;
     p->n_codecs = 1;
@@ -1423,7 +1435,7 @@ int wzp_voicecall_new(wzp_voicecall **out, const wzp_voicecall_config *cfg)
     }
     gather(vc, cfg->hosts, cfg->n_hosts, &cfg->reflexive);
     wzp_sig_params params;
-    default_params(&params);
+    default_params(vc, &params);
     int rc = by_fp ? wzp_sigc_call_fp(env->sc, fp, cfg->alias_hint, &params, vc->local, vc->n_local,
                                       &vc->sig, now)
                    : wzp_sigc_call_alias(env->sc, cfg->peer, &params, vc->local, vc->n_local,
@@ -1463,7 +1475,7 @@ int wzp_voicecall_answer(wzp_voicecall *vc, const wzp_addr *hosts, size_t n_host
         return WZP_ERR_STATE;
     gather(vc, hosts, n_hosts, reflexive);
     wzp_sig_params params;
-    default_params(&params);
+    default_params(vc, &params);
     int rc = wzp_sigc_accept(vc->env.sc, vc->sig, &params, vc->local, vc->n_local, now);
     if (rc < 0)
         return rc;

@@ -143,6 +143,11 @@ typedef struct wzp_voicecall_env {
     void (*event)(void *owner, wzp_voicecall *vc, const wzp_voicecall_event *ev);
     /* The next frame to send, and what it holds. */
     wzp_pcm_kind (*pcm_source)(void *owner, wzp_voicecall *vc, int16_t pcm[WZP_FRAME_SAMPLES]);
+    /* Our NAT's behaviour as measured so far (NULL or all zero: unknown), read when the
+     * call's Offer/Accept goes out and at setup: birthday probing (ice/birthday.h). */
+    const wzp_sig_nat *nat;
+    /* Extra IPv4 sockets for birthday probing: indices WZP_VOICECALL_SOCKS + k (0: none). */
+    unsigned aux_socks;
 } wzp_voicecall_env;
 
 typedef struct wzp_voicecall_config {

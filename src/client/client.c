@@ -19,6 +19,7 @@
 #include "client/relay_path.h"
 #include "common/hostport.h"
 #include "common/log.h"
+#include "ice/agent.h"
 #include "net/clock.h"
 #include "net/ifaddrs.h"
 #include "net/loop.h"
@@ -58,6 +59,10 @@ struct wzp_client {
     bool running;
     int fd[WZP_CORE_SOCKS];
     wzp_io io[WZP_CORE_SOCKS];
+    /* Birthday probing's extra IPv4 sockets: core socket WZP_CORE_SOCKS + k. */
+    int *aux_fd;
+    wzp_io *aux_io;
+    unsigned naux;
     wzp_timer timer;
     /* Host address changes (only when a socket is bound to the wildcard). */
     wzp_addr bound[WZP_CORE_SOCKS];
@@ -94,6 +99,11 @@ const char *wzp_path_name(wzp_path_kind kind)
 static void send_pkt(void *user, int sock, const wzp_addr *to, const uint8_t *pkt, size_t len)
 {
     wzp_client *c = user;
+    if (sock >= WZP_CORE_SOCKS) { /* birthday probing: never the relay's transport */
+        if ((unsigned)(sock - WZP_CORE_SOCKS) < c->naux)
+            wzp_udp_send(c->aux_fd[sock - WZP_CORE_SOCKS], to, pkt, len);
+        return;
+    }
     wzp_addr relay;
     wzp_core_relay_addr(c->core, &relay);
     if (wzp_addr_equal(to, &relay)) /* over UDP or the relay's TCP service */
@@ -146,12 +156,15 @@ static void on_readable(wzp_loop *loop, wzp_io *io, unsigned events)
 {
     wzp_client *c = io->arg;
     int sock = io == &c->io[0] ? 0 : 1;
+    if (c->naux && io >= c->aux_io && io < c->aux_io + c->naux)
+        sock = WZP_CORE_SOCKS + (int)(io - c->aux_io);
+    int fd = sock < WZP_CORE_SOCKS ? c->fd[sock] : c->aux_fd[sock - WZP_CORE_SOCKS];
     static _Thread_local uint8_t bufs[16][2048];
     wzp_udp_msg msgs[16];
     for (int round = 0; round < 8; round++) {
         for (size_t i = 0; i < 16; i++)
             msgs[i] = (wzp_udp_msg){.data = bufs[i], .cap = sizeof(bufs[i])};
-        int n = wzp_udp_recv_batch(c->fd[sock], msgs, 16);
+        int n = wzp_udp_recv_batch(fd, msgs, 16);
         if (n <= 0)
             break;
         wzp_ts now = wzp_now();
@@ -584,6 +597,35 @@ static int open_sockets(wzp_client *c, const wzp_client_config *cfg, wzp_addr bo
     return 0;
 }
 
+/* Up to n extra IPv4 sockets on the main socket's address, each on a port of its own; fewer
+ * if the system runs out (birthday probing works with what there is). */
+static int open_aux(wzp_client *c, unsigned n, wzp_addr *first)
+{
+    if (!n)
+        return 0;
+    n = n > WZP_ICE_AUX_MAX ? WZP_ICE_AUX_MAX : n;
+    c->aux_fd = calloc(n, sizeof(*c->aux_fd));
+    c->aux_io = calloc(n, sizeof(*c->aux_io));
+    if (!c->aux_fd || !c->aux_io)
+        return WZP_ERR_NOMEM;
+    wzp_addr a = c->bound[0];
+    wzp_addr_set_port(&a, 0);
+    for (unsigned k = 0; k < n; k++) {
+        wzp_addr b;
+        int fd = wzp_udp_open(&a, NULL, &b);
+        if (fd < 0) {
+            WZP_WARN("client: %u of %u birthday sockets: %s", k, n, wzp_strerror(fd));
+            break;
+        }
+        if (k == 0)
+            *first = b;
+        c->aux_fd[k] = fd;
+        wzp_io_init(&c->aux_io[k], on_readable, c);
+        c->naux = k + 1;
+    }
+    return 0;
+}
+
 void wzp_client_config_default(wzp_client_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -666,6 +708,9 @@ int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
     cc.dtx = cfg->audio.enabled && cfg->audio.dtx && !cfg->cb.pcm_source;
     cc.local[0] = bound[0];
     cc.local[1] = bound[1];
+    if (!cfg->direct_disabled && (rc = open_aux(c, cfg->birthday_socks, &cc.aux_local)) < 0)
+        goto fail;
+    cc.aux_socks = c->naux;
     cc.event = core_event;
     cc.pcm_source = core_pcm_source;
     cc.user = c;
@@ -697,6 +742,9 @@ int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
         wzp_io_init(&c->io[s], on_readable, c);
     for (int s = 0; s < WZP_CORE_SOCKS; s++)
         if (c->fd[s] >= 0 && (rc = wzp_io_start(c->loop, &c->io[s], c->fd[s], WZP_IO_READ)) < 0)
+            goto fail;
+    for (unsigned k = 0; k < c->naux; k++)
+        if ((rc = wzp_io_start(c->loop, &c->aux_io[k], c->aux_fd[k], WZP_IO_READ)) < 0)
             goto fail;
     if (wildcard_bound(c)) {
         /* Interface addresses can change under a wildcard socket: watch them. */
@@ -777,6 +825,9 @@ void wzp_client_free(wzp_client *c)
     for (int s = 0; s < WZP_CORE_SOCKS; s++)
         if (c->loop && c->fd[s] >= 0)
             wzp_io_stop(c->loop, &c->io[s]);
+    for (unsigned k = 0; k < c->naux; k++)
+        if (c->loop)
+            wzp_io_stop(c->loop, &c->aux_io[k]);
     if (c->loop && c->nm_fd >= 0)
         wzp_io_stop(c->loop, &c->nm_io);
     if (c->loop) {
@@ -790,6 +841,10 @@ void wzp_client_free(wzp_client *c)
     for (int s = 0; s < WZP_CORE_SOCKS; s++)
         if (c->fd[s] >= 0)
             close(c->fd[s]);
+    for (unsigned k = 0; k < c->naux; k++)
+        close(c->aux_fd[k]);
+    free(c->aux_fd);
+    free(c->aux_io);
     wzp_identity_free(c->id);
     free(c->relay_text);
     free(c->pin_text);

@@ -300,6 +300,8 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
         else
             wzp_addr_format(&ev->msg->u.registered.reflexive, buf, sizeof(buf));
         WZP_INFO("client: registered, reflexive address %s", buf);
+        core->np_due =
+            !core->cfg.direct_disabled && !wzp_addr_is_tunnel(&ev->msg->u.registered.reflexive);
         wzp_core_event e = {.type = WZP_CORE_EV_REGISTERED, .text = buf};
         emit(core, &e);
         return;
@@ -603,7 +605,9 @@ int wzp_core_new(wzp_core **out, const wzp_core_config *cfg)
                                     .relay_rtt = vc_relay_rtt,
                                     .relay_heard_at = vc_relay_heard_at,
                                     .event = vc_event,
-                                    .pcm_source = vc_pcm_source};
+                                    .pcm_source = vc_pcm_source,
+                                    .nat = &core->np.nat,
+                                    .aux_socks = cfg->aux_socks};
     memcpy(core->env.local, cfg->local, sizeof(core->env.local));
     core->env.mapped = &core->mapped;
     wzp_addr_from_ip(&core->env.vlocal, AF_INET6, vlocal_ip, 1);
@@ -774,13 +778,14 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
                    wzp_ts now)
 {
     wzp_core_stats *n = &core->counters;
-    if (sock < 0 || sock >= WZP_CORE_SOCKS || !from || (!pkt && len)) {
+    if (sock < 0 || sock >= WZP_CORE_SOCKS + (int)core->cfg.aux_socks || !from || (!pkt && len)) {
         n->rx_unknown++;
         return;
     }
+    bool aux = sock >= WZP_CORE_SOCKS; /* birthday probing's extra sockets: probes and calls */
     switch (wzp_pkt_classify(pkt, len)) {
     case WZP_PKT_QUIC: {
-        if (from_relay(core, NULL, from)) {
+        if (from_relay(core, NULL, from) && !aux) {
             n->rx_ctrl++;
             core->last_relay_rx = now;
             wzp_quic_endpoint_feed(core->ep, &core->cfg.local[sock], from, pkt, len, now, NULL);
@@ -836,8 +841,12 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
         wzp_voicecall_on_probe(slot->vc, sock, from, pkt, len, now);
         break;
     }
+    case WZP_PKT_STUN:
+        /* Answers to our NAT tests (we learn our reflexive address from signaling). */
+        if (!wzp_nat_watch_recv(&core->np, sock, from, pkt, len, now))
+            n->rx_unknown++;
+        break;
     default:
-        /* STUN (we learn our reflexive address from signaling) and anything else. */
         n->rx_unknown++;
         break;
     }
@@ -857,6 +866,7 @@ wzp_ts wzp_core_next_deadline(const wzp_core *core)
     t = wzp_ts_min(t, wzp_sigc_next_deadline(core->sc));
     t = wzp_ts_min(t, core->reconnect_at);
     t = wzp_ts_min(t, core->next_relay_at);
+    t = wzp_ts_min(t, wzp_nat_watch_deadline(&core->np));
     for (size_t i = 0; i < CORE_MAX_CALLS; i++)
         if (core->calls[i].vc)
             t = wzp_ts_min(t, wzp_voicecall_next_deadline(core->calls[i].vc));
@@ -906,6 +916,17 @@ static void q_send(void *user, const wzp_addr *local, const wzp_addr *remote, co
 void wzp_core_flush(wzp_core *core, wzp_ts now, wzp_core_send_fn send, void *user)
 {
     struct flush_ctx fc = {core, send, user};
+    if (core->np_due) {
+        core->np_due = false;
+        wzp_nat_watch_start(&core->np, &core->cfg.relay, WZP_ICE_SOCK_V4,
+                            &core->cfg.local[WZP_ICE_SOCK_V4],
+                            core->cfg.aux_socks ? WZP_CORE_SOCKS : -1, &core->cfg.aux_local, now);
+    }
+    uint8_t stun[WZP_STUN_REQ_MAX];
+    int sn, ss;
+    wzp_addr sto;
+    while ((sn = wzp_nat_watch_poll(&core->np, now, stun, sizeof(stun), &ss, &sto)) > 0)
+        send(user, ss, &sto, stun, (size_t)sn);
     wzp_quic_endpoint_flush(core->ep, now, q_send, &fc);
     for (size_t i = 0; i < CORE_MAX_CALLS; i++)
         if (core->calls[i].vc)

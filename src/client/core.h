@@ -81,6 +81,13 @@ typedef struct wzp_core_config {
     /* The bound address of each socket (len 0: no such socket). Host
      * candidates get the port of their family's socket. */
     wzp_addr local[WZP_CORE_SOCKS];
+    /*
+     * Extra IPv4 sockets for birthday probing (ice/agent.h WZP_ICE_AUX_MAX at
+     * most; 0: none): socket indices WZP_CORE_SOCKS + k for feed and send.
+     * aux_local: the first one's bound address (its port, for NAT tests).
+     */
+    unsigned aux_socks;
+    wzp_addr aux_local;
     wzp_ts reconnect_min, reconnect_max; /* backoff; defaults 250 ms, 8 s */
     void (*event)(void *user, const wzp_core_event *ev);
     /* The next frame to send for a call, and what it holds. */

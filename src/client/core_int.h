@@ -2,6 +2,7 @@
 #ifndef WZP_CLIENT_CORE_INT_H
 #define WZP_CLIENT_CORE_INT_H
 
+#include "client/nat_watch.h"
 #include "call/signal_client.h"
 #include "call/voicecall.h"
 #include "client/core.h"
@@ -53,6 +54,8 @@ struct wzp_core {
     uint32_t next_id;
     uint16_t next_vport;
     wzp_voicecall_env env; /* what every call borrows */
+    wzp_nat_watch np;      /* our NAT's behaviour, for the calls' CallParams */
+    bool np_due;           /* registered over UDP: measure it at the next flush */
     wzp_core_stats counters;
 };
 
