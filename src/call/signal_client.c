@@ -378,7 +378,7 @@ int wzp_sigc_hangup(wzp_sigc *sc, uint32_t call, bool error, wzp_sig_call_path p
 
 /* A CandidatesUpdate for a set-up call: add-only (generation 0) or the complete set. */
 static int send_update(wzp_sigc *sc, uint32_t call, bool complete, uint32_t generation,
-                       const wzp_sig_candidate *cands, size_t n_cands)
+                       const wzp_sig_candidate *cands, size_t n_cands, const wzp_sig_nat *nat)
 {
     sigc_call *k = find_handle(sc, call);
     if (!k)
@@ -395,6 +395,8 @@ static int send_update(wzp_sigc *sc, uint32_t call, bool complete, uint32_t gene
     m.u.update.cands.n = n_cands;
     m.u.update.complete = complete;
     m.u.update.generation = complete ? generation : 0;
+    if (nat)
+        m.u.update.nat = *nat;
     return send_msg(sc, &m);
 }
 
@@ -403,15 +405,16 @@ int wzp_sigc_update_candidates(wzp_sigc *sc, uint32_t call, const wzp_sig_candid
 {
     sc->now = now;
     (void)now;
-    return send_update(sc, call, false, 0, cands, n_cands);
+    return send_update(sc, call, false, 0, cands, n_cands, NULL);
 }
 
 int wzp_sigc_send_candidate_set(wzp_sigc *sc, uint32_t call, uint32_t generation,
-                                const wzp_sig_candidate *cands, size_t n_cands, wzp_ts now)
+                                const wzp_sig_candidate *cands, size_t n_cands,
+                                const wzp_sig_nat *nat, wzp_ts now)
 {
     sc->now = now;
     (void)now;
-    return send_update(sc, call, true, generation, cands, n_cands);
+    return send_update(sc, call, true, generation, cands, n_cands, nat);
 }
 
 int wzp_sigc_ping(wzp_sigc *sc, wzp_ts now)

@@ -128,9 +128,11 @@ int wzp_sigc_update_candidates(wzp_sigc *sc, uint32_t call, const wzp_sig_candid
  * Sends the peer our whole current candidate set (it may be empty), numbered
  * `generation` (>= 1, rising per call): the peer forgets the candidates it was
  * told about that are not in it. Only in SETUP (WZP_ERR_STATE otherwise).
+ * nat (NULL: none): our NAT's behaviour, when learned after the Offer/Accept.
  */
 int wzp_sigc_send_candidate_set(wzp_sigc *sc, uint32_t call, uint32_t generation,
-                                const wzp_sig_candidate *cands, size_t n_cands, wzp_ts now);
+                                const wzp_sig_candidate *cands, size_t n_cands,
+                                const wzp_sig_nat *nat, wzp_ts now);
 int wzp_sigc_ping(wzp_sigc *sc, wzp_ts now);
 
 /* One complete message from the relay. WZP_ERR_MALFORMED etc. if dropped. */

@@ -47,6 +47,8 @@ struct wzp_voicecall {
     wzp_quic_conn *conn;
 
     wzp_ice_agent *ice;
+    wzp_sig_nat peer_nat; /* the peer's NAT as signalled (all zero: unknown) */
+    wzp_sig_nat nat_sent; /* ours as we last signalled it */
     uint8_t tag[WZP_PROBE_TAG_LEN];
     wzp_sig_candidate local[WZP_SIG_MAX_CANDIDATES];
     size_t n_local;
@@ -445,8 +447,11 @@ static bool send_candidate_set(wzp_voicecall *vc, wzp_ts now)
         set[n++] = (wzp_sig_candidate){
             .type = WZP_SIG_CAND_PRFLX, .priority = ice[i].priority, .addr = ice[i].addr};
     }
-    if (wzp_sigc_send_candidate_set(vc->env.sc, vc->sig, vc->cand_gen + 1, set, n, now) < 0)
+    if (wzp_sigc_send_candidate_set(vc->env.sc, vc->sig, vc->cand_gen + 1, set, n, vc->env.nat,
+                                    now) < 0)
         return false;
+    if (vc->env.nat)
+        vc->nat_sent = *vc->env.nat;
     vc->cand_gen++;
     return true;
 }
@@ -563,6 +568,36 @@ static void key_ice(wzp_voicecall *vc, wzp_ts now)
     }
 }
 
+/* A main socket that exists, or one of the birthday sockets. */
+static bool have_sock(const wzp_voicecall *vc, int sock)
+{
+    if (sock >= 0 && sock < WZP_VOICECALL_SOCKS)
+        return vc->env.local[sock].len != 0;
+    return sock >= WZP_VOICECALL_SOCKS && sock < WZP_VOICECALL_SOCKS + (int)vc->env.aux_socks;
+}
+
+/* Both NATs, as far as known, to the agent: it picks birthday probing if they call for it. */
+static void ice_set_nat(wzp_voicecall *vc, wzp_ts now)
+{
+    if (!vc->ice || !vc->env.nat)
+        return;
+    wzp_ice_stats st;
+    wzp_ice_get_stats(vc->ice, &st);
+    wzp_bday_role role = wzp_ice_set_nat(vc->ice, vc->env.nat, &vc->peer_nat, now);
+    if (role != WZP_BDAY_NONE && role != st.bday_role)
+        VC_LOG(WZP_LOG_INFO, vc, "call: birthday probing role %s", wzp_bday_role_name(role));
+}
+
+void wzp_voicecall_on_nat(wzp_voicecall *vc, wzp_ts now)
+{
+    if (!vc->ice || vc->st.phase == WZP_VOICECALL_ENDED || !vc->env.nat)
+        return;
+    ice_set_nat(vc, now);
+    /* Measured after our Offer/Accept: a complete candidate set carries it to the peer. */
+    if (memcmp(&vc->nat_sent, vc->env.nat, sizeof(vc->nat_sent)) != 0)
+        (void)send_candidate_set(vc, now);
+}
+
 static int start_ice(wzp_voicecall *vc, const wzp_sig_candidates *peer, const wzp_sig_nat *peer_nat,
                      wzp_ts now)
 {
@@ -591,12 +626,9 @@ static int start_ice(wzp_voicecall *vc, const wzp_sig_candidates *peer, const wz
         if (from_sig_type(peer->c[i].type, &t))
             wzp_ice_add_remote(vc->ice, t, &peer->c[i].addr, now);
     }
-    if (vc->env.nat) {
-        wzp_bday_role role = wzp_ice_set_nat(vc->ice, vc->env.nat, peer_nat, now);
-        if (role != WZP_BDAY_NONE)
-            VC_LOG(WZP_LOG_INFO, vc, "call: birthday probing role %s", wzp_bday_role_name(role));
-    }
+    vc->peer_nat = *peer_nat;
     key_ice(vc, now);
+    wzp_voicecall_on_nat(vc, now);
     return 0;
 }
 
@@ -619,6 +651,12 @@ static void on_candidates(wzp_voicecall *vc, const wzp_sig_msg *m, wzp_ts now)
     }
     if (complete) /* a stale generation is counted by the agent and ignored */
         (void)wzp_ice_set_remote_candidates(vc->ice, m->u.update.generation, set, n, now);
+    static const wzp_sig_nat unknown;
+    if (memcmp(&m->u.update.nat, &unknown, sizeof(unknown)) != 0) {
+        /* The peer learned its NAT after its Offer/Accept went out. */
+        vc->peer_nat = m->u.update.nat;
+        ice_set_nat(vc, now);
+    }
 }
 
 /* --- the end-to-end connection and media ------------------------------------------------ */
@@ -1185,7 +1223,7 @@ void wzp_voicecall_flush(wzp_voicecall *vc, wzp_ts now, wzp_voicecall_send_fn se
         int sock, n;
         wzp_addr dest;
         while ((n = wzp_ice_poll_transmit(vc->ice, now, buf, sizeof(buf), &sock, &dest)) > 0)
-            if (vc->env.local[sock].len)
+            if (have_sock(vc, sock))
                 send(user, sock, &dest, buf, (size_t)n);
     }
     if (vc->st.phase != WZP_VOICECALL_ENDED && vc->chan && vc->next_keepalive <= now) {
@@ -1204,10 +1242,7 @@ void wzp_voicecall_route(wzp_voicecall *vc, const uint8_t *pkt, size_t len,
 {
     if (vc->st.paths == WZP_VOICECALL_PATHS_CHECKING) {
         wzp_ice_route r = wzp_ice_route_get(vc->ice);
-        bool have_sock = r.sock < WZP_VOICECALL_SOCKS
-                             ? vc->env.local[r.sock].len != 0
-                             : r.sock < WZP_VOICECALL_SOCKS + (int)vc->env.aux_socks;
-        if (r.kind == WZP_ROUTE_DIRECT && have_sock) {
+        if (r.kind == WZP_ROUTE_DIRECT && have_sock(vc, r.sock)) {
             send(user, r.sock, &r.remote, pkt, len);
             return;
         }
@@ -1244,8 +1279,12 @@ void wzp_voicecall_get_stats(const wzp_voicecall *vc, wzp_call_stats *out, wzp_t
         wzp_ice_route r = wzp_ice_route_get(vc->ice);
         if (r.kind == WZP_ROUTE_DIRECT) {
             out->path = WZP_PATH_DIRECT;
-            snprintf(out->path_desc, sizeof(out->path_desc), "direct %s -> %s",
-                     wzp_addr_format(&vc->env.local[r.sock], a, sizeof(a)),
+            /* A birthday socket has no address of its own here: name it by number. */
+            if (r.sock < WZP_VOICECALL_SOCKS)
+                wzp_addr_format(&vc->env.local[r.sock], a, sizeof(a));
+            else
+                snprintf(a, sizeof(a), "birthday socket %d", r.sock - WZP_VOICECALL_SOCKS);
+            snprintf(out->path_desc, sizeof(out->path_desc), "direct %s -> %s", a,
                      wzp_addr_format(&r.remote, b, sizeof(b)));
         }
     }
@@ -1371,11 +1410,12 @@ wzp_ice_agent *wzp_voicecall_ice(const wzp_voicecall *vc)
 
 /* --- lifetime and commands ---------------------------------------------------------------- */
 
-static void default_params(const wzp_voicecall *vc, wzp_sig_params *p)
+static void default_params(wzp_voicecall *vc, wzp_sig_params *p)
 {
     memset(p, 0, sizeof(*p));
     if (vc->env.nat)
         p->nat = *vc->env.nat;
+    vc->nat_sent = p->nat;
     p->media_version = 1;
     p->codecs[0] = MEDIA_CODEC_OPUS;
     p->n_codecs = 1;

@@ -191,6 +191,8 @@ void wzp_voicecall_free(wzp_voicecall *vc);
 void wzp_voicecall_on_signal(wzp_voicecall *vc, const wzp_sigc_event *ev, wzp_ts now);
 /* The relay sees us at a new address: tell the peer, check it. */
 void wzp_voicecall_on_reflexive(wzp_voicecall *vc, const wzp_addr *reflexive, wzp_ts now);
+/* Our NAT's behaviour (env.nat) was measured or changed: the agent and the peer learn it. */
+void wzp_voicecall_on_nat(wzp_voicecall *vc, wzp_ts now);
 /* Our host addresses changed (ports set): re-gather, re-check, tell the peer. */
 void wzp_voicecall_on_hosts(wzp_voicecall *vc, const wzp_addr *hosts, size_t n, wzp_ts now);
 /* env.mapped changed (granted, moved or withdrawn): re-gather with these hosts, tell the peer. */

@@ -751,9 +751,12 @@ wzp_ts wzp_core_relay_rtt(const wzp_core *core)
     return st.smoothed_rtt;
 }
 
-/* Keys may have moved during an input; released calls that ended and closed go. */
+/* Keys may have moved during an input; released calls that ended and closed go. A new
+ * NAT measurement goes to every call (agents and peers). */
 static void after(wzp_core *core)
 {
+    bool nat_news = core->np.measured != core->np_told;
+    core->np_told = core->np.measured;
     for (size_t i = 0; i < CORE_MAX_CALLS; i++) {
         core_slot *slot = &core->calls[i];
         if (!slot->vc)
@@ -763,6 +766,8 @@ static void after(wzp_core *core)
             slot_free(core, slot);
         else
             routes_sync(core, slot);
+        if (nat_news && slot->vc)
+            wzp_voicecall_on_nat(slot->vc, core->np_at);
     }
 }
 
@@ -843,6 +848,7 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
     }
     case WZP_PKT_STUN:
         /* Answers to our NAT tests (we learn our reflexive address from signaling). */
+        core->np_at = now;
         if (!wzp_nat_watch_recv(&core->np, sock, from, pkt, len, now))
             n->rx_unknown++;
         break;
@@ -922,6 +928,7 @@ void wzp_core_flush(wzp_core *core, wzp_ts now, wzp_core_send_fn send, void *use
                             &core->cfg.local[WZP_ICE_SOCK_V4],
                             core->cfg.aux_socks ? WZP_CORE_SOCKS : -1, &core->cfg.aux_local, now);
     }
+    core->np_at = now;
     uint8_t stun[WZP_STUN_REQ_MAX];
     int sn, ss;
     wzp_addr sto;

@@ -56,6 +56,8 @@ struct wzp_core {
     wzp_voicecall_env env; /* what every call borrows */
     wzp_nat_watch np;      /* our NAT's behaviour, for the calls' CallParams */
     bool np_due;           /* registered over UDP: measure it at the next flush */
+    unsigned np_told;      /* measurements the calls were told about */
+    wzp_ts np_at;          /* the time of the latest input that ran the measurement */
     wzp_core_stats counters;
 };
 

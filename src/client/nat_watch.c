@@ -27,6 +27,7 @@ static void finish(wzp_nat_watch *p)
     if (!p->running || !wzp_natcheck_done(&p->nc))
         return;
     p->running = false;
+    p->measured++;
     wzp_natcheck_result r;
     wzp_natcheck_get_result(&p->nc, &r);
     wzp_natcheck_to_sig(&r, &p->nat);

@@ -24,6 +24,7 @@ typedef struct wzp_nat_watch {
     bool running;
     int main_sock, filter_sock; /* the core's socket indices; filter -1: none */
     wzp_sig_nat nat;            /* all zero until measured */
+    unsigned measured;          /* how many measurements finished (the core tells calls) */
 } wzp_nat_watch;
 
 /* Starts (again) against the relay's IPv4 address; a no-op for another family. */

@@ -110,7 +110,7 @@ static bool check_msg(const wzp_sig_msg *m)
                (m->u.setup.relay_addr.len == 0 || addr_ok(&m->u.setup.relay_addr));
     case WZP_SIG_CANDIDATES_UPDATE:
         /* A complete set needs a generation to be ordered by; an add-only one has none. */
-        return cands_ok(&m->u.update.cands) &&
+        return cands_ok(&m->u.update.cands) && nat_ok(&m->u.update.nat) &&
                (m->u.update.complete ? m->u.update.generation != 0 : m->u.update.generation == 0);
     case WZP_SIG_ERROR:
         return strnlen(m->u.error.text, WZP_SIG_TEXT_MAX + 1) <= WZP_SIG_TEXT_MAX;
@@ -189,6 +189,23 @@ static ProtobufCBinaryData enc_bytes(uint8_t *store, const uint8_t *src, size_t 
     return b;
 }
 
+/* NULL (absent) when all unknown. */
+static Wzp__NatBehaviour *enc_nat(enc_scratch *s, const wzp_sig_nat *n)
+{
+    static const wzp_sig_nat unknown;
+    if (memcmp(n, &unknown, sizeof(unknown)) == 0)
+        return NULL;
+    wzp__nat_behaviour__init(&s->nat);
+    s->nat.mapping = (Wzp__NatMapping)n->mapping;
+    s->nat.filtering = (Wzp__NatFiltering)n->filtering;
+    s->nat.ports = (Wzp__PortAllocation)n->ports;
+    s->nat.port_lo = n->port_lo;
+    s->nat.port_hi = n->port_hi;
+    s->nat.port_delta = n->port_delta;
+    s->nat.last_port = n->last_port;
+    return &s->nat;
+}
+
 static Wzp__CallParams *enc_params(enc_scratch *s, const wzp_sig_params *p)
 {
     wzp__call_params__init(&s->params);
@@ -198,18 +215,7 @@ static Wzp__CallParams *enc_params(enc_scratch *s, const wzp_sig_params *p)
     s->params.n_codecs = p->n_codecs;
     s->params.max_bitrate = p->max_bitrate;
     s->params.probe_key = enc_bytes(s->probe_key, p->probe_key, p->probe_key_len);
-    static const wzp_sig_nat unknown;
-    if (memcmp(&p->nat, &unknown, sizeof(unknown)) != 0) {
-        wzp__nat_behaviour__init(&s->nat);
-        s->nat.mapping = (Wzp__NatMapping)p->nat.mapping;
-        s->nat.filtering = (Wzp__NatFiltering)p->nat.filtering;
-        s->nat.ports = (Wzp__PortAllocation)p->nat.ports;
-        s->nat.port_lo = p->nat.port_lo;
-        s->nat.port_hi = p->nat.port_hi;
-        s->nat.port_delta = p->nat.port_delta;
-        s->nat.last_port = p->nat.last_port;
-        s->params.nat = &s->nat;
-    }
+    s->params.nat = enc_nat(s, &p->nat);
     return &s->params;
 }
 
@@ -400,6 +406,7 @@ int wzp_sig_encode(const wzp_sig_msg *m, uint8_t *out, size_t cap)
         s.b.update.n_candidates = m->u.update.cands.n;
         s.b.update.complete = m->u.update.complete;
         s.b.update.generation = m->u.update.generation;
+        s.b.update.nat = enc_nat(&s, &m->u.update.nat);
         env.body_case = WZP__ENVELOPE__BODY_CANDIDATES_UPDATE;
         env.candidates_update = &s.b.update;
         break;
@@ -651,7 +658,8 @@ static bool dec_body(wzp_sig_msg *m, const Wzp__Envelope *e)
         m->u.update.complete = u->complete;
         m->u.update.generation = u->generation;
         return dec_fixed(m->u.update.call_id, &u->call_id, WZP_SIG_CALL_ID_LEN) &&
-               dec_cands(&m->u.update.cands, u->candidates, u->n_candidates);
+               dec_cands(&m->u.update.cands, u->candidates, u->n_candidates) &&
+               dec_nat(&m->u.update.nat, u->nat);
     }
     default:
         return false; /* no body, or one from a newer protocol */

@@ -215,6 +215,7 @@ typedef struct wzp_sig_msg {
              * otherwise cands only add (generation 0). */
             bool complete;
             uint32_t generation;
+            wzp_sig_nat nat; /* the sender's NAT as learned since (all zero: not sent) */
         } update;
         struct {
             wzp_sig_err code;

@@ -421,14 +421,14 @@ static void test_candidate_set_generations(void **state)
     assert_true(peer_has_remote(w.a.core, w.a.call, &r0.remote));
 
     assert_int_equal(wzp_sigc_send_candidate_set(w.b.core->sc, wzp_voicecall_sig(bc), 5, b_local,
-                                                 b_n, wzp_sim_now(w.sim)),
+                                                 b_n, NULL, wzp_sim_now(w.sim)),
                      0);
     sim_client_kick(&w.b);
     sim_run(w.sim, NULL, &w.a, &w.b, WZP_MS(500));
     assert_false(peer_has_remote(w.a.core, w.a.call, &extra));
 
     assert_int_equal(wzp_sigc_send_candidate_set(w.b.core->sc, wzp_voicecall_sig(bc), 3, &x, 1,
-                                                 wzp_sim_now(w.sim)),
+                                                 NULL, wzp_sim_now(w.sim)),
                      0);
     sim_client_kick(&w.b);
     sim_run(w.sim, NULL, &w.a, &w.b, WZP_MS(500));
