@@ -1187,6 +1187,9 @@ void session_summary(session *s, int exit_code)
         printf(",\"rtt_ms\":%.3f,\"path_changes\":%u,\"loss_pct\":%.2f,\"bitrate_kbps\":%.1f",
                st.rtt_ms, st.path_changes, st.loss_pct, st.bitrate_kbps);
         printf(",\"max_gap_ms\":%lld", (long long)st.max_gap_ms);
+        printf(",\"birthday_role\":\"%s\",\"birthday_probes\":%llu",
+               st.birthday_role ? st.birthday_role : "none",
+               (unsigned long long)st.birthday_probes);
         printf(",\"frames_late\":%llu,\"frames_concealed\":%llu,\"frames_fec\":%llu"
                ",\"frames_redundancy\":%llu,\"frames_refused\":%llu",
                (unsigned long long)st.frames_late, (unsigned long long)st.frames_concealed,

@@ -65,6 +65,10 @@ typedef struct wzp_call_stats {
     uint64_t losses_single, losses_single_rebuilt; /* isolated missing slots, of which rebuilt */
     /* isolated missing slots whose next packet carried FEC, of which rebuilt */
     uint64_t losses_single_fec, losses_single_fec_rebuilt;
+    /* Birthday probing (behind symmetric NATs): our role ("none", "open", "spray",
+     * "predict") and the probes this side sent for it. */
+    const char *birthday_role;
+    uint64_t birthday_probes;
 } wzp_call_stats;
 
 typedef struct wzp_client_callbacks {

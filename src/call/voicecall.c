@@ -1325,6 +1325,13 @@ void wzp_voicecall_get_stats(const wzp_voicecall *vc, wzp_call_stats *out, wzp_t
     out->time_to_first_audio_ms = ms_since(vc->st.answered_at, vc->st.first_audio_at);
     out->time_to_direct_ms = ms_since(vc->st.answered_at, vc->direct_at);
     out->path_changes = vc->path_changes;
+    out->birthday_role = wzp_bday_role_name(WZP_BDAY_NONE);
+    if (vc->ice) {
+        wzp_ice_stats is;
+        wzp_ice_get_stats(vc->ice, &is);
+        out->birthday_role = wzp_bday_role_name(is.bday_role);
+        out->birthday_probes = is.bday_sent;
+    }
     out->peer_frames_received = vc->peer_frames_received;
     out->peer_frames_lost = vc->peer_frames_lost;
     out->peer_muted = vc->peer_mute;
