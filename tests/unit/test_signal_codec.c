@@ -569,7 +569,19 @@ static void test_nat_behaviour(void **state)
     round_trip(&m, &d);
     assert_memory_equal(&d.u.accept.params.nat, &m.u.accept.params.nat, sizeof(wzp_sig_nat));
 
+    /* A CandidatesUpdate carries it too (measured after the Offer/Accept). */
+    wzp_sig_msg u;
+    wzp_sig_init(&u, WZP_SIG_CANDIDATES_UPDATE, 4);
+    fill(u.u.update.call_id, WZP_SIG_CALL_ID_LEN, 2);
+    u.u.update.complete = true;
+    u.u.update.generation = 2;
+    u.u.update.nat = m.u.accept.params.nat;
+    round_trip(&u, &d);
+    assert_memory_equal(&d.u.update.nat, &u.u.update.nat, sizeof(wzp_sig_nat));
+
     uint8_t buf[WZP_SIG_MAX_SIZE * 2];
+    u.u.update.nat.port_delta = -WZP_SIG_NAT_DELTA_MAX - 1;
+    assert_int_equal(wzp_sig_encode(&u, buf, sizeof(buf)), WZP_ERR_INVALID);
     m.u.accept.params.nat.port_lo = 30000; /* lo > hi */
     assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
     m.u.accept.params.nat.port_lo = 20000;
