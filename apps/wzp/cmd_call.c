@@ -82,7 +82,7 @@ static void usage(FILE *out, int cmd)
         "  --no-portmap           do not ask the gateway (NAT-PMP, UPnP) to map the call\n"
         "                         socket ([network] portmap = no)\n"
         "  --birthday-socks N     extra UDP sockets for direct calls from behind a\n"
-        "                         symmetric NAT (0..256, default 128; 0: none)\n"
+        "                         symmetric NAT (0..256, default 256; 0: none)\n"
         "  --loopback-candidates  offer only loopback addresses (tests on one host)\n"
         "Defaults for the relay, alias, devices and processing come from $WZP_HOME/config\n"
         "(see 'wzp config'); flags override it.\n";
@@ -199,7 +199,7 @@ static int run(int cmd, int argc, char **argv)
     session_opts so = {.name = names[cmd], .ring = true};
     wzp_audio_config_default(&so.audio);
     wzp_client_config cfg = {0};
-    cfg.birthday_socks = 128; /* the birthday paradox needs many; see docs/client.md */
+    cfg.birthday_socks = 256; /* the birthday paradox needs many; see docs/client.md */
     int c, verbose = 0;
     bool once = false;
     optind = 1;

@@ -9,7 +9,7 @@ void wzp_nat_watch_start(wzp_nat_watch *p, const wzp_addr *relay, int main_sock,
                          const wzp_addr *main_local, int filter_sock, const wzp_addr *filter_local,
                          wzp_ts now)
 {
-    p->running = false;
+    p->running = p->early = false;
     if (wzp_addr_family(relay) != AF_INET || wzp_addr_family(main_local) != AF_INET)
         return;
     p->main_sock = main_sock;
@@ -21,23 +21,33 @@ void wzp_nat_watch_start(wzp_nat_watch *p, const wzp_addr *relay, int main_sock,
     p->running = wzp_natcheck_start(&p->nc, relay, main_local, fl, now) == 0;
 }
 
-/* Once every test is over: the verdict, for the calls' CallParams. */
+/*
+ * The verdict for the calls' CallParams: mapping and ports as soon as they
+ * are settled (a round trip), with the filtering unknown (birthday probing
+ * takes that as port-dependent), then everything once the filtering tests
+ * have waited out their timeouts (~2.75 s): a call placed right after
+ * registering should not wait for those.
+ */
 static void finish(wzp_nat_watch *p)
 {
-    if (!p->running || !wzp_natcheck_done(&p->nc))
+    if (!p->running)
         return;
-    p->running = false;
+    bool final = wzp_natcheck_done(&p->nc);
+    if (!final && (p->early || !wzp_natcheck_mapping_done(&p->nc)))
+        return;
+    p->running = !final;
+    p->early = true;
     p->measured++;
     wzp_natcheck_result r;
     wzp_natcheck_get_result(&p->nc, &r);
     wzp_natcheck_to_sig(&r, &p->nat);
-    if (p->filter_sock < 0)
+    if (p->filter_sock < 0 || !final)
         p->nat.filtering = 0;
     if (!r.alt) /* no alternate address: nothing tells mappings apart */
         memset(&p->nat, 0, sizeof(p->nat));
     WZP_INFO("client: NAT mapping %s, filtering %s, ports %s (delta %d, range %u-%u, last %u)",
              wzp_nc_mapping_name(r.mapping),
-             p->filter_sock >= 0 ? wzp_nc_filtering_name(r.filtering) : "unknown",
+             p->nat.filtering ? wzp_nc_filtering_name(r.filtering) : "unknown",
              wzp_nc_ports_name(r.ports), r.port_delta, r.port_lo, r.port_hi, r.last_port);
 }
 

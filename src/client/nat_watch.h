@@ -22,6 +22,7 @@
 typedef struct wzp_nat_watch {
     wzp_natcheck nc;
     bool running;
+    bool early;                 /* the mapping-only verdict went out */
     int main_sock, filter_sock; /* the core's socket indices; filter -1: none */
     wzp_sig_nat nat;            /* all zero until measured */
     unsigned measured;          /* how many measurements finished (the core tells calls) */

@@ -13,6 +13,9 @@
  *   takes 160 ms at 200/s.
  * - reopen 5 s: an OPEN mapping must outlive the spray; NAT UDP timeouts are
  *   30 s or more, so a refresh every 5 s is plenty.
+ * - open_rate 1000/s: the spray only hits mappings that exist, so open them
+ *   all at once: 256 sockets take 256 ms, a single burst towards one peer
+ *   that its NAT drops; then nothing until the refresh.
  */
 #include "ice/birthday.h"
 
@@ -27,6 +30,7 @@ void wzp_bday_config_default(wzp_bday_config *cfg)
     cfg->rate = 200;
     cfg->duration = WZP_SEC(15);
     cfg->reopen = WZP_SEC(5);
+    cfg->open_rate = 1000;
     cfg->window = 32;
 }
 
@@ -106,6 +110,8 @@ int wzp_bday_start(wzp_bday *b, const wzp_bday_config *cfg, wzp_bday_role role,
             b->cfg.reopen = cfg->reopen;
         if (cfg->window)
             b->cfg.window = cfg->window;
+        if (cfg->open_rate)
+            b->cfg.open_rate = cfg->open_rate;
     }
     b->end = WZP_TS_NEVER;
     if (!peer_addr || !peer || wzp_addr_family(peer_addr) != AF_INET)
@@ -166,7 +172,8 @@ bool wzp_bday_poll(wzp_bday *b, wzp_ts now, int *aux, wzp_addr *dest)
         *aux = (int)(b->i % b->cfg.aux_socks);
         b->i++;
         /* A round over every extra socket at the rate, then a pause until the refresh. */
-        b->next = b->i % b->cfg.aux_socks ? now + gap(b) : now + b->cfg.reopen;
+        b->next =
+            b->i % b->cfg.aux_socks ? now + WZP_SEC(1) / b->cfg.open_rate : now + b->cfg.reopen;
         break;
     case WZP_BDAY_SPRAY: {
         uint32_t k = (uint32_t)(((uint64_t)b->i * b->step + b->off) % b->span);

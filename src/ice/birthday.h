@@ -15,8 +15,8 @@
  *   SPRAY    the mirror image: probe random ports of the peer's allocation
  *            range at the peer's public IP, never the same port twice. With
  *            K mappings open out of a range of N ports, each probe hits with
- *            probability K/N (the birthday paradox: 128 of 64512 ports open
- *            give 90 % after ~1160 probes, 5.8 s at 200/s);
+ *            probability K/N (the birthday paradox: 256 of 64512 ports open
+ *            give 90 % after ~580 probes, 2.9 s at 200/s);
  *   PREDICT  the peer's NAT allocates sequentially: probe the ports its next
  *            mappings take, last_port + delta * m for m = window .. 1, in that
  *            order, over and over. When both sides are symmetric and
@@ -59,6 +59,7 @@ typedef struct wzp_bday_config {
     wzp_ts duration;    /* give up this long after the start (15 s) */
     unsigned aux_socks; /* OPEN: extra sockets the runtime gives (0: no OPEN role) */
     wzp_ts reopen;      /* OPEN: each extra socket sends again this often (5 s) */
+    unsigned open_rate; /* OPEN: packets per second of a round over the sockets (1000) */
     unsigned window;    /* PREDICT: ports per sweep (32) */
     uint64_t seed;      /* the spray order (the agent draws one when 0; tests fix it) */
 } wzp_bday_config;

@@ -151,6 +151,12 @@ bool wzp_natcheck_done(const wzp_natcheck *nc)
     return !done(nc, WZP_NC_F0) || nc->t[WZP_NC_FI].started;
 }
 
+bool wzp_natcheck_mapping_done(const wzp_natcheck *nc)
+{
+    return done(nc, WZP_NC_M1) && nc->t[WZP_NC_M2].started && finished(nc, WZP_NC_M2) &&
+           finished(nc, WZP_NC_M3) && finished(nc, WZP_NC_F0);
+}
+
 static const wzp_addr *mapped(const wzp_natcheck *nc, int test)
 {
     return done(nc, test) ? &nc->t[test].txn.mapped : NULL;

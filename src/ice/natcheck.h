@@ -115,6 +115,12 @@ wzp_ts wzp_natcheck_deadline(const wzp_natcheck *nc);
 void wzp_natcheck_recv(wzp_natcheck *nc, int sock, const wzp_addr *from, const uint8_t *data,
                        size_t len, wzp_ts now);
 bool wzp_natcheck_done(const wzp_natcheck *nc);
+/*
+ * Mapping and port allocation are settled (M1-M3 and F0 over, an alternate
+ * address known), about one round trip in, while the filtering tests still
+ * wait out their timeouts; false without an alternate address.
+ */
+bool wzp_natcheck_mapping_done(const wzp_natcheck *nc);
 /* What is known so far (everything once done). */
 void wzp_natcheck_get_result(const wzp_natcheck *nc, wzp_natcheck_result *out);
 /* The result as a call's CallParams carry it (all unknown if the relay has no alternate). */

@@ -7,7 +7,7 @@
 # natlab_expected_path allows; sym-prc (symmetric vs port-restricted cone) and
 # seq-seq (sequential symmetric NATs) must end direct through birthday probing
 # and port prediction, with a probing role taken (calls of 15 s: random ports
-# are found in seconds, 99.8 % within 15 s). Then one failover run: in prc-prc the direct
+# are found in seconds, a miss in 15 s about 1 in 10^5). Then one failover run: in prc-prc the direct
 # path is cut mid-call on host a (every UDP packet not to/from the relay is
 # dropped) and lifted again; the call must fall back to the relay without a
 # long media gap and go direct again. prc-prc-nofw (routers without a WAN

@@ -51,7 +51,7 @@ typedef struct wzp_nm_side {
     bool v6; /* also a global IPv6 address, no NAT on it */
 } wzp_nm_side;
 
-#define WZP_NM_AUX 128 /* extra sockets per client in birthday cells */
+#define WZP_NM_AUX 256 /* extra sockets per client in birthday cells */
 
 typedef struct wzp_nm_cell {
     char name[64];
