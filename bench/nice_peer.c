@@ -164,8 +164,7 @@ int main(int argc, char **argv)
             p.local_file = v;
         else if (!strcmp(a, "--remote"))
             p.remote_file = v;
-        else if (!strcmp(a, "--nomination") &&
-                 (!strcmp(v, "aggressive") || !strcmp(v, "regular")))
+        else if (!strcmp(a, "--nomination") && (!strcmp(v, "aggressive") || !strcmp(v, "regular")))
             p.nomination = v;
         else if (!strcmp(a, "--timeout") && atof(v) > 0 && atof(v) <= 600)
             timeout = atof(v);
