@@ -941,9 +941,11 @@ static void on_response(wzp_ice_agent *a, int sock, const wzp_addr *from, const 
         if (a->bday.running) {
             /* Proven: the probes have done their job (or the checks beat them to it). */
             wzp_bday_stop(&a->bday);
-            a->st.bday_success_at = now;
-            WZP_INFO("ice: direct pair proven after %llu birthday probes (%s)",
-                     (unsigned long long)a->st.bday_sent, wzp_bday_role_name(a->bday.role));
+            if (a->st.bday_sent) {
+                a->st.bday_success_at = now;
+                WZP_INFO("ice: direct pair proven after %llu birthday probes (%s)",
+                         (unsigned long long)a->st.bday_sent, wzp_bday_role_name(a->bday.role));
+            }
         }
         if (!a->st.first_rtt)
             a->st.first_rtt = rtt;

@@ -546,6 +546,37 @@ static void test_both_direct(void **state)
     sim_free(&s);
 }
 
+/*
+ * Birthday probing never slows a pair that works anyway: A believes itself a
+ * port-restricted cone and B symmetric (so A would spray B's ports), but the
+ * hosts are public and the first checks prove the pair before the probing
+ * is due (it would start 100 ms after the checks): no probe goes out, and
+ * the call is direct as fast as without NAT information.
+ */
+static void test_birthday_not_needed(void **state)
+{
+    (void)state;
+    static world s;
+    setup_public(&s, NULL);
+    /* B's srflx as the relay would report it: the probing's target. */
+    add_remote(&s, 0, WZP_CAND_SRFLX, "203.0.113.2:5001");
+    const wzp_sig_nat prc = {.mapping = 1, .filtering = 3, .ports = 1};
+    const wzp_sig_nat sym = {
+        .mapping = 3, .filtering = 3, .ports = 4, .port_lo = 1024, .port_hi = 65535};
+    assert_int_equal(wzp_ice_set_nat(s.n[0].ag, &prc, &sym, tnow(&s)), WZP_BDAY_SPRAY);
+    assert_int_equal(wzp_ice_set_nat(s.n[1].ag, &sym, &prc, tnow(&s)), WZP_BDAY_NONE); /* no aux */
+    wzp_ts t0 = tnow(&s);
+    start(&s);
+    run_for(&s, WZP_SEC(2));
+    assert_true(both_direct(&s));
+    wzp_ice_stats st = stats(&s, 0);
+    assert_int_equal(st.bday_role, WZP_BDAY_SPRAY);
+    assert_int_equal(st.bday_sent, 0);
+    assert_int_equal(st.bday_success_at, WZP_TS_NEVER);
+    assert_true(st.first_direct_at - t0 <= 2 * PATH + WZP_MS(10));
+    sim_free(&s);
+}
+
 static void test_paced_not_burst(void **state)
 {
     (void)state;
@@ -1420,9 +1451,10 @@ static void test_hairpin_then_lan(void **state)
 }
 
 WZP_TEST_MAIN(NULL, NULL, test_candidate_priority, test_late_key_and_trickle, test_both_direct,
-              test_paced_not_burst, test_prflx_through_nat, test_failover_and_recovery,
-              test_hysteresis_no_flapping, test_lan_preferred, test_hairpin_then_lan,
-              test_forged_ignored, test_pair_cap, test_remove_active_and_network_change,
-              test_remote_set_withdraws, test_nat_pairs, test_nat_rebinding, test_late_cone_side,
-              test_random_schedules, test_replay_dropped, test_failover_to_other_pair,
-              test_quic_counts_as_liveness, test_lossy_link_no_false_fallback)
+              test_birthday_not_needed, test_paced_not_burst, test_prflx_through_nat,
+              test_failover_and_recovery, test_hysteresis_no_flapping, test_lan_preferred,
+              test_hairpin_then_lan, test_forged_ignored, test_pair_cap,
+              test_remove_active_and_network_change, test_remote_set_withdraws, test_nat_pairs,
+              test_nat_rebinding, test_late_cone_side, test_random_schedules, test_replay_dropped,
+              test_failover_to_other_pair, test_quic_counts_as_liveness,
+              test_lossy_link_no_false_fallback)
