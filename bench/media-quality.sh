@@ -13,7 +13,7 @@
 # Per case and direction: frames received, shares concealed and rebuilt,
 # single losses rebuilt, waveform similarity (wzp-wavcmp), the send-to-play
 # delay (play start - send start + the recording's lag against the file, per
-# 200 ms window; the mean over the windows that match, or the whole file's lag
+# 200 ms window; the median over the windows that match, or the whole file's lag
 # when fewer than 10 match: the network, the playout buffer and the codec; no
 # sound devices) and the E-model
 # MOS (ITU-T G.107; the assumptions are printed). Ends with
@@ -246,9 +246,10 @@ for line in open(sys.argv[1]):
                   if float(w.group(2)) >= 0.5)
     pct = lambda q: wins[min(len(wins) - 1, int(q * len(wins)))] if wins else float("nan")
     # Time-scaling shifts the lag during the call, so one lag for the whole file can lock onto
-    # the wrong period; the E-model wants the mean delay, which the windows give directly.
+    # the wrong period; the windows give the delay directly. Their median, not their mean: a
+    # window of near-periodic speech now and then matches a wrong period seconds away.
     if len(wins) >= 10:
-        delay = statistics.mean(wins)
+        delay = statistics.median(wins)
     rows.append((name, path, mode, direction, dict(
         recv=rx["frames_received"], sent=tx["frames_sent"], lost=rx["frames_lost"],
         late=rx["frames_late"], conc=conc, rebuilt=rebuilt, red=rx["frames_redundancy"],
