@@ -42,9 +42,12 @@ static void usage(FILE *out, int cmd)
 {
     const char *common =
         "  --relay HOST[:PORT]    the relay: host name or address, port 4433 by default\n"
-        "                         (else $WZP_RELAY, else [relay] host in the config file)\n"
+        "                         (else $WZP_RELAY, else [relay] host in the config file);\n"
+        "                         a cluster: repeat it or give a comma list, the client homes\n"
+        "                         on the lowest RTT and moves when its relay fails\n"
         "  --relay-pin FP         the relay's fingerprint (wzp-relay prints it; else\n"
-        "                         $WZP_RELAY_PIN, else [relay] pin in the config file)\n"
+        "                         $WZP_RELAY_PIN, else [relay] pin in the config file);\n"
+        "                         one per --relay, in the same order (or one for all)\n"
         "  --relay-tcp PORT       the relay's TLS-over-TCP service, for networks that drop\n"
         "                         UDP (default 443 on the relay's host)\n"
         "  --relay-transport udp|tcp|auto\n"

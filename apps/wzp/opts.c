@@ -57,14 +57,28 @@ int wzp_opt_no_operands(const char *cmd, int argc, char **argv)
     return WZP_EXIT_USAGE;
 }
 
+/* --relay and --relay-pin may repeat (a cluster): the values join into one comma list, which
+ * the client splits again (wzp_client_config.relay). One command line per process: static. */
+static const char *join(const char *prev, const char *arg, char *buf, size_t cap)
+{
+    if (!prev)
+        return arg;
+    char tmp[1024];
+    snprintf(tmp, sizeof(tmp), "%s", prev);
+    if ((size_t)snprintf(buf, cap, "%s,%s", tmp, arg) >= cap)
+        return prev; /* more than the client keeps anyway */
+    return buf;
+}
+
 bool wzp_opt_relay(int c, const char *arg, wzp_client_config *cfg)
 {
+    static char relays[1024], pins[1024];
     switch (c) {
     case 'r':
-        cfg->relay = arg;
+        cfg->relay = join(cfg->relay, arg, relays, sizeof(relays));
         return true;
     case 'p':
-        cfg->relay_pin = arg;
+        cfg->relay_pin = join(cfg->relay_pin, arg, pins, sizeof(pins));
         return true;
     case 'H':
         cfg->home = arg;

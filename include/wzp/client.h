@@ -110,7 +110,12 @@ typedef struct wzp_client_config {
      * before every reconnect, off the loop; its addresses are tried IPv6 first, alternating
      * families, each for about a second (happy eyeballs). */
     const char *relay;
-    const char *relay_pin; /* the relay's fingerprint, text form */
+    /* The relay's fingerprint, text form. A cluster: relay is a comma list of relays (at most 8
+     * addresses in all, every address of a name counting), relay_pin one fingerprint per relay
+     * in the same order (or one for all). The client measures the RTT to each (one STUN round
+     * trip), homes on the lowest and, when its relay is lost, moves to the next best (the lost
+     * one rests 1 s doubling to 30 s). */
+    const char *relay_pin;
     const char *alias;     /* optional, registered with the relay */
     /* For networks that drop UDP: the relay's TLS-over-TCP service on the relay's host at this
      * port (0 = 443), pinned like the relay itself. */

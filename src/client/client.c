@@ -71,11 +71,13 @@ struct wzp_client {
     wzp_timer rescan; /* periodic fallback */
     /* A relay given by name is looked up again before each reconnect (it may have moved), by
      * a worker thread: getaddrinfo blocks, the loop must not. */
-    wzp_hostport relay_hp;
+    wzp_hostport relay_hp[WZP_CORE_MAX_RELAYS]; /* the relays named (a cluster: several) */
+    uint8_t relay_pins[WZP_CORE_MAX_RELAYS][WZP_FINGERPRINT_LEN];
+    size_t n_relay_hp;
     pthread_t resolver;
-    bool resolver_started, resolver_busy;   /* under mu */
-    wzp_addr resolved[WZP_CORE_MAX_RELAYS]; /* under mu: the worker's answer */
-    int n_resolved;                         /* under mu; < 0: lookup failed */
+    bool resolver_started, resolver_busy;         /* under mu */
+    wzp_core_relay resolved[WZP_CORE_MAX_RELAYS]; /* under mu: the worker's answer */
+    int n_resolved;                               /* under mu; < 0: lookup failed */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     wzp_portmapper *pm; /* under mu; NULL: port mapping off (or stopped) */
@@ -296,7 +298,7 @@ static void call_audio_close(wzp_call *call)
 static void on_resolved(wzp_loop *loop, void *arg)
 {
     wzp_client *c = arg;
-    wzp_addr addrs[WZP_CORE_MAX_RELAYS];
+    wzp_core_relay addrs[WZP_CORE_MAX_RELAYS];
     pthread_mutex_lock(&c->mu);
     int n = c->n_resolved;
     if (n > 0)
@@ -307,15 +309,36 @@ static void on_resolved(wzp_loop *loop, void *arg)
         rearm(c);
 }
 
+/* Every address of every relay named, with its pin, in the order given (each name's own
+ * addresses in happy-eyeballs order); names that do not resolve are left out (logged, or
+ * *why); < 0 when none resolves. */
+static int resolve_relays(wzp_client *c, wzp_core_relay *out, char *why, size_t whylen)
+{
+    int n = 0, err = WZP_ERR_UNREACHABLE;
+    for (size_t h = 0; h < c->n_relay_hp && n < WZP_CORE_MAX_RELAYS; h++) {
+        wzp_addr addrs[WZP_CORE_MAX_RELAYS];
+        int k = wzp_resolve(&c->relay_hp[h], c->bound[0].len > 0, c->bound[1].len > 0, addrs,
+                            (size_t)(WZP_CORE_MAX_RELAYS - n), why, whylen);
+        if (k < 0) {
+            WZP_INFO("client: relay %s does not resolve now (%s)", c->relay_hp[h].host, why);
+            err = c->relay_hp[h].numeric ? WZP_ERR_INVALID : k;
+            continue;
+        }
+        for (int i = 0; i < k; i++) {
+            out[n].addr = addrs[i];
+            memcpy(out[n].pin, c->relay_pins[h], WZP_FINGERPRINT_LEN);
+            n++;
+        }
+    }
+    return n > 0 ? n : err;
+}
+
 static void *resolver_main(void *arg)
 {
     wzp_client *c = arg;
-    wzp_addr addrs[WZP_CORE_MAX_RELAYS];
+    wzp_core_relay addrs[WZP_CORE_MAX_RELAYS];
     char why[128];
-    int n = wzp_resolve(&c->relay_hp, c->bound[0].len > 0, c->bound[1].len > 0, addrs,
-                        WZP_CORE_MAX_RELAYS, why, sizeof(why));
-    if (n < 0)
-        WZP_INFO("client: relay %s does not resolve now (%s)", c->relay_hp.host, why);
+    int n = resolve_relays(c, addrs, why, sizeof(why));
     pthread_mutex_lock(&c->mu);
     c->n_resolved = n;
     if (n > 0)
@@ -329,7 +352,10 @@ static void *resolver_main(void *arg)
 /* Before a reconnect (loop thread): look the relay's name up again, unless a lookup runs. */
 static void resolve_again(wzp_client *c)
 {
-    if (c->relay_hp.numeric)
+    bool numeric = true;
+    for (size_t h = 0; h < c->n_relay_hp; h++)
+        numeric = numeric && c->relay_hp[h].numeric;
+    if (numeric)
         return;
     pthread_mutex_lock(&c->mu);
     bool busy = c->resolver_busy;
@@ -573,6 +599,45 @@ static void on_rescan(wzp_loop *loop, wzp_timer *t)
     wzp_timer_start(loop, &c->rescan, wzp_now() + HOST_RESCAN_INTERVAL);
 }
 
+/* The next item of a comma (or blank) separated list into item; false at the end or when an
+ * item does not fit. */
+static bool next_item(const char **p, char *item, size_t cap, bool *ok)
+{
+    while (**p == ',' || **p == ' ')
+        (*p)++;
+    size_t len = strcspn(*p, ", ");
+    if (len == 0)
+        return false;
+    *ok = len < cap;
+    if (*ok) {
+        memcpy(item, *p, len);
+        item[len] = '\0';
+    }
+    *p += len;
+    return *ok;
+}
+
+/* "HOST:PORT,HOST:PORT..." with "PIN" (for all) or "PIN,PIN..." (one per relay, in order). */
+static int parse_relays(wzp_client *c, const char *relays, const char *pins)
+{
+    char item[WZP_HOST_MAX + 16];
+    size_t n = 0, np = 0;
+    bool ok = true;
+    for (const char *p = relays; next_item(&p, item, sizeof(item), &ok);)
+        if (n >= WZP_CORE_MAX_RELAYS ||
+            wzp_hostport_parse(&c->relay_hp[n++], item, WZP_DEFAULT_RELAY_PORT) < 0)
+            return WZP_ERR_INVALID;
+    for (const char *p = pins; ok && next_item(&p, item, sizeof(item), &ok);)
+        if (np >= WZP_CORE_MAX_RELAYS || wzp_fingerprint_parse(item, c->relay_pins[np++]) < 0)
+            return WZP_ERR_INVALID;
+    if (!ok || n == 0 || np == 0 || (np != 1 && np != n))
+        return WZP_ERR_INVALID;
+    for (size_t i = np; i < n; i++)
+        memcpy(c->relay_pins[i], c->relay_pins[0], WZP_FINGERPRINT_LEN);
+    c->n_relay_hp = n;
+    return 0;
+}
+
 static int open_sockets(wzp_client *c, const wzp_client_config *cfg, wzp_addr bound[WZP_CORE_SOCKS])
 {
     wzp_addr a;
@@ -636,17 +701,17 @@ int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
     if (!cfg || !out || !cfg->relay || !cfg->relay_pin)
         return WZP_ERR_INVALID;
     wzp_core_config cc = {0};
-    wzp_hostport hp;
-    if (wzp_hostport_parse(&hp, cfg->relay, WZP_DEFAULT_RELAY_PORT) < 0)
-        return WZP_ERR_INVALID;
-    if (wzp_fingerprint_parse(cfg->relay_pin, cc.relay_pin) < 0)
-        return WZP_ERR_INVALID;
     wzp_client *c = calloc(1, sizeof(*c));
     if (!c)
         return WZP_ERR_NOMEM;
     c->fd[0] = c->fd[1] = -1;
     c->nm_fd = -1;
-    c->relay_hp = hp;
+    int rc = parse_relays(c, cfg->relay, cfg->relay_pin);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    memcpy(cc.relay_pin, c->relay_pins[0], sizeof(cc.relay_pin));
     wzp_timer_init(&c->rescan, on_rescan, c);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -667,7 +732,6 @@ int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
     c->cfg.audio.output = c->audio_output;
     c->cfg.bind_v4 = c->cfg.bind_v6 = NULL; /* only used below */
 
-    int rc;
     char dir[4096];
     if (cfg->home)
         snprintf(dir, sizeof(dir), "%s", cfg->home);
@@ -687,16 +751,15 @@ int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
         goto fail;
     /* The first lookup blocks the caller (the loop does not run yet); later ones are the
      * worker's. A numeric address is taken as it is. */
-    wzp_addr relays[WZP_CORE_MAX_RELAYS];
+    wzp_core_relay relays[WZP_CORE_MAX_RELAYS];
     char why[128];
-    int n_relays = wzp_resolve(&hp, bound[0].len > 0, bound[1].len > 0, relays, WZP_CORE_MAX_RELAYS,
-                               why, sizeof(why));
+    int n_relays = resolve_relays(c, relays, why, sizeof(why));
     if (n_relays < 0) {
-        WZP_WARN("client: relay %s: %s", hp.host, why);
-        rc = hp.numeric ? WZP_ERR_INVALID : n_relays;
+        WZP_WARN("client: relay %s: %s", c->n_relay_hp == 1 ? c->relay_hp[0].host : "list", why);
+        rc = n_relays;
         goto fail;
     }
-    cc.relay = relays[0];
+    cc.relay = relays[0].addr;
     cc.id = c->id;
     cc.alias = cfg->alias;
     cc.direct_disabled = cfg->direct_disabled;

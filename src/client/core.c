@@ -166,14 +166,29 @@ static void use_relay(wzp_core *core, size_t idx)
 {
     core->relays_new = false;
     core->relay_idx = idx < core->n_relays ? idx : 0;
-    core->cfg.relay = core->relays[core->relay_idx];
+    const wzp_core_relay *r = &core->relays[core->order[core->relay_idx]];
+    core->cfg.relay = r->addr;
+    memcpy(core->cfg.relay_pin, r->pin, sizeof(r->pin));
     core->relay_sock = wzp_cand_sock_for(&core->cfg.relay);
     core->env.relay = core->cfg.relay;
+}
+
+/* A new round over the relays, best first by the latest measurement. */
+static void rank_relays(wzp_core *core, wzp_ts now)
+{
+    wzp_relay_select_rank(&core->sel, now, core->order);
+    use_relay(core, 0);
 }
 
 static void connect_relay(wzp_core *core, wzp_ts now)
 {
     core->reconnect_at = WZP_TS_NEVER;
+    if (!wzp_relay_select_settled(&core->sel, now)) {
+        core->reconnect_at = wzp_relay_select_deadline(&core->sel); /* measuring RTTs */
+        return;
+    }
+    if (core->relay_idx == 0 && !core->relays_new)
+        rank_relays(core, now);
     core->next_relay_at =
         core->relay_idx + 1 < core->n_relays ? now + WZP_CORE_RELAY_ATTEMPT_DELAY : WZP_TS_NEVER;
     wzp_quic_conn_config o;
@@ -295,6 +310,7 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
     switch (ev->type) {
     case WZP_SIGC_EV_REGISTERED: {
         core->backoff = core->cfg.reconnect_min;
+        wzp_relay_select_ok(&core->sel, core->order[core->relay_idx]);
         if (wzp_addr_is_tunnel(&ev->msg->u.registered.reflexive))
             snprintf(buf, sizeof(buf), "tcp"); /* the relay sees us on its TCP service */
         else
@@ -411,6 +427,8 @@ static void ctrl_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info 
     wzp_sigc_on_disconnect(core->sc, now);
     if (core->stopping || core->fatal_reported)
         return;
+    /* Lost, or never answered: this relay rests while the others are tried first. */
+    wzp_relay_select_failed(&core->sel, core->order[core->relay_idx], now);
     /* This address failed before the delay ran out (an ICMP error): the next one now. */
     if (!was_up && !core->relays_new && info->error != WZP_ERR_PIN_MISMATCH &&
         core->relay_idx + 1 < core->n_relays) {
@@ -441,6 +459,8 @@ static void ctrl_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info 
     emit(core, &e);
     use_relay(core, 0);            /* the next round starts over from the preferred address */
     schedule_reconnect(core, now); /* 250 ms after a registration that held */
+    if (core->n_relays > 1 && !core->fatal)
+        wzp_relay_select_measure(&core->sel, now); /* RTTs again, ready by the reconnect */
 }
 
 void wzp_core_network_changed(wzp_core *core, wzp_ts now)
@@ -486,8 +506,9 @@ static void next_relay(wzp_core *core, wzp_ts now)
         return;
     char a[WZP_ADDR_STRLEN], b[WZP_ADDR_STRLEN];
     WZP_INFO("client: no answer from the relay at %s yet, trying %s",
-             wzp_addr_format(&core->relays[core->relay_idx], a, sizeof(a)),
-             wzp_addr_format(&core->relays[core->relay_idx + 1], b, sizeof(b)));
+             wzp_addr_format(&core->relays[core->order[core->relay_idx]].addr, a, sizeof(a)),
+             wzp_addr_format(&core->relays[core->order[core->relay_idx + 1]].addr, b, sizeof(b)));
+    wzp_relay_select_failed(&core->sel, core->order[core->relay_idx], now);
     wzp_quic_conn *old = core->ctrl;
     core->ctrl = NULL; /* its events are ignored from now on */
     wzp_quic_conn_close(old, 0, "trying another address");
@@ -495,21 +516,27 @@ static void next_relay(wzp_core *core, wzp_ts now)
     connect_relay(core, now);
 }
 
-int wzp_core_set_relays(wzp_core *core, const wzp_addr *addrs, size_t n)
+int wzp_core_set_relays(wzp_core *core, const wzp_core_relay *relays, size_t n)
 {
-    if (!core || (!addrs && n))
+    if (!core || (!relays && n))
         return WZP_ERR_INVALID;
-    wzp_addr keep[WZP_CORE_MAX_RELAYS];
+    wzp_core_relay keep[WZP_CORE_MAX_RELAYS];
+    wzp_addr addrs[WZP_CORE_MAX_RELAYS];
     size_t k = 0;
     for (size_t i = 0; i < n && k < WZP_CORE_MAX_RELAYS; i++) {
-        int s = wzp_cand_sock_for(&addrs[i]);
-        if (s >= 0 && core->cfg.local[s].len)
-            keep[k++] = addrs[i];
+        int s = wzp_cand_sock_for(&relays[i].addr);
+        if (s >= 0 && core->cfg.local[s].len) {
+            addrs[k] = relays[i].addr;
+            keep[k++] = relays[i];
+        }
     }
     if (k == 0)
         return WZP_ERR_INVALID;
     memcpy(core->relays, keep, k * sizeof(keep[0]));
     core->n_relays = k;
+    for (size_t i = 0; i < k; i++)
+        core->order[i] = i; /* until ranked */
+    wzp_relay_select_set(&core->sel, addrs, k);
     /* An attempt under way finishes on its address; anything later starts from the first. */
     if (!core->ctrl) {
         use_relay(core, 0);
@@ -562,8 +589,10 @@ int wzp_core_new(wzp_core **out, const wzp_core_config *cfg)
     core->backoff = core->cfg.reconnect_min;
     core->reconnect_at = WZP_TS_NEVER;
     core->next_relay_at = WZP_TS_NEVER;
-    core->relays[0] = cfg->relay;
+    core->relays[0].addr = cfg->relay;
+    memcpy(core->relays[0].pin, cfg->relay_pin, sizeof(cfg->relay_pin));
     core->n_relays = 1;
+    wzp_relay_select_set(&core->sel, &cfg->relay, 1);
     core->relay_sock = rsock;
     core->next_id = 1;
     core->next_vport = 1;
@@ -715,6 +744,8 @@ int wzp_core_start(wzp_core *core, wzp_ts now)
     if (core->started)
         return WZP_ERR_STATE;
     core->started = true;
+    if (core->n_relays > 1)
+        wzp_relay_select_measure(&core->sel, now); /* connects once the RTTs are in */
     connect_relay(core, now);
     return 0;
 }
@@ -847,7 +878,17 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
         break;
     }
     case WZP_PKT_STUN:
-        /* Answers to our NAT tests (we learn our reflexive address from signaling). */
+        /* Answers to our relay RTT probes, then to our NAT tests (we learn our reflexive
+         * address from signaling). */
+        if (wzp_relay_select_recv(&core->sel, from, pkt, len, now)) {
+            if (wzp_relay_select_settled(&core->sel, now))
+                wzp_relay_select_handle_timer(&core->sel, now); /* all answered */
+            if (wzp_relay_select_settled(&core->sel, now) && !core->ctrl && !core->stopping &&
+                core->reconnect_at != WZP_TS_NEVER && core->reconnect_at > now &&
+                core->backoff <= core->cfg.reconnect_min * 2)
+                core->reconnect_at = now; /* a first (re)connection waits for nothing else */
+            break;
+        }
         core->np_at = now;
         if (!wzp_nat_watch_recv(&core->np, sock, from, pkt, len, now))
             n->rx_unknown++;
@@ -873,6 +914,8 @@ wzp_ts wzp_core_next_deadline(const wzp_core *core)
     t = wzp_ts_min(t, core->reconnect_at);
     t = wzp_ts_min(t, core->next_relay_at);
     t = wzp_ts_min(t, wzp_nat_watch_deadline(&core->np));
+    if (!core->stopping)
+        t = wzp_ts_min(t, wzp_relay_select_deadline(&core->sel));
     for (size_t i = 0; i < CORE_MAX_CALLS; i++)
         if (core->calls[i].vc)
             t = wzp_ts_min(t, wzp_voicecall_next_deadline(core->calls[i].vc));
@@ -885,6 +928,12 @@ void wzp_core_handle_timer(wzp_core *core, wzp_ts now)
         wzp_quic_endpoint_handle_expiry(core->ep, now);
     if (wzp_sigc_next_deadline(core->sc) <= now)
         wzp_sigc_handle_timer(core->sc, now);
+    if (wzp_relay_select_deadline(&core->sel) <= now) {
+        wzp_relay_select_handle_timer(&core->sel, now);
+        if (wzp_relay_select_settled(&core->sel, now) && core->reconnect_at > now &&
+            core->reconnect_at != WZP_TS_NEVER && core->backoff <= core->cfg.reconnect_min * 2)
+            core->reconnect_at = now; /* a first (re)connection waits for nothing else */
+    }
     if (core->reconnect_at <= now && !core->ctrl && !core->stopping)
         connect_relay(core, now);
     if (core->next_relay_at <= now && !core->stopping)
@@ -935,6 +984,15 @@ void wzp_core_flush(wzp_core *core, wzp_ts now, wzp_core_send_fn send, void *use
     while ((sn = wzp_nat_watch_poll(&core->np, now, stun, sizeof(stun), &ss, &sto)) > 0)
         send(user, ss, &sto, stun, (size_t)sn);
     wzp_quic_endpoint_flush(core->ep, now, q_send, &fc);
+    uint8_t probe[WZP_STUN_REQ_MAX];
+    wzp_addr to;
+    int len;
+    while (!core->stopping &&
+           (len = wzp_relay_select_poll(&core->sel, now, probe, sizeof(probe), &to)) > 0) {
+        int s = wzp_cand_sock_for(&to);
+        if (s >= 0)
+            send(user, s, &to, probe, (size_t)len);
+    }
     for (size_t i = 0; i < CORE_MAX_CALLS; i++)
         if (core->calls[i].vc)
             wzp_voicecall_flush(core->calls[i].vc, now, send, user);

@@ -137,18 +137,26 @@ void wzp_core_network_changed(wzp_core *core, wzp_ts now);
  */
 int wzp_core_set_mapped_addr(wzp_core *core, const wzp_addr *mapped, wzp_ts now);
 
-/* At most this many relay addresses are kept (a name's DNS answer). */
+/* At most this many relay addresses are kept (the cluster's relays, every address of each). */
 #define WZP_CORE_MAX_RELAYS 8
+/* One relay address and the key it must present. */
+typedef struct wzp_core_relay {
+    wzp_addr addr;
+    uint8_t pin[WZP_FINGERPRINT_LEN];
+} wzp_core_relay;
 /*
- * The relay's addresses in the order to try them (see wzp_addr_order_eyeballs),
- * replacing cfg.relay and any earlier list; those of a family without a socket
- * are skipped, at most WZP_CORE_MAX_RELAYS kept. Used from the next connection
- * attempt on: a connection that is up stays. Each attempt that gets no
- * handshake within WZP_CORE_RELAY_ATTEMPT_DELAY is dropped for the next
- * address; after the last, the usual backoff starts over from the first.
+ * The relays' addresses (a cluster's relays, each with every address of its name, see
+ * wzp_addr_order_eyeballs) in preference order, replacing cfg.relay and any earlier
+ * list; those of a family without a socket are skipped, at most WZP_CORE_MAX_RELAYS
+ * kept. Used from the next connection attempt on: a connection that is up stays. With
+ * several, every (re)connection first measures the RTT to each (one STUN round trip,
+ * src/client/relay_select.h) and tries them lowest first; an address whose connection
+ * was lost or never answered rests (1 s doubling to 30 s) and is tried last meanwhile.
+ * Each attempt that gets no handshake within WZP_CORE_RELAY_ATTEMPT_DELAY is dropped for
+ * the next address; after the last, the usual backoff starts over.
  * 0, or WZP_ERR_INVALID when no address is usable.
  */
-int wzp_core_set_relays(wzp_core *core, const wzp_addr *addrs, size_t n);
+int wzp_core_set_relays(wzp_core *core, const wzp_core_relay *relays, size_t n);
 /* The relay address of the current (or latest) connection attempt. */
 void wzp_core_relay_addr(const wzp_core *core, wzp_addr *out);
 

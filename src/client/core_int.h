@@ -6,6 +6,7 @@
 #include "call/signal_client.h"
 #include "call/voicecall.h"
 #include "client/core.h"
+#include "client/relay_select.h"
 #include "common/hmap.h"
 #include "quic/quic.h"
 #include "wire/signal.h"
@@ -37,9 +38,12 @@ struct wzp_core {
     wzp_quic_conn *ctrl;
     bool ctrl_up;
     int relay_sock;
-    /* The relay's addresses, tried in order (happy eyeballs); cfg.relay is the current one. */
-    wzp_addr relays[WZP_CORE_MAX_RELAYS];
+    /* The relays' addresses with their pins; tried in the order the selection ranks them
+     * (order[], relay_idx the attempt's place in it); cfg.relay is the current one. */
+    wzp_core_relay relays[WZP_CORE_MAX_RELAYS];
+    size_t order[WZP_CORE_MAX_RELAYS];
     size_t n_relays, relay_idx;
+    wzp_relay_select sel; /* RTT per address, rest after failures (relay_select.h) */
     bool relays_new;      /* a new list came during an attempt on the old one */
     wzp_ts next_relay_at; /* give up on the current address then, if it has not answered */
     wzp_ts reconnect_at, backoff;
