@@ -490,14 +490,30 @@ int session_start(session *s, const wzp_client_config *base)
     cfg.user = s;
     /* Name the bad option precisely before the library's generic WZP_ERR_INVALID. */
     wzp_hostport relay_hp;
-    uint8_t relay_fp[WZP_FINGERPRINT_LEN];
-    if (!cfg.relay || wzp_hostport_parse(&relay_hp, cfg.relay, WZP_DEFAULT_RELAY_PORT) < 0) {
-        fprintf(stderr, "%s: --relay wants HOST[:PORT] (a host name or address), got '%s'\n",
-                s->o.name, cfg.relay ? cfg.relay : "");
+    int n_relays = 0, n_pins = 0;
+    char list[1024], *save = NULL;
+    snprintf(list, sizeof(list), "%s", cfg.relay ? cfg.relay : "");
+    for (char *r = strtok_r(list, ", ", &save); r; r = strtok_r(NULL, ", ", &save), n_relays++)
+        if (wzp_hostport_parse(&relay_hp, r, WZP_DEFAULT_RELAY_PORT) < 0) {
+            fprintf(stderr, "%s: --relay wants HOST[:PORT] (a host name or address), got '%s'\n",
+                    s->o.name, r);
+            return WZP_EXIT_USAGE;
+        }
+    if (n_relays == 0 || n_relays > 8) {
+        fprintf(stderr, "%s: --relay wants 1 to 8 relays HOST[:PORT], got '%s'\n", s->o.name,
+                cfg.relay ? cfg.relay : "");
         return WZP_EXIT_USAGE;
     }
-    if (!cfg.relay_pin || wzp_fingerprint_parse(cfg.relay_pin, relay_fp) < 0) {
-        fprintf(stderr, "%s: --relay-pin wants the relay's fingerprint (as wzp-relay prints it)\n",
+    snprintf(list, sizeof(list), "%s", cfg.relay_pin ? cfg.relay_pin : "");
+    for (char *p = strtok_r(list, ", ", &save); p; p = strtok_r(NULL, ", ", &save), n_pins++) {
+        uint8_t fp[WZP_FINGERPRINT_LEN];
+        if (wzp_fingerprint_parse(p, fp) < 0)
+            n_pins = -100;
+    }
+    if (n_pins <= 0 || (n_pins != 1 && n_pins != n_relays)) {
+        fprintf(stderr,
+                "%s: --relay-pin wants the relay's fingerprint (as wzp-relay prints it), one per "
+                "--relay or one for all\n",
                 s->o.name);
         return WZP_EXIT_USAGE;
     }

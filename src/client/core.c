@@ -315,7 +315,9 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
             snprintf(buf, sizeof(buf), "tcp"); /* the relay sees us on its TCP service */
         else
             wzp_addr_format(&ev->msg->u.registered.reflexive, buf, sizeof(buf));
-        WZP_INFO("client: registered, reflexive address %s", buf);
+        char ra[WZP_ADDR_STRLEN];
+        WZP_INFO("client: registered at relay %s, reflexive address %s",
+                 wzp_addr_format(&core->cfg.relay, ra, sizeof(ra)), buf);
         core->np_due =
             !core->cfg.direct_disabled && !wzp_addr_is_tunnel(&ev->msg->u.registered.reflexive);
         wzp_core_event e = {.type = WZP_CORE_EV_REGISTERED, .text = buf};
