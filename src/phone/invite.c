@@ -9,14 +9,16 @@
 #include "common/base32.h"
 #include "common/bytes.h"
 
-#define PREFIX  "wzp"
-#define CK_LEN  5
-#define F_ALIAS 0x01
-#define F_RELAY 0x02
-/* flags + fp + alias + relay + pin + checksum */
+#define PREFIX    "wzp"
+#define CK_LEN    5
+#define F_ALIAS   0x01
+#define F_RELAY   0x02
+#define F_MORE    0x04 /* a count, then more relays with their pins (a cluster) */
+#define RELAY_BIN (1 + WZP_RELAY_TEXT_MAX + WZP_FINGERPRINT_LEN)
+/* flags + fp + alias + relay + pin + more relays + checksum */
 #define BIN_MAX                                                                                    \
-    (1 + WZP_FINGERPRINT_LEN + 1 + WZP_SIG_ALIAS_MAX + 1 + WZP_RELAY_TEXT_MAX +                    \
-     WZP_FINGERPRINT_LEN + CK_LEN)
+    (1 + WZP_FINGERPRINT_LEN + 1 + WZP_SIG_ALIAS_MAX + RELAY_BIN + 1 +                             \
+     WZP_INVITE_MORE_RELAYS * RELAY_BIN + CK_LEN)
 
 static bool is_digit(char c)
 {
@@ -75,14 +77,26 @@ static int checksum(const uint8_t *bin, size_t n, uint8_t out[CK_LEN])
     return 0;
 }
 
+/* A text field's length travels in one byte: a 253-byte name with its port does not fit. */
+static bool fits_u8(const char *text)
+{
+    return strlen(text) <= UINT8_MAX;
+}
+
 int wzp_invite_encode(const wzp_invite *inv, char *buf, size_t cap)
 {
-    bool alias = inv->alias[0], relay = inv->relay[0];
-    if ((alias && !wzp_sig_alias_valid(inv->alias)) || (relay && !wzp_relay_text_valid(inv->relay)))
+    bool alias = inv->alias[0], relay = inv->relay[0], more = relay && inv->n_more;
+    if ((alias && !wzp_sig_alias_valid(inv->alias)) ||
+        (relay && !wzp_relay_text_valid(inv->relay)) || inv->n_more > WZP_INVITE_MORE_RELAYS)
+        return WZP_ERR_INVALID;
+    for (unsigned i = 0; more && i < inv->n_more; i++)
+        if (!wzp_relay_text_valid(inv->more_relay[i]) || !fits_u8(inv->more_relay[i]))
+            return WZP_ERR_INVALID;
+    if (relay && !fits_u8(inv->relay))
         return WZP_ERR_INVALID;
     uint8_t bin[BIN_MAX];
     wzp_wr w = wzp_wr_init(bin, sizeof(bin));
-    wzp_wr_u8(&w, (uint8_t)((alias ? F_ALIAS : 0) | (relay ? F_RELAY : 0)));
+    wzp_wr_u8(&w, (uint8_t)((alias ? F_ALIAS : 0) | (relay ? F_RELAY : 0) | (more ? F_MORE : 0)));
     wzp_wr_bytes(&w, inv->fp, WZP_FINGERPRINT_LEN);
     if (alias) {
         wzp_wr_u8(&w, (uint8_t)strlen(inv->alias));
@@ -92,6 +106,14 @@ int wzp_invite_encode(const wzp_invite *inv, char *buf, size_t cap)
         wzp_wr_u8(&w, (uint8_t)strlen(inv->relay));
         wzp_wr_bytes(&w, inv->relay, strlen(inv->relay));
         wzp_wr_bytes(&w, inv->relay_pin, WZP_FINGERPRINT_LEN);
+    }
+    if (more) {
+        wzp_wr_u8(&w, (uint8_t)inv->n_more);
+        for (unsigned i = 0; i < inv->n_more; i++) {
+            wzp_wr_u8(&w, (uint8_t)strlen(inv->more_relay[i]));
+            wzp_wr_bytes(&w, inv->more_relay[i], strlen(inv->more_relay[i]));
+            wzp_wr_bytes(&w, inv->more_pin[i], WZP_FINGERPRINT_LEN);
+        }
     }
     uint8_t ck[CK_LEN];
     if (w.err || checksum(bin, w.off, ck) != 0)
@@ -204,13 +226,24 @@ int wzp_invite_decode(const char *text, wzp_invite *out, const char **why)
     wzp_rd r = wzp_rd_init(bin, (size_t)n - CK_LEN);
     uint8_t flags = wzp_rd_u8(&r);
     wzp_rd_copy(&r, inv.fp, WZP_FINGERPRINT_LEN);
-    bool ok = !r.err && !(flags & ~(F_ALIAS | F_RELAY));
+    bool ok = !r.err && !(flags & ~(F_ALIAS | F_RELAY | F_MORE)) &&
+              (!(flags & F_MORE) || (flags & F_RELAY));
     if (ok && (flags & F_ALIAS))
         ok = read_text(&r, inv.alias, WZP_SIG_ALIAS_MAX) && wzp_sig_alias_valid(inv.alias);
     if (ok && (flags & F_RELAY)) {
         ok = read_text(&r, inv.relay, WZP_RELAY_TEXT_MAX) && wzp_relay_text_valid(inv.relay);
         wzp_rd_copy(&r, inv.relay_pin, WZP_FINGERPRINT_LEN);
         ok = ok && !r.err;
+    }
+    if (ok && (flags & F_MORE)) {
+        inv.n_more = wzp_rd_u8(&r);
+        ok = !r.err && inv.n_more >= 1 && inv.n_more <= WZP_INVITE_MORE_RELAYS;
+        for (unsigned i = 0; ok && i < inv.n_more; i++) {
+            ok = read_text(&r, inv.more_relay[i], WZP_RELAY_TEXT_MAX) &&
+                 wzp_relay_text_valid(inv.more_relay[i]);
+            wzp_rd_copy(&r, inv.more_pin[i], WZP_FINGERPRINT_LEN);
+            ok = ok && !r.err;
+        }
     }
     if (!ok || wzp_rd_left(&r) != 0) {
         *why = "invite damaged: bad field";

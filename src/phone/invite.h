@@ -35,14 +35,22 @@
 #define WZP_INVITE_VERSION 1
 /* "HOST:PORT": a DNS name (253) or a bracketed IPv6 literal, ':', 5 digits. */
 #define WZP_RELAY_TEXT_MAX 262
-/* Longest invite text, NUL included. */
-#define WZP_INVITE_TEXT_MAX 640
+/* Relays of a cluster an invite may name besides the first. */
+#define WZP_INVITE_MORE_RELAYS 2
+/* Longest invite text, NUL included (three relays with the longest names). */
+#define WZP_INVITE_TEXT_MAX 1600
 
 typedef struct wzp_invite {
     uint8_t fp[WZP_FINGERPRINT_LEN];
     char alias[WZP_SIG_ALIAS_MAX + 1];      /* "" for none */
     char relay[WZP_RELAY_TEXT_MAX + 1];     /* "" for none; else "HOST:PORT" */
     uint8_t relay_pin[WZP_FINGERPRINT_LEN]; /* with relay only */
+    /* Other relays of the same cluster (with relay only; invites without them are the same
+     * bytes as before they existed, so older wzp versions read this one's single-relay
+     * invites). */
+    unsigned n_more;
+    char more_relay[WZP_INVITE_MORE_RELAYS][WZP_RELAY_TEXT_MAX + 1];
+    uint8_t more_pin[WZP_INVITE_MORE_RELAYS][WZP_FINGERPRINT_LEN];
 } wzp_invite;
 
 /* "HOST:PORT" with HOST a DNS name or IPv4 address ([A-Za-z0-9.-], 1..253, no leading '-' or

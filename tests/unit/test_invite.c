@@ -151,6 +151,61 @@ static void test_bad_fields(void **state)
     assert_string_equal(why, "invite damaged: bad field");
 }
 
+/* Several relays of a cluster: round trip at the longest, F_MORE alone refused, and an
+ * invite with one relay keeps the bytes it had before more relays existed. */
+static void test_cluster_relays(void **state)
+{
+    (void)state;
+    wzp_invite inv = sample(true, true, "192.0.2.7:4433"), back;
+    char text[WZP_INVITE_TEXT_MAX];
+    const char *why;
+    int n = wzp_invite_encode(&inv, text, sizeof(text));
+    assert_true(n > 0);
+    /* The single-relay encoding, as version 1 invites have always been written. */
+    assert_string_equal(text, "wzp1:amaqqdywduscwmrzibdu4vk4mnvhc6d7q2gzjg5cvgylppwfztj5uclcn5rc44"
+                              "3nnf2gqdrrhezc4mbogixdoorugqzth7767x6px6xz7d37n5pu6pzpd4hp53w6z27"
+                              "k5huopzxf4tr6fypa4dgqmwlh");
+    inv.n_more = WZP_INVITE_MORE_RELAYS;
+    memset(inv.relay, 'a', 249); /* 255 bytes with the port: a length byte's most */
+    snprintf(inv.relay + 249, sizeof(inv.relay) - 249, ":65535");
+    for (unsigned i = 0; i < inv.n_more; i++) {
+        memset(inv.more_relay[i], (int)('b' + i), 250);
+        snprintf(inv.more_relay[i] + 250, sizeof(inv.more_relay[i]) - 250, ":4433");
+        memset(inv.more_pin[i], (int)(0x10 + i), WZP_FINGERPRINT_LEN);
+    }
+    n = wzp_invite_encode(&inv, text, sizeof(text));
+    assert_true(n > 0 && n < WZP_INVITE_TEXT_MAX);
+    assert_int_equal(wzp_invite_decode(text, &back, &why), 0);
+    assert_memory_equal(&inv, &back, sizeof(inv));
+    inv = sample(false, true, "[2001:db8::1]:4433");
+    inv.n_more = 1;
+    snprintf(inv.more_relay[0], sizeof(inv.more_relay[0]), "relay2.example.org:4433");
+    assert_true(wzp_invite_encode(&inv, text, sizeof(text)) > 0);
+    assert_int_equal(wzp_invite_decode(text, &back, &why), 0);
+    assert_int_equal(back.n_more, 1);
+    assert_string_equal(back.more_relay[0], "relay2.example.org:4433");
+    /* Bad: a relay that is not HOST:PORT or too long for its length byte, too many, or more
+     * relays without the first. */
+    memset(inv.more_relay[0], 'c', 253);
+    snprintf(inv.more_relay[0] + 253, sizeof(inv.more_relay[0]) - 253, ":4433");
+    assert_int_equal(wzp_invite_encode(&inv, text, sizeof(text)), WZP_ERR_INVALID);
+    snprintf(inv.more_relay[0], sizeof(inv.more_relay[0]), "relay2");
+    assert_int_equal(wzp_invite_encode(&inv, text, sizeof(text)), WZP_ERR_INVALID);
+    inv.n_more = WZP_INVITE_MORE_RELAYS + 1;
+    assert_int_equal(wzp_invite_encode(&inv, text, sizeof(text)), WZP_ERR_INVALID);
+    inv = sample(false, false, "");
+    n = wzp_invite_encode(&inv, text, sizeof(text));
+    uint8_t bin[64], buf[64], h[32];
+    int bl = wzp_base32_decode(text + 5, (size_t)n - 5, bin, sizeof(bin));
+    bin[0] = 0x04; /* F_MORE alone, with a correct checksum */
+    memcpy(buf, "wzp-invite\x01", 11);
+    memcpy(buf + 11, bin, (size_t)bl - 5);
+    assert_int_equal(gnutls_hash_fast(GNUTLS_DIG_SHA256, buf, 11 + (size_t)bl - 5, h), 0);
+    memcpy(bin + bl - 5, h, 5);
+    assert_true(wzp_base32_encode(bin, (size_t)bl, text + 5, sizeof(text) - 5) > 0);
+    assert_int_equal(wzp_invite_decode(text, &back, &why), WZP_ERR_MALFORMED);
+}
+
 static void test_relay_text(void **state)
 {
     const char *good[] = {"1.2.3.4:1",  "relay.example.org:4433", "localhost:65535",
@@ -224,8 +279,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip), cmocka_unit_test(test_damage),
-        cmocka_unit_test(test_bad_fields), cmocka_unit_test(test_relay_text),
-        cmocka_unit_test(test_qr),
+        cmocka_unit_test(test_bad_fields), cmocka_unit_test(test_cluster_relays),
+        cmocka_unit_test(test_relay_text), cmocka_unit_test(test_qr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
