@@ -66,6 +66,13 @@ int phone_resolve(const char *cmd, const char *arg, const wzp_contacts *c, bool 
             snprintf(out->relay, sizeof(out->relay), "%s", inv.relay);
             wzp_fingerprint_format(inv.relay_pin, out->relay_pin, sizeof(out->relay_pin));
         }
+        for (unsigned i = 0; inv.relay[0] && i < inv.n_more; i++) {
+            char pin[WZP_FINGERPRINT_STRLEN];
+            wzp_fingerprint_format(inv.more_pin[i], pin, sizeof(pin));
+            size_t rl = strlen(out->relay), pl = strlen(out->relay_pin);
+            snprintf(out->relay + rl, sizeof(out->relay) - rl, ",%s", inv.more_relay[i]);
+            snprintf(out->relay_pin + pl, sizeof(out->relay_pin) - pl, ",%s", pin);
+        }
         return 0;
     }
     if (wzp_fingerprint_parse(arg, fp) == 0) {
@@ -133,11 +140,24 @@ int phone_parse_opts(int argc, char **argv, phone_opts *o, void (*usage)(FILE *o
             o->alias = optarg;
             break;
         case 'r':
-            o->relay = optarg;
+        case 'p': {
+            /* Repeated (a cluster's relays): joined into a comma list. */
+            static char lists[2][2048];
+            const char **slot = c == 'r' ? &o->relay : &o->relay_pin;
+            char *buf = lists[c == 'p'];
+            if (*slot && *slot == buf) {
+                size_t l = strlen(buf);
+                snprintf(buf + l, sizeof(lists[0]) - l, ",%s", optarg);
+            } else if (*slot) {
+                char first[1024];
+                snprintf(first, sizeof(first), "%s", *slot);
+                snprintf(buf, sizeof(lists[0]), "%s,%s", first, optarg);
+                *slot = buf;
+            } else {
+                *slot = optarg;
+            }
             break;
-        case 'p':
-            o->relay_pin = optarg;
-            break;
+        }
         case 'Q':
             o->no_qr = true;
             break;
@@ -163,15 +183,34 @@ int phone_relay_opts(const char *cmd, const phone_opts *o, wzp_invite *inv)
     }
     if (!o->relay)
         return 0;
-    if (!wzp_relay_text_valid(o->relay)) {
-        fprintf(stderr, "%s: bad --relay '%s': HOST:PORT or [IPv6]:PORT\n", cmd, o->relay);
-        return WZP_EXIT_USAGE;
+    /* A cluster: --relay and --relay-pin repeated (or comma lists), paired in order. */
+    char relays[2048], pins[2048], *rs = NULL, *ps = NULL;
+    snprintf(relays, sizeof(relays), "%s", o->relay);
+    snprintf(pins, sizeof(pins), "%s", o->relay_pin);
+    char *r = strtok_r(relays, ",", &rs), *p = strtok_r(pins, ",", &ps);
+    for (unsigned i = 0; r || p; i++, r = strtok_r(NULL, ",", &rs), p = strtok_r(NULL, ",", &ps)) {
+        if (!r || !p) {
+            fprintf(stderr, "%s: one --relay-pin per --relay\n", cmd);
+            return WZP_EXIT_USAGE;
+        }
+        if (i > WZP_INVITE_MORE_RELAYS) {
+            fprintf(stderr, "%s: an invite names at most %d relays\n", cmd,
+                    WZP_INVITE_MORE_RELAYS + 1);
+            return WZP_EXIT_USAGE;
+        }
+        char *text = i ? inv->more_relay[i - 1] : inv->relay;
+        uint8_t *pin = i ? inv->more_pin[i - 1] : inv->relay_pin;
+        if (!wzp_relay_text_valid(r) || strlen(r) > UINT8_MAX) {
+            fprintf(stderr, "%s: bad --relay '%s': HOST:PORT or [IPv6]:PORT\n", cmd, r);
+            return WZP_EXIT_USAGE;
+        }
+        if (wzp_fingerprint_parse(p, pin) != 0) {
+            fprintf(stderr, "%s: bad --relay-pin: not a fingerprint\n", cmd);
+            return WZP_EXIT_USAGE;
+        }
+        snprintf(text, WZP_RELAY_TEXT_MAX + 1, "%s", r);
+        inv->n_more = i;
     }
-    if (wzp_fingerprint_parse(o->relay_pin, inv->relay_pin) != 0) {
-        fprintf(stderr, "%s: bad --relay-pin: not a fingerprint\n", cmd);
-        return WZP_EXIT_USAGE;
-    }
-    snprintf(inv->relay, sizeof(inv->relay), "%s", o->relay);
     return 0;
 }
 

@@ -22,10 +22,11 @@ const char *phone_contact_name(const wzp_contacts *c, const char *fp_text);
 
 /* What `wzp call PEER` dials. */
 typedef struct phone_target {
-    char peer[256];                     /* fingerprint or alias */
-    char label[400];                    /* for "calling ..." */
-    char relay[WZP_RELAY_TEXT_MAX + 1]; /* "" when none */
-    char relay_pin[WZP_FINGERPRINT_STRLEN];
+    char peer[256];  /* fingerprint or alias */
+    char label[400]; /* for "calling ..." */
+    /* "" when none; an invite's cluster: a comma list, the pins in the same order */
+    char relay[(WZP_INVITE_MORE_RELAYS + 1) * (WZP_RELAY_TEXT_MAX + 1)];
+    char relay_pin[(WZP_INVITE_MORE_RELAYS + 1) * WZP_FINGERPRINT_STRLEN];
     char contact[WZP_CONTACT_NAME_MAX + 1];    /* the contact dialled, "" if none */
     char contact_alias[WZP_SIG_ALIAS_MAX + 1]; /* its alias (from its invite), "" if none */
 } phone_target;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Clients know the cluster (docs/cluster.md): a listener given the three relays of a
 # cluster homes on one; that relay is killed (-9); the listener re-homes on another by
-# itself, and a new call by its alias reaches it there. A caller given a list with a dead
-# relay first still gets through.
+# itself, and a new call reaches it there: the caller dials bob's invite, which names the
+# three relays with the dead one first.
 set -uo pipefail
 . "$(dirname "$0")/lib/cli.sh"
 . "$(dirname "$0")/lib/cluster.sh"
@@ -48,17 +48,23 @@ else
     exit 1
 fi
 
-# A caller whose list starts with the dead relay reaches bob by his alias.
+# bob's invite names the three relays, the dead one first: alice dials it and reaches bob
+# by his key on his new home.
 OTHERS=""
 for n in 1 2 3; do [ $n != $HOME_N ] && OTHERS="$OTHERS $n"; done
+INV_ARGS=""
+for n in $HOME_N $OTHERS; do eval "INV_ARGS=\"\$INV_ARGS --relay \$RA_$n --relay-pin \$RP_$n\""; done
+# shellcheck disable=SC2086
+INVITE=$("$WZP" invite --home "$T/bob" --alias bob $INV_ARGS --no-qr 2>/dev/null)
+case "$INVITE" in wzp1:*) echo "ok   an invite naming three relays" ;;
+*) echo "FAIL wzp invite with three relays: '$INVITE'"; exit 1 ;; esac
 ok=1
 for _ in $(seq 10); do
-    # shellcheck disable=SC2046,SC2086
-    "$WZP" call bob $(cluster_args $HOME_N $OTHERS) --home "$T/alice" --tone 660 --json \
-        --duration 1 >"$T/alice.json" 2>"$T/alice.err" && { ok=0; break; }
-    sleep 1 # the alias may point at the dead relay until its presence is taken over
+    "$WZP" call "$INVITE" --home "$T/alice" --loopback-candidates --no-audio --no-direct \
+        --tone 660 --json --duration 1 >"$T/alice.json" 2>"$T/alice.err" && { ok=0; break; }
+    sleep 1
 done
-check "alice (list starting with the dead relay) calls bob on his new home" 0 $ok
+check "alice dials the invite (dead relay first) and reaches bob on his new home" 0 $ok
 [ $ok = 0 ] || { cat "$T/alice.err"; tail -n 20 "$T/bob.err"; }
 wait "$LPID"; rc=$?
 check "bob answered that call and ended with alice's hang-up" 0 $rc
