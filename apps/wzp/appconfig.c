@@ -37,10 +37,24 @@ int app_config_apply(const wzp_phone_config *pc, wzp_client_config *cfg, session
                      bool listen)
 {
     const char *env_relay = getenv("WZP_RELAY"), *env_pin = getenv("WZP_RELAY_PIN");
+    /* The settings file's cluster: host, then more_hosts; pin, then more_pins (or pin for all).
+     * One command per process: static. */
+    static char relays[sizeof(pc->relay) + sizeof(pc->more_hosts) + 2];
+    static char pins[sizeof(pc->relay_pin) + sizeof(pc->more_pins) + 2];
+    bool file_relay = !cfg->relay && !(env_relay && env_relay[0]) && pc->relay[0];
+    bool file_pin = !cfg->relay_pin && !(env_pin && env_pin[0]) && pc->relay_pin[0];
     if (!cfg->relay)
         cfg->relay = env_relay && env_relay[0] ? env_relay : pc->relay[0] ? pc->relay : NULL;
     if (!cfg->relay_pin)
         cfg->relay_pin = env_pin && env_pin[0] ? env_pin : pc->relay_pin[0] ? pc->relay_pin : NULL;
+    if (file_relay && pc->more_hosts[0]) {
+        snprintf(relays, sizeof(relays), "%s,%s", pc->relay, pc->more_hosts);
+        cfg->relay = relays;
+    }
+    if (file_relay && file_pin && pc->more_pins[0]) {
+        snprintf(pins, sizeof(pins), "%s,%s", pc->relay_pin, pc->more_pins);
+        cfg->relay_pin = pins;
+    }
     if (!cfg->alias && pc->alias[0])
         cfg->alias = pc->alias;
     if (!cfg->relay_tcp_port)

@@ -95,6 +95,10 @@ int wzp_cmd_config(int argc, char **argv)
         : pc.relay_pin[0] ? pc.relay_pin
                           : "(none: give --relay-pin)",
         &pc, WZP_PK_RELAY_PIN, ep ? "WZP_RELAY_PIN" : NULL, path);
+    row("more_hosts", pc.more_hosts[0] ? pc.more_hosts : "(none)", &pc, WZP_PK_RELAY_MORE_HOSTS,
+        NULL, path);
+    row("more_pins", pc.more_pins[0] ? pc.more_pins : "(pin, for all)", &pc, WZP_PK_RELAY_MORE_PINS,
+        NULL, path);
     char tcp_port[8];
     snprintf(tcp_port, sizeof(tcp_port), "%u", pc.relay_tcp_port ? pc.relay_tcp_port : 443u);
     row("tcp_port", tcp_port, &pc, WZP_PK_RELAY_TCP_PORT, NULL, path);

@@ -16,6 +16,8 @@ typedef enum kind {
     K_HOST,
     K_PORT,
     K_PIN,
+    K_MORE_HOSTS,
+    K_MORE_PINS,
     K_TCP_PORT,
     K_TRANSPORT,
     K_DEVICE,
@@ -33,6 +35,8 @@ static const struct key {
     [WZP_PK_RELAY_PIN] = {"relay", "pin", K_PIN},
     [WZP_PK_RELAY_TCP_PORT] = {"relay", "tcp_port", K_TCP_PORT},
     [WZP_PK_RELAY_TRANSPORT] = {"relay", "transport", K_TRANSPORT},
+    [WZP_PK_RELAY_MORE_HOSTS] = {"relay", "more_hosts", K_MORE_HOSTS},
+    [WZP_PK_RELAY_MORE_PINS] = {"relay", "more_pins", K_MORE_PINS},
     [WZP_PK_AUDIO_INPUT] = {"audio", "input", K_DEVICE},
     [WZP_PK_AUDIO_OUTPUT] = {"audio", "output", K_DEVICE},
     [WZP_PK_AUDIO_BACKEND] = {"audio", "backend", K_BACKEND},
@@ -214,6 +218,40 @@ static int handler(void *user, const char *section, const char *name, const char
         }
         wzp_fingerprint_format(fp, cfg->relay_pin, sizeof(cfg->relay_pin));
         return 1;
+    case K_MORE_HOSTS:
+    case K_MORE_PINS: {
+        /* A comma list, each item checked; stored canonical (pins) or as written (hosts). */
+        bool hosts = keys[k].kind == K_MORE_HOSTS;
+        char *out = hosts ? cfg->more_hosts : cfg->more_pins;
+        size_t cap = hosts ? sizeof(cfg->more_hosts) : sizeof(cfg->more_pins), n = 0, o = 0;
+        out[0] = '\0';
+        for (const char *p = value; *p;) {
+            p += strspn(p, ", \t");
+            size_t len = strcspn(p, ", \t");
+            if (!len)
+                break;
+            char item[WZP_HOST_MAX + 16], canon[WZP_FINGERPRINT_STRLEN];
+            bool ok = len < sizeof(item) && ++n <= 7;
+            if (ok) {
+                memcpy(item, p, len);
+                item[len] = '\0';
+                ok = hosts ? wzp_hostport_parse(&hp, item, WZP_DEFAULT_RELAY_PORT) == 0
+                           : wzp_fingerprint_parse(item, fp) == 0;
+            }
+            if (ok && !hosts)
+                wzp_fingerprint_format(fp, canon, sizeof(canon));
+            int w =
+                ok ? snprintf(out + o, cap - o, "%s%s", o ? "," : "", hosts ? item : canon) : -1;
+            if (w < 0 || (size_t)w >= cap - o) {
+                fail(ps, "%s wants up to 7 %s separated by commas, got '%.60s'", name,
+                     hosts ? "HOST[:PORT]" : "relay fingerprints", value);
+                return 0;
+            }
+            o += (size_t)w;
+            p += len;
+        }
+        return 1;
+    }
     case K_TCP_PORT:
         if (strlen(value) <= 5 && strspn(value, "0123456789") == strlen(value)) {
             long v = strtol(value, NULL, 10);

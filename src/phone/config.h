@@ -37,6 +37,8 @@ typedef enum wzp_phone_key {
     WZP_PK_RELAY_PIN,
     WZP_PK_RELAY_TCP_PORT,
     WZP_PK_RELAY_TRANSPORT,
+    WZP_PK_RELAY_MORE_HOSTS,
+    WZP_PK_RELAY_MORE_PINS,
     WZP_PK_AUDIO_INPUT,
     WZP_PK_AUDIO_OUTPUT,
     WZP_PK_AUDIO_BACKEND,
@@ -58,6 +60,10 @@ typedef struct wzp_phone_config {
     char relay_pin[WZP_FINGERPRINT_STRLEN]; /* canonical text form */
     uint16_t relay_tcp_port;                /* [relay] tcp_port; 0 if not given */
     int8_t relay_transport;                 /* -1: not given, else a wzp_relay_transport */
+    /* [relay] more_hosts / more_pins: the cluster's other relays ("A:P,B:P", "" if none) and
+     * their pins in the same order ("" = the pin key's for all); at most 7. */
+    char more_hosts[1024];
+    char more_pins[7 * WZP_FINGERPRINT_STRLEN];
     char input[WZP_AUDIO_DEVICE_NAME_MAX], output[WZP_AUDIO_DEVICE_NAME_MAX];
     char backend[8];
     char alias[WZP_SIG_ALIAS_MAX + 1];

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Clients know the cluster (docs/cluster.md): a listener given the three relays of a
-# cluster homes on one; that relay is killed (-9); the listener re-homes on another by
+# Clients know the cluster (docs/cluster.md): a listener whose settings file names the
+# three relays of a cluster homes on one; that relay is killed (-9); the listener re-homes on another by
 # itself, and a new call reaches it there: the caller dials bob's invite, which names the
 # three relays with the dead one first.
 set -uo pipefail
@@ -23,9 +23,12 @@ registrations() {
     return 1
 }
 
-# shellcheck disable=SC2046 # cluster_args is a word list
-timeout 90 "$WZP" listen $(cluster_args 1 2 3) --home "$T/bob" --alias bob --auto-answer \
-    --once --tone 440 --json -v >"$T/bob.json" 2>"$T/bob.err" &
+# bob names the cluster in his settings file: host and pin, then more_hosts and more_pins.
+mkdir -p "$T/bob"
+printf '[relay]\nhost = %s\npin = %s\nmore_hosts = %s, %s\nmore_pins = %s, %s\n' \
+    "$RA_1" "$RP_1" "$RA_2" "$RA_3" "$RP_2" "$RP_3" >"$T/bob/config"
+timeout 90 "$WZP" listen --home "$T/bob" --alias bob --auto-answer --loopback-candidates \
+    --no-audio --no-direct --once --tone 440 --json -v >"$T/bob.json" 2>"$T/bob.err" &
 LPID=$!
 PIDS+=($LPID)
 registrations 1 "$T/bob.json" || { echo "FAIL bob did not register: $(cat "$T/bob.err")"; exit 1; }

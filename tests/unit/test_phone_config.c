@@ -37,6 +37,8 @@ static void test_config_good(void **state)
                        "host = relay.example.org   ; the relay\n"
                        "port = 5000\n"
                        "pin = " PIN "\n"
+                       "more_hosts = r2.example.org:4433, [2001:db8::2]\n"
+                       "more_pins = " PIN "," PIN "\n"
                        "\n"
                        "[audio]\n"
                        "input = alsa_input.usb\n"
@@ -55,6 +57,8 @@ static void test_config_good(void **state)
     assert_string_equal(c.relay, "relay.example.org:5000");
     assert_int_equal(c.relay_port, 5000);
     assert_string_equal(c.relay_pin, PIN);
+    assert_string_equal(c.more_hosts, "r2.example.org:4433,[2001:db8::2]");
+    assert_string_equal(c.more_pins, PIN "," PIN);
     assert_string_equal(c.input, "alsa_input.usb");
     assert_string_equal(c.output, "alsa_output.pci");
     assert_string_equal(c.backend, "alsa");
@@ -66,7 +70,8 @@ static void test_config_good(void **state)
     assert_int_equal(c.auto_answer, 1);
     assert_int_equal(c.ring, 0);
     assert_int_equal(c.line[WZP_PK_RELAY_HOST], 3);
-    assert_int_equal(c.line[WZP_PK_PHONE_RING], 18);
+    assert_int_equal(c.line[WZP_PK_PHONE_RING], 20);
+    assert_int_equal(c.line[WZP_PK_RELAY_MORE_PINS], 7);
     assert_int_equal(c.line[WZP_PK_AUDIO_DTX], 0);
 
     /* The pin in any spelling comes out canonical; a port inside host; bare and bracketed v6. */
@@ -123,6 +128,9 @@ static void test_config_errors(void **state)
         {"[relay]\nhost = a:1\nport = 2\n", 3, "port is set and host has a :PORT"},
         {"[relay]\nport = 2\nhost = a:1\n", 3, "host has a :PORT and port is set"},
         {"[relay]\npin = not-a-fingerprint\n", 2, "pin wants the relay's fingerprint"},
+        {"[relay]\nmore_hosts = a:1,bad_host!\n", 2, "more_hosts wants up to 7 HOST[:PORT]"},
+        {"[relay]\nmore_hosts = a,b,c,d,e,f,g,h\n", 2, "more_hosts wants up to 7"},
+        {"[relay]\nmore_pins = x\n", 2, "more_pins wants up to 7 relay fingerprints"},
         {"[relay]\ntcp_port = 0\n", 2, "tcp_port wants a number"},
         {"[relay]\ntransport = quic\n", 2, "transport wants auto, udp or tcp"},
         {"[audio]\nbackend = oss\n", 2, "backend wants auto, pulse or alsa"},

@@ -52,16 +52,6 @@ relay_args() {
     echo "--relay $a --relay-pin $p --loopback-candidates --no-audio --no-direct"
 }
 
-# cluster_args N...: the client options naming relays N... (a cluster), as relay_args.
-cluster_args() {
-    local n a p out=""
-    for n in "$@"; do
-        eval "a=\$RA_$n p=\$RP_$n"
-        out="$out --relay $a --relay-pin $p"
-    done
-    echo "$out --loopback-candidates --no-audio --no-direct"
-}
-
 # listener N NAME ALIAS [args...]: "wzp listen" as NAME on relay N answering one call
 # with a tone (ended after 60 s at the latest, so a test never hangs on it); returns
 # once registered, or fails the test (fail=1) with its errors after 20 s. Events in
