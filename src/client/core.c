@@ -21,7 +21,11 @@
  * (QUIC takes the smaller one), so it notices a vanished client as fast. */
 #define CTRL_KEEP_ALIVE   WZP_SEC(4)
 #define CTRL_IDLE_TIMEOUT WZP_SEC(12)
-#define CTRL_HANDSHAKE    WZP_SEC(5)
+/* With other relays of a cluster to go to, a dead home costs the client its reachability
+ * until noticed: keep-alives twice as often and half the idle timeout (6 s) there. */
+#define CTRL_CLUSTER_KEEP_ALIVE   WZP_SEC(2)
+#define CTRL_CLUSTER_IDLE_TIMEOUT WZP_SEC(6)
+#define CTRL_HANDSHAKE            WZP_SEC(5)
 /* RFC 8305's connection attempt delay is 250 ms; a QUIC handshake to a far relay over a
  * lossy link can take longer, and an abandoned attempt costs a retry: 1 s. */
 #define WZP_CORE_RELAY_ATTEMPT_DELAY WZP_SEC(1)
@@ -195,8 +199,9 @@ static void connect_relay(wzp_core *core, wzp_ts now)
     wzp_quic_conn_config_default(&o);
     o.pin_mode = WZP_QUIC_PIN_EXACT;
     memcpy(o.pin, core->cfg.relay_pin, sizeof(o.pin));
-    o.keep_alive = CTRL_KEEP_ALIVE;
-    o.idle_timeout = CTRL_IDLE_TIMEOUT;
+    bool cluster = core->sel.n > 1;
+    o.keep_alive = cluster ? CTRL_CLUSTER_KEEP_ALIVE : CTRL_KEEP_ALIVE;
+    o.idle_timeout = cluster ? CTRL_CLUSTER_IDLE_TIMEOUT : CTRL_IDLE_TIMEOUT;
     o.handshake_timeout = CTRL_HANDSHAKE;
     o.max_message = WZP_SIG_MAX_SIZE;
     o.cb = ctrl_callbacks;
