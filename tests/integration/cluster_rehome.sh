@@ -2,7 +2,7 @@
 # Clients know the cluster (docs/cluster.md): a listener whose settings file names the
 # three relays of a cluster homes on one; that relay is killed (-9); the listener re-homes on another by
 # itself, and a new call reaches it there: the caller dials bob's invite, which names the
-# three relays with the dead one first.
+# three relays with the dead one first. Then a direct call whose relay dies goes on.
 set -uo pipefail
 . "$(dirname "$0")/lib/cli.sh"
 . "$(dirname "$0")/lib/cluster.sh"
@@ -72,4 +72,33 @@ check "alice dials the invite (dead relay first) and reaches bob on his new home
 wait "$LPID"; rc=$?
 check "bob answered that call and ended with alice's hang-up" 0 $rc
 has "bob received audio" "$T/bob.json" '"frames_received":[1-9]'
+
+# --- a direct call does not notice its relay's death --------------------------------------------
+# carol and dave on one surviving relay, direct path allowed (loopback): once the call is
+# direct, that relay is killed (-9); the call goes on to its end, media flowing.
+S=${OTHERS# }; S=${S%% *}
+eval "A=\$RA_$S P=\$RP_$S"
+timeout 60 "$WZP" listen --relay "$A" --relay-pin "$P" --home "$T/carol" --alias carol \
+    --auto-answer --once --loopback-candidates --no-audio --tone 440 --json \
+    >"$T/carol.json" 2>"$T/carol.err" &
+CPID=$!
+PIDS+=($CPID)
+registrations 1 "$T/carol.json" || { echo "FAIL carol did not register: $(cat "$T/carol.err")"; exit 1; }
+"$WZP" call carol --relay "$A" --relay-pin "$P" --home "$T/dave" --loopback-candidates \
+    --no-audio --tone 660 --json --duration 6 >"$T/dave.json" 2>"$T/dave.err" &
+DPID=$!
+PIDS+=($DPID)
+for _ in $(seq 100); do grep -q '"event":"path","path":"direct"' "$T/dave.json" && break; sleep 0.1; done
+if grep -q '"event":"path","path":"direct"' "$T/dave.json"; then
+    eval "kill -9 \$RPID_$S; wait \$RPID_$S 2>/dev/null"
+    echo "ok   dave's call to carol went direct; relay $S killed (-9) during it"
+    wait "$DPID"; rc=$?
+    check "the direct call went on to its end" 0 $rc
+    [ $rc = 0 ] || cat "$T/dave.err"
+    has "its summary: direct to the end" "$T/dave.json" '"event":"summary","path":"direct"'
+    has "carol kept receiving audio" "$T/carol.json" '"frames_received":[1-9]'
+else
+    echo "FAIL dave's call to carol never went direct"; cat "$T/dave.json" "$T/dave.err"; fail=1
+fi
+wait "$CPID" 2>/dev/null
 exit $fail
