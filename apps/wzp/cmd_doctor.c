@@ -511,6 +511,15 @@ int wzp_cmd_doctor(int argc, char **argv)
         fprintf(stderr, "wzp doctor: no relay: give --relay (or set it in %s)\n", conf);
         return WZP_EXIT_USAGE;
     }
+    /* A cluster's list (repeated --relay, more_hosts): the doctor checks the first relay. */
+    static char first_relay[1024], first_pin[256];
+    snprintf(first_relay, sizeof(first_relay), "%.*s", (int)strcspn(cfg.relay, ","), cfg.relay);
+    cfg.relay = first_relay;
+    if (cfg.relay_pin) {
+        snprintf(first_pin, sizeof(first_pin), "%.*s", (int)strcspn(cfg.relay_pin, ","),
+                 cfg.relay_pin);
+        cfg.relay_pin = first_pin;
+    }
     uint8_t pin[WZP_FINGERPRINT_LEN];
     if (cfg.relay_pin && wzp_fingerprint_parse(cfg.relay_pin, pin) < 0) {
         fprintf(stderr, "wzp doctor: --relay-pin wants a fingerprint, got '%s'\n", cfg.relay_pin);
