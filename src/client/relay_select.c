@@ -16,13 +16,12 @@ void wzp_relay_select_set(wzp_relay_select *s, const wzp_addr *addrs, size_t n)
         e->rtt = WZP_TS_NEVER;
         e->backoff = WZP_RELAY_SELECT_BACKOFF_MIN;
         for (size_t j = 0; j < old.n; j++)
-            if (wzp_addr_equal(&old.e[j].addr, &addrs[i])) {
-                e->rtt = old.e[j].rtt;
-                e->down_until = old.e[j].down_until;
-                e->backoff = old.e[j].backoff;
-            }
+            if (wzp_addr_equal(&old.e[j].addr, &addrs[i]))
+                *e = old.e[j]; /* its probe too: a round under way goes on */
     }
     s->n = n;
+    /* A new lookup usually lands during the round it triggered: the round goes on. */
+    s->settle_at = n > 1 ? old.settle_at : WZP_TS_NEVER;
 }
 
 void wzp_relay_select_measure(wzp_relay_select *s, wzp_ts now)

@@ -43,8 +43,9 @@ typedef struct wzp_relay_select {
     wzp_ts settle_at; /* the round's end; WZP_TS_NEVER when no round runs */
 } wzp_relay_select;
 
-/* Up to WZP_RELAY_SELECT_MAX addresses, in preference order; no round runs yet. Addresses
- * that stay (same address in the new list) keep their RTT and backoff. */
+/* Up to WZP_RELAY_SELECT_MAX addresses, in preference order. Addresses that stay (same
+ * address in the new list) keep their RTT, backoff and probe: a round under way goes on
+ * (a new address joins the next round). */
 void wzp_relay_select_set(wzp_relay_select *s, const wzp_addr *addrs, size_t n);
 /* Starts a measurement round at now (a single address needs none: settled at once). */
 void wzp_relay_select_measure(wzp_relay_select *s, wzp_ts now);

@@ -187,6 +187,16 @@ static void test_failed_relay_rests(void **state)
     assert_int_equal(s.n, 2);
     assert_int_equal(s.e[0].rtt, WZP_MS(30));
     assert_true(s.e[1].down_until > t);
+    /* A list set again during a round (the lookup it triggered): the round goes on. */
+    wzp_relay_select_measure(&s, t + 10);
+    uint8_t req[WZP_STUN_REQ_MAX];
+    wzp_addr to;
+    while (wzp_relay_select_poll(&s, t + 10, req, sizeof(req), &to) > 0) {
+    }
+    wzp_relay_select_set(&s, relays, N);
+    assert_false(wzp_relay_select_settled(&s, t + 11));
+    assert_int_equal(s.e[0].probe.state, WZP_STUN_TXN_PENDING);
+    settle(&s);
 }
 
 static void test_foreign_answers_ignored(void **state)
