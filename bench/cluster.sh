@@ -11,8 +11,8 @@
 #    file), relayed media only; once every call is active, the relay carrying most call ends is
 #    killed (-9): share of its calls that go on to their end, and their longest media gap
 #    (p99 over both ends), beside the calls on the relays that stayed up (the reference); and
-#    how long its clients took to re-home. Moving a relayed call is not built yet
-#    (docs/cluster.md): expect 0 % until it is.
+#    how long its clients took to re-home, or how long a call that did not go on lasted.
+#    Moving a relayed call is not built yet (docs/cluster.md): expect 0 % until it is.
 # Last line: cluster: relays=3 clients=... cross_setup_ms=... same_setup_ms=...
 #   failover_survived_pct=... failover_gap_p99_ms=... rss_bytes_per_client=...
 #   relay_cpu_us_per_reg=... regs_per_s=...
@@ -115,17 +115,19 @@ import json, os, re, signal, subprocess, sys, time
 wzp, T, pairs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 relays = [tuple(sys.argv[4 + 3 * i:7 + 3 * i]) for i in range(3)]
 DURATION = 15
-def home(name):
-    """A settings file naming the whole cluster (host, pin, more_hosts, more_pins)."""
+def home(name, k):
+    """A settings file naming the whole cluster (host, pin, more_hosts, more_pins), pair k's
+    list starting at relay k % 3: on loopback the first often wins, so the homes spread."""
     d = f"{T}/fo/{name}"
     os.makedirs(d, exist_ok=True)
+    order = relays[k % 3:] + relays[:k % 3]
     with open(f"{d}/config", "w") as f:
         f.write("[relay]\nhost = %s\npin = %s\nmore_hosts = %s\nmore_pins = %s\n" % (
-            relays[0][0], relays[0][1], ", ".join(r[0] for r in relays[1:]),
-            ", ".join(r[1] for r in relays[1:])))
+            order[0][0], order[0][1], ", ".join(r[0] for r in order[1:]),
+            ", ".join(r[1] for r in order[1:])))
     return d
-def start(name, argv):
-    d = home(name)
+def start(name, k, argv):
+    d = home(name, k)
     out, err = open(f"{T}/fo/{name}.json", "w"), open(f"{T}/fo/{name}.err", "w")
     return subprocess.Popen([wzp] + argv + ["--home", d, "--loopback-candidates",
                             "--no-audio", "--no-direct", "--json", "-v"], stdout=out, stderr=err)
@@ -154,12 +156,12 @@ def homes(name):
             for m in [re.search(r"registered at relay ([^,]*),", l)] if m]
 procs = {}
 for k in range(pairs):
-    procs[f"bob{k}"] = start(f"bob{k}", ["listen", "--alias", f"fobob{k}", "--auto-answer",
+    procs[f"bob{k}"] = start(f"bob{k}", k, ["listen", "--alias", f"fobob{k}", "--auto-answer",
                                          "--once", "--tone", "440"])
 for k in range(pairs):
     wait_for(lambda: homes(f"bob{k}"), 20)
 for k in range(pairs):
-    procs[f"alice{k}"] = start(f"alice{k}", ["call", f"fobob{k}", "--tone", "660",
+    procs[f"alice{k}"] = start(f"alice{k}", k, ["call", f"fobob{k}", "--tone", "660",
                                              "--duration", str(DURATION)])
 active = lambda n: any(e.get("state") == "active" for e in events(n))
 for k in range(pairs):
@@ -172,11 +174,13 @@ hit = [k for k in range(pairs) if victim[0] in (ends[f"alice{k}"], ends[f"bob{k}
        and active(f"alice{k}") and active(f"bob{k}")]
 os.kill(int(victim[2]), signal.SIGKILL)
 t_kill = time.monotonic()
-rehome = {}
+rehome, ended = {}, {}
 def rehomed():
     for n in procs:
         if ends[n] == victim[0] and n not in rehome and len(homes(n)) > 1:
             rehome[n] = (time.monotonic() - t_kill) * 1000
+        if n not in ended and procs[n].poll() is not None:
+            ended[n] = (time.monotonic() - t_kill) * 1000
     # Done when each of its clients re-homed or has ended (a call that ended ends "wzp call").
     return all(n in rehome or procs[n].poll() is not None for n in procs if ends[n] == victim[0])
 wait_for(rehomed, DURATION + 25)
@@ -198,11 +202,14 @@ print("calls", len(hit), "survived", survived,
       "gap_p50", p(gaps, 0.5), "gap_p99", p(gaps, 0.99),
       "rehomed", len(rh), "rehome_p50", round(p(rh, 0.5)) if rh else None,
       "rehome_max", round(rh[-1]) if rh else None)
-print("victim", relays.index(victim) + 1)
+# How long the calls that did not go on lasted after the kill (either end giving up first).
+lost = sorted(min(ended.get(f"{w}{k}", 1e9) for w in ("alice", "bob"))
+              for k in hit if gap_if_whole(k) is None)
+print("victim", relays.index(victim) + 1, "lost_after_p50", round(p(lost, 0.5)) if lost else None)
 print("ref", pairs - len(hit), "whole", len(ref), "gap_p50", p(ref, 0.5), "gap_p99", p(ref, 0.99))
 PY
 read -r _ fo_calls _ fo_surv _ gap50 _ gap99 _ _ _ rh50 _ rhmax <"$T/failover.txt"
-read -r _ victim < <(sed -n 2p "$T/failover.txt")
+read -r _ victim _ lost50 < <(sed -n 2p "$T/failover.txt")
 read -r _ ref_calls _ ref_whole _ ref50 _ ref99 < <(sed -n 3p "$T/failover.txt")
 eval "wait \${RPID_${victim:-0}:-}"
 exec 2>&3 3>&-
@@ -210,10 +217,12 @@ exec 2>&3 3>&-
 [ "${gap99:-None}" = None ] && gap99=n/a
 [ "${gap50:-None}" = None ] && gap50=n/a
 [ "${rh50:-None}" = None ] && rh50=n/a rhmax=n/a
+[ "${lost50:-None}" = None ] && lost50=n/a
 [ "${ref50:-None}" = None ] && ref50=n/a ref99=n/a
-printf '%-28s %8s %12s %10s %10s %14s %14s\n' "" calls survived gap_p50 gap_p99 rehome_p50_ms rehome_max_ms
-printf '%-28s %8s %12s %10s %10s %14s %14s\n' "relay killed (-9) mid-call" "${fo_calls:-0}" \
-    "${fo_surv:-0}" "$gap50" "$gap99" "${rh50:-n/a}" "${rhmax:-n/a}"
-printf '%-28s %8s %12s %10s %10s\n' "relays up (reference)" "${ref_calls:-0}" "${ref_whole:-0}" \
+printf '%-28s %8s %9s %8s %8s %14s %14s %15s\n' "" calls survived gap_p50 gap_p99 rehome_p50_ms \
+    rehome_max_ms lost_after_ms
+printf '%-28s %8s %9s %8s %8s %14s %14s %15s\n' "relay killed (-9) mid-call" "${fo_calls:-0}" \
+    "${fo_surv:-0}" "$gap50" "$gap99" "${rh50:-n/a}" "${rhmax:-n/a}" "$lost50"
+printf '%-28s %8s %9s %8s %8s\n' "relays up (reference)" "${ref_calls:-0}" "${ref_whole:-0}" \
     "${ref50:-n/a}" "${ref99:-n/a}"
 echo "cluster: relays=3 clients=${clients:-0} cross_setup_ms=${cross_setup:-nan} same_setup_ms=${same_setup:-nan} failover_survived_pct=${fo_pct:-nan} failover_gap_p99_ms=${gap99:-n/a} rss_bytes_per_client=${rss:-nan} relay_cpu_us_per_reg=${cpu:-nan} regs_per_s=${regs:-nan}"
