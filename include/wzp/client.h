@@ -116,7 +116,7 @@ typedef struct wzp_client_config {
      * trip), homes on the lowest and, when its relay is lost, moves to the next best (the lost
      * one rests 1 s doubling to 30 s). */
     const char *relay_pin;
-    const char *alias;     /* optional, registered with the relay */
+    const char *alias; /* optional, registered with the relay */
     /* For networks that drop UDP: the relay's TLS-over-TCP service on the relay's host at this
      * port (0 = 443), pinned like the relay itself. */
     uint16_t relay_tcp_port;
