@@ -20,7 +20,8 @@ static void usage(FILE *out)
             "       wzp contacts rename OLD NEW\n"
             "Calling a contact ('wzp call NAME') dials its key: the call fails as a possible\n"
             "man-in-the-middle (exit 10) if the relay connects it to any other key. A contact\n"
-            "made from an invite keeps its relay, pin and alias.\n"
+            "made from an invite keeps its relays (a cluster's, up to three), their pins and\n"
+            "its alias.\n"
             "NAME: 1..32 letters, digits, '.', '_' or '-', starting with a letter or digit.\n"
             "  --home DIR   state directory (default $WZP_HOME, else ~/.config/wzp)\n"
             "  --json       list as a JSON array\n");
@@ -79,6 +80,9 @@ static int fill_add(edit_args *e, const char *name, const char *key, const phone
     memcpy(c->alias, inv.alias, sizeof(c->alias));
     memcpy(c->relay, inv.relay, sizeof(c->relay));
     memcpy(c->relay_pin, inv.relay_pin, sizeof(c->relay_pin));
+    c->n_more = inv.relay[0] ? inv.n_more : 0;
+    memcpy(c->more_relay, inv.more_relay, sizeof(c->more_relay));
+    memcpy(c->more_pin, inv.more_pin, sizeof(c->more_pin));
     return 0;
 }
 
@@ -90,22 +94,31 @@ static int list(const wzp_contacts *c, bool json)
     for (size_t i = 0; i < c->n; i++) {
         const wzp_contact *e = &c->v[i];
         wzp_fingerprint_format(e->fp, fp, sizeof(fp));
-        wzp_fingerprint_format(e->relay_pin, pin, sizeof(pin));
         if (!json) {
-            printf("%-16s %s%s%s%s%s%s%s\n", e->name, fp, e->alias[0] ? "  alias " : "", e->alias,
-                   e->relay[0] ? "  relay " : "", e->relay, e->relay[0] ? " pin " : "",
-                   e->relay[0] ? pin : "");
+            printf("%-16s %s%s%s", e->name, fp, e->alias[0] ? "  alias " : "", e->alias);
+            for (unsigned k = 0; e->relay[0] && k <= e->n_more; k++) {
+                wzp_fingerprint_format(k ? e->more_pin[k - 1] : e->relay_pin, pin, sizeof(pin));
+                printf("  relay %s pin %s", k ? e->more_relay[k - 1] : e->relay, pin);
+            }
+            printf("\n");
             continue;
         }
         printf("%s{\"name\":", i ? "," : "");
         phone_json_str(stdout, e->name);
         printf(",\"fingerprint\":\"%s\",\"alias\":", fp);
         phone_json_str(stdout, e->alias[0] ? e->alias : NULL);
-        printf(",\"relay\":");
-        phone_json_str(stdout, e->relay[0] ? e->relay : NULL);
-        printf(",\"relay_pin\":");
-        phone_json_str(stdout, e->relay[0] ? pin : NULL);
-        printf("}");
+        /* The first relay as before; a cluster's others in more_relays. */
+        for (unsigned k = 0; k <= e->n_more; k++) {
+            wzp_fingerprint_format(k ? e->more_pin[k - 1] : e->relay_pin, pin, sizeof(pin));
+            printf(k == 0   ? ",\"relay\":"
+                   : k == 1 ? ",\"more_relays\":[{\"relay\":"
+                            : ",{\"relay\":");
+            phone_json_str(stdout, !e->relay[0] ? NULL : k ? e->more_relay[k - 1] : e->relay);
+            printf(",\"relay_pin\":");
+            phone_json_str(stdout, e->relay[0] ? pin : NULL);
+            printf(k ? "}" : "");
+        }
+        printf("%s}", e->n_more ? "]" : "");
     }
     if (json)
         printf("]\n");

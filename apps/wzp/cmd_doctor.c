@@ -34,6 +34,7 @@
 #include "portmap/probe.h"
 
 #define MAX_RELAY_ADDRS    2 /* the first IPv4 and the first IPv6 address */
+#define MAX_MORE_RELAYS    7 /* a cluster list's relays after the first */
 #define PORTMAP_TIMEOUT_MS 1000
 #define HARD_LIMIT         WZP_SEC(15) /* natcheck ends well before (its timeouts) */
 #define QUIC_TIMEOUT       WZP_SEC(5)
@@ -48,6 +49,15 @@ typedef struct probe {
     wzp_natcheck_result res;
 } probe;
 
+/* Another relay of the cluster: the checks that differ per relay (the NAT and the gateway
+ * are this network's, checked once against the first). */
+typedef struct other_relay {
+    char relay[WZP_HOST_MAX + 16];
+    char why[160]; /* bad pin text, or cannot resolve */
+    doctor_quic quic;
+    doctor_tcp tcp;
+} other_relay;
+
 /* Everything found, for printing. */
 typedef struct report {
     const char *relay; /* as given */
@@ -59,7 +69,9 @@ typedef struct report {
     bool udp; /* some relay address answered */
     bool pinned;
     doctor_quic quic;
-    doctor_tcp tcp; /* tried unless no key was known to pin it to */
+    doctor_tcp tcp;                 /* tried unless no key was known to pin it to */
+    const struct other_relay *more; /* a cluster's other relays: key and TCP only */
+    size_t n_more;
 } report;
 
 static void usage(FILE *out)
@@ -360,10 +372,23 @@ static void print_json(const report *rep)
             phone_json_str(stdout, t->detail);
         else
             printf("null");
-        printf("}}\n");
+        printf("}");
     } else {
-        printf(",\"tcp_fallback\":null}\n");
+        printf(",\"tcp_fallback\":null");
     }
+    printf(",\"more_relays\":[");
+    for (size_t i = 0; i < rep->n_more; i++) {
+        const other_relay *o = &rep->more[i];
+        printf("%s{\"relay\":", i ? "," : "");
+        phone_json_str(stdout, o->relay);
+        printf(",\"error\":");
+        phone_json_str(stdout, o->why[0] ? o->why : o->quic.detail[0] ? o->quic.detail : NULL);
+        printf(",\"quic_ok\":%s,\"pin_mismatch\":%s", o->quic.ok ? "true" : "false",
+               o->quic.pin_mismatch || o->tcp.pin_mismatch ? "true" : "false");
+        print_ms("handshake_ms", o->quic.handshake, o->quic.ok);
+        printf(",\"tcp_ok\":%s}", !o->tcp.tried ? "null" : o->tcp.ok ? "true" : "false");
+    }
+    printf("]}\n");
 }
 
 static void print_text(const report *rep)
@@ -458,6 +483,59 @@ static void print_text(const report *rep)
                t->port);
     else
         printf("TCP fallback:      NOT working on port %u: %s\n", t->port, t->detail);
+    for (size_t i = 0; i < rep->n_more; i++) {
+        const other_relay *o = &rep->more[i];
+        printf("also relay %s: ", o->relay);
+        if (o->why[0])
+            printf("%s\n", o->why);
+        else if (o->quic.ok)
+            printf("key verified (QUIC handshake %.1f ms); TCP fallback %s\n",
+                   (double)o->quic.handshake / 1e6,
+                   o->tcp.ok             ? "works"
+                   : o->tcp.pin_mismatch ? "WRONG: another key"
+                                         : "NOT working");
+        else if (o->quic.pin_mismatch)
+            printf("WRONG: it presented another key than its pin\n");
+        else
+            printf("NOT reached: %s\n", o->quic.detail);
+    }
+}
+
+/* A cluster's other relays (the list after the first), each to its own pin (or the one pin
+ * for all). */
+static size_t check_more(const char *relays, const char *pins, uint16_t tcp_port, other_relay *out,
+                         size_t cap)
+{
+    const char *r = strchr(relays, ','), *p = pins ? strchr(pins, ',') : NULL;
+    size_t n = 0;
+    for (; r && n < cap; r = strchr(r + 1, ','), p = p ? strchr(p + 1, ',') : NULL) {
+        other_relay *o = &out[n++];
+        memset(o, 0, sizeof(*o));
+        snprintf(o->relay, sizeof(o->relay), "%.*s", (int)strcspn(r + 1, ","), r + 1);
+        const char *pt = p ? p + 1 : pins; /* one pin: for all */
+        uint8_t pin[WZP_FINGERPRINT_LEN];
+        char pin_text[WZP_FINGERPRINT_STRLEN + 1];
+        snprintf(pin_text, sizeof(pin_text), "%.*s", pt ? (int)strcspn(pt, ",") : 0, pt ? pt : "");
+        wzp_hostport hp;
+        wzp_addr a;
+        char why[128];
+        if (pt && wzp_fingerprint_parse(pin_text, pin) < 0)
+            snprintf(o->why, sizeof(o->why), "its pin is not a fingerprint");
+        else if (wzp_hostport_parse(&hp, o->relay, WZP_DEFAULT_RELAY_PORT) < 0)
+            snprintf(o->why, sizeof(o->why), "not HOST[:PORT]");
+        else if (wzp_resolve(&hp, true, true, &a, 1, why, sizeof(why)) < 1)
+            snprintf(o->why, sizeof(o->why), "cannot resolve: %s", why);
+        if (o->why[0])
+            continue;
+        doctor_quic_check(&o->quic, &a, pt ? pin : NULL, QUIC_TIMEOUT);
+        if (pt || o->quic.ok) {
+            if (!pt)
+                wzp_fingerprint_parse(o->quic.fp, pin);
+            doctor_tcp_check(&o->tcp, &a, tcp_port ? tcp_port : WZP_DEFAULT_RELAY_TCP_PORT, pin,
+                             TCP_TIMEOUT);
+        }
+    }
+    return n;
 }
 
 int wzp_cmd_doctor(int argc, char **argv)
@@ -511,7 +589,11 @@ int wzp_cmd_doctor(int argc, char **argv)
         fprintf(stderr, "wzp doctor: no relay: give --relay (or set it in %s)\n", conf);
         return WZP_EXIT_USAGE;
     }
-    /* A cluster's list (repeated --relay, more_hosts): the doctor checks the first relay. */
+    /* A cluster's list (repeated --relay, more_hosts): the first relay gets every check, the
+     * others their key and TCP service. */
+    static other_relay more[MAX_MORE_RELAYS];
+    size_t n_more = check_more(cfg.relay, cfg.relay_pin, cfg.relay_tcp_port, more,
+                               sizeof(more) / sizeof(more[0]));
     static char first_relay[1024], first_pin[256];
     snprintf(first_relay, sizeof(first_relay), "%.*s", (int)strcspn(cfg.relay, ","), cfg.relay);
     cfg.relay = first_relay;
@@ -547,8 +629,13 @@ int wzp_cmd_doctor(int argc, char **argv)
                 probe_start(&ps[n++], &addrs[i]);
                 break;
             }
-    report rep = {
-        .relay = cfg.relay, .ps = ps, .n = n, .portmap = portmap, .pinned = cfg.relay_pin != NULL};
+    report rep = {.relay = cfg.relay,
+                  .ps = ps,
+                  .n = n,
+                  .portmap = portmap,
+                  .pinned = cfg.relay_pin != NULL,
+                  .more = more,
+                  .n_more = n_more};
     pthread_t th;
     bool threaded = portmap && pthread_create(&th, NULL, portmap_thread, &rep.pm) == 0;
     run_probes(ps, n);
@@ -586,7 +673,13 @@ int wzp_cmd_doctor(int argc, char **argv)
         print_json(&rep);
     else
         print_text(&rep);
-    return !rep.udp && !rep.tcp.ok                         ? WZP_EXIT_UNREACHABLE
-           : rep.quic.pin_mismatch || rep.tcp.pin_mismatch ? WZP_EXIT_RELAY_PIN
-                                                           : WZP_EXIT_OK;
+    bool more_ok = false, more_wrong = false;
+    for (size_t i = 0; i < n_more; i++) {
+        more_ok |= more[i].quic.ok || more[i].tcp.ok;
+        more_wrong |= more[i].quic.pin_mismatch || more[i].tcp.pin_mismatch;
+    }
+    /* A cluster works while one relay does; a wrong key anywhere is an attack or a typo. */
+    return rep.quic.pin_mismatch || rep.tcp.pin_mismatch || more_wrong ? WZP_EXIT_RELAY_PIN
+           : !rep.udp && !rep.tcp.ok && !more_ok                       ? WZP_EXIT_UNREACHABLE
+                                                                       : WZP_EXIT_OK;
 }

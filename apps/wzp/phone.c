@@ -45,6 +45,22 @@ const char *phone_contact_name(const wzp_contacts *c, const char *fp_text)
     return at < 0 ? NULL : c->v[at].name;
 }
 
+/* An invite's or a contact's relays ("" for none) as the --relay / --relay-pin lists. */
+static void target_relays(phone_target *out, const char *relay, const uint8_t *relay_pin,
+                          unsigned n_more,
+                          const char more[WZP_INVITE_MORE_RELAYS][WZP_RELAY_TEXT_MAX + 1],
+                          const uint8_t more_pin[WZP_INVITE_MORE_RELAYS][WZP_FINGERPRINT_LEN])
+{
+    for (unsigned i = 0; relay[0] && i <= n_more && i <= WZP_INVITE_MORE_RELAYS; i++) {
+        char pin[WZP_FINGERPRINT_STRLEN];
+        wzp_fingerprint_format(i ? more_pin[i - 1] : relay_pin, pin, sizeof(pin));
+        size_t rl = strlen(out->relay), pl = strlen(out->relay_pin);
+        snprintf(out->relay + rl, sizeof(out->relay) - rl, "%s%s", i ? "," : "",
+                 i ? more[i - 1] : relay);
+        snprintf(out->relay_pin + pl, sizeof(out->relay_pin) - pl, "%s%s", i ? "," : "", pin);
+    }
+}
+
 int phone_resolve(const char *cmd, const char *arg, const wzp_contacts *c, bool have_relay,
                   phone_target *out)
 {
@@ -62,17 +78,7 @@ int phone_resolve(const char *cmd, const char *arg, const wzp_contacts *c, bool 
         long at = wzp_contacts_find_fp(c, inv.fp);
         snprintf(out->label, sizeof(out->label), "%s%s%s (from the invite)", out->peer,
                  at >= 0 ? ", your contact " : "", at >= 0 ? c->v[at].name : "");
-        if (inv.relay[0]) {
-            snprintf(out->relay, sizeof(out->relay), "%s", inv.relay);
-            wzp_fingerprint_format(inv.relay_pin, out->relay_pin, sizeof(out->relay_pin));
-        }
-        for (unsigned i = 0; inv.relay[0] && i < inv.n_more; i++) {
-            char pin[WZP_FINGERPRINT_STRLEN];
-            wzp_fingerprint_format(inv.more_pin[i], pin, sizeof(pin));
-            size_t rl = strlen(out->relay), pl = strlen(out->relay_pin);
-            snprintf(out->relay + rl, sizeof(out->relay) - rl, ",%s", inv.more_relay[i]);
-            snprintf(out->relay_pin + pl, sizeof(out->relay_pin) - pl, ",%s", pin);
-        }
+        target_relays(out, inv.relay, inv.relay_pin, inv.n_more, inv.more_relay, inv.more_pin);
         return 0;
     }
     if (wzp_fingerprint_parse(arg, fp) == 0) {
@@ -90,10 +96,7 @@ int phone_resolve(const char *cmd, const char *arg, const wzp_contacts *c, bool 
         snprintf(out->label, sizeof(out->label), "%s (contact, key %s)", e->name, text);
         snprintf(out->contact, sizeof(out->contact), "%s", e->name);
         snprintf(out->contact_alias, sizeof(out->contact_alias), "%s", e->alias);
-        if (e->relay[0]) {
-            snprintf(out->relay, sizeof(out->relay), "%s", e->relay);
-            wzp_fingerprint_format(e->relay_pin, out->relay_pin, sizeof(out->relay_pin));
-        }
+        target_relays(out, e->relay, e->relay_pin, e->n_more, e->more_relay, e->more_pin);
         return 0;
     }
     if (!have_relay) {

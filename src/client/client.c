@@ -123,11 +123,14 @@ static void rearm(wzp_client *c)
 {
     wzp_ts now = wzp_now();
     wzp_addr relay;
+    uint8_t pin[WZP_FINGERPRINT_LEN];
     /* What arrives over TCP is fed during the service: flush what it caused (bounded). */
     for (int round = 0; round < 8; round++) {
         wzp_core_flush(c->core, now, send_pkt, c);
         wzp_core_relay_addr(c->core, &relay);
-        bool delivered = wzp_relay_path_service(c->rpath, c->fd[relay_sock(&relay)], &relay, now);
+        wzp_core_relay_pin(c->core, pin);
+        bool delivered =
+            wzp_relay_path_service(c->rpath, c->fd[relay_sock(&relay)], &relay, pin, now);
         unsigned sw = wzp_relay_path_switches(c->rpath);
         if (sw != c->rpath_switches) {
             c->rpath_switches = sw;
@@ -797,7 +800,6 @@ int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
                                     .wake = relay_tcp_wake,
                                     .pin_failed = relay_tcp_pin_failed,
                                     .user = c};
-        memcpy(rp.pin, cc.relay_pin, sizeof(rp.pin));
         if ((rc = wzp_relay_path_new(&c->rpath, &rp)) < 0)
             goto fail;
     }

@@ -560,6 +560,11 @@ void wzp_core_relay_addr(const wzp_core *core, wzp_addr *out)
     *out = core->cfg.relay;
 }
 
+void wzp_core_relay_pin(const wzp_core *core, uint8_t pin[WZP_FINGERPRINT_LEN])
+{
+    memcpy(pin, core->cfg.relay_pin, sizeof(core->cfg.relay_pin));
+}
+
 static const wzp_quic_conn_callbacks ctrl_callbacks = {
     .established = ctrl_established,
     .message = ctrl_message,

@@ -159,6 +159,8 @@ typedef struct wzp_core_relay {
 int wzp_core_set_relays(wzp_core *core, const wzp_core_relay *relays, size_t n);
 /* The relay address of the current (or latest) connection attempt. */
 void wzp_core_relay_addr(const wzp_core *core, wzp_addr *out);
+/* The key pinned for that relay (each relay of a cluster has its own). */
+void wzp_core_relay_pin(const wzp_core *core, uint8_t pin[WZP_FINGERPRINT_LEN]);
 
 /* Datagrams to the relay now take another transport (UDP <-> its TCP service): pings the
  * relay so it sees us at the new address at once. Flush afterwards. */

@@ -83,7 +83,8 @@ static void on_link(wzp_loop *loop, wzp_io *io, unsigned events)
     p->cfg.wake(p->cfg.user); /* the owner's service runs the link */
 }
 
-static void link_open(wzp_relay_path *p, const wzp_addr *relay, wzp_ts now)
+static void link_open(wzp_relay_path *p, const wzp_addr *relay,
+                      const uint8_t pin[WZP_FINGERPRINT_LEN], wzp_ts now)
 {
     wzp_addr to = *relay;
     wzp_addr_set_port(&to, p->cfg.tcp_port ? p->cfg.tcp_port : WZP_DEFAULT_RELAY_TCP_PORT);
@@ -95,7 +96,7 @@ static void link_open(wzp_relay_path *p, const wzp_addr *relay, wzp_ts now)
     }
     wzp_tcp_link_tune(fd);
     wzp_tcp_link_config lc = {.fd = fd, .server = false, .cred = p->cred};
-    memcpy(lc.pin, p->cfg.pin, sizeof(lc.pin));
+    memcpy(lc.pin, pin, sizeof(lc.pin));
     if (wzp_tcp_link_new(&p->link, &lc) < 0) {
         p->link = NULL;
         wzp_rtx_on_tcp_down(&p->rtx, now);
@@ -175,7 +176,8 @@ bool wzp_relay_path_on_udp_rx(wzp_relay_path *p, const uint8_t *pkt, size_t len,
            memcmp(pkt + 8, p->check_tid, WZP_STUN_TID_LEN) == 0;
 }
 
-bool wzp_relay_path_service(wzp_relay_path *p, int fd, const wzp_addr *relay, wzp_ts now)
+bool wzp_relay_path_service(wzp_relay_path *p, int fd, const wzp_addr *relay,
+                            const uint8_t pin[WZP_FINGERPRINT_LEN], wzp_ts now)
 {
     p->delivered = false;
     link_run(p, now); /* writes what was queued (and reads) */
@@ -185,7 +187,7 @@ bool wzp_relay_path_service(wzp_relay_path *p, int fd, const wzp_addr *relay, wz
     if (p->link && wzp_rtx_tcp_close_due(&p->rtx, now))
         link_close(p, "UDP works", now);
     if (!p->link && wzp_rtx_tcp_open_due(&p->rtx, now))
-        link_open(p, relay, now);
+        link_open(p, relay, pin, now);
     if (fd >= 0 && wzp_rtx_check_due(&p->rtx, now)) {
         uint8_t buf[64];
         wzp_stun_wr sw;

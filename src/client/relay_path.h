@@ -27,7 +27,6 @@ typedef struct wzp_relay_path_config {
     wzp_loop *loop;
     wzp_relay_transport mode;
     uint16_t tcp_port; /* 0 = WZP_DEFAULT_RELAY_TCP_PORT */
-    uint8_t pin[WZP_FINGERPRINT_LEN];
     /* A datagram that came over TCP, from the relay address the link serves. */
     void (*deliver)(void *user, const wzp_addr *from, const uint8_t *data, size_t len, wzp_ts now);
     /* TCP only: the relay's TCP service presented another key (detail says which). */
@@ -48,9 +47,12 @@ void wzp_relay_path_send(wzp_relay_path *p, int fd, const wzp_addr *relay, const
  * do not feed it to the core. */
 bool wzp_relay_path_on_udp_rx(wzp_relay_path *p, const uint8_t *pkt, size_t len, wzp_ts now);
 /* Runs the TCP link (writes what was queued, delivers what arrived), opens or closes it, and
- * sends due UDP checks (from fd to relay). Call after every input and flush, and at
- * wzp_relay_path_deadline. True when datagrams were delivered: the owner flushes again. */
-bool wzp_relay_path_service(wzp_relay_path *p, int fd, const wzp_addr *relay, wzp_ts now);
+ * sends due UDP checks (from fd to relay). A link opens to `relay` pinned to `pin` (the key of
+ * that relay: in a cluster each relay has its own); it closes when the relay changes. Call
+ * after every input and flush, and at wzp_relay_path_deadline. True when datagrams were
+ * delivered: the owner flushes again. */
+bool wzp_relay_path_service(wzp_relay_path *p, int fd, const wzp_addr *relay,
+                            const uint8_t pin[WZP_FINGERPRINT_LEN], wzp_ts now);
 wzp_ts wzp_relay_path_deadline(const wzp_relay_path *p);
 /* Moves between UDP and TCP so far (a change: tell the core, wzp_core_relay_moved). */
 unsigned wzp_relay_path_switches(const wzp_relay_path *p);

@@ -22,8 +22,14 @@ bool wzp_contact_name_valid(const char *name)
 
 static bool contact_valid(const wzp_contact *e)
 {
-    return wzp_contact_name_valid(e->name) && (!e->alias[0] || wzp_sig_alias_valid(e->alias)) &&
-           (!e->relay[0] || wzp_relay_text_valid(e->relay));
+    if (!wzp_contact_name_valid(e->name) || (e->alias[0] && !wzp_sig_alias_valid(e->alias)) ||
+        (e->relay[0] && !wzp_relay_text_valid(e->relay)) ||
+        e->n_more > (e->relay[0] ? WZP_INVITE_MORE_RELAYS : 0))
+        return false;
+    for (unsigned i = 0; i < e->n_more; i++)
+        if (!wzp_relay_text_valid(e->more_relay[i]))
+            return false;
+    return true;
 }
 
 long wzp_contacts_find(const wzp_contacts *c, const char *name)
@@ -100,10 +106,11 @@ void wzp_contacts_free(wzp_contacts *c)
 
 /* --- text form ------------------------------------------------------------------------------ */
 
-/* Longest line: name, fp, alias=, relay=, pin=, separators, LF, NUL. */
+/* Longest line: name, fp, alias=, the relay= pin= pairs, separators, LF, NUL. */
+#define RELAY_PAIR_MAX (7 + WZP_RELAY_TEXT_MAX + 5 + WZP_FINGERPRINT_STRLEN)
 #define LINE_MAX_LEN                                                                               \
-    (WZP_CONTACT_NAME_MAX + 1 + WZP_FINGERPRINT_STRLEN + 7 + WZP_SIG_ALIAS_MAX + 7 +               \
-     WZP_RELAY_TEXT_MAX + 5 + WZP_FINGERPRINT_STRLEN + 2)
+    (WZP_CONTACT_NAME_MAX + 1 + WZP_FINGERPRINT_STRLEN + 7 + WZP_SIG_ALIAS_MAX +                   \
+     (1 + WZP_INVITE_MORE_RELAYS) * RELAY_PAIR_MAX + 2)
 
 static int format_line(const void *coll, size_t i, char *buf, size_t cap)
 {
@@ -112,10 +119,17 @@ static int format_line(const void *coll, size_t i, char *buf, size_t cap)
         return WZP_ERR_INVALID;
     char fp[WZP_FINGERPRINT_STRLEN], pin[WZP_FINGERPRINT_STRLEN];
     wzp_fingerprint_format(e->fp, fp, sizeof(fp));
-    wzp_fingerprint_format(e->relay_pin, pin, sizeof(pin));
-    int n = snprintf(buf, cap, "%s %s%s%s%s%s%s%s\n", e->name, fp, e->alias[0] ? " alias=" : "",
-                     e->alias, e->relay[0] ? " relay=" : "", e->relay, e->relay[0] ? " pin=" : "",
-                     e->relay[0] ? pin : "");
+    int n = snprintf(buf, cap, "%s %s%s%s", e->name, fp, e->alias[0] ? " alias=" : "", e->alias);
+    for (unsigned k = 0; e->relay[0] && k <= e->n_more && n >= 0 && (size_t)n < cap; k++) {
+        wzp_fingerprint_format(k ? e->more_pin[k - 1] : e->relay_pin, pin, sizeof(pin));
+        int m = snprintf(buf + n, cap - (size_t)n, " relay=%s pin=%s",
+                         k ? e->more_relay[k - 1] : e->relay, pin);
+        n = m < 0 ? m : n + m;
+    }
+    if (n >= 0 && (size_t)n < cap) {
+        int m = snprintf(buf + n, cap - (size_t)n, "\n");
+        n = m < 0 ? m : n + m;
+    }
     return (n < 0 || (size_t)n >= cap) ? WZP_ERR_TOO_BIG : n;
 }
 
@@ -173,16 +187,20 @@ static const char *parse_line(const char *p, size_t n, wzp_contact *e)
             return "bad alias";
         more = wzp_linefile_token(&p, end, &tok, &tl);
     }
-    if (more && field(tok, tl, "relay", &val, &vl)) {
-        if (!take(val, vl, e->relay, sizeof(e->relay)) || !wzp_relay_text_valid(e->relay))
+    for (unsigned i = 0; more && field(tok, tl, "relay", &val, &vl); i++) {
+        if (i > WZP_INVITE_MORE_RELAYS)
+            return "more relays than an invite names";
+        char *text = i ? e->more_relay[i - 1] : e->relay;
+        if (!take(val, vl, text, sizeof(e->relay)) || !wzp_relay_text_valid(text))
             return "bad relay address";
         if (!wzp_linefile_token(&p, end, &tok, &tl) || !field(tok, tl, "pin", &val, &vl) ||
-            !take_fp(val, vl, e->relay_pin))
+            !take_fp(val, vl, i ? e->more_pin[i - 1] : e->relay_pin))
             return "relay without a good pin= after it";
+        e->n_more = i;
         more = wzp_linefile_token(&p, end, &tok, &tl);
     }
     if (more)
-        return "unexpected text (fields: alias=, relay= pin=, in that order)";
+        return "unexpected text (fields: alias=, then relay= pin= pairs, in that order)";
     return NULL;
 }
 

@@ -6,12 +6,13 @@
  * Format (ASCII, one contact per line, LF-terminated, nothing else allowed):
  *
  *     wzp-contacts 1
- *     NAME FINGERPRINT [alias=ALIAS] [relay=HOST:PORT pin=FINGERPRINT]
+ *     NAME FINGERPRINT [alias=ALIAS] [relay=HOST:PORT pin=FINGERPRINT]...
  *
  * NAME: 1..32 of [A-Za-z0-9._-], the first a letter or digit; unique ignoring
  * case. FINGERPRINT in the text form of include/wzp/identity.h; no key twice.
- * The optional fields come in this order, once each; relay and pin together
- * (wzp_relay_text_valid). Empty lines and '#' comments are allowed when read
+ * The optional fields come in this order; relay and pin together
+ * (wzp_relay_text_valid), up to 1 + WZP_INVITE_MORE_RELAYS pairs (a cluster's relays, as an
+ * invite names them). Empty lines and '#' comments are allowed when read
  * and not kept when written. The parse is sans-I/O; the file layer below
  * reads it with a size limit and writes it atomically under a lock.
  */
@@ -36,6 +37,9 @@ typedef struct wzp_contact {
     char alias[WZP_SIG_ALIAS_MAX + 1];      /* "" for none (the alias the invite named) */
     char relay[WZP_RELAY_TEXT_MAX + 1];     /* "" for none */
     uint8_t relay_pin[WZP_FINGERPRINT_LEN]; /* with relay only */
+    unsigned n_more;                        /* the cluster's other relays (with relay only) */
+    char more_relay[WZP_INVITE_MORE_RELAYS][WZP_RELAY_TEXT_MAX + 1];
+    uint8_t more_pin[WZP_INVITE_MORE_RELAYS][WZP_FINGERPRINT_LEN];
 } wzp_contact;
 
 typedef struct wzp_contacts {

@@ -67,6 +67,21 @@ has "text names the contact" "$T/a3.txt" "talking to bob (contact) $B_FP"
 has "text shows the code" "$T/a3.txt" "verification code [0-9]\{3\} [0-9]\{3\} (compare by voice)"
 wait $LP
 
+# A cluster's invite (its first relay answers nothing here): the contact keeps every relay and
+# pin, and calling it homes on one that answers.
+DEAD="127.0.0.3:${RA##*:}"
+INV3=$("$WZP" invite --home "$T/bob" --alias bob --relay "$DEAD,$RA" --relay-pin "$A_FP,$RP" 2>"$T/err")
+check "cluster invite" 0 $?
+"$WZP" contacts add bob "$INV3" --home "$T/carol" >/dev/null 2>"$T/err"; check "add from a cluster invite" 0 $?
+"$WZP" contacts list --home "$T/carol" --json >"$T/list3.json"
+has "the contact keeps the cluster's relays" "$T/list3.json" \
+    "\"relay\":\"$DEAD\",\"relay_pin\":\"$A_FP\",\"more_relays\":\[{\"relay\":\"$RA\",\"relay_pin\":\"$RP\"}\]"
+listen "$T/bob" "$T/b4.json"
+"$WZP" call bob --home "$T/carol" "${L[@]}" --duration 1 --json >"$T/c4.json" 2>"$T/err"; rc=$?
+check "call a cluster contact whose first relay is down" 0 $rc
+has "carol reached bob's key" "$T/c4.json" "\"state\":\"active\",\"peer\":\"$B_FP\""
+wait $LP
+
 # a contact is dialled by its key: mallory holding the contact's alias is never rung
 M_FP=$("$WZP" id --home "$T/mallory" 2>/dev/null)
 C_FP=$("$WZP" id --home "$T/carol" 2>/dev/null) # carol stays offline

@@ -85,6 +85,18 @@ check "doctor with the relay from \$WZP_RELAY" 0 $?
 judge "without --stun-alt: mapping known (no translation), filtering unknown" "$T/d2.json" \
     'd["relay"] == "'"$RA2"'" and d["relays"][0]["alternate"] is None and d["nat"]["mapping"] == "EIM" and d["nat"]["filtering"] == "unknown"'
 
+# A cluster's list: the other relays' keys checked too, each to its own pin.
+RP2=$(sed -n 's/.*fingerprint //p' "$T/relay2.out")
+timeout 30 "$WZP" doctor --relay "$RA,$RA2" --relay-pin "$RP,$RP2" --home "$T/h" --no-portmap --json \
+    >"$T/dl.json" 2>"$T/dl.err"
+check "doctor over a cluster's list" 0 $?
+judge "the second relay's key verified" "$T/dl.json" \
+    'd["quic"]["pin"] == "match" and len(d["more_relays"]) == 1 and d["more_relays"][0]["relay"] == "'"$RA2"'" and d["more_relays"][0]["quic_ok"] and not d["more_relays"][0]["pin_mismatch"]'
+timeout 30 "$WZP" doctor --relay "$RA,$RA2" --relay-pin "$RP,$OTHER_FP" --home "$T/h" --no-portmap \
+    >"$T/dlw.txt" 2>&1
+check "a cluster whose second relay has another key" 5 $?
+has "text names the second relay's wrong key" "$T/dlw.txt" "also relay $RA2: WRONG"
+
 # Nobody there: a closed loopback port.
 dead=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 start=$SECONDS

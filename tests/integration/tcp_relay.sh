@@ -57,6 +57,19 @@ rc=$?
     { echo "FAIL wrong pin over tcp: exit $rc"; fail=1; }
 has "wrong pin over tcp: says so" "$T/err" "pin"
 
+# A cluster over TCP: each relay's TCP service is held to that relay's own pin. The first relay
+# of the list answers nothing; the client homes on the second, over TCP, pinned to its key.
+"$RELAY" --listen 127.0.0.2:0 --listen-tcp "127.0.0.2:$RT" --home "$T/relay2" --workers 1 \
+    >"$T/relay2.out" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do grep -q fingerprint "$T/relay2.out" && break; sleep 0.1; done
+RA2=$(sed -n 's/.*listening on //p' "$T/relay2.out")
+RP2=$(sed -n 's/.*fingerprint //p' "$T/relay2.out")
+timeout 30 "$WZP" reflect --relay "127.0.0.3:${RA##*:},$RA2" --relay-pin "$RP,$RP2" --relay-tcp "$RT" \
+    --relay-transport tcp --home "$T/carol" >"$T/reflect2" 2>"$T/err2"
+check "a cluster's second relay over tcp, to its own pin" 0 $?
+has "a cluster's second relay over tcp: reached over tcp" "$T/reflect2" "tcp"
+
 # UDP dropped (own namespace, root): auto mode finds TCP.
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v nft >/dev/null; then
     RELAY="$RELAY" WZP="$WZP" T="$T" RA="$RA" RP="$RP" RT="$RT" unshare -n bash -c '

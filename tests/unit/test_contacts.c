@@ -78,6 +78,36 @@ static void test_round_trip(void **state)
     wzp_contacts_free(&c);
 }
 
+/* A cluster's relays (as a cluster invite names them) are kept in order and written back. */
+static void test_cluster_relays(void **state)
+{
+    (void)state;
+    const char *text =
+        WZP_CONTACTS_HEADER "bob " FP1 " relay=a.example:1 pin=" FP2
+                            " relay=[2001:db8::2]:2 pin=" FP1 " relay=c:3 pin=" FP2 "\n";
+    wzp_contacts c;
+    size_t line;
+    const char *why;
+    assert_int_equal(parse(text, &c, &line, &why), 0);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.v[0].n_more, 2);
+    assert_string_equal(c.v[0].relay, "a.example:1");
+    assert_string_equal(c.v[0].more_relay[0], "[2001:db8::2]:2");
+    assert_string_equal(c.v[0].more_relay[1], "c:3");
+    uint8_t fp1[WZP_FINGERPRINT_LEN];
+    assert_int_equal(wzp_fingerprint_parse(FP1, fp1), 0);
+    assert_memory_equal(c.v[0].more_pin[0], fp1, sizeof(fp1));
+    char *out;
+    size_t len;
+    assert_int_equal(wzp_contacts_format(&c, &out, &len), 0);
+    assert_string_equal(out, text);
+    free(out);
+    /* More relays than a line may hold are refused, not cut. */
+    c.v[0].n_more = WZP_INVITE_MORE_RELAYS + 1;
+    assert_int_equal(wzp_contacts_format(&c, &out, &len), WZP_ERR_INVALID);
+    wzp_contacts_free(&c);
+}
+
 static void test_parse_errors(void **state)
 {
     static const struct {
@@ -99,6 +129,10 @@ static void test_parse_errors(void **state)
         {WZP_CONTACTS_HEADER "bob " FP1 " relay=1.2.3.4:0 pin=" FP2 "\n", 2},
         {WZP_CONTACTS_HEADER "bob " FP1 " relay=1.2.3.4:5 pin=" FP2 " alias=bob\n", 2}, /* order */
         {WZP_CONTACTS_HEADER "bob " FP1 " alias=bob alias=bob\n", 2},
+        {WZP_CONTACTS_HEADER "bob " FP1 " relay=a:1 pin=" FP2 " relay=b:2\n", 2}, /* 2nd: no pin */
+        {WZP_CONTACTS_HEADER "bob " FP1 " relay=a:1 pin=" FP2 " relay=b:2 pin=" FP2
+                             " relay=c:3 pin=" FP2 " relay=d:4 pin=" FP2 "\n",
+         2}, /* more relays than an invite names */
         {WZP_CONTACTS_HEADER "bob " FP1 "\nBOB " FP2 "\n", 3},   /* same name, any case */
         {WZP_CONTACTS_HEADER "bob " FP1 "\ncarol " FP1 "\n", 3}, /* same key */
         {WZP_CONTACTS_HEADER "bob " FP1 "\r\n", 2},
@@ -250,9 +284,9 @@ static void test_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_edit_rules),
-        cmocka_unit_test(test_file),
+        cmocka_unit_test(test_names),          cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_cluster_relays), cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_edit_rules),     cmocka_unit_test(test_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
