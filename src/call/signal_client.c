@@ -426,6 +426,33 @@ int wzp_sigc_ping(wzp_sigc *sc, wzp_ts now)
     return send_msg(sc, &m);
 }
 
+int wzp_sigc_reattach(wzp_sigc *sc, const uint8_t call_id[WZP_SIG_CALL_ID_LEN], bool caller,
+                      uint32_t *call, wzp_ts now)
+{
+    sc->now = now;
+    if (!call_id || !call)
+        return WZP_ERR_INVALID;
+    if (sc->reg != WZP_SIGC_REGISTERED)
+        return WZP_ERR_STATE;
+    if (find_id(sc, call_id))
+        return WZP_ERR_STATE;
+    sigc_call *k = new_slot(sc);
+    if (!k)
+        return WZP_ERR_LIMIT;
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_REATTACH, new_rid(sc));
+    memcpy(m.u.reattach.call_id, call_id, WZP_SIG_CALL_ID_LEN);
+    m.u.reattach.role = caller ? WZP_SIG_ROLE_CALLER : WZP_SIG_ROLE_CALLEE;
+    /* SETUP at once: the call was set up, only its relay changes (hang-up, candidates). */
+    k->state = WZP_SIGC_CALL_SETUP;
+    k->has_id = true;
+    memcpy(k->id, call_id, WZP_SIG_CALL_ID_LEN);
+    k->rid = m.request_id;
+    k->deadline = now + sc->cfg.request_timeout;
+    *call = k->handle;
+    return send_msg(sc, &m);
+}
+
 /* ---- input ----------------------------------------------------------------- */
 
 static int on_registered(wzp_sigc *sc, const wzp_sig_msg *m)
@@ -576,6 +603,23 @@ int wzp_sigc_on_message(wzp_sigc *sc, const uint8_t *bytes, size_t len, wzp_ts n
             break;
         case WZP_SIG_PONG:
             emit(sc, WZP_SIGC_EV_PONG, 0, NULL, 0, 0, &m);
+            break;
+        case WZP_SIG_REATTACHED: {
+            sigc_call *k = find_id(sc, m.u.reattach.call_id);
+            if (!k || !k->rid || k->rid != m.request_id) {
+                err = WZP_ERR_STATE;
+                break;
+            }
+            k->rid = 0;
+            k->deadline = WZP_TS_NEVER;
+            emit(sc, WZP_SIGC_EV_REATTACHED, k->handle, k->id, 0, 0, &m);
+            break;
+        }
+        case WZP_SIG_REHOME:
+            if (sc->reg != WZP_SIGC_REGISTERED)
+                err = WZP_ERR_STATE;
+            else
+                emit(sc, WZP_SIGC_EV_REHOME, 0, NULL, 0, 0, &m);
             break;
         case WZP_SIG_CANDIDATES_UPDATE: {
             sigc_call *k = find_id(sc, m.u.update.call_id);

@@ -49,6 +49,8 @@ typedef enum wzp_sigc_event_type {
     WZP_SIGC_EV_ERROR, /* a relay Error not tied to a pending request; msg: ERROR */
     WZP_SIGC_EV_PONG,  /* msg: PONG */
     WZP_SIGC_EV_CANDIDATES, /* call, call_id; msg: CANDIDATES_UPDATE from the peer */
+    WZP_SIGC_EV_REATTACHED, /* call, call_id; msg: REATTACHED (the call's channel here) */
+    WZP_SIGC_EV_REHOME,     /* the relay is stopping: register with another one now */
 } wzp_sigc_event_type;
 
 typedef struct wzp_sigc_event {
@@ -134,6 +136,14 @@ int wzp_sigc_send_candidate_set(wzp_sigc *sc, uint32_t call, uint32_t generation
                                 const wzp_sig_candidate *cands, size_t n_cands,
                                 const wzp_sig_nat *nat, wzp_ts now);
 int wzp_sigc_ping(wzp_sigc *sc, wzp_ts now);
+/*
+ * An answered call whose relay went away continues through this (new) relay: sends
+ * Reattach for our end (caller or callee) and tracks the call as set up under *call.
+ * REATTACHED follows, or ENDED (the relay refused: WZP_ERR_NOT_FOUND; or TIMEOUT).
+ * WZP_ERR_STATE if not registered or the call is known here already, WZP_ERR_LIMIT.
+ */
+int wzp_sigc_reattach(wzp_sigc *sc, const uint8_t call_id[WZP_SIG_CALL_ID_LEN], bool caller,
+                      uint32_t *call, wzp_ts now);
 
 /* One complete message from the relay. WZP_ERR_MALFORMED etc. if dropped. */
 int wzp_sigc_on_message(wzp_sigc *sc, const uint8_t *msg, size_t len, wzp_ts now);

@@ -79,6 +79,9 @@ struct wzp_voicecall {
     wzp_ts agent_now;
     /* Log tag from the relay's call id ("" before it is known): the relay logs the same. */
     char log_tag[WZP_LOG_TAG_MAX];
+    uint8_t call_id[WZP_SIG_CALL_ID_LEN]; /* the relay's, once known (have_call_id) */
+    bool have_call_id;
+    bool reattaching; /* a Reattach is out on a new relay (its signaling handle is sig) */
 };
 
 #define VC_LOG(level, vc, ...) WZP_LOGX(level, (vc)->log_tag[0] ? (vc)->log_tag : NULL, __VA_ARGS__)
@@ -1015,6 +1018,14 @@ static void on_setup(wzp_voicecall *vc, const wzp_sig_msg *m, wzp_ts now)
 static void on_ended(wzp_voicecall *vc, const wzp_sigc_event *ev, wzp_ts now)
 {
     vc->sig = 0;
+    if (vc->reattaching && !ev->reason) {
+        /* The new relay could not take the call (or lost its connection too): the call's
+         * own connection decides, as after any loss of the relay. */
+        vc->reattaching = false;
+        VC_LOG(WZP_LOG_INFO, vc, "client: call %u not re-attached: %s", vc->id,
+               wzp_strerror(ev->err));
+        return;
+    }
     bool up = vc->st.link == WZP_VOICECALL_LINK_UP || vc->st.link == WZP_VOICECALL_LINK_HANDSHAKE;
     /* A call already set up outlives the relay connection: its own QUIC
      * connection decides (it may be direct, and the relay may come back). */
@@ -1062,6 +1073,10 @@ void wzp_voicecall_on_signal(wzp_voicecall *vc, const wzp_sigc_event *ev, wzp_ts
     vc->agent_now = now;
     if (!vc->log_tag[0] && ev->call_id)
         wzp_log_tag_id(vc->log_tag, "call", ev->call_id, WZP_SIG_CALL_ID_LEN);
+    if (ev->call_id && !vc->have_call_id) {
+        memcpy(vc->call_id, ev->call_id, WZP_SIG_CALL_ID_LEN);
+        vc->have_call_id = true;
+    }
     switch (ev->type) {
     case WZP_SIGC_EV_INCOMING:
         if (vc->st.role == WZP_VOICECALL_CALLEE)
@@ -1080,6 +1095,13 @@ void wzp_voicecall_on_signal(wzp_voicecall *vc, const wzp_sigc_event *ev, wzp_ts
         break;
     case WZP_SIGC_EV_ENDED:
         on_ended(vc, ev, now);
+        break;
+    case WZP_SIGC_EV_REATTACHED:
+        vc->reattaching = false;
+        use_channel(vc, ev->msg->u.reattach.relay_channel, &ev->msg->u.reattach.relay_addr, now);
+        vc->next_keepalive = now; /* a keep-alive at once opens our NAT toward the new relay */
+        VC_LOG(WZP_LOG_INFO, vc, "client: call %u re-attached on the new relay, channel %u", vc->id,
+               vc->chan);
         break;
     default:
         break;
@@ -1366,6 +1388,31 @@ uint32_t wzp_voicecall_sig(const wzp_voicecall *vc)
 uint32_t wzp_voicecall_channel(const wzp_voicecall *vc)
 {
     return vc->chan;
+}
+
+bool wzp_voicecall_relayed(const wzp_voicecall *vc)
+{
+    return vc->st.phase == WZP_VOICECALL_ACTIVE && vc->st.link == WZP_VOICECALL_LINK_UP &&
+           vc->chan &&
+           !(vc->st.paths == WZP_VOICECALL_PATHS_CHECKING &&
+             wzp_ice_route_get(vc->ice).kind == WZP_ROUTE_DIRECT);
+}
+
+int wzp_voicecall_reattach(wzp_voicecall *vc, const wzp_addr *relay, wzp_ts now)
+{
+    if (vc->sig || !vc->have_call_id || vc->st.phase != WZP_VOICECALL_ACTIVE ||
+        vc->st.link != WZP_VOICECALL_LINK_UP)
+        return 0;
+    vc->env.relay = *relay; /* frames go here unless the relay names its forwarding address */
+    int rc = wzp_sigc_reattach(vc->env.sc, vc->call_id, vc->st.role == WZP_VOICECALL_CALLER,
+                               &vc->sig, now);
+    if (rc < 0) {
+        vc->sig = 0;
+        return rc;
+    }
+    vc->reattaching = true;
+    VC_LOG(WZP_LOG_INFO, vc, "client: call %u re-attaching on the new relay", vc->id);
+    return 1;
 }
 
 const wzp_addr *wzp_voicecall_relay_addr(const wzp_voicecall *vc)

@@ -197,6 +197,15 @@ void wzp_voicecall_on_nat(wzp_voicecall *vc, wzp_ts now);
 void wzp_voicecall_on_hosts(wzp_voicecall *vc, const wzp_addr *hosts, size_t n, wzp_ts now);
 /* env.mapped changed (granted, moved or withdrawn): re-gather with these hosts, tell the peer. */
 void wzp_voicecall_on_mapped(wzp_voicecall *vc, const wzp_addr *hosts, size_t n, wzp_ts now);
+/*
+ * We registered with a(nother) relay while this answered call had lost its signaling (its
+ * relay went away): re-attach our end there (relay: its control address). 1 if a Reattach
+ * went out, 0 if the call needs none, or the signal client's error. Its channel follows
+ * (REATTACHED), the same end-to-end connection on it.
+ */
+int wzp_voicecall_reattach(wzp_voicecall *vc, const wzp_addr *relay, wzp_ts now);
+/* The call is up and its media goes through the relay (no direct path): it needs the relay. */
+bool wzp_voicecall_relayed(const wzp_voicecall *vc);
 /* The payload of a relay DATA frame on our channel: an end-to-end QUIC packet. */
 void wzp_voicecall_on_relay_packet(wzp_voicecall *vc, const uint8_t *pkt, size_t len, wzp_ts now);
 /* The owner fed an end-to-end packet from a direct path (sock, from) to our connection;

@@ -306,6 +306,8 @@ static void slot_free(wzp_core *core, core_slot *slot)
     wzp_voicecall_free(vc);
 }
 
+static void relay_lost(wzp_core *core, const char *why, wzp_ts now);
+
 /* --- signaling ------------------------------------------------------------------------------- */
 
 static void sig_event(void *user, const wzp_sigc_event *ev)
@@ -327,8 +329,16 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
             !core->cfg.direct_disabled && !wzp_addr_is_tunnel(&ev->msg->u.registered.reflexive);
         wzp_core_event e = {.type = WZP_CORE_EV_REGISTERED, .text = buf};
         emit(core, &e);
+        /* Calls whose relay went away continue through this one. */
+        for (size_t i = 0; i < CORE_MAX_CALLS; i++)
+            if (core->calls[i].vc &&
+                wzp_voicecall_reattach(core->calls[i].vc, &core->cfg.relay, ev->now) > 0)
+                routes_sync(core, &core->calls[i]);
         return;
     }
+    case WZP_SIGC_EV_REHOME:
+        relay_lost(core, "the relay is stopping", ev->now);
+        return;
     case WZP_SIGC_EV_REGISTER_FAILED: {
         /* A taken alias will not free itself by retrying; anything else might. */
         bool fatal = ev->err == WZP_ERR_ALIAS_TAKEN || ev->err == WZP_ERR_RELAY_FULL ||
@@ -470,6 +480,31 @@ static void ctrl_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info 
         wzp_relay_select_measure(&core->sel, now); /* RTTs again, ready by the reconnect */
 }
 
+/* We give up on the relay before its connection times out (silent during a call, or it said
+ * it is stopping): as for a lost connection, but the next round starts at once. */
+static void relay_lost(wzp_core *core, const char *why, wzp_ts now)
+{
+    wzp_quic_conn *old = core->ctrl;
+    if (!old || !core->ctrl_up || core->stopping)
+        return;
+    char a[WZP_ADDR_STRLEN];
+    WZP_INFO("client: leaving the relay at %s: %s", wzp_addr_format(&core->cfg.relay, a, sizeof(a)),
+             why);
+    core->ctrl = NULL; /* its events are ignored from now on */
+    core->ctrl_up = false;
+    core->next_relay_at = WZP_TS_NEVER;
+    wzp_relay_watch_arm(&core->watch, false, now);
+    wzp_quic_conn_close(old, 0, why);
+    wzp_sigc_on_disconnect(core->sc, now); /* answered calls go on (their own connection) */
+    wzp_relay_select_failed(&core->sel, core->order[core->relay_idx], now);
+    wzp_core_event e = {.type = WZP_CORE_EV_UNREGISTERED, .err = WZP_ERR_UNREACHABLE, .text = why};
+    emit(core, &e);
+    use_relay(core, 0);
+    core->backoff = core->cfg.reconnect_min;
+    core->reconnect_at = now;
+    wzp_relay_select_measure(&core->sel, now); /* connects once the RTTs are in */
+}
+
 void wzp_core_network_changed(wzp_core *core, wzp_ts now)
 {
     if (core->stopping)
@@ -609,6 +644,7 @@ int wzp_core_new(wzp_core **out, const wzp_core_config *cfg)
     core->next_id = 1;
     core->next_vport = 1;
     wzp_hmap_init(&core->routes);
+    wzp_relay_watch_init(&core->watch);
 
     wzp_quic_endpoint_config qcfg;
     wzp_quic_endpoint_config_default(&qcfg);
@@ -796,8 +832,9 @@ wzp_ts wzp_core_relay_rtt(const wzp_core *core)
 
 /* Keys may have moved during an input; released calls that ended and closed go. A new
  * NAT measurement goes to every call (agents and peers). */
-static void after(wzp_core *core)
+static void after(wzp_core *core, wzp_ts now)
 {
+    bool relayed = false;
     bool nat_news = core->np.measured != core->np_told;
     core->np_told = core->np.measured;
     for (size_t i = 0; i < CORE_MAX_CALLS; i++) {
@@ -811,7 +848,12 @@ static void after(wzp_core *core)
             routes_sync(core, slot);
         if (nat_news && slot->vc)
             wzp_voicecall_on_nat(slot->vc, core->np_at);
+        relayed = relayed || (slot->vc && wzp_voicecall_relayed(slot->vc));
     }
+    /* Only with other relays to go to is a faster verdict on this one worth its probes. */
+    wzp_relay_watch_arm(&core->watch,
+                        relayed && core->n_relays > 1 && core->ctrl_up && wzp_core_registered(core),
+                        now);
 }
 
 /* --- receive: one routing step per datagram ----------------------------------------------- */
@@ -836,6 +878,7 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
         if (from_relay(core, NULL, from) && !aux) {
             n->rx_ctrl++;
             core->last_relay_rx = now;
+            wzp_relay_watch_heard(&core->watch, now);
             wzp_quic_endpoint_feed(core->ep, &core->cfg.local[sock], from, pkt, len, now, NULL);
             break;
         }
@@ -859,8 +902,10 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
             break;
         }
         core_slot *slot = route(core, ROUTE_CHAN, &f.channel, sizeof(f.channel));
-        if (from_relay(core, slot, from))
+        if (from_relay(core, slot, from)) {
             core->last_relay_rx = now;
+            wzp_relay_watch_heard(&core->watch, now);
+        }
         if (f.type == WZP_RELAY_FRAME_KEEPALIVE_ACK) {
             n->rx_keepalive_ack++;
             break;
@@ -909,7 +954,7 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
         n->rx_unknown++;
         break;
     }
-    after(core);
+    after(core, now);
 }
 
 void wzp_core_get_stats(const wzp_core *core, wzp_core_stats *out)
@@ -926,6 +971,7 @@ wzp_ts wzp_core_next_deadline(const wzp_core *core)
     t = wzp_ts_min(t, core->reconnect_at);
     t = wzp_ts_min(t, core->next_relay_at);
     t = wzp_ts_min(t, wzp_nat_watch_deadline(&core->np));
+    t = wzp_ts_min(t, wzp_relay_watch_deadline(&core->watch));
     if (!core->stopping)
         t = wzp_ts_min(t, wzp_relay_select_deadline(&core->sel));
     for (size_t i = 0; i < CORE_MAX_CALLS; i++)
@@ -946,6 +992,13 @@ void wzp_core_handle_timer(wzp_core *core, wzp_ts now)
             core->reconnect_at != WZP_TS_NEVER && core->backoff <= core->cfg.reconnect_min * 2)
             core->reconnect_at = now; /* a first (re)connection waits for nothing else */
     }
+    if (wzp_relay_watch_deadline(&core->watch) <= now) {
+        wzp_relay_watch_action a = wzp_relay_watch_poll(&core->watch, now);
+        if (a == WZP_RELAY_WATCH_PROBE_NOW)
+            wzp_sigc_ping(core->sc, now); /* ack-eliciting: a live relay answers at once */
+        else if (a == WZP_RELAY_WATCH_LOST_NOW)
+            relay_lost(core, "the relay went silent during a call", now);
+    }
     if (core->reconnect_at <= now && !core->ctrl && !core->stopping)
         connect_relay(core, now);
     if (core->next_relay_at <= now && !core->stopping)
@@ -953,7 +1006,7 @@ void wzp_core_handle_timer(wzp_core *core, wzp_ts now)
     for (size_t i = 0; i < CORE_MAX_CALLS; i++)
         if (core->calls[i].vc && wzp_voicecall_next_deadline(core->calls[i].vc) <= now)
             wzp_voicecall_handle_timer(core->calls[i].vc, now);
-    after(core);
+    after(core, now);
 }
 
 /* --- send ------------------------------------------------------------------------------------- */
@@ -1114,5 +1167,5 @@ void wzp_core_release(wzp_core *core, uint32_t id, wzp_ts now)
         wzp_voicecall_end(slot->vc, 0, "", now);
     slot->released = true;
     wzp_voicecall_set_user(slot->vc, NULL);
-    after(core);
+    after(core, now);
 }

@@ -7,6 +7,7 @@
 #include "call/voicecall.h"
 #include "client/core.h"
 #include "client/relay_select.h"
+#include "client/relay_watch.h"
 #include "common/hmap.h"
 #include "quic/quic.h"
 #include "wire/signal.h"
@@ -48,8 +49,9 @@ struct wzp_core {
     wzp_ts next_relay_at; /* give up on the current address then, if it has not answered */
     wzp_ts reconnect_at, backoff;
     bool started, stopping, fatal;
-    bool fatal_reported;  /* the UNREGISTERED event for the fatal error went out */
-    wzp_ts last_relay_rx; /* the latest packet from the relay (control or frames) */
+    bool fatal_reported;   /* the UNREGISTERED event for the fatal error went out */
+    wzp_ts last_relay_rx;  /* the latest packet from the relay (control or frames) */
+    wzp_relay_watch watch; /* a relay silent during a relayed call: probe, then leave it */
     wzp_addr hosts[CORE_MAX_HOSTS];
     size_t n_hosts;
     wzp_addr mapped; /* the gateway's port mapping (len 0: none); env.mapped points here */

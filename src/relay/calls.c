@@ -31,7 +31,7 @@
         }                                                                                          \
     } while (0)
 
-static void link_side(rc_call *k, int s, rc_conn *c)
+void wzp_rc_link_side(rc_call *k, int s, rc_conn *c)
 {
     k->side[s].conn = c;
     k->side[s].prev = NULL;
@@ -53,7 +53,7 @@ static int side_of(const rc_call *k, const rc_conn *c)
     return -1;
 }
 
-static void unlink_side(rc_call *k, int s)
+void wzp_rc_unlink_side(rc_call *k, int s)
 {
     rc_conn *c = k->side[s].conn;
     rc_call *p = k->side[s].prev, *n = k->side[s].next;
@@ -131,7 +131,7 @@ static void free_call(rc_call *k)
 }
 
 /* A cluster message about k for the relay of its remote side s. */
-static void cluster_msg_init(const rc_call *k, int s, wzp_cluster_kind kind, wzp_cluster_msg *m)
+void wzp_rc_cluster_msg_init(const rc_call *k, int s, wzp_cluster_kind kind, wzp_cluster_msg *m)
 {
     memset(m, 0, sizeof(*m));
     m->kind = kind;
@@ -142,7 +142,7 @@ static void cluster_msg_init(const rc_call *k, int s, wzp_cluster_kind kind, wzp
 static void cluster_end(wzp_relay_control *rc, const rc_call *k, int s, wzp_sig_end_reason reason)
 {
     wzp_cluster_msg m;
-    cluster_msg_init(k, s, WZP_CLUSTER_END, &m);
+    wzp_rc_cluster_msg_init(k, s, WZP_CLUSTER_END, &m);
     wzp_sig_init(&m.sig, WZP_SIG_CALL_ENDED, 0);
     memcpy(m.sig.u.end.call_id, k->id, WZP_SIG_CALL_ID_LEN);
     m.sig.u.end.reason = reason;
@@ -163,10 +163,12 @@ static void end_call(wzp_relay_control *rc, rc_call *k, wzp_sig_end_reason reaso
         send_ended(rc, k->side[CALLEE].conn, k->id, reason, 0);
     if (k->channels_open && rc->cfg.cb.channels_close)
         rc->cfg.cb.channels_close(rc->cfg.user, k->side[CALLER].chan, k->side[CALLEE].chan);
+    if (k->state == RC_ACTIVE)
+        wzp_rc_call_record(rc, k, false);
     if (k->state == RC_RINGING)
         ring_remove(rc, k);
-    unlink_side(k, CALLER);
-    unlink_side(k, CALLEE);
+    wzp_rc_unlink_side(k, CALLER);
+    wzp_rc_unlink_side(k, CALLEE);
     wzp_hmap_del(&rc->calls, k->id, WZP_SIG_CALL_ID_LEN);
     rc->stats.calls_ended[reason]++;
     free_call(k);
@@ -207,7 +209,7 @@ void wzp_rc_free_calls(wzp_relay_control *rc)
 }
 
 /* Opens k's forwarding channels (ids 0 without a forwarding plane); false on failure. */
-static bool open_channels(wzp_relay_control *rc, rc_call *k, wzp_ts now)
+bool wzp_rc_open_channels(wzp_relay_control *rc, rc_call *k, wzp_ts now)
 {
     if (!rc->cfg.cb.channels_open)
         return true;
@@ -251,8 +253,8 @@ static rc_call *new_call(wzp_relay_control *rc, const uint8_t *id, rc_conn *a, r
     k->offer->params = offer->u.offer.params;
     k->offer->cands = offer->u.offer.cands;
     k->offer_req = offer->request_id;
-    link_side(k, CALLER, a);
-    link_side(k, CALLEE, b);
+    wzp_rc_link_side(k, CALLER, a);
+    wzp_rc_link_side(k, CALLEE, b);
     ring_insert(rc, k);
     return k;
 }
@@ -283,7 +285,7 @@ static void send_ringing(wzp_relay_control *rc, const rc_call *k)
 }
 
 /* A party on another relay, owned by the call it is linked into. */
-static rc_conn *new_remote(const uint8_t *fp, const char *alias)
+rc_conn *wzp_rc_new_remote(const uint8_t *fp, const char *alias)
 {
     rc_conn *r = calloc(1, sizeof(*r));
     if (!r)
@@ -305,8 +307,8 @@ static void start_cross_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_m
                               const uint8_t *id, wzp_ts now)
 {
     const bool by_alias = m->u.offer.by_alias;
-    rc_conn *r =
-        new_remote(by_alias ? NULL : m->u.offer.callee_fp, by_alias ? m->u.offer.callee_alias : "");
+    rc_conn *r = wzp_rc_new_remote(by_alias ? NULL : m->u.offer.callee_fp,
+                                   by_alias ? m->u.offer.callee_alias : "");
     rc_call *k = r ? new_call(rc, id, c, r, m, now) : NULL;
     if (!k) {
         free(r);
@@ -355,13 +357,13 @@ void wzp_rc_call_located(wzp_relay_control *rc, const uint8_t *call_id,
         end_call(rc, k, WZP_SIG_END_ERROR, false, false);
         return;
     }
-    if (!open_channels(rc, k, now)) {
+    if (!wzp_rc_open_channels(rc, k, now)) {
         end_unrung(rc, k, WZP_SIG_END_ERROR);
         return;
     }
     k->located = true;
     wzp_cluster_msg m;
-    cluster_msg_init(k, CALLEE, WZP_CLUSTER_OFFER, &m);
+    wzp_rc_cluster_msg_init(k, CALLEE, WZP_CLUSTER_OFFER, &m);
     memcpy(m.fp, c->fp, WZP_SIG_FP_LEN);
     memcpy(m.alias, c->alias, sizeof(m.alias));
     m.link_chan = k->side[CALLEE].chan;
@@ -403,7 +405,7 @@ static void cross_offer_in(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_
         why = WZP_SIG_END_OFFLINE; /* its presence was stale */
     } else if (over_call_limit(rc, callee)) {
         why = WZP_SIG_END_BUSY;
-    } else if (rc->calls.count < rc->cfg.max_calls && (r = new_remote(m->fp, m->alias))) {
+    } else if (rc->calls.count < rc->cfg.max_calls && (r = wzp_rc_new_remote(m->fp, m->alias))) {
         memcpy(r->relay, m->from, WZP_CLUSTER_ID_LEN);
         r->addr = m->fwd_addr;
         k = new_call(rc, m->call_id, r, callee, o, now);
@@ -423,7 +425,7 @@ static void cross_offer_in(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_
     k->located = true;
     rc->stats.cross_received++;
     rc->stats.calls_offered++;
-    if (!open_channels(rc, k, now)) {
+    if (!wzp_rc_open_channels(rc, k, now)) {
         end_call(rc, k, WZP_SIG_END_ERROR, false, false);
         return;
     }
@@ -433,7 +435,7 @@ static void cross_offer_in(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_
              (unsigned long long)callee->id);
     send_incoming(rc, k);
     wzp_cluster_msg g;
-    cluster_msg_init(k, CALLER, WZP_CLUSTER_RINGING, &g);
+    wzp_rc_cluster_msg_init(k, CALLER, WZP_CLUSTER_RINGING, &g);
     memcpy(g.alias, callee->alias, sizeof(g.alias));
     wzp_sig_init(&g.sig, WZP_SIG_RINGING, 0);
     memcpy(g.sig.u.ringing.call_id, k->id, WZP_SIG_CALL_ID_LEN);
@@ -486,7 +488,7 @@ void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m
         wzp_rc_send_error(rc, c, m->request_id, WZP_SIG_ERR_INTERNAL, "out of memory");
         return;
     }
-    if (!open_channels(rc, k, now)) {
+    if (!wzp_rc_open_channels(rc, k, now)) {
         end_call(rc, k, WZP_SIG_END_ERROR, false, false);
         send_ended(rc, c, id, WZP_SIG_END_ERROR, m->request_id);
         return;
@@ -531,13 +533,14 @@ static void accept_call(wzp_relay_control *rc, rc_call *k, const wzp_sig_msg *m)
     send_setup(rc, k, CALLEE, &k->offer->params, &k->offer->cands, m->request_id);
     if (k->side[CALLER].conn->remote) {
         wzp_cluster_msg c;
-        cluster_msg_init(k, CALLER, WZP_CLUSTER_ACCEPT, &c);
+        wzp_rc_cluster_msg_init(k, CALLER, WZP_CLUSTER_ACCEPT, &c);
         c.sig = *m;
         c.sig.request_id = 0;
         rc->cfg.cb.cluster_send(rc->cfg.user, &c);
     }
     free(k->offer);
     k->offer = NULL;
+    wzp_rc_call_record(rc, k, true);
 }
 
 static const uint8_t *msg_call_id(const wzp_sig_msg *m)
@@ -600,7 +603,7 @@ void wzp_rc_handle_call_msg(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg
         /* Only once both sides have accepted each other's addresses. */
         if (!ringing) {
             wzp_cluster_msg fwd;
-            cluster_msg_init(k, !s, WZP_CLUSTER_UPDATE, &fwd);
+            wzp_rc_cluster_msg_init(k, !s, WZP_CLUSTER_UPDATE, &fwd);
             fwd.sig = *m;
             fwd.sig.request_id = 0;
             if (k->side[!s].conn->remote)

@@ -54,6 +54,24 @@ static const char LUA_LOCATE[] =
     "if not a then return {fp} end\n"
     "return {fp, r, a}\n";
 
+/* A re-attaching end (ARGV[1] 'a' caller, 'b' callee) must have the key the call's record has
+ * for it; this relay becomes that end's, and the other end's key, relay and forwarding address
+ * come back (shorter when unknown; empty: refused). Update and read in one step, so of two ends
+ * re-attaching at once the later one sees where the earlier went. */
+static const char LUA_REATTACH[] =
+    "local o = 'b'\n"
+    "if ARGV[1] == 'b' then o = 'a' end\n"
+    "if redis.call('HGET', KEYS[1], 'f' .. ARGV[1]) ~= ARGV[2] then return {} end\n"
+    "redis.call('HSET', KEYS[1], 'r' .. ARGV[1], ARGV[3])\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
+    "local fp = redis.call('HGET', KEYS[1], 'f' .. o)\n"
+    "if not fp then return {} end\n"
+    "local r = redis.call('HGET', KEYS[1], 'r' .. o)\n"
+    "if not r then return {fp} end\n"
+    "local a = redis.call('GET', 'wzp:relay:' .. r)\n"
+    "if not a then return {fp, r} end\n"
+    "return {fp, r, a}\n";
+
 /* One hiredis async connection on our loop (the adapter hiredis expects). */
 typedef struct rconn {
     struct wzp_cluster *cl;
@@ -539,6 +557,126 @@ void wzp_cluster_claim_alias(wzp_cluster *cl, uint64_t conn, const uint8_t *fp, 
     claim(cl, conn, fp, alias);
 }
 
+/* ---- call records ---------------------------------------------------------------------- */
+
+static void record_call(wzp_cluster *cl, const uint8_t *call_id, const uint8_t *fp_a,
+                        const uint8_t *relay_a, const uint8_t *fp_b, const uint8_t *relay_b)
+{
+    char id[2 * WZP_SIG_CALL_ID_LEN + 1], fa[HEX_FP], fb[HEX_FP], ra[HEX_ID], rb[HEX_ID];
+    hex(id, call_id, WZP_SIG_CALL_ID_LEN);
+    hex(fa, fp_a, WZP_SIG_FP_LEN);
+    hex(fb, fp_b, WZP_SIG_FP_LEN);
+    if (relay_a)
+        hex(ra, relay_a, WZP_CLUSTER_ID_LEN);
+    if (relay_b)
+        hex(rb, relay_b, WZP_CLUSTER_ID_LEN);
+    redisAsyncCommand(cl->cmd.ac, ignore_reply, cl, "HSET wzp:call:%s fa %s fb %s ra %s rb %s", id,
+                      fa, fb, relay_a ? ra : cl->self_hex, relay_b ? rb : cl->self_hex);
+    redisAsyncCommand(cl->cmd.ac, ignore_reply, cl, "PEXPIRE wzp:call:%s %llu", id,
+                      (unsigned long long)(cl->cfg.presence_ttl / WZP_MS(1)));
+}
+
+void wzp_cluster_call_record(wzp_cluster *cl, const uint8_t *call_id, const uint8_t *fp_a,
+                             const uint8_t *relay_a, const uint8_t *fp_b, const uint8_t *relay_b,
+                             bool live)
+{
+    if (!wzp_cluster_up(cl))
+        return; /* written again with the next refresh */
+    if (live) {
+        record_call(cl, call_id, fp_a, relay_a, fp_b, relay_b);
+        return;
+    }
+    char id[2 * WZP_SIG_CALL_ID_LEN + 1];
+    hex(id, call_id, WZP_SIG_CALL_ID_LEN);
+    redisAsyncCommand(cl->cmd.ac, ignore_reply, cl, "DEL wzp:call:%s", id);
+}
+
+static void refresh_call(void *user, const uint8_t *call_id, const uint8_t *fp_a,
+                         const uint8_t *relay_a, const uint8_t *fp_b, const uint8_t *relay_b)
+{
+    record_call(user, call_id, fp_a, relay_a, fp_b, relay_b);
+}
+
+typedef struct reattach_req {
+    wzp_cluster *cl;
+    uint64_t conn;
+    uint8_t call_id[WZP_SIG_CALL_ID_LEN];
+    int end;
+} reattach_req;
+
+static void reattach_finish(reattach_req *q, wzp_relay_cluster_result res, const uint8_t *fp,
+                            const uint8_t *relay, const wzp_addr *fwd)
+{
+    wzp_cluster *cl = q->cl;
+    if (!cl->closing) {
+        wzp_relay_control_reattach_found(cl->cfg.ctl, q->conn, q->call_id, q->end, res, fp, relay,
+                                         fwd, wzp_now());
+        if (cl->cfg.notify)
+            cl->cfg.notify(cl->cfg.user);
+    }
+    free(q);
+}
+
+static void on_reattach(redisAsyncContext *ac, void *reply, void *priv)
+{
+    reattach_req *q = priv;
+    redisReply *rep = reply;
+    uint8_t fp[WZP_SIG_FP_LEN] = {0}, relay[WZP_CLUSTER_ID_LEN] = {0};
+    wzp_addr fwd;
+    char text[WZP_ADDR_STRLEN];
+    (void)ac;
+    wzp_addr_clear(&fwd);
+    if (!rep || rep->type != REDIS_REPLY_ARRAY)
+        return reattach_finish(q, WZP_RELAY_CLUSTER_UNAVAILABLE, fp, relay, &fwd);
+    /* What Redis holds was written by relays, but check it like any input. */
+    bool ok = rep->elements >= 1 && rep->elements <= 3;
+    for (size_t i = 0; ok && i < rep->elements; i++)
+        ok = rep->element[i]->type == REDIS_REPLY_STRING;
+    ok = ok && unhex(fp, sizeof(fp), rep->element[0]->str, rep->element[0]->len) == 0;
+    if (ok && rep->elements >= 2 &&
+        unhex(relay, sizeof(relay), rep->element[1]->str, rep->element[1]->len) < 0)
+        memset(relay, 0, sizeof(relay));
+    if (ok && rep->elements == 3 && rep->element[2]->len < sizeof(text) &&
+        memcmp(relay, q->cl->cfg.self, sizeof(relay)) != 0) {
+        memcpy(text, rep->element[2]->str, rep->element[2]->len);
+        text[rep->element[2]->len] = '\0';
+        if (wzp_addr_parse(&fwd, text, false) < 0)
+            wzp_addr_clear(&fwd);
+    }
+    reattach_finish(q, ok ? WZP_RELAY_CLUSTER_OK : WZP_RELAY_CLUSTER_NOT_FOUND, fp, relay, &fwd);
+}
+
+static void reattach_deferred(wzp_loop *loop, void *arg)
+{
+    (void)loop;
+    wzp_addr none;
+    uint8_t z[WZP_SIG_FP_LEN] = {0};
+    wzp_addr_clear(&none);
+    reattach_finish(arg, WZP_RELAY_CLUSTER_UNAVAILABLE, z, z, &none);
+}
+
+void wzp_cluster_reattach(wzp_cluster *cl, uint64_t conn, const uint8_t *call_id, int end,
+                          const uint8_t *fp)
+{
+    reattach_req *q = calloc(1, sizeof(*q));
+    if (!q)
+        return; /* the client gets no answer and gives up on the call */
+    q->cl = cl;
+    q->conn = conn;
+    q->end = end;
+    memcpy(q->call_id, call_id, WZP_SIG_CALL_ID_LEN);
+    char id[2 * WZP_SIG_CALL_ID_LEN + 1], f[HEX_FP];
+    hex(id, call_id, WZP_SIG_CALL_ID_LEN);
+    hex(f, fp, WZP_SIG_FP_LEN);
+    if (!wzp_cluster_up(cl) ||
+        redisAsyncCommand(cl->cmd.ac, on_reattach, q, "EVAL %s 1 wzp:call:%s %s %s %s %llu",
+                          LUA_REATTACH, id, end ? "b" : "a", f, cl->self_hex,
+                          (unsigned long long)(cl->cfg.presence_ttl / WZP_MS(1))) != REDIS_OK) {
+        if (wzp_loop_post(cl->loop, reattach_deferred, q) < 0)
+            free(q);
+    }
+}
+
 static void republish_one(void *user, const uint8_t *fp, const char *alias)
 {
     wzp_cluster *cl = user;
@@ -558,6 +696,7 @@ static void republish(wzp_cluster *cl)
 {
     set_relay_record(cl);
     wzp_relay_control_foreach_registration(cl->cfg.ctl, republish_one, cl);
+    wzp_relay_control_foreach_call(cl->cfg.ctl, refresh_call, cl);
     cl->refreshed = wzp_now();
 }
 
@@ -582,6 +721,7 @@ static void on_tick(wzp_loop *loop, wzp_timer *t)
                 cl->refreshed = now;
                 set_relay_record(cl);
                 wzp_relay_control_foreach_registration(cl->cfg.ctl, refresh_one, cl);
+                wzp_relay_control_foreach_call(cl->cfg.ctl, refresh_call, cl);
             }
         }
     }

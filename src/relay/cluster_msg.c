@@ -14,7 +14,7 @@ static const uint8_t MAGIC[4] = {'W', 'Z', 'C', '1'};
 
 static bool kind_valid(int k)
 {
-    return k >= WZP_CLUSTER_OFFER && k <= WZP_CLUSTER_KICK;
+    return k >= WZP_CLUSTER_OFFER && k <= WZP_CLUSTER_REATTACH_ACK;
 }
 
 /* The signal message type each kind carries. */
@@ -31,6 +31,8 @@ static wzp_sig_type kind_sig(wzp_cluster_kind k)
         return WZP_SIG_CANDIDATES_UPDATE;
     case WZP_CLUSTER_END:
         return WZP_SIG_CALL_ENDED;
+    case WZP_CLUSTER_REATTACH:
+        return WZP_SIG_REATTACH;
     default:
         return WZP_SIG_NONE;
     }

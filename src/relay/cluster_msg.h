@@ -34,6 +34,10 @@ typedef enum wzp_cluster_kind {
     WZP_CLUSTER_UPDATE = 4,  /* sig CANDIDATES_UPDATE, as a party sent it */
     WZP_CLUSTER_END = 5,     /* sig CALL_ENDED: the call ended on the sender's side */
     WZP_CLUSTER_KICK = 6,    /* fp registered on the sender now: drop your connection of it */
+    /* An end of a call moved to the sender: sig REATTACH (call id, which end), fp its key,
+     * link_chan and fwd_addr the sender's link channel for it. Answered with: */
+    WZP_CLUSTER_REATTACH = 7,
+    WZP_CLUSTER_REATTACH_ACK = 8, /* fp: the answering relay's end; link_chan, fwd_addr: its */
 } wzp_cluster_kind;
 
 typedef struct wzp_cluster_key {

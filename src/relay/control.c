@@ -554,6 +554,7 @@ void wzp_relay_control_on_message(wzp_relay_control *rc, uint64_t conn, const ui
     case WZP_SIG_CANCEL:
     case WZP_SIG_HANGUP:
     case WZP_SIG_CANDIDATES_UPDATE:
+    case WZP_SIG_REATTACH:
         if (!c->registered) {
             rc->stats.drop_not_registered++;
             wzp_rc_send_error(rc, c, m.request_id, WZP_SIG_ERR_NOT_REGISTERED, "register first");
@@ -561,6 +562,8 @@ void wzp_relay_control_on_message(wzp_relay_control *rc, uint64_t conn, const ui
         }
         if (m.type == WZP_SIG_OFFER)
             wzp_rc_handle_offer(rc, c, &m, now);
+        else if (m.type == WZP_SIG_REATTACH)
+            wzp_rc_handle_reattach(rc, c, &m, now);
         else
             wzp_rc_handle_call_msg(rc, c, &m);
         return;
@@ -633,6 +636,10 @@ void wzp_relay_control_offer_unheard(wzp_relay_control *rc,
 
 void wzp_relay_control_on_cluster(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_ts now)
 {
+    if (m->kind == WZP_CLUSTER_REATTACH || m->kind == WZP_CLUSTER_REATTACH_ACK) {
+        wzp_rc_reattach_cluster_msg(rc, m);
+        return;
+    }
     if (m->kind != WZP_CLUSTER_KICK) {
         wzp_rc_call_cluster_msg(rc, m, now);
         return;
@@ -642,6 +649,33 @@ void wzp_relay_control_on_cluster(wzp_relay_control *rc, const wzp_cluster_msg *
     if (c) {
         rc->stats.reg_replaced++;
         close_conn(rc, c, WZP_RELAY_CLOSE_REPLACED, "registered on another relay", now);
+    }
+}
+
+void wzp_relay_control_reattach_found(wzp_relay_control *rc, uint64_t conn,
+                                      const uint8_t call_id[WZP_SIG_CALL_ID_LEN], int end,
+                                      wzp_relay_cluster_result res,
+                                      const uint8_t other_fp[WZP_SIG_FP_LEN],
+                                      const uint8_t other_relay[WZP_CLUSTER_ID_LEN],
+                                      const wzp_addr *other_fwd, wzp_ts now)
+{
+    rc_conn *c = find_conn(rc, conn);
+    if (c && c->registered && (end == CALLER || end == CALLEE))
+        wzp_rc_reattach_found(rc, c, call_id, end, res, other_fp, other_relay, other_fwd, now);
+}
+
+void wzp_relay_control_foreach_call(const wzp_relay_control *rc,
+                                    void (*fn)(void *user, const uint8_t *call_id,
+                                               const uint8_t *fp_a, const uint8_t *relay_a,
+                                               const uint8_t *fp_b, const uint8_t *relay_b),
+                                    void *user)
+{
+    const wzp_hmap_slot *slot;
+    for (size_t i = 0; wzp_hmap_next(&rc->calls, &i, &slot);) {
+        const rc_call *k = slot->value;
+        const rc_conn *a = k->side[CALLER].conn, *b = k->side[CALLEE].conn;
+        if (k->state == RC_ACTIVE)
+            fn(user, k->id, a->fp, a->remote ? a->relay : NULL, b->fp, b->remote ? b->relay : NULL);
     }
 }
 

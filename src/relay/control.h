@@ -100,6 +100,18 @@ typedef struct wzp_relay_control_callbacks {
     void (*locate)(void *user, const uint8_t call_id[WZP_SIG_CALL_ID_LEN], bool by_alias,
                    const uint8_t fp[WZP_SIG_FP_LEN], const char *alias);
     void (*cluster_send)(void *user, wzp_cluster_msg *m);
+    /*
+     * call_record: an answered call's record in the cluster store: both ends' keys and
+     * relays (NULL: this relay), written when it is answered or an end moves, deleted (live
+     * false) when it ends; refreshed through wzp_relay_control_foreach_call. reattach_lookup:
+     * a Reattach for a call not here; check key fp against end `end` (0 caller, 1 callee) of
+     * the record, make this relay that end's, and answer with wzp_relay_control_reattach_found.
+     */
+    void (*call_record)(void *user, const uint8_t call_id[WZP_SIG_CALL_ID_LEN],
+                        const uint8_t fp_a[WZP_SIG_FP_LEN], const uint8_t *relay_a,
+                        const uint8_t fp_b[WZP_SIG_FP_LEN], const uint8_t *relay_b, bool live);
+    void (*reattach_lookup)(void *user, uint64_t conn, const uint8_t call_id[WZP_SIG_CALL_ID_LEN],
+                            int end, const uint8_t fp[WZP_SIG_FP_LEN]);
 } wzp_relay_control_callbacks;
 
 typedef struct wzp_relay_control_config {
@@ -154,7 +166,8 @@ typedef struct wzp_relay_control_stats {
      * here or to here; cluster messages refused (unknown call, wrong relay,
      * wrong state); callees not found anywhere; lookups that failed (store down). */
     uint64_t cross_offered, cross_received, cross_refused, cross_not_found, cross_unavailable;
-    uint64_t claims_refused; /* aliases another relay's key holds */
+    uint64_t claims_refused;               /* aliases another relay's key holds */
+    uint64_t reattached, reattach_refused; /* call ends moved here, and refused */
 } wzp_relay_control_stats;
 
 typedef struct wzp_relay_control wzp_relay_control;
@@ -243,6 +256,21 @@ void wzp_relay_control_offer_unheard(wzp_relay_control *rc,
                                      const uint8_t call_id[WZP_SIG_CALL_ID_LEN], wzp_ts now);
 /* A verified message from another relay (wzp_cluster_msg_decode). */
 void wzp_relay_control_on_cluster(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_ts now);
+/* The cluster store answered conn's Reattach (reattach_lookup): res OK with the other end's
+ * key and relay (its forwarding address fwd, len 0 if unknown), or the record was missing
+ * or names another key for that end (NOT_FOUND), or the store is down. */
+void wzp_relay_control_reattach_found(wzp_relay_control *rc, uint64_t conn,
+                                      const uint8_t call_id[WZP_SIG_CALL_ID_LEN], int end,
+                                      wzp_relay_cluster_result res,
+                                      const uint8_t other_fp[WZP_SIG_FP_LEN],
+                                      const uint8_t other_relay[WZP_CLUSTER_ID_LEN],
+                                      const wzp_addr *other_fwd, wzp_ts now);
+/* Calls fn for every answered call (as call_record), e.g. to refresh the records. */
+void wzp_relay_control_foreach_call(const wzp_relay_control *rc,
+                                    void (*fn)(void *user, const uint8_t *call_id,
+                                               const uint8_t *fp_a, const uint8_t *relay_a,
+                                               const uint8_t *fp_b, const uint8_t *relay_b),
+                                    void *user);
 /* Calls fn for every registration (fingerprint, its alias or ""), e.g. to publish them again. */
 void wzp_relay_control_foreach_registration(const wzp_relay_control *rc,
                                             void (*fn)(void *user, const uint8_t *fp,

@@ -37,6 +37,7 @@ typedef struct rc_conn {
     uint8_t relay[WZP_CLUSTER_ID_LEN]; /* remote: its relay (zero until located) */
     wzp_sig_alias pending_alias;       /* a Register waiting for the cluster's claim */
     uint64_t pending_req;
+    uint64_t reattach_req; /* a Reattach waiting for the cluster's record */
 } rc_conn;
 
 /*
@@ -120,6 +121,20 @@ void wzp_rc_call_offer_unheard(wzp_relay_control *rc, const uint8_t *call_id);
 /* Finishes a Register (control.c); claimed: the cluster has granted its alias. */
 void wzp_rc_register(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, bool claimed,
                      wzp_ts now);
+/* Parts of calls.c that re-attaching (reattach.c) shares. */
+void wzp_rc_link_side(rc_call *k, int s, rc_conn *c);
+void wzp_rc_unlink_side(rc_call *k, int s);
+rc_conn *wzp_rc_new_remote(const uint8_t *fp, const char *alias);
+bool wzp_rc_open_channels(wzp_relay_control *rc, rc_call *k, wzp_ts now);
+void wzp_rc_cluster_msg_init(const rc_call *k, int s, wzp_cluster_kind kind, wzp_cluster_msg *m);
+/* reattach.c: the call's record for the cluster store (live false: delete it). */
+void wzp_rc_call_record(wzp_relay_control *rc, const rc_call *k, bool live);
+void wzp_rc_handle_reattach(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, wzp_ts now);
+void wzp_rc_reattach_found(wzp_relay_control *rc, rc_conn *c, const uint8_t *call_id, int s,
+                           wzp_relay_cluster_result res, const uint8_t *other_fp,
+                           const uint8_t *other_relay, const wzp_addr *other_fwd, wzp_ts now);
+/* REATTACH and REATTACH_ACK from another relay. */
+void wzp_rc_reattach_cluster_msg(wzp_relay_control *rc, const wzp_cluster_msg *m);
 /* Frees every call without callbacks (teardown). */
 void wzp_rc_free_calls(wzp_relay_control *rc);
 

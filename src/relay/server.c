@@ -186,6 +186,20 @@ static void ctl_cluster_send(void *user, wzp_cluster_msg *m)
     wzp_cluster_send(((wzp_relay_server *)user)->cluster, m);
 }
 
+static void ctl_call_record(void *user, const uint8_t *call_id, const uint8_t *fp_a,
+                            const uint8_t *relay_a, const uint8_t *fp_b, const uint8_t *relay_b,
+                            bool live)
+{
+    wzp_cluster_call_record(((wzp_relay_server *)user)->cluster, call_id, fp_a, relay_a, fp_b,
+                            relay_b, live);
+}
+
+static void ctl_reattach_lookup(void *user, uint64_t conn, const uint8_t *call_id, int end,
+                                const uint8_t *fp)
+{
+    wzp_cluster_reattach(((wzp_relay_server *)user)->cluster, conn, call_id, end, fp);
+}
+
 /* --- QUIC callbacks ---------------------------------------------------------------- */
 
 static void q_established(void *user, wzp_quic_conn *c, const uint8_t fp[WZP_FINGERPRINT_LEN],
@@ -769,6 +783,8 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
         ccfg.cb.presence = ctl_presence;
         ccfg.cb.locate = ctl_locate;
         ccfg.cb.cluster_send = ctl_cluster_send;
+        ccfg.cb.call_record = ctl_call_record;
+        ccfg.cb.reattach_lookup = ctl_reattach_lookup;
         ccfg.cluster_addr =
             cfg->cluster_addr.len ? cfg->cluster_addr : *wzp_forwarder_local_addr(s->fwd);
     }

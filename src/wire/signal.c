@@ -112,6 +112,12 @@ static bool check_msg(const wzp_sig_msg *m)
         /* A complete set needs a generation to be ordered by; an add-only one has none. */
         return cands_ok(&m->u.update.cands) && nat_ok(&m->u.update.nat) &&
                (m->u.update.complete ? m->u.update.generation != 0 : m->u.update.generation == 0);
+    case WZP_SIG_REATTACH:
+        return m->u.reattach.role == WZP_SIG_ROLE_CALLER ||
+               m->u.reattach.role == WZP_SIG_ROLE_CALLEE;
+    case WZP_SIG_REATTACHED:
+        return m->u.reattach.relay_channel != 0 &&
+               (m->u.reattach.relay_addr.len == 0 || addr_ok(&m->u.reattach.relay_addr));
     case WZP_SIG_ERROR:
         return strnlen(m->u.error.text, WZP_SIG_TEXT_MAX + 1) <= WZP_SIG_TEXT_MAX;
     case WZP_SIG_REJECT:
@@ -119,6 +125,7 @@ static bool check_msg(const wzp_sig_msg *m)
     case WZP_SIG_CANCEL:
     case WZP_SIG_PING:
     case WZP_SIG_PONG:
+    case WZP_SIG_REHOME:
         return true;
     case WZP_SIG_NONE:
         break;
@@ -164,6 +171,9 @@ typedef struct enc_scratch {
         Wzp__CallEnded ended;
         Wzp__Error error;
         Wzp__Ping ping;
+        Wzp__Reattach reattach;
+        Wzp__Reattached reattached;
+        Wzp__Rehome rehome;
         Wzp__Pong pong;
         Wzp__CandidatesUpdate update;
     } b;
@@ -409,6 +419,29 @@ int wzp_sig_encode(const wzp_sig_msg *m, uint8_t *out, size_t cap)
         s.b.update.nat = enc_nat(&s, &m->u.update.nat);
         env.body_case = WZP__ENVELOPE__BODY_CANDIDATES_UPDATE;
         env.candidates_update = &s.b.update;
+        break;
+    case WZP_SIG_REATTACH:
+        wzp__reattach__init(&s.b.reattach);
+        s.b.reattach.call_id = enc_call_id(&s, m->u.reattach.call_id);
+        s.b.reattach.role = (Wzp__Role)m->u.reattach.role;
+        env.body_case = WZP__ENVELOPE__BODY_REATTACH;
+        env.reattach = &s.b.reattach;
+        break;
+    case WZP_SIG_REATTACHED:
+        wzp__reattached__init(&s.b.reattached);
+        s.b.reattached.call_id = enc_call_id(&s, m->u.reattach.call_id);
+        s.b.reattached.relay_channel = m->u.reattach.relay_channel;
+        if (m->u.reattach.relay_addr.len) {
+            enc_addr(&s.addr2, s.ip2, &m->u.reattach.relay_addr);
+            s.b.reattached.relay_address = &s.addr2;
+        }
+        env.body_case = WZP__ENVELOPE__BODY_REATTACHED;
+        env.reattached = &s.b.reattached;
+        break;
+    case WZP_SIG_REHOME:
+        wzp__rehome__init(&s.b.rehome);
+        env.body_case = WZP__ENVELOPE__BODY_REHOME;
+        env.rehome = &s.b.rehome;
         break;
     case WZP_SIG_NONE:
         return WZP_ERR_INVALID;
@@ -661,6 +694,23 @@ static bool dec_body(wzp_sig_msg *m, const Wzp__Envelope *e)
                dec_cands(&m->u.update.cands, u->candidates, u->n_candidates) &&
                dec_nat(&m->u.update.nat, u->nat);
     }
+    case WZP__ENVELOPE__BODY_REATTACH: {
+        const Wzp__Reattach *r = e->reattach;
+        m->type = WZP_SIG_REATTACH;
+        m->u.reattach.role = (wzp_sig_role)r->role;
+        return dec_fixed(m->u.reattach.call_id, &r->call_id, WZP_SIG_CALL_ID_LEN);
+    }
+    case WZP__ENVELOPE__BODY_REATTACHED: {
+        const Wzp__Reattached *r = e->reattached;
+        m->type = WZP_SIG_REATTACHED;
+        m->u.reattach.relay_channel = r->relay_channel;
+        if (r->relay_address && !dec_addr(&m->u.reattach.relay_addr, r->relay_address))
+            return false;
+        return dec_fixed(m->u.reattach.call_id, &r->call_id, WZP_SIG_CALL_ID_LEN);
+    }
+    case WZP__ENVELOPE__BODY_REHOME:
+        m->type = WZP_SIG_REHOME;
+        return true;
     default:
         return false; /* no body, or one from a newer protocol */
     }
@@ -705,6 +755,8 @@ const char *wzp_sig_type_name(wzp_sig_type t)
         "call_setup", "call_ended",
         "error",      "ping",
         "pong",       "candidates_update",
+        "reattach",   "reattached",
+        "rehome",
     };
     return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }

@@ -44,6 +44,9 @@ typedef enum wzp_sig_type {
     WZP_SIG_PING,              /* client -> relay */
     WZP_SIG_PONG,              /* relay -> client */
     WZP_SIG_CANDIDATES_UPDATE, /* party -> relay -> other party, after setup */
+    WZP_SIG_REATTACH,          /* party -> its new relay: its end of a call moves here */
+    WZP_SIG_REATTACHED,        /* relay -> party: the end's channel here */
+    WZP_SIG_REHOME,            /* relay -> client: stopping, register elsewhere now */
 } wzp_sig_type;
 
 /* Values match the .proto enums. */
@@ -217,6 +220,13 @@ typedef struct wzp_sig_msg {
             uint32_t generation;
             wzp_sig_nat nat; /* the sender's NAT as learned since (all zero: not sent) */
         } update;
+        /* REATTACH (call_id, role) and REATTACHED (call_id, relay_channel, relay_addr) */
+        struct {
+            uint8_t call_id[WZP_SIG_CALL_ID_LEN];
+            wzp_sig_role role;
+            uint32_t relay_channel;
+            wzp_addr relay_addr; /* len 0: none */
+        } reattach;
         struct {
             wzp_sig_err code;
             char text[WZP_SIG_TEXT_MAX + 1];
