@@ -494,7 +494,7 @@ static void relay_lost(wzp_core *core, const char *why, wzp_ts now)
     core->ctrl_up = false;
     core->next_relay_at = WZP_TS_NEVER;
     wzp_relay_watch_arm(&core->watch, false, now);
-    wzp_quic_conn_close(old, 0, why);
+    wzp_quic_conn_close(old, WZP_SIG_CLOSE_MOVING, why); /* a live relay lets go of our calls */
     wzp_sigc_on_disconnect(core->sc, now); /* answered calls go on (their own connection) */
     wzp_relay_select_failed(&core->sel, core->order[core->relay_idx], now);
     wzp_core_event e = {.type = WZP_CORE_EV_UNREGISTERED, .err = WZP_ERR_UNREACHABLE, .text = why};

@@ -2,7 +2,7 @@
  * Notices a dead relay during a relayed call, sans-I/O. Media through the relay arrives 50
  * times a second, so a relay quiet for a fraction of a second is suspect: probe it (a PING on
  * the control connection, which the relay answers at once) a few times, and count it lost if
- * it stays silent. That is 1-2 s instead of the control connection's 6 s keep-alive timeout,
+ * it stays silent. That is under 1 s instead of the control connection's 6 s keep-alive timeout,
  * soon enough for a call to move to another relay before its end-to-end connection idles out.
  *
  * Armed only while a call needs the relay; `heard` is fed with every packet from the relay.
@@ -14,9 +14,11 @@
 
 #include "common/time.h"
 
-#define WZP_RELAY_WATCH_QUIET WZP_MS(400)  /* silence before the first probe */
-#define WZP_RELAY_WATCH_PROBE WZP_MS(250)  /* between probes */
-#define WZP_RELAY_WATCH_LOST  WZP_MS(1400) /* silence that counts as a lost relay */
+/* A relay with a round trip under 500 ms answers the first probe in time; the whole verdict
+ * stays under the 1 s of media a user may miss while the call moves. */
+#define WZP_RELAY_WATCH_QUIET WZP_MS(250) /* silence before the first probe */
+#define WZP_RELAY_WATCH_PROBE WZP_MS(125) /* between probes */
+#define WZP_RELAY_WATCH_LOST  WZP_MS(800) /* silence that counts as a lost relay */
 
 typedef enum wzp_relay_watch_action {
     WZP_RELAY_WATCH_NONE = 0,

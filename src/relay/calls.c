@@ -174,6 +174,18 @@ static void end_call(wzp_relay_control *rc, rc_call *k, wzp_sig_end_reason reaso
     free_call(k);
 }
 
+void wzp_rc_forget_call(wzp_relay_control *rc, rc_call *k)
+{
+    if (k->channels_open && rc->cfg.cb.channels_close)
+        rc->cfg.cb.channels_close(rc->cfg.user, k->side[CALLER].chan, k->side[CALLEE].chan);
+    if (k->state == RC_RINGING)
+        ring_remove(rc, k);
+    wzp_rc_unlink_side(k, CALLER);
+    wzp_rc_unlink_side(k, CALLEE);
+    wzp_hmap_del(&rc->calls, k->id, WZP_SIG_CALL_ID_LEN);
+    free_call(k);
+}
+
 void wzp_rc_end_calls_of(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason reason)
 {
     while (c->calls) {

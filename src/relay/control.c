@@ -284,6 +284,8 @@ static void unlink_unreg(wzp_relay_control *rc, rc_conn *c)
  */
 static void drop_conn(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason reason, wzp_ts now)
 {
+    if (c->moving && rc->cfg.cb.reattach_lookup)
+        wzp_rc_detach_calls_of(rc, c);
     wzp_rc_end_calls_of(rc, c, reason);
     unhold_alias(rc, c, now);
     if (c->registered && wzp_hmap_get(&rc->regs, c->fp, WZP_SIG_FP_LEN) == c) {
@@ -356,6 +358,13 @@ int wzp_relay_control_on_connect(wzp_relay_control *rc, uint64_t conn,
         close_conn(rc, c, WZP_RELAY_CLOSE_ADDR_LIMIT, "relay full for your address", now);
     }
     return 0;
+}
+
+void wzp_relay_control_on_moving(wzp_relay_control *rc, uint64_t conn)
+{
+    rc_conn *c = find_conn(rc, conn);
+    if (c)
+        c->moving = true;
 }
 
 void wzp_relay_control_on_disconnect(wzp_relay_control *rc, uint64_t conn, wzp_ts now)
@@ -648,6 +657,7 @@ void wzp_relay_control_on_cluster(wzp_relay_control *rc, const wzp_cluster_msg *
     rc_conn *c = wzp_hmap_get(&rc->regs, m->fp, WZP_SIG_FP_LEN);
     if (c) {
         rc->stats.reg_replaced++;
+        c->moving = true; /* its answered calls may follow it there (Reattach) */
         close_conn(rc, c, WZP_RELAY_CLOSE_REPLACED, "registered on another relay", now);
     }
 }

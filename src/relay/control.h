@@ -195,6 +195,9 @@ void wzp_relay_control_on_message(wzp_relay_control *rc, uint64_t conn, const ui
                                   size_t len, wzp_ts now);
 /* The connection ended (any cause). Unknown or already dropped handles are ignored. */
 void wzp_relay_control_on_disconnect(wzp_relay_control *rc, uint64_t conn, wzp_ts now);
+/* The client closed its connection saying it moves to another relay of the cluster: at its
+ * disconnect its answered calls are let go of (for its Reattach elsewhere), not ended. */
+void wzp_relay_control_on_moving(wzp_relay_control *rc, uint64_t conn);
 /* The transport saw the client's address change (NAT rebinding, migration). */
 void wzp_relay_control_on_addr_change(wzp_relay_control *rc, uint64_t conn, const wzp_addr *remote,
                                       wzp_ts now);

@@ -38,6 +38,7 @@ typedef struct rc_conn {
     wzp_sig_alias pending_alias;       /* a Register waiting for the cluster's claim */
     uint64_t pending_req;
     uint64_t reattach_req; /* a Reattach waiting for the cluster's record */
+    bool moving;           /* left for another relay: its answered calls follow it there */
 } rc_conn;
 
 /*
@@ -135,6 +136,11 @@ void wzp_rc_reattach_found(wzp_relay_control *rc, rc_conn *c, const uint8_t *cal
                            const uint8_t *other_relay, const wzp_addr *other_fwd, wzp_ts now);
 /* REATTACH and REATTACH_ACK from another relay. */
 void wzp_rc_reattach_cluster_msg(wzp_relay_control *rc, const wzp_cluster_msg *m);
+/* c leaves for another relay: its answered calls wait for its Reattach (there or here)
+ * instead of ending; ringing ones end as for a lost connection. */
+void wzp_rc_detach_calls_of(wzp_relay_control *rc, rc_conn *c);
+/* The call and its remote parties, freed without telling anyone (calls.c). */
+void wzp_rc_forget_call(wzp_relay_control *rc, rc_call *k);
 /* Frees every call without callbacks (teardown). */
 void wzp_rc_free_calls(wzp_relay_control *rc);
 

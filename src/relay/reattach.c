@@ -174,6 +174,40 @@ void wzp_rc_reattach_found(wzp_relay_control *rc, rc_conn *c, const uint8_t *cal
     }
 }
 
+/* Side s of k becomes a remote party with the same key, its relay not known yet: the end
+ * left this relay and re-attaches elsewhere (or here again). False if out of memory. */
+static bool detach_side(wzp_relay_control *rc, rc_call *k, int s)
+{
+    rc_conn *c = k->side[s].conn;
+    rc_conn *r = wzp_rc_new_remote(c->fp, c->alias);
+    if (!r)
+        return false;
+    placeholder(&r->addr);
+    wzp_rc_unlink_side(k, s);
+    wzp_rc_link_side(k, s, r);
+    if (k->channels_open && rc->cfg.cb.channel_moved)
+        rc->cfg.cb.channel_moved(rc->cfg.user, k->side[s].chan, &r->addr);
+    return true;
+}
+
+void wzp_rc_detach_calls_of(wzp_relay_control *rc, rc_conn *c)
+{
+    for (rc_call *k = c->calls, *next; k; k = next) {
+        int s = k->side[CALLER].conn == c ? CALLER : CALLEE;
+        next = k->side[s].next;
+        if (k->state != RC_ACTIVE)
+            continue; /* ends with the connection */
+        if (k->side[!s].conn->remote) {
+            /* Nobody of this call is here any more: its ends meet elsewhere. */
+            CALL_LOG(WZP_LOG_INFO, k, "relay: both ends gone elsewhere, call let go of");
+            wzp_rc_forget_call(rc, k);
+        } else if (detach_side(rc, k, s)) {
+            CALL_LOG(WZP_LOG_INFO, k, "relay: the %s moves to another relay",
+                     s == CALLER ? "caller" : "callee");
+        }
+    }
+}
+
 /* Side s of k is the remote party whose end is on relay `from` now: our channel for it
  * goes to that relay's link channel link_chan at fwd. */
 static void repoint(wzp_relay_control *rc, rc_call *k, int s, const uint8_t *from,
@@ -201,8 +235,10 @@ void wzp_rc_reattach_cluster_msg(wzp_relay_control *rc, const wzp_cluster_msg *m
             s = i;
     /* The moved end's key must be the one this call has for it (the sender checked it in the
      * call's record; a relay holding the cluster key is trusted that far). */
-    if (s < 0 || k->state != RC_ACTIVE || !k->side[s].conn->remote || !m->fwd_addr.len ||
-        !m->link_chan || memcmp(k->side[s].conn->fp, m->fp, WZP_SIG_FP_LEN) != 0) {
+    if (s < 0 || k->state != RC_ACTIVE || !m->fwd_addr.len || !m->link_chan ||
+        memcmp(k->side[s].conn->fp, m->fp, WZP_SIG_FP_LEN) != 0 ||
+        (!k->side[s].conn->remote && (m->kind != WZP_CLUSTER_REATTACH || !detach_side(rc, k, s)))) {
+        /* (A party still here with that key left us without a word: it moved.) */
         rc->stats.cross_refused++;
         return;
     }

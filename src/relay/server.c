@@ -259,6 +259,8 @@ static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *in
     if (!rc->handle)
         return; /* never finished its handshake */
     wzp_relay_server *s = rc->s;
+    if (info->by_peer && !info->error && info->app_code == WZP_SIG_CLOSE_MOVING)
+        wzp_relay_control_on_moving(s->ctl, rc->handle);
     /* Ends its calls, which closes their channels through ctl_channels_close. */
     wzp_relay_control_on_disconnect(s->ctl, rc->handle, now);
     wzp_hmap_del(&s->conns, &rc->handle, sizeof(rc->handle));

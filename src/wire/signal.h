@@ -108,6 +108,9 @@ typedef enum wzp_sig_err {
 #define WZP_SIG_CLOSE_REG_LIMIT (WZP_SIG_CLOSE_BASE + 5) /* the relay's registration cap */
 #define WZP_SIG_CLOSE_ADDR_LIMIT                                                                   \
     (WZP_SIG_CLOSE_BASE + 6) /* too many connections from our address */
+/* Client -> relay: leaving for another relay of the cluster, its answered calls move along
+ * (Reattach there): the relay lets go of them without ending them. */
+#define WZP_SIG_CLOSE_MOVING 0x200
 
 typedef struct wzp_sig_candidate {
     wzp_sig_cand_type type;
