@@ -394,6 +394,11 @@ static void drop(rconn *r)
     r->ready = false;
 }
 
+bool wzp_cluster_settled(const wzp_cluster *cl)
+{
+    return !wzp_cluster_up(cl) || cl->cmd.ac->replies.head == NULL;
+}
+
 bool wzp_cluster_up(const wzp_cluster *cl)
 {
     return cl->cmd.ready && cl->cmd.ac;

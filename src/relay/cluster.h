@@ -58,6 +58,8 @@ int wzp_cluster_new(wzp_cluster **out, const wzp_cluster_config *cfg, wzp_loop *
 void wzp_cluster_free(wzp_cluster *cl);
 /* Redis answers (the command connection is up and authenticated). */
 bool wzp_cluster_up(const wzp_cluster *cl);
+/* Every command sent has its answer (or Redis is away): e.g. presence deletions are done. */
+bool wzp_cluster_settled(const wzp_cluster *cl);
 void wzp_cluster_get_stats(const wzp_cluster *cl, wzp_cluster_stats *out);
 
 /* The control plane's cluster callbacks (wzp_relay_control_callbacks). */

@@ -284,7 +284,7 @@ static void unlink_unreg(wzp_relay_control *rc, rc_conn *c)
  */
 static void drop_conn(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason reason, wzp_ts now)
 {
-    if (c->moving && rc->cfg.cb.reattach_lookup)
+    if ((c->moving || rc->draining) && rc->cfg.cb.reattach_lookup)
         wzp_rc_detach_calls_of(rc, c);
     wzp_rc_end_calls_of(rc, c, reason);
     unhold_alias(rc, c, now);
@@ -358,6 +358,19 @@ int wzp_relay_control_on_connect(wzp_relay_control *rc, uint64_t conn,
         close_conn(rc, c, WZP_RELAY_CLOSE_ADDR_LIMIT, "relay full for your address", now);
     }
     return 0;
+}
+
+void wzp_relay_control_drain(wzp_relay_control *rc)
+{
+    if (rc->draining)
+        return;
+    rc->draining = true;
+    const wzp_hmap_slot *slot;
+    for (size_t i = 0; wzp_hmap_next(&rc->regs, &i, &slot);) {
+        wzp_sig_msg m;
+        wzp_sig_init(&m, WZP_SIG_REHOME, 0);
+        wzp_rc_send(rc, slot->value, &m);
+    }
 }
 
 void wzp_relay_control_on_moving(wzp_relay_control *rc, uint64_t conn)
@@ -546,6 +559,11 @@ void wzp_relay_control_on_message(wzp_relay_control *rc, uint64_t conn, const ui
         return;
     }
 
+    if (rc->draining &&
+        (m.type == WZP_SIG_REGISTER || m.type == WZP_SIG_OFFER || m.type == WZP_SIG_REATTACH)) {
+        wzp_rc_send_error(rc, c, m.request_id, WZP_SIG_ERR_INTERNAL, "relay stopping");
+        return;
+    }
     switch (m.type) {
     case WZP_SIG_REGISTER:
         wzp_rc_register(rc, c, &m, false, now);

@@ -195,6 +195,13 @@ void wzp_relay_control_on_message(wzp_relay_control *rc, uint64_t conn, const ui
                                   size_t len, wzp_ts now);
 /* The connection ended (any cause). Unknown or already dropped handles are ignored. */
 void wzp_relay_control_on_disconnect(wzp_relay_control *rc, uint64_t conn, wzp_ts now);
+/*
+ * The relay is stopping gracefully: from now on registrations, offers and re-attachments are
+ * refused ("relay stopping"), every registered client is told to go to another relay of the
+ * cluster (Rehome), and clients leaving let go of their answered calls rather than end them,
+ * so that the calls move with them.
+ */
+void wzp_relay_control_drain(wzp_relay_control *rc);
 /* The client closed its connection saying it moves to another relay of the cluster: at its
  * disconnect its answered calls are let go of (for its Reattach elsewhere), not ended. */
 void wzp_relay_control_on_moving(wzp_relay_control *rc, uint64_t conn);

@@ -94,6 +94,7 @@ struct wzp_relay_control {
     rc_call *ring_head, *ring_tail;
     size_t n_ringing;
     uint64_t next_call_handle;
+    bool draining; /* stopping: no new registrations, calls or re-attachments */
 };
 
 /* control.c */

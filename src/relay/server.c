@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,10 @@ struct wzp_relay_server {
     wzp_ts aliases_saved;    /* when they were last saved (or loaded) */
     bool aliases_save_failed;
     bool stopping;
+    /* SIGTERM in a cluster: clients move first (drain_tick), then the relay stops. */
+    wzp_timer drain;
+    wzp_ts drain_started;
+    bool draining, drain_closed;
     uint64_t rx_dropped;
     uint64_t handshakes_completed;
     /* Metrics: the control thread copies its counters into `published` (under
@@ -279,7 +284,7 @@ static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
                     wzp_quic_conn_config *opts, wzp_ts now)
 {
     wzp_relay_server *s = user;
-    if (s->stopping || wzp_quic_endpoint_conn_count(s->ep) >= s->cfg.max_conns)
+    if (s->stopping || s->draining || wzp_quic_endpoint_conn_count(s->ep) >= s->cfg.max_conns)
         return WZP_ERR_LIMIT;
     opts->pin_mode = WZP_QUIC_PIN_ANY; /* a client is whoever proves its key */
     opts->idle_timeout = s->cfg.conn_idle_timeout;
@@ -670,8 +675,48 @@ static void do_stop(wzp_loop *loop, void *arg)
     wzp_loop_stop(loop);
 }
 
+/* Clients have this long to move (they need well under a second), and the presence
+ * deletions of those that did not this long in all. */
+#define DRAIN_MOVES WZP_SEC(4)
+#define DRAIN_MAX   WZP_SEC(5)
+
+static void drain_tick(wzp_loop *loop, wzp_timer *t)
+{
+    wzp_relay_server *s = t->arg;
+    wzp_ts now = wzp_now();
+    if (!s->drain_closed &&
+        (wzp_relay_control_num_conns(s->ctl) == 0 || now - s->drain_started >= DRAIN_MOVES)) {
+        s->drain_closed = true;
+        WZP_INFO("relay: draining: %zu connections left to close",
+                 wzp_relay_control_num_conns(s->ctl));
+        const wzp_hmap_slot *slot;
+        for (size_t it = 0; wzp_hmap_next(&s->conns, &it, &slot);)
+            wzp_quic_conn_close(((relay_conn *)slot->value)->conn, CLOSE_SHUTDOWN,
+                                "relay shutting down");
+        service(s); /* their closes run: their presence is deleted */
+    }
+    if (s->drain_closed &&
+        (wzp_cluster_settled(s->cluster) || now - s->drain_started >= DRAIN_MAX)) {
+        WZP_INFO("relay: drained in %lld ms", (long long)((now - s->drain_started) / WZP_MS(1)));
+        do_stop(loop, s);
+        return;
+    }
+    wzp_timer_start(loop, t, now + WZP_MS(20));
+}
+
 static void on_signal(wzp_loop *loop, int signo, void *arg)
 {
+    wzp_relay_server *s = arg;
+    if (signo == SIGTERM && s->cluster && !s->draining) {
+        WZP_INFO("relay: signal %d, draining: clients move to other relays of the cluster", signo);
+        s->draining = true;
+        s->drain_started = wzp_now();
+        wzp_relay_control_drain(s->ctl);
+        service(s);
+        wzp_timer_init(&s->drain, drain_tick, s);
+        wzp_timer_start(loop, &s->drain, s->drain_started + WZP_MS(20));
+        return;
+    }
     WZP_INFO("relay: signal %d, shutting down", signo);
     do_stop(loop, arg);
 }
@@ -874,6 +919,8 @@ void wzp_relay_server_free(wzp_relay_server *s)
     wzp_hmap_free(&s->conns);
     if (s->loop) {
         wzp_timer_stop(s->loop, &s->timer);
+        if (s->draining)
+            wzp_timer_stop(s->loop, &s->drain);
         if (s->ctl_io.fd >= 0)
             wzp_io_stop(s->loop, &s->ctl_io);
     }

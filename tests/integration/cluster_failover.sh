@@ -121,4 +121,33 @@ HA=$(home_of alice) HB=$(home_of bob)
 eval "kill -9 \$RPID_$Y; wait \$RPID_$Y 2>/dev/null"
 the_call_goes_on "the caller's relay killed, the callee's up" alice
 [ "$(home_of bob)" = "$X" ] && echo "ok   bob stayed on relay $X" || { echo "FAIL bob moved"; fail=1; }
+
+# --- (3) SIGTERM: the relay drains ---------------------------------------------------------------
+# alice and bob on relay X again (the other live relay, DEAD's replacement, second in their
+# lists); carol knows only relay X. X gets SIGTERM: alice and bob move at once with their call,
+# X exits by itself (0) with carol's presence deleted, not left to expire.
+settings alice "$X" "$DEAD"
+settings bob "$X" "$DEAD"
+call_pair
+[ "$(home_of alice)" = "$X" ] && [ "$(home_of bob)" = "$X" ] ||
+    echo "note: alice on $(home_of alice), bob on $(home_of bob) (the test wants both on $X)"
+rcli() { redis-cli -s "$REDIS_SOCK" -a "$(cat "$T/redis.pw")" --no-auth-warning "$@"; }
+before=$(rcli --scan --pattern 'wzp:fp:*' | sort)
+rm -f "$T/carol.json"
+eval "CA=\$RA_$X CP=\$RP_$X"
+timeout 60 "$WZP" listen --relay "$CA" --relay-pin "$CP" --home "$T/carol" --alias carol \
+    --no-audio --json >"$T/carol.json" 2>"$T/carol.err" &
+PIDS+=($!)
+wait_grep "$T/carol.json" '"event":"registered"' 20 || { echo "FAIL carol did not register"; fail=1; }
+sleep 0.5
+CAROL_KEY=$(comm -13 <(echo "$before") <(rcli --scan --pattern 'wzp:fp:*' | sort) | head -n 1)
+[ -n "$CAROL_KEY" ] && echo "ok   carol's presence is in Redis ($CAROL_KEY)" || { echo "FAIL no presence for carol"; fail=1; }
+eval "XPID=\$RPID_$X"
+kill -TERM "$XPID"
+wait "$XPID"; rc=$?
+check "relay $X drained and exited by itself after SIGTERM" 0 $rc
+[ -z "$CAROL_KEY" ] || [ -z "$(rcli exists "$CAROL_KEY" | grep -v '^0$')" ] &&
+    echo "ok   carol's presence was deleted as relay $X stopped" || { echo "FAIL carol's presence is still there"; fail=1; }
+has "alice was told to move" "$T/alice.err" 'the relay is stopping'
+the_call_goes_on "relay $X drained (SIGTERM)" alice bob
 exit $fail
