@@ -5,7 +5,9 @@
  * key. A call between keys registered on different relays: offer, ringing,
  * answer, candidate updates, every way it ends, channels on both relays;
  * what the cluster refuses (another relay's messages, forged ones); alias
- * claims; a key registering elsewhere.
+ * claims; a key registering elsewhere. A call's end moving to another relay (Reattach):
+ * checked against the call's record, paired through a re-pointed link or locally, refused
+ * for any other key.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -47,8 +49,10 @@ typedef struct relay {
     uint32_t peer_of[64];
     int open_pairs;
     /* requests to the "store", answered by pump() */
+    uint32_t moved_to[64]; /* channel -> last octet of the address it was moved to */
     struct {
-        bool locate;
+        bool locate, reattach;
+        int end;
         uint8_t call_id[WZP_SIG_CALL_ID_LEN];
         bool by_alias;
         uint8_t fp[WZP_SIG_FP_LEN];
@@ -75,6 +79,13 @@ static struct {
     int to;
 } wire[64];
 static size_t n_wire;
+/* "Redis": call records */
+static struct {
+    bool live;
+    uint8_t id[WZP_SIG_CALL_ID_LEN];
+    uint8_t fp[2][WZP_SIG_FP_LEN];
+    int relay[2];
+} calls[4];
 
 static int relay_by_id(const uint8_t *id)
 {
@@ -142,6 +153,7 @@ static void cb_claim(void *user, uint64_t conn, const uint8_t *fp, const char *a
     relay *r = user;
     assert_true(r->n_req < INFLIGHT);
     r->req[r->n_req].locate = false;
+    r->req[r->n_req].reattach = false;
     r->req[r->n_req].conn = conn;
     memcpy(r->req[r->n_req].fp, fp, WZP_SIG_FP_LEN);
     snprintf(r->req[r->n_req].alias, sizeof(r->req[0].alias), "%s", alias);
@@ -180,10 +192,59 @@ static void cb_locate(void *user, const uint8_t *call_id, bool by_alias, const u
     relay *r = user;
     assert_true(r->n_req < INFLIGHT);
     r->req[r->n_req].locate = true;
+    r->req[r->n_req].reattach = false;
     memcpy(r->req[r->n_req].call_id, call_id, WZP_SIG_CALL_ID_LEN);
     r->req[r->n_req].by_alias = by_alias;
     memcpy(r->req[r->n_req].fp, fp, WZP_SIG_FP_LEN);
     snprintf(r->req[r->n_req].alias, sizeof(r->req[0].alias), "%s", alias);
+    r->n_req++;
+}
+
+static void cb_moved(void *user, uint32_t chan, const wzp_addr *a)
+{
+    relay *r = user;
+    size_t n;
+    const uint8_t *ip = wzp_addr_ip(a, &n);
+    assert_true(chan < 64 && ip && n == 4);
+    r->moved_to[chan] = ip[3];
+}
+
+static int call_slot(const uint8_t *id, bool add)
+{
+    for (int i = 0; i < 4; i++)
+        if (calls[i].live && !memcmp(calls[i].id, id, WZP_SIG_CALL_ID_LEN))
+            return i;
+    for (int i = 0; add && i < 4; i++)
+        if (!calls[i].live)
+            return i;
+    return -1;
+}
+
+static void cb_call_record(void *user, const uint8_t *id, const uint8_t *fa, const uint8_t *ra,
+                           const uint8_t *fb, const uint8_t *rb, bool live)
+{
+    relay *r = user;
+    int i = call_slot(id, live);
+    if (i < 0)
+        return;
+    calls[i].live = live;
+    memcpy(calls[i].id, id, WZP_SIG_CALL_ID_LEN);
+    memcpy(calls[i].fp[0], fa, WZP_SIG_FP_LEN);
+    memcpy(calls[i].fp[1], fb, WZP_SIG_FP_LEN);
+    calls[i].relay[0] = ra ? relay_by_id(ra) : r->idx;
+    calls[i].relay[1] = rb ? relay_by_id(rb) : r->idx;
+}
+
+static void cb_reattach(void *user, uint64_t conn, const uint8_t *id, int end, const uint8_t *fp)
+{
+    relay *r = user;
+    assert_true(r->n_req < INFLIGHT);
+    memset(&r->req[r->n_req], 0, sizeof(r->req[0]));
+    r->req[r->n_req].reattach = true;
+    r->req[r->n_req].end = end;
+    r->req[r->n_req].conn = conn;
+    memcpy(r->req[r->n_req].call_id, id, WZP_SIG_CALL_ID_LEN);
+    memcpy(r->req[r->n_req].fp, fp, WZP_SIG_FP_LEN);
     r->n_req++;
 }
 
@@ -211,6 +272,21 @@ static void pump(void)
                 busy = true;
                 __typeof__(r->req[0]) q = r->req[0];
                 memmove(r->req, r->req + 1, --r->n_req * sizeof(r->req[0]));
+                if (q.reattach) { /* as LUA_REATTACH in src/relay/cluster.c */
+                    int k = call_slot(q.call_id, false);
+                    if (k < 0 || memcmp(calls[k].fp[q.end], q.fp, WZP_SIG_FP_LEN)) {
+                        wzp_relay_control_reattach_found(r->rc, q.conn, q.call_id, q.end,
+                                                         WZP_RELAY_CLUSTER_NOT_FOUND, q.fp, r->id,
+                                                         &r->fwd, now);
+                        continue;
+                    }
+                    calls[k].relay[q.end] = i;
+                    int o = calls[k].relay[!q.end];
+                    wzp_relay_control_reattach_found(r->rc, q.conn, q.call_id, q.end,
+                                                     WZP_RELAY_CLUSTER_OK, calls[k].fp[!q.end],
+                                                     R[o].id, &R[o].fwd, now);
+                    continue;
+                }
                 if (!q.locate) {
                     int s = -1;
                     for (int k = 0; k < 8; k++)
@@ -355,6 +431,7 @@ static int setup(void **state)
 {
     memset(R, 0, sizeof(R));
     memset(store, 0, sizeof(store));
+    memset(calls, 0, sizeof(calls));
     for (int i = 0; i < 8; i++)
         store[i].relay = -1;
     n_wire = 0;
@@ -375,6 +452,9 @@ static int setup(void **state)
                                                .channels_open = cb_open,
                                                .channels_close = cb_chan_close,
                                                .channel_peer = cb_peer,
+                                               .channel_moved = cb_moved,
+                                               .call_record = cb_call_record,
+                                               .reattach_lookup = cb_reattach,
                                                .claim_alias = cb_claim,
                                                .presence = cb_presence,
                                                .locate = cb_locate,
@@ -618,7 +698,114 @@ static void test_refused_messages(void **state)
                      WZP_ERR_PROTOCOL);
 }
 
+static void reattach(int ri, uint64_t conn, const uint8_t *id, bool caller)
+{
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_REATTACH, 55);
+    memcpy(m.u.reattach.call_id, id, WZP_SIG_CALL_ID_LEN);
+    m.u.reattach.role = caller ? WZP_SIG_ROLE_CALLER : WZP_SIG_ROLE_CALLEE;
+    client_send(ri, conn, &m);
+}
+
+/* alice (relay 0) and bob (relay 1) in an answered call; its record in the store. */
+static void answered(uint8_t id[WZP_SIG_CALL_ID_LEN])
+{
+    ring_bob(id);
+    call_msg(1, 1, WZP_SIG_ACCEPT, id);
+    int k = call_slot(id, false);
+    assert_true(k >= 0);
+    assert_memory_equal(calls[k].fp[0], FP[0][1], WZP_SIG_FP_LEN);
+    assert_memory_equal(calls[k].fp[1], FP[1][1], WZP_SIG_FP_LEN);
+    assert_int_equal(calls[k].relay[0], 0);
+    assert_int_equal(calls[k].relay[1], 1);
+}
+
+static void test_reattach_across_relays(void **state)
+{
+    uint8_t id[WZP_SIG_CALL_ID_LEN];
+    answered(id);
+    /* Relay 0 goes silent; alice registers on relay 2 (relay 0, told by the KICK, lets go of
+     * the call without ending it) and re-attaches her end there. */
+    reg_as(2, 1, FP[0][1], "alice", true);
+    assert_true(R[0].conns[1].closed);
+    assert_int_equal(wzp_relay_control_num_calls(R[0].rc), 0);
+    assert_null(find(1, 1, WZP_SIG_CALL_ENDED));
+    reattach(2, 1, id, true);
+    const wzp_sig_msg *ra = last(2, 1);
+    assert_int_equal(ra->type, WZP_SIG_REATTACHED);
+    assert_int_equal(ra->request_id, 55);
+    assert_memory_equal(ra->u.reattach.call_id, id, WZP_SIG_CALL_ID_LEN);
+    /* Relay 2: (alice, link to relay 1); relay 1's link for alice now goes to relay 2's. */
+    uint32_t alice_chan = ra->u.reattach.relay_channel, link2 = alice_chan + 1, link1 = 1;
+    assert_int_equal(alice_chan, 1);
+    assert_int_equal(R[1].moved_to[link1], 3); /* 192.0.2.3: relay 2 */
+    assert_int_equal(R[1].peer_of[link1], link2);
+    assert_int_equal(R[2].peer_of[link2], link1);
+    assert_int_equal(calls[call_slot(id, false)].relay[0], 2);
+    /* bob saw nothing; the call goes on: his hang-up reaches alice on relay 2. */
+    assert_int_equal(last(1, 1)->type, WZP_SIG_CALL_SETUP);
+    call_msg(1, 1, WZP_SIG_HANGUP, id);
+    assert_int_equal(last(2, 1)->type, WZP_SIG_CALL_ENDED);
+    assert_int_equal(last(2, 1)->u.end.reason, WZP_SIG_END_HANGUP);
+    assert_int_equal(R[1].open_pairs + R[2].open_pairs, 0);
+    assert_int_equal(call_slot(id, false), -1); /* the record is gone */
+}
+
+static void test_reattach_both_ends_on_one_relay(void **state)
+{
+    uint8_t id[WZP_SIG_CALL_ID_LEN];
+    answered(id);
+    reg_as(2, 1, FP[0][1], "alice", true);
+    reattach(2, 1, id, true);
+    /* bob follows to relay 2: relay 1 lets go (nobody of the call left there), relay 2 pairs
+     * bob with alice locally on the channel its link had. */
+    reg_as(2, 2, FP[1][1], "bob", true);
+    assert_int_equal(wzp_relay_control_num_calls(R[1].rc), 0);
+    reattach(2, 2, id, false);
+    const wzp_sig_msg *rb = last(2, 2);
+    assert_int_equal(rb->type, WZP_SIG_REATTACHED);
+    assert_int_equal(rb->u.reattach.relay_channel, 2);
+    assert_int_equal(R[2].moved_to[2], 2); /* bob's address, 10.0.2.2 */
+    assert_int_equal(R[2].peer_of[2], 0);  /* a client's channel again, not a link */
+    assert_int_equal(R[2].open_pairs, 1);
+    call_msg(2, 2, WZP_SIG_HANGUP, id);
+    assert_int_equal(last(2, 1)->type, WZP_SIG_CALL_ENDED);
+    assert_int_equal(wzp_relay_control_num_calls(R[2].rc), 0);
+    assert_int_equal(R[2].open_pairs, 0);
+}
+
+static void test_reattach_only_the_ends_key(void **state)
+{
+    uint8_t id[WZP_SIG_CALL_ID_LEN];
+    answered(id);
+    /* mallory on relay 2 names alice's call, either end; bob names alice's end on his relay */
+    reg(2, 3, "mallory");
+    reattach(2, 3, id, true);
+    assert_int_equal(last(2, 3)->type, WZP_SIG_ERROR);
+    assert_int_equal(last(2, 3)->u.error.code, WZP_SIG_ERR_NO_SUCH_CALL);
+    reattach(2, 3, id, false);
+    assert_int_equal(last(2, 3)->u.error.code, WZP_SIG_ERR_NO_SUCH_CALL);
+    reattach(1, 1, id, true);
+    assert_int_equal(last(1, 1)->type, WZP_SIG_ERROR);
+    assert_int_equal(last(1, 1)->u.error.code, WZP_SIG_ERR_NO_SUCH_CALL);
+    /* alice's key on the wrong end, and a call that does not exist */
+    reg_as(2, 1, FP[0][1], "alice", true);
+    reattach(2, 1, id, false);
+    assert_int_equal(last(2, 1)->u.error.code, WZP_SIG_ERR_NO_SUCH_CALL);
+    uint8_t other[WZP_SIG_CALL_ID_LEN] = {1};
+    reattach(2, 1, other, true);
+    assert_int_equal(last(2, 1)->u.error.code, WZP_SIG_ERR_NO_SUCH_CALL);
+    assert_int_equal(wzp_relay_control_num_calls(R[2].rc), 0);
+    /* a draining relay takes no re-attachment, and tells its clients to go */
+    wzp_relay_control_drain(R[2].rc);
+    assert_int_equal(last(2, 1)->type, WZP_SIG_REHOME);
+    reattach(2, 1, id, true);
+    assert_int_equal(last(2, 1)->type, WZP_SIG_ERROR);
+}
+
 WZP_TEST_MAIN_EACH(NULL, NULL, setup, teardown, test_cross_call_answer_update_hangup,
                    test_cross_call_reject_and_peer_gone, test_cross_call_expires_on_both,
                    test_store_down, test_alias_one_key_cluster_wide,
-                   test_key_moves_to_another_relay, test_callee_relay_gone, test_refused_messages)
+                   test_key_moves_to_another_relay, test_callee_relay_gone, test_refused_messages,
+                   test_reattach_across_relays, test_reattach_both_ends_on_one_relay,
+                   test_reattach_only_the_ends_key)
