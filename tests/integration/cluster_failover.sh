@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # A relayed call survives its relay's death (docs/cluster.md, "A relay dies mid-call"):
-# redis-server and three relays of our own. (1) alice and bob, both homed on one relay, talk
+# redis-server and three relays of our own. (1) alice and bob, homed on one relay, talk
 # through it (tones, relayed only); that relay is killed (-9): both ends re-home and re-attach
 # the same call elsewhere, audio goes on both ways, and the call ends normally with alice's
-# hang-up. (2) A call across two relays where only the caller's relay dies: the callee's
-# relay re-points its link, the callee stays where it is. (3) A relay given SIGTERM drains:
-# its clients are told to move and their call goes on elsewhere.
+# hang-up (if bob homed elsewhere, only alice moves). (2) A call across two relays where only
+# the caller's relay dies: the callee's relay re-points its link, the callee stays where it is.
+# (3) A relay given SIGTERM drains: its clients are told to move and their call goes on
+# elsewhere; its presence entries are deleted before it exits.
 set -uo pipefail
 . "$(dirname "$0")/lib/cli.sh"
 . "$(dirname "$0")/lib/cluster.sh"
@@ -92,49 +93,53 @@ the_call_goes_on() {
     [ $fail = 0 ] || { tail -n 30 "$T/alice.err" "$T/bob.err"; }
 }
 
-# --- (1) both ends on the relay that dies ------------------------------------------------------
+on_relay() { # N: the callers/callees (alice, bob) homed on relay N
+    local who
+    for who in alice bob; do [ "$(home_of $who)" = "$1" ] && echo $who; done
+}
+
+# --- (1) the relay of a relayed call dies ------------------------------------------------------
+# Both know the whole cluster (in different orders); the relay alice is on is killed, with
+# bob on it too or not: those on it move.
 settings alice 1 2 3
 settings bob 1 3 2
 call_pair
-HA=$(home_of alice) HB=$(home_of bob)
-if [ "$HA" != "$HB" ]; then
-    echo "skip: alice ($HA) and bob ($HB) did not home on the same relay this time"
-else
-    echo "ok   alice and bob talk through relay $HA; killing it (-9)"
-    eval "kill -9 \$RPID_$HA; wait \$RPID_$HA 2>/dev/null"
-    the_call_goes_on "both ends' relay killed" alice bob
-fi
-eval "DEAD=$HA"
+DEAD=$(home_of alice)
+MOVED=$(on_relay "$DEAD" | tr '\n' ' ')
+echo "ok   alice and bob talk (alice on relay $DEAD, bob on relay $(home_of bob)); killing relay $DEAD (-9)"
+eval "kill -9 \$RPID_$DEAD; wait \$RPID_$DEAD 2>/dev/null"
+# shellcheck disable=SC2086 # a word list
+the_call_goes_on "relay $DEAD killed" $MOVED
 
 # --- (2) across two relays, only the caller's relay dies ---------------------------------------
 cluster_relay "$DEAD" # a fresh relay in the dead one's place (new port and key)
 echo "ok   relay $DEAD restarted at $(eval echo "\$RA_$DEAD")"
-# Relays other than DEAD: X for bob, Y for alice; alice's list also names bob's relay.
+# bob knows only relay X; alice the two others: whichever she homes on, the call crosses.
 X=0 Y=0
 for n in 1 2 3; do [ $n != "$DEAD" ] && { [ $X = 0 ] && X=$n || Y=$n; }; done
 settings bob "$X"
-settings alice "$Y" "$X"
+settings alice "$Y" "$DEAD"
 call_pair
-HA=$(home_of alice) HB=$(home_of bob)
-[ "$HA" = "$Y" ] && [ "$HB" = "$X" ] && echo "ok   alice on relay $Y calls bob on relay $X; killing relay $Y (-9)" ||
-    { echo "FAIL homes: alice $HA bob $HB (wanted $Y, $X)"; fail=1; }
-eval "kill -9 \$RPID_$Y; wait \$RPID_$Y 2>/dev/null"
+HA=$(home_of alice)
+[ "$(home_of bob)" = "$X" ] && [ "$HA" != "$X" ] && echo "ok   alice on relay $HA calls bob on relay $X; killing relay $HA (-9)" ||
+    { echo "FAIL homes: alice $HA bob $(home_of bob) (bob wanted on $X, alice elsewhere)"; fail=1; }
+eval "kill -9 \$RPID_$HA; wait \$RPID_$HA 2>/dev/null"
 the_call_goes_on "the caller's relay killed, the callee's up" alice
 [ "$(home_of bob)" = "$X" ] && echo "ok   bob stayed on relay $X" || { echo "FAIL bob moved"; fail=1; }
+[ "$HA" = "$Y" ] && LIVE=$DEAD || LIVE=$Y # the relays up now: X and LIVE
 
 # --- (3) SIGTERM: the relay drains ---------------------------------------------------------------
-# alice and bob on relay X again (the other live relay, DEAD's replacement, second in their
-# lists); carol knows only relay X. X gets SIGTERM: alice and bob move at once with their call,
-# X exits by itself (0) with carol's presence deleted, not left to expire.
-settings alice "$X" "$DEAD"
-settings bob "$X" "$DEAD"
+# alice and bob know relays X and LIVE; carol knows only the relay alice homes on. That relay
+# gets SIGTERM: those on it move at once with their call, it exits by itself (0), and carol's
+# presence is deleted as it stops, not left to expire.
+settings alice "$X" "$LIVE"
+settings bob "$LIVE" "$X"
 call_pair
-[ "$(home_of alice)" = "$X" ] && [ "$(home_of bob)" = "$X" ] ||
-    echo "note: alice on $(home_of alice), bob on $(home_of bob) (the test wants both on $X)"
+H=$(home_of alice)
+MOVED=$(on_relay "$H" | tr '\n' ' ')
 rcli() { redis-cli -s "$REDIS_SOCK" -a "$(cat "$T/redis.pw")" --no-auth-warning "$@"; }
 before=$(rcli --scan --pattern 'wzp:fp:*' | sort)
-rm -f "$T/carol.json"
-eval "CA=\$RA_$X CP=\$RP_$X"
+eval "CA=\$RA_$H CP=\$RP_$H"
 timeout 60 "$WZP" listen --relay "$CA" --relay-pin "$CP" --home "$T/carol" --alias carol \
     --no-audio --json >"$T/carol.json" 2>"$T/carol.err" &
 PIDS+=($!)
@@ -142,12 +147,14 @@ wait_grep "$T/carol.json" '"event":"registered"' 20 || { echo "FAIL carol did no
 sleep 0.5
 CAROL_KEY=$(comm -13 <(echo "$before") <(rcli --scan --pattern 'wzp:fp:*' | sort) | head -n 1)
 [ -n "$CAROL_KEY" ] && echo "ok   carol's presence is in Redis ($CAROL_KEY)" || { echo "FAIL no presence for carol"; fail=1; }
-eval "XPID=\$RPID_$X"
-kill -TERM "$XPID"
-wait "$XPID"; rc=$?
-check "relay $X drained and exited by itself after SIGTERM" 0 $rc
-[ -z "$CAROL_KEY" ] || [ -z "$(rcli exists "$CAROL_KEY" | grep -v '^0$')" ] &&
-    echo "ok   carol's presence was deleted as relay $X stopped" || { echo "FAIL carol's presence is still there"; fail=1; }
+eval "HPID=\$RPID_$H"
+echo "ok   relay $H (alice's$([ "$(home_of bob)" = "$H" ] && echo ", bob's") gets SIGTERM"
+kill -TERM "$HPID"
+wait "$HPID"; rc=$?
+check "relay $H drained and exited by itself after SIGTERM" 0 $rc
+[ -n "$CAROL_KEY" ] && [ "$(rcli exists "$CAROL_KEY")" = 0 ] &&
+    echo "ok   carol's presence was deleted as relay $H stopped" || { echo "FAIL carol's presence is still there"; fail=1; }
 has "alice was told to move" "$T/alice.err" 'the relay is stopping'
-the_call_goes_on "relay $X drained (SIGTERM)" alice bob
+# shellcheck disable=SC2086 # a word list
+the_call_goes_on "relay $H drained (SIGTERM)" $MOVED
 exit $fail
