@@ -148,7 +148,7 @@ sleep 0.5
 CAROL_KEY=$(comm -13 <(echo "$before") <(rcli --scan --pattern 'wzp:fp:*' | sort) | head -n 1)
 [ -n "$CAROL_KEY" ] && echo "ok   carol's presence is in Redis ($CAROL_KEY)" || { echo "FAIL no presence for carol"; fail=1; }
 eval "HPID=\$RPID_$H"
-echo "ok   relay $H (alice's$([ "$(home_of bob)" = "$H" ] && echo ", bob's") gets SIGTERM"
+echo "ok   relay $H (alice's$([ "$(home_of bob)" = "$H" ] && echo ", bob's")) gets SIGTERM"
 kill -TERM "$HPID"
 wait "$HPID"; rc=$?
 check "relay $H drained and exited by itself after SIGTERM" 0 $rc

@@ -247,6 +247,24 @@ static void test_round_trip_all_types(void **state)
     round_trip(&m, &d);
     wzp_sig_init(&m, WZP_SIG_PONG, 11);
     round_trip(&m, &d);
+
+    wzp_sig_init(&m, WZP_SIG_REATTACH, 13);
+    fill(m.u.reattach.call_id, WZP_SIG_CALL_ID_LEN, 3);
+    m.u.reattach.role = WZP_SIG_ROLE_CALLEE;
+    round_trip(&m, &d);
+    assert_memory_equal(d.u.reattach.call_id, m.u.reattach.call_id, WZP_SIG_CALL_ID_LEN);
+    assert_int_equal(d.u.reattach.role, WZP_SIG_ROLE_CALLEE);
+    wzp_sig_init(&m, WZP_SIG_REATTACHED, 13);
+    fill(m.u.reattach.call_id, WZP_SIG_CALL_ID_LEN, 3);
+    m.u.reattach.relay_channel = 0x80000001u;
+    round_trip(&m, &d);
+    assert_int_equal(d.u.reattach.relay_channel, 0x80000001u);
+    assert_int_equal(d.u.reattach.relay_addr.len, 0);
+    m.u.reattach.relay_addr = addr("[2001:db8::1]:4433");
+    round_trip(&m, &d);
+    assert_true(wzp_addr_equal(&d.u.reattach.relay_addr, &m.u.reattach.relay_addr));
+    wzp_sig_init(&m, WZP_SIG_REHOME, 0);
+    round_trip(&m, &d);
 }
 
 static void test_encode_refuses_invalid(void **state)
@@ -294,6 +312,10 @@ static void test_encode_refuses_invalid(void **state)
     assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
     m.u.update.complete = false;
     m.u.update.generation = 3; /* an add-only one has none */
+    assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
+    wzp_sig_init(&m, WZP_SIG_REATTACH, 1); /* which end? */
+    assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
+    wzp_sig_init(&m, WZP_SIG_REATTACHED, 1); /* no channel */
     assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
     wzp_sig_init(&m, WZP_SIG_NONE, 1);
     assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
