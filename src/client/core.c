@@ -501,8 +501,8 @@ static void relay_lost(wzp_core *core, const char *why, wzp_ts now)
     emit(core, &e);
     use_relay(core, 0);
     core->backoff = core->cfg.reconnect_min;
+    /* At once, ranked by the RTTs measured before (this relay resting): a call waits for it. */
     core->reconnect_at = now;
-    wzp_relay_select_measure(&core->sel, now); /* connects once the RTTs are in */
 }
 
 void wzp_core_network_changed(wzp_core *core, wzp_ts now)

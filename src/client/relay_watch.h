@@ -14,11 +14,11 @@
 
 #include "common/time.h"
 
-/* A relay with a round trip under 500 ms answers the first probe in time; the whole verdict
- * stays under the 1 s of media a user may miss while the call moves. */
-#define WZP_RELAY_WATCH_QUIET WZP_MS(250) /* silence before the first probe */
-#define WZP_RELAY_WATCH_PROBE WZP_MS(125) /* between probes */
-#define WZP_RELAY_WATCH_LOST  WZP_MS(800) /* silence that counts as a lost relay */
+/* A relay with a round trip under 400 ms answers the first probe in time; the verdict leaves
+ * most of the 1 s of media a user may miss while the call moves to the move itself. */
+#define WZP_RELAY_WATCH_QUIET WZP_MS(200) /* silence before the first probe */
+#define WZP_RELAY_WATCH_PROBE WZP_MS(100) /* between probes */
+#define WZP_RELAY_WATCH_LOST  WZP_MS(600) /* silence that counts as a lost relay */
 
 typedef enum wzp_relay_watch_action {
     WZP_RELAY_WATCH_NONE = 0,
