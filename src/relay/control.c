@@ -458,8 +458,10 @@ void wzp_rc_register(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, bo
         }
     }
     if (old) {
-        /* Same identity from a new connection: the old one goes, with its calls. */
+        /* Same identity from a new connection: the old one goes, with its calls (in a
+         * cluster its answered calls wait for the new one's Reattach instead). */
         rc->stats.reg_replaced++;
+        old->moving = true;
         close_conn(rc, old, WZP_RELAY_CLOSE_REPLACED, "replaced by a newer connection", now);
     }
     /* Closing old may have ended its bindings (alias_reclaim 0): look again. */
