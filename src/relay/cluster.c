@@ -604,7 +604,7 @@ static void refresh_call(void *user, const uint8_t *call_id, const uint8_t *fp_a
 
 typedef struct reattach_req {
     wzp_cluster *cl;
-    uint64_t conn;
+    uint64_t conn, request_id;
     uint8_t call_id[WZP_SIG_CALL_ID_LEN];
     int end;
 } reattach_req;
@@ -614,8 +614,8 @@ static void reattach_finish(reattach_req *q, wzp_relay_cluster_result res, const
 {
     wzp_cluster *cl = q->cl;
     if (!cl->closing) {
-        wzp_relay_control_reattach_found(cl->cfg.ctl, q->conn, q->call_id, q->end, res, fp, relay,
-                                         fwd, wzp_now());
+        wzp_relay_control_reattach_found(cl->cfg.ctl, q->conn, q->request_id, q->call_id, q->end,
+                                         res, fp, relay, fwd, wzp_now());
         if (cl->cfg.notify)
             cl->cfg.notify(cl->cfg.user);
     }
@@ -660,14 +660,15 @@ static void reattach_deferred(wzp_loop *loop, void *arg)
     reattach_finish(arg, WZP_RELAY_CLUSTER_UNAVAILABLE, z, z, &none);
 }
 
-void wzp_cluster_reattach(wzp_cluster *cl, uint64_t conn, const uint8_t *call_id, int end,
-                          const uint8_t *fp)
+void wzp_cluster_reattach(wzp_cluster *cl, uint64_t conn, uint64_t request_id,
+                          const uint8_t *call_id, int end, const uint8_t *fp)
 {
     reattach_req *q = calloc(1, sizeof(*q));
     if (!q)
         return; /* the client gets no answer and gives up on the call */
     q->cl = cl;
     q->conn = conn;
+    q->request_id = request_id;
     q->end = end;
     memcpy(q->call_id, call_id, WZP_SIG_CALL_ID_LEN);
     char id[2 * WZP_SIG_CALL_ID_LEN + 1], f[HEX_FP];

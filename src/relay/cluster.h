@@ -71,8 +71,8 @@ void wzp_cluster_send(wzp_cluster *cl, wzp_cluster_msg *m);
 void wzp_cluster_call_record(wzp_cluster *cl, const uint8_t *call_id, const uint8_t *fp_a,
                              const uint8_t *relay_a, const uint8_t *fp_b, const uint8_t *relay_b,
                              bool live);
-void wzp_cluster_reattach(wzp_cluster *cl, uint64_t conn, const uint8_t *call_id, int end,
-                          const uint8_t *fp);
+void wzp_cluster_reattach(wzp_cluster *cl, uint64_t conn, uint64_t request_id,
+                          const uint8_t *call_id, int end, const uint8_t *fp);
 
 /* Parses a cluster key file's text: 32 to 128 hex digits (whitespace around ignored). */
 int wzp_cluster_key_parse(wzp_cluster_key *key, const char *text);

@@ -682,7 +682,7 @@ void wzp_relay_control_on_cluster(wzp_relay_control *rc, const wzp_cluster_msg *
     }
 }
 
-void wzp_relay_control_reattach_found(wzp_relay_control *rc, uint64_t conn,
+void wzp_relay_control_reattach_found(wzp_relay_control *rc, uint64_t conn, uint64_t request_id,
                                       const uint8_t call_id[WZP_SIG_CALL_ID_LEN], int end,
                                       wzp_relay_cluster_result res,
                                       const uint8_t other_fp[WZP_SIG_FP_LEN],
@@ -691,7 +691,8 @@ void wzp_relay_control_reattach_found(wzp_relay_control *rc, uint64_t conn,
 {
     rc_conn *c = find_conn(rc, conn);
     if (c && c->registered && (end == CALLER || end == CALLEE))
-        wzp_rc_reattach_found(rc, c, call_id, end, res, other_fp, other_relay, other_fwd, now);
+        wzp_rc_reattach_found(rc, c, request_id, call_id, end, res, other_fp, other_relay,
+                              other_fwd, now);
 }
 
 void wzp_relay_control_foreach_call(const wzp_relay_control *rc,

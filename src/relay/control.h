@@ -110,8 +110,9 @@ typedef struct wzp_relay_control_callbacks {
     void (*call_record)(void *user, const uint8_t call_id[WZP_SIG_CALL_ID_LEN],
                         const uint8_t fp_a[WZP_SIG_FP_LEN], const uint8_t *relay_a,
                         const uint8_t fp_b[WZP_SIG_FP_LEN], const uint8_t *relay_b, bool live);
-    void (*reattach_lookup)(void *user, uint64_t conn, const uint8_t call_id[WZP_SIG_CALL_ID_LEN],
-                            int end, const uint8_t fp[WZP_SIG_FP_LEN]);
+    void (*reattach_lookup)(void *user, uint64_t conn, uint64_t request_id,
+                            const uint8_t call_id[WZP_SIG_CALL_ID_LEN], int end,
+                            const uint8_t fp[WZP_SIG_FP_LEN]);
 } wzp_relay_control_callbacks;
 
 typedef struct wzp_relay_control_config {
@@ -266,10 +267,10 @@ void wzp_relay_control_offer_unheard(wzp_relay_control *rc,
                                      const uint8_t call_id[WZP_SIG_CALL_ID_LEN], wzp_ts now);
 /* A verified message from another relay (wzp_cluster_msg_decode). */
 void wzp_relay_control_on_cluster(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_ts now);
-/* The cluster store answered conn's Reattach (reattach_lookup): res OK with the other end's
- * key and relay (its forwarding address fwd, len 0 if unknown), or the record was missing
- * or names another key for that end (NOT_FOUND), or the store is down. */
-void wzp_relay_control_reattach_found(wzp_relay_control *rc, uint64_t conn,
+/* The cluster store answered conn's Reattach (reattach_lookup, its request_id): res OK with the
+ * other end's key and relay (its forwarding address fwd, len 0 if unknown), or the record was
+ * missing or names another key for that end (NOT_FOUND), or the store is down. */
+void wzp_relay_control_reattach_found(wzp_relay_control *rc, uint64_t conn, uint64_t request_id,
                                       const uint8_t call_id[WZP_SIG_CALL_ID_LEN], int end,
                                       wzp_relay_cluster_result res,
                                       const uint8_t other_fp[WZP_SIG_FP_LEN],

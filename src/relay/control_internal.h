@@ -37,8 +37,7 @@ typedef struct rc_conn {
     uint8_t relay[WZP_CLUSTER_ID_LEN]; /* remote: its relay (zero until located) */
     wzp_sig_alias pending_alias;       /* a Register waiting for the cluster's claim */
     uint64_t pending_req;
-    uint64_t reattach_req; /* a Reattach waiting for the cluster's record */
-    bool moving;           /* left for another relay: its answered calls follow it there */
+    bool moving; /* left for another relay: its answered calls follow it there */
 } rc_conn;
 
 /*
@@ -132,8 +131,8 @@ void wzp_rc_cluster_msg_init(const rc_call *k, int s, wzp_cluster_kind kind, wzp
 /* reattach.c: the call's record for the cluster store (live false: delete it). */
 void wzp_rc_call_record(wzp_relay_control *rc, const rc_call *k, bool live);
 void wzp_rc_handle_reattach(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, wzp_ts now);
-void wzp_rc_reattach_found(wzp_relay_control *rc, rc_conn *c, const uint8_t *call_id, int s,
-                           wzp_relay_cluster_result res, const uint8_t *other_fp,
+void wzp_rc_reattach_found(wzp_relay_control *rc, rc_conn *c, uint64_t req, const uint8_t *call_id,
+                           int s, wzp_relay_cluster_result res, const uint8_t *other_fp,
                            const uint8_t *other_relay, const wzp_addr *other_fwd, wzp_ts now);
 /* REATTACH and REATTACH_ACK from another relay. */
 void wzp_rc_reattach_cluster_msg(wzp_relay_control *rc, const wzp_cluster_msg *m);

@@ -96,8 +96,7 @@ void wzp_rc_handle_reattach(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg
         refuse(rc, c, m->request_id);
         return;
     }
-    c->reattach_req = m->request_id;
-    rc->cfg.cb.reattach_lookup(rc->cfg.user, c->id, m->u.reattach.call_id, s, c->fp);
+    rc->cfg.cb.reattach_lookup(rc->cfg.user, c->id, m->request_id, m->u.reattach.call_id, s, c->fp);
 }
 
 /* Frames for a link whose relay is not known yet go to a documentation address (RFC 5737):
@@ -108,11 +107,10 @@ static void placeholder(wzp_addr *a)
     wzp_addr_from_ip(a, AF_INET, ip, 9);
 }
 
-void wzp_rc_reattach_found(wzp_relay_control *rc, rc_conn *c, const uint8_t *call_id, int s,
-                           wzp_relay_cluster_result res, const uint8_t *other_fp,
+void wzp_rc_reattach_found(wzp_relay_control *rc, rc_conn *c, uint64_t req, const uint8_t *call_id,
+                           int s, wzp_relay_cluster_result res, const uint8_t *other_fp,
                            const uint8_t *other_relay, const wzp_addr *other_fwd, wzp_ts now)
 {
-    uint64_t req = c->reattach_req;
     rc_call *k = wzp_hmap_get(&rc->calls, call_id, WZP_SIG_CALL_ID_LEN);
     if (k) { /* the other end re-attached here meanwhile */
         wzp_sig_msg m;

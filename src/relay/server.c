@@ -199,10 +199,10 @@ static void ctl_call_record(void *user, const uint8_t *call_id, const uint8_t *f
                             relay_b, live);
 }
 
-static void ctl_reattach_lookup(void *user, uint64_t conn, const uint8_t *call_id, int end,
-                                const uint8_t *fp)
+static void ctl_reattach_lookup(void *user, uint64_t conn, uint64_t request_id,
+                                const uint8_t *call_id, int end, const uint8_t *fp)
 {
-    wzp_cluster_reattach(((wzp_relay_server *)user)->cluster, conn, call_id, end, fp);
+    wzp_cluster_reattach(((wzp_relay_server *)user)->cluster, conn, request_id, call_id, end, fp);
 }
 
 /* --- QUIC callbacks ---------------------------------------------------------------- */

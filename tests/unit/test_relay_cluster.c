@@ -53,6 +53,7 @@ typedef struct relay {
     struct {
         bool locate, reattach;
         int end;
+        uint64_t request_id;
         uint8_t call_id[WZP_SIG_CALL_ID_LEN];
         bool by_alias;
         uint8_t fp[WZP_SIG_FP_LEN];
@@ -235,7 +236,8 @@ static void cb_call_record(void *user, const uint8_t *id, const uint8_t *fa, con
     calls[i].relay[1] = rb ? relay_by_id(rb) : r->idx;
 }
 
-static void cb_reattach(void *user, uint64_t conn, const uint8_t *id, int end, const uint8_t *fp)
+static void cb_reattach(void *user, uint64_t conn, uint64_t req, const uint8_t *id, int end,
+                        const uint8_t *fp)
 {
     relay *r = user;
     assert_true(r->n_req < INFLIGHT);
@@ -243,6 +245,7 @@ static void cb_reattach(void *user, uint64_t conn, const uint8_t *id, int end, c
     r->req[r->n_req].reattach = true;
     r->req[r->n_req].end = end;
     r->req[r->n_req].conn = conn;
+    r->req[r->n_req].request_id = req;
     memcpy(r->req[r->n_req].call_id, id, WZP_SIG_CALL_ID_LEN);
     memcpy(r->req[r->n_req].fp, fp, WZP_SIG_FP_LEN);
     r->n_req++;
@@ -275,14 +278,14 @@ static void pump(void)
                 if (q.reattach) { /* as LUA_REATTACH in src/relay/cluster.c */
                     int k = call_slot(q.call_id, false);
                     if (k < 0 || memcmp(calls[k].fp[q.end], q.fp, WZP_SIG_FP_LEN)) {
-                        wzp_relay_control_reattach_found(r->rc, q.conn, q.call_id, q.end,
-                                                         WZP_RELAY_CLUSTER_NOT_FOUND, q.fp, r->id,
-                                                         &r->fwd, now);
+                        wzp_relay_control_reattach_found(r->rc, q.conn, q.request_id, q.call_id,
+                                                         q.end, WZP_RELAY_CLUSTER_NOT_FOUND, q.fp,
+                                                         r->id, &r->fwd, now);
                         continue;
                     }
                     calls[k].relay[q.end] = i;
                     int o = calls[k].relay[!q.end];
-                    wzp_relay_control_reattach_found(r->rc, q.conn, q.call_id, q.end,
+                    wzp_relay_control_reattach_found(r->rc, q.conn, q.request_id, q.call_id, q.end,
                                                      WZP_RELAY_CLUSTER_OK, calls[k].fp[!q.end],
                                                      R[o].id, &R[o].fwd, now);
                     continue;
