@@ -21,16 +21,6 @@
 
 /* ---- bookkeeping ----------------------------------------------------------- */
 
-/* Log lines about a call carry its tag, the same one the clients use for it. */
-#define CALL_LOG(level, k, ...)                                                                    \
-    do {                                                                                           \
-        if (WZP_LOG_ON(level)) {                                                                   \
-            char tag_[WZP_LOG_TAG_MAX];                                                            \
-            WZP_LOGX(level, wzp_log_tag_id(tag_, "call", (k)->id, WZP_SIG_CALL_ID_LEN),            \
-                     __VA_ARGS__);                                                                 \
-        }                                                                                          \
-    } while (0)
-
 void wzp_rc_link_side(rc_call *k, int s, rc_conn *c)
 {
     k->side[s].conn = c;

@@ -602,87 +602,6 @@ static void refresh_call(void *user, const uint8_t *call_id, const uint8_t *fp_a
     record_call(user, call_id, fp_a, relay_a, fp_b, relay_b);
 }
 
-typedef struct reattach_req {
-    wzp_cluster *cl;
-    uint64_t conn, request_id;
-    uint8_t call_id[WZP_SIG_CALL_ID_LEN];
-    int end;
-} reattach_req;
-
-static void reattach_finish(reattach_req *q, wzp_relay_cluster_result res, const uint8_t *fp,
-                            const uint8_t *relay, const wzp_addr *fwd)
-{
-    wzp_cluster *cl = q->cl;
-    if (!cl->closing) {
-        wzp_relay_control_reattach_found(cl->cfg.ctl, q->conn, q->request_id, q->call_id, q->end,
-                                         res, fp, relay, fwd, wzp_now());
-        if (cl->cfg.notify)
-            cl->cfg.notify(cl->cfg.user);
-    }
-    free(q);
-}
-
-static void on_reattach(redisAsyncContext *ac, void *reply, void *priv)
-{
-    reattach_req *q = priv;
-    redisReply *rep = reply;
-    uint8_t fp[WZP_SIG_FP_LEN] = {0}, relay[WZP_CLUSTER_ID_LEN] = {0};
-    wzp_addr fwd;
-    char text[WZP_ADDR_STRLEN];
-    (void)ac;
-    wzp_addr_clear(&fwd);
-    if (!rep || rep->type != REDIS_REPLY_ARRAY)
-        return reattach_finish(q, WZP_RELAY_CLUSTER_UNAVAILABLE, fp, relay, &fwd);
-    /* What Redis holds was written by relays, but check it like any input. */
-    bool ok = rep->elements >= 1 && rep->elements <= 3;
-    for (size_t i = 0; ok && i < rep->elements; i++)
-        ok = rep->element[i]->type == REDIS_REPLY_STRING;
-    ok = ok && unhex(fp, sizeof(fp), rep->element[0]->str, rep->element[0]->len) == 0;
-    if (ok && rep->elements >= 2 &&
-        unhex(relay, sizeof(relay), rep->element[1]->str, rep->element[1]->len) < 0)
-        memset(relay, 0, sizeof(relay));
-    if (ok && rep->elements == 3 && rep->element[2]->len < sizeof(text) &&
-        memcmp(relay, q->cl->cfg.self, sizeof(relay)) != 0) {
-        memcpy(text, rep->element[2]->str, rep->element[2]->len);
-        text[rep->element[2]->len] = '\0';
-        if (wzp_addr_parse(&fwd, text, false) < 0)
-            wzp_addr_clear(&fwd);
-    }
-    reattach_finish(q, ok ? WZP_RELAY_CLUSTER_OK : WZP_RELAY_CLUSTER_NOT_FOUND, fp, relay, &fwd);
-}
-
-static void reattach_deferred(wzp_loop *loop, void *arg)
-{
-    (void)loop;
-    wzp_addr none;
-    uint8_t z[WZP_SIG_FP_LEN] = {0};
-    wzp_addr_clear(&none);
-    reattach_finish(arg, WZP_RELAY_CLUSTER_UNAVAILABLE, z, z, &none);
-}
-
-void wzp_cluster_reattach(wzp_cluster *cl, uint64_t conn, uint64_t request_id,
-                          const uint8_t *call_id, int end, const uint8_t *fp)
-{
-    reattach_req *q = calloc(1, sizeof(*q));
-    if (!q)
-        return; /* the client gets no answer and gives up on the call */
-    q->cl = cl;
-    q->conn = conn;
-    q->request_id = request_id;
-    q->end = end;
-    memcpy(q->call_id, call_id, WZP_SIG_CALL_ID_LEN);
-    char id[2 * WZP_SIG_CALL_ID_LEN + 1], f[HEX_FP];
-    hex(id, call_id, WZP_SIG_CALL_ID_LEN);
-    hex(f, fp, WZP_SIG_FP_LEN);
-    if (!wzp_cluster_up(cl) ||
-        redisAsyncCommand(cl->cmd.ac, on_reattach, q, "EVAL %s 1 wzp:call:%s %s %s %s %llu",
-                          LUA_REATTACH, id, end ? "b" : "a", f, cl->self_hex,
-                          (unsigned long long)(cl->cfg.presence_ttl / WZP_MS(1))) != REDIS_OK) {
-        if (wzp_loop_post(cl->loop, reattach_deferred, q) < 0)
-            free(q);
-    }
-}
-
 static void republish_one(void *user, const uint8_t *fp, const char *alias)
 {
     wzp_cluster *cl = user;
@@ -739,7 +658,9 @@ static void on_tick(wzp_loop *loop, wzp_timer *t)
 typedef struct locate_req {
     wzp_cluster *cl;
     uint8_t call_id[WZP_SIG_CALL_ID_LEN];
-    wzp_relay_cluster_result res;
+    bool reattach; /* a Reattach's lookup (LUA_REATTACH), else a callee's (LUA_LOCATE) */
+    int end;
+    uint64_t conn, request_id;
 } locate_req;
 
 static void locate_finish(locate_req *q, wzp_relay_cluster_result res, const uint8_t *fp,
@@ -747,11 +668,38 @@ static void locate_finish(locate_req *q, wzp_relay_cluster_result res, const uin
 {
     wzp_cluster *cl = q->cl;
     if (!cl->closing) {
-        wzp_relay_control_located(cl->cfg.ctl, q->call_id, res, fp, relay, fwd, wzp_now());
+        if (q->reattach)
+            wzp_relay_control_reattach_found(cl->cfg.ctl, q->conn, q->request_id, q->call_id,
+                                             q->end, res, fp, relay, fwd, wzp_now());
+        else
+            wzp_relay_control_located(cl->cfg.ctl, q->call_id, res, fp, relay, fwd, wzp_now());
         if (cl->cfg.notify)
             cl->cfg.notify(cl->cfg.user);
     }
     free(q);
+}
+
+/* An answer {fp, relay, forwarding address}, shorter when the store knows less: how many
+ * leading fields are valid (0: none, or not what a relay wrote). What Redis holds was written
+ * by relays, but it is checked like any input. */
+static size_t parse_where(const redisReply *rep, uint8_t *fp, uint8_t *relay, wzp_addr *fwd)
+{
+    char text[WZP_ADDR_STRLEN];
+    if (rep->elements > 3)
+        return 0;
+    for (size_t i = 0; i < rep->elements; i++)
+        if (rep->element[i]->type != REDIS_REPLY_STRING)
+            return 0;
+    if (rep->elements < 1 || unhex(fp, WZP_SIG_FP_LEN, rep->element[0]->str, rep->element[0]->len))
+        return 0;
+    if (rep->elements < 2 ||
+        unhex(relay, WZP_CLUSTER_ID_LEN, rep->element[1]->str, rep->element[1]->len))
+        return 1;
+    if (rep->elements < 3 || rep->element[2]->len >= sizeof(text))
+        return 2;
+    memcpy(text, rep->element[2]->str, rep->element[2]->len);
+    text[rep->element[2]->len] = '\0';
+    return wzp_addr_parse(fwd, text, false) == 0 ? 3 : 2;
 }
 
 static void on_locate(redisAsyncContext *ac, void *reply, void *priv)
@@ -760,23 +708,21 @@ static void on_locate(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *rep = reply;
     uint8_t fp[WZP_SIG_FP_LEN] = {0}, relay[WZP_CLUSTER_ID_LEN] = {0};
     wzp_addr fwd;
-    char text[WZP_ADDR_STRLEN];
     (void)ac;
     wzp_addr_clear(&fwd);
     if (!rep || rep->type != REDIS_REPLY_ARRAY)
         return locate_finish(q, WZP_RELAY_CLUSTER_UNAVAILABLE, fp, relay, &fwd);
-    /* What Redis holds was written by relays, but check it like any input. */
-    bool ok = rep->elements == 3;
-    for (size_t i = 0; ok && i < 3; i++)
-        ok = rep->element[i]->type == REDIS_REPLY_STRING;
-    ok = ok && unhex(fp, sizeof(fp), rep->element[0]->str, rep->element[0]->len) == 0 &&
-         unhex(relay, sizeof(relay), rep->element[1]->str, rep->element[1]->len) == 0 &&
-         rep->element[2]->len < sizeof(text);
-    if (ok) {
-        memcpy(text, rep->element[2]->str, rep->element[2]->len);
-        text[rep->element[2]->len] = '\0';
-        ok = wzp_addr_parse(&fwd, text, false) == 0 &&
-             memcmp(relay, q->cl->cfg.self, sizeof(relay)) != 0; /* stale: not here */
+    size_t n = parse_where(rep, fp, relay, &fwd);
+    bool here = n >= 2 && memcmp(relay, q->cl->cfg.self, sizeof(relay)) == 0;
+    bool ok;
+    if (q->reattach) {
+        ok = n >= 1; /* the other end's key at least; its relay if known and not this one */
+        if (n < 2)
+            memset(relay, 0, sizeof(relay));
+        if (n < 3 || here)
+            wzp_addr_clear(&fwd);
+    } else {
+        ok = n == 3 && !here; /* here: stale */
     }
     locate_finish(q, ok ? WZP_RELAY_CLUSTER_OK : WZP_RELAY_CLUSTER_NOT_FOUND, fp, relay, &fwd);
 }
@@ -790,6 +736,13 @@ static void locate_deferred(wzp_loop *loop, void *arg)
     locate_finish(arg, WZP_RELAY_CLUSTER_UNAVAILABLE, z, z, &none);
 }
 
+/* Runs q's script; without Redis, q is answered UNAVAILABLE from the loop. */
+static void locate_run(wzp_cluster *cl, locate_req *q, int rv)
+{
+    if (rv != REDIS_OK && wzp_loop_post(cl->loop, locate_deferred, q) < 0)
+        free(q);
+}
+
 void wzp_cluster_locate(wzp_cluster *cl, const uint8_t *call_id, bool by_alias, const uint8_t *fp,
                         const char *alias)
 {
@@ -800,12 +753,35 @@ void wzp_cluster_locate(wzp_cluster *cl, const uint8_t *call_id, bool by_alias, 
     memcpy(q->call_id, call_id, WZP_SIG_CALL_ID_LEN);
     char f[HEX_FP];
     hex(f, fp, WZP_SIG_FP_LEN);
-    if (!wzp_cluster_up(cl) ||
-        redisAsyncCommand(cl->cmd.ac, on_locate, q, "EVAL %s 0 %s %s", LUA_LOCATE,
-                          by_alias ? "a" : "f", by_alias ? alias : f) != REDIS_OK) {
-        if (wzp_loop_post(cl->loop, locate_deferred, q) < 0)
-            free(q);
-    }
+    locate_run(cl, q,
+               wzp_cluster_up(cl)
+                   ? redisAsyncCommand(cl->cmd.ac, on_locate, q, "EVAL %s 0 %s %s", LUA_LOCATE,
+                                       by_alias ? "a" : "f", by_alias ? alias : f)
+                   : REDIS_ERR);
+}
+
+void wzp_cluster_reattach(wzp_cluster *cl, uint64_t conn, uint64_t request_id,
+                          const uint8_t *call_id, int end, const uint8_t *fp)
+{
+    locate_req *q = calloc(1, sizeof(*q));
+    if (!q)
+        return; /* the client gets no answer and gives up on the call */
+    q->cl = cl;
+    q->reattach = true;
+    q->conn = conn;
+    q->request_id = request_id;
+    q->end = end;
+    memcpy(q->call_id, call_id, WZP_SIG_CALL_ID_LEN);
+    char id[2 * WZP_SIG_CALL_ID_LEN + 1], f[HEX_FP];
+    hex(id, call_id, WZP_SIG_CALL_ID_LEN);
+    hex(f, fp, WZP_SIG_FP_LEN);
+    locate_run(cl, q,
+               wzp_cluster_up(cl)
+                   ? redisAsyncCommand(cl->cmd.ac, on_locate, q,
+                                       "EVAL %s 1 wzp:call:%s %s %s %s %llu", LUA_REATTACH, id,
+                                       end ? "b" : "a", f, cl->self_hex,
+                                       (unsigned long long)(cl->cfg.presence_ttl / WZP_MS(1)))
+                   : REDIS_ERR);
 }
 
 /* ---- relay-to-relay messages -------------------------------------------------------------- */

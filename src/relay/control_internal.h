@@ -8,9 +8,20 @@
 #include <stdbool.h>
 
 #include "common/hmap.h"
+#include "common/log.h"
 #include "relay/control.h"
 
 enum { CALLER = 0, CALLEE = 1 };
+
+/* Log lines about a call carry its tag, the same one the clients use for it. */
+#define CALL_LOG(level, k, ...)                                                                    \
+    do {                                                                                           \
+        if (WZP_LOG_ON(level)) {                                                                   \
+            char tag_[WZP_LOG_TAG_MAX];                                                            \
+            WZP_LOGX(level, wzp_log_tag_id(tag_, "call", (k)->id, WZP_SIG_CALL_ID_LEN),            \
+                     __VA_ARGS__);                                                                 \
+        }                                                                                          \
+    } while (0)
 
 typedef struct rc_call rc_call;
 

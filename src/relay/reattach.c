@@ -22,15 +22,6 @@
 #include "common/log.h"
 #include "relay/control_internal.h"
 
-#define CALL_LOG(level, k, ...)                                                                    \
-    do {                                                                                           \
-        if (WZP_LOG_ON(level)) {                                                                   \
-            char tag_[WZP_LOG_TAG_MAX];                                                            \
-            WZP_LOGX(level, wzp_log_tag_id(tag_, "call", (k)->id, WZP_SIG_CALL_ID_LEN),            \
-                     __VA_ARGS__);                                                                 \
-        }                                                                                          \
-    } while (0)
-
 void wzp_rc_call_record(wzp_relay_control *rc, const rc_call *k, bool live)
 {
     if (!rc->cfg.cb.call_record)

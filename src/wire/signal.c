@@ -249,6 +249,15 @@ static char *enc_str(char *store, size_t cap, const char *src)
     return store;
 }
 
+/* A message's optional forwarding-plane address (len 0: absent). */
+static Wzp__Address *enc_relay_addr(enc_scratch *s, const wzp_addr *a)
+{
+    if (!a->len)
+        return NULL;
+    enc_addr(&s->addr2, s->ip2, a);
+    return &s->addr2;
+}
+
 static ProtobufCBinaryData enc_call_id(enc_scratch *s, const uint8_t *id)
 {
     return enc_bytes(s->call_id, id, WZP_SIG_CALL_ID_LEN);
@@ -310,10 +319,7 @@ int wzp_sig_encode(const wzp_sig_msg *m, uint8_t *out, size_t cap)
         s.b.incoming.caller_fingerprint = enc_bytes(s.fp, m->u.incoming.caller_fp, WZP_SIG_FP_LEN);
         s.b.incoming.caller_alias = enc_str(s.alias, sizeof(s.alias), m->u.incoming.caller_alias);
         s.b.incoming.relay_channel = m->u.incoming.relay_channel;
-        if (m->u.incoming.relay_addr.len) {
-            enc_addr(&s.addr2, s.ip2, &m->u.incoming.relay_addr);
-            s.b.incoming.relay_address = &s.addr2;
-        }
+        s.b.incoming.relay_address = enc_relay_addr(&s, &m->u.incoming.relay_addr);
         env.body_case = WZP__ENVELOPE__BODY_INCOMING_CALL;
         env.incoming_call = &s.b.incoming;
         break;
@@ -321,10 +327,7 @@ int wzp_sig_encode(const wzp_sig_msg *m, uint8_t *out, size_t cap)
         wzp__ringing__init(&s.b.ringing);
         s.b.ringing.call_id = enc_call_id(&s, m->u.ringing.call_id);
         s.b.ringing.relay_channel = m->u.ringing.relay_channel;
-        if (m->u.ringing.relay_addr.len) {
-            enc_addr(&s.addr2, s.ip2, &m->u.ringing.relay_addr);
-            s.b.ringing.relay_address = &s.addr2;
-        }
+        s.b.ringing.relay_address = enc_relay_addr(&s, &m->u.ringing.relay_addr);
         if (m->u.ringing.have_callee_fp)
             s.b.ringing.callee_fingerprint =
                 enc_bytes(s.fp, m->u.ringing.callee_fp, WZP_SIG_FP_LEN);
@@ -376,10 +379,7 @@ int wzp_sig_encode(const wzp_sig_msg *m, uint8_t *out, size_t cap)
         s.b.setup.n_peer_candidates = m->u.setup.peer_cands.n;
         s.b.setup.role = (Wzp__Role)m->u.setup.role;
         s.b.setup.relay_channel = m->u.setup.relay_channel;
-        if (m->u.setup.relay_addr.len) {
-            enc_addr(&s.addr2, s.ip2, &m->u.setup.relay_addr);
-            s.b.setup.relay_address = &s.addr2;
-        }
+        s.b.setup.relay_address = enc_relay_addr(&s, &m->u.setup.relay_addr);
         env.body_case = WZP__ENVELOPE__BODY_CALL_SETUP;
         env.call_setup = &s.b.setup;
         break;
@@ -431,10 +431,7 @@ int wzp_sig_encode(const wzp_sig_msg *m, uint8_t *out, size_t cap)
         wzp__reattached__init(&s.b.reattached);
         s.b.reattached.call_id = enc_call_id(&s, m->u.reattach.call_id);
         s.b.reattached.relay_channel = m->u.reattach.relay_channel;
-        if (m->u.reattach.relay_addr.len) {
-            enc_addr(&s.addr2, s.ip2, &m->u.reattach.relay_addr);
-            s.b.reattached.relay_address = &s.addr2;
-        }
+        s.b.reattached.relay_address = enc_relay_addr(&s, &m->u.reattach.relay_addr);
         env.body_case = WZP__ENVELOPE__BODY_REATTACHED;
         env.reattached = &s.b.reattached;
         break;
