@@ -2,7 +2,8 @@
  * Losing the other end, on the simulated network (tests/support/simworld.h,
  * virtual clock): a peer that vanishes mid-call (kill -9) is reported as
  * "peer unreachable" within seconds, a relay that vanishes under a relayed
- * call as the relay, and the silence before counts as lost frames and as the
+ * call as the relay (with a cluster, a silent relay is left within a second while the call
+ * waits for its new one), and the silence before counts as lost frames and as the
  * longest gap. A second login of the same identity takes the registration
  * and the first one stops for good instead of fighting back.
  */
@@ -87,6 +88,39 @@ static void test_relay_dies_under_relayed_call(void **state)
     assert_int_equal(w.b.reason, WZP_ERR_UNREACHABLE);
     assert_non_null(strstr(w.a.detail, "relay"));
     assert_true(w.a.ended_at - t0 <= WZP_SEC(6));
+    world_free(&w);
+}
+
+/* The same with another relay of a cluster to go to: a notices the silent relay within a
+ * second (it probes it first), long before its 6 s keep-alive timeout and the call's 5 s idle
+ * timeout, and leaves for the other relay while its call goes on. */
+static bool a_left(simclient *a, simclient *b)
+{
+    (void)b;
+    return a->unregistrations > 0;
+}
+
+static void test_relay_silent_under_relayed_call_cluster(void **state)
+{
+    world w;
+    world_call(&w, 25, WZP_SIM_EI, WZP_SIM_EI, true);
+    wzp_core_relay two[2] = {{.addr = *wzp_sim_sock_addr(w.r.sock)},
+                             {.addr = wzp_sim_addr("203.0.113.77:4433")}}; /* silent too */
+    wzp_identity_fingerprint(w.r.id, two[0].pin);
+    assert_int_equal(wzp_core_set_relays(w.a.core, two, 2), 0);
+    sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(2));
+    /* The relay's media stay fresh while it lives: no verdict. */
+    assert_int_equal(w.a.unregistrations, 0);
+    wzp_ts t0 = wzp_sim_now(w.sim);
+    wzp_sim_sock_close(w.r.sock);
+    w.r.sock = NULL;
+    assert_true(sim_run(w.sim, a_left, &w.a, &w.b, WZP_SEC(10)));
+    wzp_ts took = wzp_sim_now(w.sim) - t0;
+    printf("relay silent: a left it after %lld ms\n", (long long)(took / WZP_MS(1)));
+    assert_true(took <= WZP_SEC(1));
+    assert_int_equal(w.a.unreg_err, WZP_ERR_UNREACHABLE);
+    assert_false(w.a.unreg_fatal);
+    assert_int_equal(w.a.state, WZP_CALL_ACTIVE); /* the call waits for its new relay */
     world_free(&w);
 }
 
@@ -189,6 +223,7 @@ int main(void)
         cmocka_unit_test(test_peer_dies_on_relayed_call),
         cmocka_unit_test(test_peer_dies_on_direct_call),
         cmocka_unit_test(test_relay_dies_under_relayed_call),
+        cmocka_unit_test(test_relay_silent_under_relayed_call_cluster),
         cmocka_unit_test(test_second_login_takes_over),
         cmocka_unit_test(test_relay_restart_noticed),
         cmocka_unit_test(test_relay_full_for_address),
