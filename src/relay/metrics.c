@@ -146,6 +146,9 @@ static void cluster(out *o, const wzp_relay_metrics_ctl *c)
           {"refused_no_such_call", s->cross_refused});
     one(o, "wzp_relay_cluster_alias_claims_refused_total", "counter",
         "Aliases refused because another relay's key holds them.", s->claims_refused);
+    GROUP(o, "wzp_relay_cluster_reattach_total", "counter",
+          "Ends of answered calls that moved here from a lost relay (Reattach), by outcome.",
+          "outcome", {"moved_here", s->reattached}, {"refused", s->reattach_refused});
 }
 
 static void quic(out *o, const wzp_relay_metrics_ctl *c)
