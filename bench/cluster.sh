@@ -9,10 +9,10 @@
 #    cluster (the reference, same run).
 #  * a relay dying mid-call: FAILOVER pairs (6) whose two ends know the whole cluster (settings
 #    file), relayed media only; once every call is active, the relay carrying most call ends is
-#    killed (-9): share of its calls that go on to their end, and their longest media gap
-#    (p50 and p99 over both ends), beside the calls on the relays that stayed up (the reference); and
-#    how long its clients took to re-home, or how long a call that did not go on lasted.
-#    (the calls move to another relay of the cluster: docs/cluster.md, "A relay dies mid-call").
+#    killed (-9): share of its calls that go on to their end (they move to another relay of
+#    the cluster: docs/cluster.md, "A relay dies mid-call"), and their longest media gap (p50
+#    and p99 over both ends), beside the calls on the relays that stayed up (the reference);
+#    and how long its clients took to re-home, or how long a call that did not go on lasted.
 # Last line: cluster: relays=3 clients=... cross_setup_ms=... same_setup_ms=...
 #   failover_survived_pct=... failover_gap_p99_ms=... rss_bytes_per_client=...
 #   relay_cpu_us_per_reg=... regs_per_s=...
