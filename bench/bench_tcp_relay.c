@@ -130,7 +130,7 @@ static void r_ctl(wzp_loop *loop, wzp_io *io, unsigned events)
     for (int i = 0; i < 64; i++)
         msgs[i] = (wzp_udp_msg){.data = bufs[i], .cap = sizeof(bufs[i])};
     int n;
-    while ((n = wzp_forwarder_ctl_recv(r->fwd, msgs, 64)) > 0) {
+    while ((n = wzp_forwarder_ctl_recv(r->fwd, 0, msgs, 64)) > 0) {
         for (int i = 0; i < n; i++)
             if (wzp_pkt_classify(msgs[i].data, msgs[i].len) == WZP_PKT_RELAY)
                 wzp_tcp_forward_send(&r->tf, &msgs[i].peer, msgs[i].data, msgs[i].len);
@@ -180,7 +180,7 @@ static void relay_start(relay *r)
         die("tcp listener", rc);
     wzp_tcp_forward_init(&r->tf, r->chans, r->fwd, r->tcp);
     wzp_io_init(&r->ctl_io, r_ctl, r);
-    if ((rc = wzp_io_start(r->loop, &r->ctl_io, wzp_forwarder_ctl_fd(r->fwd), WZP_IO_READ)) < 0)
+    if ((rc = wzp_io_start(r->loop, &r->ctl_io, wzp_forwarder_ctl_fd(r->fwd, 0), WZP_IO_READ)) < 0)
         die("ctl watch", rc);
     pthread_create(&r->thread, NULL, r_main, r);
 }

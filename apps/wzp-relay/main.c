@@ -31,6 +31,8 @@ static void usage(FILE *out)
         "  --max-tcp-per-ip N     TCP connections per source IPv4 address or IPv6 /64 (16)\n"
         "  --home DIR             identity directory (default $WZP_HOME or ~/.config/wzp)\n"
         "  --workers N            forwarding threads (default: one per core)\n"
+        "  --control-shards N     threads for control connections' QUIC and TLS (1-64;\n"
+        "                         default 0: one per core; 1: all on the control thread)\n"
         "  --coalesce-us US       under load, wait up to US for more packets per wake-up\n"
         "                         (default 250; 0 = off: lowest latency, most CPU)\n"
         "  --stun-rate N          STUN answers per second per source IPv4 address or IPv6\n"
@@ -148,6 +150,7 @@ int main(int argc, char **argv)
         {"max-tcp-per-ip", required_argument, NULL, 1001},
         {"home", required_argument, NULL, 'H'},
         {"workers", required_argument, NULL, 'w'},
+        {"control-shards", required_argument, NULL, 1002},
         {"coalesce-us", required_argument, NULL, 'c'},
         {"stun-rate", required_argument, NULL, 'S'},
         {"ring-timeout", required_argument, NULL, 'r'},
@@ -209,6 +212,13 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             cfg.workers = (unsigned)v;
+            break;
+        case 1002:
+            if (parse_uint(optarg, 64, &v) < 0) {
+                fprintf(stderr, "wzp-relay: --control-shards wants 0..64\n");
+                return EXIT_USAGE;
+            }
+            cfg.control_shards = (unsigned)v;
             break;
         case 'c':
             if (parse_uint(optarg, 10000, &v) < 0) {

@@ -354,7 +354,7 @@ static int cb_new_cid(ngtcp2_conn *qc, ngtcp2_cid *cid, uint8_t *token, size_t c
 {
     wzp_quic_conn *c = ud;
     uint8_t buf[NGTCP2_MAX_CIDLEN];
-    wzp_random_nonce(buf, cidlen);
+    wzp_quic_ep_new_cid(c->ep, buf, cidlen);
     ngtcp2_cid_init(cid, buf, cidlen);
     if (wzp_quic_ep_reset_token(c->ep, cid, token) != 0)
         return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -557,7 +557,7 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
 
     uint8_t buf[WZP_QUIC_CIDLEN];
     ngtcp2_cid scid, dcid;
-    wzp_random_nonce(buf, sizeof(buf));
+    wzp_quic_ep_new_cid(ep, buf, sizeof(buf));
     ngtcp2_cid_init(&scid, buf, sizeof(buf));
     if (ep->qlog_dir && open_qlog(c, ep->qlog_dir, &scid)) {
         s.qlog.write = qlog_write;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/tunnel_addr.h"
 #include "common/rand.h"
@@ -36,6 +37,31 @@ void wzp_quic_ep_del_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_c
             return;
         }
     }
+}
+
+/* ---- connection-ID routing --------------------------------------------------------------- */
+
+static unsigned route_cid(uint64_t key, unsigned count, const uint8_t *cid, size_t len)
+{
+    return (unsigned)(wzp_hash_bytes(cid, len, key) % count);
+}
+
+unsigned wzp_quic_route(uint64_t key, unsigned count, const uint8_t *pkt, size_t len)
+{
+    ngtcp2_version_cid vc;
+    if (count <= 1 || !pkt || wzp_pkt_classify(pkt, len) != WZP_PKT_QUIC ||
+        ngtcp2_pkt_decode_version_cid(&vc, pkt, len, WZP_QUIC_CIDLEN) != 0 || vc.dcidlen == 0)
+        return 0;
+    return route_cid(key, count, vc.dcid, vc.dcidlen);
+}
+
+void wzp_quic_ep_new_cid(const wzp_quic_endpoint *ep, uint8_t *buf, size_t len)
+{
+    /* count draws on average; a few hash computations per connection ID. */
+    do
+        wzp_random_nonce(buf, len);
+    while (ep->route_count > 1 &&
+           route_cid(ep->route_key, ep->route_count, buf, len) != ep->route_index);
 }
 
 /* ---- handshake slots -------------------------------------------------------------------- */
@@ -316,6 +342,13 @@ int wzp_quic_endpoint_new(wzp_quic_endpoint **out, const wzp_quic_endpoint_confi
         return WZP_ERR_NOMEM;
     ep->id = id;
     ep->server = cfg->server;
+    if (cfg->route_count > 1 && cfg->route_index >= cfg->route_count) {
+        free(ep);
+        return WZP_ERR_INVALID;
+    }
+    ep->route_index = cfg->route_index;
+    ep->route_count = cfg->route_count;
+    ep->route_key = cfg->route_key;
     ep->cb = cfg->cb;
     ep->user = cfg->user;
     wzp_hmap_init(&ep->cids);
@@ -405,7 +438,7 @@ static bool send_retry(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_a
         return false;
     }
     uint8_t buf[WZP_QUIC_CIDLEN];
-    wzp_random_nonce(buf, sizeof(buf));
+    wzp_quic_ep_new_cid(ep, buf, sizeof(buf));
     ngtcp2_cid scid;
     ngtcp2_cid_init(&scid, buf, sizeof(buf));
     wzp_addr ta;

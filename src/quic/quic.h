@@ -225,6 +225,10 @@ typedef struct wzp_quic_endpoint_config {
     /* Debugging: a directory to write every connection's qlog into (JSON-SEQ, one file
      * per connection, DIR/<role>-<first source CID>.sqlog); NULL = none. Borrowed. */
     const char *qlog_dir;
+    /* Connection-ID routing (fixed at creation; see wzp_quic_route): this endpoint is
+     * route_index of route_count behind one port; count 0 or 1 = alone. */
+    unsigned route_index, route_count;
+    uint64_t route_key;
 } wzp_quic_endpoint_config;
 
 /* No identity (set id), client, no callbacks, no Retry, no per-address cap,
@@ -323,6 +327,22 @@ size_t wzp_quic_endpoint_conn_count(const wzp_quic_endpoint *ep);
  */
 wzp_quic_conn *wzp_quic_endpoint_lookup(const wzp_quic_endpoint *ep, const uint8_t *pkt,
                                         size_t len);
+
+/*
+ * Connection-ID routing: one server spread over several endpoints (one per
+ * thread) behind one UDP port. A packet belongs to endpoint
+ * wzp_quic_route(key, count, pkt, len): a keyed hash (SipHash, key secret
+ * to the server) of its destination connection ID, modulo count. Every ID
+ * endpoint i of count issues (route_index/route_count/route_key in its
+ * config: handshake, NEW_CONNECTION_ID, Retry) is drawn at random until it
+ * hashes to i, so one rule routes everything: a new client's Initial (an
+ * ID it chose) lands on whichever endpoint its hash names, and that
+ * endpoint's own IDs, which the client uses from then on, hash there too.
+ * The IDs stay random to an observer (no plaintext marker). Packets with no
+ * readable destination ID go to 0, which drops them. Reads nothing but the
+ * header; any thread.
+ */
+unsigned wzp_quic_route(uint64_t key, unsigned count, const uint8_t *pkt, size_t len);
 
 /* Starts a client connection on `ep` over the path local -> remote. */
 int wzp_quic_connect(wzp_quic_endpoint *ep, const wzp_addr *local, const wzp_addr *remote,

@@ -135,6 +135,8 @@ typedef struct wzp_quic_stateless_pkt {
 struct wzp_quic_endpoint {
     const wzp_identity *id;
     bool server;
+    unsigned route_index, route_count; /* connection-ID routing (count <= 1: none) */
+    uint64_t route_key;
     char *qlog_dir; /* owned copy, NULL = no qlog */
     wzp_quic_callbacks cb;
     void *user;
@@ -191,6 +193,8 @@ int wzp_quic_ep_add_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_ci
 void wzp_quic_ep_del_cid(wzp_quic_endpoint *ep, wzp_quic_conn *c, const ngtcp2_cid *cid);
 /* Gives back c's handshake slot, if it holds one (idempotent). */
 void wzp_quic_ep_release_handshake(wzp_quic_endpoint *ep, wzp_quic_conn *c);
+/* A fresh connection ID for this endpoint to issue: random, routed to it (wzp_quic_route). */
+void wzp_quic_ep_new_cid(const wzp_quic_endpoint *ep, uint8_t *buf, size_t len);
 /* Our stateless reset token for a connection ID we issue (0 or WZP_ERR_INTERNAL). */
 int wzp_quic_ep_reset_token(const wzp_quic_endpoint *ep, const ngtcp2_cid *cid,
                             uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN]);

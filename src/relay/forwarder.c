@@ -58,6 +58,14 @@ typedef struct wstats {
     _Atomic uint64_t v[WZP_FWD_S_COUNT];
 } wstats;
 
+/* One control queue: SPSC ring, producer = a worker, consumer = the lane's thread. */
+typedef struct lane_ring {
+    ctl_pkt *ring;
+    size_t mask;
+    _Alignas(64) _Atomic size_t head; /* consumer position */
+    _Alignas(64) _Atomic size_t tail; /* producer position */
+} lane_ring;
+
 typedef struct worker {
     struct wzp_forwarder *fwd;
     unsigned index;
@@ -65,11 +73,8 @@ typedef struct worker {
     int family; /* AF_INET or AF_INET6 */
     pthread_t thread;
     bool started;
-    /* Control queue: SPSC ring, producer = this worker, consumer = control thread. */
-    ctl_pkt *ring;
-    size_t ring_mask;
-    _Alignas(64) _Atomic size_t head; /* consumer position */
-    _Alignas(64) _Atomic size_t tail; /* producer position */
+    lane_ring *lanes; /* one control queue per lane */
+    bool *pushed;     /* lanes this batch queued to (their consumers get woken) */
     _Alignas(64) wstats stats;
     /* Receive buffers (worker-private). */
     uint8_t (*bufs)[RX_BUF];
@@ -86,13 +91,16 @@ struct wzp_forwarder {
     wzp_addr local;   /* cfg->bind with the actual port */
     wzp_addr local6;  /* cfg->bind6 with the actual port, len 0 if none */
     int family_fd[2]; /* one socket per family (worker-owned) for cross-family sends */
-    int ctl_efd;      /* workers -> control thread: "packets queued" */
+    unsigned nlanes;
+    int *lane_efd;     /* workers -> a lane's consumer: "packets queued" */
+    size_t *lane_next; /* per lane: round-robin start for ctl_recv (consumer-only) */
+    wzp_fwd_route_fn route;
+    void *route_user;
     _Atomic bool stopping;
     unsigned slice_us;
     wzp_ts coalesce;                /* ns; 0 = off */
     unsigned stun_rate, stun_burst; /* rate 0 = no limit */
     wzp_addr stun_other[2];         /* per family (fam_idx), len 0 = none */
-    size_t ctl_next;                /* round-robin start for ctl_recv (consumer-only) */
 };
 
 static inline void add(worker *w, int which, uint64_t n)
@@ -109,20 +117,44 @@ static wzp_ts now_ns(void)
     return (wzp_ts)ts.tv_sec * 1000000000ull + (wzp_ts)ts.tv_nsec;
 }
 
-/* Producer side of the ring. False when full. */
-static bool ctl_push(void *user, const wzp_addr *from, const uint8_t *data, size_t len)
+/* Producer side: into lane `lane`'s ring. False when full. */
+static bool lane_push(worker *w, unsigned lane, const wzp_addr *from, const uint8_t *data,
+                      size_t len)
 {
-    worker *w = user;
-    size_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
-    size_t h = atomic_load_explicit(&w->head, memory_order_acquire);
-    if (t - h > w->ring_mask)
+    lane_ring *r = &w->lanes[lane];
+    size_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    size_t h = atomic_load_explicit(&r->head, memory_order_acquire);
+    if (t - h > r->mask)
         return false;
-    ctl_pkt *p = &w->ring[t & w->ring_mask];
+    ctl_pkt *p = &r->ring[t & r->mask];
     p->from = *from;
     p->len = len;
     memcpy(p->data, data, len);
-    atomic_store_explicit(&w->tail, t + 1, memory_order_release);
+    atomic_store_explicit(&r->tail, t + 1, memory_order_release);
+    w->pushed[lane] = true;
     return true;
+}
+
+/* A control packet from a worker's batch: to the lane the route names. */
+static bool ctl_push(void *user, const wzp_addr *from, const uint8_t *data, size_t len)
+{
+    worker *w = user;
+    wzp_forwarder *f = w->fwd;
+    unsigned lane = f->route ? f->route(f->route_user, from, data, len) : 0;
+    return lane_push(w, lane < f->nlanes ? lane : 0, from, data, len);
+}
+
+/* Wakes the consumers of the lanes this worker queued to since the last call. */
+static void wake_lanes(worker *w)
+{
+    for (unsigned k = 0; k < w->fwd->nlanes; k++) {
+        if (!w->pushed[k])
+            continue;
+        w->pushed[k] = false;
+        uint64_t one = 1;
+        ssize_t wr = write(w->fwd->lane_efd[k], &one, sizeof(one));
+        (void)wr; /* only fails when the counter is saturated: still readable */
+    }
 }
 
 /* Per-message control buffer: UDP_GRO on receive, UDP_SEGMENT on send. */
@@ -330,7 +362,7 @@ static void send_out(worker *w, wzp_fwd_out *out, size_t n)
         size_t seg = out[i].nseg > 1 ? out[i].seg : out[i].len;
         for (size_t off = 0; off < out[i].len; off += seg) {
             size_t l = out[i].len - off < seg ? out[i].len - off : seg;
-            bool ok = ctl_push(w, &out[i].peer, out[i].data + off, l);
+            bool ok = lane_push(w, 0, &out[i].peer, out[i].data + off, l);
             if (!ok) {
                 add(w, WZP_FWD_S_CTL_FULL, 1);
             } else if (out[i].is_data) {
@@ -340,11 +372,8 @@ static void send_out(worker *w, wzp_fwd_out *out, size_t n)
             diverted += ok;
         }
     }
-    if (diverted) {
-        uint64_t one = 1;
-        ssize_t wr = write(w->fwd->ctl_efd, &one, sizeof(one));
-        (void)wr;
-    }
+    if (diverted)
+        wake_lanes(w);
     n = kept;
     size_t same = 0;
     for (size_t i = 0; i < n; i++) {
@@ -454,11 +483,8 @@ static void *worker_main(void *arg)
             }
         }
         uint64_t rx = bt.stats[WZP_FWD_S_RX];
-        if (bt.stats[WZP_FWD_S_CTL_QUEUED]) {
-            uint64_t one = 1;
-            ssize_t wr = write(fwd->ctl_efd, &one, sizeof(one));
-            (void)wr; /* only fails when the counter is saturated: still readable */
-        }
+        if (bt.stats[WZP_FWD_S_CTL_QUEUED])
+            wake_lanes(w);
         /* Publish the batch's counts (one store per counter, not per packet). */
         for (int k = 0; k < WZP_FWD_S_COUNT; k++) {
             if (bt.stats[k])
@@ -494,14 +520,20 @@ static void destroy(wzp_forwarder *f)
         worker *w = &f->workers[i];
         if (w->fd >= 0)
             close(w->fd);
-        free(w->ring);
+        for (unsigned k = 0; w->lanes && k < f->nlanes; k++)
+            free(w->lanes[k].ring);
+        free(w->lanes);
+        free(w->pushed);
         free(w->bufs);
         free(w->stun_buf);
         free(w->stun_limit);
     }
     free(f->workers);
-    if (f->ctl_efd >= 0)
-        close(f->ctl_efd);
+    for (unsigned k = 0; f->lane_efd && k < f->nlanes; k++)
+        if (f->lane_efd[k] >= 0)
+            close(f->lane_efd[k]);
+    free(f->lane_efd);
+    free(f->lane_next);
     free(f);
 }
 
@@ -544,14 +576,21 @@ int wzp_forwarder_new(wzp_forwarder **out, const wzp_forwarder_config *cfg)
     f->stun_other[fam_idx(AF_INET)] = cfg->stun_other;
     f->stun_other[fam_idx(AF_INET6)] = cfg->stun_other6;
     f->family_fd[0] = f->family_fd[1] = -1;
-    f->ctl_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    f->nlanes = cfg->ctl_lanes ? cfg->ctl_lanes : 1;
+    f->route = cfg->ctl_route;
+    f->route_user = cfg->ctl_route_user;
+    f->lane_efd = malloc(f->nlanes * sizeof(*f->lane_efd));
+    f->lane_next = calloc(f->nlanes, sizeof(*f->lane_next));
+    bool efds_ok = f->lane_efd && f->lane_next;
+    for (unsigned k = 0; f->lane_efd && k < f->nlanes; k++)
+        efds_ok &= (f->lane_efd[k] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) >= 0;
     f->workers = aligned_alloc(64, ((n * sizeof(worker) + 63) / 64) * 64);
     if (f->workers)
         memset(f->workers, 0, n * sizeof(worker));
     f->nworkers = f->workers ? n : 0;
     for (unsigned i = 0; i < f->nworkers; i++)
         f->workers[i].fd = -1;
-    if (f->ctl_efd < 0 || !f->workers) {
+    if (!efds_ok || !f->workers) {
         destroy(f);
         return WZP_ERR_NOMEM;
     }
@@ -580,12 +619,17 @@ int wzp_forwarder_new(wzp_forwarder **out, const wzp_forwarder_config *cfg)
         wzp_addr *local = second ? &f->local6 : &f->local;
         w->fwd = f;
         w->index = i;
-        w->ring_mask = qcap - 1;
-        w->ring = malloc(qcap * sizeof(ctl_pkt));
+        w->lanes = calloc(f->nlanes, sizeof(*w->lanes));
+        w->pushed = calloc(f->nlanes, sizeof(*w->pushed));
+        bool rings_ok = w->lanes && w->pushed;
+        for (unsigned k = 0; w->lanes && k < f->nlanes; k++) {
+            w->lanes[k].mask = qcap - 1;
+            rings_ok &= (w->lanes[k].ring = malloc(qcap * sizeof(ctl_pkt))) != NULL;
+        }
         w->bufs = malloc((size_t)WZP_UDP_BATCH * RX_BUF);
         w->stun_buf = malloc(STUN_BUF);
         w->stun_limit = malloc(sizeof(*w->stun_limit));
-        if (!w->ring || !w->bufs || !w->stun_buf || !w->stun_limit) {
+        if (!rings_ok || !w->bufs || !w->stun_buf || !w->stun_limit) {
             rv = WZP_ERR_NOMEM;
             break;
         }
@@ -673,40 +717,47 @@ unsigned wzp_forwarder_workers(const wzp_forwarder *f)
     return f->nworkers;
 }
 
-int wzp_forwarder_ctl_fd(const wzp_forwarder *f)
+unsigned wzp_forwarder_ctl_lanes(const wzp_forwarder *f)
 {
-    return f->ctl_efd;
+    return f->nlanes;
 }
 
-int wzp_forwarder_ctl_recv(wzp_forwarder *f, wzp_udp_msg *msgs, size_t n)
+int wzp_forwarder_ctl_fd(const wzp_forwarder *f, unsigned lane)
 {
+    return lane < f->nlanes ? f->lane_efd[lane] : -1;
+}
+
+int wzp_forwarder_ctl_recv(wzp_forwarder *f, unsigned lane, wzp_udp_msg *msgs, size_t n)
+{
+    if (lane >= f->nlanes)
+        return WZP_ERR_INVALID;
     for (size_t i = 0; i < n; i++)
         if (msgs[i].cap < WZP_FWD_MAX_DGRAM)
             return WZP_ERR_INVALID;
     /* Reset the eventfd before draining: a push after this re-arms it. */
     uint64_t v;
-    ssize_t rd = read(f->ctl_efd, &v, sizeof(v));
+    ssize_t rd = read(f->lane_efd[lane], &v, sizeof(v));
     (void)rd;
     size_t got = 0;
     for (unsigned k = 0; k < f->nworkers && got < n; k++) {
-        worker *w = &f->workers[(f->ctl_next + k) % f->nworkers];
-        size_t h = atomic_load_explicit(&w->head, memory_order_relaxed);
-        size_t t = atomic_load_explicit(&w->tail, memory_order_acquire);
+        lane_ring *r = &f->workers[(f->lane_next[lane] + k) % f->nworkers].lanes[lane];
+        size_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+        size_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
         while (h != t && got < n) {
-            ctl_pkt *p = &w->ring[h & w->ring_mask];
+            ctl_pkt *p = &r->ring[h & r->mask];
             msgs[got].peer = p->from;
             msgs[got].len = p->len;
             memcpy(msgs[got].data, p->data, p->len);
             got++;
             h++;
         }
-        atomic_store_explicit(&w->head, h, memory_order_release);
+        atomic_store_explicit(&r->head, h, memory_order_release);
     }
-    f->ctl_next++;
+    f->lane_next[lane]++;
     /* Packets left behind (n too small): keep the fd readable so the caller comes back. */
     if (got == n) {
         uint64_t one = 1;
-        ssize_t wr = write(f->ctl_efd, &one, sizeof(one));
+        ssize_t wr = write(f->lane_efd[lane], &one, sizeof(one));
         (void)wr;
     }
     return (int)got;

@@ -61,12 +61,25 @@
 
 typedef struct wzp_forwarder wzp_forwarder;
 
+/* Which control lane a control packet goes to (< ctl_lanes; others mean 0).
+ * Called on worker threads, concurrently: a pure function of its inputs. */
+typedef unsigned (*wzp_fwd_route_fn)(void *user, const wzp_addr *from, const uint8_t *p,
+                                     size_t len);
+
 typedef struct wzp_forwarder_config {
-    wzp_addr bind;       /* relay port; port 0 picks one (see wzp_forwarder_local_addr) */
-    wzp_addr bind6;      /* optional (len 0 = none): also serve this IPv6 address, with
-                            `bind` IPv4; pairs may then join an IPv4 and an IPv6 peer */
-    unsigned workers;    /* per address family; 0 = number of online CPUs */
-    unsigned ctl_queue;  /* control-queue slots per worker, rounded up to 2^k; 0 = 256 */
+    wzp_addr bind;      /* relay port; port 0 picks one (see wzp_forwarder_local_addr) */
+    wzp_addr bind6;     /* optional (len 0 = none): also serve this IPv6 address, with
+                           `bind` IPv4; pairs may then join an IPv4 and an IPv6 peer */
+    unsigned workers;   /* per address family; 0 = number of online CPUs */
+    unsigned ctl_queue; /* control-queue slots per worker and lane, rounded up to 2^k;
+                           0 = 256 */
+    /* Control lanes: consumers of control packets, each with its own queue per
+     * worker and its own fd (the relay's control thread, and its QUIC shards).
+     * 0 = 1. ctl_route picks a packet's lane (NULL: lane 0); datagrams for
+     * TCP clients (tunnel addresses) always go to lane 0. */
+    unsigned ctl_lanes;
+    wzp_fwd_route_fn ctl_route;
+    void *ctl_route_user;
     int rcvbuf, sndbuf;  /* socket buffers per worker; 0 = 4 MiB */
     unsigned slice_us;   /* 0 = kernel default; else the scheduler slice workers ask for
                             (Linux EEVDF custom slice): shorter = scheduled sooner after a
@@ -118,19 +131,24 @@ const wzp_addr *wzp_forwarder_local_addr6(const wzp_forwarder *f);
 /* Worker threads in all (per family times families). */
 unsigned wzp_forwarder_workers(const wzp_forwarder *f);
 
-/*
- * An eventfd that becomes readable when control packets are queued; level
- * stays set until wzp_forwarder_ctl_recv() is called. Owned by the forwarder.
- */
-int wzp_forwarder_ctl_fd(const wzp_forwarder *f);
+/* Control lanes (cfg.ctl_lanes, at least 1). */
+unsigned wzp_forwarder_ctl_lanes(const wzp_forwarder *f);
 
 /*
- * Copies up to n queued control packets (QUIC, probes) into msgs, each
- * msgs[i].data having cap >= WZP_FWD_MAX_DGRAM (else WZP_ERR_INVALID), and
- * sets len and peer (the sender). Returns the count (0 when none). Call from
- * one thread only: the queues are single-consumer.
+ * An eventfd that becomes readable when control packets are queued on
+ * `lane`; level stays set until wzp_forwarder_ctl_recv() is called. Owned by
+ * the forwarder. -1 for no such lane.
  */
-int wzp_forwarder_ctl_recv(wzp_forwarder *f, wzp_udp_msg *msgs, size_t n);
+int wzp_forwarder_ctl_fd(const wzp_forwarder *f, unsigned lane);
+
+/*
+ * Copies up to n control packets queued on `lane` (QUIC, probes; datagrams
+ * for TCP clients on lane 0) into msgs, each msgs[i].data having cap >=
+ * WZP_FWD_MAX_DGRAM (else WZP_ERR_INVALID, as for no such lane), and sets
+ * len and peer (the sender). Returns the count (0 when none). One thread
+ * per lane: the queues are single-consumer.
+ */
+int wzp_forwarder_ctl_recv(wzp_forwarder *f, unsigned lane, wzp_udp_msg *msgs, size_t n);
 
 /*
  * Sends one datagram from the relay port (control replies: QUIC).

@@ -13,7 +13,7 @@
 
 #include <wzp/wzp.h>
 
-#include "common/hmap.h"
+#include "common/rand.h"
 #include "common/log.h"
 #include "net/clock.h"
 #include "net/loop.h"
@@ -23,6 +23,7 @@
 #include "relay/chan_table.h"
 #include "relay/forwarder.h"
 #include "relay/metrics.h"
+#include "relay/shard.h"
 #include "relay/stun_alt.h"
 #include "relay/fwd_batch.h"
 #include "relay/tcp_forward.h"
@@ -39,7 +40,8 @@
  * or signal at once, and every drop costs a QUIC retransmission timeout:
  * bench register ran 1.4x (registrations) and 3x (pings) faster with this.
  * Slots are touched only as used. */
-#define CTL_QUEUE 4096
+#define CTL_QUEUE     4096
+#define CTL_QUEUE_MIN 1024 /* per lane, when shards share CTL_QUEUE out */
 /* Alias bindings are saved at most this often while they change, and at
  * least this often anyway (a live key's saved expiry is "now + reclaim" as
  * of the save, so a crash loses at most this much of it). */
@@ -53,19 +55,8 @@
 #define CLOSE_SHUTDOWN     0
 #define CLOSE_CONTROL_BASE WZP_SIG_CLOSE_BASE
 
-/* One control connection, as the control plane knows it (the connection's user data).
- * Until its handshake completes a connection points at the server's `handshaking`
- * record (handle 0): nothing to leak if the endpoint drops it before then. */
-typedef struct relay_conn {
-    struct wzp_relay_server *s;
-    uint64_t handle;
-    wzp_quic_conn *conn;
-    wzp_addr addr; /* last remote address we told the control plane */
-} relay_conn;
-
 struct wzp_relay_server {
     wzp_relay_server_config cfg;
-    relay_conn handshaking;
     wzp_identity *id;
     wzp_chan_table *chans;
     wzp_forwarder *fwd;
@@ -73,13 +64,19 @@ struct wzp_relay_server {
     wzp_loop *loop;
     wzp_io ctl_io;
     wzp_timer timer;
-    wzp_quic_endpoint *ep;
+    /* QUIC shards (src/relay/shard.h): the control connections. One runs on this
+     * thread's loop; more run a thread each, on forwarder lanes 1..n (lane 0 is ours). */
+    wzp_relay_shard *shards[WZP_RELAY_MAX_SHARDS];
+    unsigned nshards;
+    uint64_t route_key;
+    _Atomic long total_conns;
+    wzp_mq events; /* shards -> this thread */
+    wzp_io events_io;
+    bool shards_started;
     wzp_tcp_listener *tcp;   /* NULL without a TCP service */
     wzp_tcp_forward tcp_fwd; /* relay frames of TCP clients; sends to any client */
     wzp_relay_control *ctl;
     wzp_cluster *cluster; /* NULL: a relay on its own */
-    wzp_hmap conns;       /* handle -> relay_conn */
-    uint64_t next_handle;
     wzp_ts next_expire;
     char aliases_path[4200]; /* HOME/aliases */
     wzp_ts aliases_saved;    /* when they were last saved (or loaded) */
@@ -88,9 +85,9 @@ struct wzp_relay_server {
     /* SIGTERM in a cluster: clients move first (drain_tick), then the relay stops. */
     wzp_timer drain;
     wzp_ts drain_started;
-    bool draining, drain_closed;
+    _Atomic bool draining; /* read by the shards: they take no new connections */
+    bool drain_closed;
     uint64_t rx_dropped;
-    uint64_t handshakes_completed;
     /* Metrics: the control thread copies its counters into `published` (under
      * pub_mu, taken with trylock so it never waits) for the thread serving them. */
     pthread_mutex_t pub_mu;
@@ -113,9 +110,9 @@ void wzp_relay_server_config_default(wzp_relay_server_config *cfg)
     wzp_relay_control_config_default(&cfg->control);
 }
 
-static relay_conn *conn_by_handle(wzp_relay_server *s, uint64_t handle)
+static wzp_relay_shard *shard_of(wzp_relay_server *s, uint64_t handle)
 {
-    return wzp_hmap_get(&s->conns, &handle, sizeof(handle));
+    return s->shards[wzp_relay_shard_of_handle(handle, s->nshards)];
 }
 
 /* --- control plane callbacks ------------------------------------------------------- */
@@ -129,16 +126,13 @@ static void ctl_send(void *user, uint64_t handle, const uint8_t *msg, size_t len
         s->cfg.test_rewrite(s->cfg.test_user, rewritten, &len, sizeof(rewritten));
         msg = rewritten;
     }
-    relay_conn *rc = conn_by_handle(user, handle);
-    if (rc && wzp_quic_conn_send_message(rc->conn, msg, len) < 0)
-        WZP_DEBUG("relay: message to connection %llu not queued", (unsigned long long)handle);
+    wzp_relay_shard_send(shard_of(s, handle), handle, msg, len);
 }
 
 static void ctl_close(void *user, uint64_t handle, wzp_relay_close_code code, const char *reason)
 {
-    relay_conn *rc = conn_by_handle(user, handle);
-    if (rc)
-        wzp_quic_conn_close(rc->conn, CLOSE_CONTROL_BASE + (uint64_t)code, reason);
+    wzp_relay_shard_close(shard_of(user, handle), handle, CLOSE_CONTROL_BASE + (uint64_t)code,
+                          reason);
 }
 
 static void ctl_channels_close(void *user, uint32_t chan_a, uint32_t chan_b)
@@ -205,94 +199,48 @@ static void ctl_reattach_lookup(void *user, uint64_t conn, uint64_t request_id,
     wzp_cluster_reattach(((wzp_relay_server *)user)->cluster, conn, request_id, call_id, end, fp);
 }
 
-/* --- QUIC callbacks ---------------------------------------------------------------- */
+/* --- events from the QUIC shards ----------------------------------------------------- */
 
-static void q_established(void *user, wzp_quic_conn *c, const uint8_t fp[WZP_FINGERPRINT_LEN],
-                          wzp_ts now)
+static void on_event(wzp_relay_server *s, const wzp_relay_shard_event *ev, wzp_ts now)
 {
-    wzp_relay_server *s = ((relay_conn *)user)->s;
-    s->handshakes_completed++;
-    relay_conn *rc = calloc(1, sizeof(*rc));
-    if (!rc) {
-        wzp_quic_conn_close(c, CLOSE_SHUTDOWN, "out of memory");
-        return;
+    switch (ev->kind) {
+    case WZP_SHARD_EV_ESTABLISHED:
+        if (wzp_relay_control_on_connect(s->ctl, ev->handle, ev->fp, &ev->addr, now) < 0)
+            wzp_relay_shard_close(shard_of(s, ev->handle), ev->handle, CLOSE_SHUTDOWN, "refused");
+        break;
+    case WZP_SHARD_EV_MESSAGE:
+        wzp_relay_control_on_message(s->ctl, ev->handle, ev->data, ev->len, now);
+        break;
+    case WZP_SHARD_EV_MOVED:
+        wzp_relay_control_on_addr_change(s->ctl, ev->handle, &ev->addr, now);
+        break;
+    case WZP_SHARD_EV_MOVING:
+        wzp_relay_control_on_moving(s->ctl, ev->handle);
+        break;
+    case WZP_SHARD_EV_CLOSED:
+        /* Ends its calls, which closes their channels through ctl_channels_close. */
+        wzp_relay_control_on_disconnect(s->ctl, ev->handle, now);
+        break;
+    case WZP_SHARD_EV_TCP_OUT:
+        wzp_tcp_forward_send(&s->tcp_fwd, &ev->addr, ev->data, ev->len);
+        break;
     }
-    rc->s = s;
-    rc->handle = ++s->next_handle;
-    rc->conn = c;
-    wzp_quic_conn_remote_addr(c, &rc->addr);
-    if (wzp_hmap_put(&s->conns, &rc->handle, sizeof(rc->handle), rc) < 0) {
-        free(rc);
-        wzp_quic_conn_close(c, CLOSE_SHUTDOWN, "out of memory");
-        return;
+}
+
+/* Runs every queued event; returns how many. */
+static size_t drain_events(wzp_relay_server *s)
+{
+    wzp_mq_node *n = wzp_mq_take(&s->events);
+    wzp_ts now = wzp_now();
+    size_t count = 0;
+    while (n) {
+        wzp_mq_node *next = n->next;
+        on_event(s, (const wzp_relay_shard_event *)n, now);
+        free(n);
+        n = next;
+        count++;
     }
-    wzp_quic_conn_set_user(c, rc);
-    if (wzp_relay_control_on_connect(s->ctl, rc->handle, fp, &rc->addr, now) < 0)
-        wzp_quic_conn_close(c, CLOSE_SHUTDOWN, "refused");
-}
-
-static void q_message(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len, wzp_ts now)
-{
-    relay_conn *rc = user;
-    if (rc->handle && len > 0) /* an empty message only opens the stream */
-        wzp_relay_control_on_message(rc->s->ctl, rc->handle, data, len, now);
-}
-
-static void q_datagram(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len, wzp_ts now)
-{
-    relay_conn *rc = user;
-    rc->s->rx_dropped++; /* control connections carry no datagrams */
-}
-
-/* NAT rebinding: QUIC follows the client to its new address (path
- * validation) and says so; the control plane and the client's channels
- * follow QUIC. An event, not a periodic scan of every connection. */
-static void q_path_changed(void *user, wzp_quic_conn *c, const wzp_addr *remote, wzp_ts now)
-{
-    relay_conn *rc = user;
-    /* Before `established` there is nothing to move: q_established reads
-     * the address current then. */
-    if (!rc->handle || wzp_addr_family(remote) == AF_UNSPEC || wzp_addr_equal(remote, &rc->addr))
-        return;
-    rc->addr = *remote;
-    wzp_relay_control_on_addr_change(rc->s->ctl, rc->handle, remote, now);
-}
-
-static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info, wzp_ts now)
-{
-    relay_conn *rc = user;
-    if (!rc->handle)
-        return; /* never finished its handshake */
-    wzp_relay_server *s = rc->s;
-    if (info->by_peer && !info->error && info->app_code == WZP_SIG_CLOSE_MOVING)
-        wzp_relay_control_on_moving(s->ctl, rc->handle);
-    /* Ends its calls, which closes their channels through ctl_channels_close. */
-    wzp_relay_control_on_disconnect(s->ctl, rc->handle, now);
-    wzp_hmap_del(&s->conns, &rc->handle, sizeof(rc->handle));
-    free(rc);
-}
-
-static const wzp_quic_conn_callbacks control_conn_callbacks = {
-    .established = q_established,
-    .datagram = q_datagram,
-    .message = q_message,
-    .closed = q_closed,
-    .path_changed = q_path_changed,
-};
-
-static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
-                    wzp_quic_conn_config *opts, wzp_ts now)
-{
-    wzp_relay_server *s = user;
-    if (s->stopping || s->draining || wzp_quic_endpoint_conn_count(s->ep) >= s->cfg.max_conns)
-        return WZP_ERR_LIMIT;
-    opts->pin_mode = WZP_QUIC_PIN_ANY; /* a client is whoever proves its key */
-    opts->idle_timeout = s->cfg.conn_idle_timeout;
-    opts->max_message = WZP_SIG_MAX_SIZE;
-    opts->initial_rtt = WZP_MS(50);
-    opts->cb = control_conn_callbacks;
-    opts->user = &s->handshaking;
-    return 0;
+    return count;
 }
 
 int wzp_relay_endpoint_config(wzp_quic_endpoint_config *cfg, const wzp_identity *id,
@@ -486,24 +434,20 @@ static wzp_ts next_alias_save(const wzp_relay_server *s)
 
 /* --- the control thread's loop ------------------------------------------------------ */
 
-/* Sends one datagram to a client: over UDP, or down its TCP connection. */
-static void send_to(wzp_relay_server *s, const wzp_addr *to, const uint8_t *pkt, size_t len)
+/* The forwarder's lane for a control packet: QUIC to its shard (by connection ID),
+ * the rest to this thread. Worker threads call it: reads only what never changes. */
+static unsigned route_packet(void *user, const wzp_addr *from, const uint8_t *p, size_t len)
 {
-    wzp_tcp_forward_send(&s->tcp_fwd, to, pkt, len);
+    const wzp_relay_server *s = user;
+    (void)from;
+    if (s->nshards < 2 || wzp_pkt_classify(p, len) != WZP_PKT_QUIC)
+        return 0;
+    return 1 + wzp_quic_route(s->route_key, s->nshards, p, len);
 }
 
-static void q_send(void *user, const wzp_addr *local, const wzp_addr *remote, const uint8_t *pkt,
-                   size_t len)
+static wzp_relay_shard *shard_for_packet(wzp_relay_server *s, const uint8_t *p, size_t len)
 {
-    (void)local;
-    send_to(user, remote, pkt, len);
-}
-
-static const wzp_addr *local_for(wzp_relay_server *s, const wzp_addr *peer)
-{
-    /* a dual-stack relay's QUIC paths keep the local address of the peer's family */
-    const wzp_addr *local6 = wzp_forwarder_local_addr6(s->fwd);
-    return local6 && wzp_addr_family(peer) == AF_INET6 ? local6 : wzp_forwarder_local_addr(s->fwd);
+    return s->shards[wzp_quic_route(s->route_key, s->nshards, p, len)];
 }
 
 static void service(wzp_relay_server *s);
@@ -515,8 +459,7 @@ static void tcp_deliver(void *user, const wzp_addr *from, const uint8_t *data, s
     wzp_relay_server *s = user;
     switch (wzp_pkt_classify(data, len)) {
     case WZP_PKT_QUIC:
-        wzp_quic_endpoint_feed(s->ep, local_for(s, from), from, data, len, now, NULL);
-        service(s);
+        wzp_relay_shard_packet(shard_for_packet(s, data, len), from, data, len);
         break;
     case WZP_PKT_RELAY:
         wzp_tcp_forward_frame(&s->tcp_fwd, from, data, len, now);
@@ -537,13 +480,13 @@ static wzp_ts publish_metrics(wzp_relay_server *s, wzp_ts now)
         return s->published_at + METRICS_PUBLISH_INTERVAL;
     wzp_relay_metrics_ctl m;
     wzp_relay_control_get_stats(s->ctl, &m.ctl);
-    wzp_quic_endpoint_get_stats(s->ep, &m.quic);
+    memset(&m.quic, 0, sizeof(m.quic)); /* the shards' own: read at the scrape */
     m.conns = wzp_relay_control_num_conns(s->ctl);
     m.registrations = wzp_relay_control_num_registrations(s->ctl);
     m.calls_ringing = wzp_relay_control_num_ringing(s->ctl);
     m.calls_active = wzp_relay_control_num_calls(s->ctl) - m.calls_ringing;
     m.aliases = wzp_relay_control_num_aliases(s->ctl);
-    m.handshakes_completed = s->handshakes_completed;
+    m.handshakes_completed = 0;
     m.ctl_dropped = s->rx_dropped;
     m.alt_answered = m.alt_limited = 0;
     m.cluster = s->cluster != NULL;
@@ -569,11 +512,9 @@ static wzp_ts publish_metrics(wzp_relay_server *s, wzp_ts now)
 static void service(wzp_relay_server *s)
 {
     wzp_ts now = wzp_now();
-    wzp_quic_endpoint_flush(s->ep, now, q_send, s);
     if (s->tcp)
         wzp_tcp_listener_flush(s->tcp);
-    wzp_ts next =
-        wzp_ts_min(wzp_quic_endpoint_expiry(s->ep), wzp_relay_control_next_deadline(s->ctl));
+    wzp_ts next = wzp_relay_control_next_deadline(s->ctl);
     next = wzp_ts_min(next, s->next_expire);
     next = wzp_ts_min(next, next_alias_save(s));
     next = wzp_ts_min(next, publish_metrics(s, now));
@@ -585,8 +526,6 @@ static void on_timer(wzp_loop *loop, wzp_timer *t)
     wzp_relay_server *s = t->arg;
     wzp_ts now = wzp_now();
     (void)loop;
-    if (wzp_quic_endpoint_expiry(s->ep) <= now)
-        wzp_quic_endpoint_handle_expiry(s->ep, now);
     if (wzp_relay_control_next_deadline(s->ctl) <= now)
         wzp_relay_control_handle_timer(s->ctl, now);
     if (s->next_expire <= now) {
@@ -604,15 +543,10 @@ static void on_ctl_packets(wzp_loop *loop, wzp_io *io, unsigned events)
     (void)loop;
     (void)events;
     int n;
-    while ((n = wzp_forwarder_ctl_recv(s->fwd, s->msgs, RX_BATCH)) > 0) {
-        wzp_ts now = wzp_now();
+    while ((n = wzp_forwarder_ctl_recv(s->fwd, 0, s->msgs, RX_BATCH)) > 0) {
         for (int i = 0; i < n; i++) {
             wzp_udp_msg *m = &s->msgs[i];
             switch (wzp_pkt_classify(m->data, m->len)) {
-            case WZP_PKT_QUIC:
-                wzp_quic_endpoint_feed(s->ep, local_for(s, &m->peer), &m->peer, m->data, m->len,
-                                       now, NULL);
-                break;
             case WZP_PKT_RELAY:
                 /* A worker's frame for a TCP client (named by its destination). */
                 if (s->tcp && wzp_addr_is_tunnel(&m->peer))
@@ -631,6 +565,14 @@ static void on_ctl_packets(wzp_loop *loop, wzp_io *io, unsigned events)
     service(s);
 }
 
+static void on_events(wzp_loop *loop, wzp_io *io, unsigned events)
+{
+    (void)loop;
+    (void)events;
+    drain_events(io->arg);
+    service(io->arg);
+}
+
 /* The cluster delivered results into the control plane: send what it queued. */
 static void cluster_notify(void *user)
 {
@@ -640,7 +582,6 @@ static void cluster_notify(void *user)
 static void do_stop(wzp_loop *loop, void *arg)
 {
     wzp_relay_server *s = arg;
-    const wzp_hmap_slot *slot;
     if (!s->stopping) {
         s->stopping = true;
         wzp_forwarder_stats fs;
@@ -663,12 +604,12 @@ static void do_stop(wzp_loop *loop, void *arg)
                      (unsigned long long)ts.idle_timeouts, (unsigned long long)ts.rx_records,
                      (unsigned long long)ts.tx_records, (unsigned long long)ts.tx_dropped);
         }
-        for (size_t it = 0; wzp_hmap_next(&s->conns, &it, &slot);)
-            wzp_quic_conn_close(((relay_conn *)slot->value)->conn, CLOSE_SHUTDOWN,
-                                "relay shutting down");
+        /* Each shard closes its connections and sends the closes (run() then joins
+         * the shard threads and passes the closes for TCP clients on). */
+        for (unsigned i = 0; i < s->nshards; i++)
+            wzp_relay_shard_stop(s->shards[i]);
         /* Connected keys are still holders here: saved with a full reclaim period. */
         save_aliases(s, wzp_now());
-        wzp_quic_endpoint_flush(s->ep, wzp_now(), q_send, s);
         if (s->tcp)
             wzp_tcp_listener_flush(s->tcp);
     }
@@ -689,14 +630,13 @@ static void drain_tick(wzp_loop *loop, wzp_timer *t)
         s->drain_closed = true;
         WZP_INFO("relay: draining: %zu connections left to close",
                  wzp_relay_control_num_conns(s->ctl));
-        const wzp_hmap_slot *slot;
-        for (size_t it = 0; wzp_hmap_next(&s->conns, &it, &slot);)
-            wzp_quic_conn_close(((relay_conn *)slot->value)->conn, CLOSE_SHUTDOWN,
-                                "relay shutting down");
-        service(s); /* their closes run: their presence is deleted */
+        for (unsigned i = 0; i < s->nshards; i++)
+            wzp_relay_shard_close_all(s->shards[i], CLOSE_SHUTDOWN, "relay shutting down");
+        service(s); /* the shards close them; their `closed` events delete their presence */
     }
     if (s->drain_closed &&
-        (wzp_cluster_settled(s->cluster) || now - s->drain_started >= DRAIN_MAX)) {
+        ((wzp_relay_control_num_conns(s->ctl) == 0 && wzp_cluster_settled(s->cluster)) ||
+         now - s->drain_started >= DRAIN_MAX)) {
         WZP_INFO("relay: drained in %lld ms", (long long)((now - s->drain_started) / WZP_MS(1)));
         do_stop(loop, s);
         return;
@@ -721,6 +661,23 @@ static void on_signal(wzp_loop *loop, int signo, void *arg)
     do_stop(loop, arg);
 }
 
+/* Every shard's counters, added up (their published copies: any thread). */
+static void shard_stats_sum(wzp_relay_server *s, wzp_relay_shard_stats *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    for (unsigned i = 0; i < s->nshards; i++) {
+        wzp_relay_shard_stats st;
+        wzp_relay_shard_get_stats(s->shards[i], &st);
+        sum->handshakes_completed += st.handshakes_completed;
+        sum->rx_dropped += st.rx_dropped;
+        uint64_t *d = (uint64_t *)&sum->quic;
+        const uint64_t *v = (const uint64_t *)&st.quic;
+        /* wzp_quic_endpoint_stats is counters only, all uint64_t */
+        for (size_t k = 0; k < sizeof(st.quic) / sizeof(uint64_t); k++)
+            d[k] += v[k];
+    }
+}
+
 char *wzp_relay_server_metrics_text(wzp_relay_server *s, size_t *len)
 {
     if (!s->pub_mu_init)
@@ -735,6 +692,11 @@ char *wzp_relay_server_metrics_text(wzp_relay_server *s, size_t *len)
         pthread_mutex_lock(&s->pub_mu);
         m.c = s->published;
         pthread_mutex_unlock(&s->pub_mu);
+        wzp_relay_shard_stats sum;
+        shard_stats_sum(s, &sum);
+        m.c.quic = sum.quic;
+        m.c.handshakes_completed = sum.handshakes_completed;
+        m.c.ctl_dropped += sum.rx_dropped;
         wzp_forwarder_get_stats(s->fwd, &m.fwd);
         for (unsigned i = 0; i < n; i++)
             wzp_forwarder_get_worker_stats(s->fwd, i, &ws[i]);
@@ -760,13 +722,12 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
     }
     int rv;
     wzp_relay_server *s = calloc(1, sizeof(*s));
-    if (s)
-        s->handshaking.s = s;
     if (!s)
         return WZP_ERR_NOMEM;
     s->cfg = *cfg;
-    wzp_hmap_init(&s->conns);
+    s->events.efd = -1;
     wzp_io_init(&s->ctl_io, on_ctl_packets, s);
+    wzp_io_init(&s->events_io, on_events, s);
     wzp_timer_init(&s->timer, on_timer, s);
     for (size_t i = 0; i < RX_BATCH; i++)
         s->msgs[i] = (wzp_udp_msg){.data = s->rxbuf[i], .cap = sizeof(s->rxbuf[i])};
@@ -782,13 +743,27 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
         .max_channels = 2 * (cfg->control.max_calls ? cfg->control.max_calls : 100000)};
     if ((rv = wzp_chan_table_new(&s->chans, &tcfg)) < 0)
         goto fail;
+    s->nshards = cfg->control_shards;
+    if (!s->nshards) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        s->nshards = c > 0 ? (unsigned)c : 1;
+    }
+    if (s->nshards > WZP_RELAY_MAX_SHARDS)
+        s->nshards = WZP_RELAY_MAX_SHARDS;
+    s->route_key = wzp_random_u64();
+    /* Lanes: 0 for this thread, one per shard thread; the queue room is split. */
+    unsigned lanes = s->nshards > 1 ? 1 + s->nshards : 1;
     wzp_forwarder_config fcfg = {.bind = cfg->listen,
                                  .bind6 = cfg->listen6,
                                  .workers = cfg->workers,
                                  .coalesce_us = cfg->coalesce_us,
                                  .stun_rate = cfg->stun_rate,
                                  .table = s->chans,
-                                 .ctl_queue = CTL_QUEUE};
+                                 .ctl_queue = CTL_QUEUE / lanes < CTL_QUEUE_MIN ? CTL_QUEUE_MIN
+                                                                                : CTL_QUEUE / lanes,
+                                 .ctl_lanes = lanes,
+                                 .ctl_route = route_packet,
+                                 .ctl_route_user = s};
     const wzp_addr *alt_ip[2] = {&cfg->stun_alt, &cfg->stun_alt6};
     wzp_addr *other[2] = {&fcfg.stun_other, &fcfg.stun_other6};
     unsigned stun_rate = cfg->stun_rate < 0    ? 0
@@ -808,15 +783,32 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
     for (int k = 0; k < 2; k++)
         if (s->alt[k] && (rv = wzp_stun_alt_start(s->alt[k], s->loop, s->fwd)) < 0)
             goto fail;
-    wzp_quic_endpoint_config qcfg;
-    if ((rv = wzp_relay_endpoint_config(&qcfg, s->id, q_accept, s)) < 0)
+    if ((rv = wzp_mq_init(&s->events)) < 0)
         goto fail;
-    qcfg.retry_threshold = cfg->retry_threshold;
-    qcfg.qlog_dir = cfg->qlog_dir;
-    qcfg.max_handshakes_per_addr = cfg->max_handshakes_per_addr;
-    rv = wzp_quic_endpoint_new(&s->ep, &qcfg);
-    if (rv < 0)
+    wzp_relay_shard_config shc = {.count = s->nshards,
+                                  .route_key = s->route_key,
+                                  .fwd = s->fwd,
+                                  .events = &s->events,
+                                  .max_conns = cfg->max_conns,
+                                  .total_conns = &s->total_conns,
+                                  .conn_idle_timeout = cfg->conn_idle_timeout,
+                                  .draining = &s->draining,
+                                  .loop = s->nshards > 1 ? NULL : s->loop};
+    if ((rv = wzp_relay_endpoint_config(&shc.quic, s->id, NULL, NULL)) < 0)
         goto fail;
+    /* The handshaking count that triggers Retry is the relay's: shared out. */
+    shc.quic.retry_threshold =
+        cfg->retry_threshold == WZP_QUIC_RETRY_NEVER || cfg->retry_threshold == 0
+            ? cfg->retry_threshold
+            : (cfg->retry_threshold + s->nshards - 1) / s->nshards;
+    shc.quic.qlog_dir = cfg->qlog_dir;
+    shc.quic.max_handshakes_per_addr = cfg->max_handshakes_per_addr;
+    for (unsigned i = 0; i < s->nshards; i++) {
+        shc.index = i;
+        shc.lane = s->nshards > 1 ? 1 + i : 0;
+        if ((rv = wzp_relay_shard_new(&s->shards[i], &shc)) < 0)
+            goto fail;
+    }
     wzp_relay_control_config ccfg = cfg->control;
     ccfg.cb = (wzp_relay_control_callbacks){.send = ctl_send,
                                             .close = ctl_close,
@@ -857,7 +849,9 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
              cfg->home ? cfg->home : home);
     if ((rv = load_aliases(s)) < 0)
         goto fail;
-    if ((rv = wzp_io_start(s->loop, &s->ctl_io, wzp_forwarder_ctl_fd(s->fwd), WZP_IO_READ)) < 0)
+    if ((rv = wzp_io_start(s->loop, &s->ctl_io, wzp_forwarder_ctl_fd(s->fwd, 0), WZP_IO_READ)) <
+            0 ||
+        (rv = wzp_io_start(s->loop, &s->events_io, wzp_mq_fd(&s->events), WZP_IO_READ)) < 0)
         goto fail;
     if (cfg->metrics) {
         if (pthread_mutex_init(&s->pub_mu, NULL) != 0) {
@@ -887,6 +881,22 @@ fail:
     return rv;
 }
 
+/* Stops and joins the shards, then passes on what they left for this thread
+ * (the closes for TCP clients), without answering anything new. */
+static void stop_shards(wzp_relay_server *s)
+{
+    s->stopping = true;
+    for (unsigned i = 0; i < s->nshards; i++)
+        if (s->shards[i])
+            wzp_relay_shard_stop(s->shards[i]);
+    for (unsigned i = 0; i < s->nshards; i++)
+        if (s->shards[i])
+            wzp_relay_shard_join(s->shards[i]);
+    drain_events(s);
+    if (s->tcp)
+        wzp_tcp_listener_flush(s->tcp);
+}
+
 int wzp_relay_server_run(wzp_relay_server *s, bool handle_signals)
 {
     if (handle_signals) {
@@ -896,13 +906,28 @@ int wzp_relay_server_run(wzp_relay_server *s, bool handle_signals)
     }
     wzp_ts now = wzp_now();
     s->next_expire = now + CHAN_EXPIRE_INTERVAL;
+    for (unsigned i = 0; !s->shards_started && i < s->nshards; i++) {
+        int rv = wzp_relay_shard_start(s->shards[i]);
+        if (rv < 0) {
+            stop_shards(s);
+            return rv;
+        }
+    }
+    s->shards_started = true;
     service(s);
-    return wzp_loop_run(s->loop);
+    int rv = wzp_loop_run(s->loop);
+    stop_shards(s);
+    return rv;
 }
 
 void wzp_relay_server_stop(wzp_relay_server *s)
 {
     wzp_loop_post(s->loop, do_stop, s);
+}
+
+static void free_event(wzp_mq_node *n)
+{
+    free(n);
 }
 
 void wzp_relay_server_free(wzp_relay_server *s)
@@ -911,23 +936,22 @@ void wzp_relay_server_free(wzp_relay_server *s)
         return;
     if (s->pub_mu_init)
         pthread_mutex_destroy(&s->pub_mu);
-    const wzp_hmap_slot *slot;
-    for (size_t it = 0; wzp_hmap_next(&s->conns, &it, &slot);) {
-        relay_conn *rc = slot->value;
-        free(rc);
-    }
-    wzp_hmap_free(&s->conns);
     if (s->loop) {
         wzp_timer_stop(s->loop, &s->timer);
         if (s->draining)
             wzp_timer_stop(s->loop, &s->drain);
         if (s->ctl_io.fd >= 0)
             wzp_io_stop(s->loop, &s->ctl_io);
+        if (s->events_io.fd >= 0)
+            wzp_io_stop(s->loop, &s->events_io);
     }
+    /* Threads first: nothing may feed or send while the rest goes. */
+    for (unsigned i = 0; i < s->nshards; i++)
+        wzp_relay_shard_free(s->shards[i]);
+    wzp_mq_destroy(&s->events, free_event);
     wzp_cluster_free(s->cluster); /* before the control plane its answers would reach */
     wzp_tcp_listener_free(s->tcp);
     wzp_relay_control_free(s->ctl);
-    wzp_quic_endpoint_free(s->ep);
     wzp_stun_alt_free(s->alt[0]);
     wzp_stun_alt_free(s->alt[1]);
     wzp_forwarder_free(s->fwd);
@@ -955,7 +979,9 @@ void wzp_relay_server_fingerprint(const wzp_relay_server *s, uint8_t fp[WZP_FING
 void wzp_relay_server_get_stats(const wzp_relay_server *s, wzp_relay_server_stats *out)
 {
     memset(out, 0, sizeof(*out));
-    wzp_quic_endpoint_get_stats(s->ep, &out->quic);
+    wzp_relay_shard_stats sum;
+    shard_stats_sum((wzp_relay_server *)s, &sum);
+    out->quic = sum.quic;
     if (s->tcp)
         wzp_tcp_listener_get_stats(s->tcp, &out->tcp);
 }

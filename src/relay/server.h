@@ -1,9 +1,10 @@
 /*
  * The relay daemon: one UDP port serving QUIC control connections, STUN and
- * relayed frames. Forwarding runs on the forwarder's worker threads; this
- * object is the control thread: it owns the event loop, the QUIC endpoint
- * (server side, clients identified by the key they prove), the sans-I/O
- * control plane and the channel table it fills.
+ * relayed frames. Forwarding runs on the forwarder's worker threads; the
+ * control connections' QUIC (server side, clients identified by the key they
+ * prove) on its QUIC shards (relay/shard.h); this object is the control
+ * thread: it owns the event loop, the sans-I/O control plane, the channel
+ * table it fills, the cluster link and the TCP service.
  */
 #ifndef WZP_RELAY_SERVER_H
 #define WZP_RELAY_SERVER_H
@@ -33,22 +34,27 @@ typedef struct wzp_relay_server_config {
     wzp_ts tcp_idle_timeout;      /* no complete record for this long: closed; 0 = 30 s */
     const char *home;             /* identity directory; NULL = default */
     unsigned workers;             /* forwarding threads; 0 = number of cores */
-    int coalesce_us;              /* forwarder receive coalescing cap; 0 = default, < 0 = off */
-    int stun_rate;                /* STUN answers per second per source (burst 2x); 0 = default
-                                     (WZP_FWD_STUN_RATE, 10), < 0 = no limit */
-    uint32_t max_conns;           /* control connections, handshaking included; default 200000 */
-    wzp_ts conn_idle_timeout;     /* control connection idle timeout; default 60 s */
+    /* QUIC shards of the control plane (src/relay/shard.h): threads that each own a
+     * share of the control connections (handshakes, TLS); registrations and calls
+     * stay on the control thread. 0 = number of cores, 1 = all on the control
+     * thread (no extra thread); at most WZP_RELAY_MAX_SHARDS. */
+    unsigned control_shards;
+    int coalesce_us;          /* forwarder receive coalescing cap; 0 = default, < 0 = off */
+    int stun_rate;            /* STUN answers per second per source (burst 2x); 0 = default
+                                 (WZP_FWD_STUN_RATE, 10), < 0 = no limit */
+    uint32_t max_conns;       /* control connections, handshaking included; default 200000 */
+    wzp_ts conn_idle_timeout; /* control connection idle timeout; default 60 s */
     wzp_ts chan_idle_timeout; /* a call's channels close after this much silence; default 90 s */
     /*
      * Handshake-flood hardening (wzp_quic_endpoint_config). While this many
      * control connections are handshaking, a new client first gets a
      * stateless Retry (one more round trip, proves its address): default
      * 1000, so normal load pays nothing; 0 = always (tests), SIZE_MAX
-     * (WZP_QUIC_RETRY_NEVER) = never.
+     * (WZP_QUIC_RETRY_NEVER) = never. Each shard applies its share.
      */
     size_t retry_threshold;
-    /* Handshaking connections one IP address may hold; default 16, 0 = no
-     * cap (load generators running many clients on one host). */
+    /* Handshaking connections one IP address may hold, per shard; default 16,
+     * 0 = no cap (load generators running many clients on one host). */
     uint32_t max_handshakes_per_addr;
     wzp_relay_control_config control;
     /* Optional (len 0 = none): a second IP address of this host, per family, for the

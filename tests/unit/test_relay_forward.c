@@ -571,7 +571,7 @@ static void test_forward_trains(void **state)
     wzp_udp_msg m[3];
     for (int i = 0; i < 3; i++)
         m[i] = (wzp_udp_msg){.data = cbuf[i], .cap = sizeof(cbuf[i])};
-    assert_int_equal(wzp_forwarder_ctl_recv(x.f, m, 3), 3);
+    assert_int_equal(wzp_forwarder_ctl_recv(x.f, 0, m, 3), 3);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(m[i].len, 40);
         assert_int_equal(m[i].data[39], i);
@@ -665,30 +665,30 @@ static void test_forward_control_queue(void **state)
     assert_int_equal(wzp_udp_send(a, &x.relay, probe, sizeof(probe)), 0);
     assert_int_equal(STAT_WAIT(x.f, ctl_queued, 3), 3);
 
-    struct pollfd p = {.fd = wzp_forwarder_ctl_fd(x.f), .events = POLLIN};
+    struct pollfd p = {.fd = wzp_forwarder_ctl_fd(x.f, 0), .events = POLLIN};
     assert_int_equal(poll(&p, 1, 2000), 1);
     static uint8_t bufs[4][WZP_FWD_MAX_DGRAM];
     wzp_udp_msg m[4];
     for (int i = 0; i < 4; i++)
         m[i] = (wzp_udp_msg){.data = bufs[i], .cap = WZP_FWD_MAX_DGRAM};
-    assert_int_equal(wzp_forwarder_ctl_recv(x.f, m, 4), 3);
+    assert_int_equal(wzp_forwarder_ctl_recv(x.f, 0, m, 4), 3);
     assert_int_equal(m[0].len, sizeof(probe2));
     assert_memory_equal(m[0].data, probe2, sizeof(probe2));
     assert_true(wzp_addr_equal(&m[0].peer, &aa));
     assert_int_equal(m[1].len, sizeof(quic));
     assert_memory_equal(m[1].data, quic, sizeof(quic));
     assert_int_equal(m[2].len, sizeof(probe));
-    assert_int_equal(wzp_forwarder_ctl_recv(x.f, m, 4), 0);
+    assert_int_equal(wzp_forwarder_ctl_recv(x.f, 0, m, 4), 0);
     assert_int_equal(poll(&p, 1, 0), 0); /* drained: no longer readable */
     wzp_udp_msg small = {.data = bufs[0], .cap = 100};
-    assert_int_equal(wzp_forwarder_ctl_recv(x.f, &small, 1), WZP_ERR_INVALID);
+    assert_int_equal(wzp_forwarder_ctl_recv(x.f, 0, &small, 1), WZP_ERR_INVALID);
 
     /* A full queue drops and counts; the worker never blocks. */
     for (int i = 0; i < 6; i++)
         assert_int_equal(wzp_udp_send(a, &x.relay, quic, sizeof(quic)), 0);
     assert_int_equal(STAT_WAIT(x.f, ctl_full, 2), 2);
     assert_int_equal(STAT_WAIT(x.f, ctl_queued, 7), 7);
-    assert_int_equal(wzp_forwarder_ctl_recv(x.f, m, 4), 4);
+    assert_int_equal(wzp_forwarder_ctl_recv(x.f, 0, m, 4), 4);
 
     /* Control replies leave from the relay port. */
     uint8_t reply[] = {0x01, 0x01, 0, 0};

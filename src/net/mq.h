@@ -1,0 +1,40 @@
+/*
+ * A message queue between threads: any thread appends, one thread takes
+ * everything at once, in order. Nodes are the caller's (embed wzp_mq_node
+ * first in a struct); the queue only links them. An eventfd is readable
+ * while the queue may be non-empty, for the consumer's event loop.
+ *
+ * The relay's QUIC shards and its control thread talk through these
+ * (src/relay/shard.h): messages to send, connections opened and closed.
+ */
+#ifndef WZP_NET_MQ_H
+#define WZP_NET_MQ_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct wzp_mq_node {
+    struct wzp_mq_node *next;
+} wzp_mq_node;
+
+typedef struct wzp_mq {
+    pthread_mutex_t mu;
+    wzp_mq_node *head, *tail;
+    int efd;
+} wzp_mq;
+
+/* 0, or WZP_ERR_IO (no eventfd). */
+int wzp_mq_init(wzp_mq *q);
+/* Frees every node still queued with free_node (NULL: leave them), closes the fd. */
+void wzp_mq_destroy(wzp_mq *q, void (*free_node)(wzp_mq_node *n));
+/* Any thread: appends n (its next is overwritten). Wakes the consumer if the
+ * queue was empty, so a burst costs one eventfd write. */
+void wzp_mq_push(wzp_mq *q, wzp_mq_node *n);
+/* The consumer: everything queued, oldest first, linked by next (NULL: nothing).
+ * Clears the eventfd first, so a push that follows wakes it again. */
+wzp_mq_node *wzp_mq_take(wzp_mq *q);
+/* Readable while nodes may be waiting (poll it with WZP_IO_READ). */
+int wzp_mq_fd(const wzp_mq *q);
+
+#endif
