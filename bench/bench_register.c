@@ -5,15 +5,25 @@
  * and are then checked (every client pings, a sample of them call each other).
  * The relay's memory is its VmRSS from /proc, before and after.
  *
- * usage: bench_register [CLIENTS] [HOLD_SECONDS] [IN_FLIGHT]   (10000, 10, 64)
+ * usage: bench_register [CLIENTS] [HOLD_SECONDS] [IN_FLIGHT] [SHARDS...]
+ *        (10000, 10, 64, "1 N" with N the number of cores)
  * $WZP_BENCH_RELAY_ARGS: more options for the relay, split at spaces (e.g. a
  * cluster's --redis ... for bench/cluster.sh).
+ *
+ * The whole run is repeated for each SHARDS value (the relay's
+ * --control-shards; 0 = its default), with fresh sockets and relay, same
+ * identities: by default one shard (the control thread alone, the reference)
+ * then one per core. Besides the relay's CPU per registration it reports its
+ * busiest thread's: what bounds registrations per second once there are
+ * cores enough for every thread (the clients here share the same cores).
+ * The last line is the last run's, with the first run's figures as ref_*.
  *
  * Handshakes are paced by IN_FLIGHT: at most that many clients are between
  * "connect" and "Registered" at any time, so the relay is loaded steadily
  * instead of flooded. Client and relay share the machine's cores, so the
  * rates include the clients' own TLS work.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -151,15 +161,16 @@ static double self_cpu_s(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-static void start_relay(const char *bin, const char *home, size_t max_regs)
+static void start_relay(const char *bin, const char *home, size_t max_regs, unsigned shards)
 {
     int pfd[2];
     if (pipe(pfd) != 0) {
         perror("pipe");
         exit(1);
     }
-    char regs[32];
+    char regs[32], nshards[16];
     snprintf(regs, sizeof(regs), "%zu", max_regs);
+    snprintf(nshards, sizeof(nshards), "%u", shards);
     relay_pid = fork();
     if (relay_pid < 0) {
         perror("fork");
@@ -176,8 +187,9 @@ static void start_relay(const char *bin, const char *home, size_t max_regs)
                           (char *)home,  "--max-registrations",
                           regs,          "--max-handshakes-per-ip",
                           "0",           "--max-conns-per-ip",
-                          "0",           NULL};
-        size_t n = 11;
+                          "0",           "--control-shards",
+                          nshards,       NULL};
+        size_t n = 13;
         char *extra = getenv("WZP_BENCH_RELAY_ARGS");
         for (char *tok = extra ? strtok(extra, " ") : NULL; tok && n < 63; tok = strtok(NULL, " "))
             args[n++] = tok;
@@ -204,6 +216,58 @@ static void start_relay(const char *bin, const char *home, size_t max_regs)
         fprintf(stderr, "bench_register: wzp-relay did not start (%s)\n", bin);
         exit(1);
     }
+}
+
+/* CPU seconds of every relay thread, by thread id (a thread's stat names it). */
+#define MAX_THREADS 512
+typedef struct thread_cpu {
+    int n;
+    int tid[MAX_THREADS];
+    double s[MAX_THREADS];
+} thread_cpu;
+
+static void relay_threads(thread_cpu *t)
+{
+    char path[96], buf[1024];
+    t->n = 0;
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)relay_pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL && t->n < MAX_THREADS) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)relay_pid, atoi(e->d_name));
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        char *p = strrchr(buf, ')');
+        unsigned long ut = 0, st = 0;
+        if (!p ||
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+            continue;
+        t->tid[t->n] = atoi(e->d_name);
+        t->s[t->n++] = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    }
+    if (d)
+        closedir(d);
+}
+
+/* The most CPU any one relay thread used between two snapshots. */
+static double busiest_thread_s(const thread_cpu *a, const thread_cpu *b)
+{
+    double max = 0;
+    for (int i = 0; i < b->n; i++) {
+        double before = 0;
+        for (int k = 0; k < a->n; k++)
+            if (a->tid[k] == b->tid[i])
+                before = a->s[k];
+        if (b->s[i] - before > max)
+            max = b->s[i] - before;
+    }
+    return max;
 }
 
 static int stop_relay(void)
@@ -433,78 +497,58 @@ static void row(const char *phase, size_t n, double s, double rate, long rss_kib
     fflush(stdout);
 }
 
-int main(int argc, char **argv)
+/* What one run measured. */
+typedef struct result {
+    unsigned shards;
+    size_t regs;
+    double reg_rate, rcpu_per_reg, busiest_per_reg;
+    long rss_per_client;
+    bool ok;
+} result;
+
+static const char *relay_bin;
+
+/* Sockets, endpoints and a relay with SHARDS control shards; register, hold, check. */
+static result run(unsigned shards, int hold, size_t window)
 {
-    nclients = argc > 1 ? strtoul(argv[1], NULL, 10) : 10000;
-    int hold = argc > 2 ? atoi(argv[2]) : 10;
-    size_t window = argc > 3 ? strtoul(argv[3], NULL, 10) : 64;
-    if (nclients < 2 || window < 1) {
-        fprintf(stderr, "usage: bench_register [CLIENTS] [HOLD_SECONDS] [IN_FLIGHT]\n");
-        return 2;
-    }
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < nclients + 64) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-        if (rl.rlim_cur < nclients + 64) {
-            fprintf(stderr, "bench_register: need %zu file descriptors, limit is %llu\n",
-                    nclients + 64, (unsigned long long)rl.rlim_cur);
-            return 1;
-        }
-    }
-    char bin[4096];
-    const char *bindir = getenv("WZP_BIN_DIR");
-    if (bindir) {
-        snprintf(bin, sizeof(bin), "%s/wzp-relay", bindir);
-    } else {
-        /* build/bench/bench_register -> build/bin/wzp-relay */
-        snprintf(bin, sizeof(bin), "%s", argv[0]);
-        char *slash = strrchr(bin, '/');
-        if (slash)
-            snprintf(slash, sizeof(bin) - (size_t)(slash - bin), "/../bin/wzp-relay");
-        else
-            snprintf(bin, sizeof(bin), "../bin/wzp-relay");
-    }
-    char home[] = "/tmp/wzp-bench-register-XXXXXX";
-    if (!mkdtemp(home)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    clients = calloc(nclients, sizeof(*clients));
+    result res = {.shards = shards};
+    n_registered = n_closed = n_inflight = 0;
+    hlen = 0;
     epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (!clients || epfd < 0)
-        return 1;
-
-    printf("%-26s %8s %9s %10s %14s\n", "phase", "clients", "seconds", "per_s", "relay_rss_MiB");
-
-    /* 1. Identities: one key pair and certificate each, generated in memory. */
-    wzp_ts t0 = wzp_now();
+    if (epfd < 0)
+        exit(1);
     for (size_t i = 0; i < nclients; i++) {
-        if (wzp_identity_generate(&clients[i].id) != 0) {
-            fprintf(stderr, "identity generation failed\n");
-            return 1;
-        }
+        wzp_identity *id = clients[i].id;
+        memset(&clients[i], 0, sizeof(clients[i]));
+        clients[i].id = id;
     }
+    printf("\n--control-shards %u%s\n", shards, shards ? "" : " (the relay's default)");
+    printf("%-26s %8s %9s %10s %14s\n", "phase", "clients", "seconds", "per_s", "relay_rss_MiB");
     wzp_ts t1 = wzp_now();
-    row("generate identities", nclients, secs(t0, t1), (double)nclients / secs(t0, t1), -1);
-
     /* 2. Sockets and endpoints (client side only). */
     for (size_t i = 0; i < nclients; i++) {
         if (client_setup(&clients[i]) != 0) {
             fprintf(stderr, "client %zu setup failed\n", i);
-            return 1;
+            exit(1);
         }
     }
     wzp_ts t2 = wzp_now();
     row("client sockets+endpoints", nclients, secs(t1, t2), (double)nclients / secs(t1, t2), -1);
 
     /* 3. The relay. */
-    start_relay(bin, home, nclients + 1000);
+    char home[] = "/tmp/wzp-bench-register-XXXXXX";
+    if (!mkdtemp(home)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    start_relay(relay_bin, home, nclients + 1000, shards);
     usleep(200000);
     long rss0 = relay_rss_kib();
     row("relay idle", 0, 0, -1, rss0);
 
     /* 4. Register everyone, IN_FLIGHT at a time. */
+    static thread_cpu th0, th1;
+    relay_threads(&th0);
     double rcpu0 = relay_cpu_s(), ccpu0 = self_cpu_s();
     wzp_ts t3 = wzp_now(), limit = t3 + WZP_SEC(90);
     size_t next = 0;
@@ -528,9 +572,13 @@ int main(int argc, char **argv)
     double reg_rate = (double)regs / secs(t3, t4);
     row("register", regs, secs(t3, t4), reg_rate, rss1);
     double rcpu = relay_cpu_s() - rcpu0, ccpu = self_cpu_s() - ccpu0;
-    double rcpu_per_reg = regs ? rcpu * 1e6 / (double)regs : 0.0;
-    printf("  cpu during register: relay %.2f s (%.0f us per registration), clients %.2f s\n", rcpu,
-           regs ? rcpu * 1e6 / (double)regs : 0.0, ccpu);
+    relay_threads(&th1);
+    double busiest = busiest_thread_s(&th0, &th1);
+    res.rcpu_per_reg = regs ? rcpu * 1e6 / (double)regs : 0.0;
+    res.busiest_per_reg = regs ? busiest * 1e6 / (double)regs : 0.0;
+    printf("  cpu during register: relay %.2f s (%.0f us per registration; busiest thread "
+           "%.0f us), clients %.2f s\n",
+           rcpu, res.rcpu_per_reg, res.busiest_per_reg, ccpu);
     if (regs < nclients)
         fprintf(stderr, "only %zu of %zu registered (%zu closed, %zu in flight)\n", regs, nclients,
                 n_closed, n_inflight);
@@ -588,21 +636,106 @@ int main(int argc, char **argv)
     printf("relay exit status after SIGTERM: %d\n", rc);
     for (size_t i = 0; i < nclients; i++) {
         wzp_quic_endpoint_free(clients[i].ep);
+        clients[i].ep = NULL;
         if (clients[i].fd >= 0)
             close(clients[i].fd);
-        wzp_identity_free(clients[i].id);
     }
-    free(clients);
-    free(heap);
     close(epfd);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", home);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", home);
+    res.regs = regs;
+    res.reg_rate = reg_rate;
+    res.rss_per_client = regs ? (rss1 - rss0) * 1024 / (long)regs : 0;
+    res.ok = regs == nclients && pongs >= regs && incoming >= pairs;
+    return res;
+}
 
-    long per = regs ? (rss1 - rss0) * 1024 / (long)regs : 0;
-    printf("register: clients=%zu regs_per_s=%.0f rss_bytes_per_client=%ld "
-           "relay_cpu_us_per_reg=%.0f\n",
-           regs, reg_rate, per, rcpu_per_reg);
-    return regs == nclients && pongs >= regs && incoming >= pairs ? 0 : 1;
+int main(int argc, char **argv)
+{
+    nclients = argc > 1 ? strtoul(argv[1], NULL, 10) : 10000;
+    int hold = argc > 2 ? atoi(argv[2]) : 10;
+    size_t window = argc > 3 ? strtoul(argv[3], NULL, 10) : 64;
+    if (nclients < 2 || window < 1) {
+        fprintf(stderr, "usage: bench_register [CLIENTS] [HOLD_SECONDS] [IN_FLIGHT] [SHARDS...]\n");
+        return 2;
+    }
+    enum { MAX_RUNS = 8 };
+    unsigned shards[MAX_RUNS];
+    size_t nruns = 0;
+    for (int i = 4; i < argc && nruns < MAX_RUNS; i++)
+        shards[nruns++] = (unsigned)strtoul(argv[i], NULL, 10);
+    if (!nruns) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        shards[nruns++] = 1;
+        shards[nruns++] = cores > 1 ? (unsigned)cores : 2;
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < nclients + 64) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        if (rl.rlim_cur < nclients + 64) {
+            fprintf(stderr, "bench_register: need %zu file descriptors, limit is %llu\n",
+                    nclients + 64, (unsigned long long)rl.rlim_cur);
+            return 1;
+        }
+    }
+    static char bin[4096];
+    const char *bindir = getenv("WZP_BIN_DIR");
+    if (bindir) {
+        snprintf(bin, sizeof(bin), "%s/wzp-relay", bindir);
+    } else {
+        /* build/bench/bench_register -> build/bin/wzp-relay */
+        snprintf(bin, sizeof(bin), "%s", argv[0]);
+        char *slash = strrchr(bin, '/');
+        if (slash)
+            snprintf(slash, sizeof(bin) - (size_t)(slash - bin), "/../bin/wzp-relay");
+        else
+            snprintf(bin, sizeof(bin), "../bin/wzp-relay");
+    }
+    relay_bin = bin;
+    clients = calloc(nclients, sizeof(*clients));
+    if (!clients)
+        return 1;
+
+    /* 1. Identities: one key pair and certificate each, generated in memory. */
+    wzp_ts t0 = wzp_now();
+    for (size_t i = 0; i < nclients; i++) {
+        if (wzp_identity_generate(&clients[i].id) != 0) {
+            fprintf(stderr, "identity generation failed\n");
+            return 1;
+        }
+    }
+    wzp_ts t1 = wzp_now();
+    printf("%-26s %8s %9s %10s %14s\n", "phase", "clients", "seconds", "per_s", "relay_rss_MiB");
+    row("generate identities", nclients, secs(t0, t1), (double)nclients / secs(t0, t1), -1);
+
+    result res[MAX_RUNS];
+    bool ok = true;
+    for (size_t r = 0; r < nruns; r++) {
+        res[r] = run(shards[r], hold, window);
+        ok &= res[r].ok;
+    }
+    for (size_t i = 0; i < nclients; i++)
+        wzp_identity_free(clients[i].id);
+    free(clients);
+    free(heap);
+
+    printf("\n%-16s %10s %22s %22s %26s\n", "control shards", "regs_per_s", "rss_bytes_per_client",
+           "relay_cpu_us_per_reg", "busiest_thread_us_per_reg");
+    for (size_t r = 0; r < nruns; r++)
+        printf("%-16u %10.0f %22ld %22.0f %26.0f\n", res[r].shards, res[r].reg_rate,
+               res[r].rss_per_client, res[r].rcpu_per_reg, res[r].busiest_per_reg);
+    const result *last = &res[nruns - 1], *ref = &res[0];
+    printf("register: clients=%zu shards=%u regs_per_s=%.0f rss_bytes_per_client=%ld "
+           "relay_cpu_us_per_reg=%.0f busiest_thread_us_per_reg=%.0f",
+           last->regs, last->shards, last->reg_rate, last->rss_per_client, last->rcpu_per_reg,
+           last->busiest_per_reg);
+    if (nruns > 1)
+        printf(" ref_shards=%u ref_regs_per_s=%.0f ref_relay_cpu_us_per_reg=%.0f "
+               "ref_busiest_thread_us_per_reg=%.0f",
+               ref->shards, ref->reg_rate, ref->rcpu_per_reg, ref->busiest_per_reg);
+    printf("\n");
+    return ok ? 0 : 1;
 }

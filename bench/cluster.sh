@@ -87,9 +87,9 @@ done <"$T/setup.txt"
 BENCH_REG="$PWD/build/bench/bench_register"
 echo
 echo "registrations: $CLIENTS clients on one relay, reference (no cluster) first"
-"$BENCH_REG" "$CLIENTS" 2 >"$T/reg_ref.txt" 2>&1
+"$BENCH_REG" "$CLIENTS" 2 64 0 >"$T/reg_ref.txt" 2>&1
 WZP_BENCH_RELAY_ARGS="--redis unix:$REDIS_SOCK --redis-password-file $T/redis.pw --cluster-key $T/cluster.key" \
-    "$BENCH_REG" "$CLIENTS" 2 >"$T/reg_cluster.txt" 2>&1
+    "$BENCH_REG" "$CLIENTS" 2 64 0 >"$T/reg_cluster.txt" 2>&1
 printf '%-28s %10s %22s %22s\n' relay regs_per_s rss_bytes_per_client relay_cpu_us_per_reg
 for f in ref cluster; do
     line=$(grep '^register:' "$T/reg_$f.txt")

@@ -64,8 +64,9 @@ struct wzp_relay_server {
     wzp_loop *loop;
     wzp_io ctl_io;
     wzp_timer timer;
-    /* QUIC shards (src/relay/shard.h): the control connections. One runs on this
-     * thread's loop; more run a thread each, on forwarder lanes 1..n (lane 0 is ours). */
+    /* QUIC shards (src/relay/shard.h): the control connections, on forwarder lanes
+     * 1..n (lane 0 is ours). A single one runs on this thread's loop; more run a
+     * thread each. */
     wzp_relay_shard *shards[WZP_RELAY_MAX_SHARDS];
     unsigned nshards;
     uint64_t route_key;
@@ -440,7 +441,7 @@ static unsigned route_packet(void *user, const wzp_addr *from, const uint8_t *p,
 {
     const wzp_relay_server *s = user;
     (void)from;
-    if (s->nshards < 2 || wzp_pkt_classify(p, len) != WZP_PKT_QUIC)
+    if (wzp_pkt_classify(p, len) != WZP_PKT_QUIC)
         return 0;
     return 1 + wzp_quic_route(s->route_key, s->nshards, p, len);
 }
@@ -751,8 +752,9 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
     if (s->nshards > WZP_RELAY_MAX_SHARDS)
         s->nshards = WZP_RELAY_MAX_SHARDS;
     s->route_key = wzp_random_u64();
-    /* Lanes: 0 for this thread, one per shard thread; the queue room is split. */
-    unsigned lanes = s->nshards > 1 ? 1 + s->nshards : 1;
+    /* Lanes: 0 for this thread (datagrams for TCP clients), one per shard; the
+     * queue room is shared out. */
+    unsigned lanes = 1 + s->nshards;
     wzp_forwarder_config fcfg = {.bind = cfg->listen,
                                  .bind6 = cfg->listen6,
                                  .workers = cfg->workers,
@@ -805,7 +807,7 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
     shc.quic.max_handshakes_per_addr = cfg->max_handshakes_per_addr;
     for (unsigned i = 0; i < s->nshards; i++) {
         shc.index = i;
-        shc.lane = s->nshards > 1 ? 1 + i : 0;
+        shc.lane = 1 + i;
         if ((rv = wzp_relay_shard_new(&s->shards[i], &shc)) < 0)
             goto fail;
     }
