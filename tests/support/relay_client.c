@@ -71,6 +71,10 @@ int relay_thread_start(relay_thread *rt, const wzp_relay_server_config *cfg)
         return WZP_ERR_IO;
     c.home = rt->home;
     wzp_addr_parse(&c.listen, "127.0.0.1:0", false);
+    /* ctest runs relay suites both ways: the control thread alone, and sharded. */
+    const char *shards = getenv("WZP_TEST_RELAY_SHARDS");
+    if (shards)
+        c.control_shards = (unsigned)atoi(shards);
     rt->cfg = c;
     int rv = launch(rt);
     if (rv < 0)
