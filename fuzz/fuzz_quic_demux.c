@@ -16,6 +16,9 @@
  * connection ID the client sends to. That connection then ends and is made
  * again.
  *
+ * The connection-ID router of the relay's QUIC shards (wzp_quic_route) reads
+ * every input too.
+ *
  * WZP_FUZZ_WRITE_SEEDS=DIR makes the first call write real packets of a
  * handshake (client Initial, server Initial, short-header packets) to DIR:
  * that is how fuzz/corpus/quic_demux/ was made.
@@ -222,6 +225,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wzp_quic_endpoint_feed(rsrv.ep, &rsrv.addr, &stranger, data, size, now, NULL);
     wzp_quic_endpoint_feed(rsrv.ep, &rsrv.addr, &cli.addr, data, size, now, NULL);
     wzp_quic_endpoint_feed(cli.ep, &cli.addr, &srv.addr, data, size, now, NULL);
+    /* The relay's shard router reads the same bytes on its worker threads. */
+    if (wzp_quic_route(0x5eed, 3, data, size) >= 3)
+        abort();
     static uint8_t sr[WZP_QUIC_MAX_PACKET];
     if (have_cli_dcid && size >= 21 && size <= sizeof(sr) && data[0] == 0x6a) {
         /* The same bytes as a Stateless Reset srv would send for the client's connection. */
