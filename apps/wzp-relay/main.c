@@ -45,7 +45,7 @@ static void usage(FILE *out)
         "                         'never' = off)\n"
         "  --max-handshakes-per-ip N\n"
         "                         handshaking connections per source IPv4 address or IPv6\n"
-        "                         /64 (16; 0 = no cap)\n"
+        "                         /64 and control shard (16; 0 = no cap)\n"
         "  --max-conns-per-ip N   control connections per source IPv4 address or IPv6 /64,\n"
         "                         registered or not (64; 0 = no cap). Over it: 'relay full'\n"
         "  --alias-reclaim DURATION\n"
