@@ -45,6 +45,7 @@ struct wzp_relay_shard {
     wzp_quic_endpoint *ep;
     wzp_loop *loop; /* cfg.loop, or our own */
     bool own_loop, started, joined;
+    bool stop_sent; /* the owner's (control thread's): stop was asked */
     pthread_t thread;
     wzp_io pkt_io, cmd_io;
     wzp_timer timer;
@@ -466,8 +467,10 @@ int wzp_relay_shard_start(wzp_relay_shard *sh)
 
 void wzp_relay_shard_stop(wzp_relay_shard *sh)
 {
-    if (!sh->started || sh->stopping)
+    /* stop_sent, not `stopping`: that one is the shard thread's. */
+    if (!sh->started || sh->stop_sent)
         return;
+    sh->stop_sent = true;
     if (sh->own_loop)
         push_cmd(sh, CMD_STOP, 0, 0, NULL, NULL, 0);
     else
