@@ -35,13 +35,18 @@
 /* How often the control thread looks for idle channels. */
 #define CHAN_EXPIRE_INTERVAL WZP_SEC(1)
 #define RX_BATCH             64
-/* Control packets (QUIC, STUN) each worker may hold for this thread. The
- * forwarder's default (256) overflows when thousands of clients (re)connect
- * or signal at once, and every drop costs a QUIC retransmission timeout:
- * bench register ran 1.4x (registrations) and 3x (pings) faster with this.
- * Slots are touched only as used. */
-#define CTL_QUEUE     4096
-#define CTL_QUEUE_MIN 1024 /* per lane, when shards share CTL_QUEUE out */
+/* Control packets (QUIC, probes) each worker may hold for this thread and the
+ * shards together. The forwarder's default (256) overflows when thousands of
+ * clients (re)connect or signal at once, and every drop costs a QUIC
+ * retransmission timeout: bench register ran 1.4x (registrations) and 3x
+ * (pings) faster with this. */
+#define CTL_QUEUE 4096
+/* The lanes of a worker (this thread's, one per shard) share CTL_QUEUE out,
+ * so a worker's queues take no more memory than one did before shards (a
+ * slot is ~2 KiB and every slot of a ring is touched as it cycles): the
+ * largest power of two that fits, at least this. A shard's room is this
+ * times the workers. */
+#define CTL_QUEUE_MIN 64
 /* Alias bindings are saved at most this often while they change, and at
  * least this often anyway (a live key's saved expiry is "now + reclaim" as
  * of the save, so a crash loses at most this much of it). */
@@ -435,6 +440,14 @@ static wzp_ts next_alias_save(const wzp_relay_server *s)
 
 /* --- the control thread's loop ------------------------------------------------------ */
 
+static unsigned lane_queue(unsigned lanes)
+{
+    unsigned q = CTL_QUEUE_MIN;
+    while (2 * q * lanes <= CTL_QUEUE)
+        q *= 2;
+    return q;
+}
+
 /* The forwarder's lane for a control packet: QUIC to its shard (by connection ID),
  * the rest to this thread. Worker threads call it: reads only what never changes. */
 static unsigned route_packet(void *user, const wzp_addr *from, const uint8_t *p, size_t len)
@@ -761,8 +774,7 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
                                  .coalesce_us = cfg->coalesce_us,
                                  .stun_rate = cfg->stun_rate,
                                  .table = s->chans,
-                                 .ctl_queue = CTL_QUEUE / lanes < CTL_QUEUE_MIN ? CTL_QUEUE_MIN
-                                                                                : CTL_QUEUE / lanes,
+                                 .ctl_queue = lane_queue(lanes),
                                  .ctl_lanes = lanes,
                                  .ctl_route = route_packet,
                                  .ctl_route_user = s};
