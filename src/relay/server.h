@@ -123,12 +123,13 @@ void wzp_relay_server_fingerprint(const wzp_relay_server *s, uint8_t fp[WZP_FING
 /* The TCP service's address (listen_tcp with the actual port), or NULL. */
 const wzp_addr *wzp_relay_server_tcp_addr(const wzp_relay_server *s);
 typedef struct wzp_relay_server_stats {
-    wzp_quic_endpoint_stats quic; /* the QUIC endpoint's (Retries sent, bad tokens, ...) */
+    wzp_quic_endpoint_stats quic; /* the QUIC shards' together (Retries sent, bad tokens, ...) */
     wzp_tcp_listener_stats tcp;   /* the TCP service's (all zero without one) */
 } wzp_relay_server_stats;
 
-/* A snapshot of the counters. Take it on the control thread or once run()
- * has returned: they are not atomic. */
+/* A snapshot of the counters. quic: any thread (each shard's copy, published
+ * after every batch of its work); tcp: on the control thread or once run()
+ * has returned (not atomic). */
 void wzp_relay_server_get_stats(const wzp_relay_server *s, wzp_relay_server_stats *out);
 
 #endif
