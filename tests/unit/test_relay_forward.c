@@ -982,6 +982,58 @@ static void test_forward_start_errors(void **state)
     wzp_forwarder_free(NULL);
 }
 
+/* Steers by the payload's second byte (a test's route; a relay's reads the connection ID). */
+static unsigned route_by_byte(void *user, const wzp_addr *from, const uint8_t *p, size_t len)
+{
+    (void)from;
+    (*(int *)user)++;
+    return len > 1 ? p[1] : 0;
+}
+
+/* Control lanes: each control packet goes to the lane the route names, on
+ * that lane's own fd and queue; a lane out of range means lane 0. */
+static void test_forward_control_lanes(void **state)
+{
+    (void)state;
+    wzp_chan_table *t = table_new(16);
+    int routed = 0;
+    wzp_forwarder_config cfg = {.workers = 1,
+                                .table = t,
+                                .ctl_lanes = 3,
+                                .ctl_route = route_by_byte,
+                                .ctl_route_user = &routed};
+    cfg.bind = addr("127.0.0.1:0");
+    wzp_forwarder *f;
+    assert_int_equal(wzp_forwarder_new(&f, &cfg), 0);
+    assert_int_equal(wzp_forwarder_ctl_lanes(f), 3);
+    assert_int_equal(wzp_forwarder_ctl_fd(f, 3), -1);
+    wzp_addr relay = *wzp_forwarder_local_addr(f), aa;
+    int a = peer_open(&aa);
+    uint8_t to2[30] = {0xc3, 2}, to1[30] = {0xc3, 1}, to9[30] = {0xc3, 9};
+    assert_int_equal(wzp_udp_send(a, &relay, to2, sizeof(to2)), 0);
+    assert_int_equal(wzp_udp_send(a, &relay, to1, sizeof(to1)), 0);
+    assert_int_equal(wzp_udp_send(a, &relay, to9, sizeof(to9)), 0);
+    assert_int_equal(STAT_WAIT(f, ctl_queued, 3), 3);
+    static uint8_t bufs[4][WZP_FWD_MAX_DGRAM];
+    wzp_udp_msg m[4];
+    for (int i = 0; i < 4; i++)
+        m[i] = (wzp_udp_msg){.data = bufs[i], .cap = WZP_FWD_MAX_DGRAM};
+    const uint8_t *want[3] = {to9, to1, to2}; /* lane 0 gets the out-of-range one */
+    for (unsigned lane = 0; lane < 3; lane++) {
+        struct pollfd p = {.fd = wzp_forwarder_ctl_fd(f, lane), .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 2000), 1);
+        assert_int_equal(wzp_forwarder_ctl_recv(f, lane, m, 4), 1);
+        assert_memory_equal(m[0].data, want[lane], sizeof(to1));
+        assert_true(wzp_addr_equal(&m[0].peer, &aa));
+        assert_int_equal(poll(&p, 1, 0), 0);
+    }
+    assert_int_equal(routed, 3);
+    assert_int_equal(wzp_forwarder_ctl_recv(f, 3, m, 4), WZP_ERR_INVALID);
+    close(a);
+    wzp_forwarder_free(f);
+    wzp_chan_table_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -991,7 +1043,7 @@ int main(void)
         cmocka_unit_test(test_forward_coalescing),   cmocka_unit_test(test_forward_control_queue),
         cmocka_unit_test(test_forward_multi_worker), cmocka_unit_test(test_forward_dual_stack),
         cmocka_unit_test(test_forward_start_errors), cmocka_unit_test(test_stun_rate_limit),
-        cmocka_unit_test(test_forward_stun_limit),
+        cmocka_unit_test(test_forward_stun_limit),   cmocka_unit_test(test_forward_control_lanes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
