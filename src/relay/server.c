@@ -233,20 +233,20 @@ static void on_event(wzp_relay_server *s, const wzp_relay_shard_event *ev, wzp_t
     }
 }
 
-/* Runs every queued event; returns how many. */
-static size_t drain_events(wzp_relay_server *s)
+/* Runs every queued event; once stopping, only the datagrams for TCP clients
+ * (the shards' last closes): the control plane takes no new work. */
+static void drain_events(wzp_relay_server *s)
 {
     wzp_mq_node *n = wzp_mq_take(&s->events);
     wzp_ts now = wzp_now();
-    size_t count = 0;
     while (n) {
         wzp_mq_node *next = n->next;
-        on_event(s, (const wzp_relay_shard_event *)n, now);
+        const wzp_relay_shard_event *ev = (const wzp_relay_shard_event *)n;
+        if (!s->stopping || ev->kind == WZP_SHARD_EV_TCP_OUT)
+            on_event(s, ev, now);
         free(n);
         n = next;
-        count++;
     }
-    return count;
 }
 
 int wzp_relay_endpoint_config(wzp_quic_endpoint_config *cfg, const wzp_identity *id,
