@@ -40,14 +40,19 @@ void wzp_mq_destroy(wzp_mq *q, void (*free_node)(wzp_mq_node *n))
 
 void wzp_mq_push(wzp_mq *q, wzp_mq_node *n)
 {
-    n->next = NULL;
+    wzp_mq_push_chain(q, n, n);
+}
+
+void wzp_mq_push_chain(wzp_mq *q, wzp_mq_node *first, wzp_mq_node *last)
+{
+    last->next = NULL;
     pthread_mutex_lock(&q->mu);
     bool was_empty = !q->head;
     if (q->tail)
-        q->tail->next = n;
+        q->tail->next = first;
     else
-        q->head = n;
-    q->tail = n;
+        q->head = first;
+    q->tail = last;
     pthread_mutex_unlock(&q->mu);
     if (was_empty) {
         uint64_t one = 1;

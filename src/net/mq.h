@@ -31,6 +31,9 @@ void wzp_mq_destroy(wzp_mq *q, void (*free_node)(wzp_mq_node *n));
 /* Any thread: appends n (its next is overwritten). Wakes the consumer if the
  * queue was empty, so a burst costs one eventfd write. */
 void wzp_mq_push(wzp_mq *q, wzp_mq_node *n);
+/* Appends a chain first..last, linked by next (last's is overwritten): one
+ * lock and at most one wake-up for a batch. */
+void wzp_mq_push_chain(wzp_mq *q, wzp_mq_node *first, wzp_mq_node *last);
 /* The consumer: everything queued, oldest first, linked by next (NULL: nothing).
  * Clears the eventfd first, so a push that follows wakes it again. */
 wzp_mq_node *wzp_mq_take(wzp_mq *q);

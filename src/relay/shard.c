@@ -50,6 +50,8 @@ struct wzp_relay_shard {
     wzp_io pkt_io, cmd_io;
     wzp_timer timer;
     wzp_mq cmds;
+    /* Events of the work under way, passed on as one batch when it is done. */
+    wzp_mq_node *ev_first, *ev_last;
     shard_conn handshaking;
     wzp_hmap conns; /* handle -> shard_conn */
     uint64_t next_seq;
@@ -83,7 +85,20 @@ static void emit(wzp_relay_shard *sh, wzp_relay_shard_ev_kind kind, uint64_t han
     ev->len = len;
     if (len)
         memcpy(ev->data, data, len);
-    wzp_mq_push(sh->cfg.events, &ev->node);
+    ev->node.next = NULL;
+    if (sh->ev_last)
+        sh->ev_last->next = &ev->node;
+    else
+        sh->ev_first = &ev->node;
+    sh->ev_last = &ev->node;
+}
+
+static void flush_events(wzp_relay_shard *sh)
+{
+    if (!sh->ev_first)
+        return;
+    wzp_mq_push_chain(sh->cfg.events, sh->ev_first, sh->ev_last);
+    sh->ev_first = sh->ev_last = NULL;
 }
 
 /* --- QUIC callbacks ----------------------------------------------------------------------- */
@@ -231,6 +246,7 @@ static void publish(wzp_relay_shard *sh)
 static void service(wzp_relay_shard *sh)
 {
     wzp_quic_endpoint_flush(sh->ep, wzp_now(), q_send, sh);
+    flush_events(sh);
     publish(sh);
     wzp_timer_start(sh->loop, &sh->timer, wzp_quic_endpoint_expiry(sh->ep));
 }
@@ -288,6 +304,7 @@ static void shut_down(wzp_relay_shard *sh)
     sh->stopping = true;
     close_all(sh, CLOSE_SHUTDOWN, "relay shutting down");
     wzp_quic_endpoint_flush(sh->ep, wzp_now(), q_send, sh);
+    flush_events(sh);
     publish(sh);
 }
 
@@ -518,6 +535,10 @@ void wzp_relay_shard_free(wzp_relay_shard *sh)
     wzp_hmap_free(&sh->conns);
     /* Freed without callbacks: the records above are the connections' user data. */
     wzp_quic_endpoint_free(sh->ep);
+    for (wzp_mq_node *n = sh->ev_first, *next; n; n = next) {
+        next = n->next;
+        free(n);
+    }
     if (sh->published_conns)
         atomic_fetch_sub_explicit(sh->cfg.total_conns, sh->published_conns, memory_order_relaxed);
     wzp_mq_destroy(&sh->cmds, free_node);
