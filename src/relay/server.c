@@ -474,6 +474,7 @@ static void tcp_deliver(void *user, const wzp_addr *from, const uint8_t *data, s
     switch (wzp_pkt_classify(data, len)) {
     case WZP_PKT_QUIC:
         wzp_relay_shard_packet(shard_for_packet(s, data, len), from, data, len);
+        service(s);
         break;
     case WZP_PKT_RELAY:
         wzp_tcp_forward_frame(&s->tcp_fwd, from, data, len, now);
@@ -526,6 +527,8 @@ static wzp_ts publish_metrics(wzp_relay_server *s, wzp_ts now)
 static void service(wzp_relay_server *s)
 {
     wzp_ts now = wzp_now();
+    for (unsigned i = 0; i < s->nshards; i++)
+        wzp_relay_shard_flush(s->shards[i]);
     if (s->tcp)
         wzp_tcp_listener_flush(s->tcp);
     wzp_ts next = wzp_relay_control_next_deadline(s->ctl);

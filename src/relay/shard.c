@@ -46,6 +46,8 @@ struct wzp_relay_shard {
     wzp_loop *loop; /* cfg.loop, or our own */
     bool own_loop, started, joined;
     bool stop_sent; /* the owner's (control thread's): stop was asked */
+    /* The owner's commands since its last wzp_relay_shard_flush (its thread's). */
+    wzp_mq_node *cmd_first, *cmd_last;
     pthread_t thread;
     wzp_io pkt_io, cmd_io;
     wzp_timer timer;
@@ -371,7 +373,20 @@ static void push_cmd(wzp_relay_shard *sh, cmd_kind kind, uint64_t handle, uint64
     c->len = len;
     if (len)
         memcpy(c->data, data, len);
-    wzp_mq_push(&sh->cmds, &c->node);
+    c->node.next = NULL;
+    if (sh->cmd_last)
+        sh->cmd_last->next = &c->node;
+    else
+        sh->cmd_first = &c->node;
+    sh->cmd_last = &c->node;
+}
+
+void wzp_relay_shard_flush(wzp_relay_shard *sh)
+{
+    if (!sh->cmd_first)
+        return;
+    wzp_mq_push_chain(&sh->cmds, sh->cmd_first, sh->cmd_last);
+    sh->cmd_first = sh->cmd_last = NULL;
 }
 
 void wzp_relay_shard_send(wzp_relay_shard *sh, uint64_t handle, const uint8_t *msg, size_t len)
@@ -488,10 +503,12 @@ void wzp_relay_shard_stop(wzp_relay_shard *sh)
     if (!sh->started || sh->stop_sent)
         return;
     sh->stop_sent = true;
-    if (sh->own_loop)
+    if (sh->own_loop) {
         push_cmd(sh, CMD_STOP, 0, 0, NULL, NULL, 0);
-    else
-        shut_down(sh);
+        wzp_relay_shard_flush(sh);
+    } else {
+        shut_down(sh); /* commands still pending are dropped: the loop is ending */
+    }
 }
 
 void wzp_relay_shard_join(wzp_relay_shard *sh)
@@ -535,6 +552,7 @@ void wzp_relay_shard_free(wzp_relay_shard *sh)
     wzp_hmap_free(&sh->conns);
     /* Freed without callbacks: the records above are the connections' user data. */
     wzp_quic_endpoint_free(sh->ep);
+    wzp_relay_shard_flush(sh);
     for (wzp_mq_node *n = sh->ev_first, *next; n; n = next) {
         next = n->next;
         free(n);

@@ -99,7 +99,9 @@ void wzp_relay_shard_join(wzp_relay_shard *sh);
 /* Stops (if started), joins and frees everything, queued commands included. */
 void wzp_relay_shard_free(wzp_relay_shard *sh);
 
-/* Control thread: commands (copied). */
+/* Control thread: commands (copied), passed on together by wzp_relay_shard_flush
+ * (call it when the work at hand is done: one lock and at most one wake-up). */
+void wzp_relay_shard_flush(wzp_relay_shard *sh);
 void wzp_relay_shard_send(wzp_relay_shard *sh, uint64_t handle, const uint8_t *msg, size_t len);
 void wzp_relay_shard_close(wzp_relay_shard *sh, uint64_t handle, uint64_t app_code,
                            const char *reason);
