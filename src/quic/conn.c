@@ -389,6 +389,20 @@ static int cb_recv_stateless_reset(ngtcp2_conn *qc, const ngtcp2_pkt_stateless_r
     return 0;
 }
 
+/* A released session (release_tls) takes no more TLS messages: a QUIC peer sends
+ * none after the handshake (no tickets from our servers, no KeyUpdate in QUIC). */
+static int cb_recv_crypto_data(ngtcp2_conn *qc, ngtcp2_crypto_level level, uint64_t offset,
+                               const uint8_t *data, size_t len, void *ud)
+{
+    wzp_quic_conn *c = ud;
+    if (!c->tls) {
+        wzp_quic_conn_fail_later(c, WZP_ERR_PROTOCOL, NGTCP2_PROTOCOL_VIOLATION,
+                                 "TLS data after the handshake");
+        return NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+    return ngtcp2_crypto_recv_crypto_data_cb(qc, level, offset, data, len, ud);
+}
+
 static int cb_remove_cid(ngtcp2_conn *qc, const ngtcp2_cid *cid, void *ud)
 {
     wzp_quic_conn *c = ud;
@@ -485,7 +499,7 @@ static int cb_path_validation(ngtcp2_conn *qc, uint32_t flags, const ngtcp2_path
 static const ngtcp2_callbacks conn_callbacks = {
     .client_initial = ngtcp2_crypto_client_initial_cb,
     .recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
-    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
+    .recv_crypto_data = cb_recv_crypto_data,
     .encrypt = ngtcp2_crypto_encrypt_cb,
     .decrypt = cb_decrypt,
     .hp_mask = ngtcp2_crypto_hp_mask_cb,
@@ -729,10 +743,16 @@ void wzp_quic_conn_read(wzp_quic_conn *c, const wzp_addr *local, const wzp_addr 
     }
     c->st.pkts_recv++;
     after_progress(c);
-    if (c->fail_pending)
+    if (c->fail_pending) {
         conn_fail(c, NGTCP2_ERR_CALLBACK_FAILURE, now);
-    else
-        check_path(c);
+        return;
+    }
+    if (c->opts.release_tls && c->tls && c->state == CONN_ESTABLISHED) {
+        /* Outside ngtcp2's callbacks: nothing of the session is in use. */
+        ngtcp2_conn_set_tls_native_handle(c->qc, NULL);
+        wzp_quic_tls_free(c);
+    }
+    check_path(c);
 }
 
 /* ---- writing ---------------------------------------------------------------------------- */

@@ -363,9 +363,13 @@ int wzp_quic_endpoint_new(wzp_quic_endpoint **out, const wzp_quic_endpoint_confi
         return WZP_ERR_NOMEM;
     }
     int rc = wzp_identity_set_credentials(id, ep->cred);
+    if (!rc)
+        rc = wzp_quic_tls_priority_new(&ep->prio);
     if (!rc && cfg->qlog_dir && !(ep->qlog_dir = strdup(cfg->qlog_dir)))
         rc = WZP_ERR_NOMEM;
     if (rc) {
+        if (ep->prio)
+            gnutls_priority_deinit(ep->prio);
         gnutls_certificate_free_credentials(ep->cred);
         free(ep);
         return rc;
@@ -384,6 +388,7 @@ void wzp_quic_endpoint_free(wzp_quic_endpoint *ep)
     wzp_hmap_free(&ep->hs_by_ip);
     wzp_hmap_free(&ep->hsv_by_ip);
     wzp_hmap_free(&ep->reset_tokens);
+    gnutls_priority_deinit(ep->prio); /* the sessions' references are gone with them */
     gnutls_certificate_free_credentials(ep->cred);
     free(ep->heap);
     gnutls_memset(ep->reset_secret, 0, sizeof(ep->reset_secret));

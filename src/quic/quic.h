@@ -140,6 +140,11 @@ typedef struct wzp_quic_conn_config {
     /* The owner routes this connection's packets itself on a virtual path: a
      * feed with no path (wzp_quic_endpoint_feed) may deliver to it. */
     bool path_managed;
+    /* Free the TLS session once established (a relay's control connections hold
+     * thousands): the keys live on in the QUIC layer, but wzp_quic_conn_export
+     * then fails with WZP_ERR_STATE and TLS data from the peer closes the
+     * connection (QUIC peers send none after the handshake). */
+    bool release_tls;
     wzp_quic_conn_callbacks cb; /* the connection's events (any may be NULL) */
     void *user;                 /* their user data: the initial wzp_quic_conn_user() value */
 } wzp_quic_conn_config;

@@ -141,7 +141,8 @@ struct wzp_quic_endpoint {
     wzp_quic_callbacks cb;
     void *user;
     gnutls_certificate_credentials_t cred;
-    wzp_hmap cids; /* CID bytes -> wzp_quic_conn */
+    gnutls_priority_t prio; /* parsed once, shared by the sessions (GnuTLS counts references) */
+    wzp_hmap cids;          /* CID bytes -> wzp_quic_conn */
     wzp_quic_conn *conns;
     /* Connections with tx_due set, in the order they became due. */
     wzp_quic_conn *due_head, *due_tail;
@@ -216,6 +217,7 @@ wzp_quic_conn *wzp_quic_ep_heap_top(const wzp_quic_endpoint *ep);
 bool wzp_quic_ep_heap_check(const wzp_quic_endpoint *ep);
 
 /* tls.c */
+int wzp_quic_tls_priority_new(gnutls_priority_t *out);
 int wzp_quic_tls_new(wzp_quic_conn *c);
 void wzp_quic_tls_free(wzp_quic_conn *c);
 

@@ -203,6 +203,7 @@ static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
     opts->idle_timeout = sh->cfg.conn_idle_timeout;
     opts->max_message = WZP_SIG_MAX_SIZE;
     opts->initial_rtt = WZP_MS(50);
+    opts->release_tls = true; /* control connections never export keys */
     opts->cb = control_conn_callbacks;
     opts->user = &sh->handshaking;
     return 0;
