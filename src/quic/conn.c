@@ -600,12 +600,12 @@ int wzp_quic_conn_new(wzp_quic_endpoint *ep, bool server, const wzp_addr *local,
             return WZP_ERR_INTERNAL;
         }
         rc = ngtcp2_conn_server_new(&c->qc, &initial->scid, &scid, &path, initial->version,
-                                    &conn_callbacks, &s, &p, NULL, c);
+                                    &conn_callbacks, &s, &p, ep->mem, c);
     } else {
         wzp_random_nonce(buf, sizeof(buf));
         ngtcp2_cid_init(&dcid, buf, sizeof(buf));
         rc = ngtcp2_conn_client_new(&c->qc, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1,
-                                    &conn_callbacks, &s, &p, NULL, c);
+                                    &conn_callbacks, &s, &p, ep->mem, c);
     }
     c->creating = false;
     if (rc != 0) {

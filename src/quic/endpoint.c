@@ -8,6 +8,7 @@
 #include "common/tunnel_addr.h"
 #include "common/rand.h"
 #include "quic/identity_tls.h"
+#include "quic/lean_mem.h"
 #include "quic/quic_int.h"
 #include "wire/demux.h"
 
@@ -351,6 +352,7 @@ int wzp_quic_endpoint_new(wzp_quic_endpoint **out, const wzp_quic_endpoint_confi
     ep->route_key = cfg->route_key;
     ep->cb = cfg->cb;
     ep->user = cfg->user;
+    ep->mem = cfg->lean_conns ? wzp_quic_lean_mem() : NULL;
     wzp_hmap_init(&ep->cids);
     wzp_hmap_init(&ep->hs_by_ip);
     wzp_hmap_init(&ep->hsv_by_ip);

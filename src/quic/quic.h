@@ -234,6 +234,10 @@ typedef struct wzp_quic_endpoint_config {
      * route_index of route_count behind one port; count 0 or 1 = alone. */
     unsigned route_index, route_count;
     uint64_t route_key;
+    /* Fixed at creation: for an endpoint holding thousands of mostly idle connections (a
+     * relay), ngtcp2's large blocks come from memory placed page by page, so an idle
+     * connection keeps resident only the pages it touched (src/quic/lean_mem.c). */
+    bool lean_conns;
 } wzp_quic_endpoint_config;
 
 /* No identity (set id), client, no callbacks, no Retry, no per-address cap,

@@ -141,6 +141,7 @@ struct wzp_quic_endpoint {
     wzp_quic_callbacks cb;
     void *user;
     gnutls_certificate_credentials_t cred;
+    const ngtcp2_mem *mem;  /* ngtcp2's allocator for the connections; NULL = its default */
     gnutls_priority_t prio; /* parsed once, shared by the sessions (GnuTLS counts references) */
     wzp_hmap cids;          /* CID bytes -> wzp_quic_conn */
     wzp_quic_conn *conns;

@@ -260,6 +260,7 @@ int wzp_relay_endpoint_config(wzp_quic_endpoint_config *cfg, const wzp_identity 
     cfg->server = true;
     cfg->cb.accept = accept;
     cfg->user = user;
+    cfg->lean_conns = true; /* thousands of idle control connections */
     /* Reset tokens from the identity key: after a restart (same home) the relay resets its
      * former clients' connections and they reconnect at once. */
     cfg->have_static_secret =

@@ -1,0 +1,156 @@
+/*
+ * ngtcp2's allocator for endpoints with many idle connections (lean_conns).
+ *
+ * ngtcp2 0.12 takes memory in blocks of 7 to 12 KB per object pool (a key list for
+ * connection IDs, received packet numbers, the stream, frames, sent packets, ...), and an
+ * idle connection uses the first few hundred bytes of each. From malloc those blocks sit
+ * back to back, so most of their pages are touched by a neighbour's header and stay
+ * resident. Here every block of a page or more starts on its own pages in one reserved
+ * region, mapped on first touch: a connection holds the pages it used, not what ngtcp2
+ * reserved. Smaller requests go to malloc; a pointer outside the region is malloc's.
+ * Hand-written: no Debian allocator places blocks page by page with lazily faulted tails.
+ */
+#include "quic/lean_mem.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* Virtual address space only: nothing is resident or committed until touched.
+ * 64 GiB holds about 5 million blocks (over 400,000 connections). */
+#define REGION_BYTES ((size_t)64 << 30)
+/* Blocks of up to this many pages are placed here (ngtcp2's are 2 to 4). */
+#define MAX_PAGES 16
+
+typedef struct free_blk {
+    struct free_blk *next;
+} free_blk;
+
+static struct {
+    pthread_mutex_t mu;
+    uint8_t *base, *end, *top; /* the region; top: first never-used page */
+    size_t page;
+    uint8_t *pages_of;                  /* per page of the region: pages of the block it starts */
+    free_blk *free_list[MAX_PAGES + 1]; /* freed blocks by page count (first page resident) */
+    bool ok;
+} g = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void region_init(void)
+{
+    g.page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t npages = REGION_BYTES / g.page;
+    void *r = mmap(NULL, REGION_BYTES, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *m = mmap(NULL, npages, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED || m == MAP_FAILED) {
+        if (r != MAP_FAILED)
+            munmap(r, REGION_BYTES);
+        if (m != MAP_FAILED)
+            munmap(m, npages);
+        return; /* plain malloc then */
+    }
+    g.base = g.top = r;
+    g.end = g.base + REGION_BYTES;
+    g.pages_of = m;
+    g.ok = true;
+}
+
+static bool ours(const void *p)
+{
+    return g.ok && (const uint8_t *)p >= g.base && (const uint8_t *)p < g.end;
+}
+
+/* A block of n pages, or NULL (region full). */
+static void *blk_get(size_t n)
+{
+    void *p = NULL;
+    pthread_mutex_lock(&g.mu);
+    if (g.free_list[n]) {
+        free_blk *f = g.free_list[n];
+        g.free_list[n] = f->next;
+        p = f;
+    } else if ((size_t)(g.end - g.top) >= n * g.page) {
+        p = g.top;
+        g.top += n * g.page;
+        g.pages_of[((uint8_t *)p - g.base) / g.page] = (uint8_t)n;
+    }
+    pthread_mutex_unlock(&g.mu);
+    return p;
+}
+
+static void blk_put(void *p)
+{
+    size_t n = g.pages_of[((uint8_t *)p - g.base) / g.page];
+    /* The tail goes back to the kernel; the first page is kept, the next block of this
+     * size touches it anyway. */
+    if (n > 1)
+        madvise((uint8_t *)p + g.page, (n - 1) * g.page, MADV_DONTNEED);
+    pthread_mutex_lock(&g.mu);
+    ((free_blk *)p)->next = g.free_list[n];
+    g.free_list[n] = p;
+    pthread_mutex_unlock(&g.mu);
+}
+
+static size_t pages_for(size_t size)
+{
+    return (size + g.page - 1) / g.page;
+}
+
+static void *lean_malloc(size_t size, void *user)
+{
+    (void)user;
+    size_t n = pages_for(size);
+    void *p = size >= g.page && n <= MAX_PAGES ? blk_get(n) : NULL;
+    return p ? p : malloc(size);
+}
+
+/* ngtcp2 callocs only whole objects it fills at once (the connection itself, 8 KB): they
+ * touch every page, so packing them with malloc costs less than page-aligning them. */
+static void *lean_calloc(size_t nmemb, size_t size, void *user)
+{
+    (void)user;
+    return calloc(nmemb, size);
+}
+
+static void lean_free(void *p, void *user)
+{
+    (void)user;
+    if (ours(p))
+        blk_put(p);
+    else
+        free(p);
+}
+
+static void *lean_realloc(void *p, size_t size, void *user)
+{
+    if (!ours(p))
+        return realloc(p, size); /* malloc's stays malloc's */
+    size_t have = g.pages_of[((uint8_t *)p - g.base) / g.page] * g.page;
+    if (size <= have && size >= g.page)
+        return p;
+    void *q = lean_malloc(size, user);
+    if (!q)
+        return NULL;
+    memcpy(q, p, size < have ? size : have);
+    blk_put(p);
+    return q;
+}
+
+static const ngtcp2_mem lean_mem = {
+    .malloc = lean_malloc,
+    .free = lean_free,
+    .calloc = lean_calloc,
+    .realloc = lean_realloc,
+};
+
+const ngtcp2_mem *wzp_quic_lean_mem(void)
+{
+    pthread_once(&once, region_init);
+    return g.ok ? &lean_mem : NULL;
+}
