@@ -30,6 +30,7 @@ static int rec_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic
     if (e->idle)
         o->idle_timeout = e->idle;
     o->keep_alive = e->keep_alive;
+    o->release_tls = e->release_tls;
     o->initial_rtt = WZP_MS(10);
     o->cb = rec_conn_callbacks;
     o->user = user;

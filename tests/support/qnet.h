@@ -54,9 +54,10 @@ typedef struct qnet_rec {
     size_t max_message; /* 0: default */
     wzp_ts idle;        /* 0: default */
     wzp_ts keep_alive;
-    bool refuse; /* drop new Initials */
-    bool echo;   /* echo datagrams back */
-    bool greet;  /* send a datagram ("welcome") as soon as established */
+    bool refuse;      /* drop new Initials */
+    bool echo;        /* echo datagrams back */
+    bool greet;       /* send a datagram ("welcome") as soon as established */
+    bool release_tls; /* accepted connections free their TLS session once established */
 } qnet_rec;
 
 typedef struct qnet qnet;
