@@ -8,7 +8,8 @@
  * usage: bench_register [CLIENTS] [HOLD_SECONDS] [IN_FLIGHT] [SHARDS...]
  *        (10000, 10, 64, "1 N" with N the number of cores)
  * $WZP_BENCH_RELAY_ARGS: more options for the relay, split at spaces (e.g. a
- * cluster's --redis ... for bench/cluster.sh).
+ * cluster's --redis ... for bench/cluster.sh). $WZP_BENCH_CLIENT_IP: the first
+ * loopback address clients bind (127.0.0.1); every 16,384 clients take the next.
  *
  * The whole run is repeated for each SHARDS value (the relay's
  * --control-shards; 0 = its default), with fresh sockets and relay, same
@@ -388,10 +389,22 @@ static void settle(bclient *c, wzp_ts now)
     }
 }
 
+/* Loopback ports run out near 28,000 (ip_local_port_range): client i binds on the
+ * base address ($WZP_BENCH_CLIENT_IP, default 127.0.0.1) plus i / 16384. */
+#define CLIENTS_PER_IP 16384
+
 static int client_setup(bclient *c)
 {
+    const char *base = getenv("WZP_BENCH_CLIENT_IP");
+    unsigned a = 127, b = 0, d = 0, e = 1;
+    if (base && sscanf(base, "%u.%u.%u.%u", &a, &b, &d, &e) != 4)
+        return WZP_ERR_INVALID;
+    e += (unsigned)((size_t)(c - clients) / CLIENTS_PER_IP);
+    char ip[32];
+    snprintf(ip, sizeof(ip), "%u.%u.%u.%u:0", a, b, d + e / 256, e % 256);
     wzp_addr any;
-    wzp_addr_parse(&any, "127.0.0.1:0", false);
+    if (wzp_addr_parse(&any, ip, false) != 0)
+        return WZP_ERR_INVALID;
     c->fd = wzp_udp_open(&any, NULL, &c->local);
     if (c->fd < 0)
         return c->fd;
@@ -675,6 +688,11 @@ int main(int argc, char **argv)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < nclients + 64) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
+        if (rl.rlim_cur < nclients + 64) { /* root may raise the hard limit too */
+            rl.rlim_cur = rl.rlim_max = nclients + 64;
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+                getrlimit(RLIMIT_NOFILE, &rl);
+        }
         if (rl.rlim_cur < nclients + 64) {
             fprintf(stderr, "bench_register: need %zu file descriptors, limit is %llu\n",
                     nclients + 64, (unsigned long long)rl.rlim_cur);

@@ -4,9 +4,10 @@
 #  * call setup, same relay vs across relays: "wzp call" (relayed media only) to a
 #    "wzp listen --auto-answer", from the caller's registration to its call being active;
 #    and the end-to-end RTT of the call (one relay hop vs two), CALLS each (8), median;
-#  * registrations on one relay of the cluster (bench_register, CLIENTS = 3000 clients):
-#    rate, relay RSS and relay CPU per registration, beside the same relay without a
-#    cluster (the reference, same run).
+#  * registrations over three relays of the cluster at once (bench_register, CLIENTS = 3000
+#    clients, a third per relay): rate, relay RSS per client and relay CPU per registration,
+#    beside a third on one relay without a cluster (the reference, same run). 30,000 clients
+#    need no more than root (file descriptors; each third binds its own loopback addresses).
 #  * a relay dying mid-call: FAILOVER pairs (6) whose two ends know the whole cluster (settings
 #    file), relayed media only; once every call is active, the relay carrying most call ends is
 #    killed (-9): share of its calls that go on to their end (they move to another relay of
@@ -84,23 +85,45 @@ while read -r kind n p50 mx rtt; do
 done <"$T/setup.txt"
 
 # --- registrations -----------------------------------------------------------------------
+# CLIENTS over three relays of the cluster at once: one bench_register (and its relay, joined
+# to the cluster) per third, each third from its own loopback addresses, all registered
+# together for a while (HOLD s). The reference: a third on one relay alone, same run, first.
 BENCH_REG="$PWD/build/bench/bench_register"
+PER=$(( (CLIENTS + 2) / 3 ))
+HOLD=$(( PER >= 5000 ? 15 : 2 ))
 echo
-echo "registrations: $CLIENTS clients on one relay, reference (no cluster) first"
-"$BENCH_REG" "$CLIENTS" 2 64 0 >"$T/reg_ref.txt" 2>&1
-WZP_BENCH_RELAY_ARGS="--redis unix:$REDIS_SOCK --redis-password-file $T/redis.pw --cluster-key $T/cluster.key" \
-    "$BENCH_REG" "$CLIENTS" 2 64 0 >"$T/reg_cluster.txt" 2>&1
-printf '%-28s %10s %22s %22s\n' relay regs_per_s rss_bytes_per_client relay_cpu_us_per_reg
-for f in ref cluster; do
+echo "registrations: $CLIENTS clients over three relays of the cluster at once ($PER each), reference ($PER on one relay, no cluster) first"
+WZP_BENCH_CLIENT_IP=127.0.1.1 "$BENCH_REG" "$PER" 2 64 0 >"$T/reg_ref.txt" 2>&1
+reg_pids=()
+for k in 1 2 3; do
+    WZP_BENCH_CLIENT_IP=127.0.$k.1 \
+        WZP_BENCH_RELAY_ARGS="--redis unix:$REDIS_SOCK --redis-password-file $T/redis.pw --cluster-key $T/cluster.key" \
+        "$BENCH_REG" "$PER" "$HOLD" 64 0 >"$T/reg_cluster$k.txt" 2>&1 &
+    reg_pids+=($!)
+done
+wait "${reg_pids[@]}"
+printf '%-28s %10s %10s %22s %22s\n' relay clients regs_per_s rss_bytes_per_client relay_cpu_us_per_reg
+clients=0 regs=0 rss_sum=0 cpu_sum=0
+for f in ref cluster1 cluster2 cluster3; do
     line=$(grep '^register:' "$T/reg_$f.txt")
     v() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$line"; }
-    printf '%-28s %10s %22s %22s\n' "$([ $f = ref ] && echo "alone (reference)" || echo "in the cluster")" \
-        "$(v regs_per_s)" "$(v rss_bytes_per_client)" "$(v relay_cpu_us_per_reg)"
-    if [ $f = cluster ]; then
-        regs=$(v regs_per_s) rss=$(v rss_bytes_per_client) cpu=$(v relay_cpu_us_per_reg)
-        clients=$(sed -n 's/.* clients=\([0-9]*\).*/\1/p' <<<"$line")
+    n=$(sed -n 's/.* clients=\([0-9]*\).*/\1/p' <<<"$line")
+    printf '%-28s %10s %10s %22s %22s\n' "$([ $f = ref ] && echo "alone (reference)" || echo "cluster relay ${f#cluster}")" \
+        "${n:-0}" "$(v regs_per_s)" "$(v rss_bytes_per_client)" "$(v relay_cpu_us_per_reg)"
+    if [ $f != ref ] && [ "${n:-0}" -gt 0 ]; then
+        clients=$((clients + n))
+        regs=$(awk -v a="$regs" -v b="$(v regs_per_s)" 'BEGIN { print a + b }')
+        rss_sum=$(awk -v a="$rss_sum" -v b="$(v rss_bytes_per_client)" -v n="$n" 'BEGIN { print a + b * n }')
+        cpu_sum=$(awk -v a="$cpu_sum" -v b="$(v relay_cpu_us_per_reg)" -v n="$n" 'BEGIN { print a + b * n }')
     fi
 done
+# Per client and per registration: over the three relays, weighted by their clients; the
+# rate: the three relays' together (they register at the same time).
+if [ "$clients" -gt 0 ]; then
+    rss=$(awk -v s="$rss_sum" -v n="$clients" 'BEGIN { printf "%.0f", s / n }')
+    cpu=$(awk -v s="$cpu_sum" -v n="$clients" 'BEGIN { printf "%.0f", s / n }')
+    regs=$(awk -v r="$regs" 'BEGIN { printf "%.0f", r }')
+fi
 keys=$(redis-cli -s "$REDIS_SOCK" -a "$(cat "$T/redis.pw")" --no-auth-warning dbsize 2>/dev/null)
 echo "redis keys after the cluster run: $keys (presence expires 30 s after a relay stops refreshing)"
 

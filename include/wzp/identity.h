@@ -1,7 +1,8 @@
 /*
- * Identities: a long-lived ECDSA P-256 key pair and a self-signed X.509
- * certificate over it, stored in a state directory. Peers know each other by
- * the key's fingerprint and pin it during the TLS handshake.
+ * Identities: a long-lived Ed25519 key pair (identities made before it keep
+ * their ECDSA P-256 key; both kinds authenticate each other) and a self-signed
+ * X.509 certificate over it, stored in a state directory. Peers know each
+ * other by the key's fingerprint and pin it during the TLS handshake.
  *
  * Fingerprint = SHA-256 of the certificate's SubjectPublicKeyInfo, so
  * re-issuing the certificate for the same key keeps the fingerprint.

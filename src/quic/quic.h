@@ -177,8 +177,8 @@ typedef struct wzp_quic_callbacks {
 
 /*
  * Address validation for servers (RFC 9000 8.1), against Initial floods
- * from spoofed sources. A server connection costs about 90 KB (ngtcp2 and
- * GnuTLS state) and its first flight is larger than the Initial that made
+ * from spoofed sources. A handshaking server connection costs about 90 KB
+ * (ngtcp2 and GnuTLS state) and its first flight is larger than the Initial that made
  * it, so while many connections are handshaking the endpoint answers an
  * Initial without a token with a stateless Retry instead: only a client that
  * receives packets at its source address comes back with the token, which is
