@@ -5,9 +5,10 @@
  * connection IDs, received packet numbers, the stream, frames, sent packets, ...), and an
  * idle connection uses the first few hundred bytes of each. From malloc those blocks sit
  * back to back, so most of their pages are touched by a neighbour's header and stay
- * resident. Here every block of a page or more starts on its own pages in one reserved
- * region, mapped on first touch: a connection holds the pages it used, not what ngtcp2
- * reserved. Smaller requests go to malloc; a pointer outside the region is malloc's.
+ * resident. Here every block of a page or more that ngtcp2 mallocs starts on its own pages
+ * in one reserved region, mapped on first touch: a connection holds the pages it used, not
+ * what ngtcp2 reserved. Smaller requests and calloc go to malloc; a pointer outside the
+ * region is malloc's.
  * Hand-written: no Debian allocator places blocks page by page with lazily faulted tails.
  */
 #include "quic/lean_mem.h"
@@ -24,6 +25,11 @@
 #define REGION_BYTES ((size_t)64 << 30)
 /* Blocks of up to this many pages are placed here (ngtcp2's are 2 to 4). */
 #define MAX_PAGES 16
+/* Freed blocks of one size kept whole for the next: handshakes free a dozen (their Initial
+ * and Handshake packet spaces) that the next ones take again. Giving back their tails and
+ * faulting them in again cost more relay CPU per registration than the rest of this file
+ * saves; beyond this many (a mass disconnect) the tails go back to the kernel. */
+#define HOT_BLOCKS 256
 
 typedef struct free_blk {
     struct free_blk *next;
@@ -33,8 +39,10 @@ static struct {
     pthread_mutex_t mu;
     uint8_t *base, *end, *top; /* the region; top: first never-used page */
     size_t page;
-    uint8_t *pages_of;                  /* per page of the region: pages of the block it starts */
-    free_blk *free_list[MAX_PAGES + 1]; /* freed blocks by page count (first page resident) */
+    uint8_t *pages_of; /* per page of the region: pages of the block it starts */
+    /* Freed blocks by page count: hot ones whole, cold ones with only their first page. */
+    free_blk *hot[MAX_PAGES + 1], *cold[MAX_PAGES + 1];
+    size_t nhot[MAX_PAGES + 1];
     bool ok;
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -66,16 +74,24 @@ static bool ours(const void *p)
     return g.ok && (const uint8_t *)p >= g.base && (const uint8_t *)p < g.end;
 }
 
+static free_blk *pop(free_blk **list)
+{
+    free_blk *f = *list;
+    if (f)
+        *list = f->next;
+    return f;
+}
+
 /* A block of n pages, or NULL (region full). */
 static void *blk_get(size_t n)
 {
-    void *p = NULL;
     pthread_mutex_lock(&g.mu);
-    if (g.free_list[n]) {
-        free_blk *f = g.free_list[n];
-        g.free_list[n] = f->next;
-        p = f;
-    } else if ((size_t)(g.end - g.top) >= n * g.page) {
+    void *p = pop(&g.hot[n]);
+    if (p)
+        g.nhot[n]--;
+    else
+        p = pop(&g.cold[n]);
+    if (!p && (size_t)(g.end - g.top) >= n * g.page) {
         p = g.top;
         g.top += n * g.page;
         g.pages_of[((uint8_t *)p - g.base) / g.page] = (uint8_t)n;
@@ -87,13 +103,23 @@ static void *blk_get(size_t n)
 static void blk_put(void *p)
 {
     size_t n = g.pages_of[((uint8_t *)p - g.base) / g.page];
-    /* The tail goes back to the kernel; the first page is kept, the next block of this
+    free_blk *f = p;
+    pthread_mutex_lock(&g.mu);
+    if (g.nhot[n] < HOT_BLOCKS) {
+        f->next = g.hot[n];
+        g.hot[n] = f;
+        g.nhot[n]++;
+        pthread_mutex_unlock(&g.mu);
+        return;
+    }
+    pthread_mutex_unlock(&g.mu);
+    /* Its tail goes back to the kernel; the first page is kept, the next block of this
      * size touches it anyway. */
     if (n > 1)
         madvise((uint8_t *)p + g.page, (n - 1) * g.page, MADV_DONTNEED);
     pthread_mutex_lock(&g.mu);
-    ((free_blk *)p)->next = g.free_list[n];
-    g.free_list[n] = p;
+    f->next = g.cold[n];
+    g.cold[n] = f;
     pthread_mutex_unlock(&g.mu);
 }
 
