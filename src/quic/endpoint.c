@@ -364,7 +364,7 @@ int wzp_quic_endpoint_new(wzp_quic_endpoint **out, const wzp_quic_endpoint_confi
         free(ep);
         return WZP_ERR_NOMEM;
     }
-    int rc = wzp_identity_set_credentials(id, ep->cred);
+    int rc = wzp_quic_tls_credentials(ep);
     if (!rc)
         rc = wzp_quic_tls_priority_new(&ep->prio);
     if (!rc && cfg->qlog_dir && !(ep->qlog_dir = strdup(cfg->qlog_dir)))
@@ -373,6 +373,7 @@ int wzp_quic_endpoint_new(wzp_quic_endpoint **out, const wzp_quic_endpoint_confi
         if (ep->prio)
             gnutls_priority_deinit(ep->prio);
         gnutls_certificate_free_credentials(ep->cred);
+        wzp_identity_keys_free(&ep->keys);
         free(ep);
         return rc;
     }
@@ -392,6 +393,7 @@ void wzp_quic_endpoint_free(wzp_quic_endpoint *ep)
     wzp_hmap_free(&ep->reset_tokens);
     gnutls_priority_deinit(ep->prio); /* the sessions' references are gone with them */
     gnutls_certificate_free_credentials(ep->cred);
+    wzp_identity_keys_free(&ep->keys);
     free(ep->heap);
     gnutls_memset(ep->reset_secret, 0, sizeof(ep->reset_secret));
     gnutls_memset(ep->retry_secret, 0, sizeof(ep->retry_secret));

@@ -147,7 +147,11 @@ static int read_file(const char *dir, const char *name, gnutls_datum_t *out)
     return access(path, F_OK) == 0 ? WZP_ERR_IO : WZP_ERR_NOT_FOUND;
 }
 
-static int spki_fingerprint(gnutls_x509_crt_t crt, uint8_t fp[WZP_FINGERPRINT_LEN])
+/* The key of crt (or, crt NULL, of the DER SubjectPublicKeyInfo spki): SHA-256 of its
+ * SubjectPublicKeyInfo as GnuTLS encodes the key it parsed, so that a certificate and a
+ * raw public key (RFC 7250) of one key have one fingerprint. */
+static int key_fingerprint(gnutls_x509_crt_t crt, const gnutls_datum_t *spki,
+                           uint8_t fp[WZP_FINGERPRINT_LEN])
 {
     gnutls_pubkey_t pub;
     gnutls_datum_t der = {NULL, 0};
@@ -155,13 +159,27 @@ static int spki_fingerprint(gnutls_x509_crt_t crt, uint8_t fp[WZP_FINGERPRINT_LE
     if (gnutls_pubkey_init(&pub) < 0)
         return WZP_ERR_NOMEM;
     /* The DER export of a public key is its SubjectPublicKeyInfo. */
-    if (gnutls_pubkey_import_x509(pub, crt, 0) == 0 &&
+    if ((crt ? gnutls_pubkey_import_x509(pub, crt, 0)
+             : gnutls_pubkey_import(pub, spki, GNUTLS_X509_FMT_DER)) == 0 &&
         gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &der) == 0 &&
         gnutls_hash_fast(GNUTLS_DIG_SHA256, der.data, der.size, fp) == 0)
         rc = 0;
     gnutls_free(der.data);
     gnutls_pubkey_deinit(pub);
     return rc;
+}
+
+static int spki_fingerprint(gnutls_x509_crt_t crt, uint8_t fp[WZP_FINGERPRINT_LEN])
+{
+    return key_fingerprint(crt, NULL, fp);
+}
+
+int wzp_fingerprint_of_spki_der(const uint8_t *der, size_t len, uint8_t fp[WZP_FINGERPRINT_LEN])
+{
+    if (len > UINT_MAX)
+        return WZP_ERR_MALFORMED;
+    gnutls_datum_t d = {(unsigned char *)der, (unsigned)len};
+    return key_fingerprint(NULL, &d, fp);
 }
 
 int wzp_fingerprint_of_cert_der(const uint8_t *der, size_t len, uint8_t fp[WZP_FINGERPRINT_LEN])
@@ -414,6 +432,57 @@ int wzp_identity_set_credentials(const wzp_identity *id, gnutls_certificate_cred
         return WZP_ERR_TLS;
     }
     return 0;
+}
+
+/* The certificate's public key alone (PEM). */
+static int cert_spki_pem(const gnutls_datum_t *cert_pem, gnutls_datum_t *out)
+{
+    gnutls_x509_crt_t crt;
+    gnutls_pubkey_t pub;
+    if (gnutls_x509_crt_init(&crt) < 0)
+        return GNUTLS_E_MEMORY_ERROR;
+    int rc = gnutls_pubkey_init(&pub);
+    if (rc == 0) {
+        if ((rc = gnutls_x509_crt_import(crt, cert_pem, GNUTLS_X509_FMT_PEM)) == 0 &&
+            (rc = gnutls_pubkey_import_x509(pub, crt, 0)) == 0)
+            rc = gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_PEM, out);
+        gnutls_pubkey_deinit(pub);
+    }
+    gnutls_x509_crt_deinit(crt);
+    return rc;
+}
+
+int wzp_identity_keys_new(const wzp_identity *id, wzp_identity_keys *k)
+{
+    memset(k, 0, sizeof(*k));
+    gnutls_datum_t spki = {NULL, 0};
+    int rc = gnutls_pcert_import_x509_raw(&k->x509, &id->cert_pem, GNUTLS_X509_FMT_PEM, 0);
+    if (rc == 0) {
+        k->have_x509 = true;
+        if ((rc = cert_spki_pem(&id->cert_pem, &spki)) == 0 &&
+            (rc = gnutls_pcert_import_rawpk_raw(&k->raw, &spki, GNUTLS_X509_FMT_PEM, 0, 0)) == 0)
+            k->have_raw = true;
+    }
+    if (rc == 0 && (rc = gnutls_privkey_init(&k->key)) == 0)
+        rc = gnutls_privkey_import_x509_raw(k->key, &id->key_pem, GNUTLS_X509_FMT_PEM, NULL, 0);
+    gnutls_free(spki.data);
+    if (rc < 0) {
+        WZP_ERROR("identity: cannot load credentials: %s", gnutls_strerror(rc));
+        wzp_identity_keys_free(k);
+        return WZP_ERR_TLS;
+    }
+    return 0;
+}
+
+void wzp_identity_keys_free(wzp_identity_keys *k)
+{
+    if (k->have_x509)
+        gnutls_pcert_deinit(&k->x509);
+    if (k->have_raw)
+        gnutls_pcert_deinit(&k->raw);
+    if (k->key)
+        gnutls_privkey_deinit(k->key);
+    memset(k, 0, sizeof(*k));
 }
 
 int wzp_identity_derive_secret(const wzp_identity *id, const char *label, uint8_t out[32])

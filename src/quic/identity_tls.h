@@ -2,7 +2,9 @@
 #ifndef WZP_QUIC_IDENTITY_TLS_H
 #define WZP_QUIC_IDENTITY_TLS_H
 
+#include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +16,19 @@ int wzp_identity_set_credentials(const wzp_identity *id, gnutls_certificate_cred
 /* SHA-256 of the SubjectPublicKeyInfo of a DER certificate; WZP_ERR_MALFORMED
  * when it does not parse. */
 int wzp_fingerprint_of_cert_der(const uint8_t *der, size_t len, uint8_t fp[WZP_FINGERPRINT_LEN]);
+/* The identity for a TLS session: its certificate, the same key as a raw public key
+ * (RFC 7250), and the private key; what a GnuTLS retrieve function hands out by the
+ * negotiated certificate type. */
+typedef struct wzp_identity_keys {
+    gnutls_pcert_st x509, raw;
+    bool have_x509, have_raw;
+    gnutls_privkey_t key;
+} wzp_identity_keys;
+int wzp_identity_keys_new(const wzp_identity *id, wzp_identity_keys *k); /* 0 or WZP_ERR_TLS */
+void wzp_identity_keys_free(wzp_identity_keys *k);
+
+/* The same fingerprint from a DER SubjectPublicKeyInfo (a raw public key, RFC 7250). */
+int wzp_fingerprint_of_spki_der(const uint8_t *der, size_t len, uint8_t fp[WZP_FINGERPRINT_LEN]);
 
 /* 32 bytes derived from the private key and `label` (HMAC-SHA256 keyed with
  * the key file's bytes): stable for one identity across restarts, distinct

@@ -9,6 +9,7 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 
 #include "common/hmap.h"
+#include "quic/identity_tls.h"
 #include "quic/quic.h"
 
 #define WZP_QUIC_MAX_CIDS 16 /* CIDs one connection may have registered at once */
@@ -140,8 +141,10 @@ struct wzp_quic_endpoint {
     char *qlog_dir; /* owned copy, NULL = no qlog */
     wzp_quic_callbacks cb;
     void *user;
-    gnutls_certificate_credentials_t cred;
+    gnutls_certificate_credentials_t cred; /* hands out `keys` (tls.c) */
+    wzp_identity_keys keys;
     const ngtcp2_mem *mem;  /* ngtcp2's allocator for the connections; NULL = its default */
+    bool x509_only;         /* tests: certificates only, no raw public keys (builds before them) */
     gnutls_priority_t prio; /* parsed once, shared by the sessions (GnuTLS counts references) */
     wzp_hmap cids;          /* CID bytes -> wzp_quic_conn */
     wzp_quic_conn *conns;
@@ -219,6 +222,8 @@ bool wzp_quic_ep_heap_check(const wzp_quic_endpoint *ep);
 
 /* tls.c */
 int wzp_quic_tls_priority_new(gnutls_priority_t *out);
+/* The endpoint's credentials: its identity's keys, by negotiated certificate type. */
+int wzp_quic_tls_credentials(wzp_quic_endpoint *ep);
 int wzp_quic_tls_new(wzp_quic_conn *c);
 void wzp_quic_tls_free(wzp_quic_conn *c);
 

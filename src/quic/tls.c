@@ -12,12 +12,14 @@
  * Handshake cost (a relay runs one per registration), for the same strength:
  * X25519 first, the key share a client sends, as strong as P-256 and several times
  * cheaper; ChaCha20-Poly1305 first, a 256-bit key like AES-256-GCM but with SHA-256
- * (hardware-assisted here) rather than SHA-384 for the key schedule. The others stay,
- * for peers that do not offer these. */
+ * (hardware-assisted here) rather than SHA-384 for the key schedule; raw public keys
+ * (RFC 7250) first: a key is all pinning needs, and the peer's certificate is parsed
+ * twice per handshake (GnuTLS, then verify_peer) where a bare key is parsed cheaply. The
+ * others stay, for peers that do not offer these (X.509 with builds before). */
 #define TLS_PRIORITY                                                                               \
     "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:"    \
-    "+GROUP-SECP521R1:-CIPHER-ALL:+CHACHA20-POLY1305:+AES-256-GCM:+AES-128-GCM:"                   \
-    "%DISABLE_TLS13_COMPAT_MODE"
+    "+GROUP-SECP521R1:-CIPHER-ALL:+CHACHA20-POLY1305:+AES-256-GCM:+AES-128-GCM:-CTYPE-ALL:"        \
+    "+CTYPE-CLI-RAWPK:+CTYPE-SRV-RAWPK:+CTYPE-CLI-X509:+CTYPE-SRV-X509:%DISABLE_TLS13_COMPAT_MODE"
 
 int wzp_quic_tls_priority_new(gnutls_priority_t *out)
 {
@@ -28,6 +30,34 @@ int wzp_quic_tls_priority_new(gnutls_priority_t *out)
         return WZP_ERR_TLS;
     }
     return 0;
+}
+
+/* Our certificate or raw public key, by the type negotiated for ours. (Keys in the
+ * credentials themselves would not do: a GnuTLS client holding two sends neither to a
+ * server that asks for no particular issuer, as ours do.) */
+static int retrieve_keys(gnutls_session_t s, const struct gnutls_cert_retr_st *info,
+                         gnutls_pcert_st **certs, unsigned int *ncerts, gnutls_ocsp_data_st **ocsp,
+                         unsigned int *nocsp, gnutls_privkey_t *key, unsigned int *flags)
+{
+    (void)info;
+    ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(s);
+    wzp_quic_endpoint *ep = ((wzp_quic_conn *)ref->user_data)->ep;
+    bool raw = gnutls_certificate_type_get2(s, GNUTLS_CTYPE_OURS) == GNUTLS_CRT_RAWPK;
+    *certs = raw ? &ep->keys.raw : &ep->keys.x509;
+    *ncerts = 1;
+    *ocsp = NULL;
+    *nocsp = 0;
+    *key = ep->keys.key;
+    *flags = 0; /* the endpoint keeps them */
+    return 0;
+}
+
+int wzp_quic_tls_credentials(wzp_quic_endpoint *ep)
+{
+    int rc = wzp_identity_keys_new(ep->id, &ep->keys);
+    if (rc == 0)
+        gnutls_certificate_set_retrieve_function3(ep->cred, retrieve_keys);
+    return rc;
 }
 
 static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
@@ -59,8 +89,11 @@ static int verify_peer(gnutls_session_t s)
         return -1;
     }
     uint8_t fp[WZP_FINGERPRINT_LEN];
-    if (wzp_fingerprint_of_cert_der(certs[0].data, certs[0].size, fp) != 0) {
-        snprintf(c->detail, sizeof(c->detail), "peer certificate does not parse");
+    bool raw = gnutls_certificate_type_get2(s, GNUTLS_CTYPE_PEERS) == GNUTLS_CRT_RAWPK;
+    if ((raw ? wzp_fingerprint_of_spki_der(certs[0].data, certs[0].size, fp)
+             : wzp_fingerprint_of_cert_der(certs[0].data, certs[0].size, fp)) != 0) {
+        snprintf(c->detail, sizeof(c->detail), "peer %s does not parse",
+                 raw ? "public key" : "certificate");
         return -1;
     }
     if (c->opts.pin_mode == WZP_QUIC_PIN_EXACT &&
@@ -81,7 +114,7 @@ static int verify_peer(gnutls_session_t s)
 
 int wzp_quic_tls_new(wzp_quic_conn *c)
 {
-    unsigned flags = GNUTLS_NO_END_OF_EARLY_DATA;
+    unsigned flags = GNUTLS_NO_END_OF_EARLY_DATA | (c->ep->x509_only ? 0 : GNUTLS_ENABLE_RAWPK);
     flags |= c->server ? GNUTLS_SERVER | GNUTLS_NO_AUTO_SEND_TICKET : GNUTLS_CLIENT;
     if (gnutls_init(&c->tls, flags) != 0) {
         c->tls = NULL;
