@@ -240,12 +240,15 @@ static void job_run(wzp_loop *loop, void *arg)
     job *j = arg;
     wzp_client *c = j->c;
     int rc = j->fn(j, wzp_now());
-    rearm(c);
     pthread_mutex_lock(&c->mu);
     j->rc = rc;
-    j->done = true;
+    j->done = true; /* j is the caller's: not touched after this */
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
+    /* Only now: the flush runs the relay's TCP link, whose data reaches the callbacks, and
+     * a caller may hold its own lock around this call that those callbacks take (the
+     * wzp session does: a Ringing already waiting on the link deadlocked it). */
+    rearm(c);
 }
 
 static int run_job(wzp_client *c, job *j)

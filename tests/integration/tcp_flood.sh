@@ -43,10 +43,10 @@ for _ in $(seq 50); do grep -q registered "$T/bob.json" && grep -q registered "$
 python3 "$FLOOD" 127.0.0.1 "$RT" 8 40 20 >"$T/flood.out" 2>&1 &
 FP=$!; PIDS+=($FP)
 sleep 1 # the flood is on
-"$WZP" call bob "${R[@]}" "${L[@]}" --relay-transport udp --home "$T/alice" --duration 5 --tone 440 \
+timeout 40 "$WZP" call bob "${R[@]}" "${L[@]}" --relay-transport udp --home "$T/alice" --duration 5 --tone 440 \
     --json >"$T/alice.json" 2>"$T/alice.err" &
 A=$!; PIDS+=($A)
-"$WZP" call dave "${R[@]}" "${L[@]}" --relay-transport tcp --home "$T/carol" --duration 5 --tone 660 \
+timeout 40 "$WZP" call dave "${R[@]}" "${L[@]}" --relay-transport tcp --home "$T/carol" --duration 5 --tone 660 \
     --json >"$T/carol.json" 2>"$T/carol.err" &
 C=$!; PIDS+=($C)
 wait $A; check "the UDP call under the flood" 0 $?

@@ -31,7 +31,7 @@ call_pair() {
     local lp=$!; PIDS+=($lp)
     for _ in $(seq 50); do grep -q registered "$T/b.json" && break; sleep 0.1; done
     has "$name: bob registered over $2" "$T/b.json" "\"reflexive\":\"$([ "$2" = tcp ] && echo tcp || echo 127.0.0.1)"
-    "$WZP" call bob "${R[@]}" "${L[@]}" --relay-transport "$3" --home "$T/alice" --duration 3 \
+    timeout 40 "$WZP" call bob "${R[@]}" "${L[@]}" --relay-transport "$3" --home "$T/alice" --duration 3 \
         --tone 440 --json >"$T/a.json" 2>"$T/a.err"
     check "$name: call" 0 $?
     wait $lp; check "$name: listen --once" 0 $?
@@ -84,7 +84,7 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v nft >/dev/n
             --no-direct --home "$T/bob" --alias bob --auto-answer --once --json >"$T/b.json" 2>"$T/b.err" &
         lp=$!
         for _ in $(seq 100); do grep -q registered "$T/b.json" && break; sleep 0.1; done
-        "$WZP" call bob --relay "$RA" --relay-pin "$RP" --relay-tcp "$RT" --loopback-candidates --no-audio \
+        timeout 40 "$WZP" call bob --relay "$RA" --relay-pin "$RP" --relay-tcp "$RT" --loopback-candidates --no-audio \
             --no-direct --home "$T/alice" --duration 3 --tone 440 --json >"$T/a.json" 2>"$T/a.err"
         echo $? >"$T/rc"
         wait $lp
