@@ -108,15 +108,16 @@ static int list(const wzp_contacts *c, bool json)
         printf(",\"fingerprint\":\"%s\",\"alias\":", fp);
         phone_json_str(stdout, e->alias[0] ? e->alias : NULL);
         /* The first relay as before; a cluster's others in more_relays. */
-        for (unsigned k = 0; k <= e->n_more; k++) {
-            wzp_fingerprint_format(k ? e->more_pin[k - 1] : e->relay_pin, pin, sizeof(pin));
-            printf(k == 0   ? ",\"relay\":"
-                   : k == 1 ? ",\"more_relays\":[{\"relay\":"
-                            : ",{\"relay\":");
-            phone_json_str(stdout, !e->relay[0] ? NULL : k ? e->more_relay[k - 1] : e->relay);
-            printf(",\"relay_pin\":");
-            phone_json_str(stdout, e->relay[0] ? pin : NULL);
-            printf(k ? "}" : "");
+        wzp_fingerprint_format(e->relay_pin, pin, sizeof(pin));
+        printf(",\"relay\":");
+        phone_json_str(stdout, e->relay[0] ? e->relay : NULL);
+        printf(",\"relay_pin\":");
+        phone_json_str(stdout, e->relay[0] ? pin : NULL);
+        for (unsigned k = 0; k < e->n_more; k++) {
+            wzp_fingerprint_format(e->more_pin[k], pin, sizeof(pin));
+            printf("%s{\"relay\":", k ? "," : ",\"more_relays\":[");
+            phone_json_str(stdout, e->more_relay[k]);
+            printf(",\"relay_pin\":\"%s\"}", pin);
         }
         printf("%s}", e->n_more ? "]" : "");
     }
