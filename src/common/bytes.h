@@ -139,4 +139,13 @@ static inline void wzp_wr_u64(wzp_wr *w, uint64_t v)
     wzp_wr_u32(w, (uint32_t)v);
 }
 
+/* Constant time: how many bytes differ is no hint to a forger of a MAC. */
+static inline bool wzp_bytes_equal_ct(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    uint8_t d = 0;
+    for (size_t i = 0; i < n; i++)
+        d |= a[i] ^ b[i];
+    return d == 0;
+}
+
 #endif

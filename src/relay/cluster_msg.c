@@ -84,15 +84,6 @@ int wzp_cluster_msg_encode(const wzp_cluster_msg *m, const wzp_cluster_key *key,
     return rv < 0 ? rv : (int)(w.off + TAG_LEN);
 }
 
-/* Constant time: how many bytes differ is no hint to a forger. */
-static bool tag_equal(const uint8_t *a, const uint8_t *b)
-{
-    uint8_t d = 0;
-    for (size_t i = 0; i < TAG_LEN; i++)
-        d |= a[i] ^ b[i];
-    return d == 0;
-}
-
 int wzp_cluster_msg_decode(const uint8_t *buf, size_t len, const wzp_cluster_key *key,
                            const uint8_t self[WZP_CLUSTER_ID_LEN], uint64_t now_ms,
                            wzp_cluster_msg *out)
@@ -105,7 +96,7 @@ int wzp_cluster_msg_decode(const uint8_t *buf, size_t len, const wzp_cluster_key
     uint8_t want[TAG_LEN];
     if (tag(key, buf, len - TAG_LEN, want) < 0)
         return WZP_ERR_INTERNAL;
-    if (!tag_equal(want, buf + len - TAG_LEN))
+    if (!wzp_bytes_equal_ct(want, buf + len - TAG_LEN, TAG_LEN))
         return WZP_ERR_PROTOCOL;
     wzp_rd r = wzp_rd_init(buf + sizeof(MAGIC), len - TAG_LEN - sizeof(MAGIC));
     int kind = wzp_rd_u8(&r);

@@ -127,6 +127,8 @@ static bool check_msg(const wzp_sig_msg *m)
     case WZP_SIG_PONG:
     case WZP_SIG_REHOME:
         return true;
+    case WZP_SIG_PARK:
+        return m->u.park.keepalive_ms >= 1 && m->u.park.keepalive_ms <= WZP_PARK_KEEPALIVE_MAX_MS;
     case WZP_SIG_NONE:
         break;
     }
@@ -152,6 +154,8 @@ typedef struct enc_scratch {
     uint8_t probe_key[WZP_SIG_PROBE_KEY_MAX];
     uint8_t fp[WZP_SIG_FP_LEN];
     uint8_t call_id[WZP_SIG_CALL_ID_LEN];
+    uint8_t park_id[WZP_PARK_ID_LEN];
+    uint8_t park_key[WZP_PARK_KEY_LEN];
     wzp_sig_alias alias;
     char text[WZP_SIG_TEXT_MAX + 1];
     enc_cands cands;
@@ -174,6 +178,7 @@ typedef struct enc_scratch {
         Wzp__Reattach reattach;
         Wzp__Reattached reattached;
         Wzp__Rehome rehome;
+        Wzp__Park park;
         Wzp__Pong pong;
         Wzp__CandidatesUpdate update;
     } b;
@@ -439,6 +444,14 @@ int wzp_sig_encode(const wzp_sig_msg *m, uint8_t *out, size_t cap)
         wzp__rehome__init(&s.b.rehome);
         env.body_case = WZP__ENVELOPE__BODY_REHOME;
         env.rehome = &s.b.rehome;
+        break;
+    case WZP_SIG_PARK:
+        wzp__park__init(&s.b.park);
+        s.b.park.park_id = enc_bytes(s.park_id, m->u.park.park_id, WZP_PARK_ID_LEN);
+        s.b.park.key = enc_bytes(s.park_key, m->u.park.key, WZP_PARK_KEY_LEN);
+        s.b.park.keepalive_ms = m->u.park.keepalive_ms;
+        env.body_case = WZP__ENVELOPE__BODY_PARK;
+        env.park = &s.b.park;
         break;
     case WZP_SIG_NONE:
         return WZP_ERR_INVALID;
@@ -708,6 +721,13 @@ static bool dec_body(wzp_sig_msg *m, const Wzp__Envelope *e)
     case WZP__ENVELOPE__BODY_REHOME:
         m->type = WZP_SIG_REHOME;
         return true;
+    case WZP__ENVELOPE__BODY_PARK: {
+        const Wzp__Park *p = e->park;
+        m->type = WZP_SIG_PARK;
+        m->u.park.keepalive_ms = p->keepalive_ms;
+        return dec_fixed(m->u.park.park_id, &p->park_id, WZP_PARK_ID_LEN) &&
+               dec_fixed(m->u.park.key, &p->key, WZP_PARK_KEY_LEN);
+    }
     default:
         return false; /* no body, or one from a newer protocol */
     }
@@ -753,7 +773,7 @@ const char *wzp_sig_type_name(wzp_sig_type t)
         "error",      "ping",
         "pong",       "candidates_update",
         "reattach",   "reattached",
-        "rehome",
+        "rehome",     "park",
     };
     return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }

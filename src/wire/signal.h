@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/addr.h"
+#include "wire/park_frame.h"
 
 #define WZP_SIG_VERSION        1
 #define WZP_SIG_MAX_SIZE       8192 /* whole encoded message, bytes */
@@ -47,6 +48,7 @@ typedef enum wzp_sig_type {
     WZP_SIG_REATTACH,          /* party -> its new relay: its end of a call moves here */
     WZP_SIG_REATTACHED,        /* relay -> party: the end's channel here */
     WZP_SIG_REHOME,            /* relay -> client: stopping, register elsewhere now */
+    WZP_SIG_PARK,              /* relay -> client: idle; park (close, keep pinging) */
 } wzp_sig_type;
 
 /* Values match the .proto enums. */
@@ -234,6 +236,11 @@ typedef struct wzp_sig_msg {
             wzp_sig_err code;
             char text[WZP_SIG_TEXT_MAX + 1];
         } error;
+        struct {
+            uint8_t park_id[WZP_PARK_ID_LEN];
+            uint8_t key[WZP_PARK_KEY_LEN];
+            uint32_t keepalive_ms; /* 1..WZP_PARK_KEEPALIVE_MAX_MS */
+        } park;
     } u;
 } wzp_sig_msg;
 

@@ -265,6 +265,20 @@ static void test_round_trip_all_types(void **state)
     assert_true(wzp_addr_equal(&d.u.reattach.relay_addr, &m.u.reattach.relay_addr));
     wzp_sig_init(&m, WZP_SIG_REHOME, 0);
     round_trip(&m, &d);
+    wzp_sig_init(&m, WZP_SIG_PARK, 0);
+    fill(m.u.park.park_id, WZP_PARK_ID_LEN, 7);
+    fill(m.u.park.key, WZP_PARK_KEY_LEN, 9);
+    m.u.park.keepalive_ms = 4000;
+    round_trip(&m, &d);
+    assert_memory_equal(d.u.park.park_id, m.u.park.park_id, WZP_PARK_ID_LEN);
+    assert_memory_equal(d.u.park.key, m.u.park.key, WZP_PARK_KEY_LEN);
+    assert_int_equal(d.u.park.keepalive_ms, 4000);
+    /* The client pings at this interval: none, or rarer than the cap, is not one. */
+    uint8_t out[WZP_SIG_MAX_SIZE];
+    m.u.park.keepalive_ms = 0;
+    assert_int_equal(wzp_sig_encode(&m, out, sizeof(out)), WZP_ERR_INVALID);
+    m.u.park.keepalive_ms = WZP_PARK_KEEPALIVE_MAX_MS + 1;
+    assert_int_equal(wzp_sig_encode(&m, out, sizeof(out)), WZP_ERR_INVALID);
 }
 
 static void test_encode_refuses_invalid(void **state)
