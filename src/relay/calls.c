@@ -388,6 +388,48 @@ void wzp_rc_call_offer_unheard(wzp_relay_control *rc, const uint8_t *call_id)
     end_unrung(rc, k, WZP_SIG_END_OFFLINE);
 }
 
+/* Tells the caller's relay that the callee here is alerted. */
+static void cluster_ringing(wzp_relay_control *rc, const rc_call *k)
+{
+    const rc_conn *callee = k->side[CALLEE].conn;
+    wzp_cluster_msg g;
+    wzp_rc_cluster_msg_init(k, CALLER, WZP_CLUSTER_RINGING, &g);
+    memcpy(g.alias, callee->alias, sizeof(g.alias));
+    wzp_sig_init(&g.sig, WZP_SIG_RINGING, 0);
+    memcpy(g.sig.u.ringing.call_id, k->id, WZP_SIG_CALL_ID_LEN);
+    g.sig.u.ringing.relay_channel = k->side[CALLER].chan;
+    g.sig.u.ringing.have_callee_fp = true;
+    memcpy(g.sig.u.ringing.callee_fp, callee->fp, WZP_SIG_FP_LEN);
+    rc->cfg.cb.cluster_send(rc->cfg.user, &g);
+}
+
+void wzp_rc_calls_released(wzp_relay_control *rc, rc_conn *c)
+{
+    for (rc_call *k = c->calls; k; k = k->side[side_of(k, c)].next) {
+        if (k->side[CALLEE].conn != c || !k->ring_held)
+            continue;
+        k->ring_held = false;
+        if (k->side[CALLER].conn->remote)
+            cluster_ringing(rc, k);
+        else
+            send_ringing(rc, k);
+    }
+}
+
+void wzp_rc_calls_unwoken(wzp_relay_control *rc, rc_conn *c)
+{
+    for (rc_call *k = c->calls, *next; k; k = next) {
+        next = k->side[side_of(k, c)].next;
+        if (k->side[CALLEE].conn != c || !k->ring_held)
+            continue;
+        CALL_LOG(WZP_LOG_INFO, k, "relay: the parked callee did not wake");
+        if (k->side[CALLER].conn->remote)
+            end_call(rc, k, WZP_SIG_END_OFFLINE, false, false); /* its relay tells the caller */
+        else
+            end_unrung(rc, k, WZP_SIG_END_OFFLINE);
+    }
+}
+
 /* Another relay's caller calls a key registered here. */
 static void cross_offer_in(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_ts now)
 {
@@ -436,15 +478,10 @@ static void cross_offer_in(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_
     CALL_LOG(WZP_LOG_INFO, k, "relay: ringing, from another relay -> connection %llu",
              (unsigned long long)callee->id);
     send_incoming(rc, k);
-    wzp_cluster_msg g;
-    wzp_rc_cluster_msg_init(k, CALLER, WZP_CLUSTER_RINGING, &g);
-    memcpy(g.alias, callee->alias, sizeof(g.alias));
-    wzp_sig_init(&g.sig, WZP_SIG_RINGING, 0);
-    memcpy(g.sig.u.ringing.call_id, k->id, WZP_SIG_CALL_ID_LEN);
-    g.sig.u.ringing.relay_channel = k->side[CALLER].chan;
-    g.sig.u.ringing.have_callee_fp = true;
-    memcpy(g.sig.u.ringing.callee_fp, callee->fp, WZP_SIG_FP_LEN);
-    rc->cfg.cb.cluster_send(rc->cfg.user, &g);
+    if (callee->holding)
+        k->ring_held = true; /* RINGING once the parked callee is back */
+    else
+        cluster_ringing(rc, k);
 }
 
 void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, wzp_ts now)
@@ -502,8 +539,12 @@ void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m
 
     /* The callee hears who calls (proven identity), nothing about where from. */
     send_incoming(rc, k);
-    /* The caller learns whom it rings (the key it will pin for a call to an alias). */
-    send_ringing(rc, k);
+    /* The caller learns whom it rings (the key it will pin for a call to an alias): once
+     * the IncomingCall is out, so after waking a parked callee. */
+    if (callee->holding)
+        k->ring_held = true;
+    else
+        send_ringing(rc, k);
 }
 
 /* ---- accept and the ways a call ends ---------------------------------------- */

@@ -28,6 +28,8 @@ void wzp_relay_control_config_default(wzp_relay_control_config *cfg)
     cfg->alias_reclaim = WZP_SEC(30ull * 86400);
     cfg->max_conns_per_addr = 64;
     cfg->register_timeout = WZP_SEC(10);
+    cfg->park_after = WZP_SEC(2);
+    cfg->park_keepalive = WZP_SEC(4);
 }
 
 int wzp_relay_control_new(wzp_relay_control **out, const wzp_relay_control_config *cfg)
@@ -36,7 +38,9 @@ int wzp_relay_control_new(wzp_relay_control **out, const wzp_relay_control_confi
         return WZP_ERR_INVALID;
     /* The bucket arithmetic assumes a bounded rate (see take_token()). */
     if (!cfg->cb.send || !cfg->cb.close || cfg->rate_per_sec == 0 || cfg->rate_per_sec > 1000000 ||
-        cfg->rate_burst == 0 || cfg->rate_burst > 1000000 || cfg->ring_timeout == 0)
+        cfg->rate_burst == 0 || cfg->rate_burst > 1000000 || cfg->ring_timeout == 0 ||
+        (cfg->park_after && cfg->cb.park_send &&
+         (cfg->park_keepalive < WZP_MS(100) || cfg->park_keepalive > WZP_SEC(600))))
         return WZP_ERR_INVALID;
     /* Every CallSetup carries relay_addr: it must be one the codec accepts. */
     if (cfg->relay_addr.len && ((wzp_addr_family(&cfg->relay_addr) != AF_INET &&
@@ -57,6 +61,7 @@ int wzp_relay_control_new(wzp_relay_control **out, const wzp_relay_control_confi
         rc->cfg.max_alias_bindings =
             rc->cfg.max_registrations > UINT32_MAX / 2 ? UINT32_MAX : 2 * rc->cfg.max_registrations;
     rc->next_call_handle = 1;
+    wzp_rc_park_init(rc);
     *out = rc;
     return 0;
 }
@@ -68,7 +73,11 @@ void wzp_relay_control_free(wzp_relay_control *rc)
     wzp_rc_free_calls(rc);
     const wzp_hmap_slot *slot;
     for (size_t i = 0; wzp_hmap_next(&rc->conns, &i, &slot);)
-        free(slot->value);
+        wzp_rc_free_conn(slot->value);
+    for (size_t i = 0; wzp_hmap_next(&rc->regs, &i, &slot);)
+        if (wzp_rc_parked(slot->value)) /* in no other map */
+            wzp_rc_free_conn(slot->value);
+    wzp_park_table_free(&rc->park);
     for (size_t i = 0; wzp_hmap_next(&rc->aliases, &i, &slot);)
         free(slot->value);
     wzp_hmap_free(&rc->conns);
@@ -95,7 +104,10 @@ void wzp_rc_send(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m)
         return;
     }
     rc->stats.msgs_out++;
-    rc->cfg.cb.send(rc->cfg.user, c->id, buf, (size_t)n);
+    if (c->holding)
+        wzp_rc_hold(rc, c, buf, (size_t)n);
+    else
+        rc->cfg.cb.send(rc->cfg.user, c->id, buf, (size_t)n);
 }
 
 void wzp_rc_send_error(wzp_relay_control *rc, rc_conn *c, uint64_t request_id, wzp_sig_err code,
@@ -261,7 +273,7 @@ static size_t conns_from(const wzp_relay_control *rc, const uint8_t *key, size_t
     return (size_t)(uintptr_t)wzp_hmap_get(&rc->per_addr, key, keylen);
 }
 
-static void unlink_unreg(wzp_relay_control *rc, rc_conn *c)
+void wzp_rc_unlink_unreg(wzp_relay_control *rc, rc_conn *c)
 {
     if (!c->in_unreg)
         return;
@@ -277,12 +289,19 @@ static void unlink_unreg(wzp_relay_control *rc, rc_conn *c)
     c->in_unreg = false;
 }
 
-/*
- * Forgets a connection: its calls end (the other parties hear `reason`), its
- * registration goes if it is still its own, and its alias starts its reclaim
- * period. Never removes a registration that a newer connection holds.
- */
-static void drop_conn(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason reason, wzp_ts now)
+void wzp_rc_uncount_addr(wzp_relay_control *rc, rc_conn *c)
+{
+    if (c->addr_keylen) {
+        size_t n = conns_from(rc, c->addr_key, c->addr_keylen);
+        if (n <= 1)
+            wzp_hmap_del(&rc->per_addr, c->addr_key, c->addr_keylen);
+        else /* replacing an existing key never allocates */
+            wzp_hmap_put(&rc->per_addr, c->addr_key, c->addr_keylen, (void *)(uintptr_t)(n - 1));
+        c->addr_keylen = 0;
+    }
+}
+
+void wzp_rc_drop_conn(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason reason, wzp_ts now)
 {
     if ((c->moving || rc->draining) && rc->cfg.cb.reattach_lookup)
         wzp_rc_detach_calls_of(rc, c);
@@ -293,16 +312,13 @@ static void drop_conn(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason reas
         if (rc->cfg.cb.presence)
             rc->cfg.cb.presence(rc->cfg.user, c->fp, "", false);
     }
-    unlink_unreg(rc, c);
-    if (c->addr_keylen) {
-        size_t n = conns_from(rc, c->addr_key, c->addr_keylen);
-        if (n <= 1)
-            wzp_hmap_del(&rc->per_addr, c->addr_key, c->addr_keylen);
-        else /* replacing an existing key never allocates */
-            wzp_hmap_put(&rc->per_addr, c->addr_key, c->addr_keylen, (void *)(uintptr_t)(n - 1));
-    }
-    wzp_hmap_del(&rc->conns, &c->id, sizeof(c->id));
-    free(c);
+    wzp_rc_unlink_unreg(rc, c);
+    wzp_rc_uncount_addr(rc, c);
+    bool parked = wzp_rc_parked(c);
+    wzp_rc_park_forget(rc, c);
+    if (!parked)
+        wzp_hmap_del(&rc->conns, &c->id, sizeof(c->id));
+    wzp_rc_free_conn(c);
 }
 
 /* Asks the transport to close c, then forgets it. c is freed on return. */
@@ -310,7 +326,11 @@ static void close_conn(wzp_relay_control *rc, rc_conn *c, wzp_relay_close_code c
                        const char *reason, wzp_ts now)
 {
     uint64_t id = c->id;
-    drop_conn(rc, c, WZP_SIG_END_PEER_GONE, now);
+    if (wzp_rc_parked(c)) {
+        wzp_rc_drop_conn(rc, c, WZP_SIG_END_PEER_GONE, now); /* no connection to close */
+        return;
+    }
+    wzp_rc_drop_conn(rc, c, WZP_SIG_END_PEER_GONE, now);
     rc->stats.closes++;
     rc->cfg.cb.close(rc->cfg.user, id, code, reason);
 }
@@ -320,6 +340,7 @@ int wzp_relay_control_on_connect(wzp_relay_control *rc, uint64_t conn,
                                  wzp_ts now)
 {
     int fam = wzp_addr_family(remote);
+    rc->now = now;
     if (find_conn(rc, conn) || (fam != AF_INET && fam != AF_INET6) || wzp_addr_port(remote) == 0)
         return WZP_ERR_INVALID;
     rc_conn *c = calloc(1, sizeof(*c));
@@ -367,6 +388,8 @@ void wzp_relay_control_drain(wzp_relay_control *rc)
     rc->draining = true;
     const wzp_hmap_slot *slot;
     for (size_t i = 0; wzp_hmap_next(&rc->regs, &i, &slot);) {
+        if (wzp_rc_park_drain(rc, slot->value))
+            continue; /* parked: woken to go elsewhere */
         wzp_sig_msg m;
         wzp_sig_init(&m, WZP_SIG_REHOME, 0);
         wzp_rc_send(rc, slot->value, &m);
@@ -383,11 +406,16 @@ void wzp_relay_control_on_moving(wzp_relay_control *rc, uint64_t conn)
 void wzp_relay_control_on_disconnect(wzp_relay_control *rc, uint64_t conn, wzp_ts now)
 {
     rc_conn *c = find_conn(rc, conn);
+    rc->now = now;
     if (!c) {
         rc->stats.late_disconnects++;
         return;
     }
-    drop_conn(rc, c, WZP_SIG_END_PEER_GONE, now);
+    if (c->took_park && c->park && c->registered) {
+        wzp_rc_park_conn(rc, c, now);
+        return;
+    }
+    wzp_rc_drop_conn(rc, c, WZP_SIG_END_PEER_GONE, now);
 }
 
 void wzp_relay_control_on_addr_change(wzp_relay_control *rc, uint64_t conn, const wzp_addr *remote,
@@ -409,8 +437,8 @@ void wzp_relay_control_on_addr_change(wzp_relay_control *rc, uint64_t conn, cons
     }
 }
 
-void wzp_rc_register(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, bool claimed,
-                     wzp_ts now)
+static void register_conn(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, bool claimed,
+                          wzp_ts now)
 {
     const char *alias = m->u.reg.alias;
     rc_conn *old = wzp_hmap_get(&rc->regs, c->fp, WZP_SIG_FP_LEN);
@@ -484,7 +512,7 @@ void wzp_rc_register(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, bo
         b->expires = 0;
     }
     c->registered = true;
-    unlink_unreg(rc, c);
+    wzp_rc_unlink_unreg(rc, c);
     snprintf(c->alias, sizeof(c->alias), "%s", alias);
     rc->stats.reg_ok++;
     if (rc->cfg.cb.presence)
@@ -496,6 +524,22 @@ void wzp_rc_register(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, bo
     r.u.registered.reflexive = c->addr;
     snprintf(r.u.registered.alias, sizeof(r.u.registered.alias), "%s", c->alias);
     wzp_rc_send(rc, c, &r);
+    wzp_rc_park_idle_start(rc, c, now);
+}
+
+void wzp_rc_register(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, bool claimed,
+                     wzp_ts now)
+{
+    rc_conn *p = wzp_hmap_get(&rc->regs, c->fp, WZP_SIG_FP_LEN);
+    if (!p || p == c || !wzp_rc_parked(p)) {
+        register_conn(rc, c, m, claimed, now);
+        return;
+    }
+    /* The parked registration takes the new connection: calls pointing at it stay valid.
+     * Registered first, then what was held (an IncomingCall, say). */
+    p = wzp_rc_adopt(rc, p, c);
+    register_conn(rc, p, m, claimed, now);
+    wzp_rc_flush_held(rc, p);
 }
 
 /* ---- input --------------------------------------------------------------- */
@@ -524,11 +568,13 @@ void wzp_relay_control_on_message(wzp_relay_control *rc, uint64_t conn, const ui
                                   size_t len, wzp_ts now)
 {
     rc_conn *c = find_conn(rc, conn);
+    rc->now = now;
     if (!c) {
         rc->stats.drop_unknown_conn++;
         return;
     }
     rc->stats.msgs_in++;
+    wzp_rc_park_activity(rc, c, now);
     if (len > WZP_SIG_MAX_SIZE) {
         rc->stats.drop_too_big++;
         wzp_rc_send_error(rc, c, 0, WZP_SIG_ERR_TOO_BIG, "message too big");
@@ -605,7 +651,9 @@ void wzp_relay_control_on_message(wzp_relay_control *rc, uint64_t conn, const ui
 
 void wzp_relay_control_handle_timer(wzp_relay_control *rc, wzp_ts now)
 {
+    rc->now = now;
     wzp_rc_expire_calls(rc, now);
+    wzp_park_handle_timer(&rc->park, now);
     while (rc->unreg_head && rc->unreg_head->reg_deadline <= now) {
         rc->stats.reg_timeouts++;
         close_conn(rc, rc->unreg_head, WZP_RELAY_CLOSE_REG_TIMEOUT, "did not register in time",
@@ -616,6 +664,7 @@ void wzp_relay_control_handle_timer(wzp_relay_control *rc, wzp_ts now)
 wzp_ts wzp_relay_control_next_deadline(const wzp_relay_control *rc)
 {
     wzp_ts t = rc->ring_head ? rc->ring_head->expires : WZP_TS_NEVER;
+    t = wzp_ts_min(t, wzp_park_next_deadline(&rc->park));
     return rc->unreg_head ? wzp_ts_min(t, rc->unreg_head->reg_deadline) : t;
 }
 
@@ -625,6 +674,7 @@ void wzp_relay_control_claim_done(wzp_relay_control *rc, uint64_t conn, const ch
                                   wzp_relay_cluster_result res, wzp_ts now)
 {
     rc_conn *c = find_conn(rc, conn);
+    rc->now = now;
     if (!c || !c->pending_alias[0] || strcmp(c->pending_alias, alias) != 0)
         return; /* gone, or it asked for something else since */
     wzp_sig_msg m;
@@ -653,18 +703,20 @@ void wzp_relay_control_located(wzp_relay_control *rc, const uint8_t call_id[WZP_
                                const uint8_t relay[WZP_CLUSTER_ID_LEN], const wzp_addr *fwd,
                                wzp_ts now)
 {
+    rc->now = now;
     wzp_rc_call_located(rc, call_id, res, fp, relay, fwd, now);
 }
 
 void wzp_relay_control_offer_unheard(wzp_relay_control *rc,
                                      const uint8_t call_id[WZP_SIG_CALL_ID_LEN], wzp_ts now)
 {
-    (void)now;
+    rc->now = now;
     wzp_rc_call_offer_unheard(rc, call_id);
 }
 
 void wzp_relay_control_on_cluster(wzp_relay_control *rc, const wzp_cluster_msg *m, wzp_ts now)
 {
+    rc->now = now;
     if (m->kind == WZP_CLUSTER_REATTACH || m->kind == WZP_CLUSTER_REATTACH_ACK) {
         wzp_rc_reattach_cluster_msg(rc, m);
         return;
@@ -690,6 +742,7 @@ void wzp_relay_control_reattach_found(wzp_relay_control *rc, uint64_t conn, uint
                                       const wzp_addr *other_fwd, wzp_ts now)
 {
     rc_conn *c = find_conn(rc, conn);
+    rc->now = now;
     if (c && c->registered && (end == CALLER || end == CALLEE))
         wzp_rc_reattach_found(rc, c, request_id, call_id, end, res, other_fp, other_relay,
                               other_fwd, now);
@@ -725,6 +778,7 @@ void wzp_relay_control_foreach_registration(const wzp_relay_control *rc,
 void wzp_relay_control_get_stats(const wzp_relay_control *rc, wzp_relay_control_stats *out)
 {
     *out = rc->stats;
+    out->park = rc->park.stats;
 }
 
 size_t wzp_relay_control_num_conns(const wzp_relay_control *rc)
@@ -752,6 +806,11 @@ size_t wzp_relay_control_conns_from(const wzp_relay_control *rc, const wzp_addr 
     uint8_t key[8];
     size_t n = addr_key(addr, key);
     return n ? conns_from(rc, key, n) : 0;
+}
+
+size_t wzp_relay_control_num_parked(const wzp_relay_control *rc)
+{
+    return rc->park.n_parked;
 }
 
 uint64_t wzp_relay_control_lookup(const wzp_relay_control *rc, const uint8_t fp[WZP_SIG_FP_LEN])

@@ -45,6 +45,7 @@
 #include "common/addr.h"
 #include "common/time.h"
 #include "relay/cluster_msg.h"
+#include "relay/park.h"
 #include "wire/signal.h"
 
 /* Why the control plane asked the transport to close a connection. */
@@ -56,6 +57,9 @@ typedef enum wzp_relay_close_code {
     WZP_RELAY_CLOSE_REG_LIMIT = 5,    /* registration cap reached */
     WZP_RELAY_CLOSE_ADDR_LIMIT = 6,   /* too many connections from this address */
     WZP_RELAY_CLOSE_REG_TIMEOUT = 7,  /* did not register within register_timeout */
+    /* Client -> relay (the code itself, WZP_SIG_CLOSE_PARKED on the wire): it takes the
+     * relay's Park offer; relay -> client: the relay saw it take the offer (a ping came). */
+    WZP_RELAY_CLOSE_PARKED = 8,
 } wzp_relay_close_code;
 
 typedef struct wzp_relay_control_callbacks {
@@ -113,6 +117,9 @@ typedef struct wzp_relay_control_callbacks {
     void (*reattach_lookup)(void *user, uint64_t conn, uint64_t request_id,
                             const uint8_t call_id[WZP_SIG_CALL_ID_LEN], int end,
                             const uint8_t fp[WZP_SIG_FP_LEN]);
+    /* A park frame (src/wire/park_frame.h: PARK_PONG, WAKE) for the UDP address `to`, from
+     * the relay port. Optional: NULL, and nobody is offered Park. */
+    void (*park_send)(void *user, const wzp_addr *to, const uint8_t *frame, size_t len);
 } wzp_relay_control_callbacks;
 
 typedef struct wzp_relay_control_config {
@@ -134,6 +141,11 @@ typedef struct wzp_relay_control_config {
      * default 64 (many users may share one CGNAT address), 0 = no cap. */
     uint32_t max_conns_per_addr;
     wzp_ts register_timeout;        /* unregistered connections close after this; 10 s, 0 = never */
+    /* A registered client that sent nothing this long and has no call in any state and no
+     * alias claim under way is offered Park (docs/signaling.md); default 2 s, 0 = never.
+     * Never a client on the TCP service. */
+    wzp_ts park_after;
+    wzp_ts park_keepalive; /* the PARK_PING interval it is told; default 4 s */
     wzp_relay_control_callbacks cb; /* send and close required, the rest optional */
     void *user;                     /* the callbacks' user data */
 } wzp_relay_control_config;
@@ -169,6 +181,11 @@ typedef struct wzp_relay_control_stats {
     uint64_t cross_offered, cross_received, cross_refused, cross_not_found, cross_unavailable;
     uint64_t claims_refused;               /* aliases another relay's key holds */
     uint64_t reattached, reattach_refused; /* call ends moved here, and refused */
+    /* Parking: offers made, taken (connection closed), declined (the client kept talking),
+     * lapsed (neither); parked registrations that ended for want of pings; parked clients
+     * back on a connection (adopted). */
+    uint64_t parks_offered, parks_taken, parks_declined, parks_lapsed, parks_expired, unparked;
+    wzp_park_stats park; /* pings by result, WAKEs sent, wakes that got no answer */
 } wzp_relay_control_stats;
 
 typedef struct wzp_relay_control wzp_relay_control;
@@ -206,6 +223,14 @@ void wzp_relay_control_drain(wzp_relay_control *rc);
 /* The client closed its connection saying it moves to another relay of the cluster: at its
  * disconnect its answered calls are let go of (for its Reattach elsewhere), not ended. */
 void wzp_relay_control_on_moving(wzp_relay_control *rc, uint64_t conn);
+/* The client closed its connection taking the Park offer (WZP_SIG_CLOSE_PARKED): at its
+ * disconnect its registration stays, parked. */
+void wzp_relay_control_on_parked(wzp_relay_control *rc, uint64_t conn);
+/* A park frame (first byte WZP_PARK_PING) from UDP address `from`. */
+void wzp_relay_control_on_park_frame(wzp_relay_control *rc, const wzp_addr *from,
+                                     const uint8_t *frame, size_t len, wzp_ts now);
+/* The relay stops now (no drain): one WAKE with WZP_PARK_REHOME to every parked client. */
+void wzp_relay_control_park_farewell(wzp_relay_control *rc);
 /* The transport saw the client's address change (NAT rebinding, migration). */
 void wzp_relay_control_on_addr_change(wzp_relay_control *rc, uint64_t conn, const wzp_addr *remote,
                                       wzp_ts now);
@@ -290,7 +315,10 @@ void wzp_relay_control_foreach_registration(const wzp_relay_control *rc,
 
 void wzp_relay_control_get_stats(const wzp_relay_control *rc, wzp_relay_control_stats *out);
 size_t wzp_relay_control_num_conns(const wzp_relay_control *rc);
+/* Registrations, parked ones included. */
 size_t wzp_relay_control_num_registrations(const wzp_relay_control *rc);
+/* Of those, the parked ones (no connection). */
+size_t wzp_relay_control_num_parked(const wzp_relay_control *rc);
 size_t wzp_relay_control_num_calls(const wzp_relay_control *rc);
 /* Of those, the ones still ringing (the rest are answered). */
 size_t wzp_relay_control_num_ringing(const wzp_relay_control *rc);

@@ -10,6 +10,7 @@
 #include "common/hmap.h"
 #include "common/log.h"
 #include "relay/control.h"
+#include "relay/park.h"
 
 enum { CALLER = 0, CALLEE = 1 };
 
@@ -49,7 +50,23 @@ typedef struct rc_conn {
     wzp_sig_alias pending_alias;       /* a Register waiting for the cluster's claim */
     uint64_t pending_req;
     bool moving; /* left for another relay: its answered calls follow it there */
+    /* Parking (park.c): its place in the idle order while registered and connected; its
+     * park record once offered (park->parked: no connection any more, id 0, not in
+     * `conns`); messages held between the offer and its outcome, or while parked. */
+    wzp_park_idle idle;
+    wzp_park *park;
+    struct rc_held *held, *held_tail;
+    uint32_t n_held;
+    bool holding;   /* messages to it are held (offered and not answered yet, or parked) */
+    bool took_park; /* it closed its connection taking the offer: parked at disconnect */
 } rc_conn;
+
+/* A message held for a client that was offered Park or is parked (sent in order later). */
+typedef struct rc_held {
+    struct rc_held *next;
+    size_t len;
+    uint8_t msg[];
+} rc_held;
 
 /*
  * An alias bound to a key. holder is the key's live registered connection
@@ -72,6 +89,7 @@ struct rc_call {
     bool located;       /* cross-relay: the other relay is known (and told of the call) */
     bool remote_rang;   /* cross-relay, caller's side: the callee's relay rings it */
     bool remote_ended;  /* the end came from the other relay: nothing to tell it */
+    bool ring_held;     /* the callee is parked: the caller hears Ringing once it is back */
     uint64_t offer_req; /* the Offer's request id (Ringing echoes it) */
     struct {
         rc_conn *conn;
@@ -105,15 +123,61 @@ struct wzp_relay_control {
     size_t n_ringing;
     uint64_t next_call_handle;
     bool draining; /* stopping: no new registrations, calls or re-attachments */
+    wzp_park_table park;
+    wzp_ts now; /* the latest `now` given to any call (when a held message starts a wake) */
 };
 
 /* control.c */
+/*
+ * Forgets a connection: its calls end (the other parties hear `reason`), its
+ * registration goes if it is still its own, and its alias starts its reclaim
+ * period. Never removes a registration that a newer connection holds. A parked
+ * registration ends the same way.
+ */
+void wzp_rc_drop_conn(wzp_relay_control *rc, rc_conn *c, wzp_sig_end_reason reason, wzp_ts now);
+void wzp_rc_unlink_unreg(wzp_relay_control *rc, rc_conn *c);
+/* c no longer counts against its address's cap. */
+void wzp_rc_uncount_addr(wzp_relay_control *rc, rc_conn *c);
 void wzp_rc_send(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m);
 void wzp_rc_send_error(wzp_relay_control *rc, rc_conn *c, uint64_t request_id, wzp_sig_err code,
                        const char *text);
 
 /* The live registered connection holding alias, or NULL. */
 rc_conn *wzp_rc_conn_by_alias(const wzp_relay_control *rc, const char *alias);
+
+/* control_park.c: parking's side of the control plane (the table itself is park.c). */
+void wzp_rc_park_init(wzp_relay_control *rc);
+/* Frees c and what is held for it (no callbacks; its park record is the table's). */
+void wzp_rc_free_conn(rc_conn *c);
+/* c goes: out of the idle order, its park record dropped, what was held for it freed. */
+void wzp_rc_park_forget(wzp_relay_control *rc, rc_conn *c);
+/* Keeps an encoded message for c (wzp_rc_send while c->holding); a parked c is woken. */
+void wzp_rc_hold(wzp_relay_control *rc, rc_conn *c, const uint8_t *msg, size_t len);
+/* Sends what was held for c, in order, then lets held rings through. */
+void wzp_rc_flush_held(wzp_relay_control *rc, rc_conn *c);
+/* c's idle time starts (again) now, if it may park at all. */
+void wzp_rc_park_idle_start(wzp_relay_control *rc, rc_conn *c, wzp_ts now);
+/* A message from c: an offer it has not taken is declined; its idle time starts again. */
+void wzp_rc_park_activity(wzp_relay_control *rc, rc_conn *c, wzp_ts now);
+/* c's connection ended after it took the offer: it stays registered, parked. */
+void wzp_rc_park_conn(wzp_relay_control *rc, rc_conn *c, wzp_ts now);
+/* Parked p registers again on the (unregistered) connection c: p takes c's connection
+ * (c is freed) and stops being parked; what was held stays held. Returns p. */
+rc_conn *wzp_rc_adopt(wzp_relay_control *rc, rc_conn *p, rc_conn *c);
+/* The relay drains: a parked c is woken to go elsewhere (true); an offer under way is
+ * withdrawn (what was held sent). */
+bool wzp_rc_park_drain(wzp_relay_control *rc, rc_conn *c);
+
+/* Parked: a registration without a connection (its id is 0, it is not in `conns`). */
+static inline bool wzp_rc_parked(const rc_conn *c)
+{
+    return c->park && c->park->parked;
+}
+/* What was held for c has been sent (it declined Park, or is back from parking): the
+ * callers of its held ringing calls hear Ringing now (calls.c). */
+void wzp_rc_calls_released(wzp_relay_control *rc, rc_conn *c);
+/* c was woken and did not come back: its held ringing calls end as for an offline callee. */
+void wzp_rc_calls_unwoken(wzp_relay_control *rc, rc_conn *c);
 
 /* calls.c */
 void wzp_rc_handle_offer(wzp_relay_control *rc, rc_conn *c, const wzp_sig_msg *m, wzp_ts now);

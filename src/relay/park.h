@@ -1,0 +1,125 @@
+/*
+ * Parked registrations, sans-I/O (docs/signaling.md, "Parked registrations").
+ *
+ * An idle registered client need not hold a QUIC connection: the relay offers it `Park`
+ * (a random park id and key, the interval to ping at), the client closes its connection,
+ * and from then on its registration is a small record kept alive by 34-byte keyed UDP
+ * frames (src/wire/park_frame.h): PARK_PING from the client, PARK_PONG back. Anything to
+ * deliver wakes it (WAKE, repeated) and it connects again.
+ *
+ * This table owns the park records and every timer of parking:
+ *  - idle: registered connections, in the order they last did anything; one idle for
+ *    park_after is reported (idle callback), the owner decides whether to offer;
+ *  - offered and parked records, by park id; an offer lapses, a parked record expires,
+ *    when no valid ping came for 3 x keepalive;
+ *  - waking records: WAKE every 250 ms, at most for 3 s.
+ * Every interval is fixed, so each list is kept in deadline order by appending.
+ * The owner (the control plane) gets callbacks, synchronously, from the calls below; a
+ * callback may drop the record it is told about (and only that one).
+ */
+#ifndef WZP_RELAY_PARK_H
+#define WZP_RELAY_PARK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/addr.h"
+#include "common/hmap.h"
+#include "common/time.h"
+
+#define WZP_PARK_ID_LEN       8
+#define WZP_PARK_KEY_LEN      32
+#define WZP_PARK_WAKE_EVERY   WZP_MS(250)
+#define WZP_PARK_WAKE_FOR     WZP_SEC(3)
+#define WZP_PARK_MISSED_PINGS 3 /* keepalives without a valid ping before a record ends */
+
+/* A registered connection's place in the idle order (embedded in the owner's record). */
+typedef struct wzp_park_idle {
+    struct wzp_park_idle *prev, *next;
+    wzp_ts since;
+    bool linked;
+} wzp_park_idle;
+
+typedef struct wzp_park {
+    uint8_t id[WZP_PARK_ID_LEN];
+    uint8_t key[WZP_PARK_KEY_LEN];
+    wzp_addr *addr;  /* the owner's: where frames go, moved by valid pings (NAT rebinding) */
+    uint64_t ping_seq; /* last valid ping's */
+    uint64_t wake_seq; /* last WAKE's */
+    wzp_ts expires;    /* no valid ping by then: the offer lapses / the record expires */
+    wzp_ts wake_next, wake_until;
+    bool parked; /* false: only offered (the client still holds its connection) */
+    bool waking, rehome;
+    struct wzp_park *eprev, *enext; /* by expires */
+    struct wzp_park *wprev, *wnext; /* waking, by wake_next */
+    void *owner;
+} wzp_park;
+
+typedef enum wzp_park_ping_result {
+    WZP_PARK_PING_OK = 0,
+    WZP_PARK_PING_MALFORMED, /* not a 34-byte PARK_PING */
+    WZP_PARK_PING_UNKNOWN,   /* no such park id */
+    WZP_PARK_PING_BAD_MAC,
+    WZP_PARK_PING_REPLAY, /* seq not above the last valid one */
+} wzp_park_ping_result;
+
+typedef struct wzp_park_stats {
+    uint64_t pings[WZP_PARK_PING_REPLAY + 1]; /* by wzp_park_ping_result */
+    uint64_t wakes_sent;
+    uint64_t wakes_failed; /* woken for WZP_PARK_WAKE_FOR without coming back */
+} wzp_park_stats;
+
+typedef struct wzp_park_config {
+    wzp_ts park_after; /* idle time before the idle callback; 0 = never */
+    wzp_ts keepalive;  /* the ping interval clients are told */
+    /* A frame for the client at `to` (required). */
+    void (*send)(void *user, const wzp_addr *to, const uint8_t *frame, size_t len);
+    /* idle has been idle for park_after (and is unlinked). */
+    void (*idle)(void *user, wzp_park_idle *idle, wzp_ts now);
+    /* A valid ping for a record only offered: the client took the offer. */
+    void (*accepted)(void *user, wzp_park *p, wzp_ts now);
+    /* No valid ping for 3 x keepalive: an offer lapsed (p->parked false), or a record ends. */
+    void (*expired)(void *user, wzp_park *p, wzp_ts now);
+    /* Woken for WZP_PARK_WAKE_FOR and not back (it stays parked, no longer waking). */
+    void (*wake_failed)(void *user, wzp_park *p, wzp_ts now);
+    void *user;
+} wzp_park_config;
+
+typedef struct wzp_park_table {
+    wzp_park_config cfg;
+    wzp_hmap by_id;
+    size_t n_parked;
+    wzp_park_idle *idle_head, *idle_tail;
+    wzp_park *exp_head, *exp_tail;
+    wzp_park *wake_head, *wake_tail;
+    wzp_park_stats stats;
+} wzp_park_table;
+
+void wzp_park_table_init(wzp_park_table *t, const wzp_park_config *cfg);
+/* Frees every record (no callbacks). */
+void wzp_park_table_free(wzp_park_table *t);
+
+/* The connection did something (or registered): its idle time starts again now. */
+void wzp_park_idle_touch(wzp_park_table *t, wzp_park_idle *n, wzp_ts now);
+void wzp_park_idle_remove(wzp_park_table *t, wzp_park_idle *n);
+
+/* A new offer for owner at *addr (fresh random id and key), or NULL (out of memory). */
+wzp_park *wzp_park_offer(wzp_park_table *t, void *owner, wzp_addr *addr, wzp_ts now);
+/* The client took the offer: p is parked from now. */
+void wzp_park_enter(wzp_park_table *t, wzp_park *p, wzp_ts now);
+/* Forgets p (offer cancelled, client back or gone) and frees it. */
+void wzp_park_drop(wzp_park_table *t, wzp_park *p);
+/* Sends WAKE now and every WZP_PARK_WAKE_EVERY for WZP_PARK_WAKE_FOR (a parked p only);
+ * rehome: the WAKEs say "register elsewhere". Already waking: only rehome may be added. */
+void wzp_park_wake(wzp_park_table *t, wzp_park *p, bool rehome, wzp_ts now);
+
+/* A datagram of the PARK_PING type from `from`: a hash lookup and at most one MAC. A valid
+ * one moves the record to `from`, is answered with PARK_PONG (and a WAKE while waking). */
+wzp_park_ping_result wzp_park_on_ping(wzp_park_table *t, const wzp_addr *from, const uint8_t *buf,
+                                      size_t len, wzp_ts now);
+
+void wzp_park_handle_timer(wzp_park_table *t, wzp_ts now);
+wzp_ts wzp_park_next_deadline(const wzp_park_table *t);
+
+#endif
