@@ -7,6 +7,7 @@
 #include "common/hash.h"
 #include "relay/forwarder.h"
 #include "wire/demux.h"
+#include "wire/park_frame.h"
 #include "wire/relay_frame.h"
 #include "wire/stun_server.h"
 
@@ -106,6 +107,13 @@ static enum verdict judge(wzp_fwd_batch *b, uint8_t *p, size_t len, const wzp_ad
         return V_DROP;
     default:
         b->stats[WZP_FWD_S_MALFORMED]++;
+        return V_DROP;
+    }
+    if (p[0] == WZP_PARK_FRAME_PING && len == WZP_PARK_FRAME_LEN) {
+        /* A parked client's: the control thread checks it (one lookup, one MAC). */
+        if (b->ctl(b->ctl_user, from, p, len))
+            return V_CTL;
+        b->stats[WZP_FWD_S_CTL_FULL]++;
         return V_DROP;
     }
     wzp_relay_frame f;

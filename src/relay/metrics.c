@@ -78,6 +78,24 @@ static void control_plane(out *o, const wzp_relay_metrics_ctl *c)
         "Control connections past their handshake, registered or not.", c->conns);
     one(o, "wzp_relay_registered_identities", "gauge", "Identities registered now.",
         c->registrations);
+    one(o, "wzp_relay_parked", "gauge",
+        "Registered identities parked: no connection, kept by keyed pings.", c->parked);
+    GROUP(o, "wzp_relay_park_offers_total", "counter", "Park offers made, by outcome.", "outcome",
+          {"offered", s->parks_offered}, {"taken", s->parks_taken},
+          {"declined", s->parks_declined}, {"lapsed", s->parks_lapsed});
+    GROUP(o, "wzp_relay_parked_ended_total", "counter",
+          "Parked registrations that ended: back on a connection, or no pings.", "how",
+          {"unparked", s->unparked}, {"expired", s->parks_expired});
+    GROUP(o, "wzp_relay_park_pings_total", "counter", "PARK_PING frames, by result.", "result",
+          {"ok", s->park.pings[WZP_PARK_PING_OK]},
+          {"malformed", s->park.pings[WZP_PARK_PING_MALFORMED]},
+          {"unknown", s->park.pings[WZP_PARK_PING_UNKNOWN]},
+          {"bad_mac", s->park.pings[WZP_PARK_PING_BAD_MAC]},
+          {"replay", s->park.pings[WZP_PARK_PING_REPLAY]});
+    one(o, "wzp_relay_park_wakes_total", "counter", "WAKE frames sent to parked clients.",
+        s->park.wakes_sent);
+    one(o, "wzp_relay_park_wakes_failed_total", "counter",
+        "Parked clients woken for 3 s that did not come back.", s->park.wakes_failed);
     one(o, "wzp_relay_alias_bindings", "gauge",
         "Alias bindings held (live, or reserved for a key that left).", c->aliases);
 

@@ -22,6 +22,7 @@ typedef struct wzp_relay_metrics_ctl {
     wzp_quic_endpoint_stats quic;
     uint64_t conns;         /* control connections known to the control plane */
     uint64_t registrations; /* registered identities */
+    uint64_t parked;        /* of those, parked (no connection) */
     uint64_t calls_ringing, calls_active;
     uint64_t aliases;                   /* alias bindings held */
     uint64_t handshakes_completed;      /* control connections that finished their handshake */

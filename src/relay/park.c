@@ -25,7 +25,8 @@ void wzp_park_table_free(wzp_park_table *t)
         free(slot->value);
     wzp_hmap_free(&t->by_id);
     t->idle_head = t->idle_tail = NULL;
-    t->exp_head = t->exp_tail = t->wake_head = t->wake_tail = NULL;
+    t->offers.head = t->offers.tail = t->parked.head = t->parked.tail = NULL;
+    t->wake_head = t->wake_tail = NULL;
 }
 
 /* ---- the three deadline-ordered lists ---------------------------------------------------- */
@@ -61,31 +62,39 @@ void wzp_park_idle_touch(wzp_park_table *t, wzp_park_idle *n, wzp_ts now)
     n->linked = true;
 }
 
+/* The offers, and the parked records: each in deadline order (one fixed interval each). */
+static wzp_park_list *list_of(wzp_park_table *t, const wzp_park *p)
+{
+    return p->parked ? &t->parked : &t->offers;
+}
+
 static void exp_remove(wzp_park_table *t, wzp_park *p)
 {
+    wzp_park_list *l = list_of(t, p);
     if (p->eprev)
         p->eprev->enext = p->enext;
-    else if (t->exp_head == p)
-        t->exp_head = p->enext;
+    else if (l->head == p)
+        l->head = p->enext;
     else
         return; /* not linked */
     if (p->enext)
         p->enext->eprev = p->eprev;
     else
-        t->exp_tail = p->eprev;
+        l->tail = p->eprev;
     p->eprev = p->enext = NULL;
 }
 
 static void exp_append(wzp_park_table *t, wzp_park *p, wzp_ts expires)
 {
+    wzp_park_list *l = list_of(t, p);
     exp_remove(t, p);
     p->expires = expires;
-    p->eprev = t->exp_tail;
-    if (t->exp_tail)
-        t->exp_tail->enext = p;
+    p->eprev = l->tail;
+    if (l->tail)
+        l->tail->enext = p;
     else
-        t->exp_head = p;
-    t->exp_tail = p;
+        l->head = p;
+    l->tail = p;
 }
 
 static void wake_remove(wzp_park_table *t, wzp_park *p)
@@ -134,7 +143,7 @@ wzp_park *wzp_park_offer(wzp_park_table *t, void *owner, wzp_addr *addr, wzp_ts 
         free(p);
         return NULL;
     }
-    exp_append(t, p, now + miss_after(t));
+    exp_append(t, p, now + WZP_PARK_OFFER_FOR);
     return p;
 }
 
@@ -142,6 +151,7 @@ void wzp_park_enter(wzp_park_table *t, wzp_park *p, wzp_ts now)
 {
     if (p->parked)
         return;
+    exp_remove(t, p);
     p->parked = true;
     t->n_parked++;
     exp_append(t, p, now + miss_after(t));
@@ -160,15 +170,17 @@ void wzp_park_drop(wzp_park_table *t, wzp_park *p)
 static void send_frame(wzp_park_table *t, const wzp_park *p, uint8_t type, uint64_t seq,
                        uint8_t flags)
 {
-    uint8_t f[WZP_PARK_FRAME_LEN];
-    wzp_park_frame_encode(f, type, p->id, seq, flags, p->key);
-    t->cfg.send(t->cfg.user, p->addr, f, sizeof(f));
+    uint8_t out[WZP_PARK_FRAME_LEN];
+    wzp_park_frame f = {.type = type, .seq = seq, .flags = flags};
+    memcpy(f.park_id, p->id, WZP_PARK_ID_LEN);
+    if (wzp_park_frame_encode(out, &f, p->key) == 0)
+        t->cfg.send(t->cfg.user, p->addr, out, sizeof(out));
 }
 
 static void send_wake(wzp_park_table *t, wzp_park *p)
 {
     t->stats.wakes_sent++;
-    send_frame(t, p, WZP_PARK_WAKE, ++p->wake_seq, p->rehome ? WZP_PARK_REHOME : 0);
+    send_frame(t, p, WZP_PARK_FRAME_WAKE, ++p->wake_seq, p->rehome ? WZP_PARK_REHOME : 0);
 }
 
 void wzp_park_wake(wzp_park_table *t, wzp_park *p, bool rehome, wzp_ts now)
@@ -194,7 +206,7 @@ wzp_park_ping_result wzp_park_on_ping(wzp_park_table *t, const wzp_addr *from, c
     wzp_park_ping_result r;
     wzp_park_frame f;
     wzp_park *p = NULL;
-    if (wzp_park_frame_decode(&f, buf, len) < 0 || f.type != WZP_PARK_PING)
+    if (wzp_park_frame_peek(&f, buf, len) < 0 || f.type != WZP_PARK_FRAME_PING)
         r = WZP_PARK_PING_MALFORMED;
     else if (!(p = wzp_hmap_get(&t->by_id, f.park_id, WZP_PARK_ID_LEN)))
         r = WZP_PARK_PING_UNKNOWN;
@@ -210,7 +222,7 @@ wzp_park_ping_result wzp_park_on_ping(wzp_park_table *t, const wzp_addr *from, c
     p->ping_seq = f.seq;
     if (!wzp_addr_equal(p->addr, from))
         *p->addr = *from;
-    send_frame(t, p, WZP_PARK_PONG, f.seq, 0);
+    send_frame(t, p, WZP_PARK_FRAME_PONG, f.seq, 0);
     if (!p->parked) {
         t->cfg.accepted(t->cfg.user, p, now); /* may enter p, or drop it */
         return r;
@@ -228,11 +240,12 @@ void wzp_park_handle_timer(wzp_park_table *t, wzp_ts now)
         wzp_park_idle_remove(t, n);
         t->cfg.idle(t->cfg.user, n, now);
     }
-    while (t->exp_head && t->exp_head->expires <= now) {
-        wzp_park *p = t->exp_head;
-        exp_remove(t, p);
-        t->cfg.expired(t->cfg.user, p, now);
-    }
+    for (wzp_park_list *l = &t->offers; l; l = l == &t->offers ? &t->parked : NULL)
+        while (l->head && l->head->expires <= now) {
+            wzp_park *p = l->head;
+            exp_remove(t, p);
+            t->cfg.expired(t->cfg.user, p, now);
+        }
     while (t->wake_head && t->wake_head->wake_next <= now) {
         wzp_park *p = t->wake_head;
         wake_remove(t, p);
@@ -252,8 +265,10 @@ wzp_ts wzp_park_next_deadline(const wzp_park_table *t)
     wzp_ts d = WZP_TS_NEVER;
     if (t->idle_head)
         d = t->idle_head->since + t->cfg.park_after;
-    if (t->exp_head)
-        d = wzp_ts_min(d, t->exp_head->expires);
+    if (t->offers.head)
+        d = wzp_ts_min(d, t->offers.head->expires);
+    if (t->parked.head)
+        d = wzp_ts_min(d, t->parked.head->expires);
     if (t->wake_head)
         d = wzp_ts_min(d, t->wake_head->wake_next);
     return d;

@@ -10,8 +10,8 @@
  * This table owns the park records and every timer of parking:
  *  - idle: registered connections, in the order they last did anything; one idle for
  *    park_after is reported (idle callback), the owner decides whether to offer;
- *  - offered and parked records, by park id; an offer lapses, a parked record expires,
- *    when no valid ping came for 3 x keepalive;
+ *  - offered and parked records, by park id; an offer lapses after WZP_PARK_OFFER_FOR, a
+ *    parked record expires when no valid ping came for 3 x keepalive;
  *  - waking records: WAKE every 250 ms, at most for 3 s.
  * Every interval is fixed, so each list is kept in deadline order by appending.
  * The owner (the control plane) gets callbacks, synchronously, from the calls below; a
@@ -27,12 +27,14 @@
 #include "common/addr.h"
 #include "common/hmap.h"
 #include "common/time.h"
+#include "wire/park_frame.h"
 
-#define WZP_PARK_ID_LEN       8
-#define WZP_PARK_KEY_LEN      32
 #define WZP_PARK_WAKE_EVERY   WZP_MS(250)
 #define WZP_PARK_WAKE_FOR     WZP_SEC(3)
 #define WZP_PARK_MISSED_PINGS 3 /* keepalives without a valid ping before a record ends */
+/* An offer neither taken nor declined this long lapses: what was held for the client goes
+ * out (a client that does not know Park loses no more than this). */
+#define WZP_PARK_OFFER_FOR WZP_SEC(2)
 
 /* A registered connection's place in the idle order (embedded in the owner's record). */
 typedef struct wzp_park_idle {
@@ -47,7 +49,7 @@ typedef struct wzp_park {
     wzp_addr *addr;  /* the owner's: where frames go, moved by valid pings (NAT rebinding) */
     uint64_t ping_seq; /* last valid ping's */
     uint64_t wake_seq; /* last WAKE's */
-    wzp_ts expires;    /* no valid ping by then: the offer lapses / the record expires */
+    wzp_ts expires;    /* the offer lapses / no valid ping by then: the record expires */
     wzp_ts wake_next, wake_until;
     bool parked; /* false: only offered (the client still holds its connection) */
     bool waking, rehome;
@@ -79,19 +81,23 @@ typedef struct wzp_park_config {
     void (*idle)(void *user, wzp_park_idle *idle, wzp_ts now);
     /* A valid ping for a record only offered: the client took the offer. */
     void (*accepted)(void *user, wzp_park *p, wzp_ts now);
-    /* No valid ping for 3 x keepalive: an offer lapsed (p->parked false), or a record ends. */
+    /* An offer lapsed (p->parked false), or no valid ping for 3 x keepalive: a record ends. */
     void (*expired)(void *user, wzp_park *p, wzp_ts now);
     /* Woken for WZP_PARK_WAKE_FOR and not back (it stays parked, no longer waking). */
     void (*wake_failed)(void *user, wzp_park *p, wzp_ts now);
     void *user;
 } wzp_park_config;
 
+typedef struct wzp_park_list {
+    wzp_park *head, *tail;
+} wzp_park_list;
+
 typedef struct wzp_park_table {
     wzp_park_config cfg;
     wzp_hmap by_id;
     size_t n_parked;
     wzp_park_idle *idle_head, *idle_tail;
-    wzp_park *exp_head, *exp_tail;
+    wzp_park_list offers, parked; /* by expires */
     wzp_park *wake_head, *wake_tail;
     wzp_park_stats stats;
 } wzp_park_table;

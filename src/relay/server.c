@@ -30,6 +30,7 @@
 #include "relay/tcp_listener.h"
 #include "common/tunnel_addr.h"
 #include "wire/demux.h"
+#include "wire/park_frame.h"
 #include "wire/signal.h"
 
 /* How often the control thread looks for idle channels. */
@@ -114,6 +115,7 @@ void wzp_relay_server_config_default(wzp_relay_server_config *cfg)
     cfg->retry_threshold = 1000;
     cfg->max_handshakes_per_addr = 16;
     wzp_relay_control_config_default(&cfg->control);
+    cfg->control.park_keepalive = 0; /* 4 s alone, 2 s in a cluster */
 }
 
 static wzp_relay_shard *shard_of(wzp_relay_server *s, uint64_t handle)
@@ -199,6 +201,12 @@ static void ctl_call_record(void *user, const uint8_t *call_id, const uint8_t *f
                             relay_b, live);
 }
 
+/* PARK_PONG and WAKE: straight out of the relay port, like the shards' QUIC. */
+static void ctl_park_send(void *user, const wzp_addr *to, const uint8_t *frame, size_t len)
+{
+    wzp_forwarder_send(((wzp_relay_server *)user)->fwd, to, frame, len);
+}
+
 static void ctl_reattach_lookup(void *user, uint64_t conn, uint64_t request_id,
                                 const uint8_t *call_id, int end, const uint8_t *fp)
 {
@@ -222,6 +230,9 @@ static void on_event(wzp_relay_server *s, const wzp_relay_shard_event *ev, wzp_t
         break;
     case WZP_SHARD_EV_MOVING:
         wzp_relay_control_on_moving(s->ctl, ev->handle);
+        break;
+    case WZP_SHARD_EV_PARKED:
+        wzp_relay_control_on_parked(s->ctl, ev->handle);
         break;
     case WZP_SHARD_EV_CLOSED:
         /* Ends its calls, which closes their channels through ctl_channels_close. */
@@ -499,6 +510,7 @@ static wzp_ts publish_metrics(wzp_relay_server *s, wzp_ts now)
     memset(&m.quic, 0, sizeof(m.quic)); /* the shards' own: read at the scrape */
     m.conns = wzp_relay_control_num_conns(s->ctl);
     m.registrations = wzp_relay_control_num_registrations(s->ctl);
+    m.parked = wzp_relay_control_num_parked(s->ctl);
     m.calls_ringing = wzp_relay_control_num_ringing(s->ctl);
     m.calls_active = wzp_relay_control_num_calls(s->ctl) - m.calls_ringing;
     m.aliases = wzp_relay_control_num_aliases(s->ctl);
@@ -562,10 +574,15 @@ static void on_ctl_packets(wzp_loop *loop, wzp_io *io, unsigned events)
     (void)events;
     int n;
     while ((n = wzp_forwarder_ctl_recv(s->fwd, 0, s->msgs, RX_BATCH)) > 0) {
+        wzp_ts now = wzp_now();
         for (int i = 0; i < n; i++) {
             wzp_udp_msg *m = &s->msgs[i];
             switch (wzp_pkt_classify(m->data, m->len)) {
             case WZP_PKT_RELAY:
+                if (m->data[0] == WZP_PARK_FRAME_PING && !wzp_addr_is_tunnel(&m->peer)) {
+                    wzp_relay_control_on_park_frame(s->ctl, &m->peer, m->data, m->len, now);
+                    break;
+                }
                 /* A worker's frame for a TCP client (named by its destination). */
                 if (s->tcp && wzp_addr_is_tunnel(&m->peer))
                     wzp_tcp_forward_send(&s->tcp_fwd, &m->peer, m->data, m->len);
@@ -602,6 +619,7 @@ static void do_stop(wzp_loop *loop, void *arg)
     wzp_relay_server *s = arg;
     if (!s->stopping) {
         s->stopping = true;
+        wzp_relay_control_park_farewell(s->ctl); /* parked clients: register elsewhere */
         wzp_forwarder_stats fs;
         wzp_forwarder_get_stats(s->fwd, &fs);
         WZP_INFO("relay: stopping; %llu STUN answered, %llu STUN rate-limited, %llu control "
@@ -652,8 +670,10 @@ static void drain_tick(wzp_loop *loop, wzp_timer *t)
             wzp_relay_shard_close_all(s->shards[i], CLOSE_SHUTDOWN, "relay shutting down");
         service(s); /* the shards close them; their `closed` events delete their presence */
     }
+    /* Parked clients are woken to go elsewhere for up to 3 s, then forgotten. */
     if (s->drain_closed &&
-        ((wzp_relay_control_num_conns(s->ctl) == 0 && wzp_cluster_settled(s->cluster)) ||
+        ((wzp_relay_control_num_conns(s->ctl) == 0 &&
+          wzp_relay_control_num_parked(s->ctl) == 0 && wzp_cluster_settled(s->cluster)) ||
          now - s->drain_started >= DRAIN_MAX)) {
         WZP_INFO("relay: drained in %lld ms", (long long)((now - s->drain_started) / WZP_MS(1)));
         do_stop(loop, s);
@@ -833,8 +853,13 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
                                             .channels_open = ctl_channels_open,
                                             .channels_close = ctl_channels_close,
                                             .channel_moved = ctl_channel_moved,
-                                            .channel_peer = ctl_channel_peer};
+                                            .channel_peer = ctl_channel_peer,
+                                            .park_send = ctl_park_send};
     ccfg.user = s;
+    /* 0: as the clients' control keep-alives, 4 s, or 2 s in a cluster (where a dead relay
+     * must be noticed sooner). */
+    if (!ccfg.park_keepalive)
+        ccfg.park_keepalive = cfg->redis ? WZP_SEC(2) : WZP_SEC(4);
     if (cfg->redis) {
         ccfg.cb.claim_alias = ctl_claim_alias;
         ccfg.cb.presence = ctl_presence;

@@ -173,6 +173,8 @@ static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *in
     wzp_relay_shard *sh = rc->sh;
     if (info->by_peer && !info->error && info->app_code == WZP_SIG_CLOSE_MOVING)
         emit(sh, WZP_SHARD_EV_MOVING, rc->handle, NULL, NULL, NULL, 0);
+    if (info->by_peer && !info->error && info->app_code == WZP_SIG_CLOSE_PARKED)
+        emit(sh, WZP_SHARD_EV_PARKED, rc->handle, NULL, NULL, NULL, 0);
     emit(sh, WZP_SHARD_EV_CLOSED, rc->handle, NULL, NULL, NULL, 0);
     wzp_hmap_del(&sh->conns, &rc->handle, sizeof(rc->handle));
     free(rc);

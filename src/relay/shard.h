@@ -45,6 +45,8 @@ typedef enum wzp_relay_shard_ev_kind {
     WZP_SHARD_EV_MOVED,       /* handle, addr: the client's new address */
     WZP_SHARD_EV_MOVING,      /* handle: the client is closing with WZP_SIG_CLOSE_MOVING (it
                                  re-homes); CLOSED follows */
+    WZP_SHARD_EV_PARKED,      /* handle: the client is closing with WZP_SIG_CLOSE_PARKED (it
+                                 takes the relay's Park offer); CLOSED follows */
     WZP_SHARD_EV_CLOSED,      /* handle: gone; later commands for it are dropped */
     WZP_SHARD_EV_TCP_OUT,     /* a datagram (data) for the TCP client at addr */
 } wzp_relay_shard_ev_kind;

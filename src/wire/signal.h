@@ -113,6 +113,9 @@ typedef enum wzp_sig_err {
 /* Client -> relay: leaving for another relay of the cluster, its answered calls move along
  * (Reattach there): the relay lets go of them without ending them. */
 #define WZP_SIG_CLOSE_MOVING 0x200
+/* Client -> relay: it takes the relay's Park offer (WZP_SIG_PARK); its registration stays,
+ * parked. The relay's WZP_RELAY_CLOSE_PARKED. */
+#define WZP_SIG_CLOSE_PARKED 8
 
 typedef struct wzp_sig_candidate {
     wzp_sig_cand_type type;
