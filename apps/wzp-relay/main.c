@@ -48,6 +48,9 @@ static void usage(FILE *out)
         "                         /64 and control shard (16; 0 = no cap)\n"
         "  --max-conns-per-ip N   control connections per source IPv4 address or IPv6 /64,\n"
         "                         registered or not (64; 0 = no cap). Over it: 'relay full'\n"
+        "  --park-after MS        a registered client idle this long is offered to park:\n"
+        "                         no connection, kept by small keyed pings, woken for a\n"
+        "                         call (2000; 0 = never)\n"
         "  --alias-reclaim DURATION\n"
         "                         an alias stays bound to its key this long after the key\n"
         "                         disconnects, across restarts (HOME/aliases): 30d, 12h,\n"
@@ -160,6 +163,7 @@ int main(int argc, char **argv)
         {"max-handshakes-per-ip", required_argument, NULL, 'P'},
         {"max-conns-per-ip", required_argument, NULL, 'I'},
         {"alias-reclaim", required_argument, NULL, 'A'},
+        {"park-after", required_argument, NULL, 1003},
         {"stun-alt", required_argument, NULL, 'X'},
         {"metrics", required_argument, NULL, 'M'},
         {"metrics-public", no_argument, NULL, 'U'},
@@ -280,6 +284,13 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             }
             cfg.control.max_conns_per_addr = (uint32_t)v;
+            break;
+        case 1003:
+            if (parse_uint(optarg, 86400000, &v) < 0) {
+                fprintf(stderr, "wzp-relay: --park-after wants 0..86400000 milliseconds\n");
+                return EXIT_USAGE;
+            }
+            cfg.control.park_after = WZP_MS(v);
             break;
         case 't':
             tcp_given = true;
