@@ -5,6 +5,12 @@
  * and are then checked (every client pings, a sample of them call each other).
  * The relay's memory is its VmRSS from /proc, before and after.
  *
+ * Clients park as the client does (docs/signaling.md, "Parked registrations"): offered
+ * Park, they close their connection with WZP_SIG_CLOSE_PARKED, then send PARK_PING every
+ * keepalive; a WAKE has them connect and register again (so does a call they place).
+ * The memory per client is measured once every client is parked: what an idle
+ * registration costs.
+ *
  * usage: bench_register [CLIENTS] [HOLD_SECONDS] [IN_FLIGHT] [SHARDS...]
  *        (10000, 10, 64, "1 N" with N the number of cores)
  * $WZP_BENCH_RELAY_ARGS: more options for the relay, split at spaces (e.g. a
@@ -45,9 +51,10 @@
 #include "net/clock.h"
 #include "net/udp.h"
 #include "quic/quic.h"
+#include "wire/park_frame.h"
 #include "wire/signal.h"
 
-enum { ST_IDLE, ST_CONNECTING, ST_REGISTERING, ST_REGISTERED, ST_CLOSED };
+enum { ST_IDLE, ST_CONNECTING, ST_REGISTERING, ST_REGISTERED, ST_PARKED, ST_CLOSED };
 
 typedef struct bclient {
     wzp_identity *id;
@@ -56,15 +63,23 @@ typedef struct bclient {
     int fd;
     wzp_addr local;
     int state;
-    wzp_ts due; /* the QUIC expiry last pushed on the heap */
+    wzp_ts due; /* the earliest of the QUIC expiry and next_ping, last pushed on the heap */
     uint32_t pongs, incoming, ringing;
+    bool was_parked; /* connecting again from parked (woken, or placing a call) */
+    bool offer_pending;
+    bool ping_pending; /* the check's ping, once registered again */
+    uint8_t offer_to[WZP_FINGERPRINT_LEN]; /* a call to place once registered */
+    uint8_t park_id[WZP_PARK_ID_LEN], park_key[WZP_PARK_KEY_LEN];
+    wzp_ts keepalive, next_ping;
+    uint64_t ping_seq, wake_seq;
 } bclient;
 
 static bclient *clients;
 static size_t nclients;
 static wzp_addr relay_addr;
 static uint8_t relay_fp[WZP_FINGERPRINT_LEN];
-static size_t n_registered, n_closed, n_inflight;
+static size_t n_registered, n_closed, n_inflight, n_parked, n_wakes;
+static bool checking; /* the final check runs: a client connecting again pings once back */
 static int epfd;
 
 /* ---- a min-heap of (due, client), stale entries skipped on pop ---- */
@@ -307,6 +322,26 @@ static void send_sig(bclient *c, const wzp_sig_msg *m)
         wzp_quic_conn_send_message(c->conn, buf, (size_t)n);
 }
 
+static void send_offer(bclient *c)
+{
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_OFFER, 3);
+    memcpy(m.u.offer.callee_fp, c->offer_to, WZP_FINGERPRINT_LEN);
+    m.u.offer.params.media_version = 1;
+    send_sig(c, &m);
+    c->offer_pending = false;
+}
+
+static void send_park_ping(bclient *c, wzp_ts now)
+{
+    wzp_park_frame f = {.type = WZP_PARK_FRAME_PING, .seq = ++c->ping_seq};
+    uint8_t out[WZP_PARK_FRAME_LEN];
+    memcpy(f.park_id, c->park_id, WZP_PARK_ID_LEN);
+    if (wzp_park_frame_encode(out, &f, c->park_key) == 0)
+        wzp_udp_send(c->fd, &relay_addr, out, sizeof(out));
+    c->next_ping = now + c->keepalive;
+}
+
 static void on_established(void *u, wzp_quic_conn *conn, const uint8_t *fp, wzp_ts now)
 {
     bclient *c = u;
@@ -329,9 +364,33 @@ static void on_message(void *u, wzp_quic_conn *conn, const uint8_t *d, size_t n,
     case WZP_SIG_REGISTERED:
         if (c->state == ST_REGISTERING) {
             c->state = ST_REGISTERED;
-            n_registered++;
+            if (!c->was_parked)
+                n_registered++;
+            c->was_parked = false;
             n_inflight--;
+            if (c->offer_pending)
+                send_offer(c);
+            if (c->ping_pending) {
+                wzp_sig_msg p;
+                wzp_sig_init(&p, WZP_SIG_PING, 2);
+                send_sig(c, &p);
+                c->ping_pending = false;
+            }
         }
+        break;
+    case WZP_SIG_PARK:
+        /* Idle: take it (a client with a call to place is not idle). */
+        if (c->state != ST_REGISTERED || c->offer_pending)
+            break;
+        memcpy(c->park_id, m.u.park.park_id, WZP_PARK_ID_LEN);
+        memcpy(c->park_key, m.u.park.key, WZP_PARK_KEY_LEN);
+        c->keepalive = WZP_MS(m.u.park.keepalive_ms);
+        c->state = ST_PARKED;
+        n_parked++;
+        c->conn = NULL; /* closing: its `closed` callback no longer concerns the client */
+        wzp_quic_conn_set_user(conn, NULL);
+        wzp_quic_conn_close(conn, WZP_SIG_CLOSE_PARKED, "parked");
+        c->next_ping = now + c->keepalive;
         break;
     case WZP_SIG_PONG:
         c->pongs++;
@@ -356,6 +415,8 @@ static void on_closed(void *u, wzp_quic_conn *conn, const wzp_quic_close_info *i
 {
     bclient *c = u;
     (void)conn;
+    if (!c)
+        return; /* a connection closed for parking */
     static int logged;
     if (logged++ < 5)
         fprintf(stderr, "client %zu closed: error %d app %llu %s\n", (size_t)(c - clients),
@@ -381,6 +442,8 @@ static void settle(bclient *c, wzp_ts now)
 {
     wzp_quic_endpoint_flush(c->ep, now, send_udp, c);
     wzp_ts due = wzp_quic_endpoint_expiry(c->ep);
+    if (c->state == ST_PARKED)
+        due = wzp_ts_min(due, c->next_ping);
     if (due != c->due && due != WZP_TS_NEVER) {
         c->due = due;
         heap_push(due, (uint32_t)(c - clients));
@@ -445,6 +508,33 @@ static void client_connect(bclient *c, wzp_ts now)
     settle(c, now);
 }
 
+/* A parked client connects and registers again (woken, or to place a call). */
+static void unpark(bclient *c, wzp_ts now)
+{
+    if (c->state != ST_PARKED)
+        return;
+    c->was_parked = true;
+    c->ping_pending = checking && c->pongs == 0; /* its PARK_PONG may come too late now */
+    n_parked--;
+    client_connect(c, now);
+}
+
+static void on_park_frame(bclient *c, const uint8_t *p, size_t len, wzp_ts now)
+{
+    wzp_park_frame f;
+    if (c->state != ST_PARKED || wzp_park_frame_peek(&f, p, len) != 0 ||
+        memcmp(f.park_id, c->park_id, WZP_PARK_ID_LEN) != 0 ||
+        !wzp_park_frame_verify(p, len, c->park_key))
+        return;
+    if (f.type == WZP_PARK_FRAME_PONG && f.seq == c->ping_seq) {
+        c->pongs++;
+    } else if (f.type == WZP_PARK_FRAME_WAKE && f.seq > c->wake_seq) {
+        c->wake_seq = f.seq;
+        n_wakes++;
+        unpark(c, now);
+    }
+}
+
 /* One round: packets and timers, waiting at most max_wait. */
 static void pump(wzp_ts max_wait)
 {
@@ -467,10 +557,13 @@ static void pump(wzp_ts max_wait)
             for (int k = 0; k < 16; k++)
                 msgs[k] = (wzp_udp_msg){.data = bufs[k], .cap = sizeof(bufs[k])};
             int got = wzp_udp_recv_batch(c->fd, msgs, 16);
-            for (int k = 0; k < got; k++)
-                if (msgs[k].len)
+            for (int k = 0; k < got; k++) {
+                if (wzp_park_frame_is(msgs[k].data, msgs[k].len))
+                    on_park_frame(c, msgs[k].data, msgs[k].len, now);
+                else if (msgs[k].len)
                     wzp_quic_endpoint_feed(c->ep, &c->local, &msgs[k].peer, msgs[k].data,
                                            msgs[k].len, now, NULL);
+            }
             if (got < 16)
                 break;
         }
@@ -483,6 +576,8 @@ static void pump(wzp_ts max_wait)
             continue; /* stale */
         c->due = 0;   /* force a fresh push */
         wzp_quic_endpoint_handle_expiry(c->ep, now);
+        if (c->state == ST_PARKED && c->next_ping <= now)
+            send_park_ping(c, now);
         settle(c, now);
     }
     /* Compact the heap when stale entries pile up. */
@@ -515,7 +610,8 @@ typedef struct result {
     unsigned shards;
     size_t regs;
     double reg_rate, rcpu_per_reg, busiest_per_reg;
-    long rss_per_client;
+    long rss_per_client;           /* once every client is parked */
+    long rss_per_connected_client; /* right after registering (most still connected) */
     bool ok;
 } result;
 
@@ -525,7 +621,7 @@ static const char *relay_bin;
 static result run(unsigned shards, int hold, size_t window)
 {
     result res = {.shards = shards};
-    n_registered = n_closed = n_inflight = 0;
+    n_registered = n_closed = n_inflight = n_parked = n_wakes = 0;
     hlen = 0;
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0)
@@ -596,35 +692,56 @@ static result run(unsigned shards, int hold, size_t window)
         fprintf(stderr, "only %zu of %zu registered (%zu closed, %zu in flight)\n", regs, nclients,
                 n_closed, n_inflight);
 
-    /* 5. Hold: everyone stays connected and idle. */
+    /* 5. Every client parks once idle (bounded: a relay with --park-after 0 parks
+     * nobody), then the closed connections drain; then the hold, idle. */
+    wzp_ts park_limit = wzp_now() + WZP_SEC(30);
+    while (n_parked < n_registered && wzp_now() < park_limit &&
+           (n_parked || wzp_now() < t4 + WZP_SEC(10)))
+        pump(WZP_MS(50));
+    for (wzp_ts end = wzp_now() + WZP_SEC(1); wzp_now() < end;)
+        pump(WZP_MS(50)); /* the closed connections' draining periods end */
+    wzp_ts tp = wzp_now();
+    long rss_parked = relay_rss_kib();
+    row("all parked", n_parked, secs(t4, tp), -1, rss_parked);
     wzp_ts hold_end = wzp_now() + WZP_SEC(hold);
     while (wzp_now() < hold_end)
         pump(WZP_MS(50));
     wzp_ts t5 = wzp_now();
     long rss2 = relay_rss_kib();
     char name[64];
-    snprintf(name, sizeof(name), "hold %d s (still up)", hold);
-    row(name, n_registered, secs(t4, t5), -1, rss2);
+    snprintf(name, sizeof(name), "hold %d s (parked %zu)", hold, n_parked);
+    row(name, n_registered, secs(tp, t5), -1, rss2);
 
-    /* 6. Check: every client pings; 100 pairs call each other (the callee must
-     * be registered for IncomingCall to reach it), then the callers cancel. */
+    /* 6. Check: every client pings (a parked one with PARK_PING); 100 pairs call
+     * each other (a parked caller connects first; a parked callee is woken by the
+     * relay and must register again for IncomingCall to reach it), then the
+     * callers cancel. */
     wzp_ts now = wzp_now();
+    size_t wakes0 = n_wakes;
+    checking = true;
     for (size_t i = 0; i < nclients; i++) {
-        if (clients[i].state != ST_REGISTERED)
-            continue;
-        wzp_sig_msg m;
-        wzp_sig_init(&m, WZP_SIG_PING, 2);
-        send_sig(&clients[i], &m);
-        settle(&clients[i], now);
+        bclient *c = &clients[i];
+        c->pongs = 0;
+        if (c->state == ST_PARKED) {
+            send_park_ping(c, now);
+        } else if (c->state == ST_REGISTERED) {
+            wzp_sig_msg m;
+            wzp_sig_init(&m, WZP_SIG_PING, 2);
+            send_sig(c, &m);
+        } else if (c->state != ST_CLOSED) {
+            c->ping_pending = true; /* connecting again */
+        }
+        settle(c, now);
     }
     size_t pairs = nclients / 2 < 100 ? nclients / 2 : 100, stride = nclients / 2 / pairs;
     for (size_t k = 0; k < pairs; k++) {
         bclient *a = &clients[2 * k * stride], *b = &clients[2 * k * stride + 1];
-        wzp_sig_msg m;
-        wzp_sig_init(&m, WZP_SIG_OFFER, 3);
-        wzp_identity_fingerprint(b->id, m.u.offer.callee_fp);
-        m.u.offer.params.media_version = 1;
-        send_sig(a, &m);
+        wzp_identity_fingerprint(b->id, a->offer_to);
+        a->offer_pending = true;
+        if (a->state == ST_REGISTERED)
+            send_offer(a);
+        else
+            unpark(a, now);
         settle(a, now);
     }
     wzp_ts check_end = wzp_now() + WZP_SEC(20);
@@ -640,9 +757,11 @@ static result run(unsigned shards, int hold, size_t window)
             break;
     }
     wzp_ts t6 = wzp_now();
+    checking = false;
     snprintf(name, sizeof(name), "ping all (pongs)");
     row(name, pongs, secs(t5, t6), (double)pongs / secs(t5, t6), relay_rss_kib());
-    printf("%-26s %8zu (of %zu calls placed)\n", "  sample calls ringing", incoming, pairs);
+    printf("%-26s %8zu (of %zu calls placed; %zu WAKEs answered)\n", "  sample calls ringing",
+           incoming, pairs, n_wakes - wakes0);
     printf("%-26s %8zu\n", "  connections closed", n_closed);
 
     int rc = stop_relay();
@@ -660,7 +779,8 @@ static result run(unsigned shards, int hold, size_t window)
         fprintf(stderr, "could not remove %s\n", home);
     res.regs = regs;
     res.reg_rate = reg_rate;
-    res.rss_per_client = regs ? (rss1 - rss0) * 1024 / (long)regs : 0;
+    res.rss_per_client = regs ? (rss_parked - rss0) * 1024 / (long)regs : 0;
+    res.rss_per_connected_client = regs ? (rss1 - rss0) * 1024 / (long)regs : 0;
     res.ok = regs == nclients && pongs >= regs && incoming >= pairs;
     return res;
 }
@@ -740,11 +860,13 @@ int main(int argc, char **argv)
     free(clients);
     free(heap);
 
-    printf("\n%-16s %10s %22s %22s %26s\n", "control shards", "regs_per_s", "rss_bytes_per_client",
-           "relay_cpu_us_per_reg", "busiest_thread_us_per_reg");
+    printf("\n%-16s %10s %22s %22s %22s %26s\n", "control shards", "regs_per_s",
+           "rss_bytes_per_client", "(after registering)", "relay_cpu_us_per_reg",
+           "busiest_thread_us_per_reg");
     for (size_t r = 0; r < nruns; r++)
-        printf("%-16u %10.0f %22ld %22.0f %26.0f\n", res[r].shards, res[r].reg_rate,
-               res[r].rss_per_client, res[r].rcpu_per_reg, res[r].busiest_per_reg);
+        printf("%-16u %10.0f %22ld %22ld %22.0f %26.0f\n", res[r].shards, res[r].reg_rate,
+               res[r].rss_per_client, res[r].rss_per_connected_client, res[r].rcpu_per_reg,
+               res[r].busiest_per_reg);
     const result *last = &res[nruns - 1], *ref = &res[0];
     printf("register: clients=%zu shards=%u regs_per_s=%.0f rss_bytes_per_client=%ld "
            "relay_cpu_us_per_reg=%.0f busiest_thread_us_per_reg=%.0f",
