@@ -67,7 +67,7 @@ typedef struct bclient {
     uint32_t pongs, incoming, ringing;
     bool was_parked; /* connecting again from parked (woken, or placing a call) */
     bool offer_pending;
-    bool ping_pending; /* the check's ping, once registered again */
+    bool ping_pending;                     /* the check's ping, once registered again */
     uint8_t offer_to[WZP_FINGERPRINT_LEN]; /* a call to place once registered */
     uint8_t park_id[WZP_PARK_ID_LEN], park_key[WZP_PARK_KEY_LEN];
     wzp_ts keepalive, next_ping;

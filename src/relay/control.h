@@ -140,12 +140,12 @@ typedef struct wzp_relay_control_config {
     /* Control connections (registered or not) per IPv4 address or IPv6 /64;
      * default 64 (many users may share one CGNAT address), 0 = no cap. */
     uint32_t max_conns_per_addr;
-    wzp_ts register_timeout;        /* unregistered connections close after this; 10 s, 0 = never */
+    wzp_ts register_timeout; /* unregistered connections close after this; 10 s, 0 = never */
     /* A registered client that sent nothing this long and has no call in any state and no
      * alias claim under way is offered Park (docs/signaling.md); default 2 s, 0 = never.
      * Never a client on the TCP service. */
     wzp_ts park_after;
-    wzp_ts park_keepalive; /* the PARK_PING interval it is told; default 4 s */
+    wzp_ts park_keepalive;          /* the PARK_PING interval it is told; default 4 s */
     wzp_relay_control_callbacks cb; /* send and close required, the rest optional */
     void *user;                     /* the callbacks' user data */
 } wzp_relay_control_config;

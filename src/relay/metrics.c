@@ -81,8 +81,8 @@ static void control_plane(out *o, const wzp_relay_metrics_ctl *c)
     one(o, "wzp_relay_parked", "gauge",
         "Registered identities parked: no connection, kept by keyed pings.", c->parked);
     GROUP(o, "wzp_relay_park_offers_total", "counter", "Park offers made, by outcome.", "outcome",
-          {"offered", s->parks_offered}, {"taken", s->parks_taken},
-          {"declined", s->parks_declined}, {"lapsed", s->parks_lapsed});
+          {"offered", s->parks_offered}, {"taken", s->parks_taken}, {"declined", s->parks_declined},
+          {"lapsed", s->parks_lapsed});
     GROUP(o, "wzp_relay_parked_ended_total", "counter",
           "Parked registrations that ended: back on a connection, or no pings.", "how",
           {"unparked", s->unparked}, {"expired", s->parks_expired});

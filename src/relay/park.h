@@ -46,7 +46,7 @@ typedef struct wzp_park_idle {
 typedef struct wzp_park {
     uint8_t id[WZP_PARK_ID_LEN];
     uint8_t key[WZP_PARK_KEY_LEN];
-    wzp_addr *addr;  /* the owner's: where frames go, moved by valid pings (NAT rebinding) */
+    wzp_addr *addr;    /* the owner's: where frames go, moved by valid pings (NAT rebinding) */
     uint64_t ping_seq; /* last valid ping's */
     uint64_t wake_seq; /* last WAKE's */
     wzp_ts expires;    /* the offer lapses / no valid ping by then: the record expires */

@@ -672,8 +672,8 @@ static void drain_tick(wzp_loop *loop, wzp_timer *t)
     }
     /* Parked clients are woken to go elsewhere for up to 3 s, then forgotten. */
     if (s->drain_closed &&
-        ((wzp_relay_control_num_conns(s->ctl) == 0 &&
-          wzp_relay_control_num_parked(s->ctl) == 0 && wzp_cluster_settled(s->cluster)) ||
+        ((wzp_relay_control_num_conns(s->ctl) == 0 && wzp_relay_control_num_parked(s->ctl) == 0 &&
+          wzp_cluster_settled(s->cluster)) ||
          now - s->drain_started >= DRAIN_MAX)) {
         WZP_INFO("relay: drained in %lld ms", (long long)((now - s->drain_started) / WZP_MS(1)));
         do_stop(loop, s);

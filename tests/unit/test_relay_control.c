@@ -20,6 +20,7 @@
 #include "call/signal_client.h"
 #include "relay/alias_store.h"
 #include "relay/control.h"
+#include "wire/park_frame.h"
 #include "wire/signal.h"
 
 #define MAX_CLIENTS 8
@@ -50,7 +51,16 @@ typedef struct tclient {
     size_t raw_len;
     bool closed;
     wzp_relay_close_code close_code;
+    size_t n_park; /* Park offers received; the last one: */
+    uint8_t park_id[WZP_PARK_ID_LEN], park_key[WZP_PARK_KEY_LEN];
+    uint32_t keepalive_ms;
 } tclient;
+
+/* A park frame the relay sent (PARK_PONG, WAKE). */
+typedef struct park_out {
+    wzp_addr to;
+    wzp_park_frame f;
+} park_out;
 
 typedef struct pending {
     bool to_relay;
@@ -77,6 +87,8 @@ static struct world {
     size_t n_moved;
     uint32_t moved_chan;
     wzp_addr moved_addr;
+    park_out frames[64];
+    size_t n_frames;
 } * W;
 
 enum { A = 0, B = 1, C = 2, D = 3 };
@@ -119,8 +131,26 @@ static void relay_send(void *user, uint64_t conn, const uint8_t *msg, size_t len
 {
     (void)user;
     size_t i;
-    if (by_conn(conn, &i))
+    tclient *t = by_conn(conn, &i);
+    wzp_sig_msg m;
+    if (t && wzp_sig_decode(msg, len, &m) == 0 && m.type == WZP_SIG_PARK) {
+        t->n_park++;
+        memcpy(t->park_id, m.u.park.park_id, WZP_PARK_ID_LEN);
+        memcpy(t->park_key, m.u.park.key, WZP_PARK_KEY_LEN);
+        t->keepalive_ms = m.u.park.keepalive_ms;
+    }
+    if (t)
         enqueue(false, i, conn, msg, len);
+}
+
+static void park_frame_out(void *user, const wzp_addr *to, const uint8_t *frame, size_t len)
+{
+    (void)user;
+    assert_int_equal(len, WZP_PARK_FRAME_LEN);
+    assert_true(W->n_frames < 64);
+    park_out *o = &W->frames[W->n_frames++];
+    o->to = *to;
+    assert_int_equal(wzp_park_frame_peek(&o->f, frame, len), 0);
 }
 
 static void relay_close(void *user, uint64_t conn, wzp_relay_close_code code, const char *reason)
@@ -410,7 +440,9 @@ static int setup_with(const wzp_relay_control_config *cfg)
                                               .close = relay_close,
                                               .channels_open = channels_open,
                                               .channels_close = channels_close,
-                                              .channel_moved = channel_moved};
+                                              .channel_moved = channel_moved,
+                                              .park_send =
+                                                  cfg && cfg->cb.park_send ? park_frame_out : NULL};
     W->cfg.user = NULL;
     return wzp_relay_control_new(&W->rc, &W->cfg) == 0 ? 0 : -1;
 }
@@ -1654,6 +1686,222 @@ static void test_channels_follow_rebinding(void **state)
     assert_int_equal(count_events(C, WZP_SIGC_EV_REFLEXIVE), 1);
 }
 
+/* ---- parked registrations ------------------------------------------------------ */
+
+/* A relay that offers Park after 2 s idle, pings every 4 s. */
+static void restart_parking(void)
+{
+    wzp_relay_control_config cfg = default_config();
+    cfg.park_after = WZP_SEC(2);
+    cfg.park_keepalive = WZP_SEC(4);
+    cfg.cb.park_send = park_frame_out; /* a marker: setup_with wires its own */
+    restart_with(&cfg);
+}
+
+/* Client i takes its last Park offer: closes its connection with the parked code. */
+static void park(size_t i)
+{
+    tclient *t = &W->c[i];
+    assert_true(t->n_park > 0);
+    wzp_relay_control_on_parked(W->rc, t->conn);
+    wzp_relay_control_on_disconnect(W->rc, t->conn, W->now);
+    t->conn = 0; /* nothing reaches the old connection */
+}
+
+/* Client i's PARK_PING seq, signed with `key` (NULL: its own). */
+static void park_ping(size_t i, uint64_t seq, const uint8_t *key)
+{
+    tclient *t = &W->c[i];
+    wzp_park_frame f = {.type = WZP_PARK_FRAME_PING, .seq = seq};
+    memcpy(f.park_id, t->park_id, WZP_PARK_ID_LEN);
+    uint8_t buf[WZP_PARK_FRAME_LEN];
+    assert_int_equal(wzp_park_frame_encode(buf, &f, key ? key : t->park_key), 0);
+    wzp_relay_control_on_park_frame(W->rc, &t->addr, buf, sizeof(buf), W->now);
+    pump();
+}
+
+static size_t frames_of(uint8_t type, uint8_t flags)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < W->n_frames; k++)
+        n += W->frames[k].f.type == type && W->frames[k].f.flags == flags;
+    return n;
+}
+
+static size_t index_of(size_t i, wzp_sigc_event_type type)
+{
+    for (size_t k = 0; k < W->c[i].n_ev; k++)
+        if (W->c[i].ev[k].type == type)
+            return k;
+    return SIZE_MAX;
+}
+
+static void test_park_offered_when_idle(void **state)
+{
+    (void)state;
+    restart_parking();
+    join_cast(3);
+    uint32_t ac = place_call(A, B); /* A and B are busy: ringing */
+    advance_to(W->now + WZP_MS(1999));
+    assert_int_equal(W->c[C].n_park, 0);
+    advance_to(W->now + WZP_MS(1));
+    assert_int_equal(W->c[C].n_park, 1);
+    assert_int_equal(W->c[C].keepalive_ms, 4000);
+    assert_int_equal(W->c[A].n_park + W->c[B].n_park, 0);
+    advance_to(W->now + WZP_SEC(5));
+    assert_int_equal(W->c[A].n_park + W->c[B].n_park, 0);
+    /* The call ends: both are offered Park after another idle period. */
+    assert_int_equal(wzp_sigc_hangup(W->c[A].sc, ac, false, WZP_SIG_PATH_UNSPECIFIED, W->now), 0);
+    pump();
+    advance_to(W->now + WZP_SEC(3));
+    assert_int_equal(W->c[A].n_park, 1);
+    assert_int_equal(W->c[B].n_park, 1);
+    assert_int_equal(rc_stats(W->rc).parks_offered, 1 + 1 + 1 + 1); /* C's offer lapsed once */
+}
+
+static void test_park_pings_and_expiry(void **state)
+{
+    (void)state;
+    restart_parking();
+    join_cast(2);
+    advance_to(W->now + WZP_SEC(2));
+    park(A);
+    assert_int_equal(wzp_relay_control_num_parked(W->rc), 1);
+    assert_int_equal(wzp_relay_control_num_registrations(W->rc), 2);
+    assert_int_equal(wzp_relay_control_num_conns(W->rc), 1);
+    assert_int_equal(wzp_relay_control_lookup(W->rc, W->c[A].fp), 0);
+    assert_int_equal(wzp_relay_control_num_aliases(W->rc), 2);
+
+    park_ping(A, 1, NULL);
+    assert_int_equal(frames_of(WZP_PARK_FRAME_PONG, 0), 1);
+    assert_int_equal(W->frames[0].f.seq, 1);
+    assert_true(wzp_addr_equal(&W->frames[0].to, &W->c[A].addr));
+    park_ping(A, 1, NULL); /* replayed */
+    uint8_t wrong[WZP_PARK_KEY_LEN] = {0};
+    park_ping(A, 2, wrong);
+    assert_int_equal(frames_of(WZP_PARK_FRAME_PONG, 0), 1);
+    wzp_relay_control_stats st = rc_stats(W->rc);
+    assert_int_equal(st.park.pings[WZP_PARK_PING_REPLAY], 1);
+    assert_int_equal(st.park.pings[WZP_PARK_PING_BAD_MAC], 1);
+
+    for (uint64_t seq = 2; seq < 7; seq++) {
+        advance_to(W->now + WZP_SEC(4));
+        park_ping(A, seq, NULL);
+    }
+    assert_int_equal(wzp_relay_control_num_parked(W->rc), 1);
+    /* Silent for 3 keep-alives: the registration ends as a disconnect does. */
+    advance_to(W->now + WZP_SEC(12));
+    assert_int_equal(wzp_relay_control_num_parked(W->rc), 0);
+    assert_int_equal(wzp_relay_control_num_registrations(W->rc), 1);
+    assert_int_equal(rc_stats(W->rc).parks_expired, 1);
+    assert_int_equal(wzp_relay_control_num_aliases(W->rc), 2); /* held for alias_reclaim */
+    /* Nobody is there now. */
+    uint32_t bc = place_call(B, A);
+    assert_ended(B, bc, WZP_SIG_END_OFFLINE, ANY_ERR);
+}
+
+static void test_park_call_wakes_callee(void **state)
+{
+    (void)state;
+    restart_parking();
+    join_cast(2);
+    advance_to(W->now + WZP_SEC(2));
+    park(B);
+    wzp_relay_control_stats st0 = rc_stats(W->rc);
+    assert_int_equal(st0.parks_taken, 1);
+    uint32_t ac = place_call(A, B); /* A declines its own offer by calling */
+    assert_int_equal(frames_of(WZP_PARK_FRAME_WAKE, 0), 1);
+    assert_true(wzp_addr_equal(&W->frames[0].to, &W->c[B].addr));
+    assert_int_equal(count_events(A, WZP_SIGC_EV_RINGING), 0); /* not before B hears of it */
+    advance_to(W->now + WZP_MS(250));
+    assert_int_equal(frames_of(WZP_PARK_FRAME_WAKE, 0), 2);
+
+    /* Woken, B connects again (a new port) and registers: Registered, then the call. */
+    size_t moved = W->n_moved;
+    join(B, 0xb2, "198.51.100.2:40001", "bob");
+    assert_int_equal(wzp_relay_control_num_parked(W->rc), 0);
+    assert_int_equal(rc_stats(W->rc).unparked, 1);
+    assert_true(index_of(B, WZP_SIGC_EV_REGISTERED) < index_of(B, WZP_SIGC_EV_INCOMING));
+    assert_int_equal(count_events(A, WZP_SIGC_EV_RINGING), 1);
+    assert_int_equal(W->n_moved, moved + 1); /* B's channel follows its new address */
+    assert_int_equal(W->moved_chan, W->chan_b);
+    advance_to(W->now + WZP_SEC(1));
+    assert_int_equal(frames_of(WZP_PARK_FRAME_WAKE, 0), 2); /* no more WAKEs */
+    rec_event *in = last_event(B, WZP_SIGC_EV_INCOMING);
+    accept_call(B, in->call);
+    assert_int_equal(wzp_sigc_call_state_get(W->c[A].sc, ac), WZP_SIGC_CALL_SETUP);
+    assert_int_equal(wzp_relay_control_lookup(W->rc, W->c[B].fp), W->c[B].conn);
+}
+
+static void test_park_unwoken_callee_is_offline(void **state)
+{
+    (void)state;
+    restart_parking();
+    join_cast(2);
+    advance_to(W->now + WZP_SEC(2));
+    park(B);
+    uint32_t ac = place_call(A, B);
+    for (int k = 0; k < 6; k++) { /* B still pings, but does not come back */
+        advance_to(W->now + WZP_MS(500));
+        park_ping(B, (uint64_t)k + 1, NULL);
+    }
+    assert_ended(A, ac, WZP_SIG_END_OFFLINE, ANY_ERR);
+    assert_int_equal(count_events(A, WZP_SIGC_EV_RINGING), 0);
+    assert_int_equal(wzp_relay_control_num_calls(W->rc), 0);
+    assert_int_equal(wzp_relay_control_num_parked(W->rc), 1);
+    assert_int_equal(rc_stats(W->rc).park.wakes_failed, 1);
+    size_t wakes = frames_of(WZP_PARK_FRAME_WAKE, 0);
+    advance_to(W->now + WZP_SEC(3));
+    assert_int_equal(frames_of(WZP_PARK_FRAME_WAKE, 0), wakes);
+}
+
+static void test_park_declined_or_taken_by_ping(void **state)
+{
+    (void)state;
+    restart_parking();
+    join_cast(2);
+    advance_to(W->now + WZP_SEC(2));
+    /* B calls A while A's offer is open: the IncomingCall waits for A's answer... */
+    place_call(B, A);
+    assert_int_equal(count_events(A, WZP_SIGC_EV_INCOMING), 0);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_RINGING), 0);
+    /* ...which is a message: A was busy after all. */
+    wzp_sig_msg m;
+    wzp_sig_init(&m, WZP_SIG_PING, 77);
+    send_raw(A, &m);
+    assert_int_equal(count_events(A, WZP_SIGC_EV_INCOMING), 1);
+    assert_int_equal(count_events(B, WZP_SIGC_EV_RINGING), 1);
+    assert_int_equal(rc_stats(W->rc).parks_declined, 2); /* B's by its Offer, A's */
+
+    /* A valid ping before the close arrives: parked, and the relay closes the connection. */
+    restart_parking();
+    join_cast(1);
+    advance_to(W->now + WZP_SEC(2));
+    park_ping(A, 1, NULL);
+    assert_true(W->c[A].closed);
+    assert_int_equal(W->c[A].close_code, WZP_RELAY_CLOSE_PARKED);
+    assert_int_equal(wzp_relay_control_num_parked(W->rc), 1);
+    assert_int_equal(wzp_relay_control_num_conns(W->rc), 0);
+    wzp_relay_control_on_disconnect(W->rc, W->c[A].conn, W->now); /* the close, late */
+    assert_int_equal(wzp_relay_control_num_parked(W->rc), 1);
+}
+
+static void test_park_drain_wakes_to_rehome(void **state)
+{
+    (void)state;
+    restart_parking();
+    join_cast(2);
+    advance_to(W->now + WZP_SEC(2));
+    park(A);
+    wzp_relay_control_drain(W->rc);
+    assert_int_equal(frames_of(WZP_PARK_FRAME_WAKE, WZP_PARK_REHOME), 1);
+    advance_to(W->now + WZP_MS(250));
+    assert_int_equal(frames_of(WZP_PARK_FRAME_WAKE, WZP_PARK_REHOME), 2);
+    advance_to(W->now + WZP_SEC(3)); /* told to go: forgotten */
+    assert_int_equal(wzp_relay_control_num_parked(W->rc), 0);
+    assert_int_equal(wzp_relay_control_num_registrations(W->rc), 1);
+}
+
 WZP_TEST_MAIN_EACH(NULL, NULL, setup, teardown, test_register_and_reflexive, test_alias_taken,
                    test_offer_ring_accept_hangup, test_caller_hangs_up_with_error,
                    test_reject_and_busy_reply, test_busy_when_in_a_call, test_cancel,
@@ -1668,4 +1916,7 @@ WZP_TEST_MAIN_EACH(NULL, NULL, setup, teardown, test_register_and_reflexive, tes
                    test_garbage_is_answered_with_errors, test_client_request_timeouts,
                    test_client_api_misuse, test_calls_per_identity_configurable,
                    test_connection_edge_cases, test_client_full_answers_busy,
-                   test_candidates_update_only_after_setup, test_channels_follow_rebinding)
+                   test_candidates_update_only_after_setup, test_channels_follow_rebinding,
+                   test_park_offered_when_idle, test_park_pings_and_expiry,
+                   test_park_call_wakes_callee, test_park_unwoken_callee_is_offline,
+                   test_park_declined_or_taken_by_ping, test_park_drain_wakes_to_rehome)
