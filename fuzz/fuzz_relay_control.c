@@ -3,13 +3,16 @@
  * messages. Records: [op][conn][len hi][len lo][len bytes]. Checked beyond
  * "no crash, no leak": everything the relay sends decodes, channels are
  * closed only once and only after being opened, and when every connection is
- * gone no call, registration or channel is left.
+ * gone (and parked registrations had time to expire) no call, registration or
+ * channel is left. Parking is on: connections take Park offers, and park
+ * frames arrive, well-formed with the connection's key or as raw bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "relay/control.h"
+#include "wire/park_frame.h"
 #include "wire/signal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -22,7 +25,16 @@ static struct {
     bool chan_open[CHANS];
     uint32_t next_chan;
     size_t open;
+    uint8_t park_id[CONNS + 1][WZP_PARK_ID_LEN], park_key[CONNS + 1][WZP_PARK_KEY_LEN];
 } F;
+
+static wzp_addr conn_addr(uint64_t conn)
+{
+    wzp_addr a;
+    wzp_addr_parse(&a, "198.51.100.7:4000", false);
+    wzp_addr_set_port(&a, (uint16_t)(4000 + conn));
+    return a;
+}
 
 static void on_send(void *user, uint64_t conn, const uint8_t *msg, size_t len)
 {
@@ -40,6 +52,19 @@ static void on_send(void *user, uint64_t conn, const uint8_t *msg, size_t len)
         id = m.u.setup.call_id;
     if (id)
         memcpy(F.last_call_id[conn], id, WZP_SIG_CALL_ID_LEN);
+    if (m.type == WZP_SIG_PARK) {
+        memcpy(F.park_id[conn], m.u.park.park_id, WZP_PARK_ID_LEN);
+        memcpy(F.park_key[conn], m.u.park.key, WZP_PARK_KEY_LEN);
+    }
+}
+
+static void on_park_send(void *user, const wzp_addr *to, const uint8_t *frame, size_t len)
+{
+    (void)user;
+    wzp_park_frame f;
+    if (wzp_addr_port(to) == 0 || wzp_park_frame_peek(&f, frame, len) != 0 ||
+        f.type == WZP_PARK_FRAME_PING)
+        abort();
 }
 
 static void on_close(void *user, uint64_t conn, wzp_relay_close_code code, const char *reason)
@@ -123,7 +148,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                            .close = on_close,
                                            .channels_open = on_open,
                                            .channels_close = on_chan_close,
-                                           .channel_moved = on_moved};
+                                           .channel_moved = on_moved,
+                                           .park_send = on_park_send};
+    cfg.park_after = 2000000000ull;
     wzp_relay_control *rc = NULL;
     if (wzp_relay_control_new(&rc, &cfg) < 0)
         abort();
@@ -131,7 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t off = 0;
 
     while (size - off >= 4) {
-        uint8_t op = data[off] % 6;
+        uint8_t op = data[off] % 9;
         uint64_t conn = 1 + data[off + 1] % CONNS;
         size_t len = ((size_t)data[off + 2] << 8) | data[off + 3];
         off += 4;
@@ -143,10 +170,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         switch (op) {
         case 0: {
             uint8_t fp[WZP_SIG_FP_LEN];
-            wzp_addr a;
+            wzp_addr a = conn_addr(conn);
             memset(fp, (int)(conn % 4), sizeof(fp)); /* conns 1 and 5, 2 and 6 share identities */
-            wzp_addr_parse(&a, "198.51.100.7:4000", false);
-            wzp_addr_set_port(&a, (uint16_t)(4000 + conn));
             wzp_relay_control_on_connect(rc, conn, fp, &a, now);
             break;
         }
@@ -174,11 +199,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 wzp_relay_control_on_message(rc, conn, buf, n, now);
             break;
         }
+        case 6: /* the client takes its Park offer: closes with the parked code */
+            wzp_relay_control_on_parked(rc, conn);
+            wzp_relay_control_on_disconnect(rc, conn, now);
+            break;
+        case 7: { /* a park frame: a ping with the connection's key (a small seq), or raw bytes */
+            wzp_addr a = conn_addr(conn);
+            if (len >= 2 && (p[0] & 1)) {
+                wzp_park_frame f = {.type = WZP_PARK_FRAME_PING, .seq = p[1]};
+                memcpy(f.park_id, F.park_id[conn], WZP_PARK_ID_LEN);
+                if (wzp_park_frame_encode(buf, &f, F.park_key[conn]) == 0)
+                    wzp_relay_control_on_park_frame(rc, &a, buf, WZP_PARK_FRAME_LEN, now);
+            } else {
+                wzp_relay_control_on_park_frame(rc, &a, p, len, now);
+            }
+            break;
+        }
+        case 8:
+            wzp_relay_control_drain(rc);
+            break;
         }
     }
 
     for (uint64_t conn = 1; conn <= CONNS; conn++)
         wzp_relay_control_on_disconnect(rc, conn, now);
+    for (int i = 0; i < 4 && wzp_relay_control_next_deadline(rc) != WZP_TS_NEVER; i++) {
+        now += 60000000000ull; /* parked registrations without pings end */
+        wzp_relay_control_handle_timer(rc, now);
+    }
     if (wzp_relay_control_num_calls(rc) || wzp_relay_control_num_registrations(rc) ||
         wzp_relay_control_num_conns(rc) || F.open ||
         wzp_relay_control_next_deadline(rc) != WZP_TS_NEVER)
