@@ -59,6 +59,7 @@ typedef struct rc_conn {
     uint32_t n_held;
     bool holding;   /* messages to it are held (offered and not answered yet, or parked) */
     bool took_park; /* it closed its connection taking the offer: parked at disconnect */
+    bool park_ignored; /* let an offer lapse without a word: not offered again (an old client) */
 } rc_conn;
 
 /* A message held for a client that was offered Park or is parked (sent in order later). */

@@ -90,7 +90,7 @@ static void withdraw(wzp_relay_control *rc, rc_conn *c)
 /* Registered here over a UDP connection: TCP clients never park (they keep their link). */
 static bool may_park(const rc_conn *c)
 {
-    return c->registered && !c->remote && !wzp_addr_is_tunnel(&c->addr);
+    return c->registered && !c->remote && !c->park_ignored && !wzp_addr_is_tunnel(&c->addr);
 }
 
 void wzp_rc_park_idle_start(wzp_relay_control *rc, rc_conn *c, wzp_ts now)
@@ -173,8 +173,10 @@ static void on_expired(void *user, wzp_park *p, wzp_ts now)
         wzp_rc_drop_conn(rc, c, WZP_SIG_END_PEER_GONE, now);
         return;
     }
-    if (c->holding)
-        rc->stats.parks_lapsed++; /* neither took nor declined it */
+    if (c->holding) { /* neither took nor declined it: a client that does not know Park */
+        rc->stats.parks_lapsed++;
+        c->park_ignored = true;
+    }
     withdraw(rc, c);
     wzp_park_drop(&rc->park, p);
     c->park = NULL;
