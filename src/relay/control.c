@@ -72,11 +72,11 @@ void wzp_relay_control_free(wzp_relay_control *rc)
         return;
     wzp_rc_free_calls(rc);
     const wzp_hmap_slot *slot;
-    for (size_t i = 0; wzp_hmap_next(&rc->conns, &i, &slot);)
-        wzp_rc_free_conn(slot->value);
     for (size_t i = 0; wzp_hmap_next(&rc->regs, &i, &slot);)
         if (wzp_rc_parked(slot->value)) /* in no other map */
             wzp_rc_free_conn(slot->value);
+    for (size_t i = 0; wzp_hmap_next(&rc->conns, &i, &slot);)
+        wzp_rc_free_conn(slot->value);
     wzp_park_table_free(&rc->park);
     for (size_t i = 0; wzp_hmap_next(&rc->aliases, &i, &slot);)
         free(slot->value);
