@@ -40,8 +40,12 @@ static struct {
     uint8_t *base, *end, *top; /* the region; top: first never-used page */
     size_t page;
     uint8_t *pages_of; /* per page of the region: pages of the block it starts */
-    /* Freed blocks by page count: hot ones whole, cold ones with only their first page. */
-    free_blk *hot[MAX_PAGES + 1], *cold[MAX_PAGES + 1];
+    /* Freed blocks by page count: hot ones whole (linked through themselves); cold ones
+     * wholly given back to the kernel, linked through cold_next (by first page index + 1,
+     * 0 ends a list): a parked client's connection leaves no page behind. */
+    free_blk *hot[MAX_PAGES + 1];
+    uint32_t cold[MAX_PAGES + 1];
+    uint32_t *cold_next; /* per page of the region */
     size_t nhot[MAX_PAGES + 1];
     bool ok;
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -56,16 +60,21 @@ static void region_init(void)
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     void *m = mmap(NULL, npages, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (r == MAP_FAILED || m == MAP_FAILED) {
+    void *c = mmap(NULL, npages * sizeof(uint32_t), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED || m == MAP_FAILED || c == MAP_FAILED) {
         if (r != MAP_FAILED)
             munmap(r, REGION_BYTES);
         if (m != MAP_FAILED)
             munmap(m, npages);
+        if (c != MAP_FAILED)
+            munmap(c, npages * sizeof(uint32_t));
         return; /* plain malloc then */
     }
     g.base = g.top = r;
     g.end = g.base + REGION_BYTES;
     g.pages_of = m;
+    g.cold_next = c;
     g.ok = true;
 }
 
@@ -87,10 +96,13 @@ static void *blk_get(size_t n)
 {
     pthread_mutex_lock(&g.mu);
     void *p = pop(&g.hot[n]);
-    if (p)
+    if (p) {
         g.nhot[n]--;
-    else
-        p = pop(&g.cold[n]);
+    } else if (g.cold[n]) {
+        uint32_t i = g.cold[n] - 1;
+        g.cold[n] = g.cold_next[i];
+        p = g.base + (size_t)i * g.page;
+    }
     if (!p && (size_t)(g.end - g.top) >= n * g.page) {
         p = g.top;
         g.top += n * g.page;
@@ -113,13 +125,12 @@ static void blk_put(void *p)
         return;
     }
     pthread_mutex_unlock(&g.mu);
-    /* Its tail goes back to the kernel; the first page is kept, the next block of this
-     * size touches it anyway. */
-    if (n > 1)
-        madvise((uint8_t *)p + g.page, (n - 1) * g.page, MADV_DONTNEED);
+    /* All of it goes back to the kernel: the list's link lives in cold_next. */
+    madvise(p, n * g.page, MADV_DONTNEED);
+    uint32_t i = (uint32_t)(((uint8_t *)p - g.base) / g.page);
     pthread_mutex_lock(&g.mu);
-    f->next = g.cold[n];
-    g.cold[n] = f;
+    g.cold_next[i] = g.cold[n];
+    g.cold[n] = i + 1;
     pthread_mutex_unlock(&g.mu);
 }
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -60,6 +61,10 @@
 /* Application close codes on control connections: 0 = shutdown, 0x100 + wzp_relay_close_code. */
 #define CLOSE_SHUTDOWN     0
 #define CLOSE_CONTROL_BASE WZP_SIG_CLOSE_BASE
+/* Once this many clients parked since, malloc's free pages go back to the kernel (glibc
+ * keeps them otherwise: a relay that parked its clients would still look as big), at most
+ * once per CHAN_EXPIRE_INTERVAL (a trim walks the heaps). */
+#define TRIM_AFTER_PARKS 256
 
 struct wzp_relay_server {
     wzp_relay_server_config cfg;
@@ -85,6 +90,7 @@ struct wzp_relay_server {
     wzp_relay_control *ctl;
     wzp_cluster *cluster; /* NULL: a relay on its own */
     wzp_ts next_expire;
+    uint64_t parks_at_trim;  /* parks_taken at the last malloc_trim */
     char aliases_path[4200]; /* HOME/aliases */
     wzp_ts aliases_saved;    /* when they were last saved (or loaded) */
     bool aliases_save_failed;
@@ -561,6 +567,12 @@ static void on_timer(wzp_loop *loop, wzp_timer *t)
     if (s->next_expire <= now) {
         wzp_chan_table_expire(s->chans, now, s->cfg.chan_idle_timeout, NULL, NULL);
         s->next_expire = now + CHAN_EXPIRE_INTERVAL;
+        wzp_relay_control_stats st;
+        wzp_relay_control_get_stats(s->ctl, &st);
+        if (st.parks_taken >= s->parks_at_trim + TRIM_AFTER_PARKS) {
+            s->parks_at_trim = st.parks_taken;
+            malloc_trim(0);
+        }
     }
     if (next_alias_save(s) <= now)
         save_aliases(s, now);
