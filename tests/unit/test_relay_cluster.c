@@ -25,6 +25,7 @@
 
 #include "relay/cluster_msg.h"
 #include "relay/control.h"
+#include "wire/park_frame.h"
 #include "wire/signal.h"
 
 #define RELAYS   3 /* the third only forges messages */
@@ -430,9 +431,43 @@ static void call_msg(int ri, uint64_t conn, wzp_sig_type t, const uint8_t *id)
     client_send(ri, conn, &m);
 }
 
+static size_t n_wakes; /* WAKE frames any relay sent */
+
+static void cb_park_send(void *user, const wzp_addr *to, const uint8_t *frame, size_t len)
+{
+    (void)user;
+    (void)to;
+    n_wakes += len == WZP_PARK_FRAME_LEN && frame[0] == WZP_PARK_FRAME_WAKE;
+}
+
+/* Relay i's control plane; parking: it offers Park after 2 s idle. */
+static int relay_new(int i, bool parking)
+{
+    relay *r = &R[i];
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    cfg.cluster_addr = r->fwd;
+    cfg.cb = (wzp_relay_control_callbacks){.send = cb_send,
+                                           .close = cb_close,
+                                           .channels_open = cb_open,
+                                           .channels_close = cb_chan_close,
+                                           .channel_peer = cb_peer,
+                                           .channel_moved = cb_moved,
+                                           .call_record = cb_call_record,
+                                           .reattach_lookup = cb_reattach,
+                                           .claim_alias = cb_claim,
+                                           .presence = cb_presence,
+                                           .locate = cb_locate,
+                                           .cluster_send = cb_cluster_send,
+                                           .park_send = parking ? cb_park_send : NULL};
+    cfg.user = r;
+    return wzp_relay_control_new(&r->rc, &cfg) == 0 ? 0 : -1;
+}
+
 static int setup(void **state)
 {
     memset(R, 0, sizeof(R));
+    n_wakes = 0;
     memset(store, 0, sizeof(store));
     memset(calls, 0, sizeof(calls));
     for (int i = 0; i < 8; i++)
@@ -447,23 +482,7 @@ static int setup(void **state)
         char text[32];
         snprintf(text, sizeof(text), "192.0.2.%d:4433", i + 1);
         wzp_addr_parse(&r->fwd, text, false);
-        wzp_relay_control_config cfg;
-        wzp_relay_control_config_default(&cfg);
-        cfg.cluster_addr = r->fwd;
-        cfg.cb = (wzp_relay_control_callbacks){.send = cb_send,
-                                               .close = cb_close,
-                                               .channels_open = cb_open,
-                                               .channels_close = cb_chan_close,
-                                               .channel_peer = cb_peer,
-                                               .channel_moved = cb_moved,
-                                               .call_record = cb_call_record,
-                                               .reattach_lookup = cb_reattach,
-                                               .claim_alias = cb_claim,
-                                               .presence = cb_presence,
-                                               .locate = cb_locate,
-                                               .cluster_send = cb_cluster_send};
-        cfg.user = r;
-        if (wzp_relay_control_new(&r->rc, &cfg) != 0)
+        if (relay_new(i, false) != 0)
             return -1;
     }
     return 0;
@@ -658,6 +677,60 @@ static void test_callee_relay_gone(void **state)
     assert_int_equal(n_wire, 0); /* nothing more sent to the dead relay */
 }
 
+/* bob is parked on relay 1: alice's call wakes him; she hears Ringing once he has it. */
+static void test_cross_call_to_parked_callee(void **state)
+{
+    (void)state;
+    wzp_relay_control_free(R[1].rc);
+    assert_int_equal(relay_new(1, true), 0);
+    reg(0, 1, "alice");
+    reg(1, 1, "bob");
+    now += WZP_SEC(2);
+    wzp_relay_control_handle_timer(R[1].rc, now);
+    assert_int_equal(last(1, 1)->type, WZP_SIG_PARK);
+    wzp_relay_control_on_parked(R[1].rc, 1);
+    wzp_relay_control_on_disconnect(R[1].rc, 1, now);
+    assert_int_equal(wzp_relay_control_num_parked(R[1].rc), 1);
+
+    offer(0, 1, "bob", NULL); /* located by its presence, still there */
+    assert_int_equal(n_wakes, 1);
+    assert_null(find(0, 1, WZP_SIG_RINGING));
+    assert_int_equal(wzp_relay_control_num_calls(R[1].rc), 1);
+
+    reg_as(1, 2, FP[1][1], "bob", true); /* woken: a new connection, the same key */
+    assert_int_equal(wzp_relay_control_num_parked(R[1].rc), 0);
+    assert_int_equal(R[1].conns[2].msgs[0].type, WZP_SIG_REGISTERED);
+    const wzp_sig_msg *in = last(1, 2);
+    assert_int_equal(in->type, WZP_SIG_INCOMING_CALL);
+    const wzp_sig_msg *rg = find(0, 1, WZP_SIG_RINGING);
+    assert_non_null(rg);
+    assert_memory_equal(rg->u.ringing.call_id, in->u.incoming.call_id, WZP_SIG_CALL_ID_LEN);
+    uint8_t id[WZP_SIG_CALL_ID_LEN];
+    memcpy(id, in->u.incoming.call_id, WZP_SIG_CALL_ID_LEN);
+    call_msg(1, 2, WZP_SIG_ACCEPT, id);
+    assert_non_null(find(0, 1, WZP_SIG_CALL_SETUP));
+    assert_non_null(find(1, 2, WZP_SIG_CALL_SETUP));
+
+    /* Parked again and never back: the next caller hears "offline". */
+    call_msg(0, 1, WZP_SIG_HANGUP, id);
+    now += WZP_SEC(2);
+    wzp_relay_control_handle_timer(R[1].rc, now);
+    wzp_relay_control_on_parked(R[1].rc, 2);
+    wzp_relay_control_on_disconnect(R[1].rc, 2, now);
+    offer(0, 1, "bob", NULL);
+    for (int k = 0; k < 13; k++) {
+        now += WZP_MS(250);
+        wzp_relay_control_handle_timer(R[1].rc, now);
+        pump();
+    }
+    const wzp_sig_msg *end = last(0, 1);
+    assert_int_equal(end->type, WZP_SIG_CALL_ENDED);
+    assert_int_equal(end->u.end.reason, WZP_SIG_END_OFFLINE);
+    assert_int_equal(end->request_id, 77);
+    assert_int_equal(wzp_relay_control_num_calls(R[0].rc), 0);
+    assert_int_equal(wzp_relay_control_num_calls(R[1].rc), 0);
+}
+
 static void test_refused_messages(void **state)
 {
     uint8_t id[WZP_SIG_CALL_ID_LEN];
@@ -811,4 +884,4 @@ WZP_TEST_MAIN_EACH(NULL, NULL, setup, teardown, test_cross_call_answer_update_ha
                    test_store_down, test_alias_one_key_cluster_wide,
                    test_key_moves_to_another_relay, test_callee_relay_gone, test_refused_messages,
                    test_reattach_across_relays, test_reattach_both_ends_on_one_relay,
-                   test_reattach_only_the_ends_key)
+                   test_reattach_only_the_ends_key, test_cross_call_to_parked_callee)
