@@ -1,5 +1,6 @@
 #include "relay/park.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,106 +25,65 @@ void wzp_park_table_free(wzp_park_table *t)
     for (size_t i = 0; wzp_hmap_next(&t->by_id, &i, &slot);)
         free(slot->value);
     wzp_hmap_free(&t->by_id);
-    t->idle_head = t->idle_tail = NULL;
-    t->offers.head = t->offers.tail = t->parked.head = t->parked.tail = NULL;
-    t->wake_head = t->wake_tail = NULL;
+    t->idle = t->offers = t->parked = t->waking = (wzp_park_list){0};
 }
 
-/* ---- the three deadline-ordered lists ---------------------------------------------------- */
+/* ---- the deadline-ordered lists: every interval is fixed, so appending keeps the order -- */
 
-void wzp_park_idle_remove(wzp_park_table *t, wzp_park_idle *n)
+static void list_remove(wzp_park_list *l, wzp_park_node *n)
 {
     if (!n->linked)
         return;
     if (n->prev)
         n->prev->next = n->next;
     else
-        t->idle_head = n->next;
+        l->head = n->next;
     if (n->next)
         n->next->prev = n->prev;
     else
-        t->idle_tail = n->prev;
+        l->tail = n->prev;
     n->prev = n->next = NULL;
     n->linked = false;
 }
 
+static void list_append(wzp_park_list *l, wzp_park_node *n, wzp_ts at)
+{
+    list_remove(l, n);
+    n->at = at;
+    n->prev = l->tail;
+    if (l->tail)
+        l->tail->next = n;
+    else
+        l->head = n;
+    l->tail = n;
+    n->linked = true;
+}
+
+static wzp_park *of_exp(wzp_park_node *n)
+{
+    return (wzp_park *)((char *)n - offsetof(wzp_park, exp));
+}
+
+static wzp_park *of_wake(wzp_park_node *n)
+{
+    return (wzp_park *)((char *)n - offsetof(wzp_park, wake));
+}
+
+void wzp_park_idle_remove(wzp_park_table *t, wzp_park_idle *n)
+{
+    list_remove(&t->idle, n);
+}
+
 void wzp_park_idle_touch(wzp_park_table *t, wzp_park_idle *n, wzp_ts now)
 {
-    if (!t->cfg.park_after)
-        return;
-    wzp_park_idle_remove(t, n);
-    n->since = now;
-    n->prev = t->idle_tail;
-    if (t->idle_tail)
-        t->idle_tail->next = n;
-    else
-        t->idle_head = n;
-    t->idle_tail = n;
-    n->linked = true;
+    if (t->cfg.park_after)
+        list_append(&t->idle, n, now);
 }
 
 /* The offers, and the parked records: each in deadline order (one fixed interval each). */
 static wzp_park_list *list_of(wzp_park_table *t, const wzp_park *p)
 {
     return p->parked ? &t->parked : &t->offers;
-}
-
-static void exp_remove(wzp_park_table *t, wzp_park *p)
-{
-    wzp_park_list *l = list_of(t, p);
-    if (p->eprev)
-        p->eprev->enext = p->enext;
-    else if (l->head == p)
-        l->head = p->enext;
-    else
-        return; /* not linked */
-    if (p->enext)
-        p->enext->eprev = p->eprev;
-    else
-        l->tail = p->eprev;
-    p->eprev = p->enext = NULL;
-}
-
-static void exp_append(wzp_park_table *t, wzp_park *p, wzp_ts expires)
-{
-    wzp_park_list *l = list_of(t, p);
-    exp_remove(t, p);
-    p->expires = expires;
-    p->eprev = l->tail;
-    if (l->tail)
-        l->tail->enext = p;
-    else
-        l->head = p;
-    l->tail = p;
-}
-
-static void wake_remove(wzp_park_table *t, wzp_park *p)
-{
-    if (!p->waking)
-        return;
-    if (p->wprev)
-        p->wprev->wnext = p->wnext;
-    else
-        t->wake_head = p->wnext;
-    if (p->wnext)
-        p->wnext->wprev = p->wprev;
-    else
-        t->wake_tail = p->wprev;
-    p->wprev = p->wnext = NULL;
-    p->waking = false;
-}
-
-static void wake_append(wzp_park_table *t, wzp_park *p, wzp_ts at)
-{
-    p->wake_next = at;
-    p->wprev = t->wake_tail;
-    p->wnext = NULL;
-    if (t->wake_tail)
-        t->wake_tail->wnext = p;
-    else
-        t->wake_head = p;
-    t->wake_tail = p;
-    p->waking = true;
 }
 
 /* ---- records --------------------------------------------------------------------------- */
@@ -143,7 +103,7 @@ wzp_park *wzp_park_offer(wzp_park_table *t, void *owner, wzp_addr *addr, wzp_ts 
         free(p);
         return NULL;
     }
-    exp_append(t, p, now + WZP_PARK_OFFER_FOR);
+    list_append(&t->offers, &p->exp, now + WZP_PARK_OFFER_FOR);
     return p;
 }
 
@@ -151,16 +111,16 @@ void wzp_park_enter(wzp_park_table *t, wzp_park *p, wzp_ts now)
 {
     if (p->parked)
         return;
-    exp_remove(t, p);
+    list_remove(&t->offers, &p->exp);
     p->parked = true;
     t->n_parked++;
-    exp_append(t, p, now + miss_after(t));
+    list_append(&t->parked, &p->exp, now + miss_after(t));
 }
 
 void wzp_park_drop(wzp_park_table *t, wzp_park *p)
 {
-    exp_remove(t, p);
-    wake_remove(t, p);
+    list_remove(list_of(t, p), &p->exp);
+    list_remove(&t->waking, &p->wake);
     if (p->parked)
         t->n_parked--;
     wzp_hmap_del(&t->by_id, p->id, sizeof(p->id));
@@ -187,7 +147,7 @@ void wzp_park_wake(wzp_park_table *t, wzp_park *p, bool rehome, wzp_ts now)
 {
     if (!p->parked)
         return;
-    if (p->waking) {
+    if (p->wake.linked) {
         if (rehome && !p->rehome) {
             p->rehome = true;
             send_wake(t, p);
@@ -197,7 +157,7 @@ void wzp_park_wake(wzp_park_table *t, wzp_park *p, bool rehome, wzp_ts now)
     p->rehome = rehome;
     p->wake_until = now + WZP_PARK_WAKE_FOR;
     send_wake(t, p);
-    wake_append(t, p, now + WZP_PARK_WAKE_EVERY);
+    list_append(&t->waking, &p->wake, now + WZP_PARK_WAKE_EVERY);
 }
 
 wzp_park_ping_result wzp_park_on_ping(wzp_park_table *t, const wzp_addr *from, const uint8_t *buf,
@@ -227,28 +187,28 @@ wzp_park_ping_result wzp_park_on_ping(wzp_park_table *t, const wzp_addr *from, c
         t->cfg.accepted(t->cfg.user, p, now); /* may enter p, or drop it */
         return r;
     }
-    exp_append(t, p, now + miss_after(t));
-    if (p->waking)
+    list_append(&t->parked, &p->exp, now + miss_after(t));
+    if (p->wake.linked)
         send_wake(t, p); /* the address is fresh: the WAKE may have missed it before */
     return r;
 }
 
 void wzp_park_handle_timer(wzp_park_table *t, wzp_ts now)
 {
-    while (t->idle_head && t->idle_head->since + t->cfg.park_after <= now) {
-        wzp_park_idle *n = t->idle_head;
-        wzp_park_idle_remove(t, n);
+    while (t->idle.head && t->idle.head->at + t->cfg.park_after <= now) {
+        wzp_park_idle *n = t->idle.head;
+        list_remove(&t->idle, n);
         t->cfg.idle(t->cfg.user, n, now);
     }
     for (wzp_park_list *l = &t->offers; l; l = l == &t->offers ? &t->parked : NULL)
-        while (l->head && l->head->expires <= now) {
-            wzp_park *p = l->head;
-            exp_remove(t, p);
+        while (l->head && l->head->at <= now) {
+            wzp_park *p = of_exp(l->head);
+            list_remove(l, &p->exp);
             t->cfg.expired(t->cfg.user, p, now);
         }
-    while (t->wake_head && t->wake_head->wake_next <= now) {
-        wzp_park *p = t->wake_head;
-        wake_remove(t, p);
+    while (t->waking.head && t->waking.head->at <= now) {
+        wzp_park *p = of_wake(t->waking.head);
+        list_remove(&t->waking, &p->wake);
         if (now >= p->wake_until) {
             t->stats.wakes_failed++;
             p->rehome = false;
@@ -256,20 +216,20 @@ void wzp_park_handle_timer(wzp_park_table *t, wzp_ts now)
             continue;
         }
         send_wake(t, p);
-        wake_append(t, p, now + WZP_PARK_WAKE_EVERY);
+        list_append(&t->waking, &p->wake, now + WZP_PARK_WAKE_EVERY);
     }
 }
 
 wzp_ts wzp_park_next_deadline(const wzp_park_table *t)
 {
     wzp_ts d = WZP_TS_NEVER;
-    if (t->idle_head)
-        d = t->idle_head->since + t->cfg.park_after;
+    if (t->idle.head)
+        d = t->idle.head->at + t->cfg.park_after;
     if (t->offers.head)
-        d = wzp_ts_min(d, t->offers.head->expires);
+        d = wzp_ts_min(d, t->offers.head->at);
     if (t->parked.head)
-        d = wzp_ts_min(d, t->parked.head->expires);
-    if (t->wake_head)
-        d = wzp_ts_min(d, t->wake_head->wake_next);
+        d = wzp_ts_min(d, t->parked.head->at);
+    if (t->waking.head)
+        d = wzp_ts_min(d, t->waking.head->at);
     return d;
 }

@@ -36,12 +36,20 @@
  * out (a client that does not know Park loses no more than this). */
 #define WZP_PARK_OFFER_FOR WZP_SEC(2)
 
-/* A registered connection's place in the idle order (embedded in the owner's record). */
-typedef struct wzp_park_idle {
-    struct wzp_park_idle *prev, *next;
-    wzp_ts since;
+/* A place in one of the table's deadline-ordered lists. */
+typedef struct wzp_park_node {
+    struct wzp_park_node *prev, *next;
+    wzp_ts at; /* its deadline */
     bool linked;
-} wzp_park_idle;
+} wzp_park_node;
+
+typedef struct wzp_park_list {
+    wzp_park_node *head, *tail;
+} wzp_park_list;
+
+/* A registered connection's place in the idle order (embedded in the owner's record);
+ * `at` is when it last did anything. */
+typedef wzp_park_node wzp_park_idle;
 
 typedef struct wzp_park {
     uint8_t id[WZP_PARK_ID_LEN];
@@ -49,12 +57,13 @@ typedef struct wzp_park {
     wzp_addr *addr;    /* the owner's: where frames go, moved by valid pings (NAT rebinding) */
     uint64_t ping_seq; /* last valid ping's */
     uint64_t wake_seq; /* last WAKE's */
-    wzp_ts expires;    /* the offer lapses / no valid ping by then: the record expires */
-    wzp_ts wake_next, wake_until;
+    /* In the offers' or the parked records' list: at = when the offer lapses / when the
+     * record expires without a valid ping. */
+    wzp_park_node exp;
+    wzp_park_node wake; /* while waking: at = the next WAKE */
+    wzp_ts wake_until;
     bool parked; /* false: only offered (the client still holds its connection) */
-    bool waking, rehome;
-    struct wzp_park *eprev, *enext; /* by expires */
-    struct wzp_park *wprev, *wnext; /* waking, by wake_next */
+    bool rehome;
     void *owner;
 } wzp_park;
 
@@ -88,17 +97,11 @@ typedef struct wzp_park_config {
     void *user;
 } wzp_park_config;
 
-typedef struct wzp_park_list {
-    wzp_park *head, *tail;
-} wzp_park_list;
-
 typedef struct wzp_park_table {
     wzp_park_config cfg;
     wzp_hmap by_id;
     size_t n_parked;
-    wzp_park_idle *idle_head, *idle_tail;
-    wzp_park_list offers, parked; /* by expires */
-    wzp_park *wake_head, *wake_tail;
+    wzp_park_list idle, offers, parked, waking;
     wzp_park_stats stats;
 } wzp_park_table;
 

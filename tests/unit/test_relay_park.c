@@ -298,7 +298,7 @@ static void test_wake_repeats_then_gives_up(void **state)
     assert_int_equal(wakes, 13); /* every 250 ms for 3 s, and the one for the ping */
     advance(1);
     assert_int_equal(W->n_wake_failed, 1);
-    assert_false(p->waking);
+    assert_false(p->wake.linked);
     assert_true(p->parked); /* it stays parked */
     assert_int_equal(W->t.stats.wakes_failed, 1);
     /* Rehome: the flag on every WAKE, also one added to a wake under way. */
@@ -323,7 +323,7 @@ static void test_unparked_only_is_not_woken(void **state)
     wzp_park *p = wzp_park_offer(&W->t, &W->owner, &W->addr, W->now);
     wzp_park_wake(&W->t, p, false, W->now); /* only offered: it still has its connection */
     assert_int_equal(W->n_out, 0);
-    assert_false(p->waking);
+    assert_false(p->wake.linked);
 }
 
 WZP_TEST_MAIN_EACH(NULL, NULL, setup, teardown, test_idle_order, test_ping_verified_and_answered,
