@@ -1688,14 +1688,17 @@ static void test_channels_follow_rebinding(void **state)
 
 /* ---- parked registrations ------------------------------------------------------ */
 
-/* A relay that offers Park after 2 s idle, pings every 4 s. */
-static void restart_parking(void)
+/* A relay that offers Park after 2 s idle, pings every 4 s; n clients join (join_cast) and
+ * stay idle until all are offered Park. */
+static void restart_parking(size_t n)
 {
     wzp_relay_control_config cfg = default_config();
     cfg.park_after = WZP_SEC(2);
     cfg.park_keepalive = WZP_SEC(4);
     cfg.cb.park_send = park_frame_out; /* a marker: setup_with wires its own */
     restart_with(&cfg);
+    join_cast(n);
+    advance_to(W->now + WZP_SEC(2));
 }
 
 /* Client i takes its last Park offer: closes its connection with the parked code. */
@@ -1739,7 +1742,7 @@ static size_t index_of(size_t i, wzp_sigc_event_type type)
 static void test_park_offered_when_idle(void **state)
 {
     (void)state;
-    restart_parking();
+    restart_parking(0);
     join_cast(3);
     uint32_t ac = place_call(A, B); /* A and B are busy: ringing */
     advance_to(W->now + WZP_MS(1999));
@@ -1765,9 +1768,7 @@ static void test_park_offered_when_idle(void **state)
 static void test_park_pings_and_expiry(void **state)
 {
     (void)state;
-    restart_parking();
-    join_cast(2);
-    advance_to(W->now + WZP_SEC(2));
+    restart_parking(2);
     park(A);
     assert_int_equal(wzp_relay_control_num_parked(W->rc), 1);
     assert_int_equal(wzp_relay_control_num_registrations(W->rc), 2);
@@ -1806,9 +1807,7 @@ static void test_park_pings_and_expiry(void **state)
 static void test_park_call_wakes_callee(void **state)
 {
     (void)state;
-    restart_parking();
-    join_cast(2);
-    advance_to(W->now + WZP_SEC(2));
+    restart_parking(2);
     park(B);
     wzp_relay_control_stats st0 = rc_stats(W->rc);
     assert_int_equal(st0.parks_taken, 1);
@@ -1839,9 +1838,7 @@ static void test_park_call_wakes_callee(void **state)
 static void test_park_unwoken_callee_is_offline(void **state)
 {
     (void)state;
-    restart_parking();
-    join_cast(2);
-    advance_to(W->now + WZP_SEC(2));
+    restart_parking(2);
     park(B);
     uint32_t ac = place_call(A, B);
     for (int k = 0; k < 6; k++) { /* B still pings, but does not come back */
@@ -1861,9 +1858,7 @@ static void test_park_unwoken_callee_is_offline(void **state)
 static void test_park_declined_or_taken_by_ping(void **state)
 {
     (void)state;
-    restart_parking();
-    join_cast(2);
-    advance_to(W->now + WZP_SEC(2));
+    restart_parking(2);
     /* B calls A while A's offer is open: the IncomingCall waits for A's answer... */
     place_call(B, A);
     assert_int_equal(count_events(A, WZP_SIGC_EV_INCOMING), 0);
@@ -1877,9 +1872,7 @@ static void test_park_declined_or_taken_by_ping(void **state)
     assert_int_equal(rc_stats(W->rc).parks_declined, 2); /* B's by its Offer, A's */
 
     /* A valid ping before the close arrives: parked, and the relay closes the connection. */
-    restart_parking();
-    join_cast(1);
-    advance_to(W->now + WZP_SEC(2));
+    restart_parking(1);
     park_ping(A, 1, NULL);
     assert_true(W->c[A].closed);
     assert_int_equal(W->c[A].close_code, WZP_RELAY_CLOSE_PARKED);
@@ -1892,9 +1885,7 @@ static void test_park_declined_or_taken_by_ping(void **state)
 static void test_park_drain_wakes_to_rehome(void **state)
 {
     (void)state;
-    restart_parking();
-    join_cast(2);
-    advance_to(W->now + WZP_SEC(2));
+    restart_parking(2);
     park(A);
     wzp_relay_control_drain(W->rc);
     assert_int_equal(frames_of(WZP_PARK_FRAME_WAKE, WZP_PARK_REHOME), 1);
