@@ -57,6 +57,8 @@ scrape "idle"
 grep -qi '^content-type: text/plain; version=0.0.4' "$M.hdr" && ok "content type" || { bad "headers:"; cat "$M.hdr"; }
 want "idle" wzp_relay_relayed_packets_total = 0
 want "idle" wzp_relay_workers = 2
+want "idle" wzp_relay_parked = 0
+want "idle" 'wzp_relay_park_pings_total{result="ok"}' = 0
 want "idle" 'wzp_relay_worker_cpu_seconds_total{worker="1",family="ipv4"}' ">=" 0
 code=$(curl -s -o /dev/null -w '%{http_code}' "${URL%/metrics}/other")
 [ "$code" = 404 ] && ok "another path is 404" || bad "another path answered $code"
