@@ -57,8 +57,8 @@ typedef struct rc_conn {
     wzp_park *park;
     struct rc_held *held, *held_tail;
     uint32_t n_held;
-    bool holding;   /* messages to it are held (offered and not answered yet, or parked) */
-    bool took_park; /* it closed its connection taking the offer: parked at disconnect */
+    bool holding;      /* messages to it are held (offered and not answered yet, or parked) */
+    bool took_park;    /* it closed its connection taking the offer: parked at disconnect */
     bool park_ignored; /* let an offer lapse without a word: not offered again (an old client) */
 } rc_conn;
 
