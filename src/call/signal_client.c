@@ -621,6 +621,12 @@ int wzp_sigc_on_message(wzp_sigc *sc, const uint8_t *bytes, size_t len, wzp_ts n
             else
                 emit(sc, WZP_SIGC_EV_REHOME, 0, NULL, 0, 0, &m);
             break;
+        case WZP_SIG_PARK:
+            if (sc->reg != WZP_SIGC_REGISTERED)
+                err = WZP_ERR_STATE;
+            else
+                emit(sc, WZP_SIGC_EV_PARK, 0, NULL, 0, 0, &m);
+            break;
         case WZP_SIG_CANDIDATES_UPDATE: {
             sigc_call *k = find_id(sc, m.u.update.call_id);
             if (!k || k->state != WZP_SIGC_CALL_SETUP)
@@ -699,6 +705,16 @@ int wzp_sigc_call_state_get(const wzp_sigc *sc, uint32_t call)
 {
     sigc_call *k = find_handle((wzp_sigc *)sc, call);
     return k ? k->state : WZP_ERR_NOT_FOUND;
+}
+
+bool wzp_sigc_idle(const wzp_sigc *sc)
+{
+    if (sc->reg != WZP_SIGC_REGISTERED || sc->reg_rid)
+        return false;
+    for (size_t i = 0; i < sc->cfg.max_calls; i++)
+        if (sc->calls[i].used)
+            return false;
+    return true;
 }
 
 uint64_t wzp_sigc_dropped(const wzp_sigc *sc)

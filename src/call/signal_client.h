@@ -51,6 +51,7 @@ typedef enum wzp_sigc_event_type {
     WZP_SIGC_EV_CANDIDATES, /* call, call_id; msg: CANDIDATES_UPDATE from the peer */
     WZP_SIGC_EV_REATTACHED, /* call, call_id; msg: REATTACHED (the call's channel here) */
     WZP_SIGC_EV_REHOME,     /* the relay is stopping: register with another one now */
+    WZP_SIGC_EV_PARK,       /* msg: PARK, the relay offers to park us (src/client/park.h) */
 } wzp_sigc_event_type;
 
 typedef struct wzp_sigc_event {
@@ -157,6 +158,8 @@ wzp_sigc_reg_state wzp_sigc_reg_state_get(const wzp_sigc *sc);
 const wzp_addr *wzp_sigc_reflexive(const wzp_sigc *sc);
 /* The call's state, or WZP_ERR_NOT_FOUND. */
 int wzp_sigc_call_state_get(const wzp_sigc *sc, uint32_t call);
+/* Registered, no Register answer pending and no call in any state (a Park may be taken). */
+bool wzp_sigc_idle(const wzp_sigc *sc);
 /* Messages from the relay that were dropped (malformed, unexpected, stale). */
 uint64_t wzp_sigc_dropped(const wzp_sigc *sc);
 

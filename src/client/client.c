@@ -773,6 +773,7 @@ int wzp_client_new(wzp_client **out, const wzp_client_config *cfg)
     cc.hold_audio_until_answer = cfg->hold_audio_until_answer;
     cc.no_adapt = cfg->adaptation_disabled;
     cc.parity = cfg->parity_repair;
+    cc.no_park = cfg->relay_transport == WZP_RELAY_TRANSPORT_TCP; /* parking is UDP's */
     /* Only our own microphone path says which frames are background. */
     cc.dtx = cfg->audio.enabled && cfg->audio.dtx && !cfg->cb.pcm_source;
     cc.local[0] = bound[0];

@@ -29,6 +29,8 @@
 /* RFC 8305's connection attempt delay is 250 ms; a QUIC handshake to a far relay over a
  * lossy link can take longer, and an abandoned attempt costs a retry: 1 s. */
 #define WZP_CORE_RELAY_ATTEMPT_DELAY WZP_SEC(1)
+/* The application close code that accepts the relay's Park offer (src/client/park.h). */
+#define CORE_CLOSE_PARKED 8
 
 static void emit(wzp_core *core, const wzp_core_event *ev)
 {
@@ -187,11 +189,13 @@ static void rank_relays(wzp_core *core, wzp_ts now)
 static void connect_relay(wzp_core *core, wzp_ts now)
 {
     core->reconnect_at = WZP_TS_NEVER;
-    if (!wzp_relay_select_settled(&core->sel, now)) {
+    /* A wake-up goes back to the relay that parked us: it holds our registration. */
+    bool waking = core->park.state == WZP_PARKING_WAKING;
+    if (!waking && !wzp_relay_select_settled(&core->sel, now)) {
         core->reconnect_at = wzp_relay_select_deadline(&core->sel); /* measuring RTTs */
         return;
     }
-    if (core->relay_idx == 0 && !core->relays_new)
+    if (!waking && core->relay_idx == 0 && !core->relays_new)
         rank_relays(core, now);
     core->next_relay_at =
         core->relay_idx + 1 < core->n_relays ? now + WZP_CORE_RELAY_ATTEMPT_DELAY : WZP_TS_NEVER;
@@ -215,11 +219,29 @@ static void connect_relay(wzp_core *core, wzp_ts now)
     }
 }
 
-static void sig_send(void *user, const uint8_t *msg, size_t len)
+static void ctrl_send(void *user, const uint8_t *msg, size_t len)
 {
     wzp_core *core = user;
     if (core->ctrl && core->ctrl_up)
         wzp_quic_conn_send_message(core->ctrl, msg, len);
+}
+
+static void sig_send(void *user, const uint8_t *msg, size_t len)
+{
+    wzp_core *core = user;
+    if (wzp_parking_holding(&core->park) && !core->park_pass) {
+        /* Parked: this waits for the registration on a new connection, which it starts
+         * (at once: a deadline in the past, as sigc gives us no clock here). */
+        if (wzp_parking_hold(&core->park, msg, len) < 0)
+            WZP_WARN("client: a message for the relay dropped while parked (too many held)");
+        if (core->park.state == WZP_PARKING_PARKED) {
+            WZP_INFO("client: parked: connecting to the relay again for a request");
+            wzp_parking_wake(&core->park);
+            core->reconnect_at = 0;
+        }
+        return;
+    }
+    ctrl_send(core, msg, len);
 }
 
 /* --- calls --------------------------------------------------------------------------------- */
@@ -307,6 +329,7 @@ static void slot_free(wzp_core *core, core_slot *slot)
 }
 
 static void relay_lost(wzp_core *core, const char *why, wzp_ts now);
+static void park_offered(wzp_core *core, const wzp_sig_msg *offer, wzp_ts now);
 
 /* --- signaling ------------------------------------------------------------------------------- */
 
@@ -318,17 +341,25 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
     case WZP_SIGC_EV_REGISTERED: {
         core->backoff = core->cfg.reconnect_min;
         wzp_relay_select_ok(&core->sel, core->order[core->relay_idx]);
-        if (wzp_addr_is_tunnel(&ev->msg->u.registered.reflexive))
+        core->reg_tunnel = wzp_addr_is_tunnel(&ev->msg->u.registered.reflexive);
+        if (core->reg_tunnel)
             snprintf(buf, sizeof(buf), "tcp"); /* the relay sees us on its TCP service */
         else
             wzp_addr_format(&ev->msg->u.registered.reflexive, buf, sizeof(buf));
         char ra[WZP_ADDR_STRLEN];
         WZP_INFO("client: registered at relay %s, reflexive address %s",
                  wzp_addr_format(&core->cfg.relay, ra, sizeof(ra)), buf);
-        core->np_due =
-            !core->cfg.direct_disabled && !wzp_addr_is_tunnel(&ev->msg->u.registered.reflexive);
-        wzp_core_event e = {.type = WZP_CORE_EV_REGISTERED, .text = buf};
-        emit(core, &e);
+        /* Back from parking at the same address: nothing changed for the application (it was
+         * registered all along) nor for our NAT's measurement. */
+        bool same = wzp_parking_holding(&core->park) && strcmp(buf, core->reg_text) == 0;
+        if (wzp_parking_holding(&core->park))
+            wzp_parking_release(&core->park, ctrl_send, core); /* what waited for this */
+        if (!same) {
+            snprintf(core->reg_text, sizeof(core->reg_text), "%s", buf);
+            core->np_due = !core->cfg.direct_disabled && !core->reg_tunnel;
+            wzp_core_event e = {.type = WZP_CORE_EV_REGISTERED, .text = buf};
+            emit(core, &e);
+        }
         /* Calls whose relay went away continue through this one. */
         for (size_t i = 0; i < CORE_MAX_CALLS; i++)
             if (core->calls[i].vc &&
@@ -338,6 +369,9 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
     }
     case WZP_SIGC_EV_REHOME:
         relay_lost(core, "the relay is stopping", ev->now);
+        return;
+    case WZP_SIGC_EV_PARK:
+        park_offered(core, ev->msg, ev->now);
         return;
     case WZP_SIGC_EV_REGISTER_FAILED: {
         /* A taken alias will not free itself by retrying; anything else might. */
@@ -422,7 +456,9 @@ static void ctrl_established(void *user, wzp_quic_conn *c, const uint8_t *peer_f
         return; /* an attempt given up for the next address */
     core->ctrl_up = true;
     core->next_relay_at = WZP_TS_NEVER;
+    core->park_pass = true; /* a wake-up's Register goes out; what waits for it stays held */
     wzp_sigc_register(core->sc, core->alias, now);
+    core->park_pass = false;
 }
 
 static void ctrl_message(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len, wzp_ts now)
@@ -432,22 +468,26 @@ static void ctrl_message(void *user, wzp_quic_conn *c, const uint8_t *data, size
         wzp_sigc_on_message(core->sc, data, len, now);
 }
 
+static void registration_lost(wzp_core *core, int err, const char *detail, wzp_ts now);
+
 static void ctrl_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *info, wzp_ts now)
 {
     wzp_core *core = user;
     if (c != core->ctrl)
         return; /* an attempt given up for the next address */
     bool was_up = core->ctrl_up;
+    bool waking = wzp_parking_holding(&core->park); /* the application was told: registered */
     core->ctrl = NULL;
     core->ctrl_up = false;
     core->next_relay_at = WZP_TS_NEVER;
+    wzp_parking_end(&core->park); /* a wake-up that failed: what it held ends with the calls */
     wzp_sigc_on_disconnect(core->sc, now);
     if (core->stopping || core->fatal_reported)
         return;
     /* Lost, or never answered: this relay rests while the others are tried first. */
     wzp_relay_select_failed(&core->sel, core->order[core->relay_idx], now);
     /* This address failed before the delay ran out (an ICMP error): the next one now. */
-    if (!was_up && !core->relays_new && info->error != WZP_ERR_PIN_MISMATCH &&
+    if (!was_up && !waking && !core->relays_new && info->error != WZP_ERR_PIN_MISMATCH &&
         core->relay_idx + 1 < core->n_relays) {
         use_relay(core, core->relay_idx + 1);
         connect_relay(core, now);
@@ -470,14 +510,34 @@ static void ctrl_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info 
         core->fatal = true;
     }
     WZP_INFO("client: relay connection %s: %s", was_up ? "lost" : "failed", info->detail);
+    registration_lost(core, err, info->detail, now);
+}
+
+/* The registration is gone (err why): the application is told, and a new round over the
+ * relays starts after the backoff. */
+static void registration_lost(wzp_core *core, int err, const char *detail, wzp_ts now)
+{
     core->fatal_reported = core->fatal;
     wzp_core_event e = {
-        .type = WZP_CORE_EV_UNREGISTERED, .err = err, .fatal = core->fatal, .text = info->detail};
+        .type = WZP_CORE_EV_UNREGISTERED, .err = err, .fatal = core->fatal, .text = detail};
     emit(core, &e);
     use_relay(core, 0);            /* the next round starts over from the preferred address */
     schedule_reconnect(core, now); /* 250 ms after a registration that held */
     if (core->n_relays > 1 && !core->fatal)
         wzp_relay_select_measure(&core->sel, now); /* RTTs again, ready by the reconnect */
+}
+
+/* We left the relay (its connection, if any, closed): it rests, the application is told, and
+ * the next round starts from the best address (the caller says when). */
+static void relay_left(wzp_core *core, const char *why, wzp_ts now)
+{
+    wzp_parking_end(&core->park);
+    wzp_sigc_on_disconnect(core->sc, now); /* answered calls go on (their own connection) */
+    wzp_relay_select_failed(&core->sel, core->order[core->relay_idx], now);
+    wzp_core_event e = {.type = WZP_CORE_EV_UNREGISTERED, .err = WZP_ERR_UNREACHABLE, .text = why};
+    emit(core, &e);
+    use_relay(core, 0);
+    core->backoff = core->cfg.reconnect_min;
 }
 
 /* We give up on the relay before its connection times out (silent during a call, or it said
@@ -495,14 +555,107 @@ static void relay_lost(wzp_core *core, const char *why, wzp_ts now)
     core->next_relay_at = WZP_TS_NEVER;
     wzp_relay_watch_arm(&core->watch, false, now);
     wzp_quic_conn_close(old, WZP_SIG_CLOSE_MOVING, why); /* a live relay lets go of our calls */
-    wzp_sigc_on_disconnect(core->sc, now); /* answered calls go on (their own connection) */
-    wzp_relay_select_failed(&core->sel, core->order[core->relay_idx], now);
-    wzp_core_event e = {.type = WZP_CORE_EV_UNREGISTERED, .err = WZP_ERR_UNREACHABLE, .text = why};
-    emit(core, &e);
-    use_relay(core, 0);
-    core->backoff = core->cfg.reconnect_min;
+    relay_left(core, why, now);
     /* At once, ranked by the RTTs measured before (this relay resting): a call waits for it. */
     core->reconnect_at = now;
+}
+
+/* --- parking (src/client/park.h) ------------------------------------------------------------ */
+
+/* Idle: registered on a live control connection over UDP, no call in any state (ended ones
+ * closing are fine), no request in flight. Only then is there nothing to lose by letting the
+ * connection go. */
+static bool park_possible(const wzp_core *core)
+{
+    if (core->cfg.no_park || core->reg_tunnel || core->stopping || core->fatal || !core->ctrl ||
+        !core->ctrl_up || !wzp_sigc_idle(core->sc) || core->park.state != WZP_PARKING_OFF)
+        return false;
+    for (size_t i = 0; i < CORE_MAX_CALLS; i++)
+        if (core->calls[i].vc && wzp_voicecall_state(core->calls[i].vc) != WZP_CALL_ENDED)
+            return false;
+    return true;
+}
+
+/* The relay offers to park us: accept by closing the control connection with the PARKED code
+ * (the relay keeps the registration), or ignore it when busy (it offers again later). */
+static void park_offered(wzp_core *core, const wzp_sig_msg *m, wzp_ts now)
+{
+    if (!park_possible(core)) {
+        WZP_DEBUG("client: the relay's offer to park ignored: busy");
+        return;
+    }
+    if (wzp_parking_start(&core->park, m->u.park.park_id, m->u.park.key, m->u.park.keepalive_ms,
+                          &core->cfg.relay, core->relay_sock, wzp_core_relay_rtt(core), now) < 0) {
+        WZP_INFO("client: the relay's offer to park ignored: keep-alive %u ms",
+                 (unsigned)m->u.park.keepalive_ms);
+        return;
+    }
+    wzp_quic_conn *old = core->ctrl;
+    core->ctrl = NULL; /* its events are ignored from now on */
+    core->ctrl_up = false;
+    core->next_relay_at = WZP_TS_NEVER;
+    wzp_quic_conn_close(old, CORE_CLOSE_PARKED, "parked");
+    char a[WZP_ADDR_STRLEN];
+    WZP_INFO("client: parked at relay %s (no connection, a ping every %u ms)",
+             wzp_addr_format(&core->cfg.relay, a, sizeof(a)), (unsigned)m->u.park.keepalive_ms);
+}
+
+/* Back to the relay that parked us; the application's held messages follow the Register. */
+static void unpark(wzp_core *core, const char *why, wzp_ts now)
+{
+    char a[WZP_ADDR_STRLEN];
+    WZP_INFO("client: parked: %s, connecting to the relay at %s again", why,
+             wzp_addr_format(&core->cfg.relay, a, sizeof(a)));
+    wzp_parking_wake(&core->park);
+    core->reconnect_at = now;
+}
+
+/* A park frame from anywhere: counted as taken only when it is for our park. */
+static void park_input(wzp_core *core, int sock, const wzp_addr *from, const uint8_t *pkt,
+                       size_t len, wzp_ts now)
+{
+    wzp_parking_rx rx = wzp_parking_recv(&core->park, sock, from, pkt, len, now);
+    if (rx == WZP_PARKING_RX_DROP) {
+        core->counters.rx_no_call++;
+        return;
+    }
+    core->counters.rx_park++;
+    core->last_relay_rx = now;
+    switch (rx) {
+    case WZP_PARKING_RX_WAKE:
+        unpark(core, "woken by the relay", now);
+        break;
+    case WZP_PARKING_RX_REHOME:
+        WZP_INFO("client: parked: the relay is stopping, registering elsewhere");
+        relay_left(core, "the relay is stopping", now);
+        /* Another relay at once; alone, the same one after the backoff (it may come back). */
+        if (core->n_relays > 1)
+            core->reconnect_at = now;
+        else
+            schedule_reconnect(core, now);
+        break;
+    default:
+        break;
+    }
+}
+
+/* No answer to our pings: the relay (or the way to it) is gone, as a lost connection. */
+static void park_check(wzp_core *core, wzp_ts now)
+{
+    if (!wzp_parking_lost(&core->park, now))
+        return;
+    char a[WZP_ADDR_STRLEN];
+    WZP_INFO("client: relay at %s lost while parked: no answer to %d pings",
+             wzp_addr_format(&core->cfg.relay, a, sizeof(a)), WZP_PARKING_LOST_AFTER);
+    wzp_parking_end(&core->park);
+    wzp_sigc_on_disconnect(core->sc, now);
+    wzp_relay_select_failed(&core->sel, core->order[core->relay_idx], now);
+    registration_lost(core, WZP_ERR_UNREACHABLE, "no answer from the relay while parked", now);
+}
+
+bool wzp_core_parked(const wzp_core *core)
+{
+    return core->park.state == WZP_PARKING_PARKED;
 }
 
 void wzp_core_network_changed(wzp_core *core, wzp_ts now)
@@ -519,7 +672,9 @@ void wzp_core_network_changed(wzp_core *core, wzp_ts now)
 void wzp_core_relay_moved(wzp_core *core, wzp_ts now)
 {
     /* Any ack-eliciting packet from the new address moves the relay's view of us (QUIC
-     * migration) and our channels with it: a ping, rather than the next keep-alive. */
+     * migration) and our channels with it: a ping, rather than the next keep-alive. Parked,
+     * a park ping does it (the relay takes the address of valid pings). */
+    wzp_parking_ping_now(&core->park, now);
     if (core->ctrl_up && wzp_core_registered(core))
         wzp_sigc_ping(core->sc, now);
 }
@@ -579,8 +734,9 @@ int wzp_core_set_relays(wzp_core *core, const wzp_core_relay *relays, size_t n)
     for (size_t i = 0; i < k; i++)
         core->order[i] = i; /* until ranked */
     wzp_relay_select_set(&core->sel, addrs, k);
-    /* An attempt under way finishes on its address; anything later starts from the first. */
-    if (!core->ctrl) {
+    /* An attempt under way (or a park) finishes on its address; anything later starts from
+     * the first. */
+    if (!core->ctrl && !wzp_parking_holding(&core->park)) {
         use_relay(core, 0);
     } else {
         /* The attempt under way runs to its end; the next one starts the new list. */
@@ -645,6 +801,7 @@ int wzp_core_new(wzp_core **out, const wzp_core_config *cfg)
     core->next_vport = 1;
     wzp_hmap_init(&core->routes);
     wzp_relay_watch_init(&core->watch);
+    wzp_parking_init(&core->park);
 
     wzp_quic_endpoint_config qcfg;
     wzp_quic_endpoint_config_default(&qcfg);
@@ -702,6 +859,7 @@ void wzp_core_free(wzp_core *core)
         if (core->calls[i].vc)
             wzp_voicecall_free(core->calls[i].vc);
     wzp_hmap_free(&core->routes);
+    wzp_parking_free(&core->park);
     wzp_sigc_free(core->sc);
     free(core);
 }
@@ -807,6 +965,8 @@ void wzp_core_shutdown(wzp_core *core, wzp_ts now)
     core->stopping = true;
     core->reconnect_at = WZP_TS_NEVER;
     core->next_relay_at = WZP_TS_NEVER;
+    /* Parked, the relay lets the registration expire (no answer to pings); nothing to close. */
+    wzp_parking_end(&core->park);
     if (core->ctrl)
         wzp_quic_conn_close(core->ctrl, 0, "client stopping");
 }
@@ -823,6 +983,8 @@ bool wzp_core_registered(const wzp_core *core)
 
 wzp_ts wzp_core_relay_rtt(const wzp_core *core)
 {
+    if (core->park.state == WZP_PARKING_PARKED)
+        return core->park.rtt;
     if (!core->ctrl || !core->ctrl_up)
         return 0;
     wzp_quic_conn_stats st;
@@ -896,6 +1058,10 @@ void wzp_core_feed(wzp_core *core, int sock, const wzp_addr *from, const uint8_t
         break;
     }
     case WZP_PKT_RELAY: {
+        if (wzp_park_frame_is(pkt, len)) { /* the relay and a parked client */
+            park_input(core, sock, from, pkt, len, now);
+            break;
+        }
         wzp_relay_frame f;
         if (wzp_relay_frame_decode(&f, pkt, len) < 0) {
             n->rx_malformed++;
@@ -972,6 +1138,7 @@ wzp_ts wzp_core_next_deadline(const wzp_core *core)
     t = wzp_ts_min(t, core->next_relay_at);
     t = wzp_ts_min(t, wzp_nat_watch_deadline(&core->np));
     t = wzp_ts_min(t, wzp_relay_watch_deadline(&core->watch));
+    t = wzp_ts_min(t, wzp_parking_deadline(&core->park));
     if (!core->stopping)
         t = wzp_ts_min(t, wzp_relay_select_deadline(&core->sel));
     for (size_t i = 0; i < CORE_MAX_CALLS; i++)
@@ -999,7 +1166,9 @@ void wzp_core_handle_timer(wzp_core *core, wzp_ts now)
         else if (a == WZP_RELAY_WATCH_LOST_NOW)
             relay_lost(core, "the relay went silent during a call", now);
     }
-    if (core->reconnect_at <= now && !core->ctrl && !core->stopping)
+    park_check(core, now);
+    if (core->reconnect_at <= now && !core->ctrl && !core->stopping &&
+        core->park.state != WZP_PARKING_PARKED)
         connect_relay(core, now);
     if (core->next_relay_at <= now && !core->stopping)
         next_relay(core, now);
@@ -1036,6 +1205,7 @@ static void q_send(void *user, const wzp_addr *local, const wzp_addr *remote, co
 void wzp_core_flush(wzp_core *core, wzp_ts now, wzp_core_send_fn send, void *user)
 {
     struct flush_ctx fc = {core, send, user};
+    int len;
     if (core->np_due) {
         core->np_due = false;
         wzp_nat_watch_start(&core->np, &core->cfg.relay, WZP_ICE_SOCK_V4,
@@ -1049,9 +1219,11 @@ void wzp_core_flush(wzp_core *core, wzp_ts now, wzp_core_send_fn send, void *use
     while ((sn = wzp_nat_watch_poll(&core->np, now, stun, sizeof(stun), &ss, &sto)) > 0)
         send(user, ss, &sto, stun, (size_t)sn);
     wzp_quic_endpoint_flush(core->ep, now, q_send, &fc);
+    uint8_t ping[WZP_PARK_FRAME_LEN];
+    while ((len = wzp_parking_poll(&core->park, now, ping, sizeof(ping))) > 0)
+        send(user, core->park.sock, &core->park.relay, ping, (size_t)len);
     uint8_t probe[WZP_STUN_REQ_MAX];
     wzp_addr to;
-    int len;
     while (!core->stopping &&
            (len = wzp_relay_select_poll(&core->sel, now, probe, sizeof(probe), &to)) > 0) {
         int s = wzp_cand_sock_for(&to);

@@ -89,6 +89,9 @@ typedef struct wzp_core_config {
     unsigned aux_socks;
     wzp_addr aux_local;
     wzp_ts reconnect_min, reconnect_max; /* backoff; defaults 250 ms, 8 s */
+    /* Never take the relay's offer to park (src/client/park.h): the relay is reached over its
+     * TCP service only (wzp_client_config.relay_transport TCP). */
+    bool no_park;
     void (*event)(void *user, const wzp_core_event *ev);
     /* The next frame to send for a call, and what it holds. */
     wzp_pcm_kind (*pcm_source)(void *user, uint32_t call, void *call_user,
@@ -203,12 +206,16 @@ typedef struct wzp_core_stats {
     uint64_t rx_no_call;       /* well-formed, but for no call of ours (or not from the relay) */
     uint64_t rx_malformed;     /* a relay frame or probe that does not parse */
     uint64_t rx_unknown;       /* STUN, unknown first byte, bad arguments */
+    uint64_t rx_park;          /* park frames taken (a PONG or WAKE for our park) */
 } wzp_core_stats;
 
 void wzp_core_get_stats(const wzp_core *core, wzp_core_stats *out);
 
+/* Registered, parked included: a parked client is registered without a connection. */
 bool wzp_core_registered(const wzp_core *core);
-/* Smoothed RTT of the control connection, 0 before a sample. */
+/* Parked (src/client/park.h): registered with no control connection, pinging the relay. */
+bool wzp_core_parked(const wzp_core *core);
+/* Smoothed RTT of the control connection (parked: of the latest ping), 0 before a sample. */
 wzp_ts wzp_core_relay_rtt(const wzp_core *core);
 
 #endif

@@ -3,6 +3,7 @@
 #define WZP_CLIENT_CORE_INT_H
 
 #include "client/nat_watch.h"
+#include "client/park.h"
 #include "call/signal_client.h"
 #include "call/voicecall.h"
 #include "client/core.h"
@@ -52,6 +53,10 @@ struct wzp_core {
     bool fatal_reported;   /* the UNREGISTERED event for the fatal error went out */
     wzp_ts last_relay_rx;  /* the latest packet from the relay (control or frames) */
     wzp_relay_watch watch; /* a relay silent during a relayed call: probe, then leave it */
+    wzp_parking park;      /* parked: no control connection, pings instead (park.h) */
+    bool park_pass;        /* sig_send: a wake-up's own Register goes out, not held */
+    bool reg_tunnel;       /* registered through the relay's TCP service: never parks */
+    char reg_text[WZP_ADDR_STRLEN]; /* the reflexive address the REGISTERED event last showed */
     wzp_addr hosts[CORE_MAX_HOSTS];
     size_t n_hosts;
     wzp_addr mapped; /* the gateway's port mapping (len 0: none); env.mapped points here */
