@@ -50,12 +50,12 @@ struct wzp_core {
     wzp_ts next_relay_at; /* give up on the current address then, if it has not answered */
     wzp_ts reconnect_at, backoff;
     bool started, stopping, fatal;
-    bool fatal_reported;   /* the UNREGISTERED event for the fatal error went out */
-    wzp_ts last_relay_rx;  /* the latest packet from the relay (control or frames) */
-    wzp_relay_watch watch; /* a relay silent during a relayed call: probe, then leave it */
-    wzp_parking park;      /* parked: no control connection, pings instead (park.h) */
-    bool park_pass;        /* sig_send: a wake-up's own Register goes out, not held */
-    bool reg_tunnel;       /* registered through the relay's TCP service: never parks */
+    bool fatal_reported;            /* the UNREGISTERED event for the fatal error went out */
+    wzp_ts last_relay_rx;           /* the latest packet from the relay (control or frames) */
+    wzp_relay_watch watch;          /* a relay silent during a relayed call: probe, then leave it */
+    wzp_parking park;               /* parked: no control connection, pings instead (park.h) */
+    bool park_pass;                 /* sig_send: a wake-up's own Register goes out, not held */
+    bool reg_tunnel;                /* registered through the relay's TCP service: never parks */
     char reg_text[WZP_ADDR_STRLEN]; /* the reflexive address the REGISTERED event last showed */
     wzp_addr hosts[CORE_MAX_HOSTS];
     size_t n_hosts;

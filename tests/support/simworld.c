@@ -12,6 +12,7 @@
 #include "relay/server.h"
 #include "support/simworld.h"
 #include "wire/demux.h"
+#include "wire/park_frame.h"
 #include "wire/relay_frame.h"
 
 /* --- a relay: QUIC endpoint + control plane + a tiny channel forwarder ----------------------- */
@@ -127,6 +128,10 @@ static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *in
     simrelay_conn *sc = user;
     uint64_t h = sc->handle;
     simrelay *r = sc->r;
+    if (info->by_peer && !info->error) {
+        r->peer_close_code = info->app_code;
+        r->peer_closes++;
+    }
     *sc = (simrelay_conn){0};
     if (h)
         wzp_relay_control_on_disconnect(r->ctl, h, now);
@@ -206,6 +211,8 @@ static void relay_recv(void *ctx, wzp_sim_sock *s, const wzp_addr *from, const u
             }
         }
     }
+    if (wzp_park_frame_is(d, len) && r->park_rx)
+        r->park_rx(r, from, d, len);
     sim_relay_kick(r);
 }
 
@@ -218,13 +225,24 @@ static void relay_boot(simrelay *r, const wzp_relay_control_config *cfg);
 
 void sim_relay_start_cfg(simrelay *r, wzp_sim *sim, const wzp_relay_control_config *cfg)
 {
+    sim_relay_start_at(r, sim, "203.0.113.1:4433", cfg);
+}
+
+void sim_relay_start_at(simrelay *r, wzp_sim *sim, const char *addr,
+                        const wzp_relay_control_config *cfg)
+{
     memset(r, 0, sizeof(*r));
     r->sim = sim;
-    wzp_sim_host *h = wzp_sim_host_new(sim, "relay");
+    char ip[64];
+    snprintf(ip, sizeof(ip), "%s", addr);
+    char *colon = strrchr(ip, ':');
+    assert_non_null(colon);
+    *colon = 0;
+    wzp_sim_host *h = wzp_sim_host_new(sim, strcmp(ip, "203.0.113.1") == 0 ? "relay" : ip);
     wzp_sim_link link = {.latency = WZP_MS(5)};
-    assert_int_equal(wzp_sim_host_add_addr(h, wzp_sim_internet(sim), "203.0.113.1", link), 0);
+    assert_int_equal(wzp_sim_host_add_addr(h, wzp_sim_internet(sim), ip, link), 0);
     wzp_sim_host_set_infra(h, true);
-    r->sock = wzp_sim_sock_bind(h, "203.0.113.1:4433", relay_recv, r);
+    r->sock = wzp_sim_sock_bind(h, addr, relay_recv, r);
     assert_int_equal(wzp_identity_generate(&r->id), 0);
     relay_boot(r, cfg);
 }

@@ -49,12 +49,19 @@ typedef struct simrelay {
      * the relay receives from (in) or sends to (out) the connection `conn`. */
     void (*rewrite_in)(struct simrelay *r, uint64_t conn, wzp_sig_msg *m);
     void (*rewrite_out)(struct simrelay *r, uint64_t conn, wzp_sig_msg *m);
+    /* Park frames (src/wire/park_frame.h) that reach the relay; NULL: dropped. */
+    void (*park_rx)(struct simrelay *r, const wzp_addr *from, const uint8_t *d, size_t len);
     void *hook_user;
+    uint64_t peer_close_code; /* the application code of the latest close by a client */
+    int peer_closes;
 } simrelay;
 
 void sim_relay_start(simrelay *r, wzp_sim *sim);
 /* The same with a control-plane configuration (NULL: defaults). */
 void sim_relay_start_cfg(simrelay *r, wzp_sim *sim, const wzp_relay_control_config *cfg);
+/* The same at another address ("ip:port"; the default is 203.0.113.1:4433): a second relay. */
+void sim_relay_start_at(simrelay *r, wzp_sim *sim, const char *addr,
+                        const wzp_relay_control_config *cfg);
 void sim_relay_free(simrelay *r);
 /* kill -9 and start again with the same identity and address: every connection is forgotten. */
 void sim_relay_restart(simrelay *r);
