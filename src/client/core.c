@@ -576,28 +576,43 @@ static bool park_possible(const wzp_core *core)
     return true;
 }
 
-/* The relay offers to park us: accept by closing the control connection with the PARKED code
- * (the relay keeps the registration), or ignore it when busy (it offers again later). */
+/* Parks (park.h): the control connection closes with the PARKED code, the relay keeps the
+ * registration. WZP_ERR_INVALID for an unusable keep-alive. */
+static int park_take(wzp_core *core, const uint8_t *id, const uint8_t *key, uint32_t keepalive_ms,
+                     wzp_ts now)
+{
+    int rc = wzp_parking_start(&core->park, id, key, keepalive_ms, &core->cfg.relay,
+                               core->relay_sock, wzp_core_relay_rtt(core), now);
+    if (rc < 0)
+        return rc;
+    wzp_quic_conn *old = core->ctrl;
+    core->ctrl = NULL; /* its events are ignored from now on */
+    core->ctrl_up = false;
+    core->next_relay_at = WZP_TS_NEVER;
+    if (old)
+        wzp_quic_conn_close(old, CORE_CLOSE_PARKED, "parked");
+    char a[WZP_ADDR_STRLEN];
+    WZP_INFO("client: parked at relay %s (no connection, a ping every %u ms)",
+             wzp_addr_format(&core->cfg.relay, a, sizeof(a)), (unsigned)keepalive_ms);
+    return 0;
+}
+
+/* The relay offers to park us: taken when idle, else ignored (it offers again later). */
 static void park_offered(wzp_core *core, const wzp_sig_msg *m, wzp_ts now)
 {
     if (!park_possible(core)) {
         WZP_DEBUG("client: the relay's offer to park ignored: busy");
         return;
     }
-    if (wzp_parking_start(&core->park, m->u.park.park_id, m->u.park.key, m->u.park.keepalive_ms,
-                          &core->cfg.relay, core->relay_sock, wzp_core_relay_rtt(core), now) < 0) {
+    if (park_take(core, m->u.park.park_id, m->u.park.key, m->u.park.keepalive_ms, now) < 0)
         WZP_INFO("client: the relay's offer to park ignored: keep-alive %u ms",
                  (unsigned)m->u.park.keepalive_ms);
-        return;
-    }
-    wzp_quic_conn *old = core->ctrl;
-    core->ctrl = NULL; /* its events are ignored from now on */
-    core->ctrl_up = false;
-    core->next_relay_at = WZP_TS_NEVER;
-    wzp_quic_conn_close(old, CORE_CLOSE_PARKED, "parked");
-    char a[WZP_ADDR_STRLEN];
-    WZP_INFO("client: parked at relay %s (no connection, a ping every %u ms)",
-             wzp_addr_format(&core->cfg.relay, a, sizeof(a)), (unsigned)m->u.park.keepalive_ms);
+}
+
+int wzp_core__park(wzp_core *core, const uint8_t id[WZP_PARK_ID_LEN],
+                   const uint8_t key[WZP_PARK_KEY_LEN], uint32_t keepalive_ms, wzp_ts now)
+{
+    return park_take(core, id, key, keepalive_ms, now);
 }
 
 /* Back to the relay that parked us; the application's held messages follow the Register. */

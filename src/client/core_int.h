@@ -74,5 +74,9 @@ struct wzp_core {
 
 /* White-box access for tests: the call behind an id, or NULL. */
 wzp_voicecall *wzp_core__voicecall(const wzp_core *core, uint32_t id);
+/* White-box, for the fuzzer: parks at once on the current relay, busy or not (any control
+ * connection closes with the PARKED code). 0 or a negative wzp_error (wzp_parking_start). */
+int wzp_core__park(wzp_core *core, const uint8_t id[WZP_PARK_ID_LEN],
+                   const uint8_t key[WZP_PARK_KEY_LEN], uint32_t keepalive_ms, wzp_ts now);
 
 #endif
