@@ -20,6 +20,7 @@
  *    QUIC from anywhere else  -> the call owning its DCID (the endpoint's table)
  *    relay DATA from the relay -> the call owning the channel id (routing table)
  *    probe                    -> the call owning the probe tag (routing table)
+ *    park frame               -> the parking state (src/client/park.h), if we are parked
  *
  * Driving: feed() every datagram, handle_timer() at next_deadline(), and
  * flush() after each of those and after every command; flush hands out the
