@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Parked registrations end to end (docs/client.md "Parked"): a real relay with
+# --park-after 300; bob's `wzp listen` registers and parks (his log says so, the
+# relay's wzp_relay_parked gauge counts him, he holds no connection); alice calls
+# him, the relay wakes him, he answers and audio flows both ways; after the
+# hang-up he parks again. Twice (the second call through the relay), and his
+# application never sees him unregistered.
+set -uo pipefail
+. "$(dirname "$0")/lib/relay.sh"
+. "$(dirname "$0")/lib/cli.sh"
+cli_setup wzp-parked
+command -v curl >/dev/null || { echo "skip: curl not installed (scripts/deps installs it)"; exit 77; }
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fail=1; }
+
+"$RELAY" --listen 127.0.0.1:0 --home "$T/relay" --workers 1 --park-after 300 \
+    --metrics 127.0.0.1:0 -v >"$T/relay.out" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do grep -q fingerprint "$T/relay.out" && break; sleep 0.1; done
+RA=$(sed -n 's/.*listening on //p' "$T/relay.out")
+RP=$(sed -n 's/.*fingerprint //p' "$T/relay.out")
+URL=$(sed -n 's/^wzp-relay: metrics on //p' "$T/relay.out")
+[ -n "$RA" ] && [ -n "$RP" ] && [ -n "$URL" ] || { echo "relay did not start"; cat "$T/relay.out"; exit 1; }
+R=(--relay "$RA" --relay-pin "$RP" --loopback-candidates --no-audio)
+metric() { curl -fsS --max-time 5 "$URL" | awk -v m="$1" '$1 == m { print $2 }'; }
+parked() { metric wzp_relay_parked; }
+# wait_parked FILE N: the client logging to FILE has said "parked at relay" N times; the
+# relay counts one parked registration, one identity and no control connection (5 s at most).
+wait_parked() {
+    for _ in $(seq 50); do
+        [ "$(grep -c 'parked at relay' "$1")" -ge "$2" ] && [ "$(parked)" = 1 ] &&
+            [ "$(metric wzp_relay_control_connections)" = 0 ] &&
+            [ "$(metric wzp_relay_registered_identities)" = 1 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+"$WZP" listen "${R[@]}" --home "$T/bob" --alias bob --auto-answer --tone 440 --json -v \
+    >"$T/b.json" 2>"$T/b.err" &
+LP=$!
+PIDS+=($LP)
+for _ in $(seq 50); do grep -q registered "$T/b.json" && break; sleep 0.1; done
+if wait_parked "$T/b.err" 1; then
+    ok "bob parked: $(grep -m1 -o 'parked at relay.*' "$T/b.err"); relay: wzp_relay_parked $(parked)"
+else
+    bad "bob did not park (relay: wzp_relay_parked '$(parked)'):"; cat "$T/b.err"
+fi
+
+call() { # N OPTS...: alice calls bob for 2 s; both must hear each other
+    local n=$1
+    shift
+    "$WZP" call bob "${R[@]}" --home "$T/alice" --tone 880 --duration 2 --json "$@" \
+        >"$T/a$n.json" 2>"$T/a$n.err"
+    local rc=$?
+    check "call $n" 0 $rc
+    local got
+    got=$(grep '"event":"summary"' "$T/a$n.json" | sed -n 's/.*"frames_received":\([0-9]*\).*/\1/p')
+    if [ "${got:-0}" -ge 50 ]; then ok "call $n: alice heard bob ($got frames)"; else
+        bad "call $n: alice heard ${got:-no} frames"; cat "$T/a$n.json" "$T/a$n.err"
+    fi
+    for _ in $(seq 30); do [ "$(grep -c '"event":"summary"' "$T/b.json")" -ge "$n" ] && break; sleep 0.1; done
+    got=$(grep '"event":"summary"' "$T/b.json" | sed -n "${n}s/.*\"frames_received\":\([0-9]*\).*/\1/p")
+    if [ "${got:-0}" -ge 50 ]; then ok "call $n: bob heard alice ($got frames)"; else
+        bad "call $n: bob heard ${got:-no} frames"; cat "$T/b.json"
+    fi
+}
+
+call 1
+grep -q 'woken by the relay' "$T/b.err" && ok "bob was woken for the call" \
+    || { bad "bob's log does not say he was woken:"; cat "$T/b.err"; }
+if wait_parked "$T/b.err" 2; then ok "bob parked again after the call"; else
+    bad "bob did not park again (wzp_relay_parked '$(parked)')"; cat "$T/b.err"
+fi
+call 2 --no-direct
+if wait_parked "$T/b.err" 3; then ok "bob parked again after a relayed call"; else
+    bad "bob did not park again after call 2"; fi
+grep -q '"event":"unregistered"' "$T/b.json" && { bad "bob's application saw him unregistered:"; cat "$T/b.json"; }
+kill -0 $LP 2>/dev/null && ok "bob's listen goes on" || bad "bob's listen left"
+kill -INT $LP; wait $LP; check "Ctrl-C ends bob's listen while parked" 0 $?
+exit $fail
