@@ -29,8 +29,6 @@
 /* RFC 8305's connection attempt delay is 250 ms; a QUIC handshake to a far relay over a
  * lossy link can take longer, and an abandoned attempt costs a retry: 1 s. */
 #define WZP_CORE_RELAY_ATTEMPT_DELAY WZP_SEC(1)
-/* The application close code that accepts the relay's Park offer (src/client/park.h). */
-#define CORE_CLOSE_PARKED 8
 
 static void emit(wzp_core *core, const wzp_core_event *ev)
 {
@@ -590,7 +588,7 @@ static int park_take(wzp_core *core, const uint8_t *id, const uint8_t *key, uint
     core->ctrl_up = false;
     core->next_relay_at = WZP_TS_NEVER;
     if (old)
-        wzp_quic_conn_close(old, CORE_CLOSE_PARKED, "parked");
+        wzp_quic_conn_close(old, WZP_SIG_CLOSE_PARKED, "parked");
     char a[WZP_ADDR_STRLEN];
     WZP_INFO("client: parked at relay %s (no connection, a ping every %u ms)",
              wzp_addr_format(&core->cfg.relay, a, sizeof(a)), (unsigned)keepalive_ms);

@@ -131,6 +131,8 @@ static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *in
     if (info->by_peer && !info->error) {
         r->peer_close_code = info->app_code;
         r->peer_closes++;
+        if (h && r->parking && info->app_code == WZP_SIG_CLOSE_PARKED)
+            wzp_relay_control_on_parked(r->ctl, h); /* as the relay's shard event */
     }
     *sc = (simrelay_conn){0};
     if (h)
@@ -211,7 +213,9 @@ static void relay_recv(void *ctx, wzp_sim_sock *s, const wzp_addr *from, const u
             }
         }
     }
-    if (wzp_park_frame_is(d, len) && r->park_rx)
+    if (wzp_park_frame_is(d, len) && r->parking)
+        wzp_relay_control_on_park_frame(r->ctl, from, d, len, now);
+    else if (wzp_park_frame_is(d, len) && r->park_rx)
         r->park_rx(r, from, d, len);
     sim_relay_kick(r);
 }
@@ -228,11 +232,19 @@ void sim_relay_start_cfg(simrelay *r, wzp_sim *sim, const wzp_relay_control_conf
     sim_relay_start_at(r, sim, "203.0.113.1:4433", cfg);
 }
 
-void sim_relay_start_at(simrelay *r, wzp_sim *sim, const char *addr,
-                        const wzp_relay_control_config *cfg)
+static void relay_park_send(void *user, const wzp_addr *to, const uint8_t *frame, size_t len)
+{
+    simrelay *r = user;
+    if (r->sock)
+        wzp_sim_send(r->sock, to, frame, len);
+}
+
+static void relay_start(simrelay *r, wzp_sim *sim, const char *addr,
+                        const wzp_relay_control_config *cfg, bool parking)
 {
     memset(r, 0, sizeof(*r));
     r->sim = sim;
+    r->parking = parking;
     char ip[64];
     snprintf(ip, sizeof(ip), "%s", addr);
     char *colon = strrchr(ip, ':');
@@ -245,6 +257,17 @@ void sim_relay_start_at(simrelay *r, wzp_sim *sim, const char *addr,
     r->sock = wzp_sim_sock_bind(h, addr, relay_recv, r);
     assert_int_equal(wzp_identity_generate(&r->id), 0);
     relay_boot(r, cfg);
+}
+
+void sim_relay_start_at(simrelay *r, wzp_sim *sim, const char *addr,
+                        const wzp_relay_control_config *cfg)
+{
+    relay_start(r, sim, addr, cfg, false);
+}
+
+void sim_relay_start_parking(simrelay *r, wzp_sim *sim, const wzp_relay_control_config *cfg)
+{
+    relay_start(r, sim, "203.0.113.1:4433", cfg, true);
 }
 
 /* The relay process: its endpoint (reset secret from its key, as the real relay) and control
@@ -263,7 +286,8 @@ static void relay_boot(simrelay *r, const wzp_relay_control_config *cfg)
                                             .close = relay_ctl_close,
                                             .channels_open = relay_open,
                                             .channels_close = relay_close_chans,
-                                            .channel_moved = relay_chan_moved};
+                                            .channel_moved = relay_chan_moved,
+                                            .park_send = r->parking ? relay_park_send : NULL};
     ccfg.user = r;
     assert_int_equal(wzp_relay_control_new(&r->ctl, &ccfg), 0);
 }

@@ -54,11 +54,15 @@ typedef struct simrelay {
     void *hook_user;
     uint64_t peer_close_code; /* the application code of the latest close by a client */
     int peer_closes;
+    bool parking; /* the control plane parks idle clients (sim_relay_start_parking) */
 } simrelay;
 
 void sim_relay_start(simrelay *r, wzp_sim *sim);
 /* The same with a control-plane configuration (NULL: defaults). */
 void sim_relay_start_cfg(simrelay *r, wzp_sim *sim, const wzp_relay_control_config *cfg);
+/* The same with parking: the control plane offers Park (cfg->park_after), takes park
+ * frames and sends WAKE and PONG from the relay's socket. */
+void sim_relay_start_parking(simrelay *r, wzp_sim *sim, const wzp_relay_control_config *cfg);
 /* The same at another address ("ip:port"; the default is 203.0.113.1:4433): a second relay. */
 void sim_relay_start_at(simrelay *r, wzp_sim *sim, const char *addr,
                         const wzp_relay_control_config *cfg);

@@ -245,7 +245,7 @@ static void test_park_taken_when_idle(void **state)
     park_b(&w, &fp, 41);
     assert_true(sim_run(w.sim, NULL, &w.a, &w.b, WZP_MS(500)));
     assert_int_equal(w.r.peer_closes, 1);
-    assert_int_equal(w.r.peer_close_code, 8);
+    assert_int_equal(w.r.peer_close_code, WZP_SIG_CLOSE_PARKED);
     assert_null(relay_conn_of(&w.r, &w.b));
     assert_true(wzp_core_idle(w.b.core)); /* no QUIC connection at all */
     assert_true(wzp_core_registered(w.b.core));
@@ -442,6 +442,88 @@ static void test_park_rehome(void **state)
     world_free(&w);
 }
 
+/* --- with the relay's own half (src/relay/park.c behind its control plane) ---------------------
+ */
+
+static bool both_parked(simclient *a, simclient *b)
+{
+    return wzp_core_parked(a->core) && wzp_core_parked(b->core);
+}
+
+static bool both_up(simclient *a, simclient *b)
+{
+    return b_up(b, a) && b_up(a, b);
+}
+
+/* Both idle clients registered with a relay that parks after 500 ms (pings every 1 s). */
+static void open_parking(world *w, uint64_t seed)
+{
+    wzp_relay_control_config cfg;
+    wzp_relay_control_config_default(&cfg);
+    cfg.park_after = WZP_MS(500);
+    cfg.park_keepalive = WZP_SEC(1);
+    w->sim = wzp_sim_new(seed);
+    assert_non_null(w->sim);
+    sim_relay_start_parking(&w->r, w->sim, &cfg);
+    sim_client_start(&w->a, w->sim, &w->r, 0, WZP_SIM_EI, false);
+    sim_client_start(&w->b, w->sim, &w->r, 1, WZP_SIM_EI, false);
+    assert_true(sim_run(w->sim, both_registered, &w->a, &w->b, WZP_SEC(5)));
+    assert_true(sim_run(w->sim, both_parked, &w->a, &w->b, WZP_SEC(3)));
+    /* The relay's record turns parked once the close reaches it. */
+    for (int i = 0; i < 100 && wzp_relay_control_num_parked(w->r.ctl) < 2; i++)
+        sim_run(w->sim, NULL, &w->a, &w->b, WZP_MS(10));
+    assert_int_equal(wzp_relay_control_num_parked(w->r.ctl), 2);
+    assert_int_equal(w->r.peer_close_code, WZP_SIG_CLOSE_PARKED);
+    sim_run(w->sim, NULL, &w->a, &w->b, WZP_SEC(4)); /* kept by their pings */
+    assert_true(both_parked(&w->a, &w->b));
+    assert_int_equal(wzp_relay_control_num_parked(w->r.ctl), 2);
+}
+
+/* a calls b, both parked: a's Offer waits for its registration, the relay wakes b and holds
+ * the IncomingCall until b is registered again, b answers, media flows both ways; neither
+ * application saw a registration change; after the hang-up both park again. */
+static void test_parked_call_real_relay(void **state)
+{
+    world w;
+    open_parking(&w, 47);
+    w.b.auto_answer = true;
+    char text[WZP_FINGERPRINT_STRLEN];
+    sim_client_fp(&w.b, text);
+    wzp_ts t0 = wzp_sim_now(w.sim);
+    assert_int_equal(wzp_core_call(w.a.core, text, NULL, NULL, &w.a.call, t0), 0);
+    sim_client_kick(&w.a);
+    assert_true(sim_run(w.sim, both_active, &w.a, &w.b, WZP_SEC(5)));
+    printf("both parked: the call is active after %lld ms\n",
+           (long long)((wzp_sim_now(w.sim) - t0) / WZP_MS(1)));
+    sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(2));
+    assert_true(sim_stats(&w.a).frames_received > 50);
+    assert_true(sim_stats(&w.b).frames_received > 50);
+    assert_int_equal(w.a.registrations, 1);
+    assert_int_equal(w.b.registrations, 1);
+    assert_int_equal(w.a.unregistrations + w.b.unregistrations, 0);
+    assert_int_equal(wzp_core_hangup(w.a.core, w.a.call, wzp_sim_now(w.sim)), 0);
+    sim_client_kick(&w.a);
+    assert_true(sim_run(w.sim, both_ended, &w.a, &w.b, WZP_SEC(5)));
+    assert_int_equal(w.b.reason, WZP_ERR_HANGUP);
+    assert_true(sim_run(w.sim, both_parked, &w.a, &w.b, WZP_SEC(3)));
+    world_free(&w);
+}
+
+/* The relay stops: one WAKE with REHOME to every parked client; alone, they register with it
+ * again after the backoff (here it stays up). */
+static void test_parked_farewell_real_relay(void **state)
+{
+    world w;
+    open_parking(&w, 48);
+    wzp_relay_control_park_farewell(w.r.ctl);
+    sim_relay_kick(&w.r);
+    assert_true(sim_run(w.sim, both_up, &w.a, &w.b, WZP_SEC(3)));
+    assert_int_equal(w.a.unregistrations, 1);
+    assert_int_equal(w.b.unregistrations, 1);
+    assert_int_equal(w.a.registrations, 2);
+    world_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -453,6 +535,8 @@ int main(void)
         cmocka_unit_test(test_park_wake),
         cmocka_unit_test(test_call_while_parked),
         cmocka_unit_test(test_park_rehome),
+        cmocka_unit_test(test_parked_call_real_relay),
+        cmocka_unit_test(test_parked_farewell_real_relay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
