@@ -595,16 +595,20 @@ static int park_take(wzp_core *core, const uint8_t *id, const uint8_t *key, uint
     return 0;
 }
 
-/* The relay offers to park us: taken when idle, else ignored (it offers again later). */
+/* The relay offers to park us: taken when idle, else declined. The relay holds what it has
+ * for us until we take or decline (or 2 s pass): a Ping declines at once. */
 static void park_offered(wzp_core *core, const wzp_sig_msg *m, wzp_ts now)
 {
-    if (!park_possible(core)) {
-        WZP_DEBUG("client: the relay's offer to park ignored: busy");
+    const char *why = NULL;
+    if (!park_possible(core))
+        why = "busy";
+    else if (park_take(core, m->u.park.park_id, m->u.park.key, m->u.park.keepalive_ms, now) < 0)
+        why = "keep-alive out of range";
+    if (!why)
         return;
-    }
-    if (park_take(core, m->u.park.park_id, m->u.park.key, m->u.park.keepalive_ms, now) < 0)
-        WZP_INFO("client: the relay's offer to park ignored: keep-alive %u ms",
-                 (unsigned)m->u.park.keepalive_ms);
+    WZP_DEBUG("client: the relay's offer to park declined: %s", why);
+    if (core->ctrl_up)
+        wzp_sigc_ping(core->sc, now);
 }
 
 int wzp_core__park(wzp_core *core, const uint8_t id[WZP_PARK_ID_LEN],

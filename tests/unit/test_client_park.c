@@ -266,13 +266,24 @@ static void test_park_taken_when_idle(void **state)
     world_free(&w);
 }
 
-/* In a call (or told never to park, as over TCP) the offer is ignored: the connection stays. */
+static int pings_in;
+static void count_pings(simrelay *r, uint64_t conn, wzp_sig_msg *m)
+{
+    pings_in += m->type == WZP_SIG_PING;
+}
+
+/* In a call (or told never to park, as over TCP) the offer is declined at once (a Ping, so
+ * the relay sends what it held): the connection stays. */
 static void test_park_ignored_when_busy(void **state)
 {
     world w;
     fakepark fp;
     world_call(&w, 42, WZP_SIM_EI, WZP_SIM_EI, true);
+    w.r.rewrite_in = count_pings;
+    pings_in = 0;
     offer_park(&fp, &w.r, &w.a, 1000);
+    sim_run(w.sim, NULL, &w.a, &w.b, WZP_MS(100));
+    assert_int_equal(pings_in, 1);
     sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(3));
     assert_false(wzp_core_parked(w.a.core));
     assert_non_null(relay_conn_of(&w.r, &w.a));
@@ -286,6 +297,7 @@ static void test_park_ignored_when_busy(void **state)
     w.a.core->cfg.no_park = true; /* white-box */
     offer_park(&fp, &w.r, &w.a, 1000);
     sim_run(w.sim, NULL, &w.a, &w.b, WZP_SEC(2));
+    assert_int_equal(pings_in, 2);
     assert_false(wzp_core_parked(w.a.core));
     assert_non_null(relay_conn_of(&w.r, &w.a));
     /* The other one, idle after the call, takes it. */
