@@ -13,14 +13,8 @@ command -v curl >/dev/null || { echo "skip: curl not installed (scripts/deps ins
 ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fail=1; }
 
-"$RELAY" --listen 127.0.0.1:0 --home "$T/relay" --workers 1 --park-after 300 \
-    --metrics 127.0.0.1:0 -v >"$T/relay.out" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do grep -q fingerprint "$T/relay.out" && break; sleep 0.1; done
-RA=$(sed -n 's/.*listening on //p' "$T/relay.out")
-RP=$(sed -n 's/.*fingerprint //p' "$T/relay.out")
-URL=$(sed -n 's/^wzp-relay: metrics on //p' "$T/relay.out")
-[ -n "$RA" ] && [ -n "$RP" ] && [ -n "$URL" ] || { echo "relay did not start"; cat "$T/relay.out"; exit 1; }
+relay_start "$T" --park-after 300 --metrics 127.0.0.1:0 -v
+[ -n "$URL" ] || { echo "relay without metrics"; cat "$T/relay.out"; exit 1; }
 R=(--relay "$RA" --relay-pin "$RP" --loopback-candidates --no-audio)
 metric() { curl -fsS --max-time 5 "$URL" | awk -v m="$1" '$1 == m { print $2 }'; }
 parked() { metric wzp_relay_parked; }
