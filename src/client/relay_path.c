@@ -13,6 +13,7 @@
 #include "net/tcp_link.h"
 #include "net/udp.h"
 #include "wire/demux.h"
+#include "wire/park_frame.h"
 #include "wire/relay_frame.h"
 #include "wire/stun.h"
 
@@ -141,14 +142,15 @@ void wzp_relay_path_free(wzp_relay_path *p)
     free(p);
 }
 
-/* Datagrams the relay answers: QUIC (ACKs) and channel keep-alives. */
+/* Datagrams the relay answers: QUIC (ACKs), channel keep-alives and a parked client's pings
+ * (PONG; else each ping, sent to a relay quiet for seconds, would draw a STUN check). */
 static bool answerable(const uint8_t *pkt, size_t len)
 {
     switch (wzp_pkt_classify(pkt, len)) {
     case WZP_PKT_QUIC:
         return true;
     case WZP_PKT_RELAY:
-        return pkt[0] == WZP_RELAY_FRAME_KEEPALIVE;
+        return pkt[0] == WZP_RELAY_FRAME_KEEPALIVE || pkt[0] == WZP_PARK_FRAME_PING;
     default:
         return false;
     }
