@@ -13,9 +13,15 @@
  * relay-path round trip (peer -> relay -> peer = one client-relay RTT) for
  * the caller; the target is that plus 30 ms.
  *
+ * Also the dial to the callee's ring: with both ends connected (the runs
+ * above), and with both parked (the relay parks idle clients after
+ * PARK_AFTER_MS; a parked caller connects again before its Offer leaves, the
+ * relay wakes the parked callee and rings it once it has registered again:
+ * two handshakes more).
+ *
  * Last line: call-setup: loopback_ms=... relay_rtt_ms=... with_delay_ms=...
- * (worst end, median of the runs; relay_rtt_ms is the client-relay RTT of
- * the delayed setup).
+ * ring_ms=... ring_parked_ms=... (worst end, median of the runs; relay_rtt_ms
+ * and the ring times are those of the delayed setup).
  */
 #include <ftw.h>
 #include <poll.h>
@@ -33,8 +39,10 @@
 #include "net/udp.h"
 #include "relay/server.h"
 
-#define RUNS    5
-#define RING_MS 1000 /* how long the phone rings before the answer */
+#define RUNS          5
+#define RING_MS       1000 /* how long the phone rings before the answer */
+#define PARK_AFTER_MS 500  /* the relay's --park-after: longer than the runs' idle gaps */
+#define PARKED_DIALS  3
 
 static void sleep_ms(int ms)
 {
@@ -135,6 +143,7 @@ typedef struct party {
     wzp_call *call;
     bool ended;
     wzp_ts heard_at; /* first decoded frame played in this run, 0 before */
+    wzp_ts rang_at;  /* the latest incoming call's ring */
 } party;
 
 static void on_registered(wzp_client *c, const char *refl, void *user)
@@ -152,6 +161,7 @@ static void on_incoming(wzp_client *c, wzp_call *call, const char *fp, const cha
     pthread_mutex_lock(&p->mu);
     p->call = call;
     p->ended = false;
+    p->rang_at = wzp_now();
     pthread_mutex_unlock(&p->mu); /* the run answers after RING_MS */
 }
 
@@ -234,8 +244,52 @@ static int cmp_double(const void *a, const void *b)
 }
 
 typedef struct result {
-    double worst_ms, caller_ms, callee_ms, relay_rtt_ms;
+    double worst_ms, caller_ms, callee_ms, relay_rtt_ms, ring_ms, ring_parked_ms;
 } result;
+
+/* Calls b and waits for its ring: the dial-to-ring time in ms; *bc: b's call. */
+static double dial(party *a, party *b, wzp_call **call, wzp_call **bc)
+{
+    wzp_ts t0 = wzp_now();
+    if (wzp_client_call(a->c, "callee", call) < 0) {
+        fprintf(stderr, "bench: call failed\n");
+        exit(1);
+    }
+    *bc = NULL;
+    for (int i = 0; i < 2500 && !*bc; i++) {
+        sleep_ms(2);
+        pthread_mutex_lock(&b->mu);
+        *bc = b->call;
+        pthread_mutex_unlock(&b->mu);
+    }
+    if (!*bc) {
+        fprintf(stderr, "bench: the call did not ring\n");
+        exit(1);
+    }
+    pthread_mutex_lock(&b->mu);
+    double ms = (double)(b->rang_at - t0) / 1e6;
+    pthread_mutex_unlock(&b->mu);
+    return ms;
+}
+
+/* a ends the call (hang-up or cancel); both handles go. */
+static void end_call(party *b, wzp_call *call, wzp_call *bc)
+{
+    wzp_call_hangup(call);
+    for (int i = 0; i < 300; i++) {
+        pthread_mutex_lock(&b->mu);
+        bool ended = b->ended;
+        pthread_mutex_unlock(&b->mu);
+        if (ended)
+            break;
+        sleep_ms(10);
+    }
+    wzp_call_release(call);
+    pthread_mutex_lock(&b->mu);
+    b->call = NULL;
+    pthread_mutex_unlock(&b->mu);
+    wzp_call_release(bc);
+}
 
 /* One scenario: RUNS calls from a to b; medians. */
 static result scenario(const char *name, const char *root, const char *relay_addr,
@@ -264,33 +318,19 @@ static result scenario(const char *name, const char *root, const char *relay_add
         exit(1);
     }
     sleep_ms(300); /* let the control connections sample their RTT */
-    double worst[RUNS], caller[RUNS], callee[RUNS];
+    double worst[RUNS], caller[RUNS], callee[RUNS], ring[RUNS], ring_parked[PARKED_DIALS];
     double rtt = wzp_client_relay_rtt_ms(a.c);
     printf("%-10s relay rtt %6.1f ms\n", name, rtt);
-    printf("  run  caller_first_audio_ms  callee_first_audio_ms\n");
+    printf("  run  caller_first_audio_ms  callee_first_audio_ms  dial_to_ring_ms\n");
     for (int run = 0; run < RUNS; run++) {
-        wzp_call *call;
+        wzp_call *call, *bc;
         pthread_mutex_lock(&a.mu);
         a.heard_at = 0;
         pthread_mutex_unlock(&a.mu);
         pthread_mutex_lock(&b.mu);
         b.heard_at = 0;
         pthread_mutex_unlock(&b.mu);
-        if (wzp_client_call(a.c, "callee", &call) < 0) {
-            fprintf(stderr, "bench: call failed\n");
-            exit(1);
-        }
-        wzp_call *bc = NULL;
-        for (int i = 0; i < 500 && !bc; i++) {
-            sleep_ms(10);
-            pthread_mutex_lock(&b.mu);
-            bc = b.call;
-            pthread_mutex_unlock(&b.mu);
-        }
-        if (!bc) {
-            fprintf(stderr, "bench: the call did not ring\n");
-            exit(1);
-        }
+        ring[run] = dial(&a, &b, &call, &bc);
         sleep_ms(RING_MS);
         wzp_ts answer = wzp_now();
         wzp_call_answer(bc);
@@ -299,32 +339,35 @@ static result scenario(const char *name, const char *root, const char *relay_add
         caller[run] = heard_at(&a) ? (double)(heard_at(&a) - answer) / 1e6 : -1;
         callee[run] = heard_at(&b) ? (double)(heard_at(&b) - answer) / 1e6 : -1;
         worst[run] = caller[run] > callee[run] ? caller[run] : callee[run];
-        printf("  %3d  %21.1f  %21.1f\n", run + 1, caller[run], callee[run]);
-        wzp_call_hangup(call);
-        for (int i = 0; i < 300; i++) {
-            pthread_mutex_lock(&b.mu);
-            bool ended = b.ended;
-            pthread_mutex_unlock(&b.mu);
-            if (ended)
-                break;
-            sleep_ms(10);
-        }
-        wzp_call_release(call);
-        pthread_mutex_lock(&b.mu);
-        b.call = NULL;
-        pthread_mutex_unlock(&b.mu);
-        wzp_call_release(bc);
+        printf("  %3d  %21.1f  %21.1f  %15.1f\n", run + 1, caller[run], callee[run], ring[run]);
+        end_call(&b, call, bc);
         sleep_ms(200);
     }
+    printf("  both parked (idle %d ms > --park-after %d): dial_to_ring_ms", 3 * PARK_AFTER_MS,
+           PARK_AFTER_MS);
+    for (int k = 0; k < PARKED_DIALS; k++) {
+        wzp_call *call, *bc;
+        sleep_ms(3 * PARK_AFTER_MS);
+        ring_parked[k] = dial(&a, &b, &call, &bc);
+        printf(" %.1f", ring_parked[k]);
+        end_call(&b, call, bc);
+    }
+    printf("\n");
     qsort(worst, RUNS, sizeof(double), cmp_double);
     qsort(caller, RUNS, sizeof(double), cmp_double);
     qsort(callee, RUNS, sizeof(double), cmp_double);
-    result r = {worst[RUNS / 2], caller[RUNS / 2], callee[RUNS / 2], rtt};
+    qsort(ring, RUNS, sizeof(double), cmp_double);
+    qsort(ring_parked, PARKED_DIALS, sizeof(double), cmp_double);
+    result r = {worst[RUNS / 2],  caller[RUNS / 2],
+                callee[RUNS / 2], rtt,
+                ring[RUNS / 2],   ring_parked[PARKED_DIALS / 2]};
     double target = 0.5 * (2 * rtt) + 30;
     printf("  median: caller %.0f ms, callee %.0f ms, worst end %.0f ms; target 0.5 x %.1f + 30 = "
            "%.0f ms (%s; includes the playout start)\n",
            r.caller_ms, r.callee_ms, r.worst_ms, 2 * rtt, target,
            r.worst_ms <= target ? "met" : "NOT met");
+    printf("  median dial to ring: connected %.0f ms, both parked %.0f ms\n", r.ring_ms,
+           r.ring_parked_ms);
     wzp_client_free(a.c);
     wzp_client_free(b.c);
     pthread_mutex_destroy(&a.mu);
@@ -355,6 +398,7 @@ int main(void)
     wzp_addr_parse(&rc.listen, "127.0.0.1:0", false);
     rc.home = rhome;
     rc.workers = 1;
+    rc.control.park_after = WZP_MS(PARK_AFTER_MS);
     wzp_relay_server *srv;
     if (wzp_relay_server_new(&srv, &rc) < 0)
         return 1;
@@ -373,7 +417,8 @@ int main(void)
     pthread_join(rt, NULL);
     wzp_relay_server_free(srv);
     nftw(root, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-    printf("call-setup: loopback_ms=%.0f relay_rtt_ms=%.1f with_delay_ms=%.0f\n", lo.worst_ms,
-           dl.relay_rtt_ms, dl.worst_ms);
+    printf("call-setup: loopback_ms=%.0f relay_rtt_ms=%.1f with_delay_ms=%.0f ring_ms=%.0f "
+           "ring_parked_ms=%.0f\n",
+           lo.worst_ms, dl.relay_rtt_ms, dl.worst_ms, dl.ring_ms, dl.ring_parked_ms);
     return 0;
 }
