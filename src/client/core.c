@@ -206,6 +206,7 @@ static void connect_relay(wzp_core *core, wzp_ts now)
     o.idle_timeout = cluster ? CTRL_CLUSTER_IDLE_TIMEOUT : CTRL_IDLE_TIMEOUT;
     o.handshake_timeout = CTRL_HANDSHAKE;
     o.max_message = WZP_SIG_MAX_SIZE;
+    o.anonymous = true; /* our key is proven by Auth, cheaper for the relay (send_auth) */
     o.cb = ctrl_callbacks;
     o.user = core;
     int rc = wzp_quic_connect(core->ep, &core->cfg.local[core->relay_sock], &core->cfg.relay, &o,
@@ -447,6 +448,20 @@ static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
     return slot ? wzp_voicecall_accept_conn(slot->vc, opts) : WZP_ERR_INVALID;
 }
 
+/* Our first message to the relay: our key, signed over this connection's TLS exporter. */
+static void send_auth(wzp_quic_conn *c)
+{
+    wzp_sig_msg m;
+    uint8_t buf[WZP_SIG_MAX_SIZE];
+    wzp_sig_init(&m, WZP_SIG_AUTH, 0);
+    int n = wzp_quic_conn_auth_proof(c, m.u.auth.key, &m.u.auth.key_len, m.u.auth.sig,
+                                     &m.u.auth.sig_len);
+    if (n == 0 && (n = wzp_sig_encode(&m, buf, sizeof(buf))) > 0)
+        n = wzp_quic_conn_send_message(c, buf, (size_t)n);
+    if (n < 0)
+        wzp_quic_conn_close(c, 0, "cannot prove our identity"); /* ctrl_closed reports it */
+}
+
 static void ctrl_established(void *user, wzp_quic_conn *c, const uint8_t *peer_fp, wzp_ts now)
 {
     wzp_core *core = user;
@@ -454,6 +469,7 @@ static void ctrl_established(void *user, wzp_quic_conn *c, const uint8_t *peer_f
         return; /* an attempt given up for the next address */
     core->ctrl_up = true;
     core->next_relay_at = WZP_TS_NEVER;
+    send_auth(c);
     core->park_pass = true; /* a wake-up's Register goes out; what waits for it stays held */
     wzp_sigc_register(core->sc, core->alias, now);
     core->park_pass = false;
@@ -507,6 +523,8 @@ static void ctrl_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info 
         err = WZP_ERR_RELAY_FULL;
         core->fatal = true;
     }
+    if (info->by_peer && !info->error && info->app_code == WZP_SIG_CLOSE_AUTH)
+        WZP_ERROR("client: the relay refused our identity: %s", info->reason);
     WZP_INFO("client: relay connection %s: %s", was_up ? "lost" : "failed", info->detail);
     registration_lost(core, err, info->detail, now);
 }

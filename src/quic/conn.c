@@ -9,8 +9,9 @@
 #include "quic/quic_int.h"
 
 /* Stream and connection flow-control windows: a few maximum-size messages. */
-#define FLOW_WINDOW               (256 * 1024)
-#define TLS_ALERT_BAD_CERTIFICATE 42
+#define FLOW_WINDOW                       (256 * 1024)
+#define TLS_ALERT_BAD_CERTIFICATE         42
+#define TLS_ALERT_NO_APPLICATION_PROTOCOL 120
 
 void wzp_quic_conn_config_default(wzp_quic_conn_config *o)
 {
@@ -691,7 +692,16 @@ static void after_progress(wzp_quic_conn *c)
     if (c->state != CONN_HANDSHAKE || !ngtcp2_conn_get_handshake_completed(c->qc) ||
         (!c->server && !c->confirmed))
         return;
-    if (!c->have_peer_fp) {
+    /* A client without a certificate (cert_optional): the verify hook may not have run, so
+     * ALPN is checked here. */
+    bool anonymous = !c->have_peer_fp && c->server && c->opts.cert_optional;
+    if (anonymous && wzp_quic_tls_check_alpn(c) != 0) {
+        c->fail_pending = true;
+        c->fail_err = WZP_ERR_TLS;
+        c->fail_transport_code = NGTCP2_CRYPTO_ERROR | TLS_ALERT_NO_APPLICATION_PROTOCOL;
+        return;
+    }
+    if (!c->have_peer_fp && !anonymous) {
         /* Cannot happen with GNUTLS_CERT_REQUIRE and the verify hook; refuse anyway. */
         c->fail_pending = true;
         c->fail_err = WZP_ERR_TLS;
@@ -702,7 +712,7 @@ static void after_progress(wzp_quic_conn *c)
     c->state = CONN_ESTABLISHED;
     wzp_quic_ep_release_handshake(c->ep, c);
     if (c->opts.cb.established)
-        c->opts.cb.established(c->opts.user, c, c->peer_fp, c->now);
+        c->opts.cb.established(c->opts.user, c, anonymous ? NULL : c->peer_fp, c->now);
 }
 
 static void open_stream(wzp_quic_conn *c)

@@ -8,6 +8,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,8 +435,8 @@ int wzp_identity_set_credentials(const wzp_identity *id, gnutls_certificate_cred
     return 0;
 }
 
-/* The certificate's public key alone (PEM). */
-static int cert_spki_pem(const gnutls_datum_t *cert_pem, gnutls_datum_t *out)
+/* The certificate's public key alone, its SubjectPublicKeyInfo (PEM or DER). */
+static int cert_spki(const gnutls_datum_t *cert_pem, gnutls_x509_crt_fmt_t fmt, gnutls_datum_t *out)
 {
     gnutls_x509_crt_t crt;
     gnutls_pubkey_t pub;
@@ -445,10 +446,78 @@ static int cert_spki_pem(const gnutls_datum_t *cert_pem, gnutls_datum_t *out)
     if (rc == 0) {
         if ((rc = gnutls_x509_crt_import(crt, cert_pem, GNUTLS_X509_FMT_PEM)) == 0 &&
             (rc = gnutls_pubkey_import_x509(pub, crt, 0)) == 0)
-            rc = gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_PEM, out);
+            rc = gnutls_pubkey_export2(pub, fmt, out);
         gnutls_pubkey_deinit(pub);
     }
     gnutls_x509_crt_deinit(crt);
+    return rc;
+}
+
+/* GnuTLS's external-key callbacks for an Ed25519 identity: libsodium signs. */
+static int ed25519_sign_data(gnutls_privkey_t key, gnutls_sign_algorithm_t algo, void *user,
+                             unsigned int flags, const gnutls_datum_t *data, gnutls_datum_t *sig)
+{
+    const wzp_identity_keys *k = user;
+    (void)key;
+    (void)flags;
+    if (algo != GNUTLS_SIGN_EDDSA_ED25519)
+        return GNUTLS_E_UNSUPPORTED_SIGNATURE_ALGORITHM;
+    sig->data = gnutls_malloc(crypto_sign_BYTES);
+    if (!sig->data)
+        return GNUTLS_E_MEMORY_ERROR;
+    crypto_sign_detached(sig->data, NULL, data->data, data->size, k->ed25519_sk);
+    sig->size = crypto_sign_BYTES;
+    return 0;
+}
+
+static int ed25519_info(gnutls_privkey_t key, unsigned int flags, void *user)
+{
+    (void)key;
+    (void)user;
+    if (flags & GNUTLS_PRIVKEY_INFO_HAVE_SIGN_ALGO)
+        return GNUTLS_FLAGS_TO_SIGN_ALGO(flags) == GNUTLS_SIGN_EDDSA_ED25519;
+    if (flags & GNUTLS_PRIVKEY_INFO_PK_ALGO)
+        return GNUTLS_PK_EDDSA_ED25519;
+    if (flags & GNUTLS_PRIVKEY_INFO_SIGN_ALGO)
+        return GNUTLS_SIGN_EDDSA_ED25519;
+    if (flags & GNUTLS_PRIVKEY_INFO_PK_ALGO_BITS)
+        return 256;
+    return GNUTLS_E_UNKNOWN_ALGORITHM;
+}
+
+/* An Ed25519 key moves to libsodium: its seed expanded once, and `key` replaced by an
+ * external key that signs with it. Other keys stay GnuTLS's. */
+static int ed25519_setup(wzp_identity_keys *k)
+{
+    if (gnutls_privkey_get_pk_algorithm(k->key, NULL) != GNUTLS_PK_EDDSA_ED25519)
+        return 0;
+    gnutls_ecc_curve_t curve;
+    gnutls_datum_t x = {NULL, 0}, seed = {NULL, 0};
+    int rc = gnutls_privkey_export_ecc_raw2(k->key, &curve, &x, NULL, &seed, 0);
+    if (rc == 0) {
+        uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+        rc = GNUTLS_E_INTERNAL_ERROR;
+        if (sodium_init() >= 0 && x.size == sizeof(pk) && seed.size == crypto_sign_SEEDBYTES &&
+            crypto_sign_seed_keypair(pk, k->ed25519_sk, seed.data) == 0 &&
+            memcmp(pk, x.data, sizeof(pk)) == 0)
+            rc = 0;
+    }
+    if (seed.data) {
+        gnutls_memset(seed.data, 0, seed.size);
+        gnutls_free(seed.data);
+    }
+    gnutls_free(x.data);
+    gnutls_privkey_t ext = NULL;
+    if (rc == 0 && (rc = gnutls_privkey_init(&ext)) == 0 &&
+        (rc = gnutls_privkey_import_ext4(ext, k, ed25519_sign_data, NULL, NULL, NULL, ed25519_info,
+                                         0)) == 0) {
+        gnutls_privkey_deinit(k->key);
+        k->key = ext;
+        k->ed25519 = true;
+        return 0;
+    }
+    if (ext)
+        gnutls_privkey_deinit(ext);
     return rc;
 }
 
@@ -459,12 +528,19 @@ int wzp_identity_keys_new(const wzp_identity *id, wzp_identity_keys *k)
     int rc = gnutls_pcert_import_x509_raw(&k->x509, &id->cert_pem, GNUTLS_X509_FMT_PEM, 0);
     if (rc == 0) {
         k->have_x509 = true;
-        if ((rc = cert_spki_pem(&id->cert_pem, &spki)) == 0 &&
-            (rc = gnutls_pcert_import_rawpk_raw(&k->raw, &spki, GNUTLS_X509_FMT_PEM, 0, 0)) == 0)
+        if ((rc = cert_spki(&id->cert_pem, GNUTLS_X509_FMT_DER, &spki)) == 0 &&
+            (rc = gnutls_pcert_import_rawpk_raw(&k->raw, &spki, GNUTLS_X509_FMT_DER, 0, 0)) == 0)
             k->have_raw = true;
     }
-    if (rc == 0 && (rc = gnutls_privkey_init(&k->key)) == 0)
-        rc = gnutls_privkey_import_x509_raw(k->key, &id->key_pem, GNUTLS_X509_FMT_PEM, NULL, 0);
+    if (rc == 0) {
+        rc = spki.size <= sizeof(k->spki) ? 0 : GNUTLS_E_INTERNAL_ERROR;
+        memcpy(k->spki, spki.data, rc == 0 ? spki.size : 0);
+        k->spki_len = rc == 0 ? spki.size : 0;
+    }
+    if (rc == 0 && (rc = gnutls_privkey_init(&k->key)) == 0 &&
+        (rc = gnutls_privkey_import_x509_raw(k->key, &id->key_pem, GNUTLS_X509_FMT_PEM, NULL, 0)) ==
+            0)
+        rc = ed25519_setup(k);
     gnutls_free(spki.data);
     if (rc < 0) {
         WZP_ERROR("identity: cannot load credentials: %s", gnutls_strerror(rc));
@@ -482,7 +558,29 @@ void wzp_identity_keys_free(wzp_identity_keys *k)
         gnutls_pcert_deinit(&k->raw);
     if (k->key)
         gnutls_privkey_deinit(k->key);
-    memset(k, 0, sizeof(*k));
+    sodium_memzero(k, sizeof(*k));
+}
+
+int wzp_identity_keys_sign(const wzp_identity_keys *k, const uint8_t *msg, size_t len, uint8_t *sig,
+                           size_t *sig_len)
+{
+    if (k->ed25519) {
+        crypto_sign_detached(sig, NULL, msg, len, k->ed25519_sk);
+        *sig_len = crypto_sign_BYTES;
+        return 0;
+    }
+    if (len > UINT_MAX)
+        return WZP_ERR_TLS;
+    gnutls_datum_t d = {(unsigned char *)msg, (unsigned)len}, s = {NULL, 0};
+    int rc = WZP_ERR_TLS;
+    if (gnutls_privkey_sign_data(k->key, GNUTLS_DIG_SHA256, 0, &d, &s) == 0 &&
+        s.size <= WZP_QUIC_AUTH_SIG_MAX) {
+        memcpy(sig, s.data, s.size);
+        *sig_len = s.size;
+        rc = 0;
+    }
+    gnutls_free(s.data);
+    return rc;
 }
 
 int wzp_identity_derive_secret(const wzp_identity *id, const char *label, uint8_t out[32])

@@ -10,6 +10,8 @@
 
 #include <wzp/identity.h>
 
+#include "quic/quic.h"
+
 /* Installs the identity's certificate and key into cred (GnuTLS copies them). */
 int wzp_identity_set_credentials(const wzp_identity *id, gnutls_certificate_credentials_t cred);
 
@@ -22,10 +24,21 @@ int wzp_fingerprint_of_cert_der(const uint8_t *der, size_t len, uint8_t fp[WZP_F
 typedef struct wzp_identity_keys {
     gnutls_pcert_st x509, raw;
     bool have_x509, have_raw;
+    /* An Ed25519 key signs through libsodium (TLS too: `key` is then an external key with
+     * a libsodium callback), several times cheaper than GnuTLS's nettle here. */
     gnutls_privkey_t key;
+    bool ed25519;
+    uint8_t ed25519_sk[64];              /* libsodium's secret key: seed || public key */
+    uint8_t spki[WZP_QUIC_AUTH_KEY_MAX]; /* DER SubjectPublicKeyInfo */
+    size_t spki_len;
 } wzp_identity_keys;
-int wzp_identity_keys_new(const wzp_identity *id, wzp_identity_keys *k); /* 0 or WZP_ERR_TLS */
+/* 0 or WZP_ERR_TLS. k must stay where it is until freed (the external key points at it). */
+int wzp_identity_keys_new(const wzp_identity *id, wzp_identity_keys *k);
 void wzp_identity_keys_free(wzp_identity_keys *k);
+/* Signs msg with the identity key: Ed25519 (64 bytes) or ECDSA P-256 with SHA-256 (DER).
+ * sig holds WZP_QUIC_AUTH_SIG_MAX bytes. 0 or WZP_ERR_TLS. */
+int wzp_identity_keys_sign(const wzp_identity_keys *k, const uint8_t *msg, size_t len, uint8_t *sig,
+                           size_t *sig_len);
 
 /* The same fingerprint from a DER SubjectPublicKeyInfo (a raw public key, RFC 7250). */
 int wzp_fingerprint_of_spki_der(const uint8_t *der, size_t len, uint8_t fp[WZP_FINGERPRINT_LEN]);

@@ -22,7 +22,11 @@
  * fingerprint (WZP_QUIC_PIN_ANY: the relay identifies clients by the key
  * they prove to hold). A mismatch fails the handshake (TLS alert 42) and the
  * connection closes with WZP_ERR_PIN_MISMATCH and a detail string naming the
- * expected and the presented fingerprints.
+ * expected and the presented fingerprints. The one exception: a client's
+ * control connection to a relay presents no certificate (`anonymous`) and
+ * proves its key right after the handshake with a signature over the
+ * session's exporter (wzp_quic_conn_auth_proof), which the relay checks
+ * (wzp_quic_auth_verify) on a connection that accepted it (`cert_optional`).
  *
  * Paths. The addresses given to feed() are the connection's path as ngtcp2
  * sees it, byte for byte. Two ways to use that:
@@ -100,7 +104,8 @@ typedef struct wzp_quic_conn_callbacks {
     /* Handshake confirmed: the peer's key checked, and the peer accepted
      * ours (on a client this waits for HANDSHAKE_DONE, one RTT after TLS
      * completes, because a TLS 1.3 server checks the client's certificate
-     * last). Datagrams can be sent from here on. */
+     * last). Datagrams can be sent from here on. peer_fp is NULL for a client
+     * that presented no certificate (only with cert_optional). */
     void (*established)(void *user, wzp_quic_conn *c, const uint8_t peer_fp[WZP_FINGERPRINT_LEN],
                         wzp_ts now);
     void (*datagram)(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len, wzp_ts now);
@@ -145,6 +150,12 @@ typedef struct wzp_quic_conn_config {
      * then fails with WZP_ERR_STATE and TLS data from the peer closes the
      * connection (QUIC peers send none after the handshake). */
     bool release_tls;
+    /* Client: present no certificate (the relay's control connection: the client proves
+     * its key with Auth instead, see wzp_quic_conn_auth_proof). */
+    bool anonymous;
+    /* Server: ask for the client's certificate but accept a client without one;
+     * `established` then reports no fingerprint and the owner authenticates it. */
+    bool cert_optional;
     wzp_quic_conn_callbacks cb; /* the connection's events (any may be NULL) */
     void *user;                 /* their user data: the initial wzp_quic_conn_user() value */
 } wzp_quic_conn_config;
@@ -378,6 +389,34 @@ void wzp_quic_conn_close(wzp_quic_conn *c, uint64_t app_code, const char *reason
 /* RFC 5705/8446 exporter on the TLS session; WZP_ERR_STATE before the handshake. */
 int wzp_quic_conn_export(wzp_quic_conn *c, const char *label, const uint8_t *context,
                          size_t context_len, uint8_t *out, size_t len);
+
+/*
+ * Client authentication bound to the session, for a client without a certificate
+ * (docs/signaling.md, "Auth"). The proof is the client's identity key's signature over
+ * WZP_QUIC_AUTH_CONTEXT || the session's binding (its TLS exporter with
+ * WZP_QUIC_AUTH_LABEL, no context, 32 bytes): it names this session, so it cannot be
+ * replayed on another one (nor to another relay: the session is bound to the relay's key).
+ */
+#define WZP_QUIC_AUTH_LABEL   "EXPORTER-wzp-relay-auth"
+#define WZP_QUIC_AUTH_CONTEXT "wzp relay auth v1"
+#define WZP_QUIC_AUTH_BINDING 32
+#define WZP_QUIC_AUTH_KEY_MAX 128 /* DER SubjectPublicKeyInfo (P-256: 91 bytes) */
+#define WZP_QUIC_AUTH_SIG_MAX 128 /* a signature (ECDSA P-256 in DER: at most 72 bytes) */
+/* The session's binding; needs the TLS session (a server: read it in `established`,
+ * before release_tls frees it). 0, WZP_ERR_STATE or WZP_ERR_TLS. */
+int wzp_quic_conn_auth_binding(wzp_quic_conn *c, uint8_t out[WZP_QUIC_AUTH_BINDING]);
+/* Client, once established: our key (DER SPKI) and its signature over this session's
+ * binding. 0, WZP_ERR_STATE or WZP_ERR_TLS. */
+int wzp_quic_conn_auth_proof(wzp_quic_conn *c, uint8_t key[WZP_QUIC_AUTH_KEY_MAX], size_t *key_len,
+                             uint8_t sig[WZP_QUIC_AUTH_SIG_MAX], size_t *sig_len);
+/* Relay: checks a proof against the binding of the session it came on. Ed25519 keys
+ * (their one DER form) and ECDSA P-256 keys; fills fp with the key's fingerprint, the
+ * one its certificate would give. 0, WZP_ERR_MALFORMED (a key that does not parse or of
+ * another type) or WZP_ERR_IDENTITY (the signature does not verify); *why (may be NULL)
+ * then says which in a few words. */
+int wzp_quic_auth_verify(const uint8_t binding[WZP_QUIC_AUTH_BINDING], const uint8_t *key,
+                         size_t key_len, const uint8_t *sig, size_t sig_len,
+                         uint8_t fp[WZP_FINGERPRINT_LEN], const char **why);
 
 bool wzp_quic_conn_is_established(const wzp_quic_conn *c);
 /* Whether send_datagram would queue now: established, or (early_datagrams) a

@@ -225,6 +225,8 @@ int wzp_quic_tls_priority_new(gnutls_priority_t *out);
 /* The endpoint's credentials: its identity's keys, by negotiated certificate type. */
 int wzp_quic_tls_credentials(wzp_quic_endpoint *ep);
 int wzp_quic_tls_new(wzp_quic_conn *c);
+/* 0 if the session negotiated our ALPN, else -1 with c->detail set. */
+int wzp_quic_tls_check_alpn(wzp_quic_conn *c);
 void wzp_quic_tls_free(wzp_quic_conn *c);
 
 #endif

@@ -41,13 +41,15 @@ static int retrieve_keys(gnutls_session_t s, const struct gnutls_cert_retr_st *i
 {
     (void)info;
     ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(s);
-    wzp_quic_endpoint *ep = ((wzp_quic_conn *)ref->user_data)->ep;
+    wzp_quic_conn *c = ref->user_data;
+    wzp_quic_endpoint *ep = c->ep;
     bool raw = gnutls_certificate_type_get2(s, GNUTLS_CTYPE_OURS) == GNUTLS_CRT_RAWPK;
-    *certs = raw ? &ep->keys.raw : &ep->keys.x509;
-    *ncerts = 1;
+    bool none = !c->server && c->opts.anonymous; /* an empty Certificate, no CertificateVerify */
+    *certs = none ? NULL : raw ? &ep->keys.raw : &ep->keys.x509;
+    *ncerts = none ? 0 : 1;
     *ocsp = NULL;
     *nocsp = 0;
-    *key = ep->keys.key;
+    *key = none ? NULL : ep->keys.key;
     *flags = 0; /* the endpoint keeps them */
     return 0;
 }
@@ -70,21 +72,30 @@ static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
  * the peer holds the key via CertificateVerify). ALPN is settled by now on
  * both sides, so it is checked here too: GnuTLS lets a peer that sends no
  * ALPN extension at all through. */
+int wzp_quic_tls_check_alpn(wzp_quic_conn *c)
+{
+    gnutls_datum_t proto;
+    if (gnutls_alpn_get_selected_protocol(c->tls, &proto) != 0 || proto.size != strlen(c->alpn) ||
+        memcmp(proto.data, c->alpn, proto.size) != 0) {
+        snprintf(c->detail, sizeof(c->detail), "ALPN mismatch: %s not negotiated", c->alpn);
+        return -1;
+    }
+    return 0;
+}
+
 static int verify_peer(gnutls_session_t s)
 {
     ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(s);
     wzp_quic_conn *c = ref->user_data;
 
-    gnutls_datum_t proto;
-    if (gnutls_alpn_get_selected_protocol(s, &proto) != 0 || proto.size != strlen(c->alpn) ||
-        memcmp(proto.data, c->alpn, proto.size) != 0) {
-        snprintf(c->detail, sizeof(c->detail), "ALPN mismatch: %s not negotiated", c->alpn);
+    if (wzp_quic_tls_check_alpn(c) != 0)
         return -1;
-    }
 
     unsigned int n = 0;
     const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
     if (!certs || n == 0) {
+        if (c->server && c->opts.cert_optional)
+            return 0; /* the owner authenticates this client (after_progress reports it) */
         snprintf(c->detail, sizeof(c->detail), "peer presented no certificate");
         return -1;
     }
@@ -132,7 +143,8 @@ int wzp_quic_tls_new(wzp_quic_conn *c)
         return WZP_ERR_TLS;
     }
     if (c->server)
-        gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_REQUIRE);
+        gnutls_certificate_server_set_request(c->tls, c->opts.cert_optional ? GNUTLS_CERT_REQUEST
+                                                                            : GNUTLS_CERT_REQUIRE);
     gnutls_session_set_verify_function(c->tls, verify_peer);
     c->ref.get_conn = get_conn;
     c->ref.user_data = c;

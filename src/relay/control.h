@@ -60,6 +60,7 @@ typedef enum wzp_relay_close_code {
     /* Client -> relay (the code itself, WZP_SIG_CLOSE_PARKED on the wire): it takes the
      * relay's Park offer; relay -> client: the relay saw it take the offer (a ping came). */
     WZP_RELAY_CLOSE_PARKED = 8,
+    WZP_RELAY_CLOSE_AUTH = 9, /* no certificate and no valid Auth first (shard.c) */
 } wzp_relay_close_code;
 
 typedef struct wzp_relay_control_callbacks {

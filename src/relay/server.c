@@ -842,6 +842,7 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
                                   .max_conns = cfg->max_conns,
                                   .total_conns = &s->total_conns,
                                   .conn_idle_timeout = cfg->conn_idle_timeout,
+                                  .auth_timeout = cfg->control.register_timeout,
                                   .draining = &s->draining,
                                   .loop = s->nshards > 1 ? NULL : s->loop};
     if ((rv = wzp_relay_endpoint_config(&shc.quic, s->id, NULL, NULL)) < 0)

@@ -15,6 +15,9 @@
 #include "wire/signal.h"
 
 #define RX_BATCH 64
+_Static_assert(WZP_SIG_AUTH_KEY_MAX == WZP_QUIC_AUTH_KEY_MAX &&
+                   WZP_SIG_AUTH_SIG_MAX == WZP_QUIC_AUTH_SIG_MAX,
+               "Auth carries what the proof holds");
 /* Application close code of a relay shutting down (server.c's CLOSE_SHUTDOWN). */
 #define CLOSE_SHUTDOWN 0
 
@@ -37,8 +40,19 @@ typedef struct shard_conn {
     struct wzp_relay_shard *sh;
     uint64_t handle;
     wzp_quic_conn *conn;
-    wzp_addr addr; /* last remote address the control thread was told */
+    wzp_addr addr;  /* last remote address the control thread was told */
+    bool auth_wait; /* an auth_wait: established without a certificate, Auth not yet in */
 } shard_conn;
+
+/* A client that presented no certificate, until its Auth (its first message) proves its
+ * key on this session: the control thread hears of it only then. Oldest first. */
+typedef struct auth_wait {
+    shard_conn sc; /* first: the connection's user data; handle 0 */
+    struct auth_wait *prev, *next;
+    bool linked;
+    wzp_ts deadline;
+    uint8_t binding[WZP_QUIC_AUTH_BINDING]; /* read before the TLS session is released */
+} auth_wait;
 
 struct wzp_relay_shard {
     wzp_relay_shard_config cfg;
@@ -56,10 +70,12 @@ struct wzp_relay_shard {
     wzp_mq_node *ev_first, *ev_last;
     shard_conn handshaking;
     wzp_hmap conns; /* handle -> shard_conn */
+    auth_wait *wait_head, *wait_tail;
+    wzp_ts auth_timeout;
     uint64_t next_seq;
     bool stopping;
     long published_conns; /* our share of *cfg.total_conns */
-    uint64_t handshakes_completed, rx_dropped;
+    uint64_t handshakes_completed, rx_dropped, auth_refused;
     pthread_mutex_t st_mu;
     wzp_relay_shard_stats st; /* published copy, under st_mu */
     uint8_t rxbuf[RX_BATCH][WZP_FWD_MAX_DGRAM];
@@ -105,12 +121,9 @@ static void flush_events(wzp_relay_shard *sh)
 
 /* --- QUIC callbacks ----------------------------------------------------------------------- */
 
-static void q_established(void *user, wzp_quic_conn *c, const uint8_t fp[WZP_FINGERPRINT_LEN],
-                          wzp_ts now)
+/* The connection is c's proven key fp: the control thread hears of it now. */
+static void conn_ready(wzp_relay_shard *sh, wzp_quic_conn *c, const uint8_t *fp)
 {
-    wzp_relay_shard *sh = ((shard_conn *)user)->sh;
-    (void)now;
-    sh->handshakes_completed++;
     shard_conn *rc = calloc(1, sizeof(*rc));
     if (!rc) {
         wzp_quic_conn_close(c, CLOSE_SHUTDOWN, "out of memory");
@@ -129,12 +142,101 @@ static void q_established(void *user, wzp_quic_conn *c, const uint8_t fp[WZP_FIN
     emit(sh, WZP_SHARD_EV_ESTABLISHED, rc->handle, &rc->addr, fp, NULL, 0);
 }
 
+static void wait_unlink(wzp_relay_shard *sh, auth_wait *w)
+{
+    if (!w->linked)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        sh->wait_head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        sh->wait_tail = w->prev;
+    w->prev = w->next = NULL;
+    w->linked = false;
+}
+
+/* Refuses a client that did not prove its key: it is closed, and freed by q_closed. */
+static void auth_refuse(auth_wait *w, const char *why)
+{
+    wzp_relay_shard *sh = w->sc.sh;
+    char reason[160];
+    snprintf(reason, sizeof(reason), "authentication failed: %s", why);
+    sh->auth_refused++;
+    wait_unlink(sh, w);
+    wzp_quic_conn_close(w->sc.conn, WZP_SIG_CLOSE_AUTH, reason);
+}
+
+static void q_established(void *user, wzp_quic_conn *c, const uint8_t fp[WZP_FINGERPRINT_LEN],
+                          wzp_ts now)
+{
+    wzp_relay_shard *sh = ((shard_conn *)user)->sh;
+    sh->handshakes_completed++;
+    if (fp) {
+        conn_ready(sh, c, fp); /* a certificate proved the key (older clients) */
+        return;
+    }
+    auth_wait *w = calloc(1, sizeof(*w));
+    if (!w || wzp_quic_conn_auth_binding(c, w->binding) < 0) {
+        free(w);
+        wzp_quic_conn_close(c, CLOSE_SHUTDOWN, "out of memory");
+        return;
+    }
+    w->sc = (shard_conn){.sh = sh, .conn = c, .auth_wait = true};
+    w->deadline = now + sh->auth_timeout;
+    w->prev = sh->wait_tail;
+    if (sh->wait_tail)
+        sh->wait_tail->next = w;
+    else
+        sh->wait_head = w;
+    sh->wait_tail = w;
+    w->linked = true;
+    wzp_quic_conn_set_user(c, &w->sc);
+}
+
+/* The first message of a client without a certificate: its Auth, or it goes. */
+static void on_auth(auth_wait *w, const uint8_t *data, size_t len)
+{
+    wzp_relay_shard *sh = w->sc.sh;
+    if (!w->linked)
+        return; /* refused already, closing */
+    wzp_sig_msg m;
+    if (wzp_sig_decode(data, len, &m) != 0 || m.type != WZP_SIG_AUTH) {
+        auth_refuse(w, "the first message must be Auth");
+        return;
+    }
+    uint8_t fp[WZP_FINGERPRINT_LEN];
+    const char *why = "?";
+    if (wzp_quic_auth_verify(w->binding, m.u.auth.key, m.u.auth.key_len, m.u.auth.sig,
+                             m.u.auth.sig_len, fp, &why) != 0) {
+        auth_refuse(w, why);
+        return;
+    }
+    wzp_quic_conn *c = w->sc.conn;
+    wait_unlink(sh, w);
+    free(w);
+    conn_ready(sh, c, fp);
+}
+
+/* Clients that sent no Auth in time. */
+static void expire_waits(wzp_relay_shard *sh, wzp_ts now)
+{
+    while (sh->wait_head && sh->wait_head->deadline <= now)
+        auth_refuse(sh->wait_head, "no Auth in time");
+}
+
 static void q_message(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len, wzp_ts now)
 {
     shard_conn *rc = user;
     (void)c;
     (void)now;
-    if (rc->handle && len > 0) /* an empty message only opens the stream */
+    if (len == 0)
+        return; /* an empty message only opens the stream */
+    if (rc->auth_wait)
+        on_auth((auth_wait *)rc, data, len);
+    else if (rc->handle)
         emit(rc->sh, WZP_SHARD_EV_MESSAGE, rc->handle, NULL, NULL, data, len);
 }
 
@@ -168,6 +270,11 @@ static void q_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info *in
     shard_conn *rc = user;
     (void)c;
     (void)now;
+    if (rc->auth_wait) {
+        wait_unlink(rc->sh, (auth_wait *)rc);
+        free(rc);
+        return;
+    }
     if (!rc->handle)
         return; /* never finished its handshake */
     wzp_relay_shard *sh = rc->sh;
@@ -205,7 +312,8 @@ static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
     opts->idle_timeout = sh->cfg.conn_idle_timeout;
     opts->max_message = WZP_SIG_MAX_SIZE;
     opts->initial_rtt = WZP_MS(50);
-    opts->release_tls = true; /* control connections never export keys */
+    opts->release_tls = true;   /* the Auth binding is read before, in q_established */
+    opts->cert_optional = true; /* clients prove their key with Auth instead (on_auth) */
     opts->cb = control_conn_callbacks;
     opts->user = &sh->handshaking;
     return 0;
@@ -245,6 +353,7 @@ static void publish(wzp_relay_shard *sh)
     wzp_quic_endpoint_get_stats(sh->ep, &sh->st.quic);
     sh->st.handshakes_completed = sh->handshakes_completed;
     sh->st.rx_dropped = sh->rx_dropped;
+    sh->st.auth_refused = sh->auth_refused;
     pthread_mutex_unlock(&sh->st_mu);
 }
 
@@ -253,7 +362,10 @@ static void service(wzp_relay_shard *sh)
     wzp_quic_endpoint_flush(sh->ep, wzp_now(), q_send, sh);
     flush_events(sh);
     publish(sh);
-    wzp_timer_start(sh->loop, &sh->timer, wzp_quic_endpoint_expiry(sh->ep));
+    wzp_ts next = wzp_quic_endpoint_expiry(sh->ep);
+    if (sh->wait_head)
+        next = wzp_ts_min(next, sh->wait_head->deadline);
+    wzp_timer_start(sh->loop, &sh->timer, next);
 }
 
 static void on_timer(wzp_loop *loop, wzp_timer *t)
@@ -263,6 +375,7 @@ static void on_timer(wzp_loop *loop, wzp_timer *t)
     wzp_ts now = wzp_now();
     if (wzp_quic_endpoint_expiry(sh->ep) <= now)
         wzp_quic_endpoint_handle_expiry(sh->ep, now);
+    expire_waits(sh, now);
     service(sh);
 }
 
@@ -301,6 +414,8 @@ static void close_all(wzp_relay_shard *sh, uint64_t app_code, const char *reason
     const wzp_hmap_slot *slot;
     for (size_t it = 0; wzp_hmap_next(&sh->conns, &it, &slot);)
         wzp_quic_conn_close(((shard_conn *)slot->value)->conn, app_code, reason);
+    for (auth_wait *w = sh->wait_head; w; w = w->next)
+        wzp_quic_conn_close(w->sc.conn, app_code, reason);
 }
 
 /* Closes every connection politely and writes the closes out. */
@@ -427,6 +542,7 @@ int wzp_relay_shard_new(wzp_relay_shard **out, const wzp_relay_shard_config *cfg
     if (!sh)
         return WZP_ERR_NOMEM;
     sh->cfg = *cfg;
+    sh->auth_timeout = cfg->auth_timeout ? cfg->auth_timeout : WZP_SEC(10);
     sh->handshaking.sh = sh;
     wzp_hmap_init(&sh->conns);
     sh->cmds.efd = -1;
@@ -553,6 +669,11 @@ void wzp_relay_shard_free(wzp_relay_shard *sh)
     for (size_t it = 0; wzp_hmap_next(&sh->conns, &it, &slot);)
         free(slot->value);
     wzp_hmap_free(&sh->conns);
+    while (sh->wait_head) {
+        auth_wait *w = sh->wait_head;
+        wait_unlink(sh, w);
+        free(w);
+    }
     /* Freed without callbacks: the records above are the connections' user data. */
     wzp_quic_endpoint_free(sh->ep);
     wzp_relay_shard_flush(sh);

@@ -8,10 +8,10 @@
  * through two queues (net/mq.h), each kept in order:
  *
  *   shard -> control (cfg.events): a connection established (handle, the
- *     key it proved, its address), a message on it, a new address (NAT
- *     rebinding, validated by QUIC), closed; and datagrams for clients on
- *     the TCP service, which is the control thread's.
- *   control -> shard (wzp_relay_shard_send/close/packet/stop): send a
+ *     key it proved, its address: by its TLS certificate, or for a client
+ *     without one by its Auth message, which the shard checks first), a message on it, a new
+ * address (NAT rebinding, validated by QUIC), closed; and datagrams for clients on the TCP service,
+ * which is the control thread's. control -> shard (wzp_relay_shard_send/close/packet/stop): send a
  *     message, close a connection, a QUIC datagram from a TCP client, shut
  *     down.
  *
@@ -74,6 +74,9 @@ typedef struct wzp_relay_shard_config {
     size_t max_conns;          /* connections of all shards together, handshaking included */
     _Atomic long *total_conns; /* borrowed, shared by the shards: their sum as published */
     wzp_ts conn_idle_timeout;
+    /* A client without a certificate must prove its key (Auth, its first message) within
+     * this long of its handshake, or it is closed; 0 = 10 s. */
+    wzp_ts auth_timeout;
     const _Atomic bool *draining; /* borrowed: set, the shard takes no new connections */
     /* NULL: the shard runs a thread and loop of its own (wzp_relay_shard_start);
      * else it runs on this loop, on its thread, and commands act at once. */
@@ -86,7 +89,8 @@ typedef struct wzp_relay_shard wzp_relay_shard;
 typedef struct wzp_relay_shard_stats {
     wzp_quic_endpoint_stats quic;
     uint64_t handshakes_completed;
-    uint64_t rx_dropped; /* datagrams on control connections, stray packets */
+    uint64_t rx_dropped;   /* datagrams on control connections, stray packets */
+    uint64_t auth_refused; /* clients without a certificate closed: no valid Auth first */
 } wzp_relay_shard_stats;
 
 int wzp_relay_shard_new(wzp_relay_shard **out, const wzp_relay_shard_config *cfg);

@@ -120,6 +120,9 @@ static bool check_msg(const wzp_sig_msg *m)
                (m->u.reattach.relay_addr.len == 0 || addr_ok(&m->u.reattach.relay_addr));
     case WZP_SIG_ERROR:
         return strnlen(m->u.error.text, WZP_SIG_TEXT_MAX + 1) <= WZP_SIG_TEXT_MAX;
+    case WZP_SIG_AUTH:
+        return m->u.auth.key_len >= 1 && m->u.auth.key_len <= WZP_SIG_AUTH_KEY_MAX &&
+               m->u.auth.sig_len >= 1 && m->u.auth.sig_len <= WZP_SIG_AUTH_SIG_MAX;
     case WZP_SIG_REJECT:
     case WZP_SIG_BUSY:
     case WZP_SIG_CANCEL:
@@ -179,6 +182,7 @@ typedef struct enc_scratch {
         Wzp__Reattached reattached;
         Wzp__Rehome rehome;
         Wzp__Park park;
+        Wzp__Auth auth;
         Wzp__Pong pong;
         Wzp__CandidatesUpdate update;
     } b;
@@ -452,6 +456,16 @@ int wzp_sig_encode(const wzp_sig_msg *m, uint8_t *out, size_t cap)
         s.b.park.keepalive_ms = m->u.park.keepalive_ms;
         env.body_case = WZP__ENVELOPE__BODY_PARK;
         env.park = &s.b.park;
+        break;
+    case WZP_SIG_AUTH:
+        /* Borrowed: the envelope is packed before m goes away. */
+        wzp__auth__init(&s.b.auth);
+        s.b.auth.public_key.data = (uint8_t *)m->u.auth.key;
+        s.b.auth.public_key.len = m->u.auth.key_len;
+        s.b.auth.signature.data = (uint8_t *)m->u.auth.sig;
+        s.b.auth.signature.len = m->u.auth.sig_len;
+        env.body_case = WZP__ENVELOPE__BODY_AUTH;
+        env.auth = &s.b.auth;
         break;
     case WZP_SIG_NONE:
         return WZP_ERR_INVALID;
@@ -728,6 +742,19 @@ static bool dec_body(wzp_sig_msg *m, const Wzp__Envelope *e)
         return dec_fixed(m->u.park.park_id, &p->park_id, WZP_PARK_ID_LEN) &&
                dec_fixed(m->u.park.key, &p->key, WZP_PARK_KEY_LEN);
     }
+    case WZP__ENVELOPE__BODY_AUTH: {
+        const Wzp__Auth *a = e->auth;
+        m->type = WZP_SIG_AUTH;
+        if (a->public_key.len > WZP_SIG_AUTH_KEY_MAX || a->signature.len > WZP_SIG_AUTH_SIG_MAX)
+            return false;
+        m->u.auth.key_len = a->public_key.len;
+        m->u.auth.sig_len = a->signature.len;
+        if (a->public_key.len)
+            memcpy(m->u.auth.key, a->public_key.data, a->public_key.len);
+        if (a->signature.len)
+            memcpy(m->u.auth.sig, a->signature.data, a->signature.len);
+        return true;
+    }
     default:
         return false; /* no body, or one from a newer protocol */
     }
@@ -774,6 +801,7 @@ const char *wzp_sig_type_name(wzp_sig_type t)
         "pong",       "candidates_update",
         "reattach",   "reattached",
         "rehome",     "park",
+        "auth",
     };
     return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }

@@ -25,6 +25,8 @@
 #define WZP_SIG_PROBE_KEY_MIN  16
 #define WZP_SIG_PROBE_KEY_MAX  32
 #define WZP_SIG_TEXT_MAX       128 /* error text, bytes */
+#define WZP_SIG_AUTH_KEY_MAX   128 /* Auth's public key (DER SPKI), bytes */
+#define WZP_SIG_AUTH_SIG_MAX   128 /* Auth's signature, bytes */
 
 typedef enum wzp_sig_type {
     WZP_SIG_NONE = 0,
@@ -49,6 +51,7 @@ typedef enum wzp_sig_type {
     WZP_SIG_REATTACHED,        /* relay -> party: the end's channel here */
     WZP_SIG_REHOME,            /* relay -> client: stopping, register elsewhere now */
     WZP_SIG_PARK,              /* relay -> client: idle; park (close, keep pinging) */
+    WZP_SIG_AUTH,              /* client -> relay, first: its key, proven for this session */
 } wzp_sig_type;
 
 /* Values match the .proto enums. */
@@ -109,7 +112,8 @@ typedef enum wzp_sig_err {
 #define WZP_SIG_CLOSE_REPLACED  (WZP_SIG_CLOSE_BASE + 1) /* the same key registered elsewhere */
 #define WZP_SIG_CLOSE_REG_LIMIT (WZP_SIG_CLOSE_BASE + 5) /* the relay's registration cap */
 #define WZP_SIG_CLOSE_ADDR_LIMIT                                                                   \
-    (WZP_SIG_CLOSE_BASE + 6) /* too many connections from our address */
+    (WZP_SIG_CLOSE_BASE + 6)                        /* too many connections from our address */
+#define WZP_SIG_CLOSE_AUTH (WZP_SIG_CLOSE_BASE + 9) /* no certificate, and no valid Auth first */
 /* Client -> relay: leaving for another relay of the cluster, its answered calls move along
  * (Reattach there): the relay lets go of them without ending them. */
 #define WZP_SIG_CLOSE_MOVING 0x200
@@ -244,6 +248,12 @@ typedef struct wzp_sig_msg {
             uint8_t key[WZP_PARK_KEY_LEN];
             uint32_t keepalive_ms; /* 1..WZP_PARK_KEEPALIVE_MAX_MS */
         } park;
+        struct {
+            uint8_t key[WZP_SIG_AUTH_KEY_MAX]; /* 1..WZP_SIG_AUTH_KEY_MAX bytes */
+            size_t key_len;
+            uint8_t sig[WZP_SIG_AUTH_SIG_MAX]; /* 1..WZP_SIG_AUTH_SIG_MAX bytes */
+            size_t sig_len;
+        } auth;
     } u;
 } wzp_sig_msg;
 
