@@ -20,6 +20,10 @@ void id_pair_free(id_pair *p);
 int id_set_new(wzp_identity **ids, uint8_t (*fps)[WZP_FINGERPRINT_LEN], size_t n);
 void id_set_free(wzp_identity **ids, size_t n);
 
+/* An identity with an ECDSA P-256 key, as identities were made before Ed25519 (loaded
+ * from its key file, its certificate issued then), or NULL. */
+wzp_identity *id_p256_new(void);
+
 /* cmocka group setup / teardown filling / freeing test_ids. */
 extern id_pair test_ids;
 int id_pair_group_setup(void **state);

@@ -31,6 +31,7 @@ static int rec_accept(void *user, const wzp_addr *l, const wzp_addr *r, wzp_quic
         o->idle_timeout = e->idle;
     o->keep_alive = e->keep_alive;
     o->release_tls = e->release_tls;
+    o->cert_optional = e->cert_optional;
     o->initial_rtt = WZP_MS(10);
     o->cb = rec_conn_callbacks;
     o->user = user;
@@ -42,7 +43,11 @@ static void rec_established(void *user, wzp_quic_conn *c, const uint8_t fp[WZP_F
 {
     qnet_rec *e = &((qnet_node *)user)->ev;
     e->established++;
-    memcpy(e->peer_fp, fp, sizeof(e->peer_fp));
+    e->anonymous += !fp;
+    if (fp)
+        memcpy(e->peer_fp, fp, sizeof(e->peer_fp));
+    else /* what the client's Auth must be signed over: read before release_tls */
+        assert_int_equal(wzp_quic_conn_auth_binding(c, e->binding), 0);
     e->conn = c;
     if (e->nconns < QNET_MAX_CONNS)
         e->conns[e->nconns++] = c;

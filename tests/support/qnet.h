@@ -45,7 +45,9 @@ typedef struct qnet_rec {
     uint64_t close_app;
     char close_reason[256], close_detail[256];
     uint8_t peer_fp[WZP_FINGERPRINT_LEN];
-    wzp_quic_conn *conn; /* last established, NULL once it closed */
+    int anonymous; /* established without a peer certificate (cert_optional) */
+    uint8_t binding[WZP_QUIC_AUTH_BINDING]; /* the last of those: its Auth binding */
+    wzp_quic_conn *conn;                    /* last established, NULL once it closed */
     int nconns;
     wzp_quic_conn *conns[QNET_MAX_CONNS]; /* established ones in order, NULL once closed */
     /* Server policy (accept callback). */
@@ -54,10 +56,11 @@ typedef struct qnet_rec {
     size_t max_message; /* 0: default */
     wzp_ts idle;        /* 0: default */
     wzp_ts keep_alive;
-    bool refuse;      /* drop new Initials */
-    bool echo;        /* echo datagrams back */
-    bool greet;       /* send a datagram ("welcome") as soon as established */
-    bool release_tls; /* accepted connections free their TLS session once established */
+    bool refuse;        /* drop new Initials */
+    bool echo;          /* echo datagrams back */
+    bool greet;         /* send a datagram ("welcome") as soon as established */
+    bool release_tls;   /* accepted connections free their TLS session once established */
+    bool cert_optional; /* accepted connections take clients without a certificate */
 } qnet_rec;
 
 typedef struct qnet qnet;

@@ -122,9 +122,17 @@ static void q_established(void *user, wzp_quic_conn *conn, const uint8_t fp[WZP_
                           wzp_ts now)
 {
     relay_client *c = user;
-    (void)conn;
     c->established++;
     memcpy(c->relay_fp_seen, fp, WZP_FINGERPRINT_LEN);
+    if (c->opts.anonymous) {
+        wzp_sig_init(&c->auth, WZP_SIG_AUTH, 0);
+        if (wzp_quic_conn_auth_proof(conn, c->auth.u.auth.key, &c->auth.u.auth.key_len,
+                                     c->auth.u.auth.sig, &c->auth.u.auth.sig_len) < 0)
+            c->auth.type = WZP_SIG_NONE;
+        const wzp_sig_msg *first = c->opts.first_msg ? c->opts.first_msg : &c->auth;
+        if (first->type != WZP_SIG_NONE)
+            relay_client_send_sig(c, first);
+    }
     if (c->opts.auto_register)
         wzp_sigc_register(c->sigc, c->opts.alias, now);
 }
@@ -157,6 +165,7 @@ static void q_closed(void *user, wzp_quic_conn *conn, const wzp_quic_close_info 
     c->close_by_peer = info->by_peer;
     c->close_app = info->app_code;
     snprintf(c->close_detail, sizeof(c->close_detail), "%s", info->detail ? info->detail : "");
+    snprintf(c->close_reason, sizeof(c->close_reason), "%s", info->reason ? info->reason : "");
     if (getenv("WZP_TEST_DEBUG"))
         fprintf(stderr, "relay_client %p: closed error=%d by_peer=%d app=%llu detail=%s\n",
                 (void *)c, info->error, info->by_peer, (unsigned long long)info->app_code,
@@ -239,6 +248,7 @@ int relay_client_start(relay_client *c, const wzp_identity *id, const wzp_addr *
     o.keep_alive = c->opts.keep_alive;
     o.idle_timeout = c->opts.idle_timeout;
     o.max_message = WZP_SIG_MAX_SIZE;
+    o.anonymous = c->opts.anonymous;
     o.cb = client_cb;
     o.user = c;
     if ((rv = wzp_quic_connect(c->ep, &c->quic_local, relay, &o, wzp_now(), &c->conn)) < 0)

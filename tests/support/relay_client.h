@@ -82,6 +82,12 @@ typedef struct relay_client_opts {
     wzp_ts idle_timeout;        /* default 0: the QUIC layer's 30 s */
     bool auto_register;         /* send Register as soon as the connection is established */
     const char *alias;          /* for auto_register */
+    /* Present no certificate and prove the key with Auth first, as clients do now; false:
+     * an older client presenting its certificate. */
+    bool anonymous;
+    /* anonymous: send this first instead of our Auth (NULL: our Auth; a message of type
+     * WZP_SIG_NONE: nothing). */
+    const wzp_sig_msg *first_msg;
     /* Called on the new endpoint before connecting (tests that tamper with TLS credentials). */
     void (*before_connect)(wzp_quic_endpoint *ep, void *arg);
     void *before_connect_arg;
@@ -105,6 +111,8 @@ typedef struct relay_client {
     uint64_t close_app;
     char close_detail[256];
     uint8_t relay_fp_seen[WZP_FINGERPRINT_LEN];
+    wzp_sig_msg auth; /* anonymous: our own Auth for this connection (sent or not) */
+    char close_reason[256];
 
     rc_event ev[RC_MAX_EVENTS];
     size_t nev;
