@@ -373,6 +373,9 @@ static void sig_event(void *user, const wzp_sigc_event *ev)
         park_offered(core, ev->msg, ev->now);
         return;
     case WZP_SIGC_EV_REGISTER_FAILED: {
+        if (!core->ctrl)
+            return; /* cut short by the connection's end: ctrl_closed says why (with Auth the
+                     * relay may close it while we register) */
         /* A taken alias will not free itself by retrying; anything else might. */
         bool fatal = ev->err == WZP_ERR_ALIAS_TAKEN || ev->err == WZP_ERR_RELAY_FULL ||
                      ev->err == WZP_ERR_IDENTITY;

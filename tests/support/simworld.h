@@ -34,7 +34,9 @@ typedef struct simrelay {
         bool used;
         wzp_quic_conn *conn; /* once established */
         uint64_t handle;
-        wzp_addr addr; /* where the control plane believes it is */
+        wzp_addr addr;  /* where the control plane believes it is */
+        bool auth_wait; /* no certificate: its Auth (first message) still to check */
+        uint8_t binding[WZP_QUIC_AUTH_BINDING];
     } conns[MAX_CONNS];
     uint64_t next_handle;
     struct simchan {

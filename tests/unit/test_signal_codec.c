@@ -279,6 +279,85 @@ static void test_round_trip_all_types(void **state)
     assert_int_equal(wzp_sig_encode(&m, out, sizeof(out)), WZP_ERR_INVALID);
     m.u.park.keepalive_ms = WZP_PARK_KEEPALIVE_MAX_MS + 1;
     assert_int_equal(wzp_sig_encode(&m, out, sizeof(out)), WZP_ERR_INVALID);
+
+    wzp_sig_init(&m, WZP_SIG_AUTH, 0);
+    m.u.auth.key_len = 44;
+    fill(m.u.auth.key, m.u.auth.key_len, 5);
+    m.u.auth.sig_len = WZP_SIG_AUTH_SIG_MAX;
+    fill(m.u.auth.sig, m.u.auth.sig_len, 9);
+    round_trip(&m, &d);
+    assert_int_equal(d.u.auth.key_len, 44);
+    assert_memory_equal(d.u.auth.key, m.u.auth.key, 44);
+    assert_int_equal(d.u.auth.sig_len, WZP_SIG_AUTH_SIG_MAX);
+    assert_memory_equal(d.u.auth.sig, m.u.auth.sig, WZP_SIG_AUTH_SIG_MAX);
+}
+
+/* A two-byte varint length (128..16383) or a one-byte one. */
+static size_t put_len(uint8_t *p, size_t len)
+{
+    if (len < 128) {
+        p[0] = (uint8_t)len;
+        return 1;
+    }
+    p[0] = (uint8_t)(0x80 | (len & 0x7f));
+    p[1] = (uint8_t)(len >> 7);
+    return 2;
+}
+
+/* Envelope{version 1, auth{public_key: key_len bytes, signature: sig_len bytes}}, by hand. */
+static size_t auth_envelope(uint8_t *buf, size_t key_len, size_t sig_len)
+{
+    uint8_t body[600];
+    size_t b = 0, n = 0;
+    if (key_len) {
+        body[b++] = 0x0a;
+        b += put_len(body + b, key_len);
+        memset(body + b, 0x30, key_len);
+        b += key_len;
+    }
+    if (sig_len) {
+        body[b++] = 0x12;
+        b += put_len(body + b, sig_len);
+        memset(body + b, 0x55, sig_len);
+        b += sig_len;
+    }
+    const uint8_t head[] = {0x08, 0x01, 0xfa, 0x01}; /* version 1; field 31, length-delimited */
+    memcpy(buf, head, sizeof(head));
+    n = sizeof(head);
+    n += put_len(buf + n, b);
+    memcpy(buf + n, body, b);
+    return n + b;
+}
+
+/* Auth needs a key and a signature, each within its bound, both ways. */
+static void test_auth_bounds(void **state)
+{
+    (void)state;
+    uint8_t buf[WZP_SIG_MAX_SIZE];
+    wzp_sig_msg m, d;
+    wzp_sig_init(&m, WZP_SIG_AUTH, 0);
+    m.u.auth.key_len = 1;
+    assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID); /* no signature */
+    m.u.auth.sig_len = WZP_SIG_AUTH_SIG_MAX + 1;
+    assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
+    m.u.auth.sig_len = 1;
+    m.u.auth.key_len = 0;
+    assert_int_equal(wzp_sig_encode(&m, buf, sizeof(buf)), WZP_ERR_INVALID);
+
+    size_t n = auth_envelope(buf, WZP_SIG_AUTH_KEY_MAX, WZP_SIG_AUTH_SIG_MAX);
+    assert_int_equal(wzp_sig_decode(buf, n, &d), 0);
+    assert_int_equal(d.type, WZP_SIG_AUTH);
+    assert_int_equal(d.u.auth.key_len, WZP_SIG_AUTH_KEY_MAX);
+    n = auth_envelope(buf, WZP_SIG_AUTH_KEY_MAX + 1, 1);
+    assert_int_equal(wzp_sig_decode(buf, n, &d), WZP_ERR_MALFORMED);
+    n = auth_envelope(buf, 1, WZP_SIG_AUTH_SIG_MAX + 1);
+    assert_int_equal(wzp_sig_decode(buf, n, &d), WZP_ERR_MALFORMED);
+    n = auth_envelope(buf, 44, 0);
+    assert_int_equal(wzp_sig_decode(buf, n, &d), WZP_ERR_MALFORMED);
+    n = auth_envelope(buf, 0, 64);
+    assert_int_equal(wzp_sig_decode(buf, n, &d), WZP_ERR_MALFORMED);
+    n = auth_envelope(buf, 44, 64);
+    assert_int_equal(wzp_sig_decode(buf, n - 1, &d), WZP_ERR_MALFORMED); /* truncated */
 }
 
 static void test_encode_refuses_invalid(void **state)
@@ -686,6 +765,6 @@ static void test_names_and_errors(void **state)
     assert_int_equal(wzp_sig_end_reason_error(WZP_SIG_END_EXPIRED), WZP_ERR_EXPIRED);
 }
 
-WZP_TEST_MAIN(NULL, NULL, test_round_trip_all_types, test_encode_refuses_invalid,
+WZP_TEST_MAIN(NULL, NULL, test_round_trip_all_types, test_auth_bounds, test_encode_refuses_invalid,
               test_decode_rejects_malformed, test_nat_behaviour, test_alias_syntax,
               test_names_and_errors)
