@@ -416,6 +416,10 @@ static int cb_recv_stream_data(ngtcp2_conn *qc, uint32_t flags, int64_t sid, uin
 {
     wzp_quic_conn *c = ud;
     int rc = 0;
+    /* An anonymous client's first messages may come with its Finished: the handshake just
+     * completed in this very read, report it first (as for datagrams). */
+    if (c->server && c->state == CONN_HANDSHAKE && ngtcp2_conn_get_handshake_completed(qc))
+        after_progress(c);
     if (c->stream_id < 0 && c->server && sid == 0)
         c->stream_id = 0;
     if (sid == c->stream_id)
@@ -689,8 +693,10 @@ static void after_progress(wzp_quic_conn *c)
      * the client's certificate; only confirmation (HANDSHAKE_DONE) says the
      * server accepted it. So "established" means: both sides authenticated.
      * (A server's handshake is confirmed when it completes, RFC 9001 4.1.2.) */
+    /* An anonymous client has nothing left for the server to check: its established is its
+     * own handshake's end, so its first messages leave with its Finished. */
     if (c->state != CONN_HANDSHAKE || !ngtcp2_conn_get_handshake_completed(c->qc) ||
-        (!c->server && !c->confirmed))
+        (!c->server && !c->confirmed && !c->opts.anonymous))
         return;
     /* A client without a certificate (cert_optional): the verify hook may not have run, so
      * ALPN is checked here. */

@@ -104,8 +104,10 @@ typedef struct wzp_quic_conn_callbacks {
     /* Handshake confirmed: the peer's key checked, and the peer accepted
      * ours (on a client this waits for HANDSHAKE_DONE, one RTT after TLS
      * completes, because a TLS 1.3 server checks the client's certificate
-     * last). Datagrams can be sent from here on. peer_fp is NULL for a client
-     * that presented no certificate (only with cert_optional). */
+     * last; an `anonymous` client has nothing for the server to check, so its
+     * handshake's end is enough and its first messages leave with its
+     * Finished). Datagrams can be sent from here on. peer_fp is NULL for a
+     * client that presented no certificate (only with cert_optional). */
     void (*established)(void *user, wzp_quic_conn *c, const uint8_t peer_fp[WZP_FINGERPRINT_LEN],
                         wzp_ts now);
     void (*datagram)(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len, wzp_ts now);
@@ -151,7 +153,8 @@ typedef struct wzp_quic_conn_config {
      * connection (QUIC peers send none after the handshake). */
     bool release_tls;
     /* Client: present no certificate (the relay's control connection: the client proves
-     * its key with Auth instead, see wzp_quic_conn_auth_proof). */
+     * its key with Auth instead, see wzp_quic_conn_auth_proof). `established` then
+     * fires as its own handshake ends, one round trip earlier. */
     bool anonymous;
     /* Server: ask for the client's certificate but accept a client without one;
      * `established` then reports no fingerprint and the owner authenticates it. */

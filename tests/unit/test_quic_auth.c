@@ -192,14 +192,46 @@ static void test_certificates_still_work(void **state)
     qnet_opts(&o, test_ids.fp_s);
     o.anonymous = true;
     qnet_connect(&nt, cl, &sv->public, &o);
-    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
+    qnet_run(&nt, WZP_SEC(5), qnet_client_closed, NULL);
     assert_int_equal(sv->ev.established, 0);
-    assert_int_equal(cl->ev.established, 0);
+    /* The client's part ended with its Finished (established), the refusal closes it. */
     assert_int_equal(cl->ev.closed, 1);
     assert_int_equal(cl->ev.close_err, WZP_ERR_TLS);
+    assert_true(cl->ev.close_by_peer);
+    qnet_free(&nt);
+}
+
+/* An anonymous client is established as its own handshake ends, one round trip before a
+ * client with a certificate: its first message travels with its Finished, and the server
+ * reports the connection before the message. */
+static void test_anonymous_first_message_with_finished(void **state)
+{
+    (void)state;
+    qnet nt;
+    qnet_init(&nt, WZP_SEC(1000), WZP_MS(20));
+    qnet_node *sv = qnet_add(&nt, "10.0.0.1:4433", test_ids.s, true);
+    qnet_node *cl = qnet_add(&nt, "10.0.0.2:4433", test_ids.c, false);
+    sv->ev.pin_mode = WZP_QUIC_PIN_ANY;
+    sv->ev.cert_optional = true;
+    wzp_quic_conn_config o;
+    qnet_opts(&o, test_ids.fp_s);
+    o.anonymous = true;
+    qnet_connect(&nt, cl, &sv->public, &o);
+    wzp_ts t0 = qnet_now(&nt);
+    int one = 1;
+    qnet_run(&nt, WZP_SEC(5), qnet_clients_established, &one);
+    wzp_ts t_cl = qnet_now(&nt);
+    assert_int_equal(wzp_quic_conn_send_message(cl->ev.conn, (const uint8_t *)"first", 5), 0);
+    qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
+    qnet_run(&nt, WZP_MS(100), NULL, NULL);
+    assert_int_equal(sv->ev.established, 1);
+    assert_int_equal(sv->ev.msgs, 1);
+    assert_memory_equal(sv->ev.last_msg, "first", 5);
+    /* Two round trips of 40 ms (Initial, then Handshake), not three. */
+    assert_true(t_cl - t0 < WZP_MS(100));
     qnet_free(&nt);
 }
 
 WZP_TEST_MAIN(id_pair_group_setup, id_pair_group_teardown, test_anonymous_client_proves_its_key,
               test_proof_bound_to_session_and_key, test_p256_identity_proves,
-              test_certificates_still_work)
+              test_certificates_still_work, test_anonymous_first_message_with_finished)
