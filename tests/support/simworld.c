@@ -113,6 +113,7 @@ static void q_established(void *user, wzp_quic_conn *c, const uint8_t *fp, wzp_t
         return;
     }
     sc->handle = ++sc->r->next_handle;
+    memcpy(sc->fp, fp, sizeof(sc->fp));
     wzp_quic_conn_remote_addr(c, &sc->addr);
     wzp_relay_control_on_connect(sc->r->ctl, sc->handle, fp, &sc->addr, now);
 }

@@ -36,6 +36,7 @@ typedef struct simrelay {
         uint64_t handle;
         wzp_addr addr;  /* where the control plane believes it is */
         bool auth_wait; /* no certificate: its Auth (first message) still to check */
+        uint8_t fp[WZP_FINGERPRINT_LEN]; /* the key it proved, once it has a handle */
         uint8_t binding[WZP_QUIC_AUTH_BINDING];
     } conns[MAX_CONNS];
     uint64_t next_handle;

@@ -169,11 +169,11 @@ static void fake_park_rx(simrelay *r, const wzp_addr *from, const uint8_t *d, si
 /* The relay's end of c's control connection. */
 static wzp_quic_conn *relay_conn_of(simrelay *r, const simclient *c)
 {
-    uint8_t want[WZP_FINGERPRINT_LEN], fp[WZP_FINGERPRINT_LEN];
+    uint8_t want[WZP_FINGERPRINT_LEN];
     wzp_identity_fingerprint(c->id, want);
-    for (int i = 0; i < MAX_CONNS; i++)
-        if (r->conns[i].conn && wzp_quic_conn_peer_fingerprint(r->conns[i].conn, fp) == 0 &&
-            memcmp(fp, want, sizeof(fp)) == 0)
+    for (int i = 0; i < MAX_CONNS; i++) /* the key proven by Auth (or a certificate) */
+        if (r->conns[i].conn && r->conns[i].handle &&
+            memcmp(r->conns[i].fp, want, sizeof(want)) == 0)
             return r->conns[i].conn;
     return NULL;
 }
