@@ -275,18 +275,7 @@ static size_t conns_from(const wzp_relay_control *rc, const uint8_t *key, size_t
 
 void wzp_rc_unlink_unreg(wzp_relay_control *rc, rc_conn *c)
 {
-    if (!c->in_unreg)
-        return;
-    if (c->uprev)
-        c->uprev->unext = c->unext;
-    else
-        rc->unreg_head = c->unext;
-    if (c->unext)
-        c->unext->uprev = c->uprev;
-    else
-        rc->unreg_tail = c->uprev;
-    c->uprev = c->unext = NULL;
-    c->in_unreg = false;
+    wzp_dl_remove(&rc->unreg, &c->unreg);
 }
 
 void wzp_rc_uncount_addr(wzp_relay_control *rc, rc_conn *c)
@@ -363,14 +352,7 @@ int wzp_relay_control_on_connect(wzp_relay_control *rc, uint64_t conn,
         c->addr_keylen = (uint8_t)keylen;
     }
     if (rc->cfg.register_timeout) {
-        c->reg_deadline = now + rc->cfg.register_timeout;
-        c->uprev = rc->unreg_tail; /* a fixed timeout: appending keeps deadline order */
-        if (rc->unreg_tail)
-            rc->unreg_tail->unext = c;
-        else
-            rc->unreg_head = c;
-        rc->unreg_tail = c;
-        c->in_unreg = true;
+        wzp_dl_append(&rc->unreg, &c->unreg, now + rc->cfg.register_timeout);
     }
     if (rc->cfg.max_conns_per_addr && n >= rc->cfg.max_conns_per_addr) {
         /* Counted above, uncounted by close_conn: every exit keeps the count exact. */
@@ -654,10 +636,10 @@ void wzp_relay_control_handle_timer(wzp_relay_control *rc, wzp_ts now)
     rc->now = now;
     wzp_rc_expire_calls(rc, now);
     wzp_park_handle_timer(&rc->park, now);
-    while (rc->unreg_head && rc->unreg_head->reg_deadline <= now) {
+    while (rc->unreg.head && rc->unreg.head->at <= now) {
         rc->stats.reg_timeouts++;
-        close_conn(rc, rc->unreg_head, WZP_RELAY_CLOSE_REG_TIMEOUT, "did not register in time",
-                   now);
+        close_conn(rc, WZP_DL_OWNER(rc->unreg.head, rc_conn, unreg), WZP_RELAY_CLOSE_REG_TIMEOUT,
+                   "did not register in time", now);
     }
 }
 
@@ -665,7 +647,7 @@ wzp_ts wzp_relay_control_next_deadline(const wzp_relay_control *rc)
 {
     wzp_ts t = rc->ring_head ? rc->ring_head->expires : WZP_TS_NEVER;
     t = wzp_ts_min(t, wzp_park_next_deadline(&rc->park));
-    return rc->unreg_head ? wzp_ts_min(t, rc->unreg_head->reg_deadline) : t;
+    return rc->unreg.head ? wzp_ts_min(t, rc->unreg.head->at) : t;
 }
 
 /* ---- cluster -------------------------------------------------------------- */

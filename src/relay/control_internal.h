@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 
+#include "common/deadline_list.h"
 #include "common/hmap.h"
 #include "common/log.h"
 #include "relay/control.h"
@@ -34,9 +35,7 @@ typedef struct rc_conn {
     wzp_sig_alias alias; /* alias it holds live (its binding's holder), "" for none */
     uint8_t addr_key[8]; /* per-address cap key taken at connect (IPv4, IPv6 /64) */
     uint8_t addr_keylen; /* 0: not counted */
-    wzp_ts reg_deadline; /* while unregistered: closed at this time */
-    bool in_unreg;       /* linked in the unregistered list */
-    struct rc_conn *uprev, *unext;
+    wzp_dl_node unreg;   /* while unregistered: in rc->unreg, closed at unreg.at */
     uint64_t millitokens;
     wzp_ts refilled;
     uint32_t strikes; /* consecutive rate-limited messages */
@@ -117,9 +116,9 @@ struct wzp_relay_control {
     wzp_hmap aliases;     /* alias -> rc_binding */
     wzp_hmap alias_of_fp; /* fingerprint -> rc_binding (one alias per key) */
     bool aliases_dirty;
-    wzp_hmap per_addr;                /* addr key -> connection count (in the pointer) */
-    rc_conn *unreg_head, *unreg_tail; /* unregistered connections, by deadline */
-    wzp_hmap calls;                   /* call id -> rc_call */
+    wzp_hmap per_addr; /* addr key -> connection count (in the pointer) */
+    wzp_dl_list unreg; /* unregistered connections (rc_conn.unreg), by deadline */
+    wzp_hmap calls;    /* call id -> rc_call */
     rc_call *ring_head, *ring_tail;
     size_t n_ringing;
     uint64_t next_call_handle;

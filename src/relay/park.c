@@ -30,54 +30,25 @@ void wzp_park_table_free(wzp_park_table *t)
 
 /* ---- the deadline-ordered lists: every interval is fixed, so appending keeps the order -- */
 
-static void list_remove(wzp_park_list *l, wzp_park_node *n)
-{
-    if (!n->linked)
-        return;
-    if (n->prev)
-        n->prev->next = n->next;
-    else
-        l->head = n->next;
-    if (n->next)
-        n->next->prev = n->prev;
-    else
-        l->tail = n->prev;
-    n->prev = n->next = NULL;
-    n->linked = false;
-}
-
-static void list_append(wzp_park_list *l, wzp_park_node *n, wzp_ts at)
-{
-    list_remove(l, n);
-    n->at = at;
-    n->prev = l->tail;
-    if (l->tail)
-        l->tail->next = n;
-    else
-        l->head = n;
-    l->tail = n;
-    n->linked = true;
-}
-
 static wzp_park *of_exp(wzp_park_node *n)
 {
-    return (wzp_park *)((char *)n - offsetof(wzp_park, exp));
+    return WZP_DL_OWNER(n, wzp_park, exp);
 }
 
 static wzp_park *of_wake(wzp_park_node *n)
 {
-    return (wzp_park *)((char *)n - offsetof(wzp_park, wake));
+    return WZP_DL_OWNER(n, wzp_park, wake);
 }
 
 void wzp_park_idle_remove(wzp_park_table *t, wzp_park_idle *n)
 {
-    list_remove(&t->idle, n);
+    wzp_dl_remove(&t->idle, n);
 }
 
 void wzp_park_idle_touch(wzp_park_table *t, wzp_park_idle *n, wzp_ts now)
 {
     if (t->cfg.park_after)
-        list_append(&t->idle, n, now);
+        wzp_dl_append(&t->idle, n, now);
 }
 
 /* The offers, and the parked records: each in deadline order (one fixed interval each). */
@@ -103,7 +74,7 @@ wzp_park *wzp_park_offer(wzp_park_table *t, void *owner, wzp_addr *addr, wzp_ts 
         free(p);
         return NULL;
     }
-    list_append(&t->offers, &p->exp, now + WZP_PARK_OFFER_FOR);
+    wzp_dl_append(&t->offers, &p->exp, now + WZP_PARK_OFFER_FOR);
     return p;
 }
 
@@ -111,16 +82,16 @@ void wzp_park_enter(wzp_park_table *t, wzp_park *p, wzp_ts now)
 {
     if (p->parked)
         return;
-    list_remove(&t->offers, &p->exp);
+    wzp_dl_remove(&t->offers, &p->exp);
     p->parked = true;
     t->n_parked++;
-    list_append(&t->parked, &p->exp, now + miss_after(t));
+    wzp_dl_append(&t->parked, &p->exp, now + miss_after(t));
 }
 
 void wzp_park_drop(wzp_park_table *t, wzp_park *p)
 {
-    list_remove(list_of(t, p), &p->exp);
-    list_remove(&t->waking, &p->wake);
+    wzp_dl_remove(list_of(t, p), &p->exp);
+    wzp_dl_remove(&t->waking, &p->wake);
     if (p->parked)
         t->n_parked--;
     wzp_hmap_del(&t->by_id, p->id, sizeof(p->id));
@@ -157,7 +128,7 @@ void wzp_park_wake(wzp_park_table *t, wzp_park *p, bool rehome, wzp_ts now)
     p->rehome = rehome;
     p->wake_until = now + WZP_PARK_WAKE_FOR;
     send_wake(t, p);
-    list_append(&t->waking, &p->wake, now + WZP_PARK_WAKE_EVERY);
+    wzp_dl_append(&t->waking, &p->wake, now + WZP_PARK_WAKE_EVERY);
 }
 
 wzp_park_ping_result wzp_park_on_ping(wzp_park_table *t, const wzp_addr *from, const uint8_t *buf,
@@ -187,7 +158,7 @@ wzp_park_ping_result wzp_park_on_ping(wzp_park_table *t, const wzp_addr *from, c
         t->cfg.accepted(t->cfg.user, p, now); /* may enter p, or drop it */
         return r;
     }
-    list_append(&t->parked, &p->exp, now + miss_after(t));
+    wzp_dl_append(&t->parked, &p->exp, now + miss_after(t));
     if (p->wake.linked)
         send_wake(t, p); /* the address is fresh: the WAKE may have missed it before */
     return r;
@@ -197,18 +168,18 @@ void wzp_park_handle_timer(wzp_park_table *t, wzp_ts now)
 {
     while (t->idle.head && t->idle.head->at + t->cfg.park_after <= now) {
         wzp_park_idle *n = t->idle.head;
-        list_remove(&t->idle, n);
+        wzp_dl_remove(&t->idle, n);
         t->cfg.idle(t->cfg.user, n, now);
     }
     for (wzp_park_list *l = &t->offers; l; l = l == &t->offers ? &t->parked : NULL)
         while (l->head && l->head->at <= now) {
             wzp_park *p = of_exp(l->head);
-            list_remove(l, &p->exp);
+            wzp_dl_remove(l, &p->exp);
             t->cfg.expired(t->cfg.user, p, now);
         }
     while (t->waking.head && t->waking.head->at <= now) {
         wzp_park *p = of_wake(t->waking.head);
-        list_remove(&t->waking, &p->wake);
+        wzp_dl_remove(&t->waking, &p->wake);
         if (now >= p->wake_until) {
             t->stats.wakes_failed++;
             p->rehome = false;
@@ -216,7 +187,7 @@ void wzp_park_handle_timer(wzp_park_table *t, wzp_ts now)
             continue;
         }
         send_wake(t, p);
-        list_append(&t->waking, &p->wake, now + WZP_PARK_WAKE_EVERY);
+        wzp_dl_append(&t->waking, &p->wake, now + WZP_PARK_WAKE_EVERY);
     }
 }
 

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "common/addr.h"
+#include "common/deadline_list.h"
 #include "common/hmap.h"
 #include "common/time.h"
 #include "wire/park_frame.h"
@@ -37,15 +38,8 @@
 #define WZP_PARK_OFFER_FOR WZP_SEC(2)
 
 /* A place in one of the table's deadline-ordered lists. */
-typedef struct wzp_park_node {
-    struct wzp_park_node *prev, *next;
-    wzp_ts at; /* its deadline */
-    bool linked;
-} wzp_park_node;
-
-typedef struct wzp_park_list {
-    wzp_park_node *head, *tail;
-} wzp_park_list;
+typedef wzp_dl_node wzp_park_node;
+typedef wzp_dl_list wzp_park_list;
 
 /* A registered connection's place in the idle order (embedded in the owner's record);
  * `at` is when it last did anything. */

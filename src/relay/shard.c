@@ -7,6 +7,7 @@
 
 #include <wzp/wzp.h>
 
+#include "common/deadline_list.h"
 #include "common/hmap.h"
 #include "common/log.h"
 #include "common/tunnel_addr.h"
@@ -47,10 +48,8 @@ typedef struct shard_conn {
 /* A client that presented no certificate, until its Auth (its first message) proves its
  * key on this session: the control thread hears of it only then. Oldest first. */
 typedef struct auth_wait {
-    shard_conn sc; /* first: the connection's user data; handle 0 */
-    struct auth_wait *prev, *next;
-    bool linked;
-    wzp_ts deadline;
+    shard_conn sc;                          /* first: the connection's user data; handle 0 */
+    wzp_dl_node node;                       /* in the shard's waits; at = the Auth deadline */
     uint8_t binding[WZP_QUIC_AUTH_BINDING]; /* read before the TLS session is released */
 } auth_wait;
 
@@ -69,8 +68,8 @@ struct wzp_relay_shard {
     /* Events of the work under way, passed on as one batch when it is done. */
     wzp_mq_node *ev_first, *ev_last;
     shard_conn handshaking;
-    wzp_hmap conns; /* handle -> shard_conn */
-    auth_wait *wait_head, *wait_tail;
+    wzp_hmap conns;    /* handle -> shard_conn */
+    wzp_dl_list waits; /* auth_wait.node, oldest first */
     wzp_ts auth_timeout;
     uint64_t next_seq;
     bool stopping;
@@ -142,20 +141,14 @@ static void conn_ready(wzp_relay_shard *sh, wzp_quic_conn *c, const uint8_t *fp)
     emit(sh, WZP_SHARD_EV_ESTABLISHED, rc->handle, &rc->addr, fp, NULL, 0);
 }
 
+static auth_wait *wait_of(wzp_dl_node *n)
+{
+    return WZP_DL_OWNER(n, auth_wait, node);
+}
+
 static void wait_unlink(wzp_relay_shard *sh, auth_wait *w)
 {
-    if (!w->linked)
-        return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        sh->wait_head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        sh->wait_tail = w->prev;
-    w->prev = w->next = NULL;
-    w->linked = false;
+    wzp_dl_remove(&sh->waits, &w->node);
 }
 
 /* Refuses a client that did not prove its key: it is closed, and freed by q_closed. */
@@ -185,14 +178,7 @@ static void q_established(void *user, wzp_quic_conn *c, const uint8_t fp[WZP_FIN
         return;
     }
     w->sc = (shard_conn){.sh = sh, .conn = c, .auth_wait = true};
-    w->deadline = now + sh->auth_timeout;
-    w->prev = sh->wait_tail;
-    if (sh->wait_tail)
-        sh->wait_tail->next = w;
-    else
-        sh->wait_head = w;
-    sh->wait_tail = w;
-    w->linked = true;
+    wzp_dl_append(&sh->waits, &w->node, now + sh->auth_timeout);
     wzp_quic_conn_set_user(c, &w->sc);
 }
 
@@ -200,7 +186,7 @@ static void q_established(void *user, wzp_quic_conn *c, const uint8_t fp[WZP_FIN
 static void on_auth(auth_wait *w, const uint8_t *data, size_t len)
 {
     wzp_relay_shard *sh = w->sc.sh;
-    if (!w->linked)
+    if (!w->node.linked)
         return; /* refused already, closing */
     wzp_sig_msg m;
     if (wzp_sig_decode(data, len, &m) != 0 || m.type != WZP_SIG_AUTH) {
@@ -223,8 +209,8 @@ static void on_auth(auth_wait *w, const uint8_t *data, size_t len)
 /* Clients that sent no Auth in time. */
 static void expire_waits(wzp_relay_shard *sh, wzp_ts now)
 {
-    while (sh->wait_head && sh->wait_head->deadline <= now)
-        auth_refuse(sh->wait_head, "no Auth in time");
+    while (sh->waits.head && sh->waits.head->at <= now)
+        auth_refuse(wait_of(sh->waits.head), "no Auth in time");
 }
 
 static void q_message(void *user, wzp_quic_conn *c, const uint8_t *data, size_t len, wzp_ts now)
@@ -363,8 +349,8 @@ static void service(wzp_relay_shard *sh)
     flush_events(sh);
     publish(sh);
     wzp_ts next = wzp_quic_endpoint_expiry(sh->ep);
-    if (sh->wait_head)
-        next = wzp_ts_min(next, sh->wait_head->deadline);
+    if (sh->waits.head)
+        next = wzp_ts_min(next, sh->waits.head->at);
     wzp_timer_start(sh->loop, &sh->timer, next);
 }
 
@@ -414,8 +400,8 @@ static void close_all(wzp_relay_shard *sh, uint64_t app_code, const char *reason
     const wzp_hmap_slot *slot;
     for (size_t it = 0; wzp_hmap_next(&sh->conns, &it, &slot);)
         wzp_quic_conn_close(((shard_conn *)slot->value)->conn, app_code, reason);
-    for (auth_wait *w = sh->wait_head; w; w = w->next)
-        wzp_quic_conn_close(w->sc.conn, app_code, reason);
+    for (wzp_dl_node *n = sh->waits.head; n; n = n->next)
+        wzp_quic_conn_close(wait_of(n)->sc.conn, app_code, reason);
 }
 
 /* Closes every connection politely and writes the closes out. */
@@ -669,8 +655,8 @@ void wzp_relay_shard_free(wzp_relay_shard *sh)
     for (size_t it = 0; wzp_hmap_next(&sh->conns, &it, &slot);)
         free(slot->value);
     wzp_hmap_free(&sh->conns);
-    while (sh->wait_head) {
-        auth_wait *w = sh->wait_head;
+    while (sh->waits.head) {
+        auth_wait *w = wait_of(sh->waits.head);
         wait_unlink(sh, w);
         free(w);
     }

@@ -1,12 +1,11 @@
 #include "wire/park_frame.h"
 
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 #include <string.h>
 
 #include <wzp/wzp.h>
 
 #include "common/bytes.h"
+#include "wire/mac.h"
 
 #define SIGNED_LEN (WZP_PARK_FRAME_LEN - WZP_PARK_MAC_LEN)
 
@@ -20,11 +19,7 @@ static bool header_ok(uint8_t type, uint8_t flags)
 static int frame_mac(const uint8_t key[WZP_PARK_KEY_LEN], const uint8_t *buf,
                      uint8_t mac[WZP_PARK_MAC_LEN])
 {
-    uint8_t full[32];
-    if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, key, WZP_PARK_KEY_LEN, buf, SIGNED_LEN, full) != 0)
-        return WZP_ERR_INTERNAL;
-    memcpy(mac, full, WZP_PARK_MAC_LEN);
-    return 0;
+    return wzp_mac_trunc(key, WZP_PARK_KEY_LEN, buf, SIGNED_LEN, mac, WZP_PARK_MAC_LEN);
 }
 
 int wzp_park_frame_encode(uint8_t out[WZP_PARK_FRAME_LEN], const wzp_park_frame *f,

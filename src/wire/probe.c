@@ -8,6 +8,7 @@
 #include <wzp/wzp.h>
 
 #include "common/bytes.h"
+#include "wire/mac.h"
 
 #define HDR_LEN 30 /* type, flags, tag, txid, sender */
 
@@ -25,11 +26,7 @@ void wzp_probe_derive_tag(const uint8_t key[WZP_PROBE_KEY_LEN], uint8_t tag[WZP_
 static int compute_mac(const uint8_t key[WZP_PROBE_KEY_LEN], const uint8_t *buf, size_t len,
                        uint8_t out[WZP_PROBE_MAC_LEN])
 {
-    uint8_t mac[32];
-    if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, key, WZP_PROBE_KEY_LEN, buf, len, mac) != 0)
-        return WZP_ERR_INTERNAL;
-    memcpy(out, mac, WZP_PROBE_MAC_LEN);
-    return 0;
+    return wzp_mac_trunc(key, WZP_PROBE_KEY_LEN, buf, len, out, WZP_PROBE_MAC_LEN);
 }
 
 /* The mask for the observed address: txid then tag, 2 bytes for the port + up to 16 for IPv6. */
