@@ -37,11 +37,16 @@ struct wzp_loop {
     /* Events of the current epoll_wait batch; wzp_io_stop() clears entries it owns. */
     struct epoll_event events[LOOP_EVENTS];
     int nevents, cur;
+    wzp_io *fed;     /* wzp_io_feed()'s watchers for the next pass, newest first */
+    wzp_io *feeding; /* this pass's, being run */
 
-    /* Timers: a binary min-heap ordered by (deadline, seq), woken by a timerfd. */
+    /* Timers: a binary min-heap ordered by (deadline, seq). epoll_pwait2's nanosecond
+     * timeout wakes the loop for the earliest; where the kernel lacks it (before 5.11),
+     * a timerfd does, re-armed by a syscall whenever the earliest deadline changes. */
     wzp_timer **heap;
     size_t nheap, heapcap;
     uint64_t seq;
+    bool pwait2; /* epoll_pwait2 works: the timerfd stays disarmed */
     wzp_io timer_io;
     wzp_ts armed; /* deadline the timerfd is set to, WZP_TS_NEVER for disarmed */
 
@@ -205,6 +210,61 @@ void wzp_io_init(wzp_io *io, wzp_io_cb cb, void *arg)
     io->events = 0;
     io->cb = cb;
     io->arg = arg;
+    io->fed = 0;
+    io->fed_next = NULL;
+}
+
+void wzp_io_feed(wzp_loop *loop, wzp_io *io, unsigned events)
+{
+    if (io->fd < 0 || !events)
+        return;
+    if (!io->fed) {
+        io->fed_next = loop->fed;
+        loop->fed = io;
+    }
+    io->fed |= events;
+}
+
+static bool unlink_fed(wzp_io **list, wzp_io *io)
+{
+    for (wzp_io **p = list; *p; p = &(*p)->fed_next) {
+        if (*p == io) {
+            *p = io->fed_next;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void unfeed(wzp_loop *loop, wzp_io *io)
+{
+    if (!unlink_fed(&loop->fed, io))
+        unlink_fed(&loop->feeding, io);
+    io->fed = 0;
+    io->fed_next = NULL;
+}
+
+/* The watchers fed before this pass, once each: one fed again from a callback runs in
+ * the next pass; one stopped from a callback does not run. */
+static void dispatch_fed(wzp_loop *loop)
+{
+    loop->feeding = loop->fed;
+    loop->fed = NULL;
+    while (loop->feeding && !atomic_load(&loop->stopping)) {
+        wzp_io *io = loop->feeding;
+        unsigned bits = io->fed;
+        loop->feeding = io->fed_next;
+        io->fed = 0;
+        io->fed_next = NULL;
+        io->cb(loop, io, bits);
+    }
+    /* Stopping: whatever was not run waits for the next run(). */
+    while (loop->feeding) {
+        wzp_io *io = loop->feeding;
+        loop->feeding = io->fed_next;
+        io->fed_next = loop->fed;
+        loop->fed = io;
+    }
 }
 
 static uint32_t epoll_bits(unsigned events)
@@ -246,6 +306,8 @@ void wzp_io_stop(wzp_loop *loop, wzp_io *io)
     if (io->fd < 0)
         return;
     epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    if (io->fed)
+        unfeed(loop, io);
     io->fd = -1;
     io->events = 0;
     /* The caller may free io right after this: forget events already fetched for it. */
@@ -373,6 +435,7 @@ int wzp_loop_new(wzp_loop **out)
         return WZP_ERR_NOMEM;
     loop->epfd = -1;
     loop->armed = WZP_TS_NEVER;
+    loop->pwait2 = true;
     atomic_init(&loop->stopping, false);
     wzp_io_init(&loop->timer_io, on_timerfd, NULL);
     wzp_io_init(&loop->wake_io, on_wake, NULL);
@@ -432,36 +495,73 @@ void wzp_loop_stop(wzp_loop *loop)
     wake(loop);
 }
 
+void wzp_loop_use_timerfd(wzp_loop *loop)
+{
+    loop->pwait2 = false;
+}
+
 wzp_ts wzp_loop_now(const wzp_loop *loop)
 {
     return loop->now;
 }
 
+/* Waits for fd events until the earliest timer's deadline. */
+static int wait_events(wzp_loop *loop)
+{
+    wzp_ts next = loop->nheap ? loop->heap[0]->deadline : WZP_TS_NEVER, now = wzp_now();
+    /* A timer due now (re-armed during the pass), or a watcher fed, must not wait for an
+     * fd event. */
+    bool due = next <= now || loop->fed;
+    if (loop->pwait2) {
+        struct timespec ts = {0, 0};
+        if (!due && next != WZP_TS_NEVER) {
+            wzp_ts d = next - now;
+            ts.tv_sec = (time_t)(d / 1000000000ULL);
+            ts.tv_nsec = (long)(d % 1000000000ULL);
+        }
+        int n = epoll_pwait2(loop->epfd, loop->events, LOOP_EVENTS,
+                             due || next != WZP_TS_NEVER ? &ts : NULL, NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        loop->pwait2 = false;
+    }
+    if (!due)
+        arm_timerfd(loop);
+    return epoll_wait(loop->epfd, loop->events, LOOP_EVENTS, due ? 0 : -1);
+}
+
+/* The loop this thread is running, for wzp_loop_is_current(). */
+static _Thread_local const wzp_loop *current;
+
+bool wzp_loop_is_current(const wzp_loop *loop)
+{
+    return loop && current == loop;
+}
+
 int wzp_loop_run(wzp_loop *loop)
 {
+    const wzp_loop *outer = current;
+    current = loop;
     while (!atomic_load(&loop->stopping)) {
         loop->now = wzp_now();
         run_timers(loop);
         if (atomic_load(&loop->stopping))
             break;
-        /* A timer due now (re-armed during the pass) must not wait for an fd event. */
-        int timeout = -1;
-        if (loop->nheap && loop->heap[0]->deadline <= wzp_now())
-            timeout = 0;
-        else
-            arm_timerfd(loop);
-        int n = epoll_wait(loop->epfd, loop->events, LOOP_EVENTS, timeout);
+        int n = wait_events(loop);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             WZP_ERROR("epoll_wait: %s", strerror(errno));
+            current = outer;
             return WZP_ERR_IO;
         }
         loop->nevents = n;
         loop->now = wzp_now();
         dispatch_io(loop);
+        dispatch_fed(loop);
     }
     /* A stop requested before run() started counts; the next run() starts afresh. */
     atomic_store(&loop->stopping, false);
+    current = outer;
     return 0;
 }

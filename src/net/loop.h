@@ -34,6 +34,8 @@ struct wzp_io {
     unsigned events; /* WZP_IO_READ | WZP_IO_WRITE */
     wzp_io_cb cb;
     void *arg;
+    unsigned fed; /* events wzp_io_feed() queued for the next pass */
+    wzp_io *fed_next;
 };
 
 typedef struct wzp_timer wzp_timer;
@@ -64,6 +66,14 @@ int wzp_loop_run(wzp_loop *loop);
  * thread; async-signal-safe.
  */
 void wzp_loop_stop(wzp_loop *loop);
+/* Runs io's callback with `events` in the loop's next pass, as if its fd were ready, without
+ * a syscall: for a producer on the consumer's own thread (net/mq.h). Loop thread only. */
+void wzp_io_feed(wzp_loop *loop, wzp_io *io, unsigned events);
+/* Whether the calling thread is running loop (inside wzp_loop_run). Any thread. */
+bool wzp_loop_is_current(const wzp_loop *loop);
+/* Timers wake the loop through a timerfd from now on, as on kernels without
+ * epoll_pwait2 (before 5.11), where the loop falls back to it by itself. For tests. */
+void wzp_loop_use_timerfd(wzp_loop *loop);
 /* The time the loop read at the start of this iteration (cheap; callbacks use it as now). */
 wzp_ts wzp_loop_now(const wzp_loop *loop);
 

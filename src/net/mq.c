@@ -3,6 +3,8 @@
  * for no gain at control-plane rates, where a message costs microseconds. */
 #include "net/mq.h"
 
+#include "net/loop.h"
+
 #include <stdint.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -12,6 +14,9 @@
 int wzp_mq_init(wzp_mq *q)
 {
     q->head = q->tail = NULL;
+    q->signalled = false;
+    q->loop = NULL;
+    q->io = NULL;
     q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (q->efd < 0)
         return WZP_ERR_IO;
@@ -46,6 +51,7 @@ void wzp_mq_push(wzp_mq *q, wzp_mq_node *n)
 void wzp_mq_push_chain(wzp_mq *q, wzp_mq_node *first, wzp_mq_node *last)
 {
     last->next = NULL;
+    bool local = q->loop && wzp_loop_is_current(q->loop);
     pthread_mutex_lock(&q->mu);
     bool was_empty = !q->head;
     if (q->tail)
@@ -53,8 +59,13 @@ void wzp_mq_push_chain(wzp_mq *q, wzp_mq_node *first, wzp_mq_node *last)
     else
         q->head = first;
     q->tail = last;
+    bool wake = was_empty && !local;
+    if (wake)
+        q->signalled = true;
     pthread_mutex_unlock(&q->mu);
-    if (was_empty) {
+    if (was_empty && local)
+        wzp_io_feed(q->loop, q->io, WZP_IO_READ);
+    if (wake) {
         uint64_t one = 1;
         ssize_t wr = write(q->efd, &one, sizeof(one));
         (void)wr; /* fails only when the counter is saturated: still readable */
@@ -63,9 +74,16 @@ void wzp_mq_push_chain(wzp_mq *q, wzp_mq_node *first, wzp_mq_node *last)
 
 wzp_mq_node *wzp_mq_take(wzp_mq *q)
 {
-    uint64_t v;
-    ssize_t rd = read(q->efd, &v, sizeof(v));
-    (void)rd;
+    /* The eventfd is cleared before the list is taken: a push after that wakes again. */
+    pthread_mutex_lock(&q->mu);
+    bool signalled = q->signalled;
+    q->signalled = false;
+    pthread_mutex_unlock(&q->mu);
+    if (signalled) {
+        uint64_t v;
+        ssize_t rd = read(q->efd, &v, sizeof(v));
+        (void)rd;
+    }
     pthread_mutex_lock(&q->mu);
     wzp_mq_node *n = q->head;
     q->head = q->tail = NULL;
@@ -76,4 +94,10 @@ wzp_mq_node *wzp_mq_take(wzp_mq *q)
 int wzp_mq_fd(const wzp_mq *q)
 {
     return q->efd;
+}
+
+void wzp_mq_attach(wzp_mq *q, struct wzp_loop *loop, struct wzp_io *io)
+{
+    q->loop = loop;
+    q->io = io;
 }

@@ -18,10 +18,17 @@ typedef struct wzp_mq_node {
     struct wzp_mq_node *next;
 } wzp_mq_node;
 
+struct wzp_loop;
+struct wzp_io;
+
 typedef struct wzp_mq {
     pthread_mutex_t mu;
     wzp_mq_node *head, *tail;
     int efd;
+    bool signalled; /* the eventfd was written since the last take */
+    /* The consumer's loop and its watcher of efd (wzp_mq_attach), or NULL. */
+    struct wzp_loop *loop;
+    struct wzp_io *io;
 } wzp_mq;
 
 /* 0, or WZP_ERR_IO (no eventfd). */
@@ -39,5 +46,9 @@ void wzp_mq_push_chain(wzp_mq *q, wzp_mq_node *first, wzp_mq_node *last);
 wzp_mq_node *wzp_mq_take(wzp_mq *q);
 /* Readable while nodes may be waiting (poll it with WZP_IO_READ). */
 int wzp_mq_fd(const wzp_mq *q);
+/* The consumer watches the fd with io on loop: a push from loop's own thread then feeds io
+ * (wzp_io_feed) instead of writing the eventfd, which would cost that thread two syscalls
+ * and a pass through epoll to wake itself (a relay with one shard on its control thread). */
+void wzp_mq_attach(wzp_mq *q, struct wzp_loop *loop, struct wzp_io *io);
 
 #endif

@@ -909,6 +909,7 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
             0 ||
         (rv = wzp_io_start(s->loop, &s->events_io, wzp_mq_fd(&s->events), WZP_IO_READ)) < 0)
         goto fail;
+    wzp_mq_attach(&s->events, s->loop, &s->events_io);
     if (cfg->metrics) {
         if (pthread_mutex_init(&s->pub_mu, NULL) != 0) {
             rv = WZP_ERR_NOMEM;

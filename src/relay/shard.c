@@ -563,6 +563,7 @@ int wzp_relay_shard_new(wzp_relay_shard **out, const wzp_relay_shard_config *cfg
                            WZP_IO_READ)) < 0 ||
         (rv = wzp_io_start(sh->loop, &sh->cmd_io, wzp_mq_fd(&sh->cmds), WZP_IO_READ)) < 0)
         goto fail;
+    wzp_mq_attach(&sh->cmds, sh->loop, &sh->cmd_io);
     *out = sh;
     return 0;
 fail:

@@ -427,7 +427,29 @@ static void test_signals(void **state)
     /* teardown frees the loop and restores the old mask */
 }
 
+/* --- the timerfd (kernels without epoll_pwait2) -------------------------------------- */
+
+static void test_timerfd_order_and_cancel(void **state)
+{
+    wzp_loop_use_timerfd(((fixture *)*state)->loop);
+    test_timer_order_and_cancel(state);
+}
+
+static void test_timerfd_rearm_moves_deadline(void **state)
+{
+    wzp_loop_use_timerfd(((fixture *)*state)->loop);
+    test_timer_rearm_moves_deadline(state);
+}
+
+static void test_timerfd_heap_stress(void **state)
+{
+    wzp_loop_use_timerfd(((fixture *)*state)->loop);
+    test_timer_heap_stress(state);
+}
+
 WZP_TEST_MAIN_EACH(NULL, NULL, setup, teardown, test_timer_order_and_cancel,
                    test_timer_rearm_moves_deadline, test_timer_rearm_from_callback,
-                   test_past_deadline_fires, test_timer_heap_stress, test_stop_before_run,
-                   test_post_from_threads, test_stop_from_thread, test_fd_watcher, test_signals)
+                   test_past_deadline_fires, test_timer_heap_stress, test_timerfd_order_and_cancel,
+                   test_timerfd_rearm_moves_deadline, test_timerfd_heap_stress,
+                   test_stop_before_run, test_post_from_threads, test_stop_from_thread,
+                   test_fd_watcher, test_signals)
