@@ -1003,8 +1003,9 @@ void wzp_core_shutdown(wzp_core *core, wzp_ts now)
     core->stopping = true;
     core->reconnect_at = WZP_TS_NEVER;
     core->next_relay_at = WZP_TS_NEVER;
-    /* Parked, the relay lets the registration expire (no answer to pings); nothing to close. */
-    wzp_parking_end(&core->park);
+    /* Parked: the next flush says BYE, so the relay ends the registration now rather than
+     * three keep-alives later; nothing to close. */
+    wzp_parking_leave(&core->park);
     if (core->ctrl)
         wzp_quic_conn_close(core->ctrl, 0, "client stopping");
 }

@@ -62,6 +62,15 @@ void wzp_parking_end(wzp_parking *p)
     p->ping_at = p->lost_at = WZP_TS_NEVER;
 }
 
+void wzp_parking_leave(wzp_parking *p)
+{
+    if (p->state != WZP_PARKING_PARKED && p->state != WZP_PARKING_WAKING)
+        return;
+    wzp_parking_free(p);
+    p->state = WZP_PARKING_LEAVING;
+    p->byes_left = WZP_PARKING_BYES;
+}
+
 int wzp_parking_hold(wzp_parking *p, const uint8_t *msg, size_t len)
 {
     if (!msg || len == 0 || len > 0xffff || p->held_len + 2 + len > WZP_PARKING_HELD_MAX)
@@ -98,6 +107,8 @@ void wzp_parking_release(wzp_parking *p, void (*send)(void *user, const uint8_t 
 
 wzp_ts wzp_parking_deadline(const wzp_parking *p)
 {
+    if (p->state == WZP_PARKING_LEAVING)
+        return 0;
     return p->state == WZP_PARKING_PARKED ? wzp_ts_min(p->ping_at, p->lost_at) : WZP_TS_NEVER;
 }
 
@@ -108,13 +119,23 @@ bool wzp_parking_lost(const wzp_parking *p, wzp_ts now)
 
 int wzp_parking_poll(wzp_parking *p, wzp_ts now, uint8_t *out, size_t cap)
 {
-    if (p->state != WZP_PARKING_PARKED || p->ping_at > now)
+    bool bye = p->state == WZP_PARKING_LEAVING;
+    if (bye && !p->byes_left) {
+        wzp_parking_end(p);
         return 0;
-    wzp_park_frame f = {.type = WZP_PARK_FRAME_PING, .seq = p->ping_seq + 1};
+    }
+    if (!bye && (p->state != WZP_PARKING_PARKED || p->ping_at > now))
+        return 0;
+    wzp_park_frame f = {
+        .type = WZP_PARK_FRAME_PING, .seq = p->ping_seq + 1, .flags = bye ? WZP_PARK_BYE : 0};
     memcpy(f.park_id, p->id, sizeof(f.park_id));
     if (cap < WZP_PARK_FRAME_LEN || wzp_park_frame_encode(out, &f, p->key) < 0)
         return 0;
     p->ping_seq++;
+    if (bye) {
+        p->byes_left--;
+        return WZP_PARK_FRAME_LEN;
+    }
     p->ping_sent = now;
     p->ping_at = now + p->keepalive;
     p->pings++;

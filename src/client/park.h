@@ -8,8 +8,9 @@
  * produced meanwhile are held here and sent once the client is registered again.
  *
  * States: OFF (the control connection as usual), PARKED (no connection, pinging), WAKING
- * (connecting to register again; messages still held). Every input carries `now`;
- * wzp_parking_deadline says when to poll for the next ping and to check the verdict.
+ * (connecting to register again; messages still held), LEAVING (the client stops: the
+ * next polls give the BYE pings that end the registration at once, then OFF). Every input carries
+ * `now`; wzp_parking_deadline says when to poll for the next ping and to check the verdict.
  */
 #ifndef WZP_CLIENT_PARK_H
 #define WZP_CLIENT_PARK_H
@@ -34,7 +35,11 @@ typedef enum wzp_parking_state {
     WZP_PARKING_OFF = 0,
     WZP_PARKING_PARKED,
     WZP_PARKING_WAKING,
+    WZP_PARKING_LEAVING,
 } wzp_parking_state;
+
+/* BYE pings a stopping client sends (each with its own seq: one lost costs nothing). */
+#define WZP_PARKING_BYES 2
 
 /* What a park frame fed to wzp_parking_recv means. */
 typedef enum wzp_parking_rx {
@@ -59,6 +64,7 @@ typedef struct wzp_parking {
     uint8_t *held;                         /* messages held: [u16 BE length][bytes]... */
     size_t held_len;
     uint64_t pings, pongs, wakes, dropped; /* counters */
+    unsigned byes_left;                    /* LEAVING: BYE pings still to send */
 } wzp_parking;
 
 void wzp_parking_init(wzp_parking *p);
@@ -78,6 +84,9 @@ int wzp_parking_start(wzp_parking *p, const uint8_t id[WZP_PARK_ID_LEN],
 void wzp_parking_wake(wzp_parking *p);
 /* Back to OFF; what is held is dropped. */
 void wzp_parking_end(wzp_parking *p);
+/* The client stops: PARKED or WAKING -> LEAVING (what is held is dropped); other states
+ * unchanged. */
+void wzp_parking_leave(wzp_parking *p);
 
 /* PARKED or WAKING: messages for the relay are held, not sent. */
 static inline bool wzp_parking_holding(const wzp_parking *p)
@@ -91,11 +100,12 @@ int wzp_parking_hold(wzp_parking *p, const uint8_t *msg, size_t len);
 void wzp_parking_release(wzp_parking *p, void (*send)(void *user, const uint8_t *msg, size_t len),
                          void *user);
 
-/* PARKED: the next ping or verdict; WZP_TS_NEVER otherwise. */
+/* PARKED: the next ping or verdict; LEAVING: now; WZP_TS_NEVER otherwise. */
 wzp_ts wzp_parking_deadline(const wzp_parking *p);
 /* PARKED and no valid PONG for WZP_PARKING_LOST_AFTER intervals. */
 bool wzp_parking_lost(const wzp_parking *p, wzp_ts now);
-/* The next ping to send (its length, WZP_PARK_FRAME_LEN) when one is due, else 0. */
+/* The next ping to send (its length, WZP_PARK_FRAME_LEN) when one is due, else 0. LEAVING:
+ * each BYE ping in turn, then OFF. */
 int wzp_parking_poll(wzp_parking *p, wzp_ts now, uint8_t *out, size_t cap);
 /* Our address may have changed: the next ping leaves now, so the relay sees the new one. */
 void wzp_parking_ping_now(wzp_parking *p, wzp_ts now);

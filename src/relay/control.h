@@ -184,8 +184,9 @@ typedef struct wzp_relay_control_stats {
     uint64_t reattached, reattach_refused; /* call ends moved here, and refused */
     /* Parking: offers made, taken (connection closed), declined (the client kept talking),
      * lapsed (neither); parked registrations that ended for want of pings; parked clients
-     * back on a connection (adopted). */
-    uint64_t parks_offered, parks_taken, parks_declined, parks_lapsed, parks_expired, unparked;
+     * back on a connection (adopted); parked registrations their client ended (BYE). */
+    uint64_t parks_offered, parks_taken, parks_declined, parks_lapsed, parks_expired, unparked,
+        parks_left;
     wzp_park_stats park; /* pings by result, WAKEs sent, wakes that got no answer */
 } wzp_relay_control_stats;
 

@@ -183,6 +183,14 @@ static void on_expired(void *user, wzp_park *p, wzp_ts now)
     wzp_rc_park_idle_start(rc, c, now);
 }
 
+/* The client said BYE: gone now rather than three keep-alives later. */
+static void on_left(void *user, wzp_park *p, wzp_ts now)
+{
+    wzp_relay_control *rc = user;
+    rc->stats.parks_left++;
+    wzp_rc_drop_conn(rc, p->owner, WZP_SIG_END_PEER_GONE, now);
+}
+
 static void on_wake_failed(void *user, wzp_park *p, wzp_ts now)
 {
     wzp_relay_control *rc = user;
@@ -212,6 +220,7 @@ void wzp_rc_park_init(wzp_relay_control *rc)
                           .accepted = on_accepted,
                           .expired = on_expired,
                           .wake_failed = on_wake_failed,
+                          .left = on_left,
                           .user = rc};
     wzp_park_table_init(&rc->park, &pc);
 }

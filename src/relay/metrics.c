@@ -84,8 +84,8 @@ static void control_plane(out *o, const wzp_relay_metrics_ctl *c)
           {"offered", s->parks_offered}, {"taken", s->parks_taken}, {"declined", s->parks_declined},
           {"lapsed", s->parks_lapsed});
     GROUP(o, "wzp_relay_parked_ended_total", "counter",
-          "Parked registrations that ended: back on a connection, or no pings.", "how",
-          {"unparked", s->unparked}, {"expired", s->parks_expired});
+          "Parked registrations that ended: back on a connection, no pings, or a BYE.", "how",
+          {"unparked", s->unparked}, {"expired", s->parks_expired}, {"left", s->parks_left});
     GROUP(o, "wzp_relay_park_pings_total", "counter", "PARK_PING frames, by result.", "result",
           {"ok", s->park.pings[WZP_PARK_PING_OK]},
           {"malformed", s->park.pings[WZP_PARK_PING_MALFORMED]},

@@ -131,6 +131,25 @@ void wzp_park_wake(wzp_park_table *t, wzp_park *p, bool rehome, wzp_ts now)
     wzp_dl_append(&t->waking, &p->wake, now + WZP_PARK_WAKE_EVERY);
 }
 
+/* A valid BYE: the registration ends now, whether the client had still to take the offer
+ * (its connection then goes as for a ping that took it) or was parked. */
+static wzp_park_ping_result leave(wzp_park_table *t, wzp_park *p, wzp_ts now)
+{
+    t->stats.byes++;
+    if (!p->parked) {
+        uint8_t id[WZP_PARK_ID_LEN];
+        memcpy(id, p->id, sizeof(id));
+        t->cfg.accepted(t->cfg.user, p, now); /* may enter p, or drop it */
+        p = wzp_hmap_get(&t->by_id, id, sizeof(id));
+        if (!p || !p->parked)
+            return WZP_PARK_PING_OK;
+    }
+    wzp_dl_remove(&t->parked, &p->exp);
+    wzp_dl_remove(&t->waking, &p->wake);
+    (t->cfg.left ? t->cfg.left : t->cfg.expired)(t->cfg.user, p, now);
+    return WZP_PARK_PING_OK;
+}
+
 wzp_park_ping_result wzp_park_on_ping(wzp_park_table *t, const wzp_addr *from, const uint8_t *buf,
                                       size_t len, wzp_ts now)
 {
@@ -153,6 +172,8 @@ wzp_park_ping_result wzp_park_on_ping(wzp_park_table *t, const wzp_addr *from, c
     p->ping_seq = f.seq;
     if (!wzp_addr_equal(p->addr, from))
         *p->addr = *from;
+    if (f.flags & WZP_PARK_BYE)
+        return leave(t, p, now);
     send_frame(t, p, WZP_PARK_FRAME_PONG, f.seq, 0);
     if (!p->parked) {
         t->cfg.accepted(t->cfg.user, p, now); /* may enter p, or drop it */

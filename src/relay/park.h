@@ -73,6 +73,7 @@ typedef struct wzp_park_stats {
     uint64_t pings[WZP_PARK_PING_REPLAY + 1]; /* by wzp_park_ping_result */
     uint64_t wakes_sent;
     uint64_t wakes_failed; /* woken for WZP_PARK_WAKE_FOR without coming back */
+    uint64_t byes;         /* valid pings with WZP_PARK_BYE: the client left */
 } wzp_park_stats;
 
 typedef struct wzp_park_config {
@@ -88,6 +89,9 @@ typedef struct wzp_park_config {
     void (*expired)(void *user, wzp_park *p, wzp_ts now);
     /* Woken for WZP_PARK_WAKE_FOR and not back (it stays parked, no longer waking). */
     void (*wake_failed)(void *user, wzp_park *p, wzp_ts now);
+    /* A valid ping said BYE: the client is leaving, its registration ends now (p parked).
+     * NULL: as expired. */
+    void (*left)(void *user, wzp_park *p, wzp_ts now);
     void *user;
 } wzp_park_config;
 
@@ -118,7 +122,8 @@ void wzp_park_drop(wzp_park_table *t, wzp_park *p);
 void wzp_park_wake(wzp_park_table *t, wzp_park *p, bool rehome, wzp_ts now);
 
 /* A datagram of the PARK_PING type from `from`: a hash lookup and at most one MAC. A valid
- * one moves the record to `from`, is answered with PARK_PONG (and a WAKE while waking). */
+ * one moves the record to `from`, is answered with PARK_PONG (and a WAKE while waking);
+ * with WZP_PARK_BYE it ends the record instead (left), unanswered. */
 wzp_park_ping_result wzp_park_on_ping(wzp_park_table *t, const wzp_addr *from, const uint8_t *buf,
                                       size_t len, wzp_ts now);
 

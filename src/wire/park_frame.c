@@ -13,7 +13,9 @@ static bool header_ok(uint8_t type, uint8_t flags)
 {
     if (type == WZP_PARK_FRAME_WAKE)
         return (flags & ~WZP_PARK_REHOME) == 0;
-    return (type == WZP_PARK_FRAME_PING || type == WZP_PARK_FRAME_PONG) && flags == 0;
+    if (type == WZP_PARK_FRAME_PING)
+        return (flags & ~WZP_PARK_BYE) == 0;
+    return type == WZP_PARK_FRAME_PONG && flags == 0;
 }
 
 static int frame_mac(const uint8_t key[WZP_PARK_KEY_LEN], const uint8_t *buf,

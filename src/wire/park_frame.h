@@ -12,7 +12,9 @@
  *                   (WZP_PARK_REHOME): the relay is stopping, register with
  *                   another one. seq rises with every WAKE of the key.
  *   0x84 PING       client -> relay: I am still here (and at this address).
- *                   seq rises with every PING of the key.
+ *                   seq rises with every PING of the key. flags bit 1
+ *                   (WZP_PARK_BYE): I am leaving, end my registration now
+ *                   (not answered).
  *   0x85 PONG       relay -> client: the PING of the same seq was heard.
  * mac = HMAC-SHA256(key, bytes 0..17), first 16 bytes; key is the one the
  * relay gave in Park over the registration's QUIC connection. Every frame
@@ -35,7 +37,8 @@
 #define WZP_PARK_FRAME_LEN        34
 #define WZP_PARK_KEEPALIVE_MAX_MS 600000 /* a Park asking for rarer pings is malformed */
 
-#define WZP_PARK_REHOME 0x01
+#define WZP_PARK_REHOME 0x01 /* on a WAKE */
+#define WZP_PARK_BYE    0x02 /* on a PING */
 
 typedef struct wzp_park_frame {
     uint8_t type;
@@ -51,7 +54,8 @@ static inline bool wzp_park_frame_is(const uint8_t *buf, size_t len)
 }
 
 /* Writes the frame with its MAC into out. WZP_ERR_INVALID for an unknown type, flags
- * other than REHOME on a WAKE (or any on the others); WZP_ERR_INTERNAL if the MAC fails. */
+ * other than REHOME on a WAKE or BYE on a PING (or any on a PONG); WZP_ERR_INTERNAL if the MAC
+ * fails. */
 int wzp_park_frame_encode(uint8_t out[WZP_PARK_FRAME_LEN], const wzp_park_frame *f,
                           const uint8_t key[WZP_PARK_KEY_LEN]);
 

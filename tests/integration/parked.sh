@@ -4,7 +4,8 @@
 # relay's wzp_relay_parked gauge counts him, he holds no connection); alice calls
 # him, the relay wakes him, he answers and audio flows both ways; after the
 # hang-up he parks again. Twice (the second call through the relay), and his
-# application never sees him unregistered.
+# application never sees him unregistered. Stopped while parked, he says BYE and the
+# relay ends his registration at once.
 set -uo pipefail
 . "$(dirname "$0")/lib/relay.sh"
 . "$(dirname "$0")/lib/cli.sh"
@@ -72,4 +73,17 @@ if wait_parked "$T/b.err" 3; then ok "bob parked again after a relayed call"; el
 grep -q '"event":"unregistered"' "$T/b.json" && { bad "bob's application saw him unregistered:"; cat "$T/b.json"; }
 kill -0 $LP 2>/dev/null && ok "bob's listen goes on" || bad "bob's listen left"
 kill -INT $LP; wait $LP; check "Ctrl-C ends bob's listen while parked" 0 $?
+# Stopping while parked, bob said BYE: the relay ends his registration now (with no BYE it
+# would wait for 3 missed pings, 12 s).
+gone=
+for _ in $(seq 40); do
+    [ "$(parked)" = 0 ] && [ "$(metric wzp_relay_registered_identities)" = 0 ] && { gone=1; break; }
+    sleep 0.05
+done
+left=$(metric 'wzp_relay_parked_ended_total{how="left"}')
+if [ -n "$gone" ] && [ "$left" = 1 ]; then
+    ok "bob's BYE ended his parked registration (wzp_relay_parked_ended_total{how=\"left\"} $left)"
+else
+    bad "bob's registration outlived him: wzp_relay_parked '$(parked)', left '$left'"
+fi
 exit $fail

@@ -536,6 +536,40 @@ static void test_parked_farewell_real_relay(void **state)
     world_free(&w);
 }
 
+static bool a_ended(simclient *a, simclient *b)
+{
+    (void)b;
+    return a->state == WZP_CALL_ENDED;
+}
+
+/* b stops while parked: its BYE ends the registration at once (not three keep-alives
+ * later), and a calling b hears it is offline without b being woken. */
+static void test_parked_bye_real_relay(void **state)
+{
+    world w;
+    open_parking(&w, 49);
+    char text[WZP_FINGERPRINT_STRLEN];
+    sim_client_fp(&w.b, text);
+    wzp_core_shutdown(w.b.core, wzp_sim_now(w.sim));
+    sim_client_kick(&w.b);
+    sim_run(w.sim, NULL, &w.a, &w.b, WZP_MS(200));
+    assert_int_equal(wzp_relay_control_num_parked(w.r.ctl), 1);
+    wzp_relay_control_stats st;
+    wzp_relay_control_get_stats(w.r.ctl, &st);
+    assert_int_equal(st.parks_left, 1);
+    assert_int_equal(st.parks_expired, 0);
+    assert_int_equal(st.park.byes, 1); /* the second BYE finds no record */
+    assert_int_equal(st.park.pings[WZP_PARK_PING_UNKNOWN], 1);
+    wzp_ts t0 = wzp_sim_now(w.sim);
+    assert_int_equal(wzp_core_call(w.a.core, text, NULL, NULL, &w.a.call, t0), 0);
+    sim_client_kick(&w.a);
+    assert_true(sim_run(w.sim, a_ended, &w.a, &w.b, WZP_SEC(5)));
+    assert_int_equal(w.a.reason, WZP_ERR_OFFLINE);
+    wzp_relay_control_get_stats(w.r.ctl, &st);
+    assert_int_equal(st.park.wakes_sent, 0);
+    world_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -549,6 +583,7 @@ int main(void)
         cmocka_unit_test(test_park_rehome),
         cmocka_unit_test(test_parked_call_real_relay),
         cmocka_unit_test(test_parked_farewell_real_relay),
+        cmocka_unit_test(test_parked_bye_real_relay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /*
  * The park table (src/relay/park.c) on a virtual clock: idle order, offers taken by a
  * ping or lapsing, pings verified (MAC, replay, unknown id) and answered, parked records
- * expiring without pings, WAKEs repeated and given up.
+ * expiring without pings or ended by a BYE, WAKEs repeated and given up.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,7 +34,7 @@ static struct world {
     size_t n_out;
     const uint8_t *key; /* the key frames are checked against */
     wzp_park_idle *idled[8];
-    size_t n_idled, n_accepted, n_expired, n_wake_failed;
+    size_t n_idled, n_accepted, n_expired, n_wake_failed, n_left;
     wzp_park *last;
     bool drop_in_cb; /* callbacks drop the record they are told about */
     bool enter_in_cb;
@@ -70,14 +70,27 @@ static void on_accepted(void *user, wzp_park *p, wzp_ts now)
         wzp_park_enter(&W->t, p, now);
 }
 
+/* A record ended (expired or left): counted, and dropped as the owner would. */
+static void ended(size_t *count, wzp_park *p)
+{
+    (*count)++;
+    W->last = p;
+    if (W->drop_in_cb)
+        wzp_park_drop(&W->t, p);
+}
+
 static void on_expired(void *user, wzp_park *p, wzp_ts now)
 {
     (void)user;
     (void)now;
-    W->n_expired++;
-    W->last = p;
-    if (W->drop_in_cb)
-        wzp_park_drop(&W->t, p);
+    ended(&W->n_expired, p);
+}
+
+static void on_left(void *user, wzp_park *p, wzp_ts now)
+{
+    (void)user;
+    (void)now;
+    ended(&W->n_left, p);
 }
 
 static void on_wake_failed(void *user, wzp_park *p, wzp_ts now)
@@ -110,7 +123,8 @@ static int setup(void **state)
                            .idle = on_idle,
                            .accepted = on_accepted,
                            .expired = on_expired,
-                           .wake_failed = on_wake_failed};
+                           .wake_failed = on_wake_failed,
+                           .left = on_left};
     wzp_park_table_init(&W->t, &cfg);
     return 0;
 }
@@ -136,16 +150,22 @@ static void advance(wzp_ts dt)
     W->now = end;
 }
 
-/* A PARK_PING for p, with key (NULL: p's) and seq. */
-static wzp_park_ping_result ping(const wzp_park *p, const uint8_t *key, uint64_t seq,
-                                 const char *from)
+/* A PARK_PING for p, with key (NULL: p's), seq and flags. */
+static wzp_park_ping_result ping_flags(const wzp_park *p, const uint8_t *key, uint64_t seq,
+                                       uint8_t flags, const char *from)
 {
-    wzp_park_frame f = {.type = WZP_PARK_FRAME_PING, .seq = seq};
+    wzp_park_frame f = {.type = WZP_PARK_FRAME_PING, .seq = seq, .flags = flags};
     memcpy(f.park_id, p->id, WZP_PARK_ID_LEN);
     uint8_t buf[WZP_PARK_FRAME_LEN];
     assert_int_equal(wzp_park_frame_encode(buf, &f, key ? key : p->key), 0);
     wzp_addr a = addr(from);
     return wzp_park_on_ping(&W->t, &a, buf, sizeof(buf), W->now);
+}
+
+static wzp_park_ping_result ping(const wzp_park *p, const uint8_t *key, uint64_t seq,
+                                 const char *from)
+{
+    return ping_flags(p, key, seq, 0, from);
 }
 
 /* An offer, taken by its first ping: a parked record. */
@@ -246,6 +266,50 @@ static void test_expiry_without_pings(void **state)
     assert_int_equal(wzp_park_next_deadline(&W->t), WZP_TS_NEVER);
 }
 
+/* A BYE ends a parked record at once, unanswered; only a valid, fresh one does. */
+static void test_bye_ends_the_record(void **state)
+{
+    (void)state;
+    wzp_park *p = parked();
+    uint8_t id[WZP_PARK_ID_LEN];
+    memcpy(id, p->id, sizeof(id));
+    uint8_t wrong[WZP_PARK_KEY_LEN];
+    memcpy(wrong, p->key, sizeof(wrong));
+    wrong[0] ^= 1;
+    assert_int_equal(ping_flags(p, wrong, 2, WZP_PARK_BYE, "198.51.100.7:4000"),
+                     WZP_PARK_PING_BAD_MAC);
+    assert_int_equal(ping_flags(p, NULL, 1, WZP_PARK_BYE, "198.51.100.7:4000"),
+                     WZP_PARK_PING_REPLAY);
+    assert_int_equal(W->n_left, 0);
+    assert_int_equal(W->t.n_parked, 1);
+    wzp_park copy = *p;
+    assert_int_equal(ping_flags(p, NULL, 2, WZP_PARK_BYE, "198.51.100.7:4000"), WZP_PARK_PING_OK);
+    assert_int_equal(W->n_left, 1);
+    assert_int_equal(W->n_expired, 0);
+    assert_int_equal(W->t.n_parked, 0);
+    assert_int_equal(W->t.stats.byes, 1);
+    assert_int_equal(W->n_out, 1); /* only the first ping's PONG */
+    assert_null(wzp_hmap_get(&W->t.by_id, id, sizeof(id)));
+    assert_int_equal(wzp_park_next_deadline(&W->t), WZP_TS_NEVER);
+    assert_int_equal(ping_flags(&copy, NULL, 3, WZP_PARK_BYE, "198.51.100.7:4000"),
+                     WZP_PARK_PING_UNKNOWN);
+}
+
+/* A BYE that overtakes the offer's close: the offer counts as taken, then the record ends. */
+static void test_bye_on_an_offer(void **state)
+{
+    (void)state;
+    wzp_park *p = wzp_park_offer(&W->t, &W->owner, &W->addr, W->now);
+    assert_non_null(p);
+    W->key = p->key;
+    assert_int_equal(ping_flags(p, NULL, 1, WZP_PARK_BYE, "198.51.100.7:4000"), WZP_PARK_PING_OK);
+    assert_int_equal(W->n_accepted, 1);
+    assert_int_equal(W->n_left, 1);
+    assert_int_equal(W->t.n_parked, 0);
+    assert_int_equal(W->n_out, 0);
+    assert_int_equal(wzp_park_next_deadline(&W->t), WZP_TS_NEVER);
+}
+
 static void test_offer_lapses(void **state)
 {
     (void)state;
@@ -327,5 +391,6 @@ static void test_unparked_only_is_not_woken(void **state)
 }
 
 WZP_TEST_MAIN_EACH(NULL, NULL, setup, teardown, test_idle_order, test_ping_verified_and_answered,
-                   test_expiry_without_pings, test_offer_lapses, test_wake_repeats_then_gives_up,
+                   test_expiry_without_pings, test_bye_ends_the_record, test_bye_on_an_offer,
+                   test_offer_lapses, test_wake_repeats_then_gives_up,
                    test_unparked_only_is_not_woken)
