@@ -184,6 +184,15 @@ static void rank_relays(wzp_core *core, wzp_ts now)
     use_relay(core, 0);
 }
 
+/* The current relay is one from before Auth: it wants our certificate in the handshake. */
+static bool relay_wants_cert(const wzp_core *core)
+{
+    for (size_t i = 0; i < core->n_cert_relays; i++)
+        if (wzp_addr_equal(&core->cert_relays[i], &core->cfg.relay))
+            return true;
+    return false;
+}
+
 static void connect_relay(wzp_core *core, wzp_ts now)
 {
     core->reconnect_at = WZP_TS_NEVER;
@@ -206,7 +215,9 @@ static void connect_relay(wzp_core *core, wzp_ts now)
     o.idle_timeout = cluster ? CTRL_CLUSTER_IDLE_TIMEOUT : CTRL_IDLE_TIMEOUT;
     o.handshake_timeout = CTRL_HANDSHAKE;
     o.max_message = WZP_SIG_MAX_SIZE;
-    o.anonymous = true; /* our key is proven by Auth, cheaper for the relay (send_auth) */
+    /* Our key is proven by Auth, cheaper for the relay (send_auth); a relay from before Auth
+     * gets our certificate instead. */
+    o.anonymous = !relay_wants_cert(core);
     o.cb = ctrl_callbacks;
     o.user = core;
     int rc = wzp_quic_connect(core->ep, &core->cfg.local[core->relay_sock], &core->cfg.relay, &o,
@@ -472,7 +483,8 @@ static void ctrl_established(void *user, wzp_quic_conn *c, const uint8_t *peer_f
         return; /* an attempt given up for the next address */
     core->ctrl_up = true;
     core->next_relay_at = WZP_TS_NEVER;
-    send_auth(c);
+    if (!relay_wants_cert(core))
+        send_auth(c);
     core->park_pass = true; /* a wake-up's Register goes out; what waits for it stays held */
     wzp_sigc_register(core->sc, core->alias, now);
     core->park_pass = false;
@@ -501,6 +513,21 @@ static void ctrl_closed(void *user, wzp_quic_conn *c, const wzp_quic_close_info 
     wzp_sigc_on_disconnect(core->sc, now);
     if (core->stopping || core->fatal_reported)
         return;
+    /* A relay from before Auth refuses a client without a certificate: from now on it gets
+     * ours in the handshake, starting with another attempt at once. */
+    if (info->by_peer && info->error == WZP_ERR_TLS &&
+        info->tls_alert == WZP_QUIC_TLS_ALERT_CERTIFICATE_REQUIRED && !relay_wants_cert(core)) {
+        char a[WZP_ADDR_STRLEN];
+        WZP_INFO("client: relay %s asks for our certificate (a relay from before Auth): "
+                 "presenting it",
+                 wzp_addr_format(&core->cfg.relay, a, sizeof(a)));
+        core->cert_relays[core->next_cert_relay] = core->cfg.relay;
+        core->next_cert_relay = (core->next_cert_relay + 1) % WZP_CORE_MAX_RELAYS;
+        if (core->n_cert_relays < WZP_CORE_MAX_RELAYS)
+            core->n_cert_relays++;
+        connect_relay(core, now);
+        return;
+    }
     /* Lost, or never answered: this relay rests while the others are tried first. */
     wzp_relay_select_failed(&core->sel, core->order[core->relay_idx], now);
     /* This address failed before the delay ran out (an ICMP error): the next one now. */

@@ -43,6 +43,10 @@ struct wzp_core {
     /* The relays' addresses with their pins; tried in the order the selection ranks them
      * (order[], relay_idx the attempt's place in it); cfg.relay is the current one. */
     wzp_core_relay relays[WZP_CORE_MAX_RELAYS];
+    /* Addresses of relays from before Auth (they asked for our certificate): we present it
+     * there, in the handshake, and send no Auth. The oldest is forgotten when full. */
+    wzp_addr cert_relays[WZP_CORE_MAX_RELAYS];
+    size_t n_cert_relays, next_cert_relay;
     size_t order[WZP_CORE_MAX_RELAYS];
     size_t n_relays, relay_idx;
     wzp_relay_select sel; /* RTT per address, rest after failures (relay_select.h) */

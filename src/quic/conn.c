@@ -135,7 +135,8 @@ static void report_closed(wzp_quic_conn *c)
                                     .app_code = c->app_code,
                                     .reason = c->reason,
                                     .detail = c->detail,
-                                    .by_reset = c->got_reset};
+                                    .by_reset = c->got_reset,
+                                    .tls_alert = c->peer_alert};
         c->opts.cb.closed(c->opts.user, c, &info, c->now);
     }
 }
@@ -162,6 +163,7 @@ static void enter_draining(wzp_quic_conn *c, wzp_ts now)
             c->err = WZP_ERR_CLOSED;
         } else if ((ce.error_code & ~0xffULL) == NGTCP2_CRYPTO_ERROR) {
             c->err = WZP_ERR_TLS;
+            c->peer_alert = (uint8_t)(ce.error_code & 0xff);
             snprintf(c->detail, sizeof(c->detail), "peer failed the TLS handshake (alert %u%s)",
                      (unsigned)(ce.error_code & 0xff),
                      (ce.error_code & 0xff) == TLS_ALERT_BAD_CERTIFICATE

@@ -176,7 +176,12 @@ struct wzp_quic_close_info {
      * again. Then error is WZP_ERR_CLOSED, by_peer is set and detail is
      * "stateless reset from peer". Reconnect at once rather than wait. */
     bool by_reset;
+    /* error WZP_ERR_TLS by the peer: the TLS alert it failed the handshake with (0: none). */
+    uint8_t tls_alert;
 };
+
+/* TLS 1.3's alert for a client that sent no certificate to a server requiring one. */
+#define WZP_QUIC_TLS_ALERT_CERTIFICATE_REQUIRED 116
 
 /* The endpoint's own callback. */
 typedef struct wzp_quic_callbacks {

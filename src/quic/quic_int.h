@@ -116,6 +116,7 @@ struct wzp_quic_conn {
     uint8_t peer_tokens[WZP_QUIC_MAX_PEER_TOKENS][NGTCP2_STATELESS_RESET_TOKENLEN];
     size_t npeer_tokens;
     bool got_reset;
+    uint8_t peer_alert; /* the TLS alert in the peer's CONNECTION_CLOSE, 0: none */
     /* The time of the input being handled (callbacks report it: ngtcp2's carry none). */
     wzp_ts now;
     bool rx_auth; /* a packet of the datagram being read decrypted */

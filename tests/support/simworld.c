@@ -170,7 +170,7 @@ static int q_accept(void *user, const wzp_addr *local, const wzp_addr *remote,
         if (!r->conns[i].used) {
             r->conns[i] = (simrelay_conn){.r = r, .used = true};
             o->pin_mode = WZP_QUIC_PIN_ANY;
-            o->cert_optional = true;
+            o->cert_optional = !r->pre_auth;
             o->max_message = 8192;
             o->cb = cb;
             o->user = &r->conns[i];

@@ -57,7 +57,8 @@ typedef struct simrelay {
     void *hook_user;
     uint64_t peer_close_code; /* the application code of the latest close by a client */
     int peer_closes;
-    bool parking; /* the control plane parks idle clients (sim_relay_start_parking) */
+    bool parking;  /* the control plane parks idle clients (sim_relay_start_parking) */
+    bool pre_auth; /* as relays before Auth: every client must present a certificate */
 } simrelay;
 
 void sim_relay_start(simrelay *r, wzp_sim *sim);

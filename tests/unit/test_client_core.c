@@ -117,6 +117,28 @@ static void test_fallback_and_recovery(void **state)
     world_free(&w);
 }
 
+/* A relay from before Auth asks every client for its certificate: a client without one is
+ * refused (TLS alert certificate_required), presents it from the next attempt on, at once,
+ * registers and calls through it. */
+static void test_relay_before_auth(void **state)
+{
+    (void)state;
+    world w;
+    world_open(&w, 3, NULL);
+    w.r.pre_auth = true;
+    sim_client_start(&w.a, w.sim, &w.r, 0, WZP_SIM_EI, false);
+    sim_client_start(&w.b, w.sim, &w.r, 1, WZP_SIM_EI, false);
+    world_connect(&w);
+    assert_true(sim_run(w.sim, both_direct, &w.a, &w.b, WZP_SEC(5)));
+    /* Each was refused once, then registered with its certificate: no backoff, no error. */
+    assert_int_equal(w.a.registrations, 1);
+    assert_int_equal(w.b.registrations, 1);
+    assert_int_equal(w.a.unregistrations + w.b.unregistrations, 0);
+    assert_int_equal(w.a.core->n_cert_relays, 1);
+    assert_true(wzp_addr_equal(&w.a.core->cert_relays[0], &w.a.core->cfg.relay));
+    world_free(&w);
+}
+
 /* The relay dies during a direct call: registration is lost (and retried),
  * the call carries on over its own connection. */
 static int unregistered_events;
@@ -452,6 +474,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nat_direct_and_keepalive),
         cmocka_unit_test(test_fallback_and_recovery),
+        cmocka_unit_test(test_relay_before_auth),
         cmocka_unit_test(test_relay_dies_direct_call_survives),
         cmocka_unit_test(test_symmetric_stays_relay),
         cmocka_unit_test(test_direct_disabled),
