@@ -690,6 +690,10 @@ static void park_input(wzp_core *core, int sock, const wzp_addr *from, const uin
     case WZP_PARKING_RX_WAKE:
         unpark(core, "woken by the relay", now);
         break;
+    case WZP_PARKING_RX_GONE:
+        /* Restarted (or it let our registration go): the same relay, at once. */
+        unpark(core, "the relay no longer holds our registration", now);
+        break;
     case WZP_PARKING_RX_REHOME:
         WZP_INFO("client: parked: the relay is stopping, registering elsewhere");
         relay_left(core, "the relay is stopping", now);

@@ -164,7 +164,7 @@ wzp_parking_rx wzp_parking_recv(wzp_parking *p, int sock, const wzp_addr *from, 
         if (f.seq == p->ping_seq && now >= p->ping_sent)
             p->rtt = now - p->ping_sent;
         p->pongs++;
-        return WZP_PARKING_RX_PONG;
+        return (f.flags & WZP_PARK_GONE) ? WZP_PARKING_RX_GONE : WZP_PARKING_RX_PONG;
     }
     if (f.type == WZP_PARK_FRAME_WAKE && f.seq > p->wake_seq) {
         p->wake_seq = f.seq;

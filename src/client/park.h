@@ -47,6 +47,7 @@ typedef enum wzp_parking_rx {
     WZP_PARKING_RX_PONG,     /* the relay still holds us */
     WZP_PARKING_RX_WAKE,     /* connect again now and register */
     WZP_PARKING_RX_REHOME,   /* the relay is stopping: register elsewhere */
+    WZP_PARKING_RX_GONE,     /* the relay holds no such park (restarted): register again */
 } wzp_parking_rx;
 
 typedef struct wzp_parking {

@@ -49,5 +49,7 @@ int wzp_fingerprint_of_spki_der(const uint8_t *der, size_t len, uint8_t fp[WZP_F
 int wzp_identity_derive_secret(const wzp_identity *id, const char *label, uint8_t out[32]);
 /* The label a relay derives its stateless reset secret with (same home: same tokens). */
 #define WZP_RESET_SECRET_LABEL "wzp/1 stateless reset"
+/* ... and its park keys (same home: its former parked clients told to register again). */
+#define WZP_PARK_SECRET_LABEL "wzp/1 park keys"
 
 #endif

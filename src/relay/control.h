@@ -146,7 +146,11 @@ typedef struct wzp_relay_control_config {
      * alias claim under way is offered Park (docs/signaling.md); default 2 s, 0 = never.
      * Never a client on the TCP service. */
     wzp_ts park_after;
-    wzp_ts park_keepalive;          /* the PARK_PING interval it is told; default 4 s */
+    wzp_ts park_keepalive; /* the PARK_PING interval it is told; default 4 s */
+    /* Park keys derived from this (park.h, secret): a relay restarted with the same one tells
+     * its former parked clients to register again at their next ping. */
+    uint8_t park_secret[32];
+    bool have_park_secret;
     wzp_relay_control_callbacks cb; /* send and close required, the rest optional */
     void *user;                     /* the callbacks' user data */
 } wzp_relay_control_config;

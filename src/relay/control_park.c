@@ -215,6 +215,7 @@ void wzp_rc_park_init(wzp_relay_control *rc)
 {
     wzp_park_config pc = {.park_after = rc->cfg.cb.park_send ? rc->cfg.park_after : 0,
                           .keepalive = rc->cfg.park_keepalive,
+                          .secret = rc->cfg.have_park_secret ? rc->cfg.park_secret : NULL,
                           .send = park_send,
                           .idle = on_idle,
                           .accepted = on_accepted,

@@ -96,6 +96,10 @@ static void control_plane(out *o, const wzp_relay_metrics_ctl *c)
         s->park.wakes_sent);
     one(o, "wzp_relay_park_wakes_failed_total", "counter",
         "Parked clients woken for 3 s that did not come back.", s->park.wakes_failed);
+    GROUP(o, "wzp_relay_park_gone_total", "counter",
+          "Pings for parks this relay no longer holds (a restart), by answer: PONG GONE, or "
+          "none (over the rate limit).",
+          "answer", {"gone", s->park.gone_sent}, {"limited", s->park.gone_limited});
     one(o, "wzp_relay_alias_bindings", "gauge",
         "Alias bindings held (live, or reserved for a key that left).", c->aliases);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/rand.h"
+#include "wire/mac.h"
 #include "wire/park_frame.h"
 
 static wzp_ts miss_after(const wzp_park_table *t)
@@ -16,6 +17,11 @@ void wzp_park_table_init(wzp_park_table *t, const wzp_park_config *cfg)
 {
     memset(t, 0, sizeof(*t));
     t->cfg = *cfg;
+    if (cfg->secret) {
+        memcpy(t->secret, cfg->secret, sizeof(t->secret));
+        t->have_secret = true;
+    }
+    t->cfg.secret = NULL; /* ours is the copy */
     wzp_hmap_init(&t->by_id);
 }
 
@@ -26,6 +32,7 @@ void wzp_park_table_free(wzp_park_table *t)
         free(slot->value);
     wzp_hmap_free(&t->by_id);
     t->idle = t->offers = t->parked = t->waking = (wzp_park_list){0};
+    memset(t->secret, 0, sizeof(t->secret));
 }
 
 /* ---- the deadline-ordered lists: every interval is fixed, so appending keeps the order -- */
@@ -59,6 +66,21 @@ static wzp_park_list *list_of(wzp_park_table *t, const wzp_park *p)
 
 /* ---- records --------------------------------------------------------------------------- */
 
+/* A park's key: from the secret and the id when there is one, else random. */
+static int derive_key(const wzp_park_table *t, const uint8_t id[WZP_PARK_ID_LEN],
+                      uint8_t key[WZP_PARK_KEY_LEN])
+{
+    static const char label[] = "wzp park key v1";
+    if (!t->have_secret) {
+        wzp_random(key, WZP_PARK_KEY_LEN);
+        return 0;
+    }
+    uint8_t msg[sizeof(label) - 1 + WZP_PARK_ID_LEN];
+    memcpy(msg, label, sizeof(label) - 1);
+    memcpy(msg + sizeof(label) - 1, id, WZP_PARK_ID_LEN);
+    return wzp_mac_trunc(t->secret, sizeof(t->secret), msg, sizeof(msg), key, WZP_PARK_KEY_LEN);
+}
+
 wzp_park *wzp_park_offer(wzp_park_table *t, void *owner, wzp_addr *addr, wzp_ts now)
 {
     wzp_park *p = calloc(1, sizeof(*p));
@@ -67,7 +89,10 @@ wzp_park *wzp_park_offer(wzp_park_table *t, void *owner, wzp_addr *addr, wzp_ts 
     do
         wzp_random(p->id, sizeof(p->id));
     while (wzp_hmap_get(&t->by_id, p->id, sizeof(p->id)));
-    wzp_random(p->key, sizeof(p->key));
+    if (derive_key(t, p->id, p->key) < 0) {
+        free(p);
+        return NULL;
+    }
     p->addr = addr;
     p->owner = owner;
     if (wzp_hmap_put(&t->by_id, p->id, sizeof(p->id), p) < 0) {
@@ -131,6 +156,33 @@ void wzp_park_wake(wzp_park_table *t, wzp_park *p, bool rehome, wzp_ts now)
     wzp_dl_append(&t->waking, &p->wake, now + WZP_PARK_WAKE_EVERY);
 }
 
+/* A ping for a park not held here: if its MAC is the key derived for its id, this relay
+ * (or its run before a restart) issued that park, and the client had better register again
+ * now. The answer is no larger than the ping; within WZP_PARK_GONE_RATE (a replayed ping
+ * is answered too: at most that rate, to whatever source it claims). A BYE is not. */
+static void answer_gone(wzp_park_table *t, const wzp_park_frame *f, const uint8_t *buf, size_t len,
+                        const wzp_addr *from, wzp_ts now)
+{
+    uint8_t key[WZP_PARK_KEY_LEN], out[WZP_PARK_FRAME_LEN];
+    if (!t->have_secret || (f->flags & WZP_PARK_BYE) || derive_key(t, f->park_id, key) < 0 ||
+        !wzp_park_frame_verify(buf, len, key))
+        return;
+    /* GCRA: one answer per 1/rate, a second's worth in a burst. */
+    wzp_ts step = WZP_SEC(1) / WZP_PARK_GONE_RATE;
+    wzp_ts tat = t->gone_tat > now ? t->gone_tat : now;
+    if (tat > now + WZP_SEC(1)) {
+        t->stats.gone_limited++;
+        return;
+    }
+    t->gone_tat = tat + step;
+    wzp_park_frame g = {.type = WZP_PARK_FRAME_PONG, .seq = f->seq, .flags = WZP_PARK_GONE};
+    memcpy(g.park_id, f->park_id, WZP_PARK_ID_LEN);
+    if (wzp_park_frame_encode(out, &g, key) == 0) {
+        t->stats.gone_sent++;
+        t->cfg.send(t->cfg.user, from, out, sizeof(out));
+    }
+}
+
 /* A valid BYE: the registration ends now, whether the client had still to take the offer
  * (its connection then goes as for a ping that took it) or was parked. */
 static wzp_park_ping_result leave(wzp_park_table *t, wzp_park *p, wzp_ts now)
@@ -167,6 +219,8 @@ wzp_park_ping_result wzp_park_on_ping(wzp_park_table *t, const wzp_addr *from, c
     else
         r = WZP_PARK_PING_OK;
     t->stats.pings[r]++;
+    if (r == WZP_PARK_PING_UNKNOWN)
+        answer_gone(t, &f, buf, len, from, now);
     if (r != WZP_PARK_PING_OK)
         return r; /* never answered: no reflection, no oracle */
     p->ping_seq = f.seq;

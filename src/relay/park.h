@@ -36,6 +36,8 @@
 /* An offer neither taken nor declined this long lapses: what was held for the client goes
  * out (a client that does not know Park loses no more than this). */
 #define WZP_PARK_OFFER_FOR WZP_SEC(2)
+/* PONG GONE answers per second at most (each is no larger than the ping it answers). */
+#define WZP_PARK_GONE_RATE 1000
 
 /* A place in one of the table's deadline-ordered lists. */
 typedef wzp_dl_node wzp_park_node;
@@ -74,11 +76,18 @@ typedef struct wzp_park_stats {
     uint64_t wakes_sent;
     uint64_t wakes_failed; /* woken for WZP_PARK_WAKE_FOR without coming back */
     uint64_t byes;         /* valid pings with WZP_PARK_BYE: the client left */
+    uint64_t gone_sent;    /* PONG GONE for a valid ping of a park no longer held */
+    uint64_t gone_limited; /* such pings left unanswered over WZP_PARK_GONE_RATE */
 } wzp_park_stats;
 
 typedef struct wzp_park_config {
     wzp_ts park_after; /* idle time before the idle callback; 0 = never */
-    wzp_ts keepalive;  /* the ping interval clients are told */
+    /* 32 bytes, or NULL. Set: a park's key is derived from it and the park id (not drawn at
+     * random), so a ping for a park this table does not hold (a restart with the same
+     * secret, a registration that ended) is recognised as one the relay issued and answered
+     * PONG GONE: the client registers again at once instead of after 3 missed pings. */
+    const uint8_t *secret;
+    wzp_ts keepalive; /* the ping interval clients are told */
     /* A frame for the client at `to` (required). */
     void (*send)(void *user, const wzp_addr *to, const uint8_t *frame, size_t len);
     /* idle has been idle for park_after (and is unlinked). */
@@ -101,6 +110,9 @@ typedef struct wzp_park_table {
     size_t n_parked;
     wzp_park_list idle, offers, parked, waking;
     wzp_park_stats stats;
+    uint8_t secret[32];
+    bool have_secret;
+    wzp_ts gone_tat; /* the GONE answers' rate limit (GCRA: theoretical arrival time) */
 } wzp_park_table;
 
 void wzp_park_table_init(wzp_park_table *t, const wzp_park_config *cfg);
@@ -123,7 +135,8 @@ void wzp_park_wake(wzp_park_table *t, wzp_park *p, bool rehome, wzp_ts now);
 
 /* A datagram of the PARK_PING type from `from`: a hash lookup and at most one MAC. A valid
  * one moves the record to `from`, is answered with PARK_PONG (and a WAKE while waking);
- * with WZP_PARK_BYE it ends the record instead (left), unanswered. */
+ * with WZP_PARK_BYE it ends the record instead (left), unanswered. With a secret, a ping
+ * for an unknown id whose MAC is the derived key's is answered PONG GONE (rate-limited). */
 wzp_park_ping_result wzp_park_on_ping(wzp_park_table *t, const wzp_addr *from, const uint8_t *buf,
                                       size_t len, wzp_ts now);
 

@@ -869,6 +869,10 @@ int wzp_relay_server_new(wzp_relay_server **out, const wzp_relay_server_config *
                                             .channel_peer = ctl_channel_peer,
                                             .park_send = ctl_park_send};
     ccfg.user = s;
+    /* Park keys from the identity too: after a restart (same home) parked clients hear at
+     * their next ping that they must register again (docs/signaling.md). */
+    ccfg.have_park_secret =
+        wzp_identity_derive_secret(s->id, WZP_PARK_SECRET_LABEL, ccfg.park_secret) == 0;
     /* 0: as the clients' control keep-alives, 4 s, or 2 s in a cluster (where a dead relay
      * must be noticed sooner). */
     if (!ccfg.park_keepalive)

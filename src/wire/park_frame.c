@@ -15,7 +15,7 @@ static bool header_ok(uint8_t type, uint8_t flags)
         return (flags & ~WZP_PARK_REHOME) == 0;
     if (type == WZP_PARK_FRAME_PING)
         return (flags & ~WZP_PARK_BYE) == 0;
-    return type == WZP_PARK_FRAME_PONG && flags == 0;
+    return type == WZP_PARK_FRAME_PONG && (flags & ~WZP_PARK_GONE) == 0;
 }
 
 static int frame_mac(const uint8_t key[WZP_PARK_KEY_LEN], const uint8_t *buf,

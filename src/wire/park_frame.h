@@ -15,7 +15,9 @@
  *                   seq rises with every PING of the key. flags bit 1
  *                   (WZP_PARK_BYE): I am leaving, end my registration now
  *                   (not answered).
- *   0x85 PONG       relay -> client: the PING of the same seq was heard.
+ *   0x85 PONG       relay -> client: the PING of the same seq was heard. flags
+ *                   bit 2 (WZP_PARK_GONE): but this relay holds no such park
+ *                   (restarted, or the registration ended): register again.
  * mac = HMAC-SHA256(key, bytes 0..17), first 16 bytes; key is the one the
  * relay gave in Park over the registration's QUIC connection. Every frame
  * has the same fixed length: a reply is never larger than what provoked it.
@@ -39,6 +41,7 @@
 
 #define WZP_PARK_REHOME 0x01 /* on a WAKE */
 #define WZP_PARK_BYE    0x02 /* on a PING */
+#define WZP_PARK_GONE   0x04 /* on a PONG */
 
 typedef struct wzp_park_frame {
     uint8_t type;
@@ -54,7 +57,7 @@ static inline bool wzp_park_frame_is(const uint8_t *buf, size_t len)
 }
 
 /* Writes the frame with its MAC into out. WZP_ERR_INVALID for an unknown type, flags
- * other than REHOME on a WAKE or BYE on a PING (or any on a PONG); WZP_ERR_INTERNAL if the MAC
+ * other than REHOME on a WAKE, BYE on a PING or GONE on a PONG; WZP_ERR_INTERNAL if the MAC
  * fails. */
 int wzp_park_frame_encode(uint8_t out[WZP_PARK_FRAME_LEN], const wzp_park_frame *f,
                           const uint8_t key[WZP_PARK_KEY_LEN]);

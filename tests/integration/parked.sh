@@ -4,8 +4,9 @@
 # relay's wzp_relay_parked gauge counts him, he holds no connection); alice calls
 # him, the relay wakes him, he answers and audio flows both ways; after the
 # hang-up he parks again. Twice (the second call through the relay), and his
-# application never sees him unregistered. Stopped while parked, he says BYE and the
-# relay ends his registration at once.
+# application never sees him unregistered. The relay crashes and restarts: bob's next ping
+# is answered GONE and he registers again. Stopped while parked, he says BYE and the relay
+# ends his registration at once.
 set -uo pipefail
 . "$(dirname "$0")/lib/relay.sh"
 . "$(dirname "$0")/lib/cli.sh"
@@ -26,6 +27,14 @@ wait_parked() {
         [ "$(grep -c 'parked at relay' "$1")" -ge "$2" ] && [ "$(parked)" = 1 ] &&
             [ "$(metric wzp_relay_control_connections)" = 0 ] &&
             [ "$(metric wzp_relay_registered_identities)" = 1 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# wait_identities N: the relay counts N registered identities (8 s at most).
+wait_identities() {
+    for _ in $(seq 80); do
+        [ "$(metric wzp_relay_registered_identities)" = "$1" ] && return 0
         sleep 0.1
     done
     return 1
@@ -72,16 +81,33 @@ if wait_parked "$T/b.err" 3; then ok "bob parked again after a relayed call"; el
     bad "bob did not park again after call 2"; fi
 grep -q '"event":"unregistered"' "$T/b.json" && { bad "bob's application saw him unregistered:"; cat "$T/b.json"; }
 kill -0 $LP 2>/dev/null && ok "bob's listen goes on" || bad "bob's listen left"
+# The relay crashes and comes back (same home, same address): it has forgotten bob's park,
+# but answers his next ping GONE and he registers again at once (a 4 s keep-alive, not 3
+# missed pings and a backoff).
+{
+    kill -9 "${PIDS[0]}"
+    wait "${PIDS[0]}"
+} 2>/dev/null
+relay_start "$T" --listen "$RA" --park-after 300 --metrics 127.0.0.1:0 -v
+wait_identities 1
+back=$?
+gone=$(metric 'wzp_relay_park_gone_total{answer="gone"}')
+if [ "$back" = 0 ] && [ "$gone" = 1 ]; then
+    ok "bob registered again with the restarted relay (it answered his ping GONE)"
+else
+    bad "bob is not back on the restarted relay (identities '$(metric wzp_relay_registered_identities)', gone '$gone')"
+    cat "$T/b.err"
+fi
+if wait_parked "$T/b.err" 4; then ok "bob parked again on the restarted relay"; else
+    bad "bob did not park on the restarted relay"; fi
+grep -q '"event":"unregistered"' "$T/b.json" && { bad "bob's application saw him unregistered:"; cat "$T/b.json"; }
 kill -INT $LP; wait $LP; check "Ctrl-C ends bob's listen while parked" 0 $?
 # Stopping while parked, bob said BYE: the relay ends his registration now (with no BYE it
 # would wait for 3 missed pings, 12 s).
-gone=
-for _ in $(seq 40); do
-    [ "$(parked)" = 0 ] && [ "$(metric wzp_relay_registered_identities)" = 0 ] && { gone=1; break; }
-    sleep 0.05
-done
+wait_identities 0
+gone=$?
 left=$(metric 'wzp_relay_parked_ended_total{how="left"}')
-if [ -n "$gone" ] && [ "$left" = 1 ]; then
+if [ "$gone" = 0 ] && [ "$(parked)" = 0 ] && [ "$left" = 1 ]; then
     ok "bob's BYE ended his parked registration (wzp_relay_parked_ended_total{how=\"left\"} $left)"
 else
     bad "bob's registration outlived him: wzp_relay_parked '$(parked)', left '$left'"

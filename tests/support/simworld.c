@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "client/core_int.h"
+#include "quic/identity_tls.h"
 #include "relay/server.h"
 #include "support/simworld.h"
 #include "wire/demux.h"
@@ -245,7 +246,7 @@ void sim_relay_start(simrelay *r, wzp_sim *sim)
     sim_relay_start_cfg(r, sim, NULL);
 }
 
-static void relay_boot(simrelay *r, const wzp_relay_control_config *cfg);
+static void relay_boot(simrelay *r);
 
 void sim_relay_start_cfg(simrelay *r, wzp_sim *sim, const wzp_relay_control_config *cfg)
 {
@@ -276,7 +277,11 @@ static void relay_start(simrelay *r, wzp_sim *sim, const char *addr,
     wzp_sim_host_set_infra(h, true);
     r->sock = wzp_sim_sock_bind(h, addr, relay_recv, r);
     assert_int_equal(wzp_identity_generate(&r->id), 0);
-    relay_boot(r, cfg);
+    if (cfg)
+        r->cfg = *cfg;
+    else
+        wzp_relay_control_config_default(&r->cfg);
+    relay_boot(r);
 }
 
 void sim_relay_start_at(simrelay *r, wzp_sim *sim, const char *addr,
@@ -291,17 +296,16 @@ void sim_relay_start_parking(simrelay *r, wzp_sim *sim, const wzp_relay_control_
 }
 
 /* The relay process: its endpoint (reset secret from its key, as the real relay) and control
- * plane. A restart is a new boot with the same identity. */
-static void relay_boot(simrelay *r, const wzp_relay_control_config *cfg)
+ * plane (park keys from its key too). A restart is a new boot with the same identity and
+ * configuration. */
+static void relay_boot(simrelay *r)
 {
     wzp_quic_endpoint_config qc;
     assert_int_equal(wzp_relay_endpoint_config(&qc, r->id, q_accept, r), 0);
     assert_int_equal(wzp_quic_endpoint_new(&r->ep, &qc), 0);
-    wzp_relay_control_config ccfg;
-    if (cfg)
-        ccfg = *cfg;
-    else
-        wzp_relay_control_config_default(&ccfg);
+    wzp_relay_control_config ccfg = r->cfg;
+    ccfg.have_park_secret =
+        wzp_identity_derive_secret(r->id, WZP_PARK_SECRET_LABEL, ccfg.park_secret) == 0;
     ccfg.cb = (wzp_relay_control_callbacks){.send = relay_ctl_send,
                                             .close = relay_ctl_close,
                                             .channels_open = relay_open,
@@ -320,7 +324,7 @@ void sim_relay_restart(simrelay *r)
     wzp_quic_endpoint_free(r->ep);
     memset(r->conns, 0, sizeof(r->conns));
     memset(r->chans, 0, sizeof(r->chans));
-    relay_boot(r, NULL);
+    relay_boot(r);
 }
 
 void sim_relay_free(simrelay *r)

@@ -59,6 +59,7 @@ typedef struct simrelay {
     int peer_closes;
     bool parking;  /* the control plane parks idle clients (sim_relay_start_parking) */
     bool pre_auth; /* as relays before Auth: every client must present a certificate */
+    wzp_relay_control_config cfg; /* what it boots (and restarts) with */
 } simrelay;
 
 void sim_relay_start(simrelay *r, wzp_sim *sim);

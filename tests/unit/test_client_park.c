@@ -570,6 +570,43 @@ static void test_parked_bye_real_relay(void **state)
     world_free(&w);
 }
 
+static simrelay *restarted;
+static bool both_back(simclient *a, simclient *b)
+{
+    (void)a;
+    (void)b;
+    return wzp_relay_control_num_registrations(restarted->ctl) == 2;
+}
+
+/* The relay restarts (same identity) while both are parked: it has forgotten their parks, but
+ * their next ping is recognised (its key derives from the relay's) and answered PONG GONE:
+ * they register again at once, a keep-alive later rather than after 3 missed pings, and
+ * their applications see no change. */
+static void test_parked_relay_restart(void **state)
+{
+    world w;
+    open_parking(&w, 50);
+    sim_relay_restart(&w.r);
+    restarted = &w.r;
+    wzp_ts t0 = wzp_sim_now(w.sim);
+    assert_true(sim_run(w.sim, both_back, &w.a, &w.b, WZP_MS(1500)));
+    printf("both registered again %lld ms after the restart\n",
+           (long long)((wzp_sim_now(w.sim) - t0) / WZP_MS(1)));
+    wzp_relay_control_stats st;
+    wzp_relay_control_get_stats(w.r.ctl, &st);
+    assert_int_equal(st.park.gone_sent, 2);
+    assert_int_equal(w.a.unregistrations + w.b.unregistrations, 0);
+    assert_true(sim_run(w.sim, both_parked, &w.a, &w.b, WZP_SEC(3)));
+    /* A call between them still works. */
+    w.b.auto_answer = true;
+    char text[WZP_FINGERPRINT_STRLEN];
+    sim_client_fp(&w.b, text);
+    assert_int_equal(wzp_core_call(w.a.core, text, NULL, NULL, &w.a.call, wzp_sim_now(w.sim)), 0);
+    sim_client_kick(&w.a);
+    assert_true(sim_run(w.sim, both_active, &w.a, &w.b, WZP_SEC(5)));
+    world_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -584,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_parked_call_real_relay),
         cmocka_unit_test(test_parked_farewell_real_relay),
         cmocka_unit_test(test_parked_bye_real_relay),
+        cmocka_unit_test(test_parked_relay_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

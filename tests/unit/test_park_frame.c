@@ -42,10 +42,11 @@ static void test_round_trip(void **state)
         assert_int_equal(g.flags, 0);
         assert_true(wzp_park_frame_verify(buf, sizeof(buf), key));
     }
-    /* The flags each type may carry: REHOME on a WAKE, BYE on a PING. */
+    /* The flags each type may carry: REHOME on a WAKE, BYE on a PING, GONE on a PONG. */
     const wzp_park_frame flagged[] = {frame(WZP_PARK_FRAME_WAKE, 9, WZP_PARK_REHOME),
-                                      frame(WZP_PARK_FRAME_PING, 10, WZP_PARK_BYE)};
-    for (size_t i = 0; i < 2; i++) {
+                                      frame(WZP_PARK_FRAME_PING, 10, WZP_PARK_BYE),
+                                      frame(WZP_PARK_FRAME_PONG, 11, WZP_PARK_GONE)};
+    for (size_t i = 0; i < 3; i++) {
         wzp_park_frame g;
         uint8_t buf[WZP_PARK_FRAME_LEN];
         assert_int_equal(wzp_park_frame_encode(buf, &flagged[i], key), 0);
@@ -92,13 +93,17 @@ static void test_malformed(void **state)
     assert_int_equal(wzp_park_frame_peek(&g, buf, WZP_PARK_FRAME_LEN), WZP_ERR_MALFORMED);
     buf[17] = WZP_PARK_BYE; /* only a PING */
     assert_int_equal(wzp_park_frame_peek(&g, buf, WZP_PARK_FRAME_LEN), WZP_ERR_MALFORMED);
+    buf[17] = WZP_PARK_GONE; /* a PONG's: fine here, but no other flag with it */
+    assert_int_equal(wzp_park_frame_peek(&g, buf, WZP_PARK_FRAME_LEN), 0);
+    buf[17] = WZP_PARK_GONE | WZP_PARK_REHOME;
+    assert_int_equal(wzp_park_frame_peek(&g, buf, WZP_PARK_FRAME_LEN), WZP_ERR_MALFORMED);
     buf[17] = 0;
     buf[0] = WZP_PARK_FRAME_PONG + 1;
     assert_int_equal(wzp_park_frame_peek(&g, buf, WZP_PARK_FRAME_LEN), WZP_ERR_MALFORMED);
     assert_false(wzp_park_frame_is(buf, WZP_PARK_FRAME_LEN));
     f = frame(WZP_PARK_FRAME_WAKE, 1, WZP_PARK_BYE);
     assert_int_equal(wzp_park_frame_encode(buf, &f, key), WZP_ERR_INVALID);
-    f = frame(WZP_PARK_FRAME_PING, 1, 0x04);
+    f = frame(WZP_PARK_FRAME_PING, 1, WZP_PARK_GONE);
     assert_int_equal(wzp_park_frame_encode(buf, &f, key), WZP_ERR_INVALID);
     f = frame(WZP_PARK_FRAME_PING, 1, WZP_PARK_REHOME);
     assert_int_equal(wzp_park_frame_encode(buf, &f, key), WZP_ERR_INVALID);

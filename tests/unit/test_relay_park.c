@@ -1,7 +1,8 @@
 /*
  * The park table (src/relay/park.c) on a virtual clock: idle order, offers taken by a
  * ping or lapsing, pings verified (MAC, replay, unknown id) and answered, parked records
- * expiring without pings or ended by a BYE, WAKEs repeated and given up.
+ * expiring without pings or ended by a BYE, WAKEs repeated and given up; with a secret, keys
+ * derived from it and pings for parks no longer held answered GONE.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -310,6 +311,79 @@ static void test_bye_on_an_offer(void **state)
     assert_int_equal(wzp_park_next_deadline(&W->t), WZP_TS_NEVER);
 }
 
+/* A PARK_PING for park `id` under `key` to table t. */
+static wzp_park_ping_result raw_ping(wzp_park_table *t, const uint8_t *id, const uint8_t *key,
+                                     uint64_t seq, uint8_t flags)
+{
+    wzp_park_frame f = {.type = WZP_PARK_FRAME_PING, .seq = seq, .flags = flags};
+    memcpy(f.park_id, id, WZP_PARK_ID_LEN);
+    uint8_t buf[WZP_PARK_FRAME_LEN];
+    assert_int_equal(wzp_park_frame_encode(buf, &f, key), 0);
+    wzp_addr a = addr("203.0.113.9:5555");
+    return wzp_park_on_ping(t, &a, buf, sizeof(buf), W->now);
+}
+
+static size_t counted;
+static void count_send(void *user, const wzp_addr *to, const uint8_t *frame, size_t len)
+{
+    (void)user;
+    (void)to;
+    (void)frame;
+    (void)len;
+    counted++;
+}
+
+/* With a secret, a park's key derives from it: the table of a restarted relay (same secret)
+ * answers a ping for a park it never held PONG GONE, and only a ping whose MAC is right. */
+static void test_gone_after_restart(void **state)
+{
+    (void)state;
+    static const uint8_t secret[32] = {7, 1, 2};
+    wzp_park_config cfg = W->t.cfg;
+    cfg.secret = secret;
+    wzp_park_table before, after;
+    wzp_park_table_init(&before, &cfg);
+    wzp_park *p = wzp_park_offer(&before, &W->owner, &W->addr, W->now);
+    assert_non_null(p);
+    uint8_t id[WZP_PARK_ID_LEN], key[WZP_PARK_KEY_LEN];
+    memcpy(id, p->id, sizeof(id));
+    memcpy(key, p->key, sizeof(key));
+    wzp_park_table_free(&before); /* the relay restarts */
+    wzp_park_table_init(&after, &cfg);
+    W->key = key;
+    assert_int_equal(raw_ping(&after, id, key, 5, 0), WZP_PARK_PING_UNKNOWN);
+    assert_int_equal(W->n_out, 1);
+    assert_int_equal(W->out[0].f.type, WZP_PARK_FRAME_PONG);
+    assert_int_equal(W->out[0].f.flags, WZP_PARK_GONE);
+    assert_true(W->out[0].f.seq == 5);
+    assert_true(W->out[0].mac_ok);
+    wzp_addr from = addr("203.0.113.9:5555");
+    assert_true(wzp_addr_equal(&W->out[0].to, &from));
+    /* Not for a BYE, a wrong key, or without a secret. */
+    assert_int_equal(raw_ping(&after, id, key, 6, WZP_PARK_BYE), WZP_PARK_PING_UNKNOWN);
+    uint8_t wrong[WZP_PARK_KEY_LEN];
+    memcpy(wrong, key, sizeof(wrong));
+    wrong[9] ^= 1;
+    assert_int_equal(raw_ping(&after, id, wrong, 7, 0), WZP_PARK_PING_UNKNOWN);
+    assert_int_equal(raw_ping(&W->t, id, key, 8, 0), WZP_PARK_PING_UNKNOWN);
+    assert_int_equal(W->n_out, 1);
+    assert_int_equal(after.stats.gone_sent, 1);
+    /* At most WZP_PARK_GONE_RATE a second, a second's worth at once. */
+    after.cfg.send = count_send;
+    counted = 0;
+    for (int i = 0; i < 2 * WZP_PARK_GONE_RATE; i++)
+        raw_ping(&after, id, key, 100, 0);
+    assert_true(counted >= WZP_PARK_GONE_RATE - 1 && counted <= WZP_PARK_GONE_RATE + 1);
+    assert_true(after.stats.gone_limited >= WZP_PARK_GONE_RATE - 1);
+    W->now += WZP_MS(100); /* a tenth of a second more */
+    size_t before_count = counted;
+    for (int i = 0; i < WZP_PARK_GONE_RATE; i++)
+        raw_ping(&after, id, key, 100, 0);
+    assert_true(counted - before_count >= WZP_PARK_GONE_RATE / 10 - 1 &&
+                counted - before_count <= WZP_PARK_GONE_RATE / 10 + 1);
+    wzp_park_table_free(&after);
+}
+
 static void test_offer_lapses(void **state)
 {
     (void)state;
@@ -392,5 +466,5 @@ static void test_unparked_only_is_not_woken(void **state)
 
 WZP_TEST_MAIN_EACH(NULL, NULL, setup, teardown, test_idle_order, test_ping_verified_and_answered,
                    test_expiry_without_pings, test_bye_ends_the_record, test_bye_on_an_offer,
-                   test_offer_lapses, test_wake_repeats_then_gives_up,
+                   test_gone_after_restart, test_offer_lapses, test_wake_repeats_then_gives_up,
                    test_unparked_only_is_not_woken)
