@@ -14,11 +14,31 @@
 #include "quic/lean_mem.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+/* Under AddressSanitizer the region is ours, not malloc's: a free block, and the tail of a
+ * block past what was asked for, are poisoned so that a use after free or an overrun inside
+ * ngtcp2 is caught as it would be in malloc's memory. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LEAN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LEAN_ASAN 1
+#endif
+#endif
+#ifdef LEAN_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n)   ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 /* Virtual address space only: nothing is resident or committed until touched.
  * 64 GiB holds about 5 million blocks (over 400,000 connections). */
@@ -86,8 +106,10 @@ static bool ours(const void *p)
 static free_blk *pop(free_blk **list)
 {
     free_blk *f = *list;
-    if (f)
+    if (f) {
+        UNPOISON(f, sizeof(*f)); /* our link, in a poisoned free block */
         *list = f->next;
+    }
     return f;
 }
 
@@ -118,7 +140,9 @@ static void blk_put(void *p)
     free_blk *f = p;
     pthread_mutex_lock(&g.mu);
     if (g.nhot[n] < HOT_BLOCKS) {
+        UNPOISON(f, sizeof(*f));
         f->next = g.hot[n];
+        POISON(p, n * g.page);
         g.hot[n] = f;
         g.nhot[n]++;
         pthread_mutex_unlock(&g.mu);
@@ -127,6 +151,7 @@ static void blk_put(void *p)
     pthread_mutex_unlock(&g.mu);
     /* All of it goes back to the kernel: the list's link lives in cold_next. */
     madvise(p, n * g.page, MADV_DONTNEED);
+    POISON(p, n * g.page);
     uint32_t i = (uint32_t)(((uint8_t *)p - g.base) / g.page);
     pthread_mutex_lock(&g.mu);
     g.cold_next[i] = g.cold[n];
@@ -144,7 +169,11 @@ static void *lean_malloc(size_t size, void *user)
     (void)user;
     size_t n = pages_for(size);
     void *p = size >= g.page && n <= MAX_PAGES ? blk_get(n) : NULL;
-    return p ? p : malloc(size);
+    if (!p)
+        return malloc(size);
+    POISON(p, n * g.page); /* what was asked for, no more */
+    UNPOISON(p, size);
+    return p;
 }
 
 /* ngtcp2 callocs only whole objects it fills at once (the connection itself, 8 KB): they
@@ -169,11 +198,15 @@ static void *lean_realloc(void *p, size_t size, void *user)
     if (!ours(p))
         return realloc(p, size); /* malloc's stays malloc's */
     size_t have = g.pages_of[((uint8_t *)p - g.base) / g.page] * g.page;
-    if (size <= have && size >= g.page)
+    if (size <= have && size >= g.page) {
+        POISON(p, have);
+        UNPOISON(p, size);
         return p;
+    }
     void *q = lean_malloc(size, user);
     if (!q)
         return NULL;
+    UNPOISON(p, have); /* the old size is not kept: all of it moves (p goes next) */
     memcpy(q, p, size < have ? size : have);
     blk_put(p);
     return q;

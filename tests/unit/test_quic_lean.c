@@ -24,6 +24,17 @@
 
 #include "common/atomic_file.h"
 #include "quic/lean_mem.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#ifdef TEST_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 #include "quic/quic_int.h"
 #include "support/id_pair.h"
 #include "support/qnet.h"
@@ -77,6 +88,15 @@ static void test_lean_mem_blocks(void **state)
     assert_non_null(d);
     assert_memory_equal(d, "keep", 4);
     m->free(d, m->user_data);
+#ifdef TEST_ASAN
+    /* Under AddressSanitizer a block's tail past what was asked for, and a freed block, are
+     * poisoned: ngtcp2's overruns and uses after free are caught here too. */
+    uint8_t *e = m->malloc(big, m->user_data);
+    assert_false(__asan_address_is_poisoned(e + big - 1));
+    assert_true(__asan_address_is_poisoned(e + 3 * PAGE - 1));
+    m->free(e, m->user_data);
+    assert_true(__asan_address_is_poisoned(e + 16));
+#endif
     /* Small requests and calloc are malloc's, zeroed as asked. */
     uint8_t *z = m->calloc(3, PAGE, m->user_data);
     assert_non_null(z);
