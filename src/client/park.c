@@ -154,7 +154,7 @@ wzp_parking_rx wzp_parking_recv(wzp_parking *p, int sock, const wzp_addr *from, 
     wzp_park_frame f;
     if (p->state != WZP_PARKING_PARKED || sock != p->sock || !from ||
         !wzp_addr_equal(from, &p->relay) || wzp_park_frame_peek(&f, pkt, len) < 0 ||
-        memcmp(f.park_id, p->id, sizeof(p->id)) != 0 || !wzp_park_frame_verify(pkt, len, p->key)) {
+        memcmp(f.park_id, p->id, sizeof(p->id)) != 0 || !wzp_park_frame_mac_ok(pkt, p->key)) {
         p->dropped++;
         return WZP_PARKING_RX_DROP;
     }

@@ -160,12 +160,12 @@ void wzp_park_wake(wzp_park_table *t, wzp_park *p, bool rehome, wzp_ts now)
  * (or its run before a restart) issued that park, and the client had better register again
  * now. The answer is no larger than the ping; within WZP_PARK_GONE_RATE (a replayed ping
  * is answered too: at most that rate, to whatever source it claims). A BYE is not. */
-static void answer_gone(wzp_park_table *t, const wzp_park_frame *f, const uint8_t *buf, size_t len,
-                        const wzp_addr *from, wzp_ts now)
+static void answer_gone(wzp_park_table *t, const wzp_park_frame *f,
+                        const uint8_t buf[WZP_PARK_FRAME_LEN], const wzp_addr *from, wzp_ts now)
 {
     uint8_t key[WZP_PARK_KEY_LEN], out[WZP_PARK_FRAME_LEN];
     if (!t->have_secret || (f->flags & WZP_PARK_BYE) || derive_key(t, f->park_id, key) < 0 ||
-        !wzp_park_frame_verify(buf, len, key))
+        !wzp_park_frame_mac_ok(buf, key))
         return;
     /* GCRA: one answer per 1/rate, a second's worth in a burst. */
     wzp_ts step = WZP_SEC(1) / WZP_PARK_GONE_RATE;
@@ -212,7 +212,7 @@ wzp_park_ping_result wzp_park_on_ping(wzp_park_table *t, const wzp_addr *from, c
         r = WZP_PARK_PING_MALFORMED;
     else if (!(p = wzp_hmap_get(&t->by_id, f.park_id, WZP_PARK_ID_LEN)))
         r = WZP_PARK_PING_UNKNOWN;
-    else if (!wzp_park_frame_verify(buf, len, p->key))
+    else if (!wzp_park_frame_mac_ok(buf, p->key))
         r = WZP_PARK_PING_BAD_MAC;
     else if (f.seq <= p->ping_seq)
         r = WZP_PARK_PING_REPLAY;
@@ -220,9 +220,9 @@ wzp_park_ping_result wzp_park_on_ping(wzp_park_table *t, const wzp_addr *from, c
         r = WZP_PARK_PING_OK;
     t->stats.pings[r]++;
     if (r == WZP_PARK_PING_UNKNOWN)
-        answer_gone(t, &f, buf, len, from, now);
+        answer_gone(t, &f, buf, from, now);
     if (r != WZP_PARK_PING_OK)
-        return r; /* never answered: no reflection, no oracle */
+        return r; /* unanswered (but for GONE above): no reflection, no oracle */
     p->ping_seq = f.seq;
     if (!wzp_addr_equal(p->addr, from))
         *p->addr = *from;

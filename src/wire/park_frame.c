@@ -56,11 +56,16 @@ int wzp_park_frame_peek(wzp_park_frame *f, const uint8_t *buf, size_t len)
     return 0;
 }
 
+bool wzp_park_frame_mac_ok(const uint8_t buf[WZP_PARK_FRAME_LEN],
+                           const uint8_t key[WZP_PARK_KEY_LEN])
+{
+    uint8_t mac[WZP_PARK_MAC_LEN];
+    return frame_mac(key, buf, mac) == 0 &&
+           wzp_bytes_equal_ct(mac, buf + SIGNED_LEN, WZP_PARK_MAC_LEN);
+}
+
 bool wzp_park_frame_verify(const uint8_t *buf, size_t len, const uint8_t key[WZP_PARK_KEY_LEN])
 {
     wzp_park_frame f;
-    uint8_t mac[WZP_PARK_MAC_LEN];
-    if (wzp_park_frame_peek(&f, buf, len) < 0 || frame_mac(key, buf, mac) < 0)
-        return false;
-    return wzp_bytes_equal_ct(mac, buf + SIGNED_LEN, WZP_PARK_MAC_LEN);
+    return wzp_park_frame_peek(&f, buf, len) == 0 && wzp_park_frame_mac_ok(buf, key);
 }

@@ -71,5 +71,8 @@ int wzp_park_frame_peek(wzp_park_frame *f, const uint8_t *buf, size_t len);
 
 /* True if buf is a well-formed frame whose MAC is key's (constant-time comparison). */
 bool wzp_park_frame_verify(const uint8_t *buf, size_t len, const uint8_t key[WZP_PARK_KEY_LEN]);
+/* The same for a frame wzp_park_frame_peek accepted: the MAC alone. */
+bool wzp_park_frame_mac_ok(const uint8_t buf[WZP_PARK_FRAME_LEN],
+                           const uint8_t key[WZP_PARK_KEY_LEN]);
 
 #endif

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "support/test_main.h"
+#include <stdbool.h>
 #include <string.h>
 
 #include <wzp/identity.h>
@@ -27,6 +28,22 @@ typedef struct proof {
     size_t key_len, sig_len;
 } proof;
 
+/* sv takes any client key, with a certificate or (cert_optional) without. */
+static void take_anyone(qnet_node *sv, bool cert_optional)
+{
+    sv->ev.pin_mode = WZP_QUIC_PIN_ANY;
+    sv->ev.cert_optional = cert_optional;
+}
+
+/* cl connects to sv without a certificate, pinning sv's key pin. */
+static void dial_anonymous(qnet *nt, qnet_node *cl, qnet_node *sv, const uint8_t *pin)
+{
+    wzp_quic_conn_config o;
+    qnet_opts(&o, pin);
+    o.anonymous = true;
+    qnet_connect(nt, cl, &sv->public, &o);
+}
+
 /* A server (cert_optional, TLS released once established) and an anonymous client of
  * identity cid; run until both are established. */
 static qnet_node *anon_pair(qnet *nt, const wzp_identity *cid, qnet_node **cl)
@@ -34,13 +51,9 @@ static qnet_node *anon_pair(qnet *nt, const wzp_identity *cid, qnet_node **cl)
     qnet_init(nt, WZP_SEC(1000), WZP_MS(1));
     qnet_node *sv = qnet_add(nt, "10.0.0.1:4433", test_ids.s, true);
     *cl = qnet_add(nt, "10.0.0.2:4433", cid, false);
-    sv->ev.pin_mode = WZP_QUIC_PIN_ANY;
-    sv->ev.cert_optional = true;
+    take_anyone(sv, true);
     sv->ev.release_tls = true;
-    wzp_quic_conn_config o;
-    qnet_opts(&o, test_ids.fp_s);
-    o.anonymous = true;
-    qnet_connect(nt, *cl, &sv->public, &o);
+    dial_anonymous(nt, *cl, sv, test_ids.fp_s);
     qnet_run(nt, WZP_SEC(5), qnet_all_settled, NULL);
     assert_int_equal(sv->ev.established, 1);
     assert_int_equal(sv->ev.anonymous, 1);
@@ -122,12 +135,8 @@ static void test_proof_bound_to_session_and_key(void **state)
     qnet_init(&nt2, WZP_SEC(1000), WZP_MS(1));
     qnet_node *other = qnet_add(&nt2, "10.0.0.3:4433", test_ids.s, false);
     qnet_node *sv3 = qnet_add(&nt2, "10.0.0.1:4433", test_ids.c, true);
-    sv3->ev.pin_mode = WZP_QUIC_PIN_ANY;
-    sv3->ev.cert_optional = true;
-    wzp_quic_conn_config o;
-    qnet_opts(&o, test_ids.fp_c);
-    o.anonymous = true;
-    qnet_connect(&nt2, other, &sv3->public, &o);
+    take_anyone(sv3, true);
+    dial_anonymous(&nt2, other, sv3, test_ids.fp_c);
     qnet_run(&nt2, WZP_SEC(5), qnet_all_settled, NULL);
     proof ps;
     take_proof(other, &ps);
@@ -174,8 +183,7 @@ static void test_certificates_still_work(void **state)
     qnet_node *cl = qnet_add(&nt, "10.0.0.2:4433", test_ids.c, false);
     qnet_node *x509 = qnet_add(&nt, "10.0.0.3:4433", test_ids.c, false);
     x509->ep->x509_only = true;
-    sv->ev.pin_mode = WZP_QUIC_PIN_ANY;
-    sv->ev.cert_optional = true;
+    take_anyone(sv, true);
     qnet_dial(&nt, cl, sv, test_ids.fp_s);
     qnet_dial(&nt, x509, sv, test_ids.fp_s);
     qnet_run(&nt, WZP_SEC(5), qnet_all_settled, NULL);
@@ -187,11 +195,8 @@ static void test_certificates_still_work(void **state)
     qnet_init(&nt, WZP_SEC(1000), WZP_MS(1));
     sv = qnet_add(&nt, "10.0.0.1:4433", test_ids.s, true);
     cl = qnet_add(&nt, "10.0.0.2:4433", test_ids.c, false);
-    sv->ev.pin_mode = WZP_QUIC_PIN_ANY;
-    wzp_quic_conn_config o;
-    qnet_opts(&o, test_ids.fp_s);
-    o.anonymous = true;
-    qnet_connect(&nt, cl, &sv->public, &o);
+    take_anyone(sv, false);
+    dial_anonymous(&nt, cl, sv, test_ids.fp_s);
     qnet_run(&nt, WZP_SEC(5), qnet_client_closed, NULL);
     assert_int_equal(sv->ev.established, 0);
     /* The client's part ended with its Finished (established), the refusal closes it. */
@@ -211,12 +216,8 @@ static void test_anonymous_first_message_with_finished(void **state)
     qnet_init(&nt, WZP_SEC(1000), WZP_MS(20));
     qnet_node *sv = qnet_add(&nt, "10.0.0.1:4433", test_ids.s, true);
     qnet_node *cl = qnet_add(&nt, "10.0.0.2:4433", test_ids.c, false);
-    sv->ev.pin_mode = WZP_QUIC_PIN_ANY;
-    sv->ev.cert_optional = true;
-    wzp_quic_conn_config o;
-    qnet_opts(&o, test_ids.fp_s);
-    o.anonymous = true;
-    qnet_connect(&nt, cl, &sv->public, &o);
+    take_anyone(sv, true);
+    dial_anonymous(&nt, cl, sv, test_ids.fp_s);
     wzp_ts t0 = qnet_now(&nt);
     int one = 1;
     qnet_run(&nt, WZP_SEC(5), qnet_clients_established, &one);

@@ -112,6 +112,15 @@ static void assert_refused(relay_client *c, const char *why)
     assert_int_equal(relay_client_count(c, WZP_SIGC_EV_REGISTERED), 0);
 }
 
+/* A client of identity id whose first message is `first` is refused for `why`. */
+static void assert_first_refused(relay_thread *rt, int id, const wzp_sig_msg *first,
+                                 const char *why)
+{
+    relay_client *c = client_new(rt, id, true, first);
+    assert_refused(c, why);
+    client_del(c);
+}
+
 /* Ed25519 and P-256 clients without certificates, and an older one with its certificate,
  * register as their keys; on one shard and on several. */
 static void test_auth_registers_the_proven_key(void **state)
@@ -156,22 +165,16 @@ static void test_replayed_or_mixed_auth_refused(void **state)
     assert_registers(a, 0);
     assert_registers(b, 1);
 
-    relay_client *replay = client_new(&rt, 0, true, &a->auth);
-    assert_refused(replay, "signature does not verify");
-    client_del(replay);
+    assert_first_refused(&rt, 0, &a->auth, "signature does not verify");
 
     wzp_sig_msg mixed = a->auth; /* A's key, B's signature over B's connection */
     memcpy(mixed.u.auth.sig, b->auth.u.auth.sig, b->auth.u.auth.sig_len);
     mixed.u.auth.sig_len = b->auth.u.auth.sig_len;
-    relay_client *mix = client_new(&rt, 1, true, &mixed);
-    assert_refused(mix, "signature does not verify");
-    client_del(mix);
+    assert_first_refused(&rt, 1, &mixed, "signature does not verify");
 
     wzp_sig_msg junk = a->auth;
     junk.u.auth.key_len = 20;
-    relay_client *bad = client_new(&rt, 0, true, &junk);
-    assert_refused(bad, "public key");
-    client_del(bad);
+    assert_first_refused(&rt, 0, &junk, "public key");
 
     /* A and B were never disturbed. */
     relay_client *cs[] = {a, b};
@@ -191,9 +194,7 @@ static void test_message_before_auth_or_none_closes(void **state)
     start_relay(&rt, 2);
     wzp_sig_msg reg;
     wzp_sig_init(&reg, WZP_SIG_REGISTER, 7);
-    relay_client *early = client_new(&rt, 0, true, &reg);
-    assert_refused(early, "the first message must be Auth");
-    client_del(early);
+    assert_first_refused(&rt, 0, &reg, "the first message must be Auth");
 
     wzp_sig_msg none;
     wzp_sig_init(&none, WZP_SIG_NONE, 0);
