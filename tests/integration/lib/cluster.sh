@@ -34,15 +34,16 @@ cluster_relay() {
     local n=$1
     shift
     [ -s "$T/cluster.key" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/cluster.key"
+    rm -f "$T/r$n.out" # a restart: the previous relay's fingerprint must not count
     "$RELAY" --listen 127.0.0.1:0 --listen-tcp none --home "$T/r$n" --workers 1 \
         --redis "unix:$REDIS_SOCK" --redis-password-file "$T/redis.pw" \
         --cluster-key "$T/cluster.key" "$@" >"$T/r$n.out" 2>&1 &
     eval "RPID_$n=$!"
     PIDS+=($!)
-    for _ in $(seq 50); do grep -q fingerprint "$T/r$n.out" && break; sleep 0.1; done
+    for _ in $(seq 50); do grep -qs fingerprint "$T/r$n.out" && break; sleep 0.1; done
     eval "RA_$n=\$(sed -n 's/.*listening on //p' \"\$T/r$n.out\")"
     eval "RP_$n=\$(sed -n 's/.*fingerprint //p' \"\$T/r$n.out\")"
-    grep -q fingerprint "$T/r$n.out" || { echo "relay $n did not start"; cat "$T/r$n.out"; exit 1; }
+    grep -qs fingerprint "$T/r$n.out" || { echo "relay $n did not start"; cat "$T/r$n.out"; exit 1; }
 }
 
 # relay_args N: the client options for relay N, relayed media only, loopback, no devices.

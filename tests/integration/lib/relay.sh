@@ -13,9 +13,12 @@
 relay_start() {
     local dir=$1
     shift
+    # A restart reuses DIR: without this, the wait below could read the previous
+    # relay's lines before the new one's redirection has emptied the file.
+    rm -f "$dir/relay.out"
     "$RELAY" --listen 127.0.0.1:0 --home "$dir/relay" --workers 1 "$@" >"$dir/relay.out" 2>&1 &
     PIDS+=($!)
-    for _ in $(seq 50); do grep -q fingerprint "$dir/relay.out" && break; sleep 0.1; done
+    for _ in $(seq 50); do grep -qs fingerprint "$dir/relay.out" && break; sleep 0.1; done
     RA=$(sed -n 's/.*listening on //p' "$dir/relay.out")
     RP=$(sed -n 's/.*fingerprint //p' "$dir/relay.out")
     RT=$(sed -n 's/^wzp-relay: tcp .*://p' "$dir/relay.out")
