@@ -55,6 +55,27 @@ static bool finished(const wzp_natcheck *nc, int test)
     return !nc->t[test].started || nc->t[test].txn.state >= WZP_STUN_TXN_DONE;
 }
 
+static const wzp_addr *mapped(const wzp_natcheck *nc, int test)
+{
+    return done(nc, test) ? &nc->t[test].txn.mapped : NULL;
+}
+
+/* M2 and M3 agree but M1 differs: ADM, or a symmetric NAT's chance port collision (M4 tells). */
+static bool adm_suspected(const wzp_natcheck *nc)
+{
+    const wzp_addr *m1 = mapped(nc, WZP_NC_M1), *m2 = mapped(nc, WZP_NC_M2),
+                   *m3 = mapped(nc, WZP_NC_M3);
+    return m1 && m2 && m3 && !wzp_addr_equal(m1, m2) && wzp_addr_equal(m2, m3);
+}
+
+/* M4 is due: ADM suspected, F0 has a mapping to compare with, and the filtering tests are over
+ * (before, a send to A2:P1 would open the very hole FP probes). */
+static bool m4_due(const wzp_natcheck *nc)
+{
+    return adm_suspected(nc) && done(nc, WZP_NC_F0) && nc->t[WZP_NC_FI].started &&
+           finished(nc, WZP_NC_FI) && finished(nc, WZP_NC_FP);
+}
+
 /* Starts the tests whose prerequisites are now met. */
 static void advance(wzp_natcheck *nc, wzp_ts now)
 {
@@ -78,6 +99,8 @@ static void advance(wzp_natcheck *nc, wzp_ts now)
         start(nc, WZP_NC_FI, &nc->alt_p2, WZP_STUN_CHANGE_IP | WZP_STUN_CHANGE_PORT, now);
         start(nc, WZP_NC_FP, &nc->alt_p2, WZP_STUN_CHANGE_PORT, now);
     }
+    if (m4_due(nc) && !nc->t[WZP_NC_M4].started)
+        start(nc, WZP_NC_M4, &nc->alt_p1, 0, now);
 }
 
 int wzp_natcheck_start(wzp_natcheck *nc, const wzp_addr *relay, const wzp_addr *local_main,
@@ -148,18 +171,15 @@ bool wzp_natcheck_done(const wzp_natcheck *nc)
     /* Follow-ups of a test that just finished may not have started yet. */
     if (done(nc, WZP_NC_M1) && !nc->t[WZP_NC_R3].started)
         return false;
-    return !done(nc, WZP_NC_F0) || nc->t[WZP_NC_FI].started;
+    if (done(nc, WZP_NC_F0) && !nc->t[WZP_NC_FI].started)
+        return false;
+    return !m4_due(nc) || nc->t[WZP_NC_M4].started;
 }
 
 bool wzp_natcheck_mapping_done(const wzp_natcheck *nc)
 {
     return done(nc, WZP_NC_M1) && nc->t[WZP_NC_M2].started && finished(nc, WZP_NC_M2) &&
            finished(nc, WZP_NC_M3) && finished(nc, WZP_NC_F0);
-}
-
-static const wzp_addr *mapped(const wzp_natcheck *nc, int test)
-{
-    return done(nc, test) ? &nc->t[test].txn.mapped : NULL;
 }
 
 /* Port allocation from the distinct external ports of our new mappings, in the order they were
@@ -250,12 +270,16 @@ void wzp_natcheck_get_result(const wzp_natcheck *nc, wzp_natcheck_result *out)
         out->rtt_samples++;
     }
     const wzp_addr *m2 = mapped(nc, WZP_NC_M2), *m3 = mapped(nc, WZP_NC_M3);
-    if (m2)
-        out->mapping = wzp_addr_equal(m1, m2)         ? WZP_NC_MAPPING_EIM
-                       : m3 && wzp_addr_equal(m2, m3) ? WZP_NC_MAPPING_ADM
-                       : m3                           ? WZP_NC_MAPPING_APDM
-                                                      : WZP_NC_MAPPING_UNKNOWN;
-    else if (!out->nat)
+    if (m2) {
+        const wzp_addr *f0 = mapped(nc, WZP_NC_F0), *m4 = mapped(nc, WZP_NC_M4);
+        /* A second agreement where one was seen: else the first was a port collision. */
+        bool eim = wzp_addr_equal(m1, m2) && (!m3 || wzp_addr_equal(m2, m3));
+        bool adm = adm_suspected(nc) && (!m4 || !f0 || wzp_addr_equal(f0, m4));
+        out->mapping = eim   ? WZP_NC_MAPPING_EIM
+                       : adm ? WZP_NC_MAPPING_ADM
+                       : m3  ? WZP_NC_MAPPING_APDM
+                             : WZP_NC_MAPPING_UNKNOWN;
+    } else if (!out->nat)
         out->mapping = WZP_NC_MAPPING_EIM; /* no translation: the same mapping everywhere */
     if (done(nc, WZP_NC_F0) && finished(nc, WZP_NC_FI) && finished(nc, WZP_NC_FP) &&
         nc->t[WZP_NC_FI].started) {

@@ -10,12 +10,19 @@
  *
  *   M1  main -> A1:P1   mapped address, UDP reachability, RTT, OTHER-ADDRESS
  *   R2, R3 main -> A1:P1, one after the other: more RTT samples
- *   M2  main -> A2:P1   same mapping as M1: endpoint-independent (EIM)
+ *   M2  main -> A2:P1   same mapping as M1 (and M3): endpoint-independent (EIM)
  *   M3  main -> A2:P2   same as M2: address-dependent (ADM), else APDM
  *   F0  filter -> A2:P2 opens a mapping that has only ever sent to A2:P2
  *   FI  filter -> A2:P2, "answer from another IP" (A1:P1): got it = EIF
  *   FP  filter -> A2:P2, "answer from another port" (A2:P1): got it = ADF
  *       (neither: APDF)
+ *   M4  filter -> A2:P1, once FI and FP are over, only when M2 and M3 agree
+ *       but M1 differs: the same as F0 confirms ADM, else APDM
+ *
+ * Why M4, and why EIM wants M3 too: a NAT that picks random ports from a
+ * range (Linux "snat to ...-... random") may give two mappings of one socket
+ * the same port by chance, 1 in the range's size, and one coincidence would
+ * read a symmetric NAT as ADM or even EIM. Two independent ones are needed now.
  *
  * Drive it like a STUN transaction: poll when the deadline passes (it hands
  * out the next datagram and which socket sends it), feed every datagram
@@ -69,6 +76,7 @@ enum {
     WZP_NC_F0,
     WZP_NC_FI,
     WZP_NC_FP,
+    WZP_NC_M4,
     WZP_NC_TESTS
 };
 
@@ -118,7 +126,9 @@ bool wzp_natcheck_done(const wzp_natcheck *nc);
 /*
  * Mapping and port allocation are settled (M1-M3 and F0 over, an alternate
  * address known), about one round trip in, while the filtering tests still
- * wait out their timeouts; false without an alternate address.
+ * wait out their timeouts; false without an alternate address. An ADM read
+ * then may still turn APDM once M4 is in (after the filtering tests): both
+ * are "dependent" to the traversal strategies.
  */
 bool wzp_natcheck_mapping_done(const wzp_natcheck *nc);
 /* What is known so far (everything once done). */

@@ -241,4 +241,96 @@ static void test_silent_relay(void **state)
     wzp_sim_free(sim);
 }
 
-WZP_TEST_MAIN(NULL, NULL, test_every_nat, test_no_nat, test_relay_without_alt, test_silent_relay)
+/*
+ * A Linux NAT that picks random ports from a range gives each destination of a socket its own
+ * mapping, but two of them may get the same port by chance (conntrack allows it: their remote
+ * ends differ), which netsim never does. Here the external port of each (socket, destination)
+ * comes from a table, the relay answers from where it was asked (APDF: the change requests go
+ * unanswered), on a virtual clock.
+ */
+typedef struct nat_rule {
+    int sock;
+    const char *to;
+    uint16_t port;
+} nat_rule;
+
+static void run_table(const nat_rule *rules, size_t n, wzp_natcheck_result *r)
+{
+    wzp_addr relay, alt, local[2];
+    wzp_addr_parse(&relay, "198.51.100.10:4433", false);
+    wzp_addr_parse(&alt, "198.51.100.11:40000", false);
+    wzp_addr_parse(&local[0], "10.0.0.2:5000", false);
+    wzp_addr_parse(&local[1], "10.0.0.2:5001", false);
+    wzp_natcheck nc;
+    wzp_ts now = WZP_SEC(1);
+    assert_int_equal(wzp_natcheck_start(&nc, &relay, &local[0], &local[1], now), 0);
+    while (!wzp_natcheck_done(&nc)) {
+        uint8_t req[WZP_STUN_REQ_MAX], ans[WZP_STUN_RESPONSE_MAX];
+        wzp_addr to;
+        int sock, len;
+        while ((len = wzp_natcheck_poll(&nc, now, req, sizeof(req), &sock, &to)) > 0) {
+            char text[WZP_ADDR_STRLEN];
+            wzp_addr_format(&to, text, sizeof(text));
+            wzp_addr ext;
+            wzp_addr_parse(&ext, "203.0.113.1:0", false);
+            size_t k = 0;
+            while (k < n && !(rules[k].sock == sock && strcmp(rules[k].to, text) == 0))
+                k++;
+            assert_true(k < n); /* every destination the check uses is in the table */
+            wzp_addr_set_port(&ext, rules[k].port);
+            uint32_t change = 0;
+            bool primary = wzp_addr_equal(&to, &relay);
+            int m = wzp_stun_respond_alt(req, (size_t)len, &ext, primary ? &alt : NULL,
+                                         primary ? NULL : &change, ans, sizeof(ans));
+            assert_true(m > 0);
+            if (!change)
+                wzp_natcheck_recv(&nc, sock, &to, ans, (size_t)m, now + WZP_MS(20));
+        }
+        assert_true(len == 0);
+        wzp_ts next = wzp_natcheck_deadline(&nc);
+        if (wzp_natcheck_done(&nc))
+            break;
+        assert_true(next != WZP_TS_NEVER);
+        now = next > now + WZP_MS(20) ? next : now + WZP_MS(20);
+    }
+    wzp_natcheck_get_result(&nc, r);
+}
+
+static void test_port_collisions(void **state)
+{
+    wzp_natcheck_result r;
+    /* Symmetric, M2 and M3 collide: M4 (the filter socket to A2:P1) does not agree with F0. */
+    static const nat_rule adm_by_chance[] = {{0, "198.51.100.10:4433", 20101},
+                                             {0, "198.51.100.11:4433", 20555},
+                                             {0, "198.51.100.11:40000", 20555},
+                                             {1, "198.51.100.11:40000", 20777},
+                                             {1, "198.51.100.11:4433", 20321}};
+    run_table(adm_by_chance, 5, &r);
+    assert_int_equal(r.mapping, WZP_NC_MAPPING_APDM);
+    assert_int_equal(r.filtering, WZP_NC_FILTERING_APDF);
+    /* Address-dependent for real: M4 takes F0's mapping. */
+    static const nat_rule adm[] = {{0, "198.51.100.10:4433", 20101},
+                                   {0, "198.51.100.11:4433", 20555},
+                                   {0, "198.51.100.11:40000", 20555},
+                                   {1, "198.51.100.11:40000", 20777},
+                                   {1, "198.51.100.11:4433", 20777}};
+    run_table(adm, 5, &r);
+    assert_int_equal(r.mapping, WZP_NC_MAPPING_ADM);
+    /* Symmetric, M1 and M2 collide: M3 differs, so this is no cone (and M4 is not needed). */
+    static const nat_rule eim_by_chance[] = {{0, "198.51.100.10:4433", 20101},
+                                             {0, "198.51.100.11:4433", 20101},
+                                             {0, "198.51.100.11:40000", 20444},
+                                             {1, "198.51.100.11:40000", 20777}};
+    run_table(eim_by_chance, 4, &r);
+    assert_int_equal(r.mapping, WZP_NC_MAPPING_APDM);
+    /* A cone: one mapping everywhere. */
+    static const nat_rule eim[] = {{0, "198.51.100.10:4433", 20101},
+                                   {0, "198.51.100.11:4433", 20101},
+                                   {0, "198.51.100.11:40000", 20101},
+                                   {1, "198.51.100.11:40000", 20102}};
+    run_table(eim, 4, &r);
+    assert_int_equal(r.mapping, WZP_NC_MAPPING_EIM);
+}
+
+WZP_TEST_MAIN(NULL, NULL, test_every_nat, test_no_nat, test_relay_without_alt, test_silent_relay,
+              test_port_collisions)
