@@ -65,7 +65,10 @@ else echo "FAIL terminal left in raw mode:"; pane; fail=1; fi
 "$WZP" listen "${R[@]}" "${L[@]}" --tone 440 --home "$T/bob" --alias bob --auto-answer --once --json >"$T/b4.json" 2>"$T/b4.err" &
 LP=$!; PIDS+=($LP)
 wait_file "listener (--json) registered" "$T/b4.json" '"event":"registered"' 10
-tm send-keys -t w "clear; \"$WZP\" call bob ${R[*]} ${L[*]} --tone 660 --home $T/alice --duration 20; echo CALL_EXIT=\$?" Enter
+# A clean pane: the listener's "keys:" lines above would answer the wait for wzp call's at once,
+# and an m typed before its call is active does nothing.
+clear_pane
+tm send-keys -t w "\"$WZP\" call bob ${R[*]} ${L[*]} --tone 660 --home $T/alice --duration 20; echo CALL_EXIT=\$?" Enter
 wait_pane "wzp call: key help" 'keys: m mute, \+/- volume, h hang up' 10
 tm send-keys -t w m
 wait_file "the listener hears the caller muted" "$T/b4.json" '"event":"peer_mute","muted":true' 8

@@ -9,6 +9,8 @@
 #   wait_pane WHAT PATTERN [SECONDS] [WINDOW]   until the window shows PATTERN (grep -E)
 #   wait_file WHAT FILE PATTERN [SECONDS]       until FILE has PATTERN (grep)
 #   wait_exit PID SECONDS    its exit code in RC (124 if it had to be killed)
+#   clear_pane [WINDOW]      screen and history emptied, the prompt alone: a later
+#                            wait_pane sees only what comes after
 
 command -v tmux >/dev/null || { echo "skip: tmux is not installed"; exit 77; }
 TMUX_SOCK="wzp-test-$$-$RANDOM"
@@ -38,4 +40,17 @@ wait_exit() {
     local n=$(( $2 * 10 ))
     for _ in $(seq "$n"); do kill -0 "$1" 2>/dev/null || { wait "$1"; RC=$?; return; }; sleep 0.1; done
     kill "$1" 2>/dev/null; wait "$1"; RC=124
+}
+clear_pane() {
+    local w="${1:-w}"
+    tm send-keys -t "$w" clear Enter
+    # Until the shell has run clear, the old lines are still there to be matched.
+    for _ in $(seq 50); do
+        if [ "$(pane "$w" | grep -cvE '^(READY\$ *)?$')" = 0 ]; then
+            tm clear-history -t "$w"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "FAIL the pane did not clear:"; pane "$w"; fail=1; return 1
 }
