@@ -80,6 +80,7 @@ if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v nft >/dev/n
         "$RELAY" --listen "$RA" --listen-tcp "127.0.0.1:$RT" --home "$T/relay" --workers 1 >"$T/nsrelay.out" 2>&1 &
         rp=$!
         for _ in $(seq 50); do grep -q fingerprint "$T/nsrelay.out" && break; sleep 0.1; done
+        rm -f "$T/b.json" "$T/a.json" # the stale "registered" of call_pair must not count
         "$WZP" listen --relay "$RA" --relay-pin "$RP" --relay-tcp "$RT" --loopback-candidates --no-audio \
             --no-direct --home "$T/bob" --alias bob --auto-answer --once --json >"$T/b.json" 2>"$T/b.err" &
         lp=$!
