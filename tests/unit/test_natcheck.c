@@ -245,16 +245,34 @@ static void test_silent_relay(void **state)
  * A Linux NAT that picks random ports from a range gives each destination of a socket its own
  * mapping, but two of them may get the same port by chance (conntrack allows it: their remote
  * ends differ), which netsim never does. Here the external port of each (socket, destination)
- * comes from a table, the relay answers from where it was asked (APDF: the change requests go
- * unanswered), on a virtual clock.
+ * comes from a table, and the relay answers from where it was asked (APDF: the change requests
+ * go unanswered), on a virtual clock.
  */
-typedef struct nat_rule {
-    int sock;
-    const char *to;
-    uint16_t port;
-} nat_rule;
+/* The external ports a table NAT gives: the main socket towards A1:P1, A2:P1 and A2:P2 (M1-M3),
+ * the filter socket towards A2:P2 (F0) and A2:P1 (M4; 0: never asked). */
+typedef struct nat_table {
+    uint16_t m1, m2, m3, f0, m4;
+} nat_table;
 
-static void run_table(const nat_rule *rules, size_t n, wzp_natcheck_result *r)
+static uint16_t table_port(const nat_table *t, int sock, const wzp_addr *to)
+{
+    char text[WZP_ADDR_STRLEN];
+    wzp_addr_format(to, text, sizeof(text));
+    bool a1p1 = strcmp(text, "198.51.100.10:4433") == 0,
+         a2p1 = strcmp(text, "198.51.100.11:4433") == 0,
+         a2p2 = strcmp(text, "198.51.100.11:40000") == 0;
+    uint16_t p = sock == 0 ? (a1p1   ? t->m1
+                              : a2p1 ? t->m2
+                              : a2p2 ? t->m3
+                                     : 0)
+                           : (a2p2   ? t->f0
+                              : a2p1 ? t->m4
+                                     : 0);
+    assert_true(p != 0); /* the check asks nothing else */
+    return p;
+}
+
+static void run_table(const nat_table *t, wzp_natcheck_result *r)
 {
     wzp_addr relay, alt, local[2];
     wzp_addr_parse(&relay, "198.51.100.10:4433", false);
@@ -266,18 +284,11 @@ static void run_table(const nat_rule *rules, size_t n, wzp_natcheck_result *r)
     assert_int_equal(wzp_natcheck_start(&nc, &relay, &local[0], &local[1], now), 0);
     while (!wzp_natcheck_done(&nc)) {
         uint8_t req[WZP_STUN_REQ_MAX], ans[WZP_STUN_RESPONSE_MAX];
-        wzp_addr to;
+        wzp_addr to, ext;
         int sock, len;
         while ((len = wzp_natcheck_poll(&nc, now, req, sizeof(req), &sock, &to)) > 0) {
-            char text[WZP_ADDR_STRLEN];
-            wzp_addr_format(&to, text, sizeof(text));
-            wzp_addr ext;
             wzp_addr_parse(&ext, "203.0.113.1:0", false);
-            size_t k = 0;
-            while (k < n && !(rules[k].sock == sock && strcmp(rules[k].to, text) == 0))
-                k++;
-            assert_true(k < n); /* every destination the check uses is in the table */
-            wzp_addr_set_port(&ext, rules[k].port);
+            wzp_addr_set_port(&ext, table_port(t, sock, &to));
             uint32_t change = 0;
             bool primary = wzp_addr_equal(&to, &relay);
             int m = wzp_stun_respond_alt(req, (size_t)len, &ext, primary ? &alt : NULL,
@@ -286,10 +297,10 @@ static void run_table(const nat_rule *rules, size_t n, wzp_natcheck_result *r)
             if (!change)
                 wzp_natcheck_recv(&nc, sock, &to, ans, (size_t)m, now + WZP_MS(20));
         }
-        assert_true(len == 0);
-        wzp_ts next = wzp_natcheck_deadline(&nc);
+        assert_int_equal(len, 0);
         if (wzp_natcheck_done(&nc))
             break;
+        wzp_ts next = wzp_natcheck_deadline(&nc);
         assert_true(next != WZP_TS_NEVER);
         now = next > now + WZP_MS(20) ? next : now + WZP_MS(20);
     }
@@ -298,38 +309,25 @@ static void run_table(const nat_rule *rules, size_t n, wzp_natcheck_result *r)
 
 static void test_port_collisions(void **state)
 {
-    wzp_natcheck_result r;
-    /* Symmetric, M2 and M3 collide: M4 (the filter socket to A2:P1) does not agree with F0. */
-    static const nat_rule adm_by_chance[] = {{0, "198.51.100.10:4433", 20101},
-                                             {0, "198.51.100.11:4433", 20555},
-                                             {0, "198.51.100.11:40000", 20555},
-                                             {1, "198.51.100.11:40000", 20777},
-                                             {1, "198.51.100.11:4433", 20321}};
-    run_table(adm_by_chance, 5, &r);
-    assert_int_equal(r.mapping, WZP_NC_MAPPING_APDM);
-    assert_int_equal(r.filtering, WZP_NC_FILTERING_APDF);
-    /* Address-dependent for real: M4 takes F0's mapping. */
-    static const nat_rule adm[] = {{0, "198.51.100.10:4433", 20101},
-                                   {0, "198.51.100.11:4433", 20555},
-                                   {0, "198.51.100.11:40000", 20555},
-                                   {1, "198.51.100.11:40000", 20777},
-                                   {1, "198.51.100.11:4433", 20777}};
-    run_table(adm, 5, &r);
-    assert_int_equal(r.mapping, WZP_NC_MAPPING_ADM);
-    /* Symmetric, M1 and M2 collide: M3 differs, so this is no cone (and M4 is not needed). */
-    static const nat_rule eim_by_chance[] = {{0, "198.51.100.10:4433", 20101},
-                                             {0, "198.51.100.11:4433", 20101},
-                                             {0, "198.51.100.11:40000", 20444},
-                                             {1, "198.51.100.11:40000", 20777}};
-    run_table(eim_by_chance, 4, &r);
-    assert_int_equal(r.mapping, WZP_NC_MAPPING_APDM);
-    /* A cone: one mapping everywhere. */
-    static const nat_rule eim[] = {{0, "198.51.100.10:4433", 20101},
-                                   {0, "198.51.100.11:4433", 20101},
-                                   {0, "198.51.100.11:40000", 20101},
-                                   {1, "198.51.100.11:40000", 20102}};
-    run_table(eim, 4, &r);
-    assert_int_equal(r.mapping, WZP_NC_MAPPING_EIM);
+    static const struct {
+        nat_table t;
+        wzp_nc_mapping want;
+    } cases[] = {
+        /* Symmetric, M2 and M3 collide: M4 does not agree with F0. */
+        {{20101, 20555, 20555, 20777, 20321}, WZP_NC_MAPPING_APDM},
+        /* Address-dependent for real: M4 takes F0's mapping. */
+        {{20101, 20555, 20555, 20777, 20777}, WZP_NC_MAPPING_ADM},
+        /* Symmetric, M1 and M2 collide: M3 differs, so no cone (and M4 is not asked). */
+        {{20101, 20101, 20444, 20777, 0}, WZP_NC_MAPPING_APDM},
+        /* A cone: one mapping everywhere. */
+        {{20101, 20101, 20101, 20102, 0}, WZP_NC_MAPPING_EIM},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        wzp_natcheck_result r;
+        run_table(&cases[i].t, &r);
+        assert_int_equal(r.mapping, cases[i].want);
+        assert_int_equal(r.filtering, WZP_NC_FILTERING_APDF);
+    }
 }
 
 WZP_TEST_MAIN(NULL, NULL, test_every_nat, test_no_nat, test_relay_without_alt, test_silent_relay,
