@@ -713,8 +713,8 @@ static void volume_step(session *s, int dir)
     fprintf(stderr, "volume %u%%\n", s->volume);
 }
 
-/* The keys typed since the last look: m toggles mute, + and - set the volume, h or q hangs up
- * (true). */
+/* The keys typed since the last look: m toggles mute (from the first ring on), + and - set the
+ * volume (once active), h or q hangs up (true). */
 static bool keys_read(session *s)
 {
     if (!term_raw)
@@ -729,7 +729,9 @@ static bool keys_read(session *s)
         char k = buf[i];
         if (k == 'h' || k == 'H' || k == 'q' || k == 'Q') {
             hang = true;
-        } else if ((k == 'm' || k == 'M') && s->active) {
+        } else if (k == 'm' || k == 'M') {
+            /* Also while it rings or connects: the call carries the state into its media and
+             * tells the peer once the connection is up. */
             s->muted = !s->muted;
             wzp_call_set_mute(s->call, s->muted);
             clear_status(s);

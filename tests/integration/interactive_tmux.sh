@@ -4,7 +4,7 @@
 # peer_mute; h hangs up: the caller exits 9, "peer hung up"), a second call is declined
 # with n (caller exit 7), Ctrl-C ends listen and leaves the shell's terminal sane
 # (icanon and echo back on), also when it comes in the middle of a call; wzp call on a
-# terminal has the same keys (m, q).
+# terminal has the same keys (m, q), and m works while the other phone still rings.
 set -uo pipefail
 . "$(dirname "$0")/lib/relay.sh"
 . "$(dirname "$0")/lib/cli.sh"
@@ -75,4 +75,24 @@ wait_file "the listener hears the caller muted" "$T/b4.json" '"event":"peer_mute
 tm send-keys -t w q
 wait_pane "wzp call: q hangs up" 'CALL_EXIT=0' 10
 wait_exit $LP 10; check "listen --once after the caller hung up" 0 "$RC"
+
+# m while it still rings: bob's listen (window l) asks y/N, alice (window w) mutes before he
+# answers; once he does, his status says so.
+tm new-window -d -t w: -n l "env PS1='READY$ ' sh"
+wait_pane "shell in window l" 'READY\$' 5 l
+tm send-keys -t l "\"$WZP\" listen ${R[*]} ${L[*]} --tone 440 --home $T/bob --alias bob --once; echo LISTEN_EXIT=\$?" Enter
+wait_pane "bob's listener registered" 'registered as' 10 l
+clear_pane
+tm send-keys -t w "\"$WZP\" call bob ${R[*]} ${L[*]} --tone 660 --home $T/alice --duration 20; echo CALL_EXIT=\$?" Enter
+wait_pane "bob is asked" 'answer\? \[y/N\]' 10 l
+pane | grep -q 'call active' && { echo "FAIL alice's call is active before bob answered"; fail=1; }
+tm send-keys -t w m
+wait_pane "alice mutes while it rings" '^muted' 5
+tm send-keys -t l y
+wait_pane "bob's call is active" 'call active' 10 l
+wait_pane "bob is told alice is muted" 'the peer muted their microphone' 8 l
+wait_pane "alice's status line shows MUTED" 'MUTED' 5
+tm send-keys -t w q
+wait_pane "alice hangs up" 'CALL_EXIT=0' 10
+wait_pane "bob's listen --once ends" 'LISTEN_EXIT=0' 10 l
 exit $fail
