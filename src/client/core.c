@@ -715,7 +715,7 @@ static void park_check(wzp_core *core, wzp_ts now)
         return;
     char a[WZP_ADDR_STRLEN];
     WZP_INFO("client: relay at %s lost while parked: no answer to %d pings",
-             wzp_addr_format(&core->cfg.relay, a, sizeof(a)), WZP_PARKING_LOST_AFTER);
+             wzp_addr_format(&core->cfg.relay, a, sizeof(a)), WZP_PARKING_RETRIES + 1);
     wzp_parking_end(&core->park);
     wzp_sigc_on_disconnect(core->sc, now);
     wzp_relay_select_failed(&core->sel, core->order[core->relay_idx], now);

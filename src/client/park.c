@@ -42,8 +42,9 @@ int wzp_parking_start(wzp_parking *p, const uint8_t id[WZP_PARK_ID_LEN],
      * park's frames fail on the id. */
     p->ping_seq = p->pong_seq = p->wake_seq = 0;
     p->ping_sent = 0;
+    p->misses = 0;
     p->ping_at = now + ka;
-    p->lost_at = now + WZP_PARKING_LOST_AFTER * ka;
+    p->lost_at = WZP_TS_NEVER;
     p->rtt = rtt;
     return 0;
 }
@@ -137,8 +138,20 @@ int wzp_parking_poll(wzp_parking *p, wzp_ts now, uint8_t *out, size_t cap)
         return WZP_PARK_FRAME_LEN;
     }
     p->ping_sent = now;
-    p->ping_at = now + p->keepalive;
     p->pings++;
+    /* The wait for its PONG: 3 RTTs at least, doubled per ping unanswered, half an interval at
+     * most (so short intervals keep their quick verdict). A PONG puts the next ping back to one
+     * interval after this one. */
+    wzp_ts wait = p->rtt * 3 > WZP_PARKING_RETRY_MIN ? p->rtt * 3 : WZP_PARKING_RETRY_MIN;
+    for (unsigned k = 0; k < p->misses && wait < p->keepalive; k++)
+        wait *= 2;
+    wait = wait < p->keepalive / 2 ? wait : p->keepalive / 2;
+    if (p->misses++ < WZP_PARKING_RETRIES) {
+        p->ping_at = now + wait;
+    } else {
+        p->ping_at = WZP_TS_NEVER;
+        p->lost_at = now + wait;
+    }
     return WZP_PARK_FRAME_LEN;
 }
 
@@ -160,7 +173,9 @@ wzp_parking_rx wzp_parking_recv(wzp_parking *p, int sock, const wzp_addr *from, 
     }
     if (f.type == WZP_PARK_FRAME_PONG && f.seq > p->pong_seq && f.seq <= p->ping_seq) {
         p->pong_seq = f.seq;
-        p->lost_at = now + WZP_PARKING_LOST_AFTER * p->keepalive;
+        p->misses = 0;
+        p->lost_at = WZP_TS_NEVER;
+        p->ping_at = p->ping_sent + p->keepalive;
         if (f.seq == p->ping_seq && now >= p->ping_sent)
             p->rtt = now - p->ping_sent;
         p->pongs++;

@@ -23,8 +23,15 @@
 #include "common/time.h"
 #include "wire/park_frame.h"
 
-/* No valid PONG for this many keep-alive intervals: the relay is lost. */
-#define WZP_PARKING_LOST_AFTER 3
+/*
+ * A ping whose PONG has not come back is sent again (each retry with its own seq) after
+ * WZP_PARKING_RETRY_MIN or 3 RTTs, whichever is longer, doubled per retry and at most half a
+ * keep-alive interval; no valid PONG after WZP_PARKING_RETRIES retries and the last one's wait:
+ * the relay is lost. At the defaults (4 s keep-alive) a dead relay is noticed 3.75 s after the
+ * first ping it missed, where three silent intervals took 8-12 s; a lost PONG costs one more ping.
+ */
+#define WZP_PARKING_RETRY_MIN WZP_MS(250)
+#define WZP_PARKING_RETRIES   3
 /* keepalive_ms under the minimum: the offer is refused (pings that often would be a flood). */
 #define WZP_PARKING_KEEPALIVE_MIN WZP_MS(100)
 #define WZP_PARKING_KEEPALIVE_MAX WZP_MS((wzp_ts)WZP_PARK_KEEPALIVE_MAX_MS)
@@ -60,7 +67,8 @@ typedef struct wzp_parking {
     uint64_t ping_seq, pong_seq, wake_seq; /* the latest sent / accepted */
     wzp_ts ping_at;                        /* the next ping is due */
     wzp_ts ping_sent;                      /* when ping_seq left (an RTT sample on its PONG) */
-    wzp_ts lost_at;                        /* no valid PONG by then: lost */
+    unsigned misses;                       /* pings sent since the last valid PONG */
+    wzp_ts lost_at;                        /* the last retry is out: no valid PONG by then, lost */
     wzp_ts rtt;                            /* the latest sample (the control connection's first) */
     uint8_t *held;                         /* messages held: [u16 BE length][bytes]... */
     size_t held_len;
@@ -103,7 +111,7 @@ void wzp_parking_release(wzp_parking *p, void (*send)(void *user, const uint8_t 
 
 /* PARKED: the next ping or verdict; LEAVING: now; WZP_TS_NEVER otherwise. */
 wzp_ts wzp_parking_deadline(const wzp_parking *p);
-/* PARKED and no valid PONG for WZP_PARKING_LOST_AFTER intervals. */
+/* PARKED and no valid PONG to the first ping nor to its WZP_PARKING_RETRIES retries. */
 bool wzp_parking_lost(const wzp_parking *p, wzp_ts now);
 /* The next ping to send (its length, WZP_PARK_FRAME_LEN) when one is due, else 0. LEAVING:
  * each BYE ping in turn, then OFF. */

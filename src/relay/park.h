@@ -85,7 +85,7 @@ typedef struct wzp_park_config {
     /* 32 bytes, or NULL. Set: a park's key is derived from it and the park id (not drawn at
      * random), so a ping for a park this table does not hold (a restart with the same
      * secret, a registration that ended) is recognised as one the relay issued and answered
-     * PONG GONE: the client registers again at once instead of after 3 missed pings. */
+     * PONG GONE: the client registers again at once, not after its retries go unanswered. */
     const uint8_t *secret;
     wzp_ts keepalive; /* the ping interval clients are told */
     /* A frame for the client at `to` (required). */

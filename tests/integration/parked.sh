@@ -82,8 +82,8 @@ if wait_parked "$T/b.err" 3; then ok "bob parked again after a relayed call"; el
 grep -q '"event":"unregistered"' "$T/b.json" && { bad "bob's application saw him unregistered:"; cat "$T/b.json"; }
 kill -0 $LP 2>/dev/null && ok "bob's listen goes on" || bad "bob's listen left"
 # The relay crashes and comes back (same home, same address): it has forgotten bob's park,
-# but answers his next ping GONE and he registers again at once (a 4 s keep-alive, not 3
-# missed pings and a backoff).
+# but answers his next ping GONE and he registers again at once (a 4 s keep-alive, not a ping
+# and its retries unanswered and a backoff).
 {
     kill -9 "${PIDS[0]}"
     wait "${PIDS[0]}"

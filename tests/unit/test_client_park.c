@@ -67,9 +67,29 @@ static void test_parking_pings_and_verdict(void **state)
     assert_int_equal(wzp_parking_recv(&p, 0, &relay, in, sizeof(in), t), WZP_PARKING_RX_DROP);
     frame(in, WZP_PARK_FRAME_PONG, ID, 3, 0, KEY);
     assert_int_equal(wzp_parking_recv(&p, 0, &relay, in, sizeof(in), t), WZP_PARKING_RX_DROP);
-    /* Lost 3 intervals after the last valid PONG, not before. */
-    assert_false(wzp_parking_lost(&p, t + WZP_SEC(3) - 1));
-    assert_true(wzp_parking_lost(&p, t + WZP_SEC(3)));
+    /* Silence: the next ping one interval after ping 2, then retries after 250 ms (3 RTTs
+     * are less), 500 ms and 500 ms (doubled, at most half the interval), 500 ms after the last:
+     * lost. */
+    assert_false(wzp_parking_lost(&p, T0 + WZP_SEC(60)));
+    static const wzp_ts waits[] = {WZP_MS(250), WZP_MS(500), WZP_MS(500), WZP_MS(500)};
+    wzp_ts at = T0 + WZP_SEC(3);
+    for (size_t k = 0; k < 4; k++) {
+        assert_int_equal(wzp_parking_deadline(&p), at);
+        assert_int_equal(wzp_parking_poll(&p, at - 1, out, sizeof(out)), 0);
+        assert_int_equal(wzp_parking_poll(&p, at, out, sizeof(out)), WZP_PARK_FRAME_LEN);
+        assert_false(wzp_parking_lost(&p, at));
+        at += waits[k];
+    }
+    assert_false(wzp_parking_lost(&p, at - 1));
+    assert_int_equal(wzp_parking_poll(&p, at - 1, out, sizeof(out)), 0);
+    assert_true(wzp_parking_lost(&p, at));
+    /* A late PONG to the first retry still counts: alive, the next ping one interval after the
+     * latest, the ladder from the start. */
+    frame(in, WZP_PARK_FRAME_PONG, ID, 4, 0, KEY);
+    assert_int_equal(wzp_parking_recv(&p, 0, &relay, in, sizeof(in), at - 1), WZP_PARKING_RX_PONG);
+    assert_false(wzp_parking_lost(&p, at + WZP_SEC(60)));
+    assert_int_equal(wzp_parking_deadline(&p), at + WZP_MS(500)); /* the last left at - 500 ms */
+    t = at - 1;
     /* WAKE: newer seqs only; forged, foreign or misdirected ones dropped. */
     frame(in, WZP_PARK_FRAME_WAKE, ID, 5, 0, KEY);
     wzp_addr other = wzp_sim_addr("203.0.113.9:4433");
@@ -306,8 +326,8 @@ static void test_park_ignored_when_busy(void **state)
     world_free(&w);
 }
 
-/* The relay stops answering: three intervals later the registration is lost, as a lost
- * connection, and the client registers again. */
+/* The relay stops answering: after the first ping it misses and three quick retries, the
+ * registration is lost, as a lost connection, and the client registers again. */
 static void test_park_pong_timeout(void **state)
 {
     world w;
@@ -324,8 +344,9 @@ static void test_park_pong_timeout(void **state)
     assert_int_equal(w.b.unregistrations, 1);
     assert_int_equal(w.b.unreg_err, WZP_ERR_UNREACHABLE);
     assert_false(w.b.unreg_fatal);
-    /* The last pong came at ~2 s (a ping's round trip after it), lost 3 s after it. */
-    assert_true(took >= WZP_MS(2400) && took <= WZP_MS(2700));
+    /* The first ping to go unanswered leaves within an interval (1 s), then 3 retries after
+     * 250, 500 and 500 ms, and 500 ms more: lost 1.75-2.75 s after the relay fell silent. */
+    assert_true(took >= WZP_MS(1750) && took <= WZP_MS(2750));
     assert_false(wzp_core_parked(w.b.core));
     assert_true(sim_run(w.sim, b_up, &w.a, &w.b, WZP_SEC(2)));
     assert_int_equal(w.b.registrations, 2);
@@ -580,7 +601,7 @@ static bool both_back(simclient *a, simclient *b)
 
 /* The relay restarts (same identity) while both are parked: it has forgotten their parks, but
  * their next ping is recognised (its key derives from the relay's) and answered PONG GONE:
- * they register again at once, a keep-alive later rather than after 3 missed pings, and
+ * they register again at once, a keep-alive later rather than after unanswered retries, and
  * their applications see no change. */
 static void test_parked_relay_restart(void **state)
 {
