@@ -142,10 +142,11 @@ int wzp_parking_poll(wzp_parking *p, wzp_ts now, uint8_t *out, size_t cap)
     /* The wait for its PONG: 3 RTTs at least, doubled per ping unanswered, half an interval at
      * most (so short intervals keep their quick verdict). A PONG puts the next ping back to one
      * interval after this one. */
+    wzp_ts most = p->keepalive / 2;
     wzp_ts wait = p->rtt * 3 > WZP_PARKING_RETRY_MIN ? p->rtt * 3 : WZP_PARKING_RETRY_MIN;
-    for (unsigned k = 0; k < p->misses && wait < p->keepalive; k++)
+    for (unsigned k = 0; k < p->misses && wait < most; k++)
         wait *= 2;
-    wait = wait < p->keepalive / 2 ? wait : p->keepalive / 2;
+    wait = wzp_ts_min(wait, most);
     if (p->misses++ < WZP_PARKING_RETRIES) {
         p->ping_at = now + wait;
     } else {

@@ -68,12 +68,18 @@ static bool adm_suspected(const wzp_natcheck *nc)
     return m1 && m2 && m3 && !wzp_addr_equal(m1, m2) && wzp_addr_equal(m2, m3);
 }
 
-/* M4 is due: ADM suspected, F0 has a mapping to compare with, and the filtering tests are over
- * (before, a send to A2:P1 would open the very hole FP probes). */
+/* F0 answered and FI and FP, which it started, are over: the filtering is known. */
+static bool filtering_over(const wzp_natcheck *nc)
+{
+    return done(nc, WZP_NC_F0) && nc->t[WZP_NC_FI].started && finished(nc, WZP_NC_FI) &&
+           finished(nc, WZP_NC_FP);
+}
+
+/* M4 is due: ADM suspected and the filtering tests over (F0's mapping is there to compare with;
+ * before, a send to A2:P1 would open the very hole FP probes). */
 static bool m4_due(const wzp_natcheck *nc)
 {
-    return adm_suspected(nc) && done(nc, WZP_NC_F0) && nc->t[WZP_NC_FI].started &&
-           finished(nc, WZP_NC_FI) && finished(nc, WZP_NC_FP);
+    return adm_suspected(nc) && filtering_over(nc);
 }
 
 /* Starts the tests whose prerequisites are now met. */
@@ -281,8 +287,7 @@ void wzp_natcheck_get_result(const wzp_natcheck *nc, wzp_natcheck_result *out)
                              : WZP_NC_MAPPING_UNKNOWN;
     } else if (!out->nat)
         out->mapping = WZP_NC_MAPPING_EIM; /* no translation: the same mapping everywhere */
-    if (done(nc, WZP_NC_F0) && finished(nc, WZP_NC_FI) && finished(nc, WZP_NC_FP) &&
-        nc->t[WZP_NC_FI].started) {
+    if (filtering_over(nc)) {
         /* An answer that came from where we sent says the server ignored the change. */
         bool fi =
             done(nc, WZP_NC_FI) && !wzp_addr_ip_equal(&nc->t[WZP_NC_FI].txn.responder, &nc->alt_p2);
